@@ -1,0 +1,3 @@
+from secdns.cli import main
+
+main()
