@@ -1,0 +1,178 @@
+"""``secdns pull``: transfer zones and write them as master files."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from secdns import output
+from secdns.cli.options import (
+    config_option,
+    force_option,
+    json_option,
+    network_options,
+    resolve_key,
+    tsig_options,
+    verbosity_options,
+)
+from secdns.config import Limits, load_config, parse_zone_name
+from secdns.endpoints import Endpoint, parse_endpoint
+from secdns.errors import UsageError, worst
+from secdns.keys import TsigKey
+from secdns.pull import PullOptions, PullResult, pull_zone
+from secdns.store import Store
+
+
+def split_args(args: tuple[str, ...]) -> tuple[list[str], list[Endpoint]]:
+    """Separate zone names from ``@SERVER`` arguments."""
+    zones = [a for a in args if not a.startswith("@")]
+    servers = [parse_endpoint(a) for a in args if a.startswith("@")]
+    return zones, servers
+
+
+class _Progress:
+    """A rich progress display (records, bytes, rate) on stderr for long transfers."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TransferSpeedColumn,
+            )
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(bar_width=None),
+                TextColumn("{task.fields[records]:>10,} records"),
+                TextColumn("{task.completed:>12,.0f} B"), TransferSpeedColumn(),
+                TimeElapsedColumn(), console=output.stderr_console(), transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def callback(self, zone: str):  # type: ignore[no-untyped-def]
+        if self.progress is None:
+            return None
+        task = self.progress.add_task(zone, total=None, records=0)
+
+        def update(records: int, nbytes: int) -> None:
+            self.progress.update(task, completed=nbytes, records=records)  # type: ignore[union-attr]
+        return update
+
+
+@click.command("pull")
+@click.argument("args", nargs=-1, metavar="[ZONE] [@PRIMARY...]")
+@config_option
+@click.option("-o", "--output", "output_path", metavar="FILE|-",
+              help="Write the zone to FILE (atomically), or to stdout with '-'.")
+@click.option("-d", "--directory", type=click.Path(file_okay=False),
+              help="Zone store: DIR/<zone>.zone plus state and IXFR journal; "
+                   "later pulls use IXFR.")
+@click.option("--axfr", is_flag=True, help="Force a full transfer (AXFR), even if up to date.")
+@force_option
+@tsig_options
+@network_options
+@click.option("--max-records", type=click.IntRange(min=1), default=Limits().max_records,
+              show_default=True, help="Refuse a transfer with more records than this.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=Limits().max_bytes,
+              show_default=True, help="Refuse a transfer larger than this many bytes.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Zones transferred at once with -c (default: the config's concurrency).")
+@json_option
+@verbosity_options
+def command(args: tuple[str, ...], config_path: str | None, output_path: str | None,
+            directory: str | None, axfr: bool, force: bool, tsig: str | None,
+            keyfile: str | None, timeout: float, lifetime: float, max_records: int,
+            max_bytes: int, jobs: int | None, as_json: bool, verbose: int, quiet: bool) -> None:
+    """Transfer a zone (AXFR, or IXFR from the stored serial) and write a master file.
+
+    The file is RFC 1035, one record per line in canonical order, so two versions
+    diff line by line; it is replaced atomically or not at all.  With -d the
+    next pull asks IXFR from the stored serial.  Several @PRIMARY are tried in
+    order.
+
+    \b
+    Examples:
+      secdns pull example.com @192.0.2.1 -o example.com.zone
+      secdns pull example.com @ns1.example.net:5300 @[2001:db8::1] -d /var/lib/secdns
+      secdns pull example.com @127.0.0.1 -o - --tsig hmac-sha256:xfr:c2VjcmV0
+      secdns pull -c secdns.toml            # every zone in the config
+    """
+    from secdns.cli import setup_logging
+
+    setup_logging(verbose, quiet)
+    zones, servers = split_args(args)
+    key = resolve_key(tsig, keyfile)
+    limits = Limits(max_records=max_records, max_bytes=max_bytes)
+    to_stdout = output_path == "-"
+    out_path = None if (output_path is None or to_stdout) else Path(output_path)
+    if config_path:
+        if servers:
+            raise UsageError("with -c the primaries come from the config; "
+                             "drop the @SERVER arguments")
+        config = load_config(config_path)
+        wanted = [parse_zone_name(z) for z in zones]
+        selected = [z for z in config.zones if z.primaries and (not wanted or z.name in wanted)]
+        missing = [str(w) for w in wanted if config.zone(w) is None]
+        if missing:
+            raise UsageError(f"zone(s) not in {config_path}: {', '.join(missing)}")
+        if not selected:
+            raise UsageError(f"no secondary zones (with primaries) in {config_path}")
+        if (output_path is not None) and len(selected) > 1:
+            raise UsageError("-o works with one zone; use -d (or [server] directory) for many")
+        store_dir = directory or (str(config.server.directory) if config.server.directory
+                                  else None)
+        if store_dir is None and output_path is None:
+            raise UsageError(f"{config_path} sets no [server] directory: give -d DIR or -o FILE")
+        store = Store(store_dir) if store_dir else None
+        jobs = jobs or config.server.concurrency
+        plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]
+    else:
+        if len(zones) != 1 or not servers:
+            raise UsageError("usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR]"
+                             " (or -c CONFIG)")
+        if output_path is None and directory is None:
+            raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
+        store = Store(directory) if directory else None
+        plans = [(parse_zone_name(zones[0]), servers, key)]
+        jobs = 1
+
+    show_progress = (not quiet and not as_json and output.use_rich(sys.stderr))
+
+    async def run_all() -> list[PullResult]:
+        gate = asyncio.Semaphore(jobs or 1)
+        with _Progress(show_progress) as progress:
+            async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None):  # type: ignore[no-untyped-def]
+                async with gate:
+                    options = PullOptions(key=zone_key, axfr=axfr, force=force,
+                                          timeout=timeout, lifetime=lifetime, limits=limits)
+                    return await pull_zone(origin, primaries, store=store, output=out_path,
+                                           to_stdout=to_stdout, options=options,
+                                           progress=progress.callback(origin.to_text()))
+            return list(await asyncio.gather(*(one(*plan) for plan in plans)))
+
+    results = asyncio.run(run_all())
+    for result in results:
+        if result.error is not None:
+            click.echo(f"secdns: error: {result.error.one_line()}", err=True)
+    if to_stdout:
+        for result in results:
+            if result.text is not None:
+                sys.stdout.write(result.text)
+        sys.stdout.flush()
+        output.render_pull(results, as_json=as_json, quiet=quiet, stream=sys.stderr)
+    else:
+        output.render_pull(results, as_json=as_json, quiet=quiet)
+    sys.exit(worst([r.exit_code for r in results]))

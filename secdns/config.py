@@ -1,0 +1,301 @@
+"""The TOML configuration shared by ``pull``, ``watch`` and ``serve``.
+
+Read with :mod:`tomllib` into frozen dataclasses.  Every problem in a file is
+reported at once, each naming the file and the key; nothing here touches the
+network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.name
+import tomli_w
+
+from secdns.endpoints import Endpoint, parse_endpoint
+from secdns.errors import ConfigError, LocalIOError, SecdnsError
+from secdns.keys import TsigKey, make_key
+
+DEFAULT_LISTEN = ("127.0.0.1:5353",)
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_LIFETIME = 3600.0
+DEFAULT_MAX_RECORDS = 20_000_000
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one transfer may bring, so a hostile primary cannot exhaust us."""
+
+    max_records: int = DEFAULT_MAX_RECORDS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ZoneConfig:
+    name: dns.name.Name
+    primaries: tuple[Endpoint, ...] = ()
+    key: str | None = None
+    file: Path | None = None
+    allow_transfer: tuple[str, ...] = ()
+    notify: tuple[Endpoint, ...] = ()
+    allow_notify: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return self.name.to_text()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerConfig:
+    directory: Path | None = None
+    listen: tuple[Endpoint, ...] = tuple(parse_endpoint(e) for e in DEFAULT_LISTEN)
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+    lifetime: float = DEFAULT_LIFETIME
+    limits: Limits = Limits()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    path: Path | None
+    server: ServerConfig
+    keys: dict[str, TsigKey]
+    zones: tuple[ZoneConfig, ...]
+
+    def zone(self, name: str | dns.name.Name) -> ZoneConfig | None:
+        wanted = name if isinstance(name, dns.name.Name) else parse_zone_name(name)
+        for zone in self.zones:
+            if zone.name == wanted:
+                return zone
+        return None
+
+    def key_for(self, zone: ZoneConfig) -> TsigKey | None:
+        return self.keys[zone.key] if zone.key else None
+
+
+def parse_zone_name(text: str) -> dns.name.Name:
+    """A zone name as typed by a user: relative names are taken as absolute."""
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as err:
+        raise ConfigError(f"bad zone name {text!r}: {err}") from err
+
+
+class _Problems:
+    """Collects every problem in a config file before failing once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"{self.path}: {key}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError("; ".join(self.items) if len(self.items) == 1
+                              else f"{len(self.items)} problems:\n  " + "\n  ".join(self.items))
+
+
+def _str_list(value: Any, key: str, problems: _Problems) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add(key, "expected a list of strings")
+        return []
+    return list(value)
+
+
+def _endpoints(value: Any, key: str, problems: _Problems) -> tuple[Endpoint, ...]:
+    result = []
+    for item in _str_list(value, key, problems):
+        try:
+            result.append(parse_endpoint(item))
+        except SecdnsError as err:
+            problems.add(key, err.message)
+    return tuple(result)
+
+
+def _acl(value: Any, key: str, keys: dict[str, Any], problems: _Problems) -> tuple[str, ...]:
+    result = []
+    for item in _str_list(value, key, problems):
+        if item.startswith("key:"):
+            if item[4:] not in keys:
+                problems.add(key, f"unknown key {item[4:]!r} (define it under [keys.{item[4:]}])")
+        else:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                problems.add(key, f"{item!r} is neither a CIDR/address nor key:NAME")
+        result.append(item)
+    return tuple(result)
+
+
+def _number(table: dict[str, Any], name: str, default: float, key: str, problems: _Problems,
+            *, integer: bool = False) -> Any:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.add(f"{key}.{name}", "expected a positive number")
+        return default
+    if integer and not isinstance(value, int):
+        problems.add(f"{key}.{name}", "expected a positive integer")
+        return default
+    return value
+
+
+_SERVER_KEYS = {"directory", "listen", "concurrency", "timeout", "lifetime", "max_records",
+                "max_bytes"}
+_ZONE_KEYS = {"name", "primaries", "key", "file", "allow_transfer", "notify", "allow_notify"}
+
+
+def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None = None) -> Config:
+    """Build a :class:`Config` from a parsed TOML document; report every problem at once."""
+    problems = _Problems(path)
+    base = base or Path(".")
+    for top in doc:
+        if top not in ("server", "keys", "zone"):
+            problems.add(top, "unknown section (expected [server], [keys.NAME], [[zone]])")
+
+    server_doc = doc.get("server", {})
+    if not isinstance(server_doc, dict):
+        problems.add("server", "expected a table [server]")
+        server_doc = {}
+    for name in server_doc:
+        if name not in _SERVER_KEYS:
+            problems.add(f"server.{name}", "unknown key")
+    directory = server_doc.get("directory")
+    if directory is not None and not isinstance(directory, str):
+        problems.add("server.directory", "expected a path string")
+        directory = None
+    listen = _endpoints(server_doc.get("listen", list(DEFAULT_LISTEN)), "server.listen", problems)
+    server = ServerConfig(
+        directory=(base / directory) if directory else None,
+        listen=listen,
+        concurrency=_number(server_doc, "concurrency", DEFAULT_CONCURRENCY, "server", problems,
+                            integer=True),
+        timeout=float(_number(server_doc, "timeout", DEFAULT_TIMEOUT, "server", problems)),
+        lifetime=float(_number(server_doc, "lifetime", DEFAULT_LIFETIME, "server", problems)),
+        limits=Limits(
+            max_records=_number(server_doc, "max_records", DEFAULT_MAX_RECORDS, "server",
+                                problems, integer=True),
+            max_bytes=_number(server_doc, "max_bytes", DEFAULT_MAX_BYTES, "server", problems,
+                              integer=True),
+        ),
+    )
+
+    keys: dict[str, TsigKey] = {}
+    keys_doc = doc.get("keys", {})
+    if not isinstance(keys_doc, dict):
+        problems.add("keys", "expected tables [keys.NAME]")
+        keys_doc = {}
+    for key_name, key_doc in keys_doc.items():
+        where = f"keys.{key_name}"
+        if not isinstance(key_doc, dict):
+            problems.add(where, "expected a table with algorithm and secret")
+            continue
+        for name in key_doc:
+            if name not in ("algorithm", "secret", "name"):
+                problems.add(f"{where}.{name}", "unknown key")
+        secret = key_doc.get("secret")
+        if not isinstance(secret, str):
+            problems.add(f"{where}.secret", "missing (base64 string)")
+            continue
+        try:
+            keys[key_name] = make_key(str(key_doc.get("name", key_name)),
+                                      str(key_doc.get("algorithm", "hmac-sha256")), secret,
+                                      where=f"{path}: {where}")
+        except SecdnsError as err:
+            problems.items.append(err.message)
+
+    zones: list[ZoneConfig] = []
+    zones_doc = doc.get("zone", [])
+    if not isinstance(zones_doc, list):
+        problems.add("zone", "expected an array of tables [[zone]]")
+        zones_doc = []
+    seen: set[dns.name.Name] = set()
+    for index, zone_doc in enumerate(zones_doc):
+        where = f"zone[{index}]"
+        if not isinstance(zone_doc, dict):
+            problems.add(where, "expected a table")
+            continue
+        for name in zone_doc:
+            if name not in _ZONE_KEYS:
+                problems.add(f"{where}.{name}", "unknown key")
+        raw_name = zone_doc.get("name")
+        if not isinstance(raw_name, str) or not raw_name:
+            problems.add(f"{where}.name", "missing zone name")
+            continue
+        where = f"zone[{index}] ({raw_name})"
+        try:
+            zone_name = parse_zone_name(raw_name)
+        except SecdnsError as err:
+            problems.add(f"{where}.name", err.message)
+            continue
+        if zone_name in seen:
+            problems.add(f"{where}.name", "zone defined twice")
+        seen.add(zone_name)
+        primaries = _endpoints(zone_doc.get("primaries"), f"{where}.primaries", problems)
+        file_value = zone_doc.get("file")
+        if file_value is not None and not isinstance(file_value, str):
+            problems.add(f"{where}.file", "expected a path string")
+            file_value = None
+        if primaries and file_value:
+            problems.add(where, "set either primaries (a secondary zone) or file (a primary zone)")
+        if not primaries and not file_value:
+            problems.add(where, "needs primaries (a secondary zone) or file (a primary zone)")
+        key = zone_doc.get("key")
+        if key is not None and (not isinstance(key, str) or key not in keys_doc):
+            problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
+        zones.append(ZoneConfig(
+            name=zone_name,
+            primaries=primaries,
+            key=key if isinstance(key, str) else None,
+            file=(base / file_value) if file_value else None,
+            allow_transfer=_acl(zone_doc.get("allow_transfer"), f"{where}.allow_transfer",
+                                keys_doc, problems),
+            notify=_endpoints(zone_doc.get("notify"), f"{where}.notify", problems),
+            allow_notify=_acl(zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc,
+                              problems),
+        ))
+    problems.raise_if_any()
+    return Config(path=Path(path), server=server, keys=keys, zones=tuple(zones))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file; relative paths are relative to its folder."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise LocalIOError(f"cannot read config {path}: {err.strerror}") from err
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return parse_config(doc, str(path), base=path.parent)
+
+
+def starter_config(zones: list[tuple[str, list[str]]], directory: str,
+                   key: TsigKey | None = None, listen: list[str] | None = None) -> str:
+    """A starter config as TOML text (written with tomli-w)."""
+    doc: dict[str, Any] = {"server": {"directory": directory,
+                                      "listen": listen or list(DEFAULT_LISTEN)}}
+    if key is not None:
+        doc["keys"] = {key.name: {"algorithm": key.algorithm, "secret": key.secret}}
+    doc["zone"] = []
+    for name, primaries in zones:
+        zone: dict[str, Any] = {"name": name, "primaries": primaries}
+        if key is not None:
+            zone["key"] = key.name
+        zone["allow_transfer"] = []
+        doc["zone"].append(zone)
+    return tomli_w.dumps(doc)

@@ -1,0 +1,96 @@
+"""Server endpoints written as ``@HOST``, ``@HOST:PORT`` or ``@[V6ADDR]:PORT``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import socket
+
+from secdns.errors import NetworkError, UsageError
+
+DEFAULT_PORT = 53
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A DNS server as the user wrote it: a host (address or name) and a port."""
+
+    host: str
+    port: int = DEFAULT_PORT
+
+    def __str__(self) -> str:
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_address(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+def parse_endpoint(text: str, default_port: int = DEFAULT_PORT) -> Endpoint:
+    """Parse ``@HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
+    spec = text[1:] if text.startswith("@") else text
+    if not spec:
+        raise UsageError(f"empty server address {text!r}")
+    host: str
+    port = default_port
+    if spec.startswith("["):
+        end = spec.find("]")
+        if end < 0:
+            raise UsageError(f"bad server address {text!r}: missing ']'")
+        host = spec[1:end]
+        rest = spec[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise UsageError(f"bad server address {text!r}: expected ':PORT' after ']'")
+            port = _port(rest[1:], text)
+    elif spec.count(":") == 1:
+        host, port_text = spec.split(":")
+        port = _port(port_text, text)
+    else:
+        host = spec  # a name, an IPv4 address, or a bare IPv6 address
+    if not host:
+        raise UsageError(f"bad server address {text!r}: no host")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            raise UsageError(f"bad server address {text!r}: not an IPv6 address") from None
+    return Endpoint(host, port)
+
+
+def _port(text: str, whole: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise UsageError(f"bad port in server address {whole!r}") from None
+    if not 0 < port < 65536:
+        raise UsageError(f"port out of range in server address {whole!r}")
+    return port
+
+
+async def resolve(endpoint: Endpoint) -> list[tuple[str, int]]:
+    """Every (address, port) for an endpoint; a host name is resolved (IPv4 and IPv6)."""
+    if endpoint.is_address:
+        return [(endpoint.host, endpoint.port)]
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise NetworkError(f"cannot resolve {endpoint.host}: {err}", server=str(endpoint)) from err
+    seen: list[tuple[str, int]] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        addr = (str(sockaddr[0]), endpoint.port)
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+def format_addr(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -1,0 +1,192 @@
+"""The transfer engine: SOA probe, AXFR and IXFR over the network, with TSIG.
+
+No files, no printing: results are returned as data.  Sockets live here and only
+here; the protocol checks are in :mod:`secdns.xfr` and the decoding in
+:mod:`secdns.wire`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+
+from secdns import wire
+from secdns.config import Limits
+from secdns.endpoints import format_addr
+from secdns.errors import BadDataError, NetworkError, SecdnsError, TimeoutError_, TsigError
+from secdns.keys import TsigKey
+from secdns.xfr import TsigVerifier, XfrKind, XfrReader, rcode_error
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SoaInfo:
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    ttl: int
+
+
+@dataclasses.dataclass(slots=True)
+class Transfer:
+    """What one AXFR/IXFR brought, checked but not yet stored."""
+
+    kind: XfrKind
+    server: str
+    reader: XfrReader
+    duration: float
+
+
+async def probe_soa(origin: dns.name.Name, address: str, port: int, *, key: TsigKey | None,
+                    timeout: float) -> SoaInfo:
+    """Ask a server for the zone's SOA over UDP, falling back to TCP on truncation."""
+    server = format_addr(address, port)
+    query = dns.message.make_query(origin, dns.rdatatype.SOA, use_edns=0, payload=1232)
+    query.flags &= ~dns.flags.RD
+    if key is not None:
+        query.use_tsig(key.to_dnspython())
+    try:
+        response = await dns.asyncquery.udp(query, address, timeout=timeout, port=port,
+                                            ignore_unexpected=True)
+        if response.flags & dns.flags.TC:
+            response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
+    except dns.exception.Timeout as err:
+        raise TimeoutError_(f"no answer to the SOA query within {timeout:g}s",
+                            server=server) from err
+    except (dns.tsig.PeerError, dns.tsig.BadSignature, dns.tsig.BadKey, dns.tsig.BadTime,
+            dns.tsig.BadAlgorithm, dns.message.UnknownTSIGKey, dns.message.BadTSIG) as err:
+        raise TsigError(f"TSIG check of the SOA answer failed: {err or type(err).__name__}",
+                        server=server) from err
+    except dns.exception.FormError as err:
+        if "TSIG" in str(err):
+            raise TsigError(f"SOA answer: {err}", server=server) from err
+        raise BadDataError(f"malformed SOA answer: {err}", server=server) from err
+    except dns.exception.DNSException as err:
+        raise BadDataError(f"bad SOA answer: {err}", server=server) from err
+    except OSError as err:
+        raise NetworkError(f"SOA query failed: {err.strerror or err}", server=server) from err
+    rcode = response.rcode()
+    if rcode != dns.rcode.NOERROR:
+        raise rcode_error(rcode, f"SOA query for {origin}").with_context(server=server)
+    if not response.flags & dns.flags.AA:
+        raise rcode_error(dns.rcode.NOTAUTH, f"SOA query for {origin}").with_context(
+            server=server)
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
+            soa = rrset[0]
+            return SoaInfo(soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum,
+                           rrset.ttl)
+    raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
+
+
+async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind, *,
+                   serial: int | None = None, key: TsigKey | None = None,
+                   timeout: float = 10.0, lifetime: float = 3600.0,
+                   limits: Limits | None = None, progress: Progress | None = None,
+                   soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None = None) -> Transfer:
+    """Run one AXFR or IXFR over TCP and return the checked result.
+
+    ``timeout`` bounds each message; ``lifetime`` the whole transfer.
+    """
+    server = format_addr(address, port)
+    limits = limits or Limits()
+    started = time.monotonic()
+    rdtype = dns.rdatatype.IXFR if kind is XfrKind.IXFR else dns.rdatatype.AXFR
+    query = dns.message.make_query(origin, rdtype)
+    query.flags &= ~dns.flags.RD
+    if kind is XfrKind.IXFR:
+        assert serial is not None
+        mname, rname = soa_for_ixfr or (dns.name.root, dns.name.root)
+        soa = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.SOA,
+                                  f"{mname} {rname} {serial} 0 0 0 0")
+        query.authority.append(dns.rrset.from_rdata(origin, 0, soa))
+    if key is not None:
+        query.use_tsig(key.to_dnspython())
+    request = query.to_wire()
+    verifier = TsigVerifier(key.to_dnspython(), query.mac) if key is not None else None
+    reader = XfrReader(origin, kind, query_id=query.id, serial=serial,
+                       max_records=limits.max_records, max_bytes=limits.max_bytes)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(lifetime):
+            try:
+                reader_stream, writer = await asyncio.wait_for(
+                    asyncio.open_connection(address, port, limit=70000), timeout)
+            except OSError as err:
+                raise NetworkError(f"cannot connect: {err.strerror or err}") from err
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            writer.write(struct.pack("!H", len(request)) + request)
+            await writer.drain()
+            while True:
+                try:
+                    prefix = await asyncio.wait_for(reader_stream.readexactly(2), timeout)
+                    (length,) = struct.unpack("!H", prefix)
+                    raw = await asyncio.wait_for(reader_stream.readexactly(length), timeout)
+                except asyncio.IncompleteReadError as err:
+                    if reader.messages == 0 and not err.partial:
+                        raise NetworkError("the server closed the connection without "
+                                           "answering") from err
+                    raise BadDataError("the transfer stream was cut short "
+                                       f"after {reader.count} records") from err
+                except TimeoutError as err:
+                    raise TimeoutError_(f"no data for {timeout:g}s during {kind.value} "
+                                        f"({reader.count} records so far)") from err
+                try:
+                    message = wire.parse_message(raw, origin, limits.max_records)
+                except wire.WireError as err:
+                    raise BadDataError(f"malformed message in the transfer: {err}") from err
+                if message.rcode != dns.rcode.NOERROR and (
+                        message.tsig_rdata is None or message.tsig_rdata.error == 0):
+                    raise rcode_error(message.rcode, f"{kind.value} of {origin}")
+                if verifier is not None:
+                    verifier.verify(raw, message)
+                elif message.tsig_rdata is not None:
+                    raise TsigError("the answer is TSIG-signed but we sent no key")
+                done = reader.feed(message, length + 2)
+                if progress is not None:
+                    progress(reader.count, reader.bytes)
+                if done:
+                    break
+            if verifier is not None:
+                verifier.finish()
+            reader.finish()
+    except TimeoutError as err:
+        raise TimeoutError_(f"{kind.value} took longer than its lifetime of {lifetime:g}s",
+                            server=server) from err
+    except SecdnsError as err:
+        raise err.with_context(server=server)
+    except OSError as err:
+        raise NetworkError(f"{kind.value} failed: {err.strerror or err}", server=server) from err
+    finally:
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (OSError, ConnectionError):
+                pass
+    return Transfer(kind=kind, server=server, reader=reader,
+                    duration=time.monotonic() - started)

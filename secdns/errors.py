@@ -1,0 +1,147 @@
+"""One exception tree for secdns; each class carries its process exit code.
+
+The core raises these; only the CLI edge turns them into one stderr line and an
+exit code.  The table below is the single source of the exit codes quoted in the
+README and the man pages.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit status shared by every subcommand (diff(1) style for 0-2)."""
+
+    OK = 0
+    DIFFERENT = 1
+    USAGE = 2
+    NETWORK = 3
+    REFUSED = 4
+    TSIG = 5
+    BAD_DATA = 6
+    LOCAL_IO = 7
+    INTERNAL = 70
+
+
+EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
+    (ExitCode.OK, "success: transfer done or zone already up to date; no differences; all checks pass"),
+    (ExitCode.DIFFERENT, "differences found (diff) or checks failed (verify, watch --until-*)"),
+    (ExitCode.USAGE, "usage error: bad option, argument or configuration file"),
+    (ExitCode.NETWORK, "network failure: timeout, connection refused, no address, every primary down"),
+    (ExitCode.REFUSED, "the server refused: REFUSED, NOTAUTH, NOTIMP or not authoritative for the zone"),
+    (ExitCode.TSIG, "TSIG failure: bad key, bad signature, bad time, or an unsigned answer"),
+    (ExitCode.BAD_DATA, "bad data from the server: malformed, out-of-zone, SOA mismatch, "
+     "serial went backwards, size limits exceeded"),
+    (ExitCode.LOCAL_IO, "local I/O error: cannot read or write a file or directory"),
+    (ExitCode.INTERNAL, "internal error (a bug: please report it with the --debug output)"),
+)
+
+
+class SecdnsError(Exception):
+    """secdns failed."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str | None = None, *, zone: str | None = None,
+                 server: str | None = None, hint: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "error").strip()
+        self.zone = zone
+        self.server = server
+        self.hint = hint
+        super().__init__(self.message)
+
+    def with_context(self, *, zone: str | None = None, server: str | None = None) -> SecdnsError:
+        """Fill in the zone and server if the raiser did not know them."""
+        if self.zone is None:
+            self.zone = zone
+        if self.server is None:
+            self.server = server
+        return self
+
+    def one_line(self) -> str:
+        """The error as one line: zone, server, cause, hint."""
+        parts = []
+        if self.zone:
+            parts.append(f"zone {self.zone}")
+        if self.server:
+            parts.append(f"server {self.server}")
+        where = ", ".join(parts)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "zone": self.zone,
+            "server": self.server,
+            "hint": self.hint,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class UsageError(SecdnsError):
+    """invalid usage"""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """invalid configuration"""
+
+
+class NetworkError(SecdnsError):
+    """network failure"""
+
+    exit_code = ExitCode.NETWORK
+
+
+class TimeoutError_(NetworkError):
+    """timed out"""
+
+
+class RefusedError(SecdnsError):
+    """the server refused the request"""
+
+    exit_code = ExitCode.REFUSED
+
+
+class TsigError(SecdnsError):
+    """TSIG verification failed"""
+
+    exit_code = ExitCode.TSIG
+
+
+class BadDataError(SecdnsError):
+    """bad data from the server"""
+
+    exit_code = ExitCode.BAD_DATA
+
+
+class LimitExceeded(BadDataError):
+    """the transfer exceeded a size limit"""
+
+
+class SerialBackwards(BadDataError):
+    """the primary's serial is older than the stored one"""
+
+
+class IxfrNotApplicable(BadDataError):
+    """the IXFR delta does not apply to the stored zone"""
+
+
+class LocalIOError(SecdnsError):
+    """local I/O error"""
+
+    exit_code = ExitCode.LOCAL_IO
+
+
+def worst(codes: list[int]) -> int:
+    """The exit status for several results: the highest error code, else 1 if any differ."""
+    errors = [c for c in codes if c >= ExitCode.USAGE]
+    if errors:
+        return max(errors)
+    return max(codes, default=0)

@@ -1,0 +1,102 @@
+"""TSIG keys: ``--tsig [ALG:]NAME:SECRET`` (as ``dig -y``) and BIND key files (as ``dig -k``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import re
+from pathlib import Path
+
+import dns.name
+import dns.tsig
+
+from secdns.errors import LocalIOError, UsageError
+
+DEFAULT_ALGORITHM = "hmac-sha256"
+
+ALGORITHMS: dict[str, dns.name.Name] = {
+    "hmac-md5": dns.tsig.HMAC_MD5,
+    "hmac-md5.sig-alg.reg.int": dns.tsig.HMAC_MD5,
+    "hmac-sha1": dns.tsig.HMAC_SHA1,
+    "hmac-sha224": dns.tsig.HMAC_SHA224,
+    "hmac-sha256": dns.tsig.HMAC_SHA256,
+    "hmac-sha256-128": dns.tsig.HMAC_SHA256_128,
+    "hmac-sha384": dns.tsig.HMAC_SHA384,
+    "hmac-sha384-192": dns.tsig.HMAC_SHA384_192,
+    "hmac-sha512": dns.tsig.HMAC_SHA512,
+    "hmac-sha512-256": dns.tsig.HMAC_SHA512_256,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TsigKey:
+    """A named TSIG key.  ``repr`` never shows the secret."""
+
+    name: str
+    algorithm: str
+    secret: str = dataclasses.field(repr=False)
+
+    def to_dnspython(self) -> dns.tsig.Key:
+        return dns.tsig.Key(dns.name.from_text(self.name), self.secret, ALGORITHMS[self.algorithm])
+
+
+def make_key(name: str, algorithm: str, secret: str, where: str = "key") -> TsigKey:
+    """Validate the parts of a key and build it."""
+    alg = algorithm.lower().rstrip(".")
+    if alg not in ALGORITHMS:
+        raise UsageError(f"{where}: unknown TSIG algorithm {algorithm!r} "
+                         f"(known: {', '.join(sorted(set(ALGORITHMS) - {'hmac-md5.sig-alg.reg.int'}))})")
+    if not name:
+        raise UsageError(f"{where}: empty key name")
+    try:
+        dns.name.from_text(name)
+    except dns.exception.DNSException as err:
+        raise UsageError(f"{where}: bad key name {name!r}: {err}") from err
+    try:
+        base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        raise UsageError(f"{where}: the secret of key {name!r} is not valid base64") from None
+    return TsigKey(name=name, algorithm=alg, secret=secret)
+
+
+def parse_tsig_option(text: str) -> TsigKey:
+    """Parse ``[ALG:]NAME:SECRET``."""
+    parts = text.split(":")
+    if len(parts) == 2:
+        alg, (name, secret) = DEFAULT_ALGORITHM, parts
+    elif len(parts) == 3:
+        alg, name, secret = parts
+    else:
+        raise UsageError("--tsig: expected [ALG:]NAME:SECRET")
+    return make_key(name, alg, secret, where="--tsig")
+
+
+_KEY_RE = re.compile(
+    r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{(?P<body>[^}]*)\}\s*;', re.IGNORECASE | re.DOTALL)
+_ALG_RE = re.compile(r'algorithm\s+"?(?P<alg>[A-Za-z0-9.-]+)"?\s*;', re.IGNORECASE)
+_SECRET_RE = re.compile(r'secret\s+"(?P<secret>[^"]*)"\s*;', re.IGNORECASE)
+
+
+def parse_key_file(path: str | Path) -> list[TsigKey]:
+    """Every key in a BIND-style key file (``tsig-keygen`` / ``ddns-confgen`` output)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise LocalIOError(f"cannot read key file {path}: {err.strerror}") from err
+    # strip comments: //, # and /* */
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    text = re.sub(r"(//|#)[^\n]*", "", text)
+    keys = []
+    for match in _KEY_RE.finditer(text):
+        body = match.group("body")
+        alg = _ALG_RE.search(body)
+        secret = _SECRET_RE.search(body)
+        where = f"{path}: key {match.group('name')!r}"
+        if secret is None:
+            raise UsageError(f"{where}: no secret")
+        keys.append(make_key(match.group("name"), alg.group("alg") if alg else DEFAULT_ALGORITHM,
+                             secret.group("secret"), where=where))
+    if not keys:
+        raise UsageError(f"{path}: no 'key \"NAME\" {{ algorithm ...; secret \"...\"; }};' found")
+    return keys

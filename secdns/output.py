@@ -1,0 +1,142 @@
+"""The only place that prints data: rich on a TTY, plain stable text when piped,
+JSON on request.  Data goes to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from secdns.pull import PullResult, Status
+from secdns.xfr import XfrKind
+
+
+def use_rich(stream: IO[str] | None = None) -> bool:
+    """Rich output only on a terminal, and never when NO_COLOR is set."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def emit_json(value: Any, stream: IO[str] | None = None) -> None:
+    stream = stream or sys.stdout
+    json.dump(value, stream, indent=2, sort_keys=False)
+    stream.write("\n")
+
+
+def _serials(result: PullResult) -> str:
+    before = "none" if result.serial_from is None else str(result.serial_from)
+    after = "-" if result.serial_to is None else str(result.serial_to)
+    if result.status is Status.UP_TO_DATE:
+        return after
+    return f"{before}->{after}"
+
+
+def human_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def pull_line(result: PullResult) -> str:
+    """One stable ``key=value`` line per zone for pipes and logs."""
+    fields = [f"zone={result.zone}", f"result={result.status.value}"]
+    if result.kind is not XfrKind.NONE:
+        fields.append(f"kind={result.kind.value}")
+    fields.append(f"serial={_serials(result)}")
+    if result.status is Status.TRANSFERRED:
+        fields += [f"added={result.added}", f"removed={result.removed}"]
+    if result.records is not None:
+        fields.append(f"records={result.records}")
+    if result.primary:
+        fields.append(f"primary={result.primary}")
+    if result.bytes:
+        fields.append(f"bytes={result.bytes}")
+    fields.append(f"time={result.duration:.3f}s")
+    if result.fallback:
+        fields.append(f"fallback={json.dumps(result.fallback)}")
+    if result.error is not None:
+        fields.append(f"error={json.dumps(result.error.one_line())}")
+    return " ".join(fields)
+
+
+_STYLE = {Status.TRANSFERRED: "green", Status.UP_TO_DATE: "cyan", Status.FAILED: "bold red"}
+
+
+def pull_table(results: Iterable[PullResult]) -> Table:
+    table = Table(title="secdns pull", title_justify="left")
+    for column, justify in (("zone", "left"), ("primary", "left"), ("kind", "left"),
+                            ("serial", "left"), ("changes", "right"), ("time", "right"),
+                            ("result", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for result in results:
+        changes = (f"+{result.added} -{result.removed}"
+                   if result.status is Status.TRANSFERRED else "")
+        outcome = Text(result.status.value, style=_STYLE[result.status])
+        if result.error is not None:
+            outcome = Text(f"failed: {result.error.message}", style="bold red")
+        elif result.fallback:
+            outcome.append(" (fell back to AXFR)", style="yellow")
+        table.add_row(result.zone, result.primary or "-",
+                      result.kind.value if result.kind is not XfrKind.NONE else "-",
+                      _serials(result).replace("->", " → "), changes,
+                      f"{result.duration:.2f}s", outcome)
+    return table
+
+
+def render_pull(results: list[PullResult], *, as_json: bool, quiet: bool,
+                stream: IO[str] | None = None, rich: bool | None = None) -> None:
+    """Show pull results: a JSON document, a rich table/line, or plain lines."""
+    stream = stream or sys.stdout
+    if as_json:
+        emit_json({"results": [r.to_dict() for r in results]} if len(results) != 1
+                  else results[0].to_dict(), stream)
+        return
+    if quiet:
+        return
+    rich = use_rich(stream) if rich is None else rich
+    if not rich:
+        for result in results:
+            stream.write(pull_line(result) + "\n")
+        stream.flush()
+        return
+    console = Console(file=stream, highlight=False)
+    if len(results) == 1:
+        result = results[0]
+        style = _STYLE[result.status]
+        text = Text()
+        text.append(result.zone, style="bold")
+        text.append(" ")
+        if result.status is Status.FAILED:
+            text.append("failed", style=style)
+        elif result.status is Status.UP_TO_DATE:
+            text.append(f"up to date at serial {result.serial_to}", style=style)
+        else:
+            text.append(f"{result.kind.value} ", style=style)
+            text.append(f"serial {_serials(result).replace('->', ' → ')}, "
+                        f"+{result.added} -{result.removed}, {result.records} records, "
+                        f"{human_bytes(result.bytes)} in {result.duration:.2f}s")
+        if result.primary:
+            text.append(f" from {result.primary}", style="dim")
+        if result.output:
+            text.append(f" → {result.output}", style="dim")
+        console.print(text)
+        if result.fallback:
+            console.print(Text(f"  note: {result.fallback}", style="yellow"))
+        return
+    console.print(pull_table(results))

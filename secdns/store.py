@@ -1,0 +1,271 @@
+"""The zone store: master files, per-zone state and IXFR journals in one directory.
+
+No network here.  Every file is replaced atomically (temp file in the same
+directory, fsync, rename, fsync of the directory), so a crash at any point leaves
+the previous version intact.  Zone names map to file names that never escape the
+directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import dns.name
+import tomli_w
+
+from secdns.errors import LocalIOError
+
+log = logging.getLogger(__name__)
+
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+MAX_FILENAME = 200
+DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
+
+
+def zone_filename(origin: dns.name.Name) -> str:
+    """A file name stem for a zone that can never escape its directory.
+
+    Labels are lowercased; every byte outside ``[a-z0-9_-]`` (dots inside labels,
+    ``/``, NUL, ``%``...) becomes ``%XX``; labels are joined with ``.``.  No label
+    is empty, so ``.`` and ``..`` cannot occur.  The root zone is ``@root``
+    (``@`` is always escaped elsewhere).  Over-long names are shortened with a hash.
+    """
+    labels = [label.lower() for label in origin.labels if label]
+    if not labels:
+        return "@root"
+    parts = []
+    for label in labels:
+        parts.append("".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in label))
+    stem = ".".join(parts)
+    if len(stem) > MAX_FILENAME:
+        digest = hashlib.sha256(stem.encode()).hexdigest()[:16]
+        stem = f"{stem[:MAX_FILENAME - 18]}~{digest}"
+    assert "/" not in stem and "\x00" not in stem and stem not in (".", "..")
+    return stem
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` atomically, or leave it untouched."""
+    raw = data.encode() if isinstance(data, str) else data
+    directory = path.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            with contextlib.suppress(OSError):
+                os.chmod(tmp_name, path.stat().st_mode & 0o7777)
+        else:
+            os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: Path) -> None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass(slots=True)
+class ZoneState:
+    """What the store remembers of a zone between runs."""
+
+    zone: str
+    serial: int | None = None
+    primary: str | None = None
+    last_attempt: str | None = None
+    last_success: str | None = None
+    last_kind: str | None = None
+    last_error: str | None = None
+    refresh: int | None = None
+    retry: int | None = None
+    expire: int | None = None
+    minimum: int | None = None
+    records: int | None = None
+    file_sha256: str | None = None
+    file_size: int | None = None
+
+    def to_toml(self) -> str:
+        doc = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return tomli_w.dumps(doc)
+
+    @classmethod
+    def from_toml(cls, text: str, zone: str) -> ZoneState:
+        doc = tomllib.loads(text)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {k: v for k, v in doc.items() if k in fields}
+        values["zone"] = zone
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JournalEntry:
+    serial_from: int
+    serial_to: int
+    deleted: tuple[str, ...]   # master-file lines, the old SOA first
+    added: tuple[str, ...]     # master-file lines, the new SOA first
+
+
+class Store:
+    """One directory holding ``<zone>.zone``, ``<zone>.state.toml``, ``<zone>.journal``."""
+
+    def __init__(self, directory: str | Path, journal_bytes: int = DEFAULT_JOURNAL_BYTES) -> None:
+        self.directory = Path(directory)
+        self.journal_bytes = journal_bytes
+
+    def ensure(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise LocalIOError(f"cannot create store directory {self.directory}: "
+                               f"{err.strerror}") from err
+
+    def zone_path(self, origin: dns.name.Name) -> Path:
+        return self.directory / f"{zone_filename(origin)}.zone"
+
+    def state_path(self, origin: dns.name.Name) -> Path:
+        return self.directory / f"{zone_filename(origin)}.state.toml"
+
+    def journal_path(self, origin: dns.name.Name) -> Path:
+        return self.directory / f"{zone_filename(origin)}.journal"
+
+    # --- state ---
+    def load_state(self, origin: dns.name.Name) -> ZoneState:
+        path = self.state_path(origin)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return ZoneState(zone=origin.to_text())
+        except OSError as err:
+            raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+        try:
+            return ZoneState.from_toml(text, origin.to_text())
+        except (tomllib.TOMLDecodeError, TypeError) as err:
+            log.warning("store: zone=%s state file %s is damaged (%s); starting afresh",
+                        origin, path, err)
+            return ZoneState(zone=origin.to_text())
+
+    def save_state(self, origin: dns.name.Name, state: ZoneState) -> None:
+        atomic_write(self.state_path(origin), state.to_toml())
+
+    # --- zone file ---
+    def read_zone(self, origin: dns.name.Name, state: ZoneState) -> tuple[str | None, str]:
+        """The stored master file text if it is intact, else None and the reason."""
+        path = self.zone_path(origin)
+        if state.serial is None or state.file_sha256 is None:
+            return None, "no stored copy"
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, f"{path.name} is missing"
+        except OSError as err:
+            raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+        if hashlib.sha256(raw).hexdigest() != state.file_sha256:
+            return None, f"{path.name} was changed outside secdns"
+        return raw.decode(), "ok"
+
+    def write_zone(self, origin: dns.name.Name, text: str) -> tuple[str, int]:
+        raw = text.encode()
+        atomic_write(self.zone_path(origin), raw)
+        return hashlib.sha256(raw).hexdigest(), len(raw)
+
+    # --- journal ---
+    def read_journal(self, origin: dns.name.Name, serial: int | None) -> list[JournalEntry]:
+        """Journal entries forming an unbroken chain that ends at ``serial``."""
+        path = self.journal_path(origin)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+        entries = []
+        for line in text.splitlines():
+            try:
+                doc = json.loads(line)
+                entries.append(JournalEntry(int(doc["from"]), int(doc["to"]),
+                                            tuple(doc["deleted"]), tuple(doc["added"])))
+            except (ValueError, KeyError, TypeError):
+                break  # a torn last line after a crash: ignore it and what follows
+        # keep the chain that ends at the stored serial
+        chain: list[JournalEntry] = []
+        want = serial
+        for entry in reversed(entries):
+            if entry.serial_to != want:
+                if chain:
+                    break
+                continue
+            chain.append(entry)
+            want = entry.serial_from
+        chain.reverse()
+        return chain
+
+    def append_journal(self, origin: dns.name.Name, entries: list[JournalEntry],
+                       current_serial: int | None) -> None:
+        """Append deltas; rewrite the journal dropping old entries when it grows too big."""
+        if not entries:
+            return
+        path = self.journal_path(origin)
+        payload = "".join(json.dumps({"from": e.serial_from, "to": e.serial_to,
+                                      "deleted": list(e.deleted), "added": list(e.added)},
+                                     separators=(",", ":")) + "\n" for e in entries)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size + len(payload) > self.journal_bytes:
+            kept = self.read_journal(origin, current_serial)
+            lines = [json.dumps({"from": e.serial_from, "to": e.serial_to,
+                                 "deleted": list(e.deleted), "added": list(e.added)},
+                                separators=(",", ":")) + "\n" for e in kept]
+            lines.append(payload)
+            while lines and sum(map(len, lines)) > self.journal_bytes:
+                lines.pop(0)
+            atomic_write(path, "".join(lines))
+            return
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:
+            raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
+
+    def reset_journal(self, origin: dns.name.Name) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.journal_path(origin).unlink()

@@ -1,0 +1,571 @@
+"""Fast decoding of zone-transfer responses into master-file text.
+
+``dns.message.from_wire`` builds a full object graph for every record, which is
+too slow for million-record AXFRs. :func:`parse_message` walks the wire format
+directly and renders each ANSWER record as the text dnspython would produce
+(``rdata.to_text(origin=origin, relativize=True)``), formatting the common
+types itself and handing every other type to dnspython.
+
+Speed comes from three things: one ``struct`` unpack per RR header, a
+per-message cache of decoded names keyed by wire offset (so a compressed owner
+costs a dictionary lookup), and a module-level cache of escaped label text.
+
+The decoder is as strict as dnspython's message parser: compression pointers
+must point strictly backwards without overlapping the name being read (which
+also rules out loops), chains are limited to 16 hops, labels to 63 octets and
+names to 255 octets, every rdata must consume exactly its rdlength, and nothing
+may follow the last RR. Any violation raises :class:`WireError` naming the
+offset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import struct
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TSIG
+
+
+class WireError(Exception):
+    """The DNS message is malformed."""
+
+
+@dataclasses.dataclass(slots=True)
+class Record:
+    """One ANSWER record, rendered as master-file text relative to the origin.
+
+    ``key`` is the owner's canonical sort key: lowercased labels, most
+    significant first, root excluded. ``ttl`` follows RFC 2181 section 8 as
+    dnspython does: a wire TTL with the top bit set is read as 0.
+    """
+
+    key: tuple[bytes, ...]
+    owner: str
+    ttl: int
+    rdclass: int
+    rdtype: int
+    rdata: str
+    serial: int | None
+
+
+@dataclasses.dataclass(slots=True)
+class Message:
+    """The parts of a response message a zone transfer needs."""
+
+    id: int
+    flags: int
+    rcode: int
+    qname: tuple[bytes, ...] | None
+    qtype: int | None
+    records: list[Record]
+    tsig_start: int | None
+    tsig_owner: dns.name.Name | None
+    tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None
+
+
+# --- constants -------------------------------------------------------------
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR_HEADER = struct.Struct("!HHIH")
+_U16 = struct.Struct("!H")
+_U16X3 = struct.Struct("!HHH")
+_U32X5 = struct.Struct("!IIIII")
+_WORDS = struct.Struct("!8H")
+
+_MAX_POINTER_HOPS = 16  # dns.name.MAX_COMPRESSION_POINTER_CHAIN
+_LABEL_CACHE_LIMIT = 1 << 16
+
+_IN = dns.rdataclass.IN
+_ANY = dns.rdataclass.ANY
+_A = dns.rdatatype.A
+_AAAA = dns.rdatatype.AAAA
+_NS = dns.rdatatype.NS
+_CNAME = dns.rdatatype.CNAME
+_DNAME = dns.rdatatype.DNAME
+_PTR = dns.rdatatype.PTR
+_MX = dns.rdatatype.MX
+_SRV = dns.rdatatype.SRV
+_TXT = dns.rdatatype.TXT
+_SPF = dns.rdatatype.SPF
+_SOA = dns.rdatatype.SOA
+_OPT = dns.rdatatype.OPT
+_TSIG = dns.rdatatype.TSIG
+
+# Name cache entries are plain tuples for speed; these index them.
+_LABELS = 0  # labels as received, root excluded
+_KEY = 1  # lowercased labels, reversed
+_TEXT = 2  # text relative to the origin ('@', 'www', or absolute 'other.')
+_UNDER = 3  # is the name at or below the origin?
+_SEG_END = 4  # offset just past the name's in-place octets
+_HOPS = 5  # compression pointers followed to read the whole name
+_WIRELEN = 6  # uncompressed wire length, root octet included
+
+_Entry = tuple[tuple[bytes, ...], tuple[bytes, ...], str, bool, int, int, int]
+_Cache = dict[int, _Entry]
+
+# Label escaping, exactly as dns.name._escapify does for bytes labels.
+_LABEL_SPECIAL = b'"().;\\@$'
+_LABEL_ESCAPES: tuple[str, ...] = tuple(
+    "\\" + chr(c) if c in _LABEL_SPECIAL else chr(c) if 0x20 < c < 0x7F else f"\\{c:03d}"
+    for c in range(256)
+)
+_LABEL_PLAIN = bytes(c for c in range(256) if len(_LABEL_ESCAPES[c]) == 1)
+
+# Character-string escaping, exactly as dns.rdata._escapify does.
+_STRING_SPECIAL = b'"\\'
+_STRING_ESCAPES: tuple[str, ...] = tuple(
+    "\\" + chr(c) if c in _STRING_SPECIAL else chr(c) if 0x20 <= c < 0x7F else f"\\{c:03d}"
+    for c in range(256)
+)
+_STRING_PLAIN = bytes(c for c in range(256) if len(_STRING_ESCAPES[c]) == 1)
+
+_label_text_cache: dict[bytes, str] = {}
+_type_text_cache: dict[int, str] = {}
+_ZERO10 = bytes(10)
+
+
+# --- small pure helpers ----------------------------------------------------
+
+
+def type_text(rdtype: int) -> str:
+    """Return the mnemonic of *rdtype* as ``dns.rdatatype.to_text`` does."""
+    text = _type_text_cache.get(rdtype)
+    if text is None:
+        text = dns.rdatatype.to_text(rdtype)  # type: ignore[arg-type]
+        _type_text_cache[rdtype] = text
+    return text
+
+
+def record_line(rec: Record) -> str:
+    """Render *rec* as one master-file line: ``owner ttl class type rdata``."""
+    rdclass = "IN" if rec.rdclass == _IN else dns.rdataclass.to_text(rec.rdclass)
+    return f"{rec.owner} {rec.ttl} {rdclass} {type_text(rec.rdtype)} {rec.rdata}"
+
+
+def soa_fields(rec: Record) -> tuple[int, int, int, int, int]:
+    """Return ``(serial, refresh, retry, expire, minimum)`` of an SOA record.
+
+    Names in text never contain an unescaped space, so the five numbers are
+    the last five space-separated fields.
+    """
+    if rec.rdtype != _SOA:
+        raise ValueError(f"not an SOA record: {type_text(rec.rdtype)}")
+    fields = rec.rdata.rsplit(" ", 5)
+    if len(fields) != 6:
+        raise ValueError(f"malformed SOA rdata: {rec.rdata!r}")
+    serial, refresh, retry, expire, minimum = (int(f) for f in fields[1:])
+    return serial, refresh, retry, expire, minimum
+
+
+def label_text(label: bytes) -> str:
+    """Escape one label as ``dns.name.Name.to_text`` does (cached)."""
+    text = _label_text_cache.get(label)
+    if text is None:
+        if label.translate(None, _LABEL_PLAIN):
+            text = "".join([_LABEL_ESCAPES[c] for c in label])
+        else:
+            text = label.decode("ascii")
+        if len(_label_text_cache) >= _LABEL_CACHE_LIMIT:
+            _label_text_cache.clear()
+        _label_text_cache[label] = text
+    return text
+
+
+def string_text(data: bytes) -> str:
+    """Quote one character-string as dnspython's TXT rendering does."""
+    if data.translate(None, _STRING_PLAIN):
+        return '"' + "".join([_STRING_ESCAPES[c] for c in data]) + '"'
+    return '"' + data.decode("ascii") + '"'
+
+
+def ipv6_text(address: bytes) -> str:
+    """Render 16 octets exactly as ``dns.ipv6.inet_ntoa`` does.
+
+    dnspython and the C library agree except where the first five words are
+    zero (embedded IPv4 forms), so only those take the slow path.
+    """
+    if address[:10] != _ZERO10:
+        return socket.inet_ntop(socket.AF_INET6, address)
+    words = _WORDS.unpack(address)
+    best_start = best_len = 0
+    i = 0
+    while i < 8:
+        if words[i] == 0:
+            j = i + 1
+            while j < 8 and words[j] == 0:
+                j += 1
+            if j - i > best_len:
+                best_start, best_len = i, j - i
+            i = j
+        else:
+            i += 1
+    if best_len < 2:
+        return ":".join([f"{w:x}" for w in words])
+    if best_start == 0 and (best_len == 6 or (best_len == 5 and words[5] == 0xFFFF)):
+        prefix = "::" if best_len == 6 else "::ffff:"
+        return prefix + socket.inet_ntoa(address[12:])
+    head = ":".join([f"{w:x}" for w in words[:best_start]])
+    tail = ":".join([f"{w:x}" for w in words[best_start + best_len :]])
+    return head + "::" + tail
+
+
+def _origin_key(origin: dns.name.Name) -> tuple[bytes, ...]:
+    if not origin.is_absolute():
+        raise ValueError(f"origin must be absolute: {origin}")
+    return tuple(label.lower() for label in reversed(origin.labels[:-1]))
+
+
+def _relative_text(
+    labels: tuple[bytes, ...], key: tuple[bytes, ...], okey: tuple[bytes, ...]
+) -> tuple[str, bool]:
+    """Text of a name relative to the origin, and whether it is under it."""
+    depth = len(okey)
+    if key[:depth] == okey:
+        rel = len(labels) - depth
+        if rel == 0:
+            return "@", True
+        return ".".join([label_text(label) for label in labels[:rel]]), True
+    if not labels:
+        return ".", False
+    return ".".join([label_text(label) for label in labels]) + ".", False
+
+
+# The root name read from a lone zero octet; offsets are patched per use.
+def _root_entry(okey: tuple[bytes, ...], end: int) -> _Entry:
+    text, under = _relative_text((), (), okey)
+    return ((), (), text, under, end, 0, 1)
+
+
+# --- names -----------------------------------------------------------------
+
+
+def _read_name(
+    wire: bytes, start: int, cache: _Cache, okey: tuple[bytes, ...], budget: int = _MAX_POINTER_HOPS
+) -> _Entry:
+    """Decode the (possibly compressed) name at *start*, caching by offset.
+
+    The returned entry's ``_SEG_END`` is where the data after the name starts.
+    """
+    entry = cache.get(start)
+    if entry is not None:
+        return entry
+    end = len(wire)
+    # Fast path for the usual shape: one label, then a pointer to a known name
+    # under the origin (every new owner in a zone transfer looks like this).
+    length = wire[start] if start < end else 0
+    if 0 < length < 64:
+        nxt = start + 1 + length
+        if nxt + 1 < end and wire[nxt] >= 192:
+            suffix = cache.get(((wire[nxt] & 0x3F) << 8) | wire[nxt + 1])
+            if (
+                suffix is not None
+                and suffix[_UNDER]
+                and suffix[_SEG_END] <= start
+                and suffix[_HOPS] < _MAX_POINTER_HOPS
+                and suffix[_WIRELEN] + length < 255
+            ):
+                label = wire[start + 1 : nxt]
+                text = label.decode("ascii") if label.isalnum() else label_text(label)
+                if suffix[_TEXT] != "@":
+                    text = text + "." + suffix[_TEXT]
+                entry = (
+                    (label,) + suffix[_LABELS],
+                    suffix[_KEY] + (label.lower(),),
+                    text,
+                    True,
+                    nxt + 2,
+                    suffix[_HOPS] + 1,
+                    suffix[_WIRELEN] + length + 1,
+                )
+                cache[start] = entry
+                return entry
+    labels: list[bytes] = []
+    wirelen = 1
+    pos = start
+    while True:
+        if pos >= end:
+            raise WireError(f"name at offset {start} runs past the end of the message")
+        length = wire[pos]
+        if length == 0:
+            pos += 1
+            suffix = _root_entry(okey, pos)
+            hops = 0
+            break
+        if length < 64:
+            nxt = pos + 1 + length
+            if nxt > end:
+                raise WireError(f"label at offset {pos} runs past the end of the message")
+            wirelen += length + 1
+            if wirelen > 255:
+                raise WireError(f"name at offset {start} is longer than 255 octets")
+            labels.append(wire[pos + 1 : nxt])
+            pos = nxt
+            continue
+        if length < 192:
+            raise WireError(f"unsupported label type 0x{length:02x} at offset {pos}")
+        if pos + 1 >= end:
+            raise WireError(f"compression pointer at offset {pos} is truncated")
+        target = ((length & 0x3F) << 8) | wire[pos + 1]
+        if target >= start:
+            raise WireError(
+                f"compression pointer at offset {pos} does not point backwards (to {target})"
+            )
+        if budget <= 0:
+            raise WireError(f"name at offset {start} has too many compression pointers")
+        pos += 2
+        suffix = cache.get(target) or _read_name(wire, target, cache, okey, budget - 1)
+        if suffix[_SEG_END] > start:
+            raise WireError(f"compression pointer at offset {pos - 2} points into the name it ends")
+        hops = suffix[_HOPS] + 1
+        if hops > _MAX_POINTER_HOPS:
+            raise WireError(f"name at offset {start} has too many compression pointers")
+        wirelen += suffix[_WIRELEN] - 1
+        if wirelen > 255:
+            raise WireError(f"name at offset {start} is longer than 255 octets")
+        break
+    if labels:
+        own = tuple(labels)
+        full = own + suffix[_LABELS]
+        key = suffix[_KEY] + tuple([label.lower() for label in reversed(own)])
+        if suffix[_UNDER]:
+            text = ".".join([label_text(label) for label in own])
+            if suffix[_TEXT] != "@":
+                text = text + "." + suffix[_TEXT]
+            under = True
+        else:
+            text, under = _relative_text(full, key, okey)
+        entry = (full, key, text, under, pos, hops, wirelen)
+    else:
+        entry = (suffix[_LABELS], suffix[_KEY], suffix[_TEXT], suffix[_UNDER], pos, hops, wirelen)
+    cache[start] = entry
+    return entry
+
+
+def _rdata_name(
+    wire: bytes, pos: int, rend: int, cache: _Cache, okey: tuple[bytes, ...], rdtype: int
+) -> _Entry:
+    entry = _read_name(wire, pos, cache, okey)
+    if entry[_SEG_END] > rend:
+        raise WireError(f"name in {type_text(rdtype)} rdata at offset {pos} overruns rdlength")
+    return entry
+
+
+# --- rdata -----------------------------------------------------------------
+
+
+def _txt_text(wire: bytes, pos: int, rend: int) -> str:
+    if pos >= rend:
+        raise WireError(f"empty TXT rdata at offset {pos}")
+    parts: list[str] = []
+    while pos < rend:
+        nxt = pos + 1 + wire[pos]
+        if nxt > rend:
+            raise WireError(f"character-string at offset {pos} overruns rdlength")
+        parts.append(string_text(wire[pos + 1 : nxt]))
+        pos = nxt
+    return " ".join(parts)
+
+
+def _generic_text(
+    wire: bytes, pos: int, rdlen: int, rdclass: int, rdtype: int, origin: dns.name.Name
+) -> str:
+    try:
+        rdata = dns.rdata.from_wire(rdclass, rdtype, wire, pos, rdlen)  # type: ignore[arg-type]
+        return rdata.to_text(origin=origin, relativize=True)
+    except Exception as err:  # dnspython raises many types for bad rdata
+        raise WireError(f"bad {type_text(rdtype)} rdata at offset {pos}: {err}") from err
+
+
+def _fast_text(
+    wire: bytes,
+    pos: int,
+    rend: int,
+    rdclass: int,
+    rdtype: int,
+    cache: _Cache,
+    okey: tuple[bytes, ...],
+    origin: dns.name.Name,
+) -> tuple[str, int | None]:
+    """Render rdata other than IN A/AAAA; returns ``(text, soa_serial)``."""
+    if rdtype == _NS or rdtype == _CNAME or rdtype == _PTR:
+        entry = _rdata_name(wire, pos, rend, cache, okey, rdtype)
+        text = entry[_TEXT]
+        pos = entry[_SEG_END]
+    elif rdtype == _MX:
+        if pos + 2 > rend:
+            raise WireError(f"MX rdata at offset {pos} is too short")
+        entry = _rdata_name(wire, pos + 2, rend, cache, okey, rdtype)
+        text = f"{_U16.unpack_from(wire, pos)[0]} {entry[_TEXT]}"
+        pos = entry[_SEG_END]
+    elif rdtype == _TXT or rdtype == _SPF:
+        return _txt_text(wire, pos, rend), None
+    elif rdtype == _SOA:
+        mname = _rdata_name(wire, pos, rend, cache, okey, rdtype)
+        rname = _rdata_name(wire, mname[_SEG_END], rend, cache, okey, rdtype)
+        pos = rname[_SEG_END] + 20
+        if pos != rend:
+            raise WireError(f"SOA rdata ending at offset {rend} has the wrong length")
+        serial, refresh, retry, expire, minimum = _U32X5.unpack_from(wire, pos - 20)
+        text = f"{mname[_TEXT]} {rname[_TEXT]} {serial} {refresh} {retry} {expire} {minimum}"
+        return text, serial
+    elif rdtype == _SRV and rdclass == _IN:
+        if pos + 6 > rend:
+            raise WireError(f"SRV rdata at offset {pos} is too short")
+        priority, weight, port = _U16X3.unpack_from(wire, pos)
+        entry = _rdata_name(wire, pos + 6, rend, cache, okey, rdtype)
+        text = f"{priority} {weight} {port} {entry[_TEXT]}"
+        pos = entry[_SEG_END]
+    elif rdtype == _DNAME:
+        entry = _rdata_name(wire, pos, rend, cache, okey, rdtype)
+        if entry[_HOPS]:
+            raise WireError(f"compressed DNAME target at offset {pos}")
+        text = entry[_TEXT]
+        pos = entry[_SEG_END]
+    else:
+        return _generic_text(wire, pos, rend - pos, rdclass, rdtype, origin), None
+    if pos != rend:
+        raise WireError(f"{type_text(rdtype)} rdata ending at offset {rend} has trailing octets")
+    return text, None
+
+
+# --- messages --------------------------------------------------------------
+
+
+def parse_message(wire: bytes, origin: dns.name.Name, max_records: int | None = None) -> Message:
+    """Decode one response message; render its ANSWER records relative to *origin*.
+
+    Raises :class:`WireError` for any malformation, and when the answer count
+    exceeds *max_records*.
+    """
+    wire = bytes(wire)
+    end = len(wire)
+    if end < 12:
+        raise WireError(f"message of {end} octets is shorter than a header")
+    msg_id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire, 0)
+    if max_records is not None and ancount > max_records:
+        raise WireError(f"answer count {ancount} exceeds the limit of {max_records}")
+    okey = _origin_key(origin)
+    cache: _Cache = {}
+    pos = 12
+
+    qname: tuple[bytes, ...] | None = None
+    qtype: int | None = None
+    for index in range(qdcount):
+        entry = _read_name(wire, pos, cache, okey)
+        pos = entry[_SEG_END]
+        if pos + 4 > end:
+            raise WireError(f"question at offset {pos} is truncated")
+        if index == 0:
+            qname = entry[_LABELS]
+            qtype = _U16.unpack_from(wire, pos)[0]
+        pos += 4
+
+    answers, pos = _read_answers(wire, pos, ancount, cache, okey, origin)
+
+    tsig_start: int | None = None
+    tsig_owner: dns.name.Name | None = None
+    tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None = None
+    last = nscount + arcount - 1
+    for index in range(nscount + arcount):
+        rr_start = pos
+        entry = _read_name(wire, pos, cache, okey)
+        pos = entry[_SEG_END]
+        if pos + 10 > end:
+            raise WireError(f"RR header at offset {pos} is truncated")
+        rdtype, rdclass, _ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
+        pos += 10
+        if pos + rdlen > end:
+            raise WireError(f"rdata at offset {pos} runs past the end of the message")
+        if rdtype == _TSIG:
+            if index != last or index < nscount:
+                raise WireError(f"TSIG RR at offset {rr_start} is not the last RR")
+            if rdclass != _ANY:
+                raise WireError(f"TSIG RR at offset {rr_start} is not class ANY")
+            tsig_start = rr_start
+            tsig_owner = dns.name.Name(entry[_LABELS] + (b"",))
+            tsig_rdata = _tsig_rdata(wire, pos, rdlen)
+        pos += rdlen
+    if pos != end:
+        raise WireError(f"{end - pos} octets of trailing garbage at offset {pos}")
+    return Message(
+        id=msg_id,
+        flags=flags,
+        rcode=flags & 0xF,
+        qname=qname,
+        qtype=qtype,
+        records=answers,
+        tsig_start=tsig_start,
+        tsig_owner=tsig_owner,
+        tsig_rdata=tsig_rdata,
+    )
+
+
+def _tsig_rdata(wire: bytes, pos: int, rdlen: int) -> dns.rdtypes.ANY.TSIG.TSIG:
+    try:
+        rdata = dns.rdata.from_wire(_ANY, _TSIG, wire, pos, rdlen)  # type: ignore[arg-type]
+    except Exception as err:  # dnspython raises many types for bad rdata
+        raise WireError(f"bad TSIG rdata at offset {pos}: {err}") from err
+    assert isinstance(rdata, dns.rdtypes.ANY.TSIG.TSIG)
+    return rdata
+
+
+def _read_answers(
+    wire: bytes,
+    pos: int,
+    count: int,
+    cache: _Cache,
+    okey: tuple[bytes, ...],
+    origin: dns.name.Name,
+) -> tuple[list[Record], int]:
+    """Decode *count* ANSWER RRs at *pos*; return them and the offset after them."""
+    end = len(wire)
+    records: list[Record] = []
+    append = records.append
+    cache_get = cache.get
+    unpack_rr = _RR_HEADER.unpack_from
+    inet_ntoa = socket.inet_ntoa
+    new_record = Record
+    for _ in range(count):
+        if pos + 11 > end:
+            raise WireError(f"RR at offset {pos} is truncated")
+        first = wire[pos]
+        if first >= 192:
+            # A bare compression pointer: the common case for repeated owners.
+            entry = cache_get(((first & 0x3F) << 8) | wire[pos + 1])
+            if entry is None or entry[_SEG_END] > pos or entry[_HOPS] >= _MAX_POINTER_HOPS:
+                entry = _read_name(wire, pos, cache, okey)
+            pos += 2
+        else:
+            entry = _read_name(wire, pos, cache, okey)
+            pos = entry[_SEG_END]
+        if pos + 10 > end:
+            raise WireError(f"RR header at offset {pos} is truncated")
+        rdtype, rdclass, ttl, rdlen = unpack_rr(wire, pos)
+        pos += 10
+        rend = pos + rdlen
+        if rend > end:
+            raise WireError(f"rdata at offset {pos} runs past the end of the message")
+        if ttl > 0x7FFFFFFF:
+            ttl = 0
+        serial = None
+        if rdclass == _IN and rdtype == _A:
+            if rdlen != 4:
+                raise WireError(f"A rdata at offset {pos} has length {rdlen}")
+            text = inet_ntoa(wire[pos:rend])
+        elif rdclass == _IN and rdtype == _AAAA:
+            if rdlen != 16:
+                raise WireError(f"AAAA rdata at offset {pos} has length {rdlen}")
+            text = ipv6_text(wire[pos:rend])
+        elif rdtype == _OPT or rdtype == _TSIG:
+            raise WireError(f"{type_text(rdtype)} RR at offset {pos - 10} in the answer section")
+        else:
+            text, serial = _fast_text(wire, pos, rend, rdclass, rdtype, cache, okey, origin)
+        append(new_record(entry[_KEY], entry[_TEXT], ttl, rdclass, rdtype, text, serial))
+        pos = rend
+    return records, pos

@@ -1,0 +1,324 @@
+"""Zone transfer protocol logic with no I/O: serial arithmetic, TSIG checking of a
+message stream, and the AXFR/IXFR response state machine.
+
+:class:`XfrReader` is fed decoded messages (:class:`secdns.wire.Message`) one by
+one and checks everything before the caller stores anything: records inside the
+zone, the zone's class, first and last SOA matching, IXFR deltas chaining from
+the serial we asked for, and the configured size limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.tsig
+
+from secdns import wire
+from secdns.errors import BadDataError, LimitExceeded, RefusedError, TsigError
+
+SOA = 6
+
+
+class XfrKind(enum.Enum):
+    AXFR = "AXFR"
+    IXFR = "IXFR"
+    NONE = "none"  # no transfer: the zone was already up to date
+
+
+# --- RFC 1982 serial number arithmetic ---------------------------------------------------------
+
+def serial_compare(a: int, b: int) -> int | None:
+    """-1 if a < b, 0 if equal, 1 if a > b, None when RFC 1982 leaves it undefined."""
+    a &= 0xFFFFFFFF
+    b &= 0xFFFFFFFF
+    if a == b:
+        return 0
+    half = 1 << 31
+    if (a < b and b - a < half) or (a > b and a - b > half):
+        return -1
+    if (a < b and b - a > half) or (a > b and a - b < half):
+        return 1
+    return None
+
+
+def serial_newer(new: int, old: int) -> bool:
+    """True when ``new`` is strictly newer than ``old``."""
+    return serial_compare(new, old) == 1
+
+
+# --- TSIG over a multi-message stream ------------------------------------------------------------
+
+class TsigVerifier:
+    """Verifies the TSIG of each message of a response stream (RFC 8945 5.3.1).
+
+    The first and last messages must be signed; at most 99 unsigned messages may
+    come in between.  An unsigned answer to a signed query is an error, never
+    accepted silently.
+    """
+
+    MAX_UNSIGNED = 99
+
+    def __init__(self, key: dns.tsig.Key, request_mac: bytes) -> None:
+        self.key = key
+        self.request_mac = request_mac
+        self.ctx: object | None = None
+        self.unsigned = 0
+        self.first = True
+
+    def verify(self, raw: bytes, message: wire.Message) -> None:
+        if message.tsig_rdata is None or message.tsig_start is None:
+            if self.first:
+                raise TsigError("the answer is not TSIG-signed although the query was",
+                                hint="the server may not know the key")
+            self.unsigned += 1
+            if self.unsigned > self.MAX_UNSIGNED:
+                raise TsigError(f"more than {self.MAX_UNSIGNED} unsigned messages in a row")
+            self.ctx.update(raw)  # type: ignore[union-attr]
+            return
+        try:
+            self.ctx = dns.tsig.validate(
+                raw, self.key, message.tsig_owner, message.tsig_rdata, int(time.time()),
+                self.request_mac if self.first else None, message.tsig_start,
+                None if self.first else self.ctx, True)
+        except dns.tsig.PeerBadKey as err:
+            raise TsigError("the server does not know this TSIG key (BADKEY)") from err
+        except dns.tsig.PeerBadSignature as err:
+            raise TsigError("the server says our TSIG signature is wrong (BADSIG): "
+                            "check the secret") from err
+        except dns.tsig.PeerBadTime as err:
+            raise TsigError("the server says our clock is off (BADTIME)") from err
+        except dns.tsig.PeerError as err:
+            raise TsigError(f"the server rejected our TSIG: {err}") from err
+        except dns.tsig.BadTime as err:
+            raise TsigError("TSIG time check failed: clocks differ by more than the fudge") from err
+        except (dns.tsig.BadSignature, dns.tsig.BadKey, dns.tsig.BadAlgorithm) as err:
+            raise TsigError(f"the answer's TSIG does not verify ({type(err).__name__}): "
+                            "wrong secret or key name") from err
+        except dns.exception.DNSException as err:
+            raise TsigError(f"bad TSIG record: {err}") from err
+        self.first = False
+        self.unsigned = 0
+
+    def finish(self) -> None:
+        if self.unsigned:
+            raise TsigError("the last message of the transfer is not TSIG-signed")
+
+
+# --- the response state machine ------------------------------------------------------------------
+
+@dataclasses.dataclass(slots=True)
+class Delta:
+    """One IXFR difference sequence: ``serial_from`` -> ``serial_to``.
+
+    ``deleted`` and ``added`` include the old and the new SOA record.
+    """
+
+    serial_from: int
+    serial_to: int
+    deleted: list[wire.Record]
+    added: list[wire.Record]
+
+
+class _State(enum.Enum):
+    FIRST_SOA = 1
+    SECOND = 2       # deciding: AXFR-style or incremental
+    AXFR = 3
+    DELETING = 4
+    ADDING = 5
+    DONE = 6
+
+
+RCODE_HINTS = {
+    dns.rcode.REFUSED: "the primary does not allow transfers to this host, or needs a TSIG key",
+    dns.rcode.NOTAUTH: "the server is not authoritative for the zone, or the TSIG key is wrong",
+    dns.rcode.NOTIMP: "the server does not implement this request",
+    dns.rcode.SERVFAIL: "the server has no usable copy of the zone",
+    dns.rcode.NXDOMAIN: "the server does not know the zone",
+    dns.rcode.FORMERR: "the server could not parse our request",
+}
+
+
+def rcode_error(rcode: int, what: str) -> RefusedError:
+    name = dns.rcode.to_text(rcode)
+    return RefusedError(f"{name} to {what}", hint=RCODE_HINTS.get(rcode))
+
+
+class XfrReader:
+    """The AXFR/IXFR answer state machine (RFC 5936, RFC 1995).
+
+    After :meth:`feed` returns True, exactly one of these holds:
+    ``up_to_date`` (IXFR answered with the current SOA only), ``records``
+    (a full zone: AXFR, or IXFR answered AXFR-style), or ``deltas``.
+    """
+
+    def __init__(self, origin: dns.name.Name, kind: XfrKind, *, query_id: int,
+                 serial: int | None = None, max_records: int | None = None,
+                 max_bytes: int | None = None) -> None:
+        self.origin = origin
+        self.origin_key = tuple(label.lower() for label in reversed(origin.labels[:-1]))
+        self.kind = kind
+        self.query_id = query_id
+        self.serial = serial
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.state = _State.FIRST_SOA
+        self.soa: wire.Record | None = None
+        self.new_serial: int | None = None
+        self.records: list[wire.Record] | None = None
+        self.deltas: list[Delta] = []
+        self.up_to_date = False
+        self.axfr_style = False
+        self.count = 0
+        self.bytes = 0
+        self.messages = 0
+        self._current_serial: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state is _State.DONE
+
+    def _check_header(self, message: wire.Message) -> None:
+        if message.id != self.query_id:
+            raise BadDataError(f"answer ID {message.id} does not match query ID {self.query_id}")
+        if not message.flags & 0x8000:
+            raise BadDataError("the server sent a query, not an answer")
+        opcode = (message.flags >> 11) & 0xF
+        if opcode != 0:
+            raise BadDataError(f"answer has opcode {opcode}, expected QUERY")
+        if message.flags & 0x0200:
+            raise BadDataError("answer truncated (TC) on TCP")
+        if message.rcode != dns.rcode.NOERROR:
+            raise rcode_error(message.rcode, f"{self.kind.value} of {self.origin}")
+        if message.qname is not None:
+            qkey = tuple(label.lower() for label in reversed(message.qname))
+            if qkey != self.origin_key:
+                raise BadDataError("answer is for another zone: question "
+                                   f"{b'.'.join(message.qname).decode(errors='replace')}")
+
+    def _check_record(self, rec: wire.Record) -> None:
+        if rec.key[: len(self.origin_key)] != self.origin_key:
+            raise BadDataError(f"out-of-zone record {rec.owner} {wire.type_text(rec.rdtype)} "
+                               "in the transfer (refusing it, not dropping it)")
+        if rec.rdclass != dns.rdataclass.IN:
+            raise BadDataError(f"record {rec.owner} {wire.type_text(rec.rdtype)} has class "
+                               f"{dns.rdataclass.to_text(rec.rdclass)}, the zone's class is IN")
+
+    def _is_apex_soa(self, rec: wire.Record) -> bool:
+        return rec.rdtype == SOA and rec.key == self.origin_key
+
+    def feed(self, message: wire.Message, size: int) -> bool:
+        """Take one decoded message of ``size`` bytes; True when the transfer is complete."""
+        if self.state is _State.DONE:
+            raise BadDataError("data after the end of the transfer")
+        self.messages += 1
+        self._check_header(message)
+        self.bytes += size
+        if self.max_bytes is not None and self.bytes > self.max_bytes:
+            raise LimitExceeded(f"transfer exceeds the limit of {self.max_bytes} bytes")
+        if not message.records and self.state is _State.FIRST_SOA:
+            raise BadDataError("empty answer: no SOA")
+        self.count += len(message.records)
+        if self.max_records is not None and self.count > self.max_records + 2:
+            raise LimitExceeded(f"transfer exceeds the limit of {self.max_records} records")
+        for rec in message.records:
+            if self.state is _State.DONE:
+                raise BadDataError("records after the final SOA")
+            self._check_record(rec)
+            self._step(rec)
+        if self.state is _State.SECOND and self.messages == 1 and len(message.records) == 1:
+            # IXFR answered with the current SOA only: nothing newer (RFC 1995 section 2)
+            self.up_to_date = True
+            self.state = _State.DONE
+        return self.state is _State.DONE
+
+    def _step(self, rec: wire.Record) -> None:
+        state = self.state
+        if state is _State.AXFR:
+            if rec.rdtype == SOA and self._is_apex_soa(rec):
+                assert self.soa is not None
+                if rec.rdata != self.soa.rdata:
+                    raise BadDataError(f"last SOA (serial {rec.serial}) differs from the first "
+                                       f"(serial {self.soa.serial})")
+                self.state = _State.DONE
+                return
+            if rec.rdtype == SOA:
+                raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
+            self.records.append(rec)  # type: ignore[union-attr]
+            return
+        if state is _State.FIRST_SOA:
+            if not self._is_apex_soa(rec):
+                raise BadDataError(f"transfer does not start with the zone's SOA "
+                                   f"(got {rec.owner} {wire.type_text(rec.rdtype)})")
+            self.soa = rec
+            self.new_serial = rec.serial
+            if self.kind is XfrKind.AXFR:
+                self.records = [rec]
+                self.state = _State.AXFR
+            else:
+                self.state = _State.SECOND
+            return
+        if state is _State.SECOND:
+            assert self.soa is not None
+            if rec.rdtype == SOA and self._is_apex_soa(rec):
+                if rec.serial == self.serial and rec.rdata != self.soa.rdata:
+                    self.state = _State.DELETING
+                    self._current_serial = rec.serial
+                    self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))  # type: ignore[arg-type]
+                    return
+                if rec.rdata == self.soa.rdata:
+                    # a zone holding only its SOA, sent AXFR-style
+                    self.records = [self.soa]
+                    self.axfr_style = True
+                    self.state = _State.DONE
+                    return
+                raise BadDataError(f"IXFR answer starts at serial {rec.serial}, "
+                                   f"we asked from {self.serial}")
+            # not an SOA: the whole zone, AXFR-style (RFC 1995 section 4)
+            self.axfr_style = True
+            self.records = [self.soa, rec]
+            self.state = _State.AXFR
+            if rec.rdtype == SOA:
+                raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
+            return
+        delta = self.deltas[-1]
+        if state is _State.DELETING:
+            if self._is_apex_soa(rec):
+                delta.serial_to = rec.serial  # type: ignore[assignment]
+                delta.added.append(rec)
+                self.state = _State.ADDING
+                return
+            if rec.rdtype == SOA:
+                raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
+            delta.deleted.append(rec)
+            return
+        if state is _State.ADDING:
+            if self._is_apex_soa(rec):
+                if rec.serial == self.new_serial and delta.serial_to == self.new_serial:
+                    if rec.rdata != self.soa.rdata:  # type: ignore[union-attr]
+                        raise BadDataError("final SOA of the IXFR differs from the first")
+                    self.state = _State.DONE
+                    return
+                if rec.serial != delta.serial_to:
+                    raise BadDataError(f"IXFR delta starts at serial {rec.serial}, "
+                                       f"expected {delta.serial_to}")
+                self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))  # type: ignore[arg-type]
+                self.state = _State.DELETING
+                return
+            if rec.rdtype == SOA:
+                raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
+            delta.added.append(rec)
+            return
+        raise AssertionError(state)
+
+    def finish(self) -> None:
+        """Called at end of stream: the transfer must be complete."""
+        if self.state is not _State.DONE:
+            raise BadDataError("the transfer ended before its final SOA "
+                               f"({self.count} records received)")

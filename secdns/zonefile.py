@@ -1,0 +1,137 @@
+"""Canonical RFC 1035 master files: one record per line, relative names, stable order.
+
+The file is ``$ORIGIN``/``$TTL`` directives then one ``owner TTL IN TYPE rdata``
+line per record, with every owner written out, sorted in DNSSEC canonical name
+order (RFC 4034 6.1), the SOA first at the apex, then by type number and rdata
+text.  Because the order is a pure function of each line, a stored file can be
+searched by bisection and an IXFR delta applied without parsing the whole zone.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+
+from secdns import wire
+from secdns.errors import IxfrNotApplicable
+
+SOA = 6
+HEADER_PREFIXES = (";", "$")
+
+SortKey = tuple[tuple[bytes, ...], int, str]
+
+
+def record_key(rec: wire.Record) -> SortKey:
+    """Sort key of a record: canonical owner, type (SOA first), rdata text."""
+    return (rec.key, 0 if rec.rdtype == SOA else rec.rdtype, rec.rdata)
+
+
+class LineKeyer:
+    """Computes the same sort key as :func:`record_key` from a written line."""
+
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.origin = origin
+        self.origin_key = tuple(label.lower() for label in reversed(origin.labels[:-1]))
+        self._types: dict[str, int] = {}
+
+    def owner_key(self, owner: str) -> tuple[bytes, ...]:
+        if owner == "@":
+            return self.origin_key
+        name = dns.name.from_text(owner, self.origin)
+        return tuple(label.lower() for label in reversed(name.labels[:-1]))
+
+    def __call__(self, line: str) -> SortKey:
+        try:
+            owner, _ttl, _cls, rtype, rdata = line.split(" ", 4)
+            rdtype = self._types.get(rtype)
+            if rdtype is None:
+                rdtype = self._types[rtype] = dns.rdatatype.from_text(rtype)
+            return (self.owner_key(owner), 0 if rdtype == SOA else rdtype, rdata)
+        except (ValueError, dns.exception.DNSException) as err:
+            raise IxfrNotApplicable(f"stored zone has an unparsable line: {line[:80]!r}") from err
+
+
+def header(origin: dns.name.Name, serial: int | None, default_ttl: int) -> list[str]:
+    return [
+        f"; zone {origin.to_text()} serial {serial} (written by secdns; one record per line,"
+        " canonical order)",
+        f"$ORIGIN {origin.to_text()}",
+        f"$TTL {default_ttl}",
+    ]
+
+
+def canonical_lines(records: list[wire.Record]) -> list[str]:
+    """Sort records canonically, drop exact duplicates, render one line each."""
+    records.sort(key=record_key)
+    lines: list[str] = []
+    append = lines.append
+    line_of = wire.record_line
+    previous: SortKey | None = None
+    for rec in records:
+        key = (rec.key, rec.rdtype, rec.rdata)
+        if key == previous:
+            continue
+        previous = key
+        append(line_of(rec))
+    return lines
+
+
+def render(origin: dns.name.Name, serial: int | None, default_ttl: int,
+           lines: Iterable[str]) -> str:
+    body = "\n".join(lines)
+    return "\n".join(header(origin, serial, default_ttl)) + "\n" + body + ("\n" if body else "")
+
+
+def split_header(text: str) -> tuple[list[str], list[str]]:
+    """Split a file written by :func:`render` into header lines and record lines."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    start = 0
+    while start < len(lines) and lines[start].startswith(HEADER_PREFIXES):
+        start += 1
+    return lines[:start], lines[start:]
+
+
+def apply_delta(lines: list[str], keyer: LineKeyer, deleted: list[wire.Record],
+                added: list[wire.Record]) -> tuple[list[str], int, int]:
+    """Apply one IXFR delta to sorted record lines; O(k log n) searches plus one copy.
+
+    Every deleted record must be present (ignoring its TTL, RFC 1995), or the delta
+    does not apply and :class:`IxfrNotApplicable` is raised.  Returns the new
+    lines and the numbers of records removed and added.
+    """
+    removals: set[int] = set()
+    for rec in deleted:
+        key = record_key(rec)
+        index = bisect.bisect_left(lines, key, key=keyer)
+        if index >= len(lines) or keyer(lines[index]) != key:
+            raise IxfrNotApplicable(
+                f"IXFR deletes {rec.owner} {wire.type_text(rec.rdtype)} {rec.rdata[:60]}, "
+                "which the stored zone does not have")
+        removals.add(index)
+    insertions: dict[int, list[tuple[SortKey, str]]] = {}
+    added_keys: set[SortKey] = set()
+    for rec in added:
+        key = record_key(rec)
+        if key in added_keys:
+            continue
+        added_keys.add(key)
+        index = bisect.bisect_left(lines, key, key=keyer)
+        if index < len(lines) and index not in removals and keyer(lines[index]) == key:
+            removals.add(index)  # re-added (e.g. a TTL change): replace the line
+        insertions.setdefault(index, []).append((key, wire.record_line(rec)))
+    points = sorted(set(removals) | set(insertions))
+    result: list[str] = []
+    cursor = 0
+    for point in points:
+        result.extend(lines[cursor:point])
+        for _key, line in sorted(insertions.get(point, ())):
+            result.append(line)
+        cursor = point + 1 if point in removals else point
+    result.extend(lines[cursor:])
+    return result, len(removals), len(added_keys)
