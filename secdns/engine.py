@@ -150,6 +150,9 @@ async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind
                     if reader.messages == 0 and not err.partial:
                         raise NetworkError("the server closed the connection without "
                                            "answering") from err
+                    if not err.partial and err.expected == 2:
+                        raise BadDataError("the transfer ended before its final SOA "
+                                           f"({reader.count} records received)") from err
                     raise BadDataError("the transfer stream was cut short "
                                        f"after {reader.count} records") from err
                 except TimeoutError as err:

@@ -159,7 +159,7 @@ async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], *,
                 break
             except (NetworkError, RefusedError, TsigError, BadDataError) as err:
                 err.with_context(zone=zone_text)
-                log.warning("pull: zone=%s %s", zone_text, err.one_line())
+                log.info("pull: zone=%s failed: %s", zone_text, err.one_line())
                 errors.append(err)
         if result is not None:
             break

@@ -1,0 +1,233 @@
+"""Hostile and broken primaries: every case is a clear error and the old copy survives."""
+
+from __future__ import annotations
+
+import hashlib
+
+import dns.message
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import pytest
+from click.testing import CliRunner
+
+from fakeprimary import RAW, FakePrimary
+from secdns.cli import cli
+from xfrwire import answer_messages, rrset, zone_rrsets
+
+ORIGIN = "example.com."
+ZONE = """
+@ 3600 IN SOA ns1 host {serial} 7200 900 1209600 300
+@ 3600 IN NS ns1
+ns1 3600 IN A 192.0.2.1
+www 300 IN A 192.0.2.80
+"""
+
+
+def soa(serial: int):
+    return rrset(f"{ORIGIN} 3600 SOA ns1.{ORIGIN} host.{ORIGIN} {serial} 7200 900 1209600 300")
+
+
+def full(serial: int, extra=()):
+    rrsets = zone_rrsets(ZONE.format(serial=serial), ORIGIN)
+    return rrsets[:1] + list(extra) + rrsets[1:] + rrsets[:1]
+
+
+def axfr_of(rrsets, per_message=2):
+    return lambda query: answer_messages(query.id, ORIGIN, "AXFR", rrsets, per_message)
+
+
+def pull(*args):
+    result = CliRunner().invoke(cli, ["pull", *args])
+    return result
+
+
+@pytest.fixture
+def good_copy(tmp_path):
+    """A store holding serial 10, pulled from a well-behaved fake primary."""
+    store = tmp_path / "store"
+    with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store))
+        assert result.exit_code == 0, result.output + result.stderr
+    zone_file = store / "example.com.zone"
+    return store, zone_file, zone_file.read_bytes()
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+CASES = {
+    "out-of-zone record": (
+        lambda: axfr_of(full(11, [rrset("evil.example.net. 300 A 192.0.2.66")])),
+        "out-of-zone record evil.example.net."),
+    "missing final SOA": (lambda: axfr_of(full(11)[:-1]), "ended before its final SOA"),
+    "first and last SOA differ": (
+        lambda: axfr_of(full(11)[:-1] + [soa(12)]), "last SOA (serial 12) differs"),
+    "garbage bytes": (lambda: (lambda q: [RAW + b"\x00\x20" + b"\xff" * 32]),
+                      "malformed message"),
+    "SOA not at apex": (lambda: axfr_of(full(11, [rrset(
+        "sub.example.com. 300 SOA a. b. 1 1 1 1 1")])), "not at the zone apex"),
+    "answer for another zone": (
+        lambda: (lambda q: answer_messages(q.id, "example.org.", "AXFR", full(11))),
+        "another zone"),
+    "wrong query id": (
+        lambda: (lambda q: answer_messages((q.id + 1) % 65536, ORIGIN, "AXFR", full(11))),
+        "does not match query ID"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_axfr_is_refused_and_store_untouched(good_copy, case):
+    store, zone_file, before = good_copy
+    make, message = CASES[case]
+    state_before = (store / "example.com.state.toml").read_text()
+    with FakePrimary(make(), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--axfr")
+    assert result.exit_code == 6, result.output + result.stderr
+    assert message in result.stderr
+    assert "zone example.com." in result.stderr and "server 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert zone_file.read_bytes() == before
+    assert sorted(p.name for p in store.iterdir()) == [
+        "example.com.state.toml", "example.com.zone"]
+    # the state records the failure but keeps the good serial and checksum
+    state_after = (store / "example.com.state.toml").read_text()
+    assert "serial = 10" in state_after and "last_error" in state_after
+    assert state_before.split("file_sha256")[1][:70] == state_after.split("file_sha256")[1][:70]
+
+
+def test_truncated_stream(good_copy):
+    store, zone_file, before = good_copy
+    with FakePrimary(axfr_of(full(11)), soa(11)) as primary:
+        primary.close_after = 60
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--axfr")
+    assert result.exit_code == 6
+    assert "cut short" in result.stderr
+    assert zone_file.read_bytes() == before
+
+
+def test_output_file_untouched_on_failure(tmp_path):
+    out = tmp_path / "z.zone"
+    with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
+        assert pull(ORIGIN, primary.addr, "-o", str(out)).exit_code == 0
+    before = out.read_bytes()
+    with FakePrimary(axfr_of(full(11)[:-1]), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(out))
+    assert result.exit_code == 6
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["z.zone"]
+
+
+def test_serial_going_backwards_is_refused_unless_forced(good_copy):
+    store, zone_file, before = good_copy
+    with FakePrimary(axfr_of(full(9)), soa(9)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store))
+        assert result.exit_code == 6
+        assert "older than our 10" in result.stderr and "--force" in result.stderr
+        assert zone_file.read_bytes() == before
+        forced = pull(ORIGIN, primary.addr, "-d", str(store), "--force")
+        assert forced.exit_code == 0, forced.stderr
+    assert " 9 7200 900 1209600 300" in zone_file.read_text()
+
+
+def test_axfr_with_older_serial_than_probe_is_refused(good_copy):
+    """The probe says 11 but the transfer brings 9: nothing is stored."""
+    store, zone_file, before = good_copy
+    with FakePrimary(axfr_of(full(9)), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store))
+    assert result.exit_code == 6
+    assert "not newer than our 10" in result.stderr
+    assert zone_file.read_bytes() == before
+
+
+def test_record_limit(tmp_path):
+    with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--max-records", "2")
+    assert result.exit_code == 6
+    assert "limit of 2 records" in result.stderr
+    assert not (tmp_path / "z").exists()
+
+
+def test_byte_limit(tmp_path):
+    with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--max-bytes", "100")
+    assert result.exit_code == 6
+    assert "limit of 100 bytes" in result.stderr
+
+
+def test_silent_primary_times_out(tmp_path):
+    with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
+        primary.silent = True
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--timeout", "0.3")
+    assert result.exit_code == 3
+    assert "no data for 0.3s" in result.stderr
+
+
+def test_refused_transfer_gives_hint(tmp_path):
+    respond = lambda q: answer_messages(q.id, ORIGIN, "AXFR", [], rcode=5)  # noqa: E731
+    with FakePrimary(respond, soa(10)) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"))
+    assert result.exit_code == 4
+    assert "REFUSED" in result.stderr
+    assert "does not allow transfers to this host, or needs a TSIG key" in result.stderr
+
+
+KEY = dns.tsig.Key("xfr.", "c2VjcmV0c2VjcmV0c2VjcmV0", dns.tsig.HMAC_SHA256)
+WRONG = dns.tsig.Key("xfr.", "b3RoZXJzZWNyZXRvdGhlcg==", dns.tsig.HMAC_SHA256)
+
+
+def _signed(key, sign_from=0):
+    """An AXFR answer signed with ``key``; messages before ``sign_from`` go unsigned."""
+    def respond(query: dns.message.Message) -> list[bytes]:
+        out = []
+        ctx = None
+        rrsets = full(10)
+        for index in range(0, len(rrsets), 2):
+            msg = dns.message.Message(id=query.id)
+            msg.flags = dns.flags.QR | dns.flags.AA
+            if index == 0:
+                msg.question = list(query.question)
+            for item in rrsets[index:index + 2]:
+                msg.answer.append(item)
+            if index >= sign_from:
+                msg.use_tsig({key.name: key}, key.name)
+                msg.request_mac = query.tsig[0].mac if index == 0 else b""
+                out.append(msg.to_wire(multi=True, tsig_ctx=ctx))
+                ctx = msg.tsig_ctx
+            else:
+                out.append(msg.to_wire())
+        return out
+    return respond
+
+
+TSIG = "hmac-sha256:xfr:c2VjcmV0c2VjcmV0c2VjcmV0"
+
+
+def test_tsig_right_key(tmp_path):
+    with FakePrimary(_signed(KEY), soa(10), keyring={KEY.name: KEY}) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--tsig", TSIG)
+    assert result.exit_code == 0, result.stderr
+    assert primary.queries[0].had_tsig
+
+
+def test_tsig_wrong_secret_in_transfer(tmp_path):
+    with FakePrimary(_signed(WRONG), soa(10), keyring={KEY.name: KEY}) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--tsig", TSIG)
+    assert result.exit_code == 5, result.stderr
+    assert "TSIG does not verify" in result.stderr
+    assert not (tmp_path / "z").exists()
+
+
+def test_tsig_unsigned_transfer_answer(tmp_path):
+    with FakePrimary(_signed(KEY, sign_from=99), soa(10), keyring={KEY.name: KEY}) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--tsig", TSIG)
+    assert result.exit_code == 5, result.stderr
+    assert "not TSIG-signed" in result.stderr
+
+
+def test_tsig_unsigned_soa_answer(tmp_path):
+    with FakePrimary(_signed(KEY), soa(10)) as primary:
+        result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--tsig", TSIG)
+    assert result.exit_code == 5, result.stderr
+    assert not (tmp_path / "z").exists()
