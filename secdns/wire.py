@@ -246,11 +246,11 @@ def _root_entry(okey: tuple[bytes, ...], end: int) -> _Entry:
 
 
 def _read_name(
-    wire: bytes, start: int, cache: _Cache, okey: tuple[bytes, ...], budget: int = 16
+    wire: bytes, start: int, cache: _Cache, okey: tuple[bytes, ...], budget: int = _MAX_POINTER_HOPS
 ) -> _Entry:
     """Decode the (possibly compressed) name at *start*, caching by offset.
 
-    The returned entry's ``4`` is where the data after the name starts.
+    The returned entry's ``_SEG_END`` is where the data after the name starts.
     """
     entry = cache.get(start)
     if entry is not None:
@@ -265,23 +265,23 @@ def _read_name(
             suffix = cache.get(((wire[nxt] & 0x3F) << 8) | wire[nxt + 1])
             if (
                 suffix is not None
-                and suffix[3]
-                and suffix[4] <= start
-                and suffix[5] < 16
-                and suffix[6] + length < 255
+                and suffix[_UNDER]
+                and suffix[_SEG_END] <= start
+                and suffix[_HOPS] < _MAX_POINTER_HOPS
+                and suffix[_WIRELEN] + length < 255
             ):
                 label = wire[start + 1 : nxt]
                 text = label.decode("ascii") if label.isalnum() else label_text(label)
-                if suffix[2] != "@":
-                    text = text + "." + suffix[2]
+                if suffix[_TEXT] != "@":
+                    text = text + "." + suffix[_TEXT]
                 entry = (
-                    (label,) + suffix[0],
-                    suffix[1] + (label.lower(),),
+                    (label,) + suffix[_LABELS],
+                    suffix[_KEY] + (label.lower(),),
                     text,
                     True,
                     nxt + 2,
-                    suffix[5] + 1,
-                    suffix[6] + length + 1,
+                    suffix[_HOPS] + 1,
+                    suffix[_WIRELEN] + length + 1,
                 )
                 cache[start] = entry
                 return entry
@@ -320,29 +320,29 @@ def _read_name(
             raise WireError(f"name at offset {start} has too many compression pointers")
         pos += 2
         suffix = cache.get(target) or _read_name(wire, target, cache, okey, budget - 1)
-        if suffix[4] > start:
+        if suffix[_SEG_END] > start:
             raise WireError(f"compression pointer at offset {pos - 2} points into the name it ends")
-        hops = suffix[5] + 1
-        if hops > 16:
+        hops = suffix[_HOPS] + 1
+        if hops > _MAX_POINTER_HOPS:
             raise WireError(f"name at offset {start} has too many compression pointers")
-        wirelen += suffix[6] - 1
+        wirelen += suffix[_WIRELEN] - 1
         if wirelen > 255:
             raise WireError(f"name at offset {start} is longer than 255 octets")
         break
     if labels:
         own = tuple(labels)
-        full = own + suffix[0]
-        key = suffix[1] + tuple([label.lower() for label in reversed(own)])
-        if suffix[3]:
+        full = own + suffix[_LABELS]
+        key = suffix[_KEY] + tuple([label.lower() for label in reversed(own)])
+        if suffix[_UNDER]:
             text = ".".join([label_text(label) for label in own])
-            if suffix[2] != "@":
-                text = text + "." + suffix[2]
+            if suffix[_TEXT] != "@":
+                text = text + "." + suffix[_TEXT]
             under = True
         else:
             text, under = _relative_text(full, key, okey)
         entry = (full, key, text, under, pos, hops, wirelen)
     else:
-        entry = (suffix[0], suffix[1], suffix[2], suffix[3], pos, hops, wirelen)
+        entry = (suffix[_LABELS], suffix[_KEY], suffix[_TEXT], suffix[_UNDER], pos, hops, wirelen)
     cache[start] = entry
     return entry
 
@@ -355,12 +355,12 @@ def _rdata_name(
     if first >= 192:
         # A bare pointer (e.g. NS targets): reuse the target's entry as is.
         entry = cache.get(((first & 0x3F) << 8) | wire[pos + 1])
-        if entry is not None and entry[4] <= pos and entry[5] < 16:
-            return entry[2], pos + 2
+        if entry is not None and entry[_SEG_END] <= pos and entry[_HOPS] < _MAX_POINTER_HOPS:
+            return entry[_TEXT], pos + 2
     entry = _read_name(wire, pos, cache, okey)
-    if entry[4] > rend:
+    if entry[_SEG_END] > rend:
         raise WireError(f"name in {type_text(rdtype)} rdata at offset {pos} overruns rdlength")
-    return entry[2], entry[4]
+    return entry[_TEXT], entry[_SEG_END]
 
 
 # --- rdata -----------------------------------------------------------------
@@ -418,7 +418,7 @@ def _fast_text(
         serial, refresh, retry, expire, minimum = _U32X5.unpack_from(wire, pos)
         text = f"{mname} {rname} {serial} {refresh} {retry} {expire} {minimum}"
         return text, serial
-    elif rdtype == _SRV and rdclass == 1:
+    elif rdtype == _SRV and rdclass == _IN:
         if pos + 6 > rend:
             raise WireError(f"SRV rdata at offset {pos} is too short")
         priority, weight, port = _U16X3.unpack_from(wire, pos)
@@ -426,10 +426,10 @@ def _fast_text(
         text = f"{priority} {weight} {port} {target}"
     elif rdtype == _DNAME:
         entry = _read_name(wire, pos, cache, okey)
-        if entry[5]:
+        if entry[_HOPS]:
             raise WireError(f"compressed DNAME target at offset {pos}")
-        text = entry[2]
-        pos = entry[4]
+        text = entry[_TEXT]
+        pos = entry[_SEG_END]
     else:
         return _generic_text(wire, pos, rend - pos, rdclass, rdtype, origin), None
     if pos != rend:
@@ -461,11 +461,11 @@ def parse_message(wire: bytes, origin: dns.name.Name, max_records: int | None = 
     qtype: int | None = None
     for index in range(qdcount):
         entry = _read_name(wire, pos, cache, okey)
-        pos = entry[4]
+        pos = entry[_SEG_END]
         if pos + 4 > end:
             raise WireError(f"question at offset {pos} is truncated")
         if index == 0:
-            qname = entry[0]
+            qname = entry[_LABELS]
             qtype = _U16.unpack_from(wire, pos)[0]
         pos += 4
 
@@ -478,7 +478,7 @@ def parse_message(wire: bytes, origin: dns.name.Name, max_records: int | None = 
     for index in range(nscount + arcount):
         rr_start = pos
         entry = _read_name(wire, pos, cache, okey)
-        pos = entry[4]
+        pos = entry[_SEG_END]
         if pos + 10 > end:
             raise WireError(f"RR header at offset {pos} is truncated")
         rdtype, rdclass, _ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
@@ -491,7 +491,7 @@ def parse_message(wire: bytes, origin: dns.name.Name, max_records: int | None = 
             if rdclass != _ANY:
                 raise WireError(f"TSIG RR at offset {rr_start} is not class ANY")
             tsig_start = rr_start
-            tsig_owner = dns.name.Name(entry[0] + (b"",))
+            tsig_owner = dns.name.Name(entry[_LABELS] + (b"",))
             tsig_rdata = _tsig_rdata(wire, pos, rdlen)
         pos += rdlen
     if pos != end:
@@ -541,12 +541,12 @@ def _read_answers(
         if first >= 192:
             # A bare compression pointer: the common case for repeated owners.
             entry = cache_get(((first & 0x3F) << 8) | wire[pos + 1])
-            if entry is None or entry[4] > pos or entry[5] >= 16:
+            if entry is None or entry[_SEG_END] > pos or entry[_HOPS] >= _MAX_POINTER_HOPS:
                 entry = _read_name(wire, pos, cache, okey)
             pos += 2
         else:
             entry = _read_name(wire, pos, cache, okey)
-            pos = entry[4]
+            pos = entry[_SEG_END]
         if pos + 10 > end:
             raise WireError(f"RR header at offset {pos} is truncated")
         rdtype, rdclass, ttl, rdlen = unpack_rr(wire, pos)
@@ -557,11 +557,11 @@ def _read_answers(
         if ttl > 0x7FFFFFFF:
             ttl = 0
         serial = None
-        if rdclass == 1 and rdtype == 1:
+        if rdclass == _IN and rdtype == _A:
             if rdlen != 4:
                 raise WireError(f"A rdata at offset {pos} has length {rdlen}")
             text = inet_ntoa(wire[pos:rend])
-        elif rdclass == 1 and rdtype == 28:
+        elif rdclass == _IN and rdtype == _AAAA:
             if rdlen != 16:
                 raise WireError(f"AAAA rdata at offset {pos} has length {rdlen}")
             text = ipv6_text(wire[pos:rend])
@@ -569,6 +569,6 @@ def _read_answers(
             raise WireError(f"{type_text(rdtype)} RR at offset {pos - 10} in the answer section")
         else:
             text, serial = _fast_text(wire, pos, rend, rdclass, rdtype, cache, okey, origin)
-        append(new_record(entry[1], entry[2], ttl, rdclass, rdtype, text, serial))
+        append(new_record(entry[_KEY], entry[_TEXT], ttl, rdclass, rdtype, text, serial))
         pos = rend
     return records, pos

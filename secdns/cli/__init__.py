@@ -55,7 +55,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
                         force=True)
 
 
-@click.group(cls=SecdnsGroup, context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
+@click.group("secdns", cls=SecdnsGroup, context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
 @click.version_option(__version__, "-V", "--version", prog_name="secdns")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
