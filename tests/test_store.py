@@ -7,8 +7,15 @@ from secdns.errors import LocalIOError
 from secdns.store import JournalEntry, Store, ZoneState, atomic_write, zone_filename
 
 HOSTILE = [
-    "\\.\\./\\.\\./etc/passwd", "a/b", "a\\000b", "%2e%2e", "\\.\\.", ".", "a\\/b",
-    "\\..\\..\\tmp", "x" * 60 + "." + "y" * 60 + "." + "z" * 60 + "." + "w" * 60,
+    "\\.\\./\\.\\./etc/passwd",
+    "a/b",
+    "a\\000b",
+    "%2e%2e",
+    "\\.\\.",
+    ".",
+    "a\\/b",
+    "\\..\\..\\tmp",
+    "x" * 60 + "." + "y" * 60 + "." + "z" * 60 + "." + "w" * 60,
 ]
 
 
@@ -106,8 +113,9 @@ def test_journal_is_bounded(tmp_path):
     store = Store(tmp_path, journal_bytes=2000)
     origin = dns.name.from_text("example.com.")
     for serial in range(1, 60):
-        store.append_journal(origin, [JournalEntry(serial, serial + 1, ("d" * 20,), ("a" * 20,))],
-                             serial)
+        store.append_journal(
+            origin, [JournalEntry(serial, serial + 1, ("d" * 20,), ("a" * 20,))], serial
+        )
     assert store.journal_path(origin).stat().st_size <= 2000
     chain = store.read_journal(origin, 60)
     assert chain and chain[-1].serial_to == 60

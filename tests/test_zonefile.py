@@ -41,6 +41,7 @@ def test_line_key_equals_record_key_for_every_record():
     recs = records(ZONE, ORIGIN)
     keyer = zonefile.LineKeyer(dns.name.from_text(ORIGIN))
     from secdns import wire
+
     for rec in recs:
         assert keyer(wire.record_line(rec)) == zonefile.record_key(rec)
 
@@ -60,10 +61,12 @@ def test_render_loads_back_with_same_records():
 def test_named_checkzone_accepts_output(tmp_path):
     recs = records(ZONE, ORIGIN)
     path = tmp_path / "z"
-    path.write_text(zonefile.render(dns.name.from_text(ORIGIN), 5, 3600,
-                                    zonefile.canonical_lines(recs)))
-    run = subprocess.run(["named-checkzone", "-i", "local", ORIGIN, str(path)],
-                         capture_output=True, text=True)
+    path.write_text(
+        zonefile.render(dns.name.from_text(ORIGIN), 5, 3600, zonefile.canonical_lines(recs))
+    )
+    run = subprocess.run(
+        ["named-checkzone", "-i", "local", ORIGIN, str(path)], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -77,7 +80,8 @@ def test_apply_delta_equals_full_rebuild():
     base = zonefile.canonical_lines(records(ZONE, ORIGIN))
     old = records(ZONE, ORIGIN)
     new_text = _zone_with(6, "new 60 IN A 192.0.2.77\nMail 300 IN A 192.0.2.26\n").replace(
-        "z 60 IN TXT \"last\"\n", "")
+        'z 60 IN TXT "last"\n', ""
+    )
     new = records(new_text, ORIGIN)
     old_keys = {zonefile.record_key(r): r for r in old}
     new_keys = {zonefile.record_key(r): r for r in new}

@@ -31,18 +31,27 @@ def rrset(text: str) -> dns.rrset.RRset:
     return dns.rrset.from_text(name, int(ttl), "IN", rdtype, rdata)
 
 
-def answer_messages(query_id: int, qname: str, qtype: str, rrsets: list[dns.rrset.RRset],
-                    per_message: int = 50, rcode: int = 0) -> list[bytes]:
+def answer_messages(
+    query_id: int,
+    qname: str,
+    qtype: str,
+    rrsets: list[dns.rrset.RRset],
+    per_message: int = 50,
+    rcode: int = 0,
+) -> list[bytes]:
     """The answer stream: ``rrsets`` split over messages of ``per_message`` records."""
     messages = []
-    chunks = [rrsets[i:i + per_message] for i in range(0, len(rrsets), per_message)] or [[]]
+    chunks = [rrsets[i : i + per_message] for i in range(0, len(rrsets), per_message)] or [[]]
     for index, chunk in enumerate(chunks):
         msg = dns.message.Message(id=query_id)
         msg.flags = dns.flags.QR | dns.flags.AA
         msg.set_rcode(rcode)
         if index == 0:
-            msg.question.append(dns.rrset.RRset(dns.name.from_text(qname), dns.rdataclass.IN,
-                                                dns.rdatatype.from_text(qtype)))
+            msg.question.append(
+                dns.rrset.RRset(
+                    dns.name.from_text(qname), dns.rdataclass.IN, dns.rdatatype.from_text(qtype)
+                )
+            )
         for item in chunk:
             msg.answer.append(item)
         messages.append(msg.to_wire(max_size=65535))

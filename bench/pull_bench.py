@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Benchmark ``secdns pull`` against ``dig AXFR`` in one run, on a local BIND primary.
+
+1. Generates a zone of N records (default 1,000,001) in bench/out/.
+2. Serves it from BIND (named -g) on a free loopback port.
+3. Times, side by side: ``dig AXFR > file`` and ``secdns pull -o FILE``
+   (wall time, peak RSS), then ``secdns pull -d STORE`` (AXFR into the store).
+4. Changes 10 records with nsupdate and times ``secdns pull -d STORE`` (IXFR)
+   against a fresh ``dig AXFR > file``.
+Prints a table with ratios and writes bench/out/pull.json.
+
+    python bench/pull_bench.py [--records N] [--repeat K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from servers import Bind  # noqa: E402
+
+ZONE = "big.test"
+
+
+def generate(path: Path, count: int) -> None:
+    """A zone of ``count`` records (plus SOA) with a realistic mix of types."""
+    if path.exists() and path.stat().st_size > 0 and path.read_text().count("\n") >= count:
+        return
+    with open(path, "w") as out:
+        out.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n")
+        out.write("@ IN SOA ns1 hostmaster 1 7200 900 1209600 300\n")
+        out.write("@ IN NS ns1\nns1 IN A 192.0.2.1\n")
+        written = 2
+        i = 0
+        while written < count:
+            if i % 20 == 1:
+                line = f"h{i} IN AAAA 2001:db8::{i % 65536:x}:{i // 65536:x}\n"
+            elif i % 20 == 2:
+                line = f'h{i} IN TXT "v=spf1 ip4:192.0.2.{i % 256} -all"\n'
+            elif i % 50 == 3:
+                line = f"h{i} IN MX 10 h{i - 3}\n"
+            elif i % 100 == 4:
+                line = f"c{i} IN CNAME h{i - 4}\n"
+            else:
+                line = f"h{i} IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\n"
+            out.write(line)
+            written += 1
+            i += 1
+
+
+def timed(argv: list[str], stdout_path: Path | None = None) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS MiB) of that process alone."""
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if stdout_path:
+        out.close()  # type: ignore[union-attr]
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {stderr}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_001)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    out_dir = HERE / "out"
+    out_dir.mkdir(exist_ok=True)
+    zone_file = out_dir / f"{ZONE}.{args.records}.zone"
+    generate(zone_file, args.records)
+    secdns = [sys.executable, "-m", "secdns"]
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="secdns-bench-") as tmp_text:
+        tmp = Path(tmp_text)
+        started = time.perf_counter()
+        primary = Bind.start(tmp / "bind", {ZONE: zone_file})
+        print(f"BIND loaded {args.records} records in {time.perf_counter() - started:.1f}s "
+              f"on {primary.addr}", file=sys.stderr)
+        try:
+            dig = ["dig", f"@{primary.host}", "-p", str(primary.port), ZONE, "AXFR"]
+            pull = [*secdns, "pull", ZONE, f"@{primary.addr}", "-q"]
+
+            def measure(name: str, argv: list[str], stdout_path: Path | None = None,
+                        before=None) -> None:  # type: ignore[no-untyped-def]
+                walls, rsses = [], []
+                for _ in range(args.repeat):
+                    if before:
+                        before()
+                    wall, rss = timed(argv, stdout_path)
+                    walls.append(wall)
+                    rsses.append(rss)
+                results[name] = {"wall_s": round(median(walls), 3), "rss_mib": round(max(rsses), 1)}
+                print(f"  {name:<28} {median(walls):7.2f} s  {max(rsses):7.0f} MiB",
+                      file=sys.stderr)
+
+            measure("dig AXFR > file", dig, tmp / "dig.zone")
+            measure("secdns pull -o FILE", [*pull, "-o", str(tmp / "secdns.zone")])
+            store = tmp / "store"
+            measure("secdns pull -d (AXFR)", [*pull, "-d", str(store), "--axfr"])
+            serial = primary.soa_serial(ZONE)
+            ixfr_walls, ixfr_rss = [], []
+            for round_ in range(args.repeat):
+                changes = "\n".join(
+                    [f"update delete h{round_ * 100 + k}.{ZONE}. A" for k in range(5)]
+                    + [f"update add new{round_}-{k}.{ZONE}. 300 A 192.0.2.{k}" for k in range(5)])
+                primary.nsupdate(changes, zone=ZONE)
+                serial += 1
+                primary.wait_for_serial(ZONE, serial)
+                wall, rss = timed([*pull, "-d", str(store), "--json"])
+                ixfr_walls.append(wall)
+                ixfr_rss.append(rss)
+            results["secdns pull -d (10-record IXFR)"] = {
+                "wall_s": round(median(ixfr_walls), 3), "rss_mib": round(max(ixfr_rss), 1)}
+            print(f"  {'secdns pull -d (IXFR)':<28} {median(ixfr_walls):7.2f} s  "
+                  f"{max(ixfr_rss):7.0f} MiB", file=sys.stderr)
+            check = subprocess.run([*pull, "-d", str(store), "--json"], capture_output=True,
+                                   text=True)
+            assert json.loads(check.stdout)["status"] == "up-to-date", check.stdout
+            dig_lines = sum(1 for line in open(tmp / "dig.zone") if line and line[0] not in ";\n")
+            ours = sum(1 for line in open(tmp / "secdns.zone") if line[0] not in ";$")
+            print(f"  records: dig {dig_lines - 1} (incl. final SOA repeat), secdns {ours}",
+                  file=sys.stderr)
+        finally:
+            primary.stop()
+    dig_wall = results["dig AXFR > file"]["wall_s"]
+    summary = {
+        "records": args.records,
+        "results": results,
+        "ratio_pull_vs_dig": round(results["secdns pull -o FILE"]["wall_s"] / dig_wall, 2),
+        "ratio_ixfr_vs_dig_axfr": round(
+            results["secdns pull -d (10-record IXFR)"]["wall_s"] / dig_wall, 3),
+    }
+    (out_dir / "pull.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
