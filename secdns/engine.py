@@ -32,7 +32,7 @@ from secdns.config import Limits
 from secdns.endpoints import format_addr
 from secdns.errors import BadDataError, NetworkError, SecdnsError, TimeoutError_, TsigError
 from secdns.keys import TsigKey
-from secdns.xfr import TsigVerifier, XfrKind, XfrReader, rcode_error
+from secdns.xfr import TsigVerifier, XfrKind, XfrReader, rcode_error, tsig_error
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,10 @@ async def probe_soa(origin: dns.name.Name, address: str, port: int, *, key: Tsig
                             server=server) from err
     except (dns.tsig.PeerError, dns.tsig.BadSignature, dns.tsig.BadKey, dns.tsig.BadTime,
             dns.tsig.BadAlgorithm, dns.message.UnknownTSIGKey, dns.message.BadTSIG) as err:
-        raise TsigError(f"TSIG check of the SOA answer failed: {err or type(err).__name__}",
-                        server=server) from err
+        raise tsig_error(err).with_context(server=server) from err
     except dns.exception.FormError as err:
         if "TSIG" in str(err):
-            raise TsigError(f"SOA answer: {err}", server=server) from err
+            raise tsig_error(err).with_context(server=server) from err
         raise BadDataError(f"malformed SOA answer: {err}", server=server) from err
     except dns.exception.DNSException as err:
         raise BadDataError(f"bad SOA answer: {err}", server=server) from err
@@ -181,7 +180,8 @@ async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind
         raise TimeoutError_(f"{kind.value} took longer than its lifetime of {lifetime:g}s",
                             server=server) from err
     except SecdnsError as err:
-        raise err.with_context(server=server)
+        err.with_context(server=server)
+        raise
     except OSError as err:
         raise NetworkError(f"{kind.value} failed: {err.strerror or err}", server=server) from err
     finally:

@@ -25,11 +25,14 @@ class ExitCode(enum.IntEnum):
 
 
 EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
-    (ExitCode.OK, "success: transfer done or zone already up to date; no differences; all checks pass"),
+    (ExitCode.OK,
+     "success: transfer done or zone already up to date; no differences; all checks pass"),
     (ExitCode.DIFFERENT, "differences found (diff) or checks failed (verify, watch --until-*)"),
     (ExitCode.USAGE, "usage error: bad option, argument or configuration file"),
-    (ExitCode.NETWORK, "network failure: timeout, connection refused, no address, every primary down"),
-    (ExitCode.REFUSED, "the server refused: REFUSED, NOTAUTH, NOTIMP or not authoritative for the zone"),
+    (ExitCode.NETWORK,
+     "network failure: timeout, connection refused, no address, every primary down"),
+    (ExitCode.REFUSED,
+     "the server refused: REFUSED, NOTAUTH, NOTIMP or not authoritative for the zone"),
     (ExitCode.TSIG, "TSIG failure: bad key, bad signature, bad time, or an unsigned answer"),
     (ExitCode.BAD_DATA, "bad data from the server: malformed, out-of-zone, SOA mismatch, "
      "serial went backwards, size limits exceeded"),

@@ -45,8 +45,8 @@ def make_key(name: str, algorithm: str, secret: str, where: str = "key") -> Tsig
     """Validate the parts of a key and build it."""
     alg = algorithm.lower().rstrip(".")
     if alg not in ALGORITHMS:
-        raise UsageError(f"{where}: unknown TSIG algorithm {algorithm!r} "
-                         f"(known: {', '.join(sorted(set(ALGORITHMS) - {'hmac-md5.sig-alg.reg.int'}))})")
+        known = ", ".join(sorted(set(ALGORITHMS) - {"hmac-md5.sig-alg.reg.int"}))
+        raise UsageError(f"{where}: unknown TSIG algorithm {algorithm!r} (known: {known})")
     if not name:
         raise UsageError(f"{where}: empty key name")
     try:

@@ -87,28 +87,36 @@ class TsigVerifier:
                 raw, self.key, message.tsig_owner, message.tsig_rdata, int(time.time()),
                 self.request_mac if self.first else None, message.tsig_start,
                 None if self.first else self.ctx, True)
-        except dns.tsig.PeerBadKey as err:
-            raise TsigError("the server does not know this TSIG key (BADKEY)") from err
-        except dns.tsig.PeerBadSignature as err:
-            raise TsigError("the server says our TSIG signature is wrong (BADSIG): "
-                            "check the secret") from err
-        except dns.tsig.PeerBadTime as err:
-            raise TsigError("the server says our clock is off (BADTIME)") from err
-        except dns.tsig.PeerError as err:
-            raise TsigError(f"the server rejected our TSIG: {err}") from err
-        except dns.tsig.BadTime as err:
-            raise TsigError("TSIG time check failed: clocks differ by more than the fudge") from err
-        except (dns.tsig.BadSignature, dns.tsig.BadKey, dns.tsig.BadAlgorithm) as err:
-            raise TsigError(f"the answer's TSIG does not verify ({type(err).__name__}): "
-                            "wrong secret or key name") from err
         except dns.exception.DNSException as err:
-            raise TsigError(f"bad TSIG record: {err}") from err
+            raise tsig_error(err) from err
         self.first = False
         self.unsigned = 0
 
     def finish(self) -> None:
         if self.unsigned:
             raise TsigError("the last message of the transfer is not TSIG-signed")
+
+
+def tsig_error(err: Exception) -> TsigError:
+    """A one-line explanation of a dnspython TSIG exception."""
+    if isinstance(err, dns.tsig.PeerBadKey):
+        return TsigError("the server does not know this TSIG key (BADKEY)",
+                         hint="check the key name and algorithm")
+    if isinstance(err, dns.tsig.PeerBadSignature):
+        return TsigError("the server says our TSIG signature is wrong (BADSIG)",
+                         hint="check the secret")
+    if isinstance(err, dns.tsig.PeerBadTime):
+        return TsigError("the server says our clock is off (BADTIME)")
+    if isinstance(err, dns.tsig.PeerError):
+        return TsigError(f"the server rejected our TSIG: {err}")
+    if isinstance(err, dns.tsig.BadTime):
+        return TsigError("TSIG time check failed: clocks differ by more than the fudge")
+    if isinstance(err, dns.tsig.BadSignature | dns.tsig.BadKey | dns.tsig.BadAlgorithm):
+        return TsigError(f"the answer's TSIG does not verify ({type(err).__name__})",
+                         hint="wrong secret or key name")
+    if "TSIG" in str(err) or "tsig" in type(err).__name__.lower():
+        return TsigError(f"TSIG check failed: {err}")
+    return TsigError(f"bad TSIG record: {err}")
 
 
 # --- the response state machine ------------------------------------------------------------------

@@ -348,11 +348,15 @@ class DnsServer:
         """Wait until the server answers `zone` with SOA serial `serial` or newer."""
         deadline = time.monotonic() + timeout
         last: int | str = "no answer"
+        # NSD keeps old server processes answering for a moment after a reload:
+        # insist on several answers in a row with the new serial.
+        in_a_row = 0
         while True:
             self._check_alive(f"wait_for_serial: zone={zone}")
             with contextlib.suppress(ServerError, dns.exception.DNSException, OSError):
                 last = self.soa_serial(zone, timeout=_POLL_TIMEOUT)
-                if dns.serial.Serial(last) >= serial:
+                in_a_row = in_a_row + 1 if dns.serial.Serial(last) >= serial else 0
+                if in_a_row >= 3:
                     return
             if time.monotonic() > deadline:
                 raise ServerError(

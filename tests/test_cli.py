@@ -114,10 +114,10 @@ def test_pull_json_output(tmp_path):
     with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
         result = run("pull", ORIGIN, primary.addr, "-d", str(tmp_path), "--json")
         again = run("pull", ORIGIN, primary.addr, "-d", str(tmp_path), "--json")
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["status"] == "transferred" and doc["kind"] == "AXFR"
     assert doc["serial_to"] == 10 and doc["records"] == 4 and doc["error"] is None
-    assert json.loads(again.output)["status"] == "up-to-date"
+    assert json.loads(again.stdout)["status"] == "up-to-date"
 
 
 def test_pull_to_stdout(tmp_path):
@@ -127,7 +127,7 @@ def test_pull_to_stdout(tmp_path):
     with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
         result = run("pull", ORIGIN, primary.addr, "-o", "-", "-q")
     assert result.exit_code == 0
-    assert result.output.splitlines()[1:] == [
+    assert result.stdout.splitlines()[1:] == [
         "$ORIGIN example.com.", "$TTL 3600",
         "@ 3600 IN SOA ns1 host 10 7200 900 1209600 300", "@ 3600 IN NS ns1",
         "ns1 3600 IN A 192.0.2.1", "www 300 IN A 192.0.2.80"]

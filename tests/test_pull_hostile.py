@@ -10,10 +10,10 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 from click.testing import CliRunner
-
 from fakeprimary import RAW, FakePrimary
-from secdns.cli import cli
 from xfrwire import answer_messages, rrset, zone_rrsets
+
+from secdns.cli import cli
 
 ORIGIN = "example.com."
 ZONE = """

@@ -1,14 +1,14 @@
 import random
-import subprocess
 import shutil
+import subprocess
 
 import dns.name
 import dns.zone
 import pytest
+from xfrwire import records
 
 from secdns import zonefile
 from secdns.errors import IxfrNotApplicable
-from xfrwire import records
 
 ORIGIN = "example.com."
 ZONE = """
