@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import dns.message
 import dns.rdatatype
@@ -231,3 +232,96 @@ def test_tsig_unsigned_soa_answer(tmp_path):
         result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--tsig", TSIG)
     assert result.exit_code == 5, result.stderr
     assert not (tmp_path / "z").exists()
+
+
+def _ixfr_or_axfr(ixfr_answer, serial=11, extra=()):
+    """Answers IXFR with ``ixfr_answer(query)`` and AXFR with the full zone at ``serial``."""
+    def respond(query: dns.message.Message) -> list[bytes]:
+        if query.question[0].rdtype == dns.rdatatype.IXFR:
+            return ixfr_answer(query)
+        return answer_messages(query.id, ORIGIN, "AXFR", full(serial, extra), 2)
+    return respond
+
+
+NEW = rrset("new.example.com. 60 A 192.0.2.77")
+
+
+@pytest.mark.parametrize("rcode", [4, 5, 1])  # NOTIMP, REFUSED, FORMERR
+def test_ixfr_error_rcode_falls_back_to_axfr(good_copy, rcode):
+    store, zone_file, _ = good_copy
+    refuse = lambda q: answer_messages(q.id, ORIGIN, "IXFR", [], rcode=rcode)  # noqa: E731
+    with FakePrimary(_ixfr_or_axfr(refuse, extra=[NEW]), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+        kinds = [q.question[0].rdtype for q in primary.queries]
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert kinds == [dns.rdatatype.IXFR, dns.rdatatype.AXFR]
+    assert doc["kind"] == "AXFR" and "IXFR refused" in doc["fallback"]
+    assert "new 60 IN A 192.0.2.77" in zone_file.read_text()
+
+
+def test_ixfr_delta_that_does_not_apply_falls_back_to_axfr(good_copy):
+    store, zone_file, _ = good_copy
+    bogus_delete = rrset("ghost.example.com. 60 A 192.0.2.1")
+
+    def delta(query):
+        return answer_messages(query.id, ORIGIN, "IXFR",
+                               [soa(11), soa(10), bogus_delete, soa(11), NEW, soa(11)])
+    with FakePrimary(_ixfr_or_axfr(delta, extra=[NEW]), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert doc["kind"] == "AXFR" and "does not apply" in doc["fallback"]
+    assert "ghost" in doc["fallback"]
+    text = zone_file.read_text()
+    assert "new 60 IN A 192.0.2.77" in text and " 11 7200 " in text
+
+
+def test_ixfr_delta_from_wrong_serial_falls_back(good_copy):
+    store, zone_file, _ = good_copy
+
+    def delta(query):
+        return answer_messages(query.id, ORIGIN, "IXFR",
+                               [soa(11), soa(9), soa(11), NEW, soa(11)])
+    with FakePrimary(_ixfr_or_axfr(delta, extra=[NEW]), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+    doc = json.loads(result.stdout)
+    assert doc["kind"] == "AXFR" and "starts at serial 9" in doc["fallback"]
+
+
+def test_ixfr_good_delta_applies_incrementally(good_copy):
+    store, zone_file, _ = good_copy
+    old_www = rrset("www.example.com. 300 A 192.0.2.80")
+
+    def delta(query):
+        return answer_messages(query.id, ORIGIN, "IXFR",
+                               [soa(12), soa(10), old_www, soa(11), NEW, soa(11), soa(12),
+                                soa(12)], per_message=3)
+    with FakePrimary(_ixfr_or_axfr(delta, serial=12), soa(12)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+        kinds = [q.question[0].rdtype for q in primary.queries]
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert kinds == [dns.rdatatype.IXFR]
+    assert doc["kind"] == "IXFR" and doc["fallback"] is None
+    assert (doc["serial_from"], doc["serial_to"], doc["added"], doc["removed"]) == (10, 12, 1, 1)
+    text = zone_file.read_text()
+    assert "new 60 IN A 192.0.2.77" in text and "192.0.2.80" not in text
+    assert "@ 3600 IN SOA ns1 host 12 7200" in text
+    journal = (store / "example.com.journal").read_text().splitlines()
+    assert [(json.loads(e)["from"], json.loads(e)["to"]) for e in journal] == [(10, 11), (11, 12)]
+
+
+def test_ixfr_out_of_zone_in_delta_is_refused(good_copy):
+    store, zone_file, before = good_copy
+
+    def delta(query):
+        return answer_messages(query.id, ORIGIN, "IXFR",
+                               [soa(11), soa(10), soa(11),
+                                rrset("evil.example.net. 60 A 192.0.2.66"), soa(11)])
+    evil_axfr = [rrset("evil.example.net. 60 A 192.0.2.66")]
+    with FakePrimary(_ixfr_or_axfr(delta, extra=evil_axfr), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store))
+    assert result.exit_code == 6
+    assert "out-of-zone" in result.stderr
+    assert zone_file.read_bytes() == before
