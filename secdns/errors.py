@@ -34,8 +34,8 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (ExitCode.REFUSED,
      "the server refused: REFUSED, NOTAUTH, NOTIMP or not authoritative for the zone"),
     (ExitCode.TSIG, "TSIG failure: bad key, bad signature, bad time, or an unsigned answer"),
-    (ExitCode.BAD_DATA, "bad data from the server: malformed, out-of-zone, SOA mismatch, "
-     "serial went backwards, size limits exceeded"),
+    (ExitCode.BAD_DATA, "bad data: a server sent malformed or out-of-zone data, mismatched SOAs, "
+     "a serial that went backwards, or too much; or a zone file does not parse"),
     (ExitCode.LOCAL_IO, "local I/O error: cannot read or write a file or directory"),
     (ExitCode.INTERNAL, "internal error (a bug: please report it with the --debug output)"),
 )
@@ -134,6 +134,19 @@ class SerialBackwards(BadDataError):
 
 class IxfrNotApplicable(BadDataError):
     """the IXFR delta does not apply to the stored zone"""
+
+
+class ZoneFileError(BadDataError):
+    """the zone file does not parse"""
+
+    def __init__(self, message: str | None = None, *, filename: str | None = None,
+                 line: int | None = None, zone: str | None = None,
+                 hint: str | None = None) -> None:
+        self.filename = filename
+        self.line = line
+        where = f"{filename}:{line}: " if filename and line else (f"{filename}: " if filename
+                                                                  else "")
+        super().__init__(f"{where}{message}" if message else None, zone=zone, hint=hint)
 
 
 class LocalIOError(SecdnsError):

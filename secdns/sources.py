@@ -1,0 +1,143 @@
+"""Zone sources shared by diff, verify and watch: where a copy of a zone comes from.
+
+A source is written as:
+
+* ``@HOST[:PORT]`` — a live AXFR from that server (TSIG as for pull);
+* ``-`` — a master file on standard input;
+* a directory — the store entry ``DIR/<zone>.zone`` (see :mod:`secdns.store`);
+* anything else — a master file path.
+
+Loading is the engine's job: every command gets the same records
+(:class:`secdns.wire.Record`, rendered canonically) whatever the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import sys
+from pathlib import Path
+
+import dns.name
+
+from secdns import wire
+from secdns.config import Limits
+from secdns.endpoints import parse_endpoint, resolve
+from secdns.engine import transfer
+from secdns.errors import LocalIOError, SecdnsError, UsageError
+from secdns.keys import TsigKey
+from secdns.store import Store
+from secdns.xfr import XfrKind
+
+
+class SourceKind(enum.Enum):
+    SERVER = "server"
+    STDIN = "stdin"
+    STORE = "store"
+    FILE = "file"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Source:
+    kind: SourceKind
+    spec: str
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+@dataclasses.dataclass(slots=True)
+class LoadedZone:
+    """A zone's records from one source."""
+
+    origin: dns.name.Name
+    records: list[wire.Record]
+    source: Source
+    serial: int | None
+    server: str | None = None   # the address that answered, for @SERVER sources
+
+    @property
+    def label(self) -> str:
+        return self.server or self.source.spec
+
+
+def parse_source(spec: str) -> Source:
+    if spec.startswith("@"):
+        parse_endpoint(spec)  # validate early: a usage error, not a network one
+        return Source(SourceKind.SERVER, spec)
+    if spec == "-":
+        return Source(SourceKind.STDIN, "-")
+    if Path(spec).is_dir():
+        return Source(SourceKind.STORE, spec)
+    return Source(SourceKind.FILE, spec)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadOptions:
+    key: TsigKey | None = None
+    timeout: float = 10.0
+    lifetime: float = 3600.0
+    limits: Limits = Limits()
+
+
+def _serial_of(records: list[wire.Record]) -> int | None:
+    for rec in records:
+        if rec.rdtype == 6 and rec.serial is not None:
+            return rec.serial
+    return None
+
+
+def read_file_records(path: str | Path | None, origin: dns.name.Name,
+                      text: str | None = None) -> list[wire.Record]:
+    """Records of a master file (or of ``text``), rendered relative to ``origin``."""
+    from secdns.masterfile import read_master
+
+    if text is not None:
+        return read_master(text, origin, filename=str(path or "<stdin>")).records
+    assert path is not None
+    try:
+        raw = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        raise UsageError(f"no such zone file: {path}") from None
+    except OSError as err:
+        raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+    return read_master(raw, origin, filename=str(path)).records
+
+
+async def load_zone(source: Source, origin: dns.name.Name,
+                    options: LoadOptions = LoadOptions()) -> LoadedZone:
+    """Load ``origin`` from ``source``; errors name the zone and the source."""
+    zone = origin.to_text()
+    try:
+        if source.kind is SourceKind.SERVER:
+            endpoint = parse_endpoint(source.spec)
+            errors: list[SecdnsError] = []
+            for address, port in await resolve(endpoint):
+                try:
+                    xfr = await transfer(origin, address, port, XfrKind.AXFR, key=options.key,
+                                         timeout=options.timeout, lifetime=options.lifetime,
+                                         limits=options.limits)
+                except SecdnsError as err:
+                    errors.append(err)
+                    continue
+                records = xfr.reader.records or []
+                return LoadedZone(origin, records, source, xfr.reader.new_serial,
+                                  server=xfr.server)
+            raise errors[-1]
+        if source.kind is SourceKind.STDIN:
+            text = await asyncio.to_thread(sys.stdin.read)
+            records = await asyncio.to_thread(read_file_records, "<stdin>", origin, text)
+        elif source.kind is SourceKind.STORE:
+            path = Store(source.spec).zone_path(origin)
+            if not path.exists():
+                raise UsageError(f"the store {source.spec} holds no copy of {zone} "
+                                 f"({path.name} missing)")
+            records = await asyncio.to_thread(read_file_records, path, origin)
+        else:
+            records = await asyncio.to_thread(read_file_records, source.spec, origin)
+        return LoadedZone(origin, records, source, _serial_of(records))
+    except SecdnsError as err:
+        err.with_context(zone=zone, server=source.spec if source.kind is SourceKind.SERVER
+                         else None)
+        raise
