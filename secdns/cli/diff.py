@@ -1,0 +1,154 @@
+"""``secdns diff``: compare two copies of a zone from any sources."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+import dns.rdatatype
+
+from secdns import output, wire
+from secdns.cli.options import (
+    json_option,
+    network_options,
+    resolve_key,
+    tsig_options,
+    verbosity_options,
+)
+from secdns.config import parse_zone_name
+from secdns.diff import Delta, TtlChange, diff_zones, to_ixfr, to_json, to_nsupdate
+from secdns.errors import ExitCode, UsageError
+from secdns.sources import LoadOptions, SourceKind, load_zone, parse_source
+
+FORMATS = ("text", "json", "nsupdate", "ixfr")
+
+
+def _types(text: str | None) -> frozenset[int]:
+    if not text:
+        return frozenset()
+    out = set()
+    for item in text.replace(" ", "").split(","):
+        if item:
+            try:
+                out.add(dns.rdatatype.from_text(item.upper()))
+            except dns.rdatatype.UnknownRdatatype:
+                raise UsageError(f"--ignore-type: unknown record type {item!r}") from None
+    return frozenset(out)
+
+
+def render_text(delta: Delta, label_a: str, label_b: str, *, stat: bool,
+                rich: bool) -> str:
+    """The unified-diff-like text form (plain, stable; coloured by the caller on a TTY)."""
+    zone = delta.origin.to_text()
+    lines = []
+    if stat:
+        s = delta.stats()
+        lines.append(f"{zone} {s['added']} added, {s['removed']} removed, "
+                     f"{s['ttl_changed']} TTL changed (serial {delta.serial_a} -> "
+                     f"{delta.serial_b})")
+        return "\n".join(lines) + "\n"
+    if delta.same:
+        return ""
+    lines.append(f"--- {label_a} (serial {delta.serial_a})")
+    lines.append(f"+++ {label_b} (serial {delta.serial_b})")
+    for _key, items in delta.by_owner():
+        first = items[0][1]
+        owner_rec = first.new if isinstance(first, TtlChange) else first
+        assert isinstance(owner_rec, wire.Record)
+        lines.append(f"@@ {owner_rec.owner} @@")
+        for sign, obj in items:
+            if isinstance(obj, TtlChange):
+                lines.append(f"~{wire.record_line(obj.new)} ; TTL {obj.old.ttl} -> {obj.new.ttl}")
+            else:
+                assert isinstance(obj, wire.Record)
+                lines.append(f"{sign}{wire.record_line(obj)}")
+    return "\n".join(lines) + "\n"
+
+
+def _colour(text: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    for line in text.splitlines():
+        style = {"-": "red", "+": "green", "~": "yellow", "@": "cyan"}.get(line[:1], "bold")
+        console.print(Text(line, style=style))
+
+
+@click.command("diff")
+@click.argument("zone")
+@click.argument("source_a", metavar="A")
+@click.argument("source_b", metavar="B")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="text (+/- lines), json, nsupdate (a script turning A "
+              "into B) or ixfr (an RFC 1995 IXFR-style listing).")
+@json_option
+@click.option("--ignore-ttl", is_flag=True, help="Do not report TTL changes.")
+@click.option("--ignore-serial", is_flag=True, help="Ignore the SOA serial.")
+@click.option("--ignore-type", "ignore_type", metavar="TYPE[,TYPE]",
+              help="Ignore these record types (e.g. RRSIG,NSEC,NSEC3 for DNSSEC churn).")
+@click.option("--stat", is_flag=True, help="Print only counts.")
+@click.option("--server", "nsupdate_server", metavar="HOST [PORT]",
+              help="With --format nsupdate: start the script with 'server HOST PORT'.")
+@tsig_options
+@network_options
+@verbosity_options
+def command(zone: str, source_a: str, source_b: str, fmt: str, as_json: bool, ignore_ttl: bool,
+            ignore_serial: bool, ignore_type: str | None, stat: bool,
+            nsupdate_server: str | None, tsig: str | None, keyfile: str | None,
+            timeout: float, lifetime: float, verbose: int, quiet: bool) -> None:
+    """Compare two copies of ZONE, record by record; exit 1 if they differ.
+
+    A and B are each a master file, '-' (stdin), a store directory (-d DIR of
+    pull), or @SERVER[:PORT] (a live AXFR, with --tsig/-k as for pull).  Names
+    compare case-insensitively; TTL-only changes are shown with '~'.
+
+    \b
+    Examples:
+      secdns diff example.com zones/ @192.0.2.1          # store vs primary
+      secdns diff example.com @ns1.example.net @ns2.example.net --stat
+      secdns diff example.com old.zone new.zone -f nsupdate | nsupdate -k key
+      secdns diff example.com a.zone b.zone --ignore-type RRSIG,NSEC,NSEC3 --json
+    """
+    from secdns.cli import setup_logging
+
+    setup_logging(verbose, quiet)
+    if as_json:
+        fmt = "json"
+    origin = parse_zone_name(zone)
+    sources = [parse_source(source_a), parse_source(source_b)]
+    if all(s.kind is SourceKind.STDIN for s in sources):
+        raise UsageError("only one of A and B can be '-' (stdin)")
+    options = LoadOptions(key=resolve_key(tsig, keyfile), timeout=timeout, lifetime=lifetime)
+
+    async def load_both():  # type: ignore[no-untyped-def]
+        return await asyncio.gather(*(load_zone(s, origin, options) for s in sources))
+
+    zone_a, zone_b = asyncio.run(load_both())
+    delta = diff_zones(origin, zone_a.records, zone_b.records, ignore_ttl=ignore_ttl,
+                       ignore_serial=ignore_serial, ignore_types=_types(ignore_type))
+    status = ExitCode.OK if delta.same else ExitCode.DIFFERENT
+    if quiet:
+        sys.exit(status)
+    if fmt == "json":
+        doc = to_json(delta, zone_a.label, zone_b.label)
+        if stat:
+            doc = {k: v for k, v in doc.items() if k not in ("added", "removed", "ttl_changed")}
+        output.emit_json(doc)
+    elif fmt == "nsupdate":
+        sys.stdout.write(to_nsupdate(delta, nsupdate_server))
+    elif fmt == "ixfr":
+        if not delta.same:
+            try:
+                sys.stdout.write(to_ixfr(delta))
+            except ValueError as err:
+                raise UsageError(f"--format ixfr: {err}") from None
+    else:
+        text = render_text(delta, zone_a.label, zone_b.label, stat=stat, rich=output.use_rich())
+        if output.use_rich():
+            _colour(text)
+        else:
+            sys.stdout.write(text)
+    sys.stdout.flush()
+    sys.exit(status)
