@@ -7,6 +7,7 @@ write of the master file, the journal and the state.  No click, no rich.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import dataclasses
 import enum
@@ -34,7 +35,7 @@ from secdns.errors import (
 )
 from secdns.keys import TsigKey
 from secdns.store import JournalEntry, Store, ZoneState, atomic_write, now_iso
-from secdns.xfr import XfrKind, serial_compare
+from secdns.xfr import Delta, XfrKind, serial_compare
 
 log = logging.getLogger(__name__)
 
@@ -114,36 +115,218 @@ def file_serial(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-@dataclasses.dataclass(slots=True)
-class _Local:
-    """What we hold of the zone before the pull."""
+class ZoneCopy(abc.ABC):
+    """Where a pulled zone goes, and what we already hold of it.
 
-    serial: int | None = None          # the serial we compare against
-    text: str | None = None            # the stored master file, if intact (IXFR base)
-    state: ZoneState | None = None
-    why_full: str | None = None        # why an IXFR is impossible
+    :func:`pull_zone` decides (probe, IXFR or AXFR, fallbacks, failover, checks);
+    a copy only applies what was decided: to a store, a file, or (``serve``) a
+    zone in memory.
+    """
+
+    origin: dns.name.Name
+    serial: int | None = None       # the serial we hold, None when we hold nothing
+    can_ixfr: bool = False          # an IXFR delta can be applied to what we hold
+    records: int | None = None
+
+    async def prepare(self) -> None:
+        """Load what we hold (before the SOA probe)."""
+        return None
+
+    @abc.abstractmethod
+    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
+                         result: PullResult) -> None: ...
+
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
+                         result: PullResult) -> None:
+        raise IxfrNotApplicable("this copy cannot take an IXFR")
+
+    async def checked(self, result: PullResult) -> None:
+        """Called after a successful check that found the zone up to date."""
+        return None
+
+    async def failed(self, error: SecdnsError) -> None:
+        """Called when every primary failed."""
+        return None
 
 
-async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], *,
-                    store: Store | None = None, output: Path | None = None,
-                    to_stdout: bool = False, options: PullOptions = PullOptions(),
+def _default_ttl(soa: wire.Record) -> int:
+    return soa.ttl
+
+
+def _is_soa_line(line: str) -> bool:
+    parts = line.split(" ", 4)
+    return len(parts) == 5 and parts[3] == "SOA"
+
+
+def axfr_journal(origin: dns.name.Name, old_lines: list[str], new_lines: list[str],
+                 serial_from: int, serial_to: int) -> tuple[JournalEntry | None, int, int]:
+    """The difference of two full versions as one journal entry, and (+, -) counts."""
+    old_set = set(old_lines)
+    new_set = set(new_lines)
+    deleted = old_set - new_set
+    added = new_set - old_set
+    old_soa = [line for line in deleted if _is_soa_line(line)]
+    new_soa = [line for line in added if _is_soa_line(line)]
+    entry = None
+    if len(old_soa) == 1 and len(new_soa) == 1 and serial_from != serial_to:
+        keyer = zonefile.LineKeyer(origin)
+        entry = JournalEntry(
+            serial_from, serial_to,
+            tuple(old_soa + sorted((d for d in deleted if d not in old_soa), key=keyer)),
+            tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)))
+    return entry, len(added), len(deleted)
+
+
+def delta_entries(deltas: list[Delta]) -> list[JournalEntry]:
+    return [JournalEntry(d.serial_from, d.serial_to,
+                         tuple(wire.record_line(r) for r in d.deleted),
+                         tuple(wire.record_line(r) for r in d.added)) for d in deltas]
+
+
+class FileCopy(ZoneCopy):
+    """A master file (``pull -o FILE``, or ``-o -`` for stdout): AXFR only."""
+
+    def __init__(self, origin: dns.name.Name, output: Path | None, to_stdout: bool = False):
+        self.origin = origin
+        self.output = output
+        self.to_stdout = to_stdout
+
+    async def prepare(self) -> None:
+        if self.output is not None and self.output.exists():
+            self.serial = file_serial(self.output)
+
+    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
+                         result: PullResult) -> None:
+        def work() -> None:
+            lines = zonefile.canonical_lines(records)
+            text = zonefile.render(self.origin, soa.serial, _default_ttl(soa), lines)
+            result.records = len(lines)
+            result.added = len(lines)
+            if self.output is not None:
+                atomic_write(self.output, text)
+                result.output = str(self.output)
+            if self.to_stdout:
+                result.text = text
+        await asyncio.to_thread(work)
+
+
+class StoreCopy(ZoneCopy):
+    """A zone in the store (``pull -d DIR``): master file, journal and state."""
+
+    def __init__(self, store: Store, origin: dns.name.Name, output: Path | None = None,
+                 to_stdout: bool = False) -> None:
+        self.store = store
+        self.origin = origin
+        self.output = output
+        self.to_stdout = to_stdout
+        self.state = ZoneState(zone=origin.to_text())
+        self.text: str | None = None
+
+    async def prepare(self) -> None:
+        self.store.ensure()
+        self.state = self.store.load_state(self.origin)
+        self.text, why = await asyncio.to_thread(self.store.read_zone, self.origin, self.state)
+        if self.text is not None:
+            self.serial = self.state.serial
+            self.can_ixfr = True
+            self.records = self.state.records
+        elif self.state.serial is not None:
+            log.warning("pull: zone=%s %s: fetching it again by AXFR", self.origin, why)
+
+    def _save(self, text: str, soa: wire.Record, records: int, kind: XfrKind,
+              primary: str | None, journal: list[JournalEntry] | None) -> None:
+        """Journal first, then the zone file, then the state: each step atomic."""
+        if journal is None:
+            self.store.reset_journal(self.origin)
+        else:
+            self.store.append_journal(self.origin, journal, self.serial)
+        digest, size = self.store.write_zone(self.origin, text)
+        state = self.state
+        _serial, refresh, retry, expire, minimum = wire.soa_fields(soa)
+        state.serial = soa.serial
+        state.primary = primary
+        state.last_attempt = state.last_success = now_iso()
+        state.last_kind = kind.value
+        state.last_error = None
+        state.refresh, state.retry, state.expire, state.minimum = refresh, retry, expire, minimum
+        state.records = records
+        state.file_sha256 = digest
+        state.file_size = size
+        self.store.save_state(self.origin, state)
+        if self.output is not None:
+            atomic_write(self.output, text)
+        self.text, self.serial, self.can_ixfr, self.records = text, soa.serial, True, records
+
+    def _finish(self, text: str, result: PullResult) -> None:
+        result.output = str(self.output or self.store.zone_path(self.origin))
+        if self.to_stdout:
+            result.text = text
+
+    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
+                         result: PullResult) -> None:
+        def work() -> None:
+            lines = zonefile.canonical_lines(records)
+            text = zonefile.render(self.origin, soa.serial, _default_ttl(soa), lines)
+            result.records = len(lines)
+            journal: list[JournalEntry] | None = None
+            if self.text is not None and self.serial is not None:
+                _, old_lines = zonefile.split_header(self.text)
+                entry, result.added, result.removed = axfr_journal(
+                    self.origin, old_lines, lines, self.serial, soa.serial)  # type: ignore[arg-type]
+                journal = [entry] if entry else None
+            else:
+                result.added = len(lines)
+            self._save(text, soa, len(lines), XfrKind.AXFR, result.primary, journal)
+            self._finish(text, result)
+        await asyncio.to_thread(work)
+
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
+                         result: PullResult) -> None:
+        def work() -> None:
+            if self.text is None:
+                raise IxfrNotApplicable("no stored copy to apply the IXFR to")
+            _, lines = zonefile.split_header(self.text)
+            keyer = zonefile.LineKeyer(self.origin)
+            for delta in deltas:
+                lines, removed, added = zonefile.apply_delta(lines, keyer, delta.deleted,
+                                                             delta.added)
+                result.removed += removed - 1  # not counting the SOA swap
+                result.added += added - 1
+            text = zonefile.render(self.origin, soa.serial, _default_ttl(soa), lines)
+            result.records = len(lines)
+            self._save(text, soa, len(lines), XfrKind.IXFR, result.primary,
+                       delta_entries(deltas))
+            self._finish(text, result)
+        await asyncio.to_thread(work)
+
+    async def checked(self, result: PullResult) -> None:
+        self.state.last_attempt = self.state.last_success = now_iso()
+        self.state.last_error = None
+        await asyncio.to_thread(self.store.save_state, self.origin, self.state)
+
+    async def failed(self, error: SecdnsError) -> None:
+        self.state.last_attempt = now_iso()
+        self.state.last_error = error.one_line()
+        try:
+            await asyncio.to_thread(self.store.save_state, self.origin, self.state)
+        except LocalIOError as err:
+            log.error("pull: zone=%s cannot save state: %s", self.origin, err.message)
+
+
+def make_copy(origin: dns.name.Name, *, store: Store | None = None, output: Path | None = None,
+              to_stdout: bool = False) -> ZoneCopy:
+    if store is not None:
+        return StoreCopy(store, origin, output, to_stdout)
+    return FileCopy(origin, output, to_stdout)
+
+
+async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], copy: ZoneCopy, *,
+                    options: PullOptions = PullOptions(),
                     progress: Progress | None = None) -> PullResult:
-    """Bring ``origin`` up to date from the first primary that answers."""
+    """Bring ``copy`` of ``origin`` up to date from the first primary that answers."""
     started = time.monotonic()
     zone_text = origin.to_text()
-    local = _Local()
-    if store is not None:
-        store.ensure()
-        local.state = store.load_state(origin)
-        local.text, why = await asyncio.to_thread(store.read_zone, origin, local.state)
-        if local.text is not None:
-            local.serial = local.state.serial
-        else:
-            local.why_full = why
-            if local.state.serial is not None:
-                log.warning("pull: zone=%s %s: fetching it again by AXFR", zone_text, why)
-    elif output is not None:
-        local.serial = file_serial(output)
+    await copy.prepare()
     errors: list[SecdnsError] = []
     result: PullResult | None = None
     for endpoint in primaries:
@@ -154,8 +337,7 @@ async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], *,
             continue
         for address, port in addresses:
             try:
-                result = await _pull_from(origin, address, port, local, store, output,
-                                          to_stdout, options, progress)
+                result = await _pull_from(origin, address, port, copy, options, progress)
                 break
             except (NetworkError, RefusedError, TsigError, BadDataError) as err:
                 err.with_context(zone=zone_text)
@@ -166,14 +348,10 @@ async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], *,
     if result is None:
         error = _combine(errors, zone_text)
         result = PullResult(zone=zone_text, status=Status.FAILED, error=error,
-                            serial_from=local.serial)
-        if store is not None and local.state is not None:
-            local.state.last_attempt = now_iso()
-            local.state.last_error = error.one_line()
-            try:
-                store.save_state(origin, local.state)
-            except LocalIOError as err:
-                log.error("pull: zone=%s cannot save state: %s", zone_text, err.message)
+                            serial_from=copy.serial)
+        await copy.failed(error)
+    elif result.status is Status.UP_TO_DATE:
+        await copy.checked(result)
     result.duration = time.monotonic() - started
     return result
 
@@ -185,35 +363,36 @@ def _combine(errors: list[SecdnsError], zone: str) -> SecdnsError:
         return errors[0]
     last = errors[-1]
     summary = "; ".join(f"{e.server}: {e.message}" for e in errors)
-    combined = type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone,
-                          hint=last.hint)
-    return combined
+    return type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone,
+                      hint=last.hint)
 
 
-async def _pull_from(origin: dns.name.Name, address: str, port: int, local: _Local,
-                     store: Store | None, output: Path | None, to_stdout: bool,
+async def _pull_from(origin: dns.name.Name, address: str, port: int, copy: ZoneCopy,
                      options: PullOptions, progress: Progress | None) -> PullResult:
     zone_text = origin.to_text()
     soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
     server = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-    if local.serial is not None and not options.force:
-        order = serial_compare(soa.serial, local.serial)
+    held = copy.serial
+    if held is not None and not options.force:
+        order = serial_compare(soa.serial, held)
         if order == 0 and not options.axfr:
             return PullResult(zone=zone_text, status=Status.UP_TO_DATE, primary=server,
-                              serial_from=local.serial, serial_to=soa.serial,
-                              records=local.state.records if local.state else None)
+                              serial_from=held, serial_to=soa.serial, records=copy.records)
         if order not in (0, 1):
             raise SerialBackwards(
-                f"primary has serial {soa.serial}, older than our {local.serial} "
-                "(RFC 1982)", server=server,
-                hint="use --force to take the primary's copy anyway")
-    use_ixfr = (store is not None and local.text is not None and not options.axfr
-                and local.serial is not None)
+                f"primary has serial {soa.serial}, older than our {held} (RFC 1982)",
+                server=server, hint="use --force to take the primary's copy anyway")
+
+    async def axfr() -> Transfer:
+        return await transfer(origin, address, port, XfrKind.AXFR, key=options.key,
+                              timeout=options.timeout, lifetime=options.lifetime,
+                              limits=options.limits, progress=progress)
+
     fallback = None
     xfr: Transfer | None = None
-    if use_ixfr:
+    if copy.can_ixfr and held is not None and not options.axfr:
         try:
-            xfr = await transfer(origin, address, port, XfrKind.IXFR, serial=local.serial,
+            xfr = await transfer(origin, address, port, XfrKind.IXFR, serial=held,
                                  key=options.key, timeout=options.timeout,
                                  lifetime=options.lifetime, limits=options.limits,
                                  progress=progress)
@@ -226,139 +405,43 @@ async def _pull_from(origin: dns.name.Name, address: str, port: int, local: _Loc
         if fallback:
             log.info("pull: zone=%s %s", zone_text, fallback)
     if xfr is None:
-        xfr = await transfer(origin, address, port, XfrKind.AXFR, key=options.key,
-                             timeout=options.timeout, lifetime=options.lifetime,
-                             limits=options.limits, progress=progress)
+        xfr = await axfr()
     reader = xfr.reader
     if reader.up_to_date:
         return PullResult(zone=zone_text, status=Status.UP_TO_DATE, primary=server,
-                          serial_from=local.serial, serial_to=local.serial,
-                          messages=reader.messages, bytes=reader.bytes,
-                          records=local.state.records if local.state else None)
+                          serial_from=held, serial_to=held, messages=reader.messages,
+                          bytes=reader.bytes, records=copy.records)
     new_serial = reader.new_serial
     assert new_serial is not None and reader.soa is not None
-    if local.serial is not None and not options.force:
-        order = serial_compare(new_serial, local.serial)
+    if held is not None and not options.force:
+        order = serial_compare(new_serial, held)
         if order not in (0, 1) or (order == 0 and not options.axfr):
             raise SerialBackwards(f"transfer brought serial {new_serial}, not newer than our "
-                                  f"{local.serial}", server=server,
+                                  f"{held}", server=server,
                                   hint="use --force to take the primary's copy anyway")
     result = PullResult(zone=zone_text, status=Status.TRANSFERRED, primary=server,
-                        serial_from=local.serial, serial_to=new_serial,
-                        messages=reader.messages, bytes=reader.bytes, fallback=fallback)
+                        serial_from=held, serial_to=new_serial, messages=reader.messages,
+                        bytes=reader.bytes, fallback=fallback)
     if reader.records is None:
         result.kind = XfrKind.IXFR
         try:
-            await asyncio.to_thread(_store_ixfr, origin, store, local, reader.deltas,
-                                    reader.soa, result)
+            await copy.apply_ixfr(reader.deltas, reader.soa, result)
         except IxfrNotApplicable as err:
             result.fallback = f"IXFR delta does not apply ({err.message}); AXFR instead"
             log.warning("pull: zone=%s %s", zone_text, result.fallback)
-            xfr = await transfer(origin, address, port, XfrKind.AXFR, key=options.key,
-                                 timeout=options.timeout, lifetime=options.lifetime,
-                                 limits=options.limits, progress=progress)
+            result.added = result.removed = 0
+            xfr = await axfr()
             reader = xfr.reader
+            assert reader.records is not None and reader.soa is not None
             result.messages += reader.messages
             result.bytes += reader.bytes
             result.serial_to = reader.new_serial
-            assert reader.records is not None and reader.soa is not None
             result.kind = XfrKind.AXFR
-            await asyncio.to_thread(_store_axfr, origin, store, local, reader.records,
-                                    reader.soa, result)
+            await copy.apply_axfr(reader.records, reader.soa, result)
     else:
         result.kind = XfrKind.AXFR
-        await asyncio.to_thread(_store_axfr, origin, store, local, reader.records,
-                                reader.soa, result)
-    if output is not None and result.text is not None:
-        await asyncio.to_thread(atomic_write, output, result.text)
-        result.output = str(output)
-        if not to_stdout:
-            result.text = None
-    if store is not None:
-        result.output = str(store.zone_path(origin))
+        await copy.apply_axfr(reader.records, reader.soa, result)
     log.info("pull: zone=%s serial %s -> %s via %s, +%d -%d from %s", zone_text,
              result.serial_from, result.serial_to, result.kind.value, result.added,
              result.removed, server)
     return result
-
-
-def _default_ttl(soa: wire.Record) -> int:
-    return soa.ttl
-
-
-def _save(origin: dns.name.Name, store: Store, local: _Local, text: str, serial: int,
-          soa: wire.Record, records: int, kind: XfrKind, primary: str | None,
-          journal: list[JournalEntry] | None) -> None:
-    """Journal first, then the zone file, then the state: each step atomic."""
-    if journal is None:
-        store.reset_journal(origin)
-    else:
-        store.append_journal(origin, journal, local.serial)
-    digest, size = store.write_zone(origin, text)
-    state = local.state or ZoneState(zone=origin.to_text())
-    serial_, refresh, retry, expire, minimum = wire.soa_fields(soa)
-    state.serial = serial
-    state.primary = primary
-    state.last_attempt = state.last_success = now_iso()
-    state.last_kind = kind.value
-    state.last_error = None
-    state.refresh, state.retry, state.expire, state.minimum = refresh, retry, expire, minimum
-    state.records = records
-    state.file_sha256 = digest
-    state.file_size = size
-    store.save_state(origin, state)
-
-
-def _store_axfr(origin: dns.name.Name, store: Store | None, local: _Local,
-                records: list[wire.Record], soa: wire.Record, result: PullResult) -> None:
-    lines = zonefile.canonical_lines(records)
-    text = zonefile.render(origin, soa.serial, _default_ttl(soa), lines)
-    result.records = len(lines)
-    journal: list[JournalEntry] | None = None
-    if local.text is not None and local.serial is not None:
-        _, old_lines = zonefile.split_header(local.text)
-        old_set = set(old_lines)
-        new_set = set(lines)
-        deleted = old_set - new_set
-        added = new_set - old_set
-        result.added, result.removed = len(added), len(deleted)
-        old_soa = [line for line in deleted if _is_soa_line(line)]
-        new_soa = [line for line in added if _is_soa_line(line)]
-        if len(old_soa) == 1 and len(new_soa) == 1 and soa.serial != local.serial:
-            keyer = zonefile.LineKeyer(origin)
-            journal = [JournalEntry(
-                local.serial, soa.serial,  # type: ignore[arg-type]
-                tuple(old_soa + sorted((d for d in deleted if d not in old_soa), key=keyer)),
-                tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)))]
-    else:
-        result.added = len(lines)
-    result.text = text
-    if store is not None:
-        _save(origin, store, local, text, soa.serial, soa, len(lines),  # type: ignore[arg-type]
-              XfrKind.AXFR, result.primary, journal)
-
-
-def _is_soa_line(line: str) -> bool:
-    parts = line.split(" ", 4)
-    return len(parts) == 5 and parts[3] == "SOA"
-
-
-def _store_ixfr(origin: dns.name.Name, store: Store | None, local: _Local, deltas: list,
-                soa: wire.Record, result: PullResult) -> None:
-    assert store is not None and local.text is not None
-    _, lines = zonefile.split_header(local.text)
-    keyer = zonefile.LineKeyer(origin)
-    journal = []
-    for delta in deltas:
-        lines, removed, added = zonefile.apply_delta(lines, keyer, delta.deleted, delta.added)
-        result.removed += removed - 1  # not counting the SOA swap
-        result.added += added - 1
-        journal.append(JournalEntry(
-            delta.serial_from, delta.serial_to,
-            tuple(wire.record_line(r) for r in delta.deleted),
-            tuple(wire.record_line(r) for r in delta.added)))
-    text = zonefile.render(origin, soa.serial, _default_ttl(soa), lines)
-    result.records = len(lines)
-    result.text = text
-    _save(origin, store, local, text, soa.serial, soa, len(lines),  # type: ignore[arg-type]
-          XfrKind.IXFR, result.primary, journal)

@@ -13,7 +13,7 @@ import click
 from secdns import output
 from secdns.demo import ORIGIN, DemoPrimary, bundled_zone
 from secdns.endpoints import Endpoint
-from secdns.pull import PullOptions, pull_zone
+from secdns.pull import StoreCopy, pull_zone
 from secdns.store import Store
 
 
@@ -45,7 +45,7 @@ def command(directory: str | None) -> None:
             say(f"== 1. embedded primary for {ORIGIN} on 127.0.0.1:{port}, "
                 f"serial {primary.serial}")
             say(f"== 2. secdns pull {ORIGIN} @127.0.0.1:{port} -d {store_dir}")
-            first = await pull_zone(ORIGIN, [endpoint], store=store, options=PullOptions())
+            first = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
             output.render_pull([first], as_json=False, quiet=False)
             before = store.zone_path(ORIGIN).read_text().splitlines()
             serial = primary.change({"api": (300, "A", "192.0.2.99")},
@@ -54,14 +54,14 @@ def command(directory: str | None) -> None:
             say(f"== 3. the primary changes: +api A, www CNAME -> A (serial {serial} -> "
                 f"{primary.serial})")
             say("== 4. pull again: the store asks IXFR from its serial")
-            second = await pull_zone(ORIGIN, [endpoint], store=store, options=PullOptions())
+            second = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
             output.render_pull([second], as_json=False, quiet=False)
             after = store.zone_path(ORIGIN).read_text().splitlines()
             say("== 5. what changed in the master file")
             for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=0):
                 click.echo(line)
             say("== 6. pull once more: already up to date")
-            third = await pull_zone(ORIGIN, [endpoint], store=store, options=PullOptions())
+            third = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
             output.render_pull([third], as_json=False, quiet=False)
             ok = (first.error is None and second.error is None and third.error is None
                   and second.kind.value == "IXFR" and third.status.value == "up-to-date")

@@ -22,7 +22,7 @@ from secdns.config import Limits, load_config, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError, worst
 from secdns.keys import TsigKey
-from secdns.pull import PullOptions, PullResult, pull_zone
+from secdns.pull import PullOptions, PullResult, make_copy, pull_zone
 from secdns.store import Store
 
 
@@ -158,8 +158,8 @@ def command(args: tuple[str, ...], config_path: str | None, output_path: str | N
                 async with gate:
                     options = PullOptions(key=zone_key, axfr=axfr, force=force,
                                           timeout=timeout, lifetime=lifetime, limits=limits)
-                    return await pull_zone(origin, primaries, store=store, output=out_path,
-                                           to_stdout=to_stdout, options=options,
+                    copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
+                    return await pull_zone(origin, primaries, copy, options=options,
                                            progress=progress.callback(origin.to_text()))
             return list(await asyncio.gather(*(one(*plan) for plan in plans)))
 
