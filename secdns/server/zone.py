@@ -1,0 +1,353 @@
+"""Zones held in memory for answering: immutable versions with copy-on-write buckets.
+
+A :class:`ZoneVersion` maps each owner name (lowercased absolute text, the
+*key*) to its master-file lines (the canonical ``owner TTL IN TYPE rdata`` form
+of :mod:`secdns.zonefile`) and to the number of owner names below it, so empty
+non-terminals are known without a sorted index.  The map is split into
+buckets; a new version made by an IXFR copies the bucket list (pointers) and
+only the buckets it touches, so applying a small delta costs O(delta), never a
+copy of the zone.  Readers (queries, AXFR out) keep the version they started
+with: no reader ever sees half an IXFR.
+
+Lines are parsed into dnspython rdatas only when a query or transfer needs a
+node, so loading a million-record store file is a split and a dict build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.RRSIG
+import dns.rrset
+
+from secdns.errors import IxfrNotApplicable, ZoneFileError
+
+Entry = tuple[tuple[str, ...], int]   # (lines, number of owner names strictly below)
+EMPTY: Entry = ((), 0)
+
+_versions = itertools.count(1)
+
+
+def name_key(name: dns.name.Name) -> str:
+    """The lookup key of a name: its absolute text, lowercased."""
+    return name.to_text().lower()
+
+
+def parent_key(key: str) -> str:
+    """The key of the parent name (``a.b.`` -> ``b.``)."""
+    if "\\" not in key:
+        return key.split(".", 1)[1] or "."
+    return name_key(dns.name.from_text(key).parent())
+
+
+def line_fields(line: str) -> tuple[str, int, str, str]:
+    """(owner, ttl, type, rdata) of a canonical line."""
+    owner, ttl, _cls, rtype, rdata = line.split(" ", 4)
+    return owner, int(ttl), rtype, rdata
+
+
+@dataclasses.dataclass(slots=True)
+class Node:
+    """One owner name, parsed: RRsets by type (RRSIGs by the type they cover)."""
+
+    name: dns.name.Name
+    rrsets: dict[int, dns.rrset.RRset]
+    sigs: dict[int, dns.rrset.RRset]
+
+    def get(self, rdtype: int) -> dns.rrset.RRset | None:
+        return self.rrsets.get(rdtype)
+
+
+class ZoneVersion:
+    """An immutable snapshot of a zone."""
+
+    __slots__ = ("origin", "origin_key", "origin_text", "serial", "buckets", "mask", "names",
+                 "records", "number", "_sorted_cache")
+
+    def __init__(self, origin: dns.name.Name, buckets: list[dict[str, Entry]], serial: int,
+                 names: int, records: int) -> None:
+        self.origin = origin
+        self.origin_text = origin.to_text()
+        self.origin_key = self.origin_text.lower()
+        self.buckets = buckets
+        self.mask = len(buckets) - 1
+        self.serial = serial
+        self.names = names
+        self.records = records
+        self.number = next(_versions)
+        self._sorted_cache: object | None = None
+
+    # --- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_lines(cls, origin: dns.name.Name, lines: Iterable[str]) -> ZoneVersion:
+        """Build from canonical master-file lines (any order; sorted is fastest)."""
+        origin_text = origin.to_text()
+        origin_key = origin_text.lower()
+        suffix = "." + origin_text if origin_text != "." else "."
+        groups: dict[str, list[str]] = {}
+        prev_owner: str | None = None
+        current: list[str] = []
+        records = 0
+        for line in lines:
+            if not line or line[0] in ";$":
+                continue
+            records += 1
+            owner = line[: line.find(" ")]
+            if owner == prev_owner:
+                current.append(line)
+                continue
+            prev_owner = owner
+            if owner == "@":
+                key = origin_key
+            elif owner.endswith("."):
+                raise ZoneFileError(f"record outside the zone: {line[:80]}")
+            else:
+                key = (owner + suffix).lower()
+            current = groups.setdefault(key, [])
+            current.append(line)
+        below: dict[str, int] = {}
+        for key in groups:
+            walk = key
+            while walk != origin_key:
+                walk = parent_key(walk)
+                below[walk] = below.get(walk, 0) + 1
+        size = 64
+        while size < (len(groups) + len(below)) // 64 and size < 1 << 16:
+            size <<= 1
+        buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
+        mask = size - 1
+        for key, group in groups.items():
+            buckets[hash(key) & mask][key] = (tuple(group), below.pop(key, 0))
+        for key, count in below.items():
+            buckets[hash(key) & mask][key] = ((), count)
+        serial = 0
+        apex = buckets[hash(origin_key) & mask].get(origin_key)
+        if apex is None or not any(line_fields(ln)[2] == "SOA" for ln in apex[0]):
+            raise ZoneFileError(f"zone {origin_text} has no SOA at its apex")
+        for ln in apex[0]:
+            if line_fields(ln)[2] == "SOA":
+                serial = int(line_fields(ln)[3].split()[2])
+        return cls(origin, buckets, serial, len(groups), records)
+
+    # --- reading ----------------------------------------------------------------------------
+    def entry(self, key: str) -> Entry | None:
+        return self.buckets[hash(key) & self.mask].get(key)
+
+    def lines(self, key: str) -> tuple[str, ...]:
+        found = self.buckets[hash(key) & self.mask].get(key)
+        return found[0] if found else ()
+
+    def exists(self, key: str) -> bool:
+        """True for owner names and empty non-terminals."""
+        return key in self.buckets[hash(key) & self.mask]
+
+    def node(self, key: str) -> Node | None:
+        """The parsed node at ``key``, or None if it owns no records."""
+        found = self.buckets[hash(key) & self.mask].get(key)
+        if not found or not found[0]:
+            return None
+        return parse_node(found[0], self.origin)
+
+    def iter_entries(self) -> Iterator[tuple[str, Entry]]:
+        for bucket in self.buckets:
+            yield from bucket.items()
+
+    def iter_lines(self) -> Iterator[str]:
+        for bucket in self.buckets:
+            for lines, _below in bucket.values():
+                yield from lines
+
+    @property
+    def soa_line(self) -> str:
+        for line in self.lines(self.origin_key):
+            if line_fields(line)[2] == "SOA":
+                return line
+        raise AssertionError("zone without SOA")
+
+    def soa_rrset(self) -> dns.rrset.RRset:
+        node = self.node(self.origin_key)
+        assert node is not None
+        rrset = node.get(dns.rdatatype.SOA)
+        assert rrset is not None
+        return rrset
+
+    # --- changing (a new version) -----------------------------------------------------------
+    def apply(self, changes: Iterable[tuple[Iterable[str], Iterable[str]]],
+              serial: int) -> ZoneVersion:
+        """A new version with each (deleted lines, added lines) applied in order.
+
+        Deleted records must exist (TTL ignored), else :class:`IxfrNotApplicable`
+        and this version is untouched.  Cost: O(size of the changes).
+        """
+        buckets = list(self.buckets)
+        copied: set[int] = set()
+        mask = self.mask
+        origin_key = self.origin_key
+        suffix = "." + self.origin_text if self.origin_text != "." else "."
+        names = self.names
+        records = self.records
+
+        def writable(key: str) -> dict[str, Entry]:
+            index = hash(key) & mask
+            if index not in copied:
+                buckets[index] = dict(buckets[index])
+                copied.add(index)
+            return buckets[index]
+
+        def get(key: str) -> Entry | None:
+            return buckets[hash(key) & mask].get(key)
+
+        def key_of(line: str) -> str:
+            owner = line[: line.find(" ")]
+            if owner == "@":
+                return origin_key
+            if owner.endswith("."):
+                raise IxfrNotApplicable(f"record outside the zone: {line[:80]}")
+            return (owner + suffix).lower()
+
+        def adjust_ancestors(key: str, delta: int) -> None:
+            walk = key
+            while walk != origin_key:
+                walk = parent_key(walk)
+                lines, below = get(walk) or EMPTY
+                below += delta
+                bucket = writable(walk)
+                if below == 0 and not lines:
+                    bucket.pop(walk, None)
+                else:
+                    bucket[walk] = (lines, below)
+
+        for deleted, added in changes:
+            for line in deleted:
+                key = key_of(line)
+                _o, _t, rtype, rdata = line_fields(line)
+                entry = get(key)
+                match = None
+                if entry:
+                    for candidate in entry[0]:
+                        fields = line_fields(candidate)
+                        if fields[2] == rtype and fields[3] == rdata:
+                            match = candidate
+                            break
+                if match is None:
+                    raise IxfrNotApplicable(f"IXFR deletes {line[:80]}, which the zone "
+                                            "does not have")
+                assert entry is not None
+                remaining = tuple(x for x in entry[0] if x is not match)
+                records -= 1
+                bucket = writable(key)
+                if remaining or entry[1]:
+                    bucket[key] = (remaining, entry[1])
+                else:
+                    del bucket[key]
+                if not remaining:
+                    names -= 1
+                    if key != origin_key:
+                        adjust_ancestors(key, -1)
+            for line in added:
+                key = key_of(line)
+                _o, _t, rtype, rdata = line_fields(line)
+                entry = get(key)
+                if entry and entry[0]:
+                    kept = tuple(x for x in entry[0]
+                                 if line_fields(x)[2:] != (rtype, rdata))
+                    records += 1 - (len(entry[0]) - len(kept))
+                    writable(key)[key] = (kept + (line,), entry[1])
+                else:
+                    records += 1
+                    names += 1
+                    writable(key)[key] = ((line,), entry[1] if entry else 0)
+                    if key != origin_key:
+                        adjust_ancestors(key, +1)
+        version = ZoneVersion(self.origin, buckets, serial, names, records)
+        if not version.lines(origin_key):
+            raise IxfrNotApplicable("the change deletes the zone's SOA")
+        return version
+
+
+def parse_node(lines: tuple[str, ...], origin: dns.name.Name) -> Node:
+    """Parse a node's lines into RRsets (TTL of an RRset: the smallest of its records)."""
+    rrsets: dict[int, dns.rrset.RRset] = {}
+    sigs: dict[int, dns.rrset.RRset] = {}
+    name: dns.name.Name | None = None
+    for line in lines:
+        owner, ttl, rtype, rdata = line_fields(line)
+        if name is None:
+            name = origin if owner == "@" else dns.name.from_text(owner, origin)
+        rdtype = dns.rdatatype.from_text(rtype)
+        try:
+            rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata, origin=origin,
+                                     relativize=False)
+        except dns.exception.DNSException as err:
+            raise ZoneFileError(f"bad record {line[:80]}: {err}") from err
+        if rdtype == dns.rdatatype.RRSIG:
+            assert isinstance(rd, dns.rdtypes.ANY.RRSIG.RRSIG)
+            table, key = sigs, rd.type_covered
+        else:
+            table, key = rrsets, rdtype
+        rrset = table.get(key)
+        if rrset is None:
+            rrset = table[key] = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype,
+                                                 rd.covers())
+            rrset.update_ttl(ttl)
+        rrset.add(rd, ttl)
+    assert name is not None
+    return Node(name, rrsets, sigs)
+
+
+class ServedZone:
+    """A zone the server answers for: the current version, swapped atomically."""
+
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.origin = origin
+        self.key = name_key(origin)
+        self.version: ZoneVersion | None = None
+        self.expired = False
+        self.generation = 0           # bumped on every swap: answer caches key on it
+
+    @property
+    def servfail(self) -> bool:
+        """True while the zone cannot be answered (never loaded, or expired)."""
+        return self.version is None or self.expired
+
+    def swap(self, version: ZoneVersion) -> None:
+        self.version = version
+        self.expired = False
+        self.generation += 1
+
+
+class ZoneTable:
+    """The served zones, looked up by the longest origin a name is under."""
+
+    def __init__(self) -> None:
+        self.zones: dict[str, ServedZone] = {}
+        self.generation = 0
+
+    def add(self, zone: ServedZone) -> None:
+        self.zones[zone.key] = zone
+        self.generation += 1
+
+    def remove(self, key: str) -> ServedZone | None:
+        self.generation += 1
+        return self.zones.pop(key, None)
+
+    def get(self, origin: dns.name.Name) -> ServedZone | None:
+        return self.zones.get(name_key(origin))
+
+    def find(self, qname: dns.name.Name) -> ServedZone | None:
+        """The zone that ``qname`` belongs to (deepest origin), or None."""
+        name = qname
+        while True:
+            zone = self.zones.get(name_key(name))
+            if zone is not None:
+                return zone
+            if name == dns.name.root or len(name.labels) <= 1:
+                return None
+            name = name.parent()
