@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import struct
+import typing
 
 import dns.exception
 import dns.name
@@ -98,13 +99,13 @@ _OPT = dns.rdatatype.OPT
 _TSIG = dns.rdatatype.TSIG
 
 # Name cache entries are plain tuples for speed; these index them.
-_LABELS = 0  # labels as received, root excluded
-_KEY = 1  # lowercased labels, reversed
-_TEXT = 2  # text relative to the origin ('@', 'www', or absolute 'other.')
-_UNDER = 3  # is the name at or below the origin?
-_SEG_END = 4  # offset just past the name's in-place octets
-_HOPS = 5  # compression pointers followed to read the whole name
-_WIRELEN = 6  # uncompressed wire length, root octet included
+_LABELS: typing.Final = 0  # labels as received, root excluded
+_KEY: typing.Final = 1  # lowercased labels, reversed
+_TEXT: typing.Final = 2  # text relative to the origin ('@', 'www', or absolute 'other.')
+_UNDER: typing.Final = 3  # is the name at or below the origin?
+_SEG_END: typing.Final = 4  # offset just past the name's in-place octets
+_HOPS: typing.Final = 5  # compression pointers followed to read the whole name
+_WIRELEN: typing.Final = 6  # uncompressed wire length, root octet included
 
 _Entry = tuple[tuple[bytes, ...], tuple[bytes, ...], str, bool, int, int, int]
 _Cache = dict[int, _Entry]
@@ -137,14 +138,18 @@ def type_text(rdtype: int) -> str:
     """Return the mnemonic of *rdtype* as ``dns.rdatatype.to_text`` does."""
     text = _type_text_cache.get(rdtype)
     if text is None:
-        text = dns.rdatatype.to_text(rdtype)  # type: ignore[arg-type]
+        text = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
         _type_text_cache[rdtype] = text
     return text
 
 
 def record_line(rec: Record) -> str:
     """Render *rec* as one master-file line: ``owner ttl class type rdata``."""
-    rdclass = "IN" if rec.rdclass == _IN else dns.rdataclass.to_text(rec.rdclass)
+    rdclass = (
+        "IN"
+        if rec.rdclass == _IN
+        else dns.rdataclass.to_text(dns.rdataclass.RdataClass.make(rec.rdclass))
+    )
     return f"{rec.owner} {rec.ttl} {rdclass} {type_text(rec.rdtype)} {rec.rdata}"
 
 
@@ -184,14 +189,10 @@ def string_text(data: bytes) -> str:
     return '"' + data.decode("ascii") + '"'
 
 
-def ipv6_text(address: bytes) -> str:
-    """Render 16 octets exactly as ``dns.ipv6.inet_ntoa`` does.
-
-    dnspython and the C library agree except where the first five words are
-    zero (embedded IPv4 forms), so only those take the slow path.
-    """
-    if address[:10] != _ZERO10:
-        return socket.inet_ntop(socket.AF_INET6, address)
+def _ipv6_text_python(address: bytes) -> str:
+    """Render 16 octets exactly as ``dns.ipv6.inet_ntoa`` does (first longest
+    run of two or more zero words becomes ``::``; ``::a.b.c.d`` and
+    ``::ffff:a.b.c.d`` forms for embedded IPv4)."""
     words = _WORDS.unpack(address)
     best_start = best_len = 0
     i = 0
@@ -215,6 +216,43 @@ def ipv6_text(address: bytes) -> str:
     return head + "::" + tail
 
 
+def _ntop_agrees() -> bool:
+    """Does the C library's inet_ntop match dnspython away from the IPv4 forms?"""
+    probes = (
+        "2001:db8::1",
+        "2001:db8::",
+        "1:0:0:2:0:0:0:3",
+        "1:0:0:2:0:0:3:4",
+        "1:0:2:3:4:5:6:7",
+        "1:2:3:4:5:6:7:0",
+        "fe80::1:0:0:1",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    )
+    try:
+        for text in probes:
+            address = socket.inet_pton(socket.AF_INET6, text)
+            if socket.inet_ntop(socket.AF_INET6, address) != _ipv6_text_python(address):
+                return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+_NTOP_AGREES = _ntop_agrees()
+
+
+def ipv6_text(address: bytes) -> str:
+    """Render 16 octets exactly as ``dns.ipv6.inet_ntoa`` does.
+
+    C ``inet_ntop`` implementations agree with dnspython except where the
+    first five words are zero (the embedded IPv4 forms), so those, and any
+    platform whose ``inet_ntop`` fails the probe at import, take the Python path.
+    """
+    if _NTOP_AGREES and address[:10] != _ZERO10:
+        return socket.inet_ntop(socket.AF_INET6, address)
+    return _ipv6_text_python(address)
+
+
 def _origin_key(origin: dns.name.Name) -> tuple[bytes, ...]:
     if not origin.is_absolute():
         raise ValueError(f"origin must be absolute: {origin}")
@@ -236,8 +274,8 @@ def _relative_text(
     return ".".join([label_text(label) for label in labels]) + ".", False
 
 
-# The root name read from a lone zero octet; offsets are patched per use.
 def _root_entry(okey: tuple[bytes, ...], end: int) -> _Entry:
+    """Entry for the root name whose zero octet ends just before *end*."""
     text, under = _relative_text((), (), okey)
     return ((), (), text, under, end, 0, 1)
 
@@ -255,14 +293,15 @@ def _read_name(
     entry = cache.get(start)
     if entry is not None:
         return entry
-    end = len(wire)
     # Fast path for the usual shape: one label, then a pointer to a known name
     # under the origin (every new owner in a zone transfer looks like this).
-    length = wire[start] if start < end else 0
-    if 0 < length < 64:
+    # Reading past the end falls through to the careful loop, which reports it.
+    try:
+        length = wire[start]
         nxt = start + 1 + length
-        if nxt + 1 < end and wire[nxt] >= 192:
-            suffix = cache.get(((wire[nxt] & 0x3F) << 8) | wire[nxt + 1])
+        pointer = wire[nxt] if 0 < length < 64 else 0
+        if pointer >= 192:
+            suffix = cache.get(((pointer & 0x3F) << 8) | wire[nxt + 1])
             if (
                 suffix is not None
                 and suffix[_UNDER]
@@ -272,9 +311,10 @@ def _read_name(
             ):
                 label = wire[start + 1 : nxt]
                 text = label.decode("ascii") if label.isalnum() else label_text(label)
-                if suffix[_TEXT] != "@":
-                    text = text + "." + suffix[_TEXT]
-                entry = (
+                suffix_text = suffix[_TEXT]
+                if suffix_text != "@":
+                    text = text + "." + suffix_text
+                entry = cache[start] = (
                     (label,) + suffix[_LABELS],
                     suffix[_KEY] + (label.lower(),),
                     text,
@@ -283,8 +323,10 @@ def _read_name(
                     suffix[_HOPS] + 1,
                     suffix[_WIRELEN] + length + 1,
                 )
-                cache[start] = entry
                 return entry
+    except IndexError:
+        pass
+    end = len(wire)
     labels: list[bytes] = []
     wirelen = 1
     pos = start
@@ -383,7 +425,13 @@ def _generic_text(
     wire: bytes, pos: int, rdlen: int, rdclass: int, rdtype: int, origin: dns.name.Name
 ) -> str:
     try:
-        rdata = dns.rdata.from_wire(rdclass, rdtype, wire, pos, rdlen)  # type: ignore[arg-type]
+        rdata = dns.rdata.from_wire(
+            dns.rdataclass.RdataClass.make(rdclass),
+            dns.rdatatype.RdataType.make(rdtype),
+            wire,
+            pos,
+            rdlen,
+        )
         return rdata.to_text(origin=origin, relativize=True)
     except Exception as err:  # dnspython raises many types for bad rdata
         raise WireError(f"bad {type_text(rdtype)} rdata at offset {pos}: {err}") from err
@@ -425,7 +473,10 @@ def _fast_text(
         target, pos = _rdata_name(wire, pos + 6, rend, cache, okey, rdtype)
         text = f"{priority} {weight} {port} {target}"
     elif rdtype == _DNAME:
+        # RFC 6672 forbids compressing the target, and dnspython rejects it.
         entry = _read_name(wire, pos, cache, okey)
+        if entry[_SEG_END] > rend:
+            raise WireError(f"name in DNAME rdata at offset {pos} overruns rdlength")
         if entry[_HOPS]:
             raise WireError(f"compressed DNAME target at offset {pos}")
         text = entry[_TEXT]
@@ -511,7 +562,7 @@ def parse_message(wire: bytes, origin: dns.name.Name, max_records: int | None = 
 
 def _tsig_rdata(wire: bytes, pos: int, rdlen: int) -> dns.rdtypes.ANY.TSIG.TSIG:
     try:
-        rdata = dns.rdata.from_wire(_ANY, _TSIG, wire, pos, rdlen)  # type: ignore[arg-type]
+        rdata = dns.rdata.from_wire(_ANY, _TSIG, wire, pos, rdlen)
     except Exception as err:  # dnspython raises many types for bad rdata
         raise WireError(f"bad TSIG rdata at offset {pos}: {err}") from err
     assert isinstance(rdata, dns.rdtypes.ANY.TSIG.TSIG)
