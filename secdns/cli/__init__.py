@@ -77,9 +77,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from secdns.cli import demo, diff, init, pull
+    from secdns.cli import demo, diff, init, pull, serve
 
-    for module in (pull, diff, init, demo):
+    for module in (pull, diff, serve, init, demo):
         cli.add_command(module.command)
 
 

@@ -1,0 +1,514 @@
+"""The foreground server: startup -> serve until a stop event -> shutdown.
+
+Shaped like uvicorn's server: :meth:`Server.serve` is awaitable, so tests run the
+real server as a task in-process.  Listeners are asyncio protocols whose
+callbacks never await; the hot path is a dict lookup from the query bytes
+(minus the ID) to a prebuilt answer, valid while the zone's generation is
+unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+
+from secdns.config import Config, ZoneConfig, load_config
+from secdns.endpoints import resolve
+from secdns.errors import ConfigError, LocalIOError, SecdnsError
+from secdns.pull import PullOptions
+from secdns.server import answer, xfrout
+from secdns.server.notify import decide_notify, send_notify
+from secdns.server.zone import ZoneTable
+from secdns.server.zones import ZoneRuntime
+from secdns.store import Store
+
+log = logging.getLogger(__name__)
+query_log = logging.getLogger("secdns.query")
+
+MAX_TCP_CONNECTIONS = 512
+TCP_IDLE_TIMEOUT = 10.0
+TCP_WRITE_TIMEOUT = 30.0
+CACHE_ENTRIES = 500_000
+
+
+class AnswerCache:
+    """Query bytes (without the ID) -> answer bytes (without the ID), per zone generation."""
+
+    def __init__(self, limit: int = CACHE_ENTRIES) -> None:
+        self.limit = limit
+        self.entries: dict[bytes, tuple[object, int, bytes]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        found = self.entries.get(key)
+        if found is not None:
+            zone, generation, reply = found
+            if zone.generation == generation:  # type: ignore[attr-defined]
+                self.hits += 1
+                return reply
+            del self.entries[key]
+        self.misses += 1
+        return None
+
+    def put(self, key: bytes, zone: object, reply: bytes) -> None:
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        self.entries[key] = (zone, zone.generation, reply)  # type: ignore[attr-defined]
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        if len(data) < 12:
+            return
+        try:
+            reply = self.server.answer_udp(data, addr[0])
+        except Exception:  # never let one packet stop the listener
+            log.exception("query: internal error answering %s", addr[0])
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp: %s", exc)
+
+
+class Server:
+    """An authoritative secondary for the zones of a config."""
+
+    def __init__(self, config: Config, *, log_queries: bool = False) -> None:
+        self.config = config
+        self.log_queries = log_queries
+        self.table = ZoneTable()
+        self.runtimes: dict[dns.name.Name, ZoneRuntime] = {}
+        self.cache = AnswerCache()
+        self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
+        self.store: Store | None = None
+        self.gate = asyncio.Semaphore(config.server.concurrency)
+        self.stop_event = asyncio.Event()
+        self.started = asyncio.Event()
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._tcp: list[asyncio.Server] = []
+        self._connections: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[object]] = set()
+        self.addresses: list[tuple[str, int]] = []
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def serve(self, *, install_signals: bool = False) -> None:
+        await self.startup()
+        if install_signals:
+            self._install_signals()
+        try:
+            await self.stop_event.wait()
+        finally:
+            if install_signals:
+                self._restore_signals()
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def startup(self) -> None:
+        self._apply_keys(self.config)
+        if self.config.server.directory is not None:
+            self.store = Store(self.config.server.directory)
+            self.store.ensure()
+        for zone_config in self.config.zones:
+            await self._add_zone(zone_config)
+        await self._listen()
+        for runtime in self.runtimes.values():
+            self._start_zone(runtime)
+        self.started.set()
+        log.info("serve: listening on %s, %d zones", ", ".join(
+            f"{a}:{p}" for a, p in self.addresses), len(self.runtimes))
+
+    async def shutdown(self) -> None:
+        log.info("serve: stopping")
+        for transport in self._udp:
+            transport.close()
+        for server in self._tcp:
+            server.close()
+        for runtime in self.runtimes.values():
+            runtime.stopping = True
+            runtime.wake.set()
+        tasks = [r.task for r in self.runtimes.values() if r.task is not None]
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in list(self._connections) + list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._connections, *self._background, return_exceptions=True)
+        for runtime in self.runtimes.values():
+            await runtime.flush()
+        for server in self._tcp:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        log.info("serve: stopped")
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+
+    def _restore_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- zones ---------------------------------------------------------------------------------
+    def _apply_keys(self, config: Config) -> None:
+        self.keyring = {dns.name.from_text(k.name): k.to_dnspython()
+                        for k in config.keys.values()}
+
+    async def _add_zone(self, zone_config: ZoneConfig,
+                        keep: ZoneRuntime | None = None) -> ZoneRuntime:
+        runtime = ZoneRuntime(zone_config, self.config, self.store, self._zone_changed)
+        if keep is not None and keep.zone.version is not None:
+            runtime.zone = keep.zone   # keep answering the loaded version
+            runtime.journal = keep.journal
+            runtime.last_success = keep.last_success
+            runtime.store_copy = keep.store_copy
+        elif zone_config.file is not None:
+            await runtime.load_file()
+        else:
+            try:
+                await runtime.load_from_store()
+            except SecdnsError as err:
+                log.error("load: zone=%s cannot use the stored copy: %s", zone_config.text,
+                          err.one_line())
+        self.runtimes[zone_config.name] = runtime
+        self.table.add(runtime.zone)
+        return runtime
+
+    def _start_zone(self, runtime: ZoneRuntime) -> None:
+        if not runtime.is_secondary:
+            return
+        options = PullOptions(key=self.config.key_for(runtime.config),
+                              timeout=self.config.server.timeout,
+                              lifetime=self.config.server.lifetime,
+                              limits=self.config.server.limits)
+        runtime.task = asyncio.get_running_loop().create_task(runtime.run(self.gate, options))
+
+    async def _remove_zone(self, name: dns.name.Name) -> None:
+        runtime = self.runtimes.pop(name)
+        self.table.remove(runtime.zone.key)
+        runtime.stopping = True
+        runtime.wake.set()
+        if runtime.task is not None:
+            try:
+                await asyncio.wait_for(runtime.task, 5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                runtime.task.cancel()
+        await runtime.flush()
+
+    def _zone_changed(self, runtime: ZoneRuntime) -> None:
+        version = runtime.zone.version
+        if version is None:
+            return
+        for endpoint in runtime.config.notify:
+            self._spawn(self._notify(runtime, endpoint))
+
+    async def _notify(self, runtime: ZoneRuntime, endpoint: object) -> None:
+        version = runtime.zone.version
+        if version is None:
+            return
+        try:
+            addresses = await resolve(endpoint)  # type: ignore[arg-type]
+        except SecdnsError as err:
+            log.warning("notify: zone=%s %s", runtime.name, err.one_line())
+            return
+        soa = version.soa_rrset()
+        await asyncio.gather(*(send_notify(runtime.zone.origin, soa, address, port,
+                                           stop=self.stop_event)
+                               for address, port in addresses))
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the config; add, remove and change zones without dropping others."""
+        path = self.config.path
+        if path is None:
+            return
+        try:
+            config = load_config(path)
+        except SecdnsError as err:
+            log.error("reload: %s; keeping the running configuration", err.one_line())
+            return
+        if config.server.listen != self.config.server.listen:
+            log.warning("reload: listen addresses changed; restart secdns serve to apply")
+        old = self.config
+        self.config = config
+        self._apply_keys(config)
+        wanted = {z.name: z for z in config.zones}
+        for name in list(self.runtimes):
+            if name not in wanted:
+                log.info("reload: zone=%s removed", name)
+                await self._remove_zone(name)
+        for name, zone_config in wanted.items():
+            current = self.runtimes.get(name)
+            if current is None:
+                log.info("reload: zone=%s added", name)
+                self._start_zone(await self._add_zone(zone_config))
+            elif current.config != zone_config or old.key_for(current.config) != \
+                    config.key_for(zone_config):
+                log.info("reload: zone=%s changed", name)
+                await self._remove_zone(name)
+                self._start_zone(await self._add_zone(zone_config, keep=current))
+            elif zone_config.file is not None:
+                try:
+                    await current.load_file()
+                except SecdnsError as err:
+                    log.error("reload: zone=%s %s; keeping the loaded version", name,
+                              err.one_line())
+        log.info("reload: done, %d zones", len(self.runtimes))
+
+    # --- listeners -----------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        for endpoint in self.config.server.listen:
+            host, port = endpoint.host, endpoint.port
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                tcp = await asyncio.start_server(self._handle_tcp, host, port, family=family,
+                                                 reuse_address=True, backlog=256)
+                bound_port = tcp.sockets[0].getsockname()[1]
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(self), local_addr=(host, bound_port), family=family)
+            except OSError as err:
+                for server in self._tcp:
+                    server.close()
+                raise LocalIOError(f"cannot listen on {endpoint}: {err.strerror or err}",
+                                   hint="is another server using the port?") from err
+            self._tcp.append(tcp)
+            self._udp.append(transport)  # type: ignore[arg-type]
+            self.addresses.append((host, bound_port))
+
+    async def _handle_tcp(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if len(self._connections) >= MAX_TCP_CONNECTIONS:
+            writer.close()
+            return
+        assert task is not None
+        self._connections.add(task)  # type: ignore[arg-type]
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        try:
+            while not self.stop_event.is_set():
+                prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                (length,) = struct.unpack("!H", prefix)
+                if length < 12:
+                    break
+                data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
+                for reply in self.answer_tcp(data, peer[0]):
+                    writer.write(struct.pack("!H", len(reply)) + reply)
+                    await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError):
+            pass
+        except Exception:
+            log.exception("tcp: internal error with %s", peer[0])
+        finally:
+            self._connections.discard(task)  # type: ignore[arg-type]
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    # --- answering -----------------------------------------------------------------------------
+    def answer_udp(self, data: bytes, source: str) -> bytes | None:
+        key = b"U" + data[2:]
+        cached = self.cache.get(key)
+        if cached is not None:
+            if self.log_queries:
+                self._log_query(data, source, "udp", cached=True)
+            return data[:2] + cached
+        reply = answer.handle(data, self.table, tcp=False, keyring=self.keyring)
+        if reply.kind == "query":
+            if reply.wire is not None and reply.cacheable and reply.zone is not None:
+                self.cache.put(key, reply.zone, reply.wire[2:])
+            if self.log_queries:
+                self._log_query(data, source, "udp")
+            return reply.wire
+        if reply.kind == "notify":
+            return self._notify_in(data, source)
+        if reply.kind == "xfr":
+            return self._xfr_over_udp(data)
+        if reply.kind == "update":
+            return self._refuse(data, dns.rcode.REFUSED)
+        return reply.wire
+
+    def answer_tcp(self, data: bytes, source: str) -> Iterable[bytes]:
+        key = b"T" + data[2:]
+        cached = self.cache.get(key)
+        if cached is not None:
+            return (data[:2] + cached,)
+        reply = answer.handle(data, self.table, tcp=True, keyring=self.keyring)
+        if reply.kind == "query":
+            if reply.wire is not None and reply.cacheable and reply.zone is not None:
+                self.cache.put(key, reply.zone, reply.wire[2:])
+            if self.log_queries:
+                self._log_query(data, source, "tcp")
+            return (reply.wire,) if reply.wire is not None else ()
+        if reply.kind == "notify":
+            out = self._notify_in(data, source)
+            return (out,) if out else ()
+        if reply.kind == "xfr":
+            return self._xfr(data, source)
+        if reply.kind == "update":
+            out = self._refuse(data, dns.rcode.REFUSED)
+            return (out,) if out else ()
+        return (reply.wire,) if reply.wire is not None else ()
+
+    def _parse(self, data: bytes) -> dns.message.Message | bytes | None:
+        """Parse with TSIG checking; bytes is an error answer to send."""
+        try:
+            return dns.message.from_wire(data, keyring=self.keyring)
+        except dns.message.UnknownTSIGKey:
+            return self._refuse(data, dns.rcode.NOTAUTH)
+        except (dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.BadKey,
+                dns.tsig.BadAlgorithm, dns.tsig.PeerError):
+            return self._refuse(data, dns.rcode.NOTAUTH)
+        except dns.exception.DNSException:
+            return self._refuse(data, dns.rcode.FORMERR)
+
+    @staticmethod
+    def _refuse(data: bytes, rcode: int) -> bytes | None:
+        """A header-only error answer (question echoed when it parses)."""
+        try:
+            query = dns.message.from_wire(data, keyring=False, ignore_trailing=True)
+            response = dns.message.make_response(query)
+            response.set_rcode(rcode)
+            response.keyring = None
+            response.additional = []
+            return response.to_wire()
+        except Exception:
+            if len(data) < 12:
+                return None
+            flags = struct.unpack("!H", data[2:4])[0]
+            flags = (flags & 0x7900) | 0x8000 | (rcode & 0xF)
+            return data[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+
+    def _notify_in(self, data: bytes, source: str) -> bytes | None:
+        parsed = self._parse(data)
+        if not isinstance(parsed, dns.message.Message):
+            return parsed
+
+        def allowed(zone: dns.name.Name) -> set[str] | None:
+            runtime = self.runtimes.get(zone)
+            if runtime is None or not runtime.is_secondary:
+                return None
+            return runtime.notify_sources
+
+        decision = decide_notify(parsed, source, allowed)
+        if decision.zone is not None:
+            runtime = self.runtimes[decision.zone]
+            log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)
+            runtime.wake.set()
+        else:
+            log.info("notify: zone=%s from %s refused",
+                     parsed.question[0].name if parsed.question else "?", source)
+        return decision.response
+
+    def _xfr_over_udp(self, data: bytes) -> bytes | None:
+        """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
+        parsed = self._parse(data)
+        if not isinstance(parsed, dns.message.Message):
+            return parsed
+        response = dns.message.make_response(parsed)
+        question = parsed.question[0]
+        runtime = self.runtimes.get(question.name)
+        if question.rdtype == dns.rdatatype.AXFR or runtime is None:
+            response.set_rcode(dns.rcode.FORMERR if runtime else dns.rcode.NOTAUTH)
+            return response.to_wire()
+        if runtime.zone.servfail or runtime.zone.version is None:
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response.to_wire()
+        response.flags |= dns.flags.AA
+        response.answer.append(runtime.zone.version.soa_rrset())
+        return response.to_wire()
+
+    def _xfr(self, data: bytes, source: str) -> Iterator[bytes]:
+        parsed = self._parse(data)
+        if not isinstance(parsed, dns.message.Message):
+            if parsed:
+                yield parsed
+            return
+        question = parsed.question[0]
+        kind = dns.rdatatype.to_text(question.rdtype)
+        runtime = self.runtimes.get(question.name)
+        if runtime is None:
+            log.info("xfr: %s of %s from %s: not a zone of ours (NOTAUTH)", kind,
+                     question.name, source)
+            yield xfrout.error_response(parsed, dns.rcode.NOTAUTH)
+            return
+        key_name = parsed.keyname if parsed.had_tsig else None
+        if not xfrout.transfer_allowed(runtime.config.allow_transfer, source, key_name):
+            log.warning("xfr: zone=%s %s from %s%s refused by allow_transfer", runtime.name,
+                        kind, source, f" (key {key_name})" if key_name else "")
+            yield xfrout.error_response(parsed, dns.rcode.REFUSED)
+            return
+        version = runtime.zone.version
+        if version is None or runtime.zone.servfail:
+            yield xfrout.error_response(parsed, dns.rcode.SERVFAIL)
+            return
+        log.info("xfr: zone=%s %s to %s at serial %d", runtime.name, kind, source,
+                 version.serial)
+        if question.rdtype == dns.rdatatype.IXFR:
+            yield from xfrout.ixfr_messages(parsed, version, list(runtime.journal))
+        else:
+            yield from xfrout.axfr_messages(parsed, version)
+
+    def _log_query(self, data: bytes, source: str, transport: str, cached: bool = False) -> None:
+        try:
+            query = dns.message.from_wire(data, keyring=False, ignore_trailing=True)
+            question = query.question[0]
+            query_log.info("query: %s %s %s from %s/%s%s", question.name,
+                           dns.rdatatype.to_text(question.rdtype),
+                           dns.rdataclass.to_text(question.rdclass), source, transport,
+                           " (cached)" if cached else "")
+        except Exception:
+            query_log.info("query: unparsable from %s/%s", source, transport)
+
+
+def check_config_for_serve(config: Config) -> None:
+    """Problems that only matter for serve, reported before anything starts."""
+    problems = []
+    if not config.zones:
+        problems.append("no [[zone]] to serve")
+    for endpoint in config.server.listen:
+        if not endpoint.is_address:
+            problems.append(f"server.listen: {endpoint.host!r} is not an IP address")
+    for zone in config.zones:
+        if zone.file is not None and not Path(zone.file).exists():
+            problems.append(f"zone {zone.text}: file {zone.file} does not exist")
+    if any(z.primaries for z in config.zones) and config.server.directory is None:
+        problems.append("server.directory is required for secondary zones (the store)")
+    if problems:
+        raise ConfigError(f"{config.path}: " + "; ".join(problems))

@@ -1,0 +1,319 @@
+"""The life of each served zone: load from the store, refresh timers, NOTIFY, persist.
+
+A secondary zone runs one task: wait for its refresh timer (SOA refresh, with
+jitter) or a NOTIFY, then the shared :func:`secdns.pull.pull_zone` path with a
+:class:`MemoryCopy`, which applies an IXFR to the in-memory version in O(delta),
+swaps it in atomically, and only then persists the change to the store in the
+background.  Failures back off on the SOA retry timer; past SOA expire without a
+successful refresh the zone answers SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from secdns import wire, zonefile
+from secdns.config import Config, ZoneConfig
+from secdns.endpoints import resolve
+from secdns.errors import IxfrNotApplicable, SecdnsError
+from secdns.pull import (
+    PullOptions,
+    PullResult,
+    Status,
+    StoreCopy,
+    ZoneCopy,
+    axfr_journal,
+    delta_entries,
+    pull_zone,
+)
+from secdns.server.zone import ServedZone, ZoneVersion
+from secdns.store import JournalEntry, Store
+from secdns.xfr import Delta, XfrKind
+
+log = logging.getLogger(__name__)
+
+MIN_REFRESH = 1.0
+JOURNAL_ENTRIES = 1000
+
+
+class MemoryCopy(ZoneCopy):
+    """The served, in-memory copy of a zone, persisted to the store after each swap."""
+
+    def __init__(self, runtime: ZoneRuntime) -> None:
+        self.runtime = runtime
+        self.origin = runtime.zone.origin
+
+    async def prepare(self) -> None:
+        version = self.runtime.zone.version
+        self.serial = version.serial if version else None
+        self.can_ixfr = version is not None
+        self.records = version.records if version else None
+
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
+                         result: PullResult) -> None:
+        version = self.runtime.zone.version
+        if version is None:
+            raise IxfrNotApplicable("no copy in memory")
+        entries = delta_entries(deltas)
+        new = version.apply(((e.deleted, e.added) for e in entries), soa.serial)  # type: ignore[arg-type]
+        for entry in entries:
+            result.removed += len(entry.deleted) - 1
+            result.added += len(entry.added) - 1
+        result.records = new.records
+        self.runtime.install(new, entries)
+        self.runtime.persist(lambda copy: copy.apply_ixfr(deltas, soa, PullResult(
+            zone=result.zone, status=result.status, primary=result.primary)))
+
+    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
+                         result: PullResult) -> None:
+        origin = self.origin
+        old = self.runtime.zone.version
+
+        def build() -> tuple[ZoneVersion, list[str], JournalEntry | None, int, int]:
+            lines = zonefile.canonical_lines(records)
+            version = ZoneVersion.from_lines(origin, lines)
+            entry, added, removed = (None, len(lines), 0)
+            if old is not None:
+                entry, added, removed = axfr_journal(origin, list(old.iter_lines()), lines,
+                                                     old.serial, version.serial)
+            return version, lines, entry, added, removed
+
+        version, lines, entry, result.added, result.removed = await asyncio.to_thread(build)
+        result.records = version.records
+        self.runtime.install(version, [entry] if entry else None)
+        self.runtime.persist(lambda copy: copy.apply_axfr(records, soa, PullResult(
+            zone=result.zone, status=result.status, primary=result.primary)))
+
+    async def checked(self, result: PullResult) -> None:
+        self.runtime.last_success = time.monotonic()
+        if self.runtime.zone.expired:
+            log.info("refresh: zone=%s refreshed again: answering", self.origin)
+            self.runtime.zone.expired = False
+
+
+class ZoneRuntime:
+    """One served zone: its config, memory copy, journal, timers and tasks."""
+
+    def __init__(self, config: ZoneConfig, server_config: Config, store: Store | None,
+                 on_change: Callable[[ZoneRuntime], None]) -> None:
+        self.config = config
+        self.server_config = server_config
+        self.zone = ServedZone(config.name)
+        self.store = store
+        self.store_copy = StoreCopy(store, config.name) if store is not None else None
+        self.journal: collections.deque[JournalEntry] = collections.deque(
+            maxlen=JOURNAL_ENTRIES)
+        self.on_change = on_change
+        self.wake = asyncio.Event()
+        self.last_success: float | None = None
+        self.last_result: PullResult | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._persist_lock = asyncio.Lock()
+        self._persist_tasks: set[asyncio.Task[None]] = set()
+        self.notify_sources: set[str] = set()
+        self.stopping = False
+
+    @property
+    def name(self) -> str:
+        return self.config.text
+
+    @property
+    def is_secondary(self) -> bool:
+        return bool(self.config.primaries)
+
+    # --- loading ---
+    async def load_from_store(self) -> None:
+        """Answer at once from the store's copy, if it is intact."""
+        if self.store_copy is None:
+            return
+        copy = self.store_copy
+        await copy.prepare()
+        if copy.text is None:
+            return
+        _, lines = zonefile.split_header(copy.text)
+        version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
+        self.zone.swap(version)
+        if self.store is not None:
+            entries = await asyncio.to_thread(self.store.read_journal, self.zone.origin,
+                                              version.serial)
+            self.journal.extend(entries)
+        # the state's last success decides whether the copy is already expired
+        self.last_success = time.monotonic() - _age(copy.state.last_success)
+        self.expired_check()
+        if self.zone.expired:
+            log.error("load: zone=%s the stored copy is past its SOA expire: answering "
+                      "SERVFAIL until a refresh succeeds", self.name)
+        log.info("load: zone=%s serial %d, %d records from the store", self.name,
+                 version.serial, version.records)
+
+    async def load_file(self) -> None:
+        """A primary zone: read its master file (and on SIGHUP, again)."""
+        from secdns.sources import read_file_records
+
+        assert self.config.file is not None
+        records = await asyncio.to_thread(read_file_records, self.config.file, self.zone.origin)
+        lines = await asyncio.to_thread(zonefile.canonical_lines, records)
+        version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
+        old = self.zone.version
+        if old is not None:
+            if version.serial == old.serial:
+                if sorted(old.iter_lines()) != sorted(lines):
+                    log.error("reload: zone=%s %s changed but its serial %d did not: "
+                              "keeping the loaded version", self.name, self.config.file,
+                              old.serial)
+                return
+            entry, added, removed = axfr_journal(self.zone.origin, list(old.iter_lines()),
+                                                 lines, old.serial, version.serial)
+            log.info("reload: zone=%s serial %d -> %d, +%d -%d", self.name, old.serial,
+                     version.serial, added, removed)
+            self.install(version, [entry] if entry else None)
+        else:
+            self.install(version, None, notify=False)
+            log.info("load: zone=%s serial %d, %d records from %s", self.name, version.serial,
+                     version.records, self.config.file)
+        self.last_success = time.monotonic()
+
+    # --- changing ---
+    def install(self, version: ZoneVersion, entries: list[JournalEntry] | None,
+                notify: bool = True) -> None:
+        """Swap in a new version (atomic for every reader) and remember the delta."""
+        if entries is None:
+            self.journal.clear()
+        else:
+            self.journal.extend(entries)
+        self.zone.swap(version)
+        if notify:
+            self.on_change(self)
+
+    def persist(self, work: Callable[[StoreCopy], object]) -> None:
+        """Write the change to the store in the background, one write at a time."""
+        if self.store_copy is None:
+            return
+
+        async def run() -> None:
+            async with self._persist_lock:
+                copy = self.store_copy
+                assert copy is not None
+                try:
+                    await work(copy)  # type: ignore[misc]
+                except (SecdnsError, OSError) as err:
+                    log.warning("store: zone=%s incremental write failed (%s); rewriting "
+                                "the file from memory", self.name, err)
+                    await self._rewrite(copy)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._persist_tasks.add(task)
+        task.add_done_callback(self._persist_tasks.discard)
+
+    async def _rewrite(self, copy: StoreCopy) -> None:
+        version = self.zone.version
+        if version is None:
+            return
+        origin = self.zone.origin
+
+        def work() -> None:
+            keyer = zonefile.LineKeyer(origin)
+            lines = sorted(version.iter_lines(), key=keyer)
+            soa = version.soa_line
+            soa_record = wire.Record(key=keyer.origin_key, owner="@",
+                                     ttl=int(soa.split(" ")[1]), rdclass=1, rdtype=6,
+                                     rdata=soa.split(" ", 4)[4], serial=version.serial)
+            text = zonefile.render(origin, version.serial, soa_record.ttl, lines)
+            copy.text = None
+            copy.serial = None
+            copy._save(text, soa_record, len(lines), XfrKind.AXFR, None, None)
+
+        await asyncio.to_thread(work)
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait for pending store writes (shutdown)."""
+        if self._persist_tasks:
+            await asyncio.wait(list(self._persist_tasks), timeout=timeout)
+
+    # --- refreshing ---
+    def soa_timers(self) -> tuple[float, float, float]:
+        version = self.zone.version
+        if version is None:
+            return (60.0, 30.0, 7 * 86400.0)
+        fields = version.soa_line.split(" ", 4)[4].split()
+        refresh, retry, expire = (float(fields[3]), float(fields[4]), float(fields[5]))
+        return (max(refresh, MIN_REFRESH), max(retry, MIN_REFRESH), max(expire, MIN_REFRESH))
+
+    async def resolve_notify_sources(self) -> None:
+        sources: set[str] = set(self.config.allow_notify)
+        for endpoint in self.config.primaries:
+            try:
+                for address, _port in await resolve(endpoint):
+                    sources.add(address)
+            except SecdnsError as err:
+                log.warning("notify: zone=%s cannot resolve primary %s: %s", self.name,
+                            endpoint, err.message)
+        self.notify_sources = sources
+
+    async def run(self, gate: asyncio.Semaphore, options: PullOptions) -> None:
+        """The refresh loop (RFC 1034 4.3.5 / RFC 1996)."""
+        await self.resolve_notify_sources()
+        delay = random.uniform(0, 0.5)   # first check soon after start
+        while not self.stopping:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=delay)
+                woken = True
+            except TimeoutError:
+                woken = False
+            if self.stopping:
+                return
+            self.wake.clear()
+            async with gate:
+                result = await pull_zone(self.zone.origin, list(self.config.primaries),
+                                         MemoryCopy(self), options=options)
+            self.last_result = result
+            refresh, retry, expire = self.soa_timers()
+            if result.status is Status.FAILED:
+                age = (time.monotonic() - self.last_success) if self.last_success else None
+                if self.zone.version is not None and age is not None and age > expire:
+                    if not self.zone.expired:
+                        log.error("expire: zone=%s not refreshed for %.0fs (expire %.0fs): "
+                                  "answering SERVFAIL", self.name, age, expire)
+                    self.zone.expired = True
+                delay = retry * random.uniform(0.8, 1.0)
+                log.warning("refresh: zone=%s failed (%s); retry in %.0fs", self.name,
+                            result.error.one_line() if result.error else "?", delay)
+            else:
+                self.last_success = time.monotonic()
+                if self.zone.expired:
+                    self.zone.expired = False
+                delay = refresh * random.uniform(0.8, 1.0)
+                if result.status is Status.TRANSFERRED:
+                    log.info("refresh: zone=%s serial %s -> %s via %s, +%d -%d from %s%s",
+                             self.name, result.serial_from, result.serial_to,
+                             result.kind.value, result.added, result.removed, result.primary,
+                             " (NOTIFY)" if woken else "")
+
+    def expired_check(self) -> None:
+        """Mark the zone expired if its last success is older than SOA expire."""
+        if self.last_success is None or self.zone.version is None:
+            return
+        _refresh, _retry, expire = self.soa_timers()
+        if time.monotonic() - self.last_success > expire:
+            self.zone.expired = True
+
+
+def _age(timestamp: str | None) -> float:
+    """Seconds since an ISO timestamp of the state file (large if unknown)."""
+    import datetime
+
+    if not timestamp:
+        return 1e12
+    try:
+        when = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.UTC)
+    except ValueError:
+        return 1e12
+    return max(0.0, (datetime.datetime.now(datetime.UTC) - when).total_seconds())
+
+
