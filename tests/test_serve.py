@@ -1,0 +1,263 @@
+"""``secdns serve`` against real peers: BIND as primary, BIND and Knot as secondaries."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.zone
+import pytest
+from servers import TsigKey, free_port
+from serving import ServerThread, write_config
+
+ZONE_FILE = Path(__file__).parent / "zones" / "example.com.zone"
+ZONE = "example.com"
+SERIAL = 2024010101
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Start secdns servers; stop them all at teardown."""
+    started: list[ServerThread] = []
+
+    def start(config_path: Path) -> ServerThread:
+        server = ServerThread(config_path)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def secondary_config(tmp_path: Path, primary, *, port: int | None = None, **zone):
+    return write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", port=port,
+                        zones=[{"name": ZONE, "primaries": [primary.addr], **zone}])
+
+
+def test_secondary_of_bind_follows_notify_by_ixfr(bind_primary, served, tmp_path):
+    port = free_port()
+    primary = bind_primary(notify=[("127.0.0.1", port)])
+    server = served(secondary_config(tmp_path, primary, port=port))
+    server.wait_serial(ZONE, SERIAL)
+    answer = server.query("www.example.com.", "A")
+    assert answer.flags & dns.flags.AA
+    assert sorted(rd.address for rd in answer.answer[0]) == ["192.0.2.80", "192.0.2.81"]
+    for round_ in range(1, 4):
+        primary.nsupdate(f"update add n{round_}.example.com. 60 A 192.0.2.{round_}")
+        # NOTIFY, not the refresh timer (7200 s), brings the change
+        elapsed = server.wait_serial(ZONE, SERIAL + round_, timeout=10)
+        assert elapsed < 5
+        reply = server.query(f"n{round_}.example.com.", "A")
+        assert reply.answer[0][0].address == f"192.0.2.{round_}"
+    result = server.server.runtimes[next(iter(server.server.runtimes))].last_result
+    assert result.kind.value == "IXFR"
+    # the store holds the same data, journal included
+    server.stop()
+    text = (tmp_path / "store" / "example.com.zone").read_text()
+    assert "n3 60 IN A 192.0.2.3" in text
+    assert (tmp_path / "store" / "example.com.journal").exists()
+
+
+def test_restart_answers_from_store_before_the_primary(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    config = secondary_config(tmp_path, primary)
+    first = served(config)
+    first.wait_serial(ZONE, SERIAL)
+    first.stop()
+    primary.stop()
+    second = served(config)
+    # the primary is gone, but the stored copy is answered at once
+    assert second.serial(ZONE) == SERIAL
+    assert second.query("mail.example.com.", "A").answer[0][0].address == "192.0.2.25"
+
+
+def test_notify_from_a_stranger_is_refused(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    server = served(secondary_config(tmp_path, primary, allow_notify=["192.0.2.0/24"]))
+    server.wait_serial(ZONE, SERIAL)
+    notify = dns.message.make_query(ZONE + ".", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags = dns.flags.AA
+    # our own address is the primary's (127.0.0.1): use another loopback source
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.2", 0))
+    sock.settimeout(2)
+    sock.sendto(notify.to_wire(), ("127.0.0.1", server.port))
+    reply = dns.message.from_wire(sock.recv(4096))
+    sock.close()
+    assert reply.rcode() == dns.rcode.REFUSED
+    accepted = dns.query.udp(notify, "127.0.0.1", port=server.port, timeout=2)
+    assert accepted.rcode() == dns.rcode.NOERROR and accepted.flags & dns.flags.AA
+    other = dns.message.make_query("example.org.", "SOA")
+    other.set_opcode(dns.opcode.NOTIFY)
+    assert dns.query.udp(other, "127.0.0.1", port=server.port,
+                         timeout=2).rcode() == dns.rcode.NOTAUTH
+
+
+@pytest.mark.parametrize("peer", ["bind", "knot"])
+@pytest.mark.parametrize("with_tsig", [False, True])
+def test_bind_and_knot_as_secondaries_of_secdns(peer, with_tsig, request, served, tmp_path):
+    key = TsigKey.generate("down-key") if with_tsig else None
+    secondary_port = free_port()
+    zone_file = tmp_path / "primary.zone"
+    zone_file.write_text(ZONE_FILE.read_text())
+    zone: dict = {"name": ZONE, "file": str(zone_file),
+                  "notify": [f"127.0.0.1:{secondary_port}"],
+                  "allow_transfer": [f"key:{key.name}"] if key else ["127.0.0.0/8"]}
+    keys = {key.name: {"algorithm": key.algorithm, "secret": key.secret}} if key else None
+    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store",
+                          zones=[zone], keys=keys)
+    server = served(config)
+    start_secondary = request.getfixturevalue(f"{peer}_secondary")
+    secondary = start_secondary({ZONE: ("127.0.0.1", server.port)}, key=key,
+                                port=secondary_port)
+    assert secondary.soa_serial(ZONE) == SERIAL                        # first AXFR
+    zone_file.write_text(ZONE_FILE.read_text().replace(
+        f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial") + "added 300 IN A 192.0.2.222\n")
+    server.call(server.server.reload)                                  # as on SIGHUP
+    secondary.wait_for_serial(ZONE, SERIAL + 1, timeout=15)            # NOTIFY, then IXFR
+    assert secondary.query("added.example.com.", "A").answer[0][0].address == "192.0.2.222"
+    log = secondary.log_tail(200)
+    assert "IXFR" in log or "ixfr" in log.lower() or peer == "knot", log
+
+
+def test_transfer_refused_without_acl(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    server = served(secondary_config(tmp_path, primary))
+    server.wait_serial(ZONE, SERIAL)
+    query = dns.message.make_query(ZONE + ".", "AXFR")
+    reply = dns.query.tcp(query, "127.0.0.1", port=server.port, timeout=3)
+    assert reply.rcode() == dns.rcode.REFUSED
+    assert not reply.answer
+
+
+def test_axfr_out_equals_primary(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    server = served(secondary_config(tmp_path, primary, allow_transfer=["127.0.0.1/32"]))
+    server.wait_serial(ZONE, SERIAL)
+    ours = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", ZONE, port=server.port))
+    theirs = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", ZONE, port=primary.port))
+    assert ours == theirs
+
+
+def test_expire_answers_servfail_then_recovers(bind_primary, served, tmp_path):
+    text = ZONE_FILE.read_text().replace("7200       ; refresh", "1 ; refresh").replace(
+        "900        ; retry", "1 ; retry").replace("1209600    ; expire", "3 ; expire")
+    port = free_port()
+    primary = bind_primary({ZONE: text}, port=port)
+    server = served(secondary_config(tmp_path, primary))
+    server.wait_serial(ZONE, SERIAL)
+    primary.stop()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if server.query(ZONE + ".", "SOA").rcode() == dns.rcode.SERVFAIL:
+            break
+        time.sleep(0.2)
+    assert server.query("www.example.com.", "A").rcode() == dns.rcode.SERVFAIL
+    bind_primary({ZONE: text}, port=port)
+    server.wait_serial(ZONE, SERIAL, timeout=15)
+    assert server.query("www.example.com.", "A").rcode() == dns.rcode.NOERROR
+
+
+def test_fuzzed_packets_do_not_stop_the_server(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    server = served(secondary_config(tmp_path, primary))
+    server.wait_serial(ZONE, SERIAL)
+    rng = random.Random(1234)
+    good = dns.message.make_query("www.example.com.", "A").to_wire()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(0.05)
+    for _ in range(3000):
+        choice = rng.random()
+        if choice < 0.3:
+            packet = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+        elif choice < 0.9:
+            packet = bytearray(good)
+            for _flip in range(rng.randrange(1, 6)):
+                packet[rng.randrange(len(packet))] = rng.randrange(256)
+            packet = bytes(packet)
+        else:
+            packet = good[:12] + struct.pack("!H", 40) + good[14:]  # many questions
+        sock.sendto(packet, ("127.0.0.1", server.port))
+        try:
+            reply = sock.recv(65535)
+            assert len(reply) <= 512
+        except TimeoutError:
+            pass
+    sock.close()
+    # TCP: half a length prefix, then a client that never reads
+    half = socket.create_connection(("127.0.0.1", server.port))
+    half.sendall(b"\x00")
+    lazy = socket.create_connection(("127.0.0.1", server.port))
+    lazy.sendall(struct.pack("!H", len(good)) + good)
+    reply = server.query("www.example.com.", "A")
+    assert reply.rcode() == dns.rcode.NOERROR and len(reply.answer[0]) == 2
+    assert server.query("www.example.com.", "A", tcp=True).rcode() == dns.rcode.NOERROR
+    half.close()
+    lazy.close()
+
+
+def test_sighup_and_sigterm_in_a_real_process(bind_primary, tmp_path):
+    primary = bind_primary()
+    other = ZONE_FILE.read_text().replace("example.com.", "example.org.")
+    second = bind_primary({"example.org": other})
+    config = secondary_config(tmp_path, primary)
+    port = int(config.read_text().split("127.0.0.1:")[1].split('"')[0])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "secdns", "serve", "-c", str(config),
+                             "--log-format", "text"], stderr=subprocess.PIPE, env=env)
+    try:
+        def serial(zone: str) -> int | None:
+            try:
+                reply = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1",
+                                      port=port, timeout=0.5)
+            except Exception:
+                return None
+            return reply.answer[0][0].serial if reply.answer else None
+
+        deadline = time.monotonic() + 20
+        while serial("example.com.") != SERIAL and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert serial("example.com.") == SERIAL
+        text = config.read_text() + (f'\n[[zone]]\nname = "example.org"\n'
+                                     f'primaries = ["{second.addr}"]\n')
+        config.write_text(text)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while serial("example.org.") != SERIAL and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert serial("example.org.") == SERIAL
+        assert serial("example.com.") == SERIAL  # not dropped by the reload
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = proc.stderr.read().decode()
+    assert "reload: zone=example.org. added" in log and "serve: stopped" in log
+
+
+def test_bad_config_is_one_clear_error(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[server]\nlisten = ["localhost:53"]\n[[zone]]\nname = "x"\n'
+                      'primaries = ["192.0.2.1"]\n')
+    done = subprocess.run([sys.executable, "-m", "secdns", "serve", "-c", str(config)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "not an IP address" in done.stderr and "server.directory" in done.stderr
+    assert done.stderr.count("\n") == 1
