@@ -19,8 +19,32 @@ Exit status: 0 ok/same, 1 differences or failed checks, 2 usage,
 7 local I/O, 70 internal error.  See secdns(1)."""
 
 
+# subcommand -> module defining ``command``; imported only when used, so that
+# ``secdns pull`` does not pay for importing ``serve``.
+LAZY_COMMANDS = {
+    "pull": "secdns.cli.pull",
+    "diff": "secdns.cli.diff",
+    "serve": "secdns.cli.serve",
+    "init": "secdns.cli.init",
+    "demo": "secdns.cli.demo",
+}
+
+
 class SecdnsGroup(click.Group):
-    """Turns :class:`SecdnsError` into one stderr line and its exit code."""
+    """Loads subcommands lazily and turns :class:`SecdnsError` into one stderr line
+    and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            command = importlib.import_module(LAZY_COMMANDS[cmd_name]).command
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -74,13 +98,3 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main() -> None:
     cli(prog_name="secdns")
-
-
-def _register() -> None:
-    from secdns.cli import demo, diff, init, pull, serve
-
-    for module in (pull, diff, serve, init, demo):
-        cli.add_command(module.command)
-
-
-_register()
