@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "serve": "secdns.cli.serve",
     "init": "secdns.cli.init",
     "demo": "secdns.cli.demo",
+    "completion": "secdns.cli.completion",
 }
 
 

@@ -10,6 +10,7 @@ import dns.rdatatype
 
 from secdns import output, wire
 from secdns.cli.options import (
+    complete_zones,
     json_option,
     network_options,
     resolve_key,
@@ -77,7 +78,7 @@ def _colour(text: str) -> None:
 
 
 @click.command("diff")
-@click.argument("zone")
+@click.argument("zone", shell_complete=complete_zones)
 @click.argument("source_a", metavar="A")
 @click.argument("source_b", metavar="B")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text",

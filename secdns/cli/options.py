@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
+from click.shell_completion import CompletionItem
 
+from secdns.config import Config, load_config
+from secdns.errors import UsageError
 from secdns.keys import TsigKey, parse_key_file, parse_tsig_option
 
 F = Callable[..., Any]
@@ -23,15 +30,104 @@ def _compose(*decorators: F) -> F:
     return wrap
 
 
+CONFIG_ENVVAR = "SECDNS_CONFIG"
+"""Where shell completion and ``--key`` look for the config when there is no ``-c``."""
+
+DEFAULT_CONFIG = "secdns.toml"
+"""The last resort of that search, in the current directory (what ``secdns init`` writes)."""
+
+KEY_NAME_META = "secdns.key_name"
+"""``ctx.meta`` slot where ``--key NAME`` is kept, so commands need no ``key_name`` argument."""
+
+
+def find_config_path(ctx: click.Context | None = None) -> Path | None:
+    """The config a command line refers to: ``-c`` (this context or a parent), else
+    ``$SECDNS_CONFIG``, else ``./secdns.toml`` if it exists; ``None`` if there is none.
+
+    A ``-c`` default does not count (``init -c`` names the file it is going to write).
+    """
+    while ctx is not None:
+        given = ctx.params.get("config_path")
+        if given and ctx.get_parameter_source("config_path") is not ParameterSource.DEFAULT:
+            return Path(given)
+        ctx = ctx.parent
+    from_env = os.environ.get(CONFIG_ENVVAR)
+    if from_env:
+        return Path(from_env)
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
+def _config_document(ctx: click.Context) -> dict[str, Any]:
+    """The raw TOML of the config, for completion: no validation, so one bad zone
+    does not hide the others."""
+    path = find_config_path(ctx)
+    if path is None:
+        return {}
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def complete_zones(ctx: click.Context, param: click.Parameter,
+                   incomplete: str) -> list[CompletionItem]:
+    """Shell completion of ZONE arguments: the ``[[zone]]`` names of the config.
+
+    ``@SERVER`` words and any problem reading the config complete to nothing.
+    """
+    if incomplete.startswith("@"):
+        return []
+    try:
+        zones = _config_document(ctx).get("zone", [])
+        items = []
+        for zone in zones:
+            name = zone.get("name")
+            if not isinstance(name, str) or not name:
+                continue
+            shown = name if name == "." else name.rstrip(".")
+            if not shown.lower().startswith(incomplete.lower()):
+                continue
+            primaries = zone.get("primaries") or []
+            if isinstance(primaries, str):
+                primaries = [primaries]
+            detail = (f"secondary of {', '.join(map(str, primaries))}" if primaries
+                      else f"primary, from {zone['file']}" if zone.get("file") else None)
+            items.append(CompletionItem(shown, help=detail))
+        return items
+    except Exception:  # completion must never break the shell
+        return []
+
+
+def complete_keys(ctx: click.Context, param: click.Parameter,
+                  incomplete: str) -> list[CompletionItem]:
+    """Shell completion of ``--key``: the ``[keys.NAME]`` names of the config."""
+    try:
+        keys = _config_document(ctx).get("keys", {})
+        return [CompletionItem(name, help=str(table.get("algorithm", "hmac-sha256")))
+                for name, table in keys.items()
+                if name.startswith(incomplete) and isinstance(table, dict)]
+    except Exception:  # completion must never break the shell
+        return []
+
+
+def _remember_key_name(ctx: click.Context, param: click.Parameter,
+                       value: str | None) -> str | None:
+    if value is not None:
+        ctx.meta[KEY_NAME_META] = value
+    return value
+
+
 config_option = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False),
-    help="TOML configuration file (see secdns.toml(5)).")
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SECDNS_CONFIG",
+    help="TOML configuration file (see secdns.toml(5)); default $SECDNS_CONFIG.")
 
 tsig_options = _compose(
     click.option("--tsig", "tsig", metavar="[ALG:]NAME:SECRET",
                  help="TSIG key, as dig -y (algorithm defaults to hmac-sha256)."),
     click.option("-k", "--keyfile", "keyfile", type=click.Path(dir_okay=False),
                  help="TSIG key file in BIND format, as dig -k / nsupdate -k."),
+    click.option("--key", "key_name", metavar="NAME", expose_value=False,
+                 callback=_remember_key_name, shell_complete=complete_keys,
+                 help="Use the TSIG key NAME from the config's [keys] (-c, else "
+                      "$SECDNS_CONFIG, else ./secdns.toml)."),
 )
 
 network_options = _compose(
@@ -53,12 +149,40 @@ force_option = click.option("--force", is_flag=True,
                             help="Accept a serial that is not newer; override safety refusals.")
 
 
-def resolve_key(tsig: str | None, keyfile: str | None) -> TsigKey | None:
-    """The TSIG key from ``--tsig`` or ``-k`` (not both)."""
+def resolve_key(tsig: str | None, keyfile: str | None, key_name: str | None = None,
+                config: Config | str | Path | None = None) -> TsigKey | None:
+    """The TSIG key from ``--tsig``, ``-k`` or ``--key NAME`` (one of them at most).
+
+    ``key_name`` defaults to the ``--key`` of the current click command; it is
+    looked up in ``config`` (a :class:`~secdns.config.Config` or a path), else in
+    the config the command line refers to (:func:`find_config_path`).
+    """
+    ctx = click.get_current_context(silent=True)
+    if key_name is None and ctx is not None:
+        key_name = ctx.meta.get(KEY_NAME_META)
     if tsig and keyfile:
         raise click.UsageError("use either --tsig or -k, not both")
+    if key_name is not None and (tsig or keyfile):
+        raise click.UsageError(f"use either --key or {'--tsig' if tsig else '-k'}, not both")
     if tsig:
         return parse_tsig_option(tsig)
     if keyfile:
         return parse_key_file(keyfile)[0]
+    if key_name is not None:
+        return _configured_key(key_name, config, ctx)
     return None
+
+
+def _configured_key(name: str, config: Config | str | Path | None,
+                    ctx: click.Context | None) -> TsigKey:
+    if not isinstance(config, Config):
+        path = Path(config) if config is not None else find_config_path(ctx)
+        if path is None:
+            raise UsageError(f"--key {name}: no config to find it in (give -c FILE, set "
+                             f"${CONFIG_ENVVAR} or create ./{DEFAULT_CONFIG})")
+        config = load_config(path)
+    key = config.keys.get(name)
+    if key is None:
+        known = ", ".join(sorted(config.keys)) or "none"
+        raise UsageError(f"--key: no key {name!r} in {config.path} (known: {known})")
+    return key

@@ -10,6 +10,7 @@ import click
 
 from secdns import output
 from secdns.cli.options import (
+    complete_zones,
     config_option,
     force_option,
     json_option,
@@ -73,7 +74,7 @@ class _Progress:
 
 
 @click.command("pull")
-@click.argument("args", nargs=-1, metavar="[ZONE] [@PRIMARY...]")
+@click.argument("args", nargs=-1, metavar="[ZONE] [@PRIMARY...]", shell_complete=complete_zones)
 @config_option
 @click.option("-o", "--output", "output_path", metavar="FILE|-",
               help="Write the zone to FILE (atomically), or to stdout with '-'.")
