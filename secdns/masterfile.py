@@ -135,7 +135,7 @@ class MasterZone:
     """The records of a master file, in file order, relative to ``origin``."""
 
     origin: dns.name.Name
-    records: list[wire.Record]
+    records: list[wire.Record] = dataclasses.field(repr=False)
 
 
 class _Bad(Exception):

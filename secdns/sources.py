@@ -52,9 +52,9 @@ class LoadedZone:
     """A zone's records from one source."""
 
     origin: dns.name.Name
-    records: list[wire.Record]
     source: Source
     serial: int | None
+    records: list[wire.Record] = dataclasses.field(default_factory=list, repr=False)
     server: str | None = None   # the address that answered, for @SERVER sources
 
     @property
@@ -122,7 +122,7 @@ async def load_zone(source: Source, origin: dns.name.Name,
                     errors.append(err)
                     continue
                 records = xfr.reader.records or []
-                return LoadedZone(origin, records, source, xfr.reader.new_serial,
+                return LoadedZone(origin, source, xfr.reader.new_serial, records,
                                   server=xfr.server)
             raise errors[-1]
         if source.kind is SourceKind.STDIN:
@@ -136,7 +136,7 @@ async def load_zone(source: Source, origin: dns.name.Name,
             records = await asyncio.to_thread(read_file_records, path, origin)
         else:
             records = await asyncio.to_thread(read_file_records, source.spec, origin)
-        return LoadedZone(origin, records, source, _serial_of(records))
+        return LoadedZone(origin, source, _serial_of(records), records)
     except SecdnsError as err:
         err.with_context(zone=zone, server=source.spec if source.kind is SourceKind.SERVER
                          else None)

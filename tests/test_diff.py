@@ -138,3 +138,40 @@ def test_cli_errors(tmp_path):
     assert result.exit_code >= 2
 
 
+
+
+def test_files_stdin_and_store(tmp_path):
+    zone_a = Path(__file__).parent / "zones" / "example.com.zone"
+    text_b = zone_a.read_text().replace("192.0.2.81", "192.0.2.181")
+    file_b = tmp_path / "b.zone"
+    file_b.write_text(text_b)
+    same = CliRunner().invoke(cli, ["diff", "example.com", str(zone_a), str(zone_a)])
+    assert same.exit_code == 0 and same.stdout == ""
+    result = CliRunner().invoke(cli, ["diff", "example.com", str(zone_a), "-", "--json"],
+                                input=text_b)
+    assert result.exit_code == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["b"]["source"] == "-" and doc["stats"] == {"added": 1, "removed": 1,
+                                                         "ttl_changed": 0}
+    # a store directory is a source too
+    from secdns import zonefile
+    from secdns.masterfile import read_master
+
+    store = tmp_path / "store"
+    store.mkdir()
+    recs = read_master(text_b, dns.name.from_text("example.com.")).records
+    (store / "example.com.zone").write_text(zonefile.render(
+        dns.name.from_text("example.com."), 2024010101, 3600, zonefile.canonical_lines(recs)))
+    from_store = CliRunner().invoke(cli, ["diff", "example.com", str(store), str(file_b)])
+    assert from_store.exit_code == 0, from_store.stdout + from_store.stderr
+
+
+def test_unparsable_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.zone"
+    bad.write_text("$ORIGIN example.com.\n@ 3600 IN SOA a b 1 2 3 4 5\nwww 300 IN A 300.1.1.1\n")
+    result = CliRunner().invoke(cli, ["diff", "example.com", str(bad), str(bad)])
+    assert result.exit_code == 6
+    assert f"{bad}:3:" in result.stderr and "zone example.com." in result.stderr
+    missing = CliRunner().invoke(cli, ["diff", "example.com", str(tmp_path / "nope.zone"),
+                                       str(bad)])
+    assert missing.exit_code == 2 and "no such zone file" in missing.stderr
