@@ -63,6 +63,8 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result(timeout)
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
         if self.loop is not None and self.server is not None:
             self.loop.call_soon_threadsafe(self.server.stop)
         self.thread.join(30)

@@ -24,6 +24,7 @@ Exit status: 0 ok/same, 1 differences or failed checks, 2 usage,
 LAZY_COMMANDS = {
     "pull": "secdns.cli.pull",
     "diff": "secdns.cli.diff",
+    "verify": "secdns.cli.verify",
     "serve": "secdns.cli.serve",
     "init": "secdns.cli.init",
     "demo": "secdns.cli.demo",

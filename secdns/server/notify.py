@@ -78,8 +78,8 @@ async def send_notify(zone: dns.name.Name, soa: dns.rrset.RRset | None, address:
     timeout = first_timeout
     for attempt in range(1, attempts + 1):
         message = dns.message.make_query(zone, dns.rdatatype.SOA)
-        message.set_opcode(dns.opcode.NOTIFY)
         message.flags = dns.flags.AA
+        message.set_opcode(dns.opcode.NOTIFY)
         if soa is not None:
             message.answer.append(soa)
         if key is not None:

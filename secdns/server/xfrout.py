@@ -57,8 +57,11 @@ class _Writer:
         self.key: dns.tsig.Key | None = None
         if query.had_tsig and query.keyring:
             keyring = query.keyring
-            key = keyring.get(query.keyname) if isinstance(keyring, dict) else None
-            self.key = key if isinstance(key, dns.tsig.Key) else None
+            if isinstance(keyring, dns.tsig.Key):
+                self.key = keyring
+            elif isinstance(keyring, dict):
+                key = keyring.get(query.keyname)
+                self.key = key if isinstance(key, dns.tsig.Key) else None
         self.ctx = None
         self.first = True
         self.renderer = self._new()

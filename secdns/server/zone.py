@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import dns.exception
 import dns.name
@@ -33,6 +34,7 @@ Entry = tuple[tuple[str, ...], int]   # (lines, number of owner names strictly b
 EMPTY: Entry = ((), 0)
 
 _versions = itertools.count(1)
+_T = TypeVar("_T")
 
 
 def name_key(name: dns.name.Name) -> str:
@@ -69,7 +71,7 @@ class ZoneVersion:
     """An immutable snapshot of a zone."""
 
     __slots__ = ("origin", "origin_key", "origin_text", "serial", "buckets", "mask", "names",
-                 "records", "number", "_sorted_cache")
+                 "records", "number", "_sorted_cache", "_answer_index")
 
     def __init__(self, origin: dns.name.Name, buckets: list[dict[str, Entry]], serial: int,
                  names: int, records: int) -> None:
@@ -83,6 +85,7 @@ class ZoneVersion:
         self.records = records
         self.number = next(_versions)
         self._sorted_cache: object | None = None
+        self._answer_index: object | None = None
 
     # --- building ---------------------------------------------------------------------------
     @classmethod
@@ -177,6 +180,14 @@ class ZoneVersion:
         rrset = node.get(dns.rdatatype.SOA)
         assert rrset is not None
         return rrset
+
+    def answer_index(self, build: Callable[[ZoneVersion], _T]) -> _T:
+        """Derived data the answerer keeps for this version (parsed nodes, sorted NSEC owners),
+        made by ``build(self)`` on first use.  A version never changes, so neither does it."""
+        index = self._answer_index
+        if index is None:
+            index = self._answer_index = build(self)
+        return index  # type: ignore[return-value]
 
     # --- changing (a new version) -----------------------------------------------------------
     def apply(self, changes: Iterable[tuple[Iterable[str], Iterable[str]]],
@@ -309,8 +320,18 @@ class ServedZone:
         self.origin = origin
         self.key = name_key(origin)
         self.version: ZoneVersion | None = None
-        self.expired = False
-        self.generation = 0           # bumped on every swap: answer caches key on it
+        self._expired = False
+        self.generation = 0           # bumped on every change: answer caches key on it
+
+    @property
+    def expired(self) -> bool:
+        return self._expired
+
+    @expired.setter
+    def expired(self, value: bool) -> None:
+        if value != self._expired:
+            self._expired = value
+            self.generation += 1   # cached answers of the other state are stale
 
     @property
     def servfail(self) -> bool:
@@ -319,7 +340,7 @@ class ServedZone:
 
     def swap(self, version: ZoneVersion) -> None:
         self.version = version
-        self.expired = False
+        self._expired = False
         self.generation += 1
 
 
