@@ -44,6 +44,7 @@ class DemoPrimary:
     def __init__(self, zone: dns.zone.Zone) -> None:
         self.zone = zone
         self.deltas: list[_Delta] = []
+        self.notify_targets: list[tuple[str, int]] = []
         self.port = 0
         self._tcp: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -85,6 +86,14 @@ class DemoPrimary:
         self.deltas.append(_Delta(old_soa[0].serial, soa.serial, deleted_rrsets,
                                   [new_soa, *added_rrsets]))
         return soa.serial
+
+    async def notify(self) -> None:
+        """NOTIFY every target of the current serial (RFC 1996), as a primary does."""
+        from secdns.server.notify import send_notify
+
+        await asyncio.gather(*(send_notify(self.zone.origin, self._soa_rrset(), address, port,
+                                           attempts=3)
+                               for address, port in self.notify_targets))
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()

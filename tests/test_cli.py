@@ -101,10 +101,14 @@ primaries = ["192.0.2.1"]
 def test_demo_runs_offline(tmp_path):
     result = run("demo", "-d", str(tmp_path))
     assert result.exit_code == 0, result.output + result.stderr
-    assert "kind=AXFR" in result.output and "kind=IXFR" in result.output
-    assert "result=up-to-date" in result.output
-    assert "+api 300 IN A 192.0.2.99" in result.output
-    assert (tmp_path / "example.test.zone").exists()
+    out = result.stdout
+    assert "kind=AXFR" in out and "kind=IXFR" in out
+    assert "after the NOTIFY (IXFR, +2 -1)" in out
+    assert "+api 300 IN A 192.0.2.99" in out
+    assert "   identical" in out and "0 errors" in out
+    assert out.strip().endswith(f"== done: files in {tmp_path}")
+    assert (tmp_path / "pulled" / "example.test.zone").exists()
+    assert (tmp_path / "serve" / "example.test.journal").exists()
 
 
 def test_pull_json_output(tmp_path):
