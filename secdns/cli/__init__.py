@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "pull": "secdns.cli.pull",
     "diff": "secdns.cli.diff",
     "verify": "secdns.cli.verify",
+    "watch": "secdns.cli.watch",
     "serve": "secdns.cli.serve",
     "init": "secdns.cli.init",
     "demo": "secdns.cli.demo",

@@ -119,6 +119,9 @@ def command(args: tuple[str, ...], config_path: str | None, output_path: str | N
     limits = Limits(max_records=max_records, max_bytes=max_bytes)
     to_stdout = output_path == "-"
     out_path = None if (output_path is None or to_stdout) else Path(output_path)
+    source = click.get_current_context().get_parameter_source("config_path")
+    if config_path and servers and source is click.core.ParameterSource.ENVIRONMENT:
+        config_path = None  # $SECDNS_CONFIG does not apply to an explicit ZONE @PRIMARY
     if config_path:
         if servers:
             raise UsageError("with -c the primaries come from the config; "
