@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 import struct
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class AnswerCache:
             if zone.generation == generation:  # type: ignore[attr-defined]
                 self.hits += 1
                 return reply
-            del self.entries[key]
+            self.entries.pop(key, None)
         self.misses += 1
         return None
 
@@ -72,27 +73,59 @@ class AnswerCache:
         self.entries[key] = (zone, zone.generation, reply)  # type: ignore[attr-defined]
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: Server) -> None:
+class _UdpWorker:
+    """Answers one UDP socket in a thread of its own, in a tight blocking loop.
+
+    The event loop's per-datagram overhead (selector, callbacks) is larger than
+    a cached answer: a dedicated thread doing recvfrom -> dict lookup -> sendto
+    answers several times more queries per second.  Everything it reads is
+    immutable (zone versions) or a dict operation atomic under the GIL; what it
+    must tell the loop (a NOTIFY) goes through ``call_soon_threadsafe``.
+    """
+
+    def __init__(self, server: Server, sock: socket.socket) -> None:
         self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, name=f"udp-{sock.getsockname()}",
+                                       daemon=True)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def start(self) -> None:
+        self.thread.start()
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
-        if len(data) < 12:
-            return
-        try:
-            reply = self.server.answer_udp(data, addr[0])
-        except Exception:  # never let one packet stop the listener
-            log.exception("query: internal error answering %s", addr[0])
-            return
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
+    def stop(self) -> None:
+        self.stopping = True
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp: %s", exc)
+    def run(self) -> None:
+        sock = self.sock
+        recv = sock.recvfrom
+        send = sock.sendto
+        entries = self.server.cache.entries
+        answer = self.server.answer_udp
+        while not self.stopping:
+            try:
+                data, addr = recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self.stopping:
+                    break
+                continue
+            if len(data) < 12:
+                continue
+            found = entries.get(b"U" + data[2:])
+            try:
+                if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
+                    send(data[:2] + found[2], addr)
+                    continue
+                reply = answer(data, addr[0])
+                if reply is not None:
+                    send(reply, addr)
+            except OSError as err:
+                log.debug("udp: send to %s failed: %s", addr[0], err)
+            except Exception:  # never let one packet stop the listener
+                log.exception("query: internal error answering %s", addr[0])
+        sock.close()
 
 
 class Server:
@@ -109,7 +142,8 @@ class Server:
         self.gate = asyncio.Semaphore(config.server.concurrency)
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
-        self._udp: list[asyncio.DatagramTransport] = []
+        self._udp: list[_UdpWorker] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[object]] = set()
@@ -146,8 +180,8 @@ class Server:
 
     async def shutdown(self) -> None:
         log.info("serve: stopping")
-        for transport in self._udp:
-            transport.close()
+        for worker in self._udp:
+            worker.stop()
         for server in self._tcp:
             server.close()
         for runtime in self.runtimes.values():
@@ -167,6 +201,8 @@ class Server:
         for server in self._tcp:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2.0)
+        for worker in self._udp:
+            await asyncio.to_thread(worker.thread.join, 2.0)
         log.info("serve: stopped")
 
     def _install_signals(self) -> None:
@@ -293,7 +329,7 @@ class Server:
 
     # --- listeners -----------------------------------------------------------------------------
     async def _listen(self) -> None:
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         for endpoint in self.config.server.listen:
             host, port = endpoint.host, endpoint.port
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -301,15 +337,20 @@ class Server:
                 tcp = await asyncio.start_server(self._handle_tcp, host, port, family=family,
                                                  reuse_address=True, backlog=256)
                 bound_port = tcp.sockets[0].getsockname()[1]
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Udp(self), local_addr=(host, bound_port), family=family)
+                udp = socket.socket(family, socket.SOCK_DGRAM)
+                with contextlib.suppress(OSError):
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                udp.bind((host, bound_port))
+                udp.settimeout(0.25)
             except OSError as err:
                 for server in self._tcp:
                     server.close()
                 raise LocalIOError(f"cannot listen on {endpoint}: {err.strerror or err}",
                                    hint="is another server using the port?") from err
+            worker = _UdpWorker(self, udp)
+            worker.start()
             self._tcp.append(tcp)
-            self._udp.append(transport)  # type: ignore[arg-type]
+            self._udp.append(worker)
             self.addresses.append((host, bound_port))
 
     async def _handle_tcp(self, reader: asyncio.StreamReader,
@@ -430,7 +471,10 @@ class Server:
         if decision.zone is not None:
             runtime = self.runtimes[decision.zone]
             log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)
-            runtime.wake.set()
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(runtime.wake.set)
+            else:
+                runtime.wake.set()
         else:
             log.info("notify: zone=%s from %s refused",
                      parsed.question[0].name if parsed.question else "?", source)
