@@ -47,9 +47,16 @@ the responses section by section.  The BIND behaviours copied here, with the
   types in zone-file order.
 
 Where secdns differs on purpose (see tests/test_answer.py): queries with
-trailing bytes after the question get FORMERR (BIND ignores the junk), and
-class CH is REFUSED for every name (BIND answers version.bind, hostname.bind
-and friends from a built-in view).
+trailing bytes after the question get FORMERR (BIND ignores the junk); class CH
+is REFUSED for every name (BIND answers version.bind, hostname.bind and friends
+from a built-in view); and the additional section always prefers A glue, as
+BIND does for IPv4 clients (``handle()`` is not told the client's family).
+
+Speed: plain queries are parsed without dnspython's general reader and answers
+are written by :class:`_Wire`, not dnspython's renderer; zone nodes are parsed
+once per version and kept in a bounded cache (:class:`_Index`).  On one core,
+about 7,000 answers/s for never-seen names of a 100k-record zone and 10,000/s
+for a warm set of names, before the server's reply cache.
 """
 
 from __future__ import annotations
@@ -68,11 +75,11 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rdtypes.ANY.TSIG
-import dns.renderer
 import dns.rrset
 import dns.tsig
 
@@ -175,7 +182,8 @@ def _handle(wire: bytes, table: ZoneTable, tcp: bool,
     if opcode != dns.opcode.QUERY:
         return _header_error(wire, dns.rcode.NOTIMP, keep_rd=False)
     try:
-        query = dns.message.from_wire(wire, keyring=keyring if keyring is not None else {})
+        query = _plain_query(wire) or dns.message.from_wire(
+            wire, keyring=keyring if keyring is not None else {})
     except dns.message.UnknownTSIGKey:
         return _tsig_error(wire, dns.rcode.BADKEY, None)
     except dns.tsig.BadSignature:
@@ -198,9 +206,54 @@ def _handle(wire: bytes, table: ZoneTable, tcp: bool,
         limit = max(512, min(query.payload, EDNS_PAYLOAD))
     else:
         limit = 512
-    out = _render(result.message, result.required_glue, limit)
+    out = _render(result, limit)
     cacheable = (result.cacheable and not query.had_tsig and not query.options)
     return Reply(out, cacheable, result.zone, "query")
+
+
+def _plain_query(wire: bytes) -> dns.message.Message | None:
+    """The common query (one question, no compression, at most an OPT without options,
+    nothing after it) parsed without dnspython's general reader; None for anything else."""
+    message_id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    if qdcount != 1 or ancount or nscount or arcount > 1:
+        return None
+    labels = []
+    position = 12
+    end = len(wire)
+    while True:
+        if position >= end:
+            return None
+        length = wire[position]
+        if length == 0:
+            position += 1
+            break
+        if length > 63 or position + 1 + length > end:
+            return None
+        labels.append(wire[position + 1:position + 1 + length])
+        position += 1 + length
+    labels.append(b"")
+    if position + 4 > end:
+        return None
+    try:
+        qname = dns.name.Name(labels)
+    except dns.name.NameTooLong:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", wire, position)
+    position += 4
+    query = dns.message.Message(id=message_id)
+    query.flags = dns.flags.Flag(flags)
+    query.question = [dns.rrset.RRset(qname, dns.rdataclass.RdataClass.make(qclass),
+                                      dns.rdatatype.RdataType.make(qtype))]
+    if arcount:
+        if position + 11 != end or wire[position] != 0:
+            return None
+        rdtype, payload, ttl, rdlength = _RR_HEADER.unpack_from(wire, position + 1)
+        if rdtype != dns.rdatatype.OPT or rdlength:
+            return None
+        query.use_edns((ttl >> 16) & 0xFF, ttl & 0xFFFF, payload)
+    elif position != end:
+        return None
+    return query
 
 
 def _header_error(wire: bytes, rcode: int, keep_rd: bool = True) -> Reply:
@@ -292,22 +345,55 @@ def answer(query: dns.message.Message, table: ZoneTable, *, tcp: bool) -> dns.me
         response.flags = dns.flags.QR | (query.flags & dns.flags.RD)
         response.set_rcode(dns.rcode.FORMERR)
         return response
-    return _Answerer(query, table, tcp).run().message
+    return _Answerer(query, table, tcp).run().message()
 
 
 @dataclasses.dataclass(slots=True)
 class _Result:
-    message: dns.message.Message
+    """A response in parts: :func:`answer` makes a dnspython message of it, :func:`handle`
+    writes it straight to wire."""
+
+    query: dns.message.Message
+    flags: int                       # QR, AA, RD, CD and the opcode (no rcode)
+    rcode: int
+    answer: list[dns.rrset.RRset]
+    authority: list[dns.rrset.RRset]
+    additional: list[dns.rrset.RRset]
+    ede: dns.edns.EDEOption | None
     zone: ServedZone | None
     required_glue: dns.rrset.RRset | None
     cacheable: bool
+
+    @property
+    def tsig_key(self) -> dns.tsig.Key | None:
+        """The key to sign with: the query's, if it was signed and verified."""
+        key = self.query.keyring
+        return key if self.query.had_tsig and isinstance(key, dns.tsig.Key) else None
+
+    def message(self) -> dns.message.Message:
+        query = self.query
+        response = dns.message.Message(id=query.id)
+        response.flags = self.flags
+        response.question = list(query.question)
+        if query.edns >= 0:
+            options: list[dns.edns.Option] = [self.ede] if self.ede is not None else []
+            response.use_edns(0, query.ednsflags & dns.flags.DO, EDNS_PAYLOAD, options=options)
+        response.set_rcode(dns.rcode.Rcode.make(self.rcode))
+        response.answer = self.answer
+        response.authority = self.authority
+        response.additional = self.additional
+        key = self.tsig_key
+        if key is not None:
+            response.use_tsig(key, fudge=300)
+            response.request_mac = query.mac or b""
+        return response
 
 
 class _Index:
     """Per-version helpers, built on first use and kept on the version: parsed nodes,
     whether the zone is signed, and sorted NSEC owners / NSEC3 hashes for denial proofs."""
 
-    __slots__ = ("version", "origin", "_nodes", "_kinds", "_secure", "_nsec", "_nsec3",
+    __slots__ = ("version", "origin", "_nodes", "_kinds", "_apex", "_secure", "_nsec", "_nsec3",
                  "_negative_soa")
 
     def __init__(self, version: ZoneVersion) -> None:
@@ -315,6 +401,7 @@ class _Index:
         self.origin = version.origin
         self._nodes: dict[str, Node] = {}
         self._kinds: dict[str, int] = {}
+        self._apex: Node | None = None
         self._negative_soa: tuple[dns.rrset.RRset, dns.rrset.RRset | None] | None = None
         self._secure: bool | None = None
         self._nsec: tuple[list[tuple[bytes, ...]], list[str]] | None = None
@@ -350,9 +437,12 @@ class _Index:
 
     @property
     def apex(self) -> Node:
-        node = self.node(self.version.origin_key)
-        assert node is not None
-        return node
+        """The apex node, kept apart from the bounded node cache."""
+        if self._apex is None:
+            entry = self.version.entry(self.version.origin_key)
+            assert entry is not None
+            self._apex = parse_node(entry[0], self.origin)
+        return self._apex
 
     @property
     def negative_soa(self) -> tuple[dns.rrset.RRset, dns.rrset.RRset | None]:
@@ -382,15 +472,17 @@ class _Index:
     def nsec_at_or_before(self, name: dns.name.Name) -> Node | None:
         if self._nsec is None:
             owners: list[tuple[tuple[bytes, ...], str]] = []
+            labels: dict[bytes, bytes] = {}  # one copy of each label (the origin's above all)
             for key, (lines, _below) in self.version.iter_entries():
                 if any(_line_type(line) == "NSEC" for line in lines):
-                    owners.append((_key_canon(key), key))
+                    owners.append((tuple(labels.setdefault(label, label)
+                                         for label in _key_canon(key)), key))
             owners.sort()
             self._nsec = ([o[0] for o in owners], [o[1] for o in owners])
-        canon, keys = self._nsec
+        order, keys = self._nsec
         if not keys:
             return None
-        index = bisect.bisect_right(canon, _canon(name)) - 1
+        index = bisect.bisect_right(order, _canon(name)) - 1
         return self.node(keys[index])  # index -1 wraps to the last owner
 
     # NSEC3: hashed owners (RFC 5155).
@@ -440,10 +532,12 @@ def _index(version: ZoneVersion) -> _Index:
     return version.answer_index(_Index)
 
 
-def _find_zone(table: ZoneTable, name: dns.name.Name) -> ServedZone | None:
+def _find_zone(table: ZoneTable, name: dns.name.Name,
+               key: str | None = None) -> ServedZone | None:
     """``table.find(name)`` (the deepest zone holding ``name``), walking one key string."""
     zones = table.zones
-    key = name_key(name)
+    if key is None:
+        key = name_key(name)
     if "\\" in key:
         return table.find(name)
     while True:
@@ -514,10 +608,12 @@ def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     return out
 
 
-def _ancestor_keys(qname: dns.name.Name, origin: dns.name.Name) -> list[str]:
+def _ancestor_keys(qname: dns.name.Name, origin: dns.name.Name,
+                   key: str | None = None) -> list[str]:
     """Keys of the origin and every name between it and ``qname`` (inclusive), top down."""
     extra = len(qname.labels) - len(origin.labels)
-    key = name_key(qname)
+    if key is None:
+        key = name_key(qname)
     if "\\" not in key:
         parts = key.split(".")
         return [".".join(parts[extra - depth:]) for depth in range(extra + 1)]
@@ -544,7 +640,6 @@ class _Answerer:
         self.query = query
         self.table = table
         self.tcp = tcp
-        self.response = dns.message.Message(id=query.id)
         self.answer: list[dns.rrset.RRset] = []
         self.authority: list[dns.rrset.RRset] = []
         self.additional: list[dns.rrset.RRset] = []
@@ -560,22 +655,10 @@ class _Answerer:
     # -- the response skeleton
     def _finish(self, rcode: int, aa: bool = False) -> _Result:
         query = self.query
-        response = self.response
-        response.flags = (dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
-                          | (dns.flags.AA if aa else 0))
-        response.set_opcode(query.opcode())
-        response.question = list(query.question)
-        if query.edns >= 0:
-            options: list[dns.edns.Option] = [self.ede] if self.ede is not None else []
-            response.use_edns(0, query.ednsflags & dns.flags.DO, EDNS_PAYLOAD, options=options)
-        response.set_rcode(dns.rcode.Rcode.make(rcode))
-        response.answer = self.answer
-        response.authority = self.authority
-        response.additional = self.additional
-        if query.had_tsig and isinstance(query.keyring, dns.tsig.Key):
-            response.use_tsig(query.keyring, fudge=300)
-            response.request_mac = query.mac or b""
-        return _Result(response, self.zone, self.required_glue, self.cacheable)
+        flags = (dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD | 0x7800))
+                 | (dns.flags.AA if aa else 0))
+        return _Result(query, flags, rcode, self.answer, self.authority, self.additional,
+                       self.ede, self.zone, self.required_glue, self.cacheable)
 
     def run(self) -> _Result:
         query = self.query
@@ -596,7 +679,8 @@ class _Answerer:
             if qtype in (_AXFR, _IXFR):  # the server answers transfers itself
                 return self._finish(dns.rcode.NOTIMP)
             return self._finish(dns.rcode.FORMERR)
-        zone = _find_zone(self.table, qname)
+        qkey = name_key(qname)
+        zone = _find_zone(self.table, qname, qkey)
         if qtype == _DS and zone is not None and zone.origin == qname and qname.labels != (b"",):
             parent = _find_zone(self.table, qname.parent())
             if parent is not None and not parent.servfail:
@@ -614,7 +698,7 @@ class _Answerer:
         self.no_authority = (bool(query.flags & dns.flags.RD) or qtype in _MINIMAL_TYPES
                              or (qtype == _ANY and not self.tcp) or edns_small)
         self.no_additional = qtype == _ANY or edns_small
-        rcode, aa = self._resolve(qname, qtype)
+        rcode, aa = self._resolve(qname, qtype, qkey)
         return self._finish(rcode, aa)
 
     # -- sections
@@ -656,11 +740,11 @@ class _Answerer:
         return False
 
     # -- lookup in the zone (BIND's zone_find for the authoritative data)
-    def _lookup(self, qname: dns.name.Name, qtype: int) -> _Lookup:
+    def _lookup(self, qname: dns.name.Name, qtype: int, key: str | None = None) -> _Lookup:
         index = self.index
         assert index is not None
         version = index.version
-        keys = _ancestor_keys(qname, index.origin)
+        keys = _ancestor_keys(qname, index.origin, key)
         last = len(keys) - 1
         for depth, key in enumerate(keys):
             entry = version.entry(key)
@@ -705,14 +789,16 @@ class _Answerer:
         return _Lookup(_NXRRSET, node, key, wild)
 
     # -- the restart loop
-    def _resolve(self, qname: dns.name.Name, qtype: int) -> tuple[int, bool]:
+    def _resolve(self, qname: dns.name.Name, qtype: int,
+                 qkey: str | None) -> tuple[int, bool]:
         index = self.index
         assert index is not None and self.zone is not None
         restarts = 0
         aa = True
         name = qname
+        key = qkey
         while True:
-            found = self._lookup(name, qtype)
+            found = self._lookup(name, qtype, key)
             status = found.status
             if status == _FOUND:
                 assert found.node is not None
@@ -745,7 +831,8 @@ class _Answerer:
                 self.ede = dns.edns.EDEOption(dns.edns.EDECode.OTHER, "max. restarts reached")
                 return dns.rcode.SERVFAIL, aa
             restarts += 1
-            if _find_zone(self.table, target) is not self.zone:
+            key = name_key(target)
+            if _find_zone(self.table, target, key) is not self.zone:
                 return dns.rcode.NOERROR, aa  # another zone (or none): the chain stops here
             name = target
 
@@ -1097,42 +1184,8 @@ def _type_code(mnemonic: str) -> int:
 
 # --- rendering ----------------------------------------------------------------------------------
 
-class _BindCompression(dict):  # type: ignore[type-arg]
-    """BIND 9.18's compression table (lib/dns/compress.c), for dnspython's renderer.
-
-    Only a name itself and its parent are looked up and remembered (so a third-level
-    suffix such as a TLD is never a pointer target), and matches are case-sensitive, so
-    owner names keep the zone's case and the question keeps the client's.  Sizes, and so
-    truncation points, come out byte for byte as BIND's.
-
-    dnspython's ``Name.to_wire`` asks for each suffix of a name in turn, longest first,
-    until one is found or the root is reached; ``_depth`` counts the position in that walk.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._depth = 0
-        self._walking = False
-
-    def get(self, name: dns.name.Name, default: int | None = None) -> int | None:  # type: ignore[override]
-        if self._walking:
-            self._depth += 1
-        else:
-            self._depth = 0
-            self._walking = True
-        if len(name.labels) <= 1:  # the root: this name's walk ends
-            self._walking = False
-            return default
-        if self._depth >= 2:
-            return default
-        position: int | None = dict.get(self, name.labels, default)
-        if position is not None:
-            self._walking = False
-        return position
-
-    def __setitem__(self, name: dns.name.Name, position: int) -> None:  # type: ignore[override]
-        if self._depth < 2:
-            dict.__setitem__(self, name.labels, position)
+class _TooBig(Exception):
+    """The RR does not fit in the size the client allows."""
 
 
 # Where the uncompressed name starts in the rdata of types that carry one: BIND still adds
@@ -1140,52 +1193,120 @@ class _BindCompression(dict):  # type: ignore[type-arg]
 _RDATA_NAME_AT = {_RRSIG: 18, _NSEC: 0, _DNAME: 0, dns.rdatatype.SRV: 6,
                   dns.rdatatype.KX: 2, dns.rdatatype.AFSDB: 2, dns.rdatatype.RT: 2,
                   dns.rdatatype.SVCB: 2, dns.rdatatype.HTTPS: 2}
+_NAME_RDATA = frozenset({_NS, _CNAME, dns.rdatatype.PTR})
+_HEADER = struct.Struct("!HHHHHH")
+_RR_HEADER = struct.Struct("!HHIH")
 
 
-def _add_rrset(renderer: dns.renderer.Renderer, section_id: int,
-               rrset: dns.rrset.RRset) -> None:
-    """``renderer.add_rrset``, then let later names compress against rdata names that were
-    written out in full (raises TooBig as ``add_rrset`` does)."""
-    start = renderer.output.tell()
-    renderer.add_rrset(section_id, rrset)
-    at = _RDATA_NAME_AT.get(rrset.rdtype)
-    if at is None and rrset.rdtype != dns.rdatatype.NAPTR:
-        return
-    wire = renderer.output.getvalue()
-    position = start
-    while position < len(wire):
-        position = _skip_name(wire, position)
-        rdtype, _rdclass, _ttl, rdlength = struct.unpack_from("!HHIH", wire, position)
-        position += 10
-        if rdtype == dns.rdatatype.NAPTR:
-            at = 4
-            for _ in range(3):  # flags, services, regexp
-                at += 1 + wire[position + at]
-        assert at is not None
-        _remember(renderer.compress, wire, position + at)
-        position += rdlength
+class _Wire:
+    """A response written the way BIND's renderer writes it (lib/dns/message.c, compress.c).
 
+    Compression: a name is looked up whole and without its first label only, matching
+    case-sensitively; writing a name remembers it and its parent (at most two entries),
+    rdata names that may not be compressed (RRSIG signer, NSEC next, DNAME, SRV target)
+    included.  So sizes, and where truncation falls, are BIND's byte for byte.
+    """
 
-def _skip_name(wire: bytes, position: int) -> int:
-    while True:
-        length = wire[position]
-        if length >= 0xC0:
-            return position + 2
-        position += 1 + length
-        if length == 0:
-            return position
+    __slots__ = ("out", "limit", "table", "counts")
 
+    def __init__(self, limit: int) -> None:
+        self.out = bytearray(12)
+        self.limit = limit
+        self.table: dict[tuple[bytes, ...], int] = {}
+        self.counts = [0, 0, 0, 0]
 
-def _remember(compress: dict, wire: bytes, position: int) -> None:  # type: ignore[type-arg]
-    """BIND's dns_compress_add for a name written in full at ``position``."""
-    name, _used = dns.name.from_wire(wire, position)
-    labels = name.labels
-    offset = position
-    for depth in range(min(len(labels) - 1, 2)):
-        if offset >= 0x4000:
-            return
-        dict.__setitem__(compress, labels[depth:], offset)
-        offset += 1 + len(labels[depth])
+    def name(self, name: dns.name.Name) -> None:
+        labels = name.labels
+        table = self.table
+        out = self.out
+        count = len(labels)
+        pointer = None
+        depth = count - 1  # labels written before the root (or a pointer)
+        for candidate in range(min(count - 1, 2)):
+            pointer = table.get(labels[candidate:])
+            if pointer is not None:
+                depth = candidate
+                break
+        offset = len(out)
+        for position in range(depth):
+            label = labels[position]
+            if position < 2 and offset < 0x4000:
+                table[labels[position:]] = offset
+            out.append(len(label))
+            out += label
+            offset += 1 + len(label)
+        if pointer is not None:
+            out += struct.pack("!H", 0xC000 | pointer)
+        else:
+            out.append(0)
+
+    def remember(self, position: int) -> None:
+        """Add the name written in full at ``position`` (and its parent) to the table."""
+        name, _used = dns.name.from_wire(bytes(self.out), position)
+        labels = name.labels
+        for depth in range(min(len(labels) - 1, 2)):
+            if position >= 0x4000:
+                return
+            self.table[labels[depth:]] = position
+            position += 1 + len(labels[depth])
+
+    def rdata(self, rd: dns.rdata.Rdata) -> None:
+        rdtype = rd.rdtype
+        out = self.out
+        if rdtype in _NAME_RDATA:
+            self.name(rd.target)  # type: ignore[attr-defined]
+        elif rdtype == dns.rdatatype.MX:
+            out += struct.pack("!H", rd.preference)  # type: ignore[attr-defined]
+            self.name(rd.exchange)  # type: ignore[attr-defined]
+        elif rdtype == _SOA:
+            self.name(rd.mname)  # type: ignore[attr-defined]
+            self.name(rd.rname)  # type: ignore[attr-defined]
+            out += struct.pack("!IIIII", rd.serial, rd.refresh, rd.retry,  # type: ignore[attr-defined]
+                               rd.expire, rd.minimum)  # type: ignore[attr-defined]
+        else:
+            start = len(out)
+            out += rd.to_wire() or b""
+            at = _RDATA_NAME_AT.get(rdtype)
+            if rdtype == dns.rdatatype.NAPTR:
+                at = 4
+                for _ in range(3):  # flags, services, regexp
+                    at += 1 + out[start + at]
+            if at is not None:
+                self.remember(start + at)
+
+    def record(self, name: dns.name.Name, rdtype: int, rdclass: int, ttl: int,
+               rd: dns.rdata.Rdata | None) -> None:
+        self.name(name)
+        out = self.out
+        out += _RR_HEADER.pack(rdtype, rdclass, ttl, 0)
+        start = len(out)
+        if rd is not None:
+            self.rdata(rd)
+        struct.pack_into("!H", out, start - 2, len(out) - start)
+
+    def rrset(self, section: int, rrset: dns.rrset.RRset, partial: bool = False) -> None:
+        """Write a whole RRset, or raise _TooBig with nothing written; with ``partial``,
+        write the records that fit and then raise."""
+        start = len(self.out)
+        written = 0
+        for rd in rrset:
+            mark = len(self.out)
+            self.record(rrset.name, rrset.rdtype, rrset.rdclass, rrset.ttl, rd)
+            if len(self.out) > self.limit:
+                self.rollback(mark if partial else start)
+                self.counts[section] += written if partial else 0
+                raise _TooBig
+            written += 1
+        self.counts[section] += written
+
+    def rollback(self, position: int) -> None:
+        del self.out[position:]
+        stale = [labels for labels, offset in self.table.items() if offset >= position]
+        for labels in stale:
+            del self.table[labels]
+
+    def header(self, message_id: int, flags: int) -> None:
+        _HEADER.pack_into(self.out, 0, message_id, flags, *self.counts)
 
 
 def _pass_needed(rrset: dns.rrset.RRset) -> int:
@@ -1201,85 +1322,82 @@ def _pass_needed(rrset: dns.rrset.RRset) -> int:
     return 1
 
 
-def _render(message: dns.message.Message, required_glue: dns.rrset.RRset | None,
-            max_size: int) -> bytes:
+def _render(result: _Result, max_size: int) -> bytes:
     """Render like BIND's ns_client_send: whole RRsets (records one by one when no OPT or
-    TSIG space is reserved), TC when the answer or authority section does not fit."""
-    renderer = dns.renderer.Renderer(message.id, message.flags, max_size)
-    renderer.compress = _BindCompression()
-    for rrset in message.question:
-        renderer.add_question(rrset.name, rrset.rdtype, rrset.rdclass)
-    opt_reserve = message._compute_opt_reserve()
-    tsig_reserve = message._compute_tsig_reserve()
-    reserved = opt_reserve + tsig_reserve
-    if reserved:
-        renderer.reserve(reserved)
-    partial = reserved == 0
+    TSIG space is reserved), TC when the answer or authority section does not fit; a
+    truncated message with an OPT or TSIG keeps only its question (renderend)."""
+    query = result.query
+    opt = b""
+    if query.edns >= 0:
+        options = b""
+        if result.ede is not None:
+            data = result.ede.to_wire() or b""
+            options = struct.pack("!HH", result.ede.otype, len(data)) + data
+        ttl = (result.rcode >> 4) << 24 | (query.ednsflags & dns.flags.DO)
+        opt = b"\x00" + _RR_HEADER.pack(dns.rdatatype.OPT, EDNS_PAYLOAD, ttl,
+                                         len(options)) + options
+    key = result.tsig_key
+    tsig = None
+    reserved = len(opt)
+    if key is not None:
+        tsig = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, 0, 300,
+            b"\x00" * dns.tsig.mac_sizes[key.algorithm], query.id, 0, b"")
+        reserved += len(key.name.to_wire() or b"") + 10 + len(tsig.to_wire() or b"")
+    wire = _Wire(max_size - reserved)
+    for question in query.question:
+        wire.name(question.name)
+        wire.out += struct.pack("!HH", question.rdtype, question.rdclass)
+        wire.counts[0] += 1
     truncated = False
-    for section_id, section in ((dns.renderer.ANSWER, message.answer),
-                                (dns.renderer.AUTHORITY, message.authority)):
-        for rrset in section:
-            try:
-                _add_rrset(renderer, section_id, rrset)
-            except dns.exception.TooBig:
-                if partial:
-                    _add_partial(renderer, section_id, rrset)
-                truncated = True
-                break
-        if truncated:
-            break
-    if not truncated:
-        truncated = _render_additional(renderer, message.additional, required_glue)
-    renderer.release_reserved()
+    try:
+        for section, rrsets in ((1, result.answer), (2, result.authority)):
+            for rrset in rrsets:
+                wire.rrset(section, rrset, partial=not reserved)
+        truncated = _render_additional(wire, result.additional, result.required_glue)
+    except _TooBig:
+        truncated = True
+    flags = result.flags | (result.rcode & 0xF)
     if truncated:
-        renderer.flags |= dns.flags.TC
+        flags |= dns.flags.TC
         if reserved:
-            # dns_message_renderend: a truncated message that carries an OPT or a TSIG
-            # keeps only its question
-            renderer = _question_only(message, max_size)
-            renderer.flags |= dns.flags.TC
-    if message.opt is not None:
-        renderer.add_opt(message.opt, 0, opt_reserve, tsig_reserve)
-    renderer.write_header()
-    if message.tsig is not None:
-        if message.want_tsig_sign:
-            signed, _ctx = dns.tsig.sign(renderer.get_wire(), message.keyring, message.tsig[0],
-                                         int(time.time()), message.request_mac)
-            tsig = dns.rrset.from_rdata(message.tsig.name, 0, signed)
-        else:
-            tsig = message.tsig
-        renderer.add_rrset(dns.renderer.ADDITIONAL, tsig)
-        renderer.write_header()
-    return renderer.get_wire()
+            wire.rollback(_question_end(wire.out) if wire.counts[0] else 12)
+            wire.counts[1:] = [0, 0, 0]
+    if opt:
+        wire.out += opt
+        wire.counts[3] += 1
+    wire.header(query.id, flags)
+    if key is not None and tsig is not None:
+        signed, _ctx = dns.tsig.sign(bytes(wire.out), key, tsig, int(time.time()),
+                                     query.mac)
+        wire.limit = 65535
+        wire.record(key.name, dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, signed)
+        wire.counts[3] += 1
+        wire.header(query.id, flags)
+    return bytes(wire.out)
 
 
-def _question_only(message: dns.message.Message, max_size: int) -> dns.renderer.Renderer:
-    renderer = dns.renderer.Renderer(message.id, message.flags, max_size)
-    renderer.compress = _BindCompression()
-    for rrset in message.question:
-        renderer.add_question(rrset.name, rrset.rdtype, rrset.rdclass)
-    return renderer
+def _question_end(out: bytearray) -> int:
+    position = 12
+    while True:
+        length = out[position]
+        if length >= 0xC0:
+            return position + 2 + 4
+        position += 1 + length
+        if length == 0:
+            return position + 4
 
 
-def _add_partial(renderer: dns.renderer.Renderer, section_id: int,
-                 rrset: dns.rrset.RRset) -> None:
-    for rd in rrset:
-        single = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers)
-        single.add(rd, rrset.ttl)
-        try:
-            _add_rrset(renderer, section_id, single)
-        except dns.exception.TooBig:
-            return
-
-
-def _render_additional(renderer: dns.renderer.Renderer, additional: list[dns.rrset.RRset],
+def _render_additional(wire: _Wire, additional: list[dns.rrset.RRset],
                        required_glue: dns.rrset.RRset | None) -> bool:
-    """The additional section in BIND's passes; True if required glue did not fit (TC)."""
+    """The additional section in BIND's passes (A, then AAAA, then RRSIG and DNSKEY, then
+    the rest), stopping at the first RRset that does not fit; True if required glue (the
+    glue that answers the question) did not fit: TC."""
     done = [False] * len(additional)
     if required_glue is not None and additional and additional[0] is required_glue:
         try:
-            _add_rrset(renderer, dns.renderer.ADDITIONAL, additional[0])
-        except dns.exception.TooBig:
+            wire.rrset(3, additional[0])
+        except _TooBig:
             return True
         done[0] = True
     for pass_ in (4, 3, 2, 1):
@@ -1287,8 +1405,8 @@ def _render_additional(renderer: dns.renderer.Renderer, additional: list[dns.rrs
             if done[position] or _pass_needed(rrset) < pass_:
                 continue
             try:
-                _add_rrset(renderer, dns.renderer.ADDITIONAL, rrset)
-            except dns.exception.TooBig:
+                wire.rrset(3, rrset)
+            except _TooBig:
                 return False
             done[position] = True
     return False
