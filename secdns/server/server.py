@@ -33,6 +33,7 @@ from secdns.endpoints import resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import answer, xfrout
+from secdns.server.fastpath import NegativeAnswers
 from secdns.server.notify import decide_notify, send_notify
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
@@ -137,6 +138,7 @@ class Server:
         self.table = ZoneTable()
         self.runtimes: dict[dns.name.Name, ZoneRuntime] = {}
         self.cache = AnswerCache()
+        self.negative = NegativeAnswers(self.table)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self.store: Store | None = None
         self.gate = asyncio.Semaphore(config.server.concurrency)
@@ -390,10 +392,14 @@ class Server:
             if self.log_queries:
                 self._log_query(data, source, "udp", cached=True)
             return data[:2] + cached
+        fast = self.negative.answer(data)
+        if fast is not None:
+            return fast
         reply = answer.handle(data, self.table, tcp=False, keyring=self.keyring)
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:
                 self.cache.put(key, reply.zone, reply.wire[2:])
+                self.negative.learn(data, reply.wire, reply.zone)
             if self.log_queries:
                 self._log_query(data, source, "udp")
             return reply.wire
@@ -410,6 +416,9 @@ class Server:
         cached = self.cache.get(key)
         if cached is not None:
             return (data[:2] + cached,)
+        fast = self.negative.answer(data)
+        if fast is not None:
+            return (fast,)
         reply = answer.handle(data, self.table, tcp=True, keyring=self.keyring)
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:

@@ -1,0 +1,238 @@
+"""A fast path for the commonest cache miss: NXDOMAIN for a name that does not exist.
+
+Random names (typos, scanners, the NXDOMAIN share of any benchmark) never hit
+the answer cache, and building each answer with dnspython costs ~50 us.  But an
+NXDOMAIN answer without DNSSEC depends on the query only through its header
+bits, its question and its EDNS shape: the authority section is the zone's SOA.
+So the first time the full path answers NXDOMAIN for a given zone version and
+query shape, :class:`NegativeAnswers` builds a template from it, checks that
+the template reproduces that answer exactly (semantically), and from then on
+answers such queries itself after a few dict lookups prove the name does not
+exist, is not covered by a wildcard and is not below a delegation or DNAME.
+Anything unusual (DO bit, EDNS options, compression in the question, odd
+label bytes, signed zones) takes the full path.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion, line_fields
+
+_SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_PLAIN_TYPES = frozenset(int(t) for t in (
+    dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX, dns.rdatatype.TXT,
+    dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.SOA, dns.rdatatype.SRV,
+    dns.rdatatype.PTR, dns.rdatatype.CAA, dns.rdatatype.HTTPS, dns.rdatatype.SVCB,
+    dns.rdatatype.NAPTR, dns.rdatatype.DS, dns.rdatatype.DNAME, dns.rdatatype.TLSA,
+    dns.rdatatype.SSHFP, dns.rdatatype.HINFO, dns.rdatatype.LOC, dns.rdatatype.URI))
+_SIGNED_TYPES = ("RRSIG", "NSEC", "NSEC3", "DNSKEY")
+
+
+class _Query:
+    __slots__ = ("rd_cd", "labels", "qname_len", "qtype", "opt")
+
+    def __init__(self, rd_cd: int, labels: list[bytes], qname_len: int, qtype: int,
+                 opt: bytes | None) -> None:
+        self.rd_cd = rd_cd
+        self.labels = labels
+        self.qname_len = qname_len
+        self.qtype = qtype
+        self.opt = opt
+
+
+def parse_plain(wire: bytes) -> _Query | None:
+    """A plain query: one IN question, no compression, no options, EDNS 0 without DO."""
+    if len(wire) < 17:
+        return None
+    flags, qd, an, ns, ar = struct.unpack_from("!HHHHH", wire, 2)
+    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:   # QR, opcode
+        return None
+    labels: list[bytes] = []
+    offset = 12
+    end = len(wire)
+    while True:
+        if offset >= end:
+            return None
+        length = wire[offset]
+        if length == 0:
+            offset += 1
+            break
+        if length > 63 or offset + 1 + length > end:
+            return None
+        label = wire[offset + 1: offset + 1 + length]
+        if not _SIMPLE.issuperset(label):
+            return None
+        labels.append(label)
+        offset += 1 + length
+    if offset + 4 > end:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", wire, offset)
+    if qclass != 1 or qtype not in _PLAIN_TYPES:
+        return None
+    qname_len = offset - 12
+    offset += 4
+    opt = None
+    if ar:
+        # exactly one OPT: root owner, type 41, version 0, no DO, no options, then the end
+        if end - offset != 11 or wire[offset] != 0:
+            return None
+        rtype, _payload, ttl, rdlen = struct.unpack_from("!HHIH", wire, offset + 1)
+        if rtype != 41 or rdlen != 0 or ttl & 0x00FF8000:   # version, DO
+            return None
+        opt = b"opt"
+    elif offset != end:
+        return None
+    return _Query(flags & (dns.flags.RD | dns.flags.CD), labels, qname_len, qtype, opt)
+
+
+class _Template:
+    __slots__ = ("generation", "flags", "soa_tail", "opt_rr", "apex_len")
+
+    def __init__(self, generation: int, flags: int, soa_tail: bytes, opt_rr: bytes,
+                 apex_len: int) -> None:
+        self.generation = generation
+        self.flags = flags
+        self.soa_tail = soa_tail      # type, class, TTL, rdlength, rdata (names uncompressed)
+        self.opt_rr = opt_rr          # the OPT RR of the answer, or b""
+        self.apex_len = apex_len
+
+
+def _soa_tail(version: ZoneVersion) -> bytes:
+    rrset = version.soa_rrset()
+    soa = rrset[0]
+    ttl = min(rrset.ttl, soa.minimum)
+    rdata = (soa.mname.to_wire() + soa.rname.to_wire()
+             + struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire,
+                           soa.minimum))
+    return struct.pack("!HHIH", dns.rdatatype.SOA, 1, ttl, len(rdata)) + rdata
+
+
+def _signed(version: ZoneVersion) -> bool:
+    return any(line_fields(line)[2] in _SIGNED_TYPES for line in version.lines(version.origin_key))
+
+
+class NegativeAnswers:
+    """NXDOMAIN templates per zone and query shape, learnt from (and checked against)
+    the full answer path."""
+
+    def __init__(self, table: ZoneTable) -> None:
+        self.table = table
+        self.templates: dict[tuple[str, int, bool], _Template | None] = {}
+        self.used = 0
+
+    def _zone(self, labels: list[bytes]) -> tuple[ServedZone, list[str]] | None:
+        keys = []
+        text = "."
+        for label in reversed(labels):
+            text = label.decode("ascii").lower() + ("." + text if text != "." else ".")
+            keys.append(text)
+        # keys: from the top-level label down to the qname; the deepest zone wins
+        zones = self.table.zones
+        for index in range(len(keys) - 1, -1, -1):
+            zone = zones.get(keys[index])
+            if zone is not None:
+                return zone, keys[index:]
+        zone = zones.get(".")
+        return (zone, ["."] + keys) if zone is not None else None
+
+    def answer(self, wire: bytes) -> bytes | None:
+        """The NXDOMAIN answer for ``wire`` if it provably is one and a template exists."""
+        query = parse_plain(wire)
+        if query is None:
+            return None
+        found = self._zone(query.labels)
+        if found is None:
+            return None
+        zone, chain = found               # chain: apex key, then each name down to the qname
+        version = zone.version
+        if version is None or zone.expired or len(chain) < 2:
+            return None
+        template = self.templates.get((zone.key, query.rd_cd, query.opt is not None))
+        if template is None or template.generation != zone.generation:
+            return None
+        # the qname must not exist; its closest encloser must exist with no wildcard below,
+        # and nothing from there up to the apex may be a delegation or a DNAME
+        if version.exists(chain[-1]):
+            return None
+        index = len(chain) - 2
+        while index > 0 and not version.exists(chain[index]):
+            index -= 1
+        encloser = chain[index]
+        if version.exists("*." + encloser if encloser != "." else "*."):
+            return None
+        for position in range(index, -1, -1):
+            for line in version.lines(chain[position]):
+                rtype = line_fields(line)[2]
+                if rtype == "DNAME" or (rtype == "NS" and position != 0):
+                    return None
+        self.used += 1
+        apex_offset = 12 + query.qname_len - template.apex_len
+        question_end = 12 + query.qname_len + 4
+        flags = template.flags | query.rd_cd
+        header = wire[:2] + struct.pack("!HHHHH", flags, 1, 0, 1, 1 if template.opt_rr else 0)
+        return (header + wire[12:question_end] + struct.pack("!H", 0xC000 | apex_offset)
+                + template.soa_tail + template.opt_rr)
+
+    def learn(self, wire: bytes, reply: bytes, zone: ServedZone | None) -> None:
+        """After the full path answered ``wire`` with ``reply``: make a template if it is a
+        plain NXDOMAIN, and keep it only if it reproduces ``reply``."""
+        if zone is None or zone.version is None or len(reply) < 12:
+            return
+        if reply[3] & 0xF != dns.rcode.NXDOMAIN:
+            return
+        query = parse_plain(wire)
+        if query is None:
+            return
+        key = (zone.key, query.rd_cd, query.opt is not None)
+        current = self.templates.get(key)
+        if current is not None and current.generation == zone.generation:
+            return
+        version = zone.version
+        if _signed(version):
+            self.templates[key] = None   # DO-less answers are simple, but keep it strict
+            return
+        try:
+            response = dns.message.from_wire(reply)
+        except Exception:
+            return
+        opt_rr = b""
+        if response.edns >= 0:
+            opt = dns.message.make_query("a.", "A", use_edns=response.edns,
+                                         payload=response.payload,
+                                         ednsflags=response.ednsflags)
+            opt_rr = opt.to_wire()[-11:]
+        flags = (struct.unpack_from("!H", reply, 2)[0]) & ~(dns.flags.RD | dns.flags.CD)
+        template = _Template(zone.generation, flags, _soa_tail(version), opt_rr,
+                             len(zone.origin.to_wire()))
+        self.templates[key] = template
+        used = self.used
+        mine = self.answer(wire)
+        self.used = used
+        if mine is None or not _same(mine, reply):
+            self.templates[key] = None
+
+
+def _same(a: bytes, b: bytes) -> bool:
+    try:
+        ma, mb = dns.message.from_wire(a), dns.message.from_wire(b)
+    except Exception:
+        return False
+    if (ma.id, ma.flags, ma.rcode(), ma.edns, ma.payload, ma.ednsflags) != \
+            (mb.id, mb.flags, mb.rcode(), mb.edns, mb.payload, mb.ednsflags):
+        return False
+    if [q.to_text() for q in ma.question] != [q.to_text() for q in mb.question]:
+        return False
+    for left, right in ((ma.answer, mb.answer), (ma.authority, mb.authority),
+                        (ma.additional, mb.additional)):
+        if len(left) != len(right):
+            return False
+        for x, y in zip(left, right, strict=True):
+            if x != y or x.ttl != y.ttl:
+                return False
+    return True

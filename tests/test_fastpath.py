@@ -1,0 +1,114 @@
+"""The NXDOMAIN fast path gives exactly the full path's answer, or steps aside."""
+
+from __future__ import annotations
+
+import random
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import pytest
+from xfrwire import records
+
+from secdns import zonefile
+from secdns.server import answer
+from secdns.server.fastpath import NegativeAnswers, _same, parse_plain
+from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+
+ZONE = """
+@ 3600 IN SOA ns1 hostmaster 7 7200 900 1209600 300
+@ 3600 IN NS ns1
+ns1 3600 IN A 192.0.2.1
+www 300 IN A 192.0.2.80
+a.b.c 60 IN TXT "deep; b.c and c are empty non-terminals"
+sub 3600 IN NS ns.sub
+ns.sub 3600 IN A 192.0.2.53
+*.wild 60 IN A 192.0.2.9
+legacy 60 IN DNAME example.net.
+"""
+
+
+def table_for(text: str, origin: str = "example.com.") -> tuple[ZoneTable, ServedZone]:
+    name = dns.name.from_text(origin)
+    version = ZoneVersion.from_lines(name, zonefile.canonical_lines(records(text, origin)))
+    zone = ServedZone(name)
+    zone.swap(version)
+    table = ZoneTable()
+    table.add(zone)
+    return table, zone
+
+
+def query(name: str, rdtype: str = "A", *, rd: bool = False, edns: int = -1,
+          cd: bool = False) -> bytes:
+    q = dns.message.make_query(name, rdtype, use_edns=edns)
+    q.flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
+    return q.to_wire()
+
+
+SHAPES = [dict(), dict(rd=True), dict(edns=0), dict(rd=True, edns=0, cd=True)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fast_answers_equal_the_full_path(shape):
+    table, zone = table_for(ZONE)
+    fast = NegativeAnswers(table)
+    first = query("nope.example.com.", **shape)
+    slow = answer.handle(first, table, tcp=False).wire
+    assert fast.answer(first) is None           # nothing learnt yet
+    fast.learn(first, slow, zone)
+    rng = random.Random(5)
+    names = [f"nx{rng.randrange(10**6)}.example.com." for _ in range(200)]
+    names += ["NX.Example.COM.", "x.y.z.example.com.", "q.a.b.c.example.com.", "zz.c.example.com.",
+              "deep.www.example.com."]
+    for name in names:
+        wire = query(name, **shape)
+        mine = fast.answer(wire)
+        full = answer.handle(wire, table, tcp=False).wire
+        assert mine is not None, name
+        assert dns.message.from_wire(full).rcode() == dns.rcode.NXDOMAIN
+        assert _same(mine, full), name
+    assert fast.used == len(names)
+
+
+@pytest.mark.parametrize("name", [
+    "www.example.com.",            # exists
+    "c.example.com.",              # empty non-terminal: NODATA, not NXDOMAIN
+    "x.wild.example.com.",         # wildcard
+    "x.sub.example.com.",          # below a delegation: referral
+    "x.legacy.example.com.",       # below a DNAME
+    "x.example.org.",              # not our zone
+])
+def test_steps_aside_when_not_a_plain_nxdomain(name):
+    table, zone = table_for(ZONE)
+    fast = NegativeAnswers(table)
+    first = query("nope.example.com.")
+    fast.learn(first, answer.handle(first, table, tcp=False).wire, zone)
+    assert fast.answer(query(name)) is None
+
+
+def test_template_dies_with_the_zone_version():
+    table, zone = table_for(ZONE)
+    fast = NegativeAnswers(table)
+    first = query("nope.example.com.")
+    fast.learn(first, answer.handle(first, table, tcp=False).wire, zone)
+    assert fast.answer(query("other.example.com.")) is not None
+    zone.swap(zone.version.apply([(["www 300 IN A 192.0.2.80"], ["other 60 IN A 192.0.2.1"])],
+                                 8))
+    assert fast.answer(query("other.example.com.")) is None
+    zone.expired = True
+    assert fast.answer(query("third.example.com.")) is None
+
+
+def test_apex_wildcard_and_odd_queries_step_aside():
+    table, zone = table_for(ZONE + "* 60 IN A 192.0.2.99\n")
+    fast = NegativeAnswers(table)
+    first = query("nope.sub2.example.com.")
+    reply = answer.handle(first, table, tcp=False).wire
+    fast.learn(first, reply, zone)     # not an NXDOMAIN at all: the wildcard answers
+    assert fast.answer(first) is None
+    assert parse_plain(query("x.example.com.", edns=0) + b"\x00") is None
+    do = dns.message.make_query("x.example.com.", "A", want_dnssec=True).to_wire()
+    assert parse_plain(do) is None
+    assert parse_plain(query("x.example.com.", "ANY")) is None
+    assert parse_plain(b"\x00" * 11) is None
