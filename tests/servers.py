@@ -933,6 +933,7 @@ def _nsd_conf(setup: _Setup, port: int) -> str:
         "    do-ip6: no",
         "    reuseport: no",
         "    server-count: 1",
+        "    rrl-ratelimit: 0",  # no response rate limiting: tests and benchmarks flood it
         "    verbosity: 1",
         '    username: ""',
         '    chroot: ""',
