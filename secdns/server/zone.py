@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -293,6 +294,22 @@ class ZoneVersion:
 
 _IN = dns.rdataclass.IN
 _TYPES: dict[str, int] = {}
+
+
+class _A(dns.rdtypes.IN.A.A):
+    """dnspython's A with its wire form made by the C library (its own is pure Python)."""
+
+    __slots__ = ()
+
+    def _to_wire(self, file, compress=None, origin=None, canonicalize=False):  # type: ignore[no-untyped-def]
+        file.write(socket.inet_aton(self.address))
+
+
+class _AAAA(dns.rdtypes.IN.AAAA.AAAA):
+    __slots__ = ()
+
+    def _to_wire(self, file, compress=None, origin=None, canonicalize=False):  # type: ignore[no-untyped-def]
+        file.write(socket.inet_pton(socket.AF_INET6, self.address))
 _NAME_CLASSES = {
     dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS, dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
     dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR, dns.rdatatype.DNAME: dns.rdtypes.ANY.DNAME.DNAME,
@@ -320,9 +337,9 @@ def fast_rdata(rdtype: int, text: str, origin: dns.name.Name) -> dns.rdata.Rdata
     """A, AAAA, NS, CNAME, PTR, DNAME, MX and plain TXT rdata from canonical text, fast;
     None for anything else (the caller uses dnspython)."""
     if rdtype == dns.rdatatype.A:
-        return _make(dns.rdtypes.IN.A.A, rdtype, address=text)
+        return _make(_A, rdtype, address=text)
     if rdtype == dns.rdatatype.AAAA:
-        return _make(dns.rdtypes.IN.AAAA.AAAA, rdtype, address=text)
+        return _make(_AAAA, rdtype, address=text)
     if "\\" in text:
         return None
     cls = _NAME_CLASSES.get(rdtype)
