@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
@@ -13,7 +14,7 @@ from xfrwire import records
 
 from secdns import zonefile
 from secdns.server import answer
-from secdns.server.fastpath import NegativeAnswers, _same, parse_plain
+from secdns.server.fastpath import NegativeAnswers, _same, parse_plain, strip_cookie
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 
 ZONE = """
@@ -112,3 +113,20 @@ def test_apex_wildcard_and_odd_queries_step_aside():
     assert parse_plain(do) is None
     assert parse_plain(query("x.example.com.", "ANY")) is None
     assert parse_plain(b"\x00" * 11) is None
+
+
+def test_cookie_is_ignored_and_stripped_for_the_cache():
+    table, _zone = table_for(ZONE)
+    plain = dns.message.make_query("www.example.com.", "A", use_edns=0)
+    cookie = dns.message.make_query("www.example.com.", "A", use_edns=0, options=[
+        dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"\x01" * 8)])
+    cookie.id = plain.id
+    stripped = strip_cookie(cookie.to_wire())
+    assert stripped == plain.to_wire()
+    assert strip_cookie(plain.to_wire()) is None
+    with_cookie = answer.handle(cookie.to_wire(), table, tcp=False).wire
+    without = answer.handle(plain.to_wire(), table, tcp=False).wire
+    assert with_cookie == without      # no server cookie: the option is ignored
+    padded = dns.message.make_query("www.example.com.", "A", use_edns=0, options=[
+        dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\x00" * 8)])
+    assert strip_cookie(padded.to_wire()) is None

@@ -236,3 +236,37 @@ def _same(a: bytes, b: bytes) -> bool:
             if x != y or x.ttl != y.ttl:
                 return False
     return True
+
+
+def strip_cookie(wire: bytes) -> bytes | None:
+    """The query without its DNS COOKIE option (RFC 7873), or None if it has none.
+
+    secdns does not implement server cookies and, as RFC 7873 section 5.2 allows,
+    ignores the option: the answer is the same with or without it, so the
+    answer cache can key on the query without it.  Only the common shape is
+    handled: one question, and the OPT record last with a single COOKIE option.
+    """
+    if len(wire) < 17:
+        return None
+    qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+    if qd != 1 or an or ns or ar != 1:
+        return None
+    offset = 12
+    end = len(wire)
+    while offset < end:
+        length = wire[offset]
+        if length == 0:
+            break
+        if length > 63:
+            return None
+        offset += 1 + length
+    offset += 5                               # root label, QTYPE, QCLASS
+    if offset + 11 > end or wire[offset] != 0:
+        return None
+    rtype, _payload, _ttl, rdlen = struct.unpack_from("!HHIH", wire, offset + 1)
+    if rtype != 41 or offset + 11 + rdlen != end or rdlen < 12:
+        return None
+    code, option_len = struct.unpack_from("!HH", wire, offset + 11)
+    if code != 10 or option_len + 4 != rdlen or not 8 <= option_len <= 40:
+        return None
+    return wire[:offset + 9] + b"\x00\x00"

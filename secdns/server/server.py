@@ -33,7 +33,7 @@ from secdns.endpoints import resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import answer, xfrout
-from secdns.server.fastpath import NegativeAnswers
+from secdns.server.fastpath import NegativeAnswers, strip_cookie
 from secdns.server.notify import decide_notify, send_notify
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
@@ -388,6 +388,12 @@ class Server:
     def answer_udp(self, data: bytes, source: str) -> bytes | None:
         key = b"U" + data[2:]
         cached = self.cache.get(key)
+        if cached is None:
+            stripped = strip_cookie(data)    # the answer ignores cookies: cache without them
+            if stripped is not None:
+                data = stripped
+                key = b"U" + data[2:]
+                cached = self.cache.get(key)
         if cached is not None:
             if self.log_queries:
                 self._log_query(data, source, "udp", cached=True)
