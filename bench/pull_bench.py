@@ -114,7 +114,8 @@ def main() -> None:
                       file=sys.stderr)
 
             measure("dig AXFR > file", dig, tmp / "dig.zone")
-            measure("secdns pull -o FILE", [*pull, "-o", str(tmp / "secdns.zone")])
+            # --axfr: a full transfer every time (the file would otherwise be up to date)
+            measure("secdns pull -o FILE", [*pull, "-o", str(tmp / "secdns.zone"), "--axfr"])
             store = tmp / "store"
             measure("secdns pull -d (AXFR)", [*pull, "-d", str(store), "--axfr"])
             serial = primary.soa_serial(ZONE)
