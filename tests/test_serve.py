@@ -267,3 +267,40 @@ def test_bad_config_is_one_clear_error(tmp_path):
     assert done.returncode == 2
     assert "not an IP address" in done.stderr and "server.directory" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_tsig_signed_axfr_out_over_many_messages(served, tmp_path):
+    """Every message of a long signed transfer verifies (dnspython, kdig and secdns pull)."""
+    key = TsigKey.generate("xfr-out")
+    text = ZONE_FILE.read_text() + "".join(f"bulk{i} 300 IN A 10.0.{i // 256}.{i % 256}\n"
+                                           for i in range(3000))
+    zone_file = tmp_path / "big.zone"
+    zone_file.write_text(text)
+    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store",
+                          zones=[{"name": ZONE, "file": str(zone_file),
+                                  "allow_transfer": [f"key:{key.name}"]}],
+                          keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}})
+    server = served(config)
+    messages = list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, keyring=key.keyring,
+                                  keyname=key.name))
+    assert len(messages) > 3 and all(m.had_tsig for m in messages)
+    ours = dns.zone.from_xfr(iter(messages))
+    assert len(ours.nodes) == len(dns.zone.from_text(text, ZONE).nodes)
+    kdig = subprocess.run(["kdig", "@127.0.0.1", "-p", str(server.port), "-y",
+                           f"{key.algorithm}:{key.name}:{key.secret}", f"{ZONE}.", "AXFR"],
+                          capture_output=True, text=True, timeout=30)
+    assert kdig.returncode == 0 and "bulk2999" in kdig.stdout, kdig.stdout[-500:]
+    assert "TSIG" not in kdig.stderr
+    pulled = subprocess.run([sys.executable, "-m", "secdns", "pull", ZONE,
+                             f"@127.0.0.1:{server.port}", "-o", str(tmp_path / "copy.zone"),
+                             "--tsig", f"{key.algorithm}:{key.name}:{key.secret}", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert pulled.returncode == 0, pulled.stderr
+    assert '"messages": ' in pulled.stdout and "bulk2999 300 IN A 10.0.11.183" in (
+        tmp_path / "copy.zone").read_text()
+    wrong = TsigKey.generate("xfr-out")
+    refused = subprocess.run([sys.executable, "-m", "secdns", "pull", ZONE,
+                              f"@127.0.0.1:{server.port}", "-o", str(tmp_path / "no.zone"),
+                              "--tsig", f"{wrong.algorithm}:{wrong.name}:{wrong.secret}"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 5, refused.stderr

@@ -9,6 +9,8 @@ the query was.  Access control is decided here too, from the zone's
 from __future__ import annotations
 
 import ipaddress
+import struct
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import dns.exception
@@ -18,10 +20,11 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.renderer
+import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 
+from secdns.server import answer
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry
 from secdns.xfr import serial_compare
@@ -50,7 +53,9 @@ def transfer_allowed(acl: Sequence[str], source: str, key_name: dns.name.Name | 
 
 
 class _Writer:
-    """Packs RRsets into messages of at most MESSAGE_SIZE, signing each when keyed."""
+    """Packs RRsets into messages of at most MESSAGE_SIZE with the answer path's wire
+    writer (BIND-style compression), each TSIG-signed when the query was (RFC 8945
+    multi-message rules: every message signed, the MAC chained)."""
 
     def __init__(self, query: dns.message.Message) -> None:
         self.query = query
@@ -62,55 +67,68 @@ class _Writer:
             elif isinstance(keyring, dict):
                 key = keyring.get(query.keyname)
                 self.key = key if isinstance(key, dns.tsig.Key) else None
-        self.ctx = None
+        self.ctx: object | None = None
         self.first = True
-        self.renderer = self._new()
         self.count = 0
+        self.wire = self._new()
 
-    def _new(self) -> dns.renderer.Renderer:
-        flags = dns.flags.QR | dns.flags.AA | (self.query.flags & dns.flags.RD)
-        max_size = MESSAGE_SIZE - (300 if self.key else 0)
-        renderer = dns.renderer.Renderer(self.query.id, flags, max_size)
+    def _new(self) -> answer._Wire:
+        reserve = 0
+        if self.key is not None:
+            reserve = 64 + len(self.key.name.to_wire() or b"") + len(
+                self.key.algorithm.to_wire() or b"") + dns.tsig.mac_sizes[self.key.algorithm]
+        wire = answer._Wire(MESSAGE_SIZE - reserve)
         if self.first:
             question = self.query.question[0]
-            renderer.add_question(question.name, question.rdtype, question.rdclass)
-        return renderer
+            wire.name(question.name)
+            wire.out += struct.pack("!HH", question.rdtype, question.rdclass)
+            wire.counts[0] = 1
+        return wire
 
     def add(self, rrset: dns.rrset.RRset) -> Iterator[bytes]:
         try:
-            self.renderer.add_rrset(dns.renderer.ANSWER, rrset)
+            self.wire.rrset(1, rrset)
             self.count += 1
             return
-        except dns.exception.TooBig:
+        except answer._TooBig:
             pass
         if self.count:
             yield self.flush()
         try:
-            self.renderer.add_rrset(dns.renderer.ANSWER, rrset)
+            self.wire.rrset(1, rrset)
             self.count += 1
-        except dns.exception.TooBig:
+        except answer._TooBig:
             # one RRset too big for a message: send its records separately
             for rd in rrset:
                 single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rd)
                 try:
-                    self.renderer.add_rrset(dns.renderer.ANSWER, single)
-                except dns.exception.TooBig:
+                    self.wire.rrset(1, single)
+                except answer._TooBig:
                     yield self.flush()
-                    self.renderer.add_rrset(dns.renderer.ANSWER, single)
+                    self.wire.rrset(1, single)
                 self.count += 1
 
     def flush(self) -> bytes:
-        renderer = self.renderer
-        renderer.write_header()
-        if self.key is not None:
-            self.ctx = renderer.add_multi_tsig(
-                self.ctx, self.key.name, self.key, 300, self.query.id, 0, b"",
-                self.query.mac, self.key.algorithm)
-        wire = renderer.get_wire()
+        wire = self.wire
+        flags = dns.flags.QR | dns.flags.AA | (self.query.flags & dns.flags.RD)
+        wire.header(self.query.id, flags)
+        key = self.key
+        if key is not None:
+            template = dns.rdtypes.ANY.TSIG.TSIG(
+                dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, 0, 300,
+                b"\x00" * dns.tsig.mac_sizes[key.algorithm], self.query.id, 0, b"")
+            signed, self.ctx = dns.tsig.sign(
+                bytes(wire.out), key, template, int(time.time()),
+                self.query.mac if self.first else None, self.ctx, True)
+            wire.limit = 65535
+            wire.record(key.name, dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, signed)
+            wire.counts[3] += 1
+            wire.header(self.query.id, flags)
+        out = bytes(wire.out)
         self.first = False
-        self.renderer = self._new()
         self.count = 0
-        return wire
+        self.wire = self._new()
+        return out
 
 
 def _rrsets(version: ZoneVersion, skip_apex_soa: bool = True) -> Iterator[dns.rrset.RRset]:
