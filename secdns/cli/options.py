@@ -12,7 +12,8 @@ import click
 from click.core import ParameterSource
 from click.shell_completion import CompletionItem
 
-from secdns.config import Config, load_config
+from secdns.config import Config, ZoneConfig, load_config, parse_zone_name
+from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey, parse_key_file, parse_tsig_option
 
@@ -186,3 +187,28 @@ def _configured_key(name: str, config: Config | str | Path | None,
         known = ", ".join(sorted(config.keys)) or "none"
         raise UsageError(f"--key: no key {name!r} in {config.path} (known: {known})")
     return key
+
+
+def config_zones(config_path: str, zones: list[str], servers: list[Endpoint], *,
+                 output_given: bool, directory: str | None,
+                 ) -> tuple[Config, list[ZoneConfig], str | None]:
+    """The secondary zones of a config that ``pull -c`` / ``watch -c`` work on (all, or
+    those named), and the store directory (``-d`` or ``[server] directory``)."""
+    if servers:
+        raise UsageError("with -c the primaries come from the config; "
+                         "drop the @SERVER arguments")
+    config = load_config(config_path)
+    wanted = [parse_zone_name(z) for z in zones]
+    missing = [str(w) for w in wanted if config.zone(w) is None]
+    if missing:
+        raise UsageError(f"zone(s) not in {config_path}: {', '.join(missing)}")
+    selected = [z for z in config.zones if z.primaries and (not wanted or z.name in wanted)]
+    if not selected:
+        raise UsageError(f"no secondary zones (with primaries) in {config_path}")
+    if output_given and len(selected) > 1:
+        raise UsageError("-o works with one zone; use -d (or [server] directory) for many")
+    store_dir = directory or (str(config.server.directory) if config.server.directory
+                              else None)
+    if store_dir is None and not output_given:
+        raise UsageError(f"{config_path} sets no [server] directory: give -d DIR or -o FILE")
+    return config, selected, store_dir

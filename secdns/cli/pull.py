@@ -12,6 +12,7 @@ from secdns import output
 from secdns.cli.options import (
     complete_zones,
     config_option,
+    config_zones,
     force_option,
     json_option,
     network_options,
@@ -19,7 +20,7 @@ from secdns.cli.options import (
     tsig_options,
     verbosity_options,
 )
-from secdns.config import Limits, load_config, parse_zone_name
+from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError, worst
 from secdns.keys import TsigKey
@@ -123,23 +124,9 @@ def command(args: tuple[str, ...], config_path: str | None, output_path: str | N
     if config_path and servers and source is click.core.ParameterSource.ENVIRONMENT:
         config_path = None  # $SECDNS_CONFIG does not apply to an explicit ZONE @PRIMARY
     if config_path:
-        if servers:
-            raise UsageError("with -c the primaries come from the config; "
-                             "drop the @SERVER arguments")
-        config = load_config(config_path)
-        wanted = [parse_zone_name(z) for z in zones]
-        selected = [z for z in config.zones if z.primaries and (not wanted or z.name in wanted)]
-        missing = [str(w) for w in wanted if config.zone(w) is None]
-        if missing:
-            raise UsageError(f"zone(s) not in {config_path}: {', '.join(missing)}")
-        if not selected:
-            raise UsageError(f"no secondary zones (with primaries) in {config_path}")
-        if (output_path is not None) and len(selected) > 1:
-            raise UsageError("-o works with one zone; use -d (or [server] directory) for many")
-        store_dir = directory or (str(config.server.directory) if config.server.directory
-                                  else None)
-        if store_dir is None and output_path is None:
-            raise UsageError(f"{config_path} sets no [server] directory: give -d DIR or -o FILE")
+        config, selected, store_dir = config_zones(
+            config_path, zones, servers, output_given=output_path is not None,
+            directory=directory)
         store = Store(store_dir) if store_dir else None
         jobs = jobs or config.server.concurrency
         plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]

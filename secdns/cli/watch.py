@@ -31,13 +31,14 @@ from secdns import output
 from secdns.cli.options import (
     complete_zones,
     config_option,
+    config_zones,
     force_option,
     resolve_key,
     tsig_options,
     verbosity_options,
 )
 from secdns.cli.pull import split_args
-from secdns.config import Limits, load_config, parse_zone_name
+from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
@@ -500,23 +501,9 @@ def _mirror_plan(zones: list[str], servers: list[Endpoint], config_path: str | N
     if output_path == "-":
         raise UsageError("watch writes files: give -o FILE or -d DIR, not -o -")
     if config_path:
-        if servers:
-            raise UsageError("with -c the primaries come from the config; "
-                             "drop the @SERVER arguments")
-        config = load_config(config_path)
-        wanted = [parse_zone_name(z) for z in zones]
-        missing = [str(w) for w in wanted if config.zone(w) is None]
-        if missing:
-            raise UsageError(f"zone(s) not in {config_path}: {', '.join(missing)}")
-        selected = [z for z in config.zones if z.primaries and (not wanted or z.name in wanted)]
-        if not selected:
-            raise UsageError(f"no secondary zones (with primaries) in {config_path}")
-        if out_path is not None and len(selected) > 1:
-            raise UsageError("-o works with one zone; use -d (or [server] directory) for many")
-        store_dir = directory or (str(config.server.directory) if config.server.directory
-                                  else None)
-        if store_dir is None and out_path is None:
-            raise UsageError(f"{config_path} sets no [server] directory: give -d DIR or -o FILE")
+        config, selected, store_dir = config_zones(
+            config_path, zones, servers, output_given=out_path is not None,
+            directory=directory)
         plan = [MirrorZone(z.name, z.primaries, key or config.key_for(z), out_path,
                            z.allow_notify) for z in selected]
         return (plan, Store(store_dir) if store_dir else None, config.server.concurrency,
