@@ -54,18 +54,14 @@ class AnswerCache:
     def __init__(self, limit: int = CACHE_ENTRIES) -> None:
         self.limit = limit
         self.entries: dict[bytes, tuple[object, int, bytes]] = {}
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: bytes) -> bytes | None:
         found = self.entries.get(key)
         if found is not None:
             zone, generation, reply = found
             if zone.generation == generation:  # type: ignore[attr-defined]
-                self.hits += 1
                 return reply
             self.entries.pop(key, None)
-        self.misses += 1
         return None
 
     def put(self, key: bytes, zone: object, reply: bytes) -> None:
@@ -114,12 +110,13 @@ class _UdpWorker:
                 continue
             if len(data) < 12:
                 continue
-            found = entries.get(b"U" + data[2:])
             try:
-                if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
-                    send(data[:2] + found[2], addr)
-                    continue
-                reply = answer(data, addr[0])
+                if not self.server.log_queries:   # -v logs every query: take the full path
+                    found = entries.get(b"U" + data[2:])
+                    if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
+                        send(data[:2] + found[2], addr)
+                        continue
+                reply = answer(data, addr[0], looked_up=not self.server.log_queries)
                 if reply is not None:
                     send(reply, addr)
             except OSError as err:
@@ -385,9 +382,10 @@ class Server:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     # --- answering -----------------------------------------------------------------------------
-    def answer_udp(self, data: bytes, source: str) -> bytes | None:
+    def answer_udp(self, data: bytes, source: str, looked_up: bool = False) -> bytes | None:
+        """Answer a UDP query; ``looked_up``: the caller already missed the answer cache."""
         key = b"U" + data[2:]
-        cached = self.cache.get(key)
+        cached = None if looked_up else self.cache.get(key)
         if cached is None:
             stripped = strip_cookie(data)    # the answer ignores cookies: cache without them
             if stripped is not None:
