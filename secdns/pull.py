@@ -149,8 +149,11 @@ class ZoneCopy(abc.ABC):
         return None
 
 
-def _default_ttl(soa: wire.Record) -> int:
-    return soa.ttl
+def render_records(origin: dns.name.Name, records: list[wire.Record],
+                   soa: wire.Record) -> tuple[list[str], str]:
+    """A full transfer as canonical lines and master-file text ($TTL: the SOA's TTL)."""
+    lines = zonefile.canonical_lines(records)
+    return lines, zonefile.render(origin, soa.serial, soa.ttl, lines)
 
 
 def _is_soa_line(line: str) -> bool:
@@ -198,8 +201,7 @@ class FileCopy(ZoneCopy):
     async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
                          result: PullResult) -> None:
         def work() -> None:
-            lines = zonefile.canonical_lines(records)
-            text = zonefile.render(self.origin, soa.serial, _default_ttl(soa), lines)
+            lines, text = render_records(self.origin, records, soa)
             result.records = len(lines)
             result.added = len(lines)
             if self.output is not None:
@@ -265,8 +267,7 @@ class StoreCopy(ZoneCopy):
     async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
                          result: PullResult) -> None:
         def work() -> None:
-            lines = zonefile.canonical_lines(records)
-            text = zonefile.render(self.origin, soa.serial, _default_ttl(soa), lines)
+            lines, text = render_records(self.origin, records, soa)
             result.records = len(lines)
             journal: list[JournalEntry] | None = None
             if self.text is not None and self.serial is not None:
@@ -278,6 +279,16 @@ class StoreCopy(ZoneCopy):
                 result.added = len(lines)
             self._save(text, soa, len(lines), XfrKind.AXFR, result.primary, journal)
             self._finish(text, result)
+        await asyncio.to_thread(work)
+
+    async def store_axfr(self, lines: list[str], soa: wire.Record, primary: str | None,
+                         entry: JournalEntry | None) -> None:
+        """Persist a full version its caller already sorted into canonical lines and
+        diffed into a journal entry (serve: nothing is sorted or diffed twice)."""
+        def work() -> None:
+            text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
+            self._save(text, soa, len(lines), XfrKind.AXFR, primary,
+                       [entry] if entry else None)
         await asyncio.to_thread(work)
 
     async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
@@ -292,7 +303,7 @@ class StoreCopy(ZoneCopy):
                                                              delta.added)
                 result.removed += removed - 1  # not counting the SOA swap
                 result.added += added - 1
-            text = zonefile.render(self.origin, soa.serial, _default_ttl(soa), lines)
+            text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
             result.records = len(lines)
             self._save(text, soa, len(lines), XfrKind.IXFR, result.primary,
                        delta_entries(deltas))

@@ -86,8 +86,7 @@ class MemoryCopy(ZoneCopy):
         version, lines, entry, result.added, result.removed = await asyncio.to_thread(build)
         result.records = version.records
         self.runtime.install(version, [entry] if entry else None)
-        self.runtime.persist(lambda copy: copy.apply_axfr(records, soa, PullResult(
-            zone=result.zone, status=result.status, primary=result.primary)))
+        self.runtime.persist(lambda copy: copy.store_axfr(lines, soa, result.primary, entry))
 
     async def checked(self, result: PullResult) -> None:
         self.runtime.last_success = time.monotonic()
