@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from measure import run_measured  # noqa: E402
+
 ZONE = "big.test"
 
 
@@ -35,13 +36,6 @@ def write_zone(path: Path, count: int, serial: int, changed: set[int]) -> None:
                 out.write(f"h{i} IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{last}\n")
 
 
-def timed(argv: list[str]) -> tuple[float, float, int]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_001)
@@ -53,16 +47,16 @@ def main() -> None:
         step = max(1, args.records // args.changes)
         write_zone(a, args.records, 1, set())
         write_zone(b, args.records, 2, set(range(0, args.records - 3, step)[: args.changes]))
-        checkzone, _, _ = timed(["named-checkzone", "-i", "none", ZONE, str(a)])
+        checkzone = run_measured(["named-checkzone", "-i", "none", ZONE, str(a)]).wall
         load_code = ("import sys,dns.name; from secdns.masterfile import read_master; "
                      "o=dns.name.from_text(sys.argv[3]); "
                      "[read_master(open(p).read(), o, filename=p) for p in sys.argv[1:3]]")
-        load_both, load_rss, _ = timed([sys.executable, "-c", load_code, str(a), str(b), ZONE])
-        diff, diff_rss, code = timed([sys.executable, "-m", "secdns", "diff", ZONE, str(a),
-                                      str(b), "--stat"])
+        load_both = run_measured([sys.executable, "-c", load_code, str(a), str(b), ZONE]).wall
+        diff_run = run_measured([sys.executable, "-m", "secdns", "diff", ZONE, str(a), str(b),
+                                 "--stat"], check=False)
+        diff, diff_rss, code = diff_run.wall, diff_run.rss_mib, diff_run.exit_code
         assert code == 1, f"diff exit {code}"
-        out = subprocess.run([sys.executable, "-m", "secdns", "diff", ZONE, str(a), str(b),
-                              "--stat"], capture_output=True, text=True).stdout
+        out = diff_run.stdout
     summary = {
         "records": args.records, "changes": args.changes,
         "named_checkzone_one_file_s": round(checkzone, 2),

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from measure import run_measured  # noqa: E402
 
 ZONE = "bench.test"
 
@@ -114,20 +116,6 @@ def generate_bind_style(path: Path, count: int) -> None:
             i += 1
 
 
-def timed(argv: list[str]) -> tuple[float, float, str]:
-    """Run a command; return (wall seconds, peak RSS MiB, stdout) of that process alone."""
-    start = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    stdout = proc.stdout.read() if proc.stdout else b""
-    stderr = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {stderr.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, stdout.decode()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_001)
@@ -161,7 +149,8 @@ def main() -> None:
             )
         if not canonical_file.exists():
             started = time.perf_counter()
-            timed([sys.executable, "-c", CANONICAL, str(bind_file), str(canonical_file), ZONE])
+            run_measured([sys.executable, "-c", CANONICAL, str(bind_file), str(canonical_file),
+                          ZONE], env=dict(os.environ, PYTHONPATH=str(ROOT)))
             print(
                 f"wrote {canonical_file.name} in {time.perf_counter() - started:.1f}s",
                 file=sys.stderr,
@@ -172,7 +161,8 @@ def main() -> None:
         def measure(name: str, argv: list[str]) -> None:
             runs = []
             for _ in range(args.repeat):
-                wall, rss, stdout = timed(argv)
+                run = run_measured(argv, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                wall, rss, stdout = run.wall, run.rss_mib, run.stdout
                 fields = stdout.split()
                 inner = float(fields[1]) if len(fields) == 2 else None
                 runs.append((wall, rss, inner))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
+from measure import median, run_measured  # noqa: E402
 from servers import Bind  # noqa: E402
 
 ZONE = "big.test"
@@ -59,26 +60,6 @@ def generate(path: Path, count: int) -> None:
             i += 1
 
 
-def timed(argv: list[str], stdout_path: Path | None = None) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS MiB) of that process alone."""
-    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if stdout_path:
-        out.close()  # type: ignore[union-attr]
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {stderr}")
-    return wall, usage.ru_maxrss / 1024
-
-
-def median(values: list[float]) -> float:
-    values = sorted(values)
-    return values[len(values) // 2]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_001)
@@ -106,7 +87,8 @@ def main() -> None:
                 for _ in range(args.repeat):
                     if before:
                         before()
-                    wall, rss = timed(argv, stdout_path)
+                    run = run_measured(argv, stdout_path=stdout_path)
+                    wall, rss = run.wall, run.rss_mib
                     walls.append(wall)
                     rsses.append(rss)
                 results[name] = {"wall_s": round(median(walls), 3), "rss_mib": round(max(rsses), 1)}
@@ -127,7 +109,8 @@ def main() -> None:
                 primary.nsupdate(changes, zone=ZONE)
                 serial += 1
                 primary.wait_for_serial(ZONE, serial)
-                wall, rss = timed([*pull, "-d", str(store), "--json"])
+                run = run_measured([*pull, "-d", str(store), "--json"])
+                wall, rss = run.wall, run.rss_mib
                 ixfr_walls.append(wall)
                 ixfr_rss.append(rss)
             results["secdns pull -d (10-record IXFR)"] = {

@@ -17,13 +17,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from measure import median, run_measured  # noqa: E402
+
 ZONE = "verify.test"
 TARGET_RATIO = 3.0
 
@@ -78,24 +80,6 @@ def generate(path: Path, count: int) -> None:
             i += 1
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS MiB) of that process alone."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    stdout = proc.stdout.read().decode() if proc.stdout else ""
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed:\n{stdout}{stderr}")
-    return wall, usage.ru_maxrss / 1024
-
-
-def median(values: list[float]) -> float:
-    values = sorted(values)
-    return values[len(values) // 2]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_001)
@@ -120,7 +104,8 @@ def main() -> None:
     for name, argv in commands.items():
         walls, rsses = [], []
         for _ in range(args.repeat):
-            wall, rss = timed(argv)
+            run = run_measured(argv)
+            wall, rss = run.wall, run.rss_mib
             walls.append(wall)
             rsses.append(rss)
         results[name] = {"wall_s": round(median(walls), 3), "rss_mib": round(max(rsses), 1)}
