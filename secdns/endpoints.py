@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import socket
+from collections.abc import Sequence
 
 from secdns.errors import NetworkError, UsageError
 
@@ -94,3 +95,28 @@ async def resolve(endpoint: Endpoint) -> list[tuple[str, int]]:
 
 def format_addr(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def host_networks(addresses: Sequence[str]) -> tuple[IPNetwork, ...]:
+    """Addresses (``127.0.0.1``, ``::1``) and CIDRs as networks; others are skipped."""
+    networks: list[IPNetwork] = []
+    for text in addresses:
+        try:
+            networks.append(ipaddress.ip_network(text.split("%", 1)[0], strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
+def source_allowed(source: str, allowed: Sequence[IPNetwork]) -> bool:
+    """Whether ``source`` (as a socket reports it) is inside one of ``allowed``."""
+    try:
+        address = ipaddress.ip_address(source.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in allowed)

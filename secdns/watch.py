@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import datetime
 import enum
-import ipaddress
 import logging
 import os
 import random
@@ -47,7 +46,15 @@ import dns.rdatatype
 import dns.resolver
 
 from secdns.config import Limits
-from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr, resolve
+from secdns.endpoints import (
+    DEFAULT_PORT,
+    Endpoint,
+    IPNetwork,
+    format_addr,
+    host_networks,
+    resolve,
+    source_allowed,
+)
 from secdns.engine import SoaInfo, probe_soa
 from secdns.errors import ExitCode, NetworkError, SecdnsError, UsageError
 from secdns.keys import TsigKey
@@ -102,7 +109,6 @@ def stop_on_signals(stop: asyncio.Event,
 
 # --- NOTIFY (RFC 1996): the decision, pure ------------------------------------------------------
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 NotifyTable = Mapping[dns.name.Name, Sequence[IPNetwork]]
 """Zone -> the networks allowed to NOTIFY it: its primaries' addresses (/32, /128)
 and any ``allow_notify`` networks."""
@@ -135,17 +141,6 @@ def _dropped(reason: str) -> NotifyDecision:
 def is_query_header(wire: bytes) -> bool:
     """The cheap first look: long enough for a header, not huge, and not a response."""
     return HEADER_SIZE <= len(wire) <= MAX_NOTIFY_SIZE and not wire[_QR_BYTE] & _QR_BIT
-
-
-def source_allowed(source: str, allowed: Sequence[IPNetwork]) -> bool:
-    """Whether ``source`` (as a socket reports it) is inside one of ``allowed``."""
-    try:
-        address = ipaddress.ip_address(source.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in allowed)
 
 
 def answer_notify(wire: bytes, source: str, zones: NotifyTable) -> NotifyDecision:
@@ -231,17 +226,6 @@ class NotifyListener(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("watch: NOTIFY listener socket error: %s", exc)
-
-
-def host_networks(addresses: Sequence[str]) -> tuple[IPNetwork, ...]:
-    """Addresses (``127.0.0.1``, ``::1``) and CIDRs as networks; others are skipped."""
-    networks: list[IPNetwork] = []
-    for text in addresses:
-        try:
-            networks.append(ipaddress.ip_network(text.split("%", 1)[0], strict=False))
-        except ValueError:
-            continue
-    return tuple(networks)
 
 
 # --- mirror: follow zones ------------------------------------------------------------------------

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import logging
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Sequence
 
 import dns.asyncquery
 import dns.exception
@@ -20,6 +19,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from secdns.endpoints import IPNetwork, source_allowed
+
 log = logging.getLogger(__name__)
 
 
@@ -29,18 +30,11 @@ class NotifyDecision:
     zone: dns.name.Name | None   # the zone to refresh now, or None
 
 
-def _same_address(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a.split("%")[0]) == ipaddress.ip_address(b.split("%")[0])
-    except ValueError:
-        return a == b
-
-
 def decide_notify(query: dns.message.Message, source: str,
-                  allowed: Callable[[dns.name.Name], Collection[str] | None]) -> NotifyDecision:
+                  allowed: Callable[[dns.name.Name], Sequence[IPNetwork] | None]) -> NotifyDecision:
     """Answer a NOTIFY: NOERROR (and refresh) only from the zone's primaries or allow_notify.
 
-    ``allowed(zone)`` returns the addresses/CIDRs allowed to NOTIFY that zone,
+    ``allowed(zone)`` returns the networks allowed to NOTIFY that zone,
     or None when we are not a secondary for it (NOTAUTH).
     """
     response = dns.message.make_response(query)
@@ -57,16 +51,8 @@ def decide_notify(query: dns.message.Message, source: str,
         response.flags &= ~dns.flags.AA
         response.set_rcode(dns.rcode.NOTAUTH)
         return NotifyDecision(response.to_wire(), None)
-    for item in sources:
-        if "/" in item:
-            try:
-                if ipaddress.ip_address(source.split("%")[0]) in ipaddress.ip_network(
-                        item, strict=False):
-                    return NotifyDecision(response.to_wire(), question.name)
-            except ValueError:
-                continue
-        elif _same_address(item, source):
-            return NotifyDecision(response.to_wire(), question.name)
+    if source_allowed(source, sources):
+        return NotifyDecision(response.to_wire(), question.name)
     response.set_rcode(dns.rcode.REFUSED)
     return NotifyDecision(response.to_wire(), None)
 

@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.tsig
 
 from secdns.config import Config, ZoneConfig, load_config
-from secdns.endpoints import resolve
+from secdns.endpoints import IPNetwork, resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import answer, xfrout
@@ -474,7 +474,7 @@ class Server:
         if not isinstance(parsed, dns.message.Message):
             return parsed
 
-        def allowed(zone: dns.name.Name) -> set[str] | None:
+        def allowed(zone: dns.name.Name) -> tuple[IPNetwork, ...] | None:
             runtime = self.runtimes.get(zone)
             if runtime is None or not runtime.is_secondary:
                 return None

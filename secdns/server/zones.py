@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from secdns import wire, zonefile
 from secdns.config import Config, ZoneConfig
-from secdns.endpoints import resolve
+from secdns.endpoints import IPNetwork, host_networks, resolve
 from secdns.errors import IxfrNotApplicable, SecdnsError
 from secdns.pull import (
     PullOptions,
@@ -114,7 +114,7 @@ class ZoneRuntime:
         self.task: asyncio.Task[None] | None = None
         self._persist_lock = asyncio.Lock()
         self._persist_tasks: set[asyncio.Task[None]] = set()
-        self.notify_sources: set[str] = set()
+        self.notify_sources: tuple[IPNetwork, ...] = ()
         self.stopping = False
 
     @property
@@ -252,7 +252,7 @@ class ZoneRuntime:
             except SecdnsError as err:
                 log.warning("notify: zone=%s cannot resolve primary %s: %s", self.name,
                             endpoint, err.message)
-        self.notify_sources = sources
+        self.notify_sources = host_networks(sorted(sources))
 
     async def run(self, gate: asyncio.Semaphore, options: PullOptions) -> None:
         """The refresh loop (RFC 1034 4.3.5 / RFC 1996)."""
