@@ -26,8 +26,10 @@ ZONE = "big.test"
 
 def write_zone(path: Path, count: int, serial: int, changed: set[int]) -> None:
     with open(path, "w") as out:
-        out.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n@ IN SOA ns1 hostmaster {serial} 7200 900 "
-                  "1209600 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n")
+        out.write(
+            f"$ORIGIN {ZONE}.\n$TTL 3600\n@ IN SOA ns1 hostmaster {serial} 7200 900 "
+            "1209600 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+        )
         for i in range(count - 3):
             last = 99 if i in changed else i & 255
             if i % 20 == 2:
@@ -48,20 +50,25 @@ def main() -> None:
         write_zone(a, args.records, 1, set())
         write_zone(b, args.records, 2, set(range(0, args.records - 3, step)[: args.changes]))
         checkzone = run_measured(["named-checkzone", "-i", "none", ZONE, str(a)]).wall
-        load_code = ("import sys,dns.name; from secdns.masterfile import read_master; "
-                     "o=dns.name.from_text(sys.argv[3]); "
-                     "[read_master(open(p).read(), o, filename=p) for p in sys.argv[1:3]]")
+        load_code = (
+            "import sys,dns.name; from secdns.masterfile import read_master; "
+            "o=dns.name.from_text(sys.argv[3]); "
+            "[read_master(open(p).read(), o, filename=p) for p in sys.argv[1:3]]"
+        )
         load_both = run_measured([sys.executable, "-c", load_code, str(a), str(b), ZONE]).wall
-        diff_run = run_measured([sys.executable, "-m", "secdns", "diff", ZONE, str(a), str(b),
-                                 "--stat"], check=False)
+        diff_run = run_measured(
+            [sys.executable, "-m", "secdns", "diff", ZONE, str(a), str(b), "--stat"], check=False
+        )
         diff, diff_rss, code = diff_run.wall, diff_run.rss_mib, diff_run.exit_code
         assert code == 1, f"diff exit {code}"
         out = diff_run.stdout
     summary = {
-        "records": args.records, "changes": args.changes,
+        "records": args.records,
+        "changes": args.changes,
         "named_checkzone_one_file_s": round(checkzone, 2),
         "secdns_load_both_s": round(load_both, 2),
-        "secdns_diff_s": round(diff, 2), "secdns_diff_rss_mib": round(diff_rss, 1),
+        "secdns_diff_s": round(diff, 2),
+        "secdns_diff_rss_mib": round(diff_rss, 1),
         "ratio_diff_vs_load_both": round(diff / load_both, 2),
         "ratio_load_one_vs_checkzone": round(load_both / 2 / checkzone, 2),
         "stat": out.strip(),

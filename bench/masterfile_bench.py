@@ -149,8 +149,10 @@ def main() -> None:
             )
         if not canonical_file.exists():
             started = time.perf_counter()
-            run_measured([sys.executable, "-c", CANONICAL, str(bind_file), str(canonical_file),
-                          ZONE], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+            run_measured(
+                [sys.executable, "-c", CANONICAL, str(bind_file), str(canonical_file), ZONE],
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            )
             print(
                 f"wrote {canonical_file.name} in {time.perf_counter() - started:.1f}s",
                 file=sys.stderr,

@@ -12,17 +12,24 @@ from pathlib import Path
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Run:
-    wall: float        # seconds
-    rss_mib: float     # peak resident set of that process (os.wait4)
+    wall: float  # seconds
+    rss_mib: float  # peak resident set of that process (os.wait4)
     exit_code: int
-    stdout: str        # empty when stdout went to a file
+    stdout: str  # empty when stdout went to a file
 
 
-def run_measured(argv: list[str], *, stdout_path: Path | None = None,
-                 env: dict[str, str] | None = None, check: bool = True) -> Run:
+def run_measured(
+    argv: list[str],
+    *,
+    stdout_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> Run:
     """Run ``argv``; with ``check``, a non-zero exit stops the benchmark with its stderr."""
-    with tempfile.TemporaryFile() as err_file, (
-            open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile()) as out_file:
+    with (
+        tempfile.TemporaryFile() as err_file,
+        open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile() as out_file,
+    ):
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out_file, stderr=err_file, env=env)
         _, status, usage = os.wait4(proc.pid, 0)

@@ -75,14 +75,18 @@ def main() -> None:
         tmp = Path(tmp_text)
         started = time.perf_counter()
         primary = Bind.start(tmp / "bind", {ZONE: zone_file})
-        print(f"BIND loaded {args.records} records in {time.perf_counter() - started:.1f}s "
-              f"on {primary.addr}", file=sys.stderr)
+        print(
+            f"BIND loaded {args.records} records in {time.perf_counter() - started:.1f}s "
+            f"on {primary.addr}",
+            file=sys.stderr,
+        )
         try:
             dig = ["dig", f"@{primary.host}", "-p", str(primary.port), ZONE, "AXFR"]
             pull = [*secdns, "pull", ZONE, f"@{primary.addr}", "-q"]
 
-            def measure(name: str, argv: list[str], stdout_path: Path | None = None,
-                        before=None) -> None:  # type: ignore[no-untyped-def]
+            def measure(
+                name: str, argv: list[str], stdout_path: Path | None = None, before=None
+            ) -> None:  # type: ignore[no-untyped-def]
                 walls, rsses = [], []
                 for _ in range(args.repeat):
                     if before:
@@ -92,8 +96,9 @@ def main() -> None:
                     walls.append(wall)
                     rsses.append(rss)
                 results[name] = {"wall_s": round(median(walls), 3), "rss_mib": round(max(rsses), 1)}
-                print(f"  {name:<28} {median(walls):7.2f} s  {max(rsses):7.0f} MiB",
-                      file=sys.stderr)
+                print(
+                    f"  {name:<28} {median(walls):7.2f} s  {max(rsses):7.0f} MiB", file=sys.stderr
+                )
 
             measure("dig AXFR > file", dig, tmp / "dig.zone")
             # --axfr: a full transfer every time (the file would otherwise be up to date)
@@ -105,7 +110,8 @@ def main() -> None:
             for round_ in range(args.repeat):
                 changes = "\n".join(
                     [f"update delete h{round_ * 100 + k}.{ZONE}. A" for k in range(5)]
-                    + [f"update add new{round_}-{k}.{ZONE}. 300 A 192.0.2.{k}" for k in range(5)])
+                    + [f"update add new{round_}-{k}.{ZONE}. 300 A 192.0.2.{k}" for k in range(5)]
+                )
                 primary.nsupdate(changes, zone=ZONE)
                 serial += 1
                 primary.wait_for_serial(ZONE, serial)
@@ -114,16 +120,24 @@ def main() -> None:
                 ixfr_walls.append(wall)
                 ixfr_rss.append(rss)
             results["secdns pull -d (10-record IXFR)"] = {
-                "wall_s": round(median(ixfr_walls), 3), "rss_mib": round(max(ixfr_rss), 1)}
-            print(f"  {'secdns pull -d (IXFR)':<28} {median(ixfr_walls):7.2f} s  "
-                  f"{max(ixfr_rss):7.0f} MiB", file=sys.stderr)
-            check = subprocess.run([*pull, "-d", str(store), "--json"], capture_output=True,
-                                   text=True)
+                "wall_s": round(median(ixfr_walls), 3),
+                "rss_mib": round(max(ixfr_rss), 1),
+            }
+            print(
+                f"  {'secdns pull -d (IXFR)':<28} {median(ixfr_walls):7.2f} s  "
+                f"{max(ixfr_rss):7.0f} MiB",
+                file=sys.stderr,
+            )
+            check = subprocess.run(
+                [*pull, "-d", str(store), "--json"], capture_output=True, text=True
+            )
             assert json.loads(check.stdout)["status"] == "up-to-date", check.stdout
             dig_lines = sum(1 for line in open(tmp / "dig.zone") if line and line[0] not in ";\n")
             ours = sum(1 for line in open(tmp / "secdns.zone") if line[0] not in ";$")
-            print(f"  records: dig {dig_lines - 1} (incl. final SOA repeat), secdns {ours}",
-                  file=sys.stderr)
+            print(
+                f"  records: dig {dig_lines - 1} (incl. final SOA repeat), secdns {ours}",
+                file=sys.stderr,
+            )
         finally:
             primary.stop()
     dig_wall = results["dig AXFR > file"]["wall_s"]
@@ -132,7 +146,8 @@ def main() -> None:
         "results": results,
         "ratio_pull_vs_dig": round(results["secdns pull -o FILE"]["wall_s"] / dig_wall, 2),
         "ratio_ixfr_vs_dig_axfr": round(
-            results["secdns pull -d (10-record IXFR)"]["wall_s"] / dig_wall, 3),
+            results["secdns pull -d (10-record IXFR)"]["wall_s"] / dig_wall, 3
+        ),
     }
     (out_dir / "pull.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -72,9 +72,26 @@ def query_file(path: Path, names: list[str], count: int = 200_000) -> None:
 def dnsperf(port: int, queries: Path, seconds: int, once: bool = False) -> float:
     """Queries per second; ``once``: a single pass over the query file instead of a time."""
     limit = ["-n", "1"] if once else ["-l", str(seconds)]
-    done = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
-                           "-c", "10", "-T", "1", "-q", "100", *limit],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "dnsperf",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-d",
+            str(queries),
+            "-c",
+            "10",
+            "-T",
+            "1",
+            "-q",
+            "100",
+            *limit,
+        ],
+        capture_output=True,
+        text=True,
+    )
     match = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     if not match:
         raise SystemExit(f"dnsperf failed: {done.stdout}{done.stderr}")
@@ -83,8 +100,7 @@ def dnsperf(port: int, queries: Path, seconds: int, once: bool = False) -> float
     return float(match.group(1))
 
 
-def wait_serial(port: int, serial: int, timeout: float = 60.0,
-                since: float | None = None) -> float:
+def wait_serial(port: int, serial: int, timeout: float = 60.0, since: float | None = None) -> float:
     start = since if since is not None else time.perf_counter()
     query = dns.message.make_query(f"{ZONE}.", "SOA")
     while time.perf_counter() - start < timeout:
@@ -99,9 +115,11 @@ def wait_serial(port: int, serial: int, timeout: float = 60.0,
 
 
 def secdns_config(path: Path, port: int, store: Path, zone: dict) -> Path:
-    path.write_text(tomli_w.dumps({"server": {"directory": str(store),
-                                              "listen": [f"127.0.0.1:{port}"]},
-                                   "zone": [zone]}))
+    path.write_text(
+        tomli_w.dumps(
+            {"server": {"directory": str(store), "listen": [f"127.0.0.1:{port}"]}, "zone": [zone]}
+        )
+    )
     return path
 
 
@@ -140,8 +158,10 @@ def bench_queries(args: argparse.Namespace, tmp: Path, results: dict) -> None:
         # one pass over the whole query file (every question asked once: caches cold),
         # then the timed run (steady state)
         first_pass[label] = dnsperf(port, queries, 0, once=True)
-        print(f"  {label}: first pass {first_pass[label]:.0f} qps; dnsperf {args.seconds}s",
-              file=sys.stderr)
+        print(
+            f"  {label}: first pass {first_pass[label]:.0f} qps; dnsperf {args.seconds}s",
+            file=sys.stderr,
+        )
         qps[label] = dnsperf(port, queries, args.seconds)
 
     for label, cls in (("nsd", Nsd), ("knot", Knot), ("bind", Bind)):
@@ -151,17 +171,21 @@ def bench_queries(args: argparse.Namespace, tmp: Path, results: dict) -> None:
         finally:
             server.stop()
     port = free_port()
-    config = secdns_config(tmp / "secdns.toml", port, tmp / "store",
-                           {"name": ZONE, "file": str(zone_file)})
+    config = secdns_config(
+        tmp / "secdns.toml", port, tmp / "store", {"name": ZONE, "file": str(zone_file)}
+    )
     proc, _ = start_secdns(config, port)
     try:
         measure("secdns", port)
     finally:
         proc.terminate()
         proc.wait()
-    results["queries"] = {"qps": qps, "first_pass_qps": first_pass,
-                          "ratio_secdns_vs_nsd": round(qps["secdns"] / qps["nsd"], 3),
-                          "records": args.records}
+    results["queries"] = {
+        "qps": qps,
+        "first_pass_qps": first_pass,
+        "ratio_secdns_vs_nsd": round(qps["secdns"] / qps["nsd"], 3),
+        "records": args.records,
+    }
     print(json.dumps(results["queries"], indent=2), file=sys.stderr)
 
 
@@ -170,11 +194,18 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
     generate(zone_file, args.big_records)
     secdns_port, knot_port = free_port(), free_port()
     t0 = time.perf_counter()
-    primary = Bind.start(tmp / "primary", {ZONE: zone_file},
-                         notify=[("127.0.0.1", secdns_port), ("127.0.0.1", knot_port)])
+    primary = Bind.start(
+        tmp / "primary",
+        {ZONE: zone_file},
+        notify=[("127.0.0.1", secdns_port), ("127.0.0.1", knot_port)],
+    )
     bind_load = time.perf_counter() - t0
-    config = secdns_config(tmp / "sec.toml", secdns_port, tmp / "sec-store",
-                           {"name": ZONE, "primaries": [primary.addr]})
+    config = secdns_config(
+        tmp / "sec.toml",
+        secdns_port,
+        tmp / "sec-store",
+        {"name": ZONE, "primaries": [primary.addr]},
+    )
     procs = []
     try:
         proc, first_start = start_secdns(config, secdns_port)
@@ -187,8 +218,7 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
             serial += 1
             # the clock starts when the primary has acknowledged the update (nsupdate
             # returned): from there on it is NOTIFY, SOA check, IXFR and swap
-            primary.nsupdate(f"update add p{round_}.{ZONE}. 60 A 192.0.2.{round_ % 250}",
-                             zone=ZONE)
+            primary.nsupdate(f"update add p{round_}.{ZONE}. 60 A 192.0.2.{round_ % 250}", zone=ZONE)
             start = time.perf_counter()
             ours.append(wait_serial(secdns_port, serial, since=start))
             theirs.append(wait_serial(knot_port, serial, since=start))
@@ -208,7 +238,8 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
             proc.wait()
         primary.stop()
     results["propagation"] = {
-        "records": args.big_records, "rounds": args.rounds,
+        "records": args.big_records,
+        "rounds": args.rounds,
         "secdns_median_ms": round(statistics.median(ours) * 1000, 1),
         "secdns_ms": [round(x * 1000, 1) for x in ours],
         "knot_median_ms": round(statistics.median(theirs) * 1000, 1),

@@ -50,8 +50,10 @@ def generate(path: Path, count: int) -> None:
     with open(path, "w") as out:
         out.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n")
         out.write("@ IN SOA ns1 hostmaster 1 7200 900 1209600 300\n")
-        out.write("@ IN NS ns1\n@ IN NS ns2\nns1 IN A 192.0.2.1\nns2 IN AAAA 2001:db8::2\n"
-                  "@ IN MX 10 mail\nmail IN A 192.0.2.25\n")
+        out.write(
+            "@ IN NS ns1\n@ IN NS ns2\nns1 IN A 192.0.2.1\nns2 IN AAAA 2001:db8::2\n"
+            "@ IN MX 10 mail\nmail IN A 192.0.2.25\n"
+        )
         written = 7
         i = 0
         while written < count:
@@ -70,11 +72,14 @@ def generate(path: Path, count: int) -> None:
             elif slot < 94:
                 lines = [f"_sip._tcp.s{i} IN SRV 0 5 5060 {target}\n"]
             elif slot < 96:  # a delegation with in-domain glue: three records
-                lines = [f"d{i} IN NS ns.d{i}\n", f"ns.d{i} IN A 192.0.2.{i % 250 + 1}\n",
-                         f"d{i} IN NS ns1.example.net.\n"]
+                lines = [
+                    f"d{i} IN NS ns.d{i}\n",
+                    f"ns.d{i} IN A 192.0.2.{i % 250 + 1}\n",
+                    f"d{i} IN NS ns1.example.net.\n",
+                ]
             else:
                 lines = [f"h{i} IN A 192.0.2.{i % 250 + 1}\n"]
-            for line in lines[:count - written]:
+            for line in lines[: count - written]:
                 out.write(line)
                 written += 1
             i += 1
@@ -85,8 +90,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_001)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    checkzone = shutil.which("named-checkzone", path=os.pathsep.join(
-        [os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
+    checkzone = shutil.which(
+        "named-checkzone",
+        path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]),
+    )
     if checkzone is None:
         raise SystemExit("named-checkzone is not installed (apt-get install bind9-utils)")
     out_dir = HERE / "out"
@@ -111,8 +118,12 @@ def main() -> None:
         results[name] = {"wall_s": round(median(walls), 3), "rss_mib": round(max(rsses), 1)}
         print(f"  {name:<26} {median(walls):7.2f} s  {max(rsses):7.0f} MiB", file=sys.stderr)
     ratio = results["secdns verify"]["wall_s"] / results["named-checkzone -i none"]["wall_s"]
-    summary = {"records": args.records, "results": results, "ratio": round(ratio, 2),
-               "target_ratio": TARGET_RATIO}
+    summary = {
+        "records": args.records,
+        "results": results,
+        "ratio": round(ratio, 2),
+        "target_ratio": TARGET_RATIO,
+    }
     (out_dir / "verify.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     if ratio > TARGET_RATIO:

@@ -100,8 +100,11 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise ConfigError("; ".join(self.items) if len(self.items) == 1
-                              else f"{len(self.items)} problems:\n  " + "\n  ".join(self.items))
+            raise ConfigError(
+                "; ".join(self.items)
+                if len(self.items) == 1
+                else f"{len(self.items)} problems:\n  " + "\n  ".join(self.items)
+            )
 
 
 def _str_list(value: Any, key: str, problems: _Problems) -> list[str]:
@@ -140,8 +143,15 @@ def _acl(value: Any, key: str, keys: dict[str, Any], problems: _Problems) -> tup
     return tuple(result)
 
 
-def _number(table: dict[str, Any], name: str, default: float, key: str, problems: _Problems,
-            *, integer: bool = False) -> Any:
+def _number(
+    table: dict[str, Any],
+    name: str,
+    default: float,
+    key: str,
+    problems: _Problems,
+    *,
+    integer: bool = False,
+) -> Any:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         problems.add(f"{key}.{name}", "expected a positive number")
@@ -152,8 +162,15 @@ def _number(table: dict[str, Any], name: str, default: float, key: str, problems
     return value
 
 
-_SERVER_KEYS = {"directory", "listen", "concurrency", "timeout", "lifetime", "max_records",
-                "max_bytes"}
+_SERVER_KEYS = {
+    "directory",
+    "listen",
+    "concurrency",
+    "timeout",
+    "lifetime",
+    "max_records",
+    "max_bytes",
+}
 _ZONE_KEYS = {"name", "primaries", "key", "file", "allow_transfer", "notify", "allow_notify"}
 
 
@@ -180,15 +197,18 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
     server = ServerConfig(
         directory=(base / directory) if directory else None,
         listen=listen,
-        concurrency=_number(server_doc, "concurrency", DEFAULT_CONCURRENCY, "server", problems,
-                            integer=True),
+        concurrency=_number(
+            server_doc, "concurrency", DEFAULT_CONCURRENCY, "server", problems, integer=True
+        ),
         timeout=float(_number(server_doc, "timeout", DEFAULT_TIMEOUT, "server", problems)),
         lifetime=float(_number(server_doc, "lifetime", DEFAULT_LIFETIME, "server", problems)),
         limits=Limits(
-            max_records=_number(server_doc, "max_records", DEFAULT_MAX_RECORDS, "server",
-                                problems, integer=True),
-            max_bytes=_number(server_doc, "max_bytes", DEFAULT_MAX_BYTES, "server", problems,
-                              integer=True),
+            max_records=_number(
+                server_doc, "max_records", DEFAULT_MAX_RECORDS, "server", problems, integer=True
+            ),
+            max_bytes=_number(
+                server_doc, "max_bytes", DEFAULT_MAX_BYTES, "server", problems, integer=True
+            ),
         ),
     )
 
@@ -210,9 +230,12 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             problems.add(f"{where}.secret", "missing (base64 string)")
             continue
         try:
-            keys[key_name] = make_key(str(key_doc.get("name", key_name)),
-                                      str(key_doc.get("algorithm", "hmac-sha256")), secret,
-                                      where=f"{path}: {where}")
+            keys[key_name] = make_key(
+                str(key_doc.get("name", key_name)),
+                str(key_doc.get("algorithm", "hmac-sha256")),
+                secret,
+                where=f"{path}: {where}",
+            )
         except SecdnsError as err:
             problems.items.append(err.message)
 
@@ -255,17 +278,21 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
         key = zone_doc.get("key")
         if key is not None and (not isinstance(key, str) or key not in keys_doc):
             problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
-        zones.append(ZoneConfig(
-            name=zone_name,
-            primaries=primaries,
-            key=key if isinstance(key, str) else None,
-            file=(base / file_value) if file_value else None,
-            allow_transfer=_acl(zone_doc.get("allow_transfer"), f"{where}.allow_transfer",
-                                keys_doc, problems),
-            notify=_endpoints(zone_doc.get("notify"), f"{where}.notify", problems),
-            allow_notify=_acl(zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc,
-                              problems),
-        ))
+        zones.append(
+            ZoneConfig(
+                name=zone_name,
+                primaries=primaries,
+                key=key if isinstance(key, str) else None,
+                file=(base / file_value) if file_value else None,
+                allow_transfer=_acl(
+                    zone_doc.get("allow_transfer"), f"{where}.allow_transfer", keys_doc, problems
+                ),
+                notify=_endpoints(zone_doc.get("notify"), f"{where}.notify", problems),
+                allow_notify=_acl(
+                    zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems
+                ),
+            )
+        )
     problems.raise_if_any()
     return Config(path=Path(path), server=server, keys=keys, zones=tuple(zones))
 
@@ -284,11 +311,16 @@ def load_config(path: str | Path) -> Config:
     return parse_config(doc, str(path), base=path.parent)
 
 
-def starter_config(zones: list[tuple[str, list[str]]], directory: str,
-                   key: TsigKey | None = None, listen: list[str] | None = None) -> str:
+def starter_config(
+    zones: list[tuple[str, list[str]]],
+    directory: str,
+    key: TsigKey | None = None,
+    listen: list[str] | None = None,
+) -> str:
     """A starter config as TOML text (written with tomli-w)."""
-    doc: dict[str, Any] = {"server": {"directory": directory,
-                                      "listen": listen or list(DEFAULT_LISTEN)}}
+    doc: dict[str, Any] = {
+        "server": {"directory": directory, "listen": listen or list(DEFAULT_LISTEN)}
+    }
     if key is not None:
         doc["keys"] = {key.name: {"algorithm": key.algorithm, "secret": key.secret}}
     doc["zone"] = []

@@ -57,8 +57,9 @@ class DemoPrimary:
         node = self.zone.find_rdataset(self.zone.origin, dns.rdatatype.SOA)
         return dns.rrset.from_rdata_list(self.zone.origin, node.ttl, list(node))
 
-    def change(self, added: dict[str, tuple[int, str, str]],
-               removed: list[tuple[str, str, str]]) -> int:
+    def change(
+        self, added: dict[str, tuple[int, str, str]], removed: list[tuple[str, str, str]]
+    ) -> int:
         """Apply a change (name -> (ttl, type, rdata) added; (name, type, rdata) removed)."""
         old_soa = self._soa_rrset()
         deleted_rrsets = [old_soa]
@@ -66,41 +67,47 @@ class DemoPrimary:
         for name, rdtype, rdata in removed:
             owner = dns.name.from_text(name, ORIGIN)
             rds = self.zone.find_rdataset(owner, rdtype)
-            rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata, origin=ORIGIN,
-                                     relativize=False)
+            rd = dns.rdata.from_text(
+                dns.rdataclass.IN, rdtype, rdata, origin=ORIGIN, relativize=False
+            )
             deleted_rrsets.append(dns.rrset.from_rdata(owner, rds.ttl, rd))
             rds.discard(rd)
             if not rds:
                 self.zone.delete_rdataset(owner, rdtype)
         for name, (ttl, rdtype, rdata) in added.items():
             owner = dns.name.from_text(name, ORIGIN)
-            rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata, origin=ORIGIN,
-                                     relativize=False)
+            rd = dns.rdata.from_text(
+                dns.rdataclass.IN, rdtype, rdata, origin=ORIGIN, relativize=False
+            )
             rds = self.zone.find_rdataset(owner, rdtype, create=True)
             rds.add(rd, ttl)
             added_rrsets.append(dns.rrset.from_rdata(owner, ttl, rd))
         soa = old_soa[0].replace(serial=old_soa[0].serial + 1)
-        self.zone.replace_rdataset(self.zone.origin,
-                                   dns.rdataset.from_rdata(old_soa.ttl, soa))
+        self.zone.replace_rdataset(self.zone.origin, dns.rdataset.from_rdata(old_soa.ttl, soa))
         new_soa = self._soa_rrset()
-        self.deltas.append(_Delta(old_soa[0].serial, soa.serial, deleted_rrsets,
-                                  [new_soa, *added_rrsets]))
+        self.deltas.append(
+            _Delta(old_soa[0].serial, soa.serial, deleted_rrsets, [new_soa, *added_rrsets])
+        )
         return soa.serial
 
     async def notify(self) -> None:
         """NOTIFY every target of the current serial (RFC 1996), as a primary does."""
         from secdns.server.notify import send_notify
 
-        await asyncio.gather(*(send_notify(self.zone.origin, self._soa_rrset(), address, port,
-                                           attempts=3)
-                               for address, port in self.notify_targets))
+        await asyncio.gather(
+            *(
+                send_notify(self.zone.origin, self._soa_rrset(), address, port, attempts=3)
+                for address, port in self.notify_targets
+            )
+        )
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         self._tcp = await asyncio.start_server(self._handle_tcp, "127.0.0.1", 0)
         self.port = self._tcp.sockets[0].getsockname()[1]
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(self), local_addr=("127.0.0.1", self.port))
+            lambda: _Udp(self), local_addr=("127.0.0.1", self.port)
+        )
         self._udp = transport  # type: ignore[assignment]
         return self.port
 
@@ -150,8 +157,7 @@ class DemoPrimary:
             response.set_rcode(dns.rcode.NOTIMP)
         return [response.to_wire(max_size=65535)]
 
-    async def _handle_tcp(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
+    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 (length,) = struct.unpack("!H", await reader.readexactly(2))

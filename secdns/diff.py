@@ -23,12 +23,26 @@ SOA = dns.rdatatype.SOA
 
 # Types whose presentation form holds only domain names and numbers, so that
 # lowercasing it is exactly the case-insensitive comparison of RFC 4343.
-_NAME_ONLY_TYPES = frozenset({
-    dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.DNAME, dns.rdatatype.PTR,
-    dns.rdatatype.MX, dns.rdatatype.SRV, dns.rdatatype.SOA, dns.rdatatype.RP,
-    dns.rdatatype.AFSDB, dns.rdatatype.RT, dns.rdatatype.KX, dns.rdatatype.MB,
-    dns.rdatatype.MG, dns.rdatatype.MR, dns.rdatatype.MD, dns.rdatatype.MF,
-})
+_NAME_ONLY_TYPES = frozenset(
+    {
+        dns.rdatatype.NS,
+        dns.rdatatype.CNAME,
+        dns.rdatatype.DNAME,
+        dns.rdatatype.PTR,
+        dns.rdatatype.MX,
+        dns.rdatatype.SRV,
+        dns.rdatatype.SOA,
+        dns.rdatatype.RP,
+        dns.rdatatype.AFSDB,
+        dns.rdatatype.RT,
+        dns.rdatatype.KX,
+        dns.rdatatype.MB,
+        dns.rdatatype.MG,
+        dns.rdatatype.MR,
+        dns.rdatatype.MD,
+        dns.rdatatype.MF,
+    }
+)
 
 CompareKey = str
 
@@ -71,11 +85,15 @@ class Delta:
     @property
     def soa_changed(self) -> bool:
         return any(r.rdtype == SOA for r in self.added) or any(
-            r.rdtype == SOA for r in self.removed)
+            r.rdtype == SOA for r in self.removed
+        )
 
     def stats(self) -> dict[str, int]:
-        return {"added": len(self.added), "removed": len(self.removed),
-                "ttl_changed": len(self.ttl_changed)}
+        return {
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "ttl_changed": len(self.ttl_changed),
+        }
 
     def by_owner(self) -> list[tuple[tuple[bytes, ...], list[tuple[str, object]]]]:
         """Changes grouped by owner name in canonical order: ('-'|'+'|'~', item)."""
@@ -99,9 +117,15 @@ def _soa(records: Iterable[wire.Record], origin_key: tuple[bytes, ...]) -> wire.
     return None
 
 
-def diff_zones(origin: dns.name.Name, a: list[wire.Record], b: list[wire.Record], *,
-               ignore_ttl: bool = False, ignore_serial: bool = False,
-               ignore_types: frozenset[int] = frozenset()) -> Delta:
+def diff_zones(
+    origin: dns.name.Name,
+    a: list[wire.Record],
+    b: list[wire.Record],
+    *,
+    ignore_ttl: bool = False,
+    ignore_serial: bool = False,
+    ignore_types: frozenset[int] = frozenset(),
+) -> Delta:
     """Compare two zones record by record; linear in their sizes."""
     origin_key = tuple(label.lower() for label in reversed(origin.labels[:-1]))
 
@@ -109,12 +133,15 @@ def diff_zones(origin: dns.name.Name, a: list[wire.Record], b: list[wire.Record]
 
     def index(records: list[wire.Record]) -> dict[CompareKey, wire.Record]:
         if ignore_types or ignore_serial:
-            return {compare_key(r, ignore_serial): r for r in records
-                    if r.rdtype not in ignore_types}
+            return {
+                compare_key(r, ignore_serial): r for r in records if r.rdtype not in ignore_types
+            }
         # the hot path of compare_key, inlined
-        return {f"{r.owner.lower()}\t{r.rdtype}\t"
-                f"{r.rdata.lower() if r.rdtype in name_types else r.rdata}": r
-                for r in records}
+        return {
+            f"{r.owner.lower()}\t{r.rdtype}\t"
+            f"{r.rdata.lower() if r.rdtype in name_types else r.rdata}": r
+            for r in records
+        }
 
     index_a = index(a)
     index_b = index(b)
@@ -122,8 +149,9 @@ def diff_zones(origin: dns.name.Name, a: list[wire.Record], b: list[wire.Record]
     added = [r for k, r in index_b.items() if k not in index_a]
     ttl_changed: list[TtlChange] = []
     if not ignore_ttl:
-        smaller, larger, flip = ((index_a, index_b, False) if len(index_a) <= len(index_b)
-                                 else (index_b, index_a, True))
+        smaller, larger, flip = (
+            (index_a, index_b, False) if len(index_a) <= len(index_b) else (index_b, index_a, True)
+        )
         for key, rec in smaller.items():
             other = larger.get(key)
             if other is not None and other.ttl != rec.ttl:
@@ -133,11 +161,20 @@ def diff_zones(origin: dns.name.Name, a: list[wire.Record], b: list[wire.Record]
     added.sort(key=record_key)
     ttl_changed.sort(key=lambda c: record_key(c.new))
     soa_a, soa_b = _soa(a, origin_key), _soa(b, origin_key)
-    return Delta(origin, soa_a.serial if soa_a else None, soa_b.serial if soa_b else None,
-                 added, removed, ttl_changed, soa_a, soa_b)
+    return Delta(
+        origin,
+        soa_a.serial if soa_a else None,
+        soa_b.serial if soa_b else None,
+        added,
+        removed,
+        ttl_changed,
+        soa_a,
+        soa_b,
+    )
 
 
 # --- renderings that scripts consume (pure text) -------------------------------------------------
+
 
 def absolute_owner(rec: wire.Record, origin: dns.name.Name) -> str:
     if rec.owner == "@":
@@ -149,19 +186,24 @@ def absolute_owner(rec: wire.Record, origin: dns.name.Name) -> str:
 
 def absolute_rdata(rec: wire.Record, origin: dns.name.Name) -> str:
     """The rdata with every name written absolute (for nsupdate and IXFR listings)."""
-    rd = dns.rdata.from_text(rec.rdclass, rec.rdtype, rec.rdata, origin=origin,
-                             relativize=False)
+    rd = dns.rdata.from_text(rec.rdclass, rec.rdtype, rec.rdata, origin=origin, relativize=False)
     return rd.to_text(origin=None, relativize=False)
 
 
 def absolute_line(rec: wire.Record, origin: dns.name.Name) -> str:
-    return (f"{absolute_owner(rec, origin)} {rec.ttl} {dns.rdataclass.to_text(rec.rdclass)} "
-            f"{wire.type_text(rec.rdtype)} {absolute_rdata(rec, origin)}")
+    return (
+        f"{absolute_owner(rec, origin)} {rec.ttl} {dns.rdataclass.to_text(rec.rdclass)} "
+        f"{wire.type_text(rec.rdtype)} {absolute_rdata(rec, origin)}"
+    )
 
 
 def record_dict(rec: wire.Record, origin: dns.name.Name) -> dict[str, object]:
-    return {"name": absolute_owner(rec, origin), "ttl": rec.ttl,
-            "type": wire.type_text(rec.rdtype), "rdata": absolute_rdata(rec, origin)}
+    return {
+        "name": absolute_owner(rec, origin),
+        "ttl": rec.ttl,
+        "type": wire.type_text(rec.rdtype),
+        "rdata": absolute_rdata(rec, origin),
+    }
 
 
 def to_json(delta: Delta, source_a: str, source_b: str) -> dict[str, object]:
@@ -175,10 +217,16 @@ def to_json(delta: Delta, source_a: str, source_b: str) -> dict[str, object]:
         "stats": delta.stats(),
         "added": [record_dict(r, origin) for r in delta.added],
         "removed": [record_dict(r, origin) for r in delta.removed],
-        "ttl_changed": [{"name": absolute_owner(c.new, origin),
-                         "type": wire.type_text(c.new.rdtype),
-                         "rdata": absolute_rdata(c.new, origin),
-                         "ttl_a": c.old.ttl, "ttl_b": c.new.ttl} for c in delta.ttl_changed],
+        "ttl_changed": [
+            {
+                "name": absolute_owner(c.new, origin),
+                "type": wire.type_text(c.new.rdtype),
+                "rdata": absolute_rdata(c.new, origin),
+                "ttl_a": c.old.ttl,
+                "ttl_b": c.new.ttl,
+            }
+            for c in delta.ttl_changed
+        ],
     }
 
 

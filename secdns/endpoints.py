@@ -46,7 +46,7 @@ def parse_endpoint(text: str, default_port: int = DEFAULT_PORT) -> Endpoint:
         if end < 0:
             raise UsageError(f"bad server address {text!r}: missing ']'")
         host = spec[1:end]
-        rest = spec[end + 1:]
+        rest = spec[end + 1 :]
         if rest:
             if not rest.startswith(":"):
                 raise UsageError(f"bad server address {text!r}: expected ':PORT' after ']'")

@@ -59,8 +59,9 @@ class Transfer:
     duration: float
 
 
-async def probe_soa(origin: dns.name.Name, address: str, port: int, *, key: TsigKey | None,
-                    timeout: float) -> SoaInfo:
+async def probe_soa(
+    origin: dns.name.Name, address: str, port: int, *, key: TsigKey | None, timeout: float
+) -> SoaInfo:
     """Ask a server for the zone's SOA over UDP, falling back to TCP on truncation."""
     server = format_addr(address, port)
     query = dns.message.make_query(origin, dns.rdatatype.SOA, use_edns=0, payload=1232)
@@ -68,15 +69,24 @@ async def probe_soa(origin: dns.name.Name, address: str, port: int, *, key: Tsig
     if key is not None:
         query.use_tsig(key.to_dnspython())
     try:
-        response = await dns.asyncquery.udp(query, address, timeout=timeout, port=port,
-                                            ignore_unexpected=True)
+        response = await dns.asyncquery.udp(
+            query, address, timeout=timeout, port=port, ignore_unexpected=True
+        )
         if response.flags & dns.flags.TC:
             response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
     except dns.exception.Timeout as err:
-        raise TimeoutError_(f"no answer to the SOA query within {timeout:g}s",
-                            server=server) from err
-    except (dns.tsig.PeerError, dns.tsig.BadSignature, dns.tsig.BadKey, dns.tsig.BadTime,
-            dns.tsig.BadAlgorithm, dns.message.UnknownTSIGKey, dns.message.BadTSIG) as err:
+        raise TimeoutError_(
+            f"no answer to the SOA query within {timeout:g}s", server=server
+        ) from err
+    except (
+        dns.tsig.PeerError,
+        dns.tsig.BadSignature,
+        dns.tsig.BadKey,
+        dns.tsig.BadTime,
+        dns.tsig.BadAlgorithm,
+        dns.message.UnknownTSIGKey,
+        dns.message.BadTSIG,
+    ) as err:
         raise tsig_error(err).with_context(server=server) from err
     except dns.exception.FormError as err:
         if "TSIG" in str(err):
@@ -90,21 +100,28 @@ async def probe_soa(origin: dns.name.Name, address: str, port: int, *, key: Tsig
     if rcode != dns.rcode.NOERROR:
         raise rcode_error(rcode, f"SOA query for {origin}").with_context(server=server)
     if not response.flags & dns.flags.AA:
-        raise rcode_error(dns.rcode.NOTAUTH, f"SOA query for {origin}").with_context(
-            server=server)
+        raise rcode_error(dns.rcode.NOTAUTH, f"SOA query for {origin}").with_context(server=server)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
             soa = rrset[0]
-            return SoaInfo(soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum,
-                           rrset.ttl)
+            return SoaInfo(soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum, rrset.ttl)
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
 
 
-async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind, *,
-                   serial: int | None = None, key: TsigKey | None = None,
-                   timeout: float = 10.0, lifetime: float = 3600.0,
-                   limits: Limits | None = None, progress: Progress | None = None,
-                   soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None = None) -> Transfer:
+async def transfer(
+    origin: dns.name.Name,
+    address: str,
+    port: int,
+    kind: XfrKind,
+    *,
+    serial: int | None = None,
+    key: TsigKey | None = None,
+    timeout: float = 10.0,
+    lifetime: float = 3600.0,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+    soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None = None,
+) -> Transfer:
     """Run one AXFR or IXFR over TCP and return the checked result.
 
     ``timeout`` bounds each message; ``lifetime`` the whole transfer.
@@ -118,21 +135,29 @@ async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind
     if kind is XfrKind.IXFR:
         assert serial is not None
         mname, rname = soa_for_ixfr or (dns.name.root, dns.name.root)
-        soa = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.SOA,
-                                  f"{mname} {rname} {serial} 0 0 0 0")
+        soa = dns.rdata.from_text(
+            dns.rdataclass.IN, dns.rdatatype.SOA, f"{mname} {rname} {serial} 0 0 0 0"
+        )
         query.authority.append(dns.rrset.from_rdata(origin, 0, soa))
     if key is not None:
         query.use_tsig(key.to_dnspython())
     request = query.to_wire()
     verifier = TsigVerifier(key.to_dnspython(), query.mac) if key is not None else None
-    reader = XfrReader(origin, kind, query_id=query.id, serial=serial,
-                       max_records=limits.max_records, max_bytes=limits.max_bytes)
+    reader = XfrReader(
+        origin,
+        kind,
+        query_id=query.id,
+        serial=serial,
+        max_records=limits.max_records,
+        max_bytes=limits.max_bytes,
+    )
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(lifetime):
             try:
                 reader_stream, writer = await asyncio.wait_for(
-                    asyncio.open_connection(address, port, limit=70000), timeout)
+                    asyncio.open_connection(address, port, limit=70000), timeout
+                )
             except OSError as err:
                 raise NetworkError(f"cannot connect: {err.strerror or err}") from err
             sock = writer.get_extra_info("socket")
@@ -147,22 +172,29 @@ async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind
                     raw = await asyncio.wait_for(reader_stream.readexactly(length), timeout)
                 except asyncio.IncompleteReadError as err:
                     if reader.messages == 0 and not err.partial:
-                        raise NetworkError("the server closed the connection without "
-                                           "answering") from err
+                        raise NetworkError(
+                            "the server closed the connection without answering"
+                        ) from err
                     if not err.partial and err.expected == 2:
-                        raise BadDataError("the transfer ended before its final SOA "
-                                           f"({reader.count} records received)") from err
-                    raise BadDataError("the transfer stream was cut short "
-                                       f"after {reader.count} records") from err
+                        raise BadDataError(
+                            "the transfer ended before its final SOA "
+                            f"({reader.count} records received)"
+                        ) from err
+                    raise BadDataError(
+                        f"the transfer stream was cut short after {reader.count} records"
+                    ) from err
                 except TimeoutError as err:
-                    raise TimeoutError_(f"no data for {timeout:g}s during {kind.value} "
-                                        f"({reader.count} records so far)") from err
+                    raise TimeoutError_(
+                        f"no data for {timeout:g}s during {kind.value} "
+                        f"({reader.count} records so far)"
+                    ) from err
                 try:
                     message = wire.parse_message(raw, origin, limits.max_records)
                 except wire.WireError as err:
                     raise BadDataError(f"malformed message in the transfer: {err}") from err
                 if message.rcode != dns.rcode.NOERROR and (
-                        message.tsig_rdata is None or message.tsig_rdata.error == 0):
+                    message.tsig_rdata is None or message.tsig_rdata.error == 0
+                ):
                     raise rcode_error(message.rcode, f"{kind.value} of {origin}")
                 if verifier is not None:
                     verifier.verify(raw, message)
@@ -177,8 +209,9 @@ async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind
                 verifier.finish()
             reader.finish()
     except TimeoutError as err:
-        raise TimeoutError_(f"{kind.value} took longer than its lifetime of {lifetime:g}s",
-                            server=server) from err
+        raise TimeoutError_(
+            f"{kind.value} took longer than its lifetime of {lifetime:g}s", server=server
+        ) from err
     except SecdnsError as err:
         err.with_context(server=server)
         raise
@@ -191,5 +224,4 @@ async def transfer(origin: dns.name.Name, address: str, port: int, kind: XfrKind
                 await writer.wait_closed()
             except (OSError, ConnectionError):
                 pass
-    return Transfer(kind=kind, server=server, reader=reader,
-                    duration=time.monotonic() - started)
+    return Transfer(kind=kind, server=server, reader=reader, duration=time.monotonic() - started)

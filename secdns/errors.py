@@ -25,17 +25,26 @@ class ExitCode(enum.IntEnum):
 
 
 EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
-    (ExitCode.OK,
-     "success: transfer done or zone already up to date; no differences; all checks pass"),
+    (
+        ExitCode.OK,
+        "success: transfer done or zone already up to date; no differences; all checks pass",
+    ),
     (ExitCode.DIFFERENT, "differences found (diff) or checks failed (verify, watch --until-*)"),
     (ExitCode.USAGE, "usage error: bad option, argument or configuration file"),
-    (ExitCode.NETWORK,
-     "network failure: timeout, connection refused, no address, every primary down"),
-    (ExitCode.REFUSED,
-     "the server refused: REFUSED, NOTAUTH, NOTIMP or not authoritative for the zone"),
+    (
+        ExitCode.NETWORK,
+        "network failure: timeout, connection refused, no address, every primary down",
+    ),
+    (
+        ExitCode.REFUSED,
+        "the server refused: REFUSED, NOTAUTH, NOTIMP or not authoritative for the zone",
+    ),
     (ExitCode.TSIG, "TSIG failure: bad key, bad signature, bad time, or an unsigned answer"),
-    (ExitCode.BAD_DATA, "bad data: a server sent malformed or out-of-zone data, mismatched SOAs, "
-     "a serial that went backwards, or too much; or a zone file does not parse"),
+    (
+        ExitCode.BAD_DATA,
+        "bad data: a server sent malformed or out-of-zone data, mismatched SOAs, "
+        "a serial that went backwards, or too much; or a zone file does not parse",
+    ),
     (ExitCode.LOCAL_IO, "local I/O error: cannot read or write a file or directory"),
     (ExitCode.INTERNAL, "internal error (a bug: please report it with the --debug output)"),
 )
@@ -46,8 +55,14 @@ class SecdnsError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
 
-    def __init__(self, message: str | None = None, *, zone: str | None = None,
-                 server: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        zone: str | None = None,
+        server: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.message = message or (self.__doc__ or "error").strip()
         self.zone = zone
         self.server = server
@@ -139,13 +154,20 @@ class IxfrNotApplicable(BadDataError):
 class ZoneFileError(BadDataError):
     """the zone file does not parse"""
 
-    def __init__(self, message: str | None = None, *, filename: str | None = None,
-                 line: int | None = None, zone: str | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        filename: str | None = None,
+        line: int | None = None,
+        zone: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.filename = filename
         self.line = line
-        where = f"{filename}:{line}: " if filename and line else (f"{filename}: " if filename
-                                                                  else "")
+        where = (
+            f"{filename}:{line}: " if filename and line else (f"{filename}: " if filename else "")
+        )
         super().__init__(f"{where}{message}" if message else None, zone=zone, hint=hint)
 
 

@@ -73,7 +73,8 @@ def parse_tsig_option(text: str) -> TsigKey:
 
 
 _KEY_RE = re.compile(
-    r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{(?P<body>[^}]*)\}\s*;', re.IGNORECASE | re.DOTALL)
+    r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{(?P<body>[^}]*)\}\s*;', re.IGNORECASE | re.DOTALL
+)
 _ALG_RE = re.compile(r'algorithm\s+"?(?P<alg>[A-Za-z0-9.-]+)"?\s*;', re.IGNORECASE)
 _SECRET_RE = re.compile(r'secret\s+"(?P<secret>[^"]*)"\s*;', re.IGNORECASE)
 
@@ -95,8 +96,14 @@ def parse_key_file(path: str | Path) -> list[TsigKey]:
         where = f"{path}: key {match.group('name')!r}"
         if secret is None:
             raise UsageError(f"{where}: no secret")
-        keys.append(make_key(match.group("name"), alg.group("alg") if alg else DEFAULT_ALGORITHM,
-                             secret.group("secret"), where=where))
+        keys.append(
+            make_key(
+                match.group("name"),
+                alg.group("alg") if alg else DEFAULT_ALGORITHM,
+                secret.group("secret"),
+                where=where,
+            )
+        )
     if not keys:
-        raise UsageError(f"{path}: no 'key \"NAME\" {{ algorithm ...; secret \"...\"; }};' found")
+        raise UsageError(f'{path}: no \'key "NAME" {{ algorithm ...; secret "..."; }};\' found')
     return keys

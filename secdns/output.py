@@ -80,32 +80,54 @@ _STYLE = {Status.TRANSFERRED: "green", Status.UP_TO_DATE: "cyan", Status.FAILED:
 
 def pull_table(results: Iterable[PullResult]) -> Table:
     table = Table(title="secdns pull", title_justify="left")
-    for column, justify in (("zone", "left"), ("primary", "left"), ("kind", "left"),
-                            ("serial", "left"), ("changes", "right"), ("time", "right"),
-                            ("result", "left")):
+    for column, justify in (
+        ("zone", "left"),
+        ("primary", "left"),
+        ("kind", "left"),
+        ("serial", "left"),
+        ("changes", "right"),
+        ("time", "right"),
+        ("result", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for result in results:
-        changes = (f"+{result.added} -{result.removed}"
-                   if result.status is Status.TRANSFERRED else "")
+        changes = (
+            f"+{result.added} -{result.removed}" if result.status is Status.TRANSFERRED else ""
+        )
         outcome = Text(result.status.value, style=_STYLE[result.status])
         if result.error is not None:
             outcome = Text(f"failed: {result.error.message}", style="bold red")
         elif result.fallback:
             outcome.append(" (fell back to AXFR)", style="yellow")
-        table.add_row(result.zone, result.primary or "-",
-                      result.kind.value if result.kind is not XfrKind.NONE else "-",
-                      _serials(result).replace("->", " → "), changes,
-                      f"{result.duration:.2f}s", outcome)
+        table.add_row(
+            result.zone,
+            result.primary or "-",
+            result.kind.value if result.kind is not XfrKind.NONE else "-",
+            _serials(result).replace("->", " → "),
+            changes,
+            f"{result.duration:.2f}s",
+            outcome,
+        )
     return table
 
 
-def render_pull(results: list[PullResult], *, as_json: bool, quiet: bool,
-                stream: IO[str] | None = None, rich: bool | None = None) -> None:
+def render_pull(
+    results: list[PullResult],
+    *,
+    as_json: bool,
+    quiet: bool,
+    stream: IO[str] | None = None,
+    rich: bool | None = None,
+) -> None:
     """Show pull results: a JSON document, a rich table/line, or plain lines."""
     stream = stream or sys.stdout
     if as_json:
-        emit_json({"results": [r.to_dict() for r in results]} if len(results) != 1
-                  else results[0].to_dict(), stream)
+        emit_json(
+            {"results": [r.to_dict() for r in results]}
+            if len(results) != 1
+            else results[0].to_dict(),
+            stream,
+        )
         return
     if quiet:
         return
@@ -128,9 +150,11 @@ def render_pull(results: list[PullResult], *, as_json: bool, quiet: bool,
             text.append(f"up to date at serial {result.serial_to}", style=style)
         else:
             text.append(f"{result.kind.value} ", style=style)
-            text.append(f"serial {_serials(result).replace('->', ' → ')}, "
-                        f"+{result.added} -{result.removed}, {result.records} records, "
-                        f"{human_bytes(result.bytes)} in {result.duration:.2f}s")
+            text.append(
+                f"serial {_serials(result).replace('->', ' → ')}, "
+                f"+{result.added} -{result.removed}, {result.records} records, "
+                f"{human_bytes(result.bytes)} in {result.duration:.2f}s"
+            )
         if result.primary:
             text.append(f" from {result.primary}", style="dim")
         if result.output:

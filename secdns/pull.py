@@ -124,8 +124,8 @@ class ZoneCopy(abc.ABC):
     """
 
     origin: dns.name.Name
-    serial: int | None = None       # the serial we hold, None when we hold nothing
-    can_ixfr: bool = False          # an IXFR delta can be applied to what we hold
+    serial: int | None = None  # the serial we hold, None when we hold nothing
+    can_ixfr: bool = False  # an IXFR delta can be applied to what we hold
     records: int | None = None
 
     async def prepare(self) -> None:
@@ -133,11 +133,11 @@ class ZoneCopy(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
-                         result: PullResult) -> None: ...
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None: ...
 
-    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
-                         result: PullResult) -> None:
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
         raise IxfrNotApplicable("this copy cannot take an IXFR")
 
     async def checked(self, result: PullResult) -> None:
@@ -149,8 +149,9 @@ class ZoneCopy(abc.ABC):
         return None
 
 
-def render_records(origin: dns.name.Name, records: list[wire.Record],
-                   soa: wire.Record) -> tuple[list[str], str]:
+def render_records(
+    origin: dns.name.Name, records: list[wire.Record], soa: wire.Record
+) -> tuple[list[str], str]:
     """A full transfer as canonical lines and master-file text ($TTL: the SOA's TTL)."""
     lines = zonefile.canonical_lines(records)
     return lines, zonefile.render(origin, soa.serial, soa.ttl, lines)
@@ -161,8 +162,13 @@ def _is_soa_line(line: str) -> bool:
     return len(parts) == 5 and parts[3] == "SOA"
 
 
-def axfr_journal(origin: dns.name.Name, old_lines: list[str], new_lines: list[str],
-                 serial_from: int, serial_to: int) -> tuple[JournalEntry | None, int, int]:
+def axfr_journal(
+    origin: dns.name.Name,
+    old_lines: list[str],
+    new_lines: list[str],
+    serial_from: int,
+    serial_to: int,
+) -> tuple[JournalEntry | None, int, int]:
     """The difference of two full versions as one journal entry, and (+, -) counts."""
     old_set = set(old_lines)
     new_set = set(new_lines)
@@ -174,16 +180,24 @@ def axfr_journal(origin: dns.name.Name, old_lines: list[str], new_lines: list[st
     if len(old_soa) == 1 and len(new_soa) == 1 and serial_from != serial_to:
         keyer = zonefile.LineKeyer(origin)
         entry = JournalEntry(
-            serial_from, serial_to,
+            serial_from,
+            serial_to,
             tuple(old_soa + sorted((d for d in deleted if d not in old_soa), key=keyer)),
-            tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)))
+            tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)),
+        )
     return entry, len(added), len(deleted)
 
 
 def delta_entries(deltas: list[Delta]) -> list[JournalEntry]:
-    return [JournalEntry(d.serial_from, d.serial_to,
-                         tuple(wire.record_line(r) for r in d.deleted),
-                         tuple(wire.record_line(r) for r in d.added)) for d in deltas]
+    return [
+        JournalEntry(
+            d.serial_from,
+            d.serial_to,
+            tuple(wire.record_line(r) for r in d.deleted),
+            tuple(wire.record_line(r) for r in d.added),
+        )
+        for d in deltas
+    ]
 
 
 class FileCopy(ZoneCopy):
@@ -198,8 +212,9 @@ class FileCopy(ZoneCopy):
         if self.output is not None and self.output.exists():
             self.serial = file_serial(self.output)
 
-    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
-                         result: PullResult) -> None:
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None:
         def work() -> None:
             lines, text = render_records(self.origin, records, soa)
             result.records = len(lines)
@@ -209,14 +224,20 @@ class FileCopy(ZoneCopy):
                 result.output = str(self.output)
             if self.to_stdout:
                 result.text = text
+
         await asyncio.to_thread(work)
 
 
 class StoreCopy(ZoneCopy):
     """A zone in the store (``pull -d DIR``): master file, journal and state."""
 
-    def __init__(self, store: Store, origin: dns.name.Name, output: Path | None = None,
-                 to_stdout: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        origin: dns.name.Name,
+        output: Path | None = None,
+        to_stdout: bool = False,
+    ) -> None:
         self.store = store
         self.origin = origin
         self.output = output
@@ -235,8 +256,15 @@ class StoreCopy(ZoneCopy):
         elif self.state.serial is not None:
             log.warning("pull: zone=%s %s: fetching it again by AXFR", self.origin, why)
 
-    def _save(self, text: str, soa: wire.Record, records: int, kind: XfrKind,
-              primary: str | None, journal: list[JournalEntry] | None) -> None:
+    def _save(
+        self,
+        text: str,
+        soa: wire.Record,
+        records: int,
+        kind: XfrKind,
+        primary: str | None,
+        journal: list[JournalEntry] | None,
+    ) -> None:
         """Journal first, then the zone file, then the state: each step atomic."""
         if journal is None:
             self.store.reset_journal(self.origin)
@@ -264,8 +292,9 @@ class StoreCopy(ZoneCopy):
         if self.to_stdout:
             result.text = text
 
-    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
-                         result: PullResult) -> None:
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None:
         def work() -> None:
             lines, text = render_records(self.origin, records, soa)
             result.records = len(lines)
@@ -273,41 +302,45 @@ class StoreCopy(ZoneCopy):
             if self.text is not None and self.serial is not None:
                 _, old_lines = zonefile.split_header(self.text)
                 entry, result.added, result.removed = axfr_journal(
-                    self.origin, old_lines, lines, self.serial, soa.serial)  # type: ignore[arg-type]
+                    self.origin, old_lines, lines, self.serial, soa.serial
+                )  # type: ignore[arg-type]
                 journal = [entry] if entry else None
             else:
                 result.added = len(lines)
             self._save(text, soa, len(lines), XfrKind.AXFR, result.primary, journal)
             self._finish(text, result)
+
         await asyncio.to_thread(work)
 
-    async def store_axfr(self, lines: list[str], soa: wire.Record, primary: str | None,
-                         entry: JournalEntry | None) -> None:
+    async def store_axfr(
+        self, lines: list[str], soa: wire.Record, primary: str | None, entry: JournalEntry | None
+    ) -> None:
         """Persist a full version its caller already sorted into canonical lines and
         diffed into a journal entry (serve: nothing is sorted or diffed twice)."""
+
         def work() -> None:
             text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
-            self._save(text, soa, len(lines), XfrKind.AXFR, primary,
-                       [entry] if entry else None)
+            self._save(text, soa, len(lines), XfrKind.AXFR, primary, [entry] if entry else None)
+
         await asyncio.to_thread(work)
 
-    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
-                         result: PullResult) -> None:
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
         def work() -> None:
             if self.text is None:
                 raise IxfrNotApplicable("no stored copy to apply the IXFR to")
             _, lines = zonefile.split_header(self.text)
             keyer = zonefile.LineKeyer(self.origin)
             for delta in deltas:
-                lines, removed, added = zonefile.apply_delta(lines, keyer, delta.deleted,
-                                                             delta.added)
+                lines, removed, added = zonefile.apply_delta(
+                    lines, keyer, delta.deleted, delta.added
+                )
                 result.removed += removed - 1  # not counting the SOA swap
                 result.added += added - 1
             text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
             result.records = len(lines)
-            self._save(text, soa, len(lines), XfrKind.IXFR, result.primary,
-                       delta_entries(deltas))
+            self._save(text, soa, len(lines), XfrKind.IXFR, result.primary, delta_entries(deltas))
             self._finish(text, result)
+
         await asyncio.to_thread(work)
 
     async def checked(self, result: PullResult) -> None:
@@ -324,16 +357,26 @@ class StoreCopy(ZoneCopy):
             log.error("pull: zone=%s cannot save state: %s", self.origin, err.message)
 
 
-def make_copy(origin: dns.name.Name, *, store: Store | None = None, output: Path | None = None,
-              to_stdout: bool = False) -> ZoneCopy:
+def make_copy(
+    origin: dns.name.Name,
+    *,
+    store: Store | None = None,
+    output: Path | None = None,
+    to_stdout: bool = False,
+) -> ZoneCopy:
     if store is not None:
         return StoreCopy(store, origin, output, to_stdout)
     return FileCopy(origin, output, to_stdout)
 
 
-async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], copy: ZoneCopy, *,
-                    options: PullOptions = PullOptions(),
-                    progress: Progress | None = None) -> PullResult:
+async def pull_zone(
+    origin: dns.name.Name,
+    primaries: list[Endpoint],
+    copy: ZoneCopy,
+    *,
+    options: PullOptions = PullOptions(),
+    progress: Progress | None = None,
+) -> PullResult:
     """Bring ``copy`` of ``origin`` up to date from the first primary that answers."""
     started = time.monotonic()
     zone_text = origin.to_text()
@@ -358,8 +401,9 @@ async def pull_zone(origin: dns.name.Name, primaries: list[Endpoint], copy: Zone
             break
     if result is None:
         error = _combine(errors, zone_text)
-        result = PullResult(zone=zone_text, status=Status.FAILED, error=error,
-                            serial_from=copy.serial)
+        result = PullResult(
+            zone=zone_text, status=Status.FAILED, error=error, serial_from=copy.serial
+        )
         await copy.failed(error)
     elif result.status is Status.UP_TO_DATE:
         await copy.checked(result)
@@ -374,12 +418,17 @@ def _combine(errors: list[SecdnsError], zone: str) -> SecdnsError:
         return errors[0]
     last = errors[-1]
     summary = "; ".join(f"{e.server}: {e.message}" for e in errors)
-    return type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone,
-                      hint=last.hint)
+    return type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone, hint=last.hint)
 
 
-async def _pull_from(origin: dns.name.Name, address: str, port: int, copy: ZoneCopy,
-                     options: PullOptions, progress: Progress | None) -> PullResult:
+async def _pull_from(
+    origin: dns.name.Name,
+    address: str,
+    port: int,
+    copy: ZoneCopy,
+    options: PullOptions,
+    progress: Progress | None,
+) -> PullResult:
     zone_text = origin.to_text()
     soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
     server = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
@@ -387,26 +436,50 @@ async def _pull_from(origin: dns.name.Name, address: str, port: int, copy: ZoneC
     if held is not None and not options.force:
         order = serial_compare(soa.serial, held)
         if order == 0 and not options.axfr:
-            return PullResult(zone=zone_text, status=Status.UP_TO_DATE, primary=server,
-                              serial_from=held, serial_to=soa.serial, records=copy.records)
+            return PullResult(
+                zone=zone_text,
+                status=Status.UP_TO_DATE,
+                primary=server,
+                serial_from=held,
+                serial_to=soa.serial,
+                records=copy.records,
+            )
         if order not in (0, 1):
             raise SerialBackwards(
                 f"primary has serial {soa.serial}, older than our {held} (RFC 1982)",
-                server=server, hint="use --force to take the primary's copy anyway")
+                server=server,
+                hint="use --force to take the primary's copy anyway",
+            )
 
     async def axfr() -> Transfer:
-        return await transfer(origin, address, port, XfrKind.AXFR, key=options.key,
-                              timeout=options.timeout, lifetime=options.lifetime,
-                              limits=options.limits, progress=progress)
+        return await transfer(
+            origin,
+            address,
+            port,
+            XfrKind.AXFR,
+            key=options.key,
+            timeout=options.timeout,
+            lifetime=options.lifetime,
+            limits=options.limits,
+            progress=progress,
+        )
 
     fallback = None
     xfr: Transfer | None = None
     if copy.can_ixfr and held is not None and not options.axfr:
         try:
-            xfr = await transfer(origin, address, port, XfrKind.IXFR, serial=held,
-                                 key=options.key, timeout=options.timeout,
-                                 lifetime=options.lifetime, limits=options.limits,
-                                 progress=progress)
+            xfr = await transfer(
+                origin,
+                address,
+                port,
+                XfrKind.IXFR,
+                serial=held,
+                key=options.key,
+                timeout=options.timeout,
+                lifetime=options.lifetime,
+                limits=options.limits,
+                progress=progress,
+            )
         except RefusedError as err:
             fallback = f"IXFR refused ({err.message}); AXFR instead"
         except BadDataError as err:
@@ -419,20 +492,36 @@ async def _pull_from(origin: dns.name.Name, address: str, port: int, copy: ZoneC
         xfr = await axfr()
     reader = xfr.reader
     if reader.up_to_date:
-        return PullResult(zone=zone_text, status=Status.UP_TO_DATE, primary=server,
-                          serial_from=held, serial_to=held, messages=reader.messages,
-                          bytes=reader.bytes, records=copy.records)
+        return PullResult(
+            zone=zone_text,
+            status=Status.UP_TO_DATE,
+            primary=server,
+            serial_from=held,
+            serial_to=held,
+            messages=reader.messages,
+            bytes=reader.bytes,
+            records=copy.records,
+        )
     new_serial = reader.new_serial
     assert new_serial is not None and reader.soa is not None
     if held is not None and not options.force:
         order = serial_compare(new_serial, held)
         if order not in (0, 1) or (order == 0 and not options.axfr):
-            raise SerialBackwards(f"transfer brought serial {new_serial}, not newer than our "
-                                  f"{held}", server=server,
-                                  hint="use --force to take the primary's copy anyway")
-    result = PullResult(zone=zone_text, status=Status.TRANSFERRED, primary=server,
-                        serial_from=held, serial_to=new_serial, messages=reader.messages,
-                        bytes=reader.bytes, fallback=fallback)
+            raise SerialBackwards(
+                f"transfer brought serial {new_serial}, not newer than our {held}",
+                server=server,
+                hint="use --force to take the primary's copy anyway",
+            )
+    result = PullResult(
+        zone=zone_text,
+        status=Status.TRANSFERRED,
+        primary=server,
+        serial_from=held,
+        serial_to=new_serial,
+        messages=reader.messages,
+        bytes=reader.bytes,
+        fallback=fallback,
+    )
     if reader.records is None:
         result.kind = XfrKind.IXFR
         try:
@@ -452,7 +541,14 @@ async def _pull_from(origin: dns.name.Name, address: str, port: int, copy: ZoneC
     else:
         result.kind = XfrKind.AXFR
         await copy.apply_axfr(reader.records, reader.soa, result)
-    log.info("pull: zone=%s serial %s -> %s via %s, +%d -%d from %s", zone_text,
-             result.serial_from, result.serial_to, result.kind.value, result.added,
-             result.removed, server)
+    log.info(
+        "pull: zone=%s serial %s -> %s via %s, +%d -%d from %s",
+        zone_text,
+        result.serial_from,
+        result.serial_to,
+        result.kind.value,
+        result.added,
+        result.removed,
+        server,
+    )
     return result

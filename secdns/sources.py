@@ -55,7 +55,7 @@ class LoadedZone:
     source: Source
     serial: int | None
     records: list[wire.Record] = dataclasses.field(default_factory=list, repr=False)
-    server: str | None = None   # the address that answered, for @SERVER sources
+    server: str | None = None  # the address that answered, for @SERVER sources
 
     @property
     def label(self) -> str:
@@ -88,8 +88,9 @@ def _serial_of(records: list[wire.Record]) -> int | None:
     return None
 
 
-def read_file_records(path: str | Path | None, origin: dns.name.Name,
-                      text: str | None = None) -> list[wire.Record]:
+def read_file_records(
+    path: str | Path | None, origin: dns.name.Name, text: str | None = None
+) -> list[wire.Record]:
     """Records of a master file (or of ``text``), rendered relative to ``origin``."""
     from secdns.masterfile import read_master
 
@@ -105,8 +106,9 @@ def read_file_records(path: str | Path | None, origin: dns.name.Name,
     return read_master(raw, origin, filename=str(path)).records
 
 
-async def load_zone(source: Source, origin: dns.name.Name,
-                    options: LoadOptions = LoadOptions()) -> LoadedZone:
+async def load_zone(
+    source: Source, origin: dns.name.Name, options: LoadOptions = LoadOptions()
+) -> LoadedZone:
     """Load ``origin`` from ``source``; errors name the zone and the source."""
     zone = origin.to_text()
     try:
@@ -115,15 +117,21 @@ async def load_zone(source: Source, origin: dns.name.Name,
             errors: list[SecdnsError] = []
             for address, port in await resolve(endpoint):
                 try:
-                    xfr = await transfer(origin, address, port, XfrKind.AXFR, key=options.key,
-                                         timeout=options.timeout, lifetime=options.lifetime,
-                                         limits=options.limits)
+                    xfr = await transfer(
+                        origin,
+                        address,
+                        port,
+                        XfrKind.AXFR,
+                        key=options.key,
+                        timeout=options.timeout,
+                        lifetime=options.lifetime,
+                        limits=options.limits,
+                    )
                 except SecdnsError as err:
                     errors.append(err)
                     continue
                 records = xfr.reader.records or []
-                return LoadedZone(origin, source, xfr.reader.new_serial, records,
-                                  server=xfr.server)
+                return LoadedZone(origin, source, xfr.reader.new_serial, records, server=xfr.server)
             raise errors[-1]
         if source.kind is SourceKind.STDIN:
             text = await asyncio.to_thread(sys.stdin.read)
@@ -131,13 +139,15 @@ async def load_zone(source: Source, origin: dns.name.Name,
         elif source.kind is SourceKind.STORE:
             path = Store(source.spec).zone_path(origin)
             if not path.exists():
-                raise UsageError(f"the store {source.spec} holds no copy of {zone} "
-                                 f"({path.name} missing)")
+                raise UsageError(
+                    f"the store {source.spec} holds no copy of {zone} ({path.name} missing)"
+                )
             records = await asyncio.to_thread(read_file_records, path, origin)
         else:
             records = await asyncio.to_thread(read_file_records, source.spec, origin)
         return LoadedZone(origin, source, _serial_of(records), records)
     except SecdnsError as err:
-        err.with_context(zone=zone, server=source.spec if source.kind is SourceKind.SERVER
-                         else None)
+        err.with_context(
+            zone=zone, server=source.spec if source.kind is SourceKind.SERVER else None
+        )
         raise

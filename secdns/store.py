@@ -49,7 +49,7 @@ def zone_filename(origin: dns.name.Name) -> str:
     stem = ".".join(parts)
     if len(stem) > MAX_FILENAME:
         digest = hashlib.sha256(stem.encode()).hexdigest()[:16]
-        stem = f"{stem[:MAX_FILENAME - 18]}~{digest}"
+        stem = f"{stem[: MAX_FILENAME - 18]}~{digest}"
     assert "/" not in stem and "\x00" not in stem and stem not in (".", "..")
     return stem
 
@@ -137,8 +137,8 @@ class ZoneState:
 class JournalEntry:
     serial_from: int
     serial_to: int
-    deleted: tuple[str, ...]   # master-file lines, the old SOA first
-    added: tuple[str, ...]     # master-file lines, the new SOA first
+    deleted: tuple[str, ...]  # master-file lines, the old SOA first
+    added: tuple[str, ...]  # master-file lines, the new SOA first
 
 
 class Store:
@@ -152,8 +152,9 @@ class Store:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise LocalIOError(f"cannot create store directory {self.directory}: "
-                               f"{err.strerror}") from err
+            raise LocalIOError(
+                f"cannot create store directory {self.directory}: {err.strerror}"
+            ) from err
 
     def zone_path(self, origin: dns.name.Name) -> Path:
         return self.directory / f"{zone_filename(origin)}.zone"
@@ -176,8 +177,9 @@ class Store:
         try:
             return ZoneState.from_toml(text, origin.to_text())
         except (tomllib.TOMLDecodeError, TypeError) as err:
-            log.warning("store: zone=%s state file %s is damaged (%s); starting afresh",
-                        origin, path, err)
+            log.warning(
+                "store: zone=%s state file %s is damaged (%s); starting afresh", origin, path, err
+            )
             return ZoneState(zone=origin.to_text())
 
     def save_state(self, origin: dns.name.Name, state: ZoneState) -> None:
@@ -218,8 +220,11 @@ class Store:
         for line in text.splitlines():
             try:
                 doc = json.loads(line)
-                entries.append(JournalEntry(int(doc["from"]), int(doc["to"]),
-                                            tuple(doc["deleted"]), tuple(doc["added"])))
+                entries.append(
+                    JournalEntry(
+                        int(doc["from"]), int(doc["to"]), tuple(doc["deleted"]), tuple(doc["added"])
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 break  # a torn last line after a crash: ignore it and what follows
         # keep the chain that ends at the stored serial
@@ -235,24 +240,45 @@ class Store:
         chain.reverse()
         return chain
 
-    def append_journal(self, origin: dns.name.Name, entries: list[JournalEntry],
-                       current_serial: int | None) -> None:
+    def append_journal(
+        self, origin: dns.name.Name, entries: list[JournalEntry], current_serial: int | None
+    ) -> None:
         """Append deltas; rewrite the journal dropping old entries when it grows too big."""
         if not entries:
             return
         path = self.journal_path(origin)
-        payload = "".join(json.dumps({"from": e.serial_from, "to": e.serial_to,
-                                      "deleted": list(e.deleted), "added": list(e.added)},
-                                     separators=(",", ":")) + "\n" for e in entries)
+        payload = "".join(
+            json.dumps(
+                {
+                    "from": e.serial_from,
+                    "to": e.serial_to,
+                    "deleted": list(e.deleted),
+                    "added": list(e.added),
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
+            for e in entries
+        )
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             size = 0
         if size + len(payload) > self.journal_bytes:
             kept = self.read_journal(origin, current_serial)
-            lines = [json.dumps({"from": e.serial_from, "to": e.serial_to,
-                                 "deleted": list(e.deleted), "added": list(e.added)},
-                                separators=(",", ":")) + "\n" for e in kept]
+            lines = [
+                json.dumps(
+                    {
+                        "from": e.serial_from,
+                        "to": e.serial_to,
+                        "deleted": list(e.deleted),
+                        "added": list(e.added),
+                    },
+                    separators=(",", ":"),
+                )
+                + "\n"
+                for e in kept
+            ]
             lines.append(payload)
             while lines and sum(map(len, lines)) > self.journal_bytes:
                 lines.pop(0)

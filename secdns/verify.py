@@ -120,9 +120,14 @@ class ServerAnswer:
     elapsed: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
-        return {"server": self.server, "address": self.address, "status": self.status.value,
-                "serial": self.serial, "detail": self.detail,
-                "elapsed": round(self.elapsed, 4)}
+        return {
+            "server": self.server,
+            "address": self.address,
+            "status": self.status.value,
+            "serial": self.serial,
+            "detail": self.detail,
+            "elapsed": round(self.elapsed, 4),
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,8 +140,12 @@ class CopySummary:
     records: int | None
 
     def to_dict(self) -> dict[str, object]:
-        return {"source": self.source, "kind": self.kind, "serial": self.serial,
-                "records": self.records}
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "serial": self.serial,
+            "records": self.records,
+        }
 
 
 class CheckStatus(enum.Enum):
@@ -204,9 +213,14 @@ class VerifyReport:
             "exit_code": self.exit_code(strict),
             "errors": len(self.errors),
             "warnings": len(self.warnings),
-            "checks": [{**check.to_dict(), "status": self.status(check.id, strict).value,
-                        "findings": len(self.findings_of(check.id))}
-                       for check in self.checks()],
+            "checks": [
+                {
+                    **check.to_dict(),
+                    "status": self.status(check.id, strict).value,
+                    "findings": len(self.findings_of(check.id)),
+                }
+                for check in self.checks()
+            ],
             "findings": [f.to_dict() for f in self.findings],
             "servers": [s.to_dict() for s in self.servers],
             "copies": [c.to_dict() for c in self.copies],
@@ -215,6 +229,7 @@ class VerifyReport:
 
 
 # --- the data checks ---------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _no_cyclic_gc() -> Iterator[None]:
@@ -229,17 +244,29 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def check_records(origin: dns.name.Name, records: list[wire.Record], *, selected: frozenset[str],
-                  now: float, sig_warn_days: float) -> tuple[list[Finding], frozenset[str]]:
+def check_records(
+    origin: dns.name.Name,
+    records: list[wire.Record],
+    *,
+    selected: frozenset[str],
+    now: float,
+    sig_warn_days: float,
+) -> tuple[list[Finding], frozenset[str]]:
     """Run the integrity and DNSSEC checks on one copy; return findings and the checks run."""
     with _no_cyclic_gc():
-        return _check_records(origin, records, selected=selected, now=now,
-                              sig_warn_days=sig_warn_days)
+        return _check_records(
+            origin, records, selected=selected, now=now, sig_warn_days=sig_warn_days
+        )
 
 
-def _check_records(origin: dns.name.Name, records: list[wire.Record], *,
-                   selected: frozenset[str], now: float,
-                   sig_warn_days: float) -> tuple[list[Finding], frozenset[str]]:
+def _check_records(
+    origin: dns.name.Name,
+    records: list[wire.Record],
+    *,
+    selected: frozenset[str],
+    now: float,
+    sig_warn_days: float,
+) -> tuple[list[Finding], frozenset[str]]:
     index = ZoneIndex.build(origin, records)
     findings: list[Finding] = []
     ran = set(INTEGRITY_CHECKS - {checks.PARSE.id})
@@ -247,13 +274,15 @@ def _check_records(origin: dns.name.Name, records: list[wire.Record], *,
         findings += check_integrity(origin, records, index=index)
     dnssec_ran = applicable_checks(records) & selected
     if dnssec_ran:
-        findings += check_dnssec(origin, records, now=now, sig_warn_days=sig_warn_days,
-                                 index=index, selected=selected)
+        findings += check_dnssec(
+            origin, records, now=now, sig_warn_days=sig_warn_days, index=index, selected=selected
+        )
     ran |= dnssec_ran
     return [f for f in findings if f.check in selected], frozenset(ran & selected)
 
 
 # --- the consistency checks -------------------------------------------------------------------
+
 
 def classify(err: SecdnsError) -> ProbeStatus:
     if isinstance(err, TimeoutError_):
@@ -276,14 +305,22 @@ def serial_findings(origin_text: str, answers: list[ServerAnswer]) -> list[Findi
     findings: list[Finding] = []
     for answer in answers:
         if answer.status in (ProbeStatus.TIMEOUT, ProbeStatus.UNREACHABLE):
-            findings.append(checks.REACHABLE.error(
-                origin_text, "SOA", f"{answer.server} ({answer.address}) does not answer: "
-                f"{answer.detail}").with_source(answer.address))
+            findings.append(
+                checks.REACHABLE.error(
+                    origin_text,
+                    "SOA",
+                    f"{answer.server} ({answer.address}) does not answer: {answer.detail}",
+                ).with_source(answer.address)
+            )
         elif answer.status is not ProbeStatus.OK:
-            findings.append(checks.AUTHORITATIVE.error(
-                origin_text, "SOA", f"{answer.server} ({answer.address}) gives no "
-                f"authoritative answer ({answer.status.value}): {answer.detail}"
-            ).with_source(answer.address))
+            findings.append(
+                checks.AUTHORITATIVE.error(
+                    origin_text,
+                    "SOA",
+                    f"{answer.server} ({answer.address}) gives no "
+                    f"authoritative answer ({answer.status.value}): {answer.detail}",
+                ).with_source(answer.address)
+            )
     answered = [a for a in answers if a.serial is not None]
     newest = newest_serial([a.serial for a in answered if a.serial is not None])
     if newest is None:
@@ -294,9 +331,14 @@ def serial_findings(origin_text: str, answers: list[ServerAnswer]) -> list[Findi
             continue
         order = serial_compare(answer.serial or 0, newest)
         relation = "behind" if order == -1 else "not comparable with"
-        findings.append(checks.SERIAL.error(
-            origin_text, "SOA", f"serial {answer.serial} at {answer.address} is {relation} "
-            f"serial {newest} at {', '.join(at_newest)}").with_source(answer.address))
+        findings.append(
+            checks.SERIAL.error(
+                origin_text,
+                "SOA",
+                f"serial {answer.serial} at {answer.address} is {relation} "
+                f"serial {newest} at {', '.join(at_newest)}",
+            ).with_source(answer.address)
+        )
     return findings
 
 
@@ -309,9 +351,9 @@ def newest_serial(serials: Iterable[int]) -> int | None:
     return newest
 
 
-async def discover_nameservers(origin: dns.name.Name,
-                               resolver: dns.asyncresolver.Resolver | None = None,
-                               timeout: float = 10.0) -> tuple[list[Target], list[Finding]]:
+async def discover_nameservers(
+    origin: dns.name.Name, resolver: dns.asyncresolver.Resolver | None = None, timeout: float = 10.0
+) -> tuple[list[Target], list[Finding]]:
     """Every IPv4 and IPv6 address of every name in the zone's NS set (port 53)."""
     resolver = resolver or dns.asyncresolver.Resolver()
     zone = origin.to_text()
@@ -329,20 +371,33 @@ async def discover_nameservers(origin: dns.name.Name,
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.DNSException as err:
-            log.info("verify: zone=%s cannot resolve %s %s: %s", zone, name,
-                     dns.rdatatype.to_text(rdtype), err)
+            log.info(
+                "verify: zone=%s cannot resolve %s %s: %s",
+                zone,
+                name,
+                dns.rdatatype.to_text(rdtype),
+                err,
+            )
             return []
         return [rdata.address for rdata in found]
 
-    lookups = await asyncio.gather(*(addresses(name, rdtype) for name in names
-                                     for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)))
+    lookups = await asyncio.gather(
+        *(
+            addresses(name, rdtype)
+            for name in names
+            for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+        )
+    )
     targets: list[Target] = []
     findings: list[Finding] = []
     for position, name in enumerate(names):
         found = lookups[2 * position] + lookups[2 * position + 1]
         if not found:
-            findings.append(checks.REACHABLE.error(
-                zone, "NS", f"name server {name} has no IPv4 or IPv6 address"))
+            findings.append(
+                checks.REACHABLE.error(
+                    zone, "NS", f"name server {name} has no IPv4 or IPv6 address"
+                )
+            )
         targets += [Target(name.to_text(), address, 53) for address in found]
     return targets, findings
 
@@ -360,16 +415,25 @@ async def _bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T
 async def probe(origin: dns.name.Name, target: Target, options: VerifyOptions) -> ServerAnswer:
     started = time.monotonic()
     try:
-        soa = await probe_soa(origin, target.address, target.port, key=options.key,
-                              timeout=options.timeout)
+        soa = await probe_soa(
+            origin, target.address, target.port, key=options.key, timeout=options.timeout
+        )
     except SecdnsError as err:
-        return ServerAnswer(target.server, target.label, classify(err), None, _detail(err),
-                            time.monotonic() - started)
-    return ServerAnswer(target.server, target.label, ProbeStatus.OK, soa.serial, None,
-                        time.monotonic() - started)
+        return ServerAnswer(
+            target.server,
+            target.label,
+            classify(err),
+            None,
+            _detail(err),
+            time.monotonic() - started,
+        )
+    return ServerAnswer(
+        target.server, target.label, ProbeStatus.OK, soa.serial, None, time.monotonic() - started
+    )
 
 
 # --- the whole run -----------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(slots=True)
 class _Copy:
@@ -379,21 +443,26 @@ class _Copy:
     serial: int | None
 
 
-async def verify_zone(origin: dns.name.Name, specs: list[str],
-                      options: VerifyOptions = VerifyOptions()) -> VerifyReport:
+async def verify_zone(
+    origin: dns.name.Name, specs: list[str], options: VerifyOptions = VerifyOptions()
+) -> VerifyReport:
     """Verify ``origin`` from the sources ``specs`` (files, ``-``, store dirs, ``@SERVER``)."""
     started = time.monotonic()
     zone = origin.to_text()
     sources = [parse_source(spec) for spec in specs]
     servers = [s for s in sources if s.kind is SourceKind.SERVER]
     if not sources and not options.nameservers_auto:
-        raise UsageError("nothing to verify: give a zone file, '-', a store directory or "
-                         "@SERVER, or --nameservers auto", zone=zone)
+        raise UsageError(
+            "nothing to verify: give a zone file, '-', a store directory or "
+            "@SERVER, or --nameservers auto",
+            zone=zone,
+        )
     if sum(1 for s in sources if s.kind is SourceKind.STDIN) > 1:
         raise UsageError("'-' (stdin) can be given once", zone=zone)
     if options.deep and not servers and not options.nameservers_auto:
-        raise UsageError("--deep transfers from servers: give @SERVER or --nameservers auto",
-                         zone=zone)
+        raise UsageError(
+            "--deep transfers from servers: give @SERVER or --nameservers auto", zone=zone
+        )
     findings: list[Finding] = []
     ran: set[str] = set()
 
@@ -416,8 +485,10 @@ async def verify_zone(origin: dns.name.Name, specs: list[str],
         ran |= PROBE_CHECKS
         targets, problems = await _targets(origin, servers, options)
         findings += problems
-        answers = await _bounded(options.concurrency, [
-            functools.partial(probe, origin, target, options) for target in targets])
+        answers = await _bounded(
+            options.concurrency,
+            [functools.partial(probe, origin, target, options) for target in targets],
+        )
         findings += serial_findings(zone, answers)
         if options.deep:
             ran.add(checks.CONTENT.id)
@@ -428,24 +499,39 @@ async def verify_zone(origin: dns.name.Name, specs: list[str],
     now = time.time() if options.now is None else options.now
     for copy in copies:
         found, checked = await asyncio.to_thread(
-            check_records, origin, copy.records, selected=options.checks, now=now,
-            sig_warn_days=options.sig_warn_days)
-        log.info("verify: zone=%s %s: %d records, %d findings", zone, copy.source,
-                 len(copy.records), len(found))
+            check_records,
+            origin,
+            copy.records,
+            selected=options.checks,
+            now=now,
+            sig_warn_days=options.sig_warn_days,
+        )
+        log.info(
+            "verify: zone=%s %s: %d records, %d findings",
+            zone,
+            copy.source,
+            len(copy.records),
+            len(found),
+        )
         findings += [f.with_source(copy.source) for f in found]
         ran |= checked
 
     selected = options.checks
     findings = checks.sort_findings(f for f in findings if f.check in selected)
     return VerifyReport(
-        zone=zone, selected=selected, ran=frozenset(ran & selected), findings=findings,
+        zone=zone,
+        selected=selected,
+        ran=frozenset(ran & selected),
+        findings=findings,
         servers=answers,
         copies=[CopySummary(c.source, c.kind, c.serial, len(c.records)) for c in copies],
-        duration=time.monotonic() - started)
+        duration=time.monotonic() - started,
+    )
 
 
-async def _targets(origin: dns.name.Name, servers: list[Source],
-                   options: VerifyOptions) -> tuple[list[Target], list[Finding]]:
+async def _targets(
+    origin: dns.name.Name, servers: list[Source], options: VerifyOptions
+) -> tuple[list[Target], list[Finding]]:
     """Every address to ask: of each @SERVER, and of each NS with --nameservers auto."""
     targets: list[Target] = []
     findings: list[Finding] = []
@@ -458,9 +544,11 @@ async def _targets(origin: dns.name.Name, servers: list[Source],
         try:
             addresses = await resolve(endpoint)
         except NetworkError as err:
-            findings.append(checks.REACHABLE.error(
-                origin.to_text(), "SOA", f"{source.spec}: {err.message}"
-            ).with_source(source.spec))
+            findings.append(
+                checks.REACHABLE.error(
+                    origin.to_text(), "SOA", f"{source.spec}: {err.message}"
+                ).with_source(source.spec)
+            )
             continue
         targets += [Target(source.spec, address, port) for address, port in addresses]
     unique: dict[str, Target] = {}
@@ -469,27 +557,43 @@ async def _targets(origin: dns.name.Name, servers: list[Source],
     return list(unique.values()), findings
 
 
-async def _transfer_all(origin: dns.name.Name, targets: list[Target],
-                        answers: list[ServerAnswer],
-                        options: VerifyOptions) -> tuple[list[_Copy], list[Finding]]:
+async def _transfer_all(
+    origin: dns.name.Name,
+    targets: list[Target],
+    answers: list[ServerAnswer],
+    options: VerifyOptions,
+) -> tuple[list[_Copy], list[Finding]]:
     """AXFR from every address that answered the SOA query."""
     answered = {a.address for a in answers if a.status is ProbeStatus.OK}
 
     async def one(target: Target) -> _Copy | Finding:
         try:
-            xfr = await transfer(origin, target.address, target.port, XfrKind.AXFR,
-                                 key=options.key, timeout=options.timeout,
-                                 lifetime=options.lifetime, limits=options.limits)
+            xfr = await transfer(
+                origin,
+                target.address,
+                target.port,
+                XfrKind.AXFR,
+                key=options.key,
+                timeout=options.timeout,
+                lifetime=options.lifetime,
+                limits=options.limits,
+            )
         except SecdnsError as err:
             return checks.CONTENT.error(
-                origin.to_text(), None, f"cannot transfer the zone from {target.label}: "
-                f"{_detail(err)}").with_source(target.label)
+                origin.to_text(),
+                None,
+                f"cannot transfer the zone from {target.label}: {_detail(err)}",
+            ).with_source(target.label)
         return _Copy(target.label, "axfr", xfr.reader.records or [], xfr.reader.new_serial)
 
-    results = await _bounded(options.concurrency, [
-        functools.partial(one, target) for target in targets if target.label in answered])
-    return ([r for r in results if isinstance(r, _Copy)],
-            [r for r in results if isinstance(r, Finding)])
+    results = await _bounded(
+        options.concurrency,
+        [functools.partial(one, target) for target in targets if target.label in answered],
+    )
+    return (
+        [r for r in results if isinstance(r, _Copy)],
+        [r for r in results if isinstance(r, Finding)],
+    )
 
 
 def _fingerprint(records: list[wire.Record]) -> frozenset[tuple[object, ...]]:
@@ -502,8 +606,10 @@ def _distinct(copies: list[_Copy]) -> list[_Copy]:
     groups: dict[frozenset[tuple[object, ...]], list[_Copy]] = {}
     for copy in copies:
         groups.setdefault(_fingerprint(copy.records), []).append(copy)
-    return [_Copy(", ".join(c.source for c in group), "axfr", group[0].records, group[0].serial)
-            for group in groups.values()]
+    return [
+        _Copy(", ".join(c.source for c in group), "axfr", group[0].records, group[0].serial)
+        for group in groups.values()
+    ]
 
 
 def _compare_copies(origin: dns.name.Name, copies: list[_Copy]) -> list[Finding]:
@@ -522,15 +628,20 @@ def _compare_copies(origin: dns.name.Name, copies: list[_Copy]) -> list[Finding]
         delta = diff_zones(origin, reference.records, copy.records, ignore_serial=True)
         if delta.same:
             continue
-        message = (f"{copy.source} differs from {reference.source}: "
-                   f"{_count(len(delta.removed), 'record')} missing, {len(delta.added)} extra, "
-                   f"{len(delta.ttl_changed)} with another TTL")
-        examples = ([f"-{absolute_line(r, origin)}" for r in delta.removed]
-                    + [f"+{absolute_line(r, origin)}" for r in delta.added])[:DIFF_EXAMPLES]
+        message = (
+            f"{copy.source} differs from {reference.source}: "
+            f"{_count(len(delta.removed), 'record')} missing, {len(delta.added)} extra, "
+            f"{len(delta.ttl_changed)} with another TTL"
+        )
+        examples = (
+            [f"-{absolute_line(r, origin)}" for r in delta.removed]
+            + [f"+{absolute_line(r, origin)}" for r in delta.added]
+        )[:DIFF_EXAMPLES]
         if examples:
             message += f" (e.g. {'; '.join(examples)})"
-        findings.append(checks.CONTENT.error(origin.to_text(), None, message)
-                        .with_source(copy.source))
+        findings.append(
+            checks.CONTENT.error(origin.to_text(), None, message).with_source(copy.source)
+        )
     return findings
 
 

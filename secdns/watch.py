@@ -88,9 +88,10 @@ def seconds_text(value: float) -> str:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event,
-                    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
-                    ) -> Iterator[None]:
+def stop_on_signals(
+    stop: asyncio.Event,
+    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[None]:
     """Set ``stop`` on SIGINT/SIGTERM while inside; restore the handlers on exit."""
     loop = asyncio.get_running_loop()
     installed = []
@@ -116,7 +117,7 @@ and any ``allow_notify`` networks."""
 HEADER_SIZE = 12
 MAX_NOTIFY_SIZE = 4096
 """Datagrams larger than this are not NOTIFYs worth parsing: dropped unread."""
-_QR_BYTE = 2      # the QR bit is the top bit of the third header byte
+_QR_BYTE = 2  # the QR bit is the top bit of the third header byte
 _QR_BIT = 0x80
 
 
@@ -166,28 +167,40 @@ def answer_notify(wire: bytes, source: str, zones: NotifyTable) -> NotifyDecisio
         return _dropped(f"malformed ({err})")
     opcode = query.opcode()
     if opcode != dns.opcode.NOTIFY:
-        return _answer(wire, query, dns.rcode.NOTIMP,
-                       f"opcode {dns.opcode.to_text(opcode)} is not NOTIFY")
+        return _answer(
+            wire, query, dns.rcode.NOTIMP, f"opcode {dns.opcode.to_text(opcode)} is not NOTIFY"
+        )
     if len(query.question) != 1:
-        return _answer(wire, query, dns.rcode.FORMERR,
-                       f"{len(query.question)} questions", echo=False)
+        return _answer(
+            wire, query, dns.rcode.FORMERR, f"{len(query.question)} questions", echo=False
+        )
     question = query.question[0]
     if question.rdclass != dns.rdataclass.IN or question.rdtype != dns.rdatatype.SOA:
-        return _answer(wire, query, dns.rcode.FORMERR,
-                       f"question is {dns.rdataclass.to_text(question.rdclass)} "
-                       f"{dns.rdatatype.to_text(question.rdtype)}, not IN SOA")
+        return _answer(
+            wire,
+            query,
+            dns.rcode.FORMERR,
+            f"question is {dns.rdataclass.to_text(question.rdclass)} "
+            f"{dns.rdatatype.to_text(question.rdtype)}, not IN SOA",
+        )
     zone = question.name
     allowed = zones.get(zone)
     if allowed is None:
         return _answer(wire, query, dns.rcode.NOTAUTH, f"zone {zone} is not watched")
     if not source_allowed(source, allowed):
-        return _answer(wire, query, dns.rcode.REFUSED,
-                       f"{source} is not a primary of {zone}")
+        return _answer(wire, query, dns.rcode.REFUSED, f"{source} is not a primary of {zone}")
     return _answer(wire, query, dns.rcode.NOERROR, "accepted", zone=zone)
 
 
-def _answer(wire: bytes, query: dns.message.Message, rcode: dns.rcode.Rcode, reason: str, *,
-            zone: dns.name.Name | None = None, echo: bool = True) -> NotifyDecision:
+def _answer(
+    wire: bytes,
+    query: dns.message.Message,
+    rcode: dns.rcode.Rcode,
+    reason: str,
+    *,
+    zone: dns.name.Name | None = None,
+    echo: bool = True,
+) -> NotifyDecision:
     response = dns.message.make_response(query)
     if rcode == dns.rcode.NOERROR:
         response.flags |= dns.flags.AA
@@ -230,6 +243,7 @@ class NotifyListener(asyncio.DatagramProtocol):
 
 # --- mirror: follow zones ------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class MirrorZone:
     """A zone to follow: where from, with which key, and where to (a file, or the store)."""
@@ -248,10 +262,10 @@ class MirrorZone:
 @dataclasses.dataclass(frozen=True, slots=True)
 class MirrorOptions:
     interval: float | None = None  # seconds between checks instead of the SOA refresh
-    jitter: float = 0.1            # checks come up to this fraction early, to spread load
-    concurrency: int = 16          # SOA queries and transfers at once
-    timeout: float = 5.0           # per message
-    lifetime: float = 3600.0       # per transfer
+    jitter: float = 0.1  # checks come up to this fraction early, to spread load
+    concurrency: int = 16  # SOA queries and transfers at once
+    timeout: float = 5.0  # per message
+    lifetime: float = 3600.0  # per transfer
     limits: Limits = Limits()
     force: bool = False
     exec_command: str | None = None
@@ -260,12 +274,12 @@ class MirrorOptions:
 
 
 class MirrorEventKind(enum.Enum):
-    SYNCED = "synced"        # first check: the local copy is current
-    UPDATED = "updated"      # a transfer brought a new serial
-    FAILED = "failed"        # a check failed; retry_in says when the next one is
+    SYNCED = "synced"  # first check: the local copy is current
+    UPDATED = "updated"  # a transfer brought a new serial
+    FAILED = "failed"  # a check failed; retry_in says when the next one is
     RECOVERED = "recovered"  # a check worked again after failures
-    NOTIFY = "notify"        # a primary announced a change: checking now
-    EXEC = "exec"            # the --exec command finished
+    NOTIFY = "notify"  # a primary announced a change: checking now
+    EXEC = "exec"  # the --exec command finished
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,9 +288,9 @@ class MirrorEvent:
 
     kind: MirrorEventKind
     zone: str
-    at: float                      # wall-clock time (time.time())
-    serial: int | None = None      # the serial we hold after the event
-    previous: int | None = None    # the serial before an update
+    at: float  # wall-clock time (time.time())
+    serial: int | None = None  # the serial we hold after the event
+    previous: int | None = None  # the serial before an update
     via: XfrKind = XfrKind.NONE
     primary: str | None = None
     file: str | None = None
@@ -284,7 +298,7 @@ class MirrorEvent:
     removed: int = 0
     retry_in: float | None = None
     failures: int = 0
-    source: str | None = None      # who sent a NOTIFY
+    source: str | None = None  # who sent a NOTIFY
     exit_status: int | None = None
     error: str | None = None
 
@@ -315,8 +329,15 @@ def retry_delay(failures: int, refresh: float, retry: float) -> float:
     return min(retry * 2 ** min(max(failures, 1) - 1, 30), cap)
 
 
-def exec_environment(base: Mapping[str, str], *, zone: str, old_serial: int | None,
-                     new_serial: int | None, file: str | None, kind: XfrKind) -> dict[str, str]:
+def exec_environment(
+    base: Mapping[str, str],
+    *,
+    zone: str,
+    old_serial: int | None,
+    new_serial: int | None,
+    file: str | None,
+    kind: XfrKind,
+) -> dict[str, str]:
     """The environment of an ``--exec`` command.
 
     Every inherited ``SECDNS_*`` variable is removed (one may hold ``--tsig``), then
@@ -347,7 +368,7 @@ class _Followed:
     failures: int = 0
     last_success: float | None = None  # monotonic
     expired_warned: bool = False
-    busy: bool = False                 # transferring or running --exec
+    busy: bool = False  # transferring or running --exec
     task: asyncio.Task[None] | None = None
 
 
@@ -362,9 +383,14 @@ class Mirror:
     transfers and --exec commands in progress ``grace`` seconds, cancel the rest.
     """
 
-    def __init__(self, zones: Sequence[MirrorZone], *, store: Store | None = None,
-                 options: MirrorOptions = MirrorOptions(),
-                 on_event: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        zones: Sequence[MirrorZone],
+        *,
+        store: Store | None = None,
+        options: MirrorOptions = MirrorOptions(),
+        on_event: EventSink | None = None,
+    ) -> None:
         if not zones:
             raise UsageError("no zone to watch")
         if store is None and any(zone.output is None for zone in zones):
@@ -432,19 +458,24 @@ class Mirror:
             loop = asyncio.get_running_loop()
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: NotifyListener(queue), local_addr=(listen.host, listen.port))
+                    lambda: NotifyListener(queue), local_addr=(listen.host, listen.port)
+                )
             except OSError as err:
-                raise NetworkError(f"cannot listen for NOTIFY on {listen}: "
-                                   f"{err.strerror or err}") from err
+                raise NetworkError(
+                    f"cannot listen for NOTIFY on {listen}: {err.strerror or err}"
+                ) from err
             self._transport = transport
             self._listener = protocol
-            self._notify_task = asyncio.create_task(self._answer_notifies(queue),
-                                                    name="watch NOTIFY")
-            log.info("watch: listening for NOTIFY on %s for %d zones", listen,
-                     len(self._notify_table))
+            self._notify_task = asyncio.create_task(
+                self._answer_notifies(queue), name="watch NOTIFY"
+            )
+            log.info(
+                "watch: listening for NOTIFY on %s for %d zones", listen, len(self._notify_table)
+            )
         for followed in self._followed.values():
-            followed.task = asyncio.create_task(self._follow(followed),
-                                                name=f"watch {followed.config.text}")
+            followed.task = asyncio.create_task(
+                self._follow(followed), name=f"watch {followed.config.text}"
+            )
 
     async def shutdown(self) -> None:
         self._stopping = True
@@ -464,8 +495,11 @@ class Mirror:
             else:
                 followed.task.cancel()
         if busy:
-            log.info("watch: waiting up to %s for %d transfers or commands to finish",
-                     seconds_text(self.options.grace), len(busy))
+            log.info(
+                "watch: waiting up to %s for %d transfers or commands to finish",
+                seconds_text(self.options.grace),
+                len(busy),
+            )
             _, pending = await asyncio.wait(busy, timeout=self.options.grace)
             for task in pending:
                 task.cancel()
@@ -481,10 +515,13 @@ class Mirror:
                 try:
                     addresses += [address for address, _ in await resolve(endpoint)]
                 except SecdnsError as err:
-                    log.warning("watch: zone=%s NOTIFY from %s will be refused: %s",
-                                followed.config.text, endpoint, err.message)
-            table[origin] = host_networks(addresses) + host_networks(
-                followed.config.allow_notify)
+                    log.warning(
+                        "watch: zone=%s NOTIFY from %s will be refused: %s",
+                        followed.config.text,
+                        endpoint,
+                        err.message,
+                    )
+            table[origin] = host_networks(addresses) + host_networks(followed.config.allow_notify)
         return table
 
     async def _answer_notifies(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
@@ -498,10 +535,16 @@ class Mirror:
                 log.info("watch: NOTIFY from %s %s", source, decision.reason)
                 continue
             followed = self._followed[decision.zone]
-            log.info("watch: zone=%s NOTIFY from %s: checking now", followed.config.text,
-                     source)
-            self._emit(MirrorEvent(MirrorEventKind.NOTIFY, followed.config.text, time.time(),
-                                   serial=followed.serial, source=source))
+            log.info("watch: zone=%s NOTIFY from %s: checking now", followed.config.text, source)
+            self._emit(
+                MirrorEvent(
+                    MirrorEventKind.NOTIFY,
+                    followed.config.text,
+                    time.time(),
+                    serial=followed.serial,
+                    source=source,
+                )
+            )
             followed.wake.set()
 
     # -- one zone
@@ -531,11 +574,15 @@ class Mirror:
                 if followed.serial is None or soa.serial != followed.serial:
                     followed.busy = True
                     # a fresh copy per pull: nothing of the zone stays in memory between
-                    copy = make_copy(followed.config.origin, store=self.store,
-                                     output=followed.config.output)
-                    result = await pull_zone(followed.config.origin,
-                                             list(followed.config.primaries), copy,
-                                             options=self._pull_options(followed))
+                    copy = make_copy(
+                        followed.config.origin, store=self.store, output=followed.config.output
+                    )
+                    result = await pull_zone(
+                        followed.config.origin,
+                        list(followed.config.primaries),
+                        copy,
+                        options=self._pull_options(followed),
+                    )
                     if result.error is not None:
                         raise result.error
         except SecdnsError as err:
@@ -565,9 +612,13 @@ class Mirror:
                 continue
             for address, port in addresses:
                 try:
-                    return await probe_soa(followed.config.origin, address, port,
-                                           key=followed.config.key,
-                                           timeout=self.options.timeout)
+                    return await probe_soa(
+                        followed.config.origin,
+                        address,
+                        port,
+                        key=followed.config.key,
+                        timeout=self.options.timeout,
+                    )
                 except SecdnsError as err:
                     errors.append(err.with_context(zone=zone))
         if not errors:
@@ -579,17 +630,30 @@ class Mirror:
         raise type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone)
 
     def _pull_options(self, followed: _Followed) -> PullOptions:
-        return PullOptions(key=followed.config.key, force=self.options.force,
-                           timeout=self.options.timeout, lifetime=self.options.lifetime,
-                           limits=self.options.limits)
+        return PullOptions(
+            key=followed.config.key,
+            force=self.options.force,
+            timeout=self.options.timeout,
+            lifetime=self.options.lifetime,
+            limits=self.options.limits,
+        )
 
     def _succeeded(self, followed: _Followed) -> None:
         if followed.failures:
-            log.warning("watch: zone=%s primary answers again after %d failed checks",
-                        followed.config.text, followed.failures)
-            self._emit(MirrorEvent(MirrorEventKind.RECOVERED, followed.config.text,
-                                   time.time(), serial=followed.serial,
-                                   failures=followed.failures))
+            log.warning(
+                "watch: zone=%s primary answers again after %d failed checks",
+                followed.config.text,
+                followed.failures,
+            )
+            self._emit(
+                MirrorEvent(
+                    MirrorEventKind.RECOVERED,
+                    followed.config.text,
+                    time.time(),
+                    serial=followed.serial,
+                    failures=followed.failures,
+                )
+            )
         followed.failures = 0
         followed.last_success = time.monotonic()
         followed.expired_warned = False
@@ -600,14 +664,31 @@ class Mirror:
         followed.serial = result.serial_to
         if result.status is not Status.TRANSFERRED:
             if first:
-                self._emit(MirrorEvent(MirrorEventKind.SYNCED, zone, time.time(),
-                                       serial=result.serial_to, primary=result.primary,
-                                       file=self._file(followed)))
+                self._emit(
+                    MirrorEvent(
+                        MirrorEventKind.SYNCED,
+                        zone,
+                        time.time(),
+                        serial=result.serial_to,
+                        primary=result.primary,
+                        file=self._file(followed),
+                    )
+                )
             return
-        self._emit(MirrorEvent(MirrorEventKind.UPDATED, zone, time.time(),
-                               serial=result.serial_to, previous=result.serial_from,
-                               via=result.kind, primary=result.primary, file=result.output,
-                               added=result.added, removed=result.removed))
+        self._emit(
+            MirrorEvent(
+                MirrorEventKind.UPDATED,
+                zone,
+                time.time(),
+                serial=result.serial_to,
+                previous=result.serial_from,
+                via=result.kind,
+                primary=result.primary,
+                file=result.output,
+                added=result.added,
+                removed=result.removed,
+            )
+        )
         if self.options.exec_command:
             await self._run_exec(followed, result)
 
@@ -621,18 +702,34 @@ class Mirror:
     async def _run_exec(self, followed: _Followed, result: PullResult) -> None:
         assert self.options.exec_command is not None
         zone = followed.config.text
-        env = exec_environment(os.environ, zone=zone, old_serial=result.serial_from,
-                               new_serial=result.serial_to, file=result.output,
-                               kind=result.kind)
+        env = exec_environment(
+            os.environ,
+            zone=zone,
+            old_serial=result.serial_from,
+            new_serial=result.serial_to,
+            file=result.output,
+            kind=result.kind,
+        )
         async with self._exec_lock:  # one command at a time: hooks often share a repo
             try:
                 process = await asyncio.create_subprocess_shell(
-                    self.options.exec_command, env=env, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=2, start_new_session=True)  # its output is not our data: stderr
+                    self.options.exec_command,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=2,
+                    start_new_session=True,
+                )  # its output is not our data: stderr
             except OSError as err:
                 log.error("watch: zone=%s cannot run --exec: %s", zone, err.strerror or err)
-                self._emit(MirrorEvent(MirrorEventKind.EXEC, zone, time.time(),
-                                       serial=result.serial_to, error=str(err)))
+                self._emit(
+                    MirrorEvent(
+                        MirrorEventKind.EXEC,
+                        zone,
+                        time.time(),
+                        serial=result.serial_to,
+                        error=str(err),
+                    )
+                )
                 return
             try:
                 status = await process.wait()
@@ -643,31 +740,59 @@ class Mirror:
                     await asyncio.wait_for(process.wait(), 1.0)
                 raise
         if status != 0:
-            log.warning("watch: zone=%s --exec exited with status %d (serial %s)", zone,
-                        status, result.serial_to)
+            log.warning(
+                "watch: zone=%s --exec exited with status %d (serial %s)",
+                zone,
+                status,
+                result.serial_to,
+            )
         else:
             log.info("watch: zone=%s --exec done (serial %s)", zone, result.serial_to)
-        self._emit(MirrorEvent(MirrorEventKind.EXEC, zone, time.time(), serial=result.serial_to,
-                               file=result.output, exit_status=status))
+        self._emit(
+            MirrorEvent(
+                MirrorEventKind.EXEC,
+                zone,
+                time.time(),
+                serial=result.serial_to,
+                file=result.output,
+                exit_status=status,
+            )
+        )
 
     def _failed(self, followed: _Followed, err: SecdnsError) -> float:
         followed.failures += 1
         zone = followed.config.text
-        delay = self._jittered(retry_delay(followed.failures, self._refresh_base(followed),
-                                           self._retry_base(followed)))
+        delay = self._jittered(
+            retry_delay(followed.failures, self._refresh_base(followed), self._retry_base(followed))
+        )
         what = "primary unreachable" if isinstance(err, NetworkError) else "check failed"
-        log.warning("watch: zone=%s %s, retry in %s: %s", zone, what, seconds_text(delay),
-                    err.one_line())
-        if (followed.last_success is not None and followed.expire is not None
-                and not followed.expired_warned
-                and time.monotonic() - followed.last_success > followed.expire):
+        log.warning(
+            "watch: zone=%s %s, retry in %s: %s", zone, what, seconds_text(delay), err.one_line()
+        )
+        if (
+            followed.last_success is not None
+            and followed.expire is not None
+            and not followed.expired_warned
+            and time.monotonic() - followed.last_success > followed.expire
+        ):
             followed.expired_warned = True
-            log.warning("watch: zone=%s not refreshed for longer than the SOA expire (%s): "
-                        "keeping the last copy, which a secondary would stop serving",
-                        zone, seconds_text(followed.expire))
-        self._emit(MirrorEvent(MirrorEventKind.FAILED, zone, time.time(), serial=followed.serial,
-                               retry_in=delay, failures=followed.failures,
-                               error=err.one_line()))
+            log.warning(
+                "watch: zone=%s not refreshed for longer than the SOA expire (%s): "
+                "keeping the last copy, which a secondary would stop serving",
+                zone,
+                seconds_text(followed.expire),
+            )
+        self._emit(
+            MirrorEvent(
+                MirrorEventKind.FAILED,
+                zone,
+                time.time(),
+                serial=followed.serial,
+                retry_in=delay,
+                failures=followed.failures,
+                error=err.one_line(),
+            )
+        )
         return delay
 
     def _refresh_base(self, followed: _Followed) -> float:
@@ -685,14 +810,15 @@ class Mirror:
 
 # --- monitor: watch a serial propagate -----------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Target:
     """One address to watch, and the server name it belongs to."""
 
-    server: str                 # as given (@SERVER) or found (an NS name)
-    address: str | None         # None: the name has no address
+    server: str  # as given (@SERVER) or found (an NS name)
+    address: str | None  # None: the name has no address
     port: int = DEFAULT_PORT
-    error: str | None = None    # why there is no address
+    error: str | None = None  # why there is no address
 
     @property
     def where(self) -> str:
@@ -724,9 +850,12 @@ async def targets_from_endpoints(endpoints: Sequence[Endpoint]) -> list[Target]:
     return _dedupe(targets)
 
 
-async def nameserver_targets(origin: dns.name.Name, *,
-                             resolver: dns.asyncresolver.Resolver | None = None,
-                             port: int = DEFAULT_PORT) -> list[Target]:
+async def nameserver_targets(
+    origin: dns.name.Name,
+    *,
+    resolver: dns.asyncresolver.Resolver | None = None,
+    port: int = DEFAULT_PORT,
+) -> list[Target]:
     """Every address (A and AAAA) of every name in the zone's NS set."""
     zone = origin.to_text()
     try:
@@ -757,9 +886,9 @@ async def nameserver_targets(origin: dns.name.Name, *,
 
 
 class MonitorEventKind(enum.Enum):
-    SERIAL = "serial"          # an address answers a serial it did not answer before
-    FAILED = "failed"          # an address stopped answering, or answers an error
-    RECOVERED = "recovered"    # it answers again, with the serial it had
+    SERIAL = "serial"  # an address answers a serial it did not answer before
+    FAILED = "failed"  # an address stopped answering, or answers an error
+    RECOVERED = "recovered"  # it answers again, with the serial it had
     CONSISTENT = "consistent"  # every address answers the same serial
 
 
@@ -769,13 +898,13 @@ class MonitorEvent:
 
     kind: MonitorEventKind
     zone: str
-    at: float                    # wall-clock time
-    elapsed: float               # seconds since the monitor started
+    at: float  # wall-clock time
+    elapsed: float  # seconds since the monitor started
     server: str | None = None
     address: str | None = None
     serial: int | None = None
     previous: int | None = None
-    lag: float | None = None     # seconds after the first address showed this serial
+    lag: float | None = None  # seconds after the first address showed this serial
     newest: int | None = None
     error: str | None = None
 
@@ -802,10 +931,10 @@ class AddressStatus:
     server: str
     address: str
     serial: int | None
-    lag: float | None            # for its current serial; None if it had it when we started
-    changed_at: float | None     # wall-clock time it started answering that serial
-    error: str | None            # its latest query failed
-    current: bool                # answers the newest serial
+    lag: float | None  # for its current serial; None if it had it when we started
+    changed_at: float | None  # wall-clock time it started answering that serial
+    error: str | None  # its latest query failed
+    current: bool  # answers the newest serial
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -825,7 +954,7 @@ class _Seen:
     serial: int | None = None
     previous: int | None = None
     lag: float | None = None
-    changed: float | None = None      # monotonic
+    changed: float | None = None  # monotonic
     error: str | None = None
     error_code: int = 0
 
@@ -839,8 +968,14 @@ class PropagationTracker:
     that already had a serial at its first answer has no lag for it.
     """
 
-    def __init__(self, zone: str, targets: Sequence[Target], *, started: float,
-                 wall_started: float | None = None) -> None:
+    def __init__(
+        self,
+        zone: str,
+        targets: Sequence[Target],
+        *,
+        started: float,
+        wall_started: float | None = None,
+    ) -> None:
         self.zone = zone
         self.targets = tuple(targets)
         self.started = started
@@ -855,16 +990,34 @@ class PropagationTracker:
     def _wall(self, now: float) -> float:
         return self.wall_started + (now - self.started)
 
-    def _event(self, kind: MonitorEventKind, now: float, seen: _Seen | None = None, *,
-               serial: int | None = None, previous: int | None = None,
-               lag: float | None = None, error: str | None = None) -> MonitorEvent:
-        return MonitorEvent(kind, self.zone, self._wall(now), now - self.started,
-                            server=seen.target.server if seen else None,
-                            address=seen.target.where if seen else None, serial=serial,
-                            previous=previous, lag=lag, newest=self.newest, error=error)
+    def _event(
+        self,
+        kind: MonitorEventKind,
+        now: float,
+        seen: _Seen | None = None,
+        *,
+        serial: int | None = None,
+        previous: int | None = None,
+        lag: float | None = None,
+        error: str | None = None,
+    ) -> MonitorEvent:
+        return MonitorEvent(
+            kind,
+            self.zone,
+            self._wall(now),
+            now - self.started,
+            server=seen.target.server if seen else None,
+            address=seen.target.where if seen else None,
+            serial=serial,
+            previous=previous,
+            lag=lag,
+            newest=self.newest,
+            error=error,
+        )
 
-    def observe(self, index: int, now: float, *, serial: int | None = None,
-                error: SecdnsError | None = None) -> list[MonitorEvent]:
+    def observe(
+        self, index: int, now: float, *, serial: int | None = None, error: SecdnsError | None = None
+    ) -> list[MonitorEvent]:
         seen = self._seen[index]
         events: list[MonitorEvent] = []
         if serial is None:
@@ -872,8 +1025,11 @@ class PropagationTracker:
             if seen.error != message:
                 seen.error = message
                 seen.error_code = int(error.exit_code) if error is not None else ExitCode.NETWORK
-                events.append(self._event(MonitorEventKind.FAILED, now, seen,
-                                          serial=seen.serial, error=message))
+                events.append(
+                    self._event(
+                        MonitorEventKind.FAILED, now, seen, serial=seen.serial, error=message
+                    )
+                )
             return events
         self.answered = True
         recovered = seen.error is not None
@@ -888,13 +1044,27 @@ class PropagationTracker:
             # at its first answer an address may have had the serial for long: no lag
             seen.lag = None if seen.serial is None else now - first
             seen.previous, seen.serial, seen.changed = seen.serial, serial, now
-            events.append(self._event(MonitorEventKind.SERIAL, now, seen, serial=serial,
-                                      previous=seen.previous, lag=seen.lag))
+            events.append(
+                self._event(
+                    MonitorEventKind.SERIAL,
+                    now,
+                    seen,
+                    serial=serial,
+                    previous=seen.previous,
+                    lag=seen.lag,
+                )
+            )
         consistent = self.consistent_serial()
         if consistent is not None and consistent != self._announced:
             self._announced = consistent
-            events.append(self._event(MonitorEventKind.CONSISTENT, now, serial=consistent,
-                                      lag=now - self._first_seen[consistent]))
+            events.append(
+                self._event(
+                    MonitorEventKind.CONSISTENT,
+                    now,
+                    serial=consistent,
+                    lag=now - self._first_seen[consistent],
+                )
+            )
         elif consistent is None and self._serials_differ():
             self._announced = None
         return events
@@ -915,19 +1085,28 @@ class PropagationTracker:
         """Whether every address answers ``serial`` or newer right now (RFC 1982)."""
         if not self._watched:
             return False
-        return all(seen.serial is not None and seen.error is None
-                   and serial_compare(seen.serial, serial) in (0, 1) for seen in self._watched)
+        return all(
+            seen.serial is not None
+            and seen.error is None
+            and serial_compare(seen.serial, serial) in (0, 1)
+            for seen in self._watched
+        )
 
     def statuses(self) -> tuple[AddressStatus, ...]:
         return tuple(
             AddressStatus(
-                server=seen.target.server, address=seen.target.where, serial=seen.serial,
+                server=seen.target.server,
+                address=seen.target.where,
+                serial=seen.serial,
                 lag=seen.lag,
                 changed_at=self._wall(seen.changed) if seen.changed is not None else None,
                 error=seen.error if seen.target.address is not None else seen.target.error,
-                current=(seen.serial is not None and seen.serial == self.newest
-                         and seen.error is None))
-            for seen in self._seen)
+                current=(
+                    seen.serial is not None and seen.serial == self.newest and seen.error is None
+                ),
+            )
+            for seen in self._seen
+        )
 
     def worst_error(self) -> int:
         """The worst exit code among addresses whose latest query failed (3 if none)."""
@@ -936,17 +1115,17 @@ class PropagationTracker:
 
 
 class MonitorOutcome(enum.Enum):
-    REACHED = "reached"          # --until-serial: every address has it
-    CONSISTENT = "consistent"    # --until-consistent: every address answers the same
-    TIMEOUT = "timeout"          # the deadline passed first
-    STOPPED = "stopped"          # SIGINT/SIGTERM, or the caller's stop event
+    REACHED = "reached"  # --until-serial: every address has it
+    CONSISTENT = "consistent"  # --until-consistent: every address answers the same
+    TIMEOUT = "timeout"  # the deadline passed first
+    STOPPED = "stopped"  # SIGINT/SIGTERM, or the caller's stop event
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MonitorOptions:
-    interval: float = 1.0          # seconds between queries to each address
-    timeout: float = 2.0           # per SOA query
-    concurrency: int = 32          # queries at once
+    interval: float = 1.0  # seconds between queries to each address
+    timeout: float = 2.0  # per SOA query
+    concurrency: int = 32  # queries at once
     key: TsigKey | None = None
     until_serial: int | None = None
     until_consistent: bool = False
@@ -973,9 +1152,16 @@ class MonitorSummary:
     def lagging(self) -> tuple[AddressStatus, ...]:
         """Addresses not answering the serial waited for (or the newest)."""
         wanted = self.target_serial
-        return tuple(status for status in self.statuses if (
-            status.serial is None or status.error is not None or wanted is None
-            or serial_compare(status.serial, wanted) not in (0, 1)))
+        return tuple(
+            status
+            for status in self.statuses
+            if (
+                status.serial is None
+                or status.error is not None
+                or wanted is None
+                or serial_compare(status.serial, wanted) not in (0, 1)
+            )
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -1004,19 +1190,25 @@ class Monitor:
     answered); otherwise when ``stop`` is set.
     """
 
-    def __init__(self, origin: dns.name.Name, targets: Sequence[Target], *,
-                 options: MonitorOptions = MonitorOptions(),
-                 on_event: MonitorSink | None = None) -> None:
+    def __init__(
+        self,
+        origin: dns.name.Name,
+        targets: Sequence[Target],
+        *,
+        options: MonitorOptions = MonitorOptions(),
+        on_event: MonitorSink | None = None,
+    ) -> None:
         if not any(target.address for target in targets):
             problems = "; ".join(f"{t.server}: {t.error}" for t in targets if t.error)
-            raise NetworkError("no address to watch" + (f" ({problems})" if problems else ""),
-                               zone=origin.to_text())
+            raise NetworkError(
+                "no address to watch" + (f" ({problems})" if problems else ""),
+                zone=origin.to_text(),
+            )
         self.origin = origin
         self.targets = tuple(targets)
         self.options = options
         self._on_event = on_event
-        self.tracker = PropagationTracker(origin.to_text(), self.targets,
-                                          started=time.monotonic())
+        self.tracker = PropagationTracker(origin.to_text(), self.targets, started=time.monotonic())
         self._done = asyncio.Event()
         self._gate = asyncio.Semaphore(options.concurrency)
 
@@ -1025,26 +1217,33 @@ class Monitor:
 
     def _condition(self) -> MonitorOutcome | None:
         if self.options.until_serial is not None:
-            return (MonitorOutcome.REACHED if self.tracker.reached(self.options.until_serial)
-                    else None)
+            return (
+                MonitorOutcome.REACHED if self.tracker.reached(self.options.until_serial) else None
+            )
         if self.options.until_consistent:
-            return (MonitorOutcome.CONSISTENT
-                    if self.tracker.consistent_serial() is not None else None)
+            return (
+                MonitorOutcome.CONSISTENT if self.tracker.consistent_serial() is not None else None
+            )
         return None
 
     async def run(self, stop: asyncio.Event | None = None) -> MonitorSummary:
         stop = stop or asyncio.Event()
-        self.tracker = PropagationTracker(self.origin.to_text(), self.targets,
-                                          started=time.monotonic())
+        self.tracker = PropagationTracker(
+            self.origin.to_text(), self.targets, started=time.monotonic()
+        )
         self._done.clear()
-        polls = [asyncio.create_task(self._poll(index), name=f"monitor {target.where}")
-                 for index, target in enumerate(self.targets) if target.address is not None]
+        polls = [
+            asyncio.create_task(self._poll(index), name=f"monitor {target.where}")
+            for index, target in enumerate(self.targets)
+            if target.address is not None
+        ]
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._done.wait())]
         outcome = MonitorOutcome.STOPPED
         try:
             async with asyncio.timeout(self.options.deadline):
-                done, _ = await asyncio.wait([*waiters, *polls],
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    [*waiters, *polls], return_when=asyncio.FIRST_COMPLETED
+                )
             for task in done:
                 if task in polls and not task.cancelled() and task.exception():
                     raise task.exception()  # type: ignore[misc]
@@ -1062,9 +1261,15 @@ class Monitor:
             code = int(ExitCode.DIFFERENT) if self.tracker.answered else self.tracker.worst_error()
         else:
             code = int(ExitCode.OK)
-        return MonitorSummary(self.origin.to_text(), outcome,
-                              time.monotonic() - self.tracker.started, self.tracker.newest,
-                              self.options.until_serial, self.tracker.statuses(), code)
+        return MonitorSummary(
+            self.origin.to_text(),
+            outcome,
+            time.monotonic() - self.tracker.started,
+            self.tracker.newest,
+            self.options.until_serial,
+            self.tracker.statuses(),
+            code,
+        )
 
     async def _poll(self, index: int) -> None:
         target = self.targets[index]
@@ -1074,8 +1279,13 @@ class Monitor:
         while True:
             async with self._gate:
                 try:
-                    soa = await probe_soa(self.origin, target.address, target.port,
-                                          key=self.options.key, timeout=self.options.timeout)
+                    soa = await probe_soa(
+                        self.origin,
+                        target.address,
+                        target.port,
+                        key=self.options.key,
+                        timeout=self.options.timeout,
+                    )
                 except SecdnsError as err:
                     events = self.tracker.observe(index, time.monotonic(), error=err)
                 else:

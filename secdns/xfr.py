@@ -34,6 +34,7 @@ class XfrKind(enum.Enum):
 
 # --- RFC 1982 serial number arithmetic ---------------------------------------------------------
 
+
 def serial_compare(a: int, b: int) -> int | None:
     """-1 if a < b, 0 if equal, 1 if a > b, None when RFC 1982 leaves it undefined."""
     a &= 0xFFFFFFFF
@@ -55,6 +56,7 @@ def serial_newer(new: int, old: int) -> bool:
 
 # --- TSIG over a multi-message stream ------------------------------------------------------------
 
+
 class TsigVerifier:
     """Verifies the TSIG of each message of a response stream (RFC 8945 5.3.1).
 
@@ -75,8 +77,10 @@ class TsigVerifier:
     def verify(self, raw: bytes, message: wire.Message) -> None:
         if message.tsig_rdata is None or message.tsig_start is None:
             if self.first:
-                raise TsigError("the answer is not TSIG-signed although the query was",
-                                hint="the server may not know the key")
+                raise TsigError(
+                    "the answer is not TSIG-signed although the query was",
+                    hint="the server may not know the key",
+                )
             self.unsigned += 1
             if self.unsigned > self.MAX_UNSIGNED:
                 raise TsigError(f"more than {self.MAX_UNSIGNED} unsigned messages in a row")
@@ -84,9 +88,16 @@ class TsigVerifier:
             return
         try:
             self.ctx = dns.tsig.validate(
-                raw, self.key, message.tsig_owner, message.tsig_rdata, int(time.time()),
-                self.request_mac if self.first else None, message.tsig_start,
-                None if self.first else self.ctx, True)
+                raw,
+                self.key,
+                message.tsig_owner,
+                message.tsig_rdata,
+                int(time.time()),
+                self.request_mac if self.first else None,
+                message.tsig_start,
+                None if self.first else self.ctx,
+                True,
+            )
         except dns.exception.DNSException as err:
             raise tsig_error(err) from err
         self.first = False
@@ -100,11 +111,14 @@ class TsigVerifier:
 def tsig_error(err: Exception) -> TsigError:
     """A one-line explanation of a dnspython TSIG exception."""
     if isinstance(err, dns.tsig.PeerBadKey):
-        return TsigError("the server does not know this TSIG key (BADKEY)",
-                         hint="check the key name and algorithm")
+        return TsigError(
+            "the server does not know this TSIG key (BADKEY)",
+            hint="check the key name and algorithm",
+        )
     if isinstance(err, dns.tsig.PeerBadSignature):
-        return TsigError("the server says our TSIG signature is wrong (BADSIG)",
-                         hint="check the secret")
+        return TsigError(
+            "the server says our TSIG signature is wrong (BADSIG)", hint="check the secret"
+        )
     if isinstance(err, dns.tsig.PeerBadTime):
         return TsigError("the server says our clock is off (BADTIME)")
     if isinstance(err, dns.tsig.PeerError):
@@ -112,14 +126,17 @@ def tsig_error(err: Exception) -> TsigError:
     if isinstance(err, dns.tsig.BadTime):
         return TsigError("TSIG time check failed: clocks differ by more than the fudge")
     if isinstance(err, dns.tsig.BadSignature | dns.tsig.BadKey | dns.tsig.BadAlgorithm):
-        return TsigError(f"the answer's TSIG does not verify ({type(err).__name__})",
-                         hint="wrong secret or key name")
+        return TsigError(
+            f"the answer's TSIG does not verify ({type(err).__name__})",
+            hint="wrong secret or key name",
+        )
     if "TSIG" in str(err) or "tsig" in type(err).__name__.lower():
         return TsigError(f"TSIG check failed: {err}")
     return TsigError(f"bad TSIG record: {err}")
 
 
 # --- the response state machine ------------------------------------------------------------------
+
 
 @dataclasses.dataclass(slots=True)
 class Delta:
@@ -136,7 +153,7 @@ class Delta:
 
 class _State(enum.Enum):
     FIRST_SOA = 1
-    SECOND = 2       # deciding: AXFR-style or incremental
+    SECOND = 2  # deciding: AXFR-style or incremental
     AXFR = 3
     DELETING = 4
     ADDING = 5
@@ -166,9 +183,16 @@ class XfrReader:
     (a full zone: AXFR, or IXFR answered AXFR-style), or ``deltas``.
     """
 
-    def __init__(self, origin: dns.name.Name, kind: XfrKind, *, query_id: int,
-                 serial: int | None = None, max_records: int | None = None,
-                 max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        origin: dns.name.Name,
+        kind: XfrKind,
+        *,
+        query_id: int,
+        serial: int | None = None,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self.origin = origin
         self.origin_key = tuple(label.lower() for label in reversed(origin.labels[:-1]))
         self.kind = kind
@@ -207,16 +231,22 @@ class XfrReader:
         if message.qname is not None:
             qkey = tuple(label.lower() for label in reversed(message.qname))
             if qkey != self.origin_key:
-                raise BadDataError("answer is for another zone: question "
-                                   f"{b'.'.join(message.qname).decode(errors='replace')}")
+                raise BadDataError(
+                    "answer is for another zone: question "
+                    f"{b'.'.join(message.qname).decode(errors='replace')}"
+                )
 
     def _check_record(self, rec: wire.Record) -> None:
         if rec.key[: len(self.origin_key)] != self.origin_key:
-            raise BadDataError(f"out-of-zone record {rec.owner} {wire.type_text(rec.rdtype)} "
-                               "in the transfer (refusing it, not dropping it)")
+            raise BadDataError(
+                f"out-of-zone record {rec.owner} {wire.type_text(rec.rdtype)} "
+                "in the transfer (refusing it, not dropping it)"
+            )
         if rec.rdclass != dns.rdataclass.IN:
-            raise BadDataError(f"record {rec.owner} {wire.type_text(rec.rdtype)} has class "
-                               f"{dns.rdataclass.to_text(rec.rdclass)}, the zone's class is IN")
+            raise BadDataError(
+                f"record {rec.owner} {wire.type_text(rec.rdtype)} has class "
+                f"{dns.rdataclass.to_text(rec.rdclass)}, the zone's class is IN"
+            )
 
     def _is_apex_soa(self, rec: wire.Record) -> bool:
         return rec.rdtype == SOA and rec.key == self.origin_key
@@ -252,8 +282,10 @@ class XfrReader:
             if rec.rdtype == SOA and self._is_apex_soa(rec):
                 assert self.soa is not None
                 if rec.rdata != self.soa.rdata:
-                    raise BadDataError(f"last SOA (serial {rec.serial}) differs from the first "
-                                       f"(serial {self.soa.serial})")
+                    raise BadDataError(
+                        f"last SOA (serial {rec.serial}) differs from the first "
+                        f"(serial {self.soa.serial})"
+                    )
                 self.state = _State.DONE
                 return
             if rec.rdtype == SOA:
@@ -262,8 +294,10 @@ class XfrReader:
             return
         if state is _State.FIRST_SOA:
             if not self._is_apex_soa(rec):
-                raise BadDataError(f"transfer does not start with the zone's SOA "
-                                   f"(got {rec.owner} {wire.type_text(rec.rdtype)})")
+                raise BadDataError(
+                    f"transfer does not start with the zone's SOA "
+                    f"(got {rec.owner} {wire.type_text(rec.rdtype)})"
+                )
             self.soa = rec
             self.new_serial = rec.serial
             if self.kind is XfrKind.AXFR:
@@ -286,8 +320,9 @@ class XfrReader:
                     self.axfr_style = True
                     self.state = _State.DONE
                     return
-                raise BadDataError(f"IXFR answer starts at serial {rec.serial}, "
-                                   f"we asked from {self.serial}")
+                raise BadDataError(
+                    f"IXFR answer starts at serial {rec.serial}, we asked from {self.serial}"
+                )
             # not an SOA: the whole zone, AXFR-style (RFC 1995 section 4)
             self.axfr_style = True
             self.records = [self.soa, rec]
@@ -314,8 +349,9 @@ class XfrReader:
                     self.state = _State.DONE
                     return
                 if rec.serial != delta.serial_to:
-                    raise BadDataError(f"IXFR delta starts at serial {rec.serial}, "
-                                       f"expected {delta.serial_to}")
+                    raise BadDataError(
+                        f"IXFR delta starts at serial {rec.serial}, expected {delta.serial_to}"
+                    )
                 self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))  # type: ignore[arg-type]
                 self.state = _State.DELETING
                 return
@@ -328,5 +364,6 @@ class XfrReader:
     def finish(self) -> None:
         """Called at end of stream: the transfer must be complete."""
         if self.state is not _State.DONE:
-            raise BadDataError("the transfer ended before its final SOA "
-                               f"({self.count} records received)")
+            raise BadDataError(
+                f"the transfer ended before its final SOA ({self.count} records received)"
+            )

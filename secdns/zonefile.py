@@ -80,8 +80,9 @@ def canonical_lines(records: list[wire.Record]) -> list[str]:
     return lines
 
 
-def render(origin: dns.name.Name, serial: int | None, default_ttl: int,
-           lines: Iterable[str]) -> str:
+def render(
+    origin: dns.name.Name, serial: int | None, default_ttl: int, lines: Iterable[str]
+) -> str:
     body = "\n".join(lines)
     return "\n".join(header(origin, serial, default_ttl)) + "\n" + body + ("\n" if body else "")
 
@@ -97,8 +98,9 @@ def split_header(text: str) -> tuple[list[str], list[str]]:
     return lines[:start], lines[start:]
 
 
-def apply_delta(lines: list[str], keyer: LineKeyer, deleted: list[wire.Record],
-                added: list[wire.Record]) -> tuple[list[str], int, int]:
+def apply_delta(
+    lines: list[str], keyer: LineKeyer, deleted: list[wire.Record], added: list[wire.Record]
+) -> tuple[list[str], int, int]:
     """Apply one IXFR delta to sorted record lines; O(k log n) searches plus one copy.
 
     Every deleted record must be present (ignoring its TTL, RFC 1995), or the delta
@@ -112,7 +114,8 @@ def apply_delta(lines: list[str], keyer: LineKeyer, deleted: list[wire.Record],
         if index >= len(lines) or keyer(lines[index]) != key:
             raise IxfrNotApplicable(
                 f"IXFR deletes {rec.owner} {wire.type_text(rec.rdtype)} {rec.rdata[:60]}, "
-                "which the stored zone does not have")
+                "which the stored zone does not have"
+            )
         removals.add(index)
     insertions: dict[int, list[tuple[SortKey, str]]] = {}
     added_keys: set[SortKey] = set()

@@ -24,13 +24,12 @@ RAW = b"__raw__"
 
 
 class FakePrimary:
-    def __init__(self, respond: Respond, soa: dns.rrset.RRset,
-                 keyring: dict | None = None) -> None:
+    def __init__(self, respond: Respond, soa: dns.rrset.RRset, keyring: dict | None = None) -> None:
         self.respond = respond
         self.keyring = keyring
         self.soa = soa
-        self.close_after: int | None = None   # cut the TCP stream after this many bytes
-        self.silent = False                   # accept TCP but never answer
+        self.close_after: int | None = None  # cut the TCP stream after this many bytes
+        self.silent = False  # accept TCP but never answer
         self.queries: list[dns.message.Message] = []
         self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -42,8 +41,10 @@ class FakePrimary:
         self.tcp.settimeout(0.2)
         self.udp.settimeout(0.2)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._serve_tcp, daemon=True),
-                         threading.Thread(target=self._serve_udp, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._serve_tcp, daemon=True),
+            threading.Thread(target=self._serve_udp, daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -71,8 +72,9 @@ class FakePrimary:
             except (TimeoutError, OSError):
                 continue
             try:
-                query = dns.message.from_wire(data, ignore_trailing=True,
-                                              keyring=self.keyring or False)
+                query = dns.message.from_wire(
+                    data, ignore_trailing=True, keyring=self.keyring or False
+                )
             except Exception:
                 continue
             response = dns.message.make_response(query)
@@ -103,7 +105,7 @@ class FakePrimary:
                 stream = b""
                 for item in self.respond(query):
                     if item.startswith(RAW):
-                        stream += item[len(RAW):]
+                        stream += item[len(RAW) :]
                     else:
                         stream += struct.pack("!H", len(item)) + item
                 if self.close_after is not None:

@@ -51,6 +51,7 @@ class ServerThread:
             self._ready.set()
             await self.server.stop_event.wait()
             await self.server.shutdown()
+
         try:
             asyncio.run(main())
         except BaseException as err:  # pragma: no cover - surfaced to the test
@@ -71,8 +72,15 @@ class ServerThread:
         assert not self.thread.is_alive(), "server did not stop"
 
     # --- client helpers ---
-    def query(self, name: str, rdtype: str = "SOA", *, tcp: bool = False,
-              rd: bool = False, timeout: float = 2.0) -> dns.message.Message:
+    def query(
+        self,
+        name: str,
+        rdtype: str = "SOA",
+        *,
+        tcp: bool = False,
+        rd: bool = False,
+        timeout: float = 2.0,
+    ) -> dns.message.Message:
         q = dns.message.make_query(name, rdtype)
         if not rd:
             q.flags &= ~dns.flags.RD
@@ -94,16 +102,27 @@ class ServerThread:
             if self.serial(zone) == serial:
                 return time.monotonic() - start
             time.sleep(0.02)
-        raise AssertionError(f"secdns never answered {zone} serial {serial} "
-                             f"(last: {self.serial(zone)})")
+        raise AssertionError(
+            f"secdns never answered {zone} serial {serial} (last: {self.serial(zone)})"
+        )
 
 
-def write_config(path: Path, *, zones: list[dict[str, Any]], directory: Path,
-                 keys: dict[str, dict[str, str]] | None = None, port: int | None = None,
-                 **server: Any) -> Path:
-    doc: dict[str, Any] = {"server": {"directory": str(directory),
-                                      "listen": [f"127.0.0.1:{port or free_port()}"],
-                                      **server}}
+def write_config(
+    path: Path,
+    *,
+    zones: list[dict[str, Any]],
+    directory: Path,
+    keys: dict[str, dict[str, str]] | None = None,
+    port: int | None = None,
+    **server: Any,
+) -> Path:
+    doc: dict[str, Any] = {
+        "server": {
+            "directory": str(directory),
+            "listen": [f"127.0.0.1:{port or free_port()}"],
+            **server,
+        }
+    }
     if keys:
         doc["keys"] = keys
     doc["zone"] = zones

@@ -60,6 +60,7 @@ ZONES = Path(__file__).parent / "zones" / "answer"
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def zone_lines(text: str, origin: str) -> list[str]:
     """Canonical store lines of zone text, as a transfer would leave them."""
     return zonefile.canonical_lines(xfrwire.records(text, origin))
@@ -78,26 +79,36 @@ def table_of(zones: dict[str, str]) -> ZoneTable:
     return table
 
 
-def make_query(name: str, rdtype: str = "A", *, rd: bool = False, edns: int | None = None,
-               do: bool = False, rdclass: str = "IN") -> dns.message.Message:
+def make_query(
+    name: str,
+    rdtype: str = "A",
+    *,
+    rd: bool = False,
+    edns: int | None = None,
+    do: bool = False,
+    rdclass: str = "IN",
+) -> dns.message.Message:
     if edns is None and do:
         edns = EDNS_PAYLOAD
     if edns is None:
         query = dns.message.make_query(name, rdtype, rdclass, use_edns=False)
     else:
-        query = dns.message.make_query(name, rdtype, rdclass, use_edns=0, payload=edns,
-                                       want_dnssec=do)
+        query = dns.message.make_query(
+            name, rdtype, rdclass, use_edns=0, payload=edns, want_dnssec=do
+        )
     query.flags = dns.flags.RD if rd else 0
     return query
 
 
-def ask(table: ZoneTable, name: str, rdtype: str = "A", *, tcp: bool = False,
-        **kw: object) -> dns.message.Message:
+def ask(
+    table: ZoneTable, name: str, rdtype: str = "A", *, tcp: bool = False, **kw: object
+) -> dns.message.Message:
     return answer(make_query(name, rdtype, **kw), table, tcp=tcp)  # type: ignore[arg-type]
 
 
-def ask_wire(table: ZoneTable, name: str, rdtype: str = "A", *, tcp: bool = False,
-             **kw: object) -> tuple[dns.message.Message, Reply]:
+def ask_wire(
+    table: ZoneTable, name: str, rdtype: str = "A", *, tcp: bool = False, **kw: object
+) -> tuple[dns.message.Message, Reply]:
     reply = handle(make_query(name, rdtype, **kw).to_wire(), table, tcp=tcp)  # type: ignore[arg-type]
     assert reply.wire is not None
     return dns.message.from_wire(reply.wire), reply
@@ -108,16 +119,22 @@ def records(section: list[dns.rrset.RRset]) -> set[str]:
     out = set()
     for rrset in section:
         for rd in rrset:
-            out.add(f"{rrset.name} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
-                    f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}")
+            out.add(
+                f"{rrset.name} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
+                f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}"
+            )
     return out
 
 
 def types_in(section: list[dns.rrset.RRset]) -> set[tuple[str, str]]:
-    return {(str(r.name), dns.rdatatype.to_text(r.rdtype if r.rdtype != dns.rdatatype.RRSIG
-                                                 else r.covers) + ("/SIG" if r.rdtype == 46
-                                                                   else ""))
-            for r in section}
+    return {
+        (
+            str(r.name),
+            dns.rdatatype.to_text(r.rdtype if r.rdtype != dns.rdatatype.RRSIG else r.covers)
+            + ("/SIG" if r.rdtype == 46 else ""),
+        )
+        for r in section
+    }
 
 
 # --- small zones for the unit tests -------------------------------------------------------------
@@ -184,16 +201,21 @@ def table() -> ZoneTable:
 
 # --- 1. the rules -------------------------------------------------------------------------------
 
+
 def test_exact_match_is_authoritative_with_apex_ns_and_addresses(table: ZoneTable) -> None:
     response = ask(table, "www.example", "A")
     assert response.rcode() == dns.rcode.NOERROR
     assert response.flags & dns.flags.AA
     assert records(response.answer) == {"www.example. 300 IN A 192.0.2.80"}
-    assert records(response.authority) == {"example. 300 IN NS ns1.example.",
-                                            "example. 300 IN NS ns2.elsewhere."}
+    assert records(response.authority) == {
+        "example. 300 IN NS ns1.example.",
+        "example. 300 IN NS ns2.elsewhere.",
+    }
     # the in-zone name server's addresses; never an out-of-zone one
-    assert records(response.additional) == {"ns1.example. 300 IN A 192.0.2.1",
-                                             "ns1.example. 300 IN AAAA 2001:db8::1"}
+    assert records(response.additional) == {
+        "ns1.example. 300 IN A 192.0.2.1",
+        "ns1.example. 300 IN AAAA 2001:db8::1",
+    }
 
 
 def test_rd_drops_the_authority_ns_like_bind_no_auth_recursive(table: ZoneTable) -> None:
@@ -222,17 +244,24 @@ def test_mx_and_srv_targets_get_addresses(table: ZoneTable) -> None:
     response = ask(table, "example", "MX", rd=True)
     assert records(response.additional) == {"mail.example. 300 IN A 192.0.2.25"}
     response = ask(table, "_x._tcp.example", "SRV", rd=True)
-    assert records(response.additional) == {"www.example. 300 IN A 192.0.2.80",
-                                             "www.example. 300 IN AAAA 2001:db8::80"}
+    assert records(response.additional) == {
+        "www.example. 300 IN A 192.0.2.80",
+        "www.example. 300 IN AAAA 2001:db8::80",
+    }
 
 
 def test_cname_chain_is_followed_inside_the_zone(table: ZoneTable) -> None:
     response = ask(table, "alias2.example", "AAAA", rd=True)
-    assert records(response.answer) == {"alias2.example. 300 IN CNAME alias.example.",
-                                        "alias.example. 300 IN CNAME www.example.",
-                                        "www.example. 300 IN AAAA 2001:db8::80"}
-    assert [str(r.name) for r in response.answer] == ["alias2.example.", "alias.example.",
-                                                      "www.example."]
+    assert records(response.answer) == {
+        "alias2.example. 300 IN CNAME alias.example.",
+        "alias.example. 300 IN CNAME www.example.",
+        "www.example. 300 IN AAAA 2001:db8::80",
+    }
+    assert [str(r.name) for r in response.answer] == [
+        "alias2.example.",
+        "alias.example.",
+        "www.example.",
+    ]
     assert response.flags & dns.flags.AA
 
 
@@ -251,8 +280,10 @@ def test_cname_to_nodata_and_nxdomain_report_the_end_of_the_chain(table: ZoneTab
 
 
 def test_cname_leaving_the_zone_stops_even_into_a_zone_we_serve(table: ZoneTable) -> None:
-    for name, target in (("ext.example", "www.elsewhere."), ("tochild.example",
-                                                               "www.child.example.")):
+    for name, target in (
+        ("ext.example", "www.elsewhere."),
+        ("tochild.example", "www.child.example."),
+    ):
         response = ask(table, name, "A")
         assert response.rcode() == dns.rcode.NOERROR
         assert records(response.answer) == {f"{name}. 300 IN CNAME {target}"}
@@ -300,15 +331,19 @@ def test_the_wildcard_owner_queried_directly_and_names_below_it(table: ZoneTable
 
 def test_wildcard_cname_is_synthesized_and_followed(table: ZoneTable) -> None:
     response = ask(table, "a.wc.example", "A")
-    assert records(response.answer) == {"a.wc.example. 300 IN CNAME www.example.",
-                                        "www.example. 300 IN A 192.0.2.80"}
+    assert records(response.answer) == {
+        "a.wc.example. 300 IN CNAME www.example.",
+        "www.example. 300 IN A 192.0.2.80",
+    }
 
 
 def test_dname_synthesizes_a_cname_with_the_dname_ttl(table: ZoneTable) -> None:
     response = ask(table, "a.b.dn.example", "A")
     assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
-    assert records(response.answer) == {"dn.example. 600 IN DNAME target.test.",
-                                        "a.b.dn.example. 600 IN CNAME a.b.target.test."}
+    assert records(response.answer) == {
+        "dn.example. 600 IN DNAME target.test.",
+        "a.b.dn.example. 600 IN CNAME a.b.target.test.",
+    }
     # the DNAME owner itself is not redirected
     response = ask(table, "dn.example", "A")
     assert response.answer == [] and types_in(response.authority) == {("example.", "SOA")}
@@ -327,8 +362,10 @@ def test_referral_has_the_delegation_ns_glue_and_no_aa(table: ZoneTable) -> None
         assert response.rcode() == dns.rcode.NOERROR
         assert not response.flags & dns.flags.AA
         assert response.answer == []
-        assert records(response.authority) == {"sub.example. 300 IN NS ns.sub.example.",
-                                                "sub.example. 300 IN NS ns1.example."}
+        assert records(response.authority) == {
+            "sub.example. 300 IN NS ns.sub.example.",
+            "sub.example. 300 IN NS ns1.example.",
+        }
         # glue only: ns1 is authoritative data, not glue, and BIND leaves it out too
         assert records(response.additional) == {"ns.sub.example. 300 IN A 192.0.2.53"}
     # NS at the cut is the child's: a referral, not an answer
@@ -348,18 +385,22 @@ def test_ds_is_answered_from_the_parent_side(table: ZoneTable) -> None:
     response = ask(table, "child.example", "SOA")
     assert records(response.answer) == {
         "child.example. 300 IN SOA ns.child.example. hostmaster.child.example. 1 7200 900 "
-        "1209600 300"}
+        "1209600 300"
+    }
 
 
 def test_nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl(table: ZoneTable) -> None:
-    for name, rcode in (("nothing.example", dns.rcode.NXDOMAIN),
-                        ("www.example", dns.rcode.NOERROR)):
+    for name, rcode in (
+        ("nothing.example", dns.rcode.NXDOMAIN),
+        ("www.example", dns.rcode.NOERROR),
+    ):
         response = ask(table, name, "TXT", rd=True)
         assert response.rcode() == rcode and response.flags & dns.flags.AA
         assert response.answer == []
         # RFC 2308: min(SOA TTL 3600, MINIMUM 60)
         assert records(response.authority) == {
-            "example. 60 IN SOA ns1.example. hostmaster.example. 1 7200 900 1209600 60"}
+            "example. 60 IN SOA ns1.example. hostmaster.example. 1 7200 900 1209600 60"
+        }
 
 
 def test_empty_non_terminals_are_nodata(table: ZoneTable) -> None:
@@ -425,39 +466,65 @@ def test_any_is_minimal_over_udp_and_full_over_tcp(table: ZoneTable) -> None:
 def test_minimal_any_picks_the_first_rrset_in_bind_node_order() -> None:
     """BIND iterates a node's priority types (A, MX, TXT, ...) first, each group in
     zone-file order; the canonical file orders types by number."""
-    zones = table_of({"example": EXAMPLE.replace("ns1               A     192.0.2.1\n", (
-        "ns1               A     192.0.2.1\n"
-        "prio              HINFO \"cpu\" \"os\"\n"
-        "prio              MX    10 mail\n"
-        "rest              CAA   0 issue \"ca.example\"\n"
-        "rest              HINFO \"cpu\" \"os\"\n"))})
+    zones = table_of(
+        {
+            "example": EXAMPLE.replace(
+                "ns1               A     192.0.2.1\n",
+                (
+                    "ns1               A     192.0.2.1\n"
+                    'prio              HINFO "cpu" "os"\n'
+                    "prio              MX    10 mail\n"
+                    'rest              CAA   0 issue "ca.example"\n'
+                    'rest              HINFO "cpu" "os"\n'
+                ),
+            )
+        }
+    )
     assert types_in(ask(zones, "prio.example", "ANY").answer) == {("prio.example.", "MX")}
     assert types_in(ask(zones, "rest.example", "ANY").answer) == {("rest.example.", "HINFO")}
     assert types_in(ask(zones, "rest.example", "ANY", tcp=True).answer) == {
-        ("rest.example.", "HINFO"), ("rest.example.", "CAA")}
+        ("rest.example.", "HINFO"),
+        ("rest.example.", "CAA"),
+    }
 
 
 def test_the_fast_query_parser_agrees_with_dnspython() -> None:
-    for query in (make_query("www.example", "A"), make_query("WwW.Example", "AAAA", rd=True),
-                  make_query("example", "ANY", edns=4096, do=True),
-                  make_query("x.example", "TYPE65280", edns=300),
-                  make_query(".", "NS", edns=1232)):
+    for query in (
+        make_query("www.example", "A"),
+        make_query("WwW.Example", "AAAA", rd=True),
+        make_query("example", "ANY", edns=4096, do=True),
+        make_query("x.example", "TYPE65280", edns=300),
+        make_query(".", "NS", edns=1232),
+    ):
         wire = query.to_wire()
         fast = _plain_query(wire)
         slow = dns.message.from_wire(wire)
         assert fast is not None
-        assert (fast.id, int(fast.flags), fast.edns, fast.ednsflags, fast.payload
-                if fast.edns >= 0 else None) == (slow.id, int(slow.flags), slow.edns,
-                                                 slow.ednsflags, slow.payload
-                                                 if slow.edns >= 0 else None)
+        assert (
+            fast.id,
+            int(fast.flags),
+            fast.edns,
+            fast.ednsflags,
+            fast.payload if fast.edns >= 0 else None,
+        ) == (
+            slow.id,
+            int(slow.flags),
+            slow.edns,
+            slow.ednsflags,
+            slow.payload if slow.edns >= 0 else None,
+        )
         assert [(str(q.name), q.rdtype, q.rdclass) for q in fast.question] == [
-            (str(q.name), q.rdtype, q.rdclass) for q in slow.question]
+            (str(q.name), q.rdtype, q.rdclass) for q in slow.question
+        ]
     # anything else goes to dnspython: options, compression, trailing bytes, TSIG
     with_option = make_query("www.example", "A", edns=1232)
     with_option.use_edns(0, payload=1232, options=[dns.edns.GenericOption(10, b"12345678")])
     compressed = bytearray(make_query("example", "A").to_wire())
-    for wire in (with_option.to_wire(), make_query("www.example").to_wire() + b"x",
-                 bytes(compressed[:12]) + b"\x03www\xc0\x0c" + bytes(compressed[-4:])):
+    for wire in (
+        with_option.to_wire(),
+        make_query("www.example").to_wire() + b"x",
+        bytes(compressed[:12]) + b"\x03www\xc0\x0c" + bytes(compressed[-4:]),
+    ):
         assert _plain_query(wire) is None
 
 
@@ -478,8 +545,9 @@ def test_truncation_without_edns_sends_the_records_that_fit(table: ZoneTable) ->
     response, _ = ask_wire(table, "big.example", "TXT")
     assert response.flags & dns.flags.TC
     assert 0 < sum(len(r) for r in response.answer) < 8  # a partial RRset, as BIND
-    assert len(handle(make_query("big.example", "TXT").to_wire(), table, tcp=False).wire
-               or b"") <= 512
+    assert (
+        len(handle(make_query("big.example", "TXT").to_wire(), table, tcp=False).wire or b"") <= 512
+    )
 
 
 def test_truncation_with_edns_sends_whole_rrsets_only(table: ZoneTable) -> None:
@@ -511,9 +579,12 @@ def test_dnssec_answers_signed_zone() -> None:
     assert types_in(response.answer) == {("www.example.", "A")}
     # NODATA: the SOA (negative TTL on the signature too) and the name's NSEC
     response = ask(zones, "www.example", "TXT", do=True)
-    assert types_in(response.authority) == {("example.", "SOA"), ("example.", "SOA/SIG"),
-                                            ("www.example.", "NSEC"),
-                                            ("www.example.", "NSEC/SIG")}
+    assert types_in(response.authority) == {
+        ("example.", "SOA"),
+        ("example.", "SOA/SIG"),
+        ("www.example.", "NSEC"),
+        ("www.example.", "NSEC/SIG"),
+    }
     assert {r.ttl for r in response.authority if r.name == dns.name.from_text("example")} == {60}
     # NXDOMAIN: the NSEC covering the name and the one covering the wildcard
     response = ask(zones, "nothing.example", "A", do=True)
@@ -548,21 +619,23 @@ def signed_with_dnspython(text: str, origin: str) -> str:
 
 # --- the wire layer ----------------------------------------------------------------------------
 
+
 def test_garbage_is_dropped_or_formerr(table: ZoneTable) -> None:
     assert handle(b"", table, tcp=False).wire is None
     assert handle(b"\x12\x34\x01", table, tcp=False).wire is None
     response = make_query("www.example", "A").to_wire()
     assert handle(response[:2] + b"\x80" + response[3:], table, tcp=False).wire is None  # QR=1
     header = struct.pack("!HHHHHH", 0x1234, 0, 0, 0, 0, 0)
-    for wire in (header,                                        # no question
-                 header[:4] + b"\x00\x02" + response[6:] + response[12:],  # two questions
-                 response[:20],                                 # a question cut short
-                 response + b"junk"):                           # trailing bytes
+    for wire in (
+        header,  # no question
+        header[:4] + b"\x00\x02" + response[6:] + response[12:],  # two questions
+        response[:20],  # a question cut short
+        response + b"junk",
+    ):  # trailing bytes
         reply = handle(wire, table, tcp=False)
         assert reply.wire is not None and reply.kind == "error" and not reply.cacheable
         parsed = dns.message.from_wire(reply.wire)
-        assert parsed.rcode() == dns.rcode.FORMERR and parsed.id == struct.unpack(
-            "!H", wire[:2])[0]
+        assert parsed.rcode() == dns.rcode.FORMERR and parsed.id == struct.unpack("!H", wire[:2])[0]
 
 
 def test_bad_opt_is_formerr_with_the_question(table: ZoneTable) -> None:
@@ -580,7 +653,8 @@ def test_opcodes(table: ZoneTable) -> None:
     for opcode, kind in ((dns.opcode.NOTIFY, "notify"), (dns.opcode.UPDATE, "update")):
         flags = struct.pack("!H", opcode << 11)
         assert handle(wire[:2] + flags + wire[4:], table, tcp=False) == Reply(
-            None, False, None, kind)
+            None, False, None, kind
+        )
     for opcode in (dns.opcode.IQUERY, dns.opcode.STATUS, 3, 6, 15):
         flags = struct.pack("!H", opcode << 11 | dns.flags.RD)
         reply = handle(wire[:2] + flags + wire[4:], table, tcp=False)
@@ -606,8 +680,7 @@ def test_tsig_signed_queries_get_signed_answers(table: ZoneTable) -> None:
     query.use_tsig(keyring, keyname="k.")
     reply = handle(query.to_wire(), table, tcp=False, keyring=keyring)
     assert not reply.cacheable
-    response = dns.message.from_wire(reply.wire or b"", keyring=keyring,
-                                      request_mac=query.mac)
+    response = dns.message.from_wire(reply.wire or b"", keyring=keyring, request_mac=query.mac)
     assert response.had_tsig and response.rcode() == dns.rcode.NOERROR
     assert records(response.answer) == {"www.example. 300 IN A 192.0.2.80"}
     # an unknown key: NOTAUTH, TSIG error BADKEY, unsigned
@@ -624,6 +697,7 @@ def test_tsig_signed_queries_get_signed_answers(table: ZoneTable) -> None:
 
 # --- 2. the battery against BIND -----------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Battery:
     bind: Bind
@@ -638,18 +712,37 @@ def _sign(workdir: Path, origin: str, text: str, nsec3: str) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
     keys = []
     for extra in (["-f", "KSK"], []):
-        done = subprocess.run([keygen, "-q", "-K", str(workdir), "-a", "ECDSAP256SHA256",
-                               *extra, origin], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [keygen, "-q", "-K", str(workdir), "-a", "ECDSAP256SHA256", *extra, origin],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         keys.append(workdir / done.stdout.strip())
     source = workdir / f"{origin}.zone"
     source.write_text(text + "".join(Path(f"{key}.key").read_text() for key in keys))
     out = workdir / f"{origin}.signed"
-    argv = [signzone, "-q", "-K", str(workdir), "-o", origin, "-e", "20500101000000",
-            "-f", str(out)]
+    argv = [
+        signzone,
+        "-q",
+        "-K",
+        str(workdir),
+        "-o",
+        origin,
+        "-e",
+        "20500101000000",
+        "-f",
+        str(out),
+    ]
     if nsec3:
         argv += ["-3", "-", "-H", "0"] + (["-A"] if nsec3 == "optout" else [])
-    subprocess.run([*argv, str(source), *(str(key) for key in keys)], capture_output=True,
-                   text=True, check=True, cwd=workdir)
+    subprocess.run(
+        [*argv, str(source), *(str(key) for key in keys)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=workdir,
+    )
     return out.read_text()
 
 
@@ -690,14 +783,16 @@ def _enable_minimal_any(bind: Bind) -> None:
     conf = bind.workdir / "named.conf"
     text = conf.read_text()
     assert "    recursion no;\n" in text
-    conf.write_text(text.replace("    recursion no;\n",
-                                 "    recursion no;\n    minimal-any yes;\n"))
+    conf.write_text(
+        text.replace("    recursion no;\n", "    recursion no;\n    minimal-any yes;\n")
+    )
     bind.reload()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            response = dns.query.udp(make_query("answer.example", "ANY"), bind.host,
-                                     port=bind.port, timeout=0.5)
+            response = dns.query.udp(
+                make_query("answer.example", "ANY"), bind.host, port=bind.port, timeout=0.5
+            )
             if len(response.answer) == 1:
                 return
         except dns.exception.DNSException:
@@ -710,48 +805,149 @@ LONG = ".".join(["a" * 60] * 2)
 
 # (name relative to the zone ("@" is the apex), type); every rule of answer.py has a line.
 BASE_QUERIES: list[tuple[str, str]] = [
-    ("@", "SOA"), ("@", "NS"), ("@", "MX"), ("@", "TXT"), ("@", "A"), ("@", "AAAA"),
-    ("@", "ANY"), ("@", "DS"), ("@", "DNSKEY"), ("@", "NSEC3PARAM"),
-    ("www", "A"), ("WwW", "AAAA"), ("www", "MX"), ("www", "ANY"), ("www", "RRSIG"),
-    ("www", "NSEC"), ("www", "TYPE65280"), ("ns1", "A"),
-    ("mixedcase", "A"), ("MIXEDCASE", "A"), ("upper.mixed", "TXT"), ("MIXED", "A"),
-    ("nothere", "A"), ("a.b.nothere", "MX"), ("zzzz", "A"), ("0", "A"),
-    ("_sip._tcp", "SRV"), ("mx", "MX"), ("mxglue", "MX"), ("mxwild", "MX"), ("mx", "ANY"),
-    ("sub", "NS"), ("sub", "A"), ("host.sub", "A"), ("ns.sub", "A"), ("ns.sub", "AAAA"),
-    ("sub", "DS"), ("x.sub", "DS"), ("occluded.sub", "A"), ("sub", "ANY"),
-    ("noglue", "A"), ("noglue", "DS"), ("sibling", "AAAA"),
-    ("child", "DS"), ("child", "NS"), ("child", "SOA"), ("www.child", "A"),
-    ("nothere.child", "A"), ("bigdeleg", "A"), ("x.bigdeleg", "AAAA"),
-    ("foo.wild", "A"), ("FOO.Wild", "TXT"), ("foo.wild", "MX"), ("a.b.wild", "A"),
-    ("foo.wild", "ANY"), ("exists.wild", "A"), ("exists.wild", "TXT"), ("x.exists.wild", "A"),
-    ("ent.wild", "A"), ("x.ent.wild", "A"), ("*.wild", "A"), ("*.wild", "MX"),
-    ("sub.*.wild", "TXT"), ("x.*.wild", "A"), ("foo.wcname", "A"), ("foo.wcname", "CNAME"),
-    ("foo.wmx", "MX"), ("foo.ewild", "A"), ("host.*.ewild", "TXT"),
-    ("c1", "A"), ("c1", "CNAME"), ("c1", "MX"), ("c1", "ANY"), ("cext", "A"), ("cother", "A"),
-    ("cchild", "A"), ("loop1", "A"), ("cnx", "A"), ("cdeleg", "A"), ("cwild", "A"),
-    ("cdname", "A"), ("cbig", "TXT"), ("chain00", "A"), ("chain01", "A"), ("chain02", "A"),
-    ("dn", "DNAME"), ("dn", "A"), ("www.dn", "A"), ("nope.dn", "A"), ("x.y.dnext", "A"),
-    ("www.dnother", "A"), ("dtarget.dn", "A"), (f"{LONG}.x.dnlong", "A"),
-    ("b.ent", "A"), ("ent", "TXT"), ("a.b.ent", "TXT"), ("A.B.ENT", "TXT"),
-    ("a\\.b", "TXT"), ("sp\\032ace", "TXT"), ("A\\.B", "ANY"),
-    ("bigtxt", "TXT"), ("hugetxt", "TXT"), ("manya", "A"), ("mxmany", "MX"),
-    ("widedeleg", "A"), ("longdeleg", "A"), ("ttlmix", "A"), ("ns12.bigdeleg", "AAAA"),
-    ("ns00.bigdeleg", "A"), (f"{'n' * 60}0.{'l' * 60}.longdeleg", "A"),
-    ("WWW.Dn", "A"), ("Host.SUB", "A"), ("X.Sub", "DS"), ("FOO.WCNAME", "A"),
-    ("Nothere", "A"), ("C1", "A"), ("Exists.WILD", "TXT"), ("X.Ent.Wild", "A"),
-    ("Foo.EWild", "A"), ("FOO.wmx", "MX"), ("CHILD", "DS"), ("Sub", "NS"),
+    ("@", "SOA"),
+    ("@", "NS"),
+    ("@", "MX"),
+    ("@", "TXT"),
+    ("@", "A"),
+    ("@", "AAAA"),
+    ("@", "ANY"),
+    ("@", "DS"),
+    ("@", "DNSKEY"),
+    ("@", "NSEC3PARAM"),
+    ("www", "A"),
+    ("WwW", "AAAA"),
+    ("www", "MX"),
+    ("www", "ANY"),
+    ("www", "RRSIG"),
+    ("www", "NSEC"),
+    ("www", "TYPE65280"),
+    ("ns1", "A"),
+    ("mixedcase", "A"),
+    ("MIXEDCASE", "A"),
+    ("upper.mixed", "TXT"),
+    ("MIXED", "A"),
+    ("nothere", "A"),
+    ("a.b.nothere", "MX"),
+    ("zzzz", "A"),
+    ("0", "A"),
+    ("_sip._tcp", "SRV"),
+    ("mx", "MX"),
+    ("mxglue", "MX"),
+    ("mxwild", "MX"),
+    ("mx", "ANY"),
+    ("sub", "NS"),
+    ("sub", "A"),
+    ("host.sub", "A"),
+    ("ns.sub", "A"),
+    ("ns.sub", "AAAA"),
+    ("sub", "DS"),
+    ("x.sub", "DS"),
+    ("occluded.sub", "A"),
+    ("sub", "ANY"),
+    ("noglue", "A"),
+    ("noglue", "DS"),
+    ("sibling", "AAAA"),
+    ("child", "DS"),
+    ("child", "NS"),
+    ("child", "SOA"),
+    ("www.child", "A"),
+    ("nothere.child", "A"),
+    ("bigdeleg", "A"),
+    ("x.bigdeleg", "AAAA"),
+    ("foo.wild", "A"),
+    ("FOO.Wild", "TXT"),
+    ("foo.wild", "MX"),
+    ("a.b.wild", "A"),
+    ("foo.wild", "ANY"),
+    ("exists.wild", "A"),
+    ("exists.wild", "TXT"),
+    ("x.exists.wild", "A"),
+    ("ent.wild", "A"),
+    ("x.ent.wild", "A"),
+    ("*.wild", "A"),
+    ("*.wild", "MX"),
+    ("sub.*.wild", "TXT"),
+    ("x.*.wild", "A"),
+    ("foo.wcname", "A"),
+    ("foo.wcname", "CNAME"),
+    ("foo.wmx", "MX"),
+    ("foo.ewild", "A"),
+    ("host.*.ewild", "TXT"),
+    ("c1", "A"),
+    ("c1", "CNAME"),
+    ("c1", "MX"),
+    ("c1", "ANY"),
+    ("cext", "A"),
+    ("cother", "A"),
+    ("cchild", "A"),
+    ("loop1", "A"),
+    ("cnx", "A"),
+    ("cdeleg", "A"),
+    ("cwild", "A"),
+    ("cdname", "A"),
+    ("cbig", "TXT"),
+    ("chain00", "A"),
+    ("chain01", "A"),
+    ("chain02", "A"),
+    ("dn", "DNAME"),
+    ("dn", "A"),
+    ("www.dn", "A"),
+    ("nope.dn", "A"),
+    ("x.y.dnext", "A"),
+    ("www.dnother", "A"),
+    ("dtarget.dn", "A"),
+    (f"{LONG}.x.dnlong", "A"),
+    ("b.ent", "A"),
+    ("ent", "TXT"),
+    ("a.b.ent", "TXT"),
+    ("A.B.ENT", "TXT"),
+    ("a\\.b", "TXT"),
+    ("sp\\032ace", "TXT"),
+    ("A\\.B", "ANY"),
+    ("bigtxt", "TXT"),
+    ("hugetxt", "TXT"),
+    ("manya", "A"),
+    ("mxmany", "MX"),
+    ("widedeleg", "A"),
+    ("longdeleg", "A"),
+    ("ttlmix", "A"),
+    ("ns12.bigdeleg", "AAAA"),
+    ("ns00.bigdeleg", "A"),
+    (f"{'n' * 60}0.{'l' * 60}.longdeleg", "A"),
+    ("WWW.Dn", "A"),
+    ("Host.SUB", "A"),
+    ("X.Sub", "DS"),
+    ("FOO.WCNAME", "A"),
+    ("Nothere", "A"),
+    ("C1", "A"),
+    ("Exists.WILD", "TXT"),
+    ("X.Ent.Wild", "A"),
+    ("Foo.EWild", "A"),
+    ("FOO.wmx", "MX"),
+    ("CHILD", "DS"),
+    ("Sub", "NS"),
 ]
 
 # queries outside the zone, and odd classes
 OTHER_QUERIES: list[tuple[str, str, str]] = [
-    ("www.example.com.", "A", "IN"), (".", "NS", "IN"), ("example.", "SOA", "IN"),
-    ("other.example.", "SOA", "IN"), ("www.other.example.", "A", "IN"),
-    ("foo.bind.", "TXT", "CH"), ("www.answer.example.", "A", "CH"),
-    ("www.answer.example.", "A", "HS"), ("www.answer.example.", "A", "ANY"),
-    ("www.answer.example.", "MAILB", "IN"), ("www.answer.example.", "TSIG", "IN"),
-    ("dnapex.example.", "TXT", "IN"), ("dnapex.example.", "DNAME", "IN"),
-    ("www.dnapex.example.", "A", "IN"), ("a.b.dnapex.example.", "TXT", "IN"),
-    ("child.answer.example.", "ANY", "IN"), ("www.child.answer.example.", "ANY", "IN"),
+    ("www.example.com.", "A", "IN"),
+    (".", "NS", "IN"),
+    ("example.", "SOA", "IN"),
+    ("other.example.", "SOA", "IN"),
+    ("www.other.example.", "A", "IN"),
+    ("foo.bind.", "TXT", "CH"),
+    ("www.answer.example.", "A", "CH"),
+    ("www.answer.example.", "A", "HS"),
+    ("www.answer.example.", "A", "ANY"),
+    ("www.answer.example.", "MAILB", "IN"),
+    ("www.answer.example.", "TSIG", "IN"),
+    ("dnapex.example.", "TXT", "IN"),
+    ("dnapex.example.", "DNAME", "IN"),
+    ("www.dnapex.example.", "A", "IN"),
+    ("a.b.dnapex.example.", "TXT", "IN"),
+    ("child.answer.example.", "ANY", "IN"),
+    ("www.child.answer.example.", "ANY", "IN"),
 ]
 
 
@@ -802,8 +998,10 @@ def _record_lines(section: list[dns.rrset.RRset]) -> list[str]:
     out = []
     for rrset in section:
         for rd in rrset:
-            out.append(f"{rrset.name} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
-                       f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}")
+            out.append(
+                f"{rrset.name} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
+                f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}"
+            )
     return out
 
 
@@ -818,13 +1016,23 @@ def compare(bind: dns.message.Message, ours: dns.message.Message) -> list[str]:
     """The differences between two responses, section by section (empty: the same)."""
     problems = []
     if bind.rcode() != ours.rcode():
-        problems.append(f"rcode {dns.rcode.to_text(bind.rcode())} != "
-                        f"{dns.rcode.to_text(ours.rcode())}")
-    mask = dns.flags.QR | dns.flags.AA | dns.flags.TC | dns.flags.RD | dns.flags.RA | \
-        dns.flags.AD | dns.flags.CD
+        problems.append(
+            f"rcode {dns.rcode.to_text(bind.rcode())} != {dns.rcode.to_text(ours.rcode())}"
+        )
+    mask = (
+        dns.flags.QR
+        | dns.flags.AA
+        | dns.flags.TC
+        | dns.flags.RD
+        | dns.flags.RA
+        | dns.flags.AD
+        | dns.flags.CD
+    )
     if bind.flags & mask != ours.flags & mask:
-        problems.append(f"flags {dns.flags.to_text(bind.flags & mask)!r} != "
-                        f"{dns.flags.to_text(ours.flags & mask)!r}")
+        problems.append(
+            f"flags {dns.flags.to_text(bind.flags & mask)!r} != "
+            f"{dns.flags.to_text(ours.flags & mask)!r}"
+        )
     if bind.opcode() != ours.opcode():
         problems.append(f"opcode {bind.opcode()} != {ours.opcode()}")
     question = [(str(q.name), q.rdtype, q.rdclass) for q in bind.question]
@@ -837,27 +1045,32 @@ def compare(bind: dns.message.Message, ours: dns.message.Message) -> list[str]:
     options = sorted(o.to_text() for o in bind.options)
     if options != sorted(o.to_text() for o in ours.options):
         problems.append(f"EDNS options {options} != {sorted(o.to_text() for o in ours.options)}")
-    for label, theirs, mine in (("answer", bind.answer, ours.answer),
-                                ("authority", bind.authority, ours.authority),
-                                ("additional", bind.additional, ours.additional)):
+    for label, theirs, mine in (
+        ("answer", bind.answer, ours.answer),
+        ("authority", bind.authority, ours.authority),
+        ("additional", bind.additional, ours.additional),
+    ):
         if bind.flags & dns.flags.TC:
             # a truncated set keeps whichever records fit: compare names and types.  Not
             # counts: BIND's default rrset-order shuffles an RRset, and which names can
             # be compressed (so how many records fit) depends on that order.
             if set(_rrset_keys(theirs)) != set(_rrset_keys(mine)):
-                problems.append(f"{label} (truncated) {dict(_rrset_keys(theirs))} != "
-                                f"{dict(_rrset_keys(mine))}")
+                problems.append(
+                    f"{label} (truncated) {dict(_rrset_keys(theirs))} != {dict(_rrset_keys(mine))}"
+                )
             continue
         want, have = set(_record_lines(theirs)), set(_record_lines(mine))
         if want != have:
-            problems.append(f"{label}: only BIND {sorted(want - have)}; "
-                            f"only secdns {sorted(have - want)}")
+            problems.append(
+                f"{label}: only BIND {sorted(want - have)}; only secdns {sorted(have - want)}"
+            )
     return problems
 
 
 def _query_wire(case: Case) -> bytes:
-    query = make_query(case.name, case.rdtype, rd=case.rd, edns=case.edns, do=case.do,
-                       rdclass=case.rdclass)
+    query = make_query(
+        case.name, case.rdtype, rd=case.rd, edns=case.edns, do=case.do, rdclass=case.rdclass
+    )
     query.id = 0x5EC5
     return query.to_wire()
 
@@ -885,19 +1098,28 @@ def test_battery_matches_bind(battery: Battery, case: Case) -> None:
     assert reply.wire is not None and reply.kind == "query"
     ours = dns.message.from_wire(reply.wire)
     problems = compare(theirs, ours)
-    assert not problems, f"{case}:\n  " + "\n  ".join(problems) + (
-        f"\n--- BIND\n{theirs}\n--- secdns\n{ours}")
+    assert not problems, (
+        f"{case}:\n  " + "\n  ".join(problems) + (f"\n--- BIND\n{theirs}\n--- secdns\n{ours}")
+    )
     if not case.tcp:
         limit = 512 if case.edns is None else max(512, min(case.edns, EDNS_PAYLOAD))
         assert len(reply.wire) <= limit
 
 
 MALFORMED = [
-    ("two OPT records", "two-opt"), ("OPT owner not root", "opt-owner"),
-    ("no question", "qd0"), ("two questions", "qd2"), ("question cut short", "cut"),
-    ("opcode IQUERY", "op1"), ("opcode STATUS", "op2"), ("opcode 6", "op6"),
-    ("TC set in the query", "tc"), ("Z bit set", "z"), ("EDNS version 1", "v1"),
-    ("EDNS version 1 with DO", "v1do"), ("unknown EDNS option", "opt-unknown"),
+    ("two OPT records", "two-opt"),
+    ("OPT owner not root", "opt-owner"),
+    ("no question", "qd0"),
+    ("two questions", "qd2"),
+    ("question cut short", "cut"),
+    ("opcode IQUERY", "op1"),
+    ("opcode STATUS", "op2"),
+    ("opcode 6", "op6"),
+    ("TC set in the query", "tc"),
+    ("Z bit set", "z"),
+    ("EDNS version 1", "v1"),
+    ("EDNS version 1 with DO", "v1do"),
+    ("unknown EDNS option", "opt-unknown"),
 ]
 
 
@@ -951,6 +1173,7 @@ def test_malformed_queries_match_bind(battery: Battery, label: str, kind: str) -
 
 # --- 3. fuzzing ---------------------------------------------------------------------------------
 
+
 def _mutations(rng: random.Random, seeds: list[bytes]) -> Iterator[tuple[bytes, bool]]:
     for _ in range(1500):
         yield bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80))), rng.random() < 0.3
@@ -963,13 +1186,12 @@ def _mutations(rng: random.Random, seeds: list[bytes]) -> Iterator[tuple[bytes, 
             elif action == 1 and wire:
                 wire[rng.randrange(len(wire))] = rng.randrange(256)
             elif action == 2:
-                del wire[rng.randrange(len(wire) + 1):]
+                del wire[rng.randrange(len(wire) + 1) :]
             elif action == 3:
                 wire += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 20)))
             elif action == 4 and len(wire) >= 12:
                 position = rng.choice((4, 6, 8, 10))
-                wire[position:position + 2] = struct.pack("!H", rng.choice((0, 1, 2, 255,
-                                                                               65535)))
+                wire[position : position + 2] = struct.pack("!H", rng.choice((0, 1, 2, 255, 65535)))
             elif action == 5 and len(wire) >= 4:
                 wire[2] = rng.randrange(256) & 0x7F
         yield bytes(wire), rng.random() < 0.3
@@ -977,14 +1199,26 @@ def _mutations(rng: random.Random, seeds: list[bytes]) -> Iterator[tuple[bytes, 
 
 def test_fuzzed_packets_never_raise_and_never_amplify(table: ZoneTable) -> None:
     rng = random.Random(20240101)
-    names = ["www.example", "big.example", "x.wild.example", "a.b.dn.example", "sub.example",
-             "nothing.example", "example", "alias2.example", "elsewhere"]
+    names = [
+        "www.example",
+        "big.example",
+        "x.wild.example",
+        "a.b.dn.example",
+        "sub.example",
+        "nothing.example",
+        "example",
+        "alias2.example",
+        "elsewhere",
+    ]
     seeds = []
     for name in names:
         for rdtype in ("A", "TXT", "ANY", "NS", "DS", "MX"):
             seeds.append(make_query(name, rdtype).to_wire())
-            seeds.append(make_query(name, rdtype, edns=rng.choice((512, 1232, 4096)),
-                                    do=rng.random() < 0.5).to_wire())
+            seeds.append(
+                make_query(
+                    name, rdtype, edns=rng.choice((512, 1232, 4096)), do=rng.random() < 0.5
+                ).to_wire()
+            )
     answered = 0
     for wire, tcp in _mutations(rng, seeds):
         reply = handle(wire, table, tcp=tcp)

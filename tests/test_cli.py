@@ -39,10 +39,14 @@ def test_pull_usage_errors_are_exit_2():
         (["pull", "example.com", "@127.0.0.1:99999", "-o", "-"], "port out of range"),
         (["pull", "example.com", "@[::1", "-o", "-"], "missing ']'"),
         (["pull", "example..com", "@127.0.0.1", "-o", "-"], "bad zone name"),
-        (["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "sha1:k:abc"],
-         "unknown TSIG algorithm"),
-        (["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "k:not base64!"],
-         "not valid base64"),
+        (
+            ["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "sha1:k:abc"],
+            "unknown TSIG algorithm",
+        ),
+        (
+            ["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "k:not base64!"],
+            "not valid base64",
+        ),
     ]
     for args, message in cases:
         result = run(*args)
@@ -53,20 +57,35 @@ def test_pull_usage_errors_are_exit_2():
 
 def test_pull_network_failure_is_exit_3(tmp_path):
     # nothing listens on this port: the SOA probe times out or is refused
-    result = run("pull", "example.com", "@127.0.0.1:9", "-o", str(tmp_path / "z"),
-                 "--timeout", "0.2")
+    result = run(
+        "pull", "example.com", "@127.0.0.1:9", "-o", str(tmp_path / "z"), "--timeout", "0.2"
+    )
     assert result.exit_code == 3, result.stderr
     assert result.stderr.startswith("secdns: error: zone example.com., server 127.0.0.1:9:")
 
 
 def test_init_writes_a_valid_config(tmp_path):
     path = tmp_path / "secdns.toml"
-    result = run("init", "-c", str(path), "example.com", "@192.0.2.1", "@[2001:db8::1]:5300",
-                 "example.org", "@198.51.100.7", "--tsig", "xfr:c2VjcmV0")
+    result = run(
+        "init",
+        "-c",
+        str(path),
+        "example.com",
+        "@192.0.2.1",
+        "@[2001:db8::1]:5300",
+        "example.org",
+        "@198.51.100.7",
+        "--tsig",
+        "xfr:c2VjcmV0",
+    )
     assert result.exit_code == 0, result.stderr
     doc = tomllib.loads(path.read_text())
-    assert doc["zone"][0] == {"name": "example.com.", "primaries": [
-        "192.0.2.1:53", "[2001:db8::1]:5300"], "key": "xfr", "allow_transfer": []}
+    assert doc["zone"][0] == {
+        "name": "example.com.",
+        "primaries": ["192.0.2.1:53", "[2001:db8::1]:5300"],
+        "key": "xfr",
+        "allow_transfer": [],
+    }
     assert doc["keys"]["xfr"]["algorithm"] == "hmac-sha256"
     config = load_config(path)
     assert [z.text for z in config.zones] == ["example.com.", "example.org."]
@@ -93,8 +112,13 @@ primaries = ["192.0.2.1"]
     result = run("pull", "-c", str(path))
     assert result.exit_code == 2
     err = result.stderr
-    for fragment in ("server.concurrency", "hmac-sha999", "port out of range", "nokey",
-                     "zone[1].name"):
+    for fragment in (
+        "server.concurrency",
+        "hmac-sha999",
+        "port out of range",
+        "nokey",
+        "zone[1].name",
+    ):
         assert fragment in err, err
 
 
@@ -132,7 +156,11 @@ def test_pull_to_stdout(tmp_path):
         result = run("pull", ORIGIN, primary.addr, "-o", "-", "-q")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[1:] == [
-        "$ORIGIN example.com.", "$TTL 3600",
-        "@ 3600 IN SOA ns1 host 10 7200 900 1209600 300", "@ 3600 IN NS ns1",
-        "ns1 3600 IN A 192.0.2.1", "www 300 IN A 192.0.2.80"]
+        "$ORIGIN example.com.",
+        "$TTL 3600",
+        "@ 3600 IN SOA ns1 host 10 7200 900 1209600 300",
+        "@ 3600 IN NS ns1",
+        "ns1 3600 IN A 192.0.2.1",
+        "www 300 IN A 192.0.2.80",
+    ]
     assert result.stderr == ""

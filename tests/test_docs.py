@@ -78,15 +78,23 @@ def options_in_help(help_text: str) -> set[str]:
 
 # --- generated files ---------------------------------------------------------------------------
 
+
 def test_generated_files_are_current(tmp_path):
     assert gendocs.main(["--root", str(tmp_path)]) == 0
-    fresh = {p.relative_to(tmp_path).as_posix(): p.read_text()
-             for p in tmp_path.rglob("*") if p.is_file()}
-    stale = sorted(rel for rel, text in fresh.items()
-                   if not (ROOT / rel).is_file() or (ROOT / rel).read_text() != text)
+    fresh = {
+        p.relative_to(tmp_path).as_posix(): p.read_text()
+        for p in tmp_path.rglob("*")
+        if p.is_file()
+    }
+    stale = sorted(
+        rel
+        for rel, text in fresh.items()
+        if not (ROOT / rel).is_file() or (ROOT / rel).read_text() != text
+    )
     extra = sorted(gendocs.owned_files(ROOT) - set(fresh))
     assert not stale and not extra, (
-        f"out of date: {stale}; no longer generated: {extra}; {REGENERATE}")
+        f"out of date: {stale}; no longer generated: {extra}; {REGENERATE}"
+    )
 
 
 def test_gendocs_check_mode(tmp_path, capsys):
@@ -106,8 +114,13 @@ def test_gendocs_check_mode(tmp_path, capsys):
 
 
 def test_documented_regeneration_command_passes():
-    result = subprocess.run([sys.executable, "scripts/gendocs.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "scripts/gendocs.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -132,16 +145,25 @@ MAN_PAGES = sorted((ROOT / "man").glob("secdns*.[15]"))
 def test_man_page_renders_without_warnings(page):
     groff = need_binary("groff")
     for device in ("-Tutf8", "-Tps"):
-        result = subprocess.run([groff, "-ww", "-z", "-man", device, str(page)],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [groff, "-ww", "-z", "-man", device, str(page)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0 and result.stderr == "", (device, result.stderr)
 
 
 @pytest.mark.parametrize("page", MAN_PAGES, ids=lambda p: p.name)
 def test_man_l_renders(page):
     man = need_binary("man")
-    result = subprocess.run([man, "--warnings", "-l", str(page)], capture_output=True,
-                            text=True, timeout=60, env={**os.environ, "MANWIDTH": "80"})
+    result = subprocess.run(
+        [man, "--warnings", "-l", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MANWIDTH": "80"},
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr
     title = page.name.rsplit(".", 1)[0]
     assert result.stdout.startswith(f"{title.upper()}("), result.stdout[:200]
@@ -155,27 +177,45 @@ def test_every_option_in_help_is_in_the_man_page(command):
     result = run(*args)
     assert result.exit_code == 0, result.output
     source = deroff(man_page(command).read_text())
-    options_section = source.split('\n.SH OPTIONS\n', 1)[1].split("\n.SH ", 1)[0]
+    options_section = source.split("\n.SH OPTIONS\n", 1)[1].split("\n.SH ", 1)[0]
     wanted = options_in_help(result.output)
     assert "--help" in wanted and "-h" in wanted
-    missing = sorted(opt for opt in wanted
-                     if not re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", options_section))
+    missing = sorted(
+        opt
+        for opt in wanted
+        if not re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", options_section)
+    )
     assert not missing, f"{missing} not in {man_page(command).name}; {REGENERATE}"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_man_page_sections(command):
     source = man_page(command).read_text()
-    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", '"EXIT STATUS"',
-                    "ENVIRONMENT", "FILES", '"SEE ALSO"'):
+    for section in (
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        '"EXIT STATUS"',
+        "ENVIRONMENT",
+        "FILES",
+        '"SEE ALSO"',
+    ):
         assert f"\n.SH {section}\n" in source, section
     text = deroff(source)
     if command != "completion":
         assert "\n.SH EXAMPLES\n" in source
     for code, _meaning in gendocs.EXIT_CODE_TABLE:
         assert f"\n.TP\n{int(code)}\n" in text
-    for tool in ("dig (1)", "kdig (1)", "named-checkzone (8)", "knotc (8)", "nsupdate (1)",
-                 "secdns (1)", "secdns.toml (5)"):
+    for tool in (
+        "dig (1)",
+        "kdig (1)",
+        "named-checkzone (8)",
+        "knotc (8)",
+        "nsupdate (1)",
+        "secdns (1)",
+        "secdns.toml (5)",
+    ):
         assert f".BR {tool}" in text, tool
     for other in COMMANDS:
         if other != command:
@@ -189,8 +229,9 @@ def test_man_pages_escape_roff():
             if not line.startswith((".", "'")):
                 continue
             request = line.split()[0]
-            assert re.fullmatch(r"\.(\\\"|TH|SH|SS|PP|TP|IP|RS|RE|nf|fi|B|BR|br|nh|ad)",
-                                request), f"{page.name}:{number}: {line}"
+            assert re.fullmatch(r"\.(\\\"|TH|SH|SS|PP|TP|IP|RS|RE|nf|fi|B|BR|br|nh|ad)", request), (
+                f"{page.name}:{number}: {line}"
+            )
 
 
 def test_config_page_documents_the_schema():
@@ -199,8 +240,12 @@ def test_config_page_documents_the_schema():
     text = deroff((ROOT / "man" / "secdns.toml.5").read_text())
     for key in (*config._SERVER_KEYS, *config._ZONE_KEYS, "algorithm", "secret"):
         assert f"\n.TP\n{key} = " in text, key
-    for default in (config.DEFAULT_CONCURRENCY, config.DEFAULT_MAX_RECORDS,
-                    config.DEFAULT_MAX_BYTES, *config.DEFAULT_LISTEN):
+    for default in (
+        config.DEFAULT_CONCURRENCY,
+        config.DEFAULT_MAX_RECORDS,
+        config.DEFAULT_MAX_BYTES,
+        *config.DEFAULT_LISTEN,
+    ):
         assert f"Default: {default}" in text
 
 
@@ -211,6 +256,7 @@ def test_exit_codes_in_readme_match_the_table():
 
 
 # --- every command: -h, suggestions, --version ---------------------------------------------
+
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_h_is_help(command):
@@ -226,13 +272,18 @@ def _typo(option: str) -> str:
     name = option[2:]
     for i in range(len(name) - 1):
         if name[i] != name[i + 1] and name[i] != "-" and name[i + 1] != "-":
-            return "--" + name[:i] + name[i + 1] + name[i] + name[i + 2:]
+            return "--" + name[:i] + name[i + 1] + name[i] + name[i + 2 :]
     return option[:-1]
 
 
 def _long_options(command: click.Command) -> list[str]:
-    return [opt for param in command.params if isinstance(param, click.Option)
-            for opt in param.opts if opt.startswith("--")] + ["--help"]
+    return [
+        opt
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+        if opt.startswith("--")
+    ] + ["--help"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -245,10 +296,11 @@ def test_unknown_option_suggests_the_closest(command):
         result = run(*prefix, typo)
         assert result.exit_code == 2, (typo, result.output)
         assert "No such option" in result.stderr and typo in result.stderr
-        suggestion = re.search(r"Did you mean (.*)\?|\(Possible options: (.*)\)",
-                               result.stderr)
+        suggestion = re.search(r"Did you mean (.*)\?|\(Possible options: (.*)\)", result.stderr)
         assert suggestion and option in re.findall(r"--?[\w-]+", suggestion.group(0)), (
-            typo, result.stderr)
+            typo,
+            result.stderr,
+        )
 
 
 def test_version():
@@ -261,6 +313,7 @@ def test_version():
 
 # --- completion scripts --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shell", completion.SHELLS)
 def test_committed_completion_is_what_the_command_prints(shell):
     result = run("completion", shell)
@@ -272,10 +325,13 @@ def test_committed_completion_is_what_the_command_prints(shell):
 
 def test_completion_scripts_are_clicks():
     assert (ROOT / "completions" / "_secdns").read_text().startswith("#compdef secdns\n")
-    assert "complete -o nosort -F _secdns_completion secdns" in (
-        ROOT / "completions" / "secdns.bash").read_text()
-    assert "complete --no-files --command secdns" in (
-        ROOT / "completions" / "secdns.fish").read_text()
+    assert (
+        "complete -o nosort -F _secdns_completion secdns"
+        in (ROOT / "completions" / "secdns.bash").read_text()
+    )
+    assert (
+        "complete --no-files --command secdns" in (ROOT / "completions" / "secdns.fish").read_text()
+    )
 
 
 def test_completion_help_says_how_to_install():
@@ -283,8 +339,11 @@ def test_completion_help_says_how_to_install():
     for where in ("/etc/bash_completion.d/secdns", "fpath", "~/.config/fish/completions/"):
         assert where in result.output
     readme = (ROOT / "README.md").read_text()
-    for where in ("secdns completion bash >", "secdns completion zsh >",
-                  "secdns completion fish > ~/.config/fish/completions/secdns.fish"):
+    for where in (
+        "secdns completion bash >",
+        "secdns completion zsh >",
+        "secdns completion fish > ~/.config/fish/completions/secdns.fish",
+    ):
         assert where in readme
 
 
@@ -300,16 +359,22 @@ def test_bash_script_completes_key_names_in_bash(tmp_path, config_file):
         pytest.skip("bash is not installed")
     wrapper = tmp_path / "bin" / "secdns"
     wrapper.parent.mkdir()
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m secdns \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m secdns "$@"\n')
     wrapper.chmod(0o755)
     script = ROOT / "completions" / "secdns.bash"
-    commands = (f"source {script} && complete -p secdns && "
-                f"COMP_WORDS=(secdns pull -c {config_file} --key '') && COMP_CWORD=5 && "
-                "_secdns_completion secdns && printf 'reply=%s\\n' \"${COMPREPLY[@]}\"")
-    env = {**os.environ, "PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([bash, "--norc", "-c", commands], capture_output=True, text=True,
-                            timeout=60, env=env)
+    commands = (
+        f"source {script} && complete -p secdns && "
+        f"COMP_WORDS=(secdns pull -c {config_file} --key '') && COMP_CWORD=5 && "
+        "_secdns_completion secdns && printf 'reply=%s\\n' \"${COMPREPLY[@]}\""
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [bash, "--norc", "-c", commands], capture_output=True, text=True, timeout=60, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert "-F _secdns_completion secdns" in result.stdout
     assert re.findall(r"reply=(.*)", result.stdout) == ["xfr", "notify-key"], result.stdout
@@ -374,7 +439,9 @@ def test_zone_completion_from_dash_c(config_file):
         ("other.net", "secondary of 192.0.2.2:5300"),
     ]
     assert [v for v, _ in complete(zonecmd, ["-c", str(config_file)], "EX")] == [
-        "example.com", "example.org"]
+        "example.com",
+        "example.org",
+    ]
     assert complete(zonecmd, ["-c", str(config_file)], "@19") == []
 
 
@@ -399,9 +466,12 @@ def test_zone_completion_is_silent_on_problems(config_file, content):
 
 def test_key_completion(config_file):
     assert complete(zonecmd, ["-c", str(config_file), "--key"], "") == [
-        ("xfr", "hmac-sha256"), ("notify-key", "hmac-sha512")]
+        ("xfr", "hmac-sha256"),
+        ("notify-key", "hmac-sha512"),
+    ]
     assert complete(zonecmd, ["-c", str(config_file), "--key"], "n") == [
-        ("notify-key", "hmac-sha512")]
+        ("notify-key", "hmac-sha512")
+    ]
     assert complete_keys(click.Context(zonecmd), zonecmd.params[0], "") == []
 
 
@@ -411,8 +481,10 @@ def test_real_commands_complete_zone_names(config_file, monkeypatch, command):
         pytest.skip(f"secdns {command} is not registered yet")
     argument = next(p for p in TREE[command].params if isinstance(p, click.Argument))
     if argument._custom_shell_complete is None:
-        pytest.skip(f"the {argument.name} argument of secdns {command} does not use "
-                    "shell_complete=complete_zones yet")
+        pytest.skip(
+            f"the {argument.name} argument of secdns {command} does not use "
+            "shell_complete=complete_zones yet"
+        )
     monkeypatch.setenv(CONFIG_ENVVAR, str(config_file))
     assert [v for v, _ in complete(cli, [command], "ex")] == ["example.com", "example.org"]
 
@@ -427,24 +499,34 @@ def test_real_commands_complete_key_names(config_file, monkeypatch, command):
 
 def test_completion_end_to_end_through_the_environment(config_file):
     """As the shell does it: the script calls secdns with _SECDNS_COMPLETE set."""
-    code = ("from secdns.cli import cli, completion\n"
-            "cli.add_command(completion.command)  # until __init__.py registers it\n"
-            "cli(prog_name='secdns')\n")
+    code = (
+        "from secdns.cli import cli, completion\n"
+        "cli.add_command(completion.command)  # until __init__.py registers it\n"
+        "cli(prog_name='secdns')\n"
+    )
     words = f"secdns pull -c {config_file} --key "
-    env = {**os.environ, "_SECDNS_COMPLETE": "bash_complete", "COMP_WORDS": words,
-           "COMP_CWORD": "5", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=60)
+    env = {
+        **os.environ,
+        "_SECDNS_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": "5",
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["plain,xfr", "plain,notify-key"]
     env.update(_SECDNS_COMPLETE="fish_complete", COMP_WORDS="secdns comp", COMP_CWORD="comp")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     # fish gets "type,value<TAB>help" lines (click 8.5)
     assert result.stdout.startswith("plain,completion\t"), result.stdout
 
 
 # --- --key NAME ----------------------------------------------------------------------------------
+
 
 def test_resolve_key_by_name(config_file):
     key = resolve_key(None, None, "xfr", config_file)

@@ -40,8 +40,9 @@ def table_for(text: str, origin: str = "example.com.") -> tuple[ZoneTable, Serve
     return table, zone
 
 
-def query(name: str, rdtype: str = "A", *, rd: bool = False, edns: int = -1,
-          cd: bool = False) -> bytes:
+def query(
+    name: str, rdtype: str = "A", *, rd: bool = False, edns: int = -1, cd: bool = False
+) -> bytes:
     q = dns.message.make_query(name, rdtype, use_edns=edns)
     q.flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
     return q.to_wire()
@@ -56,12 +57,17 @@ def test_fast_answers_equal_the_full_path(shape):
     fast = NegativeAnswers(table)
     first = query("nope.example.com.", **shape)
     slow = answer.handle(first, table, tcp=False).wire
-    assert fast.answer(first) is None           # nothing learnt yet
+    assert fast.answer(first) is None  # nothing learnt yet
     fast.learn(first, slow, zone)
     rng = random.Random(5)
     names = [f"nx{rng.randrange(10**6)}.example.com." for _ in range(200)]
-    names += ["NX.Example.COM.", "x.y.z.example.com.", "q.a.b.c.example.com.", "zz.c.example.com.",
-              "deep.www.example.com."]
+    names += [
+        "NX.Example.COM.",
+        "x.y.z.example.com.",
+        "q.a.b.c.example.com.",
+        "zz.c.example.com.",
+        "deep.www.example.com.",
+    ]
     for name in names:
         wire = query(name, **shape)
         mine = fast.answer(wire)
@@ -72,14 +78,17 @@ def test_fast_answers_equal_the_full_path(shape):
     assert fast.used == len(names)
 
 
-@pytest.mark.parametrize("name", [
-    "www.example.com.",            # exists
-    "c.example.com.",              # empty non-terminal: NODATA, not NXDOMAIN
-    "x.wild.example.com.",         # wildcard
-    "x.sub.example.com.",          # below a delegation: referral
-    "x.legacy.example.com.",       # below a DNAME
-    "x.example.org.",              # not our zone
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "www.example.com.",  # exists
+        "c.example.com.",  # empty non-terminal: NODATA, not NXDOMAIN
+        "x.wild.example.com.",  # wildcard
+        "x.sub.example.com.",  # below a delegation: referral
+        "x.legacy.example.com.",  # below a DNAME
+        "x.example.org.",  # not our zone
+    ],
+)
 def test_steps_aside_when_not_a_plain_nxdomain(name):
     table, zone = table_for(ZONE)
     fast = NegativeAnswers(table)
@@ -94,8 +103,7 @@ def test_template_dies_with_the_zone_version():
     first = query("nope.example.com.")
     fast.learn(first, answer.handle(first, table, tcp=False).wire, zone)
     assert fast.answer(query("other.example.com.")) is not None
-    zone.swap(zone.version.apply([(["www 300 IN A 192.0.2.80"], ["other 60 IN A 192.0.2.1"])],
-                                 8))
+    zone.swap(zone.version.apply([(["www 300 IN A 192.0.2.80"], ["other 60 IN A 192.0.2.1"])], 8))
     assert fast.answer(query("other.example.com.")) is None
     zone.expired = True
     assert fast.answer(query("third.example.com.")) is None
@@ -106,7 +114,7 @@ def test_apex_wildcard_and_odd_queries_step_aside():
     fast = NegativeAnswers(table)
     first = query("nope.sub2.example.com.")
     reply = answer.handle(first, table, tcp=False).wire
-    fast.learn(first, reply, zone)     # not an NXDOMAIN at all: the wildcard answers
+    fast.learn(first, reply, zone)  # not an NXDOMAIN at all: the wildcard answers
     assert fast.answer(first) is None
     assert parse_plain(query("x.example.com.", edns=0) + b"\x00") is None
     do = dns.message.make_query("x.example.com.", "A", want_dnssec=True).to_wire()
@@ -118,15 +126,23 @@ def test_apex_wildcard_and_odd_queries_step_aside():
 def test_cookie_is_ignored_and_stripped_for_the_cache():
     table, _zone = table_for(ZONE)
     plain = dns.message.make_query("www.example.com.", "A", use_edns=0)
-    cookie = dns.message.make_query("www.example.com.", "A", use_edns=0, options=[
-        dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"\x01" * 8)])
+    cookie = dns.message.make_query(
+        "www.example.com.",
+        "A",
+        use_edns=0,
+        options=[dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"\x01" * 8)],
+    )
     cookie.id = plain.id
     stripped = strip_cookie(cookie.to_wire())
     assert stripped == plain.to_wire()
     assert strip_cookie(plain.to_wire()) is None
     with_cookie = answer.handle(cookie.to_wire(), table, tcp=False).wire
     without = answer.handle(plain.to_wire(), table, tcp=False).wire
-    assert with_cookie == without      # no server cookie: the option is ignored
-    padded = dns.message.make_query("www.example.com.", "A", use_edns=0, options=[
-        dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\x00" * 8)])
+    assert with_cookie == without  # no server cookie: the option is ignored
+    padded = dns.message.make_query(
+        "www.example.com.",
+        "A",
+        use_edns=0,
+        options=[dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\x00" * 8)],
+    )
     assert strip_cookie(padded.to_wire()) is None

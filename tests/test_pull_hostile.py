@@ -61,20 +61,26 @@ def digest(path):
 CASES = {
     "out-of-zone record": (
         lambda: axfr_of(full(11, [rrset("evil.example.net. 300 A 192.0.2.66")])),
-        "out-of-zone record evil.example.net."),
+        "out-of-zone record evil.example.net.",
+    ),
     "missing final SOA": (lambda: axfr_of(full(11)[:-1]), "ended before its final SOA"),
     "first and last SOA differ": (
-        lambda: axfr_of(full(11)[:-1] + [soa(12)]), "last SOA (serial 12) differs"),
-    "garbage bytes": (lambda: (lambda q: [RAW + b"\x00\x20" + b"\xff" * 32]),
-                      "malformed message"),
-    "SOA not at apex": (lambda: axfr_of(full(11, [rrset(
-        "sub.example.com. 300 SOA a. b. 1 1 1 1 1")])), "not at the zone apex"),
+        lambda: axfr_of(full(11)[:-1] + [soa(12)]),
+        "last SOA (serial 12) differs",
+    ),
+    "garbage bytes": (lambda: lambda q: [RAW + b"\x00\x20" + b"\xff" * 32], "malformed message"),
+    "SOA not at apex": (
+        lambda: axfr_of(full(11, [rrset("sub.example.com. 300 SOA a. b. 1 1 1 1 1")])),
+        "not at the zone apex",
+    ),
     "answer for another zone": (
-        lambda: (lambda q: answer_messages(q.id, "example.org.", "AXFR", full(11))),
-        "another zone"),
+        lambda: lambda q: answer_messages(q.id, "example.org.", "AXFR", full(11)),
+        "another zone",
+    ),
     "wrong query id": (
-        lambda: (lambda q: answer_messages((q.id + 1) % 65536, ORIGIN, "AXFR", full(11))),
-        "does not match query ID"),
+        lambda: lambda q: answer_messages((q.id + 1) % 65536, ORIGIN, "AXFR", full(11)),
+        "does not match query ID",
+    ),
 }
 
 
@@ -90,8 +96,7 @@ def test_hostile_axfr_is_refused_and_store_untouched(good_copy, case):
     assert "zone example.com." in result.stderr and "server 127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
     assert zone_file.read_bytes() == before
-    assert sorted(p.name for p in store.iterdir()) == [
-        "example.com.state.toml", "example.com.zone"]
+    assert sorted(p.name for p in store.iterdir()) == ["example.com.state.toml", "example.com.zone"]
     # the state records the failure but keeps the good serial and checksum
     state_after = (store / "example.com.state.toml").read_text()
     assert "serial = 10" in state_after and "last_error" in state_after
@@ -180,6 +185,7 @@ WRONG = dns.tsig.Key("xfr.", "b3RoZXJzZWNyZXRvdGhlcg==", dns.tsig.HMAC_SHA256)
 
 def _signed(key, sign_from=0):
     """An AXFR answer signed with ``key``; messages before ``sign_from`` go unsigned."""
+
     def respond(query: dns.message.Message) -> list[bytes]:
         out = []
         ctx = None
@@ -189,7 +195,7 @@ def _signed(key, sign_from=0):
             msg.flags = dns.flags.QR | dns.flags.AA
             if index == 0:
                 msg.question = list(query.question)
-            for item in rrsets[index:index + 2]:
+            for item in rrsets[index : index + 2]:
                 msg.answer.append(item)
             if index >= sign_from:
                 msg.use_tsig({key.name: key}, key.name)
@@ -199,6 +205,7 @@ def _signed(key, sign_from=0):
             else:
                 out.append(msg.to_wire())
         return out
+
     return respond
 
 
@@ -236,10 +243,12 @@ def test_tsig_unsigned_soa_answer(tmp_path):
 
 def _ixfr_or_axfr(ixfr_answer, serial=11, extra=()):
     """Answers IXFR with ``ixfr_answer(query)`` and AXFR with the full zone at ``serial``."""
+
     def respond(query: dns.message.Message) -> list[bytes]:
         if query.question[0].rdtype == dns.rdatatype.IXFR:
             return ixfr_answer(query)
         return answer_messages(query.id, ORIGIN, "AXFR", full(serial, extra), 2)
+
     return respond
 
 
@@ -265,8 +274,10 @@ def test_ixfr_delta_that_does_not_apply_falls_back_to_axfr(good_copy):
     bogus_delete = rrset("ghost.example.com. 60 A 192.0.2.1")
 
     def delta(query):
-        return answer_messages(query.id, ORIGIN, "IXFR",
-                               [soa(11), soa(10), bogus_delete, soa(11), NEW, soa(11)])
+        return answer_messages(
+            query.id, ORIGIN, "IXFR", [soa(11), soa(10), bogus_delete, soa(11), NEW, soa(11)]
+        )
+
     with FakePrimary(_ixfr_or_axfr(delta, extra=[NEW]), soa(11)) as primary:
         result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
     doc = json.loads(result.stdout)
@@ -281,8 +292,8 @@ def test_ixfr_delta_from_wrong_serial_falls_back(good_copy):
     store, zone_file, _ = good_copy
 
     def delta(query):
-        return answer_messages(query.id, ORIGIN, "IXFR",
-                               [soa(11), soa(9), soa(11), NEW, soa(11)])
+        return answer_messages(query.id, ORIGIN, "IXFR", [soa(11), soa(9), soa(11), NEW, soa(11)])
+
     with FakePrimary(_ixfr_or_axfr(delta, extra=[NEW]), soa(11)) as primary:
         result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
     doc = json.loads(result.stdout)
@@ -294,9 +305,14 @@ def test_ixfr_good_delta_applies_incrementally(good_copy):
     old_www = rrset("www.example.com. 300 A 192.0.2.80")
 
     def delta(query):
-        return answer_messages(query.id, ORIGIN, "IXFR",
-                               [soa(12), soa(10), old_www, soa(11), NEW, soa(11), soa(12),
-                                soa(12)], per_message=3)
+        return answer_messages(
+            query.id,
+            ORIGIN,
+            "IXFR",
+            [soa(12), soa(10), old_www, soa(11), NEW, soa(11), soa(12), soa(12)],
+            per_message=3,
+        )
+
     with FakePrimary(_ixfr_or_axfr(delta, serial=12), soa(12)) as primary:
         result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
         kinds = [q.question[0].rdtype for q in primary.queries]
@@ -316,9 +332,13 @@ def test_ixfr_out_of_zone_in_delta_is_refused(good_copy):
     store, zone_file, before = good_copy
 
     def delta(query):
-        return answer_messages(query.id, ORIGIN, "IXFR",
-                               [soa(11), soa(10), soa(11),
-                                rrset("evil.example.net. 60 A 192.0.2.66"), soa(11)])
+        return answer_messages(
+            query.id,
+            ORIGIN,
+            "IXFR",
+            [soa(11), soa(10), soa(11), rrset("evil.example.net. 60 A 192.0.2.66"), soa(11)],
+        )
+
     evil_axfr = [rrset("evil.example.net. 60 A 192.0.2.66")]
     with FakePrimary(_ixfr_or_axfr(delta, extra=evil_axfr), soa(11)) as primary:
         result = pull(ORIGIN, primary.addr, "-d", str(store))

@@ -29,8 +29,14 @@ def record_set(zone: dns.zone.Zone) -> set[tuple[str, int, str, str]]:
     for name, node in zone.nodes.items():
         for rds in node:
             for rd in rds:
-                out.add((name.to_text().lower(), rds.ttl, dns.rdatatype.to_text(rds.rdtype),
-                         rd.to_text()))
+                out.add(
+                    (
+                        name.to_text().lower(),
+                        rds.ttl,
+                        dns.rdatatype.to_text(rds.rdtype),
+                        rd.to_text(),
+                    )
+                )
     return out
 
 
@@ -39,8 +45,11 @@ def file_records(path: Path) -> set[tuple[str, int, str, str]]:
 
 
 def owner_case(path: Path) -> set[str]:
-    return {line.split(" ", 1)[0] for line in path.read_text().splitlines()
-            if line and line[0] not in ";$"}
+    return {
+        line.split(" ", 1)[0]
+        for line in path.read_text().splitlines()
+        if line and line[0] not in ";$"
+    }
 
 
 @pytest.mark.parametrize("kind", ["bind", "knot", "nsd"])
@@ -55,8 +64,11 @@ def test_axfr_gives_back_exactly_what_was_served(kind, request, tmp_path):
     # (Knot and NSD lowercase owner names)
     upper = {"UPPER", "WWW2"} if kind == "bind" else {"upper", "www2"}
     assert upper | {"a\\.b", "sp\\032ace", "*.wild"} <= owner_case(out)
-    check = subprocess.run([need_binary("named-checkzone"), "-i", "local", ORIGIN, str(out)],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [need_binary("named-checkzone"), "-i", "local", ORIGIN, str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -84,10 +96,10 @@ def test_ixfr_after_nsupdate_equals_fresh_axfr(kind, request, tmp_path):
     assert json.loads(first.stdout)["kind"] == "AXFR"
     serial = primary.soa_serial(ORIGIN)
     for round_ in range(2):
-        primary.nsupdate(CHANGES if round_ == 0 else
-                         "update add later.example.com. 60 AAAA 2001:db8::7")
-        primary.wait_for_serial(ORIGIN, serial + 1 + round_, timeout=10) if kind == "bind" \
-            else None
+        primary.nsupdate(
+            CHANGES if round_ == 0 else "update add later.example.com. 60 AAAA 2001:db8::7"
+        )
+        primary.wait_for_serial(ORIGIN, serial + 1 + round_, timeout=10) if kind == "bind" else None
         again = pull(ORIGIN, f"@{primary.addr}", "-d", str(store), "--json")
         doc = json.loads(again.stdout)
         assert again.exit_code == 0, again.stderr
@@ -166,29 +178,42 @@ KEY = TsigKey.generate("xfr-key")
 
 @pytest.fixture
 def tsig_bind(bind_primary):
-    return bind_primary(tsig={KEY.name: (KEY.algorithm, KEY.secret)},
-                        allow_transfer_key=KEY.name)
+    return bind_primary(tsig={KEY.name: (KEY.algorithm, KEY.secret)}, allow_transfer_key=KEY.name)
 
 
 def test_tsig_right_key(tsig_bind, tmp_path):
-    result = pull(ORIGIN, f"@{tsig_bind.addr}", "-o", str(tmp_path / "z"), "--tsig",
-                  f"{KEY.algorithm}:{KEY.name}:{KEY.secret}")
+    result = pull(
+        ORIGIN,
+        f"@{tsig_bind.addr}",
+        "-o",
+        str(tmp_path / "z"),
+        "--tsig",
+        f"{KEY.algorithm}:{KEY.name}:{KEY.secret}",
+    )
     assert result.exit_code == 0, result.stderr
     assert file_records(tmp_path / "z") == file_records(ZONE_FILE)
 
 
 def test_tsig_key_file(tsig_bind, tmp_path):
     keyfile = tmp_path / "xfr.key"
-    keyfile.write_text(f'# tsig-keygen output\nkey "{KEY.name}" {{\n\talgorithm {KEY.algorithm};\n'
-                       f'\tsecret "{KEY.secret}";\n}};\n')
+    keyfile.write_text(
+        f'# tsig-keygen output\nkey "{KEY.name}" {{\n\talgorithm {KEY.algorithm};\n'
+        f'\tsecret "{KEY.secret}";\n}};\n'
+    )
     result = pull(ORIGIN, f"@{tsig_bind.addr}", "-o", str(tmp_path / "z"), "-k", str(keyfile))
     assert result.exit_code == 0, result.stderr
 
 
 def test_tsig_wrong_key(tsig_bind, tmp_path):
     wrong = TsigKey.generate("xfr-key")
-    result = pull(ORIGIN, f"@{tsig_bind.addr}", "-o", str(tmp_path / "z"), "--tsig",
-                  f"{wrong.algorithm}:{wrong.name}:{wrong.secret}")
+    result = pull(
+        ORIGIN,
+        f"@{tsig_bind.addr}",
+        "-o",
+        str(tmp_path / "z"),
+        "--tsig",
+        f"{wrong.algorithm}:{wrong.name}:{wrong.secret}",
+    )
     assert result.exit_code == 5, result.stderr
     assert "TSIG" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "z").exists()
@@ -196,8 +221,14 @@ def test_tsig_wrong_key(tsig_bind, tmp_path):
 
 def test_tsig_unknown_key_name(tsig_bind, tmp_path):
     other = TsigKey.generate("other-key")
-    result = pull(ORIGIN, f"@{tsig_bind.addr}", "-o", str(tmp_path / "z"), "--tsig",
-                  f"{other.algorithm}:{other.name}:{other.secret}")
+    result = pull(
+        ORIGIN,
+        f"@{tsig_bind.addr}",
+        "-o",
+        str(tmp_path / "z"),
+        "--tsig",
+        f"{other.algorithm}:{other.name}:{other.secret}",
+    )
     assert result.exit_code == 5, result.stderr
     assert "BADKEY" in result.stderr or "does not know" in result.stderr
 
@@ -212,26 +243,42 @@ def test_no_key_is_refused_with_hint(tsig_bind, tmp_path):
 @pytest.mark.parametrize("algorithm", ["hmac-sha1", "hmac-sha512", "hmac-md5"])
 def test_other_tsig_algorithms(bind_primary, tmp_path, algorithm):
     key = TsigKey.generate("alg-key", algorithm)
-    primary = bind_primary(tsig={key.name: (key.algorithm, key.secret)},
-                           allow_transfer_key=key.name)
-    result = pull(ORIGIN, f"@{primary.addr}", "-o", str(tmp_path / "z"), "--tsig",
-                  f"{algorithm}:{key.name}:{key.secret}")
+    primary = bind_primary(
+        tsig={key.name: (key.algorithm, key.secret)}, allow_transfer_key=key.name
+    )
+    result = pull(
+        ORIGIN,
+        f"@{primary.addr}",
+        "-o",
+        str(tmp_path / "z"),
+        "--tsig",
+        f"{algorithm}:{key.name}:{key.secret}",
+    )
     assert result.exit_code == 0, result.stderr
 
 
 def test_failover_to_second_primary(knot_primary, tmp_path):
     dead = free_port()
     knot = knot_primary()
-    result = pull(ORIGIN, f"@127.0.0.1:{dead}", f"@{knot.addr}", "-o", str(tmp_path / "z"),
-                  "--timeout", "0.5", "--json")
+    result = pull(
+        ORIGIN,
+        f"@127.0.0.1:{dead}",
+        f"@{knot.addr}",
+        "-o",
+        str(tmp_path / "z"),
+        "--timeout",
+        "0.5",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["primary"] == knot.addr
 
 
 def test_every_primary_down(tmp_path):
     ports = [free_port(), free_port()]
-    result = pull(ORIGIN, *(f"@127.0.0.1:{p}" for p in ports), "-o", str(tmp_path / "z"),
-                  "--timeout", "0.3")
+    result = pull(
+        ORIGIN, *(f"@127.0.0.1:{p}" for p in ports), "-o", str(tmp_path / "z"), "--timeout", "0.3"
+    )
     assert result.exit_code == 3
     assert "all 2 primaries failed" in result.stderr
 
@@ -239,24 +286,45 @@ def test_every_primary_down(tmp_path):
 def test_config_pulls_every_zone_concurrently(bind_primary, knot_primary, tmp_path):
     other = ZONE_FILE.read_text().replace("example.com.", "example.org.")
     bind = bind_primary({"example.com": ZONE_FILE, "example.org": other})
-    knot = knot_primary({"example.net": ZONE_FILE.read_text().replace(
-        "example.com.", "example.net.")})
+    knot = knot_primary(
+        {"example.net": ZONE_FILE.read_text().replace("example.com.", "example.net.")}
+    )
     config = tmp_path / "secdns.toml"
-    init = CliRunner().invoke(cli, [
-        "init", "-c", str(config), "-d", "zones",
-        "example.com", f"@127.0.0.1:{free_port()}", f"@{bind.addr}",
-        "example.org", f"@{bind.addr}", "example.net", f"@{knot.addr}",
-        "broken.test", f"@{bind.addr}"])
+    init = CliRunner().invoke(
+        cli,
+        [
+            "init",
+            "-c",
+            str(config),
+            "-d",
+            "zones",
+            "example.com",
+            f"@127.0.0.1:{free_port()}",
+            f"@{bind.addr}",
+            "example.org",
+            f"@{bind.addr}",
+            "example.net",
+            f"@{knot.addr}",
+            "broken.test",
+            f"@{bind.addr}",
+        ],
+    )
     assert init.exit_code == 0, init.stderr
     result = CliRunner().invoke(cli, ["pull", "-c", str(config), "--json", "--timeout", "0.5"])
     doc = json.loads(result.stdout)
     by_zone = {r["zone"]: r for r in doc["results"]}
     assert {z: r["status"] for z, r in by_zone.items()} == {
-        "example.com.": "transferred", "example.org.": "transferred",
-        "example.net.": "transferred", "broken.test.": "failed"}
+        "example.com.": "transferred",
+        "example.org.": "transferred",
+        "example.net.": "transferred",
+        "broken.test.": "failed",
+    }
     assert result.exit_code == 4  # the worst: BIND refuses a zone it does not serve
     assert sorted(p.name for p in (tmp_path / "zones").glob("*.zone")) == [
-        "example.com.zone", "example.net.zone", "example.org.zone"]
+        "example.com.zone",
+        "example.net.zone",
+        "example.org.zone",
+    ]
     only = CliRunner().invoke(cli, ["pull", "-c", str(config), "example.org"])
     assert only.exit_code == 0 and only.stdout.count("\n") == 1
     assert "result=up-to-date" in only.output
@@ -267,8 +335,20 @@ def test_dig_agrees(bind_primary, tmp_path):
     primary = bind_primary()
     out = tmp_path / "z"
     assert pull(ORIGIN, f"@{primary.addr}", "-o", str(out)).exit_code == 0
-    dig = subprocess.run([need_binary("dig"), f"@{primary.host}", "-p", str(primary.port),
-                          ORIGIN, "AXFR", "+nocmd", "+nostats"], capture_output=True, text=True)
+    dig = subprocess.run(
+        [
+            need_binary("dig"),
+            f"@{primary.host}",
+            "-p",
+            str(primary.port),
+            ORIGIN,
+            "AXFR",
+            "+nocmd",
+            "+nostats",
+        ],
+        capture_output=True,
+        text=True,
+    )
     dig_file = tmp_path / "dig.zone"
     dig_file.write_text(dig.stdout)
     assert file_records(dig_file) == file_records(out)

@@ -45,8 +45,12 @@ def served(tmp_path):
 
 
 def secondary_config(tmp_path: Path, primary, *, port: int | None = None, **zone):
-    return write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", port=port,
-                        zones=[{"name": ZONE, "primaries": [primary.addr], **zone}])
+    return write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        port=port,
+        zones=[{"name": ZONE, "primaries": [primary.addr], **zone}],
+    )
 
 
 def test_secondary_of_bind_follows_notify_by_ixfr(bind_primary, served, tmp_path):
@@ -105,34 +109,39 @@ def test_notify_from_a_stranger_is_refused(bind_primary, served, tmp_path):
     assert accepted.rcode() == dns.rcode.NOERROR and accepted.flags & dns.flags.AA
     other = dns.message.make_query("example.org.", "SOA")
     other.set_opcode(dns.opcode.NOTIFY)
-    assert dns.query.udp(other, "127.0.0.1", port=server.port,
-                         timeout=2).rcode() == dns.rcode.NOTAUTH
+    assert (
+        dns.query.udp(other, "127.0.0.1", port=server.port, timeout=2).rcode() == dns.rcode.NOTAUTH
+    )
 
 
 @pytest.mark.parametrize("peer", ["bind", "knot"])
 @pytest.mark.parametrize("with_tsig", [False, True])
-def test_bind_and_knot_as_secondaries_of_secdns(peer, with_tsig, request, served, tmp_path,
-                                                caplog):
+def test_bind_and_knot_as_secondaries_of_secdns(peer, with_tsig, request, served, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     key = TsigKey.generate("down-key") if with_tsig else None
     secondary_port = free_port()
     zone_file = tmp_path / "primary.zone"
     zone_file.write_text(ZONE_FILE.read_text())
-    zone: dict = {"name": ZONE, "file": str(zone_file),
-                  "notify": [f"127.0.0.1:{secondary_port}"],
-                  "allow_transfer": [f"key:{key.name}"] if key else ["127.0.0.0/8"]}
+    zone: dict = {
+        "name": ZONE,
+        "file": str(zone_file),
+        "notify": [f"127.0.0.1:{secondary_port}"],
+        "allow_transfer": [f"key:{key.name}"] if key else ["127.0.0.0/8"],
+    }
     keys = {key.name: {"algorithm": key.algorithm, "secret": key.secret}} if key else None
-    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store",
-                          zones=[zone], keys=keys)
+    config = write_config(
+        tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone], keys=keys
+    )
     server = served(config)
     start_secondary = request.getfixturevalue(f"{peer}_secondary")
-    secondary = start_secondary({ZONE: ("127.0.0.1", server.port)}, key=key,
-                                port=secondary_port)
-    assert secondary.soa_serial(ZONE) == SERIAL                        # first AXFR
-    zone_file.write_text(ZONE_FILE.read_text().replace(
-        f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial") + "added 300 IN A 192.0.2.222\n")
-    server.call(server.server.reload)                                  # as on SIGHUP
-    secondary.wait_for_serial(ZONE, SERIAL + 1, timeout=15)            # NOTIFY, then IXFR
+    secondary = start_secondary({ZONE: ("127.0.0.1", server.port)}, key=key, port=secondary_port)
+    assert secondary.soa_serial(ZONE) == SERIAL  # first AXFR
+    zone_file.write_text(
+        ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
+        + "added 300 IN A 192.0.2.222\n"
+    )
+    server.call(server.server.reload)  # as on SIGHUP
+    secondary.wait_for_serial(ZONE, SERIAL + 1, timeout=15)  # NOTIFY, then IXFR
     assert secondary.query("added.example.com.", "A").answer[0][0].address == "192.0.2.222"
     sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("xfr: zone=")]
     assert any(" AXFR to 127.0.0.1" in m and f"serial {SERIAL}" in m for m in sent), sent
@@ -159,8 +168,12 @@ def test_axfr_out_equals_primary(bind_primary, served, tmp_path):
 
 
 def test_expire_answers_servfail_then_recovers(bind_primary, served, tmp_path):
-    text = ZONE_FILE.read_text().replace("7200       ; refresh", "1 ; refresh").replace(
-        "900        ; retry", "1 ; retry").replace("1209600    ; expire", "3 ; expire")
+    text = (
+        ZONE_FILE.read_text()
+        .replace("7200       ; refresh", "1 ; refresh")
+        .replace("900        ; retry", "1 ; retry")
+        .replace("1209600    ; expire", "3 ; expire")
+    )
     port = free_port()
     primary = bind_primary({ZONE: text}, port=port)
     config = secondary_config(tmp_path, primary)
@@ -224,13 +237,18 @@ def test_sighup_and_sigterm_in_a_real_process(bind_primary, tmp_path):
     config = secondary_config(tmp_path, primary)
     port = int(config.read_text().split("127.0.0.1:")[1].split('"')[0])
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "secdns", "serve", "-c", str(config),
-                             "--log-format", "text"], stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
+
         def serial(zone: str) -> int | None:
             try:
-                reply = dns.query.udp(dns.message.make_query(zone, "SOA"), "127.0.0.1",
-                                      port=port, timeout=0.5)
+                reply = dns.query.udp(
+                    dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5
+                )
             except Exception:
                 return None
             return reply.answer[0][0].serial if reply.answer else None
@@ -239,8 +257,9 @@ def test_sighup_and_sigterm_in_a_real_process(bind_primary, tmp_path):
         while serial("example.com.") != SERIAL and time.monotonic() < deadline:
             time.sleep(0.1)
         assert serial("example.com.") == SERIAL
-        text = config.read_text() + (f'\n[[zone]]\nname = "example.org"\n'
-                                     f'primaries = ["{second.addr}"]\n')
+        text = config.read_text() + (
+            f'\n[[zone]]\nname = "example.org"\nprimaries = ["{second.addr}"]\n'
+        )
         config.write_text(text)
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
@@ -260,10 +279,15 @@ def test_sighup_and_sigterm_in_a_real_process(bind_primary, tmp_path):
 
 def test_bad_config_is_one_clear_error(tmp_path):
     config = tmp_path / "bad.toml"
-    config.write_text('[server]\nlisten = ["localhost:53"]\n[[zone]]\nname = "x"\n'
-                      'primaries = ["192.0.2.1"]\n')
-    done = subprocess.run([sys.executable, "-m", "secdns", "serve", "-c", str(config)],
-                          capture_output=True, text=True, timeout=30)
+    config.write_text(
+        '[server]\nlisten = ["localhost:53"]\n[[zone]]\nname = "x"\nprimaries = ["192.0.2.1"]\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2
     assert "not an IP address" in done.stderr and "server.directory" in done.stderr
     assert done.stderr.count("\n") == 1
@@ -272,35 +296,80 @@ def test_bad_config_is_one_clear_error(tmp_path):
 def test_tsig_signed_axfr_out_over_many_messages(served, tmp_path):
     """Every message of a long signed transfer verifies (dnspython, kdig and secdns pull)."""
     key = TsigKey.generate("xfr-out")
-    text = ZONE_FILE.read_text() + "".join(f"bulk{i} 300 IN A 10.0.{i // 256}.{i % 256}\n"
-                                           for i in range(3000))
+    text = ZONE_FILE.read_text() + "".join(
+        f"bulk{i} 300 IN A 10.0.{i // 256}.{i % 256}\n" for i in range(3000)
+    )
     zone_file = tmp_path / "big.zone"
     zone_file.write_text(text)
-    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store",
-                          zones=[{"name": ZONE, "file": str(zone_file),
-                                  "allow_transfer": [f"key:{key.name}"]}],
-                          keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}})
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(zone_file), "allow_transfer": [f"key:{key.name}"]}],
+        keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}},
+    )
     server = served(config)
-    messages = list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, keyring=key.keyring,
-                                  keyname=key.name))
+    messages = list(
+        dns.query.xfr("127.0.0.1", ZONE, port=server.port, keyring=key.keyring, keyname=key.name)
+    )
     assert len(messages) > 3 and all(m.had_tsig for m in messages)
     ours = dns.zone.from_xfr(iter(messages))
     assert len(ours.nodes) == len(dns.zone.from_text(text, ZONE).nodes)
-    kdig = subprocess.run(["kdig", "@127.0.0.1", "-p", str(server.port), "-y",
-                           f"{key.algorithm}:{key.name}:{key.secret}", f"{ZONE}.", "AXFR"],
-                          capture_output=True, text=True, timeout=30)
+    kdig = subprocess.run(
+        [
+            "kdig",
+            "@127.0.0.1",
+            "-p",
+            str(server.port),
+            "-y",
+            f"{key.algorithm}:{key.name}:{key.secret}",
+            f"{ZONE}.",
+            "AXFR",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert kdig.returncode == 0 and "bulk2999" in kdig.stdout, kdig.stdout[-500:]
     assert "TSIG" not in kdig.stderr
-    pulled = subprocess.run([sys.executable, "-m", "secdns", "pull", ZONE,
-                             f"@127.0.0.1:{server.port}", "-o", str(tmp_path / "copy.zone"),
-                             "--tsig", f"{key.algorithm}:{key.name}:{key.secret}", "--json"],
-                            capture_output=True, text=True, timeout=60)
+    pulled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "secdns",
+            "pull",
+            ZONE,
+            f"@127.0.0.1:{server.port}",
+            "-o",
+            str(tmp_path / "copy.zone"),
+            "--tsig",
+            f"{key.algorithm}:{key.name}:{key.secret}",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert pulled.returncode == 0, pulled.stderr
-    assert '"messages": ' in pulled.stdout and "bulk2999 300 IN A 10.0.11.183" in (
-        tmp_path / "copy.zone").read_text()
+    assert (
+        '"messages": ' in pulled.stdout
+        and "bulk2999 300 IN A 10.0.11.183" in (tmp_path / "copy.zone").read_text()
+    )
     wrong = TsigKey.generate("xfr-out")
-    refused = subprocess.run([sys.executable, "-m", "secdns", "pull", ZONE,
-                              f"@127.0.0.1:{server.port}", "-o", str(tmp_path / "no.zone"),
-                              "--tsig", f"{wrong.algorithm}:{wrong.name}:{wrong.secret}"],
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "secdns",
+            "pull",
+            ZONE,
+            f"@127.0.0.1:{server.port}",
+            "-o",
+            str(tmp_path / "no.zone"),
+            "--tsig",
+            f"{wrong.algorithm}:{wrong.name}:{wrong.secret}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 5, refused.stderr

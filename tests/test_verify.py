@@ -63,19 +63,23 @@ def lines(result) -> list[str]:
 
 # --- files, exit status, plain lines ---------------------------------------------------------
 
+
 def test_a_clean_zone_passes():
     result = verify("example.com", str(EXAMPLE))
     assert result.exit_code == 0, result.output + result.stderr
     (summary,) = lines(result)
-    assert summary.startswith("zone=example.com. result=passed errors=0 warnings=0 checks=25 "
-                              "passed=17 skipped=8 time=")
+    assert summary.startswith(
+        "zone=example.com. result=passed errors=0 warnings=0 checks=25 passed=17 skipped=8 time="
+    )
 
 
 def test_a_failed_check_is_exit_1_with_one_stable_line_per_finding():
     result = verify("example.com", str(BROKEN / "cname-and-other-data.zone"))
     assert result.exit_code == 1
-    assert lines(result)[0] == ("error integrity.cname-and-other-data www.example.com. CNAME: "
-                                "CNAME and other data (A) at one name (RFC 2181 10.1)")
+    assert lines(result)[0] == (
+        "error integrity.cname-and-other-data www.example.com. CNAME: "
+        "CNAME and other data (A) at one name (RFC 2181 10.1)"
+    )
     assert lines(result)[-1].startswith("zone=example.com. result=failed errors=1 warnings=0")
     assert result.stderr == ""
 
@@ -86,7 +90,8 @@ def test_warnings_pass_unless_strict():
     assert result.exit_code == 0
     assert lines(result)[0] == (
         "warning integrity.ttl-mismatch www.example.com. A: records of one RRset have "
-        "different TTLs (300, 600); servers use one (BIND: the first) (RFC 2181 5.2)")
+        "different TTLs (300, 600); servers use one (BIND: the first) (RFC 2181 5.2)"
+    )
     assert verify("example.com", path, "--strict").exit_code == 1
 
 
@@ -94,8 +99,7 @@ def test_a_zone_that_does_not_parse_is_a_failed_check_with_its_line():
     path = BROKEN / "parse-error.zone"
     result = verify("example.com", str(path))
     assert result.exit_code == 1
-    assert lines(result)[0].startswith(
-        f"error integrity.parse example.com.: {path}:8: bad A rdata")
+    assert lines(result)[0].startswith(f"error integrity.parse example.com.: {path}:8: bad A rdata")
 
 
 def test_stdin_and_store_sources(tmp_path):
@@ -122,8 +126,19 @@ def test_usage_errors_are_exit_2():
         ((), "usage: secdns verify ZONE"),
         (("example.com",), "nothing to verify"),
         (("example.com", str(EXAMPLE), "--check", "integrity.sao"), "unknown check"),
-        (("example.com", str(EXAMPLE), "--skip", "integrity", "--skip", "dnssec",
-          "--skip", "consistency"), "leave no check"),
+        (
+            (
+                "example.com",
+                str(EXAMPLE),
+                "--skip",
+                "integrity",
+                "--skip",
+                "dnssec",
+                "--skip",
+                "consistency",
+            ),
+            "leave no check",
+        ),
         (("example.com", "/nonexistent/zone"), "no such zone file"),
         (("example.com", "-", "-"), "'-' (stdin) can be given once"),
         (("example.com", "@127.0.0.1:99999"), "port out of range"),
@@ -138,13 +153,20 @@ def test_usage_errors_are_exit_2():
 
 def test_help_and_list_checks():
     result = verify("-h")
-    assert result.exit_code == 0 and "Examples:" in result.output and "--sig-warn-days" in \
-        result.output
+    assert (
+        result.exit_code == 0
+        and "Examples:" in result.output
+        and "--sig-warn-days" in result.output
+    )
     listed = verify("--list-checks")
     assert [line.split()[0] for line in lines(listed)] == list(CHECKS)
     as_json = json.loads(verify("--list-checks", "--json").output)
-    assert as_json["checks"][0] == {"id": "integrity.parse", "family": "integrity",
-                                    "title": "The zone file parses", "rfc": "RFC 1035 5.1"}
+    assert as_json["checks"][0] == {
+        "id": "integrity.parse",
+        "family": "integrity",
+        "title": "The zone file parses",
+        "rfc": "RFC 1035 5.1",
+    }
 
 
 def test_check_and_skip_select_checks():
@@ -157,34 +179,51 @@ def test_check_and_skip_select_checks():
 
 # --- JSON, JUnit, rich -------------------------------------------------------------------------
 
+
 def test_json_document():
     result = verify("example.com", str(BROKEN / "targets-are-cnames.zone"), "--json")
     assert result.exit_code == 0
     doc = json.loads(result.output)
-    assert {k: doc[k] for k in ("zone", "result", "strict", "exit_code", "errors",
-                                "warnings")} == {
-        "zone": "example.com.", "result": "passed", "strict": False, "exit_code": 0,
-        "errors": 0, "warnings": 3}
+    assert {k: doc[k] for k in ("zone", "result", "strict", "exit_code", "errors", "warnings")} == {
+        "zone": "example.com.",
+        "result": "passed",
+        "strict": False,
+        "exit_code": 0,
+        "errors": 0,
+        "warnings": 3,
+    }
     status = {c["id"]: c["status"] for c in doc["checks"]}
     assert status["integrity.target-is-cname"] == "warning"
     assert status["integrity.soa"] == "passed"
     assert status["dnssec.signature"] == "skipped" and status["consistency.serial"] == "skipped"
     assert doc["findings"][0] == {
-        "check": "integrity.target-is-cname", "severity": "warning",
-        "owner": "_sip._tcp.example.com.", "type": "SRV",
-        "message": "SRV target alias.example.com. is a CNAME", "rfc": "RFC 2782",
-        "source": str(BROKEN / "targets-are-cnames.zone")}
-    assert doc["copies"] == [{"source": str(BROKEN / "targets-are-cnames.zone"),
-                              "kind": "file", "serial": SERIAL, "records": 7}]
-    strict = json.loads(verify("example.com", str(BROKEN / "targets-are-cnames.zone"),
-                               "--json", "--strict").output)
+        "check": "integrity.target-is-cname",
+        "severity": "warning",
+        "owner": "_sip._tcp.example.com.",
+        "type": "SRV",
+        "message": "SRV target alias.example.com. is a CNAME",
+        "rfc": "RFC 2782",
+        "source": str(BROKEN / "targets-are-cnames.zone"),
+    }
+    assert doc["copies"] == [
+        {
+            "source": str(BROKEN / "targets-are-cnames.zone"),
+            "kind": "file",
+            "serial": SERIAL,
+            "records": 7,
+        }
+    ]
+    strict = json.loads(
+        verify("example.com", str(BROKEN / "targets-are-cnames.zone"), "--json", "--strict").output
+    )
     assert strict["result"] == "failed" and strict["exit_code"] == 1
 
 
 def test_junit_has_one_test_case_per_check(tmp_path):
     out = tmp_path / "verify.xml"
-    result = verify("example.com", str(BROKEN / "cname-loop.zone"), "--junit", str(out),
-                    "--skip", "consistency")
+    result = verify(
+        "example.com", str(BROKEN / "cname-loop.zone"), "--junit", str(out), "--skip", "consistency"
+    )
     assert result.exit_code == 1
     suite = ET.parse(out).getroot().find("testsuite")
     assert suite is not None
@@ -194,7 +233,8 @@ def test_junit_has_one_test_case_per_check(tmp_path):
     assert suite.get("skipped") == "4"
     failure = cases["integrity.cname-loop"].find("failure")
     assert failure is not None and failure.get("message") == (
-        "CNAME chains inside the zone end: 2 errors, 0 warnings")
+        "CNAME chains inside the zone end: 2 errors, 0 warnings"
+    )
     assert "CNAME loop: self.example.com. -> self.example.com." in (failure.text or "")
     assert list(cases["integrity.soa"]) == []  # passed: an empty test case
     assert cases["dnssec.zonemd"].find("skipped") is not None
@@ -231,19 +271,28 @@ def test_rich_table_groups_findings_by_check():
 
 # --- DNSSEC and ZONEMD through the command ---------------------------------------------------
 
+
 def signed_file(tmp_path: Path, *, expires_in_days: float, tamper: bool = False) -> Path:
     ksk = ed25519.Ed25519PrivateKey.generate()
     zsk = ed25519.Ed25519PrivateKey.generate()
     zone = dns.zone.from_text(EXAMPLE.read_text(), ORIGIN, relativize=False)
     now = time.time()
     with zone.writer() as txn:
-        dns.dnssec.sign_zone(zone, txn, keys=[
-            (ksk, dns.dnssec.make_dnskey(ksk.public_key(), "ED25519", flags=257)),
-            (zsk, dns.dnssec.make_dnskey(zsk.public_key(), "ED25519"))],
-            inception=now - 86400, expiration=now + expires_in_days * 86400)
+        dns.dnssec.sign_zone(
+            zone,
+            txn,
+            keys=[
+                (ksk, dns.dnssec.make_dnskey(ksk.public_key(), "ED25519", flags=257)),
+                (zsk, dns.dnssec.make_dnskey(zsk.public_key(), "ED25519")),
+            ],
+            inception=now - 86400,
+            expiration=now + expires_in_days * 86400,
+        )
         if tamper:
-            txn.replace(dns.name.from_text("mail", ORIGIN),
-                        dns.rdataset.from_text("IN", "A", 300, "192.0.2.66"))
+            txn.replace(
+                dns.name.from_text("mail", ORIGIN),
+                dns.rdataset.from_text("IN", "A", 300, "192.0.2.66"),
+            )
     path = tmp_path / "signed.zone"
     path.write_text(zone.to_text(want_origin=True))
     return path
@@ -265,11 +314,11 @@ def test_expired_and_tampered_signatures(tmp_path):
     assert result.exit_code == 1
     assert {f["check"] for f in doc["findings"]} == {"dnssec.rrsig-validity"}
     assert all(f["severity"] == "error" and "expired" in f["message"] for f in doc["findings"])
-    tampered = verify("example.com", str(signed_file(tmp_path, expires_in_days=30,
-                                                     tamper=True)))
+    tampered = verify("example.com", str(signed_file(tmp_path, expires_in_days=30, tamper=True)))
     assert tampered.exit_code == 1
-    assert lines(tampered)[0].startswith("error dnssec.signature mail.example.com. A: "
-                                         "signature by key tag")
+    assert lines(tampered)[0].startswith(
+        "error dnssec.signature mail.example.com. A: signature by key tag"
+    )
 
 
 def test_zonemd_through_the_command(tmp_path):
@@ -283,27 +332,37 @@ def test_zonemd_through_the_command(tmp_path):
     path.write_text(path.read_text().replace("192.0.2.80", "192.0.2.8"))
     result = verify("example.com", str(path))
     assert result.exit_code == 1
-    assert lines(result)[0].startswith("error dnssec.zonemd example.com. ZONEMD: SHA384 digest "
-                                       "does not match")
+    assert lines(result)[0].startswith(
+        "error dnssec.zonemd example.com. ZONEMD: SHA384 digest does not match"
+    )
 
 
 # --- consistency across servers ----------------------------------------------------------------
 
+
 def test_serial_findings_are_pure():
-    answers = [ServerAnswer("@a", "192.0.2.1:53", ProbeStatus.OK, 42),
-               ServerAnswer("@b", "192.0.2.2:53", ProbeStatus.OK, 41),
-               ServerAnswer("@c", "192.0.2.3:53", ProbeStatus.LAME, None, "REFUSED to SOA"),
-               ServerAnswer("@d", "192.0.2.4:53", ProbeStatus.TIMEOUT, None, "no answer")]
+    answers = [
+        ServerAnswer("@a", "192.0.2.1:53", ProbeStatus.OK, 42),
+        ServerAnswer("@b", "192.0.2.2:53", ProbeStatus.OK, 41),
+        ServerAnswer("@c", "192.0.2.3:53", ProbeStatus.LAME, None, "REFUSED to SOA"),
+        ServerAnswer("@d", "192.0.2.4:53", ProbeStatus.TIMEOUT, None, "no answer"),
+    ]
     findings = serial_findings("example.com.", answers)
     assert {(f.check, f.source) for f in findings} == {
-        ("consistency.authoritative", "192.0.2.3:53"), ("consistency.reachable", "192.0.2.4:53"),
-        ("consistency.serial", "192.0.2.2:53")}
+        ("consistency.authoritative", "192.0.2.3:53"),
+        ("consistency.reachable", "192.0.2.4:53"),
+        ("consistency.serial", "192.0.2.2:53"),
+    }
     serial = next(f for f in findings if f.check == "consistency.serial")
     assert serial.message == "serial 41 at 192.0.2.2:53 is behind serial 42 at 192.0.2.1:53"
     # RFC 1982: 1 is newer than 4294967295
-    wrapped = serial_findings("example.com.", [
-        ServerAnswer("@a", "a", ProbeStatus.OK, 4294967295), ServerAnswer("@b", "b",
-                                                                          ProbeStatus.OK, 1)])
+    wrapped = serial_findings(
+        "example.com.",
+        [
+            ServerAnswer("@a", "a", ProbeStatus.OK, 4294967295),
+            ServerAnswer("@b", "b", ProbeStatus.OK, 1),
+        ],
+    )
     assert [f.source for f in wrapped] == ["a"]
 
 
@@ -315,7 +374,8 @@ def test_serials_drift_between_bind_and_knot(bind_primary, knot_primary):
     assert same.exit_code == 0, same.output + same.stderr
     assert lines(same)[:2] == [
         f"server {bind.addr} status=ok serial={SERIAL} name=@{bind.addr}",
-        f"server {knot.addr} status=ok serial={SERIAL} name=@{knot.addr}"]
+        f"server {knot.addr} status=ok serial={SERIAL} name=@{knot.addr}",
+    ]
 
     bind.nsupdate("update add new.example.com. 300 A 192.0.2.7")
     bind.wait_for_serial("example.com", SERIAL + 1)
@@ -323,26 +383,28 @@ def test_serials_drift_between_bind_and_knot(bind_primary, knot_primary):
     assert drift.exit_code == 1
     assert lines(drift)[0] == (
         f"error consistency.serial example.com. SOA: serial {SERIAL} at {knot.addr} is behind "
-        f"serial {SERIAL + 1} at {bind.addr} (RFC 1034 4.3.5) [{knot.addr}]")
+        f"serial {SERIAL + 1} at {bind.addr} (RFC 1034 4.3.5) [{knot.addr}]"
+    )
 
     deep = json.loads(verify("example.com", *servers, "--deep", "--json").output)
     content = [f for f in deep["findings"] if f["check"] == "consistency.content"]
     assert len(content) == 1 and content[0]["source"] == knot.addr
     assert content[0]["message"] == (
         f"{knot.addr} differs from {bind.addr}: 1 record missing, 0 extra, 0 with another "
-        "TTL (e.g. -new.example.com. 300 IN A 192.0.2.7)")
+        "TTL (e.g. -new.example.com. 300 IN A 192.0.2.7)"
+    )
     # both copies were checked (and are clean)
     assert sorted(c["source"] for c in deep["copies"]) == sorted([bind.addr, knot.addr])
-    assert {f["check"] for f in deep["findings"]} == {"consistency.serial",
-                                                      "consistency.content"}
+    assert {f["check"] for f in deep["findings"]} == {"consistency.serial", "consistency.content"}
 
 
 def test_deep_with_identical_copies_checks_the_data_once(bind_primary, knot_primary):
     broken = (BROKEN / "targets-are-cnames.zone").read_text()
     bind = bind_primary({"example.com": broken})
     knot = knot_primary({"example.com": broken})
-    doc = json.loads(verify("example.com", f"@{bind.addr}", f"@{knot.addr}", "--deep",
-                            "--json").output)
+    doc = json.loads(
+        verify("example.com", f"@{bind.addr}", f"@{knot.addr}", "--deep", "--json").output
+    )
     assert [c["source"] for c in doc["copies"]] == [f"{bind.addr}, {knot.addr}"]
     assert [f["check"] for f in doc["findings"]] == ["integrity.target-is-cname"] * 3
     assert doc["exit_code"] == 0
@@ -354,16 +416,21 @@ def test_lame_and_silent_servers(bind_primary):
     silent.bind((LOOPBACK, 0))
     silent_addr = f"{LOOPBACK}:{silent.getsockname()[1]}"
     try:
-        result = verify("example.com", f"@{other.addr}", f"@{silent_addr}", "--timeout",
-                        "0.3", "--json")
+        result = verify(
+            "example.com", f"@{other.addr}", f"@{silent_addr}", "--timeout", "0.3", "--json"
+        )
     finally:
         silent.close()
     assert result.exit_code == 1
     doc = json.loads(result.output)
     assert {s["address"]: (s["status"], s["serial"]) for s in doc["servers"]} == {
-        other.addr: ("lame", None), silent_addr: ("timeout", None)}
+        other.addr: ("lame", None),
+        silent_addr: ("timeout", None),
+    }
     assert [(f["check"], f["source"]) for f in doc["findings"]] == [
-        ("consistency.authoritative", other.addr), ("consistency.reachable", silent_addr)]
+        ("consistency.authoritative", other.addr),
+        ("consistency.reachable", silent_addr),
+    ]
     lame, silence = doc["findings"]
     assert "REFUSED to SOA query for example.com." in lame["message"]
     assert "does not answer: no answer to the SOA query within 0.3s" in silence["message"]
@@ -374,10 +441,16 @@ def test_deep_transfers_use_tsig(bind_primary, tmp_path):
     bind = bind_primary(tsig={"xfr": (key.algorithm, key.secret)}, allow_transfer_key="xfr")
     refused = json.loads(verify("example.com", f"@{bind.addr}", "--deep", "--json").output)
     assert [(f["check"], f["severity"]) for f in refused["findings"]] == [
-        ("consistency.content", "error")]
+        ("consistency.content", "error")
+    ]
     assert "cannot transfer the zone from" in refused["findings"][0]["message"]
-    signed = verify("example.com", f"@{bind.addr}", "--deep", "--tsig",
-                    f"{key.algorithm}:{key.name}:{key.secret}")
+    signed = verify(
+        "example.com",
+        f"@{bind.addr}",
+        "--deep",
+        "--tsig",
+        f"{key.algorithm}:{key.name}:{key.secret}",
+    )
     assert signed.exit_code == 0, signed.output
     config = tmp_path / "secdns.toml"
     config.write_text(f'[keys.xfr]\nalgorithm = "{key.algorithm}"\nsecret = "{key.secret}"\n')
@@ -392,11 +465,13 @@ def test_nameservers_auto_looks_up_the_ns_set(bind_primary):
     resolver.port = bind.port
     targets, findings = asyncio.run(discover_nameservers(ORIGIN, resolver, timeout=2.0))
     assert [(t.server, t.label) for t in targets] == [
-        ("ns1.example.com.", "192.0.2.53:53"), ("ns1.example.com.", "[2001:db8::53]:53")]
+        ("ns1.example.com.", "192.0.2.53:53"),
+        ("ns1.example.com.", "[2001:db8::53]:53"),
+    ]
     # ns2.example.net. is not in any zone this server has: no address
     assert [(f.check, f.rdtype, f.message) for f in findings] == [
-        ("consistency.reachable", "NS", "name server ns2.example.net. has no IPv4 or IPv6 "
-         "address")]
+        ("consistency.reachable", "NS", "name server ns2.example.net. has no IPv4 or IPv6 address")
+    ]
 
 
 def test_plain_rendering_of_servers_and_sources():

@@ -66,8 +66,12 @@ ORIGIN = dns.name.from_text(ZONE)
 SERIAL = 2024010101
 ROOT = Path(__file__).resolve().parent.parent
 # Until `watch` is registered in secdns/cli/__init__.py, subprocesses add it themselves.
-SECDNS = [sys.executable, "-c", "from secdns.cli import cli; from secdns.cli.watch import "
-          "command; cli.add_command(command); cli(prog_name='secdns')"]
+SECDNS = [
+    sys.executable,
+    "-c",
+    "from secdns.cli import cli; from secdns.cli.watch import "
+    "command; cli.add_command(command); cli(prog_name='secdns')",
+]
 
 
 def run(*args: str, env: dict[str, str] | None = None):
@@ -88,14 +92,23 @@ def run(*args: str, env: dict[str, str] | None = None):
 TABLE = {ORIGIN: (ipaddress.ip_network("192.0.2.1/32"), ipaddress.ip_network("2001:db8::/64"))}
 
 
-def notify_wire(zone: str = ZONE, *, opcode: dns.opcode.Opcode = dns.opcode.NOTIFY,
-                rdtype: str = "SOA", edns: bool = False, serial: int | None = None) -> bytes:
+def notify_wire(
+    zone: str = ZONE,
+    *,
+    opcode: dns.opcode.Opcode = dns.opcode.NOTIFY,
+    rdtype: str = "SOA",
+    edns: bool = False,
+    serial: int | None = None,
+) -> bytes:
     query = dns.message.make_query(zone, rdtype, use_edns=0 if edns else None)
     query.flags = dns.flags.AA  # the opcode lives in the flags: set it after
     query.set_opcode(opcode)
     if serial is not None:
-        query.answer.append(dns.rrset.from_text(
-            zone + ".", 3600, "IN", "SOA", f"ns1.{zone}. h.{zone}. {serial} 1 1 1 1"))
+        query.answer.append(
+            dns.rrset.from_text(
+                zone + ".", 3600, "IN", "SOA", f"ns1.{zone}. h.{zone}. {serial} 1 1 1 1"
+            )
+        )
     return query.to_wire()
 
 
@@ -115,16 +128,27 @@ def test_notify_from_a_primary_is_accepted_with_aa_and_the_question_echoed():
     assert answer_notify(wire, "::ffff:192.0.2.1", TABLE).zone == ORIGIN
 
 
-@pytest.mark.parametrize(("wire", "source", "rcode"), [
-    (notify_wire(), "192.0.2.2", dns.rcode.REFUSED),              # not a primary
-    (notify_wire(), "2001:db8:1::1", dns.rcode.REFUSED),
-    (notify_wire(), "not-an-address", dns.rcode.REFUSED),
-    (notify_wire("example.org"), "192.0.2.1", dns.rcode.NOTAUTH),  # not a zone we watch
-    (notify_wire(opcode=dns.opcode.QUERY), "192.0.2.1", dns.rcode.NOTIMP),
-    (notify_wire(opcode=dns.opcode.UPDATE), "192.0.2.1", dns.rcode.NOTIMP),
-    (notify_wire(rdtype="A"), "192.0.2.1", dns.rcode.FORMERR),
-], ids=["other-source", "other-v6-source", "bad-source", "other-zone", "query", "update",
-        "not-soa"])
+@pytest.mark.parametrize(
+    ("wire", "source", "rcode"),
+    [
+        (notify_wire(), "192.0.2.2", dns.rcode.REFUSED),  # not a primary
+        (notify_wire(), "2001:db8:1::1", dns.rcode.REFUSED),
+        (notify_wire(), "not-an-address", dns.rcode.REFUSED),
+        (notify_wire("example.org"), "192.0.2.1", dns.rcode.NOTAUTH),  # not a zone we watch
+        (notify_wire(opcode=dns.opcode.QUERY), "192.0.2.1", dns.rcode.NOTIMP),
+        (notify_wire(opcode=dns.opcode.UPDATE), "192.0.2.1", dns.rcode.NOTIMP),
+        (notify_wire(rdtype="A"), "192.0.2.1", dns.rcode.FORMERR),
+    ],
+    ids=[
+        "other-source",
+        "other-v6-source",
+        "bad-source",
+        "other-zone",
+        "query",
+        "update",
+        "not-soa",
+    ],
+)
 def test_notify_refusals(wire, source, rcode):
     decision = answer_notify(wire, source, TABLE)
     assert decision.zone is None
@@ -137,8 +161,12 @@ def test_notify_refusals(wire, source, rcode):
 def test_notify_garbage_is_dropped_and_no_answer_is_larger_than_its_query():
     rng = random.Random(1996)
     answered = 0
-    seeds = [notify_wire(), notify_wire(edns=True, serial=7), notify_wire("a.example.com"),
-             notify_wire(opcode=dns.opcode.QUERY)]
+    seeds = [
+        notify_wire(),
+        notify_wire(edns=True, serial=7),
+        notify_wire("a.example.com"),
+        notify_wire(opcode=dns.opcode.QUERY),
+    ]
     for _ in range(8000):
         if rng.random() < 0.5:  # random bytes
             wire = bytearray(rng.randbytes(rng.randint(0, 80)))
@@ -147,7 +175,7 @@ def test_notify_garbage_is_dropped_and_no_answer_is_larger_than_its_query():
             for _ in range(rng.randint(1, 3)):
                 wire[rng.randrange(len(wire))] = rng.randrange(256)
             if rng.random() < 0.3:
-                wire = wire[:rng.randrange(len(wire))] + rng.randbytes(rng.randint(0, 20))
+                wire = wire[: rng.randrange(len(wire))] + rng.randbytes(rng.randint(0, 20))
         decision = answer_notify(bytes(wire), "192.0.2.1", TABLE)
         if decision.response is not None:
             answered += 1
@@ -167,6 +195,7 @@ def test_notify_garbage_is_dropped_and_no_answer_is_larger_than_its_query():
 
 # --- pure helpers --------------------------------------------------------------------------------
 
+
 def test_retry_backs_off_from_the_soa_retry_capped_at_the_refresh():
     assert [retry_delay(n, 7200, 900) for n in range(1, 6)] == [900, 1800, 3600, 7200, 7200]
     assert [retry_delay(n, 0.2, 0.2) for n in range(1, 6)] == [0.2, 0.4, 0.8, 1.6, 1.6]
@@ -174,22 +203,42 @@ def test_retry_backs_off_from_the_soa_retry_capped_at_the_refresh():
 
 
 def test_exec_environment_has_the_change_and_no_secdns_variable(monkeypatch):
-    base = {"PATH": "/bin", "SECDNS_WATCH_TSIG": "hmac-sha256:k:c2VjcmV0",
-            "SECDNS_KEYFILE": "/etc/k"}
-    env = exec_environment(base, zone="example.com.", old_serial=None, new_serial=7,
-                           file="/z/example.com.zone", kind=XfrKind.AXFR)
-    assert env == {"PATH": "/bin", "SECDNS_ZONE": "example.com.", "SECDNS_OLD_SERIAL": "",
-                   "SECDNS_NEW_SERIAL": "7", "SECDNS_FILE": "/z/example.com.zone",
-                   "SECDNS_KIND": "AXFR"}
+    base = {
+        "PATH": "/bin",
+        "SECDNS_WATCH_TSIG": "hmac-sha256:k:c2VjcmV0",
+        "SECDNS_KEYFILE": "/etc/k",
+    }
+    env = exec_environment(
+        base,
+        zone="example.com.",
+        old_serial=None,
+        new_serial=7,
+        file="/z/example.com.zone",
+        kind=XfrKind.AXFR,
+    )
+    assert env == {
+        "PATH": "/bin",
+        "SECDNS_ZONE": "example.com.",
+        "SECDNS_OLD_SERIAL": "",
+        "SECDNS_NEW_SERIAL": "7",
+        "SECDNS_FILE": "/z/example.com.zone",
+        "SECDNS_KIND": "AXFR",
+    }
 
 
 def test_tracker_measures_drift_lag_and_convergence():
-    targets = [Target("ns1", "192.0.2.1"), Target("ns2", "192.0.2.2"),
-               Target("ns3.example.net.", None, error="NXDOMAIN")]
+    targets = [
+        Target("ns1", "192.0.2.1"),
+        Target("ns2", "192.0.2.2"),
+        Target("ns3.example.net.", None, error="NXDOMAIN"),
+    ]
     tracker = PropagationTracker("example.com.", targets, started=100.0, wall_started=0.0)
     first = tracker.observe(0, 100.1, serial=5) + tracker.observe(1, 100.2, serial=5)
-    assert [e.kind for e in first] == [MonitorEventKind.SERIAL, MonitorEventKind.SERIAL,
-                                       MonitorEventKind.CONSISTENT]
+    assert [e.kind for e in first] == [
+        MonitorEventKind.SERIAL,
+        MonitorEventKind.SERIAL,
+        MonitorEventKind.CONSISTENT,
+    ]
     assert [e.lag for e in first[:2]] == [None, None]  # they had it before we asked
     assert tracker.consistent_serial() == 5
     # ns1 moves to 6: drift; ns2 answers the old serial, then fails, then catches up
@@ -207,7 +256,10 @@ def test_tracker_measures_drift_lag_and_convergence():
     assert tracker.reached(6) and tracker.reached(5) and not tracker.reached(7)
     statuses = tracker.statuses()
     assert [(s.serial, s.current, s.lag) for s in statuses] == [
-        (6, True, 0.0), (6, True, pytest.approx(3.5)), (None, False, None)]
+        (6, True, 0.0),
+        (6, True, pytest.approx(3.5)),
+        (None, False, None),
+    ]
     assert statuses[2].error == "NXDOMAIN" and statuses[2].address == "-"
 
 
@@ -220,27 +272,61 @@ def test_tracker_compares_serials_by_rfc_1982():
 
 
 def test_event_lines_json_and_table():
-    event = MonitorEvent(MonitorEventKind.SERIAL, "example.com.", 0.5, 0.5, server="ns1",
-                         address="192.0.2.1:53", serial=6, previous=5, lag=1.25, newest=6)
+    event = MonitorEvent(
+        MonitorEventKind.SERIAL,
+        "example.com.",
+        0.5,
+        0.5,
+        server="ns1",
+        address="192.0.2.1:53",
+        serial=6,
+        previous=5,
+        lag=1.25,
+        newest=6,
+    )
     assert monitor_line(event) == (
         "time=1970-01-01T00:00:00.500Z event=serial zone=example.com. server=ns1 "
-        "address=192.0.2.1:53 serial=6 previous=5 lag=1.250s newest=6")
-    assert list(event.to_dict()) == ["event", "time", "elapsed", "zone", "server", "address",
-                                     "serial", "previous", "lag", "newest", "error"]
-    update = MirrorEvent(MirrorEventKind.UPDATED, "example.com.", 0.0, serial=6, previous=5,
-                         via=XfrKind.IXFR, primary="192.0.2.1:53", file="/z/a b.zone",
-                         added=2, removed=1)
+        "address=192.0.2.1:53 serial=6 previous=5 lag=1.250s newest=6"
+    )
+    assert list(event.to_dict()) == [
+        "event",
+        "time",
+        "elapsed",
+        "zone",
+        "server",
+        "address",
+        "serial",
+        "previous",
+        "lag",
+        "newest",
+        "error",
+    ]
+    update = MirrorEvent(
+        MirrorEventKind.UPDATED,
+        "example.com.",
+        0.0,
+        serial=6,
+        previous=5,
+        via=XfrKind.IXFR,
+        primary="192.0.2.1:53",
+        file="/z/a b.zone",
+        added=2,
+        removed=1,
+    )
     assert mirror_line(update) == (
-        'time=1970-01-01T00:00:00.000Z event=updated zone=example.com. serial=5->6 via=IXFR '
-        'added=2 removed=1 primary=192.0.2.1:53 file="/z/a b.zone"')
+        "time=1970-01-01T00:00:00.000Z event=updated zone=example.com. serial=5->6 via=IXFR "
+        'added=2 removed=1 primary=192.0.2.1:53 file="/z/a b.zone"'
+    )
     assert json.loads(json.dumps(update.to_dict()))["via"] == "IXFR"
-    tracker = PropagationTracker("example.com.", [Target("ns1", "192.0.2.1"),
-                                                  Target("ns2", "192.0.2.2")], started=0.0)
+    tracker = PropagationTracker(
+        "example.com.", [Target("ns1", "192.0.2.1"), Target("ns2", "192.0.2.2")], started=0.0
+    )
     tracker.observe(0, 0.1, serial=6)
     tracker.observe(1, 0.2, error=NetworkError("refused"))
     buffer = io.StringIO()
-    Console(file=buffer, width=100).print(monitor_table("example.com.", tracker.statuses(),
-                                                        tracker.newest))
+    Console(file=buffer, width=100).print(
+        monitor_table("example.com.", tracker.statuses(), tracker.newest)
+    )
     table = buffer.getvalue()
     assert "newest serial 6  1/2 current" in table
     assert "192.0.2.1:53" in table and "(refused)" in table
@@ -252,15 +338,23 @@ def test_cli_usage_errors_are_exit_2():
         (["example.com"], "usage: secdns watch ZONE @PRIMARY"),
         (["example.com", "@127.0.0.1"], "say where the zone goes"),
         (["example.com", "@127.0.0.1", "-o", "-"], "not -o -"),
-        (["example.com", "@127.0.0.1", "-o", "f", "--until-consistent"],
-         "--until-consistent cannot be used in mirror mode"),
+        (
+            ["example.com", "@127.0.0.1", "-o", "f", "--until-consistent"],
+            "--until-consistent cannot be used in mirror mode",
+        ),
         (["example.com", "--servers"], "--servers needs the @SERVER arguments"),
-        (["example.com", "--servers", "@127.0.0.1", "-d", "x"],
-         "-d cannot be used in monitor mode"),
-        (["example.com", "--servers", "@127.0.0.1", "--timeout", "3"],
-         "--timeout goes with --until-serial or --until-consistent"),
-        (["example.com", "--servers", "@127.0.0.1", "--until-serial", "3",
-          "--until-consistent"], "not both"),
+        (
+            ["example.com", "--servers", "@127.0.0.1", "-d", "x"],
+            "-d cannot be used in monitor mode",
+        ),
+        (
+            ["example.com", "--servers", "@127.0.0.1", "--timeout", "3"],
+            "--timeout goes with --until-serial or --until-consistent",
+        ),
+        (
+            ["example.com", "--servers", "@127.0.0.1", "--until-serial", "3", "--until-consistent"],
+            "not both",
+        ),
         (["a.example", "b.example", "--servers", "@127.0.0.1"], "usage: secdns watch ZONE"),
     ]
     for args, message in cases:
@@ -275,8 +369,19 @@ def test_cli_usage_errors_are_exit_2():
 def test_nothing_answers_is_exit_3(tmp_path):
     # $SECDNS_CONFIG (for shell completion) does not get in the way of @SERVERs
     env = {"SECDNS_CONFIG": str(tmp_path / "secdns.toml")}
-    result = run("example.com", "--servers", "@127.0.0.1:9", "--until-consistent",
-                 "--timeout", "0.5", "--query-timeout", "0.1", "--interval", "0.1", env=env)
+    result = run(
+        "example.com",
+        "--servers",
+        "@127.0.0.1:9",
+        "--until-consistent",
+        "--timeout",
+        "0.5",
+        "--query-timeout",
+        "0.1",
+        "--interval",
+        "0.1",
+        env=env,
+    )
     assert result.exit_code == 3, (result.output, result.stderr)
     assert "event=lagging" in result.stdout and "127.0.0.1:9" in result.stderr
     result = run("example.com", "@127.0.0.1:9", env=env)
@@ -286,6 +391,7 @@ def test_nothing_answers_is_exit_3(tmp_path):
 
 
 # --- mirror against real servers -----------------------------------------------------------------
+
 
 class Recorder:
     """Collects events; ``await wait(pred)`` until one (or a state) matches."""
@@ -323,17 +429,23 @@ def test_mirror_follows_nsupdates_by_ixfr_and_runs_exec(kind, request, tmp_path,
     # a secret in the environment must not reach the command
     monkeypatch.setenv("SECDNS_WATCH_TSIG", "hmac-sha256:xfr:c2VjcmV0")
     hook_log = tmp_path / "hook.log"
-    hook = (f'echo "$SECDNS_ZONE $SECDNS_OLD_SERIAL $SECDNS_NEW_SERIAL $SECDNS_KIND '
-            f'$SECDNS_FILE $(env | grep -c c2VjcmV0)" >> {hook_log}')
+    hook = (
+        f'echo "$SECDNS_ZONE $SECDNS_OLD_SERIAL $SECDNS_NEW_SERIAL $SECDNS_KIND '
+        f'$SECDNS_FILE $(env | grep -c c2VjcmV0)" >> {hook_log}'
+    )
     store = Store(tmp_path / "store")
     events = Recorder()
-    mirror = Mirror([MirrorZone(ORIGIN, (Endpoint(primary.host, primary.port),))], store=store,
-                    options=MirrorOptions(interval=0.2, jitter=0, timeout=1.0,
-                                          exec_command=hook),
-                    on_event=events)
-    changes = ["update add new1.example.com. 300 A 192.0.2.71",
-               "update delete www.example.com. A 192.0.2.81",
-               "update add new3.example.com. 300 TXT \"third\""]
+    mirror = Mirror(
+        [MirrorZone(ORIGIN, (Endpoint(primary.host, primary.port),))],
+        store=store,
+        options=MirrorOptions(interval=0.2, jitter=0, timeout=1.0, exec_command=hook),
+        on_event=events,
+    )
+    changes = [
+        "update add new1.example.com. 300 A 192.0.2.71",
+        "update delete www.example.com. A 192.0.2.81",
+        'update add new3.example.com. 300 TXT "third"',
+    ]
 
     async def scenario() -> None:
         await events.wait(lambda: len(events.of(MirrorEventKind.EXEC)) == 1)
@@ -344,15 +456,19 @@ def test_mirror_follows_nsupdates_by_ixfr_and_runs_exec(kind, request, tmp_path,
     asyncio.run(run_mirror(mirror, scenario))
     updates = events.of(MirrorEventKind.UPDATED)
     assert [(u.previous, u.serial, u.via) for u in updates] == [
-        (None, SERIAL, XfrKind.AXFR), (SERIAL, SERIAL + 1, XfrKind.IXFR),
-        (SERIAL + 1, SERIAL + 2, XfrKind.IXFR), (SERIAL + 2, SERIAL + 3, XfrKind.IXFR)]
+        (None, SERIAL, XfrKind.AXFR),
+        (SERIAL, SERIAL + 1, XfrKind.IXFR),
+        (SERIAL + 1, SERIAL + 2, XfrKind.IXFR),
+        (SERIAL + 2, SERIAL + 3, XfrKind.IXFR),
+    ]
     assert [(u.added, u.removed) for u in updates[1:]] == [(1, 0), (0, 1), (1, 0)]
     path = store.zone_path(ORIGIN)
     assert hook_log.read_text().splitlines() == [
         f"example.com.  {SERIAL} AXFR {path} 0",  # no old serial: empty
         f"example.com. {SERIAL} {SERIAL + 1} IXFR {path} 0",
         f"example.com. {SERIAL + 1} {SERIAL + 2} IXFR {path} 0",
-        f"example.com. {SERIAL + 2} {SERIAL + 3} IXFR {path} 0"]
+        f"example.com. {SERIAL + 2} {SERIAL + 3} IXFR {path} 0",
+    ]
     assert all(e.exit_status == 0 for e in events.of(MirrorEventKind.EXEC))
     text = path.read_text()
     assert "new1 300 IN A 192.0.2.71" in text and 'new3 300 IN TXT "third"' in text
@@ -365,10 +481,13 @@ def test_notify_triggers_the_refresh_long_before_the_poll_interval(bind_primary,
     primary = bind_primary(notify=[("127.0.0.1", listen_port)])
     out = tmp_path / "example.com.zone"
     events = Recorder()
-    mirror = Mirror([MirrorZone(ORIGIN, (Endpoint(primary.host, primary.port),), output=out)],
-                    options=MirrorOptions(interval=60, jitter=0, timeout=1.0,
-                                          notify_listen=Endpoint("127.0.0.1", listen_port)),
-                    on_event=events)
+    mirror = Mirror(
+        [MirrorZone(ORIGIN, (Endpoint(primary.host, primary.port),), output=out)],
+        options=MirrorOptions(
+            interval=60, jitter=0, timeout=1.0, notify_listen=Endpoint("127.0.0.1", listen_port)
+        ),
+        on_event=events,
+    )
 
     async def scenario() -> None:
         await events.wait(lambda: events.of(MirrorEventKind.UPDATED))
@@ -387,17 +506,21 @@ def test_notify_triggers_the_refresh_long_before_the_poll_interval(bind_primary,
     assert events.of(MirrorEventKind.UPDATED)[-1].serial == SERIAL + 2
     log_text = primary.log_path.read_text()
     assert f"sending notifies (serial {SERIAL + 2})" in log_text
-    assert not [line for line in log_text.splitlines()
-                if "notify" in line.lower() and ("refused" in line or "NOTIMP" in line)]
+    assert not [
+        line
+        for line in log_text.splitlines()
+        if "notify" in line.lower() and ("refused" in line or "NOTIMP" in line)
+    ]
     assert "n 60 IN A 192.0.2.9" in out.read_text()
 
 
 def test_notify_listener_answers_only_primaries_on_the_wire(tmp_path):
     port = free_port()
     out = tmp_path / "z.zone"
-    mirror = Mirror([MirrorZone(ORIGIN, (Endpoint("127.0.0.1", 9),), output=out)],
-                    options=MirrorOptions(interval=60, timeout=0.2,
-                                          notify_listen=Endpoint("127.0.0.1", port)))
+    mirror = Mirror(
+        [MirrorZone(ORIGIN, (Endpoint("127.0.0.1", 9),), output=out)],
+        options=MirrorOptions(interval=60, timeout=0.2, notify_listen=Endpoint("127.0.0.1", port)),
+    )
 
     def ask(wire: bytes, source: str) -> dns.message.Message | None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -424,15 +547,17 @@ def test_notify_listener_answers_only_primaries_on_the_wire(tmp_path):
     asyncio.run(run_mirror(mirror, scenario))
 
 
-def test_mirror_recovers_when_the_primary_is_stopped_and_restarted(bind_primary, tmp_path,
-                                                                  caplog):
+def test_mirror_recovers_when_the_primary_is_stopped_and_restarted(bind_primary, tmp_path, caplog):
     primary = bind_primary()
     port = primary.port
     store = Store(tmp_path / "store")
     events = Recorder()
-    mirror = Mirror([MirrorZone(ORIGIN, (Endpoint("127.0.0.1", port),))], store=store,
-                    options=MirrorOptions(interval=0.2, jitter=0, timeout=0.2),
-                    on_event=events)
+    mirror = Mirror(
+        [MirrorZone(ORIGIN, (Endpoint("127.0.0.1", port),))],
+        store=store,
+        options=MirrorOptions(interval=0.2, jitter=0, timeout=0.2),
+        on_event=events,
+    )
     newer = zone_text().replace(str(SERIAL), str(SERIAL + 5)) + "back A 192.0.2.55\n"
 
     async def scenario() -> None:
@@ -451,18 +576,26 @@ def test_mirror_recovers_when_the_primary_is_stopped_and_restarted(bind_primary,
     assert events.of(MirrorEventKind.UPDATED)[-1].serial == SERIAL + 5
     assert "back 3600 IN A 192.0.2.55" in store.zone_path(ORIGIN).read_text()
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("watch: zone=example.com. primary unreachable, retry in 0.2s")
-               for m in messages), messages
+    assert any(
+        m.startswith("watch: zone=example.com. primary unreachable, retry in 0.2s")
+        for m in messages
+    ), messages
     assert any("answers again" in m for m in messages)
 
 
 def test_cli_mirror_follows_every_configured_zone_with_tsig_and_stops_on_sigterm(
-        bind_primary, tmp_path):
+    bind_primary, tmp_path
+):
     secret = tsig_secret()
-    other = ("$ORIGIN example.org.\n$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 300\n"
-             "@ NS ns1\nns1 A 192.0.2.1\n")
-    primary = bind_primary({ZONE: zone_text(), "example.org": other},
-                           tsig={"xfr": ("hmac-sha256", secret)}, allow_transfer_key="xfr")
+    other = (
+        "$ORIGIN example.org.\n$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 300\n"
+        "@ NS ns1\nns1 A 192.0.2.1\n"
+    )
+    primary = bind_primary(
+        {ZONE: zone_text(), "example.org": other},
+        tsig={"xfr": ("hmac-sha256", secret)},
+        allow_transfer_key="xfr",
+    )
     config = tmp_path / "secdns.toml"
     config.write_text(f"""[server]
 directory = "zones"
@@ -480,11 +613,17 @@ key = "xfr"
 """)
     process = subprocess.Popen(
         [*SECDNS, "watch", "-c", str(config), "--interval", "0.2", "--json", "-vv"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = [json.loads(process.stdout.readline()) for _ in range(2)]  # type: ignore[union-attr]
         assert sorted((e["event"], e["zone"], e["serial"], e["via"]) for e in first) == [
-            ("updated", "example.com.", SERIAL, "AXFR"), ("updated", "example.org.", 7, "AXFR")]
+            ("updated", "example.com.", SERIAL, "AXFR"),
+            ("updated", "example.org.", 7, "AXFR"),
+        ]
         time.sleep(0.5)  # a few more checks, logged at debug level
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=10)
@@ -494,11 +633,15 @@ key = "xfr"
     assert process.returncode == 0, stderr
     assert "pull: zone=example.org. serial None -> 7 via AXFR" in stderr
     assert secret not in stderr and secret not in stdout
-    assert (tmp_path / "zones" / "example.org.zone").read_text().startswith(
-        "; zone example.org. serial 7 ")
+    assert (
+        (tmp_path / "zones" / "example.org.zone")
+        .read_text()
+        .startswith("; zone example.org. serial 7 ")
+    )
 
 
 # --- monitor against real servers ----------------------------------------------------------------
+
 
 @pytest.fixture
 def drifting(bind_primary, knot_secondary):
@@ -510,11 +653,14 @@ def drifting(bind_primary, knot_secondary):
 
 def test_monitor_sees_two_servers_drift_and_converge(drifting):
     primary, secondary = drifting
-    targets = [Target("primary", primary.host, primary.port),
-               Target("secondary", secondary.host, secondary.port)]
+    targets = [
+        Target("primary", primary.host, primary.port),
+        Target("secondary", secondary.host, secondary.port),
+    ]
     events = Recorder()
-    monitor = Monitor(ORIGIN, targets, options=MonitorOptions(interval=0.1, timeout=1.0),
-                      on_event=events)
+    monitor = Monitor(
+        ORIGIN, targets, options=MonitorOptions(interval=0.1, timeout=1.0), on_event=events
+    )
 
     def consistent_at(serial: int) -> bool:
         return any(e.serial == serial for e in events.of(MonitorEventKind.CONSISTENT))
@@ -524,8 +670,9 @@ def test_monitor_sees_two_servers_drift_and_converge(drifting):
         task = asyncio.create_task(monitor.run(stop))
         await events.wait(lambda: consistent_at(SERIAL))
         await asyncio.to_thread(primary.nsupdate, "update add d.example.com. 60 A 192.0.2.4")
-        await events.wait(lambda: any(e.serial == SERIAL + 1
-                                      for e in events.of(MonitorEventKind.SERIAL)))
+        await events.wait(
+            lambda: any(e.serial == SERIAL + 1 for e in events.of(MonitorEventKind.SERIAL))
+        )
         await asyncio.sleep(0.5)  # drift: the secondary still answers the old serial
         drift = {s.server: (s.serial, s.current) for s in monitor.statuses()}
         assert drift == {"primary": (SERIAL + 1, True), "secondary": (SERIAL, False)}
@@ -548,9 +695,24 @@ def test_until_consistent_exits_0_when_they_converge(drifting):
     primary, secondary = drifting
     primary.nsupdate("update add d.example.com. 60 A 192.0.2.4")
     process = subprocess.Popen(
-        [*SECDNS, "watch", ZONE, "--servers", f"@{primary.addr}", f"@{secondary.addr}",
-         "--until-consistent", "--timeout", "20", "--interval", "0.1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            *SECDNS,
+            "watch",
+            ZONE,
+            "--servers",
+            f"@{primary.addr}",
+            f"@{secondary.addr}",
+            "--until-consistent",
+            "--timeout",
+            "20",
+            "--interval",
+            "0.1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         seen: list[str] = []
         while len(seen) < 2:  # each server's first answer: they differ
@@ -559,7 +721,8 @@ def test_until_consistent_exits_0_when_they_converge(drifting):
             if "event=serial" in line:
                 seen.append(line)
         assert {f"serial={SERIAL + 1}", f"serial={SERIAL}"} == {
-            next(f for f in line.split() if f.startswith("serial=")) for line in seen}
+            next(f for f in line.split() if f.startswith("serial=")) for line in seen
+        }
         time.sleep(0.3)
         assert process.poll() is None  # still waiting
         secondary.knotc("zone-refresh", f"{ZONE}.")
@@ -569,10 +732,12 @@ def test_until_consistent_exits_0_when_they_converge(drifting):
             process.kill()
     assert process.returncode == 0, stderr
     lines = stdout.splitlines()
-    assert any(f"event=consistent zone=example.com. serial={SERIAL + 1}" in line
-               for line in lines[:-1]), lines
-    assert lines[-1].startswith("event=summary zone=example.com. result=consistent "
-                                f"newest={SERIAL + 1} ")
+    assert any(
+        f"event=consistent zone=example.com. serial={SERIAL + 1}" in line for line in lines[:-1]
+    ), lines
+    assert lines[-1].startswith(
+        f"event=summary zone=example.com. result=consistent newest={SERIAL + 1} "
+    )
     assert "lagging=0" in lines[-1]
 
 
@@ -586,21 +751,35 @@ def test_until_consistent_and_until_serial_exit_1_on_timeout_naming_who_lagged(d
     assert result.exit_code == 1, (result.output, result.stderr)
     summary = [line for line in result.stdout.splitlines() if line.startswith("event=")]
     assert summary[-2].startswith("event=summary zone=example.com. result=timeout ")
-    assert summary[-1] == (f"event=lagging zone=example.com. server={secondary.addr} "
-                           f"address={secondary.addr} serial={SERIAL} error=-")
-    assert result.stderr.startswith("secdns: watch: zone example.com.: 1 of 2 addresses not at "
-                                    f"the same serial (newest {SERIAL + 1})")
+    assert summary[-1] == (
+        f"event=lagging zone=example.com. server={secondary.addr} "
+        f"address={secondary.addr} serial={SERIAL} error=-"
+    )
+    assert result.stderr.startswith(
+        "secdns: watch: zone example.com.: 1 of 2 addresses not at "
+        f"the same serial (newest {SERIAL + 1})"
+    )
     assert f"{secondary.addr} (serial {SERIAL})" in result.stderr
     # --until-serial: the primary's serial is enough for the primary alone...
-    result = run(ZONE, "--servers", f"@{primary.addr}", "--until-serial", str(SERIAL + 1),
-                 "--timeout", "5", "--json")
+    result = run(
+        ZONE,
+        "--servers",
+        f"@{primary.addr}",
+        "--until-serial",
+        str(SERIAL + 1),
+        "--timeout",
+        "5",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     summary_doc = json.loads(result.stdout.splitlines()[-1])
     assert (summary_doc["event"], summary_doc["result"], summary_doc["lagging"]) == (
-        "summary", "reached", [])
+        "summary",
+        "reached",
+        [],
+    )
     # ...not for both, as JSON
-    result = run(ZONE, *servers, "--until-serial", str(SERIAL + 1), "--timeout", "0.5",
-                 "--json")
+    result = run(ZONE, *servers, "--until-serial", str(SERIAL + 1), "--timeout", "0.5", "--json")
     assert result.exit_code == 1
     summary_doc = json.loads(result.stdout.splitlines()[-1])
     assert summary_doc["result"] == "timeout" and summary_doc["until_serial"] == SERIAL + 1
@@ -610,8 +789,12 @@ def test_until_consistent_and_until_serial_exit_1_on_timeout_naming_who_lagged(d
 def test_cli_monitor_stops_cleanly_on_sigterm(bind_primary):
     primary = bind_primary()
     process = subprocess.Popen(
-        [*SECDNS, "watch", ZONE, "--servers", f"@{primary.addr}", "--interval", "0.1",
-         "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [*SECDNS, "watch", ZONE, "--servers", f"@{primary.addr}", "--interval", "0.1", "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = json.loads(process.stdout.readline())  # type: ignore[union-attr]
         assert (first["event"], first["serial"]) == ("serial", SERIAL)
@@ -633,8 +816,10 @@ def test_nameservers_auto_watches_every_address_of_the_ns_set(bind_primary):
     targets = asyncio.run(nameserver_targets(ORIGIN, resolver=resolver, port=5300))
     # ns1.example.com. has an A and an AAAA in the zone; ns2.example.net. has no address here
     assert [(t.server, t.address, t.port) for t in targets] == [
-        ("ns1.example.com.", "192.0.2.53", 5300), ("ns1.example.com.", "2001:db8::53", 5300),
-        ("ns2.example.net.", None, 5300)]
+        ("ns1.example.com.", "192.0.2.53", 5300),
+        ("ns1.example.com.", "2001:db8::53", 5300),
+        ("ns2.example.net.", None, 5300),
+    ]
     assert targets[2].error
 
 
@@ -643,7 +828,11 @@ def test_cli_stops_when_the_reader_of_its_output_goes_away(bind_primary):
     primary = bind_primary()
     process = subprocess.Popen(
         [*SECDNS, "watch", ZONE, "--servers", f"@{primary.addr}", "--interval", "0.1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout.readline().startswith("time=")  # type: ignore[union-attr]
         process.stdout.close()  # type: ignore[union-attr]

@@ -36,11 +36,15 @@ def canonical(text: str, origin: str) -> list[str]:
     return zonefile.canonical_lines(read_master(text, dns.name.from_text(origin)).records)
 
 
-@pytest.mark.parametrize("path", sorted(ZONES.glob("*.zone")) + sorted(
-    (ZONES / "answer").glob("*.zone")))
+@pytest.mark.parametrize(
+    "path", sorted(ZONES.glob("*.zone")) + sorted((ZONES / "answer").glob("*.zone"))
+)
 def test_fast_rdata_equals_dnspython(path):
-    origin = dns.name.from_text(path.name.removesuffix(".zone").split("-")[0]
-                                if path.parent.name != "answer" else "answer.test.")
+    origin = dns.name.from_text(
+        path.name.removesuffix(".zone").split("-")[0]
+        if path.parent.name != "answer"
+        else "answer.test."
+    )
     try:
         lines = canonical(path.read_text(), origin.to_text())
     except Exception:
@@ -53,8 +57,7 @@ def test_fast_rdata_equals_dnspython(path):
         fast = fast_rdata(rdtype, text, origin)
         if fast is None:
             continue
-        slow = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin,
-                                   relativize=False)
+        slow = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
         assert fast == slow and hash(fast) == hash(slow), line
         assert fast.to_wire() == slow.to_wire(), line
         assert fast.to_text() == slow.to_text(), line
@@ -72,9 +75,9 @@ def test_node_case_and_ttls():
 def test_versions_are_independent_and_cheap():
     origin = dns.name.from_text("example.com.")
     text = "@ 3600 IN SOA ns1 host 1 7200 900 1209600 300\n@ 3600 IN NS ns1\n" + "".join(
-        f"h{i} 60 IN A 192.0.2.{i % 250}\n" for i in range(5000))
-    base = ZoneVersion.from_lines(origin, zonefile.canonical_lines(records(text,
-                                                                          "example.com.")))
+        f"h{i} 60 IN A 192.0.2.{i % 250}\n" for i in range(5000)
+    )
+    base = ZoneVersion.from_lines(origin, zonefile.canonical_lines(records(text, "example.com.")))
     new = base.apply([(["h1 60 IN A 192.0.2.1"], ["x.y.z 60 IN A 192.0.2.7"])], 2)
     shared = sum(a is b for a, b in zip(base.buckets, new.buckets, strict=True))
     # only the buckets of h1, x.y.z, y.z, z and the apex (its count of names below) copied

@@ -52,8 +52,13 @@ class Finding:
         return dataclasses.replace(self, source=source)
 
     def sort_key(self) -> tuple[int, str, str, str, str]:
-        return (CHECK_ORDER.get(self.check, len(CHECK_ORDER)), self.source or "",
-                self.owner.lower(), self.rdtype or "", self.message)
+        return (
+            CHECK_ORDER.get(self.check, len(CHECK_ORDER)),
+            self.source or "",
+            self.owner.lower(),
+            self.rdtype or "",
+            self.message,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -79,12 +84,14 @@ class Check:
     def family(self) -> Family:
         return Family(self.id.split(".", 1)[0])
 
-    def error(self, owner: str, rdtype: str | None, message: str,
-              rfc: str | None = None) -> Finding:
+    def error(
+        self, owner: str, rdtype: str | None, message: str, rfc: str | None = None
+    ) -> Finding:
         return Finding(self.id, Severity.ERROR, owner, rdtype, message, rfc or self.rfc)
 
-    def warning(self, owner: str, rdtype: str | None, message: str,
-                rfc: str | None = None) -> Finding:
+    def warning(
+        self, owner: str, rdtype: str | None, message: str, rfc: str | None = None
+    ) -> Finding:
         return Finding(self.id, Severity.WARNING, owner, rdtype, message, rfc or self.rfc)
 
     def to_dict(self) -> dict[str, object]:
@@ -95,57 +102,102 @@ class Check:
 
 PARSE = Check("integrity.parse", "The zone file parses", "RFC 1035 5.1")
 SOA = Check("integrity.soa", "Exactly one SOA record, at the apex", "RFC 1035 5.2")
-SOA_TIMERS = Check("integrity.soa-timers",
-                   "SOA timers are sane (retry < refresh < expire, expire long enough)",
-                   "RFC 1912 2.2")
+SOA_TIMERS = Check(
+    "integrity.soa-timers",
+    "SOA timers are sane (retry < refresh < expire, expire long enough)",
+    "RFC 1912 2.2",
+)
 APEX_NS = Check("integrity.apex-ns", "NS records at the apex", "RFC 1034 4.2.1")
-CNAME_AND_OTHER_DATA = Check("integrity.cname-and-other-data",
-                             "A CNAME is alone at its name, and single", "RFC 2181 10.1")
+CNAME_AND_OTHER_DATA = Check(
+    "integrity.cname-and-other-data", "A CNAME is alone at its name, and single", "RFC 2181 10.1"
+)
 DNAME = Check("integrity.dname", "A DNAME is single and not beside a CNAME", "RFC 6672 2.4")
 CNAME_LOOP = Check("integrity.cname-loop", "CNAME chains inside the zone end", "RFC 1034 3.6.2")
-TARGET_IS_CNAME = Check("integrity.target-is-cname", "NS, MX and SRV targets are not CNAMEs",
-                        "RFC 2181 10.3")
-TARGET_ADDRESS = Check("integrity.target-address",
-                       "In-zone NS, MX and SRV targets have address records", "RFC 1034 4.2.1")
-MISSING_GLUE = Check("integrity.missing-glue",
-                     "In-zone name servers of delegations have glue", "RFC 9471")
-OCCLUDED = Check("integrity.occluded", "No data occluded by a delegation or a DNAME",
-                 "RFC 1034 4.2.1")
+TARGET_IS_CNAME = Check(
+    "integrity.target-is-cname", "NS, MX and SRV targets are not CNAMEs", "RFC 2181 10.3"
+)
+TARGET_ADDRESS = Check(
+    "integrity.target-address",
+    "In-zone NS, MX and SRV targets have address records",
+    "RFC 1034 4.2.1",
+)
+MISSING_GLUE = Check(
+    "integrity.missing-glue", "In-zone name servers of delegations have glue", "RFC 9471"
+)
+OCCLUDED = Check(
+    "integrity.occluded", "No data occluded by a delegation or a DNAME", "RFC 1034 4.2.1"
+)
 OUT_OF_ZONE = Check("integrity.out-of-zone", "No data outside the zone", "RFC 1034 4.2")
-TTL_MISMATCH = Check("integrity.ttl-mismatch", "The records of an RRset share one TTL",
-                     "RFC 2181 5.2")
+TTL_MISMATCH = Check(
+    "integrity.ttl-mismatch", "The records of an RRset share one TTL", "RFC 2181 5.2"
+)
 DS_PLACEMENT = Check("integrity.ds", "DS records only at delegations", "RFC 4035 2.4")
-WILDCARD = Check("integrity.wildcard",
-                 "Wildcards are terminal and own no NS or DNAME", "RFC 4592 4")
-HOSTNAME = Check("integrity.hostname",
-                 "Host names (address owners, NS/MX/SRV targets, SOA MNAME) are valid and "
-                 "not addresses", "RFC 1123 2.1")
+WILDCARD = Check(
+    "integrity.wildcard", "Wildcards are terminal and own no NS or DNAME", "RFC 4592 4"
+)
+HOSTNAME = Check(
+    "integrity.hostname",
+    "Host names (address owners, NS/MX/SRV targets, SOA MNAME) are valid and not addresses",
+    "RFC 1123 2.1",
+)
 SPF = Check("integrity.spf", "SPF policies are published as TXT", "RFC 7208 3.1")
 
-RRSIG_VALIDITY = Check("dnssec.rrsig-validity",
-                       "Signatures are inside their validity window, not about to expire",
-                       "RFC 4034 3.1.5")
-SIGNATURE = Check("dnssec.signature",
-                  "Every authoritative RRset is signed, and signatures validate against the "
-                  "apex DNSKEY set", "RFC 4035 5.3")
-DENIAL_CHAIN = Check("dnssec.nsec-chain", "The NSEC or NSEC3 chain is present and closed",
-                     "RFC 4035 2.3")
+RRSIG_VALIDITY = Check(
+    "dnssec.rrsig-validity",
+    "Signatures are inside their validity window, not about to expire",
+    "RFC 4034 3.1.5",
+)
+SIGNATURE = Check(
+    "dnssec.signature",
+    "Every authoritative RRset is signed, and signatures validate against the apex DNSKEY set",
+    "RFC 4035 5.3",
+)
+DENIAL_CHAIN = Check(
+    "dnssec.nsec-chain", "The NSEC or NSEC3 chain is present and closed", "RFC 4035 2.3"
+)
 ZONEMD = Check("dnssec.zonemd", "The ZONEMD digest verifies", "RFC 8976 4")
 
 SERIAL = Check("consistency.serial", "Every server has the same SOA serial", "RFC 1034 4.3.5")
-AUTHORITATIVE = Check("consistency.authoritative",
-                      "Every server answers authoritatively (no lame delegation)", "RFC 9499 7")
+AUTHORITATIVE = Check(
+    "consistency.authoritative",
+    "Every server answers authoritatively (no lame delegation)",
+    "RFC 9499 7",
+)
 REACHABLE = Check("consistency.reachable", "Every server answers", "RFC 2182 3")
-CONTENT = Check("consistency.content",
-                "Every server transfers the same zone content (--deep)", "RFC 1034 4.3.5")
+CONTENT = Check(
+    "consistency.content", "Every server transfers the same zone content (--deep)", "RFC 1034 4.3.5"
+)
 
-CHECKS: dict[str, Check] = {check.id: check for check in (
-    PARSE, SOA, SOA_TIMERS, APEX_NS, CNAME_AND_OTHER_DATA, DNAME, CNAME_LOOP, TARGET_IS_CNAME,
-    TARGET_ADDRESS, MISSING_GLUE, OCCLUDED, OUT_OF_ZONE, TTL_MISMATCH, DS_PLACEMENT, WILDCARD,
-    HOSTNAME, SPF,
-    RRSIG_VALIDITY, SIGNATURE, DENIAL_CHAIN, ZONEMD,
-    SERIAL, AUTHORITATIVE, REACHABLE, CONTENT,
-)}
+CHECKS: dict[str, Check] = {
+    check.id: check
+    for check in (
+        PARSE,
+        SOA,
+        SOA_TIMERS,
+        APEX_NS,
+        CNAME_AND_OTHER_DATA,
+        DNAME,
+        CNAME_LOOP,
+        TARGET_IS_CNAME,
+        TARGET_ADDRESS,
+        MISSING_GLUE,
+        OCCLUDED,
+        OUT_OF_ZONE,
+        TTL_MISMATCH,
+        DS_PLACEMENT,
+        WILDCARD,
+        HOSTNAME,
+        SPF,
+        RRSIG_VALIDITY,
+        SIGNATURE,
+        DENIAL_CHAIN,
+        ZONEMD,
+        SERIAL,
+        AUTHORITATIVE,
+        REACHABLE,
+        CONTENT,
+    )
+}
 """Every check, in report order."""
 
 CHECK_ORDER: dict[str, int] = {check_id: index for index, check_id in enumerate(CHECKS)}
@@ -167,8 +219,10 @@ def select(include: Iterable[str] = (), exclude: Iterable[str] = ()) -> frozense
             return {spec}
         family = {check_id for check_id in CHECKS if check_id.split(".", 1)[0] == spec}
         if not family:
-            raise UnknownCheck(f"unknown check {spec!r} (families: integrity, dnssec, "
-                               "consistency; `secdns verify --list-checks` lists every id)")
+            raise UnknownCheck(
+                f"unknown check {spec!r} (families: integrity, dnssec, "
+                "consistency; `secdns verify --list-checks` lists every id)"
+            )
         return family
 
     chosen: set[str] = set()

@@ -50,8 +50,10 @@ ZONEMD = dns.rdatatype.ZONEMD
 
 DNSSEC_TYPES = frozenset({RRSIG, NSEC, DNSKEY, NSEC3, NSEC3PARAM, ZONEMD})
 _NSEC3_OPT_OUT = 0x01
-_SUPPORTED_ZONEMD = {(dns.zonetypes.DigestScheme.SIMPLE, dns.zonetypes.DigestHashAlgorithm.SHA384),
-                     (dns.zonetypes.DigestScheme.SIMPLE, dns.zonetypes.DigestHashAlgorithm.SHA512)}
+_SUPPORTED_ZONEMD = {
+    (dns.zonetypes.DigestScheme.SIMPLE, dns.zonetypes.DigestHashAlgorithm.SHA384),
+    (dns.zonetypes.DigestScheme.SIMPLE, dns.zonetypes.DigestHashAlgorithm.SHA512),
+}
 DAY = 86400
 
 
@@ -68,9 +70,15 @@ def applicable_checks(records: list[wire.Record]) -> frozenset[str]:
     return frozenset(found)
 
 
-def check_dnssec(origin: dns.name.Name, records: list[wire.Record], *, now: float,
-                 sig_warn_days: float = 7.0, index: ZoneIndex | None = None,
-                 selected: frozenset[str] | None = None) -> list[Finding]:
+def check_dnssec(
+    origin: dns.name.Name,
+    records: list[wire.Record],
+    *,
+    now: float,
+    sig_warn_days: float = 7.0,
+    index: ZoneIndex | None = None,
+    selected: frozenset[str] | None = None,
+) -> list[Finding]:
     """Every DNSSEC and ZONEMD finding for the zone ``origin`` at time ``now``."""
     wanted = applicable_checks(records)
     if selected is not None:
@@ -81,8 +89,9 @@ def check_dnssec(origin: dns.name.Name, records: list[wire.Record], *, now: floa
     if wanted & {checks.RRSIG_VALIDITY.id, checks.SIGNATURE.id, checks.DENIAL_CHAIN.id}:
         zone.prepare()
     if checks.RRSIG_VALIDITY.id in wanted or checks.SIGNATURE.id in wanted:
-        zone.check_signatures(validity=checks.RRSIG_VALIDITY.id in wanted,
-                              signatures=checks.SIGNATURE.id in wanted)
+        zone.check_signatures(
+            validity=checks.RRSIG_VALIDITY.id in wanted, signatures=checks.SIGNATURE.id in wanted
+        )
     if checks.DENIAL_CHAIN.id in wanted:
         zone.check_denial()
     if checks.ZONEMD.id in wanted:
@@ -135,7 +144,8 @@ class _Dnssec:
                     rrsig = self.rdata(rec)
                     if isinstance(rrsig, dns.rdtypes.ANY.RRSIG.RRSIG):
                         self.signatures.setdefault((key, rrsig.type_covered), []).append(
-                            _Signature(rec, rrsig))
+                            _Signature(rec, rrsig)
+                        )
                 else:
                     self.rrsets.setdefault((key, rec.rdtype), []).append(rec)
 
@@ -157,13 +167,17 @@ class _Dnssec:
         apex_text = self.index.origin_text
         if keys is None:
             if signatures:
-                self.findings.append(checks.SIGNATURE.error(
-                    apex_text, "DNSKEY", "the zone has RRSIG records but no DNSKEY at the apex"))
+                self.findings.append(
+                    checks.SIGNATURE.error(
+                        apex_text, "DNSKEY", "the zone has RRSIG records but no DNSKEY at the apex"
+                    )
+                )
         algorithms = sorted({key.algorithm for key in keys or ()})
         for key in keys or ():
             candidates = self.keys_by_id.setdefault(
                 (key.algorithm, dns.dnssec.key_id(key)),
-                dns.rdataset.Rdataset(dns.rdataclass.IN, DNSKEY))
+                dns.rdataset.Rdataset(dns.rdataclass.IN, DNSKEY),
+            )
             candidates.add(key, keys.ttl if keys is not None else 0)
         for (key, covered), sigs in self.signatures.items():
             for sig in sigs:
@@ -175,9 +189,13 @@ class _Dnssec:
             type_text = wire.type_text(covered)
             owner = self.owner(sigs[0].record)
             if not rrset_records:
-                self.findings.append(checks.SIGNATURE.error(
-                    owner, type_text, f"RRSIG covers {type_text} but the name has no "
-                    f"{type_text} records"))
+                self.findings.append(
+                    checks.SIGNATURE.error(
+                        owner,
+                        type_text,
+                        f"RRSIG covers {type_text} but the name has no {type_text} records",
+                    )
+                )
                 continue
             rrset = self.rrset(rrset_records)
             for sig in sigs:
@@ -186,9 +204,14 @@ class _Dnssec:
             missing = [a for a in algorithms if a not in signed_with]
             if missing and self.authoritative(key):
                 names = ", ".join(dns.dnssec.algorithm_to_text(a) for a in missing)
-                self.findings.append(checks.SIGNATURE.error(
-                    owner, type_text, f"not signed with every algorithm of the DNSKEY set "
-                    f"(missing {names})", "RFC 4035 2.2"))
+                self.findings.append(
+                    checks.SIGNATURE.error(
+                        owner,
+                        type_text,
+                        f"not signed with every algorithm of the DNSKEY set (missing {names})",
+                        "RFC 4035 2.2",
+                    )
+                )
         if signatures and keys is not None:
             self.check_unsigned()
 
@@ -198,17 +221,26 @@ class _Dnssec:
         type_text = f"RRSIG {wire.type_text(rrsig.type_covered)}"
         tag = f"key tag {rrsig.key_tag}"
         if rrsig.expiration < self.now:
-            self.findings.append(checks.RRSIG_VALIDITY.error(
-                owner, type_text, f"signature ({tag}) expired {_when(rrsig.expiration)}"))
+            self.findings.append(
+                checks.RRSIG_VALIDITY.error(
+                    owner, type_text, f"signature ({tag}) expired {_when(rrsig.expiration)}"
+                )
+            )
         elif rrsig.inception > self.now:
-            self.findings.append(checks.RRSIG_VALIDITY.error(
-                owner, type_text, f"signature ({tag}) not valid before "
-                f"{_when(rrsig.inception)}"))
+            self.findings.append(
+                checks.RRSIG_VALIDITY.error(
+                    owner, type_text, f"signature ({tag}) not valid before {_when(rrsig.inception)}"
+                )
+            )
         elif rrsig.expiration - self.now < self.warn_seconds:
             days = (rrsig.expiration - self.now) / DAY
-            self.findings.append(checks.RRSIG_VALIDITY.warning(
-                owner, type_text, f"signature ({tag}) expires in {days:.1f} days, "
-                f"{_when(rrsig.expiration)}"))
+            self.findings.append(
+                checks.RRSIG_VALIDITY.warning(
+                    owner,
+                    type_text,
+                    f"signature ({tag}) expires in {days:.1f} days, {_when(rrsig.expiration)}",
+                )
+            )
 
     def rrset(self, records: list[wire.Record]) -> dns.rrset.RRset:
         first = records[0]
@@ -220,27 +252,34 @@ class _Dnssec:
                 rrset.add(rdata, rec.ttl)
         return rrset
 
-    def validate(self, owner: str, type_text: str, rrset: dns.rrset.RRset,
-                 sig: _Signature) -> None:
+    def validate(self, owner: str, type_text: str, rrset: dns.rrset.RRset, sig: _Signature) -> None:
         rrsig = sig.rrsig
         algorithm = dns.dnssec.algorithm_to_text(rrsig.algorithm)
         what = f"signature by key tag {rrsig.key_tag} ({algorithm})"
         if rrsig.signer != self.origin:
-            self.findings.append(checks.SIGNATURE.error(
-                owner, type_text, f"{what} names the signer {rrsig.signer}, not the zone"))
+            self.findings.append(
+                checks.SIGNATURE.error(
+                    owner, type_text, f"{what} names the signer {rrsig.signer}, not the zone"
+                )
+            )
             return
         candidates = self.keys_by_id.get((rrsig.algorithm, rrsig.key_tag))
         if candidates is None:
-            self.findings.append(checks.SIGNATURE.error(
-                owner, type_text, f"{what}: no such key in the apex DNSKEY set"))
+            self.findings.append(
+                checks.SIGNATURE.error(
+                    owner, type_text, f"{what}: no such key in the apex DNSKEY set"
+                )
+            )
             return
         try:
             # The window is the validity check's business: validate inside it.
-            dns.dnssec.validate_rrsig(rrset, rrsig, {self.origin: candidates}, self.origin,
-                                      now=rrsig.inception)
+            dns.dnssec.validate_rrsig(
+                rrset, rrsig, {self.origin: candidates}, self.origin, now=rrsig.inception
+            )
         except dns.dnssec.UnsupportedAlgorithm as err:
-            self.findings.append(checks.SIGNATURE.warning(
-                owner, type_text, f"{what} cannot be checked here: {err}"))
+            self.findings.append(
+                checks.SIGNATURE.warning(owner, type_text, f"{what} cannot be checked here: {err}")
+            )
         except dns.dnssec.ValidationFailure as err:
             reason = str(err)
             if reason == "verify failure":
@@ -257,9 +296,14 @@ class _Dnssec:
                 continue  # glue and occluded data are not signed
             if key in self.cuts and rdtype not in (DS, NSEC):
                 continue  # the delegation NS (and glue at the cut) are not signed
-            self.findings.append(checks.SIGNATURE.error(
-                self.owner(records[0]), wire.type_text(rdtype),
-                "RRset has no RRSIG in a signed zone", "RFC 4035 2.2"))
+            self.findings.append(
+                checks.SIGNATURE.error(
+                    self.owner(records[0]),
+                    wire.type_text(rdtype),
+                    "RRset has no RRSIG in a signed zone",
+                    "RFC 4035 2.2",
+                )
+            )
 
     # -- NSEC / NSEC3
 
@@ -270,12 +314,20 @@ class _Dnssec:
         elif any(rdtype == NSEC for (_key, rdtype) in self.rrsets):
             self.check_nsec()
         elif any(rdtype == NSEC3 for (_key, rdtype) in self.rrsets):
-            self.findings.append(checks.DENIAL_CHAIN.error(
-                apex_text, "NSEC3PARAM", "NSEC3 records but no NSEC3PARAM at the apex",
-                "RFC 5155 4"))
+            self.findings.append(
+                checks.DENIAL_CHAIN.error(
+                    apex_text,
+                    "NSEC3PARAM",
+                    "NSEC3 records but no NSEC3PARAM at the apex",
+                    "RFC 5155 4",
+                )
+            )
         else:
-            self.findings.append(checks.DENIAL_CHAIN.error(
-                apex_text, None, "signed zone without an NSEC or NSEC3 chain"))
+            self.findings.append(
+                checks.DENIAL_CHAIN.error(
+                    apex_text, None, "signed zone without an NSEC or NSEC3 chain"
+                )
+            )
 
     def names(self) -> list[Key]:
         """Authoritative names with data (delegation points included), canonical order."""
@@ -304,28 +356,43 @@ class _Dnssec:
                 nsec_at[key] = records
         for key, records in nsec_at.items():
             if key not in expected:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    self.owner(records[0]), "NSEC", "NSEC record at a name that is not "
-                    "authoritative data of the zone"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        self.owner(records[0]),
+                        "NSEC",
+                        "NSEC record at a name that is not authoritative data of the zone",
+                    )
+                )
         for position, key in enumerate(names):
             at_name = nsec_at.get(key)
             if not at_name:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    self.index.key_text(key), "NSEC", "no NSEC record: the chain is broken here"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        self.index.key_text(key), "NSEC", "no NSEC record: the chain is broken here"
+                    )
+                )
                 continue
             owner = self.owner(at_name[0])
             if len(at_name) > 1:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    owner, "NSEC", f"{len(at_name)} NSEC records at one name"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        owner, "NSEC", f"{len(at_name)} NSEC records at one name"
+                    )
+                )
             nsec = self.rdata(at_name[0])
             if not isinstance(nsec, dns.rdtypes.ANY.NSEC.NSEC):
                 continue
             following = names[(position + 1) % len(names)]
             next_key = _name_key(nsec.next)
             if next_key != following:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    owner, "NSEC", f"next name is {nsec.next}, expected "
-                    f"{self.index.key_text(following)}: the chain is not closed"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        owner,
+                        "NSEC",
+                        f"next name is {nsec.next}, expected "
+                        f"{self.index.key_text(following)}: the chain is not closed",
+                    )
+                )
             self.compare_bitmap(owner, "NSEC", _bitmap_types(nsec.windows), self.types_at(key))
 
     def compare_bitmap(self, owner: str, rdtype: str, listed: set[int], present: set[int]) -> None:
@@ -338,8 +405,11 @@ class _Dnssec:
             parts.append(f"omits {', '.join(missing)}")
         if extra:
             parts.append(f"lists absent {', '.join(extra)}")
-        self.findings.append(checks.DENIAL_CHAIN.error(
-            owner, rdtype, f"type bitmap {' and '.join(parts)}", "RFC 4034 4.1.2"))
+        self.findings.append(
+            checks.DENIAL_CHAIN.error(
+                owner, rdtype, f"type bitmap {' and '.join(parts)}", "RFC 4034 4.1.2"
+            )
+        )
 
     def check_nsec3(self) -> None:
         apex_text = self.index.origin_text
@@ -356,16 +426,29 @@ class _Dnssec:
                 if not isinstance(nsec3, dns.rdtypes.ANY.NSEC3.NSEC3):
                     continue
                 if (nsec3.algorithm, nsec3.iterations, nsec3.salt) != (
-                        param.algorithm, param.iterations, param.salt):
-                    self.findings.append(checks.DENIAL_CHAIN.error(
-                        self.owner(rec), "NSEC3", "NSEC3 parameters differ from the "
-                        "NSEC3PARAM at the apex", "RFC 5155 7.2"))
+                    param.algorithm,
+                    param.iterations,
+                    param.salt,
+                ):
+                    self.findings.append(
+                        checks.DENIAL_CHAIN.error(
+                            self.owner(rec),
+                            "NSEC3",
+                            "NSEC3 parameters differ from the NSEC3PARAM at the apex",
+                            "RFC 5155 7.2",
+                        )
+                    )
                     continue
                 opt_out |= bool(nsec3.flags & _NSEC3_OPT_OUT)
                 if len(key) != len(self.apex) + 1:
-                    self.findings.append(checks.DENIAL_CHAIN.error(
-                        self.owner(rec), "NSEC3", "NSEC3 record not directly below the apex",
-                        "RFC 5155 7.1"))
+                    self.findings.append(
+                        checks.DENIAL_CHAIN.error(
+                            self.owner(rec),
+                            "NSEC3",
+                            "NSEC3 record not directly below the apex",
+                            "RFC 5155 7.1",
+                        )
+                    )
                     continue
                 hashed[key[-1].decode("ascii", "replace").upper()] = (rec, nsec3)
         expected: dict[str, Key] = {}
@@ -377,32 +460,52 @@ class _Dnssec:
             expected[digest] = key
         for digest, key in expected.items():
             if digest not in hashed:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    self.index.key_text(key), "NSEC3", f"no NSEC3 record for this name "
-                    f"(hash {digest}): the chain is broken here", "RFC 5155 7.1"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        self.index.key_text(key),
+                        "NSEC3",
+                        f"no NSEC3 record for this name (hash {digest}): the chain is broken here",
+                        "RFC 5155 7.1",
+                    )
+                )
         for digest, (rec, _nsec3) in hashed.items():
             if digest not in expected and not opt_out:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    self.owner(rec), "NSEC3", "NSEC3 record for a name that is not in the "
-                    "zone", "RFC 5155 7.1"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        self.owner(rec),
+                        "NSEC3",
+                        "NSEC3 record for a name that is not in the zone",
+                        "RFC 5155 7.1",
+                    )
+                )
         order = sorted(hashed)
         for position, digest in enumerate(order):
             rec, nsec3 = hashed[digest]
             following = order[(position + 1) % len(order)]
             next_hash = base64.b32encode(nsec3.next).decode().translate(_B32_TO_HEX)
             if next_hash.rstrip("=") != following:
-                self.findings.append(checks.DENIAL_CHAIN.error(
-                    self.owner(rec), "NSEC3", f"next hashed owner is {next_hash}, expected "
-                    f"{following}: the chain is not closed", "RFC 5155 7.1"))
+                self.findings.append(
+                    checks.DENIAL_CHAIN.error(
+                        self.owner(rec),
+                        "NSEC3",
+                        f"next hashed owner is {next_hash}, expected "
+                        f"{following}: the chain is not closed",
+                        "RFC 5155 7.1",
+                    )
+                )
             hashed_from = expected.get(digest)
             if hashed_from is not None:
                 present = self.types_at(hashed_from) - {NSEC}
-                self.compare_bitmap(self.owner(rec), "NSEC3", _bitmap_types(nsec3.windows),
-                                    present)
+                self.compare_bitmap(self.owner(rec), "NSEC3", _bitmap_types(nsec3.windows), present)
         if not hashed:
-            self.findings.append(checks.DENIAL_CHAIN.error(
-                apex_text, "NSEC3", "NSEC3PARAM at the apex but no NSEC3 records",
-                "RFC 5155 7.1"))
+            self.findings.append(
+                checks.DENIAL_CHAIN.error(
+                    apex_text,
+                    "NSEC3",
+                    "NSEC3PARAM at the apex but no NSEC3 records",
+                    "RFC 5155 7.1",
+                )
+            )
 
     def nsec3_names(self) -> list[Key]:
         """Authoritative names and the empty non-terminals between them and the apex."""
@@ -431,47 +534,68 @@ class _Dnssec:
             kind = (zonemd.scheme, zonemd.hash_algorithm)
             label = f"scheme {zonemd.scheme}, hash algorithm {zonemd.hash_algorithm}"
             if kind in seen:
-                self.findings.append(checks.ZONEMD.error(
-                    apex_text, "ZONEMD", f"more than one ZONEMD with {label}", "RFC 8976 2"))
+                self.findings.append(
+                    checks.ZONEMD.error(
+                        apex_text, "ZONEMD", f"more than one ZONEMD with {label}", "RFC 8976 2"
+                    )
+                )
                 continue
             seen.add(kind)
             if zonemd.serial != serial:
-                self.findings.append(checks.ZONEMD.error(
-                    apex_text, "ZONEMD", f"ZONEMD serial {zonemd.serial} is not the SOA serial "
-                    f"{serial}: the digest is stale"))
+                self.findings.append(
+                    checks.ZONEMD.error(
+                        apex_text,
+                        "ZONEMD",
+                        f"ZONEMD serial {zonemd.serial} is not the SOA serial "
+                        f"{serial}: the digest is stale",
+                    )
+                )
                 continue
             if kind not in _SUPPORTED_ZONEMD:
-                self.findings.append(checks.ZONEMD.warning(
-                    apex_text, "ZONEMD", f"ZONEMD with {label} cannot be verified "
-                    "(unsupported)"))
+                self.findings.append(
+                    checks.ZONEMD.warning(
+                        apex_text, "ZONEMD", f"ZONEMD with {label} cannot be verified (unsupported)"
+                    )
+                )
                 continue
             if zone is None:
                 zone = self.build_zone(records)
                 if zone is None:
                     return
             try:
-                computed = zone.compute_digest(dns.zonetypes.DigestHashAlgorithm(
-                    zonemd.hash_algorithm), dns.zonetypes.DigestScheme(zonemd.scheme))
+                computed = zone.compute_digest(
+                    dns.zonetypes.DigestHashAlgorithm(zonemd.hash_algorithm),
+                    dns.zonetypes.DigestScheme(zonemd.scheme),
+                )
             except (dns.exception.DNSException, ValueError) as err:
-                self.findings.append(checks.ZONEMD.error(
-                    apex_text, "ZONEMD", f"cannot compute the digest: {err}"))
+                self.findings.append(
+                    checks.ZONEMD.error(apex_text, "ZONEMD", f"cannot compute the digest: {err}")
+                )
                 continue
             if computed.digest != zonemd.digest:
                 algorithm = dns.zonetypes.DigestHashAlgorithm(zonemd.hash_algorithm).name
-                self.findings.append(checks.ZONEMD.error(
-                    apex_text, "ZONEMD", f"{algorithm} digest does not match the zone's "
-                    f"content (computed {computed.digest.hex()[:16]}..., ZONEMD has "
-                    f"{zonemd.digest.hex()[:16]}...)"))
+                self.findings.append(
+                    checks.ZONEMD.error(
+                        apex_text,
+                        "ZONEMD",
+                        f"{algorithm} digest does not match the zone's "
+                        f"content (computed {computed.digest.hex()[:16]}..., ZONEMD has "
+                        f"{zonemd.digest.hex()[:16]}...)",
+                    )
+                )
 
     def build_zone(self, records: list[wire.Record]) -> dns.zone.Zone | None:
-        lines = [wire.record_line(rec) for rec in records
-                 if self.index.in_zone(rec.key)]
+        lines = [wire.record_line(rec) for rec in records if self.index.in_zone(rec.key)]
         try:
-            return dns.zone.from_text("\n".join(lines), origin=self.origin, relativize=False,
-                                      check_origin=False)
+            return dns.zone.from_text(
+                "\n".join(lines), origin=self.origin, relativize=False, check_origin=False
+            )
         except (dns.exception.DNSException, ValueError) as err:
-            self.findings.append(checks.ZONEMD.error(
-                self.index.origin_text, "ZONEMD", f"cannot compute the digest: {err}"))
+            self.findings.append(
+                checks.ZONEMD.error(
+                    self.index.origin_text, "ZONEMD", f"cannot compute the digest: {err}"
+                )
+            )
             return None
 
 
@@ -504,9 +628,13 @@ class _RdataReader:
         except (ValueError, KeyError, IndexError, binascii.Error, dns.exception.DNSException):
             pass  # not the canonical rendering after all: let dnspython read it
         try:
-            return dns.rdata.from_text(dns.rdataclass.RdataClass.make(rec.rdclass),
-                                       dns.rdatatype.RdataType.make(rec.rdtype), rec.rdata,
-                                       origin=self.origin, relativize=False)
+            return dns.rdata.from_text(
+                dns.rdataclass.RdataClass.make(rec.rdclass),
+                dns.rdatatype.RdataType.make(rec.rdtype),
+                rec.rdata,
+                origin=self.origin,
+                relativize=False,
+            )
         except (dns.exception.DNSException, ValueError):
             return None  # already reported by whoever parsed the zone
 
@@ -527,9 +655,19 @@ class _RdataReader:
         if value is None:
             if len(text) != 14 or not text.isdigit():
                 raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
-            value = self.times[text] = calendar.timegm((
-                int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
-                int(text[10:12]), int(text[12:14]), 0, 0, 0))
+            value = self.times[text] = calendar.timegm(
+                (
+                    int(text[0:4]),
+                    int(text[4:6]),
+                    int(text[6:8]),
+                    int(text[8:10]),
+                    int(text[10:12]),
+                    int(text[12:14]),
+                    0,
+                    0,
+                    0,
+                )
+            )
         return value
 
     def bitmap(self, fields: list[str]) -> list[tuple[int, bytes]]:
@@ -540,9 +678,18 @@ class _RdataReader:
         fields = text.split(" ")
         covered, algorithm, labels, ttl, expiration, inception, tag, signer = fields[:8]
         return dns.rdtypes.ANY.RRSIG.RRSIG(
-            dns.rdataclass.IN, dns.rdatatype.RRSIG, self.rdtype(covered), int(algorithm),
-            int(labels), int(ttl), self.time(expiration), self.time(inception), int(tag),
-            self.name(signer), base64.b64decode("".join(fields[8:]), validate=True))
+            dns.rdataclass.IN,
+            dns.rdatatype.RRSIG,
+            self.rdtype(covered),
+            int(algorithm),
+            int(labels),
+            int(ttl),
+            self.time(expiration),
+            self.time(inception),
+            int(tag),
+            self.name(signer),
+            base64.b64decode("".join(fields[8:]), validate=True),
+        )
 
     def nsec3(self, text: str) -> dns.rdtypes.ANY.NSEC3.NSEC3:
         fields = text.split(" ")
@@ -550,20 +697,25 @@ class _RdataReader:
         padded = following.upper().translate(_HEX_TO_B32)
         padded += "=" * (-len(padded) % 8)
         return dns.rdtypes.ANY.NSEC3.NSEC3(
-            dns.rdataclass.IN, dns.rdatatype.NSEC3, int(algorithm), int(flags), int(iterations),
-            b"" if salt == "-" else bytes.fromhex(salt), base64.b32decode(padded),
-            self.bitmap(fields[5:]))
+            dns.rdataclass.IN,
+            dns.rdatatype.NSEC3,
+            int(algorithm),
+            int(flags),
+            int(iterations),
+            b"" if salt == "-" else bytes.fromhex(salt),
+            base64.b32decode(padded),
+            self.bitmap(fields[5:]),
+        )
 
     def nsec(self, text: str) -> dns.rdtypes.ANY.NSEC.NSEC:
         fields = text.split(" ")
-        return dns.rdtypes.ANY.NSEC.NSEC(dns.rdataclass.IN, dns.rdatatype.NSEC,
-                                         self.name(fields[0]), self.bitmap(fields[1:]))
+        return dns.rdtypes.ANY.NSEC.NSEC(
+            dns.rdataclass.IN, dns.rdatatype.NSEC, self.name(fields[0]), self.bitmap(fields[1:])
+        )
 
 
-_HEX_TO_B32 = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUV",
-                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-_B32_TO_HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
-                            "0123456789ABCDEFGHIJKLMNOPQRSTUV")
+_HEX_TO_B32 = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUV", "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+_B32_TO_HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
 
 
 def _name_key(name: dns.name.Name) -> Key:

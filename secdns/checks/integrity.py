@@ -42,8 +42,9 @@ _NS_ONLY = frozenset({NS})
 # Types whose rdata or placement a check looks at; every other record is only grouped.
 _NOTED_TYPES = frozenset({SOA, NS, CNAME, DNAME, MX, SRV, DS, SPF})
 # Types that may share a name with a CNAME (as BIND's dns_rdatatype_atcname says).
-_CNAME_COMPANIONS = frozenset({RRSIG, NSEC, dns.rdatatype.KEY, dns.rdatatype.SIG,
-                               dns.rdatatype.NXT, DNAME})
+_CNAME_COMPANIONS = frozenset(
+    {RRSIG, NSEC, dns.rdatatype.KEY, dns.rdatatype.SIG, dns.rdatatype.NXT, DNAME}
+)
 # What the parent side of a zone cut may hold (glue addresses are checked apart).
 _AT_CUT_TYPES = frozenset({NS, DS, NSEC, RRSIG})
 
@@ -65,8 +66,9 @@ class _Target:
     key: Key
 
 
-def check_integrity(origin: dns.name.Name, records: list[wire.Record], *,
-                    index: ZoneIndex | None = None) -> list[Finding]:
+def check_integrity(
+    origin: dns.name.Name, records: list[wire.Record], *, index: ZoneIndex | None = None
+) -> list[Finding]:
     """Every integrity finding for the zone ``origin`` made of ``records``."""
     return _Integrity(index or ZoneIndex.build(origin, records)).run()
 
@@ -176,17 +178,27 @@ class _Integrity:
             if at_apex:
                 self.apex_soa.append(rec)
             else:
-                self.findings.append(checks.SOA.error(
-                    self.owner(rec), "SOA", "SOA record below the apex (BIND: not at top of "
-                    "zone); a zone has its SOA only at its apex"))
+                self.findings.append(
+                    checks.SOA.error(
+                        self.owner(rec),
+                        "SOA",
+                        "SOA record below the apex (BIND: not at top of "
+                        "zone); a zone has its SOA only at its apex",
+                    )
+                )
         elif rdtype == DNAME:
             self.dnames.add(key)
         elif rdtype == DS:
             self.check_ds(key, rec, at_apex)
         elif rdtype == SPF and key not in self.index.groups:  # (else see owner_group)
-            self.findings.append(checks.SPF.warning(
-                self.owner(rec), "SPF", "SPF record without a TXT record: SPF policies are "
-                "read from TXT only (the SPF type is obsolete)"))
+            self.findings.append(
+                checks.SPF.warning(
+                    self.owner(rec),
+                    "SPF",
+                    "SPF record without a TXT record: SPF policies are "
+                    "read from TXT only (the SPF type is obsolete)",
+                )
+            )
 
     def owner_group(self, key: Key, group: list[wire.Record], at_apex: bool) -> None:
         """Checks of a name that owns several records (the first one is already noted)."""
@@ -208,41 +220,72 @@ class _Integrity:
         if group[0].rdtype not in ADDRESS_TYPES and (A in ttls or AAAA in ttls):
             self.address_owners.append(group[0].owner)
         if SPF in ttls and TXT not in ttls:
-            self.findings.append(checks.SPF.warning(
-                owner, "SPF", "SPF record without a TXT record: SPF policies are read "
-                "from TXT only (the SPF type is obsolete)"))
+            self.findings.append(
+                checks.SPF.warning(
+                    owner,
+                    "SPF",
+                    "SPF record without a TXT record: SPF policies are read "
+                    "from TXT only (the SPF type is obsolete)",
+                )
+            )
         for which in mismatched:
             if isinstance(which, str):
                 rrset = f"RRSIG {which}"
-                values = sorted({rec.ttl for rec in group if rec.rdtype == RRSIG
-                                 and rec.rdata.partition(" ")[0] == which})
+                values = sorted(
+                    {
+                        rec.ttl
+                        for rec in group
+                        if rec.rdtype == RRSIG and rec.rdata.partition(" ")[0] == which
+                    }
+                )
             else:
                 rrset = wire.type_text(which)
                 values = sorted({rec.ttl for rec in group if rec.rdtype == which})
-            self.findings.append(checks.TTL_MISMATCH.warning(
-                owner, rrset, "records of one RRset have different TTLs "
-                f"({', '.join(map(str, values))}); servers use one (BIND: the first)"))
+            self.findings.append(
+                checks.TTL_MISMATCH.warning(
+                    owner,
+                    rrset,
+                    "records of one RRset have different TTLs "
+                    f"({', '.join(map(str, values))}); servers use one (BIND: the first)",
+                )
+            )
         if CNAME in ttls:
             self.singleton(owner, group, CNAME, checks.CNAME_AND_OTHER_DATA)
-            others = sorted(wire.type_text(t) for t in ttls if t not in _CNAME_COMPANIONS
-                            and t != CNAME)
+            others = sorted(
+                wire.type_text(t) for t in ttls if t not in _CNAME_COMPANIONS and t != CNAME
+            )
             if others:
-                self.findings.append(checks.CNAME_AND_OTHER_DATA.error(
-                    owner, "CNAME", f"CNAME and other data ({', '.join(others)}) at one name"))
+                self.findings.append(
+                    checks.CNAME_AND_OTHER_DATA.error(
+                        owner, "CNAME", f"CNAME and other data ({', '.join(others)}) at one name"
+                    )
+                )
         if DNAME in ttls:
             self.singleton(owner, group, DNAME, checks.DNAME, "RFC 6672 2.4")
             if CNAME in ttls:
-                self.findings.append(checks.DNAME.error(
-                    owner, "DNAME", "DNAME beside a CNAME at one name"))
+                self.findings.append(
+                    checks.DNAME.error(owner, "DNAME", "DNAME beside a CNAME at one name")
+                )
 
-    def singleton(self, owner: str, group: list[wire.Record], rdtype: int, check: checks.Check,
-                  rfc: str | None = None) -> None:
+    def singleton(
+        self,
+        owner: str,
+        group: list[wire.Record],
+        rdtype: int,
+        check: checks.Check,
+        rfc: str | None = None,
+    ) -> None:
         distinct = {rec.rdata.lower() for rec in group if rec.rdtype == rdtype}
         if len(distinct) > 1:
             name = wire.type_text(rdtype)
-            self.findings.append(check.error(
-                owner, name, f"{len(distinct)} {name} records at one name; only one is "
-                "allowed", rfc))
+            self.findings.append(
+                check.error(
+                    owner,
+                    name,
+                    f"{len(distinct)} {name} records at one name; only one is allowed",
+                    rfc,
+                )
+            )
 
     # -- per-name checks
 
@@ -251,25 +294,41 @@ class _Integrity:
             return
         owner = self.owner(group[0])
         if key[-1] != b"*":
-            self.findings.append(checks.WILDCARD.warning(
-                owner, None, "'*' label in the middle of a name: it is not a wildcard "
-                "(non-terminal wildcard)", "RFC 4592 2.1.1"))
+            self.findings.append(
+                checks.WILDCARD.warning(
+                    owner,
+                    None,
+                    "'*' label in the middle of a name: it is not a wildcard "
+                    "(non-terminal wildcard)",
+                    "RFC 4592 2.1.1",
+                )
+            )
             return
         types = {rec.rdtype for rec in group}
         if NS in types:
-            self.findings.append(checks.WILDCARD.error(
-                owner, "NS", "NS records at a wildcard name", "RFC 4592 4.2"))
+            self.findings.append(
+                checks.WILDCARD.error(owner, "NS", "NS records at a wildcard name", "RFC 4592 4.2")
+            )
         if DNAME in types:
-            self.findings.append(checks.WILDCARD.warning(
-                owner, "DNAME", "DNAME record at a wildcard name", "RFC 4592 4.4"))
+            self.findings.append(
+                checks.WILDCARD.warning(
+                    owner, "DNAME", "DNAME record at a wildcard name", "RFC 4592 4.4"
+                )
+            )
 
     def check_ds(self, key: Key, rec: wire.Record, at_apex: bool) -> None:
         if at_apex:
-            self.findings.append(checks.DS_PLACEMENT.error(
-                self.owner(rec), "DS", "DS record at the apex: DS belongs in the parent zone"))
+            self.findings.append(
+                checks.DS_PLACEMENT.error(
+                    self.owner(rec), "DS", "DS record at the apex: DS belongs in the parent zone"
+                )
+            )
         elif not self.has_type(key, _NS_ONLY):
-            self.findings.append(checks.DS_PLACEMENT.warning(
-                self.owner(rec), "DS", "DS record at a name that is not a delegation"))
+            self.findings.append(
+                checks.DS_PLACEMENT.warning(
+                    self.owner(rec), "DS", "DS record at a name that is not a delegation"
+                )
+            )
 
     # -- zone-wide checks
 
@@ -280,8 +339,11 @@ class _Integrity:
             self.findings.append(checks.SOA.error(apex, "SOA", "no SOA record at the apex"))
             return
         if len(distinct) > 1:
-            self.findings.append(checks.SOA.error(
-                apex, "SOA", f"{len(distinct)} SOA records at the apex; exactly one is allowed"))
+            self.findings.append(
+                checks.SOA.error(
+                    apex, "SOA", f"{len(distinct)} SOA records at the apex; exactly one is allowed"
+                )
+            )
         soa = self.apex_soa[0]
         try:
             _serial, refresh, retry, expire, _minimum = wire.soa_fields(soa)
@@ -295,15 +357,18 @@ class _Integrity:
         if refresh >= expire:
             problems.append(f"refresh ({refresh}) is not shorter than expire ({expire})")
         if expire < MIN_EXPIRE:
-            problems.append(f"expire ({expire}) is shorter than a week: secondaries drop the "
-                            "zone after that long without the primary (2-4 weeks suggested)")
+            problems.append(
+                f"expire ({expire}) is shorter than a week: secondaries drop the "
+                "zone after that long without the primary (2-4 weeks suggested)"
+            )
         for problem in problems:
             self.findings.append(checks.SOA_TIMERS.warning(apex, "SOA", problem))
 
     def check_apex_ns(self) -> None:
         if not self.has_type(self.index.origin_key, _NS_ONLY):
-            self.findings.append(checks.APEX_NS.error(
-                self.index.origin_text, "NS", "no NS records at the apex"))
+            self.findings.append(
+                checks.APEX_NS.error(self.index.origin_text, "NS", "no NS records at the apex")
+            )
 
     def check_cname_loops(self) -> None:
         targets = self.cname_target
@@ -314,13 +379,16 @@ class _Integrity:
             key: Key | None = start
             while key is not None and key in targets and key not in done:
                 if key in on_path:
-                    loop = path[path.index(key):]
+                    loop = path[path.index(key) :]
                     first = min(loop)
                     turn = loop.index(first)
                     loop = loop[turn:] + loop[:turn] + [first]
                     chain = " -> ".join(self.index.key_text(k) for k in loop)
-                    self.findings.append(checks.CNAME_LOOP.error(
-                        self.index.key_text(first), "CNAME", f"CNAME loop: {chain}"))
+                    self.findings.append(
+                        checks.CNAME_LOOP.error(
+                            self.index.key_text(first), "CNAME", f"CNAME loop: {chain}"
+                        )
+                    )
                     break
                 on_path.add(key)
                 path.append(key)
@@ -343,46 +411,61 @@ class _Integrity:
             if target.key in self.cname_target:
                 problem = f"name server {self.shown(target)} is a CNAME"
                 check = checks.TARGET_IS_CNAME
-            elif not self.redirected(target.key) and not self.has_type(target.key,
-                                                                       ADDRESS_TYPES):
+            elif not self.redirected(target.key) and not self.has_type(target.key, ADDRESS_TYPES):
                 problem = f"name server {self.shown(target)} has no address records (A or AAAA)"
                 check = checks.TARGET_ADDRESS
             else:
                 continue
             owner = self.owner(target.record)
             # BIND refuses a zone whose own name servers are broken; a delegation's, it warns.
-            self.findings.append(check.error(owner, "NS", problem) if at_apex
-                                 else check.warning(owner, "NS", problem))
+            self.findings.append(
+                check.error(owner, "NS", problem)
+                if at_apex
+                else check.warning(owner, "NS", problem)
+            )
         for target in self.mx_srv:
             rdtype = wire.type_text(target.record.rdtype)
             self.hostname_target(target, rdtype)
             if not self.index.in_zone(target.key):
                 continue
-            if self.enclosing(target.key, self.cuts, inclusive=True) or self.redirected(
-                    target.key):
+            if self.enclosing(target.key, self.cuts, inclusive=True) or self.redirected(target.key):
                 continue  # the name lives in a child zone, or is redirected
             rfc = "RFC 2782" if target.record.rdtype == SRV else None
             if target.key in self.cname_target:
-                self.findings.append(checks.TARGET_IS_CNAME.warning(
-                    self.owner(target.record), rdtype,
-                    f"{rdtype} target {self.shown(target)} is a CNAME", rfc))
+                self.findings.append(
+                    checks.TARGET_IS_CNAME.warning(
+                        self.owner(target.record),
+                        rdtype,
+                        f"{rdtype} target {self.shown(target)} is a CNAME",
+                        rfc,
+                    )
+                )
             elif not self.has_type(target.key, ADDRESS_TYPES):
-                self.findings.append(checks.TARGET_ADDRESS.warning(
-                    self.owner(target.record), rdtype, f"{rdtype} target {self.shown(target)} "
-                    "has no address records (A or AAAA)", rfc or "RFC 5321 5.1"))
+                self.findings.append(
+                    checks.TARGET_ADDRESS.warning(
+                        self.owner(target.record),
+                        rdtype,
+                        f"{rdtype} target {self.shown(target)} has no address records (A or AAAA)",
+                        rfc or "RFC 5321 5.1",
+                    )
+                )
 
     def missing_glue(self, target: _Target, cut: Key, at_apex: bool) -> None:
         delegation = target.record.key
         name = self.shown(target)
-        if not at_apex and (target.key == delegation
-                            or self.index.is_below(target.key, delegation)):
-            message = (f"name server {name} is inside the delegated zone but has no glue "
-                       "address records (A or AAAA)")
+        if not at_apex and (
+            target.key == delegation or self.index.is_below(target.key, delegation)
+        ):
+            message = (
+                f"name server {name} is inside the delegated zone but has no glue "
+                "address records (A or AAAA)"
+            )
         else:
-            message = (f"name server {name} is inside the delegation "
-                       f"{self.index.key_text(cut)} and has no glue address records (A or AAAA)")
-        self.findings.append(checks.MISSING_GLUE.warning(self.owner(target.record), "NS",
-                                                         message))
+            message = (
+                f"name server {name} is inside the delegation "
+                f"{self.index.key_text(cut)} and has no glue address records (A or AAAA)"
+            )
+        self.findings.append(checks.MISSING_GLUE.warning(self.owner(target.record), "NS", message))
 
     def check_occluded(self) -> None:
         """Data at or below a zone cut that is not glue, and data below a DNAME."""
@@ -406,18 +489,27 @@ class _Integrity:
             group = groups.get(key) or (first[key],)
             if above in self.dnames and above not in self.cuts:
                 for rdtype in _types(group):
-                    self.findings.append(checks.OCCLUDED.error(
-                        self.owner(group[0]), wire.type_text(rdtype),
-                        f"data below the DNAME at {self.index.key_text(above)}: "
-                        "it can never be answered", "RFC 6672 2.4"))
+                    self.findings.append(
+                        checks.OCCLUDED.error(
+                            self.owner(group[0]),
+                            wire.type_text(rdtype),
+                            f"data below the DNAME at {self.index.key_text(above)}: "
+                            "it can never be answered",
+                            "RFC 6672 2.4",
+                        )
+                    )
                 continue
             for rdtype in _types(group):
                 if rdtype in ADDRESS_TYPES and key in glue:
                     continue
-                self.findings.append(checks.OCCLUDED.warning(
-                    self.owner(group[0]), wire.type_text(rdtype),
-                    f"data below the delegation at {self.index.key_text(above)} "
-                    "is not glue: the child zone answers for this name"))
+                self.findings.append(
+                    checks.OCCLUDED.warning(
+                        self.owner(group[0]),
+                        wire.type_text(rdtype),
+                        f"data below the delegation at {self.index.key_text(above)} "
+                        "is not glue: the child zone answers for this name",
+                    )
+                )
         for key in self.cuts:
             if self.enclosing(key, blockers, inclusive=False) is None:
                 self.at_cut(key, self.index.group(key), glue)
@@ -426,10 +518,14 @@ class _Integrity:
         for rdtype in _types(group):
             if rdtype in _AT_CUT_TYPES or (rdtype in ADDRESS_TYPES and key in glue):
                 continue
-            self.findings.append(checks.OCCLUDED.warning(
-                self.owner(group[0]), wire.type_text(rdtype),
-                "data at a delegation point other than NS, DS and glue: the child zone "
-                "answers for this name"))
+            self.findings.append(
+                checks.OCCLUDED.warning(
+                    self.owner(group[0]),
+                    wire.type_text(rdtype),
+                    "data at a delegation point other than NS, DS and glue: the child zone "
+                    "answers for this name",
+                )
+            )
 
     def check_out_of_zone(self) -> None:
         seen: set[tuple[Key, int]] = set()
@@ -437,10 +533,14 @@ class _Integrity:
             if (rec.key, rec.rdtype) in seen:
                 continue
             seen.add((rec.key, rec.rdtype))
-            self.findings.append(checks.OUT_OF_ZONE.warning(
-                self.owner(rec), wire.type_text(rec.rdtype),
-                f"outside the zone {self.index.origin_text}: ignored (BIND: ignoring "
-                "out-of-zone data)"))
+            self.findings.append(
+                checks.OUT_OF_ZONE.warning(
+                    self.owner(rec),
+                    wire.type_text(rec.rdtype),
+                    f"outside the zone {self.index.origin_text}: ignored (BIND: ignoring "
+                    "out-of-zone data)",
+                )
+            )
 
     # -- host names (BIND's check-names)
 
@@ -448,32 +548,51 @@ class _Integrity:
         for text in _invalid_hostnames(self.address_owners):
             absolute = self.index.absolute(text)
             group = self.index.group(self.index.name_key(absolute))
-            rdtype = next((wire.type_text(r.rdtype) for r in group
-                           if r.rdtype in ADDRESS_TYPES), None)
-            self.findings.append(checks.HOSTNAME.warning(
-                absolute, rdtype, "the owner of an address record is not a valid host name "
-                "(letters, digits, hyphens)"))
+            rdtype = next(
+                (wire.type_text(r.rdtype) for r in group if r.rdtype in ADDRESS_TYPES), None
+            )
+            self.findings.append(
+                checks.HOSTNAME.warning(
+                    absolute,
+                    rdtype,
+                    "the owner of an address record is not a valid host name "
+                    "(letters, digits, hyphens)",
+                )
+            )
         if "@" in self.address_owners and not _HOSTNAME.fullmatch(self.index.origin_text):
-            self.findings.append(checks.HOSTNAME.warning(
-                self.index.origin_text, None, "the owner of an address record is not a "
-                "valid host name (letters, digits, hyphens)"))
+            self.findings.append(
+                checks.HOSTNAME.warning(
+                    self.index.origin_text,
+                    None,
+                    "the owner of an address record is not a "
+                    "valid host name (letters, digits, hyphens)",
+                )
+            )
 
     def hostname_target(self, target: _Target, rdtype: str, field: str = "target") -> None:
         text = target.text
         if text == "@" or text == "." or text in self.good_hostnames:
             return
         if is_absolute_text(text) and _DOTTED_QUAD.fullmatch(text):
-            self.findings.append(checks.HOSTNAME.warning(
-                self.owner(target.record), rdtype,
-                f"{rdtype} {field} {text} is an IPv4 address written as a name; it must name "
-                "a host"))
+            self.findings.append(
+                checks.HOSTNAME.warning(
+                    self.owner(target.record),
+                    rdtype,
+                    f"{rdtype} {field} {text} is an IPv4 address written as a name; it must name "
+                    "a host",
+                )
+            )
             return
         absolute = self.index.absolute(text)
         if not _HOSTNAME.fullmatch(absolute) or absolute.startswith("*"):
-            self.findings.append(checks.HOSTNAME.warning(
-                self.owner(target.record), rdtype,
-                f"{rdtype} {field} {absolute} is not a valid host name (letters, digits, "
-                "hyphens)"))
+            self.findings.append(
+                checks.HOSTNAME.warning(
+                    self.owner(target.record),
+                    rdtype,
+                    f"{rdtype} {field} {absolute} is not a valid host name (letters, digits, "
+                    "hyphens)",
+                )
+            )
         else:
             self.good_hostnames.add(text)
 
@@ -494,12 +613,29 @@ def _invalid_hostnames(owners: list[str]) -> list[str]:
     stars = blob.count(b"*")
     suspicious = (
         bool(blob.translate(None, _LDH_BYTES).replace(b"*", b""))
-        or (b"-" in blob and (b"-." in blob or b".-" in blob or b"\n-" in blob
-                              or b"-\n" in blob or blob.startswith(b"-")
-                              or blob.endswith(b"-")))
-        or (stars and stars != (blob.count(b"\n*.") + blob.count(b"\n*\n")
-                                + blob.startswith(b"*.") + blob.startswith(b"*\n")
-                                + blob.endswith(b"\n*") + (blob == b"*")))
+        or (
+            b"-" in blob
+            and (
+                b"-." in blob
+                or b".-" in blob
+                or b"\n-" in blob
+                or b"-\n" in blob
+                or blob.startswith(b"-")
+                or blob.endswith(b"-")
+            )
+        )
+        or (
+            stars
+            and stars
+            != (
+                blob.count(b"\n*.")
+                + blob.count(b"\n*\n")
+                + blob.startswith(b"*.")
+                + blob.startswith(b"*\n")
+                + blob.endswith(b"\n*")
+                + (blob == b"*")
+            )
+        )
     )
     if not suspicious:
         return []

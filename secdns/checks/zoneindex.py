@@ -100,7 +100,7 @@ class ZoneIndex:
 
     def is_below(self, key: Key, ancestor: Key) -> bool:
         """Is ``key`` strictly below ``ancestor``?"""
-        return len(key) > len(ancestor) and key[:len(ancestor)] == ancestor
+        return len(key) > len(ancestor) and key[: len(ancestor)] == ancestor
 
     def in_zone(self, key: Key) -> bool:
         depth = len(self.origin_key)

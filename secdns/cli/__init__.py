@@ -49,8 +49,9 @@ class SecdnsGroup(click.Group):
             self.add_command(command, cmd_name)
         return command
 
-    def resolve_command(self, ctx: click.Context,
-                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as err:
@@ -78,8 +79,11 @@ class SecdnsGroup(click.Group):
         except Exception as err:  # a bug: say so in one line unless --debug
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"secdns: internal error: {type(err).__name__}: {err} "
-                       "(run with --debug for a traceback)", err=True)
+            click.echo(
+                f"secdns: internal error: {type(err).__name__}: {err} "
+                "(run with --debug for a traceback)",
+                err=True,
+            )
             ctx.exit(int(ExitCode.INTERNAL))
 
 
@@ -91,8 +95,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.DEBUG
     elif verbose == 1:
         level = logging.INFO
-    logging.basicConfig(level=level, format="secdns: %(message)s", stream=sys.stderr,
-                        force=True)
+    logging.basicConfig(level=level, format="secdns: %(message)s", stream=sys.stderr, force=True)
 
 
 @click.group("secdns", cls=SecdnsGroup, context_settings=CONTEXT_SETTINGS, epilog=EPILOG)

@@ -58,8 +58,12 @@ async def _wait_serial(port: int, serial: int, timeout: float = 10.0) -> float:
 
 
 @click.command("demo")
-@click.option("-d", "--directory", type=click.Path(file_okay=False),
-              help="Keep the demo's files here (default: a temporary directory).")
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False),
+    help="Keep the demo's files here (default: a temporary directory).",
+)
 def command(directory: str | None) -> None:
     """Show secdns at work, offline: serve, pull, NOTIFY + IXFR, diff and verify.
 
@@ -91,25 +95,41 @@ def command(directory: str | None) -> None:
         primary_port = await primary.start()
         secondary_port = _free_port()
         primary.notify_targets.append(("127.0.0.1", secondary_port))
-        config = parse_config({
-            "server": {"directory": str(work / "serve"),
-                       "listen": [f"127.0.0.1:{secondary_port}"]},
-            "zone": [{"name": ORIGIN.to_text(), "primaries": [f"127.0.0.1:{primary_port}"],
-                      "allow_transfer": ["127.0.0.1/32"]}],
-        }, "<demo>")
+        config = parse_config(
+            {
+                "server": {
+                    "directory": str(work / "serve"),
+                    "listen": [f"127.0.0.1:{secondary_port}"],
+                },
+                "zone": [
+                    {
+                        "name": ORIGIN.to_text(),
+                        "primaries": [f"127.0.0.1:{primary_port}"],
+                        "allow_transfer": ["127.0.0.1/32"],
+                    }
+                ],
+            },
+            "<demo>",
+        )
         server = Server(config)
         ok = True
         try:
             await server.startup()
             secondary = f"127.0.0.1:{secondary_port}"
-            say(f"== 1. primary (embedded) for {ORIGIN} on 127.0.0.1:{primary_port}, "
-                f"serial {primary.serial}")
+            say(
+                f"== 1. primary (embedded) for {ORIGIN} on 127.0.0.1:{primary_port}, "
+                f"serial {primary.serial}"
+            )
             say(f"== 2. secdns serve: a secondary on {secondary}, store {work / 'serve'}")
             took = await _wait_serial(secondary_port, primary.serial)
-            click.echo(f"   loaded by AXFR and answering serial {primary.serial} "
-                       f"after {took * 1000:.0f} ms")
-            say(f"== 3. secdns pull {ORIGIN} @{secondary} -d {work / 'pulled'}   "
-                "(AXFR out of our secondary)")
+            click.echo(
+                f"   loaded by AXFR and answering serial {primary.serial} "
+                f"after {took * 1000:.0f} ms"
+            )
+            say(
+                f"== 3. secdns pull {ORIGIN} @{secondary} -d {work / 'pulled'}   "
+                "(AXFR out of our secondary)"
+            )
             store = Store(work / "pulled")
             endpoint = Endpoint("127.0.0.1", secondary_port)
             first = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
@@ -118,25 +138,28 @@ def command(directory: str | None) -> None:
             old_serial = primary.serial
             primary.change({"api": (300, "A", "192.0.2.99")}, [("www", "CNAME", "@")])
             primary.change({"www": (3600, "A", "192.0.2.10")}, [])
-            say(f"== 4. the primary changes (+api A, www CNAME -> A; serial {old_serial} -> "
-                f"{primary.serial}) and sends NOTIFY")
+            say(
+                f"== 4. the primary changes (+api A, www CNAME -> A; serial {old_serial} -> "
+                f"{primary.serial}) and sends NOTIFY"
+            )
             started = time.perf_counter()
             await primary.notify()
             took = await _wait_serial(secondary_port, primary.serial)
             runtime = server.runtimes[ORIGIN]
             result = runtime.last_result
             kind = result.kind.value if result else "?"
-            click.echo(f"   the secondary answered serial {primary.serial} "
-                       f"{(time.perf_counter() - started) * 1000:.1f} ms after the NOTIFY "
-                       f"({kind}, +{result.added if result else 0} "
-                       f"-{result.removed if result else 0})")
+            click.echo(
+                f"   the secondary answered serial {primary.serial} "
+                f"{(time.perf_counter() - started) * 1000:.1f} ms after the NOTIFY "
+                f"({kind}, +{result.added if result else 0} "
+                f"-{result.removed if result else 0})"
+            )
             ok = ok and kind == "IXFR"
             say("== 5. pull again: IXFR from the secondary's journal")
             second = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
             output.render_pull([second], as_json=False, quiet=False)
             after = store.zone_path(ORIGIN).read_text().splitlines()
-            for line in difflib.unified_diff(before, after, "before", "after", lineterm="",
-                                             n=0):
+            for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=0):
                 click.echo(f"   {line}")
             ok = ok and second.kind.value == "IXFR"
             say(f"== 6. secdns diff {ORIGIN} @primary @secondary")
@@ -146,16 +169,16 @@ def command(directory: str | None) -> None:
             zone_p = await load_zone(parse_source(f"@127.0.0.1:{primary_port}"), ORIGIN)
             zone_s = await load_zone(parse_source(f"@{secondary}"), ORIGIN)
             delta = diff_zones(ORIGIN, zone_p.records, zone_s.records)
-            click.echo("   identical" if delta.same else
-                       f"   DIFFERENT: {delta.stats()}")
+            click.echo("   identical" if delta.same else f"   DIFFERENT: {delta.stats()}")
             ok = ok and delta.same
             say(f"== 7. secdns verify {ORIGIN} {work / 'pulled'} @primary @secondary")
-            report = await verify_zone(ORIGIN, [str(work / "pulled"),
-                                                f"@127.0.0.1:{primary_port}", f"@{secondary}"],
-                                       VerifyOptions(timeout=2.0))
+            report = await verify_zone(
+                ORIGIN,
+                [str(work / "pulled"), f"@127.0.0.1:{primary_port}", f"@{secondary}"],
+                VerifyOptions(timeout=2.0),
+            )
             for answer in report.servers:
-                click.echo(f"   {answer.address}: serial {answer.serial} "
-                           f"({answer.status.value})")
+                click.echo(f"   {answer.address}: serial {answer.serial} ({answer.status.value})")
             errors = report.errors
             click.echo(f"   {len(errors)} errors, {len(report.warnings)} warnings")
             ok = ok and not report.failed()
@@ -171,6 +194,3 @@ def command(directory: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="secdns-demo-") as tmp:
         code = asyncio.run(run(Path(tmp)))
     sys.exit(code)
-
-
-

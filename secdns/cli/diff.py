@@ -38,16 +38,17 @@ def _types(text: str | None) -> frozenset[int]:
     return frozenset(out)
 
 
-def render_text(delta: Delta, label_a: str, label_b: str, *, stat: bool,
-                rich: bool) -> str:
+def render_text(delta: Delta, label_a: str, label_b: str, *, stat: bool, rich: bool) -> str:
     """The unified-diff-like text form (plain, stable; coloured by the caller on a TTY)."""
     zone = delta.origin.to_text()
     lines = []
     if stat:
         s = delta.stats()
-        lines.append(f"{zone} {s['added']} added, {s['removed']} removed, "
-                     f"{s['ttl_changed']} TTL changed (serial {delta.serial_a} -> "
-                     f"{delta.serial_b})")
+        lines.append(
+            f"{zone} {s['added']} added, {s['removed']} removed, "
+            f"{s['ttl_changed']} TTL changed (serial {delta.serial_a} -> "
+            f"{delta.serial_b})"
+        )
         return "\n".join(lines) + "\n"
     if delta.same:
         return ""
@@ -81,24 +82,53 @@ def _colour(text: str) -> None:
 @click.argument("zone", shell_complete=complete_zones)
 @click.argument("source_a", metavar="A")
 @click.argument("source_b", metavar="B")
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="text (+/- lines), json, nsupdate (a script turning A "
-              "into B) or ixfr (an RFC 1995 IXFR-style listing).")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text (+/- lines), json, nsupdate (a script turning A "
+    "into B) or ixfr (an RFC 1995 IXFR-style listing).",
+)
 @json_option
 @click.option("--ignore-ttl", is_flag=True, help="Do not report TTL changes.")
 @click.option("--ignore-serial", is_flag=True, help="Ignore the SOA serial.")
-@click.option("--ignore-type", "ignore_type", metavar="TYPE[,TYPE]",
-              help="Ignore these record types (e.g. RRSIG,NSEC,NSEC3 for DNSSEC churn).")
+@click.option(
+    "--ignore-type",
+    "ignore_type",
+    metavar="TYPE[,TYPE]",
+    help="Ignore these record types (e.g. RRSIG,NSEC,NSEC3 for DNSSEC churn).",
+)
 @click.option("--stat", is_flag=True, help="Print only counts.")
-@click.option("--server", "nsupdate_server", metavar="HOST [PORT]",
-              help="With --format nsupdate: start the script with 'server HOST PORT'.")
+@click.option(
+    "--server",
+    "nsupdate_server",
+    metavar="HOST [PORT]",
+    help="With --format nsupdate: start the script with 'server HOST PORT'.",
+)
 @tsig_options
 @network_options
 @verbosity_options
-def command(zone: str, source_a: str, source_b: str, fmt: str, as_json: bool, ignore_ttl: bool,
-            ignore_serial: bool, ignore_type: str | None, stat: bool,
-            nsupdate_server: str | None, tsig: str | None, keyfile: str | None,
-            timeout: float, lifetime: float, verbose: int, quiet: bool) -> None:
+def command(
+    zone: str,
+    source_a: str,
+    source_b: str,
+    fmt: str,
+    as_json: bool,
+    ignore_ttl: bool,
+    ignore_serial: bool,
+    ignore_type: str | None,
+    stat: bool,
+    nsupdate_server: str | None,
+    tsig: str | None,
+    keyfile: str | None,
+    timeout: float,
+    lifetime: float,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Compare two copies of ZONE, record by record; exit 1 if they differ.
 
     A and B are each a master file, '-' (stdin), a store directory (-d DIR of
@@ -127,8 +157,14 @@ def command(zone: str, source_a: str, source_b: str, fmt: str, as_json: bool, ig
         return await asyncio.gather(*(load_zone(s, origin, options) for s in sources))
 
     zone_a, zone_b = asyncio.run(load_both())
-    delta = diff_zones(origin, zone_a.records, zone_b.records, ignore_ttl=ignore_ttl,
-                       ignore_serial=ignore_serial, ignore_types=_types(ignore_type))
+    delta = diff_zones(
+        origin,
+        zone_a.records,
+        zone_b.records,
+        ignore_ttl=ignore_ttl,
+        ignore_serial=ignore_serial,
+        ignore_types=_types(ignore_type),
+    )
     status = ExitCode.OK if delta.same else ExitCode.DIFFERENT
     if quiet:
         sys.exit(status)

@@ -15,16 +15,39 @@ from secdns.store import atomic_write
 
 @click.command("init")
 @click.argument("args", nargs=-1, metavar="[ZONE @PRIMARY...]...")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
-              default="secdns.toml", show_default=True, help="Config file to write.")
-@click.option("-d", "--directory", default="zones", show_default=True,
-              help="Zone store directory recorded in [server] directory.")
-@click.option("--listen", multiple=True, metavar="ADDR:PORT",
-              help="Address for serve to listen on (repeatable; default 127.0.0.1:5353).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default="secdns.toml",
+    show_default=True,
+    help="Config file to write.",
+)
+@click.option(
+    "-d",
+    "--directory",
+    default="zones",
+    show_default=True,
+    help="Zone store directory recorded in [server] directory.",
+)
+@click.option(
+    "--listen",
+    multiple=True,
+    metavar="ADDR:PORT",
+    help="Address for serve to listen on (repeatable; default 127.0.0.1:5353).",
+)
 @tsig_options
 @force_option
-def command(args: tuple[str, ...], config_path: str, directory: str, listen: tuple[str, ...],
-            tsig: str | None, keyfile: str | None, force: bool) -> None:
+def command(
+    args: tuple[str, ...],
+    config_path: str,
+    directory: str,
+    listen: tuple[str, ...],
+    tsig: str | None,
+    keyfile: str | None,
+    force: bool,
+) -> None:
     """Write a starter secdns.toml from zones and their primaries.
 
     Each ZONE is followed by its @PRIMARY servers.  An existing file is kept

@@ -19,8 +19,11 @@ from secdns.keys import TsigKey, parse_key_file, parse_tsig_option
 
 F = Callable[..., Any]
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "SECDNS",
-                    "max_content_width": 100}
+CONTEXT_SETTINGS = {
+    "help_option_names": ["-h", "--help"],
+    "auto_envvar_prefix": "SECDNS",
+    "max_content_width": 100,
+}
 
 
 def _compose(*decorators: F) -> F:
@@ -28,6 +31,7 @@ def _compose(*decorators: F) -> F:
         for decorator in reversed(decorators):
             func = decorator(func)
         return func
+
     return wrap
 
 
@@ -68,8 +72,9 @@ def _config_document(ctx: click.Context) -> dict[str, Any]:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
-def complete_zones(ctx: click.Context, param: click.Parameter,
-                   incomplete: str) -> list[CompletionItem]:
+def complete_zones(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """Shell completion of ZONE arguments: the ``[[zone]]`` names of the config.
 
     ``@SERVER`` words and any problem reading the config complete to nothing.
@@ -89,69 +94,112 @@ def complete_zones(ctx: click.Context, param: click.Parameter,
             primaries = zone.get("primaries") or []
             if isinstance(primaries, str):
                 primaries = [primaries]
-            detail = (f"secondary of {', '.join(map(str, primaries))}" if primaries
-                      else f"primary, from {zone['file']}" if zone.get("file") else None)
+            detail = (
+                f"secondary of {', '.join(map(str, primaries))}"
+                if primaries
+                else f"primary, from {zone['file']}"
+                if zone.get("file")
+                else None
+            )
             items.append(CompletionItem(shown, help=detail))
         return items
     except Exception:  # completion must never break the shell
         return []
 
 
-def complete_keys(ctx: click.Context, param: click.Parameter,
-                  incomplete: str) -> list[CompletionItem]:
+def complete_keys(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """Shell completion of ``--key``: the ``[keys.NAME]`` names of the config."""
     try:
         keys = _config_document(ctx).get("keys", {})
-        return [CompletionItem(name, help=str(table.get("algorithm", "hmac-sha256")))
-                for name, table in keys.items()
-                if name.startswith(incomplete) and isinstance(table, dict)]
+        return [
+            CompletionItem(name, help=str(table.get("algorithm", "hmac-sha256")))
+            for name, table in keys.items()
+            if name.startswith(incomplete) and isinstance(table, dict)
+        ]
     except Exception:  # completion must never break the shell
         return []
 
 
-def _remember_key_name(ctx: click.Context, param: click.Parameter,
-                       value: str | None) -> str | None:
+def _remember_key_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         ctx.meta[KEY_NAME_META] = value
     return value
 
 
 config_option = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="SECDNS_CONFIG",
-    help="TOML configuration file (see secdns.toml(5)); default $SECDNS_CONFIG.")
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="SECDNS_CONFIG",
+    help="TOML configuration file (see secdns.toml(5)); default $SECDNS_CONFIG.",
+)
 
 tsig_options = _compose(
-    click.option("--tsig", "tsig", metavar="[ALG:]NAME:SECRET",
-                 help="TSIG key, as dig -y (algorithm defaults to hmac-sha256)."),
-    click.option("-k", "--keyfile", "keyfile", type=click.Path(dir_okay=False),
-                 help="TSIG key file in BIND format, as dig -k / nsupdate -k."),
-    click.option("--key", "key_name", metavar="NAME", expose_value=False,
-                 callback=_remember_key_name, shell_complete=complete_keys,
-                 help="Use the TSIG key NAME from the config's [keys] (-c, else "
-                      "$SECDNS_CONFIG, else ./secdns.toml)."),
+    click.option(
+        "--tsig",
+        "tsig",
+        metavar="[ALG:]NAME:SECRET",
+        help="TSIG key, as dig -y (algorithm defaults to hmac-sha256).",
+    ),
+    click.option(
+        "-k",
+        "--keyfile",
+        "keyfile",
+        type=click.Path(dir_okay=False),
+        help="TSIG key file in BIND format, as dig -k / nsupdate -k.",
+    ),
+    click.option(
+        "--key",
+        "key_name",
+        metavar="NAME",
+        expose_value=False,
+        callback=_remember_key_name,
+        shell_complete=complete_keys,
+        help="Use the TSIG key NAME from the config's [keys] (-c, else "
+        "$SECDNS_CONFIG, else ./secdns.toml).",
+    ),
 )
 
 network_options = _compose(
-    click.option("--timeout", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
-                 help="Seconds to wait for each message from a server."),
-    click.option("--lifetime", type=click.FloatRange(min=0.01), default=3600.0,
-                 show_default=True, help="Seconds a whole transfer may take."),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.01),
+        default=10.0,
+        show_default=True,
+        help="Seconds to wait for each message from a server.",
+    ),
+    click.option(
+        "--lifetime",
+        type=click.FloatRange(min=0.01),
+        default=3600.0,
+        show_default=True,
+        help="Seconds a whole transfer may take.",
+    ),
 )
 
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print one JSON document instead of text.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
+)
 
 verbosity_options = _compose(
     click.option("-v", "--verbose", count=True, help="More log detail on stderr (-vv: debug)."),
     click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
 )
 
-force_option = click.option("--force", is_flag=True,
-                            help="Accept a serial that is not newer; override safety refusals.")
+force_option = click.option(
+    "--force", is_flag=True, help="Accept a serial that is not newer; override safety refusals."
+)
 
 
-def resolve_key(tsig: str | None, keyfile: str | None, key_name: str | None = None,
-                config: Config | str | Path | None = None) -> TsigKey | None:
+def resolve_key(
+    tsig: str | None,
+    keyfile: str | None,
+    key_name: str | None = None,
+    config: Config | str | Path | None = None,
+) -> TsigKey | None:
     """The TSIG key from ``--tsig``, ``-k`` or ``--key NAME`` (one of them at most).
 
     ``key_name`` defaults to the ``--key`` of the current click command; it is
@@ -174,13 +222,16 @@ def resolve_key(tsig: str | None, keyfile: str | None, key_name: str | None = No
     return None
 
 
-def _configured_key(name: str, config: Config | str | Path | None,
-                    ctx: click.Context | None) -> TsigKey:
+def _configured_key(
+    name: str, config: Config | str | Path | None, ctx: click.Context | None
+) -> TsigKey:
     if not isinstance(config, Config):
         path = Path(config) if config is not None else find_config_path(ctx)
         if path is None:
-            raise UsageError(f"--key {name}: no config to find it in (give -c FILE, set "
-                             f"${CONFIG_ENVVAR} or create ./{DEFAULT_CONFIG})")
+            raise UsageError(
+                f"--key {name}: no config to find it in (give -c FILE, set "
+                f"${CONFIG_ENVVAR} or create ./{DEFAULT_CONFIG})"
+            )
         config = load_config(path)
     key = config.keys.get(name)
     if key is None:
@@ -189,14 +240,18 @@ def _configured_key(name: str, config: Config | str | Path | None,
     return key
 
 
-def config_zones(config_path: str, zones: list[str], servers: list[Endpoint], *,
-                 output_given: bool, directory: str | None,
-                 ) -> tuple[Config, list[ZoneConfig], str | None]:
+def config_zones(
+    config_path: str,
+    zones: list[str],
+    servers: list[Endpoint],
+    *,
+    output_given: bool,
+    directory: str | None,
+) -> tuple[Config, list[ZoneConfig], str | None]:
     """The secondary zones of a config that ``pull -c`` / ``watch -c`` work on (all, or
     those named), and the store directory (``-d`` or ``[server] directory``)."""
     if servers:
-        raise UsageError("with -c the primaries come from the config; "
-                         "drop the @SERVER arguments")
+        raise UsageError("with -c the primaries come from the config; drop the @SERVER arguments")
     config = load_config(config_path)
     wanted = [parse_zone_name(z) for z in zones]
     missing = [str(w) for w in wanted if config.zone(w) is None]
@@ -207,8 +262,7 @@ def config_zones(config_path: str, zones: list[str], servers: list[Endpoint], *,
         raise UsageError(f"no secondary zones (with primaries) in {config_path}")
     if output_given and len(selected) > 1:
         raise UsageError("-o works with one zone; use -d (or [server] directory) for many")
-    store_dir = directory or (str(config.server.directory) if config.server.directory
-                              else None)
+    store_dir = directory or (str(config.server.directory) if config.server.directory else None)
     if store_dir is None and not output_given:
         raise UsageError(f"{config_path} sets no [server] directory: give -d DIR or -o FILE")
     return config, selected, store_dir

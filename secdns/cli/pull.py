@@ -52,11 +52,17 @@ class _Progress:
                 TimeElapsedColumn,
                 TransferSpeedColumn,
             )
+
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(bar_width=None),
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=None),
                 TextColumn("{task.fields[records]:>10,} records"),
-                TextColumn("{task.completed:>12,.0f} B"), TransferSpeedColumn(),
-                TimeElapsedColumn(), console=output.stderr_console(), transient=True)
+                TextColumn("{task.completed:>12,.0f} B"),
+                TransferSpeedColumn(),
+                TimeElapsedColumn(),
+                console=output.stderr_console(),
+                transient=True,
+            )
             self.progress.start()
         return self
 
@@ -71,33 +77,71 @@ class _Progress:
 
         def update(records: int, nbytes: int) -> None:
             self.progress.update(task, completed=nbytes, records=records)  # type: ignore[union-attr]
+
         return update
 
 
 @click.command("pull")
 @click.argument("args", nargs=-1, metavar="[ZONE] [@PRIMARY...]", shell_complete=complete_zones)
 @config_option
-@click.option("-o", "--output", "output_path", metavar="FILE|-",
-              help="Write the zone to FILE (atomically), or to stdout with '-'.")
-@click.option("-d", "--directory", type=click.Path(file_okay=False),
-              help="Zone store: DIR/<zone>.zone plus state and IXFR journal; "
-                   "later pulls use IXFR.")
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    metavar="FILE|-",
+    help="Write the zone to FILE (atomically), or to stdout with '-'.",
+)
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False),
+    help="Zone store: DIR/<zone>.zone plus state and IXFR journal; later pulls use IXFR.",
+)
 @click.option("--axfr", is_flag=True, help="Force a full transfer (AXFR), even if up to date.")
 @force_option
 @tsig_options
 @network_options
-@click.option("--max-records", type=click.IntRange(min=1), default=Limits().max_records,
-              show_default=True, help="Refuse a transfer with more records than this.")
-@click.option("--max-bytes", type=click.IntRange(min=1), default=Limits().max_bytes,
-              show_default=True, help="Refuse a transfer larger than this many bytes.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Zones transferred at once with -c (default: the config's concurrency).")
+@click.option(
+    "--max-records",
+    type=click.IntRange(min=1),
+    default=Limits().max_records,
+    show_default=True,
+    help="Refuse a transfer with more records than this.",
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=Limits().max_bytes,
+    show_default=True,
+    help="Refuse a transfer larger than this many bytes.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Zones transferred at once with -c (default: the config's concurrency).",
+)
 @json_option
 @verbosity_options
-def command(args: tuple[str, ...], config_path: str | None, output_path: str | None,
-            directory: str | None, axfr: bool, force: bool, tsig: str | None,
-            keyfile: str | None, timeout: float, lifetime: float, max_records: int,
-            max_bytes: int, jobs: int | None, as_json: bool, verbose: int, quiet: bool) -> None:
+def command(
+    args: tuple[str, ...],
+    config_path: str | None,
+    output_path: str | None,
+    directory: str | None,
+    axfr: bool,
+    force: bool,
+    tsig: str | None,
+    keyfile: str | None,
+    timeout: float,
+    lifetime: float,
+    max_records: int,
+    max_bytes: int,
+    jobs: int | None,
+    as_json: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Transfer a zone (AXFR, or IXFR from the stored serial) and write a master file.
 
     The file is RFC 1035, one record per line in canonical order, so two versions
@@ -125,33 +169,47 @@ def command(args: tuple[str, ...], config_path: str | None, output_path: str | N
         config_path = None  # $SECDNS_CONFIG does not apply to an explicit ZONE @PRIMARY
     if config_path:
         config, selected, store_dir = config_zones(
-            config_path, zones, servers, output_given=output_path is not None,
-            directory=directory)
+            config_path, zones, servers, output_given=output_path is not None, directory=directory
+        )
         store = Store(store_dir) if store_dir else None
         jobs = jobs or config.server.concurrency
         plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]
     else:
         if len(zones) != 1 or not servers:
-            raise UsageError("usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR]"
-                             " (or -c CONFIG)")
+            raise UsageError(
+                "usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR] (or -c CONFIG)"
+            )
         if output_path is None and directory is None:
             raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
         store = Store(directory) if directory else None
         plans = [(parse_zone_name(zones[0]), servers, key)]
         jobs = 1
 
-    show_progress = (not quiet and not as_json and output.use_rich(sys.stderr))
+    show_progress = not quiet and not as_json and output.use_rich(sys.stderr)
 
     async def run_all() -> list[PullResult]:
         gate = asyncio.Semaphore(jobs or 1)
         with _Progress(show_progress) as progress:
+
             async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None):  # type: ignore[no-untyped-def]
                 async with gate:
-                    options = PullOptions(key=zone_key, axfr=axfr, force=force,
-                                          timeout=timeout, lifetime=lifetime, limits=limits)
+                    options = PullOptions(
+                        key=zone_key,
+                        axfr=axfr,
+                        force=force,
+                        timeout=timeout,
+                        lifetime=lifetime,
+                        limits=limits,
+                    )
                     copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
-                    return await pull_zone(origin, primaries, copy, options=options,
-                                           progress=progress.callback(origin.to_text()))
+                    return await pull_zone(
+                        origin,
+                        primaries,
+                        copy,
+                        options=options,
+                        progress=progress.callback(origin.to_text()),
+                    )
+
             return list(await asyncio.gather(*(one(*plan) for plan in plans)))
 
     results = asyncio.run(run_all())

@@ -21,10 +21,13 @@ class JsonLines(logging.Formatter):
     """One JSON object per log line (``--log-format json``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                       + f".{int(record.msecs):03d}Z",
-               "level": record.levelname.lower(), "logger": record.name,
-               "message": record.getMessage()}
+        doc = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc)
@@ -53,14 +56,23 @@ def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
 
 @click.command("serve")
 @config_option
-@click.option("--listen", multiple=True, metavar="ADDR:PORT",
-              help="Listen here (UDP and TCP) instead of [server] listen; repeatable.")
-@click.option("--log-format", type=click.Choice(["auto", "text", "rich", "json"]),
-              default="auto", show_default=True,
-              help="Log lines: rich on a TTY (auto), plain text, or JSON lines.")
+@click.option(
+    "--listen",
+    multiple=True,
+    metavar="ADDR:PORT",
+    help="Listen here (UDP and TCP) instead of [server] listen; repeatable.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "rich", "json"]),
+    default="auto",
+    show_default=True,
+    help="Log lines: rich on a TTY (auto), plain text, or JSON lines.",
+)
 @verbosity_options
-def command(config_path: str | None, listen: tuple[str, ...], log_format: str, verbose: int,
-            quiet: bool) -> None:
+def command(
+    config_path: str | None, listen: tuple[str, ...], log_format: str, verbose: int, quiet: bool
+) -> None:
     """Run an authoritative secondary in the foreground (for systemd or a container).
 
     Answers queries over UDP and TCP for the zones of the config, takes NOTIFY
@@ -82,8 +94,9 @@ def command(config_path: str | None, listen: tuple[str, ...], log_format: str, v
     config = load_config(config_path)
     if listen:
         endpoints = tuple(parse_endpoint(item) for item in listen)
-        config = dataclasses.replace(config, server=dataclasses.replace(config.server,
-                                                                        listen=endpoints))
+        config = dataclasses.replace(
+            config, server=dataclasses.replace(config.server, listen=endpoints)
+        )
     check_config_for_serve(config)
 
     async def run() -> None:

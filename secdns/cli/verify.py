@@ -40,35 +40,81 @@ from secdns.verify import CheckStatus, VerifyOptions, VerifyReport, verify_zone
 @click.argument("sources", nargs=-1, metavar="[SOURCE...]")
 @config_option
 @click.option("--strict", is_flag=True, help="Fail on warnings too (exit 1).")
-@click.option("--sig-warn-days", type=click.FloatRange(min=0), default=7.0, show_default=True,
-              help="Warn about RRSIGs that expire within this many days.")
-@click.option("--nameservers", type=click.Choice(["auto"]), default=None,
-              help="auto: also query every IPv4/IPv6 address of every name in the zone's NS "
-                   "set, as the DNS has it.")
-@click.option("--deep", is_flag=True,
-              help="Also transfer the zone (AXFR) from every server address: run the data "
-                   "checks on each copy and diff the copies.")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the results as JUnit XML, one test case per check.")
-@click.option("--check", "include", multiple=True, metavar="CHECK",
-              help="Run only this check or family (integrity, dnssec, consistency); "
-                   "repeatable.")
-@click.option("--skip", "exclude", multiple=True, metavar="CHECK",
-              help="Do not run this check or family; repeatable.")
+@click.option(
+    "--sig-warn-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="Warn about RRSIGs that expire within this many days.",
+)
+@click.option(
+    "--nameservers",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="auto: also query every IPv4/IPv6 address of every name in the zone's NS "
+    "set, as the DNS has it.",
+)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also transfer the zone (AXFR) from every server address: run the data "
+    "checks on each copy and diff the copies.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write the results as JUnit XML, one test case per check.",
+)
+@click.option(
+    "--check",
+    "include",
+    multiple=True,
+    metavar="CHECK",
+    help="Run only this check or family (integrity, dnssec, consistency); repeatable.",
+)
+@click.option(
+    "--skip",
+    "exclude",
+    multiple=True,
+    metavar="CHECK",
+    help="Do not run this check or family; repeatable.",
+)
 @click.option("--list-checks", is_flag=True, help="List every check and exit.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Server addresses queried (or transferred from) at once.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Server addresses queried (or transferred from) at once.",
+)
 @tsig_options
 @network_options
 @json_option
 @verbosity_options
-def command(zone: str | None, sources: tuple[str, ...],
-            config_path: str | None,  # where --key NAME is found: resolve_key reads it
-            strict: bool, sig_warn_days: float, nameservers: str | None, deep: bool,
-            junit_path: str | None,
-            include: tuple[str, ...], exclude: tuple[str, ...], list_checks: bool, jobs: int,
-            tsig: str | None, keyfile: str | None, timeout: float, lifetime: float,
-            as_json: bool, verbose: int, quiet: bool) -> None:
+def command(
+    zone: str | None,
+    sources: tuple[str, ...],
+    config_path: str | None,  # where --key NAME is found: resolve_key reads it
+    strict: bool,
+    sig_warn_days: float,
+    nameservers: str | None,
+    deep: bool,
+    junit_path: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    list_checks: bool,
+    jobs: int,
+    tsig: str | None,
+    keyfile: str | None,
+    timeout: float,
+    lifetime: float,
+    as_json: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Check a zone: its data, its DNSSEC and ZONEMD, and what its servers say.
 
     SOURCE is a zone file, '-' for stdin, a store directory (-d of pull), or
@@ -97,8 +143,10 @@ def command(zone: str | None, sources: tuple[str, ...],
         render_catalogue(sys.stdout, as_json=as_json)
         return
     if zone is None:
-        raise UsageError("usage: secdns verify ZONE [SOURCE...] (a file, '-', a store "
-                         "directory or @SERVER; or --nameservers auto)")
+        raise UsageError(
+            "usage: secdns verify ZONE [SOURCE...] (a file, '-', a store "
+            "directory or @SERVER; or --nameservers auto)"
+        )
     try:
         selected = select(include, exclude)
     except UnknownCheck as err:
@@ -106,10 +154,16 @@ def command(zone: str | None, sources: tuple[str, ...],
     if not selected:
         raise UsageError("--check/--skip leave no check to run")
     origin = parse_zone_name(zone)
-    options = VerifyOptions(key=resolve_key(tsig, keyfile), timeout=timeout, lifetime=lifetime,
-                            sig_warn_days=sig_warn_days, deep=deep,
-                            nameservers_auto=nameservers == "auto", checks=selected,
-                            concurrency=jobs)
+    options = VerifyOptions(
+        key=resolve_key(tsig, keyfile),
+        timeout=timeout,
+        lifetime=lifetime,
+        sig_warn_days=sig_warn_days,
+        deep=deep,
+        nameservers_auto=nameservers == "auto",
+        checks=selected,
+        concurrency=jobs,
+    )
     report = asyncio.run(verify_zone(origin, list(sources), options))
     if junit_path is not None:
         atomic_write(Path(junit_path), junit_xml(report, strict=strict))
@@ -118,6 +172,7 @@ def command(zone: str | None, sources: tuple[str, ...],
 
 
 # --- renderers ---------------------------------------------------------------------------------
+
 
 def finding_line(finding: Finding, with_source: bool = False) -> str:
     """One stable line per finding: ``severity check owner TYPE: message (RFC)``."""
@@ -130,10 +185,12 @@ def finding_line(finding: Finding, with_source: bool = False) -> str:
 
 def summary_line(report: VerifyReport, strict: bool) -> str:
     statuses = [report.status(check.id, strict) for check in report.checks()]
-    return (f"zone={report.zone} result={'failed' if report.failed(strict) else 'passed'} "
-            f"errors={len(report.errors)} warnings={len(report.warnings)} "
-            f"checks={len(statuses)} passed={statuses.count(CheckStatus.PASSED)} "
-            f"skipped={statuses.count(CheckStatus.SKIPPED)} time={report.duration:.3f}s")
+    return (
+        f"zone={report.zone} result={'failed' if report.failed(strict) else 'passed'} "
+        f"errors={len(report.errors)} warnings={len(report.warnings)} "
+        f"checks={len(statuses)} passed={statuses.count(CheckStatus.PASSED)} "
+        f"skipped={statuses.count(CheckStatus.SKIPPED)} time={report.duration:.3f}s"
+    )
 
 
 def _several_sources(report: VerifyReport) -> bool:
@@ -146,14 +203,20 @@ def plain_lines(report: VerifyReport, strict: bool = False) -> list[str]:
     lines = [finding_line(f, with_source) for f in report.findings]
     for answer in report.servers:
         serial = "-" if answer.serial is None else str(answer.serial)
-        lines.append(f"server {answer.address} status={answer.status.value} serial={serial} "
-                     f"name={answer.server}")
+        lines.append(
+            f"server {answer.address} status={answer.status.value} serial={serial} "
+            f"name={answer.server}"
+        )
     lines.append(summary_line(report, strict))
     return lines
 
 
-_STATUS_STYLE = {CheckStatus.PASSED: "green", CheckStatus.WARNING: "yellow",
-                 CheckStatus.FAILED: "bold red", CheckStatus.SKIPPED: "dim"}
+_STATUS_STYLE = {
+    CheckStatus.PASSED: "green",
+    CheckStatus.WARNING: "yellow",
+    CheckStatus.FAILED: "bold red",
+    CheckStatus.SKIPPED: "dim",
+}
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow"}
 
 
@@ -178,31 +241,52 @@ def check_tables(report: VerifyReport, strict: bool = False) -> list[Table]:
             message = finding.message
             if with_source and finding.source:
                 message += f" [{finding.source}]"
-            table.add_row(Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]),
-                          finding.owner, finding.rdtype or "", message, finding.rfc)
+            table.add_row(
+                Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]),
+                finding.owner,
+                finding.rdtype or "",
+                message,
+                finding.rfc,
+            )
         tables.append(table)
     return tables
 
 
 def servers_table(report: VerifyReport) -> Table:
     table = Table(title="servers", title_justify="left")
-    for column, justify in (("server", "left"), ("address", "left"), ("serial", "right"),
-                            ("status", "left"), ("time", "right")):
+    for column, justify in (
+        ("server", "left"),
+        ("address", "left"),
+        ("serial", "right"),
+        ("status", "left"),
+        ("time", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for answer in report.servers:
         style = "green" if answer.status.value == "ok" else "bold red"
         status = Text(answer.status.value, style=style)
         if answer.detail:
             status.append(f": {answer.detail}", style="dim")
-        table.add_row(answer.server, answer.address,
-                      "-" if answer.serial is None else str(answer.serial), status,
-                      f"{answer.elapsed * 1000:.0f} ms")
+        table.add_row(
+            answer.server,
+            answer.address,
+            "-" if answer.serial is None else str(answer.serial),
+            status,
+            f"{answer.elapsed * 1000:.0f} ms",
+        )
     return table
 
 
-def render_verify(report: VerifyReport, *, as_json: bool, quiet: bool, strict: bool = False,
-                  stream: IO[str] | None = None, rich: bool | None = None,
-                  width: int | None = None) -> None:
+def render_verify(
+    report: VerifyReport,
+    *,
+    as_json: bool,
+    quiet: bool,
+    strict: bool = False,
+    stream: IO[str] | None = None,
+    rich: bool | None = None,
+    width: int | None = None,
+) -> None:
     """Show a verify report: a JSON document, rich tables, or plain lines."""
     stream = stream or sys.stdout
     if as_json:
@@ -226,14 +310,16 @@ def render_verify(report: VerifyReport, *, as_json: bool, quiet: bool, strict: b
     if by_status.get(CheckStatus.PASSED):
         console.print(Text(f"passed: {', '.join(by_status[CheckStatus.PASSED])}", style="green"))
     if by_status.get(CheckStatus.SKIPPED):
-        console.print(Text(f"nothing to check: {', '.join(by_status[CheckStatus.SKIPPED])}",
-                           style="dim"))
+        console.print(
+            Text(f"nothing to check: {', '.join(by_status[CheckStatus.SKIPPED])}", style="dim")
+        )
     failed = report.failed(strict)
     summary = Text(f"{report.zone} ", style="bold")
-    summary.append("failed" if failed else "passed",
-                   style="bold red" if failed else "bold green")
-    summary.append(f": {len(report.errors)} errors, {len(report.warnings)} warnings, "
-                   f"{len(report.checks())} checks in {report.duration:.2f}s")
+    summary.append("failed" if failed else "passed", style="bold red" if failed else "bold green")
+    summary.append(
+        f": {len(report.errors)} errors, {len(report.warnings)} warnings, "
+        f"{len(report.checks())} checks in {report.duration:.2f}s"
+    )
     console.print(summary)
 
 
@@ -265,18 +351,25 @@ def junit_xml(report: VerifyReport, strict: bool = False) -> str:
     suite = ET.SubElement(root, "testsuite", {"name": f"verify {report.zone}", **counts})
     with_source = _several_sources(report)
     for check in report.checks():
-        case = ET.SubElement(suite, "testcase", {
-            "classname": f"secdns.verify.{check.family.value}", "name": check.id,
-            "time": "0"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": f"secdns.verify.{check.family.value}", "name": check.id, "time": "0"},
+        )
         found = report.findings_of(check.id)
         lines = "\n".join(finding_line(f, with_source) for f in found)
         status = statuses[check.id]
         if status is CheckStatus.FAILED:
             errors = sum(f.severity is Severity.ERROR for f in found)
             warnings = len(found) - errors
-            failure = ET.SubElement(case, "failure", {
-                "message": f"{check.title}: {errors} errors, {warnings} warnings",
-                "type": "error" if errors else "warning"})
+            failure = ET.SubElement(
+                case,
+                "failure",
+                {
+                    "message": f"{check.title}: {errors} errors, {warnings} warnings",
+                    "type": "error" if errors else "warning",
+                },
+            )
             failure.text = lines
         elif status is CheckStatus.SKIPPED:
             ET.SubElement(case, "skipped", {"message": "nothing to check"})

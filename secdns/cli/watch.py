@@ -71,6 +71,7 @@ DEFAULT_MONITOR_INTERVAL = 1.0
 
 # --- rendering: plain lines, JSON lines, rich ----------------------------------------------------
 
+
 def _value(value: object) -> str:
     if value is None:
         return "-"
@@ -85,21 +86,35 @@ def _line(*fields: tuple[str, object]) -> str:
 
 def mirror_line(event: MirrorEvent) -> str:
     """One stable ``key=value`` line per mirror event, for pipes and logs."""
-    head: list[tuple[str, object]] = [("time", iso_time(event.at)), ("event", event.kind.value),
-                                      ("zone", event.zone)]
+    head: list[tuple[str, object]] = [
+        ("time", iso_time(event.at)),
+        ("event", event.kind.value),
+        ("zone", event.zone),
+    ]
     kind = event.kind
     if kind is MirrorEventKind.UPDATED:
         previous = "none" if event.previous is None else event.previous
-        return _line(*head, ("serial", f"{previous}->{event.serial}"),
-                     ("via", event.via.value if event.via is not XfrKind.NONE else None),
-                     ("added", event.added), ("removed", event.removed),
-                     ("primary", event.primary), ("file", event.file))
+        return _line(
+            *head,
+            ("serial", f"{previous}->{event.serial}"),
+            ("via", event.via.value if event.via is not XfrKind.NONE else None),
+            ("added", event.added),
+            ("removed", event.removed),
+            ("primary", event.primary),
+            ("file", event.file),
+        )
     if kind is MirrorEventKind.SYNCED:
-        return _line(*head, ("serial", event.serial), ("primary", event.primary),
-                     ("file", event.file))
+        return _line(
+            *head, ("serial", event.serial), ("primary", event.primary), ("file", event.file)
+        )
     if kind is MirrorEventKind.FAILED:
-        return _line(*head, ("serial", event.serial), ("failures", event.failures),
-                     ("retry_in", seconds_text(event.retry_in or 0.0)), ("error", event.error))
+        return _line(
+            *head,
+            ("serial", event.serial),
+            ("failures", event.failures),
+            ("retry_in", seconds_text(event.retry_in or 0.0)),
+            ("error", event.error),
+        )
     if kind is MirrorEventKind.RECOVERED:
         return _line(*head, ("serial", event.serial), ("failures", event.failures))
     if kind is MirrorEventKind.NOTIFY:
@@ -110,9 +125,14 @@ def mirror_line(event: MirrorEvent) -> str:
     return _line(*fields)
 
 
-_MIRROR_STYLE = {MirrorEventKind.SYNCED: "cyan", MirrorEventKind.UPDATED: "green",
-                 MirrorEventKind.FAILED: "bold red", MirrorEventKind.RECOVERED: "green",
-                 MirrorEventKind.NOTIFY: "blue", MirrorEventKind.EXEC: "dim"}
+_MIRROR_STYLE = {
+    MirrorEventKind.SYNCED: "cyan",
+    MirrorEventKind.UPDATED: "green",
+    MirrorEventKind.FAILED: "bold red",
+    MirrorEventKind.RECOVERED: "green",
+    MirrorEventKind.NOTIFY: "blue",
+    MirrorEventKind.EXEC: "dim",
+}
 
 
 def mirror_text(event: MirrorEvent) -> Text:
@@ -134,8 +154,7 @@ def mirror_text(event: MirrorEvent) -> Text:
         if event.file:
             text.append(f" ({event.file})", style="dim")
     elif kind is MirrorEventKind.FAILED:
-        text.append(f"check failed, retry in {seconds_text(event.retry_in or 0.0)}: ",
-                    style=style)
+        text.append(f"check failed, retry in {seconds_text(event.retry_in or 0.0)}: ", style=style)
         text.append(event.error or "")
     elif kind is MirrorEventKind.RECOVERED:
         text.append(f"primary answers again after {event.failures} failed checks", style=style)
@@ -143,24 +162,38 @@ def mirror_text(event: MirrorEvent) -> Text:
         text.append(f"NOTIFY from {event.source}: checking now", style=style)
     else:
         failed = event.exit_status != 0
-        text.append(f"--exec exited {event.exit_status}" if event.error is None
-                    else f"--exec failed: {event.error}",
-                    style="bold red" if failed else style)
+        text.append(
+            f"--exec exited {event.exit_status}"
+            if event.error is None
+            else f"--exec failed: {event.error}",
+            style="bold red" if failed else style,
+        )
     return text
 
 
 def monitor_line(event: MonitorEvent) -> str:
     """One stable ``key=value`` line per monitor event."""
-    head: list[tuple[str, object]] = [("time", iso_time(event.at)), ("event", event.kind.value),
-                                      ("zone", event.zone)]
+    head: list[tuple[str, object]] = [
+        ("time", iso_time(event.at)),
+        ("event", event.kind.value),
+        ("zone", event.zone),
+    ]
     if event.kind is MonitorEventKind.CONSISTENT:
-        return _line(*head, ("serial", event.serial),
-                     ("after", seconds_text(event.lag) if event.lag is not None else None))
+        return _line(
+            *head,
+            ("serial", event.serial),
+            ("after", seconds_text(event.lag) if event.lag is not None else None),
+        )
     where = [("server", event.server), ("address", event.address)]
     if event.kind is MonitorEventKind.SERIAL:
-        return _line(*head, *where, ("serial", event.serial), ("previous", event.previous),
-                     ("lag", f"{event.lag:.3f}s" if event.lag is not None else None),
-                     ("newest", event.newest))
+        return _line(
+            *head,
+            *where,
+            ("serial", event.serial),
+            ("previous", event.previous),
+            ("lag", f"{event.lag:.3f}s" if event.lag is not None else None),
+            ("newest", event.newest),
+        )
     if event.kind is MonitorEventKind.FAILED:
         return _line(*head, *where, ("serial", event.serial), ("error", event.error))
     return _line(*head, *where, ("serial", event.serial))
@@ -169,15 +202,29 @@ def monitor_line(event: MonitorEvent) -> str:
 def summary_lines(summary: MonitorSummary) -> list[str]:
     """The end of a monitor run: one summary line, then one line per lagging address."""
     lagging = summary.lagging
-    lines = [_line(("event", "summary"), ("zone", summary.zone),
-                   ("result", summary.outcome.value), ("newest", summary.newest),
-                   ("until_serial", summary.until_serial),
-                   ("elapsed", f"{summary.elapsed:.3f}s"),
-                   ("addresses", len(summary.statuses)), ("lagging", len(lagging)))]
+    lines = [
+        _line(
+            ("event", "summary"),
+            ("zone", summary.zone),
+            ("result", summary.outcome.value),
+            ("newest", summary.newest),
+            ("until_serial", summary.until_serial),
+            ("elapsed", f"{summary.elapsed:.3f}s"),
+            ("addresses", len(summary.statuses)),
+            ("lagging", len(lagging)),
+        )
+    ]
     for status in lagging:
-        lines.append(_line(("event", "lagging"), ("zone", summary.zone),
-                           ("server", status.server), ("address", status.address),
-                           ("serial", status.serial), ("error", status.error)))
+        lines.append(
+            _line(
+                ("event", "lagging"),
+                ("zone", summary.zone),
+                ("server", status.server),
+                ("address", status.address),
+                ("serial", status.serial),
+                ("error", status.error),
+            )
+        )
     return lines
 
 
@@ -187,19 +234,30 @@ def lag_complaint(summary: MonitorSummary) -> str:
     lagging = summary.lagging
     who = ", ".join(
         f"{s.server if s.address == '-' else s.address} "
-        f"({'no answer: ' + s.error if s.error else f'serial {s.serial}'})" for s in lagging)
-    goal = (f"serial {wanted}" if summary.until_serial is not None
-            else f"the same serial (newest {wanted})")
-    return (f"secdns: watch: zone {summary.zone}: {len(lagging)} of {len(summary.statuses)} "
-            f"addresses not at {goal} after {seconds_text(summary.elapsed)}: {who}")
+        f"({'no answer: ' + s.error if s.error else f'serial {s.serial}'})"
+        for s in lagging
+    )
+    goal = (
+        f"serial {wanted}"
+        if summary.until_serial is not None
+        else f"the same serial (newest {wanted})"
+    )
+    return (
+        f"secdns: watch: zone {summary.zone}: {len(lagging)} of {len(summary.statuses)} "
+        f"addresses not at {goal} after {seconds_text(summary.elapsed)}: {who}"
+    )
 
 
 def _lag_text(lag: float | None) -> str:
     return "-" if lag is None else f"{lag:.2f}s"
 
 
-def monitor_table(zone: str, statuses: tuple[AddressStatus, ...], newest: int | None,
-                  until_serial: int | None = None) -> Table:
+def monitor_table(
+    zone: str,
+    statuses: tuple[AddressStatus, ...],
+    newest: int | None,
+    until_serial: int | None = None,
+) -> Table:
     """The live table: who answers which serial, how late it caught up, since when."""
     current = sum(1 for s in statuses if s.current)
     title = f"secdns watch {zone}  newest serial {newest if newest is not None else '-'}"
@@ -214,13 +272,14 @@ def monitor_table(zone: str, statuses: tuple[AddressStatus, ...], newest: int | 
     table.add_column("last change")
     for status in statuses:
         if status.error is not None:
-            serial = Text(f"{status.serial if status.serial is not None else '-'} "
-                          f"({status.error})", style="bold red")
+            serial = Text(
+                f"{status.serial if status.serial is not None else '-'} ({status.error})",
+                style="bold red",
+            )
         elif status.current:
             serial = Text(str(status.serial), style="green")
         else:
-            serial = Text(str(status.serial) if status.serial is not None else "-",
-                          style="yellow")
+            serial = Text(str(status.serial) if status.serial is not None else "-", style="yellow")
         changed = iso_time(status.changed_at)[11:19] if status.changed_at else "-"
         table.add_row(status.server, status.address, serial, _lag_text(status.lag), changed)
     return table
@@ -230,16 +289,20 @@ def summary_text(summary: MonitorSummary) -> Text:
     text = Text()
     if summary.outcome in (MonitorOutcome.REACHED, MonitorOutcome.CONSISTENT):
         text.append(f"{summary.outcome.value}: ", style="bold green")
-        text.append(f"every address answers serial {summary.target_serial} "
-                    f"after {seconds_text(summary.elapsed)}")
+        text.append(
+            f"every address answers serial {summary.target_serial} "
+            f"after {seconds_text(summary.elapsed)}"
+        )
         lags = [s.lag for s in summary.statuses if s.lag is not None]
         if lags:
             text.append(f"; slowest caught up {max(lags):.2f}s after the first")
         return text
     style = "bold red" if summary.outcome is MonitorOutcome.TIMEOUT else "yellow"
     text.append(f"{summary.outcome.value}: ", style=style)
-    text.append(f"{len(summary.lagging)} of {len(summary.statuses)} addresses not current "
-                f"after {seconds_text(summary.elapsed)}")
+    text.append(
+        f"{len(summary.lagging)} of {len(summary.statuses)} addresses not current "
+        f"after {seconds_text(summary.elapsed)}"
+    )
     return text
 
 
@@ -325,8 +388,12 @@ class MonitorDisplay:
 
     def table(self) -> Table:
         assert self.monitor is not None
-        return monitor_table(self.monitor.origin.to_text(), self.monitor.statuses(),
-                             self.monitor.tracker.newest, self.monitor.options.until_serial)
+        return monitor_table(
+            self.monitor.origin.to_text(),
+            self.monitor.statuses(),
+            self.monitor.tracker.newest,
+            self.monitor.options.until_serial,
+        )
 
     def start(self, monitor: Monitor) -> None:
         self.monitor = monitor
@@ -364,52 +431,124 @@ class MonitorDisplay:
 
 # --- the command ---------------------------------------------------------------------------------
 
+
 @click.command("watch")
 @click.argument("args", nargs=-1, metavar="[ZONE] [@SERVER...]", shell_complete=complete_zones)
 @config_option
-@click.option("-o", "--output", "output_path", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Mirror: keep the zone in FILE, replaced atomically at each change (by AXFR;"
-                   " -d keeps what IXFR needs).")
-@click.option("-d", "--directory", type=click.Path(file_okay=False),
-              help="Mirror: keep zones in this store (state, IXFR journal), as pull -d.")
-@click.option("--interval", type=click.FloatRange(min=0.05), metavar="SECONDS",
-              help="Seconds between SOA checks.  Mirror: instead of each zone's SOA refresh; "
-                   f"monitor: default {DEFAULT_MONITOR_INTERVAL:g}.")
-@click.option("--notify-listen", metavar="ADDR[:PORT]",
-              help="Mirror: also check at once on a NOTIFY from a zone's primaries, received "
-                   "on this UDP address (port 53 by default).")
-@click.option("--exec", "exec_command", metavar="CMD",
-              help="Mirror: shell command run after each change, with SECDNS_ZONE, "
-                   "SECDNS_OLD_SERIAL, SECDNS_NEW_SERIAL, SECDNS_FILE, SECDNS_KIND set.")
-@click.option("--servers", "watch_servers", is_flag=True,
-              help="Monitor: watch the serial on every address of each @SERVER.")
-@click.option("--nameservers", type=click.Choice(["auto"]),
-              help="Monitor: watch every address of every name in the zone's NS set.")
-@click.option("--until-serial", type=click.IntRange(0, 0xFFFFFFFF), metavar="N",
-              help="Monitor: exit 0 once every address answers serial N or newer (RFC 1982).")
-@click.option("--until-consistent", is_flag=True,
-              help="Monitor: exit 0 once every address answers the same serial.")
-@click.option("--timeout", "deadline", type=click.FloatRange(min=0.01), metavar="SECONDS",
-              help="With --until-*: give up after SECONDS, print who lagged, exit 1.")
-@click.option("--query-timeout", type=click.FloatRange(min=0.01), default=5.0, metavar="SECONDS",
-              show_default=True, help="Seconds to wait for each answer or transfer message.")
-@click.option("--lifetime", type=click.FloatRange(min=0.01), default=3600.0, metavar="SECONDS",
-              show_default=True,
-              help="Mirror: seconds a whole transfer may take.")
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Mirror: keep the zone in FILE, replaced atomically at each change (by AXFR;"
+    " -d keeps what IXFR needs).",
+)
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False),
+    help="Mirror: keep zones in this store (state, IXFR journal), as pull -d.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    metavar="SECONDS",
+    help="Seconds between SOA checks.  Mirror: instead of each zone's SOA refresh; "
+    f"monitor: default {DEFAULT_MONITOR_INTERVAL:g}.",
+)
+@click.option(
+    "--notify-listen",
+    metavar="ADDR[:PORT]",
+    help="Mirror: also check at once on a NOTIFY from a zone's primaries, received "
+    "on this UDP address (port 53 by default).",
+)
+@click.option(
+    "--exec",
+    "exec_command",
+    metavar="CMD",
+    help="Mirror: shell command run after each change, with SECDNS_ZONE, "
+    "SECDNS_OLD_SERIAL, SECDNS_NEW_SERIAL, SECDNS_FILE, SECDNS_KIND set.",
+)
+@click.option(
+    "--servers",
+    "watch_servers",
+    is_flag=True,
+    help="Monitor: watch the serial on every address of each @SERVER.",
+)
+@click.option(
+    "--nameservers",
+    type=click.Choice(["auto"]),
+    help="Monitor: watch every address of every name in the zone's NS set.",
+)
+@click.option(
+    "--until-serial",
+    type=click.IntRange(0, 0xFFFFFFFF),
+    metavar="N",
+    help="Monitor: exit 0 once every address answers serial N or newer (RFC 1982).",
+)
+@click.option(
+    "--until-consistent",
+    is_flag=True,
+    help="Monitor: exit 0 once every address answers the same serial.",
+)
+@click.option(
+    "--timeout",
+    "deadline",
+    type=click.FloatRange(min=0.01),
+    metavar="SECONDS",
+    help="With --until-*: give up after SECONDS, print who lagged, exit 1.",
+)
+@click.option(
+    "--query-timeout",
+    type=click.FloatRange(min=0.01),
+    default=5.0,
+    metavar="SECONDS",
+    show_default=True,
+    help="Seconds to wait for each answer or transfer message.",
+)
+@click.option(
+    "--lifetime",
+    type=click.FloatRange(min=0.01),
+    default=3600.0,
+    metavar="SECONDS",
+    show_default=True,
+    help="Mirror: seconds a whole transfer may take.",
+)
 @force_option
 @tsig_options
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help=f"Queries and transfers at once (default {DEFAULT_JOBS}, or the config's "
-                   "concurrency).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Queries and transfers at once (default {DEFAULT_JOBS}, or the config's concurrency).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event (lines).")
 @verbosity_options
-def command(args: tuple[str, ...], config_path: str | None, output_path: str | None,
-            directory: str | None, interval: float | None, notify_listen: str | None,
-            exec_command: str | None, watch_servers: bool, nameservers: str | None,
-            until_serial: int | None, until_consistent: bool, deadline: float | None,
-            query_timeout: float, lifetime: float, force: bool, tsig: str | None,
-            keyfile: str | None, jobs: int | None, as_json: bool, verbose: int,
-            quiet: bool) -> None:
+def command(
+    args: tuple[str, ...],
+    config_path: str | None,
+    output_path: str | None,
+    directory: str | None,
+    interval: float | None,
+    notify_listen: str | None,
+    exec_command: str | None,
+    watch_servers: bool,
+    nameservers: str | None,
+    until_serial: int | None,
+    until_consistent: bool,
+    deadline: float | None,
+    query_timeout: float,
+    lifetime: float,
+    force: bool,
+    tsig: str | None,
+    keyfile: str | None,
+    jobs: int | None,
+    as_json: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Follow zones into local files, or watch a new serial reach every server.
 
     Mirror (the default): poll each zone's SOA at its refresh interval (or
@@ -447,37 +586,64 @@ def command(args: tuple[str, ...], config_path: str | None, output_path: str | N
     out = _Out(sys.stdout)
     rich = output.use_rich(sys.stdout) and not as_json
     if watch_servers or nameservers:
-        _reject({"-c": config_path if _given_on_command_line("config_path") else None,
-                 "-o": output_path, "-d": directory,
-                 "--exec": exec_command, "--notify-listen": notify_listen},
-                "in monitor mode (--servers, --nameservers)")
+        _reject(
+            {
+                "-c": config_path if _given_on_command_line("config_path") else None,
+                "-o": output_path,
+                "-d": directory,
+                "--exec": exec_command,
+                "--notify-listen": notify_listen,
+            },
+            "in monitor mode (--servers, --nameservers)",
+        )
         if len(zones) != 1:
-            raise UsageError("usage: secdns watch ZONE --servers @SERVER [@SERVER...] "
-                             "(or --nameservers auto)")
+            raise UsageError(
+                "usage: secdns watch ZONE --servers @SERVER [@SERVER...] (or --nameservers auto)"
+            )
         if watch_servers and not servers:
             raise UsageError("--servers needs the @SERVER arguments to watch")
         if until_serial is not None and until_consistent:
             raise UsageError("give --until-serial or --until-consistent, not both")
         if deadline is not None and until_serial is None and not until_consistent:
             raise UsageError("--timeout goes with --until-serial or --until-consistent")
-        options = MonitorOptions(interval=interval or DEFAULT_MONITOR_INTERVAL,
-                                 timeout=query_timeout, concurrency=jobs or 2 * DEFAULT_JOBS,
-                                 key=key, until_serial=until_serial,
-                                 until_consistent=until_consistent, deadline=deadline)
+        options = MonitorOptions(
+            interval=interval or DEFAULT_MONITOR_INTERVAL,
+            timeout=query_timeout,
+            concurrency=jobs or 2 * DEFAULT_JOBS,
+            key=key,
+            until_serial=until_serial,
+            until_consistent=until_consistent,
+            deadline=deadline,
+        )
         display = MonitorDisplay(out, as_json=as_json, quiet=quiet, rich=rich)
-        summary = asyncio.run(_monitor(parse_zone_name(zones[0]), servers,
-                                       nameservers == "auto", options, display, out))
+        summary = asyncio.run(
+            _monitor(
+                parse_zone_name(zones[0]), servers, nameservers == "auto", options, display, out
+            )
+        )
         sys.exit(summary.exit_code)
 
-    _reject({"--until-serial": until_serial, "--until-consistent": until_consistent or None,
-             "--timeout": deadline},
-            "in mirror mode; they go with --servers or --nameservers auto")
+    _reject(
+        {
+            "--until-serial": until_serial,
+            "--until-consistent": until_consistent or None,
+            "--timeout": deadline,
+        },
+        "in mirror mode; they go with --servers or --nameservers auto",
+    )
     mirror_zones, store, concurrency, limits = _mirror_plan(
-        zones, servers, config_path, output_path, directory, key)
+        zones, servers, config_path, output_path, directory, key
+    )
     mirror_options = MirrorOptions(
-        interval=interval, concurrency=jobs or concurrency, timeout=query_timeout,
-        lifetime=lifetime, limits=limits, force=force, exec_command=exec_command,
-        notify_listen=parse_endpoint(notify_listen) if notify_listen else None)
+        interval=interval,
+        concurrency=jobs or concurrency,
+        timeout=query_timeout,
+        lifetime=lifetime,
+        limits=limits,
+        force=force,
+        exec_command=exec_command,
+        notify_listen=parse_endpoint(notify_listen) if notify_listen else None,
+    )
     printer = MirrorPrinter(out, as_json=as_json, quiet=quiet, rich=rich)
     asyncio.run(_mirror(mirror_zones, store, mirror_options, printer, out))
     sys.exit(0)
@@ -494,48 +660,74 @@ def _reject(given: dict[str, object], where: str) -> None:
         raise UsageError(f"{', '.join(used)} cannot be used {where}")
 
 
-def _mirror_plan(zones: list[str], servers: list[Endpoint], config_path: str | None,
-                 output_path: str | None, directory: str | None, key: TsigKey | None,
-                 ) -> tuple[list[MirrorZone], Store | None, int, Limits]:
+def _mirror_plan(
+    zones: list[str],
+    servers: list[Endpoint],
+    config_path: str | None,
+    output_path: str | None,
+    directory: str | None,
+    key: TsigKey | None,
+) -> tuple[list[MirrorZone], Store | None, int, Limits]:
     out_path = Path(output_path) if output_path else None
     if output_path == "-":
         raise UsageError("watch writes files: give -o FILE or -d DIR, not -o -")
     if config_path:
         config, selected, store_dir = config_zones(
-            config_path, zones, servers, output_given=out_path is not None,
-            directory=directory)
-        plan = [MirrorZone(z.name, z.primaries, key or config.key_for(z), out_path,
-                           z.allow_notify) for z in selected]
-        return (plan, Store(store_dir) if store_dir else None, config.server.concurrency,
-                config.server.limits)
+            config_path, zones, servers, output_given=out_path is not None, directory=directory
+        )
+        plan = [
+            MirrorZone(z.name, z.primaries, key or config.key_for(z), out_path, z.allow_notify)
+            for z in selected
+        ]
+        return (
+            plan,
+            Store(store_dir) if store_dir else None,
+            config.server.concurrency,
+            config.server.limits,
+        )
     if len(zones) != 1 or not servers:
-        raise UsageError("usage: secdns watch ZONE @PRIMARY [@PRIMARY...] (-o FILE | -d DIR), "
-                         "or -c CONFIG, or ZONE --servers @SERVER...")
+        raise UsageError(
+            "usage: secdns watch ZONE @PRIMARY [@PRIMARY...] (-o FILE | -d DIR), "
+            "or -c CONFIG, or ZONE --servers @SERVER..."
+        )
     if out_path is None and directory is None:
         raise UsageError("say where the zone goes: -o FILE or -d DIR")
     plan = [MirrorZone(parse_zone_name(zones[0]), tuple(servers), key, out_path)]
     return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits()
 
 
-async def _mirror(zones: list[MirrorZone], store: Store | None, options: MirrorOptions,
-                  printer: Callable[[MirrorEvent], None], out: _Out) -> None:
+async def _mirror(
+    zones: list[MirrorZone],
+    store: Store | None,
+    options: MirrorOptions,
+    printer: Callable[[MirrorEvent], None],
+    out: _Out,
+) -> None:
     stop = asyncio.Event()
     mirror = Mirror(zones, store=store, options=options, on_event=printer)
     with stop_on_signals(stop), out.watching(stop):
         await mirror.run(stop)
 
 
-async def _monitor(origin: dns.name.Name, servers: list[Endpoint], auto: bool,
-                   options: MonitorOptions, display: MonitorDisplay,
-                   out: _Out) -> MonitorSummary:
+async def _monitor(
+    origin: dns.name.Name,
+    servers: list[Endpoint],
+    auto: bool,
+    options: MonitorOptions,
+    display: MonitorDisplay,
+    out: _Out,
+) -> MonitorSummary:
     targets: list[Target] = []
     if auto:
         targets += await nameserver_targets(origin)
     targets += await targets_from_endpoints(servers)
     for target in targets:
         if target.address is None:
-            click.echo(f"secdns: watch: zone {origin}: {target.server} has no address "
-                       f"({target.error}); not watched", err=True)
+            click.echo(
+                f"secdns: watch: zone {origin}: {target.server} has no address "
+                f"({target.error}); not watched",
+                err=True,
+            )
     monitor = Monitor(origin, targets, options=options, on_event=display)
     stop = asyncio.Event()
     display.start(monitor)

@@ -118,18 +118,39 @@ _AXFR = dns.rdatatype.AXFR
 _IXFR = dns.rdatatype.IXFR
 
 # Types whose queries get neither the apex NS nor additional data (ns_query_start).
-_MINIMAL_TYPES = frozenset({dns.rdatatype.DS, dns.rdatatype.DNSKEY, dns.rdatatype.CDS,
-                            dns.rdatatype.CDNSKEY})
+_MINIMAL_TYPES = frozenset(
+    {dns.rdatatype.DS, dns.rdatatype.DNSKEY, dns.rdatatype.CDS, dns.rdatatype.CDNSKEY}
+)
 # BIND's prio_type(): these come first when a node's RRsets are iterated (minimal ANY).
-_PRIORITY_TYPES = frozenset({
-    _SOA, _A, dns.rdatatype.MX, _AAAA, _NSEC, _NSEC3, _NS, _DS, _CNAME, _DNAME,
-    dns.rdatatype.SVCB, dns.rdatatype.HTTPS, _DNSKEY, dns.rdatatype.SRV, dns.rdatatype.TXT,
-    dns.rdatatype.PTR, dns.rdatatype.NAPTR,
-})
+_PRIORITY_TYPES = frozenset(
+    {
+        _SOA,
+        _A,
+        dns.rdatatype.MX,
+        _AAAA,
+        _NSEC,
+        _NSEC3,
+        _NS,
+        _DS,
+        _CNAME,
+        _DNAME,
+        dns.rdatatype.SVCB,
+        dns.rdatatype.HTTPS,
+        _DNSKEY,
+        dns.rdatatype.SRV,
+        dns.rdatatype.TXT,
+        dns.rdatatype.PTR,
+        dns.rdatatype.NAPTR,
+    }
+)
 # Types whose targets get A/AAAA in the additional section, and the rdata field naming them.
 _TARGET_FIELD = {
-    _NS: "target", dns.rdatatype.MX: "exchange", dns.rdatatype.SRV: "target",
-    dns.rdatatype.KX: "exchange", dns.rdatatype.AFSDB: "exchange", dns.rdatatype.RT: "exchange",
+    _NS: "target",
+    dns.rdatatype.MX: "exchange",
+    dns.rdatatype.SRV: "target",
+    dns.rdatatype.KX: "exchange",
+    dns.rdatatype.AFSDB: "exchange",
+    dns.rdatatype.RT: "exchange",
 }
 
 _KIND_NS = 1
@@ -152,8 +173,14 @@ class Reply:
 
 # --- handle(): bytes in, bytes out -------------------------------------------------------------
 
-def handle(wire: bytes, table: ZoneTable, *, tcp: bool,
-           keyring: dict[dns.name.Name, dns.tsig.Key] | None = None) -> Reply:
+
+def handle(
+    wire: bytes,
+    table: ZoneTable,
+    *,
+    tcp: bool,
+    keyring: dict[dns.name.Name, dns.tsig.Key] | None = None,
+) -> Reply:
     """Answer one query packet; never raises.
 
     NOTIFY, UPDATE and AXFR/IXFR come back as ``kind`` "notify", "update" and
@@ -167,8 +194,9 @@ def handle(wire: bytes, table: ZoneTable, *, tcp: bool,
         return _header_error(wire, dns.rcode.SERVFAIL)
 
 
-def _handle(wire: bytes, table: ZoneTable, tcp: bool,
-            keyring: dict[dns.name.Name, dns.tsig.Key] | None) -> Reply:
+def _handle(
+    wire: bytes, table: ZoneTable, tcp: bool, keyring: dict[dns.name.Name, dns.tsig.Key] | None
+) -> Reply:
     if len(wire) < 12:
         return Reply(None, False, None, "error")
     flags = (wire[2] << 8) | wire[3]
@@ -183,7 +211,8 @@ def _handle(wire: bytes, table: ZoneTable, tcp: bool,
         return _header_error(wire, dns.rcode.NOTIMP, keep_rd=False)
     try:
         query = _plain_query(wire) or dns.message.from_wire(
-            wire, keyring=keyring if keyring is not None else {})
+            wire, keyring=keyring if keyring is not None else {}
+        )
     except dns.message.UnknownTSIGKey:
         return _tsig_error(wire, dns.rcode.BADKEY, None)
     except dns.tsig.BadSignature:
@@ -207,7 +236,7 @@ def _handle(wire: bytes, table: ZoneTable, tcp: bool,
     else:
         limit = 512
     out = _render(result, limit)
-    cacheable = (result.cacheable and not query.had_tsig and not query.options)
+    cacheable = result.cacheable and not query.had_tsig and not query.options
     return Reply(out, cacheable, result.zone, "query")
 
 
@@ -229,7 +258,7 @@ def _plain_query(wire: bytes) -> dns.message.Message | None:
             break
         if length > 63 or position + 1 + length > end:
             return None
-        labels.append(wire[position + 1:position + 1 + length])
+        labels.append(wire[position + 1 : position + 1 + length])
         position += 1 + length
     labels.append(b"")
     if position + 4 > end:
@@ -242,8 +271,11 @@ def _plain_query(wire: bytes) -> dns.message.Message | None:
     position += 4
     query = dns.message.Message(id=message_id)
     query.flags = dns.flags.Flag(flags)
-    query.question = [dns.rrset.RRset(qname, dns.rdataclass.RdataClass.make(qclass),
-                                      dns.rdatatype.RdataType.make(qtype))]
+    query.question = [
+        dns.rrset.RRset(
+            qname, dns.rdataclass.RdataClass.make(qclass), dns.rdatatype.RdataType.make(qtype)
+        )
+    ]
     if arcount:
         if position + 11 != end or wire[position] != 0:
             return None
@@ -262,8 +294,9 @@ def _header_error(wire: bytes, rcode: int, keep_rd: bool = True) -> Reply:
     if len(wire) < 12:
         return Reply(None, False, None, "error")
     flags = (wire[2] << 8) | wire[3]
-    flags = ((flags & 0x7800) | dns.flags.QR | (flags & dns.flags.RD if keep_rd else 0)
-             | (rcode & 0xF))
+    flags = (
+        (flags & 0x7800) | dns.flags.QR | (flags & dns.flags.RD if keep_rd else 0) | (rcode & 0xF)
+    )
     return Reply(wire[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0), False, None, "error")
 
 
@@ -289,11 +322,12 @@ def _read_question(wire: bytes) -> bytes | None:
     end = 12 + used
     if end + 4 > len(wire):
         return None
-    return wire[12:end + 4]
+    return wire[12 : end + 4]
 
 
-def _tsig_key(wire: bytes,
-              keyring: dict[dns.name.Name, dns.tsig.Key] | None) -> dns.tsig.Key | None:
+def _tsig_key(
+    wire: bytes, keyring: dict[dns.name.Name, dns.tsig.Key] | None
+) -> dns.tsig.Key | None:
     try:
         query = dns.message.from_wire(wire, keyring=False)
     except dns.exception.DNSException:
@@ -318,19 +352,33 @@ def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
     request = query.tsig[0]
     now = int(time.time())
     if key is not None:
-        response.use_tsig(key, fudge=300, original_id=query.id, tsig_error=error,
-                          other_data=struct.pack("!Q", now)[2:])
+        response.use_tsig(
+            key,
+            fudge=300,
+            original_id=query.id,
+            tsig_error=error,
+            other_data=struct.pack("!Q", now)[2:],
+        )
         response.request_mac = request.mac
     else:
         rdata = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY, dns.rdatatype.TSIG, request.algorithm, now, 300, b"",
-            query.id, error, b"")
+            dns.rdataclass.ANY,
+            dns.rdatatype.TSIG,
+            request.algorithm,
+            now,
+            300,
+            b"",
+            query.id,
+            error,
+            b"",
+        )
         response.tsig = dns.rrset.from_rdata(query.tsig.name, 0, rdata)
         response.want_tsig_sign = False
     return Reply(response.to_wire(max_size=65535), False, None, "error")
 
 
 # --- answer(): the RFC 1034 algorithm over dnspython objects -----------------------------------
+
 
 def answer(query: dns.message.Message, table: ZoneTable, *, tcp: bool) -> dns.message.Message:
     """The response to ``query`` (one question) from the zones in ``table``.
@@ -354,7 +402,7 @@ class _Result:
     writes it straight to wire."""
 
     query: dns.message.Message
-    flags: int                       # QR, AA, RD, CD and the opcode (no rcode)
+    flags: int  # QR, AA, RD, CD and the opcode (no rcode)
     rcode: int
     answer: list[dns.rrset.RRset]
     authority: list[dns.rrset.RRset]
@@ -393,8 +441,17 @@ class _Index:
     """Per-version helpers, built on first use and kept on the version: parsed nodes,
     whether the zone is signed, and sorted NSEC owners / NSEC3 hashes for denial proofs."""
 
-    __slots__ = ("version", "origin", "_nodes", "_kinds", "_apex", "_secure", "_nsec", "_nsec3",
-                 "_negative_soa")
+    __slots__ = (
+        "version",
+        "origin",
+        "_nodes",
+        "_kinds",
+        "_apex",
+        "_secure",
+        "_nsec",
+        "_nsec3",
+        "_negative_soa",
+    )
 
     def __init__(self, version: ZoneVersion) -> None:
         self.version = version
@@ -452,8 +509,10 @@ class _Index:
             soa = apex.rrsets[_SOA]
             minimum = next(iter(soa)).minimum
             sig = apex.sigs.get(_SOA)
-            self._negative_soa = (_with_ttl(soa, minimum),
-                                  _with_ttl(sig, minimum) if sig is not None else None)
+            self._negative_soa = (
+                _with_ttl(soa, minimum),
+                _with_ttl(sig, minimum) if sig is not None else None,
+            )
         return self._negative_soa
 
     @property
@@ -475,8 +534,9 @@ class _Index:
             labels: dict[bytes, bytes] = {}  # one copy of each label (the origin's above all)
             for key, (lines, _below) in self.version.iter_entries():
                 if any(_line_type(line) == "NSEC" for line in lines):
-                    owners.append((tuple(labels.setdefault(label, label)
-                                         for label in _key_canon(key)), key))
+                    owners.append(
+                        (tuple(labels.setdefault(label, label) for label in _key_canon(key)), key)
+                    )
             owners.sort()
             self._nsec = ([o[0] for o in owners], [o[1] for o in owners])
         order, keys = self._nsec
@@ -532,8 +592,7 @@ def _index(version: ZoneVersion) -> _Index:
     return version.answer_index(_Index)
 
 
-def _find_zone(table: ZoneTable, name: dns.name.Name,
-               key: str | None = None) -> ServedZone | None:
+def _find_zone(table: ZoneTable, name: dns.name.Name, key: str | None = None) -> ServedZone | None:
     """``table.find(name)`` (the deepest zone holding ``name``), walking one key string."""
     zones = table.zones
     if key is None:
@@ -577,7 +636,7 @@ def _common_labels(a: dns.name.Name, b: dns.name.Name) -> int:
 
 
 def _suffix(name: dns.name.Name, labels: int) -> dns.name.Name:
-    return dns.name.Name(name.labels[len(name.labels) - labels:])
+    return dns.name.Name(name.labels[len(name.labels) - labels :])
 
 
 def _renamed(rrset: dns.rrset.RRset, name: dns.name.Name) -> dns.rrset.RRset:
@@ -608,29 +667,31 @@ def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     return out
 
 
-def _ancestor_keys(qname: dns.name.Name, origin: dns.name.Name,
-                   key: str | None = None) -> list[str]:
+def _ancestor_keys(
+    qname: dns.name.Name, origin: dns.name.Name, key: str | None = None
+) -> list[str]:
     """Keys of the origin and every name between it and ``qname`` (inclusive), top down."""
     extra = len(qname.labels) - len(origin.labels)
     if key is None:
         key = name_key(qname)
     if "\\" not in key:
         parts = key.split(".")
-        return [".".join(parts[extra - depth:]) for depth in range(extra + 1)]
+        return [".".join(parts[extra - depth :]) for depth in range(extra + 1)]
     return [name_key(_suffix(qname, len(origin.labels) + depth)) for depth in range(extra + 1)]
 
 
 # lookup outcomes
 _FOUND, _CNAME_FOUND, _NXRRSET, _EMPTYNAME, _NXDOMAIN, _EMPTYWILD, _DELEGATION, _DNAME_FOUND = (
-    range(8))
+    range(8)
+)
 
 
 @dataclasses.dataclass(slots=True)
 class _Lookup:
     status: int
-    node: Node | None = None   # the matching node (the wildcard's if synthesized), the cut,
-    key: str = ""              # or the DNAME owner; and its key
-    wild: bool = False         # synthesized from a wildcard
+    node: Node | None = None  # the matching node (the wildcard's if synthesized), the cut,
+    key: str = ""  # or the DNAME owner; and its key
+    wild: bool = False  # synthesized from a wildcard
 
 
 class _Answerer:
@@ -655,10 +716,23 @@ class _Answerer:
     # -- the response skeleton
     def _finish(self, rcode: int, aa: bool = False) -> _Result:
         query = self.query
-        flags = (dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD | 0x7800))
-                 | (dns.flags.AA if aa else 0))
-        return _Result(query, flags, rcode, self.answer, self.authority, self.additional,
-                       self.ede, self.zone, self.required_glue, self.cacheable)
+        flags = (
+            dns.flags.QR
+            | (query.flags & (dns.flags.RD | dns.flags.CD | 0x7800))
+            | (dns.flags.AA if aa else 0)
+        )
+        return _Result(
+            query,
+            flags,
+            rcode,
+            self.answer,
+            self.authority,
+            self.additional,
+            self.ede,
+            self.zone,
+            self.required_glue,
+            self.cacheable,
+        )
 
     def run(self) -> _Result:
         query = self.query
@@ -695,8 +769,12 @@ class _Answerer:
         self.index = _index(version)
         edns_small = query.edns >= 0 and query.payload <= 512 and not self.tcp
         self.dnssec = bool(query.ednsflags & dns.flags.DO) and self.index.secure
-        self.no_authority = (bool(query.flags & dns.flags.RD) or qtype in _MINIMAL_TYPES
-                             or (qtype == _ANY and not self.tcp) or edns_small)
+        self.no_authority = (
+            bool(query.flags & dns.flags.RD)
+            or qtype in _MINIMAL_TYPES
+            or (qtype == _ANY and not self.tcp)
+            or edns_small
+        )
         self.no_additional = qtype == _ANY or edns_small
         rcode, aa = self._resolve(qname, qtype, qkey)
         return self._finish(rcode, aa)
@@ -717,8 +795,13 @@ class _Answerer:
             section.insert(last + 1, rrset)
         return True
 
-    def _add_signed(self, section: list[dns.rrset.RRset], rrset: dns.rrset.RRset,
-                    node: Node | None, owner: dns.name.Name | None = None) -> bool:
+    def _add_signed(
+        self,
+        section: list[dns.rrset.RRset],
+        rrset: dns.rrset.RRset,
+        node: Node | None,
+        owner: dns.name.Name | None = None,
+    ) -> bool:
         """Add ``rrset`` and, for DNSSEC answers, the RRSIG covering it at ``node``."""
         if owner is not None and owner.labels != rrset.name.labels:
             rrset = _renamed(rrset, owner)
@@ -789,8 +872,7 @@ class _Answerer:
         return _Lookup(_NXRRSET, node, key, wild)
 
     # -- the restart loop
-    def _resolve(self, qname: dns.name.Name, qtype: int,
-                 qkey: str | None) -> tuple[int, bool]:
+    def _resolve(self, qname: dns.name.Name, qtype: int, qkey: str | None) -> tuple[int, bool]:
         index = self.index
         assert index is not None and self.zone is not None
         restarts = 0
@@ -843,8 +925,12 @@ class _Answerer:
         rrset = node.rrsets[qtype]
         self._add_signed(self.answer, rrset, node, owner)
         self._additional_for(rrset)
-        self._add_authority(answer_has_ns=qtype == _NS and name == node.name
-                            and self.index is not None and name == self.index.origin)
+        self._add_authority(
+            answer_has_ns=qtype == _NS
+            and name == node.name
+            and self.index is not None
+            and name == self.index.origin
+        )
         if found.wild and self.dnssec:
             self._wildcard_proof(name, positive=True)
 
@@ -872,8 +958,9 @@ class _Answerer:
             if qtype != _ANY and rrset.rdtype != qtype:
                 continue
             onetype = rrset.covers if is_sig else rrset.rdtype
-            self._add(self.answer, _renamed(rrset, owner) if owner.labels != rrset.name.labels
-                      else rrset)
+            self._add(
+                self.answer, _renamed(rrset, owner) if owner.labels != rrset.name.labels else rrset
+            )
             added = True
         if not added:
             self._nodata(name, qtype, found)
@@ -909,14 +996,15 @@ class _Answerer:
         assert node is not None
         rrset = node.rrsets[_DNAME]
         self._add_signed(self.answer, rrset, node)
-        prefix = name.labels[:len(name.labels) - len(node.name.labels)]
+        prefix = name.labels[: len(name.labels) - len(node.name.labels)]
         target_base: dns.name.Name = next(iter(rrset)).target
         try:
             target = dns.name.Name(prefix + target_base.labels)
         except dns.name.NameTooLong:
             return None
-        cname = dns.rrset.from_rdata(name, rrset.ttl,
-                                     dns.rdtypes.ANY.CNAME.CNAME(_IN, _CNAME, target))
+        cname = dns.rrset.from_rdata(
+            name, rrset.ttl, dns.rdtypes.ANY.CNAME.CNAME(_IN, _CNAME, target)
+        )
         self._add(self.answer, cname)
         return target
 
@@ -1110,7 +1198,7 @@ class _Answerer:
         common = max(_common_labels(name, node.name), _common_labels(name, nxt))
         if common >= len(name.labels):
             return
-        wild = dns.name.Name((b"*",) + name.labels[len(name.labels) - common:])
+        wild = dns.name.Name((b"*",) + name.labels[len(name.labels) - common :])
         if wild == name or index.version.exists(name_key(wild)):
             return
         node = index.nsec_at_or_before(wild)
@@ -1184,15 +1272,24 @@ def _type_code(mnemonic: str) -> int:
 
 # --- rendering ----------------------------------------------------------------------------------
 
+
 class _TooBig(Exception):
     """The RR does not fit in the size the client allows."""
 
 
 # Where the uncompressed name starts in the rdata of types that carry one: BIND still adds
 # such names to its compression table, so later names may point into them.
-_RDATA_NAME_AT = {_RRSIG: 18, _NSEC: 0, _DNAME: 0, dns.rdatatype.SRV: 6,
-                  dns.rdatatype.KX: 2, dns.rdatatype.AFSDB: 2, dns.rdatatype.RT: 2,
-                  dns.rdatatype.SVCB: 2, dns.rdatatype.HTTPS: 2}
+_RDATA_NAME_AT = {
+    _RRSIG: 18,
+    _NSEC: 0,
+    _DNAME: 0,
+    dns.rdatatype.SRV: 6,
+    dns.rdatatype.KX: 2,
+    dns.rdatatype.AFSDB: 2,
+    dns.rdatatype.RT: 2,
+    dns.rdatatype.SVCB: 2,
+    dns.rdatatype.HTTPS: 2,
+}
 _NAME_RDATA = frozenset({_NS, _CNAME, dns.rdatatype.PTR})
 _HEADER = struct.Struct("!HHHHHH")
 _RR_HEADER = struct.Struct("!HHIH")
@@ -1261,8 +1358,14 @@ class _Wire:
         elif rdtype == _SOA:
             self.name(rd.mname)  # type: ignore[attr-defined]
             self.name(rd.rname)  # type: ignore[attr-defined]
-            out += struct.pack("!IIIII", rd.serial, rd.refresh, rd.retry,  # type: ignore[attr-defined]
-                               rd.expire, rd.minimum)  # type: ignore[attr-defined]
+            out += struct.pack(
+                "!IIIII",
+                rd.serial,
+                rd.refresh,
+                rd.retry,  # type: ignore[attr-defined]
+                rd.expire,
+                rd.minimum,
+            )  # type: ignore[attr-defined]
         else:
             start = len(out)
             out += rd.to_wire() or b""
@@ -1274,8 +1377,9 @@ class _Wire:
             if at is not None:
                 self.remember(start + at)
 
-    def record(self, name: dns.name.Name, rdtype: int, rdclass: int, ttl: int,
-               rd: dns.rdata.Rdata | None) -> None:
+    def record(
+        self, name: dns.name.Name, rdtype: int, rdclass: int, ttl: int, rd: dns.rdata.Rdata | None
+    ) -> None:
         self.name(name)
         out = self.out
         out += _RR_HEADER.pack(rdtype, rdclass, ttl, 0)
@@ -1334,15 +1438,24 @@ def _render(result: _Result, max_size: int) -> bytes:
             data = result.ede.to_wire() or b""
             options = struct.pack("!HH", result.ede.otype, len(data)) + data
         ttl = (result.rcode >> 4) << 24 | (query.ednsflags & dns.flags.DO)
-        opt = b"\x00" + _RR_HEADER.pack(dns.rdatatype.OPT, EDNS_PAYLOAD, ttl,
-                                         len(options)) + options
+        opt = (
+            b"\x00" + _RR_HEADER.pack(dns.rdatatype.OPT, EDNS_PAYLOAD, ttl, len(options)) + options
+        )
     key = result.tsig_key
     tsig = None
     reserved = len(opt)
     if key is not None:
         tsig = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, 0, 300,
-            b"\x00" * dns.tsig.mac_sizes[key.algorithm], query.id, 0, b"")
+            dns.rdataclass.ANY,
+            dns.rdatatype.TSIG,
+            key.algorithm,
+            0,
+            300,
+            b"\x00" * dns.tsig.mac_sizes[key.algorithm],
+            query.id,
+            0,
+            b"",
+        )
         reserved += len(key.name.to_wire() or b"") + 10 + len(tsig.to_wire() or b"")
     wire = _Wire(max_size - reserved)
     for question in query.question:
@@ -1368,8 +1481,7 @@ def _render(result: _Result, max_size: int) -> bytes:
         wire.counts[3] += 1
     wire.header(query.id, flags)
     if key is not None and tsig is not None:
-        signed, _ctx = dns.tsig.sign(bytes(wire.out), key, tsig, int(time.time()),
-                                     query.mac)
+        signed, _ctx = dns.tsig.sign(bytes(wire.out), key, tsig, int(time.time()), query.mac)
         wire.limit = 65535
         wire.record(key.name, dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, signed)
         wire.counts[3] += 1
@@ -1388,8 +1500,9 @@ def _question_end(out: bytearray) -> int:
             return position + 4
 
 
-def _render_additional(wire: _Wire, additional: list[dns.rrset.RRset],
-                       required_glue: dns.rrset.RRset | None) -> bool:
+def _render_additional(
+    wire: _Wire, additional: list[dns.rrset.RRset], required_glue: dns.rrset.RRset | None
+) -> bool:
     """The additional section in BIND's passes (A, then AAAA, then RRSIG and DNSKEY, then
     the rest), stopping at the first RRset that does not fit; True if required glue (the
     glue that answers the question) did not fit: TC."""

@@ -25,20 +25,40 @@ import dns.rdatatype
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion, line_fields
 
 _SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-_PLAIN_TYPES = frozenset(int(t) for t in (
-    dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX, dns.rdatatype.TXT,
-    dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.SOA, dns.rdatatype.SRV,
-    dns.rdatatype.PTR, dns.rdatatype.CAA, dns.rdatatype.HTTPS, dns.rdatatype.SVCB,
-    dns.rdatatype.NAPTR, dns.rdatatype.DS, dns.rdatatype.DNAME, dns.rdatatype.TLSA,
-    dns.rdatatype.SSHFP, dns.rdatatype.HINFO, dns.rdatatype.LOC, dns.rdatatype.URI))
+_PLAIN_TYPES = frozenset(
+    int(t)
+    for t in (
+        dns.rdatatype.A,
+        dns.rdatatype.AAAA,
+        dns.rdatatype.MX,
+        dns.rdatatype.TXT,
+        dns.rdatatype.NS,
+        dns.rdatatype.CNAME,
+        dns.rdatatype.SOA,
+        dns.rdatatype.SRV,
+        dns.rdatatype.PTR,
+        dns.rdatatype.CAA,
+        dns.rdatatype.HTTPS,
+        dns.rdatatype.SVCB,
+        dns.rdatatype.NAPTR,
+        dns.rdatatype.DS,
+        dns.rdatatype.DNAME,
+        dns.rdatatype.TLSA,
+        dns.rdatatype.SSHFP,
+        dns.rdatatype.HINFO,
+        dns.rdatatype.LOC,
+        dns.rdatatype.URI,
+    )
+)
 _SIGNED_TYPES = ("RRSIG", "NSEC", "NSEC3", "DNSKEY")
 
 
 class _Query:
     __slots__ = ("rd_cd", "labels", "qname_len", "qtype", "opt")
 
-    def __init__(self, rd_cd: int, labels: list[bytes], qname_len: int, qtype: int,
-                 opt: bytes | None) -> None:
+    def __init__(
+        self, rd_cd: int, labels: list[bytes], qname_len: int, qtype: int, opt: bytes | None
+    ) -> None:
         self.rd_cd = rd_cd
         self.labels = labels
         self.qname_len = qname_len
@@ -51,7 +71,7 @@ def parse_plain(wire: bytes) -> _Query | None:
     if len(wire) < 17:
         return None
     flags, qd, an, ns, ar = struct.unpack_from("!HHHHH", wire, 2)
-    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:   # QR, opcode
+    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:  # QR, opcode
         return None
     labels: list[bytes] = []
     offset = 12
@@ -65,7 +85,7 @@ def parse_plain(wire: bytes) -> _Query | None:
             break
         if length > 63 or offset + 1 + length > end:
             return None
-        label = wire[offset + 1: offset + 1 + length]
+        label = wire[offset + 1 : offset + 1 + length]
         if not _SIMPLE.issuperset(label):
             return None
         labels.append(label)
@@ -83,7 +103,7 @@ def parse_plain(wire: bytes) -> _Query | None:
         if end - offset != 11 or wire[offset] != 0:
             return None
         rtype, _payload, ttl, rdlen = struct.unpack_from("!HHIH", wire, offset + 1)
-        if rtype != 41 or rdlen != 0 or ttl & 0x00FF8000:   # version, DO
+        if rtype != 41 or rdlen != 0 or ttl & 0x00FF8000:  # version, DO
             return None
         opt = b"opt"
     elif offset != end:
@@ -94,12 +114,13 @@ def parse_plain(wire: bytes) -> _Query | None:
 class _Template:
     __slots__ = ("generation", "flags", "soa_tail", "opt_rr", "apex_len")
 
-    def __init__(self, generation: int, flags: int, soa_tail: bytes, opt_rr: bytes,
-                 apex_len: int) -> None:
+    def __init__(
+        self, generation: int, flags: int, soa_tail: bytes, opt_rr: bytes, apex_len: int
+    ) -> None:
         self.generation = generation
         self.flags = flags
-        self.soa_tail = soa_tail      # type, class, TTL, rdlength, rdata (names uncompressed)
-        self.opt_rr = opt_rr          # the OPT RR of the answer, or b""
+        self.soa_tail = soa_tail  # type, class, TTL, rdlength, rdata (names uncompressed)
+        self.opt_rr = opt_rr  # the OPT RR of the answer, or b""
         self.apex_len = apex_len
 
 
@@ -107,9 +128,11 @@ def _soa_tail(version: ZoneVersion) -> bytes:
     rrset = version.soa_rrset()
     soa = rrset[0]
     ttl = min(rrset.ttl, soa.minimum)
-    rdata = (soa.mname.to_wire() + soa.rname.to_wire()
-             + struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire,
-                           soa.minimum))
+    rdata = (
+        soa.mname.to_wire()
+        + soa.rname.to_wire()
+        + struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum)
+    )
     return struct.pack("!HHIH", dns.rdatatype.SOA, 1, ttl, len(rdata)) + rdata
 
 
@@ -149,7 +172,7 @@ class NegativeAnswers:
         found = self._zone(query.labels)
         if found is None:
             return None
-        zone, chain = found               # chain: apex key, then each name down to the qname
+        zone, chain = found  # chain: apex key, then each name down to the qname
         version = zone.version
         if version is None or zone.expired or len(chain) < 2:
             return None
@@ -176,8 +199,13 @@ class NegativeAnswers:
         question_end = 12 + query.qname_len + 4
         flags = template.flags | query.rd_cd
         header = wire[:2] + struct.pack("!HHHHH", flags, 1, 0, 1, 1 if template.opt_rr else 0)
-        return (header + wire[12:question_end] + struct.pack("!H", 0xC000 | apex_offset)
-                + template.soa_tail + template.opt_rr)
+        return (
+            header
+            + wire[12:question_end]
+            + struct.pack("!H", 0xC000 | apex_offset)
+            + template.soa_tail
+            + template.opt_rr
+        )
 
     def learn(self, wire: bytes, reply: bytes, zone: ServedZone | None) -> None:
         """After the full path answered ``wire`` with ``reply``: make a template if it is a
@@ -195,7 +223,7 @@ class NegativeAnswers:
             return
         version = zone.version
         if _signed(version):
-            self.templates[key] = None   # DO-less answers are simple, but keep it strict
+            self.templates[key] = None  # DO-less answers are simple, but keep it strict
             return
         try:
             response = dns.message.from_wire(reply)
@@ -203,13 +231,18 @@ class NegativeAnswers:
             return
         opt_rr = b""
         if response.edns >= 0:
-            opt = dns.message.make_query("a.", "A", use_edns=response.edns,
-                                         payload=response.payload,
-                                         ednsflags=response.ednsflags)
+            opt = dns.message.make_query(
+                "a.",
+                "A",
+                use_edns=response.edns,
+                payload=response.payload,
+                ednsflags=response.ednsflags,
+            )
             opt_rr = opt.to_wire()[-11:]
         flags = (struct.unpack_from("!H", reply, 2)[0]) & ~(dns.flags.RD | dns.flags.CD)
-        template = _Template(zone.generation, flags, _soa_tail(version), opt_rr,
-                             len(zone.origin.to_wire()))
+        template = _Template(
+            zone.generation, flags, _soa_tail(version), opt_rr, len(zone.origin.to_wire())
+        )
         self.templates[key] = template
         used = self.used
         mine = self.answer(wire)
@@ -223,13 +256,22 @@ def _same(a: bytes, b: bytes) -> bool:
         ma, mb = dns.message.from_wire(a), dns.message.from_wire(b)
     except Exception:
         return False
-    if (ma.id, ma.flags, ma.rcode(), ma.edns, ma.payload, ma.ednsflags) != \
-            (mb.id, mb.flags, mb.rcode(), mb.edns, mb.payload, mb.ednsflags):
+    if (ma.id, ma.flags, ma.rcode(), ma.edns, ma.payload, ma.ednsflags) != (
+        mb.id,
+        mb.flags,
+        mb.rcode(),
+        mb.edns,
+        mb.payload,
+        mb.ednsflags,
+    ):
         return False
     if [q.to_text() for q in ma.question] != [q.to_text() for q in mb.question]:
         return False
-    for left, right in ((ma.answer, mb.answer), (ma.authority, mb.authority),
-                        (ma.additional, mb.additional)):
+    for left, right in (
+        (ma.answer, mb.answer),
+        (ma.authority, mb.authority),
+        (ma.additional, mb.additional),
+    ):
         if len(left) != len(right):
             return False
         for x, y in zip(left, right, strict=True):
@@ -260,7 +302,7 @@ def strip_cookie(wire: bytes) -> bytes | None:
         if length > 63:
             return None
         offset += 1 + length
-    offset += 5                               # root label, QTYPE, QCLASS
+    offset += 5  # root label, QTYPE, QCLASS
     if offset + 11 > end or wire[offset] != 0:
         return None
     rtype, _payload, _ttl, rdlen = struct.unpack_from("!HHIH", wire, offset + 1)
@@ -269,4 +311,4 @@ def strip_cookie(wire: bytes) -> bytes | None:
     code, option_len = struct.unpack_from("!HH", wire, offset + 11)
     if code != 10 or option_len + 4 != rdlen or not 8 <= option_len <= 40:
         return None
-    return wire[:offset + 9] + b"\x00\x00"
+    return wire[: offset + 9] + b"\x00\x00"

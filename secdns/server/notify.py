@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True, slots=True)
 class NotifyDecision:
     response: bytes
-    zone: dns.name.Name | None   # the zone to refresh now, or None
+    zone: dns.name.Name | None  # the zone to refresh now, or None
 
 
-def decide_notify(query: dns.message.Message, source: str,
-                  allowed: Callable[[dns.name.Name], Sequence[IPNetwork] | None]) -> NotifyDecision:
+def decide_notify(
+    query: dns.message.Message,
+    source: str,
+    allowed: Callable[[dns.name.Name], Sequence[IPNetwork] | None],
+) -> NotifyDecision:
     """Answer a NOTIFY: NOERROR (and refresh) only from the zone's primaries or allow_notify.
 
     ``allowed(zone)`` returns the networks allowed to NOTIFY that zone,
@@ -57,9 +60,17 @@ def decide_notify(query: dns.message.Message, source: str,
     return NotifyDecision(response.to_wire(), None)
 
 
-async def send_notify(zone: dns.name.Name, soa: dns.rrset.RRset | None, address: str, port: int,
-                      *, key: dns.tsig.Key | None = None, attempts: int = 6,
-                      first_timeout: float = 1.0, stop: asyncio.Event | None = None) -> bool:
+async def send_notify(
+    zone: dns.name.Name,
+    soa: dns.rrset.RRset | None,
+    address: str,
+    port: int,
+    *,
+    key: dns.tsig.Key | None = None,
+    attempts: int = 6,
+    first_timeout: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> bool:
     """NOTIFY one target, retrying with exponential backoff until it acknowledges."""
     timeout = first_timeout
     for attempt in range(1, attempts + 1):
@@ -73,14 +84,25 @@ async def send_notify(zone: dns.name.Name, soa: dns.rrset.RRset | None, address:
         try:
             response = await dns.asyncquery.udp(message, address, timeout=timeout, port=port)
         except (dns.exception.Timeout, OSError, dns.exception.DNSException) as err:
-            log.info("notify: zone=%s to %s:%d attempt %d failed: %s", zone, address, port,
-                     attempt, err or type(err).__name__)
+            log.info(
+                "notify: zone=%s to %s:%d attempt %d failed: %s",
+                zone,
+                address,
+                port,
+                attempt,
+                err or type(err).__name__,
+            )
         else:
             if response.rcode() == dns.rcode.NOERROR:
                 log.info("notify: zone=%s acknowledged by %s:%d", zone, address, port)
                 return True
-            log.warning("notify: zone=%s %s:%d answered %s", zone, address, port,
-                        dns.rcode.to_text(response.rcode()))
+            log.warning(
+                "notify: zone=%s %s:%d answered %s",
+                zone,
+                address,
+                port,
+                dns.rcode.to_text(response.rcode()),
+            )
             return False
         delay = timeout * (0.5 + random.random())
         timeout = min(timeout * 2, 30.0)
@@ -91,6 +113,7 @@ async def send_notify(zone: dns.name.Name, soa: dns.rrset.RRset | None, address:
             except TimeoutError:
                 continue
         await asyncio.sleep(delay)
-    log.warning("notify: zone=%s %s:%d never acknowledged after %d attempts", zone, address,
-                port, attempts)
+    log.warning(
+        "notify: zone=%s %s:%d never acknowledged after %d attempts", zone, address, port, attempts
+    )
     return False

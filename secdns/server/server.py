@@ -84,8 +84,9 @@ class _UdpWorker:
         self.server = server
         self.sock = sock
         self.stopping = False
-        self.thread = threading.Thread(target=self.run, name=f"udp-{sock.getsockname()}",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.run, name=f"udp-{sock.getsockname()}", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -111,7 +112,7 @@ class _UdpWorker:
             if len(data) < 12:
                 continue
             try:
-                if not self.server.log_queries:   # -v logs every query: take the full path
+                if not self.server.log_queries:  # -v logs every query: take the full path
                     found = entries.get(b"U" + data[2:])
                     if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
                         send(data[:2] + found[2], addr)
@@ -174,8 +175,11 @@ class Server:
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
-        log.info("serve: listening on %s, %d zones", ", ".join(
-            f"{a}:{p}" for a, p in self.addresses), len(self.runtimes))
+        log.info(
+            "serve: listening on %s, %d zones",
+            ", ".join(f"{a}:{p}" for a, p in self.addresses),
+            len(self.runtimes),
+        )
 
     async def shutdown(self) -> None:
         log.info("serve: stopping")
@@ -223,14 +227,14 @@ class Server:
 
     # --- zones ---------------------------------------------------------------------------------
     def _apply_keys(self, config: Config) -> None:
-        self.keyring = {dns.name.from_text(k.name): k.to_dnspython()
-                        for k in config.keys.values()}
+        self.keyring = {dns.name.from_text(k.name): k.to_dnspython() for k in config.keys.values()}
 
-    async def _add_zone(self, zone_config: ZoneConfig,
-                        keep: ZoneRuntime | None = None) -> ZoneRuntime:
+    async def _add_zone(
+        self, zone_config: ZoneConfig, keep: ZoneRuntime | None = None
+    ) -> ZoneRuntime:
         runtime = ZoneRuntime(zone_config, self.config, self.store, self._zone_changed)
         if keep is not None and keep.zone.version is not None:
-            runtime.zone = keep.zone   # keep answering the loaded version
+            runtime.zone = keep.zone  # keep answering the loaded version
             runtime.journal = keep.journal
             runtime.last_success = keep.last_success
             runtime.store_copy = keep.store_copy
@@ -240,8 +244,9 @@ class Server:
             try:
                 await runtime.load_from_store()
             except SecdnsError as err:
-                log.error("load: zone=%s cannot use the stored copy: %s", zone_config.text,
-                          err.one_line())
+                log.error(
+                    "load: zone=%s cannot use the stored copy: %s", zone_config.text, err.one_line()
+                )
         self.runtimes[zone_config.name] = runtime
         self.table.add(runtime.zone)
         return runtime
@@ -249,10 +254,12 @@ class Server:
     def _start_zone(self, runtime: ZoneRuntime) -> None:
         if not runtime.is_secondary:
             return
-        options = PullOptions(key=self.config.key_for(runtime.config),
-                              timeout=self.config.server.timeout,
-                              lifetime=self.config.server.lifetime,
-                              limits=self.config.server.limits)
+        options = PullOptions(
+            key=self.config.key_for(runtime.config),
+            timeout=self.config.server.timeout,
+            lifetime=self.config.server.lifetime,
+            limits=self.config.server.limits,
+        )
         runtime.task = asyncio.get_running_loop().create_task(runtime.run(self.gate, options))
 
     async def _remove_zone(self, name: dns.name.Name) -> None:
@@ -284,9 +291,12 @@ class Server:
             log.warning("notify: zone=%s %s", runtime.name, err.one_line())
             return
         soa = version.soa_rrset()
-        await asyncio.gather(*(send_notify(runtime.zone.origin, soa, address, port,
-                                           stop=self.stop_event)
-                               for address, port in addresses))
+        await asyncio.gather(
+            *(
+                send_notify(runtime.zone.origin, soa, address, port, stop=self.stop_event)
+                for address, port in addresses
+            )
+        )
 
     async def reload(self) -> None:
         """SIGHUP: re-read the config; add, remove and change zones without dropping others."""
@@ -313,8 +323,9 @@ class Server:
             if current is None:
                 log.info("reload: zone=%s added", name)
                 self._start_zone(await self._add_zone(zone_config))
-            elif current.config != zone_config or old.key_for(current.config) != \
-                    config.key_for(zone_config):
+            elif current.config != zone_config or old.key_for(current.config) != config.key_for(
+                zone_config
+            ):
                 log.info("reload: zone=%s changed", name)
                 await self._remove_zone(name)
                 self._start_zone(await self._add_zone(zone_config, keep=current))
@@ -322,8 +333,9 @@ class Server:
                 try:
                     await current.load_file()
                 except SecdnsError as err:
-                    log.error("reload: zone=%s %s; keeping the loaded version", name,
-                              err.one_line())
+                    log.error(
+                        "reload: zone=%s %s; keeping the loaded version", name, err.one_line()
+                    )
         log.info("reload: done, %d zones", len(self.runtimes))
 
     # --- listeners -----------------------------------------------------------------------------
@@ -333,8 +345,9 @@ class Server:
             host, port = endpoint.host, endpoint.port
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
-                tcp = await asyncio.start_server(self._handle_tcp, host, port, family=family,
-                                                 reuse_address=True, backlog=256)
+                tcp = await asyncio.start_server(
+                    self._handle_tcp, host, port, family=family, reuse_address=True, backlog=256
+                )
                 bound_port = tcp.sockets[0].getsockname()[1]
                 udp = socket.socket(family, socket.SOCK_DGRAM)
                 with contextlib.suppress(OSError):
@@ -344,16 +357,17 @@ class Server:
             except OSError as err:
                 for server in self._tcp:
                     server.close()
-                raise LocalIOError(f"cannot listen on {endpoint}: {err.strerror or err}",
-                                   hint="is another server using the port?") from err
+                raise LocalIOError(
+                    f"cannot listen on {endpoint}: {err.strerror or err}",
+                    hint="is another server using the port?",
+                ) from err
             worker = _UdpWorker(self, udp)
             worker.start()
             self._tcp.append(tcp)
             self._udp.append(worker)
             self.addresses.append((host, bound_port))
 
-    async def _handle_tcp(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
+    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if len(self._connections) >= MAX_TCP_CONNECTIONS:
             writer.close()
@@ -387,7 +401,7 @@ class Server:
         key = b"U" + data[2:]
         cached = None if looked_up else self.cache.get(key)
         if cached is None:
-            stripped = strip_cookie(data)    # the answer ignores cookies: cache without them
+            stripped = strip_cookie(data)  # the answer ignores cookies: cache without them
             if stripped is not None:
                 data = stripped
                 key = b"U" + data[2:]
@@ -446,8 +460,13 @@ class Server:
             return dns.message.from_wire(data, keyring=self.keyring)
         except dns.message.UnknownTSIGKey:
             return self._refuse(data, dns.rcode.NOTAUTH)
-        except (dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.BadKey,
-                dns.tsig.BadAlgorithm, dns.tsig.PeerError):
+        except (
+            dns.tsig.BadSignature,
+            dns.tsig.BadTime,
+            dns.tsig.BadKey,
+            dns.tsig.BadAlgorithm,
+            dns.tsig.PeerError,
+        ):
             return self._refuse(data, dns.rcode.NOTAUTH)
         except dns.exception.DNSException:
             return self._refuse(data, dns.rcode.FORMERR)
@@ -489,8 +508,11 @@ class Server:
             else:
                 runtime.wake.set()
         else:
-            log.info("notify: zone=%s from %s refused",
-                     parsed.question[0].name if parsed.question else "?", source)
+            log.info(
+                "notify: zone=%s from %s refused",
+                parsed.question[0].name if parsed.question else "?",
+                source,
+            )
         return decision.response
 
     def _xfr_over_udp(self, data: bytes) -> bytes | None:
@@ -521,22 +543,27 @@ class Server:
         kind = dns.rdatatype.to_text(question.rdtype)
         runtime = self.runtimes.get(question.name)
         if runtime is None:
-            log.info("xfr: %s of %s from %s: not a zone of ours (NOTAUTH)", kind,
-                     question.name, source)
+            log.info(
+                "xfr: %s of %s from %s: not a zone of ours (NOTAUTH)", kind, question.name, source
+            )
             yield xfrout.error_response(parsed, dns.rcode.NOTAUTH)
             return
         key_name = parsed.keyname if parsed.had_tsig else None
         if not xfrout.transfer_allowed(runtime.config.allow_transfer, source, key_name):
-            log.warning("xfr: zone=%s %s from %s%s refused by allow_transfer", runtime.name,
-                        kind, source, f" (key {key_name})" if key_name else "")
+            log.warning(
+                "xfr: zone=%s %s from %s%s refused by allow_transfer",
+                runtime.name,
+                kind,
+                source,
+                f" (key {key_name})" if key_name else "",
+            )
             yield xfrout.error_response(parsed, dns.rcode.REFUSED)
             return
         version = runtime.zone.version
         if version is None or runtime.zone.servfail:
             yield xfrout.error_response(parsed, dns.rcode.SERVFAIL)
             return
-        log.info("xfr: zone=%s %s to %s at serial %d", runtime.name, kind, source,
-                 version.serial)
+        log.info("xfr: zone=%s %s to %s at serial %d", runtime.name, kind, source, version.serial)
         if question.rdtype == dns.rdatatype.IXFR:
             yield from xfrout.ixfr_messages(parsed, version, list(runtime.journal))
         else:
@@ -546,10 +573,15 @@ class Server:
         try:
             query = dns.message.from_wire(data, keyring=False, ignore_trailing=True)
             question = query.question[0]
-            query_log.info("query: %s %s %s from %s/%s%s", question.name,
-                           dns.rdatatype.to_text(question.rdtype),
-                           dns.rdataclass.to_text(question.rdclass), source, transport,
-                           " (cached)" if cached else "")
+            query_log.info(
+                "query: %s %s %s from %s/%s%s",
+                question.name,
+                dns.rdatatype.to_text(question.rdtype),
+                dns.rdataclass.to_text(question.rdclass),
+                source,
+                transport,
+                " (cached)" if cached else "",
+            )
         except Exception:
             query_log.info("query: unparsable from %s/%s", source, transport)
 

@@ -75,8 +75,12 @@ class _Writer:
     def _new(self) -> answer._Wire:
         reserve = 0
         if self.key is not None:
-            reserve = 64 + len(self.key.name.to_wire() or b"") + len(
-                self.key.algorithm.to_wire() or b"") + dns.tsig.mac_sizes[self.key.algorithm]
+            reserve = (
+                64
+                + len(self.key.name.to_wire() or b"")
+                + len(self.key.algorithm.to_wire() or b"")
+                + dns.tsig.mac_sizes[self.key.algorithm]
+            )
         wire = answer._Wire(MESSAGE_SIZE - reserve)
         if self.first:
             question = self.query.question[0]
@@ -115,11 +119,25 @@ class _Writer:
         key = self.key
         if key is not None:
             template = dns.rdtypes.ANY.TSIG.TSIG(
-                dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, 0, 300,
-                b"\x00" * dns.tsig.mac_sizes[key.algorithm], self.query.id, 0, b"")
+                dns.rdataclass.ANY,
+                dns.rdatatype.TSIG,
+                key.algorithm,
+                0,
+                300,
+                b"\x00" * dns.tsig.mac_sizes[key.algorithm],
+                self.query.id,
+                0,
+                b"",
+            )
             signed, self.ctx = dns.tsig.sign(
-                bytes(wire.out), key, template, int(time.time()),
-                self.query.mac if self.first else None, self.ctx, True)
+                bytes(wire.out),
+                key,
+                template,
+                int(time.time()),
+                self.query.mac if self.first else None,
+                self.ctx,
+                True,
+            )
             wire.limit = 65535
             wire.record(key.name, dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, signed)
             wire.counts[3] += 1
@@ -144,8 +162,9 @@ def _rrsets(version: ZoneVersion, skip_apex_soa: bool = True) -> Iterator[dns.rr
         yield from node.sigs.values()
 
 
-def axfr_messages(query: dns.message.Message, version: ZoneVersion,
-                  rdtype_answer: int | None = None) -> Iterator[bytes]:
+def axfr_messages(
+    query: dns.message.Message, version: ZoneVersion, rdtype_answer: int | None = None
+) -> Iterator[bytes]:
     """The whole zone: SOA, every other RRset, SOA."""
     writer = _Writer(query)
     soa = version.soa_rrset()
@@ -163,8 +182,9 @@ def _line_rrsets(lines: Iterable[str], origin: dns.name.Name) -> Iterator[dns.rr
         yield from node.sigs.values()
 
 
-def ixfr_messages(query: dns.message.Message, version: ZoneVersion,
-                  journal: Sequence[JournalEntry]) -> Iterator[bytes]:
+def ixfr_messages(
+    query: dns.message.Message, version: ZoneVersion, journal: Sequence[JournalEntry]
+) -> Iterator[bytes]:
     """An IXFR answer from ``journal``; AXFR-style when it does not reach the asked serial."""
     client_serial = None
     for rrset in query.authority:
@@ -173,7 +193,7 @@ def ixfr_messages(query: dns.message.Message, version: ZoneVersion,
     writer = _Writer(query)
     soa = version.soa_rrset()
     if client_serial is not None and serial_compare(client_serial, version.serial) in (0, 1):
-        yield from writer.add(soa)      # up to date (RFC 1995 section 2)
+        yield from writer.add(soa)  # up to date (RFC 1995 section 2)
         yield writer.flush()
         return
     chain: list[JournalEntry] = []

@@ -39,7 +39,7 @@ import dns.rrset
 
 from secdns.errors import IxfrNotApplicable, ZoneFileError
 
-Entry = tuple[tuple[str, ...], int]   # (lines, number of owner names strictly below)
+Entry = tuple[tuple[str, ...], int]  # (lines, number of owner names strictly below)
 EMPTY: Entry = ((), 0)
 
 _versions = itertools.count(1)
@@ -79,11 +79,28 @@ class Node:
 class ZoneVersion:
     """An immutable snapshot of a zone."""
 
-    __slots__ = ("origin", "origin_key", "origin_text", "serial", "buckets", "mask", "names",
-                 "records", "number", "_sorted_cache", "_answer_index")
+    __slots__ = (
+        "origin",
+        "origin_key",
+        "origin_text",
+        "serial",
+        "buckets",
+        "mask",
+        "names",
+        "records",
+        "number",
+        "_sorted_cache",
+        "_answer_index",
+    )
 
-    def __init__(self, origin: dns.name.Name, buckets: list[dict[str, Entry]], serial: int,
-                 names: int, records: int) -> None:
+    def __init__(
+        self,
+        origin: dns.name.Name,
+        buckets: list[dict[str, Entry]],
+        serial: int,
+        names: int,
+        records: int,
+    ) -> None:
         self.origin = origin
         self.origin_text = origin.to_text()
         self.origin_key = self.origin_text.lower()
@@ -199,8 +216,9 @@ class ZoneVersion:
         return index  # type: ignore[return-value]
 
     # --- changing (a new version) -----------------------------------------------------------
-    def apply(self, changes: Iterable[tuple[Iterable[str], Iterable[str]]],
-              serial: int) -> ZoneVersion:
+    def apply(
+        self, changes: Iterable[tuple[Iterable[str], Iterable[str]]], serial: int
+    ) -> ZoneVersion:
         """A new version with each (deleted lines, added lines) applied in order.
 
         Deleted records must exist (TTL ignored), else :class:`IxfrNotApplicable`
@@ -257,8 +275,9 @@ class ZoneVersion:
                             match = candidate
                             break
                 if match is None:
-                    raise IxfrNotApplicable(f"IXFR deletes {line[:80]}, which the zone "
-                                            "does not have")
+                    raise IxfrNotApplicable(
+                        f"IXFR deletes {line[:80]}, which the zone does not have"
+                    )
                 assert entry is not None
                 remaining = tuple(x for x in entry[0] if x is not match)
                 records -= 1
@@ -276,8 +295,7 @@ class ZoneVersion:
                 _o, _t, rtype, rdata = line_fields(line)
                 entry = get(key)
                 if entry and entry[0]:
-                    kept = tuple(x for x in entry[0]
-                                 if line_fields(x)[2:] != (rtype, rdata))
+                    kept = tuple(x for x in entry[0] if line_fields(x)[2:] != (rtype, rdata))
                     records += 1 - (len(entry[0]) - len(kept))
                     writable(key)[key] = (kept + (line,), entry[1])
                 else:
@@ -310,9 +328,13 @@ class _AAAA(dns.rdtypes.IN.AAAA.AAAA):
 
     def _to_wire(self, file, compress=None, origin=None, canonicalize=False):  # type: ignore[no-untyped-def]
         file.write(socket.inet_pton(socket.AF_INET6, self.address))
+
+
 _NAME_CLASSES = {
-    dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS, dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
-    dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR, dns.rdatatype.DNAME: dns.rdtypes.ANY.DNAME.DNAME,
+    dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS,
+    dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
+    dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR,
+    dns.rdatatype.DNAME: dns.rdtypes.ANY.DNAME.DNAME,
 }
 
 
@@ -347,8 +369,12 @@ def fast_rdata(rdtype: int, text: str, origin: dns.name.Name) -> dns.rdata.Rdata
         return _make(cls, rdtype, target=dns.name.from_text(text, origin))
     if rdtype == dns.rdatatype.MX:
         preference, exchange = text.split(" ")
-        return _make(dns.rdtypes.ANY.MX.MX, rdtype, preference=int(preference),
-                     exchange=dns.name.from_text(exchange, origin))
+        return _make(
+            dns.rdtypes.ANY.MX.MX,
+            rdtype,
+            preference=int(preference),
+            exchange=dns.name.from_text(exchange, origin),
+        )
     if rdtype == dns.rdatatype.TXT and text.startswith('"') and text.endswith('"'):
         strings = tuple(part.encode() for part in text[1:-1].split('" "'))
         if any(b'"' in part for part in strings):
@@ -371,7 +397,8 @@ def parse_node(lines: tuple[str, ...], origin: dns.name.Name) -> Node:
             rdtype = _TYPES[rtype] = dns.rdatatype.from_text(rtype)
         try:
             rd = fast_rdata(rdtype, rdata, origin) or dns.rdata.from_text(
-                _IN, rdtype, rdata, origin=origin, relativize=False)
+                _IN, rdtype, rdata, origin=origin, relativize=False
+            )
         except (dns.exception.DNSException, ValueError) as err:
             raise ZoneFileError(f"bad record {line[:80]}: {err}") from err
         if rdtype == dns.rdatatype.RRSIG:
@@ -396,7 +423,7 @@ class ServedZone:
         self.key = name_key(origin)
         self.version: ZoneVersion | None = None
         self._expired = False
-        self.generation = 0           # bumped on every change: answer caches key on it
+        self.generation = 0  # bumped on every change: answer caches key on it
 
     @property
     def expired(self) -> bool:
@@ -406,7 +433,7 @@ class ServedZone:
     def expired(self, value: bool) -> None:
         if value != self._expired:
             self._expired = value
-            self.generation += 1   # cached answers of the other state are stale
+            self.generation += 1  # cached answers of the other state are stale
 
     @property
     def servfail(self) -> bool:

@@ -54,8 +54,7 @@ class MemoryCopy(ZoneCopy):
         self.can_ixfr = version is not None
         self.records = version.records if version else None
 
-    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record,
-                         result: PullResult) -> None:
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
         version = self.runtime.zone.version
         if version is None:
             raise IxfrNotApplicable("no copy in memory")
@@ -66,11 +65,17 @@ class MemoryCopy(ZoneCopy):
             result.added += len(entry.added) - 1
         result.records = new.records
         self.runtime.install(new, entries)
-        self.runtime.persist(lambda copy: copy.apply_ixfr(deltas, soa, PullResult(
-            zone=result.zone, status=result.status, primary=result.primary)))
+        self.runtime.persist(
+            lambda copy: copy.apply_ixfr(
+                deltas,
+                soa,
+                PullResult(zone=result.zone, status=result.status, primary=result.primary),
+            )
+        )
 
-    async def apply_axfr(self, records: list[wire.Record], soa: wire.Record,
-                         result: PullResult) -> None:
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None:
         origin = self.origin
         old = self.runtime.zone.version
 
@@ -79,8 +84,9 @@ class MemoryCopy(ZoneCopy):
             version = ZoneVersion.from_lines(origin, lines)
             entry, added, removed = (None, len(lines), 0)
             if old is not None:
-                entry, added, removed = axfr_journal(origin, list(old.iter_lines()), lines,
-                                                     old.serial, version.serial)
+                entry, added, removed = axfr_journal(
+                    origin, list(old.iter_lines()), lines, old.serial, version.serial
+                )
             return version, lines, entry, added, removed
 
         version, lines, entry, result.added, result.removed = await asyncio.to_thread(build)
@@ -98,15 +104,19 @@ class MemoryCopy(ZoneCopy):
 class ZoneRuntime:
     """One served zone: its config, memory copy, journal, timers and tasks."""
 
-    def __init__(self, config: ZoneConfig, server_config: Config, store: Store | None,
-                 on_change: Callable[[ZoneRuntime], None]) -> None:
+    def __init__(
+        self,
+        config: ZoneConfig,
+        server_config: Config,
+        store: Store | None,
+        on_change: Callable[[ZoneRuntime], None],
+    ) -> None:
         self.config = config
         self.server_config = server_config
         self.zone = ServedZone(config.name)
         self.store = store
         self.store_copy = StoreCopy(store, config.name) if store is not None else None
-        self.journal: collections.deque[JournalEntry] = collections.deque(
-            maxlen=JOURNAL_ENTRIES)
+        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=JOURNAL_ENTRIES)
         self.on_change = on_change
         self.wake = asyncio.Event()
         self.last_success: float | None = None
@@ -138,17 +148,25 @@ class ZoneRuntime:
         version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
         self.zone.swap(version)
         if self.store is not None:
-            entries = await asyncio.to_thread(self.store.read_journal, self.zone.origin,
-                                              version.serial)
+            entries = await asyncio.to_thread(
+                self.store.read_journal, self.zone.origin, version.serial
+            )
             self.journal.extend(entries)
         # the state's last success decides whether the copy is already expired
         self.last_success = time.monotonic() - _age(copy.state.last_success)
         self.expired_check()
         if self.zone.expired:
-            log.error("load: zone=%s the stored copy is past its SOA expire: answering "
-                      "SERVFAIL until a refresh succeeds", self.name)
-        log.info("load: zone=%s serial %d, %d records from the store", self.name,
-                 version.serial, version.records)
+            log.error(
+                "load: zone=%s the stored copy is past its SOA expire: answering "
+                "SERVFAIL until a refresh succeeds",
+                self.name,
+            )
+        log.info(
+            "load: zone=%s serial %d, %d records from the store",
+            self.name,
+            version.serial,
+            version.records,
+        )
 
     async def load_file(self) -> None:
         """A primary zone: read its master file (and on SIGHUP, again)."""
@@ -162,24 +180,41 @@ class ZoneRuntime:
         if old is not None:
             if version.serial == old.serial:
                 if sorted(old.iter_lines()) != sorted(lines):
-                    log.error("reload: zone=%s %s changed but its serial %d did not: "
-                              "keeping the loaded version", self.name, self.config.file,
-                              old.serial)
+                    log.error(
+                        "reload: zone=%s %s changed but its serial %d did not: "
+                        "keeping the loaded version",
+                        self.name,
+                        self.config.file,
+                        old.serial,
+                    )
                 return
-            entry, added, removed = axfr_journal(self.zone.origin, list(old.iter_lines()),
-                                                 lines, old.serial, version.serial)
-            log.info("reload: zone=%s serial %d -> %d, +%d -%d", self.name, old.serial,
-                     version.serial, added, removed)
+            entry, added, removed = axfr_journal(
+                self.zone.origin, list(old.iter_lines()), lines, old.serial, version.serial
+            )
+            log.info(
+                "reload: zone=%s serial %d -> %d, +%d -%d",
+                self.name,
+                old.serial,
+                version.serial,
+                added,
+                removed,
+            )
             self.install(version, [entry] if entry else None)
         else:
             self.install(version, None, notify=False)
-            log.info("load: zone=%s serial %d, %d records from %s", self.name, version.serial,
-                     version.records, self.config.file)
+            log.info(
+                "load: zone=%s serial %d, %d records from %s",
+                self.name,
+                version.serial,
+                version.records,
+                self.config.file,
+            )
         self.last_success = time.monotonic()
 
     # --- changing ---
-    def install(self, version: ZoneVersion, entries: list[JournalEntry] | None,
-                notify: bool = True) -> None:
+    def install(
+        self, version: ZoneVersion, entries: list[JournalEntry] | None, notify: bool = True
+    ) -> None:
         """Swap in a new version (atomic for every reader) and remember the delta."""
         if entries is None:
             self.journal.clear()
@@ -201,8 +236,12 @@ class ZoneRuntime:
                 try:
                     await work(copy)  # type: ignore[misc]
                 except (SecdnsError, OSError) as err:
-                    log.warning("store: zone=%s incremental write failed (%s); rewriting "
-                                "the file from memory", self.name, err)
+                    log.warning(
+                        "store: zone=%s incremental write failed (%s); rewriting "
+                        "the file from memory",
+                        self.name,
+                        err,
+                    )
                     await self._rewrite(copy)
 
         task = asyncio.get_running_loop().create_task(run())
@@ -219,9 +258,15 @@ class ZoneRuntime:
             keyer = zonefile.LineKeyer(origin)
             lines = sorted(version.iter_lines(), key=keyer)
             soa = version.soa_line
-            soa_record = wire.Record(key=keyer.origin_key, owner="@",
-                                     ttl=int(soa.split(" ")[1]), rdclass=1, rdtype=6,
-                                     rdata=soa.split(" ", 4)[4], serial=version.serial)
+            soa_record = wire.Record(
+                key=keyer.origin_key,
+                owner="@",
+                ttl=int(soa.split(" ")[1]),
+                rdclass=1,
+                rdtype=6,
+                rdata=soa.split(" ", 4)[4],
+                serial=version.serial,
+            )
             text = zonefile.render(origin, version.serial, soa_record.ttl, lines)
             copy.text = None
             copy.serial = None
@@ -250,14 +295,18 @@ class ZoneRuntime:
                 for address, _port in await resolve(endpoint):
                     sources.add(address)
             except SecdnsError as err:
-                log.warning("notify: zone=%s cannot resolve primary %s: %s", self.name,
-                            endpoint, err.message)
+                log.warning(
+                    "notify: zone=%s cannot resolve primary %s: %s",
+                    self.name,
+                    endpoint,
+                    err.message,
+                )
         self.notify_sources = host_networks(sorted(sources))
 
     async def run(self, gate: asyncio.Semaphore, options: PullOptions) -> None:
         """The refresh loop (RFC 1034 4.3.5 / RFC 1996)."""
         await self.resolve_notify_sources()
-        delay = random.uniform(0, 0.5)   # first check soon after start
+        delay = random.uniform(0, 0.5)  # first check soon after start
         while not self.stopping:
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
@@ -268,30 +317,47 @@ class ZoneRuntime:
                 return
             self.wake.clear()
             async with gate:
-                result = await pull_zone(self.zone.origin, list(self.config.primaries),
-                                         MemoryCopy(self), options=options)
+                result = await pull_zone(
+                    self.zone.origin, list(self.config.primaries), MemoryCopy(self), options=options
+                )
             self.last_result = result
             refresh, retry, expire = self.soa_timers()
             if result.status is Status.FAILED:
                 age = (time.monotonic() - self.last_success) if self.last_success else None
                 if self.zone.version is not None and age is not None and age > expire:
                     if not self.zone.expired:
-                        log.error("expire: zone=%s not refreshed for %.0fs (expire %.0fs): "
-                                  "answering SERVFAIL", self.name, age, expire)
+                        log.error(
+                            "expire: zone=%s not refreshed for %.0fs (expire %.0fs): "
+                            "answering SERVFAIL",
+                            self.name,
+                            age,
+                            expire,
+                        )
                     self.zone.expired = True
                 delay = retry * random.uniform(0.8, 1.0)
-                log.warning("refresh: zone=%s failed (%s); retry in %.0fs", self.name,
-                            result.error.one_line() if result.error else "?", delay)
+                log.warning(
+                    "refresh: zone=%s failed (%s); retry in %.0fs",
+                    self.name,
+                    result.error.one_line() if result.error else "?",
+                    delay,
+                )
             else:
                 self.last_success = time.monotonic()
                 if self.zone.expired:
                     self.zone.expired = False
                 delay = refresh * random.uniform(0.8, 1.0)
                 if result.status is Status.TRANSFERRED:
-                    log.info("refresh: zone=%s serial %s -> %s via %s, +%d -%d from %s%s",
-                             self.name, result.serial_from, result.serial_to,
-                             result.kind.value, result.added, result.removed, result.primary,
-                             " (NOTIFY)" if woken else "")
+                    log.info(
+                        "refresh: zone=%s serial %s -> %s via %s, +%d -%d from %s%s",
+                        self.name,
+                        result.serial_from,
+                        result.serial_to,
+                        result.kind.value,
+                        result.added,
+                        result.removed,
+                        result.primary,
+                        " (NOTIFY)" if woken else "",
+                    )
 
     def expired_check(self) -> None:
         """Mark the zone expired if its last success is older than SOA expire."""
@@ -310,9 +376,8 @@ def _age(timestamp: str | None) -> float:
         return 1e12
     try:
         when = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.UTC)
+            tzinfo=datetime.UTC
+        )
     except ValueError:
         return 1e12
     return max(0.0, (datetime.datetime.now(datetime.UTC) - when).total_seconds())
-
-
