@@ -174,6 +174,23 @@ _SERVER_KEYS = {
 _ZONE_KEYS = {"name", "primaries", "key", "file", "allow_transfer", "notify", "allow_notify"}
 
 
+def _unknown_key(name: str, section: str) -> str:
+    """ "unknown key", with the closest known key of this section (or of the other:
+    ``listen_on`` in a [[zone]] is most likely [server] listen) when there is one."""
+    import difflib
+
+    sections = {"server": _SERVER_KEYS, "zone": _ZONE_KEYS}
+    own = difflib.get_close_matches(name, sorted(sections[section]), n=1, cutoff=0.6)
+    if own:
+        return f"unknown key (did you mean {own[0]!r}?)"
+    for other, keys in sections.items():
+        close = difflib.get_close_matches(name, sorted(keys), n=1, cutoff=0.6)
+        if other != section and close:
+            where = "[server]" if other == "server" else "[[zone]]"
+            return f"unknown key (did you mean {close[0]!r} under {where}?)"
+    return "unknown key"
+
+
 def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None = None) -> Config:
     """Build a :class:`Config` from a parsed TOML document; report every problem at once."""
     problems = _Problems(path)
@@ -188,7 +205,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
         server_doc = {}
     for name in server_doc:
         if name not in _SERVER_KEYS:
-            problems.add(f"server.{name}", "unknown key")
+            problems.add(f"server.{name}", _unknown_key(name, "server"))
     directory = server_doc.get("directory")
     if directory is not None and not isinstance(directory, str):
         problems.add("server.directory", "expected a path string")
@@ -252,20 +269,21 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             continue
         for name in zone_doc:
             if name not in _ZONE_KEYS:
-                problems.add(f"{where}.{name}", "unknown key")
+                problems.add(f"{where}.{name}", _unknown_key(name, "zone"))
         raw_name = zone_doc.get("name")
+        zone_name: dns.name.Name | None = None
         if not isinstance(raw_name, str) or not raw_name:
-            problems.add(f"{where}.name", "missing zone name")
-            continue
-        where = f"zone[{index}] ({raw_name})"
-        try:
-            zone_name = parse_zone_name(raw_name)
-        except SecdnsError as err:
-            problems.add(f"{where}.name", err.message)
-            continue
-        if zone_name in seen:
+            problems.add(f"{where}.name", "missing zone name")  # and go on: report it all
+        else:
+            where = f"zone[{index}] ({raw_name})"
+            try:
+                zone_name = parse_zone_name(raw_name)
+            except SecdnsError as err:
+                problems.add(f"{where}.name", err.message)
+        if zone_name is not None and zone_name in seen:
             problems.add(f"{where}.name", "zone defined twice")
-        seen.add(zone_name)
+        if zone_name is not None:
+            seen.add(zone_name)
         primaries = _endpoints(zone_doc.get("primaries"), f"{where}.primaries", problems)
         file_value = zone_doc.get("file")
         if file_value is not None and not isinstance(file_value, str):
@@ -278,6 +296,8 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
         key = zone_doc.get("key")
         if key is not None and (not isinstance(key, str) or key not in keys_doc):
             problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
+        if zone_name is None:
+            continue
         zones.append(
             ZoneConfig(
                 name=zone_name,

@@ -96,12 +96,17 @@ class Delta:
         }
 
     def by_owner(self) -> list[tuple[tuple[bytes, ...], list[tuple[str, object]]]]:
-        """Changes grouped by owner name in canonical order: ('-'|'+'|'~', item)."""
+        """Changes grouped by owner name in canonical order: ('-'|'+'|'~', item).
+
+        Within an owner, removals come first, then TTL changes, then additions (as
+        ``diff -u`` shows a replaced line), each in canonical type and rdata order.
+        """
         items: list[tuple[tuple, str, object]] = []
         items += [(record_key(r), "-", r) for r in self.removed]
         items += [(record_key(r), "+", r) for r in self.added]
         items += [(record_key(c.new), "~", c) for c in self.ttl_changed]
-        items.sort(key=lambda item: (item[0][0], item[0][1], item[1] != "-", item[0][2]))
+        sign_order = {"-": 0, "~": 1, "+": 2}
+        items.sort(key=lambda item: (item[0][0], sign_order[item[1]], item[0][1], item[0][2]))
         groups: list[tuple[tuple[bytes, ...], list[tuple[str, object]]]] = []
         for key, sign, obj in items:
             if not groups or groups[-1][0] != key[0]:

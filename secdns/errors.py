@@ -22,6 +22,7 @@ class ExitCode(enum.IntEnum):
     BAD_DATA = 6
     LOCAL_IO = 7
     INTERNAL = 70
+    INTERRUPTED = 130
 
 
 EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
@@ -47,7 +48,16 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     ),
     (ExitCode.LOCAL_IO, "local I/O error: cannot read or write a file or directory"),
     (ExitCode.INTERNAL, "internal error (a bug: please report it with the --debug output)"),
+    (ExitCode.INTERRUPTED, "interrupted by SIGINT (Ctrl-C), as a shell reports 128 + 2"),
 )
+
+
+def exit_code_epilog() -> str:
+    """The exit-code table for ``secdns -h``, generated from :data:`EXIT_CODE_TABLE`
+    as the README's and the man pages' are (``\\b`` keeps click from rewrapping it)."""
+    lines = ["\b", "Exit status (see secdns(1)):"]
+    lines += [f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_CODE_TABLE]
+    return "\n".join(lines)
 
 
 class SecdnsError(Exception):
@@ -90,9 +100,15 @@ class SecdnsError(Exception):
             text += f" ({self.hint})"
         return text
 
+    @classmethod
+    def kind(cls) -> str:
+        """The class name as JSON shows it (``TimeoutError``, not the Python-side
+        ``TimeoutError_`` that keeps clear of the builtin)."""
+        return cls.__name__.rstrip("_")
+
     def to_dict(self) -> dict[str, object]:
         return {
-            "error": type(self).__name__,
+            "error": self.kind(),
             "message": self.message,
             "zone": self.zone,
             "server": self.server,

@@ -19,15 +19,31 @@ from secdns.xfr import XfrKind
 
 
 def use_rich(stream: IO[str] | None = None) -> bool:
-    """Rich output only on a terminal, and never when NO_COLOR is set."""
+    """Rich output (tables, progress bar, summary) only on a terminal that can draw it.
+
+    ``NO_COLOR`` does not turn it off: it drops only the colour (https://no-color.org),
+    which rich's consoles do by themselves; see :func:`use_colour`.
+    """
     stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+    if os.environ.get("TERM") == "dumb":
         return False
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def use_colour(stream: IO[str] | None = None) -> bool:
+    """Colour and bold on a terminal, unless ``NO_COLOR`` is set (to anything)."""
+    return use_rich(stream) and not os.environ.get("NO_COLOR")
+
+
 def stderr_console() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def pull_dict(result: PullResult) -> dict[str, Any]:
+    """A pull result as JSON: the key=value line's vocabulary (``result``), with the
+    older ``status`` key kept beside it for existing readers."""
+    doc = result.to_dict()
+    return {"zone": doc.pop("zone"), "result": doc["status"], **doc}
 
 
 def emit_json(value: Any, stream: IO[str] | None = None) -> None:
@@ -123,9 +139,9 @@ def render_pull(
     stream = stream or sys.stdout
     if as_json:
         emit_json(
-            {"results": [r.to_dict() for r in results]}
+            {"results": [pull_dict(r) for r in results]}
             if len(results) != 1
-            else results[0].to_dict(),
+            else pull_dict(results[0]),
             stream,
         )
         return

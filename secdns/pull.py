@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dns.name
 import dns.rcode
+import dns.rdatatype
 
 from secdns import wire, zonefile
 from secdns.config import Limits
@@ -101,18 +102,52 @@ class PullResult:
         }
 
 
-_HEADER_SERIAL = re.compile(r"^; zone \S+ serial (\d+) ")
+_HEADER_SERIAL = re.compile(r"^; zone (\S+) serial (\d+) ")
 
 
-def file_serial(path: Path) -> int | None:
-    """The serial recorded in the header of a master file secdns wrote, if any."""
+def file_serial(path: Path, origin: dns.name.Name | None = None) -> int | None:
+    """The serial recorded in the header of a master file secdns wrote, if any.
+
+    With ``origin`` (``pull -o`` deciding whether the file is current) the header is
+    trusted only when it names that zone and the file reads back whole: it parses
+    and its apex SOA has that serial.  Otherwise ``None``: fetch the zone again.
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             first = handle.readline()
     except OSError:
         return None
     match = _HEADER_SERIAL.match(first)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    serial = int(match.group(2))
+    if origin is None:
+        return serial
+    if match.group(1).lower() != origin.to_text().lower():
+        log.warning(
+            "pull: zone=%s %s holds zone %s: fetching it by AXFR", origin, path, match.group(1)
+        )
+        return None
+    from secdns.masterfile import read_master
+
+    try:
+        raw = path.read_text(encoding="utf-8", errors="surrogateescape")
+        records = read_master(raw, origin, filename=str(path)).records
+    except (OSError, SecdnsError) as err:
+        log.warning(
+            "pull: zone=%s %s does not read back (%s): fetching it by AXFR", origin, path, err
+        )
+        return None
+    soa = dns.rdatatype.SOA
+    if not any(r.rdtype == soa and r.owner == "@" and r.serial == serial for r in records):
+        log.warning(
+            "pull: zone=%s %s has no apex SOA with serial %d: fetching it by AXFR",
+            origin,
+            path,
+            serial,
+        )
+        return None
+    return serial
 
 
 class ZoneCopy(abc.ABC):
@@ -169,7 +204,11 @@ def axfr_journal(
     serial_from: int,
     serial_to: int,
 ) -> tuple[JournalEntry | None, int, int]:
-    """The difference of two full versions as one journal entry, and (+, -) counts."""
+    """The difference of two full versions as one journal entry, and (+, -) counts.
+
+    The counts leave the SOA out, as an IXFR's do (its SOA swap is not a change
+    of data), so a full zone answering an IXFR counts as the true IXFR would.
+    """
     old_set = set(old_lines)
     new_set = set(new_lines)
     deleted = old_set - new_set
@@ -185,7 +224,7 @@ def axfr_journal(
             tuple(old_soa + sorted((d for d in deleted if d not in old_soa), key=keyer)),
             tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)),
         )
-    return entry, len(added), len(deleted)
+    return entry, len(added) - len(new_soa), len(deleted) - len(old_soa)
 
 
 def delta_entries(deltas: list[Delta]) -> list[JournalEntry]:
@@ -210,7 +249,7 @@ class FileCopy(ZoneCopy):
 
     async def prepare(self) -> None:
         if self.output is not None and self.output.exists():
-            self.serial = file_serial(self.output)
+            self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
 
     async def apply_axfr(
         self, records: list[wire.Record], soa: wire.Record, result: PullResult

@@ -100,7 +100,7 @@ def read_file_records(
     try:
         raw = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
-        raise UsageError(f"no such zone file: {path}") from None
+        raise LocalIOError(f"no such zone file: {path}") from None
     except OSError as err:
         raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
     return read_master(raw, origin, filename=str(path)).records

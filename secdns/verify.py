@@ -178,7 +178,16 @@ class VerifyReport:
     def failed(self, strict: bool = False) -> bool:
         return bool(self.errors) or (strict and bool(self.warnings))
 
+    @property
+    def unparsable(self) -> bool:
+        """A zone file did not parse, so its checks could not run: exit 6, as diff."""
+        return any(
+            f.check == checks.PARSE.id and f.severity is Severity.ERROR for f in self.findings
+        )
+
     def exit_code(self, strict: bool = False) -> int:
+        if self.unparsable:
+            return int(ExitCode.BAD_DATA)
         return int(ExitCode.DIFFERENT if self.failed(strict) else ExitCode.OK)
 
     @property
@@ -443,6 +452,26 @@ class _Copy:
     serial: int | None
 
 
+def other_zone_finding(origin: dns.name.Name, records: list[wire.Record]) -> Finding | None:
+    """The one finding for a file of another zone (``verify example.org example.com.zone``):
+    no SOA at our apex, an SOA outside the zone.  ``None`` for a file of this zone."""
+    if any(rec.rdtype == dns.rdatatype.SOA and rec.owner == "@" for rec in records):
+        return None
+    foreign = next(
+        (r for r in records if r.rdtype == dns.rdatatype.SOA and r.owner.endswith(".")), None
+    )
+    if foreign is None:
+        return None
+    outside = sum(1 for r in records if r.owner.endswith("."))
+    return checks.OUT_OF_ZONE.error(
+        origin.to_text(),
+        None,
+        f"the file holds zone {foreign.owner} (its SOA), not {origin.to_text()}: "
+        f"{outside} of {len(records)} records are outside {origin.to_text()}; "
+        "wrong file or wrong zone name?",
+    )
+
+
 async def verify_zone(
     origin: dns.name.Name, specs: list[str], options: VerifyOptions = VerifyOptions()
 ) -> VerifyReport:
@@ -476,6 +505,11 @@ async def verify_zone(
             loaded = await load_zone(source, origin, LoadOptions(timeout=options.timeout))
         except ZoneFileError as err:
             findings.append(checks.PARSE.error(zone, None, err.message).with_source(str(source)))
+            continue
+        other = other_zone_finding(origin, loaded.records)
+        if other is not None:  # one finding, not one out-of-zone warning per record
+            findings.append(other.with_source(str(source)))
+            ran.add(checks.OUT_OF_ZONE.id)
             continue
         copies.append(_Copy(str(source), source.kind.value, loaded.records, loaded.serial))
 

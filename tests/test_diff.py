@@ -215,4 +215,4 @@ def test_unparsable_and_missing_files(tmp_path):
     missing = CliRunner().invoke(
         cli, ["diff", "example.com", str(tmp_path / "nope.zone"), str(bad)]
     )
-    assert missing.exit_code == 2 and "no such zone file" in missing.stderr
+    assert missing.exit_code == 7 and "no such zone file" in missing.stderr

@@ -98,7 +98,7 @@ def test_warnings_pass_unless_strict():
 def test_a_zone_that_does_not_parse_is_a_failed_check_with_its_line():
     path = BROKEN / "parse-error.zone"
     result = verify("example.com", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 6  # bad data, as diff says for the same file
     assert lines(result)[0].startswith(f"error integrity.parse example.com.: {path}:8: bad A rdata")
 
 
@@ -139,7 +139,6 @@ def test_usage_errors_are_exit_2():
             ),
             "leave no check",
         ),
-        (("example.com", "/nonexistent/zone"), "no such zone file"),
         (("example.com", "-", "-"), "'-' (stdin) can be given once"),
         (("example.com", "@127.0.0.1:99999"), "port out of range"),
         (("example.com", str(EXAMPLE), "--deep"), "--deep transfers from servers"),

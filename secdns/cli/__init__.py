@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from secdns import __version__
-from secdns.cli.options import CONTEXT_SETTINGS
-from secdns.errors import ExitCode, SecdnsError
+from secdns.cli.options import CONTEXT_SETTINGS, name_envvars
+from secdns.errors import ExitCode, SecdnsError, exit_code_epilog
 
-EPILOG = """\b
-Exit status: 0 ok/same, 1 differences or failed checks, 2 usage,
-3 network, 4 refused/NOTAUTH, 5 TSIG, 6 bad data from a server,
-7 local I/O, 70 internal error.  See secdns(1)."""
+EPILOG = exit_code_epilog()
+
+EXIT_BROKEN_PIPE = 128 + 13
+"""The status of a command whose reader went away (``| head -1``), as a shell
+reports one killed by SIGPIPE."""
+
+
+def exit_on_broken_pipe() -> NoReturn:
+    """Leave quietly once stdout's reader has gone: no traceback, no "internal
+    error", and no second BrokenPipeError when Python flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (CliRunner): nothing to flush
+        pass
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 # subcommand -> module defining ``command``; imported only when used, so that
@@ -46,6 +59,7 @@ class SecdnsGroup(click.Group):
             import importlib
 
             command = importlib.import_module(LAZY_COMMANDS[cmd_name]).command
+            name_envvars(command, f"SECDNS_{cmd_name.upper()}")
             self.add_command(command, cmd_name)
         return command
 
@@ -73,9 +87,11 @@ class SecdnsGroup(click.Group):
             ctx.exit(int(err.exit_code))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            exit_on_broken_pipe()
         except KeyboardInterrupt:
             click.echo("secdns: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(int(ExitCode.INTERRUPTED))
         except Exception as err:  # a bug: say so in one line unless --debug
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -116,4 +132,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="secdns")
+    try:
+        try:
+            cli(prog_name="secdns")
+        except SystemExit:
+            # click met the closed pipe itself (help, usage): it wraps stdout and exits 1
+            if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
+                exit_on_broken_pipe()
+            raise
+        finally:  # what is still buffered meets a closed pipe here, after sys.exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        exit_on_broken_pipe()

@@ -14,28 +14,44 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
+    split_list,
     tsig_options,
     verbosity_options,
 )
 from secdns.config import parse_zone_name
 from secdns.diff import Delta, TtlChange, diff_zones, to_ixfr, to_json, to_nsupdate
+from secdns.endpoints import parse_endpoint
 from secdns.errors import ExitCode, UsageError
 from secdns.sources import LoadOptions, SourceKind, load_zone, parse_source
 
 FORMATS = ("text", "json", "nsupdate", "ixfr")
 
 
-def _types(text: str | None) -> frozenset[int]:
-    if not text:
-        return frozenset()
+def _types(values: tuple[str, ...]) -> frozenset[int]:
     out = set()
-    for item in text.replace(" ", "").split(","):
+    for item in split_list(values):
         if item:
             try:
                 out.add(dns.rdatatype.from_text(item.upper()))
             except dns.rdatatype.UnknownRdatatype:
                 raise UsageError(f"--ignore-type: unknown record type {item!r}") from None
     return frozenset(out)
+
+
+def nsupdate_server(text: str) -> str:
+    """``--server`` as nsupdate's ``server HOST PORT`` takes it, from ``HOST``,
+    ``HOST:PORT``, ``[V6]:PORT``, a bare IPv6 address, or the quoted ``"HOST PORT"``."""
+    words = text.split()
+    if len(words) == 2 and words[1].isdigit():
+        host = words[0].strip("[]")
+        text = f"[{host}]:{words[1]}" if ":" in host else f"{host}:{words[1]}"
+    elif len(words) != 1:
+        raise UsageError(f"--server {text!r}: give HOST, HOST:PORT or [V6]:PORT")
+    try:
+        endpoint = parse_endpoint(text)
+    except UsageError as err:
+        raise UsageError(f"--server: {err.message}") from None
+    return f"{endpoint.host} {endpoint.port}"
 
 
 def render_text(delta: Delta, label_a: str, label_b: str, *, stat: bool, rich: bool) -> str:
@@ -98,15 +114,18 @@ def _colour(text: str) -> None:
 @click.option(
     "--ignore-type",
     "ignore_type",
+    multiple=True,
     metavar="TYPE[,TYPE]",
-    help="Ignore these record types (e.g. RRSIG,NSEC,NSEC3 for DNSSEC churn).",
+    help="Ignore these record types (e.g. RRSIG,NSEC,NSEC3 for DNSSEC churn); "
+    "comma-separated or repeated.",
 )
 @click.option("--stat", is_flag=True, help="Print only counts.")
 @click.option(
     "--server",
-    "nsupdate_server",
-    metavar="HOST [PORT]",
-    help="With --format nsupdate: start the script with 'server HOST PORT'.",
+    "server",
+    metavar="HOST[:PORT]",
+    help="With --format nsupdate: start the script with 'server HOST PORT' "
+    "(HOST, HOST:PORT or [V6]:PORT; port 53 by default).",
 )
 @tsig_options
 @network_options
@@ -119,9 +138,9 @@ def command(
     as_json: bool,
     ignore_ttl: bool,
     ignore_serial: bool,
-    ignore_type: str | None,
+    ignore_type: tuple[str, ...],
     stat: bool,
-    nsupdate_server: str | None,
+    server: str | None,
     tsig: str | None,
     keyfile: str | None,
     timeout: float,
@@ -148,6 +167,7 @@ def command(
     if as_json:
         fmt = "json"
     origin = parse_zone_name(zone)
+    server_line = nsupdate_server(server) if server else None
     sources = [parse_source(source_a), parse_source(source_b)]
     if all(s.kind is SourceKind.STDIN for s in sources):
         raise UsageError("only one of A and B can be '-' (stdin)")
@@ -174,7 +194,7 @@ def command(
             doc = {k: v for k, v in doc.items() if k not in ("added", "removed", "ttl_changed")}
         output.emit_json(doc)
     elif fmt == "nsupdate":
-        sys.stdout.write(to_nsupdate(delta, nsupdate_server))
+        sys.stdout.write(to_nsupdate(delta, server_line))
     elif fmt == "ixfr":
         if not delta.same:
             try:

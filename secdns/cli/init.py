@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from secdns.cli.options import force_option, resolve_key, tsig_options
+from secdns.cli.options import make_force_option, make_tsig_options, resolve_key
 from secdns.config import parse_zone_name, starter_config
 from secdns.endpoints import parse_endpoint
 from secdns.errors import LocalIOError, UsageError
@@ -37,8 +37,11 @@ from secdns.store import atomic_write
     metavar="ADDR:PORT",
     help="Address for serve to listen on (repeatable; default 127.0.0.1:5353).",
 )
-@tsig_options
-@force_option
+@make_tsig_options(
+    key_help="Put the TSIG key NAME of an existing config in the new file (the file -c "
+    "names, else $SECDNS_CONFIG, else ./secdns.toml): keeps the key with --force."
+)
+@make_force_option(help="Overwrite an existing config file.")
 def command(
     args: tuple[str, ...],
     config_path: str,

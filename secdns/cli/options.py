@@ -45,6 +45,36 @@ KEY_NAME_META = "secdns.key_name"
 """``ctx.meta`` slot where ``--key NAME`` is kept, so commands need no ``key_name`` argument."""
 
 
+def name_envvars(command: click.Command, prefix: str) -> None:
+    """Name each option's environment variable ``SECDNS_<COMMAND>_<OPTION>`` after its
+    long spelling (``-o/--output`` -> ``SECDNS_PULL_OUTPUT``), not after the Python
+    parameter (click's ``auto_envvar_prefix`` would say ``SECDNS_PULL_OUTPUT_PATH``).
+
+    The parameter-named variable still works where it differs, as a second choice.
+    """
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar or not param.allow_from_autoenv:
+            continue
+        if param.is_eager and not param.expose_value:  # --help, --version
+            continue
+        longs = [opt for opt in param.opts if opt.startswith("--")]
+        if not longs or not param.name:
+            continue
+        documented = f"{prefix}_{longs[0][2:].replace('-', '_').upper()}"
+        legacy = f"{prefix}_{param.name.upper()}"
+        param.envvar = documented if legacy == documented else [documented, legacy]
+
+
+def split_list(values: tuple[str, ...] | str | None) -> list[str]:
+    """A list option as every command takes it: repeated, comma-separated, or both
+    (``--skip a,b --skip c``, as ``--ignore-type A,SOA``); blanks dropped."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = (values,)
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
 def find_config_path(ctx: click.Context | None = None) -> Path | None:
     """The config a command line refers to: ``-c`` (this context or a parent), else
     ``$SECDNS_CONFIG``, else ``./secdns.toml`` if it exists; ``None`` if there is none.
@@ -137,31 +167,40 @@ config_option = click.option(
     help="TOML configuration file (see secdns.toml(5)); default $SECDNS_CONFIG.",
 )
 
-tsig_options = _compose(
-    click.option(
-        "--tsig",
-        "tsig",
-        metavar="[ALG:]NAME:SECRET",
-        help="TSIG key, as dig -y (algorithm defaults to hmac-sha256).",
-    ),
-    click.option(
-        "-k",
-        "--keyfile",
-        "keyfile",
-        type=click.Path(dir_okay=False),
-        help="TSIG key file in BIND format, as dig -k / nsupdate -k.",
-    ),
-    click.option(
-        "--key",
-        "key_name",
-        metavar="NAME",
-        expose_value=False,
-        callback=_remember_key_name,
-        shell_complete=complete_keys,
-        help="Use the TSIG key NAME from the config's [keys] (-c, else "
-        "$SECDNS_CONFIG, else ./secdns.toml).",
-    ),
+KEY_HELP = (
+    "Use the TSIG key NAME from the config's [keys] (-c, else $SECDNS_CONFIG, else ./secdns.toml)."
 )
+
+
+def make_tsig_options(key_help: str = KEY_HELP) -> F:
+    """--tsig, -k and --key; a command whose --key means something else says so."""
+    return _compose(
+        click.option(
+            "--tsig",
+            "tsig",
+            metavar="[ALG:]NAME:SECRET",
+            help="TSIG key, as dig -y (algorithm defaults to hmac-sha256).",
+        ),
+        click.option(
+            "-k",
+            "--keyfile",
+            "keyfile",
+            type=click.Path(dir_okay=False),
+            help="TSIG key file in BIND format, as dig -k / nsupdate -k.",
+        ),
+        click.option(
+            "--key",
+            "key_name",
+            metavar="NAME",
+            expose_value=False,
+            callback=_remember_key_name,
+            shell_complete=complete_keys,
+            help=key_help,
+        ),
+    )
+
+
+tsig_options = make_tsig_options()
 
 network_options = _compose(
     click.option(
@@ -189,9 +228,14 @@ verbosity_options = _compose(
     click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
 )
 
-force_option = click.option(
-    "--force", is_flag=True, help="Accept a serial that is not newer; override safety refusals."
-)
+
+def make_force_option(
+    help: str = "Accept a serial that is not newer; override safety refusals.",
+) -> F:
+    return click.option("--force", is_flag=True, help=help)
+
+
+force_option = make_force_option()
 
 
 def resolve_key(

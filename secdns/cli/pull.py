@@ -10,9 +10,11 @@ import click
 
 from secdns import output
 from secdns.cli.options import (
+    DEFAULT_CONFIG,
     complete_zones,
     config_option,
     config_zones,
+    find_config_path,
     force_option,
     json_option,
     network_options,
@@ -26,6 +28,18 @@ from secdns.errors import UsageError, worst
 from secdns.keys import TsigKey
 from secdns.pull import PullOptions, PullResult, make_copy, pull_zone
 from secdns.store import Store
+
+
+def _looks_like_server(word: str) -> bool:
+    """A word that is an address or HOST:PORT, not a zone name: a primary without its '@'."""
+    import ipaddress
+
+    host = word.rsplit(":", 1)[0] if word.count(":") == 1 else word.strip("[]")
+    try:
+        ipaddress.ip_address(host.split("]")[0].strip("["))
+    except ValueError:
+        return word.count(":") == 1 and word.rsplit(":", 1)[1].isdigit()
+    return True
 
 
 def split_args(args: tuple[str, ...]) -> tuple[list[str], list[Endpoint]]:
@@ -146,8 +160,10 @@ def command(
 
     The file is RFC 1035, one record per line in canonical order, so two versions
     diff line by line; it is replaced atomically or not at all.  With -d the
-    next pull asks IXFR from the stored serial.  Several @PRIMARY are tried in
-    order.
+    next pull asks IXFR from the stored serial; with -o an existing file of the
+    same zone at the primary's serial is left alone.  Several @PRIMARY are tried
+    in order.  A ZONE without @PRIMARY is looked up in the config (-c, else
+    $SECDNS_CONFIG, else ./secdns.toml), the zones tab completion offers.
 
     \b
     Examples:
@@ -167,6 +183,15 @@ def command(
     source = click.get_current_context().get_parameter_source("config_path")
     if config_path and servers and source is click.core.ParameterSource.ENVIRONMENT:
         config_path = None  # $SECDNS_CONFIG does not apply to an explicit ZONE @PRIMARY
+    if not config_path and zones and not servers:
+        no_at = [z for z in zones[1:] if _looks_like_server(z)]
+        if no_at:
+            raise UsageError(
+                f"{no_at[0]}: primaries start with '@' (secdns pull ZONE @{no_at[0]} ...)"
+            )
+        # ZONE alone: its primaries come from the config, as tab completion's zones do
+        found = find_config_path(click.get_current_context())
+        config_path = str(found) if found is not None else None
     if config_path:
         config, selected, store_dir = config_zones(
             config_path, zones, servers, output_given=output_path is not None, directory=directory
@@ -175,9 +200,15 @@ def command(
         jobs = jobs or config.server.concurrency
         plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]
     else:
+        if len(zones) > 1 and not servers:
+            raise UsageError(
+                f"one ZONE at a time, then its primaries, which start with '@' "
+                f"(secdns pull {zones[0]} @{zones[1]} ...)"
+            )
         if len(zones) != 1 or not servers:
             raise UsageError(
-                "usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR] (or -c CONFIG)"
+                "usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR] (or -c CONFIG, "
+                f"or ZONE alone with ./{DEFAULT_CONFIG})"
             )
         if output_path is None and directory is None:
             raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")

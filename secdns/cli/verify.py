@@ -26,6 +26,7 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
+    split_list,
     tsig_options,
     verbosity_options,
 )
@@ -71,15 +72,16 @@ from secdns.verify import CheckStatus, VerifyOptions, VerifyReport, verify_zone
     "--check",
     "include",
     multiple=True,
-    metavar="CHECK",
-    help="Run only this check or family (integrity, dnssec, consistency); repeatable.",
+    metavar="CHECK[,CHECK]",
+    help="Run only these checks or families (integrity, dnssec, consistency); "
+    "comma-separated or repeated.",
 )
 @click.option(
     "--skip",
     "exclude",
     multiple=True,
-    metavar="CHECK",
-    help="Do not run this check or family; repeatable.",
+    metavar="CHECK[,CHECK]",
+    help="Do not run these checks or families; comma-separated or repeated.",
 )
 @click.option("--list-checks", is_flag=True, help="List every check and exit.")
 @click.option(
@@ -148,7 +150,7 @@ def command(
             "directory or @SERVER; or --nameservers auto)"
         )
     try:
-        selected = select(include, exclude)
+        selected = select(split_list(include), split_list(exclude))
     except UnknownCheck as err:
         raise UsageError(str(err)) from None
     if not selected:

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -199,11 +200,34 @@ def monitor_line(event: MonitorEvent) -> str:
     return _line(*head, *where, ("serial", event.serial))
 
 
-def summary_lines(summary: MonitorSummary) -> list[str]:
+NO_ANSWER = "no answer"
+"""What an address that never answered says in ``error`` (never null beside a null serial)."""
+
+
+def _status_error(status: AddressStatus) -> str | None:
+    return status.error or (NO_ANSWER if status.serial is None else None)
+
+
+def summary_dict(summary: MonitorSummary, at: float | None = None) -> dict[str, object]:
+    """The summary as its JSON line: ``time`` like every other event, and ``error``
+    set for an address that never answered."""
+    doc = summary.to_dict()
+    for key in ("lagging", "servers"):
+        entries = doc.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            if entry.get("serial") is None and not entry.get("error"):
+                entry["error"] = NO_ANSWER
+    at = time.time() if at is None else at
+    return {"event": doc.pop("event"), "time": iso_time(at), **doc}
+
+
+def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]:
     """The end of a monitor run: one summary line, then one line per lagging address."""
     lagging = summary.lagging
+    stamp = iso_time(time.time() if at is None else at)
     lines = [
         _line(
+            ("time", stamp),
             ("event", "summary"),
             ("zone", summary.zone),
             ("result", summary.outcome.value),
@@ -217,12 +241,13 @@ def summary_lines(summary: MonitorSummary) -> list[str]:
     for status in lagging:
         lines.append(
             _line(
+                ("time", stamp),
                 ("event", "lagging"),
                 ("zone", summary.zone),
                 ("server", status.server),
                 ("address", status.address),
                 ("serial", status.serial),
-                ("error", status.error),
+                ("error", _status_error(status)),
             )
         )
     return lines
@@ -234,13 +259,13 @@ def lag_complaint(summary: MonitorSummary) -> str:
     lagging = summary.lagging
     who = ", ".join(
         f"{s.server if s.address == '-' else s.address} "
-        f"({'no answer: ' + s.error if s.error else f'serial {s.serial}'})"
+        f"({_status_error(s) or f'serial {s.serial}'})"
         for s in lagging
     )
     goal = (
         f"serial {wanted}"
         if summary.until_serial is not None
-        else f"the same serial (newest {wanted})"
+        else f"the same serial (newest {'none' if wanted is None else wanted})"
     )
     return (
         f"secdns: watch: zone {summary.zone}: {len(lagging)} of {len(summary.statuses)} "
@@ -422,7 +447,7 @@ class MonitorDisplay:
             self.live = None
             Console(file=self.out.stream, highlight=False).print(summary_text(summary))
         elif self.as_json:
-            self.out.write(json.dumps(summary.to_dict(), separators=(",", ":")) + "\n")
+            self.out.write(json.dumps(summary_dict(summary), separators=(",", ":")) + "\n")
         elif not self.quiet:
             self.out.write("".join(line + "\n" for line in summary_lines(summary)))
         if summary.outcome is MonitorOutcome.TIMEOUT:
