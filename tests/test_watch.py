@@ -735,7 +735,8 @@ def test_until_consistent_exits_0_when_they_converge(drifting):
     assert any(
         f"event=consistent zone=example.com. serial={SERIAL + 1}" in line for line in lines[:-1]
     ), lines
-    assert lines[-1].startswith(
+    assert lines[-1].startswith("time=")  # the summary is timed like every event
+    assert lines[-1].split(" ", 1)[1].startswith(
         f"event=summary zone=example.com. result=consistent newest={SERIAL + 1} "
     )
     assert "lagging=0" in lines[-1]
@@ -749,7 +750,11 @@ def test_until_consistent_and_until_serial_exit_1_on_timeout_naming_who_lagged(d
     result = run(ZONE, *servers, "--until-consistent", "--timeout", "1")
     assert time.monotonic() - started < 4
     assert result.exit_code == 1, (result.output, result.stderr)
-    summary = [line for line in result.stdout.splitlines() if line.startswith("event=")]
+    summary = [  # the summary lines, without their time=
+        line.split(" ", 1)[1]
+        for line in result.stdout.splitlines()
+        if line.split(" ", 2)[1:2] in (["event=summary"], ["event=lagging"])
+    ]
     assert summary[-2].startswith("event=summary zone=example.com. result=timeout ")
     assert summary[-1] == (
         f"event=lagging zone=example.com. server={secondary.addr} "
