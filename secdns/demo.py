@@ -282,8 +282,15 @@ async def demo_servers(
     from secdns.config import parse_config
     from secdns.server.server import Server
 
+    from secdns.errors import LocalIOError
+
     primary = DemoPrimary(bundled_zone())
-    await primary.start(primary_port)
+    try:
+        await primary.start(primary_port)
+    except OSError as err:
+        raise LocalIOError(
+            f"the demo primary cannot listen on 127.0.0.1:{primary_port}: {err.strerror}"
+        ) from err
     secondary_port = secondary_port or free_port()
     primary.notify_targets.append(("127.0.0.1", secondary_port))
     config = parse_config(

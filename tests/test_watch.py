@@ -736,8 +736,10 @@ def test_until_consistent_exits_0_when_they_converge(drifting):
         f"event=consistent zone=example.com. serial={SERIAL + 1}" in line for line in lines[:-1]
     ), lines
     assert lines[-1].startswith("time=")  # the summary is timed like every event
-    assert lines[-1].split(" ", 1)[1].startswith(
-        f"event=summary zone=example.com. result=consistent newest={SERIAL + 1} "
+    assert (
+        lines[-1]
+        .split(" ", 1)[1]
+        .startswith(f"event=summary zone=example.com. result=consistent newest={SERIAL + 1} ")
     )
     assert "lagging=0" in lines[-1]
 

@@ -59,8 +59,9 @@ class SecdnsGroup(click.Group):
             import importlib
 
             command = importlib.import_module(LAZY_COMMANDS[cmd_name]).command
-            name_envvars(command, f"SECDNS_{cmd_name.upper()}")
             self.add_command(command, cmd_name)
+        if command is not None:  # however it was registered (idempotent)
+            name_envvars(command, f"SECDNS_{cmd_name.upper().replace('-', '_')}")
         return command
 
     def resolve_command(
