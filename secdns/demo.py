@@ -280,9 +280,8 @@ async def demo_servers(
     """Start the embedded primary and a ``serve`` secondary of it (NOTIFYed on each
     change) on 127.0.0.1; stop both on the way out.  Port 0 picks a free one."""
     from secdns.config import parse_config
-    from secdns.server.server import Server
-
     from secdns.errors import LocalIOError
+    from secdns.server.server import Server
 
     primary = DemoPrimary(bundled_zone())
     try:
