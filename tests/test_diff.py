@@ -120,15 +120,18 @@ def test_nsupdate_script_turns_a_into_b(bind_primary, tmp_path):
             "-f",
             "nsupdate",
             "--ignore-serial",
+            "--server",
+            primary.addr,  # HOST:PORT, written as nsupdate's "server HOST PORT"
         ],
     )
     assert result.exit_code == 1, result.stderr
     script = result.stdout
+    assert script.splitlines()[0] == f"server {primary.host} {primary.port}"
     assert "update delete www.example.com. 3600 IN A 192.0.2.81" in script
     assert "update add brandnew.example.com. 120 IN AAAA 2001:db8::77" in script
     done = subprocess.run(
         [need_binary("nsupdate")],
-        input=f"server {primary.host} {primary.port}\n{script}",
+        input=script,
         capture_output=True,
         text=True,
     )

@@ -32,14 +32,11 @@ from secdns.store import Store
 
 def _looks_like_server(word: str) -> bool:
     """A word that is an address or HOST:PORT, not a zone name: a primary without its '@'."""
-    import ipaddress
-
-    host = word.rsplit(":", 1)[0] if word.count(":") == 1 else word.strip("[]")
     try:
-        ipaddress.ip_address(host.split("]")[0].strip("["))
-    except ValueError:
-        return word.count(":") == 1 and word.rsplit(":", 1)[1].isdigit()
-    return True
+        endpoint = parse_endpoint(word)  # pure parsing, no lookup
+    except UsageError:
+        return False
+    return ":" in word or endpoint.is_address
 
 
 def split_args(args: tuple[str, ...]) -> tuple[list[str], list[Endpoint]]:
