@@ -229,7 +229,12 @@ def test_pull_o_checks_the_file_before_skipping(primary, tmp_path):
     out.write_text(good.replace(" SOA ", " TXT ", 1))  # the header says current; the data not
     fixed = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
     assert fixed.exit_code == 0 and "result=transferred" in fixed.stdout
-    assert "fetching it by AXFR" in one_line(fixed.stderr)
+    assert "does not start with the apex SOA" in one_line(fixed.stderr)
+    assert out.read_text() == good
+    out.write_text(good[:-12])  # cut short, as a copy that did not finish
+    refetched = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert refetched.exit_code == 0 and "result=transferred" in refetched.stdout
+    assert "is cut short (no final newline): fetching it by AXFR" in one_line(refetched.stderr)
     assert out.read_text() == good
 
 
