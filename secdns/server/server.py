@@ -32,7 +32,7 @@ from secdns.config import Config, ZoneConfig, load_config
 from secdns.endpoints import IPNetwork, resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
-from secdns.server import answer, xfrout
+from secdns.server import front, xfrout
 from secdns.server.fastpath import NegativeAnswers, strip_cookie
 from secdns.server.notify import decide_notify, send_notify
 from secdns.server.zone import ZoneTable
@@ -413,7 +413,7 @@ class Server:
         fast = self.negative.answer(data)
         if fast is not None:
             return fast
-        reply = answer.handle(data, self.table, tcp=False, keyring=self.keyring)
+        reply = front.handle(data, self.table, tcp=False, keyring=self.keyring)
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:
                 self.cache.put(key, reply.zone, reply.wire[2:])
@@ -423,10 +423,8 @@ class Server:
             return reply.wire
         if reply.kind == "notify":
             return self._notify_in(data, source)
-        if reply.kind == "xfr":
-            return self._xfr_over_udp(data)
-        if reply.kind == "update":
-            return self._refuse(data, dns.rcode.REFUSED)
+        if reply.kind == "xfr" and reply.query is not None:
+            return self._xfr_over_udp(reply.query)
         return reply.wire
 
     def answer_tcp(self, data: bytes, source: str) -> Iterable[bytes]:
@@ -437,7 +435,7 @@ class Server:
         fast = self.negative.answer(data)
         if fast is not None:
             return (fast,)
-        reply = answer.handle(data, self.table, tcp=True, keyring=self.keyring)
+        reply = front.handle(data, self.table, tcp=True, keyring=self.keyring)
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:
                 self.cache.put(key, reply.zone, reply.wire[2:])
@@ -447,46 +445,25 @@ class Server:
         if reply.kind == "notify":
             out = self._notify_in(data, source)
             return (out,) if out else ()
-        if reply.kind == "xfr":
-            return self._xfr(data, source)
-        if reply.kind == "update":
-            out = self._refuse(data, dns.rcode.REFUSED)
-            return (out,) if out else ()
+        if reply.kind == "xfr" and reply.query is not None:
+            return self._xfr(reply.query, source)
         return (reply.wire,) if reply.wire is not None else ()
 
     def _parse(self, data: bytes) -> dns.message.Message | bytes | None:
         """Parse with TSIG checking; bytes is an error answer to send."""
         try:
             return dns.message.from_wire(data, keyring=self.keyring)
-        except dns.message.UnknownTSIGKey:
-            return self._refuse(data, dns.rcode.NOTAUTH)
         except (
+            dns.message.UnknownTSIGKey,
             dns.tsig.BadSignature,
             dns.tsig.BadTime,
             dns.tsig.BadKey,
             dns.tsig.BadAlgorithm,
             dns.tsig.PeerError,
         ):
-            return self._refuse(data, dns.rcode.NOTAUTH)
+            return front.error_reply(data, dns.rcode.NOTAUTH)
         except dns.exception.DNSException:
-            return self._refuse(data, dns.rcode.FORMERR)
-
-    @staticmethod
-    def _refuse(data: bytes, rcode: int) -> bytes | None:
-        """A header-only error answer (question echoed when it parses)."""
-        try:
-            query = dns.message.from_wire(data, keyring=False, ignore_trailing=True)
-            response = dns.message.make_response(query)
-            response.set_rcode(rcode)
-            response.keyring = None
-            response.additional = []
-            return response.to_wire()
-        except Exception:
-            if len(data) < 12:
-                return None
-            flags = struct.unpack("!H", data[2:4])[0]
-            flags = (flags & 0x7900) | 0x8000 | (rcode & 0xF)
-            return data[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+            return front.error_reply(data, dns.rcode.FORMERR)
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
         parsed = self._parse(data)
@@ -515,11 +492,8 @@ class Server:
             )
         return decision.response
 
-    def _xfr_over_udp(self, data: bytes) -> bytes | None:
+    def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
         """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
-        parsed = self._parse(data)
-        if not isinstance(parsed, dns.message.Message):
-            return parsed
         response = dns.message.make_response(parsed)
         question = parsed.question[0]
         runtime = self.runtimes.get(question.name)
@@ -533,12 +507,7 @@ class Server:
         response.answer.append(runtime.zone.version.soa_rrset())
         return response.to_wire()
 
-    def _xfr(self, data: bytes, source: str) -> Iterator[bytes]:
-        parsed = self._parse(data)
-        if not isinstance(parsed, dns.message.Message):
-            if parsed:
-                yield parsed
-            return
+    def _xfr(self, parsed: dns.message.Message, source: str) -> Iterator[bytes]:
         question = parsed.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         runtime = self.runtimes.get(question.name)

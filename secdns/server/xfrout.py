@@ -24,7 +24,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 
-from secdns.server import answer
+from secdns.server import render
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry
 from secdns.xfr import serial_compare
@@ -72,7 +72,7 @@ class _Writer:
         self.count = 0
         self.wire = self._new()
 
-    def _new(self) -> answer._Wire:
+    def _new(self) -> render.Wire:
         reserve = 0
         if self.key is not None:
             reserve = (
@@ -81,7 +81,7 @@ class _Writer:
                 + len(self.key.algorithm.to_wire() or b"")
                 + dns.tsig.mac_sizes[self.key.algorithm]
             )
-        wire = answer._Wire(MESSAGE_SIZE - reserve)
+        wire = render.Wire(MESSAGE_SIZE - reserve)
         if self.first:
             question = self.query.question[0]
             wire.name(question.name)
@@ -94,20 +94,20 @@ class _Writer:
             self.wire.rrset(1, rrset)
             self.count += 1
             return
-        except answer._TooBig:
+        except render.TooBig:
             pass
         if self.count:
             yield self.flush()
         try:
             self.wire.rrset(1, rrset)
             self.count += 1
-        except answer._TooBig:
+        except render.TooBig:
             # one RRset too big for a message: send its records separately
             for rd in rrset:
                 single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rd)
                 try:
                     self.wire.rrset(1, single)
-                except answer._TooBig:
+                except render.TooBig:
                     yield self.flush()
                     self.wire.rrset(1, single)
                 self.count += 1
