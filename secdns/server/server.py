@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -35,6 +36,7 @@ from secdns.pull import PullOptions
 from secdns.server import front, xfrout
 from secdns.server.fastpath import NegativeAnswers, strip_cookie
 from secdns.server.notify import decide_notify, send_notify
+from secdns.server.tcp import TcpClients
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
 from secdns.store import Store
@@ -42,8 +44,6 @@ from secdns.store import Store
 log = logging.getLogger(__name__)
 query_log = logging.getLogger("secdns.query")
 
-MAX_TCP_CONNECTIONS = 512
-TCP_IDLE_TIMEOUT = 10.0
 TCP_WRITE_TIMEOUT = 30.0
 CACHE_ENTRIES = 500_000
 
@@ -146,6 +146,10 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self.tcp_clients = TcpClients(
+            config.server.tcp_clients, config.server.tcp_clients_per_source
+        )
+        self._transfer_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._background: set[asyncio.Task[object]] = set()
         self.addresses: list[tuple[str, int]] = []
 
@@ -228,6 +232,23 @@ class Server:
     # --- zones ---------------------------------------------------------------------------------
     def _apply_keys(self, config: Config) -> None:
         self.keyring = {dns.name.from_text(k.name): k.to_dnspython() for k in config.keys.values()}
+        networks = []
+        for zone in config.zones:
+            for item in zone.allow_transfer:
+                if not item.startswith("key:"):
+                    with contextlib.suppress(ValueError):
+                        networks.append(ipaddress.ip_network(item, strict=False))
+        self._transfer_networks = tuple(networks)
+
+    def _may_transfer(self, source: str) -> bool:
+        """Whether ``source`` is in some zone's allow_transfer (it gets the reserved TCP room)."""
+        if not self._transfer_networks:
+            return False
+        try:
+            address = ipaddress.ip_address(source.split("%")[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self._transfer_networks)
 
     async def _add_zone(
         self, zone_config: ZoneConfig, keep: ZoneRuntime | None = None
@@ -368,20 +389,30 @@ class Server:
             self.addresses.append((host, bound_port))
 
     async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if len(self._connections) >= MAX_TCP_CONNECTIONS:
-            writer.close()
+        """One TCP connection: admitted by the connection table (secdns.server.tcp), idle
+        (reclaimable) only while it waits for the next message, closed on a response."""
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        client = self.tcp_clients.admit(
+            peer[0], self._may_transfer(peer[0]), writer.transport.abort
+        )
+        if client is None:
+            writer.transport.abort()
             return
+        task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)  # type: ignore[arg-type]
-        peer = writer.get_extra_info("peername") or ("?", 0)
+        idle_timeout = self.config.server.tcp_idle_timeout
         try:
             while not self.stop_event.is_set():
-                prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                self.tcp_clients.idle(client)
+                prefix = await asyncio.wait_for(reader.readexactly(2), idle_timeout)
+                self.tcp_clients.busy(client)
                 (length,) = struct.unpack("!H", prefix)
                 if length < 12:
                     break
-                data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
+                data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
+                if data[2] & 0x80:
+                    break  # a response (QR=1) on a query stream: close, as BIND does
                 for reply in self.answer_tcp(data, peer[0]):
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
@@ -390,6 +421,7 @@ class Server:
         except Exception:
             log.exception("tcp: internal error with %s", peer[0])
         finally:
+            self.tcp_clients.release(client)
             self._connections.discard(task)  # type: ignore[arg-type]
             writer.close()
             with contextlib.suppress(Exception):
