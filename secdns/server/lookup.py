@@ -32,7 +32,9 @@ copied here, with the ``lib/ns/query.c`` function they come from:
   SVCB, HTTPS, PTR, NAPTR and their RRSIGs) in zone-file order, then the other
   types in zone-file order.
 
-Where secdns differs on purpose: class CH is REFUSED for every name unless
+Where secdns differs on purpose: an RRSIG query gets every RRSIG at the node
+over UDP too (BIND's ``minimal-any yes`` would send one; RFC 8482 is about ANY
+only, and BIND's default sends them all); class CH is REFUSED for every name unless
 ``[server]`` sets an identity or version (the front answers those), and the
 additional section always prefers A glue, as BIND does for IPv4 clients.
 """
@@ -397,12 +399,13 @@ class Answerer(Proofs):
             self._wildcard_proof(name, positive=True)
 
     def _respond_any(self, name: dns.name.Name, qtype: int, found: _Lookup) -> None:
-        """ANY, or RRSIG (which BIND answers like ANY over the RRSIG sets)."""
+        """ANY, or RRSIG (answered like ANY over the RRSIG sets, but never minimal: RFC 8482
+        is about ANY only, and BIND with its default ``minimal-any no`` sends them all)."""
         node = found.node
         index = self.index
         assert node is not None and index is not None
         owner = wildcard_owner(name, node.name) if found.wild else node.name
-        minimal = not self.tcp
+        minimal = not self.tcp and qtype == _ANY
         want_dnssec = bool(self.query.ednsflags & dns.flags.DO)
         onetype = 0
         answer_has_ns = False
