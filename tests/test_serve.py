@@ -455,3 +455,21 @@ def test_a_response_over_tcp_closes_the_connection(served, tmp_path):
     with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
         sock.sendall(struct.pack("!H", len(response)) + response)
         assert sock.recv(100) == b""  # closed without an answer
+
+
+def test_allow_transfer_key_names_the_keys_table_not_the_wire_name(served, tmp_path):
+    """Issue 10 item 6: ``key:xfr`` allows requests signed by ``[keys.xfr]``'s wire name."""
+    key = TsigKey.generate("xfrkey")
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": ["key:xfr"]}],
+        keys={"xfr": {"name": "xfrkey", "algorithm": key.algorithm, "secret": key.secret}},
+    )
+    server = served(config)
+    messages = list(
+        dns.query.xfr("127.0.0.1", ZONE, port=server.port, keyring=key.keyring, keyname="xfrkey")
+    )
+    assert messages[0].rcode() == dns.rcode.NOERROR and all(m.had_tsig for m in messages)
+    with pytest.raises(dns.query.TransferError):  # unsigned: REFUSED
+        list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))

@@ -138,6 +138,7 @@ class Server:
         self.cache = AnswerCache()
         self.negative = NegativeAnswers(self.table)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
+        self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
         self.gate = asyncio.Semaphore(config.server.concurrency)
         self.stop_event = asyncio.Event()
@@ -232,6 +233,7 @@ class Server:
     # --- zones ---------------------------------------------------------------------------------
     def _apply_keys(self, config: Config) -> None:
         self.keyring = {dns.name.from_text(k.name): k.to_dnspython() for k in config.keys.values()}
+        self._key_names = {table: dns.name.from_text(k.name) for table, k in config.keys.items()}
         networks = []
         for zone in config.zones:
             for item in zone.allow_transfer:
@@ -550,7 +552,9 @@ class Server:
             yield xfrout.error_response(parsed, dns.rcode.NOTAUTH)
             return
         key_name = parsed.keyname if parsed.had_tsig else None
-        if not xfrout.transfer_allowed(runtime.config.allow_transfer, source, key_name):
+        if not xfrout.transfer_allowed(
+            runtime.config.allow_transfer, source, key_name, self._key_names
+        ):
             log.warning(
                 "xfr: zone=%s %s from %s%s refused by allow_transfer",
                 runtime.name,

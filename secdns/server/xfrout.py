@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import dns.exception
 import dns.flags
@@ -32,15 +32,29 @@ from secdns.xfr import serial_compare
 MESSAGE_SIZE = 16384
 
 
-def transfer_allowed(acl: Sequence[str], source: str, key_name: dns.name.Name | None) -> bool:
-    """``acl`` items are CIDRs/addresses and ``key:NAME``; empty means nobody."""
+def transfer_allowed(
+    acl: Sequence[str],
+    source: str,
+    key_name: dns.name.Name | None,
+    keys: Mapping[str, dns.name.Name] | None = None,
+) -> bool:
+    """``acl`` items are CIDRs/addresses and ``key:NAME``; empty means nobody.
+
+    ``key:NAME`` names the ``[keys.NAME]`` table (secdns.toml(5)); ``keys`` maps table
+    names to the keys' names on the wire (``[keys.xfr] name = "xfrkey"``: ``key:xfr``
+    matches requests signed by ``xfrkey.``).  A NAME not in ``keys`` is taken as the wire
+    name itself.
+    """
     try:
         address = ipaddress.ip_address(source.split("%")[0])
     except ValueError:
         address = None
     for item in acl:
         if item.startswith("key:"):
-            if key_name is not None and key_name == dns.name.from_text(item[4:]):
+            if key_name is None:
+                continue
+            wire_name = (keys or {}).get(item[4:])
+            if key_name == (wire_name or dns.name.from_text(item[4:])):
                 return True
             continue
         if address is not None:
