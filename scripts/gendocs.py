@@ -596,6 +596,35 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "N",
         f"Refuse a transfer larger than this many bytes.  Default: {config.DEFAULT_MAX_BYTES}.",
     ),
+    (
+        "tcp_clients",
+        "N",
+        "serve: open TCP connections in all; when full, the oldest idle one is closed for a new "
+        "one, and an eighth is kept for addresses in some zone's allow_transfer.  Default: 512.",
+    ),
+    (
+        "tcp_clients_per_source",
+        "N",
+        "serve: open TCP connections from one address; past it, that address's oldest idle "
+        "connection is closed for the new one.  Default: 32.",
+    ),
+    (
+        "tcp_idle_timeout",
+        "SECONDS",
+        "serve: a TCP connection idle this long is closed; sent to clients that ask with EDNS "
+        "TCP keepalive (RFC 7828).  Default: 10.",
+    ),
+    (
+        "identity",
+        '"TEXT"',
+        "serve: the answer to CH TXT hostname.bind and id.server (RFC 4892).  Default: none "
+        "(REFUSED).",
+    ),
+    (
+        "version",
+        '"TEXT"',
+        "serve: the answer to CH TXT version.bind.  Default: none (REFUSED).",
+    ),
 )
 
 KEY_KEYS: tuple[tuple[str, str, str], ...] = (

@@ -60,6 +60,12 @@ class ServerConfig:
     timeout: float = DEFAULT_TIMEOUT
     lifetime: float = DEFAULT_LIFETIME
     limits: Limits = Limits()
+    # serve's TCP limits (secdns.server.tcp) and CH TXT identity (helper "answer")
+    tcp_clients: int = 512
+    tcp_clients_per_source: int = 32
+    tcp_idle_timeout: float = 10.0
+    identity: str | None = None
+    version: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,6 +176,11 @@ _SERVER_KEYS = {
     "lifetime",
     "max_records",
     "max_bytes",
+    "tcp_clients",
+    "tcp_clients_per_source",
+    "tcp_idle_timeout",
+    "identity",
+    "version",
 }
 _ZONE_KEYS = {"name", "primaries", "key", "file", "allow_transfer", "notify", "allow_notify"}
 
@@ -189,6 +200,23 @@ def _unknown_key(name: str, section: str) -> str:
             where = "[server]" if other == "server" else "[[zone]]"
             return f"unknown key (did you mean {close[0]!r} under {where}?)"
     return "unknown key"
+
+
+def _serve_keys(server_doc: dict[str, Any], problems: _Problems) -> dict[str, Any]:
+    """[server] keys of serve's TCP limits and CH TXT answers (see ServerConfig)."""
+    out: dict[str, Any] = {}
+    for name, default in (("tcp_clients", 512), ("tcp_clients_per_source", 32)):
+        out[name] = _number(server_doc, name, default, "server", problems, integer=True)
+    out["tcp_idle_timeout"] = float(
+        _number(server_doc, "tcp_idle_timeout", 10.0, "server", problems)
+    )
+    for name in ("identity", "version"):
+        value = server_doc.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > 255):
+            problems.add(f"server.{name}", "expected a string of at most 255 characters")
+            value = None
+        out[name] = value
+    return out
 
 
 def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None = None) -> Config:
@@ -227,6 +255,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                 server_doc, "max_bytes", DEFAULT_MAX_BYTES, "server", problems, integer=True
             ),
         ),
+        **_serve_keys(server_doc, problems),
     )
 
     keys: dict[str, TsigKey] = {}

@@ -13,7 +13,7 @@ import pytest
 from xfrwire import records
 
 from secdns import zonefile
-from secdns.server import answer
+from secdns.server import front as answer
 from secdns.server.fastpath import NegativeAnswers, _same, parse_plain, strip_cookie
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 

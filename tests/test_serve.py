@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import random
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.opcode
@@ -373,3 +376,100 @@ def test_tsig_signed_axfr_out_over_many_messages(served, tmp_path):
         timeout=60,
     )
     assert refused.returncode == 5, refused.stderr
+
+
+def _flood(sources: list[str], port: int, stop: threading.Event, opened: list[int]) -> None:
+    """Idle TCP connections from ``sources``, reopened as the server closes them."""
+    held: list[socket.socket] = []
+    while not stop.is_set():
+        for source in sources:
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.bind((source, 0))
+            try:
+                sock.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+            opened[0] += 1
+        if len(held) > 150:  # forget the ones the server closed, keep the rest open
+            readable, _, _ = select.select(held, [], [], 0)
+            for sock in readable:
+                held.remove(sock)
+                sock.close()
+            while len(held) > 300:
+                held.pop(0).close()
+        time.sleep(0.001)
+    for sock in held:
+        sock.close()
+
+
+def test_tcp_flood_from_one_address_does_not_shut_out_others(served, tmp_path):
+    """Issue 10 item 2: idle connections reconnecting from 127.0.0.2-4 fill the table;
+    queries from 127.0.0.1 still succeed and an allowed client completes an AXFR."""
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": ["127.0.0.1"]}],
+        tcp_clients=64,
+        tcp_clients_per_source=16,
+    )
+    server = served(config)
+    stop = threading.Event()
+    opened = [0]
+    flood = threading.Thread(
+        target=_flood, args=(["127.0.0.2", "127.0.0.3", "127.0.0.4"], server.port, stop, opened)
+    )
+    flood.start()
+    try:
+        time.sleep(0.5)
+        ok = 0
+        for _ in range(100):
+            try:
+                response = server.query(ZONE, "SOA", tcp=True, timeout=2.0)
+                ok += response.rcode() == dns.rcode.NOERROR
+            except (dns.exception.DNSException, OSError):
+                pass
+        messages = list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, timeout=5))
+        assert sum(len(m.answer) for m in messages) > 3
+    finally:
+        stop.set()
+        flood.join(10)
+    clients = server.server.tcp_clients
+    assert opened[0] > 200 and clients.reclaimed > 100, (opened[0], clients.reclaimed)
+    assert ok >= 99, f"{ok}/100 TCP queries answered during the flood"
+
+
+def test_a_response_over_tcp_closes_the_connection(served, tmp_path):
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE)}],
+    )
+    server = served(config)
+    wire = dns.message.make_query(ZONE, "SOA").to_wire()
+    response = wire[:2] + bytes([wire[2] | 0x80]) + wire[3:]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+        sock.sendall(struct.pack("!H", len(response)) + response)
+        assert sock.recv(100) == b""  # closed without an answer
+
+
+def test_allow_transfer_key_names_the_keys_table_not_the_wire_name(served, tmp_path):
+    """Issue 10 item 6: ``key:xfr`` allows requests signed by ``[keys.xfr]``'s wire name."""
+    key = TsigKey.generate("xfrkey")
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": ["key:xfr"]}],
+        keys={"xfr": {"name": "xfrkey", "algorithm": key.algorithm, "secret": key.secret}},
+    )
+    server = served(config)
+    messages = list(
+        dns.query.xfr("127.0.0.1", ZONE, port=server.port, keyring=key.keyring, keyname="xfrkey")
+    )
+    assert messages[0].rcode() == dns.rcode.NOERROR and all(m.had_tsig for m in messages)
+    with pytest.raises(dns.query.TransferError):  # unsigned: REFUSED
+        list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))

@@ -22,6 +22,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from secdns.server.front import PlainQuery, scan_plain
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion, line_fields
 
 _SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -53,62 +54,22 @@ _PLAIN_TYPES = frozenset(
 _SIGNED_TYPES = ("RRSIG", "NSEC", "NSEC3", "DNSKEY")
 
 
-class _Query:
-    __slots__ = ("rd_cd", "labels", "qname_len", "qtype", "opt")
-
-    def __init__(
-        self, rd_cd: int, labels: list[bytes], qname_len: int, qtype: int, opt: bytes | None
-    ) -> None:
-        self.rd_cd = rd_cd
-        self.labels = labels
-        self.qname_len = qname_len
-        self.qtype = qtype
-        self.opt = opt
-
-
-def parse_plain(wire: bytes) -> _Query | None:
-    """A plain query: one IN question, no compression, no options, EDNS 0 without DO."""
-    if len(wire) < 17:
+def parse_plain(wire: bytes) -> PlainQuery | None:
+    """A plain query (:func:`~secdns.server.front.scan_plain`) of the shape the templates
+    answer: a QUERY with QR clear, one IN question of a common type with simple labels,
+    and no OPT or an EDNS 0 OPT without DO."""
+    query = scan_plain(wire)
+    if query is None:
         return None
-    flags, qd, an, ns, ar = struct.unpack_from("!HHHHH", wire, 2)
-    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:  # QR, opcode
+    if query.flags & 0xF800 or query.qclass != 1 or query.qtype not in _PLAIN_TYPES:
+        return None  # QR, opcode
+    if query.opt_ttl is not None and query.opt_ttl & 0x00FF8000:  # version, DO
         return None
-    labels: list[bytes] = []
-    offset = 12
-    end = len(wire)
-    while True:
-        if offset >= end:
+    simple = _SIMPLE.issuperset
+    for label in query.labels:
+        if not simple(label):
             return None
-        length = wire[offset]
-        if length == 0:
-            offset += 1
-            break
-        if length > 63 or offset + 1 + length > end:
-            return None
-        label = wire[offset + 1 : offset + 1 + length]
-        if not _SIMPLE.issuperset(label):
-            return None
-        labels.append(label)
-        offset += 1 + length
-    if offset + 4 > end:
-        return None
-    qtype, qclass = struct.unpack_from("!HH", wire, offset)
-    if qclass != 1 or qtype not in _PLAIN_TYPES:
-        return None
-    qname_len = offset - 12
-    offset += 4
-    opt = None
-    if ar:
-        # exactly one OPT: root owner, type 41, version 0, no DO, no options, then the end
-        if end - offset != 11 or wire[offset] != 0:
-            return None
-        rtype, _payload, ttl, rdlen = struct.unpack_from("!HHIH", wire, offset + 1)
-        if rtype != 41 or rdlen != 0 or ttl & 0x00FF8000:  # version, DO
-            return None
-        opt = b"opt"
-    elif offset != end:
-        return None
-    return _Query(flags & (dns.flags.RD | dns.flags.CD), labels, qname_len, qtype, opt)
+    return query
 
 
 class _Template:
@@ -176,7 +137,8 @@ class NegativeAnswers:
         version = zone.version
         if version is None or zone.expired or len(chain) < 2:
             return None
-        template = self.templates.get((zone.key, query.rd_cd, query.opt is not None))
+        rd_cd = query.flags & (dns.flags.RD | dns.flags.CD)
+        template = self.templates.get((zone.key, rd_cd, query.opt_ttl is not None))
         if template is None or template.generation != zone.generation:
             return None
         # the qname must not exist; its closest encloser must exist with no wildcard below,
@@ -195,9 +157,9 @@ class NegativeAnswers:
                 if rtype == "DNAME" or (rtype == "NS" and position != 0):
                     return None
         self.used += 1
-        apex_offset = 12 + query.qname_len - template.apex_len
-        question_end = 12 + query.qname_len + 4
-        flags = template.flags | query.rd_cd
+        apex_offset = query.qname_end - template.apex_len
+        question_end = query.qname_end + 4
+        flags = template.flags | rd_cd
         header = wire[:2] + struct.pack("!HHHHH", flags, 1, 0, 1, 1 if template.opt_rr else 0)
         return (
             header
@@ -217,7 +179,7 @@ class NegativeAnswers:
         query = parse_plain(wire)
         if query is None:
             return
-        key = (zone.key, query.rd_cd, query.opt is not None)
+        key = (zone.key, query.flags & (dns.flags.RD | dns.flags.CD), query.opt_ttl is not None)
         current = self.templates.get(key)
         if current is not None and current.generation == zone.generation:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -32,9 +33,10 @@ from secdns.config import Config, ZoneConfig, load_config
 from secdns.endpoints import IPNetwork, resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
-from secdns.server import answer, xfrout
+from secdns.server import front, xfrout
 from secdns.server.fastpath import NegativeAnswers, strip_cookie
 from secdns.server.notify import decide_notify, send_notify
+from secdns.server.tcp import TcpClients
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
 from secdns.store import Store
@@ -42,8 +44,6 @@ from secdns.store import Store
 log = logging.getLogger(__name__)
 query_log = logging.getLogger("secdns.query")
 
-MAX_TCP_CONNECTIONS = 512
-TCP_IDLE_TIMEOUT = 10.0
 TCP_WRITE_TIMEOUT = 30.0
 CACHE_ENTRIES = 500_000
 
@@ -138,6 +138,7 @@ class Server:
         self.cache = AnswerCache()
         self.negative = NegativeAnswers(self.table)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
+        self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
         self.gate = asyncio.Semaphore(config.server.concurrency)
         self.stop_event = asyncio.Event()
@@ -146,6 +147,10 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self.tcp_clients = TcpClients(
+            config.server.tcp_clients, config.server.tcp_clients_per_source
+        )
+        self._transfer_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._background: set[asyncio.Task[object]] = set()
         self.addresses: list[tuple[str, int]] = []
 
@@ -228,6 +233,24 @@ class Server:
     # --- zones ---------------------------------------------------------------------------------
     def _apply_keys(self, config: Config) -> None:
         self.keyring = {dns.name.from_text(k.name): k.to_dnspython() for k in config.keys.values()}
+        self._key_names = {table: dns.name.from_text(k.name) for table, k in config.keys.items()}
+        networks = []
+        for zone in config.zones:
+            for item in zone.allow_transfer:
+                if not item.startswith("key:"):
+                    with contextlib.suppress(ValueError):
+                        networks.append(ipaddress.ip_network(item, strict=False))
+        self._transfer_networks = tuple(networks)
+
+    def _may_transfer(self, source: str) -> bool:
+        """Whether ``source`` is in some zone's allow_transfer (it gets the reserved TCP room)."""
+        if not self._transfer_networks:
+            return False
+        try:
+            address = ipaddress.ip_address(source.split("%")[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self._transfer_networks)
 
     async def _add_zone(
         self, zone_config: ZoneConfig, keep: ZoneRuntime | None = None
@@ -368,20 +391,30 @@ class Server:
             self.addresses.append((host, bound_port))
 
     async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if len(self._connections) >= MAX_TCP_CONNECTIONS:
-            writer.close()
+        """One TCP connection: admitted by the connection table (secdns.server.tcp), idle
+        (reclaimable) only while it waits for the next message, closed on a response."""
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        client = self.tcp_clients.admit(
+            peer[0], self._may_transfer(peer[0]), writer.transport.abort
+        )
+        if client is None:
+            writer.transport.abort()
             return
+        task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)  # type: ignore[arg-type]
-        peer = writer.get_extra_info("peername") or ("?", 0)
+        idle_timeout = self.config.server.tcp_idle_timeout
         try:
             while not self.stop_event.is_set():
-                prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                self.tcp_clients.idle(client)
+                prefix = await asyncio.wait_for(reader.readexactly(2), idle_timeout)
+                self.tcp_clients.busy(client)
                 (length,) = struct.unpack("!H", prefix)
                 if length < 12:
                     break
-                data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
+                data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
+                if data[2] & 0x80:
+                    break  # a response (QR=1) on a query stream: close, as BIND does
                 for reply in self.answer_tcp(data, peer[0]):
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
@@ -390,6 +423,7 @@ class Server:
         except Exception:
             log.exception("tcp: internal error with %s", peer[0])
         finally:
+            self.tcp_clients.release(client)
             self._connections.discard(task)  # type: ignore[arg-type]
             writer.close()
             with contextlib.suppress(Exception):
@@ -413,7 +447,7 @@ class Server:
         fast = self.negative.answer(data)
         if fast is not None:
             return fast
-        reply = answer.handle(data, self.table, tcp=False, keyring=self.keyring)
+        reply = front.handle(data, self.table, tcp=False, keyring=self.keyring)
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:
                 self.cache.put(key, reply.zone, reply.wire[2:])
@@ -423,10 +457,8 @@ class Server:
             return reply.wire
         if reply.kind == "notify":
             return self._notify_in(data, source)
-        if reply.kind == "xfr":
-            return self._xfr_over_udp(data)
-        if reply.kind == "update":
-            return self._refuse(data, dns.rcode.REFUSED)
+        if reply.kind == "xfr" and reply.query is not None:
+            return self._xfr_over_udp(reply.query)
         return reply.wire
 
     def answer_tcp(self, data: bytes, source: str) -> Iterable[bytes]:
@@ -437,7 +469,7 @@ class Server:
         fast = self.negative.answer(data)
         if fast is not None:
             return (fast,)
-        reply = answer.handle(data, self.table, tcp=True, keyring=self.keyring)
+        reply = front.handle(data, self.table, tcp=True, keyring=self.keyring)
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:
                 self.cache.put(key, reply.zone, reply.wire[2:])
@@ -447,46 +479,25 @@ class Server:
         if reply.kind == "notify":
             out = self._notify_in(data, source)
             return (out,) if out else ()
-        if reply.kind == "xfr":
-            return self._xfr(data, source)
-        if reply.kind == "update":
-            out = self._refuse(data, dns.rcode.REFUSED)
-            return (out,) if out else ()
+        if reply.kind == "xfr" and reply.query is not None:
+            return self._xfr(reply.query, source)
         return (reply.wire,) if reply.wire is not None else ()
 
     def _parse(self, data: bytes) -> dns.message.Message | bytes | None:
         """Parse with TSIG checking; bytes is an error answer to send."""
         try:
             return dns.message.from_wire(data, keyring=self.keyring)
-        except dns.message.UnknownTSIGKey:
-            return self._refuse(data, dns.rcode.NOTAUTH)
         except (
+            dns.message.UnknownTSIGKey,
             dns.tsig.BadSignature,
             dns.tsig.BadTime,
             dns.tsig.BadKey,
             dns.tsig.BadAlgorithm,
             dns.tsig.PeerError,
         ):
-            return self._refuse(data, dns.rcode.NOTAUTH)
+            return front.error_reply(data, dns.rcode.NOTAUTH)
         except dns.exception.DNSException:
-            return self._refuse(data, dns.rcode.FORMERR)
-
-    @staticmethod
-    def _refuse(data: bytes, rcode: int) -> bytes | None:
-        """A header-only error answer (question echoed when it parses)."""
-        try:
-            query = dns.message.from_wire(data, keyring=False, ignore_trailing=True)
-            response = dns.message.make_response(query)
-            response.set_rcode(rcode)
-            response.keyring = None
-            response.additional = []
-            return response.to_wire()
-        except Exception:
-            if len(data) < 12:
-                return None
-            flags = struct.unpack("!H", data[2:4])[0]
-            flags = (flags & 0x7900) | 0x8000 | (rcode & 0xF)
-            return data[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+            return front.error_reply(data, dns.rcode.FORMERR)
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
         parsed = self._parse(data)
@@ -515,11 +526,8 @@ class Server:
             )
         return decision.response
 
-    def _xfr_over_udp(self, data: bytes) -> bytes | None:
+    def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
         """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
-        parsed = self._parse(data)
-        if not isinstance(parsed, dns.message.Message):
-            return parsed
         response = dns.message.make_response(parsed)
         question = parsed.question[0]
         runtime = self.runtimes.get(question.name)
@@ -533,12 +541,7 @@ class Server:
         response.answer.append(runtime.zone.version.soa_rrset())
         return response.to_wire()
 
-    def _xfr(self, data: bytes, source: str) -> Iterator[bytes]:
-        parsed = self._parse(data)
-        if not isinstance(parsed, dns.message.Message):
-            if parsed:
-                yield parsed
-            return
+    def _xfr(self, parsed: dns.message.Message, source: str) -> Iterator[bytes]:
         question = parsed.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         runtime = self.runtimes.get(question.name)
@@ -549,7 +552,9 @@ class Server:
             yield xfrout.error_response(parsed, dns.rcode.NOTAUTH)
             return
         key_name = parsed.keyname if parsed.had_tsig else None
-        if not xfrout.transfer_allowed(runtime.config.allow_transfer, source, key_name):
+        if not xfrout.transfer_allowed(
+            runtime.config.allow_transfer, source, key_name, self._key_names
+        ):
             log.warning(
                 "xfr: zone=%s %s from %s%s refused by allow_transfer",
                 runtime.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import dns.exception
 import dns.flags
@@ -24,7 +24,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 
-from secdns.server import answer
+from secdns.server import render
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry
 from secdns.xfr import serial_compare
@@ -32,15 +32,29 @@ from secdns.xfr import serial_compare
 MESSAGE_SIZE = 16384
 
 
-def transfer_allowed(acl: Sequence[str], source: str, key_name: dns.name.Name | None) -> bool:
-    """``acl`` items are CIDRs/addresses and ``key:NAME``; empty means nobody."""
+def transfer_allowed(
+    acl: Sequence[str],
+    source: str,
+    key_name: dns.name.Name | None,
+    keys: Mapping[str, dns.name.Name] | None = None,
+) -> bool:
+    """``acl`` items are CIDRs/addresses and ``key:NAME``; empty means nobody.
+
+    ``key:NAME`` names the ``[keys.NAME]`` table (secdns.toml(5)); ``keys`` maps table
+    names to the keys' names on the wire (``[keys.xfr] name = "xfrkey"``: ``key:xfr``
+    matches requests signed by ``xfrkey.``).  A NAME not in ``keys`` is taken as the wire
+    name itself.
+    """
     try:
         address = ipaddress.ip_address(source.split("%")[0])
     except ValueError:
         address = None
     for item in acl:
         if item.startswith("key:"):
-            if key_name is not None and key_name == dns.name.from_text(item[4:]):
+            if key_name is None:
+                continue
+            wire_name = (keys or {}).get(item[4:])
+            if key_name == (wire_name or dns.name.from_text(item[4:])):
                 return True
             continue
         if address is not None:
@@ -72,7 +86,7 @@ class _Writer:
         self.count = 0
         self.wire = self._new()
 
-    def _new(self) -> answer._Wire:
+    def _new(self) -> render.Wire:
         reserve = 0
         if self.key is not None:
             reserve = (
@@ -81,7 +95,7 @@ class _Writer:
                 + len(self.key.algorithm.to_wire() or b"")
                 + dns.tsig.mac_sizes[self.key.algorithm]
             )
-        wire = answer._Wire(MESSAGE_SIZE - reserve)
+        wire = render.Wire(MESSAGE_SIZE - reserve)
         if self.first:
             question = self.query.question[0]
             wire.name(question.name)
@@ -94,20 +108,20 @@ class _Writer:
             self.wire.rrset(1, rrset)
             self.count += 1
             return
-        except answer._TooBig:
+        except render.TooBig:
             pass
         if self.count:
             yield self.flush()
         try:
             self.wire.rrset(1, rrset)
             self.count += 1
-        except answer._TooBig:
+        except render.TooBig:
             # one RRset too big for a message: send its records separately
             for rd in rrset:
                 single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rd)
                 try:
                     self.wire.rrset(1, single)
-                except answer._TooBig:
+                except render.TooBig:
                     yield self.flush()
                     self.wire.rrset(1, single)
                 self.count += 1

@@ -1,0 +1,368 @@
+"""The front of the answer path: query bytes in, a :class:`Reply` out; never raises.
+
+:func:`handle` reads the header once and says what the packet is: responses
+(QR=1) and runts are dropped, NOTIFY goes back to the server, UPDATE is
+refused and other opcodes get NOTIMP here.  A QUERY is parsed (the common
+shape by :func:`scan_plain`, shared with the NXDOMAIN fast path; anything else
+by dnspython, which checks TSIG), FORMERR/BADVERS/TSIG errors are answered,
+zone transfers go back to the server with the parsed query, and everything
+else is looked up (:mod:`secdns.server.lookup`) and rendered
+(:mod:`secdns.server.render`) into the size the client allows.
+
+Every header-only error reply is built by :func:`error_reply`: the question
+echoed where it parses, and an OPT record whenever the query had a valid one
+(RFC 6891 6.1.1), as BIND does.  Where secdns differs from BIND on purpose:
+queries with trailing bytes after the question get FORMERR (BIND ignores the
+junk).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import time
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TSIG
+import dns.rrset
+import dns.tsig
+
+from secdns.server.lookup import Answerer
+from secdns.server.render import EDNS_PAYLOAD, HEADER, RR_HEADER, render
+from secdns.server.zone import ServedZone, ZoneTable
+
+_AXFR = dns.rdatatype.AXFR
+_IXFR = dns.rdatatype.IXFR
+_OPT = dns.rdatatype.OPT
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """What :func:`handle` made of one query packet."""
+
+    wire: bytes | None
+    """The response to send, or None: drop silently (or the server handles ``kind`` itself)."""
+    cacheable: bool
+    """True if the same query bytes (ID aside) always get this reply for this zone generation."""
+    zone: ServedZone | None
+    """The zone that answered, for cache invalidation by generation."""
+    kind: str
+    """"query", "notify", "xfr", "update" or "error"."""
+    query: dns.message.Message | None = None
+    """For "xfr": the parsed query (TSIG verified), so the server does not parse it again."""
+
+
+_DROP = Reply(None, False, None, "error")
+_NOTIFY = Reply(None, False, None, "notify")
+
+
+def handle(
+    wire: bytes,
+    table: ZoneTable,
+    *,
+    tcp: bool,
+    keyring: dict[dns.name.Name, dns.tsig.Key] | None = None,
+) -> Reply:
+    """Answer one query packet; never raises.
+
+    NOTIFY comes back as ``kind`` "notify" and AXFR/IXFR as "xfr" (with the
+    parsed query), both with ``wire=None``: the server deals with those.
+    UPDATE is answered REFUSED (kind "update"), other opcodes NOTIMP.  Packets
+    too short for a header, and responses (QR=1), are dropped (``wire=None``,
+    kind "error").
+    """
+    try:
+        return _handle(wire, table, tcp, keyring)
+    except Exception:  # noqa: BLE001 - a query must never crash the listener
+        return _error(wire, dns.rcode.SERVFAIL)
+
+
+def _handle(
+    wire: bytes, table: ZoneTable, tcp: bool, keyring: dict[dns.name.Name, dns.tsig.Key] | None
+) -> Reply:
+    if len(wire) < 12:
+        return _DROP
+    flags = (wire[2] << 8) | wire[3]
+    if flags & dns.flags.QR:
+        return _DROP
+    opcode = (flags >> 11) & 0xF
+    if opcode == dns.opcode.NOTIFY:
+        return _NOTIFY
+    if opcode == dns.opcode.UPDATE:
+        return Reply(error_reply(wire, dns.rcode.REFUSED), False, None, "update")
+    if opcode != dns.opcode.QUERY:
+        # BIND: no question, RD cleared, the OPT echoed
+        return _error(wire, dns.rcode.NOTIMP, question=False, keep_rd=False)
+    try:
+        query = _plain_query(wire) or dns.message.from_wire(
+            wire, keyring=keyring if keyring is not None else {}
+        )
+    except dns.message.UnknownTSIGKey:
+        return _tsig_error(wire, dns.rcode.BADKEY, None)
+    except dns.tsig.BadSignature:
+        return _tsig_error(wire, dns.rcode.BADSIG, None)
+    except dns.tsig.BadTime:
+        key = _tsig_key(wire, keyring)
+        return _tsig_error(wire, dns.rcode.BADTIME, key)
+    except dns.message.BadEDNS:
+        # a bad OPT record: the question, no OPT (as BIND)
+        return _error(wire, dns.rcode.FORMERR, edns=False, keep_cd=True)
+    except (dns.exception.DNSException, ValueError, IndexError, KeyError, UnicodeError):
+        return _error(wire, dns.rcode.FORMERR, question=False)
+    if len(query.question) != 1:
+        return _error(wire, dns.rcode.FORMERR, question=False)
+    if query.question[0].rdtype in (_AXFR, _IXFR):
+        return Reply(None, False, None, "xfr", query)
+    result = Answerer(query, table, tcp).run()
+    if tcp:
+        limit = 65535
+    elif query.edns >= 0:
+        limit = max(512, min(query.payload, EDNS_PAYLOAD))
+    else:
+        limit = 512
+    out = render(result, limit)
+    cacheable = result.cacheable and not query.had_tsig and not query.options
+    return Reply(out, cacheable, result.zone, "query")
+
+
+# --- the common query, parsed fast ---------------------------------------------------------------
+
+
+class PlainQuery:
+    """The fields of a query of the common shape (see :func:`scan_plain`)."""
+
+    __slots__ = ("id", "flags", "labels", "qname_end", "qtype", "qclass", "opt_ttl", "payload")
+
+    def __init__(
+        self,
+        message_id: int,
+        flags: int,
+        labels: list[bytes],
+        qname_end: int,
+        qtype: int,
+        qclass: int,
+        opt_ttl: int | None,
+        payload: int,
+    ) -> None:
+        self.id = message_id
+        self.flags = flags
+        self.labels = labels  # the question name's labels, without the root
+        self.qname_end = qname_end  # offset just past the name's root label
+        self.qtype = qtype
+        self.qclass = qclass
+        self.opt_ttl = opt_ttl  # the OPT's TTL field (extended rcode, version, DO), or None
+        self.payload = payload
+
+
+def scan_plain(wire: bytes) -> PlainQuery | None:
+    """The common query: one question without compression, at most one OPT (root owner,
+    no options) and nothing after it; None for anything else.  Both :func:`handle` and
+    the NXDOMAIN fast path (:mod:`secdns.server.fastpath`) read queries with this."""
+    if len(wire) < 17:
+        return None
+    message_id, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(wire)
+    if qdcount != 1 or ancount or nscount or arcount > 1:
+        return None
+    labels: list[bytes] = []
+    position = 12
+    end = len(wire)
+    while True:
+        if position >= end:
+            return None
+        length = wire[position]
+        if length == 0:
+            position += 1
+            break
+        if length > 63 or position + 1 + length > end:
+            return None
+        labels.append(wire[position + 1 : position + 1 + length])
+        position += 1 + length
+    qname_end = position
+    if position + 4 > end:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", wire, position)
+    position += 4
+    if arcount:
+        if position + 11 != end or wire[position] != 0:
+            return None
+        rdtype, payload, ttl, rdlength = RR_HEADER.unpack_from(wire, position + 1)
+        if rdtype != _OPT or rdlength:
+            return None
+        return PlainQuery(message_id, flags, labels, qname_end, qtype, qclass, ttl, payload)
+    if position != end:
+        return None
+    return PlainQuery(message_id, flags, labels, qname_end, qtype, qclass, None, 0)
+
+
+def _plain_query(wire: bytes) -> dns.message.Message | None:
+    """:func:`scan_plain` as a dnspython message (without dnspython's general reader)."""
+    plain = scan_plain(wire)
+    if plain is None:
+        return None
+    try:
+        qname = dns.name.Name([*plain.labels, b""])
+    except dns.name.NameTooLong:
+        return None
+    query = dns.message.Message(id=plain.id)
+    query.flags = dns.flags.Flag(plain.flags)
+    query.question = [
+        dns.rrset.RRset(
+            qname,
+            dns.rdataclass.RdataClass.make(plain.qclass),
+            dns.rdatatype.RdataType.make(plain.qtype),
+        )
+    ]
+    ttl = plain.opt_ttl
+    if ttl is not None:
+        query.use_edns((ttl >> 16) & 0xFF, ttl & 0xFFFF, plain.payload)
+    return query
+
+
+# --- error replies --------------------------------------------------------------------------------
+
+
+def error_reply(
+    wire: bytes,
+    rcode: int,
+    *,
+    question: bool = True,
+    edns: bool = True,
+    keep_rd: bool = True,
+    keep_cd: bool = False,
+) -> bytes | None:
+    """The one builder of header-only error replies (None for a packet without a header).
+
+    The ID and opcode are the query's; RD (and CD) echoed when asked; the question
+    echoed if ``question`` and the query has exactly one that reads; an OPT with our
+    payload (and the extended rcode bits) if ``edns`` and the query had exactly one valid
+    OPT: RFC 6891 6.1.1, an OPT in the query requires one in the reply.  Never larger
+    than the query.
+    """
+    if len(wire) < 12:
+        return None
+    flags = (wire[2] << 8) | wire[3]
+    flags = (
+        (flags & 0x7800)
+        | dns.flags.QR
+        | (flags & dns.flags.RD if keep_rd else 0)
+        | (flags & dns.flags.CD if keep_cd else 0)
+        | (rcode & 0xF)
+    )
+    echoed = _read_question(wire) if question else None
+    opt = b""
+    if edns and _has_opt(wire):
+        opt = b"\x00" + RR_HEADER.pack(_OPT, EDNS_PAYLOAD, (rcode >> 4) << 24, 0)
+    head = wire[:2] + struct.pack("!HHHHH", flags, 1 if echoed else 0, 0, 0, 1 if opt else 0)
+    return head + (echoed or b"") + opt
+
+
+def _error(wire: bytes, rcode: int, **how: bool) -> Reply:
+    return Reply(error_reply(wire, rcode, **how), False, None, "error")
+
+
+def _read_question(wire: bytes) -> bytes | None:
+    """The wire bytes of the first question if QDCOUNT is 1 and it is well formed."""
+    if len(wire) < 12 or struct.unpack_from("!H", wire, 4)[0] != 1:
+        return None
+    try:
+        _name, used = dns.name.from_wire(wire, 12)
+    except dns.exception.DNSException:
+        return None
+    end = 12 + used
+    if end + 4 > len(wire):
+        return None
+    return wire[12 : end + 4]
+
+
+def _skip_name(wire: bytes, position: int) -> int:
+    while True:
+        length = wire[position]
+        if length >= 0xC0:
+            return position + 2
+        if length > 63:
+            raise ValueError("bad label")
+        position += 1 + length
+        if length == 0:
+            return position
+
+
+def _has_opt(wire: bytes) -> bool:
+    """Whether the message has exactly one OPT record, with the root owner, in its
+    additional section, and every record reads."""
+    try:
+        qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
+        position = 12
+        for _ in range(qdcount):
+            position = _skip_name(wire, position) + 4
+        found = 0
+        for number in range(ancount + nscount + arcount):
+            start = position
+            position = _skip_name(wire, position)
+            rdtype, _class, _ttl, rdlength = RR_HEADER.unpack_from(wire, position)
+            position += 10 + rdlength
+            if rdtype == _OPT:
+                if number < ancount + nscount or wire[start] != 0:
+                    return False
+                found += 1
+        return found == 1 and position <= len(wire)
+    except (struct.error, IndexError, ValueError):
+        return False
+
+
+def _tsig_key(
+    wire: bytes, keyring: dict[dns.name.Name, dns.tsig.Key] | None
+) -> dns.tsig.Key | None:
+    try:
+        query = dns.message.from_wire(wire, keyring=False)
+    except dns.exception.DNSException:
+        return None
+    if keyring is None or query.keyname is None:
+        return None
+    return keyring.get(query.keyname)
+
+
+def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
+    """NOTAUTH with a TSIG error (RFC 8945 5.3.2): unsigned, but for BADTIME with a known key."""
+    try:
+        query = dns.message.from_wire(wire, keyring=False)
+    except dns.exception.DNSException:
+        return _error(wire, dns.rcode.NOTAUTH, question=False)
+    if query.tsig is None or len(query.question) != 1:
+        return _error(wire, dns.rcode.NOTAUTH, question=False)
+    response = dns.message.Message(id=query.id)
+    response.flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
+    response.question = list(query.question)
+    response.set_rcode(dns.rcode.NOTAUTH)
+    request = query.tsig[0]
+    now = int(time.time())
+    if key is not None:
+        response.use_tsig(
+            key,
+            fudge=300,
+            original_id=query.id,
+            tsig_error=error,
+            other_data=struct.pack("!Q", now)[2:],
+        )
+        response.request_mac = request.mac
+    else:
+        rdata = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY,
+            dns.rdatatype.TSIG,
+            request.algorithm,
+            now,
+            300,
+            b"",
+            query.id,
+            error,
+            b"",
+        )
+        response.tsig = dns.rrset.from_rdata(query.tsig.name, 0, rdata)
+        response.want_tsig_sign = False
+    return Reply(response.to_wire(max_size=65535), False, None, "error")
