@@ -13,10 +13,8 @@ run them as tasks and stop them with an :class:`asyncio.Event`:
   who has the newest serial and how long each took to catch up.  The bookkeeping
   is :class:`PropagationTracker`: pure, driven by the times it is given.
 
-Deciding a NOTIFY is pure too: :func:`answer_notify` takes a datagram, its source
-and the zone table and returns the answer and the zone to refresh;
-:class:`NotifyListener` is the datagram protocol around it.  No click, no rich:
-events are value objects handed to a callback.
+NOTIFYs are decided by :mod:`secdns.notify`, as ``serve`` decides them.  No click,
+no rich: events are value objects handed to a callback.
 """
 
 from __future__ import annotations
@@ -46,18 +44,11 @@ import dns.rdatatype
 import dns.resolver
 
 from secdns.config import Limits
-from secdns.endpoints import (
-    DEFAULT_PORT,
-    Endpoint,
-    IPNetwork,
-    format_addr,
-    host_networks,
-    resolve,
-    source_allowed,
-)
+from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr, host_networks, resolve
 from secdns.engine import SoaInfo, probe_soa
 from secdns.errors import ExitCode, NetworkError, SecdnsError, UsageError
 from secdns.keys import TsigKey
+from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
 from secdns.pull import PullOptions, PullResult, Status, make_copy, pull_zone
 from secdns.store import Store
 from secdns.xfr import XfrKind, serial_compare
@@ -106,139 +97,6 @@ def stop_on_signals(
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-
-
-# --- NOTIFY (RFC 1996): the decision, pure ------------------------------------------------------
-
-NotifyTable = Mapping[dns.name.Name, Sequence[IPNetwork]]
-"""Zone -> the networks allowed to NOTIFY it: its primaries' addresses (/32, /128)
-and any ``allow_notify`` networks."""
-
-HEADER_SIZE = 12
-MAX_NOTIFY_SIZE = 4096
-"""Datagrams larger than this are not NOTIFYs worth parsing: dropped unread."""
-_QR_BYTE = 2  # the QR bit is the top bit of the third header byte
-_QR_BIT = 0x80
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NotifyDecision:
-    """What to do with one datagram.
-
-    ``response`` is the answer to send back (None: stay silent); ``zone`` the zone
-    to refresh now (None: nothing to do); ``reason`` says why, for the log.
-    """
-
-    response: bytes | None
-    zone: dns.name.Name | None
-    rcode: dns.rcode.Rcode | None
-    reason: str
-
-
-def _dropped(reason: str) -> NotifyDecision:
-    return NotifyDecision(None, None, None, f"dropped: {reason}")
-
-
-def is_query_header(wire: bytes) -> bool:
-    """The cheap first look: long enough for a header, not huge, and not a response."""
-    return HEADER_SIZE <= len(wire) <= MAX_NOTIFY_SIZE and not wire[_QR_BYTE] & _QR_BIT
-
-
-def answer_notify(wire: bytes, source: str, zones: NotifyTable) -> NotifyDecision:
-    """Decide one datagram received on a NOTIFY listener (RFC 1996).
-
-    * not a query, truncated or unparsable: dropped, no answer (never reflect garbage);
-    * an opcode other than NOTIFY: NOTIMP;
-    * not exactly one IN SOA question: FORMERR;
-    * a zone not in ``zones``: NOTAUTH (as BIND, and ``serve``, answer);
-    * a source outside the zone's allowed networks: REFUSED;
-    * otherwise NOERROR with AA set, and the zone to refresh.
-
-    Answers echo the question and carry nothing else (no EDNS, no TSIG), and one
-    that would be larger than the query is not sent: no amplification.  Access is
-    by source address, as BIND's ``allow-notify``; the refresh that follows is
-    what is TSIG-signed.
-    """
-    if not is_query_header(wire):
-        return _dropped("not a DNS query")
-    try:
-        query = dns.message.from_wire(wire, question_only=True)
-    except dns.exception.DNSException as err:
-        return _dropped(f"malformed ({err})")
-    opcode = query.opcode()
-    if opcode != dns.opcode.NOTIFY:
-        return _answer(
-            wire, query, dns.rcode.NOTIMP, f"opcode {dns.opcode.to_text(opcode)} is not NOTIFY"
-        )
-    if len(query.question) != 1:
-        return _answer(
-            wire, query, dns.rcode.FORMERR, f"{len(query.question)} questions", echo=False
-        )
-    question = query.question[0]
-    if question.rdclass != dns.rdataclass.IN or question.rdtype != dns.rdatatype.SOA:
-        return _answer(
-            wire,
-            query,
-            dns.rcode.FORMERR,
-            f"question is {dns.rdataclass.to_text(question.rdclass)} "
-            f"{dns.rdatatype.to_text(question.rdtype)}, not IN SOA",
-        )
-    zone = question.name
-    allowed = zones.get(zone)
-    if allowed is None:
-        return _answer(wire, query, dns.rcode.NOTAUTH, f"zone {zone} is not watched")
-    if not source_allowed(source, allowed):
-        return _answer(wire, query, dns.rcode.REFUSED, f"{source} is not a primary of {zone}")
-    return _answer(wire, query, dns.rcode.NOERROR, "accepted", zone=zone)
-
-
-def _answer(
-    wire: bytes,
-    query: dns.message.Message,
-    rcode: dns.rcode.Rcode,
-    reason: str,
-    *,
-    zone: dns.name.Name | None = None,
-    echo: bool = True,
-) -> NotifyDecision:
-    response = dns.message.make_response(query)
-    if rcode == dns.rcode.NOERROR:
-        response.flags |= dns.flags.AA
-    response.set_rcode(rcode)
-    if not echo:
-        response.question = []
-    out = response.to_wire()
-    if len(out) > len(wire):
-        return NotifyDecision(None, zone, rcode, f"{reason}; answer not sent: larger than query")
-    return NotifyDecision(out, zone, rcode, reason)
-
-
-class NotifyListener(asyncio.DatagramProtocol):
-    """The UDP side of a NOTIFY listener: look cheaply, enqueue, never block.
-
-    Datagrams that cannot be a query are dropped here; the rest go on a bounded
-    queue (full: dropped) for a task that calls :func:`answer_notify`.
-    """
-
-    def __init__(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
-        self.queue = queue
-        self.transport: asyncio.DatagramTransport | None = None
-        self.dropped = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if not is_query_header(data):
-            self.dropped += 1
-            return
-        try:
-            self.queue.put_nowait((data, (str(addr[0]), int(addr[1]))))
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("watch: NOTIFY listener socket error: %s", exc)
 
 
 # --- mirror: follow zones ------------------------------------------------------------------------
@@ -409,7 +267,11 @@ class Mirror:
         self._transport: asyncio.DatagramTransport | None = None
         self._listener: NotifyListener | None = None
         self._notify_task: asyncio.Task[None] | None = None
-        self._notify_table: dict[dns.name.Name, tuple[IPNetwork, ...]] = {}
+        self._notify_table: dict[dns.name.Name, NotifyAcl] = {}
+        self._keyring = {
+            dns.name.from_text(z.key.name): z.key.to_dnspython() for z in zones if z.key is not None
+        }
+        self._refusals = RefusalLog(log, prefix="watch")
 
     # -- public
 
@@ -507,8 +369,8 @@ class Mirror:
 
     # -- NOTIFY
 
-    async def _build_notify_table(self) -> dict[dns.name.Name, tuple[IPNetwork, ...]]:
-        table: dict[dns.name.Name, tuple[IPNetwork, ...]] = {}
+    async def _build_notify_table(self) -> dict[dns.name.Name, NotifyAcl]:
+        table: dict[dns.name.Name, NotifyAcl] = {}
         for origin, followed in self._followed.items():
             addresses: list[str] = []
             for endpoint in followed.config.primaries:
@@ -521,19 +383,26 @@ class Mirror:
                         endpoint,
                         err.message,
                     )
-            table[origin] = host_networks(addresses) + host_networks(followed.config.allow_notify)
+            key = followed.config.key
+            table[origin] = NotifyAcl(
+                sources=host_networks(addresses) + host_networks(followed.config.allow_notify),
+                zone_key=dns.name.from_text(key.name) if key is not None else None,
+            )
         return table
 
     async def _answer_notifies(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
         while True:
             wire, addr = await queue.get()
-            decision = answer_notify(wire, addr[0], self._notify_table)
+            decision = answer_notify(wire, addr[0], self._notify_table, self._keyring)
             if decision.response is not None and self._transport is not None:
                 self._transport.sendto(decision.response, addr)
-            source = format_addr(*addr)
             if decision.zone is None:
-                log.info("watch: NOTIFY from %s %s", source, decision.reason)
+                if decision.rcode is not None:
+                    self._refusals.refused(addr[0], str(decision.qname or "?"), decision.reason)
+                else:
+                    log.debug("watch: NOTIFY from %s %s", format_addr(*addr), decision.reason)
                 continue
+            source = format_addr(*addr)
             followed = self._followed[decision.zone]
             log.info("watch: zone=%s NOTIFY from %s: checking now", followed.config.text, source)
             self._emit(

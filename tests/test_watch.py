@@ -40,6 +40,7 @@ from secdns.cli.watch import (
 )
 from secdns.endpoints import Endpoint
 from secdns.errors import NetworkError, TimeoutError_
+from secdns.notify import NotifyAcl, answer_notify
 from secdns.store import Store
 from secdns.watch import (
     Mirror,
@@ -54,7 +55,6 @@ from secdns.watch import (
     MonitorOutcome,
     PropagationTracker,
     Target,
-    answer_notify,
     exec_environment,
     nameserver_targets,
     retry_delay,
@@ -89,7 +89,11 @@ def run(*args: str, env: dict[str, str] | None = None):
 
 # --- NOTIFY: the decision ------------------------------------------------------------------------
 
-TABLE = {ORIGIN: (ipaddress.ip_network("192.0.2.1/32"), ipaddress.ip_network("2001:db8::/64"))}
+TABLE = {
+    ORIGIN: NotifyAcl(
+        sources=(ipaddress.ip_network("192.0.2.1/32"), ipaddress.ip_network("2001:db8::/64"))
+    )
+}
 
 
 def notify_wire(
@@ -122,7 +126,7 @@ def test_notify_from_a_primary_is_accepted_with_aa_and_the_question_echoed():
     assert response.flags & dns.flags.QR and response.flags & dns.flags.AA
     assert response.opcode() == dns.opcode.NOTIFY and response.rcode() == dns.rcode.NOERROR
     assert response.question == query.question
-    assert not response.answer and response.edns < 0
+    assert not response.answer and response.edns == 0  # an OPT in, an OPT out (RFC 6891)
     # from an allowed network, and as an IPv4-mapped IPv6 socket address
     assert answer_notify(wire, "2001:db8::99", TABLE).zone == ORIGIN
     assert answer_notify(wire, "::ffff:192.0.2.1", TABLE).zone == ORIGIN

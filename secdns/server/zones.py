@@ -17,10 +17,13 @@ import random
 import time
 from collections.abc import Callable
 
+import dns.name
+
 from secdns import wire, zonefile
 from secdns.config import Config, ZoneConfig
-from secdns.endpoints import IPNetwork, host_networks, resolve
+from secdns.endpoints import host_networks, resolve
 from secdns.errors import IxfrNotApplicable, SecdnsError
+from secdns.notify import NotifyAcl
 from secdns.pull import (
     PullOptions,
     PullResult,
@@ -124,7 +127,7 @@ class ZoneRuntime:
         self.task: asyncio.Task[None] | None = None
         self._persist_lock = asyncio.Lock()
         self._persist_tasks: set[asyncio.Task[None]] = set()
-        self.notify_sources: tuple[IPNetwork, ...] = ()
+        self.notify_acl = NotifyAcl()
         self.stopping = False
 
     @property
@@ -289,11 +292,10 @@ class ZoneRuntime:
         return (max(refresh, MIN_REFRESH), max(retry, MIN_REFRESH), max(expire, MIN_REFRESH))
 
     async def resolve_notify_sources(self) -> None:
-        sources: set[str] = set(self.config.allow_notify)
+        addresses: list[str] = []
         for endpoint in self.config.primaries:
             try:
-                for address, _port in await resolve(endpoint):
-                    sources.add(address)
+                addresses += [address for address, _port in await resolve(endpoint)]
             except SecdnsError as err:
                 log.warning(
                     "notify: zone=%s cannot resolve primary %s: %s",
@@ -301,7 +303,7 @@ class ZoneRuntime:
                     endpoint,
                     err.message,
                 )
-        self.notify_sources = host_networks(sorted(sources))
+        self.notify_acl = notify_acl(self.config, self.server_config, addresses)
 
     async def run(self, gate: asyncio.Semaphore, options: PullOptions) -> None:
         """The refresh loop (RFC 1034 4.3.5 / RFC 1996)."""
@@ -366,6 +368,22 @@ class ZoneRuntime:
         _refresh, _retry, expire = self.soa_timers()
         if time.monotonic() - self.last_success > expire:
             self.zone.expired = True
+
+
+def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) -> NotifyAcl:
+    """Who may NOTIFY a served zone: its primaries' addresses, ``allow_notify``
+    networks, and ``allow_notify`` keys (``key:NAME`` names a ``[keys.NAME]`` table)."""
+    keys = frozenset(
+        dns.name.from_text(server_config.keys[item[4:]].name)
+        for item in config.allow_notify
+        if item.startswith("key:") and item[4:] in server_config.keys
+    )
+    zone_key = server_config.key_for(config)
+    return NotifyAcl(
+        sources=host_networks(sorted(set(addresses) | set(config.allow_notify))),
+        keys=keys,
+        zone_key=dns.name.from_text(zone_key.name) if zone_key is not None else None,
+    )
 
 
 def _age(timestamp: str | None) -> float:
