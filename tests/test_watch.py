@@ -40,6 +40,16 @@ from secdns.cli.watch import (
 )
 from secdns.endpoints import Endpoint
 from secdns.errors import NetworkError, TimeoutError_
+from secdns.monitor import (
+    Monitor,
+    MonitorEvent,
+    MonitorEventKind,
+    MonitorOptions,
+    MonitorOutcome,
+    PropagationTracker,
+    Target,
+    nameserver_targets,
+)
 from secdns.notify import NotifyAcl, answer_notify
 from secdns.store import Store
 from secdns.watch import (
@@ -48,15 +58,7 @@ from secdns.watch import (
     MirrorEventKind,
     MirrorOptions,
     MirrorZone,
-    Monitor,
-    MonitorEvent,
-    MonitorEventKind,
-    MonitorOptions,
-    MonitorOutcome,
-    PropagationTracker,
-    Target,
     exec_environment,
-    nameserver_targets,
     retry_delay,
 )
 from secdns.xfr import XfrKind

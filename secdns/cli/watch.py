@@ -42,14 +42,8 @@ from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
-from secdns.store import Store
-from secdns.watch import (
+from secdns.monitor import (
     AddressStatus,
-    Mirror,
-    MirrorEvent,
-    MirrorEventKind,
-    MirrorOptions,
-    MirrorZone,
     Monitor,
     MonitorEvent,
     MonitorEventKind,
@@ -57,11 +51,19 @@ from secdns.watch import (
     MonitorOutcome,
     MonitorSummary,
     Target,
-    iso_time,
     nameserver_targets,
+    targets_from_endpoints,
+)
+from secdns.store import Store
+from secdns.watch import (
+    Mirror,
+    MirrorEvent,
+    MirrorEventKind,
+    MirrorOptions,
+    MirrorZone,
+    iso_time,
     seconds_text,
     stop_on_signals,
-    targets_from_endpoints,
 )
 from secdns.xfr import XfrKind
 
