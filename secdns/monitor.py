@@ -24,7 +24,7 @@ from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr, resolve
 from secdns.engine import probe_soa
 from secdns.errors import ExitCode, NetworkError, SecdnsError
 from secdns.keys import TsigKey
-from secdns.watch import iso_time
+from secdns.store import iso_time
 from secdns.xfr import serial_compare
 
 # --- monitor: watch a serial propagate -----------------------------------------------------------

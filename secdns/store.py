@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,26 @@ def fsync_directory(directory: Path) -> None:
         os.close(dir_fd)
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso_time(at: float | None = None, *, whole_seconds: bool = False) -> str:
+    """The one timestamp format: a wall-clock time (epoch seconds; now if None) as
+    ISO 8601 UTC with milliseconds (events), or in whole seconds (state files)."""
+    moment = datetime.datetime.fromtimestamp(time.time() if at is None else at, datetime.UTC)
+    if whole_seconds:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(text: str | None) -> float | None:
+    """Epoch seconds of an :func:`iso_time` text; None if absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 @dataclasses.dataclass(slots=True)
@@ -184,6 +203,15 @@ class Store:
 
     def save_state(self, origin: dns.name.Name, state: ZoneState) -> None:
         atomic_write(self.state_path(origin), state.to_toml())
+
+    def record_check(self, origin: dns.name.Name, serial: int) -> None:
+        """Remember a successful SOA check that found ``serial`` still current."""
+        state = self.load_state(origin)
+        if state.serial != serial:
+            return
+        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
+        state.last_error = None
+        self.save_state(origin, state)
 
     # --- zone file ---
     def read_zone(self, origin: dns.name.Name, state: ZoneState) -> tuple[str | None, str]:

@@ -19,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import enum
 import logging
 import os
-import random
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dns.asyncresolver
@@ -42,32 +40,18 @@ import dns.resolver
 
 from secdns.config import Limits
 from secdns.endpoints import Endpoint, format_addr, host_networks, resolve
-from secdns.engine import SoaInfo, probe_soa
 from secdns.errors import NetworkError, SecdnsError, UsageError
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
-from secdns.pull import PullOptions, PullResult, Status, make_copy, pull_zone
-from secdns.store import Store
+from secdns.pull import PullOptions, PullResult, Status, make_copy, probe_primaries, pull_zone
+from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
+from secdns.store import Store, epoch, iso_time
 from secdns.xfr import XfrKind
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REFRESH = 3600.0
-"""Seconds between checks of a zone whose SOA we have never seen."""
-DEFAULT_RETRY = 60.0
-"""Seconds before the first retry of a zone whose SOA we have never seen."""
-MIN_SOA_TIMER = 5.0
-"""SOA refresh/retry values below this are raised to it: a primary cannot make us spin."""
-RETRY_BACKOFF_CAP = 8
-"""Retries double from the SOA retry up to this many times it (or the refresh interval)."""
 SHUTDOWN_GRACE = 5.0
 """Seconds a transfer or an --exec command in progress gets to finish on SIGINT/SIGTERM."""
-
-
-def iso_time(at: float) -> str:
-    """A wall-clock time as ISO 8601 UTC with milliseconds."""
-    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def seconds_text(value: float) -> str:
@@ -177,13 +161,6 @@ class MirrorEvent:
         }
 
 
-def retry_delay(failures: int, refresh: float, retry: float) -> float:
-    """Seconds before retry number ``failures`` (1, 2, ...): the SOA retry, doubling,
-    capped at the larger of the refresh interval and ``RETRY_BACKOFF_CAP`` retries."""
-    cap = max(refresh, retry * RETRY_BACKOFF_CAP)
-    return min(retry * 2 ** min(max(failures, 1) - 1, 30), cap)
-
-
 def exec_environment(
     base: Mapping[str, str],
     *,
@@ -212,17 +189,13 @@ def exec_environment(
 
 @dataclasses.dataclass(eq=False, slots=True)
 class _Followed:
-    """What the mirror knows of one zone between checks."""
+    """What the mirror knows of one zone between checks (its timers: ``refresher``)."""
 
     config: MirrorZone
-    wake: asyncio.Event
-    serial: int | None = None
-    refresh: float | None = None
-    retry: float | None = None
-    expire: float | None = None
+    refresher: Refresher
+    serial: int | None = None  # the serial we hold; None until the first check
+    timers: tuple[float, float, float] | None = None  # the primary's SOA refresh, retry, expire
     failures: int = 0
-    last_success: float | None = None  # monotonic
-    expired_warned: bool = False
     busy: bool = False  # transferring or running --exec
     task: asyncio.Task[None] | None = None
 
@@ -253,12 +226,12 @@ class Mirror:
         self.options = options
         self.store = store
         self._on_event = on_event
+        self._gate = asyncio.Semaphore(options.concurrency)  # transfers at once, all zones
         self._followed: dict[dns.name.Name, _Followed] = {}
         for zone in zones:
             if zone.origin in self._followed:
                 raise UsageError(f"zone {zone.text} given twice")
-            self._followed[zone.origin] = _Followed(zone, asyncio.Event())
-        self._gate = asyncio.Semaphore(options.concurrency)
+            self._followed[zone.origin] = self._follower(zone)
         self._exec_lock = asyncio.Lock()
         self._stopping = False
         self._transport: asyncio.DatagramTransport | None = None
@@ -284,13 +257,32 @@ class Mirror:
         """The serial we hold for a zone (None before the first success)."""
         return self._followed[origin].serial
 
-    def poke(self, origin: dns.name.Name) -> bool:
-        """Check a zone now (as a NOTIFY does); pokes while a check runs coalesce."""
-        followed = self._followed.get(origin)
-        if followed is None:
-            return False
-        followed.wake.set()
-        return True
+    def status(self, origin: dns.name.Name) -> ZoneStatus:
+        """A zone's refresh state (``ctl status``, metrics)."""
+        return self._followed[origin].refresher.status()
+
+    async def refresh(self, origin: dns.name.Name, force_axfr: bool = False) -> PullResult:
+        """Check a zone now (``ctl refresh``; ``force_axfr``: ``ctl retransfer``)."""
+        return await self._followed[origin].refresher.refresh(force_axfr)
+
+    def _follower(self, zone: MirrorZone) -> _Followed:
+        def check(force_axfr: bool) -> Awaitable[PullResult]:
+            return self._check(followed, force_axfr)
+
+        async def took(result: PullResult, woken: bool) -> None:
+            await self._took(followed, result)
+
+        refresher = Refresher(
+            zone.text,
+            check,
+            self._gate,
+            policy=RefreshPolicy(interval=self.options.interval, jitter=self.options.jitter),
+            timers=lambda: followed.timers,
+            on_expire=lambda expired: self._expired(followed, expired),
+            on_result=took,
+        )
+        followed = _Followed(zone, refresher)
+        return followed
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.startup()
@@ -332,8 +324,10 @@ class Mirror:
                 "watch: listening for NOTIFY on %s for %d zones", listen, len(self._notify_table)
             )
         for followed in self._followed.values():
+            if self.store is not None:
+                self._restore(followed)
             followed.task = asyncio.create_task(
-                self._follow(followed), name=f"watch {followed.config.text}"
+                followed.refresher.run(), name=f"watch {followed.config.text}"
             )
 
     async def shutdown(self) -> None:
@@ -346,7 +340,8 @@ class Mirror:
             tasks.append(self._notify_task)
         busy = []
         for followed in self._followed.values():
-            followed.wake.set()
+            followed.refresher.stopping = True
+            followed.refresher.wake()
             if followed.task is None or followed.task.done():
                 continue
             if followed.busy:
@@ -411,7 +406,7 @@ class Mirror:
                     source=source,
                 )
             )
-            followed.wake.set()
+            followed.refresher.wake()
 
     # -- one zone
 
@@ -419,90 +414,77 @@ class Mirror:
         if self._on_event is not None:
             self._on_event(event)
 
-    async def _follow(self, followed: _Followed) -> None:
-        while not self._stopping:
-            followed.wake.clear()
-            delay = await self._check(followed)
-            if self._stopping:
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await followed.wake.wait()
-
-    async def _check(self, followed: _Followed) -> float:
-        """Probe, pull if the serial moved, run --exec; the seconds until the next check."""
-        result: PullResult | None = None
+    def _restore(self, followed: _Followed) -> None:
+        """Expiry survives a restart: start from the store's last successful check."""
+        assert self.store is not None
         try:
-            async with self._gate:
-                soa = await self._probe(followed)
-                followed.refresh, followed.retry = float(soa.refresh), float(soa.retry)
-                followed.expire = float(soa.expire)
-                if followed.serial is None or soa.serial != followed.serial:
-                    followed.busy = True
-                    # a fresh copy per pull: nothing of the zone stays in memory between
-                    copy = make_copy(
-                        followed.config.origin, store=self.store, output=followed.config.output
-                    )
-                    result = await pull_zone(
-                        followed.config.origin,
-                        list(followed.config.primaries),
-                        copy,
-                        options=self._pull_options(followed),
-                    )
-                    if result.error is not None:
-                        raise result.error
+            state = self.store.load_state(followed.config.origin)
+        except SecdnsError:
+            return
+        last = epoch(state.last_success)
+        if state.serial is None or last is None:
+            return
+        if state.refresh is not None and state.retry is not None and state.expire is not None:
+            followed.timers = (float(state.refresh), float(state.retry), float(state.expire))
+        expire = followed.refresher.soa_timers()[2]
+        followed.refresher.restore(state.serial, last, last + expire)
+
+    async def _check(self, followed: _Followed, force_axfr: bool = False) -> PullResult:
+        """Probe; pull only if the serial moved (the probe's SOA is not asked for again)."""
+        origin = followed.config.origin
+        primaries = list(followed.config.primaries)
+        options = self._pull_options(followed, force_axfr)
+        try:
+            probed = await probe_primaries(origin, primaries, options)
+            soa = probed.soa
+            followed.timers = (float(soa.refresh), float(soa.retry), float(soa.expire))
+            if not force_axfr and followed.serial is not None and soa.serial == followed.serial:
+                if self.store is not None:
+                    await asyncio.to_thread(self.store.record_check, origin, soa.serial)
+                return PullResult(
+                    zone=followed.config.text,
+                    status=Status.UP_TO_DATE,
+                    primary=probed.server,
+                    serial_from=soa.serial,
+                    serial_to=soa.serial,
+                    primary_serial=soa.serial,
+                )
+            followed.busy = True
+            # a fresh copy per pull: nothing of the zone stays in memory between
+            copy = make_copy(origin, store=self.store, output=followed.config.output)
+            return await pull_zone(origin, primaries, copy, options=options, probed=probed)
         except SecdnsError as err:
-            followed.busy = False
-            return self._failed(followed, err)
+            error = err
         except Exception as err:  # a bug: say so loudly, keep following the other zones
-            followed.busy = False
             log.exception("watch: zone=%s internal error", followed.config.text)
-            return self._failed(followed, SecdnsError(f"internal error: {err!r}"))
-        try:
-            self._succeeded(followed)
-            if result is not None:
-                await self._took(followed, result)
-        finally:
-            followed.busy = False
-        return self._jittered(self._refresh_base(followed))
+            error = SecdnsError(f"internal error: {err!r}")
+        return PullResult(
+            zone=followed.config.text,
+            status=Status.FAILED,
+            error=error,
+            serial_from=followed.serial,
+        )
 
-    async def _probe(self, followed: _Followed) -> SoaInfo:
-        """The SOA from the first primary address that answers, as pull tries them."""
-        zone = followed.config.text
-        errors: list[SecdnsError] = []
-        for endpoint in followed.config.primaries:
-            try:
-                addresses = await resolve(endpoint)
-            except SecdnsError as err:
-                errors.append(err.with_context(zone=zone))
-                continue
-            for address, port in addresses:
-                try:
-                    return await probe_soa(
-                        followed.config.origin,
-                        address,
-                        port,
-                        key=followed.config.key,
-                        timeout=self.options.timeout,
-                    )
-                except SecdnsError as err:
-                    errors.append(err.with_context(zone=zone))
-        if not errors:
-            raise NetworkError("no primary to check", zone=zone)
-        if len(errors) == 1:
-            raise errors[0]
-        last = errors[-1]
-        summary = "; ".join(f"{e.server}: {e.message}" for e in errors)
-        raise type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone)
-
-    def _pull_options(self, followed: _Followed) -> PullOptions:
+    def _pull_options(self, followed: _Followed, force_axfr: bool = False) -> PullOptions:
         return PullOptions(
             key=followed.config.key,
+            axfr=force_axfr,
             force=self.options.force,
             timeout=self.options.timeout,
             lifetime=self.options.lifetime,
             limits=self.options.limits,
         )
+
+    async def _took(self, followed: _Followed, result: PullResult) -> None:
+        try:
+            if result.status is Status.FAILED:
+                assert result.error is not None
+                self._failed(followed, result.error)
+                return
+            self._succeeded(followed)
+            await self._changed(followed, result)
+        finally:
+            followed.busy = False
 
     def _succeeded(self, followed: _Followed) -> None:
         if followed.failures:
@@ -521,10 +503,8 @@ class Mirror:
                 )
             )
         followed.failures = 0
-        followed.last_success = time.monotonic()
-        followed.expired_warned = False
 
-    async def _took(self, followed: _Followed, result: PullResult) -> None:
+    async def _changed(self, followed: _Followed, result: PullResult) -> None:
         zone = followed.config.text
         first = followed.serial is None
         followed.serial = result.serial_to
@@ -625,29 +605,14 @@ class Mirror:
             )
         )
 
-    def _failed(self, followed: _Followed, err: SecdnsError) -> float:
+    def _failed(self, followed: _Followed, err: SecdnsError) -> None:
         followed.failures += 1
         zone = followed.config.text
-        delay = self._jittered(
-            retry_delay(followed.failures, self._refresh_base(followed), self._retry_base(followed))
-        )
+        delay = followed.refresher.retry_in or 0.0
         what = "primary unreachable" if isinstance(err, NetworkError) else "check failed"
         log.warning(
             "watch: zone=%s %s, retry in %s: %s", zone, what, seconds_text(delay), err.one_line()
         )
-        if (
-            followed.last_success is not None
-            and followed.expire is not None
-            and not followed.expired_warned
-            and time.monotonic() - followed.last_success > followed.expire
-        ):
-            followed.expired_warned = True
-            log.warning(
-                "watch: zone=%s not refreshed for longer than the SOA expire (%s): "
-                "keeping the last copy, which a secondary would stop serving",
-                zone,
-                seconds_text(followed.expire),
-            )
         self._emit(
             MirrorEvent(
                 MirrorEventKind.FAILED,
@@ -659,16 +624,12 @@ class Mirror:
                 error=err.one_line(),
             )
         )
-        return delay
 
-    def _refresh_base(self, followed: _Followed) -> float:
-        if self.options.interval is not None:
-            return self.options.interval
-        return max(followed.refresh or DEFAULT_REFRESH, MIN_SOA_TIMER)
-
-    def _retry_base(self, followed: _Followed) -> float:
-        retry = max(followed.retry or DEFAULT_RETRY, MIN_SOA_TIMER)
-        return min(retry, self._refresh_base(followed))
-
-    def _jittered(self, delay: float) -> float:
-        return delay * (1.0 - self.options.jitter * random.random())
+    def _expired(self, followed: _Followed, expired: bool) -> None:
+        if expired:
+            log.warning(
+                "watch: zone=%s not refreshed for longer than the SOA expire (%s): "
+                "keeping the last copy, which a secondary would stop serving",
+                followed.config.text,
+                seconds_text(followed.refresher.soa_timers()[2]),
+            )

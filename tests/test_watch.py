@@ -51,6 +51,7 @@ from secdns.monitor import (
     nameserver_targets,
 )
 from secdns.notify import NotifyAcl, answer_notify
+from secdns.refresh import retry_delay
 from secdns.store import Store
 from secdns.watch import (
     Mirror,
@@ -59,7 +60,6 @@ from secdns.watch import (
     MirrorOptions,
     MirrorZone,
     exec_environment,
-    retry_delay,
 )
 from secdns.xfr import XfrKind
 
