@@ -82,7 +82,7 @@ def sweep_temp_files(path: Path) -> list[str]:
     ``path``; one whose writer is alive (or is this process) is left alone.
     """
     prefix = f".{path.name}."
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(path.parent))
     except OSError:

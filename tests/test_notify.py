@@ -22,8 +22,8 @@ from serving import ServerThread, write_config
 
 from secdns.endpoints import Endpoint
 from secdns.keys import TsigKey, make_key
+from secdns.mirror import Mirror, MirrorOptions, MirrorZone
 from secdns.notify import NotifyAcl, RefusalLog, answer_notify
-from secdns.watch import Mirror, MirrorOptions, MirrorZone
 
 ZONE = "example.com"
 ORIGIN = dns.name.from_text(ZONE)

@@ -15,10 +15,10 @@ from xfrwire import answer_messages, rrset, zone_rrsets
 
 from secdns.endpoints import Endpoint
 from secdns.errors import BadDataError
+from secdns.mirror import Mirror, MirrorOptions, MirrorZone
 from secdns.pull import PullResult, Status, StoreCopy, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, RefreshState, retry_delay
 from secdns.store import Store, ZoneState, iso_time
-from secdns.watch import Mirror, MirrorOptions, MirrorZone
 
 ORIGIN_TEXT = "example.com."
 ORIGIN = dns.name.from_text(ORIGIN_TEXT)

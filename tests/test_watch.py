@@ -40,6 +40,14 @@ from secdns.cli.watch import (
 )
 from secdns.endpoints import Endpoint
 from secdns.errors import NetworkError, TimeoutError_
+from secdns.mirror import (
+    Mirror,
+    MirrorEvent,
+    MirrorEventKind,
+    MirrorOptions,
+    MirrorZone,
+    exec_environment,
+)
 from secdns.monitor import (
     Monitor,
     MonitorEvent,
@@ -53,14 +61,6 @@ from secdns.monitor import (
 from secdns.notify import NotifyAcl, answer_notify
 from secdns.refresh import retry_delay
 from secdns.store import Store
-from secdns.watch import (
-    Mirror,
-    MirrorEvent,
-    MirrorEventKind,
-    MirrorOptions,
-    MirrorZone,
-    exec_environment,
-)
 from secdns.xfr import XfrKind
 
 ZONE = "example.com"
@@ -576,7 +576,7 @@ def test_mirror_recovers_when_the_primary_is_stopped_and_restarted(bind_primary,
         await asyncio.to_thread(bind_primary, {ZONE: newer}, port=port)
         await events.wait(lambda: len(events.of(MirrorEventKind.UPDATED)) == 2, timeout=10)
 
-    with caplog.at_level(logging.WARNING, logger="secdns.watch"):
+    with caplog.at_level(logging.WARNING, logger="secdns.mirror"):
         asyncio.run(run_mirror(mirror, scenario))
     assert events.of(MirrorEventKind.RECOVERED)
     assert events.of(MirrorEventKind.UPDATED)[-1].serial == SERIAL + 5
