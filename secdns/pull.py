@@ -14,7 +14,9 @@ import enum
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dns.name
 import dns.rcode
@@ -22,8 +24,8 @@ import dns.rdatatype
 
 from secdns import wire, zonefile
 from secdns.config import Limits
-from secdns.endpoints import Endpoint, resolve
-from secdns.engine import Progress, Transfer, probe_soa, transfer
+from secdns.endpoints import Endpoint, format_addr, resolve
+from secdns.engine import Progress, SoaInfo, Transfer, probe_soa, transfer
 from secdns.errors import (
     BadDataError,
     IxfrNotApplicable,
@@ -35,7 +37,7 @@ from secdns.errors import (
     TsigError,
 )
 from secdns.keys import TsigKey
-from secdns.store import JournalEntry, Store, ZoneState, atomic_write, now_iso
+from secdns.store import JournalEntry, Store, ZoneState, atomic_write, iso_time
 from secdns.xfr import Delta, XfrKind, serial_compare
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class PullResult:
     fallback: str | None = None
     error: SecdnsError | None = None
     text: str | None = dataclasses.field(default=None, repr=False)
+    primary_serial: int | None = None  # the serial the primary's SOA showed
+    timers: tuple[int, int, int] | None = None  # its SOA refresh, retry, expire
 
     @property
     def exit_code(self) -> int:
@@ -333,7 +337,7 @@ class StoreCopy(ZoneCopy):
         _serial, refresh, retry, expire, minimum = wire.soa_fields(soa)
         state.serial = soa.serial
         state.primary = primary
-        state.last_attempt = state.last_success = now_iso()
+        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
         state.last_kind = kind.value
         state.last_error = None
         state.refresh, state.retry, state.expire, state.minimum = refresh, retry, expire, minimum
@@ -402,12 +406,12 @@ class StoreCopy(ZoneCopy):
         await asyncio.to_thread(work)
 
     async def checked(self, result: PullResult) -> None:
-        self.state.last_attempt = self.state.last_success = now_iso()
+        self.state.last_attempt = self.state.last_success = iso_time(whole_seconds=True)
         self.state.last_error = None
         await asyncio.to_thread(self.store.save_state, self.origin, self.state)
 
     async def failed(self, error: SecdnsError) -> None:
-        self.state.last_attempt = now_iso()
+        self.state.last_attempt = iso_time(whole_seconds=True)
         self.state.last_error = error.one_line()
         try:
             await asyncio.to_thread(self.store.save_state, self.origin, self.state)
@@ -427,20 +431,34 @@ def make_copy(
     return FileCopy(origin, output, to_stdout)
 
 
-async def pull_zone(
+@dataclasses.dataclass(frozen=True, slots=True)
+class Probed:
+    """A primary's SOA, already asked for (by :func:`probe_primaries`)."""
+
+    soa: SoaInfo
+    address: str
+    port: int
+
+    @property
+    def server(self) -> str:
+        return format_addr(self.address, self.port)
+
+
+_FAILOVER = (NetworkError, RefusedError, TsigError, BadDataError)
+"""Errors after which the next primary address is tried."""
+
+T = TypeVar("T")
+
+
+async def _first_primary(
     origin: dns.name.Name,
     primaries: list[Endpoint],
-    copy: ZoneCopy,
-    *,
-    options: PullOptions = PullOptions(),
-    progress: Progress | None = None,
-) -> PullResult:
-    """Bring ``copy`` of ``origin`` up to date from the first primary that answers."""
-    started = time.monotonic()
+    attempt: Callable[[str, int], Awaitable[T]],
+) -> T:
+    """``attempt`` on each primary address in order until one works (failover);
+    every error combined into one when none does."""
     zone_text = origin.to_text()
-    await copy.prepare()
     errors: list[SecdnsError] = []
-    result: PullResult | None = None
     for endpoint in primaries:
         try:
             addresses = await resolve(endpoint)
@@ -449,22 +467,62 @@ async def pull_zone(
             continue
         for address, port in addresses:
             try:
-                result = await _pull_from(origin, address, port, copy, options, progress)
-                break
-            except (NetworkError, RefusedError, TsigError, BadDataError) as err:
+                return await attempt(address, port)
+            except _FAILOVER as err:
                 err.with_context(zone=zone_text)
                 log.info("pull: zone=%s failed: %s", zone_text, err.one_line())
                 errors.append(err)
-        if result is not None:
-            break
-    if result is None:
-        error = _combine(errors, zone_text)
+    raise _combine(errors, zone_text)
+
+
+async def probe_primaries(
+    origin: dns.name.Name, primaries: list[Endpoint], options: PullOptions = PullOptions()
+) -> Probed:
+    """The SOA from the first primary address that answers, as :func:`pull_zone` tries them."""
+
+    async def probe(address: str, port: int) -> Probed:
+        soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
+        return Probed(soa, address, port)
+
+    return await _first_primary(origin, primaries, probe)
+
+
+async def pull_zone(
+    origin: dns.name.Name,
+    primaries: list[Endpoint],
+    copy: ZoneCopy,
+    *,
+    options: PullOptions = PullOptions(),
+    progress: Progress | None = None,
+    probed: Probed | None = None,
+) -> PullResult:
+    """Bring ``copy`` of ``origin`` up to date from the first primary that answers.
+
+    ``probed``: a SOA already asked for; its address is used first without asking again.
+    """
+    started = time.monotonic()
+    zone_text = origin.to_text()
+    await copy.prepare()
+    first = [probed]
+
+    async def attempt(address: str, port: int) -> PullResult:
+        known = first.pop() if first else None
+        if known is not None and (known.address, known.port) != (address, port):
+            known = None
+        return await _pull_from(origin, address, port, copy, options, progress, known)
+
+    if probed is not None:
+        primaries = [Endpoint(probed.address, probed.port), *primaries]
+    try:
+        result = await _first_primary(origin, primaries, attempt)
+    except SecdnsError as error:
         result = PullResult(
             zone=zone_text, status=Status.FAILED, error=error, serial_from=copy.serial
         )
         await copy.failed(error)
-    elif result.status is Status.UP_TO_DATE:
-        await copy.checked(result)
+    else:
+        if result.status is Status.UP_TO_DATE:
+            await copy.checked(result)
     result.duration = time.monotonic() - started
     return result
 
@@ -486,11 +544,16 @@ async def _pull_from(
     copy: ZoneCopy,
     options: PullOptions,
     progress: Progress | None,
+    probed: Probed | None = None,
 ) -> PullResult:
     zone_text = origin.to_text()
-    soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
-    server = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    if probed is not None:
+        soa = probed.soa
+    else:
+        soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
+    server = format_addr(address, port)
     held = copy.serial
+    timers = (soa.refresh, soa.retry, soa.expire)
     if held is not None and not options.force:
         order = serial_compare(soa.serial, held)
         if order == 0 and not options.axfr:
@@ -501,6 +564,8 @@ async def _pull_from(
                 serial_from=held,
                 serial_to=soa.serial,
                 records=copy.records,
+                primary_serial=soa.serial,
+                timers=timers,
             )
         if order not in (0, 1):
             raise SerialBackwards(
@@ -550,6 +615,14 @@ async def _pull_from(
         xfr = await axfr()
     reader = xfr.reader
     if reader.up_to_date:
+        if held is None or serial_compare(soa.serial, held) == 1:
+            # RFC 1995: an SOA alone is "up to date" only when it is not newer than ours
+            raise BadDataError(
+                f"the transfer says we are up to date at serial {held}, but the primary's "
+                f"SOA has serial {soa.serial}: staying behind is a failure",
+                server=server,
+                hint="ask for AXFR only for this primary if its IXFR is broken",
+            )
         return PullResult(
             zone=zone_text,
             status=Status.UP_TO_DATE,
@@ -559,6 +632,8 @@ async def _pull_from(
             messages=reader.messages,
             bytes=reader.bytes,
             records=copy.records,
+            primary_serial=soa.serial,
+            timers=timers,
         )
     new_serial = reader.new_serial
     assert new_serial is not None and reader.soa is not None
@@ -579,6 +654,8 @@ async def _pull_from(
         messages=reader.messages,
         bytes=reader.bytes,
         fallback=fallback,
+        primary_serial=soa.serial,
+        timers=timers,
     )
     if reader.records is None:
         result.kind = XfrKind.IXFR

@@ -15,7 +15,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -54,12 +56,79 @@ def zone_filename(origin: dns.name.Name) -> str:
     return stem
 
 
+_TEMP_RANDOM = r"[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
+_OUR_TEMP = re.compile(rf"(?P<pid>\d+)\.{_TEMP_RANDOM}")
+_OLD_TEMP = re.compile(_TEMP_RANDOM)  # before the writer's pid was in the name
+OLD_TEMP_AGE = 3600.0
+"""A temporary file without a pid is removed once it is this old (seconds)."""
+_swept: set[Path] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def sweep_temp_files(path: Path) -> list[str]:
+    """Remove our stale temporary files for ``path`` (``.NAME.PID.XXXXXXXX.tmp`` of a
+    writer that is gone, e.g. killed during the final write); the names removed.
+
+    A file is ours only if its name is exactly what :func:`atomic_write` makes for
+    ``path``; one whose writer is alive (or is this process) is left alone.
+    """
+    prefix = f".{path.name}."
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        middle = name[len(prefix) : -len(".tmp")]
+        ours = _OUR_TEMP.fullmatch(middle)
+        if ours is not None:
+            pid = int(ours.group("pid"))
+            if pid == os.getpid() or _alive(pid):
+                continue
+        elif _OLD_TEMP.fullmatch(middle) is not None:
+            try:
+                if time.time() - entry.stat().st_mtime < OLD_TEMP_AGE:
+                    continue
+            except OSError:
+                continue
+        else:
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(name)
+        log.warning("store: removed %s, left by a writer that was stopped mid-write", entry.path)
+    return removed
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Replace ``path`` with ``data`` atomically, or leave it untouched."""
+    """Replace ``path`` with ``data`` atomically, or leave it untouched.
+
+    The first write of a target in a process sweeps its stale temporary files.
+    """
     raw = data.encode() if isinstance(data, str) else data
     directory = path.parent
+    if path not in _swept:
+        sweep_temp_files(path)
+        if len(_swept) < 1_000_000:
+            _swept.add(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory
+        )
     except OSError as err:
         raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
     try:
@@ -97,8 +166,26 @@ def fsync_directory(directory: Path) -> None:
         os.close(dir_fd)
 
 
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso_time(at: float | None = None, *, whole_seconds: bool = False) -> str:
+    """The one timestamp format: a wall-clock time (epoch seconds; now if None) as
+    ISO 8601 UTC with milliseconds (events), or in whole seconds (state files)."""
+    moment = datetime.datetime.fromtimestamp(time.time() if at is None else at, datetime.UTC)
+    if whole_seconds:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(text: str | None) -> float | None:
+    """Epoch seconds of an :func:`iso_time` text; None if absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 @dataclasses.dataclass(slots=True)
@@ -184,6 +271,15 @@ class Store:
 
     def save_state(self, origin: dns.name.Name, state: ZoneState) -> None:
         atomic_write(self.state_path(origin), state.to_toml())
+
+    def record_check(self, origin: dns.name.Name, serial: int) -> None:
+        """Remember a successful SOA check that found ``serial`` still current."""
+        state = self.load_state(origin)
+        if state.serial != serial:
+            return
+        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
+        state.last_error = None
+        self.save_state(origin, state)
 
     # --- zone file ---
     def read_zone(self, origin: dns.name.Name, state: ZoneState) -> tuple[str | None, str]:

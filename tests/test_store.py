@@ -120,3 +120,48 @@ def test_journal_is_bounded(tmp_path):
     chain = store.read_journal(origin, 60)
     assert chain and chain[-1].serial_to == 60
     assert all(b.serial_from == a.serial_to for a, b in zip(chain, chain[1:], strict=False))
+
+
+def test_a_kill_during_the_final_write_leaves_a_temp_file_the_next_write_sweeps(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from secdns import store as store_module
+
+    target = tmp_path / "example.com.zone"
+    target.write_text("old\n")
+    # a writer killed after its data is on disk, before the rename
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal; from pathlib import Path; from secdns import store\n"
+            "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"store.atomic_write(Path({str(target)!r}), 'new\\n' * 1000)\n",
+        ],
+        check=False,
+    )
+    assert killed.returncode == -9
+    left = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".example.com.zone.")
+    assert target.read_text() == "old\n"
+    # kept: a live writer's file, another target's, and a recent one without a pid
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = tmp_path / f".example.com.zone.{sleeper.pid}.abcd1234.tmp"
+        other = tmp_path / ".example.com.zone.zone.99999999.abcd1234.tmp"
+        recent = tmp_path / ".example.com.zone.recent12.tmp"
+        old = tmp_path / ".example.com.zone.oldone12.tmp"
+        for path in (live, other, recent, old):
+            path.write_text("x")
+        long_ago = time.time() - store_module.OLD_TEMP_AGE - 10
+        os.utime(old, (long_ago, long_ago))
+        store_module._swept.discard(target)
+        atomic_write(target, "newer\n")
+        assert target.read_text() == "newer\n"
+        remaining = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+        assert remaining == sorted([live.name, other.name, recent.name])
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -1,7 +1,7 @@
 """``secdns watch``: follow zones into files (mirror), or watch a serial propagate (monitor).
 
-Parses, builds the core's :class:`~secdns.watch.Mirror` or
-:class:`~secdns.watch.Monitor`, runs it until SIGINT/SIGTERM (or the ``--until-*``
+Parses, builds the core's :class:`~secdns.mirror.Mirror` or
+:class:`~secdns.monitor.Monitor`, runs it until SIGINT/SIGTERM (or the ``--until-*``
 condition), and renders its events: a rich live table (monitor) or coloured lines
 on a terminal, one ``key=value`` line per event when piped, JSON lines with
 ``--json``.
@@ -43,14 +43,9 @@ from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
-from secdns.store import Store
-from secdns.watch import (
+from secdns.mirror import Mirror, MirrorEvent, MirrorEventKind, MirrorOptions, MirrorZone
+from secdns.monitor import (
     AddressStatus,
-    Mirror,
-    MirrorEvent,
-    MirrorEventKind,
-    MirrorOptions,
-    MirrorZone,
     Monitor,
     MonitorEvent,
     MonitorEventKind,
@@ -58,12 +53,11 @@ from secdns.watch import (
     MonitorOutcome,
     MonitorSummary,
     Target,
-    iso_time,
     nameserver_targets,
-    seconds_text,
-    stop_on_signals,
     targets_from_endpoints,
 )
+from secdns.store import Store, iso_time
+from secdns.watch import seconds_text, stop_on_signals
 from secdns.xfr import XfrKind
 
 DEFAULT_JOBS = 16

@@ -29,13 +29,13 @@ import dns.rcode
 import dns.rdatatype
 import dns.tsig
 
+from secdns import notify
 from secdns.config import Config, ZoneConfig, load_config
-from secdns.endpoints import IPNetwork, resolve
+from secdns.endpoints import resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
 from secdns.server.fastpath import NegativeAnswers, strip_cookie
-from secdns.server.notify import decide_notify, send_notify
 from secdns.server.tcp import TcpClients
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
@@ -153,6 +153,7 @@ class Server:
         self._transfer_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._background: set[asyncio.Task[object]] = set()
         self.addresses: list[tuple[str, int]] = []
+        self.notify_refusals = notify.RefusalLog(log)
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
@@ -316,7 +317,7 @@ class Server:
         soa = version.soa_rrset()
         await asyncio.gather(
             *(
-                send_notify(runtime.zone.origin, soa, address, port, stop=self.stop_event)
+                notify.send_notify(runtime.zone.origin, soa, address, port, stop=self.stop_event)
                 for address, port in addresses
             )
         )
@@ -500,17 +501,11 @@ class Server:
             return front.error_reply(data, dns.rcode.FORMERR)
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
-        parsed = self._parse(data)
-        if not isinstance(parsed, dns.message.Message):
-            return parsed
-
-        def allowed(zone: dns.name.Name) -> tuple[IPNetwork, ...] | None:
+        def lookup(zone: dns.name.Name) -> notify.NotifyAcl | None:
             runtime = self.runtimes.get(zone)
-            if runtime is None or not runtime.is_secondary:
-                return None
-            return runtime.notify_sources
+            return runtime.notify_acl if runtime is not None and runtime.is_secondary else None
 
-        decision = decide_notify(parsed, source, allowed)
+        decision = notify.answer_notify(data, source, lookup, self.keyring)
         if decision.zone is not None:
             runtime = self.runtimes[decision.zone]
             log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)
@@ -519,11 +514,7 @@ class Server:
             else:
                 runtime.wake.set()
         else:
-            log.info(
-                "notify: zone=%s from %s refused",
-                parsed.question[0].name if parsed.question else "?",
-                source,
-            )
+            self.notify_refusals.refused(source, str(decision.qname or "?"), decision.reason)
         return decision.response
 
     def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:

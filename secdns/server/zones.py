@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
-import random
 import time
 from collections.abc import Callable
 
+import dns.name
+
 from secdns import wire, zonefile
 from secdns.config import Config, ZoneConfig
-from secdns.endpoints import IPNetwork, host_networks, resolve
+from secdns.endpoints import host_networks, resolve
 from secdns.errors import IxfrNotApplicable, SecdnsError
+from secdns.notify import NotifyAcl
 from secdns.pull import (
     PullOptions,
     PullResult,
@@ -31,13 +34,13 @@ from secdns.pull import (
     delta_entries,
     pull_zone,
 )
+from secdns.refresh import MIN_TIMER, Refresher, ZoneStatus
 from secdns.server.zone import ServedZone, ZoneVersion
-from secdns.store import JournalEntry, Store
+from secdns.store import JournalEntry, Store, epoch
 from secdns.xfr import Delta, XfrKind
 
 log = logging.getLogger(__name__)
 
-MIN_REFRESH = 1.0
 JOURNAL_ENTRIES = 1000
 
 
@@ -95,10 +98,8 @@ class MemoryCopy(ZoneCopy):
         self.runtime.persist(lambda copy: copy.store_axfr(lines, soa, result.primary, entry))
 
     async def checked(self, result: PullResult) -> None:
-        self.runtime.last_success = time.monotonic()
-        if self.runtime.zone.expired:
-            log.info("refresh: zone=%s refreshed again: answering", self.origin)
-            self.runtime.zone.expired = False
+        # remembered in the store, so that expiry survives a restart
+        self.runtime.persist(lambda copy: copy.checked(result))
 
 
 class ZoneRuntime:
@@ -118,14 +119,20 @@ class ZoneRuntime:
         self.store_copy = StoreCopy(store, config.name) if store is not None else None
         self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=JOURNAL_ENTRIES)
         self.on_change = on_change
-        self.wake = asyncio.Event()
-        self.last_success: float | None = None
-        self.last_result: PullResult | None = None
+        self.options = PullOptions()
+        self.refresher = Refresher(
+            config.text,
+            self._check,
+            asyncio.Semaphore(1),  # the server's shared bound replaces it in run()
+            timers=self._soa_timers,
+            on_expire=self._expire,
+            on_result=self._took,
+        )
+        self.wake = self.refresher.wake_event
         self.task: asyncio.Task[None] | None = None
         self._persist_lock = asyncio.Lock()
         self._persist_tasks: set[asyncio.Task[None]] = set()
-        self.notify_sources: tuple[IPNetwork, ...] = ()
-        self.stopping = False
+        self.notify_acl = NotifyAcl()
 
     @property
     def name(self) -> str:
@@ -134,6 +141,44 @@ class ZoneRuntime:
     @property
     def is_secondary(self) -> bool:
         return bool(self.config.primaries)
+
+    @property
+    def stopping(self) -> bool:
+        return self.refresher.stopping
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self.refresher.stopping = value
+
+    @property
+    def last_result(self) -> PullResult | None:
+        return self.refresher.last_result
+
+    @property
+    def last_success(self) -> float | None:
+        """The last successful check (epoch seconds)."""
+        return self.refresher.last_refresh
+
+    @last_success.setter
+    def last_success(self, value: float | None) -> None:
+        expire = self._soa_timers()
+        self.refresher.restore(
+            self.zone.version.serial if self.zone.version else None,
+            value,
+            value + max(expire[2], MIN_TIMER) if value is not None and expire else None,
+        )
+
+    def status(self) -> ZoneStatus:
+        """The zone's refresh state (``ctl status``, metrics)."""
+        status = self.refresher.status()
+        version = self.zone.version
+        if version is None:
+            return status
+        return dataclasses.replace(status, serial=version.serial, records=version.records)
+
+    async def refresh(self, force_axfr: bool = False) -> PullResult:
+        """Check the primaries now (``ctl refresh``; ``force_axfr``: ``ctl retransfer``)."""
+        return await self.refresher.refresh(force_axfr)
 
     # --- loading ---
     async def load_from_store(self) -> None:
@@ -152,9 +197,8 @@ class ZoneRuntime:
                 self.store.read_journal, self.zone.origin, version.serial
             )
             self.journal.extend(entries)
-        # the state's last success decides whether the copy is already expired
-        self.last_success = time.monotonic() - _age(copy.state.last_success)
-        self.expired_check()
+        # the state's last successful check decides whether the copy is already expired
+        self.last_success = epoch(copy.state.last_success)
         if self.zone.expired:
             log.error(
                 "load: zone=%s the stored copy is past its SOA expire: answering "
@@ -209,7 +253,7 @@ class ZoneRuntime:
                 version.records,
                 self.config.file,
             )
-        self.last_success = time.monotonic()
+        self.last_success = time.time()
 
     # --- changing ---
     def install(
@@ -280,20 +324,21 @@ class ZoneRuntime:
             await asyncio.wait(list(self._persist_tasks), timeout=timeout)
 
     # --- refreshing ---
-    def soa_timers(self) -> tuple[float, float, float]:
+    def _soa_timers(self) -> tuple[float, float, float] | None:
         version = self.zone.version
         if version is None:
-            return (60.0, 30.0, 7 * 86400.0)
+            return None
         fields = version.soa_line.split(" ", 4)[4].split()
-        refresh, retry, expire = (float(fields[3]), float(fields[4]), float(fields[5]))
-        return (max(refresh, MIN_REFRESH), max(retry, MIN_REFRESH), max(expire, MIN_REFRESH))
+        return (float(fields[3]), float(fields[4]), float(fields[5]))
+
+    def soa_timers(self) -> tuple[float, float, float]:
+        return self.refresher.soa_timers()
 
     async def resolve_notify_sources(self) -> None:
-        sources: set[str] = set(self.config.allow_notify)
+        addresses: list[str] = []
         for endpoint in self.config.primaries:
             try:
-                for address, _port in await resolve(endpoint):
-                    sources.add(address)
+                addresses += [address for address, _port in await resolve(endpoint)]
             except SecdnsError as err:
                 log.warning(
                     "notify: zone=%s cannot resolve primary %s: %s",
@@ -301,83 +346,67 @@ class ZoneRuntime:
                     endpoint,
                     err.message,
                 )
-        self.notify_sources = host_networks(sorted(sources))
+        self.notify_acl = notify_acl(self.config, self.server_config, addresses)
 
     async def run(self, gate: asyncio.Semaphore, options: PullOptions) -> None:
-        """The refresh loop (RFC 1034 4.3.5 / RFC 1996)."""
+        """The refresh loop (:class:`secdns.refresh.Refresher`), under the server's bound."""
+        self.options = options
+        self.refresher.transfers = gate
         await self.resolve_notify_sources()
-        delay = random.uniform(0, 0.5)  # first check soon after start
-        while not self.stopping:
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=delay)
-                woken = True
-            except TimeoutError:
-                woken = False
-            if self.stopping:
-                return
-            self.wake.clear()
-            async with gate:
-                result = await pull_zone(
-                    self.zone.origin, list(self.config.primaries), MemoryCopy(self), options=options
-                )
-            self.last_result = result
-            refresh, retry, expire = self.soa_timers()
-            if result.status is Status.FAILED:
-                age = (time.monotonic() - self.last_success) if self.last_success else None
-                if self.zone.version is not None and age is not None and age > expire:
-                    if not self.zone.expired:
-                        log.error(
-                            "expire: zone=%s not refreshed for %.0fs (expire %.0fs): "
-                            "answering SERVFAIL",
-                            self.name,
-                            age,
-                            expire,
-                        )
-                    self.zone.expired = True
-                delay = retry * random.uniform(0.8, 1.0)
-                log.warning(
-                    "refresh: zone=%s failed (%s); retry in %.0fs",
-                    self.name,
-                    result.error.one_line() if result.error else "?",
-                    delay,
-                )
-            else:
-                self.last_success = time.monotonic()
-                if self.zone.expired:
-                    self.zone.expired = False
-                delay = refresh * random.uniform(0.8, 1.0)
-                if result.status is Status.TRANSFERRED:
-                    log.info(
-                        "refresh: zone=%s serial %s -> %s via %s, +%d -%d from %s%s",
-                        self.name,
-                        result.serial_from,
-                        result.serial_to,
-                        result.kind.value,
-                        result.added,
-                        result.removed,
-                        result.primary,
-                        " (NOTIFY)" if woken else "",
-                    )
+        await self.refresher.run()
 
-    def expired_check(self) -> None:
-        """Mark the zone expired if its last success is older than SOA expire."""
-        if self.last_success is None or self.zone.version is None:
-            return
-        _refresh, _retry, expire = self.soa_timers()
-        if time.monotonic() - self.last_success > expire:
-            self.zone.expired = True
-
-
-def _age(timestamp: str | None) -> float:
-    """Seconds since an ISO timestamp of the state file (large if unknown)."""
-    import datetime
-
-    if not timestamp:
-        return 1e12
-    try:
-        when = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.UTC
+    async def _check(self, force_axfr: bool) -> PullResult:
+        options = dataclasses.replace(self.options, axfr=True) if force_axfr else self.options
+        return await pull_zone(
+            self.zone.origin, list(self.config.primaries), MemoryCopy(self), options=options
         )
-    except ValueError:
-        return 1e12
-    return max(0.0, (datetime.datetime.now(datetime.UTC) - when).total_seconds())
+
+    def _expire(self, expired: bool) -> None:
+        if expired and not self.zone.expired:
+            age = time.time() - self.last_success if self.last_success else float("inf")
+            log.error(
+                "expire: zone=%s not refreshed for %.0fs (expire %.0fs): answering SERVFAIL",
+                self.name,
+                age,
+                self.soa_timers()[2],
+            )
+        elif not expired and self.zone.expired:
+            log.info("refresh: zone=%s refreshed again: answering", self.name)
+        self.zone.expired = expired
+
+    async def _took(self, result: PullResult, woken: bool) -> None:
+        if result.status is Status.FAILED:
+            log.warning(
+                "refresh: zone=%s failed (%s); retry in %.0fs",
+                self.name,
+                result.error.one_line() if result.error else "?",
+                self.refresher.retry_in or 0.0,
+            )
+        elif result.status is Status.TRANSFERRED:
+            log.info(
+                "refresh: zone=%s serial %s -> %s via %s, +%d -%d from %s%s",
+                self.name,
+                result.serial_from,
+                result.serial_to,
+                result.kind.value,
+                result.added,
+                result.removed,
+                result.primary,
+                " (NOTIFY)" if woken else "",
+            )
+
+
+def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) -> NotifyAcl:
+    """Who may NOTIFY a served zone: its primaries' addresses, ``allow_notify``
+    networks, and ``allow_notify`` keys (``key:NAME`` names a ``[keys.NAME]`` table)."""
+    keys = frozenset(
+        dns.name.from_text(server_config.keys[item[4:]].name)
+        for item in config.allow_notify
+        if item.startswith("key:") and item[4:] in server_config.keys
+    )
+    zone_key = server_config.key_for(config)
+    return NotifyAcl(
+        sources=host_networks(sorted(set(addresses) | set(config.allow_notify))),
+        keys=keys,
+        zone_key=dns.name.from_text(zone_key.name) if zone_key is not None else None,
+    )

@@ -1,0 +1,603 @@
+"""``watch``: follow zones as a secondary would, into files (the mirror).
+
+:class:`Mirror` keeps local copies in sync without a server, awaitable so tests
+run it as a task and stop it with an :class:`asyncio.Event`.  Each zone has a
+:class:`secdns.refresh.Refresher` (the scheduler ``serve`` uses too): at the
+zone's refresh interval (or a fixed interval), with jitter, or at once on an
+accepted NOTIFY (decided by :mod:`secdns.notify`, as ``serve`` decides them), it
+probes the SOA and calls :func:`secdns.pull.pull_zone` with that SOA when the
+serial moved, so IXFR, the store, the checks and the fallbacks are exactly those
+of ``pull``.  ``exec_command`` runs after each change.  No click, no rich:
+events are value objects handed to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+import dns.asyncresolver
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from secdns.config import Limits
+from secdns.endpoints import Endpoint, format_addr, host_networks, resolve
+from secdns.errors import NetworkError, SecdnsError, UsageError
+from secdns.keys import TsigKey
+from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
+from secdns.pull import PullOptions, PullResult, Status, make_copy, probe_primaries, pull_zone
+from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
+from secdns.store import Store, epoch, iso_time
+from secdns.watch import SHUTDOWN_GRACE, seconds_text
+from secdns.xfr import XfrKind
+
+log = logging.getLogger(__name__)
+
+# --- mirror: follow zones ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MirrorZone:
+    """A zone to follow: where from, with which key, and where to (a file, or the store)."""
+
+    origin: dns.name.Name
+    primaries: tuple[Endpoint, ...]
+    key: TsigKey | None = None
+    output: Path | None = None
+    allow_notify: tuple[str, ...] = ()  # networks allowed to NOTIFY besides the primaries
+
+    @property
+    def text(self) -> str:
+        return self.origin.to_text()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MirrorOptions:
+    interval: float | None = None  # seconds between checks instead of the SOA refresh
+    jitter: float = 0.1  # checks come up to this fraction early, to spread load
+    concurrency: int = 16  # SOA queries and transfers at once
+    timeout: float = 5.0  # per message
+    lifetime: float = 3600.0  # per transfer
+    limits: Limits = Limits()
+    force: bool = False
+    exec_command: str | None = None
+    notify_listen: Endpoint | None = None
+    grace: float = SHUTDOWN_GRACE
+
+
+class MirrorEventKind(enum.Enum):
+    SYNCED = "synced"  # first check: the local copy is current
+    UPDATED = "updated"  # a transfer brought a new serial
+    FAILED = "failed"  # a check failed; retry_in says when the next one is
+    RECOVERED = "recovered"  # a check worked again after failures
+    NOTIFY = "notify"  # a primary announced a change: checking now
+    EXEC = "exec"  # the --exec command finished
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MirrorEvent:
+    """Something that happened to one followed zone, for the renderers."""
+
+    kind: MirrorEventKind
+    zone: str
+    at: float  # wall-clock time (time.time())
+    serial: int | None = None  # the serial we hold after the event
+    previous: int | None = None  # the serial before an update
+    via: XfrKind = XfrKind.NONE
+    primary: str | None = None
+    file: str | None = None
+    added: int = 0
+    removed: int = 0
+    retry_in: float | None = None
+    failures: int = 0
+    source: str | None = None  # who sent a NOTIFY
+    exit_status: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "event": self.kind.value,
+            "time": iso_time(self.at),
+            "zone": self.zone,
+            "serial": self.serial,
+            "previous": self.previous,
+            "via": self.via.value if self.via is not XfrKind.NONE else None,
+            "primary": self.primary,
+            "file": self.file,
+            "added": self.added,
+            "removed": self.removed,
+            "retry_in": round(self.retry_in, 3) if self.retry_in is not None else None,
+            "failures": self.failures,
+            "source": self.source,
+            "exit_status": self.exit_status,
+            "error": self.error,
+        }
+
+
+def exec_environment(
+    base: Mapping[str, str],
+    *,
+    zone: str,
+    old_serial: int | None,
+    new_serial: int | None,
+    file: str | None,
+    kind: XfrKind,
+) -> dict[str, str]:
+    """The environment of an ``--exec`` command.
+
+    Every inherited ``SECDNS_*`` variable is removed (one may hold ``--tsig``), then
+    ``SECDNS_ZONE``, ``SECDNS_OLD_SERIAL`` (empty for a first transfer),
+    ``SECDNS_NEW_SERIAL``, ``SECDNS_FILE`` and ``SECDNS_KIND`` (IXFR/AXFR) are set.
+    """
+    env = {name: value for name, value in base.items() if not name.startswith("SECDNS_")}
+    env.update(
+        SECDNS_ZONE=zone,
+        SECDNS_OLD_SERIAL="" if old_serial is None else str(old_serial),
+        SECDNS_NEW_SERIAL="" if new_serial is None else str(new_serial),
+        SECDNS_FILE=file or "",
+        SECDNS_KIND=kind.value if kind is not XfrKind.NONE else "",
+    )
+    return env
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Followed:
+    """What the mirror knows of one zone between checks (its timers: ``refresher``)."""
+
+    config: MirrorZone
+    refresher: Refresher
+    serial: int | None = None  # the serial we hold; None until the first check
+    timers: tuple[float, float, float] | None = None  # the primary's SOA refresh, retry, expire
+    failures: int = 0
+    busy: bool = False  # transferring or running --exec
+    task: asyncio.Task[None] | None = None
+
+
+EventSink = Callable[[MirrorEvent], None]
+
+
+class Mirror:
+    """Follow zones: ``await Mirror(zones, ...).run(stop)`` until ``stop`` is set.
+
+    ``run()`` is ``startup()`` (NOTIFY socket, one task per zone), a wait for the
+    stop event, then ``shutdown()``: stop listening, cancel idle zones, give
+    transfers and --exec commands in progress ``grace`` seconds, cancel the rest.
+    """
+
+    def __init__(
+        self,
+        zones: Sequence[MirrorZone],
+        *,
+        store: Store | None = None,
+        options: MirrorOptions = MirrorOptions(),
+        on_event: EventSink | None = None,
+    ) -> None:
+        if not zones:
+            raise UsageError("no zone to watch")
+        if store is None and any(zone.output is None for zone in zones):
+            raise UsageError("each zone needs an output file, or give a store directory")
+        self.options = options
+        self.store = store
+        self._on_event = on_event
+        self._gate = asyncio.Semaphore(options.concurrency)  # transfers at once, all zones
+        self._followed: dict[dns.name.Name, _Followed] = {}
+        for zone in zones:
+            if zone.origin in self._followed:
+                raise UsageError(f"zone {zone.text} given twice")
+            self._followed[zone.origin] = self._follower(zone)
+        self._exec_lock = asyncio.Lock()
+        self._stopping = False
+        self._transport: asyncio.DatagramTransport | None = None
+        self._listener: NotifyListener | None = None
+        self._notify_task: asyncio.Task[None] | None = None
+        self._notify_table: dict[dns.name.Name, NotifyAcl] = {}
+        self._keyring = {
+            dns.name.from_text(z.key.name): z.key.to_dnspython() for z in zones if z.key is not None
+        }
+        self._refusals = RefusalLog(log, prefix="watch")
+
+    # -- public
+
+    @property
+    def notify_address(self) -> tuple[str, int] | None:
+        """The (address, port) the NOTIFY listener is bound to, once started."""
+        if self._transport is None:
+            return None
+        sockname = self._transport.get_extra_info("sockname")
+        return (str(sockname[0]), int(sockname[1]))
+
+    def serial(self, origin: dns.name.Name) -> int | None:
+        """The serial we hold for a zone (None before the first success)."""
+        return self._followed[origin].serial
+
+    def status(self, origin: dns.name.Name) -> ZoneStatus:
+        """A zone's refresh state (``ctl status``, metrics)."""
+        return self._followed[origin].refresher.status()
+
+    async def refresh(self, origin: dns.name.Name, force_axfr: bool = False) -> PullResult:
+        """Check a zone now (``ctl refresh``; ``force_axfr``: ``ctl retransfer``)."""
+        return await self._followed[origin].refresher.refresh(force_axfr)
+
+    def _follower(self, zone: MirrorZone) -> _Followed:
+        def check(force_axfr: bool) -> Awaitable[PullResult]:
+            return self._check(followed, force_axfr)
+
+        async def took(result: PullResult, woken: bool) -> None:
+            await self._took(followed, result)
+
+        refresher = Refresher(
+            zone.text,
+            check,
+            self._gate,
+            policy=RefreshPolicy(interval=self.options.interval, jitter=self.options.jitter),
+            timers=lambda: followed.timers,
+            on_expire=lambda expired: self._expired(followed, expired),
+            on_result=took,
+        )
+        followed = _Followed(zone, refresher)
+        return followed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.startup()
+        try:
+            stopper = asyncio.ensure_future(stop.wait())
+            tasks = [f.task for f in self._followed.values() if f.task is not None]
+            if self._notify_task is not None:
+                tasks.append(self._notify_task)
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        listen = self.options.notify_listen
+        if listen is not None:
+            if not listen.is_address:
+                raise UsageError(f"--notify-listen needs an address, not {listen.host!r}")
+            self._notify_table = await self._build_notify_table()
+            queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue(maxsize=256)
+            loop = asyncio.get_running_loop()
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: NotifyListener(queue), local_addr=(listen.host, listen.port)
+                )
+            except OSError as err:
+                raise NetworkError(
+                    f"cannot listen for NOTIFY on {listen}: {err.strerror or err}"
+                ) from err
+            self._transport = transport
+            self._listener = protocol
+            self._notify_task = asyncio.create_task(
+                self._answer_notifies(queue), name="watch NOTIFY"
+            )
+            log.info(
+                "watch: listening for NOTIFY on %s for %d zones", listen, len(self._notify_table)
+            )
+        for followed in self._followed.values():
+            if self.store is not None:
+                self._restore(followed)
+            followed.task = asyncio.create_task(
+                followed.refresher.run(), name=f"watch {followed.config.text}"
+            )
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        if self._transport is not None:
+            self._transport.close()
+        tasks = [f.task for f in self._followed.values() if f.task is not None]
+        if self._notify_task is not None:
+            self._notify_task.cancel()
+            tasks.append(self._notify_task)
+        busy = []
+        for followed in self._followed.values():
+            followed.refresher.stopping = True
+            followed.refresher.wake()
+            if followed.task is None or followed.task.done():
+                continue
+            if followed.busy:
+                busy.append(followed.task)
+            else:
+                followed.task.cancel()
+        if busy:
+            log.info(
+                "watch: waiting up to %s for %d transfers or commands to finish",
+                seconds_text(self.options.grace),
+                len(busy),
+            )
+            _, pending = await asyncio.wait(busy, timeout=self.options.grace)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- NOTIFY
+
+    async def _build_notify_table(self) -> dict[dns.name.Name, NotifyAcl]:
+        table: dict[dns.name.Name, NotifyAcl] = {}
+        for origin, followed in self._followed.items():
+            addresses: list[str] = []
+            for endpoint in followed.config.primaries:
+                try:
+                    addresses += [address for address, _ in await resolve(endpoint)]
+                except SecdnsError as err:
+                    log.warning(
+                        "watch: zone=%s NOTIFY from %s will be refused: %s",
+                        followed.config.text,
+                        endpoint,
+                        err.message,
+                    )
+            key = followed.config.key
+            table[origin] = NotifyAcl(
+                sources=host_networks(addresses) + host_networks(followed.config.allow_notify),
+                zone_key=dns.name.from_text(key.name) if key is not None else None,
+            )
+        return table
+
+    async def _answer_notifies(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
+        while True:
+            wire, addr = await queue.get()
+            decision = answer_notify(wire, addr[0], self._notify_table, self._keyring)
+            if decision.response is not None and self._transport is not None:
+                self._transport.sendto(decision.response, addr)
+            if decision.zone is None:
+                if decision.rcode is not None:
+                    self._refusals.refused(addr[0], str(decision.qname or "?"), decision.reason)
+                else:
+                    log.debug("watch: NOTIFY from %s %s", format_addr(*addr), decision.reason)
+                continue
+            source = format_addr(*addr)
+            followed = self._followed[decision.zone]
+            log.info("watch: zone=%s NOTIFY from %s: checking now", followed.config.text, source)
+            self._emit(
+                MirrorEvent(
+                    MirrorEventKind.NOTIFY,
+                    followed.config.text,
+                    time.time(),
+                    serial=followed.serial,
+                    source=source,
+                )
+            )
+            followed.refresher.wake()
+
+    # -- one zone
+
+    def _emit(self, event: MirrorEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _restore(self, followed: _Followed) -> None:
+        """Expiry survives a restart: start from the store's last successful check."""
+        assert self.store is not None
+        try:
+            state = self.store.load_state(followed.config.origin)
+        except SecdnsError:
+            return
+        last = epoch(state.last_success)
+        if state.serial is None or last is None:
+            return
+        if state.refresh is not None and state.retry is not None and state.expire is not None:
+            followed.timers = (float(state.refresh), float(state.retry), float(state.expire))
+        expire = followed.refresher.soa_timers()[2]
+        followed.refresher.restore(state.serial, last, last + expire)
+
+    async def _check(self, followed: _Followed, force_axfr: bool = False) -> PullResult:
+        """Probe; pull only if the serial moved (the probe's SOA is not asked for again)."""
+        origin = followed.config.origin
+        primaries = list(followed.config.primaries)
+        options = self._pull_options(followed, force_axfr)
+        try:
+            probed = await probe_primaries(origin, primaries, options)
+            soa = probed.soa
+            followed.timers = (float(soa.refresh), float(soa.retry), float(soa.expire))
+            if not force_axfr and followed.serial is not None and soa.serial == followed.serial:
+                if self.store is not None:
+                    await asyncio.to_thread(self.store.record_check, origin, soa.serial)
+                return PullResult(
+                    zone=followed.config.text,
+                    status=Status.UP_TO_DATE,
+                    primary=probed.server,
+                    serial_from=soa.serial,
+                    serial_to=soa.serial,
+                    primary_serial=soa.serial,
+                )
+            followed.busy = True
+            # a fresh copy per pull: nothing of the zone stays in memory between
+            copy = make_copy(origin, store=self.store, output=followed.config.output)
+            return await pull_zone(origin, primaries, copy, options=options, probed=probed)
+        except SecdnsError as err:
+            error = err
+        except Exception as err:  # a bug: say so loudly, keep following the other zones
+            log.exception("watch: zone=%s internal error", followed.config.text)
+            error = SecdnsError(f"internal error: {err!r}")
+        return PullResult(
+            zone=followed.config.text,
+            status=Status.FAILED,
+            error=error,
+            serial_from=followed.serial,
+        )
+
+    def _pull_options(self, followed: _Followed, force_axfr: bool = False) -> PullOptions:
+        return PullOptions(
+            key=followed.config.key,
+            axfr=force_axfr,
+            force=self.options.force,
+            timeout=self.options.timeout,
+            lifetime=self.options.lifetime,
+            limits=self.options.limits,
+        )
+
+    async def _took(self, followed: _Followed, result: PullResult) -> None:
+        try:
+            if result.status is Status.FAILED:
+                assert result.error is not None
+                self._failed(followed, result.error)
+                return
+            self._succeeded(followed)
+            await self._changed(followed, result)
+        finally:
+            followed.busy = False
+
+    def _succeeded(self, followed: _Followed) -> None:
+        if followed.failures:
+            log.warning(
+                "watch: zone=%s primary answers again after %d failed checks",
+                followed.config.text,
+                followed.failures,
+            )
+            self._emit(
+                MirrorEvent(
+                    MirrorEventKind.RECOVERED,
+                    followed.config.text,
+                    time.time(),
+                    serial=followed.serial,
+                    failures=followed.failures,
+                )
+            )
+        followed.failures = 0
+
+    async def _changed(self, followed: _Followed, result: PullResult) -> None:
+        zone = followed.config.text
+        first = followed.serial is None
+        followed.serial = result.serial_to
+        if result.status is not Status.TRANSFERRED:
+            if first:
+                self._emit(
+                    MirrorEvent(
+                        MirrorEventKind.SYNCED,
+                        zone,
+                        time.time(),
+                        serial=result.serial_to,
+                        primary=result.primary,
+                        file=self._file(followed),
+                    )
+                )
+            return
+        self._emit(
+            MirrorEvent(
+                MirrorEventKind.UPDATED,
+                zone,
+                time.time(),
+                serial=result.serial_to,
+                previous=result.serial_from,
+                via=result.kind,
+                primary=result.primary,
+                file=result.output,
+                added=result.added,
+                removed=result.removed,
+            )
+        )
+        if self.options.exec_command:
+            await self._run_exec(followed, result)
+
+    def _file(self, followed: _Followed) -> str | None:
+        if followed.config.output is not None:
+            return str(followed.config.output)
+        if self.store is not None:
+            return str(self.store.zone_path(followed.config.origin))
+        return None
+
+    async def _run_exec(self, followed: _Followed, result: PullResult) -> None:
+        assert self.options.exec_command is not None
+        zone = followed.config.text
+        env = exec_environment(
+            os.environ,
+            zone=zone,
+            old_serial=result.serial_from,
+            new_serial=result.serial_to,
+            file=result.output,
+            kind=result.kind,
+        )
+        async with self._exec_lock:  # one command at a time: hooks often share a repo
+            try:
+                process = await asyncio.create_subprocess_shell(
+                    self.options.exec_command,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=2,
+                    start_new_session=True,
+                )  # its output is not our data: stderr
+            except OSError as err:
+                log.error("watch: zone=%s cannot run --exec: %s", zone, err.strerror or err)
+                self._emit(
+                    MirrorEvent(
+                        MirrorEventKind.EXEC,
+                        zone,
+                        time.time(),
+                        serial=result.serial_to,
+                        error=str(err),
+                    )
+                )
+                return
+            try:
+                status = await process.wait()
+            except asyncio.CancelledError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(process.wait(), 1.0)
+                raise
+        if status != 0:
+            log.warning(
+                "watch: zone=%s --exec exited with status %d (serial %s)",
+                zone,
+                status,
+                result.serial_to,
+            )
+        else:
+            log.info("watch: zone=%s --exec done (serial %s)", zone, result.serial_to)
+        self._emit(
+            MirrorEvent(
+                MirrorEventKind.EXEC,
+                zone,
+                time.time(),
+                serial=result.serial_to,
+                file=result.output,
+                exit_status=status,
+            )
+        )
+
+    def _failed(self, followed: _Followed, err: SecdnsError) -> None:
+        followed.failures += 1
+        zone = followed.config.text
+        delay = followed.refresher.retry_in or 0.0
+        what = "primary unreachable" if isinstance(err, NetworkError) else "check failed"
+        log.warning(
+            "watch: zone=%s %s, retry in %s: %s", zone, what, seconds_text(delay), err.one_line()
+        )
+        self._emit(
+            MirrorEvent(
+                MirrorEventKind.FAILED,
+                zone,
+                time.time(),
+                serial=followed.serial,
+                retry_in=delay,
+                failures=followed.failures,
+                error=err.one_line(),
+            )
+        )
+
+    def _expired(self, followed: _Followed, expired: bool) -> None:
+        if expired:
+            log.warning(
+                "watch: zone=%s not refreshed for longer than the SOA expire (%s): "
+                "keeping the last copy, which a secondary would stop serving",
+                followed.config.text,
+                seconds_text(followed.refresher.soa_timers()[2]),
+            )

@@ -1,0 +1,340 @@
+"""NOTIFY (RFC 1996), both directions, for ``serve`` and ``watch`` alike.
+
+* :func:`answer_notify` decides one incoming datagram (pure, no sockets):
+  validate it, check who sent it, build the reply and name the zone to refresh.
+* :class:`NotifyListener` is the datagram protocol ``watch`` listens with
+  (``serve`` hands the datagrams its own listeners classified as NOTIFY to
+  :func:`answer_notify` directly).
+* :class:`RefusalLog` logs refused NOTIFYs at most once per source and zone per
+  window, with a count, so a flood cannot fill the log.
+* :func:`send_notify` sends ours, retrying with exponential backoff.
+
+The reply follows BIND (``ns/notify.c``): same ID, opcode and question; AA set
+on NOERROR only; FORMERR for anything but exactly one IN SOA question, NOTAUTH
+for a zone we are not a secondary for and for a TSIG that does not verify,
+REFUSED for a source (or key) not allowed.  A reply is signed with the query's
+key when the query was signed and verified, carries an OPT when the query did
+(RFC 6891 6.1.1), and is never larger than the query: no amplification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+
+from secdns.endpoints import IPNetwork, source_allowed
+
+log = logging.getLogger(__name__)
+
+HEADER_SIZE = 12
+MAX_NOTIFY_SIZE = 4096
+"""Datagrams larger than this are not NOTIFYs worth parsing: dropped unread."""
+_QR_BYTE = 2  # the QR bit is the top bit of the third header byte
+_QR_BIT = 0x80
+_TSIG_ERRORS = (
+    dns.message.UnknownTSIGKey,
+    dns.tsig.BadSignature,
+    dns.tsig.BadTime,
+    dns.tsig.BadKey,
+    dns.tsig.BadAlgorithm,
+    dns.tsig.PeerError,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotifyAcl:
+    """Who may NOTIFY one zone.
+
+    ``sources``: the primaries' addresses (/32, /128) and the ``allow_notify``
+    networks.  ``keys``: TSIG key names (wire names) that allow a signed NOTIFY
+    from any source (``allow_notify = ["key:NAME"]``).  ``zone_key``: the key the
+    zone transfers with; a NOTIFY signed with it is accepted from an allowed source.
+    """
+
+    sources: tuple[IPNetwork, ...] = ()
+    keys: frozenset[dns.name.Name] = frozenset()
+    zone_key: dns.name.Name | None = None
+
+
+NotifyLookup = Callable[[dns.name.Name], NotifyAcl | None]
+"""Zone -> who may NOTIFY it, or None when we are not a secondary for it (NOTAUTH)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotifyDecision:
+    """What to do with one datagram.
+
+    ``response`` is the reply to send (None: stay silent); ``zone`` the zone to
+    refresh now (None: nothing to do); ``rcode`` the reply's rcode and ``reason``
+    why, for the log.
+    """
+
+    response: bytes | None
+    zone: dns.name.Name | None
+    rcode: dns.rcode.Rcode | None
+    reason: str
+    qname: dns.name.Name | None = None  # the question's name, when there was one
+
+    @property
+    def refused(self) -> bool:
+        return self.zone is None
+
+
+def is_query_header(wire: bytes) -> bool:
+    """The cheap first look: long enough for a header, not huge, and not a response."""
+    return HEADER_SIZE <= len(wire) <= MAX_NOTIFY_SIZE and not wire[_QR_BYTE] & _QR_BIT
+
+
+def answer_notify(
+    wire: bytes,
+    source: str,
+    lookup: NotifyLookup | Mapping[dns.name.Name, NotifyAcl],
+    keyring: Mapping[dns.name.Name, dns.tsig.Key] | None = None,
+) -> NotifyDecision:
+    """Decide one datagram that may be a NOTIFY (RFC 1996 3.7, 3.10; BIND's rules).
+
+    * not a query, truncated, huge or unparsable: dropped, no reply (never reflect garbage);
+    * a TSIG that does not verify against ``keyring``: NOTAUTH;
+    * an opcode other than NOTIFY: NOTIMP;
+    * not exactly one IN SOA question: FORMERR;
+    * a zone ``lookup`` does not know: NOTAUTH;
+    * a source outside the zone's networks, unless signed with an allowed key,
+      or signed with a key not allowed: REFUSED;
+    * otherwise NOERROR with AA set, and the zone to refresh.
+    """
+    if not is_query_header(wire):
+        return _dropped("not a DNS query")
+    find = lookup.get if isinstance(lookup, Mapping) else lookup
+    try:
+        query = dns.message.from_wire(wire, keyring=dict(keyring or {}))
+    except _TSIG_ERRORS as err:
+        return _tsig_failure(wire, err)
+    except Exception as err:  # hostile input: whatever the parser raises, drop it
+        return _dropped(f"malformed ({err or type(err).__name__})")
+    opcode = query.opcode()
+    if opcode != dns.opcode.NOTIFY:
+        return _reply(
+            wire, query, dns.rcode.NOTIMP, f"opcode {dns.opcode.to_text(opcode)} is not NOTIFY"
+        )
+    if len(query.question) != 1:
+        return _reply(
+            wire, query, dns.rcode.FORMERR, f"{len(query.question)} questions", echo=False
+        )
+    question = query.question[0]
+    if question.rdclass != dns.rdataclass.IN or question.rdtype != dns.rdatatype.SOA:
+        return _reply(
+            wire,
+            query,
+            dns.rcode.FORMERR,
+            f"question is {dns.rdataclass.to_text(question.rdclass)} "
+            f"{dns.rdatatype.to_text(question.rdtype)}, not IN SOA",
+        )
+    zone = question.name
+    acl = find(zone)
+    if acl is None:
+        return _reply(wire, query, dns.rcode.NOTAUTH, f"not a secondary for {zone}")
+    signer = query.keyname if query.had_tsig else None
+    if signer is not None and signer in acl.keys:
+        return _reply(wire, query, dns.rcode.NOERROR, f"accepted (key {signer})", zone=zone)
+    if not source_allowed(source, acl.sources):
+        return _reply(wire, query, dns.rcode.REFUSED, f"{source} is not a primary of {zone}")
+    if signer is not None and signer != acl.zone_key:
+        return _reply(wire, query, dns.rcode.REFUSED, f"key {signer} is not allowed for {zone}")
+    return _reply(wire, query, dns.rcode.NOERROR, "accepted", zone=zone)
+
+
+def _dropped(reason: str) -> NotifyDecision:
+    return NotifyDecision(None, None, None, f"dropped: {reason}")
+
+
+def _tsig_failure(wire: bytes, err: Exception) -> NotifyDecision:
+    """NOTAUTH, unsigned, for a NOTIFY whose TSIG does not verify (RFC 8945 5.2)."""
+    reason = f"TSIG does not verify ({err or type(err).__name__})"
+    try:
+        query = dns.message.from_wire(wire, keyring=False)
+    except Exception:
+        return _dropped(reason)
+    return _reply(wire, query, dns.rcode.NOTAUTH, reason)
+
+
+def _reply(
+    wire: bytes,
+    query: dns.message.Message,
+    rcode: dns.rcode.Rcode,
+    reason: str,
+    *,
+    zone: dns.name.Name | None = None,
+    echo: bool = True,
+) -> NotifyDecision:
+    qname = query.question[0].name if len(query.question) == 1 else None
+    response = dns.message.make_response(query)
+    response.flags &= ~dns.flags.AA
+    if rcode == dns.rcode.NOERROR:
+        response.flags |= dns.flags.AA
+    response.set_rcode(rcode)
+    if not echo:
+        response.question = []
+    try:
+        out = response.to_wire()
+    except dns.exception.DNSException as err:
+        return NotifyDecision(None, zone, rcode, f"{reason}; no reply ({err})", qname)
+    if len(out) > len(wire):
+        return NotifyDecision(None, zone, rcode, f"{reason}; reply larger than query", qname)
+    return NotifyDecision(out, zone, rcode, reason, qname)
+
+
+class RefusalLog:
+    """Log refused NOTIFYs at most once per (source address, zone) per ``window``.
+
+    The first refusal in a window is logged; later ones are counted and the count
+    goes with the next line logged for that pair.  At most ``max_pairs`` pairs are
+    remembered (the oldest are forgotten first): a spoofed flood cannot grow it.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        prefix: str = "notify",
+        window: float = 60.0,
+        max_pairs: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.prefix = prefix
+        self.window = window
+        self.max_pairs = max_pairs
+        self.clock = clock
+        self._pairs: dict[tuple[str, str], list[float | int]] = {}
+        self._lock = threading.Lock()  # serve decides NOTIFYs in worker threads
+
+    def refused(self, source: str, zone: str, reason: str) -> bool:
+        """Note one refusal; True when it was logged."""
+        with self._lock:
+            suppressed = self._count(source, zone)
+        if suppressed is None:
+            return False
+        more = f" ({suppressed} more since the last line)" if suppressed else ""
+        self.logger.info(
+            "%s: zone=%s NOTIFY from %s refused: %s%s", self.prefix, zone, source, reason, more
+        )
+        return True
+
+    def _count(self, source: str, zone: str) -> int | None:
+        """None inside the pair's window; else how many were not logged before."""
+        now = self.clock()
+        pair = (source, zone)
+        seen = self._pairs.get(pair)
+        if seen is not None and now - seen[0] < self.window:
+            seen[1] += 1
+            return None
+        suppressed = int(seen[1]) if seen is not None else 0
+        self._pairs.pop(pair, None)
+        while len(self._pairs) >= self.max_pairs:
+            self._pairs.pop(next(iter(self._pairs)))
+        self._pairs[pair] = [now, 0]
+        return suppressed
+
+
+class NotifyListener(asyncio.DatagramProtocol):
+    """The UDP side of a NOTIFY listener: look cheaply, enqueue, never block.
+
+    Datagrams that cannot be a query are dropped here; the rest go on a bounded
+    queue (full: dropped) for a task that calls :func:`answer_notify`.
+    """
+
+    def __init__(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
+        self.queue = queue
+        self.transport: asyncio.DatagramTransport | None = None
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        if not is_query_header(data):
+            self.dropped += 1
+            return
+        try:
+            self.queue.put_nowait((data, (str(addr[0]), int(addr[1]))))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("notify: listener socket error: %s", exc)
+
+
+async def send_notify(
+    zone: dns.name.Name,
+    soa: dns.rrset.RRset | None,
+    address: str,
+    port: int,
+    *,
+    key: dns.tsig.Key | None = None,
+    attempts: int = 6,
+    first_timeout: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> bool:
+    """NOTIFY one target, retrying with exponential backoff until it acknowledges."""
+    timeout = first_timeout
+    for attempt in range(1, attempts + 1):
+        message = dns.message.make_query(zone, dns.rdatatype.SOA)
+        message.flags = dns.flags.AA
+        message.set_opcode(dns.opcode.NOTIFY)
+        if soa is not None:
+            message.answer.append(soa)
+        if key is not None:
+            message.use_tsig({key.name: key}, key.name)
+        try:
+            response = await dns.asyncquery.udp(message, address, timeout=timeout, port=port)
+        except (OSError, dns.exception.DNSException) as err:
+            log.info(
+                "notify: zone=%s to %s:%d attempt %d failed: %s",
+                zone,
+                address,
+                port,
+                attempt,
+                err or type(err).__name__,
+            )
+        else:
+            if response.rcode() == dns.rcode.NOERROR:
+                log.info("notify: zone=%s acknowledged by %s:%d", zone, address, port)
+                return True
+            log.warning(
+                "notify: zone=%s %s:%d answered %s",
+                zone,
+                address,
+                port,
+                dns.rcode.to_text(response.rcode()),
+            )
+            return False
+        delay = timeout * (0.5 + random.random())
+        timeout = min(timeout * 2, 30.0)
+        if stop is not None:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return False
+            except TimeoutError:
+                continue
+        await asyncio.sleep(delay)
+    log.warning(
+        "notify: zone=%s %s:%d never acknowledged after %d attempts", zone, address, port, attempts
+    )
+    return False

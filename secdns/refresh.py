@@ -1,0 +1,280 @@
+"""The refresh scheduler (RFC 1034 4.3.5, RFC 1996), one for ``serve`` and ``watch``.
+
+Each zone has a :class:`Refresher`: it waits for the SOA refresh timer (with
+jitter) or a NOTIFY (:meth:`Refresher.wake`; wakes during a refresh coalesce
+into one more check), then runs one check under the process's shared bound on
+concurrent transfers (one :class:`asyncio.Semaphore` for all zones).  What a
+check does is the caller's: both products call :func:`secdns.pull.pull_zone`
+into their own copy.
+
+A failed check is retried after the SOA retry, doubling each time up to the
+larger of the refresh interval and ``backoff_cap`` retries, with jitter.  A
+check that ends with our serial behind the primary's is a failure
+(``pull_zone`` raises).  Past the expiry deadline (last successful check + SOA
+expire) without a successful check the zone is *expired*; the deadline and the
+last successful check are persisted in the store's state file, so a restart
+does not reset them.
+
+:class:`ZoneStatus` is what one zone looks like from outside (control socket,
+metrics): a frozen value with ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+from secdns.errors import SecdnsError
+from secdns.pull import PullResult, Status
+
+log = logging.getLogger(__name__)
+
+MIN_TIMER = 1.0
+"""SOA refresh/retry/expire values below this are raised to it: a primary cannot make us spin."""
+DEFAULT_TIMERS = (3600.0, 60.0, 7 * 86400.0)
+"""Refresh, retry and expire of a zone whose SOA we have never seen."""
+BACKOFF_CAP = 8
+"""Retries double from the SOA retry up to this many times it (or the refresh interval)."""
+
+
+class RefreshState(enum.Enum):
+    LOADING = "loading"  # nothing checked yet
+    OK = "ok"  # the last check succeeded
+    REFRESHING = "refreshing"  # a check is running
+    RETRYING = "retrying"  # the last check failed; a retry is scheduled
+    EXPIRED = "expired"  # no successful check for longer than the SOA expire
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ZoneStatus:
+    """One zone's refresh state, for ``ctl status``, metrics and logs (times: epoch seconds)."""
+
+    zone: str
+    serial: int | None
+    state: str  # a RefreshState value
+    primary: str | None  # the primary used last
+    last_refresh: float | None  # last successful SOA check
+    last_change: float | None  # last transfer that brought a new serial
+    next_refresh: float | None
+    expires_at: float | None
+    records: int | None
+    last_error: str | None  # one line
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RefreshPolicy:
+    interval: float | None = None  # a fixed interval instead of the SOA refresh (watch)
+    jitter: float = 0.2  # checks come up to this fraction early, to spread load
+    min_timer: float = MIN_TIMER
+    backoff_cap: int = BACKOFF_CAP
+    first_delay: float = 0.5  # the first check comes within this many seconds
+
+
+def retry_delay(failures: int, refresh: float, retry: float, cap: int = BACKOFF_CAP) -> float:
+    """Seconds before retry number ``failures`` (1, 2, ...): the SOA retry, doubling,
+    capped at the larger of the refresh interval and ``cap`` retries."""
+    ceiling = max(refresh, retry * cap)
+    return min(retry * 2 ** min(max(failures, 1) - 1, 30), ceiling)
+
+
+Timers = tuple[float, float, float]
+Check = Callable[[bool], Awaitable[PullResult]]
+"""``check(force_axfr)``: one refresh of the zone (the caller's ``pull_zone``)."""
+
+
+class Refresher:
+    """One zone's timers and state: ``await refresher.run()`` until cancelled.
+
+    ``check`` does the work; ``timers()`` gives the held SOA's (refresh, retry,
+    expire) or None; ``on_expire(expired)`` is told when the zone expires and
+    when it is refreshed again; ``on_result(result, woken)`` sees every result.
+    """
+
+    def __init__(
+        self,
+        zone: str,
+        check: Check,
+        transfers: asyncio.Semaphore,
+        *,
+        policy: RefreshPolicy = RefreshPolicy(),
+        timers: Callable[[], Timers | None] = lambda: None,
+        on_expire: Callable[[bool], None] | None = None,
+        on_result: Callable[[PullResult, bool], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.zone = zone
+        self.check = check
+        self.transfers = transfers
+        self.policy = policy
+        self.timers = timers
+        self.on_expire = on_expire
+        self.on_result = on_result
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.expired = False
+        self.refreshing = False
+        self.serial: int | None = None
+        self.primary: str | None = None
+        self.records: int | None = None
+        self.last_refresh: float | None = None
+        self.last_change: float | None = None
+        self.next_refresh: float | None = None
+        self.expires_at: float | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self.retry_in: float | None = None  # seconds to the next check, once scheduled
+        self.last_result: PullResult | None = None
+        self.stopping = False  # set it, then wake(): run() returns
+        self.wake_event = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    # -- outside
+
+    def wake(self) -> None:
+        """Check now (a NOTIFY); wakes while a check runs coalesce into one more."""
+        self.wake_event.set()
+
+    @property
+    def state(self) -> RefreshState:
+        if self.refreshing:
+            return RefreshState.REFRESHING
+        if self.expired:
+            return RefreshState.EXPIRED
+        if self.failures:
+            return RefreshState.RETRYING
+        if self.last_result is None:
+            return RefreshState.LOADING
+        return RefreshState.OK
+
+    def status(self) -> ZoneStatus:
+        return ZoneStatus(
+            zone=self.zone,
+            serial=self.serial,
+            state=self.state.value,
+            primary=self.primary,
+            last_refresh=self.last_refresh,
+            last_change=self.last_change,
+            next_refresh=self.next_refresh,
+            expires_at=self.expires_at,
+            records=self.records,
+            last_error=self.last_error,
+        )
+
+    def restore(
+        self, serial: int | None, last_refresh: float | None, expires_at: float | None
+    ) -> None:
+        """Start from what the store remembers; expired at once if the deadline passed."""
+        self.serial = serial
+        self.last_refresh = last_refresh
+        self.expires_at = expires_at
+        self.expired_check()
+
+    def expired_check(self) -> bool:
+        """Expire the zone if its deadline passed (True when it is expired)."""
+        if self.expires_at is None or self.clock() <= self.expires_at:
+            return self.expired
+        if not self.expired:
+            self.expired = True
+            if self.on_expire is not None:
+                self.on_expire(True)
+        return True
+
+    async def refresh(self, force_axfr: bool = False, *, woken: bool = False) -> PullResult:
+        """One check now, under the shared transfer bound (``ctl refresh/retransfer``)."""
+        async with self._lock:
+            self.refreshing = True
+            try:
+                async with self.transfers:
+                    result = await self.check(force_axfr)
+            finally:
+                self.refreshing = False
+            self._took(result)
+            self.retry_in = self.next_delay()
+            self.next_refresh = self.clock() + self.retry_in
+            if self.on_result is not None:
+                await self.on_result(result, woken)
+            return result
+
+    async def run(self) -> None:
+        """The loop: wait for the timer or a wake, check, schedule the next check."""
+        delay = self.rng.uniform(0, self.policy.first_delay)
+        while not self.stopping:
+            self.next_refresh = self.clock() + delay
+            woken = await self._sleep(delay)
+            if self.stopping:
+                return
+            try:
+                await self.refresh(woken=woken)
+            except SecdnsError as err:  # a check should report, not raise: count it
+                self._failed(err.one_line())
+                self.retry_in = self.next_delay()
+            delay = self.retry_in if self.retry_in is not None else self.next_delay()
+
+    # -- timers
+
+    def soa_timers(self) -> Timers:
+        timers = self.timers() or DEFAULT_TIMERS
+        low = self.policy.min_timer
+        refresh, retry, expire = (max(float(t), low) for t in timers)
+        if self.policy.interval is not None:
+            refresh = self.policy.interval
+            retry = min(retry, refresh)
+        return refresh, retry, expire
+
+    def next_delay(self) -> float:
+        """Seconds to the next check: refresh on success, backed-off retry on failure."""
+        refresh, retry, _expire = self.soa_timers()
+        if self.failures:
+            base = retry_delay(self.failures, refresh, retry, self.policy.backoff_cap)
+        else:
+            base = refresh
+        return base * (1.0 - self.policy.jitter * self.rng.random())
+
+    async def _sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds or until woken; True when woken."""
+        try:
+            await asyncio.wait_for(self.wake_event.wait(), timeout=delay)
+            woken = True
+        except TimeoutError:
+            woken = False
+        self.wake_event.clear()
+        return woken
+
+    # -- results
+
+    def _took(self, result: PullResult) -> None:
+        self.last_result = result
+        if result.primary is not None:
+            self.primary = result.primary
+        if result.status is Status.FAILED:
+            self._failed(result.error.one_line() if result.error else "failed")
+            return
+        now = self.clock()
+        self.failures = 0
+        self.last_error = None
+        self.last_refresh = now
+        if result.status is Status.TRANSFERRED:
+            self.last_change = now
+        self.serial = result.serial_to
+        if result.records is not None:
+            self.records = result.records
+        _refresh, _retry, expire = self.soa_timers()
+        self.expires_at = now + expire
+        if self.expired:
+            self.expired = False
+            if self.on_expire is not None:
+                self.on_expire(False)
+
+    def _failed(self, error: str) -> None:
+        self.failures += 1
+        self.last_error = error
+        self.expired_check()

@@ -1,0 +1,277 @@
+"""The refresh scheduler (secdns.refresh): backoff and jitter, coalesced wakes, one
+bound on transfers for all zones, staying behind the primary is a failure, and
+expiry survives a restart (serve and watch)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import dns.name
+import pytest
+from fakeprimary import FakePrimary
+from xfrwire import answer_messages, rrset, zone_rrsets
+
+from secdns.endpoints import Endpoint
+from secdns.errors import BadDataError
+from secdns.mirror import Mirror, MirrorOptions, MirrorZone
+from secdns.pull import PullResult, Status, StoreCopy, pull_zone
+from secdns.refresh import Refresher, RefreshPolicy, RefreshState, retry_delay
+from secdns.store import Store, ZoneState, iso_time
+
+ORIGIN_TEXT = "example.com."
+ORIGIN = dns.name.from_text(ORIGIN_TEXT)
+ZONE = """
+@ 3600 IN SOA ns1 host {serial} 7200 900 1209600 300
+@ 3600 IN NS ns1
+ns1 3600 IN A 192.0.2.1
+www 300 IN A 192.0.2.80
+"""
+
+
+def soa(serial: int):
+    return rrset(
+        f"{ORIGIN_TEXT} 3600 SOA ns1.{ORIGIN_TEXT} host.{ORIGIN_TEXT} {serial} 7200 900 1209600 300"
+    )
+
+
+def full(serial: int):
+    rrsets = zone_rrsets(ZONE.format(serial=serial), ORIGIN_TEXT)
+    return rrsets + rrsets[:1]
+
+
+def result(status: Status = Status.UP_TO_DATE, serial: int = 1) -> PullResult:
+    error = BadDataError("boom", zone=ORIGIN_TEXT) if status is Status.FAILED else None
+    return PullResult(zone=ORIGIN_TEXT, status=status, serial_to=serial, error=error)
+
+
+def test_failures_back_off_from_the_soa_retry_with_jitter():
+    assert [retry_delay(n, 7200, 900) for n in range(1, 6)] == [900, 1800, 3600, 7200, 7200]
+
+    async def scenario() -> None:
+        async def fail(force_axfr: bool) -> PullResult:
+            return result(Status.FAILED)
+
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            fail,
+            asyncio.Semaphore(1),
+            policy=RefreshPolicy(jitter=0.2),
+            timers=lambda: (7200.0, 900.0, 1209600.0),
+            rng=random.Random(7),
+        )
+        delays = []
+        for _ in range(5):
+            await refresher.refresh()
+            assert refresher.state is RefreshState.RETRYING
+            delays.append(refresher.retry_in)
+        for delay, base in zip(delays, [900, 1800, 3600, 7200, 7200], strict=True):
+            assert base * 0.8 <= delay <= base
+        assert len(set(delays)) == 5  # jittered: no two alike
+        assert refresher.status().last_error == "example.com.: boom" or refresher.last_error
+        # success: back to the refresh interval, jittered
+        refresher.check = lambda force_axfr: _done(result())
+        await refresher.refresh()
+        assert refresher.state is RefreshState.OK and refresher.failures == 0
+        assert 7200 * 0.8 <= refresher.retry_in <= 7200
+        # a primary cannot make us spin: timers below the minimum are raised
+        refresher.timers = lambda: (0.0, 0.0, 0.0)
+        assert refresher.soa_timers() == (1.0, 1.0, 1.0)
+
+    asyncio.run(scenario())
+
+
+async def _done(value: PullResult) -> PullResult:
+    return value
+
+
+def test_wakes_during_a_check_coalesce_into_one_more_check():
+    async def scenario() -> None:
+        calls = 0
+        running = asyncio.Event()
+        release = asyncio.Event()
+
+        async def check(force_axfr: bool) -> PullResult:
+            nonlocal calls
+            calls += 1
+            running.set()
+            await release.wait()
+            return result()
+
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            check,
+            asyncio.Semaphore(1),
+            policy=RefreshPolicy(first_delay=0.01),
+            timers=lambda: (3600.0, 600.0, 86400.0),
+        )
+        task = asyncio.create_task(refresher.run())
+        await asyncio.wait_for(running.wait(), 5)
+        assert refresher.state is RefreshState.REFRESHING
+        for _ in range(50):  # a NOTIFY flood while the first check runs
+            refresher.wake()
+        release.set()
+        deadline = time.monotonic() + 5
+        while calls < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert calls == 2
+        assert refresher.state is RefreshState.OK
+        assert refresher.next_refresh is not None and refresher.next_refresh > time.time() + 2000
+        refresher.stopping = True
+        refresher.wake()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+def test_one_bound_on_transfers_for_all_zones():
+    async def scenario() -> None:
+        bound = asyncio.Semaphore(3)
+        active = peak = 0
+
+        async def check(force_axfr: bool) -> PullResult:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.05)
+            active -= 1
+            return result()
+
+        refreshers = [Refresher(f"z{n}.", check, bound) for n in range(12)]
+        results = await asyncio.gather(*(r.refresh() for r in refreshers))
+        assert peak == 3 and all(r.status is Status.UP_TO_DATE for r in results)
+        assert all(r.status().state == "ok" for r in refreshers)
+        assert set(refreshers[0].status().to_dict()) == {
+            "zone",
+            "serial",
+            "state",
+            "primary",
+            "last_refresh",
+            "last_change",
+            "next_refresh",
+            "expires_at",
+            "records",
+            "last_error",
+        }
+
+    asyncio.run(scenario())
+
+
+def test_ending_behind_the_primarys_serial_is_a_failure(tmp_path):
+    """The probe says 11; the IXFR answers with our SOA alone (up to date at 10)."""
+    store = Store(tmp_path / "store")
+
+    async def pull(primary: FakePrimary) -> PullResult:
+        copy = StoreCopy(store, ORIGIN)
+        return await pull_zone(ORIGIN, [Endpoint("127.0.0.1", primary.port)], copy)
+
+    def axfr(query):
+        return answer_messages(query.id, ORIGIN_TEXT, "AXFR", full(10), 2)
+
+    with FakePrimary(axfr, soa(10)) as primary:
+        assert asyncio.run(pull(primary)).status is Status.TRANSFERRED
+
+    def stale_ixfr(query):
+        return answer_messages(query.id, ORIGIN_TEXT, "IXFR", [soa(10)], 2)
+
+    with FakePrimary(stale_ixfr, soa(11)) as primary:
+        pulled = asyncio.run(pull(primary))
+    assert pulled.status is Status.FAILED
+    assert "serial 11" in pulled.error.message and "behind" in pulled.error.message
+    state = store.load_state(ORIGIN)
+    assert state.serial == 10 and "behind" in state.last_error
+
+
+def test_expiry_survives_a_restart_of_watch(tmp_path):
+    store = Store(tmp_path / "store")
+    store.ensure()
+    old = time.time() - 3600
+    store.save_state(
+        ORIGIN,
+        ZoneState(
+            zone=ORIGIN_TEXT,
+            serial=10,
+            last_success=iso_time(old, whole_seconds=True),
+            refresh=60,
+            retry=60,
+            expire=600,  # expired 50 minutes ago
+        ),
+    )
+    mirror = Mirror(
+        [MirrorZone(ORIGIN, (Endpoint("127.0.0.1", 9),))],
+        store=store,
+        options=MirrorOptions(timeout=0.2),
+    )
+
+    async def scenario() -> None:
+        await mirror.startup()
+        try:
+            status = mirror.status(ORIGIN)
+            assert status.state == "expired"
+            assert status.expires_at == pytest.approx(old + 600, abs=1)
+            assert status.last_refresh == pytest.approx(old, abs=1)
+        finally:
+            await mirror.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_restore_expires_at_once_and_a_success_unexpires():
+    async def scenario() -> None:
+        told = []
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            lambda force_axfr: _done(result(serial=5)),
+            asyncio.Semaphore(1),
+            timers=lambda: (60.0, 60.0, 600.0),
+            on_expire=told.append,
+        )
+        refresher.restore(5, time.time() - 700, time.time() - 100)
+        assert refresher.state is RefreshState.EXPIRED and told == [True]
+        await refresher.refresh()
+        assert refresher.state is RefreshState.OK and told == [True, False]
+        assert refresher.expires_at == pytest.approx(time.time() + 600, abs=2)
+
+    asyncio.run(scenario())
+
+
+def test_expiry_survives_a_restart_of_serve(bind_primary, tmp_path):
+    from pathlib import Path
+
+    import dns.rcode
+    from serving import ServerThread, write_config
+
+    text = (
+        (Path(__file__).parent / "zones" / "example.com.zone")
+        .read_text()
+        .replace("7200       ; refresh", "1 ; refresh")
+        .replace("900        ; retry", "1 ; retry")
+        .replace("1209600    ; expire", "4 ; expire")
+    )
+    primary = bind_primary({"example.com": text})
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": "example.com", "primaries": [primary.addr]}],
+        timeout=0.5,
+    )
+    server = ServerThread(config)
+    try:
+        server.wait_serial("example.com", 2024010101)
+        store = Store(tmp_path / "store")
+        first = store.load_state(ORIGIN).last_success
+        deadline = time.monotonic() + 10
+        while store.load_state(ORIGIN).last_success == first and time.monotonic() < deadline:
+            time.sleep(0.2)  # up-to-date checks are remembered, not only transfers
+        assert store.load_state(ORIGIN).last_success != first
+    finally:
+        server.stop()
+    primary.stop()
+    time.sleep(4.5)  # past the expire, with no server running
+    server = ServerThread(config)
+    try:  # the stored copy is expired from the start: SERVFAIL, not stale answers
+        assert server.query("www.example.com.", "A").rcode() == dns.rcode.SERVFAIL
+    finally:
+        server.stop()
