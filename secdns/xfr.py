@@ -270,8 +270,15 @@ class XfrReader:
                 raise BadDataError("records after the final SOA")
             self._check_record(rec)
             self._step(rec)
-        if self.state is _State.SECOND and self.messages == 1 and len(message.records) == 1:
-            # IXFR answered with the current SOA only: nothing newer (RFC 1995 section 2)
+        if (
+            self.state is _State.SECOND
+            and self.messages == 1
+            and len(message.records) == 1
+            and (self.serial is None or not serial_newer(self.new_serial, self.serial))  # type: ignore[arg-type]
+        ):
+            # A first message holding only an SOA that is not newer than ours: up to
+            # date (RFC 1995 section 2).  A newer one alone is how PowerDNS starts a
+            # full zone sent AXFR-style (messages of 1, n and 1 records): read on.
             self.up_to_date = True
             self.state = _State.DONE
         return self.state is _State.DONE
