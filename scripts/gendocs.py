@@ -649,6 +649,12 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
         '["CIDR", ...]',
         "serve: addresses allowed to send NOTIFY besides the primaries.",
     ),
+    (
+        "request_ixfr",
+        "true|false",
+        "false: transfer by AXFR only, never IXFR (as BIND's request-ixfr no), "
+        "for primaries whose IXFR is broken. Default true.",
+    ),
 )
 
 CONFIG_EXAMPLE = (

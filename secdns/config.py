@@ -46,6 +46,7 @@ class ZoneConfig:
     allow_transfer: tuple[str, ...] = ()
     notify: tuple[Endpoint, ...] = ()
     allow_notify: tuple[str, ...] = ()
+    request_ixfr: bool = True  # False: AXFR only, as BIND's request-ixfr no
 
     @property
     def text(self) -> str:
@@ -171,7 +172,16 @@ _SERVER_KEYS = {
     "max_records",
     "max_bytes",
 }
-_ZONE_KEYS = {"name", "primaries", "key", "file", "allow_transfer", "notify", "allow_notify"}
+_ZONE_KEYS = {
+    "name",
+    "primaries",
+    "key",
+    "file",
+    "allow_transfer",
+    "notify",
+    "allow_notify",
+    "request_ixfr",
+}
 
 
 def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None = None) -> Config:
@@ -275,6 +285,10 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             problems.add(where, "set either primaries (a secondary zone) or file (a primary zone)")
         if not primaries and not file_value:
             problems.add(where, "needs primaries (a secondary zone) or file (a primary zone)")
+        request_ixfr = zone_doc.get("request_ixfr", True)
+        if not isinstance(request_ixfr, bool):
+            problems.add(f"{where}.request_ixfr", "expected true or false")
+            request_ixfr = True
         key = zone_doc.get("key")
         if key is not None and (not isinstance(key, str) or key not in keys_doc):
             problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
@@ -291,6 +305,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                 allow_notify=_acl(
                     zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems
                 ),
+                request_ixfr=request_ixfr,
             )
         )
     problems.raise_if_any()

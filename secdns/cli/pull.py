@@ -174,6 +174,7 @@ def command(
         store = Store(store_dir) if store_dir else None
         jobs = jobs or config.server.concurrency
         plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]
+        axfr_only = {z.name for z in selected if not z.request_ixfr}
     else:
         if len(zones) != 1 or not servers:
             raise UsageError(
@@ -183,6 +184,7 @@ def command(
             raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
         store = Store(directory) if directory else None
         plans = [(parse_zone_name(zones[0]), servers, key)]
+        axfr_only = set()
         jobs = 1
 
     show_progress = not quiet and not as_json and output.use_rich(sys.stderr)
@@ -196,6 +198,7 @@ def command(
                     options = PullOptions(
                         key=zone_key,
                         axfr=axfr,
+                        request_ixfr=origin not in axfr_only,
                         force=force,
                         timeout=timeout,
                         lifetime=lifetime,
