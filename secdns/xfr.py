@@ -170,9 +170,20 @@ RCODE_HINTS = {
 }
 
 
-def rcode_error(rcode: int, what: str) -> RefusedError:
+# The same rcodes to the SOA query (before any transfer is asked for) say something else.
+SOA_RCODE_HINTS = {
+    **RCODE_HINTS,
+    dns.rcode.REFUSED: "the server refuses queries for this zone: "
+    "it is probably not authoritative for it",
+    dns.rcode.NOTAUTH: "the server is not authoritative for this zone",
+    dns.rcode.NXDOMAIN: "the server is not authoritative for this zone "
+    "(it says the name does not exist)",
+}
+
+
+def rcode_error(rcode: int, what: str, hints: dict[int, str] = RCODE_HINTS) -> RefusedError:
     name = dns.rcode.to_text(rcode)
-    return RefusedError(f"{name} to {what}", hint=RCODE_HINTS.get(rcode))
+    return RefusedError(f"{name} to {what}", hint=hints.get(rcode))
 
 
 class XfrReader:
@@ -259,12 +270,18 @@ class XfrReader:
         self._check_header(message)
         self.bytes += size
         if self.max_bytes is not None and self.bytes > self.max_bytes:
-            raise LimitExceeded(f"transfer exceeds the limit of {self.max_bytes} bytes")
+            raise LimitExceeded(
+                f"transfer exceeds the limit of {self.max_bytes} bytes",
+                hint="raise it with pull --max-bytes, or max_bytes in [server]",
+            )
         if not message.records and self.state is _State.FIRST_SOA:
             raise BadDataError("empty answer: no SOA")
         self.count += len(message.records)
         if self.max_records is not None and self.count > self.max_records + 2:
-            raise LimitExceeded(f"transfer exceeds the limit of {self.max_records} records")
+            raise LimitExceeded(
+                f"transfer exceeds the limit of {self.max_records} records",
+                hint="raise it with pull --max-records, or max_records in [server]",
+            )
         for rec in message.records:
             if self.state is _State.DONE:
                 raise BadDataError("records after the final SOA")
