@@ -19,14 +19,18 @@ import tomli_w
 
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
-from secdns.keys import TsigKey, make_key
+from secdns.keys import TsigKey, make_key, warn_if_exposed
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_LIFETIME = 3600.0
-DEFAULT_MAX_RECORDS = 20_000_000
-DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024
+# Defaults that keep one transfer (in flight, then sorted and written) near 1 GiB of
+# memory whatever a hostile primary sends: ~470 bytes a record measured for a
+# 1M-record pull, and max_bytes bounds the wire size and the text size alike.
+# Larger zones need these raised (pull --max-records/--max-bytes, [server]).
+DEFAULT_MAX_RECORDS = 2_000_000
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -323,7 +327,10 @@ def load_config(path: str | Path) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    return parse_config(doc, str(path), base=path.parent)
+    config = parse_config(doc, str(path), base=path.parent)
+    if config.keys:
+        warn_if_exposed(path)
+    return config
 
 
 def starter_config(
