@@ -113,7 +113,7 @@ class _Progress:
     type=click.IntRange(min=1),
     default=Limits().max_bytes,
     show_default=True,
-    help="Refuse a transfer larger than this many bytes.",
+    help="Refuse a transfer larger than this many bytes (on the wire or as text).",
 )
 @click.option(
     "-j",
