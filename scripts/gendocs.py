@@ -584,17 +584,21 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "lifetime",
         "SECONDS",
-        f"Seconds a whole transfer may take.  Default: {config.DEFAULT_LIFETIME:g}.",
+        f"Seconds a whole transfer may take, kept even while data keeps arriving.  "
+        f"Default: {config.DEFAULT_LIFETIME:g}.",
     ),
     (
         "max_records",
         "N",
-        f"Refuse a transfer with more records than this.  Default: {config.DEFAULT_MAX_RECORDS}.",
+        f"Refuse a transfer with more records than this.  Default: {config.DEFAULT_MAX_RECORDS}, "
+        "which with max_bytes keeps one transfer near 1 GiB of memory; raise both for "
+        "larger zones.",
     ),
     (
         "max_bytes",
         "N",
-        f"Refuse a transfer larger than this many bytes.  Default: {config.DEFAULT_MAX_BYTES}.",
+        f"Refuse a transfer larger than this many bytes, on the wire or as text.  "
+        f"Default: {config.DEFAULT_MAX_BYTES}.",
     ),
     (
         "tcp_clients",
@@ -677,6 +681,12 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
         "allow_notify",
         '["CIDR", ...]',
         "serve: addresses allowed to send NOTIFY besides the primaries.",
+    ),
+    (
+        "request_ixfr",
+        "true|false",
+        "false: transfer by AXFR only, never IXFR (as BIND's request-ixfr no), "
+        "for primaries whose IXFR is broken. Default true.",
     ),
 )
 

@@ -19,14 +19,18 @@ import tomli_w
 
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
-from secdns.keys import TsigKey, make_key
+from secdns.keys import TsigKey, make_key, warn_if_exposed
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_LIFETIME = 3600.0
-DEFAULT_MAX_RECORDS = 20_000_000
-DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024
+# Defaults that keep one transfer (in flight, then sorted and written) near 1 GiB of
+# memory whatever a hostile primary sends: ~470 bytes a record measured for a
+# 1M-record pull, and max_bytes bounds the wire size and the text size alike.
+# Larger zones need these raised (pull --max-records/--max-bytes, [server]).
+DEFAULT_MAX_RECORDS = 2_000_000
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class ZoneConfig:
     allow_transfer: tuple[str, ...] = ()
     notify: tuple[Endpoint, ...] = ()
     allow_notify: tuple[str, ...] = ()
+    request_ixfr: bool = True  # False: AXFR only, as BIND's request-ixfr no
 
     @property
     def text(self) -> str:
@@ -182,7 +187,16 @@ _SERVER_KEYS = {
     "identity",
     "version",
 }
-_ZONE_KEYS = {"name", "primaries", "key", "file", "allow_transfer", "notify", "allow_notify"}
+_ZONE_KEYS = {
+    "name",
+    "primaries",
+    "key",
+    "file",
+    "allow_transfer",
+    "notify",
+    "allow_notify",
+    "request_ixfr",
+}
 
 
 def _unknown_key(name: str, section: str) -> str:
@@ -322,6 +336,10 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             problems.add(where, "set either primaries (a secondary zone) or file (a primary zone)")
         if not primaries and not file_value:
             problems.add(where, "needs primaries (a secondary zone) or file (a primary zone)")
+        request_ixfr = zone_doc.get("request_ixfr", True)
+        if not isinstance(request_ixfr, bool):
+            problems.add(f"{where}.request_ixfr", "expected true or false")
+            request_ixfr = True
         key = zone_doc.get("key")
         if key is not None and (not isinstance(key, str) or key not in keys_doc):
             problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
@@ -340,6 +358,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                 allow_notify=_acl(
                     zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems
                 ),
+                request_ixfr=request_ixfr,
             )
         )
     problems.raise_if_any()
@@ -357,7 +376,10 @@ def load_config(path: str | Path) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    return parse_config(doc, str(path), base=path.parent)
+    config = parse_config(doc, str(path), base=path.parent)
+    if config.keys:
+        warn_if_exposed(path)
+    return config
 
 
 def starter_config(

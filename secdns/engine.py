@@ -15,9 +15,11 @@ import struct
 import time
 from collections.abc import Callable
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.query
@@ -30,13 +32,29 @@ import dns.tsig
 from secdns import wire
 from secdns.config import Limits
 from secdns.endpoints import format_addr
-from secdns.errors import BadDataError, NetworkError, SecdnsError, TimeoutError_, TsigError
+from secdns.errors import (
+    BadDataError,
+    NetworkError,
+    RefusedError,
+    SecdnsError,
+    TimeoutError_,
+    TsigError,
+)
 from secdns.keys import TsigKey
-from secdns.xfr import TsigVerifier, XfrKind, XfrReader, rcode_error, tsig_error
+from secdns.xfr import (
+    SOA_RCODE_HINTS,
+    TsigVerifier,
+    XfrKind,
+    XfrReader,
+    rcode_error,
+    tsig_error,
+)
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+
+LIFETIME_HINT = "raise it with --lifetime, or lifetime in [server]"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,9 +87,7 @@ async def probe_soa(
     if key is not None:
         query.use_tsig(key.to_dnspython())
     try:
-        response = await dns.asyncquery.udp(
-            query, address, timeout=timeout, port=port, ignore_unexpected=True
-        )
+        response = await _udp_query(query, address, port, timeout)
         if response.flags & dns.flags.TC:
             response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
     except dns.exception.Timeout as err:
@@ -94,18 +110,45 @@ async def probe_soa(
         raise BadDataError(f"malformed SOA answer: {err}", server=server) from err
     except dns.exception.DNSException as err:
         raise BadDataError(f"bad SOA answer: {err}", server=server) from err
+    except ConnectionRefusedError as err:
+        raise NetworkError(
+            "connection refused: nothing answers DNS there (ICMP port unreachable to the "
+            "SOA query)",
+            server=server,
+        ) from err
     except OSError as err:
         raise NetworkError(f"SOA query failed: {err.strerror or err}", server=server) from err
     rcode = response.rcode()
     if rcode != dns.rcode.NOERROR:
-        raise rcode_error(rcode, f"SOA query for {origin}").with_context(server=server)
+        raise rcode_error(rcode, f"SOA query for {origin}", SOA_RCODE_HINTS).with_context(
+            server=server
+        )
     if not response.flags & dns.flags.AA:
-        raise rcode_error(dns.rcode.NOTAUTH, f"SOA query for {origin}").with_context(server=server)
+        raise RefusedError(
+            f"the answer to the SOA query for {origin} is not authoritative (no AA flag)",
+            server=server,
+            hint=SOA_RCODE_HINTS[dns.rcode.NOTAUTH],
+        )
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
             soa = rrset[0]
             return SoaInfo(soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum, rrset.ttl)
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
+
+
+async def _udp_query(
+    query: dns.message.Message, address: str, port: int, timeout: float
+) -> dns.message.Message:
+    """One query over a *connected* UDP socket, so that an ICMP port unreachable
+    surfaces at once as ConnectionRefusedError (as dig reports it) instead of the
+    query waiting out its timeout."""
+    backend = dns.asyncbackend.get_default_backend()
+    family = dns.inet.af_for_address(address)
+    sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None, (address, port))
+    async with sock:
+        return await dns.asyncquery.udp(
+            query, address, timeout=timeout, port=port, ignore_unexpected=True, sock=sock
+        )
 
 
 async def transfer(
@@ -124,11 +167,13 @@ async def transfer(
 ) -> Transfer:
     """Run one AXFR or IXFR over TCP and return the checked result.
 
-    ``timeout`` bounds each message; ``lifetime`` the whole transfer.
+    ``timeout`` bounds each wait for data; ``lifetime`` is a wall-clock deadline over
+    the whole transfer, kept even while data keeps arriving.
     """
     server = format_addr(address, port)
     limits = limits or Limits()
     started = time.monotonic()
+    deadline = started + lifetime
     rdtype = dns.rdatatype.IXFR if kind is XfrKind.IXFR else dns.rdatatype.AXFR
     query = dns.message.make_query(origin, rdtype)
     query.flags &= ~dns.flags.RD
@@ -166,10 +211,21 @@ async def transfer(
             writer.write(struct.pack("!H", len(request)) + request)
             await writer.drain()
             while True:
+                # the lifetime is a wall-clock deadline over the whole transfer, checked
+                # before each message: a primary that never stops sending (and so never
+                # lets a wait time out) is stopped too
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError_(
+                        f"{kind.value} took longer than its lifetime of {lifetime:g}s "
+                        f"({reader.count} records so far)",
+                        hint=LIFETIME_HINT,
+                    )
+                wait = min(timeout, remaining)
                 try:
-                    prefix = await asyncio.wait_for(reader_stream.readexactly(2), timeout)
+                    prefix = await asyncio.wait_for(reader_stream.readexactly(2), wait)
                     (length,) = struct.unpack("!H", prefix)
-                    raw = await asyncio.wait_for(reader_stream.readexactly(length), timeout)
+                    raw = await asyncio.wait_for(reader_stream.readexactly(length), wait)
                 except asyncio.IncompleteReadError as err:
                     if reader.messages == 0 and not err.partial:
                         raise NetworkError(
@@ -184,6 +240,12 @@ async def transfer(
                         f"the transfer stream was cut short after {reader.count} records"
                     ) from err
                 except TimeoutError as err:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError_(
+                            f"{kind.value} took longer than its lifetime of {lifetime:g}s "
+                            f"({reader.count} records so far)",
+                            hint=LIFETIME_HINT,
+                        ) from err
                     raise TimeoutError_(
                         f"no data for {timeout:g}s during {kind.value} "
                         f"({reader.count} records so far)"
@@ -210,7 +272,9 @@ async def transfer(
             reader.finish()
     except TimeoutError as err:
         raise TimeoutError_(
-            f"{kind.value} took longer than its lifetime of {lifetime:g}s", server=server
+            f"{kind.value} took longer than its lifetime of {lifetime:g}s",
+            server=server,
+            hint=LIFETIME_HINT,
         ) from err
     except SecdnsError as err:
         err.with_context(server=server)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import logging
 import re
+import stat
 from pathlib import Path
 
 import dns.name
 import dns.tsig
 
 from secdns.errors import LocalIOError, UsageError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ALGORITHM = "hmac-sha256"
 
@@ -60,6 +64,34 @@ def make_key(name: str, algorithm: str, secret: str, where: str = "key") -> Tsig
     return TsigKey(name=name, algorithm=alg, secret=secret)
 
 
+_warned: set[str] = set()
+
+
+def warn_if_exposed(path: str | Path) -> None:
+    """Warn once per file, as ssh does for private keys, when a file that holds a
+    TSIG secret is readable by group or others."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return
+    key = str(Path(path).resolve())
+    if key in _warned:
+        return
+    _warned.add(key)
+    who = " and ".join(
+        name for bit, name in ((stat.S_IRGRP, "group"), (stat.S_IROTH, "others")) if mode & bit
+    )
+    log.warning(
+        "warning: %s holds a TSIG secret and is readable by %s (mode %04o); run: chmod 600 %s",
+        path,
+        who,
+        stat.S_IMODE(mode),
+        path,
+    )
+
+
 def parse_tsig_option(text: str) -> TsigKey:
     """Parse ``[ALG:]NAME:SECRET``."""
     parts = text.split(":")
@@ -106,4 +138,5 @@ def parse_key_file(path: str | Path) -> list[TsigKey]:
         )
     if not keys:
         raise UsageError(f'{path}: no \'key "NAME" {{ algorithm ...; secret "..."; }};\' found')
+    warn_if_exposed(path)
     return keys

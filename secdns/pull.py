@@ -53,6 +53,7 @@ class Status(enum.Enum):
 class PullOptions:
     key: TsigKey | None = None
     axfr: bool = False
+    request_ixfr: bool = True  # False: AXFR when the serial changed (request-ixfr no)
     force: bool = False
     timeout: float = 10.0
     lifetime: float = 3600.0
@@ -589,7 +590,7 @@ async def _pull_from(
 
     fallback = None
     xfr: Transfer | None = None
-    if copy.can_ixfr and held is not None and not options.axfr:
+    if copy.can_ixfr and held is not None and not options.axfr and options.request_ixfr:
         try:
             xfr = await transfer(
                 origin,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -24,6 +25,9 @@ from secdns import wire
 from secdns.errors import BadDataError, LimitExceeded, RefusedError, TsigError
 
 SOA = 6
+# Entries in the table that lets records share equal TTL and rdata objects; it is
+# emptied when full, so unique rdata (signatures, keys) costs at most this much.
+_SHARED_LIMIT = 50_000
 
 
 class XfrKind(enum.Enum):
@@ -160,7 +164,7 @@ class _State(enum.Enum):
     DONE = 6
 
 
-RCODE_HINTS = {
+RCODE_HINTS: dict[int, str] = {
     dns.rcode.REFUSED: "the primary does not allow transfers to this host, or needs a TSIG key",
     dns.rcode.NOTAUTH: "the server is not authoritative for the zone, or the TSIG key is wrong",
     dns.rcode.NOTIMP: "the server does not implement this request",
@@ -170,9 +174,20 @@ RCODE_HINTS = {
 }
 
 
-def rcode_error(rcode: int, what: str) -> RefusedError:
+# The same rcodes to the SOA query (before any transfer is asked for) say something else.
+SOA_RCODE_HINTS: dict[int, str] = {
+    **RCODE_HINTS,
+    dns.rcode.REFUSED: "the server refuses queries for this zone: "
+    "it is probably not authoritative for it",
+    dns.rcode.NOTAUTH: "the server is not authoritative for this zone",
+    dns.rcode.NXDOMAIN: "the server is not authoritative for this zone "
+    "(it says the name does not exist)",
+}
+
+
+def rcode_error(rcode: int, what: str, hints: dict[int, str] = RCODE_HINTS) -> RefusedError:
     name = dns.rcode.to_text(rcode)
-    return RefusedError(f"{name} to {what}", hint=RCODE_HINTS.get(rcode))
+    return RefusedError(f"{name} to {what}", hint=hints.get(rcode))
 
 
 class XfrReader:
@@ -209,8 +224,10 @@ class XfrReader:
         self.axfr_style = False
         self.count = 0
         self.bytes = 0
+        self.text_bytes = 0  # owner and rdata text held, the size of the rendered zone
         self.messages = 0
         self._current_serial: int | None = None
+        self._shared: dict[int | str, Any] = {}
 
     @property
     def done(self) -> bool:
@@ -259,19 +276,49 @@ class XfrReader:
         self._check_header(message)
         self.bytes += size
         if self.max_bytes is not None and self.bytes > self.max_bytes:
-            raise LimitExceeded(f"transfer exceeds the limit of {self.max_bytes} bytes")
+            raise LimitExceeded(
+                f"transfer exceeds the limit of {self.max_bytes} bytes",
+                hint="raise it with pull --max-bytes, or max_bytes in [server]",
+            )
         if not message.records and self.state is _State.FIRST_SOA:
             raise BadDataError("empty answer: no SOA")
         self.count += len(message.records)
         if self.max_records is not None and self.count > self.max_records + 2:
-            raise LimitExceeded(f"transfer exceeds the limit of {self.max_records} records")
+            raise LimitExceeded(
+                f"transfer exceeds the limit of {self.max_records} records",
+                hint="raise it with pull --max-records, or max_records in [server]",
+            )
+        shared = self._shared
+        text = self.text_bytes
+        if len(shared) > _SHARED_LIMIT:
+            shared.clear()
         for rec in message.records:
             if self.state is _State.DONE:
                 raise BadDataError("records after the final SOA")
             self._check_record(rec)
+            # one object for each repeated TTL and rdata (NS and MX targets, common
+            # addresses): 28 bytes a record for the TTL, ~60 for a repeated rdata
+            rec.ttl = shared.setdefault(rec.ttl, rec.ttl)
+            rec.rdata = shared.setdefault(rec.rdata, rec.rdata)
+            text += len(rec.owner) + len(rec.rdata)
             self._step(rec)
-        if self.state is _State.SECOND and self.messages == 1 and len(message.records) == 1:
-            # IXFR answered with the current SOA only: nothing newer (RFC 1995 section 2)
+        self.text_bytes = text
+        if self.max_bytes is not None and text > self.max_bytes:
+            # rendered text can be 4 times the wire size (binary TXT as \ddd): the
+            # limit holds for both, so memory stays bounded whatever the records
+            raise LimitExceeded(
+                f"transfer exceeds the limit of {self.max_bytes} bytes (as text)",
+                hint="raise it with pull --max-bytes, or max_bytes in [server]",
+            )
+        if (
+            self.state is _State.SECOND
+            and self.messages == 1
+            and len(message.records) == 1
+            and (self.serial is None or not serial_newer(self.new_serial, self.serial))  # type: ignore[arg-type]
+        ):
+            # A first message holding only an SOA that is not newer than ours: up to
+            # date (RFC 1995 section 2).  A newer one alone is how PowerDNS starts a
+            # full zone sent AXFR-style (messages of 1, n and 1 records): read on.
             self.up_to_date = True
             self.state = _State.DONE
         return self.state is _State.DONE

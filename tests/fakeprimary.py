@@ -1,9 +1,10 @@
 """A small hand-written primary for bad input that real servers never send.
 
 It runs in a thread on 127.0.0.1 (UDP and TCP on one port) and answers from a
-scripted ``respond(query) -> list[bytes]`` function: each item is sent as one
-length-prefixed TCP message (or raw, for garbage).  SOA queries over UDP are
-answered from ``soa_serial`` unless ``respond_udp`` is set.
+scripted ``respond(query) -> Iterable[bytes]`` function: each item is sent as one
+length-prefixed TCP message (or raw, for garbage), as it is produced, so a
+generator can stream without end.  SOA queries over UDP are
+answered with ``soa`` (or with ``udp_rcode``, without AA if ``udp_aa`` is False).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import dns.flags
 import dns.message
 import dns.rrset
 
-Respond = Callable[[dns.message.Message], list[bytes]]
+Respond = Callable[[dns.message.Message], Iterable[bytes]]
 
 RAW = b"__raw__"
 
@@ -30,6 +31,8 @@ class FakePrimary:
         self.soa = soa
         self.close_after: int | None = None  # cut the TCP stream after this many bytes
         self.silent = False  # accept TCP but never answer
+        self.udp_rcode = 0  # the rcode of SOA answers over UDP
+        self.udp_aa = True  # whether SOA answers over UDP are authoritative
         self.queries: list[dns.message.Message] = []
         self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -80,8 +83,11 @@ class FakePrimary:
             response = dns.message.make_response(query)
             if not self.keyring:
                 response.keyring = None
-            response.flags |= dns.flags.AA
-            response.answer.append(self.soa)
+            if self.udp_aa:
+                response.flags |= dns.flags.AA
+            response.set_rcode(self.udp_rcode)
+            if self.udp_rcode == 0:
+                response.answer.append(self.soa)
             with contextlib.suppress(OSError):
                 self.udp.sendto(response.to_wire(), peer)
 
@@ -102,16 +108,25 @@ class FakePrimary:
                 if self.silent:
                     self._stop.wait(5)
                     continue
-                stream = b""
-                for item in self.respond(query):
-                    if item.startswith(RAW):
-                        stream += item[len(RAW) :]
-                    else:
-                        stream += struct.pack("!H", len(item)) + item
-                if self.close_after is not None:
-                    stream = stream[: self.close_after]
+                if self.close_after is None:
+                    # item by item, so that an endless generator streams forever
+                    conn.settimeout(30)  # a slow reader is not a closed one
+                    with contextlib.suppress(OSError):
+                        for item in self.respond(query):
+                            if self._stop.is_set():
+                                break
+                            conn.sendall(_framed(item))
+                    continue
+                stream = b"".join(_framed(item) for item in self.respond(query))
                 with contextlib.suppress(OSError):
-                    conn.sendall(stream)
+                    conn.sendall(stream[: self.close_after])
+
+
+def _framed(item: bytes) -> bytes:
+    """One TCP message with its length prefix, or RAW bytes as they are."""
+    if item.startswith(RAW):
+        return item[len(RAW) :]
+    return struct.pack("!H", len(item)) + item
 
 
 def _read(conn: socket.socket, count: int) -> bytes:

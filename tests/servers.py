@@ -971,3 +971,174 @@ def _nsd_conf(setup: _Setup, port: int) -> str:
             "",
         ]
     return "\n".join(out)
+
+
+# --- PowerDNS -------------------------------------------------------------------
+
+
+class PowerDns(DnsServer):
+    """PowerDNS Authoritative (`pdns_server`, gsqlite3 backend): a primary and/or a secondary.
+
+    Zones live in an SQLite database made from the Debian schema and filled with
+    `pdnsutil`; caches are off, so a change is visible at once. PowerDNS keeps no
+    journal: it answers IXFR with the SOA alone when the client is current, and
+    otherwise with the whole zone AXFR-style (the SOA alone in the first message).
+    Change a primary zone with `write_zone()` then `reload()` (`pdnsutil load-zone`).
+    TSIG keys are imported with `pdnsutil`; with `allow_transfer_key` only that key
+    may transfer (allow-axfr-ips is emptied).
+    """
+
+    program = "pdns_server"
+    control_dir: Path
+    """The directory of the pdns_control socket (see `control()`)."""
+
+    @classmethod
+    def start(
+        cls,
+        tmp_dir: Path,
+        zones: Mapping[str, ZoneSource],
+        *,
+        tsig: Mapping[str, tuple[str, str]] | None = None,
+        allow_transfer_key: str | None = None,
+        notify: Sequence[Endpoint] = (),
+        also_secondary_of: Mapping[str, Endpoint] | None = None,
+        primary_key: TsigKey | None = None,
+        port: int | None = None,
+    ) -> Self:
+        """Start pdns_server serving `zones` as primary; arguments as for `Bind.start`."""
+        pdns = need_binary(cls.program)
+        setup = _Setup.prepare(
+            tmp_dir,
+            zones,
+            tsig=tsig,
+            allow_transfer_key=allow_transfer_key,
+            notify=notify,
+            also_secondary_of=also_secondary_of,
+            primary_key=primary_key,
+        )
+        control_dir = setup.workdir
+        short_dir: Path | None = None
+        if len(str(control_dir / "pdns.controlsocket")) > _MAX_SOCKET_PATH:
+            short_dir = Path(tempfile.mkdtemp(prefix="secdns-pdns-"))
+            control_dir = short_dir
+        (setup.workdir / "pdns.conf").write_text(_pdns_conf(setup, control_dir))
+        try:
+            _pdns_database(setup)
+
+            def configure(port: int) -> list[str]:
+                return [pdns, f"--config-dir={setup.workdir}", f"--local-port={port}"]
+
+            server = cls._launch(setup, configure, port)
+        except BaseException:
+            if short_dir is not None:
+                shutil.rmtree(short_dir, ignore_errors=True)
+            raise
+        server.control_dir = control_dir
+        if short_dir is not None:
+            server._cleanup_dirs.append(short_dir)
+        return server
+
+    @classmethod
+    def start_secondary(
+        cls,
+        tmp_dir: Path,
+        zones: Mapping[str, Endpoint],
+        *,
+        key: TsigKey | None = None,
+        notify: Sequence[Endpoint] = (),
+        port: int | None = None,
+    ) -> Self:
+        """Start as secondary of `zones` (zone -> primary); returns once each is transferred.
+
+        Transfers are TSIG-signed with `key` when given; NOTIFY is accepted from
+        127.0.0.0/8. `control("retrieve", zone)` asks for a refresh at once.
+        """
+        return cls.start(
+            tmp_dir, {}, also_secondary_of=zones, primary_key=key, notify=notify, port=port
+        )
+
+    def control(self, *args: str) -> str:
+        """Run `pdns_control ARGS` against this server; return its stdout."""
+        argv = [need_binary("pdns_control"), f"--socket-dir={self.control_dir}", *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise ServerError(
+                f"pdns_control {' '.join(args)}: {self!r} exit {done.returncode}: "
+                f"{done.stderr.strip() or done.stdout.strip()}"
+            )
+        return done.stdout
+
+    def pdnsutil(self, *args: str) -> str:
+        """Run `pdnsutil ARGS` on this server's database; return its stdout."""
+        return _pdnsutil(self.workdir, *args)
+
+    def reload(self) -> None:
+        """Load every primary zone's master file again (pdnsutil load-zone)."""
+        for zone in self.zones:
+            path = self.zone_path(zone)
+            if path.exists():
+                self.pdnsutil("load-zone", zone, str(path))
+
+
+def _pdnsutil(workdir: Path, *args: str) -> str:
+    argv = [need_binary("pdnsutil"), f"--config-dir={workdir}", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise ServerError(
+            f"pdnsutil {' '.join(args)}: exit {done.returncode}: "
+            f"{done.stderr.strip() or done.stdout.strip()}"
+        )
+    return done.stdout
+
+
+def _pdns_database(setup: _Setup) -> None:
+    """Create the gsqlite3 database and load zones and keys with pdnsutil."""
+    import sqlite3
+
+    schema = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
+    if not schema.exists():
+        _missing("pdns-backend-sqlite3 (its schema)")
+    with contextlib.closing(sqlite3.connect(setup.workdir / "pdns.db")) as db:
+        db.executescript(schema.read_text())
+        db.commit()
+    for key in setup.tsig.values():
+        _pdnsutil(setup.workdir, "import-tsig-key", key.name, key.algorithm, key.secret)
+    for zone, path in setup.primaries.items():
+        _pdnsutil(setup.workdir, "load-zone", zone, str(path))
+        _pdnsutil(setup.workdir, "set-kind", zone, "primary")
+        if setup.allow_transfer_key is not None:
+            _pdnsutil(setup.workdir, "activate-tsig-key", zone, setup.allow_transfer_key, "primary")
+    for zone, (host, primary_port) in setup.secondaries.items():
+        _pdnsutil(setup.workdir, "create-secondary-zone", zone, f"{host}:{primary_port}")
+        if setup.primary_key is not None:
+            _pdnsutil(setup.workdir, "activate-tsig-key", zone, setup.primary_key.name, "secondary")
+
+
+def _pdns_conf(setup: _Setup, control_dir: Path) -> str:
+    also_notify = ",".join(f"{host}:{target_port}" for host, target_port in setup.notify)
+    out = [
+        "launch=gsqlite3",
+        f"gsqlite3-database={setup.workdir / 'pdns.db'}",
+        f"local-address={LOOPBACK}",
+        f"socket-dir={control_dir}",
+        "daemon=no",
+        "guardian=no",
+        "disable-syslog=yes",
+        "loglevel=6",
+        "security-poll-suffix=",  # no security polling: nothing leaves the machine
+        "primary=yes",
+        "secondary=yes",
+        f"allow-axfr-ips={'' if setup.allow_transfer_key else '127.0.0.0/8'}",
+        "allow-notify-from=127.0.0.0/8",
+        f"also-notify={also_notify}",
+        "only-notify=",  # NOTIFY goes to also-notify only, never to the zone's NS
+        "cache-ttl=0",
+        "query-cache-ttl=0",
+        "negquery-cache-ttl=0",
+        "zone-cache-refresh-interval=0",
+        "consistent-backends=yes",
+        "xfr-cycle-interval=1",
+        "distributor-threads=1",
+        "receiver-threads=1",
+    ]
+    return "\n".join(out) + "\n"

@@ -345,3 +345,56 @@ def test_ixfr_out_of_zone_in_delta_is_refused(good_copy):
     assert result.exit_code == 6
     assert "out-of-zone" in result.stderr
     assert zone_file.read_bytes() == before
+
+
+def _soa_alone_first(serial: int):
+    """An IXFR answer as PowerDNS sends it: the SOA alone, the zone, the SOA alone."""
+
+    def respond(query: dns.message.Message) -> list[bytes]:
+        rrsets = full(serial, [NEW])
+        first = answer_messages(query.id, ORIGIN, "IXFR", rrsets[:1])
+        rest = answer_messages(query.id, ORIGIN, "IXFR", rrsets[1:-1], per_message=50)
+        last = answer_messages(query.id, ORIGIN, "IXFR", rrsets[-1:])
+        return first + rest[:1] + last
+
+    return respond
+
+
+def test_ixfr_newer_soa_alone_in_first_message_reads_on(good_copy):
+    """RFC 1995: a lone SOA means up to date only when it is not newer than ours."""
+    store, zone_file, _ = good_copy
+    with FakePrimary(_soa_alone_first(11), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+        kinds = [q.question[0].rdtype for q in primary.queries]
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert kinds == [dns.rdatatype.IXFR]
+    assert (doc["status"], doc["kind"], doc["serial_to"], doc["messages"]) == (
+        "transferred",
+        "AXFR",
+        11,
+        3,
+    )
+    assert "new 60 IN A 192.0.2.77" in zone_file.read_text()
+
+
+def test_ixfr_current_soa_alone_is_up_to_date(good_copy):
+    store, zone_file, before = good_copy
+    alone = lambda q: answer_messages(q.id, ORIGIN, "IXFR", [soa(10)])  # noqa: E731
+    # the probe says 11 (so we ask), the IXFR answer says 10: nothing newer
+    with FakePrimary(_ixfr_or_axfr(alone), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+    doc = json.loads(result.stdout)
+    assert doc["kind"] is None, doc  # no transfer (that the probe said 11 is pull.py's to judge)
+    assert zone_file.read_bytes() == before
+
+
+def test_ixfr_newer_soa_alone_then_close_falls_back_to_axfr(good_copy):
+    store, zone_file, _ = good_copy
+    alone = lambda q: answer_messages(q.id, ORIGIN, "IXFR", [soa(11)])  # noqa: E731
+    with FakePrimary(_ixfr_or_axfr(alone, extra=[NEW]), soa(11)) as primary:
+        result = pull(ORIGIN, primary.addr, "-d", str(store), "--json")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert doc["kind"] == "AXFR" and "before its final SOA" in doc["fallback"], doc
+    assert "new 60 IN A 192.0.2.77" in zone_file.read_text()

@@ -124,7 +124,7 @@ class _Progress:
     type=click.IntRange(min=1),
     default=Limits().max_bytes,
     show_default=True,
-    help="Refuse a transfer larger than this many bytes.",
+    help="Refuse a transfer larger than this many bytes (on the wire or as text).",
 )
 @click.option(
     "-j",
@@ -196,6 +196,7 @@ def command(
         store = Store(store_dir) if store_dir else None
         jobs = jobs or config.server.concurrency
         plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]
+        axfr_only = {z.name for z in selected if not z.request_ixfr}
     else:
         if len(zones) > 1 and not servers:
             raise UsageError(
@@ -211,6 +212,7 @@ def command(
             raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
         store = Store(directory) if directory else None
         plans = [(parse_zone_name(zones[0]), servers, key)]
+        axfr_only = set()
         jobs = 1
 
     show_progress = not quiet and not as_json and output.use_rich(sys.stderr)
@@ -224,6 +226,7 @@ def command(
                     options = PullOptions(
                         key=zone_key,
                         axfr=axfr,
+                        request_ixfr=origin not in axfr_only,
                         force=force,
                         timeout=timeout,
                         lifetime=lifetime,

@@ -280,6 +280,7 @@ class Server:
             return
         options = PullOptions(
             key=self.config.key_for(runtime.config),
+            request_ixfr=runtime.config.request_ixfr,
             timeout=self.config.server.timeout,
             lifetime=self.config.server.lifetime,
             limits=self.config.server.limits,
