@@ -688,6 +688,30 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
         "false: transfer by AXFR only, never IXFR (as BIND's request-ixfr no), "
         "for primaries whose IXFR is broken. Default true.",
     ),
+    (
+        "transport",
+        '"tcp" | "tls"',
+        'How to reach the primaries: "tls" is zone transfer over TLS (XoT, RFC 9103) for the '
+        "SOA probe and the transfers, on port 853 unless a primary gives one.  Default: tcp.",
+    ),
+    (
+        "tls_ca",
+        '"PATH"',
+        'With transport = "tls": a PEM CA bundle to verify the primaries with.  Default: '
+        "the system store.",
+    ),
+    (
+        "tls_hostname",
+        '"NAME"',
+        'With transport = "tls": the name to verify in the certificate.  Default: the '
+        "primary as written (an address or a host name).",
+    ),
+    (
+        "tls_pin",
+        '"BASE64"',
+        'With transport = "tls": SHA-256 of the primary\'s SubjectPublicKeyInfo, as kdig '
+        "+tls-pin; replaces CA verification.",
+    ),
 )
 
 CONFIG_EXAMPLE = (

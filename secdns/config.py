@@ -20,6 +20,7 @@ import tomli_w
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.keys import TsigKey, make_key, warn_if_exposed
+from secdns.xot import TlsSettings, parse_pin
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 DEFAULT_CONCURRENCY = 8
@@ -51,6 +52,7 @@ class ZoneConfig:
     notify: tuple[Endpoint, ...] = ()
     allow_notify: tuple[str, ...] = ()
     request_ixfr: bool = True  # False: AXFR only, as BIND's request-ixfr no
+    tls: TlsSettings | None = None  # transport = "tls": XoT from the primaries
 
     @property
     def text(self) -> str:
@@ -129,11 +131,11 @@ def _str_list(value: Any, key: str, problems: _Problems) -> list[str]:
     return list(value)
 
 
-def _endpoints(value: Any, key: str, problems: _Problems) -> tuple[Endpoint, ...]:
+def _endpoints(value: Any, key: str, problems: _Problems, port: int = 53) -> tuple[Endpoint, ...]:
     result = []
     for item in _str_list(value, key, problems):
         try:
-            result.append(parse_endpoint(item))
+            result.append(parse_endpoint(item, port))
         except SecdnsError as err:
             problems.add(key, err.message)
     return tuple(result)
@@ -187,6 +189,7 @@ _SERVER_KEYS = {
     "identity",
     "version",
 }
+_TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 _ZONE_KEYS = {
     "name",
     "primaries",
@@ -196,7 +199,7 @@ _ZONE_KEYS = {
     "notify",
     "allow_notify",
     "request_ixfr",
-}
+} | _TLS_KEYS
 
 
 def _unknown_key(name: str, section: str) -> str:
@@ -231,6 +234,39 @@ def _serve_keys(server_doc: dict[str, Any], problems: _Problems) -> dict[str, An
             value = None
         out[name] = value
     return out
+
+
+def _transport(
+    table: dict[str, Any], where: str, base: Path, problems: _Problems
+) -> TlsSettings | None:
+    """``transport = "tls"`` with ``tls_ca``, ``tls_hostname``, ``tls_pin`` (XoT, RFC 9103)."""
+    transport = table.get("transport", "tcp")
+    if transport not in ("tcp", "tls"):
+        problems.add(f"{where}.transport", f'expected "tcp" or "tls", not {transport!r}')
+        return None
+    values: dict[str, Any] = {}
+    for name in ("tls_ca", "tls_hostname", "tls_pin"):
+        value = table.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            problems.add(f"{where}.{name}", "expected a string")
+        elif transport != "tls":
+            problems.add(f"{where}.{name}", 'needs transport = "tls"')
+        else:
+            values[name] = value
+    if transport != "tls":
+        return None
+    pin = None
+    if "tls_pin" in values:
+        try:
+            pin = parse_pin(values["tls_pin"])
+        except SecdnsError as err:
+            problems.add(f"{where}.tls_pin", err.message.replace("--tls-pin ", ""))
+    ca_file = base / values["tls_ca"] if "tls_ca" in values else None
+    if ca_file is not None and not ca_file.is_file():
+        problems.add(f"{where}.tls_ca", f"no such file {ca_file}")
+    return TlsSettings(ca_file=ca_file, hostname=values.get("tls_hostname"), pin=pin)
 
 
 def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None = None) -> Config:
@@ -327,7 +363,10 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             problems.add(f"{where}.name", "zone defined twice")
         if zone_name is not None:
             seen.add(zone_name)
-        primaries = _endpoints(zone_doc.get("primaries"), f"{where}.primaries", problems)
+        tls = _transport(zone_doc, where, base, problems)
+        primaries = _endpoints(
+            zone_doc.get("primaries"), f"{where}.primaries", problems, 853 if tls else 53
+        )
         file_value = zone_doc.get("file")
         if file_value is not None and not isinstance(file_value, str):
             problems.add(f"{where}.file", "expected a path string")
@@ -359,6 +398,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                     zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems
                 ),
                 request_ixfr=request_ixfr,
+                tls=tls,
             )
         )
     problems.raise_if_any()

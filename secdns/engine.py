@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from secdns import wire
+from secdns import wire, xot
 from secdns.config import Limits
 from secdns.endpoints import format_addr
 from secdns.errors import (
@@ -78,17 +78,27 @@ class Transfer:
 
 
 async def probe_soa(
-    origin: dns.name.Name, address: str, port: int, *, key: TsigKey | None, timeout: float
+    origin: dns.name.Name,
+    address: str,
+    port: int,
+    *,
+    key: TsigKey | None,
+    timeout: float,
+    tls: xot.TlsSettings | None = None,
 ) -> SoaInfo:
-    """Ask a server for the zone's SOA over UDP, falling back to TCP on truncation."""
+    """Ask a server for the zone's SOA over UDP, falling back to TCP on truncation
+    (over TLS only, with ``tls``)."""
     server = format_addr(address, port)
     query = dns.message.make_query(origin, dns.rdatatype.SOA, use_edns=0, payload=1232)
     query.flags &= ~dns.flags.RD
     if key is not None:
         query.use_tsig(key.to_dnspython())
     try:
-        response = await _udp_query(query, address, port, timeout)
-        if response.flags & dns.flags.TC:
+        if tls is not None:
+            response = await xot.exchange(query, address, port, tls, timeout=timeout)
+        else:
+            response = await _udp_query(query, address, port, timeout)
+        if response.flags & dns.flags.TC and tls is None:
             response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
     except dns.exception.Timeout as err:
         raise TimeoutError_(
@@ -164,8 +174,9 @@ async def transfer(
     limits: Limits | None = None,
     progress: Progress | None = None,
     soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None = None,
+    tls: xot.TlsSettings | None = None,
 ) -> Transfer:
-    """Run one AXFR or IXFR over TCP and return the checked result.
+    """Run one AXFR or IXFR over TCP (or TLS, with ``tls``) and return the checked result.
 
     ``timeout`` bounds each wait for data; ``lifetime`` is a wall-clock deadline over
     the whole transfer, kept even while data keeps arriving.
@@ -200,9 +211,14 @@ async def transfer(
     try:
         async with asyncio.timeout(lifetime):
             try:
-                reader_stream, writer = await asyncio.wait_for(
-                    asyncio.open_connection(address, port, limit=70000), timeout
-                )
+                if tls is not None:
+                    reader_stream, writer = await xot.open_stream(
+                        address, port, tls, timeout=timeout
+                    )
+                else:
+                    reader_stream, writer = await asyncio.wait_for(
+                        asyncio.open_connection(address, port, limit=70000), timeout
+                    )
             except OSError as err:
                 raise NetworkError(f"cannot connect: {err.strerror or err}") from err
             sock = writer.get_extra_info("socket")

@@ -45,6 +45,7 @@ from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
 from secdns.watch import SHUTDOWN_GRACE, seconds_text
 from secdns.xfr import XfrKind
+from secdns.xot import TlsSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class MirrorZone:
     key: TsigKey | None = None
     output: Path | None = None
     allow_notify: tuple[str, ...] = ()  # networks allowed to NOTIFY besides the primaries
+    tls: TlsSettings | None = None  # XoT from the primaries
 
     @property
     def text(self) -> str:
@@ -441,6 +443,7 @@ class Mirror:
             timeout=self.options.timeout,
             lifetime=self.options.lifetime,
             limits=self.options.limits,
+            tls=followed.config.tls,
         )
 
     async def _took(self, followed: _Followed, result: PullResult) -> None:

@@ -22,7 +22,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from secdns import wire, zonefile
+from secdns import wire, xot, zonefile
 from secdns.config import Limits
 from secdns.endpoints import Endpoint, format_addr, resolve
 from secdns.engine import Progress, SoaInfo, Transfer, probe_soa, transfer
@@ -58,6 +58,7 @@ class PullOptions:
     timeout: float = 10.0
     lifetime: float = 3600.0
     limits: Limits = Limits()
+    tls: xot.TlsSettings | None = None  # XoT (RFC 9103) instead of UDP and TCP
 
 
 @dataclasses.dataclass(slots=True)
@@ -439,6 +440,7 @@ class Probed:
     soa: SoaInfo
     address: str
     port: int
+    host: str = ""  # the primary as written, for XoT
 
     @property
     def server(self) -> str:
@@ -454,10 +456,11 @@ T = TypeVar("T")
 async def _first_primary(
     origin: dns.name.Name,
     primaries: list[Endpoint],
-    attempt: Callable[[str, int], Awaitable[T]],
+    attempt: Callable[[str, int, str], Awaitable[T]],
 ) -> T:
     """``attempt`` on each primary address in order until one works (failover);
-    every error combined into one when none does."""
+    every error combined into one when none does.  ``attempt`` also gets the host
+    as written (the name XoT verifies by default)."""
     zone_text = origin.to_text()
     errors: list[SecdnsError] = []
     for endpoint in primaries:
@@ -468,7 +471,7 @@ async def _first_primary(
             continue
         for address, port in addresses:
             try:
-                return await attempt(address, port)
+                return await attempt(address, port, endpoint.host)
             except _FAILOVER as err:
                 err.with_context(zone=zone_text)
                 log.info("pull: zone=%s failed: %s", zone_text, err.one_line())
@@ -481,9 +484,16 @@ async def probe_primaries(
 ) -> Probed:
     """The SOA from the first primary address that answers, as :func:`pull_zone` tries them."""
 
-    async def probe(address: str, port: int) -> Probed:
-        soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
-        return Probed(soa, address, port)
+    async def probe(address: str, port: int, host: str) -> Probed:
+        soa = await probe_soa(
+            origin,
+            address,
+            port,
+            key=options.key,
+            timeout=options.timeout,
+            tls=options.tls.for_host(host) if options.tls else None,
+        )
+        return Probed(soa, address, port, host)
 
     return await _first_primary(origin, primaries, probe)
 
@@ -506,11 +516,15 @@ async def pull_zone(
     await copy.prepare()
     first = [probed]
 
-    async def attempt(address: str, port: int) -> PullResult:
+    async def attempt(address: str, port: int, host: str) -> PullResult:
         known = first.pop() if first else None
         if known is not None and (known.address, known.port) != (address, port):
             known = None
-        return await _pull_from(origin, address, port, copy, options, progress, known)
+        here = options
+        if options.tls is not None:  # XoT verifies the primary as written
+            host = known.host if known is not None and known.host else host
+            here = dataclasses.replace(options, tls=options.tls.for_host(host))
+        return await _pull_from(origin, address, port, copy, here, progress, known)
 
     if probed is not None:
         primaries = [Endpoint(probed.address, probed.port), *primaries]
@@ -551,7 +565,9 @@ async def _pull_from(
     if probed is not None:
         soa = probed.soa
     else:
-        soa = await probe_soa(origin, address, port, key=options.key, timeout=options.timeout)
+        soa = await probe_soa(
+            origin, address, port, key=options.key, timeout=options.timeout, tls=options.tls
+        )
     server = format_addr(address, port)
     held = copy.serial
     timers = (soa.refresh, soa.retry, soa.expire)
@@ -586,6 +602,7 @@ async def _pull_from(
             lifetime=options.lifetime,
             limits=options.limits,
             progress=progress,
+            tls=options.tls,
         )
 
     fallback = None
@@ -603,6 +620,7 @@ async def _pull_from(
                 lifetime=options.lifetime,
                 limits=options.limits,
                 progress=progress,
+                tls=options.tls,
             )
         except RefusedError as err:
             fallback = f"IXFR refused ({err.message}); AXFR instead"

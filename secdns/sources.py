@@ -21,7 +21,7 @@ from pathlib import Path
 
 import dns.name
 
-from secdns import wire
+from secdns import wire, xot
 from secdns.config import Limits
 from secdns.endpoints import parse_endpoint, resolve
 from secdns.engine import transfer
@@ -79,6 +79,7 @@ class LoadOptions:
     timeout: float = 10.0
     lifetime: float = 3600.0
     limits: Limits = Limits()
+    tls: xot.TlsSettings | None = None  # @SERVER over TLS (XoT)
 
 
 def _serial_of(records: list[wire.Record]) -> int | None:
@@ -113,7 +114,7 @@ async def load_zone(
     zone = origin.to_text()
     try:
         if source.kind is SourceKind.SERVER:
-            endpoint = parse_endpoint(source.spec)
+            endpoint = parse_endpoint(source.spec, xot.default_port(options.tls))
             errors: list[SecdnsError] = []
             for address, port in await resolve(endpoint):
                 try:
@@ -126,6 +127,7 @@ async def load_zone(
                         timeout=options.timeout,
                         lifetime=options.lifetime,
                         limits=options.limits,
+                        tls=xot.for_endpoint(options.tls, endpoint),
                     )
                 except SecdnsError as err:
                     errors.append(err)

@@ -38,7 +38,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from secdns import checks, wire
+from secdns import checks, wire, xot
 from secdns.checks import CHECKS, Finding, Severity
 from secdns.checks.dnssec import applicable_checks, check_dnssec
 from secdns.checks.integrity import check_integrity
@@ -84,6 +84,7 @@ class VerifyOptions:
     concurrency: int = 16
     now: float | None = None  # the time signatures are judged at (default: now)
     resolver: dns.asyncresolver.Resolver | None = None  # for nameservers_auto
+    tls: xot.TlsSettings | None = None  # ask @SERVERs over TLS (XoT)
 
 
 class ProbeStatus(enum.Enum):
@@ -421,11 +422,25 @@ async def _bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T
     return list(await asyncio.gather(*(run(job) for job in jobs)))
 
 
+def _tls(target: Target, options: VerifyOptions) -> xot.TlsSettings | None:
+    """The TLS settings for ``target``, verifying the name it was given by."""
+    if options.tls is None:
+        return None
+    spec = target.server
+    host = parse_endpoint(spec).host if spec.startswith("@") else spec.rstrip(".")
+    return options.tls.for_host(host)
+
+
 async def probe(origin: dns.name.Name, target: Target, options: VerifyOptions) -> ServerAnswer:
     started = time.monotonic()
     try:
         soa = await probe_soa(
-            origin, target.address, target.port, key=options.key, timeout=options.timeout
+            origin,
+            target.address,
+            target.port,
+            key=options.key,
+            timeout=options.timeout,
+            tls=_tls(target, options),
         )
     except SecdnsError as err:
         return ServerAnswer(
@@ -574,7 +589,7 @@ async def _targets(
         targets += found
         findings += problems
     for source in servers:
-        endpoint = parse_endpoint(source.spec)
+        endpoint = parse_endpoint(source.spec, xot.default_port(options.tls))
         try:
             addresses = await resolve(endpoint)
         except NetworkError as err:
@@ -611,6 +626,7 @@ async def _transfer_all(
                 timeout=options.timeout,
                 lifetime=options.lifetime,
                 limits=options.limits,
+                tls=_tls(target, options),
             )
         except SecdnsError as err:
             return checks.CONTENT.error(

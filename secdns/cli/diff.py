@@ -14,7 +14,9 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
+    resolve_tls,
     split_list,
+    tls_options,
     tsig_options,
     verbosity_options,
 )
@@ -128,6 +130,7 @@ def _colour(text: str) -> None:
     "(HOST, HOST:PORT or [V6]:PORT; port 53 by default).",
 )
 @tsig_options
+@tls_options
 @network_options
 @verbosity_options
 def command(
@@ -171,7 +174,9 @@ def command(
     sources = [parse_source(source_a), parse_source(source_b)]
     if all(s.kind is SourceKind.STDIN for s in sources):
         raise UsageError("only one of A and B can be '-' (stdin)")
-    options = LoadOptions(key=resolve_key(tsig, keyfile), timeout=timeout, lifetime=lifetime)
+    options = LoadOptions(
+        key=resolve_key(tsig, keyfile), timeout=timeout, lifetime=lifetime, tls=resolve_tls()
+    )
 
     async def load_both():  # type: ignore[no-untyped-def]
         return await asyncio.gather(*(load_zone(s, origin, options) for s in sources))

@@ -16,6 +16,7 @@ from secdns.config import Config, ZoneConfig, load_config, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey, parse_key_file, parse_tsig_option
+from secdns.xot import TlsSettings, make_settings
 
 F = Callable[..., Any]
 
@@ -310,3 +311,55 @@ def config_zones(
     if store_dir is None and not output_given:
         raise UsageError(f"{config_path} sets no [server] directory: give -d DIR or -o FILE")
     return config, selected, store_dir
+
+
+TLS_META = "secdns.tls"
+"""``ctx.meta`` slot for the ``--tls*`` options, so commands need no extra arguments."""
+
+
+def _remember_tls(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    if value not in (None, False):
+        ctx.meta.setdefault(TLS_META, {})[param.name] = value
+    return value
+
+
+def _tls_option(*decls: str, **attrs: Any) -> F:
+    return click.option(*decls, expose_value=False, callback=_remember_tls, **attrs)
+
+
+tls_options = _compose(
+    _tls_option("--tls", is_flag=True, help="Zone transfer over TLS (XoT, RFC 9103); port 853."),
+    _tls_option(
+        "--tls-ca",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="FILE",
+        help="PEM CA bundle to verify the server with (default: the system store).",
+    ),
+    _tls_option(
+        "--tls-hostname",
+        metavar="NAME",
+        help="Name to verify in the certificate (default: the server as given).",
+    ),
+    _tls_option(
+        "--tls-pin",
+        metavar="BASE64",
+        help="SHA-256 of the server key's SubjectPublicKeyInfo, as kdig +tls-pin; "
+        "replaces CA verification.",
+    ),
+    _tls_option(
+        "--tls-insecure", is_flag=True, help="TLS without any verification (opportunistic)."
+    ),
+)
+
+
+def resolve_tls() -> TlsSettings | None:
+    """The XoT settings of the current command's ``--tls*`` options (None: plain DNS)."""
+    ctx = click.get_current_context()
+    given = ctx.meta.get(TLS_META, {})
+    return make_settings(
+        bool(given.get("tls")),
+        given.get("tls_ca"),
+        given.get("tls_hostname"),
+        given.get("tls_pin"),
+        bool(given.get("tls_insecure")),
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from secdns import output
+from secdns import output, xot
 from secdns.cli.options import (
     DEFAULT_CONFIG,
     complete_zones,
@@ -19,6 +19,8 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
+    resolve_tls,
+    tls_options,
     tsig_options,
     verbosity_options,
 )
@@ -39,10 +41,10 @@ def _looks_like_server(word: str) -> bool:
     return ":" in word or endpoint.is_address
 
 
-def split_args(args: tuple[str, ...]) -> tuple[list[str], list[Endpoint]]:
-    """Separate zone names from ``@SERVER`` arguments."""
+def split_args(args: tuple[str, ...], port: int = 53) -> tuple[list[str], list[Endpoint]]:
+    """Separate zone names from ``@SERVER`` arguments (``port`` unless one is given)."""
     zones = [a for a in args if not a.startswith("@")]
-    servers = [parse_endpoint(a) for a in args if a.startswith("@")]
+    servers = [parse_endpoint(a, port) for a in args if a.startswith("@")]
     return zones, servers
 
 
@@ -111,6 +113,7 @@ class _Progress:
 @click.option("--axfr", is_flag=True, help="Force a full transfer (AXFR), even if up to date.")
 @force_option
 @tsig_options
+@tls_options
 @network_options
 @click.option(
     "--max-records",
@@ -172,7 +175,8 @@ def command(
     from secdns.cli import setup_logging
 
     setup_logging(verbose, quiet)
-    zones, servers = split_args(args)
+    tls = resolve_tls()
+    zones, servers = split_args(args, xot.default_port(tls))
     key = resolve_key(tsig, keyfile)
     limits = Limits(max_records=max_records, max_bytes=max_bytes)
     to_stdout = output_path == "-"
@@ -195,7 +199,9 @@ def command(
         )
         store = Store(store_dir) if store_dir else None
         jobs = jobs or config.server.concurrency
-        plans = [(z.name, list(z.primaries), key or config.key_for(z)) for z in selected]
+        plans = [
+            (z.name, list(z.primaries), key or config.key_for(z), tls or z.tls) for z in selected
+        ]
         axfr_only = {z.name for z in selected if not z.request_ixfr}
     else:
         if len(zones) > 1 and not servers:
@@ -211,7 +217,7 @@ def command(
         if output_path is None and directory is None:
             raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
         store = Store(directory) if directory else None
-        plans = [(parse_zone_name(zones[0]), servers, key)]
+        plans = [(parse_zone_name(zones[0]), servers, key, tls)]
         axfr_only = set()
         jobs = 1
 
@@ -221,7 +227,7 @@ def command(
         gate = asyncio.Semaphore(jobs or 1)
         with _Progress(show_progress) as progress:
 
-            async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None):  # type: ignore[no-untyped-def]
+            async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None, zone_tls):  # type: ignore[no-untyped-def]
                 async with gate:
                     options = PullOptions(
                         key=zone_key,
@@ -231,6 +237,7 @@ def command(
                         timeout=timeout,
                         lifetime=lifetime,
                         limits=limits,
+                        tls=zone_tls,
                     )
                     copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
                     return await pull_zone(

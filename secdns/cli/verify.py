@@ -26,7 +26,9 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
+    resolve_tls,
     split_list,
+    tls_options,
     tsig_options,
     verbosity_options,
 )
@@ -93,6 +95,7 @@ from secdns.verify import CheckStatus, VerifyOptions, VerifyReport, verify_zone
     help="Server addresses queried (or transferred from) at once.",
 )
 @tsig_options
+@tls_options
 @network_options
 @json_option
 @verbosity_options
@@ -158,6 +161,7 @@ def command(
     origin = parse_zone_name(zone)
     options = VerifyOptions(
         key=resolve_key(tsig, keyfile),
+        tls=resolve_tls(),
         timeout=timeout,
         lifetime=lifetime,
         sig_warn_days=sig_warn_days,

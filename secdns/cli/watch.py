@@ -28,13 +28,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from secdns import output
+from secdns import output, xot
 from secdns.cli.options import (
     complete_zones,
     config_option,
     config_zones,
     force_option,
     resolve_key,
+    resolve_tls,
+    tls_options,
     tsig_options,
     verbosity_options,
 )
@@ -536,6 +538,7 @@ class MonitorDisplay:
 )
 @force_option
 @tsig_options
+@tls_options
 @click.option(
     "-j",
     "--jobs",
@@ -598,7 +601,8 @@ def command(
     from secdns.cli import setup_logging
 
     setup_logging(verbose, quiet)
-    zones, servers = split_args(args)
+    tls = resolve_tls()
+    zones, servers = split_args(args, xot.default_port(tls))
     if config_path and servers and not _given_on_command_line("config_path"):
         config_path = None  # $SECDNS_CONFIG does not override the @SERVERs typed
     key = resolve_key(tsig, keyfile)
@@ -612,6 +616,7 @@ def command(
                 "-d": directory,
                 "--exec": exec_command,
                 "--notify-listen": notify_listen,
+                "--tls": tls,
             },
             "in monitor mode (--servers, --nameservers)",
         )
@@ -651,7 +656,7 @@ def command(
         "in mirror mode; they go with --servers or --nameservers auto",
     )
     mirror_zones, store, concurrency, limits = _mirror_plan(
-        zones, servers, config_path, output_path, directory, key
+        zones, servers, config_path, output_path, directory, key, tls
     )
     mirror_options = MirrorOptions(
         interval=interval,
@@ -686,6 +691,7 @@ def _mirror_plan(
     output_path: str | None,
     directory: str | None,
     key: TsigKey | None,
+    tls: xot.TlsSettings | None = None,
 ) -> tuple[list[MirrorZone], Store | None, int, Limits]:
     out_path = Path(output_path) if output_path else None
     if output_path == "-":
@@ -695,7 +701,14 @@ def _mirror_plan(
             config_path, zones, servers, output_given=out_path is not None, directory=directory
         )
         plan = [
-            MirrorZone(z.name, z.primaries, key or config.key_for(z), out_path, z.allow_notify)
+            MirrorZone(
+                z.name,
+                z.primaries,
+                key or config.key_for(z),
+                out_path,
+                z.allow_notify,
+                tls=tls or z.tls,
+            )
             for z in selected
         ]
         return (
@@ -711,7 +724,7 @@ def _mirror_plan(
         )
     if out_path is None and directory is None:
         raise UsageError("say where the zone goes: -o FILE or -d DIR")
-    plan = [MirrorZone(parse_zone_name(zones[0]), tuple(servers), key, out_path)]
+    plan = [MirrorZone(parse_zone_name(zones[0]), tuple(servers), key, out_path, tls=tls)]
     return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits()
 
 
