@@ -202,7 +202,7 @@ def parse_catalog(
     if len(reader.ptrs) > max_members:
         reader.finding(
             f"zones.{text} PTR",
-            f"{len(reader.ptrs)} members, over the limit of {max_members} (max_members)",
+            f"{len(reader.ptrs)} members, over the member limit of {max_members}",
         )
         return Catalog(catalog, reader.serial, {}, tuple(reader.findings), usable=False)
     members: dict[dns.name.Name, Member] = {}

@@ -110,7 +110,7 @@ def test_over_the_member_limit_the_catalog_is_unusable():
     assert len(parse(body, max_members=11).members) == 11
     result = parse(body, max_members=10)
     assert not result.usable and result.members == {}
-    assert "11 members, over the limit of 10 (max_members)" in result.findings[0].message
+    assert "11 members, over the member limit of 10" in result.findings[0].message
 
 
 def test_diff_added_removed_reset_changed():

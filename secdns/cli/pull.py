@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from secdns import catalog as catalogs
 from secdns import output, xot
+from secdns.catalog_pull import finish, pull_catalog
 from secdns.cli.options import (
     DEFAULT_CONFIG,
     complete_zones,
@@ -24,9 +26,9 @@ from secdns.cli.options import (
     tsig_options,
     verbosity_options,
 )
-from secdns.config import Limits, parse_zone_name
+from secdns.config import DEFAULT_CONCURRENCY, Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
-from secdns.errors import UsageError, worst
+from secdns.errors import ExitCode, UsageError, worst
 from secdns.keys import TsigKey
 from secdns.pull import PullOptions, PullResult, make_copy, pull_zone
 from secdns.store import Store
@@ -136,6 +138,20 @@ class _Progress:
     default=None,
     help="Zones transferred at once with -c (default: the config's concurrency).",
 )
+@click.option(
+    "--catalog",
+    "catalog_name",
+    metavar="CATALOG",
+    help="Pull the catalog zone CATALOG (RFC 9432) and then every member into -d DIR.",
+)
+@click.option("--prune", is_flag=True, help="With --catalog: remove zones no longer listed.")
+@click.option(
+    "--max-members",
+    type=click.IntRange(min=1),
+    default=catalogs.DEFAULT_MAX_MEMBERS,
+    show_default=True,
+    help="With --catalog: refuse a catalog listing more members than this.",
+)
 @json_option
 @verbosity_options
 def command(
@@ -152,6 +168,9 @@ def command(
     max_records: int,
     max_bytes: int,
     jobs: int | None,
+    catalog_name: str | None,
+    prune: bool,
+    max_members: int,
     as_json: bool,
     verbose: int,
     quiet: bool,
@@ -171,6 +190,7 @@ def command(
       secdns pull example.com @ns1.example.net:5300 @[2001:db8::1] -d /var/lib/secdns
       secdns pull example.com @127.0.0.1 -o - --tsig hmac-sha256:xfr:c2VjcmV0
       secdns pull -c secdns.toml            # every zone in the config
+      secdns pull --catalog catalog.example @192.0.2.1 -d /var/lib/secdns --prune
     """
     from secdns.cli import setup_logging
 
@@ -203,6 +223,27 @@ def command(
             (z.name, list(z.primaries), key or config.key_for(z), tls or z.tls) for z in selected
         ]
         axfr_only = {z.name for z in selected if not z.request_ixfr}
+    elif catalog_name is not None:
+        if zones or not servers or directory is None or output_path is not None:
+            raise UsageError("usage: secdns pull --catalog CATALOG @PRIMARY [@PRIMARY...] -d DIR")
+        store = Store(directory)
+        options = PullOptions(
+            key=key,
+            axfr=axfr,
+            force=force,
+            timeout=timeout,
+            lifetime=lifetime,
+            limits=limits,
+            tls=tls,
+        )
+        catalog_plan = asyncio.run(
+            pull_catalog(
+                parse_zone_name(catalog_name), servers, store, options, max_members=max_members
+            )
+        )
+        plans = [(member, servers, key, tls) for member in catalog_plan.members]
+        jobs = jobs or DEFAULT_CONCURRENCY
+        axfr_only = set()
     else:
         if len(zones) > 1 and not servers:
             raise UsageError(
@@ -251,6 +292,14 @@ def command(
             return list(await asyncio.gather(*(one(*plan) for plan in plans)))
 
     results = asyncio.run(run_all())
+    codes: list[int] = []
+    if catalog_name is not None:  # the catalog first; its findings and removals after
+        results.insert(0, catalog_plan.result)
+        for finding in catalog_plan.findings:
+            click.echo(f"secdns: error: {finding.line()}", err=True)
+        codes = [ExitCode.BAD_DATA] if catalog_plan.findings else []
+        for note in finish(catalog_plan, store, prune):  # type: ignore[arg-type]
+            click.echo(f"secdns: {note}", err=True)
     for result in results:
         if result.error is not None:
             click.echo(f"secdns: error: {result.error.one_line()}", err=True)
@@ -262,4 +311,4 @@ def command(
         output.render_pull(results, as_json=as_json, quiet=quiet, stream=sys.stderr)
     else:
         output.render_pull(results, as_json=as_json, quiet=quiet)
-    sys.exit(worst([r.exit_code for r in results]))
+    sys.exit(worst([r.exit_code for r in results] + codes))

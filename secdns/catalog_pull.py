@@ -1,0 +1,174 @@
+"""``pull --catalog``: a catalog zone and its members into one store (RFC 9432 consumer).
+
+The catalog is pulled like any zone (:func:`secdns.pull.pull_zone` into the
+store, so later runs use IXFR), read back from the store, and judged by
+:func:`secdns.catalog.parse_catalog`.  The members are then pulled by the
+caller's usual bounded pool.  Which members this catalog brought is kept in
+``DIR/<catalog>.members.json`` (member -> unique id, and members no longer
+listed but not yet pruned), so that
+
+* ``--prune`` removes only zones this catalog listed before, never other zones
+  that share the directory;
+* a member whose unique id changed is removed first and transferred from
+  scratch (RFC 9432 5.2);
+* an unusable catalog (not version 2, over the member limit) changes nothing:
+  the recorded members are pulled as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import dns.exception
+import dns.name
+
+from secdns import catalog as catalogs
+from secdns.endpoints import Endpoint
+from secdns.errors import LocalIOError
+from secdns.pull import PullOptions, PullResult, Status, StoreCopy, pull_zone
+from secdns.store import Store, atomic_write, fsync_directory, zone_filename
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class CatalogPlan:
+    """The catalog's own pull, and what to do with its members."""
+
+    name: dns.name.Name
+    result: PullResult
+    catalog: catalogs.Catalog | None = None  # None when the catalog could not be pulled
+    members: list[dns.name.Name] = dataclasses.field(default_factory=list)  # pull these
+    unique_ids: dict[dns.name.Name, str] = dataclasses.field(default_factory=dict)
+    removed: list[dns.name.Name] = dataclasses.field(default_factory=list)  # no longer listed
+    reset: list[dns.name.Name] = dataclasses.field(default_factory=list)  # unique id changed
+
+    @property
+    def findings(self) -> tuple[catalogs.CatalogFinding, ...]:
+        return self.catalog.findings if self.catalog is not None else ()
+
+
+def members_path(store: Store, name: dns.name.Name) -> Path:
+    return store.directory / f"{zone_filename(name)}.members.json"
+
+
+def load_membership(
+    store: Store, name: dns.name.Name
+) -> tuple[dict[dns.name.Name, str], set[dns.name.Name]]:
+    """The members (-> unique id) and the not yet pruned ex-members recorded for a catalog."""
+    path = members_path(store, name)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        members = {dns.name.from_text(k): str(v) for k, v in doc.get("members", {}).items()}
+        removed = {dns.name.from_text(k) for k in doc.get("removed", [])}
+    except FileNotFoundError:
+        return {}, set()
+    except (OSError, ValueError, AttributeError, dns.exception.DNSException) as err:
+        log.warning("pull: catalog=%s %s is damaged (%s); starting afresh", name, path, err)
+        return {}, set()
+    return members, removed
+
+
+def save_membership(
+    store: Store,
+    name: dns.name.Name,
+    members: dict[dns.name.Name, str],
+    removed: list[dns.name.Name],
+) -> None:
+    doc = {
+        "catalog": name.to_text(),
+        "members": {k.to_text(): members[k] for k in sorted(members)},
+        "removed": [k.to_text() for k in sorted(removed)],
+    }
+    atomic_write(members_path(store, name), json.dumps(doc, indent=1) + "\n")
+
+
+def remove_zone(store: Store, origin: dns.name.Name) -> bool:
+    """Remove a zone's file, state and journal from the store; whether there was any."""
+    found = False
+    for path in (store.zone_path(origin), store.state_path(origin), store.journal_path(origin)):
+        try:
+            path.unlink()
+            found = True
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise LocalIOError(f"cannot remove {path}: {err.strerror}") from err
+    if found:
+        fsync_directory(store.directory)
+    return found
+
+
+async def pull_catalog(
+    name: dns.name.Name,
+    primaries: list[Endpoint],
+    store: Store,
+    options: PullOptions,
+    *,
+    max_members: int = catalogs.DEFAULT_MAX_MEMBERS,
+) -> CatalogPlan:
+    """Pull the catalog into ``store``, read its members, and plan the members' pulls."""
+    result = await pull_zone(name, primaries, StoreCopy(store, name), options=options)
+    plan = CatalogPlan(name, result)
+    recorded, removed_before = await asyncio.to_thread(load_membership, store, name)
+    if result.status is Status.FAILED:
+        return plan
+    path = store.zone_path(name)
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as err:
+        raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+    parsed = await asyncio.to_thread(
+        catalogs.catalog_from_text, name, text, max_members=max_members, filename=str(path)
+    )
+    plan.catalog = parsed
+    for finding in parsed.findings:  # the caller reports them: pull prints each
+        log.debug("pull: %s", finding.line())
+    if not parsed.usable:  # keep what we had
+        plan.members = sorted(recorded)
+        plan.unique_ids = dict(recorded)
+        plan.removed = sorted(removed_before)
+        return plan
+    old = {n: catalogs.Member(n, uid) for n, uid in recorded.items()}
+    delta = catalogs.diff_catalogs(old, parsed.members)
+    for member in delta.reset:
+        log.warning(
+            "pull: catalog=%s member %s has a new unique id %s: transferring it from scratch",
+            name,
+            member.text,
+            member.unique_id,
+        )
+        await asyncio.to_thread(remove_zone, store, member.name)
+        plan.reset.append(member.name)
+    plan.members = sorted(parsed.members)
+    plan.unique_ids = {n: m.unique_id for n, m in parsed.members.items()}
+    plan.removed = sorted((set(recorded) | removed_before) - set(parsed.members))
+    return plan
+
+
+def finish(plan: CatalogPlan, store: Store, prune: bool) -> list[str]:
+    """After the members' pulls: prune (if asked), record membership; notes for stderr."""
+    if plan.catalog is None:
+        return []
+    notes = []
+    kept = []
+    for name in plan.removed:
+        if not prune:
+            kept.append(name)
+            notes.append(
+                f"catalog {plan.name}: {name} is no longer a member: kept (--prune removes it)"
+            )
+            continue
+        try:
+            remove_zone(store, name)
+        except LocalIOError as err:
+            kept.append(name)
+            notes.append(f"catalog {plan.name}: {name} is no longer a member: {err.message}")
+            continue
+        notes.append(f"catalog {plan.name}: {name} is no longer a member: removed (--prune)")
+    save_membership(store, plan.name, plan.unique_ids, kept)
+    return notes
