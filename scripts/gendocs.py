@@ -714,6 +714,27 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
+CATALOG_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("name", '"CATALOG"', "The catalog zone's name.  Required."),
+    (
+        "primaries",
+        '["HOST[:PORT]", ...]',
+        "As for a zone: the catalog's and its members' primaries.",
+    ),
+    ("key", '"NAME"', "As for a zone: the [keys.NAME] used towards the primaries."),
+    *(
+        (k, v, t)
+        for k, v, t in ZONE_KEYS
+        if k in ("transport", "tls_ca", "tls_hostname", "tls_pin")
+    ),
+    (
+        "max_members",
+        "N",
+        f"Refuse a catalog listing more members than this; the members held are kept.  "
+        f"Default: {config.DEFAULT_MAX_MEMBERS}.",
+    ),
+)
+
 CONFIG_EXAMPLE = (
     "[server]",
     'directory = "/var/lib/secdns"',
@@ -742,8 +763,14 @@ def _toml_item(page: Page, key: str, value: str, text: str) -> None:
 
 
 def config_page(all_pages: Sequence[str]) -> str:
-    documented = ({k for k, _, _ in SERVER_KEYS}, {k for k, _, _ in ZONE_KEYS})
-    actual = (set(config._SERVER_KEYS), set(config._ZONE_KEYS))
+    documented = (
+        {k for k, _, _ in SERVER_KEYS},
+        {k for k, _, _ in ZONE_KEYS} | {f"catalog.{k}" for k, _, _ in CATALOG_KEYS},
+    )
+    actual = (
+        set(config._SERVER_KEYS),
+        set(config._ZONE_KEYS) | {f"catalog.{k}" for k in config._CATALOG_KEYS},
+    )
     if documented != actual:
         raise SystemExit(
             f"gendocs: secdns.toml(5) is out of step with secdns/config.py: "
@@ -780,6 +807,15 @@ def config_page(all_pages: Sequence[str]) -> str:
         "only) has a file; exactly one of the two."
     )
     for key, value, text in ZONE_KEYS:
+        _toml_item(page, key, value, text)
+    page.section("[[catalog]]")
+    page.para(
+        "A catalog zone (RFC 9432, version 2) whose members are secondary zones from the "
+        "catalog's primaries, with its key and transport.  pull -c pulls the catalog, then "
+        "every member into the store; a zone configured as a [[zone]] is not taken as a "
+        "member, and a zone listed by two catalogs belongs to the first."
+    )
+    for key, value, text in CATALOG_KEYS:
         _toml_item(page, key, value, text)
     page.section("EXAMPLE")
     page.code(CONFIG_EXAMPLE)

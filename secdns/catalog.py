@@ -34,8 +34,8 @@ import dns.rdataclass
 import dns.rdatatype
 
 from secdns import wire
+from secdns.config import DEFAULT_MAX_MEMBERS
 
-DEFAULT_MAX_MEMBERS = 100_000
 VERSION = "2"
 _ZONES = b"zones"
 _PTR = dns.rdatatype.PTR

@@ -41,6 +41,8 @@ class CatalogPlan:
 
     name: dns.name.Name
     result: PullResult
+    primaries: list[Endpoint]  # the members come from the catalog's primaries...
+    options: PullOptions  # ...with its key and transport
     catalog: catalogs.Catalog | None = None  # None when the catalog could not be pulled
     members: list[dns.name.Name] = dataclasses.field(default_factory=list)  # pull these
     unique_ids: dict[dns.name.Name, str] = dataclasses.field(default_factory=dict)
@@ -113,7 +115,7 @@ async def pull_catalog(
 ) -> CatalogPlan:
     """Pull the catalog into ``store``, read its members, and plan the members' pulls."""
     result = await pull_zone(name, primaries, StoreCopy(store, name), options=options)
-    plan = CatalogPlan(name, result)
+    plan = CatalogPlan(name, result, primaries, options)
     recorded, removed_before = await asyncio.to_thread(load_membership, store, name)
     if result.status is Status.FAILED:
         return plan
@@ -150,13 +152,59 @@ async def pull_catalog(
     return plan
 
 
-def finish(plan: CatalogPlan, store: Store, prune: bool) -> list[str]:
-    """After the members' pulls: prune (if asked), record membership; notes for stderr."""
+async def pull_catalogs(
+    catalogs: list[tuple[dns.name.Name, list[Endpoint], PullOptions, int]], store: Store
+) -> list[CatalogPlan]:
+    """:func:`pull_catalog` for several (name, primaries, options, max_members) at once."""
+    return list(
+        await asyncio.gather(
+            *(
+                pull_catalog(name, primaries, store, options, max_members=limit)
+                for name, primaries, options, limit in catalogs
+            )
+        )
+    )
+
+
+def member_plans(
+    plans: list[CatalogPlan], taken: set[dns.name.Name]
+) -> tuple[list[tuple[dns.name.Name, CatalogPlan]], list[str]]:
+    """Each member with the catalog it comes from: a zone configured on its own, or
+    listed by an earlier catalog, stays where it is (notes say so)."""
+    owner: dict[dns.name.Name, dns.name.Name] = {}
+    members: list[tuple[dns.name.Name, CatalogPlan]] = []
+    notes: list[str] = []
+    for plan in plans:
+        for member in plan.members:
+            if member in taken:
+                notes.append(f"catalog {plan.name}: {member} is configured as a zone; not a member")
+                plan.unique_ids.pop(member, None)  # not ours: never pruned through this catalog
+            elif member in owner:
+                notes.append(
+                    f"catalog {plan.name}: {member} is a member of catalog {owner[member]} "
+                    "already (the first catalog that lists a zone keeps it)"
+                )
+                plan.unique_ids.pop(member, None)
+            else:
+                owner[member] = plan.name
+                members.append((member, plan))
+    return members, notes
+
+
+def finish(
+    plan: CatalogPlan, store: Store, prune: bool, pulled: frozenset[dns.name.Name] = frozenset()
+) -> list[str]:
+    """After the members' pulls: prune (if asked), record membership; notes for stderr.
+
+    A zone in ``pulled`` (configured, or now another catalog's member) is never pruned.
+    """
     if plan.catalog is None:
         return []
     notes = []
     kept = []
     for name in plan.removed:
+        if name in pulled:
+            continue  # someone else's now
         if not prune:
             kept.append(name)
             notes.append(

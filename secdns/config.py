@@ -32,6 +32,7 @@ DEFAULT_LIFETIME = 3600.0
 # Larger zones need these raised (pull --max-records/--max-bytes, [server]).
 DEFAULT_MAX_RECORDS = 2_000_000
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+DEFAULT_MAX_MEMBERS = 100_000  # members of one catalog zone
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,11 +77,27 @@ class ServerConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    """A catalog zone (RFC 9432) to follow: its members come from the same primaries."""
+
+    name: dns.name.Name
+    primaries: tuple[Endpoint, ...]
+    key: str | None = None
+    tls: TlsSettings | None = None
+    max_members: int = DEFAULT_MAX_MEMBERS
+
+    @property
+    def text(self) -> str:
+        return self.name.to_text()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Config:
     path: Path | None
     server: ServerConfig
     keys: dict[str, TsigKey]
     zones: tuple[ZoneConfig, ...]
+    catalogs: tuple[CatalogConfig, ...] = ()
 
     def zone(self, name: str | dns.name.Name) -> ZoneConfig | None:
         wanted = name if isinstance(name, dns.name.Name) else parse_zone_name(name)
@@ -89,7 +106,7 @@ class Config:
                 return zone
         return None
 
-    def key_for(self, zone: ZoneConfig) -> TsigKey | None:
+    def key_for(self, zone: ZoneConfig | CatalogConfig) -> TsigKey | None:
         return self.keys[zone.key] if zone.key else None
 
 
@@ -274,8 +291,10 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
     problems = _Problems(path)
     base = base or Path(".")
     for top in doc:
-        if top not in ("server", "keys", "zone"):
-            problems.add(top, "unknown section (expected [server], [keys.NAME], [[zone]])")
+        if top not in ("server", "keys", "zone", "catalog"):
+            problems.add(
+                top, "unknown section (expected [server], [keys.NAME], [[zone]], [[catalog]])"
+            )
 
     server_doc = doc.get("server", {})
     if not isinstance(server_doc, dict):
@@ -401,8 +420,58 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                 tls=tls,
             )
         )
+    catalogs = _catalogs(doc.get("catalog", []), keys_doc, {z.name for z in zones}, base, problems)
     problems.raise_if_any()
-    return Config(path=Path(path), server=server, keys=keys, zones=tuple(zones))
+    return Config(path=Path(path), server=server, keys=keys, zones=tuple(zones), catalogs=catalogs)
+
+
+_CATALOG_KEYS = {"name", "primaries", "key", "max_members"} | _TLS_KEYS
+
+
+def _catalogs(
+    value: Any,
+    keys_doc: dict[str, Any],
+    zones: set[dns.name.Name],
+    base: Path,
+    problems: _Problems,
+) -> tuple[CatalogConfig, ...]:
+    """The ``[[catalog]]`` tables: name, primaries, key, transport settings, max_members."""
+    if not isinstance(value, list):
+        problems.add("catalog", "expected an array of tables [[catalog]]")
+        return ()
+    result: list[CatalogConfig] = []
+    for index, table in enumerate(value):
+        where = f"catalog[{index}]"
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            problems.add(where, "expected a table with a name")
+            continue
+        where = f"catalog[{index}] ({table['name']})"
+        for name in table:
+            if name not in _CATALOG_KEYS:
+                problems.add(f"{where}.{name}", "unknown key")
+        try:
+            catalog_name = parse_zone_name(table["name"])
+        except SecdnsError as err:
+            problems.add(f"{where}.name", err.message)
+            continue
+        if catalog_name in zones or any(c.name == catalog_name for c in result):
+            problems.add(f"{where}.name", "defined twice (as a zone or a catalog)")
+        tls = _transport(table, where, base, problems)
+        primaries = _endpoints(
+            table.get("primaries"), f"{where}.primaries", problems, 853 if tls else 53
+        )
+        if not primaries:
+            problems.add(f"{where}.primaries", "a catalog needs primaries")
+        key = table.get("key")
+        if key is not None and (not isinstance(key, str) or key not in keys_doc):
+            problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
+        limit = _number(table, "max_members", DEFAULT_MAX_MEMBERS, where, problems, integer=True)
+        result.append(
+            CatalogConfig(
+                catalog_name, primaries, key if isinstance(key, str) else None, tls, limit
+            )
+        )
+    return tuple(result)
 
 
 def load_config(path: str | Path) -> Config:

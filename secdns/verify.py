@@ -586,6 +586,8 @@ async def _targets(
     findings: list[Finding] = []
     if options.nameservers_auto:
         found, problems = await discover_nameservers(origin, options.resolver, options.timeout)
+        if options.tls is not None:  # XoT: the name servers' TLS port
+            found = [dataclasses.replace(t, port=xot.DEFAULT_PORT) for t in found]
         targets += found
         findings += problems
     for source in servers:

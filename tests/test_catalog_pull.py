@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from secdns.cli import cli
@@ -169,3 +170,87 @@ def test_catalog_usage_errors(tmp_path):
         result = pull(*args)
         assert result.exit_code == 2, args
         assert "usage: secdns pull --catalog CATALOG @PRIMARY" in result.stderr
+
+
+def test_config_catalog_tables(tmp_path):
+    from secdns.config import parse_config
+    from secdns.errors import ConfigError
+
+    config = parse_config(
+        {
+            "keys": {"k": {"secret": "c2VjcmV0"}},
+            "catalog": [
+                {"name": CATALOG, "primaries": ["127.0.0.1"], "key": "k", "max_members": 5},
+                {"name": "tls.invalid", "primaries": ["127.0.0.1"], "transport": "tls"},
+            ],
+        }
+    )
+    first, second = config.catalogs
+    assert (first.text, first.key, first.max_members, first.primaries[0].port) == (
+        "catalog.invalid.",
+        "k",
+        5,
+        53,
+    )
+    assert second.tls is not None and second.primaries[0].port == 853
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "zone": [{"name": CATALOG, "primaries": ["127.0.0.1"]}],
+                "catalog": [
+                    {"name": CATALOG, "primaries": ["127.0.0.1"], "key": "nope"},
+                    {"name": "b.invalid", "max_members": 0, "colour": "red"},
+                ],
+            }
+        )
+    text = str(caught.value)
+    assert "catalog[0] (catalog.invalid).name: defined twice (as a zone or a catalog)" in text
+    assert "catalog[0] (catalog.invalid).key: unknown key 'nope'" in text
+    assert "catalog[1] (b.invalid).primaries: a catalog needs primaries" in text
+    assert "catalog[1] (b.invalid).max_members: expected a positive number" in text
+    assert "catalog[1] (b.invalid).colour: unknown key" in text
+
+
+def test_pull_config_with_two_catalogs(bind_primary, tmp_path):
+    zones = {z: member_zone(z) for z in ("example.com", "example.org", "example.net")}
+    zones[CATALOG] = catalog_zone(("m1", "example.com"), ("m2", "example.org"))
+    zones["second.invalid"] = catalog_zone(("n1", "example.org"), ("n2", "example.net")).replace(
+        f"$ORIGIN {CATALOG}.", "$ORIGIN second.invalid."
+    )
+    primary = bind_primary(zones)
+    config = tmp_path / "secdns.toml"
+    config.write_text(
+        f'[server]\ndirectory = "zones"\n\n'
+        f'[[zone]]\nname = "example.com"\nprimaries = ["{primary.addr}"]\n\n'
+        f'[[catalog]]\nname = "{CATALOG}"\nprimaries = ["{primary.addr}"]\n\n'
+        f'[[catalog]]\nname = "second.invalid"\nprimaries = ["{primary.addr}"]\n'
+    )
+    result = pull("-c", str(config))
+    assert result.exit_code == 0, result.stderr
+    rows = lines_by_zone(result.stdout)
+    assert sorted(rows) == [
+        "catalog.invalid.",
+        "example.com.",
+        "example.net.",
+        "example.org.",
+        "second.invalid.",
+    ]
+    assert (
+        f"catalog {CATALOG}.: example.com. is configured as a zone; not a member" in result.stderr
+    )
+    assert (
+        "catalog second.invalid.: example.org. is a member of catalog catalog.invalid. already"
+        in result.stderr
+    )
+    assert (tmp_path / "zones" / "example.net.zone").exists()
+    first = json.loads((tmp_path / "zones" / "catalog.invalid.members.json").read_text())
+    assert first["members"] == {"example.org.": "m2"}  # example.com. is a configured zone
+
+    # example.org. leaves the first catalog: the second one takes it, --prune keeps it
+    primary.nsupdate(f"update delete m2.zones.{CATALOG}. PTR", zone=CATALOG)
+    moved = pull("-c", str(config), "--prune")
+    assert moved.exit_code == 0, moved.stderr
+    assert (tmp_path / "zones" / "example.org.zone").exists()
+    assert (tmp_path / "zones" / "example.com.zone").exists()
+    second = json.loads((tmp_path / "zones" / "second.invalid.members.json").read_text())
+    assert second["members"] == {"example.net.": "n2", "example.org.": "n1"}

@@ -303,7 +303,7 @@ def config_zones(
     if missing:
         raise UsageError(f"zone(s) not in {config_path}: {', '.join(missing)}")
     selected = [z for z in config.zones if z.primaries and (not wanted or z.name in wanted)]
-    if not selected:
+    if not selected and (wanted or not config.catalogs):
         raise UsageError(f"no secondary zones (with primaries) in {config_path}")
     if output_given and len(selected) > 1:
         raise UsageError("-o works with one zone; use -d (or [server] directory) for many")

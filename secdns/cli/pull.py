@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import click
+import dns.name
 
 from secdns import catalog as catalogs
 from secdns import output, xot
-from secdns.catalog_pull import finish, pull_catalog
+from secdns.catalog_pull import CatalogPlan, finish, member_plans, pull_catalogs
 from secdns.cli.options import (
     DEFAULT_CONFIG,
     complete_zones,
@@ -48,6 +49,26 @@ def split_args(args: tuple[str, ...], port: int = 53) -> tuple[list[str], list[E
     zones = [a for a in args if not a.startswith("@")]
     servers = [parse_endpoint(a, port) for a in args if a.startswith("@")]
     return zones, servers
+
+
+def _finish_catalogs(
+    plans: list[CatalogPlan],
+    notes: list[str],
+    store: Store | None,
+    prune: bool,
+    pulled: frozenset[dns.name.Name],
+) -> list[int]:
+    """After the members: print each catalog's findings and notes, prune, record members."""
+    codes: list[int] = []
+    for plan in plans:
+        assert store is not None
+        for finding in plan.findings:
+            click.echo(f"secdns: error: {finding.line()}", err=True)
+            codes = [ExitCode.BAD_DATA]
+        notes += finish(plan, store, prune, pulled)
+    for note in notes:
+        click.echo(f"secdns: {note}", err=True)
+    return codes
 
 
 class _Progress:
@@ -223,25 +244,17 @@ def command(
             (z.name, list(z.primaries), key or config.key_for(z), tls or z.tls) for z in selected
         ]
         axfr_only = {z.name for z in selected if not z.request_ixfr}
+        catalog_specs = [  # [[catalog]]s: only when no ZONE is named
+            (c.name, list(c.primaries), key or config.key_for(c), tls or c.tls, c.max_members)
+            for c in config.catalogs
+            if not zones
+        ]
     elif catalog_name is not None:
         if zones or not servers or directory is None or output_path is not None:
             raise UsageError("usage: secdns pull --catalog CATALOG @PRIMARY [@PRIMARY...] -d DIR")
         store = Store(directory)
-        options = PullOptions(
-            key=key,
-            axfr=axfr,
-            force=force,
-            timeout=timeout,
-            lifetime=lifetime,
-            limits=limits,
-            tls=tls,
-        )
-        catalog_plan = asyncio.run(
-            pull_catalog(
-                parse_zone_name(catalog_name), servers, store, options, max_members=max_members
-            )
-        )
-        plans = [(member, servers, key, tls) for member in catalog_plan.members]
+        catalog_specs = [(parse_zone_name(catalog_name), servers, key, tls, max_members)]
+        plans = []
         jobs = jobs or DEFAULT_CONCURRENCY
         axfr_only = set()
     else:
@@ -258,10 +271,34 @@ def command(
         if output_path is None and directory is None:
             raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
         store = Store(directory) if directory else None
+        catalog_specs = []
         plans = [(parse_zone_name(zones[0]), servers, key, tls)]
         axfr_only = set()
         jobs = 1
 
+    def options_for(
+        zone_key: TsigKey | None, zone_tls: xot.TlsSettings | None, request_ixfr: bool = True
+    ) -> PullOptions:
+        return PullOptions(
+            key=zone_key,
+            axfr=axfr,
+            request_ixfr=request_ixfr,
+            force=force,
+            timeout=timeout,
+            lifetime=lifetime,
+            limits=limits,
+            tls=zone_tls,
+        )
+
+    catalog_plans: list[CatalogPlan] = []
+    catalog_notes: list[str] = []
+    if catalog_specs:  # the catalogs first: their members join the plans
+        if store is None:
+            raise UsageError("[[catalog]] needs a store: -d DIR or [server] directory")
+        specs = [(c, p, options_for(k, t), limit) for c, p, k, t, limit in catalog_specs]
+        catalog_plans = asyncio.run(pull_catalogs(specs, store))
+        members, catalog_notes = member_plans(catalog_plans, {plan[0] for plan in plans})
+        plans += [(m, c.primaries, c.options.key, c.options.tls) for m, c in members]
     show_progress = not quiet and not as_json and output.use_rich(sys.stderr)
 
     async def run_all() -> list[PullResult]:
@@ -270,16 +307,7 @@ def command(
 
             async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None, zone_tls):  # type: ignore[no-untyped-def]
                 async with gate:
-                    options = PullOptions(
-                        key=zone_key,
-                        axfr=axfr,
-                        request_ixfr=origin not in axfr_only,
-                        force=force,
-                        timeout=timeout,
-                        lifetime=lifetime,
-                        limits=limits,
-                        tls=zone_tls,
-                    )
+                    options = options_for(zone_key, zone_tls, origin not in axfr_only)
                     copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
                     return await pull_zone(
                         origin,
@@ -292,14 +320,9 @@ def command(
             return list(await asyncio.gather(*(one(*plan) for plan in plans)))
 
     results = asyncio.run(run_all())
-    codes: list[int] = []
-    if catalog_name is not None:  # the catalog first; its findings and removals after
-        results.insert(0, catalog_plan.result)
-        for finding in catalog_plan.findings:
-            click.echo(f"secdns: error: {finding.line()}", err=True)
-        codes = [ExitCode.BAD_DATA] if catalog_plan.findings else []
-        for note in finish(catalog_plan, store, prune):  # type: ignore[arg-type]
-            click.echo(f"secdns: {note}", err=True)
+    results[:0] = [c.result for c in catalog_plans]
+    pulled = frozenset(plan[0] for plan in plans)
+    codes = _finish_catalogs(catalog_plans, catalog_notes, store, prune, pulled)
     for result in results:
         if result.error is not None:
             click.echo(f"secdns: error: {result.error.one_line()}", err=True)
