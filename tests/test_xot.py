@@ -306,3 +306,27 @@ def test_watch_follows_a_zone_over_tls(primary, pki, tmp_path):
             process.wait()
     assert process.returncode == 0, stderr
     assert "watched 300 IN A 192.0.2.54" in (tmp_path / "store" / "example.com.zone").read_text()
+
+
+def test_serve_transfers_a_secondary_zone_over_tls(primary, pki, tmp_path):
+    from serving import ServerThread, write_config
+
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[
+            {
+                "name": "example.com",
+                "primaries": [primary.tls_addr],
+                "transport": "tls",
+                "tls_pin": pki.pin,
+            }
+        ],
+    )
+    server = ServerThread(config)
+    try:
+        server.wait_serial("example.com", primary.soa_serial("example.com"))
+    finally:
+        server.stop()
+    state = (tmp_path / "store" / "example.com.state.toml").read_text()
+    assert f'primary = "{primary.tls_addr}"' in state

@@ -284,6 +284,7 @@ class Server:
             timeout=self.config.server.timeout,
             lifetime=self.config.server.lifetime,
             limits=self.config.server.limits,
+            tls=runtime.config.tls,  # transport = "tls": XoT from the primaries
         )
         runtime.task = asyncio.get_running_loop().create_task(runtime.run(self.gate, options))
 
