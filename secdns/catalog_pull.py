@@ -169,26 +169,39 @@ async def pull_catalogs(
 def member_plans(
     plans: list[CatalogPlan], taken: set[dns.name.Name]
 ) -> tuple[list[tuple[dns.name.Name, CatalogPlan]], list[str]]:
-    """Each member with the catalog it comes from: a zone configured on its own, or
-    listed by an earlier catalog, stays where it is (notes say so)."""
-    owner: dict[dns.name.Name, dns.name.Name] = {}
-    members: list[tuple[dns.name.Name, CatalogPlan]] = []
+    """Each member with the catalog it comes from, and notes on conflicts.
+
+    A zone configured on its own stays a zone.  A zone listed by two catalogs
+    belongs to the first, unless the first's ``coo`` property names the second
+    (change of ownership, RFC 9432 5.6).  A member a catalog does not get is not
+    recorded as its member, so ``--prune`` through that catalog never removes it.
+    """
+    owner: dict[dns.name.Name, CatalogPlan] = {}
     notes: list[str] = []
     for plan in plans:
         for member in plan.members:
             if member in taken:
                 notes.append(f"catalog {plan.name}: {member} is configured as a zone; not a member")
-                plan.unique_ids.pop(member, None)  # not ours: never pruned through this catalog
-            elif member in owner:
-                notes.append(
-                    f"catalog {plan.name}: {member} is a member of catalog {owner[member]} "
-                    "already (the first catalog that lists a zone keeps it)"
-                )
                 plan.unique_ids.pop(member, None)
-            else:
-                owner[member] = plan.name
-                members.append((member, plan))
-    return members, notes
+                continue
+            first = owner.get(member)
+            if first is None:
+                owner[member] = plan
+                continue
+            listed = first.catalog.members.get(member) if first.catalog else None
+            if listed is not None and listed.coo == plan.name:
+                notes.append(
+                    f"catalog {plan.name}: {member} moves here from catalog {first.name} (coo)"
+                )
+                first.unique_ids.pop(member, None)
+                owner[member] = plan
+                continue
+            notes.append(
+                f"catalog {plan.name}: {member} is a member of catalog {first.name} "
+                "already (the first catalog that lists a zone keeps it)"
+            )
+            plan.unique_ids.pop(member, None)
+    return list(owner.items()), notes
 
 
 def finish(

@@ -254,3 +254,31 @@ def test_pull_config_with_two_catalogs(bind_primary, tmp_path):
     assert (tmp_path / "zones" / "example.com.zone").exists()
     second = json.loads((tmp_path / "zones" / "second.invalid.members.json").read_text())
     assert second["members"] == {"example.net.": "n2", "example.org.": "n1"}
+
+
+def test_change_of_ownership_moves_a_member(bind_primary, tmp_path):
+    """RFC 9432 5.6: the first catalog's coo names the second, so the second gets it."""
+    first = catalog_zone(("m1", "example.org"), extra="coo.m1.zones PTR second.invalid.\n")
+    second = catalog_zone(("n1", "example.org")).replace(
+        f"$ORIGIN {CATALOG}.", "$ORIGIN second.invalid."
+    )
+    primary = bind_primary(
+        {CATALOG: first, "second.invalid": second, "example.org": member_zone("example.org")}
+    )
+    config = tmp_path / "secdns.toml"
+    config.write_text(
+        f'[server]\ndirectory = "zones"\n\n'
+        f'[[catalog]]\nname = "{CATALOG}"\nprimaries = ["{primary.addr}"]\n\n'
+        f'[[catalog]]\nname = "second.invalid"\nprimaries = ["{primary.addr}"]\n'
+    )
+    result = pull("-c", str(config))
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "catalog second.invalid.: example.org. moves here from catalog catalog.invalid. (coo)"
+        in result.stderr
+    )
+    store = tmp_path / "zones"
+    assert json.loads((store / "catalog.invalid.members.json").read_text())["members"] == {}
+    moved = json.loads((store / "second.invalid.members.json").read_text())
+    assert moved["members"] == {"example.org.": "n1"}
+    assert (store / "example.org.zone").exists()
