@@ -282,3 +282,28 @@ def test_change_of_ownership_moves_a_member(bind_primary, tmp_path):
     moved = json.loads((store / "second.invalid.members.json").read_text())
     assert moved["members"] == {"example.org.": "n1"}
     assert (store / "example.org.zone").exists()
+
+
+def test_verify_catalog_on_two_servers(bind_primary, tmp_path):
+    """verify --catalog: the catalog's copies and every member's serial, on each server."""
+    zones = {z: member_zone(z) for z in ("example.com", "example.org")}
+    zones[CATALOG] = catalog_zone(("m1", "example.com"), ("m2", "example.org"))
+    first = bind_primary(zones)
+    second = bind_primary(zones)
+    servers = [f"@{first.addr}", f"@{second.addr}"]
+    agree = CliRunner().invoke(cli, ["verify", "--catalog", CATALOG, *servers])
+    assert agree.exit_code == 0, agree.stdout + agree.stderr
+    assert [line.split()[:2] for line in agree.stdout.splitlines() if "result=" in line] == [
+        ["zone=catalog.invalid.", "result=passed"],
+        ["zone=example.com.", "result=passed"],
+        ["zone=example.org.", "result=passed"],
+    ]
+
+    second.nsupdate("update add late.example.org. 300 A 192.0.2.9", zone="example.org")
+    second.nsupdate(f"update add m3.zones.{CATALOG}. 0 PTR example.net.", zone=CATALOG)
+    behind = CliRunner().invoke(cli, ["verify", "--catalog", CATALOG, *servers, "--json"])
+    assert behind.exit_code == 1, behind.stderr
+    doc = json.loads(behind.stdout)
+    assert doc["catalog"]["result"] == "failed"  # the copies differ: m3 only on one
+    by_zone = {m["zone"]: m["result"] for m in doc["members"]}
+    assert by_zone == {"example.com.": "passed", "example.net.": "failed", "example.org.": "failed"}

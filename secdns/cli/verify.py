@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 import click
+import dns.name
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -87,6 +88,13 @@ from secdns.verify import CheckStatus, VerifyOptions, VerifyReport, verify_zone
 )
 @click.option("--list-checks", is_flag=True, help="List every check and exit.")
 @click.option(
+    "--catalog",
+    "catalog_name",
+    metavar="CATALOG",
+    help="Check that the @SERVERs agree on the catalog zone CATALOG (RFC 9432) and on "
+    "every member's serial.",
+)
+@click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
@@ -111,6 +119,7 @@ def command(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     list_checks: bool,
+    catalog_name: str | None,
     jobs: int,
     tsig: str | None,
     keyfile: str | None,
@@ -140,6 +149,7 @@ def command(
       secdns verify example.com @ns1.example.net @ns2.example.net
       secdns verify example.com --nameservers auto --deep --junit verify.xml
       secdns verify example.com zone.db --skip integrity.hostname --json
+      secdns verify --catalog catalog.example @ns1.example.net @ns2.example.net
     """
     from secdns.cli import setup_logging
 
@@ -147,6 +157,11 @@ def command(
     if list_checks:
         render_catalogue(sys.stdout, as_json=as_json)
         return
+    if catalog_name is not None:  # every argument is then an @SERVER
+        if junit_path is not None:
+            raise UsageError("--junit does not go with --catalog")
+        sources = (zone, *sources) if zone else sources
+        zone = catalog_name
     if zone is None:
         raise UsageError(
             "usage: secdns verify ZONE [SOURCE...] (a file, '-', a store "
@@ -170,11 +185,36 @@ def command(
         checks=selected,
         concurrency=jobs,
     )
+    if catalog_name is not None:
+        sys.exit(_verify_catalog(origin, list(sources), options, as_json, quiet, strict))
     report = asyncio.run(verify_zone(origin, list(sources), options))
     if junit_path is not None:
         atomic_write(Path(junit_path), junit_xml(report, strict=strict))
     render_verify(report, as_json=as_json, quiet=quiet, strict=strict)
     sys.exit(report.exit_code(strict))
+
+
+def _verify_catalog(
+    origin: dns.name.Name,
+    sources: list[str],
+    options: VerifyOptions,
+    as_json: bool,
+    quiet: bool,
+    strict: bool,
+) -> int:
+    from secdns.catalog_verify import verify_catalog
+
+    if not sources or not all(s.startswith("@") for s in sources):
+        raise UsageError("usage: secdns verify --catalog CATALOG @SERVER [@SERVER...]")
+    result = asyncio.run(verify_catalog(origin, sources, options))
+    for finding in result.findings:
+        click.echo(f"secdns: error: {finding.line()}", err=True)
+    if as_json:
+        output.emit_json(result.to_dict(strict))
+    else:
+        for report in result.reports:
+            render_verify(report, as_json=False, quiet=quiet, strict=strict)
+    return result.exit_code(strict)
 
 
 # --- renderers ---------------------------------------------------------------------------------
