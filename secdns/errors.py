@@ -34,7 +34,8 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (ExitCode.USAGE, "usage error: bad option, argument or configuration file"),
     (
         ExitCode.NETWORK,
-        "network failure: timeout, connection refused, no address, every primary down",
+        "network failure: timeout, connection refused, no address, every primary down; "
+        "TLS (XoT): certificate not trusted, hostname or pin mismatch, handshake refused",
     ),
     (
         ExitCode.REFUSED,
