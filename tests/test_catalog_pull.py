@@ -170,6 +170,13 @@ def test_catalog_usage_errors(tmp_path):
         result = pull(*args)
         assert result.exit_code == 2, args
         assert "usage: secdns pull --catalog CATALOG @PRIMARY" in result.stderr
+    config = tmp_path / "secdns.toml"
+    config.write_text('[[zone]]\nname = "example.com"\nprimaries = ["127.0.0.1"]\n')
+    with_config = pull("--catalog", CATALOG, "-c", str(config), "-d", str(tmp_path))
+    assert with_config.exit_code == 2
+    assert "--catalog goes with @PRIMARY, not -c" in with_config.stderr
+    prune = pull("example.com", "@127.0.0.1", "-d", str(tmp_path), "--prune")
+    assert prune.exit_code == 2 and "--prune removes former catalog members" in prune.stderr
 
 
 def test_config_catalog_tables(tmp_path):

@@ -234,6 +234,8 @@ def command(
         # ZONE alone: its primaries come from the config, as tab completion's zones do
         found = find_config_path(click.get_current_context())
         config_path = str(found) if found is not None else None
+    if config_path and catalog_name is not None:
+        raise UsageError("--catalog goes with @PRIMARY, not -c (-c pulls the [[catalog]] tables)")
     if config_path:
         config, selected, store_dir = config_zones(
             config_path, zones, servers, output_given=output_path is not None, directory=directory
@@ -290,6 +292,8 @@ def command(
             tls=zone_tls,
         )
 
+    if prune and not catalog_specs:
+        raise UsageError("--prune removes former catalog members: use it with --catalog or -c")
     catalog_plans: list[CatalogPlan] = []
     catalog_notes: list[str] = []
     if catalog_specs:  # the catalogs first: their members join the plans
