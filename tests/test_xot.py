@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -330,3 +332,33 @@ def test_serve_transfers_a_secondary_zone_over_tls(primary, pki, tmp_path):
         server.stop()
     state = (tmp_path / "store" / "example.com.state.toml").read_text()
     assert f'primary = "{primary.tls_addr}"' in state
+
+
+def test_serve_logs_what_failed_and_serves_nothing_stale(primary, pki, tmp_path, caplog):
+    from serving import ServerThread, write_config
+
+    caplog.set_level(logging.INFO)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[
+            {
+                "name": "example.com",
+                "primaries": [primary.tls_addr],
+                "transport": "tls",
+                "tls_ca": str(pki.other_ca),
+            }
+        ],
+    )
+    server = ServerThread(config)
+    try:
+        deadline = time.monotonic() + 10
+        while not any("certificate not trusted" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)
+        assert server.serial("example.com") is None  # nothing transferred, nothing answered
+    finally:
+        server.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    line = next(m for m in messages if "certificate not trusted" in m)
+    assert "zone=example.com." in line and primary.tls_addr in line
