@@ -49,6 +49,7 @@ from secdns.mirror import (
     exec_environment,
 )
 from secdns.monitor import (
+    Lag,
     Monitor,
     MonitorEvent,
     MonitorEventKind,
@@ -249,7 +250,7 @@ def test_tracker_measures_drift_lag_and_convergence():
     assert tracker.consistent_serial() == 5
     # ns1 moves to 6: drift; ns2 answers the old serial, then fails, then catches up
     (moved,) = tracker.observe(0, 110.0, serial=6)
-    assert (moved.serial, moved.previous, moved.lag, moved.newest) == (6, 5, 0.0, 6)
+    assert (moved.serial, moved.previous, moved.lag, moved.newest) == (6, 5, Lag(0.0, 0.0), 6)
     assert tracker.observe(1, 110.5, serial=5) == []
     assert tracker.consistent_serial() is None and not tracker.reached(6)
     (failed,) = tracker.observe(1, 111.0, error=TimeoutError_("no answer within 2s"))
@@ -257,13 +258,16 @@ def test_tracker_measures_drift_lag_and_convergence():
     assert tracker.observe(1, 111.5, error=TimeoutError_("no answer within 2s")) == []
     caught_up = tracker.observe(1, 113.5, serial=6)
     assert [e.kind for e in caught_up] == [MonitorEventKind.SERIAL, MonitorEventKind.CONSISTENT]
-    assert caught_up[0].lag == pytest.approx(3.5) and caught_up[1].lag == pytest.approx(3.5)
+    # ns2 switched between 110.5 and 113.5, ns1 between 100.1 and 110.0: 0.5 to 13.4 s later
+    lag = caught_up[0].lag
+    assert (lag.value, lag.precision) == (pytest.approx(6.95), pytest.approx(6.45))
+    assert caught_up[1].lag == lag
     assert caught_up[0].elapsed == pytest.approx(13.5) and caught_up[0].at == pytest.approx(13.5)
     assert tracker.reached(6) and tracker.reached(5) and not tracker.reached(7)
     statuses = tracker.statuses()
     assert [(s.serial, s.current, s.lag) for s in statuses] == [
-        (6, True, 0.0),
-        (6, True, pytest.approx(3.5)),
+        (6, True, Lag(0.0, 0.0)),
+        (6, True, lag),
         (None, False, None),
     ]
     assert statuses[2].error == "NXDOMAIN" and statuses[2].address == "-"
@@ -287,12 +291,12 @@ def test_event_lines_json_and_table():
         address="192.0.2.1:53",
         serial=6,
         previous=5,
-        lag=1.25,
+        lag=Lag(1.25, 0.0125),
         newest=6,
     )
     assert monitor_line(event) == (
         "time=1970-01-01T00:00:00.500Z event=serial zone=example.com. server=ns1 "
-        "address=192.0.2.1:53 serial=6 previous=5 lag=1.250s newest=6"
+        "address=192.0.2.1:53 serial=6 previous=5 lag=1.250s lag_precision=0.013s newest=6"
     )
     assert list(event.to_dict()) == [
         "event",
@@ -304,6 +308,7 @@ def test_event_lines_json_and_table():
         "serial",
         "previous",
         "lag",
+        "lag_precision",
         "newest",
         "error",
     ]
@@ -699,8 +704,8 @@ def test_monitor_sees_two_servers_drift_and_converge(drifting):
 
     asyncio.run(scenario())
     moved = {e.server: e for e in events.of(MonitorEventKind.SERIAL) if e.serial == SERIAL + 1}
-    assert moved["primary"].lag == 0.0
-    assert 0 < moved["secondary"].lag < 5
+    assert moved["primary"].lag == Lag(0.0, 0.0)
+    assert 0 < moved["secondary"].lag.value < 5
     assert moved["secondary"].previous == SERIAL
     converged = [e for e in events.of(MonitorEventKind.CONSISTENT) if e.serial == SERIAL + 1]
     assert converged[0].lag == pytest.approx(moved["secondary"].lag)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
+import signal
 import stat
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import click
 import dns.name
@@ -43,11 +46,14 @@ from secdns.cli.options import (
 from secdns.cli.pull import split_args
 from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
-from secdns.errors import UsageError
+from secdns.errors import ExitCode, UsageError
 from secdns.keys import TsigKey
 from secdns.mirror import Mirror, MirrorEvent, MirrorEventKind, MirrorOptions, MirrorZone
 from secdns.monitor import (
+    FAST_INTERVAL,
+    FAST_QUERIES,
     AddressStatus,
+    Lag,
     Monitor,
     MonitorEvent,
     MonitorEventKind,
@@ -56,6 +62,7 @@ from secdns.monitor import (
     MonitorSummary,
     Target,
     nameserver_targets,
+    stopped_summary,
     targets_from_endpoints,
 )
 from secdns.store import Store, iso_time
@@ -64,6 +71,7 @@ from secdns.xfr import XfrKind
 
 DEFAULT_JOBS = 16
 DEFAULT_MONITOR_INTERVAL = 1.0
+T = TypeVar("T")
 
 
 # --- rendering: plain lines, JSON lines, rich ----------------------------------------------------
@@ -179,7 +187,8 @@ def monitor_line(event: MonitorEvent) -> str:
         return _line(
             *head,
             ("serial", event.serial),
-            ("after", seconds_text(event.lag) if event.lag is not None else None),
+            ("lag", _lag_value(event.lag)),
+            ("lag_precision", _lag_precision(event.lag)),
         )
     where = [("server", event.server), ("address", event.address)]
     if event.kind is MonitorEventKind.SERIAL:
@@ -188,12 +197,21 @@ def monitor_line(event: MonitorEvent) -> str:
             *where,
             ("serial", event.serial),
             ("previous", event.previous),
-            ("lag", f"{event.lag:.3f}s" if event.lag is not None else None),
+            ("lag", _lag_value(event.lag)),
+            ("lag_precision", _lag_precision(event.lag)),
             ("newest", event.newest),
         )
     if event.kind is MonitorEventKind.FAILED:
         return _line(*head, *where, ("serial", event.serial), ("error", event.error))
     return _line(*head, *where, ("serial", event.serial))
+
+
+def _lag_value(lag: Lag | None) -> str | None:
+    return f"{lag.value:.3f}s" if lag is not None else None
+
+
+def _lag_precision(lag: Lag | None) -> str | None:
+    return f"{lag.precision:.3f}s" if lag is not None else None
 
 
 NO_ANSWER = "no answer"
@@ -228,7 +246,8 @@ def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]
             ("zone", summary.zone),
             ("result", summary.outcome.value),
             ("newest", summary.newest),
-            ("until_serial", summary.until_serial),
+            ("start_serial", summary.start_serial),
+            ("until_serial", _until_text(summary)),
             ("elapsed", f"{summary.elapsed:.3f}s"),
             ("addresses", len(summary.statuses)),
             ("lagging", len(lagging)),
@@ -249,6 +268,12 @@ def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]
     return lines
 
 
+def _until_text(summary: MonitorSummary) -> int | str | None:
+    if summary.until_next and summary.until_serial is None:
+        return "next"
+    return summary.until_serial
+
+
 def lag_complaint(summary: MonitorSummary) -> str:
     """The stderr line for a timeout: who did not get there."""
     wanted = summary.target_serial
@@ -258,19 +283,23 @@ def lag_complaint(summary: MonitorSummary) -> str:
         f"({_status_error(s) or f'serial {s.serial}'})"
         for s in lagging
     )
-    goal = (
-        f"serial {wanted}"
-        if summary.until_serial is not None
-        else f"the same serial (newest {'none' if wanted is None else wanted})"
-    )
+    if summary.until_next and summary.until_serial is None:
+        start = "none" if summary.start_serial is None else summary.start_serial
+        goal = f"a serial newer than {start}"
+    elif summary.until_serial is not None:
+        goal = f"serial {wanted}"
+    else:
+        goal = f"the same serial (newest {'none' if wanted is None else wanted})"
+    how = "stopped" if summary.outcome is MonitorOutcome.STOPPED else "after"
     return (
         f"secdns: watch: zone {summary.zone}: {len(lagging)} of {len(summary.statuses)} "
-        f"addresses not at {goal} after {seconds_text(summary.elapsed)}: {who}"
+        f"addresses not at {goal} {how} {seconds_text(summary.elapsed)}"
+        + (f": {who}" if who else "")
     )
 
 
-def _lag_text(lag: float | None) -> str:
-    return "-" if lag is None else f"{lag:.2f}s"
+def _lag_text(lag: Lag | None) -> str:
+    return "-" if lag is None else f"{lag.value:.2f}s ±{lag.precision:.2f}"
 
 
 def monitor_table(
@@ -316,7 +345,11 @@ def summary_text(summary: MonitorSummary) -> Text:
         )
         lags = [s.lag for s in summary.statuses if s.lag is not None]
         if lags:
-            text.append(f"; slowest caught up {max(lags):.2f}s after the first")
+            slowest = max(lags, key=lambda lag: lag.value)
+            text.append(
+                f"; slowest caught up {slowest.value:.2f}s ±{slowest.precision:.2f}s "
+                "after the first"
+            )
         return text
     style = "bold red" if summary.outcome is MonitorOutcome.TIMEOUT else "yellow"
     text.append(f"{summary.outcome.value}: ", style=style)
@@ -446,8 +479,27 @@ class MonitorDisplay:
             self.out.write(json.dumps(summary_dict(summary), separators=(",", ":")) + "\n")
         elif not self.quiet:
             self.out.write("".join(line + "\n" for line in summary_lines(summary)))
-        if summary.outcome is MonitorOutcome.TIMEOUT:
+        if summary.outcome is MonitorOutcome.TIMEOUT or summary.exit_code != 0:
             click.echo(lag_complaint(summary), err=True)
+
+
+class SerialOrNext(click.ParamType):
+    """A serial (0 to 2**32 - 1), or ``next``."""
+
+    name = "serial"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if isinstance(value, int) or value == "next":
+            return value
+        try:
+            serial = int(str(value), 10)
+        except ValueError:
+            serial = -1
+        if not 0 <= serial <= 0xFFFFFFFF:
+            self.fail(f"{value!r} is not a serial (0 to 4294967295) or 'next'", param, ctx)
+        return serial
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -504,9 +556,10 @@ class MonitorDisplay:
 )
 @click.option(
     "--until-serial",
-    type=click.IntRange(0, 0xFFFFFFFF),
-    metavar="N",
-    help="Monitor: exit 0 once every address answers serial N or newer (RFC 1982).",
+    type=SerialOrNext(),
+    metavar="N|next",
+    help="Monitor: exit 0 once every address answers serial N or newer (RFC 1982); "
+    "next: a serial newer than the newest when the watch started.",
 )
 @click.option(
     "--until-consistent",
@@ -519,6 +572,23 @@ class MonitorDisplay:
     type=click.FloatRange(min=0.01),
     metavar="SECONDS",
     help="With --until-*: give up after SECONDS, print who lagged, exit 1.",
+)
+@click.option(
+    "--fast-interval",
+    type=click.FloatRange(min=0.005),
+    default=FAST_INTERVAL,
+    metavar="SECONDS",
+    show_default=True,
+    help="Monitor: seconds between queries to an address that answers an older serial "
+    "than another, so that its lag is known to this precision.",
+)
+@click.option(
+    "--fast-queries",
+    type=click.IntRange(min=0),
+    default=FAST_QUERIES,
+    metavar="N",
+    show_default=True,
+    help="Monitor: at most N fast queries per address and new serial, then back to --interval.",
 )
 @click.option(
     "--query-timeout",
@@ -558,9 +628,11 @@ def command(
     exec_command: str | None,
     watch_servers: bool,
     nameservers: str | None,
-    until_serial: int | None,
+    until_serial: int | str | None,
     until_consistent: bool,
     deadline: float | None,
+    fast_interval: float,
+    fast_queries: int,
     query_timeout: float,
     lifetime: float,
     force: bool,
@@ -580,13 +652,18 @@ def command(
     backoff from the SOA retry timer.
 
     Monitor (--servers or --nameservers auto): query the SOA on every address of
-    every server and show which have the newest serial and how long each took
-    to catch up after the first one showed it.  With --until-serial or
-    --until-consistent it exits 0 as soon as that holds, or 1 after --timeout
-    with the list of who lagged.
+    every server (each every --interval, staggered) and show which have the
+    newest serial and how long each took to catch up after the first one showed
+    it.  An address behind another is asked every --fast-interval, so a lag is
+    known to tens of milliseconds; each lag comes with its lag_precision (the
+    true lag is within lag ± lag_precision; the first address's own --interval
+    bounds it).  With --until-serial N, --until-serial next (the next change
+    after the start) or --until-consistent it exits 0 as soon as that holds, or
+    1 after --timeout with the list of who lagged.
 
-    Runs until SIGINT/SIGTERM (exit 0).  Lines on stdout are one event each
-    (key=value, or JSON with --json); a terminal gets a live table.
+    Runs until SIGINT/SIGTERM (exit 0), with a summary; with --until-* a stop
+    before it holds exits 128 + the signal (130, 143).  Lines on stdout are one
+    event each (key=value, or JSON with --json); a terminal gets a live table.
 
     \b
     Examples:
@@ -597,6 +674,7 @@ def command(
       secdns watch example.com --servers @ns1.example.net @ns2.example.net
       secdns watch example.com --nameservers auto --until-serial 2026010102 --timeout 300
       secdns watch example.com --servers @192.0.2.1 @192.0.2.2 --until-consistent --json
+      secdns watch example.com --servers @192.0.2.1 @192.0.2.2 --until-serial next
     """
     from secdns.cli import setup_logging
 
@@ -635,16 +713,20 @@ def command(
             timeout=query_timeout,
             concurrency=jobs or 2 * DEFAULT_JOBS,
             key=key,
-            until_serial=until_serial,
+            until_serial=until_serial if isinstance(until_serial, int) else None,
+            until_next=until_serial == "next",
             until_consistent=until_consistent,
             deadline=deadline,
+            fast_interval=fast_interval,
+            fast_queries=fast_queries,
         )
         display = MonitorDisplay(out, as_json=as_json, quiet=quiet, rich=rich)
-        summary = asyncio.run(
-            _monitor(
-                parse_zone_name(zones[0]), servers, nameservers == "auto", options, display, out
+        with _signals_remembered():
+            summary = asyncio.run(
+                _monitor(
+                    parse_zone_name(zones[0]), servers, nameservers == "auto", options, display, out
+                )
             )
-        )
         sys.exit(summary.exit_code)
 
     _reject(
@@ -741,14 +823,101 @@ async def _mirror(
         await mirror.run(stop)
 
 
-async def _monitor(
-    origin: dns.name.Name,
-    servers: list[Endpoint],
-    auto: bool,
-    options: MonitorOptions,
-    display: MonitorDisplay,
-    out: _Out,
-) -> MonitorSummary:
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_early_signals: list[int] = []
+
+
+def _remember_signal(signum: int, frame: object) -> None:
+    """Outside the event loop (before it starts, after it ends) a SIGINT/SIGTERM is
+    remembered, not fatal: before, it stops the watch at once; after, the summary
+    is out and the exit status decided."""
+    _early_signals.append(signum)
+
+
+@contextlib.contextmanager
+def _signals_remembered() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    _early_signals.clear()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _remember_signal)
+    try:
+        yield
+    finally:
+        # the secdns process itself keeps them to its last instant (a SIGTERM as it
+        # exits must not turn exit 0 into death by signal); a host that runs the
+        # command in-process (click's CliRunner swaps sys.stdout) gets its own back
+        if sys.stdout is not sys.__stdout__:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+class _Stopper:
+    """SIGINT/SIGTERM (and a reader gone from the stdout pipe) set ``stop``, from
+    the start, target lookups included; ``code()`` is the exit status a stop
+    gives when it cuts short a --until-* wait: 128 + the signal."""
+
+    def __init__(self, stop: asyncio.Event, out: _Out) -> None:
+        self.stop = stop
+        self.out = out
+        self.signum: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append(signum)
+        if _early_signals:
+            self._on_signal(_early_signals[0])
+        try:
+            with self.out.watching(self.stop):
+                yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)  # which restores SIG_DFL
+                signal.signal(signum, _remember_signal)
+
+    def _on_signal(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.stop.set()
+
+    def code(self) -> int:
+        if self.signum is not None:
+            return 128 + self.signum
+        if self.out.broken:
+            from secdns.cli import EXIT_BROKEN_PIPE
+
+            return EXIT_BROKEN_PIPE
+        return int(ExitCode.INTERRUPTED)
+
+
+async def _unless_stopped(
+    work: Awaitable[T], stop: asyncio.Event, timeout: float | None
+) -> T | None:
+    """``await work``, or None if ``stop`` is set or ``timeout`` passes first."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            [task, waiter], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        waiter.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    return None
+
+
+async def _targets(origin: dns.name.Name, servers: list[Endpoint], auto: bool) -> list[Target]:
     targets: list[Target] = []
     if auto:
         targets += await nameserver_targets(origin)
@@ -760,14 +929,45 @@ async def _monitor(
                 f"({target.error}); not watched",
                 err=True,
             )
-    monitor = Monitor(origin, targets, options=options, on_event=display)
+    return targets
+
+
+async def _monitor(
+    origin: dns.name.Name,
+    servers: list[Endpoint],
+    auto: bool,
+    options: MonitorOptions,
+    display: MonitorDisplay,
+    out: _Out,
+) -> MonitorSummary:
+    """Look up the addresses, run the monitor, print the summary: on every way
+    out but an error, a stop or the deadline during the lookups included."""
     stop = asyncio.Event()
-    display.start(monitor)
-    try:
-        with stop_on_signals(stop), out.watching(stop):
+    stopper = _Stopper(stop, out)
+    began = time.monotonic()
+    with stopper.installed():
+        targets = await _unless_stopped(_targets(origin, servers, auto), stop, options.deadline)
+        if targets is None:
+            if stop.is_set():
+                code = stopper.code() if options.waits else int(ExitCode.OK)
+                summary = stopped_summary(origin, options, MonitorOutcome.STOPPED, code)
+            else:
+                summary = stopped_summary(
+                    origin, options, MonitorOutcome.TIMEOUT, int(ExitCode.NETWORK)
+                )
+            display.finish(summary)
+            return summary
+        if options.deadline is not None:
+            left = max(0.0, options.deadline - (time.monotonic() - began))
+            options = dataclasses.replace(options, deadline=left)
+        monitor = Monitor(
+            origin, targets, options=options, on_event=display, stop_code=stopper.code
+        )
+        display.start(monitor)
+        try:
             summary = await monitor.run(stop)
-    except BaseException:
-        display.abort()
-        raise
+        except BaseException:
+            display.abort()
+            raise
     display.finish(summary)
     return summary

@@ -1,0 +1,262 @@
+"""The propagation monitor (``watch --servers``): it ends every time, on time, on a
+signal, and its lags agree with an independent poller.
+
+A BIND primary NOTIFYs one Knot secondary and not the other, which refreshes on a
+2 s SOA timer; a thread queries all three every 5 ms with dnspython and gives the
+moments each switched serial, to compare with what the monitor reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rdatatype
+import pytest
+from servers import free_port, zone_text
+
+from secdns.engine import SoaInfo
+from secdns.monitor import Monitor, MonitorOptions, MonitorOutcome, Target
+
+ZONE = "example.com"
+ORIGIN = dns.name.from_text(ZONE)
+SERIAL = 2024010101
+ROOT = Path(__file__).resolve().parent.parent
+SECDNS = [sys.executable, "-m", "secdns"]
+TIMER_REFRESH = 2  # seconds: the SOA refresh of the secondary that is not NOTIFYed
+SLACK = 0.05  # seconds beyond the stated precision the monitor may be off by
+
+
+# --- the independent poller -----------------------------------------------------------------------
+
+
+class Poller(threading.Thread):
+    """Asks each server for the SOA every ``period`` seconds; records (sent, received,
+    serial) per server, to find the window in which each switched serials."""
+
+    def __init__(self, servers: dict[str, tuple[str, int]], period: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.servers = servers
+        self.period = period
+        self.seen: dict[str, list[tuple[float, float, int]]] = {name: [] for name in servers}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        query = dns.message.make_query(ORIGIN, dns.rdatatype.SOA)
+        while not self.halt.is_set():
+            for name, (host, port) in self.servers.items():
+                sent = time.monotonic()
+                try:
+                    answer = dns.query.udp(query, host, port=port, timeout=0.5)
+                except Exception:  # noqa: BLE001 - a lost answer is only a gap
+                    continue
+                received = time.monotonic()
+                if answer.answer:
+                    self.seen[name].append((sent, received, answer.answer[0][0].serial))
+            self.halt.wait(self.period)
+
+    def switched(self, name: str, serial: int) -> tuple[float, float]:
+        """(last query sent that showed another serial, first answer with ``serial``)."""
+        before = None
+        for sent, received, seen in self.seen[name]:
+            if seen == serial:
+                assert before is not None, f"{name} had {serial} from the start"
+                return before, received
+            before = sent
+        raise AssertionError(f"the poller never saw {serial} at {name}")
+
+
+@pytest.fixture
+def propagation(bind_primary, knot_secondary):
+    """A BIND primary, a Knot secondary it NOTIFYs, and one it does not (2 s refresh)."""
+    text = zone_text().replace("7200       ; refresh", f"{TIMER_REFRESH:<10} ; refresh")
+    notified_port = free_port()
+    primary = bind_primary({ZONE: text}, notify=[("127.0.0.1", notified_port)])
+    notified = knot_secondary({ZONE: primary.endpoint}, port=notified_port)
+    timer = knot_secondary({ZONE: primary.endpoint})
+    return {"primary": primary, "notified": notified, "timer": timer}
+
+
+def watch(servers: dict, *args: str) -> subprocess.Popen[str]:
+    addresses = [f"@{server.addr}" for server in servers.values()]
+    return subprocess.Popen(
+        [*SECDNS, "watch", ZONE, "--servers", *addresses, "--json", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def first_answers(process: subprocess.Popen[str], count: int) -> list[dict]:
+    """Read events until every address has answered once."""
+    events = []
+    while len(events) < count:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line, process.stderr.read()  # type: ignore[union-attr]
+        events.append(json.loads(line))
+    return events
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> tuple[list[dict], str]:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return [json.loads(line) for line in stdout.splitlines()], stderr
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+def test_until_serial_ends_every_time_and_lags_agree_with_an_independent_poller(propagation):
+    """Six runs, the last address arriving on its refresh timer each time: ``next``
+    runs (started before the change) compare their lags with the poller's; ``N``
+    runs (started after it) must end too.  None may outlive its --timeout."""
+    by_address = {server.addr: name for name, server in propagation.items()}
+    poller = Poller({name: server.endpoint for name, server in propagation.items()})
+    poller.start()
+    errors: list[str] = []
+    serial = SERIAL
+    try:
+        for run in range(6):
+            serial += 1
+            if run % 2:  # --until-serial N, the change already on the primary
+                propagation["primary"].nsupdate(f"update add r{run}.example.com. 60 A 192.0.2.9")
+                process = watch(propagation, "--until-serial", str(serial), "--timeout", "15")
+            else:  # --until-serial next: the change comes after the start
+                interval = ["--interval", "0.2"] if run == 4 else []  # else the default 1 s
+                process = watch(propagation, "--until-serial", "next", "--timeout", "15", *interval)
+                first_answers(process, len(propagation))
+                time.sleep(random.uniform(0, 1))  # any phase of the 1 s interval
+                propagation["primary"].nsupdate(f"update add r{run}.example.com. 60 A 192.0.2.9")
+            started = time.monotonic()
+            events, stderr = finish(process, timeout=20)
+            assert time.monotonic() - started < 16, f"run {run} outlived its --timeout"
+            assert process.returncode == 0, (run, stderr)
+            summary = events[-1]
+            assert (summary["event"], summary["result"], summary["lagging"]) == (
+                "summary",
+                "reached",
+                [],
+            )
+            assert summary["until_serial"] == serial
+            if run % 2:
+                continue
+            assert summary["start_serial"] == serial - 1
+            moved = [e for e in events if e["event"] == "serial" and e["serial"] == serial]
+            assert len(moved) == len(propagation), events
+            first = by_address[moved[0]["address"]]
+            first_low, first_high = poller.switched(first, serial)
+            for event in moved:
+                name = by_address[event["address"]]
+                low, high = poller.switched(name, serial)
+                # the poller's own windows are a few ms wide: its lag is known to this
+                truth = (low + high) / 2 - (first_low + first_high) / 2
+                slack = (high - low + first_high - first_low) / 2
+                error = event["lag"] - truth
+                errors.append(
+                    f"run {run} {name}: lag {event['lag']:.3f}s ±{event['lag_precision']:.3f}"
+                    f" poller {truth:.3f}s ±{slack:.3f} error {error:+.3f}s"
+                )
+                assert abs(error) <= event["lag_precision"] + SLACK + slack, errors[-1]
+    finally:
+        poller.halt.set()
+        poller.join()
+        print("\n".join(errors))
+
+
+def test_sigterm_at_any_moment_ends_promptly_with_a_summary(propagation):
+    """SIGTERM at random moments of --until-serial next, before, during and after the
+    change: exit 143 with result=stopped (0 with result=reached if it got there
+    first), the summary always, within a second or two."""
+    serial = SERIAL
+    for run in range(4):
+        process = watch(propagation, "--until-serial", "next", "--timeout", "30")
+        first_answers(process, len(propagation))
+        serial += 1
+        propagation["primary"].nsupdate(f"update add s{run}.example.com. 60 A 192.0.2.9")
+        time.sleep(random.uniform(0, TIMER_REFRESH + 0.5))
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        events, stderr = finish(process, timeout=10)
+        assert time.monotonic() - signalled < 3, f"run {run}: slow to stop"
+        summary = events[-1]
+        assert summary["event"] == "summary", (run, events, stderr)
+        if summary["result"] == "reached":
+            assert process.returncode == 0 and summary["until_serial"] == serial
+        else:
+            assert (process.returncode, summary["result"]) == (143, "stopped"), stderr
+            assert summary["exit_code"] == 143 and summary["until_serial"] in (serial, "next")
+            assert stderr.startswith(f"secdns: watch: zone {ZONE}.: "), stderr
+            assert "not at a serial newer than" in stderr or f"serial {serial}" in stderr
+
+
+def test_until_serial_next_waits_for_the_change_that_until_consistent_would_miss(propagation):
+    servers = {name: propagation[name] for name in ("primary", "notified")}
+    # --until-consistent: they agree already, it is over at once
+    events, _ = finish(watch(servers, "--until-consistent", "--timeout", "10"), timeout=15)
+    assert events[-1]["result"] == "consistent" and events[-1]["newest"] == SERIAL
+    # --until-serial next: still waiting, then reached once both have the next serial
+    process = watch(servers, "--until-serial", "next", "--timeout", "10")
+    first_answers(process, len(servers))
+    with pytest.raises(subprocess.TimeoutExpired):
+        process.wait(timeout=1.5)
+    propagation["primary"].nsupdate("update add n.example.com. 60 A 192.0.2.9")
+    events, stderr = finish(process, timeout=15)
+    assert process.returncode == 0, stderr
+    assert (events[-1]["result"], events[-1]["start_serial"], events[-1]["until_serial"]) == (
+        "reached",
+        SERIAL,
+        SERIAL + 1,
+    )
+    # nothing changes before the timeout: exit 1, and the line says what it waited for
+    process = watch(servers, "--until-serial", "next", "--timeout", "1")
+    events, stderr = finish(process, timeout=10)
+    assert process.returncode == 1
+    assert events[-1]["until_serial"] == "next" and len(events[-1]["lagging"]) == 2
+    assert stderr.startswith(
+        f"secdns: watch: zone {ZONE}.: 2 of 2 addresses not at a serial newer than {SERIAL + 1}"
+    ), stderr
+
+
+def test_a_cancel_swallowed_by_a_receive_cannot_hang_the_run(monkeypatch):
+    """Python 3.11's ``asyncio.wait_for`` returns the answer and drops the cancel when
+    both land together; the task must still end, and the run with it."""
+
+    swallowed = []
+
+    async def probe_soa(origin, address, port, *, key, timeout):
+        if address == "192.0.2.2":  # a slow server: its answer lands with the (first) cancel
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)
+            return SoaInfo(SERIAL - 1, 2, 1, 60, 60, 60)  # behind: the run goes on
+        return SoaInfo(SERIAL, 2, 1, 60, 60, 60)
+
+    monkeypatch.setattr("secdns.monitor.probe_soa", probe_soa)
+    targets = [Target("a", "192.0.2.1"), Target("b", "192.0.2.2")]
+    options = MonitorOptions(interval=0.05, until_serial=SERIAL, deadline=0.3)
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        summary = await asyncio.wait_for(Monitor(ORIGIN, targets, options=options).run(), 5)
+        assert summary.outcome is MonitorOutcome.TIMEOUT and summary.exit_code == 1
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1.5
