@@ -654,12 +654,13 @@ def command(
     Monitor (--servers or --nameservers auto): query the SOA on every address of
     every server (each every --interval, staggered) and show which have the
     newest serial and how long each took to catch up after the first one showed
-    it.  An address behind another is asked every --fast-interval, so a lag is
-    known to tens of milliseconds; each lag comes with its lag_precision (the
-    true lag is within lag ± lag_precision; the first address's own --interval
-    bounds it).  With --until-serial N, --until-serial next (the next change
-    after the start) or --until-consistent it exits 0 as soon as that holds, or
-    1 after --timeout with the list of who lagged.
+    it.  An address behind another is asked every --fast-interval, so the
+    moment it caught up is known to tens of milliseconds.  Each lag comes with
+    its lag_precision: the true lag is within lag ± lag_precision, and the first
+    address's --interval bounds it (a shorter --interval, a tighter lag).  With
+    --until-serial N, --until-serial next (the next change after the start) or
+    --until-consistent it exits 0 as soon as that holds, or 1 after --timeout
+    with the list of who lagged.
 
     Runs until SIGINT/SIGTERM (exit 0), with a summary; with --until-* a stop
     before it holds exits 128 + the signal (130, 143).  Lines on stdout are one
