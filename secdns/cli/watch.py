@@ -290,7 +290,7 @@ def lag_complaint(summary: MonitorSummary) -> str:
         goal = f"serial {wanted}"
     else:
         goal = f"the same serial (newest {'none' if wanted is None else wanted})"
-    how = "stopped" if summary.outcome is MonitorOutcome.STOPPED else "after"
+    how = "when stopped after" if summary.outcome is MonitorOutcome.STOPPED else "after"
     return (
         f"secdns: watch: zone {summary.zone}: {len(lagging)} of {len(summary.statuses)} "
         f"addresses not at {goal} {how} {seconds_text(summary.elapsed)}"
