@@ -847,12 +847,13 @@ def _signals_remembered() -> Iterator[None]:
     try:
         yield
     finally:
-        # the secdns process itself keeps them to its last instant (a SIGTERM as it
-        # exits must not turn exit 0 into death by signal); a host that runs the
-        # command in-process (click's CliRunner swaps sys.stdout) gets its own back
-        if sys.stdout is not sys.__stdout__:
+        if sys.stdout is not sys.__stdout__:  # in-process (click's CliRunner): restore
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        else:  # the summary is out and the status decided: a signal now must not kill
+            # us as the interpreter exits (it restores SIG_DFL first); blocked, it is
+            # dropped at exit.  The loop's executor threads are gone by now.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 class _Stopper:
