@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import dns.message
@@ -128,6 +129,7 @@ def test_until_serial_ends_every_time_and_lags_agree_with_an_independent_poller(
     by_address = {server.addr: name for name, server in propagation.items()}
     poller = Poller({name: server.endpoint for name, server in propagation.items()})
     poller.start()
+    wall_offset = time.time() - time.monotonic()
     errors: list[str] = []
     serial = SERIAL
     try:
@@ -167,9 +169,13 @@ def test_until_serial_ends_every_time_and_lags_agree_with_an_independent_poller(
                 truth = (low + high) / 2 - (first_low + first_high) / 2
                 slack = (high - low + first_high - first_low) / 2
                 error = event["lag"] - truth
+                # when the monitor saw it (wall clock, ms) after the poller did
+                seen = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+                late = seen - (high + wall_offset)
                 errors.append(
                     f"run {run} {name}: lag {event['lag']:.3f}s ±{event['lag_precision']:.3f}"
-                    f" poller {truth:.3f}s ±{slack:.3f} error {error:+.3f}s"
+                    f" poller {truth:.3f}s ±{slack:.3f} error {error:+.3f}s;"
+                    f" seen {late:+.3f}s after the poller"
                 )
                 assert abs(error) <= event["lag_precision"] + SLACK + slack, errors[-1]
     finally:
