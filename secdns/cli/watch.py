@@ -528,7 +528,8 @@ class SerialOrNext(click.ParamType):
     type=click.FloatRange(min=0.05),
     metavar="SECONDS",
     help="Seconds between SOA checks.  Mirror: instead of each zone's SOA refresh; "
-    f"monitor: default {DEFAULT_MONITOR_INTERVAL:g}.",
+    f"monitor: to each address, staggered, default {DEFAULT_MONITOR_INTERVAL:g} "
+    "(it bounds lag_precision).",
 )
 @click.option(
     "--notify-listen",
