@@ -23,6 +23,8 @@ class ExitCode(enum.IntEnum):
     LOCAL_IO = 7
     INTERNAL = 70
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    TERMINATED = 143
 
 
 EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
@@ -50,6 +52,11 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (ExitCode.LOCAL_IO, "local I/O error: cannot read or write a file or directory"),
     (ExitCode.INTERNAL, "internal error (a bug: please report it with the --debug output)"),
     (ExitCode.INTERRUPTED, "interrupted by SIGINT (Ctrl-C), as a shell reports 128 + 2"),
+    (
+        ExitCode.BROKEN_PIPE,
+        "the output pipe closed early (piped into head): stops quietly, 128 + 13",
+    ),
+    (ExitCode.TERMINATED, "stopped by SIGTERM before a watch --until-* condition held, 128 + 15"),
 )
 
 

@@ -16,7 +16,7 @@ from secdns.errors import ExitCode, SecdnsError, exit_code_epilog
 
 EPILOG = exit_code_epilog()
 
-EXIT_BROKEN_PIPE = 128 + 13
+EXIT_BROKEN_PIPE = int(ExitCode.BROKEN_PIPE)
 """The status of a command whose reader went away (``| head -1``), as a shell
 reports one killed by SIGPIPE."""
 
