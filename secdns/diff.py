@@ -82,12 +82,6 @@ class Delta:
     def same(self) -> bool:
         return not (self.added or self.removed or self.ttl_changed)
 
-    @property
-    def soa_changed(self) -> bool:
-        return any(r.rdtype == SOA for r in self.added) or any(
-            r.rdtype == SOA for r in self.removed
-        )
-
     def stats(self) -> dict[str, int]:
         return {
             "added": len(self.added),
