@@ -35,6 +35,11 @@ primary serves:
   become the current owner for a following blank-owner line.
 * Owner names with non-ASCII characters are read as their UTF-8 octets (BIND);
   dnspython would IDNA-encode them.
+* Names in the rdata of NS, CNAME, DNAME, PTR, MX, SOA and SRV keep their
+  case: one whose zone part is not written in the zone origin's exact case is
+  written absolute, as :mod:`secdns.wire` writes what a primary sent;
+  dnspython relativizes it and loses the case.  Empty unknown-type rdata is
+  ``\\# 0`` (dnspython adds a trailing space).
 * Records are returned one per line, in file order, with the TTL each line
   states: nothing is merged, deduplicated or dropped.  BIND also gives every
   record of an RRset the TTL of the first one ("TTL set to prior TTL") and
@@ -50,8 +55,8 @@ accepted and ignored.
 
 Speed comes from reading each physical line with ``str.split`` when it has no
 quote, backslash or parenthesis; caching owner text; dictionaries for class
-and type mnemonics; and rendering the common types (A, AAAA, NS, CNAME,
-DNAME, PTR, MX, SRV, TXT, SPF in class IN) directly.  Anything else, and any
+and type mnemonics; and rendering the common types (A, AAAA, SRV in class
+IN; NS, CNAME, DNAME, PTR, MX, TXT, SPF in any class) directly.  Anything else, and any
 value the direct path is unsure about, goes through
 ``dns.rdata.from_text(...)`` and ``to_text(...)``, so the output is dnspython's
 by construction.  The cyclic garbage collector is paused while a file is read:

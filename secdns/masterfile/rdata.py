@@ -2,8 +2,8 @@
 
 :meth:`RdataText.text` returns exactly what
 ``dns.rdata.from_text(...).to_text(origin=zone_origin, relativize=True)``
-would.  For A, AAAA, NS, CNAME, DNAME, PTR, MX, SRV, TXT and SPF in class IN
-it builds that text itself (:attr:`RdataText.fast`, one function a type,
+would.  For A, AAAA and SRV in class IN, and NS, CNAME, DNAME, PTR, MX, TXT and
+SPF in any class, it builds that text itself (:attr:`RdataText.fast`, one function a type,
 each returning None when unsure: then dnspython decides, and words any
 error).  Every other type and class goes through dnspython, so the output is
 dnspython's by construction.
@@ -34,7 +34,7 @@ class RdataText:
 
     def __init__(self, names: Names) -> None:
         self.names = names
-        self.cache = names.cache  # cleared, never replaced, by Names.set_origin
+        self.targets = names.targets  # cleared, never replaced, by Names.set_origin
         self.rdclass: int = _IN
         # The direct renderings, by type: for class IN only (see set_class).
         self.fast: dict[int, FastText] = {
@@ -50,10 +50,14 @@ class RdataText:
         }
 
     def set_class(self, rdclass: int) -> None:
-        """The zone's class; the direct renderings are for IN only."""
+        """The zone's class.  AAAA and SRV are rendered directly in class IN only
+        (elsewhere dnspython knows them as unknown types); the others, class-less
+        in dnspython too, in every class, so that names in their rdata are written
+        alike whichever class (see :mod:`secdns.masterfile.names`)."""
         self.rdclass = rdclass
         if rdclass != _IN:
-            self.fast = {}
+            self.fast.pop(dns.rdatatype.AAAA, None)
+            self.fast.pop(dns.rdatatype.SRV, None)
 
     def rdata(self, rdtype: int, tokens: list[str], start: int) -> dns.rdata.Rdata:
         """``tokens[start:]`` as a dnspython rdata; :class:`BadSyntax` saying why not."""
@@ -72,10 +76,16 @@ class RdataText:
             raise BadSyntax(f"bad {wire.type_text(rdtype)} rdata: {message(err)}") from err
 
     def soa(self, tokens: list[str], start: int) -> tuple[str, int, int]:
-        """An SOA's text, serial and minimum."""
+        """An SOA's text (as dnspython's, with names as :meth:`Names.name_text` writes
+        them), serial and minimum."""
         rdata = self.rdata(dns.rdatatype.SOA, tokens, start)
         assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)  # what from_text makes for SOA
-        return self._to_text(rdata), rdata.serial, rdata.minimum
+        names = self.names
+        text = (
+            f"{names.name_text(rdata.mname)} {names.name_text(rdata.rname)} {rdata.serial} "
+            f"{rdata.refresh} {rdata.retry} {rdata.expire} {rdata.minimum}"
+        )
+        return text, rdata.serial, rdata.minimum
 
     def text(self, rdtype: int, tokens: list[str], start: int) -> str:
         """Canonical rdata text: directly for common types, else through dnspython."""
@@ -93,20 +103,20 @@ class RdataText:
         return self._to_text(self.rdata(rdtype, tokens, start))
 
     def _to_text(self, rdata: dns.rdata.Rdata) -> str:
-        return rdata.to_text(origin=self.names.zone_origin, relativize=True)
+        return wire.rdata_text(rdata, self.names.zone_origin)
 
     # -- the direct renderings: None when dnspython should decide ----------
 
     def _target(self, token: str) -> str | None:
-        entry = self.cache.get(token)
-        if entry is None:
+        text = self.targets.get(token)
+        if text is None:
             if token[0] == '"':
                 return None
             try:
-                entry = self.names.entry(token)
+                text = self.names.target(token)
             except BadSyntax:
                 return None  # let dnspython word the error
-        return entry[1]
+        return text
 
     def _name(self, tokens: list[str], start: int) -> str | None:
         if len(tokens) != start + 1:
