@@ -132,22 +132,18 @@ class RdataText:
             return None
 
     def _mx(self, tokens: list[str], start: int) -> str | None:
-        if len(tokens) != start + 2:
-            return None
-        numbers = _numbers(tokens[start : start + 1])
-        target = self._target(tokens[start + 1]) if numbers else None
-        if target is None:
-            return None
-        return f"{numbers} {target}"
+        return self._numbers_and_name(tokens, start, 1)
 
     def _srv(self, tokens: list[str], start: int) -> str | None:
-        if len(tokens) != start + 4:
+        return self._numbers_and_name(tokens, start, 3)
+
+    def _numbers_and_name(self, tokens: list[str], start: int, count: int) -> str | None:
+        """*count* 16-bit numbers, then a name: MX (1) and SRV (3)."""
+        if len(tokens) != start + count + 1:
             return None
-        numbers = _numbers(tokens[start : start + 3])
-        target = self._target(tokens[start + 3]) if numbers else None
-        if target is None:
-            return None
-        return f"{numbers} {target}"
+        numbers = _numbers(tokens[start : start + count])
+        target = self._target(tokens[start + count]) if numbers else None
+        return None if target is None else f"{numbers} {target}"
 
     def _txt(self, tokens: list[str], start: int) -> str | None:
         if len(tokens) == start:
