@@ -53,6 +53,11 @@ def serial_compare(a: int, b: int) -> int | None:
     return None
 
 
+def serial_newer(new: int, old: int) -> bool:
+    """True when ``new`` is strictly newer than ``old``."""
+    return serial_compare(new, old) == 1
+
+
 # --- TSIG over a multi-message stream ------------------------------------------------------------
 
 
