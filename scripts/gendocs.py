@@ -848,9 +848,6 @@ def config_page(all_pages: Sequence[str]) -> str:
 def registered_commands() -> dict[str, click.Command]:
     """Every subcommand the group knows (lazily loaded ones included), by name."""
     ctx = root_context()
-    if "completion" not in cli.list_commands(ctx):
-        # documented even before secdns/cli/__init__.py registers it
-        cli.add_command(completion_cli.command)
     commands = {}
     for name in sorted(cli.list_commands(ctx)):
         command = cli.get_command(ctx, name)

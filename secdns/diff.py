@@ -47,16 +47,39 @@ _NAME_ONLY_TYPES = frozenset(
 CompareKey = str
 
 
-def compare_key(rec: wire.Record, ignore_serial: bool = False) -> CompareKey:
+def compare_key(rec: wire.Record, ignore_serial: bool = False, apex: str = "") -> CompareKey:
     """A string that is equal for two records exactly when they are the same record
-    (TTL aside).  Strings cache their hash, which makes million-record dicts cheap."""
+    (TTL aside).  Strings cache their hash, which makes million-record dicts cheap.
+    *apex* is the zone's name, lowercased (see :func:`name_rdata`)."""
     rdtype = rec.rdtype
-    rdata = rec.rdata.lower() if rdtype in _NAME_ONLY_TYPES else rec.rdata
+    rdata = name_rdata(rec.rdata, apex) if rdtype in _NAME_ONLY_TYPES else rec.rdata
     if ignore_serial and rdtype == SOA:
         fields = rdata.split()
         if len(fields) == 7:
             rdata = " ".join(fields[:2] + ["*"] + fields[3:])
     return f"{rec.owner.lower()}\t{rdtype}\t{rdata}"
+
+
+def name_rdata(rdata: str, apex: str) -> str:
+    """Rdata of a name-only type as compared: lowercased, names in the zone relative.
+
+    :mod:`secdns.wire` writes a name absolute when its zone part is not in the
+    origin's exact case; compared case-insensitively, it is the relative name.
+    *apex* is the zone's name, lowercased, or ``""`` for the root zone.
+    """
+    text = rdata.lower()
+    if not apex or apex not in text:
+        return text
+    tokens = text.split(" ")
+    dotted = "." + apex
+    for i, token in enumerate(tokens):
+        if token == apex:
+            tokens[i] = "@"
+        elif token.endswith(dotted):
+            head = token[: -len(dotted)]
+            if (len(head) - len(head.rstrip("\\"))) % 2 == 0:  # that dot is not escaped
+                tokens[i] = head
+    return " ".join(tokens)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,12 +104,6 @@ class Delta:
     @property
     def same(self) -> bool:
         return not (self.added or self.removed or self.ttl_changed)
-
-    @property
-    def soa_changed(self) -> bool:
-        return any(r.rdtype == SOA for r in self.added) or any(
-            r.rdtype == SOA for r in self.removed
-        )
 
     def stats(self) -> dict[str, int]:
         return {
@@ -133,18 +150,21 @@ def diff_zones(
 ) -> Delta:
     """Compare two zones record by record; linear in their sizes."""
     origin_key = tuple(label.lower() for label in reversed(origin.labels[:-1]))
+    apex = origin.to_text().lower() if origin != dns.name.root else ""
 
     name_types = _NAME_ONLY_TYPES
 
     def index(records: list[wire.Record]) -> dict[CompareKey, wire.Record]:
         if ignore_types or ignore_serial:
             return {
-                compare_key(r, ignore_serial): r for r in records if r.rdtype not in ignore_types
+                compare_key(r, ignore_serial, apex): r
+                for r in records
+                if r.rdtype not in ignore_types
             }
         # the hot path of compare_key, inlined
         return {
             f"{r.owner.lower()}\t{r.rdtype}\t"
-            f"{r.rdata.lower() if r.rdtype in name_types else r.rdata}": r
+            f"{name_rdata(r.rdata, apex) if r.rdtype in name_types else r.rdata}": r
             for r in records
         }
 

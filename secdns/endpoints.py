@@ -1,14 +1,16 @@
-"""Server endpoints written as ``@HOST``, ``@HOST:PORT`` or ``@[V6ADDR]:PORT``."""
+"""Server endpoints written as ``@HOST``, ``@HOST:PORT`` or ``@[V6ADDR]:PORT``.
+
+Pure: parsing, formatting and address matching, with no I/O and no event
+loop.  Turning a host name into addresses is :func:`secdns.addresses.resolve`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ipaddress
-import socket
 from collections.abc import Sequence
 
-from secdns.errors import NetworkError, UsageError
+from secdns.errors import UsageError
 
 DEFAULT_PORT = 53
 
@@ -76,24 +78,8 @@ def _port(text: str, whole: str) -> int:
     return port
 
 
-async def resolve(endpoint: Endpoint) -> list[tuple[str, int]]:
-    """Every (address, port) for an endpoint; a host name is resolved (IPv4 and IPv6)."""
-    if endpoint.is_address:
-        return [(endpoint.host, endpoint.port)]
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
-    except OSError as err:
-        raise NetworkError(f"cannot resolve {endpoint.host}: {err}", server=str(endpoint)) from err
-    seen: list[tuple[str, int]] = []
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        addr = (str(sockaddr[0]), endpoint.port)
-        if addr not in seen:
-            seen.append(addr)
-    return seen
-
-
 def format_addr(address: str, port: int) -> str:
+    """``address:port``, with an IPv6 address in brackets (``[::1]:53``)."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 

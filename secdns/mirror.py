@@ -35,8 +35,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from secdns.addresses import resolve
 from secdns.config import Limits
-from secdns.endpoints import Endpoint, format_addr, host_networks, resolve
+from secdns.endpoints import Endpoint, format_addr, host_networks
 from secdns.errors import NetworkError, SecdnsError, UsageError
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify

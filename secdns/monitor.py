@@ -24,7 +24,8 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr, resolve
+from secdns.addresses import resolve
+from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr
 from secdns.engine import probe_soa
 from secdns.errors import ExitCode, NetworkError, SecdnsError
 from secdns.keys import TsigKey

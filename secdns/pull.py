@@ -23,8 +23,9 @@ import dns.rcode
 import dns.rdatatype
 
 from secdns import wire, xot, zonefile
+from secdns.addresses import resolve
 from secdns.config import Limits
-from secdns.endpoints import Endpoint, format_addr, resolve
+from secdns.endpoints import Endpoint, format_addr
 from secdns.engine import Progress, SoaInfo, Transfer, probe_soa, transfer
 from secdns.errors import (
     BadDataError,

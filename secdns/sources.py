@@ -22,8 +22,9 @@ from pathlib import Path
 import dns.name
 
 from secdns import wire, xot
+from secdns.addresses import resolve
 from secdns.config import Limits
-from secdns.endpoints import parse_endpoint, resolve
+from secdns.endpoints import parse_endpoint
 from secdns.engine import transfer
 from secdns.errors import LocalIOError, SecdnsError, UsageError
 from secdns.keys import TsigKey

@@ -39,13 +39,14 @@ import dns.rdatatype
 import dns.resolver
 
 from secdns import checks, wire, xot
+from secdns.addresses import resolve
 from secdns.checks import CHECKS, Finding, Severity
 from secdns.checks.dnssec import applicable_checks, check_dnssec
 from secdns.checks.integrity import check_integrity
 from secdns.checks.zoneindex import ZoneIndex
 from secdns.config import Limits
 from secdns.diff import absolute_line, compare_key, diff_zones
-from secdns.endpoints import format_addr, parse_endpoint, resolve
+from secdns.endpoints import format_addr, parse_endpoint
 from secdns.engine import probe_soa, transfer
 from secdns.errors import (
     ExitCode,

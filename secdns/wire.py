@@ -4,7 +4,15 @@
 too slow for million-record AXFRs. :func:`parse_message` walks the wire format
 directly and renders each ANSWER record as the text dnspython would produce
 (``rdata.to_text(origin=origin, relativize=True)``), formatting the common
-types itself and handing every other type to dnspython.
+types itself and handing every other type to dnspython.  Two departures from
+dnspython keep the text faithful to what the primary sent, as dig's is: a
+name in the rdata of a type rendered here (NS, CNAME, PTR, MX, SOA, SRV,
+DNAME) is written relative to the origin only when its zone part has the
+origin's exact case, else absolute (``WWW.D-UPPER.TEST.`` in zone
+``d-upper.test.`` would otherwise become ``WWW`` and reload as
+``WWW.d-upper.test.``); and empty unknown-type rdata is ``\\# 0``, without
+dnspython's trailing space (:func:`rdata_text`).  Owner names stay relative
+(every reader of the written files expects that).
 
 Speed comes from three things: one ``struct`` unpack per RR header, a
 per-message cache of decoded names keyed by wire offset (so a compressed owner
@@ -389,8 +397,25 @@ def _read_name(
     return entry
 
 
+def _exact_text(entry: _Entry, olabels: tuple[bytes, ...]) -> str:
+    """The text of a name in rdata: relative to the origin only when its zone part is
+    written with the origin's exact case (*olabels*), else absolute, so that no octet
+    the primary sent is lost."""
+    if entry[_UNDER] and olabels:
+        labels = entry[_LABELS]
+        if labels[len(labels) - len(olabels) :] != olabels:
+            return ".".join([label_text(label) for label in labels]) + "."
+    return entry[_TEXT]
+
+
 def _rdata_name(
-    wire: bytes, pos: int, rend: int, cache: _Cache, okey: tuple[bytes, ...], rdtype: int
+    wire: bytes,
+    pos: int,
+    rend: int,
+    cache: _Cache,
+    okey: tuple[bytes, ...],
+    rdtype: int,
+    olabels: tuple[bytes, ...],
 ) -> tuple[str, int]:
     """Text of the name at *pos* inside rdata ending at *rend*, and the offset after it."""
     first = wire[pos] if pos + 1 < rend else 0
@@ -398,11 +423,11 @@ def _rdata_name(
         # A bare pointer (e.g. NS targets): reuse the target's entry as is.
         entry = cache.get(((first & 0x3F) << 8) | wire[pos + 1])
         if entry is not None and entry[_SEG_END] <= pos and entry[_HOPS] < _MAX_POINTER_HOPS:
-            return entry[_TEXT], pos + 2
+            return _exact_text(entry, olabels), pos + 2
     entry = _read_name(wire, pos, cache, okey)
     if entry[_SEG_END] > rend:
         raise WireError(f"name in {type_text(rdtype)} rdata at offset {pos} overruns rdlength")
-    return entry[_TEXT], entry[_SEG_END]
+    return _exact_text(entry, olabels), entry[_SEG_END]
 
 
 # --- rdata -----------------------------------------------------------------
@@ -432,9 +457,17 @@ def _generic_text(
             pos,
             rdlen,
         )
-        return rdata.to_text(origin=origin, relativize=True)
     except Exception as err:  # dnspython raises many types for bad rdata
         raise WireError(f"bad {type_text(rdtype)} rdata at offset {pos}: {err}") from err
+    return rdata_text(rdata, origin)
+
+
+def rdata_text(rdata: dns.rdata.Rdata, origin: dns.name.Name) -> str:
+    """dnspython's ``to_text(origin=origin, relativize=True)``, but ``\\# 0`` for empty
+    unknown-type rdata (dnspython writes ``\\# 0 `` with a trailing space)."""
+    if isinstance(rdata, dns.rdata.GenericRdata) and not rdata.data:
+        return "\\# 0"
+    return rdata.to_text(origin=origin, relativize=True)
 
 
 def _fast_text(
@@ -446,21 +479,25 @@ def _fast_text(
     cache: _Cache,
     okey: tuple[bytes, ...],
     origin: dns.name.Name,
+    olabels: tuple[bytes, ...],
 ) -> tuple[str, int | None]:
-    """Render rdata other than IN A/AAAA; returns ``(text, soa_serial)``."""
+    """Render rdata other than IN A/AAAA; returns ``(text, soa_serial)``.
+
+    *olabels* are the origin's labels as given (root excluded), for :func:`_exact_text`.
+    """
     if rdtype == _NS or rdtype == _CNAME or rdtype == _PTR:
-        text, pos = _rdata_name(wire, pos, rend, cache, okey, rdtype)
+        text, pos = _rdata_name(wire, pos, rend, cache, okey, rdtype, olabels)
     elif rdtype == _MX:
         if pos + 2 > rend:
             raise WireError(f"MX rdata at offset {pos} is too short")
-        target, end = _rdata_name(wire, pos + 2, rend, cache, okey, rdtype)
+        target, end = _rdata_name(wire, pos + 2, rend, cache, okey, rdtype, olabels)
         text = f"{_U16.unpack_from(wire, pos)[0]} {target}"
         pos = end
     elif rdtype == _TXT or rdtype == _SPF:
         return _txt_text(wire, pos, rend), None
     elif rdtype == _SOA:
-        mname, pos = _rdata_name(wire, pos, rend, cache, okey, rdtype)
-        rname, pos = _rdata_name(wire, pos, rend, cache, okey, rdtype)
+        mname, pos = _rdata_name(wire, pos, rend, cache, okey, rdtype, olabels)
+        rname, pos = _rdata_name(wire, pos, rend, cache, okey, rdtype, olabels)
         if pos + 20 != rend:
             raise WireError(f"SOA rdata ending at offset {rend} has the wrong length")
         serial, refresh, retry, expire, minimum = _U32X5.unpack_from(wire, pos)
@@ -470,7 +507,7 @@ def _fast_text(
         if pos + 6 > rend:
             raise WireError(f"SRV rdata at offset {pos} is too short")
         priority, weight, port = _U16X3.unpack_from(wire, pos)
-        target, pos = _rdata_name(wire, pos + 6, rend, cache, okey, rdtype)
+        target, pos = _rdata_name(wire, pos + 6, rend, cache, okey, rdtype, olabels)
         text = f"{priority} {weight} {port} {target}"
     elif rdtype == _DNAME:
         # RFC 6672 forbids compressing the target, and dnspython rejects it.
@@ -479,7 +516,7 @@ def _fast_text(
             raise WireError(f"name in DNAME rdata at offset {pos} overruns rdlength")
         if entry[_HOPS]:
             raise WireError(f"compressed DNAME target at offset {pos}")
-        text = entry[_TEXT]
+        text = _exact_text(entry, olabels)
         pos = entry[_SEG_END]
     else:
         return _generic_text(wire, pos, rend - pos, rdclass, rdtype, origin), None
@@ -585,6 +622,7 @@ def _read_answers(
     unpack_rr = _RR_HEADER.unpack_from
     inet_ntoa = socket.inet_ntoa
     new_record = Record
+    olabels = origin.labels[:-1]
     for _ in range(count):
         if pos + 11 > end:
             raise WireError(f"RR at offset {pos} is truncated")
@@ -619,7 +657,9 @@ def _read_answers(
         elif rdtype == _OPT or rdtype == _TSIG:
             raise WireError(f"{type_text(rdtype)} RR at offset {pos - 10} in the answer section")
         else:
-            text, serial = _fast_text(wire, pos, rend, rdclass, rdtype, cache, okey, origin)
+            text, serial = _fast_text(
+                wire, pos, rend, rdclass, rdtype, cache, okey, origin, olabels
+            )
         append(new_record(entry[_KEY], entry[_TEXT], ttl, rdclass, rdtype, text, serial))
         pos = rend
     return records, pos

@@ -49,14 +49,29 @@ class _Started:
         return server
 
     def stop_all(self) -> None:
+        """Stop every server, even when one stop() raises; then raise what went wrong.
+
+        One failure is raised as it is; several as an ExceptionGroup.  A server
+        still running after its stop() is a failure too.
+        """
+        failures: list[Exception] = []
         for server in self.servers:
-            server.stop()
+            try:
+                server.stop()
+            except Exception as err:  # the next servers must be stopped all the same
+                err.add_note(f"while stopping {server!r}")
+                failures.append(err)
         alive = [
             server
             for server in self.servers
             if _process_exists(server.pid) or server.live_processes()
         ]
-        assert not alive, f"servers still running after stop(): {alive}"
+        if alive:
+            failures.append(AssertionError(f"servers still running after stop(): {alive}"))
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise ExceptionGroup("stopping the test's servers failed", failures)
 
 
 def _process_exists(pid: int) -> bool:

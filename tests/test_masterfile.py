@@ -17,11 +17,12 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
+from faithful import faithful_text
 from servers import need_binary
 
 from secdns import masterfile, wire, zonefile
 from secdns.errors import ZoneFileError
-from secdns.masterfile import read_master
+from secdns.masterfile import generate, lexer, read_master, reader
 
 ZONES = Path(__file__).resolve().parent / "zones"
 CORPUS = ZONES / "masterfile"
@@ -81,7 +82,7 @@ def _dnspython_rrsets(path: Path, origin: dns.name.Name) -> dict[tuple, tuple[in
         for rdataset in node:
             out[(_okey(name), rdataset.rdtype)] = (
                 rdataset.ttl,
-                {rd.to_text(origin=origin, relativize=True) for rd in rdataset},
+                {faithful_text(rd, origin) for rd in rdataset},
             )
     return out
 
@@ -341,7 +342,7 @@ def test_canonical_render_reads_back_the_same_records(path: Path, origin: dns.na
     assert [wire.record_line(rec) for rec in again] == lines
 
 
-def test_canonical_format_is_read_on_the_fast_path() -> None:
+def test_canonical_format_is_read_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """No line of a canonical file without quotes needs the general tokenizer."""
     text = zonefile.render(
         EXAMPLE_COM,
@@ -357,14 +358,14 @@ def test_canonical_format_is_read_on_the_fast_path() -> None:
             "_s._tcp 60 IN SRV 0 1 2 ns1",
         ],
     )
-    reader = masterfile._Reader(EXAMPLE_COM, EXAMPLE_COM, None, None, None)
 
     def refuse(*args: object) -> None:
         raise AssertionError("the general tokenizer was used")
 
-    reader._logical = refuse  # type: ignore[method-assign]
-    reader.read_top(text, masterfile.STDIN)
-    assert [wire.record_line(rec) for rec in reader.records] == text.splitlines()[3:]
+    monkeypatch.setattr(lexer, "logical_tokens", refuse)
+    state = reader.Reader(EXAMPLE_COM, EXAMPLE_COM, None, None, None)
+    state.read_top(text, masterfile.STDIN)
+    assert [wire.record_line(rec) for rec in state.records] == text.splitlines()[3:]
 
 
 # --- owners, origins, TTLs and classes --------------------------------------
@@ -565,7 +566,7 @@ RDATA_SAMPLES = {
 def test_direct_rendering_equals_dnspythons(rdtype: str, text: str) -> None:
     (record,) = read_master(f"$TTL 1\nx {rdtype} {text}\n", EXAMPLE_COM).records
     expected = dns.rdata.from_text("IN", rdtype, text, EXAMPLE_COM, relativize=False)
-    assert record.rdata == expected.to_text(origin=EXAMPLE_COM, relativize=True)
+    assert record.rdata == faithful_text(expected, EXAMPLE_COM)
 
 
 @pytest.mark.parametrize(
@@ -759,7 +760,7 @@ def test_include_of_a_directory_is_an_error(tmp_path: Path) -> None:
     ],
 )
 def test_generate_text_follows_bind(template: str, counter: int, expected: str) -> None:
-    assert masterfile._generate_text(template, counter) == expected
+    assert generate.generate_text(template, counter) == expected
 
 
 def test_generate_ranges_steps_and_types() -> None:
@@ -786,7 +787,7 @@ def test_generate_ranges_steps_and_types() -> None:
 def test_text_is_split_in_chunks_without_losing_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     text = (CORPUS / "syntax.zone").read_text()
     whole = read_master(text, EXAMPLE_ORG, include_dir=CORPUS).records
-    monkeypatch.setattr(masterfile, "_CHUNK", 7)  # boundaries inside parentheses too
+    monkeypatch.setattr(lexer, "CHUNK", 7)  # boundaries inside parentheses too
     assert _rows(read_master(text, EXAMPLE_ORG, include_dir=CORPUS).records) == _rows(whole)
     err = _error("$TTL 1\n\na A 192.0.2.1\nb ( A\n\n 192.0.2.2 )\n\nc A bad\n")
     assert err.line == 8

@@ -20,6 +20,7 @@ import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import pytest
+from faithful import faithful_text
 
 from secdns import wire
 
@@ -141,7 +142,7 @@ def _response(origin: dns.name.Name, rrsets: list[dns.rrset.RRset]) -> dns.messa
 
 
 def _reference(raw: bytes, origin: dns.name.Name) -> list[tuple]:
-    """What dnspython makes of the ANSWER section, one tuple per RR."""
+    """What dnspython makes of the ANSWER section, one tuple per RR (see faithful.py)."""
     message = dns.message.from_wire(raw, one_rr_per_rrset=True)
     out = []
     for rrset in message.answer:
@@ -153,7 +154,7 @@ def _reference(raw: bytes, origin: dns.name.Name) -> list[tuple]:
                 rrset.ttl,
                 rrset.rdclass,
                 rrset.rdtype,
-                rdata.to_text(origin=origin, relativize=True),
+                faithful_text(rdata, origin),
             )
         )
     return out

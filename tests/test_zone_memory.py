@@ -40,15 +40,9 @@ def canonical(text: str, origin: str) -> list[str]:
     "path", sorted(ZONES.glob("*.zone")) + sorted((ZONES / "answer").glob("*.zone"))
 )
 def test_fast_rdata_equals_dnspython(path):
-    origin = dns.name.from_text(
-        path.name.removesuffix(".zone").split("-")[0]
-        if path.parent.name != "answer"
-        else "answer.test."
-    )
-    try:
-        lines = canonical(path.read_text(), origin.to_text())
-    except Exception:
-        pytest.skip(f"{path.name} needs its own origin")
+    zone = read_master(path.read_text(), None, filename=str(path))  # each file names its origin
+    origin = zone.origin
+    lines = zonefile.canonical_lines(zone.records)
     lines += canonical(EXTRA, "example.com.") if origin.to_text() == "example.com." else []
     checked = 0
     for line in lines:

@@ -30,8 +30,8 @@ import dns.rdatatype
 import dns.tsig
 
 from secdns import notify
+from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
-from secdns.endpoints import resolve
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout

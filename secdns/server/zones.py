@@ -20,8 +20,9 @@ from collections.abc import Callable
 import dns.name
 
 from secdns import wire, zonefile
+from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
-from secdns.endpoints import host_networks, resolve
+from secdns.endpoints import host_networks
 from secdns.errors import IxfrNotApplicable, SecdnsError
 from secdns.notify import NotifyAcl
 from secdns.pull import (
