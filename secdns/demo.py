@@ -57,6 +57,8 @@ class DemoPrimary:
 
     def __init__(self, zone: dns.zone.Zone) -> None:
         self.zone = zone
+        assert zone.origin is not None  # a zone read from a master file always has one
+        self.origin: dns.name.Name = zone.origin
         self.deltas: list[_Delta] = []
         self.notify_targets: list[tuple[str, int]] = []
         self.port = 0
@@ -68,8 +70,8 @@ class DemoPrimary:
         return self.zone.get_soa().serial
 
     def _soa_rrset(self) -> dns.rrset.RRset:
-        node = self.zone.find_rdataset(self.zone.origin, dns.rdatatype.SOA)
-        return dns.rrset.from_rdata_list(self.zone.origin, node.ttl, list(node))
+        node = self.zone.find_rdataset(self.origin, dns.rdatatype.SOA)
+        return dns.rrset.from_rdata_list(self.origin, node.ttl, list(node))
 
     def change(
         self, added: dict[str, tuple[int, str, str]], removed: list[tuple[str, str, str]]
@@ -97,7 +99,7 @@ class DemoPrimary:
             rds.add(rd, ttl)
             added_rrsets.append(dns.rrset.from_rdata(owner, ttl, rd))
         soa = old_soa[0].replace(serial=old_soa[0].serial + 1)
-        self.zone.replace_rdataset(self.zone.origin, dns.rdataset.from_rdata(old_soa.ttl, soa))
+        self.zone.replace_rdataset(self.origin, dns.rdataset.from_rdata(old_soa.ttl, soa))
         new_soa = self._soa_rrset()
         self.deltas.append(
             _Delta(old_soa[0].serial, soa.serial, deleted_rrsets, [new_soa, *added_rrsets])
@@ -110,7 +112,7 @@ class DemoPrimary:
 
         await asyncio.gather(
             *(
-                send_notify(self.zone.origin, self._soa_rrset(), address, port, attempts=3)
+                send_notify(self.origin, self._soa_rrset(), address, port, attempts=3)
                 for address, port in self.notify_targets
             )
         )

@@ -211,13 +211,20 @@ def absolute_owner(rec: wire.Record, origin: dns.name.Name) -> str:
 
 def absolute_rdata(rec: wire.Record, origin: dns.name.Name) -> str:
     """The rdata with every name written absolute (for nsupdate and IXFR listings)."""
-    rd = dns.rdata.from_text(rec.rdclass, rec.rdtype, rec.rdata, origin=origin, relativize=False)
+    rd = dns.rdata.from_text(
+        dns.rdataclass.RdataClass(rec.rdclass),
+        dns.rdatatype.RdataType(rec.rdtype),
+        rec.rdata,
+        origin=origin,
+        relativize=False,
+    )
     return rd.to_text(origin=None, relativize=False)
 
 
 def absolute_line(rec: wire.Record, origin: dns.name.Name) -> str:
+    rdclass = dns.rdataclass.to_text(dns.rdataclass.RdataClass(rec.rdclass))
     return (
-        f"{absolute_owner(rec, origin)} {rec.ttl} {dns.rdataclass.to_text(rec.rdclass)} "
+        f"{absolute_owner(rec, origin)} {rec.ttl} {rdclass} "
         f"{wire.type_text(rec.rdtype)} {absolute_rdata(rec, origin)}"
     )
 

@@ -75,7 +75,7 @@ class SecdnsGroup(click.Group):
             name = args[0] if args else ""
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
             if close and "No such command" in err.message:
-                err.message += f" Did you mean '{close[0]}'?"
+                raise click.UsageError(f"{err.message} Did you mean '{close[0]}'?", ctx) from None
             raise
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import dns.name
@@ -76,7 +77,7 @@ class _Progress:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.progress = None
+        self.progress: Any = None  # a rich Progress once started (rich is imported lazily)
         self.tasks: dict[str, int] = {}
 
     def __enter__(self) -> _Progress:

@@ -36,10 +36,11 @@ class JsonLines(logging.Formatter):
 def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler: logging.Handler
     if log_format == "json":
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLines())
     elif log_format == "rich" or (log_format == "auto" and sys.stderr.isatty()):
         from rich.logging import RichHandler
