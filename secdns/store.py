@@ -275,12 +275,9 @@ class Store:
 
     def record_check(self, origin: dns.name.Name, serial: int) -> None:
         """Remember a successful SOA check that found ``serial`` still current."""
-        state = self.load_state(origin)
-        if state.serial != serial:
-            return
-        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
-        state.last_error = None
-        self.save_state(origin, state)
+        writer = ZoneWriter(self, origin)
+        if writer.state.serial == serial:
+            writer.checked()
 
     # --- zone file ---
     def read_zone(self, origin: dns.name.Name, state: ZoneState) -> tuple[str | None, str]:

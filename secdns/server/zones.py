@@ -1,11 +1,12 @@
-"""The life of each served zone: load from the store, refresh timers, NOTIFY, persist.
+"""The life of each served zone: load from the store, refresh, NOTIFY, persist.
 
-A secondary zone runs one task: wait for its refresh timer (SOA refresh, with
-jitter) or a NOTIFY, then the shared :func:`secdns.pull.pull_zone` path with a
-:class:`MemoryCopy`, which applies an IXFR to the in-memory version in O(delta),
-swaps it in atomically, and only then persists the change to the store in the
-background.  Failures back off on the SOA retry timer; past SOA expire without a
-successful refresh the zone answers SERVFAIL.
+A secondary zone's refreshes are scheduled by :class:`secdns.refresh.Refresher`
+(the scheduler ``watch`` uses too): each runs the shared
+:func:`secdns.pull.pull_zone` path with a :class:`MemoryCopy`, which applies an
+IXFR to the in-memory version in O(delta), swaps it in atomically, and only then
+persists the change through the store's :class:`~secdns.store.ZoneWriter` in the
+background.  Past the expiry deadline without a successful refresh (a deadline
+the store remembers across restarts) the zone answers SERVFAIL.
 """
 
 from __future__ import annotations
