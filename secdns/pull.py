@@ -38,7 +38,15 @@ from secdns.errors import (
     TsigError,
 )
 from secdns.keys import TsigKey
-from secdns.store import JournalEntry, Store, ZoneState, atomic_write, iso_time
+from secdns.store import (
+    JournalEntry,
+    Store,
+    StoredSoa,
+    Written,
+    ZoneState,
+    ZoneWriter,
+    atomic_write,
+)
 from secdns.xfr import Delta, XfrKind, serial_compare
 
 log = logging.getLogger(__name__)
@@ -294,7 +302,7 @@ class FileCopy(ZoneCopy):
 
 
 class StoreCopy(ZoneCopy):
-    """A zone in the store (``pull -d DIR``): master file, journal and state."""
+    """A zone in the store (``pull -d DIR``), written through :class:`ZoneWriter`."""
 
     def __init__(
         self,
@@ -307,62 +315,40 @@ class StoreCopy(ZoneCopy):
         self.origin = origin
         self.output = output
         self.to_stdout = to_stdout
-        self.state = ZoneState(zone=origin.to_text())
+        self.writer: ZoneWriter | None = None
         self.text: str | None = None
 
+    @property
+    def state(self) -> ZoneState:
+        assert self.writer is not None, "prepare() first"
+        return self.writer.state
+
     async def prepare(self) -> None:
-        self.store.ensure()
-        self.state = self.store.load_state(self.origin)
-        self.text, why = await asyncio.to_thread(self.store.read_zone, self.origin, self.state)
+        self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.origin)
+        state = self.writer.state
+        self.text, why = await asyncio.to_thread(self.store.read_zone, self.origin, state)
         if self.text is not None:
-            self.serial = self.state.serial
+            self.serial = state.serial
             self.can_ixfr = True
-            self.records = self.state.records
-        elif self.state.serial is not None:
+            self.records = state.records
+        elif state.serial is not None:
             log.warning("pull: zone=%s %s: fetching it again by AXFR", self.origin, why)
 
-    def _save(
-        self,
-        text: str,
-        soa: wire.Record,
-        records: int,
-        kind: XfrKind,
-        primary: str | None,
-        journal: list[JournalEntry] | None,
-    ) -> None:
-        """Journal first, then the zone file, then the state: each step atomic."""
-        if journal is None:
-            self.store.reset_journal(self.origin)
-        else:
-            self.store.append_journal(self.origin, journal, self.serial)
-        digest, size = self.store.write_zone(self.origin, text)
-        state = self.state
-        _serial, refresh, retry, expire, minimum = wire.soa_fields(soa)
-        state.serial = soa.serial
-        state.primary = primary
-        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
-        state.last_kind = kind.value
-        state.last_error = None
-        state.refresh, state.retry, state.expire, state.minimum = refresh, retry, expire, minimum
-        state.records = records
-        state.file_sha256 = digest
-        state.file_size = size
-        self.store.save_state(self.origin, state)
+    def _written(self, written: Written, soa: wire.Record, result: PullResult) -> None:
         if self.output is not None:
-            atomic_write(self.output, text)
-        self.text, self.serial, self.can_ixfr, self.records = text, soa.serial, True, records
-
-    def _finish(self, text: str, result: PullResult) -> None:
+            atomic_write(self.output, written.text)
+        self.text, self.serial, self.can_ixfr = written.text, soa.serial, True
+        self.records = result.records = written.records
         result.output = str(self.output or self.store.zone_path(self.origin))
         if self.to_stdout:
-            result.text = text
+            result.text = written.text
 
     async def apply_axfr(
         self, records: list[wire.Record], soa: wire.Record, result: PullResult
     ) -> None:
         def work() -> None:
-            lines, text = render_records(self.origin, records, soa)
-            result.records = len(lines)
+            assert self.writer is not None
+            lines = zonefile.canonical_lines(records)
             journal: list[JournalEntry] | None = None
             if self.text is not None and self.serial is not None:
                 _, old_lines = zonefile.split_header(self.text)
@@ -372,54 +358,46 @@ class StoreCopy(ZoneCopy):
                 journal = [entry] if entry else None
             else:
                 result.added = len(lines)
-            self._save(text, soa, len(lines), XfrKind.AXFR, result.primary, journal)
-            self._finish(text, result)
-
-        await asyncio.to_thread(work)
-
-    async def store_axfr(
-        self, lines: list[str], soa: wire.Record, primary: str | None, entry: JournalEntry | None
-    ) -> None:
-        """Persist a full version its caller already sorted into canonical lines and
-        diffed into a journal entry (serve: nothing is sorted or diffed twice)."""
-
-        def work() -> None:
-            text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
-            self._save(text, soa, len(lines), XfrKind.AXFR, primary, [entry] if entry else None)
+            written = self.writer.replace(
+                lines, stored_soa(soa), primary=result.primary, journal=journal
+            )
+            self._written(written, soa, result)
 
         await asyncio.to_thread(work)
 
     async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
         def work() -> None:
+            assert self.writer is not None
             if self.text is None:
                 raise IxfrNotApplicable("no stored copy to apply the IXFR to")
             _, lines = zonefile.split_header(self.text)
-            keyer = zonefile.LineKeyer(self.origin)
-            for delta in deltas:
-                lines, removed, added = zonefile.apply_delta(
-                    lines, keyer, delta.deleted, delta.added
-                )
-                result.removed += removed - 1  # not counting the SOA swap
-                result.added += added - 1
-            text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
-            result.records = len(lines)
-            self._save(text, soa, len(lines), XfrKind.IXFR, result.primary, delta_entries(deltas))
-            self._finish(text, result)
+            entries = delta_entries(deltas)
+            written = self.writer.apply(
+                entries, stored_soa(soa), primary=result.primary, lines=lines
+            )
+            result.removed += written.removed - len(entries)  # not counting the SOA swaps
+            result.added += written.added - len(entries)
+            self._written(written, soa, result)
 
         await asyncio.to_thread(work)
 
     async def checked(self, result: PullResult) -> None:
-        self.state.last_attempt = self.state.last_success = iso_time(whole_seconds=True)
-        self.state.last_error = None
-        await asyncio.to_thread(self.store.save_state, self.origin, self.state)
+        assert self.writer is not None
+        await asyncio.to_thread(self.writer.checked)
 
     async def failed(self, error: SecdnsError) -> None:
-        self.state.last_attempt = iso_time(whole_seconds=True)
-        self.state.last_error = error.one_line()
+        if self.writer is None:
+            return
         try:
-            await asyncio.to_thread(self.store.save_state, self.origin, self.state)
+            await asyncio.to_thread(self.writer.failed, error.one_line())
         except LocalIOError as err:
             log.error("pull: zone=%s cannot save state: %s", self.origin, err.message)
+
+
+def stored_soa(soa: wire.Record) -> StoredSoa:
+    """What the store keeps of a transferred SOA record."""
+    serial, refresh, retry, expire, minimum = wire.soa_fields(soa)
+    return StoredSoa(serial, soa.ttl, refresh, retry, expire, minimum)
 
 
 def make_copy(

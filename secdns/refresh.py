@@ -151,7 +151,7 @@ class Refresher:
             return RefreshState.EXPIRED
         if self.failures:
             return RefreshState.RETRYING
-        if self.last_result is None:
+        if self.last_refresh is None:  # never checked, nor restored from the store
             return RefreshState.LOADING
         return RefreshState.OK
 

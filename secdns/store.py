@@ -25,7 +25,8 @@ from typing import Any
 import dns.name
 import tomli_w
 
-from secdns.errors import LocalIOError
+from secdns import zonefile
+from secdns.errors import IxfrNotApplicable, LocalIOError
 
 log = logging.getLogger(__name__)
 
@@ -274,12 +275,9 @@ class Store:
 
     def record_check(self, origin: dns.name.Name, serial: int) -> None:
         """Remember a successful SOA check that found ``serial`` still current."""
-        state = self.load_state(origin)
-        if state.serial != serial:
-            return
-        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
-        state.last_error = None
-        self.save_state(origin, state)
+        writer = ZoneWriter(self, origin)
+        if writer.state.serial == serial:
+            writer.checked()
 
     # --- zone file ---
     def read_zone(self, origin: dns.name.Name, state: ZoneState) -> tuple[str | None, str]:
@@ -391,3 +389,135 @@ class Store:
     def reset_journal(self, origin: dns.name.Name) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.journal_path(origin).unlink()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredSoa:
+    """What the store keeps of a version's SOA: its serial, TTL ($TTL) and timers."""
+
+    serial: int
+    ttl: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+    @classmethod
+    def from_line(cls, line: str) -> StoredSoa:
+        """From a written SOA line (``@ TTL IN SOA mname rname serial ...``)."""
+        try:
+            _owner, ttl, _class, _type, rdata = line.split(" ", 4)
+            serial, refresh, retry, expire, minimum = (int(f) for f in rdata.rsplit(" ", 5)[1:])
+            return cls(serial, int(ttl), refresh, retry, expire, minimum)
+        except ValueError as err:
+            raise IxfrNotApplicable(f"not an SOA line: {line[:80]!r}") from err
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Written:
+    """What a commit wrote."""
+
+    text: str
+    records: int
+    removed: int = 0  # an applied delta: records removed and added, SOA swaps included
+    added: int = 0
+
+
+class ZoneWriter:
+    """The one way a zone is written into the store (``pull``, ``watch`` and ``serve``).
+
+    In the spirit of dnspython's transactions, a version is committed whole:
+    :meth:`replace` (a full version, e.g. an AXFR) or :meth:`apply` (journal
+    entries applied to the stored version, e.g. an IXFR).  Each commit writes the
+    journal first, then the zone file, then the state, each step atomic, so a
+    crash leaves the previous version or the new one.  Blocking: run it in a thread.
+    """
+
+    def __init__(self, store: Store, origin: dns.name.Name) -> None:
+        self.store = store
+        self.origin = origin
+        store.ensure()
+        self.state = store.load_state(origin)
+
+    def read_lines(self) -> list[str]:
+        """The stored version's record lines; :class:`IxfrNotApplicable` when the file
+        is missing or was changed outside secdns."""
+        text, why = self.store.read_zone(self.origin, self.state)
+        if text is None:
+            raise IxfrNotApplicable(why)
+        return zonefile.split_header(text)[1]
+
+    def replace(
+        self,
+        lines: list[str],
+        soa: StoredSoa,
+        *,
+        primary: str | None = None,
+        journal: list[JournalEntry] | None = None,
+        kind: str = "AXFR",
+    ) -> Written:
+        """Commit a full version (canonical lines); ``journal``: how it differs from
+        the stored one (None: the journal starts afresh)."""
+        text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
+        self._commit(text, soa, len(lines), kind, primary, journal)
+        return Written(text, len(lines))
+
+    def apply(
+        self,
+        entries: list[JournalEntry],
+        soa: StoredSoa,
+        *,
+        primary: str | None = None,
+        lines: list[str] | None = None,
+    ) -> Written:
+        """Commit the stored version (or ``lines``, when the caller holds them) with
+        ``entries`` applied; :class:`IxfrNotApplicable` when they do not apply."""
+        current = self.read_lines() if lines is None else lines
+        keyer = zonefile.LineKeyer(self.origin)
+        removed = added = 0
+        for entry in entries:
+            current, gone, new = zonefile.apply_line_delta(
+                current, keyer, entry.deleted, entry.added
+            )
+            removed, added = removed + gone, added + new
+        text = zonefile.render(self.origin, soa.serial, soa.ttl, current)
+        self._commit(text, soa, len(current), "IXFR", primary, entries)
+        return Written(text, len(current), removed, added)
+
+    def checked(self) -> None:
+        """A successful check found the stored version current."""
+        self.state.last_attempt = self.state.last_success = iso_time(whole_seconds=True)
+        self.state.last_error = None
+        self.store.save_state(self.origin, self.state)
+
+    def failed(self, error: str) -> None:
+        self.state.last_attempt = iso_time(whole_seconds=True)
+        self.state.last_error = error
+        self.store.save_state(self.origin, self.state)
+
+    def _commit(
+        self,
+        text: str,
+        soa: StoredSoa,
+        records: int,
+        kind: str,
+        primary: str | None,
+        journal: list[JournalEntry] | None,
+    ) -> None:
+        if journal is None:
+            self.store.reset_journal(self.origin)
+        else:
+            self.store.append_journal(self.origin, journal, self.state.serial)
+        digest, size = self.store.write_zone(self.origin, text)
+        state = self.state
+        state.serial = soa.serial
+        state.primary = primary
+        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
+        state.last_kind = kind
+        state.last_error = None
+        state.refresh, state.retry, state.expire = soa.refresh, soa.retry, soa.expire
+        state.minimum = soa.minimum
+        state.records = records
+        state.file_sha256 = digest
+        state.file_size = size
+        self.store.save_state(self.origin, state)

@@ -107,34 +107,57 @@ def apply_delta(
     does not apply and :class:`IxfrNotApplicable` is raised.  Returns the new
     lines and the numbers of records removed and added.
     """
+    return apply_keyed_delta(
+        lines,
+        keyer,
+        [(record_key(r), f"{r.owner} {wire.type_text(r.rdtype)} {r.rdata[:60]}") for r in deleted],
+        [(record_key(r), wire.record_line(r)) for r in added],
+    )
+
+
+def apply_line_delta(
+    lines: list[str], keyer: LineKeyer, deleted: Iterable[str], added: Iterable[str]
+) -> tuple[list[str], int, int]:
+    """:func:`apply_delta` for a delta given as written lines (a journal entry)."""
+    return apply_keyed_delta(
+        lines,
+        keyer,
+        [(keyer(line), line[:80]) for line in deleted],
+        [(keyer(line), line) for line in added],
+    )
+
+
+def apply_keyed_delta(
+    lines: list[str],
+    keyer: LineKeyer,
+    deleted: list[tuple[SortKey, str]],
+    added: list[tuple[SortKey, str]],
+) -> tuple[list[str], int, int]:
+    """The delta as (sort key, text): a description of each deleted record, the line
+    of each added one."""
     removals: set[int] = set()
-    for rec in deleted:
-        key = record_key(rec)
+    for key, what in deleted:
         index = bisect.bisect_left(lines, key, key=keyer)
         if index >= len(lines) or keyer(lines[index]) != key:
-            raise IxfrNotApplicable(
-                f"IXFR deletes {rec.owner} {wire.type_text(rec.rdtype)} {rec.rdata[:60]}, "
-                "which the stored zone does not have"
-            )
+            raise IxfrNotApplicable(f"IXFR deletes {what}, which the stored zone does not have")
         removals.add(index)
     insertions: dict[int, list[tuple[SortKey, str]]] = {}
     added_keys: set[SortKey] = set()
-    for rec in added:
-        key = record_key(rec)
+    for key, line in added:
         if key in added_keys:
             continue
         added_keys.add(key)
         index = bisect.bisect_left(lines, key, key=keyer)
         if index < len(lines) and index not in removals and keyer(lines[index]) == key:
             removals.add(index)  # re-added (e.g. a TTL change): replace the line
-        insertions.setdefault(index, []).append((key, wire.record_line(rec)))
+        insertions.setdefault(index, []).append((key, line))
     points = sorted(set(removals) | set(insertions))
     result: list[str] = []
     cursor = 0
     for point in points:
         result.extend(lines[cursor:point])
-        for _key, line in sorted(insertions.get(point, ())):
-            result.append(line)
+        for _key, text in sorted(insertions.get(point, ())):
+            result.append(text)
         cursor = point + 1 if point in removals else point
     result.extend(lines[cursor:])
     return result, len(removals), len(added_keys)

@@ -228,6 +228,9 @@ def test_restore_expires_at_once_and_a_success_unexpires():
             timers=lambda: (60.0, 60.0, 600.0),
             on_expire=told.append,
         )
+        assert refresher.state is RefreshState.LOADING
+        refresher.restore(5, time.time() - 10, time.time() + 590)  # a restart, in time
+        assert refresher.state is RefreshState.OK and told == []
         refresher.restore(5, time.time() - 700, time.time() - 100)
         assert refresher.state is RefreshState.EXPIRED and told == [True]
         await refresher.refresh()
@@ -260,6 +263,12 @@ def test_expiry_survives_a_restart_of_serve(bind_primary, tmp_path):
     server = ServerThread(config)
     try:
         server.wait_serial("example.com", 2024010101)
+        assert server.server is not None
+        status = server.server.runtimes[ORIGIN].status()
+        assert (status.zone, status.serial) == ("example.com.", 2024010101)
+        assert status.state in ("ok", "refreshing")  # refresh is 1 s here
+        assert status.records and status.primary and status.last_refresh and status.expires_at
+        assert status.last_change and status.next_refresh and status.last_error is None
         store = Store(tmp_path / "store")
         first = store.load_state(ORIGIN).last_success
         deadline = time.monotonic() + 10

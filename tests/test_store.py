@@ -165,3 +165,36 @@ def test_a_kill_during_the_final_write_leaves_a_temp_file_the_next_write_sweeps(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_zone_writer_replaces_applies_and_refuses_a_changed_file(tmp_path):
+    from secdns.errors import IxfrNotApplicable
+    from secdns.store import StoredSoa, ZoneWriter
+
+    origin = dns.name.from_text("example.com.")
+    store = Store(tmp_path)
+
+    def soa_line(serial: int) -> str:
+        return f"@ 3600 IN SOA ns1 host {serial} 7200 900 1209600 300"
+
+    writer = ZoneWriter(store, origin)
+    lines = [soa_line(1), "@ 3600 IN NS ns1", "www 300 IN A 192.0.2.1"]
+    written = writer.replace(lines, StoredSoa.from_line(soa_line(1)), primary="192.0.2.53:53")
+    assert written.records == 3 and store.zone_path(origin).read_text() == written.text
+    entry = JournalEntry(
+        1, 2, (soa_line(1), "www 300 IN A 192.0.2.1"), (soa_line(2), "www 300 IN A 192.0.2.2")
+    )
+    # a new writer reads what the first committed: state, file and journal agree
+    again = ZoneWriter(store, origin)
+    written = again.apply([entry], StoredSoa.from_line(soa_line(2)))
+    assert (written.removed, written.added, written.records) == (2, 2, 3)
+    assert "www 300 IN A 192.0.2.2" in written.text and "192.0.2.1" not in written.text
+    state = store.load_state(origin)
+    assert (state.serial, state.last_kind, state.expire, state.records) == (2, "IXFR", 1209600, 3)
+    assert store.read_journal(origin, 2) == [entry]
+    # a file changed outside secdns is not patched
+    path = store.zone_path(origin)
+    path.write_text(path.read_text().replace("192.0.2.2", "192.0.2.9"))
+    later = JournalEntry(2, 3, (soa_line(2),), (soa_line(3),))
+    with pytest.raises(IxfrNotApplicable, match="changed outside secdns"):
+        ZoneWriter(store, origin).apply([later], StoredSoa.from_line(soa_line(3)))

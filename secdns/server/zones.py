@@ -1,11 +1,12 @@
-"""The life of each served zone: load from the store, refresh timers, NOTIFY, persist.
+"""The life of each served zone: load from the store, refresh, NOTIFY, persist.
 
-A secondary zone runs one task: wait for its refresh timer (SOA refresh, with
-jitter) or a NOTIFY, then the shared :func:`secdns.pull.pull_zone` path with a
-:class:`MemoryCopy`, which applies an IXFR to the in-memory version in O(delta),
-swaps it in atomically, and only then persists the change to the store in the
-background.  Failures back off on the SOA retry timer; past SOA expire without a
-successful refresh the zone answers SERVFAIL.
+A secondary zone's refreshes are scheduled by :class:`secdns.refresh.Refresher`
+(the scheduler ``watch`` uses too): each runs the shared
+:func:`secdns.pull.pull_zone` path with a :class:`MemoryCopy`, which applies an
+IXFR to the in-memory version in O(delta), swaps it in atomically, and only then
+persists the change through the store's :class:`~secdns.store.ZoneWriter` in the
+background.  Past the expiry deadline without a successful refresh (a deadline
+the store remembers across restarts) the zone answers SERVFAIL.
 """
 
 from __future__ import annotations
@@ -29,16 +30,16 @@ from secdns.pull import (
     PullOptions,
     PullResult,
     Status,
-    StoreCopy,
     ZoneCopy,
     axfr_journal,
     delta_entries,
     pull_zone,
+    stored_soa,
 )
 from secdns.refresh import MIN_TIMER, Refresher, ZoneStatus
 from secdns.server.zone import ServedZone, ZoneVersion
-from secdns.store import JournalEntry, Store, epoch
-from secdns.xfr import Delta, XfrKind
+from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter, epoch
+from secdns.xfr import Delta
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,8 @@ class MemoryCopy(ZoneCopy):
             result.added += len(entry.added) - 1
         result.records = new.records
         self.runtime.install(new, entries)
-        self.runtime.persist(
-            lambda copy: copy.apply_ixfr(
-                deltas,
-                soa,
-                PullResult(zone=result.zone, status=result.status, primary=result.primary),
-            )
-        )
+        stored, primary = stored_soa(soa), result.primary
+        self.runtime.persist(lambda writer: writer.apply(entries, stored, primary=primary))
 
     async def apply_axfr(
         self, records: list[wire.Record], soa: wire.Record, result: PullResult
@@ -96,11 +92,15 @@ class MemoryCopy(ZoneCopy):
         version, lines, entry, result.added, result.removed = await asyncio.to_thread(build)
         result.records = version.records
         self.runtime.install(version, [entry] if entry else None)
-        self.runtime.persist(lambda copy: copy.store_axfr(lines, soa, result.primary, entry))
+        stored, primary = stored_soa(soa), result.primary
+        journal = [entry] if entry else None
+        self.runtime.persist(
+            lambda writer: writer.replace(lines, stored, primary=primary, journal=journal)
+        )
 
     async def checked(self, result: PullResult) -> None:
         # remembered in the store, so that expiry survives a restart
-        self.runtime.persist(lambda copy: copy.checked(result))
+        self.runtime.persist(lambda writer: writer.checked())
 
 
 class ZoneRuntime:
@@ -117,7 +117,7 @@ class ZoneRuntime:
         self.server_config = server_config
         self.zone = ServedZone(config.name)
         self.store = store
-        self.store_copy = StoreCopy(store, config.name) if store is not None else None
+        self.writer: ZoneWriter | None = None  # the store's copy, once loaded
         self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=JOURNAL_ENTRIES)
         self.on_change = on_change
         self.options = PullOptions()
@@ -184,22 +184,22 @@ class ZoneRuntime:
     # --- loading ---
     async def load_from_store(self) -> None:
         """Answer at once from the store's copy, if it is intact."""
-        if self.store_copy is None:
+        if self.store is None:
             return
-        copy = self.store_copy
-        await copy.prepare()
-        if copy.text is None:
+        writer = self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.zone.origin)
+        # the text is read, parsed into the served version and dropped: no second copy
+        text, _why = await asyncio.to_thread(self.store.read_zone, self.zone.origin, writer.state)
+        if text is None:
             return
-        _, lines = zonefile.split_header(copy.text)
+        _, lines = zonefile.split_header(text)
+        del text
         version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
+        del lines
         self.zone.swap(version)
-        if self.store is not None:
-            entries = await asyncio.to_thread(
-                self.store.read_journal, self.zone.origin, version.serial
-            )
-            self.journal.extend(entries)
+        entries = await asyncio.to_thread(self.store.read_journal, self.zone.origin, version.serial)
+        self.journal.extend(entries)
         # the state's last successful check decides whether the copy is already expired
-        self.last_success = epoch(copy.state.last_success)
+        self.last_success = epoch(writer.state.last_success)
         if self.zone.expired:
             log.error(
                 "load: zone=%s the stored copy is past its SOA expire: answering "
@@ -269,17 +269,28 @@ class ZoneRuntime:
         if notify:
             self.on_change(self)
 
-    def persist(self, work: Callable[[StoreCopy], object]) -> None:
+    @property
+    def store_copy(self) -> ZoneWriter | None:
+        """(The name server.py's reload uses to carry the store's copy over.)"""
+        return self.writer
+
+    @store_copy.setter
+    def store_copy(self, writer: ZoneWriter | None) -> None:
+        self.writer = writer
+
+    def persist(self, work: Callable[[ZoneWriter], object]) -> None:
         """Write the change to the store in the background, one write at a time."""
-        if self.store_copy is None:
+        if self.store is None:
             return
 
         async def run() -> None:
             async with self._persist_lock:
-                copy = self.store_copy
-                assert copy is not None
+                if self.writer is None:
+                    assert self.store is not None
+                    self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.zone.origin)
+                writer = self.writer
                 try:
-                    await work(copy)  # type: ignore[misc]
+                    await asyncio.to_thread(work, writer)
                 except (SecdnsError, OSError) as err:
                     log.warning(
                         "store: zone=%s incremental write failed (%s); rewriting "
@@ -287,35 +298,21 @@ class ZoneRuntime:
                         self.name,
                         err,
                     )
-                    await self._rewrite(copy)
+                    await self._rewrite(writer)
 
         task = asyncio.get_running_loop().create_task(run())
         self._persist_tasks.add(task)
         task.add_done_callback(self._persist_tasks.discard)
 
-    async def _rewrite(self, copy: StoreCopy) -> None:
+    async def _rewrite(self, writer: ZoneWriter) -> None:
         version = self.zone.version
         if version is None:
             return
         origin = self.zone.origin
 
         def work() -> None:
-            keyer = zonefile.LineKeyer(origin)
-            lines = sorted(version.iter_lines(), key=keyer)
-            soa = version.soa_line
-            soa_record = wire.Record(
-                key=keyer.origin_key,
-                owner="@",
-                ttl=int(soa.split(" ")[1]),
-                rdclass=1,
-                rdtype=6,
-                rdata=soa.split(" ", 4)[4],
-                serial=version.serial,
-            )
-            text = zonefile.render(origin, version.serial, soa_record.ttl, lines)
-            copy.text = None
-            copy.serial = None
-            copy._save(text, soa_record, len(lines), XfrKind.AXFR, None, None)
+            lines = sorted(version.iter_lines(), key=zonefile.LineKeyer(origin))
+            writer.replace(lines, StoredSoa.from_line(version.soa_line))
 
         await asyncio.to_thread(work)
 
