@@ -352,9 +352,10 @@ class StoreCopy(ZoneCopy):
             journal: list[JournalEntry] | None = None
             if self.text is not None and self.serial is not None:
                 _, old_lines = zonefile.split_header(self.text)
+                assert soa.serial is not None  # the reader only ends on an SOA
                 entry, result.added, result.removed = axfr_journal(
                     self.origin, old_lines, lines, self.serial, soa.serial
-                )  # type: ignore[arg-type]
+                )
                 journal = [entry] if entry else None
             else:
                 result.added = len(lines)
@@ -673,6 +674,7 @@ async def _pull_from(
             await copy.apply_axfr(reader.records, reader.soa, result)
     else:
         result.kind = XfrKind.AXFR
+        assert reader.soa is not None  # a finished AXFR ends on its SOA
         await copy.apply_axfr(reader.records, reader.soa, result)
     log.info(
         "pull: zone=%s serial %s -> %s via %s, +%d -%d from %s",
