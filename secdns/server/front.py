@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import os
+import socket
 import struct
 import time
 
@@ -52,7 +52,7 @@ KEEPALIVE = 11
 COOKIE_OPTION_SIZE = 4 + 8 + 16
 """A COOKIE option as we send it: code, length, client cookie, RFC 9018 server cookie."""
 TCP_IDLE_TIMEOUT = 10.0
-_COOKIE_SECRET = os.urandom(16)
+_COOKIE_HASH = hashlib.blake2b(key=os.urandom(16), digest_size=8)  # a secret per process
 _COOKIE_PAST = 3600  # RFC 9018 4.3: a server cookie is good for an hour
 _COOKIE_FUTURE = 300
 
@@ -208,8 +208,8 @@ def expire_seconds(zone: ServedZone) -> int:
 
 def _address_bytes(client: str) -> bytes:
     try:
-        return ipaddress.ip_address(client.split("%")[0]).packed
-    except ValueError:
+        return socket.inet_pton(socket.AF_INET6 if ":" in client else socket.AF_INET, client)
+    except OSError:
         return client.encode()
 
 
@@ -219,10 +219,9 @@ def server_cookie(client_cookie: bytes, client: str, now: int | None = None) -> 
     secret made at start, not SipHash-2-4: the secret is never shared with other servers,
     so only this process ever checks the cookies it issued."""
     stamp = struct.pack("!BBBBI", 1, 0, 0, 0, int(time.time() if now is None else now) & 0xFFFFFFFF)
-    digest = hashlib.blake2b(
-        client_cookie + stamp + _address_bytes(client), key=_COOKIE_SECRET, digest_size=8
-    ).digest()
-    return stamp + digest
+    hasher = _COOKIE_HASH.copy()
+    hasher.update(client_cookie + stamp + _address_bytes(client))
+    return stamp + hasher.digest()
 
 
 def cookie_valid(client_cookie: bytes, cookie: bytes, client: str) -> bool:
