@@ -16,7 +16,6 @@ import logging
 import signal
 import socket
 import struct
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from secdns.pull import PullOptions
 from secdns.server import front, xfrout
 from secdns.server.fastpath import NegativeAnswers, split_cookie
 from secdns.server.tcp import TcpClients
+from secdns.server.udp import AnswerCache, UdpWorker
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
 from secdns.store import Store
@@ -45,86 +45,6 @@ log = logging.getLogger(__name__)
 query_log = logging.getLogger("secdns.query")
 
 TCP_WRITE_TIMEOUT = 30.0
-CACHE_ENTRIES = 500_000
-
-
-class AnswerCache:
-    """Query bytes (without the ID) -> answer bytes (without the ID), per zone generation."""
-
-    def __init__(self, limit: int = CACHE_ENTRIES) -> None:
-        self.limit = limit
-        self.entries: dict[bytes, tuple[object, int, bytes]] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        found = self.entries.get(key)
-        if found is not None:
-            zone, generation, reply = found
-            if zone.generation == generation:  # type: ignore[attr-defined]
-                return reply
-            self.entries.pop(key, None)
-        return None
-
-    def put(self, key: bytes, zone: object, reply: bytes) -> None:
-        if len(self.entries) >= self.limit:
-            self.entries.clear()
-        self.entries[key] = (zone, zone.generation, reply)  # type: ignore[attr-defined]
-
-
-class _UdpWorker:
-    """Answers one UDP socket in a thread of its own, in a tight blocking loop.
-
-    The event loop's per-datagram overhead (selector, callbacks) is larger than
-    a cached answer: a dedicated thread doing recvfrom -> dict lookup -> sendto
-    answers several times more queries per second.  Everything it reads is
-    immutable (zone versions) or a dict operation atomic under the GIL; what it
-    must tell the loop (a NOTIFY) goes through ``call_soon_threadsafe``.
-    """
-
-    def __init__(self, server: Server, sock: socket.socket) -> None:
-        self.server = server
-        self.sock = sock
-        self.stopping = False
-        self.thread = threading.Thread(
-            target=self.run, name=f"udp-{sock.getsockname()}", daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping = True
-
-    def run(self) -> None:
-        sock = self.sock
-        recv = sock.recvfrom
-        send = sock.sendto
-        entries = self.server.cache.entries
-        answer = self.server.answer_udp
-        while not self.stopping:
-            try:
-                data, addr = recv(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                if self.stopping:
-                    break
-                continue
-            if len(data) < 12:
-                continue
-            try:
-                if not self.server.log_queries:  # -v logs every query: take the full path
-                    found = entries.get(b"U" + data[2:])
-                    if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
-                        send(data[:2] + found[2], addr)
-                        continue
-                reply = answer(data, addr[0], looked_up=not self.server.log_queries)
-                if reply is not None:
-                    send(reply, addr)
-            except OSError as err:
-                log.debug("udp: send to %s failed: %s", addr[0], err)
-            except Exception:  # never let one packet stop the listener
-                log.exception("query: internal error answering %s", addr[0])
-        sock.close()
 
 
 class Server:
@@ -143,7 +63,7 @@ class Server:
         self.gate = asyncio.Semaphore(config.server.concurrency)
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
-        self._udp: list[_UdpWorker] = []
+        self._udp: list[UdpWorker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -393,7 +313,7 @@ class Server:
                     f"cannot listen on {endpoint}: {err.strerror or err}",
                     hint="is another server using the port?",
                 ) from err
-            worker = _UdpWorker(self, udp)
+            worker = UdpWorker(self, udp)
             worker.start()
             self._tcp.append(tcp)
             self._udp.append(worker)
