@@ -9,6 +9,13 @@ zone transfers go back to the server with the parsed query, and everything
 else is looked up (:mod:`secdns.server.lookup`) and rendered
 (:mod:`secdns.server.render`) into the size the client allows.
 
+EDNS options answered here: COOKIE (RFC 7873, server cookies in RFC 9018's
+layout, a fresh one in every reply; a bad length is FORMERR with the question
+and an OPT, as BIND; like BIND without ``require-server-cookie`` we never send
+BADCOOKIE), EXPIRE (RFC 7314, on SOA answers at the apex; transfers in
+:mod:`secdns.server.xfrout`) and TCP keepalive (RFC 7828, over TCP only).
+UPDATE and unknown opcodes that came signed get a signed refusal (RFC 8945).
+
 Every header-only error reply is built by :func:`error_reply`: the question
 echoed where it parses, and an OPT record whenever the query had a valid one
 (RFC 6891 6.1.1), as BIND does.  Where secdns differs from BIND on purpose:
