@@ -45,6 +45,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
+import dns.update
 import dns.zone
 import pytest
 import xfrwire
@@ -693,8 +694,12 @@ def test_cacheable_only_for_plain_queries(table: ZoneTable) -> None:
     assert plain.cacheable and plain.zone is not None and plain.kind == "query"
     assert str(plain.zone.origin) == "example."
     with_option = make_query("www.example", "A", edns=1232)
-    with_option.use_edns(0, payload=1232, options=[dns.edns.GenericOption(10, b"12345678")])
+    with_option.use_edns(0, payload=1232, options=[dns.edns.GenericOption(65001, b"1234")])
     assert not handle(with_option.to_wire(), table, tcp=False).cacheable
+    # a COOKIE alone: cacheable without the option (the server adds a fresh one)
+    with_option.use_edns(0, payload=1232, options=[dns.edns.GenericOption(10, b"12345678")])
+    reply = handle(with_option.to_wire(), table, tcp=False)
+    assert reply.cacheable and reply.cookie > 0
     refused = handle(make_query("example.com", "A").to_wire(), table, tcp=False)
     assert refused.zone is None
 
@@ -1157,6 +1162,10 @@ MALFORMED = [
     ("EDNS version 1", "v1"),
     ("EDNS version 1 with DO", "v1do"),
     ("unknown EDNS option", "opt-unknown"),
+    ("COOKIE of 5 bytes", "cookie5"),
+    ("COOKIE of 13 bytes", "cookie13"),
+    ("an option past the end of the OPT", "opt-overrun"),
+    ("opcode 6 with EDNS", "op6-edns"),
 ]
 
 
@@ -1188,6 +1197,14 @@ def _malformed(kind: str) -> bytes:
     if kind in ("v1", "v1do"):
         query.use_edns(1, ednsflags=dns.flags.DO if kind == "v1do" else 0, payload=1232)
         return query.to_wire()
+    if kind in ("cookie5", "cookie13"):
+        size = int(kind[6:])
+        query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(10, b"c" * size)])
+        return query.to_wire()
+    if kind == "opt-overrun":
+        return wire[:-2] + struct.pack("!HHH", 6, 65001, 10) + b"ab"
+    if kind == "op6-edns":
+        return wire[:2] + struct.pack("!H", 6 << 11 | dns.flags.RD) + wire[4:]
     if kind == "opt-unknown":
         query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(65001, b"xyz")])
         return query.to_wire()
@@ -1279,3 +1296,110 @@ def test_fuzzed_packets_never_raise_and_never_amplify(table: ZoneTable) -> None:
                 pass
             assert len(reply.wire) <= limit
     assert answered > 1000
+
+
+def _without_options(wire: bytes) -> tuple[dns.message.Message, dict[int, bytes]]:
+    message = dns.message.from_wire(wire)
+    options = {int(o.otype): o.to_wire() or b"" for o in message.options}
+    message.use_edns(message.edns, message.ednsflags, message.payload, options=[])
+    return message, options
+
+
+@pytest.mark.parametrize(
+    ("label", "code", "data", "qtype", "tcp"),
+    [
+        ("cookie", 10, b"\x01" * 8, "A", False),
+        ("cookie with an old server cookie", 10, b"\x01" * 8 + bytes(16), "A", False),
+        ("cookie over TCP", 10, b"\x01" * 8, "A", True),
+        ("keepalive over TCP", 11, b"", "A", True),
+        ("keepalive over UDP", 11, b"", "A", False),
+        ("expire on the SOA", 9, b"", "SOA", False),
+        ("expire on another type", 9, b"", "A", False),
+    ],
+)
+def test_edns_options_match_bind(
+    battery: Battery, label: str, code: int, data: bytes, qtype: str, tcp: bool
+) -> None:
+    """COOKIE (RFC 7873: a fresh 16-byte server cookie), TCP keepalive (RFC 7828, TCP only)
+    and EXPIRE (RFC 7314: a primary zone answers its SOA EXPIRE) as BIND answers them."""
+    name = "answer.example." if qtype == "SOA" else "www.answer.example."
+    query = make_query(name, qtype, edns=1232)
+    query.id = 0x5EC5
+    query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(code, data)])
+    wire = query.to_wire()
+    theirs, their_options = _without_options(_ask_bind(battery.bind, wire, tcp).to_wire())
+    reply = handle(wire, battery.table, tcp=tcp, client="127.0.0.1")
+    ours, our_options = _without_options(reply.wire or b"")
+    assert not compare(theirs, ours), (label, compare(theirs, ours))
+    assert set(their_options) == set(our_options), label
+    if code == 10 and 10 in our_options:
+        assert len(their_options[10]) == len(our_options[10]) == 24
+        assert our_options[10][:8] == data[:8]
+    if code == 9 and 9 in our_options:
+        assert their_options[9] == our_options[9]
+
+
+def test_refused_and_notimp_requests_are_signed_when_the_tsig_verified(table: ZoneTable) -> None:
+    """Issue 10 item 7 (RFC 8945 5.3): the error reply to a signed UPDATE or unknown opcode
+    is signed with the request's key; an unknown key gets NOTAUTH/BADKEY."""
+    keyring = dns.tsigkeyring.from_text({"k.": "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="})
+    update = dns.update.UpdateMessage("example.")
+    update.add("www", 300, "A", "192.0.2.9")
+    update.use_edns(0, payload=1232)
+    update.use_tsig(keyring, keyname="k.")
+    reply = handle(update.to_wire(), table, tcp=False, keyring=keyring)
+    assert reply.kind == "update"
+    response = dns.message.from_wire(reply.wire or b"", keyring=keyring, request_mac=update.mac)
+    assert response.had_tsig and response.rcode() == dns.rcode.REFUSED and response.edns == 0
+    assert str(response.zone[0].name) == "example."
+    query = make_query("www.example", "A")
+    query.set_opcode(6)
+    query.use_tsig(keyring, keyname="k.")
+    reply = handle(query.to_wire(), table, tcp=False, keyring=keyring)
+    response = dns.message.from_wire(reply.wire or b"", keyring=keyring, request_mac=query.mac)
+    assert response.had_tsig and response.rcode() == dns.rcode.NOTIMP
+    assert response.question == [] and response.opcode() == 6
+    reply = handle(update.to_wire(), table, tcp=False, keyring={})
+    response = dns.message.from_wire(reply.wire or b"", keyring=False)
+    assert response.rcode() == dns.rcode.NOTAUTH and response.tsig[0].error == dns.rcode.BADKEY
+
+
+def test_chaos_identity_and_version_only_when_configured(table: ZoneTable) -> None:
+    for name in ("version.bind", "hostname.bind", "id.server"):
+        assert ask(table, name, "TXT", rdclass="CH").rcode() == dns.rcode.REFUSED
+    table.chaos = {"version.bind.": "secdns", "hostname.bind.": "ns1", "id.server.": "ns1"}
+    try:
+        for name, text in (
+            ("version.bind", "secdns"),
+            ("HOSTNAME.bind", "ns1"),
+            ("id.server", "ns1"),
+        ):
+            response, reply = ask_wire(table, name, "TXT", rdclass="CH", edns=1232)
+            assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
+            assert records(response.answer) == {f'{name}. 0 CH TXT "{text}"'}
+            assert not reply.cacheable
+        assert ask(table, "version.bind", "A", rdclass="CH").rcode() == dns.rcode.REFUSED
+        assert ask(table, "other.bind", "TXT", rdclass="CH").rcode() == dns.rcode.REFUSED
+    finally:
+        table.chaos = {}
+
+
+def test_expire_answers_the_seconds_left_of_a_secondary_copy(table: ZoneTable) -> None:
+    """RFC 7314: the SOA EXPIRE field for a primary zone, the time left for a secondary."""
+    query = make_query("example", "SOA", edns=1232)
+    query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(9, b"")])
+    zone = table.zones["example."]
+
+    def expire() -> int:
+        wire = handle(query.to_wire(), table, tcp=False).wire or b""
+        (option,) = dns.message.from_wire(wire).options
+        return struct.unpack("!I", option.to_wire())[0]
+
+    assert expire() == 1209600
+    zone.expires_at = time.time() + 1000
+    try:
+        assert 998 <= expire() <= 1000
+        zone.expires_at = time.time() - 5
+        assert expire() == 0
+    finally:
+        zone.expires_at = None

@@ -14,7 +14,7 @@ from xfrwire import records
 
 from secdns import zonefile
 from secdns.server import front as answer
-from secdns.server.fastpath import NegativeAnswers, _same, parse_plain, strip_cookie
+from secdns.server.fastpath import NegativeAnswers, _same, parse_plain, split_cookie
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 
 ZONE = """
@@ -123,7 +123,7 @@ def test_apex_wildcard_and_odd_queries_step_aside():
     assert parse_plain(b"\x00" * 11) is None
 
 
-def test_cookie_is_ignored_and_stripped_for_the_cache():
+def test_cookie_is_split_off_for_the_cache_and_answered_with_a_server_cookie():
     table, _zone = table_for(ZONE)
     plain = dns.message.make_query("www.example.com.", "A", use_edns=0)
     cookie = dns.message.make_query(
@@ -133,16 +133,22 @@ def test_cookie_is_ignored_and_stripped_for_the_cache():
         options=[dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"\x01" * 8)],
     )
     cookie.id = plain.id
-    stripped = strip_cookie(cookie.to_wire())
-    assert stripped == plain.to_wire()
-    assert strip_cookie(plain.to_wire()) is None
-    with_cookie = answer.handle(cookie.to_wire(), table, tcp=False).wire
+    assert split_cookie(cookie.to_wire()) == (plain.to_wire(), b"\x01" * 8)
+    assert split_cookie(plain.to_wire()) is None
+    reply = answer.handle(cookie.to_wire(), table, tcp=False, client="192.0.2.1")
     without = answer.handle(plain.to_wire(), table, tcp=False).wire
-    assert with_cookie == without  # no server cookie: the option is ignored
+    assert reply.cacheable and reply.cookie == answer.COOKIE_OPTION_SIZE
+    assert reply.wire[: -(reply.cookie + 2)] + b"\x00\x00" == without  # the same but the cookie
+    response = dns.message.from_wire(reply.wire)
+    (option,) = response.options
+    assert option.client == b"\x01" * 8 and len(option.server) == 16
+    assert answer.cookie_valid(option.client, option.server, "192.0.2.1")
+    assert not answer.cookie_valid(option.client, option.server, "192.0.2.2")
+    assert not answer.cookie_valid(b"\x02" * 8, option.server, "192.0.2.1")
     padded = dns.message.make_query(
         "www.example.com.",
         "A",
         use_edns=0,
         options=[dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\x00" * 8)],
     )
-    assert strip_cookie(padded.to_wire()) is None
+    assert split_cookie(padded.to_wire()) is None

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -473,3 +474,68 @@ def test_allow_transfer_key_names_the_keys_table_not_the_wire_name(served, tmp_p
     assert messages[0].rcode() == dns.rcode.NOERROR and all(m.had_tsig for m in messages)
     with pytest.raises(dns.query.TransferError):  # unsigned: REFUSED
         list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))
+
+
+def test_cookies_keepalive_and_identity_through_the_server(served, tmp_path):
+    """Cached answers get a fresh server cookie; keepalive over TCP sends tcp_idle_timeout;
+    [server] identity/version answer CH TXT."""
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE)}],
+        identity="ns1.test",
+        version="secdns test",
+        tcp_idle_timeout=7.5,
+    )
+    server = served(config)
+    from secdns.server.front import cookie_valid
+
+    answers = []
+    for name in (f"www.{ZONE}.", f"www.{ZONE}.", f"nothing-here.{ZONE}.", f"nothing-here.{ZONE}."):
+        query = dns.message.make_query(name, "A", use_edns=0)
+        query.use_edns(0, payload=1232, options=[dns.edns.CookieOption(b"\x07" * 8, b"")])
+        response = dns.query.udp(query, "127.0.0.1", port=server.port, timeout=2)
+        (option,) = response.options
+        assert option.client == b"\x07" * 8
+        assert cookie_valid(option.client, option.server, "127.0.0.1")
+        answers.append((response.rcode(), [str(r) for r in response.answer]))
+    assert answers[0] == answers[1] and answers[2] == answers[3]
+    assert answers[2][0] == dns.rcode.NXDOMAIN
+    query = dns.message.make_query(ZONE, "SOA", use_edns=0)
+    query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(11, b"")])
+    response = dns.query.tcp(query, "127.0.0.1", port=server.port, timeout=2)
+    assert [o.to_wire() for o in response.options] == [struct.pack("!H", 75)]
+    response = dns.query.udp(query, "127.0.0.1", port=server.port, timeout=2)
+    assert not response.options
+    for name, text in (("version.bind.", "secdns test"), ("id.server.", "ns1.test")):
+        query = dns.message.make_query(name, "TXT", "CH")
+        response = dns.query.udp(query, "127.0.0.1", port=server.port, timeout=2)
+        assert response.answer[0][0].strings == (text.encode(),)
+
+
+def test_edns_expire_on_soa_and_axfr(served, tmp_path):
+    """RFC 7314: a primary zone answers its SOA EXPIRE; a copy with expires_at set (by the
+    refresh scheduler) answers the seconds left, on SOA queries and transfers."""
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": ["127.0.0.1"]}],
+    )
+    server = served(config)
+    soa_expire = dns.zone.from_file(str(ZONE_FILE), ZONE).get_soa().expire
+
+    def expire(rdtype: str) -> int:
+        query = dns.message.make_query(ZONE, rdtype, use_edns=0)
+        query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(9, b"")])
+        wire = query.to_wire()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+            sock.sendall(struct.pack("!H", len(wire)) + wire)
+            size = struct.unpack("!H", sock.recv(2, socket.MSG_WAITALL))[0]
+            first = dns.message.from_wire(sock.recv(size, socket.MSG_WAITALL))
+        (option,) = [o for o in first.options if o.otype == 9]
+        return struct.unpack("!I", option.to_wire())[0]
+
+    assert expire("SOA") == expire("AXFR") == soa_expire
+    zone = next(iter(server.server.runtimes.values())).zone
+    zone.expires_at = time.time() + 500
+    assert 495 <= expire("SOA") <= 500 and 495 <= expire("AXFR") <= 500

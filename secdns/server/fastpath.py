@@ -242,13 +242,14 @@ def _same(a: bytes, b: bytes) -> bool:
     return True
 
 
-def strip_cookie(wire: bytes) -> bytes | None:
-    """The query without its DNS COOKIE option (RFC 7873), or None if it has none.
+def split_cookie(wire: bytes) -> tuple[bytes, bytes] | None:
+    """The query without its DNS COOKIE option (RFC 7873) and the client cookie, or None if
+    it has none (or a malformed one: the full path answers FORMERR).
 
-    secdns does not implement server cookies and, as RFC 7873 section 5.2 allows,
-    ignores the option: the answer is the same with or without it, so the
-    answer cache can key on the query without it.  Only the common shape is
-    handled: one question, and the OPT record last with a single COOKIE option.
+    The answer does not depend on the cookie, only the COOKIE option in it does, so the
+    server caches answers under the query without it and adds a fresh server cookie.
+    Only the common shape is handled: one question, and the OPT record last with a
+    single COOKIE option.
     """
     if len(wire) < 17:
         return None
@@ -271,6 +272,6 @@ def strip_cookie(wire: bytes) -> bytes | None:
     if rtype != 41 or offset + 11 + rdlen != end or rdlen < 12:
         return None
     code, option_len = struct.unpack_from("!HH", wire, offset + 11)
-    if code != 10 or option_len + 4 != rdlen or not 8 <= option_len <= 40:
+    if code != 10 or option_len + 4 != rdlen or not (option_len == 8 or 16 <= option_len <= 40):
         return None
-    return wire[: offset + 9] + b"\x00\x00"
+    return wire[: offset + 9] + b"\x00\x00", wire[offset + 15 : offset + 23]

@@ -9,6 +9,13 @@ zone transfers go back to the server with the parsed query, and everything
 else is looked up (:mod:`secdns.server.lookup`) and rendered
 (:mod:`secdns.server.render`) into the size the client allows.
 
+EDNS options answered here: COOKIE (RFC 7873, server cookies in RFC 9018's
+layout, a fresh one in every reply; a bad length is FORMERR with the question
+and an OPT, as BIND; like BIND without ``require-server-cookie`` we never send
+BADCOOKIE), EXPIRE (RFC 7314, on SOA answers at the apex; transfers in
+:mod:`secdns.server.xfrout`) and TCP keepalive (RFC 7828, over TCP only).
+UPDATE and unknown opcodes that came signed get a signed refusal (RFC 8945).
+
 Every header-only error reply is built by :func:`error_reply`: the question
 echoed where it parses, and an OPT record whenever the query had a valid one
 (RFC 6891 6.1.1), as BIND does.  Where secdns differs from BIND on purpose:
@@ -19,6 +26,9 @@ junk).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import socket
 import struct
 import time
 
@@ -35,12 +45,23 @@ import dns.rrset
 import dns.tsig
 
 from secdns.server.lookup import Answerer
-from secdns.server.render import EDNS_PAYLOAD, HEADER, RR_HEADER, render
+from secdns.server.render import EDNS_PAYLOAD, HEADER, RR_HEADER, Result, render
 from secdns.server.zone import ServedZone, ZoneTable
 
 _AXFR = dns.rdatatype.AXFR
 _IXFR = dns.rdatatype.IXFR
 _OPT = dns.rdatatype.OPT
+_SOA = dns.rdatatype.SOA
+
+COOKIE = 10
+EXPIRE = 9
+KEEPALIVE = 11
+COOKIE_OPTION_SIZE = 4 + 8 + 16
+"""A COOKIE option as we send it: code, length, client cookie, RFC 9018 server cookie."""
+TCP_IDLE_TIMEOUT = 10.0
+_COOKIE_HASH = hashlib.blake2b(key=os.urandom(16), digest_size=8)  # a secret per process
+_COOKIE_PAST = 3600  # RFC 9018 4.3: a server cookie is good for an hour
+_COOKIE_FUTURE = 300
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,6 +78,9 @@ class Reply:
     """"query", "notify", "xfr", "update" or "error"."""
     query: dns.message.Message | None = None
     """For "xfr": the parsed query (TSIG verified), so the server does not parse it again."""
+    cookie: int = 0
+    """Bytes at the end of ``wire`` that are the COOKIE option, when it is the OPT's only
+    option (the server caches the reply without it and adds a fresh one per query)."""
 
 
 _DROP = Reply(None, False, None, "error")
@@ -69,8 +93,10 @@ def handle(
     *,
     tcp: bool,
     keyring: dict[dns.name.Name, dns.tsig.Key] | None = None,
+    client: str = "",
+    idle_timeout: float = TCP_IDLE_TIMEOUT,
 ) -> Reply:
-    """Answer one query packet; never raises.
+    """Answer one query packet from address ``client``; never raises.
 
     NOTIFY comes back as ``kind`` "notify" and AXFR/IXFR as "xfr" (with the
     parsed query), both with ``wire=None``: the server deals with those.
@@ -79,13 +105,18 @@ def handle(
     kind "error").
     """
     try:
-        return _handle(wire, table, tcp, keyring)
+        return _handle(wire, table, tcp, keyring, client, idle_timeout)
     except Exception:  # noqa: BLE001 - a query must never crash the listener
         return _error(wire, dns.rcode.SERVFAIL)
 
 
 def _handle(
-    wire: bytes, table: ZoneTable, tcp: bool, keyring: dict[dns.name.Name, dns.tsig.Key] | None
+    wire: bytes,
+    table: ZoneTable,
+    tcp: bool,
+    keyring: dict[dns.name.Name, dns.tsig.Key] | None,
+    client: str,
+    idle_timeout: float,
 ) -> Reply:
     if len(wire) < 12:
         return _DROP
@@ -95,11 +126,8 @@ def _handle(
     opcode = (flags >> 11) & 0xF
     if opcode == dns.opcode.NOTIFY:
         return _NOTIFY
-    if opcode == dns.opcode.UPDATE:
-        return Reply(error_reply(wire, dns.rcode.REFUSED), False, None, "update")
     if opcode != dns.opcode.QUERY:
-        # BIND: no question, RD cleared, the OPT echoed
-        return _error(wire, dns.rcode.NOTIMP, question=False, keep_rd=False)
+        return _refuse_opcode(wire, opcode, keyring)
     try:
         query = _plain_query(wire) or dns.message.from_wire(
             wire, keyring=keyring if keyring is not None else {}
@@ -115,6 +143,11 @@ def _handle(
         # a bad OPT record: the question, no OPT (as BIND)
         return _error(wire, dns.rcode.FORMERR, edns=False, keep_cd=True)
     except (dns.exception.DNSException, ValueError, IndexError, KeyError, UnicodeError):
+        problem = _bad_options(wire)
+        if problem == "cookie":  # the question and an OPT, as BIND
+            return _error(wire, dns.rcode.FORMERR, keep_cd=True)
+        if problem == "options":  # the OPT does not read: the question only
+            return _error(wire, dns.rcode.FORMERR, edns=False, keep_cd=True)
         return _error(wire, dns.rcode.FORMERR, question=False)
     if len(query.question) != 1:
         return _error(wire, dns.rcode.FORMERR, question=False)
@@ -127,9 +160,125 @@ def _handle(
         limit = max(512, min(query.payload, EDNS_PAYLOAD))
     else:
         limit = 512
+    cookie = 0
+    if query.options:
+        cookie = _add_options(query, result, tcp, client, idle_timeout)
     out = render(result, limit)
-    cacheable = result.cacheable and not query.had_tsig and not query.options
-    return Reply(out, cacheable, result.zone, "query")
+    cacheable = result.cacheable and not query.had_tsig and (not query.options or cookie > 0)
+    return Reply(out, cacheable, result.zone, "query", cookie=cookie)
+
+
+# --- EDNS options: COOKIE (RFC 7873, 9018), EXPIRE (RFC 7314), TCP keepalive (RFC 7828) --------
+
+
+def _add_options(
+    query: dns.message.Message, result: Result, tcp: bool, client: str, idle_timeout: float
+) -> int:
+    """Put the options answering the query's into ``result``; the length of the COOKIE
+    option if it is the only one (then last), else 0."""
+    options = b""
+    cookie = b""
+    for option in query.options:
+        code = option.otype
+        if code == COOKIE:
+            cookie = cookie_option(option.client, client)  # type: ignore[attr-defined]
+        elif code == KEEPALIVE and tcp:  # never over UDP (RFC 7828 3.3.2)
+            options += struct.pack("!HHH", KEEPALIVE, 2, min(int(idle_timeout * 10), 0xFFFF))
+        elif code == EXPIRE:
+            seconds = _expire_seconds(query, result)
+            if seconds is not None:
+                options += struct.pack("!HHI", EXPIRE, 4, seconds)
+    result.options = options + cookie
+    only_cookie = cookie and not options and result.ede is None and len(query.options) == 1
+    return len(cookie) if only_cookie else 0
+
+
+def _expire_seconds(query: dns.message.Message, result: Result) -> int | None:
+    """RFC 7314 on an SOA answer at a zone's apex: the seconds before our copy expires."""
+    zone = result.zone
+    question = query.question[0]
+    if zone is None or zone.version is None or question.rdtype != _SOA:
+        return None
+    if result.rcode != dns.rcode.NOERROR or question.name != zone.origin:
+        return None
+    return expire_seconds(zone)
+
+
+def expire_seconds(zone: ServedZone) -> int:
+    """The EDNS EXPIRE value of ``zone``: seconds left before our copy expires, or the
+    SOA EXPIRE field when the zone does not expire here (a primary zone)."""
+    if zone.expires_at is None:
+        assert zone.version is not None
+        return int(zone.version.soa_rrset()[0].expire)
+    return max(0, min(int(zone.expires_at - time.time()), 0xFFFFFFFF))
+
+
+def _address_bytes(client: str) -> bytes:
+    try:
+        return socket.inet_pton(socket.AF_INET6 if ":" in client else socket.AF_INET, client)
+    except OSError:
+        return client.encode()
+
+
+def server_cookie(client_cookie: bytes, client: str, now: int | None = None) -> bytes:
+    """A server cookie in RFC 9018's layout (version 1, reserved, timestamp, 8-byte hash)
+    for ``client_cookie`` from address ``client``.  The hash is keyed BLAKE2b with a
+    secret made at start, not SipHash-2-4: the secret is never shared with other servers,
+    so only this process ever checks the cookies it issued."""
+    stamp = struct.pack("!BBBBI", 1, 0, 0, 0, int(time.time() if now is None else now) & 0xFFFFFFFF)
+    hasher = _COOKIE_HASH.copy()
+    hasher.update(client_cookie + stamp + _address_bytes(client))
+    return stamp + hasher.digest()
+
+
+def cookie_valid(client_cookie: bytes, cookie: bytes, client: str) -> bool:
+    """Whether ``cookie`` is a server cookie we issued to ``client`` within the hour."""
+    if len(cookie) != 16 or cookie[0] != 1:
+        return False
+    stamp = struct.unpack_from("!I", cookie, 4)[0]
+    now = int(time.time())
+    age = (now - stamp) & 0xFFFFFFFF
+    if age > _COOKIE_PAST and (stamp - now) & 0xFFFFFFFF > _COOKIE_FUTURE:
+        return False
+    return server_cookie(client_cookie, client, stamp) == cookie
+
+
+def cookie_option(client_cookie: bytes, client: str) -> bytes:
+    """The COOKIE option of a reply: the client's cookie and a fresh server cookie.
+
+    A fresh one every time, whether the query brought a valid server cookie, an old
+    one or none: BIND (without ``require-server-cookie``) answers all three normally,
+    as RFC 7873 5.2 allows, and so never sends BADCOOKIE."""
+    data = client_cookie + server_cookie(client_cookie, client)
+    return struct.pack("!HH", COOKIE, len(data)) + data
+
+
+def add_cookie(reply: bytes, option: bytes) -> bytes | None:
+    """``reply``, whose last record is an OPT without options, with ``option`` in it; None
+    if the reply does not end so."""
+    if len(reply) < 23 or reply[-11:-8] != b"\x00\x00\x29" or reply[-2:] != b"\x00\x00":
+        return None
+    return reply[:-2] + struct.pack("!H", len(option)) + option
+
+
+def _bad_options(wire: bytes) -> str | None:
+    """What is wrong with the options of the query's OPT: "options" when they do not read,
+    "cookie" for a COOKIE of a bad length (RFC 7873 5.2.2), None if neither."""
+    span = _find_opt(wire)
+    if span is None:
+        return None
+    position, end = span
+    while position < end:
+        if position + 4 > end:
+            return "options"
+        code, size = struct.unpack_from("!HH", wire, position)
+        position += 4
+        if position + size > end:
+            return "options"
+        if code == COOKIE and not (size == 8 or 16 <= size <= 40):
+            return "cookie"
+        position += size
+    return None
 
 
 # --- the common query, parsed fast ---------------------------------------------------------------
@@ -294,14 +443,19 @@ def _skip_name(wire: bytes, position: int) -> int:
 
 
 def _has_opt(wire: bytes) -> bool:
-    """Whether the message has exactly one OPT record, with the root owner, in its
-    additional section, and every record reads."""
+    return _find_opt(wire) is not None
+
+
+def _find_opt(wire: bytes) -> tuple[int, int] | None:
+    """Where the options of the message's OPT record start and end, if it has exactly one,
+    with the root owner, in its additional section, and every record reads."""
     try:
         qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
         position = 12
         for _ in range(qdcount):
             position = _skip_name(wire, position) + 4
-        found = 0
+        found = None
+        count = 0
         for number in range(ancount + nscount + arcount):
             start = position
             position = _skip_name(wire, position)
@@ -309,11 +463,43 @@ def _has_opt(wire: bytes) -> bool:
             position += 10 + rdlength
             if rdtype == _OPT:
                 if number < ancount + nscount or wire[start] != 0:
-                    return False
-                found += 1
-        return found == 1 and position <= len(wire)
+                    return None
+                found = (position - rdlength, position)
+                count += 1
+        return found if count == 1 and position <= len(wire) else None
     except (struct.error, IndexError, ValueError):
-        return False
+        return None
+
+
+def _refuse_opcode(
+    wire: bytes, opcode: int, keyring: dict[dns.name.Name, dns.tsig.Key] | None
+) -> Reply:
+    """UPDATE: REFUSED with the zone section; another opcode: NOTIMP, no question and RD
+    clear (as BIND).  Signed with the request's key when it verified (RFC 8945 5.3)."""
+    update = opcode == dns.opcode.UPDATE
+    rcode = dns.rcode.REFUSED if update else dns.rcode.NOTIMP
+    kind = "update" if update else "error"
+    plain = Reply(error_reply(wire, rcode, question=update, keep_rd=update), False, None, kind)
+    if struct.unpack_from("!H", wire, 10)[0] == 0:  # no additional records: no TSIG
+        return plain
+    try:
+        query = dns.message.from_wire(wire, keyring=keyring if keyring is not None else {})
+    except dns.message.UnknownTSIGKey:
+        return _tsig_error(wire, dns.rcode.BADKEY, None)
+    except dns.tsig.BadSignature:
+        return _tsig_error(wire, dns.rcode.BADSIG, None)
+    except dns.tsig.BadTime:
+        return _tsig_error(wire, dns.rcode.BADTIME, _tsig_key(wire, keyring))
+    except Exception:  # noqa: BLE001 - what dnspython cannot read gets the plain refusal
+        return plain
+    if not query.had_tsig:
+        return plain
+    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD, fudge=300)
+    response.set_rcode(rcode)
+    if not update:
+        response.question = []
+        response.flags &= ~dns.flags.RD
+    return Reply(response.to_wire(max_size=65535), False, None, kind)
 
 
 def _tsig_key(

@@ -52,6 +52,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 from secdns.server.denial import (
@@ -251,6 +252,9 @@ class Answerer(Proofs):
         if qclass != _IN:
             if qclass == _ANY_CLASS:
                 return self._finish(dns.rcode.FORMERR)
+            text = self.table.chaos.get(name_key(qname)) if qclass == _CH else None
+            if text is not None and qtype == dns.rdatatype.TXT:
+                return self._chaos(question, text)
             if qclass != _CH:
                 self.ede = dns.edns.EDEOption(dns.edns.EDECode.PROHIBITED)
             return self._finish(dns.rcode.REFUSED)
@@ -336,6 +340,15 @@ class Answerer(Proofs):
         return _Lookup(_NXRRSET, node, key, wild)
 
     # -- the restart loop
+    def _chaos(self, question: dns.rrset.RRset, text: str) -> Result:
+        """CH TXT version.bind, hostname.bind, id.server (RFC 4892) when [server] sets them."""
+        data = text.encode()
+        strings = [data[at : at + 255] for at in range(0, len(data), 255)] or [b""]
+        rdata = dns.rdtypes.ANY.TXT.TXT(_CH, dns.rdatatype.TXT, strings)
+        self.answer.append(dns.rrset.from_rdata(question.name, 0, rdata))
+        self.cacheable = False
+        return self._finish(dns.rcode.NOERROR, aa=True)
+
     def _resolve(self, qname: dns.name.Name, qtype: int, qkey: str | None) -> tuple[int, bool]:
         index = self.index
         assert index is not None and self.zone is not None

@@ -65,6 +65,8 @@ class Result:
     zone: ServedZone | None
     required_glue: dns.rrset.RRset | None
     cacheable: bool
+    options: bytes = b""
+    """More EDNS options for the OPT, wire-encoded (the front's COOKIE, EXPIRE, keepalive)."""
 
     @property
     def tsig_key(self) -> dns.tsig.Key | None:
@@ -258,6 +260,7 @@ def render(result: Result, max_size: int) -> bytes:
         if result.ede is not None:
             data = result.ede.to_wire() or b""
             options = struct.pack("!HH", result.ede.otype, len(data)) + data
+        options += result.options
         ttl = (result.rcode >> 4) << 24 | (query.ednsflags & dns.flags.DO)
         opt = b"\x00" + RR_HEADER.pack(dns.rdatatype.OPT, EDNS_PAYLOAD, ttl, len(options)) + options
     key = result.tsig_key

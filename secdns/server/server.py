@@ -16,7 +16,6 @@ import logging
 import signal
 import socket
 import struct
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -35,8 +34,9 @@ from secdns.config import Config, ZoneConfig, load_config
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
-from secdns.server.fastpath import NegativeAnswers, strip_cookie
+from secdns.server.fastpath import NegativeAnswers, split_cookie
 from secdns.server.tcp import TcpClients
+from secdns.server.udp import AnswerCache, UdpWorker
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
 from secdns.store import Store
@@ -45,86 +45,6 @@ log = logging.getLogger(__name__)
 query_log = logging.getLogger("secdns.query")
 
 TCP_WRITE_TIMEOUT = 30.0
-CACHE_ENTRIES = 500_000
-
-
-class AnswerCache:
-    """Query bytes (without the ID) -> answer bytes (without the ID), per zone generation."""
-
-    def __init__(self, limit: int = CACHE_ENTRIES) -> None:
-        self.limit = limit
-        self.entries: dict[bytes, tuple[object, int, bytes]] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        found = self.entries.get(key)
-        if found is not None:
-            zone, generation, reply = found
-            if zone.generation == generation:  # type: ignore[attr-defined]
-                return reply
-            self.entries.pop(key, None)
-        return None
-
-    def put(self, key: bytes, zone: object, reply: bytes) -> None:
-        if len(self.entries) >= self.limit:
-            self.entries.clear()
-        self.entries[key] = (zone, zone.generation, reply)  # type: ignore[attr-defined]
-
-
-class _UdpWorker:
-    """Answers one UDP socket in a thread of its own, in a tight blocking loop.
-
-    The event loop's per-datagram overhead (selector, callbacks) is larger than
-    a cached answer: a dedicated thread doing recvfrom -> dict lookup -> sendto
-    answers several times more queries per second.  Everything it reads is
-    immutable (zone versions) or a dict operation atomic under the GIL; what it
-    must tell the loop (a NOTIFY) goes through ``call_soon_threadsafe``.
-    """
-
-    def __init__(self, server: Server, sock: socket.socket) -> None:
-        self.server = server
-        self.sock = sock
-        self.stopping = False
-        self.thread = threading.Thread(
-            target=self.run, name=f"udp-{sock.getsockname()}", daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping = True
-
-    def run(self) -> None:
-        sock = self.sock
-        recv = sock.recvfrom
-        send = sock.sendto
-        entries = self.server.cache.entries
-        answer = self.server.answer_udp
-        while not self.stopping:
-            try:
-                data, addr = recv(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                if self.stopping:
-                    break
-                continue
-            if len(data) < 12:
-                continue
-            try:
-                if not self.server.log_queries:  # -v logs every query: take the full path
-                    found = entries.get(b"U" + data[2:])
-                    if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
-                        send(data[:2] + found[2], addr)
-                        continue
-                reply = answer(data, addr[0], looked_up=not self.server.log_queries)
-                if reply is not None:
-                    send(reply, addr)
-            except OSError as err:
-                log.debug("udp: send to %s failed: %s", addr[0], err)
-            except Exception:  # never let one packet stop the listener
-                log.exception("query: internal error answering %s", addr[0])
-        sock.close()
 
 
 class Server:
@@ -143,7 +63,7 @@ class Server:
         self.gate = asyncio.Semaphore(config.server.concurrency)
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
-        self._udp: list[_UdpWorker] = []
+        self._udp: list[UdpWorker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -242,6 +162,12 @@ class Server:
                     with contextlib.suppress(ValueError):
                         networks.append(ipaddress.ip_network(item, strict=False))
         self._transfer_networks = tuple(networks)
+        chaos = {}
+        if config.server.version is not None:
+            chaos["version.bind."] = config.server.version
+        if config.server.identity is not None:
+            chaos["hostname.bind."] = chaos["id.server."] = config.server.identity
+        self.table.chaos = chaos
 
     def _may_transfer(self, source: str) -> bool:
         """Whether ``source`` is in some zone's allow_transfer (it gets the reserved TCP room)."""
@@ -387,7 +313,7 @@ class Server:
                     f"cannot listen on {endpoint}: {err.strerror or err}",
                     hint="is another server using the port?",
                 ) from err
-            worker = _UdpWorker(self, udp)
+            worker = UdpWorker(self, udp)
             worker.start()
             self._tcp.append(tcp)
             self._udp.append(worker)
@@ -434,27 +360,47 @@ class Server:
 
     # --- answering -----------------------------------------------------------------------------
     def answer_udp(self, data: bytes, source: str, looked_up: bool = False) -> bytes | None:
-        """Answer a UDP query; ``looked_up``: the caller already missed the answer cache."""
+        """Answer a UDP query; ``looked_up``: the caller already missed the answer cache.
+
+        A query whose only EDNS option is a COOKIE gets the answer cached for its shape
+        (under "C" and the query without the option) with a fresh server cookie added."""
         key = b"U" + data[2:]
         cached = None if looked_up else self.cache.get(key)
-        if cached is None:
-            stripped = strip_cookie(data)  # the answer ignores cookies: cache without them
-            if stripped is not None:
-                data = stripped
-                key = b"U" + data[2:]
-                cached = self.cache.get(key)
         if cached is not None:
             if self.log_queries:
                 self._log_query(data, source, "udp", cached=True)
             return data[:2] + cached
-        fast = self.negative.answer(data)
-        if fast is not None:
-            return fast
-        reply = front.handle(data, self.table, tcp=False, keyring=self.keyring)
+        split = split_cookie(data)
+        if split is not None:
+            stripped, client_cookie = split
+            cached = self.cache.get(b"C" + stripped[2:])
+            answer = data[:2] + cached if cached is not None else self.negative.answer(stripped)
+            if answer is not None:
+                out = front.add_cookie(answer, front.cookie_option(client_cookie, source))
+                if out is not None:
+                    if self.log_queries:
+                        self._log_query(data, source, "udp", cached=True)
+                    return out
+        else:
+            fast = self.negative.answer(data)
+            if fast is not None:
+                return fast
+        reply = front.handle(
+            data,
+            self.table,
+            tcp=False,
+            keyring=self.keyring,
+            client=source,
+            idle_timeout=self.config.server.tcp_idle_timeout,
+        )
         if reply.kind == "query":
             if reply.wire is not None and reply.cacheable and reply.zone is not None:
-                self.cache.put(key, reply.zone, reply.wire[2:])
-                self.negative.learn(data, reply.wire, reply.zone)
+                if not reply.cookie:
+                    self.cache.put(key, reply.zone, reply.wire[2:])
+                    self.negative.learn(data, reply.wire, reply.zone)
+                elif split is not None:
+                    bare = reply.wire[2 : -(reply.cookie + 2)] + b"\x00\x00"
+                    self.cache.put(b"C" + split[0][2:], reply.zone, bare)
             if self.log_queries:
                 self._log_query(data, source, "udp")
             return reply.wire
@@ -472,9 +418,17 @@ class Server:
         fast = self.negative.answer(data)
         if fast is not None:
             return (fast,)
-        reply = front.handle(data, self.table, tcp=True, keyring=self.keyring)
+        reply = front.handle(
+            data,
+            self.table,
+            tcp=True,
+            keyring=self.keyring,
+            client=source,
+            idle_timeout=self.config.server.tcp_idle_timeout,
+        )
         if reply.kind == "query":
-            if reply.wire is not None and reply.cacheable and reply.zone is not None:
+            cacheable = reply.cacheable and not reply.cookie
+            if reply.wire is not None and cacheable and reply.zone is not None:
                 self.cache.put(key, reply.zone, reply.wire[2:])
             if self.log_queries:
                 self._log_query(data, source, "tcp")
@@ -485,22 +439,6 @@ class Server:
         if reply.kind == "xfr" and reply.query is not None:
             return self._xfr(reply.query, source)
         return (reply.wire,) if reply.wire is not None else ()
-
-    def _parse(self, data: bytes) -> dns.message.Message | bytes | None:
-        """Parse with TSIG checking; bytes is an error answer to send."""
-        try:
-            return dns.message.from_wire(data, keyring=self.keyring)
-        except (
-            dns.message.UnknownTSIGKey,
-            dns.tsig.BadSignature,
-            dns.tsig.BadTime,
-            dns.tsig.BadKey,
-            dns.tsig.BadAlgorithm,
-            dns.tsig.PeerError,
-        ):
-            return front.error_reply(data, dns.rcode.NOTAUTH)
-        except dns.exception.DNSException:
-            return front.error_reply(data, dns.rcode.FORMERR)
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
         def lookup(zone: dns.name.Name) -> notify.NotifyAcl | None:
@@ -562,10 +500,13 @@ class Server:
             yield xfrout.error_response(parsed, dns.rcode.SERVFAIL)
             return
         log.info("xfr: zone=%s %s to %s at serial %d", runtime.name, kind, source, version.serial)
+        expire = None
+        if any(option.otype == front.EXPIRE for option in parsed.options):
+            expire = front.expire_seconds(runtime.zone)
         if question.rdtype == dns.rdatatype.IXFR:
-            yield from xfrout.ixfr_messages(parsed, version, list(runtime.journal))
+            yield from xfrout.ixfr_messages(parsed, version, list(runtime.journal), expire)
         else:
-            yield from xfrout.axfr_messages(parsed, version)
+            yield from xfrout.axfr_messages(parsed, version, expire)
 
     def _log_query(self, data: bytes, source: str, transport: str, cached: bool = False) -> None:
         try:

@@ -71,8 +71,12 @@ class _Writer:
     writer (BIND-style compression), each TSIG-signed when the query was (RFC 8945
     multi-message rules: every message signed, the MAC chained)."""
 
-    def __init__(self, query: dns.message.Message) -> None:
+    def __init__(self, query: dns.message.Message, expire: int | None = None) -> None:
         self.query = query
+        self.opt = b""  # for the first message: an OPT with EDNS EXPIRE (RFC 7314), if asked
+        if expire is not None and query.edns >= 0:
+            option = struct.pack("!HHI", 9, 4, expire)
+            self.opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(option)) + option
         self.key: dns.tsig.Key | None = None
         if query.had_tsig and query.keyring:
             keyring = query.keyring
@@ -95,6 +99,8 @@ class _Writer:
                 + len(self.key.algorithm.to_wire() or b"")
                 + dns.tsig.mac_sizes[self.key.algorithm]
             )
+        if self.first:
+            reserve += len(self.opt)
         wire = render.Wire(MESSAGE_SIZE - reserve)
         if self.first:
             question = self.query.question[0]
@@ -129,6 +135,10 @@ class _Writer:
     def flush(self) -> bytes:
         wire = self.wire
         flags = dns.flags.QR | dns.flags.AA | (self.query.flags & dns.flags.RD)
+        if self.first and self.opt:
+            wire.limit = 65535
+            wire.out += self.opt
+            wire.counts[3] += 1
         wire.header(self.query.id, flags)
         key = self.key
         if key is not None:
@@ -177,10 +187,10 @@ def _rrsets(version: ZoneVersion, skip_apex_soa: bool = True) -> Iterator[dns.rr
 
 
 def axfr_messages(
-    query: dns.message.Message, version: ZoneVersion, rdtype_answer: int | None = None
+    query: dns.message.Message, version: ZoneVersion, expire: int | None = None
 ) -> Iterator[bytes]:
-    """The whole zone: SOA, every other RRset, SOA."""
-    writer = _Writer(query)
+    """The whole zone: SOA, every other RRset, SOA (``expire``: the EDNS EXPIRE to send)."""
+    writer = _Writer(query, expire)
     soa = version.soa_rrset()
     yield from writer.add(soa)
     for rrset in _rrsets(version):
@@ -197,14 +207,17 @@ def _line_rrsets(lines: Iterable[str], origin: dns.name.Name) -> Iterator[dns.rr
 
 
 def ixfr_messages(
-    query: dns.message.Message, version: ZoneVersion, journal: Sequence[JournalEntry]
+    query: dns.message.Message,
+    version: ZoneVersion,
+    journal: Sequence[JournalEntry],
+    expire: int | None = None,
 ) -> Iterator[bytes]:
     """An IXFR answer from ``journal``; AXFR-style when it does not reach the asked serial."""
     client_serial = None
     for rrset in query.authority:
         if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
             client_serial = rrset[0].serial
-    writer = _Writer(query)
+    writer = _Writer(query, expire)
     soa = version.soa_rrset()
     if client_serial is not None and serial_compare(client_serial, version.serial) in (0, 1):
         yield from writer.add(soa)  # up to date (RFC 1995 section 2)
@@ -217,7 +230,7 @@ def ixfr_messages(
                 chain = list(journal[index:])
                 break
     if not chain or chain[-1].serial_to != version.serial:
-        yield from axfr_messages(query, version)
+        yield from axfr_messages(query, version, expire)
         return
     yield from writer.add(soa)
     for entry in chain:

@@ -422,6 +422,10 @@ class ServedZone:
         self.origin = origin
         self.key = name_key(origin)
         self.version: ZoneVersion | None = None
+        self.expires_at: float | None = None
+        """When our copy expires (time.time() seconds), set by the refresh scheduler of a
+        secondary; None for a primary zone (or not known yet).  EDNS EXPIRE (RFC 7314)
+        answers the seconds left, or the SOA EXPIRE field when None."""
         self._expired = False
         self.generation = 0  # bumped on every change: answer caches key on it
 
@@ -452,6 +456,8 @@ class ZoneTable:
     def __init__(self) -> None:
         self.zones: dict[str, ServedZone] = {}
         self.generation = 0
+        self.chaos: dict[str, str] = {}
+        """CH TXT answers by lowercased name ("version.bind." -> text), from [server]."""
 
     def add(self, zone: ServedZone) -> None:
         self.zones[zone.key] = zone
