@@ -539,3 +539,27 @@ def test_edns_expire_on_soa_and_axfr(served, tmp_path):
     zone = next(iter(server.server.runtimes.values())).zone
     zone.expires_at = time.time() + 500
     assert 495 <= expire("SOA") <= 500 and 495 <= expire("AXFR") <= 500
+
+
+def test_edns_expire_of_a_secondary_counts_down_from_its_last_refresh(
+    bind_primary, served, tmp_path
+):
+    """A secondary answers EDNS EXPIRE with the time left before its copy expires (set by the
+    refresh scheduler from the last successful check), not the SOA's EXPIRE field."""
+    primary = bind_primary()
+    server = served(secondary_config(tmp_path, primary))
+    server.wait_serial(ZONE, SERIAL)
+    runtime = next(iter(server.server.runtimes.values()))
+    deadline = time.time() + 5
+    while runtime.zone.expires_at is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert runtime.zone.expires_at == runtime.status().expires_at
+    soa_expire = server.query(ZONE, "SOA").answer[0][0].expire
+    # pretend the last successful check was 100 s ago
+    runtime.zone.expires_at -= 100
+    query = dns.message.make_query(ZONE, "SOA", use_edns=0)
+    query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(9, b"")])
+    response = dns.query.udp(query, "127.0.0.1", port=server.port, timeout=2)
+    (option,) = [o for o in response.options if o.otype == 9]
+    left = struct.unpack("!I", option.to_wire())[0]
+    assert soa_expire - 105 <= left <= soa_expire - 99

@@ -168,6 +168,8 @@ class ZoneRuntime:
             value,
             value + max(expire[2], MIN_TIMER) if value is not None and expire else None,
         )
+        if self.is_secondary:  # a primary zone answers its SOA EXPIRE field instead
+            self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE answers from it
 
     def status(self) -> ZoneStatus:
         """The zone's refresh state (``ctl status``, metrics)."""
@@ -373,6 +375,7 @@ class ZoneRuntime:
         self.zone.expired = expired
 
     async def _took(self, result: PullResult, woken: bool) -> None:
+        self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE (RFC 7314) answers it
         if result.status is Status.FAILED:
             log.warning(
                 "refresh: zone=%s failed (%s); retry in %.0fs",
