@@ -324,6 +324,24 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     nsupdate(1)) and ixfr (an RFC 1995 style listing: old SOA, deletions, new
     SOA, additions).  --quiet prints nothing and only sets the exit status.
     """,
+    "ctl": """
+    serve listens on a Unix socket, [server] control (default secdns.ctl in the
+    store directory), created mode 0600; nothing listens on the network.  ctl
+    finds it from -c CONFIG, or takes it from -s SOCKET.
+
+    The protocol is JSON lines: one request object per line, such as
+    {"command": "refresh", "zone": "example.com"} or {"command": "status",
+    "zones": []}, answered by one line {"ok": true, "command": ..., "result": ...}
+    or {"ok": false, "error": ..., "exit_code": N}.  A line that is not a JSON
+    object, or longer than 64 KiB, is answered with an error and the connection
+    closed.
+
+    status prints per zone: zone, serial, state (loading, ok, refreshing,
+    retrying, expired), primary (the last one used), last_refresh (the last
+    successful SOA check), last_change (the last new serial), next_refresh,
+    expires_at, records and last_error; a table on a terminal, one key=value line
+    per zone when piped (times in UTC), epoch seconds with --json.
+    """,
     "serve": """
     The zones, keys, ACLs and NOTIFY targets come from the config (see
     secdns.toml(5)); secondary zones are kept in the [server] directory store,
@@ -498,6 +516,8 @@ def command_page(
     page.section("OPTIONS")
     for option in documented_options(command, ctx):
         page.item(option_tag(option, ctx), option_help(option, ctx))
+    if isinstance(command, click.Group):
+        group_commands_section(page, command, ctx)
 
     examples = list(help_text.examples)
     if name in EXTRA_EXAMPLES:
@@ -512,6 +532,27 @@ def command_page(
     files_section(page)
     see_also_section(page, page_name, all_pages)
     return page.text()
+
+
+def group_commands_section(page: Page, group: click.Group, ctx: click.Context) -> None:
+    """COMMANDS of a group (secdns ctl): each one's usage, help and options."""
+    page.section("COMMANDS")
+    for sub_name in group.list_commands(ctx):
+        sub = group.get_command(ctx, sub_name)
+        if sub is None or sub.hidden:
+            continue
+        sub_ctx = click.Context(sub, info_name=sub_name, parent=ctx)
+        usage = " ".join(sub.collect_usage_pieces(sub_ctx))
+        sub_help = split_help(sub.help)
+        options = [
+            f"{', '.join(o.opts)}: {(o.help or '').rstrip('.')}"
+            for o in documented_options(sub, sub_ctx)
+            if "--help" not in o.opts
+        ]
+        text = " ".join(sub_help.paragraphs)
+        if options:
+            text += "  Options: " + "; ".join(options)
+        page.item(f"{bold(sub_name)} {esc_literal(usage)}", text)
 
 
 def main_page(
@@ -628,6 +669,20 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "version",
         '"TEXT"',
         "serve: the answer to CH TXT version.bind.  Default: none (REFUSED).",
+    ),
+    (
+        "control",
+        '"PATH"',
+        "serve's control socket, for secdns ctl (JSON lines; see secdns-ctl(1)), created "
+        "mode 0600.  Relative to the directory of the config file.  Default: secdns.ctl in "
+        "the directory; none without a directory.",
+    ),
+    (
+        "metrics_listen",
+        '"ADDR:PORT"',
+        "serve: HTTP /metrics (Prometheus text format), /healthz (200 while serve runs) and "
+        "/readyz (200 once every zone is loaded and none is expired, else 503 naming them).  "
+        "Default: off.",
     ),
 )
 

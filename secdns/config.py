@@ -74,6 +74,8 @@ class ServerConfig:
     tcp_idle_timeout: float = 10.0
     identity: str | None = None
     version: str | None = None
+    control: Path | None = None  # the control socket; None: secdns.ctl in the directory
+    metrics_listen: Endpoint | None = None  # HTTP /metrics, /healthz, /readyz; None: off
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,6 +207,8 @@ _SERVER_KEYS = {
     "tcp_idle_timeout",
     "identity",
     "version",
+    "control",
+    "metrics_listen",
 }
 _TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 _ZONE_KEYS = {
@@ -308,6 +312,17 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
         problems.add("server.directory", "expected a path string")
         directory = None
     listen = _endpoints(server_doc.get("listen", list(DEFAULT_LISTEN)), "server.listen", problems)
+    control = server_doc.get("control")
+    if control is not None and (not isinstance(control, str) or not control):
+        problems.add("server.control", "expected a path string (the control socket)")
+        control = None
+    metrics_listen = None
+    if "metrics_listen" in server_doc:
+        found = _endpoints(server_doc["metrics_listen"], "server.metrics_listen", problems)
+        if len(found) == 1 and found[0].is_address:
+            metrics_listen = found[0]
+        elif found:
+            problems.add("server.metrics_listen", "expected one ADDR:PORT with an IP address")
     server = ServerConfig(
         directory=(base / directory) if directory else None,
         listen=listen,
@@ -325,6 +340,8 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             ),
         ),
         **_serve_keys(server_doc, problems),
+        control=(base / control) if control else None,
+        metrics_listen=metrics_listen,
     )
 
     keys: dict[str, TsigKey] = {}

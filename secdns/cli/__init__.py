@@ -43,6 +43,7 @@ LAZY_COMMANDS = {
     "init": "secdns.cli.init",
     "demo": "secdns.cli.demo",
     "completion": "secdns.cli.completion",
+    "ctl": "secdns.cli.ctl",
 }
 
 

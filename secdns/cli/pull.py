@@ -174,6 +174,11 @@ class _Progress:
     show_default=True,
     help="With --catalog: refuse a catalog listing more members than this.",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Also write the zone metrics to FILE (atomically) for node_exporter's textfile collector.",
+)
 @json_option
 @verbosity_options
 def command(
@@ -193,6 +198,7 @@ def command(
     catalog_name: str | None,
     prune: bool,
     max_members: int,
+    metrics_file: str | None,
     as_json: bool,
     verbose: int,
     quiet: bool,
@@ -328,6 +334,10 @@ def command(
     results[:0] = [c.result for c in catalog_plans]
     pulled = frozenset(plan[0] for plan in plans)
     codes = _finish_catalogs(catalog_plans, catalog_notes, store, prune, pulled)
+    if metrics_file:
+        from secdns.metrics import write_textfile
+
+        write_textfile(metrics_file, results, store)
     for result in results:
         if result.error is not None:
             click.echo(f"secdns: error: {result.error.one_line()}", err=True)

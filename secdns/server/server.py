@@ -31,6 +31,7 @@ import dns.tsig
 from secdns import notify
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
+from secdns.control import Operations
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
@@ -74,6 +75,8 @@ class Server:
         self._background: set[asyncio.Task[object]] = set()
         self.addresses: list[tuple[str, int]] = []
         self.notify_refusals = notify.RefusalLog(log)
+        self.tcp_rcodes = [0] * 16
+        self.operations = Operations(self)  # control socket, metrics, statuses
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
@@ -98,6 +101,7 @@ class Server:
         for zone_config in self.config.zones:
             await self._add_zone(zone_config)
         await self._listen()
+        await self.operations.start()
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
@@ -109,6 +113,7 @@ class Server:
 
     async def shutdown(self) -> None:
         log.info("serve: stopping")
+        await self.operations.close()
         for worker in self._udp:
             worker.stop()
         for server in self._tcp:
@@ -183,6 +188,7 @@ class Server:
         self, zone_config: ZoneConfig, keep: ZoneRuntime | None = None
     ) -> ZoneRuntime:
         runtime = ZoneRuntime(zone_config, self.config, self.store, self._zone_changed)
+        self.operations.attach(runtime)
         if keep is not None and keep.zone.version is not None:
             runtime.zone = keep.zone  # keep answering the loaded version
             runtime.journal = keep.journal
@@ -345,6 +351,7 @@ class Server:
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
                 for reply in self.answer_tcp(data, peer[0]):
+                    self.tcp_rcodes[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError):
@@ -446,6 +453,7 @@ class Server:
             return runtime.notify_acl if runtime is not None and runtime.is_secondary else None
 
         decision = notify.answer_notify(data, source, lookup, self.keyring)
+        self.operations.notify_received(decision)
         if decision.zone is not None:
             runtime = self.runtimes[decision.zone]
             log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)

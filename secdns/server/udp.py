@@ -56,6 +56,7 @@ class UdpWorker:
         self.server = server
         self.sock = sock
         self.stopping = False
+        self.rcodes = [0] * 16  # answers sent, by rcode: read by secdns.metrics at scrape time
         self.thread = threading.Thread(
             target=self.run, name=f"udp-{sock.getsockname()}", daemon=True
         )
@@ -72,6 +73,7 @@ class UdpWorker:
         send = sock.sendto
         entries = self.server.cache.entries
         answer = self.server.answer_udp
+        rcodes = self.rcodes
         while not self.stopping:
             try:
                 data, addr = recv(65535)
@@ -88,10 +90,12 @@ class UdpWorker:
                     found = entries.get(b"U" + data[2:])
                     if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
                         send(data[:2] + found[2], addr)
+                        rcodes[found[2][1] & 15] += 1
                         continue
                 reply = answer(data, addr[0], looked_up=not self.server.log_queries)
                 if reply is not None:
                     send(reply, addr)
+                    rcodes[reply[3] & 15] += 1
             except OSError as err:
                 log.debug("udp: send to %s failed: %s", addr[0], err)
             except Exception:  # never let one packet stop the listener

@@ -1,0 +1,292 @@
+"""``secdns ctl``: status and control of a running ``secdns serve`` over its control socket."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from secdns import output
+from secdns.cli.options import complete_zones, config_option, find_config_path, json_option
+from secdns.errors import ExitCode, UsageError
+
+SOCKET_META = "secdns.ctl_socket"
+TIMEOUT_META = "secdns.ctl_timeout"
+STATUS_FIELDS = (
+    "zone",
+    "serial",
+    "state",
+    "primary",
+    "last_refresh",
+    "last_change",
+    "next_refresh",
+    "expires_at",
+    "records",
+    "last_error",
+)
+TIME_FIELDS = frozenset({"last_refresh", "last_change", "next_refresh", "expires_at"})
+_STATE_STYLE = {
+    "ok": "green",
+    "loading": "cyan",
+    "refreshing": "cyan",
+    "retrying": "bold yellow",
+    "expired": "bold red",
+}
+
+
+def _socket_path(ctx: click.Context) -> Path:
+    given = ctx.meta.get(SOCKET_META)
+    if given:
+        return Path(given)
+    from secdns.config import load_config
+    from secdns.control import socket_path
+
+    config_path = find_config_path(ctx)
+    if config_path is None:
+        raise UsageError("which serve? give -c CONFIG or -s SOCKET")
+    path = socket_path(load_config(config_path))
+    if path is None:
+        raise UsageError(f"{config_path} sets neither [server] control nor [server] directory")
+    return path
+
+
+def _call(request: dict[str, Any]) -> dict[str, Any]:
+    from secdns.control import ctl_request
+
+    ctx = click.get_current_context()
+    return ctl_request(_socket_path(ctx), request, ctx.meta.get(TIMEOUT_META, 300.0))
+
+
+def _when(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(field: str, value: object) -> str:
+    if field in TIME_FIELDS:
+        return _when(value)
+    if value is None:
+        return "-"
+    if field == "last_error":
+        return json.dumps(value)
+    return str(value)
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """One stable ``key=value`` line per zone (times in UTC, ``-`` for none)."""
+    return " ".join(f"{field}={_text(field, status.get(field))}" for field in STATUS_FIELDS)
+
+
+def status_table(statuses: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="secdns serve", title_justify="left")
+    for field in STATUS_FIELDS:
+        table.add_column(field.replace("_", " "), overflow="fold")
+    for status in statuses:
+        cells: list[Any] = []
+        for field in STATUS_FIELDS:
+            value = status.get(field)
+            text = _when(value) if field in TIME_FIELDS else ("-" if value is None else str(value))
+            style = _STATE_STYLE.get(str(value), "") if field == "state" else ""
+            cells.append(Text(text, style=style))
+        table.add_row(*cells)
+    return table
+
+
+def _pull_line(pull: dict[str, Any]) -> str:
+    fields = [f"zone={pull.get('zone')}", f"result={pull.get('status')}"]
+    if pull.get("kind"):
+        fields.append(f"kind={pull['kind']}")
+    before, after = pull.get("serial_from"), pull.get("serial_to")
+    if pull.get("status") == "up-to-date":
+        fields.append(f"serial={after}")
+    else:
+        fields.append(f"serial={'none' if before is None else before}->{after or '-'}")
+    if pull.get("status") == "transferred":
+        fields += [f"added={pull.get('added')}", f"removed={pull.get('removed')}"]
+    for key in ("records", "primary"):
+        if pull.get(key) is not None:
+            fields.append(f"{key}={pull[key]}")
+    if pull.get("fallback"):
+        fields.append(f"fallback={json.dumps(pull['fallback'])}")
+    error = pull.get("error")
+    if isinstance(error, dict):
+        fields.append(f"error={json.dumps(error.get('message'))}")
+    return " ".join(fields)
+
+
+@click.group("ctl")
+@config_option
+@click.option(
+    "-s",
+    "--socket",
+    "socket",
+    type=click.Path(dir_okay=False),
+    help="serve's control socket (default: [server] control of the config, else "
+    "secdns.ctl in its store directory).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.01),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for serve's answer.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context, config_path: str | None, socket: str | None, timeout: float
+) -> None:
+    """Status and control of a running secdns serve, over its control socket.
+
+    \b
+    Examples:
+      secdns ctl -c /etc/secdns.toml status            # exit 1 if a zone is expired/retrying
+      secdns ctl -c secdns.toml refresh example.com    # SOA check now, transfer if newer
+      secdns ctl -s /var/lib/secdns/secdns.ctl retransfer example.com
+    """
+    if config_path and socket:
+        raise click.UsageError("use either -c CONFIG or -s SOCKET, not both")
+    ctx.meta[SOCKET_META] = socket
+    ctx.meta[TIMEOUT_META] = timeout
+
+
+@command.command("status")
+@click.argument("zones", nargs=-1, metavar="[ZONE...]", shell_complete=complete_zones)
+@json_option
+def status(zones: tuple[str, ...], as_json: bool) -> None:
+    """Each zone's serial, state, primary, timers and last error.
+
+    States: loading, ok, refreshing, retrying, expired.  Exit status 1 when any
+    zone is expired or retrying (for cron or a Nagios-style check).
+
+    \b
+    Examples:
+      secdns ctl -c secdns.toml status
+      secdns ctl -c secdns.toml status example.com --json
+    """
+    from secdns.zonestatus import PROBLEM_STATES
+
+    statuses = _call({"command": "status", "zones": list(zones)}).get("zones", [])
+    if as_json:
+        output.emit_json({"zones": statuses})
+    elif output.use_rich():
+        from rich.console import Console
+
+        Console(highlight=False).print(status_table(statuses))
+    else:
+        for item in statuses:
+            sys.stdout.write(status_line(item) + "\n")
+    if any(item.get("state") in PROBLEM_STATES for item in statuses):
+        sys.exit(int(ExitCode.DIFFERENT))
+
+
+def _no_wait_option(func: Any) -> Any:
+    return click.option(
+        "--no-wait", is_flag=True, help="Return at once; do not wait for the result."
+    )(func)
+
+
+def _refresh_command(name: str, doc: str) -> click.Command:
+    @click.argument("zone", shell_complete=complete_zones)
+    @_no_wait_option
+    @json_option
+    def run(zone: str, no_wait: bool, as_json: bool) -> None:
+        result = _call({"command": name, "zone": zone, "no_wait": no_wait})
+        if as_json:
+            output.emit_json(result)
+            return
+        if result.get("started"):
+            click.echo(f"{name}: zone={zone} started")
+            return
+        pull = result.get("pull", {})
+        click.echo(_pull_line(pull))
+        error = pull.get("error")
+        if isinstance(error, dict):
+            sys.exit(int(error.get("exit_code") or ExitCode.INTERNAL))
+
+    run.__doc__ = doc
+    return command.command(name)(run)
+
+
+_refresh_command(
+    "refresh",
+    """Check the zone's SOA now and transfer it if the primary's serial is newer.
+
+    \b
+    Example:
+      secdns ctl -c secdns.toml refresh example.com
+    """,
+)
+_refresh_command(
+    "retransfer",
+    """Transfer the whole zone now by AXFR, whatever the serial.
+
+    \b
+    Example:
+      secdns ctl -c secdns.toml retransfer example.com
+    """,
+)
+
+
+@command.command("notify")
+@click.argument("zone", shell_complete=complete_zones)
+@_no_wait_option
+@json_option
+def notify(zone: str, no_wait: bool, as_json: bool) -> None:
+    """NOTIFY the zone's notify targets now.
+
+    \b
+    Example:
+      secdns ctl -c secdns.toml notify example.com
+    """
+    result = _call({"command": "notify", "zone": zone, "no_wait": no_wait})
+    if as_json:
+        output.emit_json(result)
+    elif result.get("started"):
+        click.echo(f"notify: zone={zone} started")
+    else:
+        targets = ",".join(result.get("targets", [])) or "-"
+        click.echo(f"notify: zone={result.get('zone')} targets={targets}")
+
+
+@command.command("reload")
+@_no_wait_option
+@json_option
+def reload(no_wait: bool, as_json: bool) -> None:
+    """Re-read the config, as SIGHUP does.
+
+    \b
+    Example:
+      secdns ctl -c secdns.toml reload
+    """
+    result = _call({"command": "reload", "no_wait": no_wait})
+    if as_json:
+        output.emit_json(result)
+    elif result.get("started"):
+        click.echo("reload: started")
+    else:
+        click.echo(f"reload: done, zones={result.get('zones')}")
+
+
+@command.command("stop")
+@json_option
+def stop(as_json: bool) -> None:
+    """Stop serve cleanly, as SIGTERM does.
+
+    \b
+    Example:
+      secdns ctl -c secdns.toml stop
+    """
+    result = _call({"command": "stop"})
+    if as_json:
+        output.emit_json(result)
+    else:
+        click.echo("stop: serve is stopping")

@@ -1,0 +1,330 @@
+"""Prometheus metrics and health checks for ``serve``, and a textfile for ``pull``.
+
+Exposition is ``prometheus-client``'s (the standard text format, its process
+collector, and its parser in the tests).  The names are a contract that
+dashboards are written against; keep them:
+
+- ``secdns_zone_serial{zone}``, ``secdns_zone_expired{zone}`` (0/1),
+  ``secdns_zone_last_refresh_timestamp_seconds{zone}`` (last successful SOA check),
+  ``secdns_zone_last_change_timestamp_seconds{zone}`` (last new serial),
+  ``secdns_zone_expiry_timestamp_seconds{zone}``: read from the zones' statuses at
+  scrape time.
+- ``secdns_transfers_total{zone,kind,result}`` (kind ``axfr``/``ixfr``, result
+  ``ok``/``failed``), ``secdns_notify_received_total{zone,result}``,
+  ``secdns_propagation_seconds`` (a NOTIFY received to its new serial answered).
+- ``secdns_queries_total{transport,rcode}``: the UDP workers and the TCP handler
+  keep plain per-rcode integer lists on the answering path (one list increment per
+  answer, no lock, no label lookup); a collector sums them at scrape time.
+
+The HTTP side (``[server] metrics_listen``) runs on serve's own event loop, so a
+200 from ``/healthz`` means the loop is turning; ``/readyz`` is 200 once every
+zone is loaded and none is expired, else 503 naming those that are not.
+Requests are bounded: 8 KiB of head, 5 s to send it, 32 connections at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import dns.rcode
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from secdns.endpoints import Endpoint
+from secdns.errors import LocalIOError
+from secdns.pull import PullResult, Status
+from secdns.store import Store, atomic_write
+from secdns.xfr import XfrKind
+from secdns.zonestatus import ZoneStatus
+
+log = logging.getLogger(__name__)
+
+PROPAGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+MAX_REQUEST_HEAD = 8192
+REQUEST_TIMEOUT = 5.0
+MAX_CONNECTIONS = 32
+
+QueryCounts = Callable[[], Iterable[tuple[str, list[int]]]]
+"""(transport, counts indexed by rcode) pairs, read at scrape time."""
+
+
+class ZoneCollector(Collector):
+    """The per-zone gauges, from the zones' statuses at scrape time."""
+
+    def __init__(self, statuses: Callable[[], list[ZoneStatus]]) -> None:
+        self.statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        serial = GaugeMetricFamily("secdns_zone_serial", "SOA serial served", labels=["zone"])
+        expired = GaugeMetricFamily(
+            "secdns_zone_expired", "1 while past SOA expire (SERVFAIL)", labels=["zone"]
+        )
+        refreshed = GaugeMetricFamily(
+            "secdns_zone_last_refresh_timestamp_seconds",
+            "Last successful SOA check",
+            labels=["zone"],
+        )
+        changed = GaugeMetricFamily(
+            "secdns_zone_last_change_timestamp_seconds", "Last new serial", labels=["zone"]
+        )
+        expiry = GaugeMetricFamily(
+            "secdns_zone_expiry_timestamp_seconds",
+            "When the zone expires without a successful refresh",
+            labels=["zone"],
+        )
+        for status in self.statuses():
+            labels = [status.zone]
+            if status.serial is not None:
+                serial.add_metric(labels, status.serial)
+            past = status.expires_at is not None and status.expires_at < now
+            expired.add_metric(labels, 1 if status.state == "expired" or past else 0)
+            for family, value in (
+                (refreshed, status.last_refresh),
+                (changed, status.last_change),
+                (expiry, status.expires_at),
+            ):
+                if value is not None:
+                    family.add_metric(labels, value)
+        yield from (serial, expired, refreshed, changed, expiry)
+
+
+class QueryCollector(Collector):
+    """``secdns_queries_total`` from the answering path's plain integer counts."""
+
+    def __init__(self, counts: QueryCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "secdns_queries", "Answers sent", labels=["transport", "rcode"]
+        )
+        totals: dict[tuple[str, int], int] = {}
+        for transport, counts in self.counts():
+            for rcode, count in enumerate(list(counts)):
+                if count:
+                    key = (transport, rcode)
+                    totals[key] = totals.get(key, 0) + count
+        for (transport, rcode), count in sorted(totals.items()):
+            family.add_metric([transport, dns.rcode.Rcode.to_text(rcode)], count)
+        yield family
+
+
+def transfer_kind(result: PullResult) -> str:
+    """``axfr`` or ``ixfr``: what was transferred, or for a failure what would have been."""
+    if result.kind is not XfrKind.NONE:
+        return result.kind.value.lower()
+    return "axfr" if result.serial_from is None else "ixfr"
+
+
+class Metrics:
+    """The registry of one serve (or watch): its own, so two in a process do not mix."""
+
+    def __init__(
+        self, statuses: Callable[[], list[ZoneStatus]], queries: QueryCounts | None = None
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        self.registry.register(ZoneCollector(statuses))
+        if queries is not None:
+            self.registry.register(QueryCollector(queries))
+        self.transfers = Counter(
+            "secdns_transfers",
+            "Zone transfers in, by kind and result",
+            ["zone", "kind", "result"],
+            registry=self.registry,
+        )
+        self.notifies = Counter(
+            "secdns_notify_received",
+            "NOTIFY messages received, by result (accepted/refused)",
+            ["zone", "result"],
+            registry=self.registry,
+        )
+        self.propagation = Histogram(
+            "secdns_propagation_seconds",
+            "From a NOTIFY received to the new serial answered",
+            buckets=PROPAGATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._notified: dict[str, float] = {}
+
+    def observe_notify(self, zone: str, accepted: bool) -> None:
+        """A NOTIFY came in (called from the UDP worker thread too: counters are thread-safe)."""
+        self.notifies.labels(zone, "accepted" if accepted else "refused").inc()
+        if accepted:
+            self._notified.setdefault(zone, time.monotonic())
+
+    def observe_pull(self, zone: str, result: PullResult) -> None:
+        """A refresh ended: count the transfer; a new serial ends a NOTIFY's propagation."""
+        if result.status is Status.UP_TO_DATE:
+            return
+        ok = result.status is Status.TRANSFERRED
+        self.transfers.labels(zone, transfer_kind(result), "ok" if ok else "failed").inc()
+        if ok:
+            notified = self._notified.pop(zone, None)
+            if notified is not None:
+                self.propagation.observe(time.monotonic() - notified)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# --- HTTP: /metrics, /healthz, /readyz --------------------------------------------------------
+
+
+def readiness(statuses: list[ZoneStatus]) -> tuple[bool, str]:
+    """Ready once every zone is loaded and none is expired; else the zones that are not."""
+    waiting = [s for s in statuses if s.serial is None or s.state == "expired"]
+    if not waiting:
+        return True, f"ready: {len(statuses)} zones\n"
+    return False, "".join(f"not ready: zone={s.zone} state={s.state}\n" for s in waiting)
+
+
+class MetricsServer:
+    """A tiny HTTP/1.0 server on the event loop (one request per connection)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        metrics: Metrics,
+        statuses: Callable[[], list[ZoneStatus]],
+    ) -> None:
+        self.endpoint = endpoint
+        self.metrics = metrics
+        self.statuses = statuses
+        self.server: asyncio.Server | None = None
+        self.address: tuple[str, int] | None = None
+        self._connections = 0
+
+    async def start(self) -> None:
+        try:
+            self.server = await asyncio.start_server(
+                self._handle,
+                self.endpoint.host,
+                self.endpoint.port,
+                reuse_address=True,
+                limit=MAX_REQUEST_HEAD,
+            )
+        except OSError as err:
+            raise LocalIOError(
+                f"cannot listen for metrics on {self.endpoint}: {err.strerror or err}",
+                hint="is another server using the port? (server.metrics_listen)",
+            ) from err
+        sockname = self.server.sockets[0].getsockname()
+        self.address = (sockname[0], sockname[1])
+        log.info("metrics: listening on http://%s:%d/metrics", *self.address)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 2.0)
+
+    def respond(self, method: str, path: str) -> tuple[int, str, bytes]:
+        """(status, content type, body) for one request; pure apart from the statuses."""
+        path = path.split("?", 1)[0]
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, self.metrics.exposition()
+        if path == "/healthz":
+            return 200, "text/plain", b"ok\n"
+        if path == "/readyz":
+            ready, text = readiness(self.statuses())
+            return (200 if ready else 503), "text/plain", text.encode()
+        return 404, "text/plain", b"not found: try /metrics, /healthz, /readyz\n"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._connections += 1
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
+            parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(parts) < 2:
+                status, ctype, body = 400, "text/plain", b"bad request\n"
+            else:
+                status, ctype, body = self.respond(parts[0], parts[1])
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+            writer.write(
+                f"HTTP/1.0 {status} {reason.get(status, 'Service Unavailable')}\r\n"
+                f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            if parts[:1] != ["HEAD"]:
+                writer.write(body)
+            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass
+        except ValueError:  # a head over the limit
+            pass
+        except Exception:
+            log.exception("metrics: internal error answering a request")
+        finally:
+            self._connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+# --- pull --metrics-file ----------------------------------------------------------------------
+
+
+def pull_status(result: PullResult, store: Store | None) -> ZoneStatus:
+    """A zone's status after one pull, from its result and (with a store) its state."""
+    import dns.name
+
+    now = time.time()
+    ok = result.status is not Status.FAILED
+    expires_at = None
+    last_refresh = now if ok else None
+    primary = result.primary
+    if store is not None:
+        state = store.load_state(dns.name.from_text(result.zone))
+        if not ok and state.last_success:
+            last_refresh = _iso_epoch(state.last_success)
+        if last_refresh is not None and state.expire:
+            expires_at = last_refresh + state.expire
+        primary = primary or state.primary
+    state_name = "ok" if ok else "retrying"
+    if expires_at is not None and expires_at < now:
+        state_name = "expired"
+    return ZoneStatus(
+        zone=result.zone,
+        serial=result.serial_to if result.serial_to is not None else result.serial_from,
+        state=state_name,
+        primary=primary,
+        last_refresh=last_refresh,
+        last_change=now if result.status is Status.TRANSFERRED else None,
+        next_refresh=None,
+        expires_at=expires_at,
+        records=result.records,
+        last_error=result.error.one_line() if result.error else None,
+    )
+
+
+def _iso_epoch(text: str) -> float | None:
+    import datetime
+
+    try:
+        when = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def write_textfile(path: str | Path, results: list[PullResult], store: Store | None) -> None:
+    """The zone metrics of a pull, atomically, in node_exporter's textfile format."""
+    statuses = [pull_status(result, store) for result in results]
+    registry = CollectorRegistry()
+    registry.register(ZoneCollector(lambda: statuses))
+    atomic_write(Path(path), generate_latest(registry))

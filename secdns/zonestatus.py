@@ -1,0 +1,110 @@
+"""What ``ctl status``, ``/metrics`` and ``/readyz`` say about each served zone.
+
+:class:`~secdns.refresh.ZoneStatus` is the refresh scheduler's value per zone;
+:class:`ServeZones` is the operator side's view of a running
+:class:`~secdns.server.server.Server`: statuses (primary zones, which have no
+refresh timers, included), refreshes on demand through each zone's own
+:class:`~secdns.refresh.Refresher` (so they queue behind a running check and
+share the server's bound on transfers), NOTIFY on demand, and every refresh's
+result passed to observers (the metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import dns.exception
+import dns.name
+
+from secdns.errors import UsageError
+from secdns.pull import PullResult
+from secdns.refresh import RefreshState, ZoneStatus
+
+if TYPE_CHECKING:
+    from secdns.server.server import Server
+    from secdns.server.zones import ZoneRuntime
+
+__all__ = ["PROBLEM_STATES", "STATES", "ServeZones", "ZoneStatus"]
+
+STATES = tuple(state.value for state in RefreshState)
+"""``state``: no check finished yet; up to date; a check is running; the last check
+failed and a retry is scheduled; past SOA expire without a successful check
+(answering SERVFAIL)."""
+
+PROBLEM_STATES = frozenset({RefreshState.RETRYING.value, RefreshState.EXPIRED.value})
+"""States that make ``secdns ctl status`` exit 1."""
+
+
+class ServeZones:
+    """The zones of a running server, as operators see and drive them."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.observers: list[Callable[[str, PullResult], None]] = []
+
+    def attach(self, runtime: ZoneRuntime) -> None:
+        """Pass every refresh result of ``runtime`` to the observers, then on as before."""
+        refresher = runtime.refresher
+        inner = refresher.on_result
+        name = runtime.name
+
+        async def on_result(result: PullResult, woken: bool) -> None:
+            for observer in self.observers:
+                observer(name, result)
+            if inner is not None:
+                await inner(result, woken)
+
+        refresher.on_result = on_result
+
+    # --- status ---
+    def runtime(self, zone: str) -> ZoneRuntime:
+        try:
+            name = dns.name.from_text(zone)
+        except dns.exception.DNSException as err:
+            raise UsageError(f"bad zone name {zone!r}: {err}") from err
+        runtime = self.server.runtimes.get(name)
+        if runtime is None:
+            raise UsageError(f"zone {name} is not served here")
+        return runtime
+
+    @staticmethod
+    def status(runtime: ZoneRuntime) -> ZoneStatus:
+        if runtime.is_secondary:
+            return runtime.status()
+        version = runtime.zone.version  # a primary zone: loaded from its file, no timers
+        return ZoneStatus(
+            zone=runtime.name,
+            serial=version.serial if version else None,
+            state=(RefreshState.OK if version else RefreshState.LOADING).value,
+            primary=None,
+            last_refresh=None,
+            last_change=None,
+            next_refresh=None,
+            expires_at=None,
+            records=version.records if version else None,
+            last_error=None,
+        )
+
+    def statuses(self, zones: list[str] | None = None) -> list[ZoneStatus]:
+        if zones:
+            return [self.status(self.runtime(zone)) for zone in zones]
+        return [self.status(r) for r in self.server.runtimes.values()]
+
+    # --- on demand ---
+    async def refresh(self, zone: str, force_axfr: bool = False) -> PullResult:
+        """SOA check now (transfer if newer), or a full AXFR whatever the serial."""
+        runtime = self.runtime(zone)
+        if not runtime.is_secondary:
+            raise UsageError(f"zone {runtime.name} is a primary zone (file); nothing to refresh")
+        return await runtime.refresh(force_axfr)
+
+    async def notify(self, zone: str) -> list[str]:
+        """NOTIFY the zone's ``notify`` targets now; the targets that were sent to."""
+        runtime = self.runtime(zone)
+        if runtime.zone.version is None:
+            raise UsageError(f"zone {runtime.name} is not loaded yet; nothing to NOTIFY")
+        targets = list(runtime.config.notify)
+        await asyncio.gather(*(self.server._notify(runtime, target) for target in targets))
+        return [str(target) for target in targets]

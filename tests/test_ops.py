@@ -1,0 +1,327 @@
+"""Operating serve: /metrics, /healthz, /readyz, the control socket, ``secdns ctl``,
+and ``pull --metrics-file``; against serve of a real BIND primary."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import dns.message
+import dns.opcode
+import dns.rcode
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+from servers import free_port, zone_text
+from serving import ServerThread, write_config
+
+from secdns.cli import cli
+
+ZONE = "example.com"
+SERIAL = 2024010101
+
+
+@pytest.fixture
+def served():
+    started: list[ServerThread] = []
+
+    def start(config_path: Path) -> ServerThread:
+        server = ServerThread(config_path)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def config(tmp_path: Path, primaries: list[str], *, port: int | None = None, **server):
+    return write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        port=port,
+        zones=[{"name": ZONE, "primaries": primaries}],
+        **server,
+    )
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics as {(sample name, sorted labels): value}, via prometheus_client's parser."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def http_status(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def ctl(config_path: Path, *args: str):
+    return CliRunner().invoke(cli, ["ctl", "-c", str(config_path), *args])
+
+
+def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_metrics_follow_a_bind_primary(bind_primary, served, tmp_path):
+    port, metrics_port = free_port(), free_port()
+    primary = bind_primary(notify=[("127.0.0.1", port)])
+    path = config(tmp_path, [primary.addr], port=port, metrics_listen=f"127.0.0.1:{metrics_port}")
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    zone = (("zone", "example.com."),)
+    samples = wait_for(
+        lambda: (s := scrape(metrics_port)).get(("secdns_zone_serial", zone)) and s,
+        what="secdns_zone_serial",
+    )
+    assert samples[("secdns_zone_serial", zone)] == server.serial(ZONE) == SERIAL
+    assert samples[("secdns_zone_expired", zone)] == 0
+    refreshed = samples[("secdns_zone_last_refresh_timestamp_seconds", zone)]
+    assert abs(refreshed - time.time()) < 60
+    assert samples[("secdns_zone_expiry_timestamp_seconds", zone)] > time.time() + 1209000
+    axfr_ok = (("kind", "axfr"), ("result", "ok"), ("zone", "example.com."))
+    assert samples[("secdns_transfers_total", axfr_ok)] == 1
+    assert ("process_resident_memory_bytes", ()) in samples
+    queries = samples[("secdns_queries_total", (("rcode", "NOERROR"), ("transport", "udp")))]
+    assert queries >= 1
+
+    primary.nsupdate("update add new.example.com. 60 A 192.0.2.99")
+    server.wait_serial(ZONE, SERIAL + 1)
+    ixfr_ok = (("kind", "ixfr"), ("result", "ok"), ("zone", "example.com."))
+    after = wait_for(
+        lambda: (s := scrape(metrics_port)).get(("secdns_transfers_total", ixfr_ok)) and s,
+        what="an IXFR counted",
+    )
+    assert after[("secdns_transfers_total", ixfr_ok)] == 1
+    assert after[("secdns_zone_serial", zone)] == SERIAL + 1
+    changed = after[("secdns_zone_last_change_timestamp_seconds", zone)]
+    assert abs(changed - time.time()) < 60
+    accepted = (("result", "accepted"), ("zone", "example.com."))
+    assert after[("secdns_notify_received_total", accepted)] >= 1
+    assert after[("secdns_propagation_seconds_count", ())] >= 1
+    assert after[("secdns_propagation_seconds_sum", ())] < 10
+    tcp = server.query(ZONE, "SOA", tcp=True)
+    assert tcp.rcode() == dns.rcode.NOERROR
+    final = scrape(metrics_port)
+    assert final[("secdns_queries_total", (("rcode", "NOERROR"), ("transport", "tcp")))] >= 1
+    assert http_status(metrics_port, "/healthz") == (200, "ok\n")
+    assert http_status(metrics_port, "/nothing")[0] == 404
+
+
+def test_readyz_503_until_the_zone_loads_then_200(bind_primary, served, tmp_path):
+    primary_port, metrics_port = free_port(), free_port()
+    path = config(
+        tmp_path,
+        [f"127.0.0.1:{primary_port}"],
+        metrics_listen=f"127.0.0.1:{metrics_port}",
+        timeout=1.0,
+    )
+    served(path)
+    code, body = http_status(metrics_port, "/readyz")
+    assert code == 503
+    assert "zone=example.com." in body
+    # nothing answers yet: the zone has no copy and its refresh fails
+    wait_for(lambda: ctl(path, "status").exit_code == 1, what="status exit 1")
+    result = ctl(path, "status")
+    assert "state=retrying" in result.output
+    assert "last_error=" in result.output and "last_error=-" not in result.output
+    bind_primary(port=primary_port)
+    refreshed = ctl(path, "refresh", ZONE)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "result=transferred kind=AXFR" in refreshed.output
+    assert http_status(metrics_port, "/readyz") == (200, "ready: 1 zones\n")
+    assert ctl(path, "status").exit_code == 0
+
+
+def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_path):
+    primary = bind_primary()  # no NOTIFY: only ctl brings changes
+    path = config(tmp_path, [primary.addr])
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    wait_for(lambda: "state=ok" in ctl(path, "status").output, what="state ok")
+    status = ctl(path, "status")
+    assert status.exit_code == 0
+    line = status.output.strip()
+    assert line.startswith(f"zone=example.com. serial={SERIAL} state=ok primary=127.0.0.1:")
+    assert "last_error=-" in line
+    as_json = json.loads(ctl(path, "status", "--json", ZONE).output)
+    (zone,) = as_json["zones"]
+    assert set(zone) == {
+        "zone",
+        "serial",
+        "state",
+        "primary",
+        "last_refresh",
+        "last_change",
+        "next_refresh",
+        "expires_at",
+        "records",
+        "last_error",
+    }
+    assert zone["serial"] == SERIAL and zone["records"] > 10
+    assert zone["expires_at"] > time.time() + 1209000
+
+    primary.nsupdate("update add ctl.example.com. 60 A 192.0.2.7")
+    refreshed = ctl(path, "refresh", ZONE)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert f"result=transferred kind=IXFR serial={SERIAL}->{SERIAL + 1}" in refreshed.output
+    assert server.serial(ZONE) == SERIAL + 1
+    again = json.loads(ctl(path, "refresh", ZONE, "--json").output)
+    assert again["pull"]["status"] == "up-to-date"
+    assert again["zone"]["last_change"] is not None
+
+    retransfer = ctl(path, "retransfer", ZONE)
+    assert retransfer.exit_code == 0, retransfer.output
+    assert "kind=AXFR" in retransfer.output
+    log = primary.log_path.read_text()
+    assert log.count("AXFR started") >= 2, primary.log_tail()
+    unknown = ctl(path, "refresh", "nope.example")
+    assert unknown.exit_code == 2
+    assert "not served here" in unknown.output
+
+
+def test_status_exit_1_when_the_primary_is_unreachable(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    path = config(tmp_path, [primary.addr], timeout=1.0)
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    primary.stop()
+    result = ctl(path, "refresh", ZONE)
+    assert result.exit_code == 3, result.output
+    status = ctl(path, "status")
+    assert status.exit_code == 1
+    assert f"serial={SERIAL} state=retrying" in status.output
+    assert server.serial(ZONE) == SERIAL  # still answering from the copy
+
+
+def test_expired_zone_status_exit_1(bind_primary, served, tmp_path):
+    text = zone_text().replace("7200       ; refresh", "1 ; refresh")
+    text = text.replace("900        ; retry", "1 ; retry").replace("1209600", "2")
+    primary = bind_primary({ZONE: text})
+    path = config(tmp_path, [primary.addr], timeout=0.5)
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    primary.stop()
+    wait_for(lambda: "state=expired" in ctl(path, "status").output, what="expired")
+    assert ctl(path, "status").exit_code == 1
+    assert server.query(ZONE, "SOA").rcode() == dns.rcode.SERVFAIL
+
+
+def test_control_socket_is_private_and_survives_garbage(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    path = config(tmp_path, [primary.addr])
+    server = served(path)
+    sock_path = tmp_path / "store" / "secdns.ctl"
+    mode = os.stat(sock_path).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+    def exchange(payload: bytes) -> list[bytes]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(sock_path))
+            try:
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)  # no more requests: serve closes after answering
+            except OSError:
+                pass  # closed while we were still sending (the huge line)
+            chunks = []
+            try:
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            except ConnectionResetError:
+                pass  # closed with our unread bytes in its buffer (the huge line)
+            return b"".join(chunks).splitlines()
+
+    (answer,) = exchange(b"\x00\xffnot json at all\n")
+    assert json.loads(answer) == {"ok": False, "error": "not a JSON line", "exit_code": 2}
+    (answer,) = exchange(b"[1, 2]\n")
+    assert json.loads(answer)["error"] == "a request is a JSON object"
+    for answer in exchange(b"x" * (1 << 20) + b"\n"):  # the answer may be lost to the reset
+        assert "over 65536 bytes" in json.loads(answer)["error"]
+    (answer,) = exchange(b'{"command": "bogus"}\n')
+    assert json.loads(answer)["error"].startswith("unknown command 'bogus'")
+    # serve is unharmed, and one connection carries several requests
+    answers = exchange(b'{"command": "status"}\n{"command": "status", "zones": ["example.com"]}\n')
+    assert [json.loads(a)["ok"] for a in answers] == [True, True]
+    server.wait_serial(ZONE, SERIAL)
+
+
+def test_ctl_notify_reload_stop(bind_primary, served, tmp_path):
+    primary = bind_primary()
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    target.settimeout(5)
+    target_port = target.getsockname()[1]
+    path = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr], "notify": [f"127.0.0.1:{target_port}"]}],
+    )
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    while True:  # drain the NOTIFY of the first load
+        target.settimeout(0.5)
+        try:
+            target.recvfrom(65535)
+        except TimeoutError:
+            break
+    target.settimeout(5)
+    result = ctl(path, "notify", ZONE, "--no-wait")
+    assert result.exit_code == 0 and "started" in result.output
+    data, addr = target.recvfrom(65535)
+    message = dns.message.from_wire(data)
+    assert message.opcode() == dns.opcode.NOTIFY
+    target.sendto(dns.message.make_response(message).to_wire(), addr)
+    target.close()
+
+    reloaded = ctl(path, "reload")
+    assert reloaded.exit_code == 0 and "zones=1" in reloaded.output
+    stopped = ctl(path, "stop")
+    assert stopped.exit_code == 0
+    server.thread.join(30)
+    assert not server.thread.is_alive()
+    assert not (tmp_path / "store" / "secdns.ctl").exists()
+    gone = ctl(path, "status")
+    assert gone.exit_code == 7 and "cannot reach serve's control socket" in gone.output
+
+
+def test_pull_metrics_file(bind_primary, tmp_path):
+    primary = bind_primary()
+    metrics = tmp_path / "secdns.prom"
+    result = CliRunner().invoke(
+        cli,
+        ["pull", ZONE, f"@{primary.addr}", "-d", str(tmp_path / "store")]
+        + ["--metrics-file", str(metrics)],
+    )
+    assert result.exit_code == 0, result.output
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for s in family.samples
+    }
+    zone = (("zone", "example.com."),)
+    assert samples[("secdns_zone_serial", zone)] == SERIAL
+    assert samples[("secdns_zone_expired", zone)] == 0
+    assert samples[("secdns_zone_expiry_timestamp_seconds", zone)] > time.time() + 1209000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".secdns.prom")]
