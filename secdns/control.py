@@ -38,11 +38,12 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secdns.errors import ExitCode, LocalIOError, SecdnsError, UsageError
+from secdns.explain import Explain, Step
 from secdns.metrics import Metrics, MetricsServer
 from secdns.pull import PullResult
 from secdns.zonestatus import ServeZones
@@ -164,7 +165,7 @@ class ControlServer:
                     await self._send(writer, _error(request))
                     log.warning("control: closed a client: %s", request)
                     return
-                answer = await self.operations.execute(request)
+                answer = await self.operations.execute(request, self._stepper(writer))
                 await self._send(writer, answer)
                 if request.get("command") == "stop" and answer.get("ok"):
                     self.operations.server.stop()
@@ -180,6 +181,15 @@ class ControlServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    @staticmethod
+    def _stepper(writer: asyncio.StreamWriter) -> Explain:
+        """``explain`` requests: each step as a line of its own, as it happens."""
+
+        def send(step: Step) -> None:
+            writer.write(json.dumps({"step": step.to_dict()}).encode() + b"\n")
+
+        return send
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
@@ -252,18 +262,28 @@ class Operations:
         if self.http is not None:
             await self.http.close()
 
-    async def execute(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run one request; its answer (errors included, as ``ok: false``)."""
+    async def execute(
+        self, request: dict[str, Any], explain: Explain | None = None
+    ) -> dict[str, Any]:
+        """Run one request; its answer (errors included, as ``ok: false``).
+
+        With ``"explain": true`` a refresh or retransfer reports each step to
+        ``explain`` as it happens (the control server sends them as lines).
+        """
         command = request.get("command")
+        if not request.get("explain") or request.get("no_wait"):
+            explain = None
         try:
             if command not in COMMANDS:
                 raise UsageError(f"unknown command {command!r} (known: {', '.join(COMMANDS)})")
-            result = await self._run(str(command), request)
+            result = await self._run(str(command), request, explain)
         except SecdnsError as err:
             return {**_error(err.one_line(), int(err.exit_code)), "command": command}
         return {"ok": True, "command": command, "result": result}
 
-    async def _run(self, command: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def _run(
+        self, command: str, request: dict[str, Any], explain: Explain | None
+    ) -> dict[str, Any]:
         if command == "status":
             zones = request.get("zones") or []
             if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
@@ -282,14 +302,16 @@ class Operations:
             if command == "notify":
                 coro = self._notify(zone)
             else:
-                coro = self._refresh(zone, force_axfr=command == "retransfer")
+                coro = self._refresh(zone, command == "retransfer", explain)
         if request.get("no_wait"):
             self.server._spawn(coro)
             return {"started": True}
         return await coro  # type: ignore[no-any-return]
 
-    async def _refresh(self, zone: str, force_axfr: bool) -> dict[str, Any]:
-        result: PullResult = await self.zones.refresh(zone, force_axfr=force_axfr)
+    async def _refresh(
+        self, zone: str, force_axfr: bool, explain: Explain | None
+    ) -> dict[str, Any]:
+        result: PullResult = await self.zones.refresh(zone, force_axfr, explain)
         status = self.zones.status(self.zones.runtime(zone))
         return {"pull": result.to_dict(), "zone": status.to_dict()}
 
@@ -316,8 +338,14 @@ class ControlError(SecdnsError):
             self.exit_code = ExitCode.INTERNAL
 
 
-def ctl_request(path: Path, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send one request to a running serve and return its ``result``.
+def ctl_request(
+    path: Path,
+    request: dict[str, Any],
+    timeout: float,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Send one request to a running serve and return its ``result``; ``on_step``
+    gets each ``{"step": ...}`` line that comes before it (``explain``).
 
     Raises :class:`LocalIOError` when no serve listens on ``path`` and
     :class:`ControlError` (with serve's exit code) when serve answers an error.
@@ -335,7 +363,13 @@ def ctl_request(path: Path, request: dict[str, Any], timeout: float) -> dict[str
         try:
             sock.sendall(json.dumps(request).encode() + b"\n")
             with sock.makefile("rb") as stream:
-                line = stream.readline(MAX_LINE * 64)
+                while True:
+                    line = stream.readline(MAX_LINE * 64)
+                    step = _step_line(line)
+                    if step is None:
+                        break
+                    if on_step is not None:
+                        on_step(step)
         except TimeoutError as err:
             raise LocalIOError(
                 f"serve did not answer {request.get('command')} within {timeout:g}s",
@@ -355,3 +389,14 @@ def ctl_request(path: Path, request: dict[str, Any], timeout: float) -> dict[str
         raise ControlError(str(answer.get("error")), int(answer.get("exit_code") or 70))
     result = answer.get("result")
     return result if isinstance(result, dict) else {}
+
+
+def _step_line(line: bytes) -> dict[str, Any] | None:
+    """The step of a ``{"step": {...}}`` line, else None (the answer, or garbage)."""
+    if not line.startswith(b'{"step"'):
+        return None
+    try:
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return step if isinstance(step, dict) else None

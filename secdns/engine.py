@@ -65,6 +65,7 @@ class SoaInfo:
     expire: int
     minimum: int
     ttl: int
+    transport: str = "UDP"  # how the answer came: "UDP", or "TCP (UDP answer truncated)"
 
 
 @dataclasses.dataclass(slots=True)
@@ -94,12 +95,14 @@ async def probe_soa(
     if key is not None:
         query.use_tsig(key.to_dnspython())
     try:
+        transport = "TLS (XoT)" if tls is not None else "UDP"
         if tls is not None:
             response = await xot.exchange(query, address, port, tls, timeout=timeout)
         else:
             response = await _udp_query(query, address, port, timeout)
         if response.flags & dns.flags.TC and tls is None:
             response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
+            transport = "TCP (the UDP answer was truncated: TC)"
     except dns.exception.Timeout as err:
         raise TimeoutError_(
             f"no answer to the SOA query within {timeout:g}s", server=server
@@ -142,7 +145,9 @@ async def probe_soa(
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
             soa = rrset[0]
-            return SoaInfo(soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum, rrset.ttl)
+            return SoaInfo(
+                soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum, rrset.ttl, transport
+            )
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
 
 

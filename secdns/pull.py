@@ -37,6 +37,7 @@ from secdns.errors import (
     SerialBackwards,
     TsigError,
 )
+from secdns.explain import Explain, Explainer, Step
 from secdns.keys import TsigKey
 from secdns.store import (
     JournalEntry,
@@ -63,6 +64,7 @@ class PullOptions:
     key: TsigKey | None = None
     axfr: bool = False
     request_ixfr: bool = True  # False: AXFR when the serial changed (request-ixfr no)
+    explain: Explain | None = None  # --explain: called with each decision (secdns.explain)
     force: bool = False
     timeout: float = 10.0
     lifetime: float = 3600.0
@@ -92,6 +94,7 @@ class PullResult:
     text: str | None = dataclasses.field(default=None, repr=False)
     primary_serial: int | None = None  # the serial the primary's SOA showed
     timers: tuple[int, int, int] | None = None  # its SOA refresh, retry, expire
+    steps: list[Step] = dataclasses.field(default_factory=list, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -114,7 +117,7 @@ class PullResult:
             "output": self.output,
             "fallback": self.fallback,
             "error": self.error.to_dict() if self.error else None,
-        }
+        } | ({"steps": [step.to_dict() for step in self.steps]} if self.steps else {})
 
 
 _HEADER_SERIAL = re.compile(r"^; zone (\S+) serial (\d+) ")
@@ -437,26 +440,44 @@ async def _first_primary(
     origin: dns.name.Name,
     primaries: list[Endpoint],
     attempt: Callable[[str, int, str], Awaitable[T]],
+    note: Explainer | None = None,
 ) -> T:
     """``attempt`` on each primary address in order until one works (failover);
     every error combined into one when none does.  ``attempt`` also gets the host
-    as written (the name XoT verifies by default)."""
+    as written (the name XoT verifies by default).  ``note``: say each try (--explain)."""
     zone_text = origin.to_text()
+    note = note or Explainer(zone_text, None)
     errors: list[SecdnsError] = []
-    for endpoint in primaries:
+    for index, endpoint in enumerate(primaries, 1):
+        if note:
+            note.primary = str(endpoint)
+            why = "the first in the configured order" if index == 1 else "the next in order"
+            note("primary", f"try {endpoint}: primary {index} of {len(primaries)}, {why}")
         try:
             addresses = await resolve(endpoint)
         except SecdnsError as err:
             errors.append(err.with_context(zone=zone_text))
+            note("failover", f"cannot resolve {endpoint}: {err.message}; {_next(index, primaries)}")
             continue
         for address, port in addresses:
+            if note and (address, port) != (endpoint.host, endpoint.port):
+                note.primary = format_addr(address, port)
+                note("primary", f"{endpoint} resolved to {note.primary}")
             try:
                 return await attempt(address, port, endpoint.host)
             except _FAILOVER as err:
                 err.with_context(zone=zone_text)
                 log.info("pull: zone=%s failed: %s", zone_text, err.one_line())
                 errors.append(err)
+                note(
+                    "failover",
+                    f"failed: {err.message} ({type(err).__name__}); {_next(index, primaries)}",
+                )
     raise _combine(errors, zone_text)
+
+
+def _next(index: int, primaries: list[Endpoint]) -> str:
+    return "trying the next primary" if index < len(primaries) else "no primary left"
 
 
 async def probe_primaries(
@@ -493,7 +514,10 @@ async def pull_zone(
     """
     started = time.monotonic()
     zone_text = origin.to_text()
+    note = Explainer(zone_text, options.explain)
     await copy.prepare()
+    if note:
+        _explain_hold(note, copy, options)
     first = [probed]
 
     async def attempt(address: str, port: int, host: str) -> PullResult:
@@ -504,22 +528,45 @@ async def pull_zone(
         if options.tls is not None:  # XoT verifies the primary as written
             host = known.host if known is not None and known.host else host
             here = dataclasses.replace(options, tls=options.tls.for_host(host))
-        return await _pull_from(origin, address, port, copy, here, progress, known)
+        return await _pull_from(origin, address, port, copy, here, progress, known, note)
 
     if probed is not None:
         primaries = [Endpoint(probed.address, probed.port), *primaries]
     try:
-        result = await _first_primary(origin, primaries, attempt)
+        result = await _first_primary(origin, primaries, attempt, note)
     except SecdnsError as error:
         result = PullResult(
             zone=zone_text, status=Status.FAILED, error=error, serial_from=copy.serial
         )
         await copy.failed(error)
+        note("write", "nothing written: the copy we hold is left as it was")
     else:
         if result.status is Status.UP_TO_DATE:
             await copy.checked(result)
+            note("write", f"left alone: serial {result.serial_to} is current, nothing written")
+        else:
+            where = f" to {result.output}" if result.output else ""
+            note(
+                "write",
+                f"wrote serial {result.serial_to}{where} by {result.kind.value}: "
+                f"+{result.added} -{result.removed} records",
+            )
     result.duration = time.monotonic() - started
+    result.steps = note.steps
     return result
+
+
+def _explain_hold(note: Explainer, copy: ZoneCopy, options: PullOptions) -> None:
+    if copy.serial is None:
+        note("hold", "we hold no copy of the zone: a full AXFR is needed")
+    elif not copy.can_ixfr:
+        note("hold", f"we hold serial {copy.serial} but no copy an IXFR delta can apply to")
+    else:
+        note("hold", f"we hold serial {copy.serial} ({copy.records} records)")
+    if options.axfr:
+        note("hold", "a full AXFR was asked for (--axfr / retransfer), whatever the serial")
+    elif not options.request_ixfr:
+        note("hold", "request_ixfr = false: a changed zone is fetched by AXFR")
 
 
 def _combine(errors: list[SecdnsError], zone: str) -> SecdnsError:
@@ -540,16 +587,22 @@ async def _pull_from(
     options: PullOptions,
     progress: Progress | None,
     probed: Probed | None = None,
+    note: Explainer | None = None,
 ) -> PullResult:
     zone_text = origin.to_text()
+    note = note or Explainer(zone_text, None)
     if probed is not None:
         soa = probed.soa
+        note("probe", f"the SOA probe just made answered serial {soa.serial} over {soa.transport}")
     else:
         soa = await probe_soa(
             origin, address, port, key=options.key, timeout=options.timeout, tls=options.tls
         )
+        note("probe", f"SOA probe answered serial {soa.serial} over {soa.transport}")
     server = format_addr(address, port)
     held = copy.serial
+    if note:
+        _explain_compare(note, soa.serial, held, options)
     timers = (soa.refresh, soa.retry, soa.expire)
     if held is not None and not options.force:
         order = serial_compare(soa.serial, held)
@@ -588,6 +641,7 @@ async def _pull_from(
     fallback = None
     xfr: Transfer | None = None
     if copy.can_ixfr and held is not None and not options.axfr and options.request_ixfr:
+        note("request", f"ask IXFR from our serial {held} (RFC 1995): only the changes")
         try:
             xfr = await transfer(
                 origin,
@@ -610,9 +664,14 @@ async def _pull_from(
             fallback = f"IXFR answer unusable ({err.message}); AXFR instead"
         if fallback:
             log.info("pull: zone=%s %s", zone_text, fallback)
+            note("fallback", fallback)
     if xfr is None:
+        if not fallback:
+            note("request", f"ask AXFR: {_axfr_reason(copy, options)}")
         xfr = await axfr()
     reader = xfr.reader
+    if note:
+        _explain_answer(note, xfr, options)
     if reader.up_to_date:
         if held is None or serial_compare(soa.serial, held) == 1:
             # RFC 1995: an SOA alone is "up to date" only when it is not newer than ours
@@ -663,9 +722,12 @@ async def _pull_from(
         except IxfrNotApplicable as err:
             result.fallback = f"IXFR delta does not apply ({err.message}); AXFR instead"
             log.warning("pull: zone=%s %s", zone_text, result.fallback)
+            note("fallback", result.fallback)
             result.added = result.removed = 0
             xfr = await axfr()
             reader = xfr.reader
+            if note:
+                _explain_answer(note, xfr, options)
             assert reader.records is not None and reader.soa is not None
             result.messages += reader.messages
             result.bytes += reader.bytes
@@ -687,3 +749,59 @@ async def _pull_from(
         server,
     )
     return result
+
+
+def _explain_compare(note: Explainer, serial: int, held: int | None, options: PullOptions) -> None:
+    if held is None:
+        return
+    order = serial_compare(serial, held)
+    if order == 0:
+        if options.axfr:
+            note("compare", f"the primary's serial {serial} equals ours; transferring anyway")
+        else:
+            note("compare", f"up to date: the primary's serial {serial} equals ours")
+    elif order == 1:
+        note("compare", f"the primary's serial {serial} is newer than our {held}")
+    elif options.force:
+        note("compare", f"the primary's serial {serial} is not newer than our {held}: --force")
+    else:
+        note("compare", f"the primary's serial {serial} is older than our {held} (RFC 1982)")
+
+
+def _axfr_reason(copy: ZoneCopy, options: PullOptions) -> str:
+    if options.axfr:
+        return "a full transfer was asked for (--axfr / retransfer)"
+    if copy.serial is None:
+        return "we hold no copy to ask IXFR from"
+    if not options.request_ixfr:
+        return "request_ixfr = false for this zone"
+    return "our copy cannot take an IXFR delta (no stored master file to apply it to)"
+
+
+def _explain_answer(note: Explainer, xfr: Transfer, options: PullOptions) -> None:
+    reader = xfr.reader
+    size = f"{reader.messages} messages, {reader.bytes} bytes"
+    if reader.up_to_date:
+        note("answer", f"the IXFR answer is a single SOA: up to date ({size})")
+    elif reader.records is None:
+        deltas = len(reader.deltas)
+        note(
+            "answer",
+            f"true IXFR: {deltas} delta{'s' if deltas != 1 else ''} to serial "
+            f"{reader.new_serial} ({size})",
+        )
+    elif xfr.kind is XfrKind.IXFR:
+        note(
+            "answer",
+            f"AXFR-style IXFR: the primary sent the whole zone, {len(reader.records)} records "
+            f"at serial {reader.new_serial} ({size})",
+        )
+    else:
+        note(
+            "answer",
+            f"AXFR: {len(reader.records)} records at serial {reader.new_serial} ({size})",
+        )
+    if options.key is not None:
+        note("tsig", f"every message was signed with key {options.key.name} and verified")
+    else:
+        note("tsig", "no TSIG key configured: the answer is not authenticated")

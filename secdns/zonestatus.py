@@ -12,6 +12,7 @@ result passed to observers (the metrics).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import dns.exception
 import dns.name
 
 from secdns.errors import UsageError
+from secdns.explain import Explain
 from secdns.pull import PullResult
 from secdns.refresh import RefreshState, ZoneStatus
 
@@ -43,6 +45,7 @@ class ServeZones:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.observers: list[Callable[[str, PullResult], None]] = []
+        self._explaining: dict[dns.name.Name, asyncio.Lock] = {}
 
     def attach(self, runtime: ZoneRuntime) -> None:
         """Pass every refresh result of ``runtime`` to the observers, then on as before."""
@@ -93,12 +96,28 @@ class ServeZones:
         return [self.status(r) for r in self.server.runtimes.values()]
 
     # --- on demand ---
-    async def refresh(self, zone: str, force_axfr: bool = False) -> PullResult:
-        """SOA check now (transfer if newer), or a full AXFR whatever the serial."""
+    async def refresh(
+        self, zone: str, force_axfr: bool = False, explain: Explain | None = None
+    ) -> PullResult:
+        """SOA check now (transfer if newer), or a full AXFR whatever the serial.
+
+        ``explain`` is put into the zone's pull options for this one check; a check
+        of the refresh timer that starts meanwhile would report to it too (harmless:
+        the requester sees more steps, never fewer).
+        """
         runtime = self.runtime(zone)
         if not runtime.is_secondary:
             raise UsageError(f"zone {runtime.name} is a primary zone (file); nothing to refresh")
-        return await runtime.refresh(force_axfr)
+        if explain is None:
+            return await runtime.refresh(force_axfr)
+        lock = self._explaining.setdefault(runtime.config.name, asyncio.Lock())
+        async with lock:  # one explained check at a time, so the options are restored right
+            options = runtime.options
+            runtime.options = dataclasses.replace(options, explain=explain)
+            try:
+                return await runtime.refresh(force_axfr)
+            finally:
+                runtime.options = options
 
     async def notify(self, zone: str) -> list[str]:
         """NOTIFY the zone's ``notify`` targets now; the targets that were sent to."""

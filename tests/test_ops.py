@@ -183,12 +183,16 @@ def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_pa
     assert zone["expires_at"] > time.time() + 1209000
 
     primary.nsupdate("update add ctl.example.com. 60 A 192.0.2.7")
-    refreshed = ctl(path, "refresh", ZONE)
+    refreshed = ctl(path, "refresh", ZONE, "--explain")
     assert refreshed.exit_code == 0, refreshed.output
-    assert f"result=transferred kind=IXFR serial={SERIAL}->{SERIAL + 1}" in refreshed.output
+    assert f"result=transferred kind=IXFR serial={SERIAL}->{SERIAL + 1}" in refreshed.stdout
     assert server.serial(ZONE) == SERIAL + 1
-    again = json.loads(ctl(path, "refresh", ZONE, "--json").output)
+    explained = refreshed.stderr
+    assert f"request: ask IXFR from our serial {SERIAL} (RFC 1995)" in explained
+    assert f"answer: true IXFR: 1 delta to serial {SERIAL + 1}" in explained
+    again = json.loads(ctl(path, "refresh", ZONE, "--json", "--explain").output)
     assert again["pull"]["status"] == "up-to-date"
+    assert again["pull"]["steps"][-1]["text"].startswith("left alone: serial")
     assert again["zone"]["last_change"] is not None
 
     retransfer = ctl(path, "retransfer", ZONE)

@@ -54,11 +54,19 @@ def _socket_path(ctx: click.Context) -> Path:
     return path
 
 
-def _call(request: dict[str, Any]) -> dict[str, Any]:
+def _call(request: dict[str, Any], on_step: Any = None) -> dict[str, Any]:
     from secdns.control import ctl_request
 
     ctx = click.get_current_context()
-    return ctl_request(_socket_path(ctx), request, ctx.meta.get(TIMEOUT_META, 300.0))
+    return ctl_request(_socket_path(ctx), request, ctx.meta.get(TIMEOUT_META, 300.0), on_step)
+
+
+def _show_step(zone: str) -> Any:
+    def show(step: dict[str, Any]) -> None:
+        where = f" primary={step['primary']}" if step.get("primary") else ""
+        click.echo(f"explain: zone={zone}{where} {step.get('step')}: {step.get('text')}", err=True)
+
+    return show
 
 
 def _when(value: object) -> str:
@@ -197,9 +205,17 @@ def _no_wait_option(func: Any) -> Any:
 def _refresh_command(name: str, doc: str) -> click.Command:
     @click.argument("zone", shell_complete=complete_zones)
     @_no_wait_option
+    @click.option(
+        "--explain",
+        is_flag=True,
+        help="Say each decision of the pull as serve makes it, on stderr "
+        "(with --json: a steps array), as pull --explain does.",
+    )
     @json_option
-    def run(zone: str, no_wait: bool, as_json: bool) -> None:
-        result = _call({"command": name, "zone": zone, "no_wait": no_wait})
+    def run(zone: str, no_wait: bool, explain: bool, as_json: bool) -> None:
+        request = {"command": name, "zone": zone, "no_wait": no_wait, "explain": explain}
+        on_step = _show_step(zone) if explain and not as_json else None
+        result = _call(request, on_step)
         if as_json:
             output.emit_json(result)
             return

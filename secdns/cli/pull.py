@@ -31,6 +31,7 @@ from secdns.cli.options import (
 from secdns.config import DEFAULT_CONCURRENCY, Limits, parse_zone_name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ExitCode, UsageError, worst
+from secdns.explain import Step, printer
 from secdns.keys import TsigKey
 from secdns.pull import PullOptions, PullResult, make_copy, pull_zone
 from secdns.store import Store
@@ -43,6 +44,10 @@ def _looks_like_server(word: str) -> bool:
     except UsageError:
         return False
     return ":" in word or endpoint.is_address
+
+
+def _ignore(step: Step) -> None:
+    """--explain --json: the steps go only into the JSON document."""
 
 
 def split_args(args: tuple[str, ...], port: int = 53) -> tuple[list[str], list[Endpoint]]:
@@ -175,6 +180,12 @@ class _Progress:
     help="With --catalog: refuse a catalog listing more members than this.",
 )
 @click.option(
+    "--explain",
+    is_flag=True,
+    help="Say each decision as it is made (primary, SOA probe, IXFR/AXFR, fallbacks, "
+    "TSIG, what was written) on stderr; with --json as a steps array.",
+)
+@click.option(
     "--metrics-file",
     type=click.Path(dir_okay=False),
     help="Also write the zone metrics to FILE (atomically) for node_exporter's textfile collector.",
@@ -198,6 +209,7 @@ def command(
     catalog_name: str | None,
     prune: bool,
     max_members: int,
+    explain: bool,
     metrics_file: str | None,
     as_json: bool,
     verbose: int,
@@ -297,6 +309,7 @@ def command(
             lifetime=lifetime,
             limits=limits,
             tls=zone_tls,
+            explain=(_ignore if as_json else printer()) if explain else None,
         )
 
     if prune and not catalog_specs:

@@ -33,6 +33,7 @@ from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
 from secdns.control import Operations
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
+from secdns.explain import log_step
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
 from secdns.server.fastpath import NegativeAnswers, split_cookie
@@ -217,6 +218,7 @@ class Server:
             lifetime=self.config.server.lifetime,
             limits=self.config.server.limits,
             tls=runtime.config.tls,  # transport = "tls": XoT from the primaries
+            explain=log_step if self.log_queries else None,  # serve -v: explain each refresh
         )
         runtime.task = asyncio.get_running_loop().create_task(runtime.run(self.gate, options))
 
