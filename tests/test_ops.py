@@ -329,3 +329,64 @@ def test_pull_metrics_file(bind_primary, tmp_path):
     assert samples[("secdns_zone_expired", zone)] == 0
     assert samples[("secdns_zone_expiry_timestamp_seconds", zone)] > time.time() + 1209000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".secdns.prom")]
+
+
+def test_a_second_serve_on_the_same_control_socket_is_refused(bind_primary, served, tmp_path):
+    from secdns.errors import LocalIOError
+
+    primary = bind_primary()
+    first = config(tmp_path, [primary.addr])
+    served(first)
+    second = write_config(
+        tmp_path / "second.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+    )
+    with pytest.raises(LocalIOError, match="control socket .* is in use: another secdns serve"):
+        served(second)
+    assert ctl(first, "status").exit_code == 0  # the first one still answers
+
+
+def test_config_keys_for_operations(tmp_path):
+    from secdns.config import parse_config
+    from secdns.errors import ConfigError
+
+    doc = {"server": {"directory": "s", "metrics_listen": "127.0.0.1:9153", "control": "c.ctl"}}
+    parsed = parse_config(doc, "t.toml", base=tmp_path)
+    assert str(parsed.server.metrics_listen) == "127.0.0.1:9153"
+    assert parsed.server.control == tmp_path / "c.ctl"
+    assert parse_config({}, "t.toml").server.metrics_listen is None
+    with pytest.raises(ConfigError, match="server.metrics_listen: expected one ADDR:PORT"):
+        parse_config({"server": {"metrics_listen": "metrics.example:9153"}}, "t.toml")
+    with pytest.raises(ConfigError, match="server.control: expected a path string"):
+        parse_config({"server": {"control": 5}}, "t.toml")
+
+
+def test_status_renderings():
+    import io
+
+    from rich.console import Console
+
+    from secdns.cli.ctl import status_line, status_table
+
+    status = {
+        "zone": "example.com.",
+        "serial": 7,
+        "state": "retrying",
+        "primary": "192.0.2.1:53",
+        "last_refresh": 0.0,
+        "last_change": None,
+        "next_refresh": 60.0,
+        "expires_at": 1209600.0,
+        "records": 12,
+        "last_error": 'zone example.com.: no answer "soon"',
+    }
+    assert status_line(status) == (
+        "zone=example.com. serial=7 state=retrying primary=192.0.2.1:53 "
+        "last_refresh=1970-01-01T00:00:00Z last_change=- next_refresh=1970-01-01T00:01:00Z "
+        'expires_at=1970-01-15T00:00:00Z records=12 last_error="zone example.com.: no answer '
+        '\\"soon\\""'
+    )
+    out = io.StringIO()
+    Console(file=out, width=200).print(status_table([status]))
+    assert "retrying" in out.getvalue() and "1970-01-15T00:00:00Z" in out.getvalue()

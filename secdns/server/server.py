@@ -101,8 +101,8 @@ class Server:
             self.store.ensure()
         for zone_config in self.config.zones:
             await self._add_zone(zone_config)
+        await self.operations.start()  # first: a control socket in use fails before listening
         await self._listen()
-        await self.operations.start()
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
