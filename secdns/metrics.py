@@ -28,8 +28,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dns.rcode
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -45,7 +46,12 @@ from secdns.store import Store, atomic_write
 from secdns.xfr import XfrKind
 from secdns.zonestatus import ZoneStatus
 
+if TYPE_CHECKING:
+    from secdns.mirror import MirrorEvent
+    from secdns.propagation import AddressStatus
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PROPAGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 MAX_REQUEST_HEAD = 8192
@@ -144,7 +150,7 @@ class Metrics:
         )
         self.notifies = Counter(
             "secdns_notify_received",
-            "NOTIFY messages received, by result (accepted/refused)",
+            "NOTIFY messages received, by result (accepted/refused/dropped)",
             ["zone", "result"],
             registry=self.registry,
         )
@@ -156,18 +162,20 @@ class Metrics:
         )
         self._notified: dict[str, float] = {}
 
-    def observe_notify(self, zone: str, accepted: bool) -> None:
+    def observe_notify(self, zone: str, result: str) -> None:
         """A NOTIFY came in (called from the UDP worker thread too: counters are thread-safe)."""
-        self.notifies.labels(zone, "accepted" if accepted else "refused").inc()
-        if accepted:
+        self.notifies.labels(zone, result).inc()
+        if result == "accepted":
             self._notified.setdefault(zone, time.monotonic())
 
     def observe_pull(self, zone: str, result: PullResult) -> None:
         """A refresh ended: count the transfer; a new serial ends a NOTIFY's propagation."""
         if result.status is Status.UP_TO_DATE:
             return
-        ok = result.status is Status.TRANSFERRED
-        self.transfers.labels(zone, transfer_kind(result), "ok" if ok else "failed").inc()
+        self.count_transfer(zone, transfer_kind(result), result.status is Status.TRANSFERRED)
+
+    def count_transfer(self, zone: str, kind: str, ok: bool) -> None:
+        self.transfers.labels(zone, kind, "ok" if ok else "failed").inc()
         if ok:
             notified = self._notified.pop(zone, None)
             if notified is not None:
@@ -175,6 +183,105 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# --- watch --metrics-listen -------------------------------------------------------------------
+
+
+class MonitorCollector(Collector):
+    """``secdns_watch_serial`` and ``secdns_watch_lag_seconds`` per address, at scrape time.
+
+    The lag of an address with the newest serial is how long after the first
+    address it showed it (0 if it had it when the watch started); of one still
+    behind, how long the newest serial has been out so far.
+    """
+
+    def __init__(self, zone: str, statuses: Callable[[], Iterable[AddressStatus]]) -> None:
+        self.zone = zone
+        self.statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["zone", "server"]
+        serial = GaugeMetricFamily("secdns_watch_serial", "SOA serial answered", labels=labels)
+        lag = GaugeMetricFamily(
+            "secdns_watch_lag_seconds",
+            "Behind the first address to show the newest serial",
+            labels=labels,
+        )
+        try:
+            statuses = list(self.statuses())
+        except AttributeError:  # the monitor has not started yet
+            statuses = []
+        firsts = [s.changed_at for s in statuses if s.current and s.changed_at is not None]
+        out_since = min(firsts) if firsts else None
+        for status in statuses:
+            where = status.address
+            server = (
+                where
+                if status.server in (where, where.rsplit(":", 1)[0])
+                else (f"{status.server}@{where}")
+            )
+            if status.serial is not None:
+                serial.add_metric([self.zone, server], status.serial)
+            if status.current:
+                lag.add_metric([self.zone, server], status.lag or 0.0)
+            elif out_since is not None:
+                lag.add_metric([self.zone, server], max(0.0, time.time() - out_since))
+        yield from (serial, lag)
+
+
+class WatchMetrics:
+    """The metrics of ``watch``: per-address serials and lags for the monitor; for the
+    mirror, the zone metrics of serve, from the same refresh scheduler's statuses, with
+    transfers and NOTIFYs counted from its events."""
+
+    def __init__(self) -> None:
+        self._statuses: Callable[[], list[ZoneStatus]] = list
+        self.metrics = Metrics(self.statuses)
+
+    def statuses(self) -> list[ZoneStatus]:
+        return self._statuses()
+
+    def watch_monitor(self, zone: str, statuses: Callable[[], Iterable[AddressStatus]]) -> None:
+        self.metrics.registry.register(MonitorCollector(zone, statuses))
+
+    def watch_mirror(self, statuses: Callable[[], list[ZoneStatus]]) -> None:
+        self._statuses = statuses
+
+    def observe_mirror(self, event: MirrorEvent) -> None:
+        kind = event.kind.value
+        if kind == "notify":
+            self.metrics.observe_notify(event.zone, "accepted")
+        elif kind == "updated":
+            via = event.via.value.lower() if event.via is not XfrKind.NONE else "axfr"
+            self.metrics.count_transfer(event.zone, via, True)
+        elif kind == "failed":
+            kind_asked = "axfr" if event.serial is None else "ixfr"
+            self.metrics.count_transfer(event.zone, kind_asked, False)
+
+
+def tee(first: Callable[[Any], None], then: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One event callback that calls two."""
+
+    def both(event: Any) -> None:
+        first(event)
+        then(event)
+
+    return both
+
+
+async def serving_metrics(
+    work: Awaitable[T], endpoint: Endpoint | None, watch: WatchMetrics | None
+) -> T:
+    """Run ``work`` with /metrics served at ``endpoint`` meanwhile (watch --metrics-listen)."""
+    if endpoint is None or watch is None:
+        return await work
+    http = MetricsServer(endpoint, watch.metrics, watch.statuses)
+    await http.start()
+    try:
+        return await work
+    finally:
+        await http.close()
 
 
 # --- HTTP: /metrics, /healthz, /readyz --------------------------------------------------------

@@ -390,3 +390,72 @@ def test_status_renderings():
     out = io.StringIO()
     Console(file=out, width=200).print(status_table([status]))
     assert "retrying" in out.getvalue() and "1970-01-15T00:00:00Z" in out.getvalue()
+
+
+def _watch(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "secdns", "watch", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except Exception:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_watch_metrics_monitor_and_mirror(bind_primary, tmp_path):
+    primary = bind_primary()
+    monitor_port, mirror_port = free_port(), free_port()
+    monitor = _watch(
+        ZONE, "--servers", f"@{primary.addr}", "--interval", "0.2",
+        "--metrics-listen", f"127.0.0.1:{monitor_port}",
+    )  # fmt: skip
+    mirror = _watch(
+        ZONE, f"@{primary.addr}", "-d", str(tmp_path / "store"), "--interval", "0.2",
+        "--metrics-listen", f"127.0.0.1:{mirror_port}",
+    )  # fmt: skip
+    try:
+        server = (("server", primary.addr), ("zone", "example.com."))
+        zone = (("zone", "example.com."),)
+
+        def safe_scrape(port):
+            try:
+                return scrape(port)
+            except OSError:
+                return {}
+
+        seen = wait_for(
+            lambda: (s := safe_scrape(monitor_port)).get(("secdns_watch_serial", server)) and s,
+            what="secdns_watch_serial",
+        )
+        assert seen[("secdns_watch_serial", server)] == SERIAL
+        assert seen[("secdns_watch_lag_seconds", server)] == 0
+        wait_for(
+            lambda: safe_scrape(mirror_port).get(("secdns_zone_serial", zone)) == SERIAL,
+            what="mirror serial",
+        )
+        primary.nsupdate("update add watched.example.com. 60 A 192.0.2.8")
+        wait_for(
+            lambda: safe_scrape(monitor_port).get(("secdns_watch_serial", server)) == SERIAL + 1,
+            what="monitor sees the new serial",
+        )
+        ixfr_ok = (("kind", "ixfr"), ("result", "ok"), ("zone", "example.com."))
+        after = wait_for(
+            lambda: (s := safe_scrape(mirror_port)).get(("secdns_transfers_total", ixfr_ok)) and s,
+            what="mirror IXFR counted",
+        )
+        assert after[("secdns_zone_serial", zone)] == SERIAL + 1
+        assert http_status(mirror_port, "/readyz")[0] == 200
+    finally:
+        _stop(monitor)
+        _stop(mirror)

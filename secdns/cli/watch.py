@@ -31,7 +31,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from secdns import output, xot
+from secdns import metrics, output, xot
 from secdns.cli.options import (
     complete_zones,
     config_option,
@@ -617,6 +617,12 @@ class SerialOrNext(click.ParamType):
     default=None,
     help=f"Queries and transfers at once (default {DEFAULT_JOBS}, or the config's concurrency).",
 )
+@click.option(
+    "--metrics-listen",
+    metavar="ADDR:PORT",
+    help="Serve Prometheus /metrics here: secdns_watch_serial and secdns_watch_lag_seconds "
+    "(monitor), the zone metrics of serve (mirror).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event (lines).")
 @verbosity_options
 def command(
@@ -640,6 +646,7 @@ def command(
     tsig: str | None,
     keyfile: str | None,
     jobs: int | None,
+    metrics_listen: str | None,
     as_json: bool,
     verbose: int,
     quiet: bool,
@@ -688,6 +695,8 @@ def command(
     key = resolve_key(tsig, keyfile)
     out = _Out(sys.stdout)
     rich = output.use_rich(sys.stdout) and not as_json
+    metrics_endpoint = parse_endpoint(metrics_listen) if metrics_listen else None
+    watch_metrics = metrics.WatchMetrics() if metrics_endpoint else None
     if watch_servers or nameservers:
         _reject(
             {
@@ -725,8 +734,18 @@ def command(
         display = MonitorDisplay(out, as_json=as_json, quiet=quiet, rich=rich)
         with _signals_remembered():
             summary = asyncio.run(
-                _monitor(
-                    parse_zone_name(zones[0]), servers, nameservers == "auto", options, display, out
+                metrics.serving_metrics(
+                    _monitor(
+                        parse_zone_name(zones[0]),
+                        servers,
+                        nameservers == "auto",
+                        options,
+                        display,
+                        out,
+                        watch_metrics,
+                    ),
+                    metrics_endpoint,
+                    watch_metrics,
                 )
             )
         sys.exit(summary.exit_code)
@@ -752,8 +771,18 @@ def command(
         exec_command=exec_command,
         notify_listen=parse_endpoint(notify_listen) if notify_listen else None,
     )
-    printer = MirrorPrinter(out, as_json=as_json, quiet=quiet, rich=rich)
-    asyncio.run(_mirror(mirror_zones, store, mirror_options, printer, out))
+    printer: Callable[[MirrorEvent], None] = MirrorPrinter(
+        out, as_json=as_json, quiet=quiet, rich=rich
+    )
+    if watch_metrics is not None:
+        printer = metrics.tee(watch_metrics.observe_mirror, printer)
+    asyncio.run(
+        metrics.serving_metrics(
+            _mirror(mirror_zones, store, mirror_options, printer, out, watch_metrics),
+            metrics_endpoint,
+            watch_metrics,
+        )
+    )
     sys.exit(0)
 
 
@@ -818,9 +847,12 @@ async def _mirror(
     options: MirrorOptions,
     printer: Callable[[MirrorEvent], None],
     out: _Out,
+    watch_metrics: metrics.WatchMetrics | None = None,
 ) -> None:
     stop = asyncio.Event()
     mirror = Mirror(zones, store=store, options=options, on_event=printer)
+    if watch_metrics is not None:
+        watch_metrics.watch_mirror(lambda: [mirror.status(zone.origin) for zone in zones])
     with stop_on_signals(stop), out.watching(stop):
         await mirror.run(stop)
 
@@ -942,6 +974,7 @@ async def _monitor(
     options: MonitorOptions,
     display: MonitorDisplay,
     out: _Out,
+    watch_metrics: metrics.WatchMetrics | None = None,
 ) -> MonitorSummary:
     """Look up the addresses, run the monitor, print the summary: on every way
     out but an error, a stop or the deadline during the lookups included."""
@@ -966,6 +999,8 @@ async def _monitor(
         monitor = Monitor(
             origin, targets, options=options, on_event=display, stop_code=stopper.code
         )
+        if watch_metrics is not None:
+            watch_metrics.watch_monitor(origin.to_text(), monitor.statuses)
         display.start(monitor)
         try:
             summary = await monitor.run(stop)
