@@ -4,6 +4,7 @@ and ``pull --metrics-file``; against serve of a real BIND primary."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
@@ -154,11 +155,15 @@ def test_readyz_503_until_the_zone_loads_then_200(bind_primary, served, tmp_path
     assert ctl(path, "status").exit_code == 0
 
 
-def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_path):
+def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="secdns.explain")
     primary = bind_primary()  # no NOTIFY: only ctl brings changes
     path = config(tmp_path, [primary.addr])
-    server = served(path)
+    server = served(path)  # with -v (log_queries): each refresh is explained in the log
     server.wait_serial(ZONE, SERIAL)
+    logged = [r.getMessage() for r in caplog.records if r.name == "secdns.explain"]
+    first = "explain: zone=example.com. hold: we hold no copy of the zone: a full AXFR is needed"
+    assert first in logged
     wait_for(lambda: "state=ok" in ctl(path, "status").output, what="state ok")
     status = ctl(path, "status")
     assert status.exit_code == 0
