@@ -232,13 +232,17 @@ class Operations:
         self.zones.attach(runtime)
 
     def notify_received(self, decision: NotifyDecision) -> None:
-        """Count a NOTIFY (accepted when it names a zone to refresh); zones not served
-        here are counted together as ``(other)``, so a peer cannot grow the label set."""
+        """Count a NOTIFY: ``accepted`` (it names a zone to refresh), ``refused`` (an
+        error reply) or ``dropped`` (no reply: not a query, unparsable).  Zones not
+        served here are counted together as ``(other)``, so a peer cannot grow the
+        label set."""
         name = decision.zone or decision.qname
         runtime = self.server.runtimes.get(name) if name is not None else None
-        self.metrics.observe_notify(
-            runtime.name if runtime else "(other)", decision.zone is not None
-        )
+        if decision.zone is not None:
+            result = "accepted"
+        else:
+            result = "refused" if decision.response is not None else "dropped"
+        self.metrics.observe_notify(runtime.name if runtime else "(other)", result)
 
     async def start(self) -> None:
         config = self.server.config

@@ -128,6 +128,19 @@ def test_metrics_follow_a_bind_primary(bind_primary, served, tmp_path):
     assert final[("secdns_queries_total", (("rcode", "NOERROR"), ("transport", "tcp")))] >= 1
     assert http_status(metrics_port, "/healthz") == (200, "ok\n")
     assert http_status(metrics_port, "/nothing")[0] == 404
+    for qname in (ZONE, "other.example"):  # from a source that is not a primary
+        notify = dns.message.make_query(qname, "SOA")
+        notify.set_opcode(dns.opcode.NOTIFY)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.2", 0))
+            sock.settimeout(2)
+            sock.sendto(notify.to_wire(), ("127.0.0.1", port))
+            sock.recv(4096)
+    final = scrape(metrics_port)
+    refused = (("result", "refused"), ("zone", "example.com."))
+    assert final[("secdns_notify_received_total", refused)] == 1
+    other = (("result", "refused"), ("zone", "(other)"))
+    assert final[("secdns_notify_received_total", other)] == 1
 
 
 def test_readyz_503_until_the_zone_loads_then_200(bind_primary, served, tmp_path):
