@@ -90,9 +90,14 @@ class ControlServer:
                 f"control socket path {path} is longer than {_SUN_PATH_MAX} bytes",
                 hint="set a shorter [server] control",
             )
+        if (path.exists() or path.is_symlink()) and not path.is_socket():
+            raise LocalIOError(
+                f"control socket path {path} exists and is not a socket: not replacing it",
+                hint="set [server] control to a path of its own",
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists() or path.is_symlink():
+            if path.is_socket():
                 self._refuse_if_live(path)
                 path.unlink()
             # bind under a temporary name, restrict it, then rename it into place, so
@@ -201,7 +206,7 @@ def _parse(line: bytes) -> dict[str, Any] | str:
     """A request object, or why the line is not one."""
     try:
         request = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return "not a JSON line"
     if not isinstance(request, dict):
         return "a request is a JSON object"

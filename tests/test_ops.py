@@ -281,6 +281,8 @@ def test_control_socket_is_private_and_survives_garbage(bind_primary, served, tm
     assert json.loads(answer)["error"] == "a request is a JSON object"
     for answer in exchange(b"x" * (1 << 20) + b"\n"):  # the answer may be lost to the reset
         assert "over 65536 bytes" in json.loads(answer)["error"]
+    (answer,) = exchange(b"[" * 60000 + b"\n")  # nesting deeper than the parser's recursion
+    assert json.loads(answer)["error"] == "not a JSON line"
     (answer,) = exchange(b'{"command": "bogus"}\n')
     assert json.loads(answer)["error"].startswith("unknown command 'bogus'")
     # serve is unharmed, and one connection carries several requests
@@ -477,3 +479,15 @@ def test_watch_metrics_monitor_and_mirror(bind_primary, tmp_path):
     finally:
         _stop(monitor)
         _stop(mirror)
+
+
+def test_control_path_that_is_not_a_socket_is_left_alone(bind_primary, served, tmp_path):
+    from secdns.errors import LocalIOError
+
+    primary = bind_primary()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    path = config(tmp_path, [primary.addr], control=str(precious))
+    with pytest.raises(LocalIOError, match="exists and is not a socket: not replacing it"):
+        served(path)
+    assert precious.read_text() == "keep me\n"
