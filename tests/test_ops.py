@@ -475,6 +475,7 @@ def test_watch_metrics_monitor_and_mirror(bind_primary, tmp_path):
             what="mirror IXFR counted",
         )
         assert after[("secdns_zone_serial", zone)] == SERIAL + 1
+        assert after[("secdns_zone_expiry_timestamp_seconds", zone)] > time.time() + 1209000
         assert http_status(mirror_port, "/readyz")[0] == 200
     finally:
         _stop(monitor)
