@@ -165,6 +165,13 @@ def test_readyz_503_until_the_zone_loads_then_200(bind_primary, served, tmp_path
     assert refreshed.exit_code == 0, refreshed.output
     assert "result=transferred kind=AXFR" in refreshed.output
     assert http_status(metrics_port, "/readyz") == (200, "ready: 1 zones\n")
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+        try:  # a head over 8 KiB: closed without an answer
+            sock.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X: " + b"y" * 20000 + b"\r\n\r\n")
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass
+    assert http_status(metrics_port, "/healthz") == (200, "ok\n")
     assert ctl(path, "status").exit_code == 0
 
 
