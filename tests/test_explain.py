@@ -9,7 +9,7 @@ import dns.message
 import dns.rdatatype
 from click.testing import CliRunner
 from fakeprimary import FakePrimary
-from servers import free_port
+from servers import free_port, zone_text
 from xfrwire import answer_messages, rrset, zone_rrsets
 
 from secdns.cli import cli
@@ -130,3 +130,33 @@ def test_explain_axfr_fallback_after_refused_ixfr(tmp_path):
     answers = [text for step, text in said if step == "answer"]
     assert len(answers) == 1 and answers[0].startswith("AXFR: 3 records at serial 11")
     assert said[-1][0] == "write" and "by AXFR" in said[-1][1]
+
+
+def test_explain_axfr_style_ixfr_and_tsig(bind_primary, tmp_path):
+    """BIND without a journal answers IXFR with the whole zone; with TSIG every message
+    is verified."""
+    from servers import TsigKey
+
+    key = TsigKey.generate("xfr-key")
+    primary = bind_primary(
+        dynamic=False,
+        ixfr_from_differences=False,
+        tsig={key.name: (key.algorithm, key.secret)},
+        allow_transfer_key=key.name,
+    )
+    tsig = f"{key.algorithm}:{key.name}:{key.secret}"
+    store = str(tmp_path / "store")
+    assert pull(ZONE, f"@{primary.addr}", "-d", store, "--tsig", tsig).exit_code == 0
+    text = zone_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 4} ; serial")
+    primary.write_zone(ZONE, text + "edited 60 IN A 192.0.2.45\n")
+    primary.reload()
+    primary.wait_for_serial(ZONE, SERIAL + 4)
+    result = pull(ZONE, f"@{primary.addr}", "-d", store, "--tsig", tsig, "--explain", "--json")
+    assert result.exit_code == 0, result.stderr
+    said = steps(result)
+    assert ("request", f"ask IXFR from our serial {SERIAL} (RFC 1995): only the changes") in said
+    (answer,) = [text for step, text in said if step == "answer"]
+    assert answer.startswith("AXFR-style IXFR: the primary sent the whole zone, ")
+    assert f"at serial {SERIAL + 4}" in answer
+    assert ("tsig", f"every message was signed with key {key.name} and verified") in said
+    assert said[-1][0] == "write" and "by AXFR: +1 -0" in said[-1][1]
