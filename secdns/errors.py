@@ -32,7 +32,11 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
         ExitCode.OK,
         "success: transfer done or zone already up to date; no differences; all checks pass",
     ),
-    (ExitCode.DIFFERENT, "differences found (diff) or checks failed (verify, watch --until-*)"),
+    (
+        ExitCode.DIFFERENT,
+        "differences found (diff) or checks failed (verify, watch --until-*); "
+        "a zone expired or retrying (ctl status)",
+    ),
     (ExitCode.USAGE, "usage error: bad option, argument or configuration file"),
     (
         ExitCode.NETWORK,
