@@ -80,7 +80,8 @@ def command(
     from their primaries, refreshes them on their SOA timers (IXFR, AXFR
     fallback), serves AXFR/IXFR to allow_transfer clients and NOTIFYs the
     notify targets.  SIGHUP reloads the config; SIGTERM/SIGINT stop cleanly.
-    Listens on 127.0.0.1:5353 unless told otherwise.  -v logs every query.
+    Listens on 127.0.0.1:5353 unless told otherwise.  -v logs every query
+    and explains every refresh (as pull --explain).
 
     \b
     Examples:
