@@ -324,7 +324,7 @@ def _read_name(
                     text = text + "." + suffix_text
                 entry = cache[start] = (
                     (label,) + suffix[_LABELS],
-                    suffix[_KEY] + (label.lower(),),
+                    suffix[_KEY] + (label if label.islower() else label.lower(),),
                     text,
                     True,
                     nxt + 2,

@@ -228,6 +228,7 @@ class XfrReader:
         self.messages = 0
         self._current_serial: int | None = None
         self._shared: dict[int | str, Any] = {}
+        self._owners: dict[str, wire.Record] = {}
 
     @property
     def done(self) -> bool:
@@ -289,17 +290,25 @@ class XfrReader:
                 hint="raise it with pull --max-records, or max_records in [server]",
             )
         shared = self._shared
+        owners = self._owners
         text = self.text_bytes
         if len(shared) > _SHARED_LIMIT:
             shared.clear()
+        if len(owners) > _SHARED_LIMIT:
+            owners.clear()
         for rec in message.records:
             if self.state is _State.DONE:
                 raise BadDataError("records after the final SOA")
             self._check_record(rec)
-            # one object for each repeated TTL and rdata (NS and MX targets, common
-            # addresses): 28 bytes a record for the TTL, ~60 for a repeated rdata
+            # one object for each repeated TTL, rdata (NS and MX targets, common
+            # addresses) and owner: 28 bytes a record for the TTL, ~60 for a repeated
+            # rdata, ~160 for an owner the message did not compress
             rec.ttl = shared.setdefault(rec.ttl, rec.ttl)
             rec.rdata = shared.setdefault(rec.rdata, rec.rdata)
+            first = owners.setdefault(rec.owner, rec)
+            if first is not rec:  # an owner seen before (another message, no pointer)
+                rec.owner = first.owner
+                rec.key = first.key
             text += len(rec.owner) + len(rec.rdata)
             self._step(rec)
         self.text_bytes = text
