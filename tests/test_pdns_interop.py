@@ -221,3 +221,32 @@ def test_request_ixfr_must_be_a_boolean(tmp_path):
     result = CliRunner().invoke(cli, ["pull", "-c", str(config)])
     assert result.exit_code == 2
     assert "zone[0] (example.com).request_ixfr: expected true or false" in result.stderr
+
+
+def test_serve_follows_powerdns_by_notify(pdns_primary, tmp_path):
+    """The issue's case: serve logged PowerDNS's NOTIFY, then stayed on the old serial."""
+    port = free_port()
+    primary = pdns_primary(notify=[("127.0.0.1", port)])
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        port=port,
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+    )
+    server = ServerThread(config)
+    try:
+        server.wait_serial(ZONE, SERIAL)
+        for round_ in (1, 2):
+            primary.write_zone(
+                ZONE, changed(SERIAL + round_, f"r{round_} 60 IN A 192.0.2.{round_}\n")
+            )
+            primary.reload()
+            primary.wait_for_serial(ORIGIN, SERIAL + round_)
+            primary.control("notify", ZONE)
+            # NOTIFY, not the refresh timer (7200 s), brings the change
+            assert server.wait_serial(ZONE, SERIAL + round_, timeout=10) < 8
+            assert server.query(f"r{round_}.example.com.", "A").answer[0][0].address == (
+                f"192.0.2.{round_}"
+            )
+    finally:
+        server.stop()
