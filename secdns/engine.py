@@ -99,11 +99,13 @@ async def probe_soa(
         if tls is not None:
             response = await xot.exchange(query, address, port, tls, timeout=timeout)
         else:
-            response = await _udp_query(query, address, port, timeout)
+            async with asyncio.timeout(timeout):
+                response = await _udp_query(query, address, port)
         if response.flags & dns.flags.TC and tls is None:
-            response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
+            async with asyncio.timeout(timeout):
+                response = await dns.asyncquery.tcp(query, address, port=port)
             transport = "TCP (the UDP answer was truncated: TC)"
-    except dns.exception.Timeout as err:
+    except (TimeoutError, dns.exception.Timeout) as err:
         raise TimeoutError_(
             f"no answer to the SOA query within {timeout:g}s", server=server
         ) from err
@@ -151,18 +153,22 @@ async def probe_soa(
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
 
 
-async def _udp_query(
-    query: dns.message.Message, address: str, port: int, timeout: float
-) -> dns.message.Message:
+async def _udp_query(query: dns.message.Message, address: str, port: int) -> dns.message.Message:
     """One query over a *connected* UDP socket, so that an ICMP port unreachable
     surfaces at once as ConnectionRefusedError (as dig reports it) instead of the
-    query waiting out its timeout."""
+    query waiting out its timeout.
+
+    The caller bounds it with ``asyncio.timeout()``: dnspython's own timeout is
+    ``asyncio.wait_for``, which on Python 3.11 can swallow a cancellation when the
+    answer arrives at the same moment, and a cancelled watch or serve task would
+    then keep running.  The same holds for every wait in :func:`transfer`.
+    """
     backend = dns.asyncbackend.get_default_backend()
     family = dns.inet.af_for_address(address)
     sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None, (address, port))
     async with sock:
         return await dns.asyncquery.udp(
-            query, address, timeout=timeout, port=port, ignore_unexpected=True, sock=sock
+            query, address, port=port, ignore_unexpected=True, sock=sock
         )
 
 
@@ -221,11 +227,14 @@ async def transfer(
                         address, port, tls, timeout=timeout
                     )
                 else:
-                    reader_stream, writer = await asyncio.wait_for(
-                        asyncio.open_connection(address, port, limit=70000), timeout
-                    )
+                    async with asyncio.timeout(timeout):
+                        reader_stream, writer = await asyncio.open_connection(
+                            address, port, limit=70000
+                        )
             except OSError as err:
                 raise NetworkError(f"cannot connect: {err.strerror or err}") from err
+            except TimeoutError as err:
+                raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -244,9 +253,10 @@ async def transfer(
                     )
                 wait = min(timeout, remaining)
                 try:
-                    prefix = await asyncio.wait_for(reader_stream.readexactly(2), wait)
-                    (length,) = struct.unpack("!H", prefix)
-                    raw = await asyncio.wait_for(reader_stream.readexactly(length), wait)
+                    async with asyncio.timeout(wait):
+                        prefix = await reader_stream.readexactly(2)
+                        (length,) = struct.unpack("!H", prefix)
+                        raw = await reader_stream.readexactly(length)
                 except asyncio.IncompleteReadError as err:
                     if reader.messages == 0 and not err.partial:
                         raise NetworkError(
