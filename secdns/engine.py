@@ -209,7 +209,7 @@ async def transfer(
     if key is not None:
         query.use_tsig(key.to_dnspython())
     request = query.to_wire()
-    verifier = TsigVerifier(key.to_dnspython(), query.mac) if key is not None else None
+    verifier = TsigVerifier(key.to_dnspython(), query.mac or b"") if key is not None else None
     reader = XfrReader(
         origin,
         kind,

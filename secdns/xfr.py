@@ -186,7 +186,7 @@ SOA_RCODE_HINTS: dict[int, str] = {
 
 
 def rcode_error(rcode: int, what: str, hints: dict[int, str] = RCODE_HINTS) -> RefusedError:
-    name = dns.rcode.to_text(rcode)
+    name = dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
     return RefusedError(f"{name} to {what}", hint=hints.get(rcode))
 
 
@@ -261,9 +261,10 @@ class XfrReader:
                 "in the transfer (refusing it, not dropping it)"
             )
         if rec.rdclass != dns.rdataclass.IN:
+            rdclass = dns.rdataclass.to_text(dns.rdataclass.RdataClass.make(rec.rdclass))
             raise BadDataError(
                 f"record {rec.owner} {wire.type_text(rec.rdtype)} has class "
-                f"{dns.rdataclass.to_text(rec.rdclass)}, the zone's class is IN"
+                f"{rdclass}, the zone's class is IN"
             )
 
     def _is_apex_soa(self, rec: wire.Record) -> bool:
