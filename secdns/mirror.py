@@ -63,6 +63,7 @@ class MirrorZone:
     output: Path | None = None
     allow_notify: tuple[str, ...] = ()  # networks allowed to NOTIFY besides the primaries
     tls: TlsSettings | None = None  # XoT from the primaries
+    request_ixfr: bool = True  # False: AXFR only ([[zone]] request_ixfr = false)
 
     @property
     def text(self) -> str:
@@ -440,6 +441,7 @@ class Mirror:
         return PullOptions(
             key=followed.config.key,
             axfr=force_axfr,
+            request_ixfr=followed.config.request_ixfr,
             force=self.options.force,
             timeout=self.options.timeout,
             lifetime=self.options.lifetime,

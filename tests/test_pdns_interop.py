@@ -9,12 +9,14 @@ first message.  Before RFC 1995's serial comparison was applied to that lone SOA
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import dns.name
 import dns.zone
 import pytest
 from click.testing import CliRunner
@@ -250,3 +252,42 @@ def test_serve_follows_powerdns_by_notify(pdns_primary, tmp_path):
             )
     finally:
         server.stop()
+
+
+def test_watch_mirror_with_request_ixfr_false_asks_axfr_only(pdns_primary, tmp_path):
+    """watch -c honours [[zone]] request_ixfr = false as pull -c and serve do."""
+    from test_watch import Recorder, run_mirror
+
+    from secdns.endpoints import Endpoint
+    from secdns.mirror import Mirror, MirrorEventKind, MirrorOptions, MirrorZone
+    from secdns.store import Store
+    from secdns.xfr import XfrKind
+
+    primary = pdns_primary()
+    events = Recorder()
+    mirror = Mirror(
+        [
+            MirrorZone(
+                dns.name.from_text(ORIGIN),
+                (Endpoint(primary.host, primary.port),),
+                request_ixfr=False,
+            )
+        ],
+        store=Store(tmp_path / "store"),
+        options=MirrorOptions(interval=0.2, jitter=0, timeout=1.0),
+        on_event=events,
+    )
+
+    async def scenario() -> None:
+        await events.wait(lambda: len(events.of(MirrorEventKind.UPDATED)) == 1)
+        await asyncio.to_thread(primary.write_zone, ZONE, changed(SERIAL + 1))
+        await asyncio.to_thread(primary.reload)
+        await events.wait(lambda: len(events.of(MirrorEventKind.UPDATED)) == 2)
+
+    asyncio.run(run_mirror(mirror, scenario))
+    updates = events.of(MirrorEventKind.UPDATED)
+    assert [(u.serial, u.via) for u in updates] == [
+        (SERIAL, XfrKind.AXFR),
+        (SERIAL + 1, XfrKind.AXFR),
+    ]
+    assert "IXFR" not in primary.log_path.read_text()

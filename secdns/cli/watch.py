@@ -821,6 +821,7 @@ def _mirror_plan(
                 out_path,
                 z.allow_notify,
                 tls=tls or z.tls,
+                request_ixfr=z.request_ixfr,
             )
             for z in selected
         ]
