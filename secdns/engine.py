@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import dns.asyncbackend
 import dns.asyncquery
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.inet
@@ -66,6 +67,7 @@ class SoaInfo:
     minimum: int
     ttl: int
     transport: str = "UDP"  # how the answer came: "UDP", or "TCP (UDP answer truncated)"
+    edns_expire: int | None = None  # the primary's EDNS EXPIRE (RFC 7314), when it sent one
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,7 +92,13 @@ async def probe_soa(
     """Ask a server for the zone's SOA over UDP, falling back to TCP on truncation
     (over TLS only, with ``tls``)."""
     server = format_addr(address, port)
-    query = dns.message.make_query(origin, dns.rdatatype.SOA, use_edns=0, payload=1232)
+    query = dns.message.make_query(
+        origin,
+        dns.rdatatype.SOA,
+        use_edns=0,
+        payload=1232,
+        options=[dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b"")],  # RFC 7314
+    )
     query.flags &= ~dns.flags.RD
     if key is not None:
         query.use_tsig(key.to_dnspython())
@@ -148,9 +156,33 @@ async def probe_soa(
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
             soa = rrset[0]
             return SoaInfo(
-                soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum, rrset.ttl, transport
+                soa.serial,
+                soa.refresh,
+                soa.retry,
+                soa.expire,
+                soa.minimum,
+                rrset.ttl,
+                transport,
+                edns_expire(response),
             )
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
+
+
+EDNS_EXPIRE = 9
+"""The EDNS EXPIRE option code (RFC 7314)."""
+
+
+def edns_expire(response: dns.message.Message) -> int | None:
+    """The seconds an EDNS EXPIRE option in ``response`` gives, or None (absent or malformed).
+
+    RFC 7314: a secondary of a secondary must not outlive the original's expiry, so a
+    refresh takes the smaller of this and the SOA EXPIRE field as its expire timer."""
+    for option in response.options:
+        if option.otype == EDNS_EXPIRE:
+            data = option.to_wire()
+            if len(data) == 4:
+                return int.from_bytes(data, "big")
+    return None
 
 
 async def _udp_query(query: dns.message.Message, address: str, port: int) -> dns.message.Message:

@@ -94,6 +94,7 @@ class PullResult:
     text: str | None = dataclasses.field(default=None, repr=False)
     primary_serial: int | None = None  # the serial the primary's SOA showed
     timers: tuple[int, int, int] | None = None  # its SOA refresh, retry, expire
+    edns_expire: int | None = None  # the primary's EDNS EXPIRE (RFC 7314), when it sent one
     steps: list[Step] = dataclasses.field(default_factory=list, repr=False)
 
     @property
@@ -616,6 +617,7 @@ async def _pull_from(
                 records=copy.records,
                 primary_serial=soa.serial,
                 timers=timers,
+                edns_expire=soa.edns_expire,
             )
         if order not in (0, 1):
             raise SerialBackwards(
@@ -692,6 +694,7 @@ async def _pull_from(
             records=copy.records,
             primary_serial=soa.serial,
             timers=timers,
+            edns_expire=soa.edns_expire,
         )
     new_serial = reader.new_serial
     assert new_serial is not None and reader.soa is not None
@@ -714,6 +717,7 @@ async def _pull_from(
         fallback=fallback,
         primary_serial=soa.serial,
         timers=timers,
+        edns_expire=soa.edns_expire,
     )
     if reader.records is None:
         result.kind = XfrKind.IXFR

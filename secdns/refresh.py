@@ -268,6 +268,8 @@ class Refresher:
         if result.records is not None:
             self.records = result.records
         _refresh, _retry, expire = self.soa_timers()
+        if result.edns_expire is not None:  # RFC 7314: never outlive the primary's own copy
+            expire = min(expire, max(float(result.edns_expire), self.policy.min_timer))
         self.expires_at = now + expire
         if self.expired:
             self.expired = False

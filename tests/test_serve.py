@@ -563,3 +563,36 @@ def test_edns_expire_of_a_secondary_counts_down_from_its_last_refresh(
     (option,) = [o for o in response.options if o.otype == 9]
     left = struct.unpack("!I", option.to_wire())[0]
     assert soa_expire - 105 <= left <= soa_expire - 99
+
+
+def test_a_secondary_of_a_secondary_takes_the_smaller_edns_expire(bind_primary, served, tmp_path):
+    """RFC 7314: the refresh asks its primary for EDNS EXPIRE and expires no later than the
+    primary's own copy does, so a chain of secondaries cannot outlive the original's expiry."""
+    primary = bind_primary()
+    first_port = free_port()
+    first = served(
+        write_config(
+            tmp_path / "first.toml",
+            directory=tmp_path / "first",
+            port=first_port,
+            zones=[{"name": ZONE, "primaries": [primary.addr], "allow_transfer": ["127.0.0.1"]}],
+        )
+    )
+    first.wait_serial(ZONE, SERIAL)
+    upstream = next(iter(first.server.runtimes.values()))
+    upstream.zone.expires_at = time.time() + 300  # its copy expires in 300 s
+    second = served(
+        write_config(
+            tmp_path / "second.toml",
+            directory=tmp_path / "second",
+            zones=[{"name": ZONE, "primaries": [f"127.0.0.1:{first_port}"]}],
+        )
+    )
+    second.wait_serial(ZONE, SERIAL)
+    runtime = next(iter(second.server.runtimes.values()))
+    deadline = time.time() + 5
+    while runtime.status().expires_at is None and time.time() < deadline:
+        time.sleep(0.02)
+    expires_at = runtime.status().expires_at
+    assert expires_at is not None
+    assert time.time() + 290 <= expires_at <= time.time() + 301
