@@ -198,6 +198,7 @@ class ZoneCopy(abc.ABC):
 
     origin: dns.name.Name
     serial: int | None = None  # the serial we hold, None when we hold nothing
+    lost_serial: int | None = None  # what we held before the copy was lost or hand-edited
     can_ixfr: bool = False  # an IXFR delta can be applied to what we hold
     records: int | None = None
 
@@ -336,6 +337,7 @@ class StoreCopy(ZoneCopy):
             self.can_ixfr = True
             self.records = state.records
         elif state.serial is not None:
+            self.lost_serial = state.serial  # reported as serial_from: none->N would forget it
             log.warning("pull: zone=%s %s: fetching it again by AXFR", self.origin, why)
 
     def _written(self, written: Written, soa: wire.Record, result: PullResult) -> None:
@@ -612,7 +614,7 @@ async def _pull_from(
                 zone=zone_text,
                 status=Status.UP_TO_DATE,
                 primary=server,
-                serial_from=held,
+                serial_from=held if held is not None else copy.lost_serial,
                 serial_to=soa.serial,
                 records=copy.records,
                 primary_serial=soa.serial,
@@ -687,7 +689,7 @@ async def _pull_from(
             zone=zone_text,
             status=Status.UP_TO_DATE,
             primary=server,
-            serial_from=held,
+            serial_from=held if held is not None else copy.lost_serial,
             serial_to=held,
             messages=reader.messages,
             bytes=reader.bytes,
@@ -710,7 +712,7 @@ async def _pull_from(
         zone=zone_text,
         status=Status.TRANSFERRED,
         primary=server,
-        serial_from=held,
+        serial_from=held if held is not None else copy.lost_serial,
         serial_to=new_serial,
         messages=reader.messages,
         bytes=reader.bytes,
@@ -742,10 +744,11 @@ async def _pull_from(
         result.kind = XfrKind.AXFR
         assert reader.soa is not None  # a finished AXFR ends on its SOA
         await copy.apply_axfr(reader.records, reader.soa, result)
-    log.info(
+    # debug: serve and watch log each refresh once, in their own words (issue 11)
+    log.debug(
         "pull: zone=%s serial %s -> %s via %s, +%d -%d from %s",
         zone_text,
-        result.serial_from,
+        "none" if result.serial_from is None else result.serial_from,
         result.serial_to,
         result.kind.value,
         result.added,

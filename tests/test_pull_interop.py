@@ -166,6 +166,8 @@ def test_hand_edited_store_is_refetched_by_axfr(bind_primary, tmp_path):
     zone_file.write_text(pristine.replace("192.0.2.80", "192.0.2.666"))
     result = pull(ORIGIN, f"@{primary.addr}", "-d", str(store), "--json", "-v")
     assert json.loads(result.stdout)["kind"] == "AXFR"
+    # the serial held before the edit is remembered, not reported as none (issue 11)
+    assert json.loads(result.stdout)["serial_from"] == json.loads(result.stdout)["serial_to"]
     assert "changed outside secdns" in result.stderr
     assert zone_file.read_text() == pristine
     zone_file.unlink()

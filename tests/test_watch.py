@@ -648,7 +648,7 @@ key = "xfr"
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, stderr
-    assert "pull: zone=example.org. serial None -> 7 via AXFR" in stderr
+    assert "pull: zone=example.org. serial none -> 7 via AXFR" in stderr
     assert secret not in stderr and secret not in stdout
     assert (
         (tmp_path / "zones" / "example.org.zone")
