@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,3 +51,51 @@ def run_measured(
 def median(values: list[float]) -> float:
     values = sorted(values)
     return values[len(values) // 2]
+
+
+GENZONE_DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "genzone.py"
+"""The shared zone generator, ``../shared/genzone.py`` relative to the repository."""
+
+
+def add_genzone_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--genzone",
+        type=Path,
+        default=GENZONE_DEFAULT,
+        help=f"the zone and query generator (default {GENZONE_DEFAULT})",
+    )
+
+
+def genzone(
+    script: Path,
+    records: int,
+    out: Path,
+    *,
+    origin: str,
+    serial: int | None = None,
+    queries: Path | None = None,
+    nq: int | None = None,
+) -> None:
+    """Write ``out`` (and the dnsperf file ``queries``) with genzone.py's fixed-seed mix.
+
+    A file already there from the same arguments is reused (genzone is deterministic).
+    """
+    if not script.exists():
+        raise SystemExit(f"{script} not found: pass --genzone PATH/TO/genzone.py")
+    argv = [sys.executable, str(script), str(records), str(out), "--origin", origin]
+    if serial is not None:
+        argv += ["--serial", str(serial)]
+    if queries is not None:
+        argv += ["--queries", str(queries), "--nq", str(nq or 10000)]
+    stamp = out.with_name(out.name + ".args")
+    wanted = " ".join(argv[1:])
+    if stamp.exists() and stamp.read_text() == wanted and out.exists():
+        if queries is None or queries.exists():
+            return
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stamp.write_text(wanted)
+
+
+def show_reference(label: str, argv: list[str]) -> None:
+    """Print the command line of a reference tool, so that a reader can rerun it."""
+    print(f"  reference {label}: {shlex.join(str(a) for a in argv)}", file=sys.stderr)
