@@ -175,3 +175,41 @@ def test_chunks_are_whole_rrsets(monkeypatch):
     monkeypatch.setattr(signatures, "CHUNK_SIGNATURES", 3)
     signed = [((), [1, 2]), ((), [3]), ((), [4, 5, 6, 7]), ((), [8])]
     assert signatures._chunks(signed) == [(0, 2), (2, 3), (3, 4)]  # type: ignore[arg-type]
+
+
+# --- reading signed master files ---------------------------------------------------------------
+
+SIGNED_TEXT = r"""$ORIGIN Example.COM.
+$TTL 3600
+@ SOA ns1 hostmaster 1 7200 900 1209600 300
+  RRSIG SOA 13 2 3600 ( 20261231223937 20261201223937 21683 Example.COM.
+        0KMpi4Ko1xiM8G5J1thl85onxQRAchE33MsV
+        hpWFJ8OdLxnAh61PGR1Rr1+DiWKO7215g+yS yTdiJLGv1Ypckw== )
+  RRSIG A 13 3 3600 1798000000 1796000000 1 other.NET. AAECAwQF
+  RRSIG NS 13 2 1h 20261231223937 20261201223937 21683 @ AAECAwQF
+  RRSIG TYPE65534 ECDSAP256SHA256 2 3600 20261231223937 20261201223937 21683 @ AAECAwQF
+  RRSIG MX 13 2 3600 20261231223937 20261201223937 21683 @ AAEC AwQF====
+  DNSKEY 257 3 13 ( mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+
+                    KkxLbxILfDLUT0rAK9iUzy1L53eKGQ== ) ; KSK
+  DNSKEY 256 3 ECDSAP256SHA256 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXck
+  NSEC a.Example.COM. SOA NS RRSIG NSEC DNSKEY A a TYPE65534
+a NSEC @
+b NSEC \065.b TXT
+c NSEC c.other.net. MX
+"""
+
+
+def test_dnssec_records_read_as_dnspython_renders_them():
+    records = read(SIGNED_TEXT)
+    assert len(records) == 12
+    for rec in records:
+        rdata = dns.rdata.from_text(rec.rdclass, rec.rdtype, rec.rdata, origin=ORIGIN)
+        assert rec.rdata == rdata.to_text(origin=ORIGIN, relativize=True), rec.rdata
+    for line in SIGNED_TEXT.splitlines():
+        tokens = line.split()
+        if tokens[:1] in (["RRSIG"], ["DNSKEY"], ["NSEC"]) and "(" not in line:
+            rdtype = dns.rdatatype.from_text(tokens[0])
+            text = " ".join(tokens[1:]).split(";")[0]
+            reference = dns.rdata.from_text("IN", rdtype, text, origin=ORIGIN)
+            expected = reference.to_text(origin=ORIGIN, relativize=True)
+            assert expected in {rec.rdata for rec in records}, expected
