@@ -120,6 +120,7 @@ class _Dnssec:
         self.signatures: dict[tuple[Key, int], list[wire.Record]] = {}  # RRSIGs by what they cover
         self.reader = _RdataReader(index.origin)
         self.canonical = CanonicalWire(index.origin)
+        self.bitmaps: dict[str, set[int]] = {}  # NSEC type lists, by their text
         self.workers = workers
 
     def owner(self, rec: wire.Record) -> str:
@@ -287,21 +288,43 @@ class _Dnssec:
                         owner, "NSEC", f"{len(at_name)} NSEC records at one name"
                     )
                 )
-            nsec = self.rdata(at_name[0])
-            if not isinstance(nsec, dns.rdtypes.ANY.NSEC.NSEC):
+            fields = self.nsec_fields(at_name[0])
+            if fields is None:
                 continue
+            next_key, next_text, listed = fields
             following = names[(position + 1) % len(names)]
-            next_key = _name_key(nsec.next)
             if next_key != following:
                 self.findings.append(
                     checks.DENIAL_CHAIN.error(
                         owner,
                         "NSEC",
-                        f"next name is {nsec.next}, expected "
+                        f"next name is {next_text}, expected "
                         f"{self.index.key_text(following)}: the chain is not closed",
                     )
                 )
-            self.compare_bitmap(owner, "NSEC", _bitmap_types(nsec.windows), self.types_at(key))
+            self.compare_bitmap(owner, "NSEC", listed, self.types_at(key))
+
+    def nsec_fields(self, rec: wire.Record) -> tuple[Key, str, set[int]] | None:
+        """An NSEC's next name (key and absolute text) and listed types, from its text.
+
+        The text is dnspython's rendering, read here without building an rdata
+        object (a signed zone has one NSEC a name); dnspython reads anything else.
+        """
+        if rec.rdclass == dns.rdataclass.IN:
+            following, _, types = rec.rdata.partition(" ")
+            try:
+                listed = self.bitmaps.get(types)
+                if listed is None:
+                    listed = {self.canonical.rdtype(t) for t in types.split(" ") if t}
+                    self.bitmaps[types] = listed
+                if "\\" not in following:
+                    return self.index.name_key(following), self.index.absolute(following), listed
+            except (ValueError, dns.exception.DNSException):
+                pass
+        nsec = self.rdata(rec)
+        if not isinstance(nsec, dns.rdtypes.ANY.NSEC.NSEC):
+            return None
+        return _name_key(nsec.next), nsec.next.to_text(), _bitmap_types(nsec.windows)
 
     def compare_bitmap(self, owner: str, rdtype: str, listed: set[int], present: set[int]) -> None:
         if listed == present:
