@@ -68,10 +68,7 @@ def distinct_questions(source: Path, out: Path, count: int) -> int:
     return len(seen)
 
 
-_SHOWN: set[tuple[int, bool]] = set()
-
-
-def dnsperf(port: int, queries: Path, seconds: int, once: bool = False) -> float:
+def dnsperf(port: int, queries: Path, seconds: int, once: bool = False, show: bool = True) -> float:
     """Queries per second; ``once``: a single pass over the query file instead of a time."""
     limit = ["-n", "1"] if once else ["-l", str(seconds)]
     argv = [
@@ -90,8 +87,7 @@ def dnsperf(port: int, queries: Path, seconds: int, once: bool = False) -> float
         "100",
         *limit,
     ]
-    if (port, once) not in _SHOWN:
-        _SHOWN.add((port, once))
+    if show:
         show_reference("dnsperf", argv)
     done = subprocess.run(argv, capture_output=True, text=True)
     match = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
@@ -206,9 +202,10 @@ def bench_queries(args: argparse.Namespace, tmp: Path, results: dict) -> None:
             if round_ == 0:
                 show_reference(f"{label} server", argv_of(server.pid))
             try:
-                row["first"].append(dnsperf(server.port, first, 0, once=True))
+                show = round_ == 0
+                row["first"].append(dnsperf(server.port, first, 0, once=True, show=show))
                 row["rss"].append(group_rss_mib(server.pid))
-                row["mix"].append(dnsperf(server.port, mix, args.seconds))
+                row["mix"].append(dnsperf(server.port, mix, args.seconds, show=show))
             finally:
                 server.stop()
             print(
