@@ -13,9 +13,10 @@ ACME/DMARC TXT, SRV, delegations with glue; ~10% NXDOMAIN questions).
    **repeating mix**: genzone's query file (questions drawn with repetition)
    for --seconds.  Medians over the rounds; ratios to NSD side by side.
 2. Propagation (``--propagation``): a BIND primary with a --big-records zone
-   notifying a secdns secondary and a Knot secondary, both configured to flush
-   the zone file after each change (secdns: the store rewritten in the
-   background; Knot: ``zonefile-sync: 0``); --rounds one-record nsupdates; the
+   notifying a secdns secondary and a Knot secondary, both writing the zone
+   file after each change (secdns: its store, in the background; Knot:
+   ``zonefile-sync: 0``, or --knot-zonefile-sync -1 to keep changes in Knot's
+   journal only; the output says which); --rounds one-record nsupdates; the
    clock starts when nsupdate returns and both secondaries are polled
    concurrently until each answers the new serial; medians.  Then the time
    for ``secdns serve`` to answer from its store after a restart.
@@ -49,6 +50,7 @@ sys.path.insert(0, str(HERE))
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
+import servers  # noqa: E402
 import tomli_w  # noqa: E402
 from measure import add_genzone_option, genzone, show_reference  # noqa: E402
 from servers import Bind, Knot, Nsd, _live_group_members, free_port  # noqa: E402
@@ -275,7 +277,21 @@ def wait_both(ports: dict[str, int], serial: int, since: float) -> dict[str, flo
     return found
 
 
+def knot_zonefile_sync(value: str) -> None:
+    """Make tests/servers.py's Knot secondaries flush their zone file per ``value``."""
+    original = servers._knot_conf
+
+    def conf(*args, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        return original(*args, **kwargs).replace(
+            "    zonefile-sync: 0\n", f"    zonefile-sync: {value}\n"
+        )
+
+    servers._knot_conf = conf
+
+
 def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> None:
+    knot_zonefile_sync(args.knot_zonefile_sync)
+    flush = f"Knot: zonefile-sync: {args.knot_zonefile_sync}, journal-content: changes"
     zone_file = tmp / "big.zone"
     genzone(args.genzone, args.big_records, zone_file, origin=ZONE, serial=1)
     secdns_port, knot_port = free_port(), free_port()
@@ -293,9 +309,8 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
         {"name": ZONE, "primaries": [primary.addr]},
     )
     print(
-        "propagation: secondaries flush the zone file after each change "
-        "(secdns: store rewritten in the background; Knot: zonefile-sync: 0, "
-        "journal-content: changes)",
+        "propagation: zone files (secdns: store written in the background after each "
+        f"change; {flush})",
         file=sys.stderr,
     )
     show_reference("BIND primary", argv_of(primary.pid))
@@ -338,7 +353,7 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
     results["propagation"] = {
         "records": args.big_records,
         "rounds": args.rounds,
-        "zone_file_flush": "secdns: store rewritten in the background; knot: zonefile-sync 0",
+        "zone_file_flush": f"secdns: store written in the background after each change; {flush}",
         "secdns_median_ms": round(statistics.median(ours) * 1000, 1),
         "secdns_ms": [round(x * 1000, 1) for x in ours],
         "knot_median_ms": round(statistics.median(theirs) * 1000, 1),
@@ -361,6 +376,12 @@ def main() -> None:
     parser.add_argument("--propagation", action="store_true")
     parser.add_argument("--big-records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--knot-zonefile-sync",
+        default="0",
+        help="Knot's zonefile-sync for the propagation secondary: 0 flushes the zone file "
+        "after each change (as secdns writes its store), -1 keeps changes in the journal",
+    )
     add_genzone_option(parser)
     parser.add_argument("--skip-queries", action="store_true")
     args = parser.parse_args()
