@@ -19,6 +19,7 @@ class Run:
     rss_mib: float  # peak resident set of that process (os.wait4)
     exit_code: int
     stdout: str  # empty when stdout went to a file
+    cpu: float = 0.0  # user + system seconds, the process's waited-for children included
 
 
 def run_measured(
@@ -45,7 +46,7 @@ def run_measured(
         if check and code != 0:
             err_file.seek(0)
             raise SystemExit(f"{' '.join(argv)} failed: {err_file.read().decode()[-2000:]}")
-    return Run(wall, usage.ru_maxrss / 1024, code, stdout)
+    return Run(wall, usage.ru_maxrss / 1024, code, stdout, usage.ru_utime + usage.ru_stime)
 
 
 def median(values: list[float]) -> float:
