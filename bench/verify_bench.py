@@ -74,7 +74,8 @@ def sign(unsigned: Path, signed: Path) -> None:
             check=True,
             capture_output=True,
         )
-    argv = [tool("dnssec-signzone"), "-q", "-S", "-K", str(keys), "-o", ZONE, "-N", "keep"]
+    argv = [tool("dnssec-signzone"), "-q", "-S", "-K", str(keys), "-d", str(keys), "-o", ZONE]
+    argv += ["-N", "keep"]
     argv += ["-f", str(signed), str(unsigned)]
     print(f"  signing: {' '.join(argv)}", file=sys.stderr)
     subprocess.run(argv, check=True, capture_output=True)
