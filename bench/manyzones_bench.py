@@ -84,11 +84,13 @@ def wait_all(port: int, names: list[str], serial: int, timeout: float) -> float:
 
 
 def group_rss_mib(pgid: int) -> float:
+    """Memory now of every process in the group (NSD forks; the others do not), as the sum
+    of their proportional set sizes, so that pages the processes share count once."""
     total = 0
     for pid in _live_group_members(pgid):
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
         except OSError:
             continue

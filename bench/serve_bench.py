@@ -141,12 +141,13 @@ def start_secdns(config: Path, port: int) -> tuple[subprocess.Popen, float]:
 
 
 def group_rss_mib(pgid: int) -> float:
-    """Resident memory now of every process in the group (NSD forks; the others do not)."""
+    """Memory now of every process in the group (NSD forks; the others do not), as the sum
+    of their proportional set sizes, so that pages the processes share count once."""
     total = 0
     for pid in _live_group_members(pgid):
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
         except OSError:
             continue
