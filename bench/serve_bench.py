@@ -9,7 +9,8 @@ ACME/DMARC TXT, SRV, delegations with glue; ~10% NXDOMAIN questions).
    for each of --repeat rounds, start the server on the file and time it to
    its first answer; then **first pass**: one dnsperf pass (``-c 10 -T 1 -q
    100 -n 1``) over --questions distinct questions, none repeated (caches
-   cold); RSS of the server (its process group) after that pass; then the
+   cold); memory of the server (PSS summed over its process group) after that
+   pass; then the
    **repeating mix**: genzone's query file (questions drawn with repetition)
    for --seconds.  Medians over the rounds; ratios to NSD side by side.
 2. Propagation (``--propagation``): a BIND primary with a --big-records zone
