@@ -97,6 +97,7 @@ def genzone(
     stamp.write_text(wanted)
 
 
-def show_reference(label: str, argv: list[str]) -> None:
+def show_reference(label: str, argv: list[str], stdout: Path | None = None) -> None:
     """Print the command line of a reference tool, so that a reader can rerun it."""
-    print(f"  reference {label}: {shlex.join(str(a) for a in argv)}", file=sys.stderr)
+    redirect = f" > {shlex.quote(str(stdout))}" if stdout is not None else ""
+    print(f"  reference {label}: {shlex.join(str(a) for a in argv)}{redirect}", file=sys.stderr)

@@ -77,7 +77,7 @@ def main() -> None:
                     f"  {name:<28} {median(walls):7.2f} s  {max(rsses):7.0f} MiB", file=sys.stderr
                 )
 
-            show_reference("dig", [*dig, ">", str(tmp / "dig.zone")])
+            show_reference("dig", dig, stdout=tmp / "dig.zone")
             measure("dig AXFR > file", dig, tmp / "dig.zone")
             # --axfr: a full transfer every time (the file would otherwise be up to date)
             measure("secdns pull -o FILE", [*pull, "-o", str(tmp / "secdns.zone"), "--axfr"])
