@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +19,7 @@ class Run:
     rss_mib: float  # peak resident set of that process (os.wait4)
     exit_code: int
     stdout: str  # empty when stdout went to a file
+    cpu: float = 0.0  # user + system seconds, the process's waited-for children included
 
 
 def run_measured(
@@ -42,9 +46,58 @@ def run_measured(
         if check and code != 0:
             err_file.seek(0)
             raise SystemExit(f"{' '.join(argv)} failed: {err_file.read().decode()[-2000:]}")
-    return Run(wall, usage.ru_maxrss / 1024, code, stdout)
+    return Run(wall, usage.ru_maxrss / 1024, code, stdout, usage.ru_utime + usage.ru_stime)
 
 
 def median(values: list[float]) -> float:
     values = sorted(values)
     return values[len(values) // 2]
+
+
+GENZONE_DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "genzone.py"
+"""The shared zone generator, ``../shared/genzone.py`` relative to the repository."""
+
+
+def add_genzone_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--genzone",
+        type=Path,
+        default=GENZONE_DEFAULT,
+        help=f"the zone and query generator (default {GENZONE_DEFAULT})",
+    )
+
+
+def genzone(
+    script: Path,
+    records: int,
+    out: Path,
+    *,
+    origin: str,
+    serial: int | None = None,
+    queries: Path | None = None,
+    nq: int | None = None,
+) -> None:
+    """Write ``out`` (and the dnsperf file ``queries``) with genzone.py's fixed-seed mix.
+
+    A file already there from the same arguments is reused (genzone is deterministic).
+    """
+    if not script.exists():
+        raise SystemExit(f"{script} not found: pass --genzone PATH/TO/genzone.py")
+    argv = [sys.executable, str(script), str(records), str(out), "--origin", origin]
+    if serial is not None:
+        argv += ["--serial", str(serial)]
+    if queries is not None:
+        argv += ["--queries", str(queries), "--nq", str(nq or 10000)]
+    stamp = out.with_name(out.name + ".args")
+    wanted = " ".join(argv[1:])
+    if stamp.exists() and stamp.read_text() == wanted and out.exists():
+        if queries is None or queries.exists():
+            return
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stamp.write_text(wanted)
+
+
+def show_reference(label: str, argv: list[str], stdout: Path | None = None) -> None:
+    """Print the command line of a reference tool, so that a reader can rerun it."""
+    redirect = f" > {shlex.quote(str(stdout))}" if stdout is not None else ""
+    print(f"  reference {label}: {shlex.join(str(a) for a in argv)}{redirect}", file=sys.stderr)

@@ -1,18 +1,31 @@
 #!/usr/bin/env python3
 """Benchmark ``secdns serve`` side by side with NSD, Knot and BIND in one run.
 
-1. Queries: a 100k-record zone served by each server in turn (one server
-   thread each), dnsperf ``-c 10 -T 1 -q 100`` for ``--seconds`` with a query
-   mix of 90% existing names and 10% NXDOMAIN; qps per server, and the ratio
-   secdns / NSD.
-2. Propagation (``--propagation``): a BIND primary with a 1M-record zone, a
-   secdns secondary and a Knot secondary both notified; ``--rounds`` one-record
-   nsupdates; time from the update until each secondary answers the new
-   serial; medians.
-3. Startup: time for ``secdns serve`` to answer a stored 1M zone, peak RSS,
-   bytes per record, beside BIND's load time of the same zone.
+Zones and query files come from the shared generator (``--genzone``,
+../shared/genzone.py: hosts under department subdomains, CNAME, MX + SPF TXT,
+ACME/DMARC TXT, SRV, delegations with glue; ~10% NXDOMAIN questions).
 
-    python bench/serve_bench.py [--records 100000] [--seconds 10] [--propagation]
+1. Queries (every server, one server thread each, the same zone file):
+   for each of --repeat rounds, start the server on the file and time it to
+   its first answer; then **first pass**: one dnsperf pass (``-c 10 -T 1 -q
+   100 -n 1``) over --questions distinct questions, none repeated (caches
+   cold); memory of the server (PSS summed over its process group) after that
+   pass; then the
+   **repeating mix**: genzone's query file (questions drawn with repetition)
+   for --seconds.  Medians over the rounds; ratios to NSD side by side.
+2. Propagation (``--propagation``): a BIND primary with a --big-records zone
+   notifying a secdns secondary and a Knot secondary, both writing the zone
+   file after each change (secdns: its store, in the background; Knot:
+   ``zonefile-sync: 0``, or --knot-zonefile-sync -1 to keep changes in Knot's
+   journal only; the output says which); --rounds one-record nsupdates; the
+   clock starts when nsupdate returns and both secondaries are polled
+   concurrently until each answers the new serial; medians.  Then the time
+   for ``secdns serve`` to answer from its store after a restart.
+
+Every reference command line (dnsperf, each server's argv) is printed.
+
+    python bench/serve_bench.py [--records N] [--questions K] [--seconds S] [--repeat R]
+        [--propagation] [--big-records N] [--rounds N] [--genzone PATH]
 """
 
 from __future__ import annotations
@@ -20,13 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,64 +47,52 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
+import servers  # noqa: E402
 import tomli_w  # noqa: E402
-from servers import Bind, Knot, Nsd, free_port  # noqa: E402
+from measure import add_genzone_option, genzone, show_reference  # noqa: E402
+from servers import Bind, Knot, Nsd, _live_group_members, free_port  # noqa: E402
 
 ZONE = "bench.test"
 
 
-def generate(path: Path, count: int) -> list[str]:
-    names = []
-    with open(path, "w") as out:
-        out.write(f"$ORIGIN {ZONE}.\n$TTL 3600\n")
-        out.write("@ IN SOA ns1 hostmaster 1 7200 900 1209600 300\n@ IN NS ns1\n")
-        out.write("ns1 IN A 192.0.2.1\n")
-        for i in range(count - 3):
-            if i % 10 == 1:
-                out.write(f"h{i} IN AAAA 2001:db8::{i % 65536:x}\n")
-                names.append(f"h{i}.{ZONE}. AAAA")
-            else:
-                out.write(f"h{i} IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\n")
-                names.append(f"h{i}.{ZONE}. A")
-    return names
+def distinct_questions(source: Path, out: Path, count: int) -> int:
+    """The first ``count`` distinct lines of genzone's query file: no question asked twice."""
+    seen: dict[str, None] = {}
+    with open(source) as lines:
+        for line in lines:
+            seen.setdefault(line, None)
+            if len(seen) >= count:
+                break
+    out.write_text("".join(seen))
+    return len(seen)
 
 
-def query_file(path: Path, names: list[str], count: int = 200_000) -> None:
-    rng = random.Random(42)
-    with open(path, "w") as out:
-        for _ in range(count):
-            if rng.random() < 0.1:
-                out.write(f"nx{rng.randrange(10**9)}.{ZONE}. A\n")
-            else:
-                out.write(rng.choice(names) + "\n")
-
-
-def dnsperf(port: int, queries: Path, seconds: int, once: bool = False) -> float:
+def dnsperf(port: int, queries: Path, seconds: int, once: bool = False, show: bool = True) -> float:
     """Queries per second; ``once``: a single pass over the query file instead of a time."""
     limit = ["-n", "1"] if once else ["-l", str(seconds)]
-    done = subprocess.run(
-        [
-            "dnsperf",
-            "-s",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-d",
-            str(queries),
-            "-c",
-            "10",
-            "-T",
-            "1",
-            "-q",
-            "100",
-            *limit,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    argv = [
+        "dnsperf",
+        "-s",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-d",
+        str(queries),
+        "-c",
+        "10",
+        "-T",
+        "1",
+        "-q",
+        "100",
+        *limit,
+    ]
+    if show:
+        show_reference("dnsperf", argv)
+    done = subprocess.run(argv, capture_output=True, text=True)
     match = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     if not match:
         raise SystemExit(f"dnsperf failed: {done.stdout}{done.stderr}")
@@ -125,7 +126,8 @@ def secdns_config(path: Path, port: int, store: Path, zone: dict) -> Path:
 
 def start_secdns(config: Path, port: int) -> tuple[subprocess.Popen, float]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"])
+    argv = [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"]
+    proc = subprocess.Popen(argv, start_new_session=True)
     query = dns.message.make_query(f"{ZONE}.", "SOA")
     while True:
         try:
@@ -139,59 +141,161 @@ def start_secdns(config: Path, port: int) -> tuple[subprocess.Popen, float]:
         time.sleep(0.02)
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def group_rss_mib(pgid: int) -> float:
+    """Memory now of every process in the group (NSD forks; the others do not), as the sum
+    of their proportional set sizes, so that pages the processes share count once."""
+    total = 0
+    for pid in _live_group_members(pgid):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def argv_of(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+class _Secdns:
+    """secdns serve on a zone file, shaped like the tests/servers.py fixtures."""
+
+    def __init__(self, workdir: Path, zone_file: Path) -> None:
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = secdns_config(
+            workdir / "secdns.toml",
+            self.port,
+            workdir / "store",
+            {"name": ZONE, "file": str(zone_file)},
+        )
+        self.proc, _ = start_secdns(config, self.port)
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
 
 
 def bench_queries(args: argparse.Namespace, tmp: Path, results: dict) -> None:
     zone_file = tmp / "bench.zone"
-    names = generate(zone_file, args.records)
-    queries = tmp / "queries.txt"
-    query_file(queries, names)
-    qps: dict[str, float] = {}
-    first_pass: dict[str, float] = {}
-
-    def measure(label: str, port: int) -> None:
-        # one pass over the whole query file (every question asked once: caches cold),
-        # then the timed run (steady state)
-        first_pass[label] = dnsperf(port, queries, 0, once=True)
+    mix = tmp / "queries.txt"
+    genzone(args.genzone, args.records, zone_file, origin=ZONE, queries=mix, nq=2 * args.questions)
+    first = tmp / "distinct.txt"
+    questions = distinct_questions(mix, first, args.questions)
+    print(
+        f"{args.records} records; first pass: {questions} distinct questions; repeating mix: "
+        f"{mix} ({2 * args.questions} questions drawn with repetition, looped {args.seconds}s)",
+        file=sys.stderr,
+    )
+    starters = {
+        "nsd": lambda d: Nsd.start(d, {ZONE: zone_file}),
+        "knot": lambda d: Knot.start(d, {ZONE: zone_file}),
+        "bind": lambda d: Bind.start(d, {ZONE: zone_file}),
+        "secdns": lambda d: _Secdns(d, zone_file),
+    }
+    rows: dict[str, dict[str, list[float]]] = {}
+    for round_ in range(args.repeat):
+        for label, starter in starters.items():
+            row = rows.setdefault(label, {"start": [], "first": [], "rss": [], "mix": []})
+            started = time.perf_counter()
+            server = starter(tmp / f"{label}-{round_}")
+            row["start"].append(time.perf_counter() - started)
+            if round_ == 0:
+                show_reference(f"{label} server", argv_of(server.pid))
+            try:
+                show = round_ == 0
+                row["first"].append(dnsperf(server.port, first, 0, once=True, show=show))
+                row["rss"].append(group_rss_mib(server.pid))
+                row["mix"].append(dnsperf(server.port, mix, args.seconds, show=show))
+            finally:
+                server.stop()
+            print(
+                f"  round {round_ + 1} {label:<6} start {row['start'][-1]:6.2f} s  first pass "
+                f"{row['first'][-1]:8.0f} qps  RSS after it {row['rss'][-1]:6.0f} MiB  "
+                f"repeating mix {row['mix'][-1]:8.0f} qps",
+                file=sys.stderr,
+            )
+    table = {
+        label: {
+            "start_to_first_answer_s": round(statistics.median(row["start"]), 2),
+            "first_pass_qps": round(statistics.median(row["first"])),
+            "rss_after_first_pass_mib": round(statistics.median(row["rss"]), 1),
+            "bytes_per_record": round(statistics.median(row["rss"]) * 2**20 / args.records),
+            "repeating_mix_qps": round(statistics.median(row["mix"])),
+        }
+        for label, row in rows.items()
+    }
+    nsd = table["nsd"]
+    print(f"medians of {args.repeat} (ratios are secdns / NSD):", file=sys.stderr)
+    print(
+        f"  {'server':<7} {'start s':>8} {'first-pass qps':>15} {'RSS MiB':>8} "
+        f"{'B/record':>9} {'repeating-mix qps':>18}",
+        file=sys.stderr,
+    )
+    for label, row in table.items():
         print(
-            f"  {label}: first pass {first_pass[label]:.0f} qps; dnsperf {args.seconds}s",
+            f"  {label:<7} {row['start_to_first_answer_s']:8.2f} {row['first_pass_qps']:15} "
+            f"{row['rss_after_first_pass_mib']:8.0f} {row['bytes_per_record']:9} "
+            f"{row['repeating_mix_qps']:18}",
             file=sys.stderr,
         )
-        qps[label] = dnsperf(port, queries, args.seconds)
-
-    for label, cls in (("nsd", Nsd), ("knot", Knot), ("bind", Bind)):
-        server = cls.start(tmp / label, {ZONE: zone_file})
-        try:
-            measure(label, server.port)
-        finally:
-            server.stop()
-    port = free_port()
-    config = secdns_config(
-        tmp / "secdns.toml", port, tmp / "store", {"name": ZONE, "file": str(zone_file)}
-    )
-    proc, _ = start_secdns(config, port)
-    try:
-        measure("secdns", port)
-    finally:
-        proc.terminate()
-        proc.wait()
-    results["queries"] = {
-        "qps": qps,
-        "first_pass_qps": first_pass,
-        "ratio_secdns_vs_nsd": round(qps["secdns"] / qps["nsd"], 3),
-        "records": args.records,
+    ours = table["secdns"]
+    ratios = {
+        "first_pass_qps_secdns_vs_nsd": round(ours["first_pass_qps"] / nsd["first_pass_qps"], 3),
+        "repeating_mix_qps_secdns_vs_nsd": round(
+            ours["repeating_mix_qps"] / nsd["repeating_mix_qps"], 3
+        ),
+        "start_secdns_vs_nsd": round(
+            ours["start_to_first_answer_s"] / nsd["start_to_first_answer_s"], 2
+        ),
     }
-    print(json.dumps(results["queries"], indent=2), file=sys.stderr)
+    print(f"  {ratios}", file=sys.stderr)
+    results["queries"] = {
+        "records": args.records,
+        "distinct_questions": questions,
+        "repeat": args.repeat,
+        "servers": table,
+        "ratios": ratios,
+    }
+
+
+def wait_both(ports: dict[str, int], serial: int, since: float) -> dict[str, float]:
+    """Poll every secondary at once; the seconds from ``since`` until each has ``serial``."""
+    found: dict[str, float] = {}
+
+    def poll(label: str, port: int) -> None:
+        found[label] = wait_serial(port, serial, since=since)
+
+    threads = [threading.Thread(target=poll, args=item) for item in ports.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(found) != len(ports):
+        raise SystemExit(f"serial {serial} never reached by {sorted(set(ports) - set(found))}")
+    return found
+
+
+def knot_zonefile_sync(value: str) -> None:
+    """Make tests/servers.py's Knot secondaries flush their zone file per ``value``."""
+    original = servers._knot_conf
+
+    def conf(*args, **kwargs) -> str:  # type: ignore[no-untyped-def]
+        return original(*args, **kwargs).replace(
+            "    zonefile-sync: 0\n", f"    zonefile-sync: {value}\n"
+        )
+
+    servers._knot_conf = conf
 
 
 def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> None:
+    knot_zonefile_sync(args.knot_zonefile_sync)
+    flush = f"Knot: zonefile-sync: {args.knot_zonefile_sync}, journal-content: changes"
     zone_file = tmp / "big.zone"
-    generate(zone_file, args.big_records)
+    genzone(args.genzone, args.big_records, zone_file, origin=ZONE, serial=1)
     secdns_port, knot_port = free_port(), free_port()
     t0 = time.perf_counter()
     primary = Bind.start(
@@ -206,50 +310,61 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
         tmp / "sec-store",
         {"name": ZONE, "primaries": [primary.addr]},
     )
+    print(
+        "propagation: zone files (secdns: store written in the background after each "
+        f"change; {flush})",
+        file=sys.stderr,
+    )
+    show_reference("BIND primary", argv_of(primary.pid))
     procs = []
+    knot = None
     try:
         proc, first_start = start_secdns(config, secdns_port)
         procs.append(proc)
         wait_serial(secdns_port, 1, timeout=600)
         knot = Knot.start_secondary(tmp / "knot", {ZONE: primary.endpoint}, port=knot_port)
+        show_reference("Knot secondary", argv_of(knot.pid))
         serial = 1
-        ours, theirs = [], []
+        times: dict[str, list[float]] = {"secdns": [], "knot": []}
         for round_ in range(args.rounds):
             serial += 1
             # the clock starts when the primary has acknowledged the update (nsupdate
             # returned): from there on it is NOTIFY, SOA check, IXFR and swap
             primary.nsupdate(f"update add p{round_}.{ZONE}. 60 A 192.0.2.{round_ % 250}", zone=ZONE)
             start = time.perf_counter()
-            ours.append(wait_serial(secdns_port, serial, since=start))
-            theirs.append(wait_serial(knot_port, serial, since=start))
+            found = wait_both({"secdns": secdns_port, "knot": knot_port}, serial, start)
+            for label, seconds in found.items():
+                times[label].append(seconds)
             time.sleep(1.0)
         knot.stop()
-        # startup from the store, 1M records
+        knot = None
+        # startup from the store
         proc.terminate()
         proc.wait()
         procs.clear()
         proc, startup = start_secdns(config, secdns_port)
         procs.append(proc)
-        time.sleep(1)
-        rss = rss_mib(proc.pid)
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait()
+        if knot is not None:
+            knot.stop()
         primary.stop()
+    ours, theirs = times["secdns"], times["knot"]
     results["propagation"] = {
         "records": args.big_records,
         "rounds": args.rounds,
+        "zone_file_flush": f"secdns: store written in the background after each change; {flush}",
         "secdns_median_ms": round(statistics.median(ours) * 1000, 1),
         "secdns_ms": [round(x * 1000, 1) for x in ours],
         "knot_median_ms": round(statistics.median(theirs) * 1000, 1),
         "knot_ms": [round(x * 1000, 1) for x in theirs],
+        "ratio_secdns_vs_knot": round(statistics.median(ours) / statistics.median(theirs), 2),
         "bind_load_s": round(bind_load, 2),
         "secdns_startup_from_store_s": round(startup, 2),
         "secdns_first_axfr_start_s": round(first_start, 2),
-        "ratio_startup_vs_bind_load": round(startup / bind_load, 2),
-        "secdns_rss_mib": round(rss, 1),
-        "bytes_per_record": round(rss * 1024 * 1024 / args.big_records, 1),
+        "ratio_startup_from_store_vs_bind_load": round(startup / bind_load, 2),
     }
     print(json.dumps(results["propagation"], indent=2), file=sys.stderr)
 
@@ -257,10 +372,19 @@ def bench_propagation(args: argparse.Namespace, tmp: Path, results: dict) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--questions", type=int, default=100_000, help="distinct, first pass")
+    parser.add_argument("--seconds", type=int, default=10, help="of the repeating mix")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--propagation", action="store_true")
     parser.add_argument("--big-records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--knot-zonefile-sync",
+        default="0",
+        help="Knot's zonefile-sync for the propagation secondary: 0 flushes the zone file "
+        "after each change (as secdns writes its store), -1 keeps changes in the journal",
+    )
+    add_genzone_option(parser)
     parser.add_argument("--skip-queries", action="store_true")
     args = parser.parse_args()
     if not shutil.which("dnsperf") and not args.skip_queries:

@@ -1,11 +1,13 @@
 """DNSSEC and ZONEMD checks of one copy of a zone: pure functions over its records.
 
 Nothing here runs for an unsigned zone without ZONEMD beyond one scan for the
-DNSSEC types.  For a signed zone every RRSIG is checked twice, apart: its
-validity window against ``now`` (``dnssec.rrsig-validity``), and its signature
-against the apex DNSKEY set at a time inside that window
-(``dnssec.signature``), so that an expired but otherwise good signature is
-reported once, as expired.  Cryptography is dnspython's (``dns.dnssec``).
+DNSSEC types.  For a signed zone the records are grouped into RRsets here, and
+every RRSIG is checked twice, apart, by :mod:`secdns.checks.signatures` (on
+every core for a large zone): its validity window against ``now``
+(``dnssec.rrsig-validity``), and its signature against the apex DNSKEY set at a
+time inside that window (``dnssec.signature``), so that an expired but otherwise
+good signature is reported once, as expired.  The NSEC/NSEC3 chain and ZONEMD
+are checked here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
-import dataclasses
-import datetime
 
 import dns.dnssec
 import dns.exception
@@ -36,6 +36,8 @@ import dns.zonetypes
 
 from secdns import checks, wire
 from secdns.checks import Finding
+from secdns.checks.canonical import CanonicalWire
+from secdns.checks.signatures import SignatureJob, ZoneKey, check_rrsigs
 from secdns.checks.zoneindex import Key, ZoneIndex
 
 NS = dns.rdatatype.NS
@@ -78,14 +80,18 @@ def check_dnssec(
     sig_warn_days: float = 7.0,
     index: ZoneIndex | None = None,
     selected: frozenset[str] | None = None,
+    workers: int | None = None,
 ) -> list[Finding]:
-    """Every DNSSEC and ZONEMD finding for the zone ``origin`` at time ``now``."""
+    """Every DNSSEC and ZONEMD finding for the zone ``origin`` at time ``now``.
+
+    ``workers`` processes check the signatures of a large zone (default: one per core).
+    """
     wanted = applicable_checks(records)
     if selected is not None:
         wanted &= selected
     if not wanted:
         return []
-    zone = _Dnssec(index or ZoneIndex.build(origin, records), now, sig_warn_days)
+    zone = _Dnssec(index or ZoneIndex.build(origin, records), now, sig_warn_days, workers)
     if wanted & {checks.RRSIG_VALIDITY.id, checks.SIGNATURE.id, checks.DENIAL_CHAIN.id}:
         zone.prepare()
     if checks.RRSIG_VALIDITY.id in wanted or checks.SIGNATURE.id in wanted:
@@ -99,14 +105,10 @@ def check_dnssec(
     return zone.findings
 
 
-@dataclasses.dataclass(slots=True)
-class _Signature:
-    record: wire.Record
-    rrsig: dns.rdtypes.ANY.RRSIG.RRSIG
-
-
 class _Dnssec:
-    def __init__(self, index: ZoneIndex, now: float, sig_warn_days: float) -> None:
+    def __init__(
+        self, index: ZoneIndex, now: float, sig_warn_days: float, workers: int | None = None
+    ) -> None:
         self.index = index
         self.origin = index.origin
         self.apex = index.origin_key
@@ -115,10 +117,11 @@ class _Dnssec:
         self.findings: list[Finding] = []
         self.cuts: set[Key] = set()
         self.rrsets: dict[tuple[Key, int], list[wire.Record]] = {}
-        self.signatures: dict[tuple[Key, int], list[_Signature]] = {}
-        # The apex DNSKEYs by (algorithm, key tag), each set ready for dns.dnssec.
-        self.keys_by_id: dict[tuple[int, int], dns.rdataset.Rdataset] = {}
+        self.signatures: dict[tuple[Key, int], list[wire.Record]] = {}  # RRSIGs by what they cover
         self.reader = _RdataReader(index.origin)
+        self.canonical = CanonicalWire(index.origin)
+        self.bitmaps: dict[str, set[int]] = {}  # NSEC type lists, by their text
+        self.workers = workers
 
     def owner(self, rec: wire.Record) -> str:
         return self.index.absolute(rec.owner)
@@ -136,157 +139,63 @@ class _Dnssec:
     # -- grouping
 
     def prepare(self) -> None:
+        covered_by = self.canonical.covered
         for key, group in self.index.owners():
             if key != self.apex and any(rec.rdtype == NS for rec in group):
                 self.cuts.add(key)
             for rec in group:
                 if rec.rdtype == RRSIG:
-                    rrsig = self.rdata(rec)
-                    if isinstance(rrsig, dns.rdtypes.ANY.RRSIG.RRSIG):
-                        self.signatures.setdefault((key, rrsig.type_covered), []).append(
-                            _Signature(rec, rrsig)
-                        )
+                    covered = covered_by(rec)
+                    if covered is not None:
+                        self.signatures.setdefault((key, covered), []).append(rec)
                 else:
                     self.rrsets.setdefault((key, rec.rdtype), []).append(rec)
 
-    def dnskeys(self) -> dns.rdataset.Rdataset | None:
+    def dnskeys(self) -> list[dns.rdtypes.ANY.DNSKEY.DNSKEY] | None:
+        """The apex DNSKEY set (duplicates dropped); None if the apex has no DNSKEY records."""
         records = self.rrsets.get((self.apex, DNSKEY))
         if not records:
             return None
-        rdataset = dns.rdataset.Rdataset(dns.rdataclass.IN, DNSKEY)
+        found: dict[dns.rdtypes.ANY.DNSKEY.DNSKEY, None] = {}
         for rec in records:
             rdata = self.rdata(rec)
-            if rdata is not None:
-                rdataset.add(rdata, rec.ttl)
-        return rdataset
+            if isinstance(rdata, dns.rdtypes.ANY.DNSKEY.DNSKEY):
+                found[rdata] = None
+        return list(found)
 
-    # -- RRSIG validity and signatures
+    # -- RRSIG validity and signatures (secdns.checks.signatures)
 
     def check_signatures(self, *, validity: bool, signatures: bool) -> None:
-        keys = self.dnskeys()
-        apex_text = self.index.origin_text
-        if keys is None:
-            if signatures:
-                self.findings.append(
-                    checks.SIGNATURE.error(
-                        apex_text, "DNSKEY", "the zone has RRSIG records but no DNSKEY at the apex"
-                    )
+        dnskeys = self.dnskeys()
+        if dnskeys is None and signatures:
+            self.findings.append(
+                checks.SIGNATURE.error(
+                    self.index.origin_text,
+                    "DNSKEY",
+                    "the zone has RRSIG records but no DNSKEY at the apex",
                 )
-        algorithms = sorted({key.algorithm for key in keys or ()})
-        for key in keys or ():
-            candidates = self.keys_by_id.setdefault(
-                (key.algorithm, dns.dnssec.key_id(key)),
-                dns.rdataset.Rdataset(dns.rdataclass.IN, DNSKEY),
             )
-            candidates.add(key, keys.ttl if keys is not None else 0)
-        for (key, covered), sigs in self.signatures.items():
-            for sig in sigs:
-                if validity:
-                    self.check_window(sig)
-            if not signatures or keys is None:
-                continue
-            rrset_records = self.rrsets.get((key, covered))
-            type_text = wire.type_text(covered)
-            owner = self.owner(sigs[0].record)
-            if not rrset_records:
-                self.findings.append(
-                    checks.SIGNATURE.error(
-                        owner,
-                        type_text,
-                        f"RRSIG covers {type_text} but the name has no {type_text} records",
-                    )
-                )
-                continue
-            rrset = self.rrset(rrset_records)
-            for sig in sigs:
-                self.validate(owner, type_text, rrset, sig)
-            signed_with = {sig.rrsig.algorithm for sig in sigs}
-            missing = [a for a in algorithms if a not in signed_with]
-            if missing and self.authoritative(key):
-                names = ", ".join(dns.dnssec.algorithm_to_text(a) for a in missing)
-                self.findings.append(
-                    checks.SIGNATURE.error(
-                        owner,
-                        type_text,
-                        f"not signed with every algorithm of the DNSKEY set (missing {names})",
-                        "RFC 4035 2.2",
-                    )
-                )
-        if signatures and keys is not None:
+        keys: dict[tuple[int, int], list[ZoneKey]] | None = None
+        if dnskeys is not None:
+            keys = {}
+            for dnskey in dnskeys:
+                tag = dns.dnssec.key_id(dnskey)
+                keys.setdefault((dnskey.algorithm, tag), []).append(ZoneKey.make(dnskey))
+        job = SignatureJob(
+            index=self.index,
+            cuts=self.cuts,
+            rrsets=self.rrsets,
+            signed=list(self.signatures.items()),
+            keys=keys,
+            algorithms=sorted({dnskey.algorithm for dnskey in dnskeys or ()}),
+            now=self.now,
+            warn_seconds=self.warn_seconds,
+            validity=validity,
+            signatures=signatures,
+        )
+        self.findings += check_rrsigs(job, self.workers)
+        if signatures and dnskeys is not None:
             self.check_unsigned()
-
-    def check_window(self, sig: _Signature) -> None:
-        rrsig = sig.rrsig
-        owner = self.owner(sig.record)
-        type_text = f"RRSIG {wire.type_text(rrsig.type_covered)}"
-        tag = f"key tag {rrsig.key_tag}"
-        if rrsig.expiration < self.now:
-            self.findings.append(
-                checks.RRSIG_VALIDITY.error(
-                    owner, type_text, f"signature ({tag}) expired {_when(rrsig.expiration)}"
-                )
-            )
-        elif rrsig.inception > self.now:
-            self.findings.append(
-                checks.RRSIG_VALIDITY.error(
-                    owner, type_text, f"signature ({tag}) not valid before {_when(rrsig.inception)}"
-                )
-            )
-        elif rrsig.expiration - self.now < self.warn_seconds:
-            days = (rrsig.expiration - self.now) / DAY
-            self.findings.append(
-                checks.RRSIG_VALIDITY.warning(
-                    owner,
-                    type_text,
-                    f"signature ({tag}) expires in {days:.1f} days, {_when(rrsig.expiration)}",
-                )
-            )
-
-    def rrset(self, records: list[wire.Record]) -> dns.rrset.RRset:
-        first = records[0]
-        name = dns.name.from_text(first.owner, self.origin)
-        rrset = dns.rrset.RRset(name, dns.rdataclass.IN, dns.rdatatype.RdataType.make(first.rdtype))
-        for rec in records:
-            rdata = self.rdata(rec)
-            if rdata is not None:
-                rrset.add(rdata, rec.ttl)
-        return rrset
-
-    def validate(self, owner: str, type_text: str, rrset: dns.rrset.RRset, sig: _Signature) -> None:
-        rrsig = sig.rrsig
-        algorithm = dns.dnssec.algorithm_to_text(rrsig.algorithm)
-        what = f"signature by key tag {rrsig.key_tag} ({algorithm})"
-        if rrsig.signer != self.origin:
-            self.findings.append(
-                checks.SIGNATURE.error(
-                    owner, type_text, f"{what} names the signer {rrsig.signer}, not the zone"
-                )
-            )
-            return
-        candidates = self.keys_by_id.get((rrsig.algorithm, rrsig.key_tag))
-        if candidates is None:
-            self.findings.append(
-                checks.SIGNATURE.error(
-                    owner, type_text, f"{what}: no such key in the apex DNSKEY set"
-                )
-            )
-            return
-        try:
-            # The window is the validity check's business: validate inside it.
-            dns.dnssec.validate_rrsig(
-                rrset, rrsig, {self.origin: candidates}, self.origin, now=rrsig.inception
-            )
-        except dns.dnssec.UnsupportedAlgorithm as err:
-            self.findings.append(
-                checks.SIGNATURE.warning(owner, type_text, f"{what} cannot be checked here: {err}")
-            )
-        except dns.dnssec.ValidationFailure as err:
-            reason = str(err)
-            if reason == "verify failure":
-                message = f"{what} does not validate: the data or the signature was changed"
-            else:
-                message = f"{what} does not validate: {reason}"
-            self.findings.append(checks.SIGNATURE.error(owner, type_text, message))
 
     def check_unsigned(self) -> None:
         for (key, rdtype), records in self.rrsets.items():
@@ -379,21 +288,43 @@ class _Dnssec:
                         owner, "NSEC", f"{len(at_name)} NSEC records at one name"
                     )
                 )
-            nsec = self.rdata(at_name[0])
-            if not isinstance(nsec, dns.rdtypes.ANY.NSEC.NSEC):
+            fields = self.nsec_fields(at_name[0])
+            if fields is None:
                 continue
+            next_key, next_text, listed = fields
             following = names[(position + 1) % len(names)]
-            next_key = _name_key(nsec.next)
             if next_key != following:
                 self.findings.append(
                     checks.DENIAL_CHAIN.error(
                         owner,
                         "NSEC",
-                        f"next name is {nsec.next}, expected "
+                        f"next name is {next_text}, expected "
                         f"{self.index.key_text(following)}: the chain is not closed",
                     )
                 )
-            self.compare_bitmap(owner, "NSEC", _bitmap_types(nsec.windows), self.types_at(key))
+            self.compare_bitmap(owner, "NSEC", listed, self.types_at(key))
+
+    def nsec_fields(self, rec: wire.Record) -> tuple[Key, str, set[int]] | None:
+        """An NSEC's next name (key and absolute text) and listed types, from its text.
+
+        The text is dnspython's rendering, read here without building an rdata
+        object (a signed zone has one NSEC a name); dnspython reads anything else.
+        """
+        if rec.rdclass == dns.rdataclass.IN:
+            following, _, types = rec.rdata.partition(" ")
+            try:
+                listed = self.bitmaps.get(types)
+                if listed is None:
+                    listed = {self.canonical.rdtype(t) for t in types.split(" ") if t}
+                    self.bitmaps[types] = listed
+                if "\\" not in following:
+                    return self.index.name_key(following), self.index.absolute(following), listed
+            except (ValueError, dns.exception.DNSException):
+                pass
+        nsec = self.rdata(rec)
+        if not isinstance(nsec, dns.rdtypes.ANY.NSEC.NSEC):
+            return None
+        return _name_key(nsec.next), nsec.next.to_text(), _bitmap_types(nsec.windows)
 
     def compare_bitmap(self, owner: str, rdtype: str, listed: set[int], present: set[int]) -> None:
         if listed == present:
@@ -730,8 +661,3 @@ def _bitmap_types(windows: tuple[tuple[int, bytes], ...]) -> set[int]:
                 if octet & (0x80 >> bit):
                     types.add(window * 256 + index * 8 + bit)
     return types
-
-
-def _when(timestamp: int) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")

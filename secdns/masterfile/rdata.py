@@ -2,15 +2,17 @@
 
 :meth:`RdataText.text` returns exactly what
 ``dns.rdata.from_text(...).to_text(origin=zone_origin, relativize=True)``
-would.  For A, AAAA and SRV in class IN, and NS, CNAME, DNAME, PTR, MX, TXT and
-SPF in any class, it builds that text itself (:attr:`RdataText.fast`, one function a type,
-each returning None when unsure: then dnspython decides, and words any
-error).  Every other type and class goes through dnspython, so the output is
-dnspython's by construction.
+would.  For A, AAAA and SRV in class IN, and NS, CNAME, DNAME, PTR, MX, TXT,
+SPF, RRSIG, NSEC and DNSKEY (:mod:`secdns.dnssectext`) in any class, it builds
+that text itself (:attr:`RdataText.fast`, one function a type, each returning
+None when unsure: then dnspython decides, and words any error).  Every other
+type and class goes through dnspython, so the output is dnspython's by
+construction.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 
@@ -20,7 +22,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
-from secdns import wire
+from secdns import dnssectext, wire
 from secdns.masterfile.lexer import BadSyntax, ascii_escape, message
 from secdns.masterfile.names import Names
 
@@ -47,6 +49,9 @@ class RdataText:
             dns.rdatatype.SRV: self._srv,
             dns.rdatatype.TXT: self._txt,
             dns.rdatatype.SPF: self._txt,
+            dns.rdatatype.RRSIG: functools.partial(dnssectext.rrsig, target=self._relative),
+            dns.rdatatype.NSEC: functools.partial(dnssectext.nsec, target=self._relative),
+            dns.rdatatype.DNSKEY: functools.partial(dnssectext.dnskey, target=self._relative),
         }
 
     def set_class(self, rdclass: int) -> None:
@@ -117,6 +122,16 @@ class RdataText:
             except BadSyntax:
                 return None  # let dnspython word the error
         return text
+
+    def _relative(self, token: str) -> str | None:
+        """A name relative to the zone as dnspython writes it (case-insensitively): the
+        RRSIG signer and NSEC next name, which :mod:`secdns.wire` leaves to dnspython."""
+        if token[0] == '"':
+            return None
+        try:
+            return self.names.entry(token)[1]
+        except BadSyntax:
+            return None
 
     def _name(self, tokens: list[str], start: int) -> str | None:
         if len(tokens) != start + 1:
