@@ -36,6 +36,7 @@ from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.explain import log_step
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
+from secdns.server.catalogs import CatalogZones
 from secdns.server.fastpath import NegativeAnswers, split_cookie
 from secdns.server.tcp import TcpClients
 from secdns.server.udp import AnswerCache, UdpWorker
@@ -78,6 +79,7 @@ class Server:
         self.notify_refusals = notify.RefusalLog(log)
         self.tcp_rcodes = [0] * 16
         self.operations = Operations(self)  # control socket, metrics, statuses
+        self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
@@ -102,6 +104,7 @@ class Server:
         for zone_config in self.config.zones:
             await self._add_zone(zone_config)
         await self.operations.start()  # first: a control socket in use fails before listening
+        await self.catalogs.startup()
         await self._listen()
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
@@ -162,8 +165,10 @@ class Server:
         self.keyring = {dns.name.from_text(k.name): k.to_dnspython() for k in config.keys.values()}
         self._key_names = {table: dns.name.from_text(k.name) for table, k in config.keys.items()}
         networks = []
-        for zone in config.zones:
-            for item in zone.allow_transfer:
+        acls = [z.allow_transfer for z in config.zones]
+        acls += [g.allow_transfer for g in config.groups.values()]
+        for acl in acls:
+            for item in acl:
                 if not item.startswith("key:"):
                     with contextlib.suppress(ValueError):
                         networks.append(ipaddress.ip_network(item, strict=False))
@@ -233,11 +238,13 @@ class Server:
             except (TimeoutError, asyncio.CancelledError):
                 runtime.task.cancel()
         await runtime.flush()
+        runtime.zone.generation += 1  # cached answers of a removed zone are stale
 
     def _zone_changed(self, runtime: ZoneRuntime) -> None:
         version = runtime.zone.version
         if version is None:
             return
+        self.catalogs.changed(runtime)
         for endpoint in runtime.config.notify:
             self._spawn(self._notify(runtime, endpoint))
 
@@ -275,7 +282,7 @@ class Server:
         self._apply_keys(config)
         wanted = {z.name: z for z in config.zones}
         for name in list(self.runtimes):
-            if name not in wanted:
+            if name not in wanted and not self.catalogs.owns(name):
                 log.info("reload: zone=%s removed", name)
                 await self._remove_zone(name)
         for name, zone_config in wanted.items():
@@ -296,6 +303,7 @@ class Server:
                     log.error(
                         "reload: zone=%s %s; keeping the loaded version", name, err.one_line()
                     )
+        await self.catalogs.reload()
         log.info("reload: done, %d zones", len(self.runtimes))
 
     # --- listeners -----------------------------------------------------------------------------
@@ -538,15 +546,17 @@ class Server:
 def check_config_for_serve(config: Config) -> None:
     """Problems that only matter for serve, reported before anything starts."""
     problems = []
-    if not config.zones:
-        problems.append("no [[zone]] to serve")
+    if not config.zones and not config.catalogs:
+        problems.append("no [[zone]] or [[catalog]] to serve")
     for endpoint in config.server.listen:
         if not endpoint.is_address:
             problems.append(f"server.listen: {endpoint.host!r} is not an IP address")
     for zone in config.zones:
         if zone.file is not None and not Path(zone.file).exists():
             problems.append(f"zone {zone.text}: file {zone.file} does not exist")
-    if any(z.primaries for z in config.zones) and config.server.directory is None:
+    if (
+        any(z.primaries for z in config.zones) or config.catalogs
+    ) and config.server.directory is None:
         problems.append("server.directory is required for secondary zones (the store)")
     if problems:
         raise ConfigError(f"{config.path}: " + "; ".join(problems))
