@@ -15,6 +15,8 @@ from servers import free_port
 from serving import ServerThread
 from test_catalog_pull import CATALOG, catalog_zone, member_zone
 
+from secdns import catalog as catalogs
+
 
 @pytest.fixture
 def served():
@@ -67,7 +69,7 @@ def test_members_follow_the_catalog(bind_primary, served, tmp_path):  # noqa: PL
     zones = {z: member_zone(z) for z in ("example.com", "example.org", "example.net")}
     zones[CATALOG] = catalog_zone(("m1", "example.com"), ("m2", "example.org"))
     primary = bind_primary(zones, notify=[("127.0.0.1", port)])
-    server = served(catalog_config(tmp_path, primary, port))
+    server = served(catalog_config(tmp_path, primary, port, server={"catalog": "mine.invalid"}))
     store = tmp_path / "store"
     server.wait_serial("example.com", 1)
     server.wait_serial("example.org", 1)
@@ -79,6 +81,9 @@ def test_members_follow_the_catalog(bind_primary, served, tmp_path):  # noqa: PL
     server.wait_serial("example.net", 1, timeout=10)
     assert time.monotonic() - started < 1.5
     assert server.query("www.example.net.", "A").answer[0][0].address == "192.0.2.2"
+    # ... and joins the catalog serve publishes
+    node = f"{catalogs.unique_id(dns.name.from_text('example.net'))}.zones.mine.invalid."
+    wait_for(lambda: server.query(node, "PTR").answer)
 
     # removed: REFUSED and its files gone from the store
     assert (store / "example.com.zone").exists()
