@@ -40,6 +40,7 @@ from secdns.server.catalogs import CatalogZones
 from secdns.server.fastpath import NegativeAnswers, split_cookie
 from secdns.server.tcp import TcpClients
 from secdns.server.udp import AnswerCache, UdpWorker
+from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
 from secdns.store import Store
@@ -80,6 +81,7 @@ class Server:
         self.tcp_rcodes = [0] * 16
         self.operations = Operations(self)  # control socket, metrics, statuses
         self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
+        self.tls = TlsListeners(self)  # [server] tls_listen: DoT and XoT
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
@@ -106,6 +108,7 @@ class Server:
         await self.operations.start()  # first: a control socket in use fails before listening
         await self.catalogs.startup()
         await self._listen()
+        await self.tls.listen()
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
@@ -122,6 +125,7 @@ class Server:
             worker.stop()
         for server in self._tcp:
             server.close()
+        self.tls.close()
         for runtime in self.runtimes.values():
             runtime.stopping = True
             runtime.wake.set()
@@ -304,6 +308,7 @@ class Server:
                         "reload: zone=%s %s; keeping the loaded version", name, err.one_line()
                     )
         await self.catalogs.reload()
+        await self.tls.reload()
         log.info("reload: done, %d zones", len(self.runtimes))
 
     # --- listeners -----------------------------------------------------------------------------
@@ -335,9 +340,15 @@ class Server:
             self._udp.append(worker)
             self.addresses.append((host, bound_port))
 
-    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle_tcp(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: TlsListeners | None = None,
+    ) -> None:
         """One TCP connection: admitted by the connection table (secdns.server.tcp), idle
-        (reclaimable) only while it waits for the next message, closed on a response."""
+        (reclaimable) only while it waits for the next message, closed on a response.
+        With ``tls`` (a tls_listen connection) admitted first, then the TLS handshake."""
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = self.tcp_clients.admit(
             peer[0], self._may_transfer(peer[0]), writer.transport.abort
@@ -350,6 +361,9 @@ class Server:
         self._connections.add(task)  # type: ignore[arg-type]
         idle_timeout = self.config.server.tcp_idle_timeout
         try:
+            if tls is not None:
+                self.tcp_clients.idle(client)  # reclaimable while it shakes hands
+                await tls.handshake(writer)
             while not self.stop_event.is_set():
                 self.tcp_clients.idle(client)
                 prefix = await asyncio.wait_for(reader.readexactly(2), idle_timeout)
@@ -360,7 +374,7 @@ class Server:
                 data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
-                for reply in self.answer_tcp(data, peer[0]):
+                for reply in self.answer_tcp(data, peer[0], tls=tls is not None):
                     self.tcp_rcodes[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
@@ -427,7 +441,7 @@ class Server:
             return self._xfr_over_udp(reply.query)
         return reply.wire
 
-    def answer_tcp(self, data: bytes, source: str) -> Iterable[bytes]:
+    def answer_tcp(self, data: bytes, source: str, tls: bool = False) -> Iterable[bytes]:
         key = b"T" + data[2:]
         cached = self.cache.get(key)
         if cached is not None:
@@ -454,7 +468,7 @@ class Server:
             out = self._notify_in(data, source)
             return (out,) if out else ()
         if reply.kind == "xfr" and reply.query is not None:
-            return self._xfr(reply.query, source)
+            return self._xfr(reply.query, source, tls)
         return (reply.wire,) if reply.wire is not None else ()
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
@@ -490,7 +504,7 @@ class Server:
         response.answer.append(runtime.zone.version.soa_rrset())
         return response.to_wire()
 
-    def _xfr(self, parsed: dns.message.Message, source: str) -> Iterator[bytes]:
+    def _xfr(self, parsed: dns.message.Message, source: str, tls: bool = False) -> Iterator[bytes]:
         question = parsed.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         runtime = self.runtimes.get(question.name)
@@ -510,6 +524,16 @@ class Server:
                 kind,
                 source,
                 f" (key {key_name})" if key_name else "",
+            )
+            yield xfrout.error_response(parsed, dns.rcode.REFUSED)
+            return
+        if runtime.config.transfer_transport == "tls" and not tls:
+            log.warning(
+                'xfr: zone=%s %s from %s refused: transfer_transport = "tls", and this is '
+                "plain TCP (use tls_listen)",
+                runtime.name,
+                kind,
+                source,
             )
             yield xfrout.error_response(parsed, dns.rcode.REFUSED)
             return
@@ -551,6 +575,9 @@ def check_config_for_serve(config: Config) -> None:
     for endpoint in config.server.listen:
         if not endpoint.is_address:
             problems.append(f"server.listen: {endpoint.host!r} is not an IP address")
+    for endpoint in config.server.tls_listen:
+        if not endpoint.is_address:
+            problems.append(f"server.tls_listen: {endpoint.host!r} is not an IP address")
     for zone in config.zones:
         if zone.file is not None and not Path(zone.file).exists():
             problems.append(f"zone {zone.text}: file {zone.file} does not exist")
