@@ -488,6 +488,9 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
     )
 
 
+_GROUP_KEYS = ("primaries", "key", "allow_transfer", "notify")
+
+
 def _groups(value: Any, keys_doc: dict[str, Any], problems: _Problems) -> dict[str, GroupConfig]:
     """``[groups.NAME]``: primaries, key, allow_transfer, notify for catalog members."""
     if not isinstance(value, dict):
@@ -500,7 +503,7 @@ def _groups(value: Any, keys_doc: dict[str, Any], problems: _Problems) -> dict[s
             problems.add(where, "expected a table")
             continue
         for item in table:
-            if item not in ("primaries", "key", "allow_transfer", "notify"):
+            if item not in _GROUP_KEYS:
                 problems.add(f"{where}.{item}", "unknown key")
         key = table.get("key")
         if key is not None and (not isinstance(key, str) or key not in keys_doc):
