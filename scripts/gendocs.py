@@ -729,8 +729,7 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "tls_handshake_timeout",
         "SECONDS",
-        "serve: a TLS client that has not finished its handshake by then is closed.  "
-        "Default: 10.",
+        "serve: a TLS client that has not finished its handshake by then is closed.  Default: 10.",
     ),
 )
 

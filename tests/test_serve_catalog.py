@@ -123,6 +123,7 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
         ("self", CATALOG),
         ("twice", "example.com"),
         ("conf", "example.org"),
+        ("slash", "a/b\\.\\..example"),
         extra="multi.zones PTR x.example.\nmulti.zones PTR y.example.\n",
     )
     zones = {CATALOG: hostile, "example.com": member_zone("example.com")}
@@ -139,7 +140,10 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
     assert rcode(server, "x.example.") == dns.rcode.REFUSED
     # the configured zone wins and stays configured
     owner = server.server.catalogs.owner
-    assert set(owner) == {dns.name.from_text("example.com")}
+    assert dns.name.from_text("example.com") in owner
+    assert dns.name.from_text("example.org") not in owner
+    # a name that is a path in disguise is a member that stays inside the store
+    assert not (tmp_path / "b").exists() and not (tmp_path / "store" / "b").exists()
     assert server.server.runtimes[dns.name.from_text("example.org")].config.key is None
 
     # a catalog that is not version 2 any more changes nothing
@@ -148,7 +152,7 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
         f'update delete version.{CATALOG}. TXT\nupdate add version.{CATALOG}. 0 TXT "1"',
         zone=CATALOG,
     )
-    wait_for(lambda: "is unusable: keeping its 1 members" in caplog.text)
+    wait_for(lambda: "is unusable: keeping its 2 members" in caplog.text)
     # a different unique id in the new catalog: the zone is transferred afresh (5.2)
     server.wait_serial("example.com", 1)
 
@@ -195,3 +199,42 @@ def test_group_settings_and_two_catalogs(bind_primary, served, tmp_path, caplog)
     )
     # a different unique id in the new catalog: the zone is transferred afresh (5.2)
     server.wait_serial("example.com", 1)
+
+
+def test_sighup_member_limit_configured_zone_and_catalog_removed(bind_primary, served, tmp_path):
+    port = free_port()
+    zones = {z: member_zone(z) for z in ("example.com", "example.org")}
+    zones[CATALOG] = catalog_zone(("m1", "example.com"), ("m2", "example.org"))
+    primary = bind_primary(zones, notify=[("127.0.0.1", port)])
+    store = tmp_path / "store"
+    path = catalog_config(tmp_path, primary, port, catalog={"max_members": 1})
+    server = served(path)
+    wait_for(lambda: (store / f"{CATALOG}.zone").exists())
+    time.sleep(0.3)
+    assert rcode(server, "example.com.") == dns.rcode.REFUSED  # over the limit: no members
+
+    def reload(**extra: Any) -> None:
+        catalog_config(tmp_path, primary, port, **extra)
+        server.call(lambda: server.server.reload())
+
+    reload()  # the limit raised: the catalog's members are taken at once
+    server.wait_serial("example.com", 1)
+    server.wait_serial("example.org", 1)
+
+    # a [[zone]] wins over the catalog: same data, the zone's own settings
+    configured = {"name": "example.org", "primaries": [primary.addr], "allow_transfer": ["::1"]}
+    reload(zones=[configured])
+    runtime = server.server.runtimes[dns.name.from_text("example.org")]
+    assert runtime.config.allow_transfer == ("::1",)
+    assert dns.name.from_text("example.org") not in server.server.catalogs.owner
+    assert server.serial("example.org") == 1
+    assert (store / "example.org.zone").exists()
+
+    # the catalog removed from the config: its members go, the configured zone stays
+    doc = path.read_text()
+    doc = doc[: doc.index("[[catalog]]")] + doc[doc.index("[[zone]]") :]
+    path.write_text(doc)
+    server.call(lambda: server.server.reload())
+    wait_for(lambda: rcode(server, "example.com.") == dns.rcode.REFUSED)
+    assert not (store / "example.com.zone").exists()
+    assert server.serial("example.org") == 1

@@ -192,3 +192,38 @@ def test_tls_hardening_handshake_timeout_and_per_source_limit(tmp_path, pki, run
         assert dns.message.from_wire(data).answer[0][0].address == "192.0.2.2"
     for sock in stalled:
         sock.close()
+
+
+def test_certificate_reloaded_on_sighup(tmp_path, pki, running, caplog):
+    tls_port = free_port()
+    path = tls_config(tmp_path, pki, tls_port=tls_port)
+    server = ServerThread(path)
+    running.append(server)
+
+    def soa_with(ca: Path) -> str:
+        return kdig(
+            "@127.0.0.1",
+            "-p",
+            str(tls_port),
+            "+tls",
+            f"+tls-ca={ca}",
+            f"+tls-hostname={SERVER_NAME}",
+            "SOA",
+            ZONE,
+        )
+
+    assert "status: NOERROR" in soa_with(pki.ca)
+    fresh = Pki.make(tmp_path / "fresh")
+    path.write_text(
+        path.read_text()
+        .replace(str(pki.cert), str(fresh.cert))
+        .replace(str(pki.key), str(fresh.key))
+    )
+    server.call(lambda: server.server.reload())
+    assert "status: NOERROR" in soa_with(fresh.ca)
+    assert "status: NOERROR" not in soa_with(pki.ca)
+    # a pair that cannot be read keeps the loaded one
+    fresh.cert.write_text("not a certificate\n")
+    server.call(lambda: server.server.reload())
+    assert "keeping the loaded certificate" in caplog.text
+    assert "status: NOERROR" in soa_with(fresh.ca)

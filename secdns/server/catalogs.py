@@ -130,14 +130,12 @@ class CatalogZones:
             for name, catalog in wanted.items():
                 current = self.server.runtimes.get(name)
                 zone_config = catalog_zone_config(catalog)
-                if current is not None and current.config == zone_config:
-                    continue
-                if current is not None:
-                    await self.server._remove_zone(name)
-                runtime = await self.server._add_zone(zone_config, keep=current)
-                if current is None:
-                    await self._read(runtime)
-                self.server._start_zone(runtime)
+                if current is None or current.config != zone_config:
+                    if current is not None:
+                        await self.server._remove_zone(name)
+                    current = await self.server._add_zone(zone_config, keep=current)
+                    self.server._start_zone(current)
+                await self._read(current)  # max_members may have changed
             await self._assign(start=True)
             self._publish()
 
@@ -199,13 +197,15 @@ class CatalogZones:
             if note not in self._noted:  # once, not at every change of a catalog
                 log.warning("catalog: %s", note)
         self._noted = set(notes)
+        gone = []
         for name in [n for n in self.owner if n not in owner]:
             was = self.owner.pop(name)
             self.members.pop(name, None)
             if name in taken:
                 continue  # a configured zone now: the server's reload runs it
             log.info("catalog: catalog=%s member %s removed: no longer answered", was, name)
-            await self._drop(name)
+            gone.append(name)
+        await asyncio.gather(*(self._drop(name) for name in gone))  # each may wait for a transfer
         for name, catalog_name in owner.items():
             catalog = self._catalog(catalog_name)
             assert catalog is not None

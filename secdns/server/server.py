@@ -234,6 +234,7 @@ class Server:
     async def _remove_zone(self, name: dns.name.Name) -> None:
         runtime = self.runtimes.pop(name)
         self.table.remove(runtime.zone.key)
+        runtime.zone.generation += 1  # cached answers of a removed zone are stale
         runtime.stopping = True
         runtime.wake.set()
         if runtime.task is not None:
@@ -242,7 +243,6 @@ class Server:
             except (TimeoutError, asyncio.CancelledError):
                 runtime.task.cancel()
         await runtime.flush()
-        runtime.zone.generation += 1  # cached answers of a removed zone are stale
 
     def _zone_changed(self, runtime: ZoneRuntime) -> None:
         version = runtime.zone.version
