@@ -125,7 +125,7 @@ class CatalogZones:
             for name in [n for n in self.listed if n not in wanted]:
                 log.info("reload: catalog=%s removed: its members go too", name)
                 self.listed.pop(name, None)
-                if name in self.server.runtimes:
+                if name in self.server.runtimes and self.config.zone(name) is None:
                     await self.server._remove_zone(name)
             for name, catalog in wanted.items():
                 current = self.server.runtimes.get(name)

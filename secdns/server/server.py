@@ -171,6 +171,7 @@ class Server:
         networks = []
         acls = [z.allow_transfer for z in config.zones]
         acls += [g.allow_transfer for g in config.groups.values()]
+        acls.append(config.server.catalog_allow_transfer)
         for acl in acls:
             for item in acl:
                 if not item.startswith("key:"):
