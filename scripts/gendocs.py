@@ -794,7 +794,8 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
         "transfer_transport",
         '"any" | "tls"',
         'serve: "tls" transfers the zone out (AXFR/IXFR) only over the [server] tls_listen '
-        "listeners; over plain TCP it is REFUSED (queries are still answered).  Default: any.",
+        "listeners, in a TLS 1.3 session (RFC 9103); over plain TCP it is REFUSED (queries "
+        "are still answered).  Default: any.",
     ),
     (
         "transport",

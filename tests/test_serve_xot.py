@@ -227,3 +227,28 @@ def test_certificate_reloaded_on_sighup(tmp_path, pki, running, caplog):
     server.call(lambda: server.server.reload())
     assert "keeping the loaded certificate" in caplog.text
     assert "status: NOERROR" in soa_with(fresh.ca)
+
+
+def test_tls_12_answers_queries_but_no_tls_only_transfer(tmp_path, pki, running):
+    tls_port = free_port()
+    server = ServerThread(tls_config(tmp_path, pki, tls_port=tls_port, transfer_transport="tls"))
+    running.append(server)
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def ask(rdtype: str) -> dns.message.Message:
+        with (
+            socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
+        ):
+            assert tls.version() == "TLSv1.2"
+            query = dns.message.make_query(ZONE, rdtype).to_wire()
+            tls.sendall(len(query).to_bytes(2, "big") + query)
+            length = int.from_bytes(tls.recv(2), "big")
+            data = b""
+            while len(data) < length:
+                data += tls.recv(length - len(data))
+            return dns.message.from_wire(data)
+
+    assert ask("SOA").answer[0][0].serial == 5  # DNS over TLS (RFC 7858) may use 1.2
+    assert ask("AXFR").rcode() == dns.rcode.REFUSED  # XoT needs TLS 1.3 (RFC 9103 9)

@@ -361,10 +361,11 @@ class Server:
         assert task is not None
         self._connections.add(task)  # type: ignore[arg-type]
         idle_timeout = self.config.server.tcp_idle_timeout
+        xot = False  # a TLS 1.3 session: transfer_transport = "tls" zones may go out
         try:
             if tls is not None:
                 self.tcp_clients.idle(client)  # reclaimable while it shakes hands
-                await tls.handshake(writer)
+                xot = await tls.handshake(writer)
             while not self.stop_event.is_set():
                 self.tcp_clients.idle(client)
                 prefix = await asyncio.wait_for(reader.readexactly(2), idle_timeout)
@@ -375,7 +376,7 @@ class Server:
                 data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
-                for reply in self.answer_tcp(data, peer[0], tls=tls is not None):
+                for reply in self.answer_tcp(data, peer[0], tls=xot):
                     self.tcp_rcodes[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
@@ -531,7 +532,7 @@ class Server:
         if runtime.config.transfer_transport == "tls" and not tls:
             log.warning(
                 'xfr: zone=%s %s from %s refused: transfer_transport = "tls", and this is '
-                "plain TCP (use tls_listen)",
+                "not a TLS 1.3 session on tls_listen",
                 runtime.name,
                 kind,
                 source,

@@ -9,7 +9,8 @@ more handshakes open than it may hold connections; the handshake then has
 by the plain-TCP loop of :class:`secdns.server.server.Server` (length-prefixed
 messages, the idle timeout, bounded reads and writes) with ``tls=True``, so
 queries, NOTIFY and AXFR/IXFR under ``allow_transfer`` work as over TCP, and a
-zone with ``transfer_transport = "tls"`` is transferred only here.
+zone with ``transfer_transport = "tls"`` is transferred only here, and only in a
+TLS 1.3 session (RFC 9103 9; DNS over TLS alone may use TLS 1.2).
 
 ALPN ``dot`` is offered (RFC 9103 7.1).  The certificate and key are read at
 startup and again on SIGHUP; a new pair takes effect for new connections, and a
@@ -90,8 +91,12 @@ class TlsListeners:
             self.addresses.append((endpoint.host, listener.sockets[0].getsockname()[1]))
         log.info("serve: DNS over TLS on %s", ", ".join(f"{a}:{p}" for a, p in self.addresses))
 
-    async def handshake(self, writer: asyncio.StreamWriter) -> None:
-        """Upgrade an admitted connection to TLS, within the handshake timeout."""
+    async def handshake(self, writer: asyncio.StreamWriter) -> bool:
+        """Upgrade an admitted connection to TLS, within the handshake timeout.
+
+        True when the session may carry zone transfers: XoT needs TLS 1.3 (RFC 9103 9);
+        an older session still gets queries answered (RFC 7858).
+        """
         assert self.context is not None
         raw = writer.transport
         try:
@@ -105,6 +110,8 @@ class TlsListeners:
                 raise
             writer._transport = raw  # type: ignore[attr-defined]
             raise ConnectionResetError("closed during the TLS handshake") from None
+        session = writer.get_extra_info("ssl_object")
+        return session is not None and session.version() == "TLSv1.3"
 
     async def reload(self) -> None:
         """SIGHUP: read the certificate and key again (listen addresses need a restart)."""
