@@ -35,16 +35,18 @@ class CatalogBind(Bind):
     """named as a secondary of one catalog zone, its members from ``default-primaries``."""
 
     @classmethod
-    def start_consumer(cls, tmp_dir: Path, catalog: str, primary: Endpoint) -> Self:
+    def start_consumer(
+        cls, tmp_dir: Path, catalog: str, primary: Endpoint, port: int | None = None
+    ) -> Self:
         named = need_binary(cls.program)
         setup = _Setup.prepare(tmp_dir, {}, also_secondary_of={catalog: primary})
-        host, port = primary
+        host, primary_port = primary
 
         def configure(listen: int) -> list[str]:
             conf = _named_conf(setup, listen, True, True)
             block = (
                 f"    catalog-zones {{ zone {_quote(catalog + '.')} "
-                f"default-primaries {{ {host} port {port}; }} "
+                f"default-primaries {{ {host} port {primary_port}; }} "
                 f"zone-directory {_quote(setup.workdir / 'secondary')} "
                 "min-update-interval 1; };\n"
                 "    allow-new-zones yes;\n"
@@ -55,7 +57,7 @@ class CatalogBind(Bind):
             path.write_text(conf)
             return [named, "-g", "-4", "-n", "2", "-c", str(path)]
 
-        return cls._launch(setup, configure)
+        return cls._launch(setup, configure, port)
 
 
 class CatalogKnot(Knot):
