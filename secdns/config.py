@@ -477,6 +477,10 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
     catalogs = _catalogs(doc.get("catalog", []), keys_doc, {z.name for z in zones}, base, problems)
     groups = _groups(doc.get("groups", {}), keys_doc, problems)
     server = dataclasses.replace(server, **_serve_catalog_tls(server_doc, keys_doc, base, problems))
+    if server.catalog is not None and (
+        server.catalog in seen or any(c.name == server.catalog for c in catalogs)
+    ):
+        problems.add("server.catalog", "names a [[zone]] or [[catalog]]: publish it under another")
     problems.raise_if_any()
     return Config(
         path=Path(path),

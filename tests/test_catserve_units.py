@@ -112,6 +112,10 @@ def test_bad_groups_and_tls_keys_are_all_reported(tmp_path):
 tls_listen = ["127.0.0.1"]
 catalog = 5
 
+[[catalog]]
+name = "cat.example"
+primaries = ["192.0.2.1"]
+
 [groups.g]
 key = "nope"
 tls_ca = "x"
@@ -129,3 +133,11 @@ transfer_transport = "quic"
     assert "groups.g.key: unknown key 'nope'" in text
     assert "groups.g.tls_ca: unknown key" in text
     assert 'transfer_transport: expected "any" or "tls"' in text
+
+
+def test_the_published_catalog_is_no_other_zone(tmp_path):
+    with pytest.raises(ConfigError, match="server.catalog: names a"):
+        config(
+            '[server]\ncatalog = "example.com"\n[[zone]]\nname = "example.com"\nfile = "x"\n',
+            tmp_path,
+        )
