@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import dns.name
+import dns.query
 import dns.rdatatype
 import pytest
 import tomli_w
@@ -172,6 +173,16 @@ def test_published_catalog_lists_every_zone(tmp_path, running):
         assert answer[0][0].target == zone
     version = server.query(f"version.{PUBLISHED}.", "TXT").answer[0][0]
     assert version.strings == (b"2",)
+    # transferable under catalog_allow_transfer: the same member set
+    xfr = list(dns.query.xfr("127.0.0.1", PUBLISHED, port=port, timeout=5))
+    ptrs = {
+        rdata.target
+        for message in xfr
+        for rrset in message.answer
+        if rrset.rdtype == dns.rdatatype.PTR
+        for rdata in rrset
+    }
+    assert ptrs == zones
 
 
 def test_bind_follows_the_published_catalog(tmp_path, running):
