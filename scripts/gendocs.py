@@ -349,6 +349,14 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     store's journal.  Primary zones (file = ...) are served from their master
     files.
 
+    Catalog zones (RFC 9432): each [[catalog]] is followed as a secondary zone,
+    and its members become secondary zones as the catalog lists them (added,
+    removed, reset on a new unique id, [groups.NAME] settings); [server] catalog
+    publishes a catalog of every zone served, for BIND or Knot secondaries to
+    follow.  [server] tls_listen answers DNS over TLS and transfers zones over
+    TLS (XoT, RFC 9103); a zone with transfer_transport = "tls" is transferred
+    over nothing else.
+
     serve stays in the foreground and logs to stderr, as systemd and container
     runtimes expect.  SIGHUP reloads the config; SIGTERM and SIGINT stop
     accepting queries, let the transfers in progress finish for a few seconds,
@@ -684,6 +692,45 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "/readyz (200 once every zone is loaded and none is expired, else 503 naming them).  "
         "Default: off.",
     ),
+    (
+        "catalog",
+        '"NAME."',
+        "serve: publish a catalog zone (RFC 9432, version 2) of that name listing every zone "
+        "served (configured zones and catalog members), with a new serial whenever the set "
+        "changes (start, SIGHUP, members added or removed).  A BIND (catalog-zones) or Knot "
+        "(catalog-role: interpret) secondary pointed at it follows every zone.  Default: none.",
+    ),
+    (
+        "catalog_allow_transfer",
+        '["CIDR" | "key:NAME", ...]',
+        "serve: who may transfer the published catalog, as a zone's allow_transfer.  "
+        "Default: nobody.",
+    ),
+    (
+        "catalog_notify",
+        '["HOST[:PORT]", ...]',
+        "serve: servers sent a NOTIFY when the published catalog changes.",
+    ),
+    (
+        "tls_listen",
+        '["ADDR:PORT", ...]',
+        "serve: DNS over TLS (RFC 7858) and zone transfer over TLS (XoT, RFC 9103) on these "
+        "addresses (port 853 unless given), ALPN dot: queries, NOTIFY and AXFR/IXFR under the "
+        "zones' allow_transfer.  Connections count against tcp_clients and "
+        "tcp_clients_per_source before the handshake, and idle out after tcp_idle_timeout.  "
+        "Needs tls_cert and tls_key.",
+    ),
+    (
+        "tls_cert",
+        '"PATH"',
+        "serve: the PEM certificate (chain) of the TLS listeners; read again on SIGHUP.",
+    ),
+    ("tls_key", '"PATH"', "serve: the PEM private key of tls_cert; read again on SIGHUP."),
+    (
+        "tls_handshake_timeout",
+        "SECONDS",
+        "serve: a TLS client that has not finished its handshake by then is closed.  Default: 10.",
+    ),
 )
 
 KEY_KEYS: tuple[tuple[str, str, str], ...] = (
@@ -744,6 +791,13 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
         "for primaries whose IXFR is broken. Default true.",
     ),
     (
+        "transfer_transport",
+        '"any" | "tls"',
+        'serve: "tls" transfers the zone out (AXFR/IXFR) only over the [server] tls_listen '
+        "listeners, in a TLS 1.3 session (RFC 9103); over plain TCP it is REFUSED (queries "
+        "are still answered).  Default: any.",
+    ),
+    (
         "transport",
         '"tcp" | "tls"',
         'How to reach the primaries: "tls" is zone transfer over TLS (XoT, RFC 9103) for the '
@@ -790,6 +844,17 @@ CATALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
+GROUP_KEYS: tuple[tuple[str, str, str], ...] = (
+    (
+        "primaries",
+        '["HOST[:PORT]", ...]',
+        "The primaries of the group's members, instead of their catalog's.",
+    ),
+    ("key", '"NAME"', "The [keys.NAME] towards those primaries, instead of the catalog's."),
+    ("allow_transfer", '["CIDR" | "key:NAME", ...]', "serve: as a zone's allow_transfer."),
+    ("notify", '["HOST[:PORT]", ...]', "serve: as a zone's notify."),
+)
+
 CONFIG_EXAMPLE = (
     "[server]",
     'directory = "/var/lib/secdns"',
@@ -820,11 +885,15 @@ def _toml_item(page: Page, key: str, value: str, text: str) -> None:
 def config_page(all_pages: Sequence[str]) -> str:
     documented = (
         {k for k, _, _ in SERVER_KEYS},
-        {k for k, _, _ in ZONE_KEYS} | {f"catalog.{k}" for k, _, _ in CATALOG_KEYS},
+        {k for k, _, _ in ZONE_KEYS}
+        | {f"catalog.{k}" for k, _, _ in CATALOG_KEYS}
+        | {f"groups.{k}" for k, _, _ in GROUP_KEYS},
     )
     actual = (
         set(config._SERVER_KEYS),
-        set(config._ZONE_KEYS) | {f"catalog.{k}" for k in config._CATALOG_KEYS},
+        set(config._ZONE_KEYS)
+        | {f"catalog.{k}" for k in config._CATALOG_KEYS}
+        | {f"groups.{k}" for k in config._GROUP_KEYS},
     )
     if documented != actual:
         raise SystemExit(
@@ -868,9 +937,27 @@ def config_page(all_pages: Sequence[str]) -> str:
         "A catalog zone (RFC 9432, version 2) whose members are secondary zones from the "
         "catalog's primaries, with its key and transport.  pull -c pulls the catalog, then "
         "every member into the store; a zone configured as a [[zone]] is not taken as a "
-        "member, and a zone listed by two catalogs belongs to the first."
+        "member, and a zone listed by two catalogs belongs to the first (unless its coo "
+        "property hands it over, RFC 9432 5.6)."
+    )
+    page.para(
+        "serve follows each catalog as a secondary zone (IXFR, NOTIFY, timers): after each "
+        "change applied to it, added members are transferred and answered (within a second "
+        "of a NOTIFY for the catalog), removed members are REFUSED and their files removed "
+        "from the store, and a member whose unique id changed is transferred again from "
+        "scratch (RFC 9432 5.2).  Members are answered from the store after a restart.  A "
+        "catalog record that cannot be used (a name that does not parse, a member listed "
+        "twice, the catalog itself, over max_members) is logged as an error naming the "
+        "catalog and the record, and changes nothing else."
     )
     for key, value, text in CATALOG_KEYS:
+        _toml_item(page, key, value, text)
+    page.section("[groups.NAME]")
+    page.para(
+        "Settings for the catalog members whose group property (RFC 9432 4.4.2) is NAME; "
+        "a member in no configured group takes its catalog's.  Every key is optional."
+    )
+    for key, value, text in GROUP_KEYS:
         _toml_item(page, key, value, text)
     page.section("EXAMPLE")
     page.code(CONFIG_EXAMPLE)

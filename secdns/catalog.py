@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import dns.exception
 import dns.name
@@ -250,6 +250,53 @@ def diff_catalogs(
         and (old[n].groups, old[n].coo) != (new[n].groups, new[n].coo)
     ]
     return CatalogDelta(*(tuple(sorted(ms, key=_order)) for ms in (added, removed, reset, changed)))
+
+
+def assign_members(
+    listings: Sequence[tuple[dns.name.Name, Mapping[dns.name.Name, Member]]],
+    taken: Collection[dns.name.Name],
+    owners: Mapping[dns.name.Name, dns.name.Name] | None = None,
+) -> tuple[dict[dns.name.Name, dns.name.Name], list[str]]:
+    """Which catalog owns each listed member (member -> catalog), and notes on conflicts.
+
+    The one ownership rule of ``pull --catalog`` and ``serve``: a zone in ``taken``
+    (configured on its own, or a catalog itself) is never a member.  A zone listed
+    by two catalogs belongs to the first that listed it: its owner in ``owners``
+    (serve: who has it now) if that catalog still lists it, else the first catalog
+    in ``listings`` order; unless the owner's ``coo`` property for it names the
+    other catalog, which then takes it (change of ownership, RFC 9432 5.6).
+    """
+    owners = owners or {}
+    listed = {catalog: members for catalog, members in listings}
+    order = {catalog: index for index, (catalog, _) in enumerate(listings)}
+    owner: dict[dns.name.Name, dns.name.Name] = {}
+    notes: list[str] = []
+
+    def rank(catalog: dns.name.Name, member: dns.name.Name) -> tuple[int, int]:
+        return (0 if owners.get(member) == catalog else 1, order[catalog])
+
+    claims: dict[dns.name.Name, list[dns.name.Name]] = {}
+    for catalog, members in listings:
+        for member in members:
+            if member in taken:
+                notes.append(f"catalog {catalog}: {member} is configured as a zone; not a member")
+                continue
+            claims.setdefault(member, []).append(catalog)
+    for member, claimants in claims.items():
+        claimants.sort(key=lambda c: rank(c, member))
+        first = previous = claimants[0]
+        coo = listed[first][member].coo
+        if coo is not None and coo != first and coo in claimants:
+            notes.append(f"catalog {coo}: {member} moves here from catalog {first} (coo)")
+            first = coo
+        owner[member] = first
+        for other in claimants:
+            if other not in (first, previous):
+                notes.append(
+                    f"catalog {other}: {member} is a member of catalog {first} "
+                    "already (the first catalog that lists a zone keeps it)"
+                )
+    return owner, notes
 
 
 def unique_id(member: dns.name.Name) -> str:

@@ -171,37 +171,26 @@ def member_plans(
 ) -> tuple[list[tuple[dns.name.Name, CatalogPlan]], list[str]]:
     """Each member with the catalog it comes from, and notes on conflicts.
 
-    A zone configured on its own stays a zone.  A zone listed by two catalogs
-    belongs to the first, unless the first's ``coo`` property names the second
-    (change of ownership, RFC 9432 5.6).  A member a catalog does not get is not
-    recorded as its member, so ``--prune`` through that catalog never removes it.
+    The rule is :func:`secdns.catalog.assign_members` (shared with ``serve``).
+    A member a catalog does not get is not recorded as its member, so
+    ``--prune`` through that catalog never removes it.
     """
-    owner: dict[dns.name.Name, CatalogPlan] = {}
-    notes: list[str] = []
+    listings = [
+        (
+            plan.name,
+            plan.catalog.members
+            if plan.catalog is not None and plan.catalog.usable
+            else {m: catalogs.Member(m, plan.unique_ids.get(m, "")) for m in plan.members},
+        )
+        for plan in plans
+    ]
+    owner, notes = catalogs.assign_members(listings, taken)
+    by_name = {plan.name: plan for plan in plans}
     for plan in plans:
         for member in plan.members:
-            if member in taken:
-                notes.append(f"catalog {plan.name}: {member} is configured as a zone; not a member")
+            if owner.get(member) != plan.name:
                 plan.unique_ids.pop(member, None)
-                continue
-            first = owner.get(member)
-            if first is None:
-                owner[member] = plan
-                continue
-            listed = first.catalog.members.get(member) if first.catalog else None
-            if listed is not None and listed.coo == plan.name:
-                notes.append(
-                    f"catalog {plan.name}: {member} moves here from catalog {first.name} (coo)"
-                )
-                first.unique_ids.pop(member, None)
-                owner[member] = plan
-                continue
-            notes.append(
-                f"catalog {plan.name}: {member} is a member of catalog {first.name} "
-                "already (the first catalog that lists a zone keeps it)"
-            )
-            plan.unique_ids.pop(member, None)
-    return list(owner.items()), notes
+    return [(member, by_name[catalog]) for member, catalog in owner.items()], notes
 
 
 def finish(

@@ -54,10 +54,22 @@ class ZoneConfig:
     allow_notify: tuple[str, ...] = ()
     request_ixfr: bool = True  # False: AXFR only, as BIND's request-ixfr no
     tls: TlsSettings | None = None  # transport = "tls": XoT from the primaries
+    transfer_transport: str = "any"  # "tls": AXFR/IXFR out only over serve's tls_listen
 
     @property
     def text(self) -> str:
         return self.name.to_text()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """``[groups.NAME]``: settings for catalog members with that ``group`` property."""
+
+    name: str
+    primaries: tuple[Endpoint, ...] = ()
+    key: str | None = None
+    allow_transfer: tuple[str, ...] = ()
+    notify: tuple[Endpoint, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,6 +88,15 @@ class ServerConfig:
     version: str | None = None
     control: Path | None = None  # the control socket; None: secdns.ctl in the directory
     metrics_listen: Endpoint | None = None  # HTTP /metrics, /healthz, /readyz; None: off
+    # the catalog serve publishes of every zone it serves (RFC 9432, helper "catserve")
+    catalog: dns.name.Name | None = None
+    catalog_allow_transfer: tuple[str, ...] = ()
+    catalog_notify: tuple[Endpoint, ...] = ()
+    # XoT out (RFC 9103) and DNS over TLS (RFC 7858): serve's TLS listeners
+    tls_listen: tuple[Endpoint, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_handshake_timeout: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +121,7 @@ class Config:
     keys: dict[str, TsigKey]
     zones: tuple[ZoneConfig, ...]
     catalogs: tuple[CatalogConfig, ...] = ()
+    groups: dict[str, GroupConfig] = dataclasses.field(default_factory=dict)
 
     def zone(self, name: str | dns.name.Name) -> ZoneConfig | None:
         wanted = name if isinstance(name, dns.name.Name) else parse_zone_name(name)
@@ -108,7 +130,7 @@ class Config:
                 return zone
         return None
 
-    def key_for(self, zone: ZoneConfig | CatalogConfig) -> TsigKey | None:
+    def key_for(self, zone: ZoneConfig | CatalogConfig | GroupConfig) -> TsigKey | None:
         return self.keys[zone.key] if zone.key else None
 
 
@@ -209,6 +231,13 @@ _SERVER_KEYS = {
     "version",
     "control",
     "metrics_listen",
+    "catalog",
+    "catalog_allow_transfer",
+    "catalog_notify",
+    "tls_listen",
+    "tls_cert",
+    "tls_key",
+    "tls_handshake_timeout",
 }
 _TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 _ZONE_KEYS = {
@@ -220,6 +249,7 @@ _ZONE_KEYS = {
     "notify",
     "allow_notify",
     "request_ixfr",
+    "transfer_transport",
 } | _TLS_KEYS
 
 
@@ -295,9 +325,11 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
     problems = _Problems(path)
     base = base or Path(".")
     for top in doc:
-        if top not in ("server", "keys", "zone", "catalog"):
+        if top not in ("server", "keys", "zone", "catalog", "groups"):
             problems.add(
-                top, "unknown section (expected [server], [keys.NAME], [[zone]], [[catalog]])"
+                top,
+                "unknown section (expected [server], [keys.NAME], [[zone]], [[catalog]], "
+                "[groups.NAME])",
             )
 
     server_doc = doc.get("server", {})
@@ -411,6 +443,10 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
             problems.add(where, "set either primaries (a secondary zone) or file (a primary zone)")
         if not primaries and not file_value:
             problems.add(where, "needs primaries (a secondary zone) or file (a primary zone)")
+        transfer_transport = zone_doc.get("transfer_transport", "any")
+        if transfer_transport not in ("any", "tls"):
+            problems.add(f"{where}.transfer_transport", 'expected "any" or "tls"')
+            transfer_transport = "any"
         request_ixfr = zone_doc.get("request_ixfr", True)
         if not isinstance(request_ixfr, bool):
             problems.add(f"{where}.request_ixfr", "expected true or false")
@@ -435,11 +471,99 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                 ),
                 request_ixfr=request_ixfr,
                 tls=tls,
+                transfer_transport=transfer_transport,
             )
         )
     catalogs = _catalogs(doc.get("catalog", []), keys_doc, {z.name for z in zones}, base, problems)
+    groups = _groups(doc.get("groups", {}), keys_doc, problems)
+    server = dataclasses.replace(server, **_serve_catalog_tls(server_doc, keys_doc, base, problems))
+    if server.catalog is not None and (
+        server.catalog in seen or any(c.name == server.catalog for c in catalogs)
+    ):
+        problems.add("server.catalog", "names a [[zone]] or [[catalog]]: publish it under another")
     problems.raise_if_any()
-    return Config(path=Path(path), server=server, keys=keys, zones=tuple(zones), catalogs=catalogs)
+    return Config(
+        path=Path(path),
+        server=server,
+        keys=keys,
+        zones=tuple(zones),
+        catalogs=catalogs,
+        groups=groups,
+    )
+
+
+_GROUP_KEYS = ("primaries", "key", "allow_transfer", "notify")
+
+
+def _groups(value: Any, keys_doc: dict[str, Any], problems: _Problems) -> dict[str, GroupConfig]:
+    """``[groups.NAME]``: primaries, key, allow_transfer, notify for catalog members."""
+    if not isinstance(value, dict):
+        problems.add("groups", "expected tables [groups.NAME]")
+        return {}
+    result = {}
+    for name, table in value.items():
+        where = f"groups.{name}"
+        if not isinstance(table, dict):
+            problems.add(where, "expected a table")
+            continue
+        for item in table:
+            if item not in _GROUP_KEYS:
+                problems.add(f"{where}.{item}", "unknown key")
+        key = table.get("key")
+        if key is not None and (not isinstance(key, str) or key not in keys_doc):
+            problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
+        result[name] = GroupConfig(
+            name=name,
+            primaries=_endpoints(table.get("primaries"), f"{where}.primaries", problems),
+            key=key if isinstance(key, str) else None,
+            allow_transfer=_acl(
+                table.get("allow_transfer"), f"{where}.allow_transfer", keys_doc, problems
+            ),
+            notify=_endpoints(table.get("notify"), f"{where}.notify", problems),
+        )
+    return result
+
+
+def _serve_catalog_tls(
+    server_doc: dict[str, Any], keys_doc: dict[str, Any], base: Path, problems: _Problems
+) -> dict[str, Any]:
+    """[server] keys of the published catalog and of the TLS listeners (helper "catserve")."""
+    out: dict[str, Any] = {}
+    catalog = server_doc.get("catalog")
+    if catalog is not None:
+        if not isinstance(catalog, str):
+            problems.add("server.catalog", "expected a zone name")
+        else:
+            try:
+                out["catalog"] = parse_zone_name(catalog)
+            except SecdnsError as err:
+                problems.add("server.catalog", err.message)
+    out["catalog_allow_transfer"] = _acl(
+        server_doc.get("catalog_allow_transfer"),
+        "server.catalog_allow_transfer",
+        keys_doc,
+        problems,
+    )
+    out["catalog_notify"] = _endpoints(
+        server_doc.get("catalog_notify"), "server.catalog_notify", problems
+    )
+    out["tls_listen"] = _endpoints(server_doc.get("tls_listen"), "server.tls_listen", problems, 853)
+    for name in ("tls_cert", "tls_key"):
+        value = server_doc.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            problems.add(f"server.{name}", "expected a path string")
+            continue
+        out[name] = base / value
+        if not out[name].is_file():
+            problems.add(f"server.{name}", f"no such file {out[name]}")
+    if out["tls_listen"] and not ("tls_cert" in out and "tls_key" in out):
+        problems.add("server.tls_listen", "needs tls_cert and tls_key (PEM files)")
+    out["tls_handshake_timeout"] = float(
+        _number(server_doc, "tls_handshake_timeout", 10.0, "server", problems)
+    )
+    return out
 
 
 _CATALOG_KEYS = {"name", "primaries", "key", "max_members"} | _TLS_KEYS

@@ -36,9 +36,11 @@ from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.explain import log_step
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
+from secdns.server.catalogs import CatalogZones
 from secdns.server.fastpath import NegativeAnswers, split_cookie
 from secdns.server.tcp import TcpClients
 from secdns.server.udp import AnswerCache, UdpWorker
+from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import ZoneRuntime
 from secdns.store import Store
@@ -78,6 +80,8 @@ class Server:
         self.notify_refusals = notify.RefusalLog(log)
         self.tcp_rcodes = [0] * 16
         self.operations = Operations(self)  # control socket, metrics, statuses
+        self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
+        self.tls = TlsListeners(self)  # [server] tls_listen: DoT and XoT
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
@@ -102,7 +106,9 @@ class Server:
         for zone_config in self.config.zones:
             await self._add_zone(zone_config)
         await self.operations.start()  # first: a control socket in use fails before listening
+        await self.catalogs.startup()
         await self._listen()
+        await self.tls.listen()
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
@@ -119,6 +125,7 @@ class Server:
             worker.stop()
         for server in self._tcp:
             server.close()
+        self.tls.close()
         for runtime in self.runtimes.values():
             runtime.stopping = True
             runtime.wake.set()
@@ -162,8 +169,11 @@ class Server:
         self.keyring = {dns.name.from_text(k.name): k.to_dnspython() for k in config.keys.values()}
         self._key_names = {table: dns.name.from_text(k.name) for table, k in config.keys.items()}
         networks = []
-        for zone in config.zones:
-            for item in zone.allow_transfer:
+        acls = [z.allow_transfer for z in config.zones]
+        acls += [g.allow_transfer for g in config.groups.values()]
+        acls.append(config.server.catalog_allow_transfer)
+        for acl in acls:
+            for item in acl:
                 if not item.startswith("key:"):
                     with contextlib.suppress(ValueError):
                         networks.append(ipaddress.ip_network(item, strict=False))
@@ -225,6 +235,7 @@ class Server:
     async def _remove_zone(self, name: dns.name.Name) -> None:
         runtime = self.runtimes.pop(name)
         self.table.remove(runtime.zone.key)
+        runtime.zone.generation += 1  # cached answers of a removed zone are stale
         runtime.stopping = True
         runtime.wake.set()
         if runtime.task is not None:
@@ -238,6 +249,7 @@ class Server:
         version = runtime.zone.version
         if version is None:
             return
+        self.catalogs.changed(runtime)
         for endpoint in runtime.config.notify:
             self._spawn(self._notify(runtime, endpoint))
 
@@ -275,7 +287,7 @@ class Server:
         self._apply_keys(config)
         wanted = {z.name: z for z in config.zones}
         for name in list(self.runtimes):
-            if name not in wanted:
+            if name not in wanted and not self.catalogs.owns(name):
                 log.info("reload: zone=%s removed", name)
                 await self._remove_zone(name)
         for name, zone_config in wanted.items():
@@ -296,6 +308,8 @@ class Server:
                     log.error(
                         "reload: zone=%s %s; keeping the loaded version", name, err.one_line()
                     )
+        await self.catalogs.reload()
+        await self.tls.reload()
         log.info("reload: done, %d zones", len(self.runtimes))
 
     # --- listeners -----------------------------------------------------------------------------
@@ -327,9 +341,15 @@ class Server:
             self._udp.append(worker)
             self.addresses.append((host, bound_port))
 
-    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle_tcp(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: TlsListeners | None = None,
+    ) -> None:
         """One TCP connection: admitted by the connection table (secdns.server.tcp), idle
-        (reclaimable) only while it waits for the next message, closed on a response."""
+        (reclaimable) only while it waits for the next message, closed on a response.
+        With ``tls`` (a tls_listen connection) admitted first, then the TLS handshake."""
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = self.tcp_clients.admit(
             peer[0], self._may_transfer(peer[0]), writer.transport.abort
@@ -341,7 +361,11 @@ class Server:
         assert task is not None
         self._connections.add(task)  # type: ignore[arg-type]
         idle_timeout = self.config.server.tcp_idle_timeout
+        xot = False  # a TLS 1.3 session: transfer_transport = "tls" zones may go out
         try:
+            if tls is not None:
+                self.tcp_clients.idle(client)  # reclaimable while it shakes hands
+                xot = await tls.handshake(writer)
             while not self.stop_event.is_set():
                 self.tcp_clients.idle(client)
                 prefix = await asyncio.wait_for(reader.readexactly(2), idle_timeout)
@@ -352,7 +376,7 @@ class Server:
                 data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
-                for reply in self.answer_tcp(data, peer[0]):
+                for reply in self.answer_tcp(data, peer[0], tls=xot):
                     self.tcp_rcodes[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
@@ -419,7 +443,7 @@ class Server:
             return self._xfr_over_udp(reply.query)
         return reply.wire
 
-    def answer_tcp(self, data: bytes, source: str) -> Iterable[bytes]:
+    def answer_tcp(self, data: bytes, source: str, tls: bool = False) -> Iterable[bytes]:
         key = b"T" + data[2:]
         cached = self.cache.get(key)
         if cached is not None:
@@ -446,7 +470,7 @@ class Server:
             out = self._notify_in(data, source)
             return (out,) if out else ()
         if reply.kind == "xfr" and reply.query is not None:
-            return self._xfr(reply.query, source)
+            return self._xfr(reply.query, source, tls)
         return (reply.wire,) if reply.wire is not None else ()
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
@@ -482,7 +506,7 @@ class Server:
         response.answer.append(runtime.zone.version.soa_rrset())
         return response.to_wire()
 
-    def _xfr(self, parsed: dns.message.Message, source: str) -> Iterator[bytes]:
+    def _xfr(self, parsed: dns.message.Message, source: str, tls: bool = False) -> Iterator[bytes]:
         question = parsed.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         runtime = self.runtimes.get(question.name)
@@ -502,6 +526,16 @@ class Server:
                 kind,
                 source,
                 f" (key {key_name})" if key_name else "",
+            )
+            yield xfrout.error_response(parsed, dns.rcode.REFUSED)
+            return
+        if runtime.config.transfer_transport == "tls" and not tls:
+            log.warning(
+                'xfr: zone=%s %s from %s refused: transfer_transport = "tls", and this is '
+                "not a TLS 1.3 session on tls_listen",
+                runtime.name,
+                kind,
+                source,
             )
             yield xfrout.error_response(parsed, dns.rcode.REFUSED)
             return
@@ -538,15 +572,20 @@ class Server:
 def check_config_for_serve(config: Config) -> None:
     """Problems that only matter for serve, reported before anything starts."""
     problems = []
-    if not config.zones:
-        problems.append("no [[zone]] to serve")
+    if not config.zones and not config.catalogs:
+        problems.append("no [[zone]] or [[catalog]] to serve")
     for endpoint in config.server.listen:
         if not endpoint.is_address:
             problems.append(f"server.listen: {endpoint.host!r} is not an IP address")
+    for endpoint in config.server.tls_listen:
+        if not endpoint.is_address:
+            problems.append(f"server.tls_listen: {endpoint.host!r} is not an IP address")
     for zone in config.zones:
         if zone.file is not None and not Path(zone.file).exists():
             problems.append(f"zone {zone.text}: file {zone.file} does not exist")
-    if any(z.primaries for z in config.zones) and config.server.directory is None:
+    if (
+        any(z.primaries for z in config.zones) or config.catalogs
+    ) and config.server.directory is None:
         problems.append("server.directory is required for secondary zones (the store)")
     if problems:
         raise ConfigError(f"{config.path}: " + "; ".join(problems))

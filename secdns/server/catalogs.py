@@ -1,0 +1,306 @@
+"""Catalog zones in ``serve`` (RFC 9432): follow ``[[catalog]]``s, publish ``[server] catalog``.
+
+Consumer.  Each ``[[catalog]]`` is a secondary zone of the server like any
+other (same :class:`~secdns.server.zones.ZoneRuntime`, so IXFR, NOTIFY, timers
+and the store come for free).  After every change applied to a catalog's
+in-memory copy, its member set is parsed (:func:`secdns.catalog.parse_catalog`)
+and the ownership of every member recomputed over all catalogs
+(:func:`secdns.catalog.assign_members`, the rule ``pull --catalog`` uses):
+
+* an added member becomes a secondary zone with the catalog's primaries, key and
+  TLS settings, or its ``[groups.NAME]``'s, and is started at once (its first
+  check comes within half a second);
+* a removed member is no longer answered (REFUSED) and its files leave the store;
+* a member whose unique id changed is dropped, its files removed, and transferred
+  from scratch (5.2);
+* a member whose group or owner (``coo``, 5.6) changed keeps its data and gets
+  its new settings.
+
+A catalog is untrusted input: every record it lists that cannot be used is
+logged as an error naming the catalog and the record, and skipped; a catalog
+that is unusable as a whole (not version 2, over ``max_members``) changes
+nothing.  A zone configured with ``[[zone]]`` is never a member.
+
+Members survive a restart: on startup each catalog is read from the store and
+its members loaded from theirs, before any refresh.
+
+Producer.  With ``[server] catalog = "NAME."`` the server publishes a version 2
+catalog of every zone it serves (configured zones and catalog members; not the
+catalogs themselves), a primary zone built in memory with a new serial whenever
+that set changes, transferable under ``catalog_allow_transfer`` and NOTIFYing
+``catalog_notify``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import dns.name
+
+from secdns import catalog as catalogs
+from secdns import zonefile
+from secdns.catalog_pull import remove_zone
+from secdns.config import CatalogConfig, Config, ZoneConfig
+from secdns.errors import SecdnsError
+from secdns.pull import axfr_journal
+from secdns.server.zone import ZoneVersion
+from secdns.server.zones import ZoneRuntime
+
+if TYPE_CHECKING:
+    from secdns.server.server import Server
+
+log = logging.getLogger(__name__)
+
+
+def catalog_zone_config(catalog: CatalogConfig) -> ZoneConfig:
+    """The catalog itself as a secondary zone (not transferable from us)."""
+    return ZoneConfig(
+        name=catalog.name, primaries=catalog.primaries, key=catalog.key, tls=catalog.tls
+    )
+
+
+def member_config(config: Config, catalog: CatalogConfig, member: catalogs.Member) -> ZoneConfig:
+    """A member's zone settings: its catalog's, overridden by its first configured group."""
+    group = next((config.groups[g] for g in member.groups if g in config.groups), None)
+    return ZoneConfig(
+        name=member.name,
+        primaries=(group.primaries if group and group.primaries else catalog.primaries),
+        key=group.key if group and group.key else catalog.key,
+        allow_transfer=group.allow_transfer if group else (),
+        notify=group.notify if group else (),
+        tls=catalog.tls,
+    )
+
+
+def version_text(version: ZoneVersion) -> str:
+    """A zone version as a master file (relative owners under ``$ORIGIN``)."""
+    return f"$ORIGIN {version.origin_text}\n" + "\n".join(version.iter_lines()) + "\n"
+
+
+class CatalogZones:
+    """The catalogs a server follows and the one it publishes."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.listed: dict[dns.name.Name, dict[dns.name.Name, catalogs.Member]] = {}
+        self.owner: dict[dns.name.Name, dns.name.Name] = {}  # member -> its catalog
+        self.members: dict[dns.name.Name, catalogs.Member] = {}  # as its owner lists it
+        self.published: ZoneRuntime | None = None
+        self._published_set: frozenset[dns.name.Name] | None = None
+        self._lock = asyncio.Lock()
+        self._noted: set[str] = set()
+
+    @property
+    def config(self) -> Config:
+        return self.server.config
+
+    def _catalog(self, name: dns.name.Name) -> CatalogConfig | None:
+        return next((c for c in self.config.catalogs if c.name == name), None)
+
+    def owns(self, name: dns.name.Name) -> bool:
+        """Whether the zone is run from here (a catalog, a member, the published catalog)."""
+        return (
+            name in self.owner
+            or self._catalog(name) is not None
+            or (self.published is not None and name == self.published.config.name)
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Add the catalogs and, from the store, their members (before listening)."""
+        async with self._lock:
+            for catalog in self.config.catalogs:
+                runtime = await self.server._add_zone(catalog_zone_config(catalog))
+                await self._read(runtime)
+            await self._assign(start=False)
+            self._publish()
+
+    async def reload(self) -> None:
+        """After SIGHUP: catalogs added, removed or changed; groups; the published catalog."""
+        async with self._lock:
+            wanted = {c.name: c for c in self.config.catalogs}
+            for name in [n for n in self.listed if n not in wanted]:
+                log.info("reload: catalog=%s removed: its members go too", name)
+                self.listed.pop(name, None)
+                if name in self.server.runtimes and self.config.zone(name) is None:
+                    await self.server._remove_zone(name)
+            for name, catalog in wanted.items():
+                current = self.server.runtimes.get(name)
+                zone_config = catalog_zone_config(catalog)
+                if current is None or current.config != zone_config:
+                    if current is not None:
+                        await self.server._remove_zone(name)
+                    current = await self.server._add_zone(zone_config, keep=current)
+                    self.server._start_zone(current)
+                await self._read(current)  # max_members may have changed
+            await self._assign(start=True)
+            self._publish()
+
+    def changed(self, runtime: ZoneRuntime) -> None:
+        """A zone's copy changed (the server's on_change): a catalog's? Re-read its members."""
+        if runtime.config.name in self.listed or self._catalog(runtime.config.name) is not None:
+            self.server._spawn(self._changed(runtime))
+
+    async def _changed(self, runtime: ZoneRuntime) -> None:
+        async with self._lock:
+            if self.server.runtimes.get(runtime.config.name) is not runtime:
+                return  # removed meanwhile
+            if await self._read(runtime):
+                await self._assign(start=True)
+                self._publish()
+
+    # --- consuming -----------------------------------------------------------------------------
+    async def _read(self, runtime: ZoneRuntime) -> bool:
+        """Parse a catalog's current copy into ``listed``; False when it changes nothing."""
+        catalog = self._catalog(runtime.config.name)
+        version = runtime.zone.version
+        if catalog is None or version is None:
+            return False
+        try:
+            parsed = await asyncio.to_thread(
+                catalogs.catalog_from_text,
+                catalog.name,
+                version_text(version),
+                max_members=catalog.max_members,
+            )
+        except SecdnsError as err:
+            log.error("catalog: catalog=%s unreadable: %s", catalog.text, err.one_line())
+            return False
+        for finding in parsed.findings:
+            log.error("catalog: %s", finding.line())
+        if not parsed.usable:
+            log.error(
+                "catalog: catalog=%s serial %s is unusable: keeping its %d members",
+                catalog.text,
+                parsed.serial,
+                sum(1 for owner in self.owner.values() if owner == catalog.name),
+            )
+            return False
+        self.listed[catalog.name] = dict(parsed.members)
+        return True
+
+    def _taken(self) -> set[dns.name.Name]:
+        taken = {z.name for z in self.config.zones} | {c.name for c in self.config.catalogs}
+        if self.config.server.catalog is not None:
+            taken.add(self.config.server.catalog)
+        return taken
+
+    async def _assign(self, *, start: bool) -> None:
+        """Recompute who owns which member; add, drop, reset and reconfigure member zones."""
+        listings = [(c.name, self.listed.get(c.name, {})) for c in self.config.catalogs]
+        taken = self._taken()
+        owner, notes = catalogs.assign_members(listings, taken, self.owner)
+        for note in notes:
+            if note not in self._noted:  # once, not at every change of a catalog
+                log.warning("catalog: %s", note)
+        self._noted = set(notes)
+        gone = []
+        for name in [n for n in self.owner if n not in owner]:
+            was = self.owner.pop(name)
+            self.members.pop(name, None)
+            if name in taken:
+                continue  # a configured zone now: the server's reload runs it
+            log.info("catalog: catalog=%s member %s removed: no longer answered", was, name)
+            gone.append(name)
+        await asyncio.gather(*(self._drop(name) for name in gone))  # each may wait for a transfer
+        for name, catalog_name in owner.items():
+            catalog = self._catalog(catalog_name)
+            assert catalog is not None
+            member = self.listed[catalog_name][name]
+            before = self.members.get(name)
+            wanted = member_config(self.config, catalog, member)
+            current = self.server.runtimes.get(name)
+            self.owner[name] = catalog_name
+            self.members[name] = member
+            if before is not None and before.unique_id != member.unique_id:
+                log.warning(
+                    "catalog: catalog=%s member %s has a new unique id %s: "
+                    "transferring it from scratch (RFC 9432 5.2)",
+                    catalog.text,
+                    name,
+                    member.unique_id,
+                )
+                await self._drop(name)
+                current = None
+            elif current is not None and current.config == wanted:
+                continue
+            elif current is not None:
+                log.info("catalog: catalog=%s member %s settings changed", catalog.text, name)
+                await self.server._remove_zone(name)
+            else:
+                log.info("catalog: catalog=%s member %s added", catalog.text, name)
+            runtime = await self.server._add_zone(wanted, keep=current)
+            if start:
+                self.server._start_zone(runtime)
+
+    async def _drop(self, name: dns.name.Name) -> None:
+        """Stop answering a member and remove its files from the store."""
+        if name in self.server.runtimes:
+            await self.server._remove_zone(name)
+        store = self.server.store
+        if store is not None:
+            try:
+                await asyncio.to_thread(remove_zone, store, name)
+            except SecdnsError as err:
+                log.error("catalog: member %s: %s", name, err.one_line())
+
+    # --- producing -----------------------------------------------------------------------------
+    def _publish(self) -> None:
+        """Publish ``[server] catalog`` anew if the set of served zones changed."""
+        name = self.config.server.catalog
+        if name is None:
+            if self.published is not None:
+                self.server.runtimes.pop(self.published.config.name, None)
+                self.server.table.remove(self.published.zone.key)
+                self.published.zone.generation += 1
+                self.published = None
+                self._published_set = None
+            return
+        zone_config = ZoneConfig(
+            name=name,
+            allow_transfer=self.config.server.catalog_allow_transfer,
+            notify=self.config.server.catalog_notify,
+        )
+        runtime = self.published
+        if runtime is None or runtime.config.name != name:
+            if runtime is not None:
+                self.server.runtimes.pop(runtime.config.name, None)
+                self.server.table.remove(runtime.zone.key)
+            runtime = ZoneRuntime(zone_config, self.config, None, self.server._zone_changed)
+            self.published = runtime
+            self._published_set = None
+            self.server.runtimes[name] = runtime
+            self.server.table.add(runtime.zone)
+        runtime.config = zone_config  # allow_transfer and notify follow SIGHUP
+        served = frozenset(
+            zone for zone in self.server.runtimes if zone != name and self._catalog(zone) is None
+        )
+        if served == self._published_set:
+            return
+        old = runtime.zone.version
+        serial = int(time.time()) & 0xFFFFFFFF  # time-based: it grows across restarts
+        if old is not None and not 0 < (serial - old.serial) & 0xFFFFFFFF < 1 << 31:
+            serial = (old.serial + 1) & 0xFFFFFFFF
+        version = published_version(name, served, serial)
+        entry = None
+        if old is not None:
+            entry, _, _ = axfr_journal(
+                name, list(old.iter_lines()), list(version.iter_lines()), old.serial, serial
+            )
+        runtime.install(version, [entry] if entry else None)
+        self._published_set = served
+        log.info("catalog: published %s serial %d, %d zones", name, serial, len(served))
+
+
+def published_version(
+    name: dns.name.Name, zones: frozenset[dns.name.Name], serial: int
+) -> ZoneVersion:
+    """The version 2 catalog of ``zones`` as a servable zone version."""
+    from secdns.masterfile import read_master
+
+    text = catalogs.render_catalog(name, zones, serial)
+    records = read_master(text, name, filename=f"<catalog {name}>").records
+    return ZoneVersion.from_lines(name, zonefile.canonical_lines(records))
