@@ -644,7 +644,21 @@ async def _pull_from(
 
     fallback = None
     xfr: Transfer | None = None
-    if copy.can_ixfr and held is not None and not options.axfr and options.request_ixfr:
+    # an IXFR "from our serial" asks for changes since a version newer than the primary's:
+    # with --force and a primary behind us (serial went backwards), only an AXFR takes it
+    behind = held is not None and serial_compare(soa.serial, held) not in (0, 1)
+    if behind:
+        note(
+            "request",
+            f"the primary's serial {soa.serial} is older than our {held}: --force takes it by AXFR",
+        )
+    if (
+        copy.can_ixfr
+        and held is not None
+        and not behind
+        and not options.axfr
+        and options.request_ixfr
+    ):
         note("request", f"ask IXFR from our serial {held} (RFC 1995): only the changes")
         try:
             xfr = await transfer(

@@ -398,3 +398,23 @@ def test_ixfr_newer_soa_alone_then_close_falls_back_to_axfr(good_copy):
     assert result.exit_code == 0, result.stderr
     assert doc["kind"] == "AXFR" and "before its final SOA" in doc["fallback"], doc
     assert "new 60 IN A 192.0.2.77" in zone_file.read_text()
+
+
+def test_force_takes_an_older_primary_by_axfr_not_ixfr(good_copy):
+    """An IXFR from our serial 10 to a primary at 9 gets the lone SOA real servers send for
+    "nothing newer than yours"; --force (which the refusal suggests) must ask AXFR instead."""
+    store, zone_file, _before = good_copy
+    asked: list[str] = []
+
+    def respond(query):
+        kind = dns.rdatatype.to_text(query.question[0].rdtype)
+        asked.append(kind)
+        if kind == "IXFR":
+            return answer_messages(query.id, ORIGIN, "IXFR", [soa(9)], 1)
+        return answer_messages(query.id, ORIGIN, "AXFR", full(9), 2)
+
+    with FakePrimary(respond, soa(9)) as primary:
+        forced = pull(ORIGIN, primary.addr, "-d", str(store), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert asked == ["AXFR"]
+    assert " 9 7200 900 1209600 300" in zone_file.read_text()
