@@ -52,6 +52,21 @@ def emit_json(value: Any, stream: IO[str] | None = None) -> None:
     stream.write("\n")
 
 
+def kv_value(value: object) -> str:
+    """One value of a ``key=value`` line: ``-`` for none, JSON-quoted when it holds a
+    space, quote, ``=`` or backslash (or is empty)."""
+    if value is None:
+        return "-"
+    if isinstance(value, str) and (not value or any(c in value for c in ' "=\\')):
+        return json.dumps(value)
+    return str(value)
+
+
+def kv_line(*fields: tuple[str, object]) -> str:
+    """A stable ``key=value key=value`` line, in the order given."""
+    return " ".join(f"{key}={kv_value(value)}" for key, value in fields)
+
+
 def _serials(result: PullResult) -> str:
     before = "none" if result.serial_from is None else str(result.serial_from)
     after = "-" if result.serial_to is None else str(result.serial_to)

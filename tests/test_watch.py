@@ -32,12 +32,9 @@ from rich.console import Console
 from servers import free_port, tsig_secret, zone_text
 
 from secdns.cli import cli
-from secdns.cli.watch import (
-    command,
-    mirror_line,
-    monitor_line,
-    monitor_table,
-)
+from secdns.cli.watch import command
+from secdns.cli.watch_mirror import mirror_line
+from secdns.cli.watch_monitor import monitor_line, monitor_table
 from secdns.endpoints import Endpoint
 from secdns.errors import NetworkError, TimeoutError_
 from secdns.mirror import (

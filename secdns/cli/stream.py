@@ -1,0 +1,64 @@
+"""stdout for the events of a long-running command (``watch``): each line flushed
+as it is written, and a reader gone from the pipe (``| head``) stops the command
+quietly instead of failing at the next write, which may be hours away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from typing import IO
+
+
+class EventStream:
+    """stdout for events: flushed per line; a closed pipe stops the watch quietly."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.stop: asyncio.Event | None = None
+        self.broken = False
+
+    def write(self, text: str) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        self.broken = True
+        if self.stop is not None:
+            self.stop.set()
+        try:  # so that the interpreter's final flush does not fail again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    @contextlib.contextmanager
+    def watching(self, stop: asyncio.Event) -> Iterator[None]:
+        """Stop when the reader of a stdout pipe goes away (``| head``), not at the
+        next event, which may be hours away: epoll flags the write end then."""
+        self.stop = stop
+        loop = asyncio.get_running_loop()
+        try:
+            fd = self.stream.fileno()
+            is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except (OSError, ValueError, AttributeError):  # not a real file (tests)
+            is_pipe = False
+        if is_pipe:
+            loop.add_reader(fd, self._reader_gone, fd)
+        try:
+            yield
+        finally:
+            if is_pipe:
+                loop.remove_reader(fd)
+
+    def _reader_gone(self, fd: int) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+        self._gone()

@@ -1,0 +1,227 @@
+"""``secdns watch`` in mirror mode: the plan from the arguments or the config, the
+run of :class:`~secdns.mirror.Mirror`, and its events rendered (coloured lines on a
+terminal, one ``key=value`` line per event when piped, JSON lines with ``--json``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from secdns import metrics, xot
+from secdns.cli.options import config_zones
+from secdns.cli.stream import EventStream
+from secdns.config import Limits, parse_zone_name
+from secdns.endpoints import Endpoint
+from secdns.errors import UsageError
+from secdns.keys import TsigKey
+from secdns.mirror import Mirror, MirrorEvent, MirrorEventKind, MirrorOptions, MirrorZone
+from secdns.output import kv_line
+from secdns.store import Store, iso_time
+from secdns.watch import seconds_text, stop_on_signals
+from secdns.xfr import XfrKind
+
+DEFAULT_JOBS = 16
+
+
+def mirror_line(event: MirrorEvent) -> str:
+    """One stable ``key=value`` line per mirror event, for pipes and logs."""
+    head: list[tuple[str, object]] = [
+        ("time", iso_time(event.at)),
+        ("event", event.kind.value),
+        ("zone", event.zone),
+    ]
+    kind = event.kind
+    if kind is MirrorEventKind.UPDATED:
+        previous = "none" if event.previous is None else event.previous
+        return kv_line(
+            *head,
+            ("serial", f"{previous}->{event.serial}"),
+            ("via", event.via.value if event.via is not XfrKind.NONE else None),
+            ("added", event.added),
+            ("removed", event.removed),
+            ("primary", event.primary),
+            ("file", event.file),
+        )
+    if kind is MirrorEventKind.SYNCED:
+        return kv_line(
+            *head, ("serial", event.serial), ("primary", event.primary), ("file", event.file)
+        )
+    if kind is MirrorEventKind.FAILED:
+        return kv_line(
+            *head,
+            ("serial", event.serial),
+            ("failures", event.failures),
+            ("retry_in", seconds_text(event.retry_in or 0.0)),
+            ("error", event.error),
+        )
+    if kind is MirrorEventKind.RECOVERED:
+        return kv_line(*head, ("serial", event.serial), ("failures", event.failures))
+    if kind is MirrorEventKind.NOTIFY:
+        return kv_line(*head, ("serial", event.serial), ("source", event.source))
+    fields = [*head, ("serial", event.serial), ("status", event.exit_status)]
+    if event.error:
+        fields.append(("error", event.error))
+    return kv_line(*fields)
+
+
+_MIRROR_STYLE = {
+    MirrorEventKind.SYNCED: "cyan",
+    MirrorEventKind.UPDATED: "green",
+    MirrorEventKind.FAILED: "bold red",
+    MirrorEventKind.RECOVERED: "green",
+    MirrorEventKind.NOTIFY: "blue",
+    MirrorEventKind.EXEC: "dim",
+}
+
+
+def mirror_text(event: MirrorEvent) -> Text:
+    """A mirror event as one coloured line for a terminal."""
+    text = Text()
+    text.append(iso_time(event.at)[11:19] + " ", style="dim")
+    text.append(event.zone, style="bold")
+    text.append(" ")
+    style = _MIRROR_STYLE[event.kind]
+    kind = event.kind
+    if kind is MirrorEventKind.UPDATED:
+        previous = "none" if event.previous is None else str(event.previous)
+        text.append(f"{event.via.value} serial {previous} → {event.serial}", style=style)
+        text.append(f", +{event.added} -{event.removed}")
+        if event.file:
+            text.append(f" → {event.file}", style="dim")
+    elif kind is MirrorEventKind.SYNCED:
+        text.append(f"up to date at serial {event.serial}", style=style)
+        if event.file:
+            text.append(f" ({event.file})", style="dim")
+    elif kind is MirrorEventKind.FAILED:
+        text.append(f"check failed, retry in {seconds_text(event.retry_in or 0.0)}: ", style=style)
+        text.append(event.error or "")
+    elif kind is MirrorEventKind.RECOVERED:
+        text.append(f"primary answers again after {event.failures} failed checks", style=style)
+    elif kind is MirrorEventKind.NOTIFY:
+        text.append(f"NOTIFY from {event.source}: checking now", style=style)
+    else:
+        failed = event.exit_status != 0
+        text.append(
+            f"--exec exited {event.exit_status}"
+            if event.error is None
+            else f"--exec failed: {event.error}",
+            style="bold red" if failed else style,
+        )
+    return text
+
+
+class MirrorPrinter:
+    """Mirror events as coloured lines (TTY), ``key=value`` lines (piped) or JSON lines."""
+
+    def __init__(self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.quiet = quiet
+        self.console = Console(file=out.stream, highlight=False) if rich else None
+
+    def __call__(self, event: MirrorEvent) -> None:
+        if self.as_json:
+            self.out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+        elif self.quiet:
+            return
+        elif self.console is not None:
+            self.console.print(mirror_text(event))
+        else:
+            self.out.write(mirror_line(event) + "\n")
+
+
+def mirror_plan(
+    zones: list[str],
+    servers: list[Endpoint],
+    config_path: str | None,
+    output_path: str | None,
+    directory: str | None,
+    key: TsigKey | None,
+    tls: xot.TlsSettings | None = None,
+) -> tuple[list[MirrorZone], Store | None, int, Limits]:
+    """The zones to mirror, their store, the default concurrency and the limits:
+    from the config (``-c``), else from ZONE @PRIMARY... with -o FILE or -d DIR."""
+    out_path = Path(output_path) if output_path else None
+    if output_path == "-":
+        raise UsageError("watch writes files: give -o FILE or -d DIR, not -o -")
+    if config_path:
+        config, selected, store_dir = config_zones(
+            config_path, zones, servers, output_given=out_path is not None, directory=directory
+        )
+        plan = [
+            MirrorZone(
+                z.name,
+                z.primaries,
+                key or config.key_for(z),
+                out_path,
+                z.allow_notify,
+                tls=tls or z.tls,
+                request_ixfr=z.request_ixfr,
+            )
+            for z in selected
+        ]
+        return (
+            plan,
+            Store(store_dir) if store_dir else None,
+            config.server.concurrency,
+            config.server.limits,
+        )
+    if len(zones) != 1 or not servers:
+        raise UsageError(
+            "usage: secdns watch ZONE @PRIMARY [@PRIMARY...] (-o FILE | -d DIR), "
+            "or -c CONFIG, or ZONE --servers @SERVER..."
+        )
+    if out_path is None and directory is None:
+        raise UsageError("say where the zone goes: -o FILE or -d DIR")
+    plan = [MirrorZone(parse_zone_name(zones[0]), tuple(servers), key, out_path, tls=tls)]
+    return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits()
+
+
+def run_mirror(
+    zones: list[MirrorZone],
+    store: Store | None,
+    options: MirrorOptions,
+    out: EventStream,
+    *,
+    as_json: bool,
+    quiet: bool,
+    rich: bool,
+    metrics_endpoint: Endpoint | None = None,
+    watch_metrics: metrics.WatchMetrics | None = None,
+) -> None:
+    """Mirror the zones until SIGINT/SIGTERM (or the stdout pipe's reader goes),
+    printing each event; with ``metrics_endpoint``, serve /metrics meanwhile."""
+    printer: Callable[[MirrorEvent], None] = MirrorPrinter(
+        out, as_json=as_json, quiet=quiet, rich=rich
+    )
+    if watch_metrics is not None:
+        printer = metrics.tee(watch_metrics.observe_mirror, printer)
+    asyncio.run(
+        metrics.serving_metrics(
+            _mirror(zones, store, options, printer, out, watch_metrics),
+            metrics_endpoint,
+            watch_metrics,
+        )
+    )
+
+
+async def _mirror(
+    zones: list[MirrorZone],
+    store: Store | None,
+    options: MirrorOptions,
+    printer: Callable[[MirrorEvent], None],
+    out: EventStream,
+    watch_metrics: metrics.WatchMetrics | None = None,
+) -> None:
+    stop = asyncio.Event()
+    mirror = Mirror(zones, store=store, options=options, on_event=printer)
+    if watch_metrics is not None:
+        watch_metrics.watch_mirror(lambda: [mirror.status(zone.origin) for zone in zones])
+    with stop_on_signals(stop), out.watching(stop):
+        await mirror.run(stop)

@@ -1,0 +1,468 @@
+"""``secdns watch`` in monitor mode: look up the addresses, run
+:class:`~secdns.monitor.Monitor` until its ``--until-*`` condition, a deadline or a
+signal, and render it: a rich live table on a terminal, one ``key=value`` line per
+event when piped, JSON lines with ``--json``, and the summary at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Iterator
+from typing import TypeVar
+
+import click
+import dns.name
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from secdns import metrics
+from secdns.cli.stream import EventStream
+from secdns.endpoints import Endpoint
+from secdns.errors import ExitCode
+from secdns.monitor import (
+    AddressStatus,
+    Lag,
+    Monitor,
+    MonitorEvent,
+    MonitorEventKind,
+    MonitorOptions,
+    MonitorOutcome,
+    MonitorSummary,
+    Target,
+    nameserver_targets,
+    stopped_summary,
+    targets_from_endpoints,
+)
+from secdns.output import kv_line
+from secdns.store import iso_time
+from secdns.watch import seconds_text
+
+T = TypeVar("T")
+
+
+def monitor_line(event: MonitorEvent) -> str:
+    """One stable ``key=value`` line per monitor event."""
+    head: list[tuple[str, object]] = [
+        ("time", iso_time(event.at)),
+        ("event", event.kind.value),
+        ("zone", event.zone),
+    ]
+    if event.kind is MonitorEventKind.CONSISTENT:
+        return kv_line(
+            *head,
+            ("serial", event.serial),
+            ("lag", _lag_value(event.lag)),
+            ("lag_precision", _lag_precision(event.lag)),
+        )
+    where = [("server", event.server), ("address", event.address)]
+    if event.kind is MonitorEventKind.SERIAL:
+        return kv_line(
+            *head,
+            *where,
+            ("serial", event.serial),
+            ("previous", event.previous),
+            ("lag", _lag_value(event.lag)),
+            ("lag_precision", _lag_precision(event.lag)),
+            ("newest", event.newest),
+        )
+    if event.kind is MonitorEventKind.FAILED:
+        return kv_line(*head, *where, ("serial", event.serial), ("error", event.error))
+    return kv_line(*head, *where, ("serial", event.serial))
+
+
+def _lag_value(lag: Lag | None) -> str | None:
+    return f"{lag.value:.3f}s" if lag is not None else None
+
+
+def _lag_precision(lag: Lag | None) -> str | None:
+    return f"{lag.precision:.3f}s" if lag is not None else None
+
+
+NO_ANSWER = "no answer"
+"""What an address that never answered says in ``error`` (never null beside a null serial)."""
+
+
+def _status_error(status: AddressStatus) -> str | None:
+    return status.error or (NO_ANSWER if status.serial is None else None)
+
+
+def summary_dict(summary: MonitorSummary, at: float | None = None) -> dict[str, object]:
+    """The summary as its JSON line: ``time`` like every other event, and ``error``
+    set for an address that never answered."""
+    doc = summary.to_dict()
+    for key in ("lagging", "servers"):
+        entries = doc.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            if entry.get("serial") is None and not entry.get("error"):
+                entry["error"] = NO_ANSWER
+    at = time.time() if at is None else at
+    return {"event": doc.pop("event"), "time": iso_time(at), **doc}
+
+
+def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]:
+    """The end of a monitor run: one summary line, then one line per lagging address."""
+    lagging = summary.lagging
+    stamp = iso_time(time.time() if at is None else at)
+    lines = [
+        kv_line(
+            ("time", stamp),
+            ("event", "summary"),
+            ("zone", summary.zone),
+            ("result", summary.outcome.value),
+            ("newest", summary.newest),
+            ("start_serial", summary.start_serial),
+            ("until_serial", _until_text(summary)),
+            ("elapsed", f"{summary.elapsed:.3f}s"),
+            ("addresses", len(summary.statuses)),
+            ("lagging", len(lagging)),
+        )
+    ]
+    for status in lagging:
+        lines.append(
+            kv_line(
+                ("time", stamp),
+                ("event", "lagging"),
+                ("zone", summary.zone),
+                ("server", status.server),
+                ("address", status.address),
+                ("serial", status.serial),
+                ("error", _status_error(status)),
+            )
+        )
+    return lines
+
+
+def _until_text(summary: MonitorSummary) -> int | str | None:
+    if summary.until_next and summary.until_serial is None:
+        return "next"
+    return summary.until_serial
+
+
+def lag_complaint(summary: MonitorSummary) -> str:
+    """The stderr line for a timeout: who did not get there."""
+    wanted = summary.target_serial
+    lagging = summary.lagging
+    who = ", ".join(
+        f"{s.server if s.address == '-' else s.address} "
+        f"({_status_error(s) or f'serial {s.serial}'})"
+        for s in lagging
+    )
+    if summary.until_next and summary.until_serial is None:
+        start = "none" if summary.start_serial is None else summary.start_serial
+        goal = f"a serial newer than {start}"
+    elif summary.until_serial is not None:
+        goal = f"serial {wanted}"
+    else:
+        goal = f"the same serial (newest {'none' if wanted is None else wanted})"
+    how = "when stopped after" if summary.outcome is MonitorOutcome.STOPPED else "after"
+    return (
+        f"secdns: watch: zone {summary.zone}: {len(lagging)} of {len(summary.statuses)} "
+        f"addresses not at {goal} {how} {seconds_text(summary.elapsed)}"
+        + (f": {who}" if who else "")
+    )
+
+
+def _lag_text(lag: Lag | None) -> str:
+    return "-" if lag is None else f"{lag.value:.2f}s ±{lag.precision:.2f}"
+
+
+def monitor_table(
+    zone: str,
+    statuses: tuple[AddressStatus, ...],
+    newest: int | None,
+    until_serial: int | None = None,
+) -> Table:
+    """The live table: who answers which serial, how late it caught up, since when."""
+    current = sum(1 for s in statuses if s.current)
+    title = f"secdns watch {zone}  newest serial {newest if newest is not None else '-'}"
+    title += f"  {current}/{len(statuses)} current"
+    if until_serial is not None:
+        title += f"  waiting for {until_serial}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("server")
+    table.add_column("address")
+    table.add_column("serial", justify="right", no_wrap=True, overflow="ellipsis", max_width=44)
+    table.add_column("lag", justify="right")
+    table.add_column("last change")
+    for status in statuses:
+        if status.error is not None:
+            serial = Text(
+                f"{status.serial if status.serial is not None else '-'} ({status.error})",
+                style="bold red",
+            )
+        elif status.current:
+            serial = Text(str(status.serial), style="green")
+        else:
+            serial = Text(str(status.serial) if status.serial is not None else "-", style="yellow")
+        changed = iso_time(status.changed_at)[11:19] if status.changed_at else "-"
+        table.add_row(status.server, status.address, serial, _lag_text(status.lag), changed)
+    return table
+
+
+def summary_text(summary: MonitorSummary) -> Text:
+    text = Text()
+    if summary.outcome in (MonitorOutcome.REACHED, MonitorOutcome.CONSISTENT):
+        text.append(f"{summary.outcome.value}: ", style="bold green")
+        text.append(
+            f"every address answers serial {summary.target_serial} "
+            f"after {seconds_text(summary.elapsed)}"
+        )
+        lags = [s.lag for s in summary.statuses if s.lag is not None]
+        if lags:
+            slowest = max(lags, key=lambda lag: lag.value)
+            text.append(
+                f"; slowest caught up {slowest.value:.2f}s ±{slowest.precision:.2f}s "
+                "after the first"
+            )
+        return text
+    style = "bold red" if summary.outcome is MonitorOutcome.TIMEOUT else "yellow"
+    text.append(f"{summary.outcome.value}: ", style=style)
+    text.append(
+        f"{len(summary.lagging)} of {len(summary.statuses)} addresses not current "
+        f"after {seconds_text(summary.elapsed)}"
+    )
+    return text
+
+
+class MonitorDisplay:
+    """Monitor events as a live table (TTY), lines (piped) or JSON lines."""
+
+    def __init__(self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.quiet = quiet
+        self.rich = rich and not as_json and not quiet
+        self.monitor: Monitor | None = None
+        self.live: Live | None = None
+
+    def table(self) -> Table:
+        assert self.monitor is not None
+        return monitor_table(
+            self.monitor.origin.to_text(),
+            self.monitor.statuses(),
+            self.monitor.tracker.newest,
+            self.monitor.options.until_serial,
+        )
+
+    def start(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        if self.rich:
+            console = Console(file=self.out.stream, highlight=False)
+            self.live = Live(self.table(), console=console, auto_refresh=False)
+            self.live.start(refresh=True)
+
+    def __call__(self, event: MonitorEvent) -> None:
+        if self.as_json:
+            self.out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+        elif self.live is not None:
+            self.live.update(self.table(), refresh=True)
+        elif not self.quiet:
+            self.out.write(monitor_line(event) + "\n")
+
+    def abort(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def finish(self, summary: MonitorSummary) -> None:
+        if self.live is not None:
+            self.live.update(self.table(), refresh=True)
+            self.live.stop()
+            self.live = None
+            Console(file=self.out.stream, highlight=False).print(summary_text(summary))
+        elif self.as_json:
+            self.out.write(json.dumps(summary_dict(summary), separators=(",", ":")) + "\n")
+        elif not self.quiet:
+            self.out.write("".join(line + "\n" for line in summary_lines(summary)))
+        if summary.outcome is MonitorOutcome.TIMEOUT or summary.exit_code != 0:
+            click.echo(lag_complaint(summary), err=True)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_early_signals: list[int] = []
+
+
+def _remember_signal(signum: int, frame: object) -> None:
+    """Outside the event loop (before it starts, after it ends) a SIGINT/SIGTERM is
+    remembered, not fatal: before, it stops the watch at once; after, the summary
+    is out and the exit status decided."""
+    _early_signals.append(signum)
+
+
+@contextlib.contextmanager
+def _signals_remembered() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    _early_signals.clear()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _remember_signal)
+    try:
+        yield
+    finally:
+        if sys.stdout is not sys.__stdout__:  # in-process (click's CliRunner): restore
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        else:  # the summary is out and the status decided: a signal now must not kill
+            # us as the interpreter exits (it restores SIG_DFL first); blocked, it is
+            # dropped at exit.  The loop's executor threads are gone by now.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+class _Stopper:
+    """SIGINT/SIGTERM (and a reader gone from the stdout pipe) set ``stop``, from
+    the start, target lookups included; ``code()`` is the exit status a stop
+    gives when it cuts short a --until-* wait: 128 + the signal."""
+
+    def __init__(self, stop: asyncio.Event, out: EventStream) -> None:
+        self.stop = stop
+        self.out = out
+        self.signum: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum in STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append(signum)
+        if _early_signals:
+            self._on_signal(_early_signals[0])
+        try:
+            with self.out.watching(self.stop):
+                yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)  # which restores SIG_DFL
+                signal.signal(signum, _remember_signal)
+
+    def _on_signal(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+        self.stop.set()
+
+    def code(self) -> int:
+        if self.signum is not None:
+            return 128 + self.signum
+        if self.out.broken:
+            from secdns.cli import EXIT_BROKEN_PIPE
+
+            return EXIT_BROKEN_PIPE
+        return int(ExitCode.INTERRUPTED)
+
+
+async def _unless_stopped(
+    work: Awaitable[T], stop: asyncio.Event, timeout: float | None
+) -> T | None:
+    """``await work``, or None if ``stop`` is set or ``timeout`` passes first."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            [task, waiter], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        waiter.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    return None
+
+
+async def _targets(origin: dns.name.Name, servers: list[Endpoint], auto: bool) -> list[Target]:
+    targets: list[Target] = []
+    if auto:
+        targets += await nameserver_targets(origin)
+    targets += await targets_from_endpoints(servers)
+    for target in targets:
+        if target.address is None:
+            click.echo(
+                f"secdns: watch: zone {origin}: {target.server} has no address "
+                f"({target.error}); not watched",
+                err=True,
+            )
+    return targets
+
+
+def run_monitor(
+    origin: dns.name.Name,
+    servers: list[Endpoint],
+    auto: bool,
+    options: MonitorOptions,
+    out: EventStream,
+    *,
+    as_json: bool,
+    quiet: bool,
+    rich: bool,
+    metrics_endpoint: Endpoint | None = None,
+    watch_metrics: metrics.WatchMetrics | None = None,
+) -> MonitorSummary:
+    """Watch ``origin``'s serial on ``servers`` (and, with ``auto``, its NS set) and
+    render it; a SIGINT/SIGTERM from before the loop starts to after the summary
+    is out stops the watch and never kills it mid-summary."""
+    display = MonitorDisplay(out, as_json=as_json, quiet=quiet, rich=rich)
+    with _signals_remembered():
+        return asyncio.run(
+            metrics.serving_metrics(
+                _monitor(origin, servers, auto, options, display, out, watch_metrics),
+                metrics_endpoint,
+                watch_metrics,
+            )
+        )
+
+
+async def _monitor(
+    origin: dns.name.Name,
+    servers: list[Endpoint],
+    auto: bool,
+    options: MonitorOptions,
+    display: MonitorDisplay,
+    out: EventStream,
+    watch_metrics: metrics.WatchMetrics | None = None,
+) -> MonitorSummary:
+    """Look up the addresses, run the monitor, print the summary: on every way
+    out but an error, a stop or the deadline during the lookups included."""
+    stop = asyncio.Event()
+    stopper = _Stopper(stop, out)
+    began = time.monotonic()
+    with stopper.installed():
+        targets = await _unless_stopped(_targets(origin, servers, auto), stop, options.deadline)
+        if targets is None:
+            if stop.is_set():
+                code = stopper.code() if options.waits else int(ExitCode.OK)
+                summary = stopped_summary(origin, options, MonitorOutcome.STOPPED, code)
+            else:
+                summary = stopped_summary(
+                    origin, options, MonitorOutcome.TIMEOUT, int(ExitCode.NETWORK)
+                )
+            display.finish(summary)
+            return summary
+        if options.deadline is not None:
+            left = max(0.0, options.deadline - (time.monotonic() - began))
+            options = dataclasses.replace(options, deadline=left)
+        monitor = Monitor(
+            origin, targets, options=options, on_event=display, stop_code=stopper.code
+        )
+        if watch_metrics is not None:
+            watch_metrics.watch_monitor(origin.to_text(), monitor.statuses)
+        display.start(monitor)
+        try:
+            summary = await monitor.run(stop)
+        except BaseException:
+            display.abort()
+            raise
+    display.finish(summary)
+    return summary
