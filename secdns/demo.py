@@ -325,9 +325,10 @@ CHANGES: tuple[tuple[dict[str, tuple[int, str, str]], list[tuple[str, str, str]]
 
 async def run_scenario(setup: DemoSetup, report: DemoReport) -> bool:
     """The guided tour; True when every step did what it shows."""
+    from secdns.copies import StoreCopy
     from secdns.diff import diff_zones
     from secdns.endpoints import Endpoint
-    from secdns.pull import StoreCopy, pull_zone
+    from secdns.pull import pull_zone
     from secdns.sources import load_zone, parse_source
     from secdns.store import Store
     from secdns.verify import VerifyOptions, verify_zone

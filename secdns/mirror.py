@@ -37,11 +37,12 @@ import dns.resolver
 
 from secdns.addresses import resolve
 from secdns.config import Limits
+from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, format_addr, host_networks
 from secdns.errors import NetworkError, SecdnsError, UsageError
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
-from secdns.pull import PullOptions, PullResult, Status, make_copy, probe_primaries, pull_zone
+from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
 from secdns.watch import SHUTDOWN_GRACE, seconds_text

@@ -13,10 +13,11 @@ import pytest
 from fakeprimary import FakePrimary
 from xfrwire import answer_messages, rrset, zone_rrsets
 
+from secdns.copies import StoreCopy
 from secdns.endpoints import Endpoint
 from secdns.errors import BadDataError
 from secdns.mirror import Mirror, MirrorOptions, MirrorZone
-from secdns.pull import PullResult, Status, StoreCopy, pull_zone
+from secdns.pull import PullResult, Status, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, RefreshState, retry_delay
 from secdns.store import Store, ZoneState, iso_time
 

@@ -29,11 +29,12 @@ from secdns.cli.options import (
     verbosity_options,
 )
 from secdns.config import DEFAULT_CONCURRENCY, Limits, parse_zone_name
+from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ExitCode, UsageError, worst
 from secdns.explain import Step, printer
 from secdns.keys import TsigKey
-from secdns.pull import PullOptions, PullResult, make_copy, pull_zone
+from secdns.pull import PullOptions, PullResult, pull_zone
 from secdns.store import Store
 
 

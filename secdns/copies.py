@@ -1,0 +1,336 @@
+"""Where a pulled zone goes: the :class:`ZoneCopy` targets of :func:`secdns.pull.pull_zone`.
+
+A copy applies what ``pull_zone`` decided (probe, IXFR or AXFR, fallbacks,
+failover, checks): :class:`FileCopy` writes a master file (``pull -o``, AXFR
+only), :class:`StoreCopy` a zone in the store with its journal and state
+(``pull -d``, ``watch -d``); ``serve`` keeps its own copy in memory
+(:class:`secdns.server.zones.MemoryCopy`).  Also here: the helpers that turn a
+transfer into master-file lines and journal entries, and the check that a
+master file secdns wrote is whole.  No network.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dns.name
+
+from secdns import wire, zonefile
+from secdns.errors import IxfrNotApplicable, LocalIOError, SecdnsError
+from secdns.store import (
+    JournalEntry,
+    Store,
+    StoredSoa,
+    Written,
+    ZoneState,
+    ZoneWriter,
+    atomic_write,
+)
+from secdns.xfr import Delta
+
+if TYPE_CHECKING:  # pull.py imports this module; a copy only fills in a result
+    from secdns.pull import PullResult
+
+log = logging.getLogger(__name__)
+
+_HEADER_SERIAL = re.compile(r"^; zone (\S+) serial (\d+) ")
+
+
+def _not_whole(path: Path, origin: dns.name.Name, serial: int) -> str | None:
+    """Why the file secdns wrote at ``path`` is not a whole copy of ``origin`` at
+    ``serial``, or None.
+
+    Its head and tail only, so an up-to-date ``pull -o`` of a million-record zone
+    stays instant: the header's $ORIGIN, the apex SOA first with that serial, and
+    the final newline that a copy cut short lacks.
+    """
+    with open(path, "rb") as handle:
+        head = [handle.readline().decode("utf-8", "replace").rstrip("\n") for _ in range(8)]
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return "is empty"
+        handle.seek(-1, 2)
+        if handle.read(1) != b"\n":
+            return "is cut short (no final newline)"
+    header = [line for line in head if line.startswith(zonefile.HEADER_PREFIXES)]
+    if f"$ORIGIN {origin.to_text()}".lower() not in (line.lower() for line in header):
+        return f"has no $ORIGIN {origin.to_text()} line"
+    records = head[len(header) :]
+    first = records[0].split(" ", 4) if records else []
+    if (
+        len(first) != 5
+        or first[0] != "@"
+        or first[3] != "SOA"
+        or first[4].split()[2:3] != [str(serial)]
+    ):
+        return f"does not start with the apex SOA of serial {serial}"
+    return None
+
+
+def file_serial(path: Path, origin: dns.name.Name | None = None) -> int | None:
+    """The serial recorded in the header of a master file secdns wrote, if any.
+
+    With ``origin`` (``pull -o`` deciding whether the file is current) the header is
+    trusted only when it names that zone and the file is whole (:func:`_not_whole`).
+    Otherwise ``None``: fetch the zone again.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        return None
+    match = _HEADER_SERIAL.match(first)
+    if match is None:
+        return None
+    serial = int(match.group(2))
+    if origin is None:
+        return serial
+    if match.group(1).lower() != origin.to_text().lower():
+        log.warning(
+            "pull: zone=%s %s holds zone %s: fetching it by AXFR", origin, path, match.group(1)
+        )
+        return None
+    try:
+        problem = _not_whole(path, origin, serial)
+    except OSError as err:
+        problem = f"cannot be read ({err.strerror})"
+    if problem is not None:
+        log.warning("pull: zone=%s %s %s: fetching it by AXFR", origin, path, problem)
+        return None
+    return serial
+
+
+class ZoneCopy(abc.ABC):
+    """Where a pulled zone goes, and what we already hold of it.
+
+    :func:`secdns.pull.pull_zone` decides (probe, IXFR or AXFR, fallbacks, failover, checks);
+    a copy only applies what was decided: to a store, a file, or (``serve``) a
+    zone in memory.
+    """
+
+    origin: dns.name.Name
+    serial: int | None = None  # the serial we hold, None when we hold nothing
+    lost_serial: int | None = None  # what we held before the copy was lost or hand-edited
+    can_ixfr: bool = False  # an IXFR delta can be applied to what we hold
+    records: int | None = None
+
+    async def prepare(self) -> None:
+        """Load what we hold (before the SOA probe)."""
+        return None
+
+    @abc.abstractmethod
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None: ...
+
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
+        raise IxfrNotApplicable("this copy cannot take an IXFR")
+
+    async def checked(self, result: PullResult) -> None:
+        """Called after a successful check that found the zone up to date."""
+        return None
+
+    async def failed(self, error: SecdnsError) -> None:
+        """Called when every primary failed."""
+        return None
+
+
+def render_records(
+    origin: dns.name.Name, records: list[wire.Record], soa: wire.Record
+) -> tuple[list[str], str]:
+    """A full transfer as canonical lines and master-file text ($TTL: the SOA's TTL)."""
+    lines = zonefile.canonical_lines(records)
+    return lines, zonefile.render(origin, soa.serial, soa.ttl, lines)
+
+
+def _is_soa_line(line: str) -> bool:
+    parts = line.split(" ", 4)
+    return len(parts) == 5 and parts[3] == "SOA"
+
+
+def axfr_journal(
+    origin: dns.name.Name,
+    old_lines: list[str],
+    new_lines: list[str],
+    serial_from: int,
+    serial_to: int,
+) -> tuple[JournalEntry | None, int, int]:
+    """The difference of two full versions as one journal entry, and (+, -) counts.
+
+    The counts leave the SOA out, as an IXFR's do (its SOA swap is not a change
+    of data), so a full zone answering an IXFR counts as the true IXFR would.
+    """
+    old_set = set(old_lines)
+    new_set = set(new_lines)
+    deleted = old_set - new_set
+    added = new_set - old_set
+    old_soa = [line for line in deleted if _is_soa_line(line)]
+    new_soa = [line for line in added if _is_soa_line(line)]
+    entry = None
+    if len(old_soa) == 1 and len(new_soa) == 1 and serial_from != serial_to:
+        keyer = zonefile.LineKeyer(origin)
+        entry = JournalEntry(
+            serial_from,
+            serial_to,
+            tuple(old_soa + sorted((d for d in deleted if d not in old_soa), key=keyer)),
+            tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)),
+        )
+    return entry, len(added) - len(new_soa), len(deleted) - len(old_soa)
+
+
+def delta_entries(deltas: list[Delta]) -> list[JournalEntry]:
+    return [
+        JournalEntry(
+            d.serial_from,
+            d.serial_to,
+            tuple(wire.record_line(r) for r in d.deleted),
+            tuple(wire.record_line(r) for r in d.added),
+        )
+        for d in deltas
+    ]
+
+
+class FileCopy(ZoneCopy):
+    """A master file (``pull -o FILE``, or ``-o -`` for stdout): AXFR only."""
+
+    def __init__(self, origin: dns.name.Name, output: Path | None, to_stdout: bool = False):
+        self.origin = origin
+        self.output = output
+        self.to_stdout = to_stdout
+
+    async def prepare(self) -> None:
+        if self.output is not None and self.output.exists():
+            self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
+
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None:
+        def work() -> None:
+            lines, text = render_records(self.origin, records, soa)
+            result.records = len(lines)
+            result.added = len(lines)
+            if self.output is not None:
+                atomic_write(self.output, text)
+                result.output = str(self.output)
+            if self.to_stdout:
+                result.text = text
+
+        await asyncio.to_thread(work)
+
+
+class StoreCopy(ZoneCopy):
+    """A zone in the store (``pull -d DIR``), written through :class:`ZoneWriter`."""
+
+    def __init__(
+        self,
+        store: Store,
+        origin: dns.name.Name,
+        output: Path | None = None,
+        to_stdout: bool = False,
+    ) -> None:
+        self.store = store
+        self.origin = origin
+        self.output = output
+        self.to_stdout = to_stdout
+        self.writer: ZoneWriter | None = None
+        self.text: str | None = None
+
+    @property
+    def state(self) -> ZoneState:
+        assert self.writer is not None, "prepare() first"
+        return self.writer.state
+
+    async def prepare(self) -> None:
+        self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.origin)
+        state = self.writer.state
+        self.text, why = await asyncio.to_thread(self.store.read_zone, self.origin, state)
+        if self.text is not None:
+            self.serial = state.serial
+            self.can_ixfr = True
+            self.records = state.records
+        elif state.serial is not None:
+            self.lost_serial = state.serial  # reported as serial_from: none->N would forget it
+            log.warning("pull: zone=%s %s: fetching it again by AXFR", self.origin, why)
+
+    def _written(self, written: Written, soa: wire.Record, result: PullResult) -> None:
+        if self.output is not None:
+            atomic_write(self.output, written.text)
+        self.text, self.serial, self.can_ixfr = written.text, soa.serial, True
+        self.records = result.records = written.records
+        result.output = str(self.output or self.store.zone_path(self.origin))
+        if self.to_stdout:
+            result.text = written.text
+
+    async def apply_axfr(
+        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+    ) -> None:
+        def work() -> None:
+            assert self.writer is not None
+            lines = zonefile.canonical_lines(records)
+            journal: list[JournalEntry] | None = None
+            if self.text is not None and self.serial is not None:
+                _, old_lines = zonefile.split_header(self.text)
+                assert soa.serial is not None  # the reader only ends on an SOA
+                entry, result.added, result.removed = axfr_journal(
+                    self.origin, old_lines, lines, self.serial, soa.serial
+                )
+                journal = [entry] if entry else None
+            else:
+                result.added = len(lines)
+            written = self.writer.replace(
+                lines, stored_soa(soa), primary=result.primary, journal=journal
+            )
+            self._written(written, soa, result)
+
+        await asyncio.to_thread(work)
+
+    async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
+        def work() -> None:
+            assert self.writer is not None
+            if self.text is None:
+                raise IxfrNotApplicable("no stored copy to apply the IXFR to")
+            _, lines = zonefile.split_header(self.text)
+            entries = delta_entries(deltas)
+            written = self.writer.apply(
+                entries, stored_soa(soa), primary=result.primary, lines=lines
+            )
+            result.removed += written.removed - len(entries)  # not counting the SOA swaps
+            result.added += written.added - len(entries)
+            self._written(written, soa, result)
+
+        await asyncio.to_thread(work)
+
+    async def checked(self, result: PullResult) -> None:
+        assert self.writer is not None
+        await asyncio.to_thread(self.writer.checked)
+
+    async def failed(self, error: SecdnsError) -> None:
+        if self.writer is None:
+            return
+        try:
+            await asyncio.to_thread(self.writer.failed, error.one_line())
+        except LocalIOError as err:
+            log.error("pull: zone=%s cannot save state: %s", self.origin, err.message)
+
+
+def stored_soa(soa: wire.Record) -> StoredSoa:
+    """What the store keeps of a transferred SOA record."""
+    serial, refresh, retry, expire, minimum = wire.soa_fields(soa)
+    return StoredSoa(serial, soa.ttl, refresh, retry, expire, minimum)
+
+
+def make_copy(
+    origin: dns.name.Name,
+    *,
+    store: Store | None = None,
+    output: Path | None = None,
+    to_stdout: bool = False,
+) -> ZoneCopy:
+    if store is not None:
+        return StoreCopy(store, origin, output, to_stdout)
+    return FileCopy(origin, output, to_stdout)
