@@ -18,7 +18,8 @@ import dns.name
 from secdns import catalog as catalogs
 from secdns.errors import SecdnsError
 from secdns.sources import LoadOptions, SourceKind, load_zone, parse_source
-from secdns.verify import PROBE_CHECKS, VerifyOptions, VerifyReport, verify_zone
+from secdns.verify import verify_zone
+from secdns.verify_report import PROBE_CHECKS, VerifyOptions, VerifyReport
 
 
 @dataclasses.dataclass(slots=True)

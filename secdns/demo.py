@@ -331,7 +331,8 @@ async def run_scenario(setup: DemoSetup, report: DemoReport) -> bool:
     from secdns.pull import pull_zone
     from secdns.sources import load_zone, parse_source
     from secdns.store import Store
-    from secdns.verify import VerifyOptions, verify_zone
+    from secdns.verify import verify_zone
+    from secdns.verify_report import VerifyOptions
 
     primary, work = setup.primary, setup.work
     secondary = setup.secondary_address

@@ -27,14 +27,9 @@ from secdns.checks import CHECKS
 from secdns.cli import cli
 from secdns.cli.verify import command, finding_line, junit_xml, plain_lines, render_verify
 from secdns.store import Store
-from secdns.verify import (
-    ProbeStatus,
-    ServerAnswer,
-    VerifyOptions,
-    discover_nameservers,
-    serial_findings,
-    verify_zone,
-)
+from secdns.verify import verify_zone
+from secdns.verify_report import ProbeStatus, ServerAnswer, VerifyOptions
+from secdns.verify_servers import discover_nameservers, serial_findings
 
 ORIGIN = dns.name.from_text("example.com.")
 BROKEN = ZONES_DIR / "broken"

@@ -1,7 +1,7 @@
 """``secdns verify``: check a zone's data, its DNSSEC, and what its servers say.
 
 Parse, call :func:`secdns.verify.verify_zone`, render.  The renderers below take
-a :class:`~secdns.verify.VerifyReport` and a stream, as ``secdns.output``'s do,
+a :class:`~secdns.verify_report.VerifyReport` and a stream, as ``secdns.output``'s do,
 and belong there once that module grows a verify section.
 """
 
@@ -36,7 +36,8 @@ from secdns.cli.options import (
 from secdns.config import parse_zone_name
 from secdns.errors import UsageError
 from secdns.store import atomic_write
-from secdns.verify import CheckStatus, VerifyOptions, VerifyReport, verify_zone
+from secdns.verify import verify_zone
+from secdns.verify_report import CheckStatus, VerifyOptions, VerifyReport
 
 
 @click.command("verify")
