@@ -7,22 +7,26 @@ zone's refresh interval (or a fixed interval), with jitter, or at once on an
 accepted NOTIFY (decided by :mod:`secdns.notify`, as ``serve`` decides them), it
 probes the SOA and calls :func:`secdns.pull.pull_zone` with that SOA when the
 serial moved, so IXFR, the store, the checks and the fallbacks are exactly those
-of ``pull``.  ``exec_command`` runs after each change.  No click, no rich:
-events are value objects handed to a callback.
+of ``pull``.  ``exec_command`` runs after each change (:mod:`secdns.hook`).  No
+click, no rich: events are value objects handed to a callback.
+
+About 540 lines, kept whole: past the event values it is one class whose parts
+(startup/shutdown, the NOTIFY table, one zone's check and its events) share the
+per-zone state; the scheduler, NOTIFY decisions, pull and the hook are already
+modules of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import logging
 import os
-import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import dns.asyncresolver
 import dns.exception
@@ -40,6 +44,7 @@ from secdns.config import Limits
 from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, format_addr, host_networks
 from secdns.errors import NetworkError, SecdnsError, UsageError
+from secdns.hook import exec_environment, run_command
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
 from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
@@ -132,32 +137,6 @@ class MirrorEvent:
             "exit_status": self.exit_status,
             "error": self.error,
         }
-
-
-def exec_environment(
-    base: Mapping[str, str],
-    *,
-    zone: str,
-    old_serial: int | None,
-    new_serial: int | None,
-    file: str | None,
-    kind: XfrKind,
-) -> dict[str, str]:
-    """The environment of an ``--exec`` command.
-
-    Every inherited ``SECDNS_*`` variable is removed (one may hold ``--tsig``), then
-    ``SECDNS_ZONE``, ``SECDNS_OLD_SERIAL`` (empty for a first transfer),
-    ``SECDNS_NEW_SERIAL``, ``SECDNS_FILE`` and ``SECDNS_KIND`` (IXFR/AXFR) are set.
-    """
-    env = {name: value for name, value in base.items() if not name.startswith("SECDNS_")}
-    env.update(
-        SECDNS_ZONE=zone,
-        SECDNS_OLD_SERIAL="" if old_serial is None else str(old_serial),
-        SECDNS_NEW_SERIAL="" if new_serial is None else str(new_serial),
-        SECDNS_FILE=file or "",
-        SECDNS_KIND=kind.value if kind is not XfrKind.NONE else "",
-    )
-    return env
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -371,21 +350,19 @@ class Mirror:
             followed = self._followed[decision.zone]
             log.info("watch: zone=%s NOTIFY from %s: checking now", followed.config.text, source)
             self._emit(
-                MirrorEvent(
-                    MirrorEventKind.NOTIFY,
-                    followed.config.text,
-                    time.time(),
-                    serial=followed.serial,
-                    source=source,
-                )
+                MirrorEventKind.NOTIFY,
+                followed.config.text,
+                serial=followed.serial,
+                source=source,
             )
             followed.refresher.wake()
 
     # -- one zone
 
-    def _emit(self, event: MirrorEvent) -> None:
+    def _emit(self, kind: MirrorEventKind, zone: str, **fields: Any) -> None:
+        """Hand an event about ``zone``, stamped now, to the callback."""
         if self._on_event is not None:
-            self._on_event(event)
+            self._on_event(MirrorEvent(kind, zone, time.time(), **fields))
 
     def _restore(self, followed: _Followed) -> None:
         """Expiry survives a restart: start from the store's last successful check."""
@@ -469,13 +446,10 @@ class Mirror:
                 followed.failures,
             )
             self._emit(
-                MirrorEvent(
-                    MirrorEventKind.RECOVERED,
-                    followed.config.text,
-                    time.time(),
-                    serial=followed.serial,
-                    failures=followed.failures,
-                )
+                MirrorEventKind.RECOVERED,
+                followed.config.text,
+                serial=followed.serial,
+                failures=followed.failures,
             )
         followed.failures = 0
 
@@ -486,29 +460,23 @@ class Mirror:
         if result.status is not Status.TRANSFERRED:
             if first:
                 self._emit(
-                    MirrorEvent(
-                        MirrorEventKind.SYNCED,
-                        zone,
-                        time.time(),
-                        serial=result.serial_to,
-                        primary=result.primary,
-                        file=self._file(followed),
-                    )
+                    MirrorEventKind.SYNCED,
+                    zone,
+                    serial=result.serial_to,
+                    primary=result.primary,
+                    file=self._file(followed),
                 )
             return
         self._emit(
-            MirrorEvent(
-                MirrorEventKind.UPDATED,
-                zone,
-                time.time(),
-                serial=result.serial_to,
-                previous=result.serial_from,
-                via=result.kind,
-                primary=result.primary,
-                file=result.output,
-                added=result.added,
-                removed=result.removed,
-            )
+            MirrorEventKind.UPDATED,
+            zone,
+            serial=result.serial_to,
+            previous=result.serial_from,
+            via=result.kind,
+            primary=result.primary,
+            file=result.output,
+            added=result.added,
+            removed=result.removed,
         )
         if self.options.exec_command:
             await self._run_exec(followed, result)
@@ -533,33 +501,11 @@ class Mirror:
         )
         async with self._exec_lock:  # one command at a time: hooks often share a repo
             try:
-                process = await asyncio.create_subprocess_shell(
-                    self.options.exec_command,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=2,
-                    start_new_session=True,
-                )  # its output is not our data: stderr
+                status = await run_command(self.options.exec_command, env)
             except OSError as err:
                 log.error("watch: zone=%s cannot run --exec: %s", zone, err.strerror or err)
-                self._emit(
-                    MirrorEvent(
-                        MirrorEventKind.EXEC,
-                        zone,
-                        time.time(),
-                        serial=result.serial_to,
-                        error=str(err),
-                    )
-                )
+                self._emit(MirrorEventKind.EXEC, zone, serial=result.serial_to, error=str(err))
                 return
-            try:
-                status = await process.wait()
-            except asyncio.CancelledError:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(process.wait(), 1.0)
-                raise
         if status != 0:
             log.warning(
                 "watch: zone=%s --exec exited with status %d (serial %s)",
@@ -570,14 +516,11 @@ class Mirror:
         else:
             log.info("watch: zone=%s --exec done (serial %s)", zone, result.serial_to)
         self._emit(
-            MirrorEvent(
-                MirrorEventKind.EXEC,
-                zone,
-                time.time(),
-                serial=result.serial_to,
-                file=result.output,
-                exit_status=status,
-            )
+            MirrorEventKind.EXEC,
+            zone,
+            serial=result.serial_to,
+            file=result.output,
+            exit_status=status,
         )
 
     def _failed(self, followed: _Followed, err: SecdnsError) -> None:
@@ -589,15 +532,12 @@ class Mirror:
             "watch: zone=%s %s, retry in %s: %s", zone, what, seconds_text(delay), err.one_line()
         )
         self._emit(
-            MirrorEvent(
-                MirrorEventKind.FAILED,
-                zone,
-                time.time(),
-                serial=followed.serial,
-                retry_in=delay,
-                failures=followed.failures,
-                error=err.one_line(),
-            )
+            MirrorEventKind.FAILED,
+            zone,
+            serial=followed.serial,
+            retry_in=delay,
+            failures=followed.failures,
+            error=err.one_line(),
         )
 
     def _expired(self, followed: _Followed, expired: bool) -> None:

@@ -37,13 +37,13 @@ from secdns.cli.watch_mirror import mirror_line
 from secdns.cli.watch_monitor import monitor_line, monitor_table
 from secdns.endpoints import Endpoint
 from secdns.errors import NetworkError, TimeoutError_
+from secdns.hook import exec_environment
 from secdns.mirror import (
     Mirror,
     MirrorEvent,
     MirrorEventKind,
     MirrorOptions,
     MirrorZone,
-    exec_environment,
 )
 from secdns.monitor import (
     Lag,
