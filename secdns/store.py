@@ -229,6 +229,17 @@ class JournalEntry:
     added: tuple[str, ...]  # master-file lines, the new SOA first
 
 
+def _journal_line(entry: JournalEntry) -> str:
+    """One journal entry as the JSON line ``Store.read_journal`` reads back."""
+    doc = {
+        "from": entry.serial_from,
+        "to": entry.serial_to,
+        "deleted": list(entry.deleted),
+        "added": list(entry.added),
+    }
+    return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
 class Store:
     """One directory holding ``<zone>.zone``, ``<zone>.state.toml``, ``<zone>.journal``."""
 
@@ -341,38 +352,14 @@ class Store:
         if not entries:
             return
         path = self.journal_path(origin)
-        payload = "".join(
-            json.dumps(
-                {
-                    "from": e.serial_from,
-                    "to": e.serial_to,
-                    "deleted": list(e.deleted),
-                    "added": list(e.added),
-                },
-                separators=(",", ":"),
-            )
-            + "\n"
-            for e in entries
-        )
+        payload = "".join(_journal_line(e) for e in entries)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             size = 0
         if size + len(payload) > self.journal_bytes:
             kept = self.read_journal(origin, current_serial)
-            lines = [
-                json.dumps(
-                    {
-                        "from": e.serial_from,
-                        "to": e.serial_to,
-                        "deleted": list(e.deleted),
-                        "added": list(e.added),
-                    },
-                    separators=(",", ":"),
-                )
-                + "\n"
-                for e in kept
-            ]
+            lines = [_journal_line(e) for e in kept]
             lines.append(payload)
             while lines and sum(map(len, lines)) > self.journal_bytes:
                 lines.pop(0)

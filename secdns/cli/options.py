@@ -13,10 +13,10 @@ from click.core import ParameterSource
 from click.shell_completion import CompletionItem
 
 from secdns.config import Config, ZoneConfig, load_config, parse_zone_name
-from secdns.endpoints import Endpoint
+from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey, parse_key_file, parse_tsig_option
-from secdns.xot import TlsSettings, make_settings
+from secdns.xot import TlsSettings, default_port, make_settings
 
 F = Callable[..., Any]
 
@@ -363,3 +363,24 @@ def resolve_tls() -> TlsSettings | None:
         given.get("tls_pin"),
         bool(given.get("tls_insecure")),
     )
+
+
+def split_args(args: tuple[str, ...], port: int = 53) -> tuple[list[str], list[Endpoint]]:
+    """Separate zone names from ``@SERVER`` arguments (``port`` unless one is given)."""
+    zones = [a for a in args if not a.startswith("@")]
+    servers = [parse_endpoint(a, port) for a in args if a.startswith("@")]
+    return zones, servers
+
+
+def zones_and_servers(
+    args: tuple[str, ...], config_path: str | None
+) -> tuple[TlsSettings | None, list[str], list[Endpoint], str | None]:
+    """The ``--tls*`` settings, the ZONEs and @SERVERs of ``[ZONE] [@SERVER...]`` (on
+    the XoT port with --tls), and the config that still applies: $SECDNS_CONFIG does
+    not override @SERVERs typed on the command line, a ``-c`` does."""
+    tls = resolve_tls()
+    zones, servers = split_args(args, default_port(tls))
+    source = click.get_current_context().get_parameter_source("config_path")
+    if config_path and servers and source is not ParameterSource.COMMANDLINE:
+        config_path = None
+    return tls, zones, servers, config_path

@@ -23,10 +23,10 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
-    resolve_tls,
     tls_options,
     tsig_options,
     verbosity_options,
+    zones_and_servers,
 )
 from secdns.config import DEFAULT_CONCURRENCY, Limits, parse_zone_name
 from secdns.copies import make_copy
@@ -49,13 +49,6 @@ def _looks_like_server(word: str) -> bool:
 
 def _ignore(step: Step) -> None:
     """--explain --json: the steps go only into the JSON document."""
-
-
-def split_args(args: tuple[str, ...], port: int = 53) -> tuple[list[str], list[Endpoint]]:
-    """Separate zone names from ``@SERVER`` arguments (``port`` unless one is given)."""
-    zones = [a for a in args if not a.startswith("@")]
-    servers = [parse_endpoint(a, port) for a in args if a.startswith("@")]
-    return zones, servers
 
 
 def _finish_catalogs(
@@ -236,15 +229,11 @@ def command(
     from secdns.cli import setup_logging
 
     setup_logging(verbose, quiet)
-    tls = resolve_tls()
-    zones, servers = split_args(args, xot.default_port(tls))
+    tls, zones, servers, config_path = zones_and_servers(args, config_path)
     key = resolve_key(tsig, keyfile)
     limits = Limits(max_records=max_records, max_bytes=max_bytes)
     to_stdout = output_path == "-"
     out_path = None if (output_path is None or to_stdout) else Path(output_path)
-    source = click.get_current_context().get_parameter_source("config_path")
-    if config_path and servers and source is click.core.ParameterSource.ENVIRONMENT:
-        config_path = None  # $SECDNS_CONFIG does not apply to an explicit ZONE @PRIMARY
     if not config_path and zones and not servers:
         no_at = [z for z in zones[1:] if _looks_like_server(z)]
         if no_at:

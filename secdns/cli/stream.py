@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import IO
+
+from rich.console import Console
 
 
 class EventStream:
@@ -29,6 +32,14 @@ class EventStream:
             self.stream.flush()
         except BrokenPipeError:
             self._gone()
+
+    def write_json(self, doc: Mapping[str, object]) -> None:
+        """One event as a compact JSON line."""
+        self.write(json.dumps(doc, separators=(",", ":")) + "\n")
+
+    def console(self) -> Console:
+        """A rich console on this stream, for a terminal."""
+        return Console(file=self.stream, highlight=False)
 
     def _gone(self) -> None:
         self.broken = True

@@ -16,18 +16,17 @@ import sys
 import click
 from click.core import ParameterSource
 
-from secdns import metrics, output, xot
+from secdns import metrics, output
 from secdns.cli.options import (
     complete_zones,
     config_option,
     force_option,
     resolve_key,
-    resolve_tls,
     tls_options,
     tsig_options,
     verbosity_options,
+    zones_and_servers,
 )
-from secdns.cli.pull import split_args
 from secdns.cli.stream import EventStream
 from secdns.cli.watch_mirror import DEFAULT_JOBS, mirror_plan, run_mirror
 from secdns.cli.watch_monitor import run_monitor
@@ -246,10 +245,7 @@ def command(
     from secdns.cli import setup_logging
 
     setup_logging(verbose, quiet)
-    tls = resolve_tls()
-    zones, servers = split_args(args, xot.default_port(tls))
-    if config_path and servers and not _given_on_command_line("config_path"):
-        config_path = None  # $SECDNS_CONFIG does not override the @SERVERs typed
+    tls, zones, servers, config_path = zones_and_servers(args, config_path)
     key = resolve_key(tsig, keyfile)
     out = EventStream(sys.stdout)
     rich = output.use_rich(sys.stdout) and not as_json

@@ -6,11 +6,9 @@ terminal, one ``key=value`` line per event when piped, JSON lines with ``--json`
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
 from rich.text import Text
 
 from secdns import metrics, xot
@@ -123,11 +121,11 @@ class MirrorPrinter:
         self.out = out
         self.as_json = as_json
         self.quiet = quiet
-        self.console = Console(file=out.stream, highlight=False) if rich else None
+        self.console = out.console() if rich else None
 
     def __call__(self, event: MirrorEvent) -> None:
         if self.as_json:
-            self.out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+            self.out.write_json(event.to_dict())
         elif self.quiet:
             return
         elif self.console is not None:

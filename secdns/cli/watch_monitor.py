@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import signal
 import sys
 import threading
@@ -19,7 +18,6 @@ from typing import TypeVar
 
 import click
 import dns.name
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -256,13 +254,13 @@ class MonitorDisplay:
     def start(self, monitor: Monitor) -> None:
         self.monitor = monitor
         if self.rich:
-            console = Console(file=self.out.stream, highlight=False)
+            console = self.out.console()
             self.live = Live(self.table(), console=console, auto_refresh=False)
             self.live.start(refresh=True)
 
     def __call__(self, event: MonitorEvent) -> None:
         if self.as_json:
-            self.out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
+            self.out.write_json(event.to_dict())
         elif self.live is not None:
             self.live.update(self.table(), refresh=True)
         elif not self.quiet:
@@ -278,9 +276,9 @@ class MonitorDisplay:
             self.live.update(self.table(), refresh=True)
             self.live.stop()
             self.live = None
-            Console(file=self.out.stream, highlight=False).print(summary_text(summary))
+            self.out.console().print(summary_text(summary))
         elif self.as_json:
-            self.out.write(json.dumps(summary_dict(summary), separators=(",", ":")) + "\n")
+            self.out.write_json(summary_dict(summary))
         elif not self.quiet:
             self.out.write("".join(line + "\n" for line in summary_lines(summary)))
         if summary.outcome is MonitorOutcome.TIMEOUT or summary.exit_code != 0:
