@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,106 @@ class _Progress:
             self.progress.update(task, completed=nbytes, records=records)  # type: ignore[union-attr]
 
         return update
+
+
+ZonePlan = tuple[dns.name.Name, list[Endpoint], TsigKey | None, xot.TlsSettings | None]
+CatalogSpec = tuple[dns.name.Name, list[Endpoint], TsigKey | None, xot.TlsSettings | None, int]
+
+
+@dataclasses.dataclass(slots=True)
+class _Plan:
+    """What to pull: the zones (name, primaries, key, TLS), the catalogs first, where to."""
+
+    store: Store | None
+    jobs: int  # at once, unless -j says
+    zones: list[ZonePlan]
+    axfr_only: set[dns.name.Name]
+    catalogs: list[CatalogSpec]
+
+
+def _config_for_zones(zones: list[str]) -> str | None:
+    """ZONE alone: its primaries come from the config, as tab completion's zones do
+    (unless a later word is a primary without its '@')."""
+    no_at = [z for z in zones[1:] if _looks_like_server(z)]
+    if no_at:
+        raise UsageError(f"{no_at[0]}: primaries start with '@' (secdns pull ZONE @{no_at[0]} ...)")
+    found = find_config_path(click.get_current_context())
+    return str(found) if found is not None else None
+
+
+def _plan(
+    zones: list[str],
+    servers: list[Endpoint],
+    config_path: str | None,
+    catalog_name: str | None,
+    output_path: str | None,
+    directory: str | None,
+    key: TsigKey | None,
+    tls: xot.TlsSettings | None,
+    max_members: int,
+) -> _Plan:
+    """The zones of the config (-c), a catalog and its members (--catalog), or ZONE @PRIMARY."""
+    if config_path:
+        config, selected, store_dir = config_zones(
+            config_path, zones, servers, output_given=output_path is not None, directory=directory
+        )
+        return _Plan(
+            Store(store_dir) if store_dir else None,
+            config.server.concurrency,
+            [(z.name, list(z.primaries), key or config.key_for(z), tls or z.tls) for z in selected],
+            {z.name for z in selected if not z.request_ixfr},
+            [  # [[catalog]]s: only when no ZONE is named
+                (c.name, list(c.primaries), key or config.key_for(c), tls or c.tls, c.max_members)
+                for c in config.catalogs
+                if not zones
+            ],
+        )
+    if catalog_name is not None:
+        if zones or not servers or directory is None or output_path is not None:
+            raise UsageError("usage: secdns pull --catalog CATALOG @PRIMARY [@PRIMARY...] -d DIR")
+        catalog = (parse_zone_name(catalog_name), servers, key, tls, max_members)
+        return _Plan(Store(directory), DEFAULT_CONCURRENCY, [], set(), [catalog])
+    if len(zones) > 1 and not servers:
+        raise UsageError(
+            f"one ZONE at a time, then its primaries, which start with '@' "
+            f"(secdns pull {zones[0]} @{zones[1]} ...)"
+        )
+    if len(zones) != 1 or not servers:
+        raise UsageError(
+            "usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR] (or -c CONFIG, "
+            f"or ZONE alone with ./{DEFAULT_CONFIG})"
+        )
+    if output_path is None and directory is None:
+        raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
+    store = Store(directory) if directory else None
+    return _Plan(store, 1, [(parse_zone_name(zones[0]), servers, key, tls)], set(), [])
+
+
+def _report(
+    results: list[PullResult],
+    store: Store | None,
+    *,
+    to_stdout: bool,
+    as_json: bool,
+    quiet: bool,
+    metrics_file: str | None,
+) -> None:
+    """Each error on stderr, the zone text with -o -, the results, the metrics file."""
+    if metrics_file:
+        from secdns.metrics import write_textfile
+
+        write_textfile(metrics_file, results, store)
+    for result in results:
+        if result.error is not None:
+            click.echo(f"secdns: error: {result.error.one_line()}", err=True)
+    if to_stdout:
+        for result in results:
+            if result.text is not None:
+                sys.stdout.write(result.text)
+        sys.stdout.flush()
+        output.render_pull(results, as_json=as_json, quiet=quiet, stream=sys.stderr)
+    else:
+        output.render_pull(results, as_json=as_json, quiet=quiet)
 
 
 @click.command("pull")
@@ -235,57 +336,14 @@ def command(
     to_stdout = output_path == "-"
     out_path = None if (output_path is None or to_stdout) else Path(output_path)
     if not config_path and zones and not servers:
-        no_at = [z for z in zones[1:] if _looks_like_server(z)]
-        if no_at:
-            raise UsageError(
-                f"{no_at[0]}: primaries start with '@' (secdns pull ZONE @{no_at[0]} ...)"
-            )
-        # ZONE alone: its primaries come from the config, as tab completion's zones do
-        found = find_config_path(click.get_current_context())
-        config_path = str(found) if found is not None else None
+        config_path = _config_for_zones(zones)
     if config_path and catalog_name is not None:
         raise UsageError("--catalog goes with @PRIMARY, not -c (-c pulls the [[catalog]] tables)")
-    if config_path:
-        config, selected, store_dir = config_zones(
-            config_path, zones, servers, output_given=output_path is not None, directory=directory
-        )
-        store = Store(store_dir) if store_dir else None
-        jobs = jobs or config.server.concurrency
-        plans = [
-            (z.name, list(z.primaries), key or config.key_for(z), tls or z.tls) for z in selected
-        ]
-        axfr_only = {z.name for z in selected if not z.request_ixfr}
-        catalog_specs = [  # [[catalog]]s: only when no ZONE is named
-            (c.name, list(c.primaries), key or config.key_for(c), tls or c.tls, c.max_members)
-            for c in config.catalogs
-            if not zones
-        ]
-    elif catalog_name is not None:
-        if zones or not servers or directory is None or output_path is not None:
-            raise UsageError("usage: secdns pull --catalog CATALOG @PRIMARY [@PRIMARY...] -d DIR")
-        store = Store(directory)
-        catalog_specs = [(parse_zone_name(catalog_name), servers, key, tls, max_members)]
-        plans = []
-        jobs = jobs or DEFAULT_CONCURRENCY
-        axfr_only = set()
-    else:
-        if len(zones) > 1 and not servers:
-            raise UsageError(
-                f"one ZONE at a time, then its primaries, which start with '@' "
-                f"(secdns pull {zones[0]} @{zones[1]} ...)"
-            )
-        if len(zones) != 1 or not servers:
-            raise UsageError(
-                "usage: secdns pull ZONE @PRIMARY [@PRIMARY...] [-o FILE|-d DIR] (or -c CONFIG, "
-                f"or ZONE alone with ./{DEFAULT_CONFIG})"
-            )
-        if output_path is None and directory is None:
-            raise UsageError("say where the zone goes: -o FILE, -o - (stdout) or -d DIR")
-        store = Store(directory) if directory else None
-        catalog_specs = []
-        plans = [(parse_zone_name(zones[0]), servers, key, tls)]
-        axfr_only = set()
-        jobs = 1
+    plan = _plan(
+        zones, servers, config_path, catalog_name, output_path, directory, key, tls, max_members
+    )
+    store, plans, axfr_only, catalog_specs = plan.store, plan.zones, plan.axfr_only, plan.catalogs
+    jobs = jobs or plan.jobs
 
     def options_for(
         zone_key: TsigKey | None, zone_tls: xot.TlsSettings | None, request_ixfr: bool = True
@@ -337,19 +395,12 @@ def command(
     results[:0] = [c.result for c in catalog_plans]
     pulled = frozenset(plan[0] for plan in plans)
     codes = _finish_catalogs(catalog_plans, catalog_notes, store, prune, pulled)
-    if metrics_file:
-        from secdns.metrics import write_textfile
-
-        write_textfile(metrics_file, results, store)
-    for result in results:
-        if result.error is not None:
-            click.echo(f"secdns: error: {result.error.one_line()}", err=True)
-    if to_stdout:
-        for result in results:
-            if result.text is not None:
-                sys.stdout.write(result.text)
-        sys.stdout.flush()
-        output.render_pull(results, as_json=as_json, quiet=quiet, stream=sys.stderr)
-    else:
-        output.render_pull(results, as_json=as_json, quiet=quiet)
+    _report(
+        results,
+        store,
+        to_stdout=to_stdout,
+        as_json=as_json,
+        quiet=quiet,
+        metrics_file=metrics_file,
+    )
     sys.exit(worst([r.exit_code for r in results] + codes))
