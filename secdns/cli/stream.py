@@ -73,3 +73,14 @@ class EventStream:
     def _reader_gone(self, fd: int) -> None:
         asyncio.get_running_loop().remove_reader(fd)
         self._gone()
+
+
+class EventPrinter:
+    """What every ``watch`` renderer shares: where it prints (``out``) and how
+    (JSON lines, quiet, rich on a terminal)."""
+
+    def __init__(self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.quiet = quiet
+        self.rich = rich and not as_json

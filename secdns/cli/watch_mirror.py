@@ -13,7 +13,7 @@ from rich.text import Text
 
 from secdns import metrics, xot
 from secdns.cli.options import config_zones
-from secdns.cli.stream import EventStream
+from secdns.cli.stream import EventPrinter, EventStream
 from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
@@ -114,14 +114,12 @@ def mirror_text(event: MirrorEvent) -> Text:
     return text
 
 
-class MirrorPrinter:
+class MirrorPrinter(EventPrinter):
     """Mirror events as coloured lines (TTY), ``key=value`` lines (piped) or JSON lines."""
 
     def __init__(self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool) -> None:
-        self.out = out
-        self.as_json = as_json
-        self.quiet = quiet
-        self.console = out.console() if rich else None
+        super().__init__(out, as_json=as_json, quiet=quiet, rich=rich)
+        self.console = out.console() if self.rich else None
 
     def __call__(self, event: MirrorEvent) -> None:
         if self.as_json:

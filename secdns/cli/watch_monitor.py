@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from secdns import metrics
-from secdns.cli.stream import EventStream
+from secdns.cli.stream import EventPrinter, EventStream
 from secdns.endpoints import Endpoint
 from secdns.errors import ExitCode
 from secdns.monitor import (
@@ -231,14 +231,11 @@ def summary_text(summary: MonitorSummary) -> Text:
     return text
 
 
-class MonitorDisplay:
+class MonitorDisplay(EventPrinter):
     """Monitor events as a live table (TTY), lines (piped) or JSON lines."""
 
     def __init__(self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool) -> None:
-        self.out = out
-        self.as_json = as_json
-        self.quiet = quiet
-        self.rich = rich and not as_json and not quiet
+        super().__init__(out, as_json=as_json, quiet=quiet, rich=rich and not quiet)
         self.monitor: Monitor | None = None
         self.live: Live | None = None
 
