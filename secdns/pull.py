@@ -5,8 +5,10 @@ stored serial (or AXFR), fallbacks, failover between primaries, then an atomic
 write of the master file, the journal and the state.  No click, no rich.
 Where the zone goes (a file, the store, memory) is a :class:`~secdns.copies.ZoneCopy`.
 
-``_pull_from`` is one transfer from one primary address, end to end; see its
-docstring for why it stays one function.
+Failover (``_first_primary``) tries each primary address with ``_pull_from``:
+probe and compare, then ``_request`` (IXFR or AXFR, with the fallbacks) and
+``_apply`` (to the copy, again by AXFR when a delta does not apply).  About 520
+lines with the --explain notes beside the decisions they explain, kept together.
 """
 
 from __future__ import annotations
