@@ -30,6 +30,8 @@ from secdns.store import (
     ZoneState,
     ZoneWriter,
     atomic_write,
+    axfr_entry,
+    read_chunks,
 )
 from secdns.xfr import Delta
 
@@ -140,19 +142,6 @@ class ZoneCopy(abc.ABC):
         return None
 
 
-def render_records(
-    origin: dns.name.Name, records: list[wire.Record], soa: wire.Record
-) -> tuple[list[str], str]:
-    """A full transfer as canonical lines and master-file text ($TTL: the SOA's TTL)."""
-    lines = zonefile.canonical_lines(records)
-    return lines, zonefile.render(origin, soa.serial, soa.ttl, lines)
-
-
-def _is_soa_line(line: str) -> bool:
-    parts = line.split(" ", 4)
-    return len(parts) == 5 and parts[3] == "SOA"
-
-
 def axfr_journal(
     origin: dns.name.Name,
     old_lines: list[str],
@@ -160,27 +149,18 @@ def axfr_journal(
     serial_from: int,
     serial_to: int,
 ) -> tuple[JournalEntry | None, int, int]:
-    """The difference of two full versions as one journal entry, and (+, -) counts.
-
-    The counts leave the SOA out, as an IXFR's do (its SOA swap is not a change
-    of data), so a full zone answering an IXFR counts as the true IXFR would.
-    """
+    """The difference of two full versions as one journal entry, and (+, -) counts
+    (see :func:`secdns.store.axfr_entry`); for versions not in canonical order
+    (a stored version is diffed by :meth:`ZoneWriter.replace_merged` instead)."""
     old_set = set(old_lines)
     new_set = set(new_lines)
-    deleted = old_set - new_set
-    added = new_set - old_set
-    old_soa = [line for line in deleted if _is_soa_line(line)]
-    new_soa = [line for line in added if _is_soa_line(line)]
-    entry = None
-    if len(old_soa) == 1 and len(new_soa) == 1 and serial_from != serial_to:
-        keyer = zonefile.LineKeyer(origin)
-        entry = JournalEntry(
-            serial_from,
-            serial_to,
-            tuple(old_soa + sorted((d for d in deleted if d not in old_soa), key=keyer)),
-            tuple(new_soa + sorted((a for a in added if a not in new_soa), key=keyer)),
-        )
-    return entry, len(added) - len(new_soa), len(deleted) - len(old_soa)
+    keyer = zonefile.LineKeyer(origin)
+    return axfr_entry(
+        sorted(old_set - new_set, key=keyer),
+        sorted(new_set - old_set, key=keyer),
+        serial_from,
+        serial_to,
+    )
 
 
 def delta_entries(deltas: list[Delta]) -> list[JournalEntry]:
@@ -211,14 +191,18 @@ class FileCopy(ZoneCopy):
         self, records: list[wire.Record], soa: wire.Record, result: PullResult
     ) -> None:
         def work() -> None:
-            lines, text = render_records(self.origin, records, soa)
-            result.records = len(lines)
-            result.added = len(lines)
+            lines = zonefile.Counted(zonefile.sorted_lines(records))
+            chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
+            if self.to_stdout:  # the text is printed whole: hold it
+                result.text = b"".join(chunks).decode()
+                chunks = iter((result.text.encode(),))
             if self.output is not None:
-                atomic_write(self.output, text)
+                atomic_write(self.output, chunks)  # written as it is sorted
                 result.output = str(self.output)
-            if self.to_stdout:
-                result.text = text
+            else:
+                for _ in chunks:
+                    pass
+            result.records = result.added = lines.count
 
         await asyncio.to_thread(work)
 
@@ -248,8 +232,8 @@ class StoreCopy(ZoneCopy):
     async def prepare(self) -> None:
         self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.origin)
         state = self.writer.state
-        self.text, why = await asyncio.to_thread(self.store.read_zone, self.origin, state)
-        if self.text is not None:
+        why = await asyncio.to_thread(self.store.zone_problem, self.origin, state)
+        if why is None:
             self.serial = state.serial
             self.can_ixfr = True
             self.records = state.records
@@ -258,32 +242,24 @@ class StoreCopy(ZoneCopy):
             log.warning("pull: zone=%s %s: fetching it again by AXFR", self.origin, why)
 
     def _written(self, written: Written, soa: wire.Record, result: PullResult) -> None:
-        if self.output is not None:
-            atomic_write(self.output, written.text)
+        # self.text: the version just written when it was rendered whole (an IXFR);
+        # an AXFR is written as it is sorted and read back only when needed
         self.text, self.serial, self.can_ixfr = written.text, soa.serial, True
         self.records = result.records = written.records
         result.output = str(self.output or self.store.zone_path(self.origin))
+        stored = self.store.zone_path(self.origin)
+        if self.output is not None:
+            atomic_write(self.output, written.text or read_chunks(stored))
         if self.to_stdout:
-            result.text = written.text
+            result.text = written.text or stored.read_text()
 
     async def apply_axfr(
         self, records: list[wire.Record], soa: wire.Record, result: PullResult
     ) -> None:
         def work() -> None:
             assert self.writer is not None
-            lines = zonefile.canonical_lines(records)
-            journal: list[JournalEntry] | None = None
-            if self.text is not None and self.serial is not None:
-                _, old_lines = zonefile.split_header(self.text)
-                assert soa.serial is not None  # the reader only ends on an SOA
-                entry, result.added, result.removed = axfr_journal(
-                    self.origin, old_lines, lines, self.serial, soa.serial
-                )
-                journal = [entry] if entry else None
-            else:
-                result.added = len(lines)
-            written = self.writer.replace(
-                lines, stored_soa(soa), primary=result.primary, journal=journal
+            written, result.added, result.removed = self.writer.replace_merged(
+                zonefile.sorted_lines(records), stored_soa(soa), primary=result.primary
             )
             self._written(written, soa, result)
 
@@ -293,8 +269,9 @@ class StoreCopy(ZoneCopy):
         def work() -> None:
             assert self.writer is not None
             if self.text is None:
-                raise IxfrNotApplicable("no stored copy to apply the IXFR to")
-            _, lines = zonefile.split_header(self.text)
+                lines = self.writer.read_lines()  # IxfrNotApplicable when not intact
+            else:
+                _, lines = zonefile.split_header(self.text)
             entries = delta_entries(deltas)
             written = self.writer.apply(
                 entries, stored_soa(soa), primary=result.primary, lines=lines

@@ -19,6 +19,7 @@ import re
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,43 +116,104 @@ def sweep_temp_files(path: Path) -> list[str]:
     return removed
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
+def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, int]:
     """Replace ``path`` with ``data`` atomically, or leave it untouched.
 
-    The first write of a target in a process sweeps its stale temporary files.
+    ``data`` may be an iterable of byte chunks, written as they come, so a large
+    zone never needs its whole text in memory.  Returns the SHA-256 (hex) and
+    size of what was written.
     """
-    raw = data.encode() if isinstance(data, str) else data
-    directory = path.parent
-    if path not in _swept:
-        sweep_temp_files(path)
-        if len(_swept) < 1_000_000:
-            _swept.add(path)
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory
-        )
-    except OSError as err:
-        raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
+    chunks: Iterable[bytes]
+    if isinstance(data, str):
+        chunks = (data.encode(),)
+    elif isinstance(data, bytes | bytearray | memoryview):
+        chunks = (bytes(data),)
+    else:
+        chunks = data
+    with AtomicFile(path) as temp:
+        temp.write_all(chunks)
+    return temp.sha256, temp.size
+
+
+class AtomicFile:
+    """A temporary file beside ``path`` that replaces it when the ``with`` block
+    ends normally (fsync, rename, fsync of the directory), and is removed when it
+    raises.  The first write of a target in a process sweeps its stale temporary
+    files.  Between the last write and the rename the caller may do more (the
+    store appends its journal there, so the journal is never behind the file).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sha256 = ""
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._tmp_name = ""
+        self._handle: Any = None
+
+    def __enter__(self) -> AtomicFile:
+        path, directory = self.path, self.path.parent
+        if path not in _swept:
+            sweep_temp_files(path)
+            if len(_swept) < 1_000_000:
+                _swept.add(path)
+        try:
+            fd, self._tmp_name = tempfile.mkstemp(
+                prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory
+            )
+        except OSError as err:
+            raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
+        self._handle = os.fdopen(fd, "wb")
+        return self
+
+    def write_all(self, chunks: Iterable[bytes]) -> None:
+        handle, digest = self._handle, self._digest
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                self.size += len(chunk)
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
+        except OSError as err:
+            raise LocalIOError(f"cannot write {self.path}: {err.strerror}") from err
+        self.sha256 = digest.hexdigest()
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        path, tmp_name = self.path, self._tmp_name
+        try:
+            self._handle.close()
+            if kind is not None:
+                raise _Abandon
+            if path.exists():
+                with contextlib.suppress(OSError):
+                    os.chmod(tmp_name, path.stat().st_mode & 0o7777)
+            else:
+                os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, path)
+        except _Abandon:
             with contextlib.suppress(OSError):
-                os.chmod(tmp_name, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
+                os.unlink(tmp_name)
+            return
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
+        fsync_directory(path.parent)
+
+
+class _Abandon(Exception):
+    """The ``with`` block of an :class:`AtomicFile` raised: remove the temporary copy."""
+
+
+def read_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes a chunk at a time (to copy or hash a zone without holding it)."""
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(size):
+                yield chunk
     except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    fsync_directory(directory)
+        raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
 
 
 def fsync_directory(directory: Path) -> None:
@@ -306,10 +368,28 @@ class Store:
             return None, f"{path.name} was changed outside secdns"
         return raw.decode(), "ok"
 
-    def write_zone(self, origin: dns.name.Name, text: str) -> tuple[str, int]:
-        raw = text.encode()
-        atomic_write(self.zone_path(origin), raw)
-        return hashlib.sha256(raw).hexdigest(), len(raw)
+    def zone_problem(self, origin: dns.name.Name, state: ZoneState) -> str | None:
+        """Why the stored master file cannot be used, or None if it is intact
+        (checked against the state's SHA-256 a chunk at a time)."""
+        if state.serial is None or state.file_sha256 is None:
+            return "no stored copy"
+        path = self.zone_path(origin)
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return f"{path.name} is missing"
+        except OSError as err:
+            raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+        if digest.hexdigest() != state.file_sha256:
+            return f"{path.name} was changed outside secdns"
+        return None
+
+    def write_zone(self, origin: dns.name.Name, text: str | Iterable[bytes]) -> tuple[str, int]:
+        """Replace the zone file (text, or byte chunks); its SHA-256 and size."""
+        return atomic_write(self.zone_path(origin), text)
 
     # --- journal ---
     def read_journal(self, origin: dns.name.Name, serial: int | None) -> list[JournalEntry]:
@@ -404,7 +484,7 @@ class StoredSoa:
 class Written:
     """What a commit wrote."""
 
-    text: str
+    text: str | None  # None when written from an iterable of lines, never held whole
     records: int
     removed: int = 0  # an applied delta: records removed and added, SOA swaps included
     added: int = 0
@@ -436,7 +516,7 @@ class ZoneWriter:
 
     def replace(
         self,
-        lines: list[str],
+        lines: Iterable[str],
         soa: StoredSoa,
         *,
         primary: str | None = None,
@@ -444,10 +524,47 @@ class ZoneWriter:
         kind: str = "AXFR",
     ) -> Written:
         """Commit a full version (canonical lines); ``journal``: how it differs from
-        the stored one (None: the journal starts afresh)."""
-        text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
-        self._commit(text, soa, len(lines), kind, primary, journal)
-        return Written(text, len(lines))
+        the stored one (None: the journal starts afresh).
+
+        A list of lines is rendered as text (returned in :class:`Written`); any
+        other iterable is written as it comes and never held whole.
+        """
+        if isinstance(lines, list):
+            text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
+            self._commit(text, soa, len(lines), kind, primary, journal)
+            return Written(text, len(lines))
+        counted = zonefile.Counted(lines)
+        chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, counted)
+        self._commit(chunks, soa, counted, kind, primary, journal)
+        return Written(None, counted.count)
+
+    def replace_merged(
+        self, lines: Iterable[str], soa: StoredSoa, *, primary: str | None = None
+    ) -> tuple[Written, int, int]:
+        """Commit a full version (canonical lines, written as they come) with a
+        journal entry found by merging it with the stored version as it is written;
+        the records added and removed (SOA swap not counted), or all added when no
+        intact stored version exists."""
+        state = self.state
+        old_serial = state.serial
+        if old_serial is None or self.store.zone_problem(self.origin, state) is not None:
+            written = self.replace(lines, soa, primary=primary)
+            return written, written.records, 0
+        with open(self.store.zone_path(self.origin), encoding="utf-8") as old:
+            stored = (line.rstrip("\n") for line in old if not line.startswith(("$", ";")))
+            diff = zonefile.SortedDiff(zonefile.LineKeyer(self.origin), stored)
+            counted = zonefile.Counted(diff.lines(lines))
+            chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, counted)
+
+            counts: list[int] = []
+
+            def journal() -> list[JournalEntry] | None:
+                entry, added, removed = axfr_entry(diff.deleted, diff.added, old_serial, soa.serial)
+                counts[:] = added, removed
+                return [entry] if entry else None
+
+            self._commit(chunks, soa, counted, "AXFR", primary, journal)
+        return Written(None, counted.count), counts[0], counts[1]
 
     def apply(
         self,
@@ -484,18 +601,25 @@ class ZoneWriter:
 
     def _commit(
         self,
-        text: str,
+        text: str | Iterable[bytes],
         soa: StoredSoa,
-        records: int,
+        records: int | zonefile.Counted,
         kind: str,
         primary: str | None,
-        journal: list[JournalEntry] | None,
+        journal: list[JournalEntry] | Callable[[], list[JournalEntry] | None] | None,
     ) -> None:
-        if journal is None:
-            self.store.reset_journal(self.origin)
+        """Journal, zone file, state.  When ``text`` is an iterable the zone file's
+        temporary copy is written first, and ``journal`` may be a callable (its
+        entries are known once the lines have gone by); the renames keep the order."""
+        if callable(journal) or not isinstance(text, str):
+            path = self.store.zone_path(self.origin)
+            with AtomicFile(path) as temp:
+                temp.write_all(text if not isinstance(text, str) else (text.encode(),))
+                self._journal(journal() if callable(journal) else journal)
+            digest, size = temp.sha256, temp.size
         else:
-            self.store.append_journal(self.origin, journal, self.state.serial)
-        digest, size = self.store.write_zone(self.origin, text)
+            self._journal(journal)
+            digest, size = self.store.write_zone(self.origin, text)
         state = self.state
         state.serial = soa.serial
         state.primary = primary
@@ -504,7 +628,41 @@ class ZoneWriter:
         state.last_error = None
         state.refresh, state.retry, state.expire = soa.refresh, soa.retry, soa.expire
         state.minimum = soa.minimum
-        state.records = records
+        state.records = records if isinstance(records, int) else records.count
         state.file_sha256 = digest
         state.file_size = size
         self.store.save_state(self.origin, state)
+
+    def _journal(self, journal: list[JournalEntry] | None) -> None:
+        if journal is None:
+            self.store.reset_journal(self.origin)
+        else:
+            self.store.append_journal(self.origin, journal, self.state.serial)
+
+
+def axfr_entry(
+    deleted: list[str], added: list[str], serial_from: int, serial_to: int
+) -> tuple[JournalEntry | None, int, int]:
+    """The journal entry for a full version that deleted and added these lines (each
+    list in canonical order), and the (+, -) counts.
+
+    The counts leave the SOA out, as an IXFR's do (its SOA swap is not a change of
+    data), so a full zone answering an IXFR counts as the true IXFR would.  There is
+    an entry only when the SOA changed serial, as an IXFR delta has.
+    """
+    old_soa = [line for line in deleted if _is_soa_line(line)]
+    new_soa = [line for line in added if _is_soa_line(line)]
+    entry = None
+    if len(old_soa) == 1 and len(new_soa) == 1 and serial_from != serial_to:
+        entry = JournalEntry(
+            serial_from,
+            serial_to,
+            tuple(old_soa + [d for d in deleted if d not in old_soa]),
+            tuple(new_soa + [a for a in added if a not in new_soa]),
+        )
+    return entry, len(added) - len(new_soa), len(deleted) - len(old_soa)
+
+
+def _is_soa_line(line: str) -> bool:
+    parts = line.split(" ", 4)
+    return len(parts) == 5 and parts[3] == "SOA"

@@ -10,7 +10,8 @@ searched by bisection and an IXFR delta applied without parsing the whole zone.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import operator
+from collections.abc import Iterable, Iterator
 
 import dns.exception
 import dns.name
@@ -64,20 +65,60 @@ def header(origin: dns.name.Name, serial: int | None, default_ttl: int) -> list[
     ]
 
 
+def sorted_lines(records: list[wire.Record]) -> Iterator[str]:
+    """Sort records canonically (in place), drop exact duplicates, yield one line each.
+
+    The order is :func:`record_key`'s, reached without a key tuple a record: one
+    stable sort by owner (a reference to the owner key each record already
+    holds), then a sort of each owner's few records by type and rdata as the
+    lines are yielded.  Of records equal but for their TTL the first received is
+    kept, as a stable sort on the whole key would.
+    """
+    records.sort(key=operator.attrgetter("key"))
+    line_of = _line
+    count = len(records)
+    start = 0
+    while start < count:
+        rec = records[start]
+        owner = rec.key
+        stop = start + 1
+        while stop < count and records[stop].key == owner:
+            stop += 1
+        if stop - start == 1:
+            yield line_of(rec)
+        else:
+            group = records[start:stop]
+            group.sort(key=_type_rdata)
+            previous: tuple[int, str] | None = None
+            for rec in group:
+                key = (rec.rdtype, rec.rdata)
+                if key != previous:
+                    previous = key
+                    yield line_of(rec)
+        start = stop
+
+
+_IN = 1
+_TYPE_TEXT: dict[int, str] = {}
+
+
+def _line(rec: wire.Record) -> str:
+    """:func:`wire.record_line`, with the class IN and the type text looked up here."""
+    type_text = _TYPE_TEXT.get(rec.rdtype)
+    if type_text is None or rec.rdclass != _IN:
+        if rec.rdclass != _IN:
+            return wire.record_line(rec)
+        type_text = _TYPE_TEXT[rec.rdtype] = wire.type_text(rec.rdtype)
+    return f"{rec.owner} {rec.ttl} IN {type_text} {rec.rdata}"
+
+
+def _type_rdata(rec: wire.Record) -> tuple[int, str]:
+    return (0 if rec.rdtype == SOA else rec.rdtype, rec.rdata)
+
+
 def canonical_lines(records: list[wire.Record]) -> list[str]:
     """Sort records canonically, drop exact duplicates, render one line each."""
-    records.sort(key=record_key)
-    lines: list[str] = []
-    append = lines.append
-    line_of = wire.record_line
-    previous: SortKey | None = None
-    for rec in records:
-        key = (rec.key, rec.rdtype, rec.rdata)
-        if key == previous:
-            continue
-        previous = key
-        append(line_of(rec))
-    return lines
+    return list(sorted_lines(records))
 
 
 def render(
@@ -85,6 +126,42 @@ def render(
 ) -> str:
     body = "\n".join(lines)
     return "\n".join(header(origin, serial, default_ttl)) + "\n" + body + ("\n" if body else "")
+
+
+CHUNK_LINES = 4096
+
+
+class Counted:
+    """Passes lines through, counting them (the records of a version written as it
+    is sorted, whose number is known only at the end)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self.count += 1
+            yield line
+
+
+def render_chunks(
+    origin: dns.name.Name, serial: int | None, default_ttl: int, lines: Iterable[str]
+) -> Iterator[bytes]:
+    """:func:`render`'s text, encoded, in chunks of a few thousand lines: a zone of
+    any size is written without holding its whole text."""
+    yield ("\n".join(header(origin, serial, default_ttl)) + "\n").encode()
+    batch: list[str] = []
+    append = batch.append
+    for line in lines:
+        append(line)
+        if len(batch) >= CHUNK_LINES:
+            append("")
+            yield "\n".join(batch).encode()
+            batch.clear()
+    if batch:
+        append("")
+        yield "\n".join(batch).encode()
 
 
 def split_header(text: str) -> tuple[list[str], list[str]]:
@@ -161,3 +238,61 @@ def apply_keyed_delta(
         cursor = point + 1 if point in removals else point
     result.extend(lines[cursor:])
     return result, len(removals), len(added_keys)
+
+
+class SortedDiff:
+    """The difference of two versions of a zone, both as lines in canonical order,
+    found by one merge as the new lines go by (``feed``): no set of either version.
+
+    The result is what the set differences would give (a line whose record only
+    changed TTL is deleted and added), each list in canonical order.  Sort keys are
+    computed only where the two versions differ, so a merge of two nearly equal
+    million-line versions costs about one string comparison a line.
+    """
+
+    def __init__(self, keyer: LineKeyer, old: Iterable[str]) -> None:
+        self.keyer = keyer
+        self._old = iter(old)
+        self._current: str | None = next(self._old, None)
+        self.deleted: list[str] = []
+        self.added: list[str] = []
+
+    def feed(self, line: str) -> None:
+        current = self._current
+        if current == line:
+            self._current = next(self._old, None)
+            return
+        if current is None:
+            self.added.append(line)
+            return
+        key = self.keyer(line)
+        while current is not None:
+            old_key = self.keyer(current)
+            if old_key < key:
+                self.deleted.append(current)
+                current = next(self._old, None)
+                continue
+            if old_key == key:
+                if current == line:  # unchanged, after old lines it passed
+                    self._current = next(self._old, None)
+                    return
+                self.deleted.append(current)  # same record, another TTL or spelling
+                current = next(self._old, None)
+            break
+        self._current = current
+        self.added.append(line)
+
+    def lines(self, new: Iterable[str]) -> Iterator[str]:
+        """Pass ``new`` through, feeding each line; the rest of the old version is
+        deleted once ``new`` ends."""
+        feed = self.feed
+        for line in new:
+            feed(line)
+            yield line
+        self.finish()
+
+    def finish(self) -> None:
+        if self._current is not None:
+            self.deleted.append(self._current)
+            self.deleted.extend(self._old)
+            self._current = None
