@@ -25,6 +25,7 @@ from secdns import wire
 from secdns.errors import BadDataError, LimitExceeded, RefusedError, TsigError
 
 SOA = 6
+IN = dns.rdataclass.IN
 # Entries in the table that lets records share equal TTL and rdata objects; it is
 # emptied when full, so unique rdata (signatures, keys) costs at most this much.
 _SHARED_LIMIT = 50_000
@@ -297,7 +298,26 @@ class XfrReader:
             shared.clear()
         if len(owners) > _SHARED_LIMIT:
             owners.clear()
+        okey, depth = self.origin_key, len(self.origin_key)
+        keep = self.records.append if self.state is _State.AXFR else None  # type: ignore[union-attr]
         for rec in message.records:
+            if (
+                keep is not None
+                and rec.rdtype != SOA
+                and rec.rdclass == IN
+                and rec.key[:depth] == okey
+            ):
+                # inside an AXFR, a record to keep (what _check_record and _step do,
+                # without two method calls a record: a third of the time per record)
+                rec.ttl = shared.setdefault(rec.ttl, rec.ttl)
+                rec.rdata = shared.setdefault(rec.rdata, rec.rdata)
+                first = owners.setdefault(rec.owner, rec)
+                if first is not rec:
+                    rec.owner = first.owner
+                    rec.key = first.key
+                text += len(rec.owner) + len(rec.rdata)
+                keep(rec)
+                continue
             if self.state is _State.DONE:
                 raise BadDataError("records after the final SOA")
             self._check_record(rec)
@@ -312,6 +332,8 @@ class XfrReader:
                 rec.key = first.key
             text += len(rec.owner) + len(rec.rdata)
             self._step(rec)
+            if self.state is _State.AXFR:
+                keep = self.records.append  # type: ignore[union-attr]
         self.text_bytes = text
         if self.max_bytes is not None and text > self.max_bytes:
             # rendered text can be 4 times the wire size (binary TXT as \ddd): the
