@@ -460,12 +460,19 @@ class ZoneTable:
         """CH TXT answers by lowercased name ("version.bind." -> text), from [server]."""
 
     def add(self, zone: ServedZone) -> None:
+        if zone.origin != dns.name.root and len(zone.origin.labels) > 1:
+            parent = self.find(zone.origin.parent())
+            if parent is not None:  # it answered for names that are now the new zone's
+                parent.generation += 1
         self.zones[zone.key] = zone
         self.generation += 1
 
     def remove(self, key: str) -> ServedZone | None:
         self.generation += 1
-        return self.zones.pop(key, None)
+        zone = self.zones.pop(key, None)
+        if zone is not None:  # its cached answers must not outlive it (SIGHUP removal)
+            zone.generation += 1
+        return zone
 
     def get(self, origin: dns.name.Name) -> ServedZone | None:
         return self.zones.get(name_key(origin))
