@@ -256,8 +256,9 @@ class Refresher:
 
     async def _sleep(self, delay: float) -> bool:
         """Wait ``delay`` seconds or until woken; True when woken."""
-        try:
-            await asyncio.wait_for(self.wake_event.wait(), timeout=delay)
+        try:  # asyncio.timeout, not wait_for: no second task per sleeping zone
+            async with asyncio.timeout(delay):
+                await self.wake_event.wait()
             woken = True
         except TimeoutError:
             woken = False

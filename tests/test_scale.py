@@ -153,3 +153,24 @@ def test_sighup_touches_only_the_zone_added_and_the_zone_removed(
     assert f"reload: zone={names[0]}. removed" in reload_lines
     assert f"reload: zone={added}. added" in reload_lines
     assert not [line for line in reload_lines if line.endswith(" changed")]
+
+
+def test_pull_config_of_300_zones_is_a_bounded_pool_with_a_line_per_zone(primary, tmp_path):
+    from click.testing import CliRunner
+
+    from secdns.cli import cli
+
+    names = zone_names(ZONES)
+    upstream = primary(names, delay=0.005)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+        concurrency=6,
+    )
+    result = CliRunner().invoke(cli, ["pull", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == ZONES and all(" result=transferred " in line for line in lines), lines[:3]
+    assert {line.split()[0] for line in lines} == {f"zone={name}." for name in names}
+    assert upstream.max_in_flight == 6  # the pool, full and never past its size

@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 JOURNAL_ENTRIES = 1000
 INLINE_RECORDS = 500
 """A transferred zone this small is built on the event loop, not in a thread."""
-SERVE_POLICY = RefreshPolicy(restored_spread=60.0)
-"""Stored copies fresh at start are first checked over a minute, not all at once."""
+SERVE_POLICY = RefreshPolicy(restored_spread=300.0)
+"""Stored copies fresh at start are first checked over five minutes (or by their
+refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second."""
 
 
 class MemoryCopy(ZoneCopy):
