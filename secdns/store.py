@@ -8,6 +8,7 @@ directory.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -17,6 +18,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +66,22 @@ _OLD_TEMP = re.compile(_TEMP_RANDOM)  # before the writer's pid was in the name
 OLD_TEMP_AGE = 3600.0
 """A temporary file without a pid is removed once it is this old (seconds)."""
 _swept: set[Path] = set()
+_temp_listing: dict[Path, list[os.DirEntry[str]]] = {}
+
+
+def _temp_entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The temporary files (``.*.tmp``) in ``directory``, listed once per process: a
+    store of 10,000 zones is not scanned again for each of its 30,000 files."""
+    listing = _temp_listing.get(directory)
+    if listing is None:
+        try:
+            with os.scandir(directory) as scan:
+                listing = [e for e in scan if e.name[:1] == "." and e.name.endswith(".tmp")]
+        except OSError:
+            return []
+        if len(_temp_listing) < 10_000:
+            _temp_listing[directory] = listing
+    return listing
 
 
 def _alive(pid: int) -> bool:
@@ -85,11 +103,8 @@ def sweep_temp_files(path: Path) -> list[str]:
     """
     prefix = f".{path.name}."
     removed: list[str] = []
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return removed
-    for entry in entries:
+    entries = _temp_entries(path.parent)
+    for entry in list(entries):
         name = entry.name
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
@@ -111,9 +126,75 @@ def sweep_temp_files(path: Path) -> list[str]:
             os.unlink(entry.path)
         except OSError:
             continue
+        entries.remove(entry)
         removed.append(name)
         log.warning("store: removed %s, left by a writer that was stopped mid-write", entry.path)
     return removed
+
+
+class GroupCommit:
+    """Atomic writes made durable together: one round of fsyncs for many files.
+
+    Inside ``with group_commit():`` this thread's :func:`atomic_write` calls write
+    their temporary files without waiting; at the end of the block every file is
+    fsynced (concurrently, so the file system commits them together), renamed
+    into place in the order written, and each directory fsynced once.  A crash
+    before the end leaves every target's previous version.  Serve with 10,000
+    zones commits its store writes this way instead of four fsyncs per zone.
+    A path written inside the block is read back only after it ends.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, Path]] = []
+
+    def commit(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        errors: list[LocalIOError] = []
+
+        def sync(item: tuple[str, Path]) -> None:
+            tmp_name, path = item
+            try:
+                fd = os.open(tmp_name, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as err:
+                errors.append(LocalIOError(f"cannot write {path}: {err.strerror}"))
+
+        with concurrent.futures.ThreadPoolExecutor(min(16, len(pending))) as pool:
+            list(pool.map(sync, pending))
+        try:
+            if errors:
+                raise errors[0]
+            for tmp_name, path in pending:
+                try:
+                    os.replace(tmp_name, path)
+                except OSError as err:
+                    raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
+        finally:
+            for tmp_name, _path in pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)  # only those not renamed are still there
+        for directory in {path.parent for _tmp, path in pending}:
+            fsync_directory(directory)
+
+
+_group = threading.local()
+
+
+@contextlib.contextmanager
+def group_commit() -> Iterator[GroupCommit]:
+    """Make this thread's atomic writes in the block durable together at its end."""
+    group = GroupCommit()
+    _group.current = group
+    try:
+        yield group
+    finally:  # what was written is whole: it is committed even if the block failed
+        _group.current = None
+        group.commit()
 
 
 def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, int]:
@@ -150,6 +231,7 @@ class AtomicFile:
         self._digest = hashlib.sha256()
         self._tmp_name = ""
         self._handle: Any = None
+        self._group: GroupCommit | None = getattr(_group, "current", None)
 
     def __enter__(self) -> AtomicFile:
         path, directory = self.path, self.path.parent
@@ -174,7 +256,8 @@ class AtomicFile:
                 self.size += len(chunk)
                 handle.write(chunk)
             handle.flush()
-            os.fsync(handle.fileno())
+            if self._group is None:  # in a group_commit() block: fsynced with the others
+                os.fsync(handle.fileno())
         except OSError as err:
             raise LocalIOError(f"cannot write {self.path}: {err.strerror}") from err
         self.sha256 = digest.hexdigest()
@@ -190,6 +273,9 @@ class AtomicFile:
                     os.chmod(tmp_name, path.stat().st_mode & 0o7777)
             else:
                 os.chmod(tmp_name, 0o644)
+            if self._group is not None:  # renamed (after one fsync round) at the block's end
+                self._group.pending.append((tmp_name, path))
+                return
             os.replace(tmp_name, path)
         except _Abandon:
             with contextlib.suppress(OSError):
@@ -251,6 +337,27 @@ def epoch(text: str | None) -> float | None:
     return moment.timestamp()
 
 
+_FLAT_LINE = re.compile(r'([a-z_0-9]+) = (-?[0-9]+|"(?:[^"\\\x00-\x1f]|\\["\\bfnrt])*")')
+
+
+def _flat_toml(text: str) -> dict[str, Any] | None:
+    """The flat ``key = int`` / ``key = "string"`` TOML our state files are written
+    as, parsed in a fraction of tomllib's time (10,000 zones load at start); None for
+    anything else, which tomllib then reads."""
+    doc: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        found = _FLAT_LINE.fullmatch(line)
+        if found is None:
+            return None
+        key, value = found.groups()
+        if key in doc:
+            return None
+        doc[key] = json.loads(value) if value[0] == '"' else int(value)
+    return doc
+
+
 @dataclasses.dataclass(slots=True)
 class ZoneState:
     """What the store remembers of a zone between runs."""
@@ -276,7 +383,9 @@ class ZoneState:
 
     @classmethod
     def from_toml(cls, text: str, zone: str) -> ZoneState:
-        doc = tomllib.loads(text)
+        doc = _flat_toml(text)
+        if doc is None:
+            doc = tomllib.loads(text)
         fields = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {k: v for k, v in doc.items() if k in fields}
         values["zone"] = zone
@@ -308,6 +417,7 @@ class Store:
     def __init__(self, directory: str | Path, journal_bytes: int = DEFAULT_JOURNAL_BYTES) -> None:
         self.directory = Path(directory)
         self.journal_bytes = journal_bytes
+        self._stems: dict[dns.name.Name, str] = {}
 
     def ensure(self) -> None:
         try:
@@ -318,13 +428,22 @@ class Store:
             ) from err
 
     def zone_path(self, origin: dns.name.Name) -> Path:
-        return self.directory / f"{zone_filename(origin)}.zone"
+        return Path(f"{self._stem(origin)}.zone")
 
     def state_path(self, origin: dns.name.Name) -> Path:
-        return self.directory / f"{zone_filename(origin)}.state.toml"
+        return Path(f"{self._stem(origin)}.state.toml")
 
     def journal_path(self, origin: dns.name.Name) -> Path:
-        return self.directory / f"{zone_filename(origin)}.journal"
+        return Path(f"{self._stem(origin)}.journal")
+
+    def _stem(self, origin: dns.name.Name) -> str:
+        """The directory and file name stem of a zone (computed once: 10,000 zones)."""
+        stem = self._stems.get(origin)
+        if stem is None:
+            stem = os.path.join(self.directory, zone_filename(origin))
+            if len(self._stems) < 1_000_000:
+                self._stems[origin] = stem
+        return stem
 
     # --- state ---
     def load_state(self, origin: dns.name.Name) -> ZoneState:
@@ -588,11 +707,24 @@ class ZoneWriter:
         self._commit(text, soa, len(current), "IXFR", primary, entries)
         return Written(text, len(current), removed, added)
 
-    def checked(self) -> None:
-        """A successful check found the stored version current."""
+    def checked(self, min_age: float = 0.0) -> bool:
+        """A successful check found the stored version current; written only when the
+        stored success is older than ``min_age`` seconds (or the state has an error),
+        so 10,000 zones checked at start do not rewrite 10,000 state files.  The
+        stored time only dates expiry after a restart: ``min_age`` is a small
+        fraction of the SOA expire, erring early.  True when written."""
+        last = epoch(self.state.last_success)
+        if (
+            min_age > 0
+            and self.state.last_error is None
+            and last is not None
+            and 0 <= time.time() - last < min_age
+        ):
+            return False
         self.state.last_attempt = self.state.last_success = iso_time(whole_seconds=True)
         self.state.last_error = None
         self.store.save_state(self.origin, self.state)
+        return True
 
     def failed(self, error: str) -> None:
         self.state.last_attempt = iso_time(whole_seconds=True)

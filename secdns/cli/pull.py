@@ -75,8 +75,10 @@ def _finish_catalogs(
 class _Progress:
     """A rich progress display (records, bytes, rate) on stderr for long transfers."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, zones: int = 1) -> None:
         self.enabled = enabled
+        self.zones = zones  # more than one (-c): one overall bar, a row per running transfer
+        self.overall: Any = None
         self.progress: Any = None  # a rich Progress once started (rich is imported lazily)
         self.tasks: dict[str, int] = {}
 
@@ -101,6 +103,10 @@ class _Progress:
                 transient=True,
             )
             self.progress.start()
+            if self.zones > 1:
+                self.overall = self.progress.add_task(
+                    f"{self.zones:,} zones", total=self.zones, records=0
+                )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,11 +117,20 @@ class _Progress:
         if self.progress is None:
             return None
         task = self.progress.add_task(zone, total=None, records=0)
+        self.tasks[zone] = task
 
         def update(records: int, nbytes: int) -> None:
             self.progress.update(task, completed=nbytes, records=records)  # type: ignore[union-attr]
 
         return update
+
+    def done(self, zone: str) -> None:
+        """A zone finished: its row goes (10,000 zones do not make 10,000 rows)."""
+        task = self.tasks.pop(zone, None)
+        if self.progress is None or task is None or self.overall is None:
+            return
+        self.progress.remove_task(task)
+        self.progress.advance(self.overall)
 
 
 ZonePlan = tuple[dns.name.Name, list[Endpoint], TsigKey | None, xot.TlsSettings | None]
@@ -374,13 +389,15 @@ def command(
     show_progress = not quiet and not as_json and output.use_rich(sys.stderr)
 
     async def run_all() -> list[PullResult]:
-        gate = asyncio.Semaphore(jobs or 1)
-        with _Progress(show_progress) as progress:
+        # a pool of `jobs` workers over the plans: 10,000 zones are not 10,000 tasks
+        results: list[PullResult | None] = [None] * len(plans)
+        pending = iter(enumerate(plans))
+        with _Progress(show_progress, len(plans)) as progress:
 
             async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None, zone_tls):  # type: ignore[no-untyped-def]
-                async with gate:
-                    options = options_for(zone_key, zone_tls, origin not in axfr_only)
-                    copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
+                options = options_for(zone_key, zone_tls, origin not in axfr_only)
+                copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
+                try:
                     return await pull_zone(
                         origin,
                         primaries,
@@ -388,8 +405,15 @@ def command(
                         options=options,
                         progress=progress.callback(origin.to_text()),
                     )
+                finally:
+                    progress.done(origin.to_text())
 
-            return list(await asyncio.gather(*(one(*plan) for plan in plans)))
+            async def worker() -> None:
+                for index, plan in pending:
+                    results[index] = await one(*plan)
+
+            await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
+        return [result for result in results if result is not None]
 
     results = asyncio.run(run_all())
     results[:0] = [c.result for c in catalog_plans]

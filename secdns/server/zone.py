@@ -147,9 +147,7 @@ class ZoneVersion:
             while walk != origin_key:
                 walk = parent_key(walk)
                 below[walk] = below.get(walk, 0) + 1
-        size = 64
-        while size < (len(groups) + len(below)) // 64 and size < 1 << 16:
-            size <<= 1
+        size = bucket_count(len(groups) + len(below))
         buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
         mask = size - 1
         for key, group in groups.items():
@@ -304,10 +302,37 @@ class ZoneVersion:
                     writable(key)[key] = ((line,), entry[1] if entry else 0)
                     if key != origin_key:
                         adjust_ancestors(key, +1)
+        if names > len(buckets) * BUCKET_REGROW:  # grew by IXFR: rebucket (O(1) test)
+            buckets = _bucketed({k: v for bucket in buckets for k, v in bucket.items()})
         version = ZoneVersion(self.origin, buckets, serial, names, records)
         if not version.lines(origin_key):
             raise IxfrNotApplicable("the change deletes the zone's SOA")
         return version
+
+
+BUCKET_NAMES = 64
+"""Names per bucket when a version is built (an IXFR copies the buckets it touches)."""
+BUCKET_REGROW = 4 * BUCKET_NAMES
+"""An IXFR that leaves more names than this per bucket builds the buckets afresh (a
+zone loaded small and grown by IXFR), so a copy stays O(changes) amortised."""
+
+
+def bucket_count(names: int) -> int:
+    """A power of two, as few buckets as ~BUCKET_NAMES names each allow: a zone of
+    20 records is one dict, not 64 (10,000 small zones)."""
+    size = 1
+    while size < names // BUCKET_NAMES and size < 1 << 16:
+        size <<= 1
+    return size
+
+
+def _bucketed(entries: dict[str, Entry]) -> list[dict[str, Entry]]:
+    size = bucket_count(len(entries))
+    buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
+    mask = size - 1
+    for key, entry in entries.items():
+        buckets[hash(key) & mask][key] = entry
+    return buckets
 
 
 _IN = dns.rdataclass.IN
@@ -460,12 +485,19 @@ class ZoneTable:
         """CH TXT answers by lowercased name ("version.bind." -> text), from [server]."""
 
     def add(self, zone: ServedZone) -> None:
+        if zone.origin != dns.name.root and len(zone.origin.labels) > 1:
+            parent = self.find(zone.origin.parent())
+            if parent is not None:  # it answered for names that are now the new zone's
+                parent.generation += 1
         self.zones[zone.key] = zone
         self.generation += 1
 
     def remove(self, key: str) -> ServedZone | None:
         self.generation += 1
-        return self.zones.pop(key, None)
+        zone = self.zones.pop(key, None)
+        if zone is not None:  # its cached answers must not outlive it (SIGHUP removal)
+            zone.generation += 1
+        return zone
 
     def get(self, origin: dns.name.Name) -> ServedZone | None:
         return self.zones.get(name_key(origin))

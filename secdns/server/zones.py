@@ -36,7 +36,8 @@ from secdns.pull import (
     pull_zone,
     stored_soa,
 )
-from secdns.refresh import MIN_TIMER, Refresher, ZoneStatus
+from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
+from secdns.server.persist import StoreQueue
 from secdns.server.zone import ServedZone, ZoneVersion
 from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter, epoch
 from secdns.xfr import Delta
@@ -44,6 +45,11 @@ from secdns.xfr import Delta
 log = logging.getLogger(__name__)
 
 JOURNAL_ENTRIES = 1000
+INLINE_RECORDS = 500
+"""A transferred zone this small is built on the event loop, not in a thread."""
+SERVE_POLICY = RefreshPolicy(restored_spread=300.0)
+"""Stored copies fresh at start are first checked over five minutes (or by their
+refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second."""
 
 
 class MemoryCopy(ZoneCopy):
@@ -89,7 +95,10 @@ class MemoryCopy(ZoneCopy):
                 )
             return version, lines, entry, added, removed
 
-        version, lines, entry, result.added, result.removed = await asyncio.to_thread(build)
+        if len(records) <= INLINE_RECORDS:  # a thread hand-off costs more than the build
+            version, lines, entry, result.added, result.removed = build()
+        else:
+            version, lines, entry, result.added, result.removed = await asyncio.to_thread(build)
         result.records = version.records
         self.runtime.install(version, [entry] if entry else None)
         stored, primary = stored_soa(soa), result.primary
@@ -99,8 +108,29 @@ class MemoryCopy(ZoneCopy):
         )
 
     async def checked(self, result: PullResult) -> None:
-        # remembered in the store, so that expiry survives a restart
-        self.runtime.persist(lambda writer: writer.checked())
+        # remembered in the store, so that expiry survives a restart (rewritten only
+        # when the stored time is older than 1/16 of the expire: expiry errs early)
+        min_age = self.runtime.soa_timers()[2] / 16
+        self.runtime.persist(lambda writer: writer.checked(min_age))
+
+
+Stored = tuple[ZoneWriter, "ZoneVersion | None", list[JournalEntry]]
+
+
+def read_stored(store: Store, origin: dns.name.Name) -> Stored:
+    """Read a zone's store copy (state, master file, journal) into a served version,
+    or None if there is no intact copy.  Blocking: one thread hand-off per zone (or
+    per batch of zones) instead of one per file."""
+    writer = ZoneWriter(store, origin)
+    # the text is read, parsed into the served version and dropped: no second copy
+    text, _why = store.read_zone(origin, writer.state)
+    if text is None:
+        return writer, None, []
+    _, lines = zonefile.split_header(text)
+    del text
+    version = ZoneVersion.from_lines(origin, lines)
+    del lines
+    return writer, version, store.read_journal(origin, version.serial)
 
 
 class ZoneRuntime:
@@ -125,6 +155,7 @@ class ZoneRuntime:
             config.text,
             self._check,
             asyncio.Semaphore(1),  # the server's shared bound replaces it in run()
+            policy=SERVE_POLICY,
             timers=self._soa_timers,
             on_expire=self._expire,
             on_result=self._took,
@@ -133,6 +164,7 @@ class ZoneRuntime:
         self.task: asyncio.Task[None] | None = None
         self._persist_lock = asyncio.Lock()
         self._persist_tasks: set[asyncio.Task[None]] = set()
+        self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.notify_acl = NotifyAcl()
 
     @property
@@ -188,17 +220,15 @@ class ZoneRuntime:
         """Answer at once from the store's copy, if it is intact."""
         if self.store is None:
             return
-        writer = self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.zone.origin)
-        # the text is read, parsed into the served version and dropped: no second copy
-        text, _why = await asyncio.to_thread(self.store.read_zone, self.zone.origin, writer.state)
-        if text is None:
+        self.install_stored(await asyncio.to_thread(read_stored, self.store, self.zone.origin))
+
+    def install_stored(self, stored: Stored) -> None:
+        """Answer from what :func:`read_stored` read (the server reads zones in batches)."""
+        writer, version, entries = stored
+        self.writer = writer
+        if version is None:
             return
-        _, lines = zonefile.split_header(text)
-        del text
-        version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
-        del lines
         self.zone.swap(version)
-        entries = await asyncio.to_thread(self.store.read_journal, self.zone.origin, version.serial)
         self.journal.extend(entries)
         # the state's last successful check decides whether the copy is already expired
         self.last_success = epoch(writer.state.last_success)
@@ -292,7 +322,10 @@ class ZoneRuntime:
                     self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.zone.origin)
                 writer = self.writer
                 try:
-                    await asyncio.to_thread(work, writer)
+                    if self.commits is not None:
+                        await self.commits.run(lambda: work(writer))
+                    else:
+                        await asyncio.to_thread(work, writer)
                 except (SecdnsError, OSError) as err:
                     log.warning(
                         "store: zone=%s incremental write failed (%s); rewriting "

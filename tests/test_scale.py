@@ -1,0 +1,176 @@
+"""serve at scale, small: 300 zones from one primary (10,000 live in bench/manyzones_bench.py).
+
+A counting primary (tests/manyzones.py) holds each answer a little and records
+how many SOA queries and transfers were in flight at once, and which zones were
+asked for: the shared transfer bound holds when every zone's refresh falls due
+together, and a SIGHUP that adds one zone and removes another touches only those.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import dns.rcode
+import pytest
+from manyzones import CountingPrimary, zone_names
+from serving import ServerThread, write_config
+
+ZONES = 300
+
+
+def wait_all(server: ServerThread, names: list[str], serial: int, timeout: float = 25.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    while pending:
+        if server.serial(pending[-1]) == serial:
+            pending.pop()
+            continue
+        assert time.monotonic() < deadline, f"{len(pending)} zones not served, e.g. {pending[-1]}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def primary():
+    started: list[CountingPrimary] = []
+
+    def start(names: list[str], **kwargs: object) -> CountingPrimary:
+        started.append(CountingPrimary(names, **kwargs))  # type: ignore[arg-type]
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop()
+
+
+def test_refresh_storm_stays_within_the_transfer_bound(primary, tmp_path):
+    names = zone_names(ZONES)
+    upstream = primary(names, refresh=1, retry=1, delay=0.01)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+        concurrency=4,
+    )
+    server = ServerThread(config)
+    try:
+        wait_all(server, names, 1)
+        # every refresh timer (1 s) falls due within about a second of the others
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            asked = upstream.touched()
+            if len(asked) == ZONES and all(soa >= 2 for soa, _xfr in asked.values()):
+                break
+            time.sleep(0.2)
+        asked = upstream.touched()
+    finally:
+        server.stop()
+    assert all(soa >= 2 for soa, _xfr in asked.values()), "refreshes did not come round twice"
+    assert all(xfr == 1 for _soa, xfr in asked.values())  # a first AXFR, then SOA checks only
+    # the storm reached the bound, and never went past it
+    assert upstream.max_in_flight == 4
+
+
+def test_restart_answers_every_zone_at_once_and_spreads_the_checks(primary, tmp_path):
+    names = zone_names(ZONES)
+    upstream = primary(names, delay=0.0)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+    )
+    server = ServerThread(config)
+    try:
+        wait_all(server, names, 1)
+    finally:
+        server.stop()
+    before = upstream.touched()
+    started = time.monotonic()
+    server = ServerThread(config)
+    try:
+        wait_all(server, names, 1, timeout=10)
+        served = time.monotonic() - started
+        time.sleep(1.0)
+        after = upstream.touched()
+    finally:
+        server.stop()
+    checked = [n for n in names if after.get(n, (0, 0)) != before.get(n, (0, 0))]
+    # the stored copies answer at once; their checks are spread over a minute, not a
+    # storm at start (about 5 a second here)
+    assert served < 10
+    assert len(checked) < ZONES / 4, f"{len(checked)} of {ZONES} zones checked at start"
+    assert all(after[n][1] == before[n][1] for n in names)  # nothing transferred again
+
+
+def test_sighup_touches_only_the_zone_added_and_the_zone_removed(
+    primary, tmp_path, monkeypatch, caplog
+):
+    import secdns.server.zones as zones_module
+
+    names = zone_names(ZONES)
+    added = zone_names(1, start=ZONES)[0]
+    upstream = primary(names + [added], delay=0.0)
+
+    def config_of(served: list[str]) -> None:
+        write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": name, "primaries": [upstream.addr]} for name in served],
+            port=port,
+        )
+
+    from servers import free_port
+
+    port = free_port()
+    config_of(names)
+    server = ServerThread(tmp_path / "secdns.toml")
+    try:
+        wait_all(server, names, 1)
+        before = upstream.touched()
+        reads: list[str] = []
+        real_read = zones_module.read_stored
+
+        def counted(store, origin):  # type: ignore[no-untyped-def]
+            reads.append(origin.to_text(omit_final_dot=True))
+            return real_read(store, origin)
+
+        monkeypatch.setattr(zones_module, "read_stored", counted)
+        config_of(names[1:] + [added])
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="secdns")
+        assert server.server is not None
+        server.call(server.server.reload)
+        wait_all(server, [added], 1, timeout=10)
+        assert server.query(f"{names[0]}.", "SOA").rcode() != dns.rcode.NOERROR
+        time.sleep(0.5)
+        after = upstream.touched()
+    finally:
+        server.stop()
+    changed = {n for n in set(before) | set(after) if before.get(n) != after.get(n)}
+    assert changed == {added}, f"the primary was asked about {sorted(changed)}"
+    assert reads == [added], f"the store was read for {reads}"
+    reload_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload:")]
+    assert f"reload: zone={names[0]}. removed" in reload_lines
+    assert f"reload: zone={added}. added" in reload_lines
+    assert not [line for line in reload_lines if line.endswith(" changed")]
+
+
+def test_pull_config_of_300_zones_is_a_bounded_pool_with_a_line_per_zone(primary, tmp_path):
+    from click.testing import CliRunner
+
+    from secdns.cli import cli
+
+    names = zone_names(ZONES)
+    upstream = primary(names, delay=0.005)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+        concurrency=6,
+    )
+    result = CliRunner().invoke(cli, ["pull", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == ZONES and all(" result=transferred " in line for line in lines), lines[:3]
+    assert {line.split()[0] for line in lines} == {f"zone={name}." for name in names}
+    assert upstream.max_in_flight == 6  # the pool, full and never past its size
