@@ -329,8 +329,8 @@ class Operations:
         return {"zone": self.zones.runtime(zone).name, "targets": targets}
 
     async def _reload(self) -> dict[str, Any]:
-        await self.server.reload()
-        return {"zones": len(self.server.runtimes)}
+        warnings = await self.server.reload()
+        return {"zones": len(self.server.runtimes), "warnings": warnings}
 
 
 # --- the client side (secdns ctl) --------------------------------------------------------------

@@ -290,6 +290,8 @@ def reload(no_wait: bool, as_json: bool) -> None:
         click.echo("reload: started")
     else:
         click.echo(f"reload: done, zones={result.get('zones')}")
+    for warning in result.get("warnings") or []:
+        click.echo(f"warning: reload: {warning}", err=True)
 
 
 @command.command("stop")

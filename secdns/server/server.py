@@ -176,7 +176,7 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload_on_signal()))
 
     def _restore_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -321,18 +321,29 @@ class Server:
             )
         )
 
-    async def reload(self) -> None:
-        """SIGHUP: re-read the config; add, remove and change zones without dropping others."""
+    async def _reload_on_signal(self) -> None:
+        try:
+            await self.reload()
+        except SecdnsError:
+            pass  # reload() logged it
+
+    async def reload(self) -> list[str]:
+        """SIGHUP and ``ctl reload``: re-read the config; add, remove and change zones
+        without dropping others.  Returns the warnings it logged (settings that need a
+        restart, a zone file that did not load) for ``ctl reload`` to show; raises the
+        :class:`SecdnsError` of a config that does not load, after logging it."""
         path = self.config.path
         if path is None:
-            return
+            return []
+        warnings: list[str] = []
         try:
             config = load_config(path)
         except SecdnsError as err:
             log.error("reload: %s; keeping the running configuration", err.one_line())
-            return
+            raise
         if config.server.listen != self.config.server.listen:
-            log.warning("reload: listen addresses changed; restart secdns serve to apply")
+            warnings.append("listen addresses changed; restart secdns serve to apply")
+            log.warning("reload: %s", warnings[-1])
         old = self.config
         self.config = config
         self._apply_keys(config)
@@ -356,12 +367,12 @@ class Server:
                 try:
                     await current.load_file()
                 except SecdnsError as err:
-                    log.error(
-                        "reload: zone=%s %s; keeping the loaded version", name, err.one_line()
-                    )
+                    warnings.append(f"zone={name} {err.one_line()}; keeping the loaded version")
+                    log.error("reload: %s", warnings[-1])
         await self.catalogs.reload()
-        await self.tls.reload()
+        warnings += await self.tls.reload()
         log.info("reload: done, %d zones", len(self.runtimes))
+        return warnings
 
     # --- listeners -----------------------------------------------------------------------------
     async def _listen(self) -> None:

@@ -113,24 +113,30 @@ class TlsListeners:
         session = writer.get_extra_info("ssl_object")
         return session is not None and session.version() == "TLSv1.3"
 
-    async def reload(self) -> None:
-        """SIGHUP: read the certificate and key again (listen addresses need a restart)."""
+    async def reload(self) -> list[str]:
+        """SIGHUP: read the certificate and key again (listen addresses need a restart).
+        Returns the warnings it logged, for ``ctl reload`` to show."""
         settings = self.server.config.server
+        warning = None
         if not self.listeners:
             if settings.tls_listen:
-                log.warning("reload: tls_listen added; restart secdns serve to apply")
-            return
-        if settings.tls_cert is None or settings.tls_key is None:
-            log.warning("reload: tls_cert/tls_key removed; keeping the loaded pair")
-            return
-        try:
-            self.context = await asyncio.to_thread(
-                server_context, settings.tls_cert, settings.tls_key
-            )
-        except (ConfigError, LocalIOError) as err:
-            log.error("reload: %s; keeping the loaded certificate", err.one_line())
-            return
-        log.info("reload: TLS certificate %s loaded", settings.tls_cert)
+                warning = "tls_listen added; restart secdns serve to apply"
+        elif settings.tls_cert is None or settings.tls_key is None:
+            warning = "tls_cert/tls_key removed; keeping the loaded pair"
+        else:
+            try:
+                self.context = await asyncio.to_thread(
+                    server_context, settings.tls_cert, settings.tls_key
+                )
+            except (ConfigError, LocalIOError) as err:
+                warning = f"{err.one_line()}; keeping the loaded certificate"
+                log.error("reload: %s", warning)
+                return [warning]
+            log.info("reload: TLS certificate %s loaded", settings.tls_cert)
+        if warning is None:
+            return []
+        log.warning("reload: %s", warning)
+        return [warning]
 
     def close(self) -> None:
         for listener in self.listeners:
