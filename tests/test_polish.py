@@ -51,7 +51,7 @@ def test_ctl_reload_reports_a_bad_config_and_restart_warnings(bind_primary, serv
     assert "bogus" in failed.output and "unknown key" in failed.output
     assert "reload: done" not in failed.output
 
-    path.write_text(good.replace('listen = ["', 'listen = ["127.0.0.1:1", "', 1))
+    path.write_text(good.replace('listen = [\n', 'listen = [\n    "127.0.0.1:1",\n', 1))
     warned = ctl(path, "reload")
     assert warned.exit_code == 0, warned.output
     assert "reload: done, zones=1" in warned.output
