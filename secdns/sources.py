@@ -20,13 +20,14 @@ import sys
 from pathlib import Path
 
 import dns.name
+import dns.rdatatype
 
 from secdns import wire, xot
 from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.endpoints import parse_endpoint
 from secdns.engine import transfer
-from secdns.errors import LocalIOError, SecdnsError, UsageError
+from secdns.errors import BadDataError, LocalIOError, SecdnsError
 from secdns.keys import TsigKey
 from secdns.store import Store
 from secdns.xfr import XfrKind
@@ -108,6 +109,40 @@ def read_file_records(
     return read_master(raw, origin, filename=str(path)).records
 
 
+def other_zone(origin: dns.name.Name, records: list[wire.Record]) -> str | None:
+    """Why a file is not a copy of ``origin`` (``diff example.org example.com.zone``):
+    no SOA at our apex, an SOA outside the zone.  ``None`` for a file of this zone, or
+    one with no SOA at all.  verify reports it as one finding, diff refuses the file."""
+    if any(rec.rdtype == dns.rdatatype.SOA and rec.owner == "@" for rec in records):
+        return None
+    foreign = next(
+        (r for r in records if r.rdtype == dns.rdatatype.SOA and r.owner.endswith(".")), None
+    )
+    if foreign is None:
+        return None
+    outside = sum(1 for r in records if r.owner.endswith("."))
+    return (
+        f"the file holds zone {foreign.owner} (its SOA), not {origin.to_text()}: "
+        f"{outside} of {len(records)} records are outside {origin.to_text()}; "
+        "wrong file or wrong zone name?"
+    )
+
+
+def require_zone(loaded: LoadedZone) -> None:
+    """Refuse a file, stdin or store copy that is not a copy of the zone: another
+    zone's records (:func:`other_zone`) or no SOA at all (an empty file)."""
+    if loaded.source.kind is SourceKind.SERVER:
+        return
+    message = other_zone(loaded.origin, loaded.records)
+    if message is None and loaded.serial is None:
+        message = (
+            f"the file holds no SOA record for {loaded.origin.to_text()} "
+            f"({len(loaded.records)} records): empty, or not a copy of the zone"
+        )
+    if message is not None:
+        raise BadDataError(f"{loaded.source.spec}: {message}", zone=loaded.origin.to_text())
+
+
 async def load_zone(
     source: Source, origin: dns.name.Name, options: LoadOptions = LoadOptions()
 ) -> LoadedZone:
@@ -142,7 +177,7 @@ async def load_zone(
         elif source.kind is SourceKind.STORE:
             path = Store(source.spec).zone_path(origin)
             if not path.exists():
-                raise UsageError(
+                raise LocalIOError(
                     f"the store {source.spec} holds no copy of {zone} ({path.name} missing)"
                 )
             records = await asyncio.to_thread(read_file_records, path, origin)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from servers import zone_text
 from serving import ServerThread, write_config
 
 from secdns.cli import cli
@@ -56,3 +57,31 @@ def test_ctl_reload_reports_a_bad_config_and_restart_warnings(bind_primary, serv
     assert warned.exit_code == 0, warned.output
     assert "reload: done, zones=1" in warned.output
     assert "warning: reload: listen addresses changed; restart secdns serve" in warned.output
+
+
+def test_diff_refuses_a_file_of_another_zone_or_none(tmp_path):
+    """Item 3: diff checks that each source holds ZONE (the check verify makes), exit 6."""
+    ours = tmp_path / "x.zone"
+    ours.write_text(zone_text("example.com"))
+    theirs = tmp_path / "other.zone"
+    theirs.write_text(zone_text("example.com").replace("example.com.", "example.net."))
+    empty = tmp_path / "empty.zone"
+    empty.write_text("")
+    result = CliRunner().invoke(cli, ["diff", ZONE, str(ours), str(theirs)])
+    assert result.exit_code == 6, result.output
+    assert "the file holds zone example.net. (its SOA), not example.com." in result.output
+    assert str(theirs) in result.output
+    result = CliRunner().invoke(cli, ["diff", ZONE, str(empty), str(ours)])
+    assert result.exit_code == 6, result.output
+    assert "holds no SOA record for example.com." in result.output
+    assert "None" not in result.output
+
+
+def test_a_zone_missing_from_a_store_is_a_local_io_error(tmp_path):
+    """Item 7: like a missing file, exit 7, one line naming zone and store."""
+    store = tmp_path / "store"
+    store.mkdir()
+    for args in (["verify", "nothere.com", str(store)], ["diff", "nothere.com", str(store), str(store)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 7, (args, result.output)
+        assert f"the store {store} holds no copy of nothere.com." in result.output

@@ -106,7 +106,7 @@ def test_stdin_and_store_sources(tmp_path):
     store.zone_path(ORIGIN).write_text(EXAMPLE.read_text())
     assert verify("example.com", str(tmp_path)).exit_code == 0
     missing = verify("example.org", str(tmp_path))
-    assert missing.exit_code == 2 and "holds no copy of example.org." in missing.stderr
+    assert missing.exit_code == 7 and "holds no copy of example.org." in missing.stderr
 
 
 def test_several_files_name_their_source():

@@ -24,7 +24,7 @@ from secdns.config import parse_zone_name
 from secdns.diff import Delta, TtlChange, diff_zones, to_ixfr, to_json, to_nsupdate
 from secdns.endpoints import parse_endpoint
 from secdns.errors import ExitCode, UsageError
-from secdns.sources import LoadOptions, SourceKind, load_zone, parse_source
+from secdns.sources import LoadOptions, SourceKind, load_zone, parse_source, require_zone
 
 FORMATS = ("text", "json", "nsupdate", "ixfr")
 
@@ -182,6 +182,8 @@ def command(
         return await asyncio.gather(*(load_zone(s, origin, options) for s in sources))
 
     zone_a, zone_b = asyncio.run(load_both())
+    require_zone(zone_a)
+    require_zone(zone_b)
     delta = diff_zones(
         origin,
         zone_a.records,
