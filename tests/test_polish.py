@@ -81,7 +81,10 @@ def test_a_zone_missing_from_a_store_is_a_local_io_error(tmp_path):
     """Item 7: like a missing file, exit 7, one line naming zone and store."""
     store = tmp_path / "store"
     store.mkdir()
-    for args in (["verify", "nothere.com", str(store)], ["diff", "nothere.com", str(store), str(store)]):
+    for args in (
+        ["verify", "nothere.com", str(store)],
+        ["diff", "nothere.com", str(store), str(store)],
+    ):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 7, (args, result.output)
         assert f"the store {store} holds no copy of nothere.com." in result.output
