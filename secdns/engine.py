@@ -313,8 +313,9 @@ async def transfer(
                         f"no data for {timeout:g}s during {kind.value} "
                         f"({reader.count} records so far)"
                     ) from err
+                reader.admit(int.from_bytes(raw[6:8]) if len(raw) >= 12 else 0)
                 try:
-                    message = wire.parse_message(raw, origin, limits.max_records)
+                    message = wire.parse_message(raw, origin, limits.max_records + 2)
                 except wire.WireError as err:
                     raise BadDataError(f"malformed message in the transfer: {err}") from err
                 if message.rcode != dns.rcode.NOERROR and (

@@ -271,6 +271,20 @@ class XfrReader:
     def _is_apex_soa(self, rec: wire.Record) -> bool:
         return rec.rdtype == SOA and rec.key == self.origin_key
 
+    def admit(self, answers: int) -> None:
+        """Refuse a message of ``answers`` records (its header's count, checked before
+        it is decoded) that would take the zone past ``max_records``.  The zone's
+        records are counted as a user counts them, its SOA once: an AXFR carries one
+        record more (the closing SOA), an IXFR two (its first SOA and the last)."""
+        if self.max_records is None:
+            return
+        extra = 1 if self.kind is XfrKind.AXFR else 2
+        if self.count + answers > self.max_records + extra:
+            raise LimitExceeded(
+                f"the zone has more than {self.max_records} records "
+                f"(--max-records {self.max_records}, [server] max_records)"
+            )
+
     def feed(self, message: wire.Message, size: int) -> bool:
         """Take one decoded message of ``size`` bytes; True when the transfer is complete."""
         if self.state is _State.DONE:
@@ -285,12 +299,8 @@ class XfrReader:
             )
         if not message.records and self.state is _State.FIRST_SOA:
             raise BadDataError("empty answer: no SOA")
+        self.admit(len(message.records))
         self.count += len(message.records)
-        if self.max_records is not None and self.count > self.max_records + 2:
-            raise LimitExceeded(
-                f"transfer exceeds the limit of {self.max_records} records",
-                hint="raise it with pull --max-records, or max_records in [server]",
-            )
         shared = self._shared
         owners = self._owners
         text = self.text_bytes

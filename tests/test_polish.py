@@ -88,3 +88,43 @@ def test_a_zone_missing_from_a_store_is_a_local_io_error(tmp_path):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 7, (args, result.output)
         assert f"the store {store} holds no copy of nothere.com." in result.output
+
+
+def _zone_of(records: int) -> str:
+    """example.com with ``records`` records, counted as a user does (SOA once)."""
+    lines = [
+        "$ORIGIN example.com.",
+        "$TTL 3600",
+        "@ SOA ns1 hostmaster 7 7200 900 1209600 300",
+        "@ NS ns1",
+        "ns1 A 192.0.2.1",
+    ]
+    lines += [f"h{i} A 192.0.2.{i % 250 + 1}" for i in range(records - 3)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("records", [4, 3003])
+def test_max_records_counts_the_zone_as_the_user_does(bind_primary, tmp_path, records):
+    """Item 5: a zone of N records passes --max-records N and fails at N - 1, with a
+    message naming the limit, the option, the zone and the primary (exit 6)."""
+    primary = bind_primary({"example.com": _zone_of(records)})
+    out = tmp_path / "x.zone"
+    ok = CliRunner().invoke(
+        cli, ["pull", ZONE, f"@{primary.addr}", "-o", str(out), "--max-records", str(records)]
+    )
+    assert ok.exit_code == 0, ok.output
+    out.unlink()
+    over = CliRunner().invoke(
+        cli, ["pull", ZONE, f"@{primary.addr}", "-o", str(out), "--max-records", str(records - 1)]
+    )
+    assert over.exit_code == 6, over.output
+    assert (
+        f"zone example.com., server {primary.addr}" in over.output
+        or f"zone example.com., server 127.0.0.1" in over.output
+    ), over.output
+    assert (
+        f"the zone has more than {records - 1} records "
+        f"(--max-records {records - 1}, [server] max_records)" in over.output
+    )
+    assert "malformed" not in over.output
+    assert not out.exists()

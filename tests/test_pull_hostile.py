@@ -151,7 +151,7 @@ def test_record_limit(tmp_path):
     with FakePrimary(axfr_of(full(10)), soa(10)) as primary:
         result = pull(ORIGIN, primary.addr, "-o", str(tmp_path / "z"), "--max-records", "2")
     assert result.exit_code == 6
-    assert "limit of 2 records" in result.stderr
+    assert "the zone has more than 2 records (--max-records 2" in result.stderr
     assert not (tmp_path / "z").exists()
 
 
