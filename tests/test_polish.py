@@ -52,7 +52,7 @@ def test_ctl_reload_reports_a_bad_config_and_restart_warnings(bind_primary, serv
     assert "bogus" in failed.output and "unknown key" in failed.output
     assert "reload: done" not in failed.output
 
-    path.write_text(good.replace('listen = [\n', 'listen = [\n    "127.0.0.1:1",\n', 1))
+    path.write_text(good.replace("listen = [\n", 'listen = [\n    "127.0.0.1:1",\n', 1))
     warned = ctl(path, "reload")
     assert warned.exit_code == 0, warned.output
     assert "reload: done, zones=1" in warned.output
@@ -120,7 +120,7 @@ def test_max_records_counts_the_zone_as_the_user_does(bind_primary, tmp_path, re
     assert over.exit_code == 6, over.output
     assert (
         f"zone example.com., server {primary.addr}" in over.output
-        or f"zone example.com., server 127.0.0.1" in over.output
+        or "zone example.com., server 127.0.0.1" in over.output
     ), over.output
     assert (
         f"the zone has more than {records - 1} records "
