@@ -128,3 +128,37 @@ def test_max_records_counts_the_zone_as_the_user_does(bind_primary, tmp_path, re
     )
     assert "malformed" not in over.output
     assert not out.exists()
+
+
+def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
+    """Item 4: output that fit in the pipe's buffer never meets the closed pipe; the
+    command asks before it exits (main() -> check_stdout) and leaves with 141.  The
+    reader closes after the write, so this runs secdns.cli.main in a child whose
+    stdout is a pipe it closes itself once diff has written."""
+    import subprocess
+    import sys
+    import textwrap
+
+    a, b = tmp_path / "a.zone", tmp_path / "b.zone"
+    a.write_text(zone_text("example.com"))
+    b.write_text(zone_text("example.com").replace("2024010101", "2024010102"))
+    child = textwrap.dedent(
+        f"""
+        import io, os, sys
+        r, w = os.pipe()
+        os.dup2(w, 1)
+        os.close(w)
+        class Raw(io.FileIO):
+            def write(self, data):
+                n = super().write(data)
+                os.close(r)  # head -1 has read its line and gone
+                return n
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(Raw(1, "w", closefd=False)))
+        sys.argv = ["secdns", "diff", "example.com", {str(a)!r}, {str(b)!r}]
+        from secdns.cli import main
+        main()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b""

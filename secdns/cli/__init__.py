@@ -32,6 +32,39 @@ def exit_on_broken_pipe() -> NoReturn:
     sys.exit(EXIT_BROKEN_PIPE)
 
 
+READER_GRACE_MS = 20
+"""How long a command that wrote to a pipe waits at exit for its reader to go."""
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``| head -1`` that read
+    its line).  Output that fit in the pipe's buffer never met the closed pipe, so
+    a command that wrote to stdout asks before it exits: POLLERR on a pipe's write
+    end means its reader is gone."""
+    import select
+    import stat
+
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, 0)
+        # a reader that stopped early (head) is gone within a few milliseconds of our
+        # last write; one that reads to the end (cat, less) costs this wait once
+        return any(event & select.POLLERR for _, event in poller.poll(READER_GRACE_MS))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_stdout() -> None:
+    """Flush stdout and leave with 141 if its reader has gone (see
+    :func:`stdout_reader_gone`); :func:`main` does it for every command."""
+    sys.stdout.flush()
+    if stdout_reader_gone():
+        exit_on_broken_pipe()
+
+
 # subcommand -> module defining ``command``; imported only when used, so that
 # ``secdns pull`` does not pay for importing ``serve``.
 LAZY_COMMANDS = {
@@ -143,6 +176,6 @@ def main() -> None:
                 exit_on_broken_pipe()
             raise
         finally:  # what is still buffered meets a closed pipe here, after sys.exit
-            sys.stdout.flush()
+            check_stdout()
     except BrokenPipeError:
         exit_on_broken_pipe()

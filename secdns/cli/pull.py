@@ -227,7 +227,9 @@ def _report(
         for result in results:
             if result.text is not None:
                 sys.stdout.write(result.text)
-        sys.stdout.flush()
+        from secdns.cli import check_stdout
+
+        check_stdout()  # before the summary says "transferred" to a closed pipe
         output.render_pull(results, as_json=as_json, quiet=quiet, stream=sys.stderr)
     else:
         output.render_pull(results, as_json=as_json, quiet=quiet)
