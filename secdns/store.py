@@ -727,6 +727,10 @@ class ZoneWriter:
         return True
 
     def failed(self, error: str) -> None:
+        """Note a failed refresh in the state file; a zone we never held gets none
+        (a failed first pull of a mistyped zone leaves nothing behind)."""
+        if self.state.serial is None and not self.store.state_path(self.origin).exists():
+            return
         self.state.last_attempt = iso_time(whole_seconds=True)
         self.state.last_error = error
         self.store.save_state(self.origin, self.state)

@@ -162,3 +162,12 @@ def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
     assert done.returncode == 141, done.stderr
     assert done.stderr == b""
+
+
+def test_a_failed_first_pull_leaves_no_state_file(bind_primary, tmp_path):
+    """Item 18: REFUSED for a zone we never held writes nothing in the store."""
+    primary = bind_primary()
+    store = tmp_path / "zones2"
+    result = CliRunner().invoke(cli, ["pull", "nothere.com", f"@{primary.addr}", "-d", str(store)])
+    assert result.exit_code == 4, result.output
+    assert not store.exists() or not list(store.glob("nothere.com*"))
