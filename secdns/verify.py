@@ -38,7 +38,14 @@ from secdns.checks.dnssec import applicable_checks, check_dnssec
 from secdns.checks.integrity import check_integrity
 from secdns.checks.zoneindex import ZoneIndex
 from secdns.errors import UsageError, ZoneFileError
-from secdns.sources import LoadOptions, Source, SourceKind, load_zone, parse_source
+from secdns.sources import (
+    LoadOptions,
+    Source,
+    SourceKind,
+    load_zone,
+    other_zone,
+    parse_source,
+)
 from secdns.verify_report import (
     INTEGRITY_CHECKS,
     PROBE_CHECKS,
@@ -98,23 +105,13 @@ def check_records(
 
 
 def other_zone_finding(origin: dns.name.Name, records: list[wire.Record]) -> Finding | None:
-    """The one finding for a file of another zone (``verify example.org example.com.zone``):
-    no SOA at our apex, an SOA outside the zone.  ``None`` for a file of this zone."""
-    if any(rec.rdtype == dns.rdatatype.SOA and rec.owner == "@" for rec in records):
+    """The one finding for a file of another zone (``verify example.org example.com.zone``),
+    from :func:`secdns.sources.other_zone` (diff refuses such a file).  ``None`` for a
+    file of this zone."""
+    message = other_zone(origin, records)
+    if message is None:
         return None
-    foreign = next(
-        (r for r in records if r.rdtype == dns.rdatatype.SOA and r.owner.endswith(".")), None
-    )
-    if foreign is None:
-        return None
-    outside = sum(1 for r in records if r.owner.endswith("."))
-    return checks.OUT_OF_ZONE.error(
-        origin.to_text(),
-        None,
-        f"the file holds zone {foreign.owner} (its SOA), not {origin.to_text()}: "
-        f"{outside} of {len(records)} records are outside {origin.to_text()}; "
-        "wrong file or wrong zone name?",
-    )
+    return checks.OUT_OF_ZONE.error(origin.to_text(), None, message)
 
 
 async def _load_copies(
