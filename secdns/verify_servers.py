@@ -200,7 +200,7 @@ async def probe(origin: dns.name.Name, target: Target, options: VerifyOptions) -
             origin,
             target.address,
             target.port,
-            key=options.key,
+            key=None,  # TSIG is for the transfer: a server may know the key for no query
             timeout=options.timeout,
             tls=_tls(target, options),
         )

@@ -171,3 +171,26 @@ def test_a_failed_first_pull_leaves_no_state_file(bind_primary, tmp_path):
     result = CliRunner().invoke(cli, ["pull", "nothere.com", f"@{primary.addr}", "-d", str(store)])
     assert result.exit_code == 4, result.output
     assert not store.exists() or not list(store.glob("nothere.com*"))
+
+
+def test_verify_deep_probes_soa_unsigned(bind_primary, knot_primary, tmp_path):
+    """Item 6: TSIG is for the transfer; a server that knows the key but has it in
+    no ACL (Knot: BADKEY to a signed SOA query) still answers the SOA probe."""
+    from servers import tsig_secret
+
+    secret = tsig_secret()
+    tsig = {"xfr-key": ("hmac-sha256", secret)}
+    bind = bind_primary(tsig=tsig, allow_transfer_key="xfr-key")
+    knot = knot_primary(
+        tsig={**tsig, "other": ("hmac-sha256", tsig_secret())}, allow_transfer_key="other"
+    )
+    keyfile = tmp_path / "xfr.key"
+    keyfile.write_text(f'key "xfr-key" {{ algorithm hmac-sha256; secret "{secret}"; }};\n')
+    result = CliRunner().invoke(
+        cli, ["verify", ZONE, f"@{bind.addr}", f"@{knot.addr}", "-k", str(keyfile), "--deep"]
+    )
+    assert f"server {knot.addr} status=ok serial={SERIAL}" in result.output, result.output
+    assert f"server {bind.addr} status=ok serial={SERIAL}" in result.output
+    # the transfer is signed: Knot's ACL wants the other key, BIND's this one
+    assert f"cannot transfer the zone from {knot.addr}" in result.output
+    assert f"cannot transfer the zone from {bind.addr}" not in result.output

@@ -137,7 +137,8 @@ def command(
     rejects is an error, what it warns about a warning) and, when signed, for
     DNSSEC and ZONEMD.  Each @SERVER address (and with --nameservers auto every
     address of every NS) is asked for the SOA: serials must agree, answers must
-    be authoritative; --deep also transfers and checks every copy.
+    be authoritative; --deep also transfers and checks every copy.  The SOA
+    queries go unsigned: --tsig/-k signs the --deep transfers only.
 
     Exit status: 0 every check passed (warnings allowed unless --strict),
     1 a check failed, 2 and up the checks could not run (see secdns -h).
