@@ -10,7 +10,7 @@ import asyncio
 import socket
 
 from secdns.endpoints import Endpoint
-from secdns.errors import NetworkError
+from secdns.errors import NetworkError, os_reason
 
 
 async def resolve(endpoint: Endpoint) -> list[tuple[str, int]]:
@@ -21,7 +21,9 @@ async def resolve(endpoint: Endpoint) -> list[tuple[str, int]]:
     try:
         infos = await loop.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
     except OSError as err:
-        raise NetworkError(f"cannot resolve {endpoint.host}: {err}", server=str(endpoint)) from err
+        raise NetworkError(
+            f"cannot resolve {endpoint.host}: {os_reason(err)}", server=str(endpoint)
+        ) from err
     seen: list[tuple[str, int]] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         addr = (str(sockaddr[0]), endpoint.port)

@@ -40,6 +40,7 @@ from secdns.errors import (
     SecdnsError,
     TimeoutError_,
     TsigError,
+    os_reason,
 )
 from secdns.keys import TsigKey
 from secdns.xfr import (
@@ -264,7 +265,9 @@ async def transfer(
                             address, port, limit=70000
                         )
             except OSError as err:
-                raise NetworkError(f"cannot connect: {err.strerror or err}") from err
+                raise NetworkError(
+                    f"cannot connect to {format_addr(address, port)}: {os_reason(err)}"
+                ) from err
             except TimeoutError as err:
                 raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
             sock = writer.get_extra_info("socket")

@@ -8,6 +8,7 @@ README and the man pages.
 from __future__ import annotations
 
 import enum
+import os
 
 
 class ExitCode(enum.IntEnum):
@@ -211,3 +212,19 @@ def worst(codes: list[int]) -> int:
     if errors:
         return max(errors)
     return max(codes, default=0)
+
+
+def os_reason(err: OSError) -> str:
+    """An OSError's cause in words (``connection refused``, ``no such host``), not
+    Python's rendering of it (``Connect call failed ('127.0.0.1', 853)``, ``[Errno -2]``)."""
+    import socket  # here: the exception tree imports no sockets
+
+    if isinstance(err, socket.gaierror):
+        if err.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            return "no such host"
+        text = err.strerror or str(err)
+    elif err.errno:
+        text = os.strerror(err.errno)
+    else:
+        text = err.strerror or str(err)
+    return text[:1].lower() + text[1:]

@@ -40,7 +40,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from secdns.endpoints import Endpoint
-from secdns.errors import LocalIOError
+from secdns.errors import LocalIOError, os_reason
 from secdns.pull import PullResult, Status
 from secdns.store import Store, atomic_write
 from secdns.xfr import XfrKind
@@ -322,7 +322,7 @@ class MetricsServer:
             )
         except OSError as err:
             raise LocalIOError(
-                f"cannot listen for metrics on {self.endpoint}: {err.strerror or err}",
+                f"cannot listen for metrics on {self.endpoint}: {os_reason(err)}",
                 hint="is another server using the port? (server.metrics_listen)",
             ) from err
         sockname = self.server.sockets[0].getsockname()

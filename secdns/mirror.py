@@ -43,7 +43,7 @@ from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, format_addr, host_networks
-from secdns.errors import NetworkError, SecdnsError, UsageError
+from secdns.errors import NetworkError, SecdnsError, UsageError, os_reason
 from secdns.hook import exec_environment, run_command
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
@@ -265,7 +265,7 @@ class Mirror:
                 )
             except OSError as err:
                 raise NetworkError(
-                    f"cannot listen for NOTIFY on {listen}: {err.strerror or err}"
+                    f"cannot listen for NOTIFY on {listen}: {os_reason(err)}"
                 ) from err
             self._transport = transport
             self._listener = protocol

@@ -38,7 +38,7 @@ from pathlib import Path
 import dns.message
 
 from secdns.endpoints import Endpoint, format_addr
-from secdns.errors import LocalIOError, NetworkError, TimeoutError_, UsageError
+from secdns.errors import LocalIOError, NetworkError, TimeoutError_, UsageError, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,9 @@ async def open_stream(
         if isinstance(err, TimeoutError):
             raise TimeoutError_(f"cannot connect within {timeout:g}s", server=server) from err
         if isinstance(err, OSError):
-            raise NetworkError(f"cannot connect: {err.strerror or err}", server=server) from err
+            raise NetworkError(
+                f"cannot connect to {format_addr(address, port)}: {os_reason(err)}", server=server
+            ) from err
         raise
     name = tls.hostname or address
     try:

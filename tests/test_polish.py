@@ -194,3 +194,41 @@ def test_verify_deep_probes_soa_unsigned(bind_primary, knot_primary, tmp_path):
     # the transfer is signed: Knot's ACL wants the other key, BIND's this one
     assert f"cannot transfer the zone from {knot.addr}" in result.output
     assert f"cannot transfer the zone from {bind.addr}" not in result.output
+
+
+def test_network_messages_speak_dns_not_python(tmp_path):
+    """Item 10: no errno, no asyncio's "Connect call failed (...)", no Python tuples."""
+    import socket
+
+    from servers import free_port
+
+    out = str(tmp_path / "x.zone")
+    nohost = CliRunner().invoke(cli, ["pull", ZONE, "@no.such.host.invalid", "-o", out])
+    assert nohost.exit_code == 3, nohost.output
+    assert "cannot resolve no.such.host.invalid: no such host" in nohost.output
+    assert "Errno" not in nohost.output
+    port = free_port()
+    refused = CliRunner().invoke(
+        cli, ["pull", ZONE, f"@127.0.0.1:{port}", "--tls-insecure", "-o", out]
+    )
+    assert refused.exit_code == 3, refused.output
+    assert f"cannot connect to 127.0.0.1:{port}: connection refused" in refused.output
+    assert "Connect call failed" not in refused.output
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = holder.getsockname()[1]
+    try:
+        path = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            port=busy,
+            zones=[{"name": ZONE, "primaries": ["127.0.0.1:9"]}],
+        )
+        served = CliRunner().invoke(cli, ["serve", "-c", str(path)])
+    finally:
+        holder.close()
+    assert served.exit_code == 7, served.output
+    assert f"cannot listen on 127.0.0.1:{busy}: address already in use" in served.output
+    assert "('127.0.0.1'" not in served.output

@@ -56,6 +56,10 @@ def nsupdate_server(text: str) -> str:
     return f"{endpoint.host} {endpoint.port}"
 
 
+def _serial(serial: int | None) -> str:
+    return "none" if serial is None else str(serial)
+
+
 def render_text(delta: Delta, label_a: str, label_b: str, *, stat: bool, rich: bool) -> str:
     """The unified-diff-like text form (plain, stable; coloured by the caller on a TTY)."""
     zone = delta.origin.to_text()
@@ -64,14 +68,14 @@ def render_text(delta: Delta, label_a: str, label_b: str, *, stat: bool, rich: b
         s = delta.stats()
         lines.append(
             f"{zone} {s['added']} added, {s['removed']} removed, "
-            f"{s['ttl_changed']} TTL changed (serial {delta.serial_a} -> "
-            f"{delta.serial_b})"
+            f"{s['ttl_changed']} TTL changed (serial {_serial(delta.serial_a)} -> "
+            f"{_serial(delta.serial_b)})"
         )
         return "\n".join(lines) + "\n"
     if delta.same:
         return ""
-    lines.append(f"--- {label_a} (serial {delta.serial_a})")
-    lines.append(f"+++ {label_b} (serial {delta.serial_b})")
+    lines.append(f"--- {label_a} (serial {_serial(delta.serial_a)})")
+    lines.append(f"+++ {label_b} (serial {_serial(delta.serial_b)})")
     for _key, items in delta.by_owner():
         first = items[0][1]
         owner_rec = first.new if isinstance(first, TtlChange) else first

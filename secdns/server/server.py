@@ -34,7 +34,7 @@ from secdns import notify
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
 from secdns.control import Operations
-from secdns.errors import ConfigError, LocalIOError, SecdnsError
+from secdns.errors import ConfigError, LocalIOError, SecdnsError, os_reason
 from secdns.explain import log_step
 from secdns.pull import PullOptions
 from secdns.server import front, xfrout
@@ -394,7 +394,7 @@ class Server:
                 for server in self._tcp:
                     server.close()
                 raise LocalIOError(
-                    f"cannot listen on {endpoint}: {err.strerror or err}",
+                    f"cannot listen on {endpoint}: {os_reason(err)}",
                     hint="is another server using the port?",
                 ) from err
             worker = UdpWorker(self, udp)

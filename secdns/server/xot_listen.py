@@ -27,7 +27,7 @@ import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from secdns.errors import ConfigError, LocalIOError
+from secdns.errors import ConfigError, LocalIOError, os_reason
 from secdns.xot import ALPN
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class TlsListeners:
             except OSError as err:
                 self.close()
                 raise LocalIOError(
-                    f"cannot listen on {endpoint} (tls_listen): {err.strerror or err}",
+                    f"cannot listen on {endpoint} (tls_listen): {os_reason(err)}",
                     hint="is another server using the port?",
                 ) from err
             self.listeners.append(listener)

@@ -420,7 +420,7 @@ class ZoneRuntime:
             log.info(
                 "refresh: zone=%s serial %s -> %s via %s, +%d -%d from %s%s",
                 self.name,
-                result.serial_from,
+                "none" if result.serial_from is None else result.serial_from,
                 result.serial_to,
                 result.kind.value,
                 result.added,
