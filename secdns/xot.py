@@ -192,7 +192,12 @@ def _handshake_error(err: BaseException, tls: TlsSettings, name: str, timeout: f
             return TlsError(f"the server is not speaking TLS ({reason})")
         return TlsError(f"TLS handshake refused: {reason}")
     if isinstance(err, ConnectionError | EOFError | asyncio.IncompleteReadError):
-        return TlsError("TLS handshake refused: the server closed the connection")
+        # a DNS server on a plain port reads the ClientHello as a message length and
+        # closes when the rest never comes (secdns serve) or waits (BIND): one cause
+        return TlsError(
+            "no TLS handshake (the server closed the connection): "
+            "the server is not speaking TLS on this port?"
+        )
     return TlsError(f"TLS handshake failed: {err}")
 
 

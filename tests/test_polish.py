@@ -232,3 +232,25 @@ def test_network_messages_speak_dns_not_python(tmp_path):
     assert served.exit_code == 7, served.output
     assert f"cannot listen on 127.0.0.1:{busy}: address already in use" in served.output
     assert "('127.0.0.1'" not in served.output
+
+
+def test_tls_to_a_plain_dns_port_says_so(bind_primary, served, tmp_path):
+    """Item 12: serve's plain port closes on the ClientHello, BIND's waits: both
+    get "the server is not speaking TLS on this port?"."""
+    primary = bind_primary()
+    path = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+        tcp_idle_timeout=0.5,  # it closes before our handshake timeout
+    )
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    host, port = server.server.addresses[0]
+    for target in (f"@{host}:{port}", f"@{primary.addr}"):
+        result = CliRunner().invoke(
+            cli,
+            ["pull", ZONE, target, "--tls-insecure", "--timeout", "1.5", "-o", str(tmp_path / "z")],
+        )
+        assert result.exit_code == 3, result.output
+        assert "the server is not speaking TLS on this port?" in result.output, result.output
