@@ -254,3 +254,14 @@ def test_tls_to_a_plain_dns_port_says_so(bind_primary, served, tmp_path):
         )
         assert result.exit_code == 3, result.output
         assert "the server is not speaking TLS on this port?" in result.output, result.output
+
+
+def test_knot_notauth_to_a_denied_axfr_mentions_the_acl(knot_primary, tmp_path):
+    """Item 13: Knot answers NOTAUTH to an AXFR its ACL denies: the hint names the ACL."""
+    from servers import tsig_secret
+
+    knot = knot_primary(tsig={"xfr": ("hmac-sha256", tsig_secret())}, allow_transfer_key="xfr")
+    result = CliRunner().invoke(cli, ["pull", ZONE, f"@{knot.addr}", "-o", str(tmp_path / "z")])
+    assert result.exit_code == 4, result.output
+    assert "NOTAUTH" in result.output
+    assert "transfer ACL does not allow this host or key" in result.output
