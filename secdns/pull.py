@@ -154,7 +154,7 @@ async def _first_primary(
     for index, endpoint in enumerate(primaries, 1):
         if note:
             note.primary = str(endpoint)
-            why = "the first in the configured order" if index == 1 else "the next in order"
+            why = "the first in order" if index == 1 else "the next in order"
             note("primary", f"try {endpoint}: primary {index} of {len(primaries)}, {why}")
         try:
             addresses = await resolve(endpoint)
@@ -218,7 +218,10 @@ async def pull_zone(
     started = time.monotonic()
     zone_text = origin.to_text()
     note = Explainer(zone_text, options.explain)
-    await copy.prepare()
+    try:
+        await copy.prepare()
+    except SecdnsError as err:  # -o in a missing directory: say which zone
+        raise err.with_context(zone=zone_text) from None
     if note:
         _explain_hold(note, copy, options)
     first = [probed]
@@ -238,8 +241,13 @@ async def pull_zone(
     try:
         result = await _first_primary(origin, primaries, attempt, note)
     except SecdnsError as error:
+        error.with_context(zone=zone_text)  # a local write error knows no zone
         result = PullResult(
-            zone=zone_text, status=Status.FAILED, error=error, serial_from=copy.serial
+            zone=zone_text,
+            status=Status.FAILED,
+            error=error,
+            serial_from=copy.serial,
+            primary=error.server,  # the one that failed last, as error.server says
         )
         await copy.failed(error)
         note("write", "nothing written: the copy we hold is left as it was")
@@ -501,7 +509,8 @@ def _axfr_reason(copy: ZoneCopy, options: PullOptions) -> str:
 
 def _explain_answer(note: Explainer, xfr: Transfer, options: PullOptions) -> None:
     reader = xfr.reader
-    size = f"{reader.messages} messages, {reader.bytes} bytes"
+    plural = "" if reader.messages == 1 else "s"
+    size = f"{reader.messages} message{plural}, {reader.bytes} bytes"
     if reader.up_to_date:
         note("answer", f"the IXFR answer is a single SOA: up to date ({size})")
     elif reader.records is None:

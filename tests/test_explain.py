@@ -82,7 +82,7 @@ def test_explain_failover_to_the_second_primary(bind_primary, tmp_path):
     assert said[1] == (
         "primary",
         dead,
-        f"try {dead}: primary 1 of 2, the first in the configured order",
+        f"try {dead}: primary 1 of 2, the first in order",
     )
     assert said[2][:2] == ("failover", dead)
     assert said[2][2].startswith("failed: ") and said[2][2].endswith("trying the next primary")

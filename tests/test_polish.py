@@ -265,3 +265,49 @@ def test_knot_notauth_to_a_denied_axfr_mentions_the_acl(knot_primary, tmp_path):
     assert result.exit_code == 4, result.output
     assert "NOTAUTH" in result.output
     assert "transfer ACL does not allow this host or key" in result.output
+
+
+def test_errors_name_zone_and_server(bind_primary, served, tmp_path):
+    """Item 11: -o in a missing directory names the zone; ctl refresh of a zone whose
+    primary is down names the server.  Item 17: the failed pull's JSON fills primary,
+    ctl --explain names the zone with its dot, the explain says "1 message"."""
+    import json
+
+    from servers import free_port
+
+    primary = bind_primary()
+    missing = CliRunner().invoke(
+        cli, ["pull", ZONE, f"@{primary.addr}", "-o", str(tmp_path / "nonexistent" / "x.zone")]
+    )
+    assert missing.exit_code == 7, missing.output
+    assert f"zone example.com.: cannot create a file in {tmp_path / 'nonexistent'}" in (
+        missing.output
+    )
+
+    dead = f"127.0.0.1:{free_port()}"
+    failed = CliRunner().invoke(
+        cli, ["pull", ZONE, f"@{dead}", "-o", str(tmp_path / "z"), "--json"]
+    )
+    assert failed.exit_code == 3, failed.output
+    doc = json.loads(failed.stdout)
+    pulled = doc[0] if isinstance(doc, list) else doc.get("results", [doc])[0]
+    assert pulled["primary"] == pulled["error"]["server"] == dead
+
+    path = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[
+            {"name": ZONE, "primaries": [primary.addr]},
+            {"name": "dead.com", "primaries": [dead]},
+        ],
+    )
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    refreshed = ctl(path, "refresh", "dead.com")
+    assert refreshed.exit_code == 3, refreshed.output
+    assert f'error="server {dead}: ' in refreshed.output, refreshed.output
+    explained = ctl(path, "refresh", ZONE, "--explain")
+    assert explained.exit_code == 0, explained.output
+    assert "explain: zone=example.com. " in explained.output
+    assert "zone=example.com " not in explained.output
+    assert "1 messages" not in explained.output

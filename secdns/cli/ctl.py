@@ -126,8 +126,13 @@ def _pull_line(pull: dict[str, Any]) -> str:
     if pull.get("fallback"):
         fields.append(f"fallback={json.dumps(pull['fallback'])}")
     error = pull.get("error")
-    if isinstance(error, dict):
-        fields.append(f"error={json.dumps(error.get('message'))}")
+    if isinstance(error, dict):  # zone= is there already; the server and hint are not
+        text = str(error.get("message"))
+        if error.get("server"):
+            text = f"server {error['server']}: {text}"
+        if error.get("hint"):
+            text += f" ({error['hint']})"
+        fields.append(f"error={json.dumps(text)}")
     return " ".join(fields)
 
 
@@ -196,6 +201,11 @@ def status(zones: tuple[str, ...], as_json: bool) -> None:
         sys.exit(int(ExitCode.DIFFERENT))
 
 
+def _absolute(zone: str) -> str:
+    """The zone as every other line names it, with its trailing dot."""
+    return zone if zone.endswith(".") else f"{zone}."
+
+
 def _no_wait_option(func: Any) -> Any:
     return click.option(
         "--no-wait", is_flag=True, help="Return at once; do not wait for the result."
@@ -214,6 +224,7 @@ def _refresh_command(name: str, doc: str) -> click.Command:
     @json_option
     def run(zone: str, no_wait: bool, explain: bool, as_json: bool) -> None:
         request = {"command": name, "zone": zone, "no_wait": no_wait, "explain": explain}
+        zone = _absolute(zone)
         on_step = _show_step(zone) if explain and not as_json else None
         result = _call(request, on_step)
         if as_json:
@@ -267,7 +278,7 @@ def notify(zone: str, no_wait: bool, as_json: bool) -> None:
     if as_json:
         output.emit_json(result)
     elif result.get("started"):
-        click.echo(f"notify: zone={zone} started")
+        click.echo(f"notify: zone={_absolute(zone)} started")
     else:
         targets = ",".join(result.get("targets", [])) or "-"
         click.echo(f"notify: zone={result.get('zone')} targets={targets}")
