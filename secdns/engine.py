@@ -330,8 +330,9 @@ async def transfer(
                 elif message.tsig_rdata is not None:
                     raise TsigError("the answer is TSIG-signed but we sent no key")
                 done = reader.feed(message, length + 2)
-                if progress is not None:
-                    progress(reader.count, reader.bytes)
+                if progress is not None:  # at the end the zone's records, SOA once
+                    whole = done and reader.records is not None
+                    progress(len(reader.records) if whole else reader.count, reader.bytes)  # type: ignore[arg-type]
                 if done:
                     break
             if verifier is not None:

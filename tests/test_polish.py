@@ -311,3 +311,30 @@ def test_errors_name_zone_and_server(bind_primary, served, tmp_path):
     assert "explain: zone=example.com. " in explained.output
     assert "zone=example.com " not in explained.output
     assert "1 messages" not in explained.output
+
+
+def test_progress_ends_on_the_count_the_summary_shows(bind_primary, tmp_path):
+    """Item 17: the TTY progress bar said 3,004 records, the summary 3003."""
+    import asyncio
+
+    import dns.name
+
+    from secdns.engine import transfer
+    from secdns.xfr import XfrKind
+
+    primary = bind_primary({"example.com": _zone_of(3003)})
+    host, port = primary.addr.rsplit(":", 1)
+    seen: list[int] = []
+    xfr = asyncio.run(
+        transfer(
+            dns.name.from_text(ZONE),
+            host,
+            int(port),
+            XfrKind.AXFR,
+            progress=lambda records, nbytes: seen.append(records),
+        )
+    )
+    assert len(xfr.reader.records or []) == 3003
+    assert seen[-1] == 3003
+    result = CliRunner().invoke(cli, ["pull", ZONE, f"@{primary.addr}", "-o", str(tmp_path / "z")])
+    assert "records=3003" in result.output, result.output
