@@ -338,3 +338,20 @@ def test_progress_ends_on_the_count_the_summary_shows(bind_primary, tmp_path):
     assert seen[-1] == 3003
     result = CliRunner().invoke(cli, ["pull", ZONE, f"@{primary.addr}", "-o", str(tmp_path / "z")])
     assert "records=3003" in result.output, result.output
+
+
+def test_readme_diff_server_syntax_works(tmp_path):
+    """Item 8: the README's --server syntax for diff -f nsupdate is the one that works."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    spelled = re.findall(r"`--server ([^`]+)`", readme)
+    assert spelled == ["HOST[:PORT]"], spelled
+    a, b = tmp_path / "a.zone", tmp_path / "b.zone"
+    a.write_text(zone_text("example.com"))
+    b.write_text(zone_text("example.com").replace("2024010101", "2024010102"))
+    result = CliRunner().invoke(
+        cli, ["diff", ZONE, str(a), str(b), "-f", "nsupdate", "--server", "127.0.0.1:15310"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("server 127.0.0.1 15310\n")
