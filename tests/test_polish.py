@@ -355,3 +355,38 @@ def test_readme_diff_server_syntax_works(tmp_path):
     )
     assert result.exit_code == 1, result.output
     assert result.output.startswith("server 127.0.0.1 15310\n")
+
+
+def test_demo_says_only_what_exists_and_ctrl_c_is_130():
+    """Items 9/16: no "files in /tmp/..." for a directory deleted at exit; demo --keep
+    stopped with Ctrl-C exits 130 like the other commands."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "demo", "--keep", "--change-every", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    lines = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C stops both" in line:
+                break
+        time.sleep(1)  # past the signal handlers' setup (before it: KeyboardInterrupt)
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = "".join(lines) + rest
+    assert process.returncode == 130, (text, stderr)
+    assert "== done: no files kept (-d DIR keeps them)" in text
+    assert "files in /tmp" not in text

@@ -59,13 +59,22 @@ def kept_text(setup: DemoSetup, change_every: float) -> list[str]:
     return lines
 
 
-async def _wait_for_stop(stop: asyncio.Event) -> None:
+async def _wait_for_stop(stop: asyncio.Event) -> int:
+    """Wait for SIGINT or SIGTERM; the exit status it calls for (130 for Ctrl-C, as
+    every other command gives; 0 for SIGTERM, as serve gives)."""
     loop = asyncio.get_running_loop()
+    got: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        got.append(signum)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, signum)
     try:
         await stop.wait()
+        return ExitCode.INTERRUPTED if got and got[0] == signal.SIGINT else ExitCode.OK
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -118,10 +127,13 @@ def command(directory: str | None, keep: bool, primary_port: int, change_every: 
     """
     printer = _Printer()
 
+    where = f"files in {directory}" if directory else "no files kept (-d DIR keeps them)"
+
     async def run(work: Path) -> int:
+        stopped = ExitCode.OK
         async with demo_servers(work, primary_port) as setup:
             ok = await run_scenario(setup, printer)
-            printer.step(f"done: files in {work}" if ok else "demo FAILED")
+            printer.step(f"done: {where}" if ok else "demo FAILED")
             if keep and ok:
                 printer.step("kept running:")
                 for line in kept_text(setup, change_every):
@@ -129,10 +141,10 @@ def command(directory: str | None, keep: bool, primary_port: int, change_every: 
                 sys.stdout.flush()
                 stop = asyncio.Event()
                 changer = asyncio.create_task(keep_changing(setup.primary, change_every, stop))
-                await _wait_for_stop(stop)
+                stopped = await _wait_for_stop(stop)
                 await changer
-                printer.step("stopped")
-        return ExitCode.OK if ok else ExitCode.DIFFERENT
+                printer.step(f"stopped: {where}")
+        return stopped if ok else ExitCode.DIFFERENT
 
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
