@@ -390,3 +390,42 @@ def test_demo_says_only_what_exists_and_ctrl_c_is_130():
     assert process.returncode == 130, (text, stderr)
     assert "== done: no files kept (-d DIR keeps them)" in text
     assert "files in /tmp" not in text
+
+
+def test_watch_mirror_stopped_by_sigint_prints_a_summary(bind_primary, tmp_path):
+    """Item 16b: the README says watch exits 0 "after a summary" on SIGINT/SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    primary = bind_primary()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "secdns",
+            "watch",
+            ZONE,
+            f"@{primary.addr}",
+            "-d",
+            str(tmp_path / "store"),
+            "--interval",
+            "0.2",
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "zone=example.com." in first, first
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert f"event=summary zone=example.com. serial={SERIAL} state=ok" in rest, (rest, stderr)

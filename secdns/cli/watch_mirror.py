@@ -6,6 +6,7 @@ terminal, one ``key=value`` line per event when piped, JSON lines with ``--json`
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from secdns.errors import UsageError
 from secdns.keys import TsigKey
 from secdns.mirror import Mirror, MirrorEvent, MirrorEventKind, MirrorOptions, MirrorZone
 from secdns.output import kv_line
+from secdns.refresh import ZoneStatus
 from secdns.store import Store, iso_time
 from secdns.watch import seconds_text, stop_on_signals
 from secdns.xfr import XfrKind
@@ -131,6 +133,29 @@ class MirrorPrinter(EventPrinter):
         else:
             self.out.write(mirror_line(event) + "\n")
 
+    def summary(self, statuses: list[ZoneStatus]) -> None:
+        """At the stop, one ``event=summary`` line per zone: where it was left."""
+        if self.quiet:
+            return
+        stamp = iso_time(time.time())
+        for status in statuses:
+            if self.as_json:
+                self.out.write_json({"event": "summary", "time": stamp, **status.to_dict()})
+                continue
+            self.out.write(
+                kv_line(
+                    ("time", stamp),
+                    ("event", "summary"),
+                    ("zone", status.zone),
+                    ("serial", status.serial),
+                    ("state", status.state),
+                    ("primary", status.primary),
+                    ("records", status.records),
+                    ("error", status.last_error),
+                )
+                + "\n"
+            )
+
 
 def mirror_plan(
     zones: list[str],
@@ -193,14 +218,13 @@ def run_mirror(
 ) -> None:
     """Mirror the zones until SIGINT/SIGTERM (or the stdout pipe's reader goes),
     printing each event; with ``metrics_endpoint``, serve /metrics meanwhile."""
-    printer: Callable[[MirrorEvent], None] = MirrorPrinter(
-        out, as_json=as_json, quiet=quiet, rich=rich
-    )
+    events = MirrorPrinter(out, as_json=as_json, quiet=quiet, rich=rich)
+    printer: Callable[[MirrorEvent], None] = events
     if watch_metrics is not None:
         printer = metrics.tee(watch_metrics.observe_mirror, printer)
     asyncio.run(
         metrics.serving_metrics(
-            _mirror(zones, store, options, printer, out, watch_metrics),
+            _mirror(zones, store, options, printer, out, watch_metrics, events.summary),
             metrics_endpoint,
             watch_metrics,
         )
@@ -214,6 +238,7 @@ async def _mirror(
     printer: Callable[[MirrorEvent], None],
     out: EventStream,
     watch_metrics: metrics.WatchMetrics | None = None,
+    summary: Callable[[list[ZoneStatus]], None] | None = None,
 ) -> None:
     stop = asyncio.Event()
     mirror = Mirror(zones, store=store, options=options, on_event=printer)
@@ -221,3 +246,5 @@ async def _mirror(
         watch_metrics.watch_mirror(lambda: [mirror.status(zone.origin) for zone in zones])
     with stop_on_signals(stop), out.watching(stop):
         await mirror.run(stop)
+    if summary is not None:  # the README's "exit 0, after a summary"
+        summary([mirror.status(zone.origin) for zone in zones])
