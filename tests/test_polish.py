@@ -429,3 +429,25 @@ def test_watch_mirror_stopped_by_sigint_prints_a_summary(bind_primary, tmp_path)
             process.kill()
     assert process.returncode == 0, stderr
     assert f"event=summary zone=example.com. serial={SERIAL} state=ok" in rest, (rest, stderr)
+
+
+def test_ctl_status_table_fits_80_columns(bind_primary, served, tmp_path, monkeypatch):
+    """Item 14: on an 80-column terminal no zone name or serial is wrapped; the
+    less useful columns go first."""
+    primary = bind_primary()
+    path = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+    )
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    monkeypatch.setattr("secdns.output.use_rich", lambda stream=None: True)
+    result = CliRunner(env={"COLUMNS": "80", "NO_COLOR": "1"}).invoke(
+        cli, ["ctl", "-c", str(path), "status"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, result.output
+    row = next(line for line in lines if "example.com." in line)
+    assert f" {SERIAL} " in row and " ok " in row, result.output

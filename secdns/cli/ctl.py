@@ -91,20 +91,47 @@ def status_line(status: dict[str, Any]) -> str:
     return " ".join(f"{field}={_text(field, status.get(field))}" for field in STATUS_FIELDS)
 
 
-def status_table(statuses: list[dict[str, Any]]) -> Any:
+# Columns a narrow terminal loses first; zone, serial, state and last_error stay.
+DROP_ORDER = ("records", "last_change", "last_refresh", "expires_at", "next_refresh", "primary")
+NEVER_WRAP = frozenset({"zone", "serial", "state", *TIME_FIELDS, "primary", "records"})
+
+
+def _cell(field: str, value: object) -> str:
+    return _when(value) if field in TIME_FIELDS else ("-" if value is None else str(value))
+
+
+def status_table(statuses: list[dict[str, Any]], width: int = 200) -> Any:
+    """The status table for a terminal ``width`` columns wide: a zone name or a serial
+    is never wrapped; the least useful columns go first when they do not all fit,
+    and only the last error folds."""
     from rich.table import Table
     from rich.text import Text
 
+    def natural(field: str) -> int:
+        cells = [len(_cell(field, s.get(field))) for s in statuses]
+        return max([len(field), *cells]) + 3  # padding and the border
+
+    fields = list(STATUS_FIELDS)
+    for field in DROP_ORDER:
+        fixed = sum(natural(f) for f in fields if f != "last_error") + 1
+        if fixed + min(natural("last_error"), 16) <= width:
+            break
+        fields.remove(field)
     table = Table(title="secdns serve", title_justify="left")
-    for field in STATUS_FIELDS:
-        table.add_column(field.replace("_", " "), overflow="fold")
+    for field in fields:
+        wrap = field not in NEVER_WRAP
+        table.add_column(
+            field.replace("_", " "),
+            overflow="fold" if wrap else "ellipsis",
+            no_wrap=not wrap,
+            min_width=None if wrap else natural(field) - 3,
+        )
     for status in statuses:
         cells: list[Any] = []
-        for field in STATUS_FIELDS:
+        for field in fields:
             value = status.get(field)
-            text = _when(value) if field in TIME_FIELDS else ("-" if value is None else str(value))
             style = _STATE_STYLE.get(str(value), "") if field == "state" else ""
-            cells.append(Text(text, style=style))
+            cells.append(Text(_cell(field, value), style=style))
         table.add_row(*cells)
     return table
 
@@ -193,7 +220,8 @@ def status(zones: tuple[str, ...], as_json: bool) -> None:
     elif output.use_rich():
         from rich.console import Console
 
-        Console(highlight=False).print(status_table(statuses))
+        console = Console(highlight=False)
+        console.print(status_table(statuses, console.width))
     else:
         for item in statuses:
             sys.stdout.write(status_line(item) + "\n")
