@@ -130,7 +130,7 @@ def command(directory: str | None, keep: bool, primary_port: int, change_every: 
     where = f"files in {directory}" if directory else "no files kept (-d DIR keeps them)"
 
     async def run(work: Path) -> int:
-        stopped = ExitCode.OK
+        stopped: int = ExitCode.OK
         async with demo_servers(work, primary_port) as setup:
             ok = await run_scenario(setup, printer)
             printer.step(f"done: {where}" if ok else "demo FAILED")
