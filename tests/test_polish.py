@@ -451,3 +451,19 @@ def test_ctl_status_table_fits_80_columns(bind_primary, served, tmp_path, monkey
     assert max(len(line) for line in lines) <= 80, result.output
     row = next(line for line in lines if "example.com." in line)
     assert f" {SERIAL} " in row and " ok " in row, result.output
+
+
+def test_serve_logs_a_first_load_from_serial_none(bind_primary, served, tmp_path, caplog):
+    """Item 10: serve's refresh log says "serial none -> N", not Python's None."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    primary = bind_primary()
+    path = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+    )
+    served(path).wait_serial(ZONE, SERIAL)
+    assert f"zone=example.com. serial none -> {SERIAL} via AXFR" in caplog.text, caplog.text
+    assert "None" not in caplog.text
