@@ -58,6 +58,19 @@ def test_ctl_reload_reports_a_bad_config_and_restart_warnings(bind_primary, serv
     assert "reload: done, zones=1" in warned.output
     assert "warning: reload: listen addresses changed; restart secdns serve" in warned.output
 
+    from servers import free_port
+    from xotservers import Pki
+
+    pki = Pki.make(tmp_path / "pki")
+    tls = (
+        f'tls_listen = ["127.0.0.1:{free_port()}"]\n'
+        f'tls_cert = "{pki.cert}"\ntls_key = "{pki.key}"\n'
+    )
+    path.write_text(good.replace("[server]\n", "[server]\n" + tls, 1))
+    added = ctl(path, "reload")
+    assert added.exit_code == 0, added.output
+    assert "warning: reload: tls_listen added; restart secdns serve to apply" in added.output
+
 
 def test_diff_refuses_a_file_of_another_zone_or_none(tmp_path):
     """Item 3: diff checks that each source holds ZONE (the check verify makes), exit 6."""
