@@ -170,12 +170,14 @@ def main() -> None:
     try:
         try:
             cli(prog_name="secdns")
-        except SystemExit:
+        except SystemExit as done:
             # click met the closed pipe itself (help, usage): it wraps stdout and exits 1
             if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
                 exit_on_broken_pipe()
+            if done.code in (None, 0, 1):  # a failure's own status says more than 141
+                check_stdout()
             raise
         finally:  # what is still buffered meets a closed pipe here, after sys.exit
-            check_stdout()
+            sys.stdout.flush()
     except BrokenPipeError:
         exit_on_broken_pipe()
