@@ -106,6 +106,44 @@ def remove_zone(store: Store, origin: dns.name.Name) -> bool:
     return found
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberChange:
+    """What a new version of a catalog means for the members recorded before it."""
+
+    unique_ids: dict[dns.name.Name, str]  # the members now (-> unique id)
+    removed: list[dns.name.Name]  # no longer listed and not yet pruned, sorted
+    added: list[dns.name.Name]  # listed now, not recorded before
+    reset: list[catalogs.Member]  # unique id changed: transfer from scratch (RFC 9432 5.2)
+
+
+def plan_change(
+    parsed: catalogs.Catalog,
+    recorded: dict[dns.name.Name, str],
+    removed_before: set[dns.name.Name],
+) -> MemberChange:
+    """The members after ``parsed``; an unusable catalog changes nothing (keep what we had)."""
+    if not parsed.usable:
+        return MemberChange(dict(recorded), sorted(removed_before), [], [])
+    old = {n: catalogs.Member(n, uid) for n, uid in recorded.items()}
+    delta = catalogs.diff_catalogs(old, parsed.members)
+    return MemberChange(
+        {n: m.unique_id for n, m in sorted(parsed.members.items())},
+        sorted((set(recorded) | removed_before) - set(parsed.members)),
+        [m.name for m in delta.added],
+        list(delta.reset),
+    )
+
+
+def read_catalog(store: Store, name: dns.name.Name, max_members: int) -> catalogs.Catalog:
+    """The member set of the catalog's copy in the store (blocking: run it in a thread)."""
+    path = store.zone_path(name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
+    return catalogs.catalog_from_text(name, text, max_members=max_members, filename=str(path))
+
+
 async def pull_catalog(
     name: dns.name.Name,
     primaries: list[Endpoint],
@@ -120,25 +158,12 @@ async def pull_catalog(
     recorded, removed_before = await asyncio.to_thread(load_membership, store, name)
     if result.status is Status.FAILED:
         return plan
-    path = store.zone_path(name)
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as err:
-        raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
-    parsed = await asyncio.to_thread(
-        catalogs.catalog_from_text, name, text, max_members=max_members, filename=str(path)
-    )
+    parsed = await asyncio.to_thread(read_catalog, store, name, max_members)
     plan.catalog = parsed
     for finding in parsed.findings:  # the caller reports them: pull prints each
         log.debug("pull: %s", finding.line())
-    if not parsed.usable:  # keep what we had
-        plan.members = sorted(recorded)
-        plan.unique_ids = dict(recorded)
-        plan.removed = sorted(removed_before)
-        return plan
-    old = {n: catalogs.Member(n, uid) for n, uid in recorded.items()}
-    delta = catalogs.diff_catalogs(old, parsed.members)
-    for member in delta.reset:
+    change = plan_change(parsed, recorded, removed_before)
+    for member in change.reset:
         log.warning(
             "pull: catalog=%s member %s has a new unique id %s: transferring it from scratch",
             name,
@@ -147,9 +172,9 @@ async def pull_catalog(
         )
         await asyncio.to_thread(remove_zone, store, member.name)
         plan.reset.append(member.name)
-    plan.members = sorted(parsed.members)
-    plan.unique_ids = {n: m.unique_id for n, m in parsed.members.items()}
-    plan.removed = sorted((set(recorded) | removed_before) - set(parsed.members))
+    plan.members = sorted(change.unique_ids)
+    plan.unique_ids = dict(change.unique_ids)
+    plan.removed = change.removed
     return plan
 
 
@@ -203,23 +228,39 @@ def finish(
     """
     if plan.catalog is None:
         return []
+    _kept, notes = settle(store, plan.name, plan.unique_ids, plan.removed, prune, pulled)
+    return notes
+
+
+def settle(
+    store: Store,
+    name: dns.name.Name,
+    unique_ids: dict[dns.name.Name, str],
+    removed: list[dns.name.Name],
+    prune: bool,
+    pulled: frozenset[dns.name.Name] = frozenset(),
+) -> tuple[list[dns.name.Name], list[str]]:
+    """Prune the ex-members (if asked) and record the membership (``pull`` and ``watch``).
+
+    Returns the ex-members kept (not pruned, or that could not be) and a note on each.
+    """
     notes = []
     kept = []
-    for name in plan.removed:
-        if name in pulled:
+    for member in removed:
+        if member in pulled:
             continue  # someone else's now
         if not prune:
-            kept.append(name)
+            kept.append(member)
             notes.append(
-                f"catalog {plan.name}: {name} is no longer a member: kept (--prune removes it)"
+                f"catalog {name}: {member} is no longer a member: kept (--prune removes it)"
             )
             continue
         try:
-            remove_zone(store, name)
+            remove_zone(store, member)
         except LocalIOError as err:
-            kept.append(name)
-            notes.append(f"catalog {plan.name}: {name} is no longer a member: {err.message}")
+            kept.append(member)
+            notes.append(f"catalog {name}: {member} is no longer a member: {err.message}")
             continue
-        notes.append(f"catalog {plan.name}: {name} is no longer a member: removed (--prune)")
-    save_membership(store, plan.name, plan.unique_ids, kept)
-    return notes
+        notes.append(f"catalog {name}: {member} is no longer a member: removed (--prune)")
+    save_membership(store, name, unique_ids, kept)
+    return kept, notes

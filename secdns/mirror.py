@@ -194,6 +194,8 @@ class Mirror:
             dns.name.from_text(z.key.name): z.key.to_dnspython() for z in zones if z.key is not None
         }
         self._refusals = RefusalLog(log, prefix="watch")
+        self._started = False
+        self._zones_added = asyncio.Event()  # run() then waits on their tasks too
 
     # -- public
 
@@ -204,6 +206,11 @@ class Mirror:
             return None
         sockname = self._transport.get_extra_info("sockname")
         return (str(sockname[0]), int(sockname[1]))
+
+    @property
+    def origins(self) -> list[dns.name.Name]:
+        """The zones followed now (catalog members come and go)."""
+        return list(self._followed)
 
     def serial(self, origin: dns.name.Name) -> int | None:
         """The serial we hold for a zone (None before the first success)."""
@@ -238,17 +245,24 @@ class Mirror:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.startup()
+        stopper = asyncio.ensure_future(stop.wait())
         try:
-            stopper = asyncio.ensure_future(stop.wait())
-            tasks = [f.task for f in self._followed.values() if f.task is not None]
-            if self._notify_task is not None:
-                tasks.append(self._notify_task)
-            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            for task in done:
-                if task is not stopper and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            while not stopper.done():  # until stopped, or a task fails (a bug)
+                added = asyncio.ensure_future(self._zones_added.wait())
+                tasks = [f.task for f in self._followed.values() if f.task is not None]
+                if self._notify_task is not None:
+                    tasks.append(self._notify_task)
+                tasks = [task for task in tasks if not task.done()]
+                done, _ = await asyncio.wait(
+                    [stopper, added, *tasks], return_when=asyncio.FIRST_COMPLETED
+                )
+                added.cancel()
+                self._zones_added.clear()
+                for task in done:
+                    if task not in (stopper, added) and not task.cancelled() and task.exception():
+                        raise task.exception()  # type: ignore[misc]
         finally:
+            stopper.cancel()
             await self.shutdown()
 
     async def startup(self) -> None:
@@ -275,12 +289,54 @@ class Mirror:
             log.info(
                 "watch: listening for NOTIFY on %s for %d zones", listen, len(self._notify_table)
             )
+        self._started = True
         for followed in self._followed.values():
-            if self.store is not None:
-                self._restore(followed)
-            followed.task = asyncio.create_task(
-                followed.refresher.run(), name=f"watch {followed.config.text}"
-            )
+            self._start(followed)
+
+    def _start(self, followed: _Followed) -> None:
+        if self.store is not None:
+            self._restore(followed)
+        followed.task = asyncio.create_task(
+            followed.refresher.run(), name=f"watch {followed.config.text}"
+        )
+
+    async def add_zone(self, zone: MirrorZone) -> bool:
+        """Follow one more zone (a catalog member), from now on; False if it is followed
+        already or the mirror is stopping.  Its first check comes within half a second."""
+        if zone.origin in self._followed or self._stopping:
+            return False
+        followed = self._follower(zone)
+        acl = await self._notify_acl(followed) if self._transport is not None else None
+        if zone.origin in self._followed or self._stopping:  # meanwhile
+            return False
+        self._followed[zone.origin] = followed
+        if zone.key is not None:
+            self._keyring[dns.name.from_text(zone.key.name)] = zone.key.to_dnspython()
+        if acl is not None:
+            self._notify_table[zone.origin] = acl
+        if self._started:
+            self._start(followed)
+            self._zones_added.set()
+        return True
+
+    async def remove_zone(self, origin: dns.name.Name) -> bool:
+        """Follow a zone no more (its files stay); False if it was not followed.
+
+        A transfer or --exec command in progress gets ``grace`` seconds to finish
+        (so that no write lands after the caller removes the zone's files)."""
+        followed = self._followed.pop(origin, None)
+        if followed is None:
+            return False
+        self._notify_table.pop(origin, None)
+        followed.refresher.stopping = True
+        followed.refresher.wake()
+        task = followed.task
+        if task is not None and not task.done():
+            if followed.busy:
+                await asyncio.wait([task], timeout=self.options.grace)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return True
 
     async def shutdown(self) -> None:
         self._stopping = True
@@ -314,25 +370,25 @@ class Mirror:
     # -- NOTIFY
 
     async def _build_notify_table(self) -> dict[dns.name.Name, NotifyAcl]:
-        table: dict[dns.name.Name, NotifyAcl] = {}
-        for origin, followed in self._followed.items():
-            addresses: list[str] = []
-            for endpoint in followed.config.primaries:
-                try:
-                    addresses += [address for address, _ in await resolve(endpoint)]
-                except SecdnsError as err:
-                    log.warning(
-                        "watch: zone=%s NOTIFY from %s will be refused: %s",
-                        followed.config.text,
-                        endpoint,
-                        err.message,
-                    )
-            key = followed.config.key
-            table[origin] = NotifyAcl(
-                sources=host_networks(addresses) + host_networks(followed.config.allow_notify),
-                zone_key=dns.name.from_text(key.name) if key is not None else None,
-            )
-        return table
+        return {origin: await self._notify_acl(f) for origin, f in self._followed.items()}
+
+    async def _notify_acl(self, followed: _Followed) -> NotifyAcl:
+        addresses: list[str] = []
+        for endpoint in followed.config.primaries:
+            try:
+                addresses += [address for address, _ in await resolve(endpoint)]
+            except SecdnsError as err:
+                log.warning(
+                    "watch: zone=%s NOTIFY from %s will be refused: %s",
+                    followed.config.text,
+                    endpoint,
+                    err.message,
+                )
+        key = followed.config.key
+        return NotifyAcl(
+            sources=host_networks(addresses) + host_networks(followed.config.allow_notify),
+            zone_key=dns.name.from_text(key.name) if key is not None else None,
+        )
 
     async def _answer_notifies(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:
         while True:
@@ -388,6 +444,7 @@ class Mirror:
             probed = await probe_primaries(origin, primaries, options)
             soa = probed.soa
             followed.timers = (float(soa.refresh), float(soa.retry), float(soa.expire))
+            followed.busy = True  # writing to the store from here on
             if not force_axfr and followed.serial is not None and soa.serial == followed.serial:
                 if self.store is not None:
                     await asyncio.to_thread(self.store.record_check, origin, soa.serial)
@@ -399,7 +456,6 @@ class Mirror:
                     serial_to=soa.serial,
                     primary_serial=soa.serial,
                 )
-            followed.busy = True
             # a fresh copy per pull: nothing of the zone stays in memory between
             copy = make_copy(origin, store=self.store, output=followed.config.output)
             return await pull_zone(origin, primaries, copy, options=options, probed=probed)

@@ -16,6 +16,7 @@ import sys
 import click
 from click.core import ParameterSource
 
+from secdns import catalog as catalogs
 from secdns import metrics, output
 from secdns.cli.options import (
     complete_zones,
@@ -180,6 +181,20 @@ class SerialOrNext(click.ParamType):
     help="Serve Prometheus /metrics here: secdns_watch_serial and secdns_watch_lag_seconds "
     "(monitor), the zone metrics of serve (mirror).",
 )
+@click.option(
+    "--catalog",
+    "catalog_name",
+    metavar="CATALOG",
+    help="Mirror: follow the catalog zone CATALOG (RFC 9432) and every member into -d DIR.",
+)
+@click.option("--prune", is_flag=True, help="With --catalog: remove zones no longer listed.")
+@click.option(
+    "--max-members",
+    type=click.IntRange(min=1),
+    default=catalogs.DEFAULT_MAX_MEMBERS,
+    show_default=True,
+    help="With --catalog: ignore a catalog listing more members than this.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event (lines).")
 @verbosity_options
 def command(
@@ -204,6 +219,9 @@ def command(
     keyfile: str | None,
     jobs: int | None,
     metrics_listen: str | None,
+    catalog_name: str | None,
+    prune: bool,
+    max_members: int,
     as_json: bool,
     verbose: int,
     quiet: bool,
@@ -227,6 +245,12 @@ def command(
     --until-consistent it exits 0 as soon as that holds, or 1 after --timeout
     with the list of who lagged.
 
+    Catalog (--catalog CATALOG @PRIMARY -d DIR): mirror the catalog zone (RFC
+    9432) and, after each change of it, every member it lists: added members
+    are followed and transferred, removed ones followed no more (their files
+    removed only with --prune), a member whose unique id changed transferred
+    from scratch.  Bad catalog records are logged and skipped.
+
     Runs until SIGINT/SIGTERM (exit 0), with a summary; with --until-* a stop
     before it holds exits 128 + the signal (130, 143).  Lines on stdout are one
     event each (key=value, or JSON with --json); a terminal gets a live table.
@@ -237,6 +261,7 @@ def command(
       secdns watch example.com @192.0.2.1 -o example.com.zone --interval 30 \\
           --notify-listen 0.0.0.0:5353 --exec 'rndc reload "$SECDNS_ZONE"'
       secdns watch -c secdns.toml --exec 'git -C zones commit -qam "$SECDNS_ZONE"'
+      secdns watch --catalog catalog.example @192.0.2.1 -d /var/lib/secdns --prune
       secdns watch example.com --servers @ns1.example.net @ns2.example.net
       secdns watch example.com --nameservers auto --until-serial 2026010102 --timeout 300
       secdns watch example.com --servers @192.0.2.1 @192.0.2.2 --until-consistent --json
@@ -262,6 +287,7 @@ def command(
                 "--exec": exec_command,
                 "--notify-listen": notify_listen,
                 "--tls": tls,
+                "--catalog": catalog_name,
             },
         )
         options = _monitor_options(
@@ -297,9 +323,25 @@ def command(
         },
         "in mirror mode; they go with --servers or --nameservers auto",
     )
-    mirror_zones, store, concurrency, limits = mirror_plan(
-        zones, servers, config_path, output_path, directory, key, tls
-    )
+    if catalog_name is None:
+        if prune:
+            raise UsageError("--prune removes former catalog members: use it with --catalog")
+        mirror_zones, store, concurrency, limits = mirror_plan(
+            zones, servers, config_path, output_path, directory, key, tls
+        )
+    else:
+        from secdns.cli.watch_catalog import catalog_plan, run_catalog
+
+        mirror_zones, store, concurrency, limits = catalog_plan(
+            catalog_name,
+            zones,
+            servers,
+            directory,
+            key,
+            tls,
+            _given_on_command_line("config_path"),
+            output_path,
+        )
     mirror_options = MirrorOptions(
         interval=interval,
         concurrency=jobs or concurrency,
@@ -310,6 +352,22 @@ def command(
         exec_command=exec_command,
         notify_listen=parse_endpoint(notify_listen) if notify_listen else None,
     )
+    if catalog_name is not None:
+        assert store is not None
+        run_catalog(
+            mirror_zones[0],
+            store,
+            mirror_options,
+            out,
+            max_members=max_members,
+            prune=prune,
+            as_json=as_json,
+            quiet=quiet,
+            rich=rich,
+            metrics_endpoint=metrics_endpoint,
+            watch_metrics=watch_metrics,
+        )
+        sys.exit(0)
     run_mirror(
         mirror_zones,
         store,
