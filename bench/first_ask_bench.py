@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""First-ask queries: one dnsperf pass over distinct questions, secdns beside NSD in one run.
+
+    python3 /work/shared/genzone.py 1000000 big.zone --queries big.q --nq 300000
+    python bench/first_ask_bench.py big.zone big.q --origin example.test. [--repeat 10]
+
+Prints, per server: time from start to the first answer (the zone given as a
+file), one pass over the query file (every question asked once: caches cold),
+then ``--repeat`` seconds over the same file (the repeating mix), peak RSS.
+The dnsperf command line is printed so a reader can rerun it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from serve_bench import dnsperf, rss_mib, secdns_config  # noqa: E402
+from servers import Nsd, free_port  # noqa: E402
+
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+
+
+def first_answer(port: int, origin: str, start: float, timeout: float = 600.0) -> float:
+    query = dns.message.make_query(origin, "SOA")
+    while time.perf_counter() - start < timeout:
+        try:
+            if dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2).answer:
+                return time.perf_counter() - start
+        except Exception:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"no answer on port {port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("zone", type=Path)
+    parser.add_argument("queries", type=Path)
+    parser.add_argument("--origin", default="example.test.")
+    parser.add_argument("--repeat", type=int, default=0, help="seconds of the repeating mix")
+    parser.add_argument("--only", choices=("nsd", "secdns"))
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait after start")
+    args = parser.parse_args()
+    print(
+        f"dnsperf -s 127.0.0.1 -p PORT -d {args.queries} -c 10 -T 1 -q 100 -n 1",
+        file=sys.stderr,
+    )
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if args.only != "secdns":
+            start = time.perf_counter()
+            nsd = Nsd.start(tmp / "nsd", {args.origin.rstrip("."): args.zone.resolve()})
+            load = time.perf_counter() - start
+            try:
+                row = {
+                    "start_s": round(load, 2),
+                    "first_pass_qps": dnsperf(nsd.port, args.queries, 0, once=True),
+                }
+                if args.repeat:
+                    row["repeat_qps"] = dnsperf(nsd.port, args.queries, args.repeat)
+                results["nsd"] = row
+                print(f"nsd: {row}", file=sys.stderr)
+            finally:
+                nsd.stop()
+        if args.only != "nsd":
+            import subprocess
+
+            port = free_port()
+            config = secdns_config(
+                tmp / "secdns.toml",
+                port,
+                tmp / "store",
+                {"name": args.origin, "file": str(args.zone.resolve())},
+            )
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"]
+            )
+            try:
+                row = {"start_s": round(first_answer(port, args.origin, start), 2)}
+                time.sleep(args.settle)
+                row["first_pass_qps"] = dnsperf(port, args.queries, 0, once=True)
+                if args.repeat:
+                    row["repeat_qps"] = dnsperf(port, args.queries, args.repeat)
+                row["rss_mib"] = round(rss_mib(proc.pid), 1)
+                results["secdns"] = row
+                print(f"secdns: {row}", file=sys.stderr)
+            finally:
+                proc.terminate()
+                proc.wait()
+    if "nsd" in results and "secdns" in results:
+        results["ratio"] = {
+            "first_pass": round(
+                results["secdns"]["first_pass_qps"] / results["nsd"]["first_pass_qps"], 3
+            )
+        }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,677 @@
+"""Answers built straight from prepared owner wire forms: the first ask of a name is cheap.
+
+The general path (:mod:`~secdns.server.lookup` then :mod:`~secdns.server.render`)
+parses an owner's lines into dnspython objects and walks them; ~60 us a query.
+Here each owner's records are prepared once, from the stored text lines by the
+same fast builders as :func:`~secdns.server.zone.fast_rdata` (never dnspython's
+text parser), into wire pieces: the owner's labels in the zone's case, and per
+type the TTL and each rdata as bytes or as a name still to be compressed.  A
+query of the common shape (:func:`~secdns.server.front.scan_plain`) is then
+a few dict lookups on lowercased keys and a copy of those pieces, compressed
+the way :class:`~secdns.server.render.Wire` (BIND) compresses them.
+
+What is answered here, exactly as the general path would (the property test in
+tests/test_prepared.py compares every owner and type of the test zones, with and
+without EDNS and DO, in several letter cases):
+
+* positive answers for one RRset, with the apex NS in the authority section and
+  addresses of NS/MX/SRV targets in the additional section, as ``Answerer`` adds
+  them;
+* NODATA (the negative SOA) and NXDOMAIN without a wildcard that could match;
+* a zone that is signed only for queries without DO.
+
+Everything else returns None and takes the general path: wildcards, CNAME
+chains, DNAME, referrals, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
+reply larger than the client allows (truncation), names with unusual bytes,
+and rdata types without a fast builder.
+
+The prepared form of an owner is kept with the tuple of lines it was made from,
+and is valid while the zone's current version holds that same tuple: an IXFR
+(which copies only the buckets and entries it touches) leaves every other
+owner's form valid, so nothing on the NOTIFY path costs in proportion to the
+zone.  The table of forms is bounded (:data:`OWNER_LIMIT`).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
+from secdns.server.front import scan_plain
+from secdns.server.render import EDNS_PAYLOAD
+from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+
+OWNER_LIMIT = 65536
+"""Prepared owner forms kept at most (the table is cleared when full; cheap to rebuild)."""
+
+MAX_ADDITIONAL = 13  # as lookup.MAX_ADDITIONAL (BIND's DNS_RDATASET_MAXADDITIONAL)
+
+_SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_SIMPLE_DOT = _SIMPLE | {46}
+
+_A, _NS, _CNAME, _SOA, _PTR, _MX, _TXT, _AAAA, _SRV, _DNAME = 1, 2, 5, 6, 12, 15, 16, 28, 33, 39
+_TYPE_CODES = {
+    "A": _A,
+    "NS": _NS,
+    "CNAME": _CNAME,
+    "SOA": _SOA,
+    "PTR": _PTR,
+    "MX": _MX,
+    "TXT": _TXT,
+    "AAAA": _AAAA,
+    "SRV": _SRV,
+    "DNAME": _DNAME,
+}
+# the types asked for here (positive answers need a fast builder for the type too)
+_QTYPES = frozenset({*_TYPE_CODES.values(), 257, 65, 64, 35, 52, 44, 13, 29, 256})
+_TARGET_TYPES = frozenset({_NS, _MX, _SRV})  # additional-section processing (no KX/AFSDB/RT)
+_SINGLETON = frozenset({_CNAME, _SOA, _DNAME})
+_NAME_TYPES = frozenset({_NS, _CNAME, _PTR})
+
+# rdata pieces: bytes, or (kind, fixed bytes, labels...) for the names to compress/remember
+_COMPRESS = 0  # (0, prefix, labels): prefix, then the name compressed (NS/CNAME/PTR/MX)
+_REMEMBER = 1  # (1, prefix, labels): prefix, the name in full, remembered (SRV, DNAME)
+_SOA_PIECE = 2  # (2, tail, mname, rname)
+
+Labels = tuple[bytes, ...]
+Piece = Any  # bytes | tuple[int, bytes, Labels] | tuple[int, bytes, Labels, Labels]
+Rrset = tuple[int, list[Piece]]  # TTL, rdata pieces (None-free)
+
+
+class Owner:
+    """One owner name's records as wire pieces (see the module docstring)."""
+
+    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed")
+
+    def __init__(self, labels: Labels) -> None:
+        self.labels = labels  # the owner's labels in the zone's case, root included
+        self.types: dict[int, Rrset] = {}
+        # per type without names in its rdata: (records, the answer section's bytes when the
+        # owner is written as a pointer to the question, i.e. the client used the zone's case)
+        self.fixed: dict[int, tuple[int, bytes]] = {}
+        self.unsupported: set[int] = set()  # types present without a fast builder (or singleton
+        # types with several records): a query for them takes the general path
+        self.kinds = 0
+
+
+def _name_labels(text: str, origin: Labels) -> Labels | None:
+    """Labels of a name in canonical text (absolute, or relative to the origin); None for
+    a name with escapes (canonical text escapes every byte that is not plain)."""
+    if text == "@":
+        return origin
+    if "\\" in text:
+        return None
+    if text[-1] == ".":
+        return (b"",) if text == "." else tuple(text.encode().split(b"."))
+    return (*text.encode().split(b"."), *origin)
+
+
+def _piece(rdtype: int, text: str, origin: Labels) -> Piece | None:
+    """The wire piece of one rdata in canonical text, or None (no fast builder)."""
+    try:
+        if rdtype == _A:
+            return socket.inet_aton(text)
+        if rdtype == _AAAA:
+            return socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+    if "\\" in text:
+        return None
+    if rdtype in _NAME_TYPES:
+        labels = _name_labels(text, origin)
+        return None if labels is None else (_COMPRESS, b"", labels)
+    if rdtype == _MX:
+        preference, exchange = text.split(" ")
+        labels = _name_labels(exchange, origin)
+        return None if labels is None else (_COMPRESS, struct.pack("!H", int(preference)), labels)
+    if rdtype == _SRV:
+        priority, weight, port, target = text.split(" ")
+        labels = _name_labels(target, origin)
+        fixed = struct.pack("!HHH", int(priority), int(weight), int(port))
+        return None if labels is None else (_REMEMBER, fixed, labels)
+    if rdtype == _DNAME:
+        labels = _name_labels(text, origin)
+        return None if labels is None else (_REMEMBER, b"", labels)
+    if rdtype == _TXT:
+        if not (text.startswith('"') and text.endswith('"')):
+            return None
+        out = bytearray()
+        for part in text[1:-1].split('" "'):
+            data = part.encode()
+            if b'"' in data or len(data) > 255:
+                return None
+            out.append(len(data))
+            out += data
+        return bytes(out)
+    if rdtype == _SOA:
+        mname, rname, *numbers = text.split(" ")
+        m, r = _name_labels(mname, origin), _name_labels(rname, origin)
+        if m is None or r is None or len(numbers) != 5:
+            return None
+        return (_SOA_PIECE, struct.pack("!IIIII", *map(int, numbers)), m, r)
+    return None
+
+
+def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
+    """The prepared form of an owner's canonical lines (None: an owner we cannot name)."""
+    first = lines[0]
+    owner_text = first[: first.find(" ")]
+    if owner_text == "@":
+        labels = origin
+    elif "\\" in owner_text or owner_text.endswith("."):
+        return None
+    else:
+        labels = (*owner_text.encode().split(b"."), *origin)
+    owner = Owner(labels)
+    types = owner.types
+    unsupported = owner.unsupported
+    for line in lines:
+        _owner, ttl_text, _cls, mnemonic, rdata = line.split(" ", 4)
+        rdtype = _TYPE_CODES.get(mnemonic)
+        if rdtype is None:
+            if mnemonic != "RRSIG":  # signatures matter only for DO queries (declined)
+                unsupported.add(_code(mnemonic))
+            continue
+        if rdtype == _NS:
+            owner.kinds |= KIND_NS
+        elif rdtype == _DNAME:
+            owner.kinds |= KIND_DNAME
+        piece = _piece(rdtype, rdata, origin)
+        if piece is None:
+            unsupported.add(rdtype)
+            continue
+        ttl = int(ttl_text)
+        found = types.get(rdtype)
+        if found is None:
+            types[rdtype] = (ttl, [piece])
+            continue
+        if rdtype in _SINGLETON:
+            unsupported.add(rdtype)  # dnspython keeps the last; be strict
+        elif piece not in found[1]:  # a duplicate record: dnspython keeps one (min TTL)
+            found[1].append(piece)
+        if ttl < found[0]:
+            types[rdtype] = (ttl, found[1])
+    for rdtype in unsupported:
+        types.pop(rdtype, None)
+    for rdtype, (ttl, pieces) in types.items():
+        if all(type(piece) is bytes for piece in pieces):
+            owner.fixed[rdtype] = (
+                len(pieces),
+                b"".join(b"\xc0\x0c" + _RR.pack(rdtype, 1, ttl, len(p)) + p for p in pieces),
+            )
+    return owner
+
+
+_codes: dict[str, int] = {}
+
+
+def _code(mnemonic: str) -> int:
+    code = _codes.get(mnemonic)
+    if code is None:
+        import dns.rdatatype
+
+        code = _codes[mnemonic] = int(dns.rdatatype.from_text(mnemonic))
+    return code
+
+
+# --- rendering (render.Wire's compression, on label tuples) ---------------------------------------
+
+
+def _write_name(out: bytearray, table: dict[Labels, int], labels: Labels) -> None:
+    count = len(labels)
+    pointer = None
+    depth = count - 1
+    for candidate in range(min(count - 1, 2)):
+        pointer = table.get(labels[candidate:])
+        if pointer is not None:
+            depth = candidate
+            break
+    offset = len(out)
+    for position in range(depth):
+        label = labels[position]
+        if position < 2 and offset < 0x4000:
+            table[labels[position:]] = offset
+        out.append(len(label))
+        out += label
+        offset += 1 + len(label)
+    if pointer is not None:
+        out += struct.pack("!H", 0xC000 | pointer)
+    else:
+        out.append(0)
+
+
+def _write_rrset(
+    out: bytearray, table: dict[Labels, int], labels: Labels, rdtype: int, rrset: Rrset
+) -> None:
+    ttl, pieces = rrset
+    for piece in pieces:
+        _write_name(out, table, labels)
+        out += struct.pack("!HHIH", rdtype, 1, ttl, 0)
+        start = len(out)
+        if type(piece) is bytes:
+            out += piece
+        elif piece[0] == _COMPRESS:
+            out += piece[1]
+            _write_name(out, table, piece[2])
+        elif piece[0] == _REMEMBER:
+            out += piece[1]
+            position = len(out)
+            name: Labels = piece[2]
+            for label in name:
+                out.append(len(label))
+                out += label
+            for depth in range(min(len(name) - 1, 2)):
+                if position >= 0x4000:
+                    break
+                table[name[depth:]] = position
+                position += 1 + len(name[depth])
+        else:
+            _write_name(out, table, piece[2])
+            _write_name(out, table, piece[3])
+            out += piece[1]
+        struct.pack_into("!H", out, start - 2, len(out) - start)
+
+
+# --- the answerer ---------------------------------------------------------------------------------
+
+_RR = struct.Struct("!HHIH")
+_HEADER = struct.Struct("!HHHHH")
+_OPT_PLAIN = b"\x00" + _RR.pack(41, EDNS_PAYLOAD, 0, 0)
+_OPT_DO = b"\x00" + _RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
+_FLAG_BITS = 0x0100 | 0x0010 | 0x7800  # RD, CD, opcode: copied from the query
+_QR_AA = 0x8000 | 0x0400
+
+_OK, _NX, _CUT, _WILD = range(4)
+
+Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
+
+
+class PreparedAnswers:
+    """Answers from prepared owner forms, or None for the general path."""
+
+    def __init__(self, table: ZoneTable, limit: int = OWNER_LIMIT) -> None:
+        self.table = table
+        self.limit = limit
+        self.owners: dict[str, tuple[tuple[str, ...], Owner | None]] = {}
+        self.used = 0
+        self._origins: dict[str, Labels] = {}
+        self._clean: dict[str, int] = {}  # ancestor key -> version number it was found clean in
+
+    def owner(self, version: ZoneVersion, key: str, lines: tuple[str, ...]) -> Owner | None:
+        """The prepared form of ``key``'s ``lines`` (made now if not kept)."""
+        found = self.owners.get(key)
+        if found is not None and found[0] is lines:
+            return found[1]
+        origin = self._origins.get(version.origin_key)
+        if origin is None or len(self._origins) > 4096:
+            if len(self._origins) > 4096:
+                self._origins.clear()
+            origin = self._origins[version.origin_key] = tuple(version.origin.labels)
+        owner = prepare_owner(lines, origin) if lines else None
+        if len(self.owners) >= self.limit:
+            self.owners.clear()
+        self.owners[key] = (lines, owner)
+        return owner
+
+    def answer(self, wire: bytes) -> tuple[bytes, ServedZone] | None:
+        """The reply to ``wire`` and the zone that gave it, or None (take the general path)."""
+        query = scan_plain(wire)
+        if query is None:
+            return None
+        flags = query.flags
+        if flags & 0xF800 or query.qclass != 1 or query.qtype not in _QTYPES:
+            return None  # QR, opcode, class, type
+        opt_ttl = query.opt_ttl
+        if opt_ttl is not None and opt_ttl & 0x00FF0000:
+            return None  # EDNS version > 0: BADVERS
+        labels = query.labels
+        if query.qname_end - 12 > 255:
+            return None
+        if labels:
+            joined = b".".join(labels)
+            if not _SIMPLE_DOT.issuperset(joined) or joined.count(46) != len(labels) - 1:
+                return None  # unusual bytes, or a dot inside a label
+            key = joined.lower().decode() + "."
+        else:
+            key = "."
+        zone, depth = self._zone(key)
+        if zone is None:
+            return None
+        version = zone.version
+        if version is None or zone.expired:
+            return None
+        qtype = query.qtype
+        if (
+            depth
+            and (flags & 0x0100 or (opt_ttl is not None and query.payload <= 512))
+            and qtype not in _TARGET_TYPES
+        ):
+            # the commonest question, in the fewest steps: an existing name below the apex
+            # whose ancestors are known clean, asked in the zone's case for an RRset
+            # without names, and no authority (RD) or additional section
+            entry = version.buckets[hash(key) & version.mask].get(key)
+            if entry is not None and entry[0]:
+                lines = entry[0]
+                found = self.owners.get(key)
+                owner = (
+                    found[1]
+                    if found is not None and found[0] is lines
+                    else self.owner(version, key, lines)
+                )
+                if (
+                    owner is not None
+                    and not owner.kinds
+                    and qtype in owner.fixed
+                    and self._clean.get(key.split(".", 1)[1] or ".") == version.number
+                    and owner.labels[:-1] == tuple(labels)
+                    and not (opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure)
+                ):
+                    count, rrs = owner.fixed[qtype]
+                    if opt_ttl is None:
+                        opt, arcount = b"", 0
+                    else:
+                        opt, arcount = (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN), 1
+                    head = _HEADER.pack(_QR_AA | (flags & _FLAG_BITS), 1, count, 0, arcount)
+                    reply = wire[:2] + head + wire[12 : query.qname_end + 4] + rrs + opt
+                    if len(reply) > (512 if opt_ttl is None else _limit(query.payload)):
+                        return None
+                    self.used += 1
+                    return reply, zone
+        if opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure:
+            return None  # DO on a signed zone: the proofs and signatures of the general path
+        if opt_ttl is not None:
+            payload = query.payload
+            limit = _limit(payload)
+        else:
+            payload = limit = 512
+        status, entry = self._walk(version, key, depth)
+        if status == _CUT or status == _WILD:
+            return None
+        if (
+            entry is not None
+            and entry[0]
+            and (flags & 0x0100 or (opt_ttl is not None and payload <= 512))  # no authority
+            and qtype not in _TARGET_TYPES  # no additional section
+        ):
+            # the commonest answer: one RRset without names, the owner a pointer to the question
+            owner = self.owner(version, key, entry[0])
+            fixed = owner.fixed.get(qtype) if owner is not None else None
+            if fixed is not None and owner is not None and owner.labels[:-1] == tuple(labels):
+                if opt_ttl is None:
+                    opt, arcount = b"", 0
+                else:
+                    opt, arcount = (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN), 1
+                head = _HEADER.pack(_QR_AA | (flags & _FLAG_BITS), 1, fixed[0], 0, arcount)
+                reply = wire[:2] + head + wire[12 : query.qname_end + 4] + fixed[1] + opt
+                if len(reply) > limit:
+                    return None
+                self.used += 1
+                return reply, zone
+        sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry)
+        if sections is None:
+            return None
+        reply = _render(wire, labels, flags, opt_ttl, *sections)
+        if len(reply) > limit:
+            return None
+        self.used += 1
+        return reply, zone
+
+    def _zone(self, key: str) -> tuple[ServedZone | None, int]:
+        """The deepest zone holding ``key``, and how many labels the name has below it."""
+        zones = self.table.zones
+        walk = key
+        depth = 0
+        while True:
+            zone = zones.get(walk)
+            if zone is not None:
+                return zone, depth
+            if walk == ".":
+                return None, 0
+            walk = walk.split(".", 1)[1] or "."
+            depth += 1
+
+    def _resolve(
+        self,
+        qtype: int,
+        key: str,
+        version: ZoneVersion,
+        zone: ServedZone,
+        flags: int,
+        opt_ttl: int | None,
+        payload: int,
+        entry: tuple[tuple[str, ...], int] | None,
+    ) -> tuple[int, Section, Section, Section] | None:
+        """The rcode and sections of the answer, as ``Answerer`` fills them (``entry``: the
+        name's, None if it does not exist); None: not here."""
+        answer: Section = []
+        authority: Section = []
+        additional: Section = []
+        rcode = 0
+        apex_key = version.origin_key
+        if entry is None:  # NXDOMAIN: no wildcard at the closest encloser
+            rcode = 3
+            self._negative_soa(version, authority)
+        elif not entry[0]:  # an empty non-terminal: NODATA
+            self._negative_soa(version, authority)
+        else:
+            owner = self.owner(version, key, entry[0])
+            if owner is None or qtype in owner.unsupported:
+                return None
+            rrset = owner.types.get(qtype)
+            if rrset is None:
+                if _CNAME in owner.types or _CNAME in owner.unsupported:
+                    return None  # a CNAME chain: the general path
+                self._negative_soa(version, authority)
+            else:
+                edns_small = opt_ttl is not None and payload <= 512
+                no_authority = bool(flags & 0x0100) or edns_small
+                answer.append((key, owner.labels, qtype, rrset))
+                if not edns_small and qtype in _TARGET_TYPES:
+                    if not self._additional_for(version, zone, rrset, answer, [], additional):
+                        return None
+                answer_has_ns = qtype == _NS and key == apex_key
+                if not no_authority and not answer_has_ns:
+                    apex = self.owner(version, apex_key, version.lines(apex_key))
+                    if apex is None:
+                        return None
+                    ns = apex.types.get(_NS)
+                    if _NS in apex.unsupported:
+                        return None
+                    if ns is not None:
+                        authority.append((apex_key, apex.labels, _NS, ns))
+                        if not edns_small and not self._additional_for(
+                            version, zone, ns, answer, authority, additional
+                        ):
+                            return None
+        return rcode, answer, authority, additional
+
+    def _walk(
+        self, version: ZoneVersion, key: str, depth: int
+    ) -> tuple[int, tuple[tuple[str, ...], int] | None]:
+        """``Answerer._lookup`` down to ``key`` (``depth`` labels below the apex): (_OK, its
+        entry), (_NX, None) if it does not exist and no wildcard could match, (_CUT, None)
+        for a delegation or DNAME on the way, (_WILD, None) if a wildcard could match.
+
+        Bottom-up where the general path goes top-down: an existing name has every
+        ancestor in the zone (empty non-terminals included), and every outcome that
+        depends on the order (a cut above a missing name) is declined or the same."""
+        entry = version.entry(key)
+        walk = key
+        if entry is None:
+            while True:  # up to the closest encloser (the apex always exists)
+                walk = walk.split(".", 1)[1] or "."
+                depth -= 1
+                found = version.entry(walk)
+                if found is not None:
+                    break
+            status = self._cut(version, walk, depth, found[0], False)
+            if status != _OK:
+                return status, None
+            wild = "*." + walk if walk != "." else "*."
+            return (_WILD if version.exists(wild) else _NX), None
+        status = self._cut(version, walk, depth, entry[0], True)
+        return status, (entry if status == _OK else None)
+
+    def _cut(
+        self, version: ZoneVersion, walk: str, depth: int, lines: tuple[str, ...], at_qname: bool
+    ) -> int:
+        """_CUT if ``walk`` (``depth`` labels below the apex) or a name above it is a
+        delegation (not the apex) or a DNAME (not the name asked for); _WILD if an owner
+        cannot be prepared; else _OK.  Ancestors found clean are remembered per version."""
+        clean = self._clean
+        number = version.number
+        visited = []
+        while True:
+            if not at_qname:
+                if clean.get(walk) == number:
+                    break
+                visited.append(walk)
+            if lines:
+                owner = self.owner(version, walk, lines)
+                if owner is None:
+                    return _WILD
+                kinds = owner.kinds
+                if kinds and ((depth and kinds & KIND_NS) or (not at_qname and kinds & KIND_DNAME)):
+                    return _CUT
+            if not depth:
+                break
+            walk = walk.split(".", 1)[1] or "."
+            depth -= 1
+            at_qname = False
+            found = version.entry(walk)
+            if found is None:
+                return _WILD  # cannot happen: ancestors of a name exist
+            lines = found[0]
+        if len(clean) + len(visited) > self.limit:
+            clean.clear()
+        for walk in visited:
+            clean[walk] = number
+        return _OK
+
+    def _negative_soa(self, version: ZoneVersion, authority: Section) -> None:
+        apex = self.owner(version, version.origin_key, version.lines(version.origin_key))
+        assert apex is not None
+        soa = apex.types[_SOA]
+        piece = soa[1][0]
+        minimum = struct.unpack_from("!I", piece[1], 16)[0]
+        authority.append((version.origin_key, apex.labels, _SOA, (min(soa[0], minimum), soa[1])))
+
+    def _additional_for(
+        self,
+        version: ZoneVersion,
+        zone: ServedZone,
+        rrset: Rrset,
+        answer: Section,
+        authority: Section,
+        additional: Section,
+    ) -> bool:
+        """Addresses of the targets of an NS/MX/SRV RRset (``Answerer._additional_for``);
+        False when one cannot be decided here."""
+        pieces = rrset[1]
+        if len(pieces) > MAX_ADDITIONAL:
+            return True
+        origin_key = version.origin_key
+        for piece in pieces:
+            target: Labels = piece[2]
+            key = b".".join(target[:-1]).lower().decode() + "." if len(target) > 1 else "."
+            if not (key == origin_key or key.endswith("." + origin_key) or origin_key == "."):
+                continue
+            target_zone, depth = self._zone(key)
+            if target_zone is not zone:
+                continue
+            status, found = self._address_owner(version, key, depth)
+            if status == _WILD:
+                return False
+            if found is None:
+                continue
+            for rdtype in (_A, _AAAA):
+                if rdtype in found.unsupported:
+                    return False
+                addresses = found.types.get(rdtype)
+                if addresses is None:
+                    continue
+                if any(
+                    have[0] == key and have[2] == rdtype
+                    for section in (answer, authority, additional)
+                    for have in section
+                ):
+                    continue
+                _add(additional, (key, found.labels, rdtype, addresses))
+        return True
+
+    def _address_owner(
+        self, version: ZoneVersion, key: str, depth: int
+    ) -> tuple[int, Owner | None]:
+        """The owner whose addresses go in the additional section for target ``key`` (the
+        general path's ``_lookup(target, A)``), or None; status _WILD: not decidable here."""
+        status, entry = self._walk(version, key, depth)
+        if status == _WILD:
+            return _WILD, None
+        if entry is None or not entry[0]:  # a delegation or DNAME on the way, no name, ENT
+            return status, None
+        owner = self.owner(version, key, entry[0])
+        return (_WILD, None) if owner is None else (_OK, owner)
+
+
+def _limit(payload: int) -> int:
+    """The largest UDP reply to a query with EDNS and this payload size (as ``front``)."""
+    return max(512, min(payload, EDNS_PAYLOAD))
+
+
+def _add(section: Section, item: tuple[str, Labels, int, Rrset]) -> None:
+    """Proofs._add: keep RRsets grouped by owner."""
+    last = -1
+    for position, have in enumerate(section):
+        if have[0] == item[0]:
+            last = position
+    if last < 0:
+        section.append(item)
+    else:
+        section.insert(last + 1, item)
+
+
+def _render(
+    wire: bytes,
+    qlabels: list[bytes],
+    flags: int,
+    opt_ttl: int | None,
+    rcode: int,
+    answer: Section,
+    authority: Section,
+    additional: Section,
+) -> bytes:
+    qname: Labels = (*qlabels, b"")
+    question_end = 12 + sum(len(label) + 1 for label in qname) + 4
+    out = bytearray(wire[:question_end])
+    table: dict[Labels, int] = {}
+    offset = 12
+    for position in range(min(len(qname) - 1, 2)):
+        table[qname[position:]] = offset
+        offset += 1 + len(qname[position])
+    for _key, labels, rdtype, rrset in answer:
+        _write_rrset(out, table, labels, rdtype, rrset)
+    for _key, labels, rdtype, rrset in authority:
+        _write_rrset(out, table, labels, rdtype, rrset)
+    count = 0
+    for wanted in (_A, _AAAA):  # render.py's passes: A, then AAAA (nothing else comes here)
+        for _key, labels, rdtype, rrset in additional:
+            if rdtype == wanted:
+                _write_rrset(out, table, labels, rdtype, rrset)
+                count += len(rrset[1])
+    arcount = count
+    if opt_ttl is not None:
+        out += b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, opt_ttl & 0x8000, 0)
+        arcount += 1
+    struct.pack_into(
+        "!HHHHH",
+        out,
+        2,
+        _QR_AA | (flags & _FLAG_BITS) | rcode,
+        1,
+        sum(len(item[3][1]) for item in answer),
+        sum(len(item[3][1]) for item in authority),
+        arcount,
+    )
+    return bytes(out)
