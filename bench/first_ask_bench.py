@@ -24,11 +24,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from serve_bench import dnsperf, rss_mib, secdns_config  # noqa: E402
-from servers import Nsd, free_port  # noqa: E402
-
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
+from serve_bench import dnsperf, rss_mib, secdns_config  # noqa: E402
+from servers import Nsd, free_port  # noqa: E402
 
 
 def first_answer(port: int, origin: str, start: float, timeout: float = 600.0) -> float:

@@ -297,6 +297,7 @@ class PreparedAnswers:
         self.owners: dict[str, tuple[tuple[str, ...], Owner | None]] = {}
         self.used = 0
         self._origins: dict[str, Labels] = {}
+        self._tails: dict[tuple[object, ...], tuple[bytes, set[Labels]]] = {}
         self._clean: dict[str, int] = {}  # ancestor key -> version number it was found clean in
 
     def owner(self, version: ZoneVersion, key: str, lines: tuple[str, ...]) -> Owner | None:
@@ -412,7 +413,17 @@ class PreparedAnswers:
         sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry)
         if sections is None:
             return None
-        reply = _render(wire, labels, flags, opt_ttl, *sections)
+        rcode, answer, authority, additional = sections
+        if not answer and not additional and len(authority) == 1:
+            # NXDOMAIN/NODATA: the SOA, whose bytes rarely depend on more than its offset
+            tail = self._soa_tail(version, (*labels, b""), query.qname_end + 4, authority[0])
+            head = _HEADER.pack(
+                _QR_AA | (flags & _FLAG_BITS) | rcode, 1, 0, 1, 0 if opt_ttl is None else 1
+            )
+            opt = b"" if opt_ttl is None else (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN)
+            reply = wire[:2] + head + wire[12 : query.qname_end + 4] + tail + opt
+        else:
+            reply = _render(wire, labels, flags, opt_ttl, *sections)
         if len(reply) > limit:
             return None
         self.used += 1
@@ -550,6 +561,45 @@ class PreparedAnswers:
             clean[walk] = number
         return _OK
 
+    def _soa_tail(
+        self, version: ZoneVersion, qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]
+    ) -> bytes:
+        """The authority SOA of a negative answer, written at ``offset`` after the question
+        ``qname``.  Its bytes depend on the question only where a name of the SOA could be
+        compressed against the question's name or its parent, so they are kept per
+        (version, offset, and the question's parent when that is the apex) together with
+        the names looked up; a question among those is rendered afresh."""
+        apex = soa[1]
+        below = len(qname) - len(apex)
+        if below == 1:
+            key: tuple[object, ...] = (version.number, offset, qname[1:])
+        else:
+            key = (version.number, offset, qname if below <= 0 else None)
+        found = self._tails.get(key)
+        if found is not None:
+            tail, looked_up = found
+            if below <= 0 or (
+                qname not in looked_up and (below == 1 or qname[1:] not in looked_up)
+            ):
+                return tail
+        table = _Recording()
+        out = bytearray(offset)
+        if below <= 1 and len(qname) > 1:
+            if below <= 0:
+                table[qname] = 12
+            if len(qname) > 2:
+                table[qname[1:]] = 13 + len(qname[0])
+        _write_rrset(out, table, soa[1], _SOA, soa[3])
+        tail = bytes(out[offset:])
+        if len(self._tails) >= 4096:
+            self._tails.clear()
+        self._tails[key] = (tail, table.looked_up)
+        if below >= 1 and (
+            qname in table.looked_up or (below >= 2 and qname[1:] in table.looked_up)
+        ):
+            return _soa_exact(qname, offset, soa)
+        return tail
+
     def _negative_soa(self, version: ZoneVersion, authority: Section) -> None:
         apex = self.owner(version, version.origin_key, version.lines(version.origin_key))
         assert apex is not None
@@ -613,6 +663,37 @@ class PreparedAnswers:
             return status, None
         owner = self.owner(version, key, entry[0])
         return (_WILD, None) if owner is None else (_OK, owner)
+
+
+class _Recording(dict[Labels, int]):
+    """A compression table that remembers every name looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up: set[Labels] = set()
+
+    def get(self, labels: Labels, default: int | None = None) -> int | None:  # type: ignore[override]
+        self.looked_up.add(labels)
+        return super().get(labels, default)
+
+
+def _conflict(qname: Labels, below: int, looked_up: set[Labels]) -> bool:
+    """Whether a tail rendered without the question's table entries looked up one of them."""
+    if below <= 0:
+        return False  # rendered with the question's own entries
+    return qname in looked_up or (below >= 2 and qname[1:] in looked_up)
+
+
+def _soa_exact(qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]) -> bytes:
+    """The SOA tail rendered against this very question (the uncommon case)."""
+    table: dict[Labels, int] = {}
+    position = 12
+    for depth in range(min(len(qname) - 1, 2)):
+        table[qname[depth:]] = position
+        position += 1 + len(qname[depth])
+    out = bytearray(offset)
+    _write_rrset(out, table, soa[1], _SOA, soa[3])
+    return bytes(out[offset:])
 
 
 def _limit(payload: int) -> int:
