@@ -6,7 +6,9 @@
 
 Prints, per server: time from start to the first answer (the zone given as a
 file), one pass over the query file (every question asked once: caches cold),
-then ``--repeat`` seconds over the same file (the repeating mix), peak RSS.
+then ``--repeat`` seconds over the same file (the repeating mix), peak RSS;
+``--baseline SRC`` also runs secdns from another source tree (``git archive main
+secdns | tar -x -C SRC``) in the same run.
 The dnsperf command line is printed so a reader can rerun it.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +46,39 @@ def first_answer(port: int, origin: str, start: float, timeout: float = 600.0) -
     raise SystemExit(f"no answer on port {port}")
 
 
+def run_secdns(args: argparse.Namespace, tmp: Path, source: Path | None) -> dict[str, float]:
+    """Start ``secdns serve`` (from ``source``, a source tree, if given) on the zone file and
+    measure it."""
+    tmp.mkdir()
+    port = free_port()
+    config = secdns_config(
+        tmp / "secdns.toml",
+        port,
+        tmp / "store",
+        {"name": args.origin, "file": str(args.zone.resolve())},
+    )
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source.resolve())
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"],
+        env=env,
+        cwd=str(source.resolve()) if source is not None else None,
+    )
+    try:
+        row = {"start_s": round(first_answer(port, args.origin, start), 2)}
+        time.sleep(args.settle)
+        row["first_pass_qps"] = dnsperf(port, args.queries, 0, once=True)
+        if args.repeat:
+            row["repeat_qps"] = dnsperf(port, args.queries, args.repeat)
+        row["rss_mib"] = round(rss_mib(proc.pid), 1)
+        return row
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("zone", type=Path)
@@ -49,6 +86,9 @@ def main() -> None:
     parser.add_argument("--origin", default="example.test.")
     parser.add_argument("--repeat", type=int, default=0, help="seconds of the repeating mix")
     parser.add_argument("--only", choices=("nsd", "secdns"))
+    parser.add_argument(
+        "--baseline", type=Path, help="also run secdns from this source tree (e.g. main's)"
+    )
     parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait after start")
     args = parser.parse_args()
     print(
@@ -74,31 +114,12 @@ def main() -> None:
             finally:
                 nsd.stop()
         if args.only != "nsd":
-            import subprocess
-
-            port = free_port()
-            config = secdns_config(
-                tmp / "secdns.toml",
-                port,
-                tmp / "store",
-                {"name": args.origin, "file": str(args.zone.resolve())},
-            )
-            start = time.perf_counter()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"]
-            )
-            try:
-                row = {"start_s": round(first_answer(port, args.origin, start), 2)}
-                time.sleep(args.settle)
-                row["first_pass_qps"] = dnsperf(port, args.queries, 0, once=True)
-                if args.repeat:
-                    row["repeat_qps"] = dnsperf(port, args.queries, args.repeat)
-                row["rss_mib"] = round(rss_mib(proc.pid), 1)
-                results["secdns"] = row
-                print(f"secdns: {row}", file=sys.stderr)
-            finally:
-                proc.terminate()
-                proc.wait()
+            runs = [("secdns", None)]
+            if args.baseline is not None:
+                runs.append(("secdns-baseline", args.baseline))
+            for label, source in runs:
+                results[label] = run_secdns(args, tmp / label, source)
+                print(f"{label}: {results[label]}", file=sys.stderr)
     if "nsd" in results and "secdns" in results:
         results["ratio"] = {
             "first_pass": round(

@@ -34,12 +34,26 @@ zone.  The table of forms is bounded (:data:`OWNER_LIMIT`).
 
 from __future__ import annotations
 
-import socket
 import struct
-from typing import Any
 
 from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
 from secdns.server.front import scan_plain
+from secdns.server.ownerwire import (
+    RR,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_CNAME,
+    TYPE_CODES,
+    TYPE_MX,
+    TYPE_NS,
+    TYPE_SOA,
+    TYPE_SRV,
+    Labels,
+    Owner,
+    Rrset,
+    prepare_owner,
+    write_rrset,
+)
 from secdns.server.render import EDNS_PAYLOAD
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 
@@ -51,235 +65,17 @@ MAX_ADDITIONAL = 13  # as lookup.MAX_ADDITIONAL (BIND's DNS_RDATASET_MAXADDITION
 _SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _SIMPLE_DOT = _SIMPLE | {46}
 
-_A, _NS, _CNAME, _SOA, _PTR, _MX, _TXT, _AAAA, _SRV, _DNAME = 1, 2, 5, 6, 12, 15, 16, 28, 33, 39
-_TYPE_CODES = {
-    "A": _A,
-    "NS": _NS,
-    "CNAME": _CNAME,
-    "SOA": _SOA,
-    "PTR": _PTR,
-    "MX": _MX,
-    "TXT": _TXT,
-    "AAAA": _AAAA,
-    "SRV": _SRV,
-    "DNAME": _DNAME,
-}
 # the types asked for here (positive answers need a fast builder for the type too)
-_QTYPES = frozenset({*_TYPE_CODES.values(), 257, 65, 64, 35, 52, 44, 13, 29, 256})
-_TARGET_TYPES = frozenset({_NS, _MX, _SRV})  # additional-section processing (no KX/AFSDB/RT)
-_SINGLETON = frozenset({_CNAME, _SOA, _DNAME})
-_NAME_TYPES = frozenset({_NS, _CNAME, _PTR})
-
-# rdata pieces: bytes, or (kind, fixed bytes, labels...) for the names to compress/remember
-_COMPRESS = 0  # (0, prefix, labels): prefix, then the name compressed (NS/CNAME/PTR/MX)
-_REMEMBER = 1  # (1, prefix, labels): prefix, the name in full, remembered (SRV, DNAME)
-_SOA_PIECE = 2  # (2, tail, mname, rname)
-
-Labels = tuple[bytes, ...]
-Piece = Any  # bytes | tuple[int, bytes, Labels] | tuple[int, bytes, Labels, Labels]
-Rrset = tuple[int, list[Piece]]  # TTL, rdata pieces (None-free)
-
-
-class Owner:
-    """One owner name's records as wire pieces (see the module docstring)."""
-
-    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed")
-
-    def __init__(self, labels: Labels) -> None:
-        self.labels = labels  # the owner's labels in the zone's case, root included
-        self.types: dict[int, Rrset] = {}
-        # per type without names in its rdata: (records, the answer section's bytes when the
-        # owner is written as a pointer to the question, i.e. the client used the zone's case)
-        self.fixed: dict[int, tuple[int, bytes]] = {}
-        self.unsupported: set[int] = set()  # types present without a fast builder (or singleton
-        # types with several records): a query for them takes the general path
-        self.kinds = 0
-
-
-def _name_labels(text: str, origin: Labels) -> Labels | None:
-    """Labels of a name in canonical text (absolute, or relative to the origin); None for
-    a name with escapes (canonical text escapes every byte that is not plain)."""
-    if text == "@":
-        return origin
-    if "\\" in text:
-        return None
-    if text[-1] == ".":
-        return (b"",) if text == "." else tuple(text.encode().split(b"."))
-    return (*text.encode().split(b"."), *origin)
-
-
-def _piece(rdtype: int, text: str, origin: Labels) -> Piece | None:
-    """The wire piece of one rdata in canonical text, or None (no fast builder)."""
-    try:
-        if rdtype == _A:
-            return socket.inet_aton(text)
-        if rdtype == _AAAA:
-            return socket.inet_pton(socket.AF_INET6, text)
-    except OSError:
-        return None
-    if "\\" in text:
-        return None
-    if rdtype in _NAME_TYPES:
-        labels = _name_labels(text, origin)
-        return None if labels is None else (_COMPRESS, b"", labels)
-    if rdtype == _MX:
-        preference, exchange = text.split(" ")
-        labels = _name_labels(exchange, origin)
-        return None if labels is None else (_COMPRESS, struct.pack("!H", int(preference)), labels)
-    if rdtype == _SRV:
-        priority, weight, port, target = text.split(" ")
-        labels = _name_labels(target, origin)
-        fixed = struct.pack("!HHH", int(priority), int(weight), int(port))
-        return None if labels is None else (_REMEMBER, fixed, labels)
-    if rdtype == _DNAME:
-        labels = _name_labels(text, origin)
-        return None if labels is None else (_REMEMBER, b"", labels)
-    if rdtype == _TXT:
-        if not (text.startswith('"') and text.endswith('"')):
-            return None
-        out = bytearray()
-        for part in text[1:-1].split('" "'):
-            data = part.encode()
-            if b'"' in data or len(data) > 255:
-                return None
-            out.append(len(data))
-            out += data
-        return bytes(out)
-    if rdtype == _SOA:
-        mname, rname, *numbers = text.split(" ")
-        m, r = _name_labels(mname, origin), _name_labels(rname, origin)
-        if m is None or r is None or len(numbers) != 5:
-            return None
-        return (_SOA_PIECE, struct.pack("!IIIII", *map(int, numbers)), m, r)
-    return None
-
-
-def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
-    """The prepared form of an owner's canonical lines (None: an owner we cannot name)."""
-    first = lines[0]
-    owner_text = first[: first.find(" ")]
-    if owner_text == "@":
-        labels = origin
-    elif "\\" in owner_text or owner_text.endswith("."):
-        return None
-    else:
-        labels = (*owner_text.encode().split(b"."), *origin)
-    owner = Owner(labels)
-    types = owner.types
-    unsupported = owner.unsupported
-    for line in lines:
-        _owner, ttl_text, _cls, mnemonic, rdata = line.split(" ", 4)
-        rdtype = _TYPE_CODES.get(mnemonic)
-        if rdtype is None:
-            if mnemonic != "RRSIG":  # signatures matter only for DO queries (declined)
-                unsupported.add(_code(mnemonic))
-            continue
-        if rdtype == _NS:
-            owner.kinds |= KIND_NS
-        elif rdtype == _DNAME:
-            owner.kinds |= KIND_DNAME
-        piece = _piece(rdtype, rdata, origin)
-        if piece is None:
-            unsupported.add(rdtype)
-            continue
-        ttl = int(ttl_text)
-        found = types.get(rdtype)
-        if found is None:
-            types[rdtype] = (ttl, [piece])
-            continue
-        if rdtype in _SINGLETON:
-            unsupported.add(rdtype)  # dnspython keeps the last; be strict
-        elif piece not in found[1]:  # a duplicate record: dnspython keeps one (min TTL)
-            found[1].append(piece)
-        if ttl < found[0]:
-            types[rdtype] = (ttl, found[1])
-    for rdtype in unsupported:
-        types.pop(rdtype, None)
-    for rdtype, (ttl, pieces) in types.items():
-        if all(type(piece) is bytes for piece in pieces):
-            owner.fixed[rdtype] = (
-                len(pieces),
-                b"".join(b"\xc0\x0c" + _RR.pack(rdtype, 1, ttl, len(p)) + p for p in pieces),
-            )
-    return owner
-
-
-_codes: dict[str, int] = {}
-
-
-def _code(mnemonic: str) -> int:
-    code = _codes.get(mnemonic)
-    if code is None:
-        import dns.rdatatype
-
-        code = _codes[mnemonic] = int(dns.rdatatype.from_text(mnemonic))
-    return code
-
-
-# --- rendering (render.Wire's compression, on label tuples) ---------------------------------------
-
-
-def _write_name(out: bytearray, table: dict[Labels, int], labels: Labels) -> None:
-    count = len(labels)
-    pointer = None
-    depth = count - 1
-    for candidate in range(min(count - 1, 2)):
-        pointer = table.get(labels[candidate:])
-        if pointer is not None:
-            depth = candidate
-            break
-    offset = len(out)
-    for position in range(depth):
-        label = labels[position]
-        if position < 2 and offset < 0x4000:
-            table[labels[position:]] = offset
-        out.append(len(label))
-        out += label
-        offset += 1 + len(label)
-    if pointer is not None:
-        out += struct.pack("!H", 0xC000 | pointer)
-    else:
-        out.append(0)
-
-
-def _write_rrset(
-    out: bytearray, table: dict[Labels, int], labels: Labels, rdtype: int, rrset: Rrset
-) -> None:
-    ttl, pieces = rrset
-    for piece in pieces:
-        _write_name(out, table, labels)
-        out += struct.pack("!HHIH", rdtype, 1, ttl, 0)
-        start = len(out)
-        if type(piece) is bytes:
-            out += piece
-        elif piece[0] == _COMPRESS:
-            out += piece[1]
-            _write_name(out, table, piece[2])
-        elif piece[0] == _REMEMBER:
-            out += piece[1]
-            position = len(out)
-            name: Labels = piece[2]
-            for label in name:
-                out.append(len(label))
-                out += label
-            for depth in range(min(len(name) - 1, 2)):
-                if position >= 0x4000:
-                    break
-                table[name[depth:]] = position
-                position += 1 + len(name[depth])
-        else:
-            _write_name(out, table, piece[2])
-            _write_name(out, table, piece[3])
-            out += piece[1]
-        struct.pack_into("!H", out, start - 2, len(out) - start)
-
+_QTYPES = frozenset({*TYPE_CODES.values(), 257, 65, 64, 35, 52, 44, 13, 29, 256})
+_TARGET_TYPES = frozenset(
+    {TYPE_NS, TYPE_MX, TYPE_SRV}
+)  # additional-section processing (no KX/AFSDB/RT)
 
 # --- the answerer ---------------------------------------------------------------------------------
 
-_RR = struct.Struct("!HHIH")
 _HEADER = struct.Struct("!HHHHH")
-_OPT_PLAIN = b"\x00" + _RR.pack(41, EDNS_PAYLOAD, 0, 0)
-_OPT_DO = b"\x00" + _RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
+_OPT_PLAIN = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
+_OPT_DO = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
 _FLAG_BITS = 0x0100 | 0x0010 | 0x7800  # RD, CD, opcode: copied from the query
 _QR_AA = 0x8000 | 0x0400
 
@@ -472,7 +268,7 @@ class PreparedAnswers:
                 return None
             rrset = owner.types.get(qtype)
             if rrset is None:
-                if _CNAME in owner.types or _CNAME in owner.unsupported:
+                if TYPE_CNAME in owner.types or TYPE_CNAME in owner.unsupported:
                     return None  # a CNAME chain: the general path
                 self._negative_soa(version, authority)
             else:
@@ -482,16 +278,16 @@ class PreparedAnswers:
                 if not edns_small and qtype in _TARGET_TYPES:
                     if not self._additional_for(version, zone, rrset, answer, [], additional):
                         return None
-                answer_has_ns = qtype == _NS and key == apex_key
+                answer_has_ns = qtype == TYPE_NS and key == apex_key
                 if not no_authority and not answer_has_ns:
                     apex = self.owner(version, apex_key, version.lines(apex_key))
                     if apex is None:
                         return None
-                    ns = apex.types.get(_NS)
-                    if _NS in apex.unsupported:
+                    ns = apex.types.get(TYPE_NS)
+                    if TYPE_NS in apex.unsupported:
                         return None
                     if ns is not None:
-                        authority.append((apex_key, apex.labels, _NS, ns))
+                        authority.append((apex_key, apex.labels, TYPE_NS, ns))
                         if not edns_small and not self._additional_for(
                             version, zone, ns, answer, authority, additional
                         ):
@@ -589,7 +385,7 @@ class PreparedAnswers:
                 table[qname] = 12
             if len(qname) > 2:
                 table[qname[1:]] = 13 + len(qname[0])
-        _write_rrset(out, table, soa[1], _SOA, soa[3])
+        write_rrset(out, table, soa[1], TYPE_SOA, soa[3])
         tail = bytes(out[offset:])
         if len(self._tails) >= 4096:
             self._tails.clear()
@@ -603,10 +399,12 @@ class PreparedAnswers:
     def _negative_soa(self, version: ZoneVersion, authority: Section) -> None:
         apex = self.owner(version, version.origin_key, version.lines(version.origin_key))
         assert apex is not None
-        soa = apex.types[_SOA]
+        soa = apex.types[TYPE_SOA]
         piece = soa[1][0]
         minimum = struct.unpack_from("!I", piece[1], 16)[0]
-        authority.append((version.origin_key, apex.labels, _SOA, (min(soa[0], minimum), soa[1])))
+        authority.append(
+            (version.origin_key, apex.labels, TYPE_SOA, (min(soa[0], minimum), soa[1]))
+        )
 
     def _additional_for(
         self,
@@ -636,7 +434,7 @@ class PreparedAnswers:
                 return False
             if found is None:
                 continue
-            for rdtype in (_A, _AAAA):
+            for rdtype in (TYPE_A, TYPE_AAAA):
                 if rdtype in found.unsupported:
                     return False
                 addresses = found.types.get(rdtype)
@@ -692,7 +490,7 @@ def _soa_exact(qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]) 
         table[qname[depth:]] = position
         position += 1 + len(qname[depth])
     out = bytearray(offset)
-    _write_rrset(out, table, soa[1], _SOA, soa[3])
+    write_rrset(out, table, soa[1], TYPE_SOA, soa[3])
     return bytes(out[offset:])
 
 
@@ -732,14 +530,14 @@ def _render(
         table[qname[position:]] = offset
         offset += 1 + len(qname[position])
     for _key, labels, rdtype, rrset in answer:
-        _write_rrset(out, table, labels, rdtype, rrset)
+        write_rrset(out, table, labels, rdtype, rrset)
     for _key, labels, rdtype, rrset in authority:
-        _write_rrset(out, table, labels, rdtype, rrset)
+        write_rrset(out, table, labels, rdtype, rrset)
     count = 0
-    for wanted in (_A, _AAAA):  # render.py's passes: A, then AAAA (nothing else comes here)
+    for wanted in (TYPE_A, TYPE_AAAA):  # render.py's passes: A, then AAAA (nothing else comes here)
         for _key, labels, rdtype, rrset in additional:
             if rdtype == wanted:
-                _write_rrset(out, table, labels, rdtype, rrset)
+                write_rrset(out, table, labels, rdtype, rrset)
                 count += len(rrset[1])
     arcount = count
     if opt_ttl is not None:
