@@ -219,27 +219,44 @@ RR = struct.Struct("!HHIH")
 # --- writing (render.Wire's compression, on label tuples) -----------------------------------------
 
 
+_NAME_WIRE: dict[Labels, bytes] = {}
+_NAME_WIRE_LIMIT = 65536
+
+
 def write_name(out: bytearray, table: dict[Labels, int], labels: Labels) -> None:
+    """Write ``labels`` as :meth:`~secdns.server.render.Wire.name` does: the whole name or
+    its parent from ``table`` (case-sensitive), remembering the name and its parent."""
     count = len(labels)
-    pointer = None
-    depth = count - 1
-    for candidate in range(min(count - 1, 2)):
-        pointer = table.get(labels[candidate:])
-        if pointer is not None:
-            depth = candidate
-            break
-    offset = len(out)
-    for position in range(depth):
-        label = labels[position]
-        if position < 2 and offset < 0x4000:
-            table[labels[position:]] = offset
-        out.append(len(label))
-        out += label
-        offset += 1 + len(label)
-    if pointer is not None:
-        out += struct.pack("!H", 0xC000 | pointer)
-    else:
+    if count == 1:
         out.append(0)
+        return
+    pointer = table.get(labels)
+    if pointer is not None:
+        out += (0xC000 | pointer).to_bytes(2, "big")
+        return
+    offset = len(out)
+    wire = _NAME_WIRE.get(labels)
+    if wire is None:
+        if len(_NAME_WIRE) >= _NAME_WIRE_LIMIT:
+            _NAME_WIRE.clear()
+        wire = _NAME_WIRE[labels] = b"".join(bytes((len(x),)) + x for x in labels)
+    if count == 2:
+        if offset < 0x4000:
+            table[labels] = offset
+        out += wire
+        return
+    parent = labels[1:]
+    pointer = table.get(parent)
+    if offset < 0x4000:
+        table[labels] = offset
+    first = 1 + len(labels[0])
+    if pointer is not None:
+        out += wire[:first]
+        out += (0xC000 | pointer).to_bytes(2, "big")
+        return
+    if offset + first < 0x4000:
+        table[parent] = offset + first
+    out += wire
 
 
 def write_rrset(
