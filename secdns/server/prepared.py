@@ -2,13 +2,25 @@
 
 The general path (:mod:`~secdns.server.lookup` then :mod:`~secdns.server.render`)
 parses an owner's lines into dnspython objects and walks them; ~60 us a query.
-Here each owner's records are prepared once, from the stored text lines by the
-same fast builders as :func:`~secdns.server.zone.fast_rdata` (never dnspython's
-text parser), into wire pieces: the owner's labels in the zone's case, and per
-type the TTL and each rdata as bytes or as a name still to be compressed.  A
-query of the common shape (:func:`~secdns.server.front.scan_plain`) is then
-a few dict lookups on lowercased keys and a copy of those pieces, compressed
-the way :class:`~secdns.server.render.Wire` (BIND) compresses them.
+Here each owner's records are prepared on first use, from the stored text lines
+(:mod:`~secdns.server.ownerwire`, never dnspython's text parser), into wire
+pieces.  A query of the common shape (:func:`~secdns.server.front.scan_plain`)
+is then a few dict lookups on lowercased keys and a copy of those pieces,
+compressed the way :class:`~secdns.server.render.Wire` (BIND) compresses them.
+Three shortcuts keep the commonest answers to a handful of steps:
+
+* an RRset without names in its rdata, asked in the zone's case with no
+  authority or additional section (RD set), is bytes kept on the owner
+  (:attr:`Owner.fixed`) behind the client's header and question;
+* ancestors found free of delegations and DNAMEs are remembered per zone
+  version, so a name's walk stops at its parent;
+* the SOA of NXDOMAIN/NODATA answers is kept per version and offset, and
+  rendered afresh only when the question's name could be a compression target
+  of it.
+
+Why the lazy form and not a wire form of every owner when a version is made: a
+million-record zone would pay seconds of startup and hundreds of MiB for owners
+never asked, and a cold owner costs a few microseconds here.
 
 What is answered here, exactly as the general path would (the property test in
 tests/test_prepared.py compares every owner and type of the test zones, with and
@@ -37,7 +49,7 @@ from __future__ import annotations
 import struct
 
 from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
-from secdns.server.front import scan_plain
+from secdns.server.front import PlainQuery, scan_plain
 from secdns.server.ownerwire import (
     RR,
     TYPE_A,
@@ -140,14 +152,11 @@ class PreparedAnswers:
         if version is None or zone.expired:
             return None
         qtype = query.qtype
-        if (
-            depth
-            and (flags & 0x0100 or (opt_ttl is not None and query.payload <= 512))
-            and qtype not in _TARGET_TYPES
-        ):
+        limit = 512 if opt_ttl is None else _limit(query.payload)
+        no_sections = bool(flags & 0x0100 or (opt_ttl is not None and query.payload <= 512))
+        if depth and no_sections and qtype not in _TARGET_TYPES:
             # the commonest question, in the fewest steps: an existing name below the apex
-            # whose ancestors are known clean, asked in the zone's case for an RRset
-            # without names, and no authority (RD) or additional section
+            # whose ancestors are known clean, and no authority (RD) or additional section
             entry = version.buckets[hash(key) & version.mask].get(key)
             if entry is not None and entry[0]:
                 lines = entry[0]
@@ -162,50 +171,24 @@ class PreparedAnswers:
                     and not owner.kinds
                     and qtype in owner.fixed
                     and self._clean.get(key.split(".", 1)[1] or ".") == version.number
-                    and owner.labels[:-1] == tuple(labels)
-                    and not (opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure)
                 ):
-                    count, rrs = owner.fixed[qtype]
-                    if opt_ttl is None:
-                        opt, arcount = b"", 0
-                    else:
-                        opt, arcount = (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN), 1
-                    head = _HEADER.pack(_QR_AA | (flags & _FLAG_BITS), 1, count, 0, arcount)
-                    reply = wire[:2] + head + wire[12 : query.qname_end + 4] + rrs + opt
-                    if len(reply) > (512 if opt_ttl is None else _limit(query.payload)):
-                        return None
-                    self.used += 1
-                    return reply, zone
+                    reply = _fixed_reply(wire, query, owner, version, limit)
+                    if reply is not None:
+                        self.used += 1
+                        return reply, zone
         if opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure:
             return None  # DO on a signed zone: the proofs and signatures of the general path
-        if opt_ttl is not None:
-            payload = query.payload
-            limit = _limit(payload)
-        else:
-            payload = limit = 512
         status, entry = self._walk(version, key, depth)
         if status == _CUT or status == _WILD:
             return None
-        if (
-            entry is not None
-            and entry[0]
-            and (flags & 0x0100 or (opt_ttl is not None and payload <= 512))  # no authority
-            and qtype not in _TARGET_TYPES  # no additional section
-        ):
-            # the commonest answer: one RRset without names, the owner a pointer to the question
+        if entry is not None and entry[0] and no_sections and qtype not in _TARGET_TYPES:
             owner = self.owner(version, key, entry[0])
-            fixed = owner.fixed.get(qtype) if owner is not None else None
-            if fixed is not None and owner is not None and owner.labels[:-1] == tuple(labels):
-                if opt_ttl is None:
-                    opt, arcount = b"", 0
-                else:
-                    opt, arcount = (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN), 1
-                head = _HEADER.pack(_QR_AA | (flags & _FLAG_BITS), 1, fixed[0], 0, arcount)
-                reply = wire[:2] + head + wire[12 : query.qname_end + 4] + fixed[1] + opt
-                if len(reply) > limit:
-                    return None
-                self.used += 1
-                return reply, zone
+            if owner is not None and qtype in owner.fixed:
+                reply = _fixed_reply(wire, query, owner, version, limit)
+                if reply is not None:
+                    self.used += 1
+                    return reply, zone
+        payload = 512 if opt_ttl is None else query.payload
         sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry)
         if sections is None:
             return None
@@ -492,6 +475,29 @@ def _soa_exact(qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]) 
     out = bytearray(offset)
     write_rrset(out, table, soa[1], TYPE_SOA, soa[3])
     return bytes(out[offset:])
+
+
+def _fixed_reply(
+    wire: bytes, query: PlainQuery, owner: Owner, version: ZoneVersion, limit: int
+) -> bytes | None:
+    """The commonest answer: one RRset without names in its rdata, the owner written as a
+    pointer to the question (the client asked in the zone's case); None if it does not
+    apply (another case, DO on a signed zone) or does not fit."""
+    if owner.labels[:-1] != tuple(query.labels):
+        return None
+    opt_ttl = query.opt_ttl
+    if opt_ttl is None:
+        opt, arcount = b"", 0
+    elif opt_ttl & 0x8000:
+        if index_of(version).secure:
+            return None
+        opt, arcount = _OPT_DO, 1
+    else:
+        opt, arcount = _OPT_PLAIN, 1
+    count, rrs = owner.fixed[query.qtype]
+    head = _HEADER.pack(_QR_AA | (query.flags & _FLAG_BITS), 1, count, 0, arcount)
+    reply = wire[:2] + head + wire[12 : query.qname_end + 4] + rrs + opt
+    return reply if len(reply) <= limit else None
 
 
 def _limit(payload: int) -> int:
