@@ -30,8 +30,16 @@ sys.path.insert(0, str(HERE))
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
-from serve_bench import dnsperf, rss_mib, secdns_config  # noqa: E402
+from serve_bench import dnsperf, secdns_config  # noqa: E402
 from servers import Nsd, free_port  # noqa: E402
+
+
+def rss_mib(pid: int) -> float:
+    """Peak resident set (VmHWM) of one process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def first_answer(port: int, origin: str, start: float, timeout: float = 600.0) -> float:
