@@ -169,10 +169,10 @@ class PreparedAnswers:
                 if (
                     owner is not None
                     and not owner.kinds
-                    and qtype in owner.fixed
+                    and qtype in owner.types
                     and self._clean.get(key.split(".", 1)[1] or ".") == version.number
                 ):
-                    reply = _fixed_reply(wire, query, owner, version, limit)
+                    reply = _answer_only(wire, query, owner, version, limit)
                     if reply is not None:
                         self.used += 1
                         return reply, zone
@@ -183,8 +183,8 @@ class PreparedAnswers:
             return None
         if entry is not None and entry[0] and no_sections and qtype not in _TARGET_TYPES:
             owner = self.owner(version, key, entry[0])
-            if owner is not None and qtype in owner.fixed:
-                reply = _fixed_reply(wire, query, owner, version, limit)
+            if owner is not None and qtype in owner.types:
+                reply = _answer_only(wire, query, owner, version, limit)
                 if reply is not None:
                     self.used += 1
                     return reply, zone
@@ -477,13 +477,16 @@ def _soa_exact(qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]) 
     return bytes(out[offset:])
 
 
-def _fixed_reply(
+def _answer_only(
     wire: bytes, query: PlainQuery, owner: Owner, version: ZoneVersion, limit: int
 ) -> bytes | None:
-    """The commonest answer: one RRset without names in its rdata, the owner written as a
-    pointer to the question (the client asked in the zone's case); None if it does not
-    apply (another case, DO on a signed zone) or does not fit."""
-    if owner.labels[:-1] != tuple(query.labels):
+    """The commonest answer: one RRset and no authority or additional section, asked in
+    the zone's case (the owner is then a pointer to the question).  An RRset without
+    names in its rdata is bytes kept on the owner; others are compressed against the
+    question.  None if it does not apply (another case, DO on a signed zone) or does not
+    fit."""
+    labels = owner.labels
+    if labels[:-1] != tuple(query.labels):
         return None
     opt_ttl = query.opt_ttl
     if opt_ttl is None:
@@ -494,7 +497,20 @@ def _fixed_reply(
         opt, arcount = _OPT_DO, 1
     else:
         opt, arcount = _OPT_PLAIN, 1
-    count, rrs = owner.fixed[query.qtype]
+    qtype = query.qtype
+    fixed = owner.fixed.get(qtype)
+    if fixed is not None:
+        count, rrs = fixed
+    else:
+        rrset = owner.types[qtype]
+        count = len(rrset[1])
+        table = {labels: 12}
+        if len(labels) > 2:
+            table[labels[1:]] = 13 + len(labels[0])
+        start = query.qname_end + 4
+        out = bytearray(start)
+        write_rrset(out, table, labels, qtype, rrset)
+        rrs = bytes(out[start:])
     head = _HEADER.pack(_QR_AA | (query.flags & _FLAG_BITS), 1, count, 0, arcount)
     reply = wire[:2] + head + wire[12 : query.qname_end + 4] + rrs + opt
     return reply if len(reply) <= limit else None
