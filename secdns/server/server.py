@@ -41,6 +41,7 @@ from secdns.server import front, xfrout
 from secdns.server.catalogs import CatalogZones
 from secdns.server.fastpath import NegativeAnswers, split_cookie
 from secdns.server.persist import StoreQueue
+from secdns.server.prepared import PreparedAnswers
 from secdns.server.tcp import TcpClients
 from secdns.server.udp import AnswerCache, UdpWorker
 from secdns.server.xot_listen import TlsListeners
@@ -69,6 +70,7 @@ class Server:
         self.runtimes: dict[dns.name.Name, ZoneRuntime] = {}
         self.cache = AnswerCache()
         self.negative = NegativeAnswers(self.table)
+        self.prepared = PreparedAnswers(self.table)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
@@ -465,6 +467,12 @@ class Server:
             if self.log_queries:
                 self._log_query(data, source, "udp", cached=True)
             return data[:2] + cached
+        prepared = self.prepared.answer(data)  # the first ask of a name: prepared owner forms
+        if prepared is not None:
+            self.cache.put(key, prepared[1], prepared[0][2:])
+            if self.log_queries:
+                self._log_query(data, source, "udp")
+            return prepared[0]
         split = split_cookie(data)
         if split is not None:
             stripped, client_cookie = split

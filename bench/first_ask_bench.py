@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""First-ask queries: one dnsperf pass over distinct questions, secdns beside NSD in one run.
+
+    python3 /work/shared/genzone.py 1000000 big.zone --queries big.q --nq 300000
+    python bench/first_ask_bench.py big.zone big.q --origin example.test. [--repeat 10]
+
+Prints, per server: time from start to the first answer (the zone given as a
+file), one pass over the query file (every question asked once: caches cold),
+then ``--repeat`` seconds over the same file (the repeating mix), peak RSS;
+``--baseline SRC`` also runs secdns from another source tree (``git archive main
+secdns | tar -x -C SRC``) in the same run.
+The dnsperf command line is printed so a reader can rerun it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+from serve_bench import dnsperf, secdns_config  # noqa: E402
+from servers import Nsd, _live_group_members, free_port  # noqa: E402
+
+
+def rss_mib(pid: int) -> float:
+    """Peak resident set (VmHWM) of one process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def one_pass(port: int, queries: Path, pids: list[int], row: dict[str, float]) -> None:
+    """One dnsperf pass; its qps and the server's CPU microseconds per query (on a shared
+    machine the CPU cost is the steadier figure)."""
+    count = sum(1 for _ in open(queries))
+    before = cpu_seconds(pids)
+    row["first_pass_qps"] = dnsperf(port, queries, 0, once=True)
+    row["first_pass_cpu_us_per_query"] = round((cpu_seconds(pids) - before) / count * 1e6, 1)
+
+
+def first_answer(port: int, origin: str, start: float, timeout: float = 600.0) -> float:
+    query = dns.message.make_query(origin, "SOA")
+    while time.perf_counter() - start < timeout:
+        try:
+            if dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2).answer:
+                return time.perf_counter() - start
+        except Exception:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"no answer on port {port}")
+
+
+def run_secdns(args: argparse.Namespace, tmp: Path, source: Path | None) -> dict[str, float]:
+    """Start ``secdns serve`` (from ``source``, a source tree, if given) on the zone file and
+    measure it."""
+    tmp.mkdir()
+    port = free_port()
+    config = secdns_config(
+        tmp / "secdns.toml",
+        port,
+        tmp / "store",
+        {"name": args.origin, "file": str(args.zone.resolve())},
+    )
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source.resolve())
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"],
+        env=env,
+        cwd=str(source.resolve()) if source is not None else None,
+    )
+    try:
+        row = {"start_s": round(first_answer(port, args.origin, start), 2)}
+        time.sleep(args.settle)
+        one_pass(port, args.queries, [proc.pid], row)
+        if args.repeat:
+            row["repeat_qps"] = dnsperf(port, args.queries, args.repeat)
+        row["rss_mib"] = round(rss_mib(proc.pid), 1)
+        return row
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("zone", type=Path)
+    parser.add_argument("queries", type=Path)
+    parser.add_argument("--origin", default="example.test.")
+    parser.add_argument("--repeat", type=int, default=0, help="seconds of the repeating mix")
+    parser.add_argument("--only", choices=("nsd", "secdns"))
+    parser.add_argument(
+        "--baseline", type=Path, help="also run secdns from this source tree (e.g. main's)"
+    )
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait after start")
+    args = parser.parse_args()
+    print(
+        f"dnsperf -s 127.0.0.1 -p PORT -d {args.queries} -c 10 -T 1 -q 100 -n 1",
+        file=sys.stderr,
+    )
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if args.only != "secdns":
+            start = time.perf_counter()
+            nsd = Nsd.start(tmp / "nsd", {args.origin.rstrip("."): args.zone.resolve()})
+            load = time.perf_counter() - start
+            try:
+                row = {"start_s": round(load, 2)}
+                one_pass(nsd.port, args.queries, _live_group_members(nsd.pid), row)
+                if args.repeat:
+                    row["repeat_qps"] = dnsperf(nsd.port, args.queries, args.repeat)
+                results["nsd"] = row
+                print(f"nsd: {row}", file=sys.stderr)
+            finally:
+                nsd.stop()
+        if args.only != "nsd":
+            runs = [("secdns", None)]
+            if args.baseline is not None:
+                runs.append(("secdns-baseline", args.baseline))
+            for label, source in runs:
+                results[label] = run_secdns(args, tmp / label, source)
+                print(f"{label}: {results[label]}", file=sys.stderr)
+    if "nsd" in results and "secdns" in results:
+        results["ratio"] = {
+            "first_pass": round(
+                results["secdns"]["first_pass_qps"] / results["nsd"]["first_pass_qps"], 3
+            )
+        }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

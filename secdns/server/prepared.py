@@ -1,0 +1,578 @@
+"""Answers built straight from prepared owner wire forms: the first ask of a name is cheap.
+
+The general path (:mod:`~secdns.server.lookup` then :mod:`~secdns.server.render`)
+parses an owner's lines into dnspython objects and walks them; ~60 us a query.
+Here each owner's records are prepared on first use, from the stored text lines
+(:mod:`~secdns.server.ownerwire`, never dnspython's text parser), into wire
+pieces.  A query of the common shape (:func:`~secdns.server.front.scan_plain`)
+is then a few dict lookups on lowercased keys and a copy of those pieces,
+compressed the way :class:`~secdns.server.render.Wire` (BIND) compresses them.
+Three shortcuts keep the commonest answers to a handful of steps:
+
+* an RRset without names in its rdata, asked in the zone's case with no
+  authority or additional section (RD set), is bytes kept on the owner
+  (:attr:`Owner.fixed`) behind the client's header and question;
+* ancestors found free of delegations and DNAMEs are remembered per zone
+  version, so a name's walk stops at its parent;
+* the SOA of NXDOMAIN/NODATA answers is kept per version and offset, and
+  rendered afresh only when the question's name could be a compression target
+  of it.
+
+Why the lazy form and not a wire form of every owner when a version is made: a
+million-record zone would pay seconds of startup and hundreds of MiB for owners
+never asked, and a cold owner costs a few microseconds here.
+
+What is answered here, exactly as the general path would (the property test in
+tests/test_prepared.py compares every owner and type of the test zones, with and
+without EDNS and DO, in several letter cases):
+
+* positive answers for one RRset, with the apex NS in the authority section and
+  addresses of NS/MX/SRV targets in the additional section, as ``Answerer`` adds
+  them;
+* NODATA (the negative SOA) and NXDOMAIN without a wildcard that could match;
+* a zone that is signed only for queries without DO.
+
+Everything else returns None and takes the general path: wildcards, CNAME
+chains, DNAME, referrals, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
+reply larger than the client allows (truncation), names with unusual bytes,
+and rdata types without a fast builder.
+
+The prepared form of an owner is kept with the tuple of lines it was made from,
+and is valid while the zone's current version holds that same tuple: an IXFR
+(which copies only the buckets and entries it touches) leaves every other
+owner's form valid, so nothing on the NOTIFY path costs in proportion to the
+zone.  The table of forms is bounded (:data:`OWNER_LIMIT`).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
+from secdns.server.front import PlainQuery, scan_plain
+from secdns.server.ownerwire import (
+    RR,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_CNAME,
+    TYPE_CODES,
+    TYPE_MX,
+    TYPE_NS,
+    TYPE_SOA,
+    TYPE_SRV,
+    Labels,
+    Owner,
+    Rrset,
+    prepare_owner,
+    write_rrset,
+)
+from secdns.server.render import EDNS_PAYLOAD
+from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+
+OWNER_LIMIT = 65536
+"""Prepared owner forms kept at most (the table is cleared when full; cheap to rebuild)."""
+
+MAX_ADDITIONAL = 13  # as lookup.MAX_ADDITIONAL (BIND's DNS_RDATASET_MAXADDITIONAL)
+
+_SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_SIMPLE_DOT = _SIMPLE | {46}
+
+# the types asked for here (positive answers need a fast builder for the type too)
+_QTYPES = frozenset({*TYPE_CODES.values(), 257, 65, 64, 35, 52, 44, 13, 29, 256})
+_TARGET_TYPES = frozenset(
+    {TYPE_NS, TYPE_MX, TYPE_SRV}
+)  # additional-section processing (no KX/AFSDB/RT)
+
+# --- the answerer ---------------------------------------------------------------------------------
+
+_HEADER = struct.Struct("!HHHHH")
+_OPT_PLAIN = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
+_OPT_DO = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
+_FLAG_BITS = 0x0100 | 0x0010 | 0x7800  # RD, CD, opcode: copied from the query
+_QR_AA = 0x8000 | 0x0400
+
+_OK, _NX, _CUT, _WILD = range(4)
+
+Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
+
+
+class PreparedAnswers:
+    """Answers from prepared owner forms, or None for the general path."""
+
+    def __init__(self, table: ZoneTable, limit: int = OWNER_LIMIT) -> None:
+        self.table = table
+        self.limit = limit
+        self.owners: dict[str, tuple[tuple[str, ...], Owner | None]] = {}
+        self.used = 0
+        self._origins: dict[str, Labels] = {}
+        self._tails: dict[tuple[object, ...], tuple[bytes, set[Labels]]] = {}
+        self._clean: dict[str, int] = {}  # ancestor key -> version number it was found clean in
+
+    def owner(self, version: ZoneVersion, key: str, lines: tuple[str, ...]) -> Owner | None:
+        """The prepared form of ``key``'s ``lines`` (made now if not kept)."""
+        found = self.owners.get(key)
+        if found is not None and found[0] is lines:
+            return found[1]
+        origin = self._origins.get(version.origin_key)
+        if origin is None or len(self._origins) > 4096:
+            if len(self._origins) > 4096:
+                self._origins.clear()
+            origin = self._origins[version.origin_key] = tuple(version.origin.labels)
+        owner = prepare_owner(lines, origin) if lines else None
+        if len(self.owners) >= self.limit:
+            self.owners.clear()
+        self.owners[key] = (lines, owner)
+        return owner
+
+    def answer(self, wire: bytes) -> tuple[bytes, ServedZone] | None:
+        """The reply to ``wire`` and the zone that gave it, or None (take the general path)."""
+        query = scan_plain(wire)
+        if query is None:
+            return None
+        flags = query.flags
+        if flags & 0xF800 or query.qclass != 1 or query.qtype not in _QTYPES:
+            return None  # QR, opcode, class, type
+        opt_ttl = query.opt_ttl
+        if opt_ttl is not None and opt_ttl & 0x00FF0000:
+            return None  # EDNS version > 0: BADVERS
+        labels = query.labels
+        if query.qname_end - 12 > 255:
+            return None
+        if labels:
+            joined = b".".join(labels)
+            if not _SIMPLE_DOT.issuperset(joined) or joined.count(46) != len(labels) - 1:
+                return None  # unusual bytes, or a dot inside a label
+            key = joined.lower().decode() + "."
+        else:
+            key = "."
+        zone, depth = self._zone(key)
+        if zone is None:
+            return None
+        version = zone.version
+        if version is None or zone.expired:
+            return None
+        qtype = query.qtype
+        limit = 512 if opt_ttl is None else _limit(query.payload)
+        no_sections = bool(flags & 0x0100 or (opt_ttl is not None and query.payload <= 512))
+        if depth and no_sections and qtype not in _TARGET_TYPES:
+            # the commonest question, in the fewest steps: an existing name below the apex
+            # whose ancestors are known clean, and no authority (RD) or additional section
+            entry = version.buckets[hash(key) & version.mask].get(key)
+            if entry is not None and entry[0]:
+                lines = entry[0]
+                found = self.owners.get(key)
+                owner = (
+                    found[1]
+                    if found is not None and found[0] is lines
+                    else self.owner(version, key, lines)
+                )
+                if (
+                    owner is not None
+                    and not owner.kinds
+                    and qtype in owner.types
+                    and self._clean.get(key.split(".", 1)[1] or ".") == version.number
+                ):
+                    reply = _answer_only(wire, query, owner, version, limit)
+                    if reply is not None:
+                        self.used += 1
+                        return reply, zone
+        if opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure:
+            return None  # DO on a signed zone: the proofs and signatures of the general path
+        status, entry = self._walk(version, key, depth)
+        if status == _CUT or status == _WILD:
+            return None
+        if entry is not None and entry[0] and no_sections and qtype not in _TARGET_TYPES:
+            owner = self.owner(version, key, entry[0])
+            if owner is not None and qtype in owner.types:
+                reply = _answer_only(wire, query, owner, version, limit)
+                if reply is not None:
+                    self.used += 1
+                    return reply, zone
+        payload = 512 if opt_ttl is None else query.payload
+        sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry)
+        if sections is None:
+            return None
+        rcode, answer, authority, additional = sections
+        if not answer and not additional and len(authority) == 1:
+            # NXDOMAIN/NODATA: the SOA, whose bytes rarely depend on more than its offset
+            tail = self._soa_tail(version, (*labels, b""), query.qname_end + 4, authority[0])
+            head = _HEADER.pack(
+                _QR_AA | (flags & _FLAG_BITS) | rcode, 1, 0, 1, 0 if opt_ttl is None else 1
+            )
+            opt = b"" if opt_ttl is None else (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN)
+            reply = wire[:2] + head + wire[12 : query.qname_end + 4] + tail + opt
+        else:
+            reply = _render(wire, labels, flags, opt_ttl, *sections)
+        if len(reply) > limit:
+            return None
+        self.used += 1
+        return reply, zone
+
+    def _zone(self, key: str) -> tuple[ServedZone | None, int]:
+        """The deepest zone holding ``key``, and how many labels the name has below it."""
+        zones = self.table.zones
+        walk = key
+        depth = 0
+        while True:
+            zone = zones.get(walk)
+            if zone is not None:
+                return zone, depth
+            if walk == ".":
+                return None, 0
+            walk = walk.split(".", 1)[1] or "."
+            depth += 1
+
+    def _resolve(
+        self,
+        qtype: int,
+        key: str,
+        version: ZoneVersion,
+        zone: ServedZone,
+        flags: int,
+        opt_ttl: int | None,
+        payload: int,
+        entry: tuple[tuple[str, ...], int] | None,
+    ) -> tuple[int, Section, Section, Section] | None:
+        """The rcode and sections of the answer, as ``Answerer`` fills them (``entry``: the
+        name's, None if it does not exist); None: not here."""
+        answer: Section = []
+        authority: Section = []
+        additional: Section = []
+        rcode = 0
+        apex_key = version.origin_key
+        if entry is None:  # NXDOMAIN: no wildcard at the closest encloser
+            rcode = 3
+            self._negative_soa(version, authority)
+        elif not entry[0]:  # an empty non-terminal: NODATA
+            self._negative_soa(version, authority)
+        else:
+            owner = self.owner(version, key, entry[0])
+            if owner is None or qtype in owner.unsupported:
+                return None
+            rrset = owner.types.get(qtype)
+            if rrset is None:
+                if TYPE_CNAME in owner.types or TYPE_CNAME in owner.unsupported:
+                    return None  # a CNAME chain: the general path
+                self._negative_soa(version, authority)
+            else:
+                edns_small = opt_ttl is not None and payload <= 512
+                no_authority = bool(flags & 0x0100) or edns_small
+                answer.append((key, owner.labels, qtype, rrset))
+                if not edns_small and qtype in _TARGET_TYPES:
+                    if not self._additional_for(version, zone, rrset, answer, [], additional):
+                        return None
+                answer_has_ns = qtype == TYPE_NS and key == apex_key
+                if not no_authority and not answer_has_ns:
+                    apex = self.owner(version, apex_key, version.lines(apex_key))
+                    if apex is None:
+                        return None
+                    ns = apex.types.get(TYPE_NS)
+                    if TYPE_NS in apex.unsupported:
+                        return None
+                    if ns is not None:
+                        authority.append((apex_key, apex.labels, TYPE_NS, ns))
+                        if not edns_small and not self._additional_for(
+                            version, zone, ns, answer, authority, additional
+                        ):
+                            return None
+        return rcode, answer, authority, additional
+
+    def _walk(
+        self, version: ZoneVersion, key: str, depth: int
+    ) -> tuple[int, tuple[tuple[str, ...], int] | None]:
+        """``Answerer._lookup`` down to ``key`` (``depth`` labels below the apex): (_OK, its
+        entry), (_NX, None) if it does not exist and no wildcard could match, (_CUT, None)
+        for a delegation or DNAME on the way, (_WILD, None) if a wildcard could match.
+
+        Bottom-up where the general path goes top-down: an existing name has every
+        ancestor in the zone (empty non-terminals included), and every outcome that
+        depends on the order (a cut above a missing name) is declined or the same."""
+        entry = version.entry(key)
+        walk = key
+        if entry is None:
+            while True:  # up to the closest encloser (the apex always exists)
+                walk = walk.split(".", 1)[1] or "."
+                depth -= 1
+                found = version.entry(walk)
+                if found is not None:
+                    break
+            status = self._cut(version, walk, depth, found[0], False)
+            if status != _OK:
+                return status, None
+            wild = "*." + walk if walk != "." else "*."
+            return (_WILD if version.exists(wild) else _NX), None
+        status = self._cut(version, walk, depth, entry[0], True)
+        return status, (entry if status == _OK else None)
+
+    def _cut(
+        self, version: ZoneVersion, walk: str, depth: int, lines: tuple[str, ...], at_qname: bool
+    ) -> int:
+        """_CUT if ``walk`` (``depth`` labels below the apex) or a name above it is a
+        delegation (not the apex) or a DNAME (not the name asked for); _WILD if an owner
+        cannot be prepared; else _OK.  Ancestors found clean are remembered per version."""
+        clean = self._clean
+        number = version.number
+        visited = []
+        while True:
+            if not at_qname:
+                if clean.get(walk) == number:
+                    break
+                visited.append(walk)
+            if lines:
+                owner = self.owner(version, walk, lines)
+                if owner is None:
+                    return _WILD
+                kinds = owner.kinds
+                if kinds and ((depth and kinds & KIND_NS) or (not at_qname and kinds & KIND_DNAME)):
+                    return _CUT
+            if not depth:
+                break
+            walk = walk.split(".", 1)[1] or "."
+            depth -= 1
+            at_qname = False
+            found = version.entry(walk)
+            if found is None:
+                return _WILD  # cannot happen: ancestors of a name exist
+            lines = found[0]
+        if len(clean) + len(visited) > self.limit:
+            clean.clear()
+        for walk in visited:
+            clean[walk] = number
+        return _OK
+
+    def _soa_tail(
+        self, version: ZoneVersion, qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]
+    ) -> bytes:
+        """The authority SOA of a negative answer, written at ``offset`` after the question
+        ``qname``.  Its bytes depend on the question only where a name of the SOA could be
+        compressed against the question's name or its parent, so they are kept per
+        (version, offset, and the question's parent when that is the apex) together with
+        the names looked up; a question among those is rendered afresh."""
+        apex = soa[1]
+        below = len(qname) - len(apex)
+        if below == 1:
+            key: tuple[object, ...] = (version.number, offset, qname[1:])
+        else:
+            key = (version.number, offset, qname if below <= 0 else None)
+        found = self._tails.get(key)
+        if found is not None:
+            tail, looked_up = found
+            if below <= 0 or (
+                qname not in looked_up and (below == 1 or qname[1:] not in looked_up)
+            ):
+                return tail
+        table = _Recording()
+        out = bytearray(offset)
+        if below <= 1 and len(qname) > 1:
+            if below <= 0:
+                table[qname] = 12
+            if len(qname) > 2:
+                table[qname[1:]] = 13 + len(qname[0])
+        write_rrset(out, table, soa[1], TYPE_SOA, soa[3])
+        tail = bytes(out[offset:])
+        if len(self._tails) >= 4096:
+            self._tails.clear()
+        self._tails[key] = (tail, table.looked_up)
+        if below >= 1 and (
+            qname in table.looked_up or (below >= 2 and qname[1:] in table.looked_up)
+        ):
+            return _soa_exact(qname, offset, soa)
+        return tail
+
+    def _negative_soa(self, version: ZoneVersion, authority: Section) -> None:
+        apex = self.owner(version, version.origin_key, version.lines(version.origin_key))
+        assert apex is not None
+        soa = apex.types[TYPE_SOA]
+        piece = soa[1][0]
+        minimum = struct.unpack_from("!I", piece[1], 16)[0]
+        authority.append(
+            (version.origin_key, apex.labels, TYPE_SOA, (min(soa[0], minimum), soa[1]))
+        )
+
+    def _additional_for(
+        self,
+        version: ZoneVersion,
+        zone: ServedZone,
+        rrset: Rrset,
+        answer: Section,
+        authority: Section,
+        additional: Section,
+    ) -> bool:
+        """Addresses of the targets of an NS/MX/SRV RRset (``Answerer._additional_for``);
+        False when one cannot be decided here."""
+        pieces = rrset[1]
+        if len(pieces) > MAX_ADDITIONAL:
+            return True
+        origin_key = version.origin_key
+        for piece in pieces:
+            target: Labels = piece[2]
+            key = b".".join(target[:-1]).lower().decode() + "." if len(target) > 1 else "."
+            if not (key == origin_key or key.endswith("." + origin_key) or origin_key == "."):
+                continue
+            target_zone, depth = self._zone(key)
+            if target_zone is not zone:
+                continue
+            status, found = self._address_owner(version, key, depth)
+            if status == _WILD:
+                return False
+            if found is None:
+                continue
+            for rdtype in (TYPE_A, TYPE_AAAA):
+                if rdtype in found.unsupported:
+                    return False
+                addresses = found.types.get(rdtype)
+                if addresses is None:
+                    continue
+                if any(
+                    have[0] == key and have[2] == rdtype
+                    for section in (answer, authority, additional)
+                    for have in section
+                ):
+                    continue
+                _add(additional, (key, found.labels, rdtype, addresses))
+        return True
+
+    def _address_owner(
+        self, version: ZoneVersion, key: str, depth: int
+    ) -> tuple[int, Owner | None]:
+        """The owner whose addresses go in the additional section for target ``key`` (the
+        general path's ``_lookup(target, A)``), or None; status _WILD: not decidable here."""
+        status, entry = self._walk(version, key, depth)
+        if status == _WILD:
+            return _WILD, None
+        if entry is None or not entry[0]:  # a delegation or DNAME on the way, no name, ENT
+            return status, None
+        owner = self.owner(version, key, entry[0])
+        return (_WILD, None) if owner is None else (_OK, owner)
+
+
+class _Recording(dict[Labels, int]):
+    """A compression table that remembers every name looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up: set[Labels] = set()
+
+    def get(self, labels: Labels, default: int | None = None) -> int | None:  # type: ignore[override]
+        self.looked_up.add(labels)
+        return super().get(labels, default)
+
+
+def _conflict(qname: Labels, below: int, looked_up: set[Labels]) -> bool:
+    """Whether a tail rendered without the question's table entries looked up one of them."""
+    if below <= 0:
+        return False  # rendered with the question's own entries
+    return qname in looked_up or (below >= 2 and qname[1:] in looked_up)
+
+
+def _soa_exact(qname: Labels, offset: int, soa: tuple[str, Labels, int, Rrset]) -> bytes:
+    """The SOA tail rendered against this very question (the uncommon case)."""
+    table: dict[Labels, int] = {}
+    position = 12
+    for depth in range(min(len(qname) - 1, 2)):
+        table[qname[depth:]] = position
+        position += 1 + len(qname[depth])
+    out = bytearray(offset)
+    write_rrset(out, table, soa[1], TYPE_SOA, soa[3])
+    return bytes(out[offset:])
+
+
+def _answer_only(
+    wire: bytes, query: PlainQuery, owner: Owner, version: ZoneVersion, limit: int
+) -> bytes | None:
+    """The commonest answer: one RRset and no authority or additional section, asked in
+    the zone's case (the owner is then a pointer to the question).  An RRset without
+    names in its rdata is bytes kept on the owner; others are compressed against the
+    question.  None if it does not apply (another case, DO on a signed zone) or does not
+    fit."""
+    labels = owner.labels
+    if labels[:-1] != tuple(query.labels):
+        return None
+    opt_ttl = query.opt_ttl
+    if opt_ttl is None:
+        opt, arcount = b"", 0
+    elif opt_ttl & 0x8000:
+        if index_of(version).secure:
+            return None
+        opt, arcount = _OPT_DO, 1
+    else:
+        opt, arcount = _OPT_PLAIN, 1
+    qtype = query.qtype
+    fixed = owner.fixed.get(qtype)
+    if fixed is not None:
+        count, rrs = fixed
+    else:
+        rrset = owner.types[qtype]
+        count = len(rrset[1])
+        table = {labels: 12}
+        if len(labels) > 2:
+            table[labels[1:]] = 13 + len(labels[0])
+        start = query.qname_end + 4
+        out = bytearray(start)
+        write_rrset(out, table, labels, qtype, rrset)
+        rrs = bytes(out[start:])
+    head = _HEADER.pack(_QR_AA | (query.flags & _FLAG_BITS), 1, count, 0, arcount)
+    reply = wire[:2] + head + wire[12 : query.qname_end + 4] + rrs + opt
+    return reply if len(reply) <= limit else None
+
+
+def _limit(payload: int) -> int:
+    """The largest UDP reply to a query with EDNS and this payload size (as ``front``)."""
+    return max(512, min(payload, EDNS_PAYLOAD))
+
+
+def _add(section: Section, item: tuple[str, Labels, int, Rrset]) -> None:
+    """Proofs._add: keep RRsets grouped by owner."""
+    last = -1
+    for position, have in enumerate(section):
+        if have[0] == item[0]:
+            last = position
+    if last < 0:
+        section.append(item)
+    else:
+        section.insert(last + 1, item)
+
+
+def _render(
+    wire: bytes,
+    qlabels: list[bytes],
+    flags: int,
+    opt_ttl: int | None,
+    rcode: int,
+    answer: Section,
+    authority: Section,
+    additional: Section,
+) -> bytes:
+    qname: Labels = (*qlabels, b"")
+    question_end = 12 + sum(len(label) + 1 for label in qname) + 4
+    out = bytearray(wire[:question_end])
+    table: dict[Labels, int] = {}
+    offset = 12
+    for position in range(min(len(qname) - 1, 2)):
+        table[qname[position:]] = offset
+        offset += 1 + len(qname[position])
+    for _key, labels, rdtype, rrset in answer:
+        write_rrset(out, table, labels, rdtype, rrset)
+    for _key, labels, rdtype, rrset in authority:
+        write_rrset(out, table, labels, rdtype, rrset)
+    count = 0
+    for wanted in (TYPE_A, TYPE_AAAA):  # render.py's passes: A, then AAAA (nothing else comes here)
+        for _key, labels, rdtype, rrset in additional:
+            if rdtype == wanted:
+                write_rrset(out, table, labels, rdtype, rrset)
+                count += len(rrset[1])
+    arcount = count
+    if opt_ttl is not None:
+        out += b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, opt_ttl & 0x8000, 0)
+        arcount += 1
+    struct.pack_into(
+        "!HHHHH",
+        out,
+        2,
+        _QR_AA | (flags & _FLAG_BITS) | rcode,
+        1,
+        sum(len(item[3][1]) for item in answer),
+        sum(len(item[3][1]) for item in authority),
+        arcount,
+    )
+    return bytes(out)

@@ -1,0 +1,197 @@
+"""Prepared answers (secdns.server.prepared) are the general path's bytes, or step aside.
+
+The property: for every owner name (and empty non-terminal) of the test zones,
+every type a zone uses and a few it does not, names that do not exist, in
+several query shapes (RD, CD, EDNS with and without DO, a 512-byte EDNS
+payload) and letter cases (0x20), :meth:`PreparedAnswers.answer` returns
+exactly the bytes :func:`secdns.server.front.handle` returns, or None.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import pytest
+from test_answer import CHILD, EXAMPLE, _sign, zone_lines
+from test_fastpath import ZONE as FASTPATH_ZONE
+
+from secdns.server import front
+from secdns.server.prepared import PreparedAnswers
+from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+
+ANSWER_ZONES = Path(__file__).parent / "zones" / "answer"
+
+# the shape of /work/shared/genzone.py's mix: hosts under departments, CNAME, MX + SPF,
+# ACME/DMARC TXT, SRV, delegations with glue
+MIX = """\
+$ORIGIN mix.test.
+$TTL 3600
+@ IN SOA ns1.mix.test. hostmaster.mix.test. 2024060101 7200 3600 1209600 3600
+@ IN NS ns1.mix.test.
+@ IN NS ns2.mix.test.
+ns1 IN A 192.0.2.1
+ns2 IN A 192.0.2.2
+@ IN MX 10 mx1
+@ IN TXT "v=spf1 mx -all"
+mx1 IN A 192.0.2.25
+storage000001.dc1 IN A 10.132.121.109
+metrics000002.dc1 IN AAAA 2001:db8::2
+cust000003 IN NS ns1.cust000003
+cust000003 IN NS ns2.cust000003
+ns1.cust000003 IN A 198.51.172.13
+ns2.cust000003 IN A 203.0.65.166
+ns1.cust000003 IN AAAA 2001:db8:ffff:8019::53
+ci000004.cdn IN A 10.38.189.67
+_submission._tcp.svc000007 IN SRV 1 53 587 ci000004.cdn
+_submission._tcp.svc000008 IN SRV 1 53 587 storage000001.dc1.mix.test.
+_acme-challenge.host000009.ops IN TXT "780b86486a2a18129b19cdec60c9e347780b86486a2"
+_dmarc.corp000010 IN TXT "v=DMARC1; p=none" "rua=mailto:d@mix.test"
+corp000010 IN MX 10 ci000004.cdn
+corp000010 IN MX 20 storage000001.dc1
+corp000010 IN MX 30 mail.elsewhere.net.
+corp000010 IN TXT "v=spf1 ip4:10.218.0.0/16 include:_spf.mix.test. ~all"
+www000011.web IN CNAME ci000004.cdn
+ptr000012 IN PTR ci000004.cdn
+mxcut IN MX 10 ns1.cust000003
+"""
+
+
+def _table(zones: dict[str, str]) -> ZoneTable:
+    table = ZoneTable()
+    for origin, text in zones.items():
+        zone = ServedZone(dns.name.from_text(origin))
+        zone.swap(ZoneVersion.from_lines(zone.origin, zone_lines(text, origin)))
+        table.add(zone)
+    return table
+
+
+def _zone_sets() -> dict[str, dict[str, str]]:
+    files = {
+        origin: (ANSWER_ZONES / f"{origin}.zone").read_text()
+        for origin in ("answer.example", "other.example", "child.answer.example", "dnapex.example")
+    }
+    return {
+        "battery": files,
+        "example": {"example.": EXAMPLE, "child.example.": CHILD},
+        "fastpath": {"example.com.": FASTPATH_ZONE},
+        "mix": {"mix.test.": MIX},
+    }
+
+
+SHAPES = [
+    {},
+    {"rd": True},
+    {"cd": True},
+    {"edns": 1232},
+    {"edns": 1232, "do": True, "rd": True},
+    {"edns": 512},
+    {"edns": 4096, "do": True},
+]
+TYPES = ["A", "AAAA", "NS", "MX", "TXT", "SRV", "CNAME", "SOA", "PTR", "DNAME", "CAA", "HINFO"]
+
+
+def _query(name: str, rdtype: str, *, rd=False, cd=False, edns=None, do=False) -> bytes:
+    if edns is None:
+        query = dns.message.make_query(name, rdtype, use_edns=False)
+    else:
+        query = dns.message.make_query(name, rdtype, use_edns=0, payload=edns, want_dnssec=do)
+    query.flags = (dns.flags.RD if rd else 0) | (dns.flags.CD if cd else 0)
+    return query.to_wire()
+
+
+def _cases(name: str, rng: random.Random) -> list[str]:
+    mixed = "".join(c.upper() if rng.random() < 0.5 else c for c in name)
+    return [name, name.upper(), mixed]
+
+
+@pytest.mark.parametrize("zones", sorted(_zone_sets()))
+def test_prepared_answers_are_the_general_paths_bytes(zones: str) -> None:
+    _same_as_general(_table(_zone_sets()[zones]))
+
+
+@pytest.mark.parametrize("nsec3", ["", "nsec3"])
+def test_signed_zones_are_prepared_without_do_only(tmp_path: Path, nsec3: str) -> None:
+    text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
+    table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
+    _same_as_general(table)
+    prepared = PreparedAnswers(table)
+    assert prepared.answer(_query("www.s.test.", "A", edns=1232, do=True)) is None
+    assert prepared.answer(_query("www.s.test.", "A", edns=1232)) is not None
+
+
+def _same_as_general(table: ZoneTable) -> None:
+    prepared = PreparedAnswers(table)
+    rng = random.Random(12)
+    asked = 0
+    for zone in list(table.zones.values()):
+        assert zone.version is not None
+        for key, _entry in zone.version.iter_entries():
+            names = [key, "nx." + key if key != "." else "nx."]
+            for name in names:
+                for rdtype in TYPES:
+                    combos = [(s, c) for s in SHAPES for c in _cases(name, rng)]
+                    for shape, case in rng.sample(combos, 4):
+                        try:
+                            wire = _query(case, rdtype, **shape)
+                        except dns.name.NameTooLong:
+                            continue
+                        mine = prepared.answer(wire)
+                        asked += 1
+                        if mine is None:
+                            continue
+                        general = front.handle(wire, table, tcp=False)
+                        assert mine[0] == general.wire, (case, rdtype, shape)
+                        assert mine[1] is general.zone
+                        assert general.cacheable
+    assert prepared.used > asked // 4, (prepared.used, asked)
+
+
+def test_the_owner_form_survives_an_ixfr_of_other_owners() -> None:
+    table = _table({"mix.test.": MIX})
+    zone = table.zones["mix.test."]
+    prepared = PreparedAnswers(table)
+    wire = _query("ci000004.cdn.mix.test.", "A")
+    before = prepared.answer(wire)
+    assert before is not None
+    kept = prepared.owners["ci000004.cdn.mix.test."]
+    assert zone.version is not None
+    zone.swap(
+        zone.version.apply(
+            [
+                (
+                    ["mx1 3600 IN A 192.0.2.25"],
+                    ["mx1 3600 IN A 192.0.2.26", "new 3600 IN A 192.0.2.27"],
+                )
+            ],
+            2024060102,
+        )
+    )
+    assert prepared.answer(wire) == before
+    assert prepared.owners["ci000004.cdn.mix.test."] is kept  # not rebuilt
+    mx1 = _query("mx1.mix.test.", "A")
+    changed = prepared.answer(mx1)
+    assert changed is not None and bytes([192, 0, 2, 26]) in changed[0]
+    assert changed[0] == front.handle(mx1, table, tcp=False).wire
+    new_wire = _query("new.mix.test.", "A")
+    new = prepared.answer(new_wire)
+    assert new is not None and new[0] == front.handle(new_wire, table, tcp=False).wire
+
+
+def test_what_is_not_prepared_takes_the_general_path() -> None:
+    table = _table({"mix.test.": MIX, "example.": EXAMPLE})
+    prepared = PreparedAnswers(table)
+    for name, rdtype in [
+        ("www000011.web.mix.test.", "A"),  # a CNAME chain
+        ("ns1.cust000003.mix.test.", "A"),  # below a delegation: a referral
+        ("x.wild.example.", "A"),  # wildcard synthesis
+        ("a.dn.example.", "A"),  # DNAME
+        ("mix.test.", "ANY"),
+        ("mix.test.", "DNSKEY"),
+        ("cust000003.mix.test.", "DS"),
+        ("nowhere.test.", "A"),  # no zone: REFUSED by the general path
+    ]:
+        assert prepared.answer(_query(name, rdtype)) is None, (name, rdtype)
