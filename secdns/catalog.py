@@ -26,12 +26,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import cast
 
 import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.txtbase
 
 from secdns import wire
 from secdns.config import DEFAULT_MAX_MEMBERS
@@ -336,7 +338,8 @@ def _order(member: Member) -> dns.name.Name:
 
 
 def _type(rdtype: int) -> str:
-    return dns.rdatatype.to_text(rdtype)  # type: ignore[arg-type]
+    # to_text takes any int (unknown types print as TYPEnnn); the stubs ask for the enum
+    return dns.rdatatype.to_text(cast(dns.rdatatype.RdataType, rdtype))
 
 
 def _absolute(owner: str, origin: dns.name.Name) -> str:
@@ -358,4 +361,5 @@ def _txt_text(rdata: str) -> str:
         txt = dns.rdata.from_text(dns.rdataclass.IN, _TXT, rdata)
     except dns.exception.DNSException:
         return rdata
-    return b"".join(txt.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+    strings = cast(dns.rdtypes.txtbase.TXTBase, txt).strings  # from_text(TXT) gives a TXT
+    return b"".join(strings).decode("utf-8", "replace")

@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -300,7 +300,7 @@ class Operations:
             return {"zones": [s.to_dict() for s in self.zones.statuses(zones)]}
         if command == "stop":
             return {"stopping": True}
-        coro: Any
+        coro: Coroutine[Any, Any, dict[str, Any]]
         if command == "reload":
             coro = self._reload()
         else:
@@ -315,7 +315,7 @@ class Operations:
         if request.get("no_wait"):
             self.server._spawn(coro)
             return {"started": True}
-        return await coro  # type: ignore[no-any-return]
+        return await coro
 
     async def _refresh(
         self, zone: str, force_axfr: bool, explain: Explain | None

@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import dns.message
 import dns.name
@@ -124,7 +124,7 @@ class DemoPrimary:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Udp(self), local_addr=("127.0.0.1", self.port)
         )
-        self._udp = transport  # type: ignore[assignment]
+        self._udp = transport
         return self.port
 
     async def stop(self) -> None:
@@ -195,7 +195,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a datagram endpoint's protocol is always given a DatagramTransport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         for reply in self.primary.answer(data):

@@ -331,8 +331,9 @@ async def transfer(
                     raise TsigError("the answer is TSIG-signed but we sent no key")
                 done = reader.feed(message, length + 2)
                 if progress is not None:  # at the end the zone's records, SOA once
-                    whole = done and reader.records is not None
-                    progress(len(reader.records) if whole else reader.count, reader.bytes)  # type: ignore[arg-type]
+                    records = reader.records
+                    count = len(records) if done and records is not None else reader.count
+                    progress(count, reader.bytes)
                 if done:
                     break
             if verifier is not None:

@@ -259,8 +259,10 @@ class Mirror:
                 added.cancel()
                 self._zones_added.clear()
                 for task in done:
-                    if task not in (stopper, added) and not task.cancelled() and task.exception():
-                        raise task.exception()  # type: ignore[misc]
+                    if task not in (stopper, added) and not task.cancelled():
+                        error = task.exception()
+                        if error is not None:
+                            raise error
         finally:
             stopper.cancel()
             await self.shutdown()

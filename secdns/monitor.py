@@ -97,7 +97,7 @@ async def nameserver_targets(
         problems: list[str] = []
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             try:
-                rrs = await resolver.resolve(name, rdtype, search=False)  # type: ignore[union-attr]
+                rrs = await resolver.resolve(name, rdtype, search=False)
             except dns.resolver.NoAnswer:
                 continue
             except dns.exception.DNSException as err:
@@ -321,8 +321,10 @@ class Monitor:
             for waiter in waiters:
                 waiter.cancel()
         for task in done:
-            if task in polls and not task.cancelled() and task.exception():
-                raise task.exception()  # type: ignore[misc]
+            if task in polls and not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    raise error
         if not done:
             return self._condition() or MonitorOutcome.TIMEOUT
         return self._condition() or MonitorOutcome.STOPPED

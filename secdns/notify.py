@@ -26,6 +26,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import dns.asyncquery
 import dns.exception
@@ -266,7 +267,8 @@ class NotifyListener(asyncio.DatagramProtocol):
         self.dropped = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
+        # a datagram endpoint's protocol is always given a DatagramTransport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if not is_query_header(data):

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -111,7 +111,7 @@ _STYLE = {Status.TRANSFERRED: "green", Status.UP_TO_DATE: "cyan", Status.FAILED:
 
 def pull_table(results: Iterable[PullResult]) -> Table:
     table = Table(title="secdns pull", title_justify="left")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("zone", "left"),
         ("primary", "left"),
         ("kind", "left"),
@@ -119,8 +119,9 @@ def pull_table(results: Iterable[PullResult]) -> Table:
         ("changes", "right"),
         ("time", "right"),
         ("result", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     for result in results:
         changes = (
             f"+{result.added} -{result.removed}" if result.status is Status.TRANSFERRED else ""

@@ -24,7 +24,14 @@ from secdns.config import parse_zone_name
 from secdns.diff import Delta, TtlChange, diff_zones, to_ixfr, to_json, to_nsupdate
 from secdns.endpoints import parse_endpoint
 from secdns.errors import ExitCode, UsageError
-from secdns.sources import LoadOptions, SourceKind, load_zone, parse_source, require_zone
+from secdns.sources import (
+    LoadedZone,
+    LoadOptions,
+    SourceKind,
+    load_zone,
+    parse_source,
+    require_zone,
+)
 
 FORMATS = ("text", "json", "nsupdate", "ixfr")
 
@@ -182,7 +189,7 @@ def command(
         key=resolve_key(tsig, keyfile), timeout=timeout, lifetime=lifetime, tls=resolve_tls()
     )
 
-    async def load_both():  # type: ignore[no-untyped-def]
+    async def load_both() -> list[LoadedZone]:
         return await asyncio.gather(*(load_zone(s, origin, options) for s in sources))
 
     zone_a, zone_b = asyncio.run(load_both())

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 import dns.name
@@ -37,6 +37,11 @@ from secdns.explain import Step, printer
 from secdns.keys import TsigKey
 from secdns.pull import PullOptions, PullResult, pull_zone
 from secdns.store import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.progress import Progress, TaskID
 
 
 def _looks_like_server(word: str) -> bool:
@@ -78,9 +83,9 @@ class _Progress:
     def __init__(self, enabled: bool, zones: int = 1) -> None:
         self.enabled = enabled
         self.zones = zones  # more than one (-c): one overall bar, a row per running transfer
-        self.overall: Any = None
-        self.progress: Any = None  # a rich Progress once started (rich is imported lazily)
-        self.tasks: dict[str, int] = {}
+        self.overall: TaskID | None = None
+        self.progress: Progress | None = None  # once started (rich is imported lazily)
+        self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -113,14 +118,15 @@ class _Progress:
         if self.progress is not None:
             self.progress.stop()
 
-    def callback(self, zone: str):  # type: ignore[no-untyped-def]
-        if self.progress is None:
+    def callback(self, zone: str) -> Callable[[int, int], None] | None:
+        progress = self.progress
+        if progress is None:
             return None
-        task = self.progress.add_task(zone, total=None, records=0)
+        task = progress.add_task(zone, total=None, records=0)
         self.tasks[zone] = task
 
         def update(records: int, nbytes: int) -> None:
-            self.progress.update(task, completed=nbytes, records=records)  # type: ignore[union-attr]
+            progress.update(task, completed=nbytes, records=records)
 
         return update
 
@@ -396,7 +402,12 @@ def command(
         pending = iter(enumerate(plans))
         with _Progress(show_progress, len(plans)) as progress:
 
-            async def one(origin, primaries: list[Endpoint], zone_key: TsigKey | None, zone_tls):  # type: ignore[no-untyped-def]
+            async def one(
+                origin: dns.name.Name,
+                primaries: list[Endpoint],
+                zone_key: TsigKey | None,
+                zone_tls: xot.TlsSettings | None,
+            ) -> PullResult:
                 options = options_for(zone_key, zone_tls, origin not in axfr_only)
                 copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
                 try:

@@ -15,7 +15,7 @@ from typing import IO
 
 import click
 import dns.name
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -302,14 +302,15 @@ def check_tables(report: VerifyReport, strict: bool = False) -> list[Table]:
 
 def servers_table(report: VerifyReport) -> Table:
     table = Table(title="servers", title_justify="left")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("server", "left"),
         ("address", "left"),
         ("serial", "right"),
         ("status", "left"),
         ("time", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     for answer in report.servers:
         style = "green" if answer.status.value == "ok" else "bold red"
         status = Text(answer.status.value, style=style)

@@ -202,9 +202,9 @@ class NegativeAnswers:
             )
             opt_rr = opt.to_wire()[-11:]
         flags = (struct.unpack_from("!H", reply, 2)[0]) & ~(dns.flags.RD | dns.flags.CD)
-        template = _Template(
-            zone.generation, flags, _soa_tail(version), opt_rr, len(zone.origin.to_wire())
-        )
+        origin_wire = zone.origin.to_wire()
+        assert origin_wire is not None  # to_wire() returns None only when given a file
+        template = _Template(zone.generation, flags, _soa_tail(version), opt_rr, len(origin_wire))
         self.templates[key] = template
         used = self.used
         mine = self.answer(wire)

@@ -32,6 +32,7 @@ import socket
 import struct
 import time
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -181,7 +182,8 @@ def _add_options(
     for option in query.options:
         code = option.otype
         if code == COOKIE:
-            cookie = cookie_option(option.client, client)  # type: ignore[attr-defined]
+            assert isinstance(option, dns.edns.CookieOption)  # dnspython parses code 10 so
+            cookie = cookie_option(option.client, client)
         elif code == KEEPALIVE and tcp:  # never over UDP (RFC 7828 3.3.2)
             options += struct.pack("!HHH", KEEPALIVE, 2, min(int(idle_timeout * 10), 0xFFFF))
         elif code == EXPIRE:

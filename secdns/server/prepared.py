@@ -453,7 +453,9 @@ class _Recording(dict[Labels, int]):
         super().__init__()
         self.looked_up: set[Labels] = set()
 
-    def get(self, labels: Labels, default: int | None = None) -> int | None:  # type: ignore[override]
+    def get(  # type: ignore[override]  # dict.get's overloads; this one covers our uses
+        self, labels: Labels, default: int | None = None
+    ) -> int | None:
         self.looked_up.add(labels)
         return super().get(labels, default)
 

@@ -18,7 +18,7 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from pathlib import Path
 
 import dns.exception
@@ -34,6 +34,7 @@ from secdns import notify
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
 from secdns.control import Operations
+from secdns.endpoints import Endpoint
 from secdns.errors import ConfigError, LocalIOError, SecdnsError, os_reason
 from secdns.explain import log_step
 from secdns.pull import PullOptions
@@ -82,7 +83,7 @@ class Server:
         self._udp: list[UdpWorker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tcp: list[asyncio.Server] = []
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Task[object]] = set()
         self.tcp_clients = TcpClients(
             config.server.tcp_clients, config.server.tcp_clients_per_source
         )
@@ -159,8 +160,8 @@ class Server:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for task in list(self._connections) + list(self._background):
-            task.cancel()
+        for other in list(self._connections) + list(self._background):
+            other.cancel()
         await asyncio.gather(*self._connections, *self._background, return_exceptions=True)
         for runtime in self.runtimes.values():
             await runtime.flush()
@@ -186,8 +187,8 @@ class Server:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -306,12 +307,12 @@ class Server:
         for endpoint in runtime.config.notify:
             self._spawn(self._notify(runtime, endpoint))
 
-    async def _notify(self, runtime: ZoneRuntime, endpoint: object) -> None:
+    async def _notify(self, runtime: ZoneRuntime, endpoint: Endpoint) -> None:
         version = runtime.zone.version
         if version is None:
             return
         try:
-            addresses = await resolve(endpoint)  # type: ignore[arg-type]
+            addresses = await resolve(endpoint)
         except SecdnsError as err:
             log.warning("notify: zone=%s %s", runtime.name, err.one_line())
             return
@@ -423,7 +424,7 @@ class Server:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)  # type: ignore[arg-type]
+        self._connections.add(task)
         idle_timeout = self.config.server.tcp_idle_timeout
         xot = False  # a TLS 1.3 session: transfer_transport = "tls" zones may go out
         try:
@@ -450,7 +451,7 @@ class Server:
             log.exception("tcp: internal error with %s", peer[0])
         finally:
             self.tcp_clients.release(client)
-            self._connections.discard(task)  # type: ignore[arg-type]
+            self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)

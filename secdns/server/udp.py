@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from secdns.server.server import Server
+    from secdns.server.zone import ServedZone
 
 log = logging.getLogger("secdns.server.server")
 
@@ -25,21 +26,21 @@ class AnswerCache:
 
     def __init__(self, limit: int = CACHE_ENTRIES) -> None:
         self.limit = limit
-        self.entries: dict[bytes, tuple[object, int, bytes]] = {}
+        self.entries: dict[bytes, tuple[ServedZone, int, bytes]] = {}
 
     def get(self, key: bytes) -> bytes | None:
         found = self.entries.get(key)
         if found is not None:
             zone, generation, reply = found
-            if zone.generation == generation:  # type: ignore[attr-defined]
+            if zone.generation == generation:
                 return reply
             self.entries.pop(key, None)
         return None
 
-    def put(self, key: bytes, zone: object, reply: bytes) -> None:
+    def put(self, key: bytes, zone: ServedZone, reply: bytes) -> None:
         if len(self.entries) >= self.limit:
             self.entries.clear()
-        self.entries[key] = (zone, zone.generation, reply)  # type: ignore[attr-defined]
+        self.entries[key] = (zone, zone.generation, reply)
 
 
 class UdpWorker:
@@ -88,7 +89,7 @@ class UdpWorker:
             try:
                 if not self.server.log_queries:  # -v logs every query: take the full path
                     found = entries.get(b"U" + data[2:])
-                    if found is not None and found[0].generation == found[1]:  # type: ignore[attr-defined]
+                    if found is not None and found[0].generation == found[1]:
                         send(data[:2] + found[2], addr)
                         rcodes[found[2][1] & 15] += 1
                         continue

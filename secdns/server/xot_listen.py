@@ -108,7 +108,7 @@ class TlsListeners:
             # without a transport, and start_tls fails on it; close the socket instead
             if writer.transport is not None:
                 raise
-            writer._transport = raw  # type: ignore[attr-defined]
+            writer._transport = raw  # private: put the socket back so close() reaches it
             raise ConnectionResetError("closed during the TLS handshake") from None
         session = writer.get_extra_info("ssl_object")
         return session is not None and session.version() == "TLSv1.3"

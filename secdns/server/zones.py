@@ -70,7 +70,8 @@ class MemoryCopy(ZoneCopy):
         if version is None:
             raise IxfrNotApplicable("no copy in memory")
         entries = delta_entries(deltas)
-        new = version.apply(((e.deleted, e.added) for e in entries), soa.serial)  # type: ignore[arg-type]
+        assert soa.serial is not None  # the closing SOA of a transfer: serial is set
+        new = version.apply(((e.deleted, e.added) for e in entries), soa.serial)
         for entry in entries:
             result.removed += len(entry.deleted) - 1
             result.added += len(entry.added) - 1
