@@ -182,7 +182,7 @@ def _add_options(
     for option in query.options:
         code = option.otype
         if code == COOKIE:
-            assert isinstance(option, dns.edns.CookieOption)  # dnspython parses code 10 so
+            assert isinstance(option, dns.edns.CookieOption)  # dnspython parses every COOKIE so
             cookie = cookie_option(option.client, client)
         elif code == KEEPALIVE and tcp:  # never over UDP (RFC 7828 3.3.2)
             options += struct.pack("!HHH", KEEPALIVE, 2, min(int(idle_timeout * 10), 0xFFFF))
