@@ -28,11 +28,6 @@ from secdns import xot
 from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import ZoneCopy
-
-# server/zones.py and server/catalogs.py still import these three from here
-from secdns.copies import axfr_journal as axfr_journal
-from secdns.copies import delta_entries as delta_entries
-from secdns.copies import stored_soa as stored_soa
 from secdns.endpoints import Endpoint, format_addr
 from secdns.engine import Progress, SoaInfo, Transfer, probe_soa, transfer
 from secdns.errors import (

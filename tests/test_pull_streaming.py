@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from secdns import wire, zonefile
 from secdns.cli import cli
+from secdns.copies import axfr_journal
 from secdns.errors import LocalIOError
-from secdns.pull import axfr_journal
 from secdns.store import AtomicFile, Store, StoredSoa, ZoneWriter, atomic_write
 
 ORIGIN = "rich.test."

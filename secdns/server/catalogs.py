@@ -44,8 +44,8 @@ from secdns import catalog as catalogs
 from secdns import zonefile
 from secdns.catalog_pull import remove_zone
 from secdns.config import CatalogConfig, Config, ZoneConfig
+from secdns.copies import axfr_journal
 from secdns.errors import SecdnsError
-from secdns.pull import axfr_journal
 from secdns.server.zone import ZoneVersion
 from secdns.server.zones import ZoneRuntime
 

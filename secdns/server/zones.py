@@ -23,19 +23,11 @@ import dns.name
 from secdns import wire, zonefile
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
+from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
 from secdns.endpoints import host_networks
 from secdns.errors import IxfrNotApplicable, SecdnsError
 from secdns.notify import NotifyAcl
-from secdns.pull import (
-    PullOptions,
-    PullResult,
-    Status,
-    ZoneCopy,
-    axfr_journal,
-    delta_entries,
-    pull_zone,
-    stored_soa,
-)
+from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
 from secdns.server.persist import StoreQueue
 from secdns.server.zone import ServedZone, ZoneVersion
