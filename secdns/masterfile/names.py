@@ -84,6 +84,21 @@ class Names:
             if self.origin_wire + len(token) + 1 > 255:
                 raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
             return self.okey + (token.lower().encode(),), token
+        if (
+            self.at_zone_origin
+            and len(token) < 64
+            and token[-1] != "."
+            and token != "@"
+            and _PLAIN_NAME(token)
+        ):
+            # Plain dotted labels under the zone's origin (``www.dept``): the key from
+            # one split, and the text is the token itself (what _relative would join).
+            labels = token.lower().encode().split(b".")
+            if b"" not in labels:
+                if self.origin_wire + len(token) + 1 > 255:
+                    raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
+                labels.reverse()
+                return self.okey + tuple(labels), token
         key, texts = self._parts(token)
         return key, self._relative(key, texts)
 
