@@ -110,6 +110,23 @@ class _Integrity:
     def has_type(self, key: Key, types: frozenset[int]) -> bool:
         return any(rec.rdtype in types for rec in self.index.group(key))
 
+    def has_address(self, key: Key) -> bool:
+        """``has_type(key, ADDRESS_TYPES)``, without building a group for the usual
+        owner (one A record, or an A record first)."""
+        rec = self.index.first.get(key)
+        if rec is None:
+            return False
+        if rec.rdtype in ADDRESS_TYPES:
+            return True
+        group = self.index.groups.get(key)
+        return group is not None and any(r.rdtype in ADDRESS_TYPES for r in group)
+
+    def has_only_addresses(self, key: Key) -> bool:
+        group = self.index.groups.get(key)
+        if group is None:
+            return self.index.first[key].rdtype in ADDRESS_TYPES
+        return all(rec.rdtype in ADDRESS_TYPES for rec in group)
+
     def enclosing(self, key: Key, blockers: set[Key], *, inclusive: bool) -> Key | None:
         """The highest name of ``blockers`` from the apex down to just above ``key``
         (or down to ``key`` itself with ``inclusive``)."""
@@ -411,13 +428,13 @@ class _Integrity:
             at_apex = target.record.key == apex
             cut = self.enclosing(target.key, self.cuts, inclusive=True)
             if cut is not None:
-                if not self.has_type(target.key, ADDRESS_TYPES):
+                if not self.has_address(target.key):
                     self.missing_glue(target, cut, at_apex)
                 continue
             if target.key in self.cname_target:
                 problem = f"name server {self.shown(target)} is a CNAME"
                 check = checks.TARGET_IS_CNAME
-            elif not self.redirected(target.key) and not self.has_type(target.key, ADDRESS_TYPES):
+            elif not self.redirected(target.key) and not self.has_address(target.key):
                 problem = f"name server {self.shown(target)} has no address records (A or AAAA)"
                 check = checks.TARGET_ADDRESS
             else:
@@ -447,7 +464,7 @@ class _Integrity:
                         rfc,
                     )
                 )
-            elif not self.has_type(target.key, ADDRESS_TYPES):
+            elif not self.has_address(target.key):
                 self.findings.append(
                     checks.TARGET_ADDRESS.warning(
                         self.owner(target.record),
@@ -483,7 +500,10 @@ class _Integrity:
         shortest = min(len(key) for key in blockers)
         first = self.index.first
         groups = self.index.groups
+        only_cuts = not self.dnames
         for key in _below_some(first, blockers):
+            if only_cuts and key in glue and self.has_only_addresses(key):
+                continue  # (glue: most names below the cuts of a big zone)
             above = None
             for end in range(shortest, len(key)):
                 if key[:end] in blockers:
