@@ -87,7 +87,7 @@ def records(text: str) -> list[wire.Record]:
 # --- the general paths, as they were -----------------------------------------------------
 
 
-def slow_below_some(keys, blockers: set[Key]) -> list[Key]:
+def slow_below_some(keys, blockers: set[Key], depth: int) -> list[Key]:
     shortest = min(len(key) for key in blockers)
     return [key for key in keys if any(key[:end] in blockers for end in range(shortest, len(key)))]
 
@@ -108,6 +108,7 @@ def slow_findings(monkeypatch: pytest.MonkeyPatch, recs: list[wire.Record]):
     with monkeypatch.context() as patch:
         patch.setattr(integrity, "_plain_hostnames", lambda texts: set())
         patch.setattr(integrity, "_below_some", slow_below_some)
+        patch.setattr(integrity, "_child_labels", lambda blockers, depth: None)
         patch.setattr(
             integrity._Integrity,
             "has_address",

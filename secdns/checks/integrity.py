@@ -81,6 +81,7 @@ class _Integrity:
         self.findings: list[Finding] = []
         self.depth = len(index.origin_key)
         self.cuts: set[Key] = set()  # names below the apex with NS records
+        self.cut_labels: frozenset[bytes] | None = None  # see cut_of
         self.dnames: set[Key] = set()
         self.cname_target: dict[Key, Key | None] = {}  # None: target is not a name
         self.apex_soa: list[wire.Record] = []
@@ -136,6 +137,19 @@ class _Integrity:
         for end in range(self.depth, stop):
             if key[:end] in blockers:
                 return key[:end]
+        return None
+
+    def cut_of(self, key: Key) -> Key | None:
+        """``enclosing(key, self.cuts, inclusive=True)`` for an in-zone ``key`` (once
+        the pass over owners is done: ``check_targets`` sets ``cut_labels``).  When
+        every cut is a child of the apex, as in most zones, that is one look-up of
+        the label below the apex."""
+        labels = self.cut_labels
+        if labels is None:
+            return self.enclosing(key, self.cuts, inclusive=True)
+        depth = self.depth
+        if len(key) > depth and key[depth] in labels:
+            return key[: depth + 1]
         return None
 
     def redirected(self, key: Key) -> bool:
@@ -417,6 +431,7 @@ class _Integrity:
     def check_targets(self) -> None:
         """NS, MX and SRV targets: CNAMEs, addresses, glue, host name syntax."""
         apex = self.index.origin_key
+        self.cut_labels = _child_labels(self.cuts, self.depth)
         good = self.good_hostnames
         if "*" not in self.index.origin_text and _HOSTNAME.fullmatch(self.index.origin_text):
             good |= _plain_hostnames(t.text for targets in (self.ns, self.mx_srv) for t in targets)
@@ -426,7 +441,7 @@ class _Integrity:
             if not self.index.in_zone(target.key):
                 continue
             at_apex = target.record.key == apex
-            cut = self.enclosing(target.key, self.cuts, inclusive=True)
+            cut = self.cut_of(target.key)
             if cut is not None:
                 if not self.has_address(target.key):
                     self.missing_glue(target, cut, at_apex)
@@ -452,7 +467,7 @@ class _Integrity:
                 self.hostname_target(target, rdtype)
             if not self.index.in_zone(target.key):
                 continue
-            if self.enclosing(target.key, self.cuts, inclusive=True) or self.redirected(target.key):
+            if self.cut_of(target.key) or self.redirected(target.key):
                 continue  # the name lives in a child zone, or is redirected
             rfc = "RFC 2782" if target.record.rdtype == SRV else None
             if target.key in self.cname_target:
@@ -501,7 +516,7 @@ class _Integrity:
         first = self.index.first
         groups = self.index.groups
         only_cuts = not self.dnames
-        for key in _below_some(first, blockers):
+        for key in _below_some(first, blockers, self.depth):
             if only_cuts and key in glue and self.has_only_addresses(key):
                 continue  # (glue: most names below the cuts of a big zone)
             above = None
@@ -622,11 +637,23 @@ class _Integrity:
             self.good_hostnames.add(text)
 
 
-def _below_some(keys: Iterable[Key], blockers: set[Key]) -> list[Key]:
-    """The keys strictly below some key of ``blockers``, in their order.
+def _child_labels(blockers: set[Key], depth: int) -> frozenset[bytes] | None:
+    """The labels of ``blockers`` below the apex if they all are children of the apex
+    (``depth`` labels deep), else None."""
+    if all(len(key) == depth + 1 for key in blockers):
+        return frozenset(key[depth] for key in blockers)
+    return None
+
+
+def _below_some(keys: Iterable[Key], blockers: set[Key], depth: int) -> list[Key]:
+    """The in-zone keys strictly below some key of ``blockers``, in their order.
 
     One comprehension per depth that blockers have (usually one: the delegations
-    one label below the apex), instead of a loop over every depth for every name."""
+    one label below the apex, ``depth`` labels deep, when a label is enough),
+    instead of a loop over every depth for every name."""
+    labels = _child_labels(blockers, depth)
+    if labels is not None:
+        return [key for key in keys if len(key) > depth + 1 and key[depth] in labels]
     depths = sorted({len(key) for key in blockers})
     if len(depths) == 1:
         depth = depths[0]

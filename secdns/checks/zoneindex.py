@@ -47,9 +47,14 @@ class ZoneIndex:
         extra: list[wire.Record] = []
         out_of_zone: list[wire.Record] = []
         keep_first = first.setdefault
+        previous = None
         for rec in records:
-            if keep_first(rec.key, rec) is not rec:
+            key = rec.key
+            if key is previous:  # the reader shares one key among an owner's lines
                 extra.append(rec)
+            elif keep_first(key, rec) is not rec:
+                extra.append(rec)
+            previous = key
         # Owners outside the zone are written absolute (ending in a dot); the key
         # decides, the text only spares the slice for the usual case.  Looked for
         # once per owner, not per record, and set apart in the order read.
