@@ -249,9 +249,11 @@ class _Integrity:
                 mismatched.append(rdtype)
             if position and rdtype in _NOTED_TYPES:
                 self.note(key, rec, at_apex)
-        owner = self.owner(group[0])
         if group[0].rdtype not in ADDRESS_TYPES and (A in ttls or AAAA in ttls):
             self.address_owners.append(group[0].owner)
+        if not (mismatched or SPF in ttls or CNAME in ttls or DNAME in ttls):
+            return  # (most names: nothing to report, and no owner text to make)
+        owner = self.owner(group[0])
         if SPF in ttls and TXT not in ttls:
             self.findings.append(
                 checks.SPF.warning(
