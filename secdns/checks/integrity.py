@@ -12,6 +12,7 @@ rdata text is parsed only for SOA, NS, CNAME, DNAME, MX and SRV records.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -68,6 +69,10 @@ class _Target(NamedTuple):
     key: Key
 
 
+# ``_Target`` from one (record, text, key) tuple, without the Python-level __new__.
+_new_target = functools.partial(tuple.__new__, _Target)
+
+
 def check_integrity(
     origin: dns.name.Name, records: list[wire.Record], *, index: ZoneIndex | None = None
 ) -> list[Finding]:
@@ -106,7 +111,7 @@ class _Integrity:
                 key = self.name_keys[text] = self.index.name_key(text)
             except ValueError:
                 return None  # the parser accepted it; nothing more to say here
-        return _Target(rec, text, key)
+        return _new_target((rec, text, key))
 
     def has_type(self, key: Key, types: frozenset[int]) -> bool:
         return any(rec.rdtype in types for rec in self.index.group(key))
