@@ -75,26 +75,16 @@ class Names:
         """``(key, text)`` of the name *token*, not cached; :class:`BadSyntax` if it is none."""
         if (
             self.at_zone_origin
-            and "." not in token
-            and len(token) < 64
-            and token != "@"
-            and (token.isalnum() and token.isascii() or _PLAIN_NAME(token))
-        ):
-            # The usual owner: one plain label under the zone's origin.
-            if self.origin_wire + len(token) + 1 > 255:
-                raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
-            return self.okey + (token.lower().encode(),), token
-        if (
-            self.at_zone_origin
             and len(token) < 64
             and token[-1] != "."
             and token != "@"
-            and _PLAIN_NAME(token)
+            and (token.isalnum() and token.isascii() or _PLAIN_NAME(token))
         ):
-            # Plain dotted labels under the zone's origin (``www.dept``): the key from
-            # one split, and the text is the token itself (what _relative would join).
-            labels = token.lower().encode().split(b".")
-            if b"" not in labels:
+            # The usual owners: plain labels under the zone's origin (``www``,
+            # ``www.dept``); the text is the token itself (what _relative would join).
+            raw = token.lower().encode()
+            labels = raw.split(b".") if "." in token else [raw]
+            if b"" not in labels:  # (else _parts says which label is empty)
                 if self.origin_wire + len(token) + 1 > 255:
                     raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
                 labels.reverse()
