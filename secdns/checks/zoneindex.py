@@ -47,27 +47,14 @@ class ZoneIndex:
         extra: list[wire.Record] = []
         out_of_zone: list[wire.Record] = []
         keep_first = first.setdefault
-        previous = None
         for rec in records:
             key = rec.key
-            if key is previous:  # the reader shares one key among an owner's lines
-                extra.append(rec)
+            # Owners outside the zone are written absolute (ending in a dot); the
+            # key decides, the text only spares the slice for the usual case.
+            if rec.owner[-1:] == "." and depth and key[:depth] != okey:
+                out_of_zone.append(rec)
             elif keep_first(key, rec) is not rec:
                 extra.append(rec)
-            previous = key
-        # Owners outside the zone are written absolute (ending in a dot); the key
-        # decides, the text only spares the slice for the usual case.  Looked for
-        # once per owner, not per record, and set apart in the order read.
-        outside = {
-            key
-            for key, rec in first.items()
-            if rec.owner[-1:] == "." and depth and key[:depth] != okey
-        }
-        if outside:
-            out_of_zone = [rec for rec in records if rec.key in outside]
-            extra = [rec for rec in extra if rec.key not in outside]
-            for key in outside:
-                del first[key]
         groups: dict[Key, list[wire.Record]] = {}
         for rec in extra:
             group = groups.get(rec.key)
