@@ -144,7 +144,19 @@ async def _load_copies(
 async def verify_zone(
     origin: dns.name.Name, specs: list[str], options: VerifyOptions | None = None
 ) -> VerifyReport:
-    """Verify ``origin`` from the sources ``specs`` (files, ``-``, store dirs, ``@SERVER``)."""
+    """Verify ``origin`` from the sources ``specs`` (files, ``-``, store dirs, ``@SERVER``).
+
+    The cyclic collector pauses from the first load to the last check: once the
+    reader has made a copy's million records, each young-generation pass would
+    walk them all again (about a tenth of verify's time at 1M records); the
+    records are freed by reference counting when the copies go."""
+    with _no_cyclic_gc():
+        return await _verify_zone(origin, specs, options)
+
+
+async def _verify_zone(
+    origin: dns.name.Name, specs: list[str], options: VerifyOptions | None
+) -> VerifyReport:
     options = VerifyOptions() if options is None else options
     started = time.monotonic()
     zone = origin.to_text()

@@ -12,9 +12,10 @@ rdata text is parsed only for SOA, NS, CNAME, DNAME, MX and SRV records.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import dns.name
 import dns.rdatatype
@@ -57,13 +58,19 @@ _LDH_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.\
 _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\.")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Target:
-    """A domain name inside an NS, MX or SRV record (or an SOA's MNAME)."""
+class _Target(NamedTuple):
+    """A domain name inside an NS, MX or SRV record (or an SOA's MNAME).
+
+    A named tuple, not a frozen dataclass: a big zone makes one per NS, MX and SRV
+    record, and a tuple is built several times faster."""
 
     record: wire.Record
     text: str
     key: Key
+
+
+# ``_Target`` from one (record, text, key) tuple, without the Python-level __new__.
+_new_target = functools.partial(tuple.__new__, _Target)
 
 
 def check_integrity(
@@ -79,6 +86,7 @@ class _Integrity:
         self.findings: list[Finding] = []
         self.depth = len(index.origin_key)
         self.cuts: set[Key] = set()  # names below the apex with NS records
+        self.cut_labels: frozenset[bytes] | None = None  # see cut_of
         self.dnames: set[Key] = set()
         self.cname_target: dict[Key, Key | None] = {}  # None: target is not a name
         self.apex_soa: list[wire.Record] = []
@@ -103,10 +111,27 @@ class _Integrity:
                 key = self.name_keys[text] = self.index.name_key(text)
             except ValueError:
                 return None  # the parser accepted it; nothing more to say here
-        return _Target(rec, text, key)
+        return _new_target((rec, text, key))
 
     def has_type(self, key: Key, types: frozenset[int]) -> bool:
         return any(rec.rdtype in types for rec in self.index.group(key))
+
+    def has_address(self, key: Key) -> bool:
+        """``has_type(key, ADDRESS_TYPES)``, without building a group for the usual
+        owner (one A record, or an A record first)."""
+        rec = self.index.first.get(key)
+        if rec is None:
+            return False
+        if rec.rdtype in ADDRESS_TYPES:
+            return True
+        group = self.index.groups.get(key)
+        return group is not None and any(r.rdtype in ADDRESS_TYPES for r in group)
+
+    def has_only_addresses(self, key: Key) -> bool:
+        group = self.index.groups.get(key)
+        if group is None:
+            return self.index.first[key].rdtype in ADDRESS_TYPES
+        return all(rec.rdtype in ADDRESS_TYPES for rec in group)
 
     def enclosing(self, key: Key, blockers: set[Key], *, inclusive: bool) -> Key | None:
         """The highest name of ``blockers`` from the apex down to just above ``key``
@@ -117,6 +142,19 @@ class _Integrity:
         for end in range(self.depth, stop):
             if key[:end] in blockers:
                 return key[:end]
+        return None
+
+    def cut_of(self, key: Key) -> Key | None:
+        """``enclosing(key, self.cuts, inclusive=True)`` for an in-zone ``key`` (once
+        the pass over owners is done: ``check_targets`` sets ``cut_labels``).  When
+        every cut is a child of the apex, as in most zones, that is one look-up of
+        the label below the apex."""
+        labels = self.cut_labels
+        if labels is None:
+            return self.enclosing(key, self.cuts, inclusive=True)
+        depth = self.depth
+        if len(key) > depth and key[depth] in labels:
+            return key[: depth + 1]
         return None
 
     def redirected(self, key: Key) -> bool:
@@ -216,9 +254,11 @@ class _Integrity:
                 mismatched.append(rdtype)
             if position and rdtype in _NOTED_TYPES:
                 self.note(key, rec, at_apex)
-        owner = self.owner(group[0])
         if group[0].rdtype not in ADDRESS_TYPES and (A in ttls or AAAA in ttls):
             self.address_owners.append(group[0].owner)
+        if not (mismatched or SPF in ttls or CNAME in ttls or DNAME in ttls):
+            return  # (most names: nothing to report, and no owner text to make)
+        owner = self.owner(group[0])
         if SPF in ttls and TXT not in ttls:
             self.findings.append(
                 checks.SPF.warning(
@@ -398,20 +438,25 @@ class _Integrity:
     def check_targets(self) -> None:
         """NS, MX and SRV targets: CNAMEs, addresses, glue, host name syntax."""
         apex = self.index.origin_key
+        self.cut_labels = _child_labels(self.cuts, self.depth)
+        good = self.good_hostnames
+        if "*" not in self.index.origin_text and _HOSTNAME.fullmatch(self.index.origin_text):
+            good |= _plain_hostnames(t.text for targets in (self.ns, self.mx_srv) for t in targets)
         for target in self.ns:
-            self.hostname_target(target, "NS")
+            if target.text not in good:
+                self.hostname_target(target, "NS")
             if not self.index.in_zone(target.key):
                 continue
             at_apex = target.record.key == apex
-            cut = self.enclosing(target.key, self.cuts, inclusive=True)
+            cut = self.cut_of(target.key)
             if cut is not None:
-                if not self.has_type(target.key, ADDRESS_TYPES):
+                if not self.has_address(target.key):
                     self.missing_glue(target, cut, at_apex)
                 continue
             if target.key in self.cname_target:
                 problem = f"name server {self.shown(target)} is a CNAME"
                 check = checks.TARGET_IS_CNAME
-            elif not self.redirected(target.key) and not self.has_type(target.key, ADDRESS_TYPES):
+            elif not self.redirected(target.key) and not self.has_address(target.key):
                 problem = f"name server {self.shown(target)} has no address records (A or AAAA)"
                 check = checks.TARGET_ADDRESS
             else:
@@ -425,10 +470,11 @@ class _Integrity:
             )
         for target in self.mx_srv:
             rdtype = wire.type_text(target.record.rdtype)
-            self.hostname_target(target, rdtype)
+            if target.text not in good:
+                self.hostname_target(target, rdtype)
             if not self.index.in_zone(target.key):
                 continue
-            if self.enclosing(target.key, self.cuts, inclusive=True) or self.redirected(target.key):
+            if self.cut_of(target.key) or self.redirected(target.key):
                 continue  # the name lives in a child zone, or is redirected
             rfc = "RFC 2782" if target.record.rdtype == SRV else None
             if target.key in self.cname_target:
@@ -440,7 +486,7 @@ class _Integrity:
                         rfc,
                     )
                 )
-            elif not self.has_type(target.key, ADDRESS_TYPES):
+            elif not self.has_address(target.key):
                 self.findings.append(
                     checks.TARGET_ADDRESS.warning(
                         self.owner(target.record),
@@ -476,9 +522,10 @@ class _Integrity:
         shortest = min(len(key) for key in blockers)
         first = self.index.first
         groups = self.index.groups
-        for key in first:
-            if len(key) <= shortest:
-                continue  # (most names of a big zone: no ancestor can be a blocker)
+        only_cuts = not self.dnames
+        for key in _below_some(first, blockers, self.depth):
+            if only_cuts and key in glue and self.has_only_addresses(key):
+                continue  # (glue: most names below the cuts of a big zone)
             above = None
             for end in range(shortest, len(key)):
                 if key[:end] in blockers:
@@ -597,9 +644,64 @@ class _Integrity:
             self.good_hostnames.add(text)
 
 
+def _child_labels(blockers: set[Key], depth: int) -> frozenset[bytes] | None:
+    """The labels of ``blockers`` below the apex if they all are children of the apex
+    (``depth`` labels deep), else None."""
+    if all(len(key) == depth + 1 for key in blockers):
+        return frozenset(key[depth] for key in blockers)
+    return None
+
+
+def _below_some(keys: Iterable[Key], blockers: set[Key], depth: int) -> list[Key]:
+    """The in-zone keys strictly below some key of ``blockers``, in their order.
+
+    One comprehension per depth that blockers have (usually one: the delegations
+    one label below the apex, ``depth`` labels deep, when a label is enough),
+    instead of a loop over every depth for every name."""
+    labels = _child_labels(blockers, depth)
+    if labels is not None:
+        return [key for key in keys if len(key) > depth + 1 and key[depth] in labels]
+    depths = sorted({len(key) for key in blockers})
+    if len(depths) == 1:
+        depth = depths[0]
+        return [key for key in keys if len(key) > depth and key[:depth] in blockers]
+    keys = list(keys)
+    below: set[Key] = set()
+    for depth in depths:
+        below.update(key for key in keys if len(key) > depth and key[:depth] in blockers)
+    return [key for key in keys if key in below]
+
+
 def _types(group: Sequence[wire.Record]) -> list[int]:
     """The distinct types of a name's records, in order of first appearance."""
     return list(dict.fromkeys(rec.rdtype for rec in group))
+
+
+def _plain_hostnames(texts: Iterable[str]) -> set[str]:
+    """Target texts (as records write them) that one scan shows to be valid host
+    names, relative ones given an origin that is one; empty if the scan finds
+    anything unusual (a '*', an odd hyphen, an empty label...), and never a text
+    that starts with a digit (an absolute one may be an address written as a name).
+    Each text left out is checked alone by ``hostname_target``."""
+    unique = set(texts)
+    unique.discard("@")
+    unique.discard(".")
+    blob = "\n".join(unique).encode("ascii", "replace")
+    if (
+        not blob
+        or blob.translate(None, _LDH_BYTES)
+        or b".." in blob
+        or b"\n." in blob
+        or blob.startswith((b".", b"-", b"\n"))
+        or blob.endswith((b"-", b"\n"))
+        or b"-." in blob
+        or b".-" in blob
+        or b"\n-" in blob
+        or b"-\n" in blob
+        or b"\n\n" in blob
+    ):
+        return set()
+    return {text for text in unique if not text[0].isdigit()}
 
 
 def _invalid_hostnames(owners: list[str]) -> list[str]:

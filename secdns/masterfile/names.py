@@ -75,15 +75,20 @@ class Names:
         """``(key, text)`` of the name *token*, not cached; :class:`BadSyntax` if it is none."""
         if (
             self.at_zone_origin
-            and "." not in token
             and len(token) < 64
+            and token[-1] != "."
             and token != "@"
             and (token.isalnum() and token.isascii() or _PLAIN_NAME(token))
         ):
-            # The usual owner: one plain label under the zone's origin.
-            if self.origin_wire + len(token) + 1 > 255:
-                raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
-            return self.okey + (token.lower().encode(),), token
+            # The usual owners: plain labels under the zone's origin (``www``,
+            # ``www.dept``); the text is the token itself (what _relative would join).
+            raw = token.lower().encode()
+            labels = raw.split(b".") if "." in token else [raw]
+            if b"" not in labels:  # (else _parts says which label is empty)
+                if self.origin_wire + len(token) + 1 > 255:
+                    raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
+                labels.reverse()
+                return self.okey + tuple(labels), token
         key, texts = self._parts(token)
         return key, self._relative(key, texts)
 
