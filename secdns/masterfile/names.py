@@ -84,6 +84,14 @@ class Names:
             if self.origin_wire + len(token) + 1 > 255:
                 raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
             return self.okey + (token.lower().encode(),), token
+        if self.at_zone_origin and token[-1] != "." and token[0] != "@" and _PLAIN_NAME(token):
+            # A plain dotted name under the zone's origin (host.dept): its text is the token.
+            parts = token.lower().split(".")
+            if "" not in parts and max(map(len, parts)) < 64:
+                key = self.okey + tuple([part.encode() for part in reversed(parts)])
+                if self.origin_wire + len(token) + 1 > 255:
+                    raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
+                return key, token
         key, texts = self._parts(token)
         return key, self._relative(key, texts)
 
