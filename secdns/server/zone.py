@@ -123,11 +123,9 @@ class ZoneVersion:
         groups: dict[str, list[str]] = {}
         prev_owner: str | None = None
         current: list[str] = []
-        records = 0
         for line in lines:
             if not line or line[0] in ";$":
                 continue
-            records += 1
             owner = line[: line.find(" ")]
             if owner == prev_owner:
                 current.append(line)
@@ -141,12 +139,19 @@ class ZoneVersion:
                 key = (owner + suffix).lower()
             current = groups.setdefault(key, [])
             current.append(line)
+        records = sum(map(len, groups.values()))
         below: dict[str, int] = {}
+        get = below.get
         for key in groups:
             walk = key
-            while walk != origin_key:
-                walk = parent_key(walk)
-                below[walk] = below.get(walk, 0) + 1
+            if "\\" in key:
+                while walk != origin_key:
+                    walk = parent_key(walk)
+                    below[walk] = get(walk, 0) + 1
+                continue
+            while walk != origin_key:  # parent_key, inline: the loop runs once per ancestor
+                walk = walk[walk.find(".") + 1 :] or "."
+                below[walk] = get(walk, 0) + 1
         size = bucket_count(len(groups) + len(below))
         buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
         mask = size - 1

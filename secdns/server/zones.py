@@ -245,6 +245,7 @@ class ZoneRuntime:
         assert self.config.file is not None
         records = await asyncio.to_thread(read_file_records, self.config.file, self.zone.origin)
         lines = await asyncio.to_thread(zonefile.canonical_lines, records)
+        del records  # before the version is built: the peak holds lines or records, not both
         version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
         old = self.zone.version
         if old is not None:
