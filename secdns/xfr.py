@@ -89,7 +89,7 @@ class TsigVerifier:
             self.unsigned += 1
             if self.unsigned > self.MAX_UNSIGNED:
                 raise TsigError(f"more than {self.MAX_UNSIGNED} unsigned messages in a row")
-            self.ctx.update(raw)  # type: ignore[union-attr]
+            self.ctx.update(raw)  # type: ignore[union-attr]  # ctx is set by the first signed message
             return
         try:
             self.ctx = dns.tsig.validate(
@@ -310,7 +310,7 @@ class XfrReader:
         if len(owners) > _SHARED_LIMIT:
             owners.clear()
         okey, depth = self.origin_key, len(self.origin_key)
-        keep = self.records.append if self.state is _State.AXFR else None  # type: ignore[union-attr]
+        keep = self.records.append if self.state is _State.AXFR else None  # type: ignore[union-attr]  # a list in state AXFR
         for rec in message.records:
             if (
                 keep is not None
@@ -344,7 +344,7 @@ class XfrReader:
             text += len(rec.owner) + len(rec.rdata)
             self._step(rec)
             if self.state is _State.AXFR:
-                keep = self.records.append  # type: ignore[union-attr]
+                keep = self.records.append  # type: ignore[union-attr]  # a list once AXFR-style
         self.text_bytes = text
         if self.max_bytes is not None and text > self.max_bytes:
             # rendered text can be 4 times the wire size (binary TXT as \ddd): the
@@ -357,7 +357,7 @@ class XfrReader:
             self.state is _State.SECOND
             and self.messages == 1
             and len(message.records) == 1
-            and (self.serial is None or not serial_newer(self.new_serial, self.serial))  # type: ignore[arg-type]
+            and (self.serial is None or not serial_newer(self.new_serial, self.serial))  # type: ignore[arg-type]  # set by the first SOA
         ):
             # A first message holding only an SOA that is not newer than ours: up to
             # date (RFC 1995 section 2).  A newer one alone is how PowerDNS starts a
@@ -380,7 +380,7 @@ class XfrReader:
                 return
             if rec.rdtype == SOA:
                 raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
-            self.records.append(rec)  # type: ignore[union-attr]
+            self.records.append(rec)  # type: ignore[union-attr]  # a list in state AXFR
             return
         if state is _State.FIRST_SOA:
             if not self._is_apex_soa(rec):
@@ -402,7 +402,7 @@ class XfrReader:
                 if rec.serial == self.serial and rec.rdata != self.soa.rdata:
                     self.state = _State.DELETING
                     self._current_serial = rec.serial
-                    self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))  # type: ignore[arg-type]
+                    self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))  # type: ignore[arg-type]  # an SOA has a serial
                     return
                 if rec.rdata == self.soa.rdata:
                     # a zone holding only its SOA, sent AXFR-style
@@ -423,7 +423,7 @@ class XfrReader:
         delta = self.deltas[-1]
         if state is _State.DELETING:
             if self._is_apex_soa(rec):
-                delta.serial_to = rec.serial  # type: ignore[assignment]
+                delta.serial_to = rec.serial  # type: ignore[assignment]  # an SOA has a serial
                 delta.added.append(rec)
                 self.state = _State.ADDING
                 return
@@ -434,7 +434,7 @@ class XfrReader:
         if state is _State.ADDING:
             if self._is_apex_soa(rec):
                 if rec.serial == self.new_serial and delta.serial_to == self.new_serial:
-                    if rec.rdata != self.soa.rdata:  # type: ignore[union-attr]
+                    if rec.rdata != self.soa.rdata:  # type: ignore[union-attr]  # soa is set by the first record
                         raise BadDataError("final SOA of the IXFR differs from the first")
                     self.state = _State.DONE
                     return
@@ -442,7 +442,7 @@ class XfrReader:
                     raise BadDataError(
                         f"IXFR delta starts at serial {rec.serial}, expected {delta.serial_to}"
                     )
-                self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))  # type: ignore[arg-type]
+                self.deltas.append(Delta(rec.serial, rec.serial, [rec], []))
                 self.state = _State.DELETING
                 return
             if rec.rdtype == SOA:

@@ -216,7 +216,7 @@ class ZoneVersion:
         index = self._answer_index
         if index is None:
             index = self._answer_index = build(self)
-        return index  # type: ignore[return-value]
+        return index  # type: ignore[return-value]  # one build per version: its _T
 
     # --- changing (a new version) -----------------------------------------------------------
     def apply(
@@ -341,7 +341,7 @@ def _bucketed(entries: dict[str, Entry]) -> list[dict[str, Entry]]:
 
 
 _IN = dns.rdataclass.IN
-_TYPES: dict[str, int] = {}
+_TYPES: dict[str, dns.rdatatype.RdataType] = {}
 
 
 class _A(dns.rdtypes.IN.A.A):
@@ -349,18 +349,18 @@ class _A(dns.rdtypes.IN.A.A):
 
     __slots__ = ()
 
-    def _to_wire(self, file, compress=None, origin=None, canonicalize=False):  # type: ignore[no-untyped-def]
+    def _to_wire(self, file, compress=None, origin=None, canonicalize=False):
         file.write(socket.inet_aton(self.address))
 
 
 class _AAAA(dns.rdtypes.IN.AAAA.AAAA):
     __slots__ = ()
 
-    def _to_wire(self, file, compress=None, origin=None, canonicalize=False):  # type: ignore[no-untyped-def]
+    def _to_wire(self, file, compress=None, origin=None, canonicalize=False):
         file.write(socket.inet_pton(socket.AF_INET6, self.address))
 
 
-_NAME_CLASSES = {
+_NAME_CLASSES: dict[int, type[dns.rdata.Rdata]] = {
     dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS,
     dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
     dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR,
@@ -375,7 +375,7 @@ def _make(cls: type, rdtype: int, **fields: object) -> dns.rdata.Rdata:
     decoder checked against it) rendered, so they are valid by construction;
     tests compare every fast-built rdata with ``dns.rdata.from_text``.
     """
-    rd = object.__new__(cls)
+    rd: dns.rdata.Rdata = object.__new__(cls)
     setattr_ = object.__setattr__
     setattr_(rd, "rdclass", _IN)
     setattr_(rd, "rdtype", rdtype)
@@ -433,7 +433,7 @@ def parse_node(lines: tuple[str, ...], origin: dns.name.Name) -> Node:
             raise ZoneFileError(f"bad record {line[:80]}: {err}") from err
         if rdtype == dns.rdatatype.RRSIG:
             assert isinstance(rd, dns.rdtypes.ANY.RRSIG.RRSIG)
-            table, key = sigs, rd.type_covered
+            table, key = sigs, dns.rdatatype.RdataType.make(rd.type_covered)
         else:
             table, key = rrsets, rdtype
         rrset = table.get(key)
