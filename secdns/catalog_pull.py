@@ -27,11 +27,12 @@ import dns.exception
 import dns.name
 
 from secdns import catalog as catalogs
+from secdns.atomicfile import atomic_write, fsync_directory
 from secdns.copies import StoreCopy
 from secdns.endpoints import Endpoint
 from secdns.errors import LocalIOError
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
-from secdns.store import Store, atomic_write, fsync_directory, zone_filename
+from secdns.store import Store, zone_filename
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import dns.name
 
 from secdns import wire, zonefile
+from secdns.atomicfile import atomic_write, read_chunks
 from secdns.errors import IxfrNotApplicable, LocalIOError, SecdnsError
 from secdns.store import (
     JournalEntry,
@@ -29,9 +30,7 @@ from secdns.store import (
     Written,
     ZoneState,
     ZoneWriter,
-    atomic_write,
     axfr_entry,
-    read_chunks,
 )
 from secdns.xfr import Delta
 

@@ -127,7 +127,7 @@ def test_a_kill_during_the_final_write_leaves_a_temp_file_the_next_write_sweeps(
     import sys
     import time
 
-    from secdns import store as store_module
+    from secdns import atomicfile as store_module
 
     target = tmp_path / "example.com.zone"
     target.write_text("old\n")

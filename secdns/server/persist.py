@@ -5,7 +5,7 @@ several fsyncs, about 4 ms each here; 10,000 zones transferred at start would
 wait ~150 s for their disk writes one after the other, and tie up the thread
 pool the transfers' own work needs.  :class:`StoreQueue` runs the zones'
 writes in one thread of its own, a batch at a time inside
-:func:`secdns.store.group_commit`: one round of fsyncs per batch.  A zone has
+:func:`secdns.atomicfile.group_commit`: one round of fsyncs per batch.  A zone has
 at most one write in flight (its runtime waits for the last), so a batch never
 holds two writes of one zone and never reads a file it has not yet renamed.
 """
@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 
-from secdns.store import group_commit
+from secdns.atomicfile import group_commit
 
 log = logging.getLogger(__name__)
 
