@@ -25,11 +25,23 @@ import dns.rrset
 import dns.tsig
 
 from secdns.server import render
+from secdns.server.ownerwire import (
+    _COMPRESS,
+    _REMEMBER,
+    RR,
+    TYPE_CODES,
+    TYPE_SOA,
+    Labels,
+    Piece,
+    prepare_owner,
+)
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry
 from secdns.xfr import serial_compare
 
-MESSAGE_SIZE = 16384
+MESSAGE_SIZE = 65535
+"""Messages of up to 64 KiB, as BIND and Knot send (names past 16 KiB are not compression
+targets, but still point back to earlier ones)."""
 
 
 def transfer_allowed(
@@ -86,6 +98,9 @@ class _Writer:
                 key = keyring.get(query.keyname)
                 self.key = key if isinstance(key, dns.tsig.Key) else None
         self.ctx: object | None = None
+        self.origin_labels: Labels = ()
+        self.origin_wire = b""
+        self.names: dict[Labels, tuple[bytes | None, bytes]] = {}
         self.first = True
         self.count = 0
         self.wire = self._new()
@@ -102,6 +117,9 @@ class _Writer:
         if self.first:
             reserve += len(self.opt)
         wire = render.Wire(MESSAGE_SIZE - reserve)
+        self.apex = b""  # a pointer to the zone apex in this message, once written
+        self.last_owner: bytes | None = None  # the previous prepared record's owner...
+        self.last_pointer = b""  # ...and a pointer to it
         if self.first:
             question = self.query.question[0]
             wire.name(question.name)
@@ -131,6 +149,83 @@ class _Writer:
                     yield self.flush()
                     self.wire.rrset(1, single)
                 self.count += 1
+
+    # --- records from prepared pieces (Knot-style compression) --------------------------------
+
+    def write_prepared(
+        self, rel: bytes, rdtype: int, ttl: int, pieces: list[Piece], done: list[bytes]
+    ) -> None:
+        """Write an RRset from :mod:`~secdns.server.ownerwire` pieces, record by record
+        (an AXFR may split an RRset across messages), appending full messages to ``done``.
+
+        ``rel`` is the owner's wire form relative to the zone apex (b"" at the apex).
+        Compression is Knot's, not BIND's: a name in the zone points to the apex (written
+        in full once per message), the owner of the previous record is pointed to whole,
+        and nothing else is looked up; names outside the zone, SRV targets and DNAME
+        targets are written in full.
+        """
+        for piece in pieces:
+            for _attempt in range(2):
+                wire = self.wire
+                out = wire.out
+                mark = len(out)
+                if self.last_owner is rel:
+                    out += self.last_pointer
+                else:
+                    at = len(out)
+                    out += rel
+                    self._apex(out)
+                    self.last_owner = rel
+                    self.last_pointer = (0xC000 | at).to_bytes(2, "big") if at < 0x4000 else b""
+                    if at >= 0x4000:
+                        self.last_owner = None
+                rdata = piece if type(piece) is bytes else self._rdata(piece)
+                out += RR.pack(rdtype, 1, ttl, len(rdata))
+                out += rdata
+                if len(out) <= wire.limit:
+                    wire.counts[1] += 1
+                    self.count += 1
+                    break
+                del out[mark:]
+                if not self.count:
+                    raise render.TooBig
+                done.append(self.flush())
+
+    def _apex(self, out: bytearray) -> None:
+        if self.apex:
+            out += self.apex
+            return
+        at = len(out)
+        out += self.origin_wire
+        if at < 0x4000:
+            self.apex = (0xC000 | at).to_bytes(2, "big")
+
+    def _name(self, labels: Labels) -> bytes:
+        names = self.names
+        found = names.get(labels)
+        if found is None:
+            if len(names) >= 65536:
+                names.clear()
+            count = len(labels) - len(self.origin_labels)
+            full = b"".join(bytes((len(x),)) + x for x in labels)
+            inside = count >= 0 and labels[count:] == self.origin_labels
+            rel = full[: len(full) - len(self.origin_wire)] if inside else None
+            found = names[labels] = (rel, full)
+        if found[0] is not None and self.apex:
+            return found[0] + self.apex
+        return found[1]
+
+    def _rdata(self, piece: Piece) -> bytes:
+        kind = piece[0]
+        if kind == _COMPRESS:
+            return piece[1] + self._name(piece[2])  # type: ignore[no-any-return]
+        if kind == _REMEMBER:
+            return piece[1] + self._name_full(piece[2])  # type: ignore[no-any-return]
+        return self._name(piece[2]) + self._name(piece[3]) + piece[1]  # type: ignore[no-any-return]
+
+    def _name_full(self, labels: Labels) -> bytes:
+        self._name(labels)
+        return self.names[labels][1]
 
     def flush(self) -> bytes:
         wire = self.wire
@@ -173,17 +268,55 @@ class _Writer:
         return out
 
 
-def _rrsets(version: ZoneVersion, skip_apex_soa: bool = True) -> Iterator[dns.rrset.RRset]:
+def _parsed_rrsets(
+    lines: tuple[str, ...], origin: dns.name.Name, apex: bool
+) -> Iterator[dns.rrset.RRset]:
+    """The RRsets of ``lines`` (one owner's) through dnspython: the rare types and names
+    without a fast builder, and signatures.  The apex SOA is left out."""
+    node = parse_node(lines, origin)
+    for rdtype, rrset in node.rrsets.items():
+        if not (apex and rdtype == dns.rdatatype.SOA):
+            yield rrset
+    yield from node.sigs.values()
+
+
+def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
+    """Every RRset but the apex SOA, written from the owners' prepared wire pieces (no
+    dnspython objects) where :mod:`~secdns.server.ownerwire` has a builder (see
+    :meth:`_Writer.write_prepared`); the rest through dnspython."""
+    origin = version.origin
+    origin_labels = tuple(origin.labels)
     origin_key = version.origin_key
+    writer.origin_labels = origin_labels
+    writer.origin_wire = origin.to_wire() or b""
+    depth = len(origin_labels)
+    done: list[bytes] = []
     for key, (lines, _below) in version.iter_entries():
         if not lines:
             continue
-        node = parse_node(lines, version.origin)
-        for rdtype, rrset in node.rrsets.items():
-            if skip_apex_soa and rdtype == dns.rdatatype.SOA and key == origin_key:
+        apex = key == origin_key
+        owner = prepare_owner(lines, origin_labels)
+        if owner is None:
+            for parsed in _parsed_rrsets(lines, origin, apex):
+                yield from writer.add(parsed)
+            continue
+        labels = owner.labels
+        types = owner.types
+        rel = b"".join(bytes((len(x),)) + x for x in labels[: len(labels) - depth])
+        for rdtype, (ttl, pieces) in types.items():
+            if apex and rdtype == TYPE_SOA:
                 continue
-            yield rrset
-        yield from node.sigs.values()
+            writer.write_prepared(rel, rdtype, ttl, pieces, done)
+            if done:
+                yield from done
+                done.clear()
+        if owner.unsupported or any("RRSIG" in line for line in lines):
+            rest = tuple(
+                line for line in lines if TYPE_CODES.get(line.split(" ", 4)[3]) not in types
+            )
+            if rest:
+                for parsed in _parsed_rrsets(rest, origin, apex):
+                    yield from writer.add(parsed)
 
 
 def axfr_messages(
@@ -193,8 +326,7 @@ def axfr_messages(
     writer = _Writer(query, expire)
     soa = version.soa_rrset()
     yield from writer.add(soa)
-    for rrset in _rrsets(version):
-        yield from writer.add(rrset)
+    yield from _zone_messages(writer, version)
     yield from writer.add(soa)
     yield writer.flush()
 
