@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
+from typing import Any
 
 import dns.edns
 import dns.flags
@@ -173,22 +174,18 @@ class Wire:
     def rdata(self, rd: dns.rdata.Rdata) -> None:
         rdtype = rd.rdtype
         out = self.out
+        fields: Any = rd  # the per-type fields (target, exchange, ...) are not in Rdata's stubs
         if rdtype in _NAME_RDATA:
-            self.name(rd.target)  # type: ignore[attr-defined]
+            self.name(fields.target)
         elif rdtype == dns.rdatatype.MX:
-            out += struct.pack("!H", rd.preference)  # type: ignore[attr-defined]
-            self.name(rd.exchange)  # type: ignore[attr-defined]
+            out += struct.pack("!H", fields.preference)
+            self.name(fields.exchange)
         elif rdtype == _SOA:
-            self.name(rd.mname)  # type: ignore[attr-defined]
-            self.name(rd.rname)  # type: ignore[attr-defined]
+            self.name(fields.mname)
+            self.name(fields.rname)
             out += struct.pack(
-                "!IIIII",
-                rd.serial,
-                rd.refresh,
-                rd.retry,  # type: ignore[attr-defined]
-                rd.expire,
-                rd.minimum,
-            )  # type: ignore[attr-defined]
+                "!IIIII", fields.serial, fields.refresh, fields.retry, fields.expire, fields.minimum
+            )
         else:
             start = len(out)
             out += rd.to_wire() or b""

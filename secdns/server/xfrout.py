@@ -218,10 +218,11 @@ class _Writer:
     def _rdata(self, piece: Piece) -> bytes:
         kind = piece[0]
         if kind == _COMPRESS:
-            return piece[1] + self._name(piece[2])  # type: ignore[no-any-return]
+            return piece[1] + self._name(piece[2])  # type: ignore[no-any-return]  # Piece: a loose tuple
         if kind == _REMEMBER:
-            return piece[1] + self._name_full(piece[2])  # type: ignore[no-any-return]
-        return self._name(piece[2]) + self._name(piece[3]) + piece[1]  # type: ignore[no-any-return]
+            return piece[1] + self._name_full(piece[2])  # type: ignore[no-any-return]  # Piece: a loose tuple
+        tail: bytes = piece[1]  # Piece is a loose tuple: item 1 holds the fixed bytes
+        return self._name(piece[2]) + self._name(piece[3]) + tail
 
     def _name_full(self, labels: Labels) -> bytes:
         self._name(labels)
@@ -376,5 +377,5 @@ def ixfr_messages(
 
 def error_response(query: dns.message.Message, rcode: int) -> bytes:
     response = dns.message.make_response(query)
-    response.set_rcode(rcode)
+    response.set_rcode(dns.rcode.Rcode.make(rcode))
     return response.to_wire()
