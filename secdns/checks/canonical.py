@@ -48,6 +48,14 @@ _RRSIG_HEAD = struct.Struct("!HBBIIIH")  # RRSIG rdata up to the signer
 _NOT_PLAIN = (ValueError, KeyError, IndexError, struct.error, binascii.Error, OverflowError)
 
 
+def sig_time(text: str) -> int:
+    """An RRSIG inception/expiration written YYYYMMDDHHMMSS, as seconds since the epoch."""
+    if len(text) != 14 or not text.isdigit():
+        raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
+    fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
+    return calendar.timegm((*map(int, fields), 0, 0, 0))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Rrsig:
     """An RRSIG's fields, with what the signature data needs as octets."""
@@ -252,10 +260,7 @@ class CanonicalWire:
     def time(self, text: str) -> int:
         value = self.times.get(text)
         if value is None:
-            if len(text) != 14 or not text.isdigit():
-                raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
-            fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
-            value = calendar.timegm((*map(int, fields), 0, 0, 0))
+            value = sig_time(text)
             if len(self.times) >= _CACHE_LIMIT:
                 self.times.clear()
             self.times[text] = value

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 
 import dns.dnssec
 import dns.exception
@@ -36,7 +35,7 @@ import dns.zonetypes
 
 from secdns import checks, wire
 from secdns.checks import Finding
-from secdns.checks.canonical import CanonicalWire
+from secdns.checks.canonical import CanonicalWire, sig_time
 from secdns.checks.signatures import SignatureJob, ZoneKey, check_rrsigs
 from secdns.checks.zoneindex import Key, ZoneIndex
 
@@ -584,21 +583,7 @@ class _RdataReader:
     def time(self, text: str) -> int:
         value = self.times.get(text)
         if value is None:
-            if len(text) != 14 or not text.isdigit():
-                raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
-            value = self.times[text] = calendar.timegm(
-                (
-                    int(text[0:4]),
-                    int(text[4:6]),
-                    int(text[6:8]),
-                    int(text[8:10]),
-                    int(text[10:12]),
-                    int(text[12:14]),
-                    0,
-                    0,
-                    0,
-                )
-            )
+            value = self.times[text] = sig_time(text)
         return value
 
     def bitmap(self, fields: list[str]) -> list[tuple[int, bytes]]:
