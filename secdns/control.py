@@ -229,9 +229,9 @@ class Operations:
         self.http: MetricsServer | None = None
 
     def query_counts(self) -> Iterable[tuple[str, list[int]]]:
-        for worker in self.server._udp:
+        for worker in self.server.listeners.udp:
             yield "udp", worker.rcodes
-        yield "tcp", self.server.tcp_rcodes
+        yield "tcp", self.server.listeners.tcp_rcodes
 
     def attach(self, runtime: ZoneRuntime) -> None:
         self.zones.attach(runtime)

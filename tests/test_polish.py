@@ -259,7 +259,7 @@ def test_tls_to_a_plain_dns_port_says_so(bind_primary, served, tmp_path):
     )
     server = served(path)
     server.wait_serial(ZONE, SERIAL)
-    host, port = server.server.addresses[0]
+    host, port = server.server.listeners.addresses[0]
     for target in (f"@{host}:{port}", f"@{primary.addr}"):
         result = CliRunner().invoke(
             cli,

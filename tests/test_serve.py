@@ -439,7 +439,7 @@ def test_tcp_flood_from_one_address_does_not_shut_out_others(served, tmp_path):
     finally:
         stop.set()
         flood.join(10)
-    clients = server.server.tcp_clients
+    clients = server.server.listeners.tcp_clients
     assert opened[0] > 200 and clients.reclaimed > 100, (opened[0], clients.reclaimed)
     assert ok >= 99, f"{ok}/100 TCP queries answered during the flood"
 

@@ -6,7 +6,7 @@ same connection table as plain TCP (:mod:`secdns.server.tcp`: per-source and
 total limits, idle reclaim) *before* the handshake, so a source cannot hold
 more handshakes open than it may hold connections; the handshake then has
 ``tls_handshake_timeout`` seconds (default 10).  After it, the stream is served
-by the plain-TCP loop of :class:`secdns.server.server.Server` (length-prefixed
+by the plain-TCP loop of :class:`secdns.server.listeners.Listeners` (length-prefixed
 messages, the idle timeout, bounded reads and writes) with ``tls=True``, so
 queries, NOTIFY and AXFR/IXFR under ``allow_transfer`` work as over TCP, and a
 zone with ``transfer_transport = "tls"`` is transferred only here, and only in a
@@ -73,7 +73,7 @@ class TlsListeners:
             family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
             try:
                 listener = await asyncio.start_server(
-                    functools.partial(self.server._handle_tcp, tls=self),
+                    functools.partial(self.server.listeners.handle_tcp, tls=self),
                     endpoint.host,
                     endpoint.port,
                     family=family,

@@ -1,0 +1,241 @@
+"""What one query's bytes get back: the server's answering side, mixed into
+:class:`secdns.server.server.Server`.
+
+A UDP query tries, in order: the answer cache, the prepared owner forms
+(:mod:`secdns.server.prepared`), a COOKIE query's cached shape, the learned negative
+answers (:mod:`secdns.server.fastpath`), then the front (:mod:`secdns.server.front`),
+which classifies the opcode once.  A NOTIFY goes to :func:`secdns.notify.answer_notify`
+and wakes the zone's refresher; AXFR/IXFR go to :mod:`secdns.server.xfrout` after
+allow_transfer and ``transfer_transport``.  No sockets here (:mod:`secdns.server.listeners`)
+and no lifecycle (:mod:`secdns.server.server`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.tsig
+
+from secdns import notify
+from secdns.server import front, xfrout
+from secdns.server.fastpath import split_cookie
+
+if TYPE_CHECKING:
+    from secdns.config import Config
+    from secdns.control import Operations
+    from secdns.server.fastpath import NegativeAnswers
+    from secdns.server.prepared import PreparedAnswers
+    from secdns.server.udp import AnswerCache
+    from secdns.server.zone import ZoneTable
+    from secdns.server.zones import ZoneRuntime
+
+log = logging.getLogger("secdns.server.server")
+query_log = logging.getLogger("secdns.query")
+
+
+class QueryDispatch:
+    """Answering for :class:`~secdns.server.server.Server`, which sets these attributes."""
+
+    config: Config
+    log_queries: bool
+    table: ZoneTable
+    runtimes: dict[dns.name.Name, ZoneRuntime]
+    cache: AnswerCache
+    negative: NegativeAnswers
+    prepared: PreparedAnswers
+    keyring: dict[dns.name.Name, dns.tsig.Key]
+    _key_names: dict[str, dns.name.Name]  # [keys.NAME] table name -> TSIG key name
+    notify_refusals: notify.RefusalLog
+    operations: Operations
+    _loop: asyncio.AbstractEventLoop | None  # where a NOTIFY from a UDP thread wakes a zone
+
+    def answer_udp(self, data: bytes, source: str, looked_up: bool = False) -> bytes | None:
+        """Answer a UDP query; ``looked_up``: the caller already missed the answer cache.
+
+        A query whose only EDNS option is a COOKIE gets the answer cached for its shape
+        (under "C" and the query without the option) with a fresh server cookie added."""
+        key = b"U" + data[2:]
+        cached = None if looked_up else self.cache.get(key)
+        if cached is not None:
+            if self.log_queries:
+                self._log_query(data, source, "udp", cached=True)
+            return data[:2] + cached
+        prepared = self.prepared.answer(data)  # the first ask of a name: prepared owner forms
+        if prepared is not None:
+            self.cache.put(key, prepared[1], prepared[0][2:])
+            if self.log_queries:
+                self._log_query(data, source, "udp")
+            return prepared[0]
+        split = split_cookie(data)
+        if split is not None:
+            stripped, client_cookie = split
+            cached = self.cache.get(b"C" + stripped[2:])
+            answer = data[:2] + cached if cached is not None else self.negative.answer(stripped)
+            if answer is not None:
+                out = front.add_cookie(answer, front.cookie_option(client_cookie, source))
+                if out is not None:
+                    if self.log_queries:
+                        self._log_query(data, source, "udp", cached=True)
+                    return out
+        else:
+            fast = self.negative.answer(data)
+            if fast is not None:
+                return fast
+        reply = front.handle(
+            data,
+            self.table,
+            tcp=False,
+            keyring=self.keyring,
+            client=source,
+            idle_timeout=self.config.server.tcp_idle_timeout,
+        )
+        if reply.kind == "query":
+            if reply.wire is not None and reply.cacheable and reply.zone is not None:
+                if not reply.cookie:
+                    self.cache.put(key, reply.zone, reply.wire[2:])
+                    self.negative.learn(data, reply.wire, reply.zone)
+                elif split is not None:
+                    bare = reply.wire[2 : -(reply.cookie + 2)] + b"\x00\x00"
+                    self.cache.put(b"C" + split[0][2:], reply.zone, bare)
+            if self.log_queries:
+                self._log_query(data, source, "udp")
+            return reply.wire
+        if reply.kind == "notify":
+            return self._notify_in(data, source)
+        if reply.kind == "xfr" and reply.query is not None:
+            return self._xfr_over_udp(reply.query)
+        return reply.wire
+
+    def answer_tcp(self, data: bytes, source: str, tls: bool = False) -> Iterable[bytes]:
+        key = b"T" + data[2:]
+        cached = self.cache.get(key)
+        if cached is not None:
+            return (data[:2] + cached,)
+        fast = self.negative.answer(data)
+        if fast is not None:
+            return (fast,)
+        reply = front.handle(
+            data,
+            self.table,
+            tcp=True,
+            keyring=self.keyring,
+            client=source,
+            idle_timeout=self.config.server.tcp_idle_timeout,
+        )
+        if reply.kind == "query":
+            cacheable = reply.cacheable and not reply.cookie
+            if reply.wire is not None and cacheable and reply.zone is not None:
+                self.cache.put(key, reply.zone, reply.wire[2:])
+            if self.log_queries:
+                self._log_query(data, source, "tcp")
+            return (reply.wire,) if reply.wire is not None else ()
+        if reply.kind == "notify":
+            out = self._notify_in(data, source)
+            return (out,) if out else ()
+        if reply.kind == "xfr" and reply.query is not None:
+            return self._xfr(reply.query, source, tls)
+        return (reply.wire,) if reply.wire is not None else ()
+
+    def _notify_in(self, data: bytes, source: str) -> bytes | None:
+        def lookup(zone: dns.name.Name) -> notify.NotifyAcl | None:
+            runtime = self.runtimes.get(zone)
+            return runtime.notify_acl if runtime is not None and runtime.is_secondary else None
+
+        decision = notify.answer_notify(data, source, lookup, self.keyring)
+        self.operations.notify_received(decision)
+        if decision.zone is not None:
+            runtime = self.runtimes[decision.zone]
+            log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(runtime.wake.set)
+            else:
+                runtime.wake.set()
+        else:
+            self.notify_refusals.refused(source, str(decision.qname or "?"), decision.reason)
+        return decision.response
+
+    def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
+        """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
+        response = dns.message.make_response(parsed)
+        question = parsed.question[0]
+        runtime = self.runtimes.get(question.name)
+        if question.rdtype == dns.rdatatype.AXFR or runtime is None:
+            response.set_rcode(dns.rcode.FORMERR if runtime else dns.rcode.NOTAUTH)
+            return response.to_wire()
+        if runtime.zone.servfail or runtime.zone.version is None:
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response.to_wire()
+        response.flags |= dns.flags.AA
+        response.answer.append(runtime.zone.version.soa_rrset())
+        return response.to_wire()
+
+    def _xfr(self, parsed: dns.message.Message, source: str, tls: bool = False) -> Iterator[bytes]:
+        question = parsed.question[0]
+        kind = dns.rdatatype.to_text(question.rdtype)
+        runtime = self.runtimes.get(question.name)
+        if runtime is None:
+            log.info(
+                "xfr: %s of %s from %s: not a zone of ours (NOTAUTH)", kind, question.name, source
+            )
+            yield xfrout.error_response(parsed, dns.rcode.NOTAUTH)
+            return
+        key_name = parsed.keyname if parsed.had_tsig else None
+        if not xfrout.transfer_allowed(
+            runtime.config.allow_transfer, source, key_name, self._key_names
+        ):
+            log.warning(
+                "xfr: zone=%s %s from %s%s refused by allow_transfer",
+                runtime.name,
+                kind,
+                source,
+                f" (key {key_name})" if key_name else "",
+            )
+            yield xfrout.error_response(parsed, dns.rcode.REFUSED)
+            return
+        if runtime.config.transfer_transport == "tls" and not tls:
+            log.warning(
+                'xfr: zone=%s %s from %s refused: transfer_transport = "tls", and this is '
+                "not a TLS 1.3 session on tls_listen",
+                runtime.name,
+                kind,
+                source,
+            )
+            yield xfrout.error_response(parsed, dns.rcode.REFUSED)
+            return
+        version = runtime.zone.version
+        if version is None or runtime.zone.servfail:
+            yield xfrout.error_response(parsed, dns.rcode.SERVFAIL)
+            return
+        log.info("xfr: zone=%s %s to %s at serial %d", runtime.name, kind, source, version.serial)
+        expire = None
+        if any(option.otype == front.EXPIRE for option in parsed.options):
+            expire = front.expire_seconds(runtime.zone)
+        if question.rdtype == dns.rdatatype.IXFR:
+            yield from xfrout.ixfr_messages(parsed, version, list(runtime.journal), expire)
+        else:
+            yield from xfrout.axfr_messages(parsed, version, expire)
+
+    def _log_query(self, data: bytes, source: str, transport: str, cached: bool = False) -> None:
+        try:
+            query = dns.message.from_wire(data, keyring=False, ignore_trailing=True)
+            question = query.question[0]
+            query_log.info(
+                "query: %s %s %s from %s/%s%s",
+                question.name,
+                dns.rdatatype.to_text(question.rdtype),
+                dns.rdataclass.to_text(question.rdclass),
+                source,
+                transport,
+                " (cached)" if cached else "",
+            )
+        except Exception:
+            query_log.info("query: unparsable from %s/%s", source, transport)
