@@ -34,6 +34,7 @@ from secdns import __version__, config, keys  # noqa: E402
 from secdns.cli import cli  # noqa: E402
 from secdns.cli import completion as completion_cli  # noqa: E402
 from secdns.cli.options import CONFIG_ENVVAR, DEFAULT_CONFIG  # noqa: E402
+from secdns.config import fields as config_fields  # noqa: E402
 from secdns.errors import EXIT_CODE_TABLE  # noqa: E402
 
 REGENERATE = "python scripts/gendocs.py"
@@ -890,14 +891,14 @@ def config_page(all_pages: Sequence[str]) -> str:
         | {f"groups.{k}" for k, _, _ in GROUP_KEYS},
     )
     actual = (
-        set(config._SERVER_KEYS),
-        set(config._ZONE_KEYS)
-        | {f"catalog.{k}" for k in config._CATALOG_KEYS}
-        | {f"groups.{k}" for k in config._GROUP_KEYS},
+        set(config_fields.SERVER_KEYS),
+        set(config_fields.ZONE_KEYS)
+        | {f"catalog.{k}" for k in config_fields.CATALOG_KEYS}
+        | {f"groups.{k}" for k in config_fields.GROUP_KEYS},
     )
     if documented != actual:
         raise SystemExit(
-            f"gendocs: secdns.toml(5) is out of step with secdns/config.py: "
+            f"gendocs: secdns.toml(5) is out of step with secdns/config/fields.py: "
             f"documented {sorted(documented[0] ^ actual[0])} "
             f"{sorted(documented[1] ^ actual[1])}; update SERVER_KEYS/ZONE_KEYS"
         )

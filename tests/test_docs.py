@@ -236,9 +236,10 @@ def test_man_pages_escape_roff():
 
 def test_config_page_documents_the_schema():
     from secdns import config
+    from secdns.config import fields
 
     text = deroff((ROOT / "man" / "secdns.toml.5").read_text())
-    for key in (*config._SERVER_KEYS, *config._ZONE_KEYS, "algorithm", "secret"):
+    for key in (*fields.SERVER_KEYS, *fields.ZONE_KEYS, "algorithm", "secret"):
         assert f"\n.TP\n{key} = " in text, key
     for default in (
         config.DEFAULT_CONCURRENCY,

@@ -1,0 +1,169 @@
+"""The TOML configuration shared by ``pull``, ``watch`` and ``serve``.
+
+Read with :mod:`tomllib` into frozen dataclasses.  Every problem in a file is
+reported at once, each naming the file and the key; nothing here touches the
+network.  The rooms:
+
+* ``values.py``: the frozen dataclasses and defaults (re-exported here: import
+  them from ``secdns.config``);
+* ``fields.py``: reading one value, collecting problems, the keys each table knows;
+* ``server_table.py``, ``zone_table.py``, ``catalog_table.py`` (with ``[groups]``):
+  one reader per table; ``[keys.NAME]`` is read here, with the order of it all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from secdns.config.catalog_table import catalog_tables, group_tables
+from secdns.config.fields import Problems
+from secdns.config.server_table import catalog_and_tls, server_table
+from secdns.config.values import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LIFETIME,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MEMBERS,
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_TIMEOUT,
+    CatalogConfig,
+    Config,
+    GroupConfig,
+    Limits,
+    ServerConfig,
+    ZoneConfig,
+    parse_zone_name,
+)
+from secdns.config.zone_table import zone_tables
+from secdns.errors import ConfigError, LocalIOError, SecdnsError
+from secdns.keys import TsigKey, make_key, warn_if_exposed
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_LIFETIME",
+    "DEFAULT_LISTEN",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_MEMBERS",
+    "DEFAULT_MAX_RECORDS",
+    "DEFAULT_TIMEOUT",
+    "CatalogConfig",
+    "Config",
+    "GroupConfig",
+    "Limits",
+    "ServerConfig",
+    "ZoneConfig",
+    "load_config",
+    "parse_config",
+    "parse_zone_name",
+    "starter_config",
+]
+
+SECTIONS = ("server", "keys", "zone", "catalog", "groups")
+
+
+def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None = None) -> Config:
+    """Build a :class:`Config` from a parsed TOML document; report every problem at once."""
+    problems = Problems(path)
+    base = base or Path(".")
+    for top in doc:
+        if top not in SECTIONS:
+            problems.add(
+                top,
+                "unknown section (expected [server], [keys.NAME], [[zone]], [[catalog]], "
+                "[groups.NAME])",
+            )
+    server, server_doc = server_table(doc, base, problems)
+    keys_doc = doc.get("keys", {})
+    if not isinstance(keys_doc, dict):
+        problems.add("keys", "expected tables [keys.NAME]")
+        keys_doc = {}
+    keys = _key_tables(keys_doc, path, problems)
+    zones = zone_tables(doc.get("zone", []), keys_doc, base, problems)
+    zone_names = {z.name for z in zones}
+    catalogs = catalog_tables(doc.get("catalog", []), keys_doc, zone_names, base, problems)
+    groups = group_tables(doc.get("groups", {}), keys_doc, problems)
+    server = dataclasses.replace(server, **catalog_and_tls(server_doc, keys_doc, base, problems))
+    if server.catalog is not None and (
+        server.catalog in zone_names or any(c.name == server.catalog for c in catalogs)
+    ):
+        problems.add("server.catalog", "names a [[zone]] or [[catalog]]: publish it under another")
+    problems.raise_if_any()
+    return Config(
+        path=Path(path),
+        server=server,
+        keys=keys,
+        zones=tuple(zones),
+        catalogs=catalogs,
+        groups=groups,
+    )
+
+
+def _key_tables(keys_doc: dict[str, Any], path: str, problems: Problems) -> dict[str, TsigKey]:
+    """``[keys.NAME]``: algorithm, secret and (optionally) the key's name on the wire."""
+    keys: dict[str, TsigKey] = {}
+    for key_name, key_doc in keys_doc.items():
+        where = f"keys.{key_name}"
+        if not isinstance(key_doc, dict):
+            problems.add(where, "expected a table with algorithm and secret")
+            continue
+        for name in key_doc:
+            if name not in ("algorithm", "secret", "name"):
+                problems.add(f"{where}.{name}", "unknown key")
+        secret = key_doc.get("secret")
+        if not isinstance(secret, str):
+            problems.add(f"{where}.secret", "missing (base64 string)")
+            continue
+        try:
+            keys[key_name] = make_key(
+                str(key_doc.get("name", key_name)),
+                str(key_doc.get("algorithm", "hmac-sha256")),
+                secret,
+                where=f"{path}: {where}",
+            )
+        except SecdnsError as err:
+            problems.items.append(err.message)
+    return keys
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file; relative paths are relative to its folder."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise LocalIOError(f"cannot read config {path}: {err.strerror}") from err
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    config = parse_config(doc, str(path), base=path.parent)
+    if config.keys:
+        warn_if_exposed(path)
+    return config
+
+
+def starter_config(
+    zones: list[tuple[str, list[str]]],
+    directory: str,
+    key: TsigKey | None = None,
+    listen: list[str] | None = None,
+) -> str:
+    """A starter config as TOML text (written with tomli-w)."""
+    doc: dict[str, Any] = {
+        "server": {"directory": directory, "listen": listen or list(DEFAULT_LISTEN)}
+    }
+    if key is not None:
+        doc["keys"] = {key.name: {"algorithm": key.algorithm, "secret": key.secret}}
+    doc["zone"] = []
+    for name, primaries in zones:
+        zone: dict[str, Any] = {"name": name, "primaries": primaries}
+        if key is not None:
+            zone["key"] = key.name
+        zone["allow_transfer"] = []
+        doc["zone"].append(zone)
+    return tomli_w.dumps(doc)

@@ -1,0 +1,180 @@
+"""Reading one TOML value with every problem collected: the pieces each table's
+reader (``server_table``, ``zone_table``, ``catalog_table``) is made of, and the
+keys each table knows (for "unknown key, did you mean").
+
+A reader adds a problem naming the file and the key, returns a usable default and
+goes on, so that :class:`Problems` can report them all at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from secdns.endpoints import Endpoint, parse_endpoint
+from secdns.errors import ConfigError, SecdnsError
+from secdns.xot import TlsSettings, parse_pin
+
+
+class Problems:
+    """Collects every problem in a config file before failing once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"{self.path}: {key}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError(
+                "; ".join(self.items)
+                if len(self.items) == 1
+                else f"{len(self.items)} problems:\n  " + "\n  ".join(self.items)
+            )
+
+
+def str_list(value: Any, key: str, problems: Problems) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add(key, "expected a list of strings")
+        return []
+    return list(value)
+
+
+def endpoints(value: Any, key: str, problems: Problems, port: int = 53) -> tuple[Endpoint, ...]:
+    result = []
+    for item in str_list(value, key, problems):
+        try:
+            result.append(parse_endpoint(item, port))
+        except SecdnsError as err:
+            problems.add(key, err.message)
+    return tuple(result)
+
+
+def acl(value: Any, key: str, keys: dict[str, Any], problems: Problems) -> tuple[str, ...]:
+    result = []
+    for item in str_list(value, key, problems):
+        if item.startswith("key:"):
+            if item[4:] not in keys:
+                problems.add(key, f"unknown key {item[4:]!r} (define it under [keys.{item[4:]}])")
+        else:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                problems.add(key, f"{item!r} is neither a CIDR/address nor key:NAME")
+        result.append(item)
+    return tuple(result)
+
+
+def number(
+    table: dict[str, Any],
+    name: str,
+    default: float,
+    key: str,
+    problems: Problems,
+    *,
+    integer: bool = False,
+) -> Any:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.add(f"{key}.{name}", "expected a positive number")
+        return default
+    if integer and not isinstance(value, int):
+        problems.add(f"{key}.{name}", "expected a positive integer")
+        return default
+    return value
+
+
+SERVER_KEYS = {
+    "directory",
+    "listen",
+    "concurrency",
+    "timeout",
+    "lifetime",
+    "max_records",
+    "max_bytes",
+    "tcp_clients",
+    "tcp_clients_per_source",
+    "tcp_idle_timeout",
+    "identity",
+    "version",
+    "control",
+    "metrics_listen",
+    "catalog",
+    "catalog_allow_transfer",
+    "catalog_notify",
+    "tls_listen",
+    "tls_cert",
+    "tls_key",
+    "tls_handshake_timeout",
+}
+TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
+ZONE_KEYS = {
+    "name",
+    "primaries",
+    "key",
+    "file",
+    "allow_transfer",
+    "notify",
+    "allow_notify",
+    "request_ixfr",
+    "transfer_transport",
+} | TLS_KEYS
+CATALOG_KEYS = {"name", "primaries", "key", "max_members"} | TLS_KEYS
+GROUP_KEYS = ("primaries", "key", "allow_transfer", "notify")
+
+
+def unknown_key(name: str, section: str) -> str:
+    """ "unknown key", with the closest known key of this section (or of the other:
+    ``listen_on`` in a [[zone]] is most likely [server] listen) when there is one."""
+    import difflib
+
+    sections = {"server": SERVER_KEYS, "zone": ZONE_KEYS}
+    own = difflib.get_close_matches(name, sorted(sections[section]), n=1, cutoff=0.6)
+    if own:
+        return f"unknown key (did you mean {own[0]!r}?)"
+    for other, keys in sections.items():
+        close = difflib.get_close_matches(name, sorted(keys), n=1, cutoff=0.6)
+        if other != section and close:
+            where = "[server]" if other == "server" else "[[zone]]"
+            return f"unknown key (did you mean {close[0]!r} under {where}?)"
+    return "unknown key"
+
+
+def transport(
+    table: dict[str, Any], where: str, base: Path, problems: Problems
+) -> TlsSettings | None:
+    """``transport = "tls"`` with ``tls_ca``, ``tls_hostname``, ``tls_pin`` (XoT, RFC 9103)."""
+    transport = table.get("transport", "tcp")
+    if transport not in ("tcp", "tls"):
+        problems.add(f"{where}.transport", f'expected "tcp" or "tls", not {transport!r}')
+        return None
+    values: dict[str, Any] = {}
+    for name in ("tls_ca", "tls_hostname", "tls_pin"):
+        value = table.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            problems.add(f"{where}.{name}", "expected a string")
+        elif transport != "tls":
+            problems.add(f"{where}.{name}", 'needs transport = "tls"')
+        else:
+            values[name] = value
+    if transport != "tls":
+        return None
+    pin = None
+    if "tls_pin" in values:
+        try:
+            pin = parse_pin(values["tls_pin"])
+        except SecdnsError as err:
+            problems.add(f"{where}.tls_pin", err.message.replace("--tls-pin ", ""))
+    ca_file = base / values["tls_ca"] if "tls_ca" in values else None
+    if ca_file is not None and not ca_file.is_file():
+        problems.add(f"{where}.tls_ca", f"no such file {ca_file}")
+    return TlsSettings(ca_file=ca_file, hostname=values.get("tls_hostname"), pin=pin)

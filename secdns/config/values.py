@@ -1,0 +1,137 @@
+"""The configuration's values: frozen dataclasses and their defaults.
+
+What :func:`secdns.config.parse_config` builds and every command reads; no parsing
+here beyond :func:`parse_zone_name`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import dns.exception
+import dns.name
+
+from secdns.endpoints import Endpoint, parse_endpoint
+from secdns.errors import ConfigError
+from secdns.keys import TsigKey
+from secdns.xot import TlsSettings
+
+DEFAULT_LISTEN = ("127.0.0.1:5353",)
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_LIFETIME = 3600.0
+# Defaults that keep one transfer (in flight, then sorted and written) near 1 GiB of
+# memory whatever a hostile primary sends: ~470 bytes a record measured for a
+# 1M-record pull, and max_bytes bounds the wire size and the text size alike.
+# Larger zones need these raised (pull --max-records/--max-bytes, [server]).
+DEFAULT_MAX_RECORDS = 2_000_000
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+DEFAULT_MAX_MEMBERS = 100_000  # members of one catalog zone
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one transfer may bring, so a hostile primary cannot exhaust us."""
+
+    max_records: int = DEFAULT_MAX_RECORDS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ZoneConfig:
+    name: dns.name.Name
+    primaries: tuple[Endpoint, ...] = ()
+    key: str | None = None
+    file: Path | None = None
+    allow_transfer: tuple[str, ...] = ()
+    notify: tuple[Endpoint, ...] = ()
+    allow_notify: tuple[str, ...] = ()
+    request_ixfr: bool = True  # False: AXFR only, as BIND's request-ixfr no
+    tls: TlsSettings | None = None  # transport = "tls": XoT from the primaries
+    transfer_transport: str = "any"  # "tls": AXFR/IXFR out only over serve's tls_listen
+
+    @property
+    def text(self) -> str:
+        return self.name.to_text()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """``[groups.NAME]``: settings for catalog members with that ``group`` property."""
+
+    name: str
+    primaries: tuple[Endpoint, ...] = ()
+    key: str | None = None
+    allow_transfer: tuple[str, ...] = ()
+    notify: tuple[Endpoint, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerConfig:
+    directory: Path | None = None
+    listen: tuple[Endpoint, ...] = tuple(parse_endpoint(e) for e in DEFAULT_LISTEN)
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = DEFAULT_TIMEOUT
+    lifetime: float = DEFAULT_LIFETIME
+    limits: Limits = Limits()
+    # serve's TCP limits (secdns.server.tcp) and CH TXT identity (helper "answer")
+    tcp_clients: int = 512
+    tcp_clients_per_source: int = 32
+    tcp_idle_timeout: float = 10.0
+    identity: str | None = None
+    version: str | None = None
+    control: Path | None = None  # the control socket; None: secdns.ctl in the directory
+    metrics_listen: Endpoint | None = None  # HTTP /metrics, /healthz, /readyz; None: off
+    # the catalog serve publishes of every zone it serves (RFC 9432, helper "catserve")
+    catalog: dns.name.Name | None = None
+    catalog_allow_transfer: tuple[str, ...] = ()
+    catalog_notify: tuple[Endpoint, ...] = ()
+    # XoT out (RFC 9103) and DNS over TLS (RFC 7858): serve's TLS listeners
+    tls_listen: tuple[Endpoint, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_handshake_timeout: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    """A catalog zone (RFC 9432) to follow: its members come from the same primaries."""
+
+    name: dns.name.Name
+    primaries: tuple[Endpoint, ...]
+    key: str | None = None
+    tls: TlsSettings | None = None
+    max_members: int = DEFAULT_MAX_MEMBERS
+
+    @property
+    def text(self) -> str:
+        return self.name.to_text()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    path: Path | None
+    server: ServerConfig
+    keys: dict[str, TsigKey]
+    zones: tuple[ZoneConfig, ...]
+    catalogs: tuple[CatalogConfig, ...] = ()
+    groups: dict[str, GroupConfig] = dataclasses.field(default_factory=dict)
+
+    def zone(self, name: str | dns.name.Name) -> ZoneConfig | None:
+        wanted = name if isinstance(name, dns.name.Name) else parse_zone_name(name)
+        for zone in self.zones:
+            if zone.name == wanted:
+                return zone
+        return None
+
+    def key_for(self, zone: ZoneConfig | CatalogConfig | GroupConfig) -> TsigKey | None:
+        return self.keys[zone.key] if zone.key else None
+
+
+def parse_zone_name(text: str) -> dns.name.Name:
+    """A zone name as typed by a user: relative names are taken as absolute."""
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as err:
+        raise ConfigError(f"bad zone name {text!r}: {err}") from err

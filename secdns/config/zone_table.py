@@ -1,0 +1,107 @@
+"""``[[zone]]``: each zone's primaries or file, key, ACLs, NOTIFY targets and XoT
+settings (:class:`~secdns.config.values.ZoneConfig`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dns.name
+
+from secdns.config.fields import ZONE_KEYS, Problems, acl, endpoints, transport, unknown_key
+from secdns.config.values import ZoneConfig, parse_zone_name
+from secdns.errors import SecdnsError
+
+
+def zone_tables(
+    value: Any, keys_doc: dict[str, Any], base: Path, problems: Problems
+) -> list[ZoneConfig]:
+    """The ``[[zone]]`` array; a zone without a usable name is left out (and reported)."""
+    if not isinstance(value, list):
+        problems.add("zone", "expected an array of tables [[zone]]")
+        return []
+    zones: list[ZoneConfig] = []
+    seen: set[dns.name.Name] = set()
+    for index, zone_doc in enumerate(value):
+        if not isinstance(zone_doc, dict):
+            problems.add(f"zone[{index}]", "expected a table")
+            continue
+        zone = _zone_table(index, zone_doc, seen, keys_doc, base, problems)
+        if zone is not None:
+            zones.append(zone)
+    return zones
+
+
+def _zone_name(
+    index: int, zone_doc: dict[str, Any], seen: set[dns.name.Name], problems: Problems
+) -> tuple[str, dns.name.Name | None]:
+    """Where the zone's problems are reported (``zone[3] (example.com)``) and its name."""
+    where = f"zone[{index}]"
+    raw_name = zone_doc.get("name")
+    zone_name: dns.name.Name | None = None
+    if not isinstance(raw_name, str) or not raw_name:
+        problems.add(f"{where}.name", "missing zone name")  # and go on: report it all
+    else:
+        where = f"zone[{index}] ({raw_name})"
+        try:
+            zone_name = parse_zone_name(raw_name)
+        except SecdnsError as err:
+            problems.add(f"{where}.name", err.message)
+    if zone_name is not None and zone_name in seen:
+        problems.add(f"{where}.name", "zone defined twice")
+    if zone_name is not None:
+        seen.add(zone_name)
+    return where, zone_name
+
+
+def _zone_table(
+    index: int,
+    zone_doc: dict[str, Any],
+    seen: set[dns.name.Name],
+    keys_doc: dict[str, Any],
+    base: Path,
+    problems: Problems,
+) -> ZoneConfig | None:
+    for name in zone_doc:
+        if name not in ZONE_KEYS:
+            problems.add(f"zone[{index}].{name}", unknown_key(name, "zone"))
+    where, zone_name = _zone_name(index, zone_doc, seen, problems)
+    tls = transport(zone_doc, where, base, problems)
+    primaries = endpoints(
+        zone_doc.get("primaries"), f"{where}.primaries", problems, 853 if tls else 53
+    )
+    file_value = zone_doc.get("file")
+    if file_value is not None and not isinstance(file_value, str):
+        problems.add(f"{where}.file", "expected a path string")
+        file_value = None
+    if primaries and file_value:
+        problems.add(where, "set either primaries (a secondary zone) or file (a primary zone)")
+    if not primaries and not file_value:
+        problems.add(where, "needs primaries (a secondary zone) or file (a primary zone)")
+    transfer_transport = zone_doc.get("transfer_transport", "any")
+    if transfer_transport not in ("any", "tls"):
+        problems.add(f"{where}.transfer_transport", 'expected "any" or "tls"')
+        transfer_transport = "any"
+    request_ixfr = zone_doc.get("request_ixfr", True)
+    if not isinstance(request_ixfr, bool):
+        problems.add(f"{where}.request_ixfr", "expected true or false")
+        request_ixfr = True
+    key = zone_doc.get("key")
+    if key is not None and (not isinstance(key, str) or key not in keys_doc):
+        problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
+    if zone_name is None:
+        return None
+    return ZoneConfig(
+        name=zone_name,
+        primaries=primaries,
+        key=key if isinstance(key, str) else None,
+        file=(base / file_value) if file_value else None,
+        allow_transfer=acl(
+            zone_doc.get("allow_transfer"), f"{where}.allow_transfer", keys_doc, problems
+        ),
+        notify=endpoints(zone_doc.get("notify"), f"{where}.notify", problems),
+        allow_notify=acl(zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems),
+        request_ixfr=request_ixfr,
+        tls=tls,
+        transfer_transport=transfer_transport,
+    )
