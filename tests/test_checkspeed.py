@@ -14,7 +14,7 @@ import pytest
 from servers import ZONES_DIR
 
 from secdns import wire
-from secdns.checks import integrity
+from secdns.checks import hostnames, occlusion, survey
 from secdns.checks.integrity import check_integrity
 from secdns.checks.zoneindex import Key, ZoneIndex
 from secdns.masterfile import read_master
@@ -106,15 +106,15 @@ def slow_index(origin: dns.name.Name, recs: list[wire.Record]):
 
 def slow_findings(monkeypatch: pytest.MonkeyPatch, recs: list[wire.Record]):
     with monkeypatch.context() as patch:
-        patch.setattr(integrity, "_plain_hostnames", lambda texts: set())
-        patch.setattr(integrity, "_below_some", slow_below_some)
-        patch.setattr(integrity, "_child_labels", lambda blockers, depth: None)
+        patch.setattr(hostnames, "plain_hostnames", lambda texts: set())
+        patch.setattr(occlusion, "below_some", slow_below_some)
+        patch.setattr(occlusion, "child_labels", lambda blockers, depth: None)
         patch.setattr(
-            integrity._Integrity,
+            survey.Survey,
             "has_address",
-            lambda self, key: self.has_type(key, integrity.ADDRESS_TYPES),
+            lambda self, key: self.has_type(key, survey.ADDRESS_TYPES),
         )
-        patch.setattr(integrity._Integrity, "has_only_addresses", lambda self, key: False)
+        patch.setattr(survey.Survey, "has_only_addresses", lambda self, key: False)
         return check_integrity(ORIGIN, recs)
 
 
@@ -137,10 +137,10 @@ def test_the_mixed_zone_exercises_the_fast_paths(monkeypatch):
     assert ("integrity.out-of-zone", "elsewhere.example.org.") in found
     assert ("integrity.missing-glue", "cust0.example.com.") in found  # ns2.cust0: no glue
     # With no odd names, the one scan vouches for every target.
-    good = integrity._plain_hostnames(["ns1.cust7", "host00001.corp", "mail.other.example."])
+    good = hostnames.plain_hostnames(["ns1.cust7", "host00001.corp", "mail.other.example."])
     assert good == {"ns1.cust7", "host00001.corp", "mail.other.example."}
     for odd in ("10.1.2.3.", "a..b", "-a.b", "a-.b", "*.a", "under_score", ""):
-        assert odd not in integrity._plain_hostnames(["ns1.cust7", odd])
+        assert odd not in hostnames.plain_hostnames(["ns1.cust7", odd])
 
 
 @pytest.mark.parametrize("name,text", ZONES, ids=[name for name, _ in ZONES])
