@@ -1,6 +1,6 @@
 """serve at scale, small: 300 zones from one primary (10,000 live in bench/manyzones_bench.py).
 
-A counting primary (tests/manyzones.py) holds each answer a little and records
+A counting primary (tests/fakeprimary.py) holds each answer a little and records
 how many SOA queries and transfers were in flight at once, and which zones were
 asked for: the shared transfer bound holds when every zone's refresh falls due
 together, and a SIGHUP that adds one zone and removes another touches only those.
@@ -13,7 +13,7 @@ import time
 
 import dns.rcode
 import pytest
-from manyzones import CountingPrimary, zone_names
+from fakeprimary import CountingPrimary, zone_names
 from serving import ServerThread, write_config
 
 ZONES = 300
