@@ -29,8 +29,14 @@ from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr
 from secdns.engine import probe_soa
 from secdns.errors import ExitCode, NetworkError, SecdnsError
 from secdns.keys import TsigKey
-from secdns.propagation import AddressStatus, MonitorEvent, MonitorEventKind, PropagationTracker
+from secdns.propagation import (
+    AddressStatus,
+    MonitorEvent,
+    PropagationTracker,
+    lag_fields,
+)
 from secdns.propagation import Lag as Lag  # re-exported: the renderers read it here
+from secdns.propagation import MonitorEventKind as MonitorEventKind  # re-exported
 from secdns.xfr import serial_compare
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,7 @@ class Target:
     address: str | None  # None: the name has no address
     port: int = DEFAULT_PORT
     error: str | None = None  # why there is no address
+    primary: bool = False  # the primary's address: where changes start, asked often
 
     @property
     def where(self) -> str:
@@ -53,14 +60,23 @@ class Target:
 
 
 def _dedupe(targets: list[Target]) -> list[Target]:
-    seen: set[tuple[str | None, int, str]] = set()
-    unique = []
+    """One target per address (the first name given for it), primary if any was."""
+    unique: dict[tuple[str | None, int, str], Target] = {}
     for target in targets:
         key = (target.address, target.port, target.server if target.address is None else "")
-        if key not in seen:
-            seen.add(key)
-            unique.append(target)
-    return unique
+        kept = unique.get(key)
+        if kept is None:
+            unique[key] = target
+        elif target.primary and not kept.primary:
+            unique[key] = dataclasses.replace(kept, primary=True)
+    return list(unique.values())
+
+
+def mark_primary(targets: Sequence[Target], primary: Sequence[Target]) -> list[Target]:
+    """``targets`` with the addresses of ``primary`` marked (and added, first, when
+    they were not there): the monitor asks them every ``primary_interval``."""
+    marked = [dataclasses.replace(target, primary=True) for target in primary]
+    return _dedupe(marked + list(targets))
 
 
 async def targets_from_endpoints(endpoints: Sequence[Endpoint]) -> list[Target]:
@@ -92,6 +108,14 @@ async def nameserver_targets(
         raise NetworkError(f"cannot look up the NS set: {err}", zone=zone) from err
     names = sorted({rdata.target for rdata in answer})
 
+    async def primary_name() -> str | None:
+        """The SOA MNAME: the primary, when it is one of the NS."""
+        try:
+            soa = await resolver.resolve(origin, dns.rdatatype.SOA, search=False)
+        except dns.exception.DNSException:
+            return None
+        return str(soa[0].mname)
+
     async def addresses(name: dns.name.Name) -> list[Target]:
         found: list[str] = []
         problems: list[str] = []
@@ -108,8 +132,16 @@ async def nameserver_targets(
             return [Target(name.to_text(), None, port, "; ".join(problems) or "no address")]
         return [Target(name.to_text(), address, port) for address in found]
 
-    per_name = await asyncio.gather(*(addresses(name) for name in names))
-    return _dedupe([target for group in per_name for target in group])
+    per_name, mname = await asyncio.gather(
+        asyncio.gather(*(addresses(name) for name in names)), primary_name()
+    )
+    return _dedupe(
+        [
+            dataclasses.replace(target, primary=True) if target.server == mname else target
+            for group in per_name
+            for target in group
+        ]
+    )
 
 
 class MonitorOutcome(enum.Enum):
@@ -123,6 +155,9 @@ FAST_INTERVAL = 0.025
 """Seconds between queries to an address that answers an older serial than another."""
 FAST_QUERIES = 1200
 """Fast queries per address and new serial (30 s at 25 ms); then back to the interval."""
+PRIMARY_INTERVAL = 0.05
+"""Seconds between queries to each address of the primary: 20 SOA queries a second to
+one server, so that the moment a change starts is known to this."""
 REAP_GRACE = 2.0
 """Seconds the per-address tasks get to end once the run is over; then abandoned."""
 
@@ -139,6 +174,7 @@ class MonitorOptions:
     deadline: float | None = None  # seconds
     fast_interval: float = FAST_INTERVAL
     fast_queries: int = FAST_QUERIES
+    primary_interval: float = PRIMARY_INTERVAL  # for the targets marked primary
 
     @property
     def waits(self) -> bool:
@@ -163,6 +199,16 @@ class MonitorSummary:
     @property
     def target_serial(self) -> int | None:
         return self.until_serial if self.until_serial is not None else self.newest
+
+    @property
+    def slowest(self) -> Lag | None:
+        """The largest lag among the addresses (by its middle), None if none has one."""
+        lags = [status.lag for status in self.statuses if status.lag is not None]
+        return max(lags, key=lambda lag: lag.value, default=None)
+
+    @property
+    def has_primary(self) -> bool:
+        return any(status.primary for status in self.statuses)
 
     @property
     def lagging(self) -> tuple[AddressStatus, ...]:
@@ -192,6 +238,7 @@ class MonitorSummary:
             "until_serial": "next"
             if self.until_next and self.until_serial is None
             else self.until_serial,
+            **lag_fields(self.slowest),
             "exit_code": self.exit_code,
             "lagging": [status.to_dict() for status in self.lagging],
             "servers": [status.to_dict() for status in self.statuses],
@@ -222,11 +269,14 @@ class Monitor:
 
     One task per address asks at once, then every ``interval`` seconds, the
     addresses staggered over the interval so that the zone is looked at every
-    ``interval / addresses`` seconds.  An address that answers an older serial
-    than another is asked every ``fast_interval`` seconds (at most
-    ``fast_queries`` times per new serial), so that the moment it catches up is
-    known to a few tens of milliseconds.  At most ``concurrency`` queries run at
-    once, each bounded by ``timeout``.
+    ``interval / addresses`` seconds.  The primary's addresses (targets marked
+    ``primary``), where a change starts, are asked every ``primary_interval``, so
+    that the start of a change is known to that; an address that answers an
+    older serial than another is asked at once and then every ``fast_interval``
+    seconds (at most ``fast_queries`` times per new serial), so that the moment
+    it catches up is known to a few tens of milliseconds.  Lags are measured from
+    the primary's window (see :class:`~secdns.propagation.PropagationTracker`).
+    At most ``concurrency`` queries run at once, each bounded by ``timeout``.
 
     With ``until_*`` the run ends as soon as the condition holds (exit 0) or when
     ``deadline`` passes (exit 1; 3+ if no address ever answered); otherwise, and
@@ -256,7 +306,8 @@ class Monitor:
         self.options = options
         self._on_event = on_event
         self._stop_code = stop_code or (lambda: int(ExitCode.INTERRUPTED))
-        self.tracker = PropagationTracker(origin.to_text(), self.targets, started=time.monotonic())
+        self._primaries = [i for i, target in enumerate(self.targets) if target.primary]
+        self.tracker = self._tracker(time.monotonic())
         self.start_serial: int | None = None
         self._done = asyncio.Event()
         self._gate = asyncio.Semaphore(options.concurrency)
@@ -264,6 +315,12 @@ class Monitor:
         self._wakes: dict[int, asyncio.Event] = {}
         self._base_at: dict[int, float] = {}
         self._fast: dict[int, tuple[int | None, int]] = {}
+        self._newest: int | None = None  # the newest serial the wakes were for
+
+    def _tracker(self, started: float) -> PropagationTracker:
+        return PropagationTracker(
+            self.origin.to_text(), self.targets, started=started, primaries=self._primaries
+        )
 
     def statuses(self) -> tuple[AddressStatus, ...]:
         return self.tracker.statuses()
@@ -287,7 +344,7 @@ class Monitor:
     async def run(self, stop: asyncio.Event | None = None) -> MonitorSummary:
         stop = stop or asyncio.Event()
         started = time.monotonic()
-        self.tracker = PropagationTracker(self.origin.to_text(), self.targets, started=started)
+        self.tracker = self._tracker(started)
         self.start_serial = None
         self._done.clear()
         self._stopping = False
@@ -299,6 +356,7 @@ class Monitor:
             for rank, index in enumerate(watched)
         }
         self._fast = {}
+        self._newest = None
         polls = [
             asyncio.create_task(self._poll(index), name=f"monitor {self.targets[index].where}")
             for index in watched
@@ -308,6 +366,7 @@ class Monitor:
         finally:
             self._stopping = True
             await _reap(polls)
+        self._handle(self.tracker.settle())
         return self._summary(outcome)
 
     async def _wait(self, stop: asyncio.Event, polls: list[asyncio.Task[None]]) -> MonitorOutcome:
@@ -389,12 +448,14 @@ class Monitor:
         if self._on_event is not None:
             for event in events:
                 self._on_event(event)
-        if not events:
-            return
-        if any(e.kind is MonitorEventKind.SERIAL and e.serial == e.newest for e in events):
+        newest = self.tracker.newest
+        if newest != self._newest:  # a new serial somewhere (maybe held back: no event yet)
+            self._newest = newest
             for index, wake in self._wakes.items():  # the others may lag: look now
                 if self._behind(index):
                     wake.set()
+        if not events:
+            return
         if self._condition() is not None:
             self._done.set()
 
@@ -414,6 +475,8 @@ class Monitor:
             if left > 0:
                 self._fast[index] = (newest, left - 1)
                 return max(0.0, sent + self.options.fast_interval - now)
+        if self.targets[index].primary:
+            return max(0.0, sent + self.options.primary_interval - now)
         interval = self.options.interval
         base_at = self._base_at[index]
         if base_at <= now:  # skip the ticks missed (slow answers, fast polling)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from secdns.errors import ExitCode, SecdnsError
 from secdns.store import iso_time
@@ -32,27 +32,51 @@ class MonitorEventKind(enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Lag:
-    """How long after the first address an address showed a serial: ``value`` ± ``precision``.
+    """How long after the change an address showed a serial: between ``low`` and ``high`` seconds.
 
     Moments are windows, not instants: an address switched after the query that
     last showed its old serial was sent, and before the answer showing the new one
-    was received.  The lag is the distance between the middles of the two windows
-    (this address's and the first address's), never below 0, and ``precision`` how
-    far the true lag can be from it: the truth lies within ``value ± precision``.
+    was received.  The lag is measured from the reference's window (the primary's,
+    else the first address's to show the serial) to this address's: the truth lies
+    in ``[low, high]`` (``lag_min``, ``lag_max`` in the output), never below 0;
+    ``value`` (``lag``) is the middle of that window and ``precision``
+    (``lag_precision``) its half-width.
     """
 
-    value: float
-    precision: float
+    low: float
+    high: float
+
+    @property
+    def value(self) -> float:
+        return (self.low + self.high) / 2
+
+    @property
+    def precision(self) -> float:
+        return (self.high - self.low) / 2
 
     @classmethod
     def between(cls, window: tuple[float, float], first: tuple[float, float]) -> Lag:
-        low, high = window[0] - first[1], window[1] - first[0]
-        value = max(0.0, (low + high) / 2)
-        return cls(value, max(value - max(0.0, low), high - value))
+        low = max(0.0, window[0] - first[1])
+        return cls(low, max(low, window[1] - first[0]))
+
+    def fields(self) -> dict[str, float | None]:
+        """``lag``, ``lag_min``, ``lag_max``, ``lag_precision`` in seconds, rounded to ms."""
+        return {
+            "lag": round(self.value, 3),
+            "lag_min": round(self.low, 3),
+            "lag_max": round(self.high, 3),
+            "lag_precision": round(self.precision, 3),
+        }
 
 
-def _seconds(value: float | None) -> float | None:
-    return round(value, 3) if value is not None else None
+LAG_KEYS = ("lag", "lag_min", "lag_max", "lag_precision")
+
+
+def lag_fields(lag: Lag | None) -> dict[str, float | None]:
+    """The lag's output fields, every one None when there is no lag."""
+    if lag is None:
+        return {key: None for key in LAG_KEYS}
+    return lag.fields()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,8 +105,7 @@ class MonitorEvent:
             "address": self.address,
             "serial": self.serial,
             "previous": self.previous,
-            "lag": _seconds(self.lag.value if self.lag else None),
-            "lag_precision": _seconds(self.lag.precision if self.lag else None),
+            **lag_fields(self.lag),
             "newest": self.newest,
             "error": self.error,
         }
@@ -99,14 +122,15 @@ class AddressStatus:
     changed_at: float | None  # wall-clock time it started answering that serial
     error: str | None  # its latest query failed
     current: bool  # answers the newest serial
+    primary: bool = False  # the primary's: lags are measured from it
 
     def to_dict(self) -> dict[str, object]:
         return {
             "server": self.server,
             "address": self.address,
+            "primary": self.primary,
             "serial": self.serial,
-            "lag": _seconds(self.lag.value if self.lag else None),
-            "lag_precision": _seconds(self.lag.precision if self.lag else None),
+            **lag_fields(self.lag),
             "changed": iso_time(self.changed_at) if self.changed_at is not None else None,
             "error": self.error,
             "current": self.current,
@@ -120,21 +144,39 @@ class _Seen:
     previous: int | None = None
     lag: Lag | None = None
     changed: float | None = None  # monotonic
+    window: tuple[float, float] | None = None  # when it switched to ``serial``; None: had it
     sent: float | None = None  # when the query behind the latest answer was sent
     error: str | None = None
     error_code: int = 0
 
 
+class _Waiting(NamedTuple):
+    """An address that showed a serial before the primary did: its event, held back."""
+
+    seen: _Seen
+    at: float  # monotonic: when it was seen
+    previous: int | None
+    window: tuple[float, float]
+
+
 class PropagationTracker:
-    """Who answers which serial, since when, and how long after the first to show it.
+    """Who answers which serial, since when, and how long after the change.
 
     Pure: :meth:`observe` is given each answer (or failure) with the monotonic
     times its query was sent and its answer received, and returns the events it
     caused.  An address that switched serials did so inside the window from the
     sending of the query that last showed the old serial to the receipt of the one
     showing the new; a serial's *lag* at an address compares that window with the
-    first address's (see :class:`Lag`).  The first address to show a serial has
-    lag 0; an address that already had a serial at its first answer has no lag.
+    reference's (see :class:`Lag`).
+
+    The reference for a serial is the primary's window (``primaries``: the
+    indices of its addresses), where changes start: an address that shows a new
+    serial before the primary is seen with it waits (no event yet) until the
+    primary shows it, which the monitor asks at once.  If the primary answers an
+    older serial to a query sent after another address showed the new one, or
+    fails, it was not where this change started: the reference is then the first
+    address to show the serial, as it is when no primary is known.  The reference
+    has lag 0; an address that already had a serial at its first answer has no lag.
     """
 
     def __init__(
@@ -144,6 +186,7 @@ class PropagationTracker:
         *,
         started: float,
         wall_started: float | None = None,
+        primaries: Iterable[int] = (),
     ) -> None:
         self.zone = zone
         self.targets = tuple(targets)
@@ -151,7 +194,10 @@ class PropagationTracker:
         self.wall_started = time.time() if wall_started is None else wall_started
         self._seen = [_Seen(target) for target in self.targets]
         self._watched = [seen for seen in self._seen if seen.target.address is not None]
+        self._primaries = frozenset(i for i in primaries if self.targets[i].address is not None)
         self._first: dict[int, tuple[float, float]] = {}  # serial -> first address's window
+        self._reference: dict[int, tuple[float, float]] = {}  # serial -> the lags' origin
+        self._pending: dict[int, list[_Waiting]] = {}  # serial -> who waits for the primary
         self._announced: int | None = None
         self.newest: int | None = None
         self.answered = False
@@ -184,6 +230,11 @@ class PropagationTracker:
             error=error,
         )
 
+    @property
+    def primaries(self) -> frozenset[int]:
+        """The indices of the primary's addresses (the reference for lags)."""
+        return self._primaries
+
     def observe(
         self,
         index: int,
@@ -196,9 +247,9 @@ class PropagationTracker:
         """Record one answer (``serial``) or failure, received at ``now`` for a query
         sent at ``sent`` (default ``now``)."""
         seen = self._seen[index]
-        if serial is None:
-            return self._failed(seen, now, error)
         sent = now if sent is None else sent
+        if serial is None:
+            return self._failed(seen, now, error) + self._settle(index, None, sent)
         self.answered = True
         events: list[MonitorEvent] = []
         recovered = seen.error is not None
@@ -207,25 +258,11 @@ class PropagationTracker:
             if recovered:
                 events.append(self._event(MonitorEventKind.RECOVERED, now, seen, serial=serial))
         else:
-            had = seen.serial
-            window = (sent if had is None or seen.sent is None else seen.sent, now)
-            first = self._first.setdefault(serial, window)
-            if self.newest is None or serial_compare(serial, self.newest) == 1:
-                self.newest = serial
-            # at its first answer an address may have had the serial for long: no lag
-            if had is None:
-                seen.lag = None
-            elif first is window:  # the first to show it: the reference
-                seen.lag = Lag(0.0, 0.0)
-            else:
-                seen.lag = Lag.between(window, first)
-            seen.previous, seen.serial, seen.changed = had, serial, now
-            events.append(
-                self._event(
-                    MonitorEventKind.SERIAL, now, seen, serial=serial, previous=had, lag=seen.lag
-                )
-            )
+            events += self._switched(index, seen, serial, sent, now)
         seen.sent = sent
+        released = self._settle(index, serial, sent)
+        if released:  # held back, so seen before this answer
+            events = sorted(events + released, key=lambda event: event.elapsed)
         consistent = self.consistent_serial()
         if consistent is not None and consistent != self._announced:
             self._announced = consistent
@@ -236,6 +273,87 @@ class PropagationTracker:
             )
         elif consistent is None and self._serials_differ():
             self._announced = None
+        return events
+
+    def _switched(
+        self, index: int, seen: _Seen, serial: int, sent: float, now: float
+    ) -> list[MonitorEvent]:
+        """An address answers another serial: its event, unless it waits for the primary."""
+        had = seen.serial
+        window = (sent if had is None or seen.sent is None else seen.sent, now)
+        self._first.setdefault(serial, window)
+        if index in self._primaries:
+            self._reference.setdefault(serial, window)
+        if self.newest is None or serial_compare(serial, self.newest) == 1:
+            self.newest = serial
+        seen.previous, seen.serial, seen.changed = had, serial, now
+        # at its first answer an address may have had the serial for long: no lag
+        seen.window = None if had is None else window
+        seen.lag = None
+        if seen.window is not None and self._reference_of(serial) is None:
+            self._pending.setdefault(serial, []).append(_Waiting(seen, now, had, window))
+            return []
+        seen.lag = self._lag(seen, serial)
+        return [
+            self._event(
+                MonitorEventKind.SERIAL, now, seen, serial=serial, previous=had, lag=seen.lag
+            )
+        ]
+
+    def _reference_of(self, serial: int) -> tuple[float, float] | None:
+        if not self._primaries:
+            return self._first.get(serial)
+        return self._reference.get(serial)
+
+    def _lag(self, seen: _Seen, serial: int) -> Lag | None:
+        return self._lag_of(seen.window, serial)
+
+    def _lag_of(self, window: tuple[float, float] | None, serial: int) -> Lag | None:
+        reference = self._reference_of(serial)
+        if window is None or reference is None:
+            return None
+        return Lag(0.0, 0.0) if window is reference else Lag.between(window, reference)
+
+    def _settle(self, index: int, serial: int | None, sent: float) -> list[MonitorEvent]:
+        """Release the addresses waiting for the primary, once it shows their serial
+        or answers otherwise (fails, or still the old one after they had the new)."""
+        if index not in self._primaries or not self._pending:
+            return []
+        released: list[MonitorEvent] = []
+        for waiting in list(self._pending):
+            if waiting not in self._reference:
+                if serial == waiting or sent < self._first[waiting][1]:
+                    continue  # shown by another primary address; or asked before
+                self._reference[waiting] = self._first[waiting]  # not where it started
+            released += self._release(waiting)
+        return released
+
+    def settle(self) -> list[MonitorEvent]:
+        """At the end of a run: release every address still waiting for the primary,
+        its lag measured from the first address to show the serial."""
+        released: list[MonitorEvent] = []
+        for waiting in list(self._pending):
+            self._reference.setdefault(waiting, self._first[waiting])
+            released += self._release(waiting)
+        return released
+
+    def _release(self, serial: int) -> list[MonitorEvent]:
+        events = []
+        for waiting in self._pending.pop(serial, []):
+            seen = waiting.seen
+            lag = self._lag_of(waiting.window, serial)
+            if seen.window is waiting.window:  # still at that serial
+                seen.lag = lag
+            events.append(
+                self._event(
+                    MonitorEventKind.SERIAL,
+                    waiting.at,
+                    seen,
+                    serial=serial,
+                    previous=waiting.previous,
+                    lag=lag,
+                )
+            )
         return events
 
     def _failed(self, seen: _Seen, now: float, error: SecdnsError | None) -> list[MonitorEvent]:
@@ -292,6 +410,7 @@ class PropagationTracker:
                 current=(
                     seen.serial is not None and seen.serial == self.newest and seen.error is None
                 ),
+                primary=seen.target.primary,
             )
             for seen in self._seen
         )

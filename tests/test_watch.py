@@ -288,12 +288,13 @@ def test_event_lines_json_and_table():
         address="192.0.2.1:53",
         serial=6,
         previous=5,
-        lag=Lag(1.25, 0.0125),
+        lag=Lag(1.2, 1.3),
         newest=6,
     )
     assert monitor_line(event) == (
         "time=1970-01-01T00:00:00.500Z event=serial zone=example.com. server=ns1 "
-        "address=192.0.2.1:53 serial=6 previous=5 lag=1.250s lag_precision=0.013s newest=6"
+        "address=192.0.2.1:53 serial=6 previous=5 lag=1.250s lag_min=1.200s lag_max=1.300s "
+        "lag_precision=0.050s newest=6"
     )
     assert list(event.to_dict()) == [
         "event",
@@ -305,6 +306,8 @@ def test_event_lines_json_and_table():
         "serial",
         "previous",
         "lag",
+        "lag_min",
+        "lag_max",
         "lag_precision",
         "newest",
         "error",

@@ -32,11 +32,11 @@ from secdns.cli.stream import EventStream
 from secdns.cli.watch_mirror import DEFAULT_JOBS, mirror_plan, run_mirror
 from secdns.cli.watch_monitor import run_monitor
 from secdns.config import parse_zone_name
-from secdns.endpoints import parse_endpoint
+from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
 from secdns.mirror import MirrorOptions
-from secdns.monitor import FAST_INTERVAL, FAST_QUERIES, MonitorOptions
+from secdns.monitor import FAST_INTERVAL, FAST_QUERIES, PRIMARY_INTERVAL, MonitorOptions
 
 DEFAULT_MONITOR_INTERVAL = 1.0
 
@@ -142,6 +142,25 @@ class SerialOrNext(click.ParamType):
     "than another, so that its lag is known to this precision.",
 )
 @click.option(
+    "--primary",
+    "primary_spec",
+    metavar="@SERVER|none",
+    help="Monitor: the primary, where changes start: asked every --primary-interval, and "
+    "lags are measured from it (default: the first @SERVER; with --nameservers auto "
+    "alone, the NS named in the SOA MNAME; none: no primary, lags from the first "
+    "address to show the serial).  Added to the watched servers if not among them.",
+)
+@click.option(
+    "--primary-interval",
+    type=click.FloatRange(min=0.01),
+    default=PRIMARY_INTERVAL,
+    metavar="SECONDS",
+    show_default=True,
+    help="Monitor: seconds between queries to each address of the primary: 20 SOA "
+    "queries a second to that one server at the default, which puts lags within tens "
+    "of milliseconds.",
+)
+@click.option(
     "--fast-queries",
     type=click.IntRange(min=0),
     default=FAST_QUERIES,
@@ -211,6 +230,8 @@ def command(
     until_consistent: bool,
     deadline: float | None,
     fast_interval: float,
+    primary_spec: str | None,
+    primary_interval: float,
     fast_queries: int,
     query_timeout: float,
     lifetime: float,
@@ -300,6 +321,7 @@ def command(
             deadline,
             fast_interval,
             fast_queries,
+            primary_interval,
         )
         summary = run_monitor(
             parse_zone_name(zones[0]),
@@ -312,6 +334,7 @@ def command(
             rich=rich,
             metrics_endpoint=metrics_endpoint,
             watch_metrics=watch_metrics,
+            primary=_primary(primary_spec, servers),
         )
         sys.exit(summary.exit_code)
 
@@ -320,6 +343,7 @@ def command(
             "--until-serial": until_serial,
             "--until-consistent": until_consistent or None,
             "--timeout": deadline,
+            "--primary": primary_spec,
         },
         "in mirror mode; they go with --servers or --nameservers auto",
     )
@@ -405,6 +429,7 @@ def _monitor_options(
     deadline: float | None,
     fast_interval: float,
     fast_queries: int,
+    primary_interval: float = PRIMARY_INTERVAL,
 ) -> MonitorOptions:
     """The monitor's options, once the ``--until-*`` and ``--timeout`` go together."""
     if until_serial is not None and until_consistent:
@@ -422,7 +447,20 @@ def _monitor_options(
         deadline=deadline,
         fast_interval=fast_interval,
         fast_queries=fast_queries,
+        primary_interval=primary_interval,
     )
+
+
+def _primary(spec: str | None, servers: list[Endpoint]) -> tuple[Endpoint | None, bool]:
+    """``--primary``: (the primary, whether to look for the SOA MNAME among the NS).
+    By default the first @SERVER, or with none given the MNAME; ``none``: neither."""
+    if spec is None:
+        return (servers[0], False) if servers else (None, True)
+    if spec.lower() == "none":
+        return None, False
+    if not spec.startswith("@"):
+        raise UsageError(f"--primary takes @SERVER or none, not {spec!r}")
+    return parse_endpoint(spec), False
 
 
 def _given_on_command_line(name: str) -> bool:

@@ -36,11 +36,13 @@ from secdns.monitor import (
     MonitorOutcome,
     MonitorSummary,
     Target,
+    mark_primary,
     nameserver_targets,
     stopped_summary,
     targets_from_endpoints,
 )
 from secdns.output import kv_line
+from secdns.propagation import lag_fields
 from secdns.store import iso_time
 from secdns.watch import seconds_text
 
@@ -55,12 +57,7 @@ def monitor_line(event: MonitorEvent) -> str:
         ("zone", event.zone),
     ]
     if event.kind is MonitorEventKind.CONSISTENT:
-        return kv_line(
-            *head,
-            ("serial", event.serial),
-            ("lag", _lag_value(event.lag)),
-            ("lag_precision", _lag_precision(event.lag)),
-        )
+        return kv_line(*head, ("serial", event.serial), *lag_pairs(event.lag))
     where = [("server", event.server), ("address", event.address)]
     if event.kind is MonitorEventKind.SERIAL:
         return kv_line(
@@ -68,8 +65,7 @@ def monitor_line(event: MonitorEvent) -> str:
             *where,
             ("serial", event.serial),
             ("previous", event.previous),
-            ("lag", _lag_value(event.lag)),
-            ("lag_precision", _lag_precision(event.lag)),
+            *lag_pairs(event.lag),
             ("newest", event.newest),
         )
     if event.kind is MonitorEventKind.FAILED:
@@ -77,12 +73,12 @@ def monitor_line(event: MonitorEvent) -> str:
     return kv_line(*head, *where, ("serial", event.serial))
 
 
-def _lag_value(lag: Lag | None) -> str | None:
-    return f"{lag.value:.3f}s" if lag is not None else None
-
-
-def _lag_precision(lag: Lag | None) -> str | None:
-    return f"{lag.precision:.3f}s" if lag is not None else None
+def lag_pairs(lag: Lag | None) -> list[tuple[str, object]]:
+    """``lag``, ``lag_min``, ``lag_max``, ``lag_precision`` for a ``key=value`` line:
+    the same keys as JSON, in seconds (``0.027s``)."""
+    return [
+        (key, None if value is None else f"{value:.3f}s") for key, value in lag_fields(lag).items()
+    ]
 
 
 NO_ANSWER = "no answer"
@@ -119,6 +115,7 @@ def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]
             ("newest", summary.newest),
             ("start_serial", summary.start_serial),
             ("until_serial", _until_text(summary)),
+            *lag_pairs(summary.slowest),
             ("elapsed", f"{summary.elapsed:.3f}s"),
             ("addresses", len(summary.statuses)),
             ("lagging", len(lagging)),
@@ -170,7 +167,17 @@ def lag_complaint(summary: MonitorSummary) -> str:
 
 
 def _lag_text(lag: Lag | None) -> str:
-    return "-" if lag is None else f"{lag.value:.2f}s ±{lag.precision:.2f}"
+    return "-" if lag is None else f"{lag.value:.3f}s"
+
+
+def _window_text(lag: Lag | None) -> str:
+    return "-" if lag is None else f"{lag.low:.3f}-{lag.high:.3f}s"
+
+
+LAG_CAPTION = (
+    "lag: seconds after the primary (or the first address) had the serial, the middle "
+    "of the window it lies in; last change: when this watch saw the serial."
+)
 
 
 def monitor_table(
@@ -185,11 +192,12 @@ def monitor_table(
     title += f"  {current}/{len(statuses)} current"
     if until_serial is not None:
         title += f"  waiting for {until_serial}"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption=LAG_CAPTION, caption_justify="left")
     table.add_column("server")
     table.add_column("address")
     table.add_column("serial", justify="right", no_wrap=True, overflow="ellipsis", max_width=44)
     table.add_column("lag", justify="right")
+    table.add_column("window", justify="right")
     table.add_column("last change")
     for status in statuses:
         if status.error is not None:
@@ -202,7 +210,15 @@ def monitor_table(
         else:
             serial = Text(str(status.serial) if status.serial is not None else "-", style="yellow")
         changed = iso_time(status.changed_at)[11:19] if status.changed_at else "-"
-        table.add_row(status.server, status.address, serial, _lag_text(status.lag), changed)
+        server = f"{status.server} (primary)" if status.primary else status.server
+        table.add_row(
+            server,
+            status.address,
+            serial,
+            _lag_text(status.lag),
+            _window_text(status.lag),
+            changed,
+        )
     return table
 
 
@@ -214,12 +230,12 @@ def summary_text(summary: MonitorSummary) -> Text:
             f"every address answers serial {summary.target_serial} "
             f"after {seconds_text(summary.elapsed)}"
         )
-        lags = [s.lag for s in summary.statuses if s.lag is not None]
-        if lags:
-            slowest = max(lags, key=lambda lag: lag.value)
+        slowest = summary.slowest
+        if slowest is not None:
             text.append(
-                f"; slowest caught up {slowest.value:.2f}s ±{slowest.precision:.2f}s "
-                "after the first"
+                f"; the slowest caught up {slowest.value:.3f}s after the "
+                f"{'primary' if summary.has_primary else 'first'} "
+                f"(between {slowest.low:.3f} and {slowest.high:.3f}s)"
             )
         return text
     style = "bold red" if summary.outcome is MonitorOutcome.TIMEOUT else "yellow"
@@ -377,11 +393,21 @@ async def _unless_stopped(
     return None
 
 
-async def _targets(origin: dns.name.Name, servers: list[Endpoint], auto: bool) -> list[Target]:
+async def _targets(
+    origin: dns.name.Name,
+    servers: list[Endpoint],
+    auto: bool,
+    primary: tuple[Endpoint | None, bool] = (None, False),
+) -> list[Target]:
+    """The addresses to watch, the primary's marked (see ``--primary``)."""
     targets: list[Target] = []
+    given, by_mname = primary
     if auto:
-        targets += await nameserver_targets(origin)
+        found = await nameserver_targets(origin)
+        targets += found if by_mname else [dataclasses.replace(t, primary=False) for t in found]
     targets += await targets_from_endpoints(servers)
+    if given is not None:
+        targets = mark_primary(targets, await targets_from_endpoints([given]))
     for target in targets:
         if target.address is None:
             click.echo(
@@ -404,15 +430,17 @@ def run_monitor(
     rich: bool,
     metrics_endpoint: Endpoint | None = None,
     watch_metrics: metrics.WatchMetrics | None = None,
+    primary: tuple[Endpoint | None, bool] = (None, False),
 ) -> MonitorSummary:
     """Watch ``origin``'s serial on ``servers`` (and, with ``auto``, its NS set) and
-    render it; a SIGINT/SIGTERM from before the loop starts to after the summary
-    is out stops the watch and never kills it mid-summary."""
+    render it; ``primary``: the primary given, and whether to find it by the SOA
+    MNAME among the NS.  A SIGINT/SIGTERM from before the loop starts to after the
+    summary is out stops the watch and never kills it mid-summary."""
     display = MonitorDisplay(out, as_json=as_json, quiet=quiet, rich=rich)
     with _signals_remembered():
         return asyncio.run(
             metrics.serving_metrics(
-                _monitor(origin, servers, auto, options, display, out, watch_metrics),
+                _monitor(origin, servers, auto, options, display, out, watch_metrics, primary),
                 metrics_endpoint,
                 watch_metrics,
             )
@@ -427,6 +455,7 @@ async def _monitor(
     display: MonitorDisplay,
     out: EventStream,
     watch_metrics: metrics.WatchMetrics | None = None,
+    primary: tuple[Endpoint | None, bool] = (None, False),
 ) -> MonitorSummary:
     """Look up the addresses, run the monitor, print the summary: on every way
     out but an error, a stop or the deadline during the lookups included."""
@@ -434,7 +463,9 @@ async def _monitor(
     stopper = _Stopper(stop, out)
     began = time.monotonic()
     with stopper.installed():
-        targets = await _unless_stopped(_targets(origin, servers, auto), stop, options.deadline)
+        targets = await _unless_stopped(
+            _targets(origin, servers, auto, primary), stop, options.deadline
+        )
         if targets is None:
             if stop.is_set():
                 code = stopper.code() if options.waits else int(ExitCode.OK)
