@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import dns.asyncresolver
 import dns.exception
@@ -155,6 +155,14 @@ class _Followed:
 EventSink = Callable[[MirrorEvent], None]
 
 
+class TransferDisplay(Protocol):
+    """Where a running transfer shows its progress (``watch -c`` on a terminal)."""
+
+    def callback(self, zone: str) -> Callable[[int, int], None] | None: ...
+
+    def finished(self, zone: str) -> None: ...
+
+
 class Mirror:
     """Follow zones: ``await Mirror(zones, ...).run(stop)`` until ``stop`` is set.
 
@@ -170,6 +178,7 @@ class Mirror:
         store: Store | None = None,
         options: MirrorOptions = MirrorOptions(),
         on_event: EventSink | None = None,
+        progress: TransferDisplay | None = None,
     ) -> None:
         if not zones:
             raise UsageError("no zone to watch")
@@ -178,6 +187,7 @@ class Mirror:
         self.options = options
         self.store = store
         self._on_event = on_event
+        self._progress = progress
         self._gate = asyncio.Semaphore(options.concurrency)  # transfers at once, all zones
         self._followed: dict[dns.name.Name, _Followed] = {}
         for zone in zones:
@@ -460,7 +470,14 @@ class Mirror:
                 )
             # a fresh copy per pull: nothing of the zone stays in memory between
             copy = make_copy(origin, store=self.store, output=followed.config.output)
-            return await pull_zone(origin, primaries, copy, options=options, probed=probed)
+            shown = self._progress.callback(followed.config.text) if self._progress else None
+            try:
+                return await pull_zone(
+                    origin, primaries, copy, options=options, probed=probed, progress=shown
+                )
+            finally:
+                if shown is not None and self._progress is not None:
+                    self._progress.finished(followed.config.text)
         except SecdnsError as err:
             error = err
         except Exception as err:  # a bug: say so loudly, keep following the other zones

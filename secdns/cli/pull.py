@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import dns.name
@@ -29,6 +28,7 @@ from secdns.cli.options import (
     verbosity_options,
     zones_and_servers,
 )
+from secdns.cli.progress import TransferProgress as _Progress
 from secdns.config import DEFAULT_CONCURRENCY, Limits, parse_zone_name
 from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, parse_endpoint
@@ -37,11 +37,6 @@ from secdns.explain import Step, printer
 from secdns.keys import TsigKey
 from secdns.pull import PullOptions, PullResult, pull_zone
 from secdns.store import Store
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from rich.progress import Progress, TaskID
 
 
 def _looks_like_server(word: str) -> bool:
@@ -75,68 +70,6 @@ def _finish_catalogs(
     for note in notes:
         click.echo(f"secdns: {note}", err=True)
     return codes
-
-
-class _Progress:
-    """A rich progress display (records, bytes, rate) on stderr for long transfers."""
-
-    def __init__(self, enabled: bool, zones: int = 1) -> None:
-        self.enabled = enabled
-        self.zones = zones  # more than one (-c): one overall bar, a row per running transfer
-        self.overall: TaskID | None = None
-        self.progress: Progress | None = None  # once started (rich is imported lazily)
-        self.tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TransferSpeedColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(bar_width=None),
-                TextColumn("{task.fields[records]:>10,} records"),
-                TextColumn("{task.completed:>12,.0f} B"),
-                TransferSpeedColumn(),
-                TimeElapsedColumn(),
-                console=output.stderr_console(),
-                transient=True,
-            )
-            self.progress.start()
-            if self.zones > 1:
-                self.overall = self.progress.add_task(
-                    f"{self.zones:,} zones", total=self.zones, records=0
-                )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def callback(self, zone: str) -> Callable[[int, int], None] | None:
-        progress = self.progress
-        if progress is None:
-            return None
-        task = progress.add_task(zone, total=None, records=0)
-        self.tasks[zone] = task
-
-        def update(records: int, nbytes: int) -> None:
-            progress.update(task, completed=nbytes, records=records)
-
-        return update
-
-    def done(self, zone: str) -> None:
-        """A zone finished: its row goes (10,000 zones do not make 10,000 rows)."""
-        task = self.tasks.pop(zone, None)
-        if self.progress is None or task is None or self.overall is None:
-            return
-        self.progress.remove_task(task)
-        self.progress.advance(self.overall)
 
 
 ZonePlan = tuple[dns.name.Name, list[Endpoint], TsigKey | None, xot.TlsSettings | None]

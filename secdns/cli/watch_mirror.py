@@ -10,16 +10,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.console import Console
 from rich.text import Text
 
 from secdns import metrics, xot
 from secdns.cli.options import config_zones
+from secdns.cli.progress import TransferProgress
 from secdns.cli.stream import EventPrinter, EventStream
 from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
-from secdns.mirror import Mirror, MirrorEvent, MirrorEventKind, MirrorOptions, MirrorZone
+from secdns.mirror import (
+    Mirror,
+    MirrorEvent,
+    MirrorEventKind,
+    MirrorOptions,
+    MirrorZone,
+    TransferDisplay,
+)
 from secdns.output import kv_line
 from secdns.refresh import ZoneStatus
 from secdns.store import Store, iso_time
@@ -116,18 +125,111 @@ def mirror_text(event: MirrorEvent) -> Text:
     return text
 
 
-class MirrorPrinter(EventPrinter):
-    """Mirror events as coloured lines (TTY), ``key=value`` lines (piped) or JSON lines."""
+class FirstRound:
+    """``watch`` on a terminal: the first check of every zone behind the progress
+    display of ``pull -c`` (:class:`~secdns.cli.progress.TransferProgress`: an
+    overall bar, a row per running transfer), then one line saying how it went.
 
-    def __init__(self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool) -> None:
+    With more than one zone, a zone found up to date is only counted; transfers
+    and failures are printed above the bar.  Once every zone was checked the
+    display goes and the events are printed as they come.
+    """
+
+    FIRST = (MirrorEventKind.SYNCED, MirrorEventKind.UPDATED, MirrorEventKind.FAILED)
+
+    def __init__(self, zones: int, console: Console) -> None:
+        self.zones = zones
+        self.console = console
+        self.progress = TransferProgress(True, zones, console)
+        self.checked: dict[str, MirrorEventKind] = {}
+        self.started = time.monotonic()
+
+    @property
+    def running(self) -> bool:
+        return self.progress.progress is not None
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.progress.start()
+
+    def show(self, event: MirrorEvent) -> None:
+        """Print (or count) one event."""
+        first = self.running and event.kind in self.FIRST and event.zone not in self.checked
+        if not first:
+            self.console.print(mirror_text(event))
+            return
+        self.checked[event.zone] = event.kind
+        self.progress.advance()
+        if event.kind is not MirrorEventKind.SYNCED or self.zones == 1:
+            self.console.print(mirror_text(event))
+        if len(self.checked) >= self.zones:
+            self.stop()
+
+    def stop(self) -> None:
+        """The first round is over (or the watch stops): the display goes, a line stays."""
+        if not self.running:
+            return
+        self.progress.stop()
+        if self.zones > 1:
+            self.console.print(self.line())
+
+    def line(self) -> Text:
+        kinds = list(self.checked.values())
+        counts = [
+            (kinds.count(MirrorEventKind.UPDATED), "transferred", "green"),
+            (kinds.count(MirrorEventKind.SYNCED), "up to date", "cyan"),
+            (kinds.count(MirrorEventKind.FAILED), "failed", "bold red"),
+        ]
+        text = Text(f"{len(kinds):,} of {self.zones:,} zones checked in ", style="bold")
+        text.append(seconds_text(time.monotonic() - self.started), style="bold")
+        text.append(": ")
+        for rank, (count, what, style) in enumerate(counts):
+            text.append(", " if rank else "")
+            text.append(f"{count:,} {what}", style=style if count else "")
+        return text
+
+
+def summary_text(statuses: list[ZoneStatus]) -> Text:
+    """The stop on a terminal: how many zones are in which state, then a line for
+    each zone that is not ok (piped, every zone gets its ``event=summary`` line)."""
+    states = [status.state for status in statuses]
+    text = Text(f"stopped: {len(statuses):,} zones: ", style="bold")
+    tally = sorted({state: states.count(state) for state in states}.items())
+    text.append(", ".join(f"{count:,} {state}" for state, count in tally))
+    for status in statuses:
+        if status.state != "ok":
+            text.append(f"\n  {status.zone} {status.state}", style="yellow")
+            serial = "none" if status.serial is None else status.serial
+            text.append(
+                f" (serial {serial})" + (f": {status.last_error}" if status.last_error else "")
+            )
+    return text
+
+
+class MirrorPrinter(EventPrinter):
+    """Mirror events as coloured lines (TTY), ``key=value`` lines (piped) or JSON lines.
+
+    With ``zones``, a terminal shows the first check of the zones as a
+    :class:`FirstRound`; piped output stays one line per event (per zone at first)."""
+
+    def __init__(
+        self, out: EventStream, *, as_json: bool, quiet: bool, rich: bool, zones: int = 0
+    ) -> None:
         super().__init__(out, as_json=as_json, quiet=quiet, rich=rich)
         self.console = out.console() if self.rich else None
+        self.first_round = (
+            FirstRound(zones, self.console)
+            if self.console is not None and zones and not quiet
+            else None
+        )
 
     def __call__(self, event: MirrorEvent) -> None:
         if self.as_json:
             self.out.write_json(event.to_dict())
         elif self.quiet:
             return
+        elif self.first_round is not None:
+            self.first_round.show(event)
         elif self.console is not None:
             self.console.print(mirror_text(event))
         else:
@@ -135,7 +237,12 @@ class MirrorPrinter(EventPrinter):
 
     def summary(self, statuses: list[ZoneStatus]) -> None:
         """At the stop, one ``event=summary`` line per zone: where it was left."""
+        if self.first_round is not None:
+            self.first_round.stop()  # the display off the terminal before the lines
         if self.quiet:
+            return
+        if self.first_round is not None and self.first_round.zones > 1 and not self.as_json:
+            self.first_round.console.print(summary_text(statuses))  # not 10,000 lines
             return
         stamp = iso_time(time.time())
         for status in statuses:
@@ -218,17 +325,33 @@ def run_mirror(
 ) -> None:
     """Mirror the zones until SIGINT/SIGTERM (or the stdout pipe's reader goes),
     printing each event; with ``metrics_endpoint``, serve /metrics meanwhile."""
-    events = MirrorPrinter(out, as_json=as_json, quiet=quiet, rich=rich)
+    events = MirrorPrinter(out, as_json=as_json, quiet=quiet, rich=rich, zones=len(zones))
     printer: Callable[[MirrorEvent], None] = events
     if watch_metrics is not None:
         printer = metrics.tee(watch_metrics.observe_mirror, printer)
-    asyncio.run(
-        metrics.serving_metrics(
-            _mirror(zones, store, options, printer, out, watch_metrics, events.summary),
-            metrics_endpoint,
-            watch_metrics,
+    first_round = events.first_round
+    if first_round is not None:
+        first_round.start()
+    try:
+        asyncio.run(
+            metrics.serving_metrics(
+                _mirror(
+                    zones,
+                    store,
+                    options,
+                    printer,
+                    out,
+                    watch_metrics,
+                    events.summary,
+                    first_round.progress if first_round is not None else None,
+                ),
+                metrics_endpoint,
+                watch_metrics,
+            )
         )
-    )
+    finally:
+        if first_round is not None:
+            first_round.stop()
 
 
 async def _mirror(
@@ -239,9 +362,10 @@ async def _mirror(
     out: EventStream,
     watch_metrics: metrics.WatchMetrics | None = None,
     summary: Callable[[list[ZoneStatus]], None] | None = None,
+    progress: TransferDisplay | None = None,
 ) -> None:
     stop = asyncio.Event()
-    mirror = Mirror(zones, store=store, options=options, on_event=printer)
+    mirror = Mirror(zones, store=store, options=options, on_event=printer, progress=progress)
     if watch_metrics is not None:
         watch_metrics.watch_mirror(lambda: [mirror.status(zone.origin) for zone in zones])
     with stop_on_signals(stop), out.watching(stop):

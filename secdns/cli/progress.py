@@ -1,0 +1,104 @@
+"""The transfer progress display of ``pull`` and ``watch`` on a terminal: one overall
+bar for many zones and a row per running transfer (records, bytes, rate), transient.
+
+rich is imported only when the display starts: a piped run never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from secdns import output
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+
+class TransferProgress:
+    """A rich progress display for transfers: ``with TransferProgress(True, zones):``.
+
+    ``callback(zone)`` adds a row for a transfer starting and returns the
+    ``progress=`` callback of :func:`secdns.pull.pull_zone`; ``finished(zone)``
+    removes it; ``done(zone)`` removes it and advances the overall bar (one per zone
+    when there is more than one).  Disabled, or once stopped, every call is a no-op.
+    """
+
+    def __init__(self, enabled: bool, zones: int = 1, console: Console | None = None) -> None:
+        self.enabled = enabled
+        self.zones = zones  # more than one (-c): one overall bar, a row per running transfer
+        self.console = console  # default: stderr
+        self.overall: TaskID | None = None
+        self.progress: Progress | None = None  # once started (rich is imported lazily)
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> TransferProgress:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if not self.enabled or self.progress is not None:
+            return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.fields[records]:>10,} records"),
+            TextColumn("{task.completed:>12,.0f} B"),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=self.console or output.stderr_console(),
+            transient=True,
+        )
+        self.progress.start()
+        if self.zones > 1:
+            self.overall = self.progress.add_task(
+                f"{self.zones:,} zones", total=self.zones, records=0
+            )
+
+    def stop(self) -> None:
+        """Take the display off the terminal (it leaves nothing behind)."""
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+            self.overall = None
+            self.tasks.clear()
+
+    def callback(self, zone: str) -> Callable[[int, int], None] | None:
+        progress = self.progress
+        if progress is None:
+            return None
+        task = progress.add_task(zone, total=None, records=0)
+        self.tasks[zone] = task
+
+        def update(records: int, nbytes: int) -> None:
+            progress.update(task, completed=nbytes, records=records)
+
+        return update
+
+    def finished(self, zone: str) -> None:
+        """A transfer ended: its row goes (10,000 zones do not make 10,000 rows)."""
+        task = self.tasks.pop(zone, None)
+        if self.progress is not None and task is not None:
+            self.progress.remove_task(task)
+
+    def advance(self) -> None:
+        """One more zone done, on the overall bar."""
+        if self.progress is not None and self.overall is not None:
+            self.progress.advance(self.overall)
+
+    def done(self, zone: str) -> None:
+        """A zone finished: its row goes and the overall bar moves."""
+        self.finished(zone)
+        self.advance()
