@@ -175,8 +175,8 @@ def _window_text(lag: Lag | None) -> str:
 
 
 LAG_CAPTION = (
-    "lag: seconds after the primary (or the first address) had the serial, the middle "
-    "of the window it lies in; last change: when this watch saw the serial."
+    "lag: seconds after the primary (or the first) had the serial, the middle of the "
+    "window the switch lies in; last change: when this watch saw it."
 )
 
 
