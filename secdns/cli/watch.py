@@ -86,8 +86,8 @@ class SerialOrNext(click.ParamType):
     type=click.FloatRange(min=0.05),
     metavar="SECONDS",
     help="Seconds between SOA checks.  Mirror: instead of each zone's SOA refresh; "
-    f"monitor: to each address, staggered, default {DEFAULT_MONITOR_INTERVAL:g} "
-    "(it bounds lag_precision).",
+    f"monitor: to each address but the primary's, staggered, default "
+    f"{DEFAULT_MONITOR_INTERVAL:g} (without a primary it bounds lag_precision).",
 )
 @click.option(
     "--notify-listen",
@@ -257,11 +257,15 @@ def command(
 
     Monitor (--servers or --nameservers auto): query the SOA on every address of
     every server (each every --interval, staggered) and show which have the
-    newest serial and how long each took to catch up after the first one showed
-    it.  An address behind another is asked every --fast-interval, so the
-    moment it caught up is known to tens of milliseconds.  Each lag comes with
-    its lag_precision: the true lag is within lag ± lag_precision, and the first
-    address's --interval bounds it (a shorter --interval, a tighter lag).  With
+    newest serial and how long each took to catch up after the primary had it.
+    The primary (--primary; by default the first @SERVER) is asked every
+    --primary-interval (20 queries a second), so the start of a change is known
+    to 50 ms; an address behind another is asked at once and then every
+    --fast-interval, so the moment it caught up is known to tens of
+    milliseconds.  A lag is a window: the address switched between lag_min and
+    lag_max seconds after the primary; lag is the middle, lag_precision half
+    the width.  The time shown with it (changed, last change) is when this
+    watch saw the serial, up to the window's width after the switch.  With
     --until-serial N, --until-serial next (the next change after the start) or
     --until-consistent it exits 0 as soon as that holds, or 1 after --timeout
     with the list of who lagged.
