@@ -3,15 +3,32 @@ a window in every output (key=value, JSON, table, summary)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
 import pytest
+from click.testing import CliRunner
 from rich.console import Console
 
+from secdns.cli import cli, watch_monitor
+from secdns.cli.watch import _primary
 from secdns.cli.watch_monitor import monitor_line, monitor_table, summary_lines, summary_text
+from secdns.endpoints import parse_endpoint
 from secdns.errors import NetworkError
-from secdns.monitor import Lag, MonitorEventKind, MonitorOutcome, MonitorSummary, Target
+from secdns.monitor import (
+    Lag,
+    MonitorEventKind,
+    MonitorOutcome,
+    MonitorSummary,
+    Target,
+    nameserver_targets,
+)
 from secdns.propagation import PropagationTracker
 
 PRIMARY, NOTIFIED, TIMER = 0, 1, 2
@@ -133,3 +150,96 @@ def test_the_lag_window_is_in_every_output():
     table = buffer.getvalue()
     assert "primary (primary)" in table and "0.200-0.300s" in table and "0.250s" in table
     assert "the middle of the window the switch lies in" in " ".join(table.split())
+
+
+# --- which address is the primary -----------------------------------------------------------------
+
+
+def targets_for(args: list[str], auto: bool = False, resolver=None, monkeypatch=None):
+    """The targets ``watch`` would build for these @SERVERs and --primary (no lookups:
+    addresses only, or ``resolver`` for --nameservers auto)."""
+    servers = [parse_endpoint(a) for a in args if a.startswith("@")]
+    spec = next((a.split("=", 1)[1] for a in args if a.startswith("--primary=")), None)
+    origin = dns.name.from_text("example.com")
+    if resolver is not None:
+
+        async def with_stub(origin):
+            return await nameserver_targets(origin, resolver=resolver)
+
+        monkeypatch.setattr(watch_monitor, "nameserver_targets", with_stub)
+    return asyncio.run(watch_monitor._targets(origin, servers, auto, _primary(spec, servers)))
+
+
+def marked(targets) -> list[tuple[str, bool]]:
+    return [(t.where, t.primary) for t in targets]
+
+
+def test_the_primary_is_the_first_server_or_the_one_given_or_none():
+    assert marked(targets_for(["@192.0.2.1", "@192.0.2.2"])) == [
+        ("192.0.2.1:53", True),
+        ("192.0.2.2:53", False),
+    ]
+    assert marked(targets_for(["@192.0.2.1", "@192.0.2.2", "--primary=@192.0.2.2"])) == [
+        ("192.0.2.2:53", True),
+        ("192.0.2.1:53", False),
+    ]
+    # a primary not among the servers is watched too
+    assert marked(targets_for(["@192.0.2.1", "--primary=@192.0.2.9:5300"])) == [
+        ("192.0.2.9:5300", True),
+        ("192.0.2.1:53", False),
+    ]
+    assert marked(targets_for(["@192.0.2.1", "@192.0.2.2", "--primary=none"])) == [
+        ("192.0.2.1:53", False),
+        ("192.0.2.2:53", False),
+    ]
+
+
+class StubResolver:
+    """NS, SOA and addresses of example.com, as a recursive resolver would answer."""
+
+    def __init__(self, mname: str) -> None:
+        self.mname = mname
+
+    async def resolve(self, name, rdtype, search=False):
+        text = {
+            ("example.com.", "NS"): ["ns1.example.com.", "ns2.example.net."],
+            ("example.com.", "SOA"): [f"{self.mname} hostmaster.example.com. 1 2 3 4 5"],
+            ("ns1.example.com.", "A"): ["192.0.2.1"],
+            ("ns2.example.net.", "A"): ["192.0.2.2"],
+        }.get((str(name), dns.rdatatype.to_text(rdtype)))
+        if text is None:
+            raise dns.resolver.NoAnswer()
+        return [dns.rdata.from_text(dns.rdataclass.IN, rdtype, t) for t in text]
+
+
+def test_with_nameservers_auto_the_primary_is_the_ns_named_in_the_soa_mname(monkeypatch):
+    found = targets_for(
+        [], auto=True, resolver=StubResolver("ns1.example.com."), monkeypatch=monkeypatch
+    )
+    assert marked(found) == [("192.0.2.1:53", True), ("192.0.2.2:53", False)]
+    hidden = targets_for(
+        [], auto=True, resolver=StubResolver("hidden.example.com."), monkeypatch=monkeypatch
+    )
+    assert marked(hidden) == [("192.0.2.1:53", False), ("192.0.2.2:53", False)]
+    # a hidden primary given as @SERVER is the primary, not the MNAME
+    given = targets_for(
+        ["@192.0.2.9"],
+        auto=True,
+        resolver=StubResolver("ns1.example.com."),
+        monkeypatch=monkeypatch,
+    )
+    assert marked(given) == [
+        ("192.0.2.9:53", True),
+        ("192.0.2.1:53", False),
+        ("192.0.2.2:53", False),
+    ]
+
+
+def test_primary_options_are_checked():
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["watch", "example.com", "--servers", "@192.0.2.1", "--primary", "x"])
+    assert bad.exit_code == 2 and "--primary takes @SERVER or none, not 'x'" in bad.output
+    mirror = runner.invoke(
+        cli, ["watch", "example.com", "@192.0.2.1", "-o", "f", "--primary", "@192.0.2.1"]
+    )
+    assert mirror.exit_code == 2 and "--primary cannot be used in mirror mode" in mirror.output
