@@ -224,7 +224,7 @@ class MonitorCollector(Collector):
             if status.serial is not None:
                 serial.add_metric([self.zone, server], status.serial)
             if status.current:
-                lag.add_metric([self.zone, server], status.lag.value if status.lag else 0.0)
+                lag.add_metric([self.zone, server], status.lag.best if status.lag else 0.0)
             elif out_since is not None:
                 lag.add_metric([self.zone, server], max(0.0, time.time() - out_since))
         yield from (serial, lag)

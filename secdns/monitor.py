@@ -204,7 +204,7 @@ class MonitorSummary:
     def slowest(self) -> Lag | None:
         """The largest lag among the addresses (by its middle), None if none has one."""
         lags = [status.lag for status in self.statuses if status.lag is not None]
-        return max(lags, key=lambda lag: lag.value, default=None)
+        return max(lags, key=lambda lag: lag.best, default=None)
 
     @property
     def has_primary(self) -> bool:

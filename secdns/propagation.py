@@ -40,33 +40,48 @@ class Lag:
     else the first address's to show the serial) to this address's: the truth lies
     in ``[low, high]`` (``lag_min``, ``lag_max`` in the output), never below 0;
     ``value`` (``lag``) is the middle of that window and ``precision``
-    (``lag_precision``) its half-width.
+    (``lag_precision``) its half-width.  When the reference already had the serial
+    at its first answer (the change came before the watch), only ``low`` is
+    known: ``high``, ``value`` and ``precision`` are None.
     """
 
     low: float
-    high: float
+    high: float | None
 
     @property
-    def value(self) -> float:
-        return (self.low + self.high) / 2
+    def value(self) -> float | None:
+        return None if self.high is None else (self.low + self.high) / 2
 
     @property
-    def precision(self) -> float:
-        return (self.high - self.low) / 2
+    def precision(self) -> float | None:
+        return None if self.high is None else (self.high - self.low) / 2
+
+    @property
+    def best(self) -> float:
+        """The middle, or the lower bound when that is all there is (for ordering)."""
+        return self.low if self.high is None else (self.low + self.high) / 2
 
     @classmethod
-    def between(cls, window: tuple[float, float], first: tuple[float, float]) -> Lag:
+    def between(
+        cls, window: tuple[float, float], first: tuple[float, float], *, bounded: bool = True
+    ) -> Lag:
+        """From the reference's window ``first`` to ``window``; not ``bounded``: the
+        reference switched at some time before ``first`` (unknown)."""
         low = max(0.0, window[0] - first[1])
-        return cls(low, max(low, window[1] - first[0]))
+        return cls(low, max(low, window[1] - first[0]) if bounded else None)
 
     def fields(self) -> dict[str, float | None]:
         """``lag``, ``lag_min``, ``lag_max``, ``lag_precision`` in seconds, rounded to ms."""
         return {
-            "lag": round(self.value, 3),
-            "lag_min": round(self.low, 3),
-            "lag_max": round(self.high, 3),
-            "lag_precision": round(self.precision, 3),
+            "lag": _ms(self.value),
+            "lag_min": _ms(self.low),
+            "lag_max": _ms(self.high),
+            "lag_precision": _ms(self.precision),
         }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 LAG_KEYS = ("lag", "lag_min", "lag_max", "lag_precision")
@@ -197,6 +212,7 @@ class PropagationTracker:
         self._primaries = frozenset(i for i in primaries if self.targets[i].address is not None)
         self._first: dict[int, tuple[float, float]] = {}  # serial -> first address's window
         self._reference: dict[int, tuple[float, float]] = {}  # serial -> the lags' origin
+        self._had: set[tuple[float, float]] = set()  # windows of first answers: had it before
         self._pending: dict[int, list[_Waiting]] = {}  # serial -> who waits for the primary
         self._announced: int | None = None
         self.newest: int | None = None
@@ -267,7 +283,7 @@ class PropagationTracker:
         if consistent is not None and consistent != self._announced:
             self._announced = consistent
             lags = [s.lag for s in self._watched if s.lag is not None]
-            slowest = max(lags, key=lambda lag: lag.value, default=None)
+            slowest = max(lags, key=lambda lag: lag.best, default=None)
             events.append(
                 self._event(MonitorEventKind.CONSISTENT, now, serial=consistent, lag=slowest)
             )
@@ -281,6 +297,8 @@ class PropagationTracker:
         """An address answers another serial: its event, unless it waits for the primary."""
         had = seen.serial
         window = (sent if had is None or seen.sent is None else seen.sent, now)
+        if had is None:
+            self._had.add(window)
         self._first.setdefault(serial, window)
         if index in self._primaries:
             self._reference.setdefault(serial, window)
@@ -312,7 +330,9 @@ class PropagationTracker:
         reference = self._reference_of(serial)
         if window is None or reference is None:
             return None
-        return Lag(0.0, 0.0) if window is reference else Lag.between(window, reference)
+        if window is reference:
+            return Lag(0.0, 0.0)
+        return Lag.between(window, reference, bounded=reference not in self._had)
 
     def _settle(self, index: int, serial: int | None, sent: float) -> list[MonitorEvent]:
         """Release the addresses waiting for the primary, once it shows their serial

@@ -243,3 +243,31 @@ def test_primary_options_are_checked():
         cli, ["watch", "example.com", "@192.0.2.1", "-o", "f", "--primary", "@192.0.2.1"]
     )
     assert mirror.exit_code == 2 and "--primary cannot be used in mirror mode" in mirror.output
+
+
+def test_a_change_from_before_the_watch_has_only_a_lower_bound():
+    """The primary had serial 6 at its first answer (``--until-serial 6`` started after
+    the update): how long before is unknown, so a secondary's lag is at least the
+    time since the watch first saw it there, with no upper bound."""
+    targets = [Target("primary", "192.0.2.1", primary=True), Target("s", "192.0.2.2")]
+    tracked = PropagationTracker("z.", targets, started=0.0, wall_started=0.0, primaries=[0])
+    tracked.observe(PRIMARY, 0.01, serial=6, sent=0.0)
+    tracked.observe(1, 0.02, serial=5, sent=0.01)
+    tracked.observe(1, 2.00, serial=5, sent=1.99)
+    (event, consistent) = tracked.observe(1, 2.03, serial=6, sent=2.02)
+    assert event.lag == Lag(pytest.approx(1.99 - 0.01), None)
+    doc = event.to_dict()
+    assert (doc["lag"], doc["lag_min"], doc["lag_max"], doc["lag_precision"]) == (
+        None,
+        1.98,
+        None,
+        None,
+    )
+    assert "lag=- lag_min=1.980s lag_max=- lag_precision=-" in monitor_line(event)
+    summary = MonitorSummary("z.", MonitorOutcome.REACHED, 2.03, 6, 6, tracked.statuses(), 0)
+    assert "caught up at least 1.980s after the primary (which had it before" in str(
+        summary_text(summary)
+    )
+    buffer = io.StringIO()
+    Console(file=buffer, width=140).print(monitor_table("z.", tracked.statuses(), 6))
+    assert "≥1.980s" in buffer.getvalue() and "1.980-?s" in buffer.getvalue()

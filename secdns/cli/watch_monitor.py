@@ -167,11 +167,15 @@ def lag_complaint(summary: MonitorSummary) -> str:
 
 
 def _lag_text(lag: Lag | None) -> str:
-    return "-" if lag is None else f"{lag.value:.3f}s"
+    if lag is None:
+        return "-"
+    return f"≥{lag.low:.3f}s" if lag.value is None else f"{lag.value:.3f}s"
 
 
 def _window_text(lag: Lag | None) -> str:
-    return "-" if lag is None else f"{lag.low:.3f}-{lag.high:.3f}s"
+    if lag is None:
+        return "-"
+    return f"{lag.low:.3f}-?s" if lag.high is None else f"{lag.low:.3f}-{lag.high:.3f}s"
 
 
 LAG_CAPTION = (
@@ -232,11 +236,17 @@ def summary_text(summary: MonitorSummary) -> Text:
         )
         slowest = summary.slowest
         if slowest is not None:
-            text.append(
-                f"; the slowest caught up {slowest.value:.3f}s after the "
-                f"{'primary' if summary.has_primary else 'first'} "
-                f"(between {slowest.low:.3f} and {slowest.high:.3f}s)"
-            )
+            after = "primary" if summary.has_primary else "first"
+            if slowest.high is None:
+                text.append(
+                    f"; the slowest caught up at least {slowest.low:.3f}s after the {after} "
+                    "(which had it before the watch started)"
+                )
+            else:
+                text.append(
+                    f"; the slowest caught up {slowest.best:.3f}s after the {after} "
+                    f"(between {slowest.low:.3f} and {slowest.high:.3f}s)"
+                )
         return text
     style = "bold red" if summary.outcome is MonitorOutcome.TIMEOUT else "yellow"
     text.append(f"{summary.outcome.value}: ", style=style)
