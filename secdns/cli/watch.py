@@ -291,6 +291,7 @@ def command(
       secdns watch example.com --nameservers auto --until-serial 2026010102 --timeout 300
       secdns watch example.com --servers @192.0.2.1 @192.0.2.2 --until-consistent --json
       secdns watch example.com --servers @192.0.2.1 @192.0.2.2 --until-serial next
+      secdns watch example.com --nameservers auto --primary @192.0.2.53 --until-serial next
     """
     from secdns.cli import setup_logging
 
