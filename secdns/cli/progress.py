@@ -46,17 +46,37 @@ class TransferProgress:
         from rich.progress import (
             BarColumn,
             Progress,
+            ProgressColumn,
+            Task,
             TextColumn,
             TimeElapsedColumn,
             TransferSpeedColumn,
         )
+        from rich.text import Text
+
+        class PerTransfer(ProgressColumn):
+            """A transfer's column; on the overall bar, zones done of all instead."""
+
+            def __init__(self, column: ProgressColumn, overall: str = "") -> None:
+                super().__init__()
+                self.column = column
+                self.overall = overall
+
+            def render(self, task: Task) -> Text:
+                if task.fields.get("overall"):
+                    return Text(self.overall.format(task=task))
+                rendered = self.column.render(task)
+                return rendered if isinstance(rendered, Text) else Text(str(rendered))
 
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=None),
-            TextColumn("{task.fields[records]:>10,} records"),
-            TextColumn("{task.completed:>12,.0f} B"),
-            TransferSpeedColumn(),
+            PerTransfer(
+                TextColumn("{task.fields[records]:>10,} records"),
+                "{task.completed:>10,.0f} done",
+            ),
+            PerTransfer(TextColumn("{task.completed:>12,.0f} B")),
+            PerTransfer(TransferSpeedColumn()),
             TimeElapsedColumn(),
             console=self.console or output.stderr_console(),
             transient=True,
@@ -64,7 +84,7 @@ class TransferProgress:
         self.progress.start()
         if self.zones > 1:
             self.overall = self.progress.add_task(
-                f"{self.zones:,} zones", total=self.zones, records=0
+                f"{self.zones:,} zones", total=self.zones, records=0, overall=True
             )
 
     def stop(self) -> None:
