@@ -96,6 +96,7 @@ def test_watch_config_on_a_terminal_shows_the_first_round_as_pull_does(bind_prim
     shown = watch_on_terminal(cmd, until="zones checked in", cwd=tmp_path)
     assert re.search(rf"\r{len(ZONES)} zones +━", shown), shown  # the overall bar
     assert f"{len(ZONES)} of {len(ZONES)} zones checked in" in shown, shown
+    assert re.search(rf"\b{len(ZONES)} done\b", shown), shown  # zones, not "12 B"
     assert f"{len(ZONES)} transferred, 0 up to date, 0 failed" in shown, shown
     assert "zone=" not in shown  # not the piped lines
     # second run: all up to date, counted in the bar and not printed one by one
