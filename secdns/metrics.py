@@ -191,9 +191,10 @@ class Metrics:
 class MonitorCollector(Collector):
     """``secdns_watch_serial`` and ``secdns_watch_lag_seconds`` per address, at scrape time.
 
-    The lag of an address with the newest serial is how long after the first
-    address it showed it (0 if it had it when the watch started); of one still
-    behind, how long the newest serial has been out so far.
+    The lag of an address with the newest serial is how long after the primary
+    (or the first address) it showed it, the middle of its window (its lower
+    bound when the change came before the watch; 0 if it had the serial when the
+    watch started); of one still behind, how long the newest serial has been out.
     """
 
     def __init__(self, zone: str, statuses: Callable[[], Iterable[AddressStatus]]) -> None:
