@@ -75,9 +75,11 @@ class Poller(threading.Thread):
         return None
 
 
-def run_monitor(python: str, servers: list[str], cwd: Path) -> subprocess.Popen[str]:
+def run_monitor(
+    python: str, servers: list[str], cwd: Path, extra: list[str]
+) -> subprocess.Popen[str]:
     argv = [python, "-m", "secdns", "watch", ZONE, "--servers", *servers, "--json"]
-    argv += ["--until-serial", "next", "--timeout", "30"]
+    argv += ["--until-serial", "next", "--timeout", "30", *extra]
     return subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
     )
@@ -109,6 +111,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10000)
     parser.add_argument("--refresh", type=int, default=2, help="the SOA refresh (timer secondary)")
     parser.add_argument("--reference-python", default="/work/main/.venv/bin/python")
+    parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="also run this tree with --notify-listen, the primary's first also-notify",
+    )
     add_genzone_option(parser)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="monitor-lag-"))
@@ -121,8 +128,11 @@ def main() -> None:
     fields[-3] = "1"
     lines[soa] = " ".join(fields) + "\n"
     text = "".join(lines)
-    knot_port = free_port()
-    primary = Bind.start(work / "bind", {ZONE: text}, notify=[("127.0.0.1", knot_port)])
+    knot_port, monitor_port = free_port(), free_port()
+    notify = [("127.0.0.1", knot_port)]
+    if args.notify:  # the monitor first: BIND sends the next NOTIFY up to 50 ms later
+        notify.insert(0, ("127.0.0.1", monitor_port))
+    primary = Bind.start(work / "bind", {ZONE: text}, notify=notify)
     started = [primary]
     try:
         started.append(
@@ -132,7 +142,10 @@ def main() -> None:
         names = {"primary": started[0], "knot-notify": started[1], "knot-timer": started[2]}
         by_addr = {server.addr: name for name, server in names.items()}
         servers = [f"@{server.addr}" for server in names.values()]
-        pythons = {"this": sys.executable, "reference": args.reference_python}
+        pythons = {"this": (sys.executable, []), "reference": (args.reference_python, [])}
+        if args.notify:
+            listen = ["--notify-listen", f"127.0.0.1:{monitor_port}"]
+            pythons["this+notify"] = (sys.executable, listen)
         cwd = Path(tempfile.mkdtemp(prefix="lag-cwd-"))  # not a checkout: no stray import
         show_reference(
             "monitor",
@@ -158,7 +171,10 @@ def main() -> None:
         stated: dict[str, list[float]] = {label: [] for label in pythons}
         cpu: dict[str, list[float]] = {label: [] for label in pythons}
         for rnd in range(args.rounds):
-            procs = {label: run_monitor(python, servers, cwd) for label, python in pythons.items()}
+            procs = {
+                label: run_monitor(python, servers, cwd, extra)
+                for label, (python, extra) in pythons.items()
+            }
             for proc in procs.values():
                 first_answers(proc, len(names), [])
             time.sleep(random.uniform(0.2, 1.2))  # any phase of the 1 s interval
@@ -180,7 +196,7 @@ def main() -> None:
                     if name != "primary":  # the reference itself: 0
                         stated[label].append(event["lag_precision"])
                     print(
-                        f"round {rnd} {label:9} {name:11} lag {event['lag']:.3f}s "
+                        f"round {rnd} {label:11} {name:11} lag {event['lag']:.3f}s "
                         f"±{event['lag_precision']:.3f} "
                         f"(window {event.get('lag_min', float('nan')):.3f}-"
                         f"{event.get('lag_max', float('nan')):.3f})  poller {truth:.3f}s "
@@ -191,7 +207,7 @@ def main() -> None:
         print()
         for label in pythons:
             print(
-                f"{label:9}: worst |error| {max(errors[label]):.3f}s, median "
+                f"{label:11}: worst |error| {max(errors[label]):.3f}s, median "
                 f"{median(errors[label]):.3f}s; secondaries' stated precision "
                 f"{min(stated[label]):.3f}-"
                 f"{max(stated[label]):.3f}s; CPU per run median {median(cpu[label]):.3f}s "

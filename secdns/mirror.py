@@ -43,10 +43,10 @@ from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, format_addr, host_networks
-from secdns.errors import NetworkError, SecdnsError, UsageError, os_reason
+from secdns.errors import NetworkError, SecdnsError, UsageError
 from secdns.hook import exec_environment, run_command
 from secdns.keys import TsigKey
-from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify
+from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, listen_notify
 from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
@@ -280,19 +280,8 @@ class Mirror:
     async def startup(self) -> None:
         listen = self.options.notify_listen
         if listen is not None:
-            if not listen.is_address:
-                raise UsageError(f"--notify-listen needs an address, not {listen.host!r}")
             self._notify_table = await self._build_notify_table()
-            queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue(maxsize=256)
-            loop = asyncio.get_running_loop()
-            try:
-                transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: NotifyListener(queue), local_addr=(listen.host, listen.port)
-                )
-            except OSError as err:
-                raise NetworkError(
-                    f"cannot listen for NOTIFY on {listen}: {os_reason(err)}"
-                ) from err
+            transport, protocol, queue = await listen_notify(listen)
             self._transport = transport
             self._listener = protocol
             self._notify_task = asyncio.create_task(

@@ -25,10 +25,11 @@ import dns.rdatatype
 import dns.resolver
 
 from secdns.addresses import resolve
-from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr
+from secdns.endpoints import DEFAULT_PORT, Endpoint, format_addr, host_networks
 from secdns.engine import probe_soa
 from secdns.errors import ExitCode, NetworkError, SecdnsError
 from secdns.keys import TsigKey
+from secdns.notify import NotifyAcl, RefusalLog, answer_notify, listen_notify
 from secdns.propagation import (
     AddressStatus,
     MonitorEvent,
@@ -155,6 +156,10 @@ FAST_INTERVAL = 0.025
 """Seconds between queries to an address that answers an older serial than another."""
 FAST_QUERIES = 1200
 """Fast queries per address and new serial (30 s at 25 ms); then back to the interval."""
+NOTIFY_FAST = 2.0
+"""Seconds every address is asked every ``fast_interval`` after a NOTIFY (until it
+shows another serial); then the primary, once it has the new serial, keeps the
+addresses behind it fast."""
 PRIMARY_INTERVAL = 0.05
 """Seconds between queries to each address of the primary: 20 SOA queries a second to
 one server, so that the moment a change starts is known to this."""
@@ -175,6 +180,7 @@ class MonitorOptions:
     fast_interval: float = FAST_INTERVAL
     fast_queries: int = FAST_QUERIES
     primary_interval: float = PRIMARY_INTERVAL  # for the targets marked primary
+    notify_listen: Endpoint | None = None  # NOTIFYs from the watched servers: ask all now
 
     @property
     def waits(self) -> bool:
@@ -277,6 +283,10 @@ class Monitor:
     it catches up is known to a few tens of milliseconds.  Lags are measured from
     the primary's window (see :class:`~secdns.propagation.PropagationTracker`).
     At most ``concurrency`` queries run at once, each bounded by ``timeout``.
+    With ``notify_listen``, a NOTIFY for the zone from a watched address (the
+    primary's also-notify) has every address asked at once and every
+    ``fast_interval`` for :data:`NOTIFY_FAST` seconds: the primary's switch is
+    then bounded by the NOTIFY, not by its next query.
 
     With ``until_*`` the run ends as soon as the condition holds (exit 0) or when
     ``deadline`` passes (exit 1; 3+ if no address ever answered); otherwise, and
@@ -316,6 +326,7 @@ class Monitor:
         self._base_at: dict[int, float] = {}
         self._fast: dict[int, tuple[int | None, int]] = {}
         self._newest: int | None = None  # the newest serial the wakes were for
+        self._after_notify: dict[int, tuple[int | None, float]] = {}  # serial, fast until
 
     def _tracker(self, started: float) -> PropagationTracker:
         return PropagationTracker(
@@ -357,6 +368,8 @@ class Monitor:
         }
         self._fast = {}
         self._newest = None
+        self._after_notify = {}
+        listening = await self._listen() if self.options.notify_listen is not None else None
         polls = [
             asyncio.create_task(self._poll(index), name=f"monitor {self.targets[index].where}")
             for index in watched
@@ -365,7 +378,10 @@ class Monitor:
             outcome = await self._wait(stop, polls)
         finally:
             self._stopping = True
-            await _reap(polls)
+            if listening is not None:
+                listening[0].close()
+                listening[1].cancel()
+            await _reap(polls if listening is None else [*polls, listening[1]])
         self._handle(self.tracker.settle())
         return self._summary(outcome)
 
@@ -444,6 +460,43 @@ class Monitor:
                 return
             await self._sleep(index, self._delay(index, sent))
 
+    async def _listen(self) -> tuple[asyncio.DatagramTransport, asyncio.Task[None]]:
+        """The NOTIFY listener: the socket, and the task answering what it receives."""
+        assert self.options.notify_listen is not None
+        transport, _, queue = await listen_notify(self.options.notify_listen)
+        key = self.options.key
+        acl = NotifyAcl(
+            sources=host_networks([t.address for t in self.targets if t.address is not None]),
+            zone_key=dns.name.from_text(key.name) if key is not None else None,
+        )
+        keyring = {dns.name.from_text(key.name): key.to_dnspython()} if key is not None else {}
+        refusals = RefusalLog(log, prefix="watch")
+
+        async def answer() -> None:
+            while True:
+                wire, addr = await queue.get()
+                decision = answer_notify(wire, addr[0], {self.origin: acl}, keyring)
+                if decision.response is not None:
+                    transport.sendto(decision.response, addr)
+                if decision.zone is not None:
+                    self._notified(format_addr(*addr))
+                elif decision.rcode is not None:
+                    refusals.refused(addr[0], str(decision.qname or "?"), decision.reason)
+
+        log.info(
+            "watch: zone=%s listening for NOTIFY on %s", self.origin, self.options.notify_listen
+        )
+        return transport, asyncio.create_task(answer(), name="monitor NOTIFY")
+
+    def _notified(self, source: str) -> None:
+        """A NOTIFY: ask every address now, and fast for a while."""
+        now = time.monotonic()
+        log.info("watch: zone=%s NOTIFY from %s: asking every address now", self.origin, source)
+        for index, wake in self._wakes.items():
+            self._after_notify[index] = (self.tracker.serial_of(index), now + NOTIFY_FAST)
+            wake.set()
+        self._handle([self.tracker.notified(now, source)])
+
     def _handle(self, events: list[MonitorEvent]) -> None:
         if self._on_event is not None:
             for event in events:
@@ -475,6 +528,12 @@ class Monitor:
             if left > 0:
                 self._fast[index] = (newest, left - 1)
                 return max(0.0, sent + self.options.fast_interval - now)
+        notified = self._after_notify.get(index)
+        if notified is not None:
+            serial, until = notified
+            if self.tracker.serial_of(index) == serial and now < until:
+                return max(0.0, sent + self.options.fast_interval - now)
+            del self._after_notify[index]
         if self.targets[index].primary:
             return max(0.0, sent + self.options.primary_interval - now)
         interval = self.options.interval

@@ -40,7 +40,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from secdns.endpoints import IPNetwork, source_allowed
+from secdns.endpoints import Endpoint, IPNetwork, source_allowed
+from secdns.errors import NetworkError, UsageError, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,29 @@ class NotifyListener(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("notify: listener socket error: %s", exc)
+
+
+NotifyQueue = asyncio.Queue[tuple[bytes, tuple[str, int]]]
+NOTIFY_QUEUE = 256
+"""Datagrams waiting for :func:`answer_notify` at most; more are dropped."""
+
+
+async def listen_notify(
+    listen: Endpoint,
+) -> tuple[asyncio.DatagramTransport, NotifyListener, NotifyQueue]:
+    """Bind ``watch``'s NOTIFY listener (``--notify-listen``) on ``listen``, an address;
+    the datagrams come out of the returned queue."""
+    if not listen.is_address:
+        raise UsageError(f"--notify-listen needs an address, not {listen.host!r}")
+    queue: NotifyQueue = asyncio.Queue(maxsize=NOTIFY_QUEUE)
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: NotifyListener(queue), local_addr=(listen.host, listen.port)
+        )
+    except OSError as err:
+        raise NetworkError(f"cannot listen for NOTIFY on {listen}: {os_reason(err)}") from err
+    return transport, protocol, queue
 
 
 async def send_notify(

@@ -28,6 +28,7 @@ class MonitorEventKind(enum.Enum):
     FAILED = "failed"  # an address stopped answering, or answers an error
     RECOVERED = "recovered"  # it answers again, with the serial it had
     CONSISTENT = "consistent"  # every address answers the same serial
+    NOTIFY = "notify"  # a watched server NOTIFYed the zone: every address is asked now
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -375,6 +376,17 @@ class PropagationTracker:
                 )
             )
         return events
+
+    def notified(self, now: float, source: str) -> MonitorEvent:
+        """A NOTIFY for the zone came from ``source`` (an allowed server) at ``now``."""
+        return MonitorEvent(
+            MonitorEventKind.NOTIFY,
+            self.zone,
+            self._wall(now),
+            now - self.started,
+            address=source,
+            newest=self.newest,
+        )
 
     def _failed(self, seen: _Seen, now: float, error: SecdnsError | None) -> list[MonitorEvent]:
         message = error.message if error is not None else "no answer"

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import dns.message
 import dns.name
+import dns.opcode
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import pytest
 from servers import free_port, zone_text
@@ -276,3 +278,55 @@ def test_a_cancel_swallowed_by_a_receive_cannot_hang_the_run(monkeypatch):
         return time.monotonic() - started
 
     assert asyncio.run(scenario()) < 1.5
+
+
+def test_a_notify_from_the_primary_has_every_address_asked_at_once(bind_primary, knot_secondary):
+    """The primary's also-notify reaches the monitor (--notify-listen): a notify event,
+    the primary seen with the new serial right after it, lags within their windows;
+    a NOTIFY from an address that is not watched is refused."""
+    monitor_port, notified_port = free_port(), free_port()
+    # the monitor first: BIND sends one NOTIFY, then the next up to 50 ms later (notify-rate)
+    primary = bind_primary(
+        {ZONE: zone_text()}, notify=[("127.0.0.1", monitor_port), ("127.0.0.1", notified_port)]
+    )
+    servers = {
+        "primary": primary,
+        "notified": knot_secondary({ZONE: primary.endpoint}, port=notified_port),
+    }
+    poller = Poller({name: server.endpoint for name, server in servers.items()})
+    poller.start()
+    try:
+        listen = f"127.0.0.1:{monitor_port}"
+        process = watch(
+            servers, "--until-serial", "next", "--timeout", "15", "--notify-listen", listen
+        )
+        first_answers(process, len(servers))
+        stranger = dns.message.make_query(ORIGIN, dns.rdatatype.SOA)
+        stranger.set_opcode(dns.opcode.NOTIFY)
+        reply = dns.query.udp(
+            stranger, "127.0.0.1", port=monitor_port, source="127.0.0.2", timeout=2
+        )
+        assert reply.rcode() == dns.rcode.REFUSED
+        time.sleep(random.uniform(0.2, 1))
+        primary.nsupdate("update add notified.example.com. 60 A 192.0.2.9")
+        events, stderr = finish(process, timeout=20)
+    finally:
+        poller.halt.set()
+        poller.join()
+    assert process.returncode == 0, stderr
+    notify = next((e for e in events if e["event"] == "notify"), None)
+    assert notify is not None, [(e["event"], e.get("address"), e["elapsed"]) for e in events]
+    assert notify["address"].startswith("127.0.0.1:") and notify["newest"] == SERIAL
+    moved = {
+        e["address"]: e for e in events if e["event"] == "serial" and e["serial"] == SERIAL + 1
+    }
+    on_primary = moved[primary.addr]
+    assert 0 <= on_primary["elapsed"] - notify["elapsed"] < 0.1, (notify, on_primary)
+    first_low, first_high = poller.switched("primary", SERIAL + 1)
+    for name, server in servers.items():
+        event = moved[server.addr]
+        low, high = poller.switched(name, SERIAL + 1)
+        truth = (low + high) / 2 - (first_low + first_high) / 2
+        slack = (high - low + first_high - first_low) / 2
+        assert event["lag_min"] - SLACK - slack <= truth <= event["lag_max"] + SLACK + slack, event
+        assert event["lag_precision"] <= PRECISION, event

@@ -11,6 +11,7 @@ terminal, one ``key=value`` line per event when piped, JSON lines with ``--json`
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
@@ -93,7 +94,8 @@ class SerialOrNext(click.ParamType):
     "--notify-listen",
     metavar="ADDR[:PORT]",
     help="Mirror: also check at once on a NOTIFY from a zone's primaries, received "
-    "on this UDP address (port 53 by default).",
+    "on this UDP address (port 53 by default).  Monitor: a NOTIFY for the zone from "
+    "a watched server (the primary's also-notify) has every address asked at once.",
 )
 @click.option(
     "--exec",
@@ -311,7 +313,6 @@ def command(
                 "-o": output_path,
                 "-d": directory,
                 "--exec": exec_command,
-                "--notify-listen": notify_listen,
                 "--tls": tls,
                 "--catalog": catalog_name,
             },
@@ -328,6 +329,8 @@ def command(
             fast_queries,
             primary_interval,
         )
+        if notify_listen:
+            options = dataclasses.replace(options, notify_listen=parse_endpoint(notify_listen))
         summary = run_monitor(
             parse_zone_name(zones[0]),
             servers,

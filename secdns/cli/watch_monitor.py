@@ -58,6 +58,8 @@ def monitor_line(event: MonitorEvent) -> str:
     ]
     if event.kind is MonitorEventKind.CONSISTENT:
         return kv_line(*head, ("serial", event.serial), *lag_pairs(event.lag))
+    if event.kind is MonitorEventKind.NOTIFY:
+        return kv_line(*head, ("source", event.address), ("newest", event.newest))
     where = [("server", event.server), ("address", event.address)]
     if event.kind is MonitorEventKind.SERIAL:
         return kv_line(
