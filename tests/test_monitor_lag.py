@@ -271,3 +271,13 @@ def test_a_change_from_before_the_watch_has_only_a_lower_bound():
     buffer = io.StringIO()
     Console(file=buffer, width=140).print(monitor_table("z.", tracked.statuses(), 6))
     assert "≥1.980s" in buffer.getvalue() and "1.980-?s" in buffer.getvalue()
+
+
+def test_a_notify_event_names_its_source():
+    tracked = tracker()
+    event = tracked.notified(10.0, "192.0.2.1:40000")
+    assert event.kind is MonitorEventKind.NOTIFY and event.elapsed == 10.0
+    assert monitor_line(event) == (
+        "time=1970-01-01T00:00:10.000Z event=notify zone=z. source=192.0.2.1:40000 newest=5"
+    )
+    assert event.to_dict()["address"] == "192.0.2.1:40000"
