@@ -11,10 +11,15 @@ from typing import Any, NoReturn
 import click
 
 from secdns import __version__
-from secdns.cli.options import CONTEXT_SETTINGS, name_envvars
 from secdns.errors import ExitCode, SecdnsError, exit_code_epilog
 
 EPILOG = exit_code_epilog()
+
+CONTEXT_SETTINGS = {
+    "help_option_names": ["-h", "--help"],
+    "auto_envvar_prefix": "SECDNS",
+    "max_content_width": 100,
+}
 
 EXIT_BROKEN_PIPE = int(ExitCode.BROKEN_PIPE)
 """The status of a command whose reader went away (``| head -1``), as a shell
@@ -78,6 +83,26 @@ LAZY_COMMANDS = {
     "completion": "secdns.cli.completion",
     "ctl": "secdns.cli.ctl",
 }
+
+
+def name_envvars(command: click.Command, prefix: str) -> None:
+    """Name each option's environment variable ``SECDNS_<COMMAND>_<OPTION>`` after its
+    long spelling (``-o/--output`` -> ``SECDNS_PULL_OUTPUT``), not after the Python
+    parameter (click's ``auto_envvar_prefix`` would say ``SECDNS_PULL_OUTPUT_PATH``).
+
+    The parameter-named variable still works where it differs, as a second choice.
+    """
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar or not param.allow_from_autoenv:
+            continue
+        if param.is_eager and not param.expose_value:  # --help, --version
+            continue
+        longs = [opt for opt in param.opts if opt.startswith("--")]
+        if not longs or not param.name:
+            continue
+        documented = f"{prefix}_{longs[0][2:].replace('-', '_').upper()}"
+        legacy = f"{prefix}_{param.name.upper()}"
+        param.envvar = documented if legacy == documented else [documented, legacy]
 
 
 class SecdnsGroup(click.Group):

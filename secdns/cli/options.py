@@ -20,12 +20,6 @@ from secdns.xot import TlsSettings, default_port, make_settings
 
 F = Callable[..., Any]
 
-CONTEXT_SETTINGS = {
-    "help_option_names": ["-h", "--help"],
-    "auto_envvar_prefix": "SECDNS",
-    "max_content_width": 100,
-}
-
 
 def _compose(*decorators: F) -> F:
     def wrap(func: F) -> F:
@@ -44,26 +38,6 @@ DEFAULT_CONFIG = "secdns.toml"
 
 KEY_NAME_META = "secdns.key_name"
 """``ctx.meta`` slot where ``--key NAME`` is kept, so commands need no ``key_name`` argument."""
-
-
-def name_envvars(command: click.Command, prefix: str) -> None:
-    """Name each option's environment variable ``SECDNS_<COMMAND>_<OPTION>`` after its
-    long spelling (``-o/--output`` -> ``SECDNS_PULL_OUTPUT``), not after the Python
-    parameter (click's ``auto_envvar_prefix`` would say ``SECDNS_PULL_OUTPUT_PATH``).
-
-    The parameter-named variable still works where it differs, as a second choice.
-    """
-    for param in command.params:
-        if not isinstance(param, click.Option) or param.envvar or not param.allow_from_autoenv:
-            continue
-        if param.is_eager and not param.expose_value:  # --help, --version
-            continue
-        longs = [opt for opt in param.opts if opt.startswith("--")]
-        if not longs or not param.name:
-            continue
-        documented = f"{prefix}_{longs[0][2:].replace('-', '_').upper()}"
-        legacy = f"{prefix}_{param.name.upper()}"
-        param.envvar = documented if legacy == documented else [documented, legacy]
 
 
 def split_list(values: tuple[str, ...] | str | None) -> list[str]:

@@ -6,13 +6,12 @@ import asyncio
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import dns.name
 
-from secdns import catalog as catalogs
 from secdns import output, xot
-from secdns.catalog_pull import CatalogPlan, finish, member_plans, pull_catalogs
 from secdns.cli.options import (
     DEFAULT_CONFIG,
     complete_zones,
@@ -29,7 +28,7 @@ from secdns.cli.options import (
     zones_and_servers,
 )
 from secdns.cli.progress import TransferProgress as _Progress
-from secdns.config import DEFAULT_CONCURRENCY, Limits, parse_zone_name
+from secdns.config import DEFAULT_CONCURRENCY, DEFAULT_MAX_MEMBERS, Limits, parse_zone_name
 from secdns.copies import make_copy
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ExitCode, UsageError, worst
@@ -37,6 +36,9 @@ from secdns.explain import Step, printer
 from secdns.keys import TsigKey
 from secdns.pull import PullOptions, PullResult, pull_zone
 from secdns.store import Store
+
+if TYPE_CHECKING:
+    from secdns.catalog_pull import CatalogPlan
 
 
 def _looks_like_server(word: str) -> bool:
@@ -61,6 +63,8 @@ def _finish_catalogs(
 ) -> list[int]:
     """After the members: print each catalog's findings and notes, prune, record members."""
     codes: list[int] = []
+    if plans:
+        from secdns.catalog_pull import finish  # catalogs only: a plain pull need not import them
     for plan in plans:
         assert store is not None
         for finding in plan.findings:
@@ -226,7 +230,7 @@ def _report(
 @click.option(
     "--max-members",
     type=click.IntRange(min=1),
-    default=catalogs.DEFAULT_MAX_MEMBERS,
+    default=DEFAULT_MAX_MEMBERS,
     show_default=True,
     help="With --catalog: refuse a catalog listing more members than this.",
 )
@@ -321,6 +325,8 @@ def command(
     catalog_plans: list[CatalogPlan] = []
     catalog_notes: list[str] = []
     if catalog_specs:  # the catalogs first: their members join the plans
+        from secdns.catalog_pull import member_plans, pull_catalogs
+
         if store is None:
             raise UsageError("[[catalog]] needs a store: -d DIR or [server] directory")
         specs = [(c, p, options_for(k, t), limit) for c, p, k, t, limit in catalog_specs]
