@@ -102,8 +102,8 @@ class SignedZone:
         self.cuts: set[Key] = set()
         self.rrsets: dict[tuple[Key, int], list[wire.Record]] = {}
         self.signatures: dict[tuple[Key, int], list[wire.Record]] = {}  # RRSIGs by what they cover
-        self.reader = RdataReader(index.origin)
         self.canonical = CanonicalWire(index.origin)
+        self.reader = RdataReader(self.canonical)
         self.bitmaps: dict[str, set[int]] = {}  # NSEC type lists, by their text
         self.workers = workers
 

@@ -21,7 +21,7 @@ import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.util
 
 from secdns import wire
-from secdns.checks.canonical import sig_time
+from secdns.checks.canonical import CanonicalWire
 
 RRSIG = dns.rdatatype.RRSIG
 NSEC = dns.rdatatype.NSEC
@@ -43,11 +43,10 @@ class RdataReader:
     dnspython.
     """
 
-    def __init__(self, origin: dns.name.Name) -> None:
-        self.origin = origin
+    def __init__(self, canonical: CanonicalWire) -> None:
+        self.origin = canonical.origin
+        self.canonical = canonical  # its caches of types and times serve both
         self.names: dict[str, dns.name.Name] = {}
-        self.types: dict[str, int] = {}
-        self.times: dict[str, int] = {}
 
     def rdata(self, rec: wire.Record) -> dns.rdata.Rdata | None:
         try:
@@ -77,20 +76,8 @@ class RdataReader:
             name = self.names[text] = dns.name.from_text(text, self.origin)
         return name
 
-    def rdtype(self, text: str) -> int:
-        rdtype = self.types.get(text)
-        if rdtype is None:
-            rdtype = self.types[text] = dns.rdatatype.from_text(text)
-        return rdtype
-
-    def time(self, text: str) -> int:
-        value = self.times.get(text)
-        if value is None:
-            value = self.times[text] = sig_time(text)
-        return value
-
     def bitmap(self, fields: list[str]) -> list[tuple[int, bytes]]:
-        types = [dns.rdatatype.RdataType.make(self.rdtype(f)) for f in fields]
+        types = [dns.rdatatype.RdataType.make(self.canonical.rdtype(f)) for f in fields]
         return list(dns.rdtypes.util.Bitmap.from_rdtypes(types).windows)
 
     def rrsig(self, text: str) -> dns.rdtypes.ANY.RRSIG.RRSIG:
@@ -99,12 +86,12 @@ class RdataReader:
         return dns.rdtypes.ANY.RRSIG.RRSIG(
             dns.rdataclass.IN,
             dns.rdatatype.RRSIG,
-            self.rdtype(covered),
+            self.canonical.rdtype(covered),
             int(algorithm),
             int(labels),
             int(ttl),
-            self.time(expiration),
-            self.time(inception),
+            self.canonical.time(expiration),
+            self.canonical.time(inception),
             int(tag),
             self.name(signer),
             base64.b64decode("".join(fields[8:]), validate=True),
