@@ -32,7 +32,7 @@ def check_integrity(
 ) -> list[Finding]:
     """Every integrity finding for the zone ``origin`` made of ``records``."""
     survey = Survey(index or ZoneIndex.build(origin, records))
-    survey.survey()
+    survey.run()
     check_soa(survey)
     check_apex_ns(survey)
     check_cname_loops(survey)

@@ -130,9 +130,9 @@ class Survey:
 
     def cut_of(self, key: Key) -> Key | None:
         """``enclosing(key, self.cuts, inclusive=True)`` for an in-zone ``key`` (once
-        the pass over owners is done: ``check_targets`` sets ``cut_labels``).  When
-        every cut is a child of the apex, as in most zones, that is one look-up of
-        the label below the apex."""
+        the pass over owners is done: :func:`secdns.checks.targets.check_targets`
+        sets ``cut_labels``).  When every cut is a child of the apex, as in most
+        zones, that is one look-up of the label below the apex."""
         labels = self.cut_labels
         if labels is None:
             return self.enclosing(key, self.cuts, inclusive=True)
@@ -147,7 +147,7 @@ class Survey:
 
     # -- the pass over owners
 
-    def survey(self) -> None:
+    def run(self) -> None:
         """The pass over owners: every owner's first record, then the names with several."""
         apex = self.index.origin_key
         address_owners = self.address_owners
