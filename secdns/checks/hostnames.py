@@ -28,6 +28,7 @@ DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|
 
 
 def check_hostnames(survey: Survey) -> None:
+    """The owners of address records, the apex included, must be host names."""
     for text in invalid_hostnames(survey.address_owners):
         absolute = survey.index.absolute(text)
         group = survey.index.group(survey.index.name_key(absolute))
@@ -52,6 +53,8 @@ def check_hostnames(survey: Survey) -> None:
 
 
 def hostname_target(survey: Survey, target: Target, rdtype: str, field: str = "target") -> None:
+    """One NS/MX/SRV target or SOA MNAME must be a host name, not an address (a good
+    one is remembered in ``survey.good_hostnames``)."""
     text = target.text
     if text == "@" or text == "." or text in survey.good_hostnames:
         return
