@@ -9,6 +9,7 @@ the query was.  Access control is decided here too, from the zone's
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,16 +26,6 @@ import dns.rrset
 import dns.tsig
 
 from secdns.server import render
-from secdns.server.ownerwire import (
-    _COMPRESS,
-    _REMEMBER,
-    RR,
-    TYPE_CODES,
-    TYPE_SOA,
-    Labels,
-    Piece,
-    prepare_owner,
-)
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry
 from secdns.xfr import serial_compare
@@ -98,9 +89,6 @@ class _Writer:
                 key = keyring.get(query.keyname)
                 self.key = key if isinstance(key, dns.tsig.Key) else None
         self.ctx: object | None = None
-        self.origin_labels: Labels = ()
-        self.origin_wire = b""
-        self.names: dict[Labels, tuple[bytes | None, bytes]] = {}
         self.first = True
         self.count = 0
         self.wire = self._new()
@@ -118,8 +106,6 @@ class _Writer:
             reserve += len(self.opt)
         wire = render.Wire(MESSAGE_SIZE - reserve)
         self.apex = b""  # a pointer to the zone apex in this message, once written
-        self.last_owner: bytes | None = None  # the previous prepared record's owner...
-        self.last_pointer = b""  # ...and a pointer to it
         if self.first:
             question = self.query.question[0]
             wire.name(question.name)
@@ -149,84 +135,6 @@ class _Writer:
                     yield self.flush()
                     self.wire.rrset(1, single)
                 self.count += 1
-
-    # --- records from prepared pieces (Knot-style compression) --------------------------------
-
-    def write_prepared(
-        self, rel: bytes, rdtype: int, ttl: int, pieces: list[Piece], done: list[bytes]
-    ) -> None:
-        """Write an RRset from :mod:`~secdns.server.ownerwire` pieces, record by record
-        (an AXFR may split an RRset across messages), appending full messages to ``done``.
-
-        ``rel`` is the owner's wire form relative to the zone apex (b"" at the apex).
-        Compression is Knot's, not BIND's: a name in the zone points to the apex (written
-        in full once per message), the owner of the previous record is pointed to whole,
-        and nothing else is looked up; names outside the zone, SRV targets and DNAME
-        targets are written in full.
-        """
-        for piece in pieces:
-            for _attempt in range(2):
-                wire = self.wire
-                out = wire.out
-                mark = len(out)
-                if self.last_owner is rel:
-                    out += self.last_pointer
-                else:
-                    at = len(out)
-                    out += rel
-                    self._apex(out)
-                    self.last_owner = rel
-                    self.last_pointer = (0xC000 | at).to_bytes(2, "big") if at < 0x4000 else b""
-                    if at >= 0x4000:
-                        self.last_owner = None
-                rdata = piece if type(piece) is bytes else self._rdata(piece)
-                out += RR.pack(rdtype, 1, ttl, len(rdata))
-                out += rdata
-                if len(out) <= wire.limit:
-                    wire.counts[1] += 1
-                    self.count += 1
-                    break
-                del out[mark:]
-                if not self.count:
-                    raise render.TooBig
-                done.append(self.flush())
-
-    def _apex(self, out: bytearray) -> None:
-        if self.apex:
-            out += self.apex
-            return
-        at = len(out)
-        out += self.origin_wire
-        if at < 0x4000:
-            self.apex = (0xC000 | at).to_bytes(2, "big")
-
-    def _name(self, labels: Labels) -> bytes:
-        names = self.names
-        found = names.get(labels)
-        if found is None:
-            if len(names) >= 65536:
-                names.clear()
-            count = len(labels) - len(self.origin_labels)
-            full = b"".join(bytes((len(x),)) + x for x in labels)
-            inside = count >= 0 and labels[count:] == self.origin_labels
-            rel = full[: len(full) - len(self.origin_wire)] if inside else None
-            found = names[labels] = (rel, full)
-        if found[0] is not None and self.apex:
-            return found[0] + self.apex
-        return found[1]
-
-    def _rdata(self, piece: Piece) -> bytes:
-        kind = piece[0]
-        if kind == _COMPRESS:
-            return piece[1] + self._name(piece[2])  # type: ignore[no-any-return]  # Piece: a loose tuple
-        if kind == _REMEMBER:
-            return piece[1] + self._name_full(piece[2])  # type: ignore[no-any-return]  # Piece: a loose tuple
-        tail: bytes = piece[1]  # Piece is a loose tuple: item 1 holds the fixed bytes
-        return self._name(piece[2]) + self._name(piece[3]) + tail
-
-    def _name_full(self, labels: Labels) -> bytes:
-        self._name(labels)
-        return self.names[labels][1]
 
     def flush(self) -> bytes:
         wire = self.wire
@@ -281,43 +189,237 @@ def _parsed_rrsets(
     yield from node.sigs.values()
 
 
+# --- the zone's records, straight from its canonical lines -----------------------------------
+
+_LENGTH = [bytes((n,)) for n in range(256)]
+_U16 = [n.to_bytes(2, "big") for n in range(1024)]
+_HEAD = {  # type and class (IN) of the types written here
+    name: code.to_bytes(2, "big") + b"\x00\x01"
+    for name, code in (
+        ("A", 1),
+        ("NS", 2),
+        ("CNAME", 5),
+        ("PTR", 12),
+        ("MX", 15),
+        ("TXT", 16),
+        ("AAAA", 28),
+        ("SRV", 33),
+        ("DNAME", 39),
+    )
+}
+_COMPRESSED = frozenset({"NS", "CNAME", "PTR"})  # rdata: one name, compressible
+_NAME_CACHE = 65536
+"""Relative names remembered per transfer (owners' parents, targets), then forgotten."""
+
+
+def _relative_wire(text: str, parents: dict[str, bytes]) -> bytes:
+    """The labels of a relative name in canonical text (no escapes), without the origin;
+    ``parents`` remembers the wire of parent names (the owners' departments, delegations),
+    so that a name costs its first label only."""
+    dot = text.find(".")
+    if dot < 0:
+        return _LENGTH[len(text)] + text.encode()
+    parent = text[dot + 1 :]
+    tail = parents.get(parent)
+    if tail is None:
+        if len(parents) >= _NAME_CACHE:
+            parents.clear()
+        tail = parents[parent] = _relative_wire(parent, parents)
+    return _LENGTH[dot] + text[:dot].encode() + tail
+
+
+def _absolute_wire(text: str) -> bytes:
+    return b"\x00" if text == "." else _relative_wire(text[:-1], {}) + b"\x00"
+
+
+def _txt_wire(text: str) -> bytes | None:
+    """TXT rdata from canonical text: quoted strings without escapes; else None."""
+    if "\\" in text or text[0] != '"' or text[-1] != '"':
+        return None
+    out = []
+    for part in text[1:-1].split('" "'):
+        data = part.encode()
+        if b'"' in data or len(data) > 255:
+            return None
+        out.append(_LENGTH[len(data)] + data)
+    return b"".join(out)
+
+
+def _mixed_ttls(lines: tuple[str, ...]) -> bool:
+    """True when records of one type differ in TTL (the RRset then goes as dnspython's,
+    with the smallest, as every other path here sends it)."""
+    seen: dict[str, str] = {}
+    for line in lines:
+        _owner, ttl, _class, mnemonic, _rdata = line.split(" ", 4)
+        if seen.setdefault(mnemonic, ttl) != ttl:
+            return True
+    return False
+
+
 def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
-    """Every RRset but the apex SOA, written from the owners' prepared wire pieces (no
-    dnspython objects) where :mod:`~secdns.server.ownerwire` has a builder (see
-    :meth:`_Writer.write_prepared`); the rest through dnspython."""
+    """Every record but the apex SOA, each written once from its canonical line.
+
+    Compression is Knot's, not BIND's: the apex is written in full once per message and
+    every in-zone name points to it; the second and later records of an owner point to
+    its first; SRV and DNAME targets and names outside the zone go in full.  A, AAAA, NS,
+    CNAME, PTR, MX, TXT, SRV and DNAME are written here; other types, RRSIGs, names with
+    escapes and RRsets whose records differ in TTL go through dnspython
+    (:meth:`_Writer.add`).  One loop, with the message state in locals: it runs once per
+    record of the zone, which is why it is long (a helper call per record costs more than
+    the record's bytes).
+    """
     origin = version.origin
-    origin_labels = tuple(origin.labels)
+    origin_wire = origin.to_wire() or b"\x00"
+    apex_size = len(origin_wire)
     origin_key = version.origin_key
-    writer.origin_labels = origin_labels
-    writer.origin_wire = origin.to_wire() or b""
-    depth = len(origin_labels)
-    done: list[bytes] = []
-    for key, (lines, _below) in version.iter_entries():
-        if not lines:
-            continue
-        apex = key == origin_key
-        owner = prepare_owner(lines, origin_labels)
-        if owner is None:
-            for parsed in _parsed_rrsets(lines, origin, apex):
-                yield from writer.add(parsed)
-            continue
-        labels = owner.labels
-        types = owner.types
-        rel = b"".join(bytes((len(x),)) + x for x in labels[: len(labels) - depth])
-        for rdtype, (ttl, pieces) in types.items():
-            if apex and rdtype == TYPE_SOA:
+    inet_aton = socket.inet_aton
+    inet_pton = socket.inet_pton
+    af_inet6 = socket.AF_INET6
+    head_a, head_aaaa = _HEAD["A"], _HEAD["AAAA"]
+    u16 = _U16
+    ttls: dict[str, bytes] = {}
+    names: dict[str, bytes] = {}  # parent names' text -> their labels' wire, origin left out
+    wire = writer.wire
+    out = wire.out
+    limit = wire.limit
+    count = 0  # records written here into this message (writer.count: by writer.add)
+    apex = writer.apex  # a pointer to the apex in this message, once written
+    for bucket in version.buckets:
+        for key, (lines, _below) in bucket.items():
+            if not lines:
                 continue
-            writer.write_prepared(rel, rdtype, ttl, pieces, done)
-            if done:
-                yield from done
-                done.clear()
-        if owner.unsupported or any("RRSIG" in line for line in lines):
-            rest = tuple(
-                line for line in lines if TYPE_CODES.get(line.split(" ", 4)[3]) not in types
-            )
-            if rest:
-                for parsed in _parsed_rrsets(rest, origin, apex):
+            at_apex = key == origin_key
+            first = lines[0]
+            space = first.find(" ")
+            owner_text = first[:space]
+            slow = "\\" in owner_text
+            if len(lines) > 1 and not slow:
+                prefix = first[: first.find(" ", space + 1) + 1]  # owner and TTL
+                if not all(line.startswith(prefix) for line in lines):
+                    slow = _mixed_ttls(lines)
+            rest: list[str] | None = None
+            if not slow:
+                if owner_text == "@":
+                    rel = b""
+                else:
+                    rel = _relative_wire(owner_text, names)
+                owner_pointer = b""  # to this owner, once written in this message
+                owner_bound = len(rel) + apex_size
+                for line in lines:
+                    _owner, ttl_text, _class, mnemonic, rdata_text = line.split(" ", 4)
+                    ttl = ttls.get(ttl_text)
+                    if ttl is None:
+                        ttl = ttls[ttl_text] = int(ttl_text).to_bytes(4, "big")
+                    target = None  # the relative target's labels: a name still to finish
+                    full = False  # ...written in full (SRV, DNAME), not compressed
+                    if mnemonic == "A":
+                        head = head_a
+                        try:
+                            rdata = inet_aton(rdata_text)
+                        except OSError:
+                            rdata = b""
+                    elif mnemonic == "AAAA":
+                        head = head_aaaa
+                        try:
+                            rdata = inet_pton(af_inet6, rdata_text)
+                        except OSError:
+                            rdata = b""
+                    elif mnemonic in _COMPRESSED:
+                        head = _HEAD[mnemonic]
+                        rdata = b""
+                        target = rdata_text
+                    elif mnemonic == "MX":
+                        head = _HEAD[mnemonic]
+                        preference, target = rdata_text.split(" ")
+                        rdata = int(preference).to_bytes(2, "big")
+                    elif mnemonic == "TXT":
+                        head = _HEAD[mnemonic]
+                        rdata = _txt_wire(rdata_text) or b""
+                    elif mnemonic == "SRV":
+                        head = _HEAD[mnemonic]
+                        priority, weight, port, target = rdata_text.split(" ")
+                        rdata = struct.pack("!HHH", int(priority), int(weight), int(port))
+                        full = True
+                    elif mnemonic == "DNAME":
+                        head = _HEAD[mnemonic]
+                        rdata = b""
+                        target = rdata_text
+                        full = True
+                    elif mnemonic == "SOA" and at_apex:
+                        continue
+                    else:
+                        rdata = b""
+                    name = b""
+                    if target is not None:
+                        if target == "@":
+                            name = b""
+                        elif "\\" in target:
+                            rdata = b""  # (to dnspython)
+                            target = None
+                        elif target[-1] == ".":
+                            name = _absolute_wire(target)
+                            rdata += name
+                            target = None
+                        else:
+                            name = _relative_wire(target, names)
+                        bound = len(rdata) + len(name) + apex_size
+                    else:
+                        bound = len(rdata)
+                    if not bound:  # no fast writer for this record
+                        if rest is None:
+                            rest = []
+                        rest.append(line)
+                        continue
+                    if len(out) + (2 if owner_pointer else owner_bound) + 10 + bound > limit:
+                        if count or writer.count:
+                            wire.counts[1] += count
+                            count = 0
+                            yield writer.flush()
+                            wire = writer.wire
+                            out = wire.out
+                            limit = wire.limit
+                            apex = b""
+                            owner_pointer = b""
+                    if owner_pointer:
+                        out += owner_pointer
+                    else:
+                        at = len(out)
+                        out += rel
+                        if apex:
+                            out += apex
+                        else:
+                            apex_at = at + len(rel)
+                            out += origin_wire
+                            if apex_at < 0x4000:
+                                apex = (0xC000 | apex_at).to_bytes(2, "big")
+                        if at < 0x4000:
+                            owner_pointer = (0xC000 | at).to_bytes(2, "big")
+                    if target is not None:
+                        rdata += name
+                        rdata += origin_wire if full or not apex else apex
+                    size = len(rdata)
+                    out += head
+                    out += ttl
+                    out += u16[size] if size < 1024 else size.to_bytes(2, "big")
+                    out += rdata
+                    count += 1
+                    if len(out) > limit:
+                        raise render.TooBig  # one record larger than an empty message
+            if slow or rest:
+                wire.counts[1] += count
+                writer.count += count
+                count = 0
+                writer.apex = apex
+                for parsed in _parsed_rrsets(tuple(rest) if rest else lines, origin, at_apex):
                     yield from writer.add(parsed)
+                if writer.wire is not wire:
+                    wire = writer.wire
+                    out = wire.out
+                    limit = wire.limit
+                apex = writer.apex
+    wire.counts[1] += count
+    writer.count += count
+    writer.apex = apex
 
 
 def axfr_messages(
