@@ -13,6 +13,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import repeat
 
 import dns.exception
 import dns.flags
@@ -189,33 +190,41 @@ def _parsed_rrsets(
     yield from node.sigs.values()
 
 
-# --- the zone's records, straight from its canonical lines -----------------------------------
+# --- the zone's records, straight from their canonical lines ----------------------------------
 
 _LENGTH = [bytes((n,)) for n in range(256)]
 _U16 = [n.to_bytes(2, "big") for n in range(1024)]
-_HEAD = {  # type and class (IN) of the types written here
-    name: code.to_bytes(2, "big") + b"\x00\x01"
-    for name, code in (
-        ("A", 1),
-        ("NS", 2),
-        ("CNAME", 5),
-        ("PTR", 12),
-        ("MX", 15),
-        ("TXT", 16),
-        ("AAAA", 28),
-        ("SRV", 33),
-        ("DNAME", 39),
-    )
+_TYPES = {  # the types written here: code, and the rdata length if fixed
+    "A": (1, 4),
+    "NS": (2, None),
+    "CNAME": (5, None),
+    "PTR": (12, None),
+    "MX": (15, None),
+    "TXT": (16, None),
+    "AAAA": (28, 16),
+    "SRV": (33, None),
+    "DNAME": (39, None),
 }
-_COMPRESSED = frozenset({"NS", "CNAME", "PTR"})  # rdata: one name, compressible
 _NAME_CACHE = 65536
-"""Relative names remembered per transfer (owners' parents, targets), then forgotten."""
+"""Parent names remembered per transfer, then forgotten (a bound on a transfer's memory)."""
+
+
+def _heads(ttl_text: str) -> dict[str, bytes]:
+    """Per type written here: type, class IN, TTL (and rdata length, when fixed)."""
+    ttl = int(ttl_text).to_bytes(4, "big")
+    return {
+        mnemonic: code.to_bytes(2, "big")
+        + b"\x00\x01"
+        + ttl
+        + (size.to_bytes(2, "big") if size else b"")
+        for mnemonic, (code, size) in _TYPES.items()
+    }
 
 
 def _relative_wire(text: str, parents: dict[str, bytes]) -> bytes:
-    """The labels of a relative name in canonical text (no escapes), without the origin;
+    """The labels of a relative name in canonical text (no escapes), the origin left out;
     ``parents`` remembers the wire of parent names (the owners' departments, delegations),
-    so that a name costs its first label only."""
+    so that a name costs about its first label."""
     dot = text.find(".")
     if dot < 0:
         return _LENGTH[len(text)] + text.encode()
@@ -246,8 +255,8 @@ def _txt_wire(text: str) -> bytes | None:
 
 
 def _mixed_ttls(lines: tuple[str, ...]) -> bool:
-    """True when records of one type differ in TTL (the RRset then goes as dnspython's,
-    with the smallest, as every other path here sends it)."""
+    """True when records of one type differ in TTL (the RRset then goes through dnspython,
+    with the smallest, as dnspython and BIND keep an RRset)."""
     seen: dict[str, str] = {}
     for line in lines:
         _owner, ttl, _class, mnemonic, _rdata = line.split(" ", 4)
@@ -261,12 +270,12 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
 
     Compression is Knot's, not BIND's: the apex is written in full once per message and
     every in-zone name points to it; the second and later records of an owner point to
-    its first; SRV and DNAME targets and names outside the zone go in full.  A, AAAA, NS,
-    CNAME, PTR, MX, TXT, SRV and DNAME are written here; other types, RRSIGs, names with
-    escapes and RRsets whose records differ in TTL go through dnspython
-    (:meth:`_Writer.add`).  One loop, with the message state in locals: it runs once per
-    record of the zone, which is why it is long (a helper call per record costs more than
-    the record's bytes).
+    its first; SRV and DNAME targets (RFC 2782, RFC 6672) and names outside the zone go
+    in full.  A, AAAA, NS, CNAME, PTR, MX, TXT, SRV and DNAME are written here; other
+    types, RRSIGs, names with escapes and RRsets whose records differ in TTL go through
+    dnspython (:meth:`_Writer.add`).  One loop, with the message state in locals: it
+    runs once per record of the zone, which is why it is long (a helper call per record
+    would cost about as much as the record's bytes).
     """
     origin = version.origin
     origin_wire = origin.to_wire() or b"\x00"
@@ -275,9 +284,9 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     inet_aton = socket.inet_aton
     inet_pton = socket.inet_pton
     af_inet6 = socket.AF_INET6
-    head_a, head_aaaa = _HEAD["A"], _HEAD["AAAA"]
     u16 = _U16
-    ttls: dict[str, bytes] = {}
+    length = _LENGTH
+    by_ttl: dict[str, dict[str, bytes]] = {}
     names: dict[str, bytes] = {}  # parent names' text -> their labels' wire, origin left out
     wire = writer.wire
     out = wire.out
@@ -288,89 +297,90 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
         for key, (lines, _below) in bucket.items():
             if not lines:
                 continue
-            at_apex = key == origin_key
             first = lines[0]
             space = first.find(" ")
             owner_text = first[:space]
-            slow = "\\" in owner_text
-            if len(lines) > 1 and not slow:
+            if "\\" in owner_text:
+                slow = True
+            elif len(lines) > 1:
                 prefix = first[: first.find(" ", space + 1) + 1]  # owner and TTL
-                if not all(line.startswith(prefix) for line in lines):
-                    slow = _mixed_ttls(lines)
+                slow = not all(map(str.startswith, lines, repeat(prefix))) and _mixed_ttls(lines)
+            else:
+                slow = False
+            at_apex = key == origin_key
             rest: list[str] | None = None
             if not slow:
                 if owner_text == "@":
                     rel = b""
                 else:
-                    rel = _relative_wire(owner_text, names)
+                    dot = owner_text.find(".")
+                    if dot < 0:
+                        rel = length[len(owner_text)] + owner_text.encode()
+                    else:
+                        tail = names.get(owner_text[dot + 1 :])
+                        if tail is None:
+                            tail = _relative_wire(owner_text[dot + 1 :], names)
+                        rel = length[dot] + owner_text[:dot].encode() + tail
                 owner_pointer = b""  # to this owner, once written in this message
-                owner_bound = len(rel) + apex_size
+                owner_bound = len(rel) + apex_size + 10
                 for line in lines:
-                    _owner, ttl_text, _class, mnemonic, rdata_text = line.split(" ", 4)
-                    ttl = ttls.get(ttl_text)
-                    if ttl is None:
-                        ttl = ttls[ttl_text] = int(ttl_text).to_bytes(4, "big")
-                    target = None  # the relative target's labels: a name still to finish
-                    full = False  # ...written in full (SRV, DNAME), not compressed
-                    if mnemonic == "A":
-                        head = head_a
+                    _owner, ttl_text, _class, mnemonic, text = line.split(" ", 4)
+                    heads = by_ttl.get(ttl_text)
+                    if heads is None:
+                        heads = by_ttl[ttl_text] = _heads(ttl_text)
+                    head = heads.get(mnemonic, b"")
+                    name = None  # relative labels still to end in the apex (compressed)
+                    rdata: bytes | None
+                    if not head:
+                        rdata = None
+                    elif mnemonic == "A":
                         try:
-                            rdata = inet_aton(rdata_text)
+                            rdata = inet_aton(text)
                         except OSError:
-                            rdata = b""
+                            rdata = None
                     elif mnemonic == "AAAA":
-                        head = head_aaaa
                         try:
-                            rdata = inet_pton(af_inet6, rdata_text)
+                            rdata = inet_pton(af_inet6, text)
                         except OSError:
-                            rdata = b""
-                    elif mnemonic in _COMPRESSED:
-                        head = _HEAD[mnemonic]
-                        rdata = b""
-                        target = rdata_text
-                    elif mnemonic == "MX":
-                        head = _HEAD[mnemonic]
-                        preference, target = rdata_text.split(" ")
-                        rdata = int(preference).to_bytes(2, "big")
+                            rdata = None
                     elif mnemonic == "TXT":
-                        head = _HEAD[mnemonic]
-                        rdata = _txt_wire(rdata_text) or b""
-                    elif mnemonic == "SRV":
-                        head = _HEAD[mnemonic]
-                        priority, weight, port, target = rdata_text.split(" ")
-                        rdata = struct.pack("!HHH", int(priority), int(weight), int(port))
-                        full = True
-                    elif mnemonic == "DNAME":
-                        head = _HEAD[mnemonic]
-                        rdata = b""
-                        target = rdata_text
-                        full = True
-                    elif mnemonic == "SOA" and at_apex:
-                        continue
+                        rdata = _txt_wire(text)
                     else:
-                        rdata = b""
-                    name = b""
-                    if target is not None:
-                        if target == "@":
-                            name = b""
-                        elif "\\" in target:
-                            rdata = b""  # (to dnspython)
-                            target = None
-                        elif target[-1] == ".":
-                            name = _absolute_wire(target)
-                            rdata += name
-                            target = None
+                        if mnemonic == "MX":
+                            preference, text = text.split(" ")
+                            rdata = int(preference).to_bytes(2, "big")
+                        elif mnemonic == "SRV":
+                            priority, weight, port, text = text.split(" ")
+                            rdata = struct.pack("!HHH", int(priority), int(weight), int(port))
                         else:
-                            name = _relative_wire(target, names)
-                        bound = len(rdata) + len(name) + apex_size
-                    else:
-                        bound = len(rdata)
-                    if not bound:  # no fast writer for this record
-                        if rest is None:
-                            rest = []
-                        rest.append(line)
+                            rdata = b""
+                        if "\\" in text:
+                            rdata = None
+                        elif text[-1] == ".":
+                            rdata += _absolute_wire(text)
+                        else:
+                            if text == "@":
+                                name = b""
+                            else:
+                                dot = text.find(".")
+                                if dot < 0:
+                                    name = length[len(text)] + text.encode()
+                                else:
+                                    tail = names.get(text[dot + 1 :])
+                                    if tail is None:
+                                        tail = _relative_wire(text[dot + 1 :], names)
+                                    name = length[dot] + text[:dot].encode() + tail
+                            if mnemonic == "SRV" or mnemonic == "DNAME":
+                                rdata += name + origin_wire  # never compressed
+                                name = None
+                    if rdata is None:  # no writer here: dnspython's
+                        if not (at_apex and mnemonic == "SOA"):
+                            if rest is None:
+                                rest = []
+                            rest.append(line)
                         continue
-                    if len(out) + (2 if owner_pointer else owner_bound) + 10 + bound > limit:
+                    size = len(rdata) if name is None else len(rdata) + len(name) + apex_size
+                    if len(out) + size + (12 if owner_pointer else owner_bound) > limit:
                         if count or writer.count:
                             wire.counts[1] += count
                             count = 0
@@ -394,13 +404,13 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                                 apex = (0xC000 | apex_at).to_bytes(2, "big")
                         if at < 0x4000:
                             owner_pointer = (0xC000 | at).to_bytes(2, "big")
-                    if target is not None:
-                        rdata += name
-                        rdata += origin_wire if full or not apex else apex
-                    size = len(rdata)
                     out += head
-                    out += ttl
-                    out += u16[size] if size < 1024 else size.to_bytes(2, "big")
+                    if name is not None:
+                        rdata += name
+                        rdata += apex or origin_wire
+                    if len(head) == 8:  # the rdata length is not part of the head
+                        size = len(rdata)
+                        out += u16[size] if size < 1024 else size.to_bytes(2, "big")
                     out += rdata
                     count += 1
                     if len(out) > limit:
@@ -410,7 +420,9 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                 writer.count += count
                 count = 0
                 writer.apex = apex
-                for parsed in _parsed_rrsets(tuple(rest) if rest else lines, origin, at_apex):
+                for parsed in _parsed_rrsets(
+                    tuple(rest) if rest else lines, version.origin, at_apex
+                ):
                     yield from writer.add(parsed)
                 if writer.wire is not wire:
                     wire = writer.wire
