@@ -13,7 +13,6 @@ import socket
 import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
 
 import dns.exception
 import dns.flags
@@ -194,55 +193,56 @@ def _parsed_rrsets(
 
 _LENGTH = [bytes((n,)) for n in range(256)]
 _U16 = [n.to_bytes(2, "big") for n in range(1024)]
-_TYPES = {  # the types written here: code, and the rdata length if fixed
-    "A": (1, 4),
+_TYPES: dict[str, tuple[int, bytes | None]] = {  # code, and the rdata length if fixed
+    "A": (1, b"\x00\x04"),
     "NS": (2, None),
     "CNAME": (5, None),
     "PTR": (12, None),
     "MX": (15, None),
     "TXT": (16, None),
-    "AAAA": (28, 16),
+    "AAAA": (28, b"\x00\x10"),
     "SRV": (33, None),
     "DNAME": (39, None),
 }
+_COMPRESSED = frozenset({"NS", "CNAME", "PTR"})
+"""Types whose rdata is one name, compressed."""
 _NAME_CACHE = 65536
 """Parent names remembered per transfer, then forgotten (a bound on a transfer's memory)."""
+_ROOM = 1100
+"""Bytes a record of a name (owner and target, at most 255 bytes each) and fixed rdata
+can take beyond its rdata's fixed part: below ``limit - _ROOM`` it fits unchecked."""
 
 
 def _heads(ttl_text: str) -> dict[str, bytes]:
-    """Per type written here: type, class IN, TTL (and rdata length, when fixed)."""
+    """Per type written here: type, class IN, TTL, and the rdata length when fixed."""
     ttl = int(ttl_text).to_bytes(4, "big")
     return {
-        mnemonic: code.to_bytes(2, "big")
-        + b"\x00\x01"
-        + ttl
-        + (size.to_bytes(2, "big") if size else b"")
+        mnemonic: code.to_bytes(2, "big") + b"\x00\x01" + ttl + (size or b"")
         for mnemonic, (code, size) in _TYPES.items()
     }
 
 
 def _relative_wire(text: str, parents: dict[str, bytes]) -> bytes:
     """The labels of a relative name in canonical text (no escapes), the origin left out;
-    ``parents`` remembers the wire of parent names (the owners' departments, delegations),
-    so that a name costs about its first label."""
-    dot = text.find(".")
-    if dot < 0:
-        return _LENGTH[len(text)] + text.encode()
-    parent = text[dot + 1 :]
+    ``parents`` remembers the wire of parent names (the owners' departments, delegations;
+    ``""``: the origin), so that a name costs about its first label."""
+    label, _dot, parent = text.partition(".")
     tail = parents.get(parent)
     if tail is None:
         if len(parents) >= _NAME_CACHE:
             parents.clear()
+            parents[""] = b""
         tail = parents[parent] = _relative_wire(parent, parents)
-    return _LENGTH[dot] + text[:dot].encode() + tail
+    return _LENGTH[len(label)] + label.encode() + tail
 
 
 def _absolute_wire(text: str) -> bytes:
-    return b"\x00" if text == "." else _relative_wire(text[:-1], {}) + b"\x00"
+    return b"\x00" if text == "." else _relative_wire(text[:-1], {"": b""}) + b"\x00"
 
 
-def _txt_wire(text: str) -> bytes | None:
-    """TXT rdata from canonical text: quoted strings without escapes; else None."""
+def _txt_rdata(text: str) -> bytes | None:
+    """TXT rdata, with its length, from canonical text: quoted strings without escapes;
+    else None."""
     if "\\" in text or text[0] != '"' or text[-1] != '"':
         return None
     out = []
@@ -251,7 +251,35 @@ def _txt_wire(text: str) -> bytes | None:
         if b'"' in data or len(data) > 255:
             return None
         out.append(_LENGTH[len(data)] + data)
-    return b"".join(out)
+    rdata = b"".join(out)
+    return len(rdata).to_bytes(2, "big") + rdata
+
+
+def _named_rdata(
+    mnemonic: str, text: str, names: dict[str, bytes], origin: bytes
+) -> tuple[bytes, bytes | None] | None:
+    """The rdata of NS, CNAME, PTR, MX, SRV, DNAME: (its fixed part, and the target's
+    relative labels still to be ended by the apex), or (the whole rdata with its length,
+    None) when the target goes in full; None when it is not written here."""
+    if mnemonic == "MX":
+        preference, text = text.split(" ")
+        fixed = int(preference).to_bytes(2, "big")
+    elif mnemonic == "SRV":
+        priority, weight, port, text = text.split(" ")
+        fixed = struct.pack("!HHH", int(priority), int(weight), int(port))
+    else:
+        fixed = b""
+    if "\\" in text:
+        return None
+    if text[-1] == ".":
+        name = _absolute_wire(text)
+    else:
+        name = b"" if text == "@" else _relative_wire(text, names)
+        if mnemonic != "SRV" and mnemonic != "DNAME":
+            return fixed, name  # compressed (RFC 2782, RFC 6672: SRV, DNAME targets not)
+        name += origin
+    rdata = fixed + name
+    return len(rdata).to_bytes(2, "big") + rdata, None
 
 
 def _mixed_ttls(lines: tuple[str, ...]) -> bool:
@@ -270,12 +298,15 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
 
     Compression is Knot's, not BIND's: the apex is written in full once per message and
     every in-zone name points to it; the second and later records of an owner point to
-    its first; SRV and DNAME targets (RFC 2782, RFC 6672) and names outside the zone go
-    in full.  A, AAAA, NS, CNAME, PTR, MX, TXT, SRV and DNAME are written here; other
-    types, RRSIGs, names with escapes and RRsets whose records differ in TTL go through
-    dnspython (:meth:`_Writer.add`).  One loop, with the message state in locals: it
-    runs once per record of the zone, which is why it is long (a helper call per record
-    would cost about as much as the record's bytes).
+    its first; SRV and DNAME targets and names outside the zone go in full.  A, AAAA,
+    NS, CNAME, PTR, MX, TXT, SRV and DNAME are written here; other types, RRSIGs, names
+    with escapes and RRsets whose records differ in TTL go through dnspython
+    (:meth:`_Writer.add`), which sends an RRset with its smallest TTL.  TTLs are compared
+    only when an owner's records differ in TTL or span two messages; a mixed RRset found
+    then takes the owner's records out of the message again.
+
+    One loop, with the message state in locals: it runs once per record of the zone,
+    which is why it is long (a call per record costs about as much as the record).
     """
     origin = version.origin
     origin_wire = origin.to_wire() or b"\x00"
@@ -287,147 +318,143 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     u16 = _U16
     length = _LENGTH
     by_ttl: dict[str, dict[str, bytes]] = {}
-    names: dict[str, bytes] = {}  # parent names' text -> their labels' wire, origin left out
+    names: dict[str, bytes] = {"": b""}  # parent names' text -> their labels' wire
     wire = writer.wire
     out = wire.out
     limit = wire.limit
+    room = limit - _ROOM
     count = 0  # records written here into this message (writer.count: by writer.add)
-    apex = writer.apex  # a pointer to the apex in this message, once written
+    apex = writer.apex  # a pointer to the apex in this message, once written...
+    apex_at = -1  # ...and where
+    heads: dict[str, bytes] = {}
     for bucket in version.buckets:
         for key, (lines, _below) in bucket.items():
             if not lines:
                 continue
             first = lines[0]
-            space = first.find(" ")
-            owner_text = first[:space]
-            if "\\" in owner_text:
-                slow = True
-            elif len(lines) > 1:
-                prefix = first[: first.find(" ", space + 1) + 1]  # owner and TTL
-                slow = not all(map(str.startswith, lines, repeat(prefix))) and _mixed_ttls(lines)
-            else:
-                slow = False
-            at_apex = key == origin_key
+            owner_text = first[: first.find(" ")]
             rest: list[str] | None = None
+            owner_pointer = b""  # what the owner's next records write: a pointer to it
+            slow = "\\" in owner_text
             if not slow:
                 if owner_text == "@":
                     rel = b""
                 else:
-                    dot = owner_text.find(".")
-                    if dot < 0:
-                        rel = length[len(owner_text)] + owner_text.encode()
-                    else:
-                        tail = names.get(owner_text[dot + 1 :])
-                        if tail is None:
-                            tail = _relative_wire(owner_text[dot + 1 :], names)
-                        rel = length[dot] + owner_text[:dot].encode() + tail
-                owner_pointer = b""  # to this owner, once written in this message
-                owner_bound = len(rel) + apex_size + 10
+                    label, _dot, parent = owner_text.partition(".")
+                    tail = names.get(parent)
+                    if tail is None:
+                        tail = _relative_wire(parent, names)
+                    rel = length[len(label)] + label.encode() + tail
+                ttl0 = None
+                verified = False  # the RRsets' TTLs compared
                 for line in lines:
                     _owner, ttl_text, _class, mnemonic, text = line.split(" ", 4)
-                    heads = by_ttl.get(ttl_text)
-                    if heads is None:
-                        heads = by_ttl[ttl_text] = _heads(ttl_text)
-                    head = heads.get(mnemonic, b"")
-                    name = None  # relative labels still to end in the apex (compressed)
-                    rdata: bytes | None
-                    if not head:
-                        rdata = None
-                    elif mnemonic == "A":
+                    if ttl_text != ttl0:
+                        heads = by_ttl.get(ttl_text)  # type: ignore[assignment]
+                        if heads is None:
+                            heads = by_ttl[ttl_text] = _heads(ttl_text)
+                        if ttl0 is not None and not verified:
+                            verified = True
+                            if _mixed_ttls(lines):
+                                slow = True
+                                break
+                        ttl0 = ttl_text
+                    name = None  # the target's labels, to be ended by the apex
+                    if mnemonic == "A":
                         try:
                             rdata = inet_aton(text)
                         except OSError:
-                            rdata = None
+                            rdata = b""
                     elif mnemonic == "AAAA":
                         try:
                             rdata = inet_pton(af_inet6, text)
                         except OSError:
-                            rdata = None
-                    elif mnemonic == "TXT":
-                        rdata = _txt_wire(text)
-                    else:
-                        if mnemonic == "MX":
-                            preference, text = text.split(" ")
-                            rdata = int(preference).to_bytes(2, "big")
-                        elif mnemonic == "SRV":
-                            priority, weight, port, text = text.split(" ")
-                            rdata = struct.pack("!HHH", int(priority), int(weight), int(port))
-                        else:
                             rdata = b""
-                        if "\\" in text:
-                            rdata = None
-                        elif text[-1] == ".":
-                            rdata += _absolute_wire(text)
-                        else:
-                            if text == "@":
-                                name = b""
-                            else:
-                                dot = text.find(".")
-                                if dot < 0:
-                                    name = length[len(text)] + text.encode()
-                                else:
-                                    tail = names.get(text[dot + 1 :])
-                                    if tail is None:
-                                        tail = _relative_wire(text[dot + 1 :], names)
-                                    name = length[dot] + text[:dot].encode() + tail
-                            if mnemonic == "SRV" or mnemonic == "DNAME":
-                                rdata += name + origin_wire  # never compressed
-                                name = None
-                    if rdata is None:  # no writer here: dnspython's
-                        if not (at_apex and mnemonic == "SOA"):
+                    elif mnemonic in _COMPRESSED and "." != text[-1] != "@" and "\\" not in text:
+                        rdata = b""  # a relative target: the common case, inline
+                        label, _dot, parent = text.partition(".")
+                        tail = names.get(parent)
+                        if tail is None:
+                            tail = _relative_wire(parent, names)
+                        name = length[len(label)] + label.encode() + tail
+                    elif mnemonic == "TXT":
+                        rdata = _txt_rdata(text) or b""
+                    elif mnemonic in heads:
+                        named = _named_rdata(mnemonic, text, names, origin_wire)
+                        rdata, name = named or (b"", None)
+                    else:
+                        rdata = b""
+                    if not rdata and name is None:  # not written here: dnspython
+                        if not (mnemonic == "SOA" and key == origin_key):
                             if rest is None:
                                 rest = []
                             rest.append(line)
                         continue
-                    size = len(rdata) if name is None else len(rdata) + len(name) + apex_size
-                    if len(out) + size + (12 if owner_pointer else owner_bound) > limit:
-                        if count or writer.count:
+                    if len(out) + len(rdata) > room:
+                        size = len(rdata) + 10  # at most, without the owner
+                        if name is not None:
+                            size += 2 + len(name) + apex_size
+                        full = len(rel) + apex_size  # the owner in full
+                        if len(out) + size + (len(owner_pointer) or full) > limit:
+                            if not (count or writer.count) or 12 + size + full > limit:
+                                raise render.TooBig  # larger than an empty message
+                            if owner_pointer and not verified:  # before the RRsets split
+                                verified = True
+                                if _mixed_ttls(lines):
+                                    slow = True
+                                    break
                             wire.counts[1] += count
                             count = 0
                             yield writer.flush()
                             wire = writer.wire
                             out = wire.out
                             limit = wire.limit
+                            room = limit - _ROOM
                             apex = b""
                             owner_pointer = b""
                     if owner_pointer:
                         out += owner_pointer
                     else:
-                        at = len(out)
+                        owner_at = len(out)
+                        owner_count = count
                         out += rel
                         if apex:
                             out += apex
                         else:
-                            apex_at = at + len(rel)
+                            apex_at = owner_at + len(rel)
                             out += origin_wire
                             if apex_at < 0x4000:
                                 apex = (0xC000 | apex_at).to_bytes(2, "big")
-                        if at < 0x4000:
-                            owner_pointer = (0xC000 | at).to_bytes(2, "big")
-                    out += head
+                        if owner_at < 0x4000:
+                            owner_pointer = (0xC000 | owner_at).to_bytes(2, "big")
+                        else:
+                            owner_pointer = bytes(out[owner_at:])
+                    out += heads[mnemonic]
                     if name is not None:
                         rdata += name
                         rdata += apex or origin_wire
-                    if len(head) == 8:  # the rdata length is not part of the head
                         size = len(rdata)
                         out += u16[size] if size < 1024 else size.to_bytes(2, "big")
                     out += rdata
                     count += 1
-                    if len(out) > limit:
-                        raise render.TooBig  # one record larger than an empty message
+            if slow and owner_pointer:  # take this owner's records out of the message
+                del out[owner_at:]
+                count = owner_count
+                if apex_at >= owner_at:
+                    apex = b""
             if slow or rest:
                 wire.counts[1] += count
                 writer.count += count
                 count = 0
                 writer.apex = apex
-                for parsed in _parsed_rrsets(
-                    tuple(rest) if rest else lines, version.origin, at_apex
-                ):
+                source = lines if slow else tuple(rest or ())
+                for parsed in _parsed_rrsets(source, origin, key == origin_key):
                     yield from writer.add(parsed)
                 if writer.wire is not wire:
                     wire = writer.wire
                     out = wire.out
                     limit = wire.limit
+                    room = limit - _ROOM
                 apex = writer.apex
     wire.counts[1] += count
     writer.count += count
