@@ -204,8 +204,9 @@ _TYPES: dict[str, tuple[int, bytes | None]] = {  # code, and the rdata length if
     "SRV": (33, None),
     "DNAME": (39, None),
 }
-_COMPRESSED = frozenset({"NS", "CNAME", "PTR"})
-"""Types whose rdata is one name, compressed."""
+_COMPRESSED = frozenset({"NS", "CNAME", "PTR", "MX"})
+"""Types whose rdata ends in one name, compressed."""
+_POINTER = [(0xC000 | offset).to_bytes(2, "big") for offset in range(0x4000)]
 _NAME_CACHE = 65536
 """Parent names remembered per transfer, then forgotten (a bound on a transfer's memory)."""
 _ROOM = 1100
@@ -317,6 +318,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     af_inet6 = socket.AF_INET6
     u16 = _U16
     length = _LENGTH
+    pointer = _POINTER
     by_ttl: dict[str, dict[str, bytes]] = {}
     names: dict[str, bytes] = {"": b""}  # parent names' text -> their labels' wire
     wire = writer.wire
@@ -331,112 +333,125 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
         for key, (lines, _below) in bucket.items():
             if not lines:
                 continue
-            first = lines[0]
-            owner_text = first[: first.find(" ")]
             rest: list[str] | None = None
             owner_pointer = b""  # what the owner's next records write: a pointer to it
-            slow = "\\" in owner_text
-            if not slow:
-                if owner_text == "@":
-                    rel = b""
-                else:
-                    label, _dot, parent = owner_text.partition(".")
-                    tail = names.get(parent)
-                    if tail is None:
-                        tail = _relative_wire(parent, names)
-                    rel = length[len(label)] + label.encode() + tail
-                ttl0 = None
-                verified = False  # the RRsets' TTLs compared
-                for line in lines:
-                    _owner, ttl_text, _class, mnemonic, text = line.split(" ", 4)
-                    if ttl_text != ttl0:
-                        heads = by_ttl.get(ttl_text)  # type: ignore[assignment]
-                        if heads is None:
-                            heads = by_ttl[ttl_text] = _heads(ttl_text)
-                        if ttl0 is not None and not verified:
-                            verified = True
-                            if _mixed_ttls(lines):
-                                slow = True
-                                break
-                        ttl0 = ttl_text
-                    name = None  # the target's labels, to be ended by the apex
-                    if mnemonic == "A":
-                        try:
-                            rdata = inet_aton(text)
-                        except OSError:
-                            rdata = b""
-                    elif mnemonic == "AAAA":
-                        try:
-                            rdata = inet_pton(af_inet6, text)
-                        except OSError:
-                            rdata = b""
-                    elif mnemonic in _COMPRESSED and "." != text[-1] != "@" and "\\" not in text:
-                        rdata = b""  # a relative target: the common case, inline
+            slow = False  # the owner goes through dnspython
+            ttl0 = None
+            verified = False  # the RRsets' TTLs compared
+            for line in lines:
+                _owner, ttl_text, _class, mnemonic, text = line.split(" ", 4)
+                if ttl_text != ttl0:
+                    heads = by_ttl.get(ttl_text)  # type: ignore[assignment]
+                    if heads is None:
+                        heads = by_ttl[ttl_text] = _heads(ttl_text)
+                    if ttl0 is not None and not verified:
+                        verified = True
+                        if _mixed_ttls(lines):
+                            slow = True
+                            break
+                    ttl0 = ttl_text
+                name = None  # the target's labels, to be ended by the apex
+                if mnemonic == "A":
+                    try:
+                        rdata = inet_aton(text)
+                    except OSError:
+                        rdata = b""
+                elif mnemonic == "AAAA":
+                    try:
+                        rdata = inet_pton(af_inet6, text)
+                    except OSError:
+                        rdata = b""
+                elif mnemonic in _COMPRESSED and text[-1] != "." and "\\" not in text:
+                    # a relative target (NS, CNAME, PTR, MX): the common case, inline
+                    if mnemonic == "MX":
+                        preference, _space, text = text.partition(" ")
+                        rdata = int(preference).to_bytes(2, "big")
+                    else:
+                        rdata = b""
+                    if text == "@":
+                        name = b""
+                    else:
                         label, _dot, parent = text.partition(".")
                         tail = names.get(parent)
                         if tail is None:
                             tail = _relative_wire(parent, names)
                         name = length[len(label)] + label.encode() + tail
-                    elif mnemonic == "TXT":
+                elif mnemonic == "TXT":
+                    if text.count('"') == 2 and text[0] == '"' == text[-1] and "\\" not in text:
+                        data = text[1:-1].encode()  # one string: the common case, inline
+                        size = len(data)
+                        rdata = u16[size + 1] + length[size] + data if size < 256 else b""
+                    else:
                         rdata = _txt_rdata(text) or b""
-                    elif mnemonic in heads:
-                        named = _named_rdata(mnemonic, text, names, origin_wire)
-                        rdata, name = named or (b"", None)
-                    else:
-                        rdata = b""
-                    if not rdata and name is None:  # not written here: dnspython
-                        if not (mnemonic == "SOA" and key == origin_key):
-                            if rest is None:
-                                rest = []
-                            rest.append(line)
-                        continue
-                    if len(out) + len(rdata) > room:
-                        size = len(rdata) + 10  # at most, without the owner
-                        if name is not None:
-                            size += 2 + len(name) + apex_size
-                        full = len(rel) + apex_size  # the owner in full
-                        if len(out) + size + (len(owner_pointer) or full) > limit:
-                            if not (count or writer.count) or 12 + size + full > limit:
-                                raise render.TooBig  # larger than an empty message
-                            if owner_pointer and not verified:  # before the RRsets split
-                                verified = True
-                                if _mixed_ttls(lines):
-                                    slow = True
-                                    break
-                            wire.counts[1] += count
-                            count = 0
-                            yield writer.flush()
-                            wire = writer.wire
-                            out = wire.out
-                            limit = wire.limit
-                            room = limit - _ROOM
-                            apex = b""
-                            owner_pointer = b""
-                    if owner_pointer:
-                        out += owner_pointer
-                    else:
-                        owner_at = len(out)
-                        owner_count = count
-                        out += rel
-                        if apex:
-                            out += apex
-                        else:
-                            apex_at = owner_at + len(rel)
-                            out += origin_wire
-                            if apex_at < 0x4000:
-                                apex = (0xC000 | apex_at).to_bytes(2, "big")
-                        if owner_at < 0x4000:
-                            owner_pointer = (0xC000 | owner_at).to_bytes(2, "big")
-                        else:
-                            owner_pointer = bytes(out[owner_at:])
-                    out += heads[mnemonic]
+                elif mnemonic in heads:
+                    named = _named_rdata(mnemonic, text, names, origin_wire)
+                    rdata, name = named or (b"", None)
+                else:
+                    rdata = b""
+                if not rdata and name is None:  # not written here: dnspython
+                    if not (mnemonic == "SOA" and key == origin_key):
+                        if rest is None:
+                            rest = []
+                        rest.append(line)
+                    continue
+                if len(out) + len(rdata) > room:
+                    size = len(rdata) + 10  # at most, without the owner
                     if name is not None:
-                        rdata += name
-                        rdata += apex or origin_wire
-                        size = len(rdata)
-                        out += u16[size] if size < 1024 else size.to_bytes(2, "big")
-                    out += rdata
-                    count += 1
+                        size += 2 + len(name) + apex_size
+                    full = (len(_owner) + 1 if _owner != "@" else 0) + apex_size  # the owner
+                    if len(out) + size + (len(owner_pointer) or full) > limit:
+                        if not (count or writer.count) or 12 + size + full > limit:
+                            raise render.TooBig  # larger than an empty message
+                        if owner_pointer and not verified:  # before the RRsets split
+                            verified = True
+                            if _mixed_ttls(lines):
+                                slow = True
+                                break
+                        wire.counts[1] += count
+                        count = 0
+                        yield writer.flush()
+                        wire = writer.wire
+                        out = wire.out
+                        limit = wire.limit
+                        room = limit - _ROOM
+                        apex = b""
+                        owner_pointer = b""
+                if owner_pointer:
+                    out += owner_pointer
+                else:
+                    if _owner == "@":
+                        rel = b""
+                    elif "\\" in _owner:
+                        slow = True
+                        break
+                    else:
+                        label, _dot, parent = _owner.partition(".")
+                        tail = names.get(parent)
+                        if tail is None:
+                            tail = _relative_wire(parent, names)
+                        rel = length[len(label)] + label.encode() + tail
+                    owner_at = len(out)
+                    owner_count = count
+                    out += rel
+                    if apex:
+                        out += apex
+                    else:
+                        apex_at = owner_at + len(rel)
+                        out += origin_wire
+                        if apex_at < 0x4000:
+                            apex = pointer[apex_at]
+                    if owner_at < 0x4000:
+                        owner_pointer = pointer[owner_at]
+                    else:
+                        owner_pointer = bytes(out[owner_at:])
+                out += heads[mnemonic]
+                if name is not None:
+                    rdata += name
+                    rdata += apex or origin_wire
+                    size = len(rdata)
+                    out += u16[size] if size < 1024 else size.to_bytes(2, "big")
+                out += rdata
+                count += 1
             if slow and owner_pointer:  # take this owner's records out of the message
                 del out[owner_at:]
                 count = owner_count
