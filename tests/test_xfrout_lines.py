@@ -8,12 +8,14 @@ from __future__ import annotations
 import dns.message
 import dns.name
 import dns.rdatatype
+import dns.rrset
 import dns.zone
 
 from secdns import zonefile
 from secdns.server import xfrout
 from secdns.server.zone import ZoneVersion
 from secdns.sources import read_file_records
+from secdns.store import JournalEntry
 
 ORIGIN = dns.name.from_text("Example.COM.")
 HEAD = """$TTL 300
@@ -163,3 +165,39 @@ def test_tsig_is_unchanged_over_many_messages():
         )
         assert message.had_tsig
         ctx = message.tsig_ctx
+
+
+def _ixfr_query(serial: int) -> dns.message.Message:
+    query = dns.message.make_query(ORIGIN, dns.rdatatype.IXFR)
+    soa = dns.rrset.from_text(
+        ORIGIN, 0, "IN", "SOA", f"ns1.example.com. hostmaster.example.com. {serial} 1 1 1 1"
+    )
+    query.authority.append(soa)
+    return dns.message.from_wire(query.to_wire())
+
+
+def test_ixfr_from_the_journal_and_its_axfr_fallback():
+    text = HEAD + _bulk(200)
+    old = _version(text)
+    deleted = ("@ 3600 IN SOA ns1 hostmaster 7 7200 3600 1209600 300", "h5.dept5 300 IN A 10.0.0.5")
+    added = ("@ 3600 IN SOA ns1 hostmaster 8 7200 3600 1209600 300", "h5.dept5 300 IN A 10.9.9.9")
+    new = old.apply([(deleted, added)], 8)
+    journal = [JournalEntry(7, 8, deleted, added)]
+    incremental = [
+        dns.message.from_wire(raw, one_rr_per_rrset=True)
+        for raw in xfrout.ixfr_messages(_ixfr_query(7), new, journal)
+    ]
+    rrsets = [rrset for message in incremental for rrset in message.answer]
+    soa, a = dns.rdatatype.SOA, dns.rdatatype.A
+    assert [r.rdtype for r in rrsets] == [soa, soa, a, soa, a, soa]
+    assert [str(r[0]) for r in rrsets if r.rdtype == a] == ["10.0.0.5", "10.9.9.9"]
+    assert [r[0].serial for r in rrsets if r.rdtype == dns.rdatatype.SOA] == [8, 7, 8, 8]
+    # a serial the journal does not reach: the whole zone, as AXFR sends it
+    final = text.replace(" 7 7200 ", " 8 7200 ").replace(
+        "h5.dept5 300 IN A 10.0.0.5", "h5.dept5 300 IN A 10.9.9.9"
+    )
+    records = []
+    for raw in xfrout.ixfr_messages(_ixfr_query(3), new, journal):
+        for rrset in dns.message.from_wire(raw, one_rr_per_rrset=True).answer:
+            records += [(rrset.name, rrset.rdtype, rrset.ttl, rdata) for rdata in rrset]
+    assert sorted(records[1:], key=repr) == sorted(_want(final), key=repr)
