@@ -2,8 +2,10 @@
 
 Pure message building: given the query and a zone version (and the journal),
 yield the wire messages of the answer, name-compressed, each TSIG-signed when
-the query was.  Access control is decided here too, from the zone's
-``allow_transfer`` list.
+the query was.  An AXFR writes each record once from its canonical line
+(:func:`_zone_messages`, with :mod:`secdns.server.linewire`'s pieces); IXFR
+deltas and what that writer declines go through dnspython.  Access control is
+decided here too, from the zone's ``allow_transfer`` list.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 
-from secdns.server import render
+from secdns.server import linewire, render
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry
 from secdns.xfr import serial_compare
@@ -189,111 +191,6 @@ def _parsed_rrsets(
     yield from node.sigs.values()
 
 
-# --- the zone's records, straight from their canonical lines ----------------------------------
-
-_LENGTH = [bytes((n,)) for n in range(256)]
-_U16 = [n.to_bytes(2, "big") for n in range(1024)]
-_TYPES: dict[str, tuple[int, bytes | None]] = {  # code, and the rdata length if fixed
-    "A": (1, b"\x00\x04"),
-    "NS": (2, None),
-    "CNAME": (5, None),
-    "PTR": (12, None),
-    "MX": (15, None),
-    "TXT": (16, None),
-    "AAAA": (28, b"\x00\x10"),
-    "SRV": (33, None),
-    "DNAME": (39, None),
-}
-_COMPRESSED = frozenset({"NS", "CNAME", "PTR", "MX"})
-"""Types whose rdata ends in one name, compressed."""
-_POINTER = [(0xC000 | offset).to_bytes(2, "big") for offset in range(0x4000)]
-_NAME_CACHE = 65536
-"""Parent names remembered per transfer, then forgotten (a bound on a transfer's memory)."""
-_ROOM = 1100
-"""Bytes a record of a name (owner and target, at most 255 bytes each) and fixed rdata
-can take beyond its rdata's fixed part: below ``limit - _ROOM`` it fits unchecked."""
-
-
-def _heads(ttl_text: str) -> dict[str, bytes]:
-    """Per type written here: type, class IN, TTL, and the rdata length when fixed."""
-    ttl = int(ttl_text).to_bytes(4, "big")
-    return {
-        mnemonic: code.to_bytes(2, "big") + b"\x00\x01" + ttl + (size or b"")
-        for mnemonic, (code, size) in _TYPES.items()
-    }
-
-
-def _relative_wire(text: str, parents: dict[str, bytes]) -> bytes:
-    """The labels of a relative name in canonical text (no escapes), the origin left out;
-    ``parents`` remembers the wire of parent names (the owners' departments, delegations;
-    ``""``: the origin), so that a name costs about its first label."""
-    label, _dot, parent = text.partition(".")
-    tail = parents.get(parent)
-    if tail is None:
-        if len(parents) >= _NAME_CACHE:
-            parents.clear()
-            parents[""] = b""
-        tail = parents[parent] = _relative_wire(parent, parents)
-    return _LENGTH[len(label)] + label.encode() + tail
-
-
-def _absolute_wire(text: str) -> bytes:
-    return b"\x00" if text == "." else _relative_wire(text[:-1], {"": b""}) + b"\x00"
-
-
-def _txt_rdata(text: str) -> bytes | None:
-    """TXT rdata, with its length, from canonical text: quoted strings without escapes;
-    else None."""
-    if "\\" in text or text[0] != '"' or text[-1] != '"':
-        return None
-    out = []
-    for part in text[1:-1].split('" "'):
-        data = part.encode()
-        if b'"' in data or len(data) > 255:
-            return None
-        out.append(_LENGTH[len(data)] + data)
-    rdata = b"".join(out)
-    return len(rdata).to_bytes(2, "big") + rdata
-
-
-def _named_rdata(
-    mnemonic: str, text: str, names: dict[str, bytes], origin: bytes
-) -> tuple[bytes, bytes | None] | None:
-    """The rdata of NS, CNAME, PTR, MX, SRV, DNAME: (its fixed part, and the target's
-    relative labels still to be ended by the apex), or (the whole rdata with its length,
-    None) when the target goes in full; None when it is not written here."""
-    if mnemonic == "MX":
-        preference, text = text.split(" ")
-        fixed = int(preference).to_bytes(2, "big")
-    elif mnemonic == "SRV":
-        priority, weight, port, text = text.split(" ")
-        fixed = struct.pack("!HHH", int(priority), int(weight), int(port))
-    else:
-        fixed = b""
-    if "\\" in text:
-        return None
-    if text[-1] == ".":
-        name = _absolute_wire(text)
-    else:
-        name = b"" if text == "@" else _relative_wire(text, names)
-        if mnemonic != "SRV" and mnemonic != "DNAME":
-            return fixed, name  # compressed (RFC 2782, RFC 6672: SRV, DNAME targets not)
-        name += origin
-    rdata = fixed + name
-    return len(rdata).to_bytes(2, "big") + rdata, None
-
-
-def _mixed_ttls(lines: tuple[str, ...]) -> bool:
-    """True when records of one type differ in TTL (the RRset then goes through dnspython,
-    with the smallest, as dnspython and BIND keep an RRset)."""
-    seen: dict[str, str] = {}
-    for line in lines:
-        _owner, ttl, _class, mnemonic, _rdata = line.split(" ", 4)
-        if seen.setdefault(mnemonic, ttl) != ttl:
-            return True
-    return False
-
-
 def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     """Every record but the apex SOA, each written once from its canonical line.
 
@@ -316,15 +213,16 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     inet_aton = socket.inet_aton
     inet_pton = socket.inet_pton
     af_inet6 = socket.AF_INET6
-    u16 = _U16
-    length = _LENGTH
-    pointer = _POINTER
+    u16 = linewire.U16
+    length = linewire.LENGTH
+    pointer = linewire.POINTER
+    compressed = linewire.COMPRESSED
     by_ttl: dict[str, dict[str, bytes]] = {}
     names: dict[str, bytes] = {"": b""}  # parent names' text -> their labels' wire
     wire = writer.wire
     out = wire.out
     limit = wire.limit
-    room = limit - _ROOM
+    room = limit - linewire.ROOM
     count = 0  # records written here into this message (writer.count: by writer.add)
     apex = writer.apex  # a pointer to the apex in this message, once written...
     apex_at = -1  # ...and where
@@ -343,10 +241,10 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                 if ttl_text != ttl0:
                     heads = by_ttl.get(ttl_text)  # type: ignore[assignment]
                     if heads is None:
-                        heads = by_ttl[ttl_text] = _heads(ttl_text)
+                        heads = by_ttl[ttl_text] = linewire.heads(ttl_text)
                     if ttl0 is not None and not verified:
                         verified = True
-                        if _mixed_ttls(lines):
+                        if linewire.mixed_ttls(lines):
                             slow = True
                             break
                     ttl0 = ttl_text
@@ -361,7 +259,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                         rdata = inet_pton(af_inet6, text)
                     except OSError:
                         rdata = b""
-                elif mnemonic in _COMPRESSED and text[-1] != "." and "\\" not in text:
+                elif mnemonic in compressed and text[-1] != "." and "\\" not in text:
                     # a relative target (NS, CNAME, PTR, MX): the common case, inline
                     if mnemonic == "MX":
                         preference, _space, text = text.partition(" ")
@@ -374,7 +272,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                         label, _dot, parent = text.partition(".")
                         tail = names.get(parent)
                         if tail is None:
-                            tail = _relative_wire(parent, names)
+                            tail = linewire.relative_wire(parent, names)
                         name = length[len(label)] + label.encode() + tail
                 elif mnemonic == "TXT":
                     if text.count('"') == 2 and text[0] == '"' == text[-1] and "\\" not in text:
@@ -382,9 +280,9 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                         size = len(data)
                         rdata = u16[size + 1] + length[size] + data if size < 256 else b""
                     else:
-                        rdata = _txt_rdata(text) or b""
+                        rdata = linewire.txt_rdata(text) or b""
                 elif mnemonic in heads:
-                    named = _named_rdata(mnemonic, text, names, origin_wire)
+                    named = linewire.named_rdata(mnemonic, text, names, origin_wire)
                     rdata, name = named or (b"", None)
                 else:
                     rdata = b""
@@ -404,7 +302,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                             raise render.TooBig  # larger than an empty message
                         if owner_pointer and not verified:  # before the RRsets split
                             verified = True
-                            if _mixed_ttls(lines):
+                            if linewire.mixed_ttls(lines):
                                 slow = True
                                 break
                         wire.counts[1] += count
@@ -413,7 +311,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                         wire = writer.wire
                         out = wire.out
                         limit = wire.limit
-                        room = limit - _ROOM
+                        room = limit - linewire.ROOM
                         apex = b""
                         owner_pointer = b""
                 if owner_pointer:
@@ -428,7 +326,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                         label, _dot, parent = _owner.partition(".")
                         tail = names.get(parent)
                         if tail is None:
-                            tail = _relative_wire(parent, names)
+                            tail = linewire.relative_wire(parent, names)
                         rel = length[len(label)] + label.encode() + tail
                     owner_at = len(out)
                     owner_count = count
@@ -469,7 +367,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                     wire = writer.wire
                     out = wire.out
                     limit = wire.limit
-                    room = limit - _ROOM
+                    room = limit - linewire.ROOM
                 apex = writer.apex
     wire.counts[1] += count
     writer.count += count
