@@ -126,7 +126,7 @@ class ZoneCopy(abc.ABC):
 
     @abc.abstractmethod
     async def apply_axfr(
-        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+        self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None: ...
 
     async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
@@ -187,10 +187,10 @@ class FileCopy(ZoneCopy):
             self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
 
     async def apply_axfr(
-        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+        self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
         def work() -> None:
-            lines = zonefile.Counted(zonefile.sorted_lines(records))
+            lines = zonefile.Counted(zone.lines())
             chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
             if self.to_stdout:  # the text is printed whole: hold it
                 result.text = b"".join(chunks).decode()
@@ -253,12 +253,12 @@ class StoreCopy(ZoneCopy):
             result.text = written.text or stored.read_text()
 
     async def apply_axfr(
-        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+        self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
         def work() -> None:
             assert self.writer is not None
             written, result.added, result.removed = self.writer.replace_merged(
-                zonefile.sorted_lines(records), stored_soa(soa), primary=result.primary
+                zone.lines(), stored_soa(soa), primary=result.primary
             )
             self._written(written, soa, result)
 

@@ -323,7 +323,7 @@ async def transfer(
                     ) from err
                 reader.admit(int.from_bytes(raw[6:8]) if len(raw) >= 12 else 0)
                 try:
-                    message = wire.parse_message(raw, origin, limits.max_records + 2)
+                    message = wire.parse_message(raw, origin, limits.max_records + 2, reader.rows())
                 except wire.WireError as err:
                     raise BadDataError(f"malformed message in the transfer: {err}") from err
                 if message.rcode != dns.rcode.NOERROR and (
@@ -336,8 +336,8 @@ async def transfer(
                     raise TsigError("the answer is TSIG-signed but we sent no key")
                 done = reader.feed(message, length + 2)
                 if progress is not None:  # at the end the zone's records, SOA once
-                    records = reader.records
-                    count = len(records) if done and records is not None else reader.count
+                    zone = reader.zone
+                    count = len(zone) if done and zone is not None else reader.count
                     progress(count, reader.bytes)
                 if done:
                     break

@@ -451,9 +451,9 @@ async def _apply(source: _Source, copy: ZoneCopy, xfr: Transfer, result: PullRes
                 hint="use --force to take the primary's copy anyway",
             )
     result.status, result.serial_to, result.records = Status.TRANSFERRED, new_serial, None
-    if reader.records is not None:
+    if reader.zone is not None:
         result.kind = XfrKind.AXFR
-        await copy.apply_axfr(reader.records, reader.soa, result)
+        await copy.apply_axfr(reader.zone, reader.soa, result)
         return
     result.kind = XfrKind.IXFR
     try:
@@ -467,12 +467,12 @@ async def _apply(source: _Source, copy: ZoneCopy, xfr: Transfer, result: PullRes
         reader = xfr.reader
         if note:
             _explain_answer(note, xfr, options)
-        assert reader.records is not None and reader.soa is not None
+        assert reader.zone is not None and reader.soa is not None
         result.messages += reader.messages
         result.bytes += reader.bytes
         result.serial_to = reader.new_serial
         result.kind = XfrKind.AXFR
-        await copy.apply_axfr(reader.records, reader.soa, result)
+        await copy.apply_axfr(reader.zone, reader.soa, result)
 
 
 def _explain_compare(note: Explainer, serial: int, held: int | None, options: PullOptions) -> None:
@@ -508,7 +508,7 @@ def _explain_answer(note: Explainer, xfr: Transfer, options: PullOptions) -> Non
     size = f"{reader.messages} message{plural}, {reader.bytes} bytes"
     if reader.up_to_date:
         note("answer", f"the IXFR answer is a single SOA: up to date ({size})")
-    elif reader.records is None:
+    elif reader.zone is None:
         deltas = len(reader.deltas)
         note(
             "answer",
@@ -518,13 +518,13 @@ def _explain_answer(note: Explainer, xfr: Transfer, options: PullOptions) -> Non
     elif xfr.kind is XfrKind.IXFR:
         note(
             "answer",
-            f"AXFR-style IXFR: the primary sent the whole zone, {len(reader.records)} records "
+            f"AXFR-style IXFR: the primary sent the whole zone, {len(reader.zone)} records "
             f"at serial {reader.new_serial} ({size})",
         )
     else:
         note(
             "answer",
-            f"AXFR: {len(reader.records)} records at serial {reader.new_serial} ({size})",
+            f"AXFR: {len(reader.zone)} records at serial {reader.new_serial} ({size})",
         )
     if options.key is not None:
         note("tsig", f"every message was signed with key {options.key.name} and verified")

@@ -23,6 +23,7 @@ import dns.tsig
 
 from secdns import wire
 from secdns.errors import BadDataError, LimitExceeded, RefusedError, TsigError
+from secdns.zonefile import FullZone
 
 SOA = 6
 IN = dns.rdataclass.IN
@@ -220,13 +221,14 @@ class XfrReader:
         self.state = _State.FIRST_SOA
         self.soa: wire.Record | None = None
         self.new_serial: int | None = None
-        self.records: list[wire.Record] | None = None
+        self.zone: FullZone | None = None  # a full zone (AXFR, or IXFR answered AXFR-style)
+        self.sink: wire.Rows | None = None  # where parse_message puts the zone's records
         self.deltas: list[Delta] = []
         self.up_to_date = False
         self.axfr_style = False
         self.count = 0
         self.bytes = 0
-        self.text_bytes = 0  # owner and rdata text held, the size of the rendered zone
+        self._text = 0  # owner and rdata text of records not in the sink
         self.messages = 0
         self._current_serial: int | None = None
         self._shared: dict[int | str, Any] = {}
@@ -235,6 +237,33 @@ class XfrReader:
     @property
     def done(self) -> bool:
         return self.state is _State.DONE
+
+    @property
+    def records(self) -> list[wire.Record] | None:
+        """The full zone as record objects (for verify and catalogs; a pull writes
+        ``zone`` as it is), or None when the answer was not a full zone."""
+        return self.zone.records() if self.zone is not None else None
+
+    @property
+    def text_bytes(self) -> int:
+        """Owner and rdata text held, the size of the rendered zone."""
+        return self._text + (self.sink.text if self.sink is not None else 0)
+
+    def rows(self) -> wire.Rows | None:
+        """For :func:`wire.parse_message`: where the next message's records go
+        while the answer is a full zone, else None."""
+        return self.sink if self.state is _State.AXFR else None
+
+    def _full_zone(self, soa: wire.Record, first: wire.Record | None = None) -> None:
+        self.sink = wire.Rows()
+        self.zone = FullZone(soa, self.sink.rows)
+        if first is not None:
+            self._keep(first)
+        self.state = _State.AXFR
+
+    def _keep(self, rec: wire.Record) -> None:
+        assert self.sink is not None
+        self.sink.rows.append((rec.key, rec.owner, rec.ttl, rec.rdtype, rec.rdata))
 
     def _check_header(self, message: wire.Message) -> None:
         if message.id != self.query_id:
@@ -300,35 +329,17 @@ class XfrReader:
             )
         if not message.records and self.state is _State.FIRST_SOA:
             raise BadDataError("empty answer: no SOA")
-        self.admit(len(message.records))
-        self.count += len(message.records)
+        answers = message.kept + len(message.records)
+        self.admit(answers)
+        self.count += answers
         shared = self._shared
         owners = self._owners
-        text = self.text_bytes
+        text = self._text
         if len(shared) > _SHARED_LIMIT:
             shared.clear()
         if len(owners) > _SHARED_LIMIT:
             owners.clear()
-        okey, depth = self.origin_key, len(self.origin_key)
-        keep = self.records.append if self.state is _State.AXFR else None  # type: ignore[union-attr]  # a list in state AXFR
         for rec in message.records:
-            if (
-                keep is not None
-                and rec.rdtype != SOA
-                and rec.rdclass == IN
-                and rec.key[:depth] == okey
-            ):
-                # inside an AXFR, a record to keep (what _check_record and _step do,
-                # without two method calls a record: a third of the time per record)
-                rec.ttl = shared.setdefault(rec.ttl, rec.ttl)
-                rec.rdata = shared.setdefault(rec.rdata, rec.rdata)
-                first = owners.setdefault(rec.owner, rec)
-                if first is not rec:
-                    rec.owner = first.owner
-                    rec.key = first.key
-                text += len(rec.owner) + len(rec.rdata)
-                keep(rec)
-                continue
             if self.state is _State.DONE:
                 raise BadDataError("records after the final SOA")
             self._check_record(rec)
@@ -343,10 +354,8 @@ class XfrReader:
                 rec.key = first.key
             text += len(rec.owner) + len(rec.rdata)
             self._step(rec)
-            if self.state is _State.AXFR:
-                keep = self.records.append  # type: ignore[union-attr]  # a list once AXFR-style
-        self.text_bytes = text
-        if self.max_bytes is not None and text > self.max_bytes:
+        self._text = text
+        if self.max_bytes is not None and self.text_bytes > self.max_bytes:
             # rendered text can be 4 times the wire size (binary TXT as \ddd): the
             # limit holds for both, so memory stays bounded whatever the records
             raise LimitExceeded(
@@ -380,7 +389,7 @@ class XfrReader:
                 return
             if rec.rdtype == SOA:
                 raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
-            self.records.append(rec)  # type: ignore[union-attr]  # a list in state AXFR
+            self._keep(rec)
             return
         if state is _State.FIRST_SOA:
             if not self._is_apex_soa(rec):
@@ -391,8 +400,7 @@ class XfrReader:
             self.soa = rec
             self.new_serial = rec.serial
             if self.kind is XfrKind.AXFR:
-                self.records = [rec]
-                self.state = _State.AXFR
+                self._full_zone(rec)
             else:
                 self.state = _State.SECOND
             return
@@ -406,7 +414,7 @@ class XfrReader:
                     return
                 if rec.rdata == self.soa.rdata:
                     # a zone holding only its SOA, sent AXFR-style
-                    self.records = [self.soa]
+                    self._full_zone(self.soa)
                     self.axfr_style = True
                     self.state = _State.DONE
                     return
@@ -414,11 +422,10 @@ class XfrReader:
                     f"IXFR answer starts at serial {rec.serial}, we asked from {self.serial}"
                 )
             # not an SOA: the whole zone, AXFR-style (RFC 1995 section 4)
-            self.axfr_style = True
-            self.records = [self.soa, rec]
-            self.state = _State.AXFR
             if rec.rdtype == SOA:
                 raise BadDataError(f"SOA record at {rec.owner}, not at the zone apex")
+            self.axfr_style = True
+            self._full_zone(self.soa, rec)
             return
         delta = self.deltas[-1]
         if state is _State.DELETING:

@@ -121,9 +121,81 @@ def _type_rdata(rec: wire.Record) -> tuple[int, str]:
     return (0 if rec.rdtype == SOA else rec.rdtype, rec.rdata)
 
 
-def canonical_lines(records: list[wire.Record]) -> list[str]:
+def canonical_lines(records: list[wire.Record] | FullZone) -> list[str]:
     """Sort records canonically, drop exact duplicates, render one line each."""
+    if isinstance(records, FullZone):
+        return list(records.lines())
     return list(sorted_lines(records))
+
+
+class FullZone:
+    """A zone received whole (AXFR, or an IXFR answered AXFR-style): its SOA and
+    its other records as :data:`wire.Row` tuples in the order received.
+
+    No record objects: :meth:`lines` sorts the rows in place and renders each line
+    as it is written; :meth:`records` builds :class:`wire.Record` objects for the
+    readers that want them (verify, catalogs).
+    """
+
+    __slots__ = ("soa", "rows")
+
+    def __init__(self, soa: wire.Record, rows: list[wire.Row]) -> None:
+        self.soa = soa
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows) + 1
+
+    def records(self) -> list[wire.Record]:
+        """The SOA, then every record in the order received."""
+        record = wire.Record
+        return [self.soa] + [
+            record(key, owner, ttl, _IN, rdtype, rdata, None)
+            for key, owner, ttl, rdtype, rdata in self.rows
+        ]
+
+    def lines(self) -> Iterator[str]:
+        """:func:`sorted_lines` of :meth:`records`, from the rows: the SOA first (its
+        owner key, the apex, sorts before every other owner in the zone and its type
+        before every other type), then one stable sort by owner and each owner's rows
+        by type and rdata; of rows equal but for their TTL the first received is kept."""
+        yield _line(self.soa)
+        rows = self.rows
+        rows.sort(key=operator.itemgetter(0))
+        types = _TYPE_TEXT
+        count = len(rows)
+        start = 0
+        while start < count:
+            row = rows[start]
+            owner = row[0]
+            stop = start + 1
+            while stop < count and rows[stop][0] == owner:
+                stop += 1
+            if stop - start == 1:
+                rdtype = row[3]
+                text = types.get(rdtype) or _type_text(rdtype)
+                yield f"{row[1]} {row[2]} IN {text} {row[4]}"
+            else:
+                group = rows[start:stop]
+                group.sort(key=_row_type_rdata)
+                previous: tuple[int, str] | None = None
+                for row in group:
+                    key = (row[3], row[4])
+                    if key != previous:
+                        previous = key
+                        rdtype = row[3]
+                        text = types.get(rdtype) or _type_text(rdtype)
+                        yield f"{row[1]} {row[2]} IN {text} {row[4]}"
+            start = stop
+
+
+def _row_type_rdata(row: wire.Row) -> tuple[int, str]:
+    return (row[3], row[4])  # no SOA among the rows: it is FullZone.soa
+
+
+def _type_text(rdtype: int) -> str:
+    text = _TYPE_TEXT[rdtype] = wire.type_text(rdtype)
+    return text
 
 
 def render(

@@ -73,7 +73,7 @@ class MemoryCopy(ZoneCopy):
         self.runtime.persist(lambda writer: writer.apply(entries, stored, primary=primary))
 
     async def apply_axfr(
-        self, records: list[wire.Record], soa: wire.Record, result: PullResult
+        self, records: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
         origin = self.origin
         old = self.runtime.zone.version
