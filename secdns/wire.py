@@ -364,6 +364,7 @@ def _read_name(
         pass
     end = len(wire)
     labels: list[bytes] = []
+    offsets: list[int] = []
     wirelen = 1
     pos = start
     while True:
@@ -383,6 +384,7 @@ def _read_name(
             if wirelen > 255:
                 raise WireError(f"name at offset {start} is longer than 255 octets")
             labels.append(wire[pos + 1 : nxt])
+            offsets.append(pos)
             pos = nxt
             continue
         if length < 192:
@@ -407,21 +409,28 @@ def _read_name(
         if wirelen > 255:
             raise WireError(f"name at offset {start} is longer than 255 octets")
         break
-    if labels:
-        own = tuple(labels)
-        full = own + suffix[_LABELS]
-        key = suffix[_KEY] + tuple([label.lower() for label in reversed(own)])
-        if suffix[_UNDER]:
-            text = ".".join([label_text(label) for label in own])
-            if suffix[_TEXT] != "@":
-                text = text + "." + suffix[_TEXT]
+    if not labels:
+        entry = (suffix[_LABELS], suffix[_KEY], suffix[_TEXT], suffix[_UNDER], pos, hops, wirelen)
+        cache[start] = entry
+        return entry
+    # every suffix that starts at a label of this name gets its entry too, exactly
+    # what reading it there would give: later names point into the middle of this
+    # one (BIND compresses against any suffix), and find it in the cache
+    entry = suffix
+    wirelen = suffix[_WIRELEN]
+    for index in range(len(labels) - 1, -1, -1):
+        label = labels[index]
+        wirelen += len(label) + 1
+        full = (label,) + entry[_LABELS]
+        key = entry[_KEY] + (label.lower(),)
+        if entry[_UNDER]:
+            text = label_text(label)
+            if entry[_TEXT] != "@":
+                text = text + "." + entry[_TEXT]
             under = True
         else:
             text, under = _relative_text(full, key, okey)
-        entry = (full, key, text, under, pos, hops, wirelen)
-    else:
-        entry = (suffix[_LABELS], suffix[_KEY], suffix[_TEXT], suffix[_UNDER], pos, hops, wirelen)
-    cache[start] = entry
+        entry = cache[offsets[index]] = (full, key, text, under, pos, hops, wirelen)
     return entry
 
 
@@ -737,6 +746,12 @@ def _scan_rows(
     text_bytes = 0
     kept = 0
     a, aaaa, soa, opt, tsig, in_ = int(_A), int(_AAAA), int(_SOA), int(_OPT), int(_TSIG), int(_IN)
+    mx = int(_MX)
+    names = {int(_NS), int(_CNAME), int(_PTR), mx}
+    depth = len(olabels)
+    max_hops = _MAX_POINTER_HOPS
+    # entries are indexed by number here, not by the _LABELS.. _WIRELEN names: the
+    # loop runs a million times, and a constant is cheaper than a global look-up
     while kept < count:
         if pos + 11 > end:
             raise WireError(f"RR at offset {pos} is truncated")
@@ -744,7 +759,7 @@ def _scan_rows(
         first = wire[pos]
         if first >= 192:
             entry = cache_get(((first & 0x3F) << 8) | wire[pos + 1])
-            if entry is None or entry[_SEG_END] > pos or entry[_HOPS] >= _MAX_POINTER_HOPS:
+            if entry is None or entry[4] > pos or entry[5] >= max_hops:
                 entry = _read_name(wire, pos, cache, okey)
             pos += 2
         else:
@@ -755,32 +770,32 @@ def _scan_rows(
             suffix = cache_get(((pointer & 0x3F) << 8) | wire[nxt + 1]) if pointer >= 192 else None
             if (
                 suffix is not None
-                and suffix[_UNDER]
-                and suffix[_SEG_END] <= pos
-                and suffix[_HOPS] < _MAX_POINTER_HOPS
-                and suffix[_WIRELEN] + first < 255
+                and suffix[3]
+                and suffix[4] <= pos
+                and suffix[5] < max_hops
+                and suffix[6] + first < 255
             ):
                 label = wire[pos + 1 : nxt]
                 owner = label.decode("ascii") if label.isalnum() else label_text(label)
-                if suffix[_TEXT] != "@":
-                    owner = owner + "." + suffix[_TEXT]
+                if suffix[2] != "@":
+                    owner = owner + "." + suffix[2]
                 pos = nxt + 2
                 entry = cache[start] = (
-                    (label,) + suffix[_LABELS],
-                    suffix[_KEY] + (label if label.islower() else label.lower(),),
+                    (label,) + suffix[0],
+                    suffix[1] + (label if label.islower() else label.lower(),),
                     owner,
                     True,
                     pos,
-                    suffix[_HOPS] + 1,
-                    suffix[_WIRELEN] + first + 1,
+                    suffix[5] + 1,
+                    suffix[6] + first + 1,
                 )
             else:
                 entry = _read_name(wire, pos, cache, okey)
-                pos = entry[_SEG_END]
+                pos = entry[4]
         if pos + 10 > end:
             raise WireError(f"RR header at offset {pos} is truncated")
         rdtype, rdclass, ttl, rdlen = unpack_rr(wire, pos)
-        if rdclass != in_ or rdtype == soa or not entry[_UNDER]:
+        if rdclass != in_ or rdtype == soa or not entry[3]:
             break  # the state machine decides: _read_answers reads it again
         pos += 10
         rend = pos + rdlen
@@ -798,11 +813,61 @@ def _scan_rows(
             text = ipv6_text(wire[pos:rend])
         elif rdtype == opt or rdtype == tsig:
             raise WireError(f"{type_text(rdtype)} RR at offset {pos - 10} in the answer section")
+        elif rdtype in names:
+            # NS, CNAME, PTR, MX: the target is mostly a pointer to a name read
+            # before, or one new label and such a pointer (_rdata_name, inline);
+            # any other shape, and every error, is left to _fast_text
+            npos = pos + 2 if rdtype == mx else pos
+            first = wire[npos] if npos + 1 < rend else 0
+            target = None
+            if first >= 192:
+                target = cache_get(((first & 0x3F) << 8) | wire[npos + 1])
+                if target is not None and (target[4] > npos or target[5] >= max_hops):
+                    target = None
+                tend = npos + 2
+            elif 0 < first < 64 and npos + 2 + first < end:
+                nxt = npos + 1 + first
+                pointer = wire[nxt]
+                suffix = None
+                if pointer >= 192:
+                    suffix = cache_get(((pointer & 0x3F) << 8) | wire[nxt + 1])
+                if (
+                    suffix is not None
+                    and suffix[3]
+                    and suffix[4] <= npos
+                    and suffix[5] < max_hops
+                    and suffix[6] + first < 255
+                ):
+                    label = wire[npos + 1 : nxt]
+                    name = label.decode("ascii") if label.isalnum() else label_text(label)
+                    if suffix[2] != "@":
+                        name = name + "." + suffix[2]
+                    tend = nxt + 2
+                    target = cache[npos] = (
+                        (label,) + suffix[0],
+                        suffix[1] + (label if label.islower() else label.lower(),),
+                        name,
+                        True,
+                        tend,
+                        suffix[5] + 1,
+                        suffix[6] + first + 1,
+                    )
+            if target is not None and tend == rend:
+                text = target[2]
+                if depth and target[3]:
+                    labels = target[0]
+                    if labels[len(labels) - depth :] != olabels:  # see _exact_text
+                        text = ".".join([label_text(label) for label in labels]) + "."
+                if rdtype == mx:
+                    text = f"{(wire[pos] << 8) | wire[pos + 1]} {text}"
+            else:
+                text = _fast_text(wire, pos, rend, in_, rdtype, cache, okey, origin, olabels)[0]
+            text = share(text, text)
         else:
             text = _fast_text(wire, pos, rend, in_, rdtype, cache, okey, origin, olabels)[0]
             text = share(text, text)
-        owner = entry[_TEXT]
-        append((entry[_KEY], owner, share(ttl, ttl), rdtype, text))
+        owner = entry[2]
+        append((entry[1], owner, share(ttl, ttl), rdtype, text))
         text_bytes += len(owner) + len(text)
         kept += 1
         pos = rend
