@@ -5,7 +5,10 @@
    shared generator (``--genzone``, ../shared/genzone.py: the realistic mix).
 2. Serves it from BIND (named -g) on a free loopback port.
 3. Times, side by side: ``dig AXFR > file`` and ``secdns pull -o FILE``
-   (wall time, peak RSS), then ``secdns pull -d STORE`` (AXFR into the store).
+   (wall time, CPU time = user + system, peak RSS), then ``secdns pull -d STORE``
+   (AXFR into the store).  Wall time includes the primary's own work (BIND
+   renders the AXFR on the other core) and swings with the machine's load; CPU
+   time is what each client itself spent.
 4. Adds 10 records with nsupdate and times ``secdns pull -d STORE`` (an IXFR
    of those 10 records), reported beside dig's full AXFR of the zone.
 Medians of --repeat runs; prints dig's command line, a table with ratios and
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +45,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     add_genzone_option(parser)
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="also time `pull -o` with the secdns package in this directory (another "
+        "checkout's tree, put first on PYTHONPATH): before/after in the same run",
+    )
     args = parser.parse_args()
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)
@@ -62,25 +72,41 @@ def main() -> None:
             pull = [*secdns, "pull", ZONE, f"@{primary.addr}", "-q"]
 
             def measure(
-                name: str, argv: list[str], stdout_path: Path | None = None, before=None
+                name: str,
+                argv: list[str],
+                stdout_path: Path | None = None,
+                before=None,
+                env: dict[str, str] | None = None,
             ) -> None:  # type: ignore[no-untyped-def]
-                walls, rsses = [], []
+                walls, cpus, rsses = [], [], []
                 for _ in range(args.repeat):
                     if before:
                         before()
-                    run = run_measured(argv, stdout_path=stdout_path)
-                    wall, rss = run.wall, run.rss_mib
-                    walls.append(wall)
-                    rsses.append(rss)
-                results[name] = {"wall_s": round(median(walls), 3), "rss_mib": round(max(rsses), 1)}
+                    run = run_measured(argv, stdout_path=stdout_path, env=env)
+                    walls.append(run.wall)
+                    cpus.append(run.cpu)
+                    rsses.append(run.rss_mib)
+                results[name] = {
+                    "wall_s": round(median(walls), 3),
+                    "cpu_s": round(median(cpus), 3),
+                    "rss_mib": round(max(rsses), 1),
+                }
                 print(
-                    f"  {name:<28} {median(walls):7.2f} s  {max(rsses):7.0f} MiB", file=sys.stderr
+                    f"  {name:<28} {median(walls):7.2f} s wall {median(cpus):6.2f} s CPU "
+                    f"{max(rsses):7.0f} MiB",
+                    file=sys.stderr,
                 )
 
             show_reference("dig", dig, stdout=tmp / "dig.zone")
             measure("dig AXFR > file", dig, tmp / "dig.zone")
             # --axfr: a full transfer every time (the file would otherwise be up to date)
             measure("secdns pull -o FILE", [*pull, "-o", str(tmp / "secdns.zone"), "--axfr"])
+            if args.base is not None:
+                base_env = dict(os.environ, PYTHONPATH=str(args.base.resolve()))
+                base_out = tmp / "base.zone"
+                measure("base: pull -o FILE", [*pull, "-o", str(base_out), "--axfr"], env=base_env)
+                same = base_out.read_bytes() == (tmp / "secdns.zone").read_bytes()
+                print(f"  base and this code wrote the same file: {same}", file=sys.stderr)
             store = tmp / "store"
             measure("secdns pull -d (AXFR)", [*pull, "-d", str(store), "--axfr"])
             serial = primary.soa_serial(ZONE)
@@ -118,10 +144,12 @@ def main() -> None:
         finally:
             primary.stop()
     dig_wall = results["dig AXFR > file"]["wall_s"]
+    dig_cpu = results["dig AXFR > file"]["cpu_s"]
     summary = {
         "records": args.records,
         "results": results,
         "ratio_pull_vs_dig": round(results["secdns pull -o FILE"]["wall_s"] / dig_wall, 2),
+        "ratio_pull_vs_dig_cpu": round(results["secdns pull -o FILE"]["cpu_s"] / dig_cpu, 2),
         # what the row compares: an incremental pull of 10 changed records into the
         # store (secdns pull -d, IXFR) against a full transfer of the zone by dig
         "ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr": round(
@@ -129,7 +157,8 @@ def main() -> None:
         ),
     }
     print(
-        f"  secdns pull -o / dig AXFR > file: {summary['ratio_pull_vs_dig']}x; "
+        f"  secdns pull -o / dig AXFR > file: {summary['ratio_pull_vs_dig']}x wall, "
+        f"{summary['ratio_pull_vs_dig_cpu']}x CPU; "
         "secdns pull -d of a 10-record IXFR / dig full AXFR > file: "
         f"{summary['ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr']}x",
         file=sys.stderr,
