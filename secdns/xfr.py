@@ -21,7 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.tsig
 
-from secdns import wire
+from secdns import wire, wirescan
 from secdns.errors import BadDataError, LimitExceeded, RefusedError, TsigError
 from secdns.zonefile import FullZone
 
@@ -222,7 +222,7 @@ class XfrReader:
         self.soa: wire.Record | None = None
         self.new_serial: int | None = None
         self.zone: FullZone | None = None  # a full zone (AXFR, or IXFR answered AXFR-style)
-        self.sink: wire.Rows | None = None  # where parse_message puts the zone's records
+        self.sink: wirescan.Rows | None = None  # where parse_message puts the zone's records
         self.deltas: list[Delta] = []
         self.up_to_date = False
         self.axfr_style = False
@@ -249,13 +249,13 @@ class XfrReader:
         """Owner and rdata text held, the size of the rendered zone."""
         return self._text + (self.sink.text if self.sink is not None else 0)
 
-    def rows(self) -> wire.Rows | None:
+    def rows(self) -> wirescan.Rows | None:
         """For :func:`wire.parse_message`: where the next message's records go
         while the answer is a full zone, else None."""
         return self.sink if self.state is _State.AXFR else None
 
     def _full_zone(self, soa: wire.Record, first: wire.Record | None = None) -> None:
-        self.sink = wire.Rows()
+        self.sink = wirescan.Rows()
         self.zone = FullZone(soa, self.sink.rows)
         if first is not None:
             self._keep(first)

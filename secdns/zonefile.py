@@ -22,7 +22,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from secdns import wire
+from secdns import wire, wirescan
 from secdns.errors import IxfrNotApplicable
 
 SOA = 6
@@ -130,7 +130,7 @@ def canonical_lines(records: list[wire.Record] | FullZone) -> list[str]:
 
 class FullZone:
     """A zone received whole (AXFR, or an IXFR answered AXFR-style): its SOA and
-    its other records as :data:`wire.Row` tuples in the order received.
+    its other records as :data:`wirescan.Row` tuples in the order received.
 
     No record objects: :meth:`lines` sorts the rows in place and renders each line
     as it is written; :meth:`records` builds :class:`wire.Record` objects for the
@@ -139,7 +139,7 @@ class FullZone:
 
     __slots__ = ("soa", "rows")
 
-    def __init__(self, soa: wire.Record, rows: list[wire.Row]) -> None:
+    def __init__(self, soa: wire.Record, rows: list[wirescan.Row]) -> None:
         self.soa = soa
         self.rows = rows
 
@@ -189,7 +189,7 @@ class FullZone:
             start = stop
 
 
-def _row_type_rdata(row: wire.Row) -> tuple[int, str]:
+def _row_type_rdata(row: wirescan.Row) -> tuple[int, str]:
     return (row[3], row[4])  # no SOA among the rows: it is FullZone.soa
 
 

@@ -2,7 +2,7 @@
 (issue 12, ``pull -o``): the same records, the same text, the same errors.
 
 The scan keeps the leading ANSWER records that need no decision of the state machine
-(class IN, not an SOA, owner in the zone) as :data:`wire.Row` tuples, and
+(class IN, not an SOA, owner in the zone) as :data:`wirescan.Row` tuples, and
 :class:`zonefile.FullZone` writes them; everything else goes through the records of
 :class:`wire.Message` as before.  Each test decodes the same octets both ways.
 """
@@ -24,7 +24,7 @@ from test_wire import (
     _rrsets,
 )
 
-from secdns import wire, zonefile
+from secdns import wire, wirescan, zonefile
 from secdns.xfr import XfrKind, XfrReader
 
 SOA = dns.rdatatype.SOA
@@ -38,7 +38,7 @@ def _both(raw: bytes, origin: dns.name.Name) -> tuple[object, object]:
         expected: object = f"error: {err}"
     else:
         expected = [(r.key, r.owner, r.ttl, r.rdclass, r.rdtype, r.rdata) for r in plain.records]
-    sink = wire.Rows()
+    sink = wirescan.Rows()
     try:
         scanned = wire.parse_message(raw, origin, None, sink)
     except wire.WireError as err:
