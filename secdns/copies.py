@@ -190,7 +190,7 @@ class FileCopy(ZoneCopy):
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
         def work() -> None:
-            lines = zonefile.Counted(zone.lines())
+            lines = zone.lines()
             chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
             if self.to_stdout:  # the text is printed whole: hold it
                 result.text = b"".join(chunks).decode()
@@ -201,7 +201,7 @@ class FileCopy(ZoneCopy):
             else:
                 for _ in chunks:
                     pass
-            result.records = result.added = lines.count
+            result.records = result.added = len(zone) - zone.dropped
 
         await asyncio.to_thread(work)
 

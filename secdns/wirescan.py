@@ -31,17 +31,22 @@ from secdns.wire import (
     _MAX_POINTER_HOPS,
     _MX,
     _NS,
+    _NTOP_AGREES,
     _OPT,
     _PTR,
     _RR_HEADER,
     _SOA,
+    _STRING_PLAIN,
     _TSIG,
+    _TXT,
+    _ZERO10,
     WireError,
     _Cache,
     _fast_text,
     _read_name,
     ipv6_text,
     label_text,
+    string_text,
     type_text,
 )
 
@@ -105,6 +110,12 @@ def scan_rows(
     cache_get = cache.get
     unpack_rr = _RR_HEADER.unpack_from
     inet_ntoa = socket.inet_ntoa
+    inet_ntop = socket.inet_ntop
+    inet6 = socket.AF_INET6
+    ntop_agrees = _NTOP_AGREES
+    zero10 = _ZERO10
+    string_plain = _STRING_PLAIN
+    txt = int(_TXT)
     olabels = origin.labels[:-1]
     text_bytes = 0
     kept = 0
@@ -171,7 +182,19 @@ def scan_rows(
         elif rdtype == aaaa:
             if rdlen != 16:
                 raise WireError(f"AAAA rdata at offset {pos} has length {rdlen}")
-            text = ipv6_text(wire[pos:rend])
+            address = wire[pos:rend]
+            if ntop_agrees and address[:10] != zero10:  # ipv6_text, inline
+                text = inet_ntop(inet6, address)
+            else:
+                text = ipv6_text(address)
+        elif rdtype == txt and rdlen > 1 and wire[pos] == rdlen - 1:
+            # one character-string (_txt_text, inline), quoted as string_text does
+            data = wire[pos + 1 : rend]
+            if data.translate(None, string_plain):
+                text = string_text(data)
+            else:
+                text = '"' + data.decode("ascii") + '"'
+            text = share(text, text)
         elif rdtype == opt or rdtype == tsig:
             raise WireError(f"{type_text(rdtype)} RR at offset {pos - 10} in the answer section")
         elif rdtype in names:
