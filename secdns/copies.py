@@ -22,6 +22,7 @@ import dns.name
 
 from secdns import wire, zonefile
 from secdns.atomicfile import atomic_write, read_chunks
+from secdns.engine import gc_paused
 from secdns.errors import IxfrNotApplicable, LocalIOError, SecdnsError
 from secdns.store import (
     JournalEntry,
@@ -189,6 +190,7 @@ class FileCopy(ZoneCopy):
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
+        @gc_paused()
         def work() -> None:
             lines = zone.lines()
             chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
@@ -255,6 +257,7 @@ class StoreCopy(ZoneCopy):
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
+        @gc_paused()
         def work() -> None:
             assert self.writer is not None
             written, result.added, result.removed = self.writer.replace_merged(

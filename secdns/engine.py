@@ -8,13 +8,14 @@ here; the protocol checks are in :mod:`secdns.xfr` and the decoding in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -64,6 +65,24 @@ STREAM_LIMIT = 1 << 20
 memory, and large enough that a primary sending faster than we decode does not make
 the stream pause and resume reading (two system calls and callbacks each time) every
 couple of messages, as 70,000 did."""
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (it is re-enabled after, if it was on).
+
+    A zone's records form no cycles, and the collector's passes over a million of
+    them cost a third of the decoding while they arrive, and again (a full pass over
+    every row, as it untracks them) while the zone is sorted and written: both the
+    receive (:func:`transfer`) and the write (:mod:`secdns.copies`) run without it.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -259,115 +278,114 @@ async def transfer(
         max_bytes=limits.max_bytes,
     )
     writer: asyncio.StreamWriter | None = None
-    # the records received form no cycles: the cyclic collector's passes over the
-    # growing list (a million records) cost a third of the decoding, so they wait
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        async with asyncio.timeout(lifetime):
-            try:
-                if tls is not None:
-                    reader_stream, writer = await xot.open_stream(
-                        address, port, tls, timeout=timeout, limit=STREAM_LIMIT
-                    )
-                else:
-                    async with asyncio.timeout(timeout):
-                        reader_stream, writer = await asyncio.open_connection(
-                            address, port, limit=STREAM_LIMIT
-                        )
-            except OSError as err:
-                raise NetworkError(
-                    f"cannot connect to {format_addr(address, port)}: {os_reason(err)}"
-                ) from err
-            except TimeoutError as err:
-                raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            writer.write(struct.pack("!H", len(request)) + request)
-            await writer.drain()
-            while True:
-                # the lifetime is a wall-clock deadline over the whole transfer, checked
-                # before each message: a primary that never stops sending (and so never
-                # lets a wait time out) is stopped too
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError_(
-                        f"{kind.value} took longer than its lifetime of {lifetime:g}s "
-                        f"({reader.count} records so far)",
-                        hint=LIFETIME_HINT,
-                    )
-                wait = min(timeout, remaining)
+    with gc_paused():
+        try:
+            async with asyncio.timeout(lifetime):
                 try:
-                    async with asyncio.timeout(wait):
-                        prefix = await reader_stream.readexactly(2)
-                        (length,) = struct.unpack("!H", prefix)
-                        raw = await reader_stream.readexactly(length)
-                except asyncio.IncompleteReadError as err:
-                    if reader.messages == 0 and not err.partial:
-                        raise NetworkError(
-                            "the server closed the connection without answering"
-                        ) from err
-                    if not err.partial and err.expected == 2:
-                        raise BadDataError(
-                            "the transfer ended before its final SOA "
-                            f"({reader.count} records received)"
-                        ) from err
-                    raise BadDataError(
-                        f"the transfer stream was cut short after {reader.count} records"
+                    if tls is not None:
+                        reader_stream, writer = await xot.open_stream(
+                            address, port, tls, timeout=timeout, limit=STREAM_LIMIT
+                        )
+                    else:
+                        async with asyncio.timeout(timeout):
+                            reader_stream, writer = await asyncio.open_connection(
+                                address, port, limit=STREAM_LIMIT
+                            )
+                except OSError as err:
+                    raise NetworkError(
+                        f"cannot connect to {format_addr(address, port)}: {os_reason(err)}"
                     ) from err
                 except TimeoutError as err:
-                    if time.monotonic() >= deadline:
+                    raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                writer.write(struct.pack("!H", len(request)) + request)
+                await writer.drain()
+                while True:
+                    # the lifetime is a wall-clock deadline over the whole transfer, checked
+                    # before each message: a primary that never stops sending (and so never
+                    # lets a wait time out) is stopped too
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
                         raise TimeoutError_(
                             f"{kind.value} took longer than its lifetime of {lifetime:g}s "
                             f"({reader.count} records so far)",
                             hint=LIFETIME_HINT,
+                        )
+                    wait = min(timeout, remaining)
+                    try:
+                        async with asyncio.timeout(wait):
+                            prefix = await reader_stream.readexactly(2)
+                            (length,) = struct.unpack("!H", prefix)
+                            raw = await reader_stream.readexactly(length)
+                    except asyncio.IncompleteReadError as err:
+                        if reader.messages == 0 and not err.partial:
+                            raise NetworkError(
+                                "the server closed the connection without answering"
+                            ) from err
+                        if not err.partial and err.expected == 2:
+                            raise BadDataError(
+                                "the transfer ended before its final SOA "
+                                f"({reader.count} records received)"
+                            ) from err
+                        raise BadDataError(
+                            f"the transfer stream was cut short after {reader.count} records"
                         ) from err
-                    raise TimeoutError_(
-                        f"no data for {timeout:g}s during {kind.value} "
-                        f"({reader.count} records so far)"
-                    ) from err
-                reader.admit(int.from_bytes(raw[6:8]) if len(raw) >= 12 else 0)
-                try:
-                    message = wire.parse_message(raw, origin, limits.max_records + 2, reader.rows())
-                except wire.WireError as err:
-                    raise BadDataError(f"malformed message in the transfer: {err}") from err
-                if message.rcode != dns.rcode.NOERROR and (
-                    message.tsig_rdata is None or message.tsig_rdata.error == 0
-                ):
-                    raise rcode_error(message.rcode, f"{kind.value} of {origin}")
+                    except TimeoutError as err:
+                        if time.monotonic() >= deadline:
+                            raise TimeoutError_(
+                                f"{kind.value} took longer than its lifetime of {lifetime:g}s "
+                                f"({reader.count} records so far)",
+                                hint=LIFETIME_HINT,
+                            ) from err
+                        raise TimeoutError_(
+                            f"no data for {timeout:g}s during {kind.value} "
+                            f"({reader.count} records so far)"
+                        ) from err
+                    reader.admit(int.from_bytes(raw[6:8]) if len(raw) >= 12 else 0)
+                    try:
+                        message = wire.parse_message(
+                            raw, origin, limits.max_records + 2, reader.rows()
+                        )
+                    except wire.WireError as err:
+                        raise BadDataError(f"malformed message in the transfer: {err}") from err
+                    if message.rcode != dns.rcode.NOERROR and (
+                        message.tsig_rdata is None or message.tsig_rdata.error == 0
+                    ):
+                        raise rcode_error(message.rcode, f"{kind.value} of {origin}")
+                    if verifier is not None:
+                        verifier.verify(raw, message)
+                    elif message.tsig_rdata is not None:
+                        raise TsigError("the answer is TSIG-signed but we sent no key")
+                    done = reader.feed(message, length + 2)
+                    if progress is not None:  # at the end the zone's records, SOA once
+                        zone = reader.zone
+                        count = len(zone) if done and zone is not None else reader.count
+                        progress(count, reader.bytes)
+                    if done:
+                        break
                 if verifier is not None:
-                    verifier.verify(raw, message)
-                elif message.tsig_rdata is not None:
-                    raise TsigError("the answer is TSIG-signed but we sent no key")
-                done = reader.feed(message, length + 2)
-                if progress is not None:  # at the end the zone's records, SOA once
-                    zone = reader.zone
-                    count = len(zone) if done and zone is not None else reader.count
-                    progress(count, reader.bytes)
-                if done:
-                    break
-            if verifier is not None:
-                verifier.finish()
-            reader.finish()
-    except TimeoutError as err:
-        raise TimeoutError_(
-            f"{kind.value} took longer than its lifetime of {lifetime:g}s",
-            server=server,
-            hint=LIFETIME_HINT,
-        ) from err
-    except SecdnsError as err:
-        err.with_context(server=server)
-        raise
-    except OSError as err:
-        raise NetworkError(f"{kind.value} failed: {err.strerror or err}", server=server) from err
-    finally:
-        if collecting:
-            gc.enable()
-        if writer is not None:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (OSError, ConnectionError):
-                pass
+                    verifier.finish()
+                reader.finish()
+        except TimeoutError as err:
+            raise TimeoutError_(
+                f"{kind.value} took longer than its lifetime of {lifetime:g}s",
+                server=server,
+                hint=LIFETIME_HINT,
+            ) from err
+        except SecdnsError as err:
+            err.with_context(server=server)
+            raise
+        except OSError as err:
+            raise NetworkError(
+                f"{kind.value} failed: {err.strerror or err}", server=server
+            ) from err
+        finally:
+            if writer is not None:
+                writer.close()
+                try:
+                    await writer.wait_closed()
+                except (OSError, ConnectionError):
+                    pass
     return Transfer(kind=kind, server=server, reader=reader, duration=time.monotonic() - started)
