@@ -4,7 +4,11 @@ message stream, and the AXFR/IXFR response state machine.
 :class:`XfrReader` is fed decoded messages (:class:`secdns.wire.Message`) one by
 one and checks everything before the caller stores anything: records inside the
 zone, the zone's class, first and last SOA matching, IXFR deltas chaining from
-the serial we asked for, and the configured size limits.
+the serial we asked for, and the configured size limits.  Once the answer is a
+full zone, the decoder puts the ordinary records of each message straight into
+the reader's rows (:meth:`XfrReader.rows`, :mod:`secdns.wirescan`) and only the
+records that need a decision (an SOA, another class, an owner outside the zone)
+reach :meth:`XfrReader.feed` as records.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ order (RFC 4034 6.1), the SOA first at the apex, then by type number and rdata
 text.  Because the order is a pure function of each line, a stored file can be
 searched by bisection and an IXFR delta applied without parsing the whole zone.
 
-A transferred zone is written as it is sorted (:func:`sorted_lines`,
+A transferred zone is written as it is sorted (:meth:`FullZone.lines`,
 :func:`render_chunks`), and two versions are compared by one merge
 (:class:`SortedDiff`): a million-record zone never has its whole list of lines or
 its whole text in memory (issue 10: 576 -> 342 MiB peak for ``pull -o``).
