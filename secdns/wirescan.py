@@ -118,13 +118,13 @@ def scan_rows(
     txt = int(_TXT)
     olabels = origin.labels[:-1]
     text_bytes = 0
-    kept = 0
+    before = len(rows)
     a, aaaa, soa, opt, tsig, in_ = int(_A), int(_AAAA), int(_SOA), int(_OPT), int(_TSIG), int(_IN)
     mx = int(_MX)
     names = {int(_NS), int(_CNAME), int(_PTR), mx}
     depth = len(olabels)
     max_hops = _MAX_POINTER_HOPS
-    while kept < count:
+    for _ in range(count):
         if pos + 11 > end:
             raise WireError(f"RR at offset {pos} is truncated")
         start = pos
@@ -253,9 +253,8 @@ def scan_rows(
         owner = entry[2]
         append((entry[1], owner, share(ttl, ttl), rdtype, text))
         text_bytes += len(owner) + len(text)
-        kept += 1
         pos = rend
     else:
         start = pos
     sink.text += text_bytes
-    return kept, start
+    return len(rows) - before, start
