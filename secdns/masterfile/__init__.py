@@ -84,11 +84,12 @@ from secdns.masterfile.reader import (
     MAX_INCLUDE_DEPTH,
     STDIN,
     UNKNOWN_ORIGIN,
+    Emit,
     OriginFound,
     Reader,
 )
 
-__all__ = ["MAX_INCLUDE_DEPTH", "STDIN", "MasterZone", "read_master"]
+__all__ = ["MAX_INCLUDE_DEPTH", "STDIN", "Emit", "MasterZone", "read_master"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -107,6 +108,7 @@ def read_master(
     default_ttl: int | None = None,
     include_dir: Path | None = None,
     max_records: int | None = None,
+    emit: Emit | None = None,
 ) -> MasterZone:
     """Read master-file *text* into records relative to *origin*.
 
@@ -120,6 +122,12 @@ def read_master(
 
     Every syntax error raises :class:`ZoneFileError` naming the file and the
     1-based line (for a record spanning lines, the line it starts on).
+
+    With *emit*, each record's fields go to ``emit(key, owner, ttl, rdclass,
+    rdtype, rdata, serial)`` in file order instead of into a
+    :class:`~secdns.wire.Record` (the returned zone has no records; *max_records*
+    must be None): serve groups a zone's lines by owner as they are read
+    (:mod:`secdns.server.load`).
     """
     if origin is not None and not origin.is_absolute():
         raise ValueError(f"origin must be absolute: {origin}")
@@ -136,7 +144,7 @@ def read_master(
     try:
         if origin is None:
             origin = _discover_origin(text, filename, default_ttl, base)
-        reader = Reader(origin, origin, default_ttl, base, max_records)
+        reader = Reader(origin, origin, default_ttl, base, max_records, emit)
         reader.read_top(text, filename)
         # The rdata renderer holds its own bound methods (a cycle) and, through the
         # names, caches of up to 2 x 131,072 tuples: break the cycle, so that they go

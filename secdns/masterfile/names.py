@@ -1,7 +1,9 @@
 """Names in master files: the current ``$ORIGIN`` and owner/target name tokens.
 
 A name token becomes ``(key, text)``: *key* is the name's lowercased labels,
-root first (the order :class:`secdns.wire.Record` sorts by), and *text* is
+root first (the order :class:`secdns.wire.Record` sorts by), or with
+``text_keys`` the key a served zone looks owners up by (its lowercased
+absolute text: :func:`secdns.server.zone.name_key`), and *text* is
 what dnspython renders for it relative to the zone's origin (``@`` for the
 origin itself; an absolute name, ending in a dot, outside the zone).  The
 common tokens (one plain label under the zone's origin, or plain dotted
@@ -18,6 +20,7 @@ absolute, as :mod:`secdns.wire` writes it from what a primary sent (so that
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import dns.exception
 import dns.name
@@ -25,7 +28,8 @@ import dns.name
 from secdns import wire
 from secdns.masterfile.lexer import BadSyntax, ascii_escape, message
 
-Owner = tuple[tuple[bytes, ...], str]
+Owner = tuple[Any, str]
+"""(key, text): the key a tuple of bytes labels, or with ``text_keys`` a str."""
 
 NAME_CACHE_LIMIT = 1 << 17
 
@@ -37,8 +41,14 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#%&'*+,\-./:<=>?\[\]^_`{|}~]+").fullmatch
 class Names:
     """The origin relative names are read against, and a cache of the tokens read."""
 
-    def __init__(self, zone_origin: dns.name.Name, origin: dns.name.Name) -> None:
+    def __init__(
+        self, zone_origin: dns.name.Name, origin: dns.name.Name, text_keys: bool = False
+    ) -> None:
         self.zone_origin = zone_origin
+        self.text_keys = text_keys
+        zone_text = zone_origin.to_text()
+        self.zone_key = zone_text.lower()
+        self.key_suffix = "." + zone_text if zone_text != "." else "."
         self.okey = tuple(label.lower() for label in reversed(zone_origin.labels[:-1]))
         self.zone_texts = tuple(wire.label_text(label) for label in zone_origin.labels[:-1])
         # Cleared, never replaced, when the origin changes: readers keep a reference.
@@ -82,6 +92,10 @@ class Names:
         ):
             # The usual owners: plain labels under the zone's origin (``www``,
             # ``www.dept``); the text is the token itself (what _relative would join).
+            if self.text_keys and not (".." in token or token[0] == "."):
+                if self.origin_wire + len(token) + 1 > 255:
+                    raise BadSyntax(f"bad name {token!r}: the name is longer than 255 octets")
+                return (token + self.key_suffix).lower(), token
             raw = token.lower().encode()
             labels = raw.split(b".") if "." in token else [raw]
             if b"" not in labels:  # (else _parts says which label is empty)
@@ -90,7 +104,20 @@ class Names:
                 labels.reverse()
                 return self.okey + tuple(labels), token
         key, texts = self._parts(token)
-        return key, self._relative(key, texts)
+        text = self._relative(key, texts)
+        if self.text_keys:
+            return self.text_key(text), text
+        return key, text
+
+    def text_key(self, text: str) -> str:
+        """The served zone's key of an owner written *text* (relative to the zone, or
+        absolute outside it), as :meth:`secdns.server.zone.ZoneVersion.from_lines`
+        makes it from a line."""
+        if text == "@":
+            return self.zone_key
+        if text[-1] == ".":
+            return text.lower()
+        return (text + self.key_suffix).lower()
 
     def _parts(self, token: str) -> tuple[tuple[bytes, ...], tuple[str, ...] | list[str]]:
         """The key of the name *token* and the text of its labels (most specific first)."""

@@ -16,7 +16,9 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dns.name
 import dns.rdataclass
@@ -51,6 +53,13 @@ UNKNOWN_LABEL = b"\x00origin-unknown"
 UNKNOWN_ORIGIN = dns.name.Name((UNKNOWN_LABEL, b""))
 
 
+Emit = Callable[[str, str, int, int, int, str, "int | None"], None]
+"""Where a reader in emitting mode sends each record instead of making a
+:class:`secdns.wire.Record`: ``(key, owner, ttl, rdclass, rdtype, rdata, serial)``,
+the Record's fields in its order (the SOA's serial, else None), but the key the
+served zone's (:meth:`secdns.masterfile.names.Names.text_key`)."""
+
+
 class OriginFound(Exception):
     """Raised while discovering the origin, once it is known."""
 
@@ -73,9 +82,13 @@ class Reader:
         default_ttl: int | None,
         base: Path | None,
         max_records: int | None,
+        emit: Emit | None = None,
     ) -> None:
+        if emit is not None and max_records is not None:
+            raise ValueError("an emitting reader does not count records: no max_records")
         self.zone_origin = zone_origin
-        self.records: list[wire.Record] = []
+        self.emit = emit
+        self.records: list[wire.Record] = []  # (stays empty when emitting)
         self.limit = max_records if max_records is not None else 1 << 62
         self.max_records = max_records
         self.base = base
@@ -94,7 +107,7 @@ class Reader:
             self.default_ttl = 0
             self.default_known = False
         self.kinds = Kinds()
-        self.names = Names(zone_origin, origin)
+        self.names = Names(zone_origin, origin, text_keys=emit is not None)
         self.rdata = RdataText(self.names)
 
     def check_class(self, rdclass: int) -> int:
@@ -126,6 +139,7 @@ class Reader:
         records = self.records
         append = records.append
         new_record = wire.Record
+        emit = self.emit
         inet_pton = socket.inet_pton
         af_inet = socket.AF_INET
         kinds = self.kinds.cache
@@ -143,7 +157,7 @@ class Reader:
         ttl_known = self.ttl_known
         default_ttl = self.default_ttl
         default_known = self.default_known
-        key: tuple[bytes, ...] = ()
+        key: Any = ()  # see Names: labels, or with an emit the served zone's key
         otext = ""  # no owner yet (a real owner's text is never empty)
         if owner is not None:
             key, otext = owner
@@ -255,7 +269,10 @@ class Reader:
                         inet_pton(af_inet, rdata)
                     except (OSError, ValueError):
                         rdata = rdata_text(rdtype, tokens, start)
-                    append(new_record(key, otext, ttl, zclass, rdtype, rdata, None))
+                    if emit is None:
+                        append(new_record(key, otext, ttl, zclass, rdtype, rdata, None))
+                    else:
+                        emit(key, otext, ttl, zclass, rdtype, rdata, None)
                 elif rdtype == _SOA:
                     self.last_ttl, self.ttl_known = last_ttl, ttl_known
                     self.zclass = zclass
@@ -266,7 +283,10 @@ class Reader:
                     convert = fast.get(rdtype)
                     direct = convert(tokens, start) if convert is not None else None
                     rdata = rdata_text(rdtype, tokens, start) if direct is None else direct
-                    append(new_record(key, otext, ttl, zclass, rdtype, rdata, None))
+                    if emit is None:
+                        append(new_record(key, otext, ttl, zclass, rdtype, rdata, None))
+                    else:
+                        emit(key, otext, ttl, zclass, rdtype, rdata, None)
                 if limited and len(records) > limit:
                     raise BadSyntax(f"more than {self.max_records} records")
             except BadSyntax as err:
@@ -275,9 +295,7 @@ class Reader:
         self.last_ttl, self.ttl_known = last_ttl, ttl_known
         self.zclass = zclass
 
-    def soa(
-        self, key: tuple[bytes, ...], otext: str, ttl: int, tokens: list[str], start: int
-    ) -> None:
+    def soa(self, key: Any, otext: str, ttl: int, tokens: list[str], start: int) -> None:
         text, serial, minimum = self.rdata.soa(tokens, start)
         if ttl < 0:
             # BIND: "no TTL specified; using SOA MINTTL instead", and it becomes the default.
@@ -285,7 +303,7 @@ class Reader:
             self.default_ttl = self.last_ttl = ttl
             self.default_known = True
         assert self.zclass is not None
-        self.records.append(wire.Record(key, otext, ttl, self.zclass, _SOA, text, serial))
+        self.record(key, otext, ttl, self.zclass, _SOA, text, serial)
         if self.discovering:
             if key[:1] == (UNKNOWN_LABEL,):
                 raise BadSyntax(
@@ -293,6 +311,22 @@ class Reader:
                     "$ORIGIN comes before it"
                 )
             raise OriginFound(dns.name.from_text(otext))
+
+    def record(
+        self,
+        key: Any,  # see Names: labels, or with an emit the served zone's key
+        otext: str,
+        ttl: int,
+        rdclass: int,
+        rdtype: int,
+        rdata: str,
+        serial: int | None,
+    ) -> None:
+        """One record the hot loop does not make itself (SOA, ``$GENERATE``)."""
+        if self.emit is None:
+            self.records.append(wire.Record(key, otext, ttl, rdclass, rdtype, rdata, serial))
+        else:
+            self.emit(key, otext, ttl, rdclass, rdtype, rdata, serial)
 
     # -- directives --------------------------------------------------------
 
@@ -395,6 +429,6 @@ class Reader:
                 text, serial, _ = self.rdata.soa(tokens, 0)
             else:
                 text = self.rdata.text(rdtype, tokens, 0)
-            records.append(wire.Record(key, otext, ttl, zclass, rdtype, text, serial))
+            self.record(key, otext, ttl, zclass, rdtype, text, serial)
             if len(records) > self.limit:
                 raise BadSyntax(f"more than {self.max_records} records")

@@ -139,19 +139,16 @@ class ZoneVersion:
                 key = (owner + suffix).lower()
             current = groups.setdefault(key, [])
             current.append(line)
+        return cls.from_groups(origin, groups)
+
+    @classmethod
+    def from_groups(cls, origin: dns.name.Name, groups: dict[str, list[str]]) -> ZoneVersion:
+        """Build from each owner's key (:func:`name_key`) and canonical lines (serve's
+        loader groups a master file's records as it reads them: secdns.server.load)."""
+        origin_text = origin.to_text()
+        origin_key = origin_text.lower()
         records = sum(map(len, groups.values()))
-        below: dict[str, int] = {}
-        get = below.get
-        for key in groups:
-            walk = key
-            if "\\" in key:
-                while walk != origin_key:
-                    walk = parent_key(walk)
-                    below[walk] = get(walk, 0) + 1
-                continue
-            while walk != origin_key:  # parent_key, inline: the loop runs once per ancestor
-                walk = walk[walk.find(".") + 1 :] or "."
-                below[walk] = get(walk, 0) + 1
+        below = _names_below(groups, origin_key)
         size = bucket_count(len(groups) + len(below))
         buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
         mask = size - 1
@@ -313,6 +310,34 @@ class ZoneVersion:
         if not version.lines(origin_key):
             raise IxfrNotApplicable("the change deletes the zone's SOA")
         return version
+
+
+def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int]:
+    """How many owner names lie below each name that has any (ancestors and empty
+    non-terminals alike): each owner counts once for its parent, then each name's
+    count is added to its parent's, deepest names first (a parent's key is a suffix of
+    its child's with fewer dots), instead of walking every owner's ancestors."""
+    below: dict[str, int] = {}
+    get = below.get
+    for key in groups:
+        if key != origin_key:
+            # parent_key, inline: the loop runs once per owner
+            parent = (key[key.find(".") + 1 :] or ".") if "\\" not in key else parent_key(key)
+            below[parent] = get(parent, 0) + 1
+    by_depth: dict[int, list[str]] = {}
+    for key in below:
+        by_depth.setdefault(key.count("."), []).append(key)
+    for depth in range(max(by_depth, default=0), 0, -1):
+        for key in by_depth.get(depth, ()):  # parents are shallower: added for later
+            if key == origin_key or key == ".":
+                continue
+            parent = (key[key.find(".") + 1 :] or ".") if "\\" not in key else parent_key(key)
+            count = get(parent)
+            if count is None:
+                count = 0
+                by_depth.setdefault(parent.count("."), []).append(parent)
+            below[parent] = count + below[key]
+    return below
 
 
 BUCKET_NAMES = 64

@@ -240,15 +240,13 @@ class ZoneRuntime:
 
     async def load_file(self) -> None:
         """A primary zone: read its master file (and on SIGHUP, again)."""
-        from secdns.sources import read_file_records
+        from secdns.server.load import version_from_file
 
         assert self.config.file is not None
-        records = await asyncio.to_thread(read_file_records, self.config.file, self.zone.origin)
-        lines = await asyncio.to_thread(zonefile.canonical_lines, records)
-        del records  # before the version is built: the peak holds lines or records, not both
-        version = await asyncio.to_thread(ZoneVersion.from_lines, self.zone.origin, lines)
+        version = await asyncio.to_thread(version_from_file, self.config.file, self.zone.origin)
         old = self.zone.version
         if old is not None:
+            lines = list(version.iter_lines())
             if version.serial == old.serial:
                 if sorted(old.iter_lines()) != sorted(lines):
                     log.error(
