@@ -24,6 +24,7 @@ records and the lines both alive at the peak.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import dns.name
@@ -54,9 +55,8 @@ class OwnerGroups:
         (it runs once a record, a million times for a large zone)."""
         groups = self.groups
         unordered = self.unordered
-        type_orders = self.type_orders
-        type_texts: dict[int, str] = {}
-        class_texts: dict[int, str] = {_IN: "IN"}
+        heads: dict[int, str] = {}  # "IN TYPE" by type, for class IN
+        type_orders = self.type_orders  # (not self: no reference cycle through the closure)
         gkey = ""  # the current owner's key
         group: list[str] = []
         last_order = -1
@@ -72,7 +72,6 @@ class OwnerGroups:
             serial: int | None,
         ) -> None:
             nonlocal gkey, group, last_order, last_rdata
-            order = 0 if rdtype == _SOA else rdtype
             if key != gkey:
                 if owner[-1] == ".":
                     raise ZoneFileError(f"record outside the zone: {owner} {rdata[:60]}")
@@ -83,20 +82,19 @@ class OwnerGroups:
                 else:  # the owner again, after others
                     group = found
                     unordered.add(key)
-            elif order < last_order or (order == last_order and rdata <= last_rdata):
-                unordered.add(key)  # out of order, or a duplicate
-            last_order = order
+                last_order = 0 if rdtype == _SOA else rdtype
+            else:
+                order = 0 if rdtype == _SOA else rdtype
+                if order < last_order or (order == last_order and rdata <= last_rdata):
+                    unordered.add(key)  # out of order, or a duplicate
+                last_order = order
             last_rdata = rdata
-            type_text = type_texts.get(rdtype)
-            if type_text is None:
-                type_text = type_texts[rdtype] = wire.type_text(rdtype)
-                type_orders[type_text] = order
-            class_text = class_texts.get(rdclass)
-            if class_text is None:
-                class_text = class_texts[rdclass] = dns.rdataclass.to_text(
-                    dns.rdataclass.RdataClass.make(rdclass)
-                )
-            group.append(f"{owner} {ttl} {class_text} {type_text} {rdata}")
+            head = heads.get(rdtype) if rdclass == _IN else None
+            if head is None:
+                head = _head(rdclass, rdtype, type_orders)
+                if rdclass == _IN:
+                    heads[rdtype] = head
+            group.append(f"{owner} {ttl} {head} {rdata}")
 
         return emit
 
@@ -121,14 +119,37 @@ class OwnerGroups:
         return groups
 
     def version(self) -> ZoneVersion:
-        return ZoneVersion.from_groups(self.origin, self.finish())
+        """The zone; the groups are emptied (the version holds the lines as tuples)."""
+        version = ZoneVersion.from_groups(self.origin, self.finish())
+        self.groups.clear()
+        return version
+
+
+def _head(rdclass: int, rdtype: int, type_orders: dict[str, int]) -> str:
+    """``CLASS TYPE`` of a line, as :func:`secdns.zonefile.sorted_lines` writes it;
+    remembers the type's place in the canonical order (``type_orders``)."""
+    type_text = wire.type_text(rdtype)
+    type_orders[type_text] = 0 if rdtype == _SOA else rdtype
+    if rdclass == _IN:
+        return f"IN {type_text}"
+    return f"{dns.rdataclass.to_text(dns.rdataclass.RdataClass.make(rdclass))} {type_text}"
 
 
 def version_from_text(text: str, origin: dns.name.Name, filename: str) -> ZoneVersion:
-    """The served version of master-file *text* (errors as :func:`read_master`'s)."""
-    groups = OwnerGroups(origin)
-    read_master(text, origin, filename=filename, emit=groups.emit)
-    return groups.version()
+    """The served version of master-file *text* (errors as :func:`read_master`'s).
+
+    The cyclic garbage collector is paused meanwhile (as :func:`read_master` pauses
+    it): the million lines and tuples of a large zone form no cycles, and its passes
+    over them would cost seconds (a SIGHUP reload runs with it on)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        groups = OwnerGroups(origin)
+        read_master(text, origin, filename=filename, emit=groups.emit)
+        return groups.version()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def version_from_file(path: str | Path, origin: dns.name.Name) -> ZoneVersion:
