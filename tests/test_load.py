@@ -112,30 +112,30 @@ def test_the_root_zone() -> None:
     )
 
 
-def test_names_below_counts_each_ancestor_as_the_walk_did() -> None:
-    groups = {
-        key: ["x"]
-        for key in [
+@pytest.mark.parametrize(
+    ("origin_key", "keys"),
+    [
+        (  # plain keys (counted in C)
             "example.com.",
-            "a.b.c.example.com.",
-            "b.c.example.com.",
-            "z.y.x.w.example.com.",
-            "q.example.com.",
-            "a\\.b.c.example.com.",
-            "\\065.x.w.example.com.",
-        ]
-    }
-
-    def walked(origin_key: str) -> dict[str, int]:
-        below: dict[str, int] = {}
-        for key in groups:
-            walk = key
-            while walk != origin_key:
-                walk = zone_module.parent_key(walk)
-                below[walk] = below.get(walk, 0) + 1
-        return below
-
-    assert zone_module._names_below(groups, "example.com.") == walked("example.com.")
+            ["example.com.", "a.b.c.example.com.", "b.c.example.com.", "z.y.x.w.example.com."],
+        ),
+        ("example.com.", ["a.b.example.com.", "q.example.com."]),  # no apex records
+        (  # escaped keys (the general loop)
+            "example.com.",
+            ["example.com.", "a\\.b.c.example.com.", "\\065.x.w.example.com.", "q.example.com."],
+        ),
+        (".", [".", "com.", "a.gtld.", "x.y.z."]),  # the root zone
+    ],
+)
+def test_names_below_counts_each_ancestor_as_the_walk_did(origin_key: str, keys: list[str]) -> None:
+    groups = {key: ["x"] for key in keys}
+    below: dict[str, int] = {}
+    for key in groups:
+        walk = key
+        while walk != origin_key:
+            walk = zone_module.parent_key(walk)
+            below[walk] = below.get(walk, 0) + 1
+    assert dict(zone_module._names_below(groups, origin_key)) == below
 
 
 def test_loading_leaves_no_garbage_for_the_collector() -> None:

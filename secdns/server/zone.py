@@ -15,6 +15,7 @@ node, so loading a million-record store file is a split and a dict build.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import socket
@@ -317,13 +318,22 @@ def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int
     non-terminals alike): each owner counts once for its parent, then each name's
     count is added to its parent's, deepest names first (a parent's key is a suffix of
     its child's with fewer dots), instead of walking every owner's ancestors."""
-    below: dict[str, int] = {}
+    below: dict[str, int]
+    if origin_key != "." and "\\" not in "".join(groups):
+        # plain keys: each parent is what follows the first dot (counted in C)
+        below = collections.Counter(key.partition(".")[2] for key in groups)
+        outside = origin_key.partition(".")[2]  # the apex's own parent, not in the zone
+        if outside in below:
+            below[outside] -= 1
+            if not below[outside]:
+                del below[outside]
+    else:
+        below = {}
+        for key in groups:
+            if key != origin_key:
+                parent = (key[key.find(".") + 1 :] or ".") if "\\" not in key else parent_key(key)
+                below[parent] = below.get(parent, 0) + 1
     get = below.get
-    for key in groups:
-        if key != origin_key:
-            # parent_key, inline: the loop runs once per owner
-            parent = (key[key.find(".") + 1 :] or ".") if "\\" not in key else parent_key(key)
-            below[parent] = get(parent, 0) + 1
     by_depth: dict[int, list[str]] = {}
     for key in below:
         by_depth.setdefault(key.count("."), []).append(key)
