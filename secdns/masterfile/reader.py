@@ -8,7 +8,10 @@ include stack, and the :class:`~secdns.masterfile.names.Names`,
 hot loop (about a microsecond a record): it keeps its state in local
 variables and hands anything unusual (directives, SOA records, parentheses
 and quotes, uncommon types) to the helpers.  The rules it follows are in the
-docstring of :mod:`secdns.masterfile`.
+docstring of :mod:`secdns.masterfile`.  With an :data:`Emit` function it hands each
+record's fields to it instead of making :class:`secdns.wire.Record` objects, and
+its owner keys are the served zone's (``serve`` groups a file's lines by owner as
+they are read: :mod:`secdns.server.load`).
 """
 
 from __future__ import annotations
