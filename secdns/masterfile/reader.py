@@ -47,8 +47,8 @@ from secdns.masterfile.rdata import RdataText
 
 STDIN = "<stdin>"
 MAX_INCLUDE_DEPTH = 20
-_IN = dns.rdataclass.IN
-_SOA = dns.rdatatype.SOA
+_IN = int(dns.rdataclass.IN)  # plain ints: the hot loop compares them with ints
+_SOA = int(dns.rdatatype.SOA)
 
 # The origin used while looking for the real one (see read_master); no name
 # in a real zone file ends with this label.
