@@ -73,8 +73,9 @@ class OwnerGroups:
         ) -> None:
             nonlocal gkey, group, last_order, last_rdata
             if key != gkey:
-                if owner[-1] == ".":
-                    raise ZoneFileError(f"record outside the zone: {owner} {rdata[:60]}")
+                if owner[-1] == ".":  # (the words ZoneVersion.from_lines uses)
+                    line = f"{owner} {ttl} {_head(rdclass, rdtype, {})} {rdata}"
+                    raise ZoneFileError(f"record outside the zone: {line[:80]}")
                 gkey = key
                 found = groups.get(key)
                 if found is None:
