@@ -314,23 +314,30 @@ async def transfer(
     started = time.monotonic()
     deadline = started + lifetime
     rdtype = dns.rdatatype.IXFR if kind is XfrKind.IXFR else dns.rdatatype.AXFR
-    query = dns.message.make_query(origin, rdtype)
-    query.flags &= ~dns.flags.RD
-    if kind is XfrKind.IXFR:
-        assert serial is not None
-        mname, rname = soa_for_ixfr or (dns.name.root, dns.name.root)
-        soa = dns.rdata.from_text(
-            dns.rdataclass.IN, dns.rdatatype.SOA, f"{mname} {rname} {serial} 0 0 0 0"
-        )
-        query.authority.append(dns.rrset.from_rdata(origin, 0, soa))
-    if key is not None:
+    verifier: TsigVerifier | None = None
+    if key is None:  # built without a dnspython message (10,000 small zones at start)
+        query_id = secrets.randbelow(65536)
+        ixfr_serial = serial if kind is XfrKind.IXFR else None
+        assert kind is not XfrKind.IXFR or ixfr_serial is not None
+        request = soaquery.transfer_query(query_id, origin, ixfr_serial, soa_for_ixfr)
+    else:
+        query = dns.message.make_query(origin, rdtype)
+        query.flags &= ~dns.flags.RD
+        if kind is XfrKind.IXFR:
+            assert serial is not None
+            mname, rname = soa_for_ixfr or (dns.name.root, dns.name.root)
+            soa = dns.rdata.from_text(
+                dns.rdataclass.IN, dns.rdatatype.SOA, f"{mname} {rname} {serial} 0 0 0 0"
+            )
+            query.authority.append(dns.rrset.from_rdata(origin, 0, soa))
         query.use_tsig(key.to_dnspython())
-    request = query.to_wire()
-    verifier = TsigVerifier(key.to_dnspython(), query.mac or b"") if key is not None else None
+        request = query.to_wire()
+        query_id = query.id
+        verifier = TsigVerifier(key.to_dnspython(), query.mac or b"")
     reader = XfrReader(
         origin,
         kind,
-        query_id=query.id,
+        query_id=query_id,
         serial=serial,
         max_records=limits.max_records,
         max_bytes=limits.max_bytes,

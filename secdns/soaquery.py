@@ -1,4 +1,5 @@
-"""The SOA query of a refresh check (RFC 1034 4.3.5), built and read without dnspython objects.
+"""The queries of a refresh check (RFC 1034 4.3.5): SOA, AXFR and IXFR, built and read
+without dnspython objects.
 
 A server with 10,000 secondary zones asks 10,000 SOA queries at start and again
 at every refresh.  ``dns.message.from_wire`` builds a name, rdata and rdataset
@@ -8,6 +9,9 @@ answer; this reads only what the check uses: the header, the question (to match
 the answer to the query, as ``dns.message.Message.is_response`` does), the SOA
 of the zone in the answer section, and the EDNS EXPIRE option (RFC 7314) of the
 OPT record.  Other records are skipped by their RDLENGTH.
+
+:func:`transfer_query` builds an unsigned AXFR or IXFR (RFC 1995 3) request the same
+way, so that a small zone's transfer does not build a dnspython message to send.
 
 Pure: no sockets (the engine sends and receives).  Malformed answers raise
 :class:`secdns.wire.WireError`, naming the offset, as strictly as the transfer
@@ -26,6 +30,8 @@ from secdns.wire import WireError
 
 SOA = 6
 OPT = 41
+IXFR = 251
+AXFR = 252
 IN = 1
 EDNS_EXPIRE = 9
 PAYLOAD = 1232
@@ -59,6 +65,33 @@ def make_query(query_id: int, asked: bytes) -> bytes:
     """A SOA query (RD clear, EDNS0 with a 1232-octet payload and an empty EXPIRE
     option, as dnspython's ``make_query`` in :func:`secdns.engine.probe_soa` builds it)."""
     return _HEADER.pack(query_id, 0, 1, 0, 0, 1) + asked + _OPT_RR
+
+
+def transfer_query(
+    query_id: int,
+    origin: dns.name.Name,
+    ixfr_serial: int | None = None,
+    soa_names: tuple[dns.name.Name, dns.name.Name] | None = None,
+) -> bytes:
+    """An unsigned AXFR query, or with ``ixfr_serial`` an IXFR query whose authority
+    section holds our SOA (RFC 1995 3: MNAME and RNAME from ``soa_names``, else the
+    root; the timers 0), RD clear: what :func:`secdns.engine.transfer` asks."""
+    name = origin.to_wire()
+    assert name is not None  # no file given: the wire form is returned
+    if ixfr_serial is None:
+        return _HEADER.pack(query_id, 0, 1, 0, 0, 0) + name + struct.pack("!HH", AXFR, IN)
+    mname, rname = soa_names or (dns.name.root, dns.name.root)
+    mwire, rwire = mname.to_wire(), rname.to_wire()
+    assert mwire is not None and rwire is not None
+    rdata = mwire + rwire + _TIMERS.pack(ixfr_serial, 0, 0, 0, 0)
+    return (
+        _HEADER.pack(query_id, 0, 1, 0, 1, 0)
+        + name
+        + struct.pack("!HH", IXFR, IN)
+        + b"\xc0\x0c"  # the owner: a pointer to the question's name
+        + _RR.pack(SOA, IN, 0, len(rdata))
+        + rdata
+    )
 
 
 def read_answer(wire: bytes, query_id: int, asked: bytes) -> SoaAnswer | None:

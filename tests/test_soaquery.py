@@ -198,3 +198,17 @@ def _exchange(query: bytes, port: int) -> bytes:
         sock.settimeout(2)
         sock.sendto(query, ("127.0.0.1", port))
         return sock.recv(65535)
+
+
+@pytest.mark.parametrize("ixfr", [False, True])
+def test_the_transfer_query_is_what_dnspython_builds(ixfr):
+    names = (dns.name.from_text("ns1.example.com."), dns.name.from_text("h.example.com."))
+    ours = soaquery.transfer_query(99, ORIGIN, 41 if ixfr else None, names if ixfr else None)
+    theirs = dns.message.make_query(ORIGIN, dns.rdatatype.IXFR if ixfr else dns.rdatatype.AXFR)
+    theirs.flags &= ~dns.flags.RD
+    theirs.id = 99
+    if ixfr:
+        soa = dns.rdata.from_text("IN", "SOA", f"{names[0]} {names[1]} 41 0 0 0 0")
+        theirs.authority.append(dns.rrset.from_rdata(ORIGIN, 0, soa))
+    # equal as messages (dnspython also compresses the SOA's MNAME and RNAME)
+    assert dns.message.from_wire(ours) == dns.message.from_wire(theirs.to_wire())
