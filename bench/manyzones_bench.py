@@ -408,7 +408,7 @@ def main() -> None:
                     runs["before"].append(
                         secdns_round(
                             tmp / f"before-{round_}",
-                            secdns_port,
+                            free_port(),  # its own: the port just let go may be taken
                             primary.addr,
                             names,
                             args,
