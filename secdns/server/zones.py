@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from secdns import wire, zonefile
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
 from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
-from secdns.endpoints import host_networks
+from secdns.endpoints import IPNetwork, host_networks
 from secdns.errors import IxfrNotApplicable, SecdnsError
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
@@ -137,6 +138,7 @@ class ZoneRuntime:
         on_change: Callable[[ZoneRuntime], None],
     ) -> None:
         self.config = config
+        self.name = config.text  # (rendered once: logs and statuses name it often)
         self.server_config = server_config
         self.zone = ServedZone(config.name)
         self.store = store
@@ -145,7 +147,7 @@ class ZoneRuntime:
         self.on_change = on_change
         self.options = PullOptions()
         self.refresher = Refresher(
-            config.text,
+            self.name,
             self._check,
             asyncio.Semaphore(1),  # the server's shared bound replaces it in run()
             policy=SERVE_POLICY,
@@ -159,10 +161,6 @@ class ZoneRuntime:
         self._persist_tasks: set[asyncio.Task[None]] = set()
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.notify_acl = NotifyAcl()
-
-    @property
-    def name(self) -> str:
-        return self.config.text
 
     @property
     def is_secondary(self) -> bool:
@@ -434,7 +432,13 @@ def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) 
     )
     zone_key = server_config.key_for(config)
     return NotifyAcl(
-        sources=host_networks(sorted(set(addresses) | set(config.allow_notify))),
+        sources=_networks(tuple(sorted(set(addresses) | set(config.allow_notify)))),
         keys=keys,
         zone_key=dns.name.from_text(zone_key.name) if zone_key is not None else None,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _networks(sources: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """``host_networks``, parsed once for the many zones that share their primaries."""
+    return host_networks(sources)
