@@ -307,25 +307,33 @@ class ZoneRuntime:
         if self.store is None:
             return
 
+        store = self.store
+
+        def job() -> object:
+            # a zone's first write opens its store copy in the store thread too (no
+            # thread hand-off of its own: 10,000 zones are written at a cold start)
+            if self.writer is None:
+                self.writer = ZoneWriter(store, self.zone.origin)
+            return work(self.writer)
+
         async def run() -> None:
             async with self._persist_lock:
-                if self.writer is None:
-                    assert self.store is not None
-                    self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.zone.origin)
-                writer = self.writer
                 try:
                     if self.commits is not None:
-                        await self.commits.run(lambda: work(writer))
+                        await self.commits.run(job)
                     else:
-                        await asyncio.to_thread(work, writer)
+                        await asyncio.to_thread(job)
                 except (SecdnsError, OSError) as err:
+                    if self.writer is None:  # the store copy could not even be opened
+                        log.error("store: zone=%s cannot write: %s", self.name, err)
+                        return
                     log.warning(
                         "store: zone=%s incremental write failed (%s); rewriting "
                         "the file from memory",
                         self.name,
                         err,
                     )
-                    await self._rewrite(writer)
+                    await self._rewrite(self.writer)
 
         task = asyncio.get_running_loop().create_task(run())
         self._persist_tasks.add(task)
