@@ -272,7 +272,9 @@ def secdns_round(
     poller = Poller(port, names)
     found: dict[str, float] = {}
     for phase in ("cold", "restart"):
-        proc = subprocess.Popen(argv, start_new_session=True, env=env)
+        # ``python -m`` imports from its working directory first: run in the directory
+        # of the package meant (this checkout's, or --before's), whatever the caller's
+        proc = subprocess.Popen(argv, start_new_session=True, env=env, cwd=path or ROOT)
         try:
             found |= measure_start(label, phase, proc, poller, args.timeout)
         finally:

@@ -89,6 +89,42 @@ def retry_delay(failures: int, refresh: float, retry: float, cap: int = BACKOFF_
     return min(retry * 2 ** min(max(failures, 1) - 1, 30), ceiling)
 
 
+class Wake:
+    """``asyncio.Event``'s ``set``/``clear``/``is_set``/``wait`` for one waiter (the
+    refresh loop), without the Event's deque of waiters: 10,000 zones hold one each.
+    ``set`` from another thread goes through ``loop.call_soon_threadsafe``, as with
+    an Event."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        return True
+
+
 Timers = tuple[float, float, float]
 _SHARED_RNG = random.Random()
 Check = Callable[[bool], Awaitable[PullResult]]
@@ -139,7 +175,7 @@ class Refresher:
         self.retry_in: float | None = None  # seconds to the next check, once scheduled
         self.last_result: PullResult | None = None
         self.stopping = False  # set it, then wake(): run() returns
-        self.wake_event = asyncio.Event()
+        self.wake_event = Wake()
         self._lock = asyncio.Lock()
 
     # -- outside

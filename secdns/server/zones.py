@@ -109,6 +109,8 @@ class MemoryCopy(ZoneCopy):
 
 
 Stored = tuple[ZoneWriter, "ZoneVersion | None", list[JournalEntry]]
+_NO_JOURNAL: collections.deque[JournalEntry] = collections.deque(maxlen=0)
+"""The journal of every zone that has none (empty, and never extended: see extend_journal)."""
 
 
 def read_stored(store: Store, origin: dns.name.Name) -> Stored:
@@ -143,7 +145,7 @@ class ZoneRuntime:
         self.zone = ServedZone(config.name)
         self.store = store
         self.writer: ZoneWriter | None = None  # the store's copy, once loaded
-        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=JOURNAL_ENTRIES)
+        self.journal: collections.deque[JournalEntry] = _NO_JOURNAL  # a deque once it has one
         self.on_change = on_change
         self.options = PullOptions()
         self.refresher = Refresher(
@@ -220,7 +222,7 @@ class ZoneRuntime:
         if version is None:
             return
         self.zone.swap(version)
-        self.journal.extend(entries)
+        self.extend_journal(entries)
         # the state's last successful check decides whether the copy is already expired
         self.last_success = epoch(writer.state.last_success)
         if self.zone.expired:
@@ -286,12 +288,20 @@ class ZoneRuntime:
     ) -> None:
         """Swap in a new version (atomic for every reader) and remember the delta."""
         if entries is None:
-            self.journal.clear()
+            self.journal = _NO_JOURNAL
         else:
-            self.journal.extend(entries)
+            self.extend_journal(entries)
         self.zone.swap(version)
         if notify:
             self.on_change(self)
+
+    def extend_journal(self, entries: list[JournalEntry]) -> None:
+        """Remember the deltas IXFR out serves (the last ``JOURNAL_ENTRIES``)."""
+        if not entries:
+            return
+        if self.journal is _NO_JOURNAL:  # most zones never change: no deque of their own
+            self.journal = collections.deque(maxlen=JOURNAL_ENTRIES)
+        self.journal.extend(entries)
 
     @property
     def store_copy(self) -> ZoneWriter | None:
