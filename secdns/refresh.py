@@ -80,6 +80,11 @@ class RefreshPolicy:
     # checked within this many seconds (spread, not all at start: serve's 10,000
     # zones), and never later than its refresh timer would have it; 0: at once
     restored_spread: float = 0.0
+    # a zone we hold no copy of (nothing to serve yet) retries its failed first check
+    # after this many seconds, doubling, up to the SOA-retry back-off (0: no sooner);
+    # serve's 10,000-zone cold start meets a primary's transfer limit (BIND answers
+    # SERVFAIL past transfers-out) and should not then wait the SOA retry to serve
+    first_retry: float = 0.0
 
 
 def retry_delay(failures: int, refresh: float, retry: float, cap: int = BACKOFF_CAP) -> float:
@@ -286,6 +291,9 @@ class Refresher:
         refresh, retry, _expire = self.soa_timers()
         if self.failures:
             base = retry_delay(self.failures, refresh, retry, self.policy.backoff_cap)
+            if self.policy.first_retry and self.serial is None:
+                sooner = self.policy.first_retry * 2 ** min(self.failures - 1, 30)
+                base = min(base, sooner)
         else:
             base = refresh
         return base * (1.0 - self.policy.jitter * self.rng.random())

@@ -40,9 +40,11 @@ log = logging.getLogger(__name__)
 JOURNAL_ENTRIES = 1000
 INLINE_RECORDS = 500
 """A transferred zone this small is built on the event loop, not in a thread."""
-SERVE_POLICY = RefreshPolicy(restored_spread=300.0)
+SERVE_POLICY = RefreshPolicy(restored_spread=300.0, first_retry=2.0)
 """Stored copies fresh at start are first checked over five minutes (or by their
-refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second."""
+refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second.
+A zone with nothing to serve yet retries a failed check after 2 s, doubling up to the
+SOA retry (a primary's transfer limit at a cold start), each under the shared bound."""
 
 
 class MemoryCopy(ZoneCopy):
