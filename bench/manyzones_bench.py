@@ -100,7 +100,9 @@ class Poller:
         self.questions = {name: _question(name) for name in names}
         self.queries = 0  # asked during the last wait()
 
-    def wait(self, serial: int, timeout: float, *, pid: int | None = None) -> float:
+    def wait(
+        self, serial: int, timeout: float, *, proc: subprocess.Popen[bytes] | None = None
+    ) -> float:
         """Seconds until every zone answered ``serial`` (raises SystemExit after ``timeout``)."""
         start = time.perf_counter()
         pending = list(self.questions)
@@ -116,9 +118,9 @@ class Poller:
                 size = self.window
                 continue
             size = self.probe
-            if pid is not None and not Path(f"/proc/{pid}").exists():
+            if proc is not None and proc.poll() is not None:
                 raise SystemExit(
-                    f"the server (pid {pid}) exited with {len(pending)} zones unserved"
+                    f"the server (pid {proc.pid}) exited with {len(pending)} zones unserved"
                 )
             if time.perf_counter() - start > timeout:
                 raise SystemExit(f"{len(pending)} zones not served after {timeout:.0f} s")
@@ -228,7 +230,7 @@ def measure_start(
     label: str, phase: str, proc: subprocess.Popen[bytes], poller: Poller, timeout: float
 ) -> dict[str, float]:
     """Time ``proc`` (started just now) until every zone answers; its CPU, memory, one pass."""
-    found = {phase: poller.wait(SERIAL, timeout, pid=proc.pid)}
+    found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
     found[f"{phase}_cpu_s"] = cpu_seconds(proc.pid)
     found[f"{phase}_queries"] = poller.queries
     found[f"{phase}_rss_mib"] = group_rss_mib(proc.pid)
