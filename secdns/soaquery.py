@@ -110,6 +110,8 @@ def read_answer(wire: bytes, query_id: int, asked: bytes) -> SoaAnswer | None:
     pos = 12 + len(asked)
     if pos > end or wire[12:pos].lower() != asked.lower():
         return None
+    if flags & _TC:  # asked again over TCP: the rest may be cut short, and is not read
+        return SoaAnswer(flags & 0xF, bool(flags & _AA), True, None, None)
     soa: tuple[int, int, int, int, int, int] | None = None
     rcode = flags & 0xF
     edns_expire: int | None = None

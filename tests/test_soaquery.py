@@ -101,15 +101,22 @@ def test_flags_and_the_extended_rcode():
     query = dns.message.from_wire(soaquery.make_query(9, ASKED))
     reply = dns.message.make_response(query)
     reply.set_rcode(dns.rcode.BADVERS)  # 16: the upper bits travel in the OPT record
-    reply.flags |= dns.flags.TC
     answer = soaquery.read_answer(reply.to_wire(), 9, ASKED)
     assert answer is not None
     assert (answer.rcode, answer.truncated, answer.authoritative, answer.soa) == (
         16,
-        True,
+        False,
         False,
         None,
     )
+
+
+def test_a_truncated_answer_is_not_read_further():
+    wire = answer_of(soaquery.make_query(4, ASKED))
+    flags = int.from_bytes(wire[2:4], "big") | 0x0200
+    cut = wire[:2] + flags.to_bytes(2, "big") + wire[4 : 12 + len(ASKED) + 5]
+    answer = soaquery.read_answer(cut, 4, ASKED)
+    assert answer is not None and answer.truncated and answer.soa is None
 
 
 def test_a_soa_of_another_owner_is_not_the_zone_s():
