@@ -4,16 +4,22 @@
 1. One zone of ~--records records (default 20) from the shared generator
    (``--genzone``, ../shared/genzone.py), written out --zones times (default
    10,000) under the names z0.many.test, z1.many.test, ...; one BIND primary
-   serves them all and notifies both secondaries.
+   serves them all and notifies both secondaries.  Its ``transfers-out`` is
+   raised to --transfers-out (default 100; BIND's own default of 10 answers
+   SERVFAIL past it), so that the primary limits neither secondary.
 2. Cold start: ``secdns serve`` with a generated config of every zone (an empty
    store), timed from its start until every zone answers the primary's serial;
-   then a Knot secondary of the same zones (``zonefile-sync: 0``), timed the same
-   way (tests/servers.py's Knot: it returns once every zone answers SOA).
+   then a Knot secondary of the same zones, configured as tests/servers.py does
+   (one UDP, one TCP and one background worker, ``zonefile-sync: 0``), timed the
+   same way by the same poller (:class:`Poller`: one UDP socket, 200 queries in
+   flight, passes until every zone answers the serial; one extra pass is timed on
+   its own and printed, so the poller's share is visible).
 3. Restart with the store (Knot: its database and zone files) in place: the
    same times again.
-4. RSS of each secondary with every zone served, total and per zone.
-Medians are not taken: each start is one run of the whole set (--repeat runs
-the cold start and restart of each that many times, new store each time).
+4. Per start: the server's CPU seconds (user + system, /proc) at the moment every
+   zone was served, and its memory (PSS) then, total and per zone.
+Medians are taken over --repeat runs (default 1: each start is one run of the
+whole set, a new store each round).
 Prints every reference command line and the ratios; writes bench/out/manyzones.json.
 
     python bench/manyzones_bench.py [--zones 10000] [--records 20] [--repeat 1] [--genzone PATH]
@@ -25,8 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -39,12 +48,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import dns.message  # noqa: E402
-import dns.query  # noqa: E402
-import dns.rcode  # noqa: E402
 import tomli_w  # noqa: E402
 from measure import add_genzone_option, genzone, show_reference  # noqa: E402
-from servers import Bind, Knot, _live_group_members, free_port  # noqa: E402
+from servers import (  # noqa: E402
+    Bind,
+    _knot_conf,
+    _live_group_members,
+    _Setup,
+    free_port,
+    need_binary,
+)
 
 TEMPLATE = "template.invalid"
 SERIAL = 2024060101
@@ -58,29 +71,141 @@ def zone_texts(template: str, names: list[str]) -> dict[str, str]:
     return {name: template.replace(f"{TEMPLATE}.", f"{name}.") for name in names}
 
 
-def wait_all(port: int, names: list[str], serial: int, timeout: float) -> float:
-    """Poll until every zone answers SOA with ``serial``; the seconds it took."""
-    start = time.perf_counter()
-    pending = list(names)
-    while pending:
-        name = pending[-1]
-        query = dns.message.make_query(f"{name}.", "SOA")
-        try:
-            reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5)
-        except Exception:
-            reply = None
-        if (
-            reply is not None
-            and reply.rcode() == dns.rcode.NOERROR
-            and reply.answer
-            and reply.answer[0][0].serial == serial
-        ):
-            pending.pop()
-            continue
-        if time.perf_counter() - start > timeout:
-            raise SystemExit(f"{len(pending)} zones not served after {timeout:.0f} s")
-        time.sleep(0.05)
-    return time.perf_counter() - start
+class Poller:
+    """Ask every zone's SOA over UDP, many queries in flight, until each answers ``serial``.
+
+    One non-blocking socket, up to ``window`` queries outstanding, the query wire
+    built once per zone and the serial read straight from the reply's SOA: a pass
+    over 10,000 served zones takes a fraction of a second (printed on its own), so
+    the figure is the server's, not the poller's.  The sequential dnspython poller
+    this replaced took seconds per pass.  While zones are still coming, the poller
+    asks the unserved zones a chunk at a time (``window``), and after a chunk not
+    wholly served only ``probe`` of them every ``pause`` seconds: asking every pending
+    zone again and again would load the server it measures (10,000 queries a pass).
+    The same poller times both servers.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        names: list[str],
+        window: int = 200,
+        probe: int = 20,
+        pause: float = 0.05,
+    ) -> None:
+        self.port = port
+        self.window = window
+        self.probe = probe
+        self.pause = pause
+        self.questions = {name: _question(name) for name in names}
+        self.queries = 0  # asked during the last wait()
+
+    def wait(
+        self, serial: int, timeout: float, *, proc: subprocess.Popen[bytes] | None = None
+    ) -> float:
+        """Seconds until every zone answered ``serial`` (raises SystemExit after ``timeout``)."""
+        start = time.perf_counter()
+        pending = list(self.questions)
+        self.queries = 0
+        size = self.probe
+        while pending:
+            chunk = {name: self.questions[name] for name in pending[:size]}
+            self.queries += len(chunk)
+            served = set(self.served(chunk, serial))
+            if served:
+                pending = [name for name in pending if name not in served]
+            if len(served) == len(chunk):  # all there: on to the next chunk at once
+                size = self.window
+                continue
+            size = self.probe
+            if proc is not None and proc.poll() is not None:
+                raise SystemExit(
+                    f"the server (pid {proc.pid}) exited with {len(pending)} zones unserved"
+                )
+            if time.perf_counter() - start > timeout:
+                raise SystemExit(f"{len(pending)} zones not served after {timeout:.0f} s")
+            time.sleep(self.pause)
+        return time.perf_counter() - start
+
+    def one_pass(self, serial: int) -> tuple[float, int]:
+        """One pass over every zone on its own: its seconds and how many answered ``serial``."""
+        began = time.perf_counter()
+        served = self.served(dict(self.questions), serial)
+        return time.perf_counter() - began, len(served)
+
+    def served(self, questions: dict[str, bytes], serial: int, wait: float = 0.1) -> list[str]:
+        """Ask each question once; the names that answered NOERROR with ``serial``."""
+        order = list(questions)
+        by_id: dict[int, str] = {}
+        found: list[str] = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.connect(("127.0.0.1", self.port))
+            sock.setblocking(False)
+            sent = 0
+            last = time.perf_counter()
+            while sent < len(order) or by_id:
+                while sent < len(order) and len(by_id) < self.window:
+                    query_id = sent & 0xFFFF
+                    if query_id in by_id:  # more than 65,536 names: wait for that id's answer
+                        break
+                    name = order[sent]
+                    sent += 1
+                    try:
+                        sock.send(struct.pack("!HHHHHH", query_id, 0, 1, 0, 0, 0) + questions[name])
+                    except ConnectionRefusedError:  # not listening yet (an ICMP came back)
+                        continue
+                    by_id[query_id] = name
+                    last = time.perf_counter()
+                ready, _, _ = select.select([sock], [], [], 0.05)
+                if ready:
+                    while True:
+                        try:
+                            reply = sock.recv(4096)
+                        except (BlockingIOError, ConnectionRefusedError):
+                            break
+                        name = by_id.get(struct.unpack_from("!H", reply)[0], "")
+                        if not name or not reply.startswith(questions[name], 12):
+                            continue
+                        del by_id[struct.unpack_from("!H", reply)[0]]
+                        if _reply_serial(reply, 12 + len(questions[name])) == serial:
+                            found.append(name)
+                        last = time.perf_counter()
+                elif time.perf_counter() - last > wait:  # the rest were lost or unanswered
+                    by_id.clear()
+        return found
+
+
+def _question(name: str) -> bytes:
+    labels = b"".join(bytes([len(x)]) + x.encode() for x in name.rstrip(".").split("."))
+    return labels + b"\0" + struct.pack("!HH", 6, 1)  # SOA IN
+
+
+def _reply_serial(reply: bytes, offset: int) -> int | None:
+    """The serial of the first answer of a NOERROR reply whose answer is a SOA, else None."""
+    flags, _qd, ancount = struct.unpack_from("!HHH", reply, 2)
+    if flags & 0x8000 == 0 or flags & 0xF != 0 or ancount == 0:
+        return None
+    # skip the answer's owner name (a pointer, or labels ending in one or in the root)
+    while offset < len(reply):
+        length = reply[offset]
+        if length >= 0xC0:
+            offset += 2
+            break
+        offset += 1 + length
+        if length == 0:
+            break
+    rtype, _cls, _ttl, rdlength = struct.unpack_from("!HHIH", reply, offset)
+    if rtype != 6:
+        return None
+    end = offset + 10 + rdlength
+    return int(struct.unpack_from("!I", reply, end - 20)[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def group_rss_mib(pgid: int) -> float:
@@ -101,58 +226,120 @@ def argv_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
 
+def measure_start(
+    label: str, phase: str, proc: subprocess.Popen[bytes], poller: Poller, timeout: float
+) -> dict[str, float]:
+    """Time ``proc`` (started just now) until every zone answers; its CPU, memory, one pass."""
+    found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
+    found[f"{phase}_cpu_s"] = cpu_seconds(proc.pid)
+    found[f"{phase}_queries"] = poller.queries
+    found[f"{phase}_rss_mib"] = group_rss_mib(proc.pid)
+    one, answered = poller.one_pass(SERIAL)
+    found[f"{phase}_poll_pass_s"] = one
+    print(
+        f"  {label} {phase}: all served after {found[phase]:.2f} s "
+        f"(server CPU {found[f'{phase}_cpu_s']:.2f} s, {poller.queries} polling queries); "
+        f"one more pass on its own {one:.3f} s ({answered} answered)",
+        file=sys.stderr,
+    )
+    return found
+
+
 def secdns_round(
-    workdir: Path, port: int, primary: str, names: list[str], timeout: float
+    workdir: Path,
+    port: int,
+    primary: str,
+    names: list[str],
+    args: argparse.Namespace,
+    *,
+    label: str = "secdns",
+    path: Path | None = None,
 ) -> dict[str, float]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "secdns.toml"
+    server: dict[str, object] = {
+        "directory": str(workdir / "store"),
+        "listen": [f"127.0.0.1:{port}"],
+    }
+    if args.concurrency is not None:
+        server["concurrency"] = args.concurrency
     config.write_text(
         tomli_w.dumps(
-            {
-                "server": {"directory": str(workdir / "store"), "listen": [f"127.0.0.1:{port}"]},
-                "zone": [{"name": name, "primaries": [primary]} for name in names],
-            }
+            {"server": server, "zone": [{"name": name, "primaries": [primary]} for name in names]}
         )
     )
     argv = [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"]
-    show_reference("secdns", argv)
+    show_reference(label, argv)
+    env = secdns_env(path)
+    poller = Poller(port, names)
     found: dict[str, float] = {}
     for phase in ("cold", "restart"):
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, start_new_session=True)
+        # ``python -m`` imports from its working directory first: run in the directory
+        # of the package meant (this checkout's, or --before's), whatever the caller's
+        proc = subprocess.Popen(argv, start_new_session=True, env=env, cwd=path or ROOT)
         try:
-            wait_all(port, names, SERIAL, timeout)
-            found[phase] = time.perf_counter() - started
-            found[f"{phase}_rss_mib"] = group_rss_mib(proc.pid)
+            found |= measure_start(label, phase, proc, poller, args.timeout)
         finally:
             proc.terminate()
             proc.wait()
     return found
 
 
+def secdns_env(path: Path | None) -> dict[str, str] | None:
+    """The environment of ``secdns serve``: ``path`` (holding a secdns package) first on
+    PYTHONPATH, or None for this checkout's."""
+    if path is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(path), *filter(None, [env.get("PYTHONPATH")])])
+    print(f"  secdns package from {path} (PYTHONPATH)", file=sys.stderr)
+    return env
+
+
 def knot_round(
-    workdir: Path, port: int, primary: tuple[str, int], names: list[str]
+    workdir: Path, port: int, primary: tuple[str, int], names: list[str], args: argparse.Namespace
 ) -> dict[str, float]:
+    """Knot as tests/servers.py configures it (one UDP, one TCP, one background worker;
+    ``zonefile-sync: 0``), started here so that the same poller times it."""
+    setup = _Setup.prepare(workdir, {}, also_secondary_of={name: primary for name in names})
+    (setup.workdir / "db").mkdir(exist_ok=True)
+    control = Path(tempfile.mkdtemp(prefix="secdns-knot-")) / "knot.sock"
+    conf = setup.workdir / "knot.conf"
+    conf.write_text(_knot_conf(setup, port, control))
+    argv = [need_binary("knotd"), "-c", str(conf)]
+    show_reference("knot", argv)
+    print(f"  knot config: {conf} (zonefile-sync: 0, one worker of each kind)", file=sys.stderr)
+    poller = Poller(port, names)
     found: dict[str, float] = {}
-    zones = {name: primary for name in names}
-    for phase in ("cold", "restart"):
-        started = time.perf_counter()
-        knot = Knot.start_secondary(workdir, zones, port=port)
-        try:
-            # start_secondary returns once every zone answers SOA, after one polling pass
-            # as secdns's; that time is Knot's figure.  A second pass then checks the serial
-            # (Knot holds no other); it costs the poller seconds at 10,000 zones, so it is
-            # kept apart (knot_verified) rather than added to Knot's time.
-            found[phase] = time.perf_counter() - started
-            wait_all(port, names, SERIAL, 60)
-            found[f"{phase}_verified"] = time.perf_counter() - started
-            found[f"{phase}_rss_mib"] = group_rss_mib(knot.pid)
-            if phase == "cold":
-                show_reference("knot", argv_of(knot.pid))
-                print(f"  knot config: {workdir / 'knot.conf'} (zonefile-sync: 0)", file=sys.stderr)
-        finally:
-            knot.stop()
+    try:
+        for phase in ("cold", "restart"):
+            with (setup.workdir / f"knot-{phase}.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=setup.workdir,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            try:
+                found |= measure_start("knot", phase, proc, poller, args.timeout)
+            finally:
+                proc.terminate()
+                proc.wait()
+    finally:
+        shutil.rmtree(control.parent, ignore_errors=True)
     return found
+
+
+def raise_transfers_out(primary: Bind, limit: int) -> None:
+    """BIND answers SERVFAIL past ``transfers-out`` (default 10) concurrent AXFRs: raise it
+    (and ``tcp-clients``) so that the primary is not what limits either secondary."""
+    conf = primary.workdir / "named.conf"
+    text = conf.read_text()
+    extra = f"    transfers-out {limit};\n    tcp-clients {max(limit * 2, 150)};\n"
+    conf.write_text(text.replace("    recursion no;\n", extra + "    recursion no;\n", 1))
+    primary.reload()
+    time.sleep(1.0)  # SIGHUP: named re-reads its options (the zones are unchanged)
 
 
 def main() -> None:
@@ -161,6 +348,25 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20, help="per zone (about)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per start, seconds")
+    parser.add_argument(
+        "--transfers-out",
+        type=int,
+        default=100,
+        help="the BIND primary's transfers-out (BIND's default 10 would limit the secondaries)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="secdns [server] concurrency (its default)"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a directory holding another secdns package (e.g. `git archive main secdns`): "
+        "run it too, labelled before, in the same run",
+    )
+    parser.add_argument(
+        "--only", choices=("secdns", "knot"), default=None, help="run one secondary only"
+    )
     add_genzone_option(parser)
     args = parser.parse_args()
     for binary in ("named", "knotd"):
@@ -172,7 +378,7 @@ def main() -> None:
     genzone(args.genzone, args.records, template_file, origin=TEMPLATE, serial=SERIAL)
     names = zone_names(args.zones)
     texts = zone_texts(template_file.read_text(), names)
-    runs: dict[str, list[dict[str, float]]] = {"secdns": [], "knot": []}
+    runs: dict[str, list[dict[str, float]]] = {"secdns": [], "before": [], "knot": []}
     with tempfile.TemporaryDirectory(prefix="secdns-manyzones-") as tmp_text:
         tmp = Path(tmp_text)
         secdns_port, knot_port = free_port(), free_port()
@@ -188,19 +394,36 @@ def main() -> None:
             file=sys.stderr,
         )
         show_reference("BIND primary", argv_of(primary.pid))
+        raise_transfers_out(primary, args.transfers_out)
+        print(
+            f"  BIND primary: transfers-out {args.transfers_out} (its default is 10)",
+            file=sys.stderr,
+        )
         try:
             for round_ in range(args.repeat):
                 # one after the other, not at once: each has the machine to itself
-                runs["secdns"].append(
-                    secdns_round(
-                        tmp / f"secdns-{round_}", secdns_port, primary.addr, names, args.timeout
+                if args.only in (None, "secdns"):
+                    runs["secdns"].append(
+                        secdns_round(
+                            tmp / f"secdns-{round_}", secdns_port, primary.addr, names, args
+                        )
                     )
-                )
-                print(f"  secdns round {round_ + 1}: {runs['secdns'][-1]}", file=sys.stderr)
-                runs["knot"].append(
-                    knot_round(tmp / f"knot-{round_}", knot_port, primary.endpoint, names)
-                )
-                print(f"  knot round {round_ + 1}: {runs['knot'][-1]}", file=sys.stderr)
+                if args.before is not None and args.only in (None, "secdns"):
+                    runs["before"].append(
+                        secdns_round(
+                            tmp / f"before-{round_}",
+                            free_port(),  # its own: the port just let go may be taken
+                            primary.addr,
+                            names,
+                            args,
+                            label="before",
+                            path=args.before,
+                        )
+                    )
+                if args.only in (None, "knot"):
+                    runs["knot"].append(
+                        knot_round(tmp / f"knot-{round_}", knot_port, primary.endpoint, names, args)
+                    )
         finally:
             primary.stop()
 
@@ -210,33 +433,42 @@ def main() -> None:
     table = {
         label: {
             "cold_start_to_all_served_s": round(med(label, "cold"), 2),
+            "cold_cpu_s": round(med(label, "cold_cpu_s"), 2),
             "restart_to_all_served_s": round(med(label, "restart"), 2),
+            "restart_cpu_s": round(med(label, "restart_cpu_s"), 2),
             "rss_mib": round(med(label, "cold_rss_mib"), 1),
             "rss_per_zone_kib": round(med(label, "cold_rss_mib") * 1024 / args.zones, 1),
             "restart_rss_mib": round(med(label, "restart_rss_mib"), 1),
+            "poll_pass_s": round(med(label, "cold_poll_pass_s"), 3),
         }
         for label in runs
+        if runs[label]
     }
-    ratios = {
-        "cold_secdns_vs_knot": round(
-            table["secdns"]["cold_start_to_all_served_s"]
-            / table["knot"]["cold_start_to_all_served_s"],
-            2,
-        ),
-        "restart_secdns_vs_knot": round(
-            table["secdns"]["restart_to_all_served_s"] / table["knot"]["restart_to_all_served_s"],
-            2,
-        ),
-        "rss_secdns_vs_knot": round(table["secdns"]["rss_mib"] / table["knot"]["rss_mib"], 2),
-    }
+    ratios: dict[str, float] = {}
+    for label in ("secdns", "before"):
+        if label not in table or "knot" not in table:
+            continue
+        mine, knot = table[label], table["knot"]
+        ratios |= {
+            f"{key}_{label}_vs_knot": round(mine[key] / knot[key], 2)
+            for key in (
+                "cold_start_to_all_served_s",
+                "cold_cpu_s",
+                "restart_to_all_served_s",
+                "restart_cpu_s",
+                "rss_mib",
+            )
+        }
     print(
         f"{args.zones} zones of ~{args.records} records (median of {args.repeat}):", file=sys.stderr
     )
     for label, row in table.items():
         print(
-            f"  {label:<7} cold {row['cold_start_to_all_served_s']:7.2f} s  restart "
-            f"{row['restart_to_all_served_s']:7.2f} s  RSS {row['rss_mib']:7.1f} MiB "
-            f"({row['rss_per_zone_kib']:.1f} KiB/zone)",
+            f"  {label:<7} cold {row['cold_start_to_all_served_s']:7.2f} s "
+            f"(CPU {row['cold_cpu_s']:6.2f} s)  restart {row['restart_to_all_served_s']:7.2f} s "
+            f"(CPU {row['restart_cpu_s']:6.2f} s)  RSS {row['rss_mib']:7.1f} MiB "
+            f"({row['rss_per_zone_kib']:.1f} KiB/zone); "
+            f"one polling pass {row['poll_pass_s']:.3f} s",
             file=sys.stderr,
         )
     print(f"  ratios: {ratios}", file=sys.stderr)

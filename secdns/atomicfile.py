@@ -135,6 +135,7 @@ class GroupCommit:
 
         with concurrent.futures.ThreadPoolExecutor(min(16, len(pending))) as pool:
             list(pool.map(sync, pending))
+        renamed = 0
         try:
             if errors:
                 raise errors[0]
@@ -143,10 +144,11 @@ class GroupCommit:
                     os.replace(tmp_name, path)
                 except OSError as err:
                     raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
+                renamed += 1
         finally:
-            for tmp_name, _path in pending:
+            for tmp_name, _path in pending[renamed:]:  # those not renamed
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)  # only those not renamed are still there
+                    os.unlink(tmp_name)
         for directory in {path.parent for _tmp, path in pending}:
             fsync_directory(directory)
 

@@ -80,6 +80,11 @@ class RefreshPolicy:
     # checked within this many seconds (spread, not all at start: serve's 10,000
     # zones), and never later than its refresh timer would have it; 0: at once
     restored_spread: float = 0.0
+    # a zone we hold no copy of (nothing to serve yet) retries its failed first check
+    # after this many seconds, doubling, up to the SOA-retry back-off (0: no sooner);
+    # serve's 10,000-zone cold start meets a primary's transfer limit (BIND answers
+    # SERVFAIL past transfers-out) and should not then wait the SOA retry to serve
+    first_retry: float = 0.0
 
 
 def retry_delay(failures: int, refresh: float, retry: float, cap: int = BACKOFF_CAP) -> float:
@@ -87,6 +92,42 @@ def retry_delay(failures: int, refresh: float, retry: float, cap: int = BACKOFF_
     capped at the larger of the refresh interval and ``cap`` retries."""
     ceiling = max(refresh, retry * cap)
     return min(retry * 2 ** min(max(failures, 1) - 1, 30), ceiling)
+
+
+class Wake:
+    """``asyncio.Event``'s ``set``/``clear``/``is_set``/``wait`` for one waiter (the
+    refresh loop), without the Event's deque of waiters: 10,000 zones hold one each.
+    ``set`` from another thread goes through ``loop.call_soon_threadsafe``, as with
+    an Event."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        return True
 
 
 Timers = tuple[float, float, float]
@@ -139,7 +180,7 @@ class Refresher:
         self.retry_in: float | None = None  # seconds to the next check, once scheduled
         self.last_result: PullResult | None = None
         self.stopping = False  # set it, then wake(): run() returns
-        self.wake_event = asyncio.Event()
+        self.wake_event = Wake()
         self._lock = asyncio.Lock()
 
     # -- outside
@@ -250,6 +291,9 @@ class Refresher:
         refresh, retry, _expire = self.soa_timers()
         if self.failures:
             base = retry_delay(self.failures, refresh, retry, self.policy.backoff_cap)
+            if self.policy.first_retry and self.serial is None:
+                sooner = self.policy.first_retry * 2 ** min(self.failures - 1, 30)
+                base = min(base, sooner)
         else:
             base = refresh
         return base * (1.0 - self.policy.jitter * self.rng.random())

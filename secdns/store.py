@@ -121,8 +121,20 @@ class ZoneState:
     file_size: int | None = None
 
     def to_toml(self) -> str:
-        doc = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        return tomli_w.dumps(doc)
+        # flat ``key = value`` lines, as tomli_w writes them, without its generic walk
+        # (10,000 zones write their state at a cold start); tomli_w for the rare string
+        # that needs an escape the flat reader does not take
+        lines = []
+        for name in _STATE_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            text = _flat_value(value)
+            if text is None:
+                doc = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+                return tomli_w.dumps(doc)
+            lines.append(f"{name} = {text}\n")
+        return "".join(lines)
 
     @classmethod
     def from_toml(cls, text: str, zone: str) -> ZoneState:
@@ -133,6 +145,29 @@ class ZoneState:
         values: dict[str, Any] = {k: v for k, v in doc.items() if k in fields}
         values["zone"] = zone
         return cls(**values)
+
+
+_STATE_FIELDS = tuple(field.name for field in dataclasses.fields(ZoneState))
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+}  # (no tab: tomli_w writes it as it is, and so the flat reader leaves it to tomllib)
+
+
+def _flat_value(value: int | str) -> str | None:
+    """A state value as TOML that :func:`_flat_toml` reads back, or None."""
+    if isinstance(value, int):
+        return str(value)
+    if _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    if any((c < " " or c == "\x7f") and c not in _ESCAPES for c in value):
+        return None
+    return '"' + "".join(_ESCAPES.get(c, c) for c in value) + '"'
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

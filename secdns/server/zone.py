@@ -525,8 +525,8 @@ class ZoneTable:
         """CH TXT answers by lowercased name ("version.bind." -> text), from [server]."""
 
     def add(self, zone: ServedZone) -> None:
-        if zone.origin != dns.name.root and len(zone.origin.labels) > 1:
-            parent = self.find(zone.origin.parent())
+        if zone.key != ".":
+            parent = self.find_key(parent_key(zone.key))
             if parent is not None:  # it answered for names that are now the new zone's
                 parent.generation += 1
         self.zones[zone.key] = zone
@@ -544,11 +544,14 @@ class ZoneTable:
 
     def find(self, qname: dns.name.Name) -> ServedZone | None:
         """The zone that ``qname`` belongs to (deepest origin), or None."""
-        name = qname
+        return self.find_key(name_key(qname))
+
+    def find_key(self, key: str) -> ServedZone | None:
+        """:meth:`find` by a name's key (its ancestors' keys are string suffixes)."""
         while True:
-            zone = self.zones.get(name_key(name))
+            zone = self.zones.get(key)
             if zone is not None:
                 return zone
-            if name == dns.name.root or len(name.labels) <= 1:
+            if key == ".":
                 return None
-            name = name.parent()
+            key = parent_key(key)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from secdns import wire, zonefile
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
 from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
-from secdns.endpoints import host_networks
+from secdns.endpoints import IPNetwork, host_networks
 from secdns.errors import IxfrNotApplicable, SecdnsError
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
@@ -39,9 +40,11 @@ log = logging.getLogger(__name__)
 JOURNAL_ENTRIES = 1000
 INLINE_RECORDS = 500
 """A transferred zone this small is built on the event loop, not in a thread."""
-SERVE_POLICY = RefreshPolicy(restored_spread=300.0)
+SERVE_POLICY = RefreshPolicy(restored_spread=300.0, first_retry=2.0)
 """Stored copies fresh at start are first checked over five minutes (or by their
-refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second."""
+refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second.
+A zone with nothing to serve yet retries a failed check after 2 s, doubling up to the
+SOA retry (a primary's transfer limit at a cold start), each under the shared bound."""
 
 
 class MemoryCopy(ZoneCopy):
@@ -108,6 +111,8 @@ class MemoryCopy(ZoneCopy):
 
 
 Stored = tuple[ZoneWriter, "ZoneVersion | None", list[JournalEntry]]
+_NO_JOURNAL: collections.deque[JournalEntry] = collections.deque(maxlen=0)
+"""The journal of every zone that has none (empty, and never extended: see extend_journal)."""
 
 
 def read_stored(store: Store, origin: dns.name.Name) -> Stored:
@@ -137,15 +142,16 @@ class ZoneRuntime:
         on_change: Callable[[ZoneRuntime], None],
     ) -> None:
         self.config = config
+        self.name = config.text  # (rendered once: logs and statuses name it often)
         self.server_config = server_config
         self.zone = ServedZone(config.name)
         self.store = store
         self.writer: ZoneWriter | None = None  # the store's copy, once loaded
-        self.journal: collections.deque[JournalEntry] = collections.deque(maxlen=JOURNAL_ENTRIES)
+        self.journal: collections.deque[JournalEntry] = _NO_JOURNAL  # a deque once it has one
         self.on_change = on_change
         self.options = PullOptions()
         self.refresher = Refresher(
-            config.text,
+            self.name,
             self._check,
             asyncio.Semaphore(1),  # the server's shared bound replaces it in run()
             policy=SERVE_POLICY,
@@ -159,10 +165,6 @@ class ZoneRuntime:
         self._persist_tasks: set[asyncio.Task[None]] = set()
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.notify_acl = NotifyAcl()
-
-    @property
-    def name(self) -> str:
-        return self.config.text
 
     @property
     def is_secondary(self) -> bool:
@@ -222,7 +224,7 @@ class ZoneRuntime:
         if version is None:
             return
         self.zone.swap(version)
-        self.journal.extend(entries)
+        self.extend_journal(entries)
         # the state's last successful check decides whether the copy is already expired
         self.last_success = epoch(writer.state.last_success)
         if self.zone.expired:
@@ -286,12 +288,20 @@ class ZoneRuntime:
     ) -> None:
         """Swap in a new version (atomic for every reader) and remember the delta."""
         if entries is None:
-            self.journal.clear()
+            self.journal = _NO_JOURNAL
         else:
-            self.journal.extend(entries)
+            self.extend_journal(entries)
         self.zone.swap(version)
         if notify:
             self.on_change(self)
+
+    def extend_journal(self, entries: list[JournalEntry]) -> None:
+        """Remember the deltas IXFR out serves (the last ``JOURNAL_ENTRIES``)."""
+        if not entries:
+            return
+        if self.journal is _NO_JOURNAL:  # most zones never change: no deque of their own
+            self.journal = collections.deque(maxlen=JOURNAL_ENTRIES)
+        self.journal.extend(entries)
 
     @property
     def store_copy(self) -> ZoneWriter | None:
@@ -307,25 +317,33 @@ class ZoneRuntime:
         if self.store is None:
             return
 
+        store = self.store
+
+        def job() -> object:
+            # a zone's first write opens its store copy in the store thread too (no
+            # thread hand-off of its own: 10,000 zones are written at a cold start)
+            if self.writer is None:
+                self.writer = ZoneWriter(store, self.zone.origin)
+            return work(self.writer)
+
         async def run() -> None:
             async with self._persist_lock:
-                if self.writer is None:
-                    assert self.store is not None
-                    self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.zone.origin)
-                writer = self.writer
                 try:
                     if self.commits is not None:
-                        await self.commits.run(lambda: work(writer))
+                        await self.commits.run(job)
                     else:
-                        await asyncio.to_thread(work, writer)
+                        await asyncio.to_thread(job)
                 except (SecdnsError, OSError) as err:
+                    if self.writer is None:  # the store copy could not even be opened
+                        log.error("store: zone=%s cannot write: %s", self.name, err)
+                        return
                     log.warning(
                         "store: zone=%s incremental write failed (%s); rewriting "
                         "the file from memory",
                         self.name,
                         err,
                     )
-                    await self._rewrite(writer)
+                    await self._rewrite(self.writer)
 
         task = asyncio.get_running_loop().create_task(run())
         self._persist_tasks.add(task)
@@ -432,7 +450,13 @@ def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) 
     )
     zone_key = server_config.key_for(config)
     return NotifyAcl(
-        sources=host_networks(sorted(set(addresses) | set(config.allow_notify))),
+        sources=_networks(tuple(sorted(set(addresses) | set(config.allow_notify)))),
         keys=keys,
         zone_key=dns.name.from_text(zone_key.name) if zone_key is not None else None,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _networks(sources: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """``host_networks``, parsed once for the many zones that share their primaries."""
+    return host_networks(sources)
