@@ -35,7 +35,7 @@ from secdns.server.fastpath import NegativeAnswers
 from secdns.server.listeners import Listeners, transfer_networks
 from secdns.server.persist import StoreQueue
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.udp import AnswerCache
+from secdns.server.udp import GC_THRESHOLDS, AnswerCache
 from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import Stored, ZoneRuntime, read_stored
@@ -66,6 +66,7 @@ class Server(QueryDispatch):
         self.store: Store | None = None
         self.commits = StoreQueue()  # every zone's store writes, group-committed
         self._switch_interval: float | None = None
+        self._gc_thresholds: tuple[int, ...] = gc.get_threshold()
         self.gate = asyncio.Semaphore(config.server.concurrency)
         self.stop_event = asyncio.Event()
         self.started = asyncio.Event()
@@ -102,6 +103,7 @@ class Server(QueryDispatch):
         # zones); it waits until they are loaded, then leaves them out (gc.freeze)
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        gc.set_threshold(*GC_THRESHOLDS)
         gc.disable()
         try:
             stored = await self._read_stored(self.config.zones)
@@ -149,6 +151,7 @@ class Server(QueryDispatch):
         await self.listeners.wait_closed()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
+            gc.set_threshold(*self._gc_thresholds)
         log.info("serve: stopped")
 
     def _install_signals(self) -> None:

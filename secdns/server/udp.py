@@ -7,6 +7,7 @@ answer, valid while the zone's generation is unchanged; everything else goes to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("secdns.server.server")
 
 CACHE_ENTRIES = 500_000
+
+GC_THRESHOLDS = (10_000, 10, 1_000)
+"""The cyclic collector's thresholds while serving (Python's default: 700, 10, 10).
+Answering keeps few objects per query (answer cache entries, prepared owner forms),
+but each full collection walks every one kept so far, and with the defaults one
+ran every few thousand queries: a fifth of a first-ask query's CPU.  Full
+collections now wait for a thousand middle ones; garbage cycles are rare here."""
 
 
 class AnswerCache:
@@ -51,11 +59,22 @@ class UdpWorker:
     answers several times more queries per second.  Everything it reads is
     immutable (zone versions) or a dict operation atomic under the GIL; what it
     must tell the loop (a NOTIFY) goes through ``call_soon_threadsafe``.
+
+    The socket is blocking without a timeout: with one, CPython polls the socket
+    before every ``recvfrom`` and every ``sendto`` (two more system calls and two
+    more GIL hand-overs per query).  :meth:`stop` wakes the thread with
+    ``shutdown``, which makes a blocked ``recvfrom`` return on Linux.
+
+    A query the answer cache misses goes first to the prepared answers (the first
+    ask of a name, :mod:`secdns.server.prepared`) and its reply into the cache, as
+    :meth:`~secdns.server.server.Server.answer_udp` does, without building the
+    cache key twice; everything else to ``answer_udp``.
     """
 
     def __init__(self, server: Server, sock: socket.socket) -> None:
         self.server = server
         self.sock = sock
+        sock.settimeout(None)
         self.stopping = False
         self.rcodes = [0] * 16  # answers sent, by rcode: read by secdns.metrics at scrape time
         self.thread = threading.Thread(
@@ -67,33 +86,42 @@ class UdpWorker:
 
     def stop(self) -> None:
         self.stopping = True
+        with contextlib.suppress(OSError):  # ENOTCONN on a UDP socket, but it wakes recvfrom
+            self.sock.shutdown(socket.SHUT_RD)
 
     def run(self) -> None:
         sock = self.sock
         recv = sock.recvfrom
         send = sock.sendto
-        entries = self.server.cache.entries
-        answer = self.server.answer_udp
+        server = self.server
+        cache = server.cache
+        entries = cache.entries
+        prepared = server.prepared.answer
+        answer = server.answer_udp
         rcodes = self.rcodes
         while not self.stopping:
             try:
                 data, addr = recv(65535)
-            except TimeoutError:
-                continue
             except OSError:
-                if self.stopping:
-                    break
                 continue
             if len(data) < 12:
                 continue
             try:
-                if not self.server.log_queries:  # -v logs every query: take the full path
-                    found = entries.get(b"U" + data[2:])
+                if server.log_queries:  # -v logs every query: take the full path
+                    reply = answer(data, addr[0])
+                else:
+                    key = b"U" + data[2:]
+                    found = entries.get(key)
                     if found is not None and found[0].generation == found[1]:
                         send(data[:2] + found[2], addr)
                         rcodes[found[2][1] & 15] += 1
                         continue
-                reply = answer(data, addr[0], looked_up=not self.server.log_queries)
+                    made = prepared(data)
+                    if made is not None:
+                        reply = made[0]
+                        cache.put(key, made[1], reply[2:])
+                    else:
+                        reply = answer(data, addr[0], looked_up=True)
                 if reply is not None:
                     send(reply, addr)
                     rcodes[reply[3] & 15] += 1

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import dataclasses
 import functools
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -273,6 +274,7 @@ class ZoneRuntime:
             self.install(version, [entry] if entry else None)
         else:
             self.install(version, None, notify=False)
+            gc.freeze()  # a whole zone's long-lived objects: out of the cyclic collector's walks
             log.info(
                 "load: zone=%s serial %d, %d records from %s",
                 self.name,
