@@ -424,8 +424,27 @@ class PreparedAnswers:
 
         Bottom-up where the general path goes top-down: an existing name has every
         ancestor in the zone (empty non-terminals included), and every outcome that
-        depends on the order (a cut above a missing name) is declined or the same."""
+        depends on the order (a cut above a missing name) is declined or the same.
+
+        A name whose parent is known clean in this version (:meth:`_parent_state`)
+        needs only its own owner checked, or for a missing name the wildcard below
+        the parent (its closest encloser)."""
         entry = version.entry(key)
+        if depth:
+            parent = key[key.find(".") + 1 :]
+            known = self._parents.get(parent)
+            if known is None or known[0] != self.table.generation:
+                known = self._parent_state(parent)
+            if known is not None and known[2] == version.number:
+                if entry is None:
+                    return (_WILD if version.exists("*." + parent) else _NX), None
+                if entry[0]:
+                    owner = self.owner(version, key, entry[0])
+                    if owner is None:
+                        return _WILD, None
+                    if owner.kinds & KIND_NS:
+                        return _CUT, None
+                return _OK, entry
         walk = key
         if entry is None:
             while True:  # up to the closest encloser (the apex always exists)
@@ -547,9 +566,18 @@ class PreparedAnswers:
             key = b".".join(target[:-1]).lower().decode() + "." if len(target) > 1 else "."
             if not (key == origin_key or key.endswith("." + origin_key) or origin_key == "."):
                 continue
-            target_zone, depth = self._zone(key)
-            if target_zone is not zone:
-                continue
+            known = self._parents.get(key[key.find(".") + 1 :])
+            if (
+                known is not None
+                and known[2] == version.number
+                and known[0] == self.table.generation
+                and key not in self.table.zones
+            ):
+                depth = 1  # below the apex of this version's zone (only its depth > 0 matters)
+            else:
+                target_zone, depth = self._zone(key)
+                if target_zone is not zone:
+                    continue
             status, found = self._address_owner(version, key, depth)
             if status == _WILD:
                 return False
