@@ -83,7 +83,6 @@ _QTYPES = frozenset({*TYPE_CODES.values(), 257, 65, 64, 35, 52, 44, 13, 29, 256}
 _TARGET_TYPES = frozenset(
     {TYPE_NS, TYPE_MX, TYPE_SRV}
 )  # additional-section processing (no KX/AFSDB/RT)
-_FAST_QTYPES = _QTYPES - _TARGET_TYPES  # answered inline by PreparedAnswers.answer
 
 # --- the answerer ---------------------------------------------------------------------------------
 
@@ -160,66 +159,85 @@ class PreparedAnswers:
                 or qname_end + 15 != end
                 or wire[qname_end + 4 : qname_end + 7] != b"\x00\x00\x29"
                 or wire[end - 2 :] != b"\x00\x00"
-                or wire[qname_end + 10]  # EDNS version > 0: BADVERS
             ):
                 return self._answer(wire)
             payload = (wire[qname_end + 7] << 8) | wire[qname_end + 8]
-            if payload > 512 and not wire[2] & 1:  # RD: no authority section anyway
-                return self._answer(wire)
-            if wire[qname_end + 11] & 0x80:  # DO: fine on an unsigned zone only
-                opt = _OPT_DO
-                signed_ok = False
-            else:
-                opt = _OPT_PLAIN
-                signed_ok = True
-            limit = _limit(payload)
-            arcount = 1
-        elif qname_end + 4 != end or not wire[2] & 1:
-            return self._answer(wire)  # trailing bytes, or no RD: the NS authority section
+            opt_ttl: int | None = int.from_bytes(wire[qname_end + 9 : qname_end + 13], "big")
+        elif qname_end + 4 != end:
+            return self._answer(wire)
         else:
-            opt = b""
-            signed_ok = True
-            limit = 512
-            arcount = 0
+            payload = 0
+            opt_ttl = None
         qtype = (wire[qname_end] << 8) | wire[qname_end + 1]
+        query = (labels, qname_end, qtype, opt_ttl, payload)
         if (
-            qtype not in _FAST_QTYPES
+            qtype not in _QTYPES
             or wire[qname_end + 2 : qname_end + 4] != b"\x00\x01"
             or qname_end - 12 > 255
             or qname_end == 13
         ):
-            return self._answer(wire)
+            return self._answer(wire, query)
+        if opt_ttl is None:
+            opt = b""
+            limit = 512
+            arcount = 0
+        elif opt_ttl & 0x00FF0000:
+            return None  # EDNS version > 0: BADVERS
+        else:
+            opt = _OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN
+            limit = _limit(payload)
+            arcount = 1
         text = b".".join(labels)
         if text.translate(None, _SIMPLE_DOT_BYTES) or text.count(46) != len(labels) - 1:
-            return self._answer(wire)  # unusual bytes, or a dot inside a label
+            return self._answer(wire, query)  # unusual bytes, or a dot inside a label
         key = text.lower().decode() + "."
         parent = key[key.find(".") + 1 :]
         known = self._parents.get(parent)
         if known is None or known[0] != self.table.generation:
             known = self._parent_state(parent)
             if known is None:
-                return self._answer(wire)
+                return self._answer(wire, query)
         if key in self.table.zones:
-            return self._answer(wire)
+            return self._answer(wire, query)
         zone = known[1]
         version = zone.version
         if version is None or version.number != known[2] or zone.expired:
-            return self._answer(wire)
+            return self._answer(wire, query)
+        if opt is _OPT_DO and index_of(version).secure:
+            return None  # DO on a signed zone: the proofs and signatures of the general path
         entry = version.buckets[hash(key) & version.mask].get(key)
-        if entry is None or not entry[0]:
-            return self._answer(wire)
+        if entry is None:  # NXDOMAIN, its closest encloser the (clean) parent
+            if version.exists("*." + parent):
+                return None  # a wildcard could match: synthesis, on the general path
+            authority: Section = []
+            self._negative_soa(version, authority)
+            tail = self._soa_tail(version, (*labels, b""), qname_end + 4, authority[0])
+            head = _HEADER.pack(
+                _QR_AA | (((wire[2] << 8) | wire[3]) & _FLAG_BITS) | 3, 1, 0, 1, arcount
+            )
+            reply = wire[:2] + head + wire[12 : qname_end + 4] + tail + opt
+            if len(reply) > limit:
+                return None
+            self.used += 1
+            return reply, zone
         lines = entry[0]
+        if not lines:  # an empty non-terminal: NODATA
+            return self._reply(wire, labels, qname_end, qtype, key, zone, version, entry, limit)
         found = self.owners.get(key)
         owner = (
             found[1] if found is not None and found[0] is lines else self.owner(version, key, lines)
         )
-        if owner is None or owner.kinds or qtype not in owner.types:
-            return self._answer(wire)
+        if owner is None or owner.kinds & KIND_NS:
+            return None  # cannot be prepared; or a delegation: a referral
         owned = owner.labels
-        if b".".join(owned) != text + b".":
-            return self._answer(wire)  # another letter case: names compress differently
-        if not signed_ok and index_of(version).secure:
-            return None  # DO on a signed zone: the proofs and signatures of the general path
+        if (
+            owner.kinds
+            or qtype in _TARGET_TYPES
+            or qtype not in owner.types
+            or not (wire[2] & 1 or (opt_ttl is not None and payload <= 512))
+            or b".".join(owned) != text + b"."  # another case: names compress differently
+        ):  # the sections as the general path fills them
+            return self._reply(wire, labels, qname_end, qtype, key, zone, version, entry, limit)
         fixed = owner.fixed.get(qtype)
         if fixed is not None:
             count, rrs = fixed
@@ -241,7 +259,7 @@ class PreparedAnswers:
             + opt
         )
         if len(reply) > limit:
-            return self._answer(wire)
+            return self._answer(wire, query)
         self.used += 1
         return reply, zone
 
@@ -262,11 +280,27 @@ class PreparedAnswers:
         known = self._parents[parent] = (self.table.generation, zone, number)
         return known
 
-    def _answer(self, wire: bytes) -> tuple[bytes, ServedZone] | None:
-        """:meth:`answer` in full (see the module docstring)."""
-        query = scan_plain(wire)
-        if query is None:
-            return None
+    def _answer(
+        self, wire: bytes, read: tuple[list[bytes], int, int, int | None, int] | None = None
+    ) -> tuple[bytes, ServedZone] | None:
+        """:meth:`answer` in full (see the module docstring); ``read``: the question as
+        :meth:`answer` read it (labels, end of the name, type, OPT TTL, payload)."""
+        if read is None:
+            query = scan_plain(wire)
+            if query is None:
+                return None
+        else:
+            labels, qname_end, qtype, opt_ttl, payload = read
+            query = PlainQuery(
+                (wire[0] << 8) | wire[1],
+                (wire[2] << 8) | wire[3],
+                labels,
+                qname_end,
+                qtype,
+                1 if wire[qname_end + 2 : qname_end + 4] == b"\x00\x01" else 0,
+                opt_ttl,
+                payload,
+            )
         flags = query.flags
         if flags & 0xF800 or query.qclass != 1 or query.qtype not in _QTYPES:
             return None  # QR, opcode, class, type
@@ -326,19 +360,40 @@ class PreparedAnswers:
                 if reply is not None:
                     self.used += 1
                     return reply, zone
-        payload = 512 if opt_ttl is None else query.payload
+        return self._reply(wire, labels, query.qname_end, qtype, key, zone, version, entry, limit)
+
+    def _reply(
+        self,
+        wire: bytes,
+        labels: list[bytes],
+        qname_end: int,
+        qtype: int,
+        key: str,
+        zone: ServedZone,
+        version: ZoneVersion,
+        entry: tuple[tuple[str, ...], int] | None,
+        limit: int,
+    ) -> tuple[bytes, ServedZone] | None:
+        """The reply for a name walked to (``entry``: None if it does not exist), with
+        the sections :meth:`_resolve` fills, or None."""
+        flags = (wire[2] << 8) | wire[3]
+        opt_ttl = None
+        payload = 512
+        if wire[11]:
+            opt_ttl = int.from_bytes(wire[qname_end + 9 : qname_end + 13], "big")
+            payload = (wire[qname_end + 7] << 8) | wire[qname_end + 8]
         sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry)
         if sections is None:
             return None
         rcode, answer, authority, additional = sections
         if not answer and not additional and len(authority) == 1:
             # NXDOMAIN/NODATA: the SOA, whose bytes rarely depend on more than its offset
-            tail = self._soa_tail(version, (*labels, b""), query.qname_end + 4, authority[0])
+            tail = self._soa_tail(version, (*labels, b""), qname_end + 4, authority[0])
             head = _HEADER.pack(
                 _QR_AA | (flags & _FLAG_BITS) | rcode, 1, 0, 1, 0 if opt_ttl is None else 1
             )
             opt = b"" if opt_ttl is None else (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN)
-            reply = wire[:2] + head + wire[12 : query.qname_end + 4] + tail + opt
+            reply = wire[:2] + head + wire[12 : qname_end + 4] + tail + opt
         else:
             reply = _render(wire, labels, flags, opt_ttl, *sections)
         if len(reply) > limit:
@@ -589,11 +644,9 @@ class PreparedAnswers:
                 addresses = found.types.get(rdtype)
                 if addresses is None:
                     continue
-                if any(
-                    have[0] == key and have[2] == rdtype
-                    for section in (answer, authority, additional)
-                    for have in section
-                ):
+                if _holds(answer, key, rdtype) or _holds(authority, key, rdtype):
+                    continue
+                if _holds(additional, key, rdtype):
                     continue
                 _add(additional, (key, found.labels, rdtype, addresses))
         return True
@@ -689,6 +742,21 @@ def _limit(payload: int) -> int:
     return max(512, min(payload, EDNS_PAYLOAD))
 
 
+def _records(section: Section) -> int:
+    count = 0
+    for item in section:
+        count += len(item[3][1])
+    return count
+
+
+def _holds(section: Section, key: str, rdtype: int) -> bool:
+    """Whether ``section`` has ``key``'s RRset of ``rdtype`` (a loop: no generator)."""
+    for have in section:
+        if have[2] == rdtype and have[0] == key:
+            return True
+    return False
+
+
 def _add(section: Section, item: tuple[str, Labels, int, Rrset]) -> None:
     """Proofs._add: keep RRsets grouped by owner."""
     last = -1
@@ -739,8 +807,8 @@ def _render(
         2,
         _QR_AA | (flags & _FLAG_BITS) | rcode,
         1,
-        sum(len(item[3][1]) for item in answer),
-        sum(len(item[3][1]) for item in authority),
+        _records(answer),
+        _records(authority),
         arcount,
     )
     return bytes(out)
