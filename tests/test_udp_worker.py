@@ -1,0 +1,81 @@
+"""The UDP worker (secdns.server.udp): first asks answered with the general path's bytes,
+repeats from the answer cache, and a blocking socket that stop() still wakes at once."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import dns.message
+import dns.rcode
+from test_prepared import MIX, _table
+
+from secdns.server import front
+from secdns.server.prepared import PreparedAnswers
+from secdns.server.udp import AnswerCache, UdpWorker
+
+
+class _Server:
+    """What the worker reads of secdns.server.server.Server: the cache, the prepared
+    answers and the general path (here front.handle, as answer_udp ends in it)."""
+
+    log_queries = False
+
+    def __init__(self) -> None:
+        self.table = _table({"mix.test.": MIX})
+        self.cache = AnswerCache()
+        self.prepared = PreparedAnswers(self.table)
+        self.general = 0
+
+    def answer_udp(self, data: bytes, source: str, looked_up: bool = False) -> bytes | None:
+        self.general += 1
+        return front.handle(data, self.table, tcp=False).wire
+
+
+def _ask(client: socket.socket, port: int, wire: bytes) -> bytes:
+    client.sendto(wire, ("127.0.0.1", port))
+    reply, _ = client.recvfrom(65535)
+    return reply
+
+
+def test_first_asks_repeats_and_a_prompt_stop() -> None:
+    server = _Server()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    worker = UdpWorker(server, sock)  # type: ignore[arg-type]  # the fields run() reads
+    assert sock.gettimeout() is None  # blocking: no poll before each recvfrom/sendto
+    worker.start()
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(5)
+    try:
+        questions = [
+            ("ci000004.cdn.mix.test.", "A"),  # answered inline
+            ("metrics000002.dc1.mix.test.", "AAAA"),
+            ("nx000001.cdn.mix.test.", "A"),  # NXDOMAIN below a known parent
+            ("corp000010.mix.test.", "MX"),  # with additional addresses
+            ("CI000004.cdn.mix.test.", "A"),  # another case
+            ("www000011.web.mix.test.", "A"),  # a CNAME chain: the general path
+        ]
+        for name, rdtype in questions * 2:
+            query = dns.message.make_query(name, rdtype, use_edns=False)
+            wire = query.to_wire()
+            reply = _ask(client, port, wire)
+            assert reply == front.handle(wire, server.table, tcp=False).wire, (name, rdtype)
+        nx = dns.message.from_wire(_ask(client, port, _query("nx000002.cdn.mix.test.")))
+        assert nx.rcode() == dns.rcode.NXDOMAIN
+        assert server.prepared.used >= 5
+        assert server.general == 2  # the CNAME chain (this stand-in caches nothing)
+        assert len(server.cache.entries) == 6  # the prepared replies, each once
+    finally:
+        client.close()
+        started = time.monotonic()
+        worker.stop()
+        worker.thread.join(2.0)
+    assert not worker.thread.is_alive()
+    assert time.monotonic() - started < 1.0
+    assert sock.fileno() == -1  # closed by the worker on its way out
+
+
+def _query(name: str) -> bytes:
+    return dns.message.make_query(name, "A", use_edns=False).to_wire()
