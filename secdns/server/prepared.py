@@ -37,6 +37,13 @@ chains, DNAME, referrals, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
 reply larger than the client allows (truncation), names with unusual bytes,
 and rdata types without a fast builder.
 
+The module is past the house size on purpose for now: :meth:`PreparedAnswers.answer`
+repeats in one straight function (about 150 lines) what ``_walk``/``_resolve``
+decide for the commonest asks, because on a first ask each function call costs
+as much as several of its lines (tests/test_prepared.py holds both to the general
+path's bytes).  The next split is the section logic (``_resolve``,
+``_additional_for``, ``_soa_tail``, ``_render``) into a module of its own.
+
 The prepared form of an owner is kept with the tuple of lines it was made from,
 and is valid while the zone's current version holds that same tuple: an IXFR
 (which copies only the buckets and entries it touches) leaves every other
