@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,7 +178,12 @@ def delta_entries(deltas: list[Delta]) -> list[JournalEntry]:
 
 
 class FileCopy(ZoneCopy):
-    """A master file (``pull -o FILE``, or ``-o -`` for stdout): AXFR only."""
+    """A master file (``pull -o FILE``, or ``-o -`` for stdout): AXFR only.
+
+    A new version replacing a whole copy of this zone (:func:`file_serial`) counts
+    added/removed against it as the store does (:func:`zonefile.diffed_against`);
+    replacing anything else, against nothing, as a first pull.
+    """
 
     def __init__(self, origin: dns.name.Name, output: Path | None, to_stdout: bool = False):
         self.origin = origin
@@ -186,26 +193,67 @@ class FileCopy(ZoneCopy):
     async def prepare(self) -> None:
         if self.output is not None and self.output.exists():
             self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
+            if self.serial is not None:
+                self.records = await asyncio.to_thread(_count_records, self.output)
 
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
         @gc_paused()
         def work() -> None:
-            lines = zone.lines()
-            chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
-            if self.to_stdout:  # the text is printed whole: hold it
-                result.text = b"".join(chunks).decode()
-                chunks = iter((result.text.encode(),))
-            if self.output is not None:
-                atomic_write(self.output, chunks)  # written as it is sorted
-                result.output = str(self.output)
-            else:
-                for _ in chunks:
-                    pass
-            result.records = result.added = len(zone) - zone.dropped
+            with contextlib.ExitStack() as stack:
+                lines: Iterable[str] = zone.lines()
+                diff = None
+                if self.output is not None and self.serial is not None:
+                    try:
+                        lines, diff = stack.enter_context(
+                            zonefile.diffed_against(self.origin, self.output, lines)
+                        )
+                    except OSError as err:
+                        log.warning(
+                            "pull: zone=%s cannot read %s (%s): counting against nothing",
+                            self.origin,
+                            self.output,
+                            err.strerror,
+                        )
+                self._write(zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines), result)
+            result.records = len(zone) - zone.dropped
+            result.added, result.removed = result.records, 0
+            if diff is not None:
+                assert self.serial is not None
+                _, result.added, result.removed = axfr_entry(
+                    diff.deleted, diff.added, self.serial, wire.soa_fields(soa)[0]
+                )
 
         await asyncio.to_thread(work)
+
+    def _write(self, chunks: Iterator[bytes], result: PullResult) -> None:
+        if self.to_stdout:  # the text is printed whole: hold it
+            result.text = b"".join(chunks).decode()
+            chunks = iter((result.text.encode(),))
+        if self.output is not None:
+            atomic_write(self.output, chunks)  # written as it is sorted
+            result.output = str(self.output)
+        else:
+            for _ in chunks:
+                pass
+
+
+def _count_records(path: Path) -> int | None:
+    """The records of a whole master file secdns wrote (one a line, after its
+    header), counted a chunk at a time."""
+    try:
+        with open(path, "rb") as handle:
+            header = 0
+            for line in handle:
+                if not line.startswith((b";", b"$")):
+                    break
+                header += 1
+            handle.seek(0)
+            newlines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return None
+    return newlines - header
 
 
 class StoreCopy(ZoneCopy):

@@ -73,10 +73,14 @@ def kv_line(*fields: tuple[str, object]) -> str:
 
 
 def _serials(result: PullResult) -> str:
+    """``from->to`` of a transfer; the one serial of a zone up to date (the primary's)
+    or failed (the one held, ``none`` when nothing is held)."""
     before = "none" if result.serial_from is None else str(result.serial_from)
     after = "-" if result.serial_to is None else str(result.serial_to)
     if result.status is Status.UP_TO_DATE:
         return after
+    if result.status is Status.FAILED:
+        return before
     return f"{before}->{after}"
 
 

@@ -165,7 +165,9 @@ async def _first_primary(
                 return await attempt(address, port, endpoint.host)
             except _FAILOVER as err:
                 err.with_context(zone=zone_text)
-                log.info("pull: zone=%s failed: %s", zone_text, err.one_line())
+                if index < len(primaries) or (address, port) != addresses[-1]:
+                    # the last failure is the caller's to report (serve: with its retry time)
+                    log.info("pull: zone=%s failed: %s", zone_text, err.one_line())
                 errors.append(err)
                 note(
                     "failover",
@@ -215,8 +217,11 @@ async def pull_zone(
     note = Explainer(zone_text, options.explain)
     try:
         await copy.prepare()
-    except SecdnsError as err:  # -o in a missing directory: say which zone
-        raise err.with_context(zone=zone_text) from None
+    except SecdnsError as err:  # -d in a missing directory: failed, as a failed write is
+        err.with_context(zone=zone_text)
+        return PullResult(
+            zone=zone_text, status=Status.FAILED, error=err, duration=time.monotonic() - started
+        )
     if note:
         _explain_hold(note, copy, options)
     first = [probed]

@@ -447,10 +447,9 @@ class ZoneWriter:
         if old_serial is None or self.store.zone_problem(self.origin, state) is not None:
             written = self.replace(lines, soa, primary=primary)
             return written, written.records, 0
-        with open(self.store.zone_path(self.origin), encoding="utf-8") as old:
-            stored = (line.rstrip("\n") for line in old if not line.startswith(("$", ";")))
-            diff = zonefile.SortedDiff(zonefile.LineKeyer(self.origin), stored)
-            counted = zonefile.Counted(diff.lines(lines))
+        path = self.store.zone_path(self.origin)
+        with zonefile.diffed_against(self.origin, path, lines) as (merged, diff):
+            counted = zonefile.Counted(merged)
             chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, counted)
 
             counts: list[int] = []

@@ -15,9 +15,11 @@ its whole text in memory (issue 10: 576 -> 342 MiB peak for ``pull -o``).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import operator
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import dns.exception
 import dns.name
@@ -370,3 +372,20 @@ class SortedDiff:
             self.deleted.append(self._current)
             self.deleted.extend(self._old)
             self._current = None
+
+
+@contextlib.contextmanager
+def diffed_against(
+    origin: dns.name.Name, old_path: Path, new: Iterable[str]
+) -> Iterator[tuple[Iterator[str], SortedDiff]]:
+    """The one way a full version replacing a master file secdns wrote learns what
+    changed (``pull -d``'s store, ``pull -o`` and ``watch -o``'s file): ``new``
+    passed through a :class:`SortedDiff` against the old file, read a line at a
+    time as the new version is written, never held whole.  The caller decides the
+    old file is intact and this zone's; its lists are complete once the lines are
+    consumed.
+    """
+    with open(old_path, encoding="utf-8", errors="replace") as old:
+        stored = (line.rstrip("\n") for line in old if not line.startswith(HEADER_PREFIXES))
+        diff = SortedDiff(LineKeyer(origin), stored)
+        yield diff.lines(new), diff

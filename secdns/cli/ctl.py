@@ -143,6 +143,8 @@ def _pull_line(pull: dict[str, Any]) -> str:
     before, after = pull.get("serial_from"), pull.get("serial_to")
     if pull.get("status") == "up-to-date":
         fields.append(f"serial={after}")
+    elif pull.get("status") == "failed":  # the serial held, as pull's line (output._serials)
+        fields.append(f"serial={'none' if before is None else before}")
     else:
         fields.append(f"serial={'none' if before is None else before}->{after or '-'}")
     if pull.get("status") == "transferred":
