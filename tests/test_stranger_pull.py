@@ -164,3 +164,19 @@ def test_a_failed_zone_shows_the_serial_held(nsd_primary, tmp_path):
     result = pull(ORIGIN, f"@{primary.addr}", "-o", str(out), "--timeout", "1")
     assert result.exit_code != 0
     assert fields(result.stdout)["serial"] == str(SERIAL), result.stdout
+
+
+def test_ctl_warns_with_the_secdns_prefix(tmp_path, monkeypatch):
+    """Finding 8: ``ctl`` says the TSIG-file warning as ``pull`` does."""
+    from secdns import keys
+
+    monkeypatch.setattr(keys, "_warned", set())
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[server]\ndirectory = "store"\n\n[keys.xfr]\nsecret = "c2VjcmV0c2VjcmV0c2VjcmV0"\n\n'
+        f'[[zone]]\nname = "example.com"\nprimaries = ["127.0.0.1:{free_port()}"]\nkey = "xfr"\n'
+    )
+    config.chmod(0o644)
+    result = CliRunner().invoke(cli, ["ctl", "-c", str(config), "status"])
+    warned = [line for line in result.stderr.splitlines() if "holds a TSIG secret" in line]
+    assert warned and warned[0].startswith(f"secdns: warning: {config} holds"), result.stderr

@@ -196,6 +196,9 @@ def command(
     """
     if config_path and socket:
         raise click.UsageError("use either -c CONFIG or -s SOCKET, not both")
+    from secdns.cli import setup_logging
+
+    setup_logging(0, False)  # warnings (a TSIG file others can read) as every command says them
     ctx.meta[SOCKET_META] = socket
     ctx.meta[TIMEOUT_META] = timeout
 
@@ -332,7 +335,7 @@ def reload(no_wait: bool, as_json: bool) -> None:
     else:
         click.echo(f"reload: done, zones={result.get('zones')}")
     for warning in result.get("warnings") or []:
-        click.echo(f"warning: reload: {warning}", err=True)
+        click.echo(f"secdns: warning: reload: {warning}", err=True)
 
 
 @command.command("stop")
