@@ -401,7 +401,11 @@ def test_demo_says_only_what_exists_and_ctrl_c_is_130():
             process.kill()
     text = "".join(lines) + rest
     assert process.returncode == 130, (text, stderr)
-    assert "== done: no files kept (-d DIR keeps them)" in text
+    # finding 10 (2026-12-02): while it runs, the secondary's store is still in use
+    assert "== done: the secondary's store is /tmp/" in text
+    assert "/serve, removed when the demo stops (-d DIR keeps it)" in text
+    assert "== done: no files kept" not in text
+    assert "== stopped: no files kept (-d DIR keeps them)" in text
     assert "files in /tmp" not in text
 
 

@@ -133,7 +133,14 @@ def command(directory: str | None, keep: bool, primary_port: int, change_every: 
         stopped: int = ExitCode.OK
         async with demo_servers(work, primary_port) as setup:
             ok = await run_scenario(setup, printer)
-            printer.step(f"done: {where}" if ok else "demo FAILED")
+            # --keep without -d: the secondary still serves from the temporary store
+            running = (
+                f"the secondary's store is {work / 'serve'}, removed when the demo stops"
+                " (-d DIR keeps it)"
+            )
+            printer.step(
+                f"done: {running if keep and not directory else where}" if ok else "demo FAILED"
+            )
             if keep and ok:
                 printer.step("kept running:")
                 for line in kept_text(setup, change_every):
