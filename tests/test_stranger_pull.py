@@ -180,3 +180,36 @@ def test_ctl_warns_with_the_secdns_prefix(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["ctl", "-c", str(config), "status"])
     warned = [line for line in result.stderr.splitlines() if "holds a TSIG secret" in line]
     assert warned and warned[0].startswith(f"secdns: warning: {config} holds"), result.stderr
+
+
+def test_watch_replacing_a_file_counts_the_real_change(nsd_primary, tmp_path):
+    """Finding 5 (watch -o): the same copy as ``pull -o``, the same counts."""
+    primary = nsd_primary()
+    out = tmp_path / "wz.zone"
+    assert pull(ORIGIN, f"@{primary.addr}", "-o", str(out)).exit_code == 0
+    primary.write_zone(ZONE, changed(SERIAL + 1, "added1 60 IN A 192.0.2.55\n"))
+    primary.reload()
+    primary.wait_for_serial(ORIGIN, SERIAL + 1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "watch", ORIGIN, f"@{primary.addr}", "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1"),
+    )
+    updated = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "event=updated" in line:
+                updated.append(line)
+                break
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert updated
+    got = fields(updated[-1])
+    assert (got["added"], got["removed"]) == ("1", "0"), updated
