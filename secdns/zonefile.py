@@ -296,12 +296,16 @@ def apply_keyed_delta(
         removals.add(index)
     insertions: dict[int, list[tuple[SortKey, str]]] = {}
     added_keys: set[SortKey] = set()
+    unchanged = 0
     for key, line in added:
         if key in added_keys:
             continue
         added_keys.add(key)
         index = bisect.bisect_left(lines, key, key=keyer)
         if index < len(lines) and index not in removals and keyer(lines[index]) == key:
+            if lines[index] == line:  # added again as it is (NSD re-sends a node): no change
+                unchanged += 1
+                continue
             removals.add(index)  # re-added (e.g. a TTL change): replace the line
         insertions.setdefault(index, []).append((key, line))
     points = sorted(set(removals) | set(insertions))
@@ -313,7 +317,7 @@ def apply_keyed_delta(
             result.append(text)
         cursor = point + 1 if point in removals else point
     result.extend(lines[cursor:])
-    return result, len(removals), len(added_keys)
+    return result, len(removals), len(added_keys) - unchanged
 
 
 class SortedDiff:
