@@ -265,3 +265,27 @@ def test_monitor_table_at_80_columns_folds_names_and_keeps_windows():
     for whole in ("192.0.2.1:25300", "2001:db8:1234:5678::53", "0.000-0.071s", "10.250-10.375s"):
         assert whole in text, text
     assert "…" not in text, text
+
+
+def test_watch_config_on_a_terminal_shows_a_failure_once_and_no_empty_rows(bind_primary, tmp_path):
+    """Item 4: ``watch -c`` on a terminal, one zone's primary dead: its failure is
+    shown once (the event; the log line saying the same is not also printed into
+    the progress bar), and no transfer row reads ``0 records 0 B ?``."""
+    import re
+
+    from test_watch_progress import ZONES, small_zone, watch_on_terminal, zone_config
+
+    primary = bind_primary({zone: small_zone(zone) for zone in ZONES})
+    config = zone_config(tmp_path, primary.addr, ZONES)
+    dead = f"127.0.0.1:{free_port()}"
+    config.write_text(config.read_text() + f'[[zone]]\nname = "d.lab"\nprimaries = ["{dead}"]\n')
+    shown = watch_on_terminal(
+        [*SECDNS, "watch", "-c", str(config), "--interval", "2", "--query-timeout", "0.5"],
+        until="zones checked in",
+        cwd=tmp_path,
+    )
+    assert f"{len(ZONES)} transferred, 0 up to date, 1 failed" in shown, shown
+    assert len(re.findall(r"d\.lab\. check failed, retry in", shown)) == 1, shown
+    assert "secdns: watch: zone=d.lab." not in shown, shown  # the log line
+    assert not re.search(r"\b0 records +0 B", shown), shown
+    assert " B ? " not in shown, shown
