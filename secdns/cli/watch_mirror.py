@@ -338,7 +338,7 @@ def run_mirror(
     if first_round is not None:
         first_round.start()
     try:
-        with logs_beside_events(events.console is not None):
+        with logs_beside_events(events.console is not None and not quiet):
             asyncio.run(
                 metrics.serving_metrics(
                     _mirror(
