@@ -55,6 +55,9 @@ from secdns.xfr import XfrKind
 from secdns.xot import TlsSettings
 
 log = logging.getLogger(__name__)
+SHOWN_AS_EVENT = {"shown_as_event": True}
+"""``extra=`` of a log line that says what an event also says: a terminal that shows
+the events drops it (one failure, one line); piped, both go out (stderr, stdout)."""
 
 # --- mirror: follow zones ------------------------------------------------------------------------
 
@@ -405,7 +408,12 @@ class Mirror:
                 continue
             source = format_addr(*addr)
             followed = self._followed[decision.zone]
-            log.info("watch: zone=%s NOTIFY from %s: checking now", followed.config.text, source)
+            log.info(
+                "watch: zone=%s NOTIFY from %s: checking now",
+                followed.config.text,
+                source,
+                extra=SHOWN_AS_EVENT,
+            )
             self._emit(
                 MirrorEventKind.NOTIFY,
                 followed.config.text,
@@ -508,6 +516,7 @@ class Mirror:
                 "watch: zone=%s primary answers again after %d failed checks",
                 followed.config.text,
                 followed.failures,
+                extra=SHOWN_AS_EVENT,
             )
             self._emit(
                 MirrorEventKind.RECOVERED,
@@ -567,7 +576,12 @@ class Mirror:
             try:
                 status = await run_command(self.options.exec_command, env)
             except OSError as err:
-                log.error("watch: zone=%s cannot run --exec: %s", zone, err.strerror or err)
+                log.error(
+                    "watch: zone=%s cannot run --exec: %s",
+                    zone,
+                    err.strerror or err,
+                    extra=SHOWN_AS_EVENT,
+                )
                 self._emit(MirrorEventKind.EXEC, zone, serial=result.serial_to, error=str(err))
                 return
         if status != 0:
@@ -576,9 +590,15 @@ class Mirror:
                 zone,
                 status,
                 result.serial_to,
+                extra=SHOWN_AS_EVENT,
             )
         else:
-            log.info("watch: zone=%s --exec done (serial %s)", zone, result.serial_to)
+            log.info(
+                "watch: zone=%s --exec done (serial %s)",
+                zone,
+                result.serial_to,
+                extra=SHOWN_AS_EVENT,
+            )
         self._emit(
             MirrorEventKind.EXEC,
             zone,
@@ -593,7 +613,12 @@ class Mirror:
         delay = followed.refresher.retry_in or 0.0
         what = "primary unreachable" if isinstance(err, NetworkError) else "check failed"
         log.warning(
-            "watch: zone=%s %s, retry in %s: %s", zone, what, seconds_text(delay), err.one_line()
+            "watch: zone=%s %s, retry in %s: %s",
+            zone,
+            what,
+            seconds_text(delay),
+            err.one_line(),
+            extra=SHOWN_AS_EVENT,
         )
         self._emit(
             MirrorEventKind.FAILED,

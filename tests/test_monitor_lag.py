@@ -141,7 +141,7 @@ def test_the_lag_window_is_in_every_output():
     summary = MonitorSummary("z.", MonitorOutcome.REACHED, 10.3, 6, 6, tracked.statuses(), 0)
     assert summary.to_dict()["lag_max"] == 0.3
     assert summary.to_dict()["servers"][0]["primary"] is True
-    assert "lag=0.250s lag_min=0.200s lag_max=0.300s" in summary_lines(summary, at=0.0)[0]
+    assert "lag=0.250s lag_min=0.200s lag_max=0.300s" in summary_lines(summary, at=0.0)[-1]
     assert "caught up 0.250s after the primary (between 0.200 and 0.300s)" in str(
         summary_text(summary)
     )

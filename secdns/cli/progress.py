@@ -66,7 +66,8 @@ class TransferProgress:
                 if task.fields.get("overall"):
                     return Text(self.overall.format(task=task))
                 rendered = self.column.render(task)
-                return rendered if isinstance(rendered, Text) else Text(str(rendered))
+                text = rendered if isinstance(rendered, Text) else Text(str(rendered))
+                return Text("") if text.plain == "?" else text  # no rate measured yet
 
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -96,13 +97,22 @@ class TransferProgress:
             self.tasks.clear()
 
     def callback(self, zone: str) -> Callable[[int, int], None] | None:
+        """The ``progress=`` callback of one transfer.  Its row appears with the first
+        data received, so that a zone still at its SOA query (or up to date) shows no
+        row of ``0 records 0 B``."""
         progress = self.progress
         if progress is None:
             return None
-        task = progress.add_task(zone, total=None, records=0)
-        self.tasks[zone] = task
 
         def update(records: int, nbytes: int) -> None:
+            task = self.tasks.get(zone)
+            if task is None:
+                if self.progress is not progress:  # stopped meanwhile
+                    return
+                self.tasks[zone] = progress.add_task(
+                    zone, total=None, completed=nbytes, records=records
+                )
+                return
             progress.update(task, completed=nbytes, records=records)
 
         return update

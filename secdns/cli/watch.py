@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import NoReturn
 
 import click
 from click.core import ParameterSource
@@ -102,7 +103,9 @@ class SerialOrNext(click.ParamType):
     "exec_command",
     metavar="CMD",
     help="Mirror: shell command run after each change, with SECDNS_ZONE, "
-    "SECDNS_OLD_SERIAL, SECDNS_NEW_SERIAL, SECDNS_FILE, SECDNS_KIND set.",
+    "SECDNS_OLD_SERIAL (the serial held before; empty when none was, as for a first "
+    "transfer into an empty file or store), SECDNS_NEW_SERIAL, SECDNS_FILE, SECDNS_KIND "
+    "set.  Its output goes to stderr: stdout carries only the events.",
 )
 @click.option(
     "--servers",
@@ -132,7 +135,9 @@ class SerialOrNext(click.ParamType):
     "deadline",
     type=click.FloatRange(min=0.01),
     metavar="SECONDS",
-    help="With --until-*: give up after SECONDS, print who lagged, exit 1.",
+    help="Monitor, with --until-*: a deadline for the whole watch: give up after "
+    "SECONDS, print who lagged, exit 1.  Not per message as in pull and serve: "
+    "--query-timeout is that here.",
 )
 @click.option(
     "--fast-interval",
@@ -344,7 +349,7 @@ def command(
             watch_metrics=watch_metrics,
             primary=_primary(primary_spec, servers),
         )
-        sys.exit(summary.exit_code)
+        _leave(out, summary.exit_code)
 
     _reject(
         {
@@ -399,7 +404,7 @@ def command(
             metrics_endpoint=metrics_endpoint,
             watch_metrics=watch_metrics,
         )
-        sys.exit(0)
+        _leave(out, 0)
     run_mirror(
         mirror_zones,
         store,
@@ -411,7 +416,17 @@ def command(
         metrics_endpoint=metrics_endpoint,
         watch_metrics=watch_metrics,
     )
-    sys.exit(0)
+    _leave(out, 0)
+
+
+def _leave(out: EventStream, status: int) -> NoReturn:
+    """Exit with ``status``, or 141 as every other command does if the watch ended
+    because the reader of its output went away (``| head -1``)."""
+    if out.broken:
+        from secdns.cli import exit_on_broken_pipe
+
+        exit_on_broken_pipe()
+    sys.exit(status)
 
 
 def _check_monitor_args(

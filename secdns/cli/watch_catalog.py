@@ -14,7 +14,7 @@ from rich.text import Text
 from secdns import metrics, xot
 from secdns.catalog_watch import CatalogSummary, CatalogWatch
 from secdns.cli.stream import EventStream
-from secdns.cli.watch_mirror import DEFAULT_JOBS, MirrorPrinter
+from secdns.cli.watch_mirror import DEFAULT_JOBS, MirrorPrinter, logs_beside_events
 from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
@@ -104,7 +104,8 @@ def run_catalog(
             await watch.run(stop)
 
     try:
-        asyncio.run(metrics.serving_metrics(follow(), metrics_endpoint, watch_metrics))
+        with logs_beside_events(rich and not quiet and not as_json):
+            asyncio.run(metrics.serving_metrics(follow(), metrics_endpoint, watch_metrics))
     finally:
         summary = watch.summary()
         if as_json:

@@ -6,8 +6,11 @@ terminal, one ``key=value`` line per event when piped, JSON lines with ``--json`
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -160,6 +163,8 @@ class FirstRound:
             return
         self.checked[event.zone] = event.kind
         self.progress.advance()
+        if self.progress.progress is not None:  # the display as it is now, not 0.1 s ago
+            self.progress.progress.refresh()
         if event.kind is not MirrorEventKind.SYNCED or self.zones == 1:
             self.console.print(mirror_text(event))
         if len(self.checked) >= self.zones:
@@ -333,25 +338,69 @@ def run_mirror(
     if first_round is not None:
         first_round.start()
     try:
-        asyncio.run(
-            metrics.serving_metrics(
-                _mirror(
-                    zones,
-                    store,
-                    options,
-                    printer,
-                    out,
+        with logs_beside_events(events.console is not None and not quiet):
+            asyncio.run(
+                metrics.serving_metrics(
+                    _mirror(
+                        zones,
+                        store,
+                        options,
+                        printer,
+                        out,
+                        watch_metrics,
+                        events.summary,
+                        first_round.progress if first_round is not None else None,
+                    ),
+                    metrics_endpoint,
                     watch_metrics,
-                    events.summary,
-                    first_round.progress if first_round is not None else None,
-                ),
-                metrics_endpoint,
-                watch_metrics,
+                )
             )
-        )
     finally:
         if first_round is not None:
             first_round.stop()
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at each write: while rich's live display runs, its
+    proxy, which prints a log line above the bar instead of into it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _not_shown_as_event(record: logging.LogRecord) -> bool:
+    return not getattr(record, "shown_as_event", False)
+
+
+@contextlib.contextmanager
+def logs_beside_events(on_terminal: bool) -> Iterator[None]:
+    """While events are shown on a terminal: a log line goes above the progress
+    display, not into it, and one that only repeats an event on the same terminal
+    (a failed check, ``--exec``'s status: :data:`~secdns.mirror.SHOWN_AS_EVENT`) is
+    dropped.  Piped, events (stdout) and logs (stderr) both go out, unchanged."""
+    if not on_terminal:
+        yield
+        return
+    same_screen = sys.stderr.isatty()
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and h.stream in (sys.stderr, sys.__stderr__)
+    ]
+    streams = [h.setStream(_CurrentStderr()) for h in handlers]  # type: ignore[arg-type]
+    if same_screen:
+        for handler in handlers:
+            handler.addFilter(_not_shown_as_event)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.removeFilter(_not_shown_as_event)
+            if stream is not None:
+                handler.setStream(stream)
 
 
 async def _mirror(

@@ -105,10 +105,23 @@ def summary_dict(summary: MonitorSummary, at: float | None = None) -> dict[str, 
 
 
 def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]:
-    """The end of a monitor run: one summary line, then one line per lagging address."""
+    """The end of a monitor run: one line per lagging address, then the summary line,
+    which is always the last event."""
     lagging = summary.lagging
     stamp = iso_time(time.time() if at is None else at)
     lines = [
+        kv_line(
+            ("time", stamp),
+            ("event", "lagging"),
+            ("zone", summary.zone),
+            ("server", status.server),
+            ("address", status.address),
+            ("serial", status.serial),
+            ("error", _status_error(status)),
+        )
+        for status in lagging
+    ]
+    lines.append(
         kv_line(
             ("time", stamp),
             ("event", "summary"),
@@ -122,19 +135,7 @@ def summary_lines(summary: MonitorSummary, at: float | None = None) -> list[str]
             ("addresses", len(summary.statuses)),
             ("lagging", len(lagging)),
         )
-    ]
-    for status in lagging:
-        lines.append(
-            kv_line(
-                ("time", stamp),
-                ("event", "lagging"),
-                ("zone", summary.zone),
-                ("server", status.server),
-                ("address", status.address),
-                ("serial", status.serial),
-                ("error", _status_error(status)),
-            )
-        )
+    )
     return lines
 
 
@@ -191,20 +192,32 @@ def monitor_table(
     statuses: tuple[AddressStatus, ...],
     newest: int | None,
     until_serial: int | None = None,
+    width: int | None = None,
 ) -> Table:
-    """The live table: who answers which serial, how late it caught up, since when."""
+    """The live table: who answers which serial, how late it caught up, since when.
+
+    Made for a terminal ``width`` columns wide (80 and up): nothing that tells two
+    addresses apart, nor a number, is cut with an ellipsis.  The address and window
+    columns keep their width; the server's name (blank when it is the address, as
+    for @IP:PORT) and a serial's error fold onto more lines; "last change" is left
+    out first when the rest would not fit."""
     current = sum(1 for s in statuses if s.current)
     title = f"secdns watch {zone}  newest serial {newest if newest is not None else '-'}"
     title += f"  {current}/{len(statuses)} current"
     if until_serial is not None:
         title += f"  waiting for {until_serial}"
     table = Table(title=title, title_justify="left", caption=LAG_CAPTION, caption_justify="left")
-    table.add_column("server")
-    table.add_column("address")
-    table.add_column("serial", justify="right", no_wrap=True, overflow="ellipsis", max_width=44)
-    table.add_column("lag", justify="right")
-    table.add_column("window", justify="right")
-    table.add_column("last change")
+    address_width = max((len(s.address) for s in statuses), default=7)
+    window_width = max((len(_window_text(s.lag)) for s in statuses), default=6)
+    # server (9), serial (10), lag (6), last change (8), and 3 of border and padding a column
+    with_changed = width is None or address_width + window_width + 33 + 6 * 3 + 1 <= width
+    table.add_column("server", overflow="fold", min_width=9)
+    table.add_column("address", no_wrap=True, min_width=address_width)
+    table.add_column("serial", justify="right", overflow="fold", min_width=10)
+    table.add_column("lag", justify="right", no_wrap=True, min_width=6)
+    table.add_column("window", justify="right", no_wrap=True, min_width=window_width)
+    if with_changed:
+        table.add_column("last change", min_width=8)
     for status in statuses:
         if status.error is not None:
             serial = Text(
@@ -216,14 +229,16 @@ def monitor_table(
         else:
             serial = Text(str(status.serial) if status.serial is not None else "-", style="yellow")
         changed = iso_time(status.changed_at)[11:19] if status.changed_at else "-"
-        server = f"{status.server} (primary)" if status.primary else status.server
+        server = "" if status.server == status.address else status.server
+        if status.primary:
+            server = f"{server} (primary)".lstrip()
         table.add_row(
             server,
             status.address,
             serial,
             _lag_text(status.lag),
             _window_text(status.lag),
-            changed,
+            *([changed] if with_changed else []),
         )
     return table
 
@@ -274,13 +289,15 @@ class MonitorDisplay(EventPrinter):
             self.monitor.statuses(),
             self.monitor.tracker.newest,
             self.monitor.options.until_serial,
+            width=self.live.console.width if self.live is not None else None,
         )
 
     def start(self, monitor: Monitor) -> None:
         self.monitor = monitor
         if self.rich:
             console = self.out.console()
-            self.live = Live(self.table(), console=console, auto_refresh=False)
+            self.live = Live(console=console, auto_refresh=False)
+            self.live.update(self.table())
             self.live.start(refresh=True)
 
     def __call__(self, event: MonitorEvent) -> None:
