@@ -354,7 +354,7 @@ def test_watch_summary_says_no_answer_and_has_time(silent):
     ]  # fmt: skip
     result = run(*args)
     assert result.exit_code == 3
-    summary, lagging = result.stdout.splitlines()[-2:]
+    lagging, summary = result.stdout.splitlines()[-2:]  # the summary is always the last event
     assert re.match(r"time=\S+Z event=summary zone=example.test. result=timeout ", summary)
     assert re.match(r"time=\S+Z event=lagging ", lagging) and lagging.endswith('error="no answer"')
     line = one_line(result.stderr)
