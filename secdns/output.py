@@ -132,8 +132,19 @@ def pull_table(results: Iterable[PullResult]) -> Table:
         ("time", "right"),
         ("result", "left"),
     )
+    results = list(results)
+    # an address is never cut (two servers on one IP differ only by port): the primary
+    # column keeps its longest entry whole; zone names and results fold
+    primary_width = max((len(r.primary or "-") for r in results), default=1)
     for column, justify in columns:
-        table.add_column(column, justify=justify)
+        if column == "primary":
+            table.add_column(column, justify=justify, min_width=primary_width, no_wrap=True)
+        elif column in ("zone", "result"):  # a word longer than the column folds, never "…"
+            table.add_column(
+                column, justify=justify, overflow="fold", min_width=11 if column == "result" else 8
+            )
+        else:
+            table.add_column(column, justify=justify)
     for result in results:
         changes = (
             f"+{result.added} -{result.removed}" if result.status is Status.TRANSFERRED else ""

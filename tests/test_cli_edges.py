@@ -270,22 +270,27 @@ def test_exit_code_table_has_130_and_the_epilog_is_generated_from_it():
         assert re.search(rf"^\s+{int(code)}\s+{re.escape(meaning)}$", epilog, re.M), code
 
 
-def test_sigint_exits_130(silent):
-    proc = subprocess.Popen(
-        secdns_cmd("pull", DEMO_ZONE, f"@{silent}", "-o", "-", "--timeout", "30"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=sub_env(),
-    )
-    try:
-        time.sleep(1.5)  # well into the SOA query
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def test_sigint_exits_130():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(30)
+        silent = f"127.0.0.1:{sock.getsockname()[1]}"
+        proc = subprocess.Popen(
+            secdns_cmd("pull", DEMO_ZONE, f"@{silent}", "-o", "-", "--timeout", "30"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=sub_env(),
+        )
+        try:
+            sock.recv(512)  # the SOA query has been sent: the pull waits for its answer
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 130
     assert stdout == ""
     assert one_line(stderr) == "secdns: interrupted"

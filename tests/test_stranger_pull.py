@@ -210,3 +210,32 @@ def test_watch_replacing_a_file_counts_the_real_change(nsd_primary, tmp_path):
     assert updated
     got = fields(updated[-1])
     assert (got["added"], got["removed"]) == ("1", "0"), updated
+
+
+def test_pull_table_keeps_primaries_whole_at_80_columns():
+    """`pull -c` on an 80-column terminal cut the primary to `127.0.0.1:25…` (two
+    servers on one address then look the same) while the result column wrapped."""
+    import io
+
+    from rich.console import Console
+
+    from secdns.errors import RefusedError
+    from secdns.output import pull_table
+    from secdns.pull import PullResult, Status
+    from secdns.xfr import XfrKind
+
+    results = [
+        PullResult(
+            "a-rather-long-zone-name.example.", Status.TRANSFERRED, XfrKind.AXFR,
+            "127.0.0.1:25355", 100, 101, added=1, duration=0.05,
+        ),
+        PullResult(
+            "b.lab.", Status.FAILED, primary="[2001:db8::53]:25356",
+            error=RefusedError("the primary refused the transfer: it needs a TSIG key"),
+        ),
+    ]  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(pull_table(results))
+    shown = out.getvalue()
+    assert "127.0.0.1:25355" in shown and "[2001:db8::53]:25356" in shown, shown
+    assert "…" not in shown and max(map(len, shown.splitlines())) <= 80, shown
