@@ -281,6 +281,8 @@ def test_sigint_exits_130():
             stderr=subprocess.PIPE,
             text=True,
             env=sub_env(),
+            # a shell's background job ignores SIGINT, and the child would inherit that
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             sock.recv(512)  # the SOA query has been sent: the pull waits for its answer

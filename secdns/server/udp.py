@@ -113,8 +113,10 @@ class UdpWorker:
                     key = b"U" + data[2:]
                     found = entries.get(key)
                     if found is not None and found[0].generation == found[1]:
-                        send(data[:2] + found[2], addr)
+                        # counted before the send: a client that scrapes the metrics as
+                        # soon as it has its answer sees it counted
                         rcodes[found[2][1] & 15] += 1
+                        send(data[:2] + found[2], addr)
                         continue
                     made = prepared(data)
                     if made is not None:
@@ -123,8 +125,8 @@ class UdpWorker:
                     else:
                         reply = answer(data, addr[0], looked_up=True)
                 if reply is not None:
-                    send(reply, addr)
                     rcodes[reply[3] & 15] += 1
+                    send(reply, addr)
             except OSError as err:
                 log.debug("udp: send to %s failed: %s", addr[0], err)
             except Exception:  # never let one packet stop the listener
