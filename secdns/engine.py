@@ -146,9 +146,7 @@ async def probe_soa(
                 response = await dns.asyncquery.tcp(query, address, port=port)
             transport = "TCP (the UDP answer was truncated: TC)"
     except (TimeoutError, dns.exception.Timeout) as err:
-        raise TimeoutError_(
-            f"no answer to the SOA query within {timeout:g}s", server=server
-        ) from err
+        raise _soa_timeout(timeout, server) from err
     except (
         dns.tsig.PeerError,
         dns.tsig.BadSignature,
@@ -165,25 +163,9 @@ async def probe_soa(
         raise BadDataError(f"malformed SOA answer: {err}", server=server) from err
     except dns.exception.DNSException as err:
         raise BadDataError(f"bad SOA answer: {err}", server=server) from err
-    except ConnectionRefusedError as err:
-        raise NetworkError(
-            "connection refused: nothing answers DNS there (ICMP port unreachable to the "
-            "SOA query)",
-            server=server,
-        ) from err
     except OSError as err:
-        raise NetworkError(f"SOA query failed: {err.strerror or err}", server=server) from err
-    rcode = response.rcode()
-    if rcode != dns.rcode.NOERROR:
-        raise rcode_error(rcode, f"SOA query for {origin}", SOA_RCODE_HINTS).with_context(
-            server=server
-        )
-    if not response.flags & dns.flags.AA:
-        raise RefusedError(
-            f"the answer to the SOA query for {origin} is not authoritative (no AA flag)",
-            server=server,
-            hint=SOA_RCODE_HINTS[dns.rcode.NOTAUTH],
-        )
+        raise _soa_os_error(err, server) from err
+    _check_soa_header(response.rcode(), bool(response.flags & dns.flags.AA), origin, server)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
             soa = rrset[0]
@@ -198,6 +180,36 @@ async def probe_soa(
                 edns_expire(response),
             )
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
+
+
+def _soa_timeout(timeout: float, server: str) -> TimeoutError_:
+    return TimeoutError_(f"no answer to the SOA query within {timeout:g}s", server=server)
+
+
+def _soa_os_error(err: OSError, server: str) -> NetworkError:
+    """An SOA query's socket error, in words (a refusal is an ICMP port unreachable)."""
+    if isinstance(err, ConnectionRefusedError):
+        return NetworkError(
+            "connection refused: nothing answers DNS there (ICMP port unreachable to the "
+            "SOA query)",
+            server=server,
+        )
+    return NetworkError(f"SOA query failed: {err.strerror or err}", server=server)
+
+
+def _check_soa_header(rcode: int, authoritative: bool, origin: dns.name.Name, server: str) -> None:
+    """Raise for an SOA answer that is not a NOERROR from an authoritative server: one
+    decision for both readers of SOA answers (dnspython's and :mod:`secdns.soaquery`'s)."""
+    if rcode != dns.rcode.NOERROR:
+        raise rcode_error(
+            dns.rcode.Rcode.make(rcode), f"SOA query for {origin}", SOA_RCODE_HINTS
+        ).with_context(server=server)
+    if not authoritative:
+        raise RefusedError(
+            f"the answer to the SOA query for {origin} is not authoritative (no AA flag)",
+            server=server,
+            hint=SOA_RCODE_HINTS[dns.rcode.NOTAUTH],
+        )
 
 
 async def _plain_soa(
@@ -222,31 +234,14 @@ async def _plain_soa(
                     data = await loop.sock_recv(sock, 65535)
                     answer = soaquery.read_answer(data, query_id, asked)
     except TimeoutError as err:
-        raise TimeoutError_(
-            f"no answer to the SOA query within {timeout:g}s", server=server
-        ) from err
+        raise _soa_timeout(timeout, server) from err
     except wire.WireError as err:
         raise BadDataError(f"malformed SOA answer: {err}", server=server) from err
-    except ConnectionRefusedError as err:
-        raise NetworkError(
-            "connection refused: nothing answers DNS there (ICMP port unreachable to the "
-            "SOA query)",
-            server=server,
-        ) from err
     except OSError as err:
-        raise NetworkError(f"SOA query failed: {err.strerror or err}", server=server) from err
+        raise _soa_os_error(err, server) from err
     if answer.truncated:
         return None
-    if answer.rcode != dns.rcode.NOERROR:
-        raise rcode_error(
-            dns.rcode.Rcode.make(answer.rcode), f"SOA query for {origin}", SOA_RCODE_HINTS
-        ).with_context(server=server)
-    if not answer.authoritative:
-        raise RefusedError(
-            f"the answer to the SOA query for {origin} is not authoritative (no AA flag)",
-            server=server,
-            hint=SOA_RCODE_HINTS[dns.rcode.NOTAUTH],
-        )
+    _check_soa_header(answer.rcode, answer.authoritative, origin, server)
     if answer.soa is None:
         raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
     serial, refresh, retry, expire, minimum, ttl = answer.soa
