@@ -1,3 +1,3 @@
-from secdns.cli import main
+from secdns._entry import main
 
 main()

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dns.rcode
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -259,16 +259,6 @@ class WatchMetrics:
         elif kind == "failed":
             kind_asked = "axfr" if event.serial is None else "ixfr"
             self.metrics.count_transfer(event.zone, kind_asked, False)
-
-
-def tee(first: Callable[[Any], None], then: Callable[[Any], None]) -> Callable[[Any], None]:
-    """One event callback that calls two."""
-
-    def both(event: Any) -> None:
-        first(event)
-        then(event)
-
-    return both
 
 
 async def serving_metrics(

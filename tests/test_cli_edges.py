@@ -270,6 +270,36 @@ def test_exit_code_table_has_130_and_the_epilog_is_generated_from_it():
         assert re.search(rf"^\s+{int(code)}\s+{re.escape(meaning)}$", epilog, re.M), code
 
 
+EARLY_SIGINT = """
+import builtins, os, signal, sys
+from secdns import _entry
+sys.argv = ["secdns", "pull", "--help"]
+real_import = builtins.__import__
+def interrupting_import(name, *args, **kwargs):
+    if name == "click":  # the command line is still being imported
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = interrupting_import
+_entry.main()
+"""
+
+
+def test_sigint_while_the_command_line_is_imported_exits_130_in_one_line():
+    """Ctrl-C in the first few hundred milliseconds (click and the command's modules
+    still loading) used to print an import traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-c", EARLY_SIGINT],
+        capture_output=True,
+        text=True,
+        env=sub_env(),
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.returncode == 130
+    assert proc.stdout == ""
+    assert proc.stderr == "secdns: interrupted\n"
+
+
 def test_sigint_exits_130():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ case runs the real entry point in a fresh interpreter and lists what it loaded.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ RUN = """
 import json, sys
 sys.argv = ["secdns", *sys.argv[1:]]
 try:
-    from secdns.cli import main
+    from secdns._entry import main
     main()
 except SystemExit:
     pass
@@ -59,5 +60,35 @@ def test_a_piped_pull_imports_no_rich_catalogs_or_prometheus(tmp_path) -> None:
             assert {"dns", "asyncio"} <= found  # (it did pull)
             assert not found & {"rich", "prometheus_client", "secdns.catalog"}
         assert target.read_text().count("SOA") >= 1
+    finally:
+        bind.stop()
+
+
+def test_a_watch_without_metrics_listen_imports_no_prometheus(tmp_path) -> None:
+    bind = Bind.start(tmp_path / "bind", {"example.com": zone_text("example.com")})
+    try:
+        server = f"@127.0.0.1:{bind.port}"
+        monitor = loaded("watch", "example.com", "--servers", server, "--until-consistent")
+        assert "dns" in monitor and "prometheus_client" not in monitor
+        store = tmp_path / "store"
+        mirror = subprocess.Popen(
+            [sys.executable, "-c", RUN, "watch", "example.com", server, "-d", str(store)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert mirror.stdout is not None
+            ready, _, _ = select.select([mirror.stdout], [], [], 30)
+            assert ready, "no event from watch in 30 s"
+            assert "event=updated" in mirror.stdout.readline()  # the first transfer is done
+            mirror.terminate()
+            _, stderr = mirror.communicate(timeout=30)
+        finally:
+            if mirror.poll() is None:
+                mirror.kill()
+                mirror.wait()
+        found = set(json.loads(stderr.rsplit("LOADED ", 1)[1]))
+        assert "dns" in found and "prometheus_client" not in found
     finally:
         bind.stop()

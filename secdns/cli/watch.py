@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from click.core import ParameterSource
 
 from secdns import catalog as catalogs
-from secdns import metrics, output
+from secdns import output
 from secdns.cli.options import (
     complete_zones,
     config_option,
@@ -39,6 +39,9 @@ from secdns.errors import UsageError
 from secdns.keys import TsigKey
 from secdns.mirror import MirrorOptions
 from secdns.monitor import FAST_INTERVAL, FAST_QUERIES, PRIMARY_INTERVAL, MonitorOptions
+
+if TYPE_CHECKING:  # prometheus_client loads only when --metrics-listen is given
+    pass
 
 DEFAULT_MONITOR_INTERVAL = 1.0
 
@@ -308,7 +311,11 @@ def command(
     out = EventStream(sys.stdout)
     rich = output.use_rich(sys.stdout) and not as_json
     metrics_endpoint = parse_endpoint(metrics_listen) if metrics_listen else None
-    watch_metrics = metrics.WatchMetrics() if metrics_endpoint else None
+    watch_metrics = None
+    if metrics_endpoint is not None:
+        from secdns import metrics
+
+        watch_metrics = metrics.WatchMetrics()
     if watch_servers or nameservers:
         _check_monitor_args(
             zones,

@@ -8,13 +8,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from secdns import metrics, xot
+from secdns import xot
 from secdns.catalog_watch import CatalogSummary, CatalogWatch
 from secdns.cli.stream import EventStream
-from secdns.cli.watch_mirror import DEFAULT_JOBS, MirrorPrinter, logs_beside_events
+from secdns.cli.watch_mirror import (
+    DEFAULT_JOBS,
+    MirrorPrinter,
+    logs_beside_events,
+    tee,
+    with_metrics,
+)
 from secdns.config import Limits, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
@@ -23,6 +30,9 @@ from secdns.mirror import MirrorEvent, MirrorOptions, MirrorZone
 from secdns.output import kv_line
 from secdns.store import Store, iso_time
 from secdns.watch import stop_on_signals
+
+if TYPE_CHECKING:  # prometheus_client loads only when --metrics-listen is given
+    from secdns import metrics
 
 USAGE = "usage: secdns watch --catalog CATALOG @PRIMARY [@PRIMARY...] -d DIR"
 
@@ -90,7 +100,7 @@ def run_catalog(
         out, as_json=as_json, quiet=quiet, rich=rich
     )
     if watch_metrics is not None:
-        printer = metrics.tee(watch_metrics.observe_mirror, printer)
+        printer = tee(watch_metrics.observe_mirror, printer)
     watch = CatalogWatch(
         catalog, store, options, max_members=max_members, prune=prune, on_event=printer
     )
@@ -105,7 +115,7 @@ def run_catalog(
 
     try:
         with logs_beside_events(rich and not quiet and not as_json):
-            asyncio.run(metrics.serving_metrics(follow(), metrics_endpoint, watch_metrics))
+            asyncio.run(with_metrics(follow(), metrics_endpoint, watch_metrics))
     finally:
         summary = watch.summary()
         if as_json:

@@ -10,13 +10,14 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.text import Text
 
-from secdns import metrics, xot
+from secdns import xot
 from secdns.cli.options import config_zones
 from secdns.cli.progress import TransferProgress
 from secdns.cli.stream import EventPrinter, EventStream
@@ -38,7 +39,37 @@ from secdns.store import Store, iso_time
 from secdns.watch import seconds_text, stop_on_signals
 from secdns.xfr import XfrKind
 
+if TYPE_CHECKING:  # prometheus_client loads only when --metrics-listen is given
+    from secdns import metrics
+
 DEFAULT_JOBS = 16
+
+
+T = TypeVar("T")
+
+
+def tee(first: Callable[[Any], None], then: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One event callback that calls two."""
+
+    def both(event: Any) -> None:
+        first(event)
+        then(event)
+
+    return both
+
+
+def with_metrics(
+    work: Coroutine[Any, Any, T],
+    endpoint: Endpoint | None,
+    watch_metrics: metrics.WatchMetrics | None,
+) -> Coroutine[Any, Any, T]:
+    """``work``, with /metrics served at ``endpoint`` meanwhile; without an endpoint
+    the Prometheus client is never imported (a plain watch starts sooner)."""
+    if endpoint is None or watch_metrics is None:
+        return work
+    from secdns import metrics
+
+    return metrics.serving_metrics(work, endpoint, watch_metrics)
 
 
 def mirror_line(event: MirrorEvent) -> str:
@@ -333,14 +364,14 @@ def run_mirror(
     events = MirrorPrinter(out, as_json=as_json, quiet=quiet, rich=rich, zones=len(zones))
     printer: Callable[[MirrorEvent], None] = events
     if watch_metrics is not None:
-        printer = metrics.tee(watch_metrics.observe_mirror, printer)
+        printer = tee(watch_metrics.observe_mirror, printer)
     first_round = events.first_round
     if first_round is not None:
         first_round.start()
     try:
         with logs_beside_events(events.console is not None and not quiet):
             asyncio.run(
-                metrics.serving_metrics(
+                with_metrics(
                     _mirror(
                         zones,
                         store,

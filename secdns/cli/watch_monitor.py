@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import dns.name
@@ -22,8 +22,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from secdns import metrics
 from secdns.cli.stream import EventPrinter, EventStream
+from secdns.cli.watch_mirror import with_metrics
 from secdns.endpoints import Endpoint
 from secdns.errors import ExitCode
 from secdns.monitor import (
@@ -45,6 +45,9 @@ from secdns.output import kv_line
 from secdns.propagation import lag_fields
 from secdns.store import iso_time
 from secdns.watch import seconds_text
+
+if TYPE_CHECKING:  # prometheus_client loads only when --metrics-listen is given
+    from secdns import metrics
 
 T = TypeVar("T")
 
@@ -468,7 +471,7 @@ def run_monitor(
     display = MonitorDisplay(out, as_json=as_json, quiet=quiet, rich=rich)
     with _signals_remembered():
         return asyncio.run(
-            metrics.serving_metrics(
+            with_metrics(
                 _monitor(origin, servers, auto, options, display, out, watch_metrics, primary),
                 metrics_endpoint,
                 watch_metrics,
