@@ -66,6 +66,17 @@ def line_fields(line: str) -> tuple[str, int, str, str]:
 
 
 @dataclasses.dataclass(slots=True)
+class ChangeTally:
+    """Records an IXFR removed and added, counted as the store counts them
+    (:func:`secdns.zonefile.apply_keyed_delta`): a record added again exactly as it
+    is (NSD re-sends a whole node) is no change; one added again with another TTL
+    replaces the old (one removed, one added)."""
+
+    removed: int = 0
+    added: int = 0
+
+
+@dataclasses.dataclass(slots=True)
 class Node:
     """One owner name, parsed: RRsets by type (RRSIGs by the type they cover)."""
 
@@ -218,13 +229,18 @@ class ZoneVersion:
 
     # --- changing (a new version) -----------------------------------------------------------
     def apply(
-        self, changes: Iterable[tuple[Iterable[str], Iterable[str]]], serial: int
+        self,
+        changes: Iterable[tuple[Iterable[str], Iterable[str]]],
+        serial: int,
+        tally: ChangeTally | None = None,
     ) -> ZoneVersion:
-        """A new version with each (deleted lines, added lines) applied in order.
+        """A new version with each (deleted lines, added lines) applied in order,
+        counted into ``tally`` when given.
 
         Deleted records must exist (TTL ignored), else :class:`IxfrNotApplicable`
         and this version is untouched.  Cost: O(size of the changes).
         """
+        count = tally if tally is not None else ChangeTally()
         buckets = list(self.buckets)
         copied: set[int] = set()
         mask = self.mask
@@ -282,6 +298,7 @@ class ZoneVersion:
                 assert entry is not None
                 remaining = tuple(x for x in entry[0] if x is not match)
                 records -= 1
+                count.removed += 1
                 bucket = writable(key)
                 if remaining or entry[1]:
                     bucket[key] = (remaining, entry[1])
@@ -298,8 +315,14 @@ class ZoneVersion:
                 if entry and entry[0]:
                     kept = tuple(x for x in entry[0] if line_fields(x)[2:] != (rtype, rdata))
                     records += 1 - (len(entry[0]) - len(kept))
+                    if len(kept) == len(entry[0]):
+                        count.added += 1
+                    elif line not in entry[0]:  # the same record with another TTL: replaced
+                        count.removed += 1
+                        count.added += 1
                     writable(key)[key] = (kept + (line,), entry[1])
                 else:
+                    count.added += 1
                     records += 1
                     names += 1
                     writable(key)[key] = ((line,), entry[1] if entry else 0)

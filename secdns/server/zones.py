@@ -32,7 +32,7 @@ from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
 from secdns.server.persist import StoreQueue
-from secdns.server.zone import ServedZone, ZoneVersion
+from secdns.server.zone import ChangeTally, ServedZone, ZoneVersion
 from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter, epoch
 from secdns.xfr import Delta
 
@@ -67,10 +67,10 @@ class MemoryCopy(ZoneCopy):
             raise IxfrNotApplicable("no copy in memory")
         entries = delta_entries(deltas)
         assert soa.serial is not None  # the closing SOA of a transfer: serial is set
-        new = version.apply(((e.deleted, e.added) for e in entries), soa.serial)
-        for entry in entries:
-            result.removed += len(entry.deleted) - 1
-            result.added += len(entry.added) - 1
+        tally = ChangeTally()
+        new = version.apply(((e.deleted, e.added) for e in entries), soa.serial, tally)
+        result.removed += tally.removed - len(entries)  # not counting the SOA swaps
+        result.added += tally.added - len(entries)
         result.records = new.records
         self.runtime.install(new, entries)
         stored, primary = stored_soa(soa), result.primary
