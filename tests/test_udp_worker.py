@@ -12,6 +12,7 @@ from test_prepared import MIX, _table
 
 from secdns.server import front
 from secdns.server.prepared import PreparedAnswers
+from secdns.server.ready import ReadyAnswers, fill
 from secdns.server.udp import AnswerCache, UdpWorker
 
 
@@ -25,6 +26,7 @@ class _Server:
         self.table = _table({"mix.test.": MIX})
         self.cache = AnswerCache()
         self.prepared = PreparedAnswers(self.table)
+        self.ready = ReadyAnswers()
         self.general = 0
 
     def answer_udp(self, data: bytes, source: str, looked_up: bool = False) -> bytes | None:
@@ -66,7 +68,9 @@ def test_first_asks_repeats_and_a_prompt_stop() -> None:
         assert nx.rcode() == dns.rcode.NXDOMAIN
         assert server.prepared.used >= 5
         assert server.general == 2  # the CNAME chain (this stand-in caches nothing)
-        assert len(server.cache.entries) == 6  # the prepared replies, each once
+        # the prepared replies, each once: RD-shaped positive ones kept as ready answers
+        assert len(server.cache.entries) + len(server.ready.entries) == 6
+        assert len(server.ready.entries) == 4
     finally:
         client.close()
         started = time.monotonic()
@@ -79,3 +83,45 @@ def test_first_asks_repeats_and_a_prompt_stop() -> None:
 
 def _query(name: str) -> bytes:
     return dns.message.make_query(name, "A", use_edns=False).to_wire()
+
+
+def test_ready_answers_inline_are_the_general_paths_bytes() -> None:
+    """The worker's inline ready lookup gives ReadyAnswers.reply's bytes, which are the
+    general path's, in every shape it takes (no OPT, EDNS, DO, CD) and steps aside
+    for the rest."""
+    from test_prepared import _query as shaped
+    from test_ready import READY_SHAPES
+
+    server = _Server()
+    zone = server.table.zones["mix.test."]
+    for _made in fill(server.ready, PreparedAnswers(server.table), server.table, zone):
+        pass
+    filled = len(server.ready.entries)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    worker = UdpWorker(server, sock)  # type: ignore[arg-type]  # the fields run() reads
+    worker.start()
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(5)
+    try:
+        for name, rdtype in [
+            ("ci000004.cdn.mix.test.", "A"),
+            ("corp000010.mix.test.", "MX"),
+            ("_dmarc.corp000010.mix.test.", "TXT"),
+            ("www000011.web.mix.test.", "CNAME"),
+            ("mix.test.", "SOA"),
+            ("Ci000004.cdn.mix.test.", "A"),
+        ]:
+            for shape in READY_SHAPES:
+                wire = shaped(name, rdtype, **shape)
+                reply = _ask(client, port, wire)
+                assert reply == front.handle(wire, server.table, tcp=False).wire
+                ready = server.ready.reply(wire)
+                assert ready is None or ready == reply
+        assert server.general == 0
+        assert len(server.ready.entries) == filled + 1  # the other case, learnt once
+    finally:
+        client.close()
+        worker.stop()
+        worker.thread.join(2.0)

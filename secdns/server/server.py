@@ -35,6 +35,7 @@ from secdns.server.fastpath import NegativeAnswers
 from secdns.server.listeners import Listeners, transfer_networks
 from secdns.server.persist import StoreQueue
 from secdns.server.prepared import PreparedAnswers
+from secdns.server.ready import ReadyAnswers, ReadyFiller
 from secdns.server.udp import GC_THRESHOLDS, AnswerCache
 from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
@@ -61,6 +62,8 @@ class Server(QueryDispatch):
         self.cache = AnswerCache()
         self.negative = NegativeAnswers(self.table)
         self.prepared = PreparedAnswers(self.table)
+        self.ready = ReadyAnswers()  # answers built before they are asked
+        self.filler = ReadyFiller(self.ready, self.table)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
@@ -129,6 +132,7 @@ class Server(QueryDispatch):
 
     async def shutdown(self) -> None:
         log.info("serve: stopping")
+        self.filler.stop()
         await self.operations.close()
         self.listeners.stop_accepting()
         self.tls.close()
@@ -233,6 +237,7 @@ class Server(QueryDispatch):
         return runtime
 
     def _start_zone(self, runtime: ZoneRuntime) -> None:
+        self.filler.schedule(runtime.zone)  # ready answers of what it loaded, in the background
         if not runtime.is_secondary:
             return
         options = PullOptions(
@@ -264,6 +269,7 @@ class Server(QueryDispatch):
         if version is None:
             return
         self.catalogs.changed(runtime)
+        self.filler.schedule(runtime.zone)  # not for an IXFR's version (see ReadyFiller)
         for endpoint in runtime.config.notify:
             self._spawn(self._notify(runtime, endpoint))
 

@@ -65,10 +65,13 @@ class UdpWorker:
     more GIL hand-overs per query).  :meth:`stop` wakes the thread with
     ``shutdown``, which makes a blocked ``recvfrom`` return on Linux.
 
-    A query the answer cache misses goes first to the prepared answers (the first
-    ask of a name, :mod:`secdns.server.prepared`) and its reply into the cache, as
-    :meth:`~secdns.server.server.Server.answer_udp` does, without building the
-    cache key twice; everything else to ``answer_udp``.
+    A query of the ready shape (RD, one question, no or a bare OPT) first tries the
+    ready answers (:mod:`secdns.server.ready`, answers built before they are asked);
+    then the answer cache; a miss goes to the prepared answers (the first ask of a
+    name, :mod:`secdns.server.prepared`) and its reply into the ready answers if it
+    has their shape, else into the cache, as
+    :meth:`~secdns.server.server.Server.answer_udp` does, without building the cache
+    key twice; everything else to ``answer_udp``.
     """
 
     def __init__(self, server: Server, sock: socket.socket) -> None:
@@ -98,6 +101,9 @@ class UdpWorker:
         entries = cache.entries
         prepared = server.prepared.answer
         answer = server.answer_udp
+        ready = server.ready.entries  # secdns.server.ready: ReadyAnswers.reply, inline
+        ready_edns = server.ready.reply_edns
+        learn = server.ready.learn
         rcodes = self.rcodes
         while not self.stopping:
             try:
@@ -110,6 +116,20 @@ class UdpWorker:
                 if server.log_queries:  # -v logs every query: take the full path
                     reply = answer(data, addr[0])
                 else:
+                    if data[2] & 0xF9 == 1 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
+                        if not data[11]:  # RD, one question, no OPT: a ready answer?
+                            got = ready.get(data[12:])
+                            if got is not None and got[0].generation == got[1]:
+                                rcodes[0] += 1
+                                flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
+                                send(data[:2] + flags + got[2] + data[12:] + got[3], addr)
+                                continue
+                        else:
+                            reply = ready_edns(data)
+                            if reply is not None:
+                                rcodes[0] += 1
+                                send(reply, addr)
+                                continue
                     key = b"U" + data[2:]
                     found = entries.get(key)
                     if found is not None and found[0].generation == found[1]:
@@ -121,7 +141,8 @@ class UdpWorker:
                     made = prepared(data)
                     if made is not None:
                         reply = made[0]
-                        cache.put(key, made[1], reply[2:])
+                        if not learn(data, reply, made[1]):
+                            cache.put(key, made[1], reply[2:])
                     else:
                         reply = answer(data, addr[0], looked_up=True)
                 if reply is not None:

@@ -1,0 +1,325 @@
+"""Ready answers: the reply to a question, built before it is asked, behind one dict lookup.
+
+The prepared owner forms (:mod:`secdns.server.prepared`) make a first ask cheap,
+but it still reads the question, walks the name and assembles the sections: 10-40
+us of interpreted work against the ~5 us of an answer-cache hit.  A ready answer
+is the part of a reply after the question, kept under the question's own bytes
+(the name in the zone's case, QTYPE, QCLASS IN), with compression pointers
+relative to the question (which always starts at offset 12).  A query then costs
+what a cache hit costs: header checks on bytes, one dict lookup, and ``ID + flags +
+the client's question + tail``, an OPT appended for an EDNS query.
+
+One tail serves every query of the shape it was made for: RD set (no authority
+section, as :meth:`~secdns.server.prepared.PreparedAnswers.answer` answers it),
+no OPT or a bare EDNS 0 OPT (payload above 512, or any payload when the answer has
+no additional section; DO only on an unsigned zone), the name in the zone's case.
+Any other shape, or a question asked in another case, misses and takes the
+prepared path as before.
+
+Made two ways, both giving the prepared path's bytes (tests/test_ready.py holds
+them to it and to the general path):
+
+* :func:`fill` builds every owner's positive answers of a zone version (the
+  simple types straight from the owner forms, the rest through the prepared
+  path), run by :class:`ReadyFiller` in the background right after a version
+  is served from a file or a full transfer;
+* :meth:`ReadyAnswers.learn` keeps a prepared answer of that shape when one is
+  made (a name asked before the filler reached it, or again after a change).
+
+An entry is valid while its zone's generation is the one it was made in (as the
+answer cache's).  A version made by an IXFR (which shares the buckets it did not
+touch with its predecessor) is not filled again: its answers are learnt on
+their first ask, so nothing after a NOTIFY costs in proportion to the zone.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
+from secdns.server.ownerwire import RR, prepare_owner, write_rrset
+from secdns.server.render import EDNS_PAYLOAD
+
+if TYPE_CHECKING:
+    from secdns.server.prepared import PreparedAnswers
+    from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+
+log = logging.getLogger(__name__)
+
+READY_LIMIT = 4_000_000
+"""Ready answers kept at most, over all zones (~200 B each); past it the filler stops
+and answers are only learnt until the table is cleared by the next fill."""
+
+_SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+_TARGET_TYPES = frozenset({2, 15, 33})  # NS, MX, SRV: additional-section processing
+_OPT_PLAIN = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
+_OPT_DO = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
+_COUNTS = struct.Struct("!HHHH")
+_QUERY_HEAD = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
+
+Entry = tuple["ServedZone", int, bytes, bytes, bool]
+"""(zone, its generation, QDCOUNT..ARCOUNT without the OPT, the tail after the question,
+whether the zone is signed)."""
+
+
+class ReadyAnswers:
+    """Question bytes -> :data:`Entry`."""
+
+    def __init__(self, limit: int = READY_LIMIT) -> None:
+        self.limit = limit
+        self.entries: dict[bytes, Entry] = {}
+        self._counts: dict[bytes, bytes] = {}  # one bytes object per header count pattern
+
+    def reply(self, data: bytes) -> bytes | None:
+        """The ready reply to ``data``, or None.  :meth:`secdns.server.udp.UdpWorker.run`
+        does the same inline (tests hold the two together)."""
+        if data[2] & 0xF9 != 1 or data[4:11] != b"\x00\x01\x00\x00\x00\x00\x00":
+            return None  # not a QUERY with RD and one bare question (and maybe an OPT)
+        if not data[11]:
+            found = self.entries.get(data[12:])
+            if found is None or found[0].generation != found[1]:
+                return None
+            flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
+            return data[:2] + flags + found[2] + data[12:] + found[3]
+        return self.reply_edns(data)
+
+    def reply_edns(self, data: bytes) -> bytes | None:
+        """:meth:`reply` for a query whose one additional record may be a bare OPT."""
+        if (
+            data[11] != 1
+            or data[-11:-8] != b"\x00\x00\x29"
+            or data[-2:] != b"\x00\x00"
+            or data[-5]  # EDNS version: BADVERS on the general path
+        ):
+            return None
+        found = self.entries.get(data[12:-11])
+        if found is None or found[0].generation != found[1]:
+            return None
+        counts = found[2]
+        if (data[-8] << 8 | data[-7]) <= 512 and counts[7]:
+            return None  # a small payload: no additional section (the prepared path's rule)
+        if data[-4] & 0x80:
+            if found[4]:
+                return None  # DO on a signed zone: proofs and signatures
+            opt = _OPT_DO
+        else:
+            opt = _OPT_PLAIN
+        flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
+        question = data[12:-11]
+        return data[:2] + flags + counts[:7] + bytes((counts[7] + 1,)) + question + found[3] + opt
+
+    def learn(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
+        """Keep the prepared path's ``reply`` to ``data`` if the query has the ready shape
+        (RD, no OPT) and the reply is a positive answer that fits every shape; whether
+        it was kept."""
+        if (
+            data[11]
+            or data[2] & 0xF9 != 1
+            or data[4:11] != b"\x00\x01\x00\x00\x00\x00\x00"
+            or reply[3] & 0x0F
+            or reply[8:11] != b"\x00\x00\x00"
+            or reply[6:8] == b"\x00\x00"
+            or len(reply) + 11 > 512
+            or reply[11] > 254
+        ):
+            return False
+        version = zone.version
+        if version is None:
+            return False
+        secure = index_of(version).secure
+        self.put(data[12:], zone, zone.generation, reply[4:12], reply[len(data) :], secure)
+        return True
+
+    def put(
+        self,
+        question: bytes,
+        zone: ServedZone,
+        generation: int,
+        counts: bytes,
+        tail: bytes,
+        secure: bool,
+    ) -> None:
+        """Keep one ready answer (``counts``: QDCOUNT to ARCOUNT without the OPT)."""
+        entries = self.entries
+        if len(entries) >= self.limit:
+            entries.clear()
+        shared = self._counts.get(counts)
+        if shared is None:
+            shared = self._counts[counts] = counts
+        entries[question] = (zone, generation, shared, tail, secure)
+
+
+def _cuts(version: ZoneVersion) -> tuple[set[str], set[str]]:
+    """Keys of the delegations (NS below the apex) and DNAME owners of ``version``."""
+    delegations: set[str] = set()
+    dnames: set[str] = set()
+    apex = version.origin_key
+    for key, (lines, _below) in version.iter_entries():
+        for line in lines:
+            rdtype = line.split(" ", 4)[3]
+            if rdtype == "NS" and key != apex:
+                delegations.add(key)
+            elif rdtype == "DNAME":
+                dnames.add(key)
+    return delegations, dnames
+
+
+def fill(
+    ready: ReadyAnswers, prepared: PreparedAnswers, table: ZoneTable, zone: ServedZone
+) -> Iterator[int]:
+    """Make every positive answer of ``zone``'s current version ready (see the module
+    docstring); yields the number made after each batch of owners and stops early when
+    the zone changes or the table is full.
+
+    An owner's simple RRsets (no additional-section processing, no NS or DNAME at or
+    above it) are written here as the prepared path's inline case writes them; the rest
+    (the apex, MX/NS/SRV, a DNAME owner) go through the prepared path itself."""
+    version = zone.version
+    if version is None or zone.expired:
+        return
+    generation = zone.generation
+    secure = index_of(version).secure
+    apex = version.origin_key
+    origin = tuple(version.origin.labels)
+    delegations, dnames = _cuts(version)
+    if apex in dnames:
+        return  # every name below is a DNAME's
+    children = [key for key in table.zones if key != apex and key.endswith("." + apex)]
+    entries = ready.entries
+    put = ready.put
+    answer = prepared.answer
+    made = 0
+    batch = 0
+    for key, (lines, _below) in version.iter_entries():
+        if not lines or key in delegations:
+            continue
+        batch += 1
+        if batch >= 256:
+            batch = 0
+            yield made
+            if zone.generation != generation or len(entries) >= ready.limit:
+                return
+        walk = key
+        occluded = False
+        while walk != apex:
+            walk = walk[walk.find(".") + 1 :]
+            if walk in delegations or walk in dnames:
+                occluded = True
+                break
+        if occluded:
+            continue
+        if children and any(key == c or key.endswith("." + c) for c in children):
+            continue
+        owner = prepare_owner(lines, origin)
+        if owner is None:
+            continue
+        labels = owner.labels
+        qname = b"".join(bytes((len(label),)) + label for label in labels)
+        if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
+            continue
+        direct = key != apex and not owner.kinds & (KIND_NS | KIND_DNAME)
+        for qtype, rrset in owner.types.items():
+            question = qname + struct.pack("!HH", qtype, 1)
+            if direct and qtype not in _TARGET_TYPES:
+                fixed = owner.fixed.get(qtype)
+                if fixed is not None:
+                    count, rrs = fixed
+                else:
+                    count = len(rrset[1])
+                    table_ = {labels: 12}
+                    if len(labels) > 2:
+                        table_[labels[1:]] = 13 + len(labels[0])
+                    start = 12 + len(question)
+                    out = bytearray(start)
+                    write_rrset(out, table_, labels, qtype, rrset)
+                    rrs = bytes(out[start:])
+                if 12 + len(question) + len(rrs) + 11 > 512:
+                    continue
+                put(question, zone, generation, _COUNTS.pack(1, count, 0, 0), rrs, secure)
+                made += 1
+                continue
+            got = answer(_QUERY_HEAD + question)
+            if got is None or got[1] is not zone:
+                continue
+            reply = got[0]
+            if reply[3] & 0x0F or reply[8:10] != b"\x00\x00" or reply[6:8] == b"\x00\x00":
+                continue
+            if len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
+                continue
+            put(question, zone, generation, reply[4:12], reply[12 + len(question) :], secure)
+            made += 1
+    yield made
+
+
+class ReadyFiller:
+    """Runs :func:`fill` in a thread of its own for each zone version made from a file or
+    a full transfer (:meth:`schedule`); an IXFR's version (sharing buckets with the one
+    filled) is left to :meth:`ReadyAnswers.learn`."""
+
+    def __init__(self, ready: ReadyAnswers, table: ZoneTable) -> None:
+        from secdns.server.prepared import PreparedAnswers
+
+        self.ready = ready
+        self.prepared = PreparedAnswers(table)  # its own: the UDP threads use theirs meanwhile
+        self.table = table
+        self.pending: dict[str, ServedZone] = {}
+        self.filled: dict[str, ZoneVersion] = {}
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.seconds = 0.0  # CPU seconds spent filling (thread time), for the bench and metrics
+
+    def schedule(self, zone: ServedZone) -> None:
+        """Fill ``zone``'s current version unless it is an incremental change of the last
+        one filled."""
+        version = zone.version
+        if version is None:
+            return
+        last = self.filled.get(zone.key)
+        if last is not None and _incremental(last, version):
+            return
+        self.filled[zone.key] = version
+        self.pending[zone.key] = zone
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.run, name="ready-filler", daemon=True)
+            self.thread.start()
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.wake.wait()
+            self.wake.clear()
+            while self.pending and not self.stopping:
+                _key, zone = self.pending.popitem()
+                start = time.thread_time()
+                made = 0
+                try:
+                    for made in fill(self.ready, self.prepared, self.table, zone):  # noqa: B007
+                        if self.stopping:
+                            break
+                except Exception:  # never let one zone stop the filler
+                    log.exception("ready: filling zone=%s failed", zone.key)
+                spent = time.thread_time() - start
+                self.seconds += spent
+                log.debug("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
+
+
+def _incremental(last: ZoneVersion, version: ZoneVersion) -> bool:
+    """Whether ``version`` was made from ``last`` by applying changes (IXFR, UPDATE): it
+    then shares the buckets the change did not touch."""
+    if version is last:
+        return True
+    if len(version.buckets) != len(last.buckets):
+        return False
+    old, new = last.buckets, version.buckets
+    step = max(1, len(new) // 16)
+    return any(new[index] is old[index] for index in range(0, len(new), step))

@@ -1,0 +1,193 @@
+"""Ready answers (secdns.server.ready) are the general path's bytes, or step aside.
+
+The property: after :func:`fill`, every question the test zones could be asked (each
+owner and empty non-terminal, every type a zone uses and a few it does not, names
+that do not exist), in the query shapes and letter cases of tests/test_prepared.py
+plus RD with EDNS, gets from :meth:`ReadyAnswers.reply` exactly the bytes
+:func:`secdns.server.front.handle` returns, or None.  After an IXFR the stale
+answers step aside, and what is learnt equals a fresh fill of the new version.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import dns.message
+import dns.name
+import pytest
+from test_answer import _sign
+from test_prepared import ANSWER_ZONES, MIX, SHAPES, TYPES, _cases, _query, _table, _zone_sets
+
+from secdns.server import front
+from secdns.server.prepared import PreparedAnswers
+from secdns.server.ready import ReadyAnswers, ReadyFiller, fill
+from secdns.server.zone import ZoneTable, ZoneVersion
+
+READY_SHAPES = [
+    *SHAPES,
+    {"rd": True, "cd": True},
+    {"rd": True, "edns": 1232},
+    {"rd": True, "edns": 512},
+    {"rd": True, "edns": 512, "do": True},
+    {"rd": True, "edns": 4096, "do": True, "cd": True},
+]
+
+
+def _filled(table: ZoneTable) -> ReadyAnswers:
+    ready = ReadyAnswers()
+    prepared = PreparedAnswers(table)
+    for zone in list(table.zones.values()):
+        for _made in fill(ready, prepared, table, zone):
+            pass
+    return ready
+
+
+def _same_as_general(table: ZoneTable, ready: ReadyAnswers) -> int:
+    """Ask every question in every shape; returns how many the ready answers gave."""
+    rng = random.Random(7)
+    hits = 0
+    for zone in list(table.zones.values()):
+        assert zone.version is not None
+        for key, _entry in zone.version.iter_entries():
+            for name in (key, "nx." + key if key != "." else "nx."):
+                for rdtype in TYPES:
+                    for shape in READY_SHAPES:
+                        for case in _cases(name, rng)[:2] if shape.get("rd") else [name]:
+                            try:
+                                wire = _query(case, rdtype, **shape)
+                            except dns.name.NameTooLong:
+                                continue
+                            mine = ready.reply(wire)
+                            if mine is None:
+                                continue
+                            hits += 1
+                            assert mine == front.handle(wire, table, tcp=False).wire, (
+                                case,
+                                rdtype,
+                                shape,
+                            )
+    return hits
+
+
+@pytest.mark.parametrize("zones", sorted(_zone_sets()))
+def test_ready_answers_are_the_general_paths_bytes(zones: str) -> None:
+    table = _table(_zone_sets()[zones])
+    ready = _filled(table)
+    assert ready.entries
+    assert _same_as_general(table, ready) >= len(ready.entries)
+
+
+@pytest.mark.parametrize("nsec3", ["", "nsec3"])
+def test_signed_zones_are_ready_without_do_only(tmp_path: Path, nsec3: str) -> None:
+    text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
+    table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
+    ready = _filled(table)
+    assert _same_as_general(table, ready) > 0
+    assert ready.reply(_query("www.s.test.", "A", rd=True, edns=1232, do=True)) is None
+    assert ready.reply(_query("www.s.test.", "A", rd=True, edns=1232)) is not None
+
+
+def test_what_is_not_ready_steps_aside() -> None:
+    table = _table({"mix.test.": MIX})
+    ready = _filled(table)
+    for name, rdtype, shape in [
+        ("ci000004.cdn.mix.test.", "A", {}),  # RD clear: the authority section
+        ("CI000004.cdn.mix.test.", "A", {"rd": True}),  # another case
+        ("www000011.web.mix.test.", "A", {"rd": True}),  # a CNAME chain
+        ("ns1.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation
+        ("cust000003.mix.test.", "NS", {"rd": True}),  # a referral
+        ("nx.mix.test.", "A", {"rd": True}),  # NXDOMAIN
+        ("ci000004.cdn.mix.test.", "TXT", {"rd": True}),  # NODATA
+    ]:
+        assert ready.reply(_query(name, rdtype, **shape)) is None, (name, rdtype)
+    wire = bytearray(_query("ci000004.cdn.mix.test.", "A", rd=True, edns=1232))
+    assert ready.reply(bytes(wire)) is not None
+    wire[-5] = 1  # EDNS version 1: BADVERS on the general path
+    assert ready.reply(bytes(wire)) is None
+
+
+def _ixfr(version: ZoneVersion) -> ZoneVersion:
+    return version.apply(
+        [
+            (
+                ["mx1 3600 IN A 192.0.2.25", "ci000004.cdn 3600 IN A 10.38.189.67"],
+                ["mx1 3600 IN A 192.0.2.26", "ci000004.cdn 3600 IN A 10.38.189.68"],
+            )
+        ],
+        2024060102,
+    )
+
+
+def test_after_an_ixfr_learnt_answers_equal_a_fresh_fill() -> None:
+    table = _table({"mix.test.": MIX})
+    zone = table.zones["mix.test."]
+    ready = _filled(table)
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))
+    prepared = PreparedAnswers(table)
+    fresh = _filled(table)
+    asked = 0
+    for question in list(fresh.entries):
+        wire = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question
+        assert ready.reply(wire) is None  # stale: the zone's generation moved on
+        made = prepared.answer(wire)
+        assert made is not None
+        assert ready.learn(wire, made[0], made[1])
+        assert ready.entries[question][2:] == fresh.entries[question][2:]
+        assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+        asked += 1
+    assert asked == len(fresh.entries)
+    changed = ready.reply(_query("corp000010.mix.test.", "MX", rd=True))
+    assert changed is not None and bytes([10, 38, 189, 68]) in changed
+
+
+BIG_MIX = MIX + "".join(f"host{n:05d}.big IN A 10.9.{n // 256}.{n % 256}\n" for n in range(4000))
+
+
+def test_the_filler_fills_full_versions_and_leaves_an_ixfr_to_learning() -> None:
+    table = _table({"mix.test.": BIG_MIX})  # buckets enough that an IXFR shares most
+    zone = table.zones["mix.test."]
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    try:
+        filler.schedule(zone)
+        wire = _query("ci000004.cdn.mix.test.", "A", rd=True)
+        _wait(lambda: ready.reply(wire) is not None)
+        assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+        assert zone.version is not None
+        version = zone.version
+        zone.swap(_ixfr(version))
+        filler.schedule(zone)  # an incremental version: not filled again
+        time.sleep(0.2)
+        assert ready.reply(wire) is None
+        zone.swap(ZoneVersion.from_lines(zone.origin, list(version.iter_lines())))
+        filler.schedule(zone)  # a full version (AXFR, a file): filled
+        _wait(lambda: ready.reply(wire) is not None)
+        assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+        last = _query("host03999.big.mix.test.", "A", rd=True)
+        _wait(lambda: ready.reply(last) is not None)
+    finally:
+        filler.stop()
+    assert filler.thread is not None
+    filler.thread.join(2.0)
+    assert not filler.thread.is_alive()
+
+
+def _wait(check: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def test_a_ready_reply_is_the_same_message_dnspython_reads() -> None:
+    table = _table({"mix.test.": MIX})
+    ready = _filled(table)
+    reply = ready.reply(_query("corp000010.mix.test.", "MX", rd=True, edns=1232, cd=True))
+    assert reply is not None
+    message = dns.message.from_wire(reply)
+    assert len(message.answer[0]) == 3 and message.edns == 0
