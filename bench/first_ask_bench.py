@@ -10,6 +10,10 @@ Prints, per server: time from start to the first answer (the zone given as a
 file), one pass over the distinct questions of the query file (genzone repeats
 some; each is asked once here, so caches stay cold),
 then ``--repeat`` seconds over the same file (the repeating mix), peak RSS,
+(``--wait-idle``: the pass starts once the server has gone idle after its first
+answer, i.e. secdns has built its ready answers; ``idle_s``/``idle_cpu_s`` say when
+and at what CPU cost since start; ``--warm-pass``: the same questions again, every
+answer made before the pass, the upper bound of preparing answers),
 and the server's CPU microseconds per query of the pass (user + system: the
 steadier figure on a shared machine); ``--rounds`` (3) rounds, medians printed;
 ``--baseline SRC`` also runs secdns from another source tree (``git archive main
@@ -78,6 +82,19 @@ def one_pass(
         row["warm_pass_cpu_us_per_query"] = round((cpu_seconds(pids) - before) / count * 1e6, 1)
 
 
+def wait_idle(pids: list[int], start: float, quiet: float = 0.02, timeout: float = 600.0) -> float:
+    """Seconds from ``start`` until these processes use less than ``quiet`` of a CPU over a
+    second (a server done with its background work: secdns's ready answers)."""
+    last = cpu_seconds(pids)
+    while time.perf_counter() - start < timeout:
+        time.sleep(1.0)
+        now = cpu_seconds(pids)
+        if now - last < quiet:
+            return round(time.perf_counter() - start - 1.0, 2)
+        last = now
+    raise SystemExit("the server never went idle")
+
+
 def distinct_questions(queries: Path, out: Path, limit: int | None = None) -> tuple[int, int]:
     """Write to ``out`` each question of ``queries`` once (the first time it is asked;
     names compared without case, as a server's caches and prepared forms do): genzone's
@@ -133,6 +150,9 @@ def run_secdns(args: argparse.Namespace, tmp: Path, source: Path | None) -> dict
     )
     try:
         row = {"start_s": round(first_answer(port, args.origin, start), 2)}
+        if args.wait_idle:
+            row["idle_s"] = wait_idle([proc.pid], start)
+            row["idle_cpu_s"] = cpu_seconds([proc.pid])
         time.sleep(args.settle)
         one_pass(port, args.distinct, [proc.pid], row, args.warm_pass)
         if args.repeat:
@@ -166,6 +186,12 @@ def main() -> None:
         action="store_true",
         help="after the first pass, ask the same questions again (every answer made before"
         " the pass: the upper bound of preparing answers eagerly)",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        action="store_true",
+        help="start the first pass once the server is idle after its first answer (secdns"
+        " builds its ready answers in the background); idle_s and idle_cpu_s say when",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the median")
     args = parser.parse_args()
@@ -208,6 +234,9 @@ def one_round(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             load = time.perf_counter() - start
             try:
                 row = {"start_s": round(load, 2)}
+                if args.wait_idle:
+                    row["idle_s"] = wait_idle(_live_group_members(nsd.pid), start)
+                    row["idle_cpu_s"] = cpu_seconds(_live_group_members(nsd.pid))
                 one_pass(nsd.port, args.distinct, _live_group_members(nsd.pid), row, args.warm_pass)
                 if args.repeat:
                     row["repeat_qps"] = dnsperf(nsd.port, args.queries, args.repeat)

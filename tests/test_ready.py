@@ -184,6 +184,20 @@ def _wait(check: object, timeout: float = 5.0) -> None:
     raise AssertionError("timed out")
 
 
+def test_only_the_zones_case_is_learnt() -> None:
+    """A client varying the case of its questions cannot grow the table past the zone's
+    owners and types: a reply whose name is not a pointer to the question is not kept."""
+    table = _table({"mix.test.": MIX})
+    ready = ReadyAnswers()
+    prepared = PreparedAnswers(table)
+    for name in ("ci000004.cdn.mix.test.", "CI000004.cdn.mix.test.", "cI000004.CDN.mix.test."):
+        wire = _query(name, "A", rd=True)
+        made = prepared.answer(wire)
+        assert made is not None
+        ready.learn(wire, made[0], made[1])
+    assert list(ready.entries) == [_query("ci000004.cdn.mix.test.", "A", rd=True)[12:]]
+
+
 def test_a_ready_reply_is_the_same_message_dnspython_reads() -> None:
     table = _table({"mix.test.": MIX})
     ready = _filled(table)

@@ -51,9 +51,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READY_LIMIT = 4_000_000
-"""Ready answers kept at most, over all zones (~200 B each); past it the filler stops
-and answers are only learnt until the table is cleared by the next fill."""
+READY_LIMIT = 2_000_000
+"""Ready answers kept at most, over all zones (~300 B each: a 1M-record zone makes
+~670,000); the table is cleared when full.  Only questions in a zone's own case are
+kept, so a client cannot grow it past the zones' owners and types by varying case."""
 
 _SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _TARGET_TYPES = frozenset({2, 15, 33})  # NS, MX, SRV: additional-section processing
@@ -126,6 +127,7 @@ class ReadyAnswers:
             or reply[6:8] == b"\x00\x00"
             or len(reply) + 11 > 512
             or reply[11] > 254
+            or reply[len(data) : len(data) + 2] != b"\xc0\x0c"  # the name not in the zone's case
         ):
             return False
         version = zone.version
@@ -161,6 +163,8 @@ def _cuts(version: ZoneVersion) -> tuple[set[str], set[str]]:
     apex = version.origin_key
     for key, (lines, _below) in version.iter_entries():
         for line in lines:
+            if " NS " not in line and " DNAME " not in line:
+                continue  # canonical lines: "owner ttl class type rdata"
             rdtype = line.split(" ", 4)[3]
             if rdtype == "NS" and key != apex:
                 delegations.add(key)
@@ -310,7 +314,7 @@ class ReadyFiller:
                     log.exception("ready: filling zone=%s failed", zone.key)
                 spent = time.thread_time() - start
                 self.seconds += spent
-                log.debug("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
+                log.info("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
 
 
 def _incremental(last: ZoneVersion, version: ZoneVersion) -> bool:
