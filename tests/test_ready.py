@@ -205,3 +205,22 @@ def test_a_ready_reply_is_the_same_message_dnspython_reads() -> None:
     assert reply is not None
     message = dns.message.from_wire(reply)
     assert len(message.answer[0]) == 3 and message.edns == 0
+
+
+def test_the_filler_pauses_while_queries_arrive_and_still_finishes() -> None:
+    import itertools
+
+    table = _table({"mix.test.": BIG_MIX})
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    looks = itertools.count()
+    # a hundred queries answered between any two looks for the first 40 looks, then none
+    filler.answered = lambda: min(next(looks), 40) * 100
+    try:
+        started = time.monotonic()
+        filler.schedule(table.zones["mix.test."])
+        last = _query("host03999.big.mix.test.", "A", rd=True)
+        _wait(lambda: ready.reply(last) is not None, timeout=20.0)
+        assert time.monotonic() - started > 0.5  # ~40 pauses of 20 ms while busy
+    finally:
+        filler.stop()

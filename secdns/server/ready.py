@@ -38,7 +38,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
@@ -260,10 +260,19 @@ def fill(
     yield made
 
 
+BUSY_QUERIES = 50
+"""Queries answered during one batch of the filler (~5 ms) or one pause above which it
+pauses (again): it fills while fewer than ~2,500 queries a second arrive, so a burst of
+first asks right after start is answered as fast as without it (and what they ask is
+learnt meanwhile)."""
+BUSY_PAUSE = 0.02
+
+
 class ReadyFiller:
     """Runs :func:`fill` in a thread of its own for each zone version made from a file or
     a full transfer (:meth:`schedule`); an IXFR's version (sharing buckets with the one
-    filled) is left to :meth:`ReadyAnswers.learn`."""
+    filled) is left to :meth:`ReadyAnswers.learn`.  Queries come first: while they
+    arrive (:attr:`answered` grows) the filler pauses between batches."""
 
     def __init__(self, ready: ReadyAnswers, table: ZoneTable) -> None:
         from secdns.server.prepared import PreparedAnswers
@@ -277,6 +286,7 @@ class ReadyFiller:
         self.stopping = False
         self.thread: threading.Thread | None = None
         self.seconds = 0.0  # CPU seconds spent filling (thread time), for the bench and metrics
+        self.answered: Callable[[], int] = lambda: 0  # queries answered so far (server sets)
 
     def schedule(self, zone: ServedZone) -> None:
         """Fill ``zone``'s current version unless it is an incremental change of the last
@@ -306,10 +316,17 @@ class ReadyFiller:
                 _key, zone = self.pending.popitem()
                 start = time.thread_time()
                 made = 0
+                answered = self.answered()
                 try:
                     for made in fill(self.ready, self.prepared, self.table, zone):  # noqa: B007
                         if self.stopping:
                             break
+                        now = self.answered()
+                        while now - answered > BUSY_QUERIES and not self.stopping:
+                            answered = now  # queries arrive: wait until they mostly stop
+                            time.sleep(BUSY_PAUSE)
+                            now = self.answered()
+                        answered = now
                 except Exception:  # never let one zone stop the filler
                     log.exception("ready: filling zone=%s failed", zone.key)
                 spent = time.thread_time() - start

@@ -64,6 +64,7 @@ class Server(QueryDispatch):
         self.prepared = PreparedAnswers(self.table)
         self.ready = ReadyAnswers()  # answers built before they are asked
         self.filler = ReadyFiller(self.ready, self.table)
+        self.filler.answered = lambda: sum(sum(w.rcodes) for w in self.listeners.udp)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
