@@ -195,6 +195,7 @@ def fill(
         return  # every name below is a DNAME's
     children = [key for key in table.zones if key != apex and key.endswith("." + apex)]
     entries = ready.entries
+    _forget_stale(entries, zone)
     put = ready.put
     answer = prepared.answer
     made = 0
@@ -266,6 +267,19 @@ pauses (again): it fills while fewer than ~2,500 queries a second arrive, so a b
 first asks right after start is answered as fast as without it (and what they ask is
 learnt meanwhile)."""
 BUSY_PAUSE = 0.02
+
+
+def _forget_stale(entries: dict[bytes, Entry], zone: ServedZone) -> None:
+    """Drop ``zone``'s answers of earlier generations (names a new full version may no
+    longer have), so the table holds about one version of each zone."""
+    try:
+        items = list(entries.items())  # one C call: no other thread runs meanwhile
+    except RuntimeError:  # changed size while copied (cannot happen under the GIL)
+        return
+    generation = zone.generation
+    for question, entry in items:
+        if entry[0] is zone and entry[1] != generation:
+            entries.pop(question, None)
 
 
 class ReadyFiller:
