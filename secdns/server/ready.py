@@ -42,11 +42,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
-from secdns.server.ownerwire import RR, prepare_owner, write_rrset
+from secdns.server.ownerwire import RR, Labels, Rrset, prepare_owner, write_rrset
+from secdns.server.prepared import PreparedAnswers
+from secdns.server.prepared import _render as render
 from secdns.server.render import EDNS_PAYLOAD
 
 if TYPE_CHECKING:
-    from secdns.server.prepared import PreparedAnswers
     from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ def fill(
     _forget_stale(entries, zone)
     put = ready.put
     answer = prepared.answer
+    additional_for = prepared._additional_for  # noqa: SLF001  (the same sections, one owner)
     made = 0
     batch = 0
     for key, (lines, _below) in version.iter_entries():
@@ -228,6 +230,7 @@ def fill(
         if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
             continue
         direct = key != apex and not owner.kinds & (KIND_NS | KIND_DNAME)
+        qlabels = list(labels[:-1])
         for qtype, rrset in owner.types.items():
             question = qname + struct.pack("!HH", qtype, 1)
             if direct and qtype not in _TARGET_TYPES:
@@ -248,10 +251,19 @@ def fill(
                 put(question, zone, generation, _COUNTS.pack(1, count, 0, 0), rrs, secure)
                 made += 1
                 continue
-            got = answer(_QUERY_HEAD + question)
-            if got is None or got[1] is not zone:
-                continue
-            reply = got[0]
+            if direct:  # MX, SRV: the prepared path's sections, without reading a query
+                section = [(key, labels, qtype, rrset)]
+                additional: list[tuple[str, Labels, int, Rrset]] = []
+                if not additional_for(version, zone, rrset, section, [], additional):
+                    continue
+                reply = render(
+                    _QUERY_HEAD + question, qlabels, 0x0100, None, 0, section, [], additional
+                )
+            else:
+                got = answer(_QUERY_HEAD + question)
+                if got is None or got[1] is not zone:
+                    continue
+                reply = got[0]
             if reply[3] & 0x0F or reply[8:10] != b"\x00\x00" or reply[6:8] == b"\x00\x00":
                 continue
             if len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
@@ -289,8 +301,6 @@ class ReadyFiller:
     arrive (:attr:`answered` grows) the filler pauses between batches."""
 
     def __init__(self, ready: ReadyAnswers, table: ZoneTable) -> None:
-        from secdns.server.prepared import PreparedAnswers
-
         self.ready = ready
         self.prepared = PreparedAnswers(table)  # its own: the UDP threads use theirs meanwhile
         self.table = table
