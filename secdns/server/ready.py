@@ -39,6 +39,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from socket import AF_INET6, inet_aton, inet_pton
 from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
@@ -222,6 +223,19 @@ def fill(
             continue
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
+        if key != apex:
+            addresses = _addresses(lines, origin)
+            if addresses is not None:  # the commonest owner: addresses only, no Owner made
+                labels, forms = addresses
+                qname = b"".join(bytes((len(label),)) + label for label in labels)
+                if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
+                    continue
+                for qtype, (count, rrs) in forms.items():
+                    question = qname + (b"\x00\x01\x00\x01" if qtype == 1 else b"\x00\x1c\x00\x01")
+                    if 12 + len(question) + len(rrs) + 11 <= 512:
+                        put(question, zone, generation, _COUNTS.pack(1, count, 0, 0), rrs, secure)
+                        made += 1
+                continue
         owner = prepare_owner(lines, origin)
         if owner is None:
             continue
@@ -271,6 +285,47 @@ def fill(
             put(question, zone, generation, reply[4:12], reply[12 + len(question) :], secure)
             made += 1
     yield made
+
+
+def _addresses(
+    lines: tuple[str, ...], origin: Labels
+) -> tuple[Labels, dict[int, tuple[int, bytes]]] | None:
+    """An owner with only A and AAAA records, as :func:`prepare_owner` would make its
+    :attr:`~secdns.server.ownerwire.Owner.fixed` forms (the smallest TTL per type,
+    duplicates once, in line order), without making the Owner; None for any other
+    owner or anything unusual (prepare_owner then decides)."""
+    first = lines[0]
+    owner_text = first[: first.find(" ")]
+    if owner_text == "@" or "\\" in owner_text or owner_text.endswith("."):
+        return None
+    found: dict[int, tuple[int, list[bytes]]] = {}
+    for line in lines:
+        _owner, ttl_text, _cls, mnemonic, rdata = line.split(" ", 4)
+        try:
+            if mnemonic == "A":
+                rdtype, piece = 1, inet_aton(rdata)
+            elif mnemonic == "AAAA":
+                rdtype, piece = 28, inet_pton(AF_INET6, rdata)
+            else:
+                return None
+        except OSError:
+            return None
+        ttl = int(ttl_text)
+        have = found.get(rdtype)
+        if have is None:
+            found[rdtype] = (ttl, [piece])
+            continue
+        if piece not in have[1]:
+            have[1].append(piece)
+        if ttl < have[0]:
+            found[rdtype] = (ttl, have[1])
+    forms = {}
+    for rdtype, (ttl, pieces) in found.items():
+        forms[rdtype] = (
+            len(pieces),
+            b"".join(b"\xc0\x0c" + RR.pack(rdtype, 1, ttl, len(p)) + p for p in pieces),
+        )
+    return (*owner_text.encode().split(b"."), *origin), forms
 
 
 BUSY_QUERIES = 50
