@@ -78,6 +78,7 @@ _TARGET_TYPES = frozenset({2, 15, 33})  # NS, MX, SRV: additional-section proces
 _OPT_PLAIN = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
 _OPT_DO = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
 _COUNTS = struct.Struct("!HHHH")
+_QUESTION_TAIL = {1: b"\x00\x01\x00\x01", 28: b"\x00\x1c\x00\x01"}  # A, AAAA; class IN
 _QUERY_HEAD = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 
 Entry = tuple["ServedZone", int, bytes, bytes, bool]
@@ -195,18 +196,14 @@ def fill(
 ) -> Iterator[int]:
     """Make every positive answer of ``zone``'s current version ready (see the module
     docstring); yields the number made after each batch of owners and stops early when
-    the zone changes or the table is full.
-
-    An owner's simple RRsets (no additional-section processing, no NS or DNAME at or
-    above it) are written here as the prepared path's inline case writes them; the rest
-    (the apex, MX/NS/SRV, a DNAME owner) go through the prepared path itself."""
+    the zone changes or the table is full.  Names at or below a delegation or a DNAME,
+    and names of a child zone served here, are left out (referrals, synthesis)."""
     version = zone.version
     if version is None or zone.expired:
         return
     generation = zone.generation
     secure = index_of(version).secure
     apex = version.origin_key
-    origin = tuple(version.origin.labels)
     delegations, dnames = _cuts(version)
     if apex in dnames:
         return  # every name below is a DNAME's
@@ -214,8 +211,7 @@ def fill(
     entries = ready.entries
     _forget_stale(entries, zone)
     put = ready.put
-    answer = prepared.answer
-    additional_for = prepared._additional_for  # noqa: SLF001  (the same sections, one owner)
+    owner_answers = _OwnerAnswers(prepared, zone, version).answers
     made = 0
     batch = 0
     for key, (lines, _below) in version.iter_entries():
@@ -238,28 +234,50 @@ def fill(
             continue
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
-        if key != apex:
-            addresses = _addresses(lines, origin)
-            if addresses is not None:  # the commonest owner: addresses only, no Owner made
+        for question, counts, tail in owner_answers(key, lines):
+            put(question, zone, generation, counts, tail, secure)
+            made += 1
+    yield made
+
+
+class _OwnerAnswers:
+    """The ready answers of one owner of a zone version, each as the prepared path would
+    answer an RD query for it without OPT: (question, QDCOUNT..ARCOUNT, tail)."""
+
+    def __init__(self, prepared: PreparedAnswers, zone: ServedZone, version: ZoneVersion) -> None:
+        self.prepared = prepared
+        self.zone = zone
+        self.version = version
+        self.apex = version.origin_key
+        self.origin: Labels = tuple(version.origin.labels)
+
+    def answers(self, key: str, lines: tuple[str, ...]) -> list[tuple[bytes, bytes, bytes]]:
+        """An owner with addresses only is written from its lines (:func:`_addresses`);
+        other RRsets without additional-section processing from the owner form, as the
+        prepared path's inline case writes them; MX/SRV with its additional-section
+        logic; the apex and DNAME owners through the prepared path itself."""
+        made: list[tuple[bytes, bytes, bytes]] = []
+        if key != self.apex:
+            addresses = _addresses(lines, self.origin)
+            if addresses is not None:
                 labels, forms = addresses
-                qname = b"".join(bytes((len(label),)) + label for label in labels)
-                if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
-                    continue
-                for qtype, (count, rrs) in forms.items():
-                    question = qname + (b"\x00\x01\x00\x01" if qtype == 1 else b"\x00\x1c\x00\x01")
-                    if 12 + len(question) + len(rrs) + 11 <= 512:
-                        put(question, zone, generation, _COUNTS.pack(1, count, 0, 0), rrs, secure)
-                        made += 1
-                continue
-        owner = prepare_owner(lines, origin)
+                qname = _qname(labels)
+                if qname is not None:
+                    for qtype, (count, rrs) in forms.items():
+                        question = (
+                            qname + (b"\x00\x01" if qtype == 1 else b"\x00\x1c") + b"\x00\x01"
+                        )
+                        if 12 + len(question) + len(rrs) + 11 <= 512:
+                            made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                return made
+        owner = prepare_owner(lines, self.origin)
         if owner is None:
-            continue
+            return made
         labels = owner.labels
-        qname = b"".join(bytes((len(label),)) + label for label in labels)
-        if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
-            continue
-        direct = key != apex and not owner.kinds & (KIND_NS | KIND_DNAME)
-        qlabels = list(labels[:-1])
+        qname = _qname(labels)
+        if qname is None:
+            return made
+        direct = key != self.apex and not owner.kinds & (KIND_NS | KIND_DNAME)
         for qtype, rrset in owner.types.items():
             question = qname + struct.pack("!HH", qtype, 1)
             if direct and qtype not in _TARGET_TYPES:
@@ -268,38 +286,51 @@ def fill(
                     count, rrs = fixed
                 else:
                     count = len(rrset[1])
-                    table_ = {labels: 12}
+                    table = {labels: 12}
                     if len(labels) > 2:
-                        table_[labels[1:]] = 13 + len(labels[0])
+                        table[labels[1:]] = 13 + len(labels[0])
                     start = 12 + len(question)
                     out = bytearray(start)
-                    write_rrset(out, table_, labels, qtype, rrset)
+                    write_rrset(out, table, labels, qtype, rrset)
                     rrs = bytes(out[start:])
-                if 12 + len(question) + len(rrs) + 11 > 512:
-                    continue
-                put(question, zone, generation, _COUNTS.pack(1, count, 0, 0), rrs, secure)
-                made += 1
+                if 12 + len(question) + len(rrs) + 11 <= 512:
+                    made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
                 continue
-            if direct:  # MX, SRV: the prepared path's sections, without reading a query
-                section = [(key, labels, qtype, rrset)]
-                additional: list[tuple[str, Labels, int, Rrset]] = []
-                if not additional_for(version, zone, rrset, section, [], additional):
-                    continue
-                reply = render(
-                    _QUERY_HEAD + question, qlabels, 0x0100, None, 0, section, [], additional
-                )
-            else:
-                got = answer(_QUERY_HEAD + question)
-                if got is None or got[1] is not zone:
-                    continue
-                reply = got[0]
-            if reply[3] & 0x0F or reply[8:10] != b"\x00\x00" or reply[6:8] == b"\x00\x00":
+            reply = self._reply(key, labels, qtype, rrset, question, direct)
+            if reply is None or reply[3] & 0x0F or reply[8:10] != b"\x00\x00":
                 continue
-            if len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
+            if reply[6:8] == b"\x00\x00" or len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
                 continue
-            put(question, zone, generation, reply[4:12], reply[12 + len(question) :], secure)
-            made += 1
-    yield made
+            made.append((question, reply[4:12], reply[12 + len(question) :]))
+        return made
+
+    def _reply(
+        self, key: str, labels: Labels, qtype: int, rrset: Rrset, question: bytes, direct: bool
+    ) -> bytes | None:
+        """The prepared path's reply to an RD query for ``question``: for MX/SRV of an
+        ordinary owner its sections without reading a query, else its whole answer."""
+        if direct:
+            answer = [(key, labels, qtype, rrset)]
+            additional: list[tuple[str, Labels, int, Rrset]] = []
+            prepared = self.prepared
+            if not prepared._additional_for(  # noqa: SLF001  (the same sections, one owner)
+                self.version, self.zone, rrset, answer, [], additional
+            ):
+                return None
+            query = _QUERY_HEAD + question
+            return render(query, list(labels[:-1]), 0x0100, None, 0, answer, [], additional)
+        got = self.prepared.answer(_QUERY_HEAD + question)
+        if got is None or got[1] is not self.zone:
+            return None
+        return got[0]
+
+
+def _qname(labels: Labels) -> bytes | None:
+    """The wire form of a name the prepared path answers (plain labels, 255 bytes)."""
+    qname = b"".join(bytes((len(label),)) + label for label in labels)
+    if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
+        return None
+    return qname
 
 
 def _addresses(
