@@ -17,7 +17,7 @@ from pathlib import Path
 import dns.message
 import dns.name
 import pytest
-from test_answer import _sign
+from test_answer import EXAMPLE, _sign
 from test_prepared import ANSWER_ZONES, MIX, SHAPES, TYPES, _cases, _query, _table, _zone_sets
 
 from secdns.server import front
@@ -225,5 +225,21 @@ def test_the_filler_pauses_while_queries_arrive_and_still_finishes() -> None:
         last = _query("host03999.big.mix.test.", "A", rd=True)
         _wait(lambda: ready.reply(last) is not None, timeout=20.0)
         assert time.monotonic() - started > 0.5  # ~40 pauses of 20 ms while busy
+    finally:
+        filler.stop()
+
+
+def test_a_removed_zones_answers_are_dropped() -> None:
+    table = _table({"mix.test.": MIX, "example.": EXAMPLE})
+    ready = _filled(table)
+    mix = table.zones["mix.test."]
+    before = len(ready.entries)
+    assert any(entry[0] is mix for entry in ready.entries.values())
+    filler = ReadyFiller(ready, table)
+    try:
+        table.remove("mix.test.")
+        filler.forget(mix)
+        _wait(lambda: not any(entry[0] is mix for entry in ready.entries.values()))
+        assert 0 < len(ready.entries) < before  # example.'s stay
     finally:
         filler.stop()

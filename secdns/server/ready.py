@@ -406,6 +406,7 @@ class ReadyFiller:
         self.prepared = PreparedAnswers(table)  # its own: the UDP threads use theirs meanwhile
         self.table = table
         self.pending: dict[str, ServedZone] = {}
+        self.forgotten: list[ServedZone] = []  # removed zones whose answers to drop
         self.filled: dict[str, ZoneVersion] = {}
         self.wake = threading.Event()
         self.stopping = False
@@ -424,10 +425,22 @@ class ReadyFiller:
             return
         self.filled[zone.key] = version
         self.pending[zone.key] = zone
+        self._start()
+        self.wake.set()
+
+    def forget(self, zone: ServedZone) -> None:
+        """Drop a removed zone's answers (in the filler's thread: it walks the table), so
+        they do not keep its versions alive; its generation must have moved on."""
+        self.pending.pop(zone.key, None)
+        self.filled.pop(zone.key, None)
+        self.forgotten.append(zone)
+        self._start()
+        self.wake.set()
+
+    def _start(self) -> None:
         if self.thread is None:
             self.thread = threading.Thread(target=self.run, name="ready-filler", daemon=True)
             self.thread.start()
-        self.wake.set()
 
     def stop(self) -> None:
         self.stopping = True
@@ -437,6 +450,8 @@ class ReadyFiller:
         while not self.stopping:
             self.wake.wait()
             self.wake.clear()
+            while self.forgotten:
+                _forget_stale(self.ready.entries, self.forgotten.pop())
             while self.pending and not self.stopping:
                 _key, zone = self.pending.popitem()
                 start = time.thread_time()

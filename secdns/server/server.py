@@ -256,6 +256,7 @@ class Server(QueryDispatch):
         runtime = self.runtimes.pop(name)
         self.table.remove(runtime.zone.key)
         runtime.zone.generation += 1  # cached answers of a removed zone are stale
+        self.filler.forget(runtime.zone)  # and its ready answers dropped
         runtime.stopping = True
         runtime.wake.set()
         if runtime.task is not None:
