@@ -174,12 +174,16 @@ class ReadyAnswers:
         entries[question] = (zone, generation, shared, tail, secure)
 
 
-def _cuts(version: ZoneVersion) -> tuple[set[str], set[str]]:
-    """Keys of the delegations (NS below the apex) and DNAME owners of ``version``."""
-    delegations: set[str] = set()
-    dnames: set[str] = set()
+def _cuts(version: ZoneVersion, delegations: set[str], dnames: set[str]) -> Iterator[None]:
+    """Collect the keys of the delegations (NS below the apex) and DNAME owners of
+    ``version``, yielding every few thousand owners (the filler's turns)."""
     apex = version.origin_key
+    count = 0
     for key, (lines, _below) in version.iter_entries():
+        count += 1
+        if count >= 4096:
+            count = 0
+            yield
         for line in lines:
             if " NS " not in line and " DNAME " not in line:
                 continue  # canonical lines: "owner ttl class type rdata"
@@ -188,7 +192,6 @@ def _cuts(version: ZoneVersion) -> tuple[set[str], set[str]]:
                 delegations.add(key)
             elif rdtype == "DNAME":
                 dnames.add(key)
-    return delegations, dnames
 
 
 def fill(
@@ -204,7 +207,12 @@ def fill(
     generation = zone.generation
     secure = index_of(version).secure
     apex = version.origin_key
-    delegations, dnames = _cuts(version)
+    delegations: set[str] = set()
+    dnames: set[str] = set()
+    for _turn in _cuts(version, delegations, dnames):
+        yield 0  # a turn for the filler's checks (queries first, the zone changed)
+        if zone.generation != generation:
+            return
     if apex in dnames:
         return  # every name below is a DNAME's
     children = [key for key in table.zones if key != apex and key.endswith("." + apex)]
