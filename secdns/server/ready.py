@@ -82,8 +82,13 @@ _QUESTION_TAIL = {1: b"\x00\x01\x00\x01", 28: b"\x00\x1c\x00\x01"}  # A, AAAA; c
 _QUERY_HEAD = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 
 Entry = tuple["ServedZone", int, bytes, bytes, bool]
-"""(zone, its generation, QDCOUNT..ARCOUNT without the OPT, the tail after the question,
-whether the zone is signed)."""
+"""(zone, its generation, the header after the ID for a query with RD only (flags,
+QDCOUNT..ARCOUNT without an OPT), the tail after the question, whether the zone is
+signed)."""
+
+PLAIN_RD = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+"""Flags and counts of the commonest query: RD alone, one question, nothing else (the
+reply is then ID + the entry's head + the question + its tail)."""
 
 
 class ReadyAnswers:
@@ -92,7 +97,7 @@ class ReadyAnswers:
     def __init__(self, limit: int = READY_LIMIT) -> None:
         self.limit = limit
         self.entries: dict[bytes, Entry] = {}
-        self._counts: dict[bytes, bytes] = {}  # one bytes object per header count pattern
+        self._heads: dict[bytes, bytes] = {}  # counts -> one shared head per pattern
 
     def reply(self, data: bytes) -> bytes | None:
         """The ready reply to ``data``, or None.  :meth:`secdns.server.udp.UdpWorker.run`
@@ -103,8 +108,8 @@ class ReadyAnswers:
             found = self.entries.get(data[12:])
             if found is None or found[0].generation != found[1]:
                 return None
-            flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
-            return data[:2] + flags + found[2] + data[12:] + found[3]
+            head = found[2] if not data[3] & 0x10 else b"\x85\x10" + found[2][2:]  # CD
+            return data[:2] + head + data[12:] + found[3]
         return self.reply_edns(data)
 
     def reply_edns(self, data: bytes) -> bytes | None:
@@ -119,8 +124,8 @@ class ReadyAnswers:
         found = self.entries.get(data[12:-11])
         if found is None or found[0].generation != found[1]:
             return None
-        counts = found[2]
-        if (data[-8] << 8 | data[-7]) <= 512 and counts[7]:
+        head = found[2]
+        if (data[-8] << 8 | data[-7]) <= 512 and head[9]:
             return None  # a small payload: no additional section (the prepared path's rule)
         if data[-4] & 0x80:
             if found[4]:
@@ -130,7 +135,7 @@ class ReadyAnswers:
             opt = _OPT_PLAIN
         flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
         question = data[12:-11]
-        return data[:2] + flags + counts[:7] + bytes((counts[7] + 1,)) + question + found[3] + opt
+        return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
 
     def learn(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """Keep the prepared path's ``reply`` to ``data`` if the query has the ready shape
@@ -168,9 +173,9 @@ class ReadyAnswers:
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
-        shared = self._counts.get(counts)
+        shared = self._heads.get(counts)
         if shared is None:
-            shared = self._counts[counts] = counts
+            shared = self._heads[counts] = b"\x85\x00" + counts
         entries[question] = (zone, generation, shared, tail, secure)
 
 

@@ -13,6 +13,8 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from secdns.server.ready import PLAIN_RD
+
 if TYPE_CHECKING:
     from secdns.server.server import Server
     from secdns.server.zone import ServedZone
@@ -102,7 +104,7 @@ class UdpWorker:
         prepared = server.prepared.answer
         answer = server.answer_udp
         ready = server.ready.entries  # secdns.server.ready: ReadyAnswers.reply, inline
-        ready_edns = server.ready.reply_edns
+        ready_reply = server.ready.reply
         learn = server.ready.learn
         rcodes = self.rcodes
         while not self.stopping:
@@ -116,20 +118,19 @@ class UdpWorker:
                 if server.log_queries:  # -v logs every query: take the full path
                     reply = answer(data, addr[0])
                 else:
-                    if data[2] & 0xF9 == 1 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
-                        if not data[11]:  # RD, one question, no OPT: a ready answer?
-                            got = ready.get(data[12:])
-                            if got is not None and got[0].generation == got[1]:
-                                rcodes[0] += 1
-                                flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
-                                send(data[:2] + flags + got[2] + data[12:] + got[3], addr)
-                                continue
-                        else:
-                            reply = ready_edns(data)
-                            if reply is not None:
-                                rcodes[0] += 1
-                                send(reply, addr)
-                                continue
+                    if data[2:12] == PLAIN_RD:  # RD, one question, nothing else: ready?
+                        question = data[12:]
+                        got = ready.get(question)
+                        if got is not None and got[0].generation == got[1]:
+                            rcodes[0] += 1
+                            send(data[:2] + got[2] + question + got[3], addr)
+                            continue
+                    elif data[2] & 0xF9 == 1 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
+                        reply = ready_reply(data)  # CD, EDNS
+                        if reply is not None:
+                            rcodes[0] += 1
+                            send(reply, addr)
+                            continue
                     key = b"U" + data[2:]
                     found = entries.get(key)
                     if found is not None and found[0].generation == found[1]:
