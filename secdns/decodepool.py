@@ -428,7 +428,11 @@ async def receive(
             if failed is not None:
                 read_task = None
                 while inflight:  # what was read before the failure comes first
-                    if take(inflight.popleft(), await pool.outcome()):
+                    if outcome_task is None:
+                        outcome_task = asyncio.ensure_future(pool.outcome())
+                    outcome = await outcome_task
+                    outcome_task = None
+                    if take(inflight.popleft(), outcome):
                         return
                 raise read_failure(failed) from failed
             raw = read_task.result()
