@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import operator
 import os
 import pickle
@@ -113,41 +114,73 @@ def render_part(rows: list[wirescan.Row]) -> Part | None:
     while keys[stop - 1] == last_key:
         stop -= 1
     tail = [_item(row) for row in rows[stop:]]
-    lines: list[str] = []
-    append = lines.append
+    body = rows[start:stop]
     types = _TYPE_TEXT
-    dropped = 0
-    index = start
-    while index < stop:
-        row = rows[index]
-        owner = row[0]
-        end = index + 1
-        while end < stop and keys[end] == owner:
-            end += 1
-        if end - index == 1:
-            rdtype = row[3]
-            text = types.get(rdtype) or _type_text(rdtype)
-            append(f"{row[1]} {row[2]} IN {text} {row[4]}")
-        else:
-            group = rows[index:end]
-            group.sort(key=_type_rdata)
-            previous: tuple[int, str] | None = None
-            for row in group:
-                key = (row[3], row[4])
-                if key != previous:
-                    previous = key
-                    rdtype = row[3]
-                    text = types.get(rdtype) or _type_text(rdtype)
-                    append(f"{row[1]} {row[2]} IN {text} {row[4]}")
-                else:
-                    dropped += 1
-        index = end
-    append("")
+    try:  # one line a row, in C loops; then only owners of several rows are sorted
+        lines = [f"{row[1]} {row[2]} IN {types[row[3]]} {row[4]}" for row in body]
+    except KeyError:
+        for row in body:
+            _type_text(row[3])
+        lines = [f"{row[1]} {row[2]} IN {types[row[3]]} {row[4]}" for row in body]
+    body_keys = keys[start:stop]
+    same = list(map(operator.eq, body_keys[1:], body_keys[:-1]))  # row i + 1 is row i's owner's
+    if True in same:
+        lines, dropped = _sort_owners(body, lines, same)
+    else:
+        dropped = 0
+    lines.append("")
     return Part(first_key, head, "\n".join(lines).encode(), last_key, tail, stop - start, dropped)
 
 
-def _type_rdata(row: wirescan.Row) -> tuple[int, str]:
-    return (row[3], row[4])
+def _sort_owners(
+    body: list[wirescan.Row], lines: list[str], same: list[bool]
+) -> tuple[list[str], int]:
+    """``lines`` with each owner's several rows sorted by type and rdata, exact
+    duplicates after the first left out; and how many were left out.  An owner
+    whose rows came in that order already (most: A before AAAA) is left as it is."""
+    out: list[str] = []
+    cursor = 0
+    dropped = 0
+    first = last = -1  # the rows first..last (inclusive) of one owner
+    for index in itertools.compress(range(len(same)), same):
+        if index == last:
+            last = index + 1
+            continue
+        if first >= 0:
+            cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
+        first, last = index, index + 1
+    cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
+    if not cursor:
+        return lines, 0
+    out.extend(lines[cursor:])
+    return out, dropped
+
+
+def _owner_lines(
+    body: list[wirescan.Row],
+    lines: list[str],
+    first: int,
+    last: int,
+    out: list[str],
+    cursor: int,
+    dropped: int,
+) -> tuple[int, int]:
+    """Put the lines before ``first`` and the owner's sorted lines into ``out`` unless
+    they are in order already; the new cursor and the count of duplicates."""
+    keys = [(row[3], row[4]) for row in body[first : last + 1]]
+    if all(map(operator.lt, keys, keys[1:])):
+        return cursor, dropped
+    out.extend(lines[cursor:first])
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    previous: tuple[int, str] | None = None
+    for index in order:
+        key = keys[index]
+        if key != previous:
+            previous = key
+            out.append(lines[first + index])
+        else:
+            dropped += 1
+    return last + 1, dropped
 
 
 class Assembler:
