@@ -268,6 +268,8 @@ def _count_records(path: Path) -> int | None:
 class StoreCopy(ZoneCopy):
     """A zone in the store (``pull -d DIR``), written through :class:`ZoneWriter`."""
 
+    pooled = True
+
     def __init__(
         self,
         store: Store,

@@ -236,3 +236,34 @@ def test_worker_decode_errors_as_in_process() -> None:
         else:
             assert decoded is not None
             assert (decoded.kept, [wire.record_line(r) for r in decoded.records], text) == expected
+
+
+def test_store_and_file_copies_pooled_as_in_process(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``pull -d`` (a first version, then a changed one merged against it) and
+    ``pull -o`` write the same files and counts with and without the pool."""
+    from click.testing import CliRunner
+
+    from secdns import copies
+    from secdns.cli import cli
+
+    first = _zone(1500)
+    second = [soa_rrset(8)] + first[1:700] + _zone(300, seed=6)[3:] + first[900:]
+    second[1:] = sorted(second[1:], key=lambda rrset: rrset.name)
+    outputs = {}
+    for pooled in (False, True):
+        monkeypatch.setattr(copies.StoreCopy, "pooled", pooled)
+        monkeypatch.setattr(copies.FileCopy, "pooled", pooled)
+        store, out = tmp_path / f"store-{pooled}", tmp_path / f"out-{pooled}.zone"
+        lines = []
+        for serial, rrsets in ((7, first), (8, second)):
+            with FakePrimary(_stream(rrsets + rrsets[:1]), soa_rrset(serial)) as primary:
+                for target in (["-d", str(store)], ["-o", str(out)]):
+                    result = CliRunner().invoke(cli, ["pull", ZONE, primary.addr, *target])
+                    assert result.exit_code == 0, result.output
+                    words = result.output.split()
+                    lines.append([w for w in words if not w.startswith(("time=", "primary="))])
+        from secdns.store import Store
+
+        stored = Store(store).zone_path(ZONE_NAME).read_bytes()
+        outputs[pooled] = (lines, out.read_bytes(), stored)
+    assert outputs[True] == outputs[False]
