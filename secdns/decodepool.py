@@ -46,7 +46,7 @@ from secdns import wire, wirescan
 if typing.TYPE_CHECKING:
     from secdns.xfr import XfrReader
 
-WORKERS = 2
+WORKERS = 2  # 0: every transfer decoded in-process, as before the pool
 WINDOW = 16
 """Messages handed to the workers and not yet settled, at most (memory, and how
 far the socket reader may run ahead of the state machine)."""

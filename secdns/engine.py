@@ -458,7 +458,8 @@ async def transfer(
                     report(done)
                     if done:
                         break
-                    if pooled and verifier is None and reader.rows() is not None:
+                    pool_ok = pooled and decodepool.WORKERS and verifier is None
+                    if pool_ok and reader.rows() is not None:
                         # the rest of a large full zone: decoded in worker processes
                         if decodepool.Pool.claim():
                             try:
