@@ -55,6 +55,7 @@ def main() -> None:
         "checkout's tree, put first on PYTHONPATH): before/after in the same run",
     )
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)
     zone_file = out_dir / f"{ZONE}.{args.records}.zone"
@@ -146,6 +147,7 @@ def main() -> None:
             )
         finally:
             primary.stop()
+    print(f"load average at end: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     dig_wall = results["dig AXFR > file"]["wall_s"]
     dig_cpu = results["dig AXFR > file"]["cpu_s"]
     summary = {

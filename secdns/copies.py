@@ -121,6 +121,9 @@ class ZoneCopy(abc.ABC):
     serial: int | None = None  # the serial we hold, None when we hold nothing
     lost_serial: int | None = None  # what we held before the copy was lost or hand-edited
     can_ixfr: bool = False  # an IXFR delta can be applied to what we hold
+    # apply_axfr only writes the zone's lines: a large one may be decoded in worker
+    # processes (secdns.decodepool)
+    pooled: bool = False
     records: int | None = None
 
     async def prepare(self) -> None:
@@ -185,6 +188,8 @@ class FileCopy(ZoneCopy):
     replacing anything else, against nothing, as a first pull.
     """
 
+    pooled = True
+
     def __init__(self, origin: dns.name.Name, output: Path | None, to_stdout: bool = False):
         self.origin = origin
         self.output = output
@@ -216,7 +221,11 @@ class FileCopy(ZoneCopy):
                             self.output,
                             err.strerror,
                         )
-                self._write(zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines), result)
+                if diff is None:
+                    chunks = zonefile.zone_chunks(self.origin, soa.serial, soa.ttl, zone)
+                else:
+                    chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
+                self._write(chunks, result)
             result.records = len(zone) - zone.dropped
             result.added, result.removed = result.records, 0
             if diff is not None:
@@ -258,6 +267,8 @@ def _count_records(path: Path) -> int | None:
 
 class StoreCopy(ZoneCopy):
     """A zone in the store (``pull -d DIR``), written through :class:`ZoneWriter`."""
+
+    pooled = True
 
     def __init__(
         self,

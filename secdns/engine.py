@@ -33,7 +33,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from secdns import soaquery, wire, xot
+from secdns import decodepool, soaquery, wire, xot
 from secdns.config import Limits
 from secdns.endpoints import format_addr
 from secdns.errors import (
@@ -84,6 +84,10 @@ def gc_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+class _Expired(Exception):
+    """The transfer's lifetime ran out before a read (said by ``read_failure``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -298,8 +302,13 @@ async def transfer(
     progress: Progress | None = None,
     soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None = None,
     tls: xot.TlsSettings | None = None,
+    pooled: bool = False,
 ) -> Transfer:
     """Run one AXFR or IXFR over TCP (or TLS, with ``tls``) and return the checked result.
+
+    ``pooled``: a full zone may be decoded and rendered in worker processes
+    (:mod:`secdns.decodepool`); only for a caller that writes the zone as lines
+    (``FullZone.lines``), never needs its records (``FullZone.records``).
 
     ``timeout`` bounds each wait for data; ``lifetime`` is a wall-clock deadline over
     the whole transfer, kept even while data keeps arriving.
@@ -362,54 +371,61 @@ async def transfer(
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 writer.write(struct.pack("!H", len(request)) + request)
                 await writer.drain()
-                while True:
+
+                async def read_raw() -> bytes:
                     # the lifetime is a wall-clock deadline over the whole transfer, checked
                     # before each message: a primary that never stops sending (and so never
                     # lets a wait time out) is stopped too
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise TimeoutError_(
+                        raise _Expired
+                    try:
+                        async with asyncio.timeout(min(timeout, remaining)):
+                            prefix = await reader_stream.readexactly(2)
+                            (length,) = struct.unpack("!H", prefix)
+                            return await reader_stream.readexactly(length)
+                    except TimeoutError as err:
+                        if time.monotonic() >= deadline:
+                            raise _Expired from err
+                        raise
+
+                def read_failure(err: BaseException) -> BaseException:
+                    """What a failed read means, said with the records settled so far."""
+                    if isinstance(err, _Expired):
+                        return TimeoutError_(
                             f"{kind.value} took longer than its lifetime of {lifetime:g}s "
                             f"({reader.count} records so far)",
                             hint=LIFETIME_HINT,
                         )
-                    wait = min(timeout, remaining)
-                    try:
-                        async with asyncio.timeout(wait):
-                            prefix = await reader_stream.readexactly(2)
-                            (length,) = struct.unpack("!H", prefix)
-                            raw = await reader_stream.readexactly(length)
-                    except asyncio.IncompleteReadError as err:
-                        if reader.messages == 0 and not err.partial:
-                            raise NetworkError(
-                                "the server closed the connection without answering"
-                            ) from err
-                        if not err.partial and err.expected == 2:
-                            raise BadDataError(
-                                "the transfer ended before its final SOA "
-                                f"({reader.count} records received)"
-                            ) from err
-                        raise BadDataError(
-                            f"the transfer stream was cut short after {reader.count} records"
-                        ) from err
-                    except TimeoutError as err:
-                        if time.monotonic() >= deadline:
-                            raise TimeoutError_(
-                                f"{kind.value} took longer than its lifetime of {lifetime:g}s "
-                                f"({reader.count} records so far)",
-                                hint=LIFETIME_HINT,
-                            ) from err
-                        raise TimeoutError_(
+                    if isinstance(err, TimeoutError):
+                        return TimeoutError_(
                             f"no data for {timeout:g}s during {kind.value} "
                             f"({reader.count} records so far)"
-                        ) from err
-                    reader.admit(int.from_bytes(raw[6:8]) if len(raw) >= 12 else 0)
-                    try:
-                        message = wire.parse_message(
-                            raw, origin, limits.max_records + 2, reader.rows()
                         )
-                    except wire.WireError as err:
-                        raise BadDataError(f"malformed message in the transfer: {err}") from err
+                    if isinstance(err, asyncio.IncompleteReadError):
+                        if reader.messages == 0 and not err.partial:
+                            return NetworkError(
+                                "the server closed the connection without answering"
+                            )
+                        if not err.partial and err.expected == 2:
+                            return BadDataError(
+                                "the transfer ended before its final SOA "
+                                f"({reader.count} records received)"
+                            )
+                        return BadDataError(
+                            f"the transfer stream was cut short after {reader.count} records"
+                        )
+                    return err
+
+                def settle(raw: bytes, decoded: wire.Message | wire.WireError) -> bool:
+                    """Check one decoded message (or its decoding error) and feed it to
+                    the reader, in message order; True when the transfer is complete."""
+                    reader.admit(int.from_bytes(raw[6:8]) if len(raw) >= 12 else 0)
+                    if isinstance(decoded, wire.WireError):
+                        raise BadDataError(
+                            f"malformed message in the transfer: {decoded}"
+                        ) from decoded
+                    message = decoded
                     if message.rcode != dns.rcode.NOERROR and (
                         message.tsig_rdata is None or message.tsig_rdata.error == 0
                     ):
@@ -418,13 +434,46 @@ async def transfer(
                         verifier.verify(raw, message)
                     elif message.tsig_rdata is not None:
                         raise TsigError("the answer is TSIG-signed but we sent no key")
-                    done = reader.feed(message, length + 2)
+                    return reader.feed(message, len(raw) + 2)
+
+                def report(done: bool) -> None:
                     if progress is not None:  # at the end the zone's records, SOA once
                         zone = reader.zone
                         count = len(zone) if done and zone is not None else reader.count
                         progress(count, reader.bytes)
+
+                while True:
+                    try:
+                        raw = await read_raw()
+                    except (_Expired, TimeoutError, asyncio.IncompleteReadError) as err:
+                        raise read_failure(err) from err
+                    decoded: wire.Message | wire.WireError
+                    try:
+                        decoded = wire.parse_message(
+                            raw, origin, limits.max_records + 2, reader.rows()
+                        )
+                    except wire.WireError as err:
+                        decoded = err
+                    done = settle(raw, decoded)
+                    report(done)
                     if done:
                         break
+                    pool_ok = pooled and decodepool.WORKERS and verifier is None
+                    if pool_ok and reader.rows() is not None:
+                        # the rest of a large full zone: decoded in worker processes
+                        if decodepool.Pool.claim():
+                            try:
+                                await decodepool.receive(
+                                    reader,
+                                    read_raw,
+                                    read_failure,
+                                    settle,
+                                    report,
+                                    limits.max_records + 2,
+                                )
+                            finally:
+                                decodepool.Pool.release()
+                            break
                 if verifier is not None:
                     verifier.finish()
                 reader.finish()

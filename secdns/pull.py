@@ -301,6 +301,7 @@ class _Source:
     options: PullOptions
     progress: Progress | None
     note: Explainer
+    pooled: bool = False  # see ZoneCopy.pooled
 
     @property
     def server(self) -> str:
@@ -320,6 +321,7 @@ class _Source:
             limits=options.limits,
             progress=self.progress,
             tls=options.tls,
+            pooled=self.pooled,
         )
 
 
@@ -337,7 +339,7 @@ async def _pull_from(
     what ``copy`` holds, IXFR or AXFR (with the fallbacks), apply to ``copy``."""
     zone_text = origin.to_text()
     note = note or Explainer(zone_text, None)
-    source = _Source(origin, address, port, options, progress, note)
+    source = _Source(origin, address, port, options, progress, note, copy.pooled)
     if probed is not None:
         soa = probed.soa
         note("probe", f"the SOA probe just made answered serial {soa.serial} over {soa.transport}")

@@ -140,18 +140,23 @@ class FullZone:
     readers that want them (verify, catalogs).
     """
 
-    __slots__ = ("soa", "rows", "dropped")
+    __slots__ = ("soa", "rows", "dropped", "rendered", "rendered_rows")
 
     def __init__(self, soa: wire.Record, rows: list[wirescan.Row]) -> None:
         self.soa = soa
         self.rows = rows
         self.dropped = 0  # duplicates :meth:`lines` left out (so far)
+        # the lines after the SOA's, already in order (:mod:`secdns.decodepool`), and
+        # the rows they came from (duplicates included); the rows are then empty
+        self.rendered: list[bytes] | None = None
+        self.rendered_rows = 0
 
     def __len__(self) -> int:
-        return len(self.rows) + 1
+        return len(self.rows) + self.rendered_rows + 1
 
     def records(self) -> list[wire.Record]:
         """The SOA, then every record in the order received."""
+        assert self.rendered is None, "a zone decoded by a pool is only written"
         record = wire.Record
         return [self.soa] + [
             record(key, owner, ttl, _IN, rdtype, rdata, None)
@@ -164,6 +169,12 @@ class FullZone:
         before every other type), then one stable sort by owner and each owner's rows
         by type and rdata; of rows equal but for their TTL the first received is kept."""
         yield _line(self.soa)
+        if self.rendered is not None:
+            for blob in self.rendered:
+                lines = blob.decode().split("\n")
+                lines.pop()  # each blob ends with a newline
+                yield from lines
+            return
         rows = self.rows
         rows.sort(key=operator.itemgetter(0))
         types = _TYPE_TEXT
@@ -238,6 +249,18 @@ def render_chunks(
     while batch := list(itertools.islice(source, CHUNK_LINES)):  # no Python loop a line
         batch.append("")
         yield "\n".join(batch).encode()
+
+
+def zone_chunks(
+    origin: dns.name.Name, serial: int | None, default_ttl: int, zone: FullZone
+) -> Iterator[bytes]:
+    """:func:`render_chunks` of ``zone.lines()``; a zone already rendered
+    (:attr:`FullZone.rendered`) is written as its parts are, not split into lines."""
+    if zone.rendered is None:
+        yield from render_chunks(origin, serial, default_ttl, zone.lines())
+        return
+    yield ("\n".join(header(origin, serial, default_ttl)) + "\n" + _line(zone.soa) + "\n").encode()
+    yield from zone.rendered
 
 
 def split_header(text: str) -> tuple[list[str], list[str]]:

@@ -1,0 +1,500 @@
+"""The bulk of a large AXFR decoded and rendered in forked worker processes (issue 12).
+
+Decoding is most of what ``pull -o`` costs (about 5 µs of Python a record), and a
+message is decoded on its own (DNS name compression never points into another
+message), so :func:`secdns.engine.transfer` can hand raw messages to
+``WORKERS`` forked processes (:class:`Pool`) while it goes on reading the
+socket.  A worker runs the very :func:`secdns.wire.parse_message` the in-process
+path runs, with a :class:`secdns.wirescan.Rows` sink, and sends back the
+:class:`secdns.wire.Message` (whose ``records`` are only the records the state
+machine must decide on: the final SOA, or the one that fails the transfer),
+its error text, and the message's rows already rendered as master-file lines
+(:func:`render_part`).  The engine settles the results strictly in message
+order through the same :class:`secdns.xfr.XfrReader`, so every error, limit and
+its wording is the one the in-process path gives, for the same message.
+
+On this 2-core machine the primary (BIND) uses one core while it sends; two
+workers share the other with it, then have both cores to themselves once the
+primary is done.  The engine process itself only moves bytes.
+
+Order: a primary that sends owners in DNSSEC canonical order (BIND, Knot, NSD
+walk their trees in it) lets the rendered parts be written as they are: each
+part is checked sorted, and the owner at a message boundary (split across two
+messages) is merged by :class:`Assembler`.  Anything else (a part out of order,
+or one message's owners out of order) and the engine decodes the raw messages
+it kept again in-process into rows, sorted and rendered as before
+(:class:`secdns.zonefile.FullZone`): the same bytes either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import itertools
+import operator
+import os
+import pickle
+import signal
+import struct
+import typing
+
+import dns.name
+
+from secdns import wire, wirescan
+
+if typing.TYPE_CHECKING:
+    from secdns.xfr import XfrReader
+
+WORKERS = 2  # 0: every transfer decoded in-process, as before the pool
+WINDOW = 16
+"""Messages handed to the workers and not yet settled, at most (memory, and how
+far the socket reader may run ahead of the state machine)."""
+
+_LENGTH = struct.Struct("!I")
+_IN_USE = False  # one pooled transfer per process at a time; the others decode in-process
+
+Item = tuple[int, str, str]
+"""A record of an owner split across parts: (type, rdata text, line)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Part:
+    """The rendered rows of one message (or of the records decoded in-process).
+
+    ``head`` holds the first owner's records and ``tail`` the last owner's, as
+    items in the order received, since either may continue in the neighbouring
+    part; ``body`` the lines of the owners in between, one ``\\n`` after each,
+    already sorted within each owner and without exact duplicates.  A part of a
+    single owner has only ``head`` (``tail`` is None).
+    """
+
+    first_key: tuple[bytes, ...]
+    head: list[Item]
+    body: bytes
+    last_key: tuple[bytes, ...]
+    tail: list[Item] | None
+    rows: int  # rows in body, duplicates included
+    dropped: int  # duplicates left out of body
+
+
+_TYPE_TEXT: dict[int, str] = {}
+
+
+def _type_text(rdtype: int) -> str:
+    text = _TYPE_TEXT.get(rdtype)
+    if text is None:
+        text = _TYPE_TEXT[rdtype] = wire.type_text(rdtype)
+    return text
+
+
+def _item(row: wirescan.Row) -> Item:
+    return (row[3], row[4], f"{row[1]} {row[2]} IN {_type_text(row[3])} {row[4]}")
+
+
+def render_part(rows: list[wirescan.Row]) -> Part | None:
+    """The rows of one message as a :class:`Part`, or None when their owners are
+    not in canonical order (then the zone is sorted whole, as before).
+
+    Lines as :meth:`secdns.zonefile.FullZone.lines` renders them: each owner's
+    rows sorted by type and rdata text, exact duplicates after the first left out.
+    """
+    keys = [row[0] for row in rows]
+    if sorted(keys) != keys:  # linear for sorted input
+        return None
+    count = len(rows)
+    first_key, last_key = keys[0], keys[-1]
+    start = 1
+    while start < count and keys[start] == first_key:
+        start += 1
+    head = [_item(row) for row in rows[:start]]
+    if start == count:
+        return Part(first_key, head, b"", last_key, None, 0, 0)
+    stop = count - 1
+    while keys[stop - 1] == last_key:
+        stop -= 1
+    tail = [_item(row) for row in rows[stop:]]
+    body = rows[start:stop]
+    types = _TYPE_TEXT
+    try:  # one line a row, in C loops; then only owners of several rows are sorted
+        lines = [f"{row[1]} {row[2]} IN {types[row[3]]} {row[4]}" for row in body]
+    except KeyError:
+        for row in body:
+            _type_text(row[3])
+        lines = [f"{row[1]} {row[2]} IN {types[row[3]]} {row[4]}" for row in body]
+    body_keys = keys[start:stop]
+    same = list(map(operator.eq, body_keys[1:], body_keys[:-1]))  # row i + 1 is row i's owner's
+    if True in same:
+        lines, dropped = _sort_owners(body, lines, same)
+    else:
+        dropped = 0
+    lines.append("")
+    return Part(first_key, head, "\n".join(lines).encode(), last_key, tail, stop - start, dropped)
+
+
+def _sort_owners(
+    body: list[wirescan.Row], lines: list[str], same: list[bool]
+) -> tuple[list[str], int]:
+    """``lines`` with each owner's several rows sorted by type and rdata, exact
+    duplicates after the first left out; and how many were left out.  An owner
+    whose rows came in that order already (most: A before AAAA) is left as it is."""
+    out: list[str] = []
+    cursor = 0
+    dropped = 0
+    first = last = -1  # the rows first..last (inclusive) of one owner
+    for index in itertools.compress(range(len(same)), same):
+        if index == last:
+            last = index + 1
+            continue
+        if first >= 0:
+            cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
+        first, last = index, index + 1
+    cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
+    if not cursor:
+        return lines, 0
+    out.extend(lines[cursor:])
+    return out, dropped
+
+
+def _owner_lines(
+    body: list[wirescan.Row],
+    lines: list[str],
+    first: int,
+    last: int,
+    out: list[str],
+    cursor: int,
+    dropped: int,
+) -> tuple[int, int]:
+    """Put the lines before ``first`` and the owner's sorted lines into ``out`` unless
+    they are in order already; the new cursor and the count of duplicates."""
+    keys = [(row[3], row[4]) for row in body[first : last + 1]]
+    if all(map(operator.lt, keys, keys[1:])):
+        return cursor, dropped
+    out.extend(lines[cursor:first])
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    previous: tuple[int, str] | None = None
+    for index in order:
+        key = keys[index]
+        if key != previous:
+            previous = key
+            out.append(lines[first + index])
+        else:
+            dropped += 1
+    return last + 1, dropped
+
+
+class Assembler:
+    """Joins parts received in order into the zone's text: owners split across two
+    parts are merged (sorted, duplicates dropped) at the boundary.  ``in_order``
+    turns False for good at the first part out of canonical order."""
+
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+        self.rows = 0
+        self.dropped = 0
+        self.in_order = True
+        self._key: tuple[bytes, ...] | None = None
+        self._items: list[Item] = []
+
+    def add(self, part: Part | None) -> None:
+        if part is None:
+            self.in_order = False
+        if not self.in_order:
+            return
+        assert part is not None
+        if self._key is not None and part.first_key < self._key:
+            self.in_order = False
+            return
+        if part.first_key == self._key:
+            self._items.extend(part.head)
+        else:
+            self._flush()
+            self._key, self._items = part.first_key, list(part.head)
+        if part.tail is not None:
+            self._flush()
+            self.blobs.append(part.body)
+            self.rows += part.rows
+            self.dropped += part.dropped
+            self._key, self._items = part.last_key, list(part.tail)
+
+    def _flush(self) -> None:
+        items = self._items
+        if not items:
+            return
+        items.sort(key=operator.itemgetter(0, 1))  # stable: the first received is kept
+        lines = []
+        previous: tuple[int, str] | None = None
+        for rdtype, rdata, line in items:
+            if (rdtype, rdata) != previous:
+                previous = (rdtype, rdata)
+                lines.append(line)
+        self.rows += len(items)
+        self.dropped += len(items) - len(lines)
+        lines.append("")
+        self.blobs.append("\n".join(lines).encode())
+        self._items = []
+
+    def finish(self) -> list[bytes]:
+        self._flush()
+        return self.blobs
+
+
+# --- the worker processes ----------------------------------------------------------------------
+
+Outcome = tuple[str | None, wire.Message | None, int, Part | None]
+"""What a worker sends back for one message: (error text of a malformed message,
+the decoded message, owner and rdata text held by its rows, its rendered rows)."""
+
+
+def decode(raw: bytes, origin: dns.name.Name, max_records: int) -> Outcome:
+    """One message, as the worker decodes it (and the tests compare)."""
+    sink = wirescan.Rows()
+    try:
+        message = wire.parse_message(raw, origin, max_records, sink)
+    except wire.WireError as err:
+        return (str(err), None, 0, None)
+    # no rows (message.kept == 0): no part; rows out of order: None as well
+    part = render_part(sink.rows) if sink.rows else None
+    return (None, message, sink.text, part)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return b""
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _serve(inbox: int, outbox: int, origin: dns.name.Name, max_records: int) -> None:
+    """A worker's loop: length-prefixed raw messages in, pickled outcomes out, until
+    the engine closes the inbox.  An unexpected exception goes back pickled."""
+    while True:
+        prefix = _read_exactly(inbox, 4)
+        if not prefix:
+            return
+        raw = _read_exactly(inbox, _LENGTH.unpack(prefix)[0])
+        try:
+            outcome: typing.Any = decode(raw, origin, max_records)
+        except Exception as err:  # noqa: BLE001  # re-raised by the engine, in order
+            outcome = err
+        data = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        view = memoryview(_LENGTH.pack(len(data)) + data)
+        while view:
+            view = view[os.write(outbox, view) :]
+
+
+class Pool:
+    """``WORKERS`` forked decoders; message *k* goes to worker *k* mod ``WORKERS``,
+    and its outcome is that worker's next answer.  :meth:`close` ends them (by
+    their process ids) and is always called."""
+
+    def __init__(self, origin: dns.name.Name, max_records: int) -> None:
+        self.origin = origin
+        self.max_records = max_records
+        self.pids: list[int] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.readers: list[asyncio.StreamReader] = []
+        self.transports: list[asyncio.BaseTransport] = []
+        self.sent = 0
+        self.received = 0
+
+    @staticmethod
+    def claim() -> bool:
+        """Whether this transfer may use a pool (one at a time per process)."""
+        global _IN_USE
+        if _IN_USE:
+            return False
+        _IN_USE = True
+        return True
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(WORKERS):
+            to_child, from_parent = os.pipe()
+            to_parent, from_child = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker: nothing of the parent's event loop is touched
+                code = 0
+                try:
+                    # nothing of the parent's stays open here: above all not its TCP
+                    # connection to the primary, whose close the primary must see
+                    low, high = sorted((to_child, from_child))
+                    os.closerange(3, low)
+                    os.closerange(low + 1, high)
+                    os.closerange(high + 1, max(high + 1, os.sysconf("SC_OPEN_MAX")))
+                    _serve(to_child, from_child, self.origin, self.max_records)
+                except BaseException:  # noqa: BLE001  # the engine sees the pipe close
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(to_child)
+            os.close(from_child)
+            self.pids.append(pid)
+            reader = asyncio.StreamReader(limit=1 << 20)
+            read_transport, _ = await loop.connect_read_pipe(
+                lambda reader=reader: asyncio.StreamReaderProtocol(reader),  # type: ignore[misc]
+                os.fdopen(to_parent, "rb", buffering=0),
+            )
+            transport, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, os.fdopen(from_parent, "wb", buffering=0)
+            )
+            self.readers.append(reader)
+            self.transports.append(read_transport)
+            self.writers.append(asyncio.StreamWriter(transport, protocol, None, loop))
+
+    async def submit(self, raw: bytes) -> None:
+        writer = self.writers[self.sent % WORKERS]
+        self.sent += 1
+        writer.write(_LENGTH.pack(len(raw)) + raw)
+        await writer.drain()
+
+    async def outcome(self) -> Outcome:
+        """The next message's outcome (in the order submitted)."""
+        reader = self.readers[self.received % WORKERS]
+        self.received += 1
+        try:
+            prefix = await reader.readexactly(4)
+            data = await reader.readexactly(_LENGTH.unpack(prefix)[0])
+        except asyncio.IncompleteReadError as err:
+            raise RuntimeError("a transfer decoding worker ended unexpectedly") from err
+        outcome = pickle.loads(data)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return typing.cast(Outcome, outcome)
+
+    @staticmethod
+    def release() -> None:
+        global _IN_USE
+        _IN_USE = False
+
+    def close(self) -> None:
+        """End the workers (SIGKILL by process id, then reaped) and the pipes;
+        synchronous, so that it runs whole even when the transfer is cancelled."""
+        for writer in self.writers:
+            writer.close()
+        for transport in self.transports:
+            transport.close()
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.pids:
+            os.waitpid(pid, 0)
+        self.pids.clear()
+
+
+# --- the engine's side -------------------------------------------------------------------------
+
+
+async def receive(
+    reader: XfrReader,
+    read_raw: typing.Callable[[], typing.Awaitable[bytes]],
+    read_failure: typing.Callable[[BaseException], BaseException],
+    settle: typing.Callable[[bytes, wire.Message | wire.WireError], bool],
+    report: typing.Callable[[bool], None],
+    max_records: int,
+) -> None:
+    """Read the rest of a full zone whose first messages the engine decoded itself
+    (their rows are in ``reader.sink``), the messages decoded by a :class:`Pool`.
+
+    The socket is read on while workers decode; outcomes are settled in message
+    order with the engine's ``settle`` (the checks and state machine of the
+    in-process path), and a failed read is raised only after the messages read
+    before it are settled, as the in-process path would have.  At the end the
+    zone holds its rendered text (``FullZone.rendered``), or, when the primary's
+    order was not canonical, its rows decoded again in-process from the raw
+    messages kept.
+    """
+    sink, zone = reader.sink, reader.zone
+    assert sink is not None and zone is not None
+    assembler = Assembler()
+    if sink.rows:
+        assembler.add(render_part(sink.rows))
+    kept: list[bytes] = []  # every raw message handed out, for the out-of-order case
+    inflight: collections.deque[bytes] = collections.deque()
+    settled = 0
+    pool = Pool(reader.origin, max_records)
+    read_task: asyncio.Future[bytes] | None = None
+    outcome_task: asyncio.Future[Outcome] | None = None
+
+    def take(raw: bytes, outcome: Outcome) -> bool:
+        nonlocal settled
+        error, message, text, part = outcome
+        decoded = wire.WireError(error) if error is not None else message
+        assert decoded is not None
+        if error is None:
+            sink.text += text
+            if message is not None and message.kept:
+                assembler.add(part)
+        if settle(raw, decoded):
+            settled += 1
+            _finish(reader, assembler, kept[:settled], max_records)
+            report(True)
+            return True
+        settled += 1
+        report(False)
+        return False
+
+    try:
+        await pool.start()
+        read_task = asyncio.ensure_future(read_raw())
+        while True:
+            if outcome_task is None and inflight:
+                outcome_task = asyncio.ensure_future(pool.outcome())
+            waiting = [task for task in (read_task, outcome_task) if task is not None]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if outcome_task is not None and outcome_task.done():
+                outcome = outcome_task.result()
+                outcome_task = None
+                if take(inflight.popleft(), outcome):
+                    return
+                if read_task is None:
+                    read_task = asyncio.ensure_future(read_raw())
+                continue
+            assert read_task is not None and read_task.done()
+            failed = read_task.exception()
+            if failed is not None:
+                read_task = None
+                while inflight:  # what was read before the failure comes first
+                    if outcome_task is None:
+                        outcome_task = asyncio.ensure_future(pool.outcome())
+                    outcome = await outcome_task
+                    outcome_task = None
+                    if take(inflight.popleft(), outcome):
+                        return
+                raise read_failure(failed) from failed
+            raw = read_task.result()
+            read_task = None
+            kept.append(raw)
+            inflight.append(raw)
+            await pool.submit(raw)
+            if len(inflight) < WINDOW:
+                read_task = asyncio.ensure_future(read_raw())
+    finally:
+        for task in (read_task, outcome_task):
+            if task is not None:
+                task.cancel()
+        pool.close()
+
+
+def _finish(
+    reader: XfrReader, assembler: Assembler, settled: list[bytes], max_records: int
+) -> None:
+    """Put the zone's text (canonical order) or, failing that, its rows into the zone."""
+    sink, zone = reader.sink, reader.zone
+    assert sink is not None and zone is not None
+    if assembler.in_order:
+        zone.rendered = assembler.finish()
+        zone.rendered_rows = assembler.rows
+        zone.dropped = assembler.dropped
+        sink.rows.clear()
+        return
+    text = sink.text
+    for raw in settled:  # the same decoder, in-process, into rows sorted as they are written
+        wire.parse_message(raw, reader.origin, max_records, sink)
+    sink.text = text
