@@ -112,9 +112,11 @@ class ZoneVersion:
         serial: int,
         names: int,
         records: int,
+        origin_text: str | None = None,
     ) -> None:
         self.origin = origin
-        self.origin_text = origin.to_text()
+        # (dnspython's to_text costs ~10 us: a builder that has it passes it on)
+        self.origin_text = origin.to_text() if origin_text is None else origin_text
         self.origin_key = self.origin_text.lower()
         self.buckets = buckets
         self.mask = len(buckets) - 1
@@ -151,31 +153,41 @@ class ZoneVersion:
                 key = (owner + suffix).lower()
             current = groups.setdefault(key, [])
             current.append(line)
-        return cls.from_groups(origin, groups)
+        return cls.from_groups(origin, groups, origin_text)
 
     @classmethod
-    def from_groups(cls, origin: dns.name.Name, groups: dict[str, list[str]]) -> ZoneVersion:
+    def from_groups(
+        cls, origin: dns.name.Name, groups: dict[str, list[str]], origin_text: str | None = None
+    ) -> ZoneVersion:
         """Build from each owner's key (:func:`name_key`) and canonical lines (serve's
         loader groups a master file's records as it reads them: secdns.server.load)."""
-        origin_text = origin.to_text()
+        if origin_text is None:
+            origin_text = origin.to_text()
         origin_key = origin_text.lower()
         records = sum(map(len, groups.values()))
         below = _names_below(groups, origin_key)
         size = bucket_count(len(groups) + len(below))
-        buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
-        mask = size - 1
-        for key, group in groups.items():
-            buckets[hash(key) & mask][key] = (tuple(group), below.pop(key, 0))
-        for key, count in below.items():
-            buckets[hash(key) & mask][key] = ((), count)
-        serial = 0
-        apex = buckets[hash(origin_key) & mask].get(origin_key)
-        if apex is None or not any(line_fields(ln)[2] == "SOA" for ln in apex[0]):
+        if size == 1:  # a small zone (10,000 of them at a start): one dict, no hashing here
+            bucket = {key: (tuple(group), below.pop(key, 0)) for key, group in groups.items()}
+            for key, count in below.items():
+                bucket[key] = ((), count)
+            buckets = [bucket]
+        else:
+            buckets = [{} for _ in range(size)]
+            mask = size - 1
+            for key, group in groups.items():
+                buckets[hash(key) & mask][key] = (tuple(group), below.pop(key, 0))
+            for key, count in below.items():
+                buckets[hash(key) & mask][key] = ((), count)
+        serial = None
+        apex = buckets[hash(origin_key) & (size - 1)].get(origin_key)
+        for ln in apex[0] if apex is not None else ():
+            fields = line_fields(ln)
+            if fields[2] == "SOA":
+                serial = int(fields[3].split()[2])  # the last SOA line's, as before
+        if serial is None:
             raise ZoneFileError(f"zone {origin_text} has no SOA at its apex")
-        for ln in apex[0]:
-            if line_fields(ln)[2] == "SOA":
-                serial = int(line_fields(ln)[3].split()[2])
-        return cls(origin, buckets, serial, len(groups), records)
+        return cls(origin, buckets, serial, len(groups), records, origin_text)
 
     # --- reading ----------------------------------------------------------------------------
     def entry(self, key: str) -> Entry | None:
@@ -330,7 +342,7 @@ class ZoneVersion:
                         adjust_ancestors(key, +1)
         if names > len(buckets) * BUCKET_REGROW:  # grew by IXFR: rebucket (O(1) test)
             buckets = _bucketed({k: v for bucket in buckets for k, v in bucket.items()})
-        version = ZoneVersion(self.origin, buckets, serial, names, records)
+        version = ZoneVersion(self.origin, buckets, serial, names, records, self.origin_text)
         if not version.lines(origin_key):
             raise IxfrNotApplicable("the change deletes the zone's SOA")
         return version
@@ -506,9 +518,10 @@ def parse_node(lines: tuple[str, ...], origin: dns.name.Name) -> Node:
 class ServedZone:
     """A zone the server answers for: the current version, swapped atomically."""
 
-    def __init__(self, origin: dns.name.Name) -> None:
+    def __init__(self, origin: dns.name.Name, text: str | None = None) -> None:
         self.origin = origin
-        self.key = name_key(origin)
+        # ``text``: the origin's text when the caller has it (``origin.to_text()``)
+        self.key = name_key(origin) if text is None else text.lower()
         self.version: ZoneVersion | None = None
         self.expires_at: float | None = None
         """When our copy expires (time.time() seconds), set by the refresh scheduler of a

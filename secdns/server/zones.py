@@ -145,7 +145,7 @@ class ZoneRuntime:
         self.config = config
         self.name = config.text  # (rendered once: logs and statuses name it often)
         self.server_config = server_config
-        self.zone = ServedZone(config.name)
+        self.zone = ServedZone(config.name, self.name)
         self.store = store
         self.writer: ZoneWriter | None = None  # the store's copy, once loaded
         self.journal: collections.deque[JournalEntry] = _NO_JOURNAL  # a deque once it has one
