@@ -166,9 +166,7 @@ def _sync_pool() -> concurrent.futures.ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                SYNC_THREADS, thread_name_prefix="fsync"
-            )
+            _pool = concurrent.futures.ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync")
         return _pool
 
 
