@@ -451,11 +451,19 @@ def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) 
         if item.startswith("key:") and item[4:] in server_config.keys
     )
     zone_key = server_config.key_for(config)
-    return NotifyAcl(
-        sources=_networks(tuple(sorted(set(addresses) | set(config.allow_notify)))),
-        keys=keys,
-        zone_key=dns.name.from_text(zone_key.name) if zone_key is not None else None,
+    return _shared_acl(
+        tuple(sorted(set(addresses) | set(config.allow_notify))),
+        keys,
+        dns.name.from_text(zone_key.name) if zone_key is not None else None,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_acl(
+    sources: tuple[str, ...], keys: frozenset[dns.name.Name], zone_key: dns.name.Name | None
+) -> NotifyAcl:
+    """One (frozen) ACL for the many zones with the same primaries and keys."""
+    return NotifyAcl(sources=_networks(sources), keys=keys, zone_key=zone_key)
 
 
 @functools.lru_cache(maxsize=1024)
