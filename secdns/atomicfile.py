@@ -35,7 +35,7 @@ _OUR_TEMP = re.compile(rf"(?P<pid>\d+)\.{_TEMP_RANDOM}")
 _OLD_TEMP = re.compile(_TEMP_RANDOM)  # before the writer's pid was in the name
 OLD_TEMP_AGE = 3600.0
 """A temporary file without a pid is removed once it is this old (seconds)."""
-_swept: set[Path] = set()
+_swept: set[str] = set()
 _temp_listing: dict[Path, list[os.DirEntry[str]]] = {}
 
 
@@ -246,10 +246,11 @@ class AtomicFile:
 
     def __enter__(self) -> AtomicFile:
         path, directory = self.path, self.path.parent
-        if path not in _swept:
+        text = str(path)  # (kept as text: a Path held per file costs ~350 bytes)
+        if text not in _swept:
             sweep_temp_files(path)
             if len(_swept) < 1_000_000:
-                _swept.add(path)
+                _swept.add(text)
         try:
             fd, self._tmp_name = _create_temp(directory, path.name)
         except OSError as err:

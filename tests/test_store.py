@@ -157,7 +157,7 @@ def test_a_kill_during_the_final_write_leaves_a_temp_file_the_next_write_sweeps(
             path.write_text("x")
         long_ago = time.time() - store_module.OLD_TEMP_AGE - 10
         os.utime(old, (long_ago, long_ago))
-        store_module._swept.discard(target)
+        store_module._swept.discard(str(target))
         store_module._temp_listing.pop(tmp_path, None)
         atomic_write(target, "newer\n")
         assert target.read_text() == "newer\n"

@@ -69,6 +69,7 @@ class Server(QueryDispatch):
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
         self.commits = StoreQueue()  # every zone's store writes, group-committed
+        self._pull_options: dict[PullOptions, PullOptions] = {}
         self._switch_interval: float | None = None
         self._gc_thresholds: tuple[int, ...] = gc.get_threshold()
         self.gate = asyncio.Semaphore(config.server.concurrency)
@@ -250,6 +251,10 @@ class Server(QueryDispatch):
             tls=runtime.config.tls,  # transport = "tls": XoT from the primaries
             explain=log_step if self.log_queries else None,  # serve -v: explain each refresh
         )
+        try:  # one value for the many zones with the same settings (frozen: shareable)
+            options = self._pull_options.setdefault(options, options)
+        except TypeError:  # a setting that does not hash: the zone's own
+            pass
         runtime.task = asyncio.get_running_loop().create_task(runtime.run(self.gate, options))
 
     async def _remove_zone(self, name: dns.name.Name) -> None:

@@ -112,6 +112,7 @@ class MemoryCopy(ZoneCopy):
 
 
 Stored = tuple[ZoneWriter, "ZoneVersion | None", list[JournalEntry]]
+_NO_OPTIONS = PullOptions()
 _NO_JOURNAL: collections.deque[JournalEntry] = collections.deque(maxlen=0)
 """The journal of every zone that has none (empty, and never extended: see extend_journal)."""
 
@@ -150,7 +151,7 @@ class ZoneRuntime:
         self.writer: ZoneWriter | None = None  # the store's copy, once loaded
         self.journal: collections.deque[JournalEntry] = _NO_JOURNAL  # a deque once it has one
         self.on_change = on_change
-        self.options = PullOptions()
+        self.options = _NO_OPTIONS  # run() sets the server's
         self.refresher = Refresher(
             self.name,
             self._check,
@@ -163,7 +164,7 @@ class ZoneRuntime:
         self.wake = self.refresher.wake_event
         self.task: asyncio.Task[None] | None = None
         self._persist_lock = asyncio.Lock()
-        self._persist_tasks: set[asyncio.Task[None]] = set()
+        self._persist_tasks: set[asyncio.Task[None]] | None = None  # (a set once it writes)
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.notify_acl = NotifyAcl()
 
@@ -348,6 +349,8 @@ class ZoneRuntime:
                     await self._rewrite(self.writer)
 
         task = asyncio.get_running_loop().create_task(run())
+        if self._persist_tasks is None:  # an empty set is 216 bytes: 10,000 zones
+            self._persist_tasks = set()
         self._persist_tasks.add(task)
         task.add_done_callback(self._persist_tasks.discard)
 
@@ -365,7 +368,7 @@ class ZoneRuntime:
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Wait for pending store writes (shutdown)."""
-        if self._persist_tasks:
+        if self._persist_tasks:  # (None or empty: nothing pending)
             await asyncio.wait(list(self._persist_tasks), timeout=timeout)
 
     # --- refreshing ---
