@@ -1,0 +1,59 @@
+"""parse_zone_name reads plain names without dns.name.from_text (10,000 [[zone]] tables):
+the same Name, or the same error, as dnspython's reading, over awkward and random text."""
+
+from __future__ import annotations
+
+import random
+
+import dns.name
+import pytest
+
+from secdns.config.values import parse_zone_name
+from secdns.errors import ConfigError
+
+AWKWARD = [
+    "example.com",
+    "Example.COM.",
+    "a",
+    "_tcp.x-y.z",
+    "-a.com",
+    "x" * 63 + ".com",
+    "x" * 64 + ".com",
+    ".".join(["a" * 63] * 3) + "." + "a" * 61,
+    ".".join(["a" * 63] * 3) + "." + "a" * 62,
+    ".".join(["a" * 63] * 4),
+    ".",
+    "",
+    "a..b",
+    "a..",
+    "a b",
+    "\\065.com",
+    "é.com",
+    "@",
+]
+
+
+def _reading(text: str) -> tuple[str, object]:
+    try:
+        return "ok", dns.name.from_text(text).labels
+    except dns.exception.DNSException as err:
+        return "error", type(err)
+
+
+def _ours(text: str) -> tuple[str, object]:
+    try:
+        return "ok", parse_zone_name(text).labels
+    except ConfigError as err:
+        return "error", type(err.__cause__)
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_awkward_names_read_as_dnspython_reads_them(text):
+    assert _ours(text) == _reading(text)
+
+
+def test_random_names_read_as_dnspython_reads_them():
+    rng = random.Random(12)
+    for _ in range(5000):
+        text = "".join(rng.choice("ab-_.9Z\\ .") for _ in range(rng.randint(1, 14)))
+        assert _ours(text) == _reading(text), text
