@@ -57,3 +57,15 @@ def test_random_names_read_as_dnspython_reads_them():
     for _ in range(5000):
         text = "".join(rng.choice("ab-_.9Z\\ .") for _ in range(rng.randint(1, 14)))
         assert _ours(text) == _reading(text), text
+
+
+def test_a_zone_named_twice_in_another_case_is_reported(tmp_path):
+    from secdns.config import load_config
+
+    path = tmp_path / "secdns.toml"
+    path.write_text(
+        '[[zone]]\nname = "Example.COM"\nprimaries = ["192.0.2.1"]\n'
+        '[[zone]]\nname = "example.com."\nprimaries = ["192.0.2.1"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"zone\[1\] \(example.com.\).name: zone defined twice"):
+        load_config(path)
