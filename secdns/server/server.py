@@ -113,7 +113,7 @@ class Server(QueryDispatch):
         try:
             stored = await self._read_stored(self.config.zones)
             for zone_config in self.config.zones:
-                await self._add_zone(zone_config, stored=stored.get(zone_config.name))
+                await self._add_zone(zone_config, stored=stored.get(zone_config.name.labels))
             del stored
         finally:
             gc.freeze()
@@ -189,19 +189,20 @@ class Server(QueryDispatch):
             chaos["hostname.bind."] = chaos["id.server."] = config.server.identity
         self.table.chaos = chaos
 
-    async def _read_stored(self, zones: Iterable[ZoneConfig]) -> dict[dns.name.Name, Stored]:
+    async def _read_stored(self, zones: Iterable[ZoneConfig]) -> dict[tuple[bytes, ...], Stored]:
         """The store copies of secondary zones, read in batches (one thread hand-off
-        per ``LOAD_BATCH`` zones: 10,000 small zones load in seconds)."""
+        per ``LOAD_BATCH`` zones: 10,000 small zones load in seconds), by the labels
+        of the name as configured (hashed in C; a Name's hash is a Python loop)."""
         store = self.store
         names = [z.name for z in zones if z.file is None and z.primaries]
-        found: dict[dns.name.Name, Stored] = {}
+        found: dict[tuple[bytes, ...], Stored] = {}
         if store is None:
             return found
 
         def read(batch: list[dns.name.Name]) -> None:
             for name in batch:
                 try:
-                    found[name] = read_stored(store, name)
+                    found[name.labels] = read_stored(store, name)
                 except SecdnsError as err:  # _add_zone reads it again and logs it
                     log.debug("load: zone=%s %s", name, err.one_line())
 

@@ -129,9 +129,13 @@ class ZoneVersion:
 
     # --- building ---------------------------------------------------------------------------
     @classmethod
-    def from_lines(cls, origin: dns.name.Name, lines: Iterable[str]) -> ZoneVersion:
-        """Build from canonical master-file lines (any order; sorted is fastest)."""
-        origin_text = origin.to_text()
+    def from_lines(
+        cls, origin: dns.name.Name, lines: Iterable[str], origin_text: str | None = None
+    ) -> ZoneVersion:
+        """Build from canonical master-file lines (any order; sorted is fastest);
+        ``origin_text``: ``origin.to_text()``, when the caller has it."""
+        if origin_text is None:
+            origin_text = origin.to_text()
         origin_key = origin_text.lower()
         suffix = "." + origin_text if origin_text != "." else "."
         groups: dict[str, list[str]] = {}

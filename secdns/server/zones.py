@@ -79,12 +79,12 @@ class MemoryCopy(ZoneCopy):
     async def apply_axfr(
         self, records: zonefile.FullZone, soa: wire.Record, result: PullResult
     ) -> None:
-        origin = self.origin
+        origin, origin_text = self.origin, self.runtime.name
         old = self.runtime.zone.version
 
         def build() -> tuple[ZoneVersion, list[str], JournalEntry | None, int, int]:
             lines = zonefile.canonical_lines(records)
-            version = ZoneVersion.from_lines(origin, lines)
+            version = ZoneVersion.from_lines(origin, lines, origin_text)
             entry, added, removed = (None, len(lines), 0)
             if old is not None:
                 entry, added, removed = axfr_journal(
