@@ -255,7 +255,9 @@ class AtomicFile:
             fd, self._tmp_name = _create_temp(directory, path.name)
         except OSError as err:
             raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
-        self._handle = os.fdopen(fd, "wb")
+        # unbuffered: the chunks are large already, and a buffered file would cost an
+        # isatty ioctl and an lseek for each of the two files a zone's write makes
+        self._handle = os.fdopen(fd, "wb", buffering=0)
         return self
 
     def write_all(self, chunks: Iterable[bytes]) -> None:
@@ -264,8 +266,11 @@ class AtomicFile:
             for chunk in chunks:
                 digest.update(chunk)
                 self.size += len(chunk)
-                handle.write(chunk)
-            handle.flush()
+                written = handle.write(chunk)  # (unbuffered: a write may take part of it)
+                if written != len(chunk):
+                    view = memoryview(chunk)[written:]
+                    while view:
+                        view = view[handle.write(view) :]
             if self._group is None:  # in a group_commit() block: fsynced with the others
                 os.fsync(handle.fileno())
         except OSError as err:

@@ -201,6 +201,8 @@ class Store:
         self._stems: dict[tuple[bytes, ...], str] = {}
 
     def ensure(self) -> None:
+        if os.path.isdir(self.directory):  # (one stat: every zone's writer asks)
+            return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -1,0 +1,50 @@
+"""The atomic writer's unbuffered temporary file: a write that takes only part of a
+chunk goes on with the rest, so the file and its SHA-256 are whole."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+from secdns.atomicfile import AtomicFile
+
+
+class _Dribble:
+    """A file that takes at most three bytes a write, as a raw write may."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def write(self, data) -> int:
+        return self.raw.write(bytes(data[:3]))
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def test_partial_writes_are_completed(tmp_path):
+    target = tmp_path / "zone.zone"
+    chunks = [b"; header\n", b"", b"a 3600 IN A 192.0.2.1\n" * 5, b"z"]
+    with AtomicFile(target) as temp:
+        temp._handle = _Dribble(temp._handle)
+        temp.write_all(chunks)
+    whole = b"".join(chunks)
+    assert target.read_bytes() == whole
+    assert temp.sha256 == hashlib.sha256(whole).hexdigest() and temp.size == len(whole)
+
+
+def test_a_new_file_is_0644_and_a_replaced_one_keeps_its_mode(tmp_path):
+    target = tmp_path / "state.toml"
+    with AtomicFile(target) as temp:
+        temp.write_all([b"serial = 1\n"])
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    os.chmod(target, 0o600)
+    with AtomicFile(target) as temp:
+        temp.write_all([b"serial = 2\n"])
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert target.read_text() == "serial = 2\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.toml"]  # no temporary left
