@@ -48,18 +48,9 @@ class ServeZones:
         self._explaining: dict[dns.name.Name, asyncio.Lock] = {}
 
     def attach(self, runtime: ZoneRuntime) -> None:
-        """Pass every refresh result of ``runtime`` to the observers, then on as before."""
-        refresher = runtime.refresher
-        inner = refresher.on_result
-        name = runtime.name
-
-        async def on_result(result: PullResult, woken: bool) -> None:
-            for observer in self.observers:
-                observer(name, result)
-            if inner is not None:
-                await inner(result, woken)
-
-        refresher.on_result = on_result
+        """Pass every refresh result of ``runtime`` to the observers, before the zone's
+        own handling (one shared list: no closure per zone, 10,000 zones)."""
+        runtime.observers = self.observers
 
     # --- status ---
     def runtime(self, zone: str) -> ZoneRuntime:

@@ -8,6 +8,7 @@ goes on, so that :class:`Problems` can report them all at once.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,17 @@ def str_list(value: Any, key: str, problems: Problems) -> list[str]:
     return list(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _endpoint(item: str, port: int) -> Endpoint:
+    """One (frozen) Endpoint for the many zones that name the same primary."""
+    return parse_endpoint(item, port)
+
+
 def endpoints(value: Any, key: str, problems: Problems, port: int = 53) -> tuple[Endpoint, ...]:
     result = []
     for item in str_list(value, key, problems):
         try:
-            result.append(parse_endpoint(item, port))
+            result.append(_endpoint(item, port))
         except SecdnsError as err:
             problems.add(key, err.message)
     return tuple(result)

@@ -18,7 +18,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dns.name
 
@@ -167,6 +167,8 @@ class ZoneRuntime:
         self._persist_tasks: set[asyncio.Task[None]] | None = None  # (a set once it writes)
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.notify_acl = NotifyAcl()
+        # told every result (ServeZones.attach: the metrics; a list shared by every zone)
+        self.observers: Sequence[Callable[[str, PullResult], None]] = ()
 
     @property
     def is_secondary(self) -> bool:
@@ -423,6 +425,8 @@ class ZoneRuntime:
         self.zone.expired = expired
 
     async def _took(self, result: PullResult, woken: bool) -> None:
+        for observer in self.observers:  # (the metrics: ServeZones.attach)
+            observer(self.name, result)
         self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE (RFC 7314) answers it
         if result.status is Status.FAILED:
             log.warning(
