@@ -125,6 +125,18 @@ class Reader:
             )
         return rdclass
 
+    def state(self) -> tuple[object, ...]:
+        """What reading a line depends on besides the line and the current owner: the
+        origin's labels as written, the zone's class and BIND's TTL state (the previous
+        TTL only while no default is known).  Two readers in equal states read a line
+        that names its owner alike (:mod:`secdns.server.loadsplit` checks this where it
+        splits a file)."""
+        if self.default_known:
+            ttl: tuple[object, ...] = (self.default_ttl,)
+        else:
+            ttl = (None, self.ttl_known, self.last_ttl)
+        return (self.names.origin.labels, self.zclass, ttl, tuple(self.stack))
+
     # -- files -------------------------------------------------------------
 
     def read_top(self, text: str, filename: str) -> None:

@@ -136,24 +136,40 @@ def _head(rdclass: int, rdtype: int, type_orders: dict[str, int]) -> str:
     return f"{dns.rdataclass.to_text(dns.rdataclass.RdataClass.make(rdclass))} {type_text}"
 
 
-def version_from_text(text: str, origin: dns.name.Name, filename: str) -> ZoneVersion:
+def version_from_text(
+    text: str, origin: dns.name.Name, filename: str, *, processes: int | None = None
+) -> ZoneVersion:
     """The served version of master-file *text* (errors as :func:`read_master`'s).
+
+    A large file is read in up to *processes* processes at once (default: the CPUs
+    this process may use; :mod:`secdns.server.loadsplit`), falling back to one pass
+    whenever that cannot be done exactly as one pass would.
 
     The cyclic garbage collector is paused meanwhile (as :func:`read_master` pauses
     it): the million lines and tuples of a large zone form no cycles, and its passes
     over them would cost seconds (a SIGHUP reload runs with it on)."""
+    from secdns.server import loadsplit
+
+    if processes is None:
+        processes = loadsplit.processes_available()
     collecting = gc.isenabled()
     gc.disable()
     try:
-        groups = OwnerGroups(origin)
-        read_master(text, origin, filename=filename, emit=groups.emit)
+        groups = None
+        if processes > 1 and len(text) >= loadsplit.MIN_SPLIT_CHARS:
+            groups = loadsplit.read_split(text, origin, filename, processes)
+        if groups is None:
+            groups = OwnerGroups(origin)
+            read_master(text, origin, filename=filename, emit=groups.emit)
         return groups.version()
     finally:
         if collecting:
             gc.enable()
 
 
-def version_from_file(path: str | Path, origin: dns.name.Name) -> ZoneVersion:
+def version_from_file(
+    path: str | Path, origin: dns.name.Name, *, processes: int | None = None
+) -> ZoneVersion:
     """The served version of the master file at *path* (a ``file`` zone)."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
@@ -162,4 +178,4 @@ def version_from_file(path: str | Path, origin: dns.name.Name) -> ZoneVersion:
         raise LocalIOError(f"no such zone file: {path}") from None
     except OSError as err:
         raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
-    return version_from_text(text, origin, str(path))
+    return version_from_text(text, origin, str(path), processes=processes)

@@ -1,0 +1,236 @@
+"""Reading a master file in pieces (secdns.server.loadsplit) gives what one pass gives.
+
+Every cut is tried at every line of files with the awkward places in them
+(parentheses, blank owners, comments, $TTL/$ORIGIN changes, CRLF, a last line
+without newline, an owner split over pieces, no $TTL at all): a split read either
+declines (the caller then reads in one pass) or builds exactly the version one pass
+builds, entry by entry and in the same order.  Errors are the one-pass reader's, and
+a child that fails or hangs makes the read decline, not fail.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import time
+
+import dns.name
+import pytest
+
+from secdns.errors import ZoneFileError
+from secdns.masterfile import reader as reader_module
+from secdns.server import loadsplit
+from secdns.server.load import OwnerGroups, version_from_text
+from secdns.server.zone import ZoneVersion
+
+EXAMPLE = dns.name.from_text("example.com.")
+HEAD = "$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n"
+
+AWKWARD = {
+    "parentheses and blank owners": HEAD
+    + 'www A 192.0.2.2\n  AAAA ::2\n\tTXT ( "a"\n  "b" )\nmail MX (\n 10\n mx )\n'
+    "mx A 192.0.2.3\n; a comment line\n\nftp 60 IN A 192.0.2.4\n",
+    "an owner over several pieces": HEAD
+    + "h A 192.0.2.1\nh A 192.0.2.2\nh AAAA ::1\nh TXT x\nh MX 10 mx\nq A 192.0.2.9\n"
+    "h A 192.0.2.0\nh TXT x\nr A 192.0.2.1\n",
+    "$TTL and $ORIGIN changes": HEAD
+    + "a A 192.0.2.1\nb A 192.0.2.2\n$TTL 60\nc A 192.0.2.3\nd A 192.0.2.4\n"
+    "$ORIGIN sub.example.com.\ne A 192.0.2.5\nf A 192.0.2.6\n$ORIGIN example.com.\ng A 192.0.2.7\n",
+    "CRLF and no last newline": (HEAD + 'a A 192.0.2.1\nb TXT "x y"\nc CNAME a\nd A 192.0.2.4')
+    .replace("\n", "\r\n")
+    .rstrip("\r"),
+    "no $TTL: previous TTLs": "@ 120 SOA ns1 hm 7 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n"
+    "a 30 A 192.0.2.1\nb A 192.0.2.2\nc 40 A 192.0.2.3\nd A 192.0.2.4\ne A 192.0.2.5\n",
+    "no $TTL: the SOA's minimum": "@ SOA ns1 hm 7 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n"
+    "a A 192.0.2.1\nb 30 A 192.0.2.2\nc A 192.0.2.3\n",
+    "mixed types out of order": HEAD
+    + "w MX 20 b\nw A 192.0.2.9\nw MX 10 a\n_s._tcp.w SRV 0 1 2 t\nw AAAA ::1\nx.y.z A 192.0.2.1\n"
+    "W A 192.0.2.9\n*.w TXT wild\nsub NS ns.sub\nns.sub A 192.0.2.7\n",
+}
+
+BROKEN = {
+    "an unknown type late": HEAD + "a A 192.0.2.1\nb A 192.0.2.2\nc BOGUS x\nd A 192.0.2.4\n",
+    "a bad address early, another error late": HEAD
+    + "a A 192.0.2.999\nb A 192.0.2.2\nc A 192.0.2.3\nd BOGUS 1\n",
+    "outside the zone": HEAD + "a A 192.0.2.1\nb.example.net. A 192.0.2.2\nc A 192.0.2.3\n",
+    "a parenthesis never closed": HEAD + "a A 192.0.2.1\nb TXT ( x\nc A 192.0.2.3\nd TXT y\n",
+    "a ')' without '('": HEAD + "a A 192.0.2.1\nb A 192.0.2.2\n)\nc A 192.0.2.3\n",
+    "no SOA": "$TTL 60\na A 192.0.2.1\nb A 192.0.2.2\nc A 192.0.2.3\n",
+}
+
+
+def _one_pass(text: str) -> ZoneVersion:
+    return version_from_text(text, EXAMPLE, "zone.db", processes=1)
+
+
+def _entries(version: ZoneVersion) -> tuple[object, ...]:
+    return (
+        list(version.iter_entries()),
+        version.serial,
+        version.records,
+        version.names,
+        version.mask,
+    )
+
+
+def _split(text: str, points: list[int]) -> ZoneVersion | None:
+    gc.disable()
+    try:
+        groups = loadsplit.read_split(text, EXAMPLE, "zone.db", len(points) - 1, points=points)
+        return None if groups is None else groups.version()
+    finally:
+        gc.enable()
+
+
+def _line_starts(text: str) -> list[int]:
+    return [i + 1 for i, char in enumerate(text) if char == "\n" and i + 1 < len(text)]
+
+
+@pytest.mark.parametrize("name", sorted(AWKWARD))
+def test_every_cut_reads_as_one_pass(name: str) -> None:
+    text = AWKWARD[name]
+    expected = _entries(_one_pass(text))
+    starts = _line_starts(text)
+    head = starts[1]  # after the SOA (or $TTL): the reader's state is the zone's from here
+    split = 0
+    for cut in starts[2:]:
+        version = _split(text, [head, cut, len(text)])
+        if version is not None:
+            split += 1
+            assert _entries(version) == expected, f"cut at {text[cut : cut + 20]!r}"
+    for first, second in itertools.combinations(starts[2:], 2):
+        version = _split(text, [head, first, second, len(text)])
+        if version is not None:
+            split += 1
+            assert _entries(version) == expected, f"cuts {first}, {second}"
+    assert split  # some cuts were read in pieces, not only declined
+
+
+def test_cuts_decline_where_the_state_is_not_the_heads() -> None:
+    text = AWKWARD["$TTL and $ORIGIN changes"]
+    head = _line_starts(text)[1]
+    after_ttl = text.index("c A")
+    after_origin = text.index("e A")
+    before_ttl = text.index("b A")
+    assert _split(text, [head, after_ttl, len(text)]) is None  # the parent's piece changed $TTL
+    assert _split(text, [head, after_origin, len(text)]) is None
+    # a child's piece that changes the state: its records were read right, but the
+    # next piece's would not be
+    assert _split(text, [head, before_ttl, text.index("d A"), len(text)]) is None
+    inside = AWKWARD["parentheses and blank owners"]
+    cut = inside.index(" 10\n") + len(" 10\n")  # " mx )": not an owner line, but forced here
+    assert _split(inside, [_line_starts(inside)[1], cut, len(inside)]) is None
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_errors_are_the_one_pass_readers(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = BROKEN[name]
+    with pytest.raises(ZoneFileError) as one_pass:
+        _one_pass(text)
+    monkeypatch.setattr(loadsplit, "MIN_SPLIT_CHARS", 0)
+    monkeypatch.setattr(loadsplit, "HEAD_CHARS", 0)
+    starts = _line_starts(text)
+    for cut in starts[2:]:
+        monkeypatch.setattr(
+            loadsplit, "split_points", lambda text, processes, cut=cut: [starts[1], cut, len(text)]
+        )
+        with pytest.raises(ZoneFileError) as split:
+            version_from_text(text, EXAMPLE, "zone.db", processes=2)
+        assert str(split.value) == str(one_pass.value)
+
+
+def test_split_points_cut_at_owner_lines() -> None:
+    lines = [f"h{i} A 192.0.2.{i % 250}" for i in range(3000)]
+    body = "\n".join(lines[:1000]) + "\n  TXT blank\n; comment\n$TTL 60\n" + "\n".join(lines[1000:])
+    text = HEAD + body + "\n"
+    points = loadsplit.split_points(text, 3, head_chars=len(HEAD) - 5)
+    assert points is not None and len(points) == 4
+    assert points[0] == len(HEAD) and points[-1] == len(text)
+    assert points == sorted(set(points))
+    for point in points[:-1]:
+        assert text[point - 1] == "\n" and text[point] not in " \t;$("
+    assert loadsplit.split_points(text, 1) is None
+    assert loadsplit.split_points("x A 1\n" + " y\n" * 50, 2, head_chars=0) is None
+
+
+def _large_zone(records: int) -> str:
+    lines = [HEAD.rstrip("\n")]
+    for i in range(records):
+        lines.append(f"host{i}.d{i % 17} A 192.0.{i % 250}.{i % 199}")
+        if i % 5 == 0:
+            lines.append(f"host{i}.d{i % 17} AAAA 2001:db8::{i:x}")
+        if i % 97 == 0:
+            lines.append(f'host{i // 2}.d{(i // 2) % 17} TXT "again {i}"')  # an earlier owner
+    return "\n".join(lines) + "\n"
+
+
+def test_a_large_zone_loads_in_processes_as_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = _large_zone(20000)
+    expected = _entries(_one_pass(text))
+    monkeypatch.setattr(loadsplit, "MIN_SPLIT_CHARS", 0)
+    read = []
+    real = loadsplit.read_split
+    monkeypatch.setattr(
+        loadsplit, "read_split", lambda *args, **kw: read.append(1) or real(*args, **kw)
+    )
+    for processes in (2, 3, 5):
+        groups_version = version_from_text(text, EXAMPLE, "zone.db", processes=processes)
+        assert _entries(groups_version) == expected
+    assert len(read) == 3
+
+
+def test_a_child_that_hangs_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _large_zone(3000)
+    expected = _entries(_one_pass(text))
+    parent = os.getpid()
+    real_read = reader_module.Reader.read
+
+    def slow_in_children(self: reader_module.Reader, *args: object) -> None:
+        if os.getpid() != parent:
+            time.sleep(30)
+        real_read(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module.Reader, "read", slow_in_children)
+    monkeypatch.setattr(loadsplit, "MIN_WAIT", 0.3)
+    started = time.monotonic()
+    points = loadsplit.split_points(text, 2, head_chars=len(HEAD) - 5)
+    assert points is not None
+    assert _split(text, points) is None
+    assert time.monotonic() - started < 10
+    monkeypatch.setattr(loadsplit, "MIN_SPLIT_CHARS", 0)
+    assert _entries(version_from_text(text, EXAMPLE, "zone.db", processes=2)) == expected
+
+
+def test_a_child_that_dies_makes_the_read_decline(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _large_zone(3000)
+    parent = os.getpid()
+    real_read = reader_module.Reader.read
+
+    def die_in_children(self: reader_module.Reader, *args: object) -> None:
+        if os.getpid() != parent:
+            os._exit(3)
+        real_read(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module.Reader, "read", die_in_children)
+    points = loadsplit.split_points(text, 3, head_chars=len(HEAD) - 5)
+    assert points is not None
+    assert _split(text, points) is None
+
+
+def test_split_reading_leaves_no_garbage() -> None:
+    text = _large_zone(500)
+    points = loadsplit.split_points(text, 2, head_chars=len(HEAD) - 5)
+    assert points is not None
+    gc.collect()
+    gc.disable()
+    try:
+        groups = loadsplit.read_split(text, EXAMPLE, "zone.db", 2, points=points)
+        assert isinstance(groups, OwnerGroups)
+        groups.version()
+        del groups
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
