@@ -12,12 +12,12 @@ SOA) has been read, with the reader in the state the head left it in.
 This is a guess, and it is checked, not trusted: the parent reads the first piece
 and every child reads its own; each piece but the last must end in the state it
 started in (no ``$ORIGIN``, ``$TTL``, class or default-TTL change inside, no
-parenthesis still open), and every piece must read without an error.  Then each
-piece started where the file read in one pass would have been, and its records are
-the ones the one-pass reader emits there.  If anything does not hold (an error anywhere, a state change, a child
-that fails or does not answer in time), :func:`read_split` returns None and the
-caller reads the whole file in one pass: errors are therefore always the one-pass
-reader's, word for word and line for line.
+parenthesis still open), and every piece must read without an error. Then each piece
+started where the file read in one pass would have been, and its records are the
+ones the one-pass reader emits there. If anything does not hold (an error anywhere,
+a state change, a child that fails or does not answer in time), :func:`read_split`
+returns None and the caller reads the whole file in one pass: errors are therefore
+always the one-pass reader's, word for word and line for line.
 
 A child hands back its :class:`~secdns.server.load.OwnerGroups` (each owner's
 canonical lines, the owners it saw out of order, the types' canonical positions)
