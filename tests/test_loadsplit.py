@@ -21,7 +21,7 @@ import pytest
 from secdns.errors import ZoneFileError
 from secdns.masterfile import reader as reader_module
 from secdns.server import loadsplit
-from secdns.server.load import OwnerGroups, version_from_text
+from secdns.server.load import version_from_text
 from secdns.server.zone import ZoneVersion
 
 EXAMPLE = dns.name.from_text("example.com.")
@@ -77,10 +77,18 @@ def _entries(version: ZoneVersion) -> tuple[object, ...]:
 def _split(text: str, points: list[int]) -> ZoneVersion | None:
     gc.disable()
     try:
-        groups = loadsplit.read_split(text, EXAMPLE, "zone.db", len(points) - 1, points=points)
-        return None if groups is None else groups.version()
+        return loadsplit.read_split(text, EXAMPLE, "zone.db", len(points) - 1, points=points)
     finally:
         gc.enable()
+
+
+@pytest.fixture(params=["buckets", "groups"])
+def handback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a child hands its piece back: in buckets (the count guessed from the
+    parent's piece) and as groups (when the guess is too close to call)."""
+    if request.param == "groups":
+        monkeypatch.setattr(loadsplit, "bucket_guess", lambda names: 0)
+    return str(request.param)
 
 
 def _line_starts(text: str) -> list[int]:
@@ -88,7 +96,7 @@ def _line_starts(text: str) -> list[int]:
 
 
 @pytest.mark.parametrize("name", sorted(AWKWARD))
-def test_every_cut_reads_as_one_pass(name: str) -> None:
+def test_every_cut_reads_as_one_pass(name: str, handback: str) -> None:
     text = AWKWARD[name]
     expected = _entries(_one_pass(text))
     starts = _line_starts(text)
@@ -166,7 +174,7 @@ def _large_zone(records: int) -> str:
 
 
 def test_a_large_zone_loads_in_processes_as_in_one_pass(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, handback: str
 ) -> None:
     text = _large_zone(20000)
     expected = _entries(_one_pass(text))
@@ -227,10 +235,25 @@ def test_split_reading_leaves_no_garbage() -> None:
     gc.collect()
     gc.disable()
     try:
-        groups = loadsplit.read_split(text, EXAMPLE, "zone.db", 2, points=points)
-        assert isinstance(groups, OwnerGroups)
-        groups.version()
-        del groups
+        version = loadsplit.read_split(text, EXAMPLE, "zone.db", 2, points=points)
+        assert isinstance(version, ZoneVersion)
+        del version
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_a_wrong_guess_of_the_buckets_count_declines(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _large_zone(3000)
+    points = loadsplit.split_points(text, 2, head_chars=len(HEAD) - 5)
+    assert points is not None
+    right = _split(text, points)
+    assert right is not None and right.mask > 0
+    monkeypatch.setattr(loadsplit, "bucket_guess", lambda names: 2 * (right.mask + 1))
+    assert _split(text, points) is None
+
+
+def test_the_buckets_guess_stays_clear_of_a_boundary() -> None:
+    assert loadsplit.bucket_guess(880_000) == 16384
+    assert loadsplit.bucket_guess(64 * 8193) == 0  # 8192 or 16384 buckets: too close
+    assert loadsplit.bucket_guess(40) == 1

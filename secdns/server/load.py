@@ -25,6 +25,7 @@ records and the lines both alive at the peak.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from pathlib import Path
 
 import dns.name
@@ -104,18 +105,7 @@ class OwnerGroups:
         orders = self.type_orders
         groups = self.groups
         for gkey in self.unordered:
-            keyed = []
-            for line in groups[gkey]:
-                _owner, _ttl, _cls, type_text, rdata = line.split(" ", 4)
-                keyed.append((orders[type_text], rdata, line))
-            keyed.sort(key=lambda item: item[:2])  # stable: the first of equals stays first
-            kept: list[str] = []
-            previous: tuple[int, str] | None = None
-            for order, rdata, line in keyed:
-                if (order, rdata) != previous:
-                    previous = (order, rdata)
-                    kept.append(line)
-            groups[gkey] = kept
+            groups[gkey] = canonical_group(groups[gkey], orders)
         self.unordered.clear()
         return groups
 
@@ -124,6 +114,23 @@ class OwnerGroups:
         version = ZoneVersion.from_groups(self.origin, self.finish())
         self.groups.clear()
         return version
+
+
+def canonical_group(lines: Iterable[str], type_orders: dict[str, int]) -> list[str]:
+    """An owner's *lines* in canonical order (by type, then rdata text), exact duplicates
+    dropped keeping the first; *type_orders*: each type text's position (:func:`_head`)."""
+    keyed = []
+    for line in lines:
+        _owner, _ttl, _cls, type_text, rdata = line.split(" ", 4)
+        keyed.append((type_orders[type_text], rdata, line))
+    keyed.sort(key=lambda item: item[:2])  # stable: the first of equals stays first
+    kept: list[str] = []
+    previous: tuple[int, str] | None = None
+    for order, rdata, line in keyed:
+        if (order, rdata) != previous:
+            previous = (order, rdata)
+            kept.append(line)
+    return kept
 
 
 def _head(rdclass: int, rdtype: int, type_orders: dict[str, int]) -> str:
@@ -155,12 +162,12 @@ def version_from_text(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        groups = None
         if processes > 1 and len(text) >= loadsplit.MIN_SPLIT_CHARS:
-            groups = loadsplit.read_split(text, origin, filename, processes)
-        if groups is None:
-            groups = OwnerGroups(origin)
-            read_master(text, origin, filename=filename, emit=groups.emit)
+            version = loadsplit.read_split(text, origin, filename, processes)
+            if version is not None:
+                return version
+        groups = OwnerGroups(origin)
+        read_master(text, origin, filename=filename, emit=groups.emit)
         return groups.version()
     finally:
         if collecting:

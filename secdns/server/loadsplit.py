@@ -30,6 +30,7 @@ lines were already in order, sorting leaves them as they are).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import marshal
 import os
 import select
@@ -42,15 +43,20 @@ import dns.name
 from secdns.errors import ZoneFileError
 from secdns.masterfile import STDIN
 from secdns.masterfile.reader import Reader
-from secdns.server.load import OwnerGroups
+from secdns.server import zone
+from secdns.server.load import OwnerGroups, canonical_group
+from secdns.server.zone import Entry, ZoneVersion
 
 MIN_SPLIT_CHARS = 2 << 20
 """Files shorter than this are read in one process (a fork costs more than it saves)."""
 MAX_PROCESSES = 8
 HEAD_CHARS = 1 << 16
 """The head read before forking ends at the first owner line after this many characters."""
-PARENT_SHARE = 0.85
-"""The parent's piece against a child's: it also rebuilds and merges what children send."""
+PARENT_SHARE = 1.25
+"""The parent's piece against a child's: a child also puts its owners in buckets and
+sends them, the parent its own in buckets (measured on the 1M-record genzone zone)."""
+SLACK = 0.1
+"""How far off the estimate of the zone's names from the parent's piece may be."""
 MIN_WAIT = 60.0
 """Seconds a child may take beyond the parent's own piece (times 4) before it is given up."""
 _NOT_OWNER_START = frozenset(' \t\r\n\f\v;$()"')
@@ -108,9 +114,9 @@ def read_split(
     processes: int,
     *,
     points: list[int] | None = None,
-) -> OwnerGroups | None:
-    """The owner groups of master-file *text* read in *processes* processes, or None if
-    it cannot be read so (then read it in one pass: see the module docstring).  The
+) -> ZoneVersion | None:
+    """The served version of master-file *text* read in *processes* processes, or None
+    if it cannot be read so (then read it in one pass: see the module docstring).  The
     caller pauses the cyclic garbage collector (the children inherit that).  *points*:
     where to cut instead of :func:`split_points`' cuts (tests cut everywhere)."""
     if points is None:
@@ -122,7 +128,7 @@ def read_split(
     reader = Reader(origin, origin, None, base, None, groups.emit)
     if filename != STDIN:
         reader.stack.append(os.path.realpath(filename))
-    children: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    children: list[_Child] = []
     try:
         reader.read(text[: points[0]], filename, None)
         state = reader.state()
@@ -135,23 +141,48 @@ def read_split(
         reader.read(text[points[0] : points[1]], filename, None)
         if reader.state() != state:
             return None
-        wait = max(MIN_WAIT, 4 * (time.monotonic() - started))
-        while children:
-            pid, fd = children.pop(0)
-            payload = _collect(pid, fd, time.monotonic() + wait)
+        own = groups.finish()
+        parents = zone._parents_counted(own, zone.name_key(origin))
+        size = bucket_guess((len(own) + len(parents)) * len(text) / points[1])
+        for child in children:
+            with contextlib.suppress(OSError):  # (a child that gave up has gone)
+                os.write(child.size_fd, size.to_bytes(4, "big"))
+        deadline = time.monotonic() + max(MIN_WAIT, 4 * (time.monotonic() - started))
+        if size:
+            return _assemble(origin, groups, parents, size, children, deadline)
+        while children:  # the buckets' count is not clear yet: merge the groups
+            payload = _collect(children.pop(0), deadline)
             if payload is None:
                 return None
-            _merge(groups, payload)
-        return groups
+            _merge(groups, payload)  # type: ignore[arg-type]  # (a size 0 child's)
+        return groups.version()
     except ZoneFileError:
         return None
     finally:
-        for pid, fd in children:
-            _abandon(pid, fd)
+        for child in children:
+            _abandon(child)
         reader.rdata.fast.clear()  # (a cycle: see read_master)
 
 
-Payload = tuple[dict[str, list[str]], list[str], dict[str, int]]
+def bucket_guess(names: float) -> int:
+    """:func:`secdns.server.zone.bucket_count` for about *names* names (estimated from
+    the parent's piece), or 0 if a count :data:`SLACK` away might have another."""
+    low = zone.bucket_count(int(names * (1 - SLACK)))
+    return low if low == zone.bucket_count(int(names * (1 + SLACK))) else 0
+
+
+@dataclasses.dataclass(slots=True)
+class _Child:
+    pid: int
+    payload_fd: int  # its groups or buckets, from the child
+    size_fd: int  # the buckets' count, to the child
+
+
+Groups = tuple[dict[str, list[str]], list[str], dict[str, int]]
+"""A child's groups as read, the owners it saw out of order, its types' positions."""
+Buckets = tuple[list[dict[str, Entry]], dict[str, int], dict[str, int], int]
+"""A child's owners in buckets (no counts below yet), how many it is the parent of,
+its types' positions, its records."""
 
 
 def _fork_piece(
@@ -161,19 +192,22 @@ def _fork_piece(
     end: int,
     filename: str,
     state: tuple[object, ...] | None,
-) -> tuple[int, int]:
-    """Fork a child that reads ``text[start:end]`` on from *reader*'s state and writes
-    its groups to a pipe, if it ends in *state* (None: in any state); the child's pid
-    and the pipe's read end."""
-    read_end, write_end = os.pipe()
+) -> _Child:
+    """Fork a child that reads ``text[start:end]`` on from *reader*'s state and, if
+    that ends in *state* (None: in any state), is told the buckets' count and writes
+    its :data:`Buckets` (its :data:`Groups` if the count is 0) to a pipe."""
+    payload_read, payload_write = os.pipe()
+    size_read, size_write = os.pipe()
     pid = os.fork()
     if pid:
-        os.close(write_end)
-        return pid, read_end
+        os.close(payload_write)
+        os.close(size_read)
+        return _Child(pid, payload_read, size_write)
     # the child: never returns into the parent's code
     status = 1
     try:
-        os.close(read_end)
+        os.close(payload_read)
+        os.close(size_write)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
@@ -185,57 +219,127 @@ def _fork_piece(
             ok = state is None or reader.state() == state
         except ZoneFileError:
             ok = False
-        if ok:
-            payload = marshal.dumps((groups.groups, list(groups.unordered), groups.type_orders))
-        else:
-            payload = b""
+        payload = _child_payload(groups, os.read(size_read, 4)) if ok else b""
         view = memoryview(payload)
         while view:
-            view = view[os.write(write_end, view) :]
+            view = view[os.write(payload_write, view) :]
         status = 0
     finally:
         os._exit(status)
 
 
-def _collect(pid: int, fd: int, deadline: float) -> Payload | None:
-    """A child's groups (None if it found the piece unreadable, failed, or missed
+def _child_payload(groups: OwnerGroups, size_bytes: bytes) -> bytes:
+    size = int.from_bytes(size_bytes, "big") if len(size_bytes) == 4 else 0
+    if not size:
+        return marshal.dumps((groups.groups, list(groups.unordered), groups.type_orders))
+    own = groups.finish()
+    parents = dict(zone._parents_counted(own, zone.name_key(groups.origin)))
+    mask = size - 1
+    buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
+    for key, lines in own.items():
+        buckets[hash(key) & mask][key] = (tuple(lines), 0)  # (the same hash seed: forked)
+    records = sum(map(len, own.values()))
+    return marshal.dumps((buckets, parents, groups.type_orders, records))
+
+
+def _assemble(
+    origin: dns.name.Name,
+    groups: OwnerGroups,
+    parents: dict[str, int],
+    size: int,
+    children: list[_Child],
+    deadline: float,
+) -> ZoneVersion | None:
+    """The version :meth:`ZoneVersion.from_groups` builds from the whole file's groups,
+    built from the parent's groups and the children's buckets; None if the buckets'
+    count was guessed wrong."""
+    origin_key = zone.name_key(origin)
+    own = groups.groups
+    orders = groups.type_orders
+    mask = size - 1
+    buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
+    for key, lines in own.items():
+        buckets[hash(key) & mask][key] = (tuple(lines), 0)
+    names = len(own)
+    records = sum(map(len, own.values()))
+    own.clear()
+    while children:
+        payload = _collect(children.pop(0), deadline)
+        if payload is None:
+            return None
+        later, later_parents, type_orders, later_records = payload  # type: ignore[misc]
+        orders.update(type_orders)
+        records += later_records
+        get = parents.get
+        for parent, count in later_parents.items():  # (new parents in the order they came)
+            parents[parent] = get(parent, 0) + count
+        for bucket, more in zip(buckets, later, strict=True):
+            if not more:
+                continue
+            for key in bucket.keys() & more.keys():  # an owner in both pieces
+                earlier = bucket[key][0]
+                added = more.pop(key)[0]
+                merged = canonical_group(earlier + added, orders)
+                bucket[key] = (tuple(merged), 0)
+                records += len(merged) - len(earlier) - len(added)
+                if key != origin_key:
+                    parents[zone.parent_key(key)] -= 1  # counted once per piece
+            bucket.update(more)  # the piece's new owners, in the order they came
+            names += len(more)
+    below = zone._add_below(parents, origin_key)
+    if zone.bucket_count(names + len(below)) != size:
+        return None
+    for key, count in below.items():  # owners' counts in place, then the empty names
+        bucket = buckets[hash(key) & mask]
+        entry = bucket.get(key)
+        bucket[key] = ((), count) if entry is None else (entry[0], count)
+    return ZoneVersion.from_buckets(origin, buckets, names, records)
+
+
+def _collect(child: _Child, deadline: float) -> Groups | Buckets | None:
+    """A child's payload (None if it found its piece unreadable, failed, or missed
     *deadline*); the child is reaped either way."""
     parts: list[bytes] = []
     poller = select.poll()
-    poller.register(fd, select.POLLIN)
+    poller.register(child.payload_fd, select.POLLIN)
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not poller.poll(left * 1000):
-                _abandon(pid, fd)
+                _abandon(child)
                 return None
-            part = os.read(fd, 1 << 20)
+            part = os.read(child.payload_fd, 1 << 20)
             if not part:
                 break
             parts.append(part)
     except OSError:
-        _abandon(pid, fd)
+        _abandon(child)
         return None
-    os.close(fd)
-    _, status = os.waitpid(pid, 0)
+    _close(child)
+    _, status = os.waitpid(child.pid, 0)
     if status != 0 or not parts:
         return None
     data = b"".join(parts)
     del parts
-    return marshal.loads(data)  # type: ignore[no-any-return]  # the child's Payload
+    return marshal.loads(data)  # type: ignore[no-any-return]  # what the child wrote
 
 
-def _abandon(pid: int, fd: int) -> None:
+def _close(child: _Child) -> None:
+    for fd in (child.payload_fd, child.size_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _abandon(child: _Child) -> None:
     """Stop a child whose work is no longer wanted, and reap it."""
-    with contextlib.suppress(OSError):
-        os.close(fd)
+    _close(child)
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(child.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+        os.waitpid(child.pid, 0)
 
 
-def _merge(groups: OwnerGroups, payload: Payload) -> None:
+def _merge(groups: OwnerGroups, payload: Groups) -> None:
     """Add a later piece's groups to *groups*, as if one reader had read on."""
     later, unordered, type_orders = payload
     mine = groups.groups

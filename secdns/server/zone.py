@@ -19,7 +19,7 @@ import collections
 import dataclasses
 import itertools
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TypeVar
 
 import dns.exception
@@ -168,6 +168,17 @@ class ZoneVersion:
             buckets[hash(key) & mask][key] = (tuple(group), below.pop(key, 0))
         for key, count in below.items():
             buckets[hash(key) & mask][key] = ((), count)
+        return cls.from_buckets(origin, buckets, len(groups), records)
+
+    @classmethod
+    def from_buckets(
+        cls, origin: dns.name.Name, buckets: list[dict[str, Entry]], names: int, records: int
+    ) -> ZoneVersion:
+        """Build from buckets laid out as :meth:`from_groups` lays them out (serve's
+        loader builds them in several processes: secdns.server.loadsplit)."""
+        origin_text = origin.to_text()
+        origin_key = origin_text.lower()
+        mask = len(buckets) - 1
         serial = 0
         apex = buckets[hash(origin_key) & mask].get(origin_key)
         if apex is None or not any(line_fields(ln)[2] == "SOA" for ln in apex[0]):
@@ -175,7 +186,7 @@ class ZoneVersion:
         for ln in apex[0]:
             if line_fields(ln)[2] == "SOA":
                 serial = int(line_fields(ln)[3].split()[2])
-        return cls(origin, buckets, serial, len(groups), records)
+        return cls(origin, buckets, serial, names, records)
 
     # --- reading ----------------------------------------------------------------------------
     def entry(self, key: str) -> Entry | None:
@@ -341,6 +352,12 @@ def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int
     non-terminals alike): each owner counts once for its parent, then each name's
     count is added to its parent's, deepest names first (a parent's key is a suffix of
     its child's with fewer dots), instead of walking every owner's ancestors."""
+    return _add_below(_parents_counted(groups, origin_key), origin_key)
+
+
+def _parents_counted(groups: Collection[str], origin_key: str) -> dict[str, int]:
+    """How many of the owners *groups* each name is the parent of (the apex's parent,
+    outside the zone, left out), in the order the parents first come."""
     below: dict[str, int]
     if origin_key != "." and "\\" not in "".join(groups):
         # plain keys: each parent is what follows the first dot (counted in C)
@@ -356,6 +373,12 @@ def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int
             if key != origin_key:
                 parent = (key[key.find(".") + 1 :] or ".") if "\\" not in key else parent_key(key)
                 below[parent] = below.get(parent, 0) + 1
+    return below
+
+
+def _add_below(below: dict[str, int], origin_key: str) -> dict[str, int]:
+    """*below* (:func:`_parents_counted`) with each name's count added to its
+    ancestors', and the ancestors (empty non-terminals too) added."""
     get = below.get
     by_depth: dict[int, list[str]] = {}
     for key in below:
