@@ -14,9 +14,11 @@ import gc
 import itertools
 import os
 import time
+from pathlib import Path
 
 import dns.name
 import pytest
+from serving import ServerThread, write_config
 
 from secdns.errors import ZoneFileError
 from secdns.masterfile import reader as reader_module
@@ -257,3 +259,48 @@ def test_the_buckets_guess_stays_clear_of_a_boundary() -> None:
     assert loadsplit.bucket_guess(880_000) == 16384
     assert loadsplit.bucket_guess(64 * 8193) == 0  # 8192 or 16384 buckets: too close
     assert loadsplit.bucket_guess(40) == 1
+
+
+def test_serve_loads_and_reloads_a_file_zone_in_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real start-up path (the load runs in a thread of serve's event loop, and
+    forks from there), then a SIGHUP reload of the changed file, also in pieces."""
+    monkeypatch.setattr(loadsplit, "MIN_SPLIT_CHARS", 0)
+    monkeypatch.setattr(loadsplit, "HEAD_CHARS", 16)
+    monkeypatch.setattr(loadsplit, "processes_available", lambda: 2)
+    versions: list[ZoneVersion | None] = []
+    real = loadsplit.read_split
+
+    def read_split(*args: object, **kwargs: object) -> ZoneVersion | None:
+        version = real(*args, **kwargs)  # type: ignore[arg-type]
+        versions.append(version)
+        return version
+
+    monkeypatch.setattr(loadsplit, "read_split", read_split)
+    text = _large_zone(3000)
+    zone_file = tmp_path / "example.com.zone"
+    zone_file.write_text(text)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": "example.com", "file": str(zone_file)}],
+    )
+    server = ServerThread(config)
+    try:
+        assert server.serial("example.com.") == 7
+        answer = server.query("host2999.d7.example.com.", "A").answer
+        assert answer[0][0].address == "192.0.249.14"
+        assert len(versions) == 1 and versions[0] is not None
+        assert server.server is not None
+        served = server.server.runtimes[EXAMPLE].zone.version
+        assert served is versions[0]
+        assert _entries(served) == _entries(_one_pass(text))
+        changed = text.replace("7 3600 600", "8 3600 600") + "late A 192.0.2.77\n"
+        zone_file.write_text(changed)
+        server.call(server.server.reload)  # as on SIGHUP
+        server.wait_serial("example.com.", 8)
+        assert server.query("late.example.com.", "A").answer[0][0].address == "192.0.2.77"
+        assert len(versions) == 2 and versions[1] is not None
+    finally:
+        server.stop()

@@ -86,11 +86,13 @@ def owner_line_at(text: str, at: int) -> int | None:
 
 
 def split_points(
-    text: str, processes: int, head_chars: int = HEAD_CHARS, share: float = PARENT_SHARE
+    text: str, processes: int, head_chars: int | None = None, share: float | None = None
 ) -> list[int] | None:
     """``[head end, end of the parent's piece, end of child 1's, ..., len(text)]``, or
-    None if the text cannot be cut so (too few owner lines)."""
-    head = owner_line_at(text, head_chars)
+    None if the text cannot be cut so (too few owner lines).  Defaults:
+    :data:`HEAD_CHARS`, :data:`PARENT_SHARE`."""
+    head = owner_line_at(text, HEAD_CHARS if head_chars is None else head_chars)
+    share = PARENT_SHARE if share is None else share
     if head is None or processes < 2:
         return None
     rest = len(text) - head
