@@ -51,6 +51,13 @@ AWKWARD = {
     "W A 192.0.2.9\n*.w TXT wild\nsub NS ns.sub\nns.sub A 192.0.2.7\n",
 }
 
+DIG_STYLE = "".join(  # no $TTL, every record with its TTL, absolute owners
+    ["example.com. 3600 IN SOA ns1.example.com. hm.example.com. 7 3600 600 86400 60\n"]
+    + [f"h{i}.example.com. {60 + i % 7} IN A 192.0.2.{i % 250}\n" for i in range(12)]
+    + ["late.example.com. IN A 192.0.2.1\n", "later.example.com. 5 IN A 192.0.2.2\n"]
+)
+AWKWARD["dig style: every TTL stated, none by default"] = DIG_STYLE
+
 BROKEN = {
     "an unknown type late": HEAD + "a A 192.0.2.1\nb A 192.0.2.2\nc BOGUS x\nd A 192.0.2.4\n",
     "a bad address early, another error late": HEAD
@@ -139,11 +146,13 @@ def test_errors_are_the_one_pass_readers(name: str, monkeypatch: pytest.MonkeyPa
     with pytest.raises(ZoneFileError) as one_pass:
         _one_pass(text)
     monkeypatch.setattr(loadsplit, "MIN_SPLIT_CHARS", 0)
-    monkeypatch.setattr(loadsplit, "HEAD_CHARS", 0)
     starts = _line_starts(text)
+    monkeypatch.setattr(loadsplit, "HEAD_CHARS", starts[1] - 1)  # the head: 2 lines
     for cut in starts[2:]:
         monkeypatch.setattr(
-            loadsplit, "split_points", lambda text, processes, cut=cut: [starts[1], cut, len(text)]
+            loadsplit,
+            "split_points",
+            lambda text, processes, cut=cut, **_: [starts[1], cut, len(text)],
         )
         with pytest.raises(ZoneFileError) as split:
             version_from_text(text, EXAMPLE, "zone.db", processes=2)
@@ -304,3 +313,26 @@ def test_serve_loads_and_reloads_a_file_zone_in_pieces(
         assert len(versions) == 2 and versions[1] is not None
     finally:
         server.stop()
+
+
+def test_a_file_without_ttl_default_is_cut_where_records_state_their_ttl() -> None:
+    text = DIG_STYLE
+    head = _line_starts(text)[0]
+    stated = text.index("h7.")
+    assert _split(text, [head, stated, len(text)]) is not None  # TTLs differ, unused
+    late = text.index("late.")  # no TTL: it takes h11's, which the head does not know
+    assert _split(text, [head, late, len(text)]) is None
+    assert _split(text, [head, text.index("later."), len(text)]) is not None
+    big = DIG_STYLE + "".join(
+        f"x{i}.example.com. {i % 9 + 1} IN A 192.0.2.{i % 250}\n"
+        + (f"y{i}.example.com. IN A 192.0.2.9\n" if i % 3 else "")
+        for i in range(3000)
+    )
+    reader = reader_module.Reader(EXAMPLE, EXAMPLE, None, None, None)
+    points = loadsplit.split_points(big, 3, head_chars=10, ttl_kinds=reader.kinds)
+    assert points is not None
+    for point in points[1:-1]:
+        assert big[point] == "x"  # a line stating its TTL
+    version = _split(big, points)
+    assert version is not None
+    assert _entries(version) == _entries(_one_pass(big))

@@ -126,16 +126,15 @@ class Reader:
         return rdclass
 
     def state(self) -> tuple[object, ...]:
-        """What reading a line depends on besides the line and the current owner: the
-        origin's labels as written, the zone's class and BIND's TTL state (the previous
-        TTL only while no default is known).  Two readers in equal states read a line
-        that names its owner alike (:mod:`secdns.server.loadsplit` checks this where it
-        splits a file)."""
-        if self.default_known:
-            ttl: tuple[object, ...] = (self.default_ttl,)
-        else:
-            ttl = (None, self.ttl_known, self.last_ttl)
-        return (self.names.origin.labels, self.zclass, ttl, tuple(self.stack))
+        """What reading a line that names its owner depends on besides the line: the
+        origin's labels as written, the zone's class, the default TTL, the include
+        stack and, last, the previous TTL (None while a default is known, when it is
+        not used).  Two readers in equal states read such a line alike; the previous
+        TTL does not matter to a line that states its TTL, nor to the lines after it
+        (:mod:`secdns.server.loadsplit` compares states where it splits a file)."""
+        default = self.default_ttl if self.default_known else None
+        previous = None if self.default_known else (self.ttl_known, self.last_ttl)
+        return (self.names.origin.labels, self.zclass, default, tuple(self.stack), previous)
 
     # -- files -------------------------------------------------------------
 

@@ -12,7 +12,9 @@ SOA) has been read, with the reader in the state the head left it in.
 This is a guess, and it is checked, not trusted: the parent reads the first piece
 and every child reads its own; each piece but the last must end in the state it
 started in (no ``$ORIGIN``, ``$TTL``, class or default-TTL change inside, no
-parenthesis still open), and every piece must read without an error. Then each piece
+parenthesis still open; the previous record's TTL too, unless a default TTL is known
+or the next piece starts with a record stating its TTL, where the cuts of a file
+without ``$TTL`` are made), and every piece must read without an error. Then each piece
 started where the file read in one pass would have been, and its records are the
 ones the one-pass reader emits there. If anything does not hold (an error anywhere,
 a state change, a child that fails or does not answer in time), :func:`read_split`
@@ -42,6 +44,7 @@ import dns.name
 
 from secdns.errors import ZoneFileError
 from secdns.masterfile import STDIN
+from secdns.masterfile.lexer import KIND_CLASS, KIND_TTL, Kinds
 from secdns.masterfile.reader import Reader
 from secdns.server import zone
 from secdns.server.load import OwnerGroups, canonical_group
@@ -85,11 +88,33 @@ def owner_line_at(text: str, at: int) -> int | None:
     return None
 
 
+def states_its_ttl(kinds: Kinds, text: str, at: int) -> bool:
+    """Whether the line starting at *at* is a record that states its TTL (``owner
+    [class] ttl ...``, as the reader's *kinds* tell a TTL from a class): the reader's
+    previous TTL does not matter to it, nor to the lines after it."""
+    end = text.find("\n", at)
+    line = text[at : end if end >= 0 else len(text)]
+    if '"' in line or "(" in line or ")" in line or "\\" in line:
+        return False  # (the reader tokenizes such a line otherwise)
+    for token in line.split(";", 1)[0].split()[1:3]:
+        kind, _ = kinds.kind_of(token)
+        if kind == KIND_TTL:
+            return True
+        if kind != KIND_CLASS:
+            return False
+    return False
+
+
 def split_points(
-    text: str, processes: int, head_chars: int | None = None, share: float | None = None
+    text: str,
+    processes: int,
+    head_chars: int | None = None,
+    share: float | None = None,
+    ttl_kinds: Kinds | None = None,
 ) -> list[int] | None:
     """``[head end, end of the parent's piece, end of child 1's, ..., len(text)]``, or
-    None if the text cannot be cut so (too few owner lines).  Defaults:
+    None if the text cannot be cut so (too few owner lines).  With *ttl_kinds* (the
+    head leaves no default TTL), only at lines that state their TTL.  Defaults:
     :data:`HEAD_CHARS`, :data:`PARENT_SHARE`."""
     head = owner_line_at(text, HEAD_CHARS if head_chars is None else head_chars)
     share = PARENT_SHARE if share is None else share
@@ -101,6 +126,8 @@ def split_points(
     at = head + share * child
     for _ in range(processes - 1):
         start = owner_line_at(text, int(at))
+        while start is not None and ttl_kinds and not states_its_ttl(ttl_kinds, text, start):
+            start = owner_line_at(text, start + 1)
         if start is None or start <= points[-1]:
             return None
         points.append(start)
@@ -121,9 +148,7 @@ def read_split(
     if it cannot be read so (then read it in one pass: see the module docstring).  The
     caller pauses the cyclic garbage collector (the children inherit that).  *points*:
     where to cut instead of :func:`split_points`' cuts (tests cut everywhere)."""
-    if points is None:
-        points = split_points(text, processes)
-    if points is None:
+    if points is None and owner_line_at(text, HEAD_CHARS) is None:
         return None
     groups = OwnerGroups(origin)
     base = Path(filename).parent if filename != STDIN else None
@@ -132,16 +157,26 @@ def read_split(
         reader.stack.append(os.path.realpath(filename))
     children: list[_Child] = []
     try:
-        reader.read(text[: points[0]], filename, None)
+        if points is None:
+            head = owner_line_at(text, HEAD_CHARS)
+            reader.read(text[:head], filename, None)
+            kinds = None if reader.default_known else reader.kinds
+            points = split_points(text, processes, ttl_kinds=kinds)
+            if points is None or points[0] != head:
+                return None
+        else:
+            reader.read(text[: points[0]], filename, None)
         state = reader.state()
-        for start, end in zip(points[1:-1], points[2:], strict=True):
-            last = end == points[-1]  # (what the last piece leaves, nothing reads)
-            children.append(
-                _fork_piece(reader, text, start, end, filename, None if last else state)
-            )
+        # what each piece must end in for the next one to read on: None for the last
+        ends = [
+            (state, not states_its_ttl(reader.kinds, text, end)) if end < len(text) else None
+            for end in points[1:]
+        ]
+        for start, end, expect in zip(points[1:-1], points[2:], ends[1:], strict=True):
+            children.append(_fork_piece(reader, text, start, end, filename, expect))
         started = time.monotonic()
         reader.read(text[points[0] : points[1]], filename, None)
-        if reader.state() != state:
+        if not _ends_in(reader, ends[0]):
             return None
         own = groups.finish()
         parents = zone._parents_counted(own, zone.name_key(origin))
@@ -193,10 +228,10 @@ def _fork_piece(
     start: int,
     end: int,
     filename: str,
-    state: tuple[object, ...] | None,
+    expect: Expect,
 ) -> _Child:
     """Fork a child that reads ``text[start:end]`` on from *reader*'s state and, if
-    that ends in *state* (None: in any state), is told the buckets' count and writes
+    that ends as *expect* says (:func:`_ends_in`), is told the buckets' count and writes
     its :data:`Buckets` (its :data:`Groups` if the count is 0) to a pipe."""
     payload_read, payload_write = os.pipe()
     size_read, size_write = os.pipe()
@@ -218,7 +253,7 @@ def _fork_piece(
         reader.emit = groups.emit
         try:
             reader.read(text[start:end], filename, None)
-            ok = state is None or reader.state() == state
+            ok = _ends_in(reader, expect)
         except ZoneFileError:
             ok = False
         payload = _child_payload(groups, os.read(size_read, 4)) if ok else b""
@@ -228,6 +263,20 @@ def _fork_piece(
         status = 0
     finally:
         os._exit(status)
+
+
+Expect = tuple[tuple[object, ...], bool] | None
+"""What a piece must end in: the head's state, and whether the previous TTL counts
+(the next piece's first line does not state its TTL); None: anything (the last)."""
+
+
+def _ends_in(reader: Reader, expect: Expect) -> bool:
+    """Whether *reader* ended a piece in a state the next piece can read on from."""
+    if expect is None:
+        return True
+    state, ttl_counts = expect
+    now = reader.state()
+    return now[:-1] == state[:-1] and (not ttl_counts or now[-1] == state[-1])
 
 
 def _child_payload(groups: OwnerGroups, size_bytes: bytes) -> bytes:
