@@ -91,12 +91,14 @@ def _split(text: str, points: list[int]) -> ZoneVersion | None:
         gc.enable()
 
 
-@pytest.fixture(params=["buckets", "groups"])
+@pytest.fixture(params=["guessed", "too many", "too few"])
 def handback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways a child hands its piece back: in buckets (the count guessed from the
-    parent's piece) and as groups (when the guess is too close to call)."""
-    if request.param == "groups":
-        monkeypatch.setattr(loadsplit, "bucket_guess", lambda names: 0)
+    """The buckets' count as guessed from the head, and guessed wrong both ways (the
+    parent then puts every owner in new buckets, in the order they came)."""
+    if request.param == "too many":
+        monkeypatch.setattr(loadsplit, "estimate_buckets", lambda names: 1 << 10)
+    elif request.param == "too few":
+        monkeypatch.setattr(loadsplit, "estimate_buckets", lambda names: 1)
     return str(request.param)
 
 
@@ -116,7 +118,8 @@ def test_every_cut_reads_as_one_pass(name: str, handback: str) -> None:
         if version is not None:
             split += 1
             assert _entries(version) == expected, f"cut at {text[cut : cut + 20]!r}"
-    for first, second in itertools.combinations(starts[2:], 2):
+    pairs = itertools.combinations(starts[2:], 2) if handback == "guessed" else ()
+    for first, second in pairs:
         version = _split(text, [head, first, second, len(text)])
         if version is not None:
             split += 1
@@ -254,20 +257,19 @@ def test_split_reading_leaves_no_garbage() -> None:
         gc.enable()
 
 
-def test_a_wrong_guess_of_the_buckets_count_declines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_guess_of_the_buckets_count_is_put_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     text = _large_zone(3000)
-    points = loadsplit.split_points(text, 2, head_chars=len(HEAD) - 5)
+    points = loadsplit.split_points(text, 3, head_chars=len(HEAD) - 5)
     assert points is not None
     right = _split(text, points)
     assert right is not None and right.mask > 0
-    monkeypatch.setattr(loadsplit, "bucket_guess", lambda names: 2 * (right.mask + 1))
-    assert _split(text, points) is None
-
-
-def test_the_buckets_guess_stays_clear_of_a_boundary() -> None:
-    assert loadsplit.bucket_guess(880_000) == 16384
-    assert loadsplit.bucket_guess(64 * 8193) == 0  # 8192 or 16384 buckets: too close
-    assert loadsplit.bucket_guess(40) == 1
+    assert _entries(right) == _entries(_one_pass(text))
+    for wrong in (1, 2 * (right.mask + 1)):
+        monkeypatch.setattr(loadsplit, "estimate_buckets", lambda names, wrong=wrong: wrong)
+        version = _split(text, points)
+        assert version is not None and _entries(version) == _entries(right)
 
 
 def test_serve_loads_and_reloads_a_file_zone_in_pieces(

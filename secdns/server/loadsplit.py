@@ -55,11 +55,9 @@ MIN_SPLIT_CHARS = 2 << 20
 MAX_PROCESSES = 8
 HEAD_CHARS = 1 << 16
 """The head read before forking ends at the first owner line after this many characters."""
-PARENT_SHARE = 1.25
+PARENT_SHARE = 1.2
 """The parent's piece against a child's: a child also puts its owners in buckets and
 sends them, the parent its own in buckets (measured on the 1M-record genzone zone)."""
-SLACK = 0.1
-"""How far off the estimate of the zone's names from the parent's piece may be."""
 MIN_WAIT = 60.0
 """Seconds a child may take beyond the parent's own piece (times 4) before it is given up."""
 _NOT_OWNER_START = frozenset(' \t\r\n\f\v;$()"')
@@ -172,27 +170,18 @@ def read_split(
             (state, not states_its_ttl(reader.kinds, text, end)) if end < len(text) else None
             for end in points[1:]
         ]
+        # the buckets' count, guessed from the head (if wrong, the parent rebuilds them)
+        head_names = len(groups.groups)
+        head_names += len(zone._parents_counted(groups.groups, zone.name_key(origin)))
+        size = estimate_buckets(head_names * len(text) / max(points[0], 1))
         for start, end, expect in zip(points[1:-1], points[2:], ends[1:], strict=True):
-            children.append(_fork_piece(reader, text, start, end, filename, expect))
+            children.append(_fork_piece(reader, text, (start, end), filename, expect, size))
         started = time.monotonic()
         reader.read(text[points[0] : points[1]], filename, None)
         if not _ends_in(reader, ends[0]):
             return None
-        own = groups.finish()
-        parents = zone._parents_counted(own, zone.name_key(origin))
-        size = bucket_guess((len(own) + len(parents)) * len(text) / points[1])
-        for child in children:
-            with contextlib.suppress(OSError):  # (a child that gave up has gone)
-                os.write(child.size_fd, size.to_bytes(4, "big"))
         deadline = time.monotonic() + max(MIN_WAIT, 4 * (time.monotonic() - started))
-        if size:
-            return _assemble(origin, groups, parents, size, children, deadline)
-        while children:  # the buckets' count is not clear yet: merge the groups
-            payload = _collect(children.pop(0), deadline)
-            if payload is None:
-                return None
-            _merge(groups, payload)  # type: ignore[arg-type]  # (a size 0 child's)
-        return groups.version()
+        return _assemble(origin, groups, size, children, deadline)
     except ZoneFileError:
         return None
     finally:
@@ -201,50 +190,42 @@ def read_split(
         reader.rdata.fast.clear()  # (a cycle: see read_master)
 
 
-def bucket_guess(names: float) -> int:
-    """:func:`secdns.server.zone.bucket_count` for about *names* names (estimated from
-    the parent's piece), or 0 if a count :data:`SLACK` away might have another."""
-    low = zone.bucket_count(int(names * (1 - SLACK)))
-    return low if low == zone.bucket_count(int(names * (1 + SLACK))) else 0
+def estimate_buckets(names: float) -> int:
+    """:func:`secdns.server.zone.bucket_count` for about *names* names."""
+    return zone.bucket_count(int(names))
 
 
 @dataclasses.dataclass(slots=True)
 class _Child:
     pid: int
-    payload_fd: int  # its groups or buckets, from the child
-    size_fd: int  # the buckets' count, to the child
+    payload_fd: int  # its buckets, from the child
 
 
-Groups = tuple[dict[str, list[str]], list[str], dict[str, int]]
-"""A child's groups as read, the owners it saw out of order, its types' positions."""
-Buckets = tuple[list[dict[str, Entry]], dict[str, int], dict[str, int], int]
-"""A child's owners in buckets (no counts below yet), how many it is the parent of,
-its types' positions, its records."""
+Buckets = tuple[list[dict[str, Entry]], list[str], dict[str, int], dict[str, int], int]
+"""A child's owners in buckets (no counts below yet), its owners in file order, how
+many each name is the parent of, its types' positions, its records."""
 
 
 def _fork_piece(
     reader: Reader,
     text: str,
-    start: int,
-    end: int,
+    piece: tuple[int, int],
     filename: str,
     expect: Expect,
+    size: int,
 ) -> _Child:
-    """Fork a child that reads ``text[start:end]`` on from *reader*'s state and, if
-    that ends as *expect* says (:func:`_ends_in`), is told the buckets' count and writes
-    its :data:`Buckets` (its :data:`Groups` if the count is 0) to a pipe."""
+    """Fork a child that reads ``text[start:end]`` (*piece*) on from *reader*'s state
+    and, if that ends as *expect* says (:func:`_ends_in`), writes its :data:`Buckets`
+    (*size* of them) to a pipe."""
     payload_read, payload_write = os.pipe()
-    size_read, size_write = os.pipe()
     pid = os.fork()
     if pid:
         os.close(payload_write)
-        os.close(size_read)
-        return _Child(pid, payload_read, size_write)
+        return _Child(pid, payload_read)
     # the child: never returns into the parent's code
     status = 1
     try:
         os.close(payload_read)
-        os.close(size_write)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
@@ -252,11 +233,11 @@ def _fork_piece(
         groups = OwnerGroups(reader.zone_origin)
         reader.emit = groups.emit
         try:
-            reader.read(text[start:end], filename, None)
+            reader.read(text[piece[0] : piece[1]], filename, None)
             ok = _ends_in(reader, expect)
         except ZoneFileError:
             ok = False
-        payload = _child_payload(groups, os.read(size_read, 4)) if ok else b""
+        payload = _child_payload(groups, size) if ok else b""
         view = memoryview(payload)
         while view:
             view = view[os.write(payload_write, view) :]
@@ -279,38 +260,39 @@ def _ends_in(reader: Reader, expect: Expect) -> bool:
     return now[:-1] == state[:-1] and (not ttl_counts or now[-1] == state[-1])
 
 
-def _child_payload(groups: OwnerGroups, size_bytes: bytes) -> bytes:
-    size = int.from_bytes(size_bytes, "big") if len(size_bytes) == 4 else 0
-    if not size:
-        return marshal.dumps((groups.groups, list(groups.unordered), groups.type_orders))
+def _child_payload(groups: OwnerGroups, size: int) -> bytes:
     own = groups.finish()
     parents = dict(zone._parents_counted(own, zone.name_key(groups.origin)))
+    records = sum(map(len, own.values()))
+    buckets = _bucketed(own, size)  # (the same hash seed as the parent's: forked)
+    return marshal.dumps((buckets, list(own), parents, groups.type_orders, records))
+
+
+def _bucketed(groups: dict[str, list[str]], size: int) -> list[dict[str, Entry]]:
+    """The owners in *size* buckets as :meth:`ZoneVersion.from_groups` puts them (no
+    counts below yet)."""
     mask = size - 1
     buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
-    for key, lines in own.items():
-        buckets[hash(key) & mask][key] = (tuple(lines), 0)  # (the same hash seed: forked)
-    records = sum(map(len, own.values()))
-    return marshal.dumps((buckets, parents, groups.type_orders, records))
+    for key, lines in groups.items():
+        buckets[hash(key) & mask][key] = (tuple(lines), 0)
+    return buckets
 
 
 def _assemble(
     origin: dns.name.Name,
     groups: OwnerGroups,
-    parents: dict[str, int],
     size: int,
     children: list[_Child],
     deadline: float,
 ) -> ZoneVersion | None:
     """The version :meth:`ZoneVersion.from_groups` builds from the whole file's groups,
-    built from the parent's groups and the children's buckets; None if the buckets'
-    count was guessed wrong."""
+    built from the parent's groups and the children's buckets (None if a child fails)."""
     origin_key = zone.name_key(origin)
-    own = groups.groups
+    own = groups.finish()
+    parents = zone._parents_counted(own, origin_key)
     orders = groups.type_orders
-    mask = size - 1
-    buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
-    for key, lines in own.items():
-        buckets[hash(key) & mask][key] = (tuple(lines), 0)
+    buckets = _bucketed(own, size)
+    order = [list(own)]  # every owner, in the order they came (if size was wrong)
     names = len(own)
     records = sum(map(len, own.values()))
     own.clear()
@@ -318,7 +300,8 @@ def _assemble(
         payload = _collect(children.pop(0), deadline)
         if payload is None:
             return None
-        later, later_parents, type_orders, later_records = payload  # type: ignore[misc]
+        later, keys, later_parents, type_orders, later_records = payload
+        order.append(keys)
         orders.update(type_orders)
         records += later_records
         get = parents.get
@@ -338,8 +321,10 @@ def _assemble(
             bucket.update(more)  # the piece's new owners, in the order they came
             names += len(more)
     below = zone._add_below(parents, origin_key)
-    if zone.bucket_count(names + len(below)) != size:
-        return None
+    right = zone.bucket_count(names + len(below))
+    if right != size:
+        buckets = _rebucketed(buckets, order, right)
+    mask = right - 1
     for key, count in below.items():  # owners' counts in place, then the empty names
         bucket = buckets[hash(key) & mask]
         entry = bucket.get(key)
@@ -347,7 +332,23 @@ def _assemble(
     return ZoneVersion.from_buckets(origin, buckets, names, records)
 
 
-def _collect(child: _Child, deadline: float) -> Groups | Buckets | None:
+def _rebucketed(
+    buckets: list[dict[str, Entry]], order: list[list[str]], size: int
+) -> list[dict[str, Entry]]:
+    """*buckets*' entries in *size* buckets, each owner where it comes first in *order*
+    (the head's guess of the count was wrong: a zone denser or sparser after it)."""
+    mask = len(buckets) - 1
+    again: list[dict[str, Entry]] = [{} for _ in range(size)]
+    new_mask = size - 1
+    for keys in order:
+        for key in keys:
+            bucket = again[hash(key) & new_mask]
+            if key not in bucket:
+                bucket[key] = buckets[hash(key) & mask][key]
+    return again
+
+
+def _collect(child: _Child, deadline: float) -> Buckets | None:
     """A child's payload (None if it found its piece unreadable, failed, or missed
     *deadline*); the child is reaped either way."""
     parts: list[bytes] = []
@@ -376,9 +377,8 @@ def _collect(child: _Child, deadline: float) -> Groups | Buckets | None:
 
 
 def _close(child: _Child) -> None:
-    for fd in (child.payload_fd, child.size_fd):
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    with contextlib.suppress(OSError):
+        os.close(child.payload_fd)
 
 
 def _abandon(child: _Child) -> None:
@@ -388,16 +388,3 @@ def _abandon(child: _Child) -> None:
         os.kill(child.pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(child.pid, 0)
-
-
-def _merge(groups: OwnerGroups, payload: Groups) -> None:
-    """Add a later piece's groups to *groups*, as if one reader had read on."""
-    later, unordered, type_orders = payload
-    mine = groups.groups
-    groups.type_orders.update(type_orders)
-    both = mine.keys() & later.keys()
-    for key in both:  # an owner in both pieces: its lines in file order, sorted later
-        mine[key].extend(later.pop(key))
-    groups.unordered.update(both)
-    groups.unordered.update(unordered)
-    mine.update(later)  # the new owners in the order they came
