@@ -14,19 +14,28 @@ and every child reads its own; each piece but the last must end in the state it
 started in (no ``$ORIGIN``, ``$TTL``, class or default-TTL change inside, no
 parenthesis still open; the previous record's TTL too, unless a default TTL is known
 or the next piece starts with a record stating its TTL, where the cuts of a file
-without ``$TTL`` are made), and every piece must read without an error. Then each piece
-started where the file read in one pass would have been, and its records are the
-ones the one-pass reader emits there. If anything does not hold (an error anywhere,
-a state change, a child that fails or does not answer in time), :func:`read_split`
-returns None and the caller reads the whole file in one pass: errors are therefore
-always the one-pass reader's, word for word and line for line.
+without ``$TTL`` are made), and every piece must read without an error.  Then each
+piece started where the file read in one pass would have been, and its records are
+the ones the one-pass reader emits there.  If anything does not hold (an error
+anywhere, a state change, a child that fails or does not answer in time),
+:func:`read_split` returns None and the caller reads the whole file in one pass:
+errors are therefore always the one-pass reader's, word for word and line for line.
 
-A child hands back its :class:`~secdns.server.load.OwnerGroups` (each owner's
-canonical lines, the owners it saw out of order, the types' canonical positions)
-through a pipe in :mod:`marshal` form (the cheapest to rebuild: ~0.6 µs a record);
-the parent merges them in file order, so the groups, their order and the owners to
-sort afterwards are what one pass makes (an owner in two pieces is sorted; when its
-lines were already in order, sorting leaves them as they are).
+The served version is built as :meth:`ZoneVersion.from_groups` builds it, the work
+shared: the buckets' count is guessed from the head before forking; each child sorts
+its owners' lines, puts its owners in buckets (the same hash seed: forked), counts
+the parents of its owners, and hands all that back through a pipe in :mod:`marshal`
+form with its owners' order; the parent does the same for its own piece, then adds
+each child's buckets in file order (an owner in two pieces gets its lines merged
+and sorted again, and counts once for its parent), adds the counts of names below
+up, and writes them in.  Within each bucket the owners are in the order they came,
+then the empty non-terminals, as in one pass; a wrong guess of the count is put
+right by putting every owner into new buckets in that order.
+
+Measured on the 1M-record genzone zone (issue 12): one pass 6.4 s reading + 2.0 s
+building; in two processes each reads about half, and the parent's share after the
+child is done is ~0.6 s (rebuilding the child's half from marshal ~0.25 s, merging,
+counts below).
 """
 
 from __future__ import annotations
