@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import marshal
 import os
 import select
@@ -58,6 +59,8 @@ from secdns.masterfile.reader import Reader
 from secdns.server import zone
 from secdns.server.load import OwnerGroups, canonical_group
 from secdns.server.zone import Entry, ZoneVersion
+
+log = logging.getLogger(__name__)
 
 MIN_SPLIT_CHARS = 2 << 20
 """Files shorter than this are read in one process (a fork costs more than it saves)."""
@@ -156,6 +159,7 @@ def read_split(
     caller pauses the cyclic garbage collector (the children inherit that).  *points*:
     where to cut instead of :func:`split_points`' cuts (tests cut everywhere)."""
     if points is None and owner_line_at(text, HEAD_CHARS) is None:
+        _one_pass(filename, "no owner line after its head")
         return None
     groups = OwnerGroups(origin)
     base = Path(filename).parent if filename != STDIN else None
@@ -170,6 +174,7 @@ def read_split(
             kinds = None if reader.default_known else reader.kinds
             points = split_points(text, processes, ttl_kinds=kinds)
             if points is None or points[0] != head:
+                _one_pass(filename, "too few lines to cut at")
                 return None
         else:
             reader.read(text[: points[0]], filename, None)
@@ -188,15 +193,21 @@ def read_split(
         started = time.monotonic()
         reader.read(text[points[0] : points[1]], filename, None)
         if not _ends_in(reader, ends[0]):
+            _one_pass(filename, "its first piece changes $ORIGIN, $TTL or the class")
             return None
         deadline = time.monotonic() + max(MIN_WAIT, 4 * (time.monotonic() - started))
-        return _assemble(origin, groups, size, children, deadline)
+        return _assemble(origin, filename, groups, size, children, deadline)
     except ZoneFileError:
+        _one_pass(filename, "an error (its line is the one pass's)")
         return None
     finally:
         for child in children:
             _abandon(child)
         reader.rdata.fast.clear()  # (a cycle: see read_master)
+
+
+def _one_pass(what: str, why: str) -> None:
+    log.info("load: %s is read in one process: %s", what, why)
 
 
 def estimate_buckets(names: float) -> int:
@@ -289,6 +300,7 @@ def _bucketed(groups: dict[str, list[str]], size: int) -> list[dict[str, Entry]]
 
 def _assemble(
     origin: dns.name.Name,
+    filename: str,
     groups: OwnerGroups,
     size: int,
     children: list[_Child],
@@ -308,6 +320,10 @@ def _assemble(
     while children:
         payload = _collect(children.pop(0), deadline)
         if payload is None:
+            _one_pass(
+                filename,
+                "a piece changes $ORIGIN, $TTL or the class, has an error, or its process failed",
+            )
             return None
         later, keys, later_parents, type_orders, later_records = payload
         order.append(keys)
