@@ -125,6 +125,17 @@ class Reader:
             )
         return rdclass
 
+    def state(self) -> tuple[object, ...]:
+        """What reading a line that names its owner depends on besides the line: the
+        origin's labels as written, the zone's class, the default TTL, the include
+        stack and, last, the previous TTL (None while a default is known, when it is
+        not used).  Two readers in equal states read such a line alike; the previous
+        TTL does not matter to a line that states its TTL, nor to the lines after it
+        (:mod:`secdns.server.loadsplit` compares states where it splits a file)."""
+        default = self.default_ttl if self.default_known else None
+        previous = None if self.default_known else (self.ttl_known, self.last_ttl)
+        return (self.names.origin.labels, self.zclass, default, tuple(self.stack), previous)
+
     # -- files -------------------------------------------------------------
 
     def read_top(self, text: str, filename: str) -> None:

@@ -25,6 +25,7 @@ records and the lines both alive at the peak.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from pathlib import Path
 
 import dns.name
@@ -104,18 +105,7 @@ class OwnerGroups:
         orders = self.type_orders
         groups = self.groups
         for gkey in self.unordered:
-            keyed = []
-            for line in groups[gkey]:
-                _owner, _ttl, _cls, type_text, rdata = line.split(" ", 4)
-                keyed.append((orders[type_text], rdata, line))
-            keyed.sort(key=lambda item: item[:2])  # stable: the first of equals stays first
-            kept: list[str] = []
-            previous: tuple[int, str] | None = None
-            for order, rdata, line in keyed:
-                if (order, rdata) != previous:
-                    previous = (order, rdata)
-                    kept.append(line)
-            groups[gkey] = kept
+            groups[gkey] = canonical_group(groups[gkey], orders)
         self.unordered.clear()
         return groups
 
@@ -124,6 +114,23 @@ class OwnerGroups:
         version = ZoneVersion.from_groups(self.origin, self.finish())
         self.groups.clear()
         return version
+
+
+def canonical_group(lines: Iterable[str], type_orders: dict[str, int]) -> list[str]:
+    """An owner's *lines* in canonical order (by type, then rdata text), exact duplicates
+    dropped keeping the first; *type_orders*: each type text's position (:func:`_head`)."""
+    keyed = []
+    for line in lines:
+        _owner, _ttl, _cls, type_text, rdata = line.split(" ", 4)
+        keyed.append((type_orders[type_text], rdata, line))
+    keyed.sort(key=lambda item: item[:2])  # stable: the first of equals stays first
+    kept: list[str] = []
+    previous: tuple[int, str] | None = None
+    for order, rdata, line in keyed:
+        if (order, rdata) != previous:
+            previous = (order, rdata)
+            kept.append(line)
+    return kept
 
 
 def _head(rdclass: int, rdtype: int, type_orders: dict[str, int]) -> str:
@@ -136,15 +143,29 @@ def _head(rdclass: int, rdtype: int, type_orders: dict[str, int]) -> str:
     return f"{dns.rdataclass.to_text(dns.rdataclass.RdataClass.make(rdclass))} {type_text}"
 
 
-def version_from_text(text: str, origin: dns.name.Name, filename: str) -> ZoneVersion:
+def version_from_text(
+    text: str, origin: dns.name.Name, filename: str, *, processes: int | None = None
+) -> ZoneVersion:
     """The served version of master-file *text* (errors as :func:`read_master`'s).
+
+    A large file is read in up to *processes* processes at once (default: the CPUs
+    this process may use; :mod:`secdns.server.loadsplit`), falling back to one pass
+    whenever that cannot be done exactly as one pass would.
 
     The cyclic garbage collector is paused meanwhile (as :func:`read_master` pauses
     it): the million lines and tuples of a large zone form no cycles, and its passes
     over them would cost seconds (a SIGHUP reload runs with it on)."""
+    from secdns.server import loadsplit
+
+    if processes is None:
+        processes = loadsplit.processes_available()
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if processes > 1 and len(text) >= loadsplit.MIN_SPLIT_CHARS:
+            version = loadsplit.read_split(text, origin, filename, processes)
+            if version is not None:
+                return version
         groups = OwnerGroups(origin)
         read_master(text, origin, filename=filename, emit=groups.emit)
         return groups.version()
@@ -153,7 +174,9 @@ def version_from_text(text: str, origin: dns.name.Name, filename: str) -> ZoneVe
             gc.enable()
 
 
-def version_from_file(path: str | Path, origin: dns.name.Name) -> ZoneVersion:
+def version_from_file(
+    path: str | Path, origin: dns.name.Name, *, processes: int | None = None
+) -> ZoneVersion:
     """The served version of the master file at *path* (a ``file`` zone)."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
@@ -162,4 +185,4 @@ def version_from_file(path: str | Path, origin: dns.name.Name) -> ZoneVersion:
         raise LocalIOError(f"no such zone file: {path}") from None
     except OSError as err:
         raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
-    return version_from_text(text, origin, str(path))
+    return version_from_text(text, origin, str(path), processes=processes)

@@ -19,7 +19,7 @@ import collections
 import dataclasses
 import itertools
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TypeVar
 
 import dns.exception
@@ -183,15 +183,31 @@ class ZoneVersion:
                 buckets[hash(key) & mask][key] = (tuple(group), below.pop(key, 0))
             for key, count in below.items():
                 buckets[hash(key) & mask][key] = ((), count)
+        return cls.from_buckets(origin, buckets, len(groups), records, origin_text)
+
+    @classmethod
+    def from_buckets(
+        cls,
+        origin: dns.name.Name,
+        buckets: list[dict[str, Entry]],
+        names: int,
+        records: int,
+        origin_text: str | None = None,
+    ) -> ZoneVersion:
+        """Build from buckets laid out as :meth:`from_groups` lays them out (serve's
+        loader builds them in several processes: secdns.server.loadsplit)."""
+        if origin_text is None:
+            origin_text = origin.to_text()
+        origin_key = origin_text.lower()
         serial = None
-        apex = buckets[hash(origin_key) & (size - 1)].get(origin_key)
+        apex = buckets[hash(origin_key) & (len(buckets) - 1)].get(origin_key)
         for ln in apex[0] if apex is not None else ():
             fields = line_fields(ln)
             if fields[2] == "SOA":
                 serial = int(fields[3].split()[2])  # the last SOA line's, as before
         if serial is None:
             raise ZoneFileError(f"zone {origin_text} has no SOA at its apex")
-        return cls(origin, buckets, serial, len(groups), records, origin_text)
+        return cls(origin, buckets, serial, names, records, origin_text)
 
     # --- reading ----------------------------------------------------------------------------
     def entry(self, key: str) -> Entry | None:
@@ -357,6 +373,12 @@ def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int
     non-terminals alike): each owner counts once for its parent, then each name's
     count is added to its parent's, deepest names first (a parent's key is a suffix of
     its child's with fewer dots), instead of walking every owner's ancestors."""
+    return _add_below(_parents_counted(groups, origin_key), origin_key)
+
+
+def _parents_counted(groups: Collection[str], origin_key: str) -> dict[str, int]:
+    """How many of the owners *groups* each name is the parent of (the apex's parent,
+    outside the zone, left out), in the order the parents first come."""
     below: dict[str, int]
     if origin_key != "." and "\\" not in "".join(groups):
         # plain keys: each parent is what follows the first dot (counted in C)
@@ -372,6 +394,12 @@ def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int
             if key != origin_key:
                 parent = (key[key.find(".") + 1 :] or ".") if "\\" not in key else parent_key(key)
                 below[parent] = below.get(parent, 0) + 1
+    return below
+
+
+def _add_below(below: dict[str, int], origin_key: str) -> dict[str, int]:
+    """*below* (:func:`_parents_counted`) with each name's count added to its
+    ancestors', and the ancestors (empty non-terminals too) added."""
     get = below.get
     by_depth: dict[int, list[str]] = {}
     for key in below:
