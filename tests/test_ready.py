@@ -151,6 +151,7 @@ def test_the_filler_fills_full_versions_and_leaves_an_ixfr_to_learning() -> None
     zone = table.zones["mix.test."]
     ready = ReadyAnswers()
     filler = ReadyFiller(ready, table)
+    filler.min_names = 0  # the test zones are small
     try:
         filler.schedule(zone)
         wire = _query("ci000004.cdn.mix.test.", "A", rd=True)
@@ -216,6 +217,7 @@ def test_the_filler_pauses_while_queries_arrive_and_still_finishes() -> None:
     table = _table({"mix.test.": BIG_MIX})
     ready = ReadyAnswers()
     filler = ReadyFiller(ready, table)
+    filler.min_names = 0  # the test zones are small
     looks = itertools.count()
     # a hundred queries answered between any two looks for the first 40 looks, then none
     filler.answered = lambda: min(next(looks), 40) * 100
@@ -236,6 +238,7 @@ def test_a_removed_zones_answers_are_dropped() -> None:
     before = len(ready.entries)
     assert any(entry[0] is mix for entry in ready.entries.values())
     filler = ReadyFiller(ready, table)
+    filler.min_names = 0  # the test zones are small
     try:
         table.remove("mix.test.")
         filler.forget(mix)

@@ -98,6 +98,9 @@ class ReadyAnswers:
         self.limit = limit
         self.entries: dict[bytes, Entry] = {}
         self._heads: dict[bytes, bytes] = {}  # counts -> one shared head per pattern
+        self.by_zone: dict[ServedZone, set[bytes]] = {}
+        """Each zone's questions, so that dropping a zone's stale answers costs its own
+        entries, not the whole table's (10,000 zones filled at a start)."""
 
     def reply(self, data: bytes) -> bytes | None:
         """The ready reply to ``data``, or None.  :meth:`secdns.server.udp.UdpWorker.run`
@@ -173,6 +176,11 @@ class ReadyAnswers:
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
+            self.by_zone.clear()
+        questions = self.by_zone.get(zone)
+        if questions is None:
+            questions = self.by_zone[zone] = set()
+        questions.add(question)
         shared = self._heads.get(counts)
         if shared is None:
             shared = self._heads[counts] = b"\x85\x00" + counts
@@ -220,9 +228,9 @@ def fill(
             return
     if apex in dnames:
         return  # every name below is a DNAME's
-    children = [key for key in table.zones if key != apex and key.endswith("." + apex)]
+    children = table.served_below(apex)
     entries = ready.entries
-    _forget_stale(entries, zone)
+    _forget_stale(ready, zone)
     put = ready.put
     owner_answers = _OwnerAnswers(prepared, zone, version).answers
     made = 0
@@ -394,18 +402,31 @@ first asks right after start is answered as fast as without it (and what they as
 learnt meanwhile)."""
 BUSY_PAUSE = 0.02
 
+FILL_MIN_NAMES = 1000
+"""Zones with fewer names are not filled: a fill costs ~2 ms per zone before its first
+answer (the zone's cuts and denial index), which at 10,000 small zones loading at once
+added ~75% to a cold start's CPU and ~15 KiB a zone (bench/manyzones_bench.py), while
+a small zone's few names are learnt on their first ask anyway."""
 
-def _forget_stale(entries: dict[bytes, Entry], zone: ServedZone) -> None:
+
+def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
     """Drop ``zone``'s answers of earlier generations (names a new full version may no
-    longer have), so the table holds about one version of each zone."""
-    try:
-        items = list(entries.items())  # one C call: no other thread runs meanwhile
-    except RuntimeError:  # changed size while copied (cannot happen under the GIL)
+    longer have), so the table holds about one version of each zone; a removed zone's
+    (its generation has moved on) all go."""
+    questions = ready.by_zone.get(zone)
+    if not questions:
         return
+    entries = ready.entries
     generation = zone.generation
-    for question, entry in items:
-        if entry[0] is zone and entry[1] != generation:
+    for question in list(questions):  # one C call: a UDP thread may learn meanwhile
+        entry = entries.get(question)
+        if entry is not None and entry[0] is zone and entry[1] == generation:
+            continue
+        if entry is not None and entry[0] is zone:
             entries.pop(question, None)
+        questions.discard(question)  # stale, gone, or another zone's now
+    if not questions:
+        ready.by_zone.pop(zone, None)
 
 
 class ReadyFiller:
@@ -426,12 +447,13 @@ class ReadyFiller:
         self.thread: threading.Thread | None = None
         self.seconds = 0.0  # CPU seconds spent filling (thread time), for the bench and metrics
         self.answered: Callable[[], int] = lambda: 0  # queries answered so far (server sets)
+        self.min_names = FILL_MIN_NAMES
 
     def schedule(self, zone: ServedZone) -> None:
         """Fill ``zone``'s current version unless it is an incremental change of the last
         one filled."""
         version = zone.version
-        if version is None:
+        if version is None or version.names < self.min_names:
             return
         last = self.filled.get(zone.key)
         if last is not None and _incremental(last, version):
@@ -464,7 +486,7 @@ class ReadyFiller:
             self.wake.wait()
             self.wake.clear()
             while self.forgotten:
-                _forget_stale(self.ready.entries, self.forgotten.pop())
+                _forget_stale(self.ready, self.forgotten.pop())
             while self.pending and not self.stopping:
                 _key, zone = self.pending.popitem()
                 start = time.thread_time()

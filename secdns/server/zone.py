@@ -589,6 +589,7 @@ class ZoneTable:
     def __init__(self) -> None:
         self.zones: dict[str, ServedZone] = {}
         self.generation = 0
+        self._below: tuple[int, dict[str, list[str]]] = (-1, {})
         self.chaos: dict[str, str] = {}
         """CH TXT answers by lowercased name ("version.bind." -> text), from [server]."""
 
@@ -609,6 +610,23 @@ class ZoneTable:
 
     def get(self, origin: dns.name.Name) -> ServedZone | None:
         return self.zones.get(name_key(origin))
+
+    def served_below(self, key: str) -> list[str]:
+        """The keys of the zones served here beneath zone ``key`` (child zones whose
+        names are theirs, not its).  Found for every zone at once and kept until a zone
+        is added or removed: O(zones x depth) once, not O(zones) per zone (10,000 zones
+        loading at a start asked it 10,000 times)."""
+        generation, below = self._below
+        if generation != self.generation:
+            below = {}
+            for child in list(self.zones):  # one C call: the filler's thread asks too
+                walk = child
+                while walk != ".":
+                    walk = parent_key(walk)
+                    if walk in self.zones:
+                        below.setdefault(walk, []).append(child)
+            self._below = (self.generation, below)
+        return below.get(key, [])
 
     def find(self, qname: dns.name.Name) -> ServedZone | None:
         """The zone that ``qname`` belongs to (deepest origin), or None."""
