@@ -23,11 +23,8 @@ NS set cannot be looked up) raises a :class:`secdns.errors.SecdnsError`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import time
-from collections.abc import Iterator
 
 import dns.name
 import dns.rdatatype
@@ -37,6 +34,7 @@ from secdns.checks import Finding
 from secdns.checks.dnssec import applicable_checks, check_dnssec
 from secdns.checks.integrity import check_integrity
 from secdns.checks.zoneindex import ZoneIndex
+from secdns.engine import gc_paused
 from secdns.errors import UsageError, ZoneFileError
 from secdns.sources import (
     LoadOptions,
@@ -62,19 +60,6 @@ log = logging.getLogger(__name__)
 # --- the data checks ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector: the checks allocate millions of small objects
-    that form no cycles, and its passes over the (millions of) live records only cost time."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def check_records(
     origin: dns.name.Name,
     records: list[wire.Record],
@@ -84,7 +69,7 @@ def check_records(
     sig_warn_days: float,
 ) -> tuple[list[Finding], frozenset[str]]:
     """Run the integrity and DNSSEC checks on one copy; return findings and the checks run."""
-    with _no_cyclic_gc():
+    with gc_paused():  # the checks allocate millions of small objects, no cycles
         index = ZoneIndex.build(origin, records)
         findings: list[Finding] = []
         ran = set(INTEGRITY_CHECKS - {checks.PARSE.id})
@@ -150,7 +135,7 @@ async def verify_zone(
     reader has made a copy's million records, each young-generation pass would
     walk them all again (about a tenth of verify's time at 1M records); the
     records are freed by reference counting when the copies go."""
-    with _no_cyclic_gc():
+    with gc_paused():  # the checks allocate millions of small objects, no cycles
         return await _verify_zone(origin, specs, options)
 
 
