@@ -40,11 +40,17 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import servers  # noqa: E402
 import tomli_w  # noqa: E402
-from measure import add_genzone_option, genzone, median, run_measured, show_reference  # noqa: E402
+from measure import (  # noqa: E402
+    add_genzone_option,
+    genzone,
+    group_cpu,
+    median,
+    run_measured,
+    show_reference,
+)
 from servers import Bind, Knot, _live_group_members, free_port  # noqa: E402
 
 ZONE = "bench.test"
-TICKS = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 300.0
 """Seconds BIND and Knot get to load the zone (tests/servers.py waits 15 s: a loaded machine
 takes longer for a million records)."""
@@ -55,18 +61,6 @@ def patient_servers() -> None:
     launch = servers.DnsServer._launch.__func__  # type: ignore[attr-defined]
     port_default, _timeout = launch.__defaults__
     launch.__defaults__ = (port_default, START_TIMEOUT)
-
-
-def group_cpu(pgid: int) -> float:
-    """User + system seconds so far of every process in the group (all their threads)."""
-    total = 0
-    for pid in _live_group_members(pgid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / TICKS
 
 
 def argv_of(pid: int) -> list[str]:
@@ -110,9 +104,9 @@ def transfer(label: str, server, out: Path, show: bool) -> tuple[float, float, i
     argv = ["dig", "@127.0.0.1", "-p", str(server.port), f"{ZONE}.", "AXFR"]
     if show:
         show_reference(f"dig from {label}", argv, stdout=out)
-    before = group_cpu(server.pid)
+    before = group_cpu(_live_group_members(server.pid))
     run = run_measured(argv, stdout_path=out)
-    cpu = group_cpu(server.pid) - before
+    cpu = group_cpu(_live_group_members(server.pid)) - before
     records = 0
     with open(out, "rb") as lines:
         for line in lines:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE))
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
+from measure import group_cpu  # noqa: E402
 from serve_bench import dnsperf, secdns_config  # noqa: E402
 from servers import Nsd, _live_group_members, free_port  # noqa: E402
 
@@ -52,19 +53,6 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time used so far by these processes (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
 def one_pass(
     port: int, queries: Path, pids: list[int], row: dict[str, float], warm: bool = False
 ) -> None:
@@ -72,23 +60,23 @@ def one_pass(
     machine the CPU cost is the steadier figure); ``warm``: then a second pass over the
     same questions."""
     count = sum(1 for _ in open(queries))
-    before = cpu_seconds(pids)
+    before = group_cpu(pids)
     row["first_pass_qps"] = dnsperf(port, queries, 0, once=True)
-    row["first_pass_cpu_us_per_query"] = round((cpu_seconds(pids) - before) / count * 1e6, 1)
+    row["first_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
     if warm:  # the same questions again: every answer already made (the upper bound of
         # preparing answers before the pass: a query then costs what a cache hit costs)
-        before = cpu_seconds(pids)
+        before = group_cpu(pids)
         row["warm_pass_qps"] = dnsperf(port, queries, 0, once=True)
-        row["warm_pass_cpu_us_per_query"] = round((cpu_seconds(pids) - before) / count * 1e6, 1)
+        row["warm_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
 
 
 def wait_idle(pids: list[int], start: float, quiet: float = 0.02, timeout: float = 600.0) -> float:
     """Seconds from ``start`` until these processes use less than ``quiet`` of a CPU over a
     second (a server done with its background work: secdns's ready answers)."""
-    last = cpu_seconds(pids)
+    last = group_cpu(pids)
     while time.perf_counter() - start < timeout:
         time.sleep(1.0)
-        now = cpu_seconds(pids)
+        now = group_cpu(pids)
         if now - last < quiet:
             return round(time.perf_counter() - start - 1.0, 2)
         last = now
@@ -152,7 +140,7 @@ def run_secdns(args: argparse.Namespace, tmp: Path, source: Path | None) -> dict
         row = {"start_s": round(first_answer(port, args.origin, start), 2)}
         if args.wait_idle:
             row["idle_s"] = wait_idle([proc.pid], start)
-            row["idle_cpu_s"] = cpu_seconds([proc.pid])
+            row["idle_cpu_s"] = group_cpu([proc.pid])
         time.sleep(args.settle)
         one_pass(port, args.distinct, [proc.pid], row, args.warm_pass)
         if args.repeat:
@@ -236,7 +224,7 @@ def one_round(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 row = {"start_s": round(load, 2)}
                 if args.wait_idle:
                     row["idle_s"] = wait_idle(_live_group_members(nsd.pid), start)
-                    row["idle_cpu_s"] = cpu_seconds(_live_group_members(nsd.pid))
+                    row["idle_cpu_s"] = group_cpu(_live_group_members(nsd.pid))
                 one_pass(nsd.port, args.distinct, _live_group_members(nsd.pid), row, args.warm_pass)
                 if args.repeat:
                     row["repeat_qps"] = dnsperf(nsd.port, args.queries, args.repeat)

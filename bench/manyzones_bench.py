@@ -49,7 +49,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import tomli_w  # noqa: E402
-from measure import add_genzone_option, genzone, show_reference  # noqa: E402
+from measure import (  # noqa: E402
+    add_genzone_option,
+    genzone,
+    group_pss_mib,
+    process_cpu,
+    show_reference,
+)
 from servers import (  # noqa: E402
     Bind,
     ServerError,
@@ -203,26 +209,6 @@ def _reply_serial(reply: bytes, offset: int) -> int | None:
     return int(struct.unpack_from("!I", reply, end - 20)[0])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a running process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def group_rss_mib(pgid: int) -> float:
-    """Memory now of every process in the group (NSD forks; the others do not), as the sum
-    of their proportional set sizes, so that pages the processes share count once."""
-    total = 0
-    for pid in _live_group_members(pgid):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
 def argv_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
@@ -232,9 +218,9 @@ def measure_start(
 ) -> dict[str, float]:
     """Time ``proc`` (started just now) until every zone answers; its CPU, memory, one pass."""
     found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
-    found[f"{phase}_cpu_s"] = cpu_seconds(proc.pid)
+    found[f"{phase}_cpu_s"] = process_cpu(proc.pid)
     found[f"{phase}_queries"] = poller.queries
-    found[f"{phase}_rss_mib"] = group_rss_mib(proc.pid)
+    found[f"{phase}_rss_mib"] = group_pss_mib(_live_group_members(proc.pid))
     one, answered = poller.one_pass(SERIAL)
     found[f"{phase}_poll_pass_s"] = one
     print(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -101,3 +102,38 @@ def show_reference(label: str, argv: list[str], stdout: Path | None = None) -> N
     """Print the command line of a reference tool, so that a reader can rerun it."""
     redirect = f" > {shlex.quote(str(stdout))}" if stdout is not None else ""
     print(f"  reference {label}: {shlex.join(str(a) for a in argv)}{redirect}", file=sys.stderr)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int, *, children: bool = False) -> float:
+    """User + system seconds process *pid* has used so far (all its threads; with
+    *children*, also its waited-for children's), from Linux /proc; OSError once it is gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11 : 15 if children else 13]) / CLOCK_TICKS
+
+
+def group_cpu(pids: Iterable[int], *, children: bool = False) -> float:
+    """:func:`process_cpu` summed over *pids*, skipping those already gone."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += process_cpu(pid, children=children)
+        except OSError:
+            continue
+    return total
+
+
+def group_pss_mib(pids: Iterable[int]) -> float:
+    """Memory now of these processes as the sum of their proportional set sizes (pages
+    they share count once), MiB; those already gone are skipped."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024

@@ -54,7 +54,7 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import servers  # noqa: E402
 import tomli_w  # noqa: E402
-from measure import add_genzone_option, genzone, show_reference  # noqa: E402
+from measure import add_genzone_option, genzone, group_pss_mib, show_reference  # noqa: E402
 from servers import Bind, Knot, Nsd, _live_group_members, free_port  # noqa: E402
 
 ZONE = "bench.test"
@@ -142,20 +142,6 @@ def start_secdns(config: Path, port: int) -> tuple[subprocess.Popen, float]:
         time.sleep(0.02)
 
 
-def group_rss_mib(pgid: int) -> float:
-    """Memory now of every process in the group (NSD forks; the others do not), as the sum
-    of their proportional set sizes, so that pages the processes share count once."""
-    total = 0
-    for pid in _live_group_members(pgid):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
 def argv_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
@@ -209,7 +195,7 @@ def bench_queries(args: argparse.Namespace, tmp: Path, results: dict) -> None:
             try:
                 show = round_ == 0
                 row["first"].append(dnsperf(server.port, first, 0, once=True, show=show))
-                row["rss"].append(group_rss_mib(server.pid))
+                row["rss"].append(group_pss_mib(_live_group_members(server.pid)))
                 row["mix"].append(dnsperf(server.port, mix, args.seconds, show=show))
             finally:
                 server.stop()

@@ -49,12 +49,11 @@ import dns.exception  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import tomli_w  # noqa: E402
-from measure import add_genzone_option, genzone, show_reference  # noqa: E402
+from measure import add_genzone_option, genzone, group_cpu, process_cpu, show_reference  # noqa: E402
 from servers import Knot, Nsd, _live_group_members, free_port  # noqa: E402
 
 ZONE = "bench.test"
 SERIAL = 2024060101
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def first_host(zone_file: Path) -> tuple[str, str]:
@@ -87,22 +86,9 @@ def own_cpu(pid: int) -> float:
     wait for the slowest piece); on a loaded machine the processes share their
     session's CPU share and the wall time is about the total instead."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return process_cpu(pid)
     except OSError:
         return 0.0
-    return sum(int(value) for value in fields[11:13]) / TICK
-
-
-def group_cpu(pgid: int) -> float:
-    """User + system seconds of every live process in the group (and its waited children)."""
-    total = 0
-    for pid in _live_group_members(pgid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(value) for value in fields[11:15])
-    return total / TICK
 
 
 def group_memory_mib(pgid: int) -> tuple[float, float]:
@@ -167,7 +153,7 @@ def timed_start(start: Start, host: str, address: str, timeout: float) -> dict[s
                 raise SystemExit(f"{argv[0]} did not answer within {timeout} s")
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
-        cpu = group_cpu(proc.pid)
+        cpu = group_cpu(_live_group_members(proc.pid), children=True)
         own = own_cpu(proc.pid)
         rss, pss = group_memory_mib(proc.pid)
     finally:

@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
+from measure import process_cpu  # noqa: E402
 from servers import Bind, find_binary, free_port  # noqa: E402
 
 TARGET = 10.0  # % of one core
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # `watch` is not registered in secdns/cli/__init__.py yet: add it in the child.
 SECDNS = [
     sys.executable,
@@ -59,12 +59,6 @@ def tiny_zone(name: str, refresh: int) -> str:
         "@ IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A 192.0.2.80\n"
         'txt IN TXT "a tiny zone for the watch benchmark"\n'
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class Watcher:
@@ -118,9 +112,9 @@ class Watcher:
     def measure(self, window: float) -> tuple[float, int]:
         """CPU seconds over a quiet window, and the events seen during it."""
         before_events = sum(self.counts.values())
-        before = cpu_seconds(self.process.pid)
+        before = process_cpu(self.process.pid)
         time.sleep(window)
-        cpu = cpu_seconds(self.process.pid) - before
+        cpu = process_cpu(self.process.pid) - before
         return cpu, sum(self.counts.values()) - before_events
 
     def stop(self) -> int:
