@@ -14,9 +14,9 @@ import os
 import signal
 from types import FrameType
 
-INTERRUPTED = 130
-"""``ExitCode.INTERRUPTED``; not imported from secdns.errors so that nothing but
-this module stands between the interpreter's start and the handler."""
+from secdns.errors import ExitCode
+
+INTERRUPTED = int(ExitCode.INTERRUPTED)
 
 
 def interrupted_early(signum: int, frame: FrameType | None) -> None:
