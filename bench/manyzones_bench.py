@@ -264,13 +264,40 @@ def secdns_round(
     for phase in ("cold", "restart"):
         # ``python -m`` imports from its working directory first: run in the directory
         # of the package meant (this checkout's, or --before's), whatever the caller's
-        proc = subprocess.Popen(argv, start_new_session=True, env=env, cwd=path or ROOT)
+        run = argv
+        if args.cprofile is not None and phase == "cold" and label == "secdns":
+            args.cprofile.mkdir(parents=True, exist_ok=True)
+            out = args.cprofile / f"{label}-{workdir.name}.prof"
+            run = [argv[0], "-m", "cProfile", "-o", str(out), *argv[1:]]
+            print(f"  cProfile of the main thread: {out}", file=sys.stderr)
+        proc = subprocess.Popen(run, start_new_session=True, env=env, cwd=path or ROOT)
+        spy = profiler(args.profile, label, phase, proc.pid, workdir)
         try:
             found |= measure_start(label, phase, proc, poller, args.timeout)
         finally:
             proc.terminate()
             proc.wait()
+            if spy is not None:
+                spy.wait()
     return found
+
+
+def profiler(
+    where: Path | None, label: str, phase: str, pid: int, workdir: Path
+) -> subprocess.Popen[bytes] | None:
+    """With --profile: py-spy sampling every busy thread of this secdns's cold start (not
+    pausing it, 200 Hz) into ``where``/``label``-``workdir``.txt (collapsed stacks).  Its
+    figures then include py-spy's own cost: profile and measure in separate runs."""
+    if where is None or phase != "cold":
+        return None
+    where.mkdir(parents=True, exist_ok=True)
+    out = where / f"{label}-{workdir.name}.txt"
+    argv = ["py-spy", "record", "--nonblocking", "-r", "200", "--threads", "--format", "raw"]
+    argv += ["-o", str(out), "--pid", str(pid)]
+    print(f"  profiling {label} cold start: {out}", file=sys.stderr)
+    spy_path = Path(sys.executable).parent / "py-spy"
+    argv[0] = str(spy_path) if spy_path.exists() else "py-spy"
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def secdns_env(path: Path | None, pycache: Path) -> dict[str, str]:
@@ -386,6 +413,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--only", choices=("secdns", "knot"), default=None, help="run one secondary only"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a directory: py-spy samples each secdns cold start into it (skews the figures)",
+    )
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        default=None,
+        help="a directory: cProfile of each secdns cold start's main thread (skews the figures)",
     )
     add_genzone_option(parser)
     args = parser.parse_args()

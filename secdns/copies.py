@@ -125,6 +125,9 @@ class ZoneCopy(abc.ABC):
     # processes (secdns.decodepool)
     pooled: bool = False
     records: int | None = None
+    # holding nothing, ask AXFR straight away, without a SOA probe first (the transfer
+    # brings the SOA): serve's cold start of 10,000 zones (secdns.pull._without_probe)
+    axfr_unprobed: bool = False
 
     async def prepare(self) -> None:
         """Load what we hold (before the SOA probe)."""

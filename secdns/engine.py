@@ -110,6 +110,7 @@ class Transfer:
     server: str
     reader: XfrReader
     duration: float
+    edns_expire: int | None = None  # the primary's EDNS EXPIRE (RFC 7314), when asked and sent
 
 
 async def probe_soa(
@@ -303,6 +304,7 @@ async def transfer(
     soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None = None,
     tls: xot.TlsSettings | None = None,
     pooled: bool = False,
+    ask_expire: bool = False,
 ) -> Transfer:
     """Run one AXFR or IXFR over TCP (or TLS, with ``tls``) and return the checked result.
 
@@ -312,6 +314,9 @@ async def transfer(
 
     ``timeout`` bounds each wait for data; ``lifetime`` is a wall-clock deadline over
     the whole transfer, kept even while data keeps arriving.
+
+    ``ask_expire`` (unsigned only): ask with EDNS EXPIRE (RFC 7314), answered in
+    :attr:`Transfer.edns_expire`, for a transfer asked without a SOA probe first.
     """
     server = format_addr(address, port)
     limits = limits or Limits()
@@ -323,7 +328,9 @@ async def transfer(
         query_id = secrets.randbelow(65536)
         ixfr_serial = serial if kind is XfrKind.IXFR else None
         assert kind is not XfrKind.IXFR or ixfr_serial is not None
-        request = soaquery.transfer_query(query_id, origin, ixfr_serial, soa_for_ixfr)
+        request = soaquery.transfer_query(
+            query_id, origin, ixfr_serial, soa_for_ixfr, expire=ask_expire
+        )
     else:
         query = dns.message.make_query(origin, rdtype)
         query.flags &= ~dns.flags.RD
@@ -338,6 +345,7 @@ async def transfer(
         request = query.to_wire()
         query_id = query.id
         verifier = TsigVerifier(key.to_dnspython(), query.mac or b"")
+    expire: list[int] = []  # the first EDNS EXPIRE the answer gave
     reader = XfrReader(
         origin,
         kind,
@@ -434,6 +442,8 @@ async def transfer(
                         verifier.verify(raw, message)
                     elif message.tsig_rdata is not None:
                         raise TsigError("the answer is TSIG-signed but we sent no key")
+                    if message.edns_expire is not None and not expire:
+                        expire.append(message.edns_expire)
                     return reader.feed(message, len(raw) + 2)
 
                 def report(done: bool) -> None:
@@ -497,4 +507,10 @@ async def transfer(
                     await writer.wait_closed()
                 except (OSError, ConnectionError):
                     pass
-    return Transfer(kind=kind, server=server, reader=reader, duration=time.monotonic() - started)
+    return Transfer(
+        kind=kind,
+        server=server,
+        reader=reader,
+        duration=time.monotonic() - started,
+        edns_expire=expire[0] if expire else None,
+    )

@@ -24,7 +24,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from secdns import xot
+from secdns import wire, xot
 from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import ZoneCopy
@@ -37,6 +37,7 @@ from secdns.errors import (
     RefusedError,
     SecdnsError,
     SerialBackwards,
+    TimeoutError_,
     TsigError,
 )
 from secdns.explain import Explain, Explainer, Step
@@ -307,7 +308,9 @@ class _Source:
     def server(self) -> str:
         return format_addr(self.address, self.port)
 
-    async def transfer(self, kind: XfrKind, serial: int | None = None) -> Transfer:
+    async def transfer(
+        self, kind: XfrKind, serial: int | None = None, *, ask_expire: bool = False
+    ) -> Transfer:
         options = self.options
         return await transfer(
             self.origin,
@@ -322,6 +325,7 @@ class _Source:
             progress=self.progress,
             tls=options.tls,
             pooled=self.pooled,
+            ask_expire=ask_expire,
         )
 
 
@@ -343,6 +347,8 @@ async def _pull_from(
     if probed is not None:
         soa = probed.soa
         note("probe", f"the SOA probe just made answered serial {soa.serial} over {soa.transport}")
+    elif unprobed := await _without_probe(source, copy):
+        return unprobed
     else:
         soa = await probe_soa(
             origin, address, port, key=options.key, timeout=options.timeout, tls=options.tls
@@ -389,10 +395,15 @@ async def _pull_from(
         result.serial_to, result.fallback = held, None
         return result
     await _apply(source, copy, xfr, result)
+    _pulled(source, result)
+    return result
+
+
+def _pulled(source: _Source, result: PullResult) -> None:
     # debug: serve and watch log each refresh once, in their own words (issue 11)
     log.debug(
         "pull: zone=%s serial %s -> %s via %s, +%d -%d from %s",
-        zone_text,
+        result.zone,
         "none" if result.serial_from is None else result.serial_from,
         result.serial_to,
         result.kind.value,
@@ -400,6 +411,46 @@ async def _pull_from(
         result.removed,
         source.server,
     )
+
+
+async def _without_probe(source: _Source, copy: ZoneCopy) -> PullResult | None:
+    """A copy that holds nothing and asks for it (``axfr_unprobed``: serve's cold
+    start) takes an AXFR straight away, without the SOA probe: the transfer brings
+    the SOA, and the EDNS EXPIRE (RFC 7314) is asked in it.  Unsigned, plain TCP and
+    no --explain only.  None when it is not for this copy or when the transfer
+    failed: the caller then probes as always, so a failure is reported exactly as
+    the probing path reports it (at the cost of a second try).  A timeout is not
+    tried again (that would double the wait): it is reported as it came."""
+    options = source.options
+    if not copy.axfr_unprobed or copy.serial is not None or source.note:
+        return None
+    if options.key is not None or options.tls is not None:
+        return None
+    try:
+        xfr = await source.transfer(XfrKind.AXFR, ask_expire=True)
+    except TimeoutError_:
+        raise
+    except SecdnsError as err:
+        log.debug("pull: zone=%s AXFR without a probe failed (%s): probing", source.origin, err)
+        return None
+    reader = xfr.reader
+    assert reader.soa is not None and reader.new_serial is not None
+    serial, refresh, retry, expire, _minimum = wire.soa_fields(reader.soa)
+    result = PullResult(
+        zone=source.origin.to_text(),
+        status=Status.UP_TO_DATE,
+        primary=source.server,
+        serial_from=copy.lost_serial,
+        serial_to=serial,
+        records=copy.records,
+        primary_serial=serial,
+        timers=(refresh, retry, expire),
+        edns_expire=xfr.edns_expire,
+        messages=reader.messages,
+        bytes=reader.bytes,
+    )
+    await _apply(source, copy, xfr, result)
+    _pulled(source, result)
     return result
 
 

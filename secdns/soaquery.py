@@ -26,7 +26,7 @@ import struct
 
 import dns.name
 
-from secdns.wire import WireError
+from secdns.wire import WireError, expire_option
 
 SOA = 6
 OPT = 41
@@ -72,25 +72,34 @@ def transfer_query(
     origin: dns.name.Name,
     ixfr_serial: int | None = None,
     soa_names: tuple[dns.name.Name, dns.name.Name] | None = None,
+    *,
+    expire: bool = False,
 ) -> bytes:
     """An unsigned AXFR query, or with ``ixfr_serial`` an IXFR query whose authority
     section holds our SOA (RFC 1995 3: MNAME and RNAME from ``soa_names``, else the
-    root; the timers 0), RD clear: what :func:`secdns.engine.transfer` asks."""
+    root; the timers 0), RD clear: what :func:`secdns.engine.transfer` asks.  With
+    ``expire``, EDNS0 with an empty EXPIRE option as the SOA query has (RFC 7314 4:
+    the primary answers it in the transfer, so a transfer asked without a SOA probe
+    first still learns it)."""
     name = origin.to_wire()
     assert name is not None  # no file given: the wire form is returned
+    opt, arcount = (_OPT_RR, 1) if expire else (b"", 0)
     if ixfr_serial is None:
-        return _HEADER.pack(query_id, 0, 1, 0, 0, 0) + name + struct.pack("!HH", AXFR, IN)
+        return (
+            _HEADER.pack(query_id, 0, 1, 0, 0, arcount) + name + struct.pack("!HH", AXFR, IN) + opt
+        )
     mname, rname = soa_names or (dns.name.root, dns.name.root)
     mwire, rwire = mname.to_wire(), rname.to_wire()
     assert mwire is not None and rwire is not None
     rdata = mwire + rwire + _TIMERS.pack(ixfr_serial, 0, 0, 0, 0)
     return (
-        _HEADER.pack(query_id, 0, 1, 0, 1, 0)
+        _HEADER.pack(query_id, 0, 1, 0, 1, arcount)
         + name
         + struct.pack("!HH", IXFR, IN)
         + b"\xc0\x0c"  # the owner: a pointer to the question's name
         + _RR.pack(SOA, IN, 0, len(rdata))
         + rdata
+        + opt
     )
 
 
@@ -135,7 +144,7 @@ def read_answer(wire: bytes, query_id: int, asked: bytes) -> SoaAnswer | None:
                 soa = (*_TIMERS.unpack_from(wire, timers_at), ttl)
         elif rtype == OPT and index >= ancount + nscount:
             rcode |= (ttl >> 24) << 4
-            edns_expire = _expire_option(wire, pos, rend)
+            edns_expire = expire_option(wire, pos, rend)
         pos = rend
     if pos != end:
         raise WireError(f"{end - pos} octets of trailing garbage at offset {pos}")
@@ -189,18 +198,3 @@ def _same_name(wire: bytes, pos: int, asked: bytes) -> bool:
             if length == 0:
                 return done == len(name)
     raise WireError("a name's compression pointers make more than 16 hops")
-
-
-def _expire_option(wire: bytes, pos: int, end: int) -> int | None:
-    """The EXPIRE option's seconds in an OPT record's rdata, or None (absent or malformed)."""
-    while pos + 4 <= end:
-        code, length = struct.unpack_from("!HH", wire, pos)
-        pos += 4
-        if pos + length > end:
-            raise WireError(f"EDNS option at offset {pos - 4} overruns its record")
-        if code == EDNS_EXPIRE and length == 4:
-            return int.from_bytes(wire[pos : pos + 4], "big")
-        pos += length
-    if pos != end:
-        raise WireError(f"EDNS options ending at offset {end} are cut short")
-    return None

@@ -85,6 +85,7 @@ class Message:
     tsig_start: int | None
     tsig_owner: dns.name.Name | None
     tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None
+    edns_expire: int | None = None  # an OPT record's EXPIRE option (RFC 7314), if any
 
 
 # --- constants -------------------------------------------------------------
@@ -92,6 +93,7 @@ class Message:
 _HEADER = struct.Struct("!HHHHHH")
 _RR_HEADER = struct.Struct("!HHIH")
 _U16 = struct.Struct("!H")
+_U16X2 = struct.Struct("!HH")
 _U16X3 = struct.Struct("!HHH")
 _U32X5 = struct.Struct("!IIIII")
 _WORDS = struct.Struct("!8H")
@@ -592,6 +594,8 @@ def parse_message(
     tsig_start: int | None = None
     tsig_owner: dns.name.Name | None = None
     tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None = None
+    rcode = flags & 0xF
+    edns_expire: int | None = None
     last = nscount + arcount - 1
     for index in range(nscount + arcount):
         rr_start = pos
@@ -599,7 +603,7 @@ def parse_message(
         pos = entry[_SEG_END]
         if pos + 10 > end:
             raise WireError(f"RR header at offset {pos} is truncated")
-        rdtype, rdclass, _ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
+        rdtype, rdclass, ttl, rdlen = _RR_HEADER.unpack_from(wire, pos)
         pos += 10
         if pos + rdlen > end:
             raise WireError(f"rdata at offset {pos} runs past the end of the message")
@@ -611,13 +615,16 @@ def parse_message(
             tsig_start = rr_start
             tsig_owner = dns.name.Name(entry[_LABELS] + (b"",))
             tsig_rdata = _tsig_rdata(wire, pos, rdlen)
+        elif rdtype == _OPT and index >= nscount:  # (a transfer asked with EDNS: RFC 7314)
+            rcode |= (ttl >> 24) << 4  # the extended RCODE (RFC 6891 6.1.3)
+            edns_expire = expire_option(wire, pos, pos + rdlen)
         pos += rdlen
     if pos != end:
         raise WireError(f"{end - pos} octets of trailing garbage at offset {pos}")
     return Message(
         id=msg_id,
         flags=flags,
-        rcode=flags & 0xF,
+        rcode=rcode,
         qname=qname,
         qtype=qtype,
         records=answers,
@@ -625,7 +632,28 @@ def parse_message(
         tsig_start=tsig_start,
         tsig_owner=tsig_owner,
         tsig_rdata=tsig_rdata,
+        edns_expire=edns_expire,
     )
+
+
+EDNS_EXPIRE = 9
+"""The EDNS EXPIRE option code (RFC 7314)."""
+
+
+def expire_option(wire: bytes, pos: int, end: int) -> int | None:
+    """The EXPIRE option's seconds in an OPT record's rdata (``wire[pos:end]``), or None
+    (absent or malformed); :class:`WireError` when the options overrun the record."""
+    while pos + 4 <= end:
+        code, length = _U16X2.unpack_from(wire, pos)
+        pos += 4
+        if pos + length > end:
+            raise WireError(f"EDNS option at offset {pos - 4} overruns its record")
+        if code == EDNS_EXPIRE and length == 4:
+            return int.from_bytes(wire[pos : pos + 4], "big")
+        pos += length
+    if pos != end:
+        raise WireError(f"EDNS options ending at offset {end} are cut short")
+    return None
 
 
 def _tsig_rdata(wire: bytes, pos: int, rdlen: int) -> dns.rdtypes.ANY.TSIG.TSIG:

@@ -51,6 +51,8 @@ SOA retry (a primary's transfer limit at a cold start), each under the shared bo
 class MemoryCopy(ZoneCopy):
     """The served, in-memory copy of a zone, persisted to the store after each swap."""
 
+    axfr_unprobed = True  # holding nothing: AXFR at once (the SOA comes with it)
+
     def __init__(self, runtime: ZoneRuntime) -> None:
         self.runtime = runtime
         self.origin = runtime.zone.origin
