@@ -33,7 +33,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from secdns import decodepool, soaquery, wire, xot
+from secdns import decodepool, soaquery, tcpstream, wire, xot
 from secdns.config import Limits
 from secdns.endpoints import format_addr
 from secdns.errors import (
@@ -354,7 +354,8 @@ async def transfer(
         max_records=limits.max_records,
         max_bytes=limits.max_bytes,
     )
-    writer: asyncio.StreamWriter | None = None
+    reader_stream: asyncio.StreamReader | tcpstream.TcpStream
+    writer: asyncio.StreamWriter | tcpstream.TcpStream | None = None
     with gc_paused():
         try:
             async with asyncio.timeout(lifetime):
@@ -363,10 +364,10 @@ async def transfer(
                         reader_stream, writer = await xot.open_stream(
                             address, port, tls, timeout=timeout, limit=STREAM_LIMIT
                         )
-                    else:
+                    else:  # (plain sockets: no transport and protocol per connection)
                         async with asyncio.timeout(timeout):
-                            reader_stream, writer = await asyncio.open_connection(
-                                address, port, limit=STREAM_LIMIT
+                            reader_stream = writer = await tcpstream.TcpStream.connect(
+                                address, port
                             )
                 except OSError as err:
                     raise NetworkError(
