@@ -728,6 +728,15 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     ("tls_key", '"PATH"', "serve: the PEM private key of tls_cert; read again on SIGHUP."),
     (
+        "store_sync",
+        '"fsync" | "none"',
+        "serve: how the store's writes are made durable.  fsync: every file, and its "
+        "directory, is fsynced before a write counts as done.  none: files are only renamed "
+        "into place (as Knot's zonefile-sync), so a crash of the system can leave the last "
+        "writes empty, cut short or older; the next start finds such a copy by its SHA-256 "
+        "and transfers the zone again.  Default: fsync.",
+    ),
+    (
         "tls_handshake_timeout",
         "SECONDS",
         "serve: a TLS client that has not finished its handshake by then is closed.  Default: 10.",

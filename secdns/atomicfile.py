@@ -112,10 +112,17 @@ class GroupCommit:
     before the end leaves every target's previous version.  Serve with 10,000
     zones commits its store writes this way instead of four fsyncs per zone.
     A path written inside the block is read back only after it ends.
+
+    ``sync=False`` (serve's ``store_sync = "none"``): the files are renamed into place
+    in the same order without any fsync, as Knot writes its zone files
+    (``zonefile-sync``): readers still never see a partly written file, but a crash
+    of the system (not of the process) may leave a target empty, cut short or older,
+    which the store's SHA-256 in the state file catches at the next load.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sync: bool = True) -> None:
         self.pending: list[tuple[str, Path]] = []
+        self.sync = sync
 
     def commit(self) -> None:
         pending, self.pending = self.pending, []
@@ -141,7 +148,8 @@ class GroupCommit:
         # a share of the files per thread, not a task per file: a task each cost two
         # futex system calls per file (10,000 zones write 20,000 files at a cold start)
         shares = [pending[i::SYNC_THREADS] for i in range(min(SYNC_THREADS, len(pending)))]
-        list(_sync_pool().map(sync_each, shares))
+        if self.sync:
+            list(_sync_pool().map(sync_each, shares))
         renamed = 0
         try:
             if errors:
@@ -156,6 +164,8 @@ class GroupCommit:
             for tmp_name, _path in pending[renamed:]:  # those not renamed
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
+        if not self.sync:
+            return
         for directory in {path.parent for _tmp, path in pending}:
             fsync_directory(directory)
 
@@ -197,15 +207,22 @@ def _create_temp(directory: Path, name: str) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def group_commit() -> Iterator[GroupCommit]:
-    """Make this thread's atomic writes in the block durable together at its end."""
-    group = GroupCommit()
+def group_commit(sync: bool = True) -> Iterator[GroupCommit]:
+    """Make this thread's atomic writes in the block durable together at its end
+    (``sync=False``: only renamed into place together, see :class:`GroupCommit`)."""
+    group = GroupCommit(sync)
     _group.current = group
     try:
         yield group
     finally:  # what was written is whole: it is committed even if the block failed
         _group.current = None
         group.commit()
+
+
+def syncing() -> bool:
+    """Whether this thread's writes are fsynced (False inside ``group_commit(sync=False)``)."""
+    group: GroupCommit | None = getattr(_group, "current", None)
+    return group is None or group.sync
 
 
 def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, int]:

@@ -26,7 +26,11 @@ import dns.name
 import tomli_w
 
 from secdns import zonefile
-from secdns.atomicfile import AtomicFile, atomic_write  # atomic_write: the store's API too
+from secdns.atomicfile import (  # atomic_write: the store's API too
+    AtomicFile,
+    atomic_write,
+    syncing,
+)
 from secdns.errors import IxfrNotApplicable, LocalIOError
 
 log = logging.getLogger(__name__)
@@ -353,7 +357,8 @@ class Store:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(payload)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if syncing():  # (not in serve's group commits with store_sync = "none")
+                    os.fsync(handle.fileno())
         except OSError as err:
             raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
 

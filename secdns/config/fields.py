@@ -120,6 +120,7 @@ SERVER_KEYS = {
     "tls_cert",
     "tls_key",
     "tls_handshake_timeout",
+    "store_sync",
 }
 TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 ZONE_KEYS = {

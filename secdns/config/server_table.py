@@ -25,6 +25,9 @@ from secdns.config.values import (
 )
 from secdns.errors import SecdnsError
 
+STORE_SYNC = ("fsync", "none")
+"""[server] store_sync: how serve's store writes are made durable (see ServerConfig)."""
+
 
 def server_table(
     doc: dict[str, Any], base: Path, problems: Problems
@@ -77,13 +80,18 @@ def server_table(
 
 
 def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any]:
-    """[server] keys of serve's TCP limits and CH TXT answers (see ServerConfig)."""
+    """[server] keys of serve's TCP limits, CH TXT answers and store sync (see ServerConfig)."""
     out: dict[str, Any] = {}
     for name, default in (("tcp_clients", 512), ("tcp_clients_per_source", 32)):
         out[name] = number(server_doc, name, default, "server", problems, integer=True)
     out["tcp_idle_timeout"] = float(
         number(server_doc, "tcp_idle_timeout", 10.0, "server", problems)
     )
+    sync = server_doc.get("store_sync", "fsync")
+    if sync not in STORE_SYNC:
+        problems.add("server.store_sync", 'expected "fsync" or "none"')
+        sync = "fsync"
+    out["store_sync"] = sync
     for name in ("identity", "version"):
         value = server_doc.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > 255):

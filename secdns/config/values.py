@@ -93,6 +93,11 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_handshake_timeout: float = 10.0
+    # serve's store writes: "fsync" (files and directory fsynced before a write counts as
+    # done) or "none" (renamed into place unsynced, as Knot's zonefile-sync; a crash of the
+    # system may lose or damage the last writes, which the next start detects and
+    # transfers again)
+    store_sync: str = "fsync"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ writes in one thread of its own, a batch at a time inside
 :func:`secdns.atomicfile.group_commit`: one round of fsyncs per batch.  A zone has
 at most one write in flight (its runtime waits for the last), so a batch never
 holds two writes of one zone and never reads a file it has not yet renamed.
+With ``[server] store_sync = "none"`` a batch is only renamed into place, unsynced.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ Job = tuple[Callable[[], object], asyncio.Future[object]]
 class StoreQueue:
     """Run blocking store writes in one thread, ``BATCH`` at a time, durable together."""
 
-    def __init__(self, batch: int = BATCH) -> None:
+    def __init__(self, batch: int = BATCH, *, sync: bool = True) -> None:
         self.batch = batch
+        self.sync = sync  # [server] store_sync: fsync each batch (True) or only rename it
         self.jobs: list[Job] = []
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
         self._worker: asyncio.Task[None] | None = None
@@ -51,7 +53,7 @@ class StoreQueue:
         while self.jobs:
             batch, self.jobs = self.jobs[: self.batch], self.jobs[self.batch :]
             try:
-                outcomes = await loop.run_in_executor(self.executor, _commit, batch)
+                outcomes = await loop.run_in_executor(self.executor, _commit, batch, self.sync)
             except Exception as err:  # the commit itself failed: every write in it did
                 outcomes = [err] * len(batch)
             self.commits += 1
@@ -68,9 +70,9 @@ class StoreQueue:
         self.executor.shutdown(wait=False)
 
 
-def _commit(batch: list[Job]) -> list[object]:
+def _commit(batch: list[Job], sync: bool) -> list[object]:
     outcomes: list[object] = []
-    with group_commit():
+    with group_commit(sync):
         for work, _future in batch:
             try:
                 outcomes.append(work())

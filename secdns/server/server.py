@@ -68,7 +68,8 @@ class Server(QueryDispatch):
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
-        self.commits = StoreQueue()  # every zone's store writes, group-committed
+        # every zone's store writes, group-committed ([server] store_sync: fsynced or not)
+        self.commits = StoreQueue(sync=config.server.store_sync == "fsync")
         self._pull_options: dict[PullOptions, PullOptions] = {}
         self._switch_interval: float | None = None
         self._gc_thresholds: tuple[int, ...] = gc.get_threshold()
@@ -323,6 +324,7 @@ class Server(QueryDispatch):
             log.warning("reload: %s", warnings[-1])
         old = self.config
         self.config = config
+        self.commits.sync = config.server.store_sync == "fsync"
         self._apply_keys(config)
         wanted = {z.name: z for z in config.zones}
         for name in list(self.runtimes):
