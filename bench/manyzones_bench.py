@@ -13,7 +13,10 @@
    (one UDP, one TCP and one background worker, ``zonefile-sync: 0``), timed the
    same way by the same poller (:class:`Poller`: one UDP socket, 200 queries in
    flight, passes until every zone answers the serial; one extra pass is timed on
-   its own and printed, so the poller's share is visible).
+   its own and printed, so the poller's share is visible).  secdns runs twice per
+   round (``--store-sync both``, the default): with ``store_sync = "fsync"`` (its
+   default, labelled secdns) and ``"none"`` (secdns-nosync: the same durability as
+   Knot's ``zonefile-sync``, which renames its zone files unsynced: the equal work).
 3. Restart with the store (Knot: its database and zone files) in place: the
    same times again.
 4. Per start: the server's CPU seconds (user + system, /proc) at the moment every
@@ -23,6 +26,7 @@ whole set, a new store each round).
 Prints every reference command line and the ratios; writes bench/out/manyzones.json.
 
     python bench/manyzones_bench.py [--zones 10000] [--records 20] [--repeat 1] [--genzone PATH]
+        [--store-sync fsync|none|both] [--before DIR] [--profile DIR | --cprofile DIR]
     python bench/manyzones_bench.py --zones 300     # the small version
 """
 
@@ -241,6 +245,7 @@ def secdns_round(
     *,
     label: str = "secdns",
     path: Path | None = None,
+    store_sync: str | None = None,
 ) -> dict[str, float]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "secdns.toml"
@@ -250,6 +255,8 @@ def secdns_round(
     }
     if args.concurrency is not None:
         server["concurrency"] = args.concurrency
+    if store_sync is not None:  # (left out: the default, and what --before knows)
+        server["store_sync"] = store_sync
     config.write_text(
         tomli_w.dumps(
             {"server": server, "zone": [{"name": name, "primaries": [primary]} for name in names]}
@@ -415,6 +422,14 @@ def main() -> None:
         "--only", choices=("secdns", "knot"), default=None, help="run one secondary only"
     )
     parser.add_argument(
+        "--store-sync",
+        choices=("fsync", "none", "both"),
+        default="both",
+        help="secdns's [server] store_sync: fsync (the default; labelled secdns), none "
+        "(labelled secdns-nosync: Knot's zonefile-sync does not fsync either, so this is the "
+        "equal work), or both in the same run (default)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -437,7 +452,12 @@ def main() -> None:
     genzone(args.genzone, args.records, template_file, origin=TEMPLATE, serial=SERIAL)
     names = zone_names(args.zones)
     texts = zone_texts(template_file.read_text(), names)
-    runs: dict[str, list[dict[str, float]]] = {"secdns": [], "before": [], "knot": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "secdns": [],
+        "secdns-nosync": [],
+        "before": [],
+        "knot": [],
+    }
     with tempfile.TemporaryDirectory(prefix="secdns-manyzones-") as tmp_text:
         tmp = Path(tmp_text)
         secdns_port, knot_port = free_port(), free_port()
@@ -459,10 +479,22 @@ def main() -> None:
         try:
             for round_ in range(args.repeat):
                 # one after the other, not at once: each has the machine to itself
-                if args.only in (None, "secdns"):
+                if args.only in (None, "secdns") and args.store_sync in ("fsync", "both"):
                     runs["secdns"].append(
                         secdns_round(
                             tmp / f"secdns-{round_}", secdns_port, primary.addr, names, args
+                        )
+                    )
+                if args.only in (None, "secdns") and args.store_sync in ("none", "both"):
+                    runs["secdns-nosync"].append(
+                        secdns_round(
+                            tmp / f"nosync-{round_}",
+                            free_port(),
+                            primary.addr,
+                            names,
+                            args,
+                            label="secdns-nosync",
+                            store_sync="none",
                         )
                     )
                 if args.before is not None and args.only in (None, "secdns"):
@@ -502,7 +534,7 @@ def main() -> None:
         if runs[label]
     }
     ratios: dict[str, float] = {}
-    for label in ("secdns", "before"):
+    for label in ("secdns", "secdns-nosync", "before"):
         if label not in table or "knot" not in table:
             continue
         mine, knot = table[label], table["knot"]
@@ -521,7 +553,7 @@ def main() -> None:
     )
     for label, row in table.items():
         print(
-            f"  {label:<7} cold {row['cold_start_to_all_served_s']:7.2f} s "
+            f"  {label:<13} cold {row['cold_start_to_all_served_s']:7.2f} s "
             f"(CPU {row['cold_cpu_s']:6.2f} s)  restart {row['restart_to_all_served_s']:7.2f} s "
             f"(CPU {row['restart_cpu_s']:6.2f} s)  RSS {row['rss_mib']:7.1f} MiB "
             f"({row['rss_per_zone_kib']:.1f} KiB/zone); "

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from secdns.errors import LocalIOError
 
@@ -258,7 +257,7 @@ class AtomicFile:
         self.size = 0
         self._digest = hashlib.sha256()
         self._tmp_name = ""
-        self._handle: Any = None
+        self._fd = -1
         self._group: GroupCommit | None = getattr(_group, "current", None)
 
     def __enter__(self) -> AtomicFile:
@@ -272,24 +271,25 @@ class AtomicFile:
             fd, self._tmp_name = _create_temp(directory, path.name)
         except OSError as err:
             raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
-        # unbuffered: the chunks are large already, and a buffered file would cost an
-        # isatty ioctl and an lseek for each of the two files a zone's write makes
-        self._handle = os.fdopen(fd, "wb", buffering=0)
+        # written with os.write on the descriptor: the chunks are large already, and a
+        # file object costs an fstat (and, buffered, an isatty ioctl and an lseek) for
+        # each of the two files a zone's write makes
+        self._fd = fd
         return self
 
     def write_all(self, chunks: Iterable[bytes]) -> None:
-        handle, digest = self._handle, self._digest
+        fd, digest = self._fd, self._digest
         try:
             for chunk in chunks:
                 digest.update(chunk)
                 self.size += len(chunk)
-                written = handle.write(chunk)  # (unbuffered: a write may take part of it)
+                written = os.write(fd, chunk)  # (a write may take part of it)
                 if written != len(chunk):
                     view = memoryview(chunk)[written:]
                     while view:
-                        view = view[handle.write(view) :]
+                        view = view[os.write(fd, view) :]
             if self._group is None:  # in a group_commit() block: fsynced with the others
-                os.fsync(handle.fileno())
+                os.fsync(fd)
         except OSError as err:
             raise LocalIOError(f"cannot write {self.path}: {err.strerror}") from err
         self.sha256 = digest.hexdigest()
@@ -297,21 +297,21 @@ class AtomicFile:
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         path, tmp_name = self.path, self._tmp_name
         try:
-            handle, self._handle = self._handle, None
+            fd, self._fd = self._fd, -1
             try:
                 if kind is not None:
                     raise _Abandon
                 try:  # the target's mode, or 0644 for a new file (one stat, no chmod by path)
                     mode = os.stat(path).st_mode & 0o7777
                 except (FileNotFoundError, NotADirectoryError):
-                    os.fchmod(handle.fileno(), 0o644)
+                    os.fchmod(fd, 0o644)
                 except OSError:
                     pass
                 else:
                     with contextlib.suppress(OSError):
-                        os.fchmod(handle.fileno(), mode)
+                        os.fchmod(fd, mode)
             finally:
-                handle.close()
+                os.close(fd)
             if self._group is not None:  # renamed (after one fsync round) at the block's end
                 self._group.pending.append((tmp_name, path))
                 return

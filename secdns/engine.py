@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import secrets
 import socket
 import struct
 import time
@@ -227,7 +226,7 @@ async def _plain_soa(
     unreachable surfaces as ConnectionRefusedError."""
     loop = asyncio.get_running_loop()
     asked = soaquery.question(origin)
-    query_id = secrets.randbelow(65536)
+    query_id = soaquery.query_id()
     try:
         with socket.socket(dns.inet.af_for_address(address), socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
@@ -325,7 +324,7 @@ async def transfer(
     rdtype = dns.rdatatype.IXFR if kind is XfrKind.IXFR else dns.rdatatype.AXFR
     verifier: TsigVerifier | None = None
     if key is None:  # built without a dnspython message (10,000 small zones at start)
-        query_id = secrets.randbelow(65536)
+        query_id = soaquery.query_id()
         ixfr_serial = serial if kind is XfrKind.IXFR else None
         assert kind is not XfrKind.IXFR or ixfr_serial is not None
         request = soaquery.transfer_query(

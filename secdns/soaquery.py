@@ -22,7 +22,9 @@ backwards, and nothing may follow the last record.
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
+import threading
 
 import dns.name
 
@@ -52,6 +54,26 @@ class SoaAnswer:
     truncated: bool  # TC: ask again over TCP
     soa: tuple[int, int, int, int, int, int] | None  # serial, refresh, retry, expire, minimum, TTL
     edns_expire: int | None
+
+
+_ids = bytearray()
+_ids_lock = threading.Lock()
+_ID_BYTES = 4096
+os.register_at_fork(after_in_child=_ids.clear)  # a child never repeats its parent's IDs
+
+
+def query_id() -> int:
+    """A random message ID (RFC 5452 9.2) from the operating system's CSPRNG, as
+    ``secrets.randbelow(65536)`` gives, but read 2,048 IDs at a time: ``randbelow``
+    asks the kernel once or twice per ID (a system call each, and a hand-over of the
+    interpreter to other threads), and serve asks one per zone at a cold start.
+    Each ID is used once; a forked child reads its own."""
+    with _ids_lock:
+        if not _ids:
+            _ids.extend(os.urandom(_ID_BYTES))
+        found = _ids[-1] << 8 | _ids[-2]
+        del _ids[-2:]
+    return found
 
 
 def question(origin: dns.name.Name) -> bytes:

@@ -1,5 +1,5 @@
-"""The atomic writer's unbuffered temporary file: a write that takes only part of a
-chunk goes on with the rest, so the file and its SHA-256 are whole."""
+"""The atomic writer's temporary file, written with os.write: a write that takes only
+part of a chunk goes on with the rest, so the file and its SHA-256 are whole."""
 
 from __future__ import annotations
 
@@ -10,28 +10,15 @@ import stat
 from secdns.atomicfile import AtomicFile
 
 
-class _Dribble:
-    """A file that takes at most three bytes a write, as a raw write may."""
-
-    def __init__(self, raw):
-        self.raw = raw
-
-    def write(self, data) -> int:
-        return self.raw.write(bytes(data[:3]))
-
-    def fileno(self) -> int:
-        return self.raw.fileno()
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-def test_partial_writes_are_completed(tmp_path):
+def test_partial_writes_are_completed(tmp_path, monkeypatch):
+    """A write that takes at most three bytes, as a raw write may."""
+    write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: write(fd, bytes(data[:3])))
     target = tmp_path / "zone.zone"
     chunks = [b"; header\n", b"", b"a 3600 IN A 192.0.2.1\n" * 5, b"z"]
     with AtomicFile(target) as temp:
-        temp._handle = _Dribble(temp._handle)
         temp.write_all(chunks)
+    monkeypatch.undo()
     whole = b"".join(chunks)
     assert target.read_bytes() == whole
     assert temp.sha256 == hashlib.sha256(whole).hexdigest() and temp.size == len(whole)

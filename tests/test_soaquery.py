@@ -8,7 +8,9 @@ BIND, Knot and NSD primaries, and hand-made ones for what no real server sends
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import struct
 
 import dns.edns
 import dns.flags
@@ -219,3 +221,19 @@ def test_the_transfer_query_is_what_dnspython_builds(ixfr):
         theirs.authority.append(dns.rrset.from_rdata(ORIGIN, 0, soa))
     # equal as messages (dnspython also compresses the SOA's MNAME and RNAME)
     assert dns.message.from_wire(ours) == dns.message.from_wire(theirs.to_wire())
+
+
+def test_query_ids_are_uniform_and_a_forked_child_draws_its_own():
+    ids = [soaquery.query_id() for _ in range(20_000)]
+    assert 0 <= min(ids) and max(ids) <= 0xFFFF
+    assert len(set(ids)) > 16_000  # ~17,200 expected of 65,536 equally likely values
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next IDs, to the parent
+        os.write(write, struct.pack("!8H", *(soaquery.query_id() for _ in range(8))))
+        os._exit(0)
+    os.close(write)
+    child = struct.unpack("!8H", os.read(read, 16))
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert list(child) != [soaquery.query_id() for _ in range(8)]
