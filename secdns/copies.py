@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -207,12 +207,14 @@ class FileCopy(ZoneCopy):
         @gc_paused()
         def work() -> None:
             with contextlib.ExitStack() as stack:
-                lines: Iterable[str] = zone.lines()
+                chunks: Iterator[bytes] | None = None
                 diff = None
                 if self.output is not None and self.serial is not None:
                     try:
-                        lines, diff = stack.enter_context(
-                            zonefile.diffed_against(self.origin, self.output, lines)
+                        chunks, diff = stack.enter_context(
+                            zonefile.diffed_zone(
+                                self.origin, self.output, soa.serial, soa.ttl, zone
+                            )
                         )
                     except OSError as err:
                         log.warning(
@@ -221,10 +223,8 @@ class FileCopy(ZoneCopy):
                             self.output,
                             err.strerror,
                         )
-                if diff is None:
+                if chunks is None:
                     chunks = zonefile.zone_chunks(self.origin, soa.serial, soa.ttl, zone)
-                else:
-                    chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
                 self._write(chunks, result)
             result.records = len(zone) - zone.dropped
             result.added, result.removed = result.records, 0
