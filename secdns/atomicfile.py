@@ -208,12 +208,15 @@ def group_commit() -> Iterator[GroupCommit]:
         group.commit()
 
 
-def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, int]:
+def atomic_write(
+    path: Path, data: bytes | str | Iterable[bytes], *, digest: bool = True
+) -> tuple[str, int]:
     """Replace ``path`` with ``data`` atomically, or leave it untouched.
 
     ``data`` may be an iterable of byte chunks, written as they come, so a large
     zone never needs its whole text in memory.  Returns the SHA-256 (hex) and
-    size of what was written.
+    size of what was written; the SHA-256 is "" without ``digest`` (a caller that
+    keeps no digest: ~0.35 s of CPU for a 40 MB zone here).
     """
     chunks: Iterable[bytes]
     if isinstance(data, str):
@@ -222,7 +225,7 @@ def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, 
         chunks = (bytes(data),)
     else:
         chunks = data
-    with AtomicFile(path) as temp:
+    with AtomicFile(path, digest=digest) as temp:
         temp.write_all(chunks)
     return temp.sha256, temp.size
 
@@ -235,11 +238,11 @@ class AtomicFile:
     store appends its journal there, so the journal is never behind the file).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, digest: bool = True) -> None:
         self.path = path
-        self.sha256 = ""
+        self.sha256 = ""  # of what was written (left "" without ``digest``)
         self.size = 0
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if digest else None
         self._tmp_name = ""
         self._handle: Any = None
         self._group: GroupCommit | None = getattr(_group, "current", None)
@@ -264,7 +267,8 @@ class AtomicFile:
         handle, digest = self._handle, self._digest
         try:
             for chunk in chunks:
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 self.size += len(chunk)
                 written = handle.write(chunk)  # (unbuffered: a write may take part of it)
                 if written != len(chunk):
@@ -275,7 +279,8 @@ class AtomicFile:
                 os.fsync(handle.fileno())
         except OSError as err:
             raise LocalIOError(f"cannot write {self.path}: {err.strerror}") from err
-        self.sha256 = digest.hexdigest()
+        if digest is not None:
+            self.sha256 = digest.hexdigest()
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         path, tmp_name = self.path, self._tmp_name

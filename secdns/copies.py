@@ -241,7 +241,7 @@ class FileCopy(ZoneCopy):
             result.text = b"".join(chunks).decode()
             chunks = iter((result.text.encode(),))
         if self.output is not None:
-            atomic_write(self.output, chunks)  # written as it is sorted
+            atomic_write(self.output, chunks, digest=False)  # written as it is sorted
             result.output = str(self.output)
         else:
             for _ in chunks:
@@ -309,7 +309,7 @@ class StoreCopy(ZoneCopy):
         result.output = str(self.output or self.store.zone_path(self.origin))
         stored = self.store.zone_path(self.origin)
         if self.output is not None:
-            atomic_write(self.output, written.text or read_chunks(stored))
+            atomic_write(self.output, written.text or read_chunks(stored), digest=False)
         if self.to_stdout:
             result.text = written.text or stored.read_text()
 

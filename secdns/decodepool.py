@@ -2,16 +2,17 @@
 
 Decoding is most of what ``pull -o`` costs (about 5 µs of Python a record), and a
 message is decoded on its own (DNS name compression never points into another
-message), so :func:`secdns.engine.transfer` can hand raw messages to
-forked worker processes (:class:`Pool`, one per CPU it may use, at most
-``WORKERS``) while it goes on reading the socket.  A worker runs the very :func:`secdns.wire.parse_message` the in-process
-path runs, with a :class:`secdns.wirescan.Rows` sink, and sends back the
+message), so :func:`secdns.engine.transfer` can hand raw messages to forked worker
+processes (:class:`Pool`, one per CPU it may use, at most ``WORKERS``) while it
+goes on reading the socket.  A worker runs the very
+:func:`secdns.wire.parse_message` the in-process path runs, with a
+:class:`secdns.wirescan.Rows` sink, and sends back the
 :class:`secdns.wire.Message` (whose ``records`` are only the records the state
-machine must decide on: the final SOA, or the one that fails the transfer),
-its error text, and the message's rows already rendered as master-file lines
-(:func:`render_part`).  The engine settles the results strictly in message
-order through the same :class:`secdns.xfr.XfrReader`, so every error, limit and
-its wording is the one the in-process path gives, for the same message.
+machine must decide on: the final SOA, or the one that fails the transfer), its
+error text, and the message's rows already rendered as master-file lines
+(:func:`render_part`).  The engine settles the results strictly in message order
+through the same :class:`secdns.xfr.XfrReader`, so every error, limit and its
+wording is the one the in-process path gives, for the same message.
 
 On a 2-core machine with the primary (BIND) on it, the primary and two workers
 share the cores while it sends; the workers have both to themselves once it is
@@ -279,33 +280,51 @@ def decode(raw: bytes, origin: dns.name.Name, max_records: int) -> Outcome:
     return (None, message, sink.text, part)
 
 
-def _read_exactly(fd: int, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            return b""
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+BATCH = 4
+"""Outcomes a worker sends in one write at most: those of the messages it already
+holds, so the engine wakes once for several (not once for each message)."""
 
 
 def _serve(inbox: int, outbox: int, origin: dns.name.Name, max_records: int) -> None:
     """A worker's loop: length-prefixed raw messages in, pickled outcomes out, until
-    the engine closes the inbox.  An unexpected exception goes back pickled."""
+    the engine closes the inbox.  An unexpected exception goes back pickled.
+
+    The inbox is read in large pieces, and the messages a piece holds whole are
+    decoded and answered in writes of up to :data:`BATCH` outcomes."""
+    buffer = b""
     while True:
-        prefix = _read_exactly(inbox, 4)
-        if not prefix:
+        piece = os.read(inbox, 1 << 20)
+        if not piece:
             return
-        raw = _read_exactly(inbox, _LENGTH.unpack(prefix)[0])
-        try:
-            outcome: typing.Any = decode(raw, origin, max_records)
-        except Exception as err:  # noqa: BLE001  # re-raised by the engine, in order
-            outcome = err
-        data = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
-        view = memoryview(_LENGTH.pack(len(data)) + data)
-        while view:
-            view = view[os.write(outbox, view) :]
+        buffer += piece
+        pos, end = 0, len(buffer)
+        out: list[bytes] = []
+        while end - pos >= 4:
+            stop = pos + 4 + _LENGTH.unpack_from(buffer, pos)[0]
+            if stop > end:
+                break
+            raw = buffer[pos + 4 : stop]
+            pos = stop
+            try:
+                outcome: typing.Any = decode(raw, origin, max_records)
+            except Exception as err:  # noqa: BLE001  # re-raised by the engine, in order
+                outcome = err
+            data = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+            out += (_LENGTH.pack(len(data)), data)
+            if len(out) >= 2 * BATCH:
+                _write_all(outbox, out)
+        _write_all(outbox, out)
+        buffer = buffer[pos:]
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` whole, then empty the list."""
+    if not parts:
+        return
+    view = memoryview(b"".join(parts))
+    while view:
+        view = view[os.write(fd, view) :]
+    parts.clear()
 
 
 class Pool:
