@@ -216,7 +216,7 @@ def atomic_write(
     ``data`` may be an iterable of byte chunks, written as they come, so a large
     zone never needs its whole text in memory.  Returns the SHA-256 (hex) and
     size of what was written; the SHA-256 is "" without ``digest`` (a caller that
-    keeps no digest: ~0.35 s of CPU for a 40 MB zone here).
+    keeps no digest: ~40 ms of CPU for a 40 MB zone here, with SHA-NI).
     """
     chunks: Iterable[bytes]
     if isinstance(data, str):
