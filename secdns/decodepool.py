@@ -467,8 +467,9 @@ async def receive(
     inflight: collections.deque[bytes] = collections.deque()
     settled = 0
     pool = Pool(reader.origin, max_records, workers)
-    read_task: asyncio.Future[bytes] | None = None
-    outcome_task: asyncio.Future[Outcome] | None = None
+    room = asyncio.Event()  # fewer than WINDOW messages in flight
+    arrived = asyncio.Event()  # a message was handed out, or the reading stopped
+    failures: list[tuple[BaseException, bool]] = []  # (error, whether handing out failed)
 
     def take(raw: bytes, outcome: Outcome) -> bool:
         nonlocal settled
@@ -488,45 +489,52 @@ async def receive(
         report(False)
         return False
 
+    async def read_all() -> None:
+        """Read messages and hand them out while the window has room, until a read
+        (or handing one out) fails; one task for the whole transfer, not one a message."""
+        try:
+            while True:
+                while len(inflight) >= WINDOW:
+                    room.clear()
+                    await room.wait()
+                try:
+                    raw = await read_raw()
+                except Exception as err:  # noqa: BLE001  # raised after what came before
+                    failures.append((err, False))
+                    return
+                kept.append(raw)
+                inflight.append(raw)
+                try:
+                    await pool.submit(raw)
+                except Exception as err:  # noqa: BLE001  # raised at once, as before
+                    failures.append((err, True))
+                    return
+                arrived.set()
+        finally:
+            arrived.set()
+
+    reading: asyncio.Task[None] | None = None
     try:
         await pool.start()
-        read_task = asyncio.ensure_future(read_raw())
+        reading = asyncio.ensure_future(read_all())
         while True:
-            if outcome_task is None and inflight:
-                outcome_task = asyncio.ensure_future(pool.outcome())
-            waiting = [task for task in (read_task, outcome_task) if task is not None]
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if outcome_task is not None and outcome_task.done():
-                outcome = outcome_task.result()
-                outcome_task = None
+            if failures and failures[0][1]:  # a worker's pipe failed
+                raise failures[0][0]
+            if inflight:  # settled in order; a failed read only after what came before
+                outcome = await pool.outcome()
                 if take(inflight.popleft(), outcome):
                     return
-                if read_task is None:
-                    read_task = asyncio.ensure_future(read_raw())
+                if len(inflight) < WINDOW:
+                    room.set()
                 continue
-            assert read_task is not None and read_task.done()
-            failed = read_task.exception()
-            if failed is not None:
-                read_task = None
-                while inflight:  # what was read before the failure comes first
-                    if outcome_task is None:
-                        outcome_task = asyncio.ensure_future(pool.outcome())
-                    outcome = await outcome_task
-                    outcome_task = None
-                    if take(inflight.popleft(), outcome):
-                        return
+            if failures:
+                failed = failures[0][0]
                 raise read_failure(failed) from failed
-            raw = read_task.result()
-            read_task = None
-            kept.append(raw)
-            inflight.append(raw)
-            await pool.submit(raw)
-            if len(inflight) < WINDOW:
-                read_task = asyncio.ensure_future(read_raw())
+            arrived.clear()
+            await arrived.wait()
     finally:
-        for task in (read_task, outcome_task):
-            if task is not None:
-                task.cancel()
+        if reading is not None:
+            reading.cancel()
         pool.close()
 
 
