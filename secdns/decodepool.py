@@ -129,34 +129,40 @@ def render_part(rows: list[wirescan.Row]) -> Part | None:
         lines = [f"{row[1]} {row[2]} IN {types[row[3]]} {row[4]}" for row in body]
     body_keys = keys[start:stop]
     same = list(map(operator.eq, body_keys[1:], body_keys[:-1]))  # row i + 1 is row i's owner's
+    dropped = 0
     if True in same:
-        lines, dropped = _sort_owners(body, lines, same)
-    else:
-        dropped = 0
+        # rows i and i + 1 of one owner not in (type, rdata) order (or equal): only
+        # the owners holding such a pair are sorted (found in C loops; ~1 in 5)
+        order = [(row[3], row[4]) for row in body]
+        unsorted = list(map(operator.and_, same, map(operator.ge, order, order[1:])))
+        if True in unsorted:
+            lines, dropped = _sort_owners(body, lines, same, unsorted)
     lines.append("")
     return Part(first_key, head, "\n".join(lines).encode(), last_key, tail, stop - start, dropped)
 
 
 def _sort_owners(
-    body: list[wirescan.Row], lines: list[str], same: list[bool]
+    body: list[wirescan.Row], lines: list[str], same: list[bool], unsorted: list[bool]
 ) -> tuple[list[str], int]:
-    """``lines`` with each owner's several rows sorted by type and rdata, exact
-    duplicates after the first left out; and how many were left out.  An owner
-    whose rows came in that order already (most: A before AAAA) is left as it is."""
+    """``lines`` with the rows of each owner holding an ``unsorted`` pair sorted by
+    type and rdata, exact duplicates after the first left out; and how many were
+    left out.  Every other owner's rows came in that order already (most: A before
+    AAAA) and are left as they are."""
     out: list[str] = []
     cursor = 0
     dropped = 0
-    first = last = -1  # the rows first..last (inclusive) of one owner
-    for index in itertools.compress(range(len(same)), same):
-        if index == last:
-            last = index + 1
-            continue
-        if first >= 0:
-            cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
-        first, last = index, index + 1
-    cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
-    if not cursor:
-        return lines, 0
+    last = -1  # the last row of the owner sorted last
+    count = len(same)
+    for index in itertools.compress(range(count), unsorted):
+        if index < last:
+            continue  # within the owner just sorted
+        first = index  # the owner's rows first..last (inclusive) around the pair
+        while first and same[first - 1]:
+            first -= 1
+        last = index + 1
+        while last < count and same[last]:
+            last += 1
+        cursor, dropped = _owner_lines(body, lines, first, last, out, cursor, dropped)
     out.extend(lines[cursor:])
     return out, dropped
 
