@@ -5,16 +5,18 @@
    shared generator (``--genzone``, ../shared/genzone.py: the realistic mix).
 2. Serves it from BIND (named -g) on a free loopback port.
 3. Times, side by side: ``dig AXFR > file`` and ``secdns pull -o FILE``
-   (wall time, CPU time = user + system, peak RSS), then ``secdns pull -d STORE``
-   (AXFR into the store).  Wall time includes the primary's own work (BIND
-   renders the AXFR on the other core) and swings with the machine's load; CPU
-   time is what each client itself spent.
+   (wall time, CPU time = user + system, peak RSS; ``pull -o`` into a new file each
+   run, as dig's, and again over its own copy, where it also counts the changes),
+   then ``secdns pull -d STORE`` (AXFR into the store).  ``--base DIR``: the same
+   rows with the secdns package in DIR (before/after in one run).  Wall time
+   includes the primary's own work (BIND renders the AXFR on the other core) and
+   swings with the machine's load; CPU time is what each client itself spent.
 4. Adds 10 records with nsupdate and times ``secdns pull -d STORE`` (an IXFR
    of those 10 records), reported beside dig's full AXFR of the zone.
 Medians of --repeat runs; prints dig's command line, a table with ratios and
 writes bench/out/pull.json.
 
-    python bench/pull_bench.py [--records N] [--repeat K] [--genzone PATH]
+    python bench/pull_bench.py [--records N] [--repeat K] [--genzone PATH] [--base DIR]
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from measure import add_genzone_option, genzone, median, run_measured, show_reference  # noqa: E402
+from measure import (  # noqa: E402
+    add_genzone_option,
+    compiled_env,
+    genzone,
+    median,
+    run_measured,
+    show_reference,
+    warm_pycache,
+)
 from servers import Bind  # noqa: E402
 
 ZONE = "big.test"
@@ -64,6 +74,9 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="secdns-bench-") as tmp_text:
         tmp = Path(tmp_text)
+        # secdns's modules compiled once, untimed, as an installed package has them
+        our_env = compiled_env(tmp / "pycache")
+        warm_pycache(our_env)
         started = time.perf_counter()
         primary = Bind.start(tmp / "bind", {ZONE: zone_file})
         print(
@@ -86,7 +99,9 @@ def main() -> None:
                 for _ in range(args.repeat):
                     if before:
                         before()
-                    run = run_measured(argv, stdout_path=stdout_path, env=env)
+                    run = run_measured(
+                        argv, stdout_path=stdout_path, env=our_env if env is None else env
+                    )
                     walls.append(run.wall)
                     cpus.append(run.cpu)
                     rsses.append(run.rss_mib)
@@ -103,16 +118,36 @@ def main() -> None:
 
             show_reference("dig", dig, stdout=tmp / "dig.zone")
             measure("dig AXFR > file", dig, tmp / "dig.zone")
-            # --axfr: a full transfer every time (the file would otherwise be up to date)
-            measure("secdns pull -o FILE", [*pull, "-o", str(tmp / "secdns.zone"), "--axfr"])
+            # the same work as dig's: a new file each run (over a whole copy of the zone,
+            # pull -o also counts what changed against it: the row after); --axfr: a full
+            # transfer every time (the file would otherwise be up to date)
+            ours = tmp / "secdns.zone"
+            pull_o = [*pull, "-o", str(ours), "--axfr"]
+            measure("secdns pull -o FILE", pull_o, before=lambda: ours.unlink(missing_ok=True))
+            measure("secdns pull -o FILE over its copy", pull_o)
+            base_env = None
             if args.base is not None:
-                base_env = dict(os.environ, PYTHONPATH=str(args.base.resolve()))
+                base_env = compiled_env(tmp / "base-pycache", args.base.resolve())
+                warm_pycache(base_env)
                 base_out = tmp / "base.zone"
-                measure("base: pull -o FILE", [*pull, "-o", str(base_out), "--axfr"], env=base_env)
-                same = base_out.read_bytes() == (tmp / "secdns.zone").read_bytes()
+                base_o = [*pull, "-o", str(base_out), "--axfr"]
+                measure(
+                    "base: pull -o FILE",
+                    base_o,
+                    before=lambda: base_out.unlink(missing_ok=True),
+                    env=base_env,
+                )
+                measure("base: pull -o FILE over its copy", base_o, env=base_env)
+                same = base_out.read_bytes() == ours.read_bytes()
                 print(f"  base and this code wrote the same file: {same}", file=sys.stderr)
             store = tmp / "store"
+            # the first run fills an empty store, the others replace the version it holds
             measure("secdns pull -d (AXFR)", [*pull, "-d", str(store), "--axfr"])
+            if base_env is not None:
+                base_store = tmp / "base-store"
+                measure(
+                    "base: pull -d (AXFR)", [*pull, "-d", str(base_store), "--axfr"], env=base_env
+                )
             serial = primary.soa_serial(ZONE)
             ixfr_walls, ixfr_rss = [], []
             for round_ in range(args.repeat):
@@ -122,7 +157,7 @@ def main() -> None:
                 primary.nsupdate(changes, zone=ZONE)
                 serial += 1
                 primary.wait_for_serial(ZONE, serial)
-                run = run_measured([*pull, "-d", str(store), "--json"])
+                run = run_measured([*pull, "-d", str(store), "--json"], env=our_env)
                 wall, rss = run.wall, run.rss_mib
                 ixfr_walls.append(wall)
                 ixfr_rss.append(rss)
@@ -155,15 +190,23 @@ def main() -> None:
         "results": results,
         "ratio_pull_vs_dig": round(results["secdns pull -o FILE"]["wall_s"] / dig_wall, 2),
         "ratio_pull_vs_dig_cpu": round(results["secdns pull -o FILE"]["cpu_s"] / dig_cpu, 2),
+        "ratio_pull_over_its_copy_vs_dig": round(
+            results["secdns pull -o FILE over its copy"]["wall_s"] / dig_wall, 2
+        ),
         # what the row compares: an incremental pull of 10 changed records into the
         # store (secdns pull -d, IXFR) against a full transfer of the zone by dig
         "ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr": round(
             results["secdns pull -d (10-record IXFR)"]["wall_s"] / dig_wall, 3
         ),
     }
+    if args.base is not None:
+        summary["ratio_base_pull_vs_dig"] = round(
+            results["base: pull -o FILE"]["wall_s"] / dig_wall, 2
+        )
     print(
         f"  secdns pull -o / dig AXFR > file: {summary['ratio_pull_vs_dig']}x wall, "
-        f"{summary['ratio_pull_vs_dig_cpu']}x CPU; "
+        f"{summary['ratio_pull_vs_dig_cpu']}x CPU "
+        f"(over its copy {summary['ratio_pull_over_its_copy_vs_dig']}x); "
         "secdns pull -d of a 10-record IXFR / dig full AXFR > file: "
         f"{summary['ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr']}x",
         file=sys.stderr,

@@ -224,12 +224,15 @@ def syncing() -> bool:
     return group is None or group.sync
 
 
-def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, int]:
+def atomic_write(
+    path: Path, data: bytes | str | Iterable[bytes], *, digest: bool = True
+) -> tuple[str, int]:
     """Replace ``path`` with ``data`` atomically, or leave it untouched.
 
     ``data`` may be an iterable of byte chunks, written as they come, so a large
     zone never needs its whole text in memory.  Returns the SHA-256 (hex) and
-    size of what was written.
+    size of what was written; the SHA-256 is "" without ``digest`` (a caller that
+    keeps no digest: ~40 ms of CPU for a 40 MB zone here, with SHA-NI).
     """
     chunks: Iterable[bytes]
     if isinstance(data, str):
@@ -238,7 +241,7 @@ def atomic_write(path: Path, data: bytes | str | Iterable[bytes]) -> tuple[str, 
         chunks = (bytes(data),)
     else:
         chunks = data
-    with AtomicFile(path) as temp:
+    with AtomicFile(path, digest=digest) as temp:
         temp.write_all(chunks)
     return temp.sha256, temp.size
 
@@ -251,11 +254,11 @@ class AtomicFile:
     store appends its journal there, so the journal is never behind the file).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, digest: bool = True) -> None:
         self.path = path
-        self.sha256 = ""
+        self.sha256 = ""  # of what was written (left "" without ``digest``)
         self.size = 0
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if digest else None
         self._tmp_name = ""
         self._fd = -1
         self._group: GroupCommit | None = getattr(_group, "current", None)
@@ -281,7 +284,8 @@ class AtomicFile:
         fd, digest = self._fd, self._digest
         try:
             for chunk in chunks:
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 self.size += len(chunk)
                 written = os.write(fd, chunk)  # (a write may take part of it)
                 if written != len(chunk):
@@ -292,7 +296,8 @@ class AtomicFile:
                 os.fsync(fd)
         except OSError as err:
             raise LocalIOError(f"cannot write {self.path}: {err.strerror}") from err
-        self.sha256 = digest.hexdigest()
+        if digest is not None:
+            self.sha256 = digest.hexdigest()
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         path, tmp_name = self.path, self._tmp_name

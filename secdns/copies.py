@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -210,12 +210,14 @@ class FileCopy(ZoneCopy):
         @gc_paused()
         def work() -> None:
             with contextlib.ExitStack() as stack:
-                lines: Iterable[str] = zone.lines()
+                chunks: Iterator[bytes] | None = None
                 diff = None
                 if self.output is not None and self.serial is not None:
                     try:
-                        lines, diff = stack.enter_context(
-                            zonefile.diffed_against(self.origin, self.output, lines)
+                        chunks, diff = stack.enter_context(
+                            zonefile.diffed_zone(
+                                self.origin, self.output, soa.serial, soa.ttl, zone
+                            )
                         )
                     except OSError as err:
                         log.warning(
@@ -224,10 +226,8 @@ class FileCopy(ZoneCopy):
                             self.output,
                             err.strerror,
                         )
-                if diff is None:
+                if chunks is None:
                     chunks = zonefile.zone_chunks(self.origin, soa.serial, soa.ttl, zone)
-                else:
-                    chunks = zonefile.render_chunks(self.origin, soa.serial, soa.ttl, lines)
                 self._write(chunks, result)
             result.records = len(zone) - zone.dropped
             result.added, result.removed = result.records, 0
@@ -244,7 +244,7 @@ class FileCopy(ZoneCopy):
             result.text = b"".join(chunks).decode()
             chunks = iter((result.text.encode(),))
         if self.output is not None:
-            atomic_write(self.output, chunks)  # written as it is sorted
+            atomic_write(self.output, chunks, digest=False)  # written as it is sorted
             result.output = str(self.output)
         else:
             for _ in chunks:
@@ -312,7 +312,7 @@ class StoreCopy(ZoneCopy):
         result.output = str(self.output or self.store.zone_path(self.origin))
         stored = self.store.zone_path(self.origin)
         if self.output is not None:
-            atomic_write(self.output, written.text or read_chunks(stored))
+            atomic_write(self.output, written.text or read_chunks(stored), digest=False)
         if self.to_stdout:
             result.text = written.text or stored.read_text()
 

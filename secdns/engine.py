@@ -471,7 +471,8 @@ async def transfer(
                     pool_ok = pooled and decodepool.WORKERS and verifier is None
                     if pool_ok and reader.rows() is not None:
                         # the rest of a large full zone: decoded in worker processes
-                        if decodepool.Pool.claim():
+                        workers = decodepool.worker_count()
+                        if workers and decodepool.Pool.claim():
                             try:
                                 await decodepool.receive(
                                     reader,
@@ -480,6 +481,7 @@ async def transfer(
                                     settle,
                                     report,
                                     limits.max_records + 2,
+                                    workers,
                                 )
                             finally:
                                 decodepool.Pool.release()

@@ -18,6 +18,7 @@ import bisect
 import contextlib
 import itertools
 import operator
+import typing
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -356,9 +357,33 @@ class SortedDiff:
     def __init__(self, keyer: LineKeyer, old: Iterable[str]) -> None:
         self.keyer = keyer
         self._old = iter(old)
+        # an old version read from its file can be compared a run of lines at a time
+        self._text = old if isinstance(old, OldText) else None
         self._current: str | None = next(self._old, None)
         self.deleted: list[str] = []
         self.added: list[str] = []
+
+    def skip_same(self, text: str, count: int) -> bool:
+        """Pass over ``text``, ``count`` whole lines each ending in a newline, when it
+        is exactly the old version's text from the current old line on: what feeding
+        its lines one by one would do (every one unchanged), in one comparison.
+        False, and nothing done, otherwise (or when the old version is not an
+        :class:`OldText`, or a line of ``text`` starts as a header line does, which
+        the old version's reading leaves out)."""
+        old = self._text
+        if (
+            old is None
+            or self._current is None
+            or not text.endswith("\n")
+            or text.count("\n") != count
+            or text.startswith(HEADER_PREFIXES)
+            or "\n;" in text
+            or "\n$" in text
+            or not old.skip(text)
+        ):
+            return False
+        self._current = next(self._old, None)
+        return True
 
     def feed(self, line: str) -> None:
         current = self._current
@@ -386,12 +411,31 @@ class SortedDiff:
         self.added.append(line)
 
     def lines(self, new: Iterable[str]) -> Iterator[str]:
-        """Pass ``new`` through, feeding each line; the rest of the old version is
-        deleted once ``new`` ends."""
+        """Pass ``new`` through, feeding each line (a batch of lines equal to the old
+        version's at once: :meth:`skip_same`); the rest of the old version is deleted
+        once ``new`` ends."""
         feed = self.feed
-        for line in new:
-            feed(line)
-            yield line
+        source = iter(new)
+        while batch := list(itertools.islice(source, CHUNK_LINES)):
+            if not self.skip_same("\n".join(batch) + "\n", len(batch)):
+                for line in batch:
+                    feed(line)
+            yield from batch
+        self.finish()
+
+    def chunks(self, new: Iterable[bytes]) -> Iterator[bytes]:
+        """:meth:`lines` for a version already rendered as text (each chunk whole
+        lines, each ending in a newline): a chunk equal to the old version's text is
+        passed over in one comparison, any other fed a line at a time."""
+        feed = self.feed
+        for chunk in new:
+            text = chunk.decode()
+            if not self.skip_same(text, text.count("\n")):
+                lines = text.split("\n")
+                lines.pop()  # empty: the chunk ends with a newline
+                for line in lines:
+                    feed(line)
+            yield chunk
         self.finish()
 
     def finish(self) -> None:
@@ -413,6 +457,92 @@ def diffed_against(
     consumed.
     """
     with open(old_path, encoding="utf-8", errors="replace") as old:
-        stored = (line.rstrip("\n") for line in old if not line.startswith(HEADER_PREFIXES))
-        diff = SortedDiff(LineKeyer(origin), stored)
+        diff = SortedDiff(LineKeyer(origin), OldText(old))
         yield diff.lines(new), diff
+
+
+@contextlib.contextmanager
+def diffed_zone(
+    origin: dns.name.Name, old_path: Path, serial: int | None, default_ttl: int, zone: FullZone
+) -> Iterator[tuple[Iterator[bytes], SortedDiff]]:
+    """:func:`diffed_against` for a zone written whole (``pull -o``): its file's
+    chunks (:func:`zone_chunks`), the lines merged with the old file as they go by;
+    a zone already rendered (:attr:`FullZone.rendered`) is compared a part at a time
+    (:meth:`SortedDiff.chunks`), never split into lines where it equals the old."""
+    if zone.rendered is None:
+        with diffed_against(origin, old_path, zone.lines()) as (lines, diff):
+            yield render_chunks(origin, serial, default_ttl, lines), diff
+        return
+    with open(old_path, encoding="utf-8", errors="replace") as old:
+        diff = SortedDiff(LineKeyer(origin), OldText(old))
+        soa_line = _line(zone.soa)
+
+        def chunks() -> Iterator[bytes]:
+            diff.feed(soa_line)
+            yield ("\n".join(header(origin, serial, default_ttl)) + "\n" + soa_line + "\n").encode()
+            yield from diff.chunks(zone.rendered or ())
+
+        yield chunks(), diff
+
+
+class OldText:
+    """The record lines of a version's file (header lines left out), read in large
+    pieces from a text-mode file, so with the newline handling and decoding of
+    reading it a line at a time; :meth:`skip` compares a run of new text with the
+    old text from the start of the line last read, in one comparison."""
+
+    PIECE = 1 << 20  # characters read at a time
+
+    def __init__(self, handle: typing.TextIO) -> None:
+        self._handle = handle
+        self._text = ""
+        self._pos = 0  # where the next line starts in _text
+        self._start = -1  # where the line last read starts (-1: none to skip from)
+        self._eof = False
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def _more(self) -> None:
+        """Read the next piece, keeping the text from the line last read on."""
+        keep = self._start if self._start >= 0 else self._pos
+        piece = self._handle.read(self.PIECE)
+        if not piece:
+            self._eof = True
+        self._text = self._text[keep:] + piece
+        self._pos -= keep
+        if self._start >= 0:
+            self._start -= keep
+
+    def __next__(self) -> str:
+        while True:
+            end = self._text.find("\n", self._pos)
+            while end < 0 and not self._eof:
+                self._more()
+                end = self._text.find("\n", self._pos)
+            start = self._pos
+            if end < 0:  # the last line has no newline, or there is no line left
+                end = len(self._text)
+                if start >= end:
+                    self._start = -1
+                    raise StopIteration
+                self._pos = end
+            else:
+                self._pos = end + 1
+            line = self._text[start:end]
+            if not line.startswith(HEADER_PREFIXES):
+                self._start = start
+                return line
+
+    def skip(self, text: str) -> bool:
+        """Whether ``text`` is the old text from the start of the line last read;
+        if so, the next line read is the one after it."""
+        if self._start < 0:
+            return False
+        while len(self._text) - self._start < len(text) and not self._eof:
+            self._more()
+        if not self._text.startswith(text, self._start):
+            return False
+        self._pos = self._start + len(text)
+        self._start = -1
+        return True

@@ -267,3 +267,29 @@ def test_store_and_file_copies_pooled_as_in_process(tmp_path, monkeypatch) -> No
         stored = Store(store).zone_path(ZONE_NAME).read_bytes()
         outputs[pooled] = (lines, out.read_bytes(), stored)
     assert outputs[True] == outputs[False]
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 3])
+def test_workers_follow_the_cpus_and_decode_as_in_process(
+    cpus: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One worker a CPU the process may use, at most WORKERS; any number of workers
+    writes the same file, and fails the same way, as the in-process path."""
+    monkeypatch.setattr(decodepool.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(decodepool, "WORKERS", 3)
+    assert decodepool.worker_count() == cpus
+    started: list[int] = []
+    start = decodepool.Pool.start
+
+    async def counted(self: decodepool.Pool) -> None:
+        started.append(self.count)
+        await start(self)
+
+    monkeypatch.setattr(decodepool.Pool, "start", counted)
+    rrsets = _zone(1500)
+    assert _both(_stream(rrsets + rrsets[:1], 7))[0] == "ok"
+    status, text = _both(_stream(rrsets[:700] + rrsets[:1] + rrsets[700:] + rrsets[:1], 7))
+    assert status == "BadDataError" and "after the final SOA" in str(text)
+    assert started == [cpus, cpus]
+    monkeypatch.setattr(decodepool, "WORKERS", 2)
+    assert decodepool.worker_count() == min(cpus, 2)
