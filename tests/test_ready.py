@@ -44,17 +44,21 @@ def _filled(table: ZoneTable) -> ReadyAnswers:
     return ready
 
 
-def _same_as_general(table: ZoneTable, ready: ReadyAnswers) -> int:
-    """Ask every question in every shape; returns how many the ready answers gave."""
+def _same_as_general(
+    table: ZoneTable, ready: ReadyAnswers, clear_hits: list[int] | None = None
+) -> int:
+    """Ask every question in every shape; returns how many the ready answers gave (and
+    adds those to queries with RD clear to ``clear_hits[0]``)."""
     rng = random.Random(7)
     hits = 0
+    clear_hits = clear_hits if clear_hits is not None else [0]
     for zone in list(table.zones.values()):
         assert zone.version is not None
         for key, _entry in zone.version.iter_entries():
             for name in (key, "nx." + key if key != "." else "nx."):
                 for rdtype in TYPES:
                     for shape in READY_SHAPES:
-                        for case in _cases(name, rng)[:2] if shape.get("rd") else [name]:
+                        for case in _cases(name, rng)[:2]:
                             try:
                                 wire = _query(case, rdtype, **shape)
                             except dns.name.NameTooLong:
@@ -63,6 +67,7 @@ def _same_as_general(table: ZoneTable, ready: ReadyAnswers) -> int:
                             if mine is None:
                                 continue
                             hits += 1
+                            clear_hits[0] += not wire[2] & 1
                             assert mine == front.handle(wire, table, tcp=False).wire, (
                                 case,
                                 rdtype,
@@ -76,7 +81,9 @@ def test_ready_answers_are_the_general_paths_bytes(zones: str) -> None:
     table = _table(_zone_sets()[zones])
     ready = _filled(table)
     assert ready.entries
-    assert _same_as_general(table, ready) >= len(ready.entries)
+    clear_hits = [0]
+    assert _same_as_general(table, ready, clear_hits) >= len(ready.entries)
+    assert ready.blocks and clear_hits[0] > 0  # RD clear (a resolver's queries) ready too
 
 
 @pytest.mark.parametrize("nsec3", ["", "nsec3"])
@@ -84,8 +91,11 @@ def test_signed_zones_are_ready_without_do_only(tmp_path: Path, nsec3: str) -> N
     text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
     table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
     ready = _filled(table)
-    assert _same_as_general(table, ready) > 0
+    clear_hits = [0]
+    assert _same_as_general(table, ready, clear_hits) > 0
+    assert clear_hits[0] > 0
     assert ready.reply(_query("www.s.test.", "A", rd=True, edns=1232, do=True)) is None
+    assert ready.reply(_query("www.s.test.", "A", edns=1232, do=True)) is None
     assert ready.reply(_query("www.s.test.", "A", rd=True, edns=1232)) is not None
 
 
@@ -93,13 +103,21 @@ def test_what_is_not_ready_steps_aside() -> None:
     table = _table({"mix.test.": MIX})
     ready = _filled(table)
     for name, rdtype, shape in [
-        ("ci000004.cdn.mix.test.", "A", {}),  # RD clear: the authority section
+        ("ns1.mix.test.", "A", {}),  # RD clear, a name the authority block writes
+        ("x.ns1.mix.test.", "A", {}),  # (nothing there: NXDOMAIN anyway)
+        ("corp000010.mix.test.", "MX", {}),  # RD clear, an additional section already
         ("CI000004.cdn.mix.test.", "A", {"rd": True}),  # another case
         ("www000011.web.mix.test.", "A", {"rd": True}),  # a CNAME chain
         ("ns1.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation
         ("cust000003.mix.test.", "NS", {"rd": True}),  # a referral
         ("nx.mix.test.", "A", {"rd": True}),  # NXDOMAIN
         ("ci000004.cdn.mix.test.", "TXT", {"rd": True}),  # NODATA
+    ]:
+        assert ready.reply(_query(name, rdtype, **shape)) is None, (name, rdtype)
+    ready.blocks.clear()  # as if the filler had made none yet
+    for name, rdtype, shape in [
+        ("_dmarc.corp000010.mix.test.", "TXT", {"edns": 1232}),  # no block made for it
+        ("ci000004.cdn.mix.test.", "A", {}),
     ]:
         assert ready.reply(_query(name, rdtype, **shape)) is None, (name, rdtype)
     wire = bytearray(_query("ci000004.cdn.mix.test.", "A", rd=True, edns=1232))
@@ -246,3 +264,73 @@ def test_a_removed_zones_answers_are_dropped() -> None:
         assert 0 < len(ready.entries) < before  # example.'s stay
     finally:
         filler.stop()
+
+
+def test_rd_clear_blocks_are_learnt_and_serve_other_names() -> None:
+    """Without a fill: the first RD-clear ask of a block key is the prepared path's and its
+    authority block is kept; another name with the same key is then ready, byte-equal to
+    the general path, in every shape that key serves (EDNS, DO on an unsigned zone, CD),
+    and a later version's blocks step aside until learnt again."""
+    table = _table({"mix.test.": BIG_MIX})
+    zone = table.zones["mix.test."]
+    ready = ReadyAnswers()
+    prepared = PreparedAnswers(table)
+
+    def ask(wire: bytes) -> bytes:
+        mine = ready.reply(wire)
+        general = front.handle(wire, table, tcp=False).wire
+        if mine is not None:
+            assert mine == general
+            return mine
+        made = prepared.answer(wire)
+        assert made is not None and made[0] == general
+        ready.learn(wire, made[0], made[1])
+        return made[0]
+
+    first, second = "host00001.big.mix.test.", "host00002.big.mix.test."  # same lengths
+    for name in (first, second):
+        ask(_query(name, "A", rd=True))  # RD set: learnt as a ready entry
+    assert ready.reply(_query(first, "A")) is None  # no block yet
+    ask(_query(first, "A"))  # the prepared path's answer; its block kept
+    assert len(ready.blocks) == 1
+    for shape in ({}, {"cd": True}, {"edns": 1232}, {"edns": 4096, "do": True}, {"edns": 512}):
+        wire = _query(second, "A", **shape)
+        assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire, shape
+    reply = dns.message.from_wire(ready.reply(_query(second, "A")) or b"")
+    assert [len(reply.answer), len(reply.authority), len(reply.additional)] == [1, 1, 2]
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))
+    assert ready.reply(_query(second, "A")) is None  # the zone moved on
+    ask(_query(second, "A", rd=True))
+    assert ready.reply(_query(second, "A")) is None  # the block is the old version's
+    ask(_query(first, "A", rd=True))
+    ask(_query(first, "A"))
+    wire = _query(second, "A")
+    assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+
+
+def test_rd_clear_below_the_apex_and_deeper_are_byte_equal() -> None:
+    """The block key: the apex's offset when it is the question's parent (compressed
+    against the question), 1 when deeper; questions that are the apex, an NS target or
+    below one are not keyed."""
+    table = _table({"mix.test.": MIX})
+    ready = _filled(table)
+    zone = table.zones["mix.test."]
+    keys = {}
+    for name, rdtype in [
+        ("mix.test.", "TXT"),
+        ("ns1.mix.test.", "A"),
+        ("mx1.mix.test.", "A"),
+        ("ci000004.cdn.mix.test.", "A"),
+        ("_dmarc.corp000010.mix.test.", "TXT"),
+    ]:
+        question = _query(name, rdtype, rd=True)[12:]
+        entry = ready.entries[question]
+        keys[name] = entry[4]
+        wire = _query(name, rdtype)
+        mine = ready.reply(wire)
+        assert mine is None or mine == front.handle(wire, table, tcp=False).wire
+    assert keys["mix.test."] == 0 and keys["ns1.mix.test."] == 0
+    assert keys["mx1.mix.test."] == 13 + len("mx1")
+    assert keys["ci000004.cdn.mix.test."] == 1 == keys["_dmarc.corp000010.mix.test."]
+    assert all(key[0] is zone for key in ready.blocks)

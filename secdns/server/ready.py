@@ -80,40 +80,91 @@ _OPT_DO = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)
 _COUNTS = struct.Struct("!HHHH")
 _QUESTION_TAIL = {1: b"\x00\x01\x00\x01", 28: b"\x00\x1c\x00\x01"}  # A, AAAA; class IN
 _QUERY_HEAD = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
+_CLEAR_HEAD = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD clear, one question
 
-Entry = tuple["ServedZone", int, bytes, bytes, bool]
+Entry = tuple["ServedZone", int, bytes, bytes, int]
 """(zone, its generation, the header after the ID for a query with RD only (flags,
-QDCOUNT..ARCOUNT without an OPT), the tail after the question, whether the zone is
-signed)."""
+QDCOUNT..ARCOUNT without an OPT), the tail after the question, the key of its RD-clear
+authority block or 0, see :meth:`ReadyAnswers.clear_key`)."""
+
+Block = tuple[int, bytes, bytes]
+"""An RD-clear reply's authority and additional sections (the apex NS and its glue):
+(the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes)."""
 
 PLAIN_RD = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 """Flags and counts of the commonest query: RD alone, one question, nothing else (the
 reply is then ID + the entry's head + the question + its tail)."""
 
+BLOCK_LIMIT = 100_000
+"""RD-clear blocks kept at most (one per zone, apex position and start offset: a 1M-record
+zone needs a few hundred); the table is cleared when full."""
+
+_CLEAR_TYPES = frozenset({b"\x00\x01", b"\x00\x1c", b"\x00\x10"})  # A, AAAA, TXT: no names
+_BARE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00"  # QDCOUNT 1, AN/NS 0, AR high byte 0
+
 
 class ReadyAnswers:
-    """Question bytes -> :data:`Entry`."""
+    """Question bytes -> :data:`Entry`, and the RD-clear blocks (:data:`Block`).
+
+    RD clear (a resolver's query) adds the apex NS to the authority section and its
+    glue to the additional one (:meth:`~secdns.server.prepared.PreparedAnswers.answer`).
+    When the RD-set answer has neither and names nothing in its rdata (A, AAAA, TXT),
+    the compression table at the end of its answer section holds only the question's
+    name and its parent, so the block after it depends on the zone version, on where
+    the block starts (the question's and the answer's lengths) and, when the question's
+    parent is the apex, on where the apex sits in the question -- unless the question's
+    name or its parent is a name the block writes (the apex, an NS target or a target's
+    parent: :meth:`clear_key` then says 0 and such questions take the prepared path).
+    A block is kept under (zone, that key, its start), taken from the first RD-clear
+    answer the prepared path makes for it (:meth:`learn_block`); the filler makes one
+    for each new key as it fills."""
 
     def __init__(self, limit: int = READY_LIMIT) -> None:
         self.limit = limit
         self.entries: dict[bytes, Entry] = {}
+        self.blocks: dict[tuple[ServedZone, int, int], Block] = {}
         self._heads: dict[bytes, bytes] = {}  # counts -> one shared head per pattern
+        self._special: dict[ServedZone, tuple[int, frozenset[bytes], bytes] | None] = {}
         self.by_zone: dict[ServedZone, set[bytes]] = {}
         """Each zone's questions, so that dropping a zone's stale answers costs its own
         entries, not the whole table's (10,000 zones filled at a start)."""
 
     def reply(self, data: bytes) -> bytes | None:
         """The ready reply to ``data``, or None.  :meth:`secdns.server.udp.UdpWorker.run`
-        does the same inline (tests hold the two together)."""
-        if data[2] & 0xF9 != 1 or data[4:11] != b"\x00\x01\x00\x00\x00\x00\x00":
-            return None  # not a QUERY with RD and one bare question (and maybe an OPT)
-        if not data[11]:
-            found = self.entries.get(data[12:])
-            if found is None or found[0].generation != found[1]:
-                return None
-            head = found[2] if not data[3] & 0x10 else b"\x85\x10" + found[2][2:]  # CD
+        does the commonest case inline (tests hold the two together)."""
+        if data[2] & 0xF8 or data[4:11] != _BARE_QUESTION:
+            return None  # not a QUERY with one bare question (and maybe an OPT)
+        if data[11]:
+            return self.reply_edns(data)
+        found = self.entries.get(data[12:])
+        if found is None or found[0].generation != found[1]:
+            return None
+        cd = data[3] & 0x10
+        if data[2] & 1:
+            head = found[2] if not cd else b"\x85\x10" + found[2][2:]
             return data[:2] + head + data[12:] + found[3]
-        return self.reply_edns(data)
+        block = self._block(found, len(data) + len(found[3]))
+        if block is None:
+            return None
+        head = found[2]
+        reply = (
+            data[:2]
+            + (b"\x84\x10" if cd else b"\x84\x00")
+            + head[2:6]
+            + block[1]
+            + data[12:]
+            + found[3]
+            + block[2]
+        )
+        return reply if len(reply) <= 512 else None
+
+    def _block(self, found: Entry, start: int) -> Block | None:
+        if not found[4]:
+            return None
+        block = self.blocks.get((found[0], found[4], start))
+        if block is None or block[0] != found[1]:
+            return None
+        return block
 
     def reply_edns(self, data: bytes) -> bytes | None:
         """:meth:`reply` for a query whose one additional record may be a bare OPT."""
@@ -124,44 +175,120 @@ class ReadyAnswers:
             or data[-5]  # EDNS version: BADVERS on the general path
         ):
             return None
-        found = self.entries.get(data[12:-11])
+        question = data[12:-11]
+        found = self.entries.get(question)
         if found is None or found[0].generation != found[1]:
             return None
         head = found[2]
-        if (data[-8] << 8 | data[-7]) <= 512 and head[9]:
-            return None  # a small payload: no additional section (the prepared path's rule)
+        payload = data[-8] << 8 | data[-7]
+        small = payload <= 512  # no authority or additional section (the prepared path's rule)
+        if small and head[9]:
+            return None
         if data[-4] & 0x80:
-            if found[4]:
+            version = found[0].version
+            if version is None or index_of(version).secure:
                 return None  # DO on a signed zone: proofs and signatures
             opt = _OPT_DO
         else:
             opt = _OPT_PLAIN
-        flags = b"\x85\x10" if data[3] & 0x10 else b"\x85\x00"
-        question = data[12:-11]
-        return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
+        cd = data[3] & 0x10
+        if data[2] & 1 or small:
+            flags = (b"\x85" if data[2] & 1 else b"\x84") + (b"\x10" if cd else b"\x00")
+            return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
+        block = self._block(found, 12 + len(question) + len(found[3]))
+        if block is None:
+            return None
+        counts = block[1]
+        reply = (
+            data[:2]
+            + (b"\x84\x10" if cd else b"\x84\x00")
+            + head[2:6]
+            + counts[:3]
+            + bytes((counts[3] + 1,))
+            + question
+            + found[3]
+            + block[2]
+            + opt
+        )
+        return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
 
     def learn(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """Keep the prepared path's ``reply`` to ``data`` if the query has the ready shape
-        (RD, no OPT) and the reply is a positive answer that fits every shape; whether
-        it was kept."""
+        (RD, no OPT) and the reply is a positive answer that fits every shape, or its
+        authority block if ``data`` is an RD-clear query (:meth:`learn_block`); whether it
+        was kept.  Called on every first ask: the checks are bytes comparisons."""
+        if data[2:12] != PLAIN_RD:
+            return self.learn_block(data, reply, zone)
+        end = len(data)
         if (
-            data[11]
-            or data[2] & 0xF9 != 1
-            or data[4:11] != b"\x00\x01\x00\x00\x00\x00\x00"
-            or reply[3] & 0x0F
+            reply[3]  # not NOERROR (a plain RD query's reply has no other flag here)
             or reply[8:11] != b"\x00\x00\x00"
             or reply[6:8] == b"\x00\x00"
-            or len(reply) + 11 > 512
+            or len(reply) > 501  # the EDNS forms add 11 bytes
             or reply[11] > 254
-            or reply[len(data) : len(data) + 2] != b"\xc0\x0c"  # the name not in the zone's case
+            or reply[end : end + 2] != b"\xc0\x0c"  # the name not in the zone's case
         ):
             return False
-        version = zone.version
-        if version is None:
-            return False
-        secure = index_of(version).secure
-        self.put(data[12:], zone, zone.generation, reply[4:12], reply[len(data) :], secure)
+        self.put(data[12:], zone, zone.generation, reply[4:12], reply[end:])
         return True
+
+    def learn_block(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
+        """Keep the authority block of the prepared path's ``reply`` to an RD-clear query
+        ``data`` (no OPT, or a bare OPT with a payload above 512) whose question has a
+        ready entry with a block key; whether it is kept now."""
+        if data[2] & 0xF9 or data[4:11] != _BARE_QUESTION or reply[3] & 0x0F or reply[2] & 0x02:
+            return False
+        if data[11]:
+            if data[11] != 1 or data[-11:-8] != b"\x00\x00\x29" or (data[-8] << 8 | data[-7]) <= 512:
+                return False
+            question = data[12:-11]
+            opt = 11
+            if reply[-11:-8] != b"\x00\x00\x29" or not reply[11]:
+                return False
+        else:
+            question = data[12:]
+            opt = 0
+        found = self.entries.get(question)
+        if found is None or found[0] is not zone or not found[4]:
+            return False
+        generation = found[1]
+        if zone.generation != generation:
+            return False
+        tail = found[3]
+        start = 12 + len(question) + len(tail)
+        if reply[6:8] != found[2][4:6] or reply[12:start] != question + tail:
+            return False  # not the ready answer's answer section
+        key = (zone, found[4], start)
+        if key in self.blocks and self.blocks[key][0] == generation:
+            return True
+        arcount = (reply[10] << 8 | reply[11]) - (1 if opt else 0)
+        block = reply[start : len(reply) - opt]
+        if len(self.blocks) >= BLOCK_LIMIT:
+            self.blocks.clear()
+        self.blocks[key] = (generation, reply[8:10] + arcount.to_bytes(2, "big"), block)
+        return True
+
+    def clear_key(self, zone: ServedZone, generation: int, question: bytes, counts: bytes) -> int:
+        """The key of the RD-clear block that follows the answer to ``question`` (see the
+        class docstring): 1 when the apex is not the question's parent, the apex's offset
+        when it is, 0 when no block can serve it (an answer with an authority or
+        additional section or names in its rdata, or a question naming what the block
+        writes)."""
+        if counts[4:8] != b"\x00\x00\x00\x00" or question[-4:-2] not in _CLEAR_TYPES:
+            return 0
+        special = self._special.get(zone, False)
+        if special is False or (special is not None and special[0] != generation):
+            special = self._special[zone] = _special_names(zone, generation)
+        if special is None:
+            return 0
+        _generation, names, apex = special
+        qname = question[:-4].lower()
+        if qname in names:
+            return 0
+        parent = qname[qname[0] + 1 :]
+        if parent == apex:
+            return 13 + qname[0]
+        return 0 if parent in names else 1
 
     def put(
         self,
@@ -170,9 +297,9 @@ class ReadyAnswers:
         generation: int,
         counts: bytes,
         tail: bytes,
-        secure: bool,
-    ) -> None:
-        """Keep one ready answer (``counts``: QDCOUNT to ARCOUNT without the OPT)."""
+    ) -> int:
+        """Keep one ready answer (``counts``: QDCOUNT to ARCOUNT without the OPT); its
+        RD-clear block key."""
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
@@ -184,7 +311,38 @@ class ReadyAnswers:
         shared = self._heads.get(counts)
         if shared is None:
             shared = self._heads[counts] = b"\x85\x00" + counts
-        entries[question] = (zone, generation, shared, tail, secure)
+        clear = self.clear_key(zone, generation, question, counts)
+        entries[question] = (zone, generation, shared, tail, clear)
+        return clear
+
+
+def _special_names(zone: ServedZone, generation: int) -> tuple[int, frozenset[bytes], bytes] | None:
+    """(generation, the lowercased wire forms of the apex, its NS targets and their
+    parents, the apex's) for :meth:`ReadyAnswers.clear_key`; None when the zone has no
+    apex NS the prepared path writes."""
+    version = zone.version
+    if version is None or zone.generation != generation:
+        return None
+    origin: Labels = tuple(version.origin.labels)
+    owner = prepare_owner(version.lines(version.origin_key), origin)
+    if owner is None or 2 in owner.unsupported:
+        return None
+    ns = owner.types.get(2)
+    if ns is None:
+        return None
+    apex = _wire(origin)
+    names = {apex}
+    for piece in ns[1]:
+        if type(piece) is bytes:
+            return None
+        target: Labels = piece[2]
+        names.add(_wire(target))
+        names.add(_wire(target[1:]))
+    return generation, frozenset(names), apex
+
+
+def _wire(labels: Labels) -> bytes:
+    return b"".join(bytes((len(label),)) + label for label in labels).lower()
 
 
 def _cuts(version: ZoneVersion, delegations: set[str], dnames: set[str]) -> Iterator[None]:
@@ -218,7 +376,6 @@ def fill(
     if version is None or zone.expired:
         return
     generation = zone.generation
-    secure = index_of(version).secure
     apex = version.origin_key
     delegations: set[str] = set()
     dnames: set[str] = set()
@@ -232,6 +389,7 @@ def fill(
     entries = ready.entries
     _forget_stale(ready, zone)
     put = ready.put
+    tried: set[tuple[int, int]] = set()
     owner_answers = _OwnerAnswers(prepared, zone, version).answers
     made = 0
     batch = 0
@@ -256,7 +414,15 @@ def fill(
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
         for question, counts, tail in owner_answers(key, lines):
-            put(question, zone, generation, counts, tail, secure)
+            clear = put(question, zone, generation, counts, tail)
+            if clear:
+                key = (clear, 12 + len(question) + len(tail))
+                if key not in tried:  # the first question of each block key makes it
+                    tried.add(key)
+                    query = _CLEAR_HEAD + question
+                    got = prepared.answer(query)
+                    if got is not None and got[1] is zone:
+                        ready.learn_block(query, got[0], zone)
             made += 1
     yield made
 

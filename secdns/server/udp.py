@@ -67,7 +67,7 @@ class UdpWorker:
     more GIL hand-overs per query).  :meth:`stop` wakes the thread with
     ``shutdown``, which makes a blocked ``recvfrom`` return on Linux.
 
-    A query of the ready shape (RD, one question, no or a bare OPT) first tries the
+    A query of the ready shape (one question, no or a bare OPT) first tries the
     ready answers (:mod:`secdns.server.ready`, answers built before they are asked);
     then the answer cache; a miss goes to the prepared answers (the first ask of a
     name, :mod:`secdns.server.prepared`) and its reply into the ready answers if it
@@ -125,8 +125,8 @@ class UdpWorker:
                             rcodes[0] += 1
                             send(data[:2] + got[2] + question + got[3], addr)
                             continue
-                    elif data[2] & 0xF9 == 1 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
-                        reply = ready_reply(data)  # CD, EDNS
+                    elif not data[2] & 0xF8 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
+                        reply = ready_reply(data)  # RD clear, CD, EDNS
                         if reply is not None:
                             rcodes[0] += 1
                             send(reply, addr)
