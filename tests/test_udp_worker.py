@@ -126,3 +126,42 @@ def test_ready_answers_inline_are_the_general_paths_bytes() -> None:
         client.close()
         worker.stop()
         worker.thread.join(2.0)
+
+
+def test_a_resolvers_first_asks_learn_the_authority_block() -> None:
+    """RD clear through the worker: the first ask of a block key takes the prepared path
+    and keeps its authority block; a name of the same lengths asked next is ready (the
+    general path's bytes) without the prepared path."""
+    from test_prepared import _query as shaped
+
+    server = _Server()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    worker = UdpWorker(server, sock)  # type: ignore[arg-type]  # the fields run() reads
+    worker.start()
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(5)
+    try:
+        names = ["storage000001.dc1.mix.test.", "storage000001.dc2.mix.test."]
+        server.table.zones["mix.test."].swap(
+            server.table.zones["mix.test."].version.apply(  # type: ignore[union-attr]
+                [([], ["storage000001.dc2 3600 IN A 10.1.2.3"])], 2024060102
+            )
+        )
+        for name in names:
+            wire = shaped(name, "A", rd=True)
+            assert _ask(client, port, wire) == front.handle(wire, server.table, tcp=False).wire
+        used = server.prepared.used
+        first = shaped(names[0], "A")
+        assert _ask(client, port, first) == front.handle(first, server.table, tcp=False).wire
+        assert server.prepared.used == used + 1 and len(server.ready.blocks) == 1
+        for shape in ({}, {"edns": 1232}, {"edns": 1232, "do": True, "cd": True}):
+            wire = shaped(names[1], "A", **shape)
+            assert _ask(client, port, wire) == front.handle(wire, server.table, tcp=False).wire
+        assert server.prepared.used == used + 1  # each answered ready
+        assert server.general == 0
+    finally:
+        client.close()
+        worker.stop()
+        worker.thread.join(2.0)

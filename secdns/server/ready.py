@@ -10,9 +10,10 @@ what a cache hit costs: header checks on bytes, one dict lookup, and ``ID + flag
 the client's question + tail``, an OPT appended for an EDNS query.
 
 One tail serves every query of the shape it was made for: RD set (no authority
-section, as :meth:`~secdns.server.prepared.PreparedAnswers.answer` answers it),
-no OPT or a bare EDNS 0 OPT (payload above 512, or any payload when the answer has
-no additional section; DO only on an unsigned zone), the name in the zone's case.
+section, as :meth:`~secdns.server.prepared.PreparedAnswers.answer` answers it) or
+RD clear with the zone's authority block (below), no OPT or a bare EDNS 0 OPT
+(payload above 512, or any payload when the answer has no additional section; DO
+only on an unsigned zone), the name in the zone's case.
 Any other shape, or a question asked in another case, misses and takes the
 prepared path as before.
 
@@ -38,13 +39,18 @@ Why in the background after the zone is served, and not before its first answer
 ~674,000 answers for ~10-15 s CPU and ~210 MiB, more than the whole load of the
 file (~9 s CPU), so doing it first would more than double the time to the first
 answer, while a first pass over 300,000 distinct questions asked after the fill
-costs ~7-10 us CPU a query instead of ~50.  Queries come first meanwhile
-(:data:`BUSY_QUERIES`).
+costs ~7-10 us CPU a query instead of ~50.  Queries come first meanwhile: under
+load the filler keeps to a bounded share of the time (:data:`BUSY_SHARE`).
 
-Not covered (they take the prepared path and the answer cache as before): RD clear
-(a resolver's queries get the apex NS in the authority section, whose compression
-depends on the question's length), NXDOMAIN and NODATA, other letter cases,
-referrals, CNAME chains, wildcards, DO on a signed zone, answers over 501 bytes.
+RD clear (a resolver's query) gets the apex NS and its glue after the answer: for
+A/AAAA/TXT answers that block is shared by every question of the same lengths
+(:class:`ReadyAnswers`), so one tail per question serves both.
+
+Not covered (they take the prepared path and the answer cache as before): NXDOMAIN
+and NODATA, other letter cases, referrals, CNAME chains, wildcards, DO on a signed
+zone, answers over 501 bytes, and RD clear for answers with names in their rdata or
+an additional section (MX, SRV, NS, CNAME, PTR) or questions that name the apex, an
+NS target or a name below one.
 """
 
 from __future__ import annotations
@@ -239,7 +245,11 @@ class ReadyAnswers:
         if data[2] & 0xF9 or data[4:11] != _BARE_QUESTION or reply[3] & 0x0F or reply[2] & 0x02:
             return False
         if data[11]:
-            if data[11] != 1 or data[-11:-8] != b"\x00\x00\x29" or (data[-8] << 8 | data[-7]) <= 512:
+            if (
+                data[11] != 1
+                or data[-11:-8] != b"\x00\x00\x29"
+                or (data[-8] << 8 | data[-7]) <= 512
+            ):
                 return False
             question = data[12:-11]
             opt = 11
@@ -276,9 +286,9 @@ class ReadyAnswers:
         writes)."""
         if counts[4:8] != b"\x00\x00\x00\x00" or question[-4:-2] not in _CLEAR_TYPES:
             return 0
-        special = self._special.get(zone, False)
-        if special is False or (special is not None and special[0] != generation):
-            special = self._special[zone] = _special_names(zone, generation)
+        if zone not in self._special or (self._special[zone] or (generation,))[0] != generation:
+            self._special[zone] = _special_names(zone, generation)
+        special = self._special[zone]
         if special is None:
             return 0
         _generation, names, apex = special
@@ -416,9 +426,9 @@ def fill(
         for question, counts, tail in owner_answers(key, lines):
             clear = put(question, zone, generation, counts, tail)
             if clear:
-                key = (clear, 12 + len(question) + len(tail))
-                if key not in tried:  # the first question of each block key makes it
-                    tried.add(key)
+                block_key = (clear, 12 + len(question) + len(tail))
+                if block_key not in tried:  # the first question of each block key makes it
+                    tried.add(block_key)
                     query = _CLEAR_HEAD + question
                     got = prepared.answer(query)
                     if got is not None and got[1] is zone:
@@ -562,11 +572,14 @@ def _addresses(
 
 
 BUSY_QUERIES = 50
-"""Queries answered during one batch of the filler (~5 ms) or one pause above which it
-pauses (again): it fills while fewer than ~2,500 queries a second arrive, so a burst of
-first asks right after start is answered as fast as without it (and what they ask is
-learnt meanwhile)."""
-BUSY_PAUSE = 0.02
+"""Queries answered during one batch of the filler (~5 ms) above which the server counts
+as busy (~2,500 queries a second or more)."""
+BUSY_SHARE = 0.25
+"""While busy, the filler sleeps after each batch for three times the CPU the batch took,
+so it takes about a quarter of the time the queries leave it and still finishes under
+sustained load (a server restarted into steady traffic gets its ready answers in a few
+times the idle fill time, instead of never); idle, it fills at full speed."""
+BUSY_PAUSE_MAX = 0.1
 
 FILL_MIN_NAMES = 1000
 """Zones with fewer names are not filled: a fill costs ~2 ms per zone before its first
@@ -599,7 +612,7 @@ class ReadyFiller:
     """Runs :func:`fill` in a thread of its own for each zone version made from a file or
     a full transfer (:meth:`schedule`); an IXFR's version (sharing buckets with the one
     filled) is left to :meth:`ReadyAnswers.learn`.  Queries come first: while they
-    arrive (:attr:`answered` grows) the filler pauses between batches."""
+    arrive (:attr:`answered` grows) the filler keeps to :data:`BUSY_SHARE` of the time."""
 
     def __init__(self, ready: ReadyAnswers, table: ZoneTable) -> None:
         self.ready = ready
@@ -612,6 +625,7 @@ class ReadyFiller:
         self.stopping = False
         self.thread: threading.Thread | None = None
         self.seconds = 0.0  # CPU seconds spent filling (thread time), for the bench and metrics
+        self.paused = 0.0  # seconds slept to leave busy queries their share (BUSY_SHARE)
         self.answered: Callable[[], int] = lambda: 0  # queries answered so far (server sets)
         self.min_names = FILL_MIN_NAMES
 
@@ -655,24 +669,31 @@ class ReadyFiller:
                 _forget_stale(self.ready, self.forgotten.pop())
             while self.pending and not self.stopping:
                 _key, zone = self.pending.popitem()
-                start = time.thread_time()
-                made = 0
+                self._fill(zone)
+
+    def _fill(self, zone: ServedZone) -> None:
+        """Fill one zone, a batch at a time; while queries arrive, sleep after each batch
+        so the filler keeps to :data:`BUSY_SHARE` of the time."""
+        start = time.thread_time()
+        made = 0
+        answered = self.answered()
+        batch = start
+        try:
+            for made in fill(self.ready, self.prepared, self.table, zone):  # noqa: B007
+                if self.stopping:
+                    break
+                now = time.thread_time()
+                if self.answered() - answered > BUSY_QUERIES:  # busy: a bounded share
+                    pause = min((now - batch) * (1 - BUSY_SHARE) / BUSY_SHARE, BUSY_PAUSE_MAX)
+                    self.paused += pause
+                    time.sleep(pause)
                 answered = self.answered()
-                try:
-                    for made in fill(self.ready, self.prepared, self.table, zone):  # noqa: B007
-                        if self.stopping:
-                            break
-                        now = self.answered()
-                        while now - answered > BUSY_QUERIES and not self.stopping:
-                            answered = now  # queries arrive: wait until they mostly stop
-                            time.sleep(BUSY_PAUSE)
-                            now = self.answered()
-                        answered = now
-                except Exception:  # never let one zone stop the filler
-                    log.exception("ready: filling zone=%s failed", zone.key)
-                spent = time.thread_time() - start
-                self.seconds += spent
-                log.info("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
+                batch = time.thread_time()
+        except Exception:  # never let one zone stop the filler
+            log.exception("ready: filling zone=%s failed", zone.key)
+        spent = time.thread_time() - start
+        self.seconds += spent
+        log.info("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
 
 
 def _incremental(last: ZoneVersion, version: ZoneVersion) -> bool:
