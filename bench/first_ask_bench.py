@@ -17,7 +17,12 @@ answer made before the pass, the upper bound of preparing answers),
 and the server's CPU microseconds per query of the pass (user + system: the
 steadier figure on a shared machine); ``--rounds`` (3) rounds, medians printed;
 ``--baseline SRC`` also runs secdns from another source tree (``git archive main
-secdns | tar -x -C SRC``) in the same run.
+secdns | tar -x -C SRC``) in the same run.  ``--rd-clear`` asks as a resolver does
+(RD clear: the apex NS and glue in the reply; ``--edns 1232 --do`` adds what resolvers
+add), through ``dnsperf -B`` (a file of TCP-framed messages: flags kept, IDs set by
+dnsperf).  ``--sustained S``: instead of one pass, S seconds of continuous queries from
+the first answer on (the file replayed as it ends), qps printed per 5 s: how soon a
+server restarted into steady traffic has its answers ready.
 The dnsperf command line is printed so a reader can rerun it.
 """
 
@@ -38,6 +43,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 from measure import group_cpu  # noqa: E402
@@ -54,20 +60,53 @@ def rss_mib(pid: int) -> float:
 
 
 def one_pass(
-    port: int, queries: Path, pids: list[int], row: dict[str, float], warm: bool = False
+    port: int,
+    queries: Path,
+    pids: list[int],
+    row: dict[str, float],
+    warm: bool = False,
+    count: int = 0,
+    binary: bool = False,
+    sustained: int = 0,
 ) -> None:
-    """One dnsperf pass; its qps and the server's CPU microseconds per query (on a shared
-    machine the CPU cost is the steadier figure); ``warm``: then a second pass over the
-    same questions."""
-    count = sum(1 for _ in open(queries))
+    """One dnsperf pass over ``count`` queries; its qps and the server's CPU microseconds
+    per query (on a shared machine the CPU cost is the steadier figure); ``warm``: then a
+    second pass over the same questions; ``sustained``: that many seconds instead of one
+    pass, with the qps of each 5 s (``sustained_qps_5s``)."""
     before = group_cpu(pids)
-    row["first_pass_qps"] = dnsperf(port, queries, 0, once=True)
+    if sustained:
+        intervals: list[float] = []
+        row["sustained_qps"] = dnsperf(
+            port, queries, sustained, binary=binary, interval=5, intervals=intervals
+        )
+        row["sustained_qps_5s"] = [round(q) for q in intervals]  # type: ignore[assignment]
+        row["sustained_cpu_s"] = round(group_cpu(pids) - before, 2)
+        return
+    row["first_pass_qps"] = dnsperf(port, queries, 0, once=True, binary=binary)
     row["first_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
     if warm:  # the same questions again: every answer already made (the upper bound of
         # preparing answers before the pass: a query then costs what a cache hit costs)
         before = group_cpu(pids)
-        row["warm_pass_qps"] = dnsperf(port, queries, 0, once=True)
+        row["warm_pass_qps"] = dnsperf(port, queries, 0, once=True, binary=binary)
         row["warm_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
+
+
+def binary_queries(text: Path, out: Path, rd: bool, edns: int | None, do: bool) -> None:
+    """Write ``text``'s questions (``NAME TYPE`` lines) as TCP-framed query messages for
+    ``dnsperf -B``, with RD as given and EDNS/DO as asked."""
+    with open(text) as source, open(out, "wb") as sink:
+        for line in source:
+            name, rdtype = line.split()[:2]
+            query = dns.message.make_query(
+                name,
+                rdtype,
+                use_edns=0 if edns is not None else False,
+                payload=edns or 1232,
+                want_dnssec=do,
+            )
+            query.flags = dns.flags.RD if rd else 0
+            wire = query.to_wire()
+            sink.write(len(wire).to_bytes(2, "big") + wire)
 
 
 def wait_idle(pids: list[int], start: float, quiet: float = 0.02, timeout: float = 600.0) -> float:
@@ -142,7 +181,16 @@ def run_secdns(args: argparse.Namespace, tmp: Path, source: Path | None) -> dict
             row["idle_s"] = wait_idle([proc.pid], start)
             row["idle_cpu_s"] = group_cpu([proc.pid])
         time.sleep(args.settle)
-        one_pass(port, args.distinct, [proc.pid], row, args.warm_pass)
+        one_pass(
+            port,
+            args.asked,
+            [proc.pid],
+            row,
+            args.warm_pass,
+            args.count,
+            args.binary,
+            args.sustained,
+        )
         if args.repeat:
             row["repeat_qps"] = dnsperf(port, args.queries, args.repeat)
         row["rss_mib"] = round(rss_mib(proc.pid), 1)
@@ -182,6 +230,17 @@ def main() -> None:
         " builds its ready answers in the background); idle_s and idle_cpu_s say when",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the median")
+    parser.add_argument(
+        "--rd-clear", action="store_true", help="ask with RD clear, as resolvers do (dnsperf -B)"
+    )
+    parser.add_argument("--edns", type=int, help="ask with EDNS and this payload (dnsperf -B)")
+    parser.add_argument("--do", action="store_true", help="with --edns: set DO, as resolvers do")
+    parser.add_argument(
+        "--sustained",
+        type=int,
+        default=0,
+        help="seconds of continuous queries from the first answer instead of one pass",
+    )
     args = parser.parse_args()
     # the first pass asks each question once; the repeating mix replays the file as given
     args.distinct = Path(tempfile.mkdtemp(prefix="secdns-firstask-")) / "distinct.q"
@@ -190,25 +249,42 @@ def main() -> None:
         f"first pass: {kept} distinct questions ({dropped} repeats of {args.queries} left out)",
         file=sys.stderr,
     )
+    args.count = kept
+    args.binary = args.rd_clear or args.edns is not None
+    args.asked = args.distinct
+    if args.binary:
+        args.asked = args.distinct.with_suffix(".bin")
+        binary_queries(args.distinct, args.asked, not args.rd_clear, args.edns, args.do)
+    limit = f"-l {args.sustained} -S 5" if args.sustained else "-n 1"
     print(
-        f"dnsperf -s 127.0.0.1 -p PORT -d {args.distinct} -c 10 -T 1 -q 100 -n 1",
+        f"dnsperf -s 127.0.0.1 -p PORT -d {args.asked} -c 10 -T 1 -q 100 {limit}"
+        + (" -B" if args.binary else ""),
         file=sys.stderr,
     )
     rounds = [one_round(args) for _ in range(args.rounds)]
     results: dict[str, dict[str, float]] = {}
     for label in rounds[0]:
         results[label] = {
-            field: statistics.median(r[label][field] for r in rounds) for field in rounds[0][label]
+            field: _median([r[label][field] for r in rounds]) for field in rounds[0][label]
         }
-    if "nsd" in results and "secdns" in results:
+    if "nsd" in results and "secdns" in results and not args.sustained:
         results["ratio"] = {
             "first_pass": round(
                 results["secdns"]["first_pass_qps"] / results["nsd"]["first_pass_qps"], 3
             )
         }
     print(json.dumps({"rounds": args.rounds, "median": results, "each": rounds}, indent=2))
-    args.distinct.unlink()
+    for made in args.distinct.parent.iterdir():
+        made.unlink()
     args.distinct.parent.rmdir()
+
+
+def _median(values: list) -> object:
+    """The median of a figure over rounds; of a list of figures (qps per 5 s), position by
+    position."""
+    if isinstance(values[0], list):
+        return [statistics.median(column) for column in zip(*values, strict=False)]
+    return statistics.median(values)
 
 
 def one_round(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -225,7 +301,16 @@ def one_round(args: argparse.Namespace) -> dict[str, dict[str, float]]:
                 if args.wait_idle:
                     row["idle_s"] = wait_idle(_live_group_members(nsd.pid), start)
                     row["idle_cpu_s"] = group_cpu(_live_group_members(nsd.pid))
-                one_pass(nsd.port, args.distinct, _live_group_members(nsd.pid), row, args.warm_pass)
+                one_pass(
+                    nsd.port,
+                    args.asked,
+                    _live_group_members(nsd.pid),
+                    row,
+                    args.warm_pass,
+                    args.count,
+                    args.binary,
+                    args.sustained,
+                )
                 if args.repeat:
                     row["repeat_qps"] = dnsperf(nsd.port, args.queries, args.repeat)
                 results["nsd"] = row

@@ -72,9 +72,25 @@ def distinct_questions(source: Path, out: Path, count: int) -> int:
     return len(seen)
 
 
-def dnsperf(port: int, queries: Path, seconds: int, once: bool = False, show: bool = True) -> float:
-    """Queries per second; ``once``: a single pass over the query file instead of a time."""
+def dnsperf(
+    port: int,
+    queries: Path,
+    seconds: int,
+    once: bool = False,
+    show: bool = True,
+    binary: bool = False,
+    interval: int = 0,
+    intervals: list[float] | None = None,
+) -> float:
+    """Queries per second; ``once``: a single pass over the query file instead of a time;
+    ``binary``: the file holds TCP-framed query messages (``dnsperf -B``: flags kept, IDs
+    set by dnsperf); ``interval``: seconds between dnsperf's statistics lines, whose qps
+    go to ``intervals``."""
     limit = ["-n", "1"] if once else ["-l", str(seconds)]
+    if binary:
+        limit.append("-B")
+    if interval:
+        limit += ["-S", str(interval)]
     argv = [
         "dnsperf",
         "-s",
@@ -97,6 +113,8 @@ def dnsperf(port: int, queries: Path, seconds: int, once: bool = False, show: bo
     match = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     if not match:
         raise SystemExit(f"dnsperf failed: {done.stdout}{done.stderr}")
+    if intervals is not None:
+        intervals.extend(float(m) for m in re.findall(r"^\S+: ([\d.]+)$", done.stdout, re.M))
     lost = re.search(r"Queries lost:\s+(\d+)", done.stdout)
     print(f"    lost: {lost.group(1) if lost else '?'}", file=sys.stderr)
     return float(match.group(1))
