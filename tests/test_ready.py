@@ -339,3 +339,28 @@ def test_rd_clear_below_the_apex_and_deeper_are_byte_equal() -> None:
     assert keys["mx1.mix.test."] == 13 + len("mx1")
     assert keys["ci000004.cdn.mix.test."] == 1 == keys["_dmarc.corp000010.mix.test."]
     assert all(key[0] is zone for key in ready.blocks)
+
+
+def test_after_an_ixfr_a_resolvers_asks_alone_bring_the_answers_back() -> None:
+    """A version made by an IXFR is not filled: RD-clear asks alone (a resolver's traffic)
+    relearn the entry and the block, and the next asks of that shape are ready."""
+    table = _table({"mix.test.": BIG_MIX})
+    zone = table.zones["mix.test."]
+    ready = _filled(table)
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))
+    prepared = PreparedAnswers(table)
+    names = ["host00007.big.mix.test.", "host00008.big.mix.test.", "ci000004.cdn.mix.test."]
+    for name in names:
+        wire = _query(name, "A", edns=1232, do=True)
+        assert ready.reply(wire) is None  # stale
+        made = prepared.answer(wire)
+        assert made is not None
+        assert ready.learn(wire, made[0], made[1])
+    for name in names:
+        for shape in ({}, {"edns": 1232, "do": True}, {"rd": True}):
+            wire = _query(name, "A", **shape)
+            assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire, (name, shape)
+    mx = _query("corp000010.mix.test.", "MX", edns=1232)  # not an A/AAAA/TXT answer
+    made = prepared.answer(mx)
+    assert made is not None and not ready.learn(mx, made[0], made[1])

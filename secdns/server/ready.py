@@ -241,7 +241,8 @@ class ReadyAnswers:
     def learn_block(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """Keep the authority block of the prepared path's ``reply`` to an RD-clear query
         ``data`` (no OPT, or a bare OPT with a payload above 512) whose question has a
-        ready entry with a block key; whether it is kept now."""
+        ready entry with a block key (kept from this reply if there is none yet); whether
+        it is kept now."""
         if data[2] & 0xF9 or data[4:11] != _BARE_QUESTION or reply[3] & 0x0F or reply[2] & 0x02:
             return False
         if data[11]:
@@ -259,7 +260,11 @@ class ReadyAnswers:
             question = data[12:]
             opt = 0
         found = self.entries.get(question)
-        if found is None or found[0] is not zone or not found[4]:
+        if found is None or found[0] is not zone or found[1] != zone.generation:
+            found = self._entry_of_clear(question, reply, zone)
+            if found is None:
+                return False
+        if not found[4]:
             return False
         generation = found[1]
         if zone.generation != generation:
@@ -277,6 +282,33 @@ class ReadyAnswers:
             self.blocks.clear()
         self.blocks[key] = (generation, reply[8:10] + arcount.to_bytes(2, "big"), block)
         return True
+
+    def _entry_of_clear(self, question: bytes, reply: bytes, zone: ServedZone) -> Entry | None:
+        """Keep the ready entry an RD-clear ``reply`` holds (its answer section is the RD-set
+        reply's tail when every answer record is the question's A, AAAA or TXT, its owner
+        a pointer to the question), so that a version only resolvers ask (one made by an
+        IXFR is not filled) gets its answers back; the entry, or None."""
+        qtype = question[-4:-2]
+        count = reply[6] << 8 | reply[7]
+        if not count or qtype not in _CLEAR_TYPES or reply[4:6] != b"\x00\x01":
+            return None
+        start = position = 12 + len(question)
+        end = len(reply)
+        for _record in range(count):
+            if reply[position : position + 4] != b"\xc0\x0c" + qtype or position + 12 > end:
+                return None
+            position += 12 + (reply[position + 10] << 8 | reply[position + 11])
+        if position > end or position - start + len(question) + 12 > 501:
+            return None
+        generation = zone.generation
+        self.put(
+            question,
+            zone,
+            generation,
+            b"\x00\x01" + reply[6:8] + b"\x00\x00\x00\x00",
+            reply[start:position],
+        )
+        return self.entries.get(question)
 
     def clear_key(self, zone: ServedZone, generation: int, question: bytes, counts: bytes) -> int:
         """The key of the RD-clear block that follows the answer to ``question`` (see the
