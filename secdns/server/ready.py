@@ -91,7 +91,7 @@ _CLEAR_HEAD = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD clear, o
 Entry = tuple["ServedZone", int, bytes, bytes, int]
 """(zone, its generation, the header after the ID for a query with RD only (flags,
 QDCOUNT..ARCOUNT without an OPT), the tail after the question, the key of its RD-clear
-authority block or 0, see :meth:`ReadyAnswers.clear_key`)."""
+authority block or 0, see :meth:`ReadyAnswers.clear_key`, or -1 until it is computed)."""
 
 Block = tuple[int, bytes, bytes]
 """An RD-clear reply's authority and additional sections (the apex NS and its glue):
@@ -149,7 +149,7 @@ class ReadyAnswers:
         if data[2] & 1:
             head = found[2] if not cd else b"\x85\x10" + found[2][2:]
             return data[:2] + head + data[12:] + found[3]
-        block = self._block(found, len(data) + len(found[3]))
+        block = self._block(data[12:], found, len(data) + len(found[3]))
         if block is None:
             return None
         head = found[2]
@@ -164,7 +164,8 @@ class ReadyAnswers:
         )
         return reply if len(reply) <= 512 else None
 
-    def _block(self, found: Entry, start: int) -> Block | None:
+    def _block(self, question: bytes, found: Entry, start: int) -> Block | None:
+        found = self._settled(question, found)
         if not found[4]:
             return None
         block = self.blocks.get((found[0], found[4], start))
@@ -201,7 +202,7 @@ class ReadyAnswers:
         if data[2] & 1 or small:
             flags = (b"\x85" if data[2] & 1 else b"\x84") + (b"\x10" if cd else b"\x00")
             return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
-        block = self._block(found, 12 + len(question) + len(found[3]))
+        block = self._block(question, found, 12 + len(question) + len(found[3]))
         if block is None:
             return None
         counts = block[1]
@@ -235,8 +236,31 @@ class ReadyAnswers:
             or reply[end : end + 2] != b"\xc0\x0c"  # the name not in the zone's case
         ):
             return False
-        self.put(data[12:], zone, zone.generation, reply[4:12], reply[end:])
+        # put(), inline: this runs on every first ask; the block key is settled on the
+        # first RD-clear ask of the question (_settled), not here
+        question = data[12:]
+        entries = self.entries
+        if len(entries) >= self.limit:
+            entries.clear()
+            self.by_zone.clear()
+        questions = self.by_zone.get(zone)
+        if questions is None:
+            questions = self.by_zone[zone] = set()
+        questions.add(question)
+        counts = reply[4:12]
+        shared = self._heads.get(counts)
+        if shared is None:
+            shared = self._heads[counts] = b"\x85\x00" + counts
+        entries[question] = (zone, zone.generation, shared, reply[end:], -1)
         return True
+
+    def _settled(self, question: bytes, found: Entry) -> Entry:
+        """``found`` with its block key computed (a learnt entry leaves it -1)."""
+        if found[4] >= 0:
+            return found
+        settled = (*found[:4], self.clear_key(found[0], found[1], question, found[2][2:]))
+        self.entries[question] = settled
+        return settled
 
     def learn_block(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """Keep the authority block of the prepared path's ``reply`` to an RD-clear query
@@ -264,6 +288,7 @@ class ReadyAnswers:
             found = self._entry_of_clear(question, reply, zone)
             if found is None:
                 return False
+        found = self._settled(question, found)
         if not found[4]:
             return False
         generation = found[1]
