@@ -226,6 +226,10 @@ class ReadyAnswers:
         was kept.  Called on every first ask: the checks are bytes comparisons."""
         if data[2:12] != PLAIN_RD:
             return self.learn_block(data, reply, zone)
+        return self.learn_plain(data, reply, zone)
+
+    def learn_plain(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
+        """:meth:`learn` for a query known to be :data:`PLAIN_RD` (the UDP worker checked)."""
         end = len(data)
         if (
             reply[3]  # not NOERROR (a plain RD query's reply has no other flag here)

@@ -105,7 +105,8 @@ class UdpWorker:
         answer = server.answer_udp
         ready = server.ready.entries  # secdns.server.ready: ReadyAnswers.reply, inline
         ready_reply = server.ready.reply
-        learn = server.ready.learn
+        learn_plain = server.ready.learn_plain
+        learn_block = server.ready.learn_block
         rcodes = self.rcodes
         while not self.stopping:
             try:
@@ -118,7 +119,8 @@ class UdpWorker:
                 if server.log_queries:  # -v logs every query: take the full path
                     reply = answer(data, addr[0])
                 else:
-                    if data[2:12] == PLAIN_RD:  # RD, one question, nothing else: ready?
+                    plain = data[2:12] == PLAIN_RD
+                    if plain:  # RD, one question, nothing else: ready?
                         question = data[12:]
                         got = ready.get(question)
                         if got is not None and got[0].generation == got[1]:
@@ -142,7 +144,8 @@ class UdpWorker:
                     made = prepared(data)
                     if made is not None:
                         reply = made[0]
-                        if not learn(data, reply, made[1]):
+                        learnt = (learn_plain if plain else learn_block)(data, reply, made[1])
+                        if not learnt:
                             cache.put(key, made[1], reply[2:])
                     else:
                         reply = answer(data, addr[0], looked_up=True)
