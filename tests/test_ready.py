@@ -4,8 +4,10 @@ The property: after :func:`fill`, every question the test zones could be asked (
 owner and empty non-terminal, every type a zone uses and a few it does not, names
 that do not exist), in the query shapes and letter cases of tests/test_prepared.py
 plus RD with EDNS, gets from :meth:`ReadyAnswers.reply` exactly the bytes
-:func:`secdns.server.front.handle` returns, or None.  After an IXFR the stale
-answers step aside, and what is learnt equals a fresh fill of the new version.
+:func:`secdns.server.front.handle` returns, or None.  RD clear (a resolver's query:
+the apex NS and glue after the answer) is asked in every shape and case too, and must
+be ready for some.  After an IXFR the stale answers step aside, and what is learnt
+(from RD-set or RD-clear asks) equals a fresh fill of the new version.
 """
 
 from __future__ import annotations
