@@ -15,7 +15,9 @@ answer, i.e. secdns has built its ready answers; ``idle_s``/``idle_cpu_s`` say w
 and at what CPU cost since start; ``--warm-pass``: the same questions again, every
 answer made before the pass, the upper bound of preparing answers),
 and the server's CPU microseconds per query of the pass (user + system: the
-steadier figure on a shared machine); ``--rounds`` (3) rounds, medians printed;
+steadier figure on a shared machine; ``first_pass_busiest_thread_us``: its busiest
+thread alone, the answering one, without secdns's builder beside it); ``--rounds``
+(3) rounds, medians printed;
 ``--baseline SRC`` also runs secdns from another source tree (``git archive main
 secdns | tar -x -C SRC``) in the same run.  ``--rd-clear`` asks as a resolver does
 (RD clear: the apex NS and glue in the reply; ``--edns 1232 --do`` adds what resolvers
@@ -82,13 +84,43 @@ def one_pass(
         row["sustained_qps_5s"] = [round(q) for q in intervals]  # type: ignore[assignment]
         row["sustained_cpu_s"] = round(group_cpu(pids) - before, 2)
         return
+    threads = thread_cpu(pids)
     row["first_pass_qps"] = dnsperf(port, queries, 0, once=True, binary=binary)
     row["first_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
+    # the answering thread alone: secdns's builder of ready answers runs beside it
+    row["first_pass_busiest_thread_us"] = busiest_thread_us(threads, thread_cpu(pids), count)
     if warm:  # the same questions again: every answer already made (the upper bound of
         # preparing answers before the pass: a query then costs what a cache hit costs)
         before = group_cpu(pids)
         row["warm_pass_qps"] = dnsperf(port, queries, 0, once=True, binary=binary)
         row["warm_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
+
+
+def thread_cpu(pids: list[int]) -> dict[tuple[int, str], float]:
+    """CPU seconds (user + system) of every thread of these processes, by (pid, tid)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[tuple[int, str], float] = {}
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[(pid, task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def busiest_thread_us(
+    before: dict[tuple[int, str], float], after: dict[tuple[int, str], float], count: int
+) -> float:
+    """CPU microseconds per query of the thread that used the most between the two
+    snapshots (a server's answering thread; secdns's ready-answer builder is another)."""
+    spent = max((cpu - before.get(key, 0.0) for key, cpu in after.items()), default=0.0)
+    return round(spent / count * 1e6, 1)
 
 
 def binary_queries(text: Path, out: Path, rd: bool, edns: int | None, do: bool) -> None:
