@@ -367,3 +367,44 @@ def test_after_an_ixfr_a_resolvers_asks_alone_bring_the_answers_back() -> None:
     mx = _query("corp000010.mix.test.", "MX", edns=1232)  # not an A/AAAA/TXT answer
     made = prepared.answer(mx)
     assert made is not None and not ready.learn(mx, made[0], made[1])
+
+
+def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
+    """Large zones are filled in a forked child (secdns.server.readyfork): the same
+    entries and RD-clear blocks as a fill in the filler thread; a zone that changes
+    meanwhile stops it."""
+    from secdns.server.readyfork import fill_forked
+
+    table = _table({"mix.test.": BIG_MIX})
+    zone = table.zones["mix.test."]
+    here = _filled(table)
+    forked = ReadyAnswers()
+    steps = list(fill_forked(forked, table, zone))
+    assert steps and steps[-1] == len(here.entries)
+    assert forked.entries == here.entries
+    assert forked.blocks == here.blocks
+    for name in ("host00001.big.mix.test.", "ci000004.cdn.mix.test.", "mx1.mix.test."):
+        wire = _query(name, "A", edns=1232)
+        assert forked.reply(wire) == front.handle(wire, table, tcp=False).wire
+    # a new version while the child works: what it sends is not kept
+    stopped = ReadyAnswers()
+    running = fill_forked(stopped, table, zone)
+    first = next(running)  # forked, one chunk kept
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))
+    assert list(running) == [] and len(stopped.entries) == first
+
+
+def test_the_filler_forks_for_a_large_zone() -> None:
+    table = _table({"mix.test.": BIG_MIX})
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    filler.min_names = 0
+    filler.fork_min_names = 1000  # BIG_MIX has ~4,000 names
+    try:
+        filler.schedule(table.zones["mix.test."])
+        last = _query("host03999.big.mix.test.", "A", edns=1232)
+        _wait(lambda: ready.reply(last) is not None, timeout=20.0)
+        assert ready.reply(last) == front.handle(last, table, tcp=False).wire
+    finally:
+        filler.stop()

@@ -56,6 +56,7 @@ NS target or a name below one.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 import time
@@ -368,9 +369,10 @@ class ReadyAnswers:
         generation: int,
         counts: bytes,
         tail: bytes,
+        clear: int | None = None,
     ) -> int:
         """Keep one ready answer (``counts``: QDCOUNT to ARCOUNT without the OPT); its
-        RD-clear block key."""
+        RD-clear block key (``clear``, computed here if not given)."""
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
@@ -382,7 +384,8 @@ class ReadyAnswers:
         shared = self._heads.get(counts)
         if shared is None:
             shared = self._heads[counts] = b"\x85\x00" + counts
-        clear = self.clear_key(zone, generation, question, counts)
+        if clear is None:
+            clear = self.clear_key(zone, generation, question, counts)
         entries[question] = (zone, generation, shared, tail, clear)
         return clear
 
@@ -642,6 +645,10 @@ sustained load (a server restarted into steady traffic gets its ready answers in
 times the idle fill time, instead of never); idle, it fills at full speed."""
 BUSY_PAUSE_MAX = 0.1
 
+FORK_MIN_NAMES = 20_000
+"""Zones with at least this many names are filled in a forked child
+(:mod:`secdns.server.readyfork`); smaller ones in the filler thread."""
+
 FILL_MIN_NAMES = 1000
 """Zones with fewer names are not filled: a fill costs ~2 ms per zone before its first
 answer (the zone's cuts and denial index), which at 10,000 small zones loading at once
@@ -689,6 +696,7 @@ class ReadyFiller:
         self.paused = 0.0  # seconds slept to leave busy queries their share (BUSY_SHARE)
         self.answered: Callable[[], int] = lambda: 0  # queries answered so far (server sets)
         self.min_names = FILL_MIN_NAMES
+        self.fork_min_names = FORK_MIN_NAMES
 
     def schedule(self, zone: ServedZone) -> None:
         """Fill ``zone``'s current version unless it is an incremental change of the last
@@ -739,8 +747,16 @@ class ReadyFiller:
         made = 0
         answered = self.answered()
         batch = start
+        version = zone.version
+        steps: Iterator[int]
+        if version is not None and version.names >= self.fork_min_names and hasattr(os, "fork"):
+            from secdns.server.readyfork import fill_forked  # (it imports this module)
+
+            steps = fill_forked(self.ready, self.table, zone)  # off the answering core
+        else:
+            steps = fill(self.ready, self.prepared, self.table, zone)
         try:
-            for made in fill(self.ready, self.prepared, self.table, zone):  # noqa: B007
+            for made in steps:  # noqa: B007
                 if self.stopping:
                     break
                 now = time.thread_time()
@@ -752,6 +768,8 @@ class ReadyFiller:
                 batch = time.thread_time()
         except Exception:  # never let one zone stop the filler
             log.exception("ready: filling zone=%s failed", zone.key)
+        finally:
+            steps.close()  # type: ignore[attr-defined]  # generators: a forked child stops
         spent = time.thread_time() - start
         self.seconds += spent
         log.info("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
