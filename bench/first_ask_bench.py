@@ -31,13 +31,17 @@ The dnsperf command line is printed so a reader can rerun it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +52,7 @@ sys.path.insert(0, str(HERE))
 import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
-from measure import group_cpu  # noqa: E402
+from measure import group_cpu, group_pss_mib  # noqa: E402
 from serve_bench import dnsperf, secdns_config  # noqa: E402
 from servers import Nsd, _live_group_members, free_port  # noqa: E402
 
@@ -64,7 +68,7 @@ def rss_mib(pid: int) -> float:
 def one_pass(
     port: int,
     queries: Path,
-    pids: list[int],
+    members: Callable[[], list[int]],
     row: dict[str, float],
     warm: bool = False,
     count: int = 0,
@@ -75,25 +79,64 @@ def one_pass(
     per query (on a shared machine the CPU cost is the steadier figure); ``warm``: then a
     second pass over the same questions; ``sustained``: that many seconds instead of one
     pass, with the qps of each 5 s (``sustained_qps_5s``)."""
-    before = group_cpu(pids)
+    peak = PeakPss(members)
+    before = group_cpu(members(), children=True)
     if sustained:
         intervals: list[float] = []
         row["sustained_qps"] = dnsperf(
             port, queries, sustained, binary=binary, interval=5, intervals=intervals
         )
         row["sustained_qps_5s"] = [round(q) for q in intervals]  # type: ignore[assignment]
-        row["sustained_cpu_s"] = round(group_cpu(pids) - before, 2)
+        row["sustained_cpu_s"] = round(group_cpu(members(), children=True) - before, 2)
+        row["peak_pss_mib"] = peak.stop()
         return
-    threads = thread_cpu(pids)
+    threads = thread_cpu(members())
     row["first_pass_qps"] = dnsperf(port, queries, 0, once=True, binary=binary)
-    row["first_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
+    spent = group_cpu(members(), children=True) - before
+    row["first_pass_cpu_us_per_query"] = round(spent / count * 1e6, 1)
     # the answering thread alone: secdns's builder of ready answers runs beside it
-    row["first_pass_busiest_thread_us"] = busiest_thread_us(threads, thread_cpu(pids), count)
+    row["first_pass_busiest_thread_us"] = busiest_thread_us(threads, thread_cpu(members()), count)
+    row["peak_pss_mib"] = peak.stop()
     if warm:  # the same questions again: every answer already made (the upper bound of
         # preparing answers before the pass: a query then costs what a cache hit costs)
-        before = group_cpu(pids)
+        before = group_cpu(members(), children=True)
         row["warm_pass_qps"] = dnsperf(port, queries, 0, once=True, binary=binary)
-        row["warm_pass_cpu_us_per_query"] = round((group_cpu(pids) - before) / count * 1e6, 1)
+        spent = group_cpu(members(), children=True) - before
+        row["warm_pass_cpu_us_per_query"] = round(spent / count * 1e6, 1)
+
+
+class PeakPss:
+    """The largest PSS of a server's processes (its children included: secdns fills its
+    ready answers in a forked child), sampled twice a second until :meth:`stop`."""
+
+    def __init__(self, members: Callable[[], list[int]]) -> None:
+        self.members = members
+        self.peak = 0.0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.5):
+            self.peak = max(self.peak, group_pss_mib(self.members()))
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return round(max(self.peak, group_pss_mib(self.members())), 1)
+
+
+def with_children(pid: int) -> Callable[[], list[int]]:
+    """``pid`` and its live children (a forked builder) now, for each call."""
+
+    def members() -> list[int]:
+        found = [pid]
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                found += [int(child) for child in (task / "children").read_text().split()]
+        return found
+
+    return members
 
 
 def thread_cpu(pids: list[int]) -> dict[tuple[int, str], float]:
@@ -141,13 +184,15 @@ def binary_queries(text: Path, out: Path, rd: bool, edns: int | None, do: bool) 
             sink.write(len(wire).to_bytes(2, "big") + wire)
 
 
-def wait_idle(pids: list[int], start: float, quiet: float = 0.02, timeout: float = 600.0) -> float:
+def wait_idle(
+    members: Callable[[], list[int]], start: float, quiet: float = 0.02, timeout: float = 600.0
+) -> float:
     """Seconds from ``start`` until these processes use less than ``quiet`` of a CPU over a
     second (a server done with its background work: secdns's ready answers)."""
-    last = group_cpu(pids)
+    last = group_cpu(members(), children=True)
     while time.perf_counter() - start < timeout:
         time.sleep(1.0)
-        now = group_cpu(pids)
+        now = group_cpu(members(), children=True)
         if now - last < quiet:
             return round(time.perf_counter() - start - 1.0, 2)
         last = now
@@ -209,14 +254,17 @@ def run_secdns(args: argparse.Namespace, tmp: Path, source: Path | None) -> dict
     )
     try:
         row = {"start_s": round(first_answer(port, args.origin, start), 2)}
+        members = with_children(proc.pid)
         if args.wait_idle:
-            row["idle_s"] = wait_idle([proc.pid], start)
-            row["idle_cpu_s"] = group_cpu([proc.pid])
+            peak = PeakPss(members)
+            row["idle_s"] = wait_idle(members, start)
+            row["idle_cpu_s"] = round(group_cpu(members(), children=True), 2)
+            row["idle_peak_pss_mib"] = peak.stop()
         time.sleep(args.settle)
         one_pass(
             port,
             args.asked,
-            [proc.pid],
+            members,
             row,
             args.warm_pass,
             args.count,
@@ -330,13 +378,14 @@ def one_round(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             load = time.perf_counter() - start
             try:
                 row = {"start_s": round(load, 2)}
+                members = functools.partial(_live_group_members, nsd.pid)
                 if args.wait_idle:
-                    row["idle_s"] = wait_idle(_live_group_members(nsd.pid), start)
-                    row["idle_cpu_s"] = group_cpu(_live_group_members(nsd.pid))
+                    row["idle_s"] = wait_idle(members, start)
+                    row["idle_cpu_s"] = round(group_cpu(members(), children=True), 2)
                 one_pass(
                     nsd.port,
                     args.asked,
-                    _live_group_members(nsd.pid),
+                    members,
                     row,
                     args.warm_pass,
                     args.count,

@@ -39,8 +39,11 @@ Why in the background after the zone is served, and not before its first answer
 ~674,000 answers for ~10-15 s CPU and ~210 MiB, more than the whole load of the
 file (~9 s CPU), so doing it first would more than double the time to the first
 answer, while a first pass over 300,000 distinct questions asked after the fill
-costs ~7-10 us CPU a query instead of ~50.  Queries come first meanwhile: under
-load the filler keeps to a bounded share of the time (:data:`BUSY_SHARE`).
+costs ~7-10 us CPU a query instead of ~50.  Queries come first meanwhile: a zone of
+:data:`FORK_MIN_NAMES` or more is filled in a forked child at nice 10
+(:mod:`secdns.server.readyfork`: off the answering core, the parent only keeps what
+it sends), and under load the filler keeps to a bounded share of the time
+(:data:`BUSY_SHARE`), so it finishes under steady traffic too.
 
 RD clear (a resolver's query) gets the apex NS and its glue after the answer: for
 A/AAAA/TXT answers that block is shared by every question of the same lengths
