@@ -386,6 +386,12 @@ def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
     for name in ("host00001.big.mix.test.", "ci000004.cdn.mix.test.", "mx1.mix.test."):
         wire = _query(name, "A", edns=1232)
         assert forked.reply(wire) == front.handle(wire, table, tcp=False).wire
+    assert zone.version is not None
+    removed = [line for line in zone.version.iter_lines() if not line.startswith("host00")]
+    zone.swap(ZoneVersion.from_lines(zone.origin, removed))  # a full version: filled again
+    steps = list(fill_forked(forked, table, zone))
+    assert _query("host00001.big.mix.test.", "A", rd=True)[12:] not in forked.entries  # dropped
+    assert len(forked.entries) == steps[-1]
     # a new version while the child works: what it sends is not kept
     stopped = ReadyAnswers()
     running = fill_forked(stopped, table, zone)

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.ready import ReadyAnswers, fill
+from secdns.server.ready import ReadyAnswers, _forget_stale, fill
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
@@ -82,6 +82,7 @@ def fill_forked(ready: ReadyAnswers, table: ZoneTable, zone: ServedZone) -> Iter
         _child(table, zone, write_end, read_end)
     os.close(write_end)
     made = 0
+    _forget_stale(ready, zone)  # (fill does it in the child's table: here, in ours)
     try:
         while True:
             chunk = _receive(read_end)
