@@ -13,7 +13,8 @@ A chunk is kept only while the zone's generation is the one the child was forked
 from; when it moves on (a new version) the child is killed.  A child that dies or
 sends nothing for :data:`STALL_SECONDS` is killed too, and the answers it did not
 send are learnt on their first ask as before.  As in :mod:`secdns.server.loadsplit`,
-the child resets the signals it inherited and leaves through ``os._exit``.
+the child closes the descriptors it inherited (the server's sockets), resets its
+signals and leaves through ``os._exit``.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ def _child(table: ZoneTable, zone: ServedZone, write_end: int, read_end: int) ->
     status = 1
     try:
         os.close(read_end)
+        os.closerange(3, write_end)  # the server's sockets: a port stays the parent's alone
+        os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
