@@ -412,5 +412,13 @@ def test_the_filler_forks_for_a_large_zone() -> None:
         last = _query("host03999.big.mix.test.", "A", edns=1232)
         _wait(lambda: ready.reply(last) is not None, timeout=20.0)
         assert ready.reply(last) == front.handle(last, table, tcp=False).wire
+        _wait(lambda: filler.child is None)  # reaped
+        zone = table.zones["mix.test."]
+        assert zone.version is not None
+        zone.swap(ZoneVersion.from_lines(zone.origin, list(zone.version.iter_lines())))
+        filler.schedule(zone)  # a full version: forked again, and stopped at once
     finally:
-        filler.stop()
+        filler.stop()  # kills a child still filling
+    assert filler.thread is not None
+    filler.thread.join(5.0)
+    assert not filler.thread.is_alive() and filler.child is None

@@ -58,8 +58,10 @@ NS target or a name below one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import struct
 import threading
 import time
@@ -700,6 +702,7 @@ class ReadyFiller:
         self.answered: Callable[[], int] = lambda: 0  # queries answered so far (server sets)
         self.min_names = FILL_MIN_NAMES
         self.fork_min_names = FORK_MIN_NAMES
+        self.child: int | None = None  # the pid of a forked fill under way
 
     def schedule(self, zone: ServedZone) -> None:
         """Fill ``zone``'s current version unless it is an incremental change of the last
@@ -732,6 +735,13 @@ class ReadyFiller:
     def stop(self) -> None:
         self.stopping = True
         self.wake.set()
+        child = self.child
+        if child is not None:  # a forked fill: gone with the server, not after it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+    def _forked(self, pid: int | None) -> None:
+        self.child = pid
 
     def run(self) -> None:
         while not self.stopping:
@@ -755,7 +765,7 @@ class ReadyFiller:
         if version is not None and version.names >= self.fork_min_names and hasattr(os, "fork"):
             from secdns.server.readyfork import fill_forked  # (it imports this module)
 
-            steps = fill_forked(self.ready, self.table, zone)  # off the answering core
+            steps = fill_forked(self.ready, self.table, zone, self._forked)  # off this core
         else:
             steps = fill(self.ready, self.prepared, self.table, zone)
         try:

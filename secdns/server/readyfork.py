@@ -24,7 +24,7 @@ import marshal
 import os
 import select
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from secdns.server.prepared import PreparedAnswers
@@ -73,15 +73,23 @@ class _Shipping(ReadyAnswers):
         return payload
 
 
-def fill_forked(ready: ReadyAnswers, table: ZoneTable, zone: ServedZone) -> Iterator[int]:
+def fill_forked(
+    ready: ReadyAnswers,
+    table: ZoneTable,
+    zone: ServedZone,
+    forked: Callable[[int | None], None] | None = None,
+) -> Iterator[int]:
     """:func:`~secdns.server.ready.fill` of ``zone`` run in a forked child; yields the
-    number of answers kept after each chunk (the filler's turns)."""
+    number of answers kept after each chunk (the filler's turns).  ``forked`` is told
+    the child's pid, then None once it is gone (so that a stopping server can kill it)."""
     generation = zone.generation
     read_end, write_end = os.pipe()
     pid = os.fork()
     if not pid:
         _child(table, zone, write_end, read_end)
     os.close(write_end)
+    if forked is not None:
+        forked(pid)
     made = 0
     _forget_stale(ready, zone)  # (fill does it in the child's table: here, in ours)
     try:
@@ -103,6 +111,8 @@ def fill_forked(ready: ReadyAnswers, table: ZoneTable, zone: ServedZone) -> Iter
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+        if forked is not None:
+            forked(None)
 
 
 def _receive(fd: int) -> bytes | None:
