@@ -422,3 +422,22 @@ def test_the_filler_forks_for_a_large_zone() -> None:
     assert filler.thread is not None
     filler.thread.join(5.0)
     assert not filler.thread.is_alive() and filler.child is None
+
+
+def test_a_zone_being_filled_is_not_learnt_and_its_ixfr_version_is() -> None:
+    table = _table({"mix.test.": MIX})
+    zone = table.zones["mix.test."]
+    ready = ReadyAnswers()
+    prepared = PreparedAnswers(table)
+    ready.filling[zone] = zone.generation  # as ReadyFiller.schedule marks a full version
+    for shape in ({"rd": True}, {}):
+        wire = _query("ci000004.cdn.mix.test.", "A", **shape)
+        made = prepared.answer(wire)
+        assert made is not None and not ready.learn(wire, made[0], made[1])
+    assert not ready.entries
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))  # an IXFR's version: not filled, learnt
+    wire = _query("ci000004.cdn.mix.test.", "A", rd=True)
+    made = prepared.answer(wire)
+    assert made is not None and ready.learn(wire, made[0], made[1])
+    assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire

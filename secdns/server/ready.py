@@ -137,6 +137,11 @@ class ReadyAnswers:
         self.blocks: dict[tuple[ServedZone, int, int], Block] = {}
         self._heads: dict[bytes, bytes] = {}  # counts -> one shared head per pattern
         self._special: dict[ServedZone, tuple[int, frozenset[bytes], bytes] | None] = {}
+        self.filling: dict[ServedZone, int] = {}
+        """Zones whose current generation the filler builds (:meth:`ReadyFiller.schedule`):
+        their first asks are not learnt (the fill makes the same entries; the answer
+        cache keeps the reply meanwhile), which saves learning's cost on every first ask
+        while a zone is filled; a version made by IXFR (not filled) is learnt."""
         self.by_zone: dict[ServedZone, set[bytes]] = {}
         """Each zone's questions, so that dropping a zone's stale answers costs its own
         entries, not the whole table's (10,000 zones filled at a start)."""
@@ -236,6 +241,8 @@ class ReadyAnswers:
 
     def learn_plain(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """:meth:`learn` for a query known to be :data:`PLAIN_RD` (the UDP worker checked)."""
+        if self.filling.get(zone) == zone.generation:
+            return False  # the filler makes it
         end = len(data)
         if (
             reply[3]  # not NOERROR (a plain RD query's reply has no other flag here)
@@ -279,6 +286,8 @@ class ReadyAnswers:
         it is kept now."""
         if data[2] & 0xF9 or data[4:11] != _BARE_QUESTION or reply[3] & 0x0F or reply[2] & 0x02:
             return False
+        if self.filling.get(zone) == zone.generation:
+            return False  # the filler makes it
         if data[11]:
             if (
                 data[11] != 1
@@ -714,6 +723,7 @@ class ReadyFiller:
         if last is not None and _incremental(last, version):
             return
         self.filled[zone.key] = version
+        self.ready.filling[zone] = zone.generation  # its first asks: not learnt meanwhile
         self.pending[zone.key] = zone
         self._start()
         self.wake.set()
@@ -723,6 +733,7 @@ class ReadyFiller:
         they do not keep its versions alive; its generation must have moved on."""
         self.pending.pop(zone.key, None)
         self.filled.pop(zone.key, None)
+        self.ready.filling.pop(zone, None)
         self.forgotten.append(zone)
         self._start()
         self.wake.set()
@@ -780,6 +791,7 @@ class ReadyFiller:
                 answered = self.answered()
                 batch = time.thread_time()
         except Exception:  # never let one zone stop the filler
+            self.ready.filling.pop(zone, None)  # learnt on first ask instead
             log.exception("ready: filling zone=%s failed", zone.key)
         finally:
             steps.close()  # type: ignore[attr-defined]  # generators: a forked child stops
