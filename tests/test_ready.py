@@ -24,7 +24,8 @@ from test_prepared import ANSWER_ZONES, MIX, SHAPES, TYPES, _cases, _query, _tab
 
 from secdns.server import front
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.ready import ReadyAnswers, ReadyFiller, fill
+from secdns.server.ready import ReadyAnswers
+from secdns.server.readyfill import ReadyFiller, fill
 from secdns.server.zone import ZoneTable, ZoneVersion
 
 READY_SHAPES = [
@@ -238,7 +239,7 @@ def test_the_filler_keeps_to_its_share_under_sustained_load_and_finishes() -> No
     stops for good."""
     import itertools
 
-    from secdns.server import ready as ready_module
+    from secdns.server import readyfill as ready_module
 
     table = _table({"mix.test.": BIG_MIX})
     ready = ReadyAnswers()

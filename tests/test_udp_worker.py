@@ -12,7 +12,8 @@ from test_prepared import MIX, _table
 
 from secdns.server import front
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.ready import ReadyAnswers, fill
+from secdns.server.ready import ReadyAnswers
+from secdns.server.readyfill import fill
 from secdns.server.udp import AnswerCache, UdpWorker
 
 

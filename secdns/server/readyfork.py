@@ -1,6 +1,6 @@
 """Ready answers built in a forked child: the builder's work off the answering core.
 
-:func:`~secdns.server.ready.fill` costs ~22 us of interpreted work per answer (~15 s
+:func:`~secdns.server.readyfill.fill` costs ~22 us of interpreted work per answer (~15 s
 CPU on a 1M-record zone).  In the server's own process it shares the interpreter
 (and its lock) with the UDP threads, so under load it either stalls (the answers
 never come) or slows every query down while it runs.  Here the same ``fill`` runs in
@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.ready import ReadyAnswers, _forget_stale, fill
+from secdns.server.ready import ReadyAnswers
+from secdns.server.readyfill import _forget_stale, fill
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
@@ -79,7 +80,7 @@ def fill_forked(
     zone: ServedZone,
     forked: Callable[[int | None], None] | None = None,
 ) -> Iterator[int]:
-    """:func:`~secdns.server.ready.fill` of ``zone`` run in a forked child; yields the
+    """:func:`~secdns.server.readyfill.fill` of ``zone`` run in a forked child; yields the
     number of answers kept after each chunk (the filler's turns).  ``forked`` is told
     the child's pid, then None once it is gone (so that a stopping server can kill it)."""
     generation = zone.generation

@@ -35,7 +35,8 @@ from secdns.server.fastpath import NegativeAnswers
 from secdns.server.listeners import Listeners, transfer_networks
 from secdns.server.persist import StoreQueue
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.ready import ReadyAnswers, ReadyFiller
+from secdns.server.ready import ReadyAnswers
+from secdns.server.readyfill import ReadyFiller
 from secdns.server.udp import GC_THRESHOLDS, AnswerCache
 from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable

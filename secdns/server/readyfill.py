@@ -1,0 +1,423 @@
+"""Filling the ready answers (:mod:`secdns.server.ready`): every owner's positive
+answers of a zone version built before they are asked.
+
+:func:`fill` walks a version and puts each owner's answers into a
+:class:`~secdns.server.ready.ReadyAnswers` table (the simple types straight from the
+owner forms or, for an owner of addresses only, from its lines; MX/SRV with the
+prepared path's additional-section logic; the apex and DNAME owners through the
+prepared path itself).  :class:`ReadyFiller` runs it after a version is served from
+a file or a full transfer: in its own thread for small zones, in a forked child
+(:mod:`secdns.server.readyfork`) for large ones, keeping to a share of the CPU while
+queries arrive.  Split from :mod:`secdns.server.ready` (the table and its lookups,
+which the UDP thread runs) to keep each module at house size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from socket import AF_INET6, inet_aton, inet_pton
+from typing import TYPE_CHECKING
+
+from secdns.server.denial import KIND_DNAME, KIND_NS
+from secdns.server.ownerwire import RR, Labels, Rrset, prepare_owner, write_rrset
+from secdns.server.prepared import PreparedAnswers
+from secdns.server.prepared import _render as render
+from secdns.server.ready import (
+    _CLEAR_HEAD,
+    _COUNTS,
+    _QUERY_HEAD,
+    _SIMPLE,
+    _TARGET_TYPES,
+    ReadyAnswers,
+)
+
+if TYPE_CHECKING:
+    from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+
+log = logging.getLogger(__name__)
+
+
+def _cuts(version: ZoneVersion, delegations: set[str], dnames: set[str]) -> Iterator[None]:
+    """Collect the keys of the delegations (NS below the apex) and DNAME owners of
+    ``version``, yielding every few thousand owners (the filler's turns)."""
+    apex = version.origin_key
+    count = 0
+    for key, (lines, _below) in version.iter_entries():
+        count += 1
+        if count >= 4096:
+            count = 0
+            yield
+        for line in lines:
+            if " NS " not in line and " DNAME " not in line:
+                continue  # canonical lines: "owner ttl class type rdata"
+            rdtype = line.split(" ", 4)[3]
+            if rdtype == "NS" and key != apex:
+                delegations.add(key)
+            elif rdtype == "DNAME":
+                dnames.add(key)
+
+
+def fill(
+    ready: ReadyAnswers, prepared: PreparedAnswers, table: ZoneTable, zone: ServedZone
+) -> Iterator[int]:
+    """Make every positive answer of ``zone``'s current version ready (see the module
+    docstring); yields the number made after each batch of owners and stops early when
+    the zone changes or the table is full.  Names at or below a delegation or a DNAME,
+    and names of a child zone served here, are left out (referrals, synthesis)."""
+    version = zone.version
+    if version is None or zone.expired:
+        return
+    generation = zone.generation
+    apex = version.origin_key
+    delegations: set[str] = set()
+    dnames: set[str] = set()
+    for _turn in _cuts(version, delegations, dnames):
+        yield 0  # a turn for the filler's checks (queries first, the zone changed)
+        if zone.generation != generation:
+            return
+    if apex in dnames:
+        return  # every name below is a DNAME's
+    children = table.served_below(apex)
+    entries = ready.entries
+    _forget_stale(ready, zone)
+    put = ready.put
+    tried: set[tuple[int, int]] = set()
+    owner_answers = _OwnerAnswers(prepared, zone, version).answers
+    made = 0
+    batch = 0
+    for key, (lines, _below) in version.iter_entries():
+        if not lines or key in delegations:
+            continue
+        batch += 1
+        if batch >= 256:
+            batch = 0
+            yield made
+            if zone.generation != generation or len(entries) >= ready.limit:
+                return
+        walk = key
+        occluded = False
+        while walk != apex:
+            walk = walk[walk.find(".") + 1 :]
+            if walk in delegations or walk in dnames:
+                occluded = True
+                break
+        if occluded:
+            continue
+        if children and any(key == c or key.endswith("." + c) for c in children):
+            continue
+        for question, counts, tail in owner_answers(key, lines):
+            clear = put(question, zone, generation, counts, tail)
+            if clear:
+                block_key = (clear, 12 + len(question) + len(tail))
+                if block_key not in tried:  # the first question of each block key makes it
+                    tried.add(block_key)
+                    query = _CLEAR_HEAD + question
+                    got = prepared.answer(query)
+                    if got is not None and got[1] is zone:
+                        ready.learn_block(query, got[0], zone)
+            made += 1
+    yield made
+
+
+class _OwnerAnswers:
+    """The ready answers of one owner of a zone version, each as the prepared path would
+    answer an RD query for it without OPT: (question, QDCOUNT..ARCOUNT, tail)."""
+
+    def __init__(self, prepared: PreparedAnswers, zone: ServedZone, version: ZoneVersion) -> None:
+        self.prepared = prepared
+        self.zone = zone
+        self.version = version
+        self.apex = version.origin_key
+        self.origin: Labels = tuple(version.origin.labels)
+
+    def answers(self, key: str, lines: tuple[str, ...]) -> list[tuple[bytes, bytes, bytes]]:
+        """An owner with addresses only is written from its lines (:func:`_addresses`);
+        other RRsets without additional-section processing from the owner form, as the
+        prepared path's inline case writes them; MX/SRV with its additional-section
+        logic; the apex and DNAME owners through the prepared path itself."""
+        made: list[tuple[bytes, bytes, bytes]] = []
+        if key != self.apex:
+            addresses = _addresses(lines, self.origin)
+            if addresses is not None:
+                labels, forms = addresses
+                qname = _qname(labels)
+                if qname is not None:
+                    for qtype, (count, rrs) in forms.items():
+                        question = (
+                            qname + (b"\x00\x01" if qtype == 1 else b"\x00\x1c") + b"\x00\x01"
+                        )
+                        if 12 + len(question) + len(rrs) + 11 <= 512:
+                            made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                return made
+        owner = prepare_owner(lines, self.origin)
+        if owner is None:
+            return made
+        labels = owner.labels
+        qname = _qname(labels)
+        if qname is None:
+            return made
+        direct = key != self.apex and not owner.kinds & (KIND_NS | KIND_DNAME)
+        for qtype, rrset in owner.types.items():
+            question = qname + struct.pack("!HH", qtype, 1)
+            if direct and qtype not in _TARGET_TYPES:
+                fixed = owner.fixed.get(qtype)
+                if fixed is not None:
+                    count, rrs = fixed
+                else:
+                    count = len(rrset[1])
+                    table = {labels: 12}
+                    if len(labels) > 2:
+                        table[labels[1:]] = 13 + len(labels[0])
+                    start = 12 + len(question)
+                    out = bytearray(start)
+                    write_rrset(out, table, labels, qtype, rrset)
+                    rrs = bytes(out[start:])
+                if 12 + len(question) + len(rrs) + 11 <= 512:
+                    made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                continue
+            reply = self._reply(key, labels, qtype, rrset, question, direct)
+            if reply is None or reply[3] & 0x0F or reply[8:10] != b"\x00\x00":
+                continue
+            if reply[6:8] == b"\x00\x00" or len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
+                continue
+            made.append((question, reply[4:12], reply[12 + len(question) :]))
+        return made
+
+    def _reply(
+        self, key: str, labels: Labels, qtype: int, rrset: Rrset, question: bytes, direct: bool
+    ) -> bytes | None:
+        """The prepared path's reply to an RD query for ``question``: for MX/SRV of an
+        ordinary owner its sections without reading a query, else its whole answer."""
+        if direct:
+            answer = [(key, labels, qtype, rrset)]
+            additional: list[tuple[str, Labels, int, Rrset]] = []
+            prepared = self.prepared
+            if not prepared._additional_for(  # noqa: SLF001  (the same sections, one owner)
+                self.version, self.zone, rrset, answer, [], additional
+            ):
+                return None
+            query = _QUERY_HEAD + question
+            return render(query, list(labels[:-1]), 0x0100, None, 0, answer, [], additional)
+        got = self.prepared.answer(_QUERY_HEAD + question)
+        if got is None or got[1] is not self.zone:
+            return None
+        return got[0]
+
+
+def _qname(labels: Labels) -> bytes | None:
+    """The wire form of a name the prepared path answers (plain labels, 255 bytes)."""
+    qname = b"".join(bytes((len(label),)) + label for label in labels)
+    if len(qname) > 255 or not _SIMPLE.issuperset(b".".join(labels)):
+        return None
+    return qname
+
+
+def _addresses(
+    lines: tuple[str, ...], origin: Labels
+) -> tuple[Labels, dict[int, tuple[int, bytes]]] | None:
+    """An owner with only A and AAAA records, as :func:`prepare_owner` would make its
+    :attr:`~secdns.server.ownerwire.Owner.fixed` forms (the smallest TTL per type,
+    duplicates once, in line order), without making the Owner; None for any other
+    owner or anything unusual (prepare_owner then decides)."""
+    first = lines[0]
+    owner_text = first[: first.find(" ")]
+    if owner_text == "@" or "\\" in owner_text or owner_text.endswith("."):
+        return None
+    found: dict[int, tuple[int, list[bytes]]] = {}
+    for line in lines:
+        _owner, ttl_text, _cls, mnemonic, rdata = line.split(" ", 4)
+        try:
+            if mnemonic == "A":
+                rdtype, piece = 1, inet_aton(rdata)
+            elif mnemonic == "AAAA":
+                rdtype, piece = 28, inet_pton(AF_INET6, rdata)
+            else:
+                return None
+        except OSError:
+            return None
+        ttl = int(ttl_text)
+        have = found.get(rdtype)
+        if have is None:
+            found[rdtype] = (ttl, [piece])
+            continue
+        if piece not in have[1]:
+            have[1].append(piece)
+        if ttl < have[0]:
+            found[rdtype] = (ttl, have[1])
+    forms = {}
+    for rdtype, (ttl, pieces) in found.items():
+        forms[rdtype] = (
+            len(pieces),
+            b"".join(b"\xc0\x0c" + RR.pack(rdtype, 1, ttl, len(p)) + p for p in pieces),
+        )
+    return (*owner_text.encode().split(b"."), *origin), forms
+
+
+BUSY_QUERIES = 50
+"""Queries answered during one batch of the filler (~5 ms) above which the server counts
+as busy (~2,500 queries a second or more)."""
+BUSY_SHARE = 0.25
+"""While busy, the filler sleeps after each batch for three times the CPU the batch took,
+so it takes about a quarter of the time the queries leave it and still finishes under
+sustained load (a server restarted into steady traffic gets its ready answers in a few
+times the idle fill time, instead of never); idle, it fills at full speed."""
+BUSY_PAUSE_MAX = 0.1
+
+FORK_MIN_NAMES = 20_000
+"""Zones with at least this many names are filled in a forked child
+(:mod:`secdns.server.readyfork`); smaller ones in the filler thread."""
+
+FILL_MIN_NAMES = 1000
+"""Zones with fewer names are not filled: a fill costs ~2 ms per zone before its first
+answer (the zone's cuts and denial index), which at 10,000 small zones loading at once
+added ~75% to a cold start's CPU and ~15 KiB a zone (bench/manyzones_bench.py), while
+a small zone's few names are learnt on their first ask anyway."""
+
+
+def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
+    """Drop ``zone``'s answers of earlier generations (names a new full version may no
+    longer have), so the table holds about one version of each zone; a removed zone's
+    (its generation has moved on) all go."""
+    questions = ready.by_zone.get(zone)
+    if not questions:
+        return
+    entries = ready.entries
+    generation = zone.generation
+    for question in list(questions):  # one C call: a UDP thread may learn meanwhile
+        entry = entries.get(question)
+        if entry is not None and entry[0] is zone and entry[1] == generation:
+            continue
+        if entry is not None and entry[0] is zone:
+            entries.pop(question, None)
+        questions.discard(question)  # stale, gone, or another zone's now
+    if not questions:
+        ready.by_zone.pop(zone, None)
+
+
+class ReadyFiller:
+    """Runs :func:`fill` in a thread of its own for each zone version made from a file or
+    a full transfer (:meth:`schedule`); an IXFR's version (sharing buckets with the one
+    filled) is left to :meth:`ReadyAnswers.learn`.  Queries come first: while they
+    arrive (:attr:`answered` grows) the filler keeps to :data:`BUSY_SHARE` of the time."""
+
+    def __init__(self, ready: ReadyAnswers, table: ZoneTable) -> None:
+        self.ready = ready
+        self.prepared = PreparedAnswers(table)  # its own: the UDP threads use theirs meanwhile
+        self.table = table
+        self.pending: dict[str, ServedZone] = {}
+        self.forgotten: list[ServedZone] = []  # removed zones whose answers to drop
+        self.filled: dict[str, ZoneVersion] = {}
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.seconds = 0.0  # CPU seconds spent filling (thread time), for the bench and metrics
+        self.paused = 0.0  # seconds slept to leave busy queries their share (BUSY_SHARE)
+        self.answered: Callable[[], int] = lambda: 0  # queries answered so far (server sets)
+        self.min_names = FILL_MIN_NAMES
+        self.fork_min_names = FORK_MIN_NAMES
+        self.child: int | None = None  # the pid of a forked fill under way
+
+    def schedule(self, zone: ServedZone) -> None:
+        """Fill ``zone``'s current version unless it is an incremental change of the last
+        one filled."""
+        version = zone.version
+        if version is None or version.names < self.min_names:
+            return
+        last = self.filled.get(zone.key)
+        if last is not None and _incremental(last, version):
+            return
+        self.filled[zone.key] = version
+        self.ready.filling[zone] = zone.generation  # its first asks: not learnt meanwhile
+        self.pending[zone.key] = zone
+        self._start()
+        self.wake.set()
+
+    def forget(self, zone: ServedZone) -> None:
+        """Drop a removed zone's answers (in the filler's thread: it walks the table), so
+        they do not keep its versions alive; its generation must have moved on."""
+        self.pending.pop(zone.key, None)
+        self.filled.pop(zone.key, None)
+        self.ready.filling.pop(zone, None)
+        self.forgotten.append(zone)
+        self._start()
+        self.wake.set()
+
+    def _start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.run, name="ready-filler", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        child = self.child
+        if child is not None:  # a forked fill: gone with the server, not after it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+    def _forked(self, pid: int | None) -> None:
+        self.child = pid
+
+    def run(self) -> None:
+        while not self.stopping:
+            self.wake.wait()
+            self.wake.clear()
+            while self.forgotten:
+                _forget_stale(self.ready, self.forgotten.pop())
+            while self.pending and not self.stopping:
+                _key, zone = self.pending.popitem()
+                self._fill(zone)
+
+    def _fill(self, zone: ServedZone) -> None:
+        """Fill one zone, a batch at a time; while queries arrive, sleep after each batch
+        so the filler keeps to :data:`BUSY_SHARE` of the time."""
+        start = time.thread_time()
+        made = 0
+        answered = self.answered()
+        batch = start
+        version = zone.version
+        steps: Iterator[int]
+        if version is not None and version.names >= self.fork_min_names and hasattr(os, "fork"):
+            from secdns.server.readyfork import fill_forked  # (it imports this module)
+
+            steps = fill_forked(self.ready, self.table, zone, self._forked)  # off this core
+        else:
+            steps = fill(self.ready, self.prepared, self.table, zone)
+        try:
+            for made in steps:  # noqa: B007
+                if self.stopping:
+                    break
+                now = time.thread_time()
+                if self.answered() - answered > BUSY_QUERIES:  # busy: a bounded share
+                    pause = min((now - batch) * (1 - BUSY_SHARE) / BUSY_SHARE, BUSY_PAUSE_MAX)
+                    self.paused += pause
+                    time.sleep(pause)
+                answered = self.answered()
+                batch = time.thread_time()
+        except Exception:  # never let one zone stop the filler
+            self.ready.filling.pop(zone, None)  # learnt on first ask instead
+            log.exception("ready: filling zone=%s failed", zone.key)
+        finally:
+            steps.close()  # type: ignore[attr-defined]  # generators: a forked child stops
+        spent = time.thread_time() - start
+        self.seconds += spent
+        log.info("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
+
+
+def _incremental(last: ZoneVersion, version: ZoneVersion) -> bool:
+    """Whether ``version`` was made from ``last`` by applying changes (IXFR, UPDATE): it
+    then shares the buckets the change did not touch."""
+    if version is last:
+        return True
+    if len(version.buckets) != len(last.buckets):
+        return False
+    old, new = last.buckets, version.buckets
+    step = max(1, len(new) // 16)
+    return any(new[index] is old[index] for index in range(0, len(new), step))
