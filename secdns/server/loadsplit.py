@@ -42,13 +42,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import marshal
 import os
 import select
 import signal
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.name
 
@@ -220,12 +224,24 @@ def estimate_buckets(names: float) -> int:
 @dataclasses.dataclass(slots=True)
 class _Child:
     pid: int
-    payload_fd: int  # its buckets, from the child
+    payload_fd: int  # its messages, from the child
+    poller: select.poll
 
 
-Buckets = tuple[list[dict[str, Entry]], list[str], dict[str, int], dict[str, int], int]
-"""A child's owners in buckets (no counts below yet), its owners in file order, how
-many each name is the parent of, its types' positions, its records."""
+Counts = tuple[dict[str, int], dict[str, int], int, int, str]
+"""A child's first message: how many of its owners each name is the parent of (in the
+order the parents came), its types' positions, its records, its owners, and their
+keys in file order joined by newlines (needed only if the buckets' count was guessed
+wrong).  Then come its owners in buckets, :data:`CHUNKS` messages of them."""
+
+CHUNKS = 16
+"""The messages a child's buckets are sent in: the parent merges one while the child
+makes the next, instead of waiting for all of them."""
+
+
+def _chunk_buckets(size: int) -> int:
+    """Buckets a message holds (of *size*, a power of two)."""
+    return max(1, size // CHUNKS)
 
 
 def _fork_piece(
@@ -237,13 +253,18 @@ def _fork_piece(
     size: int,
 ) -> _Child:
     """Fork a child that reads ``text[start:end]`` (*piece*) on from *reader*'s state
-    and, if that ends as *expect* says (:func:`_ends_in`), writes its :data:`Buckets`
-    (*size* of them) to a pipe."""
+    and, if that ends as *expect* says (:func:`_ends_in`), sends its :data:`Counts` and
+    then its owners in *size* buckets through a pipe (:func:`_hand_back`); otherwise
+    nothing."""
     payload_read, payload_write = os.pipe()
+    with contextlib.suppress(AttributeError, OSError):  # (Linux: fewer, larger writes)
+        fcntl.fcntl(payload_write, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     pid = os.fork()
     if pid:
         os.close(payload_write)
-        return _Child(pid, payload_read)
+        poller = select.poll()
+        poller.register(payload_read, select.POLLIN)
+        return _Child(pid, payload_read, poller)
     # the child: never returns into the parent's code
     status = 1
     try:
@@ -259,13 +280,15 @@ def _fork_piece(
             ok = _ends_in(reader, expect)
         except ZoneFileError:
             ok = False
-        payload = _child_payload(groups, size) if ok else b""
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(payload_write, view) :]
+        if ok:
+            reader.names.cache.clear()  # (its keys: see _hand_back)
+            _hand_back(groups, size, payload_write)
         status = 0
     finally:
         os._exit(status)
+
+
+PIPE_SIZE = 1 << 20
 
 
 Expect = tuple[tuple[object, ...], bool] | None
@@ -282,12 +305,29 @@ def _ends_in(reader: Reader, expect: Expect) -> bool:
     return now[:-1] == state[:-1] and (not ttl_counts or now[-1] == state[-1])
 
 
-def _child_payload(groups: OwnerGroups, size: int) -> bytes:
+def _hand_back(groups: OwnerGroups, size: int, fd: int) -> None:
+    """A child's piece to the parent: its :data:`Counts` first (the parent adds the
+    counts below up while the child puts its owners in buckets), then its buckets in
+    :data:`CHUNKS` messages."""
     own = groups.finish()
     parents = dict(zone._parents_counted(own, zone.name_key(groups.origin)))
     records = sum(map(len, own.values()))
+    counts: Counts = (parents, groups.type_orders, records, len(own), "\n".join(own))
+    _send(fd, counts)
     buckets = _bucketed(own, size)  # (the same hash seed as the parent's: forked)
-    return marshal.dumps((buckets, list(own), parents, groups.type_orders, records))
+    # each line is now in its list and its tuple: without the lists, marshal writes
+    # it without first looking it up among the objects it shares (three times faster)
+    own.clear()
+    step = _chunk_buckets(size)
+    for first in range(0, size, step):
+        _send(fd, buckets[first : first + step])
+
+
+def _send(fd: int, message: Any) -> None:
+    payload = marshal.dumps(message)
+    view = memoryview(len(payload).to_bytes(8, "little") + payload)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _bucketed(groups: dict[str, list[str]], size: int) -> list[dict[str, Entry]]:
@@ -309,60 +349,146 @@ def _assemble(
     deadline: float,
 ) -> ZoneVersion | None:
     """The version :meth:`ZoneVersion.from_groups` builds from the whole file's groups,
-    built from the parent's groups and the children's buckets (None if a child fails)."""
+    built from the parent's groups and the children's messages (None if a child fails;
+    *children* keeps those not yet reaped).
+
+    In the order the work comes: the children's counts of parents, added up in file
+    order (the parents in the order they came) while the children put their owners
+    in buckets; then the parent's owners into buckets; then each child's buckets,
+    merged one message at a time (an owner in two pieces gets its lines merged and
+    sorted again, and is taken off the counts of its ancestors once); as the last
+    child's come, each bucket gets its counts below and its empty non-terminals."""
     origin_key = zone.name_key(origin)
     own = groups.finish()
     parents = zone._parents_counted(own, origin_key)
     orders = groups.type_orders
-    buckets = _bucketed(own, size)
-    order = [list(own)]  # every owner, in the order they came (if size was wrong)
     names = len(own)
     records = sum(map(len, own.values()))
-    own.clear()
-    while children:
-        payload = _collect(children.pop(0), deadline)
-        if payload is None:
-            _one_pass(
-                filename,
-                "a piece changes $ORIGIN, $TTL or the class, has an error, or its process failed",
-            )
-            return None
-        later, keys, later_parents, type_orders, later_records = payload
-        order.append(keys)
+    joined: list[str] = []
+    for child in children:
+        counts = _receive(child, deadline)
+        if counts is None:
+            return _declined(filename)
+        later_parents, type_orders, later_records, later_names, keys = counts
         orders.update(type_orders)
         records += later_records
+        names += later_names
+        joined.append(keys)
         get = parents.get
         for parent, count in later_parents.items():  # (new parents in the order they came)
             parents[parent] = get(parent, 0) + count
-        for bucket, more in zip(buckets, later, strict=True):
-            if not more:
-                continue
+    below = zone._add_below(parents, origin_key)
+    buckets = _bucketed(own, size)
+    order = [list(own)]  # every owner, in the order they came (if size was wrong)
+    own.clear()
+    step = _chunk_buckets(size)
+    counted = zone.bucket_count(names + len(below)) == size  # (unless owners are shared)
+    later_below = _by_chunk(below, size, step) if counted else []
+    shared: list[str] = []  # owners in two pieces
+    while children:
+        child = children[0]
+        last = len(children) == 1
+        for first in range(0, size, step):
+            later = _receive(child, deadline)
+            if later is None:
+                return _declined(filename)
+            records += _merged(buckets[first : first + step], later, orders, shared)
+            if counted and last:
+                _write_counts(buckets, below, later_below[first // step])
+        _let_go(children.pop(0))
+    names -= len(shared)
+    fixed = {name for key in shared for name in _ancestors(key, origin_key)}
+    for key in shared:
+        for name in _ancestors(key, origin_key):
+            below[name] -= 1  # counted once for each piece it is in
+    right = zone.bucket_count(names + len(below))
+    if right != size:
+        keys_in_order = _keys_in_order(order[0], joined, names + len(shared))
+        if keys_in_order is None:
+            return _declined(filename)
+        buckets = _rebucketed(buckets, keys_in_order, right)
+        _write_counts(buckets, below, below)
+    elif not counted:
+        _write_counts(buckets, below, below)
+    elif fixed:
+        _write_counts(buckets, below, fixed)  # (written before the last shared owner came)
+    return ZoneVersion.from_buckets(origin, buckets, names, records)
+
+
+def _declined(filename: str) -> ZoneVersion | None:
+    _one_pass(
+        filename,
+        "a piece changes $ORIGIN, $TTL or the class, has an error, or its process failed",
+    )
+    return None
+
+
+def _merged(
+    buckets: list[dict[str, Entry]],
+    later: list[dict[str, Entry]],
+    orders: dict[str, int],
+    shared: list[str],
+) -> int:
+    """*later* (a later piece's owners in the same buckets) added to *buckets*: an owner
+    in both gets its lines merged (and is added to *shared*).  Returns the records that
+    merging dropped (duplicates) as a negative number."""
+    dropped = 0
+    for bucket, more in zip(buckets, later, strict=True):
+        if not more:
+            continue
+        if not bucket.keys().isdisjoint(more):
             for key in bucket.keys() & more.keys():  # an owner in both pieces
                 earlier = bucket[key][0]
                 added = more.pop(key)[0]
                 merged = canonical_group(earlier + added, orders)
                 bucket[key] = (tuple(merged), 0)
-                records += len(merged) - len(earlier) - len(added)
-                if key != origin_key:
-                    parents[zone.parent_key(key)] -= 1  # counted once per piece
-            bucket.update(more)  # the piece's new owners, in the order they came
-            names += len(more)
-    below = zone._add_below(parents, origin_key)
-    right = zone.bucket_count(names + len(below))
-    if right != size:
-        buckets = _rebucketed(buckets, order, right)
-    mask = right - 1
-    for key, count in below.items():  # owners' counts in place, then the empty names
+                dropped += len(merged) - len(earlier) - len(added)
+                shared.append(key)
+        bucket.update(more)  # the piece's new owners, in the order they came
+    return dropped
+
+
+def _ancestors(key: str, origin_key: str) -> Iterator[str]:
+    """The keys of *key*'s ancestors up to the origin (none for the origin)."""
+    while key != origin_key:
+        key = zone.parent_key(key)
+        yield key
+
+
+def _by_chunk(below: dict[str, int], size: int, step: int) -> list[list[str]]:
+    """*below*'s keys in the order they are in, split by the message (of *step* of
+    *size* buckets) their bucket comes in."""
+    mask = size - 1
+    shift = step.bit_length() - 1
+    chunks: list[list[str]] = [[] for _ in range(size // step)]
+    for key in below:
+        chunks[(hash(key) & mask) >> shift].append(key)
+    return chunks
+
+
+def _write_counts(
+    buckets: list[dict[str, Entry]], below: dict[str, int], keys: Iterable[str]
+) -> None:
+    """Each of *keys* with its count of names below (:func:`zone._add_below`): an
+    owner's in place, an empty non-terminal's added after the bucket's owners."""
+    mask = len(buckets) - 1
+    for key in keys:
         bucket = buckets[hash(key) & mask]
         entry = bucket.get(key)
-        bucket[key] = ((), count) if entry is None else (entry[0], count)
-    return ZoneVersion.from_buckets(origin, buckets, names, records)
+        bucket[key] = ((), below[key]) if entry is None else (entry[0], below[key])
+
+
+def _keys_in_order(first: list[str], joined: list[str], names: int) -> list[list[str]] | None:
+    """Every piece's owners in file order (the children's from their newline-joined
+    keys), or None if they do not add up to *names* (a key with a newline in it)."""
+    order = [first] + [keys.split("\n") if keys else [] for keys in joined]
+    return order if sum(map(len, order)) == names else None
 
 
 def _rebucketed(
     buckets: list[dict[str, Entry]], order: list[list[str]], size: int
 ) -> list[dict[str, Entry]]:
-    """*buckets*' entries in *size* buckets, each owner where it comes first in *order*
+    """*buckets*' owners in *size* buckets, each owner where it comes first in *order*
     (the head's guess of the count was wrong: a zone denser or sparser after it)."""
     mask = len(buckets) - 1
     again: list[dict[str, Entry]] = [{} for _ in range(size)]
@@ -375,32 +501,47 @@ def _rebucketed(
     return again
 
 
-def _collect(child: _Child, deadline: float) -> Buckets | None:
-    """A child's payload (None if it found its piece unreadable, failed, or missed
-    *deadline*); the child is reaped either way."""
-    parts: list[bytes] = []
-    poller = select.poll()
-    poller.register(child.payload_fd, select.POLLIN)
-    try:
-        while True:
+def _receive(child: _Child, deadline: float) -> Any:
+    """A child's next message, or None if it sent none (its piece was unreadable), it
+    failed, or it missed *deadline* (:func:`read_split` then stops and reaps it)."""
+    head = _read_exactly(child, 8, deadline)
+    body = None if head is None else _read_exactly(child, int.from_bytes(head, "little"), deadline)
+    if body is None:
+        return None
+    return marshal.loads(body)
+
+
+def _read_exactly(child: _Child, size: int, deadline: float) -> bytearray | None:
+    buffer = bytearray(size)
+    got = 0
+    with memoryview(buffer) as view:
+        while got < size:
             left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000):
-                _abandon(child)
+            try:
+                if left <= 0 or not child.poller.poll(left * 1000):
+                    return None
+                count = os.readv(child.payload_fd, [view[got:]])
+            except OSError:
                 return None
-            part = os.read(child.payload_fd, 1 << 20)
-            if not part:
-                break
-            parts.append(part)
-    except OSError:
-        _abandon(child)
-        return None
+            if not count:
+                return None
+            got += count
+    return buffer
+
+
+def _let_go(child: _Child) -> None:
+    """Reap a child that sent all its messages, in the background if it has not exited
+    yet: the kernel takes a while to tear down a large process, and what it sent is
+    complete (every message is length-prefixed), so its exit status adds nothing."""
     _close(child)
-    _, status = os.waitpid(child.pid, 0)
-    if status != 0 or not parts:
-        return None
-    data = b"".join(parts)
-    del parts
-    return marshal.loads(data)  # type: ignore[no-any-return]  # what the child wrote
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(child.pid, os.WNOHANG)[0] == 0:
+            threading.Thread(target=_reap, args=(child.pid,), daemon=True).start()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _close(child: _Child) -> None:
