@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 
-import dns.dnssec
 import dns.exception
 import dns.name
 import dns.rdataclass
@@ -159,6 +158,8 @@ class Index:
         if index is None:
             return None
         _sorted, _keys, algorithm, iterations, salt = index
+        import dns.dnssec  # (here: with cryptography, ~40 ms of serve's start; signed zones only)
+
         try:
             return dns.dnssec.nsec3_hash(name, salt, iterations, algorithm).lower()
         except (ValueError, dns.exception.DNSException):

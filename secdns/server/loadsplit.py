@@ -352,9 +352,9 @@ def _assemble(
     built from the parent's groups and the children's messages (None if a child fails;
     *children* keeps those not yet reaped).
 
-    In the order the work comes: the children's counts of parents, added up in file
-    order (the parents in the order they came) while the children put their owners
-    in buckets; then the parent's owners into buckets; then each child's buckets,
+    In the order the work comes: the parent's owners into buckets; the children's
+    counts of parents, added up in file order (the parents in the order they came)
+    while the children put their owners in buckets; then each child's buckets,
     merged one message at a time (an owner in two pieces gets its lines merged and
     sorted again, and is taken off the counts of its ancestors once); as the last
     child's come, each bucket gets its counts below and its empty non-terminals."""
@@ -364,6 +364,9 @@ def _assemble(
     orders = groups.type_orders
     names = len(own)
     records = sum(map(len, own.values()))
+    buckets = _bucketed(own, size)  # (while the children count theirs)
+    order = [list(own)]  # every owner, in the order they came (if size was wrong)
+    own.clear()
     joined: list[str] = []
     for child in children:
         counts = _receive(child, deadline)
@@ -378,9 +381,6 @@ def _assemble(
         for parent, count in later_parents.items():  # (new parents in the order they came)
             parents[parent] = get(parent, 0) + count
     below = zone._add_below(parents, origin_key)
-    buckets = _bucketed(own, size)
-    order = [list(own)]  # every owner, in the order they came (if size was wrong)
-    own.clear()
     step = _chunk_buckets(size)
     counted = zone.bucket_count(names + len(below)) == size  # (unless owners are shared)
     later_below = _by_chunk(below, size, step) if counted else []
