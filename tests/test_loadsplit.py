@@ -338,3 +338,91 @@ def test_a_file_without_ttl_default_is_cut_where_records_state_their_ttl() -> No
     version = _split(big, points)
     assert version is not None
     assert _entries(version) == _entries(_one_pass(big))
+
+
+def _counted_total(version: ZoneVersion) -> int:
+    """What a version's buckets' count is computed from: its owners and the names that
+    have names below them (:meth:`ZoneVersion.from_groups`)."""
+    return version.names + sum(1 for _key, (_lines, below) in version.iter_entries() if below)
+
+
+def test_owners_in_two_pieces_count_once_when_the_buckets_count_hangs_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parent decides whether to write the counts below as the last child's buckets
+    come from the count of owners before it knows which owners are in two pieces; if
+    those owners tip the buckets' count, it puts every owner in new buckets after
+    all, dropping the empty non-terminals it wrote, and writes the counts again."""
+    text = HEAD + "".join(
+        f"h{i}.d{i % 7}.e A 192.0.2.{i % 250}\n"
+        + (f"h{i - 60}.d{(i - 60) % 7}.e TXT late\n" if i % 50 == 49 else "")
+        for i in range(400)
+    )
+    one = _one_pass(text)
+    exact = _counted_total(one)
+    points = [len(HEAD), text.index("h200."), len(text)]
+    real_count = loadsplit.zone.bucket_count
+    # h189's TXT is read by the child: the count before the parent knows that is exact + 1
+    cases = ((exact + 1, 8), (exact, 4), (exact + 1, 4), (exact + 2, 4))
+    for threshold, guessed in cases:
+        # 4 buckets below the threshold, 8 from it, and the head's guess of 4 or 8
+        monkeypatch.setattr(
+            loadsplit.zone, "bucket_count", lambda names, t=threshold: 8 if names >= t else 4
+        )
+        monkeypatch.setattr(loadsplit, "estimate_buckets", lambda names, g=guessed: g)
+        expected = _entries(_one_pass(text))
+        version = _split(text, points)
+        assert version is not None
+        assert _entries(version) == expected, (threshold, guessed)
+        monkeypatch.setattr(loadsplit.zone, "bucket_count", real_count)
+
+
+def test_a_child_that_dies_while_sending_makes_the_read_decline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = _large_zone(3000)
+    expected = _entries(_one_pass(text))
+    parent = os.getpid()
+    real_send = loadsplit._send
+    sent = []
+
+    def die_after_two(fd: int, message: object) -> None:
+        if os.getpid() != parent and len(sent) == 2:
+            os._exit(0)  # as if killed: its exit status does not matter, its silence does
+        sent.append(1)
+        real_send(fd, message)
+
+    monkeypatch.setattr(loadsplit, "_send", die_after_two)
+    monkeypatch.setattr(loadsplit, "estimate_buckets", lambda names: 64)
+    points = loadsplit.split_points(text, 2, head_chars=len(HEAD) - 5)
+    assert points is not None
+    assert _split(text, points) is None
+    monkeypatch.setattr(loadsplit, "MIN_SPLIT_CHARS", 0)
+    assert _entries(version_from_text(text, EXAMPLE, "zone.db", processes=2)) == expected
+
+
+def test_children_are_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _large_zone(3000)
+    forked: list[int] = []
+    real_fork = loadsplit._fork_piece
+
+    def fork_piece(*args: object, **kwargs: object) -> object:
+        child = real_fork(*args, **kwargs)  # type: ignore[arg-type]
+        forked.append(child.pid)
+        return child
+
+    monkeypatch.setattr(loadsplit, "_fork_piece", fork_piece)
+    points = loadsplit.split_points(text, 3, head_chars=len(HEAD) - 5)
+    assert points is not None
+    assert _split(text, points) is not None
+    assert len(forked) == 2
+    deadline = time.monotonic() + 10
+    for pid in forked:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)  # (a zombie still takes signals: gone only once reaped)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError(f"child {pid} not reaped")
