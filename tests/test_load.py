@@ -66,6 +66,13 @@ def test_corpus_files_load_as_on_the_general_path(monkeypatch: pytest.MonkeyPatc
         "a\\065 TXT esc\n",
         # a second SOA record at the apex (kept, as the general path keeps it)
         "@ SOA ns2 hostmaster 7 3600 600 86400 60\n",
+        # an owner back after others: still in order (glue), a duplicate, lower rdata,
+        # a lower type, and the apex back with a type after or before its last
+        "g A 192.0.2.1\nx A 192.0.2.9\ng A 192.0.2.2\ny A 192.0.2.8\ng AAAA ::1\n",
+        "g A 192.0.2.1\nx A 192.0.2.9\ng A 192.0.2.1\n",
+        "g A 192.0.2.2\nx A 192.0.2.9\ng A 192.0.2.1\n",
+        "g AAAA ::1\nx A 192.0.2.9\ng A 192.0.2.1\n",
+        "x A 192.0.2.9\n@ TXT apex\ny A 192.0.2.8\n@ A 192.0.2.7\n",
     ],
 )
 def test_records_land_as_on_the_general_path(body: str) -> None:

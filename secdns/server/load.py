@@ -14,8 +14,9 @@ and in the same order within each owner (tests/test_load.py compares them):
 an owner's lines are in canonical order (SOA first, then by type number and
 rdata text), exact duplicates dropped keeping the first, as the canonical sort
 does.  A file lists most owners' records together and in that order already,
-so only the owners whose records came out of order, repeated, or split over
-the file are sorted afterwards, each on its own.
+so only the owners whose records came out of order or repeated are sorted
+afterwards, each on its own (an owner whose records are split over the file but
+still come in order, as glue often does, needs none).
 
 Before (issue 12, 1M-record zone): read into records, sort the million records
 by owner, render their lines, group the lines by owner again: 13.2 s CPU, the
@@ -79,12 +80,15 @@ class OwnerGroups:
                     raise ZoneFileError(f"record outside the zone: {line[:80]}")
                 gkey = key
                 found = groups.get(key)
+                last_order = 0 if rdtype == _SOA else rdtype
                 if found is None:
                     group = groups[key] = []
-                else:  # the owner again, after others
+                else:  # the owner again, after others (glue: ns1 A, ns2 A, ns1 AAAA)
                     group = found
-                    unordered.add(key)
-                last_order = 0 if rdtype == _SOA else rdtype
+                    _owner, _ttl, _class, type_text, earlier = found[-1].split(" ", 4)
+                    order = type_orders[type_text]
+                    if last_order < order or (last_order == order and rdata <= earlier):
+                        unordered.add(key)  # (else still in order: no sort needed)
             else:
                 order = 0 if rdtype == _SOA else rdtype
                 if order < last_order or (order == last_order and rdata <= last_rdata):
