@@ -22,20 +22,28 @@ anywhere, a state change, a child that fails or does not answer in time),
 errors are therefore always the one-pass reader's, word for word and line for line.
 
 The served version is built as :meth:`ZoneVersion.from_groups` builds it, the work
-shared: the buckets' count is guessed from the head before forking; each child sorts
-its owners' lines, puts its owners in buckets (the same hash seed: forked), counts
-the parents of its owners, and hands all that back through a pipe in :mod:`marshal`
-form with its owners' order; the parent does the same for its own piece, then adds
-each child's buckets in file order (an owner in two pieces gets its lines merged
-and sorted again, and counts once for its parent), adds the counts of names below
-up, and writes them in.  Within each bucket the owners are in the order they came,
-then the empty non-terminals, as in one pass; a wrong guess of the count is put
-right by putting every owner into new buckets in that order.
+shared so that neither process waits for the other while it has work left: the
+buckets' count is guessed from the head before forking.  Each child sorts its
+owners' lines and sends, through a pipe in :mod:`marshal` form, first how many of
+its owners each name is the parent of (and its owners' order), then its owners in
+buckets (the same hash seed: forked), :data:`CHUNKS` messages of them.  The parent
+puts its own owners in buckets while the children count theirs, adds the children's
+counts up in file order and from them the counts of names below (while the children
+put their owners in buckets), then merges each message of buckets as it comes (an
+owner in two pieces gets its lines merged and sorted again, and is taken off its
+ancestors' counts once), writing the counts below and the empty non-terminals into
+each bucket as the last child's come.  Within each bucket the owners are in the
+order they came, then the empty non-terminals, as in one pass; a wrong guess of the
+count (or owners in two pieces that change it) is put right at the end by putting
+every owner into new buckets in file order and writing the counts again.
 
-Measured on the 1M-record genzone zone (issue 12): one pass 6.4 s reading + 2.0 s
-building; in two processes each reads about half, and the parent's share after the
-child is done is ~0.6 s (rebuilding the child's half from marshal ~0.25 s, merging,
-counts below).
+Measured on the 1M-record genzone zone (issue 12; per-process CPU clocks, the
+machine shared): each process reads about half; before the hand-back was streamed,
+the parent waited ~0.8-1.1 s for the child's whole payload and then spent ~0.9 s on
+it alone (unmarshal, merge, counts below); now the parent never waits for a message,
+the child's messages are merged while it makes the next ones, the counts below are
+added up while it buckets, and its marshal is ~3x faster (its lines' lists freed
+first, see :func:`_hand_back`).
 """
 
 from __future__ import annotations
@@ -73,9 +81,10 @@ HEAD_CHARS = 1 << 16
 """The head read before forking ends at the first owner line after this many characters."""
 PARENT_SHARE = 1.0
 """The parent's piece against a child's.  A child also buckets its owners and sends
-them; the parent buckets its own and, once the children are done, merges theirs:
-on the 1M-record genzone zone at 1.2 the parent still finished its own piece last
-(cachegrind: 19.2 G instructions against the child's 14.3-14.8 G)."""
+them; the parent buckets its own, adds the counts below up and merges the children's
+messages: at 1.0 on the 1M-record genzone zone the parent never waits for a message
+and finishes a little after the child (per process CPU clocks; lower shares made it
+wait for the child's buckets instead)."""
 MIN_WAIT = 60.0
 """Seconds a child may take beyond the parent's own piece (times 4) before it is given up."""
 _NOT_OWNER_START = frozenset(' \t\r\n\f\v;$()"')
