@@ -46,6 +46,9 @@ AWKWARD = {
     "a 30 A 192.0.2.1\nb A 192.0.2.2\nc 40 A 192.0.2.3\nd A 192.0.2.4\ne A 192.0.2.5\n",
     "no $TTL: the SOA's minimum": "@ SOA ns1 hm 7 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n"
     "a A 192.0.2.1\nb 30 A 192.0.2.2\nc A 192.0.2.3\n",
+    "escaped owners over several pieces": HEAD
+    + "w\\.dot A 192.0.2.1\nx.w\\.dot A 192.0.2.2\nq A 192.0.2.3\nw\\.dot TXT again\n"
+    "a\\065 TXT esc\nb.a\\065 A 192.0.2.4\nq AAAA ::1\nA\\065 AAAA ::1\nc.b.a\\065 A 192.0.2.5\n",
     "mixed types out of order": HEAD
     + "w MX 20 b\nw A 192.0.2.9\nw MX 10 a\n_s._tcp.w SRV 0 1 2 t\nw AAAA ::1\nx.y.z A 192.0.2.1\n"
     "W A 192.0.2.9\n*.w TXT wild\nsub NS ns.sub\nns.sub A 192.0.2.7\n",

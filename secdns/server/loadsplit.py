@@ -458,8 +458,9 @@ def _merged(
 
 
 def _ancestors(key: str, origin_key: str) -> Iterator[str]:
-    """The keys of *key*'s ancestors up to the origin (none for the origin)."""
-    while key != origin_key:
+    """The keys of *key*'s ancestors up to the origin (none for the origin), as
+    :func:`zone._add_below` walks them."""
+    while key != origin_key and key != ".":
         key = zone.parent_key(key)
         yield key
 
