@@ -518,7 +518,10 @@ def _receive(child: _Child, deadline: float) -> Any:
     body = None if head is None else _read_exactly(child, int.from_bytes(head, "little"), deadline)
     if body is None:
         return None
-    return marshal.loads(body)
+    try:
+        return marshal.loads(body)
+    except (EOFError, ValueError, TypeError):  # (not what a child writes: decline)
+        return None
 
 
 def _read_exactly(child: _Child, size: int, deadline: float) -> bytearray | None:
