@@ -182,7 +182,6 @@ def read_split(
     if filename != STDIN:
         reader.stack.append(os.path.realpath(filename))
     children: list[_Child] = []
-    below_fd = -1
     try:
         if points is None:
             head = owner_line_at(text, HEAD_CHARS)
@@ -204,25 +203,21 @@ def read_split(
         head_names = len(groups.groups)
         head_names += len(zone._parents_counted(groups.groups, zone.name_key(origin)))
         size = estimate_buckets(head_names * len(text) / max(points[0], 1))
-        below_fd = _shared_file()
         for start, end, expect in zip(points[1:-1], points[2:], ends[1:], strict=True):
-            piece = (start, end)
-            children.append(_fork_piece(reader, text, piece, filename, expect, size, below_fd))
+            children.append(_fork_piece(reader, text, (start, end), filename, expect, size))
         started = time.monotonic()
         reader.read(text[points[0] : points[1]], filename, None)
         if not _ends_in(reader, ends[0]):
             _one_pass(filename, "its first piece changes $ORIGIN, $TTL or the class")
             return None
         deadline = time.monotonic() + max(MIN_WAIT, 4 * (time.monotonic() - started))
-        return _assemble(origin, filename, groups, size, children, deadline, below_fd)
+        return _assemble(origin, filename, groups, size, children, deadline)
     except ZoneFileError:
         _one_pass(filename, "an error (its line is the one pass's)")
         return None
     finally:
         for child in children:
             _abandon(child)
-        if below_fd >= 0:
-            os.close(below_fd)
         reader.rdata.fast.clear()  # (a cycle: see read_master)
 
 
@@ -240,7 +235,6 @@ class _Child:
     pid: int
     payload_fd: int  # its messages, from the child
     poller: select.poll
-    notify_fd: int  # to the child: the counts below are in the shared file (their length)
 
 
 Counts = tuple[dict[str, int], dict[str, int], int, int, str]
@@ -266,28 +260,24 @@ def _fork_piece(
     filename: str,
     expect: Expect,
     size: int,
-    below_fd: int,
 ) -> _Child:
     """Fork a child that reads ``text[start:end]`` (*piece*) on from *reader*'s state
     and, if that ends as *expect* says (:func:`_ends_in`), sends its :data:`Counts` and
     then its owners in *size* buckets through a pipe (:func:`_hand_back`); otherwise
-    nothing.  *below_fd*: the file the parent writes the counts below into."""
+    nothing."""
     payload_read, payload_write = os.pipe()
     with contextlib.suppress(AttributeError, OSError):  # (Linux: fewer, larger writes)
         fcntl.fcntl(payload_write, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    notify_read, notify_write = os.pipe()
     pid = os.fork()
     if pid:
         os.close(payload_write)
-        os.close(notify_read)
         poller = select.poll()
         poller.register(payload_read, select.POLLIN)
-        return _Child(pid, payload_read, poller, notify_write)
+        return _Child(pid, payload_read, poller)
     # the child: never returns into the parent's code
     status = 1
     try:
         os.close(payload_read)
-        os.close(notify_write)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
@@ -301,7 +291,7 @@ def _fork_piece(
             ok = False
         if ok:
             reader.names.cache.clear()  # (its keys: see _hand_back)
-            _hand_back(groups, size, payload_write, (notify_read, below_fd))
+            _hand_back(groups, size, payload_write)
         status = 0
     finally:
         os._exit(status)
@@ -324,12 +314,10 @@ def _ends_in(reader: Reader, expect: Expect) -> bool:
     return now[:-1] == state[:-1] and (not ttl_counts or now[-1] == state[-1])
 
 
-def _hand_back(groups: OwnerGroups, size: int, fd: int, below: tuple[int, int]) -> None:
+def _hand_back(groups: OwnerGroups, size: int, fd: int) -> None:
     """A child's piece to the parent: its :data:`Counts` first (the parent adds the
     counts below up while the child puts its owners in buckets), then its buckets in
-    :data:`CHUNKS` messages, each owner with its count below once the parent has
-    written them (*below*: the pipe it says so on, the file it writes them to;
-    nothing more is sent if it gives up)."""
+    :data:`CHUNKS` messages."""
     own = groups.finish()
     parents = dict(zone._parents_counted(own, zone.name_key(groups.origin)))
     records = sum(map(len, own.values()))
@@ -339,69 +327,9 @@ def _hand_back(groups: OwnerGroups, size: int, fd: int, below: tuple[int, int]) 
     # each line is now in its list and its tuple: without the lists, marshal writes
     # it without first looking it up among the objects it shares (three times faster)
     own.clear()
-    counts_below = _read_shared(*below)
-    if counts_below is None:
-        return
     step = _chunk_buckets(size)
     for first in range(0, size, step):
-        chunk = buckets[first : first + step]
-        _count_owners(chunk, counts_below)
-        _send(fd, chunk)
-
-
-def _shared_file() -> int:
-    """A file the children inherit, for what the parent tells them after the fork."""
-    try:
-        return os.memfd_create("secdns-loadsplit", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):  # (not Linux: an unlinked temporary file)
-        import tempfile
-
-        with tempfile.TemporaryFile() as handle:
-            return os.dup(handle.fileno())
-
-
-def _share(message: Any, below_fd: int, children: list[_Child]) -> None:
-    """Write *message* into the shared file and tell each child its length (a child
-    that is gone is found out by its missing messages)."""
-    payload = marshal.dumps(message)
-    done = 0
-    while done < len(payload):
-        done += os.pwrite(below_fd, payload[done:], done)
-    for child in children:
-        with contextlib.suppress(OSError):
-            os.write(child.notify_fd, len(payload).to_bytes(8, "little"))
-
-
-def _read_shared(notify_fd: int, below_fd: int) -> Any:
-    """In a child: what the parent wrote into the shared file (:func:`_share`), once it
-    says so; None if it closed the pipe first (it gave up)."""
-    head = b""
-    while len(head) < 8:
-        part = os.read(notify_fd, 8 - len(head))
-        if not part:
-            return None
-        head += part
-    size = int.from_bytes(head, "little")
-    parts = []
-    done = 0
-    while done < size:
-        part = os.pread(below_fd, size - done, done)
-        if not part:
-            return None
-        parts.append(part)
-        done += len(part)
-    return marshal.loads(b"".join(parts))
-
-
-def _count_owners(buckets: list[dict[str, Entry]], below: dict[str, int]) -> None:
-    """Each owner in *buckets* with its count of names below (in a child, before the
-    bucket is sent: the parent then only adds the empty non-terminals)."""
-    get = below.get
-    for bucket in buckets:
-        for key, (lines, _zero) in bucket.items():
-            count = get(key)
-            if count:
-                bucket[key] = (lines, count)
+        _send(fd, buckets[first : first + step])
 
 
 def _send(fd: int, message: Any) -> None:
@@ -411,20 +339,13 @@ def _send(fd: int, message: Any) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _bucketed(
-    groups: dict[str, list[str]], size: int, below: dict[str, int] | None = None
-) -> list[dict[str, Entry]]:
-    """The owners in *size* buckets as :meth:`ZoneVersion.from_groups` puts them, with
-    their counts *below* (none yet if not given)."""
+def _bucketed(groups: dict[str, list[str]], size: int) -> list[dict[str, Entry]]:
+    """The owners in *size* buckets as :meth:`ZoneVersion.from_groups` puts them (no
+    counts below yet)."""
     mask = size - 1
     buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
-    if below is None:
-        for key, lines in groups.items():
-            buckets[hash(key) & mask][key] = (tuple(lines), 0)
-        return buckets
-    get = below.get
     for key, lines in groups.items():
-        buckets[hash(key) & mask][key] = (tuple(lines), get(key, 0))
+        buckets[hash(key) & mask][key] = (tuple(lines), 0)
     return buckets
 
 
@@ -435,25 +356,26 @@ def _assemble(
     size: int,
     children: list[_Child],
     deadline: float,
-    below_fd: int,
 ) -> ZoneVersion | None:
     """The version :meth:`ZoneVersion.from_groups` builds from the whole file's groups,
     built from the parent's groups and the children's messages (None if a child fails;
     *children* keeps those not yet reaped).
 
-    In the order the work comes: the children's counts of parents, added up in file
-    order (the parents in the order they came); the counts below, written for the
-    children (*below_fd*: :func:`_share`) while they put their owners in buckets;
-    the parent's owners into buckets with their counts; then each child's buckets
-    (its owners counted), merged one message at a time (an owner in two pieces gets
-    its lines merged and sorted again, and is taken off the counts of its ancestors
-    once); as the last child's come, each bucket gets its empty non-terminals."""
+    In the order the work comes: the parent's owners into buckets; the children's
+    counts of parents, added up in file order (the parents in the order they came)
+    while the children put their owners in buckets; then each child's buckets,
+    merged one message at a time (an owner in two pieces gets its lines merged and
+    sorted again, and is taken off the counts of its ancestors once); as the last
+    child's come, each bucket gets its counts below and its empty non-terminals."""
     origin_key = zone.name_key(origin)
     own = groups.finish()
-    parents = dict(zone._parents_counted(own, origin_key))  # (a Counter is no marshal type)
+    parents = zone._parents_counted(own, origin_key)
     orders = groups.type_orders
     names = len(own)
     records = sum(map(len, own.values()))
+    buckets = _bucketed(own, size)  # (while the children count theirs)
+    order = [list(own)]  # every owner, in the order they came (if size was wrong)
+    own.clear()
     joined: list[str] = []
     for child in children:
         counts = _receive(child, deadline)
@@ -468,10 +390,6 @@ def _assemble(
         for parent, count in later_parents.items():  # (new parents in the order they came)
             parents[parent] = get(parent, 0) + count
     below = zone._add_below(parents, origin_key)
-    _share(below, below_fd, children)
-    buckets = _bucketed(own, size, below)
-    order = [list(own)]  # every owner, in the order they came (if size was wrong)
-    own.clear()
     step = _chunk_buckets(size)
     counted = zone.bucket_count(names + len(below)) == size  # (unless owners are shared)
     later_below = _by_chunk(below, size, step) if counted else []
@@ -485,7 +403,7 @@ def _assemble(
                 return _declined(filename)
             records += _merged(buckets[first : first + step], later, orders, shared)
             if counted and last:
-                _add_empty(buckets, below, later_below[first // step])
+                _write_counts(buckets, below, later_below[first // step])
         _let_go(children.pop(0))
     names -= len(shared)
     fixed = {name for key in shared for name in _ancestors(key, origin_key)}
@@ -532,7 +450,7 @@ def _merged(
                 earlier = bucket[key][0]
                 added = more.pop(key)[0]
                 merged = canonical_group(earlier + added, orders)
-                bucket[key] = (tuple(merged), bucket[key][1])  # (the count: the same)
+                bucket[key] = (tuple(merged), 0)
                 dropped += len(merged) - len(earlier) - len(added)
                 shared.append(key)
         bucket.update(more)  # the piece's new owners, in the order they came
@@ -568,16 +486,6 @@ def _write_counts(
         bucket = buckets[hash(key) & mask]
         entry = bucket.get(key)
         bucket[key] = ((), below[key]) if entry is None else (entry[0], below[key])
-
-
-def _add_empty(buckets: list[dict[str, Entry]], below: dict[str, int], keys: Iterable[str]) -> None:
-    """Each of *keys* that is no owner (an empty non-terminal) with its count of names
-    below, after the bucket's owners (whose counts are in already)."""
-    mask = len(buckets) - 1
-    for key in keys:
-        bucket = buckets[hash(key) & mask]
-        if key not in bucket:
-            bucket[key] = ((), below[key])
 
 
 def _keys_in_order(first: list[str], joined: list[str], names: int) -> list[list[str]] | None:
@@ -650,9 +558,8 @@ def _reap(pid: int) -> None:
 
 
 def _close(child: _Child) -> None:
-    for fd in (child.payload_fd, child.notify_fd):
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    with contextlib.suppress(OSError):
+        os.close(child.payload_fd)
 
 
 def _abandon(child: _Child) -> None:
