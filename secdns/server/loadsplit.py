@@ -83,8 +83,8 @@ PARENT_SHARE = 1.0
 """The parent's piece against a child's.  A child also buckets its owners and sends
 them; the parent buckets its own, adds the counts below up and merges the children's
 messages: at 1.0 on the 1M-record genzone zone the parent never waits for a message
-and finishes a little after the child (per process CPU clocks; lower shares made it
-wait for the child's buckets instead)."""
+and finishes a little after the child (per-process CPU clocks, machine shared; at
+0.8-0.9 it waited 0.3-0.8 s for the child instead)."""
 MIN_WAIT = 60.0
 """Seconds a child may take beyond the parent's own piece (times 4) before it is given up."""
 _NOT_OWNER_START = frozenset(' \t\r\n\f\v;$()"')
@@ -246,6 +246,8 @@ wrong).  Then come its owners in buckets, :data:`CHUNKS` messages of them."""
 CHUNKS = 16
 """The messages a child's buckets are sent in: the parent merges one while the child
 makes the next, instead of waiting for all of them."""
+PIPE_SIZE = 1 << 20
+"""Bytes a child's pipe holds (Linux's default is 64 KiB; a message is ~2 MiB)."""
 
 
 def _chunk_buckets(size: int) -> int:
@@ -295,9 +297,6 @@ def _fork_piece(
         status = 0
     finally:
         os._exit(status)
-
-
-PIPE_SIZE = 1 << 20
 
 
 Expect = tuple[tuple[object, ...], bool] | None
