@@ -737,6 +737,16 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "and transfers the zone again.  Default: fsync.",
     ),
     (
+        "ready_answers",
+        '"fork" | "thread" | "off"',
+        "serve: where the answers of a zone loaded from its file or fully transferred are "
+        "built before they are asked.  fork: zones of 20,000 names or more in a forked child "
+        "at nice 10, off the core that answers (while it runs, the pages it copies cost up "
+        "to the zone's memory again: ~300-400 MiB for a 1M-record zone); thread: in serve's "
+        "own process, keeping to a quarter of the CPU while queries arrive; off: none, each "
+        "answer is made on its first ask (and kept).  Read again on SIGHUP.  Default: fork.",
+    ),
+    (
         "tls_handshake_timeout",
         "SECONDS",
         "serve: a TLS client that has not finished its handshake by then is closed.  Default: 10.",

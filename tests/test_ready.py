@@ -442,3 +442,43 @@ def test_a_zone_being_filled_is_not_learnt_and_its_ixfr_version_is() -> None:
     made = prepared.answer(wire)
     assert made is not None and ready.learn(wire, made[0], made[1])
     assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+
+
+def test_ready_answers_mode_thread_never_forks_and_off_builds_nothing(monkeypatch) -> None:
+    """[server] ready_answers: "thread" fills a large zone in the filler thread (no copied
+    pages), "off" builds nothing (answers are made on their first ask)."""
+    import os
+
+    table = _table({"mix.test.": BIG_MIX})
+    zone = table.zones["mix.test."]
+    last = _query("host03999.big.mix.test.", "A", rd=True)
+
+    def no_fork() -> int:
+        raise AssertionError("forked in thread mode")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    filler.min_names, filler.fork_min_names, filler.mode = 0, 1000, "thread"
+    try:
+        filler.schedule(zone)
+        _wait(lambda: ready.reply(last) is not None, timeout=20.0)
+        assert ready.reply(last) == front.handle(last, table, tcp=False).wire
+    finally:
+        filler.stop()
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    filler.min_names, filler.mode = 0, "off"
+    filler.schedule(zone)
+    assert filler.thread is None and not ready.entries and not ready.filling
+
+
+def test_ready_answers_is_read_from_the_config() -> None:
+    from secdns.config import parse_config
+    from secdns.errors import ConfigError
+
+    assert parse_config({"server": {}}).server.ready_answers == "fork"
+    for mode in ("fork", "thread", "off"):
+        assert parse_config({"server": {"ready_answers": mode}}).server.ready_answers == mode
+    with pytest.raises(ConfigError, match=r"server\.ready_answers.*\"fork\", \"thread\""):
+        parse_config({"server": {"ready_answers": "eager"}})

@@ -121,6 +121,7 @@ SERVER_KEYS = {
     "tls_key",
     "tls_handshake_timeout",
     "store_sync",
+    "ready_answers",
 }
 TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 ZONE_KEYS = {

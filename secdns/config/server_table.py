@@ -26,6 +26,8 @@ from secdns.config.values import (
 from secdns.errors import SecdnsError
 
 STORE_SYNC = ("fsync", "none")
+READY_ANSWERS = ("fork", "thread", "off")
+"""[server] ready_answers: where serve builds its ready answers (see ServerConfig)."""
 """[server] store_sync: how serve's store writes are made durable (see ServerConfig)."""
 
 
@@ -92,6 +94,11 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
         problems.add("server.store_sync", 'expected "fsync" or "none"')
         sync = "fsync"
     out["store_sync"] = sync
+    ready = server_doc.get("ready_answers", "fork")
+    if ready not in READY_ANSWERS:
+        problems.add("server.ready_answers", 'expected "fork", "thread" or "off"')
+        ready = "fork"
+    out["ready_answers"] = ready
     for name in ("identity", "version"):
         value = server_doc.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > 255):

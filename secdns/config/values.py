@@ -98,6 +98,12 @@ class ServerConfig:
     # system may lose or damage the last writes, which the next start detects and
     # transfers again)
     store_sync: str = "fsync"
+    # where serve builds the answers of a zone loaded or fully transferred before they are
+    # asked (secdns.server.readyfill): "fork" (zones of 20,000 names or more in a forked
+    # child at nice 10: off the answering core, but its copied pages cost up to the zone's
+    # size again while it runs), "thread" (in the server's process, a share of the CPU
+    # while queries arrive) or "off" (answers made on their first ask only)
+    ready_answers: str = "fork"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

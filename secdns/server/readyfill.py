@@ -323,12 +323,13 @@ class ReadyFiller:
         self.min_names = FILL_MIN_NAMES
         self.fork_min_names = FORK_MIN_NAMES
         self.child: int | None = None  # the pid of a forked fill under way
+        self.mode = "fork"  # [server] ready_answers: "fork", "thread" or "off"
 
     def schedule(self, zone: ServedZone) -> None:
         """Fill ``zone``'s current version unless it is an incremental change of the last
         one filled."""
         version = zone.version
-        if version is None or version.names < self.min_names:
+        if version is None or version.names < self.min_names or self.mode == "off":
             return
         last = self.filled.get(zone.key)
         if last is not None and _incremental(last, version):
@@ -384,7 +385,12 @@ class ReadyFiller:
         batch = start
         version = zone.version
         steps: Iterator[int]
-        if version is not None and version.names >= self.fork_min_names and hasattr(os, "fork"):
+        if (
+            version is not None
+            and self.mode == "fork"
+            and version.names >= self.fork_min_names
+            and hasattr(os, "fork")
+        ):
             from secdns.server.readyfork import fill_forked  # (it imports this module)
 
             steps = fill_forked(self.ready, self.table, zone, self._forked)  # off this core

@@ -66,6 +66,7 @@ class Server(QueryDispatch):
         self.ready = ReadyAnswers()  # answers built before they are asked
         self.filler = ReadyFiller(self.ready, self.table)
         self.filler.answered = lambda: sum(sum(w.rcodes) for w in self.listeners.udp)
+        self.filler.mode = config.server.ready_answers
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
@@ -326,6 +327,7 @@ class Server(QueryDispatch):
         old = self.config
         self.config = config
         self.commits.sync = config.server.store_sync == "fsync"
+        self.filler.mode = config.server.ready_answers  # for the versions made from now on
         self._apply_keys(config)
         wanted = {z.name: z for z in config.zones}
         for name in list(self.runtimes):
