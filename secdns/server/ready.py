@@ -127,7 +127,9 @@ class ReadyAnswers:
         self.entries: dict[bytes, Entry] = {}
         self.blocks: dict[tuple[ServedZone, int, int], Block] = {}
         self._heads: dict[bytes, bytes] = {}  # counts -> one shared head per pattern
-        self._special: dict[ServedZone, tuple[int, frozenset[bytes], bytes] | None] = {}
+        self._special: dict[ServedZone, tuple[int, tuple[frozenset[bytes], bytes] | None]] = {}
+        """Each zone's names an RD-clear block writes (:func:`_special_names`), with the
+        generation they were found in."""
         self.filling: dict[ServedZone, int] = {}
         """Zones whose current generation the filler builds (``ReadyFiller.schedule``):
         their first asks are not learnt (the fill makes the same entries; the answer
@@ -244,22 +246,9 @@ class ReadyAnswers:
             or reply[end : end + 2] != b"\xc0\x0c"  # the name not in the zone's case
         ):
             return False
-        # put(), inline: this runs on every first ask; the block key is settled on the
-        # first RD-clear ask of the question (_settled), not here
-        question = data[12:]
-        entries = self.entries
-        if len(entries) >= self.limit:
-            entries.clear()
-            self.by_zone.clear()
-        questions = self.by_zone.get(zone)
-        if questions is None:
-            questions = self.by_zone[zone] = set()
-        questions.add(question)
-        counts = reply[4:12]
-        shared = self._heads.get(counts)
-        if shared is None:
-            shared = self._heads[counts] = b"\x85\x00" + counts
-        entries[question] = (zone, zone.generation, shared, reply[end:], -1)
+        # the block key (-1: not yet) is settled on the first RD-clear ask of the
+        # question (_settled), not on every first ask
+        self.put(data[12:], zone, zone.generation, reply[4:12], reply[end:], -1)
         return True
 
     def _settled(self, question: bytes, found: Entry) -> Entry:
@@ -353,12 +342,13 @@ class ReadyAnswers:
         writes)."""
         if counts[4:8] != b"\x00\x00\x00\x00" or question[-4:-2] not in _CLEAR_TYPES:
             return 0
-        if zone not in self._special or (self._special[zone] or (generation,))[0] != generation:
-            self._special[zone] = _special_names(zone, generation)
-        special = self._special[zone]
+        cached = self._special.get(zone)
+        if cached is None or cached[0] != generation:
+            cached = self._special[zone] = (generation, _special_names(zone, generation))
+        special = cached[1]
         if special is None:
             return 0
-        _generation, names, apex = special
+        names, apex = special
         qname = question[:-4].lower()
         if qname in names:
             return 0
@@ -395,10 +385,10 @@ class ReadyAnswers:
         return clear
 
 
-def _special_names(zone: ServedZone, generation: int) -> tuple[int, frozenset[bytes], bytes] | None:
-    """(generation, the lowercased wire forms of the apex, its NS targets and their
-    parents, the apex's) for :meth:`ReadyAnswers.clear_key`; None when the zone has no
-    apex NS the prepared path writes."""
+def _special_names(zone: ServedZone, generation: int) -> tuple[frozenset[bytes], bytes] | None:
+    """(the lowercased wire forms of the apex, its NS targets and their parents; the
+    apex's) for :meth:`ReadyAnswers.clear_key`; None when the zone has no apex NS the
+    prepared path writes (or ``generation`` is no longer the zone's)."""
     version = zone.version
     if version is None or zone.generation != generation:
         return None
@@ -417,7 +407,7 @@ def _special_names(zone: ServedZone, generation: int) -> tuple[int, frozenset[by
         target: Labels = piece[2]
         names.add(_wire(target))
         names.add(_wire(target[1:]))
-    return generation, frozenset(names), apex
+    return frozenset(names), apex
 
 
 def _wire(labels: Labels) -> bytes:
