@@ -52,7 +52,6 @@ import contextlib
 import dataclasses
 import fcntl
 import logging
-import marshal
 import os
 import select
 import signal
@@ -68,7 +67,7 @@ from secdns.errors import ZoneFileError
 from secdns.masterfile import STDIN
 from secdns.masterfile.lexer import KIND_CLASS, KIND_TTL, Kinds
 from secdns.masterfile.reader import Reader
-from secdns.server import zone
+from secdns.server import forkpipe, zone
 from secdns.server.load import OwnerGroups, canonical_group
 from secdns.server.zone import Entry, ZoneVersion
 
@@ -273,17 +272,12 @@ def _fork_piece(
     pid = os.fork()
     if pid:
         os.close(payload_write)
-        poller = select.poll()
-        poller.register(payload_read, select.POLLIN)
-        return _Child(pid, payload_read, poller)
+        return _Child(pid, payload_read, forkpipe.poller_of(payload_read))
     # the child: never returns into the parent's code
     status = 1
     try:
         os.close(payload_read)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)  # the parent's event loop's, not ours
+        forkpipe.enter_child()
         groups = OwnerGroups(reader.zone_origin)
         reader.emit = groups.emit
         try:
@@ -331,11 +325,7 @@ def _hand_back(groups: OwnerGroups, size: int, fd: int) -> None:
         _send(fd, buckets[first : first + step])
 
 
-def _send(fd: int, message: Any) -> None:
-    payload = marshal.dumps(message)
-    view = memoryview(len(payload).to_bytes(8, "little") + payload)
-    while view:
-        view = view[os.write(fd, view) :]
+_send = forkpipe.send  # (a module name of its own: tests make a child die while sending)
 
 
 def _bucketed(groups: dict[str, list[str]], size: int) -> list[dict[str, Entry]]:
@@ -513,32 +503,7 @@ def _rebucketed(
 def _receive(child: _Child, deadline: float) -> Any:
     """A child's next message, or None if it sent none (its piece was unreadable), it
     failed, or it missed *deadline* (:func:`read_split` then stops and reaps it)."""
-    head = _read_exactly(child, 8, deadline)
-    body = None if head is None else _read_exactly(child, int.from_bytes(head, "little"), deadline)
-    if body is None:
-        return None
-    try:
-        return marshal.loads(body)
-    except (EOFError, ValueError, TypeError):  # (not what a child writes: decline)
-        return None
-
-
-def _read_exactly(child: _Child, size: int, deadline: float) -> bytearray | None:
-    buffer = bytearray(size)
-    got = 0
-    with memoryview(buffer) as view:
-        while got < size:
-            left = deadline - time.monotonic()
-            try:
-                if left <= 0 or not child.poller.poll(left * 1000):
-                    return None
-                count = os.readv(child.payload_fd, [view[got:]])
-            except OSError:
-                return None
-            if not count:
-                return None
-            got += count
-    return buffer
+    return forkpipe.receive(child.payload_fd, child.poller, deadline)
 
 
 def _let_go(child: _Child) -> None:

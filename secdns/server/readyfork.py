@@ -20,13 +20,13 @@ signals and leaves through ``os._exit``.
 from __future__ import annotations
 
 import contextlib
-import marshal
 import os
-import select
 import signal
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from secdns.server import forkpipe
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import ReadyAnswers
 from secdns.server.readyfill import _forget_stale, fill
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
 
 STALL_SECONDS = 60.0
-_LENGTH = 4
+_Answer = tuple[bytes, bytes, bytes, int]  # question, counts, tail, RD-clear block key
 
 
 class _Shipping(ReadyAnswers):
@@ -43,7 +43,7 @@ class _Shipping(ReadyAnswers):
 
     def __init__(self) -> None:
         super().__init__()
-        self.out: list[tuple[bytes, bytes, bytes, int]] = []
+        self.out: list[_Answer] = []
         self.shipped_blocks: set[tuple[int, int]] = set()
 
     def put(
@@ -59,15 +59,15 @@ class _Shipping(ReadyAnswers):
         self.out.append((question, counts, tail, clear))
         return clear
 
-    def chunk(self) -> bytes:
-        """The answers and blocks made since the last chunk, as marshal bytes."""
+    def chunk(self) -> tuple[list[_Answer], list[tuple[int, int, bytes, bytes]]]:
+        """The answers and blocks made since the last chunk (one message to the parent)."""
         blocks = [
             (key[1], key[2], block[1], block[2])
             for key, block in self.blocks.items()
             if (key[1], key[2]) not in self.shipped_blocks
         ]
         self.shipped_blocks.update((clear, start) for clear, start, _c, _b in blocks)
-        payload = marshal.dumps((self.out, blocks))
+        payload = (self.out, blocks)
         self.out = []
         self.entries.clear()  # shipped (fill's learn_block reads only the latest entry)
         self.by_zone.clear()
@@ -93,12 +93,13 @@ def fill_forked(
         forked(pid)
     made = 0
     _forget_stale(ready, zone)  # (fill does it in the child's table: here, in ours)
+    poller = forkpipe.poller_of(read_end)
     try:
-        while True:
-            chunk = _receive(read_end)
+        while True:  # until the child's end (the pipe closed), a stall or a new version
+            chunk = forkpipe.receive(read_end, poller, time.monotonic() + STALL_SECONDS)
             if chunk is None or zone.generation != generation:
                 return
-            answers, blocks = marshal.loads(chunk)
+            answers, blocks = chunk
             put = ready.put
             for question, counts, tail, clear in answers:
                 put(question, zone, generation, counts, tail, clear)
@@ -116,56 +117,18 @@ def fill_forked(
             forked(None)
 
 
-def _receive(fd: int) -> bytes | None:
-    """One length-prefixed chunk from the child, or None at its end (or a stall)."""
-    wanted = _LENGTH
-    parts: list[bytes] = []
-    length: int | None = None
-    while True:
-        ready, _, _ = select.select([fd], [], [], STALL_SECONDS)
-        if not ready:
-            return None
-        part = os.read(fd, min(wanted, 1 << 20))
-        if not part:
-            return None
-        parts.append(part)
-        wanted -= len(part)
-        if wanted:
-            continue
-        if length is None:
-            length = int.from_bytes(b"".join(parts), "big")
-            if not length:
-                return None  # the child's end mark
-            parts = []
-            wanted = length
-            continue
-        return b"".join(parts)
-
-
 def _child(table: ZoneTable, zone: ServedZone, write_end: int, read_end: int) -> None:
     """The child: fill a table of its own, shipping each turn's answers; never returns."""
     status = 1
     try:
         os.close(read_end)
-        os.closerange(3, write_end)  # the server's sockets: a port stays the parent's alone
-        os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)  # the parent's event loop's, not ours
+        forkpipe.enter_child(keep=write_end)
         os.nice(10)
         shipping = _Shipping()
         for _made in fill(shipping, PreparedAnswers(table), table, zone):
             if len(shipping.out) >= 2048:
-                _send(write_end, shipping.chunk())
-        _send(write_end, shipping.chunk())
-        _send(write_end, b"")
+                forkpipe.send(write_end, shipping.chunk())
+        forkpipe.send(write_end, shipping.chunk())
         status = 0
     finally:
         os._exit(status)
-
-
-def _send(fd: int, payload: bytes) -> None:
-    view = memoryview(len(payload).to_bytes(_LENGTH, "big") + payload)
-    while view:
-        view = view[os.write(fd, view) :]
