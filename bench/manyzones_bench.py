@@ -54,6 +54,7 @@ sys.path.insert(0, str(HERE))
 
 import tomli_w  # noqa: E402
 from measure import (  # noqa: E402
+    CLOCK_TICKS,
     add_genzone_option,
     genzone,
     group_pss_mib,
@@ -217,19 +218,34 @@ def argv_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
 
+def cpu_split(pid: int) -> tuple[float, float, float]:
+    """The process's user and system seconds, and its main thread's user + system."""
+
+    def ticks(stat: Path) -> tuple[int, int]:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+
+    user, system = ticks(Path(f"/proc/{pid}/stat"))
+    main = sum(ticks(Path(f"/proc/{pid}/task/{pid}/stat")))
+    return user / CLOCK_TICKS, system / CLOCK_TICKS, main / CLOCK_TICKS
+
+
 def measure_start(
     label: str, phase: str, proc: subprocess.Popen[bytes], poller: Poller, timeout: float
 ) -> dict[str, float]:
     """Time ``proc`` (started just now) until every zone answers; its CPU, memory, one pass."""
     found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
     found[f"{phase}_cpu_s"] = process_cpu(proc.pid)
+    split = cpu_split(proc.pid)
+    found[f"{phase}_user_s"], found[f"{phase}_sys_s"], found[f"{phase}_main_s"] = split
     found[f"{phase}_queries"] = poller.queries
     found[f"{phase}_rss_mib"] = group_pss_mib(_live_group_members(proc.pid))
     one, answered = poller.one_pass(SERIAL)
     found[f"{phase}_poll_pass_s"] = one
     print(
         f"  {label} {phase}: all served after {found[phase]:.2f} s "
-        f"(server CPU {found[f'{phase}_cpu_s']:.2f} s, {poller.queries} polling queries); "
+        f"(server CPU {found[f'{phase}_cpu_s']:.2f} s: user {split[0]:.2f}, system {split[1]:.2f}, "
+        f"main thread {split[2]:.2f}; {poller.queries} polling queries); "
         f"one more pass on its own {one:.3f} s ({answered} answered)",
         file=sys.stderr,
     )
@@ -272,7 +288,7 @@ def secdns_round(
         # ``python -m`` imports from its working directory first: run in the directory
         # of the package meant (this checkout's, or --before's), whatever the caller's
         run = argv
-        if args.cprofile is not None and phase == "cold" and label == "secdns":
+        if args.cprofile is not None and phase == "cold" and label != "before":
             args.cprofile.mkdir(parents=True, exist_ok=True)
             out = args.cprofile / f"{label}-{workdir.name}.prof"
             run = [argv[0], "-m", "cProfile", "-o", str(out), *argv[1:]]
@@ -292,16 +308,17 @@ def secdns_round(
 def profiler(
     where: Path | None, label: str, phase: str, pid: int, workdir: Path
 ) -> subprocess.Popen[bytes] | None:
-    """With --profile: py-spy sampling every busy thread of this secdns's cold start (not
-    pausing it, 200 Hz) into ``where``/``label``-``workdir``.txt (collapsed stacks).  Its
-    figures then include py-spy's own cost: profile and measure in separate runs."""
-    if where is None or phase != "cold":
+    """With --profile: py-spy sampling every busy thread of this secdns's cold start and
+    restart (not pausing it, 200 Hz) into ``where``/``label``-``workdir``-``phase``.txt
+    (collapsed stacks).  Its figures then include py-spy's own cost: profile and measure
+    in separate runs."""
+    if where is None:
         return None
     where.mkdir(parents=True, exist_ok=True)
-    out = where / f"{label}-{workdir.name}.txt"
+    out = where / f"{label}-{workdir.name}-{phase}.txt"
     argv = ["py-spy", "record", "--nonblocking", "-r", "200", "--threads", "--format", "raw"]
     argv += ["-o", str(out), "--pid", str(pid)]
-    print(f"  profiling {label} cold start: {out}", file=sys.stderr)
+    print(f"  profiling {label} {phase}: {out}", file=sys.stderr)
     spy_path = Path(sys.executable).parent / "py-spy"
     argv[0] = str(spy_path) if spy_path.exists() else "py-spy"
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -433,7 +450,7 @@ def main() -> None:
         "--profile",
         type=Path,
         default=None,
-        help="a directory: py-spy samples each secdns cold start into it (skews the figures)",
+        help="a directory: py-spy samples each secdns start into it (skews the figures)",
     )
     parser.add_argument(
         "--cprofile",

@@ -18,7 +18,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from secdns.errors import IxfrNotApplicable, LocalIOError
 
 log = logging.getLogger(__name__)
 
+READ_CHUNK = 1 << 20
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_FILENAME = 200
 DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
@@ -62,6 +64,23 @@ def zone_filename(origin: dns.name.Name) -> str:
     return stem
 
 
+def read_bytes(path: str | Path) -> bytes:
+    """A whole file's bytes read on its descriptor: ``Path.read_bytes`` and ``read_text``
+    build a buffered file object (an fstat, an ioctl and an lseek more) for each of
+    the files 10,000 zones read at a restart.  OSError as ``open`` raises it."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        first = os.read(fd, READ_CHUNK)
+        if not first:
+            return first
+        parts = [first]
+        while chunk := os.read(fd, READ_CHUNK):  # (to the empty read: a short one may be
+            parts.append(chunk)  # a signal's, not the end)
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def iso_time(at: float | None = None, *, whole_seconds: bool = False) -> str:
     """The one timestamp format: a wall-clock time (epoch seconds; now if None) as
     ISO 8601 UTC with milliseconds (events), or in whole seconds (state files)."""
@@ -85,26 +104,27 @@ def epoch(text: str | None) -> float | None:
 
 
 _FLAT_LINE = re.compile(r'([a-z_0-9]+) = (-?[0-9]+|"(?:[^"\\\x00-\x1f]|\\["\\bfnrt])*")')
+_FLAT_LINES = re.compile(rf"^{_FLAT_LINE.pattern}$", re.MULTILINE)
 
 
 def _flat_toml(text: str) -> dict[str, Any] | None:
     """The flat ``key = int`` / ``key = "string"`` TOML our state files are written
     as, parsed in a fraction of tomllib's time (10,000 zones load at start); None for
     anything else, which tomllib then reads."""
+    # one pass of the pattern over the text (not a match per line): every line must be
+    # one of the pattern's, or blank, which the count of its matches tells
+    found = _FLAT_LINES.findall(text)
+    lines = text.split("\n")
+    if len(found) != len(lines) - lines.count(""):
+        return None
     doc: dict[str, Any] = {}
-    for line in text.splitlines():
-        if not line:
-            continue
-        found = _FLAT_LINE.fullmatch(line)
-        if found is None:
-            return None
-        key, value = found.groups()
-        if key in doc:
-            return None
+    for key, value in found:
         if value[0] != '"':
             doc[key] = int(value)
         else:  # (a string without escapes is its text: no JSON decoder for it)
             doc[key] = value[1:-1] if "\\" not in value else json.loads(value)
+    if len(doc) != len(found):  # a key given twice: tomllib says what is wrong
+        return None
     return doc
 
 
@@ -148,13 +168,13 @@ class ZoneState:
         doc = _flat_toml(text)
         if doc is None:
             doc = tomllib.loads(text)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {k: v for k, v in doc.items() if k in fields}
+        values: dict[str, Any] = {k: v for k, v in doc.items() if k in _STATE_FIELD_SET}
         values["zone"] = zone
         return cls(**values)
 
 
 _STATE_FIELDS = tuple(field.name for field in dataclasses.fields(ZoneState))
+_STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
 _ESCAPES = {
     '"': '\\"',
@@ -235,10 +255,23 @@ class Store:
         return stem
 
     # --- state ---
-    def load_state(self, origin: dns.name.Name) -> ZoneState:
-        path = self.state_path(origin)
+    def listing(self) -> frozenset[str] | None:
+        """The names of the store's files, listed once (a restart reads 10,000 zones'
+        files: none is then asked for that is not there), or None if unreadable."""
         try:
-            text = path.read_text()
+            with os.scandir(self.directory) as scan:
+                return frozenset(entry.name for entry in scan)
+        except OSError:
+            return None
+
+    def load_state(self, origin: dns.name.Name, present: Container[str] | None = None) -> ZoneState:
+        """The zone's state; ``present``: the store's file names (:meth:`listing`),
+        when the caller listed them, so that an absent file is not opened."""
+        path = f"{self._stem(origin)}.state.toml"
+        if present is not None and os.path.basename(path) not in present:
+            return ZoneState(zone=origin.to_text())
+        try:
+            text = read_bytes(path).decode()
         except FileNotFoundError:
             return ZoneState(zone=origin.to_text())
         except OSError as err:
@@ -267,7 +300,7 @@ class Store:
         if state.serial is None or state.file_sha256 is None:
             return None, "no stored copy"
         try:
-            raw = path.read_bytes()
+            raw = read_bytes(path)
         except FileNotFoundError:
             return None, f"{path.name} is missing"
         except OSError as err:
@@ -300,11 +333,16 @@ class Store:
         return atomic_write(self.zone_path(origin), text)
 
     # --- journal ---
-    def read_journal(self, origin: dns.name.Name, serial: int | None) -> list[JournalEntry]:
-        """Journal entries forming an unbroken chain that ends at ``serial``."""
-        path = self.journal_path(origin)
+    def read_journal(
+        self, origin: dns.name.Name, serial: int | None, present: Container[str] | None = None
+    ) -> list[JournalEntry]:
+        """Journal entries forming an unbroken chain that ends at ``serial``;
+        ``present``: as :meth:`load_state` takes it (most zones have no journal)."""
+        path = f"{self._stem(origin)}.journal"
+        if present is not None and os.path.basename(path) not in present:
+            return []
         try:
-            text = path.read_text()
+            text = read_bytes(path).decode()
         except FileNotFoundError:
             return []
         except OSError as err:
@@ -409,11 +447,15 @@ class ZoneWriter:
     crash leaves the previous version or the new one.  Blocking: run it in a thread.
     """
 
-    def __init__(self, store: Store, origin: dns.name.Name) -> None:
+    def __init__(
+        self, store: Store, origin: dns.name.Name, present: Container[str] | None = None
+    ) -> None:
+        """``present``: the store's file names, when the caller listed them
+        (:meth:`Store.listing`)."""
         self.store = store
         self.origin = origin
         store.ensure()
-        self.state = store.load_state(origin)
+        self.state = store.load_state(origin, present)
 
     def read_lines(self) -> list[str]:
         """The stored version's record lines; :class:`IxfrNotApplicable` when the file

@@ -195,17 +195,20 @@ class Server(QueryDispatch):
     async def _read_stored(self, zones: Iterable[ZoneConfig]) -> dict[tuple[bytes, ...], Stored]:
         """The store copies of secondary zones, read in batches (one thread hand-off
         per ``LOAD_BATCH`` zones: 10,000 small zones load in seconds), by the labels
-        of the name as configured (hashed in C; a Name's hash is a Python loop)."""
+        of the name as configured (hashed in C; a Name's hash is a Python loop), after
+        one listing of the store: no absent state file or journal is opened."""
         store = self.store
         names = [z.name for z in zones if z.file is None and z.primaries]
         found: dict[tuple[bytes, ...], Stored] = {}
         if store is None:
             return found
 
+        present = await asyncio.to_thread(store.listing) if names else None
+
         def read(batch: list[dns.name.Name]) -> None:
             for name in batch:
                 try:
-                    found[name.labels] = read_stored(store, name)
+                    found[name.labels] = read_stored(store, name, present)
                 except SecdnsError as err:  # _add_zone reads it again and logs it
                     log.debug("load: zone=%s %s", name, err.one_line())
 

@@ -18,7 +18,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 import dns.name
 
@@ -119,20 +119,24 @@ _NO_JOURNAL: collections.deque[JournalEntry] = collections.deque(maxlen=0)
 """The journal of every zone that has none (empty, and never extended: see extend_journal)."""
 
 
-def read_stored(store: Store, origin: dns.name.Name) -> Stored:
+def read_stored(
+    store: Store, origin: dns.name.Name, present: Container[str] | None = None
+) -> Stored:
     """Read a zone's store copy (state, master file, journal) into a served version,
     or None if there is no intact copy.  Blocking: one thread hand-off per zone (or
-    per batch of zones) instead of one per file."""
-    writer = ZoneWriter(store, origin)
+    per batch of zones) instead of one per file.  ``present``: the store's file
+    names (:meth:`Store.listing`, listed once for every zone), so that no absent
+    file is opened (a cold start's state files, most zones' journals)."""
+    writer = ZoneWriter(store, origin, present)
     # the text is read, parsed into the served version and dropped: no second copy
     text, _why = store.read_zone(origin, writer.state)
     if text is None:
         return writer, None, []
     _, lines = zonefile.split_header(text)
     del text
-    version = ZoneVersion.from_lines(origin, lines)
+    version = ZoneVersion.from_lines(origin, lines, writer.state.zone)  # (its to_text())
     del lines
-    return writer, version, store.read_journal(origin, version.serial)
+    return writer, version, store.read_journal(origin, version.serial, present)
 
 
 class ZoneRuntime:
