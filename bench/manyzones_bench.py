@@ -218,16 +218,16 @@ def argv_of(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
 
-def cpu_split(pid: int) -> tuple[float, float, float]:
-    """The process's user and system seconds, and its main thread's user + system."""
+def cpu_split(pid: int) -> tuple[float, float, float, float]:
+    """The process's user and system seconds, and its main thread's."""
 
     def ticks(stat: Path) -> tuple[int, int]:
         fields = stat.read_text().rsplit(")", 1)[1].split()
         return int(fields[11]), int(fields[12])
 
     user, system = ticks(Path(f"/proc/{pid}/stat"))
-    main = sum(ticks(Path(f"/proc/{pid}/task/{pid}/stat")))
-    return user / CLOCK_TICKS, system / CLOCK_TICKS, main / CLOCK_TICKS
+    main_user, main_system = ticks(Path(f"/proc/{pid}/task/{pid}/stat"))
+    return tuple(t / CLOCK_TICKS for t in (user, system, main_user, main_system))  # type: ignore[return-value]
 
 
 def measure_start(
@@ -237,7 +237,8 @@ def measure_start(
     found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
     found[f"{phase}_cpu_s"] = process_cpu(proc.pid)
     split = cpu_split(proc.pid)
-    found[f"{phase}_user_s"], found[f"{phase}_sys_s"], found[f"{phase}_main_s"] = split
+    for key, seconds in zip(("user", "sys", "main_user", "main_sys"), split, strict=True):
+        found[f"{phase}_{key}_s"] = seconds
     found[f"{phase}_queries"] = poller.queries
     found[f"{phase}_rss_mib"] = group_pss_mib(_live_group_members(proc.pid))
     one, answered = poller.one_pass(SERIAL)
@@ -245,7 +246,7 @@ def measure_start(
     print(
         f"  {label} {phase}: all served after {found[phase]:.2f} s "
         f"(server CPU {found[f'{phase}_cpu_s']:.2f} s: user {split[0]:.2f}, system {split[1]:.2f}, "
-        f"main thread {split[2]:.2f}; {poller.queries} polling queries); "
+        f"main thread {split[2]:.2f} + {split[3]:.2f}; {poller.queries} polling queries); "
         f"one more pass on its own {one:.3f} s ({answered} answered)",
         file=sys.stderr,
     )
@@ -288,9 +289,9 @@ def secdns_round(
         # ``python -m`` imports from its working directory first: run in the directory
         # of the package meant (this checkout's, or --before's), whatever the caller's
         run = argv
-        if args.cprofile is not None and phase == "cold" and label != "before":
+        if args.cprofile is not None and label != "before":
             args.cprofile.mkdir(parents=True, exist_ok=True)
-            out = args.cprofile / f"{label}-{workdir.name}.prof"
+            out = args.cprofile / f"{label}-{workdir.name}-{phase}.prof"
             run = [argv[0], "-m", "cProfile", "-o", str(out), *argv[1:]]
             print(f"  cProfile of the main thread: {out}", file=sys.stderr)
         proc = subprocess.Popen(run, start_new_session=True, env=env, cwd=path or ROOT)
@@ -456,7 +457,7 @@ def main() -> None:
         "--cprofile",
         type=Path,
         default=None,
-        help="a directory: cProfile of each secdns cold start's main thread (skews the figures)",
+        help="a directory: cProfile of each secdns start's main thread (skews the figures)",
     )
     add_genzone_option(parser)
     args = parser.parse_args()

@@ -1,0 +1,87 @@
+"""secdns.engine.gc_paused: overlapping pauses keep the collector off until the last ends."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+
+from secdns import engine
+
+
+@pytest.fixture(autouse=True)
+def _collector_on():
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def test_nested_and_overlapping_pauses_resume_at_the_last_end():
+    with engine.gc_paused():
+        assert not gc.isenabled()
+        with engine.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    first, second = engine.gc_paused(), engine.gc_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # (serve: one transfer ends while another runs)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_collector_that_was_off_stays_off():
+    gc.disable()
+    with engine.gc_paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_a_long_pause_still_collects_the_young(monkeypatch):
+    monkeypatch.setattr(engine, "GC_PAUSE_LIMIT", 0.01)
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            generations.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        first, second = engine.gc_paused(), engine.gc_paused()
+        first.__enter__()
+        second.__enter__()
+        time.sleep(0.02)
+        first.__exit__(None, None, None)
+        assert generations == [0]
+        assert not gc.isenabled()
+        second.__exit__(None, None, None)
+    finally:
+        gc.callbacks.remove(seen)
+    assert gc.isenabled()
+
+
+def test_failed_blocks_bring_a_collection_sooner(monkeypatch):
+    monkeypatch.setattr(engine, "GC_PAUSE_FAILURES", 2)
+    generations: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            generations.append(info["generation"])
+
+    outer = engine.gc_paused()
+    outer.__enter__()
+    gc.callbacks.append(seen)
+    try:
+        for _ in range(2):
+            with pytest.raises(ValueError), engine.gc_paused():
+                raise ValueError("a failed transfer")
+        assert generations == [0]
+    finally:
+        gc.callbacks.remove(seen)
+        outer.__exit__(None, None, None)
+    assert gc.isenabled()
