@@ -230,6 +230,22 @@ def cpu_split(pid: int) -> tuple[float, float, float, float]:
     return tuple(t / CLOCK_TICKS for t in (user, system, main_user, main_system))  # type: ignore[return-value]
 
 
+def create_cost(directory: Path, files: int = 200) -> float:
+    """Microseconds of CPU to create one empty file in a new directory beside the
+    servers' (the files are left: removing them would slow the next creations).
+
+    On this machine's ext4 (no journal) creating a file cost 30 to 900 us from one
+    minute to the next: each creation steps over the inodes freed in the last ~30 s
+    whose table blocks are still dirty (``recently_deleted()``, seen with perf),
+    so whatever removed many files just before (a bench's clean-up, another test
+    suite) slows every server that writes a file a zone.  Printed before each start."""
+    directory.mkdir(parents=True)
+    began = time.process_time()
+    for index in range(files):
+        os.close(os.open(directory / f"f{index}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return (time.process_time() - began) / files * 1e6
+
+
 def measure_start(
     label: str, phase: str, proc: subprocess.Popen[bytes], poller: Poller, timeout: float
 ) -> dict[str, float]:
@@ -294,10 +310,13 @@ def secdns_round(
             out = args.cprofile / f"{label}-{workdir.name}-{phase}.prof"
             run = [argv[0], "-m", "cProfile", "-o", str(out), *argv[1:]]
             print(f"  cProfile of the main thread: {out}", file=sys.stderr)
+        creating = create_cost(workdir / f"probe-{phase}")
+        print(f"  {label} {phase}: creating a file costs {creating:.0f} us now", file=sys.stderr)
         proc = subprocess.Popen(run, start_new_session=True, env=env, cwd=path or ROOT)
         spy = profiler(args.profile, label, phase, proc.pid, workdir)
         try:
             found |= measure_start(label, phase, proc, poller, args.timeout)
+            found[f"{phase}_create_us"] = creating
         finally:
             proc.terminate()
             proc.wait()
@@ -368,6 +387,8 @@ def knot_round(
     found: dict[str, float] = {}
     try:
         for phase in ("cold", "restart"):
+            creating = create_cost(setup.workdir / f"probe-{phase}")
+            print(f"  knot {phase}: creating a file costs {creating:.0f} us now", file=sys.stderr)
             with (setup.workdir / f"knot-{phase}.log").open("wb") as log:
                 proc = subprocess.Popen(
                     argv,
@@ -378,6 +399,7 @@ def knot_round(
                 )
             try:
                 found |= measure_start("knot", phase, proc, poller, args.timeout)
+                found[f"{phase}_create_us"] = creating
             finally:
                 proc.terminate()
                 proc.wait()
