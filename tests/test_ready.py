@@ -106,9 +106,7 @@ def test_what_is_not_ready_steps_aside() -> None:
     table = _table({"mix.test.": MIX})
     ready = _filled(table)
     for name, rdtype, shape in [
-        ("ns1.mix.test.", "A", {}),  # RD clear, a name the authority block writes
         ("x.ns1.mix.test.", "A", {}),  # (nothing there: NXDOMAIN anyway)
-        ("corp000010.mix.test.", "MX", {}),  # RD clear, an additional section already
         ("CI000004.cdn.mix.test.", "A", {"rd": True}),  # another case
         ("www000011.web.mix.test.", "A", {"rd": True}),  # a CNAME chain
         ("ns1.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation
@@ -127,6 +125,26 @@ def test_what_is_not_ready_steps_aside() -> None:
     assert ready.reply(bytes(wire)) is not None
     wire[-5] = 1  # EDNS version 1: BADVERS on the general path
     assert ready.reply(bytes(wire)) is None
+
+
+def test_rd_clear_answers_of_every_positive_kind_are_ready() -> None:
+    """RD clear (a resolver's query) with names in the rdata, an additional section, or a
+    question naming what the authority block writes: each answer's own RD-clear reply,
+    the general path's bytes with and without EDNS, DO (unsigned) and CD."""
+    table = _table({"mix.test.": MIX})
+    ready = _filled(table)
+    for name, rdtype in [
+        ("ns1.mix.test.", "A"),  # a name the authority block writes
+        ("corp000010.mix.test.", "MX"),  # an additional section already
+        ("_submission._tcp.svc000007.mix.test.", "SRV"),
+        ("www000011.web.mix.test.", "CNAME"),
+        ("mix.test.", "MX"),  # the apex (the prepared path's own reply)
+    ]:
+        for shape in ({}, {"cd": True}, {"edns": 1232}, {"edns": 1232, "do": True, "cd": True}):
+            wire = _query(name, rdtype, **shape)
+            mine = ready.reply(wire)
+            assert mine is not None, (name, rdtype, shape)
+            assert mine == front.handle(wire, table, tcp=False).wire, (name, rdtype, shape)
 
 
 def _ixfr(version: ZoneVersion) -> ZoneVersion:
@@ -156,8 +174,13 @@ def test_after_an_ixfr_learnt_answers_equal_a_fresh_fill() -> None:
         made = prepared.answer(wire)
         assert made is not None
         assert ready.learn(wire, made[0], made[1])
+        clear = b"\x12\x34\x00\x00" + wire[4:]  # a resolver's ask: its own form learnt
+        made = prepared.answer(clear)
+        if made is not None:
+            ready.learn(clear, made[0], made[1])
+            assert ready.reply(clear) == front.handle(clear, table, tcp=False).wire
         settled = ready._settled(question, ready.entries[question])  # noqa: SLF001
-        assert settled[2:] == fresh.entries[question][2:]  # the block key too
+        assert settled[2:] == fresh.entries[question][2:]  # the block key or form too
         assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
         asked += 1
     assert asked == len(fresh.entries)
@@ -339,7 +362,8 @@ def test_rd_clear_below_the_apex_and_deeper_are_byte_equal() -> None:
         wire = _query(name, rdtype)
         mine = ready.reply(wire)
         assert mine is None or mine == front.handle(wire, table, tcp=False).wire
-    assert keys["mix.test."] == 0 and keys["ns1.mix.test."] == 0
+    # not keyed: each has its own RD-clear form
+    assert isinstance(keys["mix.test."], tuple) and isinstance(keys["ns1.mix.test."], tuple)
     assert keys["mx1.mix.test."] == 13 + len("mx1")
     assert keys["ci000004.cdn.mix.test."] == 1 == keys["_dmarc.corp000010.mix.test."]
     assert all(key[0] is zone for key in ready.blocks)

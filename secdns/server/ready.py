@@ -85,10 +85,16 @@ _QUESTION_TAIL = {1: b"\x00\x01\x00\x01", 28: b"\x00\x1c\x00\x01"}  # A, AAAA; c
 _QUERY_HEAD = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 _CLEAR_HEAD = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD clear, one question
 
-Entry = tuple["ServedZone", int, bytes, bytes, int]
+Form = tuple[bytes, bytes]
+"""A question's own RD-clear reply: (ANCOUNT..ARCOUNT without an OPT, the bytes after the
+question without an OPT), for answers whose authority block cannot be shared (names in
+their rdata, an additional section, a question naming what the block writes)."""
+
+Entry = tuple["ServedZone", int, bytes, bytes, "int | Form"]
 """(zone, its generation, the header after the ID for a query with RD only (flags,
-QDCOUNT..ARCOUNT without an OPT), the tail after the question, the key of its RD-clear
-authority block or 0, see :meth:`ReadyAnswers.clear_key`, or -1 until it is computed)."""
+QDCOUNT..ARCOUNT without an OPT), the tail after the question, and for RD clear: the key
+of its shared authority block, see :meth:`ReadyAnswers.clear_key`, or its own
+:data:`Form`, or 0 (none: the prepared path), or -1 until it is computed)."""
 
 Block = tuple[int, bytes, bytes]
 """An RD-clear reply's authority and additional sections (the apex NS and its glue):
@@ -153,29 +159,35 @@ class ReadyAnswers:
         if data[2] & 1:
             head = found[2] if not cd else b"\x85\x10" + found[2][2:]
             return data[:2] + head + data[12:] + found[3]
-        block = self._block(data[12:], found, len(data) + len(found[3]))
-        if block is None:
+        form = self._clear(data[12:], found, len(data) + len(found[3]))
+        if form is None:
             return None
-        head = found[2]
         reply = (
             data[:2]
             + (b"\x84\x10" if cd else b"\x84\x00")
-            + head[2:6]
-            + block[1]
+            + b"\x00\x01"
+            + form[0]
             + data[12:]
-            + found[3]
-            + block[2]
+            + form[1]
         )
         return reply if len(reply) <= 512 else None
 
-    def _block(self, question: bytes, found: Entry, start: int) -> Block | None:
-        found = self._settled(question, found)
-        if not found[4]:
+    def _clear(self, question: bytes, found: Entry, start: int) -> Form | None:
+        """The RD-clear :data:`Form` of ``found`` (its own, or its RD-set tail and the
+        shared block that starts at ``start``), or None."""
+        key = found[4]
+        if isinstance(key, tuple):
+            return key
+        if key < 0:
+            key = self._settled(question, found)[4]
+            if isinstance(key, tuple):
+                return key
+        if not key:
             return None
-        block = self.blocks.get((found[0], found[4], start))
+        block = self.blocks.get((found[0], key, start))
         if block is None or block[0] != found[1]:
             return None
-        return block
+        return found[2][4:6] + block[1], found[3] + block[2]
 
     def reply_edns(self, data: bytes) -> bytes | None:
         """:meth:`reply` for a query whose one additional record may be a bare OPT."""
@@ -206,19 +218,17 @@ class ReadyAnswers:
         if data[2] & 1 or small:
             flags = (b"\x85" if data[2] & 1 else b"\x84") + (b"\x10" if cd else b"\x00")
             return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
-        block = self._block(question, found, 12 + len(question) + len(found[3]))
-        if block is None:
+        form = self._clear(question, found, 12 + len(question) + len(found[3]))
+        if form is None:
             return None
-        counts = block[1]
+        counts = form[0]
         reply = (
             data[:2]
-            + (b"\x84\x10" if cd else b"\x84\x00")
-            + head[2:6]
-            + counts[:3]
-            + bytes((counts[3] + 1,))
+            + (b"\x84\x10\x00\x01" if cd else b"\x84\x00\x00\x01")
+            + counts[:5]
+            + bytes((counts[5] + 1,))
             + question
-            + found[3]
-            + block[2]
+            + form[1]
             + opt
         )
         return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
@@ -253,7 +263,7 @@ class ReadyAnswers:
 
     def _settled(self, question: bytes, found: Entry) -> Entry:
         """``found`` with its block key computed (a learnt entry leaves it -1)."""
-        if found[4] >= 0:
+        if isinstance(found[4], tuple) or found[4] >= 0:
             return found
         settled = (*found[:4], self.clear_key(found[0], found[1], question, found[2][2:]))
         self.entries[question] = settled
@@ -288,19 +298,28 @@ class ReadyAnswers:
             if found is None:
                 return False
         found = self._settled(question, found)
-        if not found[4]:
-            return False
         generation = found[1]
-        if zone.generation != generation:
+        if zone.generation != generation or reply[6:8] != found[2][4:6]:
             return False
+        if isinstance(found[4], tuple):
+            return True  # its own form, kept already
+        arcount = (reply[10] << 8 | reply[11]) - (1 if opt else 0)
+        if not found[4]:  # its own form (see Form)
+            if arcount > 254 or not reply[2] & 0x04:
+                return False
+            form = (
+                reply[6:10] + arcount.to_bytes(2, "big"),
+                reply[12 + len(question) : len(reply) - opt],
+            )
+            self.entries[question] = (*found[:4], form)
+            return True
         tail = found[3]
         start = 12 + len(question) + len(tail)
-        if reply[6:8] != found[2][4:6] or reply[12:start] != question + tail:
+        if reply[12:start] != question + tail:
             return False  # not the ready answer's answer section
         key = (zone, found[4], start)
         if key in self.blocks and self.blocks[key][0] == generation:
             return True
-        arcount = (reply[10] << 8 | reply[11]) - (1 if opt else 0)
         block = reply[start : len(reply) - opt]
         if len(self.blocks) >= BLOCK_LIMIT:
             self.blocks.clear()
@@ -364,10 +383,10 @@ class ReadyAnswers:
         generation: int,
         counts: bytes,
         tail: bytes,
-        clear: int | None = None,
-    ) -> int:
+        clear: int | Form | None = None,
+    ) -> int | Form:
         """Keep one ready answer (``counts``: QDCOUNT to ARCOUNT without the OPT); its
-        RD-clear block key (``clear``, computed here if not given)."""
+        RD-clear block key or :data:`Form` (``clear``: a key computed here if not given)."""
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()

@@ -26,8 +26,8 @@ from socket import AF_INET6, inet_aton, inet_pton
 from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS
-from secdns.server.ownerwire import RR, Labels, Rrset, prepare_owner, write_rrset
-from secdns.server.prepared import PreparedAnswers
+from secdns.server.ownerwire import RR, TYPE_NS, Labels, Rrset, prepare_owner, write_rrset
+from secdns.server.prepared import PreparedAnswers, Section
 from secdns.server.prepared import _render as render
 from secdns.server.ready import (
     _CLEAR_HEAD,
@@ -35,8 +35,10 @@ from secdns.server.ready import (
     _QUERY_HEAD,
     _SIMPLE,
     _TARGET_TYPES,
+    Form,
     ReadyAnswers,
 )
+from secdns.server.render import EDNS_PAYLOAD
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
@@ -88,8 +90,11 @@ def fill(
     entries = ready.entries
     _forget_stale(ready, zone)
     put = ready.put
-    tried: set[tuple[int, int]] = set()
-    owner_answers = _OwnerAnswers(prepared, zone, version).answers
+    tried: set[tuple[int | Form, int]] = set()
+    answers_of = _OwnerAnswers(prepared, zone, version)
+    owner_answers = answers_of.answers
+    clear_form = answers_of.clear
+    clear_key = ready.clear_key
     made = 0
     batch = 0
     for key, (lines, _below) in version.iter_entries():
@@ -112,9 +117,12 @@ def fill(
             continue
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
-        for question, counts, tail in owner_answers(key, lines):
-            clear = put(question, zone, generation, counts, tail)
-            if clear:
+        for question, counts, tail, item in owner_answers(key, lines):
+            clear: int | Form | None = clear_key(zone, generation, question, counts)
+            if not clear:
+                clear = clear_form(question, item)  # its own RD-clear reply, or None
+            put(question, zone, generation, counts, tail, clear or 0)
+            if type(clear) is int and clear:
                 block_key = (clear, 12 + len(question) + len(tail))
                 if block_key not in tried:  # the first question of each block key makes it
                     tried.add(block_key)
@@ -136,13 +144,14 @@ class _OwnerAnswers:
         self.version = version
         self.apex = version.origin_key
         self.origin: Labels = tuple(version.origin.labels)
+        self._apex: object = _UNSET
 
-    def answers(self, key: str, lines: tuple[str, ...]) -> list[tuple[bytes, bytes, bytes]]:
+    def answers(self, key: str, lines: tuple[str, ...]) -> list[Made]:
         """An owner with addresses only is written from its lines (:func:`_addresses`);
         other RRsets without additional-section processing from the owner form, as the
         prepared path's inline case writes them; MX/SRV with its additional-section
         logic; the apex and DNAME owners through the prepared path itself."""
-        made: list[tuple[bytes, bytes, bytes]] = []
+        made: list[Made] = []
         if key != self.apex:
             addresses = _addresses(lines, self.origin)
             if addresses is not None:
@@ -154,7 +163,7 @@ class _OwnerAnswers:
                             qname + (b"\x00\x01" if qtype == 1 else b"\x00\x1c") + b"\x00\x01"
                         )
                         if 12 + len(question) + len(rrs) + 11 <= 512:
-                            made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                            made.append((question, _COUNTS.pack(1, count, 0, 0), rrs, None))
                 return made
         owner = prepare_owner(lines, self.origin)
         if owner is None:
@@ -180,15 +189,67 @@ class _OwnerAnswers:
                     write_rrset(out, table, labels, qtype, rrset)
                     rrs = bytes(out[start:])
                 if 12 + len(question) + len(rrs) + 11 <= 512:
-                    made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                    item = (key, labels, qtype, rrset)
+                    made.append((question, _COUNTS.pack(1, count, 0, 0), rrs, item))
                 continue
             reply = self._reply(key, labels, qtype, rrset, question, direct)
             if reply is None or reply[3] & 0x0F or reply[8:10] != b"\x00\x00":
                 continue
             if reply[6:8] == b"\x00\x00" or len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
                 continue
-            made.append((question, reply[4:12], reply[12 + len(question) :]))
+            own = (key, labels, qtype, rrset) if direct else None
+            made.append((question, reply[4:12], reply[12 + len(question) :], own))
         return made
+
+    def clear(self, question: bytes, item: Item | None) -> Form | None:
+        """The RD-clear :data:`~secdns.server.ready.Form` of the answer to ``question``,
+        as the prepared path answers an RD-clear query with a 1232-byte EDNS payload
+        (less its OPT); None if it has none.  ``item``: the answer's RRset for an
+        ordinary owner (its sections made here, as ``_resolve`` makes them: the RRset,
+        the apex NS, the addresses of their targets), else the prepared path itself."""
+        apex_ns = self._apex_ns()
+        if item is not None and apex_ns is not None:
+            prepared = self.prepared
+            answer = [item]
+            authority: Section = []
+            additional: Section = []
+            version = self.version
+            rrset = item[3]
+            if item[2] in _TARGET_TYPES and not prepared._additional_for(  # noqa: SLF001
+                version, self.zone, rrset, answer, [], additional
+            ):
+                return None
+            if apex_ns[3] is not None:
+                authority.append(apex_ns)  # type: ignore[arg-type]  # (checked above)
+                if not prepared._additional_for(  # noqa: SLF001
+                    version, self.zone, apex_ns[3], answer, authority, additional
+                ):
+                    return None
+            query = _CLEAR_HEAD + question
+            reply = render(query, list(item[1][:-1]), 0, None, 0, answer, authority, additional)
+        else:
+            got = self.prepared.answer(_CLEAR_HEAD_EDNS + question + _OPT_QUERY)
+            if got is None or got[1] is not self.zone or got[0][-11:-8] != b"\x00\x00\x29":
+                return None
+            reply = got[0][:-11]
+            reply = reply[:10] + ((reply[10] << 8 | reply[11]) - 1).to_bytes(2, "big") + reply[12:]
+        if reply[3] & 0x0F or reply[2] & 0x02 or not reply[2] & 0x04 or reply[6:8] == b"\x00\x00":
+            return None  # not a positive answer
+        if len(reply) + 11 > EDNS_PAYLOAD or reply[10] or reply[11] > 254:
+            return None
+        return reply[6:12], reply[12 + len(question) :]
+
+    def _apex_ns(self) -> Item | None:
+        """The apex NS as the authority section holds it ((..., None) if the apex has none);
+        None if the apex cannot be prepared (then the prepared path decides)."""
+        if self._apex is _UNSET:
+            version = self.version
+            apex = self.prepared.owner(version, self.apex, version.lines(self.apex))
+            if apex is None or TYPE_NS in apex.unsupported:
+                self._apex = None
+            else:
+                self._apex = (self.apex, apex.labels, TYPE_NS, apex.types.get(TYPE_NS))
+        return self._apex  # type: ignore[return-value]
 
     def _reply(
         self, key: str, labels: Labels, qtype: int, rrset: Rrset, question: bytes, direct: bool
@@ -209,6 +270,17 @@ class _OwnerAnswers:
         if got is None or got[1] is not self.zone:
             return None
         return got[0]
+
+
+_UNSET = object()
+_CLEAR_HEAD_EDNS = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01"  # RD clear, an OPT
+_OPT_QUERY = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
+
+Item = tuple[str, Labels, int, Rrset]
+"""One RRset of a section, as :mod:`secdns.server.prepared` writes them."""
+Made = tuple[bytes, bytes, bytes, Item | None]
+"""One ready answer of an owner: (question, QDCOUNT..ARCOUNT, the tail after the
+question, the answer's RRset when the owner is an ordinary one, for :meth:`_OwnerAnswers.clear`)."""
 
 
 def _qname(labels: Labels) -> bytes | None:

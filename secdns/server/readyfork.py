@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING
 
 from secdns.server import forkpipe
 from secdns.server.prepared import PreparedAnswers
-from secdns.server.ready import ReadyAnswers
+from secdns.server.ready import Form, ReadyAnswers
 from secdns.server.readyfill import _forget_stale, fill
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
 
 STALL_SECONDS = 60.0
-_Answer = tuple[bytes, bytes, bytes, int]  # question, counts, tail, RD-clear block key
+_Answer = tuple[bytes, bytes, bytes, "int | Form"]  # question, counts, tail, RD-clear key/form
 
 
 class _Shipping(ReadyAnswers):
@@ -53,8 +53,8 @@ class _Shipping(ReadyAnswers):
         generation: int,
         counts: bytes,
         tail: bytes,
-        clear: int | None = None,
-    ) -> int:
+        clear: int | Form | None = None,
+    ) -> int | Form:
         clear = super().put(question, zone, generation, counts, tail, clear)
         self.out.append((question, counts, tail, clear))
         return clear
