@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS
 from secdns.server.ownerwire import RR, TYPE_NS, Labels, Rrset, prepare_owner, write_rrset
-from secdns.server.prepared import PreparedAnswers, Section
+from secdns.server.prepared import PreparedAnswers, Section, _add, _holds
 from secdns.server.prepared import _render as render
 from secdns.server.ready import (
     _CLEAR_HEAD,
@@ -189,19 +189,20 @@ class _OwnerAnswers:
                     write_rrset(out, table, labels, qtype, rrset)
                     rrs = bytes(out[start:])
                 if 12 + len(question) + len(rrs) + 11 <= 512:
-                    item = (key, labels, qtype, rrset)
+                    item = ((key, labels, qtype, rrset), None)
                     made.append((question, _COUNTS.pack(1, count, 0, 0), rrs, item))
                 continue
-            reply = self._reply(key, labels, qtype, rrset, question, direct)
+            additional: Section | None = [] if direct else None
+            reply = self._reply(key, labels, qtype, rrset, question, direct, additional)
             if reply is None or reply[3] & 0x0F or reply[8:10] != b"\x00\x00":
                 continue
             if reply[6:8] == b"\x00\x00" or len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
                 continue
-            own = (key, labels, qtype, rrset) if direct else None
+            own = ((key, labels, qtype, rrset), additional) if direct else None
             made.append((question, reply[4:12], reply[12 + len(question) :], own))
         return made
 
-    def clear(self, question: bytes, item: Item | None) -> Form | None:
+    def clear(self, question: bytes, item: tuple[Item, Section | None] | None) -> Form | None:
         """The RD-clear :data:`~secdns.server.ready.Form` of the answer to ``question``,
         as the prepared path answers an RD-clear query with a 1232-byte EDNS payload
         (less its OPT); None if it has none.  ``item``: the answer's RRset for an
@@ -209,24 +210,28 @@ class _OwnerAnswers:
         the apex NS, the addresses of their targets), else the prepared path itself."""
         apex_ns = self._apex_ns()
         if item is not None and apex_ns is not None:
-            prepared = self.prepared
-            answer = [item]
-            authority: Section = []
-            additional: Section = []
-            version = self.version
-            rrset = item[3]
-            if item[2] in _TARGET_TYPES and not prepared._additional_for(  # noqa: SLF001
-                version, self.zone, rrset, answer, [], additional
-            ):
-                return None
-            if apex_ns[3] is not None:
-                authority.append(apex_ns)  # type: ignore[arg-type]  # (checked above)
-                if not prepared._additional_for(  # noqa: SLF001
-                    version, self.zone, apex_ns[3], answer, authority, additional
+            answer = [item[0]]
+            rrset = item[0][3]
+            additional = item[1]
+            if additional is None:
+                additional = []
+                if item[0][2] in _TARGET_TYPES and not self.prepared._additional_for(  # noqa: SLF001
+                    self.version, self.zone, rrset, answer, [], additional
                 ):
                     return None
+            else:
+                additional = list(additional)
+            authority: Section = []
+            ns, glue = apex_ns
+            if ns[3] is not None:
+                authority.append(ns)  # type: ignore[arg-type]  # (None: no apex NS)
+                for address in glue:  # _additional_for(ns) as the prepared path runs it
+                    if not _holds(answer, address[0], address[2]) and not _holds(
+                        additional, address[0], address[2]
+                    ):
+                        _add(additional, address)
             query = _CLEAR_HEAD + question
-            reply = render(query, list(item[1][:-1]), 0, None, 0, answer, authority, additional)
+            reply = render(query, list(item[0][1][:-1]), 0, None, 0, answer, authority, additional)
         else:
             got = self.prepared.answer(_CLEAR_HEAD_EDNS + question + _OPT_QUERY)
             if got is None or got[1] is not self.zone or got[0][-11:-8] != b"\x00\x00\x29":
@@ -239,26 +244,43 @@ class _OwnerAnswers:
             return None
         return reply[6:12], reply[12 + len(question) :]
 
-    def _apex_ns(self) -> Item | None:
-        """The apex NS as the authority section holds it ((..., None) if the apex has none);
-        None if the apex cannot be prepared (then the prepared path decides)."""
+    def _apex_ns(self) -> tuple[Item, Section] | None:
+        """The apex NS as the authority section holds it ((..., None) if the apex has none)
+        and the addresses of its targets as :meth:`PreparedAnswers._additional_for` finds
+        them (the same for every answer: it skips those the answer already holds); None if
+        either cannot be made here (the prepared path then decides)."""
         if self._apex is _UNSET:
             version = self.version
             apex = self.prepared.owner(version, self.apex, version.lines(self.apex))
-            if apex is None or TYPE_NS in apex.unsupported:
-                self._apex = None
-            else:
-                self._apex = (self.apex, apex.labels, TYPE_NS, apex.types.get(TYPE_NS))
+            self._apex = None
+            if apex is not None and TYPE_NS not in apex.unsupported:
+                ns = apex.types.get(TYPE_NS)
+                glue: Section = []
+                if ns is None:
+                    self._apex = ((self.apex, apex.labels, TYPE_NS, None), glue)
+                else:
+                    item = (self.apex, apex.labels, TYPE_NS, ns)
+                    if self.prepared._additional_for(  # noqa: SLF001
+                        version, self.zone, ns, [], [item], glue
+                    ):
+                        self._apex = (item, glue)
         return self._apex  # type: ignore[return-value]
 
     def _reply(
-        self, key: str, labels: Labels, qtype: int, rrset: Rrset, question: bytes, direct: bool
+        self,
+        key: str,
+        labels: Labels,
+        qtype: int,
+        rrset: Rrset,
+        question: bytes,
+        direct: bool,
+        additional: Section | None,
     ) -> bytes | None:
         """The prepared path's reply to an RD query for ``question``: for MX/SRV of an
-        ordinary owner its sections without reading a query, else its whole answer."""
-        if direct:
+        ordinary owner its sections without reading a query (``additional``: filled),
+        else its whole answer."""
+        if direct and additional is not None:
             answer = [(key, labels, qtype, rrset)]
-            additional: list[tuple[str, Labels, int, Rrset]] = []
             prepared = self.prepared
             if not prepared._additional_for(  # noqa: SLF001  (the same sections, one owner)
                 self.version, self.zone, rrset, answer, [], additional
@@ -278,9 +300,10 @@ _OPT_QUERY = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
 
 Item = tuple[str, Labels, int, Rrset]
 """One RRset of a section, as :mod:`secdns.server.prepared` writes them."""
-Made = tuple[bytes, bytes, bytes, Item | None]
+Made = tuple[bytes, bytes, bytes, tuple[Item, Section | None] | None]
 """One ready answer of an owner: (question, QDCOUNT..ARCOUNT, the tail after the
-question, the answer's RRset when the owner is an ordinary one, for :meth:`_OwnerAnswers.clear`)."""
+question, and when the owner is an ordinary one: the answer's RRset and the additional
+section of its RD-set reply if one was made, for :meth:`_OwnerAnswers.clear`)."""
 
 
 def _qname(labels: Labels) -> bytes | None:
