@@ -506,3 +506,46 @@ def test_ready_answers_is_read_from_the_config() -> None:
         assert parse_config({"server": {"ready_answers": mode}}).server.ready_answers == mode
     with pytest.raises(ConfigError, match=r"server\.ready_answers.*\"fork\", \"thread\""):
         parse_config({"server": {"ready_answers": "eager"}})
+
+
+TRUNCATED = (
+    """\
+$ORIGIN big.test.
+$TTL 3600
+@ IN SOA ns1.big.test. hostmaster.big.test. 1 7200 3600 1209600 3600
+@ IN NS ns1.big.test.
+@ IN NS ns2.big.test.
+ns1 IN A 192.0.2.1
+ns1 IN AAAA 2001:db8::1
+ns2 IN A 192.0.2.2
+ns2 IN AAAA 2001:db8::2
+"""
+    + "".join(
+        f"mail IN MX {n} mx{n:02d}.big.test.\nmx{n:02d} IN A 198.51.100.{n}\n"
+        f"mx{n:02d} IN AAAA 2001:db8::{n:x}\n"
+        for n in range(1, 7)
+    )
+    + "".join(f'long IN TXT "{"x" * 200}{n}"\n' for n in range(2))
+)
+
+
+def test_rd_clear_replies_past_512_bytes_step_aside_without_edns() -> None:
+    """An RD-clear reply that fits 1232 bytes but not 512: with EDNS the ready bytes, without
+    it the general path (which truncates); DO on an unsigned zone and CD as asked."""
+    table = _table({"big.test.": TRUNCATED})
+    ready = _filled(table)
+    for name, rdtype in [("mail.big.test.", "MX"), ("long.big.test.", "TXT")]:
+        plain = _query(name, rdtype)
+        general = front.handle(plain, table, tcp=False).wire
+        assert general is not None
+        mine = ready.reply(plain)
+        assert mine is None or mine == general, (name, rdtype)
+        if len(general) > 500 or general[2] & 0x02:
+            assert mine is None  # truncated on the general path
+        for shape in ({"edns": 1232}, {"edns": 1232, "do": True, "cd": True}, {"edns": 512}):
+            wire = _query(name, rdtype, **shape)
+            mine = ready.reply(wire)
+            assert mine is None or mine == front.handle(wire, table, tcp=False).wire, shape
+        wire = _query(name, rdtype, edns=1232, do=True)
+        assert ready.reply(wire) is not None, name  # a resolver's query: ready
+    assert _same_as_general(table, ready) > 0

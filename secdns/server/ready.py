@@ -96,9 +96,10 @@ QDCOUNT..ARCOUNT without an OPT), the tail after the question, and for RD clear:
 of its shared authority block, see :meth:`ReadyAnswers.clear_key`, or its own
 :data:`Form`, or 0 (none: the prepared path), or -1 until it is computed)."""
 
-Block = tuple[int, bytes, bytes]
+Block = tuple[int, bytes, bytes, bytes]
 """An RD-clear reply's authority and additional sections (the apex NS and its glue):
-(the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes)."""
+(the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes,
+NSCOUNT and ARCOUNT with an OPT)."""
 
 PLAIN_RD = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 """Flags and counts of the commonest query: RD alone, one question, nothing else (the
@@ -141,6 +142,8 @@ class ReadyAnswers:
         their first asks are not learnt (the fill makes the same entries; the answer
         cache keeps the reply meanwhile), which saves learning's cost on every first ask
         while a zone is filled; a version made by IXFR (not filled) is learnt."""
+        self.unsigned: dict[ServedZone, int] = {}
+        """Zones known unsigned, with the generation (DO answered from the ready tails)."""
         self.by_zone: dict[ServedZone, set[bytes]] = {}
         """Each zone's questions, so that dropping a zone's stale answers costs its own
         entries, not the whole table's (10,000 zones filled at a start)."""
@@ -200,7 +203,10 @@ class ReadyAnswers:
             return None
         question = data[12:-11]
         found = self.entries.get(question)
-        if found is None or found[0].generation != found[1]:
+        if found is None:
+            return None
+        zone = found[0]
+        if zone.generation != found[1]:
             return None
         head = found[2]
         payload = data[-8] << 8 | data[-7]
@@ -208,8 +214,7 @@ class ReadyAnswers:
         if small and head[9]:
             return None
         if data[-4] & 0x80:
-            version = found[0].version
-            if version is None or index_of(version).secure:
+            if self.unsigned.get(zone) != found[1] and not self._unsigned(zone, found[1]):
                 return None  # DO on a signed zone: proofs and signatures
             opt = _OPT_DO
         else:
@@ -218,20 +223,57 @@ class ReadyAnswers:
         if data[2] & 1 or small:
             flags = (b"\x85" if data[2] & 1 else b"\x84") + (b"\x10" if cd else b"\x00")
             return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
-        form = self._clear(question, found, 12 + len(question) + len(found[3]))
-        if form is None:
-            return None
-        counts = form[0]
-        reply = (
-            data[:2]
-            + (b"\x84\x10\x00\x01" if cd else b"\x84\x00\x00\x01")
-            + counts[:5]
-            + bytes((counts[5] + 1,))
-            + question
-            + form[1]
-            + opt
-        )
+        key = found[4]
+        if isinstance(key, tuple):  # its own form
+            counts = key[0]
+            reply = (
+                data[:2]
+                + (b"\x84\x10\x00\x01" if cd else b"\x84\x00\x00\x01")
+                + counts[:5]
+                + bytes((counts[5] + 1,))
+                + question
+                + key[1]
+                + opt
+            )
+        else:  # the RD-set tail and the shared block after it
+            tail = found[3]
+            if key > 0:
+                block = self.blocks.get((zone, key, 12 + len(question) + len(tail)))
+            else:
+                form = self._clear(question, found, 12 + len(question) + len(tail))
+                return None if form is None else self.reply_edns(data)  # (settled now)
+            if block is None or block[0] != found[1]:
+                return None
+            reply = (
+                data[:2]
+                + (b"\x84\x10\x00\x01" if cd else b"\x84\x00\x00\x01")
+                + head[4:6]
+                + block[3]
+                + question
+                + tail
+                + block[2]
+                + opt
+            )
         return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
+
+    def _unsigned(self, zone: ServedZone, generation: int) -> bool:
+        """Whether ``zone`` is unsigned in ``generation`` (kept in :attr:`unsigned`)."""
+        version = zone.version
+        if version is None or zone.generation != generation or index_of(version).secure:
+            return False
+        if len(self.unsigned) >= BLOCK_LIMIT:
+            self.unsigned.clear()
+        self.unsigned[zone] = generation
+        return True
+
+    def put_block(
+        self, zone: ServedZone, key: int, start: int, generation: int, counts: bytes, block: bytes
+    ) -> None:
+        """Keep an RD-clear block (``counts``: NSCOUNT and ARCOUNT without an OPT)."""
+        if len(self.blocks) >= BLOCK_LIMIT:
+            self.blocks.clear()
+        with_opt = counts[:3] + bytes((counts[3] + 1,))
+        self.blocks[(zone, key, start)] = (generation, counts, block, with_opt)
 
     def learn(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """Keep the prepared path's ``reply`` to ``data`` if the query has the ready shape
@@ -320,10 +362,10 @@ class ReadyAnswers:
         key = (zone, found[4], start)
         if key in self.blocks and self.blocks[key][0] == generation:
             return True
-        block = reply[start : len(reply) - opt]
-        if len(self.blocks) >= BLOCK_LIMIT:
-            self.blocks.clear()
-        self.blocks[key] = (generation, reply[8:10] + arcount.to_bytes(2, "big"), block)
+        if arcount > 254:
+            return False
+        counts = reply[8:10] + arcount.to_bytes(2, "big")
+        self.put_block(zone, found[4], start, generation, counts, reply[start : len(reply) - opt])
         return True
 
     def _entry_of_clear(self, question: bytes, reply: bytes, zone: ServedZone) -> Entry | None:

@@ -126,7 +126,7 @@ def fill(
                 block_key = (clear, 12 + len(question) + len(tail))
                 if block_key not in tried:  # the first question of each block key makes it
                     tried.add(block_key)
-                    query = _CLEAR_HEAD + question
+                    query = _CLEAR_HEAD_EDNS + question + _OPT_QUERY  # (fits 1232, maybe not 512)
                     got = prepared.answer(query)
                     if got is not None and got[1] is zone:
                         ready.learn_block(query, got[0], zone)

@@ -104,7 +104,7 @@ def fill_forked(
             for question, counts, tail, clear in answers:
                 put(question, zone, generation, counts, tail, clear)
             for clear, start, counts, block in blocks:
-                ready.blocks[(zone, clear, start)] = (generation, counts, block)
+                ready.put_block(zone, clear, start, generation, counts, block)
             made += len(answers)
             yield made
     finally:

@@ -105,6 +105,7 @@ class UdpWorker:
         answer = server.answer_udp
         ready = server.ready.entries  # secdns.server.ready: ReadyAnswers.reply, inline
         ready_reply = server.ready.reply
+        ready_edns = server.ready.reply_edns
         learn_plain = server.ready.learn_plain
         learn_block = server.ready.learn_block
         rcodes = self.rcodes
@@ -128,7 +129,7 @@ class UdpWorker:
                             send(data[:2] + got[2] + question + got[3], addr)
                             continue
                     elif not data[2] & 0xF8 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
-                        reply = ready_reply(data)  # RD clear, CD, EDNS
+                        reply = (ready_edns if data[11] else ready_reply)(data)  # RD clear, CD
                         if reply is not None:
                             rcodes[0] += 1
                             send(reply, addr)
