@@ -110,7 +110,8 @@ def test_what_is_not_ready_steps_aside() -> None:
         ("CI000004.cdn.mix.test.", "A", {"rd": True}),  # another case
         ("www000011.web.mix.test.", "A", {"rd": True}),  # a CNAME chain
         ("ns1.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation
-        ("cust000003.mix.test.", "NS", {"rd": True}),  # a referral
+        ("cust000003.mix.test.", "DS", {"rd": True}),  # DS at a delegation: the parent's
+        ("www.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation point
         ("nx.mix.test.", "A", {"rd": True}),  # NXDOMAIN
         ("ci000004.cdn.mix.test.", "TXT", {"rd": True}),  # NODATA
     ]:
@@ -405,7 +406,8 @@ def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
     here = _filled(table)
     forked = ReadyAnswers()
     steps = list(fill_forked(forked, table, zone))
-    assert steps and steps[-1] == len(here.entries)
+    assert steps and steps[-1] == len(here.entries) + len(here.cuts)
+    assert forked.cuts == here.cuts and here.cuts
     assert forked.entries == here.entries
     assert forked.blocks == here.blocks
     for name in ("host00001.big.mix.test.", "ci000004.cdn.mix.test.", "mx1.mix.test."):
@@ -416,7 +418,7 @@ def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
     zone.swap(ZoneVersion.from_lines(zone.origin, removed))  # a full version: filled again
     steps = list(fill_forked(forked, table, zone))
     assert _query("host00001.big.mix.test.", "A", rd=True)[12:] not in forked.entries  # dropped
-    assert len(forked.entries) == steps[-1]
+    assert len(forked.entries) + len(forked.cuts) == steps[-1]
     # a new version while the child works: what it sends is not kept
     stopped = ReadyAnswers()
     running = fill_forked(stopped, table, zone)
@@ -549,3 +551,24 @@ def test_rd_clear_replies_past_512_bytes_step_aside_without_edns() -> None:
         wire = _query(name, rdtype, edns=1232, do=True)
         assert ready.reply(wire) is not None, name  # a resolver's query: ready
     assert _same_as_general(table, ready) > 0
+
+
+def test_referrals_at_delegation_points_are_ready() -> None:
+    """The referral at a delegation point serves every question of its name (RD set or
+    clear, EDNS or not, DO on an unsigned zone, CD) but DS and the glue's own types, and
+    steps aside once the zone changes."""
+    table = _table({"mix.test.": MIX + "cust000012 IN NS ns.elsewhere.net.\n"})
+    ready = _filled(table)
+    for name in ("cust000003.mix.test.", "cust000012.mix.test."):
+        for rdtype in ("NS", "A", "AAAA", "MX", "TXT", "SOA"):
+            for shape in READY_SHAPES:
+                wire = _query(name, rdtype, **shape)
+                mine = ready.reply(wire)
+                assert mine is not None, (name, rdtype, shape)
+                assert mine == front.handle(wire, table, tcp=False).wire, (name, rdtype, shape)
+                assert not mine[2] & 0x04  # AA clear
+        assert ready.reply(_query(name, "DS")) is None
+    zone = table.zones["mix.test."]
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))
+    assert ready.reply(_query("cust000003.mix.test.", "NS")) is None

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 
 from secdns.server.denial import index_of
 from secdns.server.ownerwire import RR, Labels, prepare_owner
+from secdns.server.prepared import _QTYPES as _PREPARED_QTYPES
 from secdns.server.render import EDNS_PAYLOAD
 
 if TYPE_CHECKING:
@@ -100,6 +101,18 @@ Block = tuple[int, bytes, bytes, bytes]
 """An RD-clear reply's authority and additional sections (the apex NS and its glue):
 (the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes,
 NSCOUNT and ARCOUNT with an OPT)."""
+
+Cut = tuple["ServedZone", int, bytes, bytes, frozenset[int]]
+"""A referral made ready at a delegation point, for every question of its name but those
+that differ: (zone, its generation, QDCOUNT..ARCOUNT without an OPT, the bytes after the
+question without an OPT, the QTYPEs it does not serve: DS (the parent's own answer) and
+A/AAAA when the name owns glue of that type (BIND's ``query_glueanswer`` moves it first)).
+The sections do not depend on RD (no apex NS for a referral), on the QTYPE (which is not
+written again), nor on an EDNS payload of 512 or less (glue is added regardless)."""
+
+REFERRAL_QTYPES = _PREPARED_QTYPES - {43}
+"""The QTYPEs a ready referral serves: those the prepared path answers (the tests compare
+its referrals with the general path's for each), DS left out."""
 
 PLAIN_RD = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 """Flags and counts of the commonest query: RD alone, one question, nothing else (the
@@ -142,6 +155,9 @@ class ReadyAnswers:
         their first asks are not learnt (the fill makes the same entries; the answer
         cache keeps the reply meanwhile), which saves learning's cost on every first ask
         while a zone is filled; a version made by IXFR (not filled) is learnt."""
+        self.cuts: dict[bytes, Cut] = {}
+        """A delegation point's name (its wire form in the zone's case) -> its referral."""
+        self.cuts_by_zone: dict[ServedZone, set[bytes]] = {}
         self.unsigned: dict[ServedZone, int] = {}
         """Zones known unsigned, with the generation (DO answered from the ready tails)."""
         self.by_zone: dict[ServedZone, set[bytes]] = {}
@@ -156,7 +172,9 @@ class ReadyAnswers:
         if data[11]:
             return self.reply_edns(data)
         found = self.entries.get(data[12:])
-        if found is None or found[0].generation != found[1]:
+        if found is None:
+            return self.referral(data, data[12:], 0) if self.cuts else None
+        if found[0].generation != found[1]:
             return None
         cd = data[3] & 0x10
         if data[2] & 1:
@@ -204,7 +222,7 @@ class ReadyAnswers:
         question = data[12:-11]
         found = self.entries.get(question)
         if found is None:
-            return None
+            return self.referral(data, question, 1) if self.cuts else None
         zone = found[0]
         if zone.generation != found[1]:
             return None
@@ -255,6 +273,53 @@ class ReadyAnswers:
                 + opt
             )
         return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
+
+    def referral(self, data: bytes, question: bytes, arcount: int) -> bytes | None:
+        """The ready referral for a question at a delegation (:data:`Cut`), RD set or clear
+        (the same sections), or None; ``arcount``: 1 if the query has a bare OPT (checked
+        by the caller), else 0."""
+        cut = self.cuts.get(question[:-4])
+        if cut is None or question[-2:] != b"\x00\x01":
+            return None
+        zone = cut[0]
+        qtype = question[-4] << 8 | question[-3]
+        if zone.generation != cut[1] or qtype in cut[4] or qtype not in REFERRAL_QTYPES:
+            return None
+        flags = b"\x81" if data[2] & 1 else b"\x80"
+        flags += b"\x10" if data[3] & 0x10 else b"\x00"
+        if not arcount:
+            reply = data[:2] + flags + cut[2] + question + cut[3]
+            return reply if len(reply) <= 512 else None
+        if data[-4] & 0x80:
+            if self.unsigned.get(zone) != cut[1] and not self._unsigned(zone, cut[1]):
+                return None  # DO on a signed zone: DS or its denial
+            opt = _OPT_DO
+        else:
+            opt = _OPT_PLAIN
+        counts = cut[2]
+        reply = data[:2] + flags + counts[:7] + bytes((counts[7] + 1,)) + question + cut[3] + opt
+        payload = data[-8] << 8 | data[-7]
+        return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
+
+    def put_cut(
+        self,
+        qname: bytes,
+        zone: ServedZone,
+        generation: int,
+        counts: bytes,
+        tail: bytes,
+        excluded: frozenset[int],
+    ) -> None:
+        """Keep the referral at a delegation point (see :data:`Cut`)."""
+        cuts = self.cuts
+        if len(cuts) >= self.limit:
+            cuts.clear()
+            self.cuts_by_zone.clear()
+        names = self.cuts_by_zone.get(zone)
+        if names is None:
+            names = self.cuts_by_zone[zone] = set()
+        names.add(qname)
+        cuts[qname] = (zone, generation, counts, tail, excluded)
 
     def _unsigned(self, zone: ServedZone, generation: int) -> bool:
         """Whether ``zone`` is unsigned in ``generation`` (kept in :attr:`unsigned`)."""

@@ -26,7 +26,17 @@ from socket import AF_INET6, inet_aton, inet_pton
 from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS
-from secdns.server.ownerwire import RR, TYPE_NS, Labels, Rrset, prepare_owner, write_rrset
+from secdns.server.front import PlainQuery
+from secdns.server.ownerwire import (
+    RR,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_NS,
+    Labels,
+    Rrset,
+    prepare_owner,
+    write_rrset,
+)
 from secdns.server.prepared import PreparedAnswers, Section, _add, _holds
 from secdns.server.prepared import _render as render
 from secdns.server.ready import (
@@ -131,7 +141,77 @@ def fill(
                     if got is not None and got[1] is zone:
                         ready.learn_block(query, got[0], zone)
             made += 1
+    for key in delegations:
+        batch += 1
+        if batch >= 256:
+            batch = 0
+            yield made
+            if zone.generation != generation or len(ready.cuts) >= ready.limit:
+                return
+        if _occluded(key, apex, delegations, dnames, children):
+            continue
+        if _referral(ready, prepared, zone, generation, version, key):
+            made += 1
     yield made
+
+
+def _occluded(
+    key: str, apex: str, delegations: set[str], dnames: set[str], children: list[str]
+) -> bool:
+    """Whether a delegation point is below another delegation or a DNAME, or in a child
+    zone served here (its referral is then not this zone's to give)."""
+    walk = key
+    while walk != apex:
+        walk = walk[walk.find(".") + 1 :] or "."
+        if walk in delegations or walk in dnames:
+            return True
+    return bool(children) and any(key == c or key.endswith("." + c) for c in children)
+
+
+def _referral(
+    ready: ReadyAnswers,
+    prepared: PreparedAnswers,
+    zone: ServedZone,
+    generation: int,
+    version: ZoneVersion,
+    key: str,
+) -> bool:
+    """Make the referral at delegation point ``key`` ready (:data:`~secdns.server.ready.Cut`)
+    from the prepared path's answer to an NS question with a 1232-byte EDNS payload (less
+    its OPT); whether it was made."""
+    lines = version.lines(key)
+    owner = prepared.owner(version, key, lines) if lines else None
+    if owner is None:
+        return False
+    qname = _qname(owner.labels)
+    if qname is None:
+        return False
+    question = qname + b"\x00\x02\x00\x01"
+    wire = _CLEAR_HEAD_EDNS + question + _OPT_QUERY
+    labels = list(owner.labels[:-1])
+    query = PlainQuery(0, 0, labels, 12 + len(qname), 2, 1, 0, EDNS_PAYLOAD)
+    got = prepared._referral(wire, query, key, zone, version, EDNS_PAYLOAD)  # noqa: SLF001
+    if got is None:
+        return False
+    reply = got[0]
+    if (
+        reply[2] & 0x06  # AA (not a referral) or TC
+        or reply[3] & 0x0F
+        or reply[6:8] != b"\x00\x00"
+        or reply[-11:-8] != b"\x00\x00\x29"
+        or reply[10]
+        or not 0 < reply[11] <= 255
+    ):
+        return False
+    excluded = {43}  # DS: the parent's own answer
+    for rdtype in (TYPE_A, TYPE_AAAA):  # addresses at the delegation point: glue answers
+        if rdtype in owner.types or rdtype in owner.unsupported:
+            excluded.add(rdtype)
+    counts = reply[4:11] + bytes((reply[11] - 1,))
+    ready.put_cut(
+        qname, zone, generation, counts, reply[12 + len(question) : -11], frozenset(excluded)
+    )
+    return True
 
 
 class _OwnerAnswers:
@@ -380,11 +460,9 @@ def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
     """Drop ``zone``'s answers of earlier generations (names a new full version may no
     longer have), so the table holds about one version of each zone; a removed zone's
     (its generation has moved on) all go."""
-    questions = ready.by_zone.get(zone)
-    if not questions:
-        return
-    entries = ready.entries
     generation = zone.generation
+    questions = ready.by_zone.get(zone, set())
+    entries = ready.entries
     for question in list(questions):  # one C call: a UDP thread may learn meanwhile
         entry = entries.get(question)
         if entry is not None and entry[0] is zone and entry[1] == generation:
@@ -394,6 +472,18 @@ def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
         questions.discard(question)  # stale, gone, or another zone's now
     if not questions:
         ready.by_zone.pop(zone, None)
+    names = ready.cuts_by_zone.get(zone)
+    if names:
+        cuts = ready.cuts
+        for qname in list(names):
+            cut = cuts.get(qname)
+            if cut is not None and cut[0] is zone and cut[1] == generation:
+                continue
+            if cut is not None and cut[0] is zone:
+                cuts.pop(qname, None)
+            names.discard(qname)
+        if not names:
+            ready.cuts_by_zone.pop(zone, None)
 
 
 class ReadyFiller:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
 
 STALL_SECONDS = 60.0
+_Cut = tuple[bytes, bytes, bytes, frozenset[int]]  # qname, counts, tail, QTYPEs left out
 _Answer = tuple[bytes, bytes, bytes, "int | Form"]  # question, counts, tail, RD-clear key/form
 
 
@@ -44,6 +45,7 @@ class _Shipping(ReadyAnswers):
     def __init__(self) -> None:
         super().__init__()
         self.out: list[_Answer] = []
+        self.cuts_out: list[_Cut] = []
         self.shipped_blocks: set[tuple[int, int]] = set()
 
     def put(
@@ -59,7 +61,18 @@ class _Shipping(ReadyAnswers):
         self.out.append((question, counts, tail, clear))
         return clear
 
-    def chunk(self) -> tuple[list[_Answer], list[tuple[int, int, bytes, bytes]]]:
+    def put_cut(
+        self,
+        qname: bytes,
+        zone: ServedZone,
+        generation: int,
+        counts: bytes,
+        tail: bytes,
+        excluded: frozenset[int],
+    ) -> None:
+        self.cuts_out.append((qname, counts, tail, excluded))
+
+    def chunk(self) -> tuple[list[_Answer], list[tuple[int, int, bytes, bytes]], list[_Cut]]:
         """The answers and blocks made since the last chunk (one message to the parent)."""
         blocks = [
             (key[1], key[2], block[1], block[2])
@@ -67,8 +80,9 @@ class _Shipping(ReadyAnswers):
             if (key[1], key[2]) not in self.shipped_blocks
         ]
         self.shipped_blocks.update((clear, start) for clear, start, _c, _b in blocks)
-        payload = (self.out, blocks)
+        payload = (self.out, blocks, self.cuts_out)
         self.out = []
+        self.cuts_out = []
         self.entries.clear()  # shipped (fill's learn_block reads only the latest entry)
         self.by_zone.clear()
         return payload
@@ -99,13 +113,15 @@ def fill_forked(
             chunk = forkpipe.receive(read_end, poller, time.monotonic() + STALL_SECONDS)
             if chunk is None or zone.generation != generation:
                 return
-            answers, blocks = chunk
+            answers, blocks, cuts = chunk
             put = ready.put
             for question, counts, tail, clear in answers:
                 put(question, zone, generation, counts, tail, clear)
             for clear, start, counts, block in blocks:
                 ready.put_block(zone, clear, start, generation, counts, block)
-            made += len(answers)
+            for qname, counts, tail, excluded in cuts:
+                ready.put_cut(qname, zone, generation, counts, tail, excluded)
+            made += len(answers) + len(cuts)
             yield made
     finally:
         os.close(read_end)
@@ -126,7 +142,7 @@ def _child(table: ZoneTable, zone: ServedZone, write_end: int, read_end: int) ->
         os.nice(10)
         shipping = _Shipping()
         for _made in fill(shipping, PreparedAnswers(table), table, zone):
-            if len(shipping.out) >= 2048:
+            if len(shipping.out) + len(shipping.cuts_out) >= 2048:
                 forkpipe.send(write_end, shipping.chunk())
         forkpipe.send(write_end, shipping.chunk())
         status = 0
