@@ -108,7 +108,7 @@ def test_what_is_not_ready_steps_aside() -> None:
     for name, rdtype, shape in [
         ("x.ns1.mix.test.", "A", {}),  # (nothing there: NXDOMAIN anyway)
         ("CI000004.cdn.mix.test.", "A", {"rd": True}),  # another case
-        ("www000011.web.mix.test.", "A", {"rd": True}),  # a CNAME chain
+        ("www000011.web.mix.test.", "TXT", {"rd": True}),  # a CNAME chain to NODATA
         ("ns1.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation
         ("cust000003.mix.test.", "DS", {"rd": True}),  # DS at a delegation: the parent's
         ("www.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation point
@@ -140,12 +140,13 @@ def test_rd_clear_answers_of_every_positive_kind_are_ready() -> None:
         ("_submission._tcp.svc000007.mix.test.", "SRV"),
         ("www000011.web.mix.test.", "CNAME"),
         ("mix.test.", "MX"),  # the apex (the prepared path's own reply)
+        ("www000011.web.mix.test.", "A"),  # through a CNAME to a name of the zone
     ]:
-        for shape in ({}, {"cd": True}, {"edns": 1232}, {"edns": 1232, "do": True, "cd": True}):
+        for shape in READY_SHAPES:  # (EDNS 512: no additional section, not kept)
             wire = _query(name, rdtype, **shape)
             mine = ready.reply(wire)
-            assert mine is not None, (name, rdtype, shape)
-            assert mine == front.handle(wire, table, tcp=False).wire, (name, rdtype, shape)
+            assert mine is not None or shape.get("edns") == 512, (name, rdtype, shape)
+            assert mine is None or mine == front.handle(wire, table, tcp=False).wire, shape
 
 
 def _ixfr(version: ZoneVersion) -> ZoneVersion:
@@ -168,12 +169,15 @@ def test_after_an_ixfr_learnt_answers_equal_a_fresh_fill() -> None:
     zone.swap(_ixfr(zone.version))
     prepared = PreparedAnswers(table)
     fresh = _filled(table)
-    asked = 0
+    asked = chained = 0
     for question in list(fresh.entries):
         wire = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question
         assert ready.reply(wire) is None  # stale: the zone's generation moved on
         made = prepared.answer(wire)
-        assert made is not None
+        if made is None:  # through a CNAME: only the fill makes it (the general path else)
+            assert fresh.entries[question][3][2:4] == b"\x00\x05", question
+            chained += 1
+            continue
         assert ready.learn(wire, made[0], made[1])
         clear = b"\x12\x34\x00\x00" + wire[4:]  # a resolver's ask: its own form learnt
         made = prepared.answer(clear)
@@ -184,7 +188,7 @@ def test_after_an_ixfr_learnt_answers_equal_a_fresh_fill() -> None:
         assert settled[2:] == fresh.entries[question][2:]  # the block key or form too
         assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
         asked += 1
-    assert asked == len(fresh.entries)
+    assert asked + chained == len(fresh.entries) and chained
     changed = ready.reply(_query("corp000010.mix.test.", "MX", rd=True))
     assert changed is not None and bytes([10, 38, 189, 68]) in changed
 

@@ -31,8 +31,10 @@ from secdns.server.ownerwire import (
     RR,
     TYPE_A,
     TYPE_AAAA,
+    TYPE_CNAME,
     TYPE_NS,
     Labels,
+    Owner,
     Rrset,
     prepare_owner,
     write_rrset,
@@ -45,6 +47,7 @@ from secdns.server.ready import (
     _QUERY_HEAD,
     _SIMPLE,
     _TARGET_TYPES,
+    REFERRAL_QTYPES,
     Form,
     ReadyAnswers,
 )
@@ -102,6 +105,8 @@ def fill(
     put = ready.put
     tried: set[tuple[int | Form, int]] = set()
     answers_of = _OwnerAnswers(prepared, zone, version)
+    answers_of.cuts = delegations | dnames
+    answers_of.children = children
     owner_answers = answers_of.answers
     clear_form = answers_of.clear
     clear_key = ready.clear_key
@@ -128,7 +133,10 @@ def fill(
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
         for question, counts, tail, item in owner_answers(key, lines):
-            clear: int | Form | None = clear_key(zone, generation, question, counts)
+            chained = item is not None and len(item[0]) > 1  # (its target's name: no block)
+            clear: int | Form | None = (
+                0 if chained else clear_key(zone, generation, question, counts)
+            )
             if not clear:
                 clear = clear_form(question, item)  # its own RD-clear reply, or None
             put(question, zone, generation, counts, tail, clear or 0)
@@ -225,6 +233,8 @@ class _OwnerAnswers:
         self.apex = version.origin_key
         self.origin: Labels = tuple(version.origin.labels)
         self._apex: object = _UNSET
+        self.cuts: set[str] = set()  # delegation points and DNAME owners (fill sets them)
+        self.children: list[str] = []  # child zones served here
 
     def answers(self, key: str, lines: tuple[str, ...]) -> list[Made]:
         """An owner with addresses only is written from its lines (:func:`_addresses`);
@@ -269,7 +279,7 @@ class _OwnerAnswers:
                     write_rrset(out, table, labels, qtype, rrset)
                     rrs = bytes(out[start:])
                 if 12 + len(question) + len(rrs) + 11 <= 512:
-                    item = ((key, labels, qtype, rrset), None)
+                    item = (((key, labels, qtype, rrset),), None)
                     made.append((question, _COUNTS.pack(1, count, 0, 0), rrs, item))
                 continue
             additional: Section | None = [] if direct else None
@@ -278,11 +288,65 @@ class _OwnerAnswers:
                 continue
             if reply[6:8] == b"\x00\x00" or len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
                 continue
-            own = ((key, labels, qtype, rrset), additional) if direct else None
+            own = (((key, labels, qtype, rrset),), additional) if direct else None
             made.append((question, reply[4:12], reply[12 + len(question) :], own))
+        if direct and not owner.unsupported and list(owner.types) == [TYPE_CNAME]:
+            made += self._chain(key, owner, qname)
         return made
 
-    def clear(self, question: bytes, item: tuple[Item, Section | None] | None) -> Form | None:
+    def _chain(self, key: str, owner: Owner, qname: bytes) -> list[Made]:
+        """The answers through a CNAME to an ordinary name of this zone (``Answerer``'s
+        restart: the CNAME, then the target's RRset and its additional section), one per
+        type the target has; nothing for a target elsewhere, below a cut or a DNAME, in a
+        child zone, at the apex, itself a CNAME or anything unusual (the general path)."""
+        rrset = owner.types[TYPE_CNAME]
+        if len(rrset[1]) != 1:
+            return []
+        target: Labels = rrset[1][0][2]
+        text = b".".join(target[:-1])
+        if not _SIMPLE.issuperset(text):
+            return []
+        target_key = text.lower().decode() + "."
+        apex = self.apex
+        if not target_key.endswith("." + apex) or target_key in self.cuts:
+            return []
+        if any(target_key == c or target_key.endswith("." + c) for c in self.children):
+            return []
+        walk = target_key
+        while walk != apex:
+            walk = walk[walk.find(".") + 1 :]
+            if walk in self.cuts:
+                return []
+        version = self.version
+        entry = version.entry(target_key)
+        if entry is None or not entry[0]:
+            return []
+        found = self.prepared.owner(version, target_key, entry[0])
+        if found is None or found.kinds or found.unsupported or TYPE_CNAME in found.types:
+            return []
+        made: list[Made] = []
+        head = (key, owner.labels, TYPE_CNAME, rrset)
+        for qtype, answer in found.types.items():
+            if qtype not in REFERRAL_QTYPES:
+                continue
+            question = qname + struct.pack("!HH", qtype, 1)
+            items = (head, (target_key, found.labels, qtype, answer))
+            additional: Section = []
+            if qtype in _TARGET_TYPES and not self.prepared._additional_for(  # noqa: SLF001
+                version, self.zone, answer, list(items), [], additional
+            ):
+                continue
+            query = _QUERY_HEAD + question
+            labels = list(owner.labels[:-1])
+            reply = render(query, labels, 0x0100, None, 0, list(items), [], additional)
+            if len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
+                continue
+            made.append((question, reply[4:12], reply[12 + len(question) :], (items, additional)))
+        return made
+
+    def clear(
+        self, question: bytes, item: tuple[tuple[Item, ...], Section | None] | None
+    ) -> Form | None:
         """The RD-clear :data:`~secdns.server.ready.Form` of the answer to ``question``,
         as the prepared path answers an RD-clear query with a 1232-byte EDNS payload
         (less its OPT); None if it has none.  ``item``: the answer's RRset for an
@@ -290,12 +354,12 @@ class _OwnerAnswers:
         the apex NS, the addresses of their targets), else the prepared path itself."""
         apex_ns = self._apex_ns()
         if item is not None and apex_ns is not None:
-            answer = [item[0]]
-            rrset = item[0][3]
+            answer = list(item[0])
+            rrset = answer[-1][3]
             additional = item[1]
             if additional is None:
                 additional = []
-                if item[0][2] in _TARGET_TYPES and not self.prepared._additional_for(  # noqa: SLF001
+                if answer[-1][2] in _TARGET_TYPES and not self.prepared._additional_for(  # noqa: SLF001
                     self.version, self.zone, rrset, answer, [], additional
                 ):
                     return None
@@ -311,7 +375,9 @@ class _OwnerAnswers:
                     ):
                         _add(additional, address)
             query = _CLEAR_HEAD + question
-            reply = render(query, list(item[0][1][:-1]), 0, None, 0, answer, authority, additional)
+            reply = render(
+                query, list(answer[0][1][:-1]), 0, None, 0, answer, authority, additional
+            )
         else:
             got = self.prepared.answer(_CLEAR_HEAD_EDNS + question + _OPT_QUERY)
             if got is None or got[1] is not self.zone or got[0][-11:-8] != b"\x00\x00\x29":
@@ -380,7 +446,7 @@ _OPT_QUERY = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
 
 Item = tuple[str, Labels, int, Rrset]
 """One RRset of a section, as :mod:`secdns.server.prepared` writes them."""
-Made = tuple[bytes, bytes, bytes, tuple[Item, Section | None] | None]
+Made = tuple[bytes, bytes, bytes, tuple[tuple[Item, ...], Section | None] | None]
 """One ready answer of an owner: (question, QDCOUNT..ARCOUNT, the tail after the
 question, and when the owner is an ordinary one: the answer's RRset and the additional
 section of its RD-set reply if one was made, for :meth:`_OwnerAnswers.clear`)."""
