@@ -507,6 +507,8 @@ class ReadyAnswers:
             shared = self._heads[counts] = b"\x85\x00" + counts
         if clear is None:
             clear = self.clear_key(zone, generation, question, counts)
+        elif isinstance(clear, tuple):  # its own form: its counts shared, as heads are
+            clear = (self._heads.setdefault(clear[0], clear[0]), clear[1])
         entries[question] = (zone, generation, shared, tail, clear)
         return clear
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from secdns.server import forkpipe
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import Form, ReadyAnswers
-from secdns.server.readyfill import _forget_stale, fill
+from secdns.server.readyfill import _EXCLUDED, _forget_stale, fill
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
@@ -120,7 +120,8 @@ def fill_forked(
             for clear, start, counts, block in blocks:
                 ready.put_block(zone, clear, start, generation, counts, block)
             for qname, counts, tail, excluded in cuts:
-                ready.put_cut(qname, zone, generation, counts, tail, excluded)
+                shared = _EXCLUDED.setdefault(excluded, excluded)  # one object per set
+                ready.put_cut(qname, zone, generation, counts, tail, shared)
             made += len(answers) + len(cuts)
             yield made
     finally:
