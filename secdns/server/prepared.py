@@ -33,10 +33,12 @@ without EDNS and DO, in several letter cases):
   addresses of NS/MX/SRV targets in the additional section, as ``Answerer`` adds
   them;
 * NODATA (the negative SOA) and NXDOMAIN without a wildcard that could match;
+* referrals: a name at or below a delegation, AA clear, the cut's NS and its glue
+  in reverse NS order (``Answerer._referral``), unless glue answers the question;
 * a zone that is signed only for queries without DO.
 
 Everything else returns None and takes the general path: wildcards, CNAME
-chains, DNAME, referrals, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
+chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
 reply larger than the client allows (truncation), names with unusual bytes,
 and rdata types without a fast builder.
 

@@ -45,15 +45,24 @@ costs ~7-10 us CPU a query instead of ~50.  Queries come first meanwhile: a zone
 it sends), and under load the filler keeps to a bounded share of the time
 (:data:`~secdns.server.readyfill.BUSY_SHARE`), so it finishes under steady traffic too.
 
-RD clear (a resolver's query) gets the apex NS and its glue after the answer: for
-A/AAAA/TXT answers that block is shared by every question of the same lengths
-(:class:`ReadyAnswers`), so one tail per question serves both.
+RD clear (a resolver's query) gets the apex NS and its glue after the answer
+(BIND's ``minimal-responses no-auth-recursive``): for A/AAAA/TXT answers that block
+is shared by every question of the same lengths (:class:`ReadyAnswers`), so one tail
+per question serves both; every other positive answer (names in its rdata, an
+additional section, a question naming what the block writes, an answer through a
+CNAME) keeps its own RD-clear reply (:data:`Form`), made by the filler from the same
+sections or learnt from the first RD-clear ask.
+
+Referrals are kept per delegation point (:data:`Cut`): one reply serves every
+question of that name but DS and the glue's own types, RD set or clear alike.
 
 Not covered (they take the prepared path and the answer cache as before): NXDOMAIN
-and NODATA, other letter cases, referrals, CNAME chains, wildcards, DO on a signed
-zone, answers over 501 bytes, and RD clear for answers with names in their rdata or
-an additional section (MX, SRV, NS, CNAME, PTR) or questions that name the apex, an
-NS target or a name below one.
+and NODATA (names that do not exist cannot be listed, and a table of every owner's
+missing types would cost ~100 B a name; the prepared path answers both in ~6-10 us
+from the owner forms), names below a delegation point, other letter cases,
+wildcards, CNAME chains longer than one step or leaving the zone, DO on a signed
+zone, and answers over 501 bytes without the authority block (an RD-set reply has to
+fit 512 bytes without EDNS).
 """
 
 from __future__ import annotations

@@ -4,12 +4,17 @@ answers of a zone version built before they are asked.
 :func:`fill` walks a version and puts each owner's answers into a
 :class:`~secdns.server.ready.ReadyAnswers` table (the simple types straight from the
 owner forms or, for an owner of addresses only, from its lines; MX/SRV with the
-prepared path's additional-section logic; the apex and DNAME owners through the
-prepared path itself).  :class:`ReadyFiller` runs it after a version is served from
+prepared path's additional-section logic; answers through a CNAME to a name of the
+zone; the apex and DNAME owners through the prepared path itself; each one's RD-clear
+form when it needs its own; the referral at each delegation point last).
+:class:`ReadyFiller` runs it after a version is served from
 a file or a full transfer: in its own thread for small zones, in a forked child
 (:mod:`secdns.server.readyfork`) for large ones, keeping to a share of the CPU while
 queries arrive.  Split from :mod:`secdns.server.ready` (the table and its lookups,
-which the UDP thread runs) to keep each module at house size.
+which the UDP thread runs).  Past the house size again (~680 lines) since it makes
+RD-clear forms, answers through CNAMEs and referrals too: the next split moves the
+answer makers (:class:`_OwnerAnswers`, :func:`_referral`) into a module of their own,
+leaving the walk and the filler thread here.
 """
 
 from __future__ import annotations
@@ -83,9 +88,11 @@ def fill(
     ready: ReadyAnswers, prepared: PreparedAnswers, table: ZoneTable, zone: ServedZone
 ) -> Iterator[int]:
     """Make every positive answer of ``zone``'s current version ready (see the module
-    docstring); yields the number made after each batch of owners and stops early when
-    the zone changes or the table is full.  Names at or below a delegation or a DNAME,
-    and names of a child zone served here, are left out (referrals, synthesis)."""
+    docstring), with its RD-clear form where the shared authority block cannot serve
+    it, then the referral at each delegation point; yields the number made after each
+    batch of owners and stops early when the zone changes or the table is full.  Names
+    below a delegation or a DNAME, and names of a child zone served here, are left out
+    (referrals below the point, synthesis)."""
     version = zone.version
     if version is None or zone.expired:
         return
