@@ -195,3 +195,56 @@ def test_what_is_not_prepared_takes_the_general_path() -> None:
         ("nowhere.test.", "A"),  # no zone: REFUSED by the general path
     ]:
         assert prepared.answer(_query(name, rdtype)) is None, (name, rdtype)
+
+
+@pytest.mark.parametrize("zones", sorted(_zone_sets()))
+def test_referrals_are_the_general_paths_bytes(zones: str) -> None:
+    """Every name at or below a delegation (its glue, a name under it that does not exist),
+    every type and shape, three letter cases: the prepared referral is the general path's
+    bytes (AA clear, the cut's NS, glue in reverse NS order), or None."""
+    table = _table(_zone_sets()[zones])
+    prepared = PreparedAnswers(table)
+    rng = random.Random(5)
+    made = 0
+    for zone in list(table.zones.values()):
+        assert zone.version is not None
+        apex = zone.version.origin_key
+        cuts = [
+            key
+            for key, (lines, _below) in zone.version.iter_entries()
+            if key != apex and any(" NS " in line for line in lines)
+        ]
+        names = [
+            key
+            for key, _entry in zone.version.iter_entries()
+            if any(key == cut or key.endswith("." + cut) for cut in cuts)
+        ]
+        for name in names + ["www." + cut for cut in cuts] + ["a.b." + cut for cut in cuts]:
+            for rdtype in [*TYPES, "DS"]:
+                for shape in SHAPES:
+                    for case in _cases(name, rng):
+                        wire = _query(case, rdtype, **shape)
+                        mine = prepared.answer(wire)
+                        if mine is None:
+                            continue
+                        general = front.handle(wire, table, tcp=False)
+                        assert mine[0] == general.wire, (case, rdtype, shape)
+                        made += not mine[0][2] & 0x04
+    assert made or zones == "fastpath", zones  # referrals (AA clear) made here
+
+
+def test_what_glue_answers_takes_the_general_path() -> None:
+    table = _table({"mix.test.": MIX})
+    prepared = PreparedAnswers(table)
+    for name, rdtype in [
+        ("cust000003.mix.test.", "NS"),
+        ("cust000003.mix.test.", "A"),
+        ("www.cust000003.mix.test.", "A"),
+        ("ns1.cust000003.mix.test.", "MX"),
+    ]:
+        wire = _query(name, rdtype, edns=1232, do=True)
+        mine = prepared.answer(wire)
+        assert mine is not None and not mine[0][2] & 0x04, (name, rdtype)
+        assert mine[0] == front.handle(wire, table, tcp=False).wire
+    for name, rdtype in [("ns1.cust000003.mix.test.", "A"), ("cust000003.mix.test.", "DS")]:
+        assert prepared.answer(_query(name, rdtype)) is None, (name, rdtype)

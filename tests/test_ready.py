@@ -106,13 +106,12 @@ def test_what_is_not_ready_steps_aside() -> None:
     table = _table({"mix.test.": MIX})
     ready = _filled(table)
     for name, rdtype, shape in [
-        ("ns1.mix.test.", "A", {}),  # RD clear, a name the authority block writes
         ("x.ns1.mix.test.", "A", {}),  # (nothing there: NXDOMAIN anyway)
-        ("corp000010.mix.test.", "MX", {}),  # RD clear, an additional section already
         ("CI000004.cdn.mix.test.", "A", {"rd": True}),  # another case
-        ("www000011.web.mix.test.", "A", {"rd": True}),  # a CNAME chain
+        ("www000011.web.mix.test.", "TXT", {"rd": True}),  # a CNAME chain to NODATA
         ("ns1.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation
-        ("cust000003.mix.test.", "NS", {"rd": True}),  # a referral
+        ("cust000003.mix.test.", "DS", {"rd": True}),  # DS at a delegation: the parent's
+        ("www.cust000003.mix.test.", "A", {"rd": True}),  # below a delegation point
         ("nx.mix.test.", "A", {"rd": True}),  # NXDOMAIN
         ("ci000004.cdn.mix.test.", "TXT", {"rd": True}),  # NODATA
     ]:
@@ -127,6 +126,27 @@ def test_what_is_not_ready_steps_aside() -> None:
     assert ready.reply(bytes(wire)) is not None
     wire[-5] = 1  # EDNS version 1: BADVERS on the general path
     assert ready.reply(bytes(wire)) is None
+
+
+def test_rd_clear_answers_of_every_positive_kind_are_ready() -> None:
+    """RD clear (a resolver's query) with names in the rdata, an additional section, or a
+    question naming what the authority block writes: each answer's own RD-clear reply,
+    the general path's bytes with and without EDNS, DO (unsigned) and CD."""
+    table = _table({"mix.test.": MIX})
+    ready = _filled(table)
+    for name, rdtype in [
+        ("ns1.mix.test.", "A"),  # a name the authority block writes
+        ("corp000010.mix.test.", "MX"),  # an additional section already
+        ("_submission._tcp.svc000007.mix.test.", "SRV"),
+        ("www000011.web.mix.test.", "CNAME"),
+        ("mix.test.", "MX"),  # the apex (the prepared path's own reply)
+        ("www000011.web.mix.test.", "A"),  # through a CNAME to a name of the zone
+    ]:
+        for shape in READY_SHAPES:  # (EDNS 512: no additional section, not kept)
+            wire = _query(name, rdtype, **shape)
+            mine = ready.reply(wire)
+            assert mine is not None or shape.get("edns") == 512, (name, rdtype, shape)
+            assert mine is None or mine == front.handle(wire, table, tcp=False).wire, shape
 
 
 def _ixfr(version: ZoneVersion) -> ZoneVersion:
@@ -149,18 +169,26 @@ def test_after_an_ixfr_learnt_answers_equal_a_fresh_fill() -> None:
     zone.swap(_ixfr(zone.version))
     prepared = PreparedAnswers(table)
     fresh = _filled(table)
-    asked = 0
+    asked = chained = 0
     for question in list(fresh.entries):
         wire = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question
         assert ready.reply(wire) is None  # stale: the zone's generation moved on
         made = prepared.answer(wire)
-        assert made is not None
+        if made is None:  # through a CNAME: only the fill makes it (the general path else)
+            assert fresh.entries[question][3][2:4] == b"\x00\x05", question
+            chained += 1
+            continue
         assert ready.learn(wire, made[0], made[1])
+        clear = b"\x12\x34\x00\x00" + wire[4:]  # a resolver's ask: its own form learnt
+        made = prepared.answer(clear)
+        if made is not None:
+            ready.learn(clear, made[0], made[1])
+            assert ready.reply(clear) == front.handle(clear, table, tcp=False).wire
         settled = ready._settled(question, ready.entries[question])  # noqa: SLF001
-        assert settled[2:] == fresh.entries[question][2:]  # the block key too
+        assert settled[2:] == fresh.entries[question][2:]  # the block key or form too
         assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
         asked += 1
-    assert asked == len(fresh.entries)
+    assert asked + chained == len(fresh.entries) and chained
     changed = ready.reply(_query("corp000010.mix.test.", "MX", rd=True))
     assert changed is not None and bytes([10, 38, 189, 68]) in changed
 
@@ -339,7 +367,8 @@ def test_rd_clear_below_the_apex_and_deeper_are_byte_equal() -> None:
         wire = _query(name, rdtype)
         mine = ready.reply(wire)
         assert mine is None or mine == front.handle(wire, table, tcp=False).wire
-    assert keys["mix.test."] == 0 and keys["ns1.mix.test."] == 0
+    # not keyed: each has its own RD-clear form
+    assert isinstance(keys["mix.test."], tuple) and isinstance(keys["ns1.mix.test."], tuple)
     assert keys["mx1.mix.test."] == 13 + len("mx1")
     assert keys["ci000004.cdn.mix.test."] == 1 == keys["_dmarc.corp000010.mix.test."]
     assert all(key[0] is zone for key in ready.blocks)
@@ -381,7 +410,8 @@ def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
     here = _filled(table)
     forked = ReadyAnswers()
     steps = list(fill_forked(forked, table, zone))
-    assert steps and steps[-1] == len(here.entries)
+    assert steps and steps[-1] == len(here.entries) + len(here.cuts)
+    assert forked.cuts == here.cuts and here.cuts
     assert forked.entries == here.entries
     assert forked.blocks == here.blocks
     for name in ("host00001.big.mix.test.", "ci000004.cdn.mix.test.", "mx1.mix.test."):
@@ -392,7 +422,7 @@ def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
     zone.swap(ZoneVersion.from_lines(zone.origin, removed))  # a full version: filled again
     steps = list(fill_forked(forked, table, zone))
     assert _query("host00001.big.mix.test.", "A", rd=True)[12:] not in forked.entries  # dropped
-    assert len(forked.entries) == steps[-1]
+    assert len(forked.entries) + len(forked.cuts) == steps[-1]
     # a new version while the child works: what it sends is not kept
     stopped = ReadyAnswers()
     running = fill_forked(stopped, table, zone)
@@ -482,3 +512,67 @@ def test_ready_answers_is_read_from_the_config() -> None:
         assert parse_config({"server": {"ready_answers": mode}}).server.ready_answers == mode
     with pytest.raises(ConfigError, match=r"server\.ready_answers.*\"fork\", \"thread\""):
         parse_config({"server": {"ready_answers": "eager"}})
+
+
+TRUNCATED = (
+    """\
+$ORIGIN big.test.
+$TTL 3600
+@ IN SOA ns1.big.test. hostmaster.big.test. 1 7200 3600 1209600 3600
+@ IN NS ns1.big.test.
+@ IN NS ns2.big.test.
+ns1 IN A 192.0.2.1
+ns1 IN AAAA 2001:db8::1
+ns2 IN A 192.0.2.2
+ns2 IN AAAA 2001:db8::2
+"""
+    + "".join(
+        f"mail IN MX {n} mx{n:02d}.big.test.\nmx{n:02d} IN A 198.51.100.{n}\n"
+        f"mx{n:02d} IN AAAA 2001:db8::{n:x}\n"
+        for n in range(1, 7)
+    )
+    + "".join(f'long IN TXT "{"x" * 200}{n}"\n' for n in range(2))
+)
+
+
+def test_rd_clear_replies_past_512_bytes_step_aside_without_edns() -> None:
+    """An RD-clear reply that fits 1232 bytes but not 512: with EDNS the ready bytes, without
+    it the general path (which truncates); DO on an unsigned zone and CD as asked."""
+    table = _table({"big.test.": TRUNCATED})
+    ready = _filled(table)
+    for name, rdtype in [("mail.big.test.", "MX"), ("long.big.test.", "TXT")]:
+        plain = _query(name, rdtype)
+        general = front.handle(plain, table, tcp=False).wire
+        assert general is not None
+        mine = ready.reply(plain)
+        assert mine is None or mine == general, (name, rdtype)
+        if len(general) > 500 or general[2] & 0x02:
+            assert mine is None  # truncated on the general path
+        for shape in ({"edns": 1232}, {"edns": 1232, "do": True, "cd": True}, {"edns": 512}):
+            wire = _query(name, rdtype, **shape)
+            mine = ready.reply(wire)
+            assert mine is None or mine == front.handle(wire, table, tcp=False).wire, shape
+        wire = _query(name, rdtype, edns=1232, do=True)
+        assert ready.reply(wire) is not None, name  # a resolver's query: ready
+    assert _same_as_general(table, ready) > 0
+
+
+def test_referrals_at_delegation_points_are_ready() -> None:
+    """The referral at a delegation point serves every question of its name (RD set or
+    clear, EDNS or not, DO on an unsigned zone, CD) but DS and the glue's own types, and
+    steps aside once the zone changes."""
+    table = _table({"mix.test.": MIX + "cust000012 IN NS ns.elsewhere.net.\n"})
+    ready = _filled(table)
+    for name in ("cust000003.mix.test.", "cust000012.mix.test."):
+        for rdtype in ("NS", "A", "AAAA", "MX", "TXT", "SOA"):
+            for shape in READY_SHAPES:
+                wire = _query(name, rdtype, **shape)
+                mine = ready.reply(wire)
+                assert mine is not None, (name, rdtype, shape)
+                assert mine == front.handle(wire, table, tcp=False).wire, (name, rdtype, shape)
+                assert not mine[2] & 0x04  # AA clear
+        assert ready.reply(_query(name, "DS")) is None
+    zone = table.zones["mix.test."]
+    assert zone.version is not None
+    zone.swap(_ixfr(zone.version))
+    assert ready.reply(_query("cust000003.mix.test.", "NS")) is None

@@ -114,6 +114,8 @@ def test_ready_answers_inline_are_the_general_paths_bytes() -> None:
             ("www000011.web.mix.test.", "CNAME"),
             ("mix.test.", "SOA"),
             ("Ci000004.cdn.mix.test.", "A"),
+            ("cust000003.mix.test.", "NS"),  # a referral, ready at its delegation point
+            ("cust000003.mix.test.", "A"),
         ]:
             for shape in READY_SHAPES:
                 wire = shaped(name, rdtype, **shape)

@@ -33,10 +33,12 @@ without EDNS and DO, in several letter cases):
   addresses of NS/MX/SRV targets in the additional section, as ``Answerer`` adds
   them;
 * NODATA (the negative SOA) and NXDOMAIN without a wildcard that could match;
+* referrals: a name at or below a delegation, AA clear, the cut's NS and its glue
+  in reverse NS order (``Answerer._referral``), unless glue answers the question;
 * a zone that is signed only for queries without DO.
 
 Everything else returns None and takes the general path: wildcards, CNAME
-chains, DNAME, referrals, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
+chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
 reply larger than the client allows (truncation), names with unusual bytes,
 and rdata types without a fast builder.
 
@@ -103,6 +105,7 @@ _FLAG_BITS = 0x0100 | 0x0010 | 0x7800  # RD, CD, opcode: copied from the query
 _QR_AA = 0x8000 | 0x0400
 
 _OK, _NX, _CUT, _WILD = range(4)
+_DS = 43
 
 Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
 
@@ -237,8 +240,10 @@ class PreparedAnswers:
         owner = (
             found[1] if found is not None and found[0] is lines else self.owner(version, key, lines)
         )
-        if owner is None or owner.kinds & KIND_NS:
-            return None  # cannot be prepared; or a delegation: a referral
+        if owner is None:
+            return None  # cannot be prepared
+        if owner.kinds & KIND_NS:
+            return self._answer(wire, query)  # a delegation: a referral (_referral)
         owned = owner.labels
         if (
             owner.kinds
@@ -361,7 +366,9 @@ class PreparedAnswers:
         if opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure:
             return None  # DO on a signed zone: the proofs and signatures of the general path
         status, entry = self._walk(version, key, depth)
-        if status == _CUT or status == _WILD:
+        if status == _CUT:
+            return self._referral(wire, query, key, zone, version, limit)
+        if status == _WILD:
             return None
         if entry is not None and entry[0] and no_sections and qtype not in _TARGET_TYPES:
             owner = self.owner(version, key, entry[0])
@@ -371,6 +378,111 @@ class PreparedAnswers:
                     self.used += 1
                     return reply, zone
         return self._reply(wire, labels, query.qname_end, qtype, key, zone, version, entry, limit)
+
+    def _referral(
+        self,
+        wire: bytes,
+        query: PlainQuery,
+        key: str,
+        zone: ServedZone,
+        version: ZoneVersion,
+        limit: int,
+    ) -> tuple[bytes, ServedZone] | None:
+        """A referral, as ``Answerer._referral`` makes it (AA clear, the cut's NS in the
+        authority section, glue in reverse NS order), for a name at or below a delegation;
+        None for a DNAME on the way, DS at the cut, a question that glue answers (BIND's
+        ``query_glueanswer`` moves it first and may set TC), or a reply past ``limit``.
+
+        The cut is the highest delegation on the way down from the apex (``_lookup``), so
+        the walk here is top-down, where :meth:`_walk` (which only had to find one) went up."""
+        apex_key = version.origin_key
+        keys = [key]
+        walk = key
+        while walk != apex_key:
+            walk = walk[walk.find(".") + 1 :] or "."
+            keys.append(walk)
+        last = len(keys) - 1
+        cut = None
+        for depth in range(1, last + 1):
+            walk = keys[last - depth]
+            entry = version.entry(walk)
+            if entry is None:
+                return None  # a missing name above any cut: not a referral
+            if not entry[0]:
+                continue
+            owner = self.owner(version, walk, entry[0])
+            if owner is None:
+                return None
+            if owner.kinds & KIND_NS and not (depth == last and query.qtype == _DS):
+                cut = walk, owner
+                break
+            if depth != last and owner.kinds & KIND_DNAME:
+                return None
+        if cut is None or TYPE_NS in cut[1].unsupported or TYPE_NS not in cut[1].types:
+            return None
+        ns = cut[1].types[TYPE_NS]
+        authority: Section = [(cut[0], cut[1].labels, TYPE_NS, ns)]
+        glue: list[Section] = []
+        for piece in ns[1]:
+            found = self._glue(version, apex_key, piece[2])
+            if found is None:
+                return None
+            if found:
+                glue.append(found)
+        additional: Section = []
+        for rrsets in reversed(glue):
+            for item in rrsets:
+                if not _holds(additional, item[0], item[2]):
+                    _add(additional, item)
+        if query.qtype in (TYPE_A, TYPE_AAAA) and _holds(additional, key, query.qtype):
+            return None  # glue that answers the question: first, and it must fit
+        reply = _render(
+            wire, query.labels, query.flags, query.opt_ttl, 0, [], authority, additional, aa=False
+        )
+        if len(reply) > limit:
+            return None
+        self.used += 1
+        return reply, zone
+
+    def _glue(self, version: ZoneVersion, apex_key: str, target: Labels) -> Section | None:
+        """``Answerer._glue_node``'s addresses for an NS target: its A and AAAA when it is at
+        or below a zone cut of this version (every name on the way there existing), else
+        nothing; None when its owner cannot be prepared here."""
+        text = b".".join(target[:-1]).lower()
+        if not _SIMPLE_DOT.issuperset(text):
+            return None
+        key = text.decode() + "." if len(target) > 1 else "."
+        if not (key == apex_key or key.endswith("." + apex_key) or apex_key == "."):
+            return []
+        keys = [key]
+        walk = key
+        while walk != apex_key:
+            walk = walk[walk.find(".") + 1 :] or "."
+            keys.append(walk)
+        below_cut = False
+        owner = None
+        for depth in range(len(keys) - 1, -1, -1):
+            walk = keys[depth]
+            entry = version.entry(walk)
+            if entry is None:
+                return []
+            if depth == len(keys) - 1 or not entry[0]:
+                continue  # the apex, or an empty non-terminal
+            owner = self.owner(version, walk, entry[0])
+            if owner is None:
+                return None
+            if owner.kinds & KIND_NS:
+                below_cut = True
+        if not below_cut or owner is None or not version.entry(key)[0]:  # type: ignore[index]
+            return []  # (the last owner read is the target's unless the target is empty)
+        found: Section = []
+        for rdtype in (TYPE_A, TYPE_AAAA):
+            if rdtype in owner.unsupported:
+                return None
+            rrset = owner.types.get(rdtype)
+            if rrset is not None:
+                found.append((key, owner.labels, rdtype, rrset))
+        return found
 
     def _reply(
         self,
@@ -788,6 +900,8 @@ def _render(
     answer: Section,
     authority: Section,
     additional: Section,
+    *,
+    aa: bool = True,
 ) -> bytes:
     qname: Labels = (*qlabels, b"")
     question_end = 12 + sum(len(label) + 1 for label in qname) + 4
@@ -815,7 +929,7 @@ def _render(
         "!HHHHH",
         out,
         2,
-        _QR_AA | (flags & _FLAG_BITS) | rcode,
+        (_QR_AA if aa else 0x8000) | (flags & _FLAG_BITS) | rcode,
         1,
         _records(answer),
         _records(authority),

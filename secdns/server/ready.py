@@ -45,15 +45,24 @@ costs ~7-10 us CPU a query instead of ~50.  Queries come first meanwhile: a zone
 it sends), and under load the filler keeps to a bounded share of the time
 (:data:`~secdns.server.readyfill.BUSY_SHARE`), so it finishes under steady traffic too.
 
-RD clear (a resolver's query) gets the apex NS and its glue after the answer: for
-A/AAAA/TXT answers that block is shared by every question of the same lengths
-(:class:`ReadyAnswers`), so one tail per question serves both.
+RD clear (a resolver's query) gets the apex NS and its glue after the answer
+(BIND's ``minimal-responses no-auth-recursive``): for A/AAAA/TXT answers that block
+is shared by every question of the same lengths (:class:`ReadyAnswers`), so one tail
+per question serves both; every other positive answer (names in its rdata, an
+additional section, a question naming what the block writes, an answer through a
+CNAME) keeps its own RD-clear reply (:data:`Form`), made by the filler from the same
+sections or learnt from the first RD-clear ask.
+
+Referrals are kept per delegation point (:data:`Cut`): one reply serves every
+question of that name but DS and the glue's own types, RD set or clear alike.
 
 Not covered (they take the prepared path and the answer cache as before): NXDOMAIN
-and NODATA, other letter cases, referrals, CNAME chains, wildcards, DO on a signed
-zone, answers over 501 bytes, and RD clear for answers with names in their rdata or
-an additional section (MX, SRV, NS, CNAME, PTR) or questions that name the apex, an
-NS target or a name below one.
+and NODATA (names that do not exist cannot be listed, and a table of every owner's
+missing types would cost ~100 B a name; the prepared path answers both in ~6-10 us
+from the owner forms), names below a delegation point, other letter cases,
+wildcards, CNAME chains longer than one step or leaving the zone, DO on a signed
+zone, and answers over 501 bytes without the authority block (an RD-set reply has to
+fit 512 bytes without EDNS).
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ from typing import TYPE_CHECKING
 
 from secdns.server.denial import index_of
 from secdns.server.ownerwire import RR, Labels, prepare_owner
+from secdns.server.prepared import _QTYPES as _PREPARED_QTYPES
 from secdns.server.render import EDNS_PAYLOAD
 
 if TYPE_CHECKING:
@@ -85,14 +95,33 @@ _QUESTION_TAIL = {1: b"\x00\x01\x00\x01", 28: b"\x00\x1c\x00\x01"}  # A, AAAA; c
 _QUERY_HEAD = b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 _CLEAR_HEAD = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD clear, one question
 
-Entry = tuple["ServedZone", int, bytes, bytes, int]
-"""(zone, its generation, the header after the ID for a query with RD only (flags,
-QDCOUNT..ARCOUNT without an OPT), the tail after the question, the key of its RD-clear
-authority block or 0, see :meth:`ReadyAnswers.clear_key`, or -1 until it is computed)."""
+Form = tuple[bytes, bytes]
+"""A question's own RD-clear reply: (ANCOUNT..ARCOUNT without an OPT, the bytes after the
+question without an OPT), for answers whose authority block cannot be shared (names in
+their rdata, an additional section, a question naming what the block writes)."""
 
-Block = tuple[int, bytes, bytes]
+Entry = tuple["ServedZone", int, bytes, bytes, "int | Form"]
+"""(zone, its generation, the header after the ID for a query with RD only (flags,
+QDCOUNT..ARCOUNT without an OPT), the tail after the question, and for RD clear: the key
+of its shared authority block, see :meth:`ReadyAnswers.clear_key`, or its own
+:data:`Form`, or 0 (none: the prepared path), or -1 until it is computed)."""
+
+Block = tuple[int, bytes, bytes, bytes]
 """An RD-clear reply's authority and additional sections (the apex NS and its glue):
-(the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes)."""
+(the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes,
+NSCOUNT and ARCOUNT with an OPT)."""
+
+Cut = tuple["ServedZone", int, bytes, bytes, frozenset[int]]
+"""A referral made ready at a delegation point, for every question of its name but those
+that differ: (zone, its generation, QDCOUNT..ARCOUNT without an OPT, the bytes after the
+question without an OPT, the QTYPEs it does not serve: DS (the parent's own answer) and
+A/AAAA when the name owns glue of that type (BIND's ``query_glueanswer`` moves it first)).
+The sections do not depend on RD (no apex NS for a referral), on the QTYPE (which is not
+written again), nor on an EDNS payload of 512 or less (glue is added regardless)."""
+
+REFERRAL_QTYPES = _PREPARED_QTYPES - {43}
+"""The QTYPEs a ready referral serves: those the prepared path answers (the tests compare
+its referrals with the general path's for each), DS left out."""
 
 PLAIN_RD = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 """Flags and counts of the commonest query: RD alone, one question, nothing else (the
@@ -135,6 +164,11 @@ class ReadyAnswers:
         their first asks are not learnt (the fill makes the same entries; the answer
         cache keeps the reply meanwhile), which saves learning's cost on every first ask
         while a zone is filled; a version made by IXFR (not filled) is learnt."""
+        self.cuts: dict[bytes, Cut] = {}
+        """A delegation point's name (its wire form in the zone's case) -> its referral."""
+        self.cuts_by_zone: dict[ServedZone, set[bytes]] = {}
+        self.unsigned: dict[ServedZone, int] = {}
+        """Zones known unsigned, with the generation (DO answered from the ready tails)."""
         self.by_zone: dict[ServedZone, set[bytes]] = {}
         """Each zone's questions, so that dropping a zone's stale answers costs its own
         entries, not the whole table's (10,000 zones filled at a start)."""
@@ -147,35 +181,43 @@ class ReadyAnswers:
         if data[11]:
             return self.reply_edns(data)
         found = self.entries.get(data[12:])
-        if found is None or found[0].generation != found[1]:
+        if found is None:
+            return self.referral(data, data[12:], 0) if self.cuts else None
+        if found[0].generation != found[1]:
             return None
         cd = data[3] & 0x10
         if data[2] & 1:
             head = found[2] if not cd else b"\x85\x10" + found[2][2:]
             return data[:2] + head + data[12:] + found[3]
-        block = self._block(data[12:], found, len(data) + len(found[3]))
-        if block is None:
+        form = self._clear(data[12:], found, len(data) + len(found[3]))
+        if form is None:
             return None
-        head = found[2]
         reply = (
             data[:2]
             + (b"\x84\x10" if cd else b"\x84\x00")
-            + head[2:6]
-            + block[1]
+            + b"\x00\x01"
+            + form[0]
             + data[12:]
-            + found[3]
-            + block[2]
+            + form[1]
         )
         return reply if len(reply) <= 512 else None
 
-    def _block(self, question: bytes, found: Entry, start: int) -> Block | None:
-        found = self._settled(question, found)
-        if not found[4]:
+    def _clear(self, question: bytes, found: Entry, start: int) -> Form | None:
+        """The RD-clear :data:`Form` of ``found`` (its own, or its RD-set tail and the
+        shared block that starts at ``start``), or None."""
+        key = found[4]
+        if isinstance(key, tuple):
+            return key
+        if key < 0:
+            key = self._settled(question, found)[4]
+            if isinstance(key, tuple):
+                return key
+        if not key:
             return None
-        block = self.blocks.get((found[0], found[4], start))
+        block = self.blocks.get((found[0], key, start))
         if block is None or block[0] != found[1]:
             return None
-        return block
+        return found[2][4:6] + block[1], found[3] + block[2]
 
     def reply_edns(self, data: bytes) -> bytes | None:
         """:meth:`reply` for a query whose one additional record may be a bare OPT."""
@@ -188,7 +230,10 @@ class ReadyAnswers:
             return None
         question = data[12:-11]
         found = self.entries.get(question)
-        if found is None or found[0].generation != found[1]:
+        if found is None:
+            return self.referral(data, question, 1) if self.cuts else None
+        zone = found[0]
+        if zone.generation != found[1]:
             return None
         head = found[2]
         payload = data[-8] << 8 | data[-7]
@@ -196,8 +241,7 @@ class ReadyAnswers:
         if small and head[9]:
             return None
         if data[-4] & 0x80:
-            version = found[0].version
-            if version is None or index_of(version).secure:
+            if self.unsigned.get(zone) != found[1] and not self._unsigned(zone, found[1]):
                 return None  # DO on a signed zone: proofs and signatures
             opt = _OPT_DO
         else:
@@ -206,22 +250,104 @@ class ReadyAnswers:
         if data[2] & 1 or small:
             flags = (b"\x85" if data[2] & 1 else b"\x84") + (b"\x10" if cd else b"\x00")
             return data[:2] + flags + head[2:9] + bytes((head[9] + 1,)) + question + found[3] + opt
-        block = self._block(question, found, 12 + len(question) + len(found[3]))
-        if block is None:
-            return None
-        counts = block[1]
-        reply = (
-            data[:2]
-            + (b"\x84\x10" if cd else b"\x84\x00")
-            + head[2:6]
-            + counts[:3]
-            + bytes((counts[3] + 1,))
-            + question
-            + found[3]
-            + block[2]
-            + opt
-        )
+        key = found[4]
+        if isinstance(key, tuple):  # its own form
+            counts = key[0]
+            reply = (
+                data[:2]
+                + (b"\x84\x10\x00\x01" if cd else b"\x84\x00\x00\x01")
+                + counts[:5]
+                + bytes((counts[5] + 1,))
+                + question
+                + key[1]
+                + opt
+            )
+        else:  # the RD-set tail and the shared block after it
+            tail = found[3]
+            if key > 0:
+                block = self.blocks.get((zone, key, 12 + len(question) + len(tail)))
+            else:
+                form = self._clear(question, found, 12 + len(question) + len(tail))
+                return None if form is None else self.reply_edns(data)  # (settled now)
+            if block is None or block[0] != found[1]:
+                return None
+            reply = (
+                data[:2]
+                + (b"\x84\x10\x00\x01" if cd else b"\x84\x00\x00\x01")
+                + head[4:6]
+                + block[3]
+                + question
+                + tail
+                + block[2]
+                + opt
+            )
         return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
+
+    def referral(self, data: bytes, question: bytes, arcount: int) -> bytes | None:
+        """The ready referral for a question at a delegation (:data:`Cut`), RD set or clear
+        (the same sections), or None; ``arcount``: 1 if the query has a bare OPT (checked
+        by the caller), else 0."""
+        cut = self.cuts.get(question[:-4])
+        if cut is None or question[-2:] != b"\x00\x01":
+            return None
+        zone = cut[0]
+        qtype = question[-4] << 8 | question[-3]
+        if zone.generation != cut[1] or qtype in cut[4] or qtype not in REFERRAL_QTYPES:
+            return None
+        flags = b"\x81" if data[2] & 1 else b"\x80"
+        flags += b"\x10" if data[3] & 0x10 else b"\x00"
+        if not arcount:
+            reply = data[:2] + flags + cut[2] + question + cut[3]
+            return reply if len(reply) <= 512 else None
+        if data[-4] & 0x80:
+            if self.unsigned.get(zone) != cut[1] and not self._unsigned(zone, cut[1]):
+                return None  # DO on a signed zone: DS or its denial
+            opt = _OPT_DO
+        else:
+            opt = _OPT_PLAIN
+        counts = cut[2]
+        reply = data[:2] + flags + counts[:7] + bytes((counts[7] + 1,)) + question + cut[3] + opt
+        payload = data[-8] << 8 | data[-7]
+        return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
+
+    def put_cut(
+        self,
+        qname: bytes,
+        zone: ServedZone,
+        generation: int,
+        counts: bytes,
+        tail: bytes,
+        excluded: frozenset[int],
+    ) -> None:
+        """Keep the referral at a delegation point (see :data:`Cut`)."""
+        cuts = self.cuts
+        if len(cuts) >= self.limit:
+            cuts.clear()
+            self.cuts_by_zone.clear()
+        names = self.cuts_by_zone.get(zone)
+        if names is None:
+            names = self.cuts_by_zone[zone] = set()
+        names.add(qname)
+        cuts[qname] = (zone, generation, counts, tail, excluded)
+
+    def _unsigned(self, zone: ServedZone, generation: int) -> bool:
+        """Whether ``zone`` is unsigned in ``generation`` (kept in :attr:`unsigned`)."""
+        version = zone.version
+        if version is None or zone.generation != generation or index_of(version).secure:
+            return False
+        if len(self.unsigned) >= BLOCK_LIMIT:
+            self.unsigned.clear()
+        self.unsigned[zone] = generation
+        return True
+
+    def put_block(
+        self, zone: ServedZone, key: int, start: int, generation: int, counts: bytes, block: bytes
+    ) -> None:
+        """Keep an RD-clear block (``counts``: NSCOUNT and ARCOUNT without an OPT)."""
+        if len(self.blocks) >= BLOCK_LIMIT:
+            self.blocks.clear()
+        with_opt = counts[:3] + bytes((counts[3] + 1,))
+        self.blocks[(zone, key, start)] = (generation, counts, block, with_opt)
 
     def learn(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
         """Keep the prepared path's ``reply`` to ``data`` if the query has the ready shape
@@ -253,7 +379,7 @@ class ReadyAnswers:
 
     def _settled(self, question: bytes, found: Entry) -> Entry:
         """``found`` with its block key computed (a learnt entry leaves it -1)."""
-        if found[4] >= 0:
+        if isinstance(found[4], tuple) or found[4] >= 0:
             return found
         settled = (*found[:4], self.clear_key(found[0], found[1], question, found[2][2:]))
         self.entries[question] = settled
@@ -288,23 +414,32 @@ class ReadyAnswers:
             if found is None:
                 return False
         found = self._settled(question, found)
-        if not found[4]:
-            return False
         generation = found[1]
-        if zone.generation != generation:
+        if zone.generation != generation or reply[6:8] != found[2][4:6]:
             return False
+        if isinstance(found[4], tuple):
+            return True  # its own form, kept already
+        arcount = (reply[10] << 8 | reply[11]) - (1 if opt else 0)
+        if not found[4]:  # its own form (see Form)
+            if arcount > 254 or not reply[2] & 0x04:
+                return False
+            form = (
+                reply[6:10] + arcount.to_bytes(2, "big"),
+                reply[12 + len(question) : len(reply) - opt],
+            )
+            self.entries[question] = (*found[:4], form)
+            return True
         tail = found[3]
         start = 12 + len(question) + len(tail)
-        if reply[6:8] != found[2][4:6] or reply[12:start] != question + tail:
+        if reply[12:start] != question + tail:
             return False  # not the ready answer's answer section
         key = (zone, found[4], start)
         if key in self.blocks and self.blocks[key][0] == generation:
             return True
-        arcount = (reply[10] << 8 | reply[11]) - (1 if opt else 0)
-        block = reply[start : len(reply) - opt]
-        if len(self.blocks) >= BLOCK_LIMIT:
-            self.blocks.clear()
-        self.blocks[key] = (generation, reply[8:10] + arcount.to_bytes(2, "big"), block)
+        if arcount > 254:
+            return False
+        counts = reply[8:10] + arcount.to_bytes(2, "big")
+        self.put_block(zone, found[4], start, generation, counts, reply[start : len(reply) - opt])
         return True
 
     def _entry_of_clear(self, question: bytes, reply: bytes, zone: ServedZone) -> Entry | None:
@@ -364,10 +499,10 @@ class ReadyAnswers:
         generation: int,
         counts: bytes,
         tail: bytes,
-        clear: int | None = None,
-    ) -> int:
+        clear: int | Form | None = None,
+    ) -> int | Form:
         """Keep one ready answer (``counts``: QDCOUNT to ARCOUNT without the OPT); its
-        RD-clear block key (``clear``, computed here if not given)."""
+        RD-clear block key or :data:`Form` (``clear``: a key computed here if not given)."""
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
@@ -381,6 +516,8 @@ class ReadyAnswers:
             shared = self._heads[counts] = b"\x85\x00" + counts
         if clear is None:
             clear = self.clear_key(zone, generation, question, counts)
+        elif isinstance(clear, tuple):  # its own form: its counts shared, as heads are
+            clear = (self._heads.setdefault(clear[0], clear[0]), clear[1])
         entries[question] = (zone, generation, shared, tail, clear)
         return clear
 

@@ -4,12 +4,17 @@ answers of a zone version built before they are asked.
 :func:`fill` walks a version and puts each owner's answers into a
 :class:`~secdns.server.ready.ReadyAnswers` table (the simple types straight from the
 owner forms or, for an owner of addresses only, from its lines; MX/SRV with the
-prepared path's additional-section logic; the apex and DNAME owners through the
-prepared path itself).  :class:`ReadyFiller` runs it after a version is served from
+prepared path's additional-section logic; answers through a CNAME to a name of the
+zone; the apex and DNAME owners through the prepared path itself; each one's RD-clear
+form when it needs its own; the referral at each delegation point last).
+:class:`ReadyFiller` runs it after a version is served from
 a file or a full transfer: in its own thread for small zones, in a forked child
 (:mod:`secdns.server.readyfork`) for large ones, keeping to a share of the CPU while
 queries arrive.  Split from :mod:`secdns.server.ready` (the table and its lookups,
-which the UDP thread runs) to keep each module at house size.
+which the UDP thread runs).  Past the house size again (~680 lines) since it makes
+RD-clear forms, answers through CNAMEs and referrals too: the next split moves the
+answer makers (:class:`_OwnerAnswers`, :func:`_referral`) into a module of their own,
+leaving the walk and the filler thread here.
 """
 
 from __future__ import annotations
@@ -26,8 +31,20 @@ from socket import AF_INET6, inet_aton, inet_pton
 from typing import TYPE_CHECKING
 
 from secdns.server.denial import KIND_DNAME, KIND_NS
-from secdns.server.ownerwire import RR, Labels, Rrset, prepare_owner, write_rrset
-from secdns.server.prepared import PreparedAnswers
+from secdns.server.front import PlainQuery
+from secdns.server.ownerwire import (
+    RR,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_CNAME,
+    TYPE_NS,
+    Labels,
+    Owner,
+    Rrset,
+    prepare_owner,
+    write_rrset,
+)
+from secdns.server.prepared import PreparedAnswers, Section, _add, _holds
 from secdns.server.prepared import _render as render
 from secdns.server.ready import (
     _CLEAR_HEAD,
@@ -35,8 +52,11 @@ from secdns.server.ready import (
     _QUERY_HEAD,
     _SIMPLE,
     _TARGET_TYPES,
+    REFERRAL_QTYPES,
+    Form,
     ReadyAnswers,
 )
+from secdns.server.render import EDNS_PAYLOAD
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
@@ -68,9 +88,11 @@ def fill(
     ready: ReadyAnswers, prepared: PreparedAnswers, table: ZoneTable, zone: ServedZone
 ) -> Iterator[int]:
     """Make every positive answer of ``zone``'s current version ready (see the module
-    docstring); yields the number made after each batch of owners and stops early when
-    the zone changes or the table is full.  Names at or below a delegation or a DNAME,
-    and names of a child zone served here, are left out (referrals, synthesis)."""
+    docstring), with its RD-clear form where the shared authority block cannot serve
+    it, then the referral at each delegation point; yields the number made after each
+    batch of owners and stops early when the zone changes or the table is full.  Names
+    below a delegation or a DNAME, and names of a child zone served here, are left out
+    (referrals below the point, synthesis)."""
     version = zone.version
     if version is None or zone.expired:
         return
@@ -88,8 +110,13 @@ def fill(
     entries = ready.entries
     _forget_stale(ready, zone)
     put = ready.put
-    tried: set[tuple[int, int]] = set()
-    owner_answers = _OwnerAnswers(prepared, zone, version).answers
+    tried: set[tuple[int | Form, int]] = set()
+    answers_of = _OwnerAnswers(prepared, zone, version)
+    answers_of.cuts = delegations | dnames
+    answers_of.children = children
+    owner_answers = answers_of.answers
+    clear_form = answers_of.clear
+    clear_key = ready.clear_key
     made = 0
     batch = 0
     for key, (lines, _below) in version.iter_entries():
@@ -112,18 +139,93 @@ def fill(
             continue
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
-        for question, counts, tail in owner_answers(key, lines):
-            clear = put(question, zone, generation, counts, tail)
-            if clear:
+        for question, counts, tail, item in owner_answers(key, lines):
+            chained = item is not None and len(item[0]) > 1  # (its target's name: no block)
+            clear: int | Form | None = (
+                0 if chained else clear_key(zone, generation, question, counts)
+            )
+            if not clear:
+                clear = clear_form(question, item)  # its own RD-clear reply, or None
+            put(question, zone, generation, counts, tail, clear or 0)
+            if type(clear) is int and clear:
                 block_key = (clear, 12 + len(question) + len(tail))
                 if block_key not in tried:  # the first question of each block key makes it
                     tried.add(block_key)
-                    query = _CLEAR_HEAD + question
+                    query = _CLEAR_HEAD_EDNS + question + _OPT_QUERY  # (fits 1232, maybe not 512)
                     got = prepared.answer(query)
                     if got is not None and got[1] is zone:
                         ready.learn_block(query, got[0], zone)
             made += 1
+    for key in delegations:
+        batch += 1
+        if batch >= 256:
+            batch = 0
+            yield made
+            if zone.generation != generation or len(ready.cuts) >= ready.limit:
+                return
+        if _occluded(key, apex, delegations, dnames, children):
+            continue
+        if _referral(ready, prepared, zone, generation, version, key):
+            made += 1
     yield made
+
+
+def _occluded(
+    key: str, apex: str, delegations: set[str], dnames: set[str], children: list[str]
+) -> bool:
+    """Whether a delegation point is below another delegation or a DNAME, or in a child
+    zone served here (its referral is then not this zone's to give)."""
+    walk = key
+    while walk != apex:
+        walk = walk[walk.find(".") + 1 :] or "."
+        if walk in delegations or walk in dnames:
+            return True
+    return bool(children) and any(key == c or key.endswith("." + c) for c in children)
+
+
+def _referral(
+    ready: ReadyAnswers,
+    prepared: PreparedAnswers,
+    zone: ServedZone,
+    generation: int,
+    version: ZoneVersion,
+    key: str,
+) -> bool:
+    """Make the referral at delegation point ``key`` ready (:data:`~secdns.server.ready.Cut`)
+    from the prepared path's answer to an NS question with a 1232-byte EDNS payload (less
+    its OPT); whether it was made."""
+    lines = version.lines(key)
+    owner = prepared.owner(version, key, lines) if lines else None
+    if owner is None:
+        return False
+    qname = _qname(owner.labels)
+    if qname is None:
+        return False
+    question = qname + b"\x00\x02\x00\x01"
+    wire = _CLEAR_HEAD_EDNS + question + _OPT_QUERY
+    labels = list(owner.labels[:-1])
+    query = PlainQuery(0, 0, labels, 12 + len(qname), 2, 1, 0, EDNS_PAYLOAD)
+    got = prepared._referral(wire, query, key, zone, version, EDNS_PAYLOAD)  # noqa: SLF001
+    if got is None:
+        return False
+    reply = got[0]
+    if (
+        reply[2] & 0x06  # AA (not a referral) or TC
+        or reply[3] & 0x0F
+        or reply[6:8] != b"\x00\x00"
+        or reply[-11:-8] != b"\x00\x00\x29"
+        or reply[10]
+        or not 0 < reply[11] <= 255
+    ):
+        return False
+    excluded = {43}  # DS: the parent's own answer
+    for rdtype in (TYPE_A, TYPE_AAAA):  # addresses at the delegation point: glue answers
+        if rdtype in owner.types or rdtype in owner.unsupported:
+            excluded.add(rdtype)
+    counts = reply[4:11] + bytes((reply[11] - 1,))
+    shared = _EXCLUDED.setdefault(frozenset(excluded), frozenset(excluded))  # a few sets
+    ready.put_cut(qname, zone, generation, counts, reply[12 + len(question) : -11], shared)
+    return True
 
 
 class _OwnerAnswers:
@@ -136,13 +238,16 @@ class _OwnerAnswers:
         self.version = version
         self.apex = version.origin_key
         self.origin: Labels = tuple(version.origin.labels)
+        self._apex: object = _UNSET
+        self.cuts: set[str] = set()  # delegation points and DNAME owners (fill sets them)
+        self.children: list[str] = []  # child zones served here
 
-    def answers(self, key: str, lines: tuple[str, ...]) -> list[tuple[bytes, bytes, bytes]]:
+    def answers(self, key: str, lines: tuple[str, ...]) -> list[Made]:
         """An owner with addresses only is written from its lines (:func:`_addresses`);
         other RRsets without additional-section processing from the owner form, as the
         prepared path's inline case writes them; MX/SRV with its additional-section
         logic; the apex and DNAME owners through the prepared path itself."""
-        made: list[tuple[bytes, bytes, bytes]] = []
+        made: list[Made] = []
         if key != self.apex:
             addresses = _addresses(lines, self.origin)
             if addresses is not None:
@@ -154,7 +259,7 @@ class _OwnerAnswers:
                             qname + (b"\x00\x01" if qtype == 1 else b"\x00\x1c") + b"\x00\x01"
                         )
                         if 12 + len(question) + len(rrs) + 11 <= 512:
-                            made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                            made.append((question, _COUNTS.pack(1, count, 0, 0), rrs, None))
                 return made
         owner = prepare_owner(lines, self.origin)
         if owner is None:
@@ -180,24 +285,154 @@ class _OwnerAnswers:
                     write_rrset(out, table, labels, qtype, rrset)
                     rrs = bytes(out[start:])
                 if 12 + len(question) + len(rrs) + 11 <= 512:
-                    made.append((question, _COUNTS.pack(1, count, 0, 0), rrs))
+                    item = (((key, labels, qtype, rrset),), None)
+                    made.append((question, _COUNTS.pack(1, count, 0, 0), rrs, item))
                 continue
-            reply = self._reply(key, labels, qtype, rrset, question, direct)
+            additional: Section | None = [] if direct else None
+            reply = self._reply(key, labels, qtype, rrset, question, direct, additional)
             if reply is None or reply[3] & 0x0F or reply[8:10] != b"\x00\x00":
                 continue
             if reply[6:8] == b"\x00\x00" or len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
                 continue
-            made.append((question, reply[4:12], reply[12 + len(question) :]))
+            own = (((key, labels, qtype, rrset),), additional) if direct else None
+            made.append((question, reply[4:12], reply[12 + len(question) :], own))
+        if direct and not owner.unsupported and list(owner.types) == [TYPE_CNAME]:
+            made += self._chain(key, owner, qname)
         return made
 
+    def _chain(self, key: str, owner: Owner, qname: bytes) -> list[Made]:
+        """The answers through a CNAME to an ordinary name of this zone (``Answerer``'s
+        restart: the CNAME, then the target's RRset and its additional section), one per
+        type the target has; nothing for a target elsewhere, below a cut or a DNAME, in a
+        child zone, at the apex, itself a CNAME or anything unusual (the general path)."""
+        rrset = owner.types[TYPE_CNAME]
+        if len(rrset[1]) != 1:
+            return []
+        target: Labels = rrset[1][0][2]
+        text = b".".join(target[:-1])
+        if not _SIMPLE.issuperset(text):
+            return []
+        target_key = text.lower().decode() + "."
+        apex = self.apex
+        if not target_key.endswith("." + apex) or target_key in self.cuts:
+            return []
+        if any(target_key == c or target_key.endswith("." + c) for c in self.children):
+            return []
+        walk = target_key
+        while walk != apex:
+            walk = walk[walk.find(".") + 1 :]
+            if walk in self.cuts:
+                return []
+        version = self.version
+        entry = version.entry(target_key)
+        if entry is None or not entry[0]:
+            return []
+        found = self.prepared.owner(version, target_key, entry[0])
+        if found is None or found.kinds or found.unsupported or TYPE_CNAME in found.types:
+            return []
+        made: list[Made] = []
+        head = (key, owner.labels, TYPE_CNAME, rrset)
+        for qtype, answer in found.types.items():
+            if qtype not in REFERRAL_QTYPES:
+                continue
+            question = qname + struct.pack("!HH", qtype, 1)
+            items = (head, (target_key, found.labels, qtype, answer))
+            additional: Section = []
+            if qtype in _TARGET_TYPES and not self.prepared._additional_for(  # noqa: SLF001
+                version, self.zone, answer, list(items), [], additional
+            ):
+                continue
+            query = _QUERY_HEAD + question
+            labels = list(owner.labels[:-1])
+            reply = render(query, labels, 0x0100, None, 0, list(items), [], additional)
+            if len(reply) + 11 > 512 or reply[10] or reply[11] > 254:
+                continue
+            made.append((question, reply[4:12], reply[12 + len(question) :], (items, additional)))
+        return made
+
+    def clear(
+        self, question: bytes, item: tuple[tuple[Item, ...], Section | None] | None
+    ) -> Form | None:
+        """The RD-clear :data:`~secdns.server.ready.Form` of the answer to ``question``,
+        as the prepared path answers an RD-clear query with a 1232-byte EDNS payload
+        (less its OPT); None if it has none.  ``item``: the answer's RRset for an
+        ordinary owner (its sections made here, as ``_resolve`` makes them: the RRset,
+        the apex NS, the addresses of their targets), else the prepared path itself."""
+        apex_ns = self._apex_ns()
+        if item is not None and apex_ns is not None:
+            answer = list(item[0])
+            rrset = answer[-1][3]
+            additional = item[1]
+            if additional is None:
+                additional = []
+                if answer[-1][2] in _TARGET_TYPES and not self.prepared._additional_for(  # noqa: SLF001
+                    self.version, self.zone, rrset, answer, [], additional
+                ):
+                    return None
+            else:
+                additional = list(additional)
+            authority: Section = []
+            ns, glue = apex_ns
+            if ns[3] is not None:
+                authority.append(ns)  # type: ignore[arg-type]  # (None: no apex NS)
+                for address in glue:  # _additional_for(ns) as the prepared path runs it
+                    if not _holds(answer, address[0], address[2]) and not _holds(
+                        additional, address[0], address[2]
+                    ):
+                        _add(additional, address)
+            query = _CLEAR_HEAD + question
+            reply = render(
+                query, list(answer[0][1][:-1]), 0, None, 0, answer, authority, additional
+            )
+        else:
+            got = self.prepared.answer(_CLEAR_HEAD_EDNS + question + _OPT_QUERY)
+            if got is None or got[1] is not self.zone or got[0][-11:-8] != b"\x00\x00\x29":
+                return None
+            reply = got[0][:-11]
+            reply = reply[:10] + ((reply[10] << 8 | reply[11]) - 1).to_bytes(2, "big") + reply[12:]
+        if reply[3] & 0x0F or reply[2] & 0x02 or not reply[2] & 0x04 or reply[6:8] == b"\x00\x00":
+            return None  # not a positive answer
+        if len(reply) + 11 > EDNS_PAYLOAD or reply[10] or reply[11] > 254:
+            return None
+        return reply[6:12], reply[12 + len(question) :]
+
+    def _apex_ns(self) -> tuple[Item, Section] | None:
+        """The apex NS as the authority section holds it ((..., None) if the apex has none)
+        and the addresses of its targets as :meth:`PreparedAnswers._additional_for` finds
+        them (the same for every answer: it skips those the answer already holds); None if
+        either cannot be made here (the prepared path then decides)."""
+        if self._apex is _UNSET:
+            version = self.version
+            apex = self.prepared.owner(version, self.apex, version.lines(self.apex))
+            self._apex = None
+            if apex is not None and TYPE_NS not in apex.unsupported:
+                ns = apex.types.get(TYPE_NS)
+                glue: Section = []
+                if ns is None:
+                    self._apex = ((self.apex, apex.labels, TYPE_NS, None), glue)
+                else:
+                    item = (self.apex, apex.labels, TYPE_NS, ns)
+                    if self.prepared._additional_for(  # noqa: SLF001
+                        version, self.zone, ns, [], [item], glue
+                    ):
+                        self._apex = (item, glue)
+        return self._apex  # type: ignore[return-value]
+
     def _reply(
-        self, key: str, labels: Labels, qtype: int, rrset: Rrset, question: bytes, direct: bool
+        self,
+        key: str,
+        labels: Labels,
+        qtype: int,
+        rrset: Rrset,
+        question: bytes,
+        direct: bool,
+        additional: Section | None,
     ) -> bytes | None:
         """The prepared path's reply to an RD query for ``question``: for MX/SRV of an
-        ordinary owner its sections without reading a query, else its whole answer."""
-        if direct:
+        ordinary owner its sections without reading a query (``additional``: filled),
+        else its whole answer."""
+        if direct and additional is not None:
             answer = [(key, labels, qtype, rrset)]
-            additional: list[tuple[str, Labels, int, Rrset]] = []
             prepared = self.prepared
             if not prepared._additional_for(  # noqa: SLF001  (the same sections, one owner)
                 self.version, self.zone, rrset, answer, [], additional
@@ -209,6 +444,19 @@ class _OwnerAnswers:
         if got is None or got[1] is not self.zone:
             return None
         return got[0]
+
+
+_UNSET = object()
+_EXCLUDED: dict[frozenset[int], frozenset[int]] = {}  # the QTYPE sets cuts leave out, shared
+_CLEAR_HEAD_EDNS = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01"  # RD clear, an OPT
+_OPT_QUERY = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
+
+Item = tuple[str, Labels, int, Rrset]
+"""One RRset of a section, as :mod:`secdns.server.prepared` writes them."""
+Made = tuple[bytes, bytes, bytes, tuple[tuple[Item, ...], Section | None] | None]
+"""One ready answer of an owner: (question, QDCOUNT..ARCOUNT, the tail after the
+question, and when the owner is an ordinary one: the answer's RRset and the additional
+section of its RD-set reply if one was made, for :meth:`_OwnerAnswers.clear`)."""
 
 
 def _qname(labels: Labels) -> bytes | None:
@@ -285,11 +533,9 @@ def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
     """Drop ``zone``'s answers of earlier generations (names a new full version may no
     longer have), so the table holds about one version of each zone; a removed zone's
     (its generation has moved on) all go."""
-    questions = ready.by_zone.get(zone)
-    if not questions:
-        return
-    entries = ready.entries
     generation = zone.generation
+    questions = ready.by_zone.get(zone, set())
+    entries = ready.entries
     for question in list(questions):  # one C call: a UDP thread may learn meanwhile
         entry = entries.get(question)
         if entry is not None and entry[0] is zone and entry[1] == generation:
@@ -299,6 +545,18 @@ def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
         questions.discard(question)  # stale, gone, or another zone's now
     if not questions:
         ready.by_zone.pop(zone, None)
+    names = ready.cuts_by_zone.get(zone)
+    if names:
+        cuts = ready.cuts
+        for qname in list(names):
+            cut = cuts.get(qname)
+            if cut is not None and cut[0] is zone and cut[1] == generation:
+                continue
+            if cut is not None and cut[0] is zone:
+                cuts.pop(qname, None)
+            names.discard(qname)
+        if not names:
+            ready.cuts_by_zone.pop(zone, None)
 
 
 class ReadyFiller:

@@ -105,6 +105,9 @@ class UdpWorker:
         answer = server.answer_udp
         ready = server.ready.entries  # secdns.server.ready: ReadyAnswers.reply, inline
         ready_reply = server.ready.reply
+        ready_edns = server.ready.reply_edns
+        ready_referral = server.ready.referral
+        cuts = server.ready.cuts
         learn_plain = server.ready.learn_plain
         learn_block = server.ready.learn_block
         rcodes = self.rcodes
@@ -127,8 +130,14 @@ class UdpWorker:
                             rcodes[0] += 1
                             send(data[:2] + got[2] + question + got[3], addr)
                             continue
+                        if got is None and cuts:  # a delegation point: its referral?
+                            reply = ready_referral(data, question, 0)
+                            if reply is not None:
+                                rcodes[0] += 1
+                                send(reply, addr)
+                                continue
                     elif not data[2] & 0xF8 and data[4:11] == b"\x00\x01\x00\x00\x00\x00\x00":
-                        reply = ready_reply(data)  # RD clear, CD, EDNS
+                        reply = (ready_edns if data[11] else ready_reply)(data)  # RD clear, CD
                         if reply is not None:
                             rcodes[0] += 1
                             send(reply, addr)
