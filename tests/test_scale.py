@@ -176,3 +176,45 @@ def test_pull_config_of_300_zones_is_a_bounded_pool_with_a_line_per_zone(primary
     # never past the pool's size; used in parallel (full occupancy depends on timing: on a
     # loaded machine the pool did not always reach 6 at the same instant)
     assert 2 <= upstream.max_in_flight <= 6
+
+
+def test_pull_of_many_zones_on_a_terminal_is_one_line_of_counts_and_the_failures():
+    """A terminal gets a progress bar while 10,000 zones transfer, then counts, not a
+    10,000-row table; the failed zones keep their rows (the piped lines are above)."""
+    import io
+
+    from secdns.errors import RefusedError
+    from secdns.output import TABLE_ZONES, render_pull
+    from secdns.pull import PullResult, Status
+
+    def results(failed: int) -> list[PullResult]:
+        made = [
+            PullResult(zone=f"{name}.", status=Status.TRANSFERRED, serial_to=7, records=5)
+            for name in zone_names(ZONES - 1 - failed)
+        ]
+        made.append(PullResult(zone="z299.many.test.", status=Status.UP_TO_DATE, serial_to=7))
+        made += [
+            PullResult(
+                zone=f"f{index}.many.test.",
+                status=Status.FAILED,
+                error=RefusedError("AXFR of the zone: REFUSED", zone=f"f{index}.many.test."),
+            )
+            for index in range(failed)
+        ]
+        return made
+
+    def shown(many: list[PullResult]) -> str:
+        stream = io.StringIO()
+        render_pull(many, as_json=False, quiet=False, stream=stream, rich=True)
+        return stream.getvalue()
+
+    text = shown(results(0))
+    assert text.splitlines() == ["300 zones: 299 transferred, 1 up to date, 0 failed"], text
+    text = shown(results(2))
+    assert "z1.many.test." not in text and "f0.many.test." in text and "f1.many.test." in text
+    assert text.splitlines()[-1] == "300 zones: 297 transferred, 1 up to date, 2 failed"
+    text = shown(results(TABLE_ZONES + 5))
+    assert f"f{TABLE_ZONES - 1}.many.test." in text and f"f{TABLE_ZONES}.many" not in text
+    assert "... and 5 more failed" in text
+    few = shown(results(0)[:TABLE_ZONES])  # a few zones keep the table of every zone
+    assert "z1.many.test." in few and "zones:" not in few
