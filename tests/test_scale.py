@@ -218,3 +218,39 @@ def test_pull_of_many_zones_on_a_terminal_is_one_line_of_counts_and_the_failures
     assert "... and 5 more failed" in text
     few = shown(results(0)[:TABLE_ZONES])  # a few zones keep the table of every zone
     assert "z1.many.test." in few and "zones:" not in few
+
+
+def test_sighup_during_a_storm_removes_queued_zones_at_once(primary, tmp_path):
+    """Zones removed while their checks wait for the shared bound (a cold start of many
+    zones) go at once: the reload does not wait for each one's turn at the primary."""
+    names = zone_names(ZONES)
+    upstream = primary(names, delay=0.05)  # one transfer at a time, 50 ms each: ~15 s
+
+    def config_of(served: list[str]) -> None:
+        write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": name, "primaries": [upstream.addr]} for name in served],
+            port=port,
+            concurrency=1,
+        )
+
+    from servers import free_port
+
+    port = free_port()
+    config_of(names)
+    server = ServerThread(tmp_path / "secdns.toml")
+    try:
+        time.sleep(1.0)
+        queued = [name for name in names if server.serial(name) is None][-3:]
+        assert len(queued) == 3
+        config_of([name for name in names if name not in queued])
+        assert server.server is not None
+        started = time.monotonic()
+        server.call(server.server.reload)
+        took = time.monotonic() - started
+        touched = upstream.touched()
+    finally:
+        server.stop()
+    assert took < 2.0, f"the reload took {took:.1f} s"
+    assert not [name for name in queued if touched.get(name, (0, 0))[1]]
