@@ -21,6 +21,19 @@
    same times again.
 4. Per start: the server's CPU seconds (user + system, /proc) at the moment every
    zone was served, and its memory (PSS) then, total and per zone.
+5. ``--storm``: the refresh-storm bound instead (no Knot): a BIND primary whose zones
+   can be edited (not dynamic; NOTIFYs not paced: ``notify-rate``), and ``secdns serve``
+   with ``[server] concurrency`` (--concurrency, default its own) in three storms where
+   every zone's check falls due at once: the cold start; a restart with the store a
+   refresh interval old (SOA refresh --storm-refresh, default 30 s) and the primary one
+   serial ahead; and a NOTIFY of every zone while it runs (the primary's serials moved
+   together).  Per storm: seconds until every zone answers the new serial, serve's CPU,
+   and the peak of transfers at once as the primary saw them: from BIND's own log
+   (``AXFR/IXFR started`` and ``ended`` lines, in order) and from sampling its
+   established connections (``ss``); both can read a little high (a BIND thread logs an
+   ``ended`` after another's next ``started``; the primary's side of a connection stays
+   established a moment after secdns closed it), so the listing also counts secdns's
+   side (never past the bound here), and the exact count is tests/test_scale.py's.
 Medians are taken over --repeat runs (default 1: each start is one run of the
 whole set, a new store each round).
 Prints every reference command line and the ratios; writes bench/out/manyzones.json.
@@ -28,6 +41,7 @@ Prints every reference command line and the ratios; writes bench/out/manyzones.j
     python bench/manyzones_bench.py [--zones 10000] [--records 20] [--repeat 1] [--genzone PATH]
         [--store-sync fsync|none|both] [--before DIR] [--profile DIR | --cprofile DIR]
     python bench/manyzones_bench.py --zones 300     # the small version
+    python bench/manyzones_bench.py --storm [--concurrency 8] [--storm-refresh 30] [--before DIR]
 """
 
 from __future__ import annotations
@@ -43,6 +57,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +85,8 @@ from servers import (  # noqa: E402
     free_port,
     need_binary,
 )
+
+from secdns.config.values import DEFAULT_CONCURRENCY  # noqa: E402
 
 TEMPLATE = "template.invalid"
 SERIAL = 2024060101
@@ -409,14 +426,19 @@ def knot_round(
 
 
 def start_primary(
-    tmp: Path, texts: dict[str, str], notify: list[tuple[str, int]], attempts: int = 3
+    tmp: Path,
+    texts: dict[str, str],
+    notify: list[tuple[str, int]],
+    attempts: int = 3,
+    *,
+    dynamic: bool = True,
 ) -> Bind:
     """The BIND primary, started again (up to ``attempts`` times) when it does not answer
     for every zone within the fixtures' start timeout: 10,000 zones took 14.9 s of its
     15 s on a loaded machine, and once more than that."""
     for attempt in range(attempts):
         try:
-            return Bind.start(tmp / f"primary-{attempt}", texts, notify=notify)
+            return Bind.start(tmp / f"primary-{attempt}", texts, notify=notify, dynamic=dynamic)
         except ServerError as err:
             if attempt + 1 == attempts:
                 raise
@@ -434,6 +456,259 @@ def raise_transfers_out(primary: Bind, limit: int) -> None:
     conf.write_text(text.replace("    recursion no;\n", extra + "    recursion no;\n", 1))
     primary.reload()
     time.sleep(1.0)  # SIGHUP: named re-reads its options (the zones are unchanged)
+
+
+class TransferPeak:
+    """The most transfers at once that the primary saw, from two sides (``with`` around a
+    storm): BIND's log lines of transfers started and ended since the start, counted in
+    their order; and ``ss`` listing the established connections on the primary's port
+    every few ms.  Both can read one or more over the true figure (see --storm)."""
+
+    def __init__(self, primary: Bind) -> None:
+        self.log = primary.log_path
+        self.mark = self.log.stat().st_size
+        self.port = primary.port
+        self.sampled = 0
+        self.held = 0  # connections to the primary on the secondary's side
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TransferPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        # ss: the kernel filters its socket table (a Python read of /proc/net/tcp, 10,000
+        # closed connections in TIME_WAIT, took ~40 ms and counted several generations)
+        argv = ["ss", "-Htn", "state", "established"]
+        while not self._stop.is_set():
+            listed = subprocess.run(
+                [*argv, f"( sport = :{self.port} or dport = :{self.port} )"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.splitlines()
+            # (with a state filter ss -H lists: Recv-Q Send-Q Local Peer)
+            local = sum(1 for line in listed if line.split()[2].endswith(f":{self.port}"))
+            self.samples += 1
+            self.sampled = max(self.sampled, local)  # the primary's side
+            self.held = max(self.held, len(listed) - local)  # the secondary's side
+            time.sleep(0.001)
+
+    def logged(self) -> tuple[int, int]:
+        """(the most transfers started and not yet ended, transfers started) in BIND's log."""
+        running = peak = started = 0
+        with self.log.open("rb") as log:
+            log.seek(self.mark)
+            for line in log:
+                if b": transfer of '" not in line:
+                    continue
+                if b"XFR started" in line:
+                    running += 1
+                    started += 1
+                    peak = max(peak, running)
+                elif b"XFR ended" in line or b" failed" in line or b" aborted" in line:
+                    running -= 1
+        return peak, started
+
+
+def bump_serials(primary: Bind, names: list[str], texts: dict[str, str], serial: int) -> float:
+    """Every zone's serial to ``serial`` on the primary (files, SIGHUP); seconds until it
+    answers it for all."""
+    for name in names:
+        primary.write_zone(name, texts[name].replace(f" {SERIAL} ", f" {serial} ", 1))
+    primary.reload()
+    return Poller(primary.port, names).wait(serial, 900)
+
+
+def notify_all(port: int, names: list[str], serial: int, window: int = 200) -> int:
+    """A NOTIFY (RFC 1996) of every zone to ``port``, ``window`` unanswered at most, as a
+    primary whose zones all changed at once sends them; one that is not answered within
+    a second is sent again (as BIND does), up to 5 times.  Returns the NOTIFYs sent."""
+    import collections
+
+    import dns.flags
+    import dns.message
+    import dns.opcode
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    wires: dict[int, bytes] = {}
+    for index, name in enumerate(names):
+        message = dns.message.make_query(name, dns.rdatatype.SOA)
+        message.set_opcode(dns.opcode.NOTIFY)
+        message.flags |= dns.flags.AA
+        message.id = index & 0xFFFF
+        rrset = message.find_rrset(
+            message.answer,
+            message.question[0].name,
+            dns.rdataclass.IN,
+            dns.rdatatype.SOA,
+            create=True,
+        )
+        rrset.add(
+            dns.rdata.from_text(
+                "IN", "SOA", f"ns1.{name}. hostmaster.{name}. {serial} 30 10 1209600 3600"
+            ),
+            3600,
+        )
+        wires[index] = message.to_wire()
+    pending = list(wires)
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("127.0.0.1", port))
+        for _attempt in range(5):
+            outstanding: dict[int, int] = {}  # query id -> index
+            queue = collections.deque(pending)
+            answered: set[int] = set()
+            last = time.perf_counter()
+            while queue or outstanding:
+                while queue and len(outstanding) < window:
+                    if (queue[0] & 0xFFFF) in outstanding:  # (more than 65,536 zones)
+                        break
+                    index = queue.popleft()
+                    sock.send(wires[index])
+                    sent += 1
+                    outstanding[index & 0xFFFF] = index
+                    last = time.perf_counter()
+                ready, _, _ = select.select([sock], [], [], 0.05)
+                if ready:
+                    reply = sock.recv(4096)
+                    index = outstanding.pop(struct.unpack_from("!H", reply)[0], -1)
+                    if index >= 0:
+                        answered.add(index)
+                        last = time.perf_counter()
+                elif time.perf_counter() - last > 1.0:
+                    outstanding.clear()
+            pending = [index for index in pending if index not in answered]
+            if not pending:
+                break
+    return sent
+
+
+def storm_main(args: argparse.Namespace, names: list[str], template: str) -> None:
+    """--storm: the shared transfer bound of serve when every zone falls due at once."""
+    texts = zone_texts(
+        template.replace(f" {SERIAL} 7200 3600 ", f" {SERIAL} {args.storm_refresh} 10 ", 1), names
+    )
+    labels = [("secdns", None)] + ([("before", args.before)] if args.before else [])
+    found: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="secdns-storm-") as tmp_text:
+        tmp = Path(tmp_text)
+        ports = {label: free_port() for label, _path in labels}
+        # no NOTIFYs from BIND: it sends each as it reloads a zone (10,000 changed zones
+        # took it ~55 s) and paces them (notify-rate, 20 a second); the bench sends them
+        primary = start_primary(tmp, texts, notify=[], dynamic=False)
+        raise_transfers_out(primary, args.transfers_out)
+        show_reference("BIND primary", argv_of(primary.pid))
+        serial = SERIAL
+        try:
+            for label, path in labels:
+                found[label], serial = storm_round(
+                    tmp / label, ports[label], primary, names, texts, serial, args, label, path
+                )
+        finally:
+            primary.stop()
+    bound = args.concurrency or DEFAULT_CONCURRENCY
+    print(f"{args.zones} zones, [server] concurrency {bound}:", file=sys.stderr)
+    for label, row in found.items():
+        for storm in ("cold", "restart", "notify"):
+            seconds, cpu = row[storm], row[f"{storm}_cpu_s"]
+            logged, sampled = row[f"{storm}_logged_peak"], row[f"{storm}_sampled_peak"]
+            print(
+                f"  {label:<7} {storm:<8} all served {seconds:6.2f} s, CPU {cpu:6.2f} s; "
+                f"peak transfers at once: {logged:.0f} in BIND's log "
+                f"({row[f'{storm}_transfers']:.0f} transfers), {sampled:.0f} sampled "
+                f"(secdns's side {row[f'{storm}_secondary_peak']:.0f})",
+                file=sys.stderr,
+            )
+    summary = {"zones": args.zones, "concurrency": bound, "storms": found}
+    (HERE / "out" / "manyzones-storm.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+def storm_round(
+    workdir: Path,
+    port: int,
+    primary: Bind,
+    names: list[str],
+    texts: dict[str, str],
+    serial: int,
+    args: argparse.Namespace,
+    label: str,
+    path: Path | None,
+) -> tuple[dict[str, float], int]:
+    """The three storms for one secdns: cold start, restart past the refresh, NOTIFY."""
+    workdir.mkdir(parents=True)
+    server: dict[str, object] = {
+        "directory": str(workdir / "store"),
+        "listen": [f"127.0.0.1:{port}"],
+    }
+    if args.concurrency is not None:
+        server["concurrency"] = args.concurrency
+    config = workdir / "secdns.toml"
+    zones = [{"name": name, "primaries": [primary.addr]} for name in names]
+    config.write_text(tomli_w.dumps({"server": server, "zone": zones}))
+    argv = [sys.executable, "-m", "secdns", "serve", "-c", str(config)]
+    show_reference(label, argv)
+    env = secdns_env(path, workdir / "pycache")
+    warm_pycache(env, path or ROOT)
+    poller = Poller(port, names)
+    found: dict[str, float] = {}
+
+    def storm(name: str, proc: subprocess.Popen[bytes], bump: bool = False) -> None:
+        cpu = process_cpu(proc.pid)
+        began = time.perf_counter()
+        with TransferPeak(primary) as peak:
+            if bump:  # the primary has the serial already: every zone's NOTIFY at once
+                found[f"{name}_notifies"] = notify_all(port, names, serial)
+            poller.wait(serial, args.timeout, proc=proc)
+        found[name] = time.perf_counter() - began
+        found[f"{name}_cpu_s"] = process_cpu(proc.pid) - cpu
+        found[f"{name}_logged_peak"], found[f"{name}_transfers"] = peak.logged()
+        found[f"{name}_sampled_peak"] = peak.sampled
+        found[f"{name}_secondary_peak"] = peak.held
+        print(
+            f"  {label} {name}: {found[name]:.2f} s, CPU {found[f'{name}_cpu_s']:.2f} s, "
+            f"peak {found[f'{name}_logged_peak']:.0f} logged, {peak.sampled} sampled "
+            f"(secdns's side {peak.held}) "
+            f"({peak.samples} samples)"
+            + (f"; {found[f'{name}_notifies']:.0f} NOTIFYs sent" if bump else ""),
+            file=sys.stderr,
+        )
+
+    def start(phase: str) -> subprocess.Popen[bytes]:
+        log = (workdir / f"serve-{phase}.log").open("wb")
+        return subprocess.Popen(
+            argv, start_new_session=True, env=env, cwd=path or ROOT, stdout=log, stderr=log
+        )
+
+    proc = start("cold")  # 1. nothing stored: every zone's first check at once
+    try:
+        storm("cold", proc)
+    finally:
+        proc.terminate()
+        proc.wait()
+    stopped = time.monotonic()
+    serial += 1  # 2. the primary moves on while serve is down, past every refresh
+    bump_serials(primary, names, texts, serial)
+    time.sleep(max(0.0, args.storm_refresh + 1 - (time.monotonic() - stopped)))
+    proc = start("restart")
+    try:
+        storm("restart", proc)
+        serial += 1  # 3. running: the primary moves on and NOTIFYs every zone at once
+        bump_serials(primary, names, texts, serial)
+        storm("notify", proc, bump=True)
+    finally:
+        proc.terminate()
+        proc.wait()
+    return found, serial
 
 
 def main() -> None:
@@ -481,6 +756,17 @@ def main() -> None:
         default=None,
         help="a directory: cProfile of each secdns start's main thread (skews the figures)",
     )
+    parser.add_argument(
+        "--storm",
+        action="store_true",
+        help="measure the shared transfer bound in refresh storms instead (see above; no Knot)",
+    )
+    parser.add_argument(
+        "--storm-refresh",
+        type=int,
+        default=30,
+        help="with --storm: the zones' SOA refresh, waited out before the restart storm",
+    )
     add_genzone_option(parser)
     args = parser.parse_args()
     for binary in ("named", "knotd"):
@@ -491,6 +777,9 @@ def main() -> None:
     template_file = out_dir / f"manyzones.{args.records}.template.zone"
     genzone(args.genzone, args.records, template_file, origin=TEMPLATE, serial=SERIAL)
     names = zone_names(args.zones)
+    if args.storm:
+        storm_main(args, names, template_file.read_text())
+        return
     texts = zone_texts(template_file.read_text(), names)
     runs: dict[str, list[dict[str, float]]] = {
         "secdns": [],

@@ -19,6 +19,7 @@ from secdns.xfr import XfrKind
 if TYPE_CHECKING:
     from rich.console import Console, JustifyMethod
     from rich.table import Table
+    from rich.text import Text
 
 
 def use_rich(stream: IO[str] | None = None) -> bool:
@@ -116,6 +117,10 @@ def pull_line(result: PullResult) -> str:
 
 
 _STYLE = {Status.TRANSFERRED: "green", Status.UP_TO_DATE: "cyan", Status.FAILED: "bold red"}
+
+TABLE_ZONES = 30
+"""A terminal gets a row per zone up to this many zones; past it (``pull -c`` of
+10,000 zones) one line of counts and a row per failed zone, at most this many."""
 
 
 def pull_table(results: Iterable[PullResult]) -> Table:
@@ -221,4 +226,34 @@ def render_pull(
         if result.fallback:
             console.print(Text(f"  note: {result.fallback}", style="yellow"))
         return
-    console.print(pull_table(results))
+    if len(results) <= TABLE_ZONES:
+        console.print(pull_table(results))
+        return
+    failed = [r for r in results if r.status is Status.FAILED]
+    if failed:
+        console.print(pull_table(failed[:TABLE_ZONES]))
+        if len(failed) > TABLE_ZONES:
+            console.print(
+                Text(f"... and {len(failed) - TABLE_ZONES:,} more failed", style="bold red")
+            )
+    console.print(pull_counts(results))
+
+
+def pull_counts(results: list[PullResult]) -> Text:
+    """One line of counts for many zones on a terminal: the piped run's lines, tallied
+    (the words of ``watch -c``'s first-round line)."""
+    from rich.text import Text
+
+    statuses = [r.status for r in results]
+    text = Text(f"{len(results):,} zones: ", style="bold")
+    for rank, (status, what) in enumerate(
+        (
+            (Status.TRANSFERRED, "transferred"),
+            (Status.UP_TO_DATE, "up to date"),
+            (Status.FAILED, "failed"),
+        )
+    ):
+        count = statuses.count(status)
+        text.append(", " if rank else "")
+        text.append(f"{count:,} {what}", style=_STYLE[status] if count else "")
+    return text

@@ -168,6 +168,7 @@ class Refresher:
         self.clock = clock
         self.expired = False
         self.refreshing = False
+        self.checking = False  # holding a place under the shared bound (not queued for one)
         self.serial: int | None = None
         self.primary: str | None = None
         self.records: int | None = None
@@ -240,7 +241,11 @@ class Refresher:
             self.refreshing = True
             try:
                 async with self.transfers:
-                    result = await self.check(force_axfr)
+                    self.checking = True
+                    try:
+                        result = await self.check(force_axfr)
+                    finally:
+                        self.checking = False
             finally:
                 self.refreshing = False
             self._took(result)

@@ -176,3 +176,111 @@ def test_pull_config_of_300_zones_is_a_bounded_pool_with_a_line_per_zone(primary
     # never past the pool's size; used in parallel (full occupancy depends on timing: on a
     # loaded machine the pool did not always reach 6 at the same instant)
     assert 2 <= upstream.max_in_flight <= 6
+
+
+def test_pull_of_many_zones_on_a_terminal_is_one_line_of_counts_and_the_failures():
+    """A terminal gets a progress bar while 10,000 zones transfer, then counts, not a
+    10,000-row table; the failed zones keep their rows (the piped lines are above)."""
+    import io
+
+    from secdns.errors import RefusedError
+    from secdns.output import TABLE_ZONES, render_pull
+    from secdns.pull import PullResult, Status
+
+    def results(failed: int) -> list[PullResult]:
+        made = [
+            PullResult(zone=f"{name}.", status=Status.TRANSFERRED, serial_to=7, records=5)
+            for name in zone_names(ZONES - 1 - failed)
+        ]
+        made.append(PullResult(zone="z299.many.test.", status=Status.UP_TO_DATE, serial_to=7))
+        made += [
+            PullResult(
+                zone=f"f{index}.many.test.",
+                status=Status.FAILED,
+                error=RefusedError("AXFR of the zone: REFUSED", zone=f"f{index}.many.test."),
+            )
+            for index in range(failed)
+        ]
+        return made
+
+    def shown(many: list[PullResult]) -> str:
+        stream = io.StringIO()
+        render_pull(many, as_json=False, quiet=False, stream=stream, rich=True)
+        return stream.getvalue()
+
+    text = shown(results(0))
+    assert text.splitlines() == ["300 zones: 299 transferred, 1 up to date, 0 failed"], text
+    text = shown(results(2))
+    assert "z1.many.test." not in text and "f0.many.test." in text and "f1.many.test." in text
+    assert text.splitlines()[-1] == "300 zones: 297 transferred, 1 up to date, 2 failed"
+    text = shown(results(TABLE_ZONES + 5))
+    assert f"f{TABLE_ZONES - 1}.many.test." in text and f"f{TABLE_ZONES}.many" not in text
+    assert "... and 5 more failed" in text
+    few = shown(results(0)[:TABLE_ZONES])  # a few zones keep the table of every zone
+    assert "z1.many.test." in few and "zones:" not in few
+
+
+def test_sighup_during_a_storm_removes_queued_zones_at_once(primary, tmp_path):
+    """Zones removed while their checks wait for the shared bound (a cold start of many
+    zones) go at once: the reload does not wait for each one's turn at the primary."""
+    names = zone_names(ZONES)
+    upstream = primary(names, delay=0.05)  # one transfer at a time, 50 ms each: ~15 s
+
+    def config_of(served: list[str]) -> None:
+        write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": name, "primaries": [upstream.addr]} for name in served],
+            port=port,
+            concurrency=1,
+        )
+
+    from servers import free_port
+
+    port = free_port()
+    config_of(names)
+    server = ServerThread(tmp_path / "secdns.toml")
+    try:
+        time.sleep(1.0)
+        queued = [name for name in names if server.serial(name) is None][-3:]
+        assert len(queued) == 3
+        config_of([name for name in names if name not in queued])
+        assert server.server is not None
+        started = time.monotonic()
+        server.call(server.server.reload)
+        took = time.monotonic() - started
+        answers = [server.query(f"{name}.", "SOA").rcode() for name in queued]
+    finally:
+        server.stop()
+    assert took < 2.0, f"the reload took {took:.1f} s"  # (was 5 s for each removed zone)
+    assert dns.rcode.NOERROR not in answers
+
+
+def test_pull_config_piped_writes_each_line_as_its_zone_is_done(primary, tmp_path):
+    """Piped, the first zones' lines come while the others still transfer (not all
+    after the last); a reader that goes (``| head -1``) stops the lines, not the pull:
+    every zone is stored and the exit is 141, as a write to a closed pipe always was."""
+    import subprocess
+    import sys
+
+    names = zone_names(ZONES)
+    upstream = primary(names, delay=0.01)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+        concurrency=2,
+    )
+    argv = [sys.executable, "-m", "secdns", "pull", "-c", str(config)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline().decode()
+    stored_then = len(list((tmp_path / "store").glob("*.zone")))
+    proc.stdout.close()  # as head -1 does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert first.startswith(f"zone={names[0]}. result=transferred "), first
+    assert stored_then < ZONES, "the first line came only after every zone"
+    assert stderr == ""
+    stored = {p.name for p in (tmp_path / "store").glob("*.zone")}
+    assert stored == {f"{name}.zone" for name in names}

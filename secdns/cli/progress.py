@@ -69,7 +69,16 @@ class TransferProgress:
                 text = rendered if isinstance(rendered, Text) else Text(str(rendered))
                 return Text("") if text.plain == "?" else text  # no rate measured yet
 
-        self.progress = Progress(
+        class RowsProgress(Progress):
+            """rich's Progress draws the whole display again each time a row is added
+            (``add_task`` calls ``refresh``): a row per transfer is 10,000 draws for
+            10,000 zones (pull -c of 10,000 zones: 104 s of CPU on a terminal against
+            26 s piped).  The display's own refresh thread draws it, 10 times a second."""
+
+            def refresh(self) -> None:
+                pass
+
+        self.progress = RowsProgress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=None),
             PerTransfer(

@@ -149,6 +149,35 @@ def _plan(
     return _Plan(store, 1, [(parse_zone_name(zones[0]), servers, key, tls)], set(), [])
 
 
+class _Lines:
+    """``pull -c`` piped: one ``key=value`` line per zone, in the config's order, written
+    as soon as the zone and every zone before it are done.  A reader that goes away
+    (``| head``) stops the lines, not the pull."""
+
+    def __init__(self, wanted: bool, first: list[PullResult]) -> None:
+        self.enabled = wanted and not output.use_rich(sys.stdout)
+        self.first = first  # the catalogs' own results, pulled before their members
+        self.written = 0
+        self.reader_gone = False
+
+    def write(self, results: list[PullResult | None]) -> None:
+        if not self.enabled or self.reader_gone:
+            return
+        start = self.written
+        while self.written < len(results) and results[self.written] is not None:
+            self.written += 1
+        done = [r for r in results[start : self.written] if r is not None]
+        if start == 0 and done:
+            done[:0] = self.first
+        if not done:
+            return
+        try:
+            sys.stdout.write("".join(output.pull_line(r) + "\n" for r in done))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.reader_gone = True
+
+
 def _report(
     results: list[PullResult],
     store: Store | None,
@@ -334,6 +363,12 @@ def command(
         members, catalog_notes = member_plans(catalog_plans, {plan[0] for plan in plans})
         plans += [(m, c.primaries, c.options.key, c.options.tls) for m, c in members]
     show_progress = not quiet and not as_json and output.use_rich(sys.stderr)
+    # piped, many zones: each zone's line as soon as it and the zones before it are done
+    # (10,000 zones: the first lines after a moment, not all after the last zone)
+    lines = _Lines(
+        not to_stdout and not as_json and not quiet and len(plans) > 1,
+        [c.result for c in catalog_plans],
+    )
 
     async def run_all() -> list[PullResult]:
         # a pool of `jobs` workers over the plans: 10,000 zones are not 10,000 tasks
@@ -363,6 +398,7 @@ def command(
             async def worker() -> None:
                 for index, plan in pending:
                     results[index] = await one(*plan)
+                    lines.write(results)
 
             await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
         return [result for result in results if result is not None]
@@ -376,7 +412,11 @@ def command(
         store,
         to_stdout=to_stdout,
         as_json=as_json,
-        quiet=quiet,
+        quiet=quiet or lines.enabled,
         metrics_file=metrics_file,
     )
+    if lines.reader_gone:
+        from secdns.cli import exit_on_broken_pipe
+
+        exit_on_broken_pipe()  # (every zone was pulled all the same, as before)
     sys.exit(worst([r.exit_code for r in results] + codes))
