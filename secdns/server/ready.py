@@ -469,13 +469,27 @@ class ReadyAnswers:
         )
         return self.entries.get(question)
 
-    def clear_key(self, zone: ServedZone, generation: int, question: bytes, counts: bytes) -> int:
+    def clear_key(
+        self,
+        zone: ServedZone,
+        generation: int,
+        question: bytes,
+        counts: bytes,
+        names: tuple[bytes, ...] | None = None,
+    ) -> int:
         """The key of the RD-clear block that follows the answer to ``question`` (see the
         class docstring): 1 when the apex is not the question's parent, the apex's offset
         when it is, 0 when no block can serve it (an answer with an authority or
-        additional section or names in its rdata, or a question naming what the block
-        writes)."""
-        if counts[4:8] != b"\x00\x00\x00\x00" or question[-4:-2] not in _CLEAR_TYPES:
+        additional section, or a question naming what the block writes).  ``names``: the
+        lowercased wire forms of the names the answer's rdata and owners put into the
+        compression table (each compressed name and its parent), when the filler knows
+        them; without them only A, AAAA and TXT (no names) get a key.  With them, none
+        may be a name the block writes nor the apex's parent (which the block looks up
+        when it writes the apex in full): the table then holds nothing the block reads
+        but the question's name and parent, as for an A answer."""
+        if counts[4:8] != b"\x00\x00\x00\x00":
+            return 0
+        if names is None and question[-4:-2] not in _CLEAR_TYPES:
             return 0
         cached = self._special.get(zone)
         if cached is None or cached[0] != generation:
@@ -483,14 +497,21 @@ class ReadyAnswers:
         special = cached[1]
         if special is None:
             return 0
-        names, apex = special
+        special_names, apex = special
         qname = question[:-4].lower()
-        if qname in names:
+        if qname in special_names:
             return 0
+        if names is not None:
+            if len(apex) < 2:
+                return 0  # the root zone
+            apex_parent = apex[apex[0] + 1 :]
+            for name in names:
+                if name in special_names or name == apex_parent:
+                    return 0
         parent = qname[qname[0] + 1 :]
         if parent == apex:
             return 13 + qname[0]
-        return 0 if parent in names else 1
+        return 0 if parent in special_names else 1
 
     def put(
         self,

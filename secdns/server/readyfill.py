@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from secdns.server.denial import KIND_DNAME, KIND_NS
 from secdns.server.front import PlainQuery
 from secdns.server.ownerwire import (
+    _COMPRESS,
     RR,
     TYPE_A,
     TYPE_AAAA,
@@ -48,6 +49,7 @@ from secdns.server.prepared import PreparedAnswers, Section, _add, _holds
 from secdns.server.prepared import _render as render
 from secdns.server.ready import (
     _CLEAR_HEAD,
+    _CLEAR_TYPES,
     _COUNTS,
     _QUERY_HEAD,
     _SIMPLE,
@@ -110,7 +112,8 @@ def fill(
     entries = ready.entries
     _forget_stale(ready, zone)
     put = ready.put
-    tried: set[tuple[int | Form, int]] = set()
+    tried: set[tuple[int, int]] = set()
+    blocks = ready.blocks
     answers_of = _OwnerAnswers(prepared, zone, version)
     answers_of.cuts = delegations | dnames
     answers_of.children = children
@@ -140,21 +143,36 @@ def fill(
         if children and any(key == c or key.endswith("." + c) for c in children):
             continue
         for question, counts, tail, item in owner_answers(key, lines):
-            chained = item is not None and len(item[0]) > 1  # (its target's name: no block)
-            clear: int | Form | None = (
-                0 if chained else clear_key(zone, generation, question, counts)
-            )
-            if not clear:
-                clear = clear_form(question, item)  # its own RD-clear reply, or None
-            put(question, zone, generation, counts, tail, clear or 0)
-            if type(clear) is int and clear:
-                block_key = (clear, 12 + len(question) + len(tail))
-                if block_key not in tried:  # the first question of each block key makes it
-                    tried.add(block_key)
-                    query = _CLEAR_HEAD_EDNS + question + _OPT_QUERY  # (fits 1232, maybe not 512)
+            block_key = 0
+            if item is None or (len(item[0]) == 1 and question[-4:-2] in _CLEAR_TYPES):
+                block_key = clear_key(zone, generation, question, counts)  # no names in rdata
+            elif counts[4:8] == b"\x00\x00\x00\x00":  # names: a block if none is special
+                names = _named(item[0])
+                if names is not None:
+                    block_key = clear_key(zone, generation, question, counts, names)
+            if block_key:  # the block: made by the first plain answer that has its key
+                start = 12 + len(question) + len(tail)
+                block = blocks.get((zone, block_key, start))
+                if block is not None and block[0] == generation:
+                    put(question, zone, generation, counts, tail, block_key)
+                    made += 1
+                    continue
+                if item is None and (block_key, start) not in tried:
+                    tried.add((block_key, start))
+                    put(question, zone, generation, counts, tail, block_key)
+                    query = _CLEAR_HEAD_EDNS + question + _OPT_QUERY  # (fits 1232)
                     got = prepared.answer(query)
                     if got is not None and got[1] is zone:
                         ready.learn_block(query, got[0], zone)
+                    made += 1
+                    continue
+            form = clear_form(question, item)  # its own RD-clear reply, or None
+            if block_key and form is not None and form[1].startswith(tail):
+                put_block = ready.put_block  # the block from this form, for the next ones too
+                put_block(zone, block_key, start, generation, form[0][2:6], form[1][len(tail) :])
+                put(question, zone, generation, counts, tail, block_key)
+            else:
+                put(question, zone, generation, counts, tail, form or 0)
             made += 1
     for key in delegations:
         batch += 1
@@ -457,6 +475,32 @@ Made = tuple[bytes, bytes, bytes, tuple[tuple[Item, ...], Section | None] | None
 """One ready answer of an owner: (question, QDCOUNT..ARCOUNT, the tail after the
 question, and when the owner is an ordinary one: the answer's RRset and the additional
 section of its RD-set reply if one was made, for :meth:`_OwnerAnswers.clear`)."""
+
+
+def _named(answer: tuple[Item, ...]) -> tuple[bytes, ...] | None:
+    """The names an answer section's rdata puts into the compression table (each
+    compressed name and its parent, lowercased wire forms; its owners are the question's
+    name and those names), for :meth:`~secdns.server.ready.ReadyAnswers.clear_key`; None
+    if a name is written otherwise (in full and remembered: SRV; two names: SOA)."""
+    names: list[bytes] = []
+    for _key, _labels, _rdtype, rrset in answer:
+        for piece in rrset[1]:
+            if type(piece) is bytes:
+                continue
+            if piece[0] != _COMPRESS:
+                return None
+            target: Labels = piece[2]
+            wire = _NAMED.get(target)
+            if wire is None:
+                if len(_NAMED) >= 65536:
+                    _NAMED.clear()
+                whole = b"".join(bytes((len(label),)) + label for label in target).lower()
+                wire = _NAMED[target] = (whole, whole[whole[0] + 1 :] if whole[0] else whole)
+            names += wire
+    return tuple(names)
+
+
+_NAMED: dict[Labels, tuple[bytes, bytes]] = {}  # a name's wire form and its parent's
 
 
 def _qname(labels: Labels) -> bytes | None:
