@@ -6,7 +6,9 @@ answers of a zone version built before they are asked.
 owner forms or, for an owner of addresses only, from its lines; MX/SRV with the
 prepared path's additional-section logic; answers through a CNAME to a name of the
 zone; the apex and DNAME owners through the prepared path itself; each one's RD-clear
-form when it needs its own; the referral at each delegation point last).
+form when it needs its own, and the shared RD-clear block of its key otherwise, also
+for answers naming names the block does not write: :func:`_named`; the referral at
+each delegation point last).
 :class:`ReadyFiller` runs it after a version is served from
 a file or a full transfer: in its own thread for small zones, in a forked child
 (:mod:`secdns.server.readyfork`) for large ones, keeping to a share of the CPU while
