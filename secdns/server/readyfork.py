@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from secdns.server import forkpipe
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import Form, ReadyAnswers
-from secdns.server.readyfill import _EXCLUDED, FILL_OWNERS, _forget_stale, fill
+from secdns.server.readyfill import FILL_OWNERS, _forget_stale, fill
+from secdns.server.readymake import _EXCLUDED
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
