@@ -185,7 +185,15 @@ def test_after_an_ixfr_learnt_answers_equal_a_fresh_fill() -> None:
             ready.learn(clear, made[0], made[1])
             assert ready.reply(clear) == front.handle(clear, table, tcp=False).wire
         settled = ready._settled(question, ready.entries[question])  # noqa: SLF001
-        assert settled[2:] == fresh.entries[question][2:]  # the block key or form too
+        filled = fresh.entries[question]
+        assert settled[2:4] == filled[2:4]
+        if isinstance(settled[4], tuple) and isinstance(filled[4], int) and filled[4]:
+            # names in the rdata: learning keeps the answer's own form, the fill (which
+            # knows the names are none the block writes) a block key; the same reply
+            assert fresh.reply(clear) == ready.reply(clear)
+            assert question[-4:-2] not in (b"\x00\x01", b"\x00\x1c", b"\x00\x10")
+        else:
+            assert settled[4] == filled[4]  # the block key or form too
         assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
         asked += 1
     assert asked + chained == len(fresh.entries) and chained
@@ -576,3 +584,41 @@ def test_referrals_at_delegation_points_are_ready() -> None:
     assert zone.version is not None
     zone.swap(_ixfr(zone.version))
     assert ready.reply(_query("cust000003.mix.test.", "NS")) is None
+
+
+def test_answers_naming_names_share_blocks_unless_the_block_writes_them() -> None:
+    """A CNAME or MX answer (names in its rdata) shares the RD-clear block of its key
+    unless a name it writes is one the block writes or looks up (an NS target, its
+    parent, the apex, the apex's parent): byte-equal either way, through a CNAME too."""
+    extra = (
+        "a.web IN CNAME host.dc1\n"  # an ordinary target: a block
+        "b.web IN CNAME ns1\n"  # an NS target
+        "c.web IN CNAME other.test.\n"  # under the apex's parent
+        "d.web IN CNAME mix.test.\n"  # the apex
+        "e.web IN CNAME x.y.ns2\n"  # below an NS target
+        "f.web IN MX 10 mail.elsewhere.net.\n"  # no additional section: a block
+        "g.web IN CNAME host.dc1\n"  # through a CNAME to the target's A
+        "host.dc1 IN A 10.1.2.3\n"
+        "x.y.ns2 IN A 10.1.2.4\n"
+    )
+    table = _table({"mix.test.": MIX + extra})
+    ready = _filled(table)
+    for name, rdtype, shared in [
+        ("a.web.mix.test.", "CNAME", True),
+        ("b.web.mix.test.", "CNAME", False),
+        ("c.web.mix.test.", "CNAME", False),
+        ("d.web.mix.test.", "CNAME", False),
+        ("e.web.mix.test.", "CNAME", True),
+        ("f.web.mix.test.", "MX", True),
+        ("g.web.mix.test.", "A", True),
+        ("b.web.mix.test.", "A", False),
+    ]:
+        question = _query(name, rdtype)[12:]
+        found = ready.entries.get(question)
+        assert found is not None, name
+        assert (isinstance(found[4], int) and found[4] > 0) == shared, name
+        for shape in READY_SHAPES:
+            wire = _query(name, rdtype, **shape)
+            mine = ready.reply(wire)
+            assert mine is not None or shape.get("edns") == 512, (name, rdtype, shape)
+            assert mine is None or mine == front.handle(wire, table, tcp=False).wire, shape

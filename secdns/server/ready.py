@@ -46,12 +46,15 @@ it sends), and under load the filler keeps to a bounded share of the time
 (:data:`~secdns.server.readyfill.BUSY_SHARE`), so it finishes under steady traffic too.
 
 RD clear (a resolver's query) gets the apex NS and its glue after the answer
-(BIND's ``minimal-responses no-auth-recursive``): for A/AAAA/TXT answers that block
-is shared by every question of the same lengths (:class:`ReadyAnswers`), so one tail
-per question serves both; every other positive answer (names in its rdata, an
-additional section, a question naming what the block writes, an answer through a
-CNAME) keeps its own RD-clear reply (:data:`Form`), made by the filler from the same
-sections or learnt from the first RD-clear ask.
+(BIND's ``minimal-responses no-auth-recursive``): for answers without an additional
+section that block is shared by every question of the same lengths
+(:class:`ReadyAnswers`), so one tail per question serves both: A/AAAA/TXT always, and
+in the filler also answers with names in their rdata (CNAME, MX without additional
+addresses, through a CNAME) when none of those names is one the block writes or looks
+up; every other positive answer (an additional section, a question or a name in the
+rdata naming what the block writes) keeps its own RD-clear reply (:data:`Form`), made
+by the filler from the same sections or learnt from the first RD-clear ask (learning
+keeps a form for any answer with names in its rdata: it does not read them).
 
 Referrals are kept per delegation point (:data:`Cut`): one reply serves every
 question of that name but DS and the glue's own types, RD set or clear alike.
@@ -141,15 +144,17 @@ class ReadyAnswers:
     RD clear (a resolver's query) adds the apex NS to the authority section and its
     glue to the additional one (:meth:`~secdns.server.prepared.PreparedAnswers.answer`).
     When the RD-set answer has neither and names nothing in its rdata (A, AAAA, TXT),
-    the compression table at the end of its answer section holds only the question's
-    name and its parent, so the block after it depends on the zone version, on where
-    the block starts (the question's and the answer's lengths) and, when the question's
-    parent is the apex, on where the apex sits in the question -- unless the question's
-    name or its parent is a name the block writes (the apex, an NS target or a target's
-    parent: :meth:`clear_key` then says 0 and such questions take the prepared path).
-    A block is kept under (zone, that key, its start), taken from the first RD-clear
-    answer the prepared path makes for it (:meth:`learn_block`); the filler makes one
-    for each new key as it fills."""
+    or only names the block neither writes nor looks up (``clear_key``'s ``names``),
+    the compression table at the end of its answer section holds, of what the block
+    reads, only the question's name and its parent, so the block after it depends on
+    the zone version, on where the block starts (the question's and the answer's
+    lengths) and, when the question's parent is the apex, on where the apex sits in the
+    question -- unless the question's name or its parent is a name the block writes
+    (the apex, an NS target or a target's parent: :meth:`clear_key` then says 0 and such
+    questions take the prepared path).  A block is kept under (zone, that key, its
+    start), taken from the first RD-clear answer the prepared path makes for it
+    (:meth:`learn_block`) or, in the filler, from an answer's own RD-clear reply; the
+    filler makes one for each new key as it fills."""
 
     def __init__(self, limit: int = READY_LIMIT) -> None:
         self.limit = limit
@@ -469,13 +474,27 @@ class ReadyAnswers:
         )
         return self.entries.get(question)
 
-    def clear_key(self, zone: ServedZone, generation: int, question: bytes, counts: bytes) -> int:
+    def clear_key(
+        self,
+        zone: ServedZone,
+        generation: int,
+        question: bytes,
+        counts: bytes,
+        names: tuple[bytes, ...] | None = None,
+    ) -> int:
         """The key of the RD-clear block that follows the answer to ``question`` (see the
         class docstring): 1 when the apex is not the question's parent, the apex's offset
         when it is, 0 when no block can serve it (an answer with an authority or
-        additional section or names in its rdata, or a question naming what the block
-        writes)."""
-        if counts[4:8] != b"\x00\x00\x00\x00" or question[-4:-2] not in _CLEAR_TYPES:
+        additional section, or a question naming what the block writes).  ``names``: the
+        lowercased wire forms of the names the answer's rdata and owners put into the
+        compression table (each compressed name and its parent), when the filler knows
+        them; without them only A, AAAA and TXT (no names) get a key.  With them, none
+        may be a name the block writes nor the apex's parent (which the block looks up
+        when it writes the apex in full): the table then holds nothing the block reads
+        but the question's name and parent, as for an A answer."""
+        if counts[4:8] != b"\x00\x00\x00\x00":
+            return 0
+        if names is None and question[-4:-2] not in _CLEAR_TYPES:
             return 0
         cached = self._special.get(zone)
         if cached is None or cached[0] != generation:
@@ -483,14 +502,21 @@ class ReadyAnswers:
         special = cached[1]
         if special is None:
             return 0
-        names, apex = special
+        special_names, apex = special
         qname = question[:-4].lower()
-        if qname in names:
+        if qname in special_names:
             return 0
+        if names is not None:
+            if len(apex) < 2:
+                return 0  # the root zone
+            apex_parent = apex[apex[0] + 1 :]
+            for name in names:
+                if name in special_names or name == apex_parent:
+                    return 0
         parent = qname[qname[0] + 1 :]
         if parent == apex:
             return 13 + qname[0]
-        return 0 if parent in names else 1
+        return 0 if parent in special_names else 1
 
     def put(
         self,

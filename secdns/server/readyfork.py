@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from secdns.server import forkpipe
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import Form, ReadyAnswers
-from secdns.server.readyfill import _EXCLUDED, _forget_stale, fill
+from secdns.server.readyfill import FILL_OWNERS, _forget_stale, fill
+from secdns.server.readymake import _EXCLUDED
 
 if TYPE_CHECKING:
     from secdns.server.zone import ServedZone, ZoneTable
@@ -147,7 +148,7 @@ def _child(table: ZoneTable, zone: ServedZone, write_end: int, read_end: int) ->
         # zone's fill cost ~27.5 s CPU instead of ~21.5 (bench/first_ask_bench.py's zone)
         gc.disable()
         shipping = _Shipping()
-        for _made in fill(shipping, PreparedAnswers(table), table, zone):
+        for _made in fill(shipping, PreparedAnswers(table, FILL_OWNERS), table, zone):
             if len(shipping.out) + len(shipping.cuts_out) >= 2048:
                 forkpipe.send(write_end, shipping.chunk())
         forkpipe.send(write_end, shipping.chunk())
