@@ -4,6 +4,11 @@ No network here.  Every file is replaced atomically (:mod:`secdns.atomicfile`: t
 the same directory, fsync, rename, fsync of the directory), so a crash at any point leaves
 the previous version intact.  Zone names map to file names that never escape the
 directory.
+
+Past the house size (~640 lines) as one room on purpose: the file names, the state
+format, the journal and :class:`ZoneWriter`'s commit order (journal, zone file,
+state) are one crash-consistency argument, read together.  The next split, if it
+grows, is the journal (its line format, chain and trimming) into a module of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from secdns.errors import IxfrNotApplicable, LocalIOError
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
+_STATE = ".state.toml"  # a zone's files: its stem (zone_filename) and these suffixes
+_JOURNAL = ".journal"
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_FILENAME = 200
@@ -238,10 +245,15 @@ class Store:
         return Path(f"{self._stem(origin)}.zone")
 
     def state_path(self, origin: dns.name.Name) -> Path:
-        return Path(f"{self._stem(origin)}.state.toml")
+        return Path(self._stem(origin) + _STATE)
 
     def journal_path(self, origin: dns.name.Name) -> Path:
-        return Path(f"{self._stem(origin)}.journal")
+        return Path(self._stem(origin) + _JOURNAL)
+
+    def unlisted(self, origin: dns.name.Name, suffix: str, present: Container[str] | None) -> bool:
+        """Whether the listing ``present`` (:meth:`listing`; None: not listed) lacks the
+        zone's file ending in ``suffix`` (``_STATE``, ``_JOURNAL``)."""
+        return present is not None and os.path.basename(self._stem(origin)) + suffix not in present
 
     def _stem(self, origin: dns.name.Name) -> str:
         """The directory and file name stem of a zone (computed once: 10,000 zones)."""
@@ -267,9 +279,9 @@ class Store:
     def load_state(self, origin: dns.name.Name, present: Container[str] | None = None) -> ZoneState:
         """The zone's state; ``present``: the store's file names (:meth:`listing`),
         when the caller listed them, so that an absent file is not opened."""
-        path = f"{self._stem(origin)}.state.toml"
-        if present is not None and os.path.basename(path) not in present:
+        if self.unlisted(origin, _STATE, present):
             return ZoneState(zone=origin.to_text())
+        path = self._stem(origin) + _STATE
         try:
             text = read_bytes(path).decode()
         except FileNotFoundError:
@@ -338,9 +350,9 @@ class Store:
     ) -> list[JournalEntry]:
         """Journal entries forming an unbroken chain that ends at ``serial``;
         ``present``: as :meth:`load_state` takes it (most zones have no journal)."""
-        path = f"{self._stem(origin)}.journal"
-        if present is not None and os.path.basename(path) not in present:
+        if self.unlisted(origin, _JOURNAL, present):
             return []
+        path = self._stem(origin) + _JOURNAL
         try:
             text = read_bytes(path).decode()
         except FileNotFoundError:
@@ -458,9 +470,7 @@ class ZoneWriter:
         self.state = store.load_state(origin, present)
         # a journal known absent (listed, or reset since) is not unlinked again at each
         # full version: a cold start of 10,000 zones asked to remove 10,000 missing files
-        self._no_journal = present is not None and (
-            os.path.basename(store.journal_path(origin)) not in present
-        )
+        self._no_journal = store.unlisted(origin, _JOURNAL, present)
 
     def read_lines(self) -> list[str]:
         """The stored version's record lines; :class:`IxfrNotApplicable` when the file
