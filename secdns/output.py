@@ -240,20 +240,27 @@ def render_pull(
 
 
 def pull_counts(results: list[PullResult]) -> Text:
-    """One line of counts for many zones on a terminal: the piped run's lines, tallied
-    (the words of ``watch -c``'s first-round line)."""
+    """One line of counts for many zones on a terminal: the piped run's lines, tallied."""
     from rich.text import Text
 
     statuses = [r.status for r in results]
-    text = Text(f"{len(results):,} zones: ", style="bold")
-    for rank, (status, what) in enumerate(
-        (
-            (Status.TRANSFERRED, "transferred"),
-            (Status.UP_TO_DATE, "up to date"),
-            (Status.FAILED, "failed"),
-        )
-    ):
-        count = statuses.count(status)
+    return tally(
+        Text(f"{len(results):,} zones: ", style="bold"),
+        statuses.count(Status.TRANSFERRED),
+        statuses.count(Status.UP_TO_DATE),
+        statuses.count(Status.FAILED),
+    )
+
+
+def tally(text: Text, transferred: int, up_to_date: int, failed: int) -> Text:
+    """``text`` followed by how many zones were transferred, up to date and failed, in
+    the words and colours ``pull -c`` and ``watch -c`` both print on a terminal."""
+    counts = (
+        (transferred, "transferred", _STYLE[Status.TRANSFERRED]),
+        (up_to_date, "up to date", _STYLE[Status.UP_TO_DATE]),
+        (failed, "failed", _STYLE[Status.FAILED]),
+    )
+    for rank, (count, what, style) in enumerate(counts):
         text.append(", " if rank else "")
-        text.append(f"{count:,} {what}", style=_STYLE[status] if count else "")
+        text.append(f"{count:,} {what}", style=style if count else "")
     return text

@@ -33,7 +33,7 @@ from secdns.mirror import (
     MirrorZone,
     TransferDisplay,
 )
-from secdns.output import kv_line
+from secdns.output import kv_line, tally
 from secdns.refresh import ZoneStatus
 from secdns.store import Store, iso_time
 from secdns.watch import seconds_text, stop_on_signals
@@ -211,18 +211,15 @@ class FirstRound:
 
     def line(self) -> Text:
         kinds = list(self.checked.values())
-        counts = [
-            (kinds.count(MirrorEventKind.UPDATED), "transferred", "green"),
-            (kinds.count(MirrorEventKind.SYNCED), "up to date", "cyan"),
-            (kinds.count(MirrorEventKind.FAILED), "failed", "bold red"),
-        ]
         text = Text(f"{len(kinds):,} of {self.zones:,} zones checked in ", style="bold")
         text.append(seconds_text(time.monotonic() - self.started), style="bold")
         text.append(": ")
-        for rank, (count, what, style) in enumerate(counts):
-            text.append(", " if rank else "")
-            text.append(f"{count:,} {what}", style=style if count else "")
-        return text
+        return tally(
+            text,
+            kinds.count(MirrorEventKind.UPDATED),
+            kinds.count(MirrorEventKind.SYNCED),
+            kinds.count(MirrorEventKind.FAILED),
+        )
 
 
 def summary_text(statuses: list[ZoneStatus]) -> Text:
