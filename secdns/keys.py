@@ -108,6 +108,7 @@ _KEY_RE = re.compile(
     r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{(?P<body>[^}]*)\}\s*;', re.IGNORECASE | re.DOTALL
 )
 _ALG_RE = re.compile(r'algorithm\s+"?(?P<alg>[A-Za-z0-9.-]+)"?\s*;', re.IGNORECASE)
+_COMMENT_RE = re.compile(r'("[^"]*")|/\*.*?\*/|(?://|#)[^\n]*', re.DOTALL)
 _SECRET_RE = re.compile(r'secret\s+"(?P<secret>[^"]*)"\s*;', re.IGNORECASE)
 
 
@@ -117,9 +118,9 @@ def parse_key_file(path: str | Path) -> list[TsigKey]:
         text = Path(path).read_text()
     except OSError as err:
         raise LocalIOError(f"cannot read key file {path}: {err.strerror}") from err
-    # strip comments: //, # and /* */
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
-    text = re.sub(r"(//|#)[^\n]*", "", text)
+    # strip comments (//, # and /* */) outside quoted strings: a base64 secret may
+    # hold "//" (about one tsig-keygen secret in a hundred)
+    text = _COMMENT_RE.sub(lambda found: found[1] or "", text)
     keys = []
     for match in _KEY_RE.finditer(text):
         body = match.group("body")

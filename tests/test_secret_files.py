@@ -94,3 +94,17 @@ def test_warned_once_per_file(tmp_path, caplog):
         f"warning: {path} holds a TSIG secret and is readable by others (mode 0604); "
         f"run: chmod 600 {path}"
     ]
+
+
+def test_a_secret_holding_comment_marks_is_read_whole(tmp_path):
+    """A base64 secret may hold "//" (about one tsig-keygen secret in a hundred): the
+    comment stripping leaves quoted strings alone; comments around them still go."""
+    secret = "ab//" * 10 + "abc="  # valid base64
+    path = tmp_path / "xfr.key"
+    path.write_text(
+        '# tsig-keygen output\nkey "xfr-key" { // the transfer key\n'
+        f'\talgorithm hmac-sha256; /* a\ncomment */\n\tsecret "{secret}";\n}};\n'
+    )
+    path.chmod(0o600)
+    (key,) = keys.parse_key_file(path)
+    assert key.secret == secret and key.name.rstrip(".") == "xfr-key"
