@@ -34,12 +34,17 @@
    ``ended`` after another's next ``started``; the primary's side of a connection stays
    established a moment after secdns closed it), so the listing also counts secdns's
    side (never past the bound here), and the exact count is tests/test_scale.py's.
+6. ``--floor``: beside the starts, each round, :mod:`axfr_floor` (bench/axfr_floor.py):
+   a bare Python client that only transfers every zone (the same concurrency, plain
+   asyncio sockets, nothing checked, built, stored or served), and again decoding each
+   message with secdns's decoder: how much of Knot's whole cold start the transfers
+   alone take from Python, so that the rest of secdns's time can be told apart.
 Medians are taken over --repeat runs (default 1: each start is one run of the
 whole set, a new store each round).
 Prints every reference command line and the ratios; writes bench/out/manyzones.json.
 
     python bench/manyzones_bench.py [--zones 10000] [--records 20] [--repeat 1] [--genzone PATH]
-        [--store-sync fsync|none|both] [--before DIR] [--profile DIR | --cprofile DIR]
+        [--store-sync fsync|none|both] [--before DIR] [--profile DIR | --cprofile DIR] [--floor]
     python bench/manyzones_bench.py --zones 300     # the small version
     python bench/manyzones_bench.py --storm [--concurrency 8] [--storm-refresh 30] [--before DIR]
 """
@@ -69,6 +74,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+import dns.zone  # noqa: E402
 import tomli_w  # noqa: E402
 from measure import (  # noqa: E402
     CLOCK_TICKS,
@@ -387,6 +393,27 @@ def warm_pycache(env: dict[str, str], cwd: Path) -> None:
         "        importlib.import_module(m.name)\n"
     )
     subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True)
+
+
+def floor_round(
+    primary: tuple[str, int], names: list[str], template: Path, decode: bool
+) -> dict[str, float]:
+    """--floor: bench/axfr_floor.py against the primary (every zone transferred, nothing
+    else done), timed like a cold start but without a poller; no restart."""
+    zone = dns.zone.from_file(str(template), relativize=False)
+    records = sum(len(rdataset) for _name, rdataset in zone.iterate_rdatasets()) + 1
+    argv = [sys.executable, str(HERE / "axfr_floor.py"), primary[0], str(primary[1]), str(records)]
+    argv += [*names, "--concurrency", str(DEFAULT_CONCURRENCY)] + (["--decode"] if decode else [])
+    label = "floor-decode" if decode else "floor"
+    show_reference(label, argv[:4] + ["RECORDS", f"<{len(names)} zones>"] + argv[5 + len(names) :])
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)
+    found = json.loads(done.stdout.splitlines()[-1])
+    print(
+        f"  {label}: every zone transferred after {found['seconds']:.2f} s "
+        f"(CPU {found['cpu_s']:.2f} s)",
+        file=sys.stderr,
+    )
+    return {"cold": found["seconds"], "cold_cpu_s": found["cpu_s"]}
 
 
 def knot_round(
@@ -759,6 +786,12 @@ def main() -> None:
         help="a directory: cProfile of each secdns start's main thread (skews the figures)",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time bench/axfr_floor.py each round: AXFR every zone with nothing else done "
+        "(no decoding, no store, no serving), and again decoding each message",
+    )
+    parser.add_argument(
         "--storm",
         action="store_true",
         help="measure the shared transfer bound in refresh storms instead (see above; no Knot)",
@@ -788,6 +821,8 @@ def main() -> None:
         "secdns-nosync": [],
         "before": [],
         "knot": [],
+        "floor": [],
+        "floor-decode": [],
     }
     with tempfile.TemporaryDirectory(prefix="secdns-manyzones-") as tmp_text:
         tmp = Path(tmp_text)
@@ -873,6 +908,16 @@ def main() -> None:
                             ),
                         )
                     )
+                if args.floor:
+                    for decode in (False, True):
+                        starts.append(
+                            (
+                                "floor-decode" if decode else "floor",
+                                functools.partial(
+                                    floor_round, primary.endpoint, names, template_file, decode
+                                ),
+                            )
+                        )
                 turn = round_ % len(starts) if starts else 0
                 for label, start in starts[turn:] + starts[:turn]:
                     runs[label].append(start())
@@ -894,6 +939,14 @@ def main() -> None:
             "poll_pass_s": round(med(label, "cold_poll_pass_s"), 3),
         }
         for label in runs
+        if runs[label] and not label.startswith("floor")
+    }
+    floors = {
+        label: {
+            "cold_start_to_all_served_s": round(med(label, "cold"), 2),
+            "cold_cpu_s": round(med(label, "cold_cpu_s"), 2),
+        }
+        for label in ("floor", "floor-decode")
         if runs[label]
     }
     ratios: dict[str, float] = {}
@@ -923,12 +976,24 @@ def main() -> None:
             f"one polling pass {row['poll_pass_s']:.3f} s",
             file=sys.stderr,
         )
+    for label, row in floors.items():
+        versus = ""
+        if "knot" in table:
+            ratio = row["cold_start_to_all_served_s"] / table["knot"]["cold_start_to_all_served_s"]
+            ratios[f"cold_{label}_vs_knot"] = round(ratio, 2)
+            versus = f" ({ratio:.2f}x Knot's whole cold start)"
+        print(
+            f"  {label:<13} every zone transferred {row['cold_start_to_all_served_s']:7.2f} s "
+            f"(CPU {row['cold_cpu_s']:6.2f} s), nothing else done{versus}",
+            file=sys.stderr,
+        )
     print(f"  ratios: {ratios}", file=sys.stderr)
     summary = {
         "zones": args.zones,
         "records_per_zone": args.records,
         "repeat": args.repeat,
         "servers": table,
+        "floors": floors,
         "ratios": ratios,
         "runs": runs,
     }
