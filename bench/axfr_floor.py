@@ -95,9 +95,12 @@ def main() -> None:
     parser.add_argument("--decode", action="store_true", help="decode each message too")
     args = parser.parse_args()
     began, cpu = time.perf_counter(), time.process_time()
-    asyncio.run(
-        run((args.host, args.port), args.zones, args.records, args.concurrency, args.decode)
-    )
+    try:
+        asyncio.run(
+            run((args.host, args.port), args.zones, args.records, args.concurrency, args.decode)
+        )
+    except (OSError, ConnectionError) as err:
+        raise SystemExit(f"axfr_floor: {args.host} port {args.port}: {err}") from None
     seconds, cpu_s = time.perf_counter() - began, time.process_time() - cpu
     print(json.dumps({"zones": len(args.zones), "seconds": seconds, "cpu_s": cpu_s}))
 
