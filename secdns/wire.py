@@ -81,11 +81,13 @@ class Message:
     qname: tuple[bytes, ...] | None
     qtype: int | None
     records: list[Record]
-    kept: int  # leading ANSWER records that went to the ``rows`` given to parse_message
+    kept: int  # ANSWER records that went to the ``rows`` given to parse_message
     tsig_start: int | None
     tsig_owner: dns.name.Name | None
     tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None
     edns_expire: int | None = None  # an OPT record's EXPIRE option (RFC 7314), if any
+    # the answer's order: ``records[:lead]``, then the ``kept`` rows, then ``records[lead:]``
+    lead: int = 0
 
 
 # --- constants -------------------------------------------------------------
@@ -556,12 +558,15 @@ def parse_message(
 ) -> Message:
     """Decode one response message; render its ANSWER records relative to *origin*.
 
-    With *rows* (the message comes in the middle of a full zone: AXFR), the
-    leading ANSWER records that need no decision of the transfer's state machine
-    (class IN, not an SOA, owner inside the zone) go straight to ``rows`` as
-    compact tuples (:mod:`secdns.wirescan`), and only the rest become
-    ``Message.records``, in order.  Raises :class:`WireError` for any
-    malformation, and when the answer count exceeds *max_records*.
+    With *rows* (the message belongs to a full zone: AXFR), the first
+    ``rows.lead`` ANSWER records become records (an AXFR's opening SOA, for the
+    state machine to take first), then the records that follow them and need no
+    decision of the transfer's state machine (class IN, not an SOA, owner inside
+    the zone) go straight to ``rows`` as compact tuples (:mod:`secdns.wirescan`),
+    and the rest become records too: ``Message.records`` holds the records in
+    order, ``Message.lead`` of them before the ``Message.kept`` rows.  Raises
+    :class:`WireError` for any malformation, and when the answer count exceeds
+    *max_records*.
     """
     wire = bytes(wire)
     end = len(wire)
@@ -586,10 +591,16 @@ def parse_message(
             qtype = _U16.unpack_from(wire, pos)[0]
         pos += 4
 
-    kept = 0
+    kept = lead = 0
+    head: list[Record] = []
     if rows is not None:
-        kept, pos = rows.scan(wire, pos, ancount, cache, okey, origin)
-    answers, pos = _read_answers(wire, pos, ancount - kept, cache, okey, origin)
+        if rows.lead:
+            lead = min(rows.lead, ancount)
+            head, pos = _read_answers(wire, pos, lead, cache, okey, origin)
+        kept, pos = rows.scan(wire, pos, ancount - lead, cache, okey, origin)
+    answers, pos = _read_answers(wire, pos, ancount - lead - kept, cache, okey, origin)
+    if head:
+        answers = head + answers
 
     tsig_start: int | None = None
     tsig_owner: dns.name.Name | None = None
@@ -633,6 +644,7 @@ def parse_message(
         tsig_owner=tsig_owner,
         tsig_rdata=tsig_rdata,
         edns_expire=edns_expire,
+        lead=lead,
     )
 
 
