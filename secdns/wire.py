@@ -282,6 +282,19 @@ def _origin_key(origin: dns.name.Name) -> tuple[bytes, ...]:
 
 # --- names -----------------------------------------------------------------
 
+_origin_wires: dict[tuple[bytes, ...], bytes] = {}
+
+
+def _origin_wire(okey: tuple[bytes, ...]) -> bytes:
+    """The origin's uncompressed wire form, lowercased, from its key (cached)."""
+    octets = _origin_wires.get(okey)
+    if octets is None:
+        octets = b"".join([bytes((len(label),)) + label for label in reversed(okey)]) + b"\0"
+        if len(_origin_wires) >= _LABEL_CACHE_LIMIT:
+            _origin_wires.clear()
+        _origin_wires[okey] = octets
+    return octets
+
 
 def _read_name(
     wire: bytes, start: int, cache: _Cache, okey: tuple[bytes, ...], budget: int = _MAX_POINTER_HOPS
@@ -383,11 +396,20 @@ def _read_name(
     # one, and find it in the cache.  Each entry's text grows from its suffix's:
     # relative below the origin, '@' at it, absolute outside it ('.' the root); a
     # suffix outside the origin that gains a label is under it only if it becomes
-    # the origin.  (BIND 9.18 writes most new owners of a small zone whole, the
-    # origin's labels included: this loop is the cost of each.)
+    # the origin.
     entry = suffix
-    wirelen = suffix[_WIRELEN]
-    for index in range(len(labels) - 1, -1, -1):
+    top = len(labels)
+    depth = len(okey)
+    if not hops and depth and top >= depth:
+        # written whole and ending in the origin (BIND 9.18 writes most new owners of
+        # a small zone so): the origin's entry at once, without the suffixes above it
+        # (a name that points at one reads it then, as any name not in the cache)
+        at = offsets[top - depth]
+        if wire[at:pos].lower() == _origin_wire(okey):  # (length octets are < 64)
+            top -= depth
+            entry = cache[at] = (tuple(labels[top:]), okey, "@", True, pos, 0, pos - at)
+    wirelen = entry[_WIRELEN]
+    for index in range(top - 1, -1, -1):
         label = labels[index]
         wirelen += len(label) + 1
         full = (label,) + entry[_LABELS]
