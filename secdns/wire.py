@@ -81,11 +81,13 @@ class Message:
     qname: tuple[bytes, ...] | None
     qtype: int | None
     records: list[Record]
-    kept: int  # leading ANSWER records that went to the ``rows`` given to parse_message
+    kept: int  # ANSWER records that went to the ``rows`` given to parse_message
     tsig_start: int | None
     tsig_owner: dns.name.Name | None
     tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None
     edns_expire: int | None = None  # an OPT record's EXPIRE option (RFC 7314), if any
+    # the answer's order: ``records[:lead]``, then the ``kept`` rows, then ``records[lead:]``
+    lead: int = 0
 
 
 # --- constants -------------------------------------------------------------
@@ -278,28 +280,20 @@ def _origin_key(origin: dns.name.Name) -> tuple[bytes, ...]:
     return tuple(label.lower() for label in reversed(origin.labels[:-1]))
 
 
-def _relative_text(
-    labels: tuple[bytes, ...], key: tuple[bytes, ...], okey: tuple[bytes, ...]
-) -> tuple[str, bool]:
-    """Text of a name relative to the origin, and whether it is under it."""
-    depth = len(okey)
-    if key[:depth] == okey:
-        rel = len(labels) - depth
-        if rel == 0:
-            return "@", True
-        return ".".join([label_text(label) for label in labels[:rel]]), True
-    if not labels:
-        return ".", False
-    return ".".join([label_text(label) for label in labels]) + ".", False
-
-
-def _root_entry(okey: tuple[bytes, ...], end: int) -> _Entry:
-    """Entry for the root name whose zero octet ends just before *end*."""
-    text, under = _relative_text((), (), okey)
-    return ((), (), text, under, end, 0, 1)
-
-
 # --- names -----------------------------------------------------------------
+
+_origin_wires: dict[tuple[bytes, ...], bytes] = {}
+
+
+def _origin_wire(okey: tuple[bytes, ...]) -> bytes:
+    """The origin's uncompressed wire form, lowercased, from its key (cached)."""
+    octets = _origin_wires.get(okey)
+    if octets is None:
+        octets = b"".join([bytes((len(label),)) + label for label in reversed(okey)]) + b"\0"
+        if len(_origin_wires) >= _LABEL_CACHE_LIMIT:
+            _origin_wires.clear()
+        _origin_wires[okey] = octets
+    return octets
 
 
 def _read_name(
@@ -356,7 +350,8 @@ def _read_name(
         length = wire[pos]
         if length == 0:
             pos += 1
-            suffix = _root_entry(okey, pos)
+            # the root: '@' when it is the origin, else '.'
+            suffix = ((), (), "." if okey else "@", not okey, pos, 0, 1)
             hops = 0
             break
         if length < 64:
@@ -398,21 +393,37 @@ def _read_name(
         return entry
     # every suffix that starts at a label of this name gets its entry too, exactly
     # what reading it there would give: later names point into the middle of this
-    # one (BIND compresses against any suffix), and find it in the cache
+    # one, and find it in the cache.  Each entry's text grows from its suffix's:
+    # relative below the origin, '@' at it, absolute outside it ('.' the root); a
+    # suffix outside the origin that gains a label is under it only if it becomes
+    # the origin.
     entry = suffix
-    wirelen = suffix[_WIRELEN]
-    for index in range(len(labels) - 1, -1, -1):
+    top = len(labels)
+    depth = len(okey)
+    if not hops and depth and top >= depth:
+        # written whole and ending in the origin (BIND 9.18 writes most new owners of
+        # a small zone so): the origin's entry at once, without the suffixes above it
+        # (a name that points at one reads it then, as any name not in the cache)
+        at = offsets[top - depth]
+        if wire[at:pos].lower() == _origin_wire(okey):  # (length octets are < 64)
+            top -= depth
+            entry = cache[at] = (tuple(labels[top:]), okey, "@", True, pos, 0, pos - at)
+    wirelen = entry[_WIRELEN]
+    for index in range(top - 1, -1, -1):
         label = labels[index]
         wirelen += len(label) + 1
         full = (label,) + entry[_LABELS]
         key = entry[_KEY] + (label.lower(),)
+        text = entry[_TEXT]
         if entry[_UNDER]:
-            text = label_text(label)
-            if entry[_TEXT] != "@":
-                text = text + "." + entry[_TEXT]
+            text = label_text(label) if text == "@" else label_text(label) + "." + text
+            under = True
+        elif key == okey:
+            text = "@"
             under = True
         else:
-            text, under = _relative_text(full, key, okey)
+            text = label_text(label) + "." if text == "." else label_text(label) + "." + text
+            under = False
         entry = cache[offsets[index]] = (full, key, text, under, pos, hops, wirelen)
     return entry
 
@@ -556,12 +567,15 @@ def parse_message(
 ) -> Message:
     """Decode one response message; render its ANSWER records relative to *origin*.
 
-    With *rows* (the message comes in the middle of a full zone: AXFR), the
-    leading ANSWER records that need no decision of the transfer's state machine
-    (class IN, not an SOA, owner inside the zone) go straight to ``rows`` as
-    compact tuples (:mod:`secdns.wirescan`), and only the rest become
-    ``Message.records``, in order.  Raises :class:`WireError` for any
-    malformation, and when the answer count exceeds *max_records*.
+    With *rows* (the message belongs to a full zone: AXFR), the first
+    ``rows.lead`` ANSWER records become records (an AXFR's opening SOA, for the
+    state machine to take first), then the records that follow them and need no
+    decision of the transfer's state machine (class IN, not an SOA, owner inside
+    the zone) go straight to ``rows`` as compact tuples (:mod:`secdns.wirescan`),
+    and the rest become records too: ``Message.records`` holds the records in
+    order, ``Message.lead`` of them before the ``Message.kept`` rows.  Raises
+    :class:`WireError` for any malformation, and when the answer count exceeds
+    *max_records*.
     """
     wire = bytes(wire)
     end = len(wire)
@@ -586,10 +600,16 @@ def parse_message(
             qtype = _U16.unpack_from(wire, pos)[0]
         pos += 4
 
-    kept = 0
+    kept = lead = 0
+    head: list[Record] = []
     if rows is not None:
-        kept, pos = rows.scan(wire, pos, ancount, cache, okey, origin)
-    answers, pos = _read_answers(wire, pos, ancount - kept, cache, okey, origin)
+        if rows.lead:
+            lead = min(rows.lead, ancount)
+            head, pos = _read_answers(wire, pos, lead, cache, okey, origin)
+        kept, pos = rows.scan(wire, pos, ancount - lead, cache, okey, origin)
+    answers, pos = _read_answers(wire, pos, ancount - lead - kept, cache, okey, origin)
+    if head:
+        answers = head + answers
 
     tsig_start: int | None = None
     tsig_owner: dns.name.Name | None = None
@@ -633,6 +653,7 @@ def parse_message(
         tsig_owner=tsig_owner,
         tsig_rdata=tsig_rdata,
         edns_expire=edns_expire,
+        lead=lead,
     )
 
 

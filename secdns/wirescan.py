@@ -4,7 +4,8 @@
 ANSWER records; :func:`scan_rows` keeps the leading ones that need no decision of
 the transfer's state machine (:class:`secdns.xfr.XfrReader`: class IN, not an
 SOA, owner inside the zone) as :data:`Row` tuples, and stops at the first that
-does, which ``parse_message`` then decodes as a :class:`secdns.wire.Record`.  One
+does, which ``parse_message`` then decodes as a :class:`secdns.wire.Record`
+(as it does the :attr:`Rows.lead` records before the scan: an AXFR's opening SOA).  One
 pass a record: the names, rdata checks and error messages of
 :func:`secdns.wire._read_answers`, what the reader would check and share done in
 the same loop, and no record object.  The rows are sorted and rendered only as
@@ -62,12 +63,16 @@ class Rows:
     ``shared`` makes equal TTLs and repeated rdata (NS and MX targets, common
     addresses) one object each; it is emptied when it reaches ``SHARED_LIMIT``
     entries, so unique rdata costs at most that much.  ``text`` counts the owner
-    and rdata text held, the size of the rendered zone.
+    and rdata text held, the size of the rendered zone.  ``lead`` is how many
+    ANSWER records of the next message ``parse_message`` decodes as records before
+    it scans: 1 for the first message of an AXFR, whose opening SOA the state
+    machine takes before any row (:meth:`secdns.xfr.XfrReader.rows`), else 0.
     """
 
     rows: list[Row] = dataclasses.field(default_factory=list)
     shared: dict[int | str, typing.Any] = dataclasses.field(default_factory=dict)
     text: int = 0
+    lead: int = 0
 
     SHARED_LIMIT: typing.ClassVar[int] = 50_000
 

@@ -8,7 +8,9 @@ the serial we asked for, and the configured size limits.  Once the answer is a
 full zone, the decoder puts the ordinary records of each message straight into
 the reader's rows (:meth:`XfrReader.rows`, :mod:`secdns.wirescan`) and only the
 records that need a decision (an SOA, another class, an owner outside the zone)
-reach :meth:`XfrReader.feed` as records.
+reach :meth:`XfrReader.feed` as records.  An AXFR is a full zone from its first
+record on: the decoder gives the first message's opening SOA as a record, which
+the reader takes before the rows that follow it (a small zone is one message).
 """
 
 from __future__ import annotations
@@ -226,7 +228,9 @@ class XfrReader:
         self.soa: wire.Record | None = None
         self.new_serial: int | None = None
         self.zone: FullZone | None = None  # a full zone (AXFR, or IXFR answered AXFR-style)
-        self.sink: wirescan.Rows | None = None  # where parse_message puts the zone's records
+        # where parse_message puts the zone's records: an AXFR's from its first message
+        # on, after the opening SOA (``lead``); an IXFR's once it is answered AXFR-style
+        self.sink: wirescan.Rows | None = wirescan.Rows(lead=1) if kind is XfrKind.AXFR else None
         self.deltas: list[Delta] = []
         self.up_to_date = False
         self.axfr_style = False
@@ -255,11 +259,15 @@ class XfrReader:
 
     def rows(self) -> wirescan.Rows | None:
         """For :func:`wire.parse_message`: where the next message's records go
-        while the answer is a full zone, else None."""
-        return self.sink if self.state is _State.AXFR else None
+        while the answer is a full zone (an AXFR's from its first message on, the
+        opening SOA left to :meth:`feed`), else None."""
+        state = self.state
+        return self.sink if state is _State.AXFR or state is _State.FIRST_SOA else None
 
     def _full_zone(self, soa: wire.Record, first: wire.Record | None = None) -> None:
-        self.sink = wirescan.Rows()
+        if self.sink is None:
+            self.sink = wirescan.Rows()
+        self.sink.lead = 0  # the zone's SOA is taken: rows from the next record on
         self.zone = FullZone(soa, self.sink.rows)
         if first is not None:
             self._keep(first)
@@ -336,29 +344,17 @@ class XfrReader:
         answers = message.kept + len(message.records)
         self.admit(answers)
         self.count += answers
-        shared = self._shared
-        owners = self._owners
-        text = self._text
-        if len(shared) > _SHARED_LIMIT:
-            shared.clear()
-        if len(owners) > _SHARED_LIMIT:
-            owners.clear()
-        for rec in message.records:
-            if self.state is _State.DONE:
-                raise BadDataError("records after the final SOA")
-            self._check_record(rec)
-            # one object for each repeated TTL, rdata (NS and MX targets, common
-            # addresses) and owner: 28 bytes a record for the TTL, ~60 for a repeated
-            # rdata, ~160 for an owner the message did not compress
-            rec.ttl = shared.setdefault(rec.ttl, rec.ttl)
-            rec.rdata = shared.setdefault(rec.rdata, rec.rdata)
-            first = owners.setdefault(rec.owner, rec)
-            if first is not rec:  # an owner seen before (another message, no pointer)
-                rec.owner = first.owner
-                rec.key = first.key
-            text += len(rec.owner) + len(rec.rdata)
-            self._step(rec)
-        self._text = text
+        records = message.records
+        lead = message.lead
+        if message.kept and lead:
+            # an AXFR's first message: its opening SOA, then the rows the decoder has
+            # put in the sink, then the rest (the closing SOA, what the scan left)
+            self._take(records[:lead])
+            if self.state is not _State.AXFR:
+                raise AssertionError(f"rows in the sink in state {self.state.name}")
+            self._take(records[lead:])
+        else:
+            self._take(records)
         if self.max_bytes is not None and self.text_bytes > self.max_bytes:
             # rendered text can be 4 times the wire size (binary TXT as \ddd): the
             # limit holds for both, so memory stays bounded whatever the records
@@ -378,6 +374,32 @@ class XfrReader:
             self.up_to_date = True
             self.state = _State.DONE
         return self.state is _State.DONE
+
+    def _take(self, records: list[wire.Record]) -> None:
+        """Check records of a message and step the state machine through them, in order."""
+        shared = self._shared
+        owners = self._owners
+        if len(shared) > _SHARED_LIMIT:
+            shared.clear()
+        if len(owners) > _SHARED_LIMIT:
+            owners.clear()
+        text = self._text
+        for rec in records:
+            if self.state is _State.DONE:
+                raise BadDataError("records after the final SOA")
+            self._check_record(rec)
+            # one object for each repeated TTL, rdata (NS and MX targets, common
+            # addresses) and owner: 28 bytes a record for the TTL, ~60 for a repeated
+            # rdata, ~160 for an owner the message did not compress
+            rec.ttl = shared.setdefault(rec.ttl, rec.ttl)
+            rec.rdata = shared.setdefault(rec.rdata, rec.rdata)
+            first = owners.setdefault(rec.owner, rec)
+            if first is not rec:  # an owner seen before (another message, no pointer)
+                rec.owner = first.owner
+                rec.key = first.key
+            text += len(rec.owner) + len(rec.rdata)
+            self._step(rec)
+        self._text = text
 
     def _step(self, rec: wire.Record) -> None:
         state = self.state
