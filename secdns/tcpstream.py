@@ -38,13 +38,26 @@ class TcpStream:
 
     @classmethod
     async def connect(cls, address: str, port: int) -> TcpStream:
-        """Connect to ``address`` (an IP address) and ``port``; OSError as ``connect`` raises."""
+        """Connect to ``address`` (an IP address) and ``port``; OSError as ``connect`` raises.
+
+        The non-blocking ``connect`` says "in progress" even when the handshake is
+        already done as it returns (a primary on this host or next to it): a
+        ``getpeername`` then finds the socket connected, and no wait on the selector
+        (a registration, a loop pass and a future) is made.  Otherwise it waits for
+        the socket to turn writable and reads its error, as ``loop.sock_connect`` does.
+        """
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.get_running_loop().sock_connect(sock, (address, port))
+            try:
+                sock.connect((address, port))
+            except (BlockingIOError, InterruptedError):
+                try:
+                    sock.getpeername()
+                except OSError:  # not connected yet (or refused: the wait says which)
+                    await _connected(sock, (address, port))
         except BaseException:
             sock.close()
             raise
@@ -88,3 +101,24 @@ class TcpStream:
 
     async def wait_closed(self) -> None:
         return None
+
+
+async def _connected(sock: socket.socket, address: tuple[str, int]) -> None:
+    """Wait until the connection ``sock`` started to ``address`` is made; OSError (as
+    ``loop.sock_connect`` raises it: ``Connect call failed ...``) when it failed."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    fd = sock.fileno()
+    loop.add_writer(fd, _wake, done)
+    try:
+        await done
+    finally:
+        loop.remove_writer(fd)
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, f"Connect call failed {address}")
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # (cancelled meanwhile)
+        waiter.set_result(None)
