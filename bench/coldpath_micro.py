@@ -135,7 +135,8 @@ def main() -> None:
         server.kill()
     per_zone = [1e6 * cpu / args.zones for cpu in rounds]
     print(
-        f"{statistics.median(per_zone):.1f} us CPU per zone (median of {args.repeat}; "
+        f"{statistics.median(per_zone):.1f} us CPU per zone (median of {args.repeat}, "
+        f"least {min(per_zone):.1f}; "
         f"rounds {', '.join(f'{u:.0f}' for u in per_zone)})"
     )
 

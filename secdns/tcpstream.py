@@ -27,7 +27,7 @@ class TcpStream:
     (the parts of :class:`asyncio.StreamReader` and :class:`asyncio.StreamWriter` a
     transfer uses)."""
 
-    __slots__ = ("_buffer", "_eof", "_loop", "_pending", "_sock")
+    __slots__ = ("_buffer", "_connecting", "_eof", "_loop", "_pending", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -35,19 +35,22 @@ class TcpStream:
         self._buffer = bytearray()
         self._eof = False
         self._pending = b""
+        self._connecting: tuple[str, int] | None = None  # (start: not connected yet)
 
     @classmethod
-    async def connect(cls, address: str, port: int) -> TcpStream:
-        """Connect to ``address`` (an IP address) and ``port``; OSError as ``connect`` raises.
+    def start(cls, address: str, port: int) -> TcpStream:
+        """Start connecting to ``address`` (an IP address) and ``port``, without waiting:
+        :attr:`connected` says whether the connection is made already, else
+        :meth:`wait_connected` waits for it.  OSError as ``connect`` raises.
 
         The non-blocking ``connect`` says "in progress" even when the handshake is
         already done as it returns (a primary on this host or next to it): a
         ``getpeername`` then finds the socket connected, and no wait on the selector
-        (a registration, a loop pass and a future) is made.  Otherwise it waits for
-        the socket to turn writable and reads its error, as ``loop.sock_connect`` does.
+        (a registration, a loop pass and a future; nor the caller's timer) is made.
         """
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        connecting: tuple[str, int] | None = None
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -57,17 +60,54 @@ class TcpStream:
                 try:
                     sock.getpeername()
                 except OSError:  # not connected yet (or refused: the wait says which)
-                    await _connected(sock, (address, port))
+                    connecting = (address, port)
+            stream = cls(sock)
         except BaseException:
             sock.close()
             raise
-        return cls(sock)
+        stream._connecting = connecting
+        return stream
+
+    @property
+    def connected(self) -> bool:
+        return self._connecting is None
+
+    async def wait_connected(self) -> None:
+        """Wait until the connection :meth:`start` began is made: the socket turns
+        writable and its error is read, as ``loop.sock_connect`` does (OSError when it
+        failed; the caller closes the stream)."""
+        if self._connecting is not None:
+            await _connected(self._sock, self._connecting)
+            self._connecting = None
+
+    @classmethod
+    async def connect(cls, address: str, port: int) -> TcpStream:
+        """:meth:`start`, then :meth:`wait_connected` (closed again when that fails)."""
+        stream = cls.start(address, port)
+        try:
+            await stream.wait_connected()
+        except BaseException:
+            stream.close()
+            raise
+        return stream
 
     def get_extra_info(self, name: str) -> socket.socket | None:
         return self._sock if name == "socket" else None
 
     def write(self, data: bytes) -> None:
         self._pending += data
+
+    def flush(self) -> bool:
+        """Send what :meth:`write` holds as far as the socket takes it now, without
+        waiting; True when all of it went (else :meth:`drain` sends the rest)."""
+        data = self._pending
+        if data:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            self._pending = data[sent:]
+        return not self._pending
 
     async def drain(self) -> None:
         data, self._pending = self._pending, b""

@@ -151,3 +151,57 @@ def test_refused_connection_says_so_after_the_wait():
         port = placeholder.getsockname()[1]
     with pytest.raises(ConnectionRefusedError):
         asyncio.run(TcpStream.connect("127.0.0.1", port))
+
+
+class _FullBacklog:
+    """A listener whose backlog is full: a connection to it is never made."""
+
+    def __enter__(self) -> tuple[str, int]:
+        self.listener = _listener()
+        self.listener.listen(0)
+        address = self.listener.getsockname()
+        self.fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(address)
+            except BlockingIOError:
+                pass
+            self.fillers.append(filler)
+        return address
+
+    def __exit__(self, *exc: object) -> None:
+        for filler in self.fillers:
+            filler.close()
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    "timeout, lifetime, said",
+    [
+        (0.2, 30.0, "cannot connect to 127.0.0.1:"),
+        (30.0, 0.2, "AXFR took longer than its lifetime of 0.2s"),
+    ],
+)
+def test_a_connection_never_made_says_which_bound_ran_out(timeout, lifetime, said):
+    import dns.name
+
+    from secdns import engine
+    from secdns.errors import NetworkError, TimeoutError_
+    from secdns.xfr import XfrKind
+
+    with _FullBacklog() as (host, port):
+        with pytest.raises(NetworkError if "connect" in said else TimeoutError_) as caught:
+            asyncio.run(
+                engine.transfer(
+                    dns.name.from_text("example."),
+                    host,
+                    port,
+                    XfrKind.AXFR,
+                    timeout=timeout,
+                    lifetime=lifetime,
+                )
+            )
+    assert said in caught.value.message
+    assert caught.value.server == f"{host}:{port}"
