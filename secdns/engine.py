@@ -429,12 +429,12 @@ async def transfer(
                                 if lifetime <= timeout:  # the lifetime ran out: said below
                                     raise _LifetimeOver from None
                                 raise
+                except TimeoutError as err:  # (before OSError: TimeoutError is one)
+                    raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
                 except OSError as err:
                     raise NetworkError(
                         f"cannot connect to {format_addr(address, port)}: {os_reason(err)}"
                     ) from err
-                except TimeoutError as err:
-                    raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
                 sock = writer.get_extra_info("socket") if tls is not None else None
                 if sock is not None:  # (TcpStream.start has set it on a plain socket)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

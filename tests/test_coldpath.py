@@ -180,7 +180,7 @@ class _FullBacklog:
 @pytest.mark.parametrize(
     "timeout, lifetime, said",
     [
-        (0.2, 30.0, "cannot connect to 127.0.0.1:"),
+        (0.2, 30.0, "cannot connect within 0.2s"),
         (30.0, 0.2, "AXFR took longer than its lifetime of 0.2s"),
     ],
 )
@@ -188,11 +188,11 @@ def test_a_connection_never_made_says_which_bound_ran_out(timeout, lifetime, sai
     import dns.name
 
     from secdns import engine
-    from secdns.errors import NetworkError, TimeoutError_
+    from secdns.errors import TimeoutError_
     from secdns.xfr import XfrKind
 
     with _FullBacklog() as (host, port):
-        with pytest.raises(NetworkError if "connect" in said else TimeoutError_) as caught:
+        with pytest.raises(TimeoutError_) as caught:
             asyncio.run(
                 engine.transfer(
                     dns.name.from_text("example."),
