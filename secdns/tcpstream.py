@@ -20,6 +20,9 @@ import socket
 
 CHUNK = 1 << 18
 """Octets asked of the socket per read (asyncio's streams read 256 KiB too)."""
+_STREAM_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
+_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK if _STREAM_NONBLOCK else socket.SOCK_STREAM
+"""A TCP socket made non-blocking as it is made (Linux): no system call to set it so."""
 
 
 class TcpStream:
@@ -49,10 +52,11 @@ class TcpStream:
         (a registration, a loop pass and a future; nor the caller's timer) is made.
         """
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, _STREAM)
         connecting: tuple[str, int] | None = None
         try:
-            sock.setblocking(False)
+            if not _STREAM_NONBLOCK:
+                sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 sock.connect((address, port))
