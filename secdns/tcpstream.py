@@ -6,7 +6,10 @@ the stream, as :class:`asyncio.StreamReader` raises it) and close.  asyncio's st
 build a transport, a protocol, a reader and a writer per connection and call back
 through them for every chunk; serve's cold start of 10,000 small zones opens 10,000
 connections that each carry one message.  :class:`TcpStream` keeps a socket and a
-buffer: each read first tries ``recv`` on the non-blocking socket
+buffer.  Connecting and sending the query wait on nothing when they complete at once
+(:meth:`TcpStream.start`, :meth:`TcpStream.flush`: a primary on this host or next
+to it), so that a small transfer's one wait is for its answer.  Each read first
+tries ``recv`` on the non-blocking socket
 (``loop.sock_recv`` waits on the selector only when nothing is there yet), in
 chunks of up to :data:`CHUNK` octets, and reads only when asked, so the bytes held
 are bounded by what the caller asks for plus one chunk (a primary faster than the
