@@ -41,7 +41,8 @@ class TcpStream:
         self._buffer = bytearray()
         self._eof = False
         self._pending = b""
-        self._connecting: tuple[str, int] | None = None  # (start: not connected yet)
+        # (start: the address still being connected to)
+        self._connecting: tuple[str, int] | tuple[str, int, int, int] | None = None
 
     @classmethod
     def start(cls, address: str, port: int) -> TcpStream:
@@ -56,18 +57,19 @@ class TcpStream:
         """
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, _STREAM)
-        connecting: tuple[str, int] | None = None
+        connecting: tuple[str, int] | tuple[str, int, int, int] | None = None
         try:
             if not _STREAM_NONBLOCK:
                 sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            target = _sockaddr(address, port, family)
             try:
-                sock.connect((address, port))
+                sock.connect(target)
             except (BlockingIOError, InterruptedError):
                 try:
                     sock.getpeername()
                 except OSError:  # not connected yet (or refused: the wait says which)
-                    connecting = (address, port)
+                    connecting = target
             stream = cls(sock)
         except BaseException:
             sock.close()
@@ -150,7 +152,19 @@ class TcpStream:
         return None
 
 
-async def _connected(sock: socket.socket, address: tuple[str, int]) -> None:
+def _sockaddr(address: str, port: int, family: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    """The socket address to connect to: ``(address, port)``, or for an IPv6 address
+    with a zone (``fe80::1%eth0``) the 4-tuple that carries its scope, as
+    ``loop.sock_connect`` resolves it (``connect`` with a pair would set scope 0)."""
+    if "%" not in address:
+        return (address, port)
+    info = socket.getaddrinfo(address, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    return info[0][4]  # type: ignore[return-value]
+
+
+async def _connected(
+    sock: socket.socket, address: tuple[str, int] | tuple[str, int, int, int]
+) -> None:
     """Wait until the connection ``sock`` started to ``address`` is made; OSError (as
     ``loop.sock_connect`` raises it: ``Connect call failed ...``) when it failed."""
     loop = asyncio.get_running_loop()

@@ -205,3 +205,17 @@ def test_a_connection_never_made_says_which_bound_ran_out(timeout, lifetime, sai
             )
     assert said in caught.value.message
     assert caught.value.server == f"{host}:{port}"
+
+
+def test_a_scoped_ipv6_address_keeps_its_scope():
+    """``fe80::1%lo`` is connected to with its scope, as ``loop.sock_connect`` resolves
+    it (a pair would make the kernel say EINVAL)."""
+    from secdns import tcpstream
+
+    assert tcpstream._sockaddr("192.0.2.1", 53, socket.AF_INET) == ("192.0.2.1", 53)
+    assert tcpstream._sockaddr("2001:db8::1", 53, socket.AF_INET6) == ("2001:db8::1", 53)
+    try:
+        scope = socket.if_nametoindex("lo")
+    except OSError:
+        pytest.skip("no loopback interface named lo")
+    assert tcpstream._sockaddr("fe80::1%lo", 53, socket.AF_INET6) == ("fe80::1", 53, 0, scope)
