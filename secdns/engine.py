@@ -132,6 +132,11 @@ class _Expired(Exception):
     """The transfer's lifetime ran out before a read (said by ``read_failure``)."""
 
 
+class _LifetimeOver(Exception):
+    """The transfer's lifetime ran out while connecting (a lifetime shorter than the
+    timeout: said as the lifetime, as the whole transfer's bound says it)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SoaInfo:
     serial: int
@@ -398,30 +403,47 @@ async def transfer(
     )
     reader_stream: asyncio.StreamReader | tcpstream.TcpStream
     writer: asyncio.StreamWriter | tcpstream.TcpStream | None = None
+    plain: tcpstream.TcpStream | None = None  # (the plain TCP stream, without TLS)
+    lifetime_at = asyncio.get_running_loop().time() + lifetime
     with gc_paused():
         try:
-            async with asyncio.timeout(lifetime):
+            # The lifetime bounds every wait: each wait for data (the connect, each read)
+            # by itself, with the smaller of its timeout and the lifetime left; the rest
+            # (TLS, a send that has to wait, the decoding pool) under this bound, which
+            # is armed only for them (a timer per transfer less: 10,000 at a cold start).
+            async with asyncio.timeout(None) as bound:
                 try:
                     if tls is not None:
+                        bound.reschedule(lifetime_at)
                         reader_stream, writer = await xot.open_stream(
                             address, port, tls, timeout=timeout, limit=STREAM_LIMIT
                         )
                     else:  # (plain sockets: no transport and protocol per connection)
-                        async with asyncio.timeout(timeout):
-                            reader_stream = writer = await tcpstream.TcpStream.connect(
-                                address, port
-                            )
+                        plain = tcpstream.TcpStream.start(address, port)
+                        reader_stream = writer = plain
+                        if not plain.connected:  # (a primary further away than the host)
+                            try:
+                                async with asyncio.timeout(min(timeout, lifetime)):
+                                    await plain.wait_connected()
+                            except TimeoutError:
+                                if lifetime <= timeout:  # the lifetime ran out: said below
+                                    raise _LifetimeOver from None
+                                raise
+                except TimeoutError as err:  # (before OSError: TimeoutError is one)
+                    raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
                 except OSError as err:
                     raise NetworkError(
                         f"cannot connect to {format_addr(address, port)}: {os_reason(err)}"
                     ) from err
-                except TimeoutError as err:
-                    raise TimeoutError_(f"cannot connect within {timeout:g}s") from err
                 sock = writer.get_extra_info("socket") if tls is not None else None
-                if sock is not None:  # (TcpStream.connect has set it on a plain socket)
+                if sock is not None:  # (TcpStream.start has set it on a plain socket)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 writer.write(struct.pack("!H", len(request)) + request)
-                await writer.drain()
+                if plain is None or not plain.flush():  # (sent whole at once, as a rule)
+                    bound.reschedule(lifetime_at)
+                    await writer.drain()
+                    if plain is not None:
+                        bound.reschedule(None)
 
                 async def read_raw() -> bytes:
                     # the lifetime is a wall-clock deadline over the whole transfer, checked
@@ -516,6 +538,7 @@ async def transfer(
                         # the rest of a large full zone: decoded in worker processes
                         workers = decodepool.worker_count()
                         if workers and decodepool.Pool.claim():
+                            bound.reschedule(lifetime_at)
                             try:
                                 await decodepool.receive(
                                     reader,
@@ -532,7 +555,7 @@ async def transfer(
                 if verifier is not None:
                     verifier.finish()
                 reader.finish()
-        except TimeoutError as err:
+        except (TimeoutError, _LifetimeOver) as err:
             raise TimeoutError_(
                 f"{kind.value} took longer than its lifetime of {lifetime:g}s",
                 server=server,

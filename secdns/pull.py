@@ -144,8 +144,9 @@ async def _first_primary(
     """``attempt`` on each primary address in order until one works (failover);
     every error combined into one when none does.  ``attempt`` also gets the host
     as written (the name XoT verifies by default).  ``note``: say each try (--explain)."""
-    zone_text = origin.to_text()
-    note = note or Explainer(zone_text, None)
+    if note is None:
+        note = Explainer(origin.to_text(), None)
+    zone_text = note.zone  # (rendered once per pull: pull_zone's note has it)
     errors: list[SecdnsError] = []
     for index, endpoint in enumerate(primaries, 1):
         if note:
@@ -341,8 +342,9 @@ async def _pull_from(
 ) -> PullResult:
     """One pull from one primary address: SOA (probed now or given), compare with
     what ``copy`` holds, IXFR or AXFR (with the fallbacks), apply to ``copy``."""
-    zone_text = origin.to_text()
-    note = note or Explainer(zone_text, None)
+    if note is None:
+        note = Explainer(origin.to_text(), None)
+    zone_text = note.zone
     source = _Source(origin, address, port, options, progress, note, copy.pooled)
     if probed is not None:
         soa = probed.soa
@@ -437,7 +439,7 @@ async def _without_probe(source: _Source, copy: ZoneCopy) -> PullResult | None:
     assert reader.soa is not None and reader.new_serial is not None
     serial, refresh, retry, expire, _minimum = wire.soa_fields(reader.soa)
     result = PullResult(
-        zone=source.origin.to_text(),
+        zone=source.note.zone,
         status=Status.UP_TO_DATE,
         primary=source.server,
         serial_from=copy.lost_serial,
@@ -486,7 +488,7 @@ async def _request(
             if isinstance(err, SerialBackwards):
                 raise
             fallback = f"IXFR answer unusable ({err.message}); AXFR instead"
-        log.info("pull: zone=%s %s", source.origin.to_text(), fallback)
+        log.info("pull: zone=%s %s", source.note.zone, fallback)
         note("fallback", fallback)
     else:
         note("request", f"ask AXFR: {_axfr_reason(copy, options)}")
@@ -518,7 +520,7 @@ async def _apply(source: _Source, copy: ZoneCopy, xfr: Transfer, result: PullRes
         await copy.apply_ixfr(reader.deltas, reader.soa, result)
     except IxfrNotApplicable as err:
         result.fallback = f"IXFR delta does not apply ({err.message}); AXFR instead"
-        log.warning("pull: zone=%s %s", source.origin.to_text(), result.fallback)
+        log.warning("pull: zone=%s %s", source.note.zone, result.fallback)
         note("fallback", result.fallback)
         result.added = result.removed = 0
         xfr = await source.transfer(XfrKind.AXFR)

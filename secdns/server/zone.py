@@ -375,12 +375,42 @@ class ZoneVersion:
         return version
 
 
+SMALL_NAMES = 64
+"""A zone of at most this many owners counts its names below by walking each owner's
+ancestors (:func:`_small_names_below`)."""
+
+
 def _names_below(groups: dict[str, list[str]], origin_key: str) -> dict[str, int]:
     """How many owner names lie below each name that has any (ancestors and empty
     non-terminals alike): each owner counts once for its parent, then each name's
     count is added to its parent's, deepest names first (a parent's key is a suffix of
     its child's with fewer dots), instead of walking every owner's ancestors."""
+    if len(groups) <= SMALL_NAMES:
+        below = _small_names_below(groups, origin_key)
+        if below is not None:
+            return below
     return _add_below(_parents_counted(groups, origin_key), origin_key)
+
+
+def _small_names_below(groups: Collection[str], origin_key: str) -> dict[str, int] | None:
+    """:func:`_names_below` of a small zone (10,000 of them at a cold start), the same
+    counts (in another order) by walking each owner's ancestors up to the apex, which
+    for a few dozen shallow owners costs less than sorting the names by depth; None
+    when a key is not a plain name under ``origin_key`` (escaped, or outside)."""
+    if origin_key == ".":
+        return None
+    suffix = "." + origin_key
+    below: dict[str, int] = {}
+    get = below.get
+    for key in groups:
+        if key == origin_key:
+            continue
+        if "\\" in key or not key.endswith(suffix):
+            return None
+        while key != origin_key:
+            key = key[key.find(".") + 1 :]
+            below[key] = get(key, 0) + 1
+    return below
 
 
 def _parents_counted(groups: Collection[str], origin_key: str) -> dict[str, int]:
