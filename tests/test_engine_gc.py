@@ -85,3 +85,38 @@ def test_failed_blocks_bring_a_collection_sooner(monkeypatch):
         gc.callbacks.remove(seen)
         outer.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+def test_a_serve_that_cannot_listen_leaves_no_pause_behind(tmp_path):
+    """serve pauses the collector until its empty secondaries have their first
+    versions; a start that fails (its port in use) must end that pause, or every
+    later pause in the process would find the count above zero and never disable
+    the collector (seen as a test-order failure: tests/test_polish.py, then this file)."""
+    import socket
+    import sys
+
+    from click.testing import CliRunner
+    from serving import write_config
+
+    from secdns.cli import cli
+
+    interval = sys.getswitchinterval()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        path = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            port=holder.getsockname()[1],
+            zones=[{"name": "example.com", "primaries": ["127.0.0.1:9"]}],
+        )
+        served = CliRunner().invoke(cli, ["serve", "-c", str(path)])
+    finally:
+        holder.close()
+    assert served.exit_code == 7, served.output
+    assert engine._pauses == 0
+    assert sys.getswitchinterval() == interval
+    with engine.gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()

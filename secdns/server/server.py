@@ -98,7 +98,13 @@ class Server(QueryDispatch):
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
-        await self.startup()
+        try:
+            await self.startup()
+        except BaseException:  # (e.g. a port in use) the process's state as it was
+            self._end_first_pause()
+            if self._switch_interval is not None:
+                sys.setswitchinterval(self._switch_interval)
+            raise
         if install_signals:
             self._install_signals()
         try:
