@@ -316,12 +316,16 @@ def test_a_notify_from_the_primary_has_every_address_asked_at_once(bind_primary,
     assert process.returncode == 0, stderr
     notify = next((e for e in events if e["event"] == "notify"), None)
     assert notify is not None, [(e["event"], e.get("address"), e["elapsed"]) for e in events]
-    assert notify["address"].startswith("127.0.0.1:") and notify["newest"] == SERIAL
+    assert notify["address"].startswith("127.0.0.1:"), notify
+    assert notify["newest"] in (SERIAL, SERIAL + 1), notify
     moved = {
         e["address"]: e for e in events if e["event"] == "serial" and e["serial"] == SERIAL + 1
     }
     on_primary = moved[primary.addr]
-    assert 0 <= on_primary["elapsed"] - notify["elapsed"] < 0.1, (notify, on_primary)
+    if notify["newest"] == SERIAL:  # the NOTIFY came first: the primary is asked at once
+        assert 0 <= on_primary["elapsed"] - notify["elapsed"] < 0.1, (notify, on_primary)
+    else:  # the monitor's own poll saw the new serial first (a race seen once in CI runs)
+        assert on_primary["elapsed"] <= notify["elapsed"], (notify, on_primary)
     first_low, first_high = poller.switched("primary", SERIAL + 1)
     for name, server in servers.items():
         event = moved[server.addr]
