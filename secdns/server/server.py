@@ -102,8 +102,7 @@ class Server(QueryDispatch):
             await self.startup()
         except BaseException:  # (e.g. a port in use) the process's state as it was
             self._end_first_pause()
-            if self._switch_interval is not None:
-                sys.setswitchinterval(self._switch_interval)
+            self._restore_interpreter()
             raise
         if install_signals:
             self._install_signals()
@@ -202,10 +201,14 @@ class Server(QueryDispatch):
             await runtime.flush()
         self.commits.close()
         await self.listeners.wait_closed()
+        self._restore_interpreter()
+        log.info("serve: stopped")
+
+    def _restore_interpreter(self) -> None:
+        """The switch interval and collector thresholds as they were before startup."""
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             gc.set_threshold(*self._gc_thresholds)
-        log.info("serve: stopped")
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
