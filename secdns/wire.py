@@ -25,7 +25,7 @@ names to 255 octets, every rdata must consume exactly its rdlength, and nothing
 may follow the last RR. Any violation raises :class:`WireError` naming the
 offset.
 
-About 700 lines, kept whole: the name reader, the per-type renderers and the
+About 750 lines, kept whole: the name reader, the per-type renderers and the
 record loop are one hot path (a million records per AXFR) that shares
 module-level tables and caches; split across modules, every call would pay for
 the extra attribute look-ups.
