@@ -255,6 +255,23 @@ def cpu_split(pid: int) -> tuple[float, float, float, float]:
     return tuple(t / CLOCK_TICKS for t in (user, system, main_user, main_system))  # type: ignore[return-value]
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each of the process's threads by name (threads of
+    one name summed; the main thread as "main"): where a start's CPU went."""
+    seconds: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "main" if task.name == str(pid) else stat[stat.index("(") + 1 : stat.rindex(")")]
+        name = name.rstrip("0123456789_")  # store_0, asyncio_3: one entry per kind
+        fields = stat.rsplit(")", 1)[1].split()
+        spent = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        seconds[name] = seconds.get(name, 0.0) + spent
+    return seconds
+
+
 def create_cost(directory: Path, files: int = 200) -> float:
     """Microseconds of CPU to create one empty file in a new directory beside the
     servers' (the files are left: removing them would slow the next creations).
@@ -278,6 +295,7 @@ def measure_start(
     found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
     found[f"{phase}_cpu_s"] = process_cpu(proc.pid)
     split = cpu_split(proc.pid)
+    threads = thread_cpu(proc.pid)
     for key, seconds in zip(("user", "sys", "main_user", "main_sys"), split, strict=True):
         found[f"{phase}_{key}_s"] = seconds
     found[f"{phase}_queries"] = poller.queries
@@ -288,7 +306,8 @@ def measure_start(
         f"  {label} {phase}: all served after {found[phase]:.2f} s "
         f"(server CPU {found[f'{phase}_cpu_s']:.2f} s: user {split[0]:.2f}, system {split[1]:.2f}, "
         f"main thread {split[2]:.2f} + {split[3]:.2f}; {poller.queries} polling queries); "
-        f"one more pass on its own {one:.3f} s ({answered} answered)",
+        f"one more pass on its own {one:.3f} s ({answered} answered); threads: "
+        + ", ".join(f"{name} {spent:.2f}" for name, spent in sorted(threads.items())),
         file=sys.stderr,
     )
     return found

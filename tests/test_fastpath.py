@@ -152,3 +152,63 @@ def test_cookie_is_split_off_for_the_cache_and_answered_with_a_server_cookie():
         options=[dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\x00" * 8)],
     )
     assert split_cookie(padded.to_wire()) is None
+
+
+REFUSAL_SHAPES = SHAPES + [dict(rd=True, cd=True), dict(edns=0, cd=True)]
+
+
+@pytest.mark.parametrize("shape", REFUSAL_SHAPES)
+def test_refused_and_unready_answers_equal_the_full_path(shape):
+    """REFUSED (a name of no zone here) and SERVFAIL (a zone with no version yet, or
+    expired): once learnt per query shape, the template gives the full path's bytes for
+    every name; it steps aside once the zone has something to serve."""
+    table, served = table_for(ZONE)
+    empty = ServedZone(dns.name.from_text("empty.test."))  # configured, no transfer yet
+    table.add(empty)
+    fast = NegativeAnswers(table)
+    cases = {
+        "refused": ["nothere.example.", "a.b.c.example.org.", "test.", "Empty.Test.Example."],
+        "unready": ["empty.test.", "WWW.Empty.test.", "a.b.c.empty.test."],
+    }
+    for state, names in cases.items():
+        first = query(names[0], **shape)
+        full = answer.handle(first, table, tcp=False).wire
+        assert fast.refusal(first) is None  # nothing learnt yet
+        fast.learn_refusal(first, full)
+        for name in names:
+            for rdtype in ("A", "SOA", "MX", "TXT"):
+                wire = query(name, rdtype, **shape)
+                full = answer.handle(wire, table, tcp=False).wire
+                assert dns.message.from_wire(full).rcode() == (
+                    dns.rcode.REFUSED if state == "refused" else dns.rcode.SERVFAIL
+                )
+                assert fast.refusal(wire) == full, (state, name, rdtype)
+    assert fast.refusal(query("www.example.com.", **shape)) is None  # served: answered
+    served.expired = True  # the same SERVFAIL? learnt on its own
+    wire = query("www.example.com.", **shape)
+    assert fast.refusal(wire) is None
+    fast.learn_refusal(wire, answer.handle(wire, table, tcp=False).wire)
+    assert fast.refusal(wire) == answer.handle(wire, table, tcp=False).wire
+    empty.swap(served.version)  # (any version: the zone now answers)
+    assert fast.refusal(query("www.empty.test.", **shape)) is None
+
+
+def test_refusal_templates_learn_only_the_simple_shape():
+    table, zone = table_for(ZONE)
+    fast = NegativeAnswers(table)
+    wire = query("www.example.com.")  # an answer, not a refusal: nothing learnt
+    fast.learn_refusal(wire, answer.handle(wire, table, tcp=False).wire)
+    assert not fast.refusals
+    other = query("nothere.example.")
+    # a SERVFAIL (an internal error, say) where the state says REFUSED: not learnt
+    reply = bytearray(answer.handle(other, table, tcp=False).wire)
+    reply[3] = (reply[3] & 0xF0) | dns.rcode.SERVFAIL
+    fast.learn_refusal(other, bytes(reply))
+    assert not fast.refusals
+    # a REFUSED with more in it than the template makes: kept out for good
+    fast.learn_refusal(other, answer.handle(other, table, tcp=False).wire + b"\x00")
+    assert fast.refusals == {("refused", 0, False): None}
+    assert fast.refusal(other) is None
+    do = dns.message.make_query("nothere.example.", "A", want_dnssec=True).to_wire()
+    fast.learn_refusal(do, answer.handle(do, table, tcp=False).wire)
+    assert fast.refusal(do) is None

@@ -87,8 +87,10 @@ class QueryDispatch:
                         self._log_query(data, source, "udp", cached=True)
                     return out
         else:
-            fast = self.negative.answer(data)
+            fast = self.negative.answer(data) or self.negative.refusal(data)
             if fast is not None:
+                if self.log_queries:
+                    self._log_query(data, source, "udp")
                 return fast
         reply = front.handle(
             data,
@@ -106,6 +108,8 @@ class QueryDispatch:
                 elif split is not None:
                     bare = reply.wire[2 : -(reply.cookie + 2)] + b"\x00\x00"
                     self.cache.put(b"C" + split[0][2:], reply.zone, bare)
+            elif reply.wire is not None and split is None:
+                self.negative.learn_refusal(data, reply.wire)
             if self.log_queries:
                 self._log_query(data, source, "udp")
             return reply.wire
