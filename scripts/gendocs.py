@@ -423,11 +423,16 @@ exit status is the worst result.
 """
 
 STORE_FILES = (
-    ("DIR/<zone>.zone", "The master file of the zone."),
+    (
+        "DIR/<zone>.zone",
+        "The master file of the zone.  A zone's first version written whole (serve's "
+        "first transfers) begins with its state as a comment, '; secdns-state {...}', "
+        "until its state file exists.",
+    ),
     (
         "DIR/<zone>.state.toml",
         "Serial, primary, last attempt, success and error, SOA timers, record count and the "
-        "SHA-256 of the master file.",
+        "SHA-256 of the master file (of its text after a state line).",
     ),
     (
         "DIR/<zone>.journal",

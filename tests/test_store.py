@@ -1,7 +1,10 @@
 import os
+import subprocess
 
 import dns.name
+import dns.zone
 import pytest
+from servers import need_binary
 
 from secdns.errors import LocalIOError
 from secdns.store import JournalEntry, Store, ZoneState, atomic_write, zone_filename
@@ -181,7 +184,10 @@ def test_zone_writer_replaces_applies_and_refuses_a_changed_file(tmp_path):
     writer = ZoneWriter(store, origin)
     lines = [soa_line(1), "@ 3600 IN NS ns1", "www 300 IN A 192.0.2.1"]
     written = writer.replace(lines, StoredSoa.from_line(soa_line(1)), primary="192.0.2.53:53")
-    assert written.records == 3 and store.zone_path(origin).read_text() == written.text
+    # a first version is one file: its state in its first line, the master file after it
+    first, rest = store.zone_path(origin).read_text().split("\n", 1)
+    assert written.records == 3 and rest == written.text
+    assert first.startswith("; secdns-state {") and not store.state_path(origin).exists()
     entry = JournalEntry(
         1, 2, (soa_line(1), "www 300 IN A 192.0.2.1"), (soa_line(2), "www 300 IN A 192.0.2.2")
     )
@@ -199,3 +205,68 @@ def test_zone_writer_replaces_applies_and_refuses_a_changed_file(tmp_path):
     later = JournalEntry(2, 3, (soa_line(2),), (soa_line(3),))
     with pytest.raises(IxfrNotApplicable, match="changed outside secdns"):
         ZoneWriter(store, origin).apply([later], StoredSoa.from_line(soa_line(3)))
+
+
+def test_a_first_version_keeps_its_state_in_its_first_line_until_a_state_write(tmp_path):
+    """One new file a zone at a cold start: the state line, read back by every reader
+    of the store; the first state-only write makes the state file, which then rules."""
+    from secdns.store import StoredSoa, ZoneWriter
+
+    origin = dns.name.from_text("example.com.")
+    store = Store(tmp_path)
+    soa = "@ 3600 IN SOA ns1 host 7 7200 900 1209600 300"
+    written = ZoneWriter(store, origin).replace(
+        [soa, "@ 3600 IN NS ns1", "ns1 300 IN A 192.0.2.53", "www 300 IN A 192.0.2.1"],
+        StoredSoa.from_line(soa),
+        primary="192.0.2.53:53",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["example.com.zone"]
+    state, from_file = store.load_state_from(origin, store.listing())
+    assert not from_file and (state.serial, state.primary, state.records) == (7, "192.0.2.53:53", 4)
+    assert store.read_zone(origin, state) == (written.text, "ok")
+    assert store.zone_problem(origin, state) is None
+    # a master-file reader sees a comment
+    zone = dns.zone.from_file(str(store.zone_path(origin)), origin, relativize=False)
+    assert zone.get_soa().serial == 7
+    checked = subprocess.run(
+        [need_binary("named-checkzone"), "-q", "example.com.", str(store.zone_path(origin))],
+        check=False,
+    )
+    assert checked.returncode == 0
+
+    # a check writes the state file: it rules from then on, the line is ignored
+    writer = ZoneWriter(store, origin)
+    writer.state.last_success = None
+    assert writer.checked()
+    assert store.state_path(origin).exists()
+    state, from_file = store.load_state_from(origin)
+    assert from_file and state.serial == 7 and store.zone_problem(origin, state) is None
+    # and the next version is written without a line
+    soa8 = soa.replace(" 7 ", " 8 ")
+    ZoneWriter(store, origin).replace([soa8, "www 300 IN A 192.0.2.2"], StoredSoa.from_line(soa8))
+    assert store.zone_path(origin).read_text().startswith("; zone example.com. serial 8")
+    assert store.load_state(origin).serial == 8
+
+
+def test_a_changed_or_damaged_state_line_is_caught(tmp_path, caplog):
+    from secdns.store import StoredSoa, ZoneWriter
+
+    origin = dns.name.from_text("example.com.")
+    store = Store(tmp_path)
+    soa = "@ 3600 IN SOA ns1 host 7 7200 900 1209600 300"
+    ZoneWriter(store, origin).replace([soa, "www 300 IN A 192.0.2.1"], StoredSoa.from_line(soa))
+    path = store.zone_path(origin)
+    text = path.read_text()
+    # the text after the line edited: the line's SHA-256 no longer matches
+    path.write_text(text.replace("192.0.2.1", "192.0.2.9"))
+    state = store.load_state(origin)
+    assert state.serial == 7
+    assert "changed outside secdns" in (store.zone_problem(origin, state) or "")
+    assert store.read_zone(origin, state)[0] is None
+    # a line that is not JSON: no state, a warning, and the zone is transferred afresh
+    path.write_text(text.replace('{"serial"', "{serial"))
+    assert store.load_state(origin).serial is None
+    assert "state line of" in caplog.text and "damaged" in caplog.text
+    # a file that only looks like it (no newline within 64 KiB) is not read past that
+    path.write_bytes(b"; secdns-state " + b"x" * 70_000)
+    assert store.load_state(origin).serial is None
