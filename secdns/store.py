@@ -48,6 +48,10 @@ _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_FILENAME = 200
 DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
+WHOLE_LINES = 4096
+"""A full version of at most this many lines is written from its whole text (a
+zone's first version then holds its state: :data:`STATE_LINE`); a longer one a
+chunk at a time, never held whole."""
 
 
 def zone_filename(origin: dns.name.Name) -> str:
@@ -583,10 +587,11 @@ class ZoneWriter:
         """Commit a full version (canonical lines); ``journal``: how it differs from
         the stored one (None: the journal starts afresh).
 
-        A list of lines is rendered as text (returned in :class:`Written`); any
-        other iterable is written as it comes and never held whole.
+        A list of up to :data:`WHOLE_LINES` lines is rendered as text (returned in
+        :class:`Written`; a first version's state goes in its first line); any other
+        iterable, or a longer list, is written as it comes and never held whole.
         """
-        if isinstance(lines, list):
+        if isinstance(lines, list) and len(lines) <= WHOLE_LINES:
             text = zonefile.render(self.origin, soa.serial, soa.ttl, lines)
             self._commit(text, soa, len(lines), kind, primary, journal)
             return Written(text, len(lines))

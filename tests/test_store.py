@@ -270,3 +270,17 @@ def test_a_changed_or_damaged_state_line_is_caught(tmp_path, caplog):
     # a file that only looks like it (no newline within 64 KiB) is not read past that
     path.write_bytes(b"; secdns-state " + b"x" * 70_000)
     assert store.load_state(origin).serial is None
+
+
+def test_a_long_first_version_is_written_a_chunk_at_a_time_with_a_state_file(tmp_path):
+    from secdns.store import WHOLE_LINES, StoredSoa, ZoneWriter
+
+    origin = dns.name.from_text("example.com.")
+    store = Store(tmp_path)
+    soa = "@ 3600 IN SOA ns1 host 7 7200 900 1209600 300"
+    hosts = sorted(f"h{i:05d} 300 IN A 192.0.2.1" for i in range(WHOLE_LINES))
+    written = ZoneWriter(store, origin).replace([soa, *hosts], StoredSoa.from_line(soa))
+    assert written.text is None and written.records == WHOLE_LINES + 1
+    assert store.state_path(origin).exists()
+    state = store.load_state(origin)
+    assert state.records == WHOLE_LINES + 1 and store.zone_problem(origin, state) is None

@@ -20,7 +20,7 @@ from serving import ServerThread, write_config
 from secdns import atomicfile
 from secdns.config import parse_config
 from secdns.errors import ConfigError
-from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter
+from secdns.store import STATE_LINE, JournalEntry, Store, StoredSoa, ZoneWriter, state_line_end
 
 ORIGIN = dns.name.from_text("example.com.")
 SOA_LINE = "@ 3600 IN SOA ns1 hostmaster 7 3600 600 86400 300"
@@ -82,7 +82,9 @@ def _wait(server: ServerThread, serial: int, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("damage", ["zone cut short", "zone empty", "state empty"])
+@pytest.mark.parametrize(
+    "damage", ["zone cut short", "zone empty", "state line cut", "state empty"]
+)
 def test_a_damaged_copy_is_transferred_again_at_the_next_start(
     bind_primary, tmp_path, caplog, damage
 ):
@@ -96,13 +98,18 @@ def test_a_damaged_copy_is_transferred_again_at_the_next_start(
     store = Store(tmp_path / "store")
     zone_file, state_file = store.zone_path(ORIGIN), store.state_path(ORIGIN)
     whole = zone_file.read_bytes()
+    # a first version: one file, its state in its first line
+    assert whole.startswith(STATE_LINE) and not state_file.exists()
+    body = whole[state_line_end(whole) :]
     assert ZoneWriter(store, ORIGIN).state.serial == serial
     # what a crash of the system can leave of writes that were never fsynced
     if damage == "zone cut short":
         zone_file.write_bytes(whole[: len(whole) // 2])
     elif damage == "zone empty":
         zone_file.write_bytes(b"")
-    else:
+    elif damage == "state line cut":
+        zone_file.write_bytes(whole[: len(STATE_LINE) + 20])
+    else:  # a later state-only write's file (it rules over the line)
         state_file.write_bytes(b"")
     caplog.set_level(logging.INFO, logger="secdns")
     server = _serve(tmp_path, primary, "none")
@@ -112,7 +119,7 @@ def test_a_damaged_copy_is_transferred_again_at_the_next_start(
         transferred = [r.getMessage() for r in caplog.records if "via AXFR" in r.getMessage()]
         assert transferred and "serial none ->" in transferred[0]
         deadline = time.monotonic() + 10
-        while zone_file.read_bytes() != whole:  # written again, whole
+        while (now := zone_file.read_bytes())[state_line_end(now) :] != body:  # again, whole
             assert time.monotonic() < deadline, "the stored copy was not written again"
             time.sleep(0.05)
     finally:

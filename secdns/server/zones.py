@@ -102,8 +102,8 @@ class MemoryCopy(ZoneCopy):
         self.runtime.install(version, [entry] if entry else None)
         stored, primary = stored_soa(soa), result.primary
         journal = [entry] if entry else None
-        self.runtime.persist(  # an iterator: written as it goes, not rendered whole
-            lambda writer: writer.replace(iter(lines), stored, primary=primary, journal=journal)
+        self.runtime.persist(  # (a large zone is written as it goes, not rendered whole)
+            lambda writer: writer.replace(lines, stored, primary=primary, journal=journal)
         )
 
     async def checked(self, result: PullResult) -> None:
