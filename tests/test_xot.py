@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import dns.name
 import pytest
 from click.testing import CliRunner
 from servers import TsigKey, zone_text
@@ -22,6 +23,7 @@ from secdns import xot
 from secdns.cli import cli
 from secdns.config import parse_config
 from secdns.errors import ConfigError, UsageError
+from secdns.store import Store
 
 ORIGIN = "example.com."
 
@@ -330,8 +332,8 @@ def test_serve_transfers_a_secondary_zone_over_tls(primary, pki, tmp_path):
         server.wait_serial("example.com", primary.soa_serial("example.com"))
     finally:
         server.stop()
-    state = (tmp_path / "store" / "example.com.state.toml").read_text()
-    assert f'primary = "{primary.tls_addr}"' in state
+    state = Store(tmp_path / "store").load_state(dns.name.from_text("example.com."))
+    assert state.primary == primary.tls_addr
 
 
 def test_serve_logs_what_failed_and_serves_nothing_stale(primary, pki, tmp_path, caplog):
