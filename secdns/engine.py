@@ -364,7 +364,81 @@ async def transfer(
 
     ``ask_expire`` (unsigned only): ask with EDNS EXPIRE (RFC 7314), answered in
     :attr:`Transfer.edns_expire`, for a transfer asked without a SOA probe first.
+
+    Over plain TCP, where the command keeps connections (:class:`tcpstream.IdleConnections`:
+    serve), a connection a transfer from the same primary left open is used; if the
+    primary closed it meanwhile (the query fails, or the stream ends before any answer),
+    the transfer is made again on a new connection.
     """
+    pool = tcpstream.IdleConnections.current() if tls is None else None
+    if pool is not None:
+        kept = pool.take(address, port)
+        if kept is not None:
+            try:
+                return await _transfer(
+                    origin,
+                    address,
+                    port,
+                    kind,
+                    serial=serial,
+                    key=key,
+                    timeout=timeout,
+                    lifetime=lifetime,
+                    limits=limits,
+                    progress=progress,
+                    soa_for_ixfr=soa_for_ixfr,
+                    tls=None,
+                    pooled=pooled,
+                    ask_expire=ask_expire,
+                    kept=kept,
+                    keep=pool,
+                )
+            except _StaleConnection:
+                log.debug("transfer: %s closed a kept connection; a new one", address)
+    return await _transfer(
+        origin,
+        address,
+        port,
+        kind,
+        serial=serial,
+        key=key,
+        timeout=timeout,
+        lifetime=lifetime,
+        limits=limits,
+        progress=progress,
+        soa_for_ixfr=soa_for_ixfr,
+        tls=tls,
+        pooled=pooled,
+        ask_expire=ask_expire,
+        keep=pool,
+    )
+
+
+class _StaleConnection(Exception):
+    """A kept connection failed before any answer: the primary had closed it."""
+
+
+async def _transfer(
+    origin: dns.name.Name,
+    address: str,
+    port: int,
+    kind: XfrKind,
+    *,
+    serial: int | None,
+    key: TsigKey | None,
+    timeout: float,
+    lifetime: float,
+    limits: Limits | None,
+    progress: Progress | None,
+    soa_for_ixfr: tuple[dns.name.Name, dns.name.Name] | None,
+    tls: xot.TlsSettings | None,
+    pooled: bool,
+    ask_expire: bool,
+    kept: tcpstream.TcpStream | None = None,
+    keep: tcpstream.IdleConnections | None = None,
+) -> Transfer:
+    """:func:`transfer` on one connection: ``kept`` (one a transfer left open) or a new
+    one; the connection is given to ``keep`` when the transfer ended cleanly."""
     server = format_addr(address, port)
     limits = limits or Limits()
     started = time.monotonic()
@@ -404,6 +478,7 @@ async def transfer(
     reader_stream: asyncio.StreamReader | tcpstream.TcpStream
     writer: asyncio.StreamWriter | tcpstream.TcpStream | None = None
     plain: tcpstream.TcpStream | None = None  # (the plain TCP stream, without TLS)
+    clean = False  # the transfer ended as it should: its connection may carry another
     lifetime_at = asyncio.get_running_loop().time() + lifetime
     with gc_paused():
         try:
@@ -418,6 +493,8 @@ async def transfer(
                         reader_stream, writer = await xot.open_stream(
                             address, port, tls, timeout=timeout, limit=STREAM_LIMIT
                         )
+                    elif kept is not None:
+                        plain = reader_stream = writer = kept
                     else:  # (plain sockets: no transport and protocol per connection)
                         plain = tcpstream.TcpStream.start(address, port)
                         reader_stream = writer = plain
@@ -521,6 +598,13 @@ async def transfer(
                     try:
                         raw = await read_raw()
                     except (_Expired, TimeoutError, asyncio.IncompleteReadError) as err:
+                        if (
+                            kept is not None
+                            and reader.messages == 0
+                            and isinstance(err, asyncio.IncompleteReadError)
+                            and not err.partial
+                        ):
+                            raise _StaleConnection from err
                         raise read_failure(err) from err
                     decoded: wire.Message | wire.WireError
                     try:
@@ -555,6 +639,7 @@ async def transfer(
                 if verifier is not None:
                     verifier.finish()
                 reader.finish()
+                clean = True
         except (TimeoutError, _LifetimeOver) as err:
             raise TimeoutError_(
                 f"{kind.value} took longer than its lifetime of {lifetime:g}s",
@@ -565,11 +650,15 @@ async def transfer(
             err.with_context(server=server)
             raise
         except OSError as err:
+            if kept is not None and reader.messages == 0 and isinstance(err, ConnectionError):
+                raise _StaleConnection from err
             raise NetworkError(
                 f"{kind.value} failed: {err.strerror or err}", server=server
             ) from err
         finally:
-            if writer is not None:
+            if clean and keep is not None and plain is not None:
+                keep.give(address, port, plain)
+            elif writer is not None:
                 writer.close()
                 try:
                     await writer.wait_closed()

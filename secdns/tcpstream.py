@@ -151,6 +151,123 @@ class TcpStream:
     async def wait_closed(self) -> None:
         return None
 
+    def reusable(self) -> bool:
+        """Whether the stream may carry another exchange: connected, nothing unsent,
+        nothing read and left over, no end of stream seen."""
+        return not (self._buffer or self._eof or self._pending or self._connecting)
+
+    def still_open(self) -> bool:
+        """Whether the peer has neither closed the connection nor sent anything since
+        (a peek that does not wait: one system call)."""
+        try:
+            self._sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        return False  # its end (b""), or octets nobody asked for
+
+
+IDLE_SECONDS = 2.0
+"""How long a connection to a primary is kept open after a transfer, for the next."""
+IDLE_PER_PEER = 8
+"""Idle connections kept per primary at most (serve's shared transfer bound is 8)."""
+
+
+class IdleConnections:
+    """Plain TCP connections to primaries kept open between transfers, for the next
+    transfer from the same primary (RFC 5936 4.1: a client may send several AXFR
+    queries on one connection; BIND, Knot, NSD and PowerDNS answer them).
+
+    A cold start of 10,000 zones from one primary otherwise opens and closes 10,000
+    connections: each costs both sides a handshake and a teardown in the kernel.  A
+    connection is kept only after a transfer that ended cleanly (nothing left over),
+    for :data:`IDLE_SECONDS`, at most :data:`IDLE_PER_PEER` per primary; one the
+    primary closed meanwhile is found closed when taken (or fails before any answer,
+    and the transfer is made again on a new connection: :func:`secdns.engine.transfer`).
+    Kept only where a long-running command asks for it (:meth:`install`: serve), and
+    only for the event loop that installed it."""
+
+    _current: IdleConnections | None = None
+
+    def __init__(self, idle: float = IDLE_SECONDS, per_peer: int = IDLE_PER_PEER) -> None:
+        self.idle = idle
+        self.per_peer = per_peer
+        self._loop = asyncio.get_running_loop()
+        self._streams: dict[tuple[str, int], list[tuple[TcpStream, float]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.reused = 0  # transfers that found a connection open (counted for tests, bench)
+
+    @classmethod
+    def install(cls, idle: float = IDLE_SECONDS, per_peer: int = IDLE_PER_PEER) -> IdleConnections:
+        """Keep connections for the running event loop, from now until :meth:`close`."""
+        pool = cls._current = cls(idle, per_peer)
+        return pool
+
+    @classmethod
+    def current(cls) -> IdleConnections | None:
+        """The connections kept for the running loop, or None (none are kept)."""
+        pool = cls._current
+        if pool is None or pool._loop is not asyncio.get_running_loop():
+            return None
+        return pool
+
+    def take(self, address: str, port: int) -> TcpStream | None:
+        """An open connection to ``address``:``port`` left by a transfer, or None."""
+        streams = self._streams.get((address, port))
+        now = self._loop.time()
+        while streams:
+            stream, since = streams.pop()
+            if now - since < self.idle and stream.still_open():
+                self.reused += 1
+                return stream
+            stream.close()
+        return None
+
+    def give(self, address: str, port: int, stream: TcpStream) -> None:
+        """Keep ``stream`` (a transfer on it ended cleanly) for the next, or close it."""
+        streams = self._streams.setdefault((address, port), [])
+        if self is not IdleConnections._current or len(streams) >= self.per_peer:
+            stream.close()
+            return
+        if not stream.reusable():
+            stream.close()
+            return
+        streams.append((stream, self._loop.time()))
+        if self._timer is None:
+            self._timer = self._loop.call_later(self.idle, self._sweep)
+
+    def idle_count(self) -> int:
+        return sum(len(streams) for streams in self._streams.values())
+
+    def _sweep(self) -> None:
+        """Close the connections idle for longer than :attr:`idle`."""
+        self._timer = None
+        oldest_kept = self._loop.time() - self.idle
+        for key, streams in list(self._streams.items()):
+            kept = [(stream, since) for stream, since in streams if since > oldest_kept]
+            for stream, since in streams:
+                if since <= oldest_kept:
+                    stream.close()
+            if kept:
+                self._streams[key] = kept
+            else:
+                del self._streams[key]
+        if self._streams:
+            self._timer = self._loop.call_later(self.idle / 2, self._sweep)
+
+    def close(self) -> None:
+        """Close every kept connection and keep no more."""
+        if IdleConnections._current is self:
+            IdleConnections._current = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for streams in self._streams.values():
+            for stream, _since in streams:
+                stream.close()
+        self._streams.clear()
+
 
 def _sockaddr(address: str, port: int, family: int) -> tuple[str, int] | tuple[str, int, int, int]:
     """The socket address to connect to: ``(address, port)``, or for an IPv6 address
