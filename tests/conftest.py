@@ -25,6 +25,7 @@ from servers import (
     Endpoint,
     Knot,
     Nsd,
+    PowerDns,
     ZoneSource,
     need_binary,
     zone_text,
@@ -120,6 +121,19 @@ def nsd_primary(tmp_path: Path) -> Iterator[Callable[..., Nsd]]:
 
     def start(zones: Mapping[str, ZoneSource] | None = None, **kw: Any) -> Nsd:
         return started.add(Nsd.start(started.workdir(), _default_zones(zones), **kw))
+
+    yield start
+    started.stop_all()
+
+
+@pytest.fixture
+def pdns_primary(tmp_path: Path) -> Iterator[Callable[..., PowerDns]]:
+    """start(zones=None, **kw) -> PowerDns; zones default to example.com. See PowerDns.start."""
+    need_binary(PowerDns.program)
+    started = _Started(tmp_path, "pdns-primary-")
+
+    def start(zones: Mapping[str, ZoneSource] | None = None, **kw: Any) -> PowerDns:
+        return started.add(PowerDns.start(started.workdir(), _default_zones(zones), **kw))
 
     yield start
     started.stop_all()

@@ -20,7 +20,7 @@ import dns.name
 import dns.zone
 import pytest
 from click.testing import CliRunner
-from servers import Endpoint, PowerDns, TsigKey, ZoneSource, free_port, need_binary, zone_text
+from servers import Endpoint, PowerDns, TsigKey, free_port, need_binary, zone_text
 from serving import ServerThread, write_config
 
 from secdns.cli import cli
@@ -29,24 +29,6 @@ ZONE_FILE = Path(__file__).parent / "zones" / "example.com.zone"
 ORIGIN = "example.com."
 ZONE = "example.com"
 SERIAL = 2024010101
-
-
-@pytest.fixture
-def pdns_primary(tmp_path: Path) -> Iterator[Callable[..., PowerDns]]:
-    """start(zones=None, **kw) -> PowerDns; zones default to example.com. See PowerDns.start."""
-    need_binary(PowerDns.program)
-    started: list[PowerDns] = []
-
-    def start(zones: Mapping[str, ZoneSource] | None = None, **kw: Any) -> PowerDns:
-        workdir = tmp_path / f"pdns-primary-{len(started)}"
-        server = PowerDns.start(workdir, zones or {ZONE: zone_text()}, **kw)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-    assert not [s for s in started if s.live_processes()], "pdns_server still running"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 import dns.name
 
-from secdns import output, xot
+from secdns import output, tcpstream, xot
 from secdns.cli.options import (
     DEFAULT_CONFIG,
     complete_zones,
@@ -400,7 +400,13 @@ def command(
                     results[index] = await one(*plan)
                     lines.write(results)
 
-            await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
+            # several zones: a transfer's connection is kept for the next from its primary
+            kept = tcpstream.IdleConnections.install() if len(plans) > 1 else None
+            try:
+                await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
+            finally:
+                if kept is not None:
+                    kept.close()
         return [result for result in results if result is not None]
 
     results = asyncio.run(run_all())
