@@ -39,6 +39,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from secdns import tcpstream
 from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import make_copy
@@ -203,6 +204,7 @@ class Mirror:
         self._listener: NotifyListener | None = None
         self._notify_task: asyncio.Task[None] | None = None
         self._notify_table: dict[dns.name.Name, NotifyAcl] = {}
+        self._connections: tcpstream.IdleConnections | None = None
         self._keyring = {
             dns.name.from_text(z.key.name): z.key.to_dnspython() for z in zones if z.key is not None
         }
@@ -294,6 +296,8 @@ class Mirror:
                 "watch: listening for NOTIFY on %s for %d zones", listen, len(self._notify_table)
             )
         self._started = True
+        # a transfer's connection is kept for the next from the same primary (as serve)
+        self._connections = tcpstream.IdleConnections.install()
         for followed in self._followed.values():
             self._start(followed)
 
@@ -346,6 +350,8 @@ class Mirror:
         self._stopping = True
         if self._transport is not None:
             self._transport.close()
+        if self._connections is not None:
+            self._connections.close()
         tasks = [f.task for f in self._followed.values() if f.task is not None]
         if self._notify_task is not None:
             self._notify_task.cancel()
