@@ -55,6 +55,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -553,21 +554,42 @@ class TransferPeak:
             self.held = max(self.held, len(listed) - local)  # the secondary's side
             time.sleep(0.001)
 
-    def logged(self) -> tuple[int, int]:
-        """(the most transfers started and not yet ended, transfers started) in BIND's log."""
+    def logged(self) -> tuple[int, int, int]:
+        """(the most transfers started and not yet ended, transfers started, the most
+        connections with a transfer started and not yet ended) in BIND's log.
+
+        The third counts a transfer started on a connection whose last transfer has no
+        "ended" line yet as following it: secdns asks the next zone on a kept connection
+        once it has read the last one's final SOA, and BIND can log the new "started"
+        before the old "ended" (in the first count, that is two at once)."""
         running = peak = started = 0
+        connections: dict[bytes, int] = {}  # client address#port: transfers without "ended"
+        busiest = 0
         with self.log.open("rb") as log:
             log.seek(self.mark)
             for line in log:
                 if b": transfer of '" not in line:
                     continue
+                client = _CLIENT.search(line)
+                key = client.group(1) if client else line
                 if b"XFR started" in line:
                     running += 1
                     started += 1
                     peak = max(peak, running)
+                    connections[key] = connections.get(key, 0) + 1
+                    busiest = max(busiest, len(connections))
                 elif b"XFR ended" in line or b" failed" in line or b" aborted" in line:
                     running -= 1
-        return peak, started
+                    left = connections.get(key, 0) - 1
+                    if left > 0:
+                        connections[key] = left
+                    else:
+                        connections.pop(key, None)
+        return peak, started, busiest
+
+
+_CLIENT = re.compile(rb"client @0x[0-9a-f]+ (\S+#\d+) ")
+"""The client's address#port in a BIND log line (its connection)."""
 
 
 def bump_serials(primary: Bind, names: list[str], texts: dict[str, str], serial: int) -> float:
@@ -677,7 +699,8 @@ def storm_main(args: argparse.Namespace, names: list[str], template: str) -> Non
             print(
                 f"  {label:<7} {storm:<8} all served {seconds:6.2f} s, CPU {cpu:6.2f} s; "
                 f"peak transfers at once: {logged:.0f} in BIND's log "
-                f"({row[f'{storm}_transfers']:.0f} transfers), {sampled:.0f} sampled "
+                f"(on {row[f'{storm}_logged_connections']:.0f} connections; "
+                f"{row[f'{storm}_transfers']:.0f} transfers), {sampled:.0f} sampled "
                 f"(secdns's side {row[f'{storm}_secondary_peak']:.0f})",
                 file=sys.stderr,
             )
@@ -724,12 +747,17 @@ def storm_round(
             poller.wait(serial, args.timeout, proc=proc)
         found[name] = time.perf_counter() - began
         found[f"{name}_cpu_s"] = process_cpu(proc.pid) - cpu
-        found[f"{name}_logged_peak"], found[f"{name}_transfers"] = peak.logged()
+        (
+            found[f"{name}_logged_peak"],
+            found[f"{name}_transfers"],
+            found[f"{name}_logged_connections"],
+        ) = peak.logged()
         found[f"{name}_sampled_peak"] = peak.sampled
         found[f"{name}_secondary_peak"] = peak.held
         print(
             f"  {label} {name}: {found[name]:.2f} s, CPU {found[f'{name}_cpu_s']:.2f} s, "
-            f"peak {found[f'{name}_logged_peak']:.0f} logged, {peak.sampled} sampled "
+            f"peak {found[f'{name}_logged_peak']:.0f} logged "
+            f"(on {found[f'{name}_logged_connections']:.0f} connections), {peak.sampled} sampled "
             f"(secdns's side {peak.held}) "
             f"({peak.samples} samples)"
             + (f"; {found[f'{name}_notifies']:.0f} NOTIFYs sent" if bump else ""),
