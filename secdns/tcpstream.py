@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 
 CHUNK = 1 << 18
 """Octets asked of the socket per read (asyncio's streams read 256 KiB too)."""
@@ -188,8 +189,6 @@ class IdleConnections:
     Kept only where a long-running command asks for it (:meth:`install`: serve), and
     only for the event loop that installed it."""
 
-    _current: IdleConnections | None = None
-
     def __init__(self, idle: float = IDLE_SECONDS, per_peer: int = IDLE_PER_PEER) -> None:
         self.idle = idle
         self.per_peer = per_peer
@@ -201,16 +200,14 @@ class IdleConnections:
     @classmethod
     def install(cls, idle: float = IDLE_SECONDS, per_peer: int = IDLE_PER_PEER) -> IdleConnections:
         """Keep connections for the running event loop, from now until :meth:`close`."""
-        pool = cls._current = cls(idle, per_peer)
+        pool = cls(idle, per_peer)
+        _KEPT[pool._loop] = pool
         return pool
 
     @classmethod
     def current(cls) -> IdleConnections | None:
         """The connections kept for the running loop, or None (none are kept)."""
-        pool = cls._current
-        if pool is None or pool._loop is not asyncio.get_running_loop():
-            return None
-        return pool
+        return _KEPT.get(asyncio.get_running_loop())
 
     def take(self, address: str, port: int) -> TcpStream | None:
         """An open connection to ``address``:``port`` left by a transfer, or None."""
@@ -227,7 +224,7 @@ class IdleConnections:
     def give(self, address: str, port: int, stream: TcpStream) -> None:
         """Keep ``stream`` (a transfer on it ended cleanly) for the next, or close it."""
         streams = self._streams.setdefault((address, port), [])
-        if self is not IdleConnections._current or len(streams) >= self.per_peer:
+        if _KEPT.get(self._loop) is not self or len(streams) >= self.per_peer:
             stream.close()
             return
         if not stream.reusable():
@@ -258,8 +255,8 @@ class IdleConnections:
 
     def close(self) -> None:
         """Close every kept connection and keep no more."""
-        if IdleConnections._current is self:
-            IdleConnections._current = None
+        if _KEPT.get(self._loop) is self:
+            del _KEPT[self._loop]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -267,6 +264,13 @@ class IdleConnections:
             for stream, _since in streams:
                 stream.close()
         self._streams.clear()
+
+
+_KEPT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdleConnections] = (
+    weakref.WeakKeyDictionary()
+)
+"""The connections kept for each event loop that keeps them (serve in a thread of a
+test, beside another: each its own)."""
 
 
 def _sockaddr(address: str, port: int, family: int) -> tuple[str, int] | tuple[str, int, int, int]:

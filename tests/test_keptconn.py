@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import threading
 
 import dns.message
 import dns.name
@@ -189,3 +190,29 @@ def test_idle_connections_are_closed_after_the_idle_time(bind_primary):
             pool.close()
 
     assert asyncio.run(main()) == (1, 0)
+
+
+def test_each_event_loop_keeps_its_own_connections(bind_primary):
+    # (two serve instances in one process, as tests run them, each in its thread)
+    primary = bind_primary({zone: _zone_text(zone) for zone in ZONES})
+    found: list[tuple[int, int]] = []
+    both_installed = threading.Barrier(2)
+
+    async def main() -> None:
+        pool = tcpstream.IdleConnections.install()
+        await asyncio.to_thread(both_installed.wait, 10)
+        try:
+            for zone in ZONES:
+                await _records(primary.host, primary.port, zone)
+            assert tcpstream.IdleConnections.current() is pool
+            found.append((pool.reused, pool.idle_count()))
+        finally:
+            pool.close()
+        assert tcpstream.IdleConnections.current() is None
+
+    threads = [threading.Thread(target=asyncio.run, args=(main(),)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert found == [(2, 1), (2, 1)]
