@@ -701,6 +701,11 @@ class ZoneWriter:
             self._stamp(soa, records, kind, primary, hashlib.sha256(body).hexdigest(), len(body))
             path = self.store.zone_path(self.origin)
             atomic_write(path, (self.state.to_line(), body), digest=False)
+            # a state file another writer of the store made since (a pull sharing it)
+            # would rule over this line, and be older: gone, the line is the state
+            # (a crash before the rename leaves the old file and its own line: whole)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.store.state_path(self.origin))
             return
         if callable(journal) or not isinstance(text, str):
             path = self.store.zone_path(self.origin)

@@ -284,3 +284,23 @@ def test_a_long_first_version_is_written_a_chunk_at_a_time_with_a_state_file(tmp
     assert store.state_path(origin).exists()
     state = store.load_state(origin)
     assert state.records == WHOLE_LINES + 1 and store.zone_problem(origin, state) is None
+
+
+def test_a_state_file_another_writer_made_does_not_outlive_a_newer_state_line(tmp_path):
+    # serve's writer learnt at start that the zone has no state file; a pull sharing
+    # the store writes one since; serve's next version (with its line) must rule
+    from secdns.store import StoredSoa, ZoneWriter
+
+    origin = dns.name.from_text("example.com.")
+    store = Store(tmp_path)
+    soa7 = "@ 3600 IN SOA ns1 host 7 7200 900 1209600 300"
+    serving = ZoneWriter(store, origin, store.listing())
+    serving.replace([soa7, "www 300 IN A 192.0.2.1"], StoredSoa.from_line(soa7))
+    other = ZoneWriter(store, origin)
+    other.state.last_success = None
+    assert other.checked() and store.state_path(origin).exists()
+    soa8 = soa7.replace(" 7 ", " 8 ")
+    serving.replace([soa8, "www 300 IN A 192.0.2.2"], StoredSoa.from_line(soa8))
+    assert not store.state_path(origin).exists()
+    state = store.load_state(origin)
+    assert state.serial == 8 and store.zone_problem(origin, state) is None

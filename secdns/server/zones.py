@@ -367,10 +367,11 @@ class ZoneRuntime:
         if version is None:
             return
         origin = self.zone.origin
+        primary = writer.state.primary  # (the version in memory came from it)
 
         def work() -> None:
             lines = sorted(version.iter_lines(), key=zonefile.LineKeyer(origin))
-            writer.replace(lines, StoredSoa.from_line(version.soa_line))
+            writer.replace(lines, StoredSoa.from_line(version.soa_line), primary=primary)
 
         await asyncio.to_thread(work)
 
