@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import socket
 import threading
+import time
 
 import dns.flags
 import dns.message
@@ -226,3 +227,30 @@ def test_a_refusal_flood_writes_one_line(both, caplog):
         if "NOTIFY from" in r.getMessage() and "refused" in r.getMessage()
     ]
     assert len(refused) == 2, refused  # one for serve, one for watch
+
+
+def test_a_notify_that_brings_nothing_is_said_at_info(bind_primary, tmp_path, caplog):
+    # a primary whose answer cache still has the old serial (PowerDNS's packet cache),
+    # or a NOTIFY sent before the change: the check finds nothing new, and says so
+    primary = bind_primary()
+    serial = primary.soa_serial(ZONE)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+    )
+    caplog.set_level(logging.INFO, logger="secdns")
+    server = ServerThread(config)
+    try:
+        server.wait_serial(ZONE, serial)
+        reply = ask(notify(), "127.0.0.1", server.port)
+        assert reply is not None
+        deadline = time.monotonic() + 10
+        wanted = (
+            f"zone={ZONE}. NOTIFY, but {primary.addr} answers serial {serial} (served: {serial})"
+        )
+        while not [r for r in caplog.records if wanted in r.getMessage()]:
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)
+    finally:
+        server.stop()

@@ -454,6 +454,16 @@ class ZoneRuntime:
                 result.primary,
                 " (NOTIFY)" if woken else "",
             )
+        elif woken:  # a NOTIFY that brought nothing is said, not left silent
+            version = self.zone.version
+            log.info(
+                "refresh: zone=%s NOTIFY, but %s answers serial %s (served: %s): nothing to "
+                "transfer (a primary's answer cache, or a NOTIFY sent before its change?)",
+                self.name,
+                result.primary,
+                result.serial_to,
+                version.serial if version is not None else "none",
+            )
 
 
 def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) -> NotifyAcl:
