@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import gc
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import dns.name
 import pytest
+from servers import free_port
 
 from secdns import zonefile
 from secdns.errors import ZoneFileError
@@ -159,3 +162,39 @@ def test_loading_leaves_no_garbage_for_the_collector() -> None:
     finally:
         if collecting:
             gc.enable()
+
+
+def test_serve_names_the_zone_and_the_file_when_a_file_holds_another_zone(tmp_path) -> None:
+    # a stranger's config: [[zone]] own.test with file = a copy of z002.test; before, the
+    # one line was "record outside the zone: z002.test. 300 IN SOA ... 8" (cut, unnamed)
+    (tmp_path / "other.zone").write_text(
+        "$ORIGIN z002.test.\n$TTL 300\n"
+        "@ IN SOA ns1.z002.test. hostmaster.z002.test. 2024010100 3600 600 86400 300\n"
+        "@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+    (tmp_path / "secdns.toml").write_text(
+        f'[server]\nlisten = ["127.0.0.1:{free_port()}"]\n'
+        '[[zone]]\nname = "own.test"\nfile = "other.zone"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "secdns", "serve", "-c", "secdns.toml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 6, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "secdns: error: zone own.test.: other.zone: the file holds zone z002.test. (its SOA), "
+        "not own.test.: wrong file or wrong zone name?"
+    ]
+
+
+def test_a_record_outside_the_zone_is_named_with_the_file_and_the_zone() -> None:
+    text = HEAD + "www.example.net. 300 IN TXT " + '"' + "x" * 100 + '"\n'
+    with pytest.raises(ZoneFileError) as caught:
+        version_from_text(text, EXAMPLE, "zone.db")
+    assert caught.value.one_line().startswith(
+        "zone example.com.: zone.db: record outside the zone example.com.: www.example.net."
+    )
+    assert caught.value.one_line().endswith("...")

@@ -59,6 +59,7 @@ class OwnerGroups:
         unordered = self.unordered
         heads: dict[int, str] = {}  # "IN TYPE" by type, for class IN
         type_orders = self.type_orders  # (not self: no reference cycle through the closure)
+        origin_text = self.origin.to_text()
         gkey = ""  # the current owner's key
         group: list[str] = []
         last_order = -1
@@ -76,8 +77,14 @@ class OwnerGroups:
             nonlocal gkey, group, last_order, last_rdata
             if key != gkey:
                 if owner[-1] == ".":  # (the words ZoneVersion.from_lines uses)
+                    if rdtype == _SOA:  # the usual cause: as sources.other_zone says it
+                        raise ZoneFileError(
+                            f"the file holds zone {owner} (its SOA), not {origin_text}: "
+                            "wrong file or wrong zone name?"
+                        )
                     line = f"{owner} {ttl} {_head(rdclass, rdtype, {})} {rdata}"
-                    raise ZoneFileError(f"record outside the zone: {line[:80]}")
+                    cut = line[:80] + ("..." if len(line) > 80 else "")
+                    raise ZoneFileError(f"record outside the zone {origin_text}: {cut}")
                 gkey = key
                 found = groups.get(key)
                 last_order = 0 if rdtype == _SOA else rdtype
@@ -173,6 +180,11 @@ def version_from_text(
         groups = OwnerGroups(origin)
         read_master(text, origin, filename=filename, emit=groups.emit)
         return groups.version()
+    except ZoneFileError as err:  # named: the zone, and the file when the error is not
+        if filename not in err.message:
+            err.message = f"{filename}: {err.message}"
+        err.with_context(zone=origin.to_text())
+        raise
     finally:
         if collecting:
             gc.enable()

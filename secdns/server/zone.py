@@ -159,7 +159,8 @@ class ZoneVersion:
             if owner == "@":
                 key = origin_key
             elif owner.endswith("."):
-                raise ZoneFileError(f"record outside the zone: {line[:80]}")
+                cut = line[:80] + ("..." if len(line) > 80 else "")
+                raise ZoneFileError(f"record outside the zone {origin_text}: {cut}")
             else:
                 key = (owner + suffix).lower()
             current = groups.setdefault(key, [])
