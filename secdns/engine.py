@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import socket
@@ -371,31 +372,8 @@ async def transfer(
     the transfer is made again on a new connection.
     """
     pool = tcpstream.IdleConnections.current() if tls is None else None
-    if pool is not None:
-        kept = pool.take(address, port)
-        if kept is not None:
-            try:
-                return await _transfer(
-                    origin,
-                    address,
-                    port,
-                    kind,
-                    serial=serial,
-                    key=key,
-                    timeout=timeout,
-                    lifetime=lifetime,
-                    limits=limits,
-                    progress=progress,
-                    soa_for_ixfr=soa_for_ixfr,
-                    tls=None,
-                    pooled=pooled,
-                    ask_expire=ask_expire,
-                    kept=kept,
-                    keep=pool,
-                )
-            except _StaleConnection:
-                log.debug("transfer: %s closed a kept connection; a new one", address)
-    return await _transfer(
+    run = functools.partial(
+        _transfer,
         origin,
         address,
         port,
@@ -412,6 +390,14 @@ async def transfer(
         ask_expire=ask_expire,
         keep=pool,
     )
+    if pool is not None:
+        kept = pool.take(address, port)
+        if kept is not None:
+            try:
+                return await run(kept=kept)
+            except _StaleConnection:
+                log.debug("transfer: %s closed a kept connection; a new one", address)
+    return await run()
 
 
 class _StaleConnection(Exception):
