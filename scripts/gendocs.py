@@ -425,10 +425,10 @@ exit status is the worst result.
 STORE_FILES = (
     (
         "DIR/<zone>.zone",
-        "The master file of the zone.  A zone serve transferred begins with its state "
-        "as a comment line, '; secdns-state {...}' (the state file's fields as "
-        "JSON), until a state-only write (a check, a failure, pull) makes the state file, "
-        "which from then on rules.",
+        "The master file of the zone.  A zone's first version (up to 4,096 records) "
+        "begins with its state as a comment line, '; secdns-state {...}' (the state "
+        "file's fields as JSON), until a state-only write (a check that found the zone "
+        "current, a failure) makes the state file, which from then on rules.",
     ),
     (
         "DIR/<zone>.state.toml",

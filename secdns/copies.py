@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from secdns.atomicfile import atomic_write, read_chunks
 from secdns.engine import gc_paused
 from secdns.errors import IxfrNotApplicable, LocalIOError, SecdnsError
 from secdns.store import (
+    WHOLE_LINES,
     JournalEntry,
     Store,
     StoredSoa,
@@ -322,8 +323,11 @@ class StoreCopy(ZoneCopy):
         @gc_paused()
         def work() -> None:
             assert self.writer is not None
+            lines: Iterable[str] = zone.lines()
+            if len(zone) <= WHOLE_LINES:  # a first version: one file (its state line)
+                lines = list(lines)
             written, result.added, result.removed = self.writer.replace_merged(
-                zone.lines(), stored_soa(soa), primary=result.primary
+                lines, stored_soa(soa), primary=result.primary
             )
             self._written(written, soa, result)
 

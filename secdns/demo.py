@@ -353,7 +353,7 @@ async def run_scenario(setup: DemoSetup, report: DemoReport) -> bool:
     endpoint = Endpoint("127.0.0.1", setup.secondary_port)
     first = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
     report.pull(first)
-    before = store.zone_path(ORIGIN).read_text().splitlines()
+    before = store.master_text(ORIGIN).splitlines()
     old_serial = primary.serial
     for added, removed in CHANGES:
         primary.change(added, removed)
@@ -375,7 +375,7 @@ async def run_scenario(setup: DemoSetup, report: DemoReport) -> bool:
     report.step("5. pull again: IXFR from the secondary's journal")
     second = await pull_zone(ORIGIN, [endpoint], StoreCopy(store, ORIGIN))
     report.pull(second)
-    after = store.zone_path(ORIGIN).read_text().splitlines()
+    after = store.master_text(ORIGIN).splitlines()
     for line in difflib.unified_diff(before, after, "before", "after", lineterm="", n=0):
         report.detail(line)
     ok = ok and second.kind.value == "IXFR"

@@ -435,6 +435,12 @@ class Store:
             return f"{path.name} was changed outside secdns"
         return None
 
+    def master_text(self, origin: dns.name.Name) -> str:
+        """The zone file as a master file: its text after its state line, if any
+        (unchecked: :meth:`read_zone` checks it against the state)."""
+        raw = read_bytes(self.zone_path(origin))
+        return raw[state_line_end(raw) :].decode()
+
     def write_zone(self, origin: dns.name.Name, text: str | Iterable[bytes]) -> tuple[str, int]:
         """Replace the zone file (text, or byte chunks); its SHA-256 and size."""
         return atomic_write(self.zone_path(origin), text)

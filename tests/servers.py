@@ -127,6 +127,15 @@ def free_port() -> int:
     raise ServerError("free_port: no port is free for both UDP and TCP on 127.0.0.1")
 
 
+def stored_master(path: Path) -> str:
+    """A store's zone file as a master file: the text after its state line, if it has
+    one (secdns.store.STATE_LINE; a first version's state)."""
+    from secdns.store import state_line_end
+
+    raw = path.read_bytes()
+    return raw[state_line_end(raw) :].decode()
+
+
 def zone_text(zone: str = "example.com") -> str:
     """The text of the test master file tests/zones/<zone>.zone."""
     return (ZONES_DIR / f"{_zone_name(zone)}.zone").read_text()

@@ -10,6 +10,7 @@ closing a kept connection just as it is used again, sending more than was asked.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import threading
 
@@ -18,6 +19,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 import pytest
+from serving import ServerThread, write_config
 
 from secdns import engine, tcpstream
 from secdns.xfr import XfrKind
@@ -216,3 +218,37 @@ def test_each_event_loop_keeps_its_own_connections(bind_primary):
     for thread in threads:
         thread.join(30)
     assert found == [(2, 1), (2, 1)]
+
+
+def test_serve_stops_quietly_with_a_secondarys_connection_kept_open(tmp_path, caplog):
+    # a secdns secondary keeps its connection to serve (as a primary) after a transfer:
+    # serve stopping then ended the waiting handler by cancelling it, and asyncio's
+    # streams (3.11) logged "Exception in callback ... CancelledError" with a traceback
+    (tmp_path / "z.zone").write_text(_zone_text("example.com"))
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[
+            {
+                "name": "example.com",
+                "file": str(tmp_path / "z.zone"),
+                "allow_transfer": ["127.0.0.1"],
+            }
+        ],
+    )
+    caplog.set_level(logging.DEBUG)
+    server = ServerThread(config)
+    try:
+
+        async def transfer_and_keep() -> None:
+            pool = tcpstream.IdleConnections.install(idle=30)
+            assert await _records("127.0.0.1", server.port, "example.com") == 4
+            assert pool.idle_count() == 1
+            await asyncio.to_thread(server.stop)  # with the connection still open
+            pool.close()
+
+        asyncio.run(transfer_and_keep())
+    finally:
+        server.stop()
+    noisy = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not noisy, [r.getMessage() for r in noisy]

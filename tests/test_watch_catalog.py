@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import dns.name
-from servers import free_port
+from servers import free_port, stored_master
 from test_catalog_pull import CATALOG, catalog_zone, member_zone
 from test_watch import ROOT, SECDNS, Recorder, run
 
@@ -110,7 +110,7 @@ def test_cli_follows_the_catalog_and_stops_with_a_summary(bind_primary, tmp_path
         out.wait("event=updated", f"zone={CATALOG}.", "serial=1->2", "via=IXFR")
         out.wait("event=updated", "zone=example.net.", "serial=none->1", "via=AXFR")
         assert time.monotonic() - started < 3
-        assert (store / "example.net.zone").read_text().startswith("; zone example.net. serial 1")
+        assert stored_master(store / "example.net.zone").startswith("; zone example.net. serial 1")
 
         # removed: followed no more, its file kept (no --prune), recorded as an ex-member
         primary.nsupdate(f"update delete m1.zones.{CATALOG}. PTR", zone=CATALOG)
@@ -329,7 +329,7 @@ def test_cli_catalog_over_tls_with_tsig_and_json(tmp_path):
     assert summary["event"] == "summary" and summary["catalog"] == f"{CATALOG}."
     assert (summary["serial"], summary["members"], summary["added"]) == (2, 2, 2)
     assert key.secret not in stderr
-    assert (store / "example.org.zone").read_text().startswith("; zone example.org. serial 1")
+    assert stored_master(store / "example.org.zone").startswith("; zone example.org. serial 1")
 
 
 def test_summary_renderings():

@@ -155,6 +155,11 @@ class Listeners:
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # serve stopping with the client's connection open (a secondary keeps it
+            # for its next transfer): the handler ends as a closed connection would, for
+            # asyncio's streams (3.11) log a cancelled handler as "Exception in callback"
+            pass
         except Exception:
             log.exception("tcp: internal error with %s", peer[0])
         finally:
