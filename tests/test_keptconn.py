@@ -19,9 +19,11 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 import pytest
+from servers import tsig_secret
 from serving import ServerThread, write_config
 
 from secdns import engine, tcpstream
+from secdns.keys import make_key
 from secdns.xfr import XfrKind
 
 ZONES = ("example.com", "example.org", "example.net")
@@ -252,3 +254,28 @@ def test_serve_stops_quietly_with_a_secondarys_connection_kept_open(tmp_path, ca
         server.stop()
     noisy = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not noisy, [r.getMessage() for r in noisy]
+
+
+def test_signed_transfers_share_a_connection_too(bind_primary):
+    key = make_key("xfr-key", "hmac-sha256", tsig_secret())
+    primary = bind_primary(
+        {zone: _zone_text(zone) for zone in ZONES},
+        tsig={key.name: (key.algorithm, key.secret)},
+        allow_transfer_key=key.name,
+    )
+
+    async def main() -> tuple[list[int], int]:
+        pool = tcpstream.IdleConnections.install()
+        try:
+            counts = []
+            for zone in ZONES:
+                done = await engine.transfer(
+                    dns.name.from_text(zone), primary.host, primary.port, XfrKind.AXFR, key=key
+                )
+                assert done.reader.zone is not None
+                counts.append(len(done.reader.zone))
+            return counts, pool.reused
+        finally:
+            pool.close()
+
+    assert asyncio.run(main()) == ([4, 4, 4], 2)
