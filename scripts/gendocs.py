@@ -743,6 +743,14 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "and transfers the zone again.  Default: fsync.",
     ),
     (
+        "keep_connections",
+        "true | false",
+        "serve, pull -c, watch: keep a transfer's TCP connection open for 2 s (at most 8 "
+        "a primary) and ask the next transfer from that primary on it (RFC 5936 4.1).  "
+        "false: one connection a transfer, for a primary that mishandles a second query "
+        "on a connection.  Read at start.  Default: true.",
+    ),
+    (
         "ready_answers",
         '"fork" | "thread" | "off"',
         "serve: where the answers of a zone loaded from its file or fully transferred are "

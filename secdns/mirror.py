@@ -92,6 +92,7 @@ class MirrorOptions:
     exec_command: str | None = None
     notify_listen: Endpoint | None = None
     grace: float = SHUTDOWN_GRACE
+    keep_connections: bool = True  # [server] keep_connections
 
 
 class MirrorEventKind(enum.Enum):
@@ -297,7 +298,8 @@ class Mirror:
             )
         self._started = True
         # a transfer's connection is kept for the next from the same primary (as serve)
-        self._connections = tcpstream.IdleConnections.install()
+        if self.options.keep_connections:
+            self._connections = tcpstream.IdleConnections.install()
         for followed in self._followed.values():
             self._start(followed)
 

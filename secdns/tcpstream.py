@@ -186,8 +186,9 @@ class IdleConnections:
     for :data:`IDLE_SECONDS`, at most :data:`IDLE_PER_PEER` per primary; one the
     primary closed meanwhile is found closed when taken (or fails before any answer,
     and the transfer is made again on a new connection: :func:`secdns.engine.transfer`).
-    Kept only where a long-running command asks for it (:meth:`install`: serve), and
-    only for the event loop that installed it."""
+    Kept only where a command of many transfers asks for it (:meth:`install`: serve,
+    ``pull -c``, ``watch``; not with ``[server] keep_connections = false``), and only
+    for the event loop that installed it."""
 
     def __init__(self, idle: float = IDLE_SECONDS, per_peer: int = IDLE_PER_PEER) -> None:
         self.idle = idle

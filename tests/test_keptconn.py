@@ -23,6 +23,8 @@ from servers import tsig_secret
 from serving import ServerThread, write_config
 
 from secdns import engine, tcpstream
+from secdns.config import parse_config
+from secdns.errors import ConfigError
 from secdns.keys import make_key
 from secdns.xfr import XfrKind
 
@@ -279,3 +281,23 @@ def test_signed_transfers_share_a_connection_too(bind_primary):
             pool.close()
 
     assert asyncio.run(main()) == ([4, 4, 4], 2)
+
+
+def test_keep_connections_is_a_server_option(tmp_path):
+    assert parse_config({}).server.keep_connections is True
+    assert parse_config({"server": {"keep_connections": False}}).server.keep_connections is False
+    with pytest.raises(ConfigError, match=r"server\.keep_connections: expected true or false"):
+        parse_config({"server": {"keep_connections": "yes"}})
+    # serve with it off keeps nothing: each transfer its own connection
+    (tmp_path / "z.zone").write_text(_zone_text("example.com"))
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": "example.com", "file": str(tmp_path / "z.zone")}],
+        keep_connections=False,
+    )
+    server = ServerThread(config)
+    try:
+        assert server.server is not None and server.server.connections is None
+    finally:
+        server.stop()

@@ -89,6 +89,7 @@ class _Plan:
     zones: list[ZonePlan]
     axfr_only: set[dns.name.Name]
     catalogs: list[CatalogSpec]
+    keep_connections: bool = True  # [server] keep_connections
 
 
 def _config_for_zones(zones: list[str]) -> str | None:
@@ -127,6 +128,7 @@ def _plan(
                 for c in config.catalogs
                 if not zones
             ],
+            config.server.keep_connections,
         )
     if catalog_name is not None:
         if zones or not servers or directory is None or output_path is not None:
@@ -401,7 +403,8 @@ def command(
                     lines.write(results)
 
             # several zones: a transfer's connection is kept for the next from its primary
-            kept = tcpstream.IdleConnections.install() if len(plans) > 1 else None
+            keep = len(plans) > 1 and plan.keep_connections
+            kept = tcpstream.IdleConnections.install() if keep else None
             try:
                 await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
             finally:

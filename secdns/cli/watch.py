@@ -370,13 +370,13 @@ def command(
     if catalog_name is None:
         if prune:
             raise UsageError("--prune removes former catalog members: use it with --catalog")
-        mirror_zones, store, concurrency, limits = mirror_plan(
+        mirror_zones, store, concurrency, limits, keep = mirror_plan(
             zones, servers, config_path, output_path, directory, key, tls
         )
     else:
         from secdns.cli.watch_catalog import catalog_plan, run_catalog
 
-        mirror_zones, store, concurrency, limits = catalog_plan(
+        mirror_zones, store, concurrency, limits, keep = catalog_plan(
             catalog_name,
             zones,
             servers,
@@ -395,6 +395,7 @@ def command(
         force=force,
         exec_command=exec_command,
         notify_listen=parse_endpoint(notify_listen) if notify_listen else None,
+        keep_connections=keep,
     )
     if catalog_name is not None:
         assert store is not None

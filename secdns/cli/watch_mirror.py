@@ -305,9 +305,10 @@ def mirror_plan(
     directory: str | None,
     key: TsigKey | None,
     tls: xot.TlsSettings | None = None,
-) -> tuple[list[MirrorZone], Store | None, int, Limits]:
-    """The zones to mirror, their store, the default concurrency and the limits:
-    from the config (``-c``), else from ZONE @PRIMARY... with -o FILE or -d DIR."""
+) -> tuple[list[MirrorZone], Store | None, int, Limits, bool]:
+    """The zones to mirror, their store, the default concurrency, the limits and
+    whether connections are kept ([server] keep_connections): from the config
+    (``-c``), else from ZONE @PRIMARY... with -o FILE or -d DIR."""
     out_path = Path(output_path) if output_path else None
     if output_path == "-":
         raise UsageError("watch writes files: give -o FILE or -d DIR, not -o -")
@@ -332,6 +333,7 @@ def mirror_plan(
             Store(store_dir) if store_dir else None,
             config.server.concurrency,
             config.server.limits,
+            config.server.keep_connections,
         )
     if len(zones) != 1 or not servers:
         raise UsageError(
@@ -341,7 +343,7 @@ def mirror_plan(
     if out_path is None and directory is None:
         raise UsageError("say where the zone goes: -o FILE or -d DIR")
     plan = [MirrorZone(parse_zone_name(zones[0]), tuple(servers), key, out_path, tls=tls)]
-    return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits()
+    return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits(), True
 
 
 def run_mirror(

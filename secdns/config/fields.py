@@ -122,6 +122,7 @@ SERVER_KEYS = {
     "tls_handshake_timeout",
     "store_sync",
     "ready_answers",
+    "keep_connections",
 }
 TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 ZONE_KEYS = {

@@ -99,6 +99,11 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
         problems.add("server.ready_answers", 'expected "fork", "thread" or "off"')
         ready = "fork"
     out["ready_answers"] = ready
+    keep = server_doc.get("keep_connections", True)
+    if not isinstance(keep, bool):
+        problems.add("server.keep_connections", "expected true or false")
+        keep = True
+    out["keep_connections"] = keep
     for name in ("identity", "version"):
         value = server_doc.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > 255):

@@ -104,6 +104,9 @@ class ServerConfig:
     # size again while it runs), "thread" (in the server's process, a share of the CPU
     # while queries arrive) or "off" (answers made on their first ask only)
     ready_answers: str = "fork"
+    # a transfer's TCP connection kept (2 s, at most 8 a primary) for the next transfer
+    # from the same primary (serve, pull -c, watch -c: secdns.tcpstream.IdleConnections)
+    keep_connections: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

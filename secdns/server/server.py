@@ -145,7 +145,8 @@ class Server(QueryDispatch):
         await self.tls.listen()
         # a transfer's connection is kept for the next from the same primary (a cold
         # start of 10,000 zones from one primary: not 10,000 connections)
-        self.connections = tcpstream.IdleConnections.install()
+        if self.config.server.keep_connections:
+            self.connections = tcpstream.IdleConnections.install()
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
