@@ -450,10 +450,22 @@ def knot_round(
     (setup.workdir / "db").mkdir(exist_ok=True)
     control = Path(tempfile.mkdtemp(prefix="secdns-knot-")) / "knot.sock"
     conf = setup.workdir / "knot.conf"
-    conf.write_text(_knot_conf(setup, port, control))
+    text = _knot_conf(setup, port, control)
+    pool = ""
+    if args.knot_pool:  # Knot's own kept connections (remote-pool-limit, default 0: off)
+        text = text.replace(
+            "    background-workers: 1\n",
+            f"    background-workers: 1\n    remote-pool-limit: {args.knot_pool}\n",
+            1,
+        )
+        pool = f", remote-pool-limit: {args.knot_pool}"
+    conf.write_text(text)
     argv = [need_binary("knotd"), "-c", str(conf)]
     show_reference("knot", argv)
-    print(f"  knot config: {conf} (zonefile-sync: 0, one worker of each kind)", file=sys.stderr)
+    print(
+        f"  knot config: {conf} (zonefile-sync: 0, one worker of each kind{pool})",
+        file=sys.stderr,
+    )
     poller = Poller(port, names)
     found: dict[str, float] = {}
     try:
@@ -816,6 +828,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--only", choices=("secdns", "knot"), default=None, help="run one secondary only"
+    )
+    parser.add_argument(
+        "--knot-pool",
+        type=int,
+        default=0,
+        help="Knot's remote-pool-limit (its kept outgoing TCP connections; Knot's default 0 "
+        "is off; secdns keeps up to 8 a primary unless [server] keep_connections = false)",
     )
     parser.add_argument(
         "--store-sync",
