@@ -24,8 +24,8 @@ import dns.name
 
 from secdns import wire, zonefile
 from secdns.atomicfile import atomic_write, read_chunks
-from secdns.engine import gc_paused
 from secdns.errors import IxfrNotApplicable, LocalIOError, SecdnsError
+from secdns.gcpause import gc_paused
 from secdns.store import (
     WHOLE_LINES,
     JournalEntry,

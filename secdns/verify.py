@@ -34,8 +34,8 @@ from secdns.checks import Finding
 from secdns.checks.dnssec import applicable_checks, check_dnssec
 from secdns.checks.integrity import check_integrity
 from secdns.checks.zoneindex import ZoneIndex
-from secdns.engine import gc_paused
 from secdns.errors import UsageError, ZoneFileError
+from secdns.gcpause import gc_paused
 from secdns.sources import (
     LoadOptions,
     Source,

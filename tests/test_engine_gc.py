@@ -1,4 +1,4 @@
-"""secdns.engine.gc_paused: overlapping pauses keep the collector off until the last ends."""
+"""secdns.gcpause.gc_paused: overlapping pauses keep the collector off until the last ends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from secdns import engine
+from secdns import gcpause
 
 
 @pytest.fixture(autouse=True)
@@ -20,13 +20,13 @@ def _collector_on():
 
 
 def test_nested_and_overlapping_pauses_resume_at_the_last_end():
-    with engine.gc_paused():
+    with gcpause.gc_paused():
         assert not gc.isenabled()
-        with engine.gc_paused():
+        with gcpause.gc_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
-    first, second = engine.gc_paused(), engine.gc_paused()
+    first, second = gcpause.gc_paused(), gcpause.gc_paused()
     first.__enter__()
     second.__enter__()
     first.__exit__(None, None, None)  # (serve: one transfer ends while another runs)
@@ -37,13 +37,13 @@ def test_nested_and_overlapping_pauses_resume_at_the_last_end():
 
 def test_a_collector_that_was_off_stays_off():
     gc.disable()
-    with engine.gc_paused():
+    with gcpause.gc_paused():
         pass
     assert not gc.isenabled()
 
 
 def test_a_long_pause_still_collects_the_young(monkeypatch):
-    monkeypatch.setattr(engine, "GC_PAUSE_LIMIT", 0.01)
+    monkeypatch.setattr(gcpause, "GC_PAUSE_LIMIT", 0.01)
     generations: list[int] = []
 
     def seen(phase: str, info: dict[str, int]) -> None:
@@ -52,7 +52,7 @@ def test_a_long_pause_still_collects_the_young(monkeypatch):
 
     gc.callbacks.append(seen)
     try:
-        first, second = engine.gc_paused(), engine.gc_paused()
+        first, second = gcpause.gc_paused(), gcpause.gc_paused()
         first.__enter__()
         second.__enter__()
         time.sleep(0.02)
@@ -66,19 +66,19 @@ def test_a_long_pause_still_collects_the_young(monkeypatch):
 
 
 def test_failed_blocks_bring_a_collection_sooner(monkeypatch):
-    monkeypatch.setattr(engine, "GC_PAUSE_FAILURES", 2)
+    monkeypatch.setattr(gcpause, "GC_PAUSE_FAILURES", 2)
     generations: list[int] = []
 
     def seen(phase: str, info: dict[str, int]) -> None:
         if phase == "stop":
             generations.append(info["generation"])
 
-    outer = engine.gc_paused()
+    outer = gcpause.gc_paused()
     outer.__enter__()
     gc.callbacks.append(seen)
     try:
         for _ in range(2):
-            with pytest.raises(ValueError), engine.gc_paused():
+            with pytest.raises(ValueError), gcpause.gc_paused():
                 raise ValueError("a failed transfer")
         assert generations == [0]
     finally:
@@ -115,8 +115,8 @@ def test_a_serve_that_cannot_listen_leaves_no_pause_behind(tmp_path):
     finally:
         holder.close()
     assert served.exit_code == 7, served.output
-    assert engine._pauses == 0
+    assert gcpause._pauses == 0
     assert sys.getswitchinterval() == interval
-    with engine.gc_paused():
+    with gcpause.gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
