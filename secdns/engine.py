@@ -304,10 +304,11 @@ async def transfer(
     ``ask_expire`` (unsigned only): ask with EDNS EXPIRE (RFC 7314), answered in
     :attr:`Transfer.edns_expire`, for a transfer asked without a SOA probe first.
 
-    Over plain TCP, where the command keeps connections (:class:`tcpstream.IdleConnections`:
-    serve), a connection a transfer from the same primary left open is used; if the
-    primary closed it meanwhile (the query fails, or the stream ends before any answer),
-    the transfer is made again on a new connection.
+    Over plain TCP, where the command keeps connections
+    (:class:`tcpstream.IdleConnections`: serve, ``pull -c``, watch), a connection a
+    transfer from the same primary left open is used; if the primary closed it
+    meanwhile (the query fails, or the stream ends before any answer), the transfer
+    is made again on a new connection.
     """
     pool = tcpstream.IdleConnections.current() if tls is None else None
     run = functools.partial(

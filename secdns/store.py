@@ -5,10 +5,11 @@ the same directory, fsync, rename, fsync of the directory), so a crash at any po
 the previous version intact.  Zone names map to file names that never escape the
 directory.
 
-Past the house size (~640 lines) as one room on purpose: the file names, the state
-format, the journal and :class:`ZoneWriter`'s commit order (journal, zone file,
-state) are one crash-consistency argument, read together.  The next split, if it
-grows, is the journal (its line format, chain and trimming) into a module of its own.
+Past the house size (~790 lines) as one room on purpose: the file names, the state
+format (a state file, or a zone file's first line), the journal and
+:class:`ZoneWriter`'s commit order (journal, zone file, state) are one
+crash-consistency argument, read together.  The next split, if it grows, is the
+journal (its line format, chain and trimming) into a module of its own.
 """
 
 from __future__ import annotations

@@ -224,11 +224,11 @@ class IdleConnections:
 
     def give(self, address: str, port: int, stream: TcpStream) -> None:
         """Keep ``stream`` (a transfer on it ended cleanly) for the next, or close it."""
-        streams = self._streams.setdefault((address, port), [])
-        if _KEPT.get(self._loop) is not self or len(streams) >= self.per_peer:
+        if _KEPT.get(self._loop) is not self or not stream.reusable():
             stream.close()
             return
-        if not stream.reusable():
+        streams = self._streams.setdefault((address, port), [])
+        if len(streams) >= self.per_peer:
             stream.close()
             return
         streams.append((stream, self._loop.time()))
