@@ -138,14 +138,31 @@ class Poller:
         self.pause = pause
         self.questions = {name: _question(name) for name in names}
         self.queries = 0  # asked during the last wait()
+        self.primary_cpu = 0.0  # the primary's CPU seconds during the last wait()
+        self.poller_cpu = 0.0  # this poller's own (its thread's)
+
+    primary_pid: int | None = None
+    """The primary's process (set once started): its CPU is counted over each wait()."""
 
     def wait(
         self, serial: int, timeout: float, *, proc: subprocess.Popen[bytes] | None = None
     ) -> float:
         """Seconds until every zone answered ``serial`` (raises SystemExit after ``timeout``)."""
         start = time.perf_counter()
-        pending = list(self.questions)
         self.queries = 0
+        primary_began = process_cpu(self.primary_pid) if self.primary_pid else 0.0
+        poller_began = time.thread_time()
+        try:
+            return self._wait(serial, timeout, proc, start)
+        finally:
+            if self.primary_pid:
+                self.primary_cpu = process_cpu(self.primary_pid) - primary_began
+            self.poller_cpu = time.thread_time() - poller_began
+
+    def _wait(
+        self, serial: int, timeout: float, proc: subprocess.Popen[bytes] | None, start: float
+    ) -> float:
+        pending = list(self.questions)
         size = self.probe
         while pending:
             chunk = {name: self.questions[name] for name in pending[:size]}
@@ -305,13 +322,16 @@ def measure_start(
     for key, seconds in zip(("user", "sys", "main_user", "main_sys"), split, strict=True):
         found[f"{phase}_{key}_s"] = seconds
     found[f"{phase}_queries"] = poller.queries
+    found[f"{phase}_primary_cpu_s"] = poller.primary_cpu
+    found[f"{phase}_poller_cpu_s"] = poller.poller_cpu
     found[f"{phase}_rss_mib"] = group_pss_mib(_live_group_members(proc.pid))
     one, answered = poller.one_pass(SERIAL)
     found[f"{phase}_poll_pass_s"] = one
     print(
         f"  {label} {phase}: all served after {found[phase]:.2f} s "
         f"(server CPU {found[f'{phase}_cpu_s']:.2f} s: user {split[0]:.2f}, system {split[1]:.2f}, "
-        f"main thread {split[2]:.2f} + {split[3]:.2f}; {poller.queries} polling queries); "
+        f"main thread {split[2]:.2f} + {split[3]:.2f}; {poller.queries} polling queries; "
+        f"primary CPU {poller.primary_cpu:.2f} s, poller {poller.poller_cpu:.2f} s); "
         f"one more pass on its own {one:.3f} s ({answered} answered); threads: "
         + ", ".join(f"{name} {spent:.2f}" for name, spent in sorted(threads.items())),
         file=sys.stderr,
@@ -694,6 +714,7 @@ def storm_main(args: argparse.Namespace, names: list[str], template: str) -> Non
         primary = start_primary(tmp, texts, notify=[], dynamic=False)
         raise_transfers_out(primary, args.transfers_out)
         show_reference("BIND primary", argv_of(primary.pid))
+        Poller.primary_pid = primary.pid
         serial = SERIAL
         try:
             for label, path in labels:
@@ -908,6 +929,7 @@ def main() -> None:
             file=sys.stderr,
         )
         show_reference("BIND primary", argv_of(primary.pid))
+        Poller.primary_pid = primary.pid
         raise_transfers_out(primary, args.transfers_out)
         print(
             f"  BIND primary: transfers-out {args.transfers_out} (its default is 10)",

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dns.name
+import dns.rdatatype
 
 from secdns import wire, zonefile
 from secdns.atomicfile import atomic_write, read_chunks
-from secdns.errors import IxfrNotApplicable, LocalIOError, SecdnsError
+from secdns.errors import BadDataError, IxfrNotApplicable, LocalIOError, SecdnsError
 from secdns.gcpause import gc_paused
 from secdns.store import (
     WHOLE_LINES,
@@ -96,10 +97,7 @@ def file_serial(path: Path, origin: dns.name.Name | None = None) -> int | None:
     if origin is None:
         return serial
     if match.group(1).lower() != origin.to_text().lower():
-        log.warning(
-            "pull: zone=%s %s holds zone %s: fetching it by AXFR", origin, path, match.group(1)
-        )
-        return None
+        return None  # (refused before: refuse_foreign_file)
     try:
         problem = _not_whole(path, origin, serial)
     except OSError as err:
@@ -108,6 +106,55 @@ def file_serial(path: Path, origin: dns.name.Name | None = None) -> int | None:
         log.warning("pull: zone=%s %s %s: fetching it by AXFR", origin, path, problem)
         return None
     return serial
+
+
+HEAD_OCTETS = 1 << 16
+"""How much of an existing ``-o`` file is read to tell which zone it holds."""
+
+
+def foreign_zone(path: Path, origin: dns.name.Name) -> str | None:
+    """The zone an existing master file holds when it is another zone's: the one its
+    secdns header names, else the owner of the first SOA in its first
+    :data:`HEAD_OCTETS` (a hand-written file).  None for a file of ``origin``, one
+    with no SOA there, one whose head does not parse, or none at all: such a file is
+    written over as before."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_OCTETS)
+    except OSError:
+        return None
+    text = head.decode("utf-8", errors="replace")
+    match = _HEADER_SERIAL.match(text)
+    if match is not None:
+        named = match.group(1)
+        return None if named.lower() == origin.to_text().lower() else named
+    if len(head) == HEAD_OCTETS:  # (the last line may be cut: left out)
+        text = text[: text.rfind("\n") + 1]
+    from secdns.masterfile import read_master  # (a large module: only when a file is there)
+
+    try:
+        records = read_master(text, origin, filename=str(path)).records
+    except (SecdnsError, ValueError, UnicodeError):
+        return None
+    soa = next((r for r in records if r.rdtype == dns.rdatatype.SOA), None)
+    return None if soa is None or soa.owner == "@" else soa.owner
+
+
+def refuse_foreign_file(path: Path | None, origin: dns.name.Name) -> None:
+    """``pull -o FILE`` where FILE holds another zone (a typo in a path or a zone name,
+    a zone file some server loads) is refused before any transfer, FILE untouched:
+    :class:`BadDataError`, the words ``diff`` and ``serve`` use for a file of another
+    zone.  The one check for both copies that write FILE (:class:`FileCopy`, and
+    :class:`StoreCopy` with ``-d DIR -o FILE``)."""
+    if path is None or not path.exists():
+        return
+    other = foreign_zone(path, origin)
+    if other is not None:
+        raise BadDataError(
+            f"{path} holds zone {other} (its SOA), not {origin.to_text()}: "
+            "left as it is; wrong file or wrong zone name?",
+            hint="remove it, give -o another file, or --force to write over it",
+        )
 
 
 class ZoneCopy(abc.ABC):
@@ -194,12 +241,22 @@ class FileCopy(ZoneCopy):
 
     pooled = True
 
-    def __init__(self, origin: dns.name.Name, output: Path | None, to_stdout: bool = False):
+    def __init__(
+        self,
+        origin: dns.name.Name,
+        output: Path | None,
+        to_stdout: bool = False,
+        *,
+        force: bool = False,
+    ):
         self.origin = origin
         self.output = output
         self.to_stdout = to_stdout
+        self.force = force  # --force: write over a file of another zone too
 
     async def prepare(self) -> None:
+        if not self.force:
+            await asyncio.to_thread(refuse_foreign_file, self.output, self.origin)
         if self.output is not None and self.output.exists():
             self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
             if self.serial is not None:
@@ -280,11 +337,14 @@ class StoreCopy(ZoneCopy):
         origin: dns.name.Name,
         output: Path | None = None,
         to_stdout: bool = False,
+        *,
+        force: bool = False,
     ) -> None:
         self.store = store
         self.origin = origin
         self.output = output
         self.to_stdout = to_stdout
+        self.force = force  # --force: write over a file of another zone too
         self.writer: ZoneWriter | None = None
         self.text: str | None = None
 
@@ -294,6 +354,8 @@ class StoreCopy(ZoneCopy):
         return self.writer.state
 
     async def prepare(self) -> None:
+        if not self.force:
+            await asyncio.to_thread(refuse_foreign_file, self.output, self.origin)
         self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.origin)
         state = self.writer.state
         why = await asyncio.to_thread(self.store.zone_problem, self.origin, state)
@@ -375,7 +437,8 @@ def make_copy(
     store: Store | None = None,
     output: Path | None = None,
     to_stdout: bool = False,
+    force: bool = False,
 ) -> ZoneCopy:
     if store is not None:
-        return StoreCopy(store, origin, output, to_stdout)
-    return FileCopy(origin, output, to_stdout)
+        return StoreCopy(store, origin, output, to_stdout, force=force)
+    return FileCopy(origin, output, to_stdout, force=force)

@@ -205,18 +205,54 @@ def test_diff_nsupdate_bad_server_is_a_usage_error():
 # --- pull -o FILE: only a file of this zone, intact and current, is left alone -------------------
 
 
-def test_pull_o_does_not_trust_a_file_of_another_zone(primary, tmp_path):
+def test_pull_o_leaves_a_file_of_another_zone_alone(primary, tmp_path):
+    # a copy secdns wrote of another zone (its header names it): refused before any
+    # transfer, the file untouched (it was written over, with a warning, before)
     out = tmp_path / "f.zone"
     serial = primary.server.serial
-    out.write_text(
+    text = (
         f"; zone example.com. serial {serial} (written by secdns; one record per line,"
         " canonical order)\n" + EXAMPLE_COM.read_text()
     )
+    out.write_text(text)
     result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert result.exit_code == 6, result.stderr
+    assert "result=failed serial=none" in result.stdout
+    assert f"{out} holds zone example.com. (its SOA), not example.test.: left as it is" in one_line(
+        result.stderr
+    )
+    assert out.read_text() == text
+
+
+def test_pull_o_leaves_a_hand_written_file_of_another_zone_alone(primary, tmp_path):
+    # a stranger's typo: -o pointing at the zone file a server loads for another zone
+    out = tmp_path / "db.example.com"
+    text = EXAMPLE_COM.read_text()
+    out.write_text(text)
+    for extra in ((), ("-d", str(tmp_path / "store"))):
+        result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), *extra)
+        assert result.exit_code == 6, result.stderr
+        line = one_line(result.stderr)
+        assert "holds zone example.com. (its SOA), not example.test." in line
+        assert DEMO_ZONE in line and "--force to write over it" in result.stderr
+        assert out.read_text() == text
+    assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("*.zone"))
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), "--force")
     assert result.exit_code == 0, result.stderr
-    assert "result=transferred kind=AXFR" in result.stdout
-    assert "holds zone example.com." in one_line(result.stderr)
-    assert out.read_text().startswith(f"; zone example.test. serial {serial} ")
+    assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+
+
+def test_pull_o_writes_over_a_hand_written_file_of_the_zone_or_no_zone(primary, tmp_path):
+    out = tmp_path / "f.zone"
+    for text in (
+        f"$ORIGIN {DEMO_ZONE}.\n$TTL 300\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
+        "not a zone file at all (\n",
+        "",
+    ):
+        out.write_text(text)
+        result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
 
 
 def test_pull_o_checks_the_file_before_skipping(primary, tmp_path):
@@ -630,3 +666,14 @@ def test_added_removed_the_same_for_ixfr_and_a_full_zone_answer(primary, tmp_pat
     assert counts(by_axfr.stdout) == ("AXFR", "2", "1")
     with contextlib.suppress(FileNotFoundError):
         assert stored_master(a / "example.test.zone") == stored_master(b / "example.test.zone")
+
+
+def test_pull_d_o_writes_the_master_text_and_pulls_again_into_it(primary, tmp_path):
+    # -d DIR -o FILE: FILE gets the master text without the store's state line, and
+    # the next pull recognises it as this zone's copy
+    out, store = tmp_path / "f.zone", tmp_path / "store"
+    for _ in range(2):
+        result = run("pull", DEMO_ZONE, primary.at, "-d", str(store), "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        first = out.read_text().splitlines()[0]
+        assert first.startswith(f"; zone {DEMO_ZONE}. serial "), first

@@ -385,7 +385,9 @@ def command(
                 zone_tls: xot.TlsSettings | None,
             ) -> PullResult:
                 options = options_for(zone_key, zone_tls, origin not in axfr_only)
-                copy = make_copy(origin, store=store, output=out_path, to_stdout=to_stdout)
+                copy = make_copy(
+                    origin, store=store, output=out_path, to_stdout=to_stdout, force=force
+                )
                 try:
                     return await pull_zone(
                         origin,
