@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ from secdns.xfr import Delta
 
 if TYPE_CHECKING:  # pull.py imports this module; a copy only fills in a result
     from secdns.pull import PullResult
+    from secdns.server.persist import StoreQueue
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,11 @@ class ZoneCopy(abc.ABC):
         """Load what we hold (before the SOA probe)."""
         return None
 
+    async def settled(self) -> None:
+        """Wait for a write the copy left to finish in a group commit (``pull`` of many
+        zones into a store: :class:`StoreCopy` with ``commits``); raises what it raised."""
+        return None
+
     @abc.abstractmethod
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
@@ -255,7 +261,7 @@ class FileCopy(ZoneCopy):
         self.force = force  # --force: write over a file of another zone too
 
     async def prepare(self) -> None:
-        if not self.force:
+        if self.output is not None and not self.force:
             await asyncio.to_thread(refuse_foreign_file, self.output, self.origin)
         if self.output is not None and self.output.exists():
             self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
@@ -309,6 +315,19 @@ class FileCopy(ZoneCopy):
                 pass
 
 
+INLINE_OCTETS = 1 << 16
+"""A stored zone file up to this size is read by the event loop's thread when a pull
+of many zones prepares it (:class:`StoreCopy`): 10,000 zones of ~20 records each
+handed to a thread and back cost more in the interpreter lock than the reads."""
+
+
+def _small(path: Path) -> bool:
+    try:
+        return path.stat().st_size <= INLINE_OCTETS
+    except OSError:  # no file: only its state (if any) is read
+        return True
+
+
 def _count_records(path: Path) -> int | None:
     """The records of a whole master file secdns wrote (one a line, after its
     header), counted a chunk at a time."""
@@ -339,6 +358,7 @@ class StoreCopy(ZoneCopy):
         to_stdout: bool = False,
         *,
         force: bool = False,
+        commits: StoreQueue | None = None,
     ) -> None:
         self.store = store
         self.origin = origin
@@ -347,6 +367,10 @@ class StoreCopy(ZoneCopy):
         self.force = force  # --force: write over a file of another zone too
         self.writer: ZoneWriter | None = None
         self.text: str | None = None
+        # pull of many zones into the store: writes committed in groups, and a small
+        # zone's left behind while the next zone is pulled (settled())
+        self.commits = commits if output is None and not to_stdout else None
+        self._behind: asyncio.Future[object] | None = None
 
     @property
     def state(self) -> ZoneState:
@@ -354,11 +378,17 @@ class StoreCopy(ZoneCopy):
         return self.writer.state
 
     async def prepare(self) -> None:
-        if not self.force:
-            await asyncio.to_thread(refuse_foreign_file, self.output, self.origin)
-        self.writer = await asyncio.to_thread(ZoneWriter, self.store, self.origin)
-        state = self.writer.state
-        why = await asyncio.to_thread(self.store.zone_problem, self.origin, state)
+        def load() -> tuple[ZoneWriter, str | None]:  # (one hand-off to a thread)
+            if not self.force:
+                refuse_foreign_file(self.output, self.origin)
+            writer = ZoneWriter(self.store, self.origin)
+            return writer, self.store.zone_problem(self.origin, writer.state)
+
+        if self.commits is not None and _small(self.store.zone_path(self.origin)):
+            writer, why = load()  # (a thread's hand-off would cost more than the reads)
+        else:
+            writer, why = await asyncio.to_thread(load)
+        self.writer, state = writer, writer.state
         if why is None:
             self.serial = state.serial
             self.can_ixfr = True
@@ -393,7 +423,7 @@ class StoreCopy(ZoneCopy):
             )
             self._written(written, soa, result)
 
-        await asyncio.to_thread(work)
+        await self._write(work, behind=len(zone) <= WHOLE_LINES)
 
     async def apply_ixfr(self, deltas: list[Delta], soa: wire.Record, result: PullResult) -> None:
         def work() -> None:
@@ -410,19 +440,42 @@ class StoreCopy(ZoneCopy):
             result.added += written.added - len(entries)
             self._written(written, soa, result)
 
-        await asyncio.to_thread(work)
+        await self._write(work, behind=False)  # (a delta that does not apply says so now)
 
     async def checked(self, result: PullResult) -> None:
         assert self.writer is not None
-        await asyncio.to_thread(self.writer.checked)
+        await self._write(self.writer.checked, behind=True)
 
     async def failed(self, error: SecdnsError) -> None:
         if self.writer is None:
             return
-        try:
-            await asyncio.to_thread(self.writer.failed, error.one_line())
-        except LocalIOError as err:
-            log.error("pull: zone=%s cannot save state: %s", self.origin, err.message)
+        writer, line = self.writer, error.one_line()
+
+        def work() -> None:
+            try:
+                writer.failed(line)
+            except LocalIOError as err:
+                log.error("pull: zone=%s cannot save state: %s", self.origin, err.message)
+
+        await self._write(work, behind=True)
+
+    async def _write(self, work: Callable[[], object], *, behind: bool) -> None:
+        """Run a store write in a thread; with :attr:`commits`, in its next group
+        commit, and (``behind``) without waiting for it: :meth:`settled` does."""
+        if self.commits is None:
+            await asyncio.to_thread(work)
+            return
+        await self.settled()  # (one write of a zone at a time, in order)
+        future = asyncio.ensure_future(self.commits.run(work))
+        if behind:
+            self._behind = future
+        else:
+            await future
+
+    async def settled(self) -> None:
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            await behind
 
 
 def stored_soa(soa: wire.Record) -> StoredSoa:
@@ -438,7 +491,8 @@ def make_copy(
     output: Path | None = None,
     to_stdout: bool = False,
     force: bool = False,
+    commits: StoreQueue | None = None,
 ) -> ZoneCopy:
     if store is not None:
-        return StoreCopy(store, origin, output, to_stdout, force=force)
+        return StoreCopy(store, origin, output, to_stdout, force=force, commits=commits)
     return FileCopy(origin, output, to_stdout, force=force)

@@ -243,15 +243,7 @@ async def pull_zone(
     try:
         result = await _first_primary(origin, primaries, attempt, note)
     except SecdnsError as error:
-        error.with_context(zone=zone_text)  # a local write error knows no zone
-        result = PullResult(
-            zone=zone_text,
-            status=Status.FAILED,
-            error=error,
-            serial_from=copy.serial,
-            primary=error.server,  # the one that failed last, as error.server says
-        )
-        await copy.failed(error)
+        result = await _failed(zone_text, copy, error, copy.serial)
         note("write", "nothing written: the copy we hold is left as it was")
     else:
         if result.status is Status.UP_TO_DATE:
@@ -266,6 +258,40 @@ async def pull_zone(
             )
     result.duration = time.monotonic() - started
     result.steps = note.steps
+    return result
+
+
+async def _failed(
+    zone_text: str, copy: ZoneCopy, error: SecdnsError, held: int | None
+) -> PullResult:
+    """The result of a pull that failed (``held``: the serial we hold), the failure
+    noted in the copy's state."""
+    error.with_context(zone=zone_text)  # a local write error knows no zone
+    result = PullResult(
+        zone=zone_text,
+        status=Status.FAILED,
+        error=error,
+        serial_from=held,
+        primary=error.server,  # the one that failed last, as error.server says
+    )
+    await copy.failed(error)
+    return result
+
+
+async def settle(result: PullResult, copy: ZoneCopy) -> PullResult:
+    """``result`` once the write ``copy`` left to a group commit is durable (``pull``
+    of many zones into a store); a write that failed there fails the zone, as one
+    that fails at once does (:func:`pull_zone`); the wait is counted in its time."""
+    began = time.monotonic()
+    try:
+        await copy.settled()
+    except SecdnsError as error:
+        failed = await _failed(result.zone, copy, error, result.serial_from)
+        failed.primary = failed.primary or result.primary
+        failed.duration, failed.steps = result.duration, result.steps
+        result = failed
+        await copy.settled()  # (the failure noted in the state)
+    result.duration += time.monotonic() - began
     return result
 
 

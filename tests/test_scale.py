@@ -284,3 +284,57 @@ def test_pull_config_piped_writes_each_line_as_its_zone_is_done(primary, tmp_pat
     assert stderr == ""
     stored = {p.name for p in (tmp_path / "store").glob("*.zone")}
     assert stored == {f"{name}.zone" for name in names}
+
+
+def test_pull_config_into_a_store_commits_in_groups_and_a_failed_write_fails_its_zone(
+    primary, tmp_path, monkeypatch
+):
+    """Several zones into a store: their writes are made durable in groups (one round
+    of fsyncs for many zones, as serve does), the next zone pulled meanwhile; a write
+    that fails in a group fails its zone alone (exit 7), and a second pull finds the
+    others current."""
+    from click.testing import CliRunner
+
+    from secdns import atomicfile
+    from secdns import store as store_module
+    from secdns.cli import cli
+    from secdns.errors import LocalIOError
+
+    commits: list[int] = []
+    commit = atomicfile.GroupCommit.commit
+
+    def counted(self: atomicfile.GroupCommit) -> None:
+        commits.append(len(self.pending))
+        commit(self)
+
+    monkeypatch.setattr(atomicfile.GroupCommit, "commit", counted)
+    names = zone_names(ZONES)
+    replace = store_module.ZoneWriter.replace_merged
+
+    def full_disk(self: store_module.ZoneWriter, *args: object, **kwargs: object) -> object:
+        if self.origin.to_text() == f"{names[7]}.":  # a disk that fills for one zone
+            raise LocalIOError(f"cannot write {names[7]}.zone: No space left on device")
+        return replace(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.ZoneWriter, "replace_merged", full_disk)
+    upstream = primary(names, delay=0.002)
+    store = tmp_path / "store"
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=store,
+        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+        concurrency=6,
+    )
+    result = CliRunner().invoke(cli, ["pull", "-c", str(config)])
+    assert result.exit_code == 7, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == ZONES, lines[:3]
+    failed = [line for line in lines if " result=failed " in line]
+    assert len(failed) == 1 and failed[0].startswith(f"zone={names[7]}. "), failed
+    assert "No space left on device" in failed[0] and "serial=none" in failed[0]
+    assert sum(" result=transferred " in line for line in lines) == ZONES - 1
+    assert sum(commits) >= ZONES - 1 and len(commits) < ZONES // 4, commits
+    again = CliRunner().invoke(cli, ["pull", "-c", str(config)])
+    lines = again.stdout.splitlines()
+    assert sum(" result=up-to-date " in line for line in lines) == ZONES - 1, lines[:3]
+    assert not list(store.glob(".*.tmp")), "a temporary file left behind"

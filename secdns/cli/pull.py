@@ -29,12 +29,14 @@ from secdns.cli.options import (
 )
 from secdns.cli.progress import TransferProgress as _Progress
 from secdns.config import DEFAULT_CONCURRENCY, DEFAULT_MAX_MEMBERS, Limits, parse_zone_name
-from secdns.copies import make_copy
+from secdns.copies import ZoneCopy, make_copy
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ExitCode, UsageError, worst
 from secdns.explain import Step, printer
 from secdns.keys import TsigKey
-from secdns.pull import PullOptions, PullResult, pull_zone
+from secdns.pull import PullOptions, PullResult, pull_zone, settle
+from secdns.server.persist import BATCH as STORE_BATCH
+from secdns.server.persist import StoreQueue
 from secdns.store import Store
 
 if TYPE_CHECKING:
@@ -376,6 +378,10 @@ def command(
         # a pool of `jobs` workers over the plans: 10,000 zones are not 10,000 tasks
         results: list[PullResult | None] = [None] * len(plans)
         pending = iter(enumerate(plans))
+        # several zones into a store: their writes made durable in groups (one round
+        # of fsyncs for up to STORE_BATCH zones), as serve commits its store
+        grouped = store is not None and len(plans) > 1 and out_path is None and not explain
+        commits = StoreQueue() if grouped and not to_stdout else None
         with _Progress(show_progress, len(plans)) as progress:
 
             async def one(
@@ -383,13 +389,18 @@ def command(
                 primaries: list[Endpoint],
                 zone_key: TsigKey | None,
                 zone_tls: xot.TlsSettings | None,
-            ) -> PullResult:
+            ) -> tuple[PullResult, ZoneCopy]:
                 options = options_for(zone_key, zone_tls, origin not in axfr_only)
                 copy = make_copy(
-                    origin, store=store, output=out_path, to_stdout=to_stdout, force=force
+                    origin,
+                    store=store,
+                    output=out_path,
+                    to_stdout=to_stdout,
+                    force=force,
+                    commits=commits,
                 )
                 try:
-                    return await pull_zone(
+                    result = await pull_zone(
                         origin,
                         primaries,
                         copy,
@@ -398,20 +409,41 @@ def command(
                     )
                 finally:
                     progress.done(origin.to_text())
+                return result, copy
+
+            async def finish(index: int, result: PullResult, copy: ZoneCopy) -> None:
+                results[index] = await settle(result, copy)
+                lines.write(results)
+
+            behind: set[asyncio.Task[None]] = set()
 
             async def worker() -> None:
                 for index, plan in pending:
-                    results[index] = await one(*plan)
-                    lines.write(results)
+                    result, copy = await one(*plan)
+                    if commits is None:
+                        results[index] = result
+                        lines.write(results)
+                        continue
+                    # the zone's store write is left to the next group commit, and
+                    # the next zone pulled meanwhile (at most 2 groups' worth held)
+                    while len(behind) >= 2 * STORE_BATCH:
+                        await asyncio.wait(behind, return_when=asyncio.FIRST_COMPLETED)
+                    task = asyncio.get_running_loop().create_task(finish(index, result, copy))
+                    behind.add(task)
+                    task.add_done_callback(behind.discard)
 
             # several zones: a transfer's connection is kept for the next from its primary
             keep = len(plans) > 1 and plan.keep_connections
             kept = tcpstream.IdleConnections.install() if keep else None
             try:
                 await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
+                while behind:
+                    await asyncio.wait(behind)
             finally:
                 if kept is not None:
                     kept.close()
+                if commits is not None:
+                    commits.close()
         return [result for result in results if result is not None]
 
     results = asyncio.run(run_all())
