@@ -15,7 +15,9 @@ import abc
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +26,7 @@ import dns.name
 import dns.rdatatype
 
 from secdns import wire, zonefile
-from secdns.atomicfile import atomic_write, read_chunks
+from secdns.atomicfile import atomic_write
 from secdns.errors import BadDataError, IxfrNotApplicable, LocalIOError, SecdnsError
 from secdns.gcpause import gc_paused
 from secdns.store import (
@@ -98,7 +100,7 @@ def file_serial(path: Path, origin: dns.name.Name | None = None) -> int | None:
     if origin is None:
         return serial
     if match.group(1).lower() != origin.to_text().lower():
-        return None  # (refused before: refuse_foreign_file)
+        return None  # (refused before: output_file)
     try:
         problem = _not_whole(path, origin, serial)
     except OSError as err:
@@ -112,50 +114,102 @@ def file_serial(path: Path, origin: dns.name.Name | None = None) -> int | None:
 HEAD_OCTETS = 1 << 16
 """How much of an existing ``-o`` file is read to tell which zone it holds."""
 
+_HEAD_LINES = 64
+"""Lines of an ``-o`` file read again when its first :data:`HEAD_OCTETS` end inside a
+record (a multi-line one cut short): a zone file's SOA comes first."""
 
-def foreign_zone(path: Path, origin: dns.name.Name) -> str | None:
-    """The zone an existing master file holds when it is another zone's: the one its
-    secdns header names, else the owner of the first SOA in its first
-    :data:`HEAD_OCTETS` (a hand-written file).  None for a file of ``origin``, one
-    with no SOA there, one whose head does not parse, or none at all: such a file is
-    written over as before."""
+
+def output_file(path: Path, origin: dns.name.Name, force: bool) -> tuple[Path, int | None]:
+    """Where ``pull -o FILE`` writes the zone, and the serial of a hand-written file
+    of the zone already there; the one check of FILE for every copy that writes it
+    (:class:`FileCopy`, :class:`StoreCopy` with ``-d DIR -o FILE``, watch's ``output``).
+
+    - A symbolic link is followed: the file it points to is replaced, the link kept
+      (a zone file linked into a server's directory).
+    - Anything but a regular file (a device such as ``/dev/null``, a FIFO, a
+      directory) is refused, ``--force`` or not: :class:`LocalIOError`.  The new
+      version is renamed over FILE, which would replace the device itself.
+    - A non-empty file that is not this zone's (another zone's copy, by its secdns
+      header or its SOA; a file with no SOA of the zone near its start; one that does
+      not read as a master file) is left as it is, unless ``force``:
+      :class:`BadDataError`, before any transfer.
+    """
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return target, None
+    except OSError as err:
+        raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise LocalIOError(
+            f"{path} is {_file_kind(info.st_mode)}, not a regular file: -o writes a zone "
+            "file by renaming a new file over FILE",
+            hint="give -o a file's path, or -o - for stdout",
+        )
+    if info.st_size == 0 or force:
+        return target, None
+    problem, serial = _held_zone(target, origin)
+    if problem is not None:
+        raise BadDataError(
+            f"{path} {problem}: left as it is; wrong file or wrong zone name?",
+            hint="remove it, give -o another file, or --force to write over it",
+        )
+    return target, serial
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | None]:
+    """Why the file at ``path`` is not a copy of ``origin`` (None when it is), and its
+    SOA serial when it is one written by hand (a secdns copy's is its header's:
+    :func:`file_serial`)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(HEAD_OCTETS)
-    except OSError:
-        return None
+    except OSError as err:
+        raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
     text = head.decode("utf-8", errors="replace")
     match = _HEADER_SERIAL.match(text)
     if match is not None:
         named = match.group(1)
-        return None if named.lower() == origin.to_text().lower() else named
-    if len(head) == HEAD_OCTETS:  # (the last line may be cut: left out)
-        text = text[: text.rfind("\n") + 1]
+        if named.lower() == origin.to_text().lower():
+            return None, None
+        return f"holds zone {named} (its SOA), not {origin.to_text()}", None
     from secdns.masterfile import read_master  # (a large module: only when a file is there)
 
+    cut = len(head) == HEAD_OCTETS
+    if cut:  # (the last line may be cut: left out)
+        text = text[: text.rfind("\n") + 1]
     try:
-        records = read_master(text, origin, filename=str(path)).records
-    except (SecdnsError, ValueError, UnicodeError):
-        return None
+        try:
+            records = read_master(text, origin, filename=str(path)).records
+        except SecdnsError:
+            if not cut:
+                raise
+            first = "".join(text.splitlines(keepends=True)[:_HEAD_LINES])
+            records = read_master(first, origin, filename=str(path)).records
+    except (SecdnsError, ValueError) as err:
+        reason = err.message if isinstance(err, SecdnsError) else str(err)
+        reason = reason.replace(f"{path}:", "line ", 1)  # (the path is said once)
+        return f"does not read as a master file ({reason})", None
     soa = next((r for r in records if r.rdtype == dns.rdatatype.SOA), None)
-    return None if soa is None or soa.owner == "@" else soa.owner
-
-
-def refuse_foreign_file(path: Path | None, origin: dns.name.Name) -> None:
-    """``pull -o FILE`` where FILE holds another zone (a typo in a path or a zone name,
-    a zone file some server loads) is refused before any transfer, FILE untouched:
-    :class:`BadDataError`, the words ``diff`` and ``serve`` use for a file of another
-    zone.  The one check for both copies that write FILE (:class:`FileCopy`, and
-    :class:`StoreCopy` with ``-d DIR -o FILE``)."""
-    if path is None or not path.exists():
-        return
-    other = foreign_zone(path, origin)
-    if other is not None:
-        raise BadDataError(
-            f"{path} holds zone {other} (its SOA), not {origin.to_text()}: "
-            "left as it is; wrong file or wrong zone name?",
-            hint="remove it, give -o another file, or --force to write over it",
-        )
+    if soa is None:
+        return f"has no SOA record of {origin.to_text()} at its start: not its zone file", None
+    if soa.owner != "@":
+        return f"holds zone {soa.owner} (its SOA), not {origin.to_text()}", None
+    return None, wire.soa_fields(soa)[0]
 
 
 class ZoneCopy(abc.ABC):
@@ -261,12 +315,21 @@ class FileCopy(ZoneCopy):
         self.force = force  # --force: write over a file of another zone too
 
     async def prepare(self) -> None:
-        if self.output is not None and not self.force:
-            await asyncio.to_thread(refuse_foreign_file, self.output, self.origin)
-        if self.output is not None and self.output.exists():
-            self.serial = await asyncio.to_thread(file_serial, self.output, self.origin)
-            if self.serial is not None:
-                self.records = await asyncio.to_thread(_count_records, self.output)
+        output = self.output
+        if output is None:
+            return
+
+        def load() -> tuple[Path, int | None, int | None, int | None]:
+            target, by_hand = output_file(output, self.origin, self.force)
+            serial = file_serial(target, self.origin) if target.exists() else None
+            records = _count_records(target) if serial is not None else None
+            return target, by_hand, serial, records
+
+        self.output, by_hand, self.serial, self.records = await asyncio.to_thread(load)
+        if self.serial is None and by_hand is not None:
+            # a hand-written file of the zone: replaced whole, but not by an older serial
+            # unless --force (reported as serial_from, as a store's lost copy is)
+            self.lost_serial = by_hand
 
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
@@ -379,8 +442,8 @@ class StoreCopy(ZoneCopy):
 
     async def prepare(self) -> None:
         def load() -> tuple[ZoneWriter, str | None]:  # (one hand-off to a thread)
-            if not self.force:
-                refuse_foreign_file(self.output, self.origin)
+            if self.output is not None:
+                self.output, _by_hand = output_file(self.output, self.origin, self.force)
             writer = ZoneWriter(self.store, self.origin)
             return writer, self.store.zone_problem(self.origin, writer.state)
 
@@ -402,12 +465,16 @@ class StoreCopy(ZoneCopy):
         # an AXFR is written as it is sorted and read back only when needed
         self.text, self.serial, self.can_ixfr = written.text, soa.serial, True
         self.records = result.records = written.records
+        self._copy_out(written.text, result)
+
+    def _copy_out(self, text: str | None, result: PullResult) -> None:
+        """``-o FILE`` / ``-o -`` beside the store: the master text just written
+        (``text``, when it was rendered whole) or stored, without its state line."""
         result.output = str(self.output or self.store.zone_path(self.origin))
-        stored = self.store.zone_path(self.origin)
         if self.output is not None:
-            atomic_write(self.output, written.text or read_chunks(stored), digest=False)
+            atomic_write(self.output, text or self.store.master_chunks(self.origin), digest=False)
         if self.to_stdout:
-            result.text = written.text or stored.read_text()
+            result.text = text or self.store.master_text(self.origin)
 
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
@@ -444,7 +511,14 @@ class StoreCopy(ZoneCopy):
 
     async def checked(self, result: PullResult) -> None:
         assert self.writer is not None
-        await self._write(self.writer.checked, behind=True)
+        writer = self.writer
+
+        def work() -> None:
+            writer.checked()
+            if self.output is not None or self.to_stdout:  # FILE holds the current version
+                self._copy_out(self.text, result)
+
+        await self._write(work, behind=True)
 
     async def failed(self, error: SecdnsError) -> None:
         if self.writer is None:

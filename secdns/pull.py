@@ -406,6 +406,15 @@ async def _pull_from(
                 server=source.server,
                 hint="use --force to take the primary's copy anyway",
             )
+    lost = copy.lost_serial  # a copy we cannot trust (edited, hand-written): no older one
+    if held is None and lost is not None and not options.force:
+        if serial_compare(soa.serial, lost) not in (0, 1):
+            raise SerialBackwards(
+                f"primary has serial {soa.serial}, older than the {lost} of the copy "
+                "we hold (edited or written by hand, so replaced whole) (RFC 1982)",
+                server=source.server,
+                hint="use --force to take the primary's copy anyway",
+            )
     xfr, result.fallback = await _request(source, copy, soa.serial)
     reader = xfr.reader
     if note:

@@ -24,7 +24,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from secdns import zonefile
 from secdns.atomicfile import (  # atomic_write: the store's API too
     AtomicFile,
     atomic_write,
+    read_chunks,
     syncing,
 )
 from secdns.errors import IxfrNotApplicable, LocalIOError
@@ -441,6 +442,13 @@ class Store:
         (unchecked: :meth:`read_zone` checks it against the state)."""
         raw = read_bytes(self.zone_path(origin))
         return raw[state_line_end(raw) :].decode()
+
+    def master_chunks(self, origin: dns.name.Name) -> Iterator[bytes]:
+        """:meth:`master_text` a chunk at a time (``-d DIR -o FILE`` copies it to FILE)."""
+        chunks = read_chunks(self.zone_path(origin))
+        first = next(chunks, b"")
+        yield first[state_line_end(first) :]  # (a chunk is 1 MiB: the line is in the first)
+        yield from chunks
 
     def write_zone(self, origin: dns.name.Name, text: str | Iterable[bytes]) -> tuple[str, int]:
         """Replace the zone file (text, or byte chunks); its SHA-256 and size."""

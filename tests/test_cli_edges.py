@@ -16,6 +16,7 @@ import re
 import select
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -242,17 +243,73 @@ def test_pull_o_leaves_a_hand_written_file_of_another_zone_alone(primary, tmp_pa
     assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
 
 
-def test_pull_o_writes_over_a_hand_written_file_of_the_zone_or_no_zone(primary, tmp_path):
-    out = tmp_path / "f.zone"
-    for text in (
-        f"$ORIGIN {DEMO_ZONE}.\n$TTL 300\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n",
-        "not a zone file at all (\n",
-        "",
+HAND_WRITTEN = (
+    "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 host {serial} 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+)
+
+
+def test_pull_o_replaces_a_hand_written_file_of_the_zone_but_not_by_an_older_serial(
+    primary, tmp_path
+):
+    out = tmp_path / "db.example.test"
+    out.write_text(HAND_WRITTEN.format(serial=1))
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert f"serial=1->{primary.server.serial} " in result.stdout
+    assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+    # newer than the primary's (a stranger's file, hand-edited ahead): a downgrade
+    newer = HAND_WRITTEN.format(serial=2030010100)
+    out.write_text(newer)
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert result.exit_code == 6, result.stderr
+    assert "older than the 2030010100 of the copy we hold" in one_line(result.stderr)
+    assert out.read_text() == newer
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), "--force")
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+
+
+def test_pull_o_leaves_a_file_that_is_no_zone_file_alone(primary, tmp_path):
+    # a stranger's typo: -o pointing at a unit file, a config, a file with no SOA
+    out = tmp_path / "important.service"
+    for text, why in (
+        ("[Unit]\nDescription=important\n", "does not read as a master file (line 1: "),
+        ("this is not a zone file {\n", "does not read as a master file (line 1: "),
+        ("www 300 IN A 192.0.2.1\n", "has no SOA record of example.test. at its start"),
     ):
         out.write_text(text)
         result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+        assert result.exit_code == 6, result.stderr
+        assert f"{out} {why}" in one_line(result.stderr)
+        assert out.read_text() == text
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), "--force")
+    assert result.exit_code == 0, result.stderr
+    out.write_text("")  # an empty file (touch): written
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+
+
+def test_pull_o_never_replaces_a_device_fifo_or_directory_and_follows_a_link(primary, tmp_path):
+    # a stranger's -o /dev/null replaced the device with a file; a FIFO hung the pull
+    fifo = tmp_path / "f.zone"
+    os.mkfifo(fifo)
+    for target in (fifo, tmp_path):
+        for force in ((), ("--force",)):
+            result = run("pull", DEMO_ZONE, primary.at, "-o", str(target), *force)
+            assert result.exit_code == 7, result.stderr
+            kind = "a FIFO" if target == fifo else "a directory"
+            assert f"{target} is {kind}, not a regular file" in one_line(result.stderr)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    real = tmp_path / "real" / "db.example.test"
+    real.parent.mkdir()
+    link = tmp_path / "link.zone"
+    link.symlink_to(real)  # a zone file linked into a server's directory (dangling first)
+    for _ in range(2):
+        result = run("pull", DEMO_ZONE, primary.at, "-o", str(link))
         assert result.exit_code == 0, result.stderr
-        assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+        assert link.is_symlink() and real.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+    assert "result=up-to-date" in result.stdout
 
 
 def test_pull_o_checks_the_file_before_skipping(primary, tmp_path):
@@ -677,3 +734,20 @@ def test_pull_d_o_writes_the_master_text_and_pulls_again_into_it(primary, tmp_pa
         assert result.exit_code == 0, result.stderr
         first = out.read_text().splitlines()[0]
         assert first.startswith(f"; zone {DEMO_ZONE}. serial "), first
+
+
+def test_pull_d_o_writes_file_and_stdout_when_the_store_is_current(primary, tmp_path):
+    # a stranger: `pull ZONE -c CONFIG -o FILE` with the config's store current said
+    # up-to-date and wrote no FILE (`-o -`: an empty zone on stdout, exit 0)
+    store = tmp_path / "store"
+    first = run("pull", DEMO_ZONE, primary.at, "-d", str(store))
+    assert first.exit_code == 0 and "result=transferred" in first.stdout
+    out = tmp_path / "later.zone"
+    result = run("pull", DEMO_ZONE, primary.at, "-d", str(store), "-o", str(out))
+    assert result.exit_code == 0 and "result=up-to-date" in result.stdout, result.stderr
+    text = out.read_text()
+    assert text.startswith(f"; zone {DEMO_ZONE}. serial {primary.server.serial} ")
+    assert "secdns-state" not in text
+    result = run("pull", DEMO_ZONE, primary.at, "-d", str(store), "-o", "-")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == text

@@ -83,7 +83,9 @@ def test_replacing_a_file_that_is_no_zone_counts_against_nothing(nsd_primary, tm
     primary = nsd_primary()
     out = tmp_path / "a.zone"
     out.write_text("not a zone at all\n")
-    result = pull(ORIGIN, f"@{primary.addr}", "-o", str(out))
+    refused = pull(ORIGIN, f"@{primary.addr}", "-o", str(out))  # (not a zone file: kept)
+    assert refused.exit_code == 6 and out.read_text() == "not a zone at all\n"
+    result = pull(ORIGIN, f"@{primary.addr}", "-o", str(out), "--force")
     assert result.exit_code == 0, result.stderr
     got = fields(result.stdout)
     assert (got["serial"], got["removed"]) == (f"none->{SERIAL}", "0")
