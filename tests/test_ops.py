@@ -364,13 +364,22 @@ def test_a_second_serve_on_the_same_control_socket_is_refused(bind_primary, serv
     primary = bind_primary()
     first = config(tmp_path, [primary.addr])
     served(first)
-    second = write_config(
+    second = write_config(  # another store, the first one's control socket
         tmp_path / "second.toml",
-        directory=tmp_path / "store",
+        directory=tmp_path / "store2",
         zones=[{"name": ZONE, "primaries": [primary.addr]}],
+        control=str(tmp_path / "store" / "secdns.ctl"),
     )
     with pytest.raises(LocalIOError, match="control socket .* is in use: another secdns serve"):
         served(second)
+    third = write_config(  # the first one's store (tests/test_storelock.py: the CLI)
+        tmp_path / "third.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+        control=str(tmp_path / "third.ctl"),
+    )
+    with pytest.raises(LocalIOError, match="store .* is in use by another secdns serve"):
+        served(third)
     assert ctl(first, "status").exit_code == 0  # the first one still answers
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterable
@@ -37,6 +38,7 @@ from secdns.server.persist import StoreQueue
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import ReadyAnswers
 from secdns.server.readyfill import ReadyFiller
+from secdns.server.storelock import hold_store
 from secdns.server.udp import GC_THRESHOLDS, AnswerCache
 from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
@@ -77,6 +79,7 @@ class Server(QueryDispatch):
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
+        self._store_lock: int | None = None  # (storelock.hold_store)
         # every zone's store writes, group-committed ([server] store_sync: fsynced or not)
         self.commits = StoreQueue(sync=config.server.store_sync == "fsync")
         self.connections: tcpstream.IdleConnections | None = None
@@ -104,6 +107,7 @@ class Server(QueryDispatch):
         except BaseException:  # (e.g. a port in use) the process's state as it was
             self._end_first_pause()
             self._restore_interpreter()
+            self._release_store()
             raise
         if install_signals:
             self._install_signals()
@@ -122,6 +126,7 @@ class Server(QueryDispatch):
         if self.config.server.directory is not None:
             self.store = Store(self.config.server.directory)
             self.store.ensure()
+            self._store_lock = hold_store(self.store.directory)  # (dropped at exit)
         # loading makes a few hundred long-lived objects per zone: the cyclic collector
         # would scan them all again and again (a third of the load time of 10,000
         # zones); it waits until they are loaded, then leaves them out (gc.freeze)
@@ -209,7 +214,14 @@ class Server(QueryDispatch):
         self.commits.close()
         await self.listeners.wait_closed()
         self._restore_interpreter()
+        self._release_store()
         log.info("serve: stopped")
+
+    def _release_store(self) -> None:
+        """Let the next serve have the store (one in this process too: the tests')."""
+        if self._store_lock is not None:
+            lock, self._store_lock = self._store_lock, None
+            os.close(lock)
 
     def _restore_interpreter(self) -> None:
         """The switch interval and collector thresholds as they were before startup."""

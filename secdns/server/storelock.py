@@ -1,0 +1,45 @@
+"""One ``serve`` per store: an exclusive lock on ``DIR/.secdns-serve.lock``.
+
+Two servers on one store (a second serve given another ``[server] control`` to get
+past the socket in use) each rewrite the zone files the other changed ("changed
+outside secdns: rewriting the file from memory"), over and over.  The lock is
+``flock``: the kernel drops it when the process ends, however it ends, so a crash
+leaves no stale lock to clear by hand.  The file holds the holder's PID, for the
+error the next serve prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from secdns.errors import LocalIOError
+
+LOCK_FILE = ".secdns-serve.lock"
+
+
+def hold_store(directory: Path) -> int:
+    """Lock ``directory`` for this process (the descriptor: held until closed or exit);
+    :class:`LocalIOError` naming the other serve's PID when it is held already."""
+    path = directory / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise LocalIOError(f"cannot create {path}: {err.strerror}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise LocalIOError(
+            f"store {directory} is in use by another secdns serve (pid {holder}): two "
+            "servers writing one store would undo each other's writes",
+            hint="stop the other, or give this one another [server] directory",
+        ) from None
+    except OSError as err:
+        os.close(fd)
+        raise LocalIOError(f"cannot lock {path}: {err.strerror}") from err
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

@@ -1,0 +1,78 @@
+"""One serve per store: a second serve on the same ``[server] directory`` is refused
+(a stranger ran two, the second with another control socket, and each rewrote the
+zone files the other changed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tomli_w
+from serving import free_port
+
+ZONE_TEXT = "$ORIGIN lock.test.\n$TTL 300\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+
+
+def config(tmp_path: Path, name: str, store: Path) -> Path:
+    zone = tmp_path / "lock.test.zone"
+    zone.write_text(ZONE_TEXT)
+    path = tmp_path / f"{name}.toml"
+    server = {
+        "directory": str(store),
+        "listen": [f"127.0.0.1:{free_port()}"],
+        "control": str(tmp_path / f"{name}.ctl"),
+    }
+    path.write_text(
+        tomli_w.dumps({"server": server, "zone": [{"name": "lock.test", "file": str(zone)}]})
+    )
+    return path
+
+
+def serve(path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(path), "--log-format", "text"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def wait_listening(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 20
+    for line in proc.stderr:
+        if "serve: listening on" in line:
+            return
+        assert time.monotonic() < deadline, "serve did not start"
+    raise AssertionError(f"serve ended: {proc.wait()}")
+
+
+def test_a_second_serve_on_one_store_is_refused_until_the_first_ends(tmp_path):
+    store = tmp_path / "store"
+    first = serve(config(tmp_path, "first", store))
+    try:
+        wait_listening(first)
+        second = subprocess.run(
+            [sys.executable, "-m", "secdns", "serve", "-c", str(config(tmp_path, "b", store))],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 7, second.stderr
+        lines = second.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
+        assert f"store {store} is in use by another secdns serve (pid {first.pid})" in lines[0]
+        assert "another [server] directory" in lines[0]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)
+    third = serve(config(tmp_path, "third", store))  # the lock went with the first
+    try:
+        wait_listening(third)
+    finally:
+        third.send_signal(signal.SIGTERM)
+        third.communicate(timeout=20)
