@@ -470,17 +470,27 @@ def exit_status_section(page: Page) -> None:
 
 def environment_section(page: Page, command: click.Command, ctx: click.Context) -> None:
     page.section("ENVIRONMENT")
+    listed = set()
     for option in documented_options(command, ctx):
         envvar = option_envvar(option, ctx)
         if envvar is None:
             continue
+        listed.add(envvar)
         flags = ", ".join(option.opts)
+        if envvar == CONFIG_ENVVAR:  # (what --key and completion read too: said once)
+            page.item(
+                bold(envvar),
+                f"The default of {flags}: the config, which --key and shell completion "
+                f"read too (without either, ./{DEFAULT_CONFIG}).",
+            )
+            continue
         page.item(bold(envvar), f"The default of {flags}: {envvar_value_hint(option)}.")
-    page.item(
-        bold(CONFIG_ENVVAR),
-        f"The config that --key and shell completion read when there is no -c "
-        f"(then ./{DEFAULT_CONFIG}).",
-    )
+    if CONFIG_ENVVAR not in listed:  # (once: -c may read it already, as ctl's does)
+        page.item(
+            bold(CONFIG_ENVVAR),
+            f"The config that --key and shell completion read when there is no -c "
+            f"(then ./{DEFAULT_CONFIG}).",
+        )
     page.item(
         bold("NO_COLOR"),
         "When set and not empty: no colours, no live displays; plain text as when the "

@@ -751,3 +751,11 @@ def test_pull_d_o_writes_file_and_stdout_when_the_store_is_current(primary, tmp_
     result = run("pull", DEMO_ZONE, primary.at, "-d", str(store), "-o", "-")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == text
+
+
+def test_a_zone_name_typed_in_capitals_is_written_in_lower_case(primary, tmp_path):
+    # a stranger: `pull Z01.TEST.` wrote `$ORIGIN Z01.TEST.` (its text hung on the typing)
+    result = run("pull", DEMO_ZONE.upper() + ".", primary.at, "-o", "-")
+    assert result.exit_code == 0, result.stderr
+    assert f"$ORIGIN {DEMO_ZONE}.\n" in result.stdout and DEMO_ZONE.upper() not in result.stdout
+    assert f"zone={DEMO_ZONE}. " in result.stderr or f"zone={DEMO_ZONE}. " in result.stdout

@@ -1,5 +1,6 @@
 """parse_zone_name reads plain names without dns.name.from_text (10,000 [[zone]] tables):
-the same Name, or the same error, as dnspython's reading, over awkward and random text."""
+the same Name (in lower case), or the same error, as dnspython's reading, over awkward
+and random text."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ AWKWARD = [
 
 
 def _reading(text: str) -> tuple[str, object]:
-    try:
-        return "ok", dns.name.from_text(text).labels
+    try:  # (in lower case: a zone name is, whatever its case as typed)
+        return "ok", dns.name.from_text(text).canonicalize().labels
     except dns.exception.DNSException as err:
         return "error", type(err)
 

@@ -581,3 +581,14 @@ key = "stale"
     assert "www 300 IN A 192.0.2.80" in (tmp_path / "z.zone").read_text()
     assert unknown.exit_code == 2
     assert "no key 'nope'" in unknown.stderr and "known: stale, xfr" in unknown.stderr
+
+
+def test_no_man_page_lists_a_variable_twice():
+    # a stranger: secdns-ctl(1) listed SECDNS_CONFIG twice under ENVIRONMENT
+    for page in sorted((ROOT / "man").glob("*.1")):
+        text = page.read_text()
+        if ".SH ENVIRONMENT" not in text:
+            continue
+        section = text.split(".SH ENVIRONMENT", 1)[1].split("\n.SH ", 1)[0]
+        names = re.findall(r"^\\fB([A-Z_]+)\\fR$", section, flags=re.M)
+        assert len(names) == len(set(names)), (page.name, names)

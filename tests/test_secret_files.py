@@ -108,3 +108,25 @@ def test_a_secret_holding_comment_marks_is_read_whole(tmp_path):
     path.chmod(0o600)
     (key,) = keys.parse_key_file(path)
     assert key.secret == secret and key.name.rstrip(".") == "xfr-key"
+
+
+def test_serve_says_the_level_once(tmp_path):
+    """serve's text log names the level: a stranger saw ``WARNING warning: ... holds a
+    TSIG secret``."""
+    import io
+
+    from secdns.cli.serve import setup_server_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_server_logging("text", 0, False)
+        stream = io.StringIO()
+        root.handlers[0].stream = stream  # type: ignore[attr-defined]
+        path = key_file(tmp_path, 0o604)
+        keys.parse_key_file(path)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    (line,) = [line for line in stream.getvalue().splitlines() if "TSIG secret" in line]
+    assert f" WARNING {path} holds a TSIG secret and is readable by others" in line, line

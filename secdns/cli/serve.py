@@ -33,6 +33,14 @@ class JsonLines(logging.Formatter):
         return json.dumps(doc)
 
 
+def _said_level(record: logging.LogRecord) -> bool:
+    """serve's lines name their level (``WARNING``, ``"level"``): a message written for
+    the other commands' ``secdns: warning: ...`` loses its own ``warning: ``."""
+    if isinstance(record.msg, str) and record.msg.startswith("warning: "):
+        record.msg = record.msg[len("warning: ") :]
+    return True
+
+
 def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO
     root = logging.getLogger()
@@ -50,6 +58,7 @@ def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_said_level)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose >= 2 else level)
     logging.getLogger("secdns.query").setLevel(logging.INFO if verbose >= 1 else logging.WARNING)

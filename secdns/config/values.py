@@ -150,11 +150,13 @@ labels as they are, so it is built directly (~4x cheaper: 10,000 [[zone]] tables
 
 
 def parse_zone_name(text: str) -> dns.name.Name:
-    """A zone name as typed by a user: relative names are taken as absolute."""
+    """A zone name as typed by a user: relative names are taken as absolute, and the
+    name is in lower case (``pull Z01.TEST.`` wrote ``$ORIGIN Z01.TEST.``: a file whose
+    text hung on how the name was typed; Knot lower-cases its zone names too)."""
     if len(text) < 254 and _PLAIN_NAME.fullmatch(text) is not None:
-        labels = text.rstrip(".").encode("ascii").split(b".")
+        labels = text.rstrip(".").lower().encode("ascii").split(b".")
         return dns.name.Name([*labels, b""])  # (Name checks the lengths again)
     try:
-        return dns.name.from_text(text)
+        return dns.name.from_text(text).canonicalize()
     except dns.exception.DNSException as err:
         raise ConfigError(f"bad zone name {text!r}: {err}") from err
