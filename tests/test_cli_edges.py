@@ -759,3 +759,20 @@ def test_a_zone_name_typed_in_capitals_is_written_in_lower_case(primary, tmp_pat
     assert result.exit_code == 0, result.stderr
     assert f"$ORIGIN {DEMO_ZONE}.\n" in result.stdout and DEMO_ZONE.upper() not in result.stdout
     assert f"zone={DEMO_ZONE}. " in result.stderr or f"zone={DEMO_ZONE}. " in result.stdout
+
+
+def test_an_unknown_zone_key_names_the_zone_and_suggests_only_a_close_key(tmp_path):
+    # a stranger: "zone[51].bogus_key: unknown key (did you mean 'tls_key' under [server]?)"
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[server]\ndirectory = "store"\n'
+        '[[zone]]\nname = "x.test"\nprimaries = ["192.0.2.1"]\nbogus_key = 1\n'
+        '[[zone]]\nname = "y.test"\nprimaries = ["192.0.2.1"]\nlisten_on = 1\n'
+    )
+    result = run("pull", "-c", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}: zone[0] (x.test).bogus_key: unknown key",
+        f"  {path}: zone[1] (y.test).listen_on: unknown key"
+        " (did you mean 'listen' under [server]?)",
+    ]

@@ -149,8 +149,8 @@ def unknown_key(name: str, section: str) -> str:
     own = difflib.get_close_matches(name, sorted(sections[section]), n=1, cutoff=0.6)
     if own:
         return f"unknown key (did you mean {own[0]!r}?)"
-    for other, keys in sections.items():
-        close = difflib.get_close_matches(name, sorted(keys), n=1, cutoff=0.6)
+    for other, keys in sections.items():  # (closer: bogus_key is no [server] tls_key)
+        close = difflib.get_close_matches(name, sorted(keys), n=1, cutoff=0.8)
         if other != section and close:
             where = "[server]" if other == "server" else "[[zone]]"
             return f"unknown key (did you mean {close[0]!r} under {where}?)"

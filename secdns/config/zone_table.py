@@ -65,10 +65,10 @@ def _zone_table(
     base: Path,
     problems: Problems,
 ) -> ZoneConfig | None:
-    for name in zone_doc:
-        if name not in ZONE_KEYS:
-            problems.add(f"zone[{index}].{name}", unknown_key(name, "zone"))
     where, zone_name = _zone_name(index, zone_doc, seen, problems)
+    for name in zone_doc:
+        if name not in ZONE_KEYS:  # (where names the zone: zone[51] (x.test).bogus_key)
+            problems.add(f"{where}.{name}", unknown_key(name, "zone"))
     tls = transport(zone_doc, where, base, problems)
     primaries = endpoints(
         zone_doc.get("primaries"), f"{where}.primaries", problems, 853 if tls else 53
