@@ -42,6 +42,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secdns.config.values import ServerConfig
 from secdns.errors import ExitCode, LocalIOError, SecdnsError, UsageError
 from secdns.explain import Explain, Step
 from secdns.metrics import Metrics, MetricsServer
@@ -64,12 +65,13 @@ COMMANDS = ("status", "refresh", "retransfer", "notify", "reload", "stop")
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path, less the terminating NUL
 
 
-def socket_path(config: Config) -> Path | None:
+def socket_path(config: Config | ServerConfig) -> Path | None:
     """``[server] control``, else ``secdns.ctl`` in the store directory, else none."""
-    if config.server.control is not None:
-        return config.server.control
-    if config.server.directory is not None:
-        return config.server.directory / SOCKET_NAME
+    server = config if isinstance(config, ServerConfig) else config.server
+    if server.control is not None:
+        return server.control
+    if server.directory is not None:
+        return server.directory / SOCKET_NAME
     return None
 
 

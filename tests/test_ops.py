@@ -508,3 +508,23 @@ def test_control_path_that_is_not_a_socket_is_left_alone(bind_primary, served, t
     with pytest.raises(LocalIOError, match="exists and is not a socket: not replacing it"):
         served(path)
     assert precious.read_text() == "keep me\n"
+
+
+def test_ctl_reaches_serve_while_its_config_is_being_edited(bind_primary, served, tmp_path):
+    # a stranger: a half-done edit of the config made `ctl status` and `ctl reload` exit
+    # 2 with the file's problems, serve still running on the config it had loaded
+    primary = bind_primary()
+    path = config(tmp_path, [primary.addr])
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    path.write_text(path.read_text() + '\n[[zone]]\nname = "half.test"\nbogus = 1\n')
+    status = ctl(path, "status")
+    assert status.exit_code == 0, status.output
+    assert f"zone={ZONE}" in status.output
+    reloaded = ctl(path, "reload")  # serve reads the file: refused, its config kept
+    assert reloaded.exit_code == 2, reloaded.output
+    assert "half.test" in reloaded.output
+    assert ctl(path, "status").exit_code == 0
+    path.write_text("not toml [")  # not even TOML: said as such
+    broken = ctl(path, "status")
+    assert broken.exit_code == 2 and "not valid TOML" in broken.output

@@ -42,13 +42,15 @@ def _socket_path(ctx: click.Context) -> Path:
     given = ctx.meta.get(SOCKET_META)
     if given:
         return Path(given)
-    from secdns.config import load_config
+    from secdns.config import server_settings
     from secdns.control import socket_path
 
     config_path = find_config_path(ctx)
     if config_path is None:
         raise UsageError("which serve? give -c CONFIG or -s SOCKET")
-    path = socket_path(load_config(config_path))
+    # the [server] table alone: a serve is reached while its config is being edited
+    # (a stranger's half-done edit made ctl status exit 2 with serve running)
+    path = socket_path(server_settings(config_path))
     if path is None:
         raise UsageError(f"{config_path} sets neither [server] control nor [server] directory")
     return path

@@ -58,6 +58,7 @@ __all__ = [
     "ServerConfig",
     "ZoneConfig",
     "load_config",
+    "server_settings",
     "parse_config",
     "parse_zone_name",
     "starter_config",
@@ -130,21 +131,35 @@ def _key_tables(keys_doc: dict[str, Any], path: str, problems: Problems) -> dict
     return keys
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file; relative paths are relative to its folder."""
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise LocalIOError(f"cannot read config {path}: {err.strerror}") from err
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file; relative paths are relative to its folder."""
+    path = Path(path)
+    doc = _read_toml(path)
     config = parse_config(doc, str(path), base=path.parent)
     if config.keys:
         warn_if_exposed(path)
     return config
+
+
+def server_settings(path: str | Path) -> ServerConfig:
+    """The ``[server]`` table of a config file as far as it reads, its problems and those
+    of the rest of the file left unsaid: ``ctl`` finds a running serve's control
+    socket while the file is being edited (serve runs on the config it loaded).
+    :class:`ConfigError` only when the file is no TOML at all."""
+    path = Path(path)
+    server, _doc = server_table(_read_toml(path), path.parent, Problems(str(path)))
+    return server
 
 
 def starter_config(
