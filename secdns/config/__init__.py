@@ -158,7 +158,10 @@ def server_settings(path: str | Path) -> ServerConfig:
     socket while the file is being edited (serve runs on the config it loaded).
     :class:`ConfigError` only when the file is no TOML at all."""
     path = Path(path)
-    server, _doc = server_table(_read_toml(path), path.parent, Problems(str(path)))
+    doc = _read_toml(path)
+    server, _doc = server_table(doc, path.parent, Problems(str(path)))
+    if doc.get("keys"):  # (as load_config warns: the file holds TSIG secrets)
+        warn_if_exposed(path)
     return server
 
 
