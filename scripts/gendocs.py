@@ -335,7 +335,8 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     "zones": []}, answered by one line {"ok": true, "command": ..., "result": ...}
     or {"ok": false, "error": ..., "exit_code": N}.  A line that is not a JSON
     object, or longer than 64 KiB, is answered with an error and the connection
-    closed.
+    closed.  After {"command": "stop"} is answered, serve closes the connection
+    once it has stopped (its store written and unlocked): ctl stop returns then.
 
     status prints per zone: zone, serial, state (loading, ok, refreshing,
     retrying, expired), primary (the last one used), last_refresh (the last

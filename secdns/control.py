@@ -155,6 +155,7 @@ class ControlServer:
             writer.close()
             return
         self._clients.add(task)
+        held = False  # ctl stop's connection: closed once serve has stopped
         try:
             while True:
                 try:
@@ -175,7 +176,8 @@ class ControlServer:
                 answer = await self.operations.execute(request, self._stepper(writer))
                 await self._send(writer, answer)
                 if request.get("command") == "stop" and answer.get("ok"):
-                    self.operations.server.stop()
+                    self.operations.server.stop(waiter=writer)
+                    held = True
                     return
         except (TimeoutError, ConnectionError, OSError, ValueError):
             pass
@@ -185,9 +187,10 @@ class ControlServer:
             log.exception("control: internal error with a client")
         finally:
             self._clients.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            if not held:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
 
     @staticmethod
     def _stepper(writer: asyncio.StreamWriter) -> Explain:
@@ -356,13 +359,16 @@ def ctl_request(
     on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Send one request to a running serve and return its ``result``; ``on_step``
-    gets each ``{"step": ...}`` line that comes before it (``explain``).
+    gets each ``{"step": ...}`` line that comes before it (``explain``).  After
+    ``stop``, wait (within ``timeout``) until serve has stopped and closes the
+    connection: ``result["stopped"]`` says whether it did.
 
     Raises :class:`LocalIOError` when no serve listens on ``path`` and
     :class:`ControlError` (with serve's exit code) when serve answers an error.
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
+    stopped = False
     try:
         try:
             sock.connect(os.fsencode(path))
@@ -381,6 +387,8 @@ def ctl_request(
                         break
                     if on_step is not None:
                         on_step(step)
+                if request.get("command") == "stop" and b'"ok": true' in line:
+                    stopped = _until_closed(stream)
         except TimeoutError as err:
             raise LocalIOError(
                 f"serve did not answer {request.get('command')} within {timeout:g}s",
@@ -399,7 +407,23 @@ def ctl_request(
     if not answer.get("ok"):
         raise ControlError(str(answer.get("error")), int(answer.get("exit_code") or 70))
     result = answer.get("result")
-    return result if isinstance(result, dict) else {}
+    result = result if isinstance(result, dict) else {}
+    if request.get("command") == "stop":
+        result["stopped"] = stopped
+    return result
+
+
+def _until_closed(stream: Any) -> bool:
+    """Read until serve closes the connection (it has stopped): True, or False when
+    the socket's timeout ran out first."""
+    try:
+        while stream.read(4096):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        pass  # (reset: closed all the same)
+    return True
 
 
 def _step_line(line: bytes) -> dict[str, Any] | None:

@@ -329,7 +329,11 @@ def test_ctl_notify_reload_stop(bind_primary, served, tmp_path):
     reloaded = ctl(path, "reload")
     assert reloaded.exit_code == 0 and "zones=1" in reloaded.output
     stopped = ctl(path, "stop")
-    assert stopped.exit_code == 0
+    assert stopped.exit_code == 0 and stopped.output == "stop: serve stopped\n"
+    # returned once stopped: its store is free (a stranger's ctl stop returned first)
+    from secdns.server.storelock import hold_store
+
+    os.close(hold_store(tmp_path / "store"))
     server.thread.join(30)
     assert not server.thread.is_alive()
     assert not (tmp_path / "store" / "secdns.ctl").exists()

@@ -67,12 +67,20 @@ def test_a_second_serve_on_one_store_is_refused_until_the_first_ends(tmp_path):
         assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
         assert f"store {store} is in use by another secdns serve (pid {first.pid})" in lines[0]
         assert "another [server] directory" in lines[0]
+        # ctl stop returns once the first has stopped: a new serve starts at once
+        stopped = subprocess.run(
+            [sys.executable, "-m", "secdns", "ctl", "-s", str(tmp_path / "first.ctl"), "stop"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert stopped.returncode == 0 and stopped.stdout == "stop: serve stopped\n", stopped
+        third = serve(config(tmp_path, "third", store))  # the lock went with the first
+        try:
+            wait_listening(third)
+        finally:
+            third.send_signal(signal.SIGTERM)
+            third.communicate(timeout=20)
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=20)
-    third = serve(config(tmp_path, "third", store))  # the lock went with the first
-    try:
-        wait_listening(third)
-    finally:
-        third.send_signal(signal.SIGTERM)
-        third.communicate(timeout=20)

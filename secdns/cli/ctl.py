@@ -343,7 +343,7 @@ def reload(no_wait: bool, as_json: bool) -> None:
 @command.command("stop")
 @json_option
 def stop(as_json: bool) -> None:
-    """Stop serve cleanly, as SIGTERM does.
+    """Stop serve cleanly, as SIGTERM does; return once it has stopped.
 
     \b
     Example:
@@ -352,5 +352,7 @@ def stop(as_json: bool) -> None:
     result = _call({"command": "stop"})
     if as_json:
         output.emit_json(result)
-    else:
-        click.echo("stop: serve is stopping")
+    elif result.get("stopped"):
+        click.echo("stop: serve stopped")
+    else:  # (its store writes took longer than --timeout)
+        click.echo("stop: serve is stopping (not stopped within --timeout)")

@@ -80,6 +80,7 @@ class Server(QueryDispatch):
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
         self._store_lock: int | None = None  # (storelock.hold_store)
+        self._stop_waiters: list[asyncio.StreamWriter] = []  # ctl stop's connections
         # every zone's store writes, group-committed ([server] store_sync: fsynced or not)
         self.commits = StoreQueue(sync=config.server.store_sync == "fsync")
         self.connections: tcpstream.IdleConnections | None = None
@@ -118,7 +119,10 @@ class Server(QueryDispatch):
                 self._restore_signals()
             await self.shutdown()
 
-    def stop(self) -> None:
+    def stop(self, waiter: asyncio.StreamWriter | None = None) -> None:
+        """Stop; ``waiter`` (ctl stop's connection) is closed once stopped."""
+        if waiter is not None:
+            self._stop_waiters.append(waiter)
         self.stop_event.set()
 
     async def startup(self) -> None:
@@ -216,6 +220,8 @@ class Server(QueryDispatch):
         self._restore_interpreter()
         self._release_store()
         log.info("serve: stopped")
+        for waiter in self._stop_waiters:  # ctl stop returns now
+            waiter.close()
 
     def _release_store(self) -> None:
         """Let the next serve have the store (one in this process too: the tests')."""
