@@ -144,6 +144,11 @@ class TransferCounts(Collector):
             else:
                 entry[0] += 1.0
 
+    def forget(self, zone: str) -> None:
+        with self._lock:
+            for key in [key for key in self.counts if key[0] == zone]:
+                del self.counts[key]
+
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "secdns_transfers",
@@ -159,6 +164,10 @@ class TransferCounts(Collector):
 
 _CREATED = getattr(prometheus_client.metrics, "_use_created", True)
 """Whether Counters expose ``_created`` (PROMETHEUS_DISABLE_CREATED_SERIES turns it off)."""
+
+
+NOTIFY_RESULTS = ("accepted", "refused", "dropped")
+"""``secdns_notify_received_total``'s results (``Operations.notify_received``)."""
 
 
 def transfer_kind(result: PullResult) -> str:
@@ -200,6 +209,15 @@ class Metrics:
         self.notifies.labels(zone, result).inc()
         if result == "accepted":
             self._notified.setdefault(zone, time.monotonic())
+
+    def forget(self, zone: str) -> None:
+        """A zone no longer served (removed by a reload): its series go, as its status
+        lines went (a stranger found a removed zone's counters still scraped)."""
+        self.transfers.forget(zone)
+        for result in NOTIFY_RESULTS:
+            with contextlib.suppress(KeyError):
+                self.notifies.remove(zone, result)
+        self._notified.pop(zone, None)
 
     def observe_pull(self, zone: str, result: PullResult) -> None:
         """A refresh ended: count the transfer; a new serial ends a NOTIFY's propagation."""

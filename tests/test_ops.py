@@ -141,6 +141,18 @@ def test_metrics_follow_a_bind_primary(bind_primary, served, tmp_path):
     assert final[("secdns_notify_received_total", refused)] == 1
     other = (("result", "refused"), ("zone", "(other)"))
     assert final[("secdns_notify_received_total", other)] == 1
+    # the zone removed by a reload: its series go with it (a stranger still scraped them)
+    (tmp_path / "kept.zone").write_text("$TTL 60\n@ SOA ns h 1 1 1 1 1\n@ NS ns\nns A 192.0.2.1\n")
+    write_config(
+        path,
+        directory=tmp_path / "store",
+        port=port,
+        metrics_listen=f"127.0.0.1:{metrics_port}",
+        zones=[{"name": "kept.test", "file": str(tmp_path / "kept.zone")}],
+    )
+    assert ctl(path, "reload").exit_code == 0
+    left = [key for key in scrape(metrics_port) if ("zone", "example.com.") in key[1]]
+    assert left == [], left
 
 
 def test_readyz_503_until_the_zone_loads_then_200(bind_primary, served, tmp_path):

@@ -341,6 +341,7 @@ class Server(QueryDispatch):
         self.table.remove(runtime.zone.key)
         runtime.zone.generation += 1  # cached answers of a removed zone are stale
         self.filler.forget(runtime.zone)  # and its ready answers dropped
+        self.operations.metrics.forget(runtime.name)  # and its series
         runtime.stopping = True
         runtime.wake.set()
         if runtime.task is not None:
