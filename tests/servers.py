@@ -136,6 +136,15 @@ def stored_master(path: Path) -> str:
     return raw[state_line_end(raw) :].decode()
 
 
+def output_master(path: Path) -> str:
+    """A ``pull -o`` file as a master file: the text before its checksum line
+    (secdns.seal), which a store's zone file does not have."""
+    text = path.read_text()
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    assert last.startswith("; sha256 "), last
+    return body + "\n"
+
+
 def zone_text(zone: str = "example.com") -> str:
     """The text of the test master file tests/zones/<zone>.zone."""
     return (ZONES_DIR / f"{_zone_name(zone)}.zone").read_text()

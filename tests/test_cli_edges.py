@@ -776,3 +776,21 @@ def test_an_unknown_zone_key_names_the_zone_and_suggests_only_a_close_key(tmp_pa
         f"  {path}: zone[1] (y.test).listen_on: unknown key"
         " (did you mean 'listen' under [server]?)",
     ]
+
+
+def test_pull_o_transfers_again_over_a_file_edited_since(primary, tmp_path):
+    # a stranger: `sed -i` of one record in a pull -o file, then pull -o said up-to-date
+    out = tmp_path / "f.zone"
+    assert run("pull", DEMO_ZONE, primary.at, "-o", str(out)).exit_code == 0
+    text = out.read_text()
+    assert text.splitlines()[-1].startswith("; sha256 ")
+    same = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert "result=up-to-date" in same.stdout and same.stderr == ""
+    out.write_text(text.replace("192.0.2.10", "192.0.2.99", 1))
+    again = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert again.exit_code == 0 and "result=transferred kind=AXFR" in again.stdout
+    assert "was changed since secdns wrote it" in one_line(again.stderr)
+    assert out.read_text() == text
+    out.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # an older secdns's file
+    older = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert "result=transferred" in older.stdout and "has no checksum line" in older.stderr

@@ -12,7 +12,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 from click.testing import CliRunner
-from servers import TsigKey, free_port, need_binary, stored_master
+from servers import TsigKey, free_port, need_binary, output_master, stored_master
 
 from secdns.cli import cli
 
@@ -107,7 +107,7 @@ def test_ixfr_after_nsupdate_equals_fresh_axfr(kind, request, tmp_path):
         assert doc["serial_from"] < doc["serial_to"]
     fresh = tmp_path / "fresh.zone"
     assert pull(ORIGIN, f"@{primary.addr}", "-o", str(fresh), "--axfr").exit_code == 0
-    assert stored_master(store / "example.com.zone") == fresh.read_text()
+    assert stored_master(store / "example.com.zone") == output_master(fresh)
     records = file_records(fresh)
     assert ("new.example.com.", 300, "TXT", '"fresh record"') in records
     assert not any(r[0] == "www.example.com." and r[3] == "192.0.2.81" for r in records)
@@ -136,7 +136,7 @@ def test_ixfr_from_nsd_after_zone_edit(nsd_primary, tmp_path):
     assert doc["serial_to"] == 2024010102
     fresh = tmp_path / "fresh.zone"
     assert pull(ORIGIN, f"@{primary.addr}", "-o", str(fresh), "--axfr").exit_code == 0
-    assert stored_master(store / "example.com.zone") == fresh.read_text()
+    assert stored_master(store / "example.com.zone") == output_master(fresh)
 
 
 def test_ixfr_answered_with_full_zone_falls_back(bind_primary, tmp_path):

@@ -37,4 +37,10 @@ def test_file_copy_asks_for_no_digest(tmp_path: Path, monkeypatch: pytest.Monkey
     copy = copies.FileCopy(dns.name.from_text("z.test."), tmp_path / "z.zone")
     copy._write(iter([b"x\n"]), PullResult(zone="z.test.", status=Status.TRANSFERRED))
     assert asked == [False]
-    assert (tmp_path / "z.zone").read_bytes() == b"x\n"
+    written = (tmp_path / "z.zone").read_bytes()  # (a header line alone: nothing hashed)
+    assert (
+        written
+        == b"x\n; sha256 "
+        + hashlib.sha256().hexdigest().encode()
+        + b" (of the lines after the first)\n"
+    )
