@@ -327,8 +327,8 @@ class Refresher:
         self.failures = 0
         self.last_error = None
         self.last_refresh = now
-        if result.status is Status.TRANSFERRED:
-            self.last_change = now
+        if result.status is Status.TRANSFERRED and result.serial_to != result.serial_from:
+            self.last_change = now  # (a new serial: not ctl retransfer of the same one)
         self.serial = result.serial_to
         if result.records is not None:
             self.records = result.records

@@ -232,9 +232,19 @@ def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_pa
     assert again["pull"]["steps"][-1]["text"].startswith("left alone: serial")
     assert again["zone"]["last_change"] is not None
 
+    changed = again["zone"]["last_change"]
     retransfer = ctl(path, "retransfer", ZONE)
     assert retransfer.exit_code == 0, retransfer.output
     assert "kind=AXFR" in retransfer.output
+    # the same serial again: no change (a stranger saw last_change move)
+    (status,) = json.loads(ctl(path, "status", "--json").output)["zones"]
+    assert status["last_change"] == changed and status["primary"] == primary.addr
+    # a reload that changes the zone's settings keeps what status showed of it
+    text = path.read_text()
+    path.write_text(text.replace("primaries = [", "request_ixfr = false\nprimaries = [", 1))
+    assert ctl(path, "reload").exit_code == 0
+    (status,) = json.loads(ctl(path, "status", "--json").output)["zones"]
+    assert status["last_change"] == changed and status["primary"] == primary.addr, status
     log = primary.log_path.read_text()
     assert log.count("AXFR started") >= 2, primary.log_tail()
     unknown = ctl(path, "refresh", "nope.example")

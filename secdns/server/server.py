@@ -302,6 +302,7 @@ class Server(QueryDispatch):
             runtime.journal = keep.journal
             runtime.last_success = keep.last_success
             runtime.store_copy = keep.store_copy
+            runtime.keep_status(keep)  # (ctl status: primary, last change as they were)
         elif zone_config.file is not None:
             await runtime.load_file()
         elif stored is not None:

@@ -208,6 +208,13 @@ class ZoneRuntime:
         if self.is_secondary:  # a primary zone answers its SOA EXPIRE field instead
             self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE answers from it
 
+    def keep_status(self, old: ZoneRuntime) -> None:
+        """A reload replaced the zone's runtime (its settings changed) and kept its
+        version: ``ctl status`` goes on showing its primary and last change (a
+        stranger saw both turn to ``-`` after a SIGHUP that changed a key)."""
+        self.refresher.primary = old.refresher.primary
+        self.refresher.last_change = old.refresher.last_change
+
     def status(self) -> ZoneStatus:
         """The zone's refresh state (``ctl status``, metrics)."""
         status = self.refresher.status()
@@ -237,6 +244,7 @@ class ZoneRuntime:
         self.extend_journal(entries)
         # the state's last successful check decides whether the copy is already expired
         self.last_success = epoch(writer.state.last_success)
+        self.refresher.primary = writer.state.primary  # (ctl status, until the next check)
         if self.zone.expired:
             log.error(
                 "load: zone=%s the stored copy is past its SOA expire: answering "
