@@ -305,6 +305,19 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     apply.  A zone file edited by hand or lost no longer matches its recorded
     checksum and is fetched again by AXFR.
 
+    * -o FILE is checked before any transfer.  A symbolic link is followed (its
+    target replaced, the link kept).  Anything but a regular file (a device, a
+    FIFO, a directory) is refused, exit 7, even with --force.  A non-empty file
+    that is not this zone's (another zone's copy or SOA, no SOA of the zone near
+    its start, not a master file) is left as it is, exit 6, unless --force.  A
+    file of the zone written by hand, or edited since secdns wrote it, is
+    replaced whole, but not by a serial older than its SOA's unless --force.
+    FILE ends with a comment holding the SHA-256 of the lines after its first:
+    a pull skips the transfer only when FILE is unedited and current.
+
+    * A store a running serve holds (DIR/.secdns-serve.lock) is refused, exit 7,
+    unless --force: secdns ctl refresh asks serve itself.
+
     * Everything received is checked before anything is written: every record
     inside the zone, class IN, first and last SOA equal, IXFR deltas chaining
     from our serial, TSIG on every signed message, and the --max-records and

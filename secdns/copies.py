@@ -121,8 +121,8 @@ record (a multi-line one cut short): a zone file's SOA comes first."""
 
 
 def output_file(path: Path, origin: dns.name.Name, force: bool) -> tuple[Path, int | None]:
-    """Where ``pull -o FILE`` writes the zone, and the serial of a hand-written file
-    of the zone already there; the one check of FILE for every copy that writes it
+    """Where ``pull -o FILE`` writes the zone, and the SOA serial of the file of the
+    zone already there (:attr:`ZoneCopy.floor`); the one check of FILE for every copy that writes it
     (:class:`FileCopy`, :class:`StoreCopy` with ``-d DIR -o FILE``, watch's ``output``).
 
     - A symbolic link is followed: the file it points to is replaced, the link kept
@@ -173,9 +173,9 @@ def _file_kind(mode: int) -> str:
 
 
 def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | None]:
-    """Why the file at ``path`` is not a copy of ``origin`` (None when it is), and its
-    SOA serial when it is one written by hand (a secdns copy's is its header's:
-    :func:`file_serial`)."""
+    """Why the file at ``path`` is not a copy of ``origin`` (None when it is), and the
+    serial of its SOA when it is (a secdns copy's header says it too, trusted only
+    while the file is as secdns wrote it: :func:`file_serial`)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(HEAD_OCTETS)
@@ -183,11 +183,11 @@ def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | Non
         raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
     text = head.decode("utf-8", errors="replace")
     match = _HEADER_SERIAL.match(text)
-    if match is not None:
-        named = match.group(1)
-        if named.lower() == origin.to_text().lower():
-            return None, None
-        return f"holds zone {named} (its SOA), not {origin.to_text()}", None
+    if match is not None and match.group(1).lower() != origin.to_text().lower():
+        return f"holds zone {match.group(1)} (its SOA), not {origin.to_text()}", None
+    # (a secdns copy is read too: its first line may have been edited, its SOA not; one
+    # damaged beyond reading is this zone's all the same, transferred again)
+    ours = match is not None
     from secdns.masterfile import read_master  # (a large module: only when a file is there)
 
     cut = len(head) == HEAD_OCTETS
@@ -202,11 +202,17 @@ def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | Non
             first = "".join(text.splitlines(keepends=True)[:_HEAD_LINES])
             records = read_master(first, origin, filename=str(path)).records
     except (SecdnsError, ValueError) as err:
+        if ours:
+            return None, None
         reason = err.message if isinstance(err, SecdnsError) else str(err)
         reason = reason.replace(f"{path}:", "line ", 1)  # (the path is said once)
+        if len(reason) > 120:  # (binary junk: a few of its octets say enough)
+            reason = reason[:117] + "..."
         return f"does not read as a master file ({reason})", None
     soa = next((r for r in records if r.rdtype == dns.rdatatype.SOA), None)
     if soa is None:
+        if ours:
+            return None, None
         return f"has no SOA record of {origin.to_text()} at its start: not its zone file", None
     if soa.owner != "@":
         return f"holds zone {soa.owner} (its SOA), not {origin.to_text()}", None
@@ -224,6 +230,10 @@ class ZoneCopy(abc.ABC):
     origin: dns.name.Name
     serial: int | None = None  # the serial we hold, None when we hold nothing
     lost_serial: int | None = None  # what we held before the copy was lost or hand-edited
+    # the SOA serial of a file at -o that is written over (by hand, or edited since
+    # secdns wrote it): no older serial replaces it without --force (pull._floor)
+    floor: int | None = None
+    floor_file: str | None = None
     can_ixfr: bool = False  # an IXFR delta can be applied to what we hold
     # apply_axfr only writes the zone's lines: a large one may be decoded in worker
     # processes (secdns.decodepool)
@@ -321,16 +331,18 @@ class FileCopy(ZoneCopy):
             return
 
         def load() -> tuple[Path, int | None, int | None, int | None]:
-            target, by_hand = output_file(output, self.origin, self.force)
+            target, found = output_file(output, self.origin, self.force)
             serial = file_serial(target, self.origin) if target.exists() else None
             records = _count_records(target) if serial is not None else None
-            return target, by_hand, serial, records
+            return target, found, serial, records
 
-        self.output, by_hand, self.serial, self.records = await asyncio.to_thread(load)
-        if self.serial is None and by_hand is not None:
-            # a hand-written file of the zone: replaced whole, but not by an older serial
-            # unless --force (reported as serial_from, as a store's lost copy is)
-            self.lost_serial = by_hand
+        self.output, found, self.serial, self.records = await asyncio.to_thread(load)
+        if self.serial is None and found is not None:
+            # a file of the zone written by hand or edited since: replaced whole, but not
+            # by an older serial unless --force (reported as serial_from, as a store's
+            # lost copy is)
+            self.lost_serial = self.floor = found
+            self.floor_file = str(output)
 
     async def apply_axfr(
         self, zone: zonefile.FullZone, soa: wire.Record, result: PullResult
@@ -444,8 +456,10 @@ class StoreCopy(ZoneCopy):
 
     async def prepare(self) -> None:
         def load() -> tuple[ZoneWriter, str | None]:  # (one hand-off to a thread)
-            if self.output is not None:
-                self.output, _by_hand = output_file(self.output, self.origin, self.force)
+            if self.output is not None:  # (its serial: none older replaces it, as for -o)
+                given = self.output
+                self.output, self.floor = output_file(given, self.origin, self.force)
+                self.floor_file = str(given)
             writer = ZoneWriter(self.store, self.origin)
             return writer, self.store.zone_problem(self.origin, writer.state)
 

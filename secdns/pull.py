@@ -243,7 +243,8 @@ async def pull_zone(
     try:
         result = await _first_primary(origin, primaries, attempt, note)
     except SecdnsError as error:
-        result = await _failed(zone_text, copy, error, copy.serial)
+        held = copy.serial if copy.serial is not None else copy.lost_serial
+        result = await _failed(zone_text, copy, error, held)
         note("write", "nothing written: the copy we hold is left as it was")
     else:
         if result.status is Status.UP_TO_DATE:
@@ -396,6 +397,14 @@ async def _pull_from(
         timers=(soa.refresh, soa.retry, soa.expire),
         edns_expire=soa.edns_expire,
     )
+    floor = copy.floor  # a file at -o written by hand or edited: no older serial over it
+    if floor is not None and not options.force and serial_compare(soa.serial, floor) not in (0, 1):
+        raise SerialBackwards(
+            f"primary has serial {soa.serial}, older than the {floor} of {copy.floor_file} "
+            "(written by hand, or edited since secdns wrote it): left as it is (RFC 1982)",
+            server=source.server,
+            hint="use --force to take the primary's copy anyway",
+        )
     if held is not None and not options.force:
         order = serial_compare(soa.serial, held)
         if order == 0 and not options.axfr:
@@ -403,15 +412,6 @@ async def _pull_from(
         if order not in (0, 1):
             raise SerialBackwards(
                 f"primary has serial {soa.serial}, older than our {held} (RFC 1982)",
-                server=source.server,
-                hint="use --force to take the primary's copy anyway",
-            )
-    lost = copy.lost_serial  # a copy we cannot trust (edited, hand-written): no older one
-    if held is None and lost is not None and not options.force:
-        if serial_compare(soa.serial, lost) not in (0, 1):
-            raise SerialBackwards(
-                f"primary has serial {soa.serial}, older than the {lost} of the copy "
-                "we hold (edited or written by hand, so replaced whole) (RFC 1982)",
                 server=source.server,
                 hint="use --force to take the primary's copy anyway",
             )

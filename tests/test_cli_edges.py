@@ -262,11 +262,30 @@ def test_pull_o_replaces_a_hand_written_file_of_the_zone_but_not_by_an_older_ser
     out.write_text(newer)
     result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
     assert result.exit_code == 6, result.stderr
-    assert "older than the 2030010100 of the copy we hold" in one_line(result.stderr)
+    assert f"older than the 2030010100 of {out} (written by hand" in one_line(result.stderr)
+    assert "result=failed serial=2030010100 " in result.stdout
     assert out.read_text() == newer
+    # beside a store that is current (a stranger's -d DIR -o FILE wrote over it)
+    store = tmp_path / "store"
+    assert run("pull", DEMO_ZONE, primary.at, "-d", str(store)).exit_code == 0
+    for where in (("-d", str(store)), ("-d", str(store), "--axfr")):
+        result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), *where)
+        assert result.exit_code == 6, result.stderr
+        assert out.read_text() == newer
     result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), "--force")
     assert result.exit_code == 0, result.stderr
     assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+    # a secdns copy edited since, its serial (and header) raised past the primary's
+    text = out.read_text().replace(f" {primary.server.serial} ", " 2030010100 ")
+    out.write_text(text)
+    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+    assert result.exit_code == 6 and out.read_text() == text, result.stderr
+    # its first line naming another zone, its SOA still this one's
+    other = text.replace(f"; zone {DEMO_ZONE}.", "; zone example.com.", 1)
+    out.write_text(other)
+    result = run("pull", "example.com", primary.at, "-o", str(out))
+    assert result.exit_code == 6 and out.read_text() == other, result.stderr
+    assert f"holds zone {DEMO_ZONE}. (its SOA), not example.com." in result.stderr
 
 
 def test_pull_o_leaves_a_file_that_is_no_zone_file_alone(primary, tmp_path):
@@ -794,3 +813,10 @@ def test_pull_o_transfers_again_over_a_file_edited_since(primary, tmp_path):
     out.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # an older secdns's file
     older = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
     assert "result=transferred" in older.stdout and "has no checksum line" in older.stderr
+
+
+def test_pull_o_of_a_directory_path_is_a_usage_error(primary, tmp_path):
+    # a stranger: -o newdir/ wrote a regular file called newdir
+    result = run("pull", DEMO_ZONE, primary.at, "-o", f"{tmp_path}/newdir/")
+    assert result.exit_code == 2 and not (tmp_path / "newdir").exists()
+    assert "a file's path, not a directory's" in one_line(result.stderr)

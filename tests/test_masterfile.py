@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import random
 import re
 import struct
@@ -733,7 +734,15 @@ def test_include_dir_and_standard_input(tmp_path: Path) -> None:
 def test_include_of_a_directory_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     err = _error("$TTL 60\n$INCLUDE dir\n", filename=str(tmp_path / "main.zone"))
-    assert "$INCLUDE dir: cannot read" in str(err) and err.line == 2
+    assert "$INCLUDE dir: " in str(err) and "is not a regular file" in str(err)
+    assert err.line == 2
+
+
+def test_include_of_a_fifo_is_an_error_not_a_wait(tmp_path: Path) -> None:
+    # a stranger's pull -o, verify and diff waited for ever on an included FIFO
+    os.mkfifo(tmp_path / "inc.fifo")
+    err = _error("$TTL 60\n$INCLUDE inc.fifo\n", filename=str(tmp_path / "main.zone"))
+    assert f"$INCLUDE inc.fifo: {tmp_path / 'inc.fifo'} is not a regular file" in str(err)
 
 
 # --- $GENERATE -------------------------------------------------------------

@@ -84,3 +84,23 @@ def test_a_second_serve_on_one_store_is_refused_until_the_first_ends(tmp_path):
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=20)
+
+
+def test_pull_into_a_served_store_is_refused_and_pointed_at_ctl(tmp_path):
+    # a stranger's pull -d into serve's store: serve rewrote the files it found changed
+    store = tmp_path / "store"
+    first = serve(config(tmp_path, "first", store))
+    try:
+        wait_listening(first)
+        pulled = subprocess.run(
+            [sys.executable, "-m", "secdns", "pull", "lock.test", "@127.0.0.1:1", "-d", str(store)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert pulled.returncode == 7, pulled.stderr
+        assert f"store {store} is served by secdns serve (pid {first.pid})" in pulled.stderr
+        assert "secdns ctl refresh ZONE" in pulled.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=20)

@@ -327,6 +327,8 @@ def command(
     key = resolve_key(tsig, keyfile)
     limits = Limits(max_records=max_records, max_bytes=max_bytes)
     to_stdout = output_path == "-"
+    if output_path and output_path.endswith("/"):  # (Path would drop the slash: a file)
+        raise UsageError(f"-o {output_path}: a file's path, not a directory's (or -d DIR)")
     out_path = None if (output_path is None or to_stdout) else Path(output_path)
     if not config_path and zones and not servers:
         config_path = _config_for_zones(zones)
@@ -336,6 +338,10 @@ def command(
         zones, servers, config_path, catalog_name, output_path, directory, key, tls, max_members
     )
     store, plans, axfr_only, catalog_specs = plan.store, plan.zones, plan.axfr_only, plan.catalogs
+    if store is not None and not force:
+        from secdns.server.storelock import refuse_if_served
+
+        refuse_if_served(store.directory)
     jobs = jobs or plan.jobs
 
     def options_for(

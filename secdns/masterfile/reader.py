@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ from secdns.masterfile.rdata import RdataText
 
 STDIN = "<stdin>"
 MAX_INCLUDE_DEPTH = 20
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """``open`` that does not wait: a FIFO opens at once (and is then refused)."""
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
 _IN = int(dns.rdataclass.IN)  # plain ints: the hot loop compares them with ints
 _SOA = int(dns.rdatatype.SOA)
 
@@ -401,9 +409,16 @@ class Reader:
         if len(self.stack) >= MAX_INCLUDE_DEPTH:
             raise BadSyntax(f"$INCLUDE {name}: includes nested more than {MAX_INCLUDE_DEPTH} deep")
         try:
-            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            # a regular file only: a FIFO would wait for a writer for ever (a stranger's
+            # pull -o, verify and diff hung on one), a device never end
+            with open(path, "rb", opener=_open_nonblocking) as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise BadSyntax(f"$INCLUDE {name}: {path} is not a regular file")
+                text = handle.read().decode("utf-8", errors="surrogateescape")
         except FileNotFoundError:
             raise BadSyntax(f"$INCLUDE {name}: no such file ({path})") from None
+        except IsADirectoryError:
+            raise BadSyntax(f"$INCLUDE {name}: {path} is not a regular file") from None
         except OSError as err:
             raise BadSyntax(f"$INCLUDE {name}: cannot read {path}: {err.strerror}") from None
         saved = self.names.origin

@@ -43,3 +43,29 @@ def hold_store(directory: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def refuse_if_served(directory: Path) -> None:
+    """``pull -d DIR`` (or watch's store) on a store a running serve holds:
+    :class:`LocalIOError`.  serve keeps its zones in memory and rewrites a file changed
+    under it ("changed outside secdns"), so a pull there races its writes for nothing:
+    ``secdns ctl refresh`` asks serve itself.  A probe with a shared lock, let go at
+    once: nothing is held while the pull runs."""
+    path = directory / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # no lock file: no serve ever used the store
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        raise LocalIOError(
+            f"store {directory} is served by secdns serve (pid {holder}): a pull into it "
+            "would race serve's own writes",
+            hint="ask serve: secdns ctl refresh ZONE (or retransfer); --force to pull anyway",
+        ) from None
+    except OSError:
+        return
+    finally:
+        os.close(fd)
