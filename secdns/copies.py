@@ -182,6 +182,8 @@ def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | Non
     except OSError as err:
         raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
     text = head.decode("utf-8", errors="replace")
+    if not text.strip():  # blank lines only: as an empty file, nothing to keep
+        return None, None
     match = _HEADER_SERIAL.match(text)
     if match is not None and match.group(1).lower() != origin.to_text().lower():
         return f"holds zone {match.group(1)} (its SOA), not {origin.to_text()}", None

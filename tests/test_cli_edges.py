@@ -303,10 +303,11 @@ def test_pull_o_leaves_a_file_that_is_no_zone_file_alone(primary, tmp_path):
         assert out.read_text() == text
     result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), "--force")
     assert result.exit_code == 0, result.stderr
-    out.write_text("")  # an empty file (touch): written
-    result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
-    assert result.exit_code == 0, result.stderr
-    assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
+    for empty in ("", "\n \n\t\n"):  # an empty file (touch), blank lines: written
+        out.write_text(empty)
+        result = run("pull", DEMO_ZONE, primary.at, "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
 
 
 def test_pull_o_never_replaces_a_device_fifo_or_directory_and_follows_a_link(primary, tmp_path):

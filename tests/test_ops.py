@@ -554,3 +554,4 @@ def test_ctl_reaches_serve_while_its_config_is_being_edited(bind_primary, served
     path.write_text("not toml [")  # not even TOML: said as such
     broken = ctl(path, "status")
     assert broken.exit_code == 2 and "not valid TOML" in broken.output
+    assert "-s SOCKET reaches serve without the config" in broken.output

@@ -44,13 +44,17 @@ def _socket_path(ctx: click.Context) -> Path:
         return Path(given)
     from secdns.config import server_settings
     from secdns.control import socket_path
+    from secdns.errors import ConfigError
 
     config_path = find_config_path(ctx)
     if config_path is None:
         raise UsageError("which serve? give -c CONFIG or -s SOCKET")
     # the [server] table alone: a serve is reached while its config is being edited
     # (a stranger's half-done edit made ctl status exit 2 with serve running)
-    path = socket_path(server_settings(config_path))
+    try:
+        path = socket_path(server_settings(config_path))
+    except ConfigError as err:  # not TOML at all: its [server] table cannot be read
+        raise ConfigError(err.message, hint="-s SOCKET reaches serve without the config") from err
     if path is None:
         raise UsageError(f"{config_path} sets neither [server] control nor [server] directory")
     return path
