@@ -4,11 +4,13 @@ zone files the other changed)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import tomli_w
@@ -51,56 +53,45 @@ def wait_listening(proc: subprocess.Popen[str]) -> None:
     raise AssertionError(f"serve ended: {proc.wait()}")
 
 
+def secdns(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "secdns", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+@contextlib.contextmanager
+def serving(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """serve on ``path``'s config, listening; stopped (by its PID) at the end."""
+    proc = serve(path)
+    try:
+        wait_listening(proc)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+
+
 def test_a_second_serve_on_one_store_is_refused_until_the_first_ends(tmp_path):
     store = tmp_path / "store"
-    first = serve(config(tmp_path, "first", store))
-    try:
-        wait_listening(first)
-        second = subprocess.run(
-            [sys.executable, "-m", "secdns", "serve", "-c", str(config(tmp_path, "b", store))],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+    with serving(config(tmp_path, "first", store)) as first:
+        second = secdns("serve", "-c", str(config(tmp_path, "b", store)))
         assert second.returncode == 7, second.stderr
         lines = second.stderr.splitlines()
         assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
         assert f"store {store} is in use by another secdns serve (pid {first.pid})" in lines[0]
         assert "another [server] directory" in lines[0]
         # ctl stop returns once the first has stopped: a new serve starts at once
-        stopped = subprocess.run(
-            [sys.executable, "-m", "secdns", "ctl", "-s", str(tmp_path / "first.ctl"), "stop"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        stopped = secdns("ctl", "-s", str(tmp_path / "first.ctl"), "stop")
         assert stopped.returncode == 0 and stopped.stdout == "stop: serve stopped\n", stopped
-        third = serve(config(tmp_path, "third", store))  # the lock went with the first
-        try:
-            wait_listening(third)
-        finally:
-            third.send_signal(signal.SIGTERM)
-            third.communicate(timeout=20)
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
+        with serving(config(tmp_path, "third", store)):  # the lock went with the first
+            pass
 
 
 def test_pull_into_a_served_store_is_refused_and_pointed_at_ctl(tmp_path):
     # a stranger's pull -d into serve's store: serve rewrote the files it found changed
     store = tmp_path / "store"
-    first = serve(config(tmp_path, "first", store))
-    try:
-        wait_listening(first)
-        pulled = subprocess.run(
-            [sys.executable, "-m", "secdns", "pull", "lock.test", "@127.0.0.1:1", "-d", str(store)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+    with serving(config(tmp_path, "first", store)) as first:
+        pulled = secdns("pull", "lock.test", "@127.0.0.1:1", "-d", str(store))
         assert pulled.returncode == 7, pulled.stderr
         assert f"store {store} is served by secdns serve (pid {first.pid})" in pulled.stderr
         assert "secdns ctl refresh ZONE" in pulled.stderr
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=20)
