@@ -43,6 +43,7 @@ from secdns.errors import IxfrNotApplicable, LocalIOError
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
+_HEAD_READ = 4096  # a zone file's first read, for its state line (a small zone's whole)
 _STATE = ".state.toml"  # a zone's files: its stem (zone_filename) and these suffixes
 _ZONE = ".zone"
 _JOURNAL = ".journal"
@@ -334,6 +335,15 @@ class Store:
     ) -> tuple[ZoneState, bool]:
         """The zone's state, and whether it has a state file: without one, the state
         is its zone file's state line (:data:`STATE_LINE`), if the file has one."""
+        state, has_file, _whole = self.load_state_and_file(origin, present)
+        return state, has_file
+
+    def load_state_and_file(
+        self, origin: dns.name.Name, present: Container[str] | None = None
+    ) -> tuple[ZoneState, bool, bytes | None]:
+        """:meth:`load_state_from`, and the zone file's bytes when reading its state
+        line read it whole (a small zone: serve's restart of 10,000 of them reads each
+        file once, not twice; :meth:`read_zone` takes them)."""
         if not self.unlisted(origin, _STATE, present):
             path = self._stem(origin) + _STATE
             try:
@@ -344,7 +354,7 @@ class Store:
                 raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
             else:
                 try:
-                    return ZoneState.from_toml(text, origin.to_text()), True
+                    return ZoneState.from_toml(text, origin.to_text()), True, None
                 except (tomllib.TOMLDecodeError, TypeError) as err:
                     log.warning(
                         "store: zone=%s state file %s is damaged (%s); starting afresh",
@@ -352,22 +362,27 @@ class Store:
                         path,
                         err,
                     )
-                    return ZoneState(zone=origin.to_text()), True
-        return self._line_state(origin, present), False
+                    return ZoneState(zone=origin.to_text()), True, None
+        state, whole = self._line_state(origin, present)
+        return state, False, whole
 
-    def _line_state(self, origin: dns.name.Name, present: Container[str] | None) -> ZoneState:
-        """The state in the zone file's first line, or an empty one."""
+    def _line_state(
+        self, origin: dns.name.Name, present: Container[str] | None
+    ) -> tuple[ZoneState, bytes | None]:
+        """The state in the zone file's first line, or an empty one; and the file's
+        bytes when the read of its head took it whole."""
         if self.unlisted(origin, _ZONE, present):
-            return ZoneState(zone=origin.to_text())
+            return ZoneState(zone=origin.to_text()), None
         path = self._stem(origin) + _ZONE
         try:
             fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
-            return ZoneState(zone=origin.to_text())
+            return ZoneState(zone=origin.to_text()), None
         except OSError as err:
             raise LocalIOError(f"cannot read {path}: {err.strerror}") from err
         try:
-            head = os.read(fd, 4096)
+            head = os.read(fd, _HEAD_READ)
+            whole = head if len(head) < _HEAD_READ else None  # (a short read: at its end)
             if head.startswith(STATE_LINE) and b"\n" not in head:
                 head += os.read(fd, _STATE_LINE_MAX)
         except OSError as err:
@@ -376,9 +391,9 @@ class Store:
             os.close(fd)
         end = state_line_end(head)
         if not end:
-            return ZoneState(zone=origin.to_text())
+            return ZoneState(zone=origin.to_text()), whole
         try:
-            return ZoneState.from_line(head[len(STATE_LINE) : end], origin.to_text())
+            return ZoneState.from_line(head[len(STATE_LINE) : end], origin.to_text()), whole
         except (ValueError, TypeError) as err:
             log.warning(
                 "store: zone=%s state line of %s is damaged (%s); starting afresh",
@@ -386,7 +401,7 @@ class Store:
                 path,
                 err,
             )
-            return ZoneState(zone=origin.to_text())
+            return ZoneState(zone=origin.to_text()), whole
 
     def save_state(self, origin: dns.name.Name, state: ZoneState) -> None:
         atomic_write(self.state_path(origin), state.to_toml())
@@ -398,14 +413,17 @@ class Store:
             writer.checked()
 
     # --- zone file ---
-    def read_zone(self, origin: dns.name.Name, state: ZoneState) -> tuple[str | None, str]:
+    def read_zone(
+        self, origin: dns.name.Name, state: ZoneState, whole: bytes | None = None
+    ) -> tuple[str | None, str]:
         """The stored master file text if it is intact (after its state line, if it has
-        one), else None and the reason."""
+        one), else None and the reason; ``whole``: the file's bytes, read already
+        (:meth:`load_state_and_file`)."""
         path = self.zone_path(origin)
         if state.serial is None or state.file_sha256 is None:
             return None, "no stored copy"
         try:
-            raw = read_bytes(path)
+            raw = read_bytes(path) if whole is None else whole
         except FileNotFoundError:
             return None, f"{path.name} is missing"
         except OSError as err:
@@ -577,10 +595,18 @@ class ZoneWriter:
         self.store = store
         self.origin = origin
         store.ensure()
-        self.state, self._state_file = store.load_state_from(origin, present)
+        self.state, self._state_file, whole = store.load_state_and_file(origin, present)
+        # the zone file's bytes when reading its state line took it whole: read_stored
+        # hands them to read_zone (take_whole), so a small zone's file is read once
+        self._whole = whole
         # a journal known absent (listed, or reset since) is not unlinked again at each
         # full version: a cold start of 10,000 zones asked to remove 10,000 missing files
         self._no_journal = store.unlisted(origin, _JOURNAL, present)
+
+    def take_whole(self) -> bytes | None:
+        """The zone file's bytes read with its state (once: then dropped), or None."""
+        whole, self._whole = self._whole, None
+        return whole
 
     def read_lines(self) -> list[str]:
         """The stored version's record lines; :class:`IxfrNotApplicable` when the file
@@ -710,6 +736,7 @@ class ZoneWriter:
         entries are known once the lines have gone by); the renames keep the order.
         A zone without a state file (its first version) and a text given whole gets
         its state in the zone file's first line instead: one file, one rename."""
+        self._whole = None  # (the bytes read with the state are of the old file)
         if not self._state_file and isinstance(text, str) and not callable(journal):
             body = text.encode()
             self._journal(journal)

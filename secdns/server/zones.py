@@ -129,7 +129,7 @@ def read_stored(
     file is opened (a cold start's state files, most zones' journals)."""
     writer = ZoneWriter(store, origin, present)
     # the text is read, parsed into the served version and dropped: no second copy
-    text, _why = store.read_zone(origin, writer.state)
+    text, _why = store.read_zone(origin, writer.state, writer.take_whole())
     if text is None:
         return writer, None, []
     _, lines = zonefile.split_header(text)
