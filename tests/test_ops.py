@@ -550,6 +550,10 @@ def test_ctl_reaches_serve_while_its_config_is_being_edited(bind_primary, served
     reloaded = ctl(path, "reload")  # serve reads the file: refused, its config kept
     assert reloaded.exit_code == 2, reloaded.output
     assert "half.test" in reloaded.output
+    as_json = ctl(path, "reload", "--json")  # the error as JSON on stdout too
+    doc = json.loads(as_json.stdout)
+    assert as_json.exit_code == 2 and doc["ok"] is False, as_json.output
+    assert doc["error"]["exit_code"] == 2 and "half.test" in doc["error"]["message"]
     assert ctl(path, "status").exit_code == 0
     path.write_text("not toml [")  # not even TOML: said as such
     broken = ctl(path, "status")

@@ -12,7 +12,7 @@ import click
 
 from secdns import output
 from secdns.cli.options import complete_zones, config_option, find_config_path, json_option
-from secdns.errors import ExitCode, UsageError
+from secdns.errors import ExitCode, SecdnsError, UsageError
 
 SOCKET_META = "secdns.ctl_socket"
 TIMEOUT_META = "secdns.ctl_timeout"
@@ -64,7 +64,12 @@ def _call(request: dict[str, Any], on_step: Any = None) -> dict[str, Any]:
     from secdns.control import ctl_request
 
     ctx = click.get_current_context()
-    return ctl_request(_socket_path(ctx), request, ctx.meta.get(TIMEOUT_META, 300.0), on_step)
+    try:
+        return ctl_request(_socket_path(ctx), request, ctx.meta.get(TIMEOUT_META, 300.0), on_step)
+    except SecdnsError as err:
+        if ctx.params.get("as_json"):  # (a stranger's ctl reload --json printed nothing)
+            output.emit_json({"ok": False, "error": err.to_dict()})
+        raise
 
 
 def _show_step(zone: str) -> Any:
