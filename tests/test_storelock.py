@@ -78,7 +78,8 @@ def test_a_second_serve_on_one_store_is_refused_until_the_first_ends(tmp_path):
         assert second.returncode == 7, second.stderr
         lines = second.stderr.splitlines()
         assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
-        assert f"store {store} is in use by another secdns serve (pid {first.pid})" in lines[0]
+        said = f"store directory {store} is in use by another secdns serve (pid {first.pid})"
+        assert said in lines[0]
         assert "another [server] directory" in lines[0]
         # ctl stop returns once the first has stopped: a new serve starts at once
         stopped = secdns("ctl", "-s", str(tmp_path / "first.ctl"), "stop")
@@ -93,5 +94,6 @@ def test_pull_into_a_served_store_is_refused_and_pointed_at_ctl(tmp_path):
     with serving(config(tmp_path, "first", store)) as first:
         pulled = secdns("pull", "lock.test", "@127.0.0.1:1", "-d", str(store))
         assert pulled.returncode == 7, pulled.stderr
-        assert f"store {store} is served by secdns serve (pid {first.pid})" in pulled.stderr
+        said = f"store directory {store} is served by secdns serve (pid {first.pid})"
+        assert said in pulled.stderr
         assert "secdns ctl refresh ZONE" in pulled.stderr

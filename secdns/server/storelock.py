@@ -33,7 +33,7 @@ def hold_store(directory: Path) -> int:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise LocalIOError(
-            f"store {directory} is in use by another secdns serve (pid {holder}): two "
+            f"store directory {directory} is in use by another secdns serve (pid {holder}): two "
             "servers writing one store would undo each other's writes",
             hint="stop the other, or give this one another [server] directory",
         ) from None
@@ -61,7 +61,7 @@ def refuse_if_served(directory: Path) -> None:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
         raise LocalIOError(
-            f"store {directory} is served by secdns serve (pid {holder}): a pull into it "
+            f"store directory {directory} is served by secdns serve (pid {holder}): a pull into it "
             "would race serve's own writes",
             hint="ask serve: secdns ctl refresh ZONE (or retransfer); --force to pull anyway",
         ) from None
