@@ -148,10 +148,10 @@ def output_file(path: Path, origin: dns.name.Name, force: bool) -> tuple[Path, i
             "file by renaming a new file over FILE",
             hint="give -o a file's path, or -o - for stdout",
         )
-    if info.st_size == 0 or force:
+    if info.st_size == 0:
         return target, None
-    problem, serial = _held_zone(target, origin)
-    if problem is not None:
+    problem, serial = _held_zone(target, origin)  # (with --force: its serial, reported)
+    if problem is not None and not force:
         raise BadDataError(
             f"{path} {problem}: left as it is; wrong file or wrong zone name?",
             hint="remove it, give -o another file, or --force to write over it",

@@ -274,6 +274,7 @@ def test_pull_o_replaces_a_hand_written_file_of_the_zone_but_not_by_an_older_ser
         assert out.read_text() == newer
     result = run("pull", DEMO_ZONE, primary.at, "-o", str(out), "--force")
     assert result.exit_code == 0, result.stderr
+    assert f"serial=2030010100->{primary.server.serial} " in result.stdout  # (its serial said)
     assert out.read_text().startswith(f"; zone {DEMO_ZONE}. serial ")
     # a secdns copy edited since, its serial (and header) raised past the primary's
     text = out.read_text().replace(f" {primary.server.serial} ", " 2030010100 ")
