@@ -446,8 +446,8 @@ STORE_FILES = (
     ),
     (
         "DIR/<zone>.state.toml",
-        "Serial, primary, last attempt, success and error, SOA timers, record count and the "
-        "SHA-256 of the master file (of its text after a state line).",
+        "Serial, primary, last attempt, success, change and error, SOA timers, record "
+        "count and the SHA-256 of the master file (of its text after a state line).",
     ),
     (
         "DIR/<zone>.journal",

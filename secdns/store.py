@@ -152,6 +152,7 @@ class ZoneState:
     primary: str | None = None
     last_attempt: str | None = None
     last_success: str | None = None
+    last_change: str | None = None  # when a version of another serial was written
     last_kind: str | None = None
     last_error: str | None = None
     refresh: int | None = None
@@ -772,9 +773,12 @@ class ZoneWriter:
     ) -> None:
         """The state of a version just written."""
         state = self.state
+        now = iso_time(whole_seconds=True)
+        if state.serial != soa.serial:  # (a rewrite of the same serial changes nothing)
+            state.last_change = now
         state.serial = soa.serial
         state.primary = primary
-        state.last_attempt = state.last_success = iso_time(whole_seconds=True)
+        state.last_attempt = state.last_success = now
         state.last_kind = kind
         state.last_error = None
         state.refresh, state.retry, state.expire = soa.refresh, soa.retry, soa.expire

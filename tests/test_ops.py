@@ -559,3 +559,18 @@ def test_ctl_reaches_serve_while_its_config_is_being_edited(bind_primary, served
     broken = ctl(path, "status")
     assert broken.exit_code == 2 and "not valid TOML" in broken.output
     assert "-s SOCKET reaches serve without the config" in broken.output
+
+
+def test_last_change_survives_a_restart(bind_primary, served, tmp_path):
+    # a stranger: ctl status showed last_change '-' after a restart (last_refresh stayed)
+    primary = bind_primary()
+    path = config(tmp_path, [primary.addr])
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    (before,) = json.loads(ctl(path, "status", "--json").output)["zones"]
+    assert before["last_change"] is not None
+    server.stop()
+    again = served(path)
+    again.wait_serial(ZONE, SERIAL)
+    (after,) = json.loads(ctl(path, "status", "--json").output)["zones"]
+    assert after["last_change"] == int(before["last_change"]), (before, after)

@@ -245,6 +245,7 @@ class ZoneRuntime:
         # the state's last successful check decides whether the copy is already expired
         self.last_success = epoch(writer.state.last_success)
         self.refresher.primary = writer.state.primary  # (ctl status, until the next check)
+        self.refresher.last_change = epoch(writer.state.last_change)  # (survives a restart)
         if self.zone.expired:
             log.error(
                 "load: zone=%s the stored copy is past its SOA expire: answering "
