@@ -97,3 +97,12 @@ def test_pull_into_a_served_store_is_refused_and_pointed_at_ctl(tmp_path):
         said = f"store directory {store} is served by secdns serve (pid {first.pid})"
         assert said in pulled.stderr
         assert "secdns ctl refresh ZONE" in pulled.stderr
+
+
+def test_watch_into_a_served_store_is_refused_too(tmp_path):
+    store = tmp_path / "store"
+    with serving(config(tmp_path, "first", store)) as first:
+        watched = secdns("watch", "lock.test", "@127.0.0.1:1", "-d", str(store))
+        assert watched.returncode == 7, watched.stderr
+        said = f"store directory {store} is served by secdns serve (pid {first.pid})"
+        assert said in watched.stderr

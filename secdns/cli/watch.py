@@ -397,6 +397,10 @@ def command(
         notify_listen=parse_endpoint(notify_listen) if notify_listen else None,
         keep_connections=keep,
     )
+    if store is not None and not force:  # (serve's store: as pull refuses it)
+        from secdns.server.storelock import refuse_if_served
+
+        refuse_if_served(store.directory)
     if catalog_name is not None:
         assert store is not None
         run_catalog(
