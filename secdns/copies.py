@@ -27,7 +27,13 @@ import dns.rdatatype
 
 from secdns import wire, zonefile
 from secdns.atomicfile import atomic_write
-from secdns.errors import BadDataError, IxfrNotApplicable, LocalIOError, SecdnsError
+from secdns.errors import (
+    BadDataError,
+    IxfrNotApplicable,
+    LocalIOError,
+    SecdnsError,
+    other_zone_words,
+)
 from secdns.gcpause import gc_paused
 from secdns.seal import seal_problem, sealed
 from secdns.store import (
@@ -186,7 +192,7 @@ def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | Non
         return None, None
     match = _HEADER_SERIAL.match(text)
     if match is not None and match.group(1).lower() != origin.to_text().lower():
-        return f"holds zone {match.group(1)} (its SOA), not {origin.to_text()}", None
+        return other_zone_words(match.group(1), origin.to_text()), None
     # (a secdns copy is read too: its first line may have been edited, its SOA not; one
     # damaged beyond reading is this zone's all the same, transferred again)
     ours = match is not None
@@ -217,7 +223,7 @@ def _held_zone(path: Path, origin: dns.name.Name) -> tuple[str | None, int | Non
             return None, None
         return f"has no SOA record of {origin.to_text()} at its start: not its zone file", None
     if soa.owner != "@":
-        return f"holds zone {soa.owner} (its SOA), not {origin.to_text()}", None
+        return other_zone_words(soa.owner, origin.to_text()), None
     return None, wire.soa_fields(soa)[0]
 
 
@@ -233,7 +239,7 @@ class ZoneCopy(abc.ABC):
     serial: int | None = None  # the serial we hold, None when we hold nothing
     lost_serial: int | None = None  # what we held before the copy was lost or hand-edited
     # the SOA serial of a file at -o that is written over (by hand, or edited since
-    # secdns wrote it): no older serial replaces it without --force (pull._floor)
+    # secdns wrote it): no older serial replaces it without --force (pull._pull_from)
     floor: int | None = None
     floor_file: str | None = None
     can_ixfr: bool = False  # an IXFR delta can be applied to what we hold

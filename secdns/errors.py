@@ -228,3 +228,9 @@ def os_reason(err: OSError) -> str:
     else:
         text = err.strerror or str(err)
     return text[:1].lower() + text[1:]
+
+
+def other_zone_words(found: str, zone: str) -> str:
+    """The words for a file that holds zone ``found`` where ``zone`` was asked for (its
+    SOA says so): diff, verify, serve's loader and ``pull -o`` say it alike."""
+    return f"holds zone {found} (its SOA), not {zone}"

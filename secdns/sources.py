@@ -27,7 +27,7 @@ from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.endpoints import parse_endpoint
 from secdns.engine import transfer
-from secdns.errors import BadDataError, LocalIOError, SecdnsError
+from secdns.errors import BadDataError, LocalIOError, SecdnsError, other_zone_words
 from secdns.keys import TsigKey
 from secdns.store import Store
 from secdns.xfr import XfrKind
@@ -122,7 +122,7 @@ def other_zone(origin: dns.name.Name, records: list[wire.Record]) -> str | None:
         return None
     outside = sum(1 for r in records if r.owner.endswith("."))
     return (
-        f"the file holds zone {foreign.owner} (its SOA), not {origin.to_text()}: "
+        f"the file {other_zone_words(foreign.owner, origin.to_text())}: "
         f"{outside} of {len(records)} records are outside {origin.to_text()}; "
         "wrong file or wrong zone name?"
     )

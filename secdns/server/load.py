@@ -33,7 +33,7 @@ import dns.name
 import dns.rdataclass
 
 from secdns import wire
-from secdns.errors import LocalIOError, ZoneFileError
+from secdns.errors import LocalIOError, ZoneFileError, other_zone_words
 from secdns.masterfile import Emit, read_master
 from secdns.server.zone import ZoneVersion
 
@@ -79,7 +79,7 @@ class OwnerGroups:
                 if owner[-1] == ".":  # (the words ZoneVersion.from_lines uses)
                     if rdtype == _SOA:  # the usual cause: as sources.other_zone says it
                         raise ZoneFileError(
-                            f"the file holds zone {owner} (its SOA), not {origin_text}: "
+                            f"the file {other_zone_words(owner, origin_text)}: "
                             "wrong file or wrong zone name?"
                         )
                     line = f"{owner} {ttl} {_head(rdclass, rdtype, {})} {rdata}"

@@ -30,7 +30,7 @@ def hold_store(directory: Path) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        holder = _holder(fd)
         os.close(fd)
         raise LocalIOError(
             f"store directory {directory} is in use by another secdns serve (pid {holder}): two "
@@ -59,7 +59,7 @@ def refuse_if_served(directory: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        holder = _holder(fd)
         raise LocalIOError(
             f"store directory {directory} is served by secdns serve (pid {holder}): a pull into it "
             "would race serve's own writes",
@@ -69,3 +69,8 @@ def refuse_if_served(directory: Path) -> None:
         return
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """The PID the lock file's holder wrote in it."""
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
