@@ -255,6 +255,12 @@ class ZoneCopy(abc.ABC):
         """Load what we hold (before the SOA probe)."""
         return None
 
+    @property
+    def serial_before(self) -> int | None:
+        """The serial a result reports as held (``serial_from``): ours, else the one
+        we held before the copy was lost or edited."""
+        return self.serial if self.serial is not None else self.lost_serial
+
     async def settled(self) -> None:
         """Wait for a write the copy left to finish in a group commit (``pull`` of many
         zones into a store: :class:`StoreCopy` with ``commits``); raises what it raised."""
@@ -469,7 +475,8 @@ class StoreCopy(ZoneCopy):
                 self.output, self.floor = output_file(given, self.origin, self.force)
                 self.floor_file = str(given)
             writer = ZoneWriter(self.store, self.origin)
-            return writer, self.store.zone_problem(self.origin, writer.state)
+            # (a small zone's file, read whole with its state line, is not read again)
+            return writer, self.store.zone_problem(self.origin, writer.state, writer.take_whole())
 
         if self.commits is not None and _small(self.store.zone_path(self.origin)):
             writer, why = load()  # (a thread's hand-off would cost more than the reads)

@@ -245,8 +245,7 @@ async def pull_zone(
     try:
         result = await _first_primary(origin, primaries, attempt, note)
     except SecdnsError as error:
-        held = copy.serial if copy.serial is not None else copy.lost_serial
-        result = await _failed(zone_text, copy, error, held)
+        result = await _failed(zone_text, copy, error, copy.serial_before)
         note("write", "nothing written: the copy we hold is left as it was")
     else:
         if result.status is Status.UP_TO_DATE:
@@ -392,7 +391,7 @@ async def _pull_from(
         zone=zone_text,
         status=Status.UP_TO_DATE,
         primary=source.server,
-        serial_from=held if held is not None else copy.lost_serial,
+        serial_from=copy.serial_before,
         serial_to=soa.serial,
         records=copy.records,
         primary_serial=soa.serial,
@@ -479,7 +478,7 @@ async def _without_probe(source: _Source, copy: ZoneCopy) -> PullResult | None:
         zone=source.note.zone,
         status=Status.UP_TO_DATE,
         primary=source.server,
-        serial_from=copy.lost_serial,
+        serial_from=copy.serial_before,
         serial_to=serial,
         records=copy.records,
         primary_serial=serial,

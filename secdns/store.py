@@ -5,7 +5,7 @@ the same directory, fsync, rename, fsync of the directory), so a crash at any po
 the previous version intact.  Zone names map to file names that never escape the
 directory.
 
-Past the house size (~790 lines) as one room on purpose: the file names, the state
+Past the house size (~840 lines) as one room on purpose: the file names, the state
 format (a state file, or a zone file's first line), the journal and
 :class:`ZoneWriter`'s commit order (journal, zone file, state) are one
 crash-consistency argument, read together.  The next split, if it grows, is the
@@ -435,19 +435,25 @@ class Store:
             return None, f"{path.name} was changed outside secdns"
         return body.decode(), "ok"
 
-    def zone_problem(self, origin: dns.name.Name, state: ZoneState) -> str | None:
+    def zone_problem(
+        self, origin: dns.name.Name, state: ZoneState, whole: bytes | None = None
+    ) -> str | None:
         """Why the stored master file cannot be used, or None if it is intact
-        (checked against the state's SHA-256 a chunk at a time)."""
+        (checked against the state's SHA-256 a chunk at a time); ``whole``: the file's
+        bytes, read already (:meth:`load_state_and_file`)."""
         if state.serial is None or state.file_sha256 is None:
             return "no stored copy"
         path = self.zone_path(origin)
         digest = hashlib.sha256()
         try:
-            with open(path, "rb") as handle:
-                chunk = handle.read(1 << 20)
-                digest.update(chunk[state_line_end(chunk) :])
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
+            if whole is not None:
+                digest.update(whole[state_line_end(whole) :])
+            else:
+                with open(path, "rb") as handle:
+                    chunk = handle.read(1 << 20)
+                    digest.update(chunk[state_line_end(chunk) :])
+                    while chunk := handle.read(1 << 20):
+                        digest.update(chunk)
         except FileNotFoundError:
             return f"{path.name} is missing"
         except OSError as err:

@@ -386,8 +386,8 @@ def command(
         pending = iter(enumerate(plans))
         # several zones into a store: their writes made durable in groups (one round
         # of fsyncs for up to STORE_BATCH zones), as serve commits its store
-        grouped = store is not None and len(plans) > 1 and out_path is None and not explain
-        commits = StoreQueue() if grouped and not to_stdout else None
+        grouped = store is not None and len(plans) > 1 and output_path is None and not explain
+        commits = StoreQueue() if grouped else None
         with _Progress(show_progress, len(plans)) as progress:
 
             async def one(
