@@ -122,9 +122,21 @@ class GroupCommit:
     def __init__(self, sync: bool = True) -> None:
         self.pending: list[tuple[str, Path]] = []
         self.sync = sync
+        # descriptors of pending files left open for their fsync (by temporary name):
+        # an open and a close less a file, each a hand-off of the interpreter lock
+        self.open_fds: dict[str, int] = {}
+
+    def keep(self, tmp_name: str, fd: int) -> bool:
+        """Hold ``fd`` (of a pending file) open until its fsync; False when the group
+        holds :data:`KEPT_FDS` already, or does not fsync (the caller closes it)."""
+        if not self.sync or len(self.open_fds) >= KEPT_FDS:
+            return False
+        self.open_fds[tmp_name] = fd
+        return True
 
     def commit(self) -> None:
         pending, self.pending = self.pending, []
+        kept, self.open_fds = self.open_fds, {}
         if not pending:
             return
         errors: list[LocalIOError] = []
@@ -132,6 +144,10 @@ class GroupCommit:
         def sync(item: tuple[str, Path]) -> None:
             tmp_name, path = item
             try:
+                fd = kept.get(tmp_name, -1)
+                if fd >= 0:
+                    os.fsync(fd)
+                    return
                 fd = os.open(tmp_name, os.O_RDONLY)
                 try:
                     os.fsync(fd)
@@ -147,8 +163,13 @@ class GroupCommit:
         # a share of the files per thread, not a task per file: a task each cost two
         # futex system calls per file (10,000 zones write 20,000 files at a cold start)
         shares = [pending[i::SYNC_THREADS] for i in range(min(SYNC_THREADS, len(pending)))]
-        if self.sync:
-            list(_sync_pool().map(sync_each, shares))
+        try:
+            if self.sync:
+                list(_sync_pool().map(sync_each, shares))
+        finally:
+            for fd in kept.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         renamed = 0
         try:
             if errors:
@@ -174,6 +195,9 @@ _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 SYNC_THREADS = 16
 """fsyncs a group commit runs at once (the file system commits them together)."""
+KEPT_FDS = 256
+"""Pending files a group commit holds open for their fsync at most (the rest are
+opened again for it): well inside the usual 1,024 descriptors a process."""
 
 
 def _sync_pool() -> concurrent.futures.ThreadPoolExecutor:
@@ -191,15 +215,15 @@ _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) 
 _temp_random = random.Random()
 
 
-def _create_temp(directory: Path, name: str) -> tuple[int, str]:
-    """A new file ``.NAME.PID.XXXXXXXX.tmp`` in ``directory`` (mode 0600), opened for
-    writing: what ``tempfile.mkstemp`` makes with that prefix and suffix, without its
-    generic work (two files per zone at a 10,000-zone cold start)."""
+def _create_temp(directory: Path, name: str, mode: int = 0o600) -> tuple[int, str]:
+    """A new file ``.NAME.PID.XXXXXXXX.tmp`` in ``directory`` (``mode`` less the
+    umask), opened for writing: what ``tempfile.mkstemp`` makes with that prefix and
+    suffix, without its generic work (two files per zone at a 10,000-zone cold start)."""
     prefix = os.path.join(directory, f".{name}.{os.getpid()}.")
     for _ in range(100):  # (tempfile's TMP_MAX)
         tmp_name = prefix + "".join(_temp_random.choices(_TEMP_CHARS, k=8)) + ".tmp"
         try:
-            return os.open(tmp_name, _TEMP_FLAGS, 0o600), tmp_name
+            return os.open(tmp_name, _TEMP_FLAGS, mode), tmp_name
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no usable temporary name found")
@@ -225,14 +249,15 @@ def syncing() -> bool:
 
 
 def atomic_write(
-    path: Path, data: bytes | str | Iterable[bytes], *, digest: bool = True
+    path: Path, data: bytes | str | Iterable[bytes], *, digest: bool = True, new: bool = False
 ) -> tuple[str, int]:
     """Replace ``path`` with ``data`` atomically, or leave it untouched.
 
     ``data`` may be an iterable of byte chunks, written as they come, so a large
     zone never needs its whole text in memory.  Returns the SHA-256 (hex) and
     size of what was written; the SHA-256 is "" without ``digest`` (a caller that
-    keeps no digest: ~40 ms of CPU for a 40 MB zone here, with SHA-NI).
+    keeps no digest: ~40 ms of CPU for a 40 MB zone here, with SHA-NI).  ``new``:
+    the caller knows ``path`` absent (listed), so no mode is kept from it.
     """
     chunks: Iterable[bytes]
     if isinstance(data, str):
@@ -241,7 +266,7 @@ def atomic_write(
         chunks = (bytes(data),)
     else:
         chunks = data
-    with AtomicFile(path, digest=digest) as temp:
+    with AtomicFile(path, digest=digest, new=new) as temp:
         temp.write_all(chunks)
     return temp.sha256, temp.size
 
@@ -254,8 +279,11 @@ class AtomicFile:
     store appends its journal there, so the journal is never behind the file).
     """
 
-    def __init__(self, path: Path, *, digest: bool = True) -> None:
+    def __init__(self, path: Path, *, digest: bool = True, new: bool = False) -> None:
         self.path = path
+        # a new file's temporary copy is made 0644 at once when the umask keeps that
+        # (no stat of the target, no chmod: two hand-offs of the interpreter lock less)
+        self._new = new and _umask_keeps_0644()
         self.sha256 = ""  # of what was written (left "" without ``digest``)
         self.size = 0
         self._digest = hashlib.sha256() if digest else None
@@ -271,7 +299,7 @@ class AtomicFile:
             if len(_swept) < 1_000_000:
                 _swept.add(text)
         try:
-            fd, self._tmp_name = _create_temp(directory, path.name)
+            fd, self._tmp_name = _create_temp(directory, path.name, 0o644 if self._new else 0o600)
         except OSError as err:
             raise LocalIOError(f"cannot create a file in {directory}: {err.strerror}") from err
         # written with os.write on the descriptor: the chunks are large already, and a
@@ -306,17 +334,13 @@ class AtomicFile:
             try:
                 if kind is not None:
                     raise _Abandon
-                try:  # the target's mode, or 0644 for a new file (one stat, no chmod by path)
-                    mode = os.stat(path).st_mode & 0o7777
-                except (FileNotFoundError, NotADirectoryError):
-                    os.fchmod(fd, 0o644)
-                except OSError:
-                    pass
-                else:
-                    with contextlib.suppress(OSError):
-                        os.fchmod(fd, mode)
-            finally:
+                if not self._new:
+                    self._keep_mode(fd)
+            except BaseException:
                 os.close(fd)
+                raise
+            if self._group is None or not self._group.keep(tmp_name, fd):
+                os.close(fd)  # (else the group's fsync uses it, then closes it)
             if self._group is not None:  # renamed (after one fsync round) at the block's end
                 self._group.pending.append((tmp_name, path))
                 return
@@ -330,6 +354,34 @@ class AtomicFile:
                 os.unlink(tmp_name)
             raise LocalIOError(f"cannot write {path}: {err.strerror}") from err
         fsync_directory(path.parent)
+
+    def _keep_mode(self, fd: int) -> None:
+        """The target's mode, or 0644 for a new file (one stat, no chmod by path)."""
+        try:
+            mode = os.stat(self.path).st_mode & 0o7777
+        except (FileNotFoundError, NotADirectoryError):
+            os.fchmod(fd, 0o644)
+        except OSError:
+            pass
+        else:
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, mode)
+
+
+_umask: list[int] = []
+
+
+def _umask_keeps_0644() -> bool:
+    """Whether this process's umask leaves a file created 0644 at 0644 (read once, from
+    /proc: setting it to read it would race with other threads)."""
+    if not _umask:
+        value = 0o777
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    value = int(line.split()[1], 8)
+        _umask.append(value)
+    return _umask[0] & 0o644 == 0
 
 
 class _Abandon(Exception):

@@ -96,12 +96,20 @@ def read_bytes(path: str | Path) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+_whole: list[object] = [None, ""]  # the last whole second formatted: (second, text)
+
+
 def iso_time(at: float | None = None, *, whole_seconds: bool = False) -> str:
     """The one timestamp format: a wall-clock time (epoch seconds; now if None) as
     ISO 8601 UTC with milliseconds (events), or in whole seconds (state files)."""
-    moment = datetime.datetime.fromtimestamp(time.time() if at is None else at, datetime.UTC)
+    now = time.time() if at is None else at
     if whole_seconds:
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        second = int(now)
+        if _whole[0] != second:  # (10,000 zones stamp their state in a few seconds)
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            _whole[:] = second, moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _whole[1]  # type: ignore[return-value]
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -609,6 +617,11 @@ class ZoneWriter:
         # a journal known absent (listed, or reset since) is not unlinked again at each
         # full version: a cold start of 10,000 zones asked to remove 10,000 missing files
         self._no_journal = store.unlisted(origin, _JOURNAL, present)
+        # no file of the zone was listed: its first write makes new files (no mode to
+        # keep, no state file to remove; a cold start of 10,000 zones)
+        self._fresh = store.unlisted(origin, _ZONE, present) and store.unlisted(
+            origin, _STATE, present
+        )
 
     def take_whole(self) -> bytes | None:
         """The zone file's bytes read with its state (once: then dropped), or None."""
@@ -744,12 +757,16 @@ class ZoneWriter:
         A zone without a state file (its first version) and a text given whole gets
         its state in the zone file's first line instead: one file, one rename."""
         self._whole = None  # (the bytes read with the state are of the old file)
+        fresh, self._fresh = self._fresh, False
         if not self._state_file and isinstance(text, str) and not callable(journal):
             body = text.encode()
             self._journal(journal)
             self._stamp(soa, records, kind, primary, hashlib.sha256(body).hexdigest(), len(body))
             path = self.store.zone_path(self.origin)
-            atomic_write(path, (self.state.to_line(), body), digest=False)
+            # one write (the line and a small zone's text joined: a system call less)
+            atomic_write(path, (self.state.to_line() + body,), digest=False, new=fresh)
+            if fresh:  # (no state file was listed)
+                return
             # a state file another writer of the store made since (a pull sharing it)
             # would rule over this line, and be older: gone, the line is the state
             # (a crash before the rename leaves the old file and its own line: whole)

@@ -35,3 +35,37 @@ def test_a_new_file_is_0644_and_a_replaced_one_keeps_its_mode(tmp_path):
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert target.read_text() == "serial = 2\n"
     assert [p.name for p in tmp_path.iterdir()] == ["state.toml"]  # no temporary left
+
+
+def test_a_group_fsyncs_the_descriptors_it_kept_and_closes_every_one(tmp_path, monkeypatch):
+    """In a group commit each file's descriptor is kept for its fsync (no second open),
+    up to KEPT_FDS; then the rest are opened again; none is left open after."""
+    from secdns import atomicfile
+
+    monkeypatch.setattr(atomicfile, "KEPT_FDS", 5)
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), fsync(fd))[1])
+    opened = len(os.listdir("/proc/self/fd"))
+    with atomicfile.group_commit(True) as group:
+        for index in range(8):
+            atomicfile.atomic_write(tmp_path / f"z{index}.zone", b"x\n", new=index % 2 == 0)
+        assert len(group.open_fds) == 5
+    assert len(os.listdir("/proc/self/fd")) == opened
+    assert len([fd for fd in synced if fd >= 0]) >= 8  # every file (and the directory)
+    for index in range(8):
+        path = tmp_path / f"z{index}.zone"
+        assert path.read_bytes() == b"x\n"
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"z{i}.zone" for i in range(8)]
+
+
+def test_a_group_that_does_not_sync_keeps_no_descriptor(tmp_path):
+    from secdns import atomicfile
+
+    opened = len(os.listdir("/proc/self/fd"))
+    with atomicfile.group_commit(False) as group:
+        atomicfile.atomic_write(tmp_path / "z.zone", b"x\n", new=True)
+        assert not group.open_fds
+        assert len(os.listdir("/proc/self/fd")) == opened
+    assert (tmp_path / "z.zone").read_bytes() == b"x\n"
