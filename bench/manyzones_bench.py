@@ -307,11 +307,29 @@ def create_cost(directory: Path, files: int = 200) -> float:
     return (time.process_time() - began) / files * 1e6
 
 
+def zone_files(directory: Path) -> int:
+    """The zone files in ``directory`` now (written whole: temporary files not counted)."""
+    try:
+        with os.scandir(directory) as scan:
+            return sum(1 for e in scan if e.name.endswith(".zone") and not e.name.startswith("."))
+    except OSError:
+        return 0
+
+
 def measure_start(
-    label: str, phase: str, proc: subprocess.Popen[bytes], poller: Poller, timeout: float
+    label: str,
+    phase: str,
+    proc: subprocess.Popen[bytes],
+    poller: Poller,
+    timeout: float,
+    files: Path | None = None,
 ) -> dict[str, float]:
-    """Time ``proc`` (started just now) until every zone answers; its CPU, memory, one pass."""
+    """Time ``proc`` (started just now) until every zone answers; its CPU, memory, one pass.
+    ``files``: the directory of its zone files, counted once every zone answers and
+    again when they are all written (both servers write them behind their answers)."""
     found = {phase: poller.wait(SERIAL, timeout, proc=proc)}
+    if files is not None:  # (a restart finds them all there: counted at a cold start only)
+        found[f"{phase}_files_at_served"] = zone_files(files)
     # the server and its children (secdns forks helpers for large zones; Knot: none)
     found[f"{phase}_cpu_s"] = group_cpu(_live_group_members(proc.pid))
     split = cpu_split(proc.pid)
@@ -325,6 +343,11 @@ def measure_start(
     found[f"{phase}_primary_cpu_s"] = poller.primary_cpu
     found[f"{phase}_poller_cpu_s"] = poller.poller_cpu
     found[f"{phase}_rss_mib"] = group_pss_mib(_live_group_members(proc.pid))
+    if files is not None:
+        began, total = time.perf_counter(), len(poller.questions)
+        while zone_files(files) < total and time.perf_counter() - began < 60:
+            time.sleep(0.01)
+        found[f"{phase}_files_all_s"] = found[phase] + time.perf_counter() - began
     one, answered = poller.one_pass(SERIAL)
     found[f"{phase}_poll_pass_s"] = one
     print(
@@ -336,6 +359,12 @@ def measure_start(
         + ", ".join(f"{name} {spent:.2f}" for name, spent in sorted(threads.items())),
         file=sys.stderr,
     )
+    if files is not None:
+        print(
+            f"  {label} {phase}: {found[f'{phase}_files_at_served']:.0f} zone files written "
+            f"when all were served; all written after {found[f'{phase}_files_all_s']:.2f} s",
+            file=sys.stderr,
+        )
     return found
 
 
@@ -385,7 +414,8 @@ def secdns_round(
         proc = subprocess.Popen(run, start_new_session=True, env=env, cwd=path or ROOT)
         spy = profiler(args.profile, label, phase, proc.pid, workdir)
         try:
-            found |= measure_start(label, phase, proc, poller, args.timeout)
+            files = workdir / "store" if phase == "cold" else None
+            found |= measure_start(label, phase, proc, poller, args.timeout, files=files)
             found[f"{phase}_create_us"] = creating
         finally:
             proc.terminate()
@@ -501,7 +531,8 @@ def knot_round(
                     start_new_session=True,
                 )
             try:
-                found |= measure_start("knot", phase, proc, poller, args.timeout)
+                files = setup.workdir / "secondary" if phase == "cold" else None
+                found |= measure_start("knot", phase, proc, poller, args.timeout, files=files)
                 found[f"{phase}_create_us"] = creating
             finally:
                 proc.terminate()
@@ -1030,6 +1061,9 @@ def main() -> None:
             "rss_per_zone_kib": round(med(label, "cold_rss_mib") * 1024 / args.zones, 1),
             "restart_rss_mib": round(med(label, "restart_rss_mib"), 1),
             "poll_pass_s": round(med(label, "cold_poll_pass_s"), 3),
+            # zone files on disk when every zone answered, and when all were written
+            "files_at_served": round(med(label, "cold_files_at_served")),
+            "all_files_written_s": round(med(label, "cold_files_all_s"), 2),
         }
         for label in runs
         if runs[label] and not label.startswith("floor")
@@ -1066,7 +1100,8 @@ def main() -> None:
             f"(CPU {row['cold_cpu_s']:6.2f} s)  restart {row['restart_to_all_served_s']:7.2f} s "
             f"(CPU {row['restart_cpu_s']:6.2f} s)  RSS {row['rss_mib']:7.1f} MiB "
             f"({row['rss_per_zone_kib']:.1f} KiB/zone); "
-            f"one polling pass {row['poll_pass_s']:.3f} s",
+            f"one polling pass {row['poll_pass_s']:.3f} s; cold: {row['files_at_served']} zone "
+            f"files written when all were served, all after {row['all_files_written_s']:.2f} s",
             file=sys.stderr,
         )
     for label, row in floors.items():

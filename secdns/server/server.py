@@ -109,13 +109,7 @@ class Server(QueryDispatch):
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
-        try:
-            await self.startup()
-        except BaseException:  # (e.g. a port in use) the process's state as it was
-            self._end_first_pause()
-            self._restore_interpreter()
-            self._release_store()
-            raise
+        await self.startup()
         if install_signals:
             self._install_signals()
         try:
@@ -132,6 +126,15 @@ class Server(QueryDispatch):
         self.stop_event.set()
 
     async def startup(self) -> None:
+        try:
+            await self._startup()
+        except BaseException:  # (e.g. a port in use) the process's state as it was
+            self._end_first_pause()
+            self._restore_interpreter()
+            self._release_store()
+            raise
+
+    async def _startup(self) -> None:
         self._apply_keys(self.config)
         if self.config.server.directory is not None:
             self.store = Store(self.config.server.directory)
@@ -184,6 +187,7 @@ class Server(QueryDispatch):
         if len(self._first_loads) * 2 >= len(self.runtimes):  # most: a cold start
             sys.setswitchinterval(COLD_SWITCH_INTERVAL)
             self._cold_switch = True
+            self.commits.hold()  # transfers first, their small writes after (persist.py)
         self._first_pause = gcpause.gc_paused()
         self._first_pause.__enter__()
         self._first_deadline = asyncio.get_running_loop().call_later(
@@ -195,6 +199,7 @@ class Server(QueryDispatch):
         if self._cold_switch:
             self._cold_switch = False
             sys.setswitchinterval(SWITCH_INTERVAL)
+        self.commits.release()
         if self._first_deadline is not None:
             self._first_deadline.cancel()
             self._first_deadline = None

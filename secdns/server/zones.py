@@ -103,7 +103,8 @@ class MemoryCopy(ZoneCopy):
         stored, primary = stored_soa(soa), result.primary
         journal = [entry] if entry else None
         self.runtime.persist(  # (a large zone is written as it goes, not rendered whole)
-            lambda writer: writer.replace(lines, stored, primary=primary, journal=journal)
+            lambda writer: writer.replace(lines, stored, primary=primary, journal=journal),
+            may_wait=len(lines) <= INLINE_RECORDS,
         )
 
     async def checked(self, result: PullResult) -> None:
@@ -332,8 +333,9 @@ class ZoneRuntime:
     def store_copy(self, writer: ZoneWriter | None) -> None:
         self.writer = writer
 
-    def persist(self, work: Callable[[ZoneWriter], object]) -> None:
-        """Write the change to the store in the background, one write at a time."""
+    def persist(self, work: Callable[[ZoneWriter], object], *, may_wait: bool = False) -> None:
+        """Write the change to the store in the background, one write at a time.
+        ``may_wait``: a small write, which a cold start holds back (StoreQueue.hold)."""
         if self.store is None:
             return
 
@@ -350,7 +352,7 @@ class ZoneRuntime:
             async with self._persist_lock:
                 try:
                     if self.commits is not None:
-                        await self.commits.run(job)
+                        await self.commits.run(job, may_wait=may_wait)
                     else:
                         await asyncio.to_thread(job)
                 except (SecdnsError, OSError) as err:
