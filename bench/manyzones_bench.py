@@ -331,12 +331,16 @@ def measure_start(
     if files is not None:  # (a restart finds them all there: counted at a cold start only)
         found[f"{phase}_files_at_served"] = zone_files(files)
     # the server and its children (secdns forks helpers for large zones; Knot: none)
-    found[f"{phase}_cpu_s"] = group_cpu(_live_group_members(proc.pid))
+    # (with the children it waited for: secdns ends its transfer process after a cold start)
+    found[f"{phase}_cpu_s"] = group_cpu(_live_group_members(proc.pid), children=True)
     split = cpu_split(proc.pid)
     threads = thread_cpu(proc.pid)
     for member in _live_group_members(proc.pid):
         if member != proc.pid:
             threads["child process"] = threads.get("child process", 0.0) + process_cpu(member)
+    ended = process_cpu(proc.pid, children=True) - process_cpu(proc.pid)
+    if ended > 0:  # children it has waited for (secdns: its cold start's transfer process)
+        threads["children ended"] = ended
     for key, seconds in zip(("user", "sys", "main_user", "main_sys"), split, strict=True):
         found[f"{phase}_{key}_s"] = seconds
     found[f"{phase}_queries"] = poller.queries

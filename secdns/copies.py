@@ -51,6 +51,7 @@ from secdns.xfr import Delta
 if TYPE_CHECKING:  # pull.py imports this module; a copy only fills in a result
     from secdns.pull import PullResult
     from secdns.server.persist import StoreQueue
+    from secdns.server.xferproc import TransferProcess
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,9 @@ class ZoneCopy(abc.ABC):
     # holding nothing, ask AXFR straight away, without a SOA probe first (the transfer
     # brings the SOA): serve's cold start of 10,000 zones (secdns.pull._without_probe)
     axfr_unprobed: bool = False
+    # where that AXFR may be made instead of here: serve's transfer process at a cold
+    # start (secdns.server.xferproc.TransferProcess)
+    elsewhere: TransferProcess | None = None
 
     async def prepare(self) -> None:
         """Load what we hold (before the SOA probe)."""

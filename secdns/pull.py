@@ -20,7 +20,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dns.name
 import dns.rcode
@@ -45,6 +45,9 @@ from secdns.errors import (
 from secdns.explain import Explain, Explainer, Step
 from secdns.keys import TsigKey
 from secdns.xfr import XfrKind, serial_compare
+
+if TYPE_CHECKING:
+    from secdns.server.xferproc import Far
 
 log = logging.getLogger(__name__)
 
@@ -464,30 +467,44 @@ async def _without_probe(source: _Source, copy: ZoneCopy) -> PullResult | None:
         return None
     if options.key is not None or options.tls is not None:
         return None
-    try:
-        xfr = await source.transfer(XfrKind.AXFR, ask_expire=True)
-    except TimeoutError_:
-        raise
-    except SecdnsError as err:
-        log.debug("pull: zone=%s AXFR without a probe failed (%s): probing", source.origin, err)
-        return None
-    reader = xfr.reader
-    assert reader.soa is not None and reader.new_serial is not None
-    serial, refresh, retry, expire, _minimum = wire.soa_fields(reader.soa)
+    got: Far | None = None
+    if copy.elsewhere is not None:  # serve's transfer process, at a cold start
+        asked = await copy.elsewhere.axfr(source.origin, source.address, source.port, options)
+        if isinstance(asked, str):
+            log.debug(
+                "pull: zone=%s AXFR without a probe failed (%s): probing", source.origin, asked
+            )
+            return None
+        got = asked
+    if got is not None:
+        far = got
+    else:  # (that process is not running: here)
+        try:
+            xfr = await source.transfer(XfrKind.AXFR, ask_expire=True)
+        except TimeoutError_:
+            raise
+        except SecdnsError as err:
+            log.debug("pull: zone=%s AXFR without a probe failed (%s): probing", source.origin, err)
+            return None
+        reader = xfr.reader
+        assert reader.soa is not None and reader.zone is not None
+        far = (reader.soa, reader.zone, reader.messages, reader.bytes, xfr.edns_expire)
+    soa, zone, messages, size, edns_expire = far
+    serial, refresh, retry, expire, _minimum = wire.soa_fields(soa)
     result = PullResult(
         zone=source.note.zone,
-        status=Status.UP_TO_DATE,
+        status=Status.TRANSFERRED,
+        kind=XfrKind.AXFR,
         primary=source.server,
         serial_from=copy.serial_before,
         serial_to=serial,
-        records=copy.records,
         primary_serial=serial,
         timers=(refresh, retry, expire),
-        edns_expire=xfr.edns_expire,
-        messages=reader.messages,
-        bytes=reader.bytes,
+        edns_expire=edns_expire,
+        messages=messages,
+        bytes=size,
     )
-    await _apply(source, copy, xfr, result)
+    await copy.apply_axfr(zone, soa, result)  # (nothing held: no serial to compare)
     _pulled(source, result)
     return result
 

@@ -21,8 +21,11 @@ from secdns.server.server import Server, check_config_for_serve
 
 
 class ServerThread:
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *, log_queries: bool = True) -> None:
+        """``log_queries``: serve -v (each query and refresh step logged; a zone's
+        first transfer then takes the probing path, which explains itself)."""
         self.config_path = config_path
+        self.log_queries = log_queries
         config = load_config(config_path)
         check_config_for_serve(config)
         self.config = config
@@ -41,7 +44,7 @@ class ServerThread:
     def _run(self) -> None:
         async def main() -> None:
             self.loop = asyncio.get_running_loop()
-            self.server = Server(self.config, log_queries=True)
+            self.server = Server(self.config, log_queries=self.log_queries)
             try:
                 await self.server.startup()
             except BaseException as err:

@@ -27,6 +27,7 @@ from secdns import pull, soaquery, wire
 from secdns.config import parse_config
 from secdns.errors import TimeoutError_
 from secdns.pull import PullOptions, PullResult, Status
+from secdns.server.xferproc import TransferProcess
 from secdns.server.zones import MemoryCopy, ZoneRuntime
 
 ORIGIN = dns.name.from_text("example.com.")
@@ -79,16 +80,33 @@ def test_a_transfer_message_gives_its_edns_expire_and_extended_rcode():
     assert badvers.rcode == dns.rcode.BADVERS  # 16: the OPT's upper bits, RFC 6891 6.1.3
 
 
-def _refresh(address: str, *, unprobed: bool, timeout: float = 2.0) -> tuple[PullResult, object]:
+def _refresh(
+    address: str, *, unprobed: bool, timeout: float = 2.0, far: bool = False
+) -> tuple[PullResult, object]:
     """One first refresh of example.com by serve's own copy (no store); the result and
-    the version's lines."""
+    the version's lines.  ``far``: with serve's transfer process running (a cold start
+    of many zones, secdns.server.xferproc), which then makes the AXFR."""
     doc = {"server": {}, "zone": [{"name": "example.com", "primaries": [address]}]}
     config = parse_config(doc)
 
     async def run() -> tuple[PullResult, object]:
         runtime = ZoneRuntime(config.zones[0], config, None, lambda _runtime: None)
         runtime.options = PullOptions(timeout=timeout)
-        result = await runtime.refresh()
+        process = TransferProcess()
+        if far:
+            process.start()
+            for _ in range(500):
+                if process.running:
+                    break
+                await asyncio.sleep(0.01)
+            assert process.running
+            runtime.elsewhere = process
+        try:
+            result = await runtime.refresh()
+        finally:
+            await process.close()
+        if far and result.status is Status.TRANSFERRED:
+            assert process.made == 1  # there, not here
         version = runtime.zone.version
         return result, sorted(version.iter_lines()) if version else None
 
@@ -141,6 +159,11 @@ def test_a_cold_zone_is_transferred_without_a_probe_as_with_one(
         assert _comparable(direct) == _comparable(probed), server
         # the OPT record (11 octets; 19 with Knot's EXPIRE option) per message, if any
         assert 0 <= direct.bytes - probed.bytes <= 19 * direct.messages, server
+        # made in serve's transfer process: the same version and result
+        far, far_lines = _refresh(server.addr, unprobed=True, far=True)
+        assert probes == [], server
+        assert far_lines == direct_lines, server
+        assert _comparable(far) == _comparable(direct) and far.bytes == direct.bytes, server
 
 
 def test_the_edns_expire_of_a_secondary_primary_comes_with_the_axfr(
@@ -172,12 +195,13 @@ def test_a_failed_transfer_without_a_probe_reports_the_probing_path_s_error(bind
     cases.append(f"127.0.0.1:{free_port()}")  # nothing there
     for address in cases:
         probed, _ = _refresh(address, unprobed=False)
-        direct, _ = _refresh(address, unprobed=True)
-        assert probed.status is direct.status is Status.FAILED
-        assert probed.error is not None and direct.error is not None
-        assert direct.error.one_line() == probed.error.one_line(), address
-        assert type(direct.error) is type(probed.error)
-        assert _comparable(direct) == _comparable(probed)
+        for far in (False, True):  # in serve, and in its transfer process
+            direct, _ = _refresh(address, unprobed=True, far=far)
+            assert probed.status is direct.status is Status.FAILED
+            assert probed.error is not None and direct.error is not None
+            assert direct.error.one_line() == probed.error.one_line(), address
+            assert type(direct.error) is type(probed.error)
+            assert _comparable(direct) == _comparable(probed)
 
 
 def test_a_timeout_without_a_probe_is_reported_as_it_came():
@@ -188,6 +212,9 @@ def test_a_timeout_without_a_probe_is_reported_as_it_came():
         silent.listen(8)
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         direct, _ = _refresh(address, unprobed=True, timeout=0.3)
-    assert direct.status is Status.FAILED
-    assert isinstance(direct.error, TimeoutError_)
-    assert address in direct.error.one_line() and "AXFR" in direct.error.one_line()
+        far, _ = _refresh(address, unprobed=True, timeout=0.3, far=True)
+    for result in (direct, far):
+        assert result.status is Status.FAILED
+        assert isinstance(result.error, TimeoutError_)
+        assert address in result.error.one_line() and "AXFR" in result.error.one_line()
+    assert far.error.one_line() == direct.error.one_line()  # type: ignore[union-attr]

@@ -30,6 +30,7 @@ from secdns.endpoints import Endpoint
 from secdns.errors import ConfigError, SecdnsError
 from secdns.explain import log_step
 from secdns.pull import PullOptions
+from secdns.server import xferproc
 from secdns.server.catalogs import CatalogZones
 from secdns.server.dispatch import QueryDispatch
 from secdns.server.fastpath import NegativeAnswers
@@ -40,6 +41,7 @@ from secdns.server.ready import ReadyAnswers
 from secdns.server.readyfill import ReadyFiller
 from secdns.server.storelock import hold_store
 from secdns.server.udp import GC_THRESHOLDS, AnswerCache
+from secdns.server.xferproc import TransferProcess
 from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import Stored, ZoneRuntime, read_stored
@@ -88,6 +90,8 @@ class Server(QueryDispatch):
         self._stop_waiters: list[asyncio.StreamWriter] = []  # ctl stop's connections
         # every zone's store writes, group-committed ([server] store_sync: fsynced or not)
         self.commits = StoreQueue(sync=config.server.store_sync == "fsync")
+        self.transfers = TransferProcess()  # a cold start's AXFRs (xferproc.MIN_ZONES)
+        self._transfers_closing: asyncio.Task[None] | None = None
         self.connections: tcpstream.IdleConnections | None = None
         self._pull_options: dict[PullOptions, PullOptions] = {}
         self._switch_interval: float | None = None
@@ -165,6 +169,8 @@ class Server(QueryDispatch):
         # start of 10,000 zones from one primary: not 10,000 connections)
         if self.config.server.keep_connections:
             self.connections = tcpstream.IdleConnections.install()
+        if not (self._cold_switch and len(self._first_loads) >= xferproc.MIN_ZONES):
+            self._close_transfers()  # (started on the listing of a store not a cold start's)
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self.started.set()
@@ -200,6 +206,12 @@ class Server(QueryDispatch):
             self._cold_switch = False
             sys.setswitchinterval(SWITCH_INTERVAL)
         self.commits.release()
+        self._close_transfers()
+
+    def _close_transfers(self) -> None:
+        """End the transfer process (in the background) once the cold start is over."""
+        if not self.transfers.ended and self._transfers_closing is None:
+            self._transfers_closing = asyncio.get_running_loop().create_task(self.transfers.close())
         if self._first_deadline is not None:
             self._first_deadline.cancel()
             self._first_deadline = None
@@ -232,6 +244,7 @@ class Server(QueryDispatch):
             self.connections.close()
         for runtime in self.runtimes.values():
             await runtime.flush()
+        await self.transfers.close()
         self.commits.close()
         await self.listeners.wait_closed()
         self._restore_interpreter()
@@ -289,10 +302,13 @@ class Server(QueryDispatch):
         store = self.store
         names = [z.name for z in zones if z.file is None and z.primaries]
         found: dict[tuple[bytes, ...], Stored] = {}
+        present = await asyncio.to_thread(store.listing) if names and store else None
+        if len(names) >= xferproc.MIN_ZONES:
+            stored = sum(1 for name in present or () if name.endswith(".zone"))
+            if stored * 2 < len(names):  # a cold start: ready before its first transfers
+                self.transfers.start()
         if store is None:
             return found
-
-        present = await asyncio.to_thread(store.listing) if names else None
 
         def read(batch: list[dns.name.Name]) -> None:
             for name in batch:
@@ -313,6 +329,7 @@ class Server(QueryDispatch):
     ) -> ZoneRuntime:
         runtime = ZoneRuntime(zone_config, self.config, self.store, self._zone_changed)
         runtime.commits = self.commits
+        runtime.elsewhere = self.transfers
         self.operations.attach(runtime)
         if keep is not None and keep.zone.version is not None:
             runtime.zone = keep.zone  # keep answering the loaded version

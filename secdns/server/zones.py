@@ -32,6 +32,7 @@ from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
 from secdns.server.persist import StoreQueue
+from secdns.server.xferproc import TransferProcess
 from secdns.server.zone import ChangeTally, ServedZone, ZoneVersion
 from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter, epoch
 from secdns.xfr import Delta
@@ -56,6 +57,7 @@ class MemoryCopy(ZoneCopy):
     def __init__(self, runtime: ZoneRuntime) -> None:
         self.runtime = runtime
         self.origin = runtime.zone.origin
+        self.elsewhere = runtime.elsewhere
 
     async def prepare(self) -> None:
         version = self.runtime.zone.version
@@ -173,6 +175,7 @@ class ZoneRuntime:
         self._persist_lock = asyncio.Lock()
         self._persist_tasks: set[asyncio.Task[None]] | None = None  # (a set once it writes)
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
+        self.elsewhere: TransferProcess | None = None  # the server's, at a cold start
         self.notify_acl = NotifyAcl()
         # told every result (ServeZones.attach: the metrics; a list shared by every zone)
         self.observers: Sequence[Callable[[str, PullResult], None]] = ()

@@ -1,0 +1,194 @@
+"""serve's transfer process (secdns.server.xferproc): at a cold start of many zones the
+AXFRs are made in a process of their own, and serve builds its versions from the
+lines it sends back.  It is only an optimisation: what is served, stored and
+reported is what serve makes itself, and serve goes on alone when it ends, dies,
+fails a zone or meets a zone too large for it.  MIN_ZONES is lowered here so that a
+few zones of a real BIND primary take that path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+import dns.rcode
+import pytest
+from fakeprimary import CountingPrimary, zone_names
+from serving import ServerThread, write_config
+
+from secdns.server import xferproc
+from secdns.store import Store
+
+ZONES = ["example.com", *(f"z{i:03d}.example" for i in range(60))]
+
+
+def _texts() -> dict[str, str]:
+    from servers import zone_text
+
+    base = zone_text("example.com")
+    texts = {"example.com": base}
+    for name in ZONES[1:]:
+        texts[name] = base.replace("example.com.", f"{name}.")
+    return texts
+
+
+def _wait(server: ServerThread, names: list[str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(server.serial(name) is None for name in names):
+        assert time.monotonic() < deadline, "not every zone was served"
+        time.sleep(0.02)
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def few(monkeypatch):
+    monkeypatch.setattr(xferproc, "MIN_ZONES", 2)
+
+
+def test_a_cold_start_from_bind_is_served_and_stored_as_serve_would(few, bind_primary, tmp_path):
+    texts = _texts()
+    primary = bind_primary(texts)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [primary.addr]} for name in ZONES],
+        concurrency=1,  # (a start long enough for the process to be ready for most)
+    )
+    server = ServerThread(config, log_queries=False)
+    try:
+        assert server.server is not None
+        _wait(server, ZONES)
+        transfers = server.server.transfers
+        assert transfers.process is not None and transfers.made > 0  # it took part
+        for name in ZONES:
+            answer = server.query(f"www.{name}", "A")
+            assert answer.rcode() == dns.rcode.NOERROR and answer.answer
+        deadline = time.monotonic() + 10
+        while not transfers.ended or transfers.process.returncode is None:
+            assert time.monotonic() < deadline, "the process did not end after the cold start"
+            time.sleep(0.02)
+        assert transfers.process.returncode == 0
+    finally:
+        server.stop()
+    # the store holds what an in-process transfer would have written: a restart
+    # answers every zone from it, and each copy is whole
+    store = Store(tmp_path / "store")
+    for name in ZONES:
+        state = store.load_state(dns.name.from_text(name))
+        assert state.serial is not None and state.records and state.records > 10
+    restarted = ServerThread(config, log_queries=False)
+    try:
+        assert all(restarted.serial(name) is not None for name in ZONES)
+    finally:
+        restarted.stop()
+
+
+def test_serve_goes_on_alone_when_the_process_dies(few, tmp_path, caplog):
+    names = zone_names(60)
+    upstream = CountingPrimary(names, delay=0.05)
+    try:
+        config = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+            concurrency=2,
+        )
+        server = ServerThread(config, log_queries=False)
+        try:
+            assert server.server is not None
+            transfers = server.server.transfers
+            deadline = time.monotonic() + 10
+            while transfers.process is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            os.kill(transfers.process.pid, signal.SIGKILL)
+            _wait(server, names)
+            assert transfers.ended and not transfers.running
+            assert "the transfer process ended" in caplog.text  # said once, as a warning
+        finally:
+            server.stop()
+    finally:
+        upstream.stop()
+
+
+def test_a_zone_the_process_fails_is_reported_as_serve_reports_it(
+    few, bind_primary, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="secdns.pull")
+    primary = bind_primary(_texts())
+    zones = [{"name": name, "primaries": [primary.addr]} for name in ZONES]
+    zones.append({"name": "missing.example", "primaries": [primary.addr]})  # REFUSED there
+    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones)
+    server = ServerThread(config, log_queries=False)
+    try:
+        assert server.server is not None
+        _wait(server, ZONES)
+        runtime = server.server.runtimes[dns.name.from_text("missing.example")]
+        deadline = time.monotonic() + 10
+        while runtime.refresher.last_error is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert (
+            "REFUSED" in runtime.refresher.last_error or "NOTAUTH" in runtime.refresher.last_error
+        )
+        assert primary.addr.split(":")[1] in runtime.refresher.last_error  # names the primary
+        assert server.server.transfers.made > 0
+        assert "zone=missing.example. AXFR without a probe failed" in caplog.text
+    finally:
+        server.stop()
+
+
+def test_a_zone_too_large_for_the_process_is_transferred_by_serve(
+    few, monkeypatch, bind_primary, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="secdns.pull")
+    monkeypatch.setattr(xferproc, "MAX_BYTES", 600)  # example.com's AXFR is larger
+    texts = _texts()
+    primary = bind_primary(texts)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [primary.addr]} for name in ZONES],
+    )
+    server = ServerThread(config, log_queries=False)
+    try:
+        _wait(server, ZONES)
+        answer = server.query("www.example.com", "A")
+        assert answer.rcode() == dns.rcode.NOERROR and answer.answer
+        assert "zone=example.com. AXFR without a probe failed" in caplog.text
+    finally:
+        server.stop()
+
+
+def test_a_stop_during_the_cold_start_ends_the_process(few, tmp_path):
+    names = zone_names(40)
+    upstream = CountingPrimary(names, delay=0.2)
+    try:
+        config = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
+            concurrency=1,
+        )
+        server = ServerThread(config, log_queries=False)
+        try:
+            assert server.server is not None
+            transfers = server.server.transfers
+            deadline = time.monotonic() + 10
+            while transfers.process is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            pid = transfers.process.pid
+        finally:
+            server.stop()
+        assert _process_gone(pid) or transfers.process.returncode is not None
+    finally:
+        upstream.stop()
