@@ -91,3 +91,34 @@ def test_a_cold_start_writes_the_store_once_every_zone_is_served(tmp_path):
         assert all(restarted.serial(name) == 1 for name in names)
     finally:
         restarted.stop()
+
+
+def test_a_zone_whose_primary_is_down_does_not_hold_the_others_writes(tmp_path):
+    """The writes wait until each zone has been tried once, not until each is loaded: a
+    zone that cannot be transferred would otherwise hold them for FIRST_LOAD_PAUSE."""
+    import socket
+
+    names = zone_names(30)
+    upstream = CountingPrimary(names, delay=0.0)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{closed.getsockname()[1]}"  # (bound, not listening: refused)
+        try:
+            zones = [{"name": name, "primaries": [upstream.addr]} for name in names]
+            zones.append({"name": "down.example", "primaries": [down]})
+            config = write_config(
+                tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones
+            )
+            server = ServerThread(config)
+            try:
+                deadline = time.monotonic() + 15
+                while len(list((tmp_path / "store").glob("*.zone"))) < len(names):
+                    assert time.monotonic() < deadline, (
+                        "the writes waited for the zone that is down"
+                    )
+                    time.sleep(0.05)
+                assert server.serial("down.example") is None
+            finally:
+                server.stop()
+        finally:
+            upstream.stop()

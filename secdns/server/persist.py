@@ -11,7 +11,7 @@ holds two writes of one zone and never reads a file it has not yet renamed.
 With ``[server] store_sync = "none"`` a batch is only renamed into place, unsynced.
 
 At a cold start serve holds the small zones' writes (:meth:`StoreQueue.hold`) until
-every zone has its first version, as Knot queues its zone files' flushes behind its
+every zone has been tried once, as Knot queues its zone files' flushes behind its
 transfers: 10,000 zones' writes made alongside the transfers slowed them by ~2 s,
 each of the writer's system calls handing the interpreter lock to and from the
 transfers.  A crash meanwhile loses only copies that the next start transfers again.

@@ -63,7 +63,7 @@ threads answer while the loop refreshes thousands of zones, and a query must not
 wait 5 ms for the interpreter behind it (10,000 zones: median answer 3 ms -> 0.3 ms)."""
 COLD_SWITCH_INTERVAL = 0.005
 """The interval instead while most zones have nothing to serve yet (a cold start, until
-each has its first version): few queries have an answer to wait for, and hand-overs
+each has been tried once): few queries have an answer to wait for, and hand-overs
 every 0.5 ms to the store and UDP threads cost the transfers ~0.4-0.8 s of 6.4-7.1 s
 at a 10,000-zone cold start (same runs, bench/manyzones_bench.py)."""
 
@@ -96,7 +96,8 @@ class Server(QueryDispatch):
         self._pull_options: dict[PullOptions, PullOptions] = {}
         self._switch_interval: float | None = None
         self._first_loads: set[dns.name.Name] = set()  # zones still without a version
-        self._cold_switch = False  # COLD_SWITCH_INTERVAL set until they have one
+        self._cold_switch = False  # COLD_SWITCH_INTERVAL set until each was tried once
+        self._first_tries: set[str] = set()  # a cold start's zones not yet tried once
         self._first_pause: contextlib.AbstractContextManager[None] | None = None
         self._first_deadline: asyncio.TimerHandle | None = None
         self._gc_thresholds: tuple[int, ...] = gc.get_threshold()
@@ -194,19 +195,38 @@ class Server(QueryDispatch):
             sys.setswitchinterval(COLD_SWITCH_INTERVAL)
             self._cold_switch = True
             self.commits.hold()  # transfers first, their small writes after (persist.py)
+            # until each zone has been tried once (not loaded: a primary that is down
+            # must not hold every other zone's write back until FIRST_LOAD_PAUSE)
+            for name in self._first_loads:
+                runtime = self.runtimes[name]
+                self._first_tries.add(runtime.name)
+                runtime.observers = (*runtime.observers, self._tried)
         self._first_pause = gcpause.gc_paused()
         self._first_pause.__enter__()
         self._first_deadline = asyncio.get_running_loop().call_later(
             FIRST_LOAD_PAUSE, self._end_first_pause
         )
 
-    def _end_first_pause(self) -> None:
-        self._first_loads.clear()
+    def _tried(self, name: str, _result: object) -> None:
+        """A zone's refresh ended (an observer of the cold start's zones)."""
+        if self._first_tries:
+            self._first_tries.discard(name)
+            if not self._first_tries:
+                self._end_cold_start()
+
+    def _end_cold_start(self) -> None:
+        """Every zone of a cold start has been tried once: answers first again (the
+        switch interval), the held store writes made, the transfer process ended."""
+        self._first_tries.clear()
         if self._cold_switch:
             self._cold_switch = False
             sys.setswitchinterval(SWITCH_INTERVAL)
         self.commits.release()
         self._close_transfers()
+
+    def _end_first_pause(self) -> None:
+        self._first_loads.clear()
+        self._end_cold_start()
 
     def _close_transfers(self) -> None:
         """End the transfer process (in the background) once the cold start is over."""
@@ -379,6 +399,12 @@ class Server(QueryDispatch):
         self.operations.metrics.forget(runtime.name)  # and its series
         runtime.stopping = True
         runtime.wake.set()
+        if self._first_loads:
+            self._first_loads.discard(name)
+            if not self._first_loads:
+                self._end_first_pause()
+        self._tried(runtime.name, None)
+        self.commits.release()  # (a write it has held back would wait for the cold start)
         if runtime.task is not None:
             if not runtime.refresher.checking:
                 # asleep, or queued for the shared bound behind a storm of other zones'
