@@ -110,6 +110,13 @@ class ServerThread:
         )
 
 
+def zones_config(path: Path, primary: str, names: list[str], **server: Any) -> Path:
+    """:func:`write_config` of ``names``, each a secondary of ``primary`` (ADDR:PORT),
+    with its store in ``store`` beside ``path``."""
+    zones = [{"name": name, "primaries": [primary]} for name in names]
+    return write_config(path, directory=path.parent / "store", zones=zones, **server)
+
+
 def write_config(
     path: Path,
     *,

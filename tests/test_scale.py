@@ -14,7 +14,7 @@ import time
 import dns.rcode
 import pytest
 from fakeprimary import CountingPrimary, zone_names
-from serving import ServerThread, write_config
+from serving import ServerThread, write_config, zones_config
 
 ZONES = 300
 
@@ -353,12 +353,7 @@ def test_a_cold_start_hands_the_interpreter_over_less_often_until_every_zone_is_
 
     names = zone_names(ZONES)
     upstream = primary(names, delay=0.01)
-    config = write_config(
-        tmp_path / "secdns.toml",
-        directory=tmp_path / "store",
-        zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
-        concurrency=2,
-    )
+    config = zones_config(tmp_path / "secdns.toml", upstream.addr, names, concurrency=2)
     before = sys.getswitchinterval()
     server = ServerThread(config)
     try:

@@ -9,7 +9,7 @@ import asyncio
 import time
 
 from fakeprimary import CountingPrimary, zone_names
-from serving import ServerThread, write_config
+from serving import ServerThread, write_config, zones_config
 
 from secdns.server import persist
 from secdns.server.persist import StoreQueue
@@ -63,12 +63,7 @@ def test_a_cold_start_writes_the_store_once_every_zone_is_served(tmp_path):
     names = zone_names(50)
     upstream = CountingPrimary(names, delay=0.02)
     try:
-        config = write_config(
-            tmp_path / "secdns.toml",
-            directory=tmp_path / "store",
-            zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
-            concurrency=2,
-        )
+        config = zones_config(tmp_path / "secdns.toml", upstream.addr, names, concurrency=2)
         server = ServerThread(config)
         try:
             deadline = time.monotonic() + 30

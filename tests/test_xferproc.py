@@ -7,15 +7,19 @@ few zones of a real BIND primary take that path."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import dns.name
 import dns.rcode
 import pytest
 from fakeprimary import CountingPrimary, zone_names
-from serving import ServerThread, write_config
+from serving import ServerThread, write_config, zones_config
 
 from secdns.server import xferproc
 from secdns.store import Store
@@ -48,20 +52,26 @@ def _process_gone(pid: int) -> bool:
     return False
 
 
+def _started(server: ServerThread) -> xferproc.TransferProcess:
+    """The server's transfer process, once started."""
+    assert server.server is not None
+    transfers = server.server.transfers
+    deadline = time.monotonic() + 10
+    while transfers.process is None:
+        assert time.monotonic() < deadline, "the transfer process was not started"
+        time.sleep(0.01)
+    return transfers
+
+
 @pytest.fixture
 def few(monkeypatch):
     monkeypatch.setattr(xferproc, "MIN_ZONES", 2)
 
 
 def test_a_cold_start_from_bind_is_served_and_stored_as_serve_would(few, bind_primary, tmp_path):
-    texts = _texts()
-    primary = bind_primary(texts)
-    config = write_config(
-        tmp_path / "secdns.toml",
-        directory=tmp_path / "store",
-        zones=[{"name": name, "primaries": [primary.addr]} for name in ZONES],
-        concurrency=1,  # (a start long enough for the process to be ready for most)
-    )
+    primary = bind_primary(_texts())
+    # (one at a time: a start long enough for the process to be ready for most)
+    config = zones_config(tmp_path / "secdns.toml", primary.addr, ZONES, concurrency=1)
     server = ServerThread(config, log_queries=False)
     try:
         assert server.server is not None
@@ -91,32 +101,33 @@ def test_a_cold_start_from_bind_is_served_and_stored_as_serve_would(few, bind_pr
         restarted.stop()
 
 
-def test_serve_goes_on_alone_when_the_process_dies(few, tmp_path, caplog):
-    names = zone_names(60)
-    upstream = CountingPrimary(names, delay=0.05)
+@contextlib.contextmanager
+def _cold_start(
+    tmp_path: Path, zones: int, delay: float, concurrency: int
+) -> Iterator[tuple[ServerThread, xferproc.TransferProcess, list[str]]]:
+    """serve's cold start of ``zones`` zones of a counting primary that answers after
+    ``delay``, once its transfer process has started; stopped after."""
+    names = zone_names(zones)
+    upstream = CountingPrimary(names, delay=delay)
     try:
-        config = write_config(
-            tmp_path / "secdns.toml",
-            directory=tmp_path / "store",
-            zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
-            concurrency=2,
+        config = zones_config(
+            tmp_path / "secdns.toml", upstream.addr, names, concurrency=concurrency
         )
         server = ServerThread(config, log_queries=False)
         try:
-            assert server.server is not None
-            transfers = server.server.transfers
-            deadline = time.monotonic() + 10
-            while transfers.process is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            os.kill(transfers.process.pid, signal.SIGKILL)
-            _wait(server, names)
-            assert transfers.ended and not transfers.running
-            assert "the transfer process ended" in caplog.text  # said once, as a warning
+            yield server, _started(server), names
         finally:
             server.stop()
     finally:
         upstream.stop()
+
+
+def test_serve_goes_on_alone_when_the_process_dies(few, tmp_path, caplog):
+    with _cold_start(tmp_path, 60, 0.05, 2) as (server, transfers, names):
+        os.kill(transfers.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        _wait(server, names)
+        assert transfers.ended and not transfers.running
+        assert "the transfer process ended" in caplog.text  # said once, as a warning
 
 
 def test_a_zone_the_process_fails_is_reported_as_serve_reports_it(
@@ -151,13 +162,8 @@ def test_a_zone_too_large_for_the_process_is_transferred_by_serve(
 ):
     caplog.set_level(logging.DEBUG, logger="secdns.pull")
     monkeypatch.setattr(xferproc, "MAX_BYTES", 600)  # example.com's AXFR is larger
-    texts = _texts()
-    primary = bind_primary(texts)
-    config = write_config(
-        tmp_path / "secdns.toml",
-        directory=tmp_path / "store",
-        zones=[{"name": name, "primaries": [primary.addr]} for name in ZONES],
-    )
+    primary = bind_primary(_texts())
+    config = zones_config(tmp_path / "secdns.toml", primary.addr, ZONES)
     server = ServerThread(config, log_queries=False)
     try:
         _wait(server, ZONES)
@@ -169,26 +175,8 @@ def test_a_zone_too_large_for_the_process_is_transferred_by_serve(
 
 
 def test_a_stop_during_the_cold_start_ends_the_process(few, tmp_path):
-    names = zone_names(40)
-    upstream = CountingPrimary(names, delay=0.2)
-    try:
-        config = write_config(
-            tmp_path / "secdns.toml",
-            directory=tmp_path / "store",
-            zones=[{"name": name, "primaries": [upstream.addr]} for name in names],
-            concurrency=1,
-        )
-        server = ServerThread(config, log_queries=False)
-        try:
-            assert server.server is not None
-            transfers = server.server.transfers
-            deadline = time.monotonic() + 10
-            while transfers.process is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            pid = transfers.process.pid
-        finally:
-            server.stop()
-        assert _process_gone(pid) or transfers.process.returncode is not None
-    finally:
-        upstream.stop()
+    with _cold_start(tmp_path, 40, 0.2, 1) as (server, transfers, _names):
+        pid = transfers.process.pid  # type: ignore[union-attr]
+        server.stop()
+        returned = transfers.process.returncode  # type: ignore[union-attr]
+        assert _process_gone(pid) or returned is not None
