@@ -376,6 +376,12 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     runtimes expect.  SIGHUP reloads the config; SIGTERM and SIGINT stop
     accepting queries, let the transfers in progress finish for a few seconds,
     and exit 0.  Binding to port 53 needs CAP_NET_BIND_SERVICE (see EXAMPLES).
+
+    A cold start (most zones holding nothing yet) serves every zone first: the
+    small zones' store writes wait until each zone has been tried once, and with
+    200 such zones or more their AXFRs (unsigned, plain TCP) are made in a child
+    process, python -m secdns.server.xferproc, which ends with the cold start; a
+    crash meanwhile loses only copies the next start transfers again.
     """,
     "init": """
     The file written holds a [server] table (directory and listen), one
