@@ -197,10 +197,8 @@ class Server(QueryDispatch):
             self.commits.hold()  # transfers first, their small writes after (persist.py)
             # until each zone has been tried once (not loaded: a primary that is down
             # must not hold every other zone's write back until FIRST_LOAD_PAUSE)
-            for name in self._first_loads:
-                runtime = self.runtimes[name]
-                self._first_tries.add(runtime.name)
-                runtime.observers = (*runtime.observers, self._tried)
+            self._first_tries = {self.runtimes[name].name for name in self._first_loads}
+            self.operations.zones.observers.append(self._tried)  # (every zone's results)
         self._first_pause = gcpause.gc_paused()
         self._first_pause.__enter__()
         self._first_deadline = asyncio.get_running_loop().call_later(
@@ -217,7 +215,7 @@ class Server(QueryDispatch):
     def _end_cold_start(self) -> None:
         """Every zone of a cold start has been tried once: answers first again (the
         switch interval), the held store writes made, the transfer process ended."""
-        self._first_tries.clear()
+        self._first_tries.clear()  # (_tried stays an observer: a set's test a result)
         if self._cold_switch:
             self._cold_switch = False
             sys.setswitchinterval(SWITCH_INTERVAL)
