@@ -7,6 +7,7 @@ few zones of a real BIND primary take that path."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -180,3 +181,36 @@ def test_a_stop_during_the_cold_start_ends_the_process(few, tmp_path):
         server.stop()
         returned = transfers.process.returncode  # type: ignore[union-attr]
         assert _process_gone(pid) or returned is not None
+
+
+def test_a_start_that_fails_leaves_no_transfer_process(few, tmp_path, monkeypatch):
+    """The process starts as soon as the store is listed; a start that fails after
+    that (here its listening, once the process runs) ends it at once."""
+    from secdns.config import load_config
+    from secdns.errors import LocalIOError
+    from secdns.server.server import Server
+
+    config = zones_config(tmp_path / "secdns.toml", "127.0.0.1:9", zone_names(5))
+    server = Server(load_config(config), log_queries=False)
+
+    async def refused() -> None:
+        for _ in range(500):  # (the process ready: the failure comes after its start)
+            if server.transfers.running:
+                break
+            await asyncio.sleep(0.01)
+        raise LocalIOError("cannot listen on 127.0.0.1:53: address in use")
+
+    monkeypatch.setattr(server.listeners, "listen", refused)
+
+    async def start() -> None:
+        with pytest.raises(LocalIOError, match="in use"):
+            await server.startup()
+        assert server.transfers.ended
+
+    asyncio.run(start())
+    process = server.transfers.process
+    assert process is not None  # it had started
+    deadline = time.monotonic() + 5
+    while not _process_gone(process.pid):
+        assert time.monotonic() < deadline, "the transfer process was left running"
+        time.sleep(0.02)

@@ -134,6 +134,7 @@ class Server(QueryDispatch):
         try:
             await self._startup()
         except BaseException:  # (e.g. a port in use) the process's state as it was
+            self.transfers.abandon()
             self._end_first_pause()
             self._restore_interpreter()
             self._release_store()

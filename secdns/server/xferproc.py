@@ -206,6 +206,15 @@ class TransferProcess:
             await asyncio.gather(self._reader, return_exceptions=True)
         self._fail_waiting()
 
+    def abandon(self) -> None:
+        """End it at once, without waiting (a serve whose start failed)."""
+        self.ended = True
+        self.running = False
+        if self._starting is not None:
+            self._starting.cancel()
+        self._kill()
+        self._fail_waiting()
+
     def _kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
