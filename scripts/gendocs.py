@@ -378,7 +378,8 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     and exit 0.  Binding to port 53 needs CAP_NET_BIND_SERVICE (see EXAMPLES).
 
     A cold start (most zones holding nothing yet) serves every zone first: the
-    small zones' store writes wait until each zone has been tried once, and with
+    small zones' store writes wait until each zone has been tried once (15 s at
+    most), and with
     200 such zones or more their AXFRs (unsigned, plain TCP) are made in a child
     process, python -m secdns.server.xferproc, which ends with the cold start; a
     crash meanwhile loses only copies the next start transfers again.

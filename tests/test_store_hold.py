@@ -117,3 +117,35 @@ def test_a_zone_whose_primary_is_down_does_not_hold_the_others_writes(tmp_path):
                 server.stop()
         finally:
             upstream.stop()
+
+
+def test_a_silent_primary_holds_the_writes_no_longer_than_cold_hold_seconds(tmp_path, monkeypatch):
+    """A primary that takes the connection and never answers keeps its zones' first try
+    going for the whole timeout; the others' writes wait COLD_HOLD_SECONDS at most."""
+    import socket
+
+    from secdns.server import server as server_module
+
+    monkeypatch.setattr(server_module, "COLD_HOLD_SECONDS", 0.5)
+    names = zone_names(20)
+    upstream = CountingPrimary(names, delay=0.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections accepted by the kernel, never answered
+        quiet = f"127.0.0.1:{silent.getsockname()[1]}"
+        try:
+            zones = [{"name": name, "primaries": [upstream.addr]} for name in names]
+            zones.append({"name": "silent.example", "primaries": [quiet]})
+            config = write_config(
+                tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones, timeout=20
+            )
+            server = ServerThread(config)
+            try:
+                deadline = time.monotonic() + 8  # well before the silent zone's timeout
+                while len(list((tmp_path / "store").glob("*.zone"))) < len(names):
+                    assert time.monotonic() < deadline, "the writes waited for the silent zone"
+                    time.sleep(0.05)
+            finally:
+                server.stop()
+        finally:
+            upstream.stop()

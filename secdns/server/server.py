@@ -57,6 +57,10 @@ while zones with nothing to serve get their first version at start; the versions
 made are then left out of its walks (``gc.freeze``, as for versions loaded from the
 store).  A cold start of 2,000 small zones spent ~0.17 s of CPU in collections that
 walked those versions and freed ~500 objects."""
+COLD_HOLD_SECONDS = 15.0
+"""A cold start holds its small zones' store writes this long at most (until each zone
+has been tried once, if sooner): a stranger's 40 zones of a silent primary among 400
+made the first round last 50 s, with nothing written."""
 SWITCH_INTERVAL = 0.0005
 """The GIL hand-over interval while serving (Python's default is 5 ms): the UDP
 threads answer while the loop refreshes thousands of zones, and a query must not
@@ -196,6 +200,9 @@ class Server(QueryDispatch):
             sys.setswitchinterval(COLD_SWITCH_INTERVAL)
             self._cold_switch = True
             self.commits.hold()  # transfers first, their small writes after (persist.py)
+            # for COLD_HOLD_SECONDS at most: primaries that never answer can make the
+            # first round last their timeout times their zones over the bound
+            asyncio.get_running_loop().call_later(COLD_HOLD_SECONDS, self.commits.release)
             # until each zone has been tried once (not loaded: a primary that is down
             # must not hold every other zone's write back until FIRST_LOAD_PAUSE)
             self._first_tries = {self.runtimes[name].name for name in self._first_loads}
