@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -368,20 +369,16 @@ class AtomicFile:
                 os.fchmod(fd, mode)
 
 
-_umask: list[int] = []
-
-
+@functools.cache
 def _umask_keeps_0644() -> bool:
     """Whether this process's umask leaves a file created 0644 at 0644 (read once, from
     /proc: setting it to read it would race with other threads)."""
-    if not _umask:
-        value = 0o777
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("Umask:"):
-                    value = int(line.split()[1], 8)
-        _umask.append(value)
-    return _umask[0] & 0o644 == 0
+    value = 0o777
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                value = int(line.split()[1], 8)
+    return value & 0o644 == 0
 
 
 class _Abandon(Exception):

@@ -7,7 +7,7 @@ Where the zone goes (a file, the store, memory) is a :class:`~secdns.copies.Zone
 
 Failover (``_first_primary``) tries each primary address with ``_pull_from``:
 probe and compare, then ``_request`` (IXFR or AXFR, with the fallbacks) and
-``_apply`` (to the copy, again by AXFR when a delta does not apply).  About 630
+``_apply`` (to the copy, again by AXFR when a delta does not apply).  About 640
 lines with the --explain notes beside the decisions they explain, kept together
 (``settle``, for a write left to a group commit by ``pull`` of many zones, shares
 ``_failed`` with ``pull_zone``: a write that fails late fails the zone the same way).
@@ -467,18 +467,13 @@ async def _without_probe(source: _Source, copy: ZoneCopy) -> PullResult | None:
         return None
     if options.key is not None or options.tls is not None:
         return None
-    got: Far | None = None
+    far: Far | str | None = None
     if copy.elsewhere is not None:  # serve's transfer process, at a cold start
-        asked = await copy.elsewhere.axfr(source.origin, source.address, source.port, options)
-        if isinstance(asked, str):
-            log.debug(
-                "pull: zone=%s AXFR without a probe failed (%s): probing", source.origin, asked
-            )
-            return None
-        got = asked
-    if got is not None:
-        far = got
-    else:  # (that process is not running: here)
+        far = await copy.elsewhere.axfr(source.origin, source.address, source.port, options)
+    if isinstance(far, str):  # (it failed there)
+        log.debug("pull: zone=%s AXFR without a probe failed (%s): probing", source.origin, far)
+        return None
+    if far is None:  # (that process is not running: here)
         try:
             xfr = await source.transfer(XfrKind.AXFR, ask_expire=True)
         except TimeoutError_:

@@ -59,8 +59,7 @@ class StoreQueue:
         """Write what :meth:`hold` held back, and the writes to come as they come."""
         held, self.held = self.held, None
         if held:
-            self.jobs.extend(held)
-            self._start()
+            self._queue(held)
 
     async def run(self, work: Callable[[], object], *, may_wait: bool = False) -> object:
         """Run ``work`` in the store thread; its result once it is durable.
@@ -69,15 +68,14 @@ class StoreQueue:
         if may_wait and self.held is not None:
             self.held.append((work, future))
             if len(self.held) >= HOLD_JOBS:
-                self.jobs.extend(self.held)
-                self.held.clear()
-                self._start()
+                held, self.held = self.held, []
+                self._queue(held)
         else:
-            self.jobs.append((work, future))
-            self._start()
+            self._queue([(work, future)])
         return await future
 
-    def _start(self) -> None:
+    def _queue(self, jobs: list[Job]) -> None:
+        self.jobs.extend(jobs)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._drain())
 
