@@ -383,6 +383,12 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     200 such zones or more their AXFRs (unsigned, plain TCP) are made in a child
     process, python -m secdns.server.xferproc, which ends with the cold start; a
     crash meanwhile loses only copies the next start transfers again.
+
+    A primary address whose tries time out twice in a row is held as
+    unreachable (30 s, doubling up to [server] unreachable_hold): its zones'
+    tries are skipped at once instead of each holding a transfer slot for the
+    whole timeout, until it answers, NOTIFYs one of its zones, or ctl refresh
+    asks for it.
     """,
     "init": """
     The file written holds a [server] table (directory and listen), one
@@ -780,6 +786,18 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "a primary) and ask the next transfer from that primary on it (RFC 5936 4.1).  "
         "false: one connection a transfer, for a primary that mishandles a second query "
         "on a connection.  Read at start.  Default: true.",
+    ),
+    (
+        "unreachable_hold",
+        "SECONDS",
+        "serve, pull -c, watch: a primary address whose tries time out twice in a row "
+        "(nothing heard from it) is held as unreachable, as BIND's unreachable cache: its "
+        "zones' tries of it are skipped at once (a zone with another primary goes on to it, "
+        "one with none is retried later) instead of each holding a transfer slot for the "
+        "whole timeout.  The first hold lasts 30 s; when it ends one try goes, and each "
+        "that times out again doubles the hold, up to this many seconds.  Any answer, a "
+        "NOTIFY from it for one of its zones or ctl refresh ends the hold.  0: off.  "
+        "Read at start.  Default: 300.",
     ),
     (
         "ready_answers",

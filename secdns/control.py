@@ -228,10 +228,15 @@ class Operations:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.zones = ServeZones(server)
-        self.metrics = Metrics(self.zones.statuses, self.query_counts)
+        self.metrics = Metrics(self.zones.statuses, self.query_counts, self.held_primaries)
         self.zones.observers.append(self.metrics.observe_pull)
         self.control: ControlServer | None = None
         self.http: MetricsServer | None = None
+
+    def held_primaries(self) -> Iterable[tuple[str, int]]:
+        """(primary, tries skipped) of each primary held as unreachable after timeouts."""
+        unreachable = self.server.unreachable
+        return unreachable.held() if unreachable is not None else ()
 
     def query_counts(self) -> Iterable[tuple[str, list[int]]]:
         for worker in self.server.listeners.udp:

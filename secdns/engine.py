@@ -471,12 +471,13 @@ async def _transfer(
                             f"{kind.value} took longer than its lifetime of {lifetime:g}s "
                             f"({reader.count} records so far)",
                             hint=LIFETIME_HINT,
-                        )
+                        ).heard()
                     if isinstance(err, TimeoutError):
-                        return TimeoutError_(
+                        stalled = TimeoutError_(
                             f"no data for {timeout:g}s during {kind.value} "
                             f"({reader.count} records so far)"
                         )
+                        return stalled.heard() if reader.messages else stalled
                     if isinstance(err, asyncio.IncompleteReadError):
                         if reader.messages == 0 and not err.partial:
                             return NetworkError(
@@ -570,7 +571,7 @@ async def _transfer(
                 f"{kind.value} took longer than its lifetime of {lifetime:g}s",
                 server=server,
                 hint=LIFETIME_HINT,
-            ) from err
+            ).heard() from err
         except SecdnsError as err:
             err.with_context(server=server)
             raise

@@ -149,6 +149,16 @@ class NetworkError(SecdnsError):
 class TimeoutError_(NetworkError):
     """timed out"""
 
+    silent = True
+    """Nothing was heard from the server (False: it answered, then stalled or outlived
+    the transfer's lifetime); only a silent timeout counts toward holding a primary as
+    unreachable (:mod:`secdns.unreachable`)."""
+
+    def heard(self) -> TimeoutError_:
+        """Mark the server as having answered before the timeout."""
+        self.silent = False
+        return self
+
 
 class RefusedError(SecdnsError):
     """the server refused the request"""

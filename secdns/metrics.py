@@ -12,6 +12,8 @@ dashboards are written against; keep them:
 - ``secdns_transfers_total{zone,kind,result}`` (kind ``axfr``/``ixfr``, result
   ``ok``/``failed``), ``secdns_notify_received_total{zone,result}``,
   ``secdns_propagation_seconds`` (a NOTIFY received to its new serial answered).
+- ``secdns_primary_unreachable{primary}`` (1 while held after timeouts in a row,
+  :mod:`secdns.unreachable`), ``secdns_primary_skipped_total{primary}``.
 - ``secdns_queries_total{transport,rcode}``: the UDP workers and the TCP handler
   keep plain per-rcode integer lists on the answering path (one list increment per
   answer, no lock, no label lookup); a collector sums them at scrape time.
@@ -62,6 +64,8 @@ MAX_CONNECTIONS = 32
 
 QueryCounts = Callable[[], Iterable[tuple[str, list[int]]]]
 """(transport, counts indexed by rcode) pairs, read at scrape time."""
+HeldPrimaries = Callable[[], Iterable[tuple[str, int]]]
+"""(primary, tries skipped) of each primary held as unreachable, read at scrape time."""
 
 
 class ZoneCollector(Collector):
@@ -126,6 +130,31 @@ class QueryCollector(Collector):
         yield family
 
 
+class HeldCollector(Collector):
+    """``secdns_primary_unreachable{primary}`` (1 for each primary address held after
+    timeouts in a row: :mod:`secdns.unreachable`) and ``secdns_primary_skipped_total``
+    (its zones' tries skipped while it is held), at scrape time."""
+
+    def __init__(self, held: HeldPrimaries) -> None:
+        self.held = held
+
+    def collect(self) -> Iterator[Metric]:
+        held = GaugeMetricFamily(
+            "secdns_primary_unreachable",
+            "1 while a primary address is held as unreachable after timeouts in a row",
+            labels=["primary"],
+        )
+        skipped = CounterMetricFamily(
+            "secdns_primary_skipped",
+            "Tries of a held primary skipped (its zones retried later or failed over)",
+            labels=["primary"],
+        )
+        for primary, count in self.held():
+            held.add_metric([primary], 1)
+            skipped.add_metric([primary], count)
+        yield from (held, skipped)
+
+
 class TransferCounts(Collector):
     """``secdns_transfers_total{zone,kind,result}`` (and its ``_created``) from plain
     counts: what a prometheus Counter exposes, without its child per label set (~650
@@ -181,13 +210,18 @@ class Metrics:
     """The registry of one serve (or watch): its own, so two in a process do not mix."""
 
     def __init__(
-        self, statuses: Callable[[], list[ZoneStatus]], queries: QueryCounts | None = None
+        self,
+        statuses: Callable[[], list[ZoneStatus]],
+        queries: QueryCounts | None = None,
+        held: HeldPrimaries | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         self.registry.register(ZoneCollector(statuses))
         if queries is not None:
             self.registry.register(QueryCollector(queries))
+        if held is not None:
+            self.registry.register(HeldCollector(held))
         self.transfers = TransferCounts()
         self.registry.register(self.transfers)
         self.notifies = Counter(

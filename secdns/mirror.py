@@ -51,6 +51,7 @@ from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, 
 from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
+from secdns.unreachable import DEFAULT_HOLD, Unreachable
 from secdns.watch import SHUTDOWN_GRACE, seconds_text
 from secdns.xfr import XfrKind
 from secdns.xot import TlsSettings
@@ -93,6 +94,7 @@ class MirrorOptions:
     notify_listen: Endpoint | None = None
     grace: float = SHUTDOWN_GRACE
     keep_connections: bool = True  # [server] keep_connections
+    unreachable_hold: float = DEFAULT_HOLD  # [server] unreachable_hold (0: off)
 
 
 class MirrorEventKind(enum.Enum):
@@ -206,6 +208,7 @@ class Mirror:
         self._notify_task: asyncio.Task[None] | None = None
         self._notify_table: dict[dns.name.Name, NotifyAcl] = {}
         self._connections: tcpstream.IdleConnections | None = None
+        self._unreachable: Unreachable | None = None
         self._keyring = {
             dns.name.from_text(z.key.name): z.key.to_dnspython() for z in zones if z.key is not None
         }
@@ -300,6 +303,8 @@ class Mirror:
         # a transfer's connection is kept for the next from the same primary (as serve)
         if self.options.keep_connections:
             self._connections = tcpstream.IdleConnections.install()
+        # a primary that times out is held back, not waited on by each zone (as serve)
+        self._unreachable = Unreachable.install(self.options.unreachable_hold)
         for followed in self._followed.values():
             self._start(followed)
 
@@ -354,6 +359,8 @@ class Mirror:
             self._transport.close()
         if self._connections is not None:
             self._connections.close()
+        if self._unreachable is not None:
+            self._unreachable.close()
         tasks = [f.task for f in self._followed.values() if f.task is not None]
         if self._notify_task is not None:
             self._notify_task.cancel()
@@ -428,6 +435,9 @@ class Mirror:
                 serial=followed.serial,
                 source=source,
             )
+            if self._unreachable is not None:  # (it is up: no longer held after timeouts)
+                ports = {primary.port for primary in followed.config.primaries}
+                self._unreachable.forget(addr[0], ports)
             followed.refresher.wake()
 
     # -- one zone

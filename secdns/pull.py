@@ -44,6 +44,7 @@ from secdns.errors import (
 )
 from secdns.explain import Explain, Explainer, Step
 from secdns.keys import TsigKey
+from secdns.unreachable import Unreachable
 from secdns.xfr import XfrKind, serial_compare
 
 if TYPE_CHECKING:
@@ -148,10 +149,13 @@ async def _first_primary(
 ) -> T:
     """``attempt`` on each primary address in order until one works (failover);
     every error combined into one when none does.  ``attempt`` also gets the host
-    as written (the name XoT verifies by default).  ``note``: say each try (--explain)."""
+    as written (the name XoT verifies by default).  An address held as unreachable
+    after timeouts (:mod:`secdns.unreachable`) is skipped, as a timeout at once.
+    ``note``: say each try (--explain)."""
     if note is None:
         note = Explainer(origin.to_text(), None)
     zone_text = note.zone  # (rendered once per pull: pull_zone's note has it)
+    unreachable = Unreachable.current()  # (serve, pull -c, watch: addresses that time out)
     errors: list[SecdnsError] = []
     for index, endpoint in enumerate(primaries, 1):
         if note:
@@ -168,9 +172,22 @@ async def _first_primary(
             if note and (address, port) != (endpoint.host, endpoint.port):
                 note.primary = format_addr(address, port)
                 note("primary", f"{endpoint} resolved to {note.primary}")
+            skipped = unreachable.skip(address, port) if unreachable is not None else None
+            if skipped is not None:  # (held after timeouts: no slot spent waiting on it)
+                errors.append(
+                    TimeoutError_(skipped, zone=zone_text, server=format_addr(address, port))
+                )
+                note("failover", f"skipped: {skipped}; {_next(index, primaries)}")
+                continue
+            heard: bool | None = None  # (None: the try was cancelled)
             try:
-                return await attempt(address, port, endpoint.host)
-            except _FAILOVER as err:
+                result = await attempt(address, port, endpoint.host)
+                heard = True
+                return result
+            except SecdnsError as err:
+                heard = not (isinstance(err, TimeoutError_) and err.silent)
+                if not isinstance(err, _FAILOVER):
+                    raise
                 err.with_context(zone=zone_text)
                 if index < len(primaries) or (address, port) != addresses[-1]:
                     # the last failure is the caller's to report (serve: with its retry time)
@@ -180,6 +197,9 @@ async def _first_primary(
                     "failover",
                     f"failed: {err.message} ({type(err).__name__}); {_next(index, primaries)}",
                 )
+            finally:
+                if unreachable is not None:
+                    unreachable.tried(address, port, heard)
     raise _combine(errors, zone_text)
 
 

@@ -12,6 +12,7 @@ result passed to observers (the metrics).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING
 import dns.exception
 import dns.name
 
-from secdns.errors import UsageError
+from secdns.addresses import resolve
+from secdns.errors import SecdnsError, UsageError
 from secdns.explain import Explain
 from secdns.pull import PullResult
 from secdns.refresh import RefreshState, ZoneStatus
@@ -99,6 +101,7 @@ class ServeZones:
         runtime = self.runtime(zone)
         if not runtime.is_secondary:
             raise UsageError(f"zone {runtime.name} is a primary zone (file); nothing to refresh")
+        await self._try_held(runtime)
         if explain is None:
             return await runtime.refresh(force_axfr)
         lock = self._explaining.setdefault(runtime.config.name, asyncio.Lock())
@@ -109,6 +112,17 @@ class ServeZones:
                 return await runtime.refresh(force_axfr)
             finally:
                 runtime.options = options
+
+    async def _try_held(self, runtime: ZoneRuntime) -> None:
+        """Asked for by an operator: the zone's primaries are tried even if held as
+        unreachable after timeouts (:mod:`secdns.unreachable`)."""
+        unreachable = self.server.unreachable
+        if unreachable is None:
+            return
+        for endpoint in runtime.config.primaries:
+            with contextlib.suppress(SecdnsError):  # (the refresh says why it cannot resolve)
+                for address, port in await resolve(endpoint):
+                    unreachable.forget(address, (port,))
 
     async def notify(self, zone: str) -> list[str]:
         """NOTIFY the zone's ``notify`` targets now; the targets that were sent to."""

@@ -38,6 +38,7 @@ from secdns.pull import PullOptions, PullResult, pull_zone, settle
 from secdns.server.persist import BATCH as STORE_BATCH
 from secdns.server.persist import StoreQueue
 from secdns.store import Store
+from secdns.unreachable import DEFAULT_HOLD, Unreachable
 
 if TYPE_CHECKING:
     from secdns.catalog_pull import CatalogPlan
@@ -92,6 +93,7 @@ class _Plan:
     axfr_only: set[dns.name.Name]
     catalogs: list[CatalogSpec]
     keep_connections: bool = True  # [server] keep_connections
+    unreachable_hold: float = DEFAULT_HOLD  # [server] unreachable_hold
 
 
 def _config_for_zones(zones: list[str]) -> str | None:
@@ -131,6 +133,7 @@ def _plan(
                 if not zones
             ],
             config.server.keep_connections,
+            config.server.unreachable_hold,
         )
     if catalog_name is not None:
         if zones or not servers or directory is None or output_path is not None:
@@ -441,6 +444,8 @@ def command(
             # several zones: a transfer's connection is kept for the next from its primary
             keep = len(plans) > 1 and plan.keep_connections
             kept = tcpstream.IdleConnections.install() if keep else None
+            # and an address that times out is held back, not waited on by each zone
+            held = Unreachable.install(plan.unreachable_hold) if len(plans) > 1 else None
             try:
                 await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
                 while behind:
@@ -448,6 +453,8 @@ def command(
             finally:
                 if kept is not None:
                     kept.close()
+                if held is not None:
+                    held.close()
                 if commits is not None:
                     commits.close()
         return [result for result in results if result is not None]

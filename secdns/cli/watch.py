@@ -370,13 +370,13 @@ def command(
     if catalog_name is None:
         if prune:
             raise UsageError("--prune removes former catalog members: use it with --catalog")
-        mirror_zones, store, concurrency, limits, keep = mirror_plan(
+        mirror_zones, store, concurrency, limits, server = mirror_plan(
             zones, servers, config_path, output_path, directory, key, tls
         )
     else:
         from secdns.cli.watch_catalog import catalog_plan, run_catalog
 
-        mirror_zones, store, concurrency, limits, keep = catalog_plan(
+        mirror_zones, store, concurrency, limits, server = catalog_plan(
             catalog_name,
             zones,
             servers,
@@ -395,7 +395,8 @@ def command(
         force=force,
         exec_command=exec_command,
         notify_listen=parse_endpoint(notify_listen) if notify_listen else None,
-        keep_connections=keep,
+        keep_connections=server.keep_connections,
+        unreachable_hold=server.unreachable_hold,
     )
     if store is not None and not force:  # (serve's store: as pull refuses it)
         from secdns.server.storelock import refuse_if_served

@@ -22,7 +22,7 @@ from secdns.cli.watch_mirror import (
     tee,
     with_metrics,
 )
-from secdns.config import Limits, parse_zone_name
+from secdns.config import Limits, ServerConfig, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
@@ -46,7 +46,7 @@ def catalog_plan(
     tls: xot.TlsSettings | None,
     config_given: bool,
     output_path: str | None,
-) -> tuple[list[MirrorZone], Store, int, Limits, bool]:
+) -> tuple[list[MirrorZone], Store, int, Limits, ServerConfig]:
     """The catalog to follow, the store its members go to, the default concurrency
     and the limits (as ``mirror_plan`` gives them), or a usage error."""
     used = [name for name, value in (("-c", config_given), ("-o", output_path)) if value]
@@ -55,7 +55,7 @@ def catalog_plan(
     if zones or not servers or directory is None:
         raise UsageError(USAGE)
     zone = MirrorZone(parse_zone_name(catalog), tuple(servers), key, tls=tls)
-    return [zone], Store(directory), DEFAULT_JOBS, Limits(), True
+    return [zone], Store(directory), DEFAULT_JOBS, Limits(), ServerConfig()
 
 
 def summary_line(summary: CatalogSummary, at: float | None = None) -> str:

@@ -21,7 +21,7 @@ from secdns import xot
 from secdns.cli.options import config_zones
 from secdns.cli.progress import TransferProgress
 from secdns.cli.stream import EventPrinter, EventStream
-from secdns.config import Limits, parse_zone_name
+from secdns.config import Limits, ServerConfig, parse_zone_name
 from secdns.endpoints import Endpoint
 from secdns.errors import UsageError
 from secdns.keys import TsigKey
@@ -305,9 +305,9 @@ def mirror_plan(
     directory: str | None,
     key: TsigKey | None,
     tls: xot.TlsSettings | None = None,
-) -> tuple[list[MirrorZone], Store | None, int, Limits, bool]:
+) -> tuple[list[MirrorZone], Store | None, int, Limits, ServerConfig]:
     """The zones to mirror, their store, the default concurrency, the limits and
-    whether connections are kept ([server] keep_connections): from the config
+    the [server] table (keep_connections, unreachable_hold): from the config
     (``-c``), else from ZONE @PRIMARY... with -o FILE or -d DIR."""
     out_path = Path(output_path) if output_path else None
     if output_path == "-":
@@ -333,7 +333,7 @@ def mirror_plan(
             Store(store_dir) if store_dir else None,
             config.server.concurrency,
             config.server.limits,
-            config.server.keep_connections,
+            config.server,
         )
     if len(zones) != 1 or not servers:
         raise UsageError(
@@ -343,7 +343,7 @@ def mirror_plan(
     if out_path is None and directory is None:
         raise UsageError("say where the zone goes: -o FILE or -d DIR")
     plan = [MirrorZone(parse_zone_name(zones[0]), tuple(servers), key, out_path, tls=tls)]
-    return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits(), True
+    return plan, Store(directory) if directory else None, DEFAULT_JOBS, Limits(), ServerConfig()
 
 
 def run_mirror(

@@ -123,6 +123,7 @@ SERVER_KEYS = {
     "store_sync",
     "ready_answers",
     "keep_connections",
+    "unreachable_hold",
 }
 TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 ZONE_KEYS = {

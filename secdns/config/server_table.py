@@ -24,6 +24,7 @@ from secdns.config.values import (
     parse_zone_name,
 )
 from secdns.errors import SecdnsError
+from secdns.unreachable import DEFAULT_HOLD
 
 STORE_SYNC = ("fsync", "none")
 READY_ANSWERS = ("fork", "thread", "off")
@@ -104,6 +105,11 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
         problems.add("server.keep_connections", "expected true or false")
         keep = True
     out["keep_connections"] = keep
+    hold = server_doc.get("unreachable_hold", DEFAULT_HOLD)
+    if isinstance(hold, bool) or not isinstance(hold, int | float) or hold < 0:
+        problems.add("server.unreachable_hold", "expected seconds, 0 or more (0: off)")
+        hold = DEFAULT_HOLD
+    out["unreachable_hold"] = float(hold)
     for name in ("identity", "version"):
         value = server_doc.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > 255):

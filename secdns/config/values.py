@@ -16,6 +16,7 @@ import dns.name
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ConfigError
 from secdns.keys import TsigKey
+from secdns.unreachable import DEFAULT_HOLD
 from secdns.xot import TlsSettings
 
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
@@ -107,6 +108,9 @@ class ServerConfig:
     # a transfer's TCP connection kept (2 s, at most 8 a primary) for the next transfer
     # from the same primary (serve, pull -c, watch -c: secdns.tcpstream.IdleConnections)
     keep_connections: bool = True
+    # a primary address whose tries time out twice in a row is not tried again for 30 s,
+    # doubling up to this many seconds, unless it NOTIFYs (secdns.unreachable); 0: off
+    unreachable_hold: float = DEFAULT_HOLD
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from secdns.server.udp import AnswerCache
     from secdns.server.zone import ZoneTable
     from secdns.server.zones import ZoneRuntime
+    from secdns.unreachable import Unreachable
 
 log = logging.getLogger("secdns.server.server")
 query_log = logging.getLogger("secdns.query")
@@ -57,6 +58,7 @@ class QueryDispatch:
     notify_refusals: notify.RefusalLog
     operations: Operations
     _loop: asyncio.AbstractEventLoop | None  # where a NOTIFY from a UDP thread wakes a zone
+    unreachable: Unreachable | None  # primaries held after timeouts (a NOTIFY clears one)
 
     def answer_udp(self, data: bytes, source: str, looked_up: bool = False) -> bytes | None:
         """Answer a UDP query; ``looked_up``: the caller already missed the answer cache.
@@ -160,12 +162,18 @@ class QueryDispatch:
             runtime = self.runtimes[decision.zone]
             log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)
             if self._loop is not None:
-                self._loop.call_soon_threadsafe(runtime.wake.set)
+                self._loop.call_soon_threadsafe(self._notified, runtime, source)
             else:
-                runtime.wake.set()
+                self._notified(runtime, source)
         else:
             self.notify_refusals.refused(source, str(decision.qname or "?"), decision.reason)
         return decision.response
+
+    def _notified(self, runtime: ZoneRuntime, source: str) -> None:
+        """A zone's NOTIFY was accepted (on the loop): its sender is up, check now."""
+        if self.unreachable is not None:
+            self.unreachable.forget(source, {p.port for p in runtime.config.primaries})
+        runtime.wake.set()
 
     def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
         """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""

@@ -46,6 +46,7 @@ from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import Stored, ZoneRuntime, read_stored
 from secdns.store import Store
+from secdns.unreachable import Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Server(QueryDispatch):
         self.transfers = TransferProcess()  # a cold start's AXFRs (xferproc.MIN_ZONES)
         self._transfers_closing: asyncio.Task[None] | None = None
         self.connections: tcpstream.IdleConnections | None = None
+        self.unreachable: Unreachable | None = None  # primaries held after timeouts
         self._pull_options: dict[PullOptions, PullOptions] = {}
         self._switch_interval: float | None = None
         self._first_loads: set[dns.name.Name] = set()  # zones still without a version
@@ -175,6 +177,9 @@ class Server(QueryDispatch):
         # start of 10,000 zones from one primary: not 10,000 connections)
         if self.config.server.keep_connections:
             self.connections = tcpstream.IdleConnections.install()
+        # a primary whose tries time out is held back: its zones do not each hold a
+        # transfer slot for the whole timeout (secdns.unreachable, BIND's unreachable cache)
+        self.unreachable = Unreachable.install(self.config.server.unreachable_hold)
         if not (self._cold_switch and len(self._first_loads) >= xferproc.MIN_ZONES):
             self._close_transfers()  # (started on the listing of a store not a cold start's)
         for runtime in self.runtimes.values():
@@ -268,6 +273,8 @@ class Server(QueryDispatch):
         await asyncio.gather(*others, return_exceptions=True)
         if self.connections is not None:
             self.connections.close()
+        if self.unreachable is not None:
+            self.unreachable.close()
         for runtime in self.runtimes.values():
             await runtime.flush()
         await self.transfers.close()

@@ -22,7 +22,7 @@ first part is transferred twice): its lines are not sent through a pipe.
 Frames both ways: a 4-byte big-endian length and a pickle, over pipes only serve
 holds.  Serve to here: a list of :class:`Request`; here to serve: a list of
 ``(id, outcome)``, the outcome ``("ok", (soa, lines, count, messages, bytes,
-edns_expire))``, ``("timeout", message, hint, server)`` or ``("failed", message)``.  No
+edns_expire))``, ``("timeout", message, hint, server, silent)`` or ``("failed", message)``.  No
 secrets cross: a zone with a TSIG key or XoT is never asked for here.  It ends at
 the end of its stdin (serve closes it, or ends).
 """
@@ -142,7 +142,8 @@ class TransferProcess:
             zone.rendered, zone.rendered_rows = ([lines] if lines else []), count
             return soa, zone, messages, size, edns_expire
         if outcome[0] == "timeout":
-            raise TimeoutError_(outcome[1], hint=outcome[2], server=outcome[3])
+            timeout = TimeoutError_(outcome[1], hint=outcome[2], server=outcome[3])
+            raise timeout if outcome[4] else timeout.heard()
         return str(outcome[1]) if outcome[0] == "failed" else None
 
     def _send(self) -> None:
@@ -249,7 +250,7 @@ async def _transfer(request: Request) -> tuple[Any, ...]:
         blob = (body + "\n").encode() if body else b""
         return ("ok", (zone.soa, blob, count, reader.messages, reader.bytes, xfr.edns_expire))
     except TimeoutError_ as err:
-        return ("timeout", err.message, err.hint, err.server)
+        return ("timeout", err.message, err.hint, err.server, err.silent)
     except SecdnsError as err:
         return ("failed", err.one_line())
     except Exception as err:  # (any other failure: serve transfers it itself)

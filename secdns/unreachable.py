@@ -1,0 +1,174 @@
+"""Primaries that time out, held back for a while: BIND's unreachable cache.
+
+A primary that takes no connection, or takes it and never answers, costs each try
+the whole ``timeout``, and every try holds one of the shared transfer slots
+(``[server] concurrency``) meanwhile.  Forty zones of such a primary among 400 kept
+the healthy zones' cold start waiting ~50 s, and their NOTIFYs 30-40 s.  BIND keeps
+an "unreachable cache" of primary addresses for this (``dns_zonemgr_unreachable``):
+two timeouts in a row put an address in it, and a zone's try of a cached address
+is skipped ("master ... is unreachable (cached)") until the entry expires.
+
+:class:`Unreachable` does the same, one per event loop that asks for it (serve,
+``pull -c``, ``watch``: :meth:`Unreachable.install`), and
+:func:`secdns.pull._first_primary` consults it before each try of an address:
+
+- :data:`TIMEOUTS` timeouts in a row from one address (``address``, ``port``) with
+  nothing heard from it between hold it for :data:`FIRST_HOLD` seconds; each hold
+  that ends in another timeout doubles it, up to ``hold`` (``[server]
+  unreachable_hold``, :data:`DEFAULT_HOLD`; 0 turns the cache off).
+- While held, tries of it are skipped at once with a :class:`TimeoutError_` that
+  says so: a zone with another primary goes on to it without waiting, a zone with
+  none is retried on its SOA retry, as after a timeout, but no slot is held.
+- When a hold ends, one try goes (the others are still skipped until it ends):
+  any answer from the address, even a refusal, clears it; a timeout holds it again.
+- A NOTIFY from the address for a zone it is a primary of (:meth:`forget`: it is
+  up; the port its zones are transferred from, not the NOTIFY's) and ``ctl refresh``
+  of a zone clear it at once.
+
+Only a timeout with nothing received counts (:attr:`TimeoutError_.silent`): a
+transfer that outlived its ``lifetime``, or stalled after some records, came from a
+primary that answers.  ``pull`` of one zone keeps no cache: it tries each primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+
+from secdns.endpoints import format_addr
+
+log = logging.getLogger(__name__)
+
+TIMEOUTS = 2
+"""Timeouts in a row that hold an address (BIND: two ``unreachableadd`` calls)."""
+FIRST_HOLD = 30.0
+"""Seconds of an address's first hold; each hold that ends in a timeout doubles it."""
+DEFAULT_HOLD = 300.0
+"""The longest hold, ``[server] unreachable_hold`` (BIND holds 600 s, not doubling)."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    timeouts: int = 0  # in a row, nothing heard between
+    until: float = 0.0  # tries skipped until then (the clock's time); 0: never held
+    hold: float = 0.0  # the last hold's length
+    trying: bool = False  # the one try after a hold is under way
+    skipped: int = 0  # tries skipped (metrics)
+
+
+class Unreachable:
+    """The primary addresses held back after timeouts (module docstring)."""
+
+    def __init__(
+        self, hold: float = DEFAULT_HOLD, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.hold = hold
+        self.clock = clock
+        self._entries: dict[tuple[str, int], _Entry] = {}
+
+    # -- one per event loop (as tcpstream.IdleConnections)
+
+    @classmethod
+    def install(cls, hold: float = DEFAULT_HOLD) -> Unreachable | None:
+        """Keep the cache for the running event loop until :meth:`close`; None when
+        ``hold`` is 0 (off)."""
+        if hold <= 0:
+            return None
+        cache = cls(hold)
+        _CACHES[asyncio.get_running_loop()] = cache
+        return cache
+
+    @classmethod
+    def current(cls) -> Unreachable | None:
+        """The running loop's cache, or None."""
+        try:
+            return _CACHES.get(asyncio.get_running_loop())
+        except RuntimeError:  # (no running loop)
+            return None
+
+    def close(self) -> None:
+        for loop, cache in list(_CACHES.items()):
+            if cache is self:
+                del _CACHES[loop]
+
+    # -- the decisions
+
+    def skip(self, address: str, port: int) -> str | None:
+        """Why a try of ``address``:``port`` is skipped now, or None: try it (and
+        if it is the one try after a hold, the others wait for its end)."""
+        entry = self._entries.get((address, port))
+        if entry is None or entry.timeouts < TIMEOUTS:
+            return None
+        left = entry.until - self.clock()
+        if left <= 0 and not entry.trying:
+            entry.trying = True
+            return None
+        entry.skipped += 1
+        after = f"tried again in {left:.0f}s" if left > 0 else "a try is under way"
+        return (
+            f"not tried: {entry.timeouts} tries in a row timed out, {after} "
+            "(unreachable primaries are held; a NOTIFY from it or ctl refresh tries at once)"
+        )
+
+    def tried(self, address: str, port: int, heard: bool | None) -> None:
+        """A try of the address ended: ``heard`` False after a timeout with nothing
+        heard, True after anything else (an answer, even a refusal), None when the
+        try was cancelled (nothing learnt)."""
+        key = (address, port)
+        if heard is None:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.trying = False
+            return
+        if heard:
+            entry = self._entries.pop(key, None)
+            if entry is not None and entry.until:
+                log.info(
+                    "pull: primary %s answers again: no longer held as unreachable",
+                    format_addr(address, port),
+                )
+            return
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+        entry.timeouts += 1
+        entry.trying = False
+        now = self.clock()
+        if entry.timeouts < TIMEOUTS or now < entry.until:
+            return  # (tries under way as the hold began end in it)
+        entry.hold = min(entry.hold * 2 if entry.hold else FIRST_HOLD, self.hold)
+        entry.until = now + entry.hold
+        log.warning(
+            "pull: primary %s held as unreachable for %.0fs: %d tries in a row timed out; "
+            "its zones' tries are skipped meanwhile",
+            format_addr(address, port),
+            entry.hold,
+            entry.timeouts,
+        )
+
+    def forget(self, address: str, ports: Iterable[int]) -> None:
+        """``address`` is up on these ``ports`` (it sent a NOTIFY for a zone whose
+        primaries listen on them; ``ctl refresh``): try it at once."""
+        keys = [(address, port) for port in ports]
+        for key in [key for key in keys if key in self._entries]:
+            entry = self._entries.pop(key)
+            if entry.until:
+                log.info("pull: primary %s no longer held as unreachable", format_addr(*key))
+
+    def held(self) -> Iterator[tuple[str, int]]:
+        """(server, tries skipped) of each address held, from its first hold until it
+        answers again."""
+        for (address, port), entry in list(self._entries.items()):
+            if entry.until:
+                yield format_addr(address, port), entry.skipped
+
+
+_CACHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Unreachable] = (
+    weakref.WeakKeyDictionary()
+)
+"""The cache of each event loop that keeps one (serve in a test's thread, beside
+another loop, keeps its own)."""

@@ -1,0 +1,247 @@
+"""Primaries held as unreachable after timeouts (secdns.unreachable, BIND's cache).
+
+The cache's decisions against a clock of the test's; then serve and ``pull -c``
+beside a silent primary (it takes connections and datagrams and never answers: no
+real server does that on purpose, so a socket of the test's) and a real Knot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import dns.name
+import pytest
+import tomli_w
+from click.testing import CliRunner
+from servers import zone_text
+from serving import ServerThread, write_config
+
+from secdns.cli import cli
+from secdns.config import parse_config
+from secdns.endpoints import parse_endpoint
+from secdns.errors import ConfigError, TimeoutError_
+from secdns.pull import probe_primaries
+from secdns.unreachable import FIRST_HOLD, Unreachable
+
+
+def small_zone(zone: str) -> str:
+    return (
+        f"$ORIGIN {zone}.\n$TTL 300\n@ IN SOA ns1 hostmaster 7 3600 600 86400 300\n"
+        "@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def held_after_two_timeouts(clock: Clock, hold: float = 300.0) -> Unreachable:
+    cache = Unreachable(hold, clock)
+    for _ in range(2):
+        assert cache.skip("192.0.2.1", 53) is None
+        cache.tried("192.0.2.1", 53, heard=False)
+    return cache
+
+
+def test_two_timeouts_in_a_row_hold_an_address_and_an_answer_between_does_not():
+    clock = Clock()
+    cache = Unreachable(300.0, clock)
+    cache.tried("192.0.2.1", 53, heard=False)
+    assert cache.skip("192.0.2.1", 53) is None  # one timeout: a lost packet, perhaps
+    cache.tried("192.0.2.1", 53, heard=True)  # anything heard: the count starts again
+    cache.tried("192.0.2.1", 53, heard=False)
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=False)
+    why = cache.skip("192.0.2.1", 53)
+    assert why is not None and "2 tries in a row timed out" in why and "30s" in why
+    assert cache.skip("192.0.2.1", 5300) is None  # another port, another primary
+    assert cache.skip("192.0.2.2", 53) is None
+    assert list(cache.held()) == [("192.0.2.1:53", 1)]
+
+
+def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
+    clock = Clock()
+    cache = held_after_two_timeouts(clock, hold=100.0)
+    clock.now += FIRST_HOLD
+    assert cache.skip("192.0.2.1", 53) is None  # the one try after the hold
+    assert "a try is under way" in (cache.skip("192.0.2.1", 53) or "")
+    cache.tried("192.0.2.1", 53, heard=False)
+    clock.now += 2 * FIRST_HOLD - 1
+    assert cache.skip("192.0.2.1", 53) is not None  # held 60 s this time
+    clock.now += 1
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=False)
+    clock.now += 99
+    assert cache.skip("192.0.2.1", 53) is not None  # 100 s: the longest
+    clock.now += 1
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=True)  # it answers again: forgotten
+    assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
+
+
+def test_a_cancelled_try_lets_the_next_one_go():
+    clock = Clock()
+    cache = held_after_two_timeouts(clock)
+    clock.now += FIRST_HOLD
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=None)  # (a zone removed, serve stopping)
+    assert cache.skip("192.0.2.1", 53) is None
+
+
+def test_a_notify_forgets_only_its_zones_primary_ports():
+    clock = Clock()
+    cache = held_after_two_timeouts(clock)
+    cache.forget("192.0.2.1", {5300})
+    assert cache.skip("192.0.2.1", 53) is not None
+    cache.forget("192.0.2.1", {53})
+    assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
+
+
+def test_tries_under_way_as_the_hold_begins_do_not_lengthen_it():
+    clock = Clock()
+    cache = held_after_two_timeouts(clock)
+    for _ in range(6):  # the other slots' tries, ending together
+        cache.tried("192.0.2.1", 53, heard=False)
+    clock.now += FIRST_HOLD
+    assert cache.skip("192.0.2.1", 53) is None
+
+
+def test_unreachable_hold_is_a_server_option():
+    assert parse_config({}).server.unreachable_hold == 300.0
+    assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0
+    with pytest.raises(ConfigError, match=r"server\.unreachable_hold: expected seconds"):
+        parse_config({"server": {"unreachable_hold": "10m"}})
+
+
+@contextlib.contextmanager
+def silent_primary() -> Iterator[tuple[str, list[int]]]:
+    """ADDR:PORT taking TCP connections and UDP datagrams and never answering, and
+    the count of connections it has taken (a list of one)."""
+    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        tcp.bind(("127.0.0.1", 0))
+        port = tcp.getsockname()[1]
+        udp.bind(("127.0.0.1", port))  # (bound: no ICMP port unreachable, no answer)
+        tcp.listen(64)
+        tcp.settimeout(0.1)
+        taken = [0]
+        stop = threading.Event()
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = tcp.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                taken[0] += 1
+                held.append(conn)  # open, never answered
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{port}", taken
+        finally:
+            stop.set()
+            thread.join(5)
+            for conn in held:
+                conn.close()
+
+
+def test_probing_a_held_primary_fails_at_once_naming_it():
+    async def main() -> tuple[float, str]:
+        cache = Unreachable.install(300.0)
+        assert cache is not None
+        try:
+            cache.tried("127.0.0.1", 9, heard=False)
+            cache.tried("127.0.0.1", 9, heard=False)
+            began = time.monotonic()
+            with pytest.raises(TimeoutError_) as caught:
+                await probe_primaries(
+                    dns.name.from_text("example.com"), [parse_endpoint("127.0.0.1:9")]
+                )
+            return time.monotonic() - began, caught.value.one_line()
+        finally:
+            cache.close()
+
+    elapsed, line = asyncio.run(main())
+    assert elapsed < 0.5
+    assert line.startswith("zone example.com., server 127.0.0.1:9: not tried: 2 tries in a row")
+
+
+def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waiting(
+    knot_primary, tmp_path
+):
+    """Twelve zones of a silent primary, two transfer slots, a 4 s timeout: before the
+    cache, its zones' retries held both slots nearly always, and a NOTIFY of the zone
+    of a healthy primary waited for one (a stranger's 40 such zones among 400 made
+    the healthy zones' NOTIFYs wait 30-40 s)."""
+    from servers import free_port
+
+    port = free_port()
+    zone = "example.com"
+    primary = knot_primary({zone: zone_text(zone)}, notify=[("127.0.0.1", port)])
+    with silent_primary() as (silent, taken):
+        silent_zones = [{"name": f"s{i}.example", "primaries": [silent]} for i in range(12)]
+        config = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[*silent_zones, {"name": zone, "primaries": [primary.addr]}],
+            port=port,
+            concurrency=2,
+            timeout=4,
+        )
+        server = ServerThread(config, log_queries=False)
+        try:
+            serial = primary.soa_serial(zone)
+            server.wait_serial(zone, serial, timeout=20)
+            assert server.server is not None
+            zones = server.server.operations.zones
+            deadline = time.monotonic() + 20
+            while True:  # every silent zone has been tried, most of them skipped
+                errors = [s.last_error or "" for s in zones.statuses() if s.zone != f"{zone}."]
+                if all(errors) and sum("not tried" in e for e in errors) >= 10:
+                    break
+                assert time.monotonic() < deadline, errors
+                time.sleep(0.1)
+            metrics = server.server.operations.metrics.exposition().decode()
+            assert f'secdns_primary_unreachable{{primary="{silent}"}} 1.0' in metrics
+            primary.nsupdate(f"update add new.{zone}. 300 A 192.0.2.77", zone=zone)
+            began = time.monotonic()
+            server.wait_serial(zone, serial + 1, timeout=10)
+            assert time.monotonic() - began < 2.0  # not behind a 4 s timeout
+            assert taken[0] <= 3, taken  # the two first tries (and a third at most)
+        finally:
+            server.stop()
+
+
+def test_pull_c_fails_over_from_a_held_primary_without_waiting_on_it(knot_primary, tmp_path):
+    """Each zone lists the silent primary first: the first two wait its timeout, the
+    others go straight to the next primary (before: each waited, 8 zones x 3 s / 2)."""
+    names = [f"z{i}.example" for i in range(8)]
+    primary = knot_primary({name: small_zone(name) for name in names})
+    with silent_primary() as (silent, taken):
+        doc = {
+            "server": {"directory": str(tmp_path / "store"), "concurrency": 2},
+            "zone": [{"name": name, "primaries": [silent, primary.addr]} for name in names],
+        }
+        (tmp_path / "secdns.toml").write_text(tomli_w.dumps(doc))
+        began = time.monotonic()
+        result = CliRunner().invoke(
+            cli, ["pull", "-c", str(tmp_path / "secdns.toml"), "--timeout", "3"]
+        )
+        elapsed = time.monotonic() - began
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "store").glob("*.zone"))) == len(names)
+    assert elapsed < 9, elapsed  # one timeout (two zones at once), not four
+    assert taken[0] <= 3, taken
