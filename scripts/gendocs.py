@@ -351,8 +351,9 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     closed.  After {"command": "stop"} is answered, serve closes the connection
     once it has stopped (its store written and unlocked): ctl stop returns then.
 
-    status prints per zone: zone, serial, state (loading, ok, refreshing,
-    retrying, expired), primary (the last one used), last_refresh (the last
+    status prints per zone: zone, serial, state (loading, ok, queued for a
+    transfer slot, refreshing, retrying, expired; a zone stays retrying or
+    expired while its next check waits or runs), primary (the last one used), last_refresh (the last
     successful SOA check), last_change (the last new serial), next_refresh,
     expires_at, records and last_error; a table on a terminal, one key=value line
     per zone when piped (times in UTC), epoch seconds with --json.

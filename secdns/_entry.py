@@ -6,12 +6,18 @@ import.  Until :class:`~secdns.cli.SecdnsGroup` runs a command (and takes
 SIGINT back as KeyboardInterrupt, which every command handles), SIGINT here
 writes one line and leaves with the documented status 130.  A SIGINT that the
 parent had set to be ignored stays ignored.
+
+``serve`` is reloaded with SIGHUP (``systemctl reload``), whose default action ends
+the process: a reload asked for right after a start used to stop serve silently,
+before it had its handler.  For ``serve``, a SIGHUP from the very start is
+remembered (:func:`hangup_seen`) and the config read again once serve has started.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 from types import FrameType
 
 from secdns.errors import ExitCode
@@ -25,9 +31,32 @@ def interrupted_early(signum: int, frame: FrameType | None) -> None:
     os._exit(INTERRUPTED)
 
 
+_HANGUPS: list[int] = []
+
+
+def hangup_early(signum: int, frame: FrameType | None) -> None:
+    """SIGHUP before serve has its own handler: remembered, for a reload once started."""
+    _HANGUPS.append(signum)
+
+
+def hangup_seen() -> bool:
+    """Whether a SIGHUP came before serve took the signal (and forget it)."""
+    seen = bool(_HANGUPS)
+    _HANGUPS.clear()
+    return seen
+
+
 def main() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, interrupted_early)
+    if _command(sys.argv[1:]) == "serve" and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, hangup_early)
     from secdns.cli import main as cli_main
 
     cli_main()
+
+
+def _command(args: list[str]) -> str | None:
+    """The subcommand's name: the first word that is not an option (the group's
+    options, ``--debug``, take no value)."""
+    return next((arg for arg in args if not arg.startswith("-")), None)

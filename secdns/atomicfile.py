@@ -98,8 +98,24 @@ def sweep_temp_files(path: Path) -> list[str]:
             continue
         entries.remove(entry)
         removed.append(name)
-        log.warning("store: removed %s, left by a writer that was stopped mid-write", entry.path)
+        _said_removed(entry.path)
     return removed
+
+
+SWEEP_WARNINGS = 5
+"""Stale temporary files named one warning each per process; the rest at debug (a
+serve of 10,000 zones killed mid-commit leaves hundreds: a stranger saw 63 lines)."""
+_removed_said = [0]
+
+
+def _said_removed(path: str) -> None:
+    _removed_said[0] += 1
+    if _removed_said[0] <= SWEEP_WARNINGS:
+        log.warning("store: removed %s, left by a writer that was stopped mid-write", path)
+        if _removed_said[0] == SWEEP_WARNINGS:
+            log.warning("store: further stale temporary files are removed without a warning")
+    else:
+        log.debug("store: removed %s, left by a writer that was stopped mid-write", path)
 
 
 class GroupCommit:

@@ -45,6 +45,7 @@ BACKOFF_CAP = 8
 class RefreshState(enum.Enum):
     LOADING = "loading"  # nothing checked yet
     OK = "ok"  # the last check succeeded
+    QUEUED = "queued"  # a check waits for one of the shared transfer slots
     REFRESHING = "refreshing"  # a check is running
     RETRYING = "retrying"  # the last check failed; a retry is scheduled
     EXPIRED = "expired"  # no successful check for longer than the SOA expire
@@ -192,12 +193,14 @@ class Refresher:
 
     @property
     def state(self) -> RefreshState:
-        if self.refreshing:
-            return RefreshState.REFRESHING
+        """Expired and retrying stay so while the next check waits or runs (ctl status
+        exits 1 on them: it flapped to 0 during each retry of a zone that never loaded)."""
         if self.expired:
             return RefreshState.EXPIRED
         if self.failures:
             return RefreshState.RETRYING
+        if self.refreshing:  # (at a cold start of 10,000 zones, most wait for a slot)
+            return RefreshState.REFRESHING if self.checking else RefreshState.QUEUED
         if self.last_refresh is None:  # never checked, nor restored from the store
             return RefreshState.LOADING
         return RefreshState.OK

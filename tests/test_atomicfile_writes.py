@@ -69,3 +69,29 @@ def test_a_group_that_does_not_sync_keeps_no_descriptor(tmp_path):
         assert not group.open_fds
         assert len(os.listdir("/proc/self/fd")) == opened
     assert (tmp_path / "z.zone").read_bytes() == b"x\n"
+
+
+def test_stale_temp_files_are_named_five_times_then_removed_quietly(tmp_path, caplog, monkeypatch):
+    """A serve of many zones killed mid-commit leaves hundreds of temporary files: the
+    next start removes each, and names five (a stranger saw 63 warnings)."""
+    import logging
+    import subprocess
+    import sys
+
+    from secdns import atomicfile
+
+    monkeypatch.setattr(atomicfile, "_removed_said", [0])
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_OUT)
+    pid = int(gone.stdout)  # (a process that has ended)
+    for index in range(8):
+        (tmp_path / f".z{index}.zone.{pid}.abcdefgh.tmp").write_text("cut short")
+    caplog.set_level(logging.DEBUG, logger="secdns")
+    for index in range(8):
+        assert atomicfile.sweep_temp_files(tmp_path / f"z{index}.zone")
+    assert not list(tmp_path.iterdir())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 6 and "without a warning" in warnings[-1], warnings
+    assert sum("stopped mid-write" in r.getMessage() for r in caplog.records) == 8
+
+
+_OUT = {"capture_output": True, "text": True, "check": True}

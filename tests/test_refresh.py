@@ -285,3 +285,38 @@ def test_expiry_survives_a_restart_of_serve(bind_primary, tmp_path):
         assert server.query("www.example.com.", "A").rcode() == dns.rcode.SERVFAIL
     finally:
         server.stop()
+
+
+def test_a_zone_stays_retrying_while_its_retry_waits_or_runs_and_queued_is_said():
+    """ctl status exits 1 on retrying: a zone that never loaded flapped to
+    refreshing (exit 0) during each retry; a check waiting for a slot is queued."""
+
+    async def main() -> None:
+        slots = asyncio.Semaphore(1)
+        running = asyncio.Event()
+        release = asyncio.Event()
+
+        async def check(force_axfr: bool) -> PullResult:
+            running.set()
+            await release.wait()
+            return result(Status.FAILED)
+
+        refresher = Refresher(ORIGIN_TEXT, check, slots)
+        async with slots:  # another zone's check holds the only slot
+            task = asyncio.create_task(refresher.refresh())
+            await asyncio.sleep(0.05)
+            assert refresher.state is RefreshState.QUEUED
+        await asyncio.wait_for(running.wait(), 5)
+        assert refresher.state is RefreshState.REFRESHING
+        release.set()
+        await task
+        assert refresher.state is RefreshState.RETRYING
+        running.clear()
+        release.clear()
+        task = asyncio.create_task(refresher.refresh())  # the retry
+        await asyncio.wait_for(running.wait(), 5)
+        assert refresher.state is RefreshState.RETRYING
+        release.set()
+        await task
+
+    asyncio.run(main())

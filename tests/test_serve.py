@@ -281,6 +281,83 @@ def test_sighup_and_sigterm_in_a_real_process(bind_primary, tmp_path):
     assert "reload: zone=example.org. added" in log and "serve: stopped" in log
 
 
+@pytest.mark.parametrize("after", [0.15, 0.5])
+def test_a_sighup_right_after_the_start_reloads_once_started(tmp_path, after):
+    """systemctl reload right after a start: the SIGHUP came while secdns was still
+    importing (0.15 s) or starting (0.5 s), and used to end serve silently."""
+    port = free_port()
+    other = ZONE_FILE.read_text().replace("example.com.", "example.org.")
+    (tmp_path / "example.org.zone").write_text(other)
+    config = tmp_path / "secdns.toml"
+    base = f'[server]\nlisten = ["127.0.0.1:{port}"]\n'
+    base += f'[[zone]]\nname = "example.com"\nfile = "{ZONE_FILE}"\n'
+    config.write_text(base)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        time.sleep(after)
+        config.write_text(base + '[[zone]]\nname = "example.org"\nfile = "example.org.zone"\n')
+        proc.send_signal(signal.SIGHUP)
+
+        def serial(zone: str) -> int | None:
+            try:
+                reply = dns.query.udp(
+                    dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5
+                )
+            except Exception:
+                return None
+            return reply.answer[0][0].serial if reply.answer else None
+
+        deadline = time.monotonic() + 20
+        while serial("example.org.") != SERIAL:
+            assert proc.poll() is None, "serve ended on the SIGHUP"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert serial("example.com.") == SERIAL
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "serve: stopped" in proc.stderr.read().decode()
+
+
+def test_a_stop_asked_while_starting_stops_once_started_exit_0(tmp_path):
+    """SIGTERM or SIGINT while serve loads (here a zone file of 50,000 records):
+    stopped once started, exit 0, as once running (it was 130, or a traceback)."""
+    port = free_port()
+    lines = [ZONE_FILE.read_text()] + [f"h{i} 300 IN A 192.0.2.{i % 250 + 1}" for i in range(50000)]
+    (tmp_path / "big.zone").write_text("\n".join(lines) + "\n")
+    config = tmp_path / "secdns.toml"
+    config.write_text(
+        f'[server]\nlisten = ["127.0.0.1:{port}"]\n'
+        '[[zone]]\nname = "example.com"\nfile = "big.zone"\n'
+    )
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        while b"load:" not in (line := proc.stderr.readline()):  # (loading the file)
+            assert line, "serve ended before loading"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = proc.stderr.read().decode()
+    assert "stopping once started" in log and "serve: stopped" in log, log
+
+
 def test_bad_config_is_one_clear_error(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text(

@@ -32,6 +32,7 @@ TIME_FIELDS = frozenset({"last_refresh", "last_change", "next_refresh", "expires
 _STATE_STYLE = {
     "ok": "green",
     "loading": "cyan",
+    "queued": "cyan",
     "refreshing": "cyan",
     "retrying": "bold yellow",
     "expired": "bold red",
@@ -220,7 +221,7 @@ def command(
 def status(zones: tuple[str, ...], as_json: bool) -> None:
     """Each zone's serial, state, primary, timers and last error.
 
-    States: loading, ok, refreshing, retrying, expired.  Exit status 1 when any
+    States: loading, ok, queued, refreshing, retrying, expired.  Exit status 1 when any
     zone is expired or retrying (for cron or a Nagios-style check).
 
     \b

@@ -23,6 +23,7 @@ import dns.name
 import dns.tsig
 
 from secdns import gcpause, notify, tcpstream
+from secdns._entry import hangup_seen
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
 from secdns.control import Operations
@@ -93,6 +94,7 @@ class Server(QueryDispatch):
         self.store: Store | None = None
         self._store_lock: int | None = None  # (storelock.hold_store)
         self._stop_waiters: list[asyncio.StreamWriter] = []  # ctl stop's connections
+        self._reload_pending = False  # a SIGHUP came while starting
         # every zone's store writes, group-committed ([server] store_sync: fsynced or not)
         self.commits = StoreQueue(sync=config.server.store_sync == "fsync")
         self.transfers = TransferProcess()  # a cold start's AXFRs (xferproc.MIN_ZONES)
@@ -120,9 +122,21 @@ class Server(QueryDispatch):
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def serve(self, *, install_signals: bool = False) -> None:
-        await self.startup()
+        """Start, answer until stopped, stop.  ``install_signals`` (the command line):
+        SIGTERM/SIGINT stop, SIGHUP reloads, taken before the start (which may load for
+        seconds): a stop asked for meanwhile comes once started, as does a reload, also
+        one asked for before serve had the signal (:func:`secdns._entry.hangup_seen`)."""
         if install_signals:
             self._install_signals()
+        try:
+            await self.startup()
+        except BaseException:
+            if install_signals:
+                self._restore_signals()
+            raise
+        if self._reload_pending or (install_signals and hangup_seen()):
+            self._reload_pending = False
+            self._spawn(self._reload_on_signal())
         try:
             await self.stop_event.wait()
         finally:
@@ -134,7 +148,17 @@ class Server(QueryDispatch):
         """Stop; ``waiter`` (ctl stop's connection) is closed once stopped."""
         if waiter is not None:
             self._stop_waiters.append(waiter)
+        if not self.started.is_set() and not self.stop_event.is_set():
+            log.info("serve: asked to stop while starting: stopping once started")
         self.stop_event.set()
+
+    def _hangup(self) -> None:
+        """SIGHUP: read the config again; during the start, once started."""
+        if self.started.is_set():
+            self._spawn(self._reload_on_signal())
+        elif not self._reload_pending:
+            self._reload_pending = True
+            log.info("serve: SIGHUP while starting: the config is read again once started")
 
     async def startup(self) -> None:
         try:
@@ -302,7 +326,7 @@ class Server(QueryDispatch):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload_on_signal()))
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
 
     def _restore_signals(self) -> None:
         loop = asyncio.get_running_loop()
