@@ -130,8 +130,7 @@ async def probe_soa(
         if tls is not None:
             response = await xot.exchange(query, address, port, tls, timeout=timeout)
         else:
-            async with asyncio.timeout(timeout):
-                response = await _udp_query(query, address, port)
+            response = await _udp_tries(query, address, port, timeout)
         if response.flags & dns.flags.TC and tls is None:
             async with asyncio.timeout(timeout):
                 response = await dns.asyncquery.tcp(query, address, port=port)
@@ -173,6 +172,34 @@ async def probe_soa(
     raise BadDataError("the SOA answer has no SOA record for the zone", server=server)
 
 
+SOA_UDP_TRIES = 3
+"""An SOA query over UDP is sent this many times within its timeout (at 0, 1/3 and 2/3
+of it), as BIND's refresh and dig (``+tries=3``) send it again: one lost datagram then
+costs a third of the timeout, not a failed refresh (nor a count towards holding the
+primary as unreachable, :mod:`secdns.unreachable`)."""
+
+
+def _try_deadlines(timeout: float) -> list[float]:
+    """The loop times by which each UDP try of a query is given up."""
+    now = asyncio.get_running_loop().time()
+    step = timeout / SOA_UDP_TRIES
+    return [now + step * number for number in range(1, SOA_UDP_TRIES)] + [now + timeout]
+
+
+async def _udp_tries(
+    query: dns.message.Message, address: str, port: int, timeout: float
+) -> dns.message.Message:
+    """:func:`_udp_query`, sent again on a new socket when a try has no answer
+    (:data:`SOA_UDP_TRIES` in ``timeout``); TimeoutError after the last."""
+    for until in _try_deadlines(timeout):
+        try:
+            async with asyncio.timeout_at(until):
+                return await _udp_query(query, address, port)
+        except TimeoutError:
+            continue
+    raise TimeoutError
+
+
 def _soa_timeout(timeout: float, server: str) -> TimeoutError_:
     return TimeoutError_(f"no answer to the SOA query within {timeout:g}s", server=server)
 
@@ -210,26 +237,33 @@ async def _plain_soa(
     dnspython message objects: 10,000 zones make 10,000 of these at start); None when
     the answer was truncated (the caller asks again over TCP).  A new connected socket
     per query, as :func:`_udp_query`: a random source port, and an ICMP port
-    unreachable surfaces as ConnectionRefusedError."""
+    unreachable surfaces as ConnectionRefusedError.  Sent :data:`SOA_UDP_TRIES` times
+    on the same socket (an answer to an earlier try counts)."""
     loop = asyncio.get_running_loop()
     asked = soaquery.question(origin)
     query_id = soaquery.query_id()
+    answer = None
     try:
         with socket.socket(dns.inet.af_for_address(address), socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             sock.connect(dns.inet.low_level_address_tuple((address, port)))
-            async with asyncio.timeout(timeout):
-                await loop.sock_sendall(sock, soaquery.make_query(query_id, asked))
-                answer = None
-                while answer is None:  # not ours (another ID or question): wait on
-                    data = await loop.sock_recv(sock, 65535)
-                    answer = soaquery.read_answer(data, query_id, asked)
-    except TimeoutError as err:
-        raise _soa_timeout(timeout, server) from err
+            query = soaquery.make_query(query_id, asked)
+            for until in _try_deadlines(timeout):
+                await loop.sock_sendall(sock, query)
+                try:
+                    async with asyncio.timeout_at(until):
+                        while answer is None:  # not ours (another ID or question): wait on
+                            data = await loop.sock_recv(sock, 65535)
+                            answer = soaquery.read_answer(data, query_id, asked)
+                    break
+                except TimeoutError:
+                    continue
     except wire.WireError as err:
         raise BadDataError(f"malformed SOA answer: {err}", server=server) from err
     except OSError as err:
         raise _soa_os_error(err, server) from err
+    if answer is None:
+        raise _soa_timeout(timeout, server)
     if answer.truncated:
         return None
     _check_soa_header(answer.rcode, answer.authoritative, origin, server)

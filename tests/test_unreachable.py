@@ -14,7 +14,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+import dns.flags
+import dns.message
 import dns.name
+import dns.rrset
 import pytest
 import tomli_w
 from click.testing import CliRunner
@@ -245,3 +248,68 @@ def test_pull_c_fails_over_from_a_held_primary_without_waiting_on_it(knot_primar
     assert len(list((tmp_path / "store").glob("*.zone"))) == len(names)
     assert elapsed < 9, elapsed  # one timeout (two zones at once), not four
     assert taken[0] <= 3, taken
+
+
+@contextlib.contextmanager
+def losing_primary(lost: int, keyring: dict | None = None) -> Iterator[tuple[int, list[float]]]:
+    """A UDP port that drops the first ``lost`` SOA queries and answers the next; the
+    times the queries came (a list filled as they come)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(0.1)
+        came: list[float] = []
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    data, peer = udp.recvfrom(65535)
+                except TimeoutError:
+                    continue
+                came.append(time.monotonic())
+                if len(came) <= lost:
+                    continue
+                query = dns.message.from_wire(data, keyring=keyring)
+                reply = dns.message.make_response(query)
+                reply.flags |= dns.flags.AA
+                reply.answer.append(
+                    dns.rrset.from_text(
+                        query.question[0].name,
+                        300,
+                        "IN",
+                        "SOA",
+                        "ns1.example.com. host.example.com. 7 3600 600 86400 300",
+                    )
+                )
+                udp.sendto(reply.to_wire(), peer)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield udp.getsockname()[1], came
+        finally:
+            stop.set()
+            thread.join(5)
+
+
+@pytest.mark.parametrize("key", [False, True])
+def test_a_lost_soa_datagram_is_sent_again_within_the_timeout(key):
+    """As BIND and dig do: one lost datagram costs a third of the timeout, not the
+    refresh (and it is no timeout towards holding the primary)."""
+    from secdns.engine import probe_soa
+    from secdns.keys import make_key
+
+    tsig = make_key("k", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0") if key else None
+    keyring = tsig.to_dnspython() if tsig is not None else None
+    with losing_primary(1, {keyring.name: keyring} if keyring else None) as (port, came):
+
+        async def main():
+            return await probe_soa(
+                dns.name.from_text("example.com"), "127.0.0.1", port, key=tsig, timeout=1.5
+            )
+
+        began = time.monotonic()
+        assert asyncio.run(main()).serial == 7
+        elapsed = time.monotonic() - began
+    assert len(came) == 2 and 0.4 < came[1] - came[0] < 0.7, came
+    assert elapsed < 1.2
