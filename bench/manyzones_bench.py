@@ -39,12 +39,19 @@
    asyncio sockets, nothing checked, built, stored or served), and again decoding each
    message with secdns's decoder: how much of Knot's whole cold start the transfers
    alone take from Python, so that the rest of secdns's time can be told apart.
+7. ``--silent N``: N more zones in both secondaries' configs whose primary takes
+   connections and datagrams and never answers (tests/fakeprimary.py
+   ``silent_primary``: down behind a firewall that drops, or hung); the starts are
+   still timed until every healthy zone answers, each secondary with its own
+   timeouts as it ships (secdns: ``[server] timeout`` 10 s and its unreachable
+   cache; Knot: its own); the connections the silent primary took are counted.
 Medians are taken over --repeat runs (default 1: each start is one run of the
 whole set, a new store each round).
 Prints every reference command line and the ratios; writes bench/out/manyzones.json.
 
     python bench/manyzones_bench.py [--zones 10000] [--records 20] [--repeat 1] [--genzone PATH]
         [--store-sync fsync|none|both] [--before DIR] [--profile DIR | --cprofile DIR] [--floor]
+        [--silent N]
     python bench/manyzones_bench.py --zones 300     # the small version
     python bench/manyzones_bench.py --storm [--concurrency 8] [--storm-refresh 30] [--before DIR]
 """
@@ -77,6 +84,7 @@ sys.path.insert(0, str(HERE))
 
 import dns.zone  # noqa: E402
 import tomli_w  # noqa: E402
+from fakeprimary import silent_primary  # noqa: E402
 from measure import (  # noqa: E402
     CLOCK_TICKS,
     add_genzone_option,
@@ -393,11 +401,9 @@ def secdns_round(
         server["concurrency"] = args.concurrency
     if store_sync is not None:  # (left out: the default, and what --before knows)
         server["store_sync"] = store_sync
-    config.write_text(
-        tomli_w.dumps(
-            {"server": server, "zone": [{"name": name, "primaries": [primary]} for name in names]}
-        )
-    )
+    zones = [{"name": name, "primaries": [primary]} for name in names]
+    zones += [{"name": name, "primaries": [args.silent_at]} for name in args.silent_zones]
+    config.write_text(tomli_w.dumps({"server": server, "zone": zones}))
     argv = [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"]
     show_reference(label, argv)
     env = secdns_env(path, workdir / "pycache")
@@ -500,7 +506,11 @@ def knot_round(
 ) -> dict[str, float]:
     """Knot as tests/servers.py configures it (one UDP, one TCP, one background worker;
     ``zonefile-sync: 0``), started here so that the same poller times it."""
-    setup = _Setup.prepare(workdir, {}, also_secondary_of={name: primary for name in names})
+    of = {name: primary for name in names}
+    if args.silent_zones:
+        host, port_text = args.silent_at.rsplit(":", 1)
+        of |= {name: (host, int(port_text)) for name in args.silent_zones}
+    setup = _Setup.prepare(workdir, {}, also_secondary_of=of)
     (setup.workdir / "db").mkdir(exist_ok=True)
     control = Path(tempfile.mkdtemp(prefix="secdns-knot-")) / "knot.sock"
     conf = setup.workdir / "knot.conf"
@@ -929,8 +939,16 @@ def main() -> None:
         default=30,
         help="with --storm: the zones' SOA refresh, waited out before the restart storm",
     )
+    parser.add_argument(
+        "--silent",
+        type=int,
+        default=0,
+        help="N more zones whose primary never answers (see above); timed until the healthy "
+        "zones are served",
+    )
     add_genzone_option(parser)
     args = parser.parse_args()
+    args.silent_zones = [f"s{index}.silent.test" for index in range(args.silent)]
     for binary in ("named", "knotd"):
         if shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
             raise SystemExit(f"{binary} is not installed")
@@ -951,8 +969,16 @@ def main() -> None:
         "floor": [],
         "floor-decode": [],
     }
-    with tempfile.TemporaryDirectory(prefix="secdns-manyzones-") as tmp_text:
+    with (
+        tempfile.TemporaryDirectory(prefix="secdns-manyzones-") as tmp_text,
+        silent_primary() as (args.silent_at, silent_taken),
+    ):
         tmp = Path(tmp_text)
+        if args.silent:
+            print(
+                f"  {args.silent} more zones of a silent primary at {args.silent_at}",
+                file=sys.stderr,
+            )
         secdns_port, knot_port = free_port(), free_port()
         started = time.perf_counter()
         primary = start_primary(
@@ -1048,7 +1074,15 @@ def main() -> None:
                         )
                 turn = round_ % len(starts) if starts else 0
                 for label, start in starts[turn:] + starts[:turn]:
+                    taken = silent_taken[0]
                     runs[label].append(start())
+                    if args.silent:
+                        runs[label][-1]["silent_connections"] = silent_taken[0] - taken
+                        print(
+                            f"  {label}: the silent primary took {silent_taken[0] - taken} "
+                            "connections in its cold start and restart",
+                            file=sys.stderr,
+                        )
         finally:
             primary.stop()
 
@@ -1069,6 +1103,7 @@ def main() -> None:
             "files_at_served": round(med(label, "cold_files_at_served")),
             "all_files_written_s": round(med(label, "cold_files_all_s"), 2),
         }
+        | ({"silent_connections": round(med(label, "silent_connections"))} if args.silent else {})
         for label in runs
         if runs[label] and not label.startswith("floor")
     }
@@ -1123,13 +1158,16 @@ def main() -> None:
     summary = {
         "zones": args.zones,
         "records_per_zone": args.records,
+        "silent_zones": args.silent,
         "repeat": args.repeat,
         "servers": table,
         "floors": floors,
         "ratios": ratios,
         "runs": runs,
     }
-    (out_dir / "manyzones.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / ("manyzones-silent.json" if args.silent else "manyzones.json")).write_text(
+        json.dumps(summary, indent=2) + "\n"
+    )
     print(json.dumps(summary, indent=2))
 
 

@@ -14,7 +14,9 @@
   ``z<N>.many.test`` with a handful of records.
 
 Both run their listeners in daemon threads and stop them with :meth:`stop` (or
-as context managers).
+as context managers).  :func:`silent_primary` takes connections and datagrams and
+never answers (a primary that is down behind a firewall that drops, or hung):
+tests/test_unreachable.py and bench/manyzones_bench.py ``--silent``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Self
 
 import dns.flags
@@ -306,3 +308,39 @@ def _read(conn: socket.socket, count: int) -> bytes:
             raise ConnectionError("closed")
         data += chunk
     return data
+
+
+@contextlib.contextmanager
+def silent_primary() -> Iterator[tuple[str, list[int]]]:
+    """ADDR:PORT taking TCP connections and UDP datagrams and never answering, and
+    the count of connections it has taken (a list of one)."""
+    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        tcp.bind(("127.0.0.1", 0))
+        port = tcp.getsockname()[1]
+        udp.bind(("127.0.0.1", port))  # (bound: no ICMP port unreachable, no answer)
+        tcp.listen(64)
+        tcp.settimeout(0.1)
+        taken = [0]
+        stop = threading.Event()
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = tcp.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                taken[0] += 1
+                held.append(conn)  # open, never answered
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{port}", taken
+        finally:
+            stop.set()
+            thread.join(5)
+            for conn in held:
+                conn.close()

@@ -21,6 +21,7 @@ import dns.rrset
 import pytest
 import tomli_w
 from click.testing import CliRunner
+from fakeprimary import silent_primary
 from servers import zone_text
 from serving import ServerThread, write_config
 
@@ -123,42 +124,6 @@ def test_unreachable_hold_is_a_server_option():
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0
     with pytest.raises(ConfigError, match=r"server\.unreachable_hold: expected seconds"):
         parse_config({"server": {"unreachable_hold": "10m"}})
-
-
-@contextlib.contextmanager
-def silent_primary() -> Iterator[tuple[str, list[int]]]:
-    """ADDR:PORT taking TCP connections and UDP datagrams and never answering, and
-    the count of connections it has taken (a list of one)."""
-    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        tcp.bind(("127.0.0.1", 0))
-        port = tcp.getsockname()[1]
-        udp.bind(("127.0.0.1", port))  # (bound: no ICMP port unreachable, no answer)
-        tcp.listen(64)
-        tcp.settimeout(0.1)
-        taken = [0]
-        stop = threading.Event()
-        held: list[socket.socket] = []
-
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = tcp.accept()
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                taken[0] += 1
-                held.append(conn)  # open, never answered
-
-        thread = threading.Thread(target=accept, daemon=True)
-        thread.start()
-        try:
-            yield f"127.0.0.1:{port}", taken
-        finally:
-            stop.set()
-            thread.join(5)
-            for conn in held:
-                conn.close()
 
 
 def test_probing_a_held_primary_fails_at_once_naming_it():
