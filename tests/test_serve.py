@@ -234,43 +234,48 @@ def test_fuzzed_packets_do_not_stop_the_server(bind_primary, served, tmp_path):
     lazy.close()
 
 
+def serve_process(config: Path) -> subprocess.Popen[bytes]:
+    """``secdns serve -c CONFIG`` in a process of its own, its log lines on a pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def udp_serial(zone: str, port: int) -> int | None:
+    """The serial 127.0.0.1:``port`` answers for ``zone``, or None."""
+    try:
+        reply = dns.query.udp(
+            dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5
+        )
+    except Exception:
+        return None
+    return reply.answer[0][0].serial if reply.answer else None
+
+
 def test_sighup_and_sigterm_in_a_real_process(bind_primary, tmp_path):
     primary = bind_primary()
     other = ZONE_FILE.read_text().replace("example.com.", "example.org.")
     second = bind_primary({"example.org": other})
     config = secondary_config(tmp_path, primary)
     port = int(config.read_text().split("127.0.0.1:")[1].split('"')[0])
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = serve_process(config)
     try:
-
-        def serial(zone: str) -> int | None:
-            try:
-                reply = dns.query.udp(
-                    dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5
-                )
-            except Exception:
-                return None
-            return reply.answer[0][0].serial if reply.answer else None
-
         deadline = time.monotonic() + 20
-        while serial("example.com.") != SERIAL and time.monotonic() < deadline:
+        while udp_serial("example.com.", port) != SERIAL and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert serial("example.com.") == SERIAL
+        assert udp_serial("example.com.", port) == SERIAL
         text = config.read_text() + (
             f'\n[[zone]]\nname = "example.org"\nprimaries = ["{second.addr}"]\n'
         )
         config.write_text(text)
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
-        while serial("example.org.") != SERIAL and time.monotonic() < deadline:
+        while udp_serial("example.org.", port) != SERIAL and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert serial("example.org.") == SERIAL
-        assert serial("example.com.") == SERIAL  # not dropped by the reload
+        assert udp_serial("example.org.", port) == SERIAL
+        assert udp_serial("example.com.", port) == SERIAL  # not dropped by the reload
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
@@ -292,32 +297,18 @@ def test_a_sighup_right_after_the_start_reloads_once_started(tmp_path, after):
     base = f'[server]\nlisten = ["127.0.0.1:{port}"]\n'
     base += f'[[zone]]\nname = "example.com"\nfile = "{ZONE_FILE}"\n'
     config.write_text(base)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = serve_process(config)
     try:
         time.sleep(after)
         config.write_text(base + '[[zone]]\nname = "example.org"\nfile = "example.org.zone"\n')
         proc.send_signal(signal.SIGHUP)
 
-        def serial(zone: str) -> int | None:
-            try:
-                reply = dns.query.udp(
-                    dns.message.make_query(zone, "SOA"), "127.0.0.1", port=port, timeout=0.5
-                )
-            except Exception:
-                return None
-            return reply.answer[0][0].serial if reply.answer else None
-
         deadline = time.monotonic() + 20
-        while serial("example.org.") != SERIAL:
+        while udp_serial("example.org.", port) != SERIAL:
             assert proc.poll() is None, "serve ended on the SIGHUP"
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        assert serial("example.com.") == SERIAL
+        assert udp_serial("example.com.", port) == SERIAL
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
     finally:
@@ -338,12 +329,7 @@ def test_a_stop_asked_while_starting_stops_once_started_exit_0(tmp_path):
         f'[server]\nlisten = ["127.0.0.1:{port}"]\n'
         '[[zone]]\nname = "example.com"\nfile = "big.zone"\n'
     )
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "text"],
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = serve_process(config)
     try:
         assert proc.stderr is not None
         while b"load:" not in (line := proc.stderr.readline()):  # (loading the file)
