@@ -673,13 +673,15 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "timeout",
         "SECONDS",
-        f"Seconds to wait for each message from a server.  Default: {config.DEFAULT_TIMEOUT:g}.",
+        "Seconds to wait for each message from a server (serve; pull -c and watch -c "
+        "unless --timeout or --query-timeout is given; an SOA query over UDP is sent again "
+        f"after a third and two thirds of it).  Default: {config.DEFAULT_TIMEOUT:g}.",
     ),
     (
         "lifetime",
         "SECONDS",
-        f"Seconds a whole transfer may take, kept even while data keeps arriving.  "
-        f"Default: {config.DEFAULT_LIFETIME:g}.",
+        f"Seconds a whole transfer may take, kept even while data keeps arriving (pull -c "
+        f"and watch -c unless --lifetime is given).  Default: {config.DEFAULT_LIFETIME:g}.",
     ),
     (
         "max_records",
@@ -797,8 +799,9 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "one with none is retried later) instead of each holding a transfer slot for the "
         "whole timeout.  The first hold lasts 30 s; when it ends one try goes, and each "
         "that times out again doubles the hold, up to this many seconds.  Any answer, a "
-        "NOTIFY from it for one of its zones or ctl refresh ends the hold.  0: off.  "
-        "Read at start.  Default: 300.",
+        "NOTIFY from it for one of its zones or ctl refresh ends the hold; when a hold ends "
+        "one of its failing zones is checked at once, and when it answers all of them are.  "
+        "0: off.  Read at start.  Default: 300.",
     ),
     (
         "ready_answers",

@@ -51,7 +51,7 @@ from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, 
 from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
-from secdns.unreachable import DEFAULT_HOLD, Unreachable
+from secdns.unreachable import DEFAULT_HOLD, Unreachable, wake_failing
 from secdns.watch import SHUTDOWN_GRACE, seconds_text
 from secdns.xfr import XfrKind
 from secdns.xot import TlsSettings
@@ -305,6 +305,8 @@ class Mirror:
             self._connections = tcpstream.IdleConnections.install()
         # a primary that times out is held back, not waited on by each zone (as serve)
         self._unreachable = Unreachable.install(self.options.unreachable_hold)
+        if self._unreachable is not None:
+            self._unreachable.ready = self._primary_ready
         for followed in self._followed.values():
             self._start(followed)
 
@@ -439,6 +441,11 @@ class Mirror:
                 ports = {primary.port for primary in followed.config.primaries}
                 self._unreachable.forget(addr[0], ports)
             followed.refresher.wake()
+
+    def _primary_ready(self, address: str, port: int, every: bool) -> None:
+        """As serve's: a held primary's failing zones are checked now, one or all."""
+        pairs = ((f.config.primaries, f.refresher) for f in self._followed.values())
+        wake_failing(pairs, address, port, every)
 
     # -- one zone
 

@@ -24,6 +24,11 @@ is skipped ("master ... is unreachable (cached)") until the entry expires.
 - A NOTIFY from the address for a zone it is a primary of (:meth:`forget`: it is
   up; the port its zones are transferred from, not the NOTIFY's) and ``ctl refresh``
   of a zone clear it at once.
+- Its zones are not left to their own retry timers, which doubled while their tries
+  were skipped (a stranger's 40 zones of a primary back after a 300 s hold loaded over
+  the next 217 s): the owner's :attr:`Unreachable.ready` is called when a hold ends
+  (one of its failing zones is checked now: that is the one try) and when it answers
+  again or is cleared (all of them are checked now, under the shared bound).
 
 Only a timeout with nothing received counts (:attr:`TimeoutError_.silent`): a
 transfer that outlived its ``lifetime``, or stalled after some records, came from a
@@ -38,8 +43,9 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
-from secdns.endpoints import format_addr
+from secdns.endpoints import Endpoint, format_addr
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,6 @@ class _Entry:
     timeouts: int = 0  # in a row, nothing heard between
     until: float = 0.0  # tries skipped until then (the clock's time); 0: never held
     hold: float = 0.0  # the last hold's length
-    trying: bool = False  # the one try after a hold is under way
     skipped: int = 0  # tries skipped (metrics)
 
 
@@ -69,6 +74,10 @@ class Unreachable:
         self.hold = hold
         self.clock = clock
         self._entries: dict[tuple[str, int], _Entry] = {}
+        self._flying: dict[tuple[str, int], int] = {}  # tries under way, per address
+        # (address, port, every): check now one failing zone of that primary (its hold
+        # ended: the one try) or every one (it answers again); set by serve and watch
+        self.ready: Callable[[str, int, bool], None] | None = None
 
     # -- one per event loop (as tcpstream.IdleConnections)
 
@@ -98,31 +107,53 @@ class Unreachable:
     # -- the decisions
 
     def skip(self, address: str, port: int) -> str | None:
-        """Why a try of ``address``:``port`` is skipped now, or None: try it (and
-        if it is the one try after a hold, the others wait for its end)."""
-        entry = self._entries.get((address, port))
-        if entry is None or entry.timeouts < TIMEOUTS:
-            return None
+        """Why a try of ``address``:``port`` is skipped now, or None: try it (counted
+        under way until :meth:`tried`)."""
+        key = (address, port)
+        entry = self._entries.get(key)
+        if entry is None:
+            return self._go(key)
+        flying = self._flying.get(key, 0)
+        if entry.timeouts < TIMEOUTS:
+            # one timed out: the tries under way will tell, none is added meanwhile (a
+            # slot freed by that timeout would otherwise go to it again at once)
+            if not flying:
+                return self._go(key)
+            entry.skipped += 1
+            return (
+                "not tried: a try of it timed out and another is under way "
+                "(unreachable primaries are held)"
+            )
         left = entry.until - self.clock()
-        if left <= 0 and not entry.trying:
-            entry.trying = True
-            return None
+        if left <= 0 and not flying:
+            return self._go(key)  # (the one try when a hold ends)
         entry.skipped += 1
-        after = f"tried again in {left:.0f}s" if left > 0 else "a try is under way"
+        if left > 0:  # (a time of day: the line is read later, in ctl status)
+            until = time.strftime("%H:%M:%SZ", time.gmtime(time.time() + left))
+            after = f"held as unreachable until {until}"
+        else:
+            after = "held as unreachable, another zone's try of it under way"
         return (
-            f"not tried: {entry.timeouts} tries in a row timed out, {after} "
-            "(unreachable primaries are held; a NOTIFY from it or ctl refresh tries at once)"
+            f"not tried: {after}, its last {entry.timeouts} tries having timed out "
+            "(a NOTIFY from it or ctl refresh tries at once)"
         )
+
+    def _go(self, key: tuple[str, int]) -> str | None:
+        """Try it (None), counted under way until :meth:`tried`."""
+        self._flying[key] = self._flying.get(key, 0) + 1
+        return None
 
     def tried(self, address: str, port: int, heard: bool | None) -> None:
         """A try of the address ended: ``heard`` False after a timeout with nothing
         heard, True after anything else (an answer, even a refusal), None when the
         try was cancelled (nothing learnt)."""
         key = (address, port)
+        flying = self._flying.get(key, 0) - 1
+        if flying > 0:
+            self._flying[key] = flying
+        else:
+            self._flying.pop(key, None)
         if heard is None:
-            entry = self._entries.get(key)
-            if entry is not None:
-                entry.trying = False
             return
         if heard:
             entry = self._entries.pop(key, None)
@@ -131,19 +162,21 @@ class Unreachable:
                     "pull: primary %s answers again: no longer held as unreachable",
                     format_addr(address, port),
                 )
+                self._tell(address, port, True)
             return
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry()
         entry.timeouts += 1
-        entry.trying = False
         now = self.clock()
         if entry.timeouts < TIMEOUTS or now < entry.until:
             return  # (tries under way as the hold began end in it)
         entry.hold = min(entry.hold * 2 if entry.hold else FIRST_HOLD, self.hold)
         entry.until = now + entry.hold
+        if self.ready is not None:
+            asyncio.get_running_loop().call_later(entry.hold, self._hold_over, key, entry)
         log.warning(
-            "pull: primary %s held as unreachable for %.0fs: %d tries in a row timed out; "
+            "pull: primary %s held as unreachable for %.0fs: its last %d tries timed out; "
             "its zones' tries are skipped meanwhile",
             format_addr(address, port),
             entry.hold,
@@ -158,6 +191,22 @@ class Unreachable:
             entry = self._entries.pop(key)
             if entry.until:
                 log.info("pull: primary %s no longer held as unreachable", format_addr(*key))
+                self._tell(*key, True)
+
+    def _hold_over(self, key: tuple[str, int], entry: _Entry) -> None:
+        if (
+            self._entries.get(key) is entry
+            and not self._flying.get(key)
+            and self.clock() >= entry.until - 0.05
+        ):
+            self._tell(*key, False)
+
+    def _tell(self, address: str, port: int, every: bool) -> None:
+        if self.ready is not None:
+            try:
+                self.ready(address, port, every)
+            except Exception:  # (a bug of the owner's must not fail the pull that told it)
+                log.exception("pull: primary %s: waking its zones failed", address)
 
     def held(self) -> Iterator[tuple[str, int]]:
         """(server, tries skipped) of each address held, from its first hold until it
@@ -172,3 +221,23 @@ _CACHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Unreachable] = (
 )
 """The cache of each event loop that keeps one (serve in a test's thread, beside
 another loop, keeps its own)."""
+
+
+class _Checked(Protocol):
+    failures: int
+
+    def wake(self) -> None: ...
+
+
+def wake_failing(
+    zones: Iterable[tuple[Iterable[Endpoint], _Checked]], address: str, port: int, every: bool
+) -> None:
+    """:attr:`Unreachable.ready` for serve and watch: of ``zones`` (primaries as
+    written, refresher), those whose last check failed and that list
+    ``address``:``port`` (an IP address; a primary named by host name is not matched:
+    its zones wait for their own timers) are checked now: one, or ``every`` one."""
+    for primaries, refresher in zones:
+        if refresher.failures and any(p.port == port and p.host == address for p in primaries):
+            refresher.wake()
+            if not every:
+                return

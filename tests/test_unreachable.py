@@ -66,10 +66,25 @@ def test_two_timeouts_in_a_row_hold_an_address_and_an_answer_between_does_not():
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=False)
     why = cache.skip("192.0.2.1", 53)
-    assert why is not None and "2 tries in a row timed out" in why and "30s" in why
+    assert why is not None and "held as unreachable until" in why and "last 2 tries" in why
     assert cache.skip("192.0.2.1", 5300) is None  # another port, another primary
     assert cache.skip("192.0.2.2", 53) is None
     assert list(cache.held()) == [("192.0.2.1:53", 1)]
+
+
+def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
+    """Eight tries at once of a silent primary: the slot the first timeout frees must not
+    go to it again before the others have told (a stranger's pull -c of 50 zones took
+    two timeouts, not one)."""
+    cache = Unreachable(300.0, Clock())
+    for _ in range(8):
+        assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=False)
+    assert "another is under way" in (cache.skip("192.0.2.1", 53) or "")
+    for _ in range(6):
+        cache.tried("192.0.2.1", 53, heard=True)  # the others answered: not held after all
+    cache.tried("192.0.2.1", 53, heard=True)
+    assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
 
 
 def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
@@ -77,7 +92,7 @@ def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
     cache = held_after_two_timeouts(clock, hold=100.0)
     clock.now += FIRST_HOLD
     assert cache.skip("192.0.2.1", 53) is None  # the one try after the hold
-    assert "a try is under way" in (cache.skip("192.0.2.1", 53) or "")
+    assert "try of it under way" in (cache.skip("192.0.2.1", 53) or "")
     cache.tried("192.0.2.1", 53, heard=False)
     clock.now += 2 * FIRST_HOLD - 1
     assert cache.skip("192.0.2.1", 53) is not None  # held 60 s this time
@@ -124,6 +139,9 @@ def test_unreachable_hold_is_a_server_option():
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0
     with pytest.raises(ConfigError, match=r"server\.unreachable_hold: expected seconds"):
         parse_config({"server": {"unreachable_hold": "10m"}})
+    for value in (float("nan"), float("inf"), -1):  # (TOML has nan and inf)
+        with pytest.raises(ConfigError, match=r"server\.unreachable_hold: expected seconds"):
+            parse_config({"server": {"unreachable_hold": value}})
 
 
 def test_probing_a_held_primary_fails_at_once_naming_it():
@@ -144,7 +162,7 @@ def test_probing_a_held_primary_fails_at_once_naming_it():
 
     elapsed, line = asyncio.run(main())
     assert elapsed < 0.5
-    assert line.startswith("zone example.com., server 127.0.0.1:9: not tried: 2 tries in a row")
+    assert line.startswith("zone example.com., server 127.0.0.1:9: not tried: held as unreachable")
 
 
 def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waiting(
@@ -200,14 +218,13 @@ def test_pull_c_fails_over_from_a_held_primary_without_waiting_on_it(knot_primar
     primary = knot_primary({name: small_zone(name) for name in names})
     with silent_primary() as (silent, taken):
         doc = {
-            "server": {"directory": str(tmp_path / "store"), "concurrency": 2},
+            # (pull -c takes the config's timeout: a stranger's was ignored for --timeout's)
+            "server": {"directory": str(tmp_path / "store"), "concurrency": 2, "timeout": 3},
             "zone": [{"name": name, "primaries": [silent, primary.addr]} for name in names],
         }
         (tmp_path / "secdns.toml").write_text(tomli_w.dumps(doc))
         began = time.monotonic()
-        result = CliRunner().invoke(
-            cli, ["pull", "-c", str(tmp_path / "secdns.toml"), "--timeout", "3"]
-        )
+        result = CliRunner().invoke(cli, ["pull", "-c", str(tmp_path / "secdns.toml")])
         elapsed = time.monotonic() - began
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "store").glob("*.zone"))) == len(names)
@@ -278,3 +295,53 @@ def test_a_lost_soa_datagram_is_sent_again_within_the_timeout(key):
         elapsed = time.monotonic() - began
     assert len(came) == 2 and 0.4 < came[1] - came[0] < 0.7, came
     assert elapsed < 1.2
+
+
+def test_a_held_primary_back_without_notify_has_its_zones_checked_at_once(
+    knot_primary, tmp_path, monkeypatch
+):
+    """The zones of a held primary fail at each retry, their retries doubling; when a
+    hold ends one of them tries it, and when it answers all of them are checked at
+    once (a stranger's 40 zones back after a 300 s hold loaded over 217 s)."""
+    from secdns import unreachable
+
+    monkeypatch.setattr(unreachable, "FIRST_HOLD", 4.0)
+    names = [f"back{i}.example" for i in range(4)]
+    with silent_primary() as (silent, _taken):
+        address, port_text = silent.rsplit(":", 1)
+        port = int(port_text)
+        config = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": name, "primaries": [silent]} for name in names],
+            concurrency=4,
+            timeout=1,
+            unreachable_hold=4,
+        )
+        server = ServerThread(config, log_queries=False)
+        try:
+            assert server.server is not None and server.server.unreachable is not None
+            cache = server.server.unreachable
+            time.sleep(6)  # held, tried, held again: the zones' retries have doubled
+            deadline = time.monotonic() + 20
+            while True:  # a hold that has just begun: the primary comes back during it
+                entry = cache._entries.get((address, port))
+                if entry is not None and entry.until - time.monotonic() > 3.3:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            statuses = server.server.operations.zones.statuses()
+            waits = [s.next_refresh - time.time() for s in statuses if s.next_refresh]
+        except BaseException:
+            server.stop()
+            raise
+    try:
+        began = time.monotonic()
+        knot_primary({name: small_zone(name) for name in names}, port=port)
+        for name in names:
+            server.wait_serial(name, 7, timeout=15)
+        elapsed = time.monotonic() - began
+        assert elapsed < 5.5, (elapsed, waits)  # the hold's end, one try, then every zone
+        assert max(waits) > elapsed, waits  # (their own timers would have come later)
+    finally:
+        server.stop()

@@ -358,3 +358,11 @@ def zones_and_servers(
     if config_path and servers and source is not ParameterSource.COMMANDLINE:
         config_path = None
     return tls, zones, servers, config_path
+
+
+def set_by_user(name: str) -> bool:
+    """Whether the current command's parameter ``name`` was given (on the command
+    line or by its SECDNS_* variable), not left to its default: a config's [server]
+    timeout and lifetime apply to pull -c and watch -c where the user set neither."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)

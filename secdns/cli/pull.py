@@ -22,6 +22,7 @@ from secdns.cli.options import (
     json_option,
     network_options,
     resolve_key,
+    set_by_user,
     tls_options,
     tsig_options,
     verbosity_options,
@@ -94,6 +95,7 @@ class _Plan:
     catalogs: list[CatalogSpec]
     keep_connections: bool = True  # [server] keep_connections
     unreachable_hold: float = DEFAULT_HOLD  # [server] unreachable_hold
+    timeouts: tuple[float, float] | None = None  # -c: [server] timeout and lifetime
 
 
 def _config_for_zones(zones: list[str]) -> str | None:
@@ -134,6 +136,7 @@ def _plan(
             ],
             config.server.keep_connections,
             config.server.unreachable_hold,
+            (config.server.timeout, config.server.lifetime),
         )
     if catalog_name is not None:
         if zones or not servers or directory is None or output_path is not None:
@@ -341,6 +344,9 @@ def command(
         zones, servers, config_path, catalog_name, output_path, directory, key, tls, max_members
     )
     store, plans, axfr_only, catalog_specs = plan.store, plan.zones, plan.axfr_only, plan.catalogs
+    if plan.timeouts is not None:  # the config's, unless given here
+        timeout = timeout if set_by_user("timeout") else plan.timeouts[0]
+        lifetime = lifetime if set_by_user("lifetime") else plan.timeouts[1]
     if store is not None and not force:
         from secdns.server.storelock import refuse_if_served
 

@@ -25,6 +25,7 @@ from secdns.cli.options import (
     config_option,
     force_option,
     resolve_key,
+    set_by_user,
     tls_options,
     tsig_options,
     verbosity_options,
@@ -386,6 +387,9 @@ def command(
             _given_on_command_line("config_path"),
             output_path,
         )
+    if config_path and catalog_name is None:  # the config's, unless given here
+        query_timeout = query_timeout if set_by_user("query_timeout") else server.timeout
+        lifetime = lifetime if set_by_user("lifetime") else server.lifetime
     mirror_options = MirrorOptions(
         interval=interval,
         concurrency=jobs or concurrency,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,12 @@ def number(
     integer: bool = False,
 ) -> Any:
     value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)  # (TOML has inf and nan)
+        or value <= 0
+    ):
         problems.add(f"{key}.{name}", "expected a positive number")
         return default
     if integer and not isinstance(value, int):

@@ -8,6 +8,7 @@ known, :func:`catalog_and_tls` (the published catalog and the TLS listeners).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
         keep = True
     out["keep_connections"] = keep
     hold = server_doc.get("unreachable_hold", DEFAULT_HOLD)
-    if isinstance(hold, bool) or not isinstance(hold, int | float) or hold < 0:
+    if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold < math.inf:
         problems.add("server.unreachable_hold", "expected seconds, 0 or more (0: off)")
         hold = DEFAULT_HOLD
     out["unreachable_hold"] = float(hold)

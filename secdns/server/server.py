@@ -47,7 +47,7 @@ from secdns.server.xot_listen import TlsListeners
 from secdns.server.zone import ZoneTable
 from secdns.server.zones import Stored, ZoneRuntime, read_stored
 from secdns.store import Store
-from secdns.unreachable import Unreachable
+from secdns.unreachable import Unreachable, wake_failing
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,8 @@ class Server(QueryDispatch):
         # a primary whose tries time out is held back: its zones do not each hold a
         # transfer slot for the whole timeout (secdns.unreachable, BIND's unreachable cache)
         self.unreachable = Unreachable.install(self.config.server.unreachable_hold)
+        if self.unreachable is not None:
+            self.unreachable.ready = self._primary_ready
         if not (self._cold_switch and len(self._first_loads) >= xferproc.MIN_ZONES):
             self._close_transfers()  # (started on the listing of a store not a cold start's)
         for runtime in self.runtimes.values():
@@ -321,6 +323,14 @@ class Server(QueryDispatch):
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             gc.set_threshold(*self._gc_thresholds)
+
+    def _primary_ready(self, address: str, port: int, every: bool) -> None:
+        """A primary held as unreachable may be tried (``every``: it answers again):
+        its zones whose last check failed are checked now, one or all, rather than
+        when their retry timers, doubled while their tries were skipped, fall due."""
+        zones = self.runtimes.values()
+        pairs = ((r.config.primaries, r.refresher) for r in zones if r.is_secondary)
+        wake_failing(pairs, address, port, every)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
