@@ -21,6 +21,10 @@ is skipped ("master ... is unreachable (cached)") until the entry expires.
   none is retried on its SOA retry, as after a timeout, but no slot is held.
 - When a hold ends, one try goes (the others are still skipped until it ends):
   any answer from the address, even a refusal, clears it; a timeout holds it again.
+- After one timeout, no new try of the address starts while others are under way:
+  they will tell (the slot the timeout freed went to it again at once, and a
+  ``pull -c`` beside a silent primary paid two timeouts); the zones skipped so are
+  checked again as soon as it answers.
 - A NOTIFY from the address for a zone it is a primary of (:meth:`forget`: it is
   up; the port its zones are transferred from, not the NOTIFY's) and ``ctl refresh``
   of a zone clear it at once.
@@ -162,7 +166,8 @@ class Unreachable:
                     "pull: primary %s answers again: no longer held as unreachable",
                     format_addr(address, port),
                 )
-                self._tell(address, port, True)
+            if entry is not None and (entry.until or entry.skipped):
+                self._tell(address, port, True)  # (the zones skipped meanwhile: now)
             return
         entry = self._entries.get(key)
         if entry is None:
@@ -191,6 +196,7 @@ class Unreachable:
             entry = self._entries.pop(key)
             if entry.until:
                 log.info("pull: primary %s no longer held as unreachable", format_addr(*key))
+            if entry.until or entry.skipped:
                 self._tell(*key, True)
 
     def _hold_over(self, key: tuple[str, int], entry: _Entry) -> None:

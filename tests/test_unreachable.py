@@ -81,10 +81,13 @@ def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
         assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=False)
     assert "another is under way" in (cache.skip("192.0.2.1", 53) or "")
+    told: list[tuple[str, int, bool]] = []
+    cache.ready = lambda *args: told.append(args)
     for _ in range(6):
         cache.tried("192.0.2.1", 53, heard=True)  # the others answered: not held after all
     cache.tried("192.0.2.1", 53, heard=True)
     assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
+    assert told == [("192.0.2.1", 53, True)]  # the zone skipped meanwhile is checked now
 
 
 def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
