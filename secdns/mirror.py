@@ -10,7 +10,7 @@ serial moved, so IXFR, the store, the checks and the fallbacks are exactly those
 of ``pull``.  ``exec_command`` runs after each change (:mod:`secdns.hook`).  No
 click, no rich: events are value objects handed to a callback.
 
-About 640 lines, kept whole: past the event values it is one class whose parts
+About 660 lines, kept whole: past the event values it is one class whose parts
 (startup/shutdown, the NOTIFY table, one zone's check and its events) share the
 per-zone state; the scheduler, NOTIFY decisions, pull and the hook are already
 modules of their own.
@@ -304,9 +304,7 @@ class Mirror:
         if self.options.keep_connections:
             self._connections = tcpstream.IdleConnections.install()
         # a primary that times out is held back, not waited on by each zone (as serve)
-        self._unreachable = Unreachable.install(self.options.unreachable_hold)
-        if self._unreachable is not None:
-            self._unreachable.ready = self._primary_ready
+        self._unreachable = Unreachable.install(self.options.unreachable_hold, self._primary_ready)
         for followed in self._followed.values():
             self._start(followed)
 

@@ -82,17 +82,22 @@ class Unreachable:
         # (address, port, every): check now one failing zone of that primary (its hold
         # ended: the one try) or every one (it answers again); set by serve and watch
         self.ready: Callable[[str, int, bool], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # (install)
 
     # -- one per event loop (as tcpstream.IdleConnections)
 
     @classmethod
-    def install(cls, hold: float = DEFAULT_HOLD) -> Unreachable | None:
+    def install(
+        cls, hold: float = DEFAULT_HOLD, ready: Callable[[str, int, bool], None] | None = None
+    ) -> Unreachable | None:
         """Keep the cache for the running event loop until :meth:`close`; None when
-        ``hold`` is 0 (off)."""
+        ``hold`` is 0 (off).  ``ready``: :attr:`ready` (serve, watch)."""
         if hold <= 0:
             return None
         cache = cls(hold)
-        _CACHES[asyncio.get_running_loop()] = cache
+        cache.ready = ready
+        cache._loop = asyncio.get_running_loop()
+        _CACHES[cache._loop] = cache
         return cache
 
     @classmethod
@@ -104,9 +109,8 @@ class Unreachable:
             return None
 
     def close(self) -> None:
-        for loop, cache in list(_CACHES.items()):
-            if cache is self:
-                del _CACHES[loop]
+        if self._loop is not None and _CACHES.get(self._loop) is self:
+            del _CACHES[self._loop]
 
     # -- the decisions
 

@@ -29,7 +29,13 @@ from secdns.cli.options import (
     zones_and_servers,
 )
 from secdns.cli.progress import TransferProgress as _Progress
-from secdns.config import DEFAULT_CONCURRENCY, DEFAULT_MAX_MEMBERS, Limits, parse_zone_name
+from secdns.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_MEMBERS,
+    Limits,
+    ServerConfig,
+    parse_zone_name,
+)
 from secdns.copies import ZoneCopy, make_copy
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import ExitCode, UsageError, worst
@@ -39,7 +45,7 @@ from secdns.pull import PullOptions, PullResult, pull_zone, settle
 from secdns.server.persist import BATCH as STORE_BATCH
 from secdns.server.persist import StoreQueue
 from secdns.store import Store
-from secdns.unreachable import DEFAULT_HOLD, Unreachable
+from secdns.unreachable import Unreachable
 
 if TYPE_CHECKING:
     from secdns.catalog_pull import CatalogPlan
@@ -93,9 +99,9 @@ class _Plan:
     zones: list[ZonePlan]
     axfr_only: set[dns.name.Name]
     catalogs: list[CatalogSpec]
-    keep_connections: bool = True  # [server] keep_connections
-    unreachable_hold: float = DEFAULT_HOLD  # [server] unreachable_hold
-    timeouts: tuple[float, float] | None = None  # -c: [server] timeout and lifetime
+    # -c: the config's [server] table (kept connections, unreachable_hold, timeout and
+    # lifetime unless given here); None: its defaults
+    server: ServerConfig | None = None
 
 
 def _config_for_zones(zones: list[str]) -> str | None:
@@ -134,9 +140,7 @@ def _plan(
                 for c in config.catalogs
                 if not zones
             ],
-            config.server.keep_connections,
-            config.server.unreachable_hold,
-            (config.server.timeout, config.server.lifetime),
+            config.server,
         )
     if catalog_name is not None:
         if zones or not servers or directory is None or output_path is not None:
@@ -344,9 +348,10 @@ def command(
         zones, servers, config_path, catalog_name, output_path, directory, key, tls, max_members
     )
     store, plans, axfr_only, catalog_specs = plan.store, plan.zones, plan.axfr_only, plan.catalogs
-    if plan.timeouts is not None:  # the config's, unless given here
-        timeout = timeout if set_by_user("timeout") else plan.timeouts[0]
-        lifetime = lifetime if set_by_user("lifetime") else plan.timeouts[1]
+    if plan.server is not None:  # the config's, unless given here
+        timeout = timeout if set_by_user("timeout") else plan.server.timeout
+        lifetime = lifetime if set_by_user("lifetime") else plan.server.lifetime
+    server = plan.server or ServerConfig()
     if store is not None and not force:
         from secdns.server.storelock import refuse_if_served
 
@@ -448,10 +453,10 @@ def command(
                     task.add_done_callback(behind.discard)
 
             # several zones: a transfer's connection is kept for the next from its primary
-            keep = len(plans) > 1 and plan.keep_connections
+            keep = len(plans) > 1 and server.keep_connections
             kept = tcpstream.IdleConnections.install() if keep else None
             # and an address that times out is held back, not waited on by each zone
-            held = Unreachable.install(plan.unreachable_hold) if len(plans) > 1 else None
+            held = Unreachable.install(server.unreachable_hold) if len(plans) > 1 else None
             try:
                 await asyncio.gather(*(worker() for _ in range(min(jobs or 1, len(plans)) or 1)))
                 while behind:

@@ -88,15 +88,20 @@ def number(
     problems: Problems,
     *,
     integer: bool = False,
+    zero_off: bool = False,
 ) -> Any:
+    """``table[name]``, a positive finite number (``zero_off``: or 0, which turns the
+    setting off), else ``default`` with the problem noted."""
     value = table.get(name, default)
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)  # (TOML has inf and nan)
-        or value <= 0
+        or value < 0
+        or (value == 0 and not zero_off)
     ):
-        problems.add(f"{key}.{name}", "expected a positive number")
+        wanted = "seconds, 0 or more (0: off)" if zero_off else "a positive number"
+        problems.add(f"{key}.{name}", f"expected {wanted}")
         return default
     if integer and not isinstance(value, int):
         problems.add(f"{key}.{name}", "expected a positive integer")

@@ -8,7 +8,6 @@ known, :func:`catalog_and_tls` (the published catalog and the TLS listeners).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +105,7 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
         problems.add("server.keep_connections", "expected true or false")
         keep = True
     out["keep_connections"] = keep
-    hold = server_doc.get("unreachable_hold", DEFAULT_HOLD)
-    if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold < math.inf:
-        problems.add("server.unreachable_hold", "expected seconds, 0 or more (0: off)")
-        hold = DEFAULT_HOLD
+    hold = number(server_doc, "unreachable_hold", DEFAULT_HOLD, "server", problems, zero_off=True)
     out["unreachable_hold"] = float(hold)
     for name in ("identity", "version"):
         value = server_doc.get(name)

@@ -203,9 +203,9 @@ class Server(QueryDispatch):
             self.connections = tcpstream.IdleConnections.install()
         # a primary whose tries time out is held back: its zones do not each hold a
         # transfer slot for the whole timeout (secdns.unreachable, BIND's unreachable cache)
-        self.unreachable = Unreachable.install(self.config.server.unreachable_hold)
-        if self.unreachable is not None:
-            self.unreachable.ready = self._primary_ready
+        self.unreachable = Unreachable.install(
+            self.config.server.unreachable_hold, self._primary_ready
+        )
         if not (self._cold_switch and len(self._first_loads) >= xferproc.MIN_ZONES):
             self._close_transfers()  # (started on the listing of a store not a cold start's)
         for runtime in self.runtimes.values():
