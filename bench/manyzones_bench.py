@@ -446,7 +446,8 @@ def profiler(
         return None
     where.mkdir(parents=True, exist_ok=True)
     out = where / f"{label}-{workdir.name}-{phase}.txt"
-    argv = ["py-spy", "record", "--nonblocking", "-r", "200", "--threads", "--format", "raw"]
+    argv = ["py-spy", "record", "--nonblocking", "-r", "200", "--threads", "--subprocesses"]
+    argv += ["--format", "raw"]
     argv += ["-o", str(out), "--pid", str(pid)]
     print(f"  profiling {label} {phase}: {out}", file=sys.stderr)
     spy_path = Path(sys.executable).parent / "py-spy"

@@ -51,7 +51,7 @@ from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, 
 from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
-from secdns.unreachable import DEFAULT_HOLD, Unreachable, wake_failing
+from secdns.unreachable import DEFAULT_HOLD, Unreachable, admitter, wake_failing
 from secdns.watch import SHUTDOWN_GRACE, seconds_text
 from secdns.xfr import XfrKind
 from secdns.xot import TlsSettings
@@ -311,6 +311,7 @@ class Mirror:
     def _start(self, followed: _Followed) -> None:
         if self.store is not None:
             self._restore(followed)
+        followed.refresher.admit = admitter(lambda: followed.config.primaries)  # (as serve)
         followed.task = asyncio.create_task(
             followed.refresher.run(), name=f"watch {followed.config.text}"
         )

@@ -3,7 +3,9 @@
 Each zone has a :class:`Refresher`: it waits for the SOA refresh timer (with
 jitter) or a NOTIFY (:meth:`Refresher.wake`; wakes during a refresh coalesce
 into one more check), then runs one check under the process's shared bound on
-concurrent transfers (one :class:`asyncio.Semaphore` for all zones).  What a
+concurrent transfers (one :class:`asyncio.Semaphore` for all zones), unless
+:attr:`Refresher.admit` says to wait without a slot (a primary not yet heard
+from, being tried by another zone: :meth:`secdns.unreachable.Unreachable.admit`).  What a
 check does is the caller's: both products call :func:`secdns.pull.pull_zone`
 into their own copy.
 
@@ -45,7 +47,7 @@ BACKOFF_CAP = 8
 class RefreshState(enum.Enum):
     LOADING = "loading"  # nothing checked yet
     OK = "ok"  # the last check succeeded
-    QUEUED = "queued"  # a check waits for one of the shared transfer slots
+    QUEUED = "queued"  # a check waits for a shared transfer slot (or admit: a first try)
     REFRESHING = "refreshing"  # a check is running
     RETRYING = "retrying"  # the last check failed; a retry is scheduled
     EXPIRED = "expired"  # no successful check for longer than the SOA expire
@@ -184,6 +186,10 @@ class Refresher:
         self.stopping = False  # set it, then wake(): run() returns
         self.wake_event = Wake()
         self._lock = asyncio.Lock()
+        # asked holding a slot, before each check (serve, watch: Unreachable.admit of
+        # the zone's primaries): None or a function (go; call it once the check ends),
+        # or a future to wait for without the slot, then ask again
+        self.admit: Callable[[], Callable[[], None] | asyncio.Future[None] | None] | None = None
 
     # -- outside
 
@@ -243,12 +249,19 @@ class Refresher:
         async with self._lock:
             self.refreshing = True
             try:
-                async with self.transfers:
-                    self.checking = True
-                    try:
-                        result = await self.check(force_axfr)
-                    finally:
-                        self.checking = False
+                while True:
+                    async with self.transfers:
+                        admitted = self.admit() if self.admit is not None else None
+                        if not isinstance(admitted, asyncio.Future):
+                            self.checking = True
+                            try:
+                                result = await self.check(force_axfr)
+                            finally:
+                                self.checking = False
+                                if admitted is not None:
+                                    admitted()
+                            break
+                    await admitted  # (its own future: a cancel here cancels it alone)
             finally:
                 self.refreshing = False
             self._took(result)

@@ -137,6 +137,43 @@ def test_tries_under_way_as_the_hold_begins_do_not_lengthen_it():
     assert cache.skip("192.0.2.1", 53) is None
 
 
+def test_one_first_try_at_a_time_of_a_primary_not_heard_from():
+    """Serve's and watch's checks ask admit() holding a slot: the first of a primary
+    neither heard from nor timed out goes (the probe), the others wait for it without
+    a slot; then every check goes, skip() deciding after a timeout."""
+
+    async def main() -> None:
+        clock = Clock()
+        cache = Unreachable(300.0, clock)
+        silent, other = ("192.0.2.1", 53), ("192.0.2.2", 53)
+        probe = cache.admit([silent])
+        assert callable(probe) and not isinstance(probe, asyncio.Future)
+        waiting = cache.admit([silent])
+        assert isinstance(waiting, asyncio.Future) and not waiting.done()
+        next_one = cache.admit([silent, other])
+        assert callable(next_one)  # the next primary is free: a probe of it
+        next_one()
+        assert cache.admit([]) is None  # primaries named by host name: not gated
+        assert cache.skip(*silent) is None
+        cache.tried(*silent, heard=False)
+        probe()
+        assert waiting.done()  # asks again: it timed out, skip() decides from here
+        assert cache.admit([silent]) is None
+        assert cache.skip(*silent) is None  # (the second try: the others fail at once)
+        cache.tried(*silent, heard=True)
+        assert cache.admit([silent]) is None  # it answers: every check goes
+        cancelled = cache.admit([other])
+        assert callable(cancelled)
+        gone = cache.admit([other])
+        assert isinstance(gone, asyncio.Future)
+        gone.cancel()  # (a zone removed while it waited)
+        cancelled()
+        cache.forget(*other[:1], {53})  # a NOTIFY from it: heard
+        assert cache.admit([other]) is None
+
+    asyncio.run(main())
+
+
 def test_unreachable_hold_is_a_server_option():
     assert parse_config({}).server.unreachable_hold == 300.0
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0
@@ -210,6 +247,39 @@ def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waitin
             server.wait_serial(zone, serial + 1, timeout=10)
             assert time.monotonic() - began < 2.0  # not behind a 4 s timeout
             assert taken[0] <= 3, taken  # the two first tries (and a third at most)
+        finally:
+            server.stop()
+
+
+def test_a_cold_start_beside_a_silent_primary_does_not_wait_its_timeout(
+    knot_primary, tmp_path
+):
+    """Sixteen zones of a silent primary and four of Knot's, two transfer slots, a 4 s
+    timeout: the silent primary's zones took both slots at the start, and the healthy
+    zones waited a whole timeout (a stranger's 360 zones beside 40 silent ones: 5.8 s
+    against 0.5 s).  Now one try of it at a time learns that it does not answer."""
+    names = [f"h{i}.example" for i in range(4)]
+    primary = knot_primary({name: small_zone(name) for name in names})
+    with silent_primary() as (silent, taken):
+        silent_zones = [{"name": f"s{i}.example", "primaries": [silent]} for i in range(16)]
+        config = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[*silent_zones, *({"name": n, "primaries": [primary.addr]} for n in names)],
+            concurrency=2,
+            timeout=4,
+        )
+        began = time.monotonic()
+        server = ServerThread(config, log_queries=False)
+        try:
+            for name in names:
+                server.wait_serial(name, 7, timeout=20)
+            elapsed = time.monotonic() - began
+            assert elapsed < 3.0, elapsed  # (before: 4 s and more, the silent zones' timeout)
+            assert server.server is not None
+            states = {s.zone: s.state for s in server.server.operations.zones.statuses()}
+            assert all(states[f"s{i}.example."] != "ok" for i in range(16)), states
+            assert taken[0] <= 1, taken  # one try at a time
         finally:
             server.stop()
 

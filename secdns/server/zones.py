@@ -35,6 +35,7 @@ from secdns.server.persist import StoreQueue
 from secdns.server.xferproc import TransferProcess
 from secdns.server.zone import ChangeTally, ServedZone, ZoneVersion
 from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter, epoch
+from secdns.unreachable import admitter
 from secdns.xfr import Delta
 
 log = logging.getLogger(__name__)
@@ -423,6 +424,8 @@ class ZoneRuntime:
         """The refresh loop (:class:`secdns.refresh.Refresher`), under the server's bound."""
         self.options = options
         self.refresher.transfers = gate
+        # (a first try of a primary not yet heard from: the zone waits without a slot)
+        self.refresher.admit = admitter(lambda: self.config.primaries)
         await self.resolve_notify_sources()
         await self.refresher.run()
 
