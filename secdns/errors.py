@@ -154,10 +154,24 @@ class TimeoutError_(NetworkError):
     the transfer's lifetime); only a silent timeout counts toward holding a primary as
     unreachable (:mod:`secdns.unreachable`)."""
 
+    tried = True
+    """False: not tried at all, the server being held as unreachable after timeouts
+    (serve logs it at info and counts it as a ``skipped`` transfer: the primary's
+    hold is said once, as a warning)."""
+
     def heard(self) -> TimeoutError_:
         """Mark the server as having answered before the timeout."""
         self.silent = False
         return self
+
+    def not_tried(self) -> TimeoutError_:
+        self.tried = False
+        return self
+
+
+def not_tried(err: BaseException | None) -> bool:
+    """Whether ``err`` is a pull that tried no primary: each was held as unreachable."""
+    return isinstance(err, TimeoutError_) and not err.tried
 
 
 class RefusedError(SecdnsError):

@@ -10,7 +10,8 @@ dashboards are written against; keep them:
   ``secdns_zone_expiry_timestamp_seconds{zone}``: read from the zones' statuses at
   scrape time.
 - ``secdns_transfers_total{zone,kind,result}`` (kind ``axfr``/``ixfr``, result
-  ``ok``/``failed``), ``secdns_notify_received_total{zone,result}``,
+  ``ok``/``failed``/``skipped``: not tried, its primaries held as unreachable),
+  ``secdns_notify_received_total{zone,result}``,
   ``secdns_propagation_seconds`` (a NOTIFY received to its new serial answered).
 - ``secdns_primary_unreachable{primary}`` (1 while held after timeouts in a row,
   :mod:`secdns.unreachable`), ``secdns_primary_skipped_total{primary}``.
@@ -44,7 +45,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from secdns.endpoints import Endpoint
-from secdns.errors import LocalIOError, os_reason
+from secdns.errors import LocalIOError, not_tried, os_reason
 from secdns.pull import PullResult, Status
 from secdns.store import Store, atomic_write
 from secdns.xfr import XfrKind
@@ -257,10 +258,13 @@ class Metrics:
         """A refresh ended: count the transfer; a new serial ends a NOTIFY's propagation."""
         if result.status is Status.UP_TO_DATE:
             return
-        self.count_transfer(zone, transfer_kind(result), result.status is Status.TRANSFERRED)
+        ok = result.status is Status.TRANSFERRED
+        skipped = not ok and not_tried(result.error)
+        self.count_transfer(zone, transfer_kind(result), ok, skipped=skipped)
 
-    def count_transfer(self, zone: str, kind: str, ok: bool) -> None:
-        self.transfers.inc(zone, kind, "ok" if ok else "failed")
+    def count_transfer(self, zone: str, kind: str, ok: bool, *, skipped: bool = False) -> None:
+        """``skipped``: failed without a try, every primary held as unreachable."""
+        self.transfers.inc(zone, kind, "ok" if ok else "skipped" if skipped else "failed")
         if ok:
             notified = self._notified.pop(zone, None)
             if notified is not None:

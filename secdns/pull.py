@@ -41,6 +41,7 @@ from secdns.errors import (
     SerialBackwards,
     TimeoutError_,
     TsigError,
+    not_tried,
 )
 from secdns.explain import Explain, Explainer, Step
 from secdns.keys import TsigKey
@@ -175,7 +176,9 @@ async def _first_primary(
             skipped = unreachable.skip(address, port) if unreachable is not None else None
             if skipped is not None:  # (held after timeouts: no slot spent waiting on it)
                 errors.append(
-                    TimeoutError_(skipped, zone=zone_text, server=format_addr(address, port))
+                    TimeoutError_(
+                        skipped, zone=zone_text, server=format_addr(address, port)
+                    ).not_tried()
                 )
                 note("failover", f"skipped: {skipped}; {_next(index, primaries)}")
                 continue
@@ -340,7 +343,11 @@ def _combine(errors: list[SecdnsError], zone: str) -> SecdnsError:
         return errors[0]
     last = errors[-1]
     summary = "; ".join(f"{e.server}: {e.message}" for e in errors)
-    return type(last)(f"all {len(errors)} primaries failed: {summary}", zone=zone, hint=last.hint)
+    message = f"all {len(errors)} primaries failed: {summary}"
+    combined = type(last)(message, zone=zone, hint=last.hint)
+    if isinstance(combined, TimeoutError_) and all(map(not_tried, errors)):
+        combined.not_tried()
+    return combined
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

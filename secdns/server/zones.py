@@ -27,7 +27,7 @@ from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
 from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
 from secdns.endpoints import IPNetwork, host_networks
-from secdns.errors import IxfrNotApplicable, SecdnsError
+from secdns.errors import IxfrNotApplicable, SecdnsError, not_tried
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
@@ -453,7 +453,8 @@ class ZoneRuntime:
             observer(self.name, result)
         self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE (RFC 7314) answers it
         if result.status is Status.FAILED:
-            log.warning(
+            # (a zone of a primary held as unreachable: its hold is the warning, said once)
+            (log.info if not_tried(result.error) else log.warning)(
                 "refresh: zone=%s failed (%s); retry in %.0fs",
                 self.name,
                 result.error.one_line() if result.error else "?",
