@@ -443,7 +443,10 @@ class Mirror:
 
     def _primary_ready(self, address: str, port: int, every: bool) -> None:
         """As serve's: a held primary's failing zones are checked now, one or all."""
-        pairs = ((f.config.primaries, f.refresher) for f in self._followed.values())
+        pairs = (
+            ([(p.host, p.port) for p in f.config.primaries], f.refresher)
+            for f in self._followed.values()
+        )
         wake_failing(pairs, address, port, every)
 
     # -- one zone

@@ -306,14 +306,20 @@ class _Checked(Protocol):
 
 
 def wake_failing(
-    zones: Iterable[tuple[Iterable[Endpoint], _Checked]], address: str, port: int, every: bool
+    zones: Iterable[tuple[Iterable[tuple[str, int]], _Checked]],
+    address: str,
+    port: int,
+    every: bool,
 ) -> None:
-    """:attr:`Unreachable.ready` for serve and watch: of ``zones`` (primaries as
-    written, refresher), those whose last check failed and that list
-    ``address``:``port`` (an IP address; a primary named by host name is not matched:
-    its zones wait for their own timers) are checked now: one, or ``every`` one."""
+    """:attr:`Unreachable.ready` for serve and watch: of ``zones`` ((address, port) of
+    each primary, refresher), those whose last check failed and that list
+    ``address``:``port`` are checked now: one, or ``every`` one.  Serve gives its
+    primaries' addresses as resolved at start (a host name's too); watch gives them as
+    written (a primary named by host name is not matched: its zones wait for their own
+    timers)."""
+    key = (address, port)
     for primaries, refresher in zones:
-        if refresher.failures and any(p.port == port and p.host == address for p in primaries):
+        if refresher.failures and key in primaries:
             refresher.wake()
             if not every:
                 return

@@ -174,6 +174,32 @@ def test_one_first_try_at_a_time_of_a_primary_not_heard_from():
     asyncio.run(main())
 
 
+def test_a_primary_back_wakes_the_failing_zones_that_list_its_address():
+    """Serve gives each zone's primaries as resolved at its start (a host name's
+    addresses too): a primary back after a hold wakes exactly its failing zones."""
+    from secdns.unreachable import wake_failing
+
+    class Zone:
+        def __init__(self, failures: int) -> None:
+            self.failures = failures
+            self.woken = 0
+
+        def wake(self) -> None:
+            self.woken += 1
+
+    by_name, by_address, other, fine = Zone(3), Zone(1), Zone(2), Zone(0)
+    pairs = [
+        ((("127.0.0.1", 5300), ("::1", 5300)), by_name),  # "localhost:5300", resolved
+        ((("192.0.2.9", 53), ("127.0.0.1", 5300)), by_address),
+        ((("127.0.0.1", 53),), other),  # another port: another primary
+        ((("127.0.0.1", 5300),), fine),  # not failing: left to its timer
+    ]
+    wake_failing(pairs, "127.0.0.1", 5300, every=False)
+    assert [z.woken for z in (by_name, by_address, other, fine)] == [1, 0, 0, 0]
+    wake_failing(pairs, "127.0.0.1", 5300, every=True)
+    assert [z.woken for z in (by_name, by_address, other, fine)] == [2, 1, 0, 0]
+
+
 def test_unreachable_hold_is_a_server_option():
     assert parse_config({}).server.unreachable_hold == 300.0
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0

@@ -329,7 +329,7 @@ class Server(QueryDispatch):
         its zones whose last check failed are checked now, one or all, rather than
         when their retry timers, doubled while their tries were skipped, fall due."""
         zones = self.runtimes.values()
-        pairs = ((r.config.primaries, r.refresher) for r in zones if r.is_secondary)
+        pairs = ((r.primary_addresses, r.refresher) for r in zones if r.is_secondary)
         wake_failing(pairs, address, port, every)
 
     def _install_signals(self) -> None:

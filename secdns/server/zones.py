@@ -178,6 +178,9 @@ class ZoneRuntime:
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.elsewhere: TransferProcess | None = None  # the server's, at a cold start
         self.notify_acl = NotifyAcl()
+        # (address, port) of each primary, host names resolved at start and on reload:
+        # a primary back after a hold wakes its zones (secdns.unreachable.wake_failing)
+        self.primary_addresses: tuple[tuple[str, int], ...] = ()
         # told every result (ServeZones.attach: the metrics; a list shared by every zone)
         self.observers: Sequence[Callable[[str, PullResult], None]] = ()
 
@@ -407,10 +410,11 @@ class ZoneRuntime:
         return self.refresher.soa_timers()
 
     async def resolve_notify_sources(self) -> None:
-        addresses: list[str] = []
+        """The primaries' addresses: NOTIFY's sources, and :attr:`primary_addresses`."""
+        pairs: list[tuple[str, int]] = []
         for endpoint in self.config.primaries:
             try:
-                addresses += [address for address, _port in await resolve(endpoint)]
+                pairs += await resolve(endpoint)
             except SecdnsError as err:
                 log.warning(
                     "notify: zone=%s cannot resolve primary %s: %s",
@@ -418,6 +422,8 @@ class ZoneRuntime:
                     endpoint,
                     err.message,
                 )
+        self.primary_addresses = tuple(pairs)
+        addresses = [address for address, _port in pairs]
         self.notify_acl = notify_acl(self.config, self.server_config, addresses)
 
     async def run(self, gate: asyncio.Semaphore, options: PullOptions) -> None:
