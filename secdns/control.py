@@ -233,8 +233,9 @@ class Operations:
         self.control: ControlServer | None = None
         self.http: MetricsServer | None = None
 
-    def held_primaries(self) -> Iterable[tuple[str, int]]:
-        """(primary, tries skipped) of each primary held as unreachable after timeouts."""
+    def held_primaries(self) -> Iterable[tuple[str, bool, int]]:
+        """(primary, held now, tries skipped) of each primary held as unreachable after
+        timeouts since the start (:meth:`secdns.unreachable.Unreachable.held`)."""
         unreachable = self.server.unreachable
         return unreachable.held() if unreachable is not None else ()
 

@@ -65,7 +65,7 @@ MAX_CONNECTIONS = 32
 
 QueryCounts = Callable[[], Iterable[tuple[str, list[int]]]]
 """(transport, counts indexed by rcode) pairs, read at scrape time."""
-HeldPrimaries = Callable[[], Iterable[tuple[str, int]]]
+HeldPrimaries = Callable[[], Iterable[tuple[str, bool, int]]]
 """(primary, tries skipped) of each primary held as unreachable, read at scrape time."""
 
 
@@ -133,8 +133,9 @@ class QueryCollector(Collector):
 
 class HeldCollector(Collector):
     """``secdns_primary_unreachable{primary}`` (1 for each primary address held after
-    timeouts in a row: :mod:`secdns.unreachable`) and ``secdns_primary_skipped_total``
-    (its zones' tries skipped while it is held), at scrape time."""
+    timeouts in a row: :mod:`secdns.unreachable`; 0 once it answers again) and
+    ``secdns_primary_skipped_total`` (its zones' tries skipped, kept when it answers
+    again), at scrape time."""
 
     def __init__(self, held: HeldPrimaries) -> None:
         self.held = held
@@ -150,8 +151,8 @@ class HeldCollector(Collector):
             "Tries of a held primary skipped (its zones retried later or failed over)",
             labels=["primary"],
         )
-        for primary, count in self.held():
-            held.add_metric([primary], 1)
+        for primary, now, count in self.held():
+            held.add_metric([primary], 1 if now else 0)
             skipped.add_metric([primary], count)
         yield from (held, skipped)
 

@@ -185,6 +185,7 @@ class Refresher:
         self.last_result: PullResult | None = None
         self.stopping = False  # set it, then wake(): run() returns
         self.wake_event = Wake()
+        self._recheck = False  # (recheck: the next wake is not a NOTIFY's)
         self._lock = asyncio.Lock()
         # asked holding a slot, before each check (serve, watch: Unreachable.admit of
         # the zone's primaries): None or a function (go; call it once the check ends),
@@ -195,6 +196,12 @@ class Refresher:
 
     def wake(self) -> None:
         """Check now (a NOTIFY); wakes while a check runs coalesce into one more."""
+        self.wake_event.set()
+
+    def recheck(self) -> None:
+        """Check now, not for a NOTIFY: a primary held as unreachable may be tried
+        again (the check's result is not said to be a NOTIFY's)."""
+        self._recheck = True
         self.wake_event.set()
 
     @property
@@ -279,6 +286,8 @@ class Refresher:
             woken = await self._sleep(delay)
             if self.stopping:
                 return
+            if self._recheck:
+                self._recheck = woken = False
             try:
                 await self.refresh(woken=woken)
             except SecdnsError as err:  # a check should report, not raise: count it

@@ -32,9 +32,11 @@ is skipped ("master ... is unreachable (cached)") until the entry expires.
   primary took every slot at each start until the first timeout, and every healthy
   zone waited that one ``timeout`` (5.8 s for a stranger's 360 zones beside 40
   silent ones).  Once the address answers, its zones go as before.
-- A NOTIFY from the address for a zone it is a primary of (:meth:`forget`: it is
-  up; the port its zones are transferred from, not the NOTIFY's) and ``ctl refresh``
-  of a zone clear it at once.
+- A NOTIFY from the address for a zone it is a primary of (:meth:`forget`: it may
+  be up; the port its zones are transferred from, not the NOTIFY's) and ``ctl
+  refresh`` of a zone try it at once, as when a hold ends; a timeout holds it again,
+  the hold doubled (a stranger's ``ctl refresh`` started it over at 30 s).
+- The first hold is a warning in the log; the later ones, until it answers, are info.
 - Its zones are not left to their own retry timers, which doubled while their tries
   were skipped (a stranger's 40 zones of a primary back after a 300 s hold loaded over
   the next 217 s): the owner's :attr:`Unreachable.ready` is called when a hold ends
@@ -72,9 +74,9 @@ DEFAULT_HOLD = 300.0
 @dataclasses.dataclass(slots=True)
 class _Entry:
     timeouts: int = 0  # in a row, nothing heard between
-    until: float = 0.0  # tries skipped until then (the clock's time); 0: never held
-    hold: float = 0.0  # the last hold's length
-    skipped: int = 0  # tries skipped (metrics)
+    until: float = 0.0  # tries skipped until then (the clock's time); 0: not held now
+    hold: float = 0.0  # the last hold's length; 0: never held (since it last answered)
+    skipped: int = 0  # tries skipped since it last answered (its zones woken when it does)
 
 
 class Unreachable:
@@ -87,6 +89,7 @@ class Unreachable:
         self.clock = clock
         self._entries: dict[tuple[str, int], _Entry] = {}
         self._flying: dict[tuple[str, int], int] = {}  # tries under way, per address
+        self._skipped: dict[tuple[str, int], int] = {}  # tries skipped in all (metrics)
         # addresses that answered since the start or their last timeout (admit: proven)
         self._heard: set[tuple[str, int]] = set()
         # the first try under way of an address not proven: the checks waiting on it
@@ -139,7 +142,7 @@ class Unreachable:
             # slot freed by that timeout would otherwise go to it again at once)
             if not flying:
                 return self._go(key)
-            entry.skipped += 1
+            self._count_skip(key, entry)
             return (
                 "not tried: a try of it timed out and another is under way "
                 "(unreachable primaries are held)"
@@ -147,16 +150,20 @@ class Unreachable:
         left = entry.until - self.clock()
         if left <= 0 and not flying:
             return self._go(key)  # (the one try when a hold ends)
-        entry.skipped += 1
+        self._count_skip(key, entry)
         if left > 0:  # (a time of day: the line is read later, in ctl status)
             until = time.strftime("%H:%M:%SZ", time.gmtime(time.time() + left))
             after = f"held as unreachable until {until}"
         else:
             after = "held as unreachable, another zone's try of it under way"
         return (
-            f"not tried: {after}, its last {entry.timeouts} tries having timed out "
+            f"not tried: {after}, its tries having timed out "
             "(a NOTIFY from it or ctl refresh tries at once)"
         )
+
+    def _count_skip(self, key: tuple[str, int], entry: _Entry) -> None:
+        entry.skipped += 1
+        self._skipped[key] = self._skipped.get(key, 0) + 1
 
     def admit(
         self, keys: Sequence[tuple[str, int]]
@@ -212,12 +219,12 @@ class Unreachable:
         if heard:
             self._heard.add(key)
             entry = self._entries.pop(key, None)
-            if entry is not None and entry.until:
+            if entry is not None and entry.hold:
                 log.info(
                     "pull: primary %s answers again: no longer held as unreachable",
                     format_addr(address, port),
                 )
-            if entry is not None and (entry.until or entry.skipped):
+            if entry is not None and (entry.hold or entry.skipped):
                 self._tell(address, port, True)  # (the zones skipped meanwhile: now)
             return
         self._heard.discard(key)
@@ -228,33 +235,45 @@ class Unreachable:
         now = self.clock()
         if entry.timeouts < TIMEOUTS or now < entry.until:
             return  # (tries under way as the hold began end in it)
+        first = not entry.hold
         entry.hold = min(entry.hold * 2 if entry.hold else FIRST_HOLD, self.hold)
         entry.until = now + entry.hold
         if self.ready is not None:
             asyncio.get_running_loop().call_later(entry.hold, self._hold_over, key, entry)
-        log.warning(
-            "pull: primary %s held as unreachable for %.0fs: its last %d tries timed out; "
-            "its zones' tries are skipped meanwhile",
-            format_addr(address, port),
-            entry.hold,
-            entry.timeouts,
-        )
+        if first:  # (the warning once: each later hold, until it answers, at info)
+            log.warning(
+                "pull: primary %s held as unreachable for %.0fs: its last %d tries timed "
+                "out; its zones' tries are skipped meanwhile, then tried once, the hold "
+                "doubling while it times out",
+                format_addr(address, port),
+                entry.hold,
+                entry.timeouts,
+            )
+        else:
+            log.info(
+                "pull: primary %s held as unreachable for %.0fs more: its try timed out",
+                format_addr(address, port),
+                entry.hold,
+            )
 
     def forget(self, address: str, ports: Iterable[int]) -> None:
-        """``address`` is up on these ``ports`` (it sent a NOTIFY for a zone whose
-        primaries listen on them; ``ctl refresh``): try it at once."""
+        """``address`` may be up on these ``ports`` (it sent a NOTIFY for a zone whose
+        primaries listen on them; ``ctl refresh``): the zone it is for tries it at once,
+        the other zones' tries wait for that one (its answer ends the hold and checks
+        them; a timeout holds it again at once, the hold doubled, not started over)."""
         keys = [(address, port) for port in ports]
         self._heard.update(keys)
-        for key in [key for key in keys if key in self._entries]:
-            entry = self._entries.pop(key)
-            if entry.until:
-                log.info("pull: primary %s no longer held as unreachable", format_addr(*key))
-            if entry.until or entry.skipped:
-                self._tell(*key, True)
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry.until:
+                entry.until = 0.0
+                entry.timeouts = TIMEOUTS - 1
+                log.info("pull: primary %s: trying it again now", format_addr(*key))
 
     def _hold_over(self, key: tuple[str, int], entry: _Entry) -> None:
         if (
             self._entries.get(key) is entry
+            and entry.until
             and not self._flying.get(key)
             and self.clock() >= entry.until - 0.05
         ):
@@ -267,12 +286,19 @@ class Unreachable:
             except Exception:  # (a bug of the owner's must not fail the pull that told it)
                 log.exception("pull: primary %s: waking its zones failed", address)
 
-    def held(self) -> Iterator[tuple[str, int]]:
-        """(server, tries skipped) of each address held, from its first hold until it
-        answers again."""
-        for (address, port), entry in list(self._entries.items()):
-            if entry.until:
-                yield format_addr(address, port), entry.skipped
+    def held(self) -> Iterator[tuple[str, bool, int]]:
+        """(server, held, tries skipped in all) of each address held or skipped since
+        the start: held from its first hold until it answers again; the count stays
+        when it does (a Prometheus counter must not vanish)."""
+        entries = dict(self._entries)
+        keys = dict.fromkeys([*self._skipped, *(k for k, e in entries.items() if e.hold)])
+        for key in keys:
+            entry = entries.get(key)
+            yield (
+                format_addr(*key),
+                entry is not None and bool(entry.hold),
+                self._skipped.get(key, 0),
+            )
 
 
 _CACHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Unreachable] = (
@@ -302,7 +328,7 @@ def admitter(
 class _Checked(Protocol):
     failures: int
 
-    def wake(self) -> None: ...
+    def recheck(self) -> None: ...
 
 
 def wake_failing(
@@ -320,6 +346,6 @@ def wake_failing(
     key = (address, port)
     for primaries, refresher in zones:
         if refresher.failures and key in primaries:
-            refresher.wake()
+            refresher.recheck()
             if not every:
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -66,10 +67,10 @@ def test_two_timeouts_in_a_row_hold_an_address_and_an_answer_between_does_not():
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=False)
     why = cache.skip("192.0.2.1", 53)
-    assert why is not None and "held as unreachable until" in why and "last 2 tries" in why
+    assert why is not None and "held as unreachable until" in why and "timed out" in why
     assert cache.skip("192.0.2.1", 5300) is None  # another port, another primary
     assert cache.skip("192.0.2.2", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", 1)]
+    assert list(cache.held()) == [("192.0.2.1:53", True, 1)]
 
 
 def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
@@ -86,7 +87,8 @@ def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
     for _ in range(6):
         cache.tried("192.0.2.1", 53, heard=True)  # the others answered: not held after all
     cache.tried("192.0.2.1", 53, heard=True)
-    assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
+    assert cache.skip("192.0.2.1", 53) is None
+    assert list(cache.held()) == [("192.0.2.1:53", False, 1)]  # never held; one skipped
     assert told == [("192.0.2.1", 53, True)]  # the zone skipped meanwhile is checked now
 
 
@@ -107,7 +109,8 @@ def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
     clock.now += 1
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=True)  # it answers again: forgotten
-    assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
+    assert cache.skip("192.0.2.1", 53) is None
+    assert list(cache.held()) == [("192.0.2.1:53", False, 3)]  # (the count stays)
 
 
 def test_a_cancelled_try_lets_the_next_one_go():
@@ -119,13 +122,25 @@ def test_a_cancelled_try_lets_the_next_one_go():
     assert cache.skip("192.0.2.1", 53) is None
 
 
-def test_a_notify_forgets_only_its_zones_primary_ports():
+def test_a_notify_tries_only_its_zones_primary_ports_and_a_timeout_holds_again_doubled():
+    """A NOTIFY from a held primary (or ctl refresh) lets one try go at once; the others
+    wait for it.  Its timeout holds the primary again at once for twice as long (a
+    stranger's ctl refresh started the hold over at 30 s, and warned again); its
+    answer ends the hold, and the skipped count stays (a counter does not vanish)."""
     clock = Clock()
     cache = held_after_two_timeouts(clock)
     cache.forget("192.0.2.1", {5300})
     assert cache.skip("192.0.2.1", 53) is not None
     cache.forget("192.0.2.1", {53})
-    assert cache.skip("192.0.2.1", 53) is None and list(cache.held()) == []
+    assert cache.skip("192.0.2.1", 53) is None  # the NOTIFYed zone's try
+    assert "another is under way" in (cache.skip("192.0.2.1", 53) or "")
+    cache.tried("192.0.2.1", 53, heard=False)
+    clock.now += 2 * FIRST_HOLD - 1
+    assert "held as unreachable until" in (cache.skip("192.0.2.1", 53) or "")
+    clock.now += 1
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=True)
+    assert list(cache.held()) == [("192.0.2.1:53", False, 3)]
 
 
 def test_tries_under_way_as_the_hold_begins_do_not_lengthen_it():
@@ -184,7 +199,7 @@ def test_a_primary_back_wakes_the_failing_zones_that_list_its_address():
             self.failures = failures
             self.woken = 0
 
-        def wake(self) -> None:
+        def recheck(self) -> None:
             self.woken += 1
 
     by_name, by_address, other, fine = Zone(3), Zone(1), Zone(2), Zone(0)
@@ -397,13 +412,14 @@ def test_a_lost_soa_datagram_is_sent_again_within_the_timeout(key):
 
 
 def test_a_held_primary_back_without_notify_has_its_zones_checked_at_once(
-    knot_primary, tmp_path, monkeypatch
+    knot_primary, tmp_path, monkeypatch, caplog
 ):
     """The zones of a held primary fail at each retry, their retries doubling; when a
     hold ends one of them tries it, and when it answers all of them are checked at
     once (a stranger's 40 zones back after a 300 s hold loaded over 217 s)."""
     from secdns import unreachable
 
+    caplog.set_level(logging.INFO)
     monkeypatch.setattr(unreachable, "FIRST_HOLD", 4.0)
     names = [f"back{i}.example" for i in range(4)]
     with silent_primary() as (silent, _taken):
@@ -442,5 +458,12 @@ def test_a_held_primary_back_without_notify_has_its_zones_checked_at_once(
         elapsed = time.monotonic() - began
         assert elapsed < 5.5, (elapsed, waits)  # the hold's end, one try, then every zone
         assert max(waits) > elapsed, waits  # (their own timers would have come later)
+        # no NOTIFY came: none is named (a stranger read "via AXFR ... (NOTIFY)")
+        said = [r.getMessage() for r in caplog.records if "refresh: zone=back" in r.getMessage()]
+        loaded = [line for line in said if " -> " in line or "NOTIFY, but" in line]
+        assert len(loaded) == len(names) and not [x for x in loaded if "NOTIFY" in x], loaded
+        warned = [r for r in caplog.records if "held as unreachable for" in r.getMessage()]
+        assert [r.levelname for r in warned][:1] == ["WARNING"]  # the first hold
+        assert all(r.levelname == "INFO" for r in warned[1:]), warned  # later ones
     finally:
         server.stop()
