@@ -193,6 +193,11 @@ class Unreachable:
         self._probes[waiting].append(future)
         return future
 
+    def answered(self, key: tuple[str, int]) -> bool:
+        """Whether the address has answered a try since the start or its last timeout
+        (a try under way of one that has not is not transferring anything)."""
+        return key in self._heard
+
     def _probed(self, key: tuple[str, int]) -> None:
         """The check that made the first try of ``key`` ended: its waiters ask again."""
         for future in self._probes.pop(key, ()):

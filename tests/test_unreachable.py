@@ -325,6 +325,28 @@ def test_a_cold_start_beside_a_silent_primary_does_not_wait_its_timeout(knot_pri
             server.stop()
 
 
+def test_a_stop_does_not_wait_on_a_primary_that_never_answered(tmp_path):
+    """A check of a primary that has not answered since the start transfers nothing: a
+    stop cancels it, and the zones queued behind it, at once (every stop beside a
+    silent primary waited up to 5 s for its try's timeout)."""
+    with silent_primary() as (silent, _taken):
+        config = write_config(
+            tmp_path / "secdns.toml",
+            directory=tmp_path / "store",
+            zones=[{"name": f"s{i}.example", "primaries": [silent]} for i in range(6)],
+            concurrency=2,
+            timeout=8,
+        )
+        server = ServerThread(config, log_queries=False)
+        time.sleep(1.0)  # (the first try under way, the others waiting)
+        assert server.server is not None
+        checking = [r for r in server.server.runtimes.values() if r.refresher.checking]
+        assert checking, "no try under way"
+        began = time.monotonic()
+        server.stop()
+        assert time.monotonic() - began < 2.0
+
+
 def test_pull_c_fails_over_from_a_held_primary_without_waiting_on_it(knot_primary, tmp_path):
     """Each zone lists the silent primary first: the first two wait its timeout, the
     others go straight to the next primary (before: each waited, 8 zones x 3 s / 2)."""

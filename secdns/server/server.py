@@ -287,6 +287,14 @@ class Server(QueryDispatch):
         for runtime in self.runtimes.values():
             runtime.stopping = True
             runtime.wake.set()
+            if runtime.task is not None and not (
+                runtime.refresher.checking and self._may_answer(runtime)
+            ):
+                # queued for a slot, or waiting for another zone's first try of its
+                # primary: nothing of it is under way, and it must not begin a check
+                # now; or trying primaries none of which has answered since the start
+                # (a silent one made every stop wait its timeout)
+                runtime.task.cancel()
         tasks = [r.task for r in self.runtimes.values() if r.task is not None]
         if tasks:
             done, pending = await asyncio.wait(tasks, timeout=5.0)
@@ -311,6 +319,13 @@ class Server(QueryDispatch):
         log.info("serve: stopped")
         for waiter in self._stop_waiters:  # ctl stop returns now
             waiter.close()
+
+    def _may_answer(self, runtime: ZoneRuntime) -> bool:
+        """Whether a check of ``runtime`` may be transferring: one of its primaries has
+        answered since the start (or it is named by host name, or no cache is kept)."""
+        cache = self.unreachable
+        pairs = runtime.primary_addresses
+        return cache is None or not pairs or any(map(cache.answered, pairs))
 
     def _release_store(self) -> None:
         """Let the next serve have the store (one in this process too: the tests')."""
