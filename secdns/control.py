@@ -9,6 +9,7 @@ each with one JSON object per line, in order, on the same connection::
 
     -> {"command": "status", "zones": ["example.com"]}
     <- {"ok": true, "command": "status", "result": {"zones": [{"zone": "example.com.", ...}]}}
+       (without zones: also "primaries", each held as unreachable: primary, until, skipped)
     -> {"command": "refresh", "zone": "example.com"}
     <- {"ok": true, "command": "refresh", "result": {"zone": "example.com.", "status": ...}}
     -> {"command": "bogus"}
@@ -308,7 +309,11 @@ class Operations:
             zones = request.get("zones") or []
             if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
                 raise UsageError("status: zones is a list of zone names")
-            return {"zones": [s.to_dict() for s in self.zones.statuses(zones)]}
+            result: dict[str, Any] = {"zones": [s.to_dict() for s in self.zones.statuses(zones)]}
+            if not zones:  # (the whole server: its primaries held as unreachable too)
+                unreachable = self.server.unreachable
+                result["primaries"] = unreachable.holds() if unreachable is not None else []
+            return result
         if command == "stop":
             return {"stopping": True}
         coro: Coroutine[Any, Any, dict[str, Any]]

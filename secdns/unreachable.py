@@ -291,6 +291,21 @@ class Unreachable:
             except Exception:  # (a bug of the owner's must not fail the pull that told it)
                 log.exception("pull: primary %s: waking its zones failed", address)
 
+    def holds(self) -> list[dict[str, object]]:
+        """Each address held since it last answered, for ``ctl status``: ``primary``,
+        ``until`` (epoch seconds its hold ends; None: a try of it is due or under way)
+        and ``skipped`` (its zones' tries skipped since it last answered)."""
+        now, wall = self.clock(), time.time()
+        return [
+            {
+                "primary": format_addr(*key),
+                "until": round(wall + entry.until - now, 3) if entry.until > now else None,
+                "skipped": entry.skipped,
+            }
+            for key, entry in list(self._entries.items())
+            if entry.hold
+        ]
+
     def held(self) -> Iterator[tuple[str, bool, int]]:
         """(server, held, tries skipped in all) of each address held or skipped since
         the start: held from its first hold until it answers again; the count stays

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -247,7 +248,7 @@ def test_probing_a_held_primary_fails_at_once_naming_it():
 
 
 def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waiting(
-    knot_primary, tmp_path
+    knot_primary, tmp_path, monkeypatch
 ):
     """Twelve zones of a silent primary, two transfer slots, a 4 s timeout: before the
     cache, its zones' retries held both slots nearly always, and a NOTIFY of the zone
@@ -285,6 +286,16 @@ def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waitin
             assert f'secdns_primary_unreachable{{primary="{silent}"}} 1.0' in metrics
             # the zones' tries skipped, not failed (their primary's hold is the warning)
             assert metrics.count('kind="axfr",result="skipped"') >= 8, metrics
+            # ctl status names the primary once, not only in each of its zones' errors
+            ctl = ["ctl", "-c", str(config), "status"]
+            listed = json.loads(CliRunner().invoke(cli, [*ctl, "--json"]).output)
+            (held,) = listed["primaries"]
+            assert held["primary"] == silent and held["until"] > time.time(), held
+            assert held["skipped"] >= 8, held
+            with monkeypatch.context() as patched:
+                patched.setattr("secdns.output.use_rich", lambda stream=None: True)
+                shown = CliRunner().invoke(cli, ctl).output
+            assert f"primary {silent} held as unreachable: until " in shown, shown
             primary.nsupdate(f"update add new.{zone}. 300 A 192.0.2.77", zone=zone)
             began = time.monotonic()
             server.wait_serial(zone, serial + 1, timeout=10)

@@ -231,14 +231,24 @@ def status(zones: tuple[str, ...], as_json: bool) -> None:
     """
     from secdns.zonestatus import PROBLEM_STATES
 
-    statuses = _call({"command": "status", "zones": list(zones)}).get("zones", [])
+    reply = _call({"command": "status", "zones": list(zones)})
+    statuses = reply.get("zones", [])
+    held = reply.get("primaries") or []
     if as_json:
-        output.emit_json({"zones": statuses})
+        output.emit_json({"zones": statuses, **({"primaries": held} if not zones else {})})
     elif output.use_rich():
         from rich.console import Console
+        from rich.text import Text
 
         console = Console(highlight=False)
         console.print(status_table(statuses, console.width))
+        for item in held:  # once a primary, not only in each of its zones' errors
+            until = item.get("until")
+            when = f"until {_when(until)}" if until else "a try of it due or under way"
+            line = (
+                f"held as unreachable: {when}; {item.get('skipped', 0)} tries of its zones skipped"
+            )
+            console.print(Text.assemble((f"primary {item.get('primary')}", "bold red"), " ", line))
     else:
         for item in statuses:
             sys.stdout.write(status_line(item) + "\n")
