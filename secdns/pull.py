@@ -325,7 +325,7 @@ async def settle(result: PullResult, copy: ZoneCopy) -> PullResult:
 
 def _explain_hold(note: Explainer, copy: ZoneCopy, options: PullOptions) -> None:
     if copy.serial is None:
-        note("hold", "we hold no copy of the zone: a full AXFR is needed")
+        note("hold", "we hold no copy of the zone: a full AXFR is needed, after a SOA query")
     elif not copy.can_ixfr:
         note("hold", f"we hold serial {copy.serial} but no copy an IXFR delta can apply to")
     else:

@@ -32,7 +32,10 @@ def test_explain_ixfr_from_bind_then_up_to_date(bind_primary, tmp_path):
     first = pull(ZONE, f"@{primary.addr}", "-d", store, "--explain", "--json")
     assert first.exit_code == 0, first.stderr
     said = steps(first)
-    assert said[0] == ("hold", "we hold no copy of the zone: a full AXFR is needed")
+    assert said[0] == (
+        "hold",
+        "we hold no copy of the zone: a full AXFR is needed, after a SOA query",
+    )
     assert said[1][0] == "primary" and "primary 1 of 1" in said[1][1]
     assert said[2] == ("probe", f"SOA probe answered serial {SERIAL} over UDP")
     assert said[3] == ("request", "ask AXFR: we hold no copy to ask IXFR from")

@@ -194,7 +194,10 @@ def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_pa
     server = served(path)  # with -v (log_queries): each refresh is explained in the log
     server.wait_serial(ZONE, SERIAL)
     logged = [r.getMessage() for r in caplog.records if r.name == "secdns.explain"]
-    first = "explain: zone=example.com. hold: we hold no copy of the zone: a full AXFR is needed"
+    first = (
+        "explain: zone=example.com. hold: we hold no copy of the zone: "
+        "a full AXFR is needed, after a SOA query"
+    )
     assert first in logged
     wait_for(lambda: "state=ok" in ctl(path, "status").output, what="state ok")
     status = ctl(path, "status")
