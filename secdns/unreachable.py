@@ -261,13 +261,16 @@ class Unreachable:
                 entry.hold,
             )
 
-    def forget(self, address: str, ports: Iterable[int]) -> None:
+    def forget(self, address: str, ports: Iterable[int], *, up: bool = True) -> None:
         """``address`` may be up on these ``ports`` (it sent a NOTIFY for a zone whose
         primaries listen on them; ``ctl refresh``): the zone it is for tries it at once,
         the other zones' tries wait for that one (its answer ends the hold and checks
-        them; a timeout holds it again at once, the hold doubled, not started over)."""
+        them; a timeout holds it again at once, the hold doubled, not started over).
+        ``up``: it sent something (a NOTIFY): other zones' first tries need not wait
+        for one of its (:meth:`admit`); False for ``ctl refresh``, which only asks."""
         keys = [(address, port) for port in ports]
-        self._heard.update(keys)
+        if up:
+            self._heard.update(keys)
         for key in keys:
             entry = self._entries.get(key)
             if entry is not None and entry.until:

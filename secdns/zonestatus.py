@@ -122,7 +122,7 @@ class ServeZones:
         for endpoint in runtime.config.primaries:
             with contextlib.suppress(SecdnsError):  # (the refresh says why it cannot resolve)
                 for address, port in await resolve(endpoint):
-                    unreachable.forget(address, (port,))
+                    unreachable.forget(address, (port,), up=False)
 
     async def notify(self, zone: str) -> list[str]:
         """NOTIFY the zone's ``notify`` targets now; the targets that were sent to."""

@@ -184,8 +184,13 @@ def test_one_first_try_at_a_time_of_a_primary_not_heard_from():
         assert isinstance(gone, asyncio.Future)
         gone.cancel()  # (a zone removed while it waited)
         cancelled()
+        probe = cache.admit([other])
+        assert callable(probe)
+        cache.forget(*other[:1], {53}, up=False)  # ctl refresh: it asks, nothing was heard
+        assert isinstance(cache.admit([other]), asyncio.Future)
         cache.forget(*other[:1], {53})  # a NOTIFY from it: heard
         assert cache.admit([other]) is None
+        probe()
 
     asyncio.run(main())
 
