@@ -173,7 +173,8 @@ async def _first_primary(
             if note and (address, port) != (endpoint.host, endpoint.port):
                 note.primary = format_addr(address, port)
                 note("primary", f"{endpoint} resolved to {note.primary}")
-            skipped = unreachable.skip(address, port) if unreachable is not None else None
+            more = index < len(primaries) or (address, port) != addresses[-1]
+            skipped = unreachable.skip(address, port, more) if unreachable is not None else None
             if skipped is not None:  # (held after timeouts: no slot spent waiting on it)
                 errors.append(
                     TimeoutError_(

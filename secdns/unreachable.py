@@ -51,6 +51,8 @@ primary that answers.  ``pull`` of one zone keeps no cache: it tries each primar
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import logging
@@ -129,12 +131,20 @@ class Unreachable:
 
     # -- the decisions
 
-    def skip(self, address: str, port: int) -> str | None:
+    def skip(self, address: str, port: int, more: bool = False) -> str | None:
         """Why a try of ``address``:``port`` is skipped now, or None: try it (counted
-        under way until :meth:`tried`)."""
+        under way until :meth:`tried`).  ``more``: the zone has another primary
+        address after this one (a zone goes on to it rather than join another zone's
+        first try of this one)."""
         key = (address, port)
         entry = self._entries.get(key)
         if entry is None:
+            if more and key in self._probes and _PROBE.get() != key:
+                self._skipped[key] = self._skipped.get(key, 0) + 1
+                return (
+                    "not tried: another zone's first try of it is under way, "
+                    "not answered yet (the next primary is tried)"
+                )
             return self._go(key)
         flying = self._flying.get(key, 0)
         if entry.timeouts < TIMEOUTS:
@@ -166,31 +176,40 @@ class Unreachable:
         self._skipped[key] = self._skipped.get(key, 0) + 1
 
     def admit(
-        self, keys: Sequence[tuple[str, int]]
+        self, keys: Sequence[tuple[str, int] | None]
     ) -> Callable[[], None] | asyncio.Future[None] | None:
         """Before a zone's check, holding a transfer slot (serve, watch): ``keys`` are
-        its primaries' addresses (IP addresses as written, with their ports).
+        its primaries' addresses in order (IP addresses as written, with their ports;
+        None for a host name, whose addresses are not known before the try).
 
-        None: go.  A function: go, this check being the first try of an address not
-        heard from since the start or its last timeout; call it when the check ends.
-        A future: give the slot back, wait for it (that address's first try has
-        ended), then ask again.  An address that answered, or timed out (:meth:`skip`
-        decides), lets the check go; so does a list of none (host names)."""
-        waiting: tuple[str, int] | None = None
+        The primaries are taken in the order the check tries them, passing over those
+        :meth:`skip` will pass over (held; or tried by another zone for the first time,
+        the zone having another primary after it).  None: go.  A function: go, this
+        check making the first try of an address neither heard from nor timed out yet
+        (the task's own: skip() lets it through); call it when the check ends.  A
+        future: every primary is passed over, some being tried for the first time by
+        other zones: give the slot back, wait for one of those tries to end, then ask
+        again."""
+        waiting: list[tuple[str, int]] = []
+        now = self.clock()
         for key in keys:
-            if key in self._heard or key in self._entries:
-                # answered; or timed out: skip() lets one try go and fails the others
-                # at once (a zone waiting here would be neither tried nor failed)
+            if key is None or key in self._heard:
+                return None  # (tried first, and it answers, or cannot be known)
+            entry = self._entries.get(key)
+            if entry is not None:  # it timed out: skip() lets one try go at a time
+                if entry.until > now or self._flying.get(key):
+                    continue  # (passed over: the next primary, if any)
                 return None
             if key not in self._probes:
                 self._probes[key] = []
-                return functools.partial(self._probed, key)
-            if waiting is None:
-                waiting = key
-        if waiting is None:
-            return None
+                token = _PROBE.set(key)
+                return functools.partial(self._probed, key, token)
+            waiting.append(key)
+        if not waiting:
+            return None  # every primary held: skip() fails the check at once
         future = asyncio.get_running_loop().create_future()
-        self._probes[waiting].append(future)
+        for key in waiting:  # (whichever of those tries ends first)
+            self._probes[key].append(future)
         return future
 
     def answered(self, key: tuple[str, int]) -> bool:
@@ -198,8 +217,10 @@ class Unreachable:
         (a try under way of one that has not is not transferring anything)."""
         return key in self._heard
 
-    def _probed(self, key: tuple[str, int]) -> None:
+    def _probed(self, key: tuple[str, int], token: contextvars.Token[object]) -> None:
         """The check that made the first try of ``key`` ended: its waiters ask again."""
+        with contextlib.suppress(ValueError):  # (called in another context: tests)
+            _PROBE.reset(token)
         for future in self._probes.pop(key, ()):
             if not future.done():  # (a waiter cancelled: its zone removed, serve stopping)
                 future.set_result(None)
@@ -324,6 +345,9 @@ class Unreachable:
             )
 
 
+_PROBE: contextvars.ContextVar[object] = contextvars.ContextVar("secdns_probe", default=None)
+"""The address whose first try the running task's check makes (:meth:`Unreachable.admit`)."""
+
 _CACHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Unreachable] = (
     weakref.WeakKeyDictionary()
 )
@@ -343,7 +367,7 @@ def admitter(
         return None
 
     def admit() -> Callable[[], None] | asyncio.Future[None] | None:
-        return cache.admit([(p.host, p.port) for p in primaries() if p.is_address])
+        return cache.admit([(p.host, p.port) if p.is_address else None for p in primaries()])
 
     return admit
 

@@ -221,6 +221,38 @@ def test_a_primary_back_wakes_the_failing_zones_that_list_its_address():
     assert [z.woken for z in (by_name, by_address, other, fine)] == [2, 1, 0, 0]
 
 
+def test_a_zone_with_another_primary_goes_on_to_it_during_a_first_try():
+    """While one zone makes the first try of a primary not heard from, a zone listing it
+    first and another primary second is admitted, passes over it and tries the second;
+    the zone making the try (its own task) is let through."""
+
+    async def main() -> None:
+        cache = Unreachable(300.0, Clock())
+        silent, other = ("192.0.2.1", 53), ("192.0.2.2", 53)
+        go = asyncio.Event()
+
+        async def failover_zone() -> tuple[object, str | None, str | None]:
+            await go.wait()
+            admitted = cache.admit([silent, other])  # (other: its first try, this one)
+            passed = cache.skip(*silent, True)
+            tried = cache.skip(*other, False)
+            assert callable(admitted)
+            admitted()
+            return admitted, passed, tried
+
+        task = asyncio.create_task(failover_zone())  # (its own context, as a zone's task)
+        probe = cache.admit([silent])
+        assert callable(probe)
+        go.set()
+        _admitted, passed, tried = await task
+        assert passed is not None and "another zone's first try" in passed
+        assert tried is None
+        assert cache.skip(*silent, True) is None  # the probing task's own try goes
+        probe()
+
+    asyncio.run(main())
+
+
 def test_unreachable_hold_is_a_server_option():
     assert parse_config({}).server.unreachable_hold == 300.0
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0
@@ -311,18 +343,26 @@ def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waitin
 
 
 def test_a_cold_start_beside_a_silent_primary_does_not_wait_its_timeout(knot_primary, tmp_path):
-    """Sixteen zones of a silent primary and four of Knot's, two transfer slots, a 4 s
-    timeout: the silent primary's zones took both slots at the start, and the healthy
-    zones waited a whole timeout (a stranger's 360 zones beside 40 silent ones: 5.8 s
-    against 0.5 s).  Now one try of it at a time learns that it does not answer."""
-    names = [f"h{i}.example" for i in range(4)]
+    """Sixteen zones of a silent primary, four of Knot's and eight listing the silent
+    primary first and Knot second, two transfer slots, a 4 s timeout: the silent
+    primary's zones took both slots at the start, and the healthy zones waited a whole
+    timeout (a stranger's 360 zones beside 40 silent ones: 5.8 s against 0.5 s).  Now
+    one try of it at a time learns that it does not answer, and the zones with another
+    primary go on to it meanwhile (a second stranger's failover zones each tried it)."""
+    healthy = [f"h{i}.example" for i in range(4)]
+    failover = [f"f{i}.example" for i in range(8)]
+    names = healthy + failover
     primary = knot_primary({name: small_zone(name) for name in names})
     with silent_primary() as (silent, taken):
         silent_zones = [{"name": f"s{i}.example", "primaries": [silent]} for i in range(16)]
         config = write_config(
             tmp_path / "secdns.toml",
             directory=tmp_path / "store",
-            zones=[*silent_zones, *({"name": n, "primaries": [primary.addr]} for n in names)],
+            zones=[
+                *silent_zones,
+                *({"name": n, "primaries": [primary.addr]} for n in healthy),
+                *({"name": n, "primaries": [silent, primary.addr]} for n in failover),
+            ],
             concurrency=2,
             timeout=4,
         )

@@ -482,7 +482,8 @@ class ZoneRuntime:
             version = self.zone.version
             log.info(
                 "refresh: zone=%s NOTIFY, but %s answers serial %s (served: %s): nothing to "
-                "transfer (a primary's answer cache, or a NOTIFY sent before its change?)",
+                "transfer (already current; were the primary's change newer, its NOTIFY "
+                "came before the change or its answer was cached)",
                 self.name,
                 result.primary,
                 result.serial_to,
