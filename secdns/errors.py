@@ -164,8 +164,12 @@ class TimeoutError_(NetworkError):
         self.silent = False
         return self
 
-    def not_tried(self) -> TimeoutError_:
+    retry_after = 0.0
+    """Of a try not made: seconds until the server's hold ends (no try is made before)."""
+
+    def not_tried(self, retry_after: float = 0.0) -> TimeoutError_:
         self.tried = False
+        self.retry_after = retry_after
         return self
 
 

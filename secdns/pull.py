@@ -175,11 +175,11 @@ async def _first_primary(
                 note("primary", f"{endpoint} resolved to {note.primary}")
             more = index < len(primaries) or (address, port) != addresses[-1]
             skipped = unreachable.skip(address, port, more) if unreachable is not None else None
-            if skipped is not None:  # (held after timeouts: no slot spent waiting on it)
+            if skipped is not None and unreachable is not None:  # (held: no slot waits on it)
                 errors.append(
                     TimeoutError_(
                         skipped, zone=zone_text, server=format_addr(address, port)
-                    ).not_tried()
+                    ).not_tried(unreachable.held_for(address, port))
                 )
                 note("failover", f"skipped: {skipped}; {_next(index, primaries)}")
                 continue
@@ -347,7 +347,8 @@ def _combine(errors: list[SecdnsError], zone: str) -> SecdnsError:
     message = f"all {len(errors)} primaries failed: {summary}"
     combined = type(last)(message, zone=zone, hint=last.hint)
     if isinstance(combined, TimeoutError_) and all(map(not_tried, errors)):
-        combined.not_tried()
+        # (tried again once the first of the holds ends)
+        combined.not_tried(min(e.retry_after for e in errors if isinstance(e, TimeoutError_)))
     return combined
 
 

@@ -212,6 +212,11 @@ class Unreachable:
             self._probes[key].append(future)
         return future
 
+    def held_for(self, address: str, port: int) -> float:
+        """Seconds until the address's hold ends (0: not held now)."""
+        entry = self._entries.get((address, port))
+        return max(entry.until - self.clock(), 0.0) if entry is not None else 0.0
+
     def answered(self, key: tuple[str, int]) -> bool:
         """Whether the address has answered a try since the start or its last timeout
         (a try under way of one that has not is not transferring anything)."""

@@ -320,3 +320,29 @@ def test_a_zone_stays_retrying_while_its_retry_waits_or_runs_and_queued_is_said(
         await task
 
     asyncio.run(main())
+
+
+def test_a_check_that_tried_no_primary_is_not_retried_before_the_hold_ends():
+    """Every primary held as unreachable: the retry waits for the first hold's end (a
+    stranger's zones retried after 2, 4, 8 and 14 s of a 30 s hold, each skipped)."""
+    from secdns.errors import TimeoutError_
+
+    async def scenario() -> None:
+        async def skipped(force_axfr: bool) -> PullResult:
+            error = TimeoutError_("not tried: held", zone=ORIGIN_TEXT).not_tried(25.0)
+            return PullResult(zone=ORIGIN_TEXT, status=Status.FAILED, error=error)
+
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            skipped,
+            asyncio.Semaphore(1),
+            policy=RefreshPolicy(first_retry=2.0),
+            timers=lambda: (3600.0, 60.0, 1209600.0),
+        )
+        await refresher.refresh()
+        assert refresher.retry_in is not None and refresher.retry_in >= 25.0
+        refresher.check = lambda force_axfr: _done(result(Status.FAILED))
+        await refresher.refresh()  # a failure of another kind: the usual back-off
+        assert refresher.retry_in is not None and refresher.retry_in <= 4.0  # (2 s, doubled)
+
+    asyncio.run(scenario())
