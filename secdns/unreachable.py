@@ -25,13 +25,15 @@ is skipped ("master ... is unreachable (cached)") until the entry expires.
   they will tell (the slot the timeout freed went to it again at once, and a
   ``pull -c`` beside a silent primary paid two timeouts); the zones skipped so are
   checked again as soon as it answers.
-- Serve's and watch's zones wait, before a check and without a slot, while a first
-  try of each of their primary addresses is under way and the address has neither
-  answered nor timed out yet (:meth:`Unreachable.admit`): one try learns whether it
-  answers.  Without this, the zones of a silent
-  primary took every slot at each start until the first timeout, and every healthy
-  zone waited that one ``timeout`` (5.8 s for a stranger's 360 zones beside 40
-  silent ones).  Once the address answers, its zones go as before.
+- Serve's and watch's zones wait, before a check and without a slot, while another
+  zone makes the first try of their (first usable) primary address and it has
+  neither answered nor timed out yet (:meth:`Unreachable.admit`): one try learns
+  whether it answers.  Without this, the zones of a silent primary took every slot
+  at each start until the first timeout, and every healthy zone waited that one
+  ``timeout`` (5.8 s for a stranger's 360 zones beside 40 silent ones).  A zone whose
+  later primary has answered goes on to it meanwhile; one whose later primaries are
+  not known yet waits too (its preferred primary is not passed over for a try that
+  may yet answer, nor its second one flooded at each start).
 - A NOTIFY from the address for a zone it is a primary of (:meth:`forget`: it may
   be up; the port its zones are transferred from, not the NOTIFY's) and ``ctl
   refresh`` of a zone try it at once, as when a hold ends; a timeout holds it again,
@@ -143,7 +145,7 @@ class Unreachable:
                 self._skipped[key] = self._skipped.get(key, 0) + 1
                 return (
                     "not tried: another zone's first try of it is under way, "
-                    "not answered yet (the next primary is tried)"
+                    "not answered yet (a next primary that has answered is tried)"
                 )
             return self._go(key)
         flying = self._flying.get(key, 0)
@@ -183,16 +185,15 @@ class Unreachable:
         None for a host name, whose addresses are not known before the try).
 
         The primaries are taken in the order the check tries them, passing over those
-        :meth:`skip` will pass over (held; or tried by another zone for the first time,
-        the zone having another primary after it).  None: go.  A function: go, this
-        check making the first try of an address neither heard from nor timed out yet
-        (the task's own: skip() lets it through); call it when the check ends.  A
-        future: every primary is passed over, some being tried for the first time by
-        other zones: give the slot back, wait for one of those tries to end, then ask
-        again."""
-        waiting: list[tuple[str, int]] = []
+        :meth:`skip` will pass over (held, or after a timeout while a try is under
+        way).  None: go.  A function: go, this check making the first try of an
+        address neither heard from nor timed out yet (the task's own: skip() lets it
+        through); call it when the check ends.  A future: another zone is making that
+        first try: give the slot back, wait for it to end, then ask again (the zone's
+        preferred primary is not passed over for a first try that may yet answer,
+        unless a later primary has answered: skip() then passes over it)."""
         now = self.clock()
-        for key in keys:
+        for index, key in enumerate(keys):
             if key is None or key in self._heard:
                 return None  # (tried first, and it answers, or cannot be known)
             entry = self._entries.get(key)
@@ -200,17 +201,17 @@ class Unreachable:
                 if entry.until > now or self._flying.get(key):
                     continue  # (passed over: the next primary, if any)
                 return None
-            if key not in self._probes:
+            probe = self._probes.get(key)
+            if probe is None:
                 self._probes[key] = []
                 token = _PROBE.set(key)
                 return functools.partial(self._probed, key, token)
-            waiting.append(key)
-        if not waiting:
-            return None  # every primary held: skip() fails the check at once
-        future = asyncio.get_running_loop().create_future()
-        for key in waiting:  # (whichever of those tries ends first)
-            self._probes[key].append(future)
-        return future
+            if any(later in self._heard for later in keys[index + 1 :]):
+                return None  # (skip() passes over it, to a primary that answers)
+            future = asyncio.get_running_loop().create_future()
+            probe.append(future)
+            return future
+        return None  # every primary held: skip() fails the check at once
 
     def held_for(self, address: str, port: int) -> float:
         """Seconds until the address's hold ends (0: not held now)."""
@@ -290,7 +291,7 @@ class Unreachable:
     def forget(self, address: str, ports: Iterable[int], *, up: bool = True) -> None:
         """``address`` may be up on these ``ports`` (it sent a NOTIFY for a zone whose
         primaries listen on them; ``ctl refresh``): the zone it is for tries it at once,
-        the other zones' tries wait for that one (its answer ends the hold and checks
+        the other zones' tries are skipped until that one ends (its answer ends the hold and checks
         them; a timeout holds it again at once, the hold doubled, not started over).
         ``up``: it sent something (a NOTIFY): other zones' first tries need not wait
         for one of its (:meth:`admit`); False for ``ctl refresh``, which only asks."""
