@@ -51,7 +51,13 @@ from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, 
 from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.store import Store, epoch, iso_time
-from secdns.unreachable import DEFAULT_HOLD, Unreachable, admitter, wake_failing
+from secdns.unreachable import (
+    DEFAULT_HOLD,
+    Unreachable,
+    admitter,
+    notify_ports,
+    wake_failing,
+)
 from secdns.watch import SHUTDOWN_GRACE, seconds_text
 from secdns.xfr import XfrKind
 from secdns.xot import TlsSettings
@@ -437,8 +443,8 @@ class Mirror:
                 source=source,
             )
             if self._unreachable is not None:  # (it is up: no longer held after timeouts)
-                ports = {primary.port for primary in followed.config.primaries}
-                self._unreachable.forget(addr[0], ports)
+                pairs = [(primary.host, primary.port) for primary in followed.config.primaries]
+                self._unreachable.forget(addr[0], notify_ports(addr[0], pairs))
             followed.refresher.wake()
 
     def _primary_ready(self, address: str, port: int, every: bool) -> None:

@@ -361,6 +361,16 @@ _CACHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Unreachable] = (
 another loop, keeps its own)."""
 
 
+def notify_ports(source: str, primaries: Iterable[tuple[str, int]]) -> set[int]:
+    """The ports of a zone's primaries (address, port) that a NOTIFY from ``source``
+    shows to be up (:meth:`Unreachable.forget`): the one primary at that address; none
+    when several share it on other ports (a NOTIFY's source port names none of them:
+    a stranger's two primaries on one host had the held one tried, for a timeout, on
+    the other's NOTIFY)."""
+    ports = {port for address, port in primaries if address == source}
+    return ports if len(ports) == 1 else set()
+
+
 def admitter(
     primaries: Callable[[], Iterable[Endpoint]],
 ) -> Callable[[], Callable[[], None] | asyncio.Future[None] | None] | None:

@@ -255,6 +255,16 @@ def test_a_zone_whose_next_primary_answers_goes_on_to_it_during_a_first_try():
     asyncio.run(main())
 
 
+def test_a_notify_clears_only_the_primary_it_can_come_from():
+    """A NOTIFY names no port: two primaries of a zone on one address cannot be told
+    apart, and neither is cleared (a stranger's held one was tried on the other's)."""
+    from secdns.unreachable import notify_ports
+
+    assert notify_ports("192.0.2.1", [("192.0.2.1", 53), ("192.0.2.2", 5300)]) == {53}
+    assert notify_ports("127.0.0.1", [("127.0.0.1", 24053), ("127.0.0.1", 24054)]) == set()
+    assert notify_ports("192.0.2.9", [("192.0.2.1", 53)]) == set()
+
+
 def test_unreachable_hold_is_a_server_option():
     assert parse_config({}).server.unreachable_hold == 300.0
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0

@@ -28,6 +28,7 @@ import dns.tsig
 from secdns import notify
 from secdns.server import front, xfrout
 from secdns.server.fastpath import split_cookie
+from secdns.unreachable import notify_ports
 
 if TYPE_CHECKING:
     from secdns.config import Config
@@ -172,7 +173,7 @@ class QueryDispatch:
     def _notified(self, runtime: ZoneRuntime, source: str) -> None:
         """A zone's NOTIFY was accepted (on the loop): its sender is up, check now."""
         if self.unreachable is not None:
-            self.unreachable.forget(source, {p.port for p in runtime.config.primaries})
+            self.unreachable.forget(source, notify_ports(source, runtime.primary_addresses))
         runtime.wake.set()
 
     def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
