@@ -234,9 +234,9 @@ class Operations:
         self.control: ControlServer | None = None
         self.http: MetricsServer | None = None
 
-    def held_primaries(self) -> Iterable[tuple[str, bool, int]]:
-        """(primary, held now, tries skipped) of each primary held as unreachable after
-        timeouts since the start (:meth:`secdns.unreachable.Unreachable.held`)."""
+    def held_primaries(self) -> Iterable[tuple[str, bool, int, int]]:
+        """(primary, held now, tries skipped, tries failed) of each primary held,
+        skipped or failed since the start (:meth:`secdns.unreachable.Unreachable.held`)."""
         unreachable = self.server.unreachable
         return unreachable.held() if unreachable is not None else ()
 

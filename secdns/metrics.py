@@ -14,7 +14,9 @@ dashboards are written against; keep them:
   ``secdns_notify_received_total{zone,result}``,
   ``secdns_propagation_seconds`` (a NOTIFY received to its new serial answered).
 - ``secdns_primary_unreachable{primary}`` (1 while held after timeouts in a row,
-  :mod:`secdns.unreachable`), ``secdns_primary_skipped_total{primary}``.
+  :mod:`secdns.unreachable`), ``secdns_primary_skipped_total{primary}``,
+  ``secdns_primary_failed_total{primary}`` (its tries that failed, failovers included:
+  a primary that refuses is never held).
 - ``secdns_queries_total{transport,rcode}``: the UDP workers and the TCP handler
   keep plain per-rcode integer lists on the answering path (one list increment per
   answer, no lock, no label lookup); a collector sums them at scrape time.
@@ -65,7 +67,7 @@ MAX_CONNECTIONS = 32
 
 QueryCounts = Callable[[], Iterable[tuple[str, list[int]]]]
 """(transport, counts indexed by rcode) pairs, read at scrape time."""
-HeldPrimaries = Callable[[], Iterable[tuple[str, bool, int]]]
+HeldPrimaries = Callable[[], Iterable[tuple[str, bool, int, int]]]
 """(primary, tries skipped) of each primary held as unreachable, read at scrape time."""
 
 
@@ -151,10 +153,17 @@ class HeldCollector(Collector):
             "Tries of a held primary skipped (its zones retried later or failed over)",
             labels=["primary"],
         )
-        for primary, now, count in self.held():
+        failed = CounterMetricFamily(
+            "secdns_primary_failed",
+            "Tries of a primary that failed (refused, timed out, a bad answer), "
+            "failovers to the next primary included",
+            labels=["primary"],
+        )
+        for primary, now, count, failures in self.held():
             held.add_metric([primary], 1 if now else 0)
             skipped.add_metric([primary], count)
-        yield from (held, skipped)
+            failed.add_metric([primary], failures)
+        yield from (held, skipped, failed)
 
 
 class TransferCounts(Collector):

@@ -184,12 +184,14 @@ async def _first_primary(
                 note("failover", f"skipped: {skipped}; {_next(index, primaries)}")
                 continue
             heard: bool | None = None  # (None: the try was cancelled)
+            failed = False
             try:
                 result = await attempt(address, port, endpoint.host)
                 heard = True
                 return result
             except SecdnsError as err:
                 heard = not (isinstance(err, TimeoutError_) and err.silent)
+                failed = True
                 if not isinstance(err, _FAILOVER):
                     raise
                 err.with_context(zone=zone_text)
@@ -203,7 +205,7 @@ async def _first_primary(
                 )
             finally:
                 if unreachable is not None:
-                    unreachable.tried(address, port, heard)
+                    unreachable.tried(address, port, heard, failed=failed)
     raise _combine(errors, zone_text)
 
 

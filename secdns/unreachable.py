@@ -94,6 +94,7 @@ class Unreachable:
         self._entries: dict[tuple[str, int], _Entry] = {}
         self._flying: dict[tuple[str, int], int] = {}  # tries under way, per address
         self._skipped: dict[tuple[str, int], int] = {}  # tries skipped in all (metrics)
+        self._failed: dict[tuple[str, int], int] = {}  # tries failed in all (metrics)
         # addresses that answered since the start or their last timeout (admit: proven)
         self._heard: set[tuple[str, int]] = set()
         # the first try under way of an address not proven: the checks waiting on it
@@ -236,11 +237,14 @@ class Unreachable:
         self._flying[key] = self._flying.get(key, 0) + 1
         return None
 
-    def tried(self, address: str, port: int, heard: bool | None) -> None:
+    def tried(self, address: str, port: int, heard: bool | None, *, failed: bool = False) -> None:
         """A try of the address ended: ``heard`` False after a timeout with nothing
         heard, True after anything else (an answer, even a refusal), None when the
-        try was cancelled (nothing learnt)."""
+        try was cancelled (nothing learnt).  ``failed``: it brought no result (a
+        refusal, a timeout, a bad answer: counted for the metrics, failovers too)."""
         key = (address, port)
+        if failed and heard is not None:
+            self._failed[key] = self._failed.get(key, 0) + 1
         flying = self._flying.get(key, 0) - 1
         if flying > 0:
             self._flying[key] = flying
@@ -336,18 +340,21 @@ class Unreachable:
             if entry.hold
         ]
 
-    def held(self) -> Iterator[tuple[str, bool, int]]:
-        """(server, held, tries skipped in all) of each address held or skipped since
-        the start: held from its first hold until it answers again; the count stays
-        when it does (a Prometheus counter must not vanish)."""
+    def held(self) -> Iterator[tuple[str, bool, int, int]]:
+        """(server, held, tries skipped in all, tries failed in all) of each address
+        held, skipped or failed since the start: held from its first hold until it
+        answers again; the counts stay (a Prometheus counter must not vanish).  A
+        primary that refuses is never held (its tries fail at once), but counted."""
         entries = dict(self._entries)
-        keys = dict.fromkeys([*self._skipped, *(k for k, e in entries.items() if e.hold)])
+        held = (key for key, entry in entries.items() if entry.hold)
+        keys = dict.fromkeys([*self._failed, *self._skipped, *held])
         for key in keys:
             entry = entries.get(key)
             yield (
                 format_addr(*key),
                 entry is not None and bool(entry.hold),
                 self._skipped.get(key, 0),
+                self._failed.get(key, 0),
             )
 
 

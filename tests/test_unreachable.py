@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -71,7 +72,7 @@ def test_two_timeouts_in_a_row_hold_an_address_and_an_answer_between_does_not():
     assert why is not None and "held as unreachable until" in why and "timed out" in why
     assert cache.skip("192.0.2.1", 5300) is None  # another port, another primary
     assert cache.skip("192.0.2.2", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", True, 1)]
+    assert list(cache.held()) == [("192.0.2.1:53", True, 1, 0)]
 
 
 def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
@@ -89,7 +90,7 @@ def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
         cache.tried("192.0.2.1", 53, heard=True)  # the others answered: not held after all
     cache.tried("192.0.2.1", 53, heard=True)
     assert cache.skip("192.0.2.1", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", False, 1)]  # never held; one skipped
+    assert list(cache.held()) == [("192.0.2.1:53", False, 1, 0)]  # never held; one skipped
     assert told == [("192.0.2.1", 53, True)]  # the zone skipped meanwhile is checked now
 
 
@@ -111,7 +112,7 @@ def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=True)  # it answers again: forgotten
     assert cache.skip("192.0.2.1", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", False, 3)]  # (the count stays)
+    assert list(cache.held()) == [("192.0.2.1:53", False, 3, 0)]  # (the count stays)
 
 
 def test_a_cancelled_try_lets_the_next_one_go():
@@ -141,7 +142,7 @@ def test_a_notify_tries_only_its_zones_primary_ports_and_a_timeout_holds_again_d
     clock.now += 1
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=True)
-    assert list(cache.held()) == [("192.0.2.1:53", False, 3)]
+    assert list(cache.held()) == [("192.0.2.1:53", False, 3, 0)]
 
 
 def test_tries_under_way_as_the_hold_begins_do_not_lengthen_it():
@@ -265,6 +266,19 @@ def test_a_notify_clears_only_the_primary_it_can_come_from():
     assert notify_ports("192.0.2.9", [("192.0.2.1", 53)]) == set()
 
 
+def test_a_primary_that_refuses_is_never_held_but_its_failed_tries_are_counted():
+    """A refusal is an answer: the zone fails over at once and the primary is not held,
+    so only the log said it was down (a stranger's preferred primary, killed, showed
+    in no status and no metric); its failed tries are now a counter."""
+    cache = Unreachable(300.0, Clock())
+    for _ in range(3):
+        assert cache.skip("192.0.2.1", 53, True) is None
+        cache.tried("192.0.2.1", 53, heard=True, failed=True)
+    assert cache.skip("192.0.2.2", 53) is None
+    cache.tried("192.0.2.2", 53, heard=True)
+    assert list(cache.held()) == [("192.0.2.1:53", False, 0, 3)]
+
+
 def test_unreachable_hold_is_a_server_option():
     assert parse_config({}).server.unreachable_hold == 300.0
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0
@@ -335,6 +349,10 @@ def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waitin
             assert f'secdns_primary_unreachable{{primary="{silent}"}} 1.0' in metrics
             # the zones' tries skipped, not failed (their primary's hold is the warning)
             assert metrics.count('kind="axfr",result="skipped"') >= 8, metrics
+            failed = re.search(
+                rf'secdns_primary_failed_total{{primary="{silent}"}} (\S+)', metrics
+            )
+            assert failed is not None and float(failed.group(1)) >= 2, metrics  # its timeouts
             # ctl status names the primary once, not only in each of its zones' errors
             ctl = ["ctl", "-c", str(config), "status"]
             listed = json.loads(CliRunner().invoke(cli, [*ctl, "--json"]).output)
