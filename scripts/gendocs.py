@@ -357,11 +357,13 @@ EXTRA_DESCRIPTION: dict[str, str] = {
     successful SOA check), last_change (the last new serial), next_refresh,
     expires_at, records and last_error; a table on a terminal, one key=value line
     per zone when piped (times in UTC), epoch seconds with --json.  Without zone
-    names, each primary held as unreachable after timeouts is also named once: a
-    line under the table, and in --json a "primaries" array of {"primary", "until"
-    (epoch seconds its hold ends; null while a try of it is due or under way),
-    "skipped" (its zones' tries skipped since it last answered)}; the piped lines
-    stay one per zone.
+    names, each primary held as unreachable after timeouts, or whose last try
+    failed (a primary that refuses is never held: its zones fail over at once), is
+    also named once: a line under the table, and in --json a "primaries" array of
+    {"primary", "state" (held or failing), "until" (epoch seconds its hold ends;
+    null when not held, or while a try of it is due or under way), "skipped" (its
+    zones' tries skipped since it last answered), "failures" (its tries failed in a
+    row)}; the piped lines stay one per zone.
     """,
     "serve": """
     The zones, keys, ACLs and NOTIFY targets come from the config (see

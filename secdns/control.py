@@ -9,7 +9,8 @@ each with one JSON object per line, in order, on the same connection::
 
     -> {"command": "status", "zones": ["example.com"]}
     <- {"ok": true, "command": "status", "result": {"zones": [{"zone": "example.com.", ...}]}}
-       (without zones: also "primaries", each held as unreachable: primary, until, skipped)
+       (without zones: also "primaries", each held as unreachable or failing: primary,
+       state, until, skipped, failures)
     -> {"command": "refresh", "zone": "example.com"}
     <- {"ok": true, "command": "refresh", "result": {"zone": "example.com.", "status": ...}}
     -> {"command": "bogus"}

@@ -95,6 +95,7 @@ class Unreachable:
         self._flying: dict[tuple[str, int], int] = {}  # tries under way, per address
         self._skipped: dict[tuple[str, int], int] = {}  # tries skipped in all (metrics)
         self._failed: dict[tuple[str, int], int] = {}  # tries failed in all (metrics)
+        self._streak: dict[tuple[str, int], int] = {}  # tries failed in a row (ctl status)
         # addresses that answered since the start or their last timeout (admit: proven)
         self._heard: set[tuple[str, int]] = set()
         # the first try under way of an address not proven: the checks waiting on it
@@ -245,6 +246,9 @@ class Unreachable:
         key = (address, port)
         if failed and heard is not None:
             self._failed[key] = self._failed.get(key, 0) + 1
+            self._streak[key] = self._streak.get(key, 0) + 1
+        elif heard:
+            self._streak.pop(key, None)
         flying = self._flying.get(key, 0) - 1
         if flying > 0:
             self._flying[key] = flying
@@ -326,19 +330,29 @@ class Unreachable:
                 log.exception("pull: primary %s: waking its zones failed", address)
 
     def holds(self) -> list[dict[str, object]]:
-        """Each address held since it last answered, for ``ctl status``: ``primary``,
-        ``until`` (epoch seconds its hold ends; None: a try of it is due or under way)
-        and ``skipped`` (its zones' tries skipped since it last answered)."""
+        """Each address held since it last answered, or whose last try failed, for
+        ``ctl status``: ``primary``, ``state`` (``held``, or ``failing``: a primary that
+        refuses is never held, its zones failing over at once), ``until`` (epoch seconds
+        its hold ends; None: not held, or a try of it due or under way), ``skipped``
+        (its zones' tries skipped since it last answered) and ``failures`` (its tries
+        failed in a row)."""
         now, wall = self.clock(), time.time()
-        return [
-            {
-                "primary": format_addr(*key),
-                "until": round(wall + entry.until - now, 3) if entry.until > now else None,
-                "skipped": entry.skipped,
-            }
-            for key, entry in list(self._entries.items())
-            if entry.hold
-        ]
+        entries, streaks = dict(self._entries), dict(self._streak)
+        shown: list[dict[str, object]] = []
+        for key in dict.fromkeys([*(k for k, e in entries.items() if e.hold), *streaks]):
+            entry = entries.get(key)
+            held = entry is not None and bool(entry.hold)
+            until = entry.until if entry is not None else 0.0
+            shown.append(
+                {
+                    "primary": format_addr(*key),
+                    "state": "held" if held else "failing",
+                    "until": round(wall + until - now, 3) if held and until > now else None,
+                    "skipped": entry.skipped if entry is not None else 0,
+                    "failures": streaks.get(key, 0),
+                }
+            )
+        return shown
 
     def held(self) -> Iterator[tuple[str, bool, int, int]]:
         """(server, held, tries skipped in all, tries failed in all) of each address

@@ -277,6 +277,11 @@ def test_a_primary_that_refuses_is_never_held_but_its_failed_tries_are_counted()
     assert cache.skip("192.0.2.2", 53) is None
     cache.tried("192.0.2.2", 53, heard=True)
     assert list(cache.held()) == [("192.0.2.1:53", False, 0, 3)]
+    failing = {"primary": "192.0.2.1:53", "state": "failing", "until": None, "skipped": 0}
+    assert cache.holds() == [{**failing, "failures": 3}]  # (ctl status names it)
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=True)  # it answers again
+    assert cache.holds() == []
 
 
 def test_unreachable_hold_is_a_server_option():
@@ -349,15 +354,14 @@ def test_serve_holds_a_silent_primary_and_a_notify_of_another_is_not_kept_waitin
             assert f'secdns_primary_unreachable{{primary="{silent}"}} 1.0' in metrics
             # the zones' tries skipped, not failed (their primary's hold is the warning)
             assert metrics.count('kind="axfr",result="skipped"') >= 8, metrics
-            failed = re.search(
-                rf'secdns_primary_failed_total{{primary="{silent}"}} (\S+)', metrics
-            )
+            failed = re.search(rf'secdns_primary_failed_total{{primary="{silent}"}} (\S+)', metrics)
             assert failed is not None and float(failed.group(1)) >= 2, metrics  # its timeouts
             # ctl status names the primary once, not only in each of its zones' errors
             ctl = ["ctl", "-c", str(config), "status"]
             listed = json.loads(CliRunner().invoke(cli, [*ctl, "--json"]).output)
             (held,) = listed["primaries"]
-            assert held["primary"] == silent and held["until"] > time.time(), held
+            assert held["primary"] == silent and held["state"] == "held", held
+            assert held["until"] > time.time() and held["failures"] >= 2, held
             assert held["skipped"] >= 8, held
             with monkeypatch.context() as patched:
                 patched.setattr("secdns.output.use_rich", lambda stream=None: True)
@@ -415,6 +419,42 @@ def test_a_cold_start_beside_a_silent_primary_does_not_wait_its_timeout(knot_pri
             assert taken[0] <= 2, taken  # the first try, then the one after its timeout
         finally:
             server.stop()
+
+
+def test_a_refusing_preferred_primary_is_named_in_status_and_metrics(
+    knot_primary, tmp_path, monkeypatch
+):
+    """Zones listing a closed port first and Knot second fail over at once, and the
+    closed port is never held: ctl status names it as failing, the metrics count its
+    failed tries (a stranger's killed preferred PowerDNS showed only in the log)."""
+    from servers import free_port
+
+    names = [f"r{i}.example" for i in range(3)]
+    primary = knot_primary({name: small_zone(name) for name in names})
+    closed = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": n, "primaries": [closed, primary.addr]} for n in names],
+        metrics_listen=f"127.0.0.1:{free_port()}",
+    )
+    server = ServerThread(config, log_queries=False)
+    try:
+        for name in names:
+            server.wait_serial(name, 7, timeout=10)
+        assert server.server is not None
+        metrics = server.server.operations.metrics.exposition().decode()
+        assert f'secdns_primary_failed_total{{primary="{closed}"}} 3.0' in metrics, metrics
+        assert f'secdns_primary_unreachable{{primary="{closed}"}} 0.0' in metrics
+        ctl = ["ctl", "-c", str(config), "status"]
+        (listed,) = json.loads(CliRunner().invoke(cli, [*ctl, "--json"]).output)["primaries"]
+        assert listed["primary"] == closed and listed["state"] == "failing", listed
+        with monkeypatch.context() as patched:
+            patched.setattr("secdns.output.use_rich", lambda stream=None: True)
+            shown = CliRunner().invoke(cli, ctl).output
+        assert f"primary {closed} failing: its last 3 tries failed" in shown, shown
+    finally:
+        server.stop()
 
 
 def test_a_stop_does_not_wait_on_a_primary_that_never_answered(tmp_path):

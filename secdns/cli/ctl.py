@@ -244,10 +244,15 @@ def status(zones: tuple[str, ...], as_json: bool) -> None:
         console.print(status_table(statuses, console.width))
         for item in held:  # once a primary, not only in each of its zones' errors
             until = item.get("until")
-            when = f"until {_when(until)}" if until else "a try of it due or under way"
-            line = (
-                f"held as unreachable: {when}; {item.get('skipped', 0)} tries of its zones skipped"
-            )
+            if item.get("state") == "failing":
+                line = (
+                    f"failing: its last {item.get('failures', 0)} tries failed "
+                    "(its zones go on to their next primary)"
+                )
+            else:
+                when = f"until {_when(until)}" if until else "a try of it due or under way"
+                skipped = item.get("skipped", 0)
+                line = f"held as unreachable: {when}; {skipped} tries of its zones skipped"
             console.print(Text.assemble((f"primary {item.get('primary')}", "bold red"), " ", line))
     else:
         for item in statuses:
