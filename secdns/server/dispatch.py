@@ -161,7 +161,11 @@ class QueryDispatch:
         self.operations.notify_received(decision)
         if decision.zone is not None:
             runtime = self.runtimes[decision.zone]
-            log.info("notify: zone=%s from %s: checking the primary now", runtime.name, source)
+            if log.isEnabledFor(logging.INFO):  # (the primaries it tries, in order)
+                primaries = ", ".join(map(str, runtime.config.primaries))
+                log.info(
+                    "notify: zone=%s from %s: checking %s now", runtime.name, source, primaries
+                )
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._notified, runtime, source)
             else:
