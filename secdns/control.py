@@ -237,9 +237,9 @@ class Operations:
 
     def held_primaries(self) -> Iterable[tuple[str, bool, int, int]]:
         """(primary, held now, tries skipped, tries failed) of each primary held,
-        skipped or failed since the start (:meth:`secdns.unreachable.Unreachable.held`)."""
+        skipped or failed since the start (:meth:`secdns.unreachable.Unreachable.counts`)."""
         unreachable = self.server.unreachable
-        return unreachable.held() if unreachable is not None else ()
+        return unreachable.counts() if unreachable is not None else ()
 
     def query_counts(self) -> Iterable[tuple[str, list[int]]]:
         for worker in self.server.listeners.udp:

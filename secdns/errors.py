@@ -159,13 +159,13 @@ class TimeoutError_(NetworkError):
     (serve logs it at info and counts it as a ``skipped`` transfer: the primary's
     hold is said once, as a warning)."""
 
+    retry_after = 0.0
+    """Of a try not made: seconds until the server's hold ends (no try is made before)."""
+
     def heard(self) -> TimeoutError_:
         """Mark the server as having answered before the timeout."""
         self.silent = False
         return self
-
-    retry_after = 0.0
-    """Of a try not made: seconds until the server's hold ends (no try is made before)."""
 
     def not_tried(self, retry_after: float = 0.0) -> TimeoutError_:
         self.tried = False

@@ -68,7 +68,8 @@ MAX_CONNECTIONS = 32
 QueryCounts = Callable[[], Iterable[tuple[str, list[int]]]]
 """(transport, counts indexed by rcode) pairs, read at scrape time."""
 HeldPrimaries = Callable[[], Iterable[tuple[str, bool, int, int]]]
-"""(primary, tries skipped) of each primary held as unreachable, read at scrape time."""
+"""(primary, held now, tries skipped, tries failed) of each primary, read at scrape time
+(:meth:`secdns.unreachable.Unreachable.counts`)."""
 
 
 class ZoneCollector(Collector):

@@ -10,7 +10,7 @@ serial moved, so IXFR, the store, the checks and the fallbacks are exactly those
 of ``pull``.  ``exec_command`` runs after each change (:mod:`secdns.hook`).  No
 click, no rich: events are value objects handed to a callback.
 
-About 660 lines, kept whole: past the event values it is one class whose parts
+About 680 lines, kept whole: past the event values it is one class whose parts
 (startup/shutdown, the NOTIFY table, one zone's check and its events) share the
 per-zone state; the scheduler, NOTIFY decisions, pull and the hook are already
 modules of their own.
@@ -443,16 +443,13 @@ class Mirror:
                 source=source,
             )
             if self._unreachable is not None:  # (it is up: no longer held after timeouts)
-                pairs = [(primary.host, primary.port) for primary in followed.config.primaries]
+                pairs = _primary_pairs(followed)
                 self._unreachable.forget(addr[0], notify_ports(addr[0], pairs))
             followed.refresher.wake()
 
     def _primary_ready(self, address: str, port: int, every: bool) -> None:
         """As serve's: a held primary's failing zones are checked now, one or all."""
-        pairs = (
-            ([(p.host, p.port) for p in f.config.primaries], f.refresher)
-            for f in self._followed.values()
-        )
+        pairs = ((_primary_pairs(f), f.refresher) for f in self._followed.values())
         wake_failing(pairs, address, port, every)
 
     # -- one zone
@@ -670,3 +667,9 @@ class Mirror:
                 followed.config.text,
                 seconds_text(followed.refresher.soa_timers()[2]),
             )
+
+
+def _primary_pairs(followed: _Followed) -> list[tuple[str, int]]:
+    """A followed zone's primaries as written, (host, port): watch resolves no host
+    names ahead (serve keeps the resolved addresses: ZoneRuntime.primary_addresses)."""
+    return [(primary.host, primary.port) for primary in followed.config.primaries]

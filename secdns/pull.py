@@ -7,7 +7,7 @@ Where the zone goes (a file, the store, memory) is a :class:`~secdns.copies.Zone
 
 Failover (``_first_primary``) tries each primary address with ``_pull_from``:
 probe and compare, then ``_request`` (IXFR or AXFR, with the fallbacks) and
-``_apply`` (to the copy, again by AXFR when a delta does not apply).  About 660
+``_apply`` (to the copy, again by AXFR when a delta does not apply).  About 670
 lines with the --explain notes beside the decisions they explain, kept together
 (``settle``, for a write left to a group commit by ``pull`` of many zones, shares
 ``_failed`` with ``pull_zone``: a write that fails late fails the zone the same way).

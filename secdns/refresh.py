@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from secdns.errors import SecdnsError, not_tried
+from secdns.errors import SecdnsError, TimeoutError_
 from secdns.pull import PullResult, Status
 
 log = logging.getLogger(__name__)
@@ -273,11 +273,11 @@ class Refresher:
                 self.refreshing = False
             self._took(result)
             self.retry_in = self.next_delay()
-            if result.status is Status.FAILED and not_tried(result.error):
+            error = result.error
+            if isinstance(error, TimeoutError_) and not error.tried:
                 # every primary held: no try before its hold ends (the cache then wakes
                 # one of its zones for the one try, and all of them once it answers)
-                held = getattr(result.error, "retry_after", 0.0)
-                self.retry_in = max(self.retry_in, held)
+                self.retry_in = max(self.retry_in, error.retry_after)
             self.next_refresh = self.clock() + self.retry_in
             if self.on_result is not None:
                 await self.on_result(result, woken)

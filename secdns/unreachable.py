@@ -354,7 +354,7 @@ class Unreachable:
             )
         return shown
 
-    def held(self) -> Iterator[tuple[str, bool, int, int]]:
+    def counts(self) -> Iterator[tuple[str, bool, int, int]]:
         """(server, held, tries skipped in all, tries failed in all) of each address
         held, skipped or failed since the start: held from its first hold until it
         answers again; the counts stay (a Prometheus counter must not vanish).  A

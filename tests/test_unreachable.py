@@ -72,7 +72,7 @@ def test_two_timeouts_in_a_row_hold_an_address_and_an_answer_between_does_not():
     assert why is not None and "held as unreachable until" in why and "timed out" in why
     assert cache.skip("192.0.2.1", 5300) is None  # another port, another primary
     assert cache.skip("192.0.2.2", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", True, 1, 0)]
+    assert list(cache.counts()) == [("192.0.2.1:53", True, 1, 0)]
 
 
 def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
@@ -90,7 +90,7 @@ def test_after_one_timeout_no_try_is_added_while_others_are_under_way():
         cache.tried("192.0.2.1", 53, heard=True)  # the others answered: not held after all
     cache.tried("192.0.2.1", 53, heard=True)
     assert cache.skip("192.0.2.1", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", False, 1, 0)]  # never held; one skipped
+    assert list(cache.counts()) == [("192.0.2.1:53", False, 1, 0)]  # never held; one skipped
     assert told == [("192.0.2.1", 53, True)]  # the zone skipped meanwhile is checked now
 
 
@@ -112,7 +112,7 @@ def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=True)  # it answers again: forgotten
     assert cache.skip("192.0.2.1", 53) is None
-    assert list(cache.held()) == [("192.0.2.1:53", False, 3, 0)]  # (the count stays)
+    assert list(cache.counts()) == [("192.0.2.1:53", False, 3, 0)]  # (the count stays)
 
 
 def test_a_cancelled_try_lets_the_next_one_go():
@@ -142,7 +142,7 @@ def test_a_notify_tries_only_its_zones_primary_ports_and_a_timeout_holds_again_d
     clock.now += 1
     assert cache.skip("192.0.2.1", 53) is None
     cache.tried("192.0.2.1", 53, heard=True)
-    assert list(cache.held()) == [("192.0.2.1:53", False, 3, 0)]
+    assert list(cache.counts()) == [("192.0.2.1:53", False, 3, 0)]
 
 
 def test_tries_under_way_as_the_hold_begins_do_not_lengthen_it():
@@ -276,7 +276,7 @@ def test_a_primary_that_refuses_is_never_held_but_its_failed_tries_are_counted()
         cache.tried("192.0.2.1", 53, heard=True, failed=True)
     assert cache.skip("192.0.2.2", 53) is None
     cache.tried("192.0.2.2", 53, heard=True)
-    assert list(cache.held()) == [("192.0.2.1:53", False, 0, 3)]
+    assert list(cache.counts()) == [("192.0.2.1:53", False, 0, 3)]
     failing = {"primary": "192.0.2.1:53", "state": "failing", "until": None, "skipped": 0}
     assert cache.holds() == [{**failing, "failures": 3}]  # (ctl status names it)
     assert cache.skip("192.0.2.1", 53) is None
