@@ -218,17 +218,19 @@ class Refresher:
             return RefreshState.LOADING
         return RefreshState.OK
 
-    def status(self) -> ZoneStatus:
+    def status(self, serial: int | None = None, records: int | None = None) -> ZoneStatus:
+        """The zone's status; ``serial`` and ``records``: the served version's, when the
+        caller has one (else the scheduler's own)."""
         return ZoneStatus(
             zone=self.zone,
-            serial=self.serial,
+            serial=self.serial if serial is None else serial,
             state=self.state.value,
             primary=self.primary,
             last_refresh=self.last_refresh,
             last_change=self.last_change,
             next_refresh=self.next_refresh,
             expires_at=self.expires_at,
-            records=self.records,
+            records=self.records if records is None else records,
             last_error=self.last_error,
         )
 

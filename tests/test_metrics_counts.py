@@ -1,51 +1,129 @@
-"""secdns_transfers_total from plain counts (secdns.metrics.TransferCounts) exposes what
-the prometheus Counter it replaced did, byte for byte (its _created times aside, which
-are the moments each label set was first counted)."""
+"""The series per zone written as text (secdns.metrics.LabelCounts, ZoneSeries) are the
+bytes prometheus-client writes for the Counter and the gauges they replaced, and no
+``_created`` series is written."""
 
 from __future__ import annotations
 
-import re
+import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
-from secdns.metrics import TransferCounts
+from secdns.metrics import ZONE_GAUGES, LabelCounts, Metrics, ZoneSeries
+from secdns.zonestatus import STATES, ZoneStatus
 
 INCS = [
     ("a.example.", "axfr", "ok"),
     ("b.example.", "ixfr", "failed"),
     ("a.example.", "axfr", "ok"),
     ("a.example.", "ixfr", "ok"),
-    ('odd"\\name.', "axfr", "failed"),
+    ('odd"\\name\n.', "axfr", "failed"),
 ]
 
 
-def _without_created_values(text: str) -> str:
-    return re.sub(r"(_created\{[^}]*\}) \S+", r"\1 T", text)
-
-
-def test_transfer_counts_expose_what_a_counter_did():
-    old_registry = CollectorRegistry(auto_describe=True)
+def test_label_counts_expose_what_a_counter_did():
+    registry = CollectorRegistry(auto_describe=True)
     counter = Counter(
         "secdns_transfers",
         "Zone transfers in, by kind and result",
         ["zone", "kind", "result"],
-        registry=old_registry,
+        registry=registry,
     )
-    new_registry = CollectorRegistry(auto_describe=True)
-    counts = TransferCounts()
-    new_registry.register(counts)
-    assert generate_latest(new_registry) == generate_latest(old_registry)  # none yet
+    counts = LabelCounts(
+        "secdns_transfers", "Zone transfers in, by kind and result", ("zone", "kind", "result")
+    )
+    assert counts.text().encode() == generate_latest(registry)  # none yet
     for labels in INCS:
         counter.labels(*labels).inc()
         counts.inc(*labels)
-    old, new = generate_latest(old_registry).decode(), generate_latest(new_registry).decode()
-    assert _without_created_values(new) == _without_created_values(old)
-    assert 'secdns_transfers_total{kind="axfr",result="ok",zone="a.example."} 2.0' in new
+    text = counts.text()
+    assert text.encode() == generate_latest(registry)
+    assert "_created" not in text
+    assert 'secdns_transfers_total{kind="axfr",result="ok",zone="a.example."} 2.0' in text
+    counts.forget("a.example.")
+    counter.remove("a.example.", "axfr", "ok")
+    counter.remove("a.example.", "ixfr", "ok")
+    assert counts.text().encode() == generate_latest(registry)
 
 
-def test_created_is_the_first_count():
-    counts = TransferCounts()
-    counts.inc("z.", "axfr", "ok")
-    first = counts.counts[("z.", "axfr", "ok")][1]
-    counts.inc("z.", "axfr", "ok")
-    assert counts.counts[("z.", "axfr", "ok")] == [2.0, first]
+def _status(zone: str, serial: int | None, state: str, when: float | None) -> ZoneStatus:
+    return ZoneStatus(
+        zone=zone,
+        serial=serial,
+        state=state,
+        primary=None,
+        last_refresh=when,
+        last_change=when and when - 3600.5,
+        next_refresh=None,
+        expires_at=when and when + 86400.25,
+        records=20,
+        last_error=None,
+    )
+
+
+class _Reference:
+    """The per-zone gauges as prometheus-client's families (the collector ZoneSeries
+    replaced)."""
+
+    def __init__(self, statuses: list[ZoneStatus]) -> None:
+        self.statuses = statuses
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        states = GaugeMetricFamily("secdns_zones", "Zones by refresh state", labels=["state"])
+        for state in STATES:
+            states.add_metric([state], sum(s.state == state for s in self.statuses))
+        yield states
+        families = [GaugeMetricFamily(name, text, labels=["zone"]) for name, text in ZONE_GAUGES]
+        serial, expired, refreshed, changed, expiry = families
+        for status in self.statuses:
+            labels = [status.zone]
+            if status.serial is not None:
+                serial.add_metric(labels, status.serial)
+            past = status.expires_at is not None and status.expires_at < now
+            expired.add_metric(labels, 1 if status.state == "expired" or past else 0)
+            for family, value in (
+                (refreshed, status.last_refresh),
+                (changed, status.last_change),
+                (expiry, status.expires_at),
+            ):
+                if value is not None:
+                    family.add_metric(labels, value)
+        yield from families
+
+
+def test_zone_series_are_what_prometheus_client_writes():
+    now = time.time()
+    statuses = [
+        _status("a.example.", 2026120301, "ok", now),
+        _status("b.example.", None, "loading", None),
+        _status('odd"\\name\n.', 7, "retrying", now - 100000),  # past its expiry
+        _status("c.example.", 4294967295, "expired", now - 5),
+    ]
+    registry = CollectorRegistry()
+    registry.register(_Reference(statuses))
+    series = ZoneSeries()
+    assert series.text(statuses).encode() == generate_latest(registry)
+    statuses[0] = _status("a.example.", 2026120302, "ok", now + 1)  # changed: rendered again
+    assert series.text(statuses).encode() == generate_latest(registry)
+    assert series.text([]).count("secdns_zones{") == len(STATES)  # every state, 0 included
+
+
+def test_the_page_parses_and_has_no_created_series():
+    statuses = [_status(f"z{i}.example.", i, "ok", time.time()) for i in range(3)]
+    metrics = Metrics(lambda: statuses)
+    metrics.count_transfer("z0.example.", "axfr", True)
+    metrics.observe_notify("z1.example.", "accepted")
+    page = metrics.exposition().decode()
+    assert "_created" not in page
+    families = {f.name: f for f in text_string_to_metric_families(page)}
+    assert families["secdns_transfers"].samples[0].value == 1.0
+    assert families["secdns_notify_received"].samples[0].labels == {
+        "zone": "z1.example.",
+        "result": "accepted",
+    }
+    assert {s.labels["state"]: s.value for s in families["secdns_zones"].samples}["ok"] == 3
+    metrics.forget("z1.example.")
+    assert "z1.example." not in metrics.notifies.text()

@@ -3,6 +3,7 @@ and ``pull --metrics-file``; against serve of a real BIND primary."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -128,6 +129,16 @@ def test_metrics_follow_a_bind_primary(bind_primary, served, tmp_path):
     assert final[("secdns_queries_total", (("rcode", "NOERROR"), ("transport", "tcp")))] >= 1
     assert http_status(metrics_port, "/healthz") == (200, "ok\n")
     assert http_status(metrics_port, "/nothing")[0] == 404
+    assert final[("secdns_zones", (("state", "ok"),))] == 1
+    assert not [key for key in final if key[0].endswith("_created")]
+    # gzipped for a scraper that asks for it, as Prometheus does
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{metrics_port}/metrics", headers={"Accept-Encoding": "gzip"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        page = gzip.decompress(response.read()).decode()
+    assert 'secdns_zone_serial{zone="example.com."}' in page
     for qname in (ZONE, "other.example"):  # from a source that is not a primary
         notify = dns.message.make_query(qname, "SOA")
         notify.set_opcode(dns.opcode.NOTIFY)

@@ -225,11 +225,10 @@ class ZoneRuntime:
 
     def status(self) -> ZoneStatus:
         """The zone's refresh state (``ctl status``, metrics)."""
-        status = self.refresher.status()
         version = self.zone.version
         if version is None:
-            return status
-        return dataclasses.replace(status, serial=version.serial, records=version.records)
+            return self.refresher.status()
+        return self.refresher.status(version.serial, version.records)  # (one ZoneStatus made)
 
     async def refresh(self, force_axfr: bool = False) -> PullResult:
         """Check the primaries now (``ctl refresh``; ``force_axfr``: ``ctl retransfer``)."""
