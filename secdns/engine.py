@@ -213,8 +213,8 @@ def _soa_os_error(err: OSError, server: str) -> NetworkError:
             "connection refused: nothing answers DNS there (ICMP port unreachable to the "
             "SOA query)",
             server=server,
-        )
-    return NetworkError(f"SOA query failed: {err.strerror or err}", server=server)
+        ).after(err)
+    return NetworkError(f"SOA query failed: {err.strerror or err}", server=server).after(err)
 
 
 def _check_soa_header(rcode: int, authoritative: bool, origin: dns.name.Name, server: str) -> None:
@@ -472,7 +472,7 @@ async def _transfer(
                 except OSError as err:
                     raise NetworkError(
                         f"cannot connect to {format_addr(address, port)}: {os_reason(err)}"
-                    ) from err
+                    ).after(err) from err
                 sock = writer.get_extra_info("socket") if tls is not None else None
                 if sock is not None:  # (TcpStream.start has set it on a plain socket)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

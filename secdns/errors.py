@@ -8,6 +8,7 @@ README and the man pages.
 from __future__ import annotations
 
 import enum
+import errno
 import os
 
 
@@ -144,6 +145,19 @@ class NetworkError(SecdnsError):
     """network failure"""
 
     exit_code = ExitCode.NETWORK
+
+    no_server = False
+    """Nothing serves there (the connection or the query refused, no route to it): its
+    server is down, not slow (:mod:`secdns.unreachable` probes it until it answers)."""
+
+    def after(self, err: OSError) -> NetworkError:
+        """Mark the error :attr:`no_server` when the socket error ``err`` says so."""
+        if isinstance(err, ConnectionRefusedError) or err.errno in _NO_SERVER:
+            self.no_server = True
+        return self
+
+
+_NO_SERVER = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 
 
 class TimeoutError_(NetworkError):

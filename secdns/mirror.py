@@ -447,10 +447,10 @@ class Mirror:
                 self._unreachable.forget(addr[0], notify_ports(addr[0], pairs))
             followed.refresher.wake()
 
-    def _primary_ready(self, address: str, port: int, every: bool) -> None:
+    def _primary_ready(self, address: str, port: int, every: bool) -> bool:
         """As serve's: a held primary's failing zones are checked now, one or all."""
         pairs = ((_primary_pairs(f), f.refresher) for f in self._followed.values())
-        wake_failing(pairs, address, port, every)
+        return wake_failing(pairs, address, port, every)
 
     # -- one zone
 

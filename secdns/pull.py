@@ -184,7 +184,7 @@ async def _first_primary(
                 note("failover", f"skipped: {skipped}; {_next(index, primaries)}")
                 continue
             heard: bool | None = None  # (None: the try was cancelled)
-            failed = False
+            failed = down = False
             try:
                 result = await attempt(address, port, endpoint.host)
                 heard = True
@@ -192,6 +192,7 @@ async def _first_primary(
             except SecdnsError as err:
                 heard = not (isinstance(err, TimeoutError_) and err.silent)
                 failed = True
+                down = isinstance(err, NetworkError) and err.no_server
                 if not isinstance(err, _FAILOVER):
                     raise
                 err.with_context(zone=zone_text)
@@ -205,7 +206,7 @@ async def _first_primary(
                 )
             finally:
                 if unreachable is not None:
-                    unreachable.tried(address, port, heard, failed=failed)
+                    unreachable.tried(address, port, heard, failed=failed, down=down)
     raise _combine(errors, zone_text)
 
 

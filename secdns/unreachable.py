@@ -45,6 +45,16 @@ is skipped ("master ... is unreachable (cached)") until the entry expires.
   (one of its failing zones is checked now: that is the one try) and when it answers
   again or is cleared (all of them are checked now, under the shared bound).
 
+A primary that refuses connections (its server stopped: a :class:`NetworkError`) is
+not held, since a refusal costs nothing; its zones fail over at once or fail.  But
+they would wait out their SOA retry, doubled at each failure, after it came back (a
+stranger's zones stayed ``retrying`` for minutes beside a primary that answered
+again, and a change made meanwhile waited for the primary's rate-limited NOTIFY of
+that very zone).  So a refusing primary is *down*: one of its failing zones is
+checked again after :data:`FIRST_HOLD` seconds, doubling up to ``hold``, and the
+first answer of any kind from it (another zone's check, the probe) or a NOTIFY from
+it checks every one of its failing zones at once.
+
 Only a timeout with nothing received counts (:attr:`TimeoutError_.silent`): a
 transfer that outlived its ``lifetime``, or stalled after some records, came from a
 primary that answers.  ``pull`` of one zone keeps no cache: it tries each primary.
@@ -100,16 +110,19 @@ class Unreachable:
         self._heard: set[tuple[str, int]] = set()
         # the first try under way of an address not proven: the checks waiting on it
         self._probes: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
+        # refusing primaries (not held: module docstring) -> the delay of their next probe
+        self._down: dict[tuple[str, int], float] = {}
         # (address, port, every): check now one failing zone of that primary (its hold
-        # ended: the one try) or every one (it answers again); set by serve and watch
-        self.ready: Callable[[str, int, bool], None] | None = None
+        # ended: the one try) or every one (it answers again); whether a zone was; set
+        # by serve and watch
+        self.ready: Callable[[str, int, bool], bool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # (install)
 
     # -- one per event loop (as tcpstream.IdleConnections)
 
     @classmethod
     def install(
-        cls, hold: float = DEFAULT_HOLD, ready: Callable[[str, int, bool], None] | None = None
+        cls, hold: float = DEFAULT_HOLD, ready: Callable[[str, int, bool], bool] | None = None
     ) -> Unreachable | None:
         """Keep the cache for the running event loop until :meth:`close`; None when
         ``hold`` is 0 (off).  ``ready``: :attr:`ready` (serve, watch)."""
@@ -238,12 +251,32 @@ class Unreachable:
         self._flying[key] = self._flying.get(key, 0) + 1
         return None
 
-    def tried(self, address: str, port: int, heard: bool | None, *, failed: bool = False) -> None:
+    def tried(
+        self,
+        address: str,
+        port: int,
+        heard: bool | None,
+        *,
+        failed: bool = False,
+        down: bool = False,
+    ) -> None:
         """A try of the address ended: ``heard`` False after a timeout with nothing
         heard, True after anything else (an answer, even a refusal), None when the
         try was cancelled (nothing learnt).  ``failed``: it brought no result (a
-        refusal, a timeout, a bad answer: counted for the metrics, failovers too)."""
+        refusal, a timeout, a bad answer: counted for the metrics, failovers too).
+        ``down``: it failed for want of a server there (connection refused, unreachable):
+        the address is probed until it answers (module docstring)."""
         key = (address, port)
+        if heard:
+            if down:
+                self._went_down(key)
+            elif key in self._down:
+                del self._down[key]
+                log.info(
+                    "pull: primary %s answers again: its failing zones are checked now",
+                    format_addr(address, port),
+                )
+                self._tell(address, port, True)
         if failed and heard is not None:
             self._failed[key] = self._failed.get(key, 0) + 1
             self._streak[key] = self._streak.get(key, 0) + 1
@@ -307,11 +340,36 @@ class Unreachable:
         if up:
             self._heard.update(keys)
         for key in keys:
+            if up and self._down.pop(key, None) is not None:
+                log.info(
+                    "pull: primary %s sent a NOTIFY: its failing zones are checked now",
+                    format_addr(*key),
+                )
+                self._tell(*key, True)
             entry = self._entries.get(key)
             if entry is not None and entry.until:
                 entry.until = 0.0
                 entry.timeouts = TIMEOUTS - 1
                 log.info("pull: primary %s: trying it again now", format_addr(*key))
+
+    def _went_down(self, key: tuple[str, int]) -> None:
+        """A try of ``key`` found no server there: probe it (module docstring)."""
+        if key in self._down or self.ready is None:
+            return
+        self._down[key] = FIRST_HOLD
+        asyncio.get_running_loop().call_later(FIRST_HOLD, self._probe_down, key)
+
+    def _probe_down(self, key: tuple[str, int]) -> None:
+        """One failing zone of a refusing primary is checked now; the next probe after
+        twice the delay, until it answers or none of its zones is failing."""
+        delay = self._down.get(key)
+        if delay is None:
+            return  # (it answered meanwhile)
+        if not self._flying.get(key) and not self._tell(*key, False):
+            del self._down[key]  # (no zone is failing on it: nothing to find out)
+            return
+        self._down[key] = delay = min(delay * 2, self.hold)
+        asyncio.get_running_loop().call_later(delay, self._probe_down, key)
 
     def _hold_over(self, key: tuple[str, int], entry: _Entry) -> None:
         if (
@@ -322,12 +380,14 @@ class Unreachable:
         ):
             self._tell(*key, False)
 
-    def _tell(self, address: str, port: int, every: bool) -> None:
+    def _tell(self, address: str, port: int, every: bool) -> bool:
+        """:attr:`ready`: whether a failing zone of the primary was woken."""
         if self.ready is not None:
             try:
-                self.ready(address, port, every)
+                return self.ready(address, port, every)
             except Exception:  # (a bug of the owner's must not fail the pull that told it)
                 log.exception("pull: primary %s: waking its zones failed", address)
+        return False
 
     def holds(self) -> list[dict[str, object]]:
         """Each address held since it last answered, or whose last try failed, for
@@ -420,16 +480,19 @@ def wake_failing(
     address: str,
     port: int,
     every: bool,
-) -> None:
+) -> bool:
     """:attr:`Unreachable.ready` for serve and watch: of ``zones`` ((address, port) of
     each primary, refresher), those whose last check failed and that list
-    ``address``:``port`` are checked now: one, or ``every`` one.  Serve gives its
+    ``address``:``port`` are checked now: one, or ``every`` one; whether one was.  Serve gives its
     primaries' addresses as resolved at start (a host name's too); watch gives them as
     written (a primary named by host name is not matched: its zones wait for their own
     timers)."""
     key = (address, port)
+    woken = False
     for primaries, refresher in zones:
         if refresher.failures and key in primaries:
             refresher.recheck()
+            woken = True
             if not every:
-                return
+                break
+    return woken

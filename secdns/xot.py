@@ -226,7 +226,7 @@ async def open_stream(
         if isinstance(err, OSError):
             raise NetworkError(
                 f"cannot connect to {format_addr(address, port)}: {os_reason(err)}", server=server
-            ) from err
+            ).after(err) from err
         raise
     name = tls.hostname or address
     try:

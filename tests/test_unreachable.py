@@ -284,6 +284,89 @@ def test_a_primary_that_refuses_is_never_held_but_its_failed_tries_are_counted()
     assert cache.holds() == []
 
 
+def test_a_refusing_primary_is_probed_and_its_first_answer_wakes_its_zones(monkeypatch):
+    """A primary that refuses (its server stopped) is not held, but its failing zones
+    would wait out their doubled SOA retries after it came back (a stranger's stayed
+    retrying for minutes): one of them is checked after FIRST_HOLD, doubling, and the
+    first answer from it, or a NOTIFY, checks all of them."""
+    from secdns import unreachable
+
+    monkeypatch.setattr(unreachable, "FIRST_HOLD", 0.05)
+    told: list[tuple[str, int, bool]] = []
+    failing = [True]
+
+    def ready(address: str, port: int, every: bool) -> bool:
+        told.append((address, port, every))
+        return failing[0]
+
+    async def run() -> None:
+        cache = Unreachable.install(0.2, ready)
+        assert cache is not None
+        try:
+            cache.tried("192.0.2.1", 53, heard=True, failed=True, down=True)
+            cache.tried("192.0.2.1", 53, heard=True, failed=True, down=True)  # (one probe)
+            cache.tried("192.0.2.2", 53, heard=True, failed=True)  # a REFUSED: not down
+            await asyncio.sleep(0.08)
+            assert told == [("192.0.2.1", 53, False)]  # one zone checked after 0.05 s
+            await asyncio.sleep(0.1)
+            assert told == [("192.0.2.1", 53, False)] * 2  # again after 0.1 s
+            cache.tried("192.0.2.1", 53, heard=True, failed=True)  # answered (REFUSED)
+            assert told[-1] == ("192.0.2.1", 53, True)  # every failing zone checked now
+            await asyncio.sleep(0.3)
+            assert len(told) == 3  # no probe once it answers
+            cache.tried("192.0.2.3", 53, heard=True, failed=True, down=True)
+            cache.forget("192.0.2.3", [53])  # a NOTIFY from it
+            assert told[-1] == ("192.0.2.3", 53, True)
+            failing[0] = False  # no zone failing on it: the probes stop
+            cache.tried("192.0.2.4", 53, heard=True, failed=True, down=True)
+            await asyncio.sleep(0.3)
+            assert told[-1] == ("192.0.2.4", 53, False) and len(told) == 5
+        finally:
+            cache.close()
+
+    asyncio.run(run())
+
+
+def test_serve_checks_the_zones_of_a_refusing_primary_once_it_answers(
+    knot_primary, tmp_path, monkeypatch
+):
+    """Zones served from a primary that then stops (refusing) fail and wait out their
+    SOA retry (600 s here); when it starts again, without a NOTIFY, they are checked
+    within a probe's delay (a stranger's stayed retrying for minutes)."""
+    from secdns import unreachable
+
+    monkeypatch.setattr(unreachable, "FIRST_HOLD", 1.5)
+    names = [f"down{i}.example" for i in range(4)]
+    primary = knot_primary({name: small_zone(name) for name in names})
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": name, "primaries": [primary.addr]} for name in names],
+    )
+    server = ServerThread(config, log_queries=False)
+    try:
+        for name in names:
+            server.wait_serial(name, 7, timeout=10)
+        primary.stop()
+        for name in names:
+            refreshed = CliRunner().invoke(cli, ["ctl", "-c", str(config), "refresh", name])
+            assert refreshed.exit_code != 0 and "connection refused" in refreshed.output
+        statuses = server.server.operations.zones.statuses()
+        assert {s.state for s in statuses} == {"retrying"}
+        waits = [s.next_refresh - time.time() for s in statuses]
+        port = int(primary.addr.rsplit(":", 1)[1])
+        began = time.monotonic()
+        knot_primary({name: small_zone(name).replace(" 7 ", " 8 ") for name in names}, port=port)
+        for name in names:
+            server.wait_serial(name, 8, timeout=15)
+        elapsed = time.monotonic() - began
+        assert elapsed < 6 and min(waits) > 100, (elapsed, waits)
+        assert {s.state for s in server.server.operations.zones.statuses()} == {"ok"}
+        print(f"served {elapsed:.2f}s after the primary's start")
+    finally:
+        server.stop()
+
+
 def test_unreachable_hold_is_a_server_option():
     assert parse_config({}).server.unreachable_hold == 300.0
     assert parse_config({"server": {"unreachable_hold": 0}}).server.unreachable_hold == 0.0

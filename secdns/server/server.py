@@ -339,13 +339,13 @@ class Server(QueryDispatch):
             sys.setswitchinterval(self._switch_interval)
             gc.set_threshold(*self._gc_thresholds)
 
-    def _primary_ready(self, address: str, port: int, every: bool) -> None:
+    def _primary_ready(self, address: str, port: int, every: bool) -> bool:
         """A primary held as unreachable may be tried (``every``: it answers again):
         its zones whose last check failed are checked now, one or all, rather than
         when their retry timers, doubled while their tries were skipped, fall due."""
         zones = self.runtimes.values()
         pairs = ((r.primary_addresses, r.refresher) for r in zones if r.is_secondary)
-        wake_failing(pairs, address, port, every)
+        return wake_failing(pairs, address, port, every)
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
