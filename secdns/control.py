@@ -19,7 +19,8 @@ each with one JSON object per line, in order, on the same connection::
 Commands: ``status`` (``zones``: optional list; every zone when empty),
 ``refresh`` (``zone``: SOA check now, transfer if newer; the result is the pull's),
 ``retransfer`` (``zone``: a full AXFR now, whatever the serial), ``notify``
-(``zone``: NOTIFY its ``notify`` targets now), ``reload`` (as SIGHUP), ``stop``
+(``zone``: NOTIFY its ``notify`` targets now), ``reload`` (as SIGHUP; the result
+has ``zones``, the zones ``added``, ``removed`` and ``changed``, and ``warnings``), ``stop``
 (as SIGTERM; answered before serve stops).  Each waits for its result unless the
 request has ``"no_wait": true``: then the answer is ``{"started": true}`` at once.
 A zone's status carries ``zone``, ``serial``, ``state`` (``loading``, ``ok``,
@@ -346,8 +347,14 @@ class Operations:
         return {"zone": self.zones.runtime(zone).name, "targets": targets}
 
     async def _reload(self) -> dict[str, Any]:
-        warnings = await self.server.reload()
-        return {"zones": len(self.server.runtimes), "warnings": warnings}
+        done = await self.server.reload()
+        return {
+            "zones": len(self.server.runtimes),
+            "added": done.added,
+            "removed": done.removed,
+            "changed": done.changed,
+            "warnings": done.warnings,
+        }
 
 
 # --- the client side (secdns ctl) --------------------------------------------------------------

@@ -360,7 +360,8 @@ def reload(no_wait: bool, as_json: bool) -> None:
     elif result.get("started"):
         click.echo("reload: started")
     else:
-        click.echo(f"reload: done, zones={result.get('zones')}")
+        counts = " ".join(f"{key}={result.get(key)}" for key in ("added", "removed", "changed"))
+        click.echo(f"reload: done, zones={result.get('zones')} {counts}")
     for warning in result.get("warnings") or []:
         click.echo(f"secdns: warning: reload: {warning}", err=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -514,15 +515,17 @@ class Server(QueryDispatch):
         except SecdnsError:
             pass  # reload() logged it
 
-    async def reload(self) -> list[str]:
+    async def reload(self) -> Reloaded:
         """SIGHUP and ``ctl reload``: re-read the config; add, remove and change zones
-        without dropping others.  Returns the warnings it logged (settings that need a
-        restart, a zone file that did not load) for ``ctl reload`` to show; raises the
-        :class:`SecdnsError` of a config that does not load, after logging it."""
+        without dropping others.  Returns what changed and the warnings it logged
+        (settings that need a restart, a zone file that did not load) for ``ctl reload``
+        to show; raises the :class:`SecdnsError` of a config that does not load, after
+        logging it."""
         path = self.config.path
         if path is None:
-            return []
+            return Reloaded()
         warnings: list[str] = []
+        added = changed = 0
         try:
             config = load_config(path)
         except SecdnsError as err:
@@ -546,11 +549,13 @@ class Server(QueryDispatch):
             current = self.runtimes.get(name)
             if current is None:
                 log.info("reload: zone=%s added", name)
+                added += 1
                 self._start_zone(await self._add_zone(zone_config))
             elif current.config != zone_config or old.key_for(current.config) != config.key_for(
                 zone_config
             ):
                 log.info("reload: zone=%s changed", name)
+                changed += 1
                 await self._remove_zone(name)
                 self._start_zone(await self._add_zone(zone_config, keep=current))
             elif zone_config.file is not None:
@@ -561,8 +566,25 @@ class Server(QueryDispatch):
                     log.error("reload: %s", warnings[-1])
         await self.catalogs.reload()
         warnings += await self.tls.reload()
-        log.info("reload: done, %d zones", len(self.runtimes))
-        return warnings
+        log.info(
+            "reload: done, %d zones (%d added, %d removed, %d changed)",
+            len(self.runtimes),
+            added,
+            len(removed),
+            changed,
+        )
+        return Reloaded(added, len(removed), changed, warnings)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What a reload did: zones of the config added, removed and changed (catalog
+    members aside: their catalog's transfers add and remove them), and its warnings."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def check_config_for_serve(config: Config) -> None:

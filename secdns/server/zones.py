@@ -478,11 +478,12 @@ class ZoneRuntime:
                 " (NOTIFY)" if woken else "",
             )
         elif woken:  # a NOTIFY that brought nothing is said, not left silent
+            # (short: a primary's start repeats every zone's NOTIFY; the README says why
+            # a newer change may not show yet: an answer cache, a NOTIFY sent before it)
             version = self.zone.version
             log.info(
                 "refresh: zone=%s NOTIFY, but %s answers serial %s (served: %s): nothing to "
-                "transfer (already current; were the primary's change newer, its NOTIFY "
-                "came before the change or its answer was cached)",
+                "transfer",
                 self.name,
                 result.primary,
                 result.serial_to,
