@@ -101,10 +101,11 @@ class SecdnsError(Exception):
             self.server = server
         return self
 
-    def one_line(self) -> str:
-        """The error as one line: zone, server, cause, hint."""
+    def one_line(self, with_zone: bool = True) -> str:
+        """The error as one line: zone, server, cause, hint (``with_zone`` False: where
+        the zone is named already, as in its own status)."""
         parts = []
-        if self.zone:
+        if self.zone and with_zone:
             parts.append(f"zone {self.zone}")
         if self.server:
             parts.append(f"server {self.server}")

@@ -647,7 +647,7 @@ class Mirror:
             zone,
             what,
             seconds_text(delay),
-            err.one_line(),
+            err.one_line(with_zone=False),
             extra=SHOWN_AS_EVENT,
         )
         self._emit(
@@ -656,7 +656,7 @@ class Mirror:
             serial=followed.serial,
             retry_in=delay,
             failures=followed.failures,
-            error=err.one_line(),
+            error=err.one_line(with_zone=False),
         )
 
     def _expired(self, followed: _Followed, expired: bool) -> None:

@@ -353,7 +353,8 @@ class Refresher:
         if result.primary is not None:
             self.primary = result.primary
         if result.status is Status.FAILED:
-            self._failed(result.error.one_line() if result.error else "failed")
+            # (the zone's own status: its name is not said again, ctl status names it)
+            self._failed(result.error.one_line(with_zone=False) if result.error else "failed")
             return
         now = self.clock()
         self.failures = 0

@@ -462,7 +462,7 @@ class ZoneRuntime:
             (log.info if not_tried(result.error) else log.warning)(
                 "refresh: zone=%s failed (%s); retry in %.0fs",
                 self.name,
-                result.error.one_line() if result.error else "?",
+                result.error.one_line(with_zone=False) if result.error else "?",
                 self.refresher.retry_in or 0.0,
             )
         elif result.status is Status.TRANSFERRED:
