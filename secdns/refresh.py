@@ -145,6 +145,9 @@ class Refresher:
     ``check`` does the work; ``timers()`` gives the held SOA's (refresh, retry,
     expire) or None; ``on_expire(expired)`` is told when the zone expires and
     when it is refreshed again; ``on_result(result, woken)`` sees every result.
+    ``settle(result)``, when given, is awaited after the check has given back its
+    slot of the shared bound and before the result counts: the result once what the
+    check wrote is durable (watch: its store writes in group commits, as ``pull -c``).
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class Refresher:
         timers: Callable[[], Timers | None] = lambda: None,
         on_expire: Callable[[bool], None] | None = None,
         on_result: Callable[[PullResult, bool], Awaitable[None]] | None = None,
+        settle: Callable[[PullResult], Awaitable[PullResult]] | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -167,6 +171,7 @@ class Refresher:
         self.timers = timers
         self.on_expire = on_expire
         self.on_result = on_result
+        self.settle = settle
         self.rng = rng or _SHARED_RNG  # one generator: a Random is ~2.5 KiB per zone
         self.clock = clock
         self.expired = False
@@ -271,6 +276,8 @@ class Refresher:
                                     admitted()
                             break
                     await admitted  # (its own future: a cancel here cancels it alone)
+                if self.settle is not None:
+                    result = await self.settle(result)
             finally:
                 self.refreshing = False
             self._took(result)

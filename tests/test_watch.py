@@ -487,6 +487,41 @@ def test_mirror_follows_nsupdates_by_ixfr_and_runs_exec(kind, request, tmp_path,
     assert store.load_state(ORIGIN).serial == SERIAL + 3
 
 
+def test_mirror_writes_its_store_in_group_commits(knot_primary, tmp_path):
+    """Watch's store writes go through group commits, as serve's and pull -c's (a
+    stranger's 5,000 current zones took watch 6.6 s, each state write fsynced alone,
+    against pull -c's 3.3 s; 4.4 s now), waited for out of the transfer slot: the
+    file is there when the event comes."""
+    names = [f"g{i}.example" for i in range(30)]
+    soa = "@ IN SOA ns1 hostmaster 7 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    primary = knot_primary({name: f"$ORIGIN {name}.\n$TTL 300\n{soa}" for name in names})
+    store = Store(tmp_path / "store")
+    zones = [
+        MirrorZone(dns.name.from_text(name), (Endpoint(primary.host, primary.port),))
+        for name in names
+    ]
+    for round_, wanted in enumerate((MirrorEventKind.UPDATED, MirrorEventKind.SYNCED)):
+        events = Recorder()
+        seen: list[bool] = []
+
+        def on_event(event: object, events: Recorder = events, seen: list[bool] = seen) -> None:
+            events(event)
+            if getattr(event, "kind", None) in (MirrorEventKind.UPDATED, MirrorEventKind.SYNCED):
+                origin = dns.name.from_text(event.zone)  # type: ignore[attr-defined]
+                seen.append(store.zone_path(origin).exists())
+
+        mirror = Mirror(zones, store=store, options=MirrorOptions(timeout=2.0), on_event=on_event)
+
+        async def scenario(events: Recorder = events, wanted: MirrorEventKind = wanted) -> None:
+            await events.wait(lambda: len(events.of(wanted)) == len(names), timeout=20)
+
+        asyncio.run(run_mirror(mirror, scenario))
+        assert mirror._commits is not None
+        assert mirror._commits.written >= len(names), round_  # (batched as they queue up)
+        assert all(seen) and len(seen) == len(names)
+    assert all(store.load_state(zone.origin).serial == 7 for zone in zones)
+
+
 def test_notify_triggers_the_refresh_long_before_the_poll_interval(bind_primary, tmp_path):
     listen_port = free_port()
     primary = bind_primary(notify=[("127.0.0.1", listen_port)])
