@@ -86,7 +86,7 @@ class SoaInfo:
     expire: int
     minimum: int
     ttl: int
-    transport: str = "UDP"  # how the answer came: "UDP", or "TCP (UDP answer truncated)"
+    transport: str = "UDP"  # how the answer came: "UDP", or "TCP (why: truncated, refused)"
     edns_expire: int | None = None  # the primary's EDNS EXPIRE (RFC 7314), when it sent one
 
 
@@ -111,9 +111,38 @@ async def probe_soa(
     tls: xot.TlsSettings | None = None,
 ) -> SoaInfo:
     """Ask a server for the zone's SOA over UDP, falling back to TCP on truncation
-    (over TLS only, with ``tls``)."""
+    (over TLS only, with ``tls``).  An answer over UDP that is not a NOERROR from an
+    authoritative server is asked again over TCP, as BIND's ``try-tcp-refresh``
+    (on by default) does: Knot refuses UDP queries for a catalog zone it generates and
+    answers them over TCP (a stranger's Knot catalog was never refreshed after its
+    first transfer).  If TCP fails too, the UDP answer's error is raised."""
+    try:
+        return await _probe_soa(origin, address, port, key=key, timeout=timeout, tls=tls)
+    except RefusedError as refused:
+        if tls is not None:
+            raise
+        try:
+            info = await _probe_soa(
+                origin, address, port, key=key, timeout=timeout, tls=None, tcp=True
+            )
+        except SecdnsError:
+            raise refused from None
+        return dataclasses.replace(info, transport=f"TCP (over UDP: {refused.message})")
+
+
+async def _probe_soa(
+    origin: dns.name.Name,
+    address: str,
+    port: int,
+    *,
+    key: TsigKey | None,
+    timeout: float,
+    tls: xot.TlsSettings | None,
+    tcp: bool = False,
+) -> SoaInfo:
+    """:func:`probe_soa`'s one query: over UDP (TCP if truncated), TLS, or ``tcp``."""
     server = format_addr(address, port)
-    if key is None and tls is None:  # the common case, read without dnspython objects
+    if key is None and tls is None and not tcp:  # the common case, no dnspython objects
         answer = await _plain_soa(origin, address, port, timeout, server)
         if answer is not None:
             return answer
@@ -131,6 +160,9 @@ async def probe_soa(
         transport = "TLS (XoT)" if tls is not None else "UDP"
         if tls is not None:
             response = await xot.exchange(query, address, port, tls, timeout=timeout)
+        elif tcp:
+            async with asyncio.timeout(timeout):
+                response = await dns.asyncquery.tcp(query, address, port=port)
         else:
             response = await _udp_tries(query, address, port, timeout)
         if response.flags & dns.flags.TC and tls is None:

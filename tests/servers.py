@@ -750,8 +750,12 @@ class Knot(DynamicServer):
         also_secondary_of: Mapping[str, Endpoint] | None = None,
         primary_key: TsigKey | None = None,
         port: int | None = None,
+        catalog: str | None = None,
     ) -> Self:
-        """Start knotd serving `zones` as primary; arguments as for `Bind.start`."""
+        """Start knotd serving `zones` as primary; arguments as for `Bind.start`.
+        `catalog`: also generate a catalog zone of that name (RFC 9432, Knot's
+        `catalog-role: generate`) listing every primary zone, NOTIFYing `notify` too;
+        Knot answers queries for it over TCP only (it is not waited for)."""
         knotd = need_binary(cls.program)
         setup = _Setup.prepare(
             tmp_dir,
@@ -772,7 +776,7 @@ class Knot(DynamicServer):
 
         def configure(port: int) -> list[str]:
             conf = setup.workdir / "knot.conf"
-            conf.write_text(_knot_conf(setup, port, control_socket))
+            conf.write_text(_knot_conf(setup, port, control_socket, catalog))
             return [knotd, "-c", str(conf)]
 
         try:
@@ -802,7 +806,7 @@ class Knot(DynamicServer):
         self.knotc("zone-reload")
 
 
-def _knot_conf(setup: _Setup, port: int, control_socket: Path) -> str:
+def _knot_conf(setup: _Setup, port: int, control_socket: Path, catalog: str | None = None) -> str:
     loopback = "[127.0.0.0/8, ::1]"
 
     def acl(acl_id: str, action: str, address: str, key: str | None) -> list[str]:
@@ -882,6 +886,15 @@ def _knot_conf(setup: _Setup, port: int, control_socket: Path) -> str:
         "",
         "zone:",
     ]
+    member = ["    catalog-role: member", f"    catalog-zone: {_quote(catalog)}"] if catalog else []
+    if catalog is not None:
+        out += [
+            f"  - domain: {_quote(catalog)}",
+            "    catalog-role: generate",
+            "    serial-policy: unixtime",  # (Knot: a generated catalog must)
+            "    acl: [transfer]",
+            *notify,
+        ]
     for zone, path in setup.primaries.items():
         out += [
             f"  - domain: {_quote(zone)}",
@@ -889,6 +902,7 @@ def _knot_conf(setup: _Setup, port: int, control_socket: Path) -> str:
             "    zonefile-sync: -1",
             "    zonefile-load: difference",
             "    acl: [transfer, update]",
+            *member,
             *notify,
         ]
     for zone, remote_id in primary_ids.items():

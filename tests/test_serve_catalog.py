@@ -230,11 +230,49 @@ def test_sighup_member_limit_configured_zone_and_catalog_removed(bind_primary, s
     assert server.serial("example.org") == 1
     assert (store / "example.org.zone").exists()
 
-    # the catalog removed from the config: its members go, the configured zone stays
-    doc = path.read_text()
-    doc = doc[: doc.index("[[catalog]]")] + doc[doc.index("[[zone]]") :]
+    # the catalog removed from the config: its members go, the configured zone stays;
+    # their files are kept, as a removed [[zone]]'s (a stranger's typo would have wiped
+    # a customer's zones), and the catalog put back serves them from the store at once
+    before = path.read_text()
+    doc = before[: before.index("[[catalog]]")] + before[before.index("[[zone]]") :]
     path.write_text(doc)
     server.call(lambda: server.server.reload())
     wait_for(lambda: rcode(server, "example.com.") == dns.rcode.REFUSED)
-    assert not (store / "example.com.zone").exists()
+    assert (store / "example.com.zone").exists()
     assert server.serial("example.org") == 1
+    path.write_text(before)
+    server.call(lambda: server.server.reload())
+    server.wait_serial("example.com", 1)
+
+
+def test_a_catalog_knot_generates_is_followed_though_knot_refuses_it_over_udp(
+    knot_primary, served, tmp_path
+):
+    """Knot answers queries for a catalog it generates over TCP only (REFUSED over
+    UDP): the catalog's SOA query is asked again over TCP, as BIND's try-tcp-refresh
+    does.  A stranger's 2,000-member Knot catalog was transferred once at the start
+    (no SOA query for a zone holding nothing) and never again: members added on Knot
+    were never served, removed ones served on."""
+    port = free_port()
+    zones = {z: member_zone(z) for z in ("a.example", "b.example")}
+    primary = knot_primary(zones, catalog="knotcat.test", notify=[("127.0.0.1", port)])
+    (tmp_path / "c.zone").write_text(member_zone("c.example"))
+    config = catalog_config(tmp_path, primary, port, catalog={"name": "knotcat.test"})
+    server = served(config)
+    server.wait_serial("a.example", 1)
+    server.wait_serial("b.example", 1)
+    assert rcode(server, "c.example.") == dns.rcode.REFUSED
+    primary.knotc("conf-begin")
+    for item in (
+        "zone[c.example]",
+        f"zone[c.example].file={tmp_path / 'c.zone'}",
+        "zone[c.example].catalog-role=member",
+        "zone[c.example].catalog-zone=knotcat.test",
+        "zone[c.example].acl=transfer",
+    ):
+        primary.knotc("conf-set", *item.split("=", 1))
+    primary.knotc("conf-commit")
+    server.wait_serial("c.example", 1, timeout=10)  # Knot's NOTIFY of the catalog, then its
+    assert server.server is not None
+    refreshed = server.server.operations.zones.statuses(["knotcat.test"])[0]
+    assert refreshed.state == "ok" and refreshed.last_error is None

@@ -10,7 +10,10 @@ and the ownership of every member recomputed over all catalogs
 * an added member becomes a secondary zone with the catalog's primaries, key and
   TLS settings, or its ``[groups.NAME]``'s, and is started at once (its first
   check comes within half a second);
-* a removed member is no longer answered (REFUSED) and its files leave the store;
+* a removed member is no longer answered (REFUSED) and its files leave the store; the
+  members of a ``[[catalog]]`` removed from the config are no longer answered either,
+  but keep their files, as a removed ``[[zone]]`` does (a typo in a catalog's name
+  must not wipe a customer's zones; put back, they load from the store);
 * a member whose unique id changed is dropped, its files removed, and transferred
   from scratch (5.2);
 * a member whose group or owner (``coo``, 5.6) changed keeps its data and gets
@@ -197,15 +200,29 @@ class CatalogZones:
             if note not in self._noted:  # once, not at every change of a catalog
                 log.warning("catalog: %s", note)
         self._noted = set(notes)
-        gone = []
+        gone, unlisted = [], []
+        configured = {c.name for c in self.config.catalogs}
         for name in [n for n in self.owner if n not in owner]:
             was = self.owner.pop(name)
             self.members.pop(name, None)
             if name in taken:
                 continue  # a configured zone now: the server's reload runs it
-            log.info("catalog: catalog=%s member %s removed: no longer answered", was, name)
-            gone.append(name)
-        await asyncio.gather(*(self._drop(name) for name in gone))  # each may wait for a transfer
+            if was in configured:  # the catalog's primary removed it: its files go too
+                log.info("catalog: catalog=%s member %s removed: no longer answered", was, name)
+                gone.append(name)
+            else:  # its [[catalog]] left the config: kept, as a removed [[zone]]'s files are
+                unlisted.append(name)
+        if unlisted:
+            log.info(
+                "catalog: %d members no longer answered: their [[catalog]] left the config "
+                "(their store files are kept, as a removed [[zone]]'s: put it back and they "
+                "load from the store)",
+                len(unlisted),
+            )
+        await asyncio.gather(  # (each may wait for a transfer under way)
+            *(self._drop(name) for name in gone),
+            *(self._drop(name, keep_files=True) for name in unlisted),
+        )
         for name, catalog_name in owner.items():
             catalog = self._catalog(catalog_name)
             assert catalog is not None
@@ -236,12 +253,13 @@ class CatalogZones:
             if start:
                 self.server._start_zone(runtime)
 
-    async def _drop(self, name: dns.name.Name) -> None:
-        """Stop answering a member and remove its files from the store."""
+    async def _drop(self, name: dns.name.Name, *, keep_files: bool = False) -> None:
+        """Stop answering a member and remove its files from the store (unless
+        ``keep_files``)."""
         if name in self.server.runtimes:
             await self.server._remove_zone(name)
         store = self.server.store
-        if store is not None:
+        if store is not None and not keep_files:
             try:
                 await asyncio.to_thread(remove_zone, store, name)
             except SecdnsError as err:
