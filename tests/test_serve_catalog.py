@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import dns.name
+import dns.query
 import dns.rcode
+import dns.zone
 import pytest
 import tomli_w
 from servers import free_port
@@ -257,11 +259,17 @@ def test_a_catalog_knot_generates_is_followed_though_knot_refuses_it_over_udp(
     zones = {z: member_zone(z) for z in ("a.example", "b.example")}
     primary = knot_primary(zones, catalog="knotcat.test", notify=[("127.0.0.1", port)])
     (tmp_path / "c.zone").write_text(member_zone("c.example"))
-    config = catalog_config(tmp_path, primary, port, catalog={"name": "knotcat.test"})
+    allowed = {"name": "knotcat.test", "allow_transfer": ["127.0.0.1"]}
+    config = catalog_config(tmp_path, primary, port, catalog=allowed)
     server = served(config)
     server.wait_serial("a.example", 1)
     server.wait_serial("b.example", 1)
     assert rcode(server, "c.example.") == dns.rcode.REFUSED
+    # the [[catalog]]'s allow_transfer: a secondary of ours may transfer the catalog,
+    # then its members, from us (a stranger found no way without a group property)
+    for zone in ("knotcat.test", "a.example"):
+        copied = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", zone, port=server.port))
+        assert copied.origin == dns.name.from_text(zone)
     primary.knotc("conf-begin")
     for item in (
         "zone[c.example]",

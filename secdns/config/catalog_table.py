@@ -28,7 +28,8 @@ def catalog_tables(
     base: Path,
     problems: Problems,
 ) -> tuple[CatalogConfig, ...]:
-    """The ``[[catalog]]`` tables: name, primaries, key, transport settings, max_members."""
+    """The ``[[catalog]]`` tables: name, primaries, key, transport settings, max_members,
+    and for serve allow_transfer and notify (of the catalog and its members)."""
     if not isinstance(value, list):
         problems.add("catalog", "expected an array of tables [[catalog]]")
         return ()
@@ -61,7 +62,15 @@ def catalog_tables(
         limit = number(table, "max_members", DEFAULT_MAX_MEMBERS, where, problems, integer=True)
         result.append(
             CatalogConfig(
-                catalog_name, primaries, key if isinstance(key, str) else None, tls, limit
+                catalog_name,
+                primaries,
+                key if isinstance(key, str) else None,
+                tls,
+                limit,
+                allow_transfer=acl(
+                    table.get("allow_transfer"), f"{where}.allow_transfer", keys_doc, problems
+                ),
+                notify=endpoints(table.get("notify"), f"{where}.notify", problems),
             )
         )
     return tuple(result)

@@ -148,7 +148,7 @@ ZONE_KEYS = {
     "request_ixfr",
     "transfer_transport",
 } | TLS_KEYS
-CATALOG_KEYS = {"name", "primaries", "key", "max_members"} | TLS_KEYS
+CATALOG_KEYS = {"name", "primaries", "key", "max_members", "allow_transfer", "notify"} | TLS_KEYS
 GROUP_KEYS = ("primaries", "key", "allow_transfer", "notify")
 
 

@@ -122,6 +122,10 @@ class CatalogConfig:
     key: str | None = None
     tls: TlsSettings | None = None
     max_members: int = DEFAULT_MAX_MEMBERS
+    # serve: who may transfer the catalog and its members from us, whom to NOTIFY (a
+    # member's [groups.NAME] settings, when it has some, win)
+    allow_transfer: tuple[str, ...] = ()
+    notify: tuple[Endpoint, ...] = ()
 
     @property
     def text(self) -> str:

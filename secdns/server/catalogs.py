@@ -59,21 +59,31 @@ log = logging.getLogger(__name__)
 
 
 def catalog_zone_config(catalog: CatalogConfig) -> ZoneConfig:
-    """The catalog itself as a secondary zone (not transferable from us)."""
+    """The catalog itself as a secondary zone (transferable from us under its
+    ``allow_transfer``: a secondary of ours follows it, then its members, from us)."""
     return ZoneConfig(
-        name=catalog.name, primaries=catalog.primaries, key=catalog.key, tls=catalog.tls
+        name=catalog.name,
+        primaries=catalog.primaries,
+        key=catalog.key,
+        tls=catalog.tls,
+        allow_transfer=catalog.allow_transfer,
+        notify=catalog.notify,
     )
 
 
 def member_config(config: Config, catalog: CatalogConfig, member: catalogs.Member) -> ZoneConfig:
-    """A member's zone settings: its catalog's, overridden by its first configured group."""
+    """A member's zone settings: its catalog's, each overridden by its first configured
+    group's when that group sets it (a stranger had no way to let a downstream
+    secondary transfer members without a group property on every one)."""
     group = next((config.groups[g] for g in member.groups if g in config.groups), None)
     return ZoneConfig(
         name=member.name,
         primaries=(group.primaries if group and group.primaries else catalog.primaries),
         key=group.key if group and group.key else catalog.key,
-        allow_transfer=group.allow_transfer if group else (),
-        notify=group.notify if group else (),
+        allow_transfer=(
+            group.allow_transfer if group and group.allow_transfer else catalog.allow_transfer
+        ),
+        notify=group.notify if group and group.notify else catalog.notify,
         tls=catalog.tls,
     )
 
