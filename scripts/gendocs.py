@@ -936,6 +936,18 @@ CATALOG_KEYS: tuple[tuple[str, str, str], ...] = (
         f"Refuse a catalog listing more members than this; the members held are kept.  "
         f"Default: {config.DEFAULT_MAX_MEMBERS}.",
     ),
+    (
+        "allow_transfer",
+        '["ADDRESS/PREFIX" | "key:NAME", ...]',
+        "serve: who may transfer the catalog and its members from us (a member's group "
+        "setting wins).  Default: nobody.",
+    ),
+    (
+        "notify",
+        '["HOST[:PORT]", ...]',
+        "serve: whom to NOTIFY when the catalog or a member changes (a member's group "
+        "setting wins).",
+    ),
 )
 
 GROUP_KEYS: tuple[tuple[str, str, str], ...] = (
