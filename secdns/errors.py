@@ -193,6 +193,14 @@ def not_tried(err: BaseException | None) -> bool:
     return isinstance(err, TimeoutError_) and not err.tried
 
 
+def said_once(err: BaseException | None) -> bool:
+    """Whether a zone's failure is said once for its primary, not as a warning per zone
+    (serve and watch log it at info): no primary was tried (each held as unreachable),
+    or none serves (each refused: :mod:`secdns.unreachable` warns once that it is
+    down).  A stranger's primary, stopped, made 2,000 warnings, one a zone."""
+    return not_tried(err) or (isinstance(err, NetworkError) and err.no_server)
+
+
 class RefusedError(SecdnsError):
     """the server refused the request"""
 

@@ -45,7 +45,7 @@ from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import ZoneCopy, make_copy
 from secdns.endpoints import Endpoint, format_addr, host_networks
-from secdns.errors import NetworkError, SecdnsError, UsageError
+from secdns.errors import NetworkError, SecdnsError, UsageError, said_once
 from secdns.hook import exec_environment, run_command
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, listen_notify
@@ -682,7 +682,8 @@ class Mirror:
         zone = followed.config.text
         delay = followed.refresher.retry_in or 0.0
         what = "primary unreachable" if isinstance(err, NetworkError) else "check failed"
-        log.warning(
+        # (a primary held, or refusing: said once for it, each zone at info, as serve)
+        (log.info if said_once(err) else log.warning)(
             "watch: zone=%s %s, retry in %s: %s",
             zone,
             what,

@@ -349,6 +349,8 @@ def _combine(errors: list[SecdnsError], zone: str) -> SecdnsError:
     summary = "; ".join(f"{e.server}: {e.message}" for e in errors)
     message = f"all {len(errors)} primaries failed: {summary}"
     combined = type(last)(message, zone=zone, hint=last.hint)
+    if isinstance(combined, NetworkError):  # (every primary refused: said once, as each)
+        combined.no_server = all(isinstance(e, NetworkError) and e.no_server for e in errors)
     if isinstance(combined, TimeoutError_) and all(map(not_tried, errors)):
         # (tried again once the first of the holds ends)
         combined.not_tried(min(e.retry_after for e in errors if isinstance(e, TimeoutError_)))

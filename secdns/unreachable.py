@@ -356,6 +356,13 @@ class Unreachable:
         """A try of ``key`` found no server there: probe it (module docstring)."""
         if key in self._down or self.ready is None:
             return
+        log.warning(
+            "pull: primary %s refuses: nothing serves there; its zones fail over or fail "
+            "(each said at info), one of them is checked again in %.0fs, all of them as "
+            "soon as it answers",
+            format_addr(*key),
+            FIRST_HOLD,
+        )
         self._down[key] = FIRST_HOLD
         asyncio.get_running_loop().call_later(FIRST_HOLD, self._probe_down, key)
 

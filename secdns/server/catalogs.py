@@ -233,6 +233,7 @@ class CatalogZones:
             *(self._drop(name) for name in gone),
             *(self._drop(name, keep_files=True) for name in unlisted),
         )
+        loaded: dict[str, int] = {}
         for name, catalog_name in owner.items():
             catalog = self._catalog(catalog_name)
             assert catalog is not None
@@ -257,11 +258,16 @@ class CatalogZones:
             elif current is not None:
                 log.info("catalog: catalog=%s member %s settings changed", catalog.text, name)
                 await self.server._remove_zone(name)
-            else:
+            elif start:
                 log.info("catalog: catalog=%s member %s added", catalog.text, name)
+            else:  # (serve's start: the stored catalog's members, said once a catalog)
+                log.debug("catalog: catalog=%s member %s loaded", catalog.text, name)
+                loaded[catalog.text] = loaded.get(catalog.text, 0) + 1
             runtime = await self.server._add_zone(wanted, keep=current)
             if start:
                 self.server._start_zone(runtime)
+        for catalog_text, count in loaded.items():
+            log.info("catalog: catalog=%s %d members, from its stored copy", catalog_text, count)
 
     async def _drop(self, name: dns.name.Name, *, keep_files: bool = False) -> None:
         """Stop answering a member and remove its files from the store (unless

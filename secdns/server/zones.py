@@ -27,7 +27,7 @@ from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
 from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
 from secdns.endpoints import IPNetwork, host_networks
-from secdns.errors import IxfrNotApplicable, SecdnsError, not_tried
+from secdns.errors import IxfrNotApplicable, SecdnsError, said_once
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
@@ -458,8 +458,8 @@ class ZoneRuntime:
             observer(self.name, result)
         self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE (RFC 7314) answers it
         if result.status is Status.FAILED:
-            # (a zone of a primary held as unreachable: its hold is the warning, said once)
-            (log.info if not_tried(result.error) else log.warning)(
+            # (a zone of a primary held as unreachable, or refusing: said once, as a warning)
+            (log.info if said_once(result.error) else log.warning)(
                 "refresh: zone=%s failed (%s); retry in %.0fs",
                 self.name,
                 result.error.one_line(with_zone=False) if result.error else "?",
