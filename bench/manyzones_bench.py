@@ -45,6 +45,10 @@
    still timed until every healthy zone answers, each secondary with its own
    timeouts as it ships (secdns: ``[server] timeout`` 10 s and its unreachable
    cache; Knot: its own); the connections the silent primary took are counted.
+8. ``--catalog``: the zones are the members of a catalog zone (RFC 9432) the primary
+   serves (version 2, one PTR a member), and both secondaries are given only that
+   catalog: secdns a ``[[catalog]]``, Knot ``catalog-role: interpret`` with a member
+   template like its zones above; the starts are timed until every member answers.
 Medians are taken over --repeat runs (default 1: each start is one run of the
 whole set, a new store each round).
 Prints every reference command line and the ratios; writes bench/out/manyzones.json.
@@ -53,6 +57,7 @@ Prints every reference command line and the ratios; writes bench/out/manyzones.j
         [--store-sync fsync|none|both] [--before DIR] [--profile DIR | --cprofile DIR] [--floor]
         [--silent N]
     python bench/manyzones_bench.py --zones 300     # the small version
+    python bench/manyzones_bench.py --zones 2000 --catalog   # members of a catalog
     python bench/manyzones_bench.py --storm [--concurrency 8] [--storm-refresh 30] [--before DIR]
 """
 
@@ -108,6 +113,7 @@ from secdns.config.values import DEFAULT_CONCURRENCY  # noqa: E402
 
 TEMPLATE = "template.invalid"
 SERIAL = 2024060101
+CATALOG = "many.catalog.test"
 
 
 def zone_names(count: int) -> list[str]:
@@ -116,6 +122,14 @@ def zone_names(count: int) -> list[str]:
 
 def zone_texts(template: str, names: list[str]) -> dict[str, str]:
     return {name: template.replace(f"{TEMPLATE}.", f"{name}.") for name in names}
+
+
+def catalog_text(names: list[str]) -> str:
+    """A version 2 catalog (RFC 9432) of ``names``: what ``--catalog`` serves."""
+    soa = f"@ SOA invalid. invalid. {SERIAL} 3600 600 2147483646 0"
+    lines = [f"$ORIGIN {CATALOG}.", "$TTL 0", soa, "@ NS invalid.", 'version TXT "2"']
+    lines += [f"m{index}.zones PTR {name}." for index, name in enumerate(names)]
+    return "\n".join(lines) + "\n"
 
 
 class Poller:
@@ -403,7 +417,10 @@ def secdns_round(
         server["store_sync"] = store_sync
     zones = [{"name": name, "primaries": [primary]} for name in names]
     zones += [{"name": name, "primaries": [args.silent_at]} for name in args.silent_zones]
-    config.write_text(tomli_w.dumps({"server": server, "zone": zones}))
+    doc: dict[str, object] = {"server": server, "zone": zones}
+    if args.catalog:  # (the members come from the catalog alone)
+        doc = {"server": server, "catalog": [{"name": CATALOG, "primaries": [primary]}]}
+    config.write_text(tomli_w.dumps(doc))
     argv = [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"]
     show_reference(label, argv)
     env = secdns_env(path, workdir / "pycache")
@@ -507,7 +524,7 @@ def knot_round(
 ) -> dict[str, float]:
     """Knot as tests/servers.py configures it (one UDP, one TCP, one background worker;
     ``zonefile-sync: 0``), started here so that the same poller times it."""
-    of = {name: primary for name in names}
+    of = {CATALOG: primary} if args.catalog else {name: primary for name in names}
     if args.silent_zones:
         host, port_text = args.silent_at.rsplit(":", 1)
         of |= {name: (host, int(port_text)) for name in args.silent_zones}
@@ -516,6 +533,21 @@ def knot_round(
     control = Path(tempfile.mkdtemp(prefix="secdns-knot-")) / "knot.sock"
     conf = setup.workdir / "knot.conf"
     text = _knot_conf(setup, port, control)
+    if args.catalog:  # the catalog interpreted, its members made from a template (Knot's doc)
+        member = (
+            "  - id: member\n"
+            f"    storage: {setup.workdir / 'secondary'}\n"
+            '    file: "%s.zone"\n'
+            "    master: primary0\n"
+            "    zonefile-sync: 0\n"
+            "    zonefile-load: whole\n"
+            "    acl: [transfer, notify-from-primary0]\n"
+        )
+        text = text.replace("\nzone:\n", "\n" + member + "\nzone:\n", 1)
+        acl = "    acl: [transfer, notify-from-primary0]\n"
+        catalog_role = "    catalog-role: interpret\n    catalog-template: member\n"
+        head, _, tail = text.partition("\nzone:\n")
+        text = head + "\nzone:\n" + tail.replace(acl, acl + catalog_role, 1)
     pool = ""
     if args.knot_pool:  # Knot's own kept connections (remote-pool-limit, default 0: off)
         text = text.replace(
@@ -941,6 +973,12 @@ def main() -> None:
         help="with --storm: the zones' SOA refresh, waited out before the restart storm",
     )
     parser.add_argument(
+        "--catalog",
+        action="store_true",
+        help="the zones as members of a catalog the primary serves; both secondaries "
+        "are given only the catalog",
+    )
+    parser.add_argument(
         "--silent",
         type=int,
         default=0,
@@ -950,6 +988,8 @@ def main() -> None:
     add_genzone_option(parser)
     args = parser.parse_args()
     args.silent_zones = [f"s{index}.silent.test" for index in range(args.silent)]
+    if args.catalog and (args.silent or args.storm):
+        parser.error("--catalog goes with neither --silent nor --storm")
     for binary in ("named", "knotd"):
         if shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
             raise SystemExit(f"{binary} is not installed")
@@ -962,6 +1002,8 @@ def main() -> None:
         storm_main(args, names, template_file.read_text())
         return
     texts = zone_texts(template_file.read_text(), names)
+    if args.catalog:
+        texts[CATALOG] = catalog_text(names)
     runs: dict[str, list[dict[str, float]]] = {
         "secdns": [],
         "secdns-nosync": [],
@@ -1166,9 +1208,16 @@ def main() -> None:
         "ratios": ratios,
         "runs": runs,
     }
-    (out_dir / ("manyzones-silent.json" if args.silent else "manyzones.json")).write_text(
-        json.dumps(summary, indent=2) + "\n"
-    )
+    (
+        out_dir
+        / (
+            "manyzones-silent.json"
+            if args.silent
+            else "manyzones-catalog.json"
+            if args.catalog
+            else "manyzones.json"
+        )
+    ).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
 

@@ -234,6 +234,7 @@ class CatalogZones:
             *(self._drop(name, keep_files=True) for name in unlisted),
         )
         loaded: dict[str, int] = {}
+        added: list[ZoneRuntime] = []
         for name, catalog_name in owner.items():
             catalog = self._catalog(catalog_name)
             assert catalog is not None
@@ -263,8 +264,10 @@ class CatalogZones:
             else:  # (serve's start: the stored catalog's members, said once a catalog)
                 log.debug("catalog: catalog=%s member %s loaded", catalog.text, name)
                 loaded[catalog.text] = loaded.get(catalog.text, 0) + 1
-            runtime = await self.server._add_zone(wanted, keep=current)
-            if start:
+            added.append(await self.server._add_zone(wanted, keep=current))
+        if start:  # (many members with nothing to serve: a cold start of their own)
+            self.server.cold_start(added)
+            for runtime in added:
                 self.server._start_zone(runtime)
         for catalog_text, count in loaded.items():
             log.info("catalog: catalog=%s %d members, from its stored copy", catalog_text, count)

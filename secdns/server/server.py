@@ -107,6 +107,7 @@ class Server(QueryDispatch):
         self._first_loads: set[dns.name.Name] = set()  # zones still without a version
         self._cold_switch = False  # COLD_SWITCH_INTERVAL set until each was tried once
         self._first_tries: set[str] = set()  # a cold start's zones not yet tried once
+        self._observing_tries = False  # _tried is among the zones' observers
         self._first_pause: contextlib.AbstractContextManager[None] | None = None
         self._first_deadline: asyncio.TimerHandle | None = None
         self._gc_thresholds: tuple[int, ...] = gc.get_threshold()
@@ -238,12 +239,48 @@ class Server(QueryDispatch):
             # until each zone has been tried once (not loaded: a primary that is down
             # must not hold every other zone's write back until FIRST_LOAD_PAUSE)
             self._first_tries = {self.runtimes[name].name for name in self._first_loads}
+            self._observing_tries = True
             self.operations.zones.observers.append(self._tried)  # (every zone's results)
         self._first_pause = gcpause.gc_paused()
         self._first_pause.__enter__()
         self._first_deadline = asyncio.get_running_loop().call_later(
             FIRST_LOAD_PAUSE, self._end_first_pause
         )
+
+    def cold_start(self, runtimes: list[ZoneRuntime]) -> None:
+        """Zones just added with nothing to serve, most of the server's (a catalog's
+        members on its first transfer, into an empty store), get what a cold start at
+        serve's start gets: AXFRs in the transfer process (from :data:`xferproc.MIN_ZONES`
+        zones), their store writes held until each has been tried once, the longer
+        switch interval, the collector paused.  Without it a stranger's 2,000-member
+        Knot catalog took 4.06 s to serve every member, against a Knot secondary's 1.57 s."""
+        fresh = [r for r in runtimes if r.is_secondary and r.zone.version is None]
+        if not fresh or len(fresh) * 2 < len(self.runtimes):
+            return
+        if len(fresh) >= xferproc.MIN_ZONES:
+            if self.transfers.ended or self._transfers_closing is not None:
+                self.transfers = TransferProcess()  # (the start's ended with its cold start)
+                self._transfers_closing = None
+            self.transfers.start()
+            for runtime in fresh:
+                runtime.elsewhere = self.transfers
+        self._first_loads |= {runtime.config.name for runtime in fresh}
+        if not self._cold_switch:
+            sys.setswitchinterval(COLD_SWITCH_INTERVAL)
+            self._cold_switch = True
+        self.commits.hold()
+        asyncio.get_running_loop().call_later(COLD_HOLD_SECONDS, self.commits.release)
+        if not self._observing_tries:
+            self._observing_tries = True
+            self.operations.zones.observers.append(self._tried)
+        self._first_tries |= {runtime.name for runtime in fresh}
+        if self._first_pause is None:
+            self._first_pause = gcpause.gc_paused()
+            self._first_pause.__enter__()
+            self._first_deadline = asyncio.get_running_loop().call_later(
+                FIRST_LOAD_PAUSE, self._end_first_pause
+            )
+        log.debug("serve: %d zones added with nothing to serve: a cold start", len(fresh))
 
     def _tried(self, name: str, _result: object) -> None:
         """A zone's refresh ended (an observer of the cold start's zones)."""
