@@ -231,10 +231,21 @@ class Operations:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.zones = ServeZones(server)
-        self.metrics = Metrics(self.zones.statuses, self.query_counts, self.held_primaries)
+        self.metrics = Metrics(
+            self.zones.statuses,
+            self.query_counts,
+            self.held_primaries,
+            self.catalog_counts,
+        )
         self.zones.observers.append(self.metrics.observe_pull)
         self.control: ControlServer | None = None
         self.http: MetricsServer | None = None
+
+    def catalog_counts(self) -> Iterable[tuple[str, int, int, bool]]:
+        """Each ``[[catalog]]``'s members, records skipped and usability (the metrics; the
+        registry reads it once before the server has made its catalogs)."""
+        catalogs = getattr(self.server, "catalogs", None)
+        return catalogs.counts() if catalogs is not None else ()
 
     def held_primaries(self) -> Iterable[tuple[str, bool, int, int]]:
         """(primary, held now, tries skipped, tries failed) of each primary held,

@@ -20,6 +20,8 @@ dashboards are written against; keep them:
 - ``secdns_queries_total{transport,rcode}``: the UDP workers and the TCP handler
   keep plain per-rcode integer lists on the answering path (one list increment per
   answer, no lock, no label lookup); a collector sums them at scrape time.
+- ``secdns_catalog_members{catalog}``, ``secdns_catalog_records_skipped{catalog}``,
+  ``secdns_catalog_usable{catalog}``: each ``[[catalog]]`` serve follows.
 - ``secdns_zones{state}``: how many zones are in each refresh state (every state,
   0 included), for alerts that need not read a series per zone.
 
@@ -80,6 +82,9 @@ MAX_CONNECTIONS = 32
 
 QueryCounts = Callable[[], Iterable[tuple[str, list[int]]]]
 """(transport, counts indexed by rcode) pairs, read at scrape time."""
+CatalogCounts = Callable[[], Iterable[tuple[str, int, int, bool]]]
+"""(catalog, members it gives, records of its last read skipped, whether that read was
+usable) of each ``[[catalog]]`` (:meth:`secdns.server.catalogs.CatalogZones.counts`)."""
 HeldPrimaries = Callable[[], Iterable[tuple[str, bool, int, int]]]
 """(primary, held now, tries skipped, tries failed) of each primary, read at scrape time
 (:meth:`secdns.unreachable.Unreachable.counts`)."""
@@ -104,6 +109,36 @@ ZONE_GAUGES = (
         "When the zone expires without a successful refresh",
     ),
 )
+
+
+class CatalogCollector(Collector):
+    """``secdns_catalog_members{catalog}``, ``secdns_catalog_records_skipped{catalog}``
+    (records of its last read that could not be used, each logged as an error) and
+    ``secdns_catalog_usable{catalog}`` (0 while its last serial is unusable as a whole:
+    not version 2, over max_members; its members held are kept), at scrape time."""
+
+    def __init__(self, counts: CatalogCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        members = GaugeMetricFamily(
+            "secdns_catalog_members", "Member zones a catalog gives", labels=["catalog"]
+        )
+        skipped = GaugeMetricFamily(
+            "secdns_catalog_records_skipped",
+            "Records of a catalog's last read that could not be used (logged as errors)",
+            labels=["catalog"],
+        )
+        usable = GaugeMetricFamily(
+            "secdns_catalog_usable",
+            "0 while a catalog's last serial is unusable as a whole (its members are kept)",
+            labels=["catalog"],
+        )
+        for catalog, count, bad, good in self.counts():
+            members.add_metric([catalog], count)
+            skipped.add_metric([catalog], bad)
+            usable.add_metric([catalog], 1 if good else 0)
+        yield from (members, skipped, usable)
 
 
 class ZoneSeries:
@@ -270,6 +305,7 @@ class Metrics:
         statuses: Callable[[], list[ZoneStatus]],
         queries: QueryCounts | None = None,
         held: HeldPrimaries | None = None,
+        catalogs: CatalogCounts | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
@@ -279,6 +315,8 @@ class Metrics:
             self.registry.register(QueryCollector(queries))
         if held is not None:
             self.registry.register(HeldCollector(held))
+        if catalogs is not None:
+            self.registry.register(CatalogCollector(catalogs))
         self.transfers = LabelCounts(
             "secdns_transfers", "Zone transfers in, by kind and result", ("zone", "kind", "result")
         )

@@ -147,6 +147,13 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
     # a name that is a path in disguise is a member that stays inside the store
     assert not (tmp_path / "b").exists() and not (tmp_path / "store" / "b").exists()
     assert server.server.runtimes[dns.name.from_text("example.org")].config.key is None
+    # and the metrics say so, not only the log (a stranger's catalog stayed 'ok' meanwhile)
+    page = server.server.operations.metrics.exposition().decode()
+    label = f'{{catalog="{CATALOG}."}}'
+    assert f"secdns_catalog_members{label} 2.0" in page, page
+    skipped = float(page.split(f"secdns_catalog_records_skipped{label} ")[1].split()[0])
+    assert skipped >= 4
+    assert f"secdns_catalog_usable{label} 1.0" in page
 
     # a catalog that is not version 2 any more changes nothing
     caplog.clear()
@@ -155,6 +162,9 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
         zone=CATALOG,
     )
     wait_for(lambda: "is unusable: keeping its 2 members" in caplog.text)
+    page = server.server.operations.metrics.exposition().decode()
+    assert f"secdns_catalog_usable{label} 0.0" in page
+    assert f"secdns_catalog_members{label} 2.0" in page
     # a different unique id in the new catalog: the zone is transferred afresh (5.2)
     server.wait_serial("example.com", 1)
 

@@ -113,6 +113,8 @@ class CatalogZones:
         self._published_set: frozenset[dns.name.Name] | None = None
         self._lock = asyncio.Lock()
         self._noted: set[str] = set()
+        # of each catalog's last read: its records skipped, whether it was usable (metrics)
+        self.read_counts: dict[dns.name.Name, tuple[int, bool]] = {}
 
     @property
     def config(self) -> Config:
@@ -162,6 +164,21 @@ class CatalogZones:
             await self._assign(start=True)
             self._publish()
 
+    def counts(self) -> list[tuple[str, int, int, bool]]:
+        """(catalog, members it gives, records of its last read skipped, whether that
+        read was usable) of each ``[[catalog]]``, for the metrics."""
+        members: dict[dns.name.Name, int] = {}
+        for catalog in list(self.owner.values()):
+            members[catalog] = members.get(catalog, 0) + 1
+        return [
+            (
+                catalog.text,
+                members.get(catalog.name, 0),
+                *self.read_counts.get(catalog.name, (0, True)),
+            )
+            for catalog in self.config.catalogs
+        ]
+
     def changed(self, runtime: ZoneRuntime) -> None:
         """A zone's copy changed (the server's on_change): a catalog's? Re-read its members."""
         if runtime.config.name in self.listed or self._catalog(runtime.config.name) is not None:
@@ -194,6 +211,7 @@ class CatalogZones:
             return False
         for finding in parsed.findings:
             log.error("catalog: %s", finding.line())
+        self.read_counts[catalog.name] = (len(parsed.findings), parsed.usable)
         if not parsed.usable:
             log.error(
                 "catalog: catalog=%s serial %s is unusable: keeping its %d members",
