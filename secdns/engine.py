@@ -189,6 +189,10 @@ async def _probe_soa(
         raise BadDataError(f"bad SOA answer: {err}", server=server) from err
     except OSError as err:
         raise _soa_os_error(err, server) from err
+    except EOFError as err:  # (dnspython over TCP: the stream ended before an answer)
+        raise NetworkError(
+            "the server closed the connection without answering the SOA query", server=server
+        ) from err
     _check_soa_header(response.rcode(), bool(response.flags & dns.flags.AA), origin, server)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
