@@ -235,7 +235,7 @@ class RefusalLog:
             return False
         more = f" ({suppressed} more since the last line)" if suppressed else ""
         self.logger.info(
-            "%s: zone=%s NOTIFY from %s refused: %s%s", self.prefix, zone, source, reason, more
+            "%s: zone=%s NOTIFY from %s not accepted: %s%s", self.prefix, zone, source, reason, more
         )
         return True
 

@@ -51,7 +51,7 @@ they would wait out their SOA retry, doubled at each failure, after it came back
 stranger's zones stayed ``retrying`` for minutes beside a primary that answered
 again, and a change made meanwhile waited for the primary's rate-limited NOTIFY of
 that very zone).  So a refusing primary is *down*: one of its failing zones is
-checked again after :data:`FIRST_HOLD` seconds, doubling up to ``hold``, and the
+checked again after :data:`DOWN_PROBE` seconds, doubling up to ``hold``, and the
 first answer of any kind from it (another zone's check, the probe) or a NOTIFY from
 it checks every one of its failing zones at once.
 
@@ -81,6 +81,10 @@ TIMEOUTS = 2
 """Timeouts in a row that hold an address (BIND: two ``unreachableadd`` calls)."""
 FIRST_HOLD = 30.0
 """Seconds of an address's first hold; each hold that ends in a timeout doubles it."""
+DOWN_PROBE = 10.0
+"""Seconds before a refusing primary's first probe (then doubling, up to ``hold``): a
+probe is one SOA query, and a primary restarted without NOTIFYs was found 49.5 s
+after its return with a first probe at 30 s."""
 DEFAULT_HOLD = 300.0
 """The longest hold, ``[server] unreachable_hold`` (BIND holds 600 s, not doubling)."""
 
@@ -361,10 +365,10 @@ class Unreachable:
             "(each said at info), one of them is checked again in %.0fs, all of them as "
             "soon as it answers",
             format_addr(*key),
-            FIRST_HOLD,
+            DOWN_PROBE,
         )
-        self._down[key] = FIRST_HOLD
-        asyncio.get_running_loop().call_later(FIRST_HOLD, self._probe_down, key)
+        self._down[key] = DOWN_PROBE
+        asyncio.get_running_loop().call_later(DOWN_PROBE, self._probe_down, key)
 
     def _probe_down(self, key: tuple[str, int]) -> None:
         """One failing zone of a refusing primary is checked now; the next probe after

@@ -224,7 +224,7 @@ def test_a_refusal_flood_writes_one_line(both, caplog):
     refused = [
         r.getMessage()
         for r in caplog.records
-        if "NOTIFY from" in r.getMessage() and "refused" in r.getMessage()
+        if "NOTIFY from" in r.getMessage() and "not accepted" in r.getMessage()
     ]
     assert len(refused) == 2, refused  # one for serve, one for watch
 

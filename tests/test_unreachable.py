@@ -287,11 +287,11 @@ def test_a_primary_that_refuses_is_never_held_but_its_failed_tries_are_counted()
 def test_a_refusing_primary_is_probed_and_its_first_answer_wakes_its_zones(monkeypatch):
     """A primary that refuses (its server stopped) is not held, but its failing zones
     would wait out their doubled SOA retries after it came back (a stranger's stayed
-    retrying for minutes): one of them is checked after FIRST_HOLD, doubling, and the
+    retrying for minutes): one of them is checked after DOWN_PROBE, doubling, and the
     first answer from it, or a NOTIFY, checks all of them."""
     from secdns import unreachable
 
-    monkeypatch.setattr(unreachable, "FIRST_HOLD", 0.05)
+    monkeypatch.setattr(unreachable, "DOWN_PROBE", 0.05)
     told: list[tuple[str, int, bool]] = []
     failing = [True]
 
@@ -335,7 +335,7 @@ def test_serve_checks_the_zones_of_a_refusing_primary_once_it_answers(
     within a probe's delay (a stranger's stayed retrying for minutes)."""
     from secdns import unreachable
 
-    monkeypatch.setattr(unreachable, "FIRST_HOLD", 1.5)
+    monkeypatch.setattr(unreachable, "DOWN_PROBE", 1.5)
     names = [f"down{i}.example" for i in range(4)]
     primary = knot_primary({name: small_zone(name) for name in names})
     config = write_config(

@@ -37,7 +37,6 @@ that set changes, transferable under ``catalog_allow_transfer`` and NOTIFYing
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -70,13 +69,6 @@ def catalog_zone_config(catalog: CatalogConfig) -> ZoneConfig:
         allow_transfer=catalog.allow_transfer,
         notify=catalog.notify,
     )
-
-
-def _first_at_once(runtime: ZoneRuntime) -> None:
-    """A catalog holding nothing is checked at once, not within the half second a
-    zone's first check is spread over: every member waits for it."""
-    refresher = runtime.refresher
-    refresher.policy = dataclasses.replace(refresher.policy, first_delay=0.0)
 
 
 def member_config(config: Config, catalog: CatalogConfig, member: catalogs.Member) -> ZoneConfig:
@@ -137,7 +129,7 @@ class CatalogZones:
         async with self._lock:
             for catalog in self.config.catalogs:
                 runtime = await self.server._add_zone(catalog_zone_config(catalog))
-                _first_at_once(runtime)
+                runtime.check_soon(at_once=True)  # (every member waits for it)
                 await self._read(runtime)
             await self._assign(start=False)
             self._publish()
@@ -158,7 +150,7 @@ class CatalogZones:
                     if current is not None:
                         await self.server._remove_zone(name)
                     current = await self.server._add_zone(zone_config, keep=current)
-                    _first_at_once(current)
+                    current.check_soon(at_once=True)
                     self.server._start_zone(current)
                 await self._read(current)  # max_members may have changed
             await self._assign(start=True)
@@ -246,7 +238,11 @@ class CatalogZones:
             if name in taken:
                 continue  # a configured zone now: the server's reload runs it
             if was in configured:  # the catalog's primary removed it: its files go too
-                log.info("catalog: catalog=%s member %s removed: no longer answered", was, name)
+                log.info(
+                    "catalog: catalog=%s member %s removed from the catalog: no longer served",
+                    was,
+                    name,
+                )
                 gone.append(name)
             else:  # its [[catalog]] left the config: kept, as a removed [[zone]]'s files are
                 unlisted.append(name)
@@ -308,6 +304,7 @@ class CatalogZones:
         if start:  # (many members with nothing to serve: a cold start of their own)
             self.server.cold_start(added)
             for runtime in added:
+                runtime.check_soon()  # (a member back with its catalog: its copy may be old)
                 self.server._start_zone(runtime)
         for catalog_text, count in loaded.items():
             log.info("catalog: catalog=%s %d members, from its stored copy", catalog_text, count)

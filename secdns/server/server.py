@@ -562,7 +562,7 @@ class Server(QueryDispatch):
         if path is None:
             return Reloaded()
         warnings: list[str] = []
-        added = changed = 0
+        changed = 0
         try:
             config = load_config(path)
         except SecdnsError as err:
@@ -572,6 +572,7 @@ class Server(QueryDispatch):
             warnings.append("listen addresses changed; restart secdns serve to apply")
             log.warning("reload: %s", warnings[-1])
         old = self.config
+        served = set(self.runtimes)  # (what changed is counted from these: members too)
         self.config = config
         self.commits.sync = config.server.store_sync == "fsync"
         self.filler.mode = config.server.ready_answers  # for the versions made from now on
@@ -586,15 +587,18 @@ class Server(QueryDispatch):
             current = self.runtimes.get(name)
             if current is None:
                 log.info("reload: zone=%s added", name)
-                added += 1
-                self._start_zone(await self._add_zone(zone_config))
+                runtime = await self._add_zone(zone_config)
+                runtime.check_soon()  # (its stored copy, if any, may have missed NOTIFYs)
+                self._start_zone(runtime)
             elif current.config != zone_config or old.key_for(current.config) != config.key_for(
                 zone_config
             ):
                 log.info("reload: zone=%s changed", name)
                 changed += 1
                 await self._remove_zone(name)
-                self._start_zone(await self._add_zone(zone_config, keep=current))
+                runtime = await self._add_zone(zone_config, keep=current)
+                runtime.check_soon()  # (new primaries or key: asked soon, not in 5 min)
+                self._start_zone(runtime)
             elif zone_config.file is not None:
                 try:
                     await current.load_file()
@@ -603,20 +607,24 @@ class Server(QueryDispatch):
                     log.error("reload: %s", warnings[-1])
         await self.catalogs.reload()
         warnings += await self.tls.reload()
+        # every zone added or removed, catalogs and their members included (a stranger's
+        # catalog put back with its 300 members said added=0)
+        now = set(self.runtimes)
+        added, gone = len(now - served), len(served - now)
         log.info(
             "reload: done, %d zones (%d added, %d removed, %d changed)",
             len(self.runtimes),
             added,
-            len(removed),
+            gone,
             changed,
         )
-        return Reloaded(added, len(removed), changed, warnings)
+        return Reloaded(added, gone, changed, warnings)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reloaded:
-    """What a reload did: zones of the config added, removed and changed (catalog
-    members aside: their catalog's transfers add and remove them), and its warnings."""
+    """What a reload did: zones added and removed (catalogs and their members
+    included), zones of the config changed, and its warnings."""
 
     added: int = 0
     removed: int = 0

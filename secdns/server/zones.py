@@ -188,6 +188,18 @@ class ZoneRuntime:
     def is_secondary(self) -> bool:
         return bool(self.config.primaries)
 
+    def check_soon(self, *, at_once: bool = False) -> None:
+        """Its first check within the first half second (``at_once``: now), even with a
+        fresh stored copy, which serve's start spreads over five minutes: a zone that a
+        reload adds or changes, or a catalog put back, may have missed its NOTIFYs (a
+        stranger's catalog, put back, was checked 49 s later, its removed member served
+        meanwhile)."""
+        refresher = self.refresher
+        first = 0.0 if at_once else refresher.policy.first_delay
+        refresher.policy = dataclasses.replace(
+            refresher.policy, restored_spread=0.0, first_delay=first
+        )
+
     @property
     def stopping(self) -> bool:
         return self.refresher.stopping
