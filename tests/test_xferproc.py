@@ -20,6 +20,7 @@ import dns.name
 import dns.rcode
 import pytest
 from fakeprimary import CountingPrimary, zone_names
+from servers import free_port
 from serving import ServerThread, write_config, zones_config
 
 from secdns.server import xferproc
@@ -214,3 +215,28 @@ def test_a_start_that_fails_leaves_no_transfer_process(few, tmp_path, monkeypatc
     while not _process_gone(process.pid):
         assert time.monotonic() < deadline, "the transfer process was left running"
         time.sleep(0.02)
+
+
+def test_a_catalogs_first_members_are_a_cold_start_of_their_own(few, bind_primary, tmp_path):
+    """The members a catalog's first transfer adds into an empty store are most of the
+    server's zones: they get a cold start's transfer process, as configured zones do at
+    serve's start (a stranger's 2,000 members took 4.06 s against a Knot's 1.57 s)."""
+    import tomli_w
+
+    texts = _texts()
+    lines = ["$ORIGIN cat.test.", "$TTL 0", "@ SOA invalid. invalid. 1 3600 600 2147483646 0"]
+    lines += ["@ NS invalid.", 'version TXT "2"']
+    lines += [f"m{i}.zones PTR {name}." for i, name in enumerate(ZONES)]
+    texts["cat.test"] = "\n".join(lines) + "\n"
+    primary = bind_primary(texts)
+    config = tmp_path / "secdns.toml"
+    server_table = {"directory": str(tmp_path / "store"), "listen": [f"127.0.0.1:{free_port()}"]}
+    catalog = {"name": "cat.test", "primaries": [primary.addr]}
+    config.write_text(tomli_w.dumps({"server": server_table, "catalog": [catalog]}))
+    server = ServerThread(config, log_queries=False)
+    try:
+        assert server.server is not None
+        _wait(server, ZONES)
+        assert server.server.transfers.made > 0  # (a new process: the start's had ended)
+    finally:
+        server.stop()
