@@ -32,12 +32,16 @@ at 10,000 zones; the rest (process, queries, primaries, propagation) goes throug
 prometheus-client.  No ``_created`` series (prometheus-client's default adds one to
 every counter: 10,000 more lines at 10,000 zones that no dashboard reads).  A
 scraper that sends ``Accept-Encoding: gzip``, as Prometheus does, gets the page
-gzipped (~5.9 MB against ~0.26 MB at 10,000 zones).
+gzipped (4.7 MB against 0.18 MB at 10,000 zones).
 
 The HTTP side (``[server] metrics_listen``) runs on serve's own event loop, so a
 200 from ``/healthz`` means the loop is turning; ``/readyz`` is 200 once every
 zone is loaded and none is expired, else 503 naming those that are not.
 Requests are bounded: 8 KiB of head, 5 s to send it, 32 connections at once.
+
+About 640 lines, kept whole: the collectors, the series written as text, the page
+and the HTTP side that serves it (for serve and watch), and pull's textfile share
+the metric names and their help texts, which are a contract kept in one place.
 """
 
 from __future__ import annotations
@@ -284,10 +288,6 @@ class HeldCollector(Collector):
 
 
 prometheus_client.disable_created_metrics()  # (module docstring)
-
-
-NOTIFY_RESULTS = ("accepted", "refused", "dropped")
-"""``secdns_notify_received_total``'s results (``Operations.notify_received``)."""
 
 
 def transfer_kind(result: PullResult) -> str:

@@ -10,7 +10,7 @@ serial moved, so IXFR, the store, the checks and the fallbacks are exactly those
 of ``pull``.  ``exec_command`` runs after each change (:mod:`secdns.hook`).  No
 click, no rich: events are value objects handed to a callback.
 
-About 680 lines, kept whole: past the event values it is one class whose parts
+About 720 lines, kept whole: past the event values it is one class whose parts
 (startup/shutdown, the NOTIFY table, one zone's check and its events) share the
 per-zone state; the scheduler, NOTIFY decisions, pull and the hook are already
 modules of their own.

@@ -231,7 +231,7 @@ class CatalogZones:
                 log.warning("catalog: %s", note)
         self._noted = set(notes)
         gone, unlisted = [], []
-        configured = {c.name for c in self.config.catalogs}
+        configured = {c.name: c for c in self.config.catalogs}
         for name in [n for n in self.owner if n not in owner]:
             was = self.owner.pop(name)
             self.members.pop(name, None)
@@ -261,20 +261,21 @@ class CatalogZones:
         added: list[ZoneRuntime] = []
         # the store copies of members new here, read in batches as serve's start reads its
         # zones' (one thread hand-off a zone made a restart of 2,000 members take ~1 s)
+        wanted_of = {
+            name: member_config(self.config, configured[owned], self.listed[owned][name])
+            for name, owned in owner.items()
+        }
         fresh = [
-            member_config(self.config, catalog, self.listed[catalog_name][name])
-            for name, catalog_name in owner.items()
+            wanted_of[name]
+            for name in owner
             if name not in self.members and name not in self.server.runtimes
-            for catalog in (self._catalog(catalog_name),)
-            if catalog is not None
         ]
         stored = await self.server._read_stored(fresh) if len(fresh) > 1 else {}
         for name, catalog_name in owner.items():
-            catalog = self._catalog(catalog_name)
-            assert catalog is not None
+            catalog = configured[catalog_name]
             member = self.listed[catalog_name][name]
             before = self.members.get(name)
-            wanted = member_config(self.config, catalog, member)
+            wanted = wanted_of[name]
             current = self.server.runtimes.get(name)
             self.owner[name] = catalog_name
             self.members[name] = member

@@ -4,7 +4,10 @@ Shaped like uvicorn's server: :meth:`Server.serve` is awaitable, so tests run th
 real server as a task in-process.  This module holds the lifecycle (start, stop,
 SIGHUP/``ctl reload``, signals) and the zones being served (add, remove, refresh
 tasks, NOTIFY out).  The sockets are :mod:`secdns.server.listeners`; what a query
-gets back is :mod:`secdns.server.dispatch`, mixed into :class:`Server`.
+gets back is :mod:`secdns.server.dispatch`, mixed into :class:`Server`.  About 650
+lines, kept whole: the cold start's measures (switch interval, held writes, the
+collector's pause, the transfer process) are begun and ended by the same lifecycle
+steps and zone additions that run the zones; apart, each would reach into the other.
 """
 
 from __future__ import annotations
@@ -230,22 +233,35 @@ class Server(QueryDispatch):
         if not self._first_loads:
             return
         if len(self._first_loads) * 2 >= len(self.runtimes):  # most: a cold start
+            self._hold_for_first_tries([self.runtimes[name] for name in self._first_loads])
+        self._pause_collector()
+
+    def _hold_for_first_tries(self, runtimes: list[ZoneRuntime]) -> None:
+        """A cold start of these zones, until each has been tried once (not loaded: a
+        primary that is down must not hold every other zone's write back until
+        FIRST_LOAD_PAUSE): the longer switch interval, and their small store writes
+        held (transfers first, their writes after: persist.py), for COLD_HOLD_SECONDS
+        at most (primaries that never answer can make the first round last their
+        timeout times their zones over the bound)."""
+        if not self._cold_switch:
             sys.setswitchinterval(COLD_SWITCH_INTERVAL)
             self._cold_switch = True
-            self.commits.hold()  # transfers first, their small writes after (persist.py)
-            # for COLD_HOLD_SECONDS at most: primaries that never answer can make the
-            # first round last their timeout times their zones over the bound
-            asyncio.get_running_loop().call_later(COLD_HOLD_SECONDS, self.commits.release)
-            # until each zone has been tried once (not loaded: a primary that is down
-            # must not hold every other zone's write back until FIRST_LOAD_PAUSE)
-            self._first_tries = {self.runtimes[name].name for name in self._first_loads}
+        self.commits.hold()
+        asyncio.get_running_loop().call_later(COLD_HOLD_SECONDS, self.commits.release)
+        if not self._observing_tries:
             self._observing_tries = True
             self.operations.zones.observers.append(self._tried)  # (every zone's results)
-        self._first_pause = gcpause.gc_paused()
-        self._first_pause.__enter__()
-        self._first_deadline = asyncio.get_running_loop().call_later(
-            FIRST_LOAD_PAUSE, self._end_first_pause
-        )
+        self._first_tries |= {runtime.name for runtime in runtimes}
+
+    def _pause_collector(self) -> None:
+        """The collector paused until the zones with nothing to serve have their first
+        version, or FIRST_LOAD_PAUSE."""
+        if self._first_pause is None:
+            self._first_pause = gcpause.gc_paused()
+            self._first_pause.__enter__()
+            self._first_deadline = asyncio.get_running_loop().call_later(
+                FIRST_LOAD_PAUSE, self._end_first_pause
+            )
 
     def cold_start(self, runtimes: list[ZoneRuntime]) -> None:
         """Zones just added with nothing to serve, most of the server's (a catalog's
@@ -265,21 +281,8 @@ class Server(QueryDispatch):
             for runtime in fresh:
                 runtime.elsewhere = self.transfers
         self._first_loads |= {runtime.config.name for runtime in fresh}
-        if not self._cold_switch:
-            sys.setswitchinterval(COLD_SWITCH_INTERVAL)
-            self._cold_switch = True
-        self.commits.hold()
-        asyncio.get_running_loop().call_later(COLD_HOLD_SECONDS, self.commits.release)
-        if not self._observing_tries:
-            self._observing_tries = True
-            self.operations.zones.observers.append(self._tried)
-        self._first_tries |= {runtime.name for runtime in fresh}
-        if self._first_pause is None:
-            self._first_pause = gcpause.gc_paused()
-            self._first_pause.__enter__()
-            self._first_deadline = asyncio.get_running_loop().call_later(
-                FIRST_LOAD_PAUSE, self._end_first_pause
-            )
+        self._hold_for_first_tries(fresh)
+        self._pause_collector()
         log.debug("serve: %d zones added with nothing to serve: a cold start", len(fresh))
 
     def _tried(self, name: str, _result: object) -> None:
