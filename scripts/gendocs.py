@@ -811,6 +811,14 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "0: off.  Read at start.  Default: 300.",
     ),
     (
+        "notify_limit",
+        "N",
+        "serve: NOTIFYs in flight at once to one notify target (each holds a socket until "
+        "answered or timed out); the others wait for a slot.  A zone has at most one NOTIFY "
+        "under way to a target: a change made while it is unacknowledged rides on it.  "
+        f"Read again on SIGHUP, for targets not yet sent to.  Default: {config.DEFAULT_NOTIFY_LIMIT}.",
+    ),
+    (
         "ready_answers",
         '"fork" | "thread" | "off"',
         "serve: where the answers of a zone loaded from its file or fully transferred are "

@@ -135,6 +135,7 @@ SERVER_KEYS = {
     "ready_answers",
     "keep_connections",
     "unreachable_hold",
+    "notify_limit",
 }
 TLS_KEYS = {"transport", "tls_ca", "tls_hostname", "tls_pin"}
 ZONE_KEYS = {

@@ -18,6 +18,7 @@ from secdns.config.values import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_RECORDS,
+    DEFAULT_NOTIFY_LIMIT,
     DEFAULT_TIMEOUT,
     Limits,
     ServerConfig,
@@ -85,7 +86,11 @@ def server_table(
 def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any]:
     """[server] keys of serve's TCP limits, CH TXT answers and store sync (see ServerConfig)."""
     out: dict[str, Any] = {}
-    for name, default in (("tcp_clients", 512), ("tcp_clients_per_source", 32)):
+    for name, default in (
+        ("tcp_clients", 512),
+        ("tcp_clients_per_source", 32),
+        ("notify_limit", DEFAULT_NOTIFY_LIMIT),
+    ):
         out[name] = number(server_doc, name, default, "server", problems, integer=True)
     out["tcp_idle_timeout"] = float(
         number(server_doc, "tcp_idle_timeout", 10.0, "server", problems)

@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import logging
 import os
+import resource
 import signal
 import sys
 from collections.abc import Coroutine, Iterable
@@ -121,6 +122,8 @@ class Server(QueryDispatch):
         self.listeners = Listeners(self)  # [server] listen: UDP workers, TCP connections
         self._background: set[asyncio.Task[object]] = set()
         self.notify_refusals = notify.RefusalLog(log)
+        # our NOTIFYs to the zones' notify targets ([server] notify_limit in flight to each)
+        self.notifier = notify.NotifySender(config.server.notify_limit, stop=self.stop_event)
         self.operations = Operations(self)  # control socket, metrics, statuses
         self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
         self.tls = TlsListeners(self)  # [server] tls_listen: DoT and XoT
@@ -176,6 +179,7 @@ class Server(QueryDispatch):
             raise
 
     async def _startup(self) -> None:
+        raise_file_limit()
         self._apply_keys(self.config)
         if self.config.server.directory is not None:
             self.store = Store(self.config.server.directory)
@@ -343,6 +347,7 @@ class Server(QueryDispatch):
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         others = list(self.listeners.connections) + list(self._background)
+        others += self.notifier.close()
         for other in others:
             other.cancel()
         await asyncio.gather(*others, return_exceptions=True)
@@ -544,7 +549,7 @@ class Server(QueryDispatch):
         soa = version.soa_rrset()
         await asyncio.gather(
             *(
-                notify.send_notify(runtime.zone.origin, soa, address, port, stop=self.stop_event)
+                self.notifier.send(runtime.zone.origin, soa, address, port)
                 for address, port in addresses
             )
         )
@@ -579,6 +584,7 @@ class Server(QueryDispatch):
         self.config = config
         self.commits.sync = config.server.store_sync == "fsync"
         self.filler.mode = config.server.ready_answers  # for the versions made from now on
+        self.notifier.limit = config.server.notify_limit  # (for targets not sent to yet)
         self._apply_keys(config)
         wanted = {z.name: z for z in config.zones}
         removed = [n for n in self.runtimes if n not in wanted and not self.catalogs.owns(n)]
@@ -655,3 +661,21 @@ def check_config_for_serve(config: Config) -> None:
         problems.append("server.directory is required for secondary zones (the store)")
     if problems:
         raise ConfigError(f"{config.path}: " + "; ".join(problems))
+
+
+FILE_LIMIT_CAP = 1 << 20
+
+
+def raise_file_limit() -> None:
+    """Raise the soft limit of open files to the hard one, as BIND and Knot do at start:
+    systemd's default soft limit is 1,024, and TCP clients (``tcp_clients``), kept
+    transfer connections, NOTIFYs in flight to each target and the store's files add up
+    past it at a few thousand zones (a failed ``accept`` or ``socket`` is EMFILE)."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = FILE_LIMIT_CAP if hard == resource.RLIM_INFINITY else min(hard, FILE_LIMIT_CAP)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            log.debug("serve: open files limit raised from %d to %d", soft, wanted)
+    except (ValueError, OSError) as err:  # (a container may forbid it: not fatal)
+        log.debug("serve: open files limit not raised: %s", err)
