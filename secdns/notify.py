@@ -372,15 +372,20 @@ class NotifySender:
         takes the newer SOA, and this returns its outcome."""
         key = (zone, address, port)
         found = self._under_way.get(key)
-        if found is not None:
+        if found is not None and not found[1].done():  # (done: its callback is still to run)
             found[0].soa = soa
             found[0].again = True
             return await asyncio.shield(found[1])
         outgoing = _Outgoing(soa)
         task = asyncio.get_running_loop().create_task(self._run(zone, outgoing, address, port))
         self._under_way[key] = (outgoing, task)
-        task.add_done_callback(lambda _done: self._under_way.pop(key, None))
+        task.add_done_callback(lambda done: self._ended(key, done))
         return await asyncio.shield(task)
+
+    def _ended(self, key: tuple[dns.name.Name, str, int], task: asyncio.Task[bool]) -> None:
+        found = self._under_way.get(key)
+        if found is not None and found[1] is task:  # (not a newer one of the same key)
+            del self._under_way[key]
 
     def close(self) -> list[asyncio.Task[bool]]:
         """Cancel every NOTIFY under way (serve stops); the tasks, to be awaited."""
