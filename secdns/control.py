@@ -16,7 +16,8 @@ each with one JSON object per line, in order, on the same connection::
     -> {"command": "bogus"}
     <- {"ok": false, "error": "unknown command 'bogus' (...)", "exit_code": 2}
 
-Commands: ``status`` (``zones``: optional list; every zone when empty),
+Commands: ``status`` (``zones``: optional list; every zone when empty; ``catalog``:
+optional, only the members that ``[[catalog]]`` gives),
 ``refresh`` (``zone``: SOA check now, transfer if newer; the result is the pull's),
 ``retransfer`` (``zone``: a full AXFR now, whatever the serial), ``notify``
 (``zone``: NOTIFY its ``notify`` targets now), ``reload`` (as SIGHUP; the result
@@ -322,8 +323,12 @@ class Operations:
             zones = request.get("zones") or []
             if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
                 raise UsageError("status: zones is a list of zone names")
-            result: dict[str, Any] = {"zones": [s.to_dict() for s in self.zones.statuses(zones)]}
-            if not zones:  # (the whole server: its primaries held as unreachable too)
+            catalog = request.get("catalog")
+            if catalog is not None and not isinstance(catalog, str):
+                raise UsageError("status: catalog is a zone name")
+            statuses = self.zones.statuses(zones, catalog)
+            result: dict[str, Any] = {"zones": [s.to_dict() for s in statuses]}
+            if not zones and catalog is None:  # (the whole server: its held primaries too)
                 unreachable = self.server.unreachable
                 result["primaries"] = unreachable.holds() if unreachable is not None else []
             return result

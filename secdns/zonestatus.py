@@ -83,10 +83,25 @@ class ServeZones:
             last_error=None,
         )
 
-    def statuses(self, zones: list[str] | None = None) -> list[ZoneStatus]:
-        if zones:
-            return [self.status(self.runtime(zone)) for zone in zones]
-        return [self.status(r) for r in self.server.runtimes.values()]
+    def statuses(
+        self, zones: list[str] | None = None, catalog: str | None = None
+    ) -> list[ZoneStatus]:
+        """The statuses of ``zones`` (every zone when none), or of the members that
+        ``[[catalog]]`` *catalog* gives (among ``zones`` if given)."""
+        runtimes = [self.runtime(z) for z in zones] if zones else self.server.runtimes.values()
+        if catalog is not None:
+            members = self.server.catalogs.members_of(self._catalog_name(catalog))
+            runtimes = [r for r in runtimes if r.config.name in members]
+        return [self.status(r) for r in runtimes]
+
+    def _catalog_name(self, catalog: str) -> dns.name.Name:
+        try:
+            name = dns.name.from_text(catalog)
+        except dns.exception.DNSException as err:
+            raise UsageError(f"bad catalog name {catalog!r}: {err}") from err
+        if not any(c.name == name for c in self.server.config.catalogs):
+            raise UsageError(f"catalog {name} is not a [[catalog]] of this server")
+        return name
 
     # --- on demand ---
     async def refresh(

@@ -16,6 +16,7 @@ import tomli_w
 from servers import free_port
 from serving import ServerThread
 from test_catalog_pull import CATALOG, catalog_zone, member_zone
+from test_ops import ctl
 
 from secdns import catalog as catalogs
 
@@ -211,6 +212,14 @@ def test_group_settings_and_two_catalogs(bind_primary, served, tmp_path, caplog)
     )
     # a different unique id in the new catalog: the zone is transferred afresh (5.2)
     server.wait_serial("example.com", 1)
+    # ctl status --catalog: the members one catalog gives (last: ctl sets up logging anew)
+    listed = ctl(path, "status", "--catalog", CATALOG)
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["zone=example.org."]
+    listed = ctl(path, "status", "--catalog", other)
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["zone=example.com."]
+    unknown = ctl(path, "status", "--catalog", "example.com")
+    assert unknown.exit_code == 2 and "is not a [[catalog]] of this server" in unknown.output
 
 
 def test_sighup_member_limit_configured_zone_and_catalog_removed(bind_primary, served, tmp_path):

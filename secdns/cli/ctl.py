@@ -294,8 +294,19 @@ def command(
 @click.option(
     "--problems", is_flag=True, help="List only the zones retrying or expired (--state both)."
 )
+@click.option(
+    "--catalog",
+    metavar="CATALOG",
+    help="Only the member zones this [[catalog]] gives (the summary and exit status too).",
+)
 @json_option
-def status(zones: tuple[str, ...], states: tuple[str, ...], problems: bool, as_json: bool) -> None:
+def status(
+    zones: tuple[str, ...],
+    states: tuple[str, ...],
+    problems: bool,
+    catalog: str | None,
+    as_json: bool,
+) -> None:
     """Each zone's serial, state, primary, timers and last error.
 
     States: loading, ok, queued, refreshing, retrying, expired.  Exit status 1 when any
@@ -306,11 +317,15 @@ def status(zones: tuple[str, ...], states: tuple[str, ...], problems: bool, as_j
     Examples:
       secdns ctl -c secdns.toml status
       secdns ctl -c secdns.toml status --problems       # only what needs a look
+      secdns ctl -c secdns.toml status --catalog catalog.example.net --problems
       secdns ctl -c secdns.toml status example.com --json
     """
     from secdns.zonestatus import PROBLEM_STATES
 
-    reply = _call({"command": "status", "zones": list(zones)})
+    request: dict[str, Any] = {"command": "status", "zones": list(zones)}
+    if catalog is not None:
+        request["catalog"] = catalog
+    reply = _call(request)
     every = reply.get("zones", [])
     held = reply.get("primaries") or []
     wanted = {*states, *(PROBLEM_STATES if problems else ())}
@@ -318,7 +333,7 @@ def status(zones: tuple[str, ...], states: tuple[str, ...], problems: bool, as_j
     if as_json:
         counts = {"states": state_counts(every)}
         output.emit_json(
-            {"zones": statuses, **counts, **({"primaries": held} if not zones else {})}
+            {"zones": statuses, **counts, **({"primaries": held} if "primaries" in reply else {})}
         )
     elif output.use_rich():
         from rich.console import Console

@@ -115,6 +115,10 @@ class CatalogZones:
     def _catalog(self, name: dns.name.Name) -> CatalogConfig | None:
         return next((c for c in self.config.catalogs if c.name == name), None)
 
+    def members_of(self, catalog: dns.name.Name) -> set[dns.name.Name]:
+        """The members ``[[catalog]]`` *catalog* gives (``ctl status --catalog``)."""
+        return {member for member, owner in self.owner.items() if owner == catalog}
+
     def owns(self, name: dns.name.Name) -> bool:
         """Whether the zone is run from here (a catalog, a member, the published catalog)."""
         return (
