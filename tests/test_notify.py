@@ -254,3 +254,27 @@ def test_a_notify_that_brings_nothing_is_said_at_info(bind_primary, tmp_path, ca
             time.sleep(0.05)
     finally:
         server.stop()
+
+
+def test_a_zones_primaries_may_notify_before_its_task_has_run():
+    """A NOTIFY that comes between serve's listening and a zone's first step (a cold
+    start of 2,000 zones) is taken from a primary written as an address: a stranger's
+    primary had 10 refused as 'not a primary' there.  A host name still waits for its
+    resolution; an address that is not a primary is still refused."""
+    from secdns.config import parse_config
+    from secdns.server.zones import ZoneRuntime
+
+    doc = {
+        "server": {},
+        "zone": [{"name": "example.com", "primaries": ["127.0.0.1:5300", "primary.invalid"]}],
+    }
+    config = parse_config(doc)
+    runtime = ZoneRuntime(config.zones[0], config, None, lambda _runtime: None)
+    query = dns.message.make_query("example.com.", "SOA")
+    query.set_opcode(dns.opcode.NOTIFY)
+    query.flags |= dns.flags.AA
+    acls = {runtime.config.name: runtime.notify_acl}
+    taken = answer_notify(query.to_wire(), "127.0.0.1", acls)
+    assert taken.zone == runtime.config.name
+    refused = answer_notify(query.to_wire(), "127.0.0.2", acls)
+    assert refused.zone is None and "is not a primary" in refused.reason

@@ -177,7 +177,14 @@ class ZoneRuntime:
         self._persist_tasks: set[asyncio.Task[None]] | None = None  # (a set once it writes)
         self.commits: StoreQueue | None = None  # the server's group-committed store writes
         self.elsewhere: TransferProcess | None = None  # the server's, at a cold start
-        self.notify_acl = NotifyAcl()
+        # who may NOTIFY: from the start, the primaries written as addresses (a NOTIFY
+        # that came before the zone's task had resolved them was refused as "not a
+        # primary": a stranger's cold start refused 10 of its primary's); host names
+        # are added once resolved (resolve_notify_sources)
+        literal = [e.host for e in config.primaries if e.is_address]
+        self.notify_acl = (
+            notify_acl(config, server_config, literal) if config.primaries else NotifyAcl()
+        )
         # (address, port) of each primary, host names resolved at start and on reload:
         # a primary back after a hold wakes its zones (secdns.unreachable.wake_failing)
         self.primary_addresses: tuple[tuple[str, int], ...] = ()
