@@ -20,7 +20,8 @@ Commands: ``status`` (``zones``: optional list; every zone when empty; ``catalog
 optional, only the members that ``[[catalog]]`` gives),
 ``refresh`` (``zone``: SOA check now, transfer if newer; the result is the pull's),
 ``retransfer`` (``zone``: a full AXFR now, whatever the serial), ``notify``
-(``zone``: NOTIFY its ``notify`` targets now), ``reload`` (as SIGHUP; the result
+(``zone``: NOTIFY its ``notify`` targets now; the result's ``targets`` say how each
+ended within 10 s: ``target``, ``acknowledged``, ``error``), ``reload`` (as SIGHUP; the result
 has ``zones``, the zones ``added``, ``removed`` and ``changed``, and ``warnings``), ``stop``
 (as SIGTERM; answered before serve stops).  Each waits for its result unless the
 request has ``"no_wait": true``: then the answer is ``{"started": true}`` at once.
@@ -237,6 +238,7 @@ class Operations:
             self.query_counts,
             self.held_primaries,
             self.catalog_counts,
+            self.notify_missed,
         )
         self.zones.observers.append(self.metrics.observe_pull)
         self.control: ControlServer | None = None
@@ -247,6 +249,10 @@ class Operations:
         registry reads it once before the server has made its catalogs)."""
         catalogs = getattr(self.server, "catalogs", None)
         return catalogs.counts() if catalogs is not None else ()
+
+    def notify_missed(self) -> dict[str, int]:
+        notifier = getattr(self.server, "notifier", None)
+        return notifier.missed_counts() if notifier is not None else {}
 
     def held_primaries(self) -> Iterable[tuple[str, bool, int, int]]:
         """(primary, held now, tries skipped, tries failed) of each primary held,

@@ -108,7 +108,7 @@ class DemoPrimary:
 
     async def notify(self) -> None:
         """NOTIFY every target of the current serial (RFC 1996), as a primary does."""
-        from secdns.notify import send_notify
+        from secdns.notifysend import send_notify
 
         await asyncio.gather(
             *(

@@ -306,8 +306,10 @@ class Metrics:
         queries: QueryCounts | None = None,
         held: HeldPrimaries | None = None,
         catalogs: CatalogCounts | None = None,
+        missed: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.missed = missed
         ProcessCollector(registry=self.registry)
         self.statuses = statuses
         self.zones = ZoneSeries()
@@ -325,6 +327,12 @@ class Metrics:
             "NOTIFY messages received, by result (accepted/refused/dropped)",
             ("zone", "result"),
         )
+        self.notifies_sent = LabelCounts(
+            "secdns_notify_sent",
+            "NOTIFYs we sent, by target and how they ended (acknowledged, unanswered after "
+            "every retry, or the error RCODE)",
+            ("target", "result"),
+        )
         self.propagation = Histogram(
             "secdns_propagation_seconds",
             "From a NOTIFY received to the new serial answered",
@@ -332,6 +340,9 @@ class Metrics:
             registry=self.registry,
         )
         self._notified: dict[str, float] = {}
+
+    def count_notify_sent(self, target: str, result: str) -> None:
+        self.notifies_sent.inc(target, result)
 
     def observe_notify(self, zone: str, result: str) -> None:
         """A NOTIFY came in (called from the UDP worker thread too: counters are thread-safe)."""
@@ -370,8 +381,24 @@ class Metrics:
         """The page of these statuses (taken on the event loop: the rest may run in a
         thread, as /metrics does)."""
         zones = self.zones.text(statuses)
-        counts = self.transfers.text() + self.notifies.text()
-        return generate_latest(self.registry) + (zones + counts).encode()
+        counts = self.transfers.text() + self.notifies.text() + self.notifies_sent.text()
+        return generate_latest(self.registry) + (zones + counts + self._missed()).encode()
+
+    def _missed(self) -> str:
+        """``secdns_notify_missed{target}``: zones whose NOTIFY a target never
+        acknowledged, sent again when it answers (secdns.notifysend)."""
+        if self.missed is None:
+            return ""
+        out = [
+            _family(
+                "secdns_notify_missed",
+                "Zones whose NOTIFY the target never acknowledged (sent again when it answers)",
+                "gauge",
+            )
+        ]
+        for target, count in sorted(self.missed().items()):
+            out.append(f'secdns_notify_missed{{target="{label_value(target)}"}} {count:d}.0\n')
+        return "".join(out)
 
 
 # --- watch --metrics-listen -------------------------------------------------------------------

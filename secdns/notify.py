@@ -7,8 +7,7 @@
   :func:`answer_notify` directly).
 * :class:`RefusalLog` logs refused NOTIFYs at most once per source and zone per
   window, with a count, so a flood cannot fill the log.
-* :class:`NotifySender` sends ours: one under way per zone and target, retried with
-  exponential backoff, a bounded number in flight to each target.
+* ours are sent by :mod:`secdns.notifysend`.
 
 The reply follows BIND (``ns/notify.c``): same ID, opcode and question; AA set
 on NOERROR only; FORMERR for anything but exactly one IN SOA question, NOTAUTH
@@ -23,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,7 +39,6 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
-from secdns.config.values import DEFAULT_NOTIFY_LIMIT
 from secdns.endpoints import Endpoint, IPNetwork, source_allowed
 from secdns.errors import NetworkError, UsageError, os_reason
 
@@ -307,187 +304,3 @@ async def listen_notify(
     except OSError as err:
         raise NetworkError(f"cannot listen for NOTIFY on {listen}: {os_reason(err)}") from err
     return transport, protocol, queue
-
-
-NOTIFY_LIMIT = DEFAULT_NOTIFY_LIMIT
-"""NOTIFYs in flight at once to one target (each holds a socket until it is answered or
-times out; ``[server] notify_limit``): 10,000 zones changed at once must not open
-10,000 sockets, and a target that never answers holds back only its own NOTIFYs."""
-NOTIFY_ATTEMPTS = 6
-"""Sends of one NOTIFY before it is given up (timeouts 1, 2, 4, 8, 16, 30 s)."""
-
-
-@dataclasses.dataclass(slots=True)
-class _Outgoing:
-    """A NOTIFY under way: the SOA its next send carries, and whether a newer change
-    came after its last send."""
-
-    soa: dns.rrset.RRset | None
-    again: bool = False
-
-
-class NotifySender:
-    """Outgoing NOTIFYs (RFC 1996 3.6), serve's and the demo's: one place for the
-    message, its retries and what is logged.
-
-    * One NOTIFY under way per zone and target: a change made while one is not yet
-      acknowledged rides on it (its next send carries the newest SOA; acknowledged
-      before that send, it is sent once more), as BIND does not queue a second NOTIFY
-      for a target that has one queued.  Twenty quick changes make one or two NOTIFYs
-      to each target, not twenty chains of retries.
-    * At most ``limit`` in flight to one target (:data:`NOTIFY_LIMIT`); the others wait
-      for a slot without a socket.  A target that never answers holds back only its own.
-    * Retries with exponential backoff from ``first_timeout``, ``attempts`` sends in all;
-      the stop event ends the waits between them.
-    * Logged once a target: its first NOTIFY given up unacknowledged, or refused, is a
-      warning; the next ones are info until it acknowledges one again (a downstream
-      that is down when 2,000 zones change made 2,000 warnings).
-    """
-
-    def __init__(
-        self,
-        limit: int = NOTIFY_LIMIT,
-        *,
-        attempts: int = NOTIFY_ATTEMPTS,
-        first_timeout: float = 1.0,
-        stop: asyncio.Event | None = None,
-    ) -> None:
-        self.limit = limit
-        self.attempts = attempts
-        self.first_timeout = first_timeout
-        self.stop = stop
-        self._under_way: dict[
-            tuple[dns.name.Name, str, int], tuple[_Outgoing, asyncio.Task[bool]]
-        ] = {}
-        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
-        self._said: set[tuple[str, int]] = (
-            set()
-        )  # targets warned about since they last acknowledged
-
-    async def send(
-        self, zone: dns.name.Name, soa: dns.rrset.RRset | None, address: str, port: int
-    ) -> bool:
-        """NOTIFY ``address``:``port`` that ``zone`` changed (``soa``: its SOA, or None);
-        True once acknowledged.  A NOTIFY of the zone already under way to that target
-        takes the newer SOA, and this returns its outcome."""
-        key = (zone, address, port)
-        found = self._under_way.get(key)
-        if found is not None and not found[1].done():  # (done: its callback is still to run)
-            found[0].soa = soa
-            found[0].again = True
-            return await asyncio.shield(found[1])
-        outgoing = _Outgoing(soa)
-        task = asyncio.get_running_loop().create_task(self._run(zone, outgoing, address, port))
-        self._under_way[key] = (outgoing, task)
-        task.add_done_callback(lambda done: self._ended(key, done))
-        return await asyncio.shield(task)
-
-    def _ended(self, key: tuple[dns.name.Name, str, int], task: asyncio.Task[bool]) -> None:
-        found = self._under_way.get(key)
-        if found is not None and found[1] is task:  # (not a newer one of the same key)
-            del self._under_way[key]
-
-    def close(self) -> list[asyncio.Task[bool]]:
-        """Cancel every NOTIFY under way (serve stops); the tasks, to be awaited."""
-        tasks = [task for _outgoing, task in self._under_way.values()]
-        for task in tasks:
-            task.cancel()
-        return tasks
-
-    @property
-    def under_way(self) -> int:
-        return len(self._under_way)
-
-    async def _run(self, zone: dns.name.Name, outgoing: _Outgoing, address: str, port: int) -> bool:
-        target = (address, port)
-        slots = self._slots.get(target)
-        if slots is None:
-            slots = self._slots[target] = asyncio.Semaphore(self.limit)
-        timeout = self.first_timeout
-        attempt = 0
-        while attempt < self.attempts:
-            attempt += 1
-            outgoing.again = False
-            message = _notify_message(zone, outgoing.soa)
-            async with slots:
-                try:
-                    response = await dns.asyncquery.udp(
-                        message, address, timeout=timeout, port=port
-                    )
-                except (OSError, dns.exception.DNSException) as err:
-                    log.debug(
-                        "notify: zone=%s to %s:%d attempt %d failed: %s",
-                        zone,
-                        address,
-                        port,
-                        attempt,
-                        err or type(err).__name__,
-                    )
-                    response = None
-            if response is not None:
-                rcode = response.rcode()
-                if rcode != dns.rcode.NOERROR:
-                    self._say(
-                        target,
-                        f"notify: zone={zone} {address}:{port} answered {dns.rcode.to_text(rcode)}",
-                    )
-                    return False
-                self._said.discard(target)
-                log.info("notify: zone=%s acknowledged by %s:%d", zone, address, port)
-                if not outgoing.again:
-                    return True
-                attempt = 0  # a newer change came after that send: NOTIFY it too
-                timeout = self.first_timeout
-                continue
-            if attempt >= self.attempts:
-                break
-            delay = timeout * (0.5 + random.random())
-            timeout = min(timeout * 2, 30.0)
-            if self.stop is not None:
-                try:
-                    await asyncio.wait_for(self.stop.wait(), delay)
-                    return False
-                except TimeoutError:
-                    continue
-            await asyncio.sleep(delay)
-        self._say(
-            target,
-            f"notify: zone={zone} {address}:{port} never acknowledged after {attempt} attempts",
-        )
-        return False
-
-    def _say(self, target: tuple[str, int], text: str) -> None:
-        """A NOTIFY that failed: a warning the first time for its target, then info
-        until the target acknowledges one."""
-        if target in self._said:
-            log.info("%s", text)
-            return
-        self._said.add(target)
-        log.warning(
-            "%s (its other zones' NOTIFYs that fail are logged at info until it acknowledges one)",
-            text,
-        )
-
-
-def _notify_message(zone: dns.name.Name, soa: dns.rrset.RRset | None) -> dns.message.Message:
-    message = dns.message.make_query(zone, dns.rdatatype.SOA)
-    message.flags = dns.flags.AA
-    message.set_opcode(dns.opcode.NOTIFY)
-    if soa is not None:
-        message.answer.append(soa)
-    return message
-
-
-async def send_notify(
-    zone: dns.name.Name,
-    soa: dns.rrset.RRset | None,
-    address: str,
-    port: int,
-    *,
-    attempts: int = NOTIFY_ATTEMPTS,
-    first_timeout: float = 1.0,
-    stop: asyncio.Event | None = None,
-) -> bool:
-    """NOTIFY one target once (a sender of its own: :class:`NotifySender`)."""
-    sender = NotifySender(attempts=attempts, first_timeout=first_timeout, stop=stop)
-    return await sender.send(zone, soa, address, port)

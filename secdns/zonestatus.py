@@ -23,6 +23,7 @@ import dns.name
 from secdns.addresses import resolve
 from secdns.errors import SecdnsError, UsageError
 from secdns.explain import Explain
+from secdns.notifysend import NotifyResult
 from secdns.pull import PullResult
 from secdns.refresh import RefreshState, ZoneStatus
 
@@ -37,6 +38,8 @@ STATES = tuple(state.value for state in RefreshState)
 failed and a retry is scheduled; past SOA expire without a successful check
 (answering SERVFAIL)."""
 
+NOTIFY_WAIT = 10.0
+"""Seconds ``ctl notify`` waits for its targets' acknowledgements."""
 PROBLEM_STATES = frozenset({RefreshState.RETRYING.value, RefreshState.EXPIRED.value})
 """States that make ``secdns ctl status`` exit 1."""
 
@@ -139,11 +142,33 @@ class ServeZones:
                 for address, port in await resolve(endpoint):
                     unreachable.forget(address, (port,), up=False)
 
-    async def notify(self, zone: str) -> list[str]:
-        """NOTIFY the zone's ``notify`` targets now; the targets that were sent to."""
+    async def notify(self, zone: str, wait: float = NOTIFY_WAIT) -> list[dict[str, object]]:
+        """NOTIFY the zone's ``notify`` targets now; how each ended within ``wait``
+        seconds (a target not acknowledged by then is retried in the background and
+        reported as such: a stranger's ``ctl notify`` of a stopped downstream returned
+        after 138 s, exit 0)."""
         runtime = self.runtime(zone)
         if runtime.zone.version is None:
             raise UsageError(f"zone {runtime.name} is not loaded yet; nothing to NOTIFY")
         targets = list(runtime.config.notify)
-        await asyncio.gather(*(self.server._notify(runtime, target) for target in targets))
-        return [str(target) for target in targets]
+        if not targets:
+            raise UsageError(f"zone {runtime.name} has no notify targets")
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self.server._notify(runtime, target)) for target in targets]
+        for task in tasks:  # (kept: one not done within wait goes on in the background)
+            self.server._background.add(task)
+            task.add_done_callback(self.server._background.discard)
+        await asyncio.wait(tasks, timeout=wait)
+        results: list[dict[str, object]] = []
+        for target, task in zip(targets, tasks, strict=True):
+            if task.done() and not task.cancelled():
+                results += [result.to_dict() for result in task.result()]
+            else:
+                results.append(
+                    NotifyResult(
+                        str(target),
+                        False,
+                        f"not acknowledged within {wait:g} s; still retrying in the background",
+                    ).to_dict()
+                )
+        return results

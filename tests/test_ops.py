@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import stat
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -361,6 +362,29 @@ def test_ctl_notify_reload_stop(bind_primary, served, tmp_path):
     message = dns.message.from_wire(data)
     assert message.opcode() == dns.opcode.NOTIFY
     target.sendto(dns.message.make_response(message).to_wire(), addr)
+
+    # waiting for the targets: how each ended, and the exit status says it
+    def answer_next(rcode: int) -> threading.Thread:
+        def run() -> None:
+            data, addr = target.recvfrom(65535)
+            reply = dns.message.make_response(dns.message.from_wire(data))
+            reply.set_rcode(rcode)
+            target.sendto(reply.to_wire(), addr)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    answering = answer_next(dns.rcode.NOERROR)
+    result = ctl(path, "notify", ZONE)
+    answering.join(10)
+    assert result.exit_code == 0, result.output
+    assert result.output == f"notify: zone={ZONE}. target=127.0.0.1:{target_port} acknowledged\n"
+    answering = answer_next(dns.rcode.NOTAUTH)
+    result = ctl(path, "notify", ZONE)
+    answering.join(10)
+    assert result.exit_code == 4, result.output
+    assert 'failed error="answered NOTAUTH"' in result.output
     target.close()
 
     reloaded = ctl(path, "reload")

@@ -433,18 +433,32 @@ _refresh_command(
 def notify(zone: str, no_wait: bool, as_json: bool) -> None:
     """NOTIFY the zone's notify targets now.
 
+    Waits up to 10 s for their acknowledgements and says how each ended; exit status
+    3 if one has not acknowledged yet (it is retried in the background), 4 if one
+    answered with an error (NOTAUTH: not a secondary of the zone there).
+
     \b
     Example:
       secdns ctl -c secdns.toml notify example.com
     """
     result = _call({"command": "notify", "zone": zone, "no_wait": no_wait})
+    targets = result.get("targets") or []
     if as_json:
         output.emit_json(result)
     elif result.get("started"):
         click.echo(f"notify: zone={_absolute(zone)} started")
     else:
-        targets = ",".join(result.get("targets", [])) or "-"
-        click.echo(f"notify: zone={result.get('zone')} targets={targets}")
+        for item in targets:
+            ended = (
+                "acknowledged"
+                if item.get("acknowledged")
+                else f"failed error={json.dumps(item.get('error'))}"
+            )
+            click.echo(f"notify: zone={result.get('zone')} target={item.get('target')} {ended}")
+    failed = [item for item in targets if not item.get("acknowledged")]
+    if failed:  # answered an error: REFUSED's code; no answer (yet): NETWORK's
+        answered = any(str(item.get("error", "")).startswith("answered ") for item in failed)
+        sys.exit(int(ExitCode.REFUSED if answered else ExitCode.NETWORK))
 
 
 @command.command("reload")

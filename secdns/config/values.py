@@ -22,7 +22,7 @@ from secdns.xot import TlsSettings
 DEFAULT_LISTEN = ("127.0.0.1:5353",)
 DEFAULT_CONCURRENCY = 8
 DEFAULT_NOTIFY_LIMIT = 32
-"""NOTIFYs in flight at once to one target (secdns.notify.NotifySender)."""
+"""NOTIFYs in flight at once to one target (secdns.notifysend.NotifySender)."""
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_LIFETIME = 3600.0
 # Defaults that keep one transfer (in flight, then sorted and written) near 1 GiB of
@@ -110,7 +110,7 @@ class ServerConfig:
     # a transfer's TCP connection kept (2 s, at most 8 a primary) for the next transfer
     # from the same primary (serve, pull -c, watch -c: secdns.tcpstream.IdleConnections)
     keep_connections: bool = True
-    # NOTIFYs in flight at once to one target (secdns.notify.NotifySender)
+    # NOTIFYs in flight at once to one target (secdns.notifysend.NotifySender)
     notify_limit: int = DEFAULT_NOTIFY_LIMIT
     # a primary address whose tries time out twice in a row is not tried again for 30 s,
     # doubling up to this many seconds, unless it NOTIFYs (secdns.unreachable); 0: off

@@ -27,7 +27,7 @@ from pathlib import Path
 import dns.name
 import dns.tsig
 
-from secdns import gcpause, notify, tcpstream
+from secdns import gcpause, notify, notifysend, tcpstream
 from secdns._entry import hangup_seen
 from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, load_config
@@ -123,7 +123,9 @@ class Server(QueryDispatch):
         self._background: set[asyncio.Task[object]] = set()
         self.notify_refusals = notify.RefusalLog(log)
         # our NOTIFYs to the zones' notify targets ([server] notify_limit in flight to each)
-        self.notifier = notify.NotifySender(config.server.notify_limit, stop=self.stop_event)
+        self.notifier = notifysend.NotifySender(
+            config.server.notify_limit, stop=self.stop_event, counted=self._notify_counted
+        )
         self.operations = Operations(self)  # control socket, metrics, statuses
         self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
         self.tls = TlsListeners(self)  # [server] tls_listen: DoT and XoT
@@ -537,22 +539,30 @@ class Server(QueryDispatch):
         for endpoint in runtime.config.notify:
             self._spawn(self._notify(runtime, endpoint))
 
-    async def _notify(self, runtime: ZoneRuntime, endpoint: Endpoint) -> None:
+    async def _notify(
+        self, runtime: ZoneRuntime, endpoint: Endpoint
+    ) -> list[notifysend.NotifyResult]:
+        """NOTIFY one of the zone's targets (each of its addresses); how each ended."""
         version = runtime.zone.version
         if version is None:
-            return
+            return []
         try:
             addresses = await resolve(endpoint)
         except SecdnsError as err:
             log.warning("notify: zone=%s %s", runtime.name, err.one_line())
-            return
+            return [notifysend.NotifyResult(str(endpoint), False, err.one_line())]
         soa = version.soa_rrset()
-        await asyncio.gather(
-            *(
-                self.notifier.send(runtime.zone.origin, soa, address, port)
-                for address, port in addresses
+        return list(
+            await asyncio.gather(
+                *(
+                    self.notifier.send(runtime.zone.origin, soa, address, port)
+                    for address, port in addresses
+                )
             )
         )
+
+    def _notify_counted(self, target: str, result: str) -> None:
+        self.operations.metrics.count_notify_sent(target, result)
 
     async def _reload_on_signal(self) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Our outgoing NOTIFYs (secdns.notify.NotifySender): one under way per zone and target,
+"""Our outgoing NOTIFYs (secdns.notifysend.NotifySender): one under way per zone and target,
 a bounded number in flight to each target, and one warning per target that fails.
 
 The targets here are bare UDP sockets on loopback that answer (or do not) as a test
@@ -17,7 +17,7 @@ import dns.name
 import dns.rrset
 from servers import free_port
 
-from secdns.notify import NotifySender
+from secdns.notifysend import NotifySender
 
 ZONE = dns.name.from_text("example.com.")
 
@@ -86,7 +86,7 @@ def test_changes_made_while_one_is_unacknowledged_ride_on_it():
         target.answer_all()
         results = await asyncio.gather(*sends)
         assert sender.under_way == 0
-        return results
+        return [result.acknowledged for result in results]
 
     try:
         assert asyncio.run(run()) == [True] * 20
@@ -110,7 +110,8 @@ def test_a_retry_carries_the_newest_soa():
                 break
         assert [serial_of(m) for m, _ in target.received][:2] == [1, 2]
         target.answer_all()
-        assert await asyncio.gather(first, second) == [True, True]
+        results = await asyncio.gather(first, second)
+        assert [r.acknowledged for r in results] == [True, True]
 
     try:
         asyncio.run(run())
@@ -136,7 +137,7 @@ def test_in_flight_to_one_target_is_bounded_and_holds_back_no_other():
         silent.drain()
         assert len(silent.received) == 3
         healthy.answer_all()
-        assert await asyncio.wait_for(other, 2.0) is True
+        assert (await asyncio.wait_for(other, 2.0)).acknowledged
         for task in sender.close():
             await asyncio.gather(task, return_exceptions=True)
         for task in pending:
@@ -161,9 +162,10 @@ def test_a_target_that_is_down_is_one_warning(caplog):
         results = await asyncio.gather(
             *(sender.send(zone, None, "127.0.0.1", port) for zone in zones)
         )
-        assert results == [False] * 5
+        assert [r.acknowledged for r in results] == [False] * 5
+        assert all("refused" in (r.error or "") for r in results), results
 
-    with caplog.at_level(logging.INFO, logger="secdns.notify"):
+    with caplog.at_level(logging.INFO, logger="secdns.notifysend"):
         asyncio.run(run())
     failures = [r for r in caplog.records if "never acknowledged" in r.getMessage()]
     assert len(failures) == 5
@@ -171,6 +173,47 @@ def test_a_target_that_is_down_is_one_warning(caplog):
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert f"127.0.0.1:{port}" in warnings[0].getMessage()
     assert "logged at info until it acknowledges one" in warnings[0].getMessage()
+
+
+def test_what_a_target_missed_is_sent_again_when_it_answers():
+    """A downstream down while 3 zones changed (each NOTIFY given up): it is tried again
+    with one of them, and once it acknowledges that, the other two are NOTIFYed again
+    with their SOAs (a stranger's Knot, restarted, stayed behind until its refresh)."""
+    port = free_port()
+
+    async def run() -> None:
+        sender = NotifySender(attempts=1, first_timeout=2.0, missed_probe=0.3)  # (refused: at once)
+        zones = [dns.name.from_text(f"z{i}.example.") for i in range(3)]
+        given_up = await asyncio.gather(
+            *(sender.send(zone, soa(7), "127.0.0.1", port) for zone in zones)
+        )
+        assert not any(r.acknowledged for r in given_up)
+        assert sender.missed_counts() == {f"127.0.0.1:{port}": 3}
+        back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        back.bind(("127.0.0.1", port))
+        back.settimeout(0)
+        seen: list[str] = []
+        try:
+            for _ in range(100):  # the probe (one zone), then the other two once answered
+                await asyncio.sleep(0.05)
+                try:
+                    data, addr = back.recvfrom(65535)
+                except BlockingIOError:
+                    if len(seen) == 3:
+                        break
+                    continue
+                message = dns.message.from_wire(data)
+                seen.append(message.question[0].name.to_text())
+                assert serial_of(message) == 7
+                back.sendto(dns.message.make_response(message).to_wire(), addr)
+        finally:
+            back.close()
+        assert sorted(seen) == sorted(z.to_text() for z in zones), seen
+        assert sender.missed_counts() == {}
+        for task in sender.close():
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
 
 
 def test_serve_raises_its_open_files_limit():
