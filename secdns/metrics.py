@@ -327,6 +327,13 @@ class Metrics:
             "NOTIFY messages received, by result (accepted/refused/dropped)",
             ("zone", "result"),
         )
+        self.transfers_out = LabelCounts(
+            "secdns_transfers_out",
+            "Zone transfers served, by what went out (axfr; ixfr; ixfr-full: the whole zone for "
+            "an IXFR the journal did not reach; current: the client was up to date) and result "
+            "(ok, cut: the client went away)",
+            ("kind", "result"),
+        )
         self.notifies_sent = LabelCounts(
             "secdns_notify_sent",
             "NOTIFYs we sent, by target and how they ended (acknowledged, unanswered after "
@@ -340,6 +347,9 @@ class Metrics:
             registry=self.registry,
         )
         self._notified: dict[str, float] = {}
+
+    def count_transfer_out(self, kind: str, result: str) -> None:
+        self.transfers_out.inc(kind, result)
 
     def count_notify_sent(self, target: str, result: str) -> None:
         self.notifies_sent.inc(target, result)
@@ -381,7 +391,8 @@ class Metrics:
         """The page of these statuses (taken on the event loop: the rest may run in a
         thread, as /metrics does)."""
         zones = self.zones.text(statuses)
-        counts = self.transfers.text() + self.notifies.text() + self.notifies_sent.text()
+        counts = self.transfers.text() + self.transfers_out.text() + self.notifies.text()
+        counts += self.notifies_sent.text()
         return generate_latest(self.registry) + (zones + counts + self._missed()).encode()
 
     def _missed(self) -> str:

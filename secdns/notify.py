@@ -238,6 +238,17 @@ class RefusalLog:
         )
         return True
 
+    def said(self, source: str, what: str, text: str) -> bool:
+        """Note one refusal of another kind (``what``: its pair's second half), logged
+        as a warning ``PREFIX: TEXT`` under the same bounds; True when it was logged."""
+        with self._lock:
+            suppressed = self._count(source, what)
+        if suppressed is None:
+            return False
+        more = f" ({suppressed} more since the last line)" if suppressed else ""
+        self.logger.warning("%s: %s%s", self.prefix, text, more)
+        return True
+
     def _count(self, source: str, zone: str) -> int | None:
         """None inside the pair's window; else how many were not logged before."""
         now = self.clock()

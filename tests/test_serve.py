@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
@@ -148,8 +149,13 @@ def test_bind_and_knot_as_secondaries_of_secdns(peer, with_tsig, request, served
     secondary.wait_for_serial(ZONE, SERIAL + 1, timeout=15)  # NOTIFY, then IXFR
     assert secondary.query("added.example.com.", "A").answer[0][0].address == "192.0.2.222"
     sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("xfr: zone=")]
-    assert any(" AXFR to 127.0.0.1" in m and f"serial {SERIAL}" in m for m in sent), sent
-    assert any(" IXFR to 127.0.0.1" in m and f"serial {SERIAL + 1}" in m for m in sent), sent
+    assert any(" AXFR to 127.0.0.1#" in m and f"serial {SERIAL}:" in m for m in sent), sent
+    # the IXFR's line: the client's port and key, the serials, what went out
+    ixfr = [m for m in sent if " IXFR to 127.0.0.1#" in m]
+    assert ixfr and f"serial {SERIAL} -> {SERIAL + 1}: 1 messages, " in ixfr[-1], ixfr
+    assert (" key down-key." in ixfr[-1]) == with_tsig, ixfr
+    counts = server.server.operations.metrics.transfers_out.counts
+    assert counts.get(("ixfr", "ok")) == 1 and counts.get(("axfr", "ok")), counts
 
 
 def test_transfer_refused_without_acl(bind_primary, served, tmp_path):
@@ -666,3 +672,38 @@ def test_a_secondary_of_a_secondary_takes_the_smaller_edns_expire(bind_primary, 
     expires_at = runtime.status().expires_at
     assert expires_at is not None
     assert time.time() + 290 <= expires_at <= time.time() + 301
+
+
+def test_a_wrong_tsig_key_is_logged_once_a_minute_per_client_and_key(served, tmp_path, caplog):
+    """A downstream with the wrong secret or an unknown key (dig -y) gets NOTAUTH, and
+    serve says so in its log, once a minute per client and key: a stranger's wrong-key
+    downstream was seen only in secdns_queries_total{rcode="NOTAUTH"}."""
+    key = TsigKey.generate("down")
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": [f"key:{key.name}"]}],
+        keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}},
+    )
+    server = served(config)
+    caplog.set_level(logging.WARNING, logger="secdns")
+    wrong = base64.b64encode(b"not the secret, not at all!").decode()
+
+    def dig(*args: str) -> str:
+        done = subprocess.run(
+            ["dig", "@127.0.0.1", "-p", str(server.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return done.stdout + done.stderr
+
+    for _ in range(3):
+        dig("-y", f"{key.algorithm}:{key.name}:{wrong}", f"{ZONE}.", "AXFR")
+    dig("-y", f"{key.algorithm}:nosuchkey:{wrong}", f"{ZONE}.", "SOA")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tsig:")]
+    assert len(lines) == 2, lines
+    assert f"{ZONE}. AXFR signed with key {key.name}.: BADSIG from 127.0.0.1 over tcp" in lines[0]
+    assert "answered NOTAUTH" in lines[0]
+    assert "signed with key nosuchkey.: BADKEY from 127.0.0.1 over udp" in lines[1]
+    assert key.secret not in "".join(lines) and wrong not in "".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,7 @@ class QueryDispatch:
     keyring: dict[dns.name.Name, dns.tsig.Key]
     _key_names: dict[str, dns.name.Name]  # [keys.NAME] table name -> TSIG key name
     notify_refusals: notify.RefusalLog
+    tsig_refusals: notify.RefusalLog  # queries and transfers whose TSIG does not verify
     operations: Operations
     _loop: asyncio.AbstractEventLoop | None  # where a NOTIFY from a UDP thread wakes a zone
     unreachable: Unreachable | None  # primaries held after timeouts (a NOTIFY clears one)
@@ -120,9 +122,13 @@ class QueryDispatch:
             return self._notify_in(data, source)
         if reply.kind == "xfr" and reply.query is not None:
             return self._xfr_over_udp(reply.query)
+        if reply.kind == "tsig":
+            self._tsig_refused(source, "udp", reply.detail)
         return reply.wire
 
-    def answer_tcp(self, data: bytes, source: str, tls: bool = False) -> Iterable[bytes]:
+    def answer_tcp(
+        self, data: bytes, source: str, tls: bool = False, port: int = 0
+    ) -> Iterable[bytes]:
         key = b"T" + data[2:]
         cached = self.cache.get(key)
         if cached is not None:
@@ -149,8 +155,19 @@ class QueryDispatch:
             out = self._notify_in(data, source)
             return (out,) if out else ()
         if reply.kind == "xfr" and reply.query is not None:
-            return self._xfr(reply.query, source, tls)
+            return self._xfr(reply.query, source, tls, port)
+        if reply.kind == "tsig":
+            self._tsig_refused(source, "tls" if tls else "tcp", reply.detail)
         return (reply.wire,) if reply.wire is not None else ()
+
+    def _tsig_refused(self, source: str, transport: str, detail: str) -> None:
+        """A query or transfer whose TSIG does not verify (answered NOTAUTH): a warning,
+        at most once a minute per source and key (a downstream with the wrong key was
+        seen nowhere but in secdns_queries_total{rcode="NOTAUTH"})."""
+        key = detail.split(" signed with key ", 1)[-1].split(":", 1)[0]
+        self.tsig_refusals.said(
+            source, key, f"{detail} from {source} over {transport}: answered NOTAUTH"
+        )
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:
         def lookup(zone: dns.name.Name) -> notify.NotifyAcl | None:
@@ -195,7 +212,9 @@ class QueryDispatch:
         response.answer.append(runtime.zone.version.soa_rrset())
         return response.to_wire()
 
-    def _xfr(self, parsed: dns.message.Message, source: str, tls: bool = False) -> Iterator[bytes]:
+    def _xfr(
+        self, parsed: dns.message.Message, source: str, tls: bool = False, port: int = 0
+    ) -> Iterator[bytes]:
         question = parsed.question[0]
         kind = dns.rdatatype.to_text(question.rdtype)
         runtime = self.runtimes.get(question.name)
@@ -232,14 +251,78 @@ class QueryDispatch:
         if version is None or runtime.zone.servfail:
             yield xfrout.error_response(parsed, dns.rcode.SERVFAIL)
             return
-        log.info("xfr: zone=%s %s to %s at serial %d", runtime.name, kind, source, version.serial)
         expire = None
         if any(option.otype == front.EXPIRE for option in parsed.options):
             expire = front.expire_seconds(runtime.zone)
+        sent = {"as": "axfr"}
         if question.rdtype == dns.rdatatype.IXFR:
-            yield from xfrout.ixfr_messages(parsed, version, list(runtime.journal), expire)
+            messages = xfrout.ixfr_messages(parsed, version, list(runtime.journal), expire, sent)
         else:
-            yield from xfrout.axfr_messages(parsed, version, expire)
+            messages = xfrout.axfr_messages(parsed, version, expire)
+        yield from self._sent(
+            runtime.name, kind, parsed, source, port, version.serial, messages, sent
+        )
+
+    def _sent(
+        self,
+        zone: str,
+        kind: str,
+        parsed: dns.message.Message,
+        source: str,
+        port: int,
+        serial: int,
+        messages: Iterator[bytes],
+        sent: dict[str, str],
+    ) -> Iterator[bytes]:
+        """``messages`` passed on, then one line of what went out (and the metrics):
+        the client and its key, the serials, messages, bytes and time, and an IXFR
+        answered with the whole zone said so (a stranger could not tell two downstreams
+        on one address apart, nor an IXFR from a full zone)."""
+        started = time.monotonic()
+        count = size = 0
+        key = f" key {parsed.keyname}" if parsed.had_tsig else ""
+        client = f"{source}#{port}" if port else source
+        try:
+            for message in messages:
+                count += 1
+                size += len(message)
+                yield message
+        except GeneratorExit:  # the client went away (or serve stops)
+            log.info(
+                "xfr: zone=%s %s to %s%s cut short after %d messages, %d bytes",
+                zone,
+                kind,
+                client,
+                key,
+                count,
+                size,
+            )
+            cut = "ixfr-full" if kind == "IXFR" and sent["as"] == "axfr" else sent["as"]
+            self.operations.metrics.count_transfer_out(cut, "cut")
+            raise
+        how = sent["as"]
+        counted = "ixfr-full" if kind == "IXFR" and how == "axfr" else how
+        if kind == "IXFR":
+            had = xfrout.client_serial(parsed)
+            serials = f"serial {had if had is not None else '-'} -> {serial}"
+            if how == "axfr":
+                serials += " as the whole zone (the journal does not reach its serial)"
+            elif how == "current":
+                serials += " (up to date)"
+        else:
+            serials = f"serial {serial}"
+        log.info(
+            "xfr: zone=%s %s to %s%s %s: %d messages, %d bytes, %.2f s",
+            zone,
+            kind,
+            client,
+            key,
+            serials,
+            count,
+            size,
+            time.monotonic() - started,
+        )
+        self.operations.metrics.count_transfer_out(counted, "ok")
 
     def _log_query(self, data: bytes, source: str, transport: str, cached: bool = False) -> None:
         try:

@@ -76,12 +76,15 @@ class Reply:
     zone: ServedZone | None
     """The zone that answered, for cache invalidation by generation."""
     kind: str
-    """"query", "notify", "xfr", "update" or "error"."""
+    """"query", "notify", "xfr", "update", "tsig" (a TSIG that does not verify) or "error"."""
     query: dns.message.Message | None = None
     """For "xfr": the parsed query (TSIG verified), so the server does not parse it again."""
     cookie: int = 0
     """Bytes at the end of ``wire`` that are the COOKIE option, when it is the OPT's only
     option (the server caches the reply without it and adds a fresh one per query)."""
+    detail: str = ""
+    """For "tsig" (a TSIG that does not verify, answered NOTAUTH): what was asked with
+    which key, and the TSIG error, for the server's log."""
 
 
 _DROP = Reply(None, False, None, "error")
@@ -516,6 +519,13 @@ def _tsig_key(
     return keyring.get(query.keyname)
 
 
+_TSIG_ERRORS: dict[int, str] = {
+    dns.rcode.BADSIG: "BADSIG",
+    dns.rcode.BADKEY: "BADKEY",
+    dns.rcode.BADTIME: "BADTIME",
+}
+
+
 def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
     """NOTAUTH with a TSIG error (RFC 8945 5.3.2): unsigned, but for BADTIME with a known key."""
     try:
@@ -528,6 +538,11 @@ def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
     response.flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
     response.question = list(query.question)
     response.set_rcode(dns.rcode.NOTAUTH)
+    question = query.question[0]
+    detail = (
+        f"{question.name} {dns.rdatatype.to_text(question.rdtype)} signed with key "
+        f"{query.keyname}: {_TSIG_ERRORS.get(error, str(error))}"
+    )
     request = query.tsig[0]
     now = int(time.time())
     if key is not None:
@@ -553,4 +568,4 @@ def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
         )
         response.tsig = dns.rrset.from_rdata(query.tsig.name, 0, rdata)
         response.want_tsig_sign = False
-    return Reply(response.to_wire(max_size=65535), False, None, "error")
+    return Reply(response.to_wire(max_size=65535), False, None, "tsig", detail=detail)

@@ -149,7 +149,7 @@ class Listeners:
                 data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
-                for reply in server.answer_tcp(data, peer[0], tls=xot):
+                for reply in server.answer_tcp(data, peer[0], tls=xot, port=peer[1]):
                     self.tcp_rcodes[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)

@@ -122,6 +122,7 @@ class Server(QueryDispatch):
         self.listeners = Listeners(self)  # [server] listen: UDP workers, TCP connections
         self._background: set[asyncio.Task[object]] = set()
         self.notify_refusals = notify.RefusalLog(log)
+        self.tsig_refusals = notify.RefusalLog(log, prefix="tsig")
         # our NOTIFYs to the zones' notify targets ([server] notify_limit in flight to each)
         self.notifier = notifysend.NotifySender(
             config.server.notify_limit, stop=self.stop_event, counted=self._notify_counted

@@ -393,32 +393,45 @@ def _line_rrsets(lines: Iterable[str], origin: dns.name.Name) -> Iterator[dns.rr
         yield from node.sigs.values()
 
 
+def client_serial(query: dns.message.Message) -> int | None:
+    """The serial an IXFR query says the client has (its authority SOA), or None."""
+    serial = None
+    for rrset in query.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            serial = rrset[0].serial
+    return serial
+
+
 def ixfr_messages(
     query: dns.message.Message,
     version: ZoneVersion,
     journal: Sequence[JournalEntry],
     expire: int | None = None,
+    sent: dict[str, str] | None = None,
 ) -> Iterator[bytes]:
-    """An IXFR answer from ``journal``; AXFR-style when it does not reach the asked serial."""
-    client_serial = None
-    for rrset in query.authority:
-        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-            client_serial = rrset[0].serial
+    """An IXFR answer from ``journal``; AXFR-style when it does not reach the asked serial.
+    ``sent["as"]`` says which it was: ``current`` (the client is up to date), ``ixfr`` or
+    ``axfr`` (the whole zone)."""
+    sent = {} if sent is None else sent
+    client = client_serial(query)
     writer = _Writer(query, expire)
     soa = version.soa_rrset()
-    if client_serial is not None and serial_compare(client_serial, version.serial) in (0, 1):
+    if client is not None and serial_compare(client, version.serial) in (0, 1):
+        sent["as"] = "current"
         yield from writer.add(soa)  # up to date (RFC 1995 section 2)
         yield writer.flush()
         return
     chain: list[JournalEntry] = []
-    if client_serial is not None:
+    if client is not None:
         for index, entry in enumerate(journal):
-            if entry.serial_from == client_serial:
+            if entry.serial_from == client:
                 chain = list(journal[index:])
                 break
     if not chain or chain[-1].serial_to != version.serial:
+        sent["as"] = "axfr"
         yield from axfr_messages(query, version, expire)
         return
+    sent["as"] = "ixfr"
     yield from writer.add(soa)
     for entry in chain:
         for rrset in _line_rrsets(entry.deleted, version.origin):
