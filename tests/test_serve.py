@@ -707,3 +707,50 @@ def test_a_wrong_tsig_key_is_logged_once_a_minute_per_client_and_key(served, tmp
     assert "answered NOTAUTH" in lines[0]
     assert "signed with key nosuchkey.: BADKEY from 127.0.0.1 over udp" in lines[1]
     assert key.secret not in "".join(lines) and wrong not in "".join(lines)
+
+
+def test_a_downstream_down_while_its_zone_changed_is_notified_once_back(
+    knot_secondary, served, tmp_path
+):
+    """Knot, a downstream of serve, is stopped; the zone changes and serve's NOTIFYs to
+    it go unanswered.  Knot started again loads its old copy and would wait for its
+    SOA refresh (an hour); serve tries it again and, once it acknowledges, NOTIFYs what
+    it missed: Knot has the new serial in seconds (a stranger's Knot stayed an hour
+    behind)."""
+    secondary_port = free_port()
+    zone_file = tmp_path / "primary.zone"
+    zone_file.write_text(ZONE_FILE.read_text())
+    zone = {
+        "name": ZONE,
+        "file": str(zone_file),
+        "notify": [f"127.0.0.1:{secondary_port}"],
+        "allow_transfer": ["127.0.0.0/8"],
+    }
+    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone])
+    server = served(config)
+    notifier = server.server.notifier
+    notifier.attempts, notifier.first_timeout, notifier.missed_probe = 2, 0.2, 0.5
+    knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, port=secondary_port)
+    assert knot.soa_serial(ZONE) == SERIAL
+    knot.process.send_signal(signal.SIGTERM)
+    knot.process.wait(10)
+    zone_file.write_text(
+        ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
+        + "added 300 IN A 192.0.2.222\n"
+    )
+    server.call(server.server.reload)
+    deadline = time.monotonic() + 10
+    while not notifier.missed_counts() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 1}
+    with (knot.workdir / "server.log").open("ab") as log:  # the same Knot, its files kept
+        knot.process = subprocess.Popen(
+            knot.process.args,
+            cwd=knot.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
+    assert notifier.missed_counts() == {}
