@@ -887,6 +887,13 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
         "serve: addresses allowed to send NOTIFY besides the primaries.",
     ),
     (
+        "group",
+        '"NAME"',
+        "Take each setting of [groups.NAME] (primaries, key, allow_transfer, notify) that "
+        "the zone does not set itself: one table for thousands of zones alike (as BIND's and "
+        "Knot's templates).  A zone with a file takes no primaries from it.",
+    ),
+    (
         "request_ixfr",
         "true|false",
         "false: transfer by AXFR only, never IXFR (as BIND's request-ixfr no), "

@@ -70,3 +70,31 @@ def test_a_zone_named_twice_in_another_case_is_reported(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"zone\[1\] \(example.com.\).name: zone defined twice"):
         load_config(path)
+
+
+def test_a_zone_takes_its_groups_settings_it_does_not_set(tmp_path):
+    """[[zone]] group = "NAME": [groups.NAME]'s primaries, key, allow_transfer and notify
+    where the zone sets none of its own; a file zone takes no primaries; an unknown
+    group is reported."""
+    from secdns.config import load_config
+
+    path = tmp_path / "secdns.toml"
+    path.write_text(
+        '[keys.down]\nsecret = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="\n'
+        "[groups.customers]\n"
+        'primaries = ["192.0.2.1"]\nallow_transfer = ["key:down"]\n'
+        'notify = ["192.0.2.53"]\n'
+        '[[zone]]\nname = "a.example"\ngroup = "customers"\n'
+        '[[zone]]\nname = "b.example"\ngroup = "customers"\nnotify = []\n'
+        'primaries = ["192.0.2.2"]\n'
+        '[[zone]]\nname = "c.example"\ngroup = "customers"\nfile = "c.zone"\n'
+    )
+    a, b, c = load_config(path).zones
+    assert [str(e) for e in a.primaries] == ["192.0.2.1:53"]
+    assert a.allow_transfer == ("key:down",) and [str(e) for e in a.notify] == ["192.0.2.53:53"]
+    assert [str(e) for e in b.primaries] == ["192.0.2.2:53"] and b.notify == ()
+    assert b.allow_transfer == ("key:down",)
+    assert c.primaries == () and c.file == tmp_path / "c.zone" and c.allow_transfer == ("key:down",)
+    path.write_text('[[zone]]\nname = "a.example"\ngroup = "nosuch"\nprimaries = ["192.0.2.1"]\n')
+    with pytest.raises(ConfigError, match=r"zone\[0\].group: unknown group 'nosuch'"):
+        load_config(path)

@@ -86,7 +86,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
         problems.add("keys", "expected tables [keys.NAME]")
         keys_doc = {}
     keys = _key_tables(keys_doc, path, problems)
-    zones = zone_tables(doc.get("zone", []), keys_doc, base, problems)
+    zones = zone_tables(doc.get("zone", []), keys_doc, base, problems, doc.get("groups"))
     zone_names = {z.name for z in zones}
     catalogs = catalog_tables(doc.get("catalog", []), keys_doc, zone_names, base, problems)
     groups = group_tables(doc.get("groups", {}), keys_doc, problems)

@@ -148,6 +148,7 @@ ZONE_KEYS = {
     "allow_notify",
     "request_ixfr",
     "transfer_transport",
+    "group",
 } | TLS_KEYS
 CATALOG_KEYS = {"name", "primaries", "key", "max_members", "allow_transfer", "notify"} | TLS_KEYS
 GROUP_KEYS = ("primaries", "key", "allow_transfer", "notify")
