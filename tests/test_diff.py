@@ -9,7 +9,7 @@ from pathlib import Path
 import dns.name
 import dns.rdatatype
 from click.testing import CliRunner
-from servers import need_binary
+from servers import need_binary, tsig_secret
 from xfrwire import records
 
 from secdns.cli import cli
@@ -219,3 +219,28 @@ def test_unparsable_and_missing_files(tmp_path):
         cli, ["diff", "example.com", str(tmp_path / "nope.zone"), str(bad)]
     )
     assert missing.exit_code == 7 and "no such zone file" in missing.stderr
+
+
+def test_tsig_side_signs_one_servers_axfr_only(bind_primary, knot_primary):
+    """A hidden primary without the key beside a secondary that requires it (a
+    stranger's primary vs distribution tier): --tsig signs both, and the primary
+    answers BADKEY; --tsig-side b signs only B's AXFR."""
+    zone = (Path(__file__).parent / "zones" / "example.com.zone").read_text()
+    secret = tsig_secret()
+    open_primary = knot_primary({"example.com": zone})
+    keyed = bind_primary(
+        {"example.com": zone},
+        allow_transfer_key="down",
+        tsig={"down": ("hmac-sha256", secret)},
+    )
+    args = ["diff", "example.com", f"@{open_primary.addr}", f"@{keyed.addr}"]
+    both = CliRunner().invoke(cli, [*args, "--tsig", f"hmac-sha256:down:{secret}"])
+    assert both.exit_code != 0 and both.exit_code != 1, both.output
+    one = CliRunner().invoke(
+        cli, [*args, "--tsig", f"hmac-sha256:down:{secret}", "--tsig-side", "b"]
+    )
+    assert one.exit_code == 0, one.output
+    wrong_side = CliRunner().invoke(
+        cli, [*args, "--tsig", f"hmac-sha256:down:{secret}", "--tsig-side", "a"]
+    )
+    assert wrong_side.exit_code not in (0, 1), wrong_side.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 import click
@@ -141,6 +142,14 @@ def _colour(text: str) -> None:
     "(HOST, HOST:PORT or [V6]:PORT; port 53 by default).",
 )
 @tsig_options
+@click.option(
+    "--tsig-side",
+    type=click.Choice(["a", "b", "both"]),
+    default="both",
+    show_default=True,
+    help="Which server's AXFR --tsig/-k signs: a primary without the key beside a "
+    "secondary that requires it (diff Z @primary @secondary --tsig-side b).",
+)
 @tls_options
 @network_options
 @verbosity_options
@@ -157,6 +166,7 @@ def command(
     server: str | None,
     tsig: str | None,
     keyfile: str | None,
+    tsig_side: str,
     timeout: float,
     lifetime: float,
     verbose: int,
@@ -172,6 +182,7 @@ def command(
     Examples:
       secdns diff example.com zones/ @192.0.2.1          # store vs primary
       secdns diff example.com @ns1.example.net @ns2.example.net --stat
+      secdns diff example.com @hidden-primary @127.0.0.1:5353 --tsig-side b -k down.key
       secdns diff example.com old.zone new.zone -f nsupdate | nsupdate -k key
       secdns diff example.com a.zone b.zone --ignore-type RRSIG,NSEC,NSEC3 --json
     """
@@ -188,9 +199,16 @@ def command(
     options = LoadOptions(
         key=resolve_key(tsig, keyfile), timeout=timeout, lifetime=lifetime, tls=resolve_tls()
     )
+    unsigned = dataclasses.replace(options, key=None)
+    side_options = [
+        options if tsig_side in ("a", "both") else unsigned,
+        options if tsig_side in ("b", "both") else unsigned,
+    ]
 
     async def load_both() -> list[LoadedZone]:
-        return await asyncio.gather(*(load_zone(s, origin, options) for s in sources))
+        return await asyncio.gather(
+            *(load_zone(s, origin, o) for s, o in zip(sources, side_options, strict=True))
+        )
 
     zone_a, zone_b = asyncio.run(load_both())
     require_zone(zone_a)
