@@ -713,7 +713,10 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "tcp_clients_per_source",
         "N",
         "serve: open TCP connections from one address; past it, that address's oldest idle "
-        "connection is closed for the new one.  Default: 32.",
+        "connection is closed for the new one (logged once a minute).  A secondary of ours "
+        "(an address in some allow_transfer, or one that has made a transfer its key "
+        "allowed) may hold 128, at most half of tcp_clients: NSD's xfrd opens many "
+        "connections at once.  Default: 32.",
     ),
     (
         "tcp_idle_timeout",
@@ -816,7 +819,8 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "serve: NOTIFYs in flight at once to one notify target (each holds a socket until "
         "answered or timed out); the others wait for a slot.  A zone has at most one NOTIFY "
         "under way to a target: a change made while it is unacknowledged rides on it.  "
-        f"Read again on SIGHUP, for targets not yet sent to.  Default: {config.DEFAULT_NOTIFY_LIMIT}.",
+        "Read again on SIGHUP, for targets not yet sent to.  "
+        f"Default: {config.DEFAULT_NOTIFY_LIMIT}.",
     ),
     (
         "ready_answers",

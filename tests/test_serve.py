@@ -754,3 +754,53 @@ def test_a_downstream_down_while_its_zone_changed_is_notified_once_back(
         )
     knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
     assert notifier.missed_counts() == {}
+
+
+def test_a_secondary_named_by_key_may_hold_many_connections(served, tmp_path, caplog):
+    """A downstream allowed by its key alone (allow_transfer = ["key:down"]), once it has
+    transferred, may hold a secondary's share of TCP connections (NSD's xfrd opens many
+    at once: at tcp_clients_per_source = 32 a stranger's NSD had them closed under it).
+    An ordinary client past its 32 loses its oldest idle one, and that is logged."""
+    key = TsigKey.generate("down")
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": [f"key:{key.name}"]}],
+        keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}},
+    )
+    server = served(config)
+    caplog.set_level(logging.WARNING, logger="secdns")
+
+    def connections(count: int, source: str) -> list[socket.socket]:
+        opened = []
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", server.port), source_address=(source, 0))
+            opened.append(sock)
+        time.sleep(0.3)
+        return opened
+
+    def closed_by_server(sockets: list[socket.socket]) -> int:
+        count = 0
+        for sock in sockets:
+            sock.setblocking(False)
+            try:
+                count += sock.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except ConnectionError:
+                count += 1
+        return count
+
+    ordinary = connections(40, "127.0.0.2")  # no transfer from it: 32 at most
+    assert closed_by_server(ordinary) == 8
+    assert any("127.0.0.2 holds 32 TCP connections" in r.getMessage() for r in caplog.records)
+    messages = list(
+        dns.query.xfr("127.0.0.1", ZONE, port=server.port, keyring=key.keyring, keyname=key.name)
+    )
+    assert messages and all(m.had_tsig for m in messages)
+    secondary = connections(60, "127.0.0.1")
+    try:
+        assert closed_by_server(secondary) == 0
+    finally:
+        for sock in ordinary + secondary:
+            sock.close()

@@ -56,3 +56,24 @@ def test_a_full_table_reclaims_the_oldest_idle_and_keeps_room_for_transfers() ->
     for client in list(table.clients):
         table.release(client)
     assert not table.clients and not table.by_source and not table.idle_all and table.ordinary == 0
+
+
+def test_a_secondary_of_ours_may_hold_more_connections_and_a_limit_is_said() -> None:
+    """A secondary (allowed to transfer) may hold TRANSFER_PER_SOURCE connections, not
+    per_source: NSD's xfrd opens many at once, and at 32 a stranger's NSD had its fresh
+    connections closed under it (101 s instead of 2.6 s for 1,000 zones).  Reaching a
+    limit is told to on_limit (serve logs it)."""
+    said: list[tuple[str, bool, int]] = []
+    table, closed = TcpClients(limit=512, per_source=4, on_limit=lambda *a: said.append(a)), []
+    open_ = opener(table, closed)
+    assert table.transfer_per_source == 128
+    for _ in range(128):
+        assert open_("192.0.2.53", allowed=True) is not None
+    assert not closed and not said
+    assert open_("192.0.2.53", allowed=True) is not None and len(closed) == 1
+    assert said == [("192.0.2.53", False, 128)]
+    for _ in range(4):
+        open_("10.0.0.9")
+    assert open_("10.0.0.9") is not None and said[-1] == ("10.0.0.9", False, 4)
+    assert TcpClients(limit=100, per_source=40).transfer_per_source == 50
+    assert TcpClients(limit=100, per_source=64).transfer_per_source == 64

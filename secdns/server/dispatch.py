@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from secdns.config import Config
     from secdns.control import Operations
     from secdns.server.fastpath import NegativeAnswers
+    from secdns.server.listeners import Listeners
     from secdns.server.prepared import PreparedAnswers
     from secdns.server.udp import AnswerCache
     from secdns.server.zone import ZoneTable
@@ -60,6 +61,7 @@ class QueryDispatch:
     notify_refusals: notify.RefusalLog
     tsig_refusals: notify.RefusalLog  # queries and transfers whose TSIG does not verify
     operations: Operations
+    listeners: Listeners
     _loop: asyncio.AbstractEventLoop | None  # where a NOTIFY from a UDP thread wakes a zone
     unreachable: Unreachable | None  # primaries held after timeouts (a NOTIFY clears one)
 
@@ -251,6 +253,7 @@ class QueryDispatch:
         if version is None or runtime.zone.servfail:
             yield xfrout.error_response(parsed, dns.rcode.SERVFAIL)
             return
+        self.listeners.transferred(source)  # (a secondary's share of TCP connections)
         expire = None
         if any(option.otype == front.EXPIRE for option in parsed.options):
             expire = front.expire_seconds(runtime.zone)

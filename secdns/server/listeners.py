@@ -19,6 +19,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from secdns.errors import LocalIOError, os_reason
+from secdns.notify import RefusalLog
 from secdns.server.tcp import TcpClients
 from secdns.server.udp import UdpWorker
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from secdns.server.xot_listen import TlsListeners
 
 log = logging.getLogger("secdns.server.server")
+
+MAX_TRANSFER_SOURCES = 4096
+"""Sources remembered as secondaries of ours by a transfer their key allowed."""
 
 TCP_WRITE_TIMEOUT = 30.0
 
@@ -57,7 +61,14 @@ class Listeners:
         self.udp: list[UdpWorker] = []
         self.tcp: list[asyncio.Server] = []
         self.connections: set[asyncio.Task[object]] = set()
-        self.tcp_clients = TcpClients(settings.tcp_clients, settings.tcp_clients_per_source)
+        self.tcp_clients = TcpClients(
+            settings.tcp_clients, settings.tcp_clients_per_source, on_limit=self._at_limit
+        )
+        # sources that made a transfer their TSIG key allowed (a secondary named by key
+        # alone): the reserved room and a secondary's share of connections, as an
+        # allow_transfer address (bounded: the oldest forgotten first)
+        self.transfer_sources: dict[str, None] = {}
+        self.limit_log = RefusalLog(log, prefix="tcp")
         self.tcp_rcodes = [0] * 16  # TCP answers sent, by rcode (read by secdns.metrics)
         self.addresses: list[tuple[str, int]] = []
         self.transfer_networks: tuple[Network, ...] = ()
@@ -106,7 +117,10 @@ class Listeners:
             await asyncio.to_thread(worker.thread.join, 2.0)
 
     def may_transfer(self, source: str) -> bool:
-        """Whether ``source`` is in some zone's allow_transfer (it gets the reserved TCP room)."""
+        """Whether ``source`` is in some zone's allow_transfer, or has made a transfer its
+        key allowed (it gets the reserved TCP room and a secondary's connections)."""
+        if source in self.transfer_sources:
+            return True
         if not self.transfer_networks:
             return False
         try:
@@ -114,6 +128,25 @@ class Listeners:
         except ValueError:
             return False
         return any(address in network for network in self.transfer_networks)
+
+    def transferred(self, source: str) -> None:
+        """``source`` made a transfer a zone allowed (by its address or its key)."""
+        if source in self.transfer_sources:
+            return
+        if len(self.transfer_sources) >= MAX_TRANSFER_SOURCES:
+            del self.transfer_sources[next(iter(self.transfer_sources))]
+        self.transfer_sources[source] = None
+
+    def _at_limit(self, source: str, refused: bool, limit: int) -> None:
+        """A source at its connection limit: said once a minute per source."""
+        done = "the new one refused (all busy)" if refused else "its oldest idle one closed"
+        secondary = self.tcp_clients.transfer_per_source
+        self.limit_log.said(
+            source,
+            "per-source",
+            f"{source} holds {limit} TCP connections, its limit (tcp_clients_per_source; "
+            f"a secondary of ours: {secondary}): {done}",
+        )
 
     async def handle_tcp(
         self,
