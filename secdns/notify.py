@@ -92,6 +92,7 @@ class NotifyDecision:
     rcode: dns.rcode.Rcode | None
     reason: str
     qname: dns.name.Name | None = None  # the question's name, when there was one
+    serial: int | None = None  # the serial its answer section's SOA announces, if any
 
     @property
     def refused(self) -> bool:
@@ -153,12 +154,23 @@ def answer_notify(
         return _reply(wire, query, dns.rcode.NOTAUTH, f"not a secondary for {zone}")
     signer = query.keyname if query.had_tsig else None
     if signer is not None and signer in acl.keys:
-        return _reply(wire, query, dns.rcode.NOERROR, f"accepted (key {signer})", zone=zone)
+        accepted = _reply(wire, query, dns.rcode.NOERROR, f"accepted (key {signer})", zone=zone)
+        return dataclasses.replace(accepted, serial=_announced(query, zone))
     if not source_allowed(source, acl.sources):
         return _reply(wire, query, dns.rcode.REFUSED, f"{source} is not a primary of {zone}")
     if signer is not None and signer != acl.zone_key:
         return _reply(wire, query, dns.rcode.REFUSED, f"key {signer} is not allowed for {zone}")
-    return _reply(wire, query, dns.rcode.NOERROR, "accepted", zone=zone)
+    accepted = _reply(wire, query, dns.rcode.NOERROR, "accepted", zone=zone)
+    return dataclasses.replace(accepted, serial=_announced(query, zone))
+
+
+def _announced(query: dns.message.Message, zone: dns.name.Name) -> int | None:
+    """The serial of the zone's SOA in a NOTIFY's answer section (RFC 1996 3.7: a hint
+    the secondary may use), or None."""
+    for rrset in query.answer:
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone and len(rrset):
+            return int(rrset[0].serial)
+    return None
 
 
 def _dropped(reason: str) -> NotifyDecision:

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 
 from secdns.errors import SecdnsError, TimeoutError_
 from secdns.pull import PullResult, Status
+from secdns.xfr import serial_newer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ MIN_TIMER = 1.0
 DEFAULT_TIMERS = (3600.0, 60.0, 7 * 86400.0)
 """Refresh, retry and expire of a zone whose SOA we have never seen."""
 BACKOFF_CAP = 8
+ANNOUNCED_RECHECKS = (2.0, 4.0, 8.0, 16.0, 32.0)
+"""Seconds before each check again of a zone whose primary answered an older serial
+than its NOTIFY announced (62 s in all: past PowerDNS's 20 s packet cache)."""
 """Retries double from the SOA retry up to this many times it (or the refresh interval)."""
 
 
@@ -191,6 +195,8 @@ class Refresher:
         self.stopping = False  # set it, then wake(): run() returns
         self.wake_event = Wake()
         self._recheck = False  # (recheck: the next wake is not a NOTIFY's)
+        self.announced: int | None = None  # a NOTIFY's serial not yet seen at the primary
+        self.announced_checks = 0
         self._lock = asyncio.Lock()
         # asked holding a slot, before each check (serve, watch: Unreachable.admit of
         # the zone's primaries): None or a function (go; call it once the check ends),
@@ -199,8 +205,13 @@ class Refresher:
 
     # -- outside
 
-    def wake(self) -> None:
-        """Check now (a NOTIFY); wakes while a check runs coalesce into one more."""
+    def wake(self, serial: int | None = None) -> None:
+        """Check now (a NOTIFY); wakes while a check runs coalesce into one more.
+        ``serial``: the one the NOTIFY announced (its SOA): a check that finds the
+        primary answering an older one is made again (:meth:`_announced_recheck`)."""
+        if serial is not None and (self.announced is None or serial_newer(serial, self.announced)):
+            self.announced = serial
+            self.announced_checks = 0
         self.wake_event.set()
 
     def recheck(self) -> None:
@@ -282,6 +293,10 @@ class Refresher:
                 self.refreshing = False
             self._took(result)
             self.retry_in = self.next_delay()
+            if self.announced is not None:
+                sooner = self._announced_recheck(result)
+                if sooner is not None:
+                    self.retry_in = min(self.retry_in, sooner)
             error = result.error
             if isinstance(error, TimeoutError_) and not error.tried:
                 # every primary held: no try before its hold ends (the cache then wakes
@@ -354,6 +369,47 @@ class Refresher:
         return woken
 
     # -- results
+
+    def _announced_recheck(self, result: PullResult) -> float | None:
+        """A NOTIFY announced a serial, and this check found the primary answering an
+        older one: an answer cache there (PowerDNS's packet cache keeps an SOA 20 s) or
+        a NOTIFY sent before the change was visible.  The zone is checked again after
+        :data:`ANNOUNCED_RECHECKS` seconds, then a warning says it stays behind until its
+        refresh timer (a stranger's PowerDNS zone stayed an hour behind, ``ok`` in
+        ``ctl status``, nothing above info).  Seconds to the next check, or None."""
+        announced = self.announced
+        assert announced is not None
+        if result.status not in (Status.UP_TO_DATE, Status.TRANSFERRED):
+            return None  # a failure: retried as failures are (the serial kept)
+        answered = result.serial_to
+        if answered is None or not serial_newer(announced, answered):
+            self.announced = None  # seen (or passed)
+            return None
+        if self.announced_checks >= len(ANNOUNCED_RECHECKS):
+            log.warning(
+                "refresh: zone=%s a NOTIFY announced serial %d, but %s still answers %d "
+                "after %d more checks over %.0f s: the next check at the SOA refresh",
+                self.zone,
+                announced,
+                result.primary or "the primary",
+                answered,
+                self.announced_checks,
+                sum(ANNOUNCED_RECHECKS),
+            )
+            self.announced = None
+            return None
+        delay = ANNOUNCED_RECHECKS[self.announced_checks]
+        self.announced_checks += 1
+        log.info(
+            "refresh: zone=%s a NOTIFY announced serial %d, but %s answers %d: checking "
+            "again in %.0f s",
+            self.zone,
+            announced,
+            result.primary or "the primary",
+            answered,
+            delay,
+        )
+        return delay
 
     def _took(self, result: PullResult) -> None:
         self.last_result = result

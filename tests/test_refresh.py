@@ -346,3 +346,56 @@ def test_a_check_that_tried_no_primary_is_not_retried_before_the_hold_ends():
         assert refresher.retry_in is not None and refresher.retry_in <= 4.0  # (2 s, doubled)
 
     asyncio.run(scenario())
+
+
+def test_a_notify_whose_serial_the_primary_does_not_answer_yet_is_checked_again(
+    monkeypatch, caplog
+):
+    """A NOTIFY announces serial 2, but the primary still answers 1 (PowerDNS's packet
+    cache keeps an SOA 20 s): the zone is checked again, sooner than its refresh, until
+    the primary answers 2; if it never does, a warning says so after the last check (a
+    stranger's PowerDNS zone stayed an hour behind with nothing above info)."""
+    import logging
+
+    import secdns.refresh
+
+    monkeypatch.setattr(secdns.refresh, "ANNOUNCED_RECHECKS", (0.05, 0.05, 0.05))
+    caplog.set_level(logging.INFO, logger="secdns.refresh")
+
+    async def scenario(answers: list[int]) -> list[int]:
+        seen: list[int] = []
+
+        async def check(force_axfr: bool) -> PullResult:
+            serial = answers.pop(0) if answers else 1
+            seen.append(serial)
+            status = Status.TRANSFERRED if serial == 2 else Status.UP_TO_DATE
+            return result(status, serial)
+
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            check,
+            asyncio.Semaphore(1),
+            policy=RefreshPolicy(first_delay=3600),
+            timers=lambda: (3600.0, 600.0, 86400.0),
+        )
+        refresher.last_refresh = time.time()  # (restored: no first check of its own)
+        task = asyncio.create_task(refresher.run())
+        await asyncio.sleep(0.05)
+        refresher.wake(2)
+        await asyncio.sleep(0.6)
+        refresher.stopping = True
+        refresher.wake()
+        await asyncio.wait_for(task, 5)
+        assert refresher.announced is None
+        assert refresher.next_refresh is not None and refresher.next_refresh > time.time() + 2000
+        return seen
+
+    # the primary answers 2 at the second check again: transferred, no warning
+    assert asyncio.run(scenario([1, 1, 2])) == [1, 1, 2]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # it never does: 1 + 3 checks, then one warning
+    caplog.clear()
+    assert asyncio.run(scenario([])) == [1, 1, 1, 1]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "announced serial 2, but" in warnings[0], warnings
+    assert "still answers 1 after 3 more checks" in warnings[0]

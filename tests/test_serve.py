@@ -804,3 +804,37 @@ def test_a_secondary_named_by_key_may_hold_many_connections(served, tmp_path, ca
     finally:
         for sock in ordinary + secondary:
             sock.close()
+
+
+def test_a_notify_sent_before_the_primary_answers_its_serial_is_checked_again(
+    bind_primary, served, tmp_path, caplog
+):
+    """A NOTIFY announcing serial N+1 comes while the primary still answers N (PowerDNS
+    answers from its packet cache for 20 s): serve checks, finds N, and checks again
+    2 s later, by when BIND answers N+1.  On the tree before it stayed at N until its
+    refresh (7200 s): a stranger's PowerDNS zone stayed an hour behind."""
+    caplog.set_level(logging.INFO, logger="secdns")
+    primary = bind_primary()  # (notify no: only our NOTIFY)
+    server = served(secondary_config(tmp_path, primary))
+    server.wait_serial(ZONE, SERIAL)
+    notify = dns.message.make_query(f"{ZONE}.", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags |= dns.flags.AA
+    soa = server.query(f"{ZONE}.", "SOA").answer[0]
+    announced = soa.copy()
+    announced.clear()
+    announced.add(soa[0].replace(serial=SERIAL + 1))
+    notify.answer.append(announced)
+    reply = dns.query.udp(notify, "127.0.0.1", timeout=3, port=server.port)
+    assert reply.rcode() == dns.rcode.NOERROR
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(
+        "checking again in 2 s" in r.getMessage() for r in caplog.records
+    ):
+        time.sleep(0.05)
+    primary.nsupdate("update add late.example.com. 60 A 192.0.2.77")  # now N+1
+    elapsed = server.wait_serial(ZONE, SERIAL + 1, timeout=10)
+    assert elapsed < 5
+    assert any(
+        f"a NOTIFY announced serial {SERIAL + 1}, but" in r.getMessage() for r in caplog.records
+    )

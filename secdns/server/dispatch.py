@@ -186,18 +186,19 @@ class QueryDispatch:
                     "notify: zone=%s from %s: checking %s now", runtime.name, source, primaries
                 )
             if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._notified, runtime, source)
+                self._loop.call_soon_threadsafe(self._notified, runtime, source, decision.serial)
             else:
-                self._notified(runtime, source)
+                self._notified(runtime, source, decision.serial)
         else:
             self.notify_refusals.refused(source, str(decision.qname or "?"), decision.reason)
         return decision.response
 
-    def _notified(self, runtime: ZoneRuntime, source: str) -> None:
-        """A zone's NOTIFY was accepted (on the loop): its sender is up, check now."""
+    def _notified(self, runtime: ZoneRuntime, source: str, serial: int | None = None) -> None:
+        """A zone's NOTIFY was accepted (on the loop): its sender is up, check now
+        (``serial``: the one it announced, checked for: :meth:`Refresher.wake`)."""
         if self.unreachable is not None:
             self.unreachable.forget(source, notify_ports(source, runtime.primary_addresses))
-        runtime.wake.set()
+        runtime.refresher.wake(serial)
 
     def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
         """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
