@@ -882,8 +882,11 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "notify",
-        '["HOST[:PORT]", ...]',
-        "serve: downstream servers sent a NOTIFY (RFC 1996) when the zone changes.",
+        '["HOST[:PORT] [key:NAME]", ...]',
+        "serve: downstream servers sent a NOTIFY (RFC 1996) when the zone changes; with "
+        "key:NAME the NOTIFYs to that target are signed with [keys.NAME] (one key a target, "
+        "as BIND's server keys; NSD's allow-notify ADDR KEY refuses unsigned ones).  A "
+        "NOTIFY a target never acknowledges is sent again once it answers.",
     ),
     (
         "allow_notify",

@@ -42,6 +42,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dns.tsig
 
 from secdns.config.values import DEFAULT_NOTIFY_LIMIT
 from secdns.errors import os_reason
@@ -77,6 +78,7 @@ class _Outgoing:
 
     soa: dns.rrset.RRset | None
     again: bool = False
+    tsig: dns.tsig.Key | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -84,7 +86,7 @@ class _Missed:
     """A target's NOTIFYs given up unanswered: zone -> (its SOA, forget after), and
     when it is tried next."""
 
-    zones: dict[dns.name.Name, tuple[dns.rrset.RRset | None, float]]
+    zones: dict[dns.name.Name, tuple[dns.rrset.RRset | None, float, dns.tsig.Key | None]]
     delay: float = MISSED_PROBE
     probe: asyncio.TimerHandle | None = None
 
@@ -118,18 +120,24 @@ class NotifySender:
         self._probes: set[asyncio.Task[NotifyResult]] = set()
 
     async def send(
-        self, zone: dns.name.Name, soa: dns.rrset.RRset | None, address: str, port: int
+        self,
+        zone: dns.name.Name,
+        soa: dns.rrset.RRset | None,
+        address: str,
+        port: int,
+        tsig: dns.tsig.Key | None = None,
     ) -> NotifyResult:
-        """NOTIFY ``address``:``port`` that ``zone`` changed (``soa``: its SOA, or None).
-        A NOTIFY of the zone already under way to that target takes the newer SOA, and
-        this returns how that one ends."""
+        """NOTIFY ``address``:``port`` that ``zone`` changed (``soa``: its SOA, or None;
+        ``tsig``: the key to sign it with, and to verify the answer with).  A NOTIFY of
+        the zone already under way to that target takes the newer SOA, and this returns
+        how that one ends."""
         key = (zone, address, port)
         found = self._under_way.get(key)
         if found is not None and not found[1].done():  # (done: its callback is still to run)
             found[0].soa = soa
             found[0].again = True
             return await asyncio.shield(found[1])
-        outgoing = _Outgoing(soa)
+        outgoing = _Outgoing(soa, tsig=tsig)
         task = asyncio.get_running_loop().create_task(self._run(zone, outgoing, address, port))
         self._under_way[key] = (outgoing, task)
         task.add_done_callback(lambda done: self._ended(key, done))
@@ -173,7 +181,7 @@ class NotifySender:
         while attempt < self.attempts:
             attempt += 1
             outgoing.again = False
-            message = _notify_message(zone, outgoing.soa)
+            message = _notify_message(zone, outgoing.soa, outgoing.tsig)
             async with slots:
                 try:
                     response = await _exchange(message, address, port, timeout)
@@ -212,17 +220,23 @@ class NotifySender:
             await asyncio.sleep(delay)
         error = f"never acknowledged after {attempt} attempts ({why})"
         self._count(where, "unanswered")
-        self._missed_one(target, zone, outgoing.soa)
+        self._missed_one(target, zone, outgoing.soa, outgoing.tsig)
         self._say(target, f"notify: zone={zone} {where} {error}", missed=True)
         return NotifyResult(where, False, error)
 
     # --- what a target missed ---
-    def _missed_one(self, target: Target, zone: dns.name.Name, soa: dns.rrset.RRset | None) -> None:
+    def _missed_one(
+        self,
+        target: Target,
+        zone: dns.name.Name,
+        soa: dns.rrset.RRset | None,
+        tsig: dns.tsig.Key | None,
+    ) -> None:
         missed = self._missed.get(target)
         if missed is None:
             missed = self._missed[target] = _Missed({}, self.missed_probe)
         refresh = float(soa[0].refresh) if soa is not None else MISSED_PROBE_MAX
-        missed.zones[zone] = (soa, time.monotonic() + refresh)
+        missed.zones[zone] = (soa, time.monotonic() + refresh, tsig)
         if missed.probe is None and not self._stopping():
             loop = asyncio.get_running_loop()
             missed.probe = loop.call_later(missed.delay, self._probe, target)
@@ -235,15 +249,15 @@ class NotifySender:
             return
         missed.probe = None
         now = time.monotonic()
-        for zone in [z for z, (_soa, until) in missed.zones.items() if until <= now]:
+        for zone in [z for z, (_soa, until, _key) in missed.zones.items() if until <= now]:
             del missed.zones[zone]  # (the target has checked it on its own by now)
         if not missed.zones or self._stopping():
             del self._missed[target]
             return
-        zone, (soa, _until) = next(iter(missed.zones.items()))
+        zone, (soa, _until, tsig) = next(iter(missed.zones.items()))
         missed.delay = min(missed.delay * 2, MISSED_PROBE_MAX)
         del missed.zones[zone]  # (back in, should this try go unanswered too)
-        task = asyncio.get_running_loop().create_task(self.send(zone, soa, *target))
+        task = asyncio.get_running_loop().create_task(self.send(zone, soa, *target, tsig))
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
 
@@ -257,15 +271,15 @@ class NotifySender:
             missed.probe.cancel()
         missed.zones.pop(zone, None)
         now = time.monotonic()
-        again = [(z, soa) for z, (soa, until) in missed.zones.items() if until > now]
+        again = [(z, soa, key) for z, (soa, until, key) in missed.zones.items() if until > now]
         if not again:
             return
         log.info(
             "notify: %s:%d answers again: NOTIFYing the %d zones it missed", *target, len(again)
         )
         loop = asyncio.get_running_loop()
-        for missed_zone, soa in again:
-            task = loop.create_task(self.send(missed_zone, soa, *target))
+        for missed_zone, soa, tsig in again:
+            task = loop.create_task(self.send(missed_zone, soa, *target, tsig))
             self._probes.add(task)
             task.add_done_callback(self._probes.discard)
 
@@ -292,13 +306,26 @@ class NotifySender:
         )
 
 
-def _notify_message(zone: dns.name.Name, soa: dns.rrset.RRset | None) -> dns.message.Message:
+def _notify_message(
+    zone: dns.name.Name, soa: dns.rrset.RRset | None, tsig: dns.tsig.Key | None = None
+) -> dns.message.Message:
     message = dns.message.make_query(zone, dns.rdatatype.SOA)
     message.flags = dns.flags.AA
     message.set_opcode(dns.opcode.NOTIFY)
     if soa is not None:
         message.answer.append(soa)
+    if tsig is not None:
+        message.use_tsig(tsig)
     return message
+
+
+_TSIG_FAILURES = (
+    dns.message.UnknownTSIGKey,
+    dns.tsig.BadSignature,
+    dns.tsig.BadTime,
+    dns.tsig.BadKey,
+    dns.tsig.PeerError,
+)
 
 
 class _Exchange(asyncio.DatagramProtocol):
@@ -307,8 +334,17 @@ class _Exchange(asyncio.DatagramProtocol):
         self.answered = answered
 
     def datagram_received(self, data: bytes, addr: object) -> None:
+        query = self.query
         try:
-            response = dns.message.from_wire(data)
+            if query.had_tsig or query.keyring:
+                response = dns.message.from_wire(data, keyring=query.keyring, request_mac=query.mac)
+            else:
+                response = dns.message.from_wire(data)
+        except _TSIG_FAILURES:  # an unsigned error (BADKEY, BADSIG) or a bad signature
+            try:
+                response = dns.message.from_wire(data, keyring=False)
+            except dns.exception.DNSException:
+                return
         except dns.exception.DNSException:
             return  # (not an answer: wait on for one)
         if self.query.is_response(response) and not self.answered.done():

@@ -98,3 +98,40 @@ def test_a_zone_takes_its_groups_settings_it_does_not_set(tmp_path):
     path.write_text('[[zone]]\nname = "a.example"\ngroup = "nosuch"\nprimaries = ["192.0.2.1"]\n')
     with pytest.raises(ConfigError, match=r"zone\[0\].group: unknown group 'nosuch'"):
         load_config(path)
+
+
+def test_a_notify_target_may_name_its_key(tmp_path):
+    """notify = ["HOST[:PORT] key:NAME"] in a zone, a group, a catalog or catalog_notify:
+    the target's NOTIFYs are signed with [keys.NAME]; an unknown key, or two keys for
+    one target, are config problems."""
+    from secdns.config import load_config
+    from secdns.endpoints import parse_endpoint
+
+    path = tmp_path / "secdns.toml"
+    secret = 'secret = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="\n'
+    path.write_text(
+        f"[keys.down]\n{secret}[keys.other]\n{secret}"
+        '[groups.g]\nnotify = ["192.0.2.54 key:other"]\n'
+        '[[zone]]\nname = "a.example"\nprimaries = ["192.0.2.1"]\n'
+        'notify = ["192.0.2.53:5353 key:down", "192.0.2.99"]\n'
+    )
+    config = load_config(path)
+    assert [str(e) for e in config.zones[0].notify] == ["192.0.2.53:5353", "192.0.2.99:53"]
+    down = config.notify_key(parse_endpoint("192.0.2.53:5353"))
+    assert down is not None and down.name == "down"
+    assert config.notify_key(parse_endpoint("192.0.2.99")) is None
+    other = config.notify_key(parse_endpoint("192.0.2.54:53"))
+    assert other is not None and other.name == "other"
+    path.write_text(
+        f"[keys.down]\n{secret}[keys.other]\n{secret}"
+        '[[zone]]\nname = "a.example"\nprimaries = ["192.0.2.1"]\n'
+        'notify = ["192.0.2.53 key:nosuch"]\n'
+        '[[zone]]\nname = "b.example"\nprimaries = ["192.0.2.1"]\n'
+        'notify = ["192.0.2.7 key:down"]\n'
+        '[[zone]]\nname = "c.example"\nprimaries = ["192.0.2.1"]\n'
+        'notify = ["192.0.2.7 key:other"]\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "zone[0].notify: unknown key 'nosuch'" in raised.value.message
+    assert "zone[2].notify: 192.0.2.7 is given two keys (down, other)" in raised.value.message

@@ -838,3 +838,113 @@ def test_a_notify_sent_before_the_primary_answers_its_serial_is_checked_again(
     assert any(
         f"a NOTIFY announced serial {SERIAL + 1}, but" in r.getMessage() for r in caplog.records
     )
+
+
+def _nsd_secondary_conf(workdir: Path, port: int, primary_port: int, key: TsigKey) -> Path:
+    """NSD as its docs set up a secondary with a key: request-xfr and allow-notify both
+    keyed (an unsigned NOTIFY is refused: "no acl matches")."""
+    conf = workdir / "nsd.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "server:",
+                f"    ip-address: 127.0.0.1@{port}",
+                f"    port: {port}",
+                "    do-ip6: no",
+                "    server-count: 1",
+                "    verbosity: 2",
+                '    username: ""',
+                '    chroot: ""',
+                f'    zonesdir: "{workdir}"',
+                f'    pidfile: "{workdir / "nsd.pid"}"',
+                '    database: ""',
+                f'    zonelistfile: "{workdir / "zone.list"}"',
+                f'    xfrdfile: "{workdir / "xfrd.state"}"',
+                f'    xfrdir: "{workdir}"',
+                f'    cookie-secret-file: "{workdir / "cookiesecrets.txt"}"',
+                "remote-control:",
+                "    control-enable: no",
+                "key:",
+                f'    name: "{key.name}"',
+                f"    algorithm: {key.algorithm}",
+                f'    secret: "{key.secret}"',
+                "zone:",
+                f"    name: {ZONE}",
+                f"    zonefile: {ZONE}.zone",
+                f"    request-xfr: 127.0.0.1@{primary_port} {key.name}",
+                f"    allow-notify: 127.0.0.1 {key.name}",
+                "",
+            ]
+        )
+    )
+    return conf
+
+
+def test_notify_signed_with_the_targets_key_reaches_a_keyed_nsd(served, tmp_path):
+    """notify = ["HOST:PORT key:NAME"]: serve signs its NOTIFYs to that target with
+    [keys.NAME], as NSD's usual allow-notify: ADDR KEY wants (a stranger's NSD refused
+    all 1,000 zones' NOTIFYs, "no acl matches", and caught up only at its refresh)."""
+    key = TsigKey.generate("down")
+    nsd_port = free_port()
+    zone_file = tmp_path / "primary.zone"
+    zone_file.write_text(ZONE_FILE.read_text())
+    zone = {
+        "name": ZONE,
+        "file": str(zone_file),
+        "notify": [f"127.0.0.1:{nsd_port} key:{key.name}"],
+        "allow_transfer": [f"key:{key.name}"],
+    }
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[zone],
+        keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}},
+    )
+    server = served(config)
+    workdir = tmp_path / "nsd"
+    workdir.mkdir()
+    conf = _nsd_secondary_conf(workdir, nsd_port, server.port, key)
+    with (workdir / "server.log").open("wb") as log_file:
+        nsd = subprocess.Popen(
+            ["nsd", "-d", "-c", str(conf)],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def nsd_serial() -> int | None:
+        try:
+            reply = dns.query.udp(
+                dns.message.make_query(f"{ZONE}.", "SOA"), "127.0.0.1", timeout=0.5, port=nsd_port
+            )
+        except (OSError, dns.exception.DNSException):
+            return None
+        return reply.answer[0][0].serial if reply.answer else None
+
+    def wait_nsd(serial: int, timeout: float) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if nsd_serial() == serial:
+                return time.monotonic() - start
+            time.sleep(0.05)
+        log_tail = (workdir / "server.log").read_text(errors="replace")[-2000:]
+        raise AssertionError(f"NSD never served serial {serial}\n{log_tail}")
+
+    try:
+        wait_nsd(SERIAL, 15)  # its first transfer, asked by itself
+        zone_file.write_text(
+            ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
+        )
+        server.call(server.server.reload)
+        assert wait_nsd(SERIAL + 1, 10) < 5  # our signed NOTIFY, not its refresh
+        text = (workdir / "server.log").read_text(errors="replace")
+        assert "no acl matches" not in text, text[-2000:]
+    finally:
+        nsd.send_signal(signal.SIGTERM)
+        try:
+            nsd.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(nsd.pid, signal.SIGKILL)
+            nsd.wait(10)

@@ -21,7 +21,7 @@ from typing import Any
 import tomli_w
 
 from secdns.config.catalog_table import catalog_tables, group_tables
-from secdns.config.fields import Problems
+from secdns.config.fields import Problems, take_notify_keys
 from secdns.config.server_table import catalog_and_tls, server_table
 from secdns.config.values import (
     DEFAULT_CONCURRENCY,
@@ -80,11 +80,12 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
                 "unknown section (expected [server], [keys.NAME], [[zone]], [[catalog]], "
                 "[groups.NAME])",
             )
-    server, server_doc = server_table(doc, base, problems)
     keys_doc = doc.get("keys", {})
     if not isinstance(keys_doc, dict):
         problems.add("keys", "expected tables [keys.NAME]")
         keys_doc = {}
+    doc, notify_keys = take_notify_keys(doc, keys_doc, problems)
+    server, server_doc = server_table(doc, base, problems)
     keys = _key_tables(keys_doc, path, problems)
     zones = zone_tables(doc.get("zone", []), keys_doc, base, problems, doc.get("groups"))
     zone_names = {z.name for z in zones}
@@ -103,6 +104,7 @@ def parse_config(doc: dict[str, Any], path: str = "<config>", base: Path | None 
         zones=tuple(zones),
         catalogs=catalogs,
         groups=groups,
+        notify_keys=notify_keys,
     )
 
 

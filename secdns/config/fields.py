@@ -202,3 +202,66 @@ def transport(
     if ca_file is not None and not ca_file.is_file():
         problems.add(f"{where}.tls_ca", f"no such file {ca_file}")
     return TlsSettings(ca_file=ca_file, hostname=values.get("tls_hostname"), pin=pin)
+
+
+def take_notify_keys(
+    doc: dict[str, Any], keys_doc: dict[str, Any], problems: Problems
+) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """``doc`` with each ``notify`` entry written ``"HOST[:PORT] key:NAME"`` (every
+    ``notify`` list: ``[[zone]]``, ``[groups.NAME]``, ``[[catalog]]``, ``[server]
+    catalog_notify``) cut to its target, and the targets' keys: ``(target, NAME)``
+    pairs, the NOTIFYs to that target signed with ``[keys.NAME]`` (NSD's usual
+    ``allow-notify: ADDR KEY`` refuses unsigned ones; BIND's ``server { keys }``: one
+    key a target).  A copy where anything is cut; the caller's doc is not changed."""
+    found: dict[str, str] = {}
+
+    def cut(entries: Any, where: str) -> Any:
+        if not isinstance(entries, list) or not any(
+            isinstance(e, str) and " key:" in e for e in entries
+        ):
+            return entries
+        out = []
+        for entry in entries:
+            if not isinstance(entry, str) or " key:" not in entry:
+                out.append(entry)
+                continue
+            target, _, name = entry.partition(" key:")
+            target, name = target.strip(), name.strip()
+            if name not in keys_doc:
+                problems.add(where, f"unknown key {name!r} (define it under [keys.{name}])")
+            elif found.get(target, name) != name:
+                problems.add(where, f"{target} is given two keys ({found[target]}, {name})")
+            else:
+                found[target] = name
+            out.append(target)
+        return out
+
+    copy = dict(doc)
+    if isinstance(doc.get("zone"), list):
+        copy["zone"] = [
+            {**z, "notify": cut(z["notify"], f"zone[{i}].notify")}
+            if isinstance(z, dict) and "notify" in z
+            else z
+            for i, z in enumerate(doc["zone"])
+        ]
+    if isinstance(doc.get("catalog"), list):
+        copy["catalog"] = [
+            {**c, "notify": cut(c["notify"], f"catalog[{i}].notify")}
+            if isinstance(c, dict) and "notify" in c
+            else c
+            for i, c in enumerate(doc["catalog"])
+        ]
+    if isinstance(doc.get("groups"), dict):
+        copy["groups"] = {
+            n: {**g, "notify": cut(g["notify"], f"groups.{n}.notify")}
+            if isinstance(g, dict) and "notify" in g
+            else g
+            for n, g in doc["groups"].items()
+        }
+    server = doc.get("server")
+    if isinstance(server, dict) and "catalog_notify" in server:
+        copy["server"] = {
+            **server,
+            "catalog_notify": cut(server["catalog_notify"], "server.catalog_notify"),
+        }
+    return copy, tuple(found.items())

@@ -553,10 +553,12 @@ class Server(QueryDispatch):
             log.warning("notify: zone=%s %s", runtime.name, err.one_line())
             return [notifysend.NotifyResult(str(endpoint), False, err.one_line())]
         soa = version.soa_rrset()
+        key = self.config.notify_key(endpoint)  # ("HOST:PORT key:NAME")
+        tsig = key.to_dnspython() if key is not None else None
         return list(
             await asyncio.gather(
                 *(
-                    self.notifier.send(runtime.zone.origin, soa, address, port)
+                    self.notifier.send(runtime.zone.origin, soa, address, port, tsig)
                     for address, port in addresses
                 )
             )
