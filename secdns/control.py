@@ -10,7 +10,8 @@ each with one JSON object per line, in order, on the same connection::
     -> {"command": "status", "zones": ["example.com"]}
     <- {"ok": true, "command": "status", "result": {"zones": [{"zone": "example.com.", ...}]}}
        (without zones: also "primaries", each held as unreachable or failing: primary,
-       state, until, skipped, failures)
+       state, until, skipped, failures; and "notify_targets": target, missed, each
+       notify target that has not acknowledged the NOTIFYs of that many zones)
     -> {"command": "refresh", "zone": "example.com"}
     <- {"ok": true, "command": "refresh", "result": {"zone": "example.com.", "status": ...}}
     -> {"command": "bogus"}
@@ -337,6 +338,12 @@ class Operations:
             if not zones and catalog is None:  # (the whole server: its held primaries too)
                 unreachable = self.server.unreachable
                 result["primaries"] = unreachable.holds() if unreachable is not None else []
+                missed = self.notify_missed()  # (and downstreams behind on our NOTIFYs)
+                result["notify_targets"] = [
+                    {"target": target, "missed": count}
+                    for target, count in sorted(missed.items())
+                    if count
+                ]
             return result
         if command == "stop":
             return {"stopping": True}

@@ -336,8 +336,8 @@ class Metrics:
         )
         self.notifies_sent = LabelCounts(
             "secdns_notify_sent",
-            "NOTIFYs we sent, by target and how they ended (acknowledged, unanswered after "
-            "every retry, or the error RCODE)",
+            "NOTIFYs we sent, by target and how they ended (acknowledged; unanswered: every "
+            "send timed out; unreachable: refused, nothing listens; or the error RCODE)",
             ("target", "result"),
         )
         self.propagation = Histogram(

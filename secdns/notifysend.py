@@ -79,6 +79,7 @@ class _Outgoing:
     soa: dns.rrset.RRset | None
     again: bool = False
     tsig: dns.tsig.Key | None = None
+    why: str | None = None  # why its last send failed
 
 
 @dataclasses.dataclass(slots=True)
@@ -93,7 +94,9 @@ class _Missed:
 
 class NotifySender:
     """Sends NOTIFYs (the module docstring); ``counted(target, result)`` is told each
-    NOTIFY's end (result: ``acknowledged``, ``unanswered`` or the RCODE's name)."""
+    NOTIFY's end (result: ``acknowledged``; ``unanswered`` after every send timed out,
+    ``unreachable`` when the last was refused (nothing listens) or failed to go; or the
+    RCODE's name)."""
 
     def __init__(
         self,
@@ -117,6 +120,7 @@ class NotifySender:
         self._slots: dict[Target, asyncio.Semaphore] = {}
         self._said: set[Target] = set()  # warned about since they last acknowledged
         self._missed: dict[Target, _Missed] = {}
+        self._ever_missed: set[str] = set()  # (targets: as many as the config names)
         self._probes: set[asyncio.Task[NotifyResult]] = set()
 
     async def send(
@@ -158,9 +162,18 @@ class NotifySender:
     def under_way(self) -> int:
         return len(self._under_way)
 
+    def last_failure(self, zone: dns.name.Name, address: str, port: int) -> str | None:
+        """Why the last send of the zone's NOTIFY under way to that target failed."""
+        found = self._under_way.get((zone, address, port))
+        return found[0].why if found is not None else None
+
     def missed_counts(self) -> dict[str, int]:
-        """Zones each target missed and has not acknowledged since (the metrics)."""
-        return {f"{a}:{p}": len(m.zones) for (a, p), m in self._missed.items() if m.zones}
+        """Zones each target missed and has not acknowledged since, for every target that
+        has missed one since the start (0 once it caught up: the metric's series stays)."""
+        counts = dict.fromkeys(self._ever_missed, 0)
+        for (address, port), missed in self._missed.items():
+            counts[f"{address}:{port}"] = len(missed.zones)
+        return counts
 
     def _ended(self, key: tuple[dns.name.Name, str, int], task: asyncio.Task[NotifyResult]) -> None:
         found = self._under_way.get(key)
@@ -206,6 +219,7 @@ class NotifySender:
                 attempt = 0  # a newer change came after that send: NOTIFY it too
                 timeout = self.first_timeout
                 continue
+            outgoing.why = why
             log.debug("notify: zone=%s to %s attempt %d failed: %s", zone, where, attempt, why)
             if attempt >= self.attempts:
                 break
@@ -219,7 +233,7 @@ class NotifySender:
                     continue
             await asyncio.sleep(delay)
         error = f"never acknowledged after {attempt} attempts ({why})"
-        self._count(where, "unanswered")
+        self._count(where, "unanswered" if why == "no answer" else "unreachable")
         self._missed_one(target, zone, outgoing.soa, outgoing.tsig)
         self._say(target, f"notify: zone={zone} {where} {error}", missed=True)
         return NotifyResult(where, False, error)
@@ -235,6 +249,7 @@ class NotifySender:
         missed = self._missed.get(target)
         if missed is None:
             missed = self._missed[target] = _Missed({}, self.missed_probe)
+            self._ever_missed.add(f"{target[0]}:{target[1]}")
         refresh = float(soa[0].refresh) if soa is not None else MISSED_PROBE_MAX
         missed.zones[zone] = (soa, time.monotonic() + refresh, tsig)
         if missed.probe is None and not self._stopping():

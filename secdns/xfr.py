@@ -173,8 +173,8 @@ class _State(enum.Enum):
 
 
 RCODE_HINTS: dict[int, str] = {
-    dns.rcode.REFUSED: "the primary does not allow transfers to this host, or needs a TSIG key",
-    dns.rcode.NOTAUTH: "the primary's transfer ACL does not allow this host or key "
+    dns.rcode.REFUSED: "the server does not allow transfers to this host, or needs a TSIG key",
+    dns.rcode.NOTAUTH: "the server's transfer ACL does not allow this host or key "
     "(Knot answers so), the TSIG key is wrong, or the server is not authoritative",
     dns.rcode.NOTIMP: "the server does not implement this request",
     dns.rcode.SERVFAIL: "the server has no usable copy of the zone",

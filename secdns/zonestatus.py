@@ -164,11 +164,16 @@ class ServeZones:
             if task.done() and not task.cancelled():
                 results += [result.to_dict() for result in task.result()]
             else:
+                why = self.server.notifier.last_failure(
+                    runtime.zone.origin, target.host, target.port
+                )
                 results.append(
                     NotifyResult(
                         str(target),
                         False,
-                        f"not acknowledged within {wait:g} s; still retrying in the background",
+                        f"not acknowledged within {wait:g} s"
+                        + (f" ({why})" if why else "")
+                        + "; still retrying in the background",
                     ).to_dict()
                 )
         return results

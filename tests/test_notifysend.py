@@ -156,8 +156,12 @@ def test_a_target_that_is_down_is_one_warning(caplog):
     zones' give-ups at info; once it acknowledges one, its next failure warns again."""
     port = free_port()  # nobody listens: each send is refused at once
 
+    counted: list[tuple[str, str]] = []
+
     async def run() -> None:
-        sender = NotifySender(attempts=2, first_timeout=0.05)
+        sender = NotifySender(
+            attempts=2, first_timeout=0.05, counted=lambda *pair: counted.append(pair)
+        )
         zones = [dns.name.from_text(f"z{i}.example.") for i in range(5)]
         results = await asyncio.gather(
             *(sender.send(zone, None, "127.0.0.1", port) for zone in zones)
@@ -173,6 +177,7 @@ def test_a_target_that_is_down_is_one_warning(caplog):
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert f"127.0.0.1:{port}" in warnings[0].getMessage()
     assert "logged at info until it acknowledges one" in warnings[0].getMessage()
+    assert counted == [(f"127.0.0.1:{port}", "unreachable")] * 5  # refused, not a timeout
 
 
 def test_what_a_target_missed_is_sent_again_when_it_answers():
@@ -209,7 +214,7 @@ def test_what_a_target_missed_is_sent_again_when_it_answers():
         finally:
             back.close()
         assert sorted(seen) == sorted(z.to_text() for z in zones), seen
-        assert sender.missed_counts() == {}
+        assert sender.missed_counts() == {f"127.0.0.1:{port}": 0}  # (the series stays, at 0)
         for task in sender.close():
             await asyncio.gather(task, return_exceptions=True)
 

@@ -333,7 +333,14 @@ def status(
     if as_json:
         counts = {"states": state_counts(every)}
         output.emit_json(
-            {"zones": statuses, **counts, **({"primaries": held} if "primaries" in reply else {})}
+            {
+                "zones": statuses,
+                **counts,
+                **({"primaries": held} if "primaries" in reply else {}),
+                **(
+                    {"notify_targets": reply["notify_targets"]} if "notify_targets" in reply else {}
+                ),
+            }
         )
     elif output.use_rich():
         from rich.console import Console
@@ -357,6 +364,14 @@ def status(
                 skipped = item.get("skipped", 0)
                 line = f"held as unreachable: {when}; {skipped} tries of its zones skipped"
             console.print(Text.assemble((f"primary {item.get('primary')}", "bold red"), " ", line))
+        for item in reply.get("notify_targets") or []:  # downstreams behind on our NOTIFYs
+            line = (
+                f"has not acknowledged the NOTIFYs of {item.get('missed')} zones "
+                "(sent again when it answers)"
+            )
+            console.print(
+                Text.assemble((f"notify target {item.get('target')}", "bold yellow"), " ", line)
+            )
     else:
         for item in statuses:
             sys.stdout.write(status_line(item) + "\n")
