@@ -715,8 +715,9 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
         "serve: open TCP connections from one address; past it, that address's oldest idle "
         "connection is closed for the new one (logged once a minute).  A secondary of ours "
         "(an address in some allow_transfer, or one that has made a transfer its key "
-        "allowed) may hold 128, at most half of tcp_clients: NSD's xfrd opens many "
-        "connections at once.  Default: 32.",
+        "allowed) may hold at least 128, at most half of tcp_clients: NSD's xfrd opens up "
+        "to 128 connections at once, before any transfer.  Default: 128, a quarter of "
+        "tcp_clients.",
     ),
     (
         "tcp_idle_timeout",

@@ -764,13 +764,14 @@ def test_a_secondary_named_by_key_may_hold_many_connections(served, tmp_path, ca
     """A downstream allowed by its key alone (allow_transfer = ["key:down"]), once it has
     transferred, may hold a secondary's share of TCP connections (NSD's xfrd opens many
     at once: at tcp_clients_per_source = 32 a stranger's NSD had them closed under it).
-    An ordinary client past its 32 loses its oldest idle one, and that is logged."""
+    An ordinary client past its 32 (set so here) loses its oldest idle one, logged."""
     key = TsigKey.generate("down")
     config = write_config(
         tmp_path / "secdns.toml",
         directory=tmp_path / "store",
         zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": [f"key:{key.name}"]}],
         keys={key.name: {"algorithm": key.algorithm, "secret": key.secret}},
+        tcp_clients_per_source=32,
     )
     server = served(config)
     caplog.set_level(logging.WARNING, logger="secdns")

@@ -88,7 +88,7 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
     out: dict[str, Any] = {}
     for name, default in (
         ("tcp_clients", 512),
-        ("tcp_clients_per_source", 32),
+        ("tcp_clients_per_source", 128),
         ("notify_limit", DEFAULT_NOTIFY_LIMIT),
     ):
         out[name] = number(server_doc, name, default, "server", problems, integer=True)

@@ -81,7 +81,7 @@ class ServerConfig:
     limits: Limits = Limits()
     # serve's TCP limits (secdns.server.tcp) and CH TXT identity (helper "answer")
     tcp_clients: int = 512
-    tcp_clients_per_source: int = 32
+    tcp_clients_per_source: int = 128
     tcp_idle_timeout: float = 10.0
     identity: str | None = None
     version: str | None = None
