@@ -263,7 +263,9 @@ def to_json(delta: Delta, source_a: str, source_b: str) -> dict[str, object]:
 
 
 def to_nsupdate(delta: Delta, server: str | None = None) -> str:
-    """An nsupdate(1) script that turns A into B (the SOA is left to the server)."""
+    """An nsupdate(1) script that turns A into B (the SOA is left to the server); empty
+    when only the SOA differs, or nothing (as ``-f ixfr``: piped into nsupdate, nothing
+    is sent)."""
     origin = delta.origin
     lines = []
     if server:
@@ -279,6 +281,8 @@ def to_nsupdate(delta: Delta, server: str | None = None) -> str:
             lines.append(f"update add {absolute_line(rec, origin)}")
     for change in delta.ttl_changed:
         lines.append(f"update add {absolute_line(change.new, origin)}")
+    if not any(line.startswith("update ") for line in lines):
+        return ""  # nothing to change (the SOA aside): no empty UPDATE to send
     lines.append("send")
     return "\n".join(lines) + "\n"
 

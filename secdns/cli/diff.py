@@ -206,9 +206,14 @@ def command(
     ]
 
     async def load_both() -> list[LoadedZone]:
-        return await asyncio.gather(
-            *(load_zone(s, origin, o) for s, o in zip(sources, side_options, strict=True))
+        loaded = await asyncio.gather(
+            *(load_zone(s, origin, o) for s, o in zip(sources, side_options, strict=True)),
+            return_exceptions=True,
         )
+        for item in loaded:  # A's error first, whichever failed first (both read at once)
+            if isinstance(item, BaseException):
+                raise item
+        return [item for item in loaded if isinstance(item, LoadedZone)]
 
     zone_a, zone_b = asyncio.run(load_both())
     require_zone(zone_a)
