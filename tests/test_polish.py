@@ -362,7 +362,10 @@ def test_readme_diff_server_syntax_works(tmp_path):
     assert spelled == ["HOST[:PORT]"], spelled
     a, b = tmp_path / "a.zone", tmp_path / "b.zone"
     a.write_text(zone_text("example.com"))
-    b.write_text(zone_text("example.com").replace("2024010101", "2024010102"))
+    b.write_text(
+        zone_text("example.com").replace("2024010101", "2024010102")
+        + "added 300 IN A 192.0.2.99\n"  # (a serial alone makes no script)
+    )
     result = CliRunner().invoke(
         cli, ["diff", ZONE, str(a), str(b), "-f", "nsupdate", "--server", "127.0.0.1:15310"]
     )
