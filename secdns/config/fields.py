@@ -237,20 +237,14 @@ def take_notify_keys(
         return out
 
     copy = dict(doc)
-    if isinstance(doc.get("zone"), list):
-        copy["zone"] = [
-            {**z, "notify": cut(z["notify"], f"zone[{i}].notify")}
-            if isinstance(z, dict) and "notify" in z
-            else z
-            for i, z in enumerate(doc["zone"])
-        ]
-    if isinstance(doc.get("catalog"), list):
-        copy["catalog"] = [
-            {**c, "notify": cut(c["notify"], f"catalog[{i}].notify")}
-            if isinstance(c, dict) and "notify" in c
-            else c
-            for i, c in enumerate(doc["catalog"])
-        ]
+    for section in ("zone", "catalog"):  # ([[zone]] and [[catalog]]: arrays of tables)
+        if isinstance(doc.get(section), list):
+            copy[section] = [
+                {**t, "notify": cut(t["notify"], f"{section}[{i}].notify")}
+                if isinstance(t, dict) and "notify" in t
+                else t
+                for i, t in enumerate(doc[section])
+            ]
     if isinstance(doc.get("groups"), dict):
         copy["groups"] = {
             n: {**g, "notify": cut(g["notify"], f"groups.{n}.notify")}
