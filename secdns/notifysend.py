@@ -19,7 +19,9 @@ message, its retries, what is logged and counted, and what a target missed.
   any NOTIFY sends every zone it missed again.  Without this a downstream that was down
   when its zones changed stays behind until its own SOA refresh (BIND and Knot give up
   as well; a stranger's Knot stayed an hour behind).  A missed NOTIFY is forgotten
-  after its SOA's refresh interval, when the target checks on its own.
+  after its SOA's refresh interval, when the target checks on its own.  serve keeps
+  the list in its store when it stops and takes it up again when it starts
+  (:meth:`NotifySender.missed_zones`, :meth:`NotifySender.restore`).
 * Logged once a target: its first NOTIFY given up, or answered with an error, is a
   warning; the next ones are info until it acknowledges one (a downstream that was
   down at a cold start of 2,000 zones made 2,000 warnings and 17,000 lines of retries).
@@ -32,7 +34,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dns.exception
 import dns.flags
@@ -161,6 +163,25 @@ class NotifySender:
     @property
     def under_way(self) -> int:
         return len(self._under_way)
+
+    def missed_zones(self) -> dict[str, list[str]]:
+        """Each target's zones whose NOTIFY it never acknowledged (``ADDR:PORT`` -> zone
+        names): what serve keeps in its store when it stops (:meth:`restore`)."""
+        return {
+            f"{address}:{port}": [zone.to_text() for zone in missed.zones]
+            for (address, port), missed in self._missed.items()
+            if missed.zones
+        }
+
+    def restore(
+        self,
+        target: Target,
+        zones: Sequence[tuple[dns.name.Name, dns.rrset.RRset | None, dns.tsig.Key | None]],
+    ) -> None:
+        """What ``target`` missed before serve stopped: tried again as what it missed
+        now (a probe after :data:`MISSED_PROBE`, all of it once it answers)."""
+        for zone, soa, tsig in zones:
+            self._missed_one(target, zone, soa, tsig)
 
     def last_failure(self, zone: dns.name.Name, address: str, port: int) -> str | None:
         """Why the last send of the zone's NOTIFY under way to that target failed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import random
@@ -953,3 +954,53 @@ def test_notify_signed_with_the_targets_key_reaches_a_keyed_nsd(served, tmp_path
         except subprocess.TimeoutExpired:
             os.killpg(nsd.pid, signal.SIGKILL)
             nsd.wait(10)
+
+
+def test_missed_notifies_outlive_a_restart_of_serve(knot_secondary, served, tmp_path, monkeypatch):
+    """Knot, a downstream, is down while the zone changes, and serve is restarted before
+    Knot comes back: the NOTIFY Knot missed is kept in the store when serve stops, and
+    sent again by the next serve once Knot answers (a file zone loaded at start sends
+    no NOTIFY of its own: without the kept list Knot would wait for its refresh)."""
+    from secdns import notifysend
+    from secdns.server.server import MISSED_NOTIFIES
+
+    secondary_port = free_port()
+    zone_file = tmp_path / "primary.zone"
+    zone_file.write_text(ZONE_FILE.read_text())
+    zone = {
+        "name": ZONE,
+        "file": str(zone_file),
+        "notify": [f"127.0.0.1:{secondary_port}"],
+        "allow_transfer": ["127.0.0.0/8"],
+    }
+    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone])
+    server = served(config)
+    notifier = server.server.notifier
+    notifier.attempts, notifier.first_timeout = 2, 0.2
+    knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, port=secondary_port)
+    assert knot.soa_serial(ZONE) == SERIAL
+    knot.process.send_signal(signal.SIGTERM)
+    knot.process.wait(10)
+    zone_file.write_text(
+        ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
+    )
+    server.call(server.server.reload)
+    deadline = time.monotonic() + 10
+    while not any(notifier.missed_counts().values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.stop()
+    kept = tmp_path / "store" / MISSED_NOTIFIES
+    assert json.loads(kept.read_text()) == {f"127.0.0.1:{secondary_port}": [f"{ZONE}."]}
+    with (knot.workdir / "server.log").open("ab") as log_file:  # back, its old copy kept
+        knot.process = subprocess.Popen(
+            knot.process.args,
+            cwd=knot.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    monkeypatch.setattr(notifysend, "MISSED_PROBE", 0.3)
+    served(config)  # the next serve: the kept list taken up, then removed
+    knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
+    assert not kept.exists()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import json
 import logging
 import os
 import resource
@@ -24,16 +25,18 @@ import sys
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
 
+import dns.exception
 import dns.name
 import dns.tsig
 
 from secdns import gcpause, notify, notifysend, tcpstream
 from secdns._entry import hangup_seen
 from secdns.addresses import resolve
+from secdns.atomicfile import atomic_write
 from secdns.config import Config, ZoneConfig, load_config
 from secdns.control import Operations
-from secdns.endpoints import Endpoint
-from secdns.errors import ConfigError, SecdnsError
+from secdns.endpoints import Endpoint, parse_endpoint
+from secdns.errors import ConfigError, SecdnsError, os_reason
 from secdns.explain import log_step
 from secdns.pull import PullOptions
 from secdns.server import xferproc
@@ -125,7 +128,10 @@ class Server(QueryDispatch):
         self.tsig_refusals = notify.RefusalLog(log, prefix="tsig")
         # our NOTIFYs to the zones' notify targets ([server] notify_limit in flight to each)
         self.notifier = notifysend.NotifySender(
-            config.server.notify_limit, stop=self.stop_event, counted=self._notify_counted
+            config.server.notify_limit,
+            stop=self.stop_event,
+            counted=self._notify_counted,
+            missed_probe=notifysend.MISSED_PROBE,
         )
         self.operations = Operations(self)  # control socket, metrics, statuses
         self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
@@ -222,6 +228,7 @@ class Server(QueryDispatch):
             self._close_transfers()  # (started on the listing of a store not a cold start's)
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
+        self._resume_missed_notifies()
         self.started.set()
         log.info(
             "serve: listening on %s, %d zones",
@@ -350,6 +357,7 @@ class Server(QueryDispatch):
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         others = list(self.listeners.connections) + list(self._background)
+        self._keep_missed_notifies()
         others += self.notifier.close()
         for other in others:
             other.cancel()
@@ -564,6 +572,63 @@ class Server(QueryDispatch):
             )
         )
 
+    def _keep_missed_notifies(self) -> None:
+        """serve stops: the NOTIFYs its targets never acknowledged, kept in the store
+        (:data:`MISSED_NOTIFIES`) for the next start; none: the file goes."""
+        if self.store is None:
+            return
+        path = self.store.directory / MISSED_NOTIFIES
+        missed = self.notifier.missed_zones()
+        try:
+            if missed:
+                atomic_write(path, json.dumps(missed, indent=1) + "\n", digest=False)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("notify: cannot keep the missed NOTIFYs in %s: %s", path, os_reason(err))
+
+    def _resume_missed_notifies(self) -> None:
+        """serve starts: the NOTIFYs its targets had not acknowledged when it stopped are
+        what they missed now (sent again once each answers), for the zones still served
+        with their current SOA; the file is then removed."""
+        if self.store is None:
+            return
+        path = self.store.directory / MISSED_NOTIFIES
+        try:
+            missed = json.loads(path.read_text())
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as err:
+            log.warning("notify: cannot read the missed NOTIFYs of %s: %s", path, err)
+            return
+        if not isinstance(missed, dict):
+            return
+        for target, names in missed.items():
+            try:
+                endpoint = parse_endpoint(str(target))
+            except SecdnsError:
+                continue
+            key = self.config.notify_key(endpoint)
+            tsig = key.to_dnspython() if key is not None else None
+            zones = []
+            for name in names if isinstance(names, list) else ():
+                try:
+                    origin = dns.name.from_text(str(name))
+                except dns.exception.DNSException:
+                    continue
+                runtime = self.runtimes.get(origin)
+                if runtime is not None and runtime.config.notify and runtime.zone.version:
+                    zones.append((runtime.zone.origin, runtime.zone.version.soa_rrset(), tsig))
+            if zones:
+                log.info(
+                    "notify: %s had not acknowledged the NOTIFYs of %d zones when serve "
+                    "stopped: sent again when it answers",
+                    target,
+                    len(zones),
+                )
+                self.notifier.restore((endpoint.host, endpoint.port), zones)
+
     def _notify_counted(self, target: str, result: str) -> None:
         self.operations.metrics.count_notify_sent(target, result)
 
@@ -676,6 +741,8 @@ def check_config_for_serve(config: Config) -> None:
         raise ConfigError(f"{config.path}: " + "; ".join(problems))
 
 
+MISSED_NOTIFIES = "secdns.notify-missed.json"
+"""In the store: the NOTIFYs each target had not acknowledged when serve stopped."""
 FILE_LIMIT_CAP = 1 << 20
 
 
