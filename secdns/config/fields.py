@@ -206,14 +206,16 @@ def transport(
 
 def take_notify_keys(
     doc: dict[str, Any], keys_doc: dict[str, Any], problems: Problems
-) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+) -> tuple[dict[str, Any], tuple[tuple[Endpoint, str], ...]]:
     """``doc`` with each ``notify`` entry written ``"HOST[:PORT] key:NAME"`` (every
     ``notify`` list: ``[[zone]]``, ``[groups.NAME]``, ``[[catalog]]``, ``[server]
     catalog_notify``) cut to its target, and the targets' keys: ``(target, NAME)``
     pairs, the NOTIFYs to that target signed with ``[keys.NAME]`` (NSD's usual
     ``allow-notify: ADDR KEY`` refuses unsigned ones; BIND's ``server { keys }``: one
-    key a target).  A copy where anything is cut; the caller's doc is not changed."""
-    found: dict[str, str] = {}
+    key a target, parsed once here).  A copy where anything is cut; the caller's doc is
+    not changed.  A target that does not parse is left for the ``notify`` list's own
+    reading to report."""
+    found: dict[Endpoint, str] = {}
 
     def cut(entries: Any, where: str) -> Any:
         if not isinstance(entries, list) or not any(
@@ -227,13 +229,17 @@ def take_notify_keys(
                 continue
             target, _, name = entry.partition(" key:")
             target, name = target.strip(), name.strip()
+            out.append(target)
+            try:
+                endpoint = parse_endpoint(target)
+            except SecdnsError:
+                continue
             if name not in keys_doc:
                 problems.add(where, f"unknown key {name!r} (define it under [keys.{name}])")
-            elif found.get(target, name) != name:
-                problems.add(where, f"{target} is given two keys ({found[target]}, {name})")
+            elif found.get(endpoint, name) != name:
+                problems.add(where, f"{target} is given two keys ({found[endpoint]}, {name})")
             else:
-                found[target] = name
-            out.append(target)
+                found[endpoint] = name
         return out
 
     copy = dict(doc)

@@ -14,7 +14,7 @@ import dns.exception
 import dns.name
 
 from secdns.endpoints import Endpoint, parse_endpoint
-from secdns.errors import ConfigError, SecdnsError
+from secdns.errors import ConfigError
 from secdns.keys import TsigKey
 from secdns.unreachable import DEFAULT_HOLD
 from secdns.xot import TlsSettings
@@ -144,13 +144,13 @@ class Config:
     zones: tuple[ZoneConfig, ...]
     catalogs: tuple[CatalogConfig, ...] = ()
     groups: dict[str, GroupConfig] = dataclasses.field(default_factory=dict)
-    # NOTIFY targets written "HOST[:PORT] key:NAME": (target as parsed, the [keys.NAME])
-    notify_keys: tuple[tuple[str, str], ...] = ()
+    # NOTIFY targets written "HOST[:PORT] key:NAME": (the target, the [keys.NAME])
+    notify_keys: tuple[tuple[Endpoint, str], ...] = ()
 
     def notify_key(self, target: Endpoint) -> TsigKey | None:
         """The key a NOTIFY to ``target`` is signed with, if its entry names one."""
-        for written, name in self.notify_keys:
-            if name in self.keys and _same_target(written, target):
+        for endpoint, name in self.notify_keys:
+            if endpoint == target and name in self.keys:
                 return self.keys[name]
         return None
 
@@ -181,11 +181,3 @@ def parse_zone_name(text: str) -> dns.name.Name:
         return dns.name.from_text(text).canonicalize()
     except dns.exception.DNSException as err:
         raise ConfigError(f"bad zone name {text!r}: {err}") from err
-
-
-def _same_target(written: str, target: Endpoint) -> bool:
-    """Whether a ``notify`` entry as written names ``target`` (its port 53 if none)."""
-    try:
-        return parse_endpoint(written) == target
-    except (SecdnsError, ValueError):
-        return False
