@@ -297,9 +297,7 @@ class NotifySender:
         zone, (soa, _until, tsig) = next(iter(missed.zones.items()))
         missed.delay = min(missed.delay * 2, MISSED_PROBE_MAX)
         del missed.zones[zone]  # (back in, should this try go unanswered too)
-        task = asyncio.get_running_loop().create_task(self.send(zone, soa, *target, tsig))
-        self._probes.add(task)
-        task.add_done_callback(self._probes.discard)
+        self._resend(zone, soa, target, tsig)
 
     def _acknowledged(self, target: Target, zone: dns.name.Name) -> None:
         """The target answers: every other zone it missed is NOTIFYed again now."""
@@ -317,11 +315,20 @@ class NotifySender:
         log.info(
             "notify: %s:%d answers again: NOTIFYing the %d zones it missed", *target, len(again)
         )
-        loop = asyncio.get_running_loop()
         for missed_zone, soa, tsig in again:
-            task = loop.create_task(self.send(missed_zone, soa, *target, tsig))
-            self._probes.add(task)
-            task.add_done_callback(self._probes.discard)
+            self._resend(missed_zone, soa, target, tsig)
+
+    def _resend(
+        self,
+        zone: dns.name.Name,
+        soa: dns.rrset.RRset | None,
+        target: Target,
+        tsig: dns.tsig.Key | None,
+    ) -> None:
+        """A missed NOTIFY sent again, in a task of its own (kept: :meth:`close`)."""
+        task = asyncio.get_running_loop().create_task(self.send(zone, soa, *target, tsig))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()

@@ -153,11 +153,8 @@ class ServeZones:
         targets = list(runtime.config.notify)
         if not targets:
             raise UsageError(f"zone {runtime.name} has no notify targets")
-        loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self.server._notify(runtime, target)) for target in targets]
-        for task in tasks:  # (kept: one not done within wait goes on in the background)
-            self.server._background.add(task)
-            task.add_done_callback(self.server._background.discard)
+        # (in the background: one not done within wait goes on)
+        tasks = [self.server._spawn(self.server._notify(runtime, target)) for target in targets]
         await asyncio.wait(tasks, timeout=wait)
         results: list[dict[str, object]] = []
         for target, task in zip(targets, tasks, strict=True):

@@ -718,6 +718,24 @@ def test_a_downstream_down_while_its_zone_changed_is_notified_once_back(
     SOA refresh (an hour); serve tries it again and, once it acknowledges, NOTIFYs what
     it missed: Knot has the new serial in seconds (a stranger's Knot stayed an hour
     behind)."""
+    server, knot, _config, secondary_port = _downstream_missed_a_change(
+        knot_secondary, served, tmp_path
+    )
+    notifier = server.server.notifier
+    assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 1}
+    status = server.call(lambda: server.server.operations.execute({"command": "status"}))
+    assert status["result"]["notify_targets"] == [
+        {"target": f"127.0.0.1:{secondary_port}", "missed": 1}
+    ], status
+    _start_again(knot)
+    knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
+    assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 0}
+
+
+def _downstream_missed_a_change(knot_secondary, served, tmp_path):
+    """serve of a file zone with Knot as its downstream; Knot is stopped, the zone
+    changes and serve's NOTIFY to Knot is given up (retries made short): (server, Knot,
+    the config, Knot's port), the NOTIFY counted as missed."""
     secondary_port = free_port()
     zone_file = tmp_path / "primary.zone"
     zone_file.write_text(ZONE_FILE.read_text())
@@ -741,14 +759,14 @@ def test_a_downstream_down_while_its_zone_changed_is_notified_once_back(
     )
     server.call(server.server.reload)
     deadline = time.monotonic() + 10
-    while not notifier.missed_counts() and time.monotonic() < deadline:
+    while not any(notifier.missed_counts().values()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 1}
-    status = server.call(lambda: server.server.operations.execute({"command": "status"}))
-    assert status["result"]["notify_targets"] == [
-        {"target": f"127.0.0.1:{secondary_port}", "missed": 1}
-    ], status
-    with (knot.workdir / "server.log").open("ab") as log:  # the same Knot, its files kept
+    return server, knot, config, secondary_port
+
+
+def _start_again(knot) -> None:
+    """The same Knot started again, its files (its old copy, its timers) kept."""
+    with (knot.workdir / "server.log").open("ab") as log:
         knot.process = subprocess.Popen(
             knot.process.args,
             cwd=knot.workdir,
@@ -757,8 +775,6 @@ def test_a_downstream_down_while_its_zone_changed_is_notified_once_back(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
-    assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 0}
 
 
 def test_a_secondary_named_by_key_may_hold_many_connections(served, tmp_path, caplog):
@@ -964,42 +980,13 @@ def test_missed_notifies_outlive_a_restart_of_serve(knot_secondary, served, tmp_
     from secdns import notifysend
     from secdns.server.server import MISSED_NOTIFIES
 
-    secondary_port = free_port()
-    zone_file = tmp_path / "primary.zone"
-    zone_file.write_text(ZONE_FILE.read_text())
-    zone = {
-        "name": ZONE,
-        "file": str(zone_file),
-        "notify": [f"127.0.0.1:{secondary_port}"],
-        "allow_transfer": ["127.0.0.0/8"],
-    }
-    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone])
-    server = served(config)
-    notifier = server.server.notifier
-    notifier.attempts, notifier.first_timeout = 2, 0.2
-    knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, port=secondary_port)
-    assert knot.soa_serial(ZONE) == SERIAL
-    knot.process.send_signal(signal.SIGTERM)
-    knot.process.wait(10)
-    zone_file.write_text(
-        ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
+    server, knot, config, secondary_port = _downstream_missed_a_change(
+        knot_secondary, served, tmp_path
     )
-    server.call(server.server.reload)
-    deadline = time.monotonic() + 10
-    while not any(notifier.missed_counts().values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
     server.stop()
     kept = tmp_path / "store" / MISSED_NOTIFIES
     assert json.loads(kept.read_text()) == {f"127.0.0.1:{secondary_port}": [f"{ZONE}."]}
-    with (knot.workdir / "server.log").open("ab") as log_file:  # back, its old copy kept
-        knot.process = subprocess.Popen(
-            knot.process.args,
-            cwd=knot.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    _start_again(knot)  # back, its old copy kept
     monkeypatch.setattr(notifysend, "MISSED_PROBE", 0.3)
     served(config)  # the next serve: the kept list taken up, then removed
     knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)

@@ -125,7 +125,7 @@ class QueryDispatch:
         if reply.kind == "xfr" and reply.query is not None:
             return self._xfr_over_udp(reply.query)
         if reply.kind == "tsig":
-            self._tsig_refused(source, "udp", reply.detail)
+            self._tsig_refused(source, "udp", reply)
         return reply.wire
 
     def answer_tcp(
@@ -159,16 +159,17 @@ class QueryDispatch:
         if reply.kind == "xfr" and reply.query is not None:
             return self._xfr(reply.query, source, tls, port)
         if reply.kind == "tsig":
-            self._tsig_refused(source, "tls" if tls else "tcp", reply.detail)
+            self._tsig_refused(source, "tls" if tls else "tcp", reply)
         return (reply.wire,) if reply.wire is not None else ()
 
-    def _tsig_refused(self, source: str, transport: str, detail: str) -> None:
+    def _tsig_refused(self, source: str, transport: str, reply: front.Reply) -> None:
         """A query or transfer whose TSIG does not verify (answered NOTAUTH): a warning,
         at most once a minute per source and key (a downstream with the wrong key was
         seen nowhere but in secdns_queries_total{rcode="NOTAUTH"})."""
-        key = detail.split(" signed with key ", 1)[-1].split(":", 1)[0]
         self.tsig_refusals.said(
-            source, key, f"{detail} from {source} over {transport}: answered NOTAUTH"
+            source,
+            reply.signer,
+            f"{reply.detail} from {source} over {transport}: answered NOTAUTH",
         )
 
     def _notify_in(self, data: bytes, source: str) -> bytes | None:

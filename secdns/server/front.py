@@ -85,6 +85,8 @@ class Reply:
     detail: str = ""
     """For "tsig" (a TSIG that does not verify, answered NOTAUTH): what was asked with
     which key, and the TSIG error, for the server's log."""
+    signer: str = ""
+    """For "tsig": the name of the key the query was signed with (its log's bound)."""
 
 
 _DROP = Reply(None, False, None, "error")
@@ -568,4 +570,11 @@ def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
         )
         response.tsig = dns.rrset.from_rdata(query.tsig.name, 0, rdata)
         response.want_tsig_sign = False
-    return Reply(response.to_wire(max_size=65535), False, None, "tsig", detail=detail)
+    return Reply(
+        response.to_wire(max_size=65535),
+        False,
+        None,
+        "tsig",
+        detail=detail,
+        signer=str(query.keyname),
+    )

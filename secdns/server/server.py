@@ -24,6 +24,7 @@ import signal
 import sys
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import dns.exception
 import dns.name
@@ -58,6 +59,7 @@ from secdns.store import Store
 from secdns.unreachable import Unreachable, wake_failing
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LOAD_BATCH = 200
 FIRST_LOAD_PAUSE = 120.0
@@ -416,10 +418,12 @@ class Server(QueryDispatch):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
 
-    def _spawn(self, coro: Coroutine[object, object, object]) -> None:
+    def _spawn(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
+        """Run ``coro`` in the background, kept (and cancelled at the stop); its task."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     # --- zones ---------------------------------------------------------------------------------
     def _apply_keys(self, config: Config) -> None:
@@ -561,8 +565,7 @@ class Server(QueryDispatch):
             log.warning("notify: zone=%s %s", runtime.name, err.one_line())
             return [notifysend.NotifyResult(str(endpoint), False, err.one_line())]
         soa = version.soa_rrset()
-        key = self.config.notify_key(endpoint)  # ("HOST:PORT key:NAME")
-        tsig = key.to_dnspython() if key is not None else None
+        tsig = self._notify_tsig(endpoint)
         return list(
             await asyncio.gather(
                 *(
@@ -609,8 +612,7 @@ class Server(QueryDispatch):
                 endpoint = parse_endpoint(str(target))
             except SecdnsError:
                 continue
-            key = self.config.notify_key(endpoint)
-            tsig = key.to_dnspython() if key is not None else None
+            tsig = self._notify_tsig(endpoint)
             zones = []
             for name in names if isinstance(names, list) else ():
                 try:
@@ -628,6 +630,12 @@ class Server(QueryDispatch):
                     len(zones),
                 )
                 self.notifier.restore((endpoint.host, endpoint.port), zones)
+
+    def _notify_tsig(self, endpoint: Endpoint) -> dns.tsig.Key | None:
+        """The key NOTIFYs to ``endpoint`` are signed with ("HOST:PORT key:NAME"), from
+        the keyring made of [keys] (not a new key object a NOTIFY)."""
+        key = self.config.notify_key(endpoint)
+        return self.keyring.get(dns.name.from_text(key.name)) if key is not None else None
 
     def _notify_counted(self, target: str, result: str) -> None:
         self.operations.metrics.count_notify_sent(target, result)
