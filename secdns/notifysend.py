@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import dns.exception
 import dns.flags
@@ -46,8 +48,10 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
+from secdns.atomicfile import atomic_write
 from secdns.config.values import DEFAULT_NOTIFY_LIMIT
-from secdns.errors import os_reason
+from secdns.endpoints import Endpoint, parse_endpoint
+from secdns.errors import SecdnsError, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +355,49 @@ class NotifySender:
             text,
             again,
         )
+
+
+MISSED_FILE = "secdns.notify-missed.json"
+"""In serve's store: the NOTIFYs each target had not acknowledged when serve stopped."""
+
+
+def keep_missed(sender: NotifySender, directory: Path) -> None:
+    """Write ``sender``'s missed NOTIFYs (:meth:`NotifySender.missed_zones`) to
+    :data:`MISSED_FILE` in ``directory``, atomically; none: the file goes."""
+    path = directory / MISSED_FILE
+    missed = sender.missed_zones()
+    try:
+        if missed:
+            atomic_write(path, json.dumps(missed, indent=1) + "\n", digest=False)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("notify: cannot keep the missed NOTIFYs in %s: %s", path, os_reason(err))
+
+
+def take_missed(directory: Path) -> list[tuple[Endpoint, list[dns.name.Name]]]:
+    """What :func:`keep_missed` kept in ``directory`` (each target and its zones), the
+    file removed; nothing when there is none or it cannot be read (said)."""
+    path = directory / MISSED_FILE
+    try:
+        missed = json.loads(path.read_text())
+        path.unlink()
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as err:
+        log.warning("notify: cannot read the missed NOTIFYs of %s: %s", path, err)
+        return []
+    out = []
+    for target, names in missed.items() if isinstance(missed, dict) else ():
+        try:
+            endpoint = parse_endpoint(str(target))
+            origins = [
+                dns.name.from_text(str(n)) for n in (names if isinstance(names, list) else [])
+            ]
+        except (SecdnsError, dns.exception.DNSException):
+            continue
+        out.append((endpoint, origins))
+    return out
 
 
 def _notify_message(

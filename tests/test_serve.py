@@ -978,13 +978,12 @@ def test_missed_notifies_outlive_a_restart_of_serve(knot_secondary, served, tmp_
     sent again by the next serve once Knot answers (a file zone loaded at start sends
     no NOTIFY of its own: without the kept list Knot would wait for its refresh)."""
     from secdns import notifysend
-    from secdns.server.server import MISSED_NOTIFIES
 
     server, knot, config, secondary_port = _downstream_missed_a_change(
         knot_secondary, served, tmp_path
     )
     server.stop()
-    kept = tmp_path / "store" / MISSED_NOTIFIES
+    kept = tmp_path / "store" / notifysend.MISSED_FILE
     assert json.loads(kept.read_text()) == {f"127.0.0.1:{secondary_port}": [f"{ZONE}."]}
     _start_again(knot)  # back, its old copy kept
     monkeypatch.setattr(notifysend, "MISSED_PROBE", 0.3)

@@ -4,10 +4,12 @@ Shaped like uvicorn's server: :meth:`Server.serve` is awaitable, so tests run th
 real server as a task in-process.  This module holds the lifecycle (start, stop,
 SIGHUP/``ctl reload``, signals) and the zones being served (add, remove, refresh
 tasks, NOTIFY out).  The sockets are :mod:`secdns.server.listeners`; what a query
-gets back is :mod:`secdns.server.dispatch`, mixed into :class:`Server`.  About 650
-lines, kept whole: the cold start's measures (switch interval, held writes, the
-collector's pause, the transfer process) are begun and ended by the same lifecycle
-steps and zone additions that run the zones; apart, each would reach into the other.
+gets back is :mod:`secdns.server.dispatch`, mixed into :class:`Server`; NOTIFYs out,
+their retries and what a target missed are :mod:`secdns.notifysend` (here only which
+zones and keys).  About 740 lines, kept whole: the cold start's measures (switch
+interval, held writes, the collector's pause, the transfer process) are begun and
+ended by the same lifecycle steps and zone additions that run the zones; apart, each
+would reach into the other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import json
 import logging
 import os
 import resource
@@ -33,11 +34,10 @@ import dns.tsig
 from secdns import gcpause, notify, notifysend, tcpstream
 from secdns._entry import hangup_seen
 from secdns.addresses import resolve
-from secdns.atomicfile import atomic_write
 from secdns.config import Config, ZoneConfig, load_config
 from secdns.control import Operations
-from secdns.endpoints import Endpoint, parse_endpoint
-from secdns.errors import ConfigError, SecdnsError, os_reason
+from secdns.endpoints import Endpoint
+from secdns.errors import ConfigError, SecdnsError
 from secdns.explain import log_step
 from secdns.pull import PullOptions
 from secdns.server import xferproc
@@ -576,57 +576,28 @@ class Server(QueryDispatch):
         )
 
     def _keep_missed_notifies(self) -> None:
-        """serve stops: the NOTIFYs its targets never acknowledged, kept in the store
-        (:data:`MISSED_NOTIFIES`) for the next start; none: the file goes."""
-        if self.store is None:
-            return
-        path = self.store.directory / MISSED_NOTIFIES
-        missed = self.notifier.missed_zones()
-        try:
-            if missed:
-                atomic_write(path, json.dumps(missed, indent=1) + "\n", digest=False)
-            else:
-                path.unlink(missing_ok=True)
-        except OSError as err:
-            log.warning("notify: cannot keep the missed NOTIFYs in %s: %s", path, os_reason(err))
+        """serve stops: the NOTIFYs its targets never acknowledged, kept in the store."""
+        if self.store is not None:
+            notifysend.keep_missed(self.notifier, self.store.directory)
 
     def _resume_missed_notifies(self) -> None:
         """serve starts: the NOTIFYs its targets had not acknowledged when it stopped are
-        what they missed now (sent again once each answers), for the zones still served
-        with their current SOA; the file is then removed."""
+        what they missed now (sent again once each answers), for the zones still served,
+        with their current SOA."""
         if self.store is None:
             return
-        path = self.store.directory / MISSED_NOTIFIES
-        try:
-            missed = json.loads(path.read_text())
-            path.unlink()
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as err:
-            log.warning("notify: cannot read the missed NOTIFYs of %s: %s", path, err)
-            return
-        if not isinstance(missed, dict):
-            return
-        for target, names in missed.items():
-            try:
-                endpoint = parse_endpoint(str(target))
-            except SecdnsError:
-                continue
+        for endpoint, origins in notifysend.take_missed(self.store.directory):
             tsig = self._notify_tsig(endpoint)
-            zones = []
-            for name in names if isinstance(names, list) else ():
-                try:
-                    origin = dns.name.from_text(str(name))
-                except dns.exception.DNSException:
-                    continue
-                runtime = self.runtimes.get(origin)
-                if runtime is not None and runtime.config.notify and runtime.zone.version:
-                    zones.append((runtime.zone.origin, runtime.zone.version.soa_rrset(), tsig))
+            zones = [
+                (runtime.zone.origin, runtime.zone.version.soa_rrset(), tsig)
+                for runtime in (self.runtimes.get(origin) for origin in origins)
+                if runtime is not None and runtime.config.notify and runtime.zone.version
+            ]
             if zones:
                 log.info(
                     "notify: %s had not acknowledged the NOTIFYs of %d zones when serve "
                     "stopped: sent again when it answers",
-                    target,
+                    endpoint,
                     len(zones),
                 )
                 self.notifier.restore((endpoint.host, endpoint.port), zones)
@@ -749,8 +720,6 @@ def check_config_for_serve(config: Config) -> None:
         raise ConfigError(f"{config.path}: " + "; ".join(problems))
 
 
-MISSED_NOTIFIES = "secdns.notify-missed.json"
-"""In the store: the NOTIFYs each target had not acknowledged when serve stopped."""
 FILE_LIMIT_CAP = 1 << 20
 
 
