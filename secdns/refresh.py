@@ -76,13 +76,17 @@ class ZoneStatus:
         return dataclasses.asdict(self)
 
 
+FIRST_DELAY = 0.5
+"""Seconds within which a zone's first check comes, by default (spread at random)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RefreshPolicy:
     interval: float | None = None  # a fixed interval instead of the SOA refresh (watch)
     jitter: float = 0.2  # checks come up to this fraction early, to spread load
     min_timer: float = MIN_TIMER
     backoff_cap: int = BACKOFF_CAP
-    first_delay: float = 0.5  # the first check comes within this many seconds
+    first_delay: float = FIRST_DELAY  # the first check comes within this many seconds
     # a copy restored from the store and checked within its refresh interval is first
     # checked within this many seconds (spread, not all at start: serve's 10,000
     # zones), and never later than its refresh timer would have it; 0: at once

@@ -30,7 +30,7 @@ from secdns.endpoints import IPNetwork, host_networks
 from secdns.errors import IxfrNotApplicable, SecdnsError, said_once
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
-from secdns.refresh import MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
+from secdns.refresh import FIRST_DELAY, MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
 from secdns.server.persist import StoreQueue
 from secdns.server.xferproc import TransferProcess
 from secdns.server.zone import ChangeTally, ServedZone, ZoneVersion
@@ -43,9 +43,14 @@ log = logging.getLogger(__name__)
 JOURNAL_ENTRIES = 1000
 INLINE_RECORDS = 500
 """A transferred zone this small is built on the event loop, not in a thread."""
-SERVE_POLICY = RefreshPolicy(restored_spread=300.0, first_retry=2.0)
+SERVE_POLICY = RefreshPolicy(restored_spread=300.0, first_retry=2.0, first_delay=0.0)
 """Stored copies fresh at start are first checked over five minutes (or by their
 refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a second.
+A zone with nothing to serve is checked at once, so that a cold start takes its zones
+in the config's order (the shared bound queues them so, as Knot's and BIND's do), not
+in the random order a spread first check made: zones come up in the order an
+operator listed them, and their store files are made in it too, which a restart then
+reads them in (10,000 zones: restart served after ~2.9 s against ~3.5 s).
 A zone with nothing to serve yet retries a failed check after 2 s, doubling up to the
 SOA retry (a primary's transfer limit at a cold start), each under the shared bound."""
 
@@ -202,7 +207,7 @@ class ZoneRuntime:
         stranger's catalog, put back, was checked 49 s later, its removed member served
         meanwhile)."""
         refresher = self.refresher
-        first = 0.0 if at_once else refresher.policy.first_delay
+        first = 0.0 if at_once else FIRST_DELAY
         refresher.policy = dataclasses.replace(
             refresher.policy, restored_spread=0.0, first_delay=first
         )
