@@ -128,6 +128,9 @@ class NotifySender:
         self._missed: dict[Target, _Missed] = {}
         self._ever_missed: set[str] = set()  # (targets: as many as the config names)
         self._probes: set[asyncio.Task[NotifyResult]] = set()
+        # told when what a target missed changes (serve keeps it in its store soon after,
+        # so that a crash loses at most that delay: :func:`write_missed`)
+        self.changed: Callable[[], None] | None = None
 
     async def send(
         self,
@@ -284,6 +287,7 @@ class NotifySender:
         if missed.probe is None and not self._stopping():
             loop = asyncio.get_running_loop()
             missed.probe = loop.call_later(missed.delay, self._probe, target)
+        self._changed()
 
     def _probe(self, target: Target) -> None:
         """Try a target that missed NOTIFYs with one of them (its acknowledgement sends
@@ -297,6 +301,7 @@ class NotifySender:
             del missed.zones[zone]  # (the target has checked it on its own by now)
         if not missed.zones or self._stopping():
             del self._missed[target]
+            self._changed()
             return
         zone, (soa, _until, tsig) = next(iter(missed.zones.items()))
         missed.delay = min(missed.delay * 2, MISSED_PROBE_MAX)
@@ -312,6 +317,7 @@ class NotifySender:
         if missed.probe is not None:
             missed.probe.cancel()
         missed.zones.pop(zone, None)
+        self._changed()
         now = time.monotonic()
         again = [(z, soa, key) for z, (soa, until, key) in missed.zones.items() if until > now]
         if not again:
@@ -337,6 +343,10 @@ class NotifySender:
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
+    def _changed(self) -> None:
+        if self.changed is not None:
+            self.changed()
+
     def _count(self, where: str, result: str) -> None:
         if self.counted is not None:
             self.counted(where, result)
@@ -358,14 +368,22 @@ class NotifySender:
 
 
 MISSED_FILE = "secdns.notify-missed.json"
-"""In serve's store: the NOTIFYs each target had not acknowledged when serve stopped."""
+"""In serve's store: the NOTIFYs each target had not acknowledged when serve stopped,
+or :data:`MISSED_KEEP_DELAY` after what a target missed last changed (a crash)."""
+MISSED_KEEP_DELAY = 5.0
+"""Seconds from a change of what the targets missed to its write in the store."""
 
 
 def keep_missed(sender: NotifySender, directory: Path) -> None:
     """Write ``sender``'s missed NOTIFYs (:meth:`NotifySender.missed_zones`) to
     :data:`MISSED_FILE` in ``directory``, atomically; none: the file goes."""
+    write_missed(directory, sender.missed_zones())
+
+
+def write_missed(directory: Path, missed: dict[str, list[str]]) -> None:
+    """:func:`keep_missed` of a :meth:`NotifySender.missed_zones` taken before (on the
+    event loop: this may run in a thread)."""
     path = directory / MISSED_FILE
-    missed = sender.missed_zones()
     try:
         if missed:
             atomic_write(path, json.dumps(missed, indent=1) + "\n", digest=False)
@@ -376,12 +394,13 @@ def keep_missed(sender: NotifySender, directory: Path) -> None:
 
 
 def take_missed(directory: Path) -> list[tuple[Endpoint, list[dns.name.Name]]]:
-    """What :func:`keep_missed` kept in ``directory`` (each target and its zones), the
-    file removed; nothing when there is none or it cannot be read (said)."""
+    """What :func:`keep_missed` kept in ``directory`` (each target and its zones);
+    nothing when there is none or it cannot be read (said).  The file stays until
+    serve writes it again (what it resumed of it, or nothing: then it goes), so that
+    a crash right after the start loses nothing."""
     path = directory / MISSED_FILE
     try:
         missed = json.loads(path.read_text())
-        path.unlink()
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as err:

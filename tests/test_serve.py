@@ -979,14 +979,25 @@ def test_missed_notifies_outlive_a_restart_of_serve(knot_secondary, served, tmp_
     no NOTIFY of its own: without the kept list Knot would wait for its refresh)."""
     from secdns import notifysend
 
+    monkeypatch.setattr(notifysend, "MISSED_KEEP_DELAY", 0.2)
     server, knot, config, secondary_port = _downstream_missed_a_change(
         knot_secondary, served, tmp_path
     )
-    server.stop()
     kept = tmp_path / "store" / notifysend.MISSED_FILE
-    assert json.loads(kept.read_text()) == {f"127.0.0.1:{secondary_port}": [f"{ZONE}."]}
+    expected = {f"127.0.0.1:{secondary_port}": [f"{ZONE}."]}
+    # kept while serve runs, not only at its stop: a crash (kill -9, OOM) loses nothing
+    _wait_for(lambda: kept.exists() and json.loads(kept.read_text()) == expected, 10)
+    server.stop()
+    assert json.loads(kept.read_text()) == expected
     _start_again(knot)  # back, its old copy kept
     monkeypatch.setattr(notifysend, "MISSED_PROBE", 0.3)
-    served(config)  # the next serve: the kept list taken up, then removed
+    served(config)  # the next serve: the kept list taken up, then removed once Knot has it
     knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
-    assert not kept.exists()
+    _wait_for(lambda: not kept.exists(), 10)
+
+
+def _wait_for(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.05)

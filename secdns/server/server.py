@@ -135,6 +135,9 @@ class Server(QueryDispatch):
             counted=self._notify_counted,
             missed_probe=notifysend.MISSED_PROBE,
         )
+        self.notifier.changed = self._missed_changed
+        self._missed_keep: asyncio.TimerHandle | None = None  # (MISSED_KEEP_DELAY)
+        self._missed_write: asyncio.Task[None] | None = None
         self.operations = Operations(self)  # control socket, metrics, statuses
         self.catalogs = CatalogZones(self)  # [[catalog]] members, [server] catalog
         self.tls = TlsListeners(self)  # [server] tls_listen: DoT and XoT
@@ -359,6 +362,11 @@ class Server(QueryDispatch):
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         others = list(self.listeners.connections) + list(self._background)
+        if self._missed_keep is not None:
+            self._missed_keep.cancel()
+            self._missed_keep = None
+        if self._missed_write is not None:  # (its older list must not land after ours)
+            await asyncio.gather(self._missed_write, return_exceptions=True)
         self._keep_missed_notifies()
         others += self.notifier.close()
         for other in others:
@@ -580,13 +588,39 @@ class Server(QueryDispatch):
         if self.store is not None:
             notifysend.keep_missed(self.notifier, self.store.directory)
 
+    def _missed_changed(self) -> None:
+        """What a target missed changed: kept in the store within
+        :data:`~secdns.notifysend.MISSED_KEEP_DELAY` (not only at the stop: a crash or a
+        kill -9 would lose it, and a downstream down meanwhile would wait for its own
+        refresh), one write at a time, off the event loop."""
+        if self.store is None or self._missed_keep is not None or self.stop_event.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        self._missed_keep = loop.call_later(notifysend.MISSED_KEEP_DELAY, self._keep_missed_soon)
+
+    def _keep_missed_soon(self) -> None:
+        self._missed_keep = None
+        if self.store is None or self.stop_event.is_set():
+            return
+        if self._missed_write is not None and not self._missed_write.done():
+            self._missed_changed()  # (the last write still runs: after it)
+            return
+        missed = self.notifier.missed_zones()
+        directory = self.store.directory
+        self._missed_write = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(notifysend.write_missed, directory, missed)
+        )
+
     def _resume_missed_notifies(self) -> None:
         """serve starts: the NOTIFYs its targets had not acknowledged when it stopped are
         what they missed now (sent again once each answers), for the zones still served,
-        with their current SOA."""
+        with their current SOA; the kept file is written again with what was resumed."""
         if self.store is None:
             return
-        for endpoint, origins in notifysend.take_missed(self.store.directory):
+        kept = notifysend.take_missed(self.store.directory)
+        if kept or (self.store.directory / notifysend.MISSED_FILE).exists():
+            self._missed_changed()  # (rewritten, or removed when none was resumed)
+        for endpoint, origins in kept:
             tsig = self._notify_tsig(endpoint)
             zones = [
                 (runtime.zone.origin, runtime.zone.version.soa_rrset(), tsig)
