@@ -760,7 +760,7 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "catalog_allow_transfer",
-        '["CIDR" | "key:NAME", ...]',
+        '["CIDR" | "key:NAME" | "CIDR key:NAME", ...]',
         "serve: who may transfer the published catalog, as a zone's allow_transfer.  "
         "Default: nobody.",
     ),
@@ -877,9 +877,11 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "allow_transfer",
-        '["CIDR" | "key:NAME", ...]',
-        "serve: who may transfer the zone (AXFR/IXFR out): addresses or networks, and "
-        "key:NAME for clients that sign with that key.  Default: nobody.",
+        '["CIDR" | "key:NAME" | "CIDR key:NAME", ...]',
+        "serve: who may transfer the zone (AXFR/IXFR out): addresses or networks, "
+        "key:NAME for clients that sign with that key, and CIDR key:NAME for clients in "
+        "that network that sign with that key (both); any one entry allows.  "
+        "Default: nobody.",
     ),
     (
         "notify",
@@ -961,7 +963,7 @@ CATALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "allow_transfer",
-        '["ADDRESS/PREFIX" | "key:NAME", ...]',
+        '["CIDR" | "key:NAME" | "CIDR key:NAME", ...]',
         "serve: who may transfer the catalog and its members from us (a member's group "
         "setting wins).  Default: nobody.",
     ),
@@ -980,7 +982,11 @@ GROUP_KEYS: tuple[tuple[str, str, str], ...] = (
         "The primaries of the group's members, instead of their catalog's.",
     ),
     ("key", '"NAME"', "The [keys.NAME] towards those primaries, instead of the catalog's."),
-    ("allow_transfer", '["CIDR" | "key:NAME", ...]', "serve: as a zone's allow_transfer."),
+    (
+        "allow_transfer",
+        '["CIDR" | "key:NAME" | "CIDR key:NAME", ...]',
+        "serve: as a zone's allow_transfer.",
+    ),
     ("notify", '["HOST[:PORT]", ...]', "serve: as a zone's notify."),
 )
 

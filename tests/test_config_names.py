@@ -135,3 +135,51 @@ def test_a_notify_target_may_name_its_key(tmp_path):
         load_config(path)
     assert "zone[0].notify: unknown key 'nosuch'" in raised.value.message
     assert "zone[2].notify: 192.0.2.7 is given two keys (down, other)" in raised.value.message
+
+
+def test_allow_transfer_may_ask_for_an_address_and_a_key_at_once(tmp_path):
+    """allow_transfer = ["CIDR key:NAME"]: that range and that key, both (a Knot acl with
+    an address and a key); written back with one space; a bad part, an unknown key or
+    three parts are config problems; allow_notify takes either, not both at once."""
+    from secdns.config import load_config
+
+    path = tmp_path / "secdns.toml"
+    secret = 'secret = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="\n'
+    path.write_text(
+        f"[keys.down]\n{secret}"
+        '[[zone]]\nname = "a.example"\nprimaries = ["192.0.2.1"]\n'
+        'allow_transfer = ["192.0.2.0/24   key:down", "key:down", "2001:db8::1"]\n'
+    )
+    (zone,) = load_config(path).zones
+    assert zone.allow_transfer == ("192.0.2.0/24 key:down", "key:down", "2001:db8::1")
+    path.write_text(
+        f"[keys.down]\n{secret}"
+        '[[zone]]\nname = "a.example"\nprimaries = ["192.0.2.1"]\n'
+        'allow_transfer = ["192.0.2.0/24 key:nosuch", "nonsense key:down", '
+        '"192.0.2.1 key:down extra", "key:down 192.0.2.1"]\n'
+        'allow_notify = ["192.0.2.1 key:down"]\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = raised.value.message
+    assert "allow_transfer: unknown key 'nosuch'" in message
+    assert "'nonsense' is neither a CIDR/address, key:NAME nor 'CIDR key:NAME'" in message
+    assert "'192.0.2.1 key:down extra' is neither" in message
+    assert "'key:down 192.0.2.1' is neither" in message
+    assert "allow_notify: '192.0.2.1 key:down': here an address or a key" in message
+
+
+def test_transfer_allowed_by_an_address_and_a_key():
+    from secdns.server.xfrout import transfer_allowed
+
+    key = dns.name.from_text("xfrkey")
+    keys = {"down": key}
+    acl = ["192.0.2.0/24 key:down"]
+    assert transfer_allowed(acl, "192.0.2.7", key, keys)
+    assert not transfer_allowed(acl, "192.0.2.7", None, keys)  # unsigned
+    assert not transfer_allowed(acl, "198.51.100.7", key, keys)  # signed, elsewhere
+    assert not transfer_allowed(acl, "192.0.2.7", dns.name.from_text("other"), keys)
+    either = ["192.0.2.0/24", "key:down"]
+    assert transfer_allowed(either, "192.0.2.7", None, keys)
+    assert transfer_allowed(either, "198.51.100.7", key, keys)
+    assert not transfer_allowed(either, "198.51.100.7", None, keys)

@@ -553,6 +553,29 @@ def test_allow_transfer_key_names_the_keys_table_not_the_wire_name(served, tmp_p
         list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))
 
 
+def test_allow_transfer_of_an_address_and_a_key_at_once(served, knot_secondary, tmp_path):
+    """allow_transfer = ["127.0.0.1/32 key:down"]: Knot, a downstream signing with the key
+    from that address, transfers; the key from another address, or that address
+    unsigned, is refused (as a Knot acl with both an address and a key)."""
+    key = TsigKey.generate("down")
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(ZONE_FILE), "allow_transfer": ["127.0.0.1/32 key:down"]}],
+        keys={"down": {"name": "down", "algorithm": key.algorithm, "secret": key.secret}},
+    )
+    server = served(config)
+    knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, key=key)  # (once transferred)
+    assert knot.soa_serial(ZONE) == SERIAL
+    signed = {"keyring": key.keyring, "keyname": "down"}
+    with pytest.raises(dns.query.TransferError):  # the key, from 127.0.0.2
+        list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, source="127.0.0.2", **signed))
+    with pytest.raises(dns.query.TransferError):  # 127.0.0.1, unsigned
+        list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))
+    messages = list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, **signed))
+    assert messages[0].rcode() == dns.rcode.NOERROR
+
+
 def test_cookies_keepalive_and_identity_through_the_server(served, tmp_path):
     """Cached answers get a fresh server cookie; keepalive over TCP sends tcp_idle_timeout;
     [server] identity/version answer CH TXT."""

@@ -65,18 +65,36 @@ def endpoints(value: Any, key: str, problems: Problems, port: int = 53) -> tuple
     return tuple(result)
 
 
-def acl(value: Any, key: str, keys: dict[str, Any], problems: Problems) -> tuple[str, ...]:
+def acl(
+    value: Any, key: str, keys: dict[str, Any], problems: Problems, *, both: bool = True
+) -> tuple[str, ...]:
+    """An ``allow_transfer`` list: CIDRs/addresses, ``key:NAME``, and ``CIDR key:NAME``
+    (both must match: :func:`secdns.server.xfrout.transfer_allowed`), written back
+    with one space between the two; ``both`` False (``allow_notify``): not the last."""
     result = []
     for item in str_list(value, key, problems):
-        if item.startswith("key:"):
-            if item[4:] not in keys:
-                problems.add(key, f"unknown key {item[4:]!r} (define it under [keys.{item[4:]}])")
+        parts = item.split()
+        if len(parts) == 2 and parts[1].startswith("key:") and not parts[0].startswith("key:"):
+            if not both:
+                problems.add(key, f"{item!r}: here an address or a key allows, not both at once")
+                continue
+            network, key_item = parts
+        elif len(parts) == 1:
+            network, key_item = ("", parts[0]) if parts[0].startswith("key:") else (parts[0], "")
         else:
+            problems.add(key, f"{item!r} is neither a CIDR/address, key:NAME nor 'CIDR key:NAME'")
+            continue
+        if key_item and key_item[4:] not in keys:
+            name = key_item[4:]
+            problems.add(key, f"unknown key {name!r} (define it under [keys.{name}])")
+        if network:
             try:
-                ipaddress.ip_network(item, strict=False)
+                ipaddress.ip_network(network, strict=False)
             except ValueError:
-                problems.add(key, f"{item!r} is neither a CIDR/address nor key:NAME")
-        result.append(item)
+                problems.add(
+                    key, f"{network!r} is neither a CIDR/address, key:NAME nor 'CIDR key:NAME'"
+                )
+        result.append(" ".join(part for part in (network, key_item) if part))
     return tuple(result)
 
 

@@ -138,7 +138,9 @@ def _zone_table(
             zone_doc.get("allow_transfer"), f"{where}.allow_transfer", keys_doc, problems
         ),
         notify=endpoints(zone_doc.get("notify"), f"{where}.notify", problems),
-        allow_notify=acl(zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems),
+        allow_notify=acl(
+            zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems, both=False
+        ),
         request_ixfr=request_ixfr,
         tls=tls,
         transfer_transport=transfer_transport,

@@ -46,9 +46,9 @@ def transfer_networks(config: Config) -> tuple[Network, ...]:
     acls.append(config.server.catalog_allow_transfer)
     for acl in acls:
         for item in acl:
-            if not item.startswith("key:"):
+            if not item.startswith("key:"):  # (a CIDR, alone or with a key)
                 with contextlib.suppress(ValueError):
-                    networks.append(ipaddress.ip_network(item, strict=False))
+                    networks.append(ipaddress.ip_network(item.split()[0], strict=False))
     return tuple(networks)
 
 

@@ -43,7 +43,9 @@ def transfer_allowed(
     key_name: dns.name.Name | None,
     keys: Mapping[str, dns.name.Name] | None = None,
 ) -> bool:
-    """``acl`` items are CIDRs/addresses and ``key:NAME``; empty means nobody.
+    """``acl`` items are CIDRs/addresses, ``key:NAME``, and ``CIDR key:NAME`` (that
+    address range *and* that key, as a Knot ``acl`` with both an ``address`` and a
+    ``key``); any one item allows; empty means nobody.
 
     ``key:NAME`` names the ``[keys.NAME]`` table (secdns.toml(5)); ``keys`` maps table
     names to the keys' names on the wire (``[keys.xfr] name = "xfrkey"``: ``key:xfr``
@@ -55,16 +57,18 @@ def transfer_allowed(
     except ValueError:
         address = None
     for item in acl:
-        if item.startswith("key:"):
-            if key_name is None:
+        network, _, key = item.partition(" ") if not item.startswith("key:") else ("", "", item)
+        if key:
+            if key_name is None or not key.startswith("key:"):
                 continue
-            wire_name = (keys or {}).get(item[4:])
-            if key_name == (wire_name or dns.name.from_text(item[4:])):
+            wire_name = (keys or {}).get(key[4:])
+            if key_name != (wire_name or dns.name.from_text(key[4:])):
+                continue
+            if not network:
                 return True
-            continue
         if address is not None:
             try:
-                if address in ipaddress.ip_network(item, strict=False):
+                if address in ipaddress.ip_network(network, strict=False):
                     return True
             except ValueError:
                 continue
