@@ -77,6 +77,8 @@ class ZoneStatus:
 
 
 FIRST_DELAY = 0.5
+EXPIRY_SLACK = 0.01
+"""Seconds past a zone's expire deadline at which it is expired between two checks."""
 """Seconds within which a zone's first check comes, by default (spread at random)."""
 
 
@@ -316,7 +318,7 @@ class Refresher:
         delay = self.rng.uniform(0, self.first_window())
         while not self.stopping:
             self.next_refresh = self.clock() + delay
-            woken = await self._sleep(delay)
+            woken = await self._wait(delay)
             if self.stopping:
                 return
             if self._recheck:
@@ -360,6 +362,26 @@ class Refresher:
         else:
             base = refresh
         return base * (1.0 - self.policy.jitter * self.rng.random())
+
+    async def _wait(self, delay: float) -> bool:
+        """:meth:`_sleep` ``delay`` seconds, the zone expired on the way when its expire
+        deadline comes first: retries back off past the SOA retry (and a held primary's
+        zones wait out its hold), and a zone was served for a minute past its expire, as
+        authoritative, until its next check failed (a stranger's, expire 90 s)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        while True:
+            left = due - loop.time()
+            if not self.expired and self.expires_at is not None:
+                until_expiry = self.expires_at - self.clock()
+                if until_expiry < left:
+                    # (just past the deadline: expired_check needs the clock beyond it)
+                    woken = await self._sleep(max(until_expiry, 0.0) + EXPIRY_SLACK)
+                    if woken or self.stopping:
+                        return woken
+                    self.expired_check()
+                    continue
+            return await self._sleep(max(left, 0.0))
 
     async def _sleep(self, delay: float) -> bool:
         """Wait ``delay`` seconds or until woken; True when woken."""

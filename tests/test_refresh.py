@@ -399,3 +399,42 @@ def test_a_notify_whose_serial_the_primary_does_not_answer_yet_is_checked_again(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "announced serial 2, but" in warnings[0], warnings
     assert "still answers 1 after 3 more checks" in warnings[0]
+
+
+def test_a_zone_expires_at_its_deadline_not_at_its_next_check():
+    """A zone whose checks fail expires when its expire deadline passes, between two
+    checks (its retries back off past the SOA retry): a stranger's zone, expire 90 s, was
+    served as authoritative for a minute more, until its next retry failed."""
+
+    async def scenario() -> tuple[list[bool], int, float]:
+        told: list[bool] = []
+        checks = 0
+
+        async def check(force_axfr: bool) -> PullResult:
+            nonlocal checks
+            checks += 1
+            return PullResult(zone=ORIGIN_TEXT, status=Status.FAILED)
+
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            check,
+            asyncio.Semaphore(1),
+            policy=RefreshPolicy(restored_spread=3600.0),
+            timers=lambda: (3600.0, 600.0, 86400.0),
+            on_expire=told.append,
+        )
+        now = time.time()
+        refresher.restore(41, now - 100, now + 0.3)  # fresh: first check in an hour or so
+        task = asyncio.create_task(refresher.run())
+        began = time.monotonic()
+        while not told and time.monotonic() - began < 5:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - began
+        refresher.stopping = True
+        refresher.wake()
+        await asyncio.wait_for(task, 5)
+        return told, checks, took
+
+    told, checks, took = asyncio.run(scenario())
+    assert told == [True] and checks == 0
+    assert 0.25 <= took < 1.0
