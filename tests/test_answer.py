@@ -870,6 +870,11 @@ BASE_QUERIES: list[tuple[str, str]] = [
     ("MIXED", "A"),
     ("nothere", "A"),
     ("a.b.nothere", "MX"),
+    ("nothere", "SOA"),  # NXDOMAIN to type SOA: BIND's zero-no-soa-ttl, the SOA's TTL 0
+    ("a.b.nothere", "SOA"),
+    ("www", "SOA"),  # NODATA: its usual TTL
+    ("sub", "NSEC"),  # the parent's NSEC at a delegation point (signed zones)
+    ("child", "NSEC"),
     ("zzzz", "A"),
     ("0", "A"),
     ("_sip._tcp", "SRV"),

@@ -291,10 +291,15 @@ class Proofs:
         return False
 
     # -- negative answers
-    def _add_soa(self) -> None:
+    def _add_soa(self, zero_ttl: bool = False) -> None:
+        """The negative-caching SOA (and its RRSIG); ``zero_ttl``: with TTL 0, as BIND's
+        ``zero-no-soa-ttl`` (on by default) writes it in NXDOMAIN to a query of type SOA,
+        so that a stub finding a name's zone does not cache it."""
         index = self.index
         assert index is not None
         soa, sig = index.negative_soa
+        if zero_ttl:
+            soa, sig = with_ttl(soa, 0), (with_ttl(sig, 0) if sig is not None else None)
         self._add(self.authority, soa)
         if self.dnssec and sig is not None:
             self._add(self.authority, sig)
@@ -362,9 +367,10 @@ class Proofs:
                 return node, walk
             walk = walk.parent()
 
-    def _nxdomain(self, name: dns.name.Name) -> None:
-        """NXDOMAIN (or an empty wildcard): SOA, and with DO the proofs of no name/no wildcard."""
-        self._add_soa()
+    def _nxdomain(self, name: dns.name.Name, qtype: int = 0) -> None:
+        """NXDOMAIN (or an empty wildcard): SOA (TTL 0 to a query of type SOA), and with
+        DO the proofs of no name/no wildcard."""
+        self._add_soa(zero_ttl=qtype == dns.rdatatype.SOA)
         if not self.dnssec:
             return
         index = self.index

@@ -33,6 +33,7 @@ import dns.rdatatype
 from secdns.server.front import PlainQuery, scan_plain
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion, line_fields
 
+_SOA = int(dns.rdatatype.SOA)
 _SIMPLE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _PLAIN_TYPES = frozenset(
     int(t)
@@ -205,7 +206,7 @@ class NegativeAnswers:
     def answer(self, wire: bytes) -> bytes | None:
         """The NXDOMAIN answer for ``wire`` if it provably is one and a template exists."""
         query = parse_plain(wire)
-        if query is None:
+        if query is None or query.qtype == _SOA:  # (type SOA: its TTL 0, zero-no-soa-ttl)
             return None
         found = self._zone(query.labels)
         if found is None:
@@ -254,7 +255,7 @@ class NegativeAnswers:
         if reply[3] & 0xF != dns.rcode.NXDOMAIN:
             return
         query = parse_plain(wire)
-        if query is None:
+        if query is None or query.qtype == _SOA:
             return
         key = (zone.key, query.flags & _RD_CD, query.opt_ttl is not None)
         current = self.templates.get(key)

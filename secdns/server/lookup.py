@@ -98,6 +98,10 @@ _ANY = dns.rdatatype.ANY
 _AXFR = dns.rdatatype.AXFR
 _IXFR = dns.rdatatype.IXFR
 
+# Types answered from the parent side at a delegation point when the parent holds them
+# there (rbtdb.c zone_find: "unless we're actually at the zone cut and the type is NSEC
+# or KEY"); DS always is (RFC 4035 3.1.4.1).  Otherwise a referral.
+_AT_THE_CUT = frozenset({_NSEC, dns.rdatatype.KEY})
 # Types whose queries get neither the apex NS nor additional data (ns_query_start).
 _MINIMAL_TYPES = frozenset(
     {dns.rdatatype.DS, dns.rdatatype.DNSKEY, dns.rdatatype.CDS, dns.rdatatype.CDNSKEY}
@@ -310,8 +314,13 @@ class Answerer(Proofs):
                 continue
             at_qname = depth == last
             kinds = index.kinds(key, lines)
-            if depth > 0 and kinds & KIND_NS and not (at_qname and qtype == _DS):
-                return _Lookup(_DELEGATION, index.node(key), key)
+            if depth > 0 and kinds & KIND_NS:
+                node = index.node(key)
+                if not at_qname or not (
+                    qtype == _DS
+                    or (qtype in _AT_THE_CUT and node is not None and qtype in node.rrsets)
+                ):
+                    return _Lookup(_DELEGATION, node, key)
             if not at_qname and kinds & KIND_DNAME:
                 return _Lookup(_DNAME_FOUND, index.node(key), key)
         entry = version.entry(keys[last])
@@ -380,7 +389,7 @@ class Answerer(Proofs):
                 self._nodata(name, found.node, found.wild)
                 return dns.rcode.NOERROR, aa
             if status in (_NXDOMAIN, _EMPTYWILD):
-                self._nxdomain(name)
+                self._nxdomain(name, qtype)
                 return (dns.rcode.NXDOMAIN if status == _NXDOMAIN else dns.rcode.NOERROR), aa
             assert found.node is not None
             if status == _CNAME_FOUND:

@@ -220,8 +220,10 @@ class PreparedAnswers:
             return None  # DO on a signed zone: the proofs and signatures of the general path
         entry = version.buckets[hash(key) & version.mask].get(key)
         if entry is None:  # NXDOMAIN, its closest encloser the (clean) parent
-            if version.exists("*." + parent):
-                return None  # a wildcard could match: synthesis, on the general path
+            if version.exists("*." + parent) or qtype == TYPE_SOA:
+                # a wildcard could match: synthesis; type SOA: the SOA's TTL 0 (BIND's
+                # zero-no-soa-ttl); both on the general path
+                return None
             authority: Section = []
             self._negative_soa(version, authority)
             tail = self._soa_tail(version, (*labels, b""), qname_end + 4, authority[0])
@@ -556,6 +558,8 @@ class PreparedAnswers:
         rcode = 0
         apex_key = version.origin_key
         if entry is None:  # NXDOMAIN: no wildcard at the closest encloser
+            if qtype == TYPE_SOA:
+                return None  # the SOA with TTL 0 (BIND's zero-no-soa-ttl): the general path
             rcode = 3
             self._negative_soa(version, authority)
         elif not entry[0]:  # an empty non-terminal: NODATA
