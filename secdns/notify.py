@@ -39,6 +39,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
+from secdns import tsigerror
 from secdns.endpoints import Endpoint, IPNetwork, source_allowed
 from secdns.errors import NetworkError, UsageError, os_reason
 
@@ -93,6 +94,8 @@ class NotifyDecision:
     reason: str
     qname: dns.name.Name | None = None  # the question's name, when there was one
     serial: int | None = None  # the serial its answer section's SOA announces, if any
+    tsig_error: str | None = None  # BADSIG, BADKEY, BADTIME: its TSIG did not verify
+    signer: dns.name.Name | None = None  # the key it was signed with, if it was
 
     @property
     def refused(self) -> bool:
@@ -127,7 +130,7 @@ def answer_notify(
     try:
         query = dns.message.from_wire(wire, keyring=dict(keyring or {}))
     except _TSIG_ERRORS as err:
-        return _tsig_failure(wire, err)
+        return _tsig_failure(wire, err, keyring)
     except Exception as err:  # hostile input: whatever the parser raises, drop it
         return _dropped(f"malformed ({err or type(err).__name__})")
     opcode = query.opcode()
@@ -177,14 +180,21 @@ def _dropped(reason: str) -> NotifyDecision:
     return NotifyDecision(None, None, None, f"dropped: {reason}")
 
 
-def _tsig_failure(wire: bytes, err: Exception) -> NotifyDecision:
-    """NOTAUTH, unsigned, for a NOTIFY whose TSIG does not verify (RFC 8945 5.2)."""
-    reason = f"TSIG does not verify ({err or type(err).__name__})"
+def _tsig_failure(
+    wire: bytes, err: Exception, keyring: Mapping[dns.name.Name, dns.tsig.Key] | None
+) -> NotifyDecision:
+    """NOTAUTH with the TSIG error, for a NOTIFY whose TSIG does not verify (RFC 8945
+    5.3.2: :func:`secdns.tsigerror.add_error`, as queries get it; it was an unsigned
+    NOTAUTH without the TSIG record, which a primary's TSIG code reads as malformed)."""
+    error = tsigerror.error_of(err)
+    reason = f"TSIG does not verify ({tsigerror.NAMES[error]}: {err or type(err).__name__})"
     try:
         query = dns.message.from_wire(wire, keyring=False)
     except Exception:
         return _dropped(reason)
-    return _reply(wire, query, dns.rcode.NOTAUTH, reason)
+    decision = _reply(wire, query, dns.rcode.NOTAUTH, reason, tsig=(query, error, keyring))
+    signer = query.keyname if query.had_tsig else None
+    return dataclasses.replace(decision, tsig_error=tsigerror.NAMES[error], signer=signer)
 
 
 def _reply(
@@ -195,6 +205,8 @@ def _reply(
     *,
     zone: dns.name.Name | None = None,
     echo: bool = True,
+    tsig: tuple[dns.message.Message, int, Mapping[dns.name.Name, dns.tsig.Key] | None]
+    | None = None,
 ) -> NotifyDecision:
     qname = query.question[0].name if len(query.question) == 1 else None
     response = dns.message.make_response(query)
@@ -204,6 +216,12 @@ def _reply(
     response.set_rcode(rcode)
     if not echo:
         response.question = []
+    if tsig is not None and query.tsig is not None:  # (the TSIG error: _tsig_failure)
+        signed, error, keyring = tsig
+        key = None
+        if error == dns.rcode.BADTIME and keyring and signed.keyname is not None:
+            key = keyring.get(signed.keyname)
+        tsigerror.add_error(response, signed, error, key)
     try:
         out = response.to_wire()
     except dns.exception.DNSException as err:

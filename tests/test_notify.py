@@ -154,10 +154,29 @@ def test_serve_and_watch_answer_every_notify_alike(both):
         reply = dns.message.from_wire(served, keyring=False)
         assert reply.rcode() == rcode, name
         assert bool(reply.flags & dns.flags.AA) == (rcode == dns.rcode.NOERROR), name
-        assert reply.had_tsig == (name == "signed"), name
+        # signed, and a bad TSIG's NOTAUTH carries the TSIG error (RFC 8945 5.3.2)
+        assert reply.had_tsig == (name in ("signed", "bad-tsig", "unknown-key")), name
+        if name in ("bad-tsig", "unknown-key"):
+            error = dns.rcode.BADSIG if name == "bad-tsig" else dns.rcode.BADKEY
+            assert reply.tsig is not None and reply.tsig[0].error == error, name
         assert len(served) <= len(wire) and len(watched) <= len(wire), name
-        if not reply.had_tsig:  # a signature carries the time: bytes differ
+        if not reply.had_tsig:  # a TSIG record carries the time: bytes differ
             assert served == watched, name
+
+
+def test_a_notify_with_a_bad_signature_gets_badsig_as_a_query_does():
+    """A NOTIFY signed with the wrong secret: NOTAUTH with a TSIG record saying BADSIG,
+    which the sender's TSIG code reads as such (dnspython: PeerBadSignature), as for a
+    query; it was an unsigned NOTAUTH, which dnspython read as malformed (FormError)."""
+    wire = notify(key=forged(KEY))
+    keyring = {dns.name.from_text(KEY.name): KEY.to_dnspython()}
+    acl = NotifyAcl(zone_key=dns.name.from_text(KEY.name))
+    decision = answer_notify(wire, "127.0.0.1", {ORIGIN: acl}, keyring)
+    assert decision.response is not None and decision.tsig_error == "BADSIG"
+    assert decision.signer == dns.name.from_text(KEY.name)
+    sent = dns.message.from_wire(wire, keyring=False)
+    with pytest.raises(dns.tsig.PeerBadSignature):
+        dns.message.from_wire(decision.response, keyring=keyring, request_mac=sent.mac)
 
 
 def test_signed_reply_verifies_with_the_querys_key():

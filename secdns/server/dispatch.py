@@ -190,6 +190,13 @@ class QueryDispatch:
                 self._loop.call_soon_threadsafe(self._notified, runtime, source, decision.serial)
             else:
                 self._notified(runtime, source, decision.serial)
+        elif decision.tsig_error is not None:  # a warning, as for queries (wrong key)
+            self.tsig_refusals.said(
+                source,
+                str(decision.signer),
+                f"NOTIFY of {decision.qname or '?'} signed with key {decision.signer}: "
+                f"{decision.tsig_error} from {source}: answered NOTAUTH",
+            )
         else:
             self.notify_refusals.refused(source, str(decision.qname or "?"), decision.reason)
         return decision.response

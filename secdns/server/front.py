@@ -45,6 +45,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 
+from secdns import tsigerror
 from secdns.server.lookup import Answerer
 from secdns.server.render import EDNS_PAYLOAD, HEADER, RR_HEADER, Result, render
 from secdns.server.zone import ServedZone, ZoneTable
@@ -521,13 +522,6 @@ def _tsig_key(
     return keyring.get(query.keyname)
 
 
-_TSIG_ERRORS: dict[int, str] = {
-    dns.rcode.BADSIG: "BADSIG",
-    dns.rcode.BADKEY: "BADKEY",
-    dns.rcode.BADTIME: "BADTIME",
-}
-
-
 def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
     """NOTAUTH with a TSIG error (RFC 8945 5.3.2): unsigned, but for BADTIME with a known key."""
     try:
@@ -543,33 +537,9 @@ def _tsig_error(wire: bytes, error: int, key: dns.tsig.Key | None) -> Reply:
     question = query.question[0]
     detail = (
         f"{question.name} {dns.rdatatype.to_text(question.rdtype)} signed with key "
-        f"{query.keyname}: {_TSIG_ERRORS.get(error, str(error))}"
+        f"{query.keyname}: {tsigerror.NAMES.get(error, str(error))}"
     )
-    request = query.tsig[0]
-    now = int(time.time())
-    if key is not None:
-        response.use_tsig(
-            key,
-            fudge=300,
-            original_id=query.id,
-            tsig_error=error,
-            other_data=struct.pack("!Q", now)[2:],
-        )
-        response.request_mac = request.mac
-    else:
-        rdata = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY,
-            dns.rdatatype.TSIG,
-            request.algorithm,
-            now,
-            300,
-            b"",
-            query.id,
-            error,
-            b"",
-        )
-        response.tsig = dns.rrset.from_rdata(query.tsig.name, 0, rdata)
-        response.want_tsig_sign = False
+    tsigerror.add_error(response, query, error, key)
     return Reply(
         response.to_wire(max_size=65535),
         False,
