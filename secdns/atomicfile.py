@@ -266,7 +266,12 @@ def syncing() -> bool:
 
 
 def atomic_write(
-    path: Path, data: bytes | str | Iterable[bytes], *, digest: bool = True, new: bool = False
+    path: Path,
+    data: bytes | str | Iterable[bytes],
+    *,
+    digest: bool = True,
+    new: bool = False,
+    private: bool = False,
 ) -> tuple[str, int]:
     """Replace ``path`` with ``data`` atomically, or leave it untouched.
 
@@ -275,6 +280,7 @@ def atomic_write(
     size of what was written; the SHA-256 is "" without ``digest`` (a caller that
     keeps no digest: ~40 ms of CPU for a 40 MB zone here, with SHA-NI).  ``new``:
     the caller knows ``path`` absent (listed), so no mode is kept from it.
+    ``private``: the file is 0600 whatever it was (it holds a secret).
     """
     chunks: Iterable[bytes]
     if isinstance(data, str):
@@ -283,7 +289,7 @@ def atomic_write(
         chunks = (bytes(data),)
     else:
         chunks = data
-    with AtomicFile(path, digest=digest, new=new) as temp:
+    with AtomicFile(path, digest=digest, new=new, private=private) as temp:
         temp.write_all(chunks)
     return temp.sha256, temp.size
 
@@ -296,11 +302,14 @@ class AtomicFile:
     store appends its journal there, so the journal is never behind the file).
     """
 
-    def __init__(self, path: Path, *, digest: bool = True, new: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, digest: bool = True, new: bool = False, private: bool = False
+    ) -> None:
         self.path = path
+        self._private = private  # 0600, the target's mode not kept (a TSIG secret)
         # a new file's temporary copy is made 0644 at once when the umask keeps that
         # (no stat of the target, no chmod: two hand-offs of the interpreter lock less)
-        self._new = new and _umask_keeps_0644()
+        self._new = new and not private and _umask_keeps_0644()
         self.sha256 = ""  # of what was written (left "" without ``digest``)
         self.size = 0
         self._digest = hashlib.sha256() if digest else None
@@ -351,7 +360,7 @@ class AtomicFile:
             try:
                 if kind is not None:
                     raise _Abandon
-                if not self._new:
+                if not self._new and not self._private:
                     self._keep_mode(fd)
             except BaseException:
                 os.close(fd)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tomllib
 
 from click.testing import CliRunner
@@ -91,6 +93,27 @@ def test_init_writes_a_valid_config(tmp_path):
     assert [z.text for z in config.zones] == ["example.com.", "example.org."]
     again = run("init", "-c", str(path), "example.com", "@192.0.2.1")
     assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_init_with_a_key_writes_a_file_only_its_owner_reads(tmp_path, caplog):
+    """--tsig: the config holds a secret, so it is made 0600 whatever the umask (at 022
+    it was 0644, and every later command warned about the file init had just written);
+    without a key, 0644 as any file; --force over a 0644 file with a key: 0600."""
+    old = os.umask(0o022)
+    try:
+        plain, keyed = tmp_path / "plain.toml", tmp_path / "keyed.toml"
+        assert run("init", "-c", str(plain), "example.com", "@192.0.2.1").exit_code == 0
+        assert stat.S_IMODE(plain.stat().st_mode) == 0o644
+        args = ["example.com", "@192.0.2.1", "--tsig", "xfr:c2VjcmV0"]
+        assert run("init", "-c", str(keyed), *args).exit_code == 0
+        assert run("init", "-c", str(plain), "--force", *args).exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(keyed.stat().st_mode) == 0o600
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o600
+    caplog.clear()
+    load_config(keyed)
+    assert "readable by group and others" not in caplog.text
 
 
 def test_bad_config_reports_every_problem(tmp_path):

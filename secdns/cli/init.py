@@ -80,7 +80,7 @@ def command(
         raise UsageError(f"{path} exists; use --force to overwrite it")
     text = starter_config(zones, directory, key, list(listen) or None)
     try:
-        atomic_write(path, text)
+        atomic_write(path, text, private=key is not None)  # (a TSIG secret: 0600)
     except LocalIOError:
         raise
     click.echo(f"wrote {path} ({len(zones)} zone{'s' if len(zones) != 1 else ''})", err=True)
