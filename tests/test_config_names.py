@@ -183,3 +183,20 @@ def test_transfer_allowed_by_an_address_and_a_key():
     assert transfer_allowed(either, "192.0.2.7", None, keys)
     assert transfer_allowed(either, "198.51.100.7", key, keys)
     assert not transfer_allowed(either, "198.51.100.7", None, keys)
+
+
+def test_two_key_tables_with_one_wire_name_and_two_secrets_are_a_problem(tmp_path):
+    """A keyring holds one key a name: two [keys.*] naming one wire key with different
+    secrets would check requests against whichever came last; the same key twice (an
+    alias) is fine."""
+    from secdns.config import load_config
+
+    path = tmp_path / "secdns.toml"
+    one = 'secret = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="\n'
+    two = 'secret = "b3RoZXIgc2VjcmV0IG90aGVyIHNlY3JldA=="\n'
+    zone = '[[zone]]\nname = "a.example"\nprimaries = ["192.0.2.1"]\n'
+    path.write_text(f'[keys.a]\nname = "xfr"\n{one}[keys.b]\nname = "xfr"\n{one}{zone}')
+    assert set(load_config(path).keys) == {"a", "b"}
+    path.write_text(f'[keys.a]\nname = "xfr"\n{one}[keys.b]\nname = "XFR."\n{two}{zone}')
+    with pytest.raises(ConfigError, match=r"(?i)keys.b: its key name xfr. is \[keys.a\]'s too"):
+        load_config(path)

@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import dns.name
 import tomli_w
 
 from secdns.config.catalog_table import catalog_tables, group_tables
@@ -132,7 +133,27 @@ def _key_tables(keys_doc: dict[str, Any], path: str, problems: Problems) -> dict
             )
         except SecdnsError as err:
             problems.items.append(err.message)
+    _same_wire_name(keys, problems)
     return keys
+
+
+def _same_wire_name(keys: dict[str, TsigKey], problems: Problems) -> None:
+    """Two tables whose keys have one name on the wire but another secret or algorithm:
+    a keyring holds one key a name, so a request signed with either would be checked
+    against whichever came last (a stranger's two tables were taken without a word)."""
+    by_wire: dict[dns.name.Name, tuple[str, TsigKey]] = {}
+    for table, key in keys.items():
+        wire = dns.name.from_text(key.name)
+        first = by_wire.setdefault(wire, (table, key))
+        if first[1] is not key and (first[1].secret, first[1].algorithm) != (
+            key.secret,
+            key.algorithm,
+        ):
+            problems.add(
+                f"keys.{table}",
+                f"its key name {wire} is [keys.{first[0]}]'s too, with another secret or "
+                "algorithm: give each key its own name",
+            )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
