@@ -14,6 +14,7 @@ network.  The rooms:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from secdns.config.values import (
 from secdns.config.zone_table import zone_tables
 from secdns.errors import ConfigError, LocalIOError, SecdnsError
 from secdns.keys import TsigKey, make_key, warn_if_exposed
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -133,26 +136,32 @@ def _key_tables(keys_doc: dict[str, Any], path: str, problems: Problems) -> dict
             )
         except SecdnsError as err:
             problems.items.append(err.message)
-    _same_wire_name(keys, problems)
+    _same_wire_name(keys, path)
     return keys
 
 
-def _same_wire_name(keys: dict[str, TsigKey], problems: Problems) -> None:
-    """Two tables whose keys have one name on the wire but another secret or algorithm:
-    a keyring holds one key a name, so a request signed with either would be checked
-    against whichever came last (a stranger's two tables were taken without a word)."""
+def _same_wire_name(keys: dict[str, TsigKey], path: str) -> None:
+    """Two tables whose keys have one name on the wire but another secret or algorithm
+    (a secret being rolled: ``pull --key`` picks one by its table): said, since a keyring
+    holds one key a name and serve checks what is signed with it against the last table
+    (a stranger's two tables were taken without a word)."""
     by_wire: dict[dns.name.Name, tuple[str, TsigKey]] = {}
     for table, key in keys.items():
         wire = dns.name.from_text(key.name)
-        first = by_wire.setdefault(wire, (table, key))
-        if first[1] is not key and (first[1].secret, first[1].algorithm) != (
+        first = by_wire.get(wire)
+        by_wire[wire] = (table, key)
+        if first is not None and (first[1].secret, first[1].algorithm) != (
             key.secret,
             key.algorithm,
         ):
-            problems.add(
-                f"keys.{table}",
-                f"its key name {wire} is [keys.{first[0]}]'s too, with another secret or "
-                "algorithm: give each key its own name",
+            log.warning(
+                "warning: %s: [keys.%s] and [keys.%s] name one key, %s, with two secrets: "
+                "serve verifies what is signed with it against [keys.%s]'s",
+                path,
+                first[0],
+                table,
+                wire,
+                table,
             )
 
 
