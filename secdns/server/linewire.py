@@ -9,6 +9,9 @@ decline (escapes, other types) the caller sends through dnspython.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import calendar
 import struct
 
 LENGTH = [bytes((n,)) for n in range(256)]
@@ -37,10 +40,12 @@ can take beyond its rdata's fixed part: below ``limit - ROOM`` it fits unchecked
 def heads(ttl_text: str) -> dict[str, bytes]:
     """Per type written here: type, class IN, TTL, and the rdata length when fixed."""
     ttl = int(ttl_text).to_bytes(4, "big")
-    return {
+    out = {
         mnemonic: code.to_bytes(2, "big") + b"\x00\x01" + ttl + (size or b"")
         for mnemonic, (code, size) in TYPES.items()
     }
+    out.update((m, code.to_bytes(2, "big") + b"\x00\x01" + ttl) for m, code in DNSSEC_TYPES.items())
+    return out
 
 
 def relative_wire(text: str, parents: dict[str, bytes]) -> bytes:
@@ -105,10 +110,150 @@ def named_rdata(
 
 def mixed_ttls(lines: tuple[str, ...]) -> bool:
     """True when records of one type differ in TTL (the RRset then goes through dnspython,
-    with the smallest, as dnspython and BIND keep an RRset)."""
+    with the smallest, as dnspython and BIND keep an RRset); RRSIGs by the type they
+    cover (each covered type's signatures are an RRset of their own, with its TTL)."""
     seen: dict[str, str] = {}
     for line in lines:
-        _owner, ttl, _class, mnemonic, _rdata = line.split(" ", 4)
+        _owner, ttl, _class, mnemonic, rdata = line.split(" ", 4)
+        if mnemonic == "RRSIG":
+            mnemonic = "RRSIG " + rdata[: rdata.find(" ")]
         if seen.setdefault(mnemonic, ttl) != ttl:
             return True
     return False
+
+
+DNSSEC_TYPES: dict[str, int] = {
+    "DS": 43,
+    "RRSIG": 46,
+    "NSEC": 47,
+    "DNSKEY": 48,
+    "NSEC3": 50,
+    "NSEC3PARAM": 51,
+    "CDS": 59,
+    "CDNSKEY": 60,
+}
+"""A signed zone's types, written by :func:`dnssec_rdata` (no name in them is compressed:
+RFC 4034 sections 3.1.7 and 4.1.1, RFC 5155)."""
+_RRSIG_HEAD = struct.Struct("!HBBIIIH")
+_KEY_HEAD = struct.Struct("!HBB")  # DNSKEY flags, protocol, algorithm; DS tag, algorithm, type
+_NSEC3_HEAD = struct.Struct("!BBH")
+_B32HEX_TO_B32 = str.maketrans(
+    "0123456789ABCDEFGHIJKLMNOPQRSTUV", "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+)
+_types: dict[str, int] = {}
+_bitmaps: dict[str, bytes] = {}
+
+
+def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: bytes) -> bytes | None:
+    """The rdata, with its length, of a DNSSEC record from canonical text (dnspython's
+    rendering: RRSIG times as YYYYMMDDHHMMSS, base64 and hex perhaps in chunks, names
+    relative to the origin, whose wire is ``origin``); None when the text is not that
+    plain rendering (escapes, another time form: dnspython then writes it)."""
+    try:
+        if mnemonic == "RRSIG":
+            covered, algorithm, labels, ttl, expiration, inception, tag, signer, *sig = text.split(
+                " "
+            )
+            name = _rdata_name(signer, names, origin)
+            if name is None:
+                return None
+            rdata = (
+                _RRSIG_HEAD.pack(
+                    _type(covered),
+                    int(algorithm),
+                    int(labels),
+                    int(ttl),
+                    _sig_time(expiration),
+                    _sig_time(inception),
+                    int(tag),
+                )
+                + name
+                + base64.b64decode("".join(sig), validate=True)
+            )
+        elif mnemonic == "NSEC":
+            following, _space, types = text.partition(" ")
+            name = _rdata_name(following, names, origin)
+            if name is None:
+                return None
+            rdata = name + _bitmap(types)
+        elif mnemonic in ("DNSKEY", "CDNSKEY"):
+            flags, protocol, algorithm, *key = text.split(" ")
+            head = _KEY_HEAD.pack(int(flags), int(protocol), int(algorithm))
+            rdata = head + base64.b64decode("".join(key), validate=True)
+        elif mnemonic in ("DS", "CDS"):
+            tag, algorithm, digest_type, *digest = text.split(" ")
+            head = _KEY_HEAD.pack(int(tag), int(algorithm), int(digest_type))
+            rdata = head + bytes.fromhex("".join(digest))
+        elif mnemonic == "NSEC3":
+            algorithm, flags, iterations, salt, following, *bitmap = text.split(" ")
+            salted = b"" if salt == "-" else bytes.fromhex(salt)
+            padded = following.upper().translate(_B32HEX_TO_B32) + "=" * (-len(following) % 8)
+            hashed = base64.b32decode(padded)
+            rdata = (
+                _NSEC3_HEAD.pack(int(algorithm), int(flags), int(iterations))
+                + LENGTH[len(salted)]
+                + salted
+                + LENGTH[len(hashed)]
+                + hashed
+                + _bitmap(" ".join(bitmap))
+            )
+        elif mnemonic == "NSEC3PARAM":
+            algorithm, flags, iterations, salt = text.split(" ")
+            salted = b"" if salt == "-" else bytes.fromhex(salt)
+            head = _NSEC3_HEAD.pack(int(algorithm), int(flags), int(iterations))
+            rdata = head + LENGTH[len(salted)] + salted
+        else:
+            return None
+    except (ValueError, KeyError, IndexError, struct.error, binascii.Error, OverflowError):
+        return None
+    if len(rdata) > 0xFFFF:
+        return None
+    return len(rdata).to_bytes(2, "big") + rdata
+
+
+def _rdata_name(text: str, names: dict[str, bytes], origin: bytes) -> bytes | None:
+    """A name in rdata, uncompressed and in the case written; None with escapes."""
+    if "\\" in text:
+        return None
+    if text[-1] == ".":
+        return absolute_wire(text)
+    return (b"" if text == "@" else relative_wire(text, names)) + origin
+
+
+def _type(mnemonic: str) -> int:
+    code = _types.get(mnemonic)
+    if code is None:
+        import dns.rdatatype
+
+        code = _types[mnemonic] = int(dns.rdatatype.from_text(mnemonic))
+    return code
+
+
+def _sig_time(text: str) -> int:
+    """YYYYMMDDHHMMSS (as dnspython writes an RRSIG's times) as seconds since the epoch."""
+    if len(text) != 14 or not text.isdigit():
+        raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
+    fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
+    return calendar.timegm((*map(int, fields), 0, 0, 0))
+
+
+def _bitmap(types: str) -> bytes:
+    """The type bitmap of RFC 4034 section 4.1.2 of space-separated mnemonics (cached)."""
+    bitmap = _bitmaps.get(types)
+    if bitmap is not None:
+        return bitmap
+    windows: dict[int, bytearray] = {}
+    for mnemonic in types.split(" ") if types else ():
+        window, bit = divmod(_type(mnemonic), 256)
+        octets = windows.setdefault(window, bytearray())
+        index = bit // 8
+        if len(octets) <= index:
+            octets.extend(bytes(index + 1 - len(octets)))
+        octets[index] |= 0x80 >> (bit % 8)
+    bitmap = b"".join(
+        bytes((window, len(windows[window]))) + bytes(windows[window]) for window in sorted(windows)
+    )
+    if len(_bitmaps) >= NAME_CACHE:
+        _bitmaps.clear()
+    _bitmaps[types] = bitmap
+    return bitmap

@@ -221,6 +221,7 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     length = linewire.LENGTH
     pointer = linewire.POINTER
     compressed = linewire.COMPRESSED
+    dnssec = linewire.DNSSEC_TYPES
     by_ttl: dict[str, dict[str, bytes]] = {}
     names: dict[str, bytes] = {"": b""}  # parent names' text -> their labels' wire
     wire = writer.wire
@@ -231,9 +232,13 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     apex = writer.apex  # a pointer to the apex in this message, once written...
     apex_at = -1  # ...and where
     heads: dict[str, bytes] = {}
-    for bucket in version.buckets:
+    apex_entry = version.entry(origin_key)
+    first = {origin_key: apex_entry} if apex_entry else {}
+    for bucket in (first, *version.buckets):
+        # the apex first, right after its SOA (the other owners in bucket order), as
+        # BIND sends it: dnssec-verify warned of an NSEC node twice when it came later
         for key, (lines, _below) in bucket.items():
-            if not lines:
+            if not lines or (key == origin_key and bucket is not first):
                 continue
             rest: list[str] | None = None
             owner_pointer = b""  # what the owner's next records write: a pointer to it
@@ -285,6 +290,8 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
                         rdata = u16[size + 1] + length[size] + data if size < 256 else b""
                     else:
                         rdata = linewire.txt_rdata(text) or b""
+                elif mnemonic in dnssec:  # a signed zone's: none of its names compressed
+                    rdata = linewire.dnssec_rdata(mnemonic, text, names, origin_wire) or b""
                 elif mnemonic in heads:
                     named = linewire.named_rdata(mnemonic, text, names, origin_wire)
                     rdata, name = named or (b"", None)
