@@ -297,7 +297,11 @@ def test_signatures_about_to_expire(tmp_path):
     result = verify("example.com", path)
     assert result.exit_code == 0
     warnings = [line for line in lines(result) if line.startswith("warning dnssec.rrsig")]
-    assert len(warnings) > 10 and "expires in 3.0 days" in warnings[0]
+    # one line a key, for its first signature to expire, with how many more there are (a
+    # stranger's zone signed for 2 h made a line a signature: 10,040 of them)
+    assert 1 <= len(warnings) <= 2, warnings
+    assert "expires in 3.0 days" in warnings[0]
+    assert "more signatures by this key expire within 7 days (--sig-warn-days)" in warnings[0]
     assert verify("example.com", path, "--strict").exit_code == 1
     assert verify("example.com", path, "--sig-warn-days", "2").output.startswith("zone=")
 
