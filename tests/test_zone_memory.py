@@ -81,3 +81,38 @@ def test_versions_are_independent_and_cheap():
     assert new.records == base.records and new.names == base.names
     with pytest.raises(IxfrNotApplicable, match="does not have"):
         new.apply([(["h1 60 IN A 192.0.2.1"], [])], 3)
+
+
+@pytest.mark.parametrize("nsec3", ["", "nsec3"])
+def test_fast_dnssec_equals_dnspython(tmp_path, nsec3):
+    """RRSIG and NSEC built from a signed zone's canonical lines without dnspython's
+    tokenizer (a DO answer's first ask parses several: ~550 us, now ~330) equal
+    dnspython's record by record: equality, hash (an RRset dedupes by it), wire,
+    canonical wire and text, in a zone spelt in mixed case."""
+    from test_answer import _sign
+
+    from secdns.server.zone import fast_dnssec
+
+    text = (ZONES / "answer" / "answer.example.zone").read_text()
+    signed = _sign(tmp_path, "Answer.Example.", text, nsec3)
+    origin = dns.name.from_text("Answer.Example.")
+    lines = zonefile.canonical_lines(read_master(signed, origin).records)
+    checked = 0
+    for line in lines:
+        _owner, _ttl, rtype, rdata = line_fields(line)
+        rdtype = dns.rdatatype.from_text(rtype)
+        fast = fast_dnssec(rdtype, rdata, origin)
+        if fast is None:
+            continue
+        slow = dns.rdata.from_text(
+            dns.rdataclass.IN, rdtype, rdata, origin=origin, relativize=False
+        )
+        assert fast == slow and hash(fast) == hash(slow), line
+        assert fast.to_wire() == slow.to_wire(), line
+        assert fast.to_digestable(origin) == slow.to_digestable(origin), line
+        assert fast.to_text() == slow.to_text(), line
+        checked += 1
+    assert checked > 20
+    assert (
+        fast_dnssec(dns.rdatatype.RRSIG, "A 13 2 60 1700000000 1600000000 1 @ AAEC", origin) is None
+    )

@@ -163,8 +163,8 @@ def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: byte
                     int(algorithm),
                     int(labels),
                     int(ttl),
-                    _sig_time(expiration),
-                    _sig_time(inception),
+                    sig_time(expiration),
+                    sig_time(inception),
                     int(tag),
                 )
                 + name
@@ -175,7 +175,7 @@ def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: byte
             name = _rdata_name(following, names, origin)
             if name is None:
                 return None
-            rdata = name + _bitmap(types)
+            rdata = name + type_bitmap(types)
         elif mnemonic in ("DNSKEY", "CDNSKEY"):
             flags, protocol, algorithm, *key = text.split(" ")
             head = _KEY_HEAD.pack(int(flags), int(protocol), int(algorithm))
@@ -195,7 +195,7 @@ def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: byte
                 + salted
                 + LENGTH[len(hashed)]
                 + hashed
-                + _bitmap(" ".join(bitmap))
+                + type_bitmap(" ".join(bitmap))
             )
         elif mnemonic == "NSEC3PARAM":
             algorithm, flags, iterations, salt = text.split(" ")
@@ -229,7 +229,7 @@ def _type(mnemonic: str) -> int:
     return code
 
 
-def _sig_time(text: str) -> int:
+def sig_time(text: str) -> int:
     """YYYYMMDDHHMMSS (as dnspython writes an RRSIG's times) as seconds since the epoch."""
     if len(text) != 14 or not text.isdigit():
         raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
@@ -237,7 +237,7 @@ def _sig_time(text: str) -> int:
     return calendar.timegm((*map(int, fields), 0, 0, 0))
 
 
-def _bitmap(types: str) -> bytes:
+def type_bitmap(types: str) -> bytes:
     """The type bitmap of RFC 4034 section 4.1.2 of space-separated mnemonics (cached)."""
     bitmap = _bitmaps.get(types)
     if bitmap is not None:
