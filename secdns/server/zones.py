@@ -49,8 +49,8 @@ refresh timer, if sooner), not all at once: 10,000 zones make ~33 SOA queries a 
 A zone with nothing to serve is checked at once, so that a cold start takes its zones
 in the config's order (the shared bound queues them so, as Knot's and BIND's do), not
 in the random order a spread first check made: zones come up in the order an
-operator listed them, and their store files are made in it too, which a restart then
-reads them in (10,000 zones: restart served after ~2.9 s against ~3.5 s).
+operator listed them, and their store files are made in it too.  (Time to every zone
+served did not change beyond the noise: 10,000 zones, bench/manyzones_bench.py.)
 A zone with nothing to serve yet retries a failed check after 2 s, doubling up to the
 SOA retry (a primary's transfer limit at a cold start), each under the shared bound."""
 
