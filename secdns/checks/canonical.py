@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import dataclasses
 import socket
 import struct
@@ -35,6 +34,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.RRSIG
 
 from secdns import wire
+from secdns.dnssecwire import sig_time, type_bitmap
 
 _IN = dns.rdataclass.IN
 _CACHE_LIMIT = 1 << 16
@@ -46,14 +46,6 @@ _RRSIG_HEAD = struct.Struct("!HBBIIIH")  # RRSIG rdata up to the signer
 
 # The errors that mean "this text is not the plain rendering the fast path expects".
 _NOT_PLAIN = (ValueError, KeyError, IndexError, struct.error, binascii.Error, OverflowError)
-
-
-def sig_time(text: str) -> int:
-    """An RRSIG inception/expiration written YYYYMMDDHHMMSS, as seconds since the epoch."""
-    if len(text) != 14 or not text.isdigit():
-        raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
-    fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
-    return calendar.timegm((*map(int, fields), 0, 0, 0))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,7 +96,6 @@ class CanonicalWire:
         self.lower_names: dict[str, bytes] = {}
         self.raw_names: dict[str, bytes] = {}
         self.types: dict[str, int] = {}
-        self.bitmaps: dict[str, bytes] = {}
         self.times: dict[str, int] = {}
         t = dns.rdatatype
         self.fast: dict[int, Callable[[str], bytes]] = {
@@ -191,29 +182,7 @@ class CanonicalWire:
 
     def _nsec(self, text: str) -> bytes:
         following, _, types = text.partition(" ")
-        bitmap = self.bitmaps.get(types)
-        if bitmap is None:
-            bitmap = self._bitmap(types.split(" ") if types else [])
-            if len(self.bitmaps) >= _CACHE_LIMIT:
-                self.bitmaps.clear()
-            self.bitmaps[types] = bitmap
-        return self.name(following, lower=False) + bitmap
-
-    def _bitmap(self, mnemonics: list[str]) -> bytes:
-        """The type bitmap of RFC 4034 section 4.1.2."""
-        windows: dict[int, bytearray] = {}
-        for mnemonic in mnemonics:
-            rdtype = self.rdtype(mnemonic)
-            window, bit = divmod(rdtype, 256)
-            octets = windows.setdefault(window, bytearray())
-            index = bit // 8
-            if len(octets) <= index:
-                octets.extend(bytes(index + 1 - len(octets)))
-            octets[index] |= 0x80 >> (bit % 8)
-        return b"".join(
-            bytes((window, len(windows[window]))) + bytes(windows[window])
-            for window in sorted(windows)
-        )
+        return self.name(following, lower=False) + type_bitmap(types)
 
     # -- names, types, times
 

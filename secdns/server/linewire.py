@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import struct
+
+from secdns.dnssecwire import sig_time, type_bitmap, type_code
 
 LENGTH = [bytes((n,)) for n in range(256)]
 U16 = [n.to_bytes(2, "big") for n in range(1024)]
@@ -140,8 +141,6 @@ _NSEC3_HEAD = struct.Struct("!BBH")
 _B32HEX_TO_B32 = str.maketrans(
     "0123456789ABCDEFGHIJKLMNOPQRSTUV", "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 )
-_types: dict[str, int] = {}
-_bitmaps: dict[str, bytes] = {}
 
 
 def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: bytes) -> bytes | None:
@@ -159,7 +158,7 @@ def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: byte
                 return None
             rdata = (
                 _RRSIG_HEAD.pack(
-                    _type(covered),
+                    type_code(covered),
                     int(algorithm),
                     int(labels),
                     int(ttl),
@@ -218,42 +217,3 @@ def _rdata_name(text: str, names: dict[str, bytes], origin: bytes) -> bytes | No
     if text[-1] == ".":
         return absolute_wire(text)
     return (b"" if text == "@" else relative_wire(text, names)) + origin
-
-
-def _type(mnemonic: str) -> int:
-    code = _types.get(mnemonic)
-    if code is None:
-        import dns.rdatatype
-
-        code = _types[mnemonic] = int(dns.rdatatype.from_text(mnemonic))
-    return code
-
-
-def sig_time(text: str) -> int:
-    """YYYYMMDDHHMMSS (as dnspython writes an RRSIG's times) as seconds since the epoch."""
-    if len(text) != 14 or not text.isdigit():
-        raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
-    fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
-    return calendar.timegm((*map(int, fields), 0, 0, 0))
-
-
-def type_bitmap(types: str) -> bytes:
-    """The type bitmap of RFC 4034 section 4.1.2 of space-separated mnemonics (cached)."""
-    bitmap = _bitmaps.get(types)
-    if bitmap is not None:
-        return bitmap
-    windows: dict[int, bytearray] = {}
-    for mnemonic in types.split(" ") if types else ():
-        window, bit = divmod(_type(mnemonic), 256)
-        octets = windows.setdefault(window, bytearray())
-        index = bit // 8
-        if len(octets) <= index:
-            octets.extend(bytes(index + 1 - len(octets)))
-        octets[index] |= 0x80 >> (bit % 8)
-    bitmap = b"".join(
-        bytes((window, len(windows[window]))) + bytes(windows[window]) for window in sorted(windows)
-    )
-    if len(_bitmaps) >= NAME_CACHE:
-        _bitmaps.clear()
-    _bitmaps[types] = bitmap
-    return bitmap

@@ -50,8 +50,8 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
+from secdns.dnssecwire import sig_time, type_bitmap, type_code
 from secdns.errors import IxfrNotApplicable, ZoneFileError
-from secdns.server import linewire
 
 Entry = tuple[tuple[str, ...], int]  # (lines, number of owner names strictly below)
 EMPTY: Entry = ((), 0)
@@ -630,19 +630,19 @@ def fast_dnssec(rdtype: int, text: str, origin: dns.name.Name) -> dns.rdata.Rdat
             return _make(
                 _RRSIG,
                 rdtype,
-                type_covered=dns.rdatatype.RdataType.make(_type_code(covered)),
+                type_covered=dns.rdatatype.RdataType.make(type_code(covered)),
                 algorithm=dns.dnssectypes.Algorithm.make(int(algorithm)),
                 labels=_in_range(int(labels), 0xFF),
                 original_ttl=_in_range(int(ttl), 0xFFFFFFFF),
-                expiration=linewire.sig_time(expiration),
-                inception=linewire.sig_time(inception),
+                expiration=sig_time(expiration),
+                inception=sig_time(inception),
                 key_tag=_in_range(int(tag), 0xFFFF),
                 signer=origin if signer == "@" else dns.name.from_text(signer, origin),
                 signature=base64.b64decode("".join(sig), validate=True),
             )
         if rdtype == _NSEC_TYPE:
             following, _space, types = text.partition(" ")
-            bitmap = linewire.type_bitmap(types)
+            bitmap = type_bitmap(types)
             windows = []
             at = 0
             while at < len(bitmap):
@@ -660,16 +660,6 @@ def _in_range(value: int, top: int) -> int:
     if not 0 <= value <= top:
         raise ValueError(f"{value} out of range")
     return value
-
-
-_type_codes: dict[str, int] = {}
-
-
-def _type_code(mnemonic: str) -> int:
-    code = _type_codes.get(mnemonic)
-    if code is None:
-        code = _type_codes[mnemonic] = int(dns.rdatatype.from_text(mnemonic))
-    return code
 
 
 def parse_node(lines: tuple[str, ...], origin: dns.name.Name) -> Node:
