@@ -886,7 +886,8 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
     (
         "notify",
         '["HOST[:PORT] [key:NAME]", ...]',
-        "serve: downstream servers sent a NOTIFY (RFC 1996) when the zone changes; with "
+        "serve: downstream servers sent a NOTIFY (RFC 1996) when the zone changes (a file "
+        "zone also when it is loaded at the start or added by a reload); with "
         "key:NAME the NOTIFYs to that target are signed with [keys.NAME] (one key a target, "
         "as BIND's server keys; NSD's allow-notify ADDR KEY refuses unsigned ones).  A "
         "NOTIFY a target never acknowledges is sent again once it answers.",

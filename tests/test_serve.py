@@ -995,11 +995,39 @@ def test_notify_signed_with_the_targets_key_reaches_a_keyed_nsd(served, tmp_path
             nsd.wait(10)
 
 
+def test_a_file_zone_changed_while_serve_was_down_is_notified_at_the_start(
+    knot_secondary, served, tmp_path
+):
+    """serve stops, its file zone changes, serve starts: its targets are NOTIFYed of the
+    loaded zone, as BIND does at a primary zone's load (a stranger's NSD stayed at the old
+    serial, its refresh 7200 s away: no NOTIFY went out at the start)."""
+    secondary_port = free_port()
+    zone_file = tmp_path / "primary.zone"
+    zone_file.write_text(ZONE_FILE.read_text())
+    zone = {
+        "name": ZONE,
+        "file": str(zone_file),
+        "notify": [f"127.0.0.1:{secondary_port}"],
+        "allow_transfer": ["127.0.0.0/8"],
+    }
+    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone])
+    server = served(config)
+    knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, port=secondary_port)
+    assert knot.soa_serial(ZONE) == SERIAL
+    server.stop()
+    zone_file.write_text(
+        ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
+        + "added 300 IN A 192.0.2.222\n"
+    )
+    served(config)  # (the same port: where Knot looks for its primary)
+    knot.wait_for_serial(ZONE, SERIAL + 1, timeout=10)
+
+
 def test_missed_notifies_outlive_a_restart_of_serve(knot_secondary, served, tmp_path, monkeypatch):
     """Knot, a downstream, is down while the zone changes, and serve is restarted before
     Knot comes back: the NOTIFY Knot missed is kept in the store when serve stops, and
-    sent again by the next serve once Knot answers (a file zone loaded at start sends
-    no NOTIFY of its own: without the kept list Knot would wait for its refresh)."""
+    sent again by the next serve once Knot answers (with the NOTIFY of the file zone's
+    load at the start: both reach it)."""
     from secdns import notifysend
 
     monkeypatch.setattr(notifysend, "MISSED_KEEP_DELAY", 0.2)

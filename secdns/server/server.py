@@ -234,6 +234,7 @@ class Server(QueryDispatch):
         for runtime in self.runtimes.values():
             self._start_zone(runtime)
         self._resume_missed_notifies()
+        self._notify_loaded(self.runtimes.values())
         self.started.set()
         log.info(
             "serve: listening on %s, %d zones",
@@ -583,6 +584,25 @@ class Server(QueryDispatch):
             )
         )
 
+    def _notify_loaded(self, runtimes: Iterable[ZoneRuntime]) -> None:
+        """Primary (``file``) zones loaded at the start, or added by a reload: NOTIFY their
+        targets, as BIND does when it loads a primary zone.  A file changed while serve
+        was down reached no downstream until the downstream's own refresh (a stranger's
+        NSD, 7200 s).  Paced by ``[server] notify_limit`` in flight to each target."""
+        loaded = [
+            runtime
+            for runtime in runtimes
+            if runtime.config.file is not None
+            and runtime.config.notify
+            and runtime.zone.version is not None
+        ]
+        if not loaded:
+            return
+        log.info("notify: %d zones loaded from their files: NOTIFYing their targets", len(loaded))
+        for runtime in loaded:
+            for endpoint in runtime.config.notify:
+                self._spawn(self._notify(runtime, endpoint))
+
     def _keep_missed_notifies(self) -> None:
         """serve stops: the NOTIFYs its targets never acknowledged, kept in the store."""
         if self.store is not None:
@@ -690,6 +710,7 @@ class Server(QueryDispatch):
                 runtime = await self._add_zone(zone_config)
                 runtime.check_soon()  # (its stored copy, if any, may have missed NOTIFYs)
                 self._start_zone(runtime)
+                self._notify_loaded([runtime])
             elif current.config != zone_config or old.key_for(current.config) != config.key_for(
                 zone_config
             ):
