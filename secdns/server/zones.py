@@ -17,8 +17,10 @@ import dataclasses
 import functools
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable, Container, Sequence
+from pathlib import Path
 
 import dns.name
 
@@ -193,6 +195,9 @@ class ZoneRuntime:
         # (address, port) of each primary, host names resolved at start and on reload:
         # a primary back after a hold wakes its zones (secdns.unreachable.wake_failing)
         self.primary_addresses: tuple[tuple[str, int], ...] = ()
+        # a file zone: (size, mtime, inode) of the file as last read (a reload of an
+        # unchanged file reads nothing, as BIND's reload of an up-to-date zone)
+        self.file_stamp: tuple[int, int, int] | None = None
         # told every result (ServeZones.attach: the metrics; a list shared by every zone)
         self.observers: Sequence[Callable[[str, PullResult], None]] = ()
 
@@ -295,8 +300,13 @@ class ZoneRuntime:
         from secdns.server.load import version_from_file
 
         assert self.config.file is not None
-        version = await asyncio.to_thread(version_from_file, self.config.file, self.zone.origin)
+        stamp = _file_stamp(self.config.file)
         old = self.zone.version
+        if old is not None and stamp is not None and stamp == self.file_stamp:
+            log.debug("reload: zone=%s %s unchanged: not read", self.name, self.config.file)
+            return
+        version = await asyncio.to_thread(version_from_file, self.config.file, self.zone.origin)
+        self.file_stamp = stamp
         if old is not None:
             lines = list(version.iter_lines())
             if version.serial == old.serial:
@@ -513,6 +523,16 @@ class ZoneRuntime:
                 result.serial_to,
                 version.serial if version is not None else "none",
             )
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """(size, mtime in ns, inode) of a zone file, or None when it cannot be read (the
+    read then says why)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) -> NotifyAcl:
