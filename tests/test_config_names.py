@@ -204,3 +204,16 @@ def test_two_key_tables_with_one_wire_name_and_two_secrets_are_said(tmp_path, ca
     assert set(load_config(path).keys) == {"a", "b"}
     assert "[keys.a] and [keys.b] name one key, XFR., with two secrets" in caplog.text
     assert "against [keys.b]'s" in caplog.text
+
+
+def test_a_half_matched_address_and_key_entry_says_which_half():
+    from secdns.server.xfrout import refusal_reason
+
+    key = dns.name.from_text("xfrkey")
+    keys = {"down": key}
+    acl = ["192.0.2.0/24 key:down"]
+    assert refusal_reason(acl, "198.51.100.7", key, keys) == (
+        "key xfrkey. is allowed from 192.0.2.0/24 only"
+    )
+    assert refusal_reason(acl, "192.0.2.7", None, keys) == "192.0.2.0/24 needs key xfrkey."
+    assert refusal_reason(["192.0.2.0/24"], "198.51.100.7", None, keys) == ""

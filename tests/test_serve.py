@@ -553,7 +553,7 @@ def test_allow_transfer_key_names_the_keys_table_not_the_wire_name(served, tmp_p
         list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))
 
 
-def test_allow_transfer_of_an_address_and_a_key_at_once(served, knot_secondary, tmp_path):
+def test_allow_transfer_of_an_address_and_a_key_at_once(served, knot_secondary, tmp_path, caplog):
     """allow_transfer = ["127.0.0.1/32 key:down"]: Knot, a downstream signing with the key
     from that address, transfers; the key from another address, or that address
     unsigned, is refused (as a Knot acl with both an address and a key)."""
@@ -572,6 +572,12 @@ def test_allow_transfer_of_an_address_and_a_key_at_once(served, knot_secondary, 
         list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, source="127.0.0.2", **signed))
     with pytest.raises(dns.query.TransferError):  # 127.0.0.1, unsigned
         list(dns.query.xfr("127.0.0.1", ZONE, port=server.port))
+    # the log says which half of the entry failed
+    assert (
+        "from 127.0.0.2 (key down.) refused by allow_transfer: key down. is allowed "
+        "from 127.0.0.1/32 only" in caplog.text
+    )
+    assert "refused by allow_transfer: 127.0.0.1/32 needs key down." in caplog.text
     messages = list(dns.query.xfr("127.0.0.1", ZONE, port=server.port, **signed))
     assert messages[0].rcode() == dns.rcode.NOERROR
 

@@ -239,12 +239,16 @@ class QueryDispatch:
         if not xfrout.transfer_allowed(
             runtime.config.allow_transfer, source, key_name, self._key_names
         ):
+            why = xfrout.refusal_reason(
+                runtime.config.allow_transfer, source, key_name, self._key_names
+            )
             log.warning(
-                "xfr: zone=%s %s from %s%s refused by allow_transfer",
+                "xfr: zone=%s %s from %s%s refused by allow_transfer%s",
                 runtime.name,
                 kind,
                 source,
                 f" (key {key_name})" if key_name else "",
+                f": {why}" if why else "",
             )
             yield xfrout.error_response(parsed, dns.rcode.REFUSED)
             return

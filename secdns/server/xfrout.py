@@ -75,6 +75,34 @@ def transfer_allowed(
     return False
 
 
+def refusal_reason(
+    acl: Sequence[str],
+    source: str,
+    key_name: dns.name.Name | None,
+    keys: Mapping[str, dns.name.Name] | None = None,
+) -> str:
+    """Why :func:`transfer_allowed` refused, when an ``CIDR key:NAME`` entry half matched:
+    the key from elsewhere, or the address without its key ("" otherwise)."""
+    try:
+        address = ipaddress.ip_address(source.split("%")[0])
+    except ValueError:
+        return ""
+    for item in acl:
+        network, _, key = item.partition(" ")
+        if not key or item.startswith("key:"):
+            continue
+        wire_name = (keys or {}).get(key[4:]) or dns.name.from_text(key[4:])
+        try:
+            inside = address in ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            continue
+        if key_name == wire_name and not inside:
+            return f"key {key_name} is allowed from {network} only"
+        if inside and key_name != wire_name:
+            return f"{network} needs key {wire_name}"
+    return ""
+
+
 class _Writer:
     """Packs RRsets into messages of at most MESSAGE_SIZE with the answer path's wire
     writer (BIND-style compression), each TSIG-signed when the query was (RFC 8945
