@@ -114,12 +114,19 @@ def test_prepared_answers_are_the_general_paths_bytes(zones: str) -> None:
 
 
 @pytest.mark.parametrize("nsec3", ["", "nsec3"])
-def test_signed_zones_are_prepared_without_do_only(tmp_path: Path, nsec3: str) -> None:
+def test_signed_zones_are_prepared_with_their_rrsigs_for_do(tmp_path: Path, nsec3: str) -> None:
     text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
     table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
     _same_as_general(table)
     prepared = PreparedAnswers(table)
-    assert prepared.answer(_query("www.s.test.", "A", edns=1232, do=True)) is None
+    # DO: a positive answer with its RRSIGs (in every section); a negative one (its
+    # NSEC/NSEC3 proof) on the general path
+    signed = prepared.answer(_query("www.s.test.", "A", edns=1232, do=True))
+    assert signed is not None
+    reply = dns.message.from_wire(signed[0])
+    assert {r.rdtype for r in reply.answer} == {dns.rdatatype.A, dns.rdatatype.RRSIG}
+    assert dns.rdatatype.RRSIG in {r.rdtype for r in reply.authority}
+    assert prepared.answer(_query("nothere.s.test.", "A", edns=1232, do=True)) is None
     assert prepared.answer(_query("www.s.test.", "A", edns=1232)) is not None
 
 

@@ -21,7 +21,9 @@ import struct
 from socket import inet_aton
 from typing import Any
 
+from secdns.dnssecwire import type_code
 from secdns.server.denial import KIND_DNAME, KIND_NS
+from secdns.server.linewire import dnssec_rdata
 
 (
     TYPE_A,
@@ -65,7 +67,7 @@ Rrset = tuple[int, list[Piece]]  # TTL, rdata pieces (None-free)
 class Owner:
     """One owner name's records as wire pieces (see the module docstring)."""
 
-    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed")
+    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed", "sigs")
 
     def __init__(self, labels: Labels) -> None:
         self.labels = labels  # the owner's labels in the zone's case, root included
@@ -78,6 +80,9 @@ class Owner:
         )
         # types with several records): a query for them takes the general path
         self.kinds = 0
+        # RRSIGs by the type they cover, each rdata bytes (nothing in it is compressed);
+        # None when one could not be prepared (a DO answer then takes the general path)
+        self.sigs: dict[int, Rrset] | None = _NO_SIGS
 
 
 def _name_labels(text: str, origin: Labels) -> Labels | None:
@@ -155,7 +160,9 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
         _owner, ttl_text, _cls, mnemonic, rdata = line.split(" ", 4)
         rdtype = TYPE_CODES.get(mnemonic)
         if rdtype is None:
-            if mnemonic != "RRSIG":  # signatures matter only for DO queries (declined)
+            if mnemonic == "RRSIG":  # for DO answers of a signed zone
+                _add_sig(owner, ttl_text, rdata, origin)
+            else:
                 unsupported.add(_code(mnemonic))
             continue
         if rdtype == TYPE_A:
@@ -199,6 +206,41 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
                     b"".join(b"\xc0\x0c" + RR.pack(rdtype, 1, ttl, len(p)) + p for p in pieces),
                 )
     return owner
+
+
+_NO_SIGS: dict[int, Rrset] = {}  # (shared, never written: an owner without RRSIGs)
+
+
+def _add_sig(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
+    """One RRSIG line into ``owner.sigs`` (its covered type's RRset, the smallest TTL)."""
+    sigs = owner.sigs
+    if sigs is None:
+        return
+    origin_wire = b"".join(bytes((len(label),)) + label for label in origin)
+    rdata = dnssec_rdata("RRSIG", text, {"": b""}, origin_wire)
+    if rdata is None:
+        owner.sigs = None
+        return
+    # the signer in full and remembered as a compression target, as render.Wire writes
+    # an RRSIG (_RDATA_NAME_AT): (kind, the 18 octets before it, its labels, the signature)
+    labels = []
+    at = 20
+    while rdata[at]:
+        labels.append(rdata[at + 1 : at + 1 + rdata[at]])
+        at += 1 + rdata[at]
+    labels.append(b"")
+    piece = (_REMEMBER, rdata[2:20], tuple(labels), rdata[at + 1 :])
+    covered = type_code(text[: text.find(" ")])
+    if sigs is _NO_SIGS:
+        sigs = owner.sigs = {}
+    ttl = int(ttl_text)
+    found = sigs.get(covered)
+    if found is None:
+        sigs[covered] = (ttl, [piece])
+    elif piece not in found[1]:
+        found[1].append(piece)
+        if ttl < found[0]:
+            sigs[covered] = (ttl, found[1])
 
 
 _codes: dict[str, int] = {}
@@ -279,6 +321,8 @@ def write_rrset(
             for label in name:
                 out.append(len(label))
                 out += label
+            if len(piece) > 3:  # an RRSIG: its signature after the signer
+                out += piece[3]
             for depth in range(min(len(name) - 1, 2)):
                 if position >= 0x4000:
                     break

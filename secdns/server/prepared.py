@@ -106,6 +106,7 @@ _QR_AA = 0x8000 | 0x0400
 
 _OK, _NX, _CUT, _WILD = range(4)
 _DS = 43
+TYPE_RRSIG = 46
 
 Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
 
@@ -217,7 +218,7 @@ class PreparedAnswers:
         if version is None or version.number != known[2] or zone.expired:
             return self._answer(wire, query)
         if opt is _OPT_DO and index_of(version).secure:
-            return None  # DO on a signed zone: the proofs and signatures of the general path
+            return self._answer(wire, query)  # DO on a signed zone: with its RRSIGs
         entry = version.buckets[hash(key) & version.mask].get(key)
         if entry is None:  # NXDOMAIN, its closest encloser the (clean) parent
             if version.exists("*." + parent) or qtype == TYPE_SOA:
@@ -365,10 +366,13 @@ class PreparedAnswers:
                     if reply is not None:
                         self.used += 1
                         return reply, zone
-        if opt_ttl is not None and opt_ttl & 0x8000 and index_of(version).secure:
-            return None  # DO on a signed zone: the proofs and signatures of the general path
+        # DO on a signed zone: positive answers here with their RRSIGs; referrals (DS or
+        # its denial) and negative answers (NSEC/NSEC3 proofs) on the general path
+        dnssec = opt_ttl is not None and bool(opt_ttl & 0x8000) and index_of(version).secure
         status, entry = self._walk(version, key, depth)
         if status == _CUT:
+            if dnssec:
+                return None
             return self._referral(wire, query, key, zone, version, limit)
         if status == _WILD:
             return None
@@ -379,7 +383,9 @@ class PreparedAnswers:
                 if reply is not None:
                     self.used += 1
                     return reply, zone
-        return self._reply(wire, labels, query.qname_end, qtype, key, zone, version, entry, limit)
+        return self._reply(
+            wire, labels, query.qname_end, qtype, key, zone, version, entry, limit, dnssec
+        )
 
     def _referral(
         self,
@@ -497,16 +503,17 @@ class PreparedAnswers:
         version: ZoneVersion,
         entry: tuple[tuple[str, ...], int] | None,
         limit: int,
+        dnssec: bool = False,
     ) -> tuple[bytes, ServedZone] | None:
         """The reply for a name walked to (``entry``: None if it does not exist), with
-        the sections :meth:`_resolve` fills, or None."""
+        the sections :meth:`_resolve` fills, or None (``dnssec``: DO on a signed zone)."""
         flags = (wire[2] << 8) | wire[3]
         opt_ttl = None
         payload = 512
         if wire[11]:
             opt_ttl = int.from_bytes(wire[qname_end + 9 : qname_end + 13], "big")
             payload = (wire[qname_end + 7] << 8) | wire[qname_end + 8]
-        sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry)
+        sections = self._resolve(qtype, key, version, zone, flags, opt_ttl, payload, entry, dnssec)
         if sections is None:
             return None
         rcode, answer, authority, additional = sections
@@ -549,20 +556,25 @@ class PreparedAnswers:
         opt_ttl: int | None,
         payload: int,
         entry: tuple[tuple[str, ...], int] | None,
+        dnssec: bool = False,
     ) -> tuple[int, Section, Section, Section] | None:
         """The rcode and sections of the answer, as ``Answerer`` fills them (``entry``: the
-        name's, None if it does not exist); None: not here."""
+        name's, None if it does not exist); None: not here.  ``dnssec`` (DO on a signed
+        zone): each RRset with its RRSIGs (``Answerer._add_signed``), positive answers
+        only."""
         answer: Section = []
         authority: Section = []
         additional: Section = []
         rcode = 0
         apex_key = version.origin_key
         if entry is None:  # NXDOMAIN: no wildcard at the closest encloser
-            if qtype == TYPE_SOA:
-                return None  # the SOA with TTL 0 (BIND's zero-no-soa-ttl): the general path
+            if qtype == TYPE_SOA or dnssec:
+                return None  # the SOA with TTL 0 (BIND's zero-no-soa-ttl); the proofs
             rcode = 3
             self._negative_soa(version, authority)
         elif not entry[0]:  # an empty non-terminal: NODATA
+            if dnssec:
+                return None  # its NSEC/NSEC3 proof: the general path
             self._negative_soa(version, authority)
         else:
             owner = self.owner(version, key, entry[0])
@@ -570,15 +582,19 @@ class PreparedAnswers:
                 return None
             rrset = owner.types.get(qtype)
             if rrset is None:
-                if TYPE_CNAME in owner.types or TYPE_CNAME in owner.unsupported:
-                    return None  # a CNAME chain: the general path
+                if TYPE_CNAME in owner.types or TYPE_CNAME in owner.unsupported or dnssec:
+                    return None  # a CNAME chain, or a signed NODATA: the general path
                 self._negative_soa(version, authority)
             else:
                 edns_small = opt_ttl is not None and payload <= 512
                 no_authority = bool(flags & 0x0100) or edns_small
                 answer.append((key, owner.labels, qtype, rrset))
+                if dnssec and not _add_sigs(answer, key, owner, qtype):
+                    return None
                 if not edns_small and qtype in _TARGET_TYPES:
-                    if not self._additional_for(version, zone, rrset, answer, [], additional):
+                    if not self._additional_for(
+                        version, zone, rrset, answer, [], additional, dnssec
+                    ):
                         return None
                 answer_has_ns = qtype == TYPE_NS and key == apex_key
                 if not no_authority and not answer_has_ns:
@@ -590,8 +606,10 @@ class PreparedAnswers:
                         return None
                     if ns is not None:
                         authority.append((apex_key, apex.labels, TYPE_NS, ns))
+                        if dnssec and not _add_sigs(authority, apex_key, apex, TYPE_NS):
+                            return None
                         if not edns_small and not self._additional_for(
-                            version, zone, ns, answer, authority, additional
+                            version, zone, ns, answer, authority, additional, dnssec
                         ):
                             return None
         return rcode, answer, authority, additional
@@ -735,9 +753,10 @@ class PreparedAnswers:
         answer: Section,
         authority: Section,
         additional: Section,
+        dnssec: bool = False,
     ) -> bool:
-        """Addresses of the targets of an NS/MX/SRV RRset (``Answerer._additional_for``);
-        False when one cannot be decided here."""
+        """Addresses of the targets of an NS/MX/SRV RRset (``Answerer._additional_for``),
+        each with its RRSIGs for ``dnssec``; False when one cannot be decided here."""
         pieces = rrset[1]
         if len(pieces) > MAX_ADDITIONAL:
             return True
@@ -775,6 +794,8 @@ class PreparedAnswers:
                 if _holds(additional, key, rdtype):
                     continue
                 _add(additional, (key, found.labels, rdtype, addresses))
+                if dnssec and not _add_sigs(additional, key, found, rdtype, grouped=True):
+                    return False
         return True
 
     def _address_owner(
@@ -883,6 +904,25 @@ def _holds(section: Section, key: str, rdtype: int) -> bool:
     return False
 
 
+def _add_sigs(
+    section: Section, key: str, owner: Owner, rdtype: int, *, grouped: bool = False
+) -> bool:
+    """The RRSIGs of ``owner``'s ``rdtype`` after its RRset in ``section`` (``grouped``:
+    with the owner's other RRsets, as ``Proofs._add``); False when they could not be
+    prepared (the general path then answers)."""
+    sigs = owner.sigs
+    if sigs is None:
+        return False
+    found = sigs.get(rdtype)
+    if found is not None:
+        item = (key, owner.labels, TYPE_RRSIG, found)
+        if grouped:
+            _add(section, item)
+        else:
+            section.append(item)
+    return True
+
+
 def _add(section: Section, item: tuple[str, Labels, int, Rrset]) -> None:
     """Proofs._add: keep RRsets grouped by owner."""
     last = -1
@@ -920,7 +960,8 @@ def _render(
     for _key, labels, rdtype, rrset in authority:
         write_rrset(out, table, labels, rdtype, rrset)
     count = 0
-    for wanted in (TYPE_A, TYPE_AAAA):  # render.py's passes: A, then AAAA (nothing else comes here)
+    # render.py's passes: A, then AAAA, then RRSIG (nothing else comes here)
+    for wanted in (TYPE_A, TYPE_AAAA, TYPE_RRSIG):
         for _key, labels, rdtype, rrset in additional:
             if rdtype == wanted:
                 write_rrset(out, table, labels, rdtype, rrset)

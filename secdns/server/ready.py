@@ -410,6 +410,8 @@ class ReadyAnswers:
             opt = 11
             if reply[-11:-8] != b"\x00\x00\x29" or not reply[11]:
                 return False
+            if data[-4] & 0x80 and zone.version is not None and index_of(zone.version).secure:
+                return False  # DO on a signed zone: its RRSIGs, kept by the answer cache
         else:
             question = data[12:]
             opt = 0
