@@ -35,19 +35,22 @@ without EDNS and DO, in several letter cases):
 * NODATA (the negative SOA) and NXDOMAIN without a wildcard that could match;
 * referrals: a name at or below a delegation, AA clear, the cut's NS and its glue
   in reverse NS order (``Answerer._referral``), unless glue answers the question;
-* a zone that is signed only for queries without DO.
+* on a signed zone with DO, positive answers only, each RRset followed by its RRSIGs
+  (``Answerer._add_signed``; the signer written in full and remembered as a
+  compression target, as ``render.Wire`` writes an RRSIG).
 
 Everything else returns None and takes the general path: wildcards, CNAME
-chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone, a
-reply larger than the client allows (truncation), names with unusual bytes,
-and rdata types without a fast builder.
+chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone for a negative
+answer (its NSEC/NSEC3 proofs) or a referral (DS or its denial), a reply larger
+than the client allows (truncation), names with unusual bytes, and rdata types
+without a fast builder.
 
-The module is past the house size on purpose for now: :meth:`PreparedAnswers.answer`
+The module is past the house size (~990 lines) on purpose for now: :meth:`PreparedAnswers.answer`
 repeats in one straight function (about 150 lines) what ``_walk``/``_resolve``
 decide for the commonest asks, because on a first ask each function call costs
 as much as several of its lines (tests/test_prepared.py holds both to the general
 path's bytes).  The next split is the section logic (``_resolve``,
-``_additional_for``, ``_soa_tail``, ``_render``) into a module of its own.
+``_additional_for``, ``_add_sigs``, ``_soa_tail``, ``_render``) into a module of its own.
 
 The prepared form of an owner is kept with the tuple of lines it was made from,
 and is valid while the zone's current version holds that same tuple: an IXFR
