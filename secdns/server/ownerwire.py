@@ -21,7 +21,7 @@ import struct
 from socket import inet_aton
 from typing import Any
 
-from secdns.dnssecwire import type_code
+from secdns.dnssecwire import type_bitmap, type_code
 from secdns.server.denial import KIND_DNAME, KIND_NS
 from secdns.server.linewire import dnssec_rdata
 
@@ -67,7 +67,7 @@ Rrset = tuple[int, list[Piece]]  # TTL, rdata pieces (None-free)
 class Owner:
     """One owner name's records as wire pieces (see the module docstring)."""
 
-    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed", "sigs")
+    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed", "sigs", "nsec")
 
     def __init__(self, labels: Labels) -> None:
         self.labels = labels  # the owner's labels in the zone's case, root included
@@ -83,6 +83,8 @@ class Owner:
         # RRSIGs by the type they cover, each rdata bytes (nothing in it is compressed);
         # None when one could not be prepared (a DO answer then takes the general path)
         self.sigs: dict[int, Rrset] | None = _NO_SIGS
+        # its NSEC, for a signed NODATA's proof (queries of type NSEC: the general path)
+        self.nsec: Rrset | None = None
 
 
 def _name_labels(text: str, origin: Labels) -> Labels | None:
@@ -164,6 +166,8 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
                 _add_sig(owner, ttl_text, rdata, origin)
             else:
                 unsupported.add(_code(mnemonic))
+                if mnemonic == "NSEC":
+                    _add_nsec(owner, ttl_text, rdata, origin)
             continue
         if rdtype == TYPE_A:
             try:
@@ -241,6 +245,17 @@ def _add_sig(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
         found[1].append(piece)
         if ttl < found[0]:
             sigs[covered] = (ttl, found[1])
+
+
+def _add_nsec(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
+    """An NSEC line as ``owner.nsec``: the next name in full and remembered as a
+    compression target (as render.Wire writes it), then the type bitmap; one record."""
+    following, _space, types = text.partition(" ")
+    labels = _name_labels(following, origin)
+    if labels is None or owner.nsec is not None:  # (an escaped name; a second NSEC)
+        owner.sigs = None  # not prepared: a DO answer of it takes the general path
+        return
+    owner.nsec = (int(ttl_text), [(_REMEMBER, b"", labels, type_bitmap(types))])
 
 
 _codes: dict[str, int] = {}

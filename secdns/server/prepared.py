@@ -110,6 +110,7 @@ _QR_AA = 0x8000 | 0x0400
 _OK, _NX, _CUT, _WILD = range(4)
 _DS = 43
 TYPE_RRSIG = 46
+TYPE_NSEC = 47
 
 Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
 
@@ -585,9 +586,12 @@ class PreparedAnswers:
                 return None
             rrset = owner.types.get(qtype)
             if rrset is None:
-                if TYPE_CNAME in owner.types or TYPE_CNAME in owner.unsupported or dnssec:
-                    return None  # a CNAME chain, or a signed NODATA: the general path
-                self._negative_soa(version, authority)
+                if TYPE_CNAME in owner.types or TYPE_CNAME in owner.unsupported:
+                    return None  # a CNAME chain: the general path
+                if not dnssec:
+                    self._negative_soa(version, authority)
+                elif not self._signed_nodata(version, key, owner, authority):
+                    return None  # NSEC3 (a hashed name), or what could not be prepared
             else:
                 edns_small = opt_ttl is not None and payload <= 512
                 no_authority = bool(flags & 0x0100) or edns_small
@@ -616,6 +620,32 @@ class PreparedAnswers:
                         ):
                             return None
         return rcode, answer, authority, additional
+
+    def _signed_nodata(
+        self, version: ZoneVersion, key: str, owner: Owner, authority: Section
+    ) -> bool:
+        """A DO NODATA at an existing name of an NSEC zone (``Proofs._nodata``): the SOA
+        and its RRSIG at the negative-caching TTL, then the name's NSEC and its RRSIG;
+        False for NSEC3 (its proof is at a hashed name) or what was not prepared."""
+        if index_of(version).uses_nsec3 or owner.sigs is None:
+            return False
+        apex_key = version.origin_key
+        apex = self.owner(version, apex_key, version.lines(apex_key))
+        if apex is None or apex.sigs is None or TYPE_SOA not in apex.types:
+            return False
+        soa = apex.types[TYPE_SOA]
+        minimum = struct.unpack_from("!I", soa[1][0][1], 16)[0]
+        authority.append((apex_key, apex.labels, TYPE_SOA, (min(soa[0], minimum), soa[1])))
+        soa_sig = apex.sigs.get(TYPE_SOA)
+        if soa_sig is not None:
+            _add(
+                authority,
+                (apex_key, apex.labels, TYPE_RRSIG, (min(soa_sig[0], minimum), soa_sig[1])),
+            )
+        if owner.nsec is not None:
+            _add(authority, (key, owner.labels, TYPE_NSEC, owner.nsec))
+            return _add_sigs(authority, key, owner, TYPE_NSEC, grouped=True)
+        return True
 
     def _walk(
         self, version: ZoneVersion, key: str, depth: int
