@@ -119,14 +119,19 @@ def test_signed_zones_are_prepared_with_their_rrsigs_for_do(tmp_path: Path, nsec
     table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
     _same_as_general(table)
     prepared = PreparedAnswers(table)
-    # DO: a positive answer with its RRSIGs (in every section); a negative one (its
-    # NSEC/NSEC3 proof) on the general path
+    # DO: a positive answer with its RRSIGs (in every section); a negative one with its
+    # NSEC proofs, with NSEC3 (hashed names) on the general path
     signed = prepared.answer(_query("www.s.test.", "A", edns=1232, do=True))
     assert signed is not None
     reply = dns.message.from_wire(signed[0])
     assert {r.rdtype for r in reply.answer} == {dns.rdatatype.A, dns.rdatatype.RRSIG}
     assert dns.rdatatype.RRSIG in {r.rdtype for r in reply.authority}
-    assert prepared.answer(_query("nothere.s.test.", "A", edns=1232, do=True)) is None
+    negative = prepared.answer(_query("nothere.s.test.", "A", edns=1232, do=True))
+    assert (negative is None) == bool(nsec3)
+    if negative is not None:
+        proof = dns.message.from_wire(negative[0])
+        assert proof.rcode() == dns.rcode.NXDOMAIN
+        assert dns.rdatatype.NSEC in {r.rdtype for r in proof.authority}
     assert prepared.answer(_query("www.s.test.", "A", edns=1232)) is not None
 
 

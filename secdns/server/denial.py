@@ -123,6 +123,12 @@ class Index:
 
     # NSEC: the owner at or before a name in canonical order (RFC 4034 6.1).
     def nsec_at_or_before(self, name: dns.name.Name) -> Node | None:
+        key = self.nsec_key_at_or_before(canon(name))
+        return self.node(key) if key is not None else None
+
+    def nsec_key_at_or_before(self, canonical: tuple[bytes, ...]) -> str | None:
+        """The key of the NSEC owner at or before the name whose :func:`canon` is
+        ``canonical`` in canonical order (the last one before the first: it wraps)."""
         if self._nsec is None:
             owners: list[tuple[tuple[bytes, ...], str]] = []
             labels: dict[bytes, bytes] = {}  # one copy of each label (the origin's above all)
@@ -136,8 +142,7 @@ class Index:
         order, keys = self._nsec
         if not keys:
             return None
-        index = bisect.bisect_right(order, canon(name)) - 1
-        return self.node(keys[index])  # index -1 wraps to the last owner
+        return keys[bisect.bisect_right(order, canonical) - 1]  # -1 wraps to the last
 
     # NSEC3: hashed owners (RFC 5155).
     def _nsec3_index(self) -> tuple[list[str], dict[str, str], int, int, bytes] | None:

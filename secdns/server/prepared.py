@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import struct
 
-from secdns.server.denial import KIND_DNAME, KIND_NS, index_of
+from secdns.server.denial import KIND_DNAME, KIND_NS, Index, index_of
 from secdns.server.front import PlainQuery, scan_plain
 from secdns.server.ownerwire import (
     RR,
@@ -572,10 +572,13 @@ class PreparedAnswers:
         rcode = 0
         apex_key = version.origin_key
         if entry is None:  # NXDOMAIN: no wildcard at the closest encloser
-            if qtype == TYPE_SOA or dnssec:
-                return None  # the SOA with TTL 0 (BIND's zero-no-soa-ttl); the proofs
+            if qtype == TYPE_SOA:
+                return None  # the SOA with TTL 0 (BIND's zero-no-soa-ttl): general path
             rcode = 3
-            self._negative_soa(version, authority)
+            if not dnssec:
+                self._negative_soa(version, authority)
+            elif not self._signed_nxdomain(version, key, authority):
+                return None  # NSEC3 (hashed names), or what could not be prepared
         elif not entry[0]:  # an empty non-terminal: NODATA
             if dnssec:
                 return None  # its NSEC/NSEC3 proof: the general path
@@ -629,6 +632,16 @@ class PreparedAnswers:
         False for NSEC3 (its proof is at a hashed name) or what was not prepared."""
         if index_of(version).uses_nsec3 or owner.sigs is None:
             return False
+        if not self._signed_soa(version, authority):
+            return False
+        if owner.nsec is not None:
+            _add(authority, (key, owner.labels, TYPE_NSEC, owner.nsec))
+            return _add_sigs(authority, key, owner, TYPE_NSEC, grouped=True)
+        return True
+
+    def _signed_soa(self, version: ZoneVersion, authority: Section) -> bool:
+        """The negative SOA and its RRSIG, both at the negative-caching TTL, min(TTL,
+        MINIMUM) (``Index.negative_soa``); False when the apex was not prepared."""
         apex_key = version.origin_key
         apex = self.owner(version, apex_key, version.lines(apex_key))
         if apex is None or apex.sigs is None or TYPE_SOA not in apex.types:
@@ -636,16 +649,55 @@ class PreparedAnswers:
         soa = apex.types[TYPE_SOA]
         minimum = struct.unpack_from("!I", soa[1][0][1], 16)[0]
         authority.append((apex_key, apex.labels, TYPE_SOA, (min(soa[0], minimum), soa[1])))
-        soa_sig = apex.sigs.get(TYPE_SOA)
-        if soa_sig is not None:
-            _add(
-                authority,
-                (apex_key, apex.labels, TYPE_RRSIG, (min(soa_sig[0], minimum), soa_sig[1])),
-            )
-        if owner.nsec is not None:
-            _add(authority, (key, owner.labels, TYPE_NSEC, owner.nsec))
-            return _add_sigs(authority, key, owner, TYPE_NSEC, grouped=True)
+        sig = apex.sigs.get(TYPE_SOA)
+        if sig is not None:
+            _add(authority, (apex_key, apex.labels, TYPE_RRSIG, (min(sig[0], minimum), sig[1])))
         return True
+
+    def _signed_nxdomain(self, version: ZoneVersion, key: str, authority: Section) -> bool:
+        """A DO NXDOMAIN of an NSEC zone (``Proofs._nxdomain``, ``_wildcard_proof``): the
+        SOA and its RRSIG, the NSEC covering the name and the one covering the wildcard
+        of its closest encloser (once, if the same), each with its RRSIG; False for NSEC3
+        or what was not prepared."""
+        index = index_of(version)
+        if index.uses_nsec3 or not self._signed_soa(version, authority):
+            return False
+        name = tuple(label.encode() for label in key[:-1].split(".")) + (b"",)
+        covering = self._covering_nsec(version, index, name, authority)
+        if covering is None:
+            return False
+        if not covering:  # (no NSEC owner covers it: the SOA alone, as the general path)
+            return True
+        owner_labels, following = covering
+        common = max(_common(name, owner_labels), _common(name, following))
+        if common >= len(name):
+            return True
+        wild = (b"*", *name[len(name) - common :])
+        if wild == name or version.exists(b".".join(wild).decode() or "."):
+            return True
+        return self._covering_nsec(version, index, wild, authority) is not None
+
+    def _covering_nsec(
+        self, version: ZoneVersion, index: Index, name: Labels, authority: Section
+    ) -> tuple[Labels, Labels] | tuple[()] | None:
+        """Add the NSEC at or before ``name`` (lowercased labels, root included) and its
+        RRSIG to ``authority`` (once: ``Proofs._add`` keeps a name and type once): (its
+        owner's labels, its next name), () when no NSEC owner is there, None when it
+        was not prepared."""
+        found = index.nsec_key_at_or_before(tuple(reversed(name[:-1])))
+        if found is None:
+            return ()
+        lines = version.lines(found)
+        owner = self.owner(version, found, lines) if lines else None
+        if owner is None or owner.sigs is None:
+            return None
+        if owner.nsec is None:
+            return ()
+        if not _holds(authority, found, TYPE_NSEC):
+            _add(authority, (found, owner.labels, TYPE_NSEC, owner.nsec))
+            if not _add_sigs(authority, found, owner, TYPE_NSEC, grouped=True):
+                return None
+        return owner.labels, owner.nsec[1][0][2]
 
     def _walk(
         self, version: ZoneVersion, key: str, depth: int
@@ -954,6 +1006,16 @@ def _add_sigs(
         else:
             section.append(item)
     return True
+
+
+def _common(a: Labels, b: Labels) -> int:
+    """Labels two names share at the end, the root included (``denial.common_labels``)."""
+    count = 0
+    for x, y in zip(reversed(a), reversed(b), strict=False):
+        if x.lower() != y.lower():
+            break
+        count += 1
+    return count
 
 
 def _add(section: Section, item: tuple[str, Labels, int, Rrset]) -> None:
