@@ -765,6 +765,22 @@ def _downstream_missed_a_change(knot_secondary, served, tmp_path):
     """serve of a file zone with Knot as its downstream; Knot is stopped, the zone
     changes and serve's NOTIFY to Knot is given up (retries made short): (server, Knot,
     the config, Knot's port), the NOTIFY counted as missed."""
+    server, knot, config, secondary_port = _serving_knot(knot_secondary, served, tmp_path)
+    notifier = server.server.notifier
+    notifier.attempts, notifier.first_timeout, notifier.missed_probe = 2, 0.2, 0.5
+    knot.process.send_signal(signal.SIGTERM)
+    knot.process.wait(10)
+    _next_serial(tmp_path / "primary.zone")
+    server.call(server.server.reload)
+    deadline = time.monotonic() + 10
+    while not any(notifier.missed_counts().values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, knot, config, secondary_port
+
+
+def _serving_knot(knot_secondary, served, tmp_path):
+    """serve of a file zone (tmp_path/primary.zone) NOTIFYing Knot, its downstream, once
+    Knot has the zone: (server, Knot, the config, Knot's port)."""
     secondary_port = free_port()
     zone_file = tmp_path / "primary.zone"
     zone_file.write_text(ZONE_FILE.read_text())
@@ -776,21 +792,17 @@ def _downstream_missed_a_change(knot_secondary, served, tmp_path):
     }
     config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone])
     server = served(config)
-    notifier = server.server.notifier
-    notifier.attempts, notifier.first_timeout, notifier.missed_probe = 2, 0.2, 0.5
     knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, port=secondary_port)
     assert knot.soa_serial(ZONE) == SERIAL
-    knot.process.send_signal(signal.SIGTERM)
-    knot.process.wait(10)
+    return server, knot, config, secondary_port
+
+
+def _next_serial(zone_file: Path) -> None:
+    """The zone file one serial on, with one record more."""
     zone_file.write_text(
         ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
         + "added 300 IN A 192.0.2.222\n"
     )
-    server.call(server.server.reload)
-    deadline = time.monotonic() + 10
-    while not any(notifier.missed_counts().values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server, knot, config, secondary_port
 
 
 def _start_again(knot) -> None:
@@ -1007,24 +1019,9 @@ def test_a_file_zone_changed_while_serve_was_down_is_notified_at_the_start(
     """serve stops, its file zone changes, serve starts: its targets are NOTIFYed of the
     loaded zone, as BIND does at a primary zone's load (a stranger's NSD stayed at the old
     serial, its refresh 7200 s away: no NOTIFY went out at the start)."""
-    secondary_port = free_port()
-    zone_file = tmp_path / "primary.zone"
-    zone_file.write_text(ZONE_FILE.read_text())
-    zone = {
-        "name": ZONE,
-        "file": str(zone_file),
-        "notify": [f"127.0.0.1:{secondary_port}"],
-        "allow_transfer": ["127.0.0.0/8"],
-    }
-    config = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone])
-    server = served(config)
-    knot = knot_secondary({ZONE: ("127.0.0.1", server.port)}, port=secondary_port)
-    assert knot.soa_serial(ZONE) == SERIAL
+    server, knot, config, _port = _serving_knot(knot_secondary, served, tmp_path)
     server.stop()
-    zone_file.write_text(
-        ZONE_FILE.read_text().replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial")
-        + "added 300 IN A 192.0.2.222\n"
-    )
+    _next_serial(tmp_path / "primary.zone")
     served(config)  # (the same port: where Knot looks for its primary)
     knot.wait_for_serial(ZONE, SERIAL + 1, timeout=10)
 

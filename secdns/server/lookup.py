@@ -38,7 +38,7 @@ only, and BIND's default sends them all); class CH is REFUSED for every name unl
 ``[server]`` sets an identity or version (the front answers those), and the
 additional section always prefers A glue, as BIND does for IPv4 clients.
 
-About 600 lines, kept whole: the restart loop of 4.3.2 (exact match, CNAME,
+About 620 lines, kept whole: the restart loop of 4.3.2 (exact match, CNAME,
 wildcard, DNAME, referral) and the additional-section rules it feeds are one
 algorithm over one state; the denial proofs and wire rendering already live apart.
 """

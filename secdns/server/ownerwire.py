@@ -165,7 +165,7 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
             if mnemonic == "RRSIG":  # for DO answers of a signed zone
                 _add_sig(owner, ttl_text, rdata, origin)
             else:
-                unsupported.add(_code(mnemonic))
+                unsupported.add(type_code(mnemonic))
                 if mnemonic == "NSEC":
                     _add_nsec(owner, ttl_text, rdata, origin)
             continue
@@ -220,8 +220,7 @@ def _add_sig(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
     sigs = owner.sigs
     if sigs is None:
         return
-    origin_wire = b"".join(bytes((len(label),)) + label for label in origin)
-    rdata = dnssec_rdata("RRSIG", text, {"": b""}, origin_wire)
+    rdata = dnssec_rdata("RRSIG", text, {"": b""}, _origin_wire(origin))
     if rdata is None:
         owner.sigs = None
         return
@@ -247,6 +246,19 @@ def _add_sig(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
             sigs[covered] = (ttl, found[1])
 
 
+_ORIGIN_WIRE: dict[Labels, bytes] = {}
+
+
+def _origin_wire(origin: Labels) -> bytes:
+    """The wire form of a zone's origin labels (cached: each RRSIG line of each owner)."""
+    found = _ORIGIN_WIRE.get(origin)
+    if found is None:
+        if len(_ORIGIN_WIRE) >= 4096:
+            _ORIGIN_WIRE.clear()
+        found = _ORIGIN_WIRE[origin] = b"".join(bytes((len(x),)) + x for x in origin)
+    return found
+
+
 def _add_nsec(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
     """An NSEC line as ``owner.nsec``: the next name in full and remembered as a
     compression target (as render.Wire writes it), then the type bitmap; one record."""
@@ -256,18 +268,6 @@ def _add_nsec(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
         owner.sigs = None  # not prepared: a DO answer of it takes the general path
         return
     owner.nsec = (int(ttl_text), [(_REMEMBER, b"", labels, type_bitmap(types))])
-
-
-_codes: dict[str, int] = {}
-
-
-def _code(mnemonic: str) -> int:
-    code = _codes.get(mnemonic)
-    if code is None:
-        import dns.rdatatype
-
-        code = _codes[mnemonic] = int(dns.rdatatype.from_text(mnemonic))
-    return code
 
 
 RR = struct.Struct("!HHIH")
