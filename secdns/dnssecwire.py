@@ -16,6 +16,7 @@ import dns.rdatatype
 _CACHE_LIMIT = 1 << 16
 _types: dict[str, int] = {}
 _bitmaps: dict[str, bytes] = {}
+_times: dict[str, int] = {}
 
 
 def type_code(mnemonic: str) -> int:
@@ -28,11 +29,18 @@ def type_code(mnemonic: str) -> int:
 
 def sig_time(text: str) -> int:
     """An RRSIG inception/expiration written YYYYMMDDHHMMSS, as seconds since the epoch
-    (ValueError for any other form: the caller then lets dnspython read it)."""
-    if len(text) != 14 or not text.isdigit():
-        raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
-    fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
-    return calendar.timegm((*map(int, fields), 0, 0, 0))
+    (ValueError for any other form: the caller then lets dnspython read it); cached (a
+    signer gives most of a zone's signatures a few times)."""
+    seconds = _times.get(text)
+    if seconds is None:
+        if len(text) != 14 or not text.isdigit():
+            raise ValueError(f"not a YYYYMMDDHHMMSS time: {text}")
+        fields = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
+        seconds = calendar.timegm((*map(int, fields), 0, 0, 0))
+        if len(_times) >= _CACHE_LIMIT:
+            _times.clear()
+        _times[text] = seconds
+    return seconds
 
 
 def type_bitmap(types: str) -> bytes:

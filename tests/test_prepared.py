@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.name
+import dns.rdatatype
 import pytest
 from test_answer import CHILD, EXAMPLE, _sign, zone_lines
 from test_fastpath import ZONE as FASTPATH_ZONE
@@ -133,6 +134,41 @@ def test_signed_zones_are_prepared_with_their_rrsigs_for_do(tmp_path: Path, nsec
         assert proof.rcode() == dns.rcode.NXDOMAIN
         assert dns.rdatatype.NSEC in {r.rdtype for r in proof.authority}
     assert prepared.answer(_query("www.s.test.", "A", edns=1232)) is not None
+
+
+def test_signatures_are_read_when_a_do_answer_needs_them(tmp_path: Path) -> None:
+    text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
+    table = _table({"s.test.": _sign(tmp_path, "s.test.", text, "")})
+    prepared = PreparedAnswers(table)
+    plain = prepared.answer(_query("www.s.test.", "A", edns=1232))
+    assert plain is not None
+    owner = prepared.owners["www.s.test."][1]
+    assert owner is not None and owner.sig_lines and not owner.sigs  # none read without DO
+    wire = _query("www.s.test.", "A", edns=1232, do=True)
+    signed = prepared.answer(wire)
+    assert signed is not None and signed[0] == front.handle(wire, table, tcp=False).wire
+    assert owner.sigs is not None and set(owner.sigs) == {dns.rdatatype.A}  # only A's
+
+
+def test_the_apex_block_is_shared_and_written_where_each_answer_puts_it(tmp_path: Path) -> None:
+    """The authority and additional sections every positive answer of a zone has are
+    kept as bytes by where they start and what they would compress against: answers of
+    names of other lengths and depths, in other cases, get their own, equal to the
+    general path's."""
+    text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
+    for nsec3 in ("", "nsec3"):
+        table = _table({"s.test.": _sign(tmp_path / (nsec3 or "nsec"), "s.test.", text, nsec3)})
+        prepared = PreparedAnswers(table)
+        assert table.zones["s.test."].version is not None
+        names = [k for k, e in table.zones["s.test."].version.iter_entries() if e[0]]
+        for name in names * 2:  # (the second round from the kept tails)
+            for case in (name, name.upper()):
+                for do in (False, True):
+                    wire = _query(case, "A", edns=4096, do=do)
+                    mine = prepared.answer(wire)
+                    if mine is not None:
+                        assert mine[0] == front.handle(wire, table, tcp=False).wire, (case, do)
+        assert prepared._block_tails
 
 
 def _same_as_general(table: ZoneTable) -> None:

@@ -16,14 +16,15 @@ bytes are the general path's.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import socket
 import struct
 from socket import inet_aton
-from typing import Any
+from typing import Any, Literal
 
-from secdns.dnssecwire import type_bitmap, type_code
+from secdns.dnssecwire import sig_time, type_bitmap, type_code
 from secdns.server.denial import KIND_DNAME, KIND_NS
-from secdns.server.linewire import dnssec_rdata
 
 (
     TYPE_A,
@@ -67,10 +68,21 @@ Rrset = tuple[int, list[Piece]]  # TTL, rdata pieces (None-free)
 class Owner:
     """One owner name's records as wire pieces (see the module docstring)."""
 
-    __slots__ = ("labels", "types", "unsupported", "kinds", "fixed", "sigs", "nsec")
+    __slots__ = (
+        "labels",
+        "origin",
+        "types",
+        "unsupported",
+        "kinds",
+        "fixed",
+        "sigs",
+        "sig_lines",
+        "nsec",
+    )
 
-    def __init__(self, labels: Labels) -> None:
+    def __init__(self, labels: Labels, origin: Labels = ()) -> None:
         self.labels = labels  # the owner's labels in the zone's case, root included
+        self.origin = origin  # the zone's (its RRSIGs' signers are written relative to it)
         self.types: dict[int, Rrset] = {}
         # per type without names in its rdata: (records, the answer section's bytes when the
         # owner is written as a pointer to the question, i.e. the client used the zone's case)
@@ -80,9 +92,11 @@ class Owner:
         )
         # types with several records): a query for them takes the general path
         self.kinds = 0
-        # RRSIGs by the type they cover, each rdata bytes (nothing in it is compressed);
-        # None when one could not be prepared (a DO answer then takes the general path)
-        self.sigs: dict[int, Rrset] | None = _NO_SIGS
+        # RRSIGs by the type they cover, read when first asked (:func:`signatures`) from
+        # their lines (TTL, rdata text) kept by type covered: None for an owner whose
+        # NSEC could not be prepared (a DO answer then takes the general path)
+        self.sigs: dict[int, Rrset | Literal[False]] | None = _NO_SIGS
+        self.sig_lines: dict[int, list[tuple[str, str]]] = _NO_LINES
         # its NSEC, for a signed NODATA's proof (queries of type NSEC: the general path)
         self.nsec: Rrset | None = None
 
@@ -155,15 +169,19 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
         return None
     else:
         labels = (*owner_text.encode().split(b"."), *origin)
-    owner = Owner(labels)
+    owner = Owner(labels, origin)
     types = owner.types
     unsupported: set[int] = set()
     for line in lines:
         _owner, ttl_text, _cls, mnemonic, rdata = line.split(" ", 4)
         rdtype = TYPE_CODES.get(mnemonic)
         if rdtype is None:
-            if mnemonic == "RRSIG":  # for DO answers of a signed zone
-                _add_sig(owner, ttl_text, rdata, origin)
+            if mnemonic == "RRSIG":  # for DO answers of a signed zone, read when asked
+                covered = type_code(rdata[: rdata.find(" ")])
+                if owner.sig_lines is _NO_LINES:
+                    owner.sig_lines = {covered: [(ttl_text, rdata)]}
+                else:
+                    owner.sig_lines.setdefault(covered, []).append((ttl_text, rdata))
             else:
                 unsupported.add(type_code(mnemonic))
                 if mnemonic == "NSEC":
@@ -212,51 +230,68 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
     return owner
 
 
-_NO_SIGS: dict[int, Rrset] = {}  # (shared, never written: an owner without RRSIGs)
+_RRSIG_HEAD = struct.Struct("!HBBIIIH")  # type covered .. key tag: the 18 octets before the signer
+_NO_SIGS: dict[int, Rrset | Literal[False]] = {}  # (shared, never written: no RRSIG read yet)
+_NO_LINES: dict[int, list[tuple[str, str]]] = {}  # (shared, never written: no RRSIG)
 
 
-def _add_sig(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:
-    """One RRSIG line into ``owner.sigs`` (its covered type's RRset, the smallest TTL)."""
+def signatures(owner: Owner, covered: int) -> Rrset | None | Literal[False]:
+    """The RRSIGs of ``owner``'s RRset of type ``covered`` (the smallest TTL): None when
+    it has none, False when they cannot be prepared (an escaped signer, another time
+    form: a DO answer then takes the general path).  Read from their lines on first ask,
+    then kept: a first ask without DO, or for another type, reads no signature."""
     sigs = owner.sigs
     if sigs is None:
-        return
-    rdata = dnssec_rdata("RRSIG", text, {"": b""}, _origin_wire(origin))
-    if rdata is None:
-        owner.sigs = None
-        return
-    # the signer in full and remembered as a compression target, as render.Wire writes
-    # an RRSIG (_RDATA_NAME_AT): (kind, the 18 octets before it, its labels, the signature)
-    labels = []
-    at = 20
-    while rdata[at]:
-        labels.append(rdata[at + 1 : at + 1 + rdata[at]])
-        at += 1 + rdata[at]
-    labels.append(b"")
-    piece = (_REMEMBER, rdata[2:20], tuple(labels), rdata[at + 1 :])
-    covered = type_code(text[: text.find(" ")])
+        return False
+    found = sigs.get(covered, False)
+    if found is not False:
+        return found
+    lines = owner.sig_lines.get(covered)
+    if lines is None:
+        return None
     if sigs is _NO_SIGS:
         sigs = owner.sigs = {}
-    ttl = int(ttl_text)
-    found = sigs.get(covered)
-    if found is None:
-        sigs[covered] = (ttl, [piece])
-    elif piece not in found[1]:
-        found[1].append(piece)
-        if ttl < found[0]:
-            sigs[covered] = (ttl, found[1])
-
-
-_ORIGIN_WIRE: dict[Labels, bytes] = {}
-
-
-def _origin_wire(origin: Labels) -> bytes:
-    """The wire form of a zone's origin labels (cached: each RRSIG line of each owner)."""
-    found = _ORIGIN_WIRE.get(origin)
-    if found is None:
-        if len(_ORIGIN_WIRE) >= 4096:
-            _ORIGIN_WIRE.clear()
-        found = _ORIGIN_WIRE[origin] = b"".join(bytes((len(x),)) + x for x in origin)
+    rrset = _read_sigs(lines, owner.origin)
+    found = sigs[covered] = False if rrset is None else rrset
     return found
+
+
+def _read_sigs(lines: list[tuple[str, str]], origin: Labels) -> Rrset | None:
+    """The RRSIG lines of one covered type as an RRset (None: one cannot be prepared).
+    Each piece is written as render.Wire writes an RRSIG (_RDATA_NAME_AT): the 18
+    octets before the signer, the signer in full and remembered as a compression
+    target, then the signature."""
+    ttl = -1
+    pieces: list[Piece] = []
+    for ttl_text, text in lines:
+        fields = text.split(" ")
+        if len(fields) < 9:
+            return None
+        labels = _name_labels(fields[7], origin) if fields[7] else None
+        if labels is None:
+            return None
+        try:
+            head = _RRSIG_HEAD.pack(
+                type_code(fields[0]),
+                int(fields[1]),
+                int(fields[2]),
+                int(fields[3]),
+                sig_time(fields[4]),
+                sig_time(fields[5]),
+                int(fields[6]),
+            )
+            signature = base64.b64decode("".join(fields[8:]), validate=True)
+        except (ValueError, struct.error, binascii.Error, OverflowError):
+            return None
+        if 18 + sum(map(len, labels)) + len(labels) + len(signature) > 0xFFFF:
+            return None
+        piece = (_REMEMBER, head, labels, signature)
+        if piece not in pieces:
+            pieces.append(piece)
+        value = int(ttl_text)
+        if ttl < 0 or value < ttl:
+            ttl = value
+    return (ttl, pieces)
 
 
 def _add_nsec(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:

@@ -61,6 +61,7 @@ zone.  The table of forms is bounded (:data:`OWNER_LIMIT`).
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 from secdns.server.denial import KIND_DNAME, KIND_NS, Index, index_of
@@ -79,6 +80,7 @@ from secdns.server.ownerwire import (
     Owner,
     Rrset,
     prepare_owner,
+    signatures,
     write_rrset,
 )
 from secdns.server.render import EDNS_PAYLOAD
@@ -125,6 +127,8 @@ class PreparedAnswers:
         self.used = 0
         self._origins: dict[str, Labels] = {}
         self._tails: dict[tuple[object, ...], tuple[bytes, set[Labels]]] = {}
+        self._blocks: dict[tuple[int, bool, int], _Block | None] = {}  # see _apex_block
+        self._block_tails: dict[tuple[object, ...], bytes] = {}  # see _render
         self._clean: dict[str, int] = {}  # ancestor key -> version number it was found clean in
         self._parents: dict[str, tuple[int, ServedZone, int]] = {}  # see _parent_state
 
@@ -530,7 +534,7 @@ class PreparedAnswers:
             opt = b"" if opt_ttl is None else (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN)
             reply = wire[:2] + head + wire[12 : qname_end + 4] + tail + opt
         else:
-            reply = _render(wire, labels, flags, opt_ttl, *sections)
+            reply = _render(wire, labels, flags, opt_ttl, *sections, tails=self._block_tails)
         if len(reply) > limit:
             return None
         self.used += 1
@@ -607,6 +611,13 @@ class PreparedAnswers:
                     ):
                         return None
                 answer_has_ns = qtype == TYPE_NS and key == apex_key
+                if not no_authority and not answer_has_ns and qtype not in _TARGET_TYPES:
+                    # the apex NS and its addresses, as every such answer of the zone has them
+                    block = self._apex_block(version, zone, dnssec)
+                    if block is None:
+                        return None
+                    if key not in block.targets:
+                        return rcode, answer, block, block.additional
                 if not no_authority and not answer_has_ns:
                     apex = self.owner(version, apex_key, version.lines(apex_key))
                     if apex is None:
@@ -623,6 +634,34 @@ class PreparedAnswers:
                         ):
                             return None
         return rcode, answer, authority, additional
+
+    def _apex_block(self, version: ZoneVersion, zone: ServedZone, dnssec: bool) -> _Block | None:
+        """The authority and additional sections :meth:`_resolve` gives a positive answer
+        of a type without additional processing: the apex NS (with its RRSIGs for
+        ``dnssec``) and its targets' addresses, the same for every such answer of the
+        version unless the answer is at one of those targets (``_Block.targets``).  Kept
+        per version, DO and table generation; None when it cannot be prepared."""
+        key = (version.number, dnssec, self.table.generation)
+        if key in self._blocks:
+            return self._blocks[key]
+        block: _Block | None = None
+        apex_key = version.origin_key
+        apex = self.owner(version, apex_key, version.lines(apex_key))
+        if apex is not None and TYPE_NS not in apex.unsupported:
+            block = _Block()
+            ns = apex.types.get(TYPE_NS)
+            if ns is not None:
+                block.append((apex_key, apex.labels, TYPE_NS, ns))
+                if (dnssec and not _add_sigs(block, apex_key, apex, TYPE_NS)) or (
+                    not self._additional_for(version, zone, ns, [], block, block.additional, dnssec)
+                ):
+                    block = None
+        if block is not None:
+            block.seal()
+        if len(self._blocks) >= 1024:
+            self._blocks.clear()
+        self._blocks[key] = block
+        return block
 
     def _signed_nodata(
         self, version: ZoneVersion, key: str, owner: Owner, authority: Section
@@ -644,10 +683,12 @@ class PreparedAnswers:
         MINIMUM) (``Index.negative_soa``); False when the apex was not prepared."""
         apex_key = version.origin_key
         apex = self.owner(version, apex_key, version.lines(apex_key))
-        if apex is None or apex.sigs is None or TYPE_SOA not in apex.types:
+        if apex is None or TYPE_SOA not in apex.types:
+            return False
+        sig = signatures(apex, TYPE_SOA)
+        if sig is False:
             return False
         self._negative_soa(version, authority)
-        sig = apex.sigs.get(TYPE_SOA)
         if sig is not None:
             minimum = struct.unpack_from("!I", apex.types[TYPE_SOA][1][0][1], 16)[0]
             _add(authority, (apex_key, apex.labels, TYPE_RRSIG, (min(sig[0], minimum), sig[1])))
@@ -896,6 +937,37 @@ class PreparedAnswers:
         return (_WILD, None) if owner is None else (_OK, owner)
 
 
+class _Block(list[tuple[str, Labels, int, Rrset]]):
+    """An authority section shared by the positive answers of a zone version
+    (:meth:`PreparedAnswers._apex_block`), with its additional section; :func:`_render`
+    keeps its bytes by where they start and what they would compress against."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.additional: Section = []
+        self.targets: frozenset[str] = frozenset()  # keys of the addresses it holds
+        self.names: tuple[Labels, ...] = ()  # every name its writing looks up
+        self.counts = (0, 0)  # its records: authority, additional
+        self.number = next(_BLOCKS)  # (its tails' key: blocks are made anew, never changed)
+
+    def seal(self) -> None:
+        names: dict[Labels, None] = {}
+        for _key, labels, _rdtype, (_ttl, pieces) in (*self, *self.additional):
+            looked = [labels]
+            for piece in pieces:
+                if type(piece) is not bytes:
+                    looked.extend(part for part in piece[2:4] if type(part) is tuple)
+            for name in looked:  # write_name looks up a name and its parent
+                names[name] = None
+                names[name[1:]] = None
+        self.names = tuple(names)
+        self.targets = frozenset(item[0] for item in self.additional)
+        self.counts = (_records(self), _records(self.additional))
+
+
+_BLOCKS = itertools.count()
+
+
 class _Recording(dict[Labels, int]):
     """A compression table that remembers every name looked up in it."""
 
@@ -994,10 +1066,9 @@ def _add_sigs(
     """The RRSIGs of ``owner``'s ``rdtype`` after its RRset in ``section`` (``grouped``:
     with the owner's other RRsets, as ``Proofs._add``); False when they could not be
     prepared (the general path then answers)."""
-    sigs = owner.sigs
-    if sigs is None:
+    found = signatures(owner, rdtype)
+    if found is False:
         return False
-    found = sigs.get(rdtype)
     if found is not None:
         item = (key, owner.labels, TYPE_RRSIG, found)
         if grouped:
@@ -1040,7 +1111,9 @@ def _render(
     additional: Section,
     *,
     aa: bool = True,
+    tails: dict[tuple[object, ...], bytes] | None = None,
 ) -> bytes:
+    """The reply's bytes; ``tails``: where a shared :class:`_Block`'s bytes are kept."""
     qname: Labels = (*qlabels, b"")
     question_end = 12 + sum(len(label) + 1 for label in qname) + 4
     out = bytearray(wire[:question_end])
@@ -1051,16 +1124,23 @@ def _render(
         offset += 1 + len(qname[position])
     for _key, labels, rdtype, rrset in answer:
         write_rrset(out, table, labels, rdtype, rrset)
-    for _key, labels, rdtype, rrset in authority:
-        write_rrset(out, table, labels, rdtype, rrset)
-    count = 0
-    # render.py's passes: A, then AAAA, then RRSIG (nothing else comes here)
-    for wanted in (TYPE_A, TYPE_AAAA, TYPE_RRSIG):
-        for _key, labels, rdtype, rrset in additional:
-            if rdtype == wanted:
-                write_rrset(out, table, labels, rdtype, rrset)
-                count += len(rrset[1])
-    arcount = count
+    if type(authority) is _Block and tails is not None:
+        # a shared block: its bytes depend only on where it starts and on the offsets
+        # of the names it looks up (each written in full, or a pointer to the same place)
+        get = table.get
+        key = (authority.number, len(out), *[get(name) for name in authority.names])
+        tail = tails.get(key)
+        if tail is None:
+            start = len(out)
+            _write_sections(out, table, authority, additional)
+            if len(tails) >= 4096:
+                tails.clear()
+            tail = tails[key] = bytes(out[start:])
+        else:
+            out += tail
+        arcount = authority.counts[1]
+    else:
+        arcount = _write_sections(out, table, authority, additional)
     if opt_ttl is not None:
         out += b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, opt_ttl & 0x8000, 0)
         arcount += 1
@@ -1075,3 +1155,19 @@ def _render(
         arcount,
     )
     return bytes(out)
+
+
+def _write_sections(
+    out: bytearray, table: dict[Labels, int], authority: Section, additional: Section
+) -> int:
+    """Write the authority section, then the additional one in render.py's passes (A,
+    then AAAA, then RRSIG: nothing else comes here); the additional records written."""
+    for _key, labels, rdtype, rrset in authority:
+        write_rrset(out, table, labels, rdtype, rrset)
+    count = 0
+    for wanted in (TYPE_A, TYPE_AAAA, TYPE_RRSIG):
+        for _key, labels, rdtype, rrset in additional:
+            if rdtype == wanted:
+                write_rrset(out, table, labels, rdtype, rrset)
+                count += len(rrset[1])
+    return count
