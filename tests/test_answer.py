@@ -55,6 +55,7 @@ from servers import Bind, ServerError, need_binary
 from secdns import zonefile
 from secdns.server.front import Reply, _plain_query, handle
 from secdns.server.lookup import answer
+from secdns.server.prepared import PreparedAnswers
 from secdns.server.render import EDNS_PAYLOAD
 from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 
@@ -1148,6 +1149,9 @@ def test_battery_matches_bind(battery: Battery, case: Case) -> None:
     assert not problems, (
         f"{case}:\n  " + "\n  ".join(problems) + (f"\n--- BIND\n{theirs}\n--- secdns\n{ours}")
     )
+    if not case.tcp:  # the first ask of a UDP worker: the prepared path, the same bytes
+        prepared = PreparedAnswers(battery.table).answer(wire)
+        assert prepared is None or prepared[0] == reply.wire, case
     if not case.tcp:
         limit = 512 if case.edns is None else max(512, min(case.edns, EDNS_PAYLOAD))
         assert len(reply.wire) <= limit

@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import pytest
 from test_answer import CHILD, EXAMPLE, _sign, zone_lines
@@ -114,25 +115,27 @@ def test_prepared_answers_are_the_general_paths_bytes(zones: str) -> None:
     _same_as_general(_table(_zone_sets()[zones]))
 
 
-@pytest.mark.parametrize("nsec3", ["", "nsec3"])
+@pytest.mark.parametrize("nsec3", ["", "nsec3", "optout"])
 def test_signed_zones_are_prepared_with_their_rrsigs_for_do(tmp_path: Path, nsec3: str) -> None:
     text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
     table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
     _same_as_general(table)
     prepared = PreparedAnswers(table)
     # DO: a positive answer with its RRSIGs (in every section); a negative one with its
-    # NSEC proofs, with NSEC3 (hashed names) on the general path
+    # NSEC or NSEC3 proofs
     signed = prepared.answer(_query("www.s.test.", "A", edns=1232, do=True))
     assert signed is not None
     reply = dns.message.from_wire(signed[0])
     assert {r.rdtype for r in reply.answer} == {dns.rdatatype.A, dns.rdatatype.RRSIG}
     assert dns.rdatatype.RRSIG in {r.rdtype for r in reply.authority}
-    negative = prepared.answer(_query("nothere.s.test.", "A", edns=1232, do=True))
-    assert (negative is None) == bool(nsec3)
-    if negative is not None:
-        proof = dns.message.from_wire(negative[0])
-        assert proof.rcode() == dns.rcode.NXDOMAIN
-        assert dns.rdatatype.NSEC in {r.rdtype for r in proof.authority}
+    wire = _query("nothere.s.test.", "A", edns=1232, do=True)
+    negative = prepared.answer(wire)
+    assert negative is not None and negative[0] == front.handle(wire, table, tcp=False).wire
+    proof = dns.message.from_wire(negative[0])
+    assert proof.rcode() == dns.rcode.NXDOMAIN
+    denial = dns.rdatatype.NSEC3 if nsec3 else dns.rdatatype.NSEC
+    assert {r.rdtype for r in proof.authority} == {dns.rdatatype.SOA, dns.rdatatype.RRSIG, denial}
+    assert [r for r in proof.authority if r.rdtype == denial]
     assert prepared.answer(_query("www.s.test.", "A", edns=1232)) is not None
 
 

@@ -145,7 +145,9 @@ class Index:
         return keys[bisect.bisect_right(order, canonical) - 1]  # -1 wraps to the last
 
     # NSEC3: hashed owners (RFC 5155).
-    def _nsec3_index(self) -> tuple[list[str], dict[str, str], int, int, bytes] | None:
+    def nsec3_chain(self) -> tuple[list[str], dict[str, str], int, int, bytes] | None:
+        """The NSEC3 chain: its owners' hashes sorted, each hash's owner key, and the
+        NSEC3PARAM's algorithm, iterations and salt; None without an NSEC3PARAM."""
         if self._nsec3 is None:
             param = self.apex.rrsets.get(_NSEC3PARAM)
             if param is None:
@@ -159,7 +161,7 @@ class Index:
         return self._nsec3
 
     def _hash(self, name: dns.name.Name) -> str | None:
-        index = self._nsec3_index()
+        index = self.nsec3_chain()
         if index is None:
             return None
         _sorted, _keys, algorithm, iterations, salt = index
@@ -172,7 +174,7 @@ class Index:
 
     def nsec3_match(self, name: dns.name.Name) -> Node | None:
         digest = self._hash(name)
-        index = self._nsec3_index()
+        index = self.nsec3_chain()
         if digest is None or index is None:
             return None
         key = index[1].get(digest)
@@ -181,7 +183,7 @@ class Index:
     def nsec3_cover(self, name: dns.name.Name) -> Node | None:
         """The NSEC3 matching or covering ``name`` (the one at or before its hash, wrapping)."""
         digest = self._hash(name)
-        index = self._nsec3_index()
+        index = self.nsec3_chain()
         if digest is None or index is None or not index[0]:
             return None
         hashes, keys = index[0], index[1]

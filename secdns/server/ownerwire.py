@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from secdns.dnssecwire import sig_time, type_bitmap, type_code
 from secdns.server.denial import KIND_DNAME, KIND_NS
+from secdns.server.linewire import dnssec_rdata
 
 (
     TYPE_A,
@@ -78,6 +79,7 @@ class Owner:
         "sigs",
         "sig_lines",
         "nsec",
+        "nsec3",
     )
 
     def __init__(self, labels: Labels, origin: Labels = ()) -> None:
@@ -99,6 +101,8 @@ class Owner:
         self.sig_lines: dict[int, list[tuple[str, str]]] = _NO_LINES
         # its NSEC, for a signed NODATA's proof (queries of type NSEC: the general path)
         self.nsec: Rrset | None = None
+        # its NSEC3 (an owner of the hashed chain), for an NSEC3 zone's proofs
+        self.nsec3: Rrset | None = None
 
 
 def _name_labels(text: str, origin: Labels) -> Labels | None:
@@ -186,6 +190,8 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
                 unsupported.add(type_code(mnemonic))
                 if mnemonic == "NSEC":
                     _add_nsec(owner, ttl_text, rdata, origin)
+                elif mnemonic == "NSEC3":
+                    _add_nsec3(owner, ttl_text, rdata)
             continue
         if rdtype == TYPE_A:
             try:
@@ -292,6 +298,15 @@ def _read_sigs(lines: list[tuple[str, str]], origin: Labels) -> Rrset | None:
         if ttl < 0 or value < ttl:
             ttl = value
     return (ttl, pieces)
+
+
+def _add_nsec3(owner: Owner, ttl_text: str, text: str) -> None:
+    """An NSEC3 line as ``owner.nsec3`` (no name in its rdata: bytes); one record."""
+    rdata = dnssec_rdata("NSEC3", text, {}, b"")
+    if rdata is None or owner.nsec3 is not None:  # (another form; a second NSEC3)
+        owner.sigs = None  # not prepared: a DO answer of it takes the general path
+        return
+    owner.nsec3 = (int(ttl_text), [rdata[2:]])
 
 
 def _add_nsec(owner: Owner, ttl_text: str, text: str, origin: Labels) -> None:

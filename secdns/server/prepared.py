@@ -64,6 +64,7 @@ from __future__ import annotations
 import itertools
 import struct
 
+from secdns.server import nsec3keys
 from secdns.server.denial import KIND_DNAME, KIND_NS, Index, index_of
 from secdns.server.front import PlainQuery, scan_plain
 from secdns.server.ownerwire import (
@@ -84,7 +85,7 @@ from secdns.server.ownerwire import (
     write_rrset,
 )
 from secdns.server.render import EDNS_PAYLOAD
-from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
+from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion, parent_key
 
 OWNER_LIMIT = 65536
 """Prepared owner forms kept at most (the table is cleared when full; cheap to rebuild)."""
@@ -113,6 +114,7 @@ _OK, _NX, _CUT, _WILD = range(4)
 _DS = 43
 TYPE_RRSIG = 46
 TYPE_NSEC = 47
+TYPE_NSEC3 = 50
 
 Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
 
@@ -584,9 +586,10 @@ class PreparedAnswers:
             elif not self._signed_nxdomain(version, key, authority):
                 return None  # NSEC3 (hashed names), or what could not be prepared
         elif not entry[0]:  # an empty non-terminal: NODATA
-            if dnssec:
-                return None  # its NSEC/NSEC3 proof: the general path
-            self._negative_soa(version, authority)
+            if not dnssec:
+                self._negative_soa(version, authority)
+            elif not self._nsec3_nodata(version, key, authority):
+                return None  # an NSEC zone's (the NSEC before it): the general path
         else:
             owner = self.owner(version, key, entry[0])
             if owner is None or qtype in owner.unsupported:
@@ -666,17 +669,35 @@ class PreparedAnswers:
     def _signed_nodata(
         self, version: ZoneVersion, key: str, owner: Owner, authority: Section
     ) -> bool:
-        """A DO NODATA at an existing name of an NSEC zone (``Proofs._nodata``): the SOA
-        and its RRSIG at the negative-caching TTL, then the name's NSEC and its RRSIG;
-        False for NSEC3 (its proof is at a hashed name) or what was not prepared."""
-        if index_of(version).uses_nsec3 or owner.sigs is None:
+        """A DO NODATA at an existing name (``Proofs._nodata``): the SOA and its RRSIG at
+        the negative-caching TTL, then the name's NSEC, or the NSEC3 matching it, and its
+        RRSIG; False for what was not prepared (an NSEC3 zone's name without an NSEC3 of
+        its own: the closest encloser proof is the general path's)."""
+        if owner.sigs is None:
             return False
+        if index_of(version).uses_nsec3:
+            return self._nsec3_nodata(version, key, authority)
         if not self._signed_soa(version, authority):
             return False
         if owner.nsec is not None:
             _add(authority, (key, owner.labels, TYPE_NSEC, owner.nsec))
             return _add_sigs(authority, key, owner, TYPE_NSEC, grouped=True)
         return True
+
+    def _nsec3_nodata(self, version: ZoneVersion, key: str, authority: Section) -> bool:
+        """A DO NODATA of an NSEC3 zone at a name with an NSEC3 of its own (an empty
+        non-terminal has one too: RFC 5155 7.1): the SOA and its RRSIG, then that NSEC3
+        and its RRSIG (``Proofs._nsec3_nodata``); False for an NSEC zone, a name without
+        its NSEC3 (opt-out: the closest encloser proof) or what was not prepared."""
+        index = index_of(version)
+        if not index.uses_nsec3:
+            return False
+        found = nsec3keys.matching(index, key)
+        return (
+            found is not None
+            and self._signed_soa(version, authority)
+            and self._add_nsec3(version, found, authority)
+        )
 
     def _signed_soa(self, version: ZoneVersion, authority: Section) -> bool:
         """The negative SOA and its RRSIG, both at the negative-caching TTL, min(TTL,
@@ -700,8 +721,10 @@ class PreparedAnswers:
         of its closest encloser (once, if the same), each with its RRSIG; False for NSEC3
         or what was not prepared."""
         index = index_of(version)
-        if index.uses_nsec3 or not self._signed_soa(version, authority):
+        if not self._signed_soa(version, authority):
             return False
+        if index.uses_nsec3:
+            return self._nsec3_nxdomain(version, index, key, authority)
         name = tuple(label.encode() for label in key[:-1].split(".")) + (b"",)
         covering = self._covering_nsec(version, index, name, authority)
         if covering is None:
@@ -716,6 +739,48 @@ class PreparedAnswers:
         if wild == name or version.exists(b".".join(wild).decode() or "."):
             return True
         return self._covering_nsec(version, index, wild, authority) is not None
+
+    def _nsec3_nxdomain(
+        self, version: ZoneVersion, index: Index, key: str, authority: Section
+    ) -> bool:
+        """The closest encloser proof of a DO NXDOMAIN of an NSEC3 zone (RFC 5155 7.2.2,
+        ``Proofs._nsec3_wildcard_proof``), after the SOA: the NSEC3 matching the closest
+        provable encloser, the one covering the next closer name, the one covering the
+        wildcard at the encloser (each once, with its RRSIG); False when one was not
+        prepared."""
+        origin_key = version.origin_key
+        encloser = key
+        while not version.exists(encloser) and encloser != origin_key:
+            encloser = parent_key(encloser)
+        while True:  # the closest provable encloser: the nearest with an NSEC3
+            found = nsec3keys.matching(index, encloser)
+            if found is not None or encloser == origin_key or encloser == ".":
+                break
+            encloser = parent_key(encloser)
+        if found is None:
+            return True  # (no proof: the SOA alone, as the general path)
+        if not self._add_nsec3(version, found, authority):
+            return False
+        if key != encloser:  # the next closer name: one label more than the encloser
+            at = len(key) - len(encloser) - (1 if encloser != "." else 0)
+            closer = key[key.rfind(".", 0, at) + 1 :]
+            cover = nsec3keys.covering(index, closer)
+            if cover is not None and not self._add_nsec3(version, cover, authority):
+                return False
+        cover = nsec3keys.covering(index, "*." + encloser if encloser != "." else "*.")
+        return cover is None or self._add_nsec3(version, cover, authority)
+
+    def _add_nsec3(self, version: ZoneVersion, key: str, authority: Section) -> bool:
+        """The NSEC3 at ``key`` and its RRSIG into ``authority``, unless there already
+        (``Proofs._add_signed``); False when it was not prepared."""
+        if _holds(authority, key, TYPE_NSEC3):
+            return True
+        lines = version.lines(key)
+        owner = self.owner(version, key, lines) if lines else None
+        if owner is None or owner.sigs is None or owner.nsec3 is None:
+            return False
+        _add(authority, (key, owner.labels, TYPE_NSEC3, owner.nsec3))
+        return _add_sigs(authority, key, owner, TYPE_NSEC3, grouped=True)
 
     def _covering_nsec(
         self, version: ZoneVersion, index: Index, name: Labels, authority: Section
