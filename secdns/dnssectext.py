@@ -1,4 +1,4 @@
-"""Direct renderings of RRSIG, NSEC and DNSKEY rdata for the master-file reader.
+"""Direct renderings of RRSIG, NSEC, NSEC3 and DNSKEY rdata for the master-file reader.
 
 A signed zone is mostly RRSIG and NSEC records, and ``dns.rdata.from_text``
 reads them a character at a time: parsing them through dnspython took two
@@ -116,6 +116,52 @@ def nsec(tokens: list[str], start: int, target: Target) -> str | None:
             return None
         types[found[0]] = found[1]
     return following + "".join(" " + types[rdtype] for rdtype in sorted(types))
+
+
+_BASE32HEX = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUV")
+
+
+def nsec3(tokens: list[str], start: int, target: Target) -> str | None:
+    """``algorithm flags iterations salt next-hashed TYPE...``: the salt in lowercase hex
+    (``-`` for none), the next hashed owner in lowercase base32hex without padding (only
+    its canonical spelling: RFC 4648 3.5), the types as :func:`nsec` writes them."""
+    if len(tokens) < start + 5:
+        return None
+    algorithm = _number(tokens[start], 255)
+    flags = _number(tokens[start + 1], 255)
+    iterations = _number(tokens[start + 2], 0xFFFF)
+    salt = tokens[start + 3]
+    if algorithm is None or flags is None or iterations is None:
+        return None
+    if salt != "-":
+        if not salt.isascii() or not salt.isalnum():
+            return None
+        try:
+            raw = bytes.fromhex(salt)
+        except ValueError:
+            return None
+        if not raw or len(raw) > 255:
+            return None
+        salt = raw.hex()
+    following = tokens[start + 4].upper()
+    if not following or not _BASE32HEX.issuperset(following):
+        return None
+    try:
+        hashed = base64.b32hexdecode(following + "=" * (-len(following) % 8))
+    except (binascii.Error, ValueError):
+        return None
+    if not hashed or len(hashed) > 255:
+        return None
+    if base64.b32hexencode(hashed).rstrip(b"=").decode() != following:
+        return None  # (a spelling dnspython refuses)
+    types: dict[int, str] = {}
+    for token in tokens[start + 5 :]:
+        found = _type(token)
+        if found is None or found[0] == 0:
+            return None
+        types[found[0]] = found[1]
+    head = f"{algorithm} {flags} {iterations} {salt} {following.lower()}"
+    return head + "".join(" " + types[rdtype] for rdtype in sorted(types))
 
 
 def dnskey(tokens: list[str], start: int, target: Target) -> str | None:

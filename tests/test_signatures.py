@@ -20,7 +20,7 @@ import dns.zone
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from secdns import wire
+from secdns import dnssectext, wire
 from secdns.checks import Severity, signatures
 from secdns.checks.canonical import CanonicalWire, owner_wire
 from secdns.checks.dnssec import check_dnssec
@@ -196,12 +196,16 @@ $TTL 3600
 a NSEC @
 b NSEC \065.b TXT
 c NSEC c.other.net. MX
+0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 1 1 12 AABBCCDD ( 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR
+                                  NS SOA RRSIG DNSKEY NSEC3PARAM A )
+2t7b4g4vsa5smi47k61mv5bv1a22bojr NSEC3 1 0 0 - 2vptu5timamqttgl4luu9kg21e0aor3s
+35mthgpgcu1qg68fab165klnsnk3dpvl NSEC3 1 0 0 aB 35MTHGPGCU1QG68FAB165KLNSNK3DPVL A TYPE65534 A
 """
 
 
 def test_dnssec_records_read_as_dnspython_renders_them():
     records = read(SIGNED_TEXT)
-    assert len(records) == 12
+    assert len(records) == 15
     for rec in records:
         rdata = dns.rdata.from_text(rec.rdclass, rec.rdtype, rec.rdata, origin=ORIGIN)
         assert rec.rdata == rdata.to_text(origin=ORIGIN, relativize=True), rec.rdata
@@ -213,3 +217,32 @@ def test_dnssec_records_read_as_dnspython_renders_them():
             reference = dns.rdata.from_text("IN", rdtype, text, origin=ORIGIN)
             expected = reference.to_text(origin=ORIGIN, relativize=True)
             assert expected in {rec.rdata for rec in records}, expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 0 0 - 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A RRSIG",
+        "1 1 10 0A0B 2t7b4g4vsa5smi47k61mv5bv1a22bojr",
+        "1 0 65535 ff 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR TYPE65534 A NS",
+    ],
+)
+def test_nsec3_text_is_dnspythons(text):
+    tokens = text.split()
+    expected = dns.rdata.from_text("IN", "NSEC3", text).to_text()
+    assert dnssectext.nsec3(tokens, 0, lambda token: token) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 0 0 - 01",  # a last character with unused bits set (RFC 4648 3.5)
+        "1 0 0 - 2T7B4G4V====",  # padding
+        "1 0 0 ABC 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR",  # an odd salt
+        "1 0 0 - 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR TYPE0",
+        "SHA1 0 0 - 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR",
+        "1 0 0 -",
+    ],
+)
+def test_nsec3_text_it_is_unsure_of_goes_to_dnspython(text):
+    assert dnssectext.nsec3(text.split(), 0, lambda token: token) is None

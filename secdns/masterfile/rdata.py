@@ -51,6 +51,7 @@ class RdataText:
             dns.rdatatype.SPF: self._txt,
             dns.rdatatype.RRSIG: functools.partial(dnssectext.rrsig, target=self._relative),
             dns.rdatatype.NSEC: functools.partial(dnssectext.nsec, target=self._relative),
+            dns.rdatatype.NSEC3: functools.partial(dnssectext.nsec3, target=self._relative),
             dns.rdatatype.DNSKEY: functools.partial(dnssectext.dnskey, target=self._relative),
         }
 
