@@ -870,3 +870,41 @@ def test_a_line_with_one_quoted_string_splits_as_the_tokenizer_splits_it() -> No
         assert (tokens, lineno) == (expected, 1), repr(line)
         fast += line.count('"') == 2
     assert fast > 1000
+
+
+def _scan_by_regex(
+    line: str, depth: int, tokens: list[str], lineno: int | None
+) -> tuple[int, bool]:
+    """lexer._scan's token loop alone (what its shortcut for plain lines must equal)."""
+    opened = False
+    for token in lexer._TOKEN(line):
+        if token[0] == ";":
+            break
+        if token[0] == "(":
+            opened = opened or depth == 0
+            depth += 1
+        elif token[0] == ")":
+            if depth == 0:
+                raise lexer.BadSyntax("unbalanced", lineno)
+            depth -= 1
+        else:
+            tokens.append(token)
+    return depth, opened
+
+
+def test_plain_lines_are_tokenized_as_the_regex_does():
+    rng = random.Random(7)
+    pieces = ["a", "B1", "x.y.", " ", "  ", "\t", "(", ")", ";c", "z;w", "20261231", "+/="]
+    for _ in range(20_000):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 9)))
+        depth = rng.randint(0, 2)
+        expected: list[str] = []
+        got: list[str] = []
+        try:
+            want = _scan_by_regex(line, depth, expected, 1)
+        except lexer.BadSyntax:
+            with pytest.raises(lexer.BadSyntax):
+                lexer._scan(line, depth, got, 1)
+            continue
+        assert lexer._scan(line, depth, got, 1) == want, (line, depth)
+        assert got == expected, (line, depth)

@@ -116,6 +116,26 @@ def _scan(line: str, depth: int, tokens: list[str], lineno: int | None) -> tuple
     *depth* is how many parentheses are open before the line.  Returns the
     depth after it, and whether a '(' opened at depth 0 on this line.
     """
+    if '"' not in line and "\\" not in line and line.isascii():
+        # no quote or escape (a signed zone's multi-line records): the tokens are the
+        # runs between white space and parentheses, up to a comment, as _TOKEN reads them
+        semicolon = line.find(";")
+        body = line if semicolon < 0 else line[:semicolon]
+        opening = body.find("(")
+        closing = body.find(")")
+        if opening < 0 and closing < 0:
+            tokens += body.split()
+            return depth, False
+        if (
+            body.count("(") <= 1
+            and body.count(")") <= 1
+            and (closing < 0 or depth or opening >= 0 and opening < closing)
+        ):
+            opened = (
+                opening >= 0 and (depth if closing < 0 or opening < closing else depth - 1) == 0
+            )
+            tokens += body.replace("(", " ").replace(")", " ").split()
+            return depth + (opening >= 0) - (closing >= 0), opened
     opened = False
     for token in _TOKEN(line):
         first = token[0]
