@@ -4,12 +4,19 @@ RRSIG times (``YYYYMMDDHHMMSS``, as dnspython renders them) and NSEC/NSEC3 type
 bitmaps (RFC 4034 section 4.1.2) are read from canonical master-file text by the
 AXFR writer (:func:`secdns.server.linewire.dnssec_rdata`), the answer path's node
 parser (:func:`secdns.server.zone.fast_dnssec`) and verify's canonical wire
-(:class:`secdns.checks.canonical.CanonicalWire`): one reading of each, here.
+(:class:`secdns.checks.canonical.CanonicalWire`): one reading of each, here.  And
+the other way, RRSIG, NSEC and NSEC3 rdata received in a transfer are written as the
+text dnspython renders (:func:`rrsig_text`, :func:`nsec_text`, :func:`nsec3_text`, for
+:mod:`secdns.wire`), or left to dnspython (None) wherever it might read them otherwise.
 """
 
 from __future__ import annotations
 
+import base64
 import calendar
+import struct
+import time
+from collections.abc import Callable
 
 import dns.rdatatype
 
@@ -63,3 +70,105 @@ def type_bitmap(types: str) -> bytes:
         _bitmaps.clear()
     _bitmaps[types] = bitmap
     return bitmap
+
+
+# --- from the wire to dnspython's text (a transfer in: secdns.wire) ----------------------------
+
+_RRSIG_FIXED = struct.Struct("!HBBIIIH")
+_NSEC3_FIXED = struct.Struct("!BBH")
+_sig_texts: dict[int, str] = {}
+_type_texts: dict[int, str] = {}
+NameAt = Callable[[int], tuple[str, int]]
+"""The text of the name at an offset of the message (as the decoder writes rdata names),
+and the offset after it."""
+
+
+def _type_text(rdtype: int) -> str:
+    text = _type_texts.get(rdtype)
+    if text is None:
+        text = _type_texts[rdtype] = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype))
+    return text
+
+
+def _base64_text(data: bytes) -> str:
+    """dnspython's ``_base64ify``: base64 in chunks of 32 characters."""
+    encoded = base64.b64encode(data).decode()
+    return " ".join(encoded[i : i + 32] for i in range(0, len(encoded), 32))
+
+
+def _time_text(seconds: int) -> str:
+    """An RRSIG time as dnspython writes it (YYYYMMDDHHMMSS), cached."""
+    text = _sig_texts.get(seconds)
+    if text is None:
+        text = time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds))
+        if len(_sig_texts) >= _CACHE_LIMIT:
+            _sig_texts.clear()
+        _sig_texts[seconds] = text
+    return text
+
+
+def bitmap_text(wire: bytes, pos: int, end: int) -> str | None:
+    """The type bitmap ``wire[pos:end]`` as dnspython writes it (each type after a
+    space), or None where dnspython would refuse it (windows out of order, a window of
+    no or more than 32 octets, cut short)."""
+    parts: list[str] = []
+    last = -1
+    while pos < end:
+        if pos + 2 > end:
+            return None
+        window, length = wire[pos], wire[pos + 1]
+        if window <= last or not 0 < length <= 32 or pos + 2 + length > end:
+            return None
+        last = window
+        base = window * 256
+        for index, octet in enumerate(wire[pos + 2 : pos + 2 + length]):
+            if octet:
+                for bit in range(8):
+                    if octet & (0x80 >> bit):
+                        parts.append(" " + _type_text(base + index * 8 + bit))
+        pos += 2 + length
+    return "".join(parts)
+
+
+def rrsig_text(wire: bytes, pos: int, end: int, name_at: NameAt) -> str | None:
+    """RRSIG rdata as dnspython writes it, or None (dnspython then reads it)."""
+    if pos + 18 > end:
+        return None
+    covered, algorithm, labels, ttl, expiration, inception, tag = _RRSIG_FIXED.unpack_from(
+        wire, pos
+    )
+    signer, after = name_at(pos + 18)
+    if after >= end:
+        return None  # (no signature)
+    return (
+        f"{_type_text(covered)} {algorithm} {labels} {ttl} {_time_text(expiration)} "
+        f"{_time_text(inception)} {tag} {signer} {_base64_text(wire[after:end])}"
+    )
+
+
+def nsec_text(wire: bytes, pos: int, end: int, name_at: NameAt) -> str | None:
+    """NSEC rdata as dnspython writes it, or None."""
+    following, after = name_at(pos)
+    if after > end:
+        return None
+    types = bitmap_text(wire, after, end)
+    return None if types is None else following + types
+
+
+def nsec3_text(wire: bytes, pos: int, end: int) -> str | None:
+    """NSEC3 rdata as dnspython writes it, or None."""
+    if pos + 5 > end:
+        return None
+    algorithm, flags, iterations = _NSEC3_FIXED.unpack_from(wire, pos)
+    at = pos + 4
+    salt = wire[at + 1 : at + 1 + wire[at]]
+    at += 1 + wire[at]
+    if at >= end or not wire[at] or at + 1 + wire[at] > end:
+        return None  # cut short, or no next hashed owner
+    following = wire[at + 1 : at + 1 + wire[at]]
+    at += 1 + wire[at]
+    types = bitmap_text(wire, at, end)
+    if types is None:
+        return None
+    hashed = base64.b32hexencode(following).decode().rstrip("=").lower()
+    return f"{algorithm} {flags} {iterations} {salt.hex() if salt else '-'} {hashed}{types}"

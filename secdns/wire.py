@@ -4,7 +4,8 @@
 too slow for million-record AXFRs. :func:`parse_message` walks the wire format
 directly and renders each ANSWER record as the text dnspython would produce
 (``rdata.to_text(origin=origin, relativize=True)``), formatting the common
-types itself and handing every other type to dnspython.  Two departures from
+types itself (a signed zone's RRSIG, NSEC and NSEC3 through
+:mod:`secdns.dnssecwire`) and handing every other type to dnspython.  Two departures from
 dnspython keep the text faithful to what the primary sent, as dig's is: a
 name in the rdata of a type rendered here (NS, CNAME, PTR, MX, SOA, SRV,
 DNAME) is written relative to the origin only when its zone part has the
@@ -44,6 +45,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
+
+from secdns import dnssecwire
 
 if typing.TYPE_CHECKING:  # wirescan imports this module
     from secdns import wirescan
@@ -110,6 +113,9 @@ _AAAA = dns.rdatatype.AAAA
 _NS = dns.rdatatype.NS
 _CNAME = dns.rdatatype.CNAME
 _DNAME = dns.rdatatype.DNAME
+_RRSIG = dns.rdatatype.RRSIG
+_NSEC = dns.rdatatype.NSEC
+_NSEC3 = dns.rdatatype.NSEC3
 _PTR = dns.rdatatype.PTR
 _MX = dns.rdatatype.MX
 _SRV = dns.rdatatype.SRV
@@ -549,6 +555,19 @@ def _fast_text(
             raise WireError(f"compressed DNAME target at offset {pos}")
         text = _exact_text(entry, olabels)
         pos = entry[_SEG_END]
+    elif rdtype == _RRSIG or rdtype == _NSEC or rdtype == _NSEC3:  # a signed zone's bulk
+        if rdtype == _NSEC3:
+            dnssec = dnssecwire.nsec3_text(wire, pos, rend)
+        else:
+
+            def name_at(at: int) -> tuple[str, int]:  # (relative as dnspython makes it)
+                return _rdata_name(wire, at, rend, cache, okey, rdtype, ())
+
+            render = dnssecwire.rrsig_text if rdtype == _RRSIG else dnssecwire.nsec_text
+            dnssec = render(wire, pos, rend, name_at)
+        if dnssec is None:  # (what dnspython might read otherwise, or refuses)
+            return _generic_text(wire, pos, rend - pos, rdclass, rdtype, origin), None
+        return dnssec, None
     else:
         return _generic_text(wire, pos, rend - pos, rdclass, rdtype, origin), None
     if pos != rend:
