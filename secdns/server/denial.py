@@ -10,6 +10,7 @@ and wildcard answers in BIND 9.18's choice and order.
 from __future__ import annotations
 
 import bisect
+import typing
 
 import dns.exception
 import dns.name
@@ -29,6 +30,12 @@ _DNSKEY = dns.rdatatype.DNSKEY
 
 KIND_NS = 1
 KIND_DNAME = 2
+
+NsecOrder = tuple[list[tuple[bytes, ...]], list[str]]
+"""The NSEC owners in canonical order: their :func:`key_canon` and their keys."""
+Nsec3Chain = tuple[list[str], dict[str, str], int, int, bytes]
+"""The NSEC3 owners' hashes sorted, each hash's owner key, the algorithm, iterations, salt."""
+Carried = tuple[NsecOrder | None, Nsec3Chain | None]
 
 
 class Index:
@@ -55,8 +62,8 @@ class Index:
         self._apex: Node | None = None
         self._negative_soa: tuple[dns.rrset.RRset, dns.rrset.RRset | None] | None = None
         self._secure: bool | None = None
-        self._nsec: tuple[list[tuple[bytes, ...]], list[str]] | None = None
-        self._nsec3: tuple[list[str], dict[str, str], int, int, bytes] | None = None
+        self._nsec: NsecOrder | None = None
+        self._nsec3: Nsec3Chain | None = None
 
     def node(self, key: str) -> Node | None:
         node = self._nodes.get(key)
@@ -130,22 +137,62 @@ class Index:
         """The key of the NSEC owner at or before the name whose :func:`canon` is
         ``canonical`` in canonical order (the last one before the first: it wraps)."""
         if self._nsec is None:
-            owners: list[tuple[tuple[bytes, ...], str]] = []
-            labels: dict[bytes, bytes] = {}  # one copy of each label (the origin's above all)
-            for key, (lines, _below) in self.version.iter_entries():
-                if any(line_type(line) == "NSEC" for line in lines):
-                    owners.append(
-                        (tuple(labels.setdefault(label, label) for label in key_canon(key)), key)
-                    )
-            owners.sort()
-            self._nsec = ([o[0] for o in owners], [o[1] for o in owners])
+            self._nsec = self._carried_nsec() or self._built_nsec()
         order, keys = self._nsec
         if not keys:
             return None
         return keys[bisect.bisect_right(order, canonical) - 1]  # -1 wraps to the last
 
+    def _built_nsec(self) -> NsecOrder:
+        """The NSEC owners in canonical order (their :func:`key_canon`, their keys)."""
+        owners: list[tuple[tuple[bytes, ...], str]] = []
+        labels: dict[bytes, bytes] = {}  # one copy of each label (the origin's above all)
+        for key, (lines, _below) in self.version.iter_entries():
+            if any(line_type(line) == "NSEC" for line in lines):
+                owners.append(
+                    (tuple(labels.setdefault(label, label) for label in key_canon(key)), key)
+                )
+        owners.sort()
+        return [o[0] for o in owners], [o[1] for o in owners]
+
+    def carry(self) -> Carried | None:
+        """What a later version's index starts from (:meth:`ZoneVersion.apply`): the sorted
+        NSEC owners and the NSEC3 chain if built, never changed in place (a later
+        version copies them before bringing them up to date); None if neither is."""
+        if self._nsec is None and self._nsec3 is None:
+            return None
+        return (self._nsec, self._nsec3)
+
+    def _handed(self) -> tuple[Carried, frozenset[str]] | None:
+        """What the version was handed (:meth:`carry` of an earlier version's index)."""
+        return typing.cast("tuple[Carried, frozenset[str]] | None", self.version.carried)
+
+    def _carried_nsec(self) -> NsecOrder | None:
+        """The NSEC owners of an earlier version brought up to date with the owners
+        changed since (each looked up in this version), or None (nothing handed on)."""
+        handed = self._handed()
+        if handed is None:
+            return None
+        (earlier, _chain), touched = handed
+        if earlier is None:
+            return None
+        order, keys = list(earlier[0]), list(earlier[1])
+        for key in touched:
+            at = key_canon(key)
+            position = bisect.bisect_left(order, at)
+            present = position < len(order) and order[position] == at
+            lines = self.version.lines(key)
+            if any(line_type(line) == "NSEC" for line in lines):
+                if not present:
+                    order.insert(position, at)
+                    keys.insert(position, key)
+            elif present:
+                del order[position]
+                del keys[position]
+        return order, keys
+
     # NSEC3: hashed owners (RFC 5155).
-    def nsec3_chain(self) -> tuple[list[str], dict[str, str], int, int, bytes] | None:
+    def nsec3_chain(self) -> Nsec3Chain | None:
         """The NSEC3 chain: its owners' hashes sorted, each hash's owner key, and the
         NSEC3PARAM's algorithm, iterations and salt; None without an NSEC3PARAM."""
         if self._nsec3 is None:
@@ -153,12 +200,39 @@ class Index:
             if param is None:
                 return None
             rd = next(iter(param))
-            hashes: dict[str, str] = {}
-            for key, (lines, _below) in self.version.iter_entries():
-                if any(line_type(line) == "NSEC3" for line in lines):
-                    hashes[key.split(".", 1)[0]] = key
-            self._nsec3 = (sorted(hashes), hashes, rd.algorithm, rd.iterations, rd.salt)
+            params = (rd.algorithm, rd.iterations, rd.salt)
+            self._nsec3 = self._carried_nsec3(*params) or self._built_nsec3(*params)
         return self._nsec3
+
+    def _built_nsec3(self, algorithm: int, iterations: int, salt: bytes) -> Nsec3Chain:
+        hashes: dict[str, str] = {}
+        for key, (lines, _below) in self.version.iter_entries():
+            if any(line_type(line) == "NSEC3" for line in lines):
+                hashes[key.split(".", 1)[0]] = key
+        return sorted(hashes), hashes, algorithm, iterations, salt
+
+    def _carried_nsec3(self, algorithm: int, iterations: int, salt: bytes) -> Nsec3Chain | None:
+        """An earlier version's NSEC3 chain brought up to date with the owners changed
+        since, or None (nothing handed on, or other NSEC3 parameters)."""
+        handed = self._handed()
+        if handed is None:
+            return None
+        (_order, earlier), touched = handed
+        if earlier is None or earlier[2:] != (algorithm, iterations, salt):
+            return None
+        sorted_hashes, hashes = list(earlier[0]), dict(earlier[1])
+        for key in touched:
+            label = key.split(".", 1)[0]
+            lines = self.version.lines(key)
+            has = any(line_type(line) == "NSEC3" for line in lines)
+            if has and hashes.get(label) != key:
+                if label not in hashes:
+                    bisect.insort(sorted_hashes, label)
+                hashes[label] = key
+            elif not has and hashes.get(label) == key:
+                del hashes[label]
+                del sorted_hashes[bisect.bisect_left(sorted_hashes, label)]
+        return sorted_hashes, hashes, algorithm, iterations, salt
 
     def _hash(self, name: dns.name.Name) -> str | None:
         index = self.nsec3_chain()

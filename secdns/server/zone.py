@@ -117,6 +117,7 @@ class ZoneVersion:
         "number",
         "_sorted_cache",
         "_answer_index",
+        "carried",
     )
 
     def __init__(
@@ -140,6 +141,9 @@ class ZoneVersion:
         self.number = next(_versions)
         self._sorted_cache: object | None = None
         self._answer_index: object | None = None
+        # what an earlier version's answer index hands on, and the owners changed since
+        # (:meth:`apply`): its sorted denial owners are brought up to date, not rebuilt
+        self.carried: tuple[object, frozenset[str]] | None = None
 
     # --- building ---------------------------------------------------------------------------
     @classmethod
@@ -326,9 +330,11 @@ class ZoneVersion:
                 else:
                     bucket[walk] = (lines, below)
 
+        touched: set[str] = set()
         for deleted, added in changes:
             for line in deleted:
                 key = key_of(line)
+                touched.add(key)
                 _o, _t, rtype, rdata = line_fields(line)
                 entry = get(key)
                 match = None
@@ -357,6 +363,7 @@ class ZoneVersion:
                         adjust_ancestors(key, -1)
             for line in added:
                 key = key_of(line)
+                touched.add(key)
                 _o, _t, rtype, rdata = line_fields(line)
                 entry = get(key)
                 if entry and entry[0]:
@@ -380,8 +387,26 @@ class ZoneVersion:
         version = ZoneVersion(self.origin, buckets, serial, names, records, self.origin_text)
         if not version.lines(origin_key):
             raise IxfrNotApplicable("the change deletes the zone's SOA")
+        version.carried = self._carry(frozenset(touched))
         return version
 
+    def _carry(self, touched: frozenset[str]) -> tuple[object, frozenset[str]] | None:
+        """What the next version's answer index starts from: this version's index's
+        :meth:`carry` (no reference to this version), or what this version was handed
+        if its index was never built, with the owners ``touched`` since; None when the
+        changes add up to more than :data:`CARRY_LIMIT` owners (then it is rebuilt)."""
+        carry = getattr(self._answer_index, "carry", None)
+        if carry is not None:
+            handed = carry()
+            return None if handed is None else (handed, touched)
+        if self.carried is None or len(self.carried[1]) + len(touched) > CARRY_LIMIT:
+            return None
+        return (self.carried[0], self.carried[1] | touched)
+
+
+CARRY_LIMIT = 4096
+"""Owners changed since an answer index was built, at most, for a later version's to be
+brought up to date from it (a change of more is rebuilt)."""
 
 SMALL_NAMES = 64
 """A zone of at most this many owners counts its names below by walking each owner's
