@@ -13,10 +13,16 @@
    swings with the machine's load; CPU time is what each client itself spent.
 4. Adds 10 records with nsupdate and times ``secdns pull -d STORE`` (an IXFR
    of those 10 records), reported beside dig's full AXFR of the zone.
+
+``--sign nsec|nsec3`` signs the generated zone first (``dnssec-signzone -S`` with a
+KSK and a ZSK of ECDSA P-256 made by ``dnssec-keygen``; NSEC3 without salt or extra
+iterations, RFC 9276), so that the transfer is a signed zone's: mostly RRSIG and
+NSEC/NSEC3 records.  Its IXFR row is left out (BIND would have to re-sign).
 Medians of --repeat runs; prints dig's command line, a table with ratios and
 writes bench/out/pull.json.
 
     python bench/pull_bench.py [--records N] [--repeat K] [--genzone PATH] [--base DIR]
+        [--sign nsec|nsec3]
 """
 
 from __future__ import annotations
@@ -53,6 +59,24 @@ ZONE = "big.test"
 Bind._launch.__func__.__defaults__ = (None, 180.0)  # type: ignore[attr-defined]  # (port, timeout)
 
 
+def signed(zone_file: Path, denial: str, keys: Path) -> Path:
+    """``zone_file`` signed with a KSK and a ZSK (made once in ``keys``), NSEC or NSEC3."""
+    out = zone_file.with_suffix(f".{denial}.signed")
+    if out.exists() and out.stat().st_mtime >= zone_file.stat().st_mtime:
+        return out
+    keys.mkdir(exist_ok=True)
+    if not list(keys.glob(f"K{ZONE}.+013+*.key")):
+        for extra in (["-f", "KSK"], []):
+            keygen = ["dnssec-keygen", "-q", "-K", str(keys), "-a", "ECDSAP256SHA256"]
+            subprocess.run([*keygen, *extra, ZONE], check=True, capture_output=True)
+    nsec3 = ["-3", "-", "-H", "0"] if denial == "nsec3" else []
+    sign = ["dnssec-signzone", "-q", "-S", "-K", str(keys), *nsec3, "-o", ZONE]
+    sign += ["-f", str(out), str(zone_file)]
+    print("signing: " + " ".join(sign), file=sys.stderr)
+    subprocess.run(sign, check=True, capture_output=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -64,12 +88,19 @@ def main() -> None:
         help="also time `pull -o` with the secdns package in this directory (another "
         "checkout's tree, put first on PYTHONPATH): before/after in the same run",
     )
+    parser.add_argument(
+        "--sign",
+        choices=("nsec", "nsec3"),
+        help="sign the zone (dnssec-signzone -S, ECDSA P-256) and pull the signed zone",
+    )
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)
     zone_file = out_dir / f"{ZONE}.{args.records}.zone"
     genzone(args.genzone, args.records, zone_file, origin=ZONE)
+    if args.sign:
+        zone_file = signed(zone_file, args.sign, out_dir / f"keys-{args.records}")
     secdns = [sys.executable, "-m", "secdns"]
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="secdns-bench-") as tmp_text:
@@ -150,7 +181,7 @@ def main() -> None:
                 )
             serial = primary.soa_serial(ZONE)
             ixfr_walls, ixfr_rss = [], []
-            for round_ in range(args.repeat):
+            for round_ in range(0 if args.sign else args.repeat):
                 changes = "\n".join(
                     f"update add new{round_}-{k}.{ZONE}. 300 A 192.0.2.{k}" for k in range(10)
                 )
@@ -161,15 +192,16 @@ def main() -> None:
                 wall, rss = run.wall, run.rss_mib
                 ixfr_walls.append(wall)
                 ixfr_rss.append(rss)
-            results["secdns pull -d (10-record IXFR)"] = {
-                "wall_s": round(median(ixfr_walls), 3),
-                "rss_mib": round(max(ixfr_rss), 1),
-            }
-            print(
-                f"  {'secdns pull -d (IXFR)':<28} {median(ixfr_walls):7.2f} s  "
-                f"{max(ixfr_rss):7.0f} MiB",
-                file=sys.stderr,
-            )
+            if ixfr_walls:
+                results["secdns pull -d (10-record IXFR)"] = {
+                    "wall_s": round(median(ixfr_walls), 3),
+                    "rss_mib": round(max(ixfr_rss), 1),
+                }
+                print(
+                    f"  {'secdns pull -d (IXFR)':<28} {median(ixfr_walls):7.2f} s  "
+                    f"{max(ixfr_rss):7.0f} MiB",
+                    file=sys.stderr,
+                )
             check = subprocess.run(
                 [*pull, "-d", str(store), "--json"], capture_output=True, text=True
             )
@@ -193,12 +225,15 @@ def main() -> None:
         "ratio_pull_over_its_copy_vs_dig": round(
             results["secdns pull -o FILE over its copy"]["wall_s"] / dig_wall, 2
         ),
+        "signed": args.sign,
+    }
+    ixfr = results.get("secdns pull -d (10-record IXFR)")
+    if ixfr is not None:
         # what the row compares: an incremental pull of 10 changed records into the
         # store (secdns pull -d, IXFR) against a full transfer of the zone by dig
-        "ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr": round(
-            results["secdns pull -d (10-record IXFR)"]["wall_s"] / dig_wall, 3
-        ),
-    }
+        summary["ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr"] = round(
+            ixfr["wall_s"] / dig_wall, 3
+        )
     if args.base is not None:
         summary["ratio_base_pull_vs_dig"] = round(
             results["base: pull -o FILE"]["wall_s"] / dig_wall, 2
@@ -206,9 +241,13 @@ def main() -> None:
     print(
         f"  secdns pull -o / dig AXFR > file: {summary['ratio_pull_vs_dig']}x wall, "
         f"{summary['ratio_pull_vs_dig_cpu']}x CPU "
-        f"(over its copy {summary['ratio_pull_over_its_copy_vs_dig']}x); "
-        "secdns pull -d of a 10-record IXFR / dig full AXFR > file: "
-        f"{summary['ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr']}x",
+        f"(over its copy {summary['ratio_pull_over_its_copy_vs_dig']}x)"
+        + (
+            "; secdns pull -d of a 10-record IXFR / dig full AXFR > file: "
+            f"{summary['ratio_secdns_10_record_ixfr_pull_vs_dig_full_axfr']}x"
+            if ixfr is not None
+            else ""
+        ),
         file=sys.stderr,
     )
     (out_dir / "pull.json").write_text(json.dumps(summary, indent=2) + "\n")

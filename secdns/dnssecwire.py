@@ -93,7 +93,9 @@ def _type_text(rdtype: int) -> str:
 def _base64_text(data: bytes) -> str:
     """dnspython's ``_base64ify``: base64 in chunks of 32 characters."""
     encoded = base64.b64encode(data).decode()
-    return " ".join(encoded[i : i + 32] for i in range(0, len(encoded), 32))
+    if len(encoded) <= 32:
+        return encoded
+    return " ".join([encoded[i : i + 32] for i in range(0, len(encoded), 32)])
 
 
 def _time_text(seconds: int) -> str:
@@ -105,6 +107,21 @@ def _time_text(seconds: int) -> str:
             _sig_texts.clear()
         _sig_texts[seconds] = text
     return text
+
+
+_B32HEX = "0123456789abcdefghijklmnopqrstuv"
+_B32HEX_PAIRS = [a + b for a in _B32HEX for b in _B32HEX]  # every 10 bits' two characters
+
+
+def base32hex(data: bytes) -> str:
+    """``data`` in lowercase base32hex without padding (RFC 4648 7), as NSEC3 hashes are
+    written: ten bits at a time from one integer for whole groups of five octets (a
+    SHA-1 hash: 20), ``base64`` otherwise (its base32 is pure Python, ~5x slower)."""
+    if len(data) % 5:
+        return base64.b32hexencode(data).decode().rstrip("=").lower()
+    value = int.from_bytes(data, "big")
+    pairs = _B32HEX_PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(len(data) * 8 - 10, -1, -10)])
 
 
 def bitmap_text(wire: bytes, pos: int, end: int) -> str | None:
@@ -170,5 +187,5 @@ def nsec3_text(wire: bytes, pos: int, end: int) -> str | None:
     types = bitmap_text(wire, at, end)
     if types is None:
         return None
-    hashed = base64.b32hexencode(following).decode().rstrip("=").lower()
+    hashed = base32hex(following)
     return f"{algorithm} {flags} {iterations} {salt.hex() if salt else '-'} {hashed}{types}"

@@ -559,8 +559,12 @@ def _fast_text(
         if rdtype == _NSEC3:
             dnssec = dnssecwire.nsec3_text(wire, pos, rend)
         else:
+            origin_wire = _origin_wire(okey)
 
             def name_at(at: int) -> tuple[str, int]:  # (relative as dnspython makes it)
+                after = at + len(origin_wire)
+                if after <= rend and wire[at:after].lower() == origin_wire:
+                    return "@", after  # (the usual signer, never compressed)
                 return _rdata_name(wire, at, rend, cache, okey, rdtype, ())
 
             render = dnssecwire.rrsig_text if rdtype == _RRSIG else dnssecwire.nsec_text

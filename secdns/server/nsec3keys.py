@@ -13,16 +13,13 @@ a zone's apex, hashed for most NXDOMAIN proofs, once.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import hashlib
 
+from secdns.dnssecwire import base32hex
 from secdns.server.denial import Index
 
 _SHA1 = 1
-_B32_TO_B32HEX = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghijklmnopqrstuv"
-)
 _LIMIT = 1 << 16
 _hashes: dict[tuple[str, bytes, int], str] = {}
 
@@ -40,7 +37,7 @@ def hashed(key: str, salt: bytes, iterations: int) -> str | None:
     digest = hashlib.sha1(wire + b"\x00" + salt).digest()
     for _ in range(iterations):
         digest = hashlib.sha1(digest + salt).digest()
-    text = base64.b32encode(digest).translate(_B32_TO_B32HEX).decode()
+    text = base32hex(digest)
     if len(_hashes) >= _LIMIT:
         _hashes.clear()
     _hashes[(key, salt, iterations)] = text
