@@ -35,22 +35,31 @@ without EDNS and DO, in several letter cases):
 * NODATA (the negative SOA) and NXDOMAIN without a wildcard that could match;
 * referrals: a name at or below a delegation, AA clear, the cut's NS and its glue
   in reverse NS order (``Answerer._referral``), unless glue answers the question;
-* on a signed zone with DO, positive answers only, each RRset followed by its RRSIGs
-  (``Answerer._add_signed``; the signer written in full and remembered as a
-  compression target, as ``render.Wire`` writes an RRSIG).
+* on a signed zone with DO, each RRset followed by its RRSIGs (``Answerer._add_signed``;
+  the signer written in full and remembered as a compression target, as
+  ``render.Wire`` writes an RRSIG; the signatures read from their lines when a DO
+  answer first needs them), and the denial proofs of NXDOMAIN and NODATA as
+  ``Proofs`` makes them: NSEC (the covering NSEC and the wildcard's), NSEC3 (the
+  name's own, or the closest encloser proof: :mod:`~secdns.server.nsec3keys`).
+
+The authority and additional sections that every positive answer of a type without
+additional processing shares (the apex NS, its targets' addresses, their RRSIGs) are
+built once a version (:meth:`PreparedAnswers._apex_block`) and their bytes kept by
+where they start and the offsets of the names they look up (:func:`_render`).
 
 Everything else returns None and takes the general path: wildcards, CNAME
-chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone for a negative
-answer (its NSEC/NSEC3 proofs) or a referral (DS or its denial), a reply larger
-than the client allows (truncation), names with unusual bytes, and rdata types
-without a fast builder.
+chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone for a referral (DS
+or its denial), an NSEC zone's empty non-terminal or an opt-out name without an
+NSEC3, a reply larger than the client allows (truncation), names with unusual
+bytes, and rdata types without a fast builder.
 
-The module is past the house size (~1,080 lines) on purpose for now: :meth:`PreparedAnswers.answer`
+The module is past the house size (~1,240 lines) on purpose for now: :meth:`PreparedAnswers.answer`
 repeats in one straight function (about 150 lines) what ``_walk``/``_resolve``
 decide for the commonest asks, because on a first ask each function call costs
 as much as several of its lines (tests/test_prepared.py holds both to the general
 path's bytes).  The next split is the section logic (``_resolve``,
-``_additional_for``, ``_add_sigs``, ``_soa_tail``, ``_render``) into a module of its own.
+``_additional_for``, ``_add_sigs``, the signed proofs, ``_soa_tail``, ``_render``)
+into a module of its own.
 
 The prepared form of an owner is kept with the tuple of lines it was made from,
 and is valid while the zone's current version holds that same tuple: an IXFR
