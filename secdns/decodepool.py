@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import heapq
 import itertools
 import operator
 import os
@@ -41,6 +42,7 @@ import pickle
 import signal
 import struct
 import typing
+from collections.abc import Iterator
 
 import dns.name
 
@@ -81,6 +83,7 @@ class Part:
     tail: list[Item] | None
     rows: int  # rows in body, duplicates included
     dropped: int  # duplicates left out of body
+    owners: tuple[tuple[bytes, ...], ...] = ()  # the keys of body's owners, in order
 
 
 _TYPE_TEXT: dict[int, str] = {}
@@ -138,7 +141,28 @@ def render_part(rows: list[wirescan.Row]) -> Part | None:
         if True in unsorted:
             lines, dropped = _sort_owners(body, lines, same, unsorted)
     lines.append("")
-    return Part(first_key, head, "\n".join(lines).encode(), last_key, tail, stop - start, dropped)
+    owners = tuple(itertools.compress(body_keys, [True, *map(operator.not_, same)]))
+    body_text = "\n".join(lines).encode()
+    return Part(first_key, head, body_text, last_key, tail, stop - start, dropped, owners)
+
+
+MAX_RUNS = 4
+"""Runs of owners in canonical order one message may hold and still be rendered (BIND
+sends an NSEC3 zone's hashed owners after the others: one message holds both ends)."""
+
+
+def render_parts(rows: list[wirescan.Row]) -> Part | list[Part] | None:
+    """:func:`render_part`, or for a message whose owners are in a few runs each in
+    canonical order (at most :data:`MAX_RUNS`), a part of each run; None otherwise."""
+    part = render_part(rows)
+    if part is not None:
+        return part
+    keys = [row[0] for row in rows]
+    cuts = [index for index in range(1, len(keys)) if keys[index] < keys[index - 1]]
+    if len(cuts) >= MAX_RUNS:
+        return None
+    parts = [render_part(rows[a:b]) for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+    return None if None in parts else typing.cast(list[Part], parts)
 
 
 def _sort_owners(
@@ -194,28 +218,46 @@ def _owner_lines(
     return last + 1, dropped
 
 
+Segment = tuple[bytes, tuple[tuple[bytes, ...], ...]]
+"""Lines of whole owners in canonical order (each line ending in a newline), and the
+keys of those owners."""
+
+
 class Assembler:
     """Joins parts received in order into the zone's text: owners split across two
-    parts are merged (sorted, duplicates dropped) at the boundary.  ``in_order``
-    turns False for good at the first part out of canonical order."""
+    parts are merged (sorted, duplicates dropped) at the boundary.
+
+    ``in_order`` turns False at the first part whose owners come before the last
+    one's: a new run of parts in order starts there (BIND sends an NSEC3 zone's hashed
+    owners after all the others, from a tree of their own), and :meth:`merged` merges
+    the runs owner by owner.  ``mergeable`` turns False for good at a part that is not
+    in runs in order itself (``render_parts`` gave None)."""
 
     def __init__(self) -> None:
         self.blobs: list[bytes] = []
         self.rows = 0
         self.dropped = 0
         self.in_order = True
+        self.mergeable = True
+        self.runs: list[list[Segment]] = [[]]  # (kept only for merged())
         self._key: tuple[bytes, ...] | None = None
         self._items: list[Item] = []
 
-    def add(self, part: Part | None) -> None:
+    def add(self, part: Part | list[Part] | None) -> None:
+        if isinstance(part, list):  # (runs of one message: render_parts)
+            for each in part:
+                self.add(each)
+            return
         if part is None:
-            self.in_order = False
-        if not self.in_order:
+            self.in_order = self.mergeable = False
+        if not self.mergeable:
             return
         assert part is not None
         if self._key is not None and part.first_key < self._key:
+            self._flush()  # the run ends: the next starts with this part
             self.in_order = False
-            return
+            self.runs.append([])
+            self._key = None
         if part.first_key == self._key:
             self._items.extend(part.head)
         else:
@@ -224,6 +266,7 @@ class Assembler:
         if part.tail is not None:
             self._flush()
             self.blobs.append(part.body)
+            self.runs[-1].append((part.body, part.owners))
             self.rows += part.rows
             self.dropped += part.dropped
             self._key, self._items = part.last_key, list(part.tail)
@@ -242,12 +285,67 @@ class Assembler:
         self.rows += len(items)
         self.dropped += len(items) - len(lines)
         lines.append("")
-        self.blobs.append("\n".join(lines).encode())
+        blob = "\n".join(lines).encode()
+        self.blobs.append(blob)
+        assert self._key is not None
+        self.runs[-1].append((blob, (self._key,)))
         self._items = []
 
     def finish(self) -> list[bytes]:
+        """The zone's text after its SOA line, the parts being in order (``in_order``)."""
         self._flush()
         return self.blobs
+
+    def merged(self) -> list[bytes] | None:
+        """The zone's text after its SOA line from runs of parts each in order, merged
+        owner by owner; None when an owner is in two runs (its records would have to be
+        merged: the caller sorts the whole zone instead) or a segment's lines do not
+        group into its owners."""
+        self._flush()
+        blobs: list[bytes] = []
+        chunk: list[bytes] = []
+        previous: tuple[bytes, ...] | None = None
+        try:
+            for key, text in heapq.merge(*map(_owners_of, self.runs), key=_FIRST):
+                if key == previous:
+                    return None
+                previous = key
+                chunk.append(text)
+                if len(chunk) >= 4096:
+                    blobs.append(b"".join(chunk))
+                    chunk = []
+        except _Ungrouped:
+            return None
+        blobs.append(b"".join(chunk))
+        return blobs
+
+
+_FIRST = operator.itemgetter(0)
+
+
+class _Ungrouped(Exception):
+    """A segment's lines did not group into as many owners as it has keys."""
+
+
+def _owners_of(run: list[Segment]) -> Iterator[tuple[tuple[bytes, ...], bytes]]:
+    """Each owner of a run (its key, its lines), in the run's order: a segment's lines
+    grouped by their owner's text, letter case aside (a key is its owner's lowercased
+    labels), one group to each of its keys in turn."""
+    for blob, keys in run:
+        if len(keys) == 1:
+            yield keys[0], blob
+            continue
+        lines = blob.split(b"\n")
+        lines.pop()  # (the blob ends with a newline)
+        groups = itertools.groupby(lines, _owner_text)
+        for key, (_owner, group) in itertools.zip_longest(keys, groups):
+            if key is None or _owner is None:
+                raise _Ungrouped
+            yield key, b"\n".join(group) + b"\n"
+
+
+def _owner_text(line: bytes) -> bytes:
+    return line[: line.find(b" ")].lower()
 
 
 # --- the worker processes ----------------------------------------------------------------------
@@ -269,7 +367,7 @@ def worker_count() -> int:
     return max(0, min(WORKERS, cpus))
 
 
-Outcome = tuple[str | None, wire.Message | None, int, Part | None]
+Outcome = tuple[str | None, wire.Message | None, int, Part | list[Part] | None]
 """What a worker sends back for one message: (error text of a malformed message,
 the decoded message, owner and rdata text held by its rows, its rendered rows)."""
 
@@ -282,7 +380,7 @@ def decode(raw: bytes, origin: dns.name.Name, max_records: int) -> Outcome:
     except wire.WireError as err:
         return (str(err), None, 0, None)
     # no rows (message.kept == 0): no part; rows out of order: None as well
-    part = render_part(sink.rows) if sink.rows else None
+    part = render_parts(sink.rows) if sink.rows else None
     return (None, message, sink.text, part)
 
 
@@ -468,7 +566,7 @@ async def receive(
     assert sink is not None and zone is not None
     assembler = Assembler()
     if sink.rows:
-        assembler.add(render_part(sink.rows))
+        assembler.add(render_parts(sink.rows))
     kept: list[bytes] = []  # every raw message handed out, for the out-of-order case
     inflight: collections.deque[bytes] = collections.deque()
     settled = 0
@@ -550,8 +648,11 @@ def _finish(
     """Put the zone's text (canonical order) or, failing that, its rows into the zone."""
     sink, zone = reader.sink, reader.zone
     assert sink is not None and zone is not None
-    if assembler.in_order:
-        zone.rendered = assembler.finish()
+    rendered = assembler.finish() if assembler.in_order else None
+    if rendered is None and assembler.mergeable:
+        rendered = assembler.merged()  # (runs of parts in order: an NSEC3 zone from BIND)
+    if rendered is not None:
+        zone.rendered = rendered
         zone.rendered_rows = assembler.rows
         zone.dropped = assembler.dropped
         sink.rows.clear()

@@ -214,6 +214,43 @@ def test_parts_assemble_as_full_zone_lines() -> None:
     assembler.add(decodepool.render_part(rows[100:200]))
     assembler.add(decodepool.render_part(rows[:100]))
     assert not assembler.in_order
+    # runs of parts each in order (BIND's NSEC3 tree after its main tree): merged by owner
+    for _ in range(20):
+        chosen = {key for key in {row[0] for row in rows} if rng.random() < 0.3}
+        runs = [[r for r in rows if r[0] not in chosen], [r for r in rows if r[0] in chosen]]
+        assembler = decodepool.Assembler()
+        for run in runs:
+            cuts = sorted(rng.sample(range(1, len(run)), rng.randrange(1, 30)))
+            for start, stop in zip([0, *cuts], [*cuts, len(run)], strict=True):
+                assembler.add(decodepool.render_part(run[start:stop]))
+        assert not assembler.in_order and assembler.mergeable
+        merged = assembler.merged()
+        assert merged is not None
+        assert [expected[0], *b"".join(merged).decode().split("\n")[:-1]] == expected
+        assert assembler.rows == len(rows) and assembler.dropped == expected_zone.dropped
+    # an owner in two runs: its records would have to be merged, the zone is sorted whole
+    # one message holding the end of one run and the start of the next (BIND's NSEC3 tree)
+    chosen = {key for key in {row[0] for row in rows} if rng.random() < 0.3}
+    run_a = [r for r in rows if r[0] not in chosen]
+    run_b = [r for r in rows if r[0] in chosen]
+    straddling = run_a[-20:] + run_b[:20]
+    assert decodepool.render_part(straddling) is None
+    assembler = decodepool.Assembler()
+    assembler.add(decodepool.render_parts(run_a[:-20]))
+    assembler.add(decodepool.render_parts(straddling))
+    assembler.add(decodepool.render_parts(run_b[20:]))
+    merged = assembler.merged()
+    assert merged is not None
+    assert [expected[0], *b"".join(merged).decode().split("\n")[:-1]] == expected
+    four = [rows[a : a + 10] for a in (30, 20, 10, 0)]  # runs of owners, each in order
+    assert decodepool.render_parts([row for run in four for row in run]) is not None
+    five = [rows[40:50], *four]
+    assert decodepool.render_parts([row for run in five for row in run]) is None
+    split_owner = next(i for i in range(1, len(rows)) if rows[i][0] == rows[i - 1][0])
+    assembler = decodepool.Assembler()
+    assembler.add(decodepool.render_part(rows[split_owner : split_owner + 50]))
+    assembler.add(decodepool.render_part(rows[:split_owner]))
+    assert assembler.merged() is None
 
 
 def test_worker_decode_errors_as_in_process() -> None:
@@ -293,3 +330,40 @@ def test_workers_follow_the_cpus_and_decode_as_in_process(
     assert started == [cpus, cpus]
     monkeypatch.setattr(decodepool, "WORKERS", 2)
     assert decodepool.worker_count() == min(cpus, 2)
+
+
+def test_an_nsec3_zone_from_bind_is_merged_from_its_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """BIND sends an NSEC3 zone's hashed owners after all the others (its NSEC3 tree):
+    the workers' parts come in two runs, merged owner by owner, not decoded again; the
+    file is the one the in-process path writes."""
+    from click.testing import CliRunner
+    from servers import Bind
+    from test_answer import _sign
+
+    from secdns import copies
+    from secdns.cli import cli
+
+    hosts = "\n".join(f"h{n:04d}.d{n % 7} 300 IN A 192.0.2.{n % 250 + 1}" for n in range(600))
+    text = f"$TTL 300\n@ SOA ns1 h 1 7200 900 1209600 300\n@ NS ns1\nns1 A 192.0.2.1\n{hosts}\n"
+    signed = tmp_path / "nsec3.test.zone"
+    signed.write_text(_sign(tmp_path / "keys", "nsec3.test.", text, "nsec3"))
+    merges = []
+    real_merged = decodepool.Assembler.merged
+    monkeypatch.setattr(
+        decodepool.Assembler, "merged", lambda self: merges.append(1) or real_merged(self)
+    )
+    primary = Bind.start(tmp_path / "bind", {"nsec3.test": signed})
+    try:
+        files = {}
+        for pooled in (False, True):
+            monkeypatch.setattr(copies.FileCopy, "pooled", pooled)
+            out = tmp_path / f"out-{pooled}.zone"
+            argv = ["pull", "nsec3.test", f"@{primary.addr}", "-o", str(out)]
+            result = CliRunner().invoke(cli, argv)
+            assert result.exit_code == 0, result.output
+            files[pooled] = out.read_bytes()
+    finally:
+        primary.stop()
+    assert merges, "the pool did not see two runs"
+    assert files[True] == files[False]
+    assert files[True].count(b" NSEC3 ") > 600
