@@ -30,6 +30,11 @@ _DNSKEY = dns.rdatatype.DNSKEY
 
 KIND_NS = 1
 KIND_DNAME = 2
+KIND_HASHED = 4
+"""An owner of NSEC3 records alone (with their RRSIGs): it is not a name of the zone to
+a query (RFC 5155 7.2.9: NXDOMAIN for a hashed owner name; BIND keeps them in a tree
+of their own)."""
+_HASHED_ONLY = frozenset({"NSEC3", "RRSIG"})
 
 NsecOrder = tuple[list[tuple[bytes, ...]], list[str]]
 """The NSEC owners in canonical order: their :func:`key_canon` and their keys."""
@@ -78,16 +83,21 @@ class Index:
         return node
 
     def kinds(self, key: str, lines: tuple[str, ...]) -> int:
-        """Whether the node at ``key`` has NS and/or DNAME records (bits), without parsing it."""
+        """Whether the node at ``key`` has NS and/or DNAME records, or NSEC3 alone (bits),
+        without parsing it."""
         kinds = self._kinds.get(key)
         if kinds is None:
             kinds = 0
+            types = set()
             for line in lines:
                 mnemonic = line_type(line)
+                types.add(mnemonic)
                 if mnemonic == "NS":
                     kinds |= KIND_NS
                 elif mnemonic == "DNAME":
                     kinds |= KIND_DNAME
+            if "NSEC3" in types and types <= _HASHED_ONLY:
+                kinds |= KIND_HASHED
             if len(self._kinds) >= _NODE_CACHE_LIMIT:
                 self._kinds.clear()
             self._kinds[key] = kinds

@@ -61,6 +61,7 @@ import dns.rrset
 
 from secdns.server.denial import (
     KIND_DNAME,
+    KIND_HASHED,
     KIND_NS,
     Index,
     Proofs,
@@ -102,6 +103,9 @@ _IXFR = dns.rdatatype.IXFR
 # there (rbtdb.c zone_find: "unless we're actually at the zone cut and the type is NSEC
 # or KEY"); DS always is (RFC 4035 3.1.4.1).  Otherwise a referral.
 _AT_THE_CUT = frozenset({_NSEC, dns.rdatatype.KEY})
+# Types a CNAME does not answer for (rbtdb zone_find: "Certain DNSSEC types are not
+# subject to CNAME matching (RFC4035, section 2.5 and RFC3007)"; RRSIG and ANY apart).
+_AT_CNAME = frozenset({_NSEC, dns.rdatatype.KEY})
 # Types whose queries get neither the apex NS nor additional data (ns_query_start).
 _MINIMAL_TYPES = frozenset(
     {dns.rdatatype.DS, dns.rdatatype.DNSKEY, dns.rdatatype.CDS, dns.rdatatype.CDNSKEY}
@@ -314,6 +318,8 @@ class Answerer(Proofs):
                 continue
             at_qname = depth == last
             kinds = index.kinds(key, lines)
+            if kinds & KIND_HASHED and not entry[1]:  # not a name to a query (RFC 5155 7.2.9)
+                return self._wildcard(qname, qtype, keys[depth - 1])
             if depth > 0 and kinds & KIND_NS:
                 node = index.node(key)
                 if not at_qname or not (
@@ -348,7 +354,7 @@ class Answerer(Proofs):
     def _match(node: Node, key: str, qtype: int, wild: bool) -> _Lookup:
         if qtype in (_ANY, _RRSIG) or qtype in node.rrsets:
             return _Lookup(_FOUND, node, key, wild)
-        if _CNAME in node.rrsets:
+        if _CNAME in node.rrsets and qtype not in _AT_CNAME:
             return _Lookup(_CNAME_FOUND, node, key, wild)
         return _Lookup(_NXRRSET, node, key, wild)
 

@@ -24,7 +24,7 @@ from socket import inet_aton
 from typing import Any, Literal
 
 from secdns.dnssecwire import sig_time, type_bitmap, type_code
-from secdns.server.denial import KIND_DNAME, KIND_NS
+from secdns.server.denial import KIND_DNAME, KIND_HASHED, KIND_NS
 from secdns.server.linewire import dnssec_rdata
 
 (
@@ -39,6 +39,7 @@ from secdns.server.linewire import dnssec_rdata
     TYPE_SRV,
     TYPE_DNAME,
 ) = 1, 2, 5, 6, 12, 15, 16, 28, 33, 39
+TYPE_NSEC3 = 50  # (no fast builder: an owner's NSEC3 is kept apart, Owner.nsec3)
 TYPE_CODES = {
     "A": TYPE_A,
     "NS": TYPE_NS,
@@ -222,6 +223,8 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
         owner.unsupported = unsupported
         for rdtype in unsupported:
             types.pop(rdtype, None)
+        if owner.nsec3 is not None and not types and unsupported == {TYPE_NSEC3}:
+            owner.kinds |= KIND_HASHED  # not a name to a query (RFC 5155 7.2.9)
     fixed = owner.fixed
     for rdtype, (ttl, pieces) in types.items():
         if rdtype in _BYTES_TYPES:  # rdata without names: the pieces are bytes

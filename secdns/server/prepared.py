@@ -74,7 +74,7 @@ import itertools
 import struct
 
 from secdns.server import nsec3keys
-from secdns.server.denial import KIND_DNAME, KIND_NS, Index, index_of
+from secdns.server.denial import KIND_DNAME, KIND_HASHED, KIND_NS, Index, index_of
 from secdns.server.front import PlainQuery, scan_plain
 from secdns.server.ownerwire import (
     RR,
@@ -84,6 +84,7 @@ from secdns.server.ownerwire import (
     TYPE_CODES,
     TYPE_MX,
     TYPE_NS,
+    TYPE_NSEC3,
     TYPE_SOA,
     TYPE_SRV,
     Labels,
@@ -123,7 +124,6 @@ _OK, _NX, _CUT, _WILD = range(4)
 _DS = 43
 TYPE_RRSIG = 46
 TYPE_NSEC = 47
-TYPE_NSEC3 = 50
 
 Section = list[tuple[str, Labels, int, Rrset]]  # (owner key, owner labels, type, RRset)
 
@@ -601,7 +601,7 @@ class PreparedAnswers:
                 return None  # an NSEC zone's (the NSEC before it): the general path
         else:
             owner = self.owner(version, key, entry[0])
-            if owner is None or qtype in owner.unsupported:
+            if owner is None or qtype in owner.unsupported or owner.kinds & KIND_HASHED:
                 return None
             rrset = owner.types.get(qtype)
             if rrset is None:
@@ -838,8 +838,8 @@ class PreparedAnswers:
                     return (_WILD if version.exists("*." + parent) else _NX), None
                 if entry[0]:
                     owner = self.owner(version, key, entry[0])
-                    if owner is None:
-                        return _WILD, None
+                    if owner is None or owner.kinds & KIND_HASHED:
+                        return _WILD, None  # (a hashed owner: the general path)
                     if owner.kinds & KIND_NS:
                         return _CUT, None
                 return _OK, entry
@@ -875,7 +875,7 @@ class PreparedAnswers:
                 visited.append(walk)
             if lines:
                 owner = self.owner(version, walk, lines)
-                if owner is None:
+                if owner is None or owner.kinds & KIND_HASHED:
                     return _WILD
                 kinds = owner.kinds
                 if kinds and ((depth and kinds & KIND_NS) or (not at_qname and kinds & KIND_DNAME)):
