@@ -1088,3 +1088,26 @@ def test_a_reload_reads_only_the_zone_files_that_changed(served, tmp_path, monke
     assert reads == [zone_file]
     reply = dns.query.udp(dns.message.make_query(ZONE, "SOA"), "127.0.0.1", port=server.port)
     assert reply.answer[0][0].serial == SERIAL + 1
+
+
+@pytest.mark.parametrize(
+    "verbose, queries, debug",
+    [(0, False, False), (1, False, False), (2, True, False), (3, True, True)],
+)
+def test_serve_verbosity_explains_before_it_logs_queries(
+    verbose: int, queries: bool, debug: bool
+) -> None:
+    """serve -v explains refreshes; -vv also logs every query (a line each); -vvv debugs."""
+    from secdns.cli.serve import setup_server_logging
+
+    root = logging.getLogger()
+    query_log = logging.getLogger("secdns.query")
+    saved = (list(root.handlers), root.level, query_log.level)
+    try:
+        setup_server_logging("text", verbose, False)
+        assert query_log.isEnabledFor(logging.INFO) == queries
+        assert root.isEnabledFor(logging.DEBUG) == debug
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        query_log.setLevel(saved[2])

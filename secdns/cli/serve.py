@@ -60,8 +60,8 @@ def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(_said_level)
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose >= 2 else level)
-    logging.getLogger("secdns.query").setLevel(logging.INFO if verbose >= 1 else logging.WARNING)
+    root.setLevel(logging.DEBUG if verbose >= 3 else level)
+    logging.getLogger("secdns.query").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
 
 
 @click.command("serve")
@@ -89,8 +89,8 @@ def command(
     from their primaries, refreshes them on their SOA timers (IXFR, AXFR
     fallback), serves AXFR/IXFR to allow_transfer clients and NOTIFYs the
     notify targets.  SIGHUP reloads the config; SIGTERM/SIGINT stop cleanly.
-    Listens on 127.0.0.1:5353 unless told otherwise.  -v logs every query
-    and explains every refresh (as pull --explain).
+    Listens on 127.0.0.1:5353 unless told otherwise.  -v explains every
+    refresh (as pull --explain), -vv also logs every query, -vvv debugs.
 
     \b
     Examples:
@@ -111,7 +111,7 @@ def command(
     check_config_for_serve(config)
 
     async def run() -> None:
-        server = Server(config, log_queries=verbose >= 1)
+        server = Server(config, log_queries=verbose >= 2, explain=verbose >= 1)
         await server.serve(install_signals=True)
 
     asyncio.run(run())

@@ -87,9 +87,14 @@ at a 10,000-zone cold start (same runs, bench/manyzones_bench.py)."""
 class Server(QueryDispatch):
     """An authoritative secondary for the zones of a config."""
 
-    def __init__(self, config: Config, *, log_queries: bool = False) -> None:
+    def __init__(
+        self, config: Config, *, log_queries: bool = False, explain: bool | None = None
+    ) -> None:
+        """``log_queries``: log every query (serve -vv); ``explain``: explain every refresh
+        (serve -v; by default as ``log_queries``)."""
         self.config = config
         self.log_queries = log_queries
+        self.explain = log_queries if explain is None else explain
         self.table = ZoneTable()
         self.runtimes: dict[dns.name.Name, ZoneRuntime] = {}
         self.cache = AnswerCache()
@@ -515,7 +520,7 @@ class Server(QueryDispatch):
             lifetime=self.config.server.lifetime,
             limits=self.config.server.limits,
             tls=runtime.config.tls,  # transport = "tls": XoT from the primaries
-            explain=log_step if self.log_queries else None,  # serve -v: explain each refresh
+            explain=log_step if self.explain else None,  # serve -v: explain each refresh
         )
         try:  # one value for the many zones with the same settings (frozen: shareable)
             options = self._pull_options.setdefault(options, options)
