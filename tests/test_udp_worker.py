@@ -7,6 +7,7 @@ import socket
 import time
 
 import dns.message
+import dns.name
 import dns.rcode
 from test_prepared import MIX, _table
 
@@ -15,6 +16,7 @@ from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import ReadyAnswers
 from secdns.server.readyfill import fill
 from secdns.server.udp import AnswerCache, UdpWorker
+from secdns.server.zone import ServedZone
 
 
 class _Server:
@@ -168,3 +170,14 @@ def test_a_resolvers_first_asks_learn_the_authority_block() -> None:
         client.close()
         worker.stop()
         worker.thread.join(2.0)
+
+
+def test_the_answer_cache_is_bounded_by_bytes_too() -> None:
+    """One client asking random names with DO of a signed zone fills the cache with
+    ~1 KiB answers: it is cleared at CACHE_BYTES as at CACHE_ENTRIES."""
+    zone = ServedZone(dns.name.from_text("example."))
+    cache = AnswerCache(limit=1_000_000, max_bytes=100_000)
+    for n in range(1_000):
+        cache.put(b"U%06d" % n, zone, bytes(1_000))
+        assert cache.bytes <= 100_000 and len(cache.entries) <= 100
+    assert cache.get(b"U000999") == bytes(1_000)

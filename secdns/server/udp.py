@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("secdns.server.server")
 
 CACHE_ENTRIES = 500_000
+CACHE_BYTES = 128 << 20
+"""Bytes of questions and answers the answer cache holds at most (the DO answers of a
+signed zone are ~1 KiB: 500,000 of them, asked by one client for random names, were
+~540 MiB)."""
 
 GC_THRESHOLDS = (10_000, 10, 1_000)
 """The cyclic collector's thresholds while serving (Python's default: 700, 10, 10).
@@ -34,8 +38,10 @@ collections now wait for a thousand middle ones; garbage cycles are rare here.""
 class AnswerCache:
     """Query bytes (without the ID) -> answer bytes (without the ID), per zone generation."""
 
-    def __init__(self, limit: int = CACHE_ENTRIES) -> None:
+    def __init__(self, limit: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
+        self.bytes = 0  # of the questions and answers put since the last clear
         self.entries: dict[bytes, tuple[ServedZone, int, bytes]] = {}
 
     def get(self, key: bytes) -> bytes | None:
@@ -48,8 +54,10 @@ class AnswerCache:
         return None
 
     def put(self, key: bytes, zone: ServedZone, reply: bytes) -> None:
-        if len(self.entries) >= self.limit:
+        self.bytes += len(key) + len(reply)
+        if len(self.entries) >= self.limit or self.bytes > self.max_bytes:
             self.entries.clear()
+            self.bytes = len(key) + len(reply)
         self.entries[key] = (zone, zone.generation, reply)
 
 
