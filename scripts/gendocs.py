@@ -894,8 +894,16 @@ ZONE_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "allow_notify",
-        '["CIDR", ...]',
-        "serve: addresses allowed to send NOTIFY besides the primaries.",
+        '["CIDR" | "key:NAME", ...]',
+        "serve: addresses allowed to send NOTIFY besides the primaries, and key:NAME for "
+        "a NOTIFY signed with that key from anywhere.",
+    ),
+    (
+        "notify_key_required",
+        "true | false",
+        "serve, watch: true refuses an unsigned NOTIFY, from the primaries' own addresses "
+        "too; one signed with the zone's key (from a primary) or an allow_notify key:NAME "
+        "is taken.  Default: false (as BIND, a primary's address is enough).",
     ),
     (
         "group",

@@ -83,6 +83,7 @@ class MirrorZone:
     allow_notify: tuple[str, ...] = ()  # networks allowed to NOTIFY besides the primaries
     tls: TlsSettings | None = None  # XoT from the primaries
     request_ixfr: bool = True  # False: AXFR only ([[zone]] request_ixfr = false)
+    notify_key_required: bool = False  # an unsigned NOTIFY is refused ([[zone]])
 
     @property
     def text(self) -> str:
@@ -433,6 +434,7 @@ class Mirror:
         return NotifyAcl(
             sources=host_networks(addresses) + host_networks(followed.config.allow_notify),
             zone_key=dns.name.from_text(key.name) if key is not None else None,
+            signed_only=followed.config.notify_key_required,
         )
 
     async def _answer_notifies(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]]) -> None:

@@ -68,11 +68,15 @@ class NotifyAcl:
     networks.  ``keys``: TSIG key names (wire names) that allow a signed NOTIFY
     from any source (``allow_notify = ["key:NAME"]``).  ``zone_key``: the key the
     zone transfers with; a NOTIFY signed with it is accepted from an allowed source.
+    ``signed_only`` (``notify_key_required``): an unsigned NOTIFY is refused, from the
+    primaries too (BIND accepts one from a primary's address; Knot's and NSD's ACLs can
+    ask for the key, as this does).
     """
 
     sources: tuple[IPNetwork, ...] = ()
     keys: frozenset[dns.name.Name] = frozenset()
     zone_key: dns.name.Name | None = None
+    signed_only: bool = False
 
 
 NotifyLookup = Callable[[dns.name.Name], NotifyAcl | None]
@@ -121,7 +125,7 @@ def answer_notify(
     * not exactly one IN SOA question: FORMERR;
     * a zone ``lookup`` does not know: NOTAUTH;
     * a source outside the zone's networks, unless signed with an allowed key,
-      or signed with a key not allowed: REFUSED;
+      or signed with a key not allowed, or unsigned where the zone needs a key: REFUSED;
     * otherwise NOERROR with AA set, and the zone to refresh.
     """
     if not is_query_header(wire):
@@ -163,6 +167,9 @@ def answer_notify(
         return _reply(wire, query, dns.rcode.REFUSED, f"{source} is not a primary of {zone}")
     if signer is not None and signer != acl.zone_key:
         return _reply(wire, query, dns.rcode.REFUSED, f"key {signer} is not allowed for {zone}")
+    if signer is None and acl.signed_only:
+        reason = f"unsigned, and {zone} needs a key (notify_key_required)"
+        return _reply(wire, query, dns.rcode.REFUSED, reason)
     accepted = _reply(wire, query, dns.rcode.NOERROR, "accepted", zone=zone)
     return dataclasses.replace(accepted, serial=_announced(query, zone))
 

@@ -4,6 +4,7 @@ verified; replies are never larger than the query; refusals are logged once a mi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -297,3 +298,52 @@ def test_a_zones_primaries_may_notify_before_its_task_has_run():
     assert taken.zone == runtime.config.name
     refused = answer_notify(query.to_wire(), "127.0.0.2", acls)
     assert refused.zone is None and "is not a primary" in refused.reason
+
+
+def test_a_zone_that_needs_a_key_refuses_an_unsigned_notify_from_its_primary(tmp_path):
+    """notify_key_required: a NOTIFY from the primary's own address is refused unsigned
+    (BIND would take it; Knot's and NSD's ACLs can ask for the key), taken signed with
+    the zone's key or an allow_notify key."""
+    from secdns.config import load_config
+    from secdns.errors import ConfigError
+    from secdns.server.zones import notify_acl
+
+    secret = tsig_secret()
+    text = f"""
+[keys.xfr]
+algorithm = "hmac-sha256"
+secret = "{secret}"
+[[zone]]
+name = "{ZONE}"
+primaries = ["192.0.2.1"]
+key = "xfr"
+notify_key_required = true
+"""
+    path = tmp_path / "secdns.toml"
+    path.write_text(text)
+    config = load_config(path)
+    zone = config.zones[0]
+    assert zone.notify_key_required
+    acl = notify_acl(zone, config, ["192.0.2.1"])
+    assert acl.signed_only
+    key = make_key("xfr", "hmac-sha256", secret)
+    keyring = {dns.name.from_text(key.name): key.to_dnspython()}
+    refused = answer_notify(notify(), "192.0.2.1", {ORIGIN: acl}, keyring)
+    assert refused.rcode == dns.rcode.REFUSED and refused.zone is None
+    assert "notify_key_required" in refused.reason
+    taken = answer_notify(notify(key=key), "192.0.2.1", {ORIGIN: acl}, keyring)
+    assert taken.rcode == dns.rcode.NOERROR and taken.zone == ORIGIN
+    elsewhere = answer_notify(notify(key=key), "192.0.2.9", {ORIGIN: acl}, keyring)
+    assert elsewhere.rcode == dns.rcode.REFUSED  # the zone's key, from a stranger
+    # without it (the default), as BIND: the primary's address is enough
+    plain = dataclasses.replace(acl, signed_only=False)
+    assert answer_notify(notify(), "192.0.2.1", {ORIGIN: plain}, keyring).zone == ORIGIN
+    # nothing could sign one: refused when the config is read
+    path.write_text(text.replace('key = "xfr"\n', ""))
+    with pytest.raises(ConfigError, match="notify_key_required: no key could sign a NOTIFY"):
+        load_config(path)
+    path.write_text(text.replace('key = "xfr"\n', 'allow_notify = ["key:xfr"]\n'))
+    assert load_config(path).zones[0].notify_key_required
+    path.write_text(text.replace("notify_key_required = true", 'notify_key_required = "yes"'))
+    with pytest.raises(ConfigError, match="notify_key_required: expected true or false"):
+        load_config(path)

@@ -325,6 +325,7 @@ def mirror_plan(
                 z.allow_notify,
                 tls=tls or z.tls,
                 request_ixfr=z.request_ixfr,
+                notify_key_required=z.notify_key_required,
             )
             for z in selected
         ]

@@ -164,6 +164,7 @@ ZONE_KEYS = {
     "allow_transfer",
     "notify",
     "allow_notify",
+    "notify_key_required",
     "request_ixfr",
     "transfer_transport",
     "group",

@@ -51,6 +51,7 @@ class ZoneConfig:
     allow_transfer: tuple[str, ...] = ()
     notify: tuple[Endpoint, ...] = ()
     allow_notify: tuple[str, ...] = ()
+    notify_key_required: bool = False  # a NOTIFY must be signed (the zone's key, a key:NAME)
     request_ixfr: bool = True  # False: AXFR only, as BIND's request-ixfr no
     tls: TlsSettings | None = None  # transport = "tls": XoT from the primaries
     transfer_transport: str = "any"  # "tls": AXFR/IXFR out only over serve's tls_listen

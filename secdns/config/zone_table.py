@@ -127,6 +127,18 @@ def _zone_table(
     key = zone_doc.get("key")
     if key is not None and (not isinstance(key, str) or key not in keys_doc):
         problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")
+    allow_notify = acl(
+        zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems, both=False
+    )
+    notify_key_required = zone_doc.get("notify_key_required", False)
+    if not isinstance(notify_key_required, bool):
+        problems.add(f"{where}.notify_key_required", "expected true or false")
+        notify_key_required = False
+    elif notify_key_required and not key and not any(a.startswith("key:") for a in allow_notify):
+        problems.add(
+            f"{where}.notify_key_required",
+            'no key could sign a NOTIFY: set the zone\'s key, or allow_notify = ["key:NAME"]',
+        )
     if zone_name is None:
         return None
     return ZoneConfig(
@@ -138,9 +150,8 @@ def _zone_table(
             zone_doc.get("allow_transfer"), f"{where}.allow_transfer", keys_doc, problems
         ),
         notify=endpoints(zone_doc.get("notify"), f"{where}.notify", problems),
-        allow_notify=acl(
-            zone_doc.get("allow_notify"), f"{where}.allow_notify", keys_doc, problems, both=False
-        ),
+        allow_notify=allow_notify,
+        notify_key_required=notify_key_required,
         request_ixfr=request_ixfr,
         tls=tls,
         transfer_transport=transfer_transport,

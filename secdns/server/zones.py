@@ -548,15 +548,20 @@ def notify_acl(config: ZoneConfig, server_config: Config, addresses: list[str]) 
         tuple(sorted(set(addresses) | set(config.allow_notify))),
         keys,
         dns.name.from_text(zone_key.name) if zone_key is not None else None,
+        config.notify_key_required,
     )
 
 
 @functools.lru_cache(maxsize=1024)
 def _shared_acl(
-    sources: tuple[str, ...], keys: frozenset[dns.name.Name], zone_key: dns.name.Name | None
+    sources: tuple[str, ...],
+    keys: frozenset[dns.name.Name],
+    zone_key: dns.name.Name | None,
+    signed_only: bool = False,
 ) -> NotifyAcl:
     """One (frozen) ACL for the many zones with the same primaries and keys."""
-    return NotifyAcl(sources=_networks(sources), keys=keys, zone_key=zone_key)
+    networks = _networks(sources)
+    return NotifyAcl(sources=networks, keys=keys, zone_key=zone_key, signed_only=signed_only)
 
 
 @functools.lru_cache(maxsize=1024)
