@@ -136,6 +136,19 @@ def test_signed_zones_are_prepared_with_their_rrsigs_for_do(tmp_path: Path, nsec
     denial = dns.rdatatype.NSEC3 if nsec3 else dns.rdatatype.NSEC
     assert {r.rdtype for r in proof.authority} == {dns.rdatatype.SOA, dns.rdatatype.RRSIG, denial}
     assert [r for r in proof.authority if r.rdtype == denial]
+    # an empty non-terminal (what a QNAME-minimising resolver asks): NODATA with its proof
+    version = table.zones["s.test."].version
+    assert version is not None
+    empty = [key for key, (lines, below) in version.iter_entries() if not lines and below]
+    assert empty
+    made = 0
+    for key in empty:  # (below a delegation, a wildcard's or opt-out's: the general path)
+        wire = _query(key, "A", edns=1232, do=True)
+        nodata = prepared.answer(wire)
+        if nodata is not None:
+            assert nodata[0] == front.handle(wire, table, tcp=False).wire, key
+            made += 1
+    assert made >= len(empty) // 2, (made, len(empty))
     assert prepared.answer(_query("www.s.test.", "A", edns=1232)) is not None
 
 

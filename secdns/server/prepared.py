@@ -49,9 +49,8 @@ where they start and the offsets of the names they look up (:func:`_render`).
 
 Everything else returns None and takes the general path: wildcards, CNAME
 chains, DNAME, DS/ANY/RRSIG/DNSSEC types, DO on a signed zone for a referral (DS
-or its denial), an NSEC zone's empty non-terminal or an opt-out name without an
-NSEC3, a reply larger than the client allows (truncation), names with unusual
-bytes, and rdata types without a fast builder.
+or its denial) or an opt-out name without an NSEC3, a reply larger than the client
+allows (truncation), names with unusual bytes, and rdata types without a fast builder.
 
 The module is past the house size (~1,240 lines) on purpose for now: :meth:`PreparedAnswers.answer`
 repeats in one straight function (about 150 lines) what ``_walk``/``_resolve``
@@ -597,8 +596,8 @@ class PreparedAnswers:
         elif not entry[0]:  # an empty non-terminal: NODATA
             if not dnssec:
                 self._negative_soa(version, authority)
-            elif not self._nsec3_nodata(version, key, authority):
-                return None  # an NSEC zone's (the NSEC before it): the general path
+            elif not self._signed_empty(version, key, authority):
+                return None  # what was not prepared: the general path
         else:
             owner = self.owner(version, key, entry[0])
             if owner is None or qtype in owner.unsupported or owner.kinds & KIND_HASHED:
@@ -692,6 +691,19 @@ class PreparedAnswers:
             _add(authority, (key, owner.labels, TYPE_NSEC, owner.nsec))
             return _add_sigs(authority, key, owner, TYPE_NSEC, grouped=True)
         return True
+
+    def _signed_empty(self, version: ZoneVersion, key: str, authority: Section) -> bool:
+        """A DO NODATA at an empty non-terminal (a QNAME-minimising resolver asks them):
+        in an NSEC3 zone its own NSEC3 (:meth:`_nsec3_nodata`); in an NSEC zone the SOA
+        and its RRSIG, then the NSEC at or before the name and its RRSIG
+        (``Proofs._nodata``); False when one was not prepared."""
+        index = index_of(version)
+        if index.uses_nsec3:
+            return self._nsec3_nodata(version, key, authority)
+        if not self._signed_soa(version, authority):
+            return False
+        name = tuple(label.encode() for label in key[:-1].split(".")) + (b"",)
+        return self._covering_nsec(version, index, name, authority) is not None
 
     def _nsec3_nodata(self, version: ZoneVersion, key: str, authority: Section) -> bool:
         """A DO NODATA of an NSEC3 zone at a name with an NSEC3 of its own (an empty
