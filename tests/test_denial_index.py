@@ -62,3 +62,20 @@ def test_an_ixfr_brings_the_denial_index_up_to_date(
         assert got == want
         keys = got[1].values() if nsec3 else got[1][1]
         assert gone not in keys and any(key.startswith(new_owner) for key in keys)
+
+
+@pytest.mark.parametrize("nsec3", ["", "nsec3"])
+def test_the_filler_builds_a_signed_versions_denial_index(tmp_path: Path, nsec3: str) -> None:
+    """After a load or full transfer the ready filler builds the denial index, so the
+    first DO negative answer does not walk every owner."""
+    from secdns.server import readyfill
+
+    version = _signed_version(tmp_path, nsec3)
+    readyfill._warm_denial(version)
+    index = index_of(version)
+    assert (index._nsec3 if nsec3 else index._nsec) is not None
+    unsigned = ZoneVersion.from_lines(
+        dns.name.from_text("u.test."), ["@ 60 IN SOA ns h 1 2 3 4 5", "@ 60 IN NS ns"]
+    )
+    readyfill._warm_denial(unsigned)
+    assert index_of(unsigned)._nsec is None and index_of(unsigned)._nsec3 is None

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from secdns.server.denial import index_of
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import (
     _CLEAR_TYPES,
@@ -352,9 +353,27 @@ class ReadyFiller:
             log.exception("ready: filling zone=%s failed", zone.key)
         finally:
             steps.close()  # type: ignore[attr-defined]  # generators: a forked child stops
+        if version is not None and not self.stopping:
+            _warm_denial(version)
         spent = time.thread_time() - start
         self.seconds += spent
         log.info("ready: zone=%s %d answers made in %.2f s CPU", zone.key, made, spent)
+
+
+def _warm_denial(version: ZoneVersion) -> None:
+    """Build a signed zone version's denial index (its NSEC owners in order, or its NSEC3
+    chain) here, not on its first DO negative answer, which would wait for a walk of
+    every owner (seconds at a million; an IXFR's version is handed it: ZoneVersion.carried)."""
+    try:
+        index = index_of(version)
+        if not index.secure:
+            return
+        if index.uses_nsec3:
+            index.nsec3_chain()
+        else:
+            index.nsec_key_at_or_before(())
+    except Exception:  # never let one zone stop the filler (its first ask builds it)
+        log.exception("ready: the denial index of zone=%s failed", version.origin_key)
 
 
 def _incremental(last: ZoneVersion, version: ZoneVersion) -> bool:
