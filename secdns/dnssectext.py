@@ -107,15 +107,20 @@ def nsec(tokens: list[str], start: int, target: Target) -> str | None:
     if len(tokens) < start + 1:
         return None
     following = target(tokens[start])
-    if following is None:
-        return None
+    types = _types(tokens[start + 1 :])
+    return None if following is None or types is None else following + types
+
+
+def _types(tokens: list[str]) -> str | None:
+    """A type bitmap's mnemonics as dnspython writes them: sorted by number, each once,
+    each after a space; None for an unknown mnemonic or type 0."""
     types: dict[int, str] = {}
-    for token in tokens[start + 1 :]:
+    for token in tokens:
         found = _type(token)
         if found is None or found[0] == 0:
             return None
         types[found[0]] = found[1]
-    return following + "".join(" " + types[rdtype] for rdtype in sorted(types))
+    return "".join(" " + types[rdtype] for rdtype in sorted(types))
 
 
 _BASE32HEX = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUV")
@@ -154,14 +159,10 @@ def nsec3(tokens: list[str], start: int, target: Target) -> str | None:
         return None
     if base64.b32hexencode(hashed).rstrip(b"=").decode() != following:
         return None  # (a spelling dnspython refuses)
-    types: dict[int, str] = {}
-    for token in tokens[start + 5 :]:
-        found = _type(token)
-        if found is None or found[0] == 0:
-            return None
-        types[found[0]] = found[1]
-    head = f"{algorithm} {flags} {iterations} {salt} {following.lower()}"
-    return head + "".join(" " + types[rdtype] for rdtype in sorted(types))
+    types = _types(tokens[start + 5 :])
+    if types is None:
+        return None
+    return f"{algorithm} {flags} {iterations} {salt} {following.lower()}{types}"
 
 
 def dnskey(tokens: list[str], start: int, target: Target) -> str | None:
