@@ -50,6 +50,29 @@ def sig_time(text: str) -> int:
     return seconds
 
 
+RRSIG_HEAD = struct.Struct("!HBBIIIH")
+"""RRSIG rdata up to the signer: type covered, algorithm, labels, original TTL,
+expiration, inception, key tag."""
+RrsigFields = tuple[int, int, int, int, int, int, int]
+
+
+def rrsig_fields(text: str) -> tuple[RrsigFields, str, bytes]:
+    """An RRSIG's canonical text as its fields up to the signer (:data:`RRSIG_HEAD`'s
+    order), its signer's text and its signature; ValueError (binascii.Error) for text
+    not in that form (the caller then lets dnspython read it)."""
+    covered, algorithm, labels, ttl, expiration, inception, tag, signer, *sig = text.split(" ")
+    fields = (
+        type_code(covered),
+        int(algorithm),
+        int(labels),
+        int(ttl),
+        sig_time(expiration),
+        sig_time(inception),
+        int(tag),
+    )
+    return fields, signer, base64.b64decode("".join(sig), validate=True)
+
+
 def type_bitmap(types: str) -> bytes:
     """The type bitmap of space-separated mnemonics (RFC 4034 section 4.1.2), cached."""
     bitmap = _bitmaps.get(types)
@@ -74,7 +97,6 @@ def type_bitmap(types: str) -> bytes:
 
 # --- from the wire to dnspython's text (a transfer in: secdns.wire) ----------------------------
 
-_RRSIG_FIXED = struct.Struct("!HBBIIIH")
 _NSEC3_FIXED = struct.Struct("!BBH")
 _sig_texts: dict[int, str] = {}
 _type_texts: dict[int, str] = {}
@@ -151,9 +173,7 @@ def rrsig_text(wire: bytes, pos: int, end: int, name_at: NameAt) -> str | None:
     """RRSIG rdata as dnspython writes it, or None (dnspython then reads it)."""
     if pos + 18 > end:
         return None
-    covered, algorithm, labels, ttl, expiration, inception, tag = _RRSIG_FIXED.unpack_from(
-        wire, pos
-    )
+    covered, algorithm, labels, ttl, expiration, inception, tag = RRSIG_HEAD.unpack_from(wire, pos)
     signer, after = name_at(pos + 18)
     if after >= end:
         return None  # (no signature)

@@ -34,7 +34,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.RRSIG
 
 from secdns import wire
-from secdns.dnssecwire import sig_time, type_bitmap
+from secdns.dnssecwire import RRSIG_HEAD, sig_time, type_bitmap
 
 _IN = dns.rdataclass.IN
 _CACHE_LIMIT = 1 << 16
@@ -42,7 +42,6 @@ _U16 = struct.Struct("!H")
 _U16X3 = struct.Struct("!HHH")
 _U32X5 = struct.Struct("!IIIII")
 _KEY_HEAD = struct.Struct("!HBB")  # DNSKEY flags, protocol, algorithm; DS key tag, algorithm, type
-_RRSIG_HEAD = struct.Struct("!HBBIIIH")  # RRSIG rdata up to the signer
 
 # The errors that mean "this text is not the plain rendering the fast path expects".
 _NOT_PLAIN = (ValueError, KeyError, IndexError, struct.error, binascii.Error, OverflowError)
@@ -77,7 +76,7 @@ class Rrsig:
         signature: bytes,
     ) -> Rrsig:
         fields = (covered, algorithm, labels, original_ttl, expiration, inception, key_tag)
-        header = _RRSIG_HEAD.pack(*fields) + signer
+        header = RRSIG_HEAD.pack(*fields) + signer
         return cls(*fields, signer, signature, header)
 
 

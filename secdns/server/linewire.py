@@ -13,7 +13,7 @@ import base64
 import binascii
 import struct
 
-from secdns.dnssecwire import sig_time, type_bitmap, type_code
+from secdns.dnssecwire import RRSIG_HEAD, rrsig_fields, type_bitmap
 
 LENGTH = [bytes((n,)) for n in range(256)]
 U16 = [n.to_bytes(2, "big") for n in range(1024)]
@@ -135,7 +135,6 @@ DNSSEC_TYPES: dict[str, int] = {
 }
 """A signed zone's types, written by :func:`dnssec_rdata` (no name in them is compressed:
 RFC 4034 sections 3.1.7 and 4.1.1, RFC 5155)."""
-_RRSIG_HEAD = struct.Struct("!HBBIIIH")
 _KEY_HEAD = struct.Struct("!HBB")  # DNSKEY flags, protocol, algorithm; DS tag, algorithm, type
 _NSEC3_HEAD = struct.Struct("!BBH")
 _B32HEX_TO_B32 = str.maketrans(
@@ -150,25 +149,11 @@ def dnssec_rdata(mnemonic: str, text: str, names: dict[str, bytes], origin: byte
     plain rendering (escapes, another time form: dnspython then writes it)."""
     try:
         if mnemonic == "RRSIG":
-            covered, algorithm, labels, ttl, expiration, inception, tag, signer, *sig = text.split(
-                " "
-            )
+            fields, signer, signature = rrsig_fields(text)
             name = _rdata_name(signer, names, origin)
             if name is None:
                 return None
-            rdata = (
-                _RRSIG_HEAD.pack(
-                    type_code(covered),
-                    int(algorithm),
-                    int(labels),
-                    int(ttl),
-                    sig_time(expiration),
-                    sig_time(inception),
-                    int(tag),
-                )
-                + name
-                + base64.b64decode("".join(sig), validate=True)
-            )
+            rdata = RRSIG_HEAD.pack(*fields) + name + signature
         elif mnemonic == "NSEC":
             following, _space, types = text.partition(" ")
             name = _rdata_name(following, names, origin)

@@ -16,14 +16,13 @@ bytes are the general path's.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import socket
 import struct
 from socket import inet_aton
 from typing import Any, Literal
 
-from secdns.dnssecwire import sig_time, type_bitmap, type_code
+from secdns.dnssecwire import RRSIG_HEAD, rrsig_fields, type_bitmap, type_code
 from secdns.server.denial import KIND_DNAME, KIND_HASHED, KIND_NS
 from secdns.server.linewire import dnssec_rdata
 
@@ -239,7 +238,6 @@ def prepare_owner(lines: tuple[str, ...], origin: Labels) -> Owner | None:
     return owner
 
 
-_RRSIG_HEAD = struct.Struct("!HBBIIIH")  # type covered .. key tag: the 18 octets before the signer
 _NO_SIGS: dict[int, Rrset | Literal[False]] = {}  # (shared, never written: no RRSIG read yet)
 _NO_LINES: dict[int, list[tuple[str, str]]] = {}  # (shared, never written: no RRSIG)
 
@@ -273,24 +271,13 @@ def _read_sigs(lines: list[tuple[str, str]], origin: Labels) -> Rrset | None:
     ttl = -1
     pieces: list[Piece] = []
     for ttl_text, text in lines:
-        fields = text.split(" ")
-        if len(fields) < 9:
-            return None
-        labels = _name_labels(fields[7], origin) if fields[7] else None
-        if labels is None:
-            return None
         try:
-            head = _RRSIG_HEAD.pack(
-                type_code(fields[0]),
-                int(fields[1]),
-                int(fields[2]),
-                int(fields[3]),
-                sig_time(fields[4]),
-                sig_time(fields[5]),
-                int(fields[6]),
-            )
-            signature = base64.b64decode("".join(fields[8:]), validate=True)
+            fields, signer, signature = rrsig_fields(text)
+            head = RRSIG_HEAD.pack(*fields)
         except (ValueError, struct.error, binascii.Error, OverflowError):
+            return None
+        labels = _name_labels(signer, origin) if signer else None
+        if labels is None or not signature:
             return None
         if 18 + sum(map(len, labels)) + len(labels) + len(signature) > 0xFFFF:
             return None

@@ -708,12 +708,9 @@ class PreparedAnswers:
     def _nsec3_nodata(self, version: ZoneVersion, key: str, authority: Section) -> bool:
         """A DO NODATA of an NSEC3 zone at a name with an NSEC3 of its own (an empty
         non-terminal has one too: RFC 5155 7.1): the SOA and its RRSIG, then that NSEC3
-        and its RRSIG (``Proofs._nsec3_nodata``); False for an NSEC zone, a name without
-        its NSEC3 (opt-out: the closest encloser proof) or what was not prepared."""
-        index = index_of(version)
-        if not index.uses_nsec3:
-            return False
-        found = nsec3keys.matching(index, key)
+        and its RRSIG (``Proofs._nsec3_nodata``); False for a name without its NSEC3
+        (opt-out: the closest encloser proof) or what was not prepared."""
+        found = nsec3keys.matching(index_of(version), key)
         return (
             found is not None
             and self._signed_soa(version, authority)

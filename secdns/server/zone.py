@@ -23,13 +23,11 @@ import cycle.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import collections
 import dataclasses
 import itertools
 import socket
-import struct
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TypeVar
 
@@ -51,7 +49,7 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
-from secdns.dnssecwire import sig_time, type_bitmap, type_code
+from secdns.dnssecwire import RRSIG_HEAD, rrsig_fields, type_bitmap
 from secdns.errors import IxfrNotApplicable, ZoneFileError
 
 Entry = tuple[tuple[str, ...], int]  # (lines, number of owner names strictly below)
@@ -596,7 +594,7 @@ class _RRSIG(dns.rdtypes.ANY.RRSIG.RRSIG):
         return hash(self._wire(_signer_wire(self.signer, True)))
 
     def _wire(self, signer: bytes) -> bytes:
-        head = _RRSIG_HEAD.pack(
+        head = RRSIG_HEAD.pack(
             self.type_covered,
             self.algorithm,
             self.labels,
@@ -636,7 +634,6 @@ def _signer_wire(signer: dns.name.Name, lower: bool) -> bytes:
     return found
 
 
-_RRSIG_HEAD = struct.Struct("!HBBIIIH")
 _RRSIG_TYPE = dns.rdatatype.RRSIG
 _NSEC_TYPE = dns.rdatatype.NSEC
 _DNSSEC_FAST = frozenset({_RRSIG_TYPE, _NSEC_TYPE})
@@ -650,21 +647,20 @@ def fast_dnssec(rdtype: int, text: str, origin: dns.name.Name) -> dns.rdata.Rdat
         return None
     try:
         if rdtype == _RRSIG_TYPE:
-            covered, algorithm, labels, ttl, expiration, inception, tag, signer, *sig = text.split(
-                " "
-            )
+            fields, signer, signature = rrsig_fields(text)
+            covered, algorithm, labels, ttl, expiration, inception, tag = fields
             return _make(
                 _RRSIG,
                 rdtype,
-                type_covered=dns.rdatatype.RdataType.make(type_code(covered)),
-                algorithm=dns.dnssectypes.Algorithm.make(int(algorithm)),
-                labels=_in_range(int(labels), 0xFF),
-                original_ttl=_in_range(int(ttl), 0xFFFFFFFF),
-                expiration=sig_time(expiration),
-                inception=sig_time(inception),
-                key_tag=_in_range(int(tag), 0xFFFF),
+                type_covered=dns.rdatatype.RdataType.make(covered),
+                algorithm=dns.dnssectypes.Algorithm.make(algorithm),
+                labels=_in_range(labels, 0xFF),
+                original_ttl=_in_range(ttl, 0xFFFFFFFF),
+                expiration=expiration,
+                inception=inception,
+                key_tag=_in_range(tag, 0xFFFF),
                 signer=origin if signer == "@" else dns.name.from_text(signer, origin),
-                signature=base64.b64decode("".join(sig), validate=True),
+                signature=signature,
             )
         if rdtype == _NSEC_TYPE:
             following, _space, types = text.partition(" ")
