@@ -23,10 +23,16 @@ bytes.
 Order: a primary that sends owners in DNSSEC canonical order (BIND, Knot, NSD
 walk their trees in it) lets the rendered parts be written as they are: each
 part is checked sorted, and the owner at a message boundary (split across two
-messages) is merged by :class:`Assembler`.  Anything else (a part out of order,
-or one message's owners out of order) and the engine decodes the raw messages
-it kept again in-process into rows, sorted and rendered as before
-(:class:`secdns.zonefile.FullZone`): the same bytes either way.
+messages) is merged by :class:`Assembler`.  Owners in a few runs each in that order
+(BIND sends an NSEC3 zone's hashed owners after the rest, from a tree of their own)
+are merged run by run, owner by owner (:meth:`Assembler.merged`).  Anything else (an
+owner in two runs, or one message's owners in more than :data:`MAX_RUNS` runs) and
+the engine decodes the raw messages it kept again in-process into rows, sorted and
+rendered as before (:class:`secdns.zonefile.FullZone`): the same bytes either way.
+
+About 660 lines, kept whole: the parts, their assembly and the workers that make them
+are one protocol (what a worker sends is what the assembler takes), tested as one
+against the in-process path.
 """
 
 from __future__ import annotations
