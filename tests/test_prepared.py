@@ -184,7 +184,8 @@ def test_the_apex_block_is_shared_and_written_where_each_answer_puts_it(tmp_path
                     mine = prepared.answer(wire)
                     if mine is not None:
                         assert mine[0] == front.handle(wire, table, tcp=False).wire, (case, do)
-        assert prepared._block_tails
+        kept = table.zones["s.test."].version.kept
+        assert kept and any(getattr(block, "tails", None) for block in kept.values())
 
 
 def _same_as_general(table: ZoneTable) -> None:
@@ -312,3 +313,29 @@ def test_what_glue_answers_takes_the_general_path() -> None:
         assert mine[0] == front.handle(wire, table, tcp=False).wire
     for name, rdtype in [("ns1.cust000003.mix.test.", "A"), ("cust000003.mix.test.", "DS")]:
         assert prepared.answer(_query(name, rdtype)) is None, (name, rdtype)
+
+
+def test_each_zone_keeps_its_apex_block_at_thousands_of_zones() -> None:
+    """The apex block and the negative answers' SOA bytes are kept with each zone's
+    version: at more zones than a shared table held (1,024 blocks), a second round of
+    SOA and NXDOMAIN questions over every zone builds none again."""
+    text = "@ 300 SOA ns1 h 1 2 3 4 5\n@ 300 NS ns1\n@ 300 NS ns2\n"
+    text += "ns1 300 A 192.0.2.1\nns2 300 A 192.0.2.2\n"
+    table = _table({f"z{number}.test.": text for number in range(1500)})
+    prepared = PreparedAnswers(table)
+    questions = [
+        _query(f"{name}z{number}.test.", rdtype)
+        for number in range(1500)
+        for name, rdtype in (("", "SOA"), ("nx.", "A"))
+    ]
+    first = [prepared.answer(wire) for wire in questions]
+    kept = {key: dict(zone.version.kept or {}) for key, zone in table.zones.items() if zone.version}
+    again = [prepared.answer(wire) for wire in questions]
+    assert first == again and all(reply is not None for reply in first)
+    for key, zone in table.zones.items():
+        assert zone.version is not None and zone.version.kept is not None
+        assert len(kept[key]) == 2  # the block and the NXDOMAIN's SOA bytes
+        for what, value in zone.version.kept.items():
+            assert kept[key][what] is value, (key, what)  # the same objects: none built again
+    wire = questions[0]
+    assert first[0] is not None and first[0][0] == front.handle(wire, table, tcp=False).wire

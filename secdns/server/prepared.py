@@ -69,7 +69,6 @@ zone.  The table of forms is bounded (:data:`OWNER_LIMIT`).
 
 from __future__ import annotations
 
-import itertools
 import struct
 
 from secdns.server import nsec3keys
@@ -136,9 +135,6 @@ class PreparedAnswers:
         self.owners: dict[str, tuple[tuple[str, ...], Owner | None]] = {}
         self.used = 0
         self._origins: dict[str, Labels] = {}
-        self._tails: dict[tuple[object, ...], tuple[bytes, set[Labels]]] = {}
-        self._blocks: dict[tuple[int, bool, int], _Block | None] = {}  # see _apex_block
-        self._block_tails: dict[tuple[object, ...], bytes] = {}  # see _render
         self._clean: dict[str, int] = {}  # ancestor key -> version number it was found clean in
         self._parents: dict[str, tuple[int, ServedZone, int]] = {}  # see _parent_state
 
@@ -544,7 +540,7 @@ class PreparedAnswers:
             opt = b"" if opt_ttl is None else (_OPT_DO if opt_ttl & 0x8000 else _OPT_PLAIN)
             reply = wire[:2] + head + wire[12 : qname_end + 4] + tail + opt
         else:
-            reply = _render(wire, labels, flags, opt_ttl, *sections, tails=self._block_tails)
+            reply = _render(wire, labels, flags, opt_ttl, *sections)
         if len(reply) > limit:
             return None
         self.used += 1
@@ -652,9 +648,10 @@ class PreparedAnswers:
         ``dnssec``) and its targets' addresses, the same for every such answer of the
         version unless the answer is at one of those targets (``_Block.targets``).  Kept
         per version, DO and table generation; None when it cannot be prepared."""
-        key = (version.number, dnssec, self.table.generation)
-        if key in self._blocks:
-            return self._blocks[key]
+        kept = _kept(version)
+        key = (_BLOCK_KEY, dnssec, self.table.generation)
+        if key in kept:
+            return kept[key]  # type: ignore[return-value]  # (what was put there)
         block: _Block | None = None
         apex_key = version.origin_key
         apex = self.owner(version, apex_key, version.lines(apex_key))
@@ -669,9 +666,7 @@ class PreparedAnswers:
                     block = None
         if block is not None:
             block.seal()
-        if len(self._blocks) >= 1024:
-            self._blocks.clear()
-        self._blocks[key] = block
+        kept[key] = block
         return block
 
     def _signed_nodata(
@@ -915,10 +910,11 @@ class PreparedAnswers:
         apex = soa[1]
         below = len(qname) - len(apex)
         if below == 1:
-            key: tuple[object, ...] = (version.number, offset, qname[1:])
+            key: tuple[object, ...] = (_SOA_KEY, offset, qname[1:])
         else:
-            key = (version.number, offset, qname if below <= 0 else None)
-        found = self._tails.get(key)
+            key = (_SOA_KEY, offset, qname if below <= 0 else None)
+        kept = _kept(version)
+        found: tuple[bytes, set[Labels]] | None = kept.get(key)  # type: ignore[assignment]
         if found is not None:
             tail, looked_up = found
             if below <= 0 or (
@@ -934,9 +930,7 @@ class PreparedAnswers:
                 table[qname[1:]] = 13 + len(qname[0])
         write_rrset(out, table, soa[1], TYPE_SOA, soa[3])
         tail = bytes(out[offset:])
-        if len(self._tails) >= 4096:
-            self._tails.clear()
-        self._tails[key] = (tail, table.looked_up)
+        kept[key] = (tail, table.looked_up)
         if below >= 1 and (
             qname in table.looked_up or (below >= 2 and qname[1:] in table.looked_up)
         ):
@@ -1031,7 +1025,7 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
         self.targets: frozenset[str] = frozenset()  # keys of the addresses it holds
         self.names: tuple[Labels, ...] = ()  # every name its writing looks up
         self.counts = (0, 0)  # its records: authority, additional
-        self.number = next(_BLOCKS)  # (its tails' key: blocks are made anew, never changed)
+        self.tails: dict[tuple[int | None, ...], bytes] = {}  # its bytes, see _render
 
     def seal(self) -> None:
         names: dict[Labels, None] = {}
@@ -1048,7 +1042,24 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
         self.counts = (_records(self), _records(self.additional))
 
 
-_BLOCKS = itertools.count()
+TAILS_KEPT = 1024
+"""The renderings of a block kept at most (by where they start and what they compress
+against: a large zone's answers start at a few hundred offsets)."""
+KEPT_PER_VERSION = 1024
+"""What :func:`_kept` holds for a version at most (blocks, negative answers' SOA bytes)."""
+_BLOCK_KEY = "block"
+_SOA_KEY = "soa"
+
+
+def _kept(version: ZoneVersion) -> dict[tuple[object, ...], object]:
+    """What this path keeps of *version* (its apex blocks, by DO and table generation;
+    its negative answers' SOA bytes, by offset and question): with the version, so that
+    at 10,000 zones each zone's stay theirs while the version is served (a table of
+    every zone's, bounded and cleared when full, was rebuilt on every ask there)."""
+    kept = version.kept
+    if kept is None or len(kept) >= KEPT_PER_VERSION:
+        kept = version.kept = {}
+    return kept
 
 
 class _Recording(dict[Labels, int]):
@@ -1194,9 +1205,8 @@ def _render(
     additional: Section,
     *,
     aa: bool = True,
-    tails: dict[tuple[object, ...], bytes] | None = None,
 ) -> bytes:
-    """The reply's bytes; ``tails``: where a shared :class:`_Block`'s bytes are kept."""
+    """The reply's bytes (a shared :class:`_Block`'s kept in it by where they start)."""
     qname: Labels = (*qlabels, b"")
     question_end = 12 + sum(len(label) + 1 for label in qname) + 4
     out = bytearray(wire[:question_end])
@@ -1207,16 +1217,17 @@ def _render(
         offset += 1 + len(qname[position])
     for _key, labels, rdtype, rrset in answer:
         write_rrset(out, table, labels, rdtype, rrset)
-    if type(authority) is _Block and tails is not None:
+    if type(authority) is _Block:
         # a shared block: its bytes depend only on where it starts and on the offsets
         # of the names it looks up (each written in full, or a pointer to the same place)
         get = table.get
-        key = (authority.number, len(out), *[get(name) for name in authority.names])
+        key = (len(out), *[get(name) for name in authority.names])
+        tails = authority.tails
         tail = tails.get(key)
         if tail is None:
             start = len(out)
             _write_sections(out, table, authority, additional)
-            if len(tails) >= 4096:
+            if len(tails) >= TAILS_KEPT:
                 tails.clear()
             tail = tails[key] = bytes(out[start:])
         else:

@@ -116,6 +116,7 @@ class ZoneVersion:
         "_sorted_cache",
         "_answer_index",
         "carried",
+        "kept",
     )
 
     def __init__(
@@ -142,6 +143,9 @@ class ZoneVersion:
         # what an earlier version's answer index hands on, and the owners changed since
         # (:meth:`apply`): its sorted denial owners are brought up to date, not rebuilt
         self.carried: tuple[object, frozenset[str]] | None = None
+        # what the prepared path keeps of this version (its apex blocks, its negative
+        # answers' SOA bytes): kept with the version, not in a table of every zone's
+        self.kept: dict[tuple[object, ...], object] | None = None
 
     # --- building ---------------------------------------------------------------------------
     @classmethod
