@@ -251,7 +251,6 @@ def test_what_is_not_prepared_takes_the_general_path() -> None:
     prepared = PreparedAnswers(table)
     for name, rdtype in [
         ("www000011.web.mix.test.", "A"),  # a CNAME chain
-        ("ns1.cust000003.mix.test.", "A"),  # below a delegation: a referral
         ("x.wild.example.", "A"),  # wildcard synthesis
         ("a.dn.example.", "A"),  # DNAME
         ("mix.test.", "ANY"),
@@ -298,7 +297,7 @@ def test_referrals_are_the_general_paths_bytes(zones: str) -> None:
     assert made or zones == "fastpath", zones  # referrals (AA clear) made here
 
 
-def test_what_glue_answers_takes_the_general_path() -> None:
+def test_referrals_at_and_below_a_cut_are_prepared() -> None:
     table = _table({"mix.test.": MIX})
     prepared = PreparedAnswers(table)
     for name, rdtype in [
@@ -306,13 +305,39 @@ def test_what_glue_answers_takes_the_general_path() -> None:
         ("cust000003.mix.test.", "A"),
         ("www.cust000003.mix.test.", "A"),
         ("ns1.cust000003.mix.test.", "MX"),
+        ("ns1.cust000003.mix.test.", "A"),
     ]:
         wire = _query(name, rdtype, edns=1232, do=True)
         mine = prepared.answer(wire)
         assert mine is not None and not mine[0][2] & 0x04, (name, rdtype)
         assert mine[0] == front.handle(wire, table, tcp=False).wire
-    for name, rdtype in [("ns1.cust000003.mix.test.", "A"), ("cust000003.mix.test.", "DS")]:
-        assert prepared.answer(_query(name, rdtype)) is None, (name, rdtype)
+    assert prepared.answer(_query("cust000003.mix.test.", "DS")) is None
+
+
+def test_glue_that_answers_the_question_comes_first() -> None:
+    """A question for glue (a provider's zones each delegate with glue: 3 of genzone's
+    20-record zone's 19 questions) is a prepared referral with that glue first in the
+    additional section, then its name's other type, then the rest in BIND's passes
+    (``query_glueanswer``): the general path's bytes."""
+    table = _table({"mix.test.": MIX})
+    prepared = PreparedAnswers(table)
+    for name, rdtype in [
+        ("ns1.cust000003.mix.test.", "A"),
+        ("ns1.cust000003.mix.test.", "AAAA"),
+        ("NS2.cust000003.mix.test.", "A"),
+    ]:
+        for shape in SHAPES:
+            wire = _query(name, rdtype, **shape)
+            mine = prepared.answer(wire)
+            assert mine is not None, (name, rdtype, shape)
+            assert mine[0] == front.handle(wire, table, tcp=False).wire, (name, rdtype, shape)
+            reply = dns.message.from_wire(mine[0])
+            assert not reply.flags & dns.flags.AA and not reply.answer
+            first = reply.additional[0]
+            assert (first.name, first.rdtype) == (
+                dns.name.from_text(name),
+                dns.rdatatype.from_text(rdtype),
+            )
 
 
 def test_each_zone_keeps_its_apex_block_at_thousands_of_zones() -> None:

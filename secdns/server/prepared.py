@@ -412,8 +412,9 @@ class PreparedAnswers:
     ) -> tuple[bytes, ServedZone] | None:
         """A referral, as ``Answerer._referral`` makes it (AA clear, the cut's NS in the
         authority section, glue in reverse NS order), for a name at or below a delegation;
-        None for a DNAME on the way, DS at the cut, a question that glue answers (BIND's
-        ``query_glueanswer`` moves it first and may set TC), or a reply past ``limit``.
+        None for a DNAME on the way, DS at the cut, or a reply past ``limit`` (glue that
+        answers the question goes first, as BIND's ``query_glueanswer`` puts it, and a
+        reply where it does not fit gets TC on the general path).
 
         The cut is the highest delegation on the way down from the apex (``_lookup``), so
         the walk here is top-down, where :meth:`_walk` (which only had to find one) went up."""
@@ -456,10 +457,26 @@ class PreparedAnswers:
             for item in rrsets:
                 if not _holds(additional, item[0], item[2]):
                     _add(additional, item)
+        required = False
         if query.qtype in (TYPE_A, TYPE_AAAA) and _holds(additional, key, query.qtype):
-            return None  # glue that answers the question: first, and it must fit
+            # glue that answers the question (BIND's query_glueanswer): its whole name
+            # first, the type asked for first within it, and that RRset written first
+            asked = [item for item in additional if item[0] == key and item[2] == query.qtype]
+            same = [item for item in additional if item[0] == key and item[2] != query.qtype]
+            rest = [item for item in additional if item[0] != key]
+            additional = [*asked, *same, *rest]
+            required = True
         reply = _render(
-            wire, query.labels, query.flags, query.opt_ttl, 0, [], authority, additional, aa=False
+            wire,
+            query.labels,
+            query.flags,
+            query.opt_ttl,
+            0,
+            [],
+            authority,
+            additional,
+            aa=False,
+            required=required,
         )
         if len(reply) > limit:
             return None
@@ -1205,8 +1222,11 @@ def _render(
     additional: Section,
     *,
     aa: bool = True,
+    required: bool = False,
 ) -> bytes:
-    """The reply's bytes (a shared :class:`_Block`'s kept in it by where they start)."""
+    """The reply's bytes (a shared :class:`_Block`'s kept in it by where they start);
+    ``required``: the first additional RRset is written before the others' passes (glue
+    that answers the question)."""
     qname: Labels = (*qlabels, b"")
     question_end = 12 + sum(len(label) + 1 for label in qname) + 4
     out = bytearray(wire[:question_end])
@@ -1234,7 +1254,7 @@ def _render(
             out += tail
         arcount = authority.counts[1]
     else:
-        arcount = _write_sections(out, table, authority, additional)
+        arcount = _write_sections(out, table, authority, additional, required)
     if opt_ttl is not None:
         out += b"\x00" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, opt_ttl & 0x8000, 0)
         arcount += 1
@@ -1252,13 +1272,23 @@ def _render(
 
 
 def _write_sections(
-    out: bytearray, table: dict[Labels, int], authority: Section, additional: Section
+    out: bytearray,
+    table: dict[Labels, int],
+    authority: Section,
+    additional: Section,
+    required: bool = False,
 ) -> int:
     """Write the authority section, then the additional one in render.py's passes (A,
-    then AAAA, then RRSIG: nothing else comes here); the additional records written."""
+    then AAAA, then RRSIG: nothing else comes here), its first RRset before them if
+    ``required``; the additional records written."""
     for _key, labels, rdtype, rrset in authority:
         write_rrset(out, table, labels, rdtype, rrset)
     count = 0
+    if required:
+        _key, labels, rdtype, rrset = additional[0]
+        write_rrset(out, table, labels, rdtype, rrset)
+        count += len(rrset[1])
+        additional = additional[1:]
     for wanted in (TYPE_A, TYPE_AAAA, TYPE_RRSIG):
         for _key, labels, rdtype, rrset in additional:
             if rdtype == wanted:
