@@ -177,7 +177,7 @@ def test_the_apex_block_is_shared_and_written_where_each_answer_puts_it(tmp_path
         prepared = PreparedAnswers(table)
         assert table.zones["s.test."].version is not None
         names = [k for k, e in table.zones["s.test."].version.iter_entries() if e[0]]
-        for name in names * 2:  # (the second round from the kept tails)
+        for name in names * 2:  # (the second round from the kept templates)
             for case in (name, name.upper()):
                 for do in (False, True):
                     wire = _query(case, "A", edns=4096, do=do)
@@ -185,7 +185,7 @@ def test_the_apex_block_is_shared_and_written_where_each_answer_puts_it(tmp_path
                     if mine is not None:
                         assert mine[0] == front.handle(wire, table, tcp=False).wire, (case, do)
         kept = table.zones["s.test."].version.kept
-        assert kept and any(getattr(block, "tails", None) for block in kept.values())
+        assert kept and any(getattr(block, "templates", None) for block in kept.values())
 
 
 def _same_as_general(table: ZoneTable) -> None:

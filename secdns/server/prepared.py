@@ -266,10 +266,21 @@ class PreparedAnswers:
             owner.kinds
             or qtype in _TARGET_TYPES
             or qtype not in owner.types
-            or not (wire[2] & 1 or (opt_ttl is not None and payload <= 512))
             or b".".join(owned) != text + b"."  # another case: names compress differently
         ):  # the sections as the general path fills them
             return self._reply(wire, labels, qname_end, qtype, key, zone, version, entry, limit)
+        if not (wire[2] & 1 or (opt_ttl is not None and payload <= 512)):
+            # RD clear (what resolvers send): the version's apex block follows the answer
+            block = (version.kept or _NOTHING_KEPT).get((_BLOCK_KEY, False, self.table.generation))
+            made = (
+                None
+                if block is None or key in block.targets  # type: ignore[attr-defined]
+                else _answer_and_block(wire, qname_end, qtype, opt, arcount, owner, block, limit)  # type: ignore[arg-type]
+            )
+            if made is None:
+                return self._reply(wire, labels, qname_end, qtype, key, zone, version, entry, limit)
+            self.used += 1
+            return made, zone
         fixed = owner.fixed.get(qtype)
         if fixed is not None:
             count, rrs = fixed
@@ -1042,7 +1053,8 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
         self.targets: frozenset[str] = frozenset()  # keys of the addresses it holds
         self.names: tuple[Labels, ...] = ()  # every name its writing looks up
         self.counts = (0, 0)  # its records: authority, additional
-        self.tails: dict[tuple[int | None, ...], bytes] = {}  # its bytes, see _render
+        # its bytes by which names it looks up are written before it (see _render)
+        self.templates: dict[int, Template | None] = {}
 
     def seal(self) -> None:
         names: dict[Labels, None] = {}
@@ -1059,9 +1071,66 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
         self.counts = (_records(self), _records(self.additional))
 
 
-TAILS_KEPT = 1024
-"""The renderings of a block kept at most (by where they start and what they compress
-against: a large zone's answers start at a few hundred offsets)."""
+Template = tuple[bytes, list[tuple[int, bool, int]]]
+"""A block's bytes written once, and where each of its compression pointers is: (its
+place in the bytes, whether it points before the block, and then the index of the name
+in ``_Block.names`` it points to, else its target's distance from the block's start)."""
+_UNSEEN: Template = (b"", [])  # (no template tried yet for a pattern)
+_POINTER = struct.Struct("!H")
+_NAMED_RDATA = frozenset({TYPE_NS})  # the block's types whose rdata is a (compressed) name
+_PLAIN_RDATA = frozenset({TYPE_A, TYPE_AAAA, TYPE_RRSIG})  # (an RRSIG's signer: uncompressed)
+
+
+def _relocatable(
+    out: bytearray, start: int, offsets: list[int | None], counts: tuple[int, int]
+) -> Template | None:
+    """The template of a block just written at ``out[start:]`` (its ``counts`` of records)
+    with ``offsets`` the places of the names it looks up; None if it holds a record of
+    another type or a pointer to anything else (then it is written in full each time).
+
+    The same bytes follow wherever the block starts, with its pointers set anew: a
+    name is looked up whole and then its parent (:func:`write_name`) and every offset
+    in a UDP reply is below 0x4000, so what is written as a pointer and what in full
+    depends only on which of the names are there, not on where."""
+    data = bytes(out[start:])
+    patches: list[tuple[int, bool, int]] = []
+    position = 0
+
+    def name() -> bool:
+        nonlocal position
+        while True:
+            length = data[position]
+            if length >= 0xC0:
+                target = ((length & 0x3F) << 8) | data[position + 1]
+                if target >= start:
+                    patches.append((position, False, target - start))
+                elif target in offsets:
+                    patches.append((position, True, offsets.index(target)))
+                else:
+                    return False
+                position += 2
+                return True
+            position += 1 + length
+            if length == 0:
+                return True
+
+    for _record in range(counts[0] + counts[1]):
+        if not name():
+            return None
+        rdtype, rdlength = struct.unpack_from("!H6xH", data, position)
+        position += 10
+        end = position + rdlength
+        if rdtype in _NAMED_RDATA:
+            if not name() or position != end:
+                return None
+        elif rdtype not in _PLAIN_RDATA:
+            return None
+        position = end
+    if position != len(data):
+        return None
+    return data, patches
+
+
 KEPT_PER_VERSION = 1024
 """What :func:`_kept` holds for a version at most (blocks, negative answers' SOA bytes)."""
 _BLOCK_KEY = "block"
@@ -1151,6 +1220,60 @@ def _answer_only(
     return reply if len(reply) <= limit else None
 
 
+def _answer_and_block(
+    wire: bytes,
+    qname_end: int,
+    qtype: int,
+    opt: bytes,
+    arcount: int,
+    owner: Owner,
+    block: _Block,
+    limit: int,
+) -> bytes | None:
+    """An RRset asked in the zone's case (the owner a pointer to the question) followed by
+    the version's apex block (:class:`_Block`): the authority and additional sections of
+    a positive answer to an RD-clear question, from the block's template
+    (:func:`_relocatable`) with its pointers set; None where that does not apply: an
+    RRset with names in its rdata, no template yet, or a reply past ``limit``."""
+    fixed = owner.fixed.get(qtype)
+    if fixed is None:
+        return None  # (names in its rdata: what the block compresses against differs)
+    count, rrs = fixed
+    # what the question puts in the compression table: the name, and its parent
+    labels = owner.labels
+    parent = labels[1:] if len(labels) > 2 else None
+    parent_at = 13 + len(labels[0])
+    offsets: list[int | None] = []
+    pattern = 0
+    for name in block.names:
+        found = 12 if name == labels else parent_at if name == parent else None
+        offsets.append(found)
+        pattern = pattern << 1 | (found is not None)
+    made = block.templates.get(pattern)
+    if made is None:
+        return None
+    start = qname_end + 4 + len(rrs)
+    template, patches = made
+    if start + len(template) + len(opt) > limit:
+        return None
+    tail = bytearray(template)
+    pack = _POINTER.pack_into
+    for at, external, value in patches:
+        target = offsets[value] if external else start + value
+        pack(tail, at, 0xC000 | target)  # type: ignore[operator]  # (found above)
+    head = _HEADER.pack(
+        _QR_AA | (((wire[2] << 8) | wire[3]) & _FLAG_BITS),
+        1,
+        count,
+        block.counts[0],
+        block.counts[1] + arcount,
+    )
+    return wire[:2] + head + wire[12 : qname_end + 4] + rrs + tail + opt
+
+
+_NOTHING_KEPT: dict[tuple[object, ...], object] = {}
+
+
 def _limit(payload: int) -> int:
     """The largest UDP reply to a query with EDNS and this payload size (as ``front``)."""
     return max(512, min(payload, EDNS_PAYLOAD))
@@ -1238,20 +1361,28 @@ def _render(
     for _key, labels, rdtype, rrset in answer:
         write_rrset(out, table, labels, rdtype, rrset)
     if type(authority) is _Block:
-        # a shared block: its bytes depend only on where it starts and on the offsets
-        # of the names it looks up (each written in full, or a pointer to the same place)
+        # a shared block: its bytes depend only on which of the names it looks up are
+        # already written (each is written in full, or as a pointer), on where those are
+        # and on where it starts; kept once for each such pattern as a template whose
+        # pointers are set for each reply (see _relocatable)
         get = table.get
-        key = (len(out), *[get(name) for name in authority.names])
-        tails = authority.tails
-        tail = tails.get(key)
-        if tail is None:
-            start = len(out)
+        offsets = [get(name) for name in authority.names]
+        pattern = 0
+        for found in offsets:
+            pattern = pattern << 1 | (found is not None)
+        start = len(out)
+        templates = authority.templates
+        made = templates.get(pattern, _UNSEEN)
+        if made is _UNSEEN or made is None or start + len(made[0]) >= 0x4000:
             _write_sections(out, table, authority, additional)
-            if len(tails) >= TAILS_KEPT:
-                tails.clear()
-            tail = tails[key] = bytes(out[start:])
+            if made is _UNSEEN:
+                templates[pattern] = _relocatable(out, start, offsets, authority.counts)
         else:
-            out += tail
+            out += made[0]
+            pack = _POINTER.pack_into
+            for at, external, value in made[1]:
+                target = offsets[value] if external else start + value
+                pack(out, start + at, 0xC000 | target)  # type: ignore[operator]  # (written)
         arcount = authority.counts[1]
     else:
         arcount = _write_sections(out, table, authority, additional, required)
