@@ -364,3 +364,31 @@ def test_each_zone_keeps_its_apex_block_at_thousands_of_zones() -> None:
             assert kept[key][what] is value, (key, what)  # the same objects: none built again
     wire = questions[0]
     assert first[0] is not None and first[0][0] == front.handle(wire, table, tcp=False).wire
+
+
+def test_a_delegations_referral_sections_are_made_once_a_version() -> None:
+    """Every name at or below a delegation shares its referral's sections (the cut's NS and
+    glue), made on the first referral of the version; a new version makes its own."""
+    table = _table({"mix.test.": MIX})
+    prepared = PreparedAnswers(table)
+    zone = table.zones["mix.test."]
+    names = ["cust000003.mix.test.", "www.cust000003.mix.test.", "a.b.cust000003.mix.test."]
+    for name in names:
+        wire = _query(name, "A", edns=1232)
+        mine = prepared.answer(wire)
+        assert mine is not None and mine[0] == front.handle(wire, table, tcp=False).wire
+    assert zone.version is not None and zone.version.kept is not None
+    cuts = [value for value in zone.version.kept.values() if isinstance(value, dict)]
+    assert len(cuts) == 1 and list(cuts[0]) == ["cust000003.mix.test."]
+    block = cuts[0]["cust000003.mix.test."]
+    assert block is not None and len(block.templates) >= 2  # (names of other depths)
+    zone.swap(ZoneVersion.from_lines(zone.origin, zone_lines(MIX, "mix.test.")))
+    wire = _query("www.cust000003.mix.test.", "A", edns=1232)
+    mine = prepared.answer(wire)
+    assert mine is not None and mine[0] == front.handle(wire, table, tcp=False).wire
+    assert zone.version.kept is not None
+    assert all(
+        value["cust000003.mix.test."] is not block
+        for value in zone.version.kept.values()
+        if isinstance(value, dict)
+    )

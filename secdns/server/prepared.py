@@ -452,22 +452,13 @@ class PreparedAnswers:
                 break
             if depth != last and owner.kinds & KIND_DNAME:
                 return None
-        if cut is None or TYPE_NS in cut[1].unsupported or TYPE_NS not in cut[1].types:
+        if cut is None:
             return None
-        ns = cut[1].types[TYPE_NS]
-        authority: Section = [(cut[0], cut[1].labels, TYPE_NS, ns)]
-        glue: list[Section] = []
-        for piece in ns[1]:
-            found = self._glue(version, apex_key, piece[2])
-            if found is None:
-                return None
-            if found:
-                glue.append(found)
-        additional: Section = []
-        for rrsets in reversed(glue):
-            for item in rrsets:
-                if not _holds(additional, item[0], item[2]):
-                    _add(additional, item)
+        block = self._cut_block(version, apex_key, *cut)
+        if block is None:
+            return None
+        authority: Section = block
+        additional = block.additional
         required = False
         if query.qtype in (TYPE_A, TYPE_AAAA) and _holds(additional, key, query.qtype):
             # glue that answers the question (BIND's query_glueanswer): its whole name
@@ -475,7 +466,7 @@ class PreparedAnswers:
             asked = [item for item in additional if item[0] == key and item[2] == query.qtype]
             same = [item for item in additional if item[0] == key and item[2] != query.qtype]
             rest = [item for item in additional if item[0] != key]
-            additional = [*asked, *same, *rest]
+            authority, additional = list(block), [*asked, *same, *rest]
             required = True
         reply = _render(
             wire,
@@ -493,6 +484,41 @@ class PreparedAnswers:
             return None
         self.used += 1
         return reply, zone
+
+    def _cut_block(
+        self, version: ZoneVersion, apex_key: str, cut_key: str, cut: Owner
+    ) -> _Block | None:
+        """A referral's sections at the delegation ``cut_key`` (its NS, and its glue in
+        reverse NS order), the same for every name at or below it: made once a version
+        (with its templates, :func:`_relocatable`); None if they cannot be prepared."""
+        kept = _kept(version)
+        cuts: dict[str, _Block | None] | None = kept.get(_CUTS_KEY)  # type: ignore[assignment]
+        if cuts is None or len(cuts) >= CUTS_KEPT:
+            cuts = kept[_CUTS_KEY] = {}
+        found = cuts.get(cut_key, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]  # (a block or None)
+        block: _Block | None = None
+        if TYPE_NS not in cut.unsupported and TYPE_NS in cut.types:
+            ns = cut.types[TYPE_NS]
+            block = _Block()
+            block.append((cut_key, cut.labels, TYPE_NS, ns))
+            glue: list[Section] = []
+            for piece in ns[1]:
+                addresses = self._glue(version, apex_key, piece[2])
+                if addresses is None:
+                    block = None
+                    break
+                if addresses:
+                    glue.append(addresses)
+            if block is not None:
+                for rrsets in reversed(glue):
+                    for item in rrsets:
+                        if not _holds(block.additional, item[0], item[2]):
+                            _add(block.additional, item)
+                block.seal()
+        cuts[cut_key] = block
+        return block
 
     def _glue(self, version: ZoneVersion, apex_key: str, target: Labels) -> Section | None:
         """``Answerer._glue_node``'s addresses for an NS target: its A and AAAA when it is at
@@ -1133,7 +1159,10 @@ def _relocatable(
 
 KEPT_PER_VERSION = 1024
 """What :func:`_kept` holds for a version at most (blocks, negative answers' SOA bytes)."""
+CUTS_KEPT = 4096
+"""Delegations whose referral sections a version keeps at most (cleared when full)."""
 _BLOCK_KEY = "block"
+_CUTS_KEY = ("cuts",)
 _SOA_KEY = "soa"
 
 
