@@ -49,7 +49,15 @@ from secdns.errors import NetworkError, SecdnsError, UsageError, said_once
 from secdns.hook import exec_environment, run_command
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, listen_notify
-from secdns.pull import PullOptions, PullResult, Status, probe_primaries, pull_zone, settle
+from secdns.pull import (
+    RETRANSFER_HINT,
+    PullOptions,
+    PullResult,
+    Status,
+    probe_primaries,
+    pull_zone,
+    settle,
+)
 from secdns.refresh import Refresher, RefreshPolicy, ZoneStatus
 from secdns.server.persist import StoreQueue
 from secdns.store import Store, epoch, iso_time
@@ -564,11 +572,13 @@ class Mirror:
             key=followed.config.key,
             axfr=force_axfr,
             request_ixfr=followed.config.request_ixfr,
-            force=self.options.force,
+            # ctl retransfer, or an expired zone (Refresher.refresh): whatever the serial
+            force=self.options.force or force_axfr,
             timeout=self.options.timeout,
             lifetime=self.options.lifetime,
             limits=self.options.limits,
             tls=followed.config.tls,
+            force_hint=RETRANSFER_HINT,
         )
 
     async def _took(self, followed: _Followed, result: PullResult) -> None:

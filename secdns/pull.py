@@ -71,6 +71,15 @@ class PullOptions:
     lifetime: float = 3600.0
     limits: Limits = Limits()
     tls: xot.TlsSettings | None = None  # XoT (RFC 9103) instead of UDP and TCP
+    force_hint: str = "use --force to take the primary's copy anyway"
+    """What a primary behind us is told to do (serve and watch: :data:`RETRANSFER_HINT`)."""
+
+
+RETRANSFER_HINT = (
+    "secdns ctl retransfer ZONE takes the primary's copy whatever its serial, "
+    "as the zone does by itself once it expires"
+)
+"""serve's and watch's :attr:`PullOptions.force_hint` (their refreshes take no --force)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -441,7 +450,7 @@ async def _pull_from(
             f"primary has serial {soa.serial}, older than the {floor} of {copy.floor_file} "
             "(written by hand, or edited since secdns wrote it): left as it is (RFC 1982)",
             server=source.server,
-            hint="use --force to take the primary's copy anyway",
+            hint=options.force_hint,
         )
     if held is not None and not options.force:
         order = serial_compare(soa.serial, held)
@@ -451,7 +460,7 @@ async def _pull_from(
             raise SerialBackwards(
                 f"primary has serial {soa.serial}, older than our {held} (RFC 1982)",
                 server=source.server,
-                hint="use --force to take the primary's copy anyway",
+                hint=options.force_hint,
             )
     xfr, result.fallback = await _request(source, copy, soa.serial)
     reader = xfr.reader
@@ -590,7 +599,7 @@ async def _apply(source: _Source, copy: ZoneCopy, xfr: Transfer, result: PullRes
             raise SerialBackwards(
                 f"transfer brought serial {new_serial}, not newer than our {held}",
                 server=source.server,
-                hint="use --force to take the primary's copy anyway",
+                hint=options.force_hint,
             )
     result.status, result.serial_to, result.records = Status.TRANSFERRED, new_serial, None
     if reader.zone is not None:

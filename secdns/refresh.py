@@ -10,7 +10,7 @@ check does is the caller's: both products call :func:`secdns.pull.pull_zone`
 into their own copy.
 
 A failed check is retried after the SOA retry, doubling each time up to the
-larger of the refresh interval and ``backoff_cap`` retries, with jitter.  A
+refresh interval (``backoff_cap`` retries when the retry is not shorter), with jitter.  A
 check that ends with our serial behind the primary's is a failure
 (``pull_zone`` raises).  Past the expiry deadline (last successful check + SOA
 expire) without a successful check the zone is *expired*; the deadline and the
@@ -101,9 +101,11 @@ class RefreshPolicy:
 
 
 def retry_delay(failures: int, refresh: float, retry: float, cap: int = BACKOFF_CAP) -> float:
-    """Seconds before retry number ``failures`` (1, 2, ...): the SOA retry, doubling,
-    capped at the larger of the refresh interval and ``cap`` retries."""
-    ceiling = max(refresh, retry * cap)
+    """Seconds before retry number ``failures`` (1, 2, ...): the SOA retry, doubling up
+    to the refresh interval (a failing zone is never checked less often than a healthy
+    one: before, up to ``cap`` retries past it, 4,800 s for retry 600 and refresh 3,600),
+    or up to ``cap`` retries when the SOA's retry is not shorter than its refresh."""
+    ceiling = refresh if refresh > retry else retry * cap
     return min(retry * 2 ** min(max(failures, 1) - 1, 30), ceiling)
 
 
@@ -276,7 +278,13 @@ class Refresher:
         return True
 
     async def refresh(self, force_axfr: bool = False, *, woken: bool = False) -> PullResult:
-        """One check now, under the shared transfer bound (``ctl refresh/retransfer``)."""
+        """One check now, under the shared transfer bound (``ctl refresh/retransfer``).
+
+        An expired zone is checked as ``ctl retransfer`` checks it (``force_axfr``: an
+        AXFR, whatever the primary's serial), as BIND unloads an expired zone and Knot
+        bootstraps it: a primary whose serial went back (restored from a backup, its
+        serial reset) would otherwise leave the zone answering SERVFAIL for good."""
+        force_axfr = force_axfr or self.expired_check()
         async with self._lock:
             self.refreshing = True
             try:

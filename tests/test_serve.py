@@ -203,6 +203,57 @@ def test_expire_answers_servfail_then_recovers(bind_primary, served, tmp_path):
     assert server.query("www.example.com.", "A").rcode() == dns.rcode.NOERROR
 
 
+def test_a_primary_behind_us_is_taken_by_retransfer_and_once_the_zone_expires(
+    bind_primary, served, tmp_path
+):
+    """A primary restored with an older serial (a stranger's BIND, its serial reset):
+    refused while our copy is current, the zone retrying with an error that names
+    ctl retransfer (not pull's --force); taken by ctl retransfer, as rndc retransfer
+    does; and taken by an expired zone's next check, as BIND and Knot reload an
+    expired zone whatever its serial (before, it stayed SERVFAIL for good)."""
+    from click.testing import CliRunner
+
+    from secdns.cli import cli
+
+    newer, older = SERIAL + 10, SERIAL
+
+    def text(serial: int, expire: int = 1209600) -> str:
+        return (
+            ZONE_FILE.read_text()
+            .replace(str(SERIAL), str(serial))
+            .replace("7200       ; refresh", "1 ; refresh")
+            .replace("900        ; retry", "1 ; retry")
+            .replace("1209600    ; expire", f"{expire} ; expire")
+        )
+
+    port = free_port()
+    primary = bind_primary({ZONE: text(newer)}, port=port)
+    config = secondary_config(tmp_path, primary)
+    config.write_text(config.read_text().replace("[server]\n", "[server]\ntimeout = 0.5\n"))
+    server = served(config)
+    server.wait_serial(ZONE, newer)
+    primary.stop()
+    primary = bind_primary({ZONE: text(older)}, port=port)
+    refreshed = CliRunner().invoke(cli, ["ctl", "-c", str(config), "refresh", ZONE])
+    assert refreshed.exit_code != 0
+    assert f"older than our {newer}" in refreshed.output
+    assert "ctl retransfer" in refreshed.output and "--force" not in refreshed.output
+    assert server.serial(ZONE) == newer
+    taken = CliRunner().invoke(cli, ["ctl", "-c", str(config), "retransfer", ZONE])
+    assert taken.exit_code == 0, taken.output
+    assert f"serial={newer}->{older}" in taken.output
+    assert server.serial(ZONE) == older
+
+    # again, without ctl: a copy that expires takes the older serial at its next check
+    primary.stop()
+    primary = bind_primary({ZONE: text(newer, expire=3)}, port=port)
+    server.wait_serial(ZONE, newer, timeout=15)
+    primary.stop()
+    primary = bind_primary({ZONE: text(older, expire=3)}, port=port)
+    server.wait_serial(ZONE, older, timeout=20)
+    assert server.query("www.example.com.", "A").rcode() == dns.rcode.NOERROR
+
+
 def test_fuzzed_packets_do_not_stop_the_server(bind_primary, served, tmp_path):
     primary = bind_primary()
     server = served(secondary_config(tmp_path, primary))

@@ -39,7 +39,7 @@ from secdns.control import Operations
 from secdns.endpoints import Endpoint
 from secdns.errors import ConfigError, SecdnsError
 from secdns.explain import log_step
-from secdns.pull import PullOptions
+from secdns.pull import RETRANSFER_HINT, PullOptions
 from secdns.server import xferproc
 from secdns.server.catalogs import CatalogZones
 from secdns.server.dispatch import QueryDispatch
@@ -521,6 +521,7 @@ class Server(QueryDispatch):
             limits=self.config.server.limits,
             tls=runtime.config.tls,  # transport = "tls": XoT from the primaries
             explain=log_step if self.explain else None,  # serve -v: explain each refresh
+            force_hint=RETRANSFER_HINT,
         )
         try:  # one value for the many zones with the same settings (frozen: shareable)
             options = self._pull_options.setdefault(options, options)

@@ -469,7 +469,10 @@ class ZoneRuntime:
         await self.refresher.run()
 
     async def _check(self, force_axfr: bool) -> PullResult:
-        options = dataclasses.replace(self.options, axfr=True) if force_axfr else self.options
+        # ctl retransfer, or an expired zone (Refresher.refresh): AXFR, whatever the serial
+        options = (
+            dataclasses.replace(self.options, axfr=True, force=True) if force_axfr else self.options
+        )
         return await pull_zone(
             self.zone.origin, list(self.config.primaries), MemoryCopy(self), options=options
         )
