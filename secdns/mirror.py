@@ -501,7 +501,7 @@ class Mirror:
         if state.refresh is not None and state.retry is not None and state.expire is not None:
             followed.timers = (float(state.refresh), float(state.retry), float(state.expire))
         expire = followed.refresher.soa_timers()[2]
-        followed.refresher.restore(state.serial, last, last + expire)
+        followed.refresher.restore(state.serial, last, last + expire, state.last_error)
 
     async def _check(self, followed: _Followed, force_axfr: bool = False) -> PullResult:
         """Probe; pull only if the serial moved (the probe's SOA is not asked for again)."""

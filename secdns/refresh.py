@@ -259,12 +259,22 @@ class Refresher:
         )
 
     def restore(
-        self, serial: int | None, last_refresh: float | None, expires_at: float | None
+        self,
+        serial: int | None,
+        last_refresh: float | None,
+        expires_at: float | None,
+        last_error: str | None = None,
     ) -> None:
-        """Start from what the store remembers; expired at once if the deadline passed."""
+        """Start from what the store remembers; expired at once if the deadline passed.
+        ``last_error``: the last check before the restart failed (the state file says
+        so): the zone is ``retrying`` with that error until its first check, which comes
+        at once (before, a restart showed such a zone ``ok`` for up to five minutes)."""
         self.serial = serial
         self.last_refresh = last_refresh
         self.expires_at = expires_at
+        if last_error is not None:
+            self.failures = max(self.failures, 1)
+            self.last_error = last_error
         self.expired_check()
 
     def expired_check(self) -> bool:
@@ -342,9 +352,10 @@ class Refresher:
 
     def first_window(self) -> float:
         """The first check comes within this many seconds: at once for a zone never
-        checked (or expired), spread over ``restored_spread`` for a fresh stored copy."""
+        checked (or expired, or failing when it stopped), spread over
+        ``restored_spread`` for a fresh stored copy."""
         first = self.policy.first_delay
-        if self.last_refresh is None or self.expired:
+        if self.last_refresh is None or self.expired or self.failures:
             return first
         refresh, _retry, _expire = self.soa_timers()
         due = self.last_refresh + refresh - self.clock()

@@ -41,6 +41,7 @@ from secdns.atomicfile import (  # atomic_write: the store's API too
 )
 from secdns.errors import IxfrNotApplicable, LocalIOError
 
+_DIGITS = re.compile(r"\d+")
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1 << 20
@@ -728,14 +729,27 @@ class ZoneWriter:
         self._save_state()
         return True
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: str, min_age: float = 0.0) -> bool:
         """Note a failed refresh in the state file; a zone we never held gets none
-        (a failed first pull of a mistyped zone leaves nothing behind)."""
+        (a failed first pull of a mistyped zone leaves nothing behind).  With
+        ``min_age``, the same error (but for its numbers: times, serials) noted less
+        than that many seconds ago is not written again (serve's retries of a zone whose
+        primary is down).  True when written."""
         if self.state.serial is None and not self.store.state_path(self.origin).exists():
-            return
+            return False
+        last = epoch(self.state.last_attempt)
+        if (
+            min_age > 0
+            and self.state.last_error is not None
+            and _DIGITS.sub("", self.state.last_error) == _DIGITS.sub("", error)
+            and last is not None
+            and 0 <= time.time() - last < min_age
+        ):
+            return False
         self.state.last_attempt = iso_time(whole_seconds=True)
         self.state.last_error = error
         self._save_state()
+        return True
 
     def _save_state(self) -> None:
         self.store.save_state(self.origin, self.state)

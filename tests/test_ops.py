@@ -295,6 +295,31 @@ def test_expired_zone_status_exit_1(bind_primary, served, tmp_path):
     assert server.query(ZONE, "SOA").rcode() == dns.rcode.SERVFAIL
 
 
+def test_a_zone_failing_when_serve_stops_is_retrying_after_a_restart(
+    bind_primary, served, tmp_path
+):
+    """The last check's failure is kept in the store's state: a restart shows the zone
+    retrying with that error (a stranger's monitoring saw ``ok`` after a restart until
+    each zone's first check, up to five minutes), and checks it at once."""
+    primary = bind_primary()
+    path = config(tmp_path, [primary.addr], timeout=0.5)
+    server = served(path)
+    server.wait_serial(ZONE, SERIAL)
+    primary.stop()  # its port now refuses
+    failed = ctl(path, "refresh", ZONE)
+    assert failed.exit_code != 0 and "state=retrying" in ctl(path, "status").output
+    state = tmp_path / "store" / f"{ZONE}.state.toml"
+    wait_for(lambda: state.exists() and "last_error" in state.read_text(), what="state")
+    server.stop()
+    again = served(path)
+    again.wait_serial(ZONE, SERIAL)  # answered from the store
+    status = ctl(path, "status")
+    assert status.exit_code == 1, status.output
+    assert "state=retrying" in status.output and "last_error=-" not in status.output
+    (zone,) = json.loads(ctl(path, "status", "--json").output)["zones"]
+    assert zone["state"] == "retrying" and zone["last_error"]
+
+
 def test_control_socket_is_private_and_survives_garbage(bind_primary, served, tmp_path):
     primary = bind_primary()
     path = config(tmp_path, [primary.addr])

@@ -123,6 +123,16 @@ class MemoryCopy(ZoneCopy):
         min_age = self.runtime.soa_timers()[2] / 16
         self.runtime.persist(lambda writer: writer.checked(min_age))
 
+    async def failed(self, error: SecdnsError) -> None:
+        # remembered in the store (the README's "a failure makes the state file"), so
+        # that a restart shows the zone retrying, not ok; a zone failing again and again
+        # rewrites it at most once every 1/16 of the expire, or when the error changes
+        if self.runtime.writer is None and self.runtime.zone.version is None:
+            return  # nothing held (a mistyped zone leaves nothing behind)
+        min_age = self.runtime.soa_timers()[2] / 16
+        line = error.one_line(with_zone=False)
+        self.runtime.persist(lambda writer: writer.failed(line, min_age), may_wait=True)
+
 
 Stored = tuple[ZoneWriter, "ZoneVersion | None", list[JournalEntry]]
 _NO_OPTIONS = PullOptions()
@@ -236,11 +246,18 @@ class ZoneRuntime:
 
     @last_success.setter
     def last_success(self, value: float | None) -> None:
+        self.restore(value)
+
+    def restore(self, last_success: float | None, last_error: str | None = None) -> None:
+        """The refresh state the store remembers (its last success dates expiry; its
+        last error, when the last check failed, keeps the zone ``retrying``)."""
         expire = self._soa_timers()
+        value = last_success
         self.refresher.restore(
             self.zone.version.serial if self.zone.version else None,
             value,
             value + max(expire[2], MIN_TIMER) if value is not None and expire else None,
+            last_error,
         )
         if self.is_secondary:  # a primary zone answers its SOA EXPIRE field instead
             self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE answers from it
@@ -278,8 +295,9 @@ class ZoneRuntime:
             return
         self.zone.swap(version)
         self.extend_journal(entries)
-        # the state's last successful check decides whether the copy is already expired
-        self.last_success = epoch(writer.state.last_success)
+        # the state's last successful check decides whether the copy is already expired,
+        # and a last error says the zone was failing when serve stopped
+        self.restore(epoch(writer.state.last_success), writer.state.last_error)
         self.refresher.primary = writer.state.primary  # (ctl status, until the next check)
         self.refresher.last_change = epoch(writer.state.last_change)  # (survives a restart)
         if self.zone.expired:
