@@ -852,7 +852,9 @@ KEY_KEYS: tuple[tuple[str, str, str], ...] = (
         "name",
         '"KEY.NAME"',
         "The key's name on the wire, if it differs from NAME (the name of the table, which "
-        "zones and --key refer to).",
+        "zones and --key refer to).  Two tables naming one key with two secrets or "
+        "algorithms are refused by serve and watch, as BIND and Knot refuse a key declared "
+        "twice (pull -c --key picks a table: a warning there).",
     ),
 )
 

@@ -206,6 +206,29 @@ def test_two_key_tables_with_one_wire_name_and_two_secrets_are_said(tmp_path, ca
     assert "against [keys.b]'s" in caplog.text
 
 
+def test_serve_and_watch_refuse_two_secrets_for_one_key_name(tmp_path):
+    """serve and watch check what is signed against a keyring of one key a name: a
+    config whose tables give one name two secrets is refused there (exit 2), as BIND and
+    Knot refuse a key declared twice (a stranger's second table, for one zone's test,
+    had every other zone's NOTIFY answered NOTAUTH); pull -c --key picks a table."""
+    from click.testing import CliRunner
+
+    from secdns.cli import cli
+
+    path = tmp_path / "secdns.toml"
+    one = 'secret = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="\n'
+    two = 'secret = "b3RoZXIgc2VjcmV0IG90aGVyIHNlY3JldA=="\n'
+    zone = '[[zone]]\nname = "a.example"\nprimaries = ["127.0.0.1:9"]\n'
+    server = f'[server]\ndirectory = "{tmp_path / "store"}"\nlisten = ["127.0.0.1:9"]\n'
+    path.write_text(f'{server}[keys.a]\nname = "xfr"\n{one}[keys.b]\nname = "XFR."\n{two}{zone}')
+    for argv in (["serve", "-c", str(path)], ["watch", "-c", str(path)]):
+        result = CliRunner().invoke(cli, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert "[keys.b] names the key XFR. as [keys.a] does, with another secret" in (
+            result.output
+        )
+
+
 def test_a_half_matched_address_and_key_entry_says_which_half():
     from secdns.server.xfrout import refusal_reason
 

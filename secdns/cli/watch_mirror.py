@@ -21,9 +21,9 @@ from secdns import xot
 from secdns.cli.options import config_zones
 from secdns.cli.progress import TransferProgress
 from secdns.cli.stream import EventPrinter, EventStream
-from secdns.config import Limits, ServerConfig, parse_zone_name
+from secdns.config import Limits, ServerConfig, keyring_conflicts, parse_zone_name
 from secdns.endpoints import Endpoint
-from secdns.errors import UsageError
+from secdns.errors import ConfigError, UsageError
 from secdns.keys import TsigKey
 from secdns.mirror import (
     Mirror,
@@ -316,6 +316,9 @@ def mirror_plan(
         config, selected, store_dir = config_zones(
             config_path, zones, servers, output_given=out_path is not None, directory=directory
         )
+        conflicts = keyring_conflicts(config)  # (NOTIFYs are checked against one keyring)
+        if conflicts:
+            raise ConfigError(f"{config_path}: " + "; ".join(conflicts))
         plan = [
             MirrorZone(
                 z.name,

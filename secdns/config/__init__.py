@@ -165,6 +165,29 @@ def _same_wire_name(keys: dict[str, TsigKey], path: str) -> None:
             )
 
 
+def keyring_conflicts(config: Config) -> list[str]:
+    """Key tables naming one key on the wire with two secrets or algorithms: a problem
+    for serve and watch, which check what is signed (a NOTIFY, a transfer request)
+    against a keyring of one key a name, as BIND and Knot refuse a key declared twice
+    (a stranger's second table, for one zone's test, had every other zone's NOTIFY
+    answered NOTAUTH, BADSIG); ``pull -c --key`` picks one by its table, so the loader
+    only warns (:func:`_same_wire_name`)."""
+    found: list[str] = []
+    by_wire: dict[dns.name.Name, tuple[str, TsigKey]] = {}
+    for table, key in config.keys.items():
+        first = by_wire.setdefault(dns.name.from_text(key.name), (table, key))
+        if first[0] != table and (first[1].secret, first[1].algorithm) != (
+            key.secret,
+            key.algorithm,
+        ):
+            found.append(
+                f"[keys.{table}] names the key {key.name} as [keys.{first[0]}] does, with "
+                "another secret or algorithm: one name on the wire has one secret (give "
+                "one of them another name, or drop one)"
+            )
+    return found
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()

@@ -34,7 +34,7 @@ import dns.tsig
 from secdns import gcpause, notify, notifysend, tcpstream
 from secdns._entry import hangup_seen
 from secdns.addresses import resolve
-from secdns.config import Config, ZoneConfig, load_config
+from secdns.config import Config, ZoneConfig, keyring_conflicts, load_config
 from secdns.control import Operations
 from secdns.endpoints import Endpoint
 from secdns.errors import ConfigError, SecdnsError
@@ -690,6 +690,9 @@ class Server(QueryDispatch):
         changed = 0
         try:
             config = load_config(path)
+            conflicts = keyring_conflicts(config)
+            if conflicts:
+                raise ConfigError(f"{path}: " + "; ".join(conflicts))
         except SecdnsError as err:
             log.error("reload: %s; keeping the running configuration", err.one_line())
             raise
@@ -777,6 +780,7 @@ def check_config_for_serve(config: Config) -> None:
         any(z.primaries for z in config.zones) or config.catalogs
     ) and config.server.directory is None:
         problems.append("server.directory is required for secondary zones (the store)")
+    problems += keyring_conflicts(config)
     if problems:
         raise ConfigError(f"{config.path}: " + "; ".join(problems))
 
