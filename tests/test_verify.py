@@ -64,7 +64,7 @@ def test_a_clean_zone_passes():
     assert result.exit_code == 0, result.output + result.stderr
     (summary,) = lines(result)
     assert summary.startswith(
-        "zone=example.com. result=passed errors=0 warnings=0 checks=25 passed=17 skipped=8 time="
+        "zone=example.com. result=passed errors=0 warnings=0 checks=26 passed=17 skipped=9 time="
     )
 
 
@@ -107,6 +107,24 @@ def test_stdin_and_store_sources(tmp_path):
     assert verify("example.com", str(tmp_path)).exit_code == 0
     missing = verify("example.org", str(tmp_path))
     assert missing.exit_code == 7 and "holds no copy of example.org." in missing.stderr
+
+
+def test_a_store_copy_edited_by_hand_fails_integrity_store(bind_primary, tmp_path):
+    """A store's copy is held to the SHA-256 its state keeps: a hand edit (a stranger's
+    ``evil A`` line) is an error naming the file, where it passed."""
+    primary = bind_primary()
+    pulled = CliRunner().invoke(
+        cli, ["pull", "example.com", f"@{primary.addr}", "-d", str(tmp_path)]
+    )
+    assert pulled.exit_code == 0, pulled.output
+    assert verify("example.com", str(tmp_path)).exit_code == 0
+    path = Store(tmp_path).zone_path(ORIGIN)
+    path.write_text(path.read_text() + "evil 300 IN A 192.0.2.66\n")
+    result = verify("example.com", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "error integrity.store example.com.: example.com.zone was changed outside secdns" in (
+        result.output
+    )
 
 
 def test_several_files_name_their_source():
@@ -223,8 +241,8 @@ def test_junit_has_one_test_case_per_check(tmp_path):
     assert suite is not None
     cases = {case.get("name"): case for case in suite.findall("testcase")}
     assert list(cases) == [c for c in CHECKS if not c.startswith("consistency.")]
-    assert suite.get("tests") == "21" and suite.get("failures") == "1"
-    assert suite.get("skipped") == "4"
+    assert suite.get("tests") == "22" and suite.get("failures") == "1"
+    assert suite.get("skipped") == "5"  # (the DNSSEC ones, and integrity.store: a file)
     failure = cases["integrity.cname-loop"].find("failure")
     assert failure is not None and failure.get("message") == (
         "CNAME chains inside the zone end: 2 errors, 0 warnings"
@@ -258,8 +276,8 @@ def test_rich_table_groups_findings_by_check():
     assert "In-zone NS, MX and SRV targets have address records" in text
     assert text.count("│ warning │") == 3
     assert "passed: integrity.parse, integrity.soa," in text
-    assert "nothing to check: dnssec.rrsig-validity" in text
-    assert "example.com. passed: 0 errors, 3 warnings, 25 checks" in text
+    assert "nothing to check: integrity.store, dnssec.rrsig-validity" in text
+    assert "example.com. passed: 0 errors, 3 warnings, 26 checks" in text
     assert junit_xml(report).startswith("<?xml")
 
 

@@ -101,6 +101,11 @@ class Check:
 # --- the catalogue ---------------------------------------------------------------------------
 
 PARSE = Check("integrity.parse", "The zone file parses", "RFC 1035 5.1")
+STORE = Check(
+    "integrity.store",
+    "A store's copy is the file secdns wrote (the SHA-256 in its state)",
+    "secdns.toml(5)",
+)
 SOA = Check("integrity.soa", "Exactly one SOA record, at the apex", "RFC 1035 5.2")
 SOA_TIMERS = Check(
     "integrity.soa-timers",
@@ -172,6 +177,7 @@ CHECKS: dict[str, Check] = {
     check.id: check
     for check in (
         PARSE,
+        STORE,
         SOA,
         SOA_TIMERS,
         APEX_NS,

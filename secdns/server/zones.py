@@ -150,8 +150,15 @@ def read_stored(
     file is opened (a cold start's state files, most zones' journals)."""
     writer = ZoneWriter(store, origin, present)
     # the text is read, parsed into the served version and dropped: no second copy
-    text, _why = store.read_zone(origin, writer.state, writer.take_whole())
+    text, why = store.read_zone(origin, writer.state, writer.take_whole())
     if text is None:
+        if writer.state.serial is not None:  # a copy was kept: say why it is not used
+            log.warning(
+                "load: zone=%s stored copy of serial %s not used: %s; transferring it again",
+                origin,
+                writer.state.serial,
+                why,
+            )
         return writer, None, []
     _, lines = zonefile.split_header(text)
     del text
