@@ -140,6 +140,7 @@ class MirrorEvent:
     retry_in: float | None = None
     failures: int = 0
     source: str | None = None  # who sent a NOTIFY
+    announced: int | None = None  # the serial a NOTIFY's SOA announced, if it had one
     exit_status: int | None = None
     error: str | None = None
 
@@ -158,6 +159,7 @@ class MirrorEvent:
             "retry_in": round(self.retry_in, 3) if self.retry_in is not None else None,
             "failures": self.failures,
             "source": self.source,
+            "announced": self.announced,
             "exit_status": self.exit_status,
             "error": self.error,
         }
@@ -470,6 +472,7 @@ class Mirror:
                 followed.config.text,
                 serial=followed.serial,
                 source=source,
+                announced=decision.serial,
             )
             if self._unreachable is not None:  # (it is up: no longer held after timeouts)
                 pairs = _primary_pairs(followed)

@@ -549,6 +549,10 @@ def test_notify_triggers_the_refresh_long_before_the_poll_interval(bind_primary,
     asyncio.run(run_mirror(mirror, scenario))
     notifies = events.of(MirrorEventKind.NOTIFY)
     assert notifies and all(n.source.startswith("127.0.0.1:") for n in notifies)
+    # what BIND's NOTIFY announced, beside the serial held when it came (a stranger read
+    # the held one as the NOTIFY's)
+    assert {n.announced for n in notifies} <= {SERIAL + 1, SERIAL + 2}
+    assert any(n.announced == SERIAL + 2 and n.serial == SERIAL + 1 for n in notifies)
     assert events.of(MirrorEventKind.UPDATED)[-1].serial == SERIAL + 2
     log_text = primary.log_path.read_text()
     assert f"sending notifies (serial {SERIAL + 2})" in log_text

@@ -106,7 +106,12 @@ def mirror_line(event: MirrorEvent) -> str:
     if kind is MirrorEventKind.RECOVERED:
         return kv_line(*head, ("serial", event.serial), ("failures", event.failures))
     if kind is MirrorEventKind.NOTIFY:
-        return kv_line(*head, ("serial", event.serial), ("source", event.source))
+        return kv_line(
+            *head,
+            ("serial", event.serial),
+            ("announced", event.announced),
+            ("source", event.source),
+        )
     fields = [*head, ("serial", event.serial), ("status", event.exit_status)]
     if event.error:
         fields.append(("error", event.error))
@@ -147,7 +152,8 @@ def mirror_text(event: MirrorEvent) -> Text:
     elif kind is MirrorEventKind.RECOVERED:
         text.append(f"primary answers again after {event.failures} failed checks", style=style)
     elif kind is MirrorEventKind.NOTIFY:
-        text.append(f"NOTIFY from {event.source}: checking now", style=style)
+        announced = f" (serial {event.announced})" if event.announced is not None else ""
+        text.append(f"NOTIFY from {event.source}{announced}: checking now", style=style)
     else:
         failed = event.exit_status != 0
         text.append(
