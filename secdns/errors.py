@@ -60,7 +60,8 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (ExitCode.INTERRUPTED, "interrupted by SIGINT (Ctrl-C), as a shell reports 128 + 2"),
     (
         ExitCode.BROKEN_PIPE,
-        "the output pipe closed early (piped into head): stops quietly, 128 + 13",
+        "the output pipe closed early (piped into head): stops quietly, 128 + 13 (`pull -c` "
+        "finishes and stores the transfers under way and starts no other)",
     ),
     (ExitCode.TERMINATED, "stopped by SIGTERM before a watch --until-* condition held, 128 + 15"),
 )

@@ -439,6 +439,8 @@ def command(
 
             async def worker() -> None:
                 for index, plan in pending:
+                    if lines.reader_gone:  # (| head has what it wanted: no more pulls)
+                        return
                     result, copy = await one(*plan)
                     if commits is None:
                         results[index] = result
@@ -474,6 +476,13 @@ def command(
     results[:0] = [c.result for c in catalog_plans]
     pulled = frozenset(plan[0] for plan in plans)
     codes = _finish_catalogs(catalog_plans, catalog_notes, store, prune, pulled)
+    if lines.reader_gone:
+        # the reader of the lines has gone (| head): the pulls under way were finished
+        # and written, no other was started, and nothing more is said (a stranger's
+        # pull -c | head -1 pulled all 399 zones and then listed their errors)
+        from secdns.cli import exit_on_broken_pipe
+
+        exit_on_broken_pipe()
     _report(
         results,
         store,
@@ -482,8 +491,4 @@ def command(
         quiet=quiet or lines.enabled,
         metrics_file=metrics_file,
     )
-    if lines.reader_gone:
-        from secdns.cli import exit_on_broken_pipe
-
-        exit_on_broken_pipe()  # (every zone was pulled all the same, as before)
     sys.exit(worst([r.exit_code for r in results] + codes))
