@@ -462,7 +462,15 @@ class Refresher:
             self.primary = result.primary
         if result.status is Status.FAILED:
             # (the zone's own status: its name is not said again, ctl status names it)
-            self._failed(result.error.one_line(with_zone=False) if result.error else "failed")
+            error = result.error
+            # a check that could try no primary (each held, or another zone's try of it
+            # under way) adds no failure to one already counted: a ctl refresh queued
+            # behind a check that timed out doubled the retry a second time, 1 ms later
+            untried = isinstance(error, TimeoutError_) and not error.tried
+            self._failed(
+                error.one_line(with_zone=False) if error else "failed",
+                counted=not (untried and self.failures),
+            )
             return
         now = self.clock()
         self.failures = 0
@@ -482,7 +490,8 @@ class Refresher:
             if self.on_expire is not None:
                 self.on_expire(False)
 
-    def _failed(self, error: str) -> None:
-        self.failures += 1
+    def _failed(self, error: str, counted: bool = True) -> None:
+        if counted:
+            self.failures += 1
         self.last_error = error
         self.expired_check()

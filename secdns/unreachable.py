@@ -184,12 +184,14 @@ class Unreachable:
         self._count_skip(key, entry)
         if left > 0:  # (a time of day: the line is read later, in ctl status)
             until = time.strftime("%H:%M:%SZ", time.gmtime(time.time() + left))
-            after = f"held as unreachable until {until}"
-        else:
-            after = "held as unreachable, another zone's try of it under way"
+            return (
+                f"not tried: held as unreachable until {until}, its tries having timed "
+                "out (a NOTIFY from it or ctl refresh tries at once)"
+            )
+        # (what a ctl refresh is told too when a try is under way: not "tries at once")
         return (
-            f"not tried: {after}, its tries having timed out "
-            "(a NOTIFY from it or ctl refresh tries at once)"
+            "not tried: held as unreachable, its tries having timed out, and a try of it "
+            "is under way (its answer checks all its zones at once)"
         )
 
     def _count_skip(self, key: tuple[str, int], entry: _Entry) -> None:

@@ -87,6 +87,47 @@ async def _done(value: PullResult) -> PullResult:
     return value
 
 
+def test_a_check_that_tries_no_primary_adds_no_failure_to_one_counted():
+    """Only tries that fail double the retry: a check that could try no primary (held
+    as unreachable, a try of it under way) after a failed one repeats that failure (a
+    stranger's ctl refresh, queued behind a check that timed out, doubled the retry a
+    second time 1 ms later); the first failure of a zone still counts."""
+    from secdns.errors import TimeoutError_
+
+    untried = TimeoutError_("not tried: held as unreachable", zone=ORIGIN_TEXT)
+    untried.tried = False
+
+    async def scenario() -> None:
+        outcome = [result(Status.FAILED)]
+
+        async def check(force_axfr: bool) -> PullResult:
+            return outcome[0]
+
+        refresher = Refresher(
+            ORIGIN_TEXT,
+            check,
+            asyncio.Semaphore(1),
+            policy=RefreshPolicy(jitter=0.0),
+            timers=lambda: (7200.0, 900.0, 1209600.0),
+        )
+        await refresher.refresh()
+        assert refresher.failures == 1 and refresher.retry_in == 900
+        outcome[0] = PullResult(zone=ORIGIN_TEXT, status=Status.FAILED, error=untried)
+        await refresher.refresh()
+        assert refresher.failures == 1 and refresher.retry_in == 900
+        assert refresher.last_error is not None and "held as unreachable" in refresher.last_error
+        outcome[0] = result(Status.FAILED)
+        await refresher.refresh()
+        assert refresher.failures == 2 and refresher.retry_in == 1800
+
+        fresh = Refresher(ORIGIN_TEXT, check, asyncio.Semaphore(1))
+        outcome[0] = PullResult(zone=ORIGIN_TEXT, status=Status.FAILED, error=untried)
+        await fresh.refresh()
+        assert fresh.failures == 1 and fresh.state is RefreshState.RETRYING
+
+    asyncio.run(scenario())
+
+
 def test_wakes_during_a_check_coalesce_into_one_more_check():
     async def scenario() -> None:
         calls = 0

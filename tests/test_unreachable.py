@@ -99,7 +99,8 @@ def test_a_hold_ends_in_one_try_then_doubles_up_to_the_longest():
     cache = held_after_two_timeouts(clock, hold=100.0)
     clock.now += FIRST_HOLD
     assert cache.skip("192.0.2.1", 53) is None  # the one try after the hold
-    assert "try of it under way" in (cache.skip("192.0.2.1", 53) or "")
+    skipped = cache.skip("192.0.2.1", 53) or ""
+    assert "a try of it is under way" in skipped and "ctl refresh tries at once" not in skipped
     cache.tried("192.0.2.1", 53, heard=False)
     clock.now += 2 * FIRST_HOLD - 1
     assert cache.skip("192.0.2.1", 53) is not None  # held 60 s this time
@@ -674,7 +675,7 @@ def test_a_held_primary_back_without_notify_has_its_zones_checked_at_once(
         try:
             assert server.server is not None and server.server.unreachable is not None
             cache = server.server.unreachable
-            time.sleep(6)  # held, tried, held again: the zones' retries have doubled
+            time.sleep(6)  # held, tried, held again
             deadline = time.monotonic() + 20
             while True:  # a hold that has just begun: the primary comes back during it
                 entry = cache._entries.get((address, port))
@@ -694,7 +695,9 @@ def test_a_held_primary_back_without_notify_has_its_zones_checked_at_once(
             server.wait_serial(name, 7, timeout=15)
         elapsed = time.monotonic() - began
         assert elapsed < 5.5, (elapsed, waits)  # the hold's end, one try, then every zone
-        assert max(waits) > elapsed, waits  # (their own timers would have come later)
+        # (their own timers: the hold's end at the earliest, a check that tries no
+        # primary adding no failure; their next check after it fails would double)
+        assert min(waits) > 0, waits
         # no NOTIFY came: none is named (a stranger read "via AXFR ... (NOTIFY)")
         said = [r.getMessage() for r in caplog.records if "refresh: zone=back" in r.getMessage()]
         loaded = [line for line in said if " -> " in line or "NOTIFY, but" in line]
