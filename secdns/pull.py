@@ -193,7 +193,7 @@ async def _first_primary(
                 note("failover", f"skipped: {skipped}; {_next(index, primaries)}")
                 continue
             heard: bool | None = None  # (None: the try was cancelled)
-            failed = down = False
+            failed = down = unwell = False
             try:
                 result = await attempt(address, port, endpoint.host)
                 heard = True
@@ -202,6 +202,10 @@ async def _first_primary(
                 heard = not (isinstance(err, TimeoutError_) and err.silent)
                 failed = True
                 down = isinstance(err, NetworkError) and err.no_server
+                # the primary's own failure (no answer, no server, a broken connection),
+                # not the zone's (its key, its ACL, its data): a stranger's one zone with
+                # a wrong key had a primary serving 397 others listed as failing
+                unwell = isinstance(err, NetworkError)
                 if not isinstance(err, _FAILOVER):
                     raise
                 err.with_context(zone=zone_text)
@@ -215,7 +219,7 @@ async def _first_primary(
                 )
             finally:
                 if unreachable is not None:
-                    unreachable.tried(address, port, heard, failed=failed, down=down)
+                    unreachable.tried(address, port, heard, failed=failed, down=down, unwell=unwell)
     raise _combine(errors, zone_text)
 
 

@@ -265,13 +265,18 @@ class Unreachable:
         *,
         failed: bool = False,
         down: bool = False,
+        unwell: bool | None = None,
     ) -> None:
         """A try of the address ended: ``heard`` False after a timeout with nothing
         heard, True after anything else (an answer, even a refusal), None when the
         try was cancelled (nothing learnt).  ``failed``: it brought no result (a
         refusal, a timeout, a bad answer: counted for the metrics, failovers too).
         ``down``: it failed for want of a server there (connection refused, unreachable):
-        the address is probed until it answers (module docstring)."""
+        the address is probed until it answers (module docstring).  ``unwell``: the
+        failure was the primary's (a network error), which ``ctl status`` lists it as
+        ``failing`` for, not one zone's (its key or ACL: the zone's own error says it);
+        None: as ``failed``."""
+        unwell = failed if unwell is None else unwell
         key = (address, port)
         if heard:
             if down:
@@ -285,6 +290,7 @@ class Unreachable:
                 self._tell(address, port, True)
         if failed and heard is not None:
             self._failed[key] = self._failed.get(key, 0) + 1
+        if failed and unwell and heard is not None:
             self._streak[key] = self._streak.get(key, 0) + 1
         elif heard:
             self._streak.pop(key, None)

@@ -51,6 +51,7 @@ class ServeZones:
         self.server = server
         self.observers: list[Callable[[str, PullResult], None]] = []
         self._explaining: dict[dns.name.Name, asyncio.Lock] = {}
+        self._orders: tuple[object, dict[dns.name.Name, int]] | None = None  # see _order
 
     def attach(self, runtime: ZoneRuntime) -> None:
         """Pass every refresh result of ``runtime`` to the observers, before the zone's
@@ -91,11 +92,25 @@ class ServeZones:
     ) -> list[ZoneStatus]:
         """The statuses of ``zones`` (every zone when none), or of the members that
         ``[[catalog]]`` *catalog* gives (among ``zones`` if given)."""
-        runtimes = [self.runtime(z) for z in zones] if zones else self.server.runtimes.values()
+        if zones:
+            runtimes = [self.runtime(z) for z in zones]
+        else:  # in the config's order (a zone a reload changed was listed last)
+            order = self._order()
+            every = self.server.runtimes.values()
+            runtimes = sorted(every, key=lambda r: order.get(r.config.name, len(order)))
         if catalog is not None:
             members = self.server.catalogs.members_of(self._catalog_name(catalog))
             runtimes = [r for r in runtimes if r.config.name in members]
         return [self.status(r) for r in runtimes]
+
+    def _order(self) -> dict[dns.name.Name, int]:
+        """Each configured zone's place in the config (catalog members come after them,
+        in the order serve added them: sorted() keeps it)."""
+        config = self.server.config
+        cached = self._orders
+        if cached is None or cached[0] is not config:
+            cached = self._orders = (config, {z.name: i for i, z in enumerate(config.zones)})
+        return cached[1]
 
     def _catalog_name(self, catalog: str) -> dns.name.Name:
         try:

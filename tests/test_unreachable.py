@@ -537,6 +537,10 @@ def test_a_refusing_preferred_primary_is_named_in_status_and_metrics(
             patched.setattr("secdns.output.use_rich", lambda stream=None: True)
             shown = CliRunner().invoke(cli, ctl).output
         assert f"primary {closed} failing: its last 3 tries failed" in shown, shown
+        # piped: the same, as a line of its own after the zones' (a stranger's was lost)
+        piped = CliRunner().invoke(cli, ctl).output.splitlines()
+        assert [line.split()[0] for line in piped[:3]] == [f"zone={n}." for n in names]
+        assert piped[3:] == [f"primary={closed} state=failing until=- skipped=0 failures=3"]
     finally:
         server.stop()
 
@@ -707,3 +711,19 @@ def test_a_held_primary_back_without_notify_has_its_zones_checked_at_once(
         assert all(r.levelname == "INFO" for r in warned[1:]), warned  # later ones
     finally:
         server.stop()
+
+
+def test_a_zones_own_failure_does_not_list_its_primary_as_failing():
+    """ctl status lists a primary as failing for its own failures (no answer, no server),
+    not for one zone's (a wrong key, an ACL): a stranger's zone with a wrong key had the
+    primary serving 397 other zones listed as failing; both count for the metrics."""
+    clock = Clock()
+    cache = Unreachable(clock=clock)
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=True, failed=True, unwell=False)  # BADSIG
+    assert cache.holds() == []
+    assert cache.skip("192.0.2.1", 53) is None
+    cache.tried("192.0.2.1", 53, heard=True, failed=True, down=True, unwell=True)  # refused
+    (listed,) = cache.holds()
+    assert listed["state"] == "failing" and listed["failures"] == 1
+    assert [failed for *_, failed in cache.counts()] == [2]

@@ -357,7 +357,7 @@ def status(
             if item.get("state") == "failing":
                 line = (
                     f"failing: its last {item.get('failures', 0)} tries failed "
-                    "(its zones go on to their next primary)"
+                    "(a zone with another primary goes on to it)"
                 )
             else:
                 when = f"until {_when(until)}" if until else "a try of it due or under way"
@@ -375,6 +375,18 @@ def status(
     else:
         for item in statuses:
             sys.stdout.write(status_line(item) + "\n")
+        # the primaries and notify targets the terminal and --json show, as lines of
+        # their own (a stranger's piped status had lost them)
+        for item in held:
+            until = _when(item.get("until"))  # (UTC, as the zones' times; - when none)
+            fields = [(k, item.get(k)) for k in ("state", "skipped", "failures")]
+            line = output.kv_line(("primary", item.get("primary")), *fields[:1])
+            sys.stdout.write(f"{line} until={until} {output.kv_line(*fields[1:])}\n")
+        for item in reply.get("notify_targets") or []:
+            line = output.kv_line(
+                ("notify_target", item.get("target")), ("missed", item.get("missed"))
+            )
+            sys.stdout.write(line + "\n")
     if any(item.get("state") in PROBLEM_STATES for item in every):
         sys.exit(int(ExitCode.DIFFERENT))
 
