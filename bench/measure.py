@@ -153,12 +153,13 @@ def compiled_env(pycache: Path, source: Path | None = None) -> dict[str, str]:
     return env
 
 
-def warm_pycache(env: dict[str, str]) -> None:
-    """Import every secdns module once, untimed, under *env* (:func:`compiled_env`)."""
+def warm_pycache(env: dict[str, str], cwd: Path | None = None) -> None:
+    """Import every secdns module once, untimed, under *env* (:func:`compiled_env`), from
+    *cwd* (``python -c`` imports the cwd's secdns first: give a source tree's own)."""
     code = (
         "import importlib, pkgutil, secdns\n"
         "for m in pkgutil.walk_packages(secdns.__path__, 'secdns.'):\n"
         "    if not m.name.endswith('__main__'):\n"
         "        importlib.import_module(m.name)\n"
     )
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True)

@@ -126,10 +126,13 @@ def run_secdns(
     server = {"directory": str(tmp / "store"), "listen": [f"127.0.0.1:{port}"]}
     config.write_text(tomli_w.dumps({"server": server, "zone": zones}))
     env = compiled_env(tmp.parent / "pycache", source)
-    warm_pycache(env)
+    warm_pycache(env, source or HERE.parent)
     start = time.perf_counter()
+    # (python -m imports the cwd's secdns first: the source tree's own, or this checkout's)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"], env=env
+        [sys.executable, "-m", "secdns", "serve", "-c", str(config), "-q"],
+        env=env,
+        cwd=source or HERE.parent,
     )
     try:
         return measure(port, proc.pid, with_children(proc.pid), names, start, args)
