@@ -1073,6 +1073,9 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
     (:meth:`PreparedAnswers._apex_block`), with its additional section; :func:`_render`
     keeps its bytes by where they start and what they would compress against."""
 
+    # (no __dict__: every zone version asked keeps one or more, 10,000 zones)
+    __slots__ = ("additional", "targets", "names", "counts", "templates")
+
     def __init__(self) -> None:
         super().__init__()
         self.additional: Section = []
