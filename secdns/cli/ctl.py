@@ -446,6 +446,9 @@ _refresh_command(
     "retransfer",
     """Transfer the whole zone now by AXFR, whatever the serial.
 
+    Also a serial older than ours (a primary restored from a backup), which refresh
+    refuses, as rndc retransfer takes it.
+
     \b
     Example:
       secdns ctl -c secdns.toml retransfer example.com
