@@ -94,8 +94,7 @@ def test_a_check_that_tries_no_primary_adds_no_failure_to_one_counted():
     second time 1 ms later); the first failure of a zone still counts."""
     from secdns.errors import TimeoutError_
 
-    untried = TimeoutError_("not tried: held as unreachable", zone=ORIGIN_TEXT)
-    untried.tried = False
+    untried = TimeoutError_("not tried: held as unreachable", zone=ORIGIN_TEXT).not_tried(0.0)
 
     async def scenario() -> None:
         outcome = [result(Status.FAILED)]
