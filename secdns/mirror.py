@@ -477,7 +477,7 @@ class Mirror:
             if self._unreachable is not None:  # (it is up: no longer held after timeouts)
                 pairs = _primary_pairs(followed)
                 self._unreachable.forget(addr[0], notify_ports(addr[0], pairs))
-            followed.refresher.wake(decision.serial)
+            followed.refresher.wake(decision.serial, notified=True)
 
     def _primary_ready(self, address: str, port: int, every: bool) -> bool:
         """As serve's: a held primary's failing zones are checked now, one or all."""

@@ -42,6 +42,8 @@ MIN_TIMER = 1.0
 DEFAULT_TIMERS = (3600.0, 60.0, 7 * 86400.0)
 """Refresh, retry and expire of a zone whose SOA we have never seen."""
 BACKOFF_CAP = 8
+ANNOUNCED_UNKNOWN = -1
+"""``Refresher.announced`` after a NOTIFY without its SOA (no real serial is negative)."""
 ANNOUNCED_RECHECKS = (2.0, 4.0, 8.0, 16.0, 32.0)
 """Seconds before each check again of a zone whose primary answered an older serial
 than its NOTIFY announced (62 s in all: past PowerDNS's 20 s packet cache)."""
@@ -213,12 +215,21 @@ class Refresher:
 
     # -- outside
 
-    def wake(self, serial: int | None = None) -> None:
+    def wake(self, serial: int | None = None, *, notified: bool = False) -> None:
         """Check now (a NOTIFY); wakes while a check runs coalesce into one more.
         ``serial``: the one the NOTIFY announced (its SOA): a check that finds the
-        primary answering an older one is made again (:meth:`_announced_recheck`)."""
-        if serial is not None and (self.announced is None or serial_newer(serial, self.announced)):
-            self.announced = serial
+        primary answering an older one is made again (:meth:`_announced_recheck`).
+        ``notified`` without a serial: a NOTIFY without its SOA (PowerDNS sends none):
+        a check that finds no change is made again too, on the same schedule."""
+        if serial is not None:
+            if self.announced in (None, ANNOUNCED_UNKNOWN) or serial_newer(
+                serial,
+                self.announced,  # type: ignore[arg-type]  # (neither None nor unknown)
+            ):
+                self.announced = serial
+                self.announced_checks = 0
+        elif notified and self.announced is None:
+            self.announced = ANNOUNCED_UNKNOWN
             self.announced_checks = 0
         self.wake_event.set()
 
@@ -426,6 +437,8 @@ class Refresher:
         assert announced is not None
         if result.status not in (Status.UP_TO_DATE, Status.TRANSFERRED):
             return None  # a failure: retried as failures are (the serial kept)
+        if announced == ANNOUNCED_UNKNOWN:
+            return self._unannounced_recheck(result)
         answered = result.serial_to
         if answered is None or not serial_newer(announced, answered):
             self.announced = None  # seen (or passed)
@@ -452,6 +465,27 @@ class Refresher:
             announced,
             result.primary or "the primary",
             answered,
+            delay,
+        )
+        return delay
+
+    def _unannounced_recheck(self, result: PullResult) -> float | None:
+        """:meth:`_announced_recheck` for a NOTIFY without its SOA: a check that found no
+        change (PowerDNS's NOTIFY carries no SOA, and its packet cache answers the old
+        one for up to 20 s after pdnsutil: a stranger's zone stayed behind until its SOA
+        refresh, 3 hours, ``ok`` in ``ctl status``) is made again on the same schedule,
+        until one finds a change; then the zone's own timers."""
+        if result.status is Status.TRANSFERRED or self.announced_checks >= len(ANNOUNCED_RECHECKS):
+            self.announced = None
+            return None
+        delay = ANNOUNCED_RECHECKS[self.announced_checks]
+        self.announced_checks += 1
+        log.info(
+            "refresh: zone=%s a NOTIFY without a serial, and %s answers %s (ours): "
+            "checking again in %.0f s (an answer cache there may hide a change)",
+            self.zone,
+            result.primary or "the primary",
+            result.serial_to,
             delay,
         )
         return delay

@@ -1036,8 +1036,11 @@ class PowerDns(DnsServer):
         also_secondary_of: Mapping[str, Endpoint] | None = None,
         primary_key: TsigKey | None = None,
         port: int | None = None,
+        cache_ttl: int = 0,
     ) -> Self:
-        """Start pdns_server serving `zones` as primary; arguments as for `Bind.start`."""
+        """Start pdns_server serving `zones` as primary; arguments as for `Bind.start`.
+        `cache_ttl`: seconds its packet cache keeps an answer (PowerDNS's default is 20;
+        off unless given: a change is visible at once)."""
         pdns = need_binary(cls.program)
         setup = _Setup.prepare(
             tmp_dir,
@@ -1053,7 +1056,7 @@ class PowerDns(DnsServer):
         if len(str(control_dir / "pdns.controlsocket")) > _MAX_SOCKET_PATH:
             short_dir = Path(tempfile.mkdtemp(prefix="secdns-pdns-"))
             control_dir = short_dir
-        (setup.workdir / "pdns.conf").write_text(_pdns_conf(setup, control_dir))
+        (setup.workdir / "pdns.conf").write_text(_pdns_conf(setup, control_dir, cache_ttl))
         try:
             _pdns_database(setup)
 
@@ -1146,7 +1149,7 @@ def _pdns_database(setup: _Setup) -> None:
             _pdnsutil(setup.workdir, "activate-tsig-key", zone, setup.primary_key.name, "secondary")
 
 
-def _pdns_conf(setup: _Setup, control_dir: Path) -> str:
+def _pdns_conf(setup: _Setup, control_dir: Path, cache_ttl: int = 0) -> str:
     also_notify = ",".join(f"{host}:{target_port}" for host, target_port in setup.notify)
     out = [
         "launch=gsqlite3",
@@ -1164,8 +1167,8 @@ def _pdns_conf(setup: _Setup, control_dir: Path) -> str:
         "allow-notify-from=127.0.0.0/8",
         f"also-notify={also_notify}",
         "only-notify=",  # NOTIFY goes to also-notify only, never to the zone's NS
-        "cache-ttl=0",
-        "query-cache-ttl=0",
+        f"cache-ttl={cache_ttl}",
+        f"query-cache-ttl={cache_ttl}",
         "negquery-cache-ttl=0",
         "zone-cache-refresh-interval=0",
         "consistent-backends=yes",

@@ -245,6 +245,40 @@ def test_serve_follows_powerdns_by_notify(pdns_primary, tmp_path):
         server.stop()
 
 
+def test_a_notify_without_its_soa_behind_a_packet_cache_is_checked_again(
+    pdns_primary, tmp_path, caplog
+):
+    """PowerDNS's NOTIFY carries no SOA, and its packet cache answers the old SOA for a
+    while after a change (a stranger's pdnsutil + pdns_control notify): the check it
+    wakes finds no change, and is made again until one does (before: the zone stayed
+    behind until its SOA refresh, ``ok`` in ctl status)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="secdns")
+    port = free_port()
+    primary = pdns_primary(notify=[("127.0.0.1", port)], cache_ttl=5)
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        port=port,
+        zones=[{"name": ZONE, "primaries": [primary.addr]}],
+    )
+    server = ServerThread(config)
+    try:
+        server.wait_serial(ZONE, SERIAL)
+        assert server.server is not None
+        runtime = server.server.runtimes[dns.name.from_text(ORIGIN)]
+        server.call(runtime.refresh)  # (its SOA now in the packet cache)
+        primary.write_zone(ZONE, changed(SERIAL + 1, "p 60 IN A 192.0.2.9\n"))
+        primary.reload()
+        primary.control("notify", ZONE)
+        server.wait_serial(ZONE, SERIAL + 1, timeout=20)
+    finally:
+        server.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert any("a NOTIFY without a serial" in line for line in said), said
+
+
 def test_watch_mirror_with_request_ixfr_false_asks_axfr_only(pdns_primary, tmp_path):
     """watch -c honours [[zone]] request_ixfr = false as pull -c and serve do."""
     from test_watch import Recorder, run_mirror

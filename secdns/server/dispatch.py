@@ -206,7 +206,7 @@ class QueryDispatch:
         (``serial``: the one it announced, checked for: :meth:`Refresher.wake`)."""
         if self.unreachable is not None:
             self.unreachable.forget(source, notify_ports(source, runtime.primary_addresses))
-        runtime.refresher.wake(serial)
+        runtime.refresher.wake(serial, notified=True)
 
     def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
         """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
