@@ -506,8 +506,10 @@ async def serving_metrics(
 
 
 def readiness(statuses: list[ZoneStatus]) -> tuple[bool, str]:
-    """Ready once every zone is loaded and none is expired; else the zones that are not."""
-    waiting = [s for s in statuses if s.serial is None or s.state == "expired"]
+    """Ready once every zone is loaded, none is expired and no catalog is unusable (its
+    members as they were: a stranger's new catalog, unusable, was 200); else the zones
+    that are not."""
+    waiting = [s for s in statuses if s.serial is None or s.state in ("expired", "unusable")]
     if not waiting:
         return True, f"ready: {len(statuses)} zones\n"
     return False, "".join(f"not ready: zone={s.zone} state={s.state}\n" for s in waiting)

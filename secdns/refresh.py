@@ -57,6 +57,7 @@ class RefreshState(enum.Enum):
     REFRESHING = "refreshing"  # a check is running
     RETRYING = "retrying"  # the last check failed; a retry is scheduled
     EXPIRED = "expired"  # no successful check for longer than the SOA expire
+    UNUSABLE = "unusable"  # a catalog whose copy cannot be used (its members kept)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

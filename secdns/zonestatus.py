@@ -40,7 +40,9 @@ failed and a retry is scheduled; past SOA expire without a successful check
 
 NOTIFY_WAIT = 10.0
 """Seconds ``ctl notify`` waits for its targets' acknowledgements."""
-PROBLEM_STATES = frozenset({RefreshState.RETRYING.value, RefreshState.EXPIRED.value})
+PROBLEM_STATES = frozenset(
+    {RefreshState.RETRYING.value, RefreshState.EXPIRED.value, RefreshState.UNUSABLE.value}
+)
 """States that make ``secdns ctl status`` exit 1."""
 
 
@@ -69,10 +71,18 @@ class ServeZones:
             raise UsageError(f"zone {name} is not served here")
         return runtime
 
-    @staticmethod
-    def status(runtime: ZoneRuntime) -> ZoneStatus:
+    def status(self, runtime: ZoneRuntime) -> ZoneStatus:
         if runtime.is_secondary:
-            return runtime.status()
+            found = runtime.status()
+            problem = self.server.catalogs.problems.get(runtime.config.name)
+            if problem is None or found.state in PROBLEM_STATES:
+                return found
+            usable, said = problem  # a [[catalog]] whose last copy was not clean
+            return dataclasses.replace(
+                found,
+                state=found.state if usable else RefreshState.UNUSABLE.value,
+                last_error=found.last_error or said,
+            )
         version = runtime.zone.version  # a primary zone: loaded from its file, no timers
         return ZoneStatus(
             zone=runtime.name,

@@ -155,6 +155,12 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
     skipped = float(page.split(f"secdns_catalog_records_skipped{label} ")[1].split()[0])
     assert skipped >= 4
     assert f"secdns_catalog_usable{label} 1.0" in page
+    # ctl status and /readyz say so too (a stranger's alerting on them saw nothing)
+    zones = server.server.operations.zones
+    catalog_name = dns.name.from_text(CATALOG)
+    (status,) = [s for s in zones.statuses() if s.zone == f"{CATALOG}."]
+    assert status.state == "ok" and status.last_error is not None
+    assert "records not used (the log says which)" in status.last_error
 
     # a catalog that is not version 2 any more changes nothing
     caplog.clear()
@@ -166,6 +172,13 @@ def test_hostile_catalog_is_logged_and_changes_nothing_else(bind_primary, served
     page = server.server.operations.metrics.exposition().decode()
     assert f"secdns_catalog_usable{label} 0.0" in page
     assert f"secdns_catalog_members{label} 2.0" in page
+    (status,) = [s for s in zones.statuses() if s.zone == f"{CATALOG}."]
+    assert status.state == "unusable" and "keeping its 2 members" in (status.last_error or "")
+    from secdns.metrics import readiness
+
+    ready, text = readiness(zones.statuses())
+    assert not ready and f"not ready: zone={CATALOG}. state=unusable" in text
+    assert server.server.catalogs.problems[catalog_name][0] is False
     # a different unique id in the new catalog: the zone is transferred afresh (5.2)
     server.wait_serial("example.com", 1)
 

@@ -28,7 +28,7 @@ STATUS_FIELDS = (
     "records",
     "last_error",
 )
-STATES = ("loading", "ok", "queued", "refreshing", "retrying", "expired")
+STATES = ("loading", "ok", "queued", "refreshing", "retrying", "expired", "unusable")
 """:data:`secdns.zonestatus.STATES`, written out: that module imports the transfer engine,
 which no ``ctl`` command needs (a test keeps the two equal)."""
 TIME_FIELDS = frozenset({"last_refresh", "last_change", "next_refresh", "expires_at"})
@@ -39,6 +39,7 @@ _STATE_STYLE = {
     "refreshing": "cyan",
     "retrying": "bold yellow",
     "expired": "bold red",
+    "unusable": "bold red",
 }
 
 
@@ -309,8 +310,9 @@ def status(
 ) -> None:
     """Each zone's serial, state, primary, timers and last error.
 
-    States: loading, ok, queued, refreshing, retrying, expired.  Exit status 1 when any
-    zone is expired or retrying (for cron or a Nagios-style check).  On a terminal a
+    States: loading, ok, queued, refreshing, retrying, expired, unusable (a catalog
+    whose copy cannot be used).  Exit status 1 when any zone is expired, retrying or
+    unusable (for cron or a Nagios-style check).  On a terminal a
     summary line follows (how many zones in each state).
 
     \b

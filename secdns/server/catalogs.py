@@ -107,6 +107,9 @@ class CatalogZones:
         self._noted: set[str] = set()
         # of each catalog's last read: its records skipped, whether it was usable (metrics)
         self.read_counts: dict[dns.name.Name, tuple[int, bool]] = {}
+        # of each catalog's last read that was not clean: (usable, what to say), for
+        # ctl status and /readyz (a stranger's unusable catalog showed "ok" everywhere)
+        self.problems: dict[dns.name.Name, tuple[bool, str]] = {}
 
     @property
     def config(self) -> Config:
@@ -209,13 +212,28 @@ class CatalogZones:
             log.error("catalog: %s", finding.line())
         self.read_counts[catalog.name] = (len(parsed.findings), parsed.usable)
         if not parsed.usable:
+            kept = sum(1 for owner in self.owner.values() if owner == catalog.name)
             log.error(
                 "catalog: catalog=%s serial %s is unusable: keeping its %d members",
                 catalog.text,
                 parsed.serial,
-                sum(1 for owner in self.owner.values() if owner == catalog.name),
+                kept,
+            )
+            why = parsed.findings[-1].message if parsed.findings else "unusable"
+            self.problems[catalog.name] = (
+                False,
+                f"serial {parsed.serial} is unusable ({why}): keeping its {kept} members",
             )
             return False
+        if parsed.findings:
+            self.problems[catalog.name] = (
+                True,
+                f"serial {parsed.serial}: {len(parsed.findings)} records not used "
+                f"(the log says which), the first: {parsed.findings[0].record}: "
+                f"{parsed.findings[0].message}",
+            )
+        else:
+            self.problems.pop(catalog.name, None)
         self.listed[catalog.name] = dict(parsed.members)
         return True
 
