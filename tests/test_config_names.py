@@ -240,3 +240,24 @@ def test_a_half_matched_address_and_key_entry_says_which_half():
     )
     assert refusal_reason(acl, "192.0.2.7", None, keys) == "192.0.2.0/24 needs key xfrkey."
     assert refusal_reason(["192.0.2.0/24"], "198.51.100.7", None, keys) == ""
+
+
+def test_unknown_keys_of_catalogs_groups_and_keys_name_the_closest(tmp_path):
+    """A [[catalog]], [groups.*] or [keys.*] typo is told the key it was likely meant
+    to be, as [server] and [[zone]] typos are (a stranger's [[catalog]] primary had no
+    hint)."""
+    from secdns.config import load_config
+    from secdns.errors import ConfigError
+
+    path = tmp_path / "secdns.toml"
+    path.write_text(
+        '[[catalog]]\nname = "c.example"\nprimary = ["127.0.0.1:9"]\nmax_member = 5\n'
+        '[groups.g]\nprimries = ["127.0.0.1:9"]\n[keys.k]\nsecrett = "aGVsbG8="\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = raised.value.message
+    assert "catalog[0] (c.example).primary: unknown key (did you mean 'primaries'?)" in message
+    assert ".max_member: unknown key (did you mean 'max_members'?)" in message
+    assert "groups.g.primries: unknown key (did you mean 'primaries'?)" in message
+    assert "keys.k.secrett: unknown key (did you mean 'secret'?)" in message

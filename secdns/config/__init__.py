@@ -23,7 +23,7 @@ import dns.name
 import tomli_w
 
 from secdns.config.catalog_table import catalog_tables, group_tables
-from secdns.config.fields import Problems, take_notify_keys
+from secdns.config.fields import Problems, take_notify_keys, unknown_key
 from secdns.config.server_table import catalog_and_tls, server_table
 from secdns.config.values import (
     DEFAULT_CONCURRENCY,
@@ -122,7 +122,7 @@ def _key_tables(keys_doc: dict[str, Any], path: str, problems: Problems) -> dict
             continue
         for name in key_doc:
             if name not in ("algorithm", "secret", "name"):
-                problems.add(f"{where}.{name}", "unknown key")
+                problems.add(f"{where}.{name}", unknown_key(name, "keys"))
         secret = key_doc.get("secret")
         if not isinstance(secret, str):
             problems.add(f"{where}.secret", "missing (base64 string)")

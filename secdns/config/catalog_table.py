@@ -16,6 +16,7 @@ from secdns.config.fields import (
     endpoints,
     number,
     transport,
+    unknown_key,
 )
 from secdns.config.values import DEFAULT_MAX_MEMBERS, CatalogConfig, GroupConfig, parse_zone_name
 from secdns.errors import SecdnsError
@@ -42,7 +43,7 @@ def catalog_tables(
         where = f"catalog[{index}] ({table['name']})"
         for name in table:
             if name not in CATALOG_KEYS:
-                problems.add(f"{where}.{name}", "unknown key")
+                problems.add(f"{where}.{name}", unknown_key(name, "catalog"))
         try:
             catalog_name = parse_zone_name(table["name"])
         except SecdnsError as err:
@@ -91,7 +92,7 @@ def group_tables(
             continue
         for item in table:
             if item not in GROUP_KEYS:
-                problems.add(f"{where}.{item}", "unknown key")
+                problems.add(f"{where}.{item}", unknown_key(item, "group"))
         key = table.get("key")
         if key is not None and (not isinstance(key, str) or key not in keys_doc):
             problems.add(f"{where}.key", f"unknown key {key!r} (define it under [keys.{key}])")

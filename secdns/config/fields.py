@@ -175,13 +175,23 @@ GROUP_KEYS = ("primaries", "key", "allow_transfer", "notify")
 
 def unknown_key(name: str, section: str) -> str:
     """ "unknown key", with the closest known key of this section (or of the other:
-    ``listen_on`` in a [[zone]] is most likely [server] listen) when there is one."""
+    ``listen_on`` in a [[zone]] is most likely [server] listen) when there is one;
+    ``section``: server, zone, catalog, group or keys (a stranger's [[catalog]]
+    ``primary`` had no hint where [[zone]]'s had one)."""
     import difflib
 
     sections = {"server": SERVER_KEYS, "zone": ZONE_KEYS}
-    own = difflib.get_close_matches(name, sorted(sections[section]), n=1, cutoff=0.6)
+    known = {
+        **sections,
+        "catalog": CATALOG_KEYS,
+        "group": set(GROUP_KEYS),
+        "keys": {"algorithm", "secret", "name"},
+    }
+    own = difflib.get_close_matches(name, sorted(known[section]), n=1, cutoff=0.6)
     if own:
         return f"unknown key (did you mean {own[0]!r}?)"
+    if section not in sections:
+        return "unknown key"
     for other, keys in sections.items():  # (closer: bogus_key is no [server] tls_key)
         close = difflib.get_close_matches(name, sorted(keys), n=1, cutoff=0.8)
         if other != section and close:
