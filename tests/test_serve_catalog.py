@@ -212,6 +212,10 @@ def test_group_settings_and_two_catalogs(bind_primary, served, tmp_path, caplog)
     assert server.server.catalogs.owner[dns.name.from_text("example.com")] == dns.name.from_text(
         CATALOG
     )
+    # a group no [groups.*] names: said once, the catalog's settings (a typo was silent)
+    primary.nsupdate(f'update add group.m1.zones.{CATALOG}. 0 TXT "specal"', zone=CATALOG)
+    wait_for(lambda: "member example.com. names group 'specal', no [groups.*]" in caplog.text)
+    assert runtimes[dns.name.from_text("example.com")].config.allow_transfer == ()
     # listed by a second catalog later: the first keeps it, and the conflict is logged
     primary.nsupdate(f"update add o1.zones.{other}. 0 PTR example.com.", zone=other)
     wait_for(lambda: f"example.com. is a member of catalog {CATALOG}. already" in caplog.text)

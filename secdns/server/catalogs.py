@@ -248,6 +248,15 @@ class CatalogZones:
         listings = [(c.name, self.listed.get(c.name, {})) for c in self.config.catalogs]
         taken = self._taken()
         owner, notes = catalogs.assign_members(listings, taken, self.owner)
+        groups = self.config.groups
+        for catalog_name, listed in listings:  # (a typo in a group name was silent)
+            for member in listed.values():
+                if member.groups and not any(g in groups for g in member.groups):
+                    named = ", ".join(repr(g) for g in member.groups)
+                    notes.append(
+                        f"catalog {catalog_name}: member {member.name} names group {named}, "
+                        "no [groups.*] of this server: it takes the catalog's settings"
+                    )
         for note in notes:
             if note not in self._noted:  # once, not at every change of a catalog
                 log.warning("catalog: %s", note)
