@@ -305,7 +305,9 @@ def test_verify_catalog_on_two_servers(bind_primary, tmp_path):
         ["zone=catalog.invalid.", "result=passed"],
         ["zone=example.com.", "result=passed"],
         ["zone=example.org.", "result=passed"],
+        ["catalog=catalog.invalid.", "result=passed"],  # (with its findings counted)
     ]
+    assert agree.stdout.splitlines()[-1].endswith("members=2 catalog_findings=0")
 
     second.nsupdate("update add late.example.org. 300 A 192.0.2.9", zone="example.org")
     second.nsupdate(f"update add m3.zones.{CATALOG}. 0 PTR example.net.", zone=CATALOG)

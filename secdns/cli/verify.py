@@ -216,6 +216,18 @@ def _verify_catalog(
     else:
         for report in result.reports:
             render_verify(report, as_json=False, quiet=quiet, strict=strict)
+        # the outcome in one line, its records not used counted: a stranger's run had 58
+        # lines of result=passed and exit 1 (why only on stderr and in --json)
+        code = result.exit_code(strict)
+        sys.stdout.write(
+            output.kv_line(
+                ("catalog", origin.to_text()),
+                ("result", "failed" if code else "passed"),
+                ("members", len(result.members)),
+                ("catalog_findings", len(result.findings)),
+            )
+            + "\n"
+        )
     return result.exit_code(strict)
 
 
