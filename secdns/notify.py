@@ -243,7 +243,10 @@ class RefusalLog:
 
     The first refusal in a window is logged; later ones are counted and the count
     goes with the next line logged for that pair.  At most ``max_pairs`` pairs are
-    remembered (the oldest are forgotten first): a spoofed flood cannot grow it.
+    remembered (the oldest are forgotten first): a spoofed flood cannot grow it.  And
+    at most ``max_lines`` lines a window in all: NOTIFYs for ever new zone names made
+    one line each (a stranger's 50 forged NOTIFYs, 50 lines); past it they are counted,
+    and the next line logged says how many were not.
     """
 
     def __init__(
@@ -253,23 +256,31 @@ class RefusalLog:
         prefix: str = "notify",
         window: float = 60.0,
         max_pairs: int = 4096,
+        max_lines: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logger = logger
         self.prefix = prefix
         self.window = window
         self.max_pairs = max_pairs
+        self.max_lines = max_lines
         self.clock = clock
         self._pairs: dict[tuple[str, str], list[float | int]] = {}
+        self._lines: list[float | int] = [float("-inf"), 0, 0]  # window start, lines, not said
         self._lock = threading.Lock()  # serve decides NOTIFYs in worker threads
 
     def refused(self, source: str, zone: str, reason: str) -> bool:
         """Note one refusal; True when it was logged."""
         with self._lock:
             suppressed = self._count(source, zone)
-        if suppressed is None:
+            unsaid = self._line() if suppressed is not None else None
+        if suppressed is None or unsaid is None:
             return False
         more = f" ({suppressed} more since the last line)" if suppressed else ""
+        if unsaid:
+            more += (
+                f" ({unsaid} other refusals not logged: at most {self.max_lines} lines a minute)"
+            )
         self.logger.info(
             "%s: zone=%s NOTIFY from %s not accepted: %s%s", self.prefix, zone, source, reason, more
         )
@@ -280,11 +291,30 @@ class RefusalLog:
         as a warning ``PREFIX: TEXT`` under the same bounds; True when it was logged."""
         with self._lock:
             suppressed = self._count(source, what)
-        if suppressed is None:
+            unsaid = self._line() if suppressed is not None else None
+        if suppressed is None or unsaid is None:
             return False
         more = f" ({suppressed} more since the last line)" if suppressed else ""
+        if unsaid:
+            more += (
+                f" ({unsaid} other refusals not logged: at most {self.max_lines} lines a minute)"
+            )
         self.logger.warning("%s: %s%s", self.prefix, text, more)
         return True
+
+    def _line(self) -> int | None:
+        """Whether a line may be logged now under :attr:`max_lines` a window: None if
+        not (counted), else how many were not logged before it."""
+        now = self.clock()
+        lines = self._lines
+        if now - lines[0] >= self.window:
+            lines[0], lines[1] = now, 0
+        if lines[1] >= self.max_lines:
+            lines[2] += 1
+            return None
+        lines[1] += 1
+        unsaid, lines[2] = int(lines[2]), 0
+        return unsaid
 
     def _count(self, source: str, zone: str) -> int | None:
         """None inside the pair's window; else how many were not logged before."""

@@ -347,3 +347,17 @@ notify_key_required = true
     path.write_text(text.replace("notify_key_required = true", 'notify_key_required = "yes"'))
     with pytest.raises(ConfigError, match="notify_key_required: expected true or false"):
         load_config(path)
+
+
+def test_refusals_of_ever_new_zones_are_bounded_in_lines(caplog):
+    """NOTIFYs for ever new zone names (a stranger's 50 forged ones made 50 lines) are
+    logged at most max_lines a minute; the next line says how many were not."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock()
+    refusals = RefusalLog(logging.getLogger("test.notify"), clock=clock, max_lines=20)
+    logged = [refusals.refused("192.0.2.9", f"z{n}.example.", "NOTAUTH") for n in range(500)]
+    assert logged.count(True) == 20
+    clock.now += 61
+    assert refusals.refused("192.0.2.9", "late.example.", "NOTAUTH")
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.notify"]
+    assert len(lines) == 21 and "(480 other refusals not logged" in lines[-1]
