@@ -110,6 +110,7 @@ class CatalogZones:
         # of each catalog's last read that was not clean: (usable, what to say), for
         # ctl status and /readyz (a stranger's unusable catalog showed "ok" everywhere)
         self.problems: dict[dns.name.Name, tuple[bool, str]] = {}
+        self._said: dict[dns.name.Name, set[str]] = {}  # its records not used, logged
 
     @property
     def config(self) -> Config:
@@ -208,8 +209,15 @@ class CatalogZones:
         except SecdnsError as err:
             log.error("catalog: catalog=%s unreadable: %s", catalog.text, err.one_line())
             return False
+        # each record not used said once while it stays in the catalog, with the serial
+        # and the primary it came from (every change and reload said them all again)
+        said = self._said.get(catalog.name, set())
+        now = {finding.line() for finding in parsed.findings}
+        primary = runtime.refresher.primary or "its primary"
         for finding in parsed.findings:
-            log.error("catalog: %s", finding.line())
+            if finding.line() not in said:
+                log.error("catalog: %s (serial %s from %s)", finding.line(), parsed.serial, primary)
+        self._said[catalog.name] = now
         self.read_counts[catalog.name] = (len(parsed.findings), parsed.usable)
         if not parsed.usable:
             kept = sum(1 for owner in self.owner.values() if owner == catalog.name)
