@@ -165,7 +165,11 @@ class CatalogWatch:
             )
         # at once: each may wait for a transfer in progress to finish
         await asyncio.gather(*(self._reset(m.name) for m in change.reset))
+        followed = set(self.mirror.origins)
+        served = {m: self.mirror.serial(m) if m in followed else None for m in gone}
         await asyncio.gather(*(self.mirror.remove_zone(m) for m in gone))
+        for member_name in gone:  # an event too, not only the summary's count
+            self.mirror.member_removed(member_name, served[member_name])
         self.counts["reset"] += len(change.reset)
         self.counts["removed"] += len(gone)
         for added in change.added:

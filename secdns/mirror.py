@@ -121,6 +121,7 @@ class MirrorEventKind(enum.Enum):
     RECOVERED = "recovered"  # a check worked again after failures
     NOTIFY = "notify"  # a primary announced a change: checking now
     EXEC = "exec"  # the --exec command finished
+    REMOVED = "removed"  # a catalog member no longer listed: followed no more
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -485,6 +486,11 @@ class Mirror:
         return wake_failing(pairs, address, port, every)
 
     # -- one zone
+
+    def member_removed(self, origin: dns.name.Name, serial: int | None) -> None:
+        """Say that a catalog member is no longer listed (``watch --catalog``): followed no
+        more, its files kept or pruned as the catalog's settle says (no --exec)."""
+        self._emit(MirrorEventKind.REMOVED, origin.to_text(), serial=serial)
 
     def _emit(self, kind: MirrorEventKind, zone: str, **fields: Any) -> None:
         """Hand an event about ``zone``, stamped now, to the callback."""

@@ -115,6 +115,7 @@ def test_cli_follows_the_catalog_and_stops_with_a_summary(bind_primary, tmp_path
         # removed: followed no more, its file kept (no --prune), recorded as an ex-member
         primary.nsupdate(f"update delete m1.zones.{CATALOG}. PTR", zone=CATALOG)
         out.wait("event=updated", f"zone={CATALOG}.", "serial=2->3")
+        out.wait("event=removed", "zone=example.com.", "serial=1")  # (not only counted)
         wait_for(lambda: members(store).get("removed") == ["example.com."])
         # (lines are stamped in UTC to the millisecond, and so is this, not to the second:
         # BIND's NOTIFY at its start can come after watch listens, is not waited for, and

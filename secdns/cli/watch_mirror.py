@@ -105,6 +105,8 @@ def mirror_line(event: MirrorEvent) -> str:
         )
     if kind is MirrorEventKind.RECOVERED:
         return kv_line(*head, ("serial", event.serial), ("failures", event.failures))
+    if kind is MirrorEventKind.REMOVED:
+        return kv_line(*head, ("serial", event.serial))
     if kind is MirrorEventKind.NOTIFY:
         return kv_line(
             *head,
@@ -125,6 +127,7 @@ _MIRROR_STYLE = {
     MirrorEventKind.RECOVERED: "green",
     MirrorEventKind.NOTIFY: "blue",
     MirrorEventKind.EXEC: "dim",
+    MirrorEventKind.REMOVED: "yellow",
 }
 
 
@@ -154,6 +157,8 @@ def mirror_text(event: MirrorEvent) -> Text:
     elif kind is MirrorEventKind.NOTIFY:
         announced = f" (serial {event.announced})" if event.announced is not None else ""
         text.append(f"NOTIFY from {event.source}{announced}: checking now", style=style)
+    elif kind is MirrorEventKind.REMOVED:
+        text.append("no longer a member of its catalog: followed no more", style=style)
     else:
         failed = event.exit_status != 0
         text.append(
