@@ -1162,3 +1162,35 @@ def test_serve_verbosity_explains_before_it_logs_queries(
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         query_log.setLevel(saved[2])
+
+
+def test_json_log_lines_carry_the_zone_and_the_server(tmp_path):
+    """--log-format json: the zone and the server a line names are fields of their own
+    (a stranger found them only inside "message"), so a log store can select on them."""
+    closed = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": "gone.example", "primaries": [closed]}],
+    )
+    argv = [sys.executable, "-m", "secdns", "serve", "-c", str(config), "--log-format", "json"]
+    process = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1")
+    )
+    found = None
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 20
+        while found is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            doc = json.loads(line)
+            if doc.get("zone") == "gone.example." and "server" in doc:
+                found = doc
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert found is not None
+    assert found["server"] == closed and found["level"] in ("info", "warning")
+    assert found["message"].startswith("refresh: zone=gone.example. failed")

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import sys
 import time
 
@@ -16,18 +17,30 @@ from secdns.config import load_config
 from secdns.endpoints import parse_endpoint
 from secdns.errors import UsageError
 
+_NAMED = re.compile(r"\b(zone|catalog)=(\S+)")
+_SERVER = re.compile(r"\bserver ((?:\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):\d+)")
+
 
 class JsonLines(logging.Formatter):
-    """One JSON object per log line (``--log-format json``)."""
+    """One JSON object per log line (``--log-format json``): time, level, logger, the
+    message, and as fields of their own the ``zone`` and ``catalog`` it names
+    (``zone=NAME``) and the ``server`` of an error (``server ADDR:PORT``), for a log
+    store to select on (a stranger found them only inside ``message``)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
         doc = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message,
         }
+        for key, value in _NAMED.findall(message):
+            doc.setdefault(key, value)
+        server = _SERVER.search(message)
+        if server is not None:
+            doc["server"] = server.group(1)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc)
@@ -77,7 +90,8 @@ def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
     type=click.Choice(["auto", "text", "rich", "json"]),
     default="auto",
     show_default=True,
-    help="Log lines: rich on a TTY (auto), plain text, or JSON lines.",
+    help="Log lines: rich on a TTY (auto), plain text, or JSON lines (time, level, logger,"
+    " message, and the zone, catalog and server a line names as fields of their own).",
 )
 @verbosity_options
 def command(
