@@ -1085,6 +1085,29 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
         # its bytes by which names it looks up are written before it (see _render)
         self.templates: dict[int, Template | None] = {}
 
+    def placed(self, offsets: list[int | None], start: int) -> bytearray | None:
+        """Its bytes in a reply where they start at ``start`` and the names it looks up
+        (:attr:`names`) are at ``offsets`` (None: not written before it), from the
+        template of that pattern with its pointers set; None when there is none (not
+        made yet, or not relocatable) or the reply would pass the pointers' reach."""
+        made = self.templates.get(_pattern(offsets))
+        if made is None or start + len(made[0]) >= 0x4000:
+            return None
+        template, patches = made
+        tail = bytearray(template)
+        pack = _POINTER.pack_into
+        for at, external, value in patches:
+            target = offsets[value] if external else start + value
+            pack(tail, at, 0xC000 | target)  # type: ignore[operator]  # (written: the pattern)
+        return tail
+
+    def remember(self, out: bytearray, start: int, offsets: list[int | None]) -> None:
+        """Keep the template of the block just written at ``out[start:]`` (once a
+        pattern: None too, for a block that is not relocatable)."""
+        pattern = _pattern(offsets)
+        if pattern not in self.templates:
+            self.templates[pattern] = _relocatable(out, start, offsets, self.counts)
+
     def seal(self) -> None:
         names: dict[Labels, None] = {}
         for _key, labels, _rdtype, (_ttl, pieces) in (*self, *self.additional):
@@ -1100,11 +1123,19 @@ class _Block(list[tuple[str, Labels, int, Rrset]]):
         self.counts = (_records(self), _records(self.additional))
 
 
+def _pattern(offsets: list[int | None]) -> int:
+    """Which of a block's names are written before it, as bits (its templates' key)."""
+    pattern = 0
+    for found in offsets:
+        pattern = pattern << 1 | (found is not None)
+    return pattern
+
+
 Template = tuple[bytes, list[tuple[int, bool, int]]]
 """A block's bytes written once, and where each of its compression pointers is: (its
 place in the bytes, whether it points before the block, and then the index of the name
 in ``_Block.names`` it points to, else its target's distance from the block's start)."""
-_UNSEEN: Template = (b"", [])  # (no template tried yet for a pattern)
+_UNSEEN = object()  # (nothing kept yet for a key, where None is kept too)
 _POINTER = struct.Struct("!H")
 _NAMED_RDATA = frozenset({TYPE_NS})  # the block's types whose rdata is a (compressed) name
 _PLAIN_RDATA = frozenset({TYPE_A, TYPE_AAAA, TYPE_RRSIG})  # (an RRSIG's signer: uncompressed)
@@ -1275,24 +1306,13 @@ def _answer_and_block(
     labels = owner.labels
     parent = labels[1:] if len(labels) > 2 else None
     parent_at = 13 + len(labels[0])
-    offsets: list[int | None] = []
-    pattern = 0
-    for name in block.names:
-        found = 12 if name == labels else parent_at if name == parent else None
-        offsets.append(found)
-        pattern = pattern << 1 | (found is not None)
-    made = block.templates.get(pattern)
-    if made is None:
-        return None
+    offsets: list[int | None] = [
+        12 if name == labels else parent_at if name == parent else None for name in block.names
+    ]
     start = qname_end + 4 + len(rrs)
-    template, patches = made
-    if start + len(template) + len(opt) > limit:
+    tail = block.placed(offsets, start)
+    if tail is None or start + len(tail) + len(opt) > limit:
         return None
-    tail = bytearray(template)
-    pack = _POINTER.pack_into
-    for at, external, value in patches:
-        target = offsets[value] if external else start + value
-        pack(tail, at, 0xC000 | target)  # type: ignore[operator]  # (found above)
     head = _HEADER.pack(
         _QR_AA | (((wire[2] << 8) | wire[3]) & _FLAG_BITS),
         1,
@@ -1399,22 +1419,13 @@ def _render(
         # pointers are set for each reply (see _relocatable)
         get = table.get
         offsets = [get(name) for name in authority.names]
-        pattern = 0
-        for found in offsets:
-            pattern = pattern << 1 | (found is not None)
         start = len(out)
-        templates = authority.templates
-        made = templates.get(pattern, _UNSEEN)
-        if made is _UNSEEN or made is None or start + len(made[0]) >= 0x4000:
+        placed = authority.placed(offsets, start)
+        if placed is None:
             _write_sections(out, table, authority, additional)
-            if made is _UNSEEN:
-                templates[pattern] = _relocatable(out, start, offsets, authority.counts)
+            authority.remember(out, start, offsets)
         else:
-            out += made[0]
-            pack = _POINTER.pack_into
-            for at, external, value in made[1]:
-                target = offsets[value] if external else start + value
-                pack(out, start + at, 0xC000 | target)  # type: ignore[operator]  # (written)
+            out += placed
         arcount = authority.counts[1]
     else:
         arcount = _write_sections(out, table, authority, additional, required)
