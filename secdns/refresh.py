@@ -433,60 +433,47 @@ class Refresher:
         a NOTIFY sent before the change was visible.  The zone is checked again after
         :data:`ANNOUNCED_RECHECKS` seconds, then a warning says it stays behind until its
         refresh timer (a stranger's PowerDNS zone stayed an hour behind, ``ok`` in
-        ``ctl status``, nothing above info).  Seconds to the next check, or None."""
+        ``ctl status``, nothing above info).  A NOTIFY without its SOA
+        (:data:`ANNOUNCED_UNKNOWN`: PowerDNS sends none) is checked again so while the
+        checks find no change (a stranger's zone stayed behind until its SOA refresh, 3
+        hours), without the warning: it may have announced none.  Seconds to the next
+        check, or None."""
         announced = self.announced
         assert announced is not None
         if result.status not in (Status.UP_TO_DATE, Status.TRANSFERRED):
             return None  # a failure: retried as failures are (the serial kept)
-        if announced == ANNOUNCED_UNKNOWN:
-            return self._unannounced_recheck(result)
         answered = result.serial_to
-        if answered is None or not serial_newer(announced, answered):
+        if announced == ANNOUNCED_UNKNOWN:
+            behind = result.status is Status.UP_TO_DATE  # (no change found: a cache?)
+            what = "a NOTIFY without a serial"
+        else:
+            behind = answered is not None and serial_newer(announced, answered)
+            what = f"a NOTIFY announced serial {announced}"
+        if not behind:
             self.announced = None  # seen (or passed)
             return None
         if self.announced_checks >= len(ANNOUNCED_RECHECKS):
-            log.warning(
-                "refresh: zone=%s a NOTIFY announced serial %d, but %s still answers %d "
-                "after %d more checks over %.0f s: the next check at the SOA refresh",
-                self.zone,
-                announced,
-                result.primary or "the primary",
-                answered,
-                self.announced_checks,
-                sum(ANNOUNCED_RECHECKS),
-            )
+            if announced != ANNOUNCED_UNKNOWN:
+                log.warning(
+                    "refresh: zone=%s %s, but %s still answers %s after %d more checks over "
+                    "%.0f s: the next check at the SOA refresh",
+                    self.zone,
+                    what,
+                    result.primary or "the primary",
+                    answered,
+                    self.announced_checks,
+                    sum(ANNOUNCED_RECHECKS),
+                )
             self.announced = None
             return None
         delay = ANNOUNCED_RECHECKS[self.announced_checks]
         self.announced_checks += 1
         log.info(
-            "refresh: zone=%s a NOTIFY announced serial %d, but %s answers %d: checking "
-            "again in %.0f s",
+            "refresh: zone=%s %s, but %s answers %s: checking again in %.0f s",
             self.zone,
-            announced,
+            what,
             result.primary or "the primary",
             answered,
-            delay,
-        )
-        return delay
-
-    def _unannounced_recheck(self, result: PullResult) -> float | None:
-        """:meth:`_announced_recheck` for a NOTIFY without its SOA: a check that found no
-        change (PowerDNS's NOTIFY carries no SOA, and its packet cache answers the old
-        one for up to 20 s after pdnsutil: a stranger's zone stayed behind until its SOA
-        refresh, 3 hours, ``ok`` in ``ctl status``) is made again on the same schedule,
-        until one finds a change; then the zone's own timers."""
-        if result.status is Status.TRANSFERRED or self.announced_checks >= len(ANNOUNCED_RECHECKS):
-            self.announced = None
-            return None
-        delay = ANNOUNCED_RECHECKS[self.announced_checks]
-        self.announced_checks += 1
-        log.info(
-            "refresh: zone=%s a NOTIFY without a serial, and %s answers %s (ours): "
-            "checking again in %.0f s (an answer cache there may hide a change)",
-            self.zone,
-            result.primary or "the primary",
-            result.serial_to,
             delay,
         )
         return delay
