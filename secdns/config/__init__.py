@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,29 +141,37 @@ def _key_tables(keys_doc: dict[str, Any], path: str, problems: Problems) -> dict
     return keys
 
 
+def _wire_name_conflicts(keys: dict[str, TsigKey]) -> Iterator[tuple[str, str, dns.name.Name]]:
+    """(an earlier table, a table, their key's name on the wire) for each table whose key
+    has the name of an earlier one's but another secret or algorithm."""
+    by_wire: dict[dns.name.Name, tuple[str, TsigKey]] = {}
+    for table, key in keys.items():
+        wire = dns.name.from_text(key.name)
+        earlier = by_wire.get(wire)
+        by_wire[wire] = (table, key)
+        if earlier is not None and (earlier[1].secret, earlier[1].algorithm) != (
+            key.secret,
+            key.algorithm,
+        ):
+            yield earlier[0], table, wire
+
+
 def _same_wire_name(keys: dict[str, TsigKey], path: str) -> None:
     """Two tables whose keys have one name on the wire but another secret or algorithm
     (a secret being rolled: ``pull --key`` picks one by its table): said, since a keyring
     holds one key a name and serve checks what is signed with it against the last table
-    (a stranger's two tables were taken without a word)."""
-    by_wire: dict[dns.name.Name, tuple[str, TsigKey]] = {}
-    for table, key in keys.items():
-        wire = dns.name.from_text(key.name)
-        first = by_wire.get(wire)
-        by_wire[wire] = (table, key)
-        if first is not None and (first[1].secret, first[1].algorithm) != (
-            key.secret,
-            key.algorithm,
-        ):
-            log.warning(
-                "warning: %s: [keys.%s] and [keys.%s] name one key, %s, with two secrets: "
-                "serve verifies what is signed with it against [keys.%s]'s",
-                path,
-                first[0],
-                table,
-                wire,
-                table,
-            )
+    (a stranger's two tables were taken without a word); serve and watch refuse them
+    (:func:`keyring_conflicts`)."""
+    for earlier, table, wire in _wire_name_conflicts(keys):
+        log.warning(
+            "warning: %s: [keys.%s] and [keys.%s] name one key, %s, with two secrets: "
+            "serve verifies what is signed with it against [keys.%s]'s",
+            path,
+            earlier,
+            table,
+            wire,
+            table,
+        )
 
 
 def keyring_conflicts(config: Config) -> list[str]:
@@ -172,20 +181,12 @@ def keyring_conflicts(config: Config) -> list[str]:
     (a stranger's second table, for one zone's test, had every other zone's NOTIFY
     answered NOTAUTH, BADSIG); ``pull -c --key`` picks one by its table, so the loader
     only warns (:func:`_same_wire_name`)."""
-    found: list[str] = []
-    by_wire: dict[dns.name.Name, tuple[str, TsigKey]] = {}
-    for table, key in config.keys.items():
-        first = by_wire.setdefault(dns.name.from_text(key.name), (table, key))
-        if first[0] != table and (first[1].secret, first[1].algorithm) != (
-            key.secret,
-            key.algorithm,
-        ):
-            found.append(
-                f"[keys.{table}] names the key {key.name} as [keys.{first[0]}] does, with "
-                "another secret or algorithm: one name on the wire has one secret (give "
-                "one of them another name, or drop one)"
-            )
-    return found
+    return [
+        f"[keys.{table}] names the key {config.keys[table].name} as [keys.{earlier}] does, "
+        "with another secret or algorithm: one name on the wire has one secret (give one "
+        "of them another name, or drop one)"
+        for earlier, table, _wire in _wire_name_conflicts(config.keys)
+    ]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
