@@ -52,6 +52,7 @@ from secdns.atomicfile import atomic_write
 from secdns.config.values import DEFAULT_NOTIFY_LIMIT
 from secdns.endpoints import Endpoint, parse_endpoint
 from secdns.errors import SecdnsError, os_reason
+from secdns.soaquery import answers
 
 log = logging.getLogger(__name__)
 
@@ -460,7 +461,7 @@ class _Exchange(asyncio.DatagramProtocol):
                 return
         except dns.exception.DNSException:
             return  # (not an answer: wait on for one)
-        if self.query.is_response(response) and not self.answered.done():
+        if answers(self.query, response) and not self.answered.done():
             self.answered.set_result(response)
 
     def error_received(self, exc: Exception) -> None:

@@ -25,10 +25,14 @@ import dataclasses
 import os
 import struct
 import threading
+from typing import TYPE_CHECKING
 
 import dns.name
 
 from secdns.wire import WireError, expire_option
+
+if TYPE_CHECKING:
+    import dns.message
 
 SOA = 6
 OPT = 41
@@ -125,6 +129,29 @@ def transfer_query(
     )
 
 
+def question_left_out(qdcount: int, rcode: int) -> bool:
+    """Whether an answer without the question may still be the answer: an error may
+    leave it out (RFC 1035 4.1.2 has it copied, but NSD answers a NOTIFY or query whose
+    TSIG fails NOTAUTH with QDCOUNT 0; dnspython's ``is_response`` takes only FORMERR,
+    SERVFAIL, NOTIMP and REFUSED so).  The one rule for :func:`read_answer` and
+    :func:`answers`."""
+    return qdcount == 0 and rcode != 0
+
+
+def answers(query: dns.message.Message, response: dns.message.Message) -> bool:
+    """Whether ``response`` is the answer to ``query`` (NOTIFY, XoT): dnspython's
+    ``is_response``, and an error answer without the question (:func:`question_left_out`)
+    with the query's ID and opcode."""
+    if query.is_response(response):
+        return True
+    return (
+        bool(response.flags & _QR)
+        and response.id == query.id
+        and response.opcode() == query.opcode()
+        and question_left_out(len(response.question), response.rcode())
+    )
+
+
 def read_answer(wire: bytes, query_id: int, asked: bytes) -> SoaAnswer | None:
     """Read a SOA answer; None when it is not the answer to this query (another ID,
     no QR, another question: dnspython's ``ignore_unexpected`` drops those too)."""
@@ -135,7 +162,7 @@ def read_answer(wire: bytes, query_id: int, asked: bytes) -> SoaAnswer | None:
     if answer_id != query_id or not flags & _QR or flags & 0x7800:  # opcode QUERY only
         return None
     if qdcount != 1:
-        if qdcount == 0 and flags & 0xF:  # an error answer may leave the question out
+        if question_left_out(qdcount, flags & 0xF):
             return SoaAnswer(flags & 0xF, bool(flags & _AA), bool(flags & _TC), None, None)
         return None
     pos = 12 + len(asked)

@@ -39,6 +39,7 @@ import dns.message
 
 from secdns.endpoints import Endpoint, format_addr
 from secdns.errors import LocalIOError, NetworkError, TimeoutError_, UsageError, os_reason
+from secdns.soaquery import answers
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ async def exchange(
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
                 raw = await reader.readexactly(length)
                 response = dns.message.from_wire(raw, keyring=query.keyring, request_mac=query.mac)
-                if query.is_response(response):
+                if answers(query, response):
                     return response
     except TimeoutError as err:
         raise TimeoutError_(f"no answer over TLS within {timeout:g}s", server=server) from err

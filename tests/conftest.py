@@ -163,3 +163,16 @@ def knot_secondary(tmp_path: Path) -> Iterator[Callable[..., Knot]]:
 
     yield start
     started.stop_all()
+
+
+@pytest.fixture
+def nsd_secondary(tmp_path: Path) -> Iterator[Callable[..., Nsd]]:
+    """start(zones: {zone: (host, port)}, **kw) -> Nsd. See Nsd.start_secondary."""
+    need_binary(Nsd.program)
+    started = _Started(tmp_path, "nsd-secondary-")
+
+    def start(zones: Mapping[str, Endpoint], **kw: Any) -> Nsd:
+        return started.add(Nsd.start_secondary(started.workdir(), zones, **kw))
+
+    yield start
+    started.stop_all()

@@ -922,11 +922,16 @@ def _knot_conf(setup: _Setup, port: int, control_socket: Path, catalog: str | No
 
 
 class Nsd(DnsServer):
-    """NLnet Labs NSD (`nsd -d`): a primary of zone files.
+    """NLnet Labs NSD (`nsd -d`): a primary of zone files, and/or a secondary.
 
     NSD takes no dynamic updates: `write_zone()` with a higher serial, then
     `reload()` (SIGHUP) and `wait_for_serial()`. With store-ixfr and
     create-ixfr on, NSD serves the difference as IXFR.
+
+    As a secondary (`start_secondary()`) it is set up as NSD's nsd.conf(5)
+    sets one up: `request-xfr: HOST@PORT KEY|NOKEY` (no AXFR option, so NSD
+    asks IXFR over TCP once it has a copy, and AXFR for the first one) and
+    `allow-notify: HOST KEY|NOKEY`, the zone written to `secondary/ZONE.zone`.
     """
 
     program = "nsd"
@@ -940,12 +945,22 @@ class Nsd(DnsServer):
         tsig: Mapping[str, tuple[str, str]] | None = None,
         allow_transfer_key: str | None = None,
         notify: Sequence[Endpoint] = (),
+        also_secondary_of: Mapping[str, Endpoint] | None = None,
+        primary_key: TsigKey | None = None,
         port: int | None = None,
+        timeout: float = START_TIMEOUT,
     ) -> Self:
-        """Start nsd serving `zones` as primary; arguments as for `Bind.start`."""
+        """Start nsd serving `zones` as primary; arguments as for `Bind.start`.
+        `timeout`: seconds to wait for every zone to answer SOA."""
         nsd = need_binary(cls.program)
         setup = _Setup.prepare(
-            tmp_dir, zones, tsig=tsig, allow_transfer_key=allow_transfer_key, notify=notify
+            tmp_dir,
+            zones,
+            tsig=tsig,
+            allow_transfer_key=allow_transfer_key,
+            notify=notify,
+            also_secondary_of=also_secondary_of,
+            primary_key=primary_key,
         )
 
         def configure(port: int) -> list[str]:
@@ -953,11 +968,34 @@ class Nsd(DnsServer):
             conf.write_text(_nsd_conf(setup, port))
             return [nsd, "-d", "-c", str(conf)]
 
-        return cls._launch(setup, configure, port)
+        return cls._launch(setup, configure, port, timeout)
+
+    @classmethod
+    def start_secondary(
+        cls,
+        tmp_dir: Path,
+        zones: Mapping[str, Endpoint],
+        *,
+        key: TsigKey | None = None,
+        port: int | None = None,
+        timeout: float = START_TIMEOUT,
+    ) -> Self:
+        """Start as secondary of `zones` (zone -> primary); returns once each is transferred.
+
+        With `key`, transfers are signed with it and NOTIFY must be signed with
+        it too (`allow-notify: HOST KEY`, NSD's usual setup); without, NOTIFY
+        is accepted unsigned from each primary's address. A zone not transferred
+        within `timeout` seconds raises ServerError, NSD stopped.
+        """
+        return cls.start(
+            tmp_dir, {}, also_secondary_of=zones, primary_key=key, port=port, timeout=timeout
+        )
 
 
 def _nsd_conf(setup: _Setup, port: int) -> str:
     workdir = setup.workdir
+    # A secondary logs a NOTIFY it refuses ("no acl matches") at verbosity 2 only.
+    verbosity = 2 if setup.secondaries else 1
     out = [
         "server:",
         f"    ip-address: {LOOPBACK}@{port}",
@@ -966,7 +1004,7 @@ def _nsd_conf(setup: _Setup, port: int) -> str:
         "    reuseport: no",
         "    server-count: 1",
         "    rrl-ratelimit: 0",  # no response rate limiting: tests and benchmarks flood it
-        "    verbosity: 1",
+        f"    verbosity: {verbosity}",
         '    username: ""',
         '    chroot: ""',
         f"    zonesdir: {_quote(workdir)}",
@@ -999,6 +1037,18 @@ def _nsd_conf(setup: _Setup, port: int) -> str:
             f"    provide-xfr: ::1 {transfer_key}",
             "    store-ixfr: yes",
             "    create-ixfr: yes",
+            *(f"    notify: {host}@{target_port} NOKEY" for host, target_port in setup.notify),
+            "",
+        ]
+    primary_key = _quote(setup.primary_key.name) if setup.primary_key else "NOKEY"
+    for zone, (host, primary_port) in setup.secondaries.items():
+        out += [
+            "zone:",
+            f"    name: {_quote(zone)}",
+            f"    zonefile: {_quote(setup.secondary_file(zone))}",
+            f"    request-xfr: {host}@{primary_port} {primary_key}",
+            f"    allow-notify: {host} {primary_key}",
+            f"    provide-xfr: 127.0.0.0/8 {transfer_key}",
             *(f"    notify: {host}@{target_port} NOKEY" for host, target_port in setup.notify),
             "",
         ]
