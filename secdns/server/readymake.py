@@ -29,8 +29,9 @@ from secdns.server.ownerwire import (
     prepare_owner,
     write_rrset,
 )
-from secdns.server.prepared import PreparedAnswers, Section, _add, _holds
-from secdns.server.prepared import _render as render
+from secdns.server.prepared import PreparedAnswers
+from secdns.server.prepwire import Section, _add, _holds
+from secdns.server.prepwire import _render as render
 from secdns.server.ready import (
     _CLEAR_HEAD,
     _COUNTS,
