@@ -165,6 +165,42 @@ class Refresher:
     check wrote is durable (watch: its store writes in group commits, as ``pull -c``).
     """
 
+    __slots__ = (
+        "zone",
+        "check",
+        "transfers",
+        "policy",
+        "timers",
+        "on_expire",
+        "on_result",
+        "settle",
+        "rng",
+        "clock",
+        "expired",
+        "refreshing",
+        "checking",
+        "serial",
+        "primary",
+        "records",
+        "last_refresh",
+        "last_change",
+        "next_refresh",
+        "expires_at",
+        "last_error",
+        "failures",
+        "retry_in",
+        "last_result",
+        "stopping",
+        "wake_event",
+        "_recheck",
+        "announced",
+        "announced_checks",
+        "_lock",
+        "admit",
+    )
+    # (31 attributes: past CPython's 30 shared keys, each instance's __dict__ was its own,
+    # 1.6 KiB a zone; with slots ~0.3 KiB)
+
     def __init__(
         self,
         zone: str,

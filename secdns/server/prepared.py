@@ -152,7 +152,6 @@ class PreparedAnswers:
         self.limit = limit
         self.owners: dict[str, tuple[tuple[str, ...], Owner | None]] = {}
         self.used = 0
-        self._origins: dict[str, Labels] = {}
         self._clean: dict[str, int] = {}  # ancestor key -> version number it was found clean in
         self._parents: dict[str, tuple[int, ServedZone, int]] = {}  # see _parent_state
 
@@ -161,12 +160,9 @@ class PreparedAnswers:
         found = self.owners.get(key)
         if found is not None and found[0] is lines:
             return found[1]
-        origin = self._origins.get(version.origin_key)
-        if origin is None or len(self._origins) > 4096:
-            if len(self._origins) > 4096:
-                self._origins.clear()
-            origin = self._origins[version.origin_key] = tuple(version.origin.labels)
-        owner = prepare_owner(lines, origin) if lines else None
+        # (a Name's labels are a tuple of bytes already: no table of origins, which
+        # past 4,096 zones was cleared and made again)
+        owner = prepare_owner(lines, version.origin.labels) if lines else None
         if len(self.owners) >= self.limit:
             self.owners.clear()
         self.owners[key] = (lines, owner)
