@@ -237,6 +237,34 @@ def test_the_filler_fills_full_versions_and_leaves_an_ixfr_to_learning() -> None
     assert not filler.thread.is_alive()
 
 
+def test_small_zones_wait_for_release_and_their_rd_clear_answers_come_ready() -> None:
+    """A small zone is held while serve loads (a start, a cold start), filled once
+    released, and its RD-clear answers come ready with the authority block the filler
+    made itself: its own fill under way turned that block away, so every RD-clear ask
+    of an A, AAAA or TXT of a zone filled in the thread took the prepared path."""
+    table = _table({"mix.test.": MIX})
+    zone = table.zones["mix.test."]
+    assert zone.version is not None and zone.version.names < 1000  # small
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    filler.mode = "thread"
+    plain = _query("ci000004.cdn.mix.test.", "A", rd=True)
+    clear = _query("ci000004.cdn.mix.test.", "A")
+    clear_edns = _query("metrics000002.dc1.mix.test.", "AAAA", edns=1232)
+    try:
+        filler.hold()
+        filler.schedule(zone)
+        time.sleep(0.2)
+        assert filler.thread is None and ready.reply(plain) is None  # held
+        filler.release()
+        _wait(lambda: ready.reply(clear) is not None)
+        for wire in (plain, clear):
+            assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+        assert ready.reply_edns(clear_edns) == front.handle(clear_edns, table, tcp=False).wire
+    finally:
+        filler.stop()
+
+
 def _wait(check: object, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -390,14 +390,17 @@ class ReadyAnswers:
         self.entries[question] = settled
         return settled
 
-    def learn_block(self, data: bytes, reply: bytes, zone: ServedZone) -> bool:
+    def learn_block(
+        self, data: bytes, reply: bytes, zone: ServedZone, *, filler: bool = False
+    ) -> bool:
         """Keep the authority block of the prepared path's ``reply`` to an RD-clear query
         ``data`` (no OPT, or a bare OPT with a payload above 512) whose question has a
         ready entry with a block key (kept from this reply if there is none yet); whether
-        it is kept now."""
+        it is kept now.  ``filler``: the filler's own call (it makes a block so), which
+        the zone's fill under way does not turn away."""
         if data[2] & 0xF9 or data[4:11] != _BARE_QUESTION or reply[3] & 0x0F or reply[2] & 0x02:
             return False
-        if self.filling.get(zone) == zone.generation:
+        if not filler and self.filling.get(zone) == zone.generation:
             return False  # the filler makes it
         if data[11]:
             if (

@@ -211,6 +211,7 @@ class Server(QueryDispatch):
         sys.setswitchinterval(SWITCH_INTERVAL)
         gc.set_threshold(*GC_THRESHOLDS)
         gc.disable()
+        self.filler.hold()  # small zones' ready answers: once loaded (and a cold start over)
         try:
             stored = await self._read_stored(self.config.zones)
             for zone_config in self.config.zones:
@@ -241,6 +242,8 @@ class Server(QueryDispatch):
         self._resume_missed_notifies()
         self._notify_loaded(self.runtimes.values())
         self.started.set()
+        if not self._first_tries:
+            self.filler.release()  # (a cold start's end releases them: _end_cold_start)
         log.info(
             "serve: listening on %s, %d zones",
             ", ".join(f"{a}:{p}" for a, p in self.listeners.addresses),
@@ -264,14 +267,16 @@ class Server(QueryDispatch):
     def _hold_for_first_tries(self, runtimes: list[ZoneRuntime]) -> None:
         """A cold start of these zones, until each has been tried once (not loaded: a
         primary that is down must not hold every other zone's write back until
-        FIRST_LOAD_PAUSE): the longer switch interval, and their small store writes
-        held (transfers first, their writes after: persist.py), for COLD_HOLD_SECONDS
-        at most (primaries that never answer can make the first round last their
-        timeout times their zones over the bound)."""
+        FIRST_LOAD_PAUSE): the longer switch interval, their small store writes held
+        (transfers first, their writes after: persist.py) for COLD_HOLD_SECONDS at most
+        (primaries that never answer can make the first round last their timeout times
+        their zones over the bound), and small zones' ready answers
+        (:meth:`~secdns.server.readyfill.ReadyFiller.hold`)."""
         if not self._cold_switch:
             sys.setswitchinterval(COLD_SWITCH_INTERVAL)
             self._cold_switch = True
         self.commits.hold()
+        self.filler.hold()
         asyncio.get_running_loop().call_later(COLD_HOLD_SECONDS, self.commits.release)
         if not self._observing_tries:
             self._observing_tries = True
@@ -325,6 +330,8 @@ class Server(QueryDispatch):
             self._cold_switch = False
             sys.setswitchinterval(SWITCH_INTERVAL)
         self.commits.release()
+        if self.started.is_set():
+            self.filler.release()  # the small zones' ready answers
         self._close_transfers()
 
     def _end_first_pause(self) -> None:
