@@ -342,9 +342,36 @@ async def _udp_query(query: dns.message.Message, address: str, port: int) -> dns
     family = dns.inet.af_for_address(address)
     sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None, (address, port))
     async with sock:
-        return await dns.asyncquery.udp(
-            query, address, port=port, ignore_unexpected=True, sock=sock
-        )
+        if not query.keyring:
+            return await dns.asyncquery.udp(
+                query, address, port=port, ignore_unexpected=True, sock=sock
+            )
+        await sock.sendto(query.to_wire(), (address, port), None)
+        while True:  # (dnspython's udp() with ignore_unexpected, keeping the bytes)
+            raw, _source = await sock.recvfrom(65535, None)
+            try:
+                response = dns.message.from_wire(raw, keyring=query.keyring, request_mac=query.mac)
+            except dns.exception.FormError as err:
+                unsigned = _unsigned_error(raw, query)
+                if unsigned is None or "requires a TSIG" not in str(err):
+                    raise
+                return unsigned
+            if soaquery.answers(query, response):
+                return response
+
+
+def _unsigned_error(raw: bytes, query: dns.message.Message) -> dns.message.Message | None:
+    """An unsigned error answer to a signed query (a primary that does not serve the
+    zone answers REFUSED without a TSIG, Knot does): its RCODE says what went wrong,
+    where "no TSIG" sent a stranger to check the keys of a zone the primary had
+    dropped; None if ``raw`` is not that."""
+    try:
+        response = dns.message.from_wire(raw, keyring=False)
+    except dns.exception.DNSException:
+        return None
+    if soaquery.answers(query, response) and response.rcode() != dns.rcode.NOERROR:
+        return response
+    return None
 
 
 async def transfer(

@@ -243,6 +243,26 @@ def test_no_key_is_refused_with_hint(tsig_bind, tmp_path):
     assert "zone example.com., server 127.0.0.1:" in result.stderr
 
 
+def test_a_zone_the_keyed_primary_does_not_serve_is_refused_not_a_tsig_failure(
+    knot_primary, tmp_path
+):
+    """Knot answers a signed query for a zone it does not serve REFUSED without a TSIG:
+    pull said "TSIG check failed: response requires a TSIG" (exit 5), and a stranger
+    whose primary had dropped a zone went checking keys.  The RCODE is what went wrong."""
+    knot = knot_primary(tsig={KEY.name: (KEY.algorithm, KEY.secret)}, allow_transfer_key=KEY.name)
+    result = pull(
+        "not-served.test",
+        f"@{knot.addr}",
+        "-o",
+        str(tmp_path / "z"),
+        "--tsig",
+        f"{KEY.algorithm}:{KEY.name}:{KEY.secret}",
+    )
+    assert result.exit_code == 4, result.stderr
+    assert "REFUSED" in result.stderr and "TSIG" not in result.stderr, result.stderr
+    assert not (tmp_path / "z").exists()
+
+
 @pytest.mark.parametrize("algorithm", ["hmac-sha1", "hmac-sha512", "hmac-md5"])
 def test_other_tsig_algorithms(bind_primary, tmp_path, algorithm):
     key = TsigKey.generate("alg-key", algorithm)
