@@ -245,6 +245,8 @@ def test_network_messages_speak_dns_not_python(tmp_path):
     assert served.exit_code == 7, served.output
     assert f"cannot listen on 127.0.0.1:{busy}: address already in use" in served.output
     assert "('127.0.0.1'" not in served.output
+    # the control socket it opened first is gone with it (a stranger found it left)
+    assert not (tmp_path / "store" / "secdns.ctl").exists()
 
 
 def test_tls_to_a_plain_dns_port_says_so(bind_primary, served, tmp_path):

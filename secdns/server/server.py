@@ -194,6 +194,9 @@ class Server(QueryDispatch):
             self.transfers.abandon()
             self._end_first_pause()
             self._restore_interpreter()
+            with contextlib.suppress(Exception):  # its control socket's file too
+                await self.operations.close()
+            self.tls.close()
             self._release_store()
             raise
 
