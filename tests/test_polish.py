@@ -3,6 +3,7 @@ against real BIND/Knot where a server is involved."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from servers import zone_text
 from serving import ServerThread, write_config
 
 from secdns.cli import cli
+from secdns.errors import ConfigError
 
 ZONE = "example.com"
 SERIAL = 2024010101
@@ -34,9 +36,13 @@ def ctl(config_path: Path, *args: str):
     return CliRunner().invoke(cli, ["ctl", "-c", str(config_path), *args])
 
 
-def test_ctl_reload_reports_a_bad_config_and_restart_warnings(bind_primary, served, tmp_path):
+def test_ctl_reload_reports_a_bad_config_and_restart_warnings(
+    bind_primary, served, tmp_path, caplog
+):
     """Item 2: a reload that kept the running config fails with its error and exit 2;
-    a setting that needs a restart is a warning line for the ctl caller."""
+    a setting that needs a restart is a warning line for the ctl caller.  serve's log
+    line for a config of several problems is one line (a stranger's grep ERROR saw only
+    "reload: 3 problems:")."""
     primary = bind_primary()
     path = write_config(
         tmp_path / "secdns.toml",
@@ -51,6 +57,18 @@ def test_ctl_reload_reports_a_bad_config_and_restart_warnings(bind_primary, serv
     assert failed.exit_code == 2, failed.output
     assert "bogus" in failed.output and "unknown key" in failed.output
     assert "reload: done" not in failed.output
+    caplog.clear()
+    path.write_text(good + "bogus = 1\nbogus2 = 2\n")
+    secdns_log = logging.getLogger("secdns")  # (the ctl CliRunner left it not propagating)
+    secdns_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger="secdns"), pytest.raises(ConfigError):
+            server.call(server.server.reload)
+    finally:
+        secdns_log.removeHandler(caplog.handler)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload: ")]
+    assert len(said) == 1 and "\n" not in said[0] and "2 problems: " in said[0], said
+    assert "bogus2" in said[0] and "keeping the running configuration" in said[0], said
 
     path.write_text(good.replace("listen = [\n", 'listen = [\n    "127.0.0.1:1",\n', 1))
     warned = ctl(path, "reload")

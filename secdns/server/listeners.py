@@ -145,7 +145,7 @@ class Listeners:
             source,
             "per-source",
             f"{source} holds {limit} TCP connections, its limit (tcp_clients_per_source; "
-            f"a secondary of ours: {secondary}): {done}",
+            f"an address allowed to transfer may hold {secondary}): {done}",
         )
 
     async def handle_tcp(

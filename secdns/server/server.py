@@ -704,7 +704,9 @@ class Server(QueryDispatch):
             if conflicts:
                 raise ConfigError(f"{path}: " + "; ".join(conflicts))
         except SecdnsError as err:
-            log.error("reload: %s; keeping the running configuration", err.one_line())
+            # one line, as every log line (a config's "N problems:" come one per line)
+            flat = err.one_line().replace(":\n  ", ": ").replace("\n  ", "; ")
+            log.error("reload: %s; keeping the running configuration", flat)
             raise
         if config.server.listen != self.config.server.listen:
             warnings.append("listen addresses changed; restart secdns serve to apply")
