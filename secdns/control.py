@@ -265,6 +265,7 @@ class Operations:
         for worker in self.server.listeners.udp:
             yield "udp", worker.rcodes
         yield "tcp", self.server.listeners.tcp_rcodes
+        yield "tls", self.server.listeners.tls_rcodes
 
     def attach(self, runtime: ZoneRuntime) -> None:
         self.zones.attach(runtime)

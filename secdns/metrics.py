@@ -17,7 +17,8 @@ dashboards are written against; keep them:
   :mod:`secdns.unreachable`), ``secdns_primary_skipped_total{primary}``,
   ``secdns_primary_failed_total{primary}`` (its tries that failed, failovers included:
   a primary that refuses is never held).
-- ``secdns_queries_total{transport,rcode}``: the UDP workers and the TCP handler
+- ``secdns_queries_total{transport,rcode}`` (transport ``udp``, ``tcp`` or ``tls``, the
+  last for tls_listen's XoT connections): the UDP workers and the TCP handler
   keep plain per-rcode integer lists on the answering path (one list increment per
   answer, no lock, no label lookup); a collector sums them at scrape time.
 - ``secdns_catalog_members{catalog}``, ``secdns_catalog_records_skipped{catalog}``,

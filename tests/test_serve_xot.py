@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import ssl
@@ -91,7 +92,8 @@ def kdig(*args: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_kdig_tls_axfr_and_query_and_plain_tcp_refused(tmp_path, pki, running):
+def test_kdig_tls_axfr_and_query_and_plain_tcp_refused(tmp_path, pki, running, caplog):
+    caplog.set_level(logging.INFO, logger="secdns")
     tls_port = free_port()
     server = ServerThread(tls_config(tmp_path, pki, tls_port=tls_port, transfer_transport="tls"))
     running.append(server)
@@ -109,6 +111,11 @@ def test_kdig_tls_axfr_and_query_and_plain_tcp_refused(tmp_path, pki, running):
     query = kdig(*common, "+norec", "A", "www.example.com")
     assert "status: NOERROR" in query and "192.0.2.2" in query, query
     assert ";; TLS session (TLS1.3)" in query, query
+    # a stranger could not tell XoT was in use: the transfer's line and the metrics say so
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("xfr: zone=")]
+    assert any(" AXFR to 127.0.0.1#" in m and " over TLS serial " in m for m in said), said
+    counts = dict(server.server.operations.query_counts())
+    assert counts["tls"][0] >= 2 and not any(counts["tcp"]), counts
     # the wrong name in the certificate: kdig refuses the session
     wrong = kdig(*common[:-1], "+tls-hostname=other.test", "SOA", ZONE)
     assert "status: NOERROR" not in wrong

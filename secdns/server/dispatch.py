@@ -275,17 +275,17 @@ class QueryDispatch:
             messages = xfrout.ixfr_messages(parsed, version, list(runtime.journal), expire, sent)
         else:
             messages = xfrout.axfr_messages(parsed, version, expire)
-        yield from self._sent(
-            runtime.name, kind, parsed, source, port, version.serial, messages, sent
-        )
+        client = f"{source}#{port}" if port else source
+        if tls:
+            client += " over TLS"
+        yield from self._sent(runtime.name, kind, parsed, client, version.serial, messages, sent)
 
     def _sent(
         self,
         zone: str,
         kind: str,
         parsed: dns.message.Message,
-        source: str,
-        port: int,
+        client: str,
         serial: int,
         messages: Iterator[bytes],
         sent: dict[str, str],
@@ -293,11 +293,11 @@ class QueryDispatch:
         """``messages`` passed on, then one line of what went out (and the metrics):
         the client and its key, the serials, messages, bytes and time, and an IXFR
         answered with the whole zone said so (a stranger could not tell two downstreams
-        on one address apart, nor an IXFR from a full zone)."""
+        on one address apart, nor an IXFR from a full zone); ``client``: its address, port
+        and " over TLS" for an XoT session."""
         started = time.monotonic()
         count = size = 0
         key = f" key {parsed.keyname}" if parsed.had_tsig else ""
-        client = f"{source}#{port}" if port else source
         try:
             for message in messages:
                 count += 1

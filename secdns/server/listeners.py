@@ -70,6 +70,7 @@ class Listeners:
         self.transfer_sources: dict[str, None] = {}
         self.limit_log = RefusalLog(log, prefix="tcp")
         self.tcp_rcodes = [0] * 16  # TCP answers sent, by rcode (read by secdns.metrics)
+        self.tls_rcodes = [0] * 16  # the same over TLS (tls_listen: XoT)
         self.addresses: list[tuple[str, int]] = []
         self.transfer_networks: tuple[Network, ...] = ()
 
@@ -182,8 +183,9 @@ class Listeners:
                 data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
+                counts = self.tcp_rcodes if tls is None else self.tls_rcodes
                 for reply in server.answer_tcp(data, peer[0], tls=xot, port=peer[1]):
-                    self.tcp_rcodes[reply[3] & 15] += 1
+                    counts[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)
                     await asyncio.wait_for(writer.drain(), TCP_WRITE_TIMEOUT)
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, OSError):
