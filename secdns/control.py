@@ -53,6 +53,7 @@ from secdns.errors import ExitCode, LocalIOError, SecdnsError, UsageError
 from secdns.explain import Explain, Step
 from secdns.metrics import Metrics, MetricsServer
 from secdns.pull import PullResult
+from secdns.xfr import serial_newer
 from secdns.zonestatus import ServeZones
 
 if TYPE_CHECKING:
@@ -368,9 +369,22 @@ class Operations:
     async def _refresh(
         self, zone: str, force_axfr: bool, explain: Explain | None
     ) -> dict[str, Any]:
+        runtime = self.zones.runtime(zone)
+        before = runtime.zone.version.serial if runtime.zone.version is not None else None
         result: PullResult = await self.zones.refresh(zone, force_axfr, explain)
-        status = self.zones.status(self.zones.runtime(zone))
-        return {"pull": result.to_dict(), "zone": status.to_dict()}
+        status = self.zones.status(runtime)
+        after = runtime.zone.version.serial if runtime.zone.version is not None else None
+        warnings = []
+        if before is not None and after is not None and serial_newer(before, after):
+            # (a stranger's downstreams all stayed on the newer serial, as they should)
+            warnings.append(
+                f"zone={runtime.name} serial went back {before} -> {after}: each secondary "
+                f"of ours keeps {before} (it refuses an older serial) until it is told to "
+                "transfer the zone again (rndc retransfer, knotc zone-retransfer, "
+                "nsd-control force_transfer)"
+            )
+            log.warning("ctl: %s", warnings[-1])
+        return {"pull": result.to_dict(), "zone": status.to_dict(), "warnings": warnings}
 
     async def _notify(self, zone: str) -> dict[str, Any]:
         targets = await self.zones.notify(zone)

@@ -250,6 +250,11 @@ def test_a_primary_behind_us_is_taken_by_retransfer_and_once_the_zone_expires(
     assert taken.exit_code == 0, taken.output
     assert f"serial={newer}->{older}" in taken.output
     assert server.serial(ZONE) == older
+    # its secondaries keep the newer serial: said, with how to move them
+    assert f"warning: retransfer: zone={ZONE}. serial went back {newer} -> {older}" in (
+        taken.stderr
+    ), taken.stderr
+    assert "rndc retransfer" in taken.stderr
 
     # again, without ctl: a copy that expires takes the older serial at its next check
     primary.stop()

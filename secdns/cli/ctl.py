@@ -427,6 +427,8 @@ def _refresh_command(name: str, doc: str) -> click.Command:
             return
         pull = result.get("pull", {})
         click.echo(_pull_line(pull))
+        for warning in result.get("warnings") or []:
+            click.echo(f"secdns: warning: {name}: {warning}", err=True)
         error = pull.get("error")
         if isinstance(error, dict):
             sys.exit(int(error.get("exit_code") or ExitCode.INTERNAL))
