@@ -766,8 +766,9 @@ SERVER_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "catalog_notify",
-        '["HOST[:PORT]", ...]',
-        "serve: servers sent a NOTIFY when the published catalog changes.",
+        '["HOST[:PORT] [key:NAME]", ...]',
+        "serve: servers sent a NOTIFY when the published catalog changes; with key:NAME "
+        "signed with [keys.NAME], as a zone's notify.",
     ),
     (
         "tls_listen",
@@ -983,9 +984,9 @@ CATALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "notify",
-        '["HOST[:PORT]", ...]',
+        '["HOST[:PORT] [key:NAME]", ...]',
         "serve: whom to NOTIFY when the catalog or a member changes (a member's group "
-        "setting wins).",
+        "setting wins); key:NAME as a zone's notify.",
     ),
 )
 
