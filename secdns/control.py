@@ -10,7 +10,7 @@ each with one JSON object per line, in order, on the same connection::
     -> {"command": "status", "zones": ["example.com"]}
     <- {"ok": true, "command": "status", "result": {"zones": [{"zone": "example.com.", ...}]}}
        (without zones: also "primaries", each held as unreachable or failing: primary,
-       state, until, skipped, failures; and "notify_targets": target, missed, each
+       state, until, skipped, failures; and "notify_targets": target, missed, retrying, each
        notify target that has not acknowledged the NOTIFYs of that many zones)
     -> {"command": "refresh", "zone": "example.com"}
     <- {"ok": true, "command": "refresh", "result": {"zone": "example.com.", "status": ...}}
@@ -256,6 +256,10 @@ class Operations:
         notifier = getattr(self.server, "notifier", None)
         return notifier.missed_counts() if notifier is not None else {}
 
+    def notify_retrying(self) -> dict[str, int]:
+        notifier = getattr(self.server, "notifier", None)
+        return notifier.retrying_counts() if notifier is not None else {}
+
     def held_primaries(self) -> Iterable[tuple[str, bool, int, int]]:
         """(primary, held now, tries skipped, tries failed) of each primary held,
         skipped or failed since the start (:meth:`secdns.unreachable.Unreachable.counts`)."""
@@ -341,10 +345,15 @@ class Operations:
                 unreachable = self.server.unreachable
                 result["primaries"] = unreachable.holds() if unreachable is not None else []
                 missed = self.notify_missed()  # (and downstreams behind on our NOTIFYs)
+                retrying = self.notify_retrying()
                 result["notify_targets"] = [
-                    {"target": target, "missed": count}
-                    for target, count in sorted(missed.items())
-                    if count
+                    {
+                        "target": target,
+                        "missed": missed.get(target, 0),
+                        "retrying": retrying.get(target, 0),
+                    }
+                    for target in sorted(set(missed) | set(retrying))
+                    if missed.get(target) or retrying.get(target)
                 ]
             return result
         if command == "stop":

@@ -208,6 +208,18 @@ class NotifySender:
             counts[f"{address}:{port}"] = len(missed.zones)
         return counts
 
+    def retrying_counts(self) -> dict[str, int]:
+        """Zones whose NOTIFY to each target is under way after a send that failed (not
+        acknowledged in time, refused): ``ctl status`` names such a target at once, not
+        only once it has missed them after every attempt (~2 min: a stranger's stopped
+        downstream showed nowhere meanwhile)."""
+        counts: dict[str, int] = {}
+        for (_zone, address, port), (outgoing, task) in self._under_way.items():
+            if outgoing.why is not None and not task.done():
+                target = f"{address}:{port}"
+                counts[target] = counts.get(target, 0) + 1
+        return counts
+
     def _ended(self, key: tuple[dns.name.Name, str, int], task: asyncio.Task[NotifyResult]) -> None:
         found = self._under_way.get(key)
         if found is not None and found[1] is task:  # (not a newer one of the same key)

@@ -817,11 +817,38 @@ def test_a_downstream_down_while_its_zone_changed_is_notified_once_back(
     assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 1}
     status = server.call(lambda: server.server.operations.execute({"command": "status"}))
     assert status["result"]["notify_targets"] == [
-        {"target": f"127.0.0.1:{secondary_port}", "missed": 1}
+        {"target": f"127.0.0.1:{secondary_port}", "missed": 1, "retrying": 0}
     ], status
     _start_again(knot)
     knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)
     assert notifier.missed_counts() == {f"127.0.0.1:{secondary_port}": 0}
+
+
+def test_a_downstream_that_does_not_acknowledge_shows_in_status_at_once(
+    knot_secondary, served, tmp_path
+):
+    """While serve's NOTIFY to a stopped downstream is still being sent again, ctl
+    status names the target (retrying), not only once every attempt has failed (~2 min:
+    a stranger's stopped Knot showed nowhere meanwhile)."""
+    server, knot, _config, secondary_port = _serving_knot(knot_secondary, served, tmp_path)
+    notifier = server.server.notifier
+    notifier.first_timeout = 0.3
+    knot.process.send_signal(signal.SIGSTOP)  # silent: its NOTIFYs time out
+    try:
+        _next_serial(tmp_path / "primary.zone")
+        server.call(server.server.reload)
+        target = f"127.0.0.1:{secondary_port}"
+        deadline = time.monotonic() + 10
+        while notifier.retrying_counts().get(target) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = server.call(lambda: server.server.operations.execute({"command": "status"}))
+        assert status["result"]["notify_targets"] == [
+            {"target": target, "missed": 0, "retrying": 1}
+        ], status
+    finally:
+        knot.process.send_signal(signal.SIGCONT)
+    knot.wait_for_serial(ZONE, SERIAL + 1, timeout=15)  # the next send is acknowledged
+    assert notifier.retrying_counts() == {}
 
 
 def _downstream_missed_a_change(knot_secondary, served, tmp_path):

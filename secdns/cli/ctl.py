@@ -367,10 +367,17 @@ def status(
                 line = f"held as unreachable: {when}; {skipped} tries of its zones skipped"
             console.print(Text.assemble((f"primary {item.get('primary')}", "bold red"), " ", line))
         for item in reply.get("notify_targets") or []:  # downstreams behind on our NOTIFYs
-            line = (
-                f"has not acknowledged the NOTIFYs of {item.get('missed')} zones "
-                "(sent again when it answers)"
-            )
+            parts = []
+            if item.get("missed"):
+                parts.append(
+                    f"has not acknowledged the NOTIFYs of {item.get('missed')} zones "
+                    "(sent again when it answers)"
+                )
+            if item.get("retrying"):
+                parts.append(
+                    f"{item.get('retrying')} NOTIFYs unacknowledged so far, being sent again"
+                )
+            line = "; ".join(parts)
             console.print(
                 Text.assemble((f"notify target {item.get('target')}", "bold yellow"), " ", line)
             )
@@ -386,7 +393,9 @@ def status(
             sys.stdout.write(f"{line} until={until} {output.kv_line(*fields[1:])}\n")
         for item in reply.get("notify_targets") or []:
             line = output.kv_line(
-                ("notify_target", item.get("target")), ("missed", item.get("missed"))
+                ("notify_target", item.get("target")),
+                ("missed", item.get("missed")),
+                ("retrying", item.get("retrying", 0)),
             )
             sys.stdout.write(line + "\n")
     if any(item.get("state") in PROBLEM_STATES for item in every):
