@@ -263,6 +263,12 @@ def test_small_zones_wait_for_release_and_their_rd_clear_answers_come_ready() ->
         assert ready.reply_edns(clear_edns) == front.handle(clear_edns, table, tcp=False).wire
     finally:
         filler.stop()
+    # [server] ready_small_zones = false: learnt on their first ask, not filled
+    ready = ReadyAnswers()
+    filler = ReadyFiller(ready, table)
+    filler.mode, filler.small_zones = "thread", False
+    filler.schedule(zone)
+    assert filler.thread is None and not ready.entries and not ready.filling
 
 
 def _wait(check: object, timeout: float = 5.0) -> None:
@@ -548,6 +554,10 @@ def test_ready_answers_is_read_from_the_config() -> None:
         assert parse_config({"server": {"ready_answers": mode}}).server.ready_answers == mode
     with pytest.raises(ConfigError, match=r"server\.ready_answers.*\"fork\", \"thread\""):
         parse_config({"server": {"ready_answers": "eager"}})
+    assert parse_config({"server": {}}).server.ready_small_zones is True
+    assert parse_config({"server": {"ready_small_zones": False}}).server.ready_small_zones is False
+    with pytest.raises(ConfigError, match=r"server\.ready_small_zones.*true or false"):
+        parse_config({"server": {"ready_small_zones": "no"}})
 
 
 TRUNCATED = (

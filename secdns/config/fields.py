@@ -151,6 +151,7 @@ SERVER_KEYS = {
     "tls_handshake_timeout",
     "store_sync",
     "ready_answers",
+    "ready_small_zones",
     "keep_connections",
     "unreachable_hold",
     "notify_limit",

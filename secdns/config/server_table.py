@@ -105,6 +105,11 @@ def _serve_keys(server_doc: dict[str, Any], problems: Problems) -> dict[str, Any
         problems.add("server.ready_answers", 'expected "fork", "thread" or "off"')
         ready = "fork"
     out["ready_answers"] = ready
+    small = server_doc.get("ready_small_zones", True)
+    if not isinstance(small, bool):
+        problems.add("server.ready_small_zones", "expected true or false")
+        small = True
+    out["ready_small_zones"] = small
     keep = server_doc.get("keep_connections", True)
     if not isinstance(keep, bool):
         problems.add("server.keep_connections", "expected true or false")

@@ -217,7 +217,9 @@ fill costs ~1 ms a 20-record zone: ~10 s of CPU at 10,000 zones, which made a co
 start ~75% longer when it ran beside it), and their lines are logged at debug level,
 with one line for all of them once the filler is idle.  Filled, a first ask across
 10,000 such zones costs ~10 us in-process instead of ~40 (RD set; RD clear ~12 against
-~67), for ~15 KiB a zone of ready answers (bench/zones_first_ask_bench.py)."""
+~67), for ~22 KiB of RSS a zone (10,000 file zones: 152 -> 368 MiB once idle;
+bench/zones_first_ask_bench.py).  ``[server] ready_small_zones = false``: not filled
+(:attr:`ReadyFiller.small_zones`), learnt on their first ask."""
 
 BATCH_SECONDS = 0.005
 """CPU seconds of small zones' fills between two looks at the queries answered (the
@@ -277,6 +279,7 @@ class ReadyFiller:
         self.fork_min_names = FORK_MIN_NAMES
         self.child: int | None = None  # the pid of a forked fill under way
         self.mode = "fork"  # [server] ready_answers: "fork", "thread" or "off"
+        self.small_zones = True  # [server] ready_small_zones: fill zones under min_names
         self.held: dict[str, ServedZone] | None = None  # small zones waiting (hold())
         self.small = [0, 0, 0.0]  # small zones filled since the last line: zones, answers, CPU
         self._answered = 0  # the busy check's marks: queries answered, thread CPU
@@ -288,6 +291,8 @@ class ReadyFiller:
         version = zone.version
         if version is None or self.mode == "off":
             return
+        if version.names < self.min_names and not self.small_zones:
+            return  # learnt on their first ask
         last = self.filled.get(zone.key)
         if last is not None and _incremental(last, version):
             return
