@@ -361,15 +361,18 @@ async def _udp_query(query: dns.message.Message, address: str, port: int) -> dns
 
 
 def _unsigned_error(raw: bytes, query: dns.message.Message) -> dns.message.Message | None:
-    """An unsigned error answer to a signed query (a primary that does not serve the
-    zone answers REFUSED without a TSIG, Knot does): its RCODE says what went wrong,
+    """An unsigned error answer to a signed query but NOTAUTH (a primary that does not
+    serve the zone answers REFUSED without a TSIG, Knot does): its RCODE says what went wrong,
     where "no TSIG" sent a stranger to check the keys of a zone the primary had
     dropped; None if ``raw`` is not that."""
     try:
         response = dns.message.from_wire(raw, keyring=False)
     except dns.exception.DNSException:
         return None
-    if soaquery.answers(query, response) and response.rcode() != dns.rcode.NOERROR:
+    rcode = response.rcode()
+    # (NOTAUTH is how a server rejects a TSIG, RFC 8945 5.3; PowerDNS leaves out the TSIG
+    # record: that stays a TSIG failure, exit 5)
+    if soaquery.answers(query, response) and rcode not in (dns.rcode.NOERROR, dns.rcode.NOTAUTH):
         return response
     return None
 
