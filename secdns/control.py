@@ -339,8 +339,21 @@ class Operations:
             catalog = request.get("catalog")
             if catalog is not None and not isinstance(catalog, str):
                 raise UsageError("status: catalog is a zone name")
-            statuses = self.zones.statuses(zones, catalog)
+            # zones not served here are said beside the others' statuses, as knotc
+            # zone-status says them (all unknown: the error, as before)
+            unknown: list[str] = []
+            for name in list(zones) if len(zones) > 1 else []:
+                try:
+                    self.zones.runtime(name)
+                except SecdnsError as err:
+                    unknown.append(err.one_line())
+                    zones.remove(name)
+            statuses = self.zones.statuses(zones, catalog) if zones or not unknown else []
             result: dict[str, Any] = {"zones": [s.to_dict() for s in statuses]}
+            if unknown:
+                if not statuses and catalog is None:
+                    raise UsageError("; ".join(unknown))
+                result["unknown"] = unknown
             if not zones and catalog is None:  # (the whole server: its held primaries too)
                 unreachable = self.server.unreachable
                 result["primaries"] = unreachable.holds() if unreachable is not None else []

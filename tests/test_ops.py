@@ -234,6 +234,15 @@ def test_ctl_status_refresh_retransfer_against_bind(bind_primary, served, tmp_pa
     }
     assert zone["serial"] == SERIAL and zone["records"] > 10
     assert zone["expires_at"] > time.time() + 1209000
+    # a zone not served here beside one that is: the one's line, the other's error, exit
+    # 2 (a stranger's got nothing for the zone served); only unknown ones: the error
+    both = ctl(path, "status", ZONE, "nosuch.test")
+    assert both.exit_code == 2, both.output
+    assert both.stdout.startswith(f"zone=example.com. serial={SERIAL} state=ok"), both.stdout
+    assert "error: zone nosuch.test. is not served here" in both.stderr, both.stderr
+    alone = ctl(path, "status", "nosuch.test")
+    assert alone.exit_code == 2 and "nosuch.test. is not served here" in alone.stderr
+    assert not alone.stdout
 
     primary.nsupdate("update add ctl.example.com. 60 A 192.0.2.7")
     refreshed = ctl(path, "refresh", ZONE, "--explain")

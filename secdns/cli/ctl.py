@@ -342,6 +342,7 @@ def status(
                 **(
                     {"notify_targets": reply["notify_targets"]} if "notify_targets" in reply else {}
                 ),
+                **({"unknown": reply["unknown"]} if "unknown" in reply else {}),
             }
         )
     elif output.use_rich():
@@ -398,6 +399,10 @@ def status(
                 ("retrying", item.get("retrying", 0)),
             )
             sys.stdout.write(line + "\n")
+    for message in reply.get("unknown") or []:  # (after the zones it knows: exit 2)
+        click.echo(f"secdns: error: {message}", err=True)
+    if reply.get("unknown"):
+        sys.exit(int(ExitCode.USAGE))
     if any(item.get("state") in PROBLEM_STATES for item in every):
         sys.exit(int(ExitCode.DIFFERENT))
 
