@@ -352,8 +352,8 @@ async def _udp_query(query: dns.message.Message, address: str, port: int) -> dns
             try:
                 response = dns.message.from_wire(raw, keyring=query.keyring, request_mac=query.mac)
             except dns.exception.FormError as err:
-                unsigned = _unsigned_error(raw, query)
-                if unsigned is None or "requires a TSIG" not in str(err):
+                unsigned = _unsigned_error(raw, query) if "requires a TSIG" in str(err) else None
+                if unsigned is None:
                     raise
                 return unsigned
             if soaquery.answers(query, response):

@@ -169,6 +169,7 @@ class Listeners:
         self.connections.add(task)
         idle_timeout = server.config.server.tcp_idle_timeout
         xot = False  # a TLS 1.3 session: transfer_transport = "tls" zones may go out
+        counts = self.tcp_rcodes if tls is None else self.tls_rcodes  # answers sent, by rcode
         try:
             if tls is not None:
                 self.tcp_clients.idle(client)  # reclaimable while it shakes hands
@@ -183,7 +184,6 @@ class Listeners:
                 data = await asyncio.wait_for(reader.readexactly(length), idle_timeout)
                 if data[2] & 0x80:
                     break  # a response (QR=1) on a query stream: close, as BIND does
-                counts = self.tcp_rcodes if tls is None else self.tls_rcodes
                 for reply in server.answer_tcp(data, peer[0], tls=xot, port=peer[1]):
                     counts[reply[3] & 15] += 1
                     writer.write(struct.pack("!H", len(reply)) + reply)

@@ -44,6 +44,7 @@ from secdns.server.readymake import (
 )
 
 if TYPE_CHECKING:
+    from secdns.config.values import ServerConfig
     from secdns.server.zone import ServedZone, ZoneTable, ZoneVersion
 
 log = logging.getLogger(__name__)
@@ -304,19 +305,26 @@ class ReadyFiller:
         version = zone.version
         if version is None or self.mode == "off":
             return
-        if version.names < self.min_names and not self.small_zones:
+        small = self._small(version)
+        if small and not self.small_zones:
             return  # learnt on their first ask
         last = self.filled.get(zone.key)
         if last is not None and _incremental(last, version):
             return
         self.filled[zone.key] = version
         self.ready.filling[zone] = zone.generation  # its first asks: not learnt meanwhile
-        if self.held is not None and version.names < self.min_names:
+        if small and self.held is not None:
             self.held[zone.key] = zone
             return
         self.pending[zone.key] = zone
         self._start()
         self.wake.set()
+
+    def configure(self, server: ServerConfig) -> None:
+        """What the filler reads of ``[server]`` (at the start and on each reload: for the
+        versions made from then on)."""
+        self.mode = server.ready_answers
+        self.small_zones = server.ready_small_zones
 
     def hold(self) -> None:
         """Keep small zones' fills back until :meth:`release` (a start, a cold start)."""
@@ -341,8 +349,7 @@ class ReadyFiller:
         while not self.stopping and time.monotonic() < deadline:
             self._mark()
             time.sleep(0.25)
-            others = time.process_time() - self._process - (time.thread_time() - self._batch)
-            if others < OTHERS_BUSY * (time.monotonic() - self._wall):
+            if not self._others_busy(time.thread_time()):
                 break
         self._mark()
 
@@ -383,8 +390,7 @@ class ReadyFiller:
             self._mark()  # (the busy check counts from here, not from the last fill)
             while self.pending and not self.stopping:
                 _key, zone = self.pending.popitem()
-                version = zone.version
-                if self.gate and version is not None and version.names < self.min_names:
+                if self.gate and self._small(zone.version):
                     self.gate = False
                     self._quiet()
                 self._fill(zone)
@@ -405,13 +411,21 @@ class ReadyFiller:
             return
         busy = self.answered() - self._answered > BUSY_QUERIES
         if not every:  # (small zones: the other threads' CPU too)
-            others = time.process_time() - self._process - (now - self._batch)
-            busy = busy or others > OTHERS_BUSY * (time.monotonic() - self._wall)
+            busy = busy or self._others_busy(now)
         if busy:  # a bounded share
             pause = min((now - self._batch) * (1 - BUSY_SHARE) / BUSY_SHARE, BUSY_PAUSE_MAX)
             self.paused += pause
             time.sleep(pause)
         self._mark()
+
+    def _others_busy(self, now: float) -> bool:
+        """Whether the server's other threads used more than :data:`OTHERS_BUSY` of a CPU
+        since the last :meth:`_mark` (``now``: this thread's CPU time)."""
+        others = time.process_time() - self._process - (now - self._batch)
+        return others > OTHERS_BUSY * (time.monotonic() - self._wall)
+
+    def _small(self, version: ZoneVersion | None) -> bool:
+        return version is not None and version.names < self.min_names
 
     def _mark(self) -> None:
         self._answered = self.answered()
@@ -425,7 +439,7 @@ class ReadyFiller:
         start = time.thread_time()
         made = 0
         version = zone.version
-        small = version is not None and version.names < self.min_names
+        small = self._small(version)
         if not small:
             self._mark()
         steps: Iterator[int]

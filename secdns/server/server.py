@@ -103,8 +103,7 @@ class Server(QueryDispatch):
         self.ready = ReadyAnswers()  # answers built before they are asked
         self.filler = ReadyFiller(self.ready, self.table)
         self.filler.answered = lambda: sum(sum(w.rcodes) for w in self.listeners.udp)
-        self.filler.mode = config.server.ready_answers
-        self.filler.small_zones = config.server.ready_small_zones
+        self.filler.configure(config.server)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
         self._key_names: dict[str, dns.name.Name] = {}
         self.store: Store | None = None
@@ -716,8 +715,7 @@ class Server(QueryDispatch):
         served = set(self.runtimes)  # (what changed is counted from these: members too)
         self.config = config
         self.commits.sync = config.server.store_sync == "fsync"
-        self.filler.mode = config.server.ready_answers  # for the versions made from now on
-        self.filler.small_zones = config.server.ready_small_zones
+        self.filler.configure(config.server)  # for the versions made from now on
         self.notifier.limit = config.server.notify_limit  # (for targets not sent to yet)
         self._apply_keys(config)
         wanted = {z.name: z for z in config.zones}
