@@ -2,7 +2,7 @@
 
 No files, no printing: results are returned as data.  Sockets live here and only
 here; the protocol checks are in :mod:`secdns.xfr` and the decoding in
-:mod:`secdns.wire`.  About 670 lines, kept whole: the SOA probe (with its UDP tries)
+:mod:`secdns.wire`.  About 700 lines, kept whole: the SOA probe (with its UDP tries)
 and the transfers share the sockets' handling, their timeouts and the words a
 network failure is said in, which would otherwise be split over two modules.
 """
