@@ -205,6 +205,75 @@ def test_ixfr_from_the_journal_and_its_axfr_fallback():
     assert sorted(records[1:], key=repr) == sorted(_want(final), key=repr)
 
 
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(zonefile.canonical_lines(read_file_records(None, ORIGIN, text=text)))
+
+
+def _sections(messages: list[bytes]) -> list[list[tuple[object, ...]]]:
+    """An IXFR's records (one per RRset entry, so each TTL is seen) cut at each SOA."""
+    sections: list[list[tuple[object, ...]]] = []
+    for raw in messages:
+        assert len(raw) <= 65535
+        for rrset in dns.message.from_wire(raw, one_rr_per_rrset=True).answer:
+            for rdata in rrset:
+                if rrset.rdtype == dns.rdatatype.SOA:
+                    sections.append([])
+                sections[-1].append((rrset.name, rrset.rdtype, rrset.ttl, rdata))
+    return sections
+
+
+def _read_each(lines: tuple[str, ...]) -> list[tuple[object, ...]]:
+    """Each line as dnspython reads it alone, with its own TTL (an IXFR section is a set
+    of records, not of RRsets: a deletion may take one record of several)."""
+    want = []
+    for line in lines:
+        name, ttl, _class, rdtype, text = line.split(" ", 4)
+        rdata = dns.rdata.from_text("IN", rdtype, text, origin=ORIGIN, relativize=False)
+        want.append((dns.name.from_text(name, ORIGIN), rdata.rdtype, int(ttl), rdata))
+    return want
+
+
+def test_ixfr_sections_are_written_from_their_lines():
+    """An IXFR's records are written from the journal's lines as an AXFR's are (a 20,000
+    record IXFR took 0.5 s through dnspython, one RRset a line), each section its SOA
+    first: every record as dnspython reads its line, with its own TTL, the mixed-TTL
+    owner, escaped names, rare types and an RRset larger than a message included."""
+    old_text = HEAD + EDGES + _bulk(2000)
+    big = "".join(f'big 60 IN TXT "{i:05d} {"x" * 200}"\n' for i in range(700))
+    new_text = (HEAD + _bulk(2000) + big).replace(" 7 7200 ", " 8 7200 ")
+    old_lines, new_lines = _lines(old_text), _lines(new_text)
+    deleted = tuple(line for line in old_lines if line not in set(new_lines))
+    added = tuple(line for line in new_lines if line not in set(old_lines))
+    assert deleted[0].split()[3] == added[0].split()[3] == "SOA"
+    version = _version(new_text)
+    journal = [JournalEntry(7, 8, deleted, added)]
+    sent: dict[str, str] = {}
+    messages = list(xfrout.ixfr_messages(_ixfr_query(7), version, journal, None, sent))
+    assert sent["as"] == "ixfr" and len(messages) >= 3
+    first, gone, came, last = _sections(messages)
+    assert len(first) == len(last) == 1 and first == last
+    assert [s[0][1] for s in (gone, came)] == [dns.rdatatype.SOA] * 2
+    assert [gone[0][3].serial, came[0][3].serial] == [7, 8]
+    assert sorted(gone, key=repr) == sorted(_read_each(deleted), key=repr)
+    assert sorted(came, key=repr) == sorted(_read_each(added), key=repr)
+    assert {"Example.COM.", "e\\.scaped.Example.COM."} <= {r[0].to_text() for r in gone}
+
+
+def test_an_ixfr_section_with_its_soa_elsewhere():
+    """A journal entry's SOA is its first line (the store writes it so); one that is not
+    still opens its section."""
+    text = HEAD + _bulk(50)
+    version = _version(text.replace(" 7 7200 ", " 8 7200 "))
+    soa7 = "@ 3600 IN SOA ns1 hostmaster 7 7200 3600 1209600 300"
+    soa8 = soa7.replace(" 7 ", " 8 ")
+    gone_a = ("h1.dept1 300 IN A 10.0.0.1", "h2.dept2 300 IN A 10.0.0.2")
+    journal = [JournalEntry(7, 8, (gone_a[0], soa7, gone_a[1]), (soa8,))]
+    messages = list(xfrout.ixfr_messages(_ixfr_query(7), version, journal))
+    first, gone, came, last = _sections(messages)
+    assert gone[0][3].serial == 7 and len(gone) == 3 and came[0][3].serial == 8
+    assert sorted(gone[1:], key=repr) == sorted(_read_each(gone_a), key=repr)
+
+
 @pytest.mark.parametrize("nsec3", ["", "nsec3", "optout"])
 def test_a_signed_zone_is_written_from_its_lines_apex_first(tmp_path, nsec3):
     """A signed zone's RRSIG, NSEC, NSEC3, NSEC3PARAM, DNSKEY and DS are written from

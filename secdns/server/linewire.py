@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Iterable
 
 from secdns.dnssecwire import RRSIG_HEAD, rrsig_fields, type_bitmap
 
@@ -109,7 +110,7 @@ def named_rdata(
     return len(rdata).to_bytes(2, "big") + rdata, None
 
 
-def mixed_ttls(lines: tuple[str, ...]) -> bool:
+def mixed_ttls(lines: Iterable[str]) -> bool:
     """True when records of one type differ in TTL (the RRset then goes through dnspython,
     with the smallest, as dnspython and BIND keep an RRset); RRSIGs by the type they
     cover (each covered type's signatures are an RRset of their own, with its TTL)."""

@@ -3,14 +3,16 @@
 Pure message building: given the query and a zone version (and the journal),
 yield the wire messages of the answer, name-compressed, each TSIG-signed when
 the query was.  An AXFR writes each record once from its canonical line
-(:func:`_zone_messages`, with :mod:`secdns.server.linewire`'s pieces); IXFR
-deltas and what that writer declines go through dnspython.  Access control is
+(:func:`_owners_messages`, with :mod:`secdns.server.linewire`'s pieces), and so does
+an IXFR from its journal's lines (each section's SOA first); what that writer declines
+goes through dnspython.  Access control is
 decided here too, from the zone's ``allow_transfer`` list.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
 import struct
 import time
@@ -224,7 +226,24 @@ def _parsed_rrsets(
 
 
 def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
-    """Every record but the apex SOA, each written once from its canonical line.
+    """Every record but the apex SOA, each written once from its canonical line
+    (:func:`_owners_messages`): the apex first, right after its SOA (the other owners in
+    bucket order), as BIND sends it: dnssec-verify warned of an NSEC node twice when it
+    came later."""
+    owners = itertools.chain.from_iterable(map(dict.values, version.buckets))  # (no frame)
+    yield from _owners_messages(writer, version.origin, owners, version.entry(version.origin_key))
+
+
+def _owners_messages(
+    writer: _Writer,
+    origin: dns.name.Name,
+    owners: Iterable[tuple[Sequence[str], int]],
+    apex_entry: tuple[Sequence[str], int] | None = None,
+    exact: bool = False,
+) -> Iterator[bytes]:
+    """The records of *owners*, each a zone version's entry (one owner's canonical lines,
+    its count of names below), each record written once; *apex_entry* (the apex's, which
+    *owners* may hold too) first, its SOA left out.
 
     Compression is Knot's, not BIND's: the apex is written in full once per message and
     every in-zone name points to it; the second and later records of an owner point to
@@ -235,13 +254,14 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     only when an owner's records differ in TTL or span two messages; a mixed RRset found
     then takes the owner's records out of the message again.
 
+    With *exact* (an IXFR's lines, where an RRset may be partly deleted), what goes
+    through dnspython goes record by record, each with its own TTL.
+
     One loop, with the message state in locals: it runs once per record of the zone,
     which is why it is long (a call per record costs about as much as the record).
     """
-    origin = version.origin
     origin_wire = origin.to_wire() or b"\x00"
     apex_size = len(origin_wire)
-    origin_key = version.origin_key
     inet_aton = socket.inet_aton
     inet_pton = socket.inet_pton
     af_inet6 = socket.AF_INET6
@@ -260,154 +280,163 @@ def _zone_messages(writer: _Writer, version: ZoneVersion) -> Iterator[bytes]:
     apex = writer.apex  # a pointer to the apex in this message, once written...
     apex_at = -1  # ...and where
     heads: dict[str, bytes] = {}
-    apex_entry = version.entry(origin_key)
-    first = {origin_key: apex_entry} if apex_entry else {}
-    for bucket in (first, *version.buckets):
-        # the apex first, right after its SOA (the other owners in bucket order), as
-        # BIND sends it: dnssec-verify warned of an NSEC node twice when it came later
-        for key, (lines, _below) in bucket.items():
-            if not lines or (key == origin_key and bucket is not first):
+    apex_done = False
+    if apex_entry is not None:
+        owners = itertools.chain((apex_entry,), owners)
+    for entry in owners:
+        lines = entry[0]
+        if not lines:
+            continue  # (an empty non-terminal)
+        at_apex = entry is apex_entry
+        if at_apex:
+            if apex_done:
                 continue
-            rest: list[str] | None = None
-            owner_pointer = b""  # what the owner's next records write: a pointer to it
-            slow = False  # the owner goes through dnspython
-            ttl0 = None
-            verified = False  # the RRsets' TTLs compared
-            for line in lines:
-                _owner, ttl_text, _class, mnemonic, text = line.split(" ", 4)
-                if ttl_text != ttl0:
-                    heads = by_ttl.get(ttl_text)  # type: ignore[assignment]
-                    if heads is None:
-                        heads = by_ttl[ttl_text] = linewire.heads(ttl_text)
-                    if ttl0 is not None and not verified:
+            apex_done = True
+        rest: list[str] | None = None
+        owner_pointer = b""  # what the owner's next records write: a pointer to it
+        slow = False  # the owner goes through dnspython
+        ttl0 = None
+        verified = False  # the RRsets' TTLs compared
+        for line in lines:
+            _owner, ttl_text, _class, mnemonic, text = line.split(" ", 4)
+            if ttl_text != ttl0:
+                heads = by_ttl.get(ttl_text)  # type: ignore[assignment]
+                if heads is None:
+                    heads = by_ttl[ttl_text] = linewire.heads(ttl_text)
+                if ttl0 is not None and not verified:
+                    verified = True
+                    if linewire.mixed_ttls(lines):
+                        slow = True
+                        break
+                ttl0 = ttl_text
+            name = None  # the target's labels, to be ended by the apex
+            if mnemonic == "A":
+                try:
+                    rdata = inet_aton(text)
+                except OSError:
+                    rdata = b""
+            elif mnemonic == "AAAA":
+                try:
+                    rdata = inet_pton(af_inet6, text)
+                except OSError:
+                    rdata = b""
+            elif mnemonic in compressed and text[-1] != "." and "\\" not in text:
+                # a relative target (NS, CNAME, PTR, MX): the common case, inline
+                if mnemonic == "MX":
+                    preference, _space, text = text.partition(" ")
+                    rdata = int(preference).to_bytes(2, "big")
+                else:
+                    rdata = b""
+                if text == "@":
+                    name = b""
+                else:
+                    label, _dot, parent = text.partition(".")
+                    tail = names.get(parent)
+                    if tail is None:
+                        tail = linewire.relative_wire(parent, names)
+                    name = length[len(label)] + label.encode() + tail
+            elif mnemonic == "TXT":
+                if text.count('"') == 2 and text[0] == '"' == text[-1] and "\\" not in text:
+                    data = text[1:-1].encode()  # one string: the common case, inline
+                    size = len(data)
+                    rdata = u16[size + 1] + length[size] + data if size < 256 else b""
+                else:
+                    rdata = linewire.txt_rdata(text) or b""
+            elif mnemonic in dnssec:  # a signed zone's: none of its names compressed
+                rdata = linewire.dnssec_rdata(mnemonic, text, names, origin_wire) or b""
+            elif mnemonic in heads:
+                named = linewire.named_rdata(mnemonic, text, names, origin_wire)
+                rdata, name = named or (b"", None)
+            else:
+                rdata = b""
+            if not rdata and name is None:  # not written here: dnspython
+                if not (mnemonic == "SOA" and at_apex):
+                    if rest is None:
+                        rest = []
+                    rest.append(line)
+                continue
+            if len(out) + len(rdata) > room:
+                size = len(rdata) + 10  # at most, without the owner
+                if name is not None:
+                    size += 2 + len(name) + apex_size
+                full = (len(_owner) + 1 if _owner != "@" else 0) + apex_size  # the owner
+                if len(out) + size + (len(owner_pointer) or full) > limit:
+                    if not (count or writer.count) or 12 + size + full > limit:
+                        raise render.TooBig  # larger than an empty message
+                    if owner_pointer and not verified:  # before the RRsets split
                         verified = True
                         if linewire.mixed_ttls(lines):
                             slow = True
                             break
-                    ttl0 = ttl_text
-                name = None  # the target's labels, to be ended by the apex
-                if mnemonic == "A":
-                    try:
-                        rdata = inet_aton(text)
-                    except OSError:
-                        rdata = b""
-                elif mnemonic == "AAAA":
-                    try:
-                        rdata = inet_pton(af_inet6, text)
-                    except OSError:
-                        rdata = b""
-                elif mnemonic in compressed and text[-1] != "." and "\\" not in text:
-                    # a relative target (NS, CNAME, PTR, MX): the common case, inline
-                    if mnemonic == "MX":
-                        preference, _space, text = text.partition(" ")
-                        rdata = int(preference).to_bytes(2, "big")
-                    else:
-                        rdata = b""
-                    if text == "@":
-                        name = b""
-                    else:
-                        label, _dot, parent = text.partition(".")
-                        tail = names.get(parent)
-                        if tail is None:
-                            tail = linewire.relative_wire(parent, names)
-                        name = length[len(label)] + label.encode() + tail
-                elif mnemonic == "TXT":
-                    if text.count('"') == 2 and text[0] == '"' == text[-1] and "\\" not in text:
-                        data = text[1:-1].encode()  # one string: the common case, inline
-                        size = len(data)
-                        rdata = u16[size + 1] + length[size] + data if size < 256 else b""
-                    else:
-                        rdata = linewire.txt_rdata(text) or b""
-                elif mnemonic in dnssec:  # a signed zone's: none of its names compressed
-                    rdata = linewire.dnssec_rdata(mnemonic, text, names, origin_wire) or b""
-                elif mnemonic in heads:
-                    named = linewire.named_rdata(mnemonic, text, names, origin_wire)
-                    rdata, name = named or (b"", None)
-                else:
-                    rdata = b""
-                if not rdata and name is None:  # not written here: dnspython
-                    if not (mnemonic == "SOA" and key == origin_key):
-                        if rest is None:
-                            rest = []
-                        rest.append(line)
-                    continue
-                if len(out) + len(rdata) > room:
-                    size = len(rdata) + 10  # at most, without the owner
-                    if name is not None:
-                        size += 2 + len(name) + apex_size
-                    full = (len(_owner) + 1 if _owner != "@" else 0) + apex_size  # the owner
-                    if len(out) + size + (len(owner_pointer) or full) > limit:
-                        if not (count or writer.count) or 12 + size + full > limit:
-                            raise render.TooBig  # larger than an empty message
-                        if owner_pointer and not verified:  # before the RRsets split
-                            verified = True
-                            if linewire.mixed_ttls(lines):
-                                slow = True
-                                break
-                        wire.counts[1] += count
-                        count = 0
-                        yield writer.flush()
-                        wire = writer.wire
-                        out = wire.out
-                        limit = wire.limit
-                        room = limit - linewire.ROOM
-                        apex = b""
-                        owner_pointer = b""
-                if owner_pointer:
-                    out += owner_pointer
-                else:
-                    if _owner == "@":
-                        rel = b""
-                    elif "\\" in _owner:
-                        slow = True
-                        break
-                    else:
-                        label, _dot, parent = _owner.partition(".")
-                        tail = names.get(parent)
-                        if tail is None:
-                            tail = linewire.relative_wire(parent, names)
-                        rel = length[len(label)] + label.encode() + tail
-                    owner_at = len(out)
-                    owner_count = count
-                    out += rel
-                    if apex:
-                        out += apex
-                    else:
-                        apex_at = owner_at + len(rel)
-                        out += origin_wire
-                        if apex_at < 0x4000:
-                            apex = pointer[apex_at]
-                    if owner_at < 0x4000:
-                        owner_pointer = pointer[owner_at]
-                    else:
-                        owner_pointer = bytes(out[owner_at:])
-                out += heads[mnemonic]
-                if name is not None:
-                    rdata += name
-                    rdata += apex or origin_wire
-                    size = len(rdata)
-                    out += u16[size] if size < 1024 else size.to_bytes(2, "big")
-                out += rdata
-                count += 1
-            if slow and owner_pointer:  # take this owner's records out of the message
-                del out[owner_at:]
-                count = owner_count
-                if apex_at >= owner_at:
-                    apex = b""
-            if slow or rest:
-                wire.counts[1] += count
-                writer.count += count
-                count = 0
-                writer.apex = apex
-                source = lines if slow else tuple(rest or ())
-                for parsed in _parsed_rrsets(source, origin, key == origin_key):
-                    yield from writer.add(parsed)
-                if writer.wire is not wire:
+                    wire.counts[1] += count
+                    count = 0
+                    yield writer.flush()
                     wire = writer.wire
                     out = wire.out
                     limit = wire.limit
                     room = limit - linewire.ROOM
-                apex = writer.apex
+                    apex = b""
+                    owner_pointer = b""
+            if owner_pointer:
+                out += owner_pointer
+            else:
+                if _owner == "@":
+                    rel = b""
+                elif "\\" in _owner or _owner[-1] == ".":
+                    slow = True  # (an absolute owner: an IXFR's line, not the zone's)
+                    break
+                else:
+                    label, _dot, parent = _owner.partition(".")
+                    tail = names.get(parent)
+                    if tail is None:
+                        tail = linewire.relative_wire(parent, names)
+                    rel = length[len(label)] + label.encode() + tail
+                owner_at = len(out)
+                owner_count = count
+                out += rel
+                if apex:
+                    out += apex
+                else:
+                    apex_at = owner_at + len(rel)
+                    out += origin_wire
+                    if apex_at < 0x4000:
+                        apex = pointer[apex_at]
+                if owner_at < 0x4000:
+                    owner_pointer = pointer[owner_at]
+                else:
+                    owner_pointer = bytes(out[owner_at:])
+            out += heads[mnemonic]
+            if name is not None:
+                rdata += name
+                rdata += apex or origin_wire
+                size = len(rdata)
+                out += u16[size] if size < 1024 else size.to_bytes(2, "big")
+            out += rdata
+            count += 1
+        if slow and owner_pointer:  # take this owner's records out of the message
+            del out[owner_at:]
+            count = owner_count
+            if apex_at >= owner_at:
+                apex = b""
+        if slow or rest:
+            wire.counts[1] += count
+            writer.count += count
+            count = 0
+            writer.apex = apex
+            source = lines if slow else tuple(rest or ())
+            parsed_rrsets = (
+                _line_rrsets(source, origin)
+                if exact
+                else _parsed_rrsets(tuple(source), origin, at_apex)
+            )
+            for parsed in parsed_rrsets:
+                yield from writer.add(parsed)
+            if writer.wire is not wire:
+                wire = writer.wire
+                out = wire.out
+                limit = wire.limit
+                room = limit - linewire.ROOM
+            apex = writer.apex
     wire.counts[1] += count
     writer.count += count
     writer.apex = apex
@@ -471,14 +500,42 @@ def ixfr_messages(
         yield from axfr_messages(query, version, expire)
         return
     sent["as"] = "ixfr"
+    origin = version.origin
     yield from writer.add(soa)
     for entry in chain:
-        for rrset in _line_rrsets(entry.deleted, version.origin):
-            yield from writer.add(rrset)
-        for rrset in _line_rrsets(entry.added, version.origin):
-            yield from writer.add(rrset)
+        for lines in (entry.deleted, entry.added):
+            # the section's SOA first (it marks where the section starts), then the
+            # rest written from their lines as an AXFR writes them
+            soas = [line for line in lines[:1] if _is_soa(line)]
+            rest = lines[len(soas) :]
+            if any(_is_soa(line) for line in rest):  # (not where the store puts it)
+                soas = [line for line in lines if _is_soa(line)]
+                rest = tuple(line for line in lines if not _is_soa(line))
+            for rrset in _line_rrsets(soas, origin):
+                yield from writer.add(rrset)
+            yield from _owners_messages(writer, origin, _line_owners(rest), exact=True)
     yield from writer.add(soa)
     yield writer.flush()
+
+
+def _is_soa(line: str) -> bool:
+    return line.split(" ", 4)[3:4] == ["SOA"]
+
+
+def _line_owners(lines: Sequence[str]) -> Iterator[tuple[Sequence[str], int]]:
+    """*lines* as :func:`_owners_messages` takes them: each run of lines with the same
+    owner text (a journal's lines are in canonical order, an owner's together)."""
+    start = 0
+    owner = ""
+    for at, line in enumerate(lines):
+        this = line[: line.find(" ")]
+        if this != owner:
+            if at > start:
+                yield lines[start:at], 0
+            start = at
+            owner = this
+    if len(lines) > start:
+        yield lines[start:], 0
 
 
 def error_response(query: dns.message.Message, rcode: int) -> bytes:
