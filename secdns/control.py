@@ -286,7 +286,8 @@ class Operations:
             result = "accepted"
         else:
             result = "refused" if decision.response is not None else "dropped"
-        self.metrics.observe_notify(runtime.name if runtime else "(other)", result)
+        zone = runtime.name if runtime else "(other)"
+        self.metrics.observe_notify(zone, result, decision.serial)
 
     async def start(self) -> None:
         config = self.server.config

@@ -69,8 +69,9 @@ from prometheus_client.utils import floatToGoString
 from secdns.endpoints import Endpoint
 from secdns.errors import LocalIOError, not_tried, os_reason
 from secdns.pull import PullResult, Status
+from secdns.refresh import ANNOUNCED_RECHECKS
 from secdns.store import Store, atomic_write
-from secdns.xfr import XfrKind
+from secdns.xfr import XfrKind, serial_newer
 from secdns.zonestatus import STATES, ZoneStatus
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PROPAGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+NOTIFY_SETTLE = 10.0
+"""Seconds past a NOTIFY without its SOA's checks again (``ANNOUNCED_RECHECKS``) after
+which a check that finds the zone current ends it without a propagation."""
 MAX_REQUEST_HEAD = 8192
 REQUEST_TIMEOUT = 5.0
 MAX_CONNECTIONS = 32
@@ -347,7 +351,9 @@ class Metrics:
             buckets=PROPAGATION_BUCKETS,
             registry=self.registry,
         )
-        self._notified: dict[str, float] = {}
+        self._notified: dict[str, tuple[float, int | None]] = {}
+        """Zones whose NOTIFY is not yet served: when the first came, and the newest
+        serial announced (None: a NOTIFY without its SOA, as PowerDNS sends)."""
 
     def count_transfer_out(self, kind: str, result: str) -> None:
         self.transfers_out.inc(kind, result)
@@ -355,11 +361,17 @@ class Metrics:
     def count_notify_sent(self, target: str, result: str) -> None:
         self.notifies_sent.inc(target, result)
 
-    def observe_notify(self, zone: str, result: str) -> None:
-        """A NOTIFY came in (called from the UDP worker thread too: counters are thread-safe)."""
+    def observe_notify(self, zone: str, result: str, serial: int | None = None) -> None:
+        """A NOTIFY came in (called from the UDP worker thread too: counters are
+        thread-safe); *serial*: the one it announced, if it did."""
         self.notifies.inc(zone, result)
-        if result == "accepted":
-            self._notified.setdefault(zone, time.monotonic())
+        if result != "accepted":
+            return
+        pending = self._notified.get(zone)
+        if pending is None:
+            self._notified[zone] = (time.monotonic(), serial)
+        elif serial is not None and (pending[1] is None or serial_newer(serial, pending[1])):
+            self._notified[zone] = (pending[0], serial)  # (timed from the first)
 
     def forget(self, zone: str) -> None:
         """A zone no longer served (removed by a reload): its series go, as its status
@@ -371,18 +383,43 @@ class Metrics:
     def observe_pull(self, zone: str, result: PullResult) -> None:
         """A refresh ended: count the transfer; a new serial ends a NOTIFY's propagation."""
         if result.status is Status.UP_TO_DATE:
+            self._already_served(zone, result.serial_to)
             return
         ok = result.status is Status.TRANSFERRED
         skipped = not ok and not_tried(result.error)
-        self.count_transfer(zone, transfer_kind(result), ok, skipped=skipped)
+        kind = transfer_kind(result)
+        self.count_transfer(zone, kind, ok, skipped=skipped, serial=result.serial_to)
 
-    def count_transfer(self, zone: str, kind: str, ok: bool, *, skipped: bool = False) -> None:
-        """``skipped``: failed without a try, every primary held as unreachable."""
+    def count_transfer(
+        self, zone: str, kind: str, ok: bool, *, skipped: bool = False, serial: int | None = None
+    ) -> None:
+        """``skipped``: failed without a try, every primary held as unreachable; ``serial``:
+        the one transferred, if known (one older than a NOTIFY announced does not end
+        its propagation)."""
         self.transfers.inc(zone, kind, "ok" if ok else "skipped" if skipped else "failed")
-        if ok:
-            notified = self._notified.pop(zone, None)
-            if notified is not None:
-                self.propagation.observe(time.monotonic() - notified)
+        pending = self._notified.get(zone) if ok else None
+        if pending is None:
+            return
+        notified, announced = pending
+        if announced is not None and serial is not None and serial_newer(announced, serial):
+            return  # (still under way: the primary's newer serial comes next)
+        self._notified.pop(zone, None)
+        self.propagation.observe(time.monotonic() - notified)
+
+    def _already_served(self, zone: str, serial: int | None) -> None:
+        """A check found the zone current: a NOTIFY of a serial already served ends
+        without a propagation (a stranger saw one counted hours later, at the next
+        change), as does one without its SOA once its checks again are over."""
+        pending = self._notified.get(zone)
+        if pending is None:
+            return
+        notified, announced = pending
+        if announced is None:
+            over = time.monotonic() - notified > sum(ANNOUNCED_RECHECKS) + NOTIFY_SETTLE
+        else:
+            over = serial is not None and not serial_newer(announced, serial)
+        if over:
+            self._notified.pop(zone, None)
 
     def exposition(self) -> bytes:
         """The page: prometheus-client's collectors, then the series per zone."""

@@ -127,3 +127,50 @@ def test_the_page_parses_and_has_no_created_series():
     assert {s.labels["state"]: s.value for s in families["secdns_zones"].samples}["ok"] == 3
     metrics.forget("z1.example.")
     assert "z1.example." not in metrics.notifies.text()
+
+
+def _propagations(metrics: Metrics) -> float:
+    page = metrics.exposition().decode()
+    families = {f.name: f for f in text_string_to_metric_families(page)}
+    samples = families["secdns_propagation_seconds"].samples
+    return next(s.value for s in samples if s.name.endswith("_count"))
+
+
+def test_a_notify_of_a_serial_already_served_is_no_propagation_later(monkeypatch):
+    """A NOTIFY of the serial served (a primary's restart, a second primary's) ended in a
+    check that found nothing new, and stayed pending: the next change, hours later by
+    the refresh timer, was counted as hours of propagation.  A transfer of a serial
+    older than announced does not end the propagation; the announced one does."""
+    from secdns import metrics as metrics_module
+    from secdns.pull import PullResult, Status
+
+    now = [1000.0]
+    monkeypatch.setattr(metrics_module.time, "monotonic", lambda: now[0])
+    metrics = Metrics(lambda: [])
+    zone = "z.example."
+    metrics.observe_notify(zone, "accepted", 7)
+    metrics.observe_pull(zone, PullResult(zone, Status.UP_TO_DATE, serial_to=7))
+    now[0] += 3600
+    metrics.observe_pull(zone, PullResult(zone, Status.TRANSFERRED, serial_to=8))
+    assert _propagations(metrics) == 0
+    # announced 10; 9 comes first (the primary behind its NOTIFY), then 10
+    metrics.observe_notify(zone, "accepted", 10)
+    now[0] += 1
+    metrics.observe_pull(zone, PullResult(zone, Status.TRANSFERRED, serial_to=9))
+    assert _propagations(metrics) == 0
+    now[0] += 1
+    metrics.observe_pull(zone, PullResult(zone, Status.TRANSFERRED, serial_to=10))
+    assert _propagations(metrics) == 1
+    # without its SOA (PowerDNS): pending while its checks again run, then let go
+    metrics.observe_notify(zone, "accepted")
+    now[0] += 5
+    metrics.observe_pull(zone, PullResult(zone, Status.UP_TO_DATE, serial_to=10))
+    now[0] += 5
+    metrics.observe_pull(zone, PullResult(zone, Status.TRANSFERRED, serial_to=11))
+    assert _propagations(metrics) == 2
+    metrics.observe_notify(zone, "accepted")
+    now[0] += 120
+    metrics.observe_pull(zone, PullResult(zone, Status.UP_TO_DATE, serial_to=11))
+    now[0] += 3600
+    metrics.observe_pull(zone, PullResult(zone, Status.TRANSFERRED, serial_to=12))
+    assert _propagations(metrics) == 2
