@@ -240,6 +240,17 @@ def test_a_half_matched_address_and_key_entry_says_which_half():
     )
     assert refusal_reason(acl, "192.0.2.7", None, keys) == "192.0.2.0/24 needs key xfrkey."
     assert refusal_reason(["192.0.2.0/24"], "198.51.100.7", None, keys) == ""
+    # every key a network allows, every network a key is allowed from (a stranger was
+    # told only the first)
+    other = dns.name.from_text("other")
+    keys["other"] = other
+    acl = ["192.0.2.0/24 key:down", "192.0.2.0/24 key:other", "203.0.113.0/24 key:down"]
+    assert refusal_reason(acl, "192.0.2.7", None, keys) == (
+        "192.0.2.0/24 needs key xfrkey. or other."
+    )
+    assert refusal_reason(acl, "198.51.100.7", key, keys) == (
+        "key xfrkey. is allowed from 192.0.2.0/24 or 203.0.113.0/24 only"
+    )
 
 
 def test_unknown_keys_of_catalogs_groups_and_keys_name_the_closest(tmp_path):

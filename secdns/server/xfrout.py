@@ -83,12 +83,15 @@ def refusal_reason(
     key_name: dns.name.Name | None,
     keys: Mapping[str, dns.name.Name] | None = None,
 ) -> str:
-    """Why :func:`transfer_allowed` refused, when an ``CIDR key:NAME`` entry half matched:
-    the key from elsewhere, or the address without its key ("" otherwise)."""
+    """Why :func:`transfer_allowed` refused, when ``CIDR key:NAME`` entries half matched:
+    the key from elsewhere (every network it is allowed from), or the address without
+    its key (every key its networks allow), "" otherwise."""
     try:
         address = ipaddress.ip_address(source.split("%")[0])
     except ValueError:
         return ""
+    elsewhere: list[str] = []  # the networks the client's key is allowed from
+    needed: dict[str, list[str]] = {}  # a network the client is in -> its keys
     for item in acl:
         network, _, key = item.partition(" ")
         if not key or item.startswith("key:"):
@@ -99,10 +102,20 @@ def refusal_reason(
         except ValueError:
             continue
         if key_name == wire_name and not inside:
-            return f"key {key_name} is allowed from {network} only"
+            elsewhere.append(network)
         if inside and key_name != wire_name:
-            return f"{network} needs key {wire_name}"
+            needed.setdefault(network, []).append(str(wire_name))
+    if elsewhere:
+        return f"key {key_name} is allowed from {_either(elsewhere, 'or')} only"
+    if needed:
+        network, names = next(iter(needed.items()))
+        return f"{network} needs key {_either(names, 'or')}"
     return ""
+
+
+def _either(items: list[str], word: str) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
 class _Writer:
