@@ -56,16 +56,19 @@ rdata naming what the block writes) keeps its own RD-clear reply (:data:`Form`),
 by the filler from the same sections or learnt from the first RD-clear ask (learning
 keeps a form for any answer with names in its rdata: it does not read them).
 
-Referrals are kept per delegation point (:data:`Cut`): one reply serves every
-question of that name but DS and the glue's own types, RD set or clear alike.
+Referrals are kept per delegation point and per name below one that the zone holds
+(its glue, in zones of up to :data:`~secdns.server.readyfill.GLUE_NAMES_MAX` such names)
+(:data:`Cut`): one reply serves every question of that name but DS and the glue's own
+types, which have one each, RD set or clear alike.
 
 Not covered (they take the prepared path and the answer cache as before): NXDOMAIN
 and NODATA (names that do not exist cannot be listed, and a table of every owner's
 missing types would cost ~100 B a name; the prepared path answers both in ~6-10 us
-from the owner forms), names below a delegation point, other letter cases,
-wildcards, CNAME chains longer than one step or leaving the zone, DO on a signed
-zone, and answers over 501 bytes without the authority block (an RD-set reply has to
-fit 512 bytes without EDNS).
+from the owner forms), names below a delegation point that the zone does not hold
+(or of a zone with more glue names than that), other letter cases, wildcards, CNAME
+chains longer than one step or leaving the zone, DO on a signed zone, and answers over
+501 bytes without the authority block (an RD-set reply has to fit 512 bytes without
+EDNS).
 """
 
 from __future__ import annotations
@@ -115,10 +118,13 @@ Block = tuple[int, bytes, bytes, bytes]
 NSCOUNT and ARCOUNT with an OPT)."""
 
 Cut = tuple["ServedZone", int, bytes, bytes, frozenset[int]]
-"""A referral made ready at a delegation point, for every question of its name but those
-that differ: (zone, its generation, QDCOUNT..ARCOUNT without an OPT, the bytes after the
-question without an OPT, the QTYPEs it does not serve: DS (the parent's own answer) and
-A/AAAA when the name owns glue of that type (BIND's ``query_glueanswer`` moves it first)).
+"""A referral made ready at a delegation point or a name below it (glue), for every
+question of its name but those that differ: (zone, its generation, QDCOUNT..ARCOUNT
+without an OPT, the bytes after the question without an OPT, the QTYPEs it does not
+serve: DS (the parent's own answer) and A/AAAA when the name owns glue of that type
+(BIND's ``query_glueanswer`` moves it first)).  Each such A/AAAA question has a cut of
+its own, kept under the whole question (name, QTYPE, QCLASS: no name's wire ends so),
+serving that question alone.
 The sections do not depend on RD (no apex NS for a referral), on the QTYPE (which is not
 written again), nor on an EDNS payload of 512 or less (glue is added regardless)."""
 
@@ -292,12 +298,17 @@ class ReadyAnswers:
         """The ready referral for a question at a delegation (:data:`Cut`), RD set or clear
         (the same sections), or None; ``arcount``: 1 if the query has a bare OPT (checked
         by the caller), else 0."""
-        cut = self.cuts.get(question[:-4])
-        if cut is None or question[-2:] != b"\x00\x01":
+        cuts = self.cuts
+        cut = cuts.get(question[:-4])
+        qtype = question[-4] << 8 | question[-3]
+        if cut is None or qtype in cut[4]:
+            cut = cuts.get(question)  # a glue name's own address question
+            if cut is None:
+                return None
+        if question[-2:] != b"\x00\x01":
             return None
         zone = cut[0]
-        qtype = question[-4] << 8 | question[-3]
-        if zone.generation != cut[1] or qtype in cut[4] or qtype not in REFERRAL_QTYPES:
+        if zone.generation != cut[1] or qtype not in REFERRAL_QTYPES:
             return None
         flags = b"\x81" if data[2] & 1 else b"\x80"
         flags += b"\x10" if data[3] & 0x10 else b"\x00"

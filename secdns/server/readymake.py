@@ -55,24 +55,53 @@ def _referral(
     generation: int,
     version: ZoneVersion,
     key: str,
-) -> bool:
-    """Make the referral at delegation point ``key`` ready (:data:`~secdns.server.ready.Cut`)
-    from the prepared path's answer to an NS question with a 1232-byte EDNS payload (less
-    its OPT); whether it was made."""
+) -> int:
+    """Make the referrals for owner ``key`` ready (:data:`~secdns.server.ready.Cut`), a
+    delegation point or a name below one (its glue), from the prepared path's answers
+    with a 1232-byte EDNS payload (less its OPT): one for every question of the name
+    but DS and the address types it owns, made from an NS question, and one for each of
+    those address questions (the glue that answers it goes first); how many were made."""
     lines = version.lines(key)
     owner = prepared.owner(version, key, lines) if lines else None
     if owner is None:
-        return False
+        return 0
     qname = _qname(owner.labels)
     if qname is None:
-        return False
-    question = qname + b"\x00\x02\x00\x01"
+        return 0
+    made = 0
+    excluded = {43}  # DS: the parent's own answer
+    for rdtype in (TYPE_A, TYPE_AAAA):  # addresses the name owns: glue answers
+        if rdtype in owner.types or rdtype in owner.unsupported:
+            excluded.add(rdtype)
+            if rdtype in owner.types:
+                made += _cut(ready, prepared, zone, generation, version, key, owner, rdtype)
+    shared = _EXCLUDED.setdefault(frozenset(excluded), frozenset(excluded))  # a few sets
+    return made + _cut(ready, prepared, zone, generation, version, key, owner, TYPE_NS, shared)
+
+
+def _cut(
+    ready: ReadyAnswers,
+    prepared: PreparedAnswers,
+    zone: ServedZone,
+    generation: int,
+    version: ZoneVersion,
+    key: str,
+    owner: Owner,
+    qtype: int,
+    excluded: frozenset[int] | None = None,
+) -> int:
+    """One referral of :func:`_referral`: made from a *qtype* question, kept for every
+    question of the name but *excluded*, or with None for that question alone."""
+    qname = _qname(owner.labels)
+    if qname is None:
+        return 0
+    question = qname + struct.pack("!HH", qtype, 1)
     wire = _CLEAR_HEAD_EDNS + question + _OPT_QUERY
     labels = list(owner.labels[:-1])
-    query = PlainQuery(0, 0, labels, 12 + len(qname), 2, 1, 0, EDNS_PAYLOAD)
+    query = PlainQuery(0, 0, labels, 12 + len(qname), qtype, 1, 0, EDNS_PAYLOAD)
     got = prepared._referral(wire, query, key, zone, version, EDNS_PAYLOAD)  # noqa: SLF001
     if got is None:
-        return False
+        return 0
     reply = got[0]
     if (
         reply[2] & 0x06  # AA (not a referral) or TC
@@ -82,15 +111,14 @@ def _referral(
         or reply[10]
         or not 0 < reply[11] <= 255
     ):
-        return False
-    excluded = {43}  # DS: the parent's own answer
-    for rdtype in (TYPE_A, TYPE_AAAA):  # addresses at the delegation point: glue answers
-        if rdtype in owner.types or rdtype in owner.unsupported:
-            excluded.add(rdtype)
+        return 0
     counts = reply[4:11] + bytes((reply[11] - 1,))
-    shared = _EXCLUDED.setdefault(frozenset(excluded), frozenset(excluded))  # a few sets
-    ready.put_cut(qname, zone, generation, counts, reply[12 + len(question) : -11], shared)
-    return True
+    tail = reply[12 + len(question) : -11]
+    if excluded is None:  # (kept under the whole question: see ReadyAnswers.referral)
+        ready.put_cut(question, zone, generation, counts, tail, _EXCLUDED_NONE)
+    else:
+        ready.put_cut(qname, zone, generation, counts, tail, excluded)
+    return 1
 
 
 class _OwnerAnswers:
@@ -313,6 +341,7 @@ class _OwnerAnswers:
 
 _UNSET = object()
 _EXCLUDED: dict[frozenset[int], frozenset[int]] = {}  # the QTYPE sets cuts leave out, shared
+_EXCLUDED_NONE: frozenset[int] = frozenset()  # (a cut kept under its whole question)
 _CLEAR_HEAD_EDNS = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01"  # RD clear, an OPT
 _OPT_QUERY = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
 
