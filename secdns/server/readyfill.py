@@ -234,12 +234,12 @@ FORK_MIN_NAMES = 20_000
 FILL_MIN_NAMES = 1000
 """Zones with fewer names are small: they are filled too, but not while a start or a
 cold start loads zones (:meth:`ReadyFiller.hold`), whose CPU they would share (a
-fill costs ~1 ms a 20-record zone: ~10 s of CPU at 10,000 zones, which made a cold
+fill costs ~1.2 ms a 20-record zone: ~12 s of CPU at 10,000 zones, which made a cold
 start ~75% longer when it ran beside it), and their lines are logged at debug level,
 with one line for all of them once the filler is idle.  Filled, a first ask across
-10,000 such zones costs ~10 us in-process instead of ~40 (RD set; RD clear ~12 against
-~67), for ~22 KiB of RSS a zone (10,000 file zones: 152 -> 368 MiB once idle;
-bench/zones_first_ask_bench.py).  ``[server] ready_small_zones = false``: not filled
+10,000 such zones costs ~3 us in-process instead of ~40 (RD set; RD clear ~6 against
+~67), for ~26 KiB of RSS a zone (10,000 file zones: 152 -> 408 MiB once idle, the glue
+referrals 37 MiB of it; bench/zones_first_ask_bench.py).  ``[server] ready_small_zones = false``: not filled
 (:attr:`ReadyFiller.small_zones`), learnt on their first ask."""
 
 BATCH_SECONDS = 0.005
