@@ -21,6 +21,7 @@ walk and the filler thread here.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -167,25 +168,17 @@ def fill(
             else:
                 put(question, zone, generation, counts, tail, form or 0)
             made += 1
-    for key in delegations:
-        batch += 1
-        if batch >= 256:
-            batch = 0
-            yield made
-            if zone.generation != generation or len(ready.cuts) >= ready.limit:
-                return
-        if _occluded(key, apex, delegations, dnames, children):
-            continue
-        made += _referral(ready, prepared, zone, generation, version, key)
     if len(below) > GLUE_NAMES_MAX:
         below = []  # (left to the prepared path: see GLUE_NAMES_MAX)
-    for key in below:  # (the prepared path declines one below a DNAME or a deeper cut's)
+    for key in itertools.chain(delegations, below):
         batch += 1
         if batch >= 256:
             batch = 0
             yield made
             if zone.generation != generation or len(ready.cuts) >= ready.limit:
                 return
+        if key in delegations and _occluded(key, apex, delegations, dnames, children):
+            continue  # (for one below, the prepared path declines a DNAME on the way)
         made += _referral(ready, prepared, zone, generation, version, key)
     yield made
 
@@ -239,8 +232,8 @@ start ~75% longer when it ran beside it), and their lines are logged at debug le
 with one line for all of them once the filler is idle.  Filled, a first ask across
 10,000 such zones costs ~3 us in-process instead of ~40 (RD set; RD clear ~6 against
 ~67), for ~26 KiB of RSS a zone (10,000 file zones: 152 -> 408 MiB once idle, the glue
-referrals 37 MiB of it; bench/zones_first_ask_bench.py).  ``[server] ready_small_zones = false``: not filled
-(:attr:`ReadyFiller.small_zones`), learnt on their first ask."""
+referrals 37 MiB of it; bench/zones_first_ask_bench.py).  ``[server] ready_small_zones
+= false``: not filled (:attr:`ReadyFiller.small_zones`), learnt on their first ask."""
 
 BATCH_SECONDS = 0.005
 """CPU seconds of small zones' fills between two looks at the queries answered (the
