@@ -166,6 +166,61 @@ def test_secondaries_of_secdns(peer, with_tsig, request, served, tmp_path, caplo
     assert counts.get(("ixfr", "ok")) == 1 and counts.get(("axfr", "ok")), counts
 
 
+def _hosts(count: int, changed: bool) -> str:
+    """Hosts of several records; ``changed``: every address another, each TXT gone and
+    an AAAA added (an IXFR of ~4 records a host)."""
+    lines = []
+    for i in range(count):
+        lines.append(f"h{i}.d{i % 9} 300 IN A 10.{i // 256 % 256}.{i % 256}.{1 + changed}")
+        lines.append(f"h{i}.d{i % 9} 300 IN MX 10 h{(i + 1) % count}.d{(i + 1) % count % 9}")
+        if changed:
+            lines.append(f"h{i}.d{i % 9} 300 IN AAAA 2001:db8::{i:x}")
+        else:
+            lines.append(f'h{i}.d{i % 9} 300 IN TXT "v=spf1 a -all {i}"')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("peer", ["bind", "knot", "nsd"])
+def test_an_ixfr_of_many_messages_to_secondaries(peer, request, served, tmp_path):
+    """An IXFR of 10,000 records (several 64 KiB messages, each TSIG-signed) written from
+    the journal's lines by the AXFR writer: BIND, Knot and NSD apply it, and each then
+    holds the zone serve holds, record for record."""
+    key = TsigKey.generate("down-key")
+    secondary_port = free_port()
+    zone_file = tmp_path / "primary.zone"
+    head = ZONE_FILE.read_text()
+    zone_file.write_text(head + _hosts(2500, False))
+    zone: dict = {
+        "name": ZONE,
+        "file": str(zone_file),
+        # (NSD drops an unsigned NOTIFY, Knot answers a signed one NOTAUTH)
+        "notify": [f"127.0.0.1:{secondary_port}" + (f" key:{key.name}" if peer == "nsd" else "")],
+        "allow_transfer": [f"key:{key.name}"],
+    }
+    keys = {key.name: {"algorithm": key.algorithm, "secret": key.secret}}
+    config = write_config(
+        tmp_path / "secdns.toml", directory=tmp_path / "store", zones=[zone], keys=keys
+    )
+    server = served(config)
+    start_secondary = request.getfixturevalue(f"{peer}_secondary")
+    secondary = start_secondary({ZONE: ("127.0.0.1", server.port)}, key=key, port=secondary_port)
+    secondary.wait_for_serial(ZONE, SERIAL, timeout=15)
+    new = head.replace(f"{SERIAL} ; serial", f"{SERIAL + 1} ; serial") + _hosts(2500, True)
+    zone_file.write_text(new)
+    server.call(server.server.reload)
+    secondary.wait_for_serial(ZONE, SERIAL + 1, timeout=30)  # NOTIFY, then IXFR
+    keyring = key.keyring
+    ours = dns.zone.from_xfr(
+        dns.query.xfr(
+            "127.0.0.1", ZONE, port=server.port, keyring=keyring, keyname=key.dns_key.name
+        )
+    )
+    theirs = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", ZONE, port=secondary.port))
+    assert ours == theirs
+    counts = server.server.operations.metrics.transfers_out.counts
+    assert counts.get(("ixfr", "ok")) == 1, counts
+
+
 def test_transfer_refused_without_acl(bind_primary, served, tmp_path):
     primary = bind_primary()
     server = served(secondary_config(tmp_path, primary))
