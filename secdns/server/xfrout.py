@@ -4,9 +4,9 @@ Pure message building: given the query and a zone version (and the journal),
 yield the wire messages of the answer, name-compressed, each TSIG-signed when
 the query was.  An AXFR writes each record once from its canonical line
 (:func:`_owners_messages`, with :mod:`secdns.server.linewire`'s pieces), and so does
-an IXFR from its journal's lines (each section's SOA first); what that writer declines
-goes through dnspython.  Access control is
-decided here too, from the zone's ``allow_transfer`` list.
+an IXFR from its journal's lines (each section's SOA first); what that writer
+declines goes through dnspython.  Access control is decided here too, from the
+zone's ``allow_transfer`` list.
 """
 
 from __future__ import annotations
