@@ -248,6 +248,8 @@ def test_small_zones_wait_for_release_and_their_rd_clear_answers_come_ready() ->
     ready = ReadyAnswers()
     filler = ReadyFiller(ready, table)
     filler.mode = "thread"
+    serving = PreparedAnswers(table)  # the UDP threads': given the apex's forms once filled
+    filler.serving = serving
     plain = _query("ci000004.cdn.mix.test.", "A", rd=True)
     clear = _query("ci000004.cdn.mix.test.", "A")
     clear_edns = _query("metrics000002.dc1.mix.test.", "AAAA", edns=1232)
@@ -261,6 +263,11 @@ def test_small_zones_wait_for_release_and_their_rd_clear_answers_come_ready() ->
         for wire in (plain, clear):
             assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
         assert ready.reply_edns(clear_edns) == front.handle(clear_edns, table, tcp=False).wire
+        _wait(lambda: "mix.test." in serving.owners)
+        assert serving.owners["mix.test."][0] is zone.version.lines("mix.test.")
+        nx = _query("nx.mix.test.", "A", rd=True)  # a zone's NXDOMAIN: from the apex forms
+        got = serving.answer(nx)
+        assert got is not None and got[0] == front.handle(nx, table, tcp=False).wire
     finally:
         filler.stop()
     # [server] ready_small_zones = false: learnt on their first ask, not filled

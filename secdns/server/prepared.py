@@ -168,6 +168,19 @@ class PreparedAnswers:
         self.owners[key] = (lines, owner)
         return owner
 
+    def adopt(self, version: ZoneVersion, key: str, other: PreparedAnswers) -> None:
+        """Keep *other*'s forms of owner *key* of *version* (the filler's, made in its
+        thread: an owner's forms are not changed once made), unless this table is full
+        or holds them already."""
+        found = other.owners.get(key)
+        if (
+            found is not None
+            and found[0] is version.lines(key)
+            and key not in self.owners
+            and len(self.owners) < self.limit
+        ):
+            self.owners[key] = found
+
     def answer(self, wire: bytes) -> tuple[bytes, ServedZone] | None:
         """The reply to ``wire`` and the zone that gave it, or None (take the general path).
 

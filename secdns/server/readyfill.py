@@ -289,6 +289,7 @@ class ReadyFiller:
     def __init__(self, ready: ReadyAnswers, table: ZoneTable) -> None:
         self.ready = ready
         self.prepared = PreparedAnswers(table, FILL_OWNERS)  # its own: the UDP threads' apart
+        self.serving: PreparedAnswers | None = None  # the UDP threads' (adopt_apex)
         self.table = table
         self.pending: dict[str, ServedZone] = {}
         self.forgotten: list[ServedZone] = []  # removed zones whose answers to drop
@@ -479,6 +480,10 @@ class ReadyFiller:
             steps.close()  # type: ignore[attr-defined]  # generators: a forked child stops
         if version is not None and not self.stopping:
             _warm_denial(version)
+            if small and self.serving is not None and zone.version is version:
+                # the apex's forms, made here: a small zone's one question left to the
+                # prepared path (its NXDOMAIN, with the apex SOA) would make them again
+                self.serving.adopt(version, version.origin_key, self.prepared)
         spent = time.thread_time() - start
         self.seconds += spent
         if small:  # (one line for all of them once idle: run())

@@ -102,6 +102,7 @@ class Server(QueryDispatch):
         self.prepared = PreparedAnswers(self.table)
         self.ready = ReadyAnswers()  # answers built before they are asked
         self.filler = ReadyFiller(self.ready, self.table)
+        self.filler.serving = self.prepared
         self.filler.answered = lambda: sum(sum(w.rcodes) for w in self.listeners.udp)
         self.filler.configure(config.server)
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}
