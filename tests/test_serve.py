@@ -725,6 +725,19 @@ def test_cookies_keepalive_and_identity_through_the_server(served, tmp_path):
         answers.append((response.rcode(), [str(r) for r in response.answer]))
     assert answers[0] == answers[1] and answers[2] == answers[3]
     assert answers[2][0] == dns.rcode.NXDOMAIN
+    # a query for a server cookie alone (RFC 7873 5.4, `dig +header-only +cookie`): no
+    # question, NOERROR and the cookies, as BIND (a stranger got FORMERR); UDP and TCP
+    for send in (dns.query.udp, dns.query.tcp):
+        bare = dns.message.Message()
+        bare.use_edns(0, payload=1232, options=[dns.edns.CookieOption(b"\x09" * 8, b"")])
+        response = send(bare, "127.0.0.1", port=server.port, timeout=2)
+        assert response.rcode() == dns.rcode.NOERROR and not response.question
+        (option,) = response.options
+        assert option.client == b"\x09" * 8
+        assert cookie_valid(option.client, option.server, "127.0.0.1")
+        bare = dns.message.Message()  # no cookie: FORMERR, as before
+        bare.use_edns(0, payload=1232)
+        assert send(bare, "127.0.0.1", port=server.port, timeout=2).rcode() == dns.rcode.FORMERR
     query = dns.message.make_query(ZONE, "SOA", use_edns=0)
     query.use_edns(0, payload=1232, options=[dns.edns.GenericOption(11, b"")])
     response = dns.query.tcp(query, "127.0.0.1", port=server.port, timeout=2)

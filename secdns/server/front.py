@@ -157,6 +157,9 @@ def _handle(
             return _error(wire, dns.rcode.FORMERR, edns=False, keep_cd=True)
         return _error(wire, dns.rcode.FORMERR, question=False)
     if len(query.question) != 1:
+        cookie_only = _cookie_only(query, client)
+        if cookie_only is not None:
+            return Reply(cookie_only, False, None, "query")
         return _error(wire, dns.rcode.FORMERR, question=False)
     if query.question[0].rdtype in (_AXFR, _IXFR):
         return Reply(None, False, None, "xfr", query)
@@ -199,6 +202,23 @@ def _add_options(
     result.options = options + cookie
     only_cookie = cookie and not options and result.ede is None and len(query.options) == 1
     return len(cookie) if only_cookie else 0
+
+
+def _cookie_only(query: dns.message.Message, client: str) -> bytes | None:
+    """The reply to a query for a server cookie alone (RFC 7873 5.4: no question, an OPT
+    with a COOKIE): NOERROR, no records, the client's cookie and a fresh server cookie,
+    as BIND answers it; None for any other question-less query (FORMERR)."""
+    if query.question or query.answer or query.authority or query.edns != 0:
+        return None
+    cookies = [option for option in query.options if option.otype == COOKIE]
+    if len(cookies) != 1:
+        return None
+    option = cookies[0]
+    assert isinstance(option, dns.edns.CookieOption)  # dnspython parses every COOKIE so
+    answered = cookie_option(option.client, client)
+    flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
+    head = struct.pack("!HHHHHH", query.id, flags, 0, 0, 0, 1)
+    return head + struct.pack("!BHHIH", 0, _OPT, EDNS_PAYLOAD, 0, len(answered)) + answered
 
 
 def _expire_seconds(query: dns.message.Message, result: Result) -> int | None:
