@@ -216,7 +216,9 @@ def _reply(
     | None = None,
 ) -> NotifyDecision:
     qname = query.question[0].name if len(query.question) == 1 else None
-    response = dns.message.make_response(query)
+    # (EDNS: the payload every reply of serve offers, render.EDNS_PAYLOAD; dnspython's
+    # default 8192 made a NOTIFY's reply the only one saying so)
+    response = dns.message.make_response(query, our_payload=1232)
     response.flags &= ~dns.flags.AA
     if rcode == dns.rcode.NOERROR:
         response.flags |= dns.flags.AA

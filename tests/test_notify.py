@@ -361,3 +361,15 @@ def test_refusals_of_ever_new_zones_are_bounded_in_lines(caplog):
     assert refusals.refused("192.0.2.9", "late.example.", "NOTAUTH")
     lines = [r.getMessage() for r in caplog.records if r.name == "test.notify"]
     assert len(lines) == 21 and "(480 other refusals not logged" in lines[-1]
+
+
+def test_a_notify_reply_offers_the_payload_every_reply_offers():
+    """An EDNS NOTIFY's reply says 1232, as serve's query replies do (dnspython's default
+    8192 made it the only reply that said otherwise: a stranger's finding)."""
+    query = dns.message.make_query(ORIGIN, "SOA", use_edns=0, payload=1232)
+    query.set_opcode(dns.opcode.NOTIFY)
+    acl = NotifyAcl(sources=(ipaddress.ip_network("127.0.0.1/32"),))
+    for source in ("127.0.0.1", "192.0.2.9"):  # accepted, refused
+        decision = answer_notify(query.to_wire(), source, {ORIGIN: acl}, {})
+        assert decision.response is not None
+        assert dns.message.from_wire(decision.response).payload == 1232, source

@@ -552,6 +552,6 @@ def _line_owners(lines: Sequence[str]) -> Iterator[tuple[Sequence[str], int]]:
 
 
 def error_response(query: dns.message.Message, rcode: int) -> bytes:
-    response = dns.message.make_response(query)
+    response = dns.message.make_response(query, our_payload=render.EDNS_PAYLOAD)
     response.set_rcode(dns.rcode.Rcode.make(rcode))
     return response.to_wire()
