@@ -481,6 +481,29 @@ def test_a_forked_fill_keeps_the_same_answers_and_blocks() -> None:
     assert list(running) == [] and len(stopped.entries) == first
 
 
+def test_a_zone_of_more_names_than_a_quarter_of_the_table_is_filled(monkeypatch) -> None:
+    """A zone whose names times four pass the table's limit is filled, in the thread and
+    forked: the check before a fill asked room for 4 entries a name of the whole zone,
+    so genzone's 1M-record zone (690,000 names against a 2,000,000-entry table) was
+    never filled, and its first asks all took the prepared path (a bench found it)."""
+    from secdns.server.readyfork import fill_forked
+
+    table = _table({"mix.test.": BIG_MIX})  # ~4,000 names
+    zone = table.zones["mix.test."]
+    assert zone.version is not None and 4 * zone.version.names > 12_000
+    # the table's limit, the forked fill's own table's too
+    monkeypatch.setattr(ReadyAnswers.__init__, "__defaults__", (12_000,))
+    here = ReadyAnswers()
+    for _made in fill(here, PreparedAnswers(table), table, zone):
+        pass
+    forked = ReadyAnswers()
+    list(fill_forked(forked, table, zone))
+    wire = _query("host03999.big.mix.test.", "A", edns=1232)
+    for filled in (here, forked):
+        assert filled.limit == 12_000 and len(filled.entries) > 4_000
+        assert filled.reply(wire) == front.handle(wire, table, tcp=False).wire
+
+
 def test_the_filler_forks_for_a_large_zone() -> None:
     table = _table({"mix.test.": BIG_MIX})
     ready = ReadyAnswers()

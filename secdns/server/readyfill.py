@@ -71,6 +71,10 @@ def _cuts(version: ZoneVersion, delegations: set[str], dnames: set[str]) -> Iter
                 dnames.add(key)
 
 
+BATCH_OWNERS = 256
+"""Owners :func:`fill` makes the answers of between two turns (the filler's checks)."""
+
+
 def fill(
     ready: ReadyAnswers, prepared: PreparedAnswers, table: ZoneTable, zone: ServedZone
 ) -> Iterator[int]:
@@ -84,8 +88,12 @@ def fill(
     version = zone.version
     if version is None or zone.expired:
         return
-    if len(ready.entries) + 4 * version.names >= ready.limit:
-        return  # full (a small zone's fill checks no batch: it would clear the table)
+    if len(ready.entries) + 4 * min(version.names, BATCH_OWNERS) >= ready.limit:
+        # full: not even a batch fits (a small zone's fill checks no batch: it would
+        # clear the table).  Not 4 a name of the whole zone: a zone of more than a
+        # quarter of the table's limit (a 1M-record zone's 690,000 names; a forked
+        # fill's table is its own and as large) was never filled, and it fits
+        return
     generation = zone.generation
     apex = version.origin_key
     delegations: set[str] = set()
@@ -115,7 +123,7 @@ def fill(
         if not lines or key in delegations:
             continue
         batch += 1
-        if batch >= 256:
+        if batch >= BATCH_OWNERS:
             batch = 0
             yield made
             if zone.generation != generation or len(entries) >= ready.limit:
@@ -172,7 +180,7 @@ def fill(
         below = []  # (left to the prepared path: see GLUE_NAMES_MAX)
     for key in itertools.chain(delegations, below):
         batch += 1
-        if batch >= 256:
+        if batch >= BATCH_OWNERS:
             batch = 0
             yield made
             if zone.generation != generation or len(ready.cuts) >= ready.limit:
