@@ -8,7 +8,8 @@
    loopback), each on a free loopback port; with ``--before DIR`` also a second
    ``secdns serve`` run from the source tree DIR (e.g. a worktree of main), for a
    before/after in the same run.
-3. For each of --repeat rounds, and each server in turn: ``dig AXFR > file``,
+3. Once every server is idle (secdns has built its ready answers), for each of
+   --repeat rounds, and each server in turn: ``dig AXFR > file``,
    timing the wall clock of dig and the CPU seconds (user + system) the server
    spent meanwhile (from /proc, every thread of its process group), and
    checking the number of records dig received against BIND's.
@@ -29,6 +30,7 @@ records (the SOAs included) and no whole zone.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -57,6 +59,7 @@ from measure import (  # noqa: E402
     median,
     run_measured,
     show_reference,
+    wait_idle,
 )
 from servers import Bind, Knot, _live_group_members, free_port  # noqa: E402
 
@@ -216,6 +219,12 @@ def main() -> None:
                     file=sys.stderr,
                 )
                 show_reference(f"{label} server", argv_of(servers[label].pid))
+            for label, server in servers.items():
+                # (secdns builds its ready answers after its first answer, in a forked
+                # child: a transfer timed beside it timed the two, theirs and the others')
+                pids = functools.partial(_live_group_members, server.pid)
+                idle = wait_idle(pids, time.perf_counter())
+                print(f"{label}: idle after {idle:.1f} s more", file=sys.stderr)
             ixfr_from = None
             if args.ixfr:
                 text, ixfr_from, serial = changed_zone(zone_file.read_text(), args.ixfr)

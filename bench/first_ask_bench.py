@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
-from measure import group_cpu, group_pss_mib  # noqa: E402
+from measure import group_cpu, group_pss_mib, wait_idle  # noqa: E402
 from serve_bench import dnsperf, secdns_config  # noqa: E402
 from servers import Nsd, _live_group_members, free_port  # noqa: E402
 
@@ -182,21 +182,6 @@ def binary_queries(text: Path, out: Path, rd: bool, edns: int | None, do: bool) 
             query.flags = dns.flags.RD if rd else 0
             wire = query.to_wire()
             sink.write(len(wire).to_bytes(2, "big") + wire)
-
-
-def wait_idle(
-    members: Callable[[], list[int]], start: float, quiet: float = 0.02, timeout: float = 600.0
-) -> float:
-    """Seconds from ``start`` until these processes use less than ``quiet`` of a CPU over a
-    second (a server done with its background work: secdns's ready answers)."""
-    last = group_cpu(members(), children=True)
-    while time.perf_counter() - start < timeout:
-        time.sleep(1.0)
-        now = group_cpu(members(), children=True)
-        if now - last < quiet:
-            return round(time.perf_counter() - start - 1.0, 2)
-        last = now
-    raise SystemExit("the server never went idle")
 
 
 def distinct_questions(queries: Path, out: Path, limit: int | None = None) -> tuple[int, int]:

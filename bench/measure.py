@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -163,3 +163,18 @@ def warm_pycache(env: dict[str, str], cwd: Path | None = None) -> None:
         "        importlib.import_module(m.name)\n"
     )
     subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True)
+
+
+def wait_idle(
+    members: Callable[[], list[int]], start: float, quiet: float = 0.02, timeout: float = 600.0
+) -> float:
+    """Seconds from ``start`` until these processes use less than ``quiet`` of a CPU over a
+    second (a server done with its background work: secdns's ready answers)."""
+    last = group_cpu(members(), children=True)
+    while time.perf_counter() - start < timeout:
+        time.sleep(1.0)
+        now = group_cpu(members(), children=True)
+        if now - last < quiet:
+            return round(time.perf_counter() - start - 1.0, 2)
+        last = now
+    raise SystemExit("the server never went idle")
