@@ -156,6 +156,16 @@ def changed_zone(text: str, changes: int) -> tuple[str, int, int]:
     return "\n".join(lines), old, old + 1
 
 
+def all_idle(servers: dict) -> None:  # type: ignore[type-arg]
+    """Wait until each server is idle: secdns builds a version's ready answers after its
+    first answer, in a forked child, and a transfer timed beside it timed the two (its
+    CPU counted too)."""
+    for label, server in servers.items():
+        pids = functools.partial(_live_group_members, server.pid)
+        idle = wait_idle(pids, time.perf_counter())
+        print(f"{label}: idle after {idle:.1f} s more", file=sys.stderr)
+
+
 def transfer(  # type: ignore[no-untyped-def]
     label: str, server, out: Path, show: bool, ixfr_from: int | None = None
 ) -> tuple[float, float, int]:
@@ -219,12 +229,7 @@ def main() -> None:
                     file=sys.stderr,
                 )
                 show_reference(f"{label} server", argv_of(servers[label].pid))
-            for label, server in servers.items():
-                # (secdns builds its ready answers after its first answer, in a forked
-                # child: a transfer timed beside it timed the two, theirs and the others')
-                pids = functools.partial(_live_group_members, server.pid)
-                idle = wait_idle(pids, time.perf_counter())
-                print(f"{label}: idle after {idle:.1f} s more", file=sys.stderr)
+            all_idle(servers)
             ixfr_from = None
             if args.ixfr:
                 text, ixfr_from, serial = changed_zone(zone_file.read_text(), args.ixfr)
@@ -238,6 +243,7 @@ def main() -> None:
                         f"{time.perf_counter() - started:.1f} s",
                         file=sys.stderr,
                     )
+                all_idle(servers)  # (secdns fills the new version's ready answers)
             rows: dict[str, dict[str, list[float]]] = {
                 label: {"wall": [], "cpu": [], "records": []} for label in servers
             }
