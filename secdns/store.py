@@ -843,8 +843,8 @@ def axfr_entry(
     data), so a full zone answering an IXFR counts as the true IXFR would.  There is
     an entry only when the SOA changed serial, as an IXFR delta has.
     """
-    old_soa = [line for line in deleted if _is_soa_line(line)]
-    new_soa = [line for line in added if _is_soa_line(line)]
+    old_soa = [line for line in deleted if is_soa_line(line)]
+    new_soa = [line for line in added if is_soa_line(line)]
     entry = None
     if len(old_soa) == 1 and len(new_soa) == 1 and serial_from != serial_to:
         entry = JournalEntry(
@@ -856,6 +856,7 @@ def axfr_entry(
     return entry, len(added) - len(new_soa), len(deleted) - len(old_soa)
 
 
-def _is_soa_line(line: str) -> bool:
+def is_soa_line(line: str) -> bool:
+    """Whether a canonical line (``owner ttl class type rdata``) is an SOA record."""
     parts = line.split(" ", 4)
     return len(parts) == 5 and parts[3] == "SOA"

@@ -68,57 +68,44 @@ def _referral(
     qname = _qname(owner.labels)
     if qname is None:
         return 0
+
+    def cut(qtype: int, excluded: frozenset[int] | None = None) -> int:
+        """One referral, made from a *qtype* question, kept for every question of the
+        name but *excluded*, or with None for that question alone."""
+        question = qname + struct.pack("!HH", qtype, 1)
+        wire = _CLEAR_HEAD_EDNS + question + _OPT_QUERY
+        labels = list(owner.labels[:-1])
+        query = PlainQuery(0, 0, labels, 12 + len(qname), qtype, 1, 0, EDNS_PAYLOAD)
+        got = prepared._referral(wire, query, key, zone, version, EDNS_PAYLOAD)  # noqa: SLF001
+        if got is None:
+            return 0
+        reply = got[0]
+        if (
+            reply[2] & 0x06  # AA (not a referral) or TC
+            or reply[3] & 0x0F
+            or reply[6:8] != b"\x00\x00"
+            or reply[-11:-8] != b"\x00\x00\x29"
+            or reply[10]
+            or not 0 < reply[11] <= 255
+        ):
+            return 0
+        counts = reply[4:11] + bytes((reply[11] - 1,))
+        tail = reply[12 + len(question) : -11]
+        if excluded is None:  # (kept under the whole question: see ReadyAnswers.referral)
+            ready.put_cut(question, zone, generation, counts, tail, _EXCLUDED_NONE)
+        else:
+            ready.put_cut(qname, zone, generation, counts, tail, excluded)
+        return 1
+
     made = 0
     excluded = {43}  # DS: the parent's own answer
     for rdtype in (TYPE_A, TYPE_AAAA):  # addresses the name owns: glue answers
         if rdtype in owner.types or rdtype in owner.unsupported:
             excluded.add(rdtype)
             if rdtype in owner.types:
-                made += _cut(ready, prepared, zone, generation, version, key, owner, rdtype)
+                made += cut(rdtype)
     shared = _EXCLUDED.setdefault(frozenset(excluded), frozenset(excluded))  # a few sets
-    return made + _cut(ready, prepared, zone, generation, version, key, owner, TYPE_NS, shared)
-
-
-def _cut(
-    ready: ReadyAnswers,
-    prepared: PreparedAnswers,
-    zone: ServedZone,
-    generation: int,
-    version: ZoneVersion,
-    key: str,
-    owner: Owner,
-    qtype: int,
-    excluded: frozenset[int] | None = None,
-) -> int:
-    """One referral of :func:`_referral`: made from a *qtype* question, kept for every
-    question of the name but *excluded*, or with None for that question alone."""
-    qname = _qname(owner.labels)
-    if qname is None:
-        return 0
-    question = qname + struct.pack("!HH", qtype, 1)
-    wire = _CLEAR_HEAD_EDNS + question + _OPT_QUERY
-    labels = list(owner.labels[:-1])
-    query = PlainQuery(0, 0, labels, 12 + len(qname), qtype, 1, 0, EDNS_PAYLOAD)
-    got = prepared._referral(wire, query, key, zone, version, EDNS_PAYLOAD)  # noqa: SLF001
-    if got is None:
-        return 0
-    reply = got[0]
-    if (
-        reply[2] & 0x06  # AA (not a referral) or TC
-        or reply[3] & 0x0F
-        or reply[6:8] != b"\x00\x00"
-        or reply[-11:-8] != b"\x00\x00\x29"
-        or reply[10]
-        or not 0 < reply[11] <= 255
-    ):
-        return 0
-    counts = reply[4:11] + bytes((reply[11] - 1,))
-    tail = reply[12 + len(question) : -11]
-    if excluded is None:  # (kept under the whole question: see ReadyAnswers.referral)
-        ready.put_cut(question, zone, generation, counts, tail, _EXCLUDED_NONE)
-    else:
-        ready.put_cut(qname, zone, generation, counts, tail, excluded)
-    return 1
+    return made + cut(TYPE_NS, shared)
 
 
 class _OwnerAnswers:

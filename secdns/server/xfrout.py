@@ -31,7 +31,7 @@ import dns.tsig
 
 from secdns.server import linewire, render
 from secdns.server.zone import ZoneVersion, parse_node
-from secdns.store import JournalEntry
+from secdns.store import JournalEntry, is_soa_line
 from secdns.xfr import serial_compare
 
 MESSAGE_SIZE = 65535
@@ -519,20 +519,15 @@ def ixfr_messages(
         for lines in (entry.deleted, entry.added):
             # the section's SOA first (it marks where the section starts), then the
             # rest written from their lines as an AXFR writes them
-            soas = [line for line in lines[:1] if _is_soa(line)]
-            rest = lines[len(soas) :]
-            if any(_is_soa(line) for line in rest):  # (not where the store puts it)
-                soas = [line for line in lines if _is_soa(line)]
-                rest = tuple(line for line in lines if not _is_soa(line))
+            soas: list[str] = []
+            rest: list[str] = []
+            for line in lines:
+                (soas if is_soa_line(line) else rest).append(line)
             for rrset in _line_rrsets(soas, origin):
                 yield from writer.add(rrset)
             yield from _owners_messages(writer, origin, _line_owners(rest), exact=True)
     yield from writer.add(soa)
     yield writer.flush()
-
-
-def _is_soa(line: str) -> bool:
-    return line.split(" ", 4)[3:4] == ["SOA"]
 
 
 def _line_owners(lines: Sequence[str]) -> Iterator[tuple[Sequence[str], int]]:
