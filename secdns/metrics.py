@@ -40,7 +40,7 @@ The HTTP side (``[server] metrics_listen``) runs on serve's own event loop, so a
 zone is loaded and none is expired, else 503 naming those that are not.
 Requests are bounded: 8 KiB of head, 5 s to send it, 32 connections at once.
 
-About 680 lines, kept whole: the collectors, the series written as text, the page
+About 720 lines, kept whole: the collectors, the series written as text, the page
 and the HTTP side that serves it (for serve and watch), and pull's textfile share
 the metric names and their help texts, which are a contract kept in one place.
 """
