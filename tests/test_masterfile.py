@@ -25,6 +25,8 @@ from servers import need_binary
 from secdns import masterfile, wire, zonefile
 from secdns.errors import ZoneFileError
 from secdns.masterfile import generate, lexer, read_master, reader
+from secdns.masterfile import names as names_module
+from secdns.server import load
 
 ZONES = Path(__file__).resolve().parent / "zones"
 CORPUS = ZONES / "masterfile"
@@ -848,6 +850,37 @@ def test_fast_and_general_paths_agree_on_a_generated_zone() -> None:
     )
     counts = collections.Counter(r.rdtype for r in read_master(fast, EXAMPLE_COM).records)
     assert counts[dns.rdatatype.A] == counts[dns.rdatatype.SRV] == 300
+
+
+def test_the_name_caches_size_changes_no_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner and target caches are emptied every NAME_CACHE_LIMIT names: a zone
+    of many times that many names, each owner and target written again long after it
+    first came (and in another case, and after an $ORIGIN change), reads the same
+    with caches that never empty, in records and in served lines."""
+    rnd = random.Random(7)
+    limit = names_module.NAME_CACHE_LIMIT
+    count = 3 * limit + 17
+    lines = ["$TTL 300", "@ SOA ns1 hm 1 3600 600 86400 60", "@ NS ns1", "ns1 A 192.0.2.1"]
+    for i in range(2 * count):
+        n = rnd.randrange(count)
+        owner = rnd.choice([f"h{n}", f"H{n}.d{n % 9}", f"_s._tcp.h{n}"])
+        rdata = rnd.choice(
+            [f"A 10.0.{n // 256 % 256}.{n % 256}", f"CNAME t{n // 3}", f"MX 5 T{n // 3}.d1"]
+        )
+        lines.append(f"{owner} IN {rdata}")
+        if i == count:
+            lines.append("$ORIGIN sub.example.com.")
+    text = "\n".join(lines) + "\n"
+    small = _rows(read_master(text, EXAMPLE_COM).records)
+    groups = load.OwnerGroups(EXAMPLE_COM)
+    read_master(text, EXAMPLE_COM, emit=groups.emit)
+    small_lines = sorted(groups.version().iter_lines())
+    monkeypatch.setattr(names_module, "NAME_CACHE_LIMIT", 1 << 40)
+    monkeypatch.setattr(reader, "NAME_CACHE_LIMIT", 1 << 40)
+    assert _rows(read_master(text, EXAMPLE_COM).records) == small
+    groups = load.OwnerGroups(EXAMPLE_COM)
+    read_master(text, EXAMPLE_COM, emit=groups.emit)
+    assert sorted(groups.version().iter_lines()) == small_lines
 
 
 def test_a_line_with_one_quoted_string_splits_as_the_tokenizer_splits_it() -> None:

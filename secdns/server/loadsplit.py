@@ -23,27 +23,27 @@ errors are therefore always the one-pass reader's, word for word and line for li
 
 The served version is built as :meth:`ZoneVersion.from_groups` builds it, the work
 shared so that neither process waits for the other while it has work left: the
-buckets' count is guessed from the head before forking.  Each child sorts its
-owners' lines and sends, through a pipe in :mod:`marshal` form, first how many of
-its owners each name is the parent of (and its owners' order), then its owners in
-buckets (the same hash seed: forked), :data:`CHUNKS` messages of them.  The parent
-puts its own owners in buckets while the children count theirs, adds the children's
-counts up in file order and from them the counts of names below (while the children
-put their owners in buckets), then merges each message of buckets as it comes (an
-owner in two pieces gets its lines merged and sorted again, and is taken off its
-ancestors' counts once), writing the counts below and the empty non-terminals into
-each bucket as the last child's come.  Within each bucket the owners are in the
-order they came, then the empty non-terminals, as in one pass; a wrong guess of the
-count (or owners in two pieces that change it) is put right at the end by putting
-every owner into new buckets in file order and writing the counts again.
+buckets' count is guessed from the head before forking, and every process puts each
+owner into its bucket as it reads it (:class:`OwnerGroups` with buckets).  Each child
+sends, through a pipe in :mod:`marshal` form, first how many of its owners each name
+is the parent of (and its owners' order), then its buckets (the same hash seed:
+forked), :data:`CHUNKS` messages of them.  The parent adds the children's counts up
+in file order and from them the counts of names below (while the children send their
+buckets), then merges each message of buckets as it comes (an owner in two pieces
+gets its lines merged and sorted again, and is taken off its ancestors' counts once),
+writing the counts below and the empty non-terminals into each bucket as the last
+child's come.  Within each bucket the owners are in the order they came, then the
+empty non-terminals, as in one pass; a wrong guess of the count (or owners in two
+pieces that change it) is put right at the end by putting every owner into new
+buckets in file order and writing the counts again.
 
 Measured on the 1M-record genzone zone (issue 12; per-process CPU clocks, the
 machine shared): each process reads about half; before the hand-back was streamed,
 the parent waited ~0.8-1.1 s for the child's whole payload and then spent ~0.9 s on
 it alone (unmarshal, merge, counts below); now the parent never waits for a message,
-the child's messages are merged while it makes the next ones, the counts below are
-added up while it buckets, and its marshal is ~3x faster (its lines' lists freed
-first, see :func:`_hand_back`).
+the child's messages are merged while it makes the next ones, and the counts below
+are added up while it sends them.  Putting the owners into buckets after reading
+cost each process ~0.3 s more on its critical path than doing it while reading.
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ MAX_PROCESSES = 8
 HEAD_CHARS = 1 << 16
 """The head read before forking ends at the first owner line after this many characters."""
 PARENT_SHARE = 1.0
-"""The parent's piece against a child's.  A child also buckets its owners and sends
-them; the parent buckets its own, adds the counts below up and merges the children's
-messages: at 1.0 on the 1M-record genzone zone the parent never waits for a message
-and finishes a little after the child (per-process CPU clocks, machine shared; at
-0.8-0.9 it waited 0.3-0.8 s for the child instead)."""
+"""The parent's piece against a child's.  A child also sends its buckets; the parent
+adds the counts below up and merges the children's messages: at 1.0 on the 1M-record
+genzone zone the parent waits 0-0.2 s for the child's first message, at 0.9 0.3-0.4 s,
+and 1.05-1.1 gave the same time within the runs' spread (per-process CPU clocks,
+machine shared)."""
 MIN_WAIT = 60.0
 """Seconds a child may take beyond the parent's own piece (times 4) before it is given up."""
 _NOT_OWNER_START = frozenset(' \t\r\n\f\v;$()"')
@@ -202,6 +202,9 @@ def read_split(
         head_names = len(groups.groups)
         head_names += len(zone._parents_counted(groups.groups, zone.name_key(origin)))
         size = estimate_buckets(head_names * len(text) / max(points[0], 1))
+        head_groups, groups = groups, OwnerGroups(origin, size)  # (owners now into buckets)
+        groups.take(head_groups)
+        reader.emit = groups.emit
         for start, end, expect in zip(points[1:-1], points[2:], ends[1:], strict=True):
             children.append(_fork_piece(reader, text, (start, end), filename, expect, size))
         started = time.monotonic()
@@ -278,7 +281,7 @@ def _fork_piece(
     try:
         os.close(payload_read)
         forkpipe.enter_child()
-        groups = OwnerGroups(reader.zone_origin)
+        groups = OwnerGroups(reader.zone_origin, size)
         reader.emit = groups.emit
         try:
             reader.read(text[piece[0] : piece[1]], filename, None)
@@ -309,33 +312,19 @@ def _ends_in(reader: Reader, expect: Expect) -> bool:
 
 def _hand_back(groups: OwnerGroups, size: int, fd: int) -> None:
     """A child's piece to the parent: its :data:`Counts` first (the parent adds the
-    counts below up while the child puts its owners in buckets), then its buckets in
-    :data:`CHUNKS` messages."""
-    own = groups.finish()
-    parents = dict(zone._parents_counted(own, zone.name_key(groups.origin)))
-    records = sum(map(len, own.values()))
-    counts: Counts = (parents, groups.type_orders, records, len(own), "\n".join(own))
+    counts below up while the child sends its buckets), then its buckets (made as it
+    read: the same hash seed as the parent's, forked) in :data:`CHUNKS` messages."""
+    buckets = groups.finish_buckets()
+    keys = groups.order
+    parents = dict(zone._parents_counted(keys, zone.name_key(groups.origin)))
+    counts: Counts = (parents, groups.type_orders, groups.records, len(keys), "\n".join(keys))
     _send(fd, counts)
-    buckets = _bucketed(own, size)  # (the same hash seed as the parent's: forked)
-    # each line is now in its list and its tuple: without the lists, marshal writes
-    # it without first looking it up among the objects it shares (three times faster)
-    own.clear()
     step = _chunk_buckets(size)
     for first in range(0, size, step):
         _send(fd, buckets[first : first + step])
 
 
 _send = forkpipe.send  # (a module name of its own: tests make a child die while sending)
-
-
-def _bucketed(groups: dict[str, list[str]], size: int) -> list[dict[str, Entry]]:
-    """The owners in *size* buckets as :meth:`ZoneVersion.from_groups` puts them (no
-    counts below yet)."""
-    mask = size - 1
-    buckets: list[dict[str, Entry]] = [{} for _ in range(size)]
-    for key, lines in groups.items():
-        buckets[hash(key) & mask][key] = (tuple(lines), 0)
-    return buckets
 
 
 def _assemble(
@@ -357,14 +346,12 @@ def _assemble(
     sorted again, and is taken off the counts of its ancestors once); as the last
     child's come, each bucket gets its counts below and its empty non-terminals."""
     origin_key = zone.name_key(origin)
-    own = groups.finish()
-    parents = zone._parents_counted(own, origin_key)
+    buckets = groups.finish_buckets()
+    order = [groups.order]  # every owner, in the order they came (if size was wrong)
+    parents = zone._parents_counted(order[0], origin_key)
     orders = groups.type_orders
-    names = len(own)
-    records = sum(map(len, own.values()))
-    buckets = _bucketed(own, size)  # (while the children count theirs)
-    order = [list(own)]  # every owner, in the order they came (if size was wrong)
-    own.clear()
+    names = len(order[0])
+    records = groups.records
     joined: list[str] = []
     for child in children:
         counts = _receive(child, deadline)
