@@ -48,7 +48,10 @@ def _filled(table: ZoneTable) -> ReadyAnswers:
 
 
 def _same_as_general(
-    table: ZoneTable, ready: ReadyAnswers, clear_hits: list[int] | None = None
+    table: ZoneTable,
+    ready: ReadyAnswers,
+    clear_hits: list[int] | None = None,
+    shapes: list[dict[str, object]] = READY_SHAPES,
 ) -> int:
     """Ask every question in every shape; returns how many the ready answers gave (and
     adds those to queries with RD clear to ``clear_hits[0]``)."""
@@ -60,7 +63,7 @@ def _same_as_general(
         for key, _entry in zone.version.iter_entries():
             for name in (key, "nx." + key if key != "." else "nx."):
                 for rdtype in TYPES:
-                    for shape in READY_SHAPES:
+                    for shape in shapes:
                         for case in _cases(name, rng)[:2]:
                             try:
                                 wire = _query(case, rdtype, **shape)
@@ -89,17 +92,67 @@ def test_ready_answers_are_the_general_paths_bytes(zones: str) -> None:
     assert ready.blocks and clear_hits[0] > 0  # RD clear (a resolver's queries) ready too
 
 
+SIGNED_SHAPES = [
+    *READY_SHAPES,
+    {"edns": 1232, "do": True},  # a validating resolver's
+    {"edns": 4096, "do": True, "cd": True},
+    {"edns": 700, "do": True},  # (larger answers do not fit: the prepared path's)
+    {"edns": 512, "do": True},
+]
+
+
 @pytest.mark.parametrize("nsec3", ["", "nsec3"])
-def test_signed_zones_are_ready_without_do_only(tmp_path: Path, nsec3: str) -> None:
+def test_signed_zones_are_ready_with_do_as_resolvers_ask(tmp_path: Path, nsec3: str) -> None:
+    """A signed zone's positive answers are ready for DO as a validating resolver asks
+    (RD clear, EDNS above 512), signatures and all: the general path's bytes in every
+    shape; DO with RD set, or a payload of 512, takes the prepared path."""
     text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
     table = _table({"s.test.": _sign(tmp_path, "s.test.", text, nsec3)})
     ready = _filled(table)
+    assert ready.signed and set(ready.signed) <= set(ready.entries)
     clear_hits = [0]
-    assert _same_as_general(table, ready, clear_hits) > 0
+    assert _same_as_general(table, ready, clear_hits, SIGNED_SHAPES) > len(ready.signed)
     assert clear_hits[0] > 0
     assert ready.reply(_query("www.s.test.", "A", rd=True, edns=1232, do=True)) is None
-    assert ready.reply(_query("www.s.test.", "A", edns=1232, do=True)) is None
+    assert ready.reply(_query("www.s.test.", "A", edns=512, do=True)) is None
+    wire = _query("www.s.test.", "A", edns=1232, do=True)
+    mine = ready.reply(wire)
+    assert mine is not None and mine == front.handle(wire, table, tcp=False).wire
+    assert any(rrset.rdtype == 46 for rrset in dns.message.from_wire(mine).answer)  # RRSIG
     assert ready.reply(_query("www.s.test.", "A", rd=True, edns=1232)) is not None
+    # a new version: the signed answers step aside, and a fill drops them
+    zone = table.zones["s.test."]
+    assert zone.version is not None
+    zone.swap(ZoneVersion.from_lines(zone.origin, list(zone.version.iter_lines())))
+    assert ready.reply(wire) is None
+    for _made in fill(ready, PreparedAnswers(table), table, zone):
+        pass
+    assert all(found[1] == zone.generation for found in ready.signed.values())
+    assert ready.reply(wire) == front.handle(wire, table, tcp=False).wire
+
+
+def test_signed_answers_are_bounded_and_a_forked_fill_makes_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forked fill keeps the signed zone's DO answers a fill in the thread keeps, and
+    neither makes more than the table's limit (SIGNED_LIMIT)."""
+    from secdns.server import ready as ready_module
+    from secdns.server.readyfork import fill_forked
+
+    text = (ANSWER_ZONES / "answer.example.zone").read_text().replace("answer.example", "s.test")
+    table = _table({"s.test.": _sign(tmp_path, "s.test.", text, "")})
+    zone = table.zones["s.test."]
+    here = _filled(table)
+    forked = ReadyAnswers()
+    list(fill_forked(forked, table, zone))
+    assert forked.signed == here.signed and len(here.signed) > 10
+    monkeypatch.setattr(ready_module, "SIGNED_LIMIT", 5)
+    small = _filled(table)
+    assert len(small.signed) == 5
+    forked = ReadyAnswers()
+    forked.signed[b"another zone's"] = here.signed[next(iter(here.signed))]
+    list(fill_forked(forked, table, zone))
+    assert len(forked.signed) == 5  # the one kept before the fork counts
 
 
 def test_what_is_not_ready_steps_aside() -> None:

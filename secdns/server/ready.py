@@ -13,7 +13,9 @@ One tail serves every query of the shape it was made for: RD set (no authority
 section, as :meth:`~secdns.server.prepared.PreparedAnswers.answer` answers it) or
 RD clear with the zone's authority block (below), no OPT or a bare EDNS 0 OPT
 (payload above 512, or any payload when the answer has no additional section; DO
-only on an unsigned zone), the name in the zone's case.
+only on an unsigned zone), the name in the zone's case.  A signed zone's positive
+answers also get the reply a validating resolver asks for (RD clear, DO, a payload
+above 512: :data:`Signed`, signatures and all, up to :data:`SIGNED_LIMIT` of them).
 Any other shape, or a question asked in another case, misses and takes the
 prepared path as before.
 
@@ -66,7 +68,8 @@ and NODATA (names that do not exist cannot be listed, and a table of every owner
 missing types would cost ~100 B a name; the prepared path answers both in ~6-10 us
 from the owner forms), names below a delegation point that the zone does not hold
 (or of a zone with more glue names than that), other letter cases, wildcards, CNAME
-chains longer than one step or leaving the zone, DO on a signed zone, and answers over
+chains longer than one step or leaving the zone, DO on a signed zone but as above
+(NXDOMAIN and NODATA with their proofs, referrals, RD set), and answers over
 501 bytes without the authority block (an RD-set reply has to fit 512 bytes without
 EDNS).
 """
@@ -112,6 +115,12 @@ QDCOUNT..ARCOUNT without an OPT), the tail after the question, and for RD clear:
 of its shared authority block, see :meth:`ReadyAnswers.clear_key`, or its own
 :data:`Form`, or 0 (none: the prepared path), or -1 until it is computed)."""
 
+Signed = tuple["ServedZone", int, bytes, bytes]
+"""A signed zone's answer to an RD-clear DO query, as a validating resolver asks: (zone,
+its generation, ANCOUNT..ARCOUNT without the OPT, the bytes after the question without
+the OPT: the answer with its RRSIGs, the apex NS with theirs, the glue).  Made by the
+filler from the prepared path's reply (:meth:`ReadyAnswers.signed_form`)."""
+
 Block = tuple[int, bytes, bytes, bytes]
 """An RD-clear reply's authority and additional sections (the apex NS and its glue):
 (the zone generation it was made in, NSCOUNT and ARCOUNT without an OPT, the bytes,
@@ -135,6 +144,10 @@ its referrals with the general path's for each), DS left out."""
 PLAIN_RD = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 """Flags and counts of the commonest query: RD alone, one question, nothing else (the
 reply is then ID + the entry's head + the question + its tail)."""
+
+SIGNED_LIMIT = 200_000
+"""DO answers of signed zones kept at most (:attr:`ReadyAnswers.signed`; ~600 B each with
+their signatures: ~120 MiB full), over all zones; the filler stops making them when full."""
 
 BLOCK_LIMIT = 100_000
 """RD-clear blocks kept at most (one per zone, apex position and start offset: a 1M-record
@@ -183,6 +196,11 @@ class ReadyAnswers:
         self.by_zone: dict[ServedZone, set[bytes]] = {}
         """Each zone's questions, so that dropping a zone's stale answers costs its own
         entries, not the whole table's (10,000 zones filled at a start)."""
+        self.signed: dict[bytes, Signed] = {}
+        """A signed zone's positive answers to RD-clear DO queries (a validating
+        resolver's), made by the filler, under the question's bytes as :attr:`entries`:
+        each question here has an entry there (:meth:`signed_reply`)."""
+        self.signed_limit = SIGNED_LIMIT
 
     def reply(self, data: bytes) -> bytes | None:
         """The ready reply to ``data``, or None.  :meth:`secdns.server.udp.UdpWorker.run`
@@ -253,7 +271,7 @@ class ReadyAnswers:
             return None
         if data[-4] & 0x80:
             if self.unsigned.get(zone) != found[1] and not self._unsigned(zone, found[1]):
-                return None  # DO on a signed zone: proofs and signatures
+                return self.signed_reply(data, question, payload)  # its signatures too
             opt = _OPT_DO
         else:
             opt = _OPT_PLAIN
@@ -293,6 +311,57 @@ class ReadyAnswers:
                 + opt
             )
         return reply if len(reply) <= max(512, min(payload, EDNS_PAYLOAD)) else None
+
+    def signed_reply(self, data: bytes, question: bytes, payload: int) -> bytes | None:
+        """The ready reply to an RD-clear DO query (checked by :meth:`reply_edns`) for a
+        question of a signed zone (:data:`Signed`), or None: RD set and payloads of 512 or
+        less take the prepared path, as does a reply larger than the payload."""
+        found = self.signed.get(question)
+        if found is None or data[2] & 1 or payload <= 512 or found[0].generation != found[1]:
+            return None
+        counts = found[2]
+        reply = (
+            data[:2]
+            + (b"\x84\x10\x00\x01" if data[3] & 0x10 else b"\x84\x00\x00\x01")
+            + counts[:5]
+            + bytes((counts[5] + 1,))
+            + question
+            + found[3]
+            + _OPT_DO
+        )
+        return reply if len(reply) <= min(payload, EDNS_PAYLOAD) else None
+
+    def signed_form(self, query: bytes, reply: bytes) -> tuple[bytes, bytes] | None:
+        """(ANCOUNT..ARCOUNT without the OPT, the bytes after the question without the
+        OPT) of the prepared path's ``reply`` to the filler's RD-clear DO ``query``, if it
+        is a positive answer :meth:`signed_reply` can give again byte for byte; or None."""
+        question = query[12:-11]
+        end = 12 + len(question)
+        if (
+            reply[2] != 0x84  # QR and AA: no TC, RD clear as asked
+            or reply[3]  # NOERROR, no AD, CD clear as asked
+            or reply[4:6] != b"\x00\x01"
+            or reply[6:8] == b"\x00\x00"  # a positive answer
+            or reply[10]  # ARCOUNT 1 to 255 (the OPT among them): a byte in signed_reply
+            or not reply[11]
+            or reply[12:end] != question
+            or reply[-11:] != _OPT_DO
+            or len(reply) > EDNS_PAYLOAD
+        ):
+            return None
+        return reply[6:11] + bytes((reply[11] - 1,)), reply[end:-11]
+
+    def put_signed(
+        self, question: bytes, zone: ServedZone, generation: int, counts: bytes, tail: bytes
+    ) -> None:
+        """Keep a signed zone's DO answer to ``question`` (see :data:`Signed`)."""
+        if len(self.signed) >= self.signed_limit:
+            self.signed.clear()
+        self.signed[question] = (zone, generation, counts, tail)
+
+    def signed_room(self) -> bool:
+        """Whether the filler may make more DO answers (:data:`SIGNED_LIMIT`)."""
+        return len(self.signed) < self.signed_limit
 
     def referral(self, data: bytes, question: bytes, arcount: int) -> bytes | None:
         """The ready referral for a question at a delegation (:data:`Cut`), RD set or clear

@@ -39,6 +39,7 @@ from secdns.server.ready import (
 from secdns.server.readymake import (
     _CLEAR_HEAD_EDNS,
     _OPT_QUERY,
+    _OPT_QUERY_DO,
     _named,
     _OwnerAnswers,
     _referral,
@@ -116,6 +117,9 @@ def fill(
     owner_answers = answers_of.answers
     clear_form = answers_of.clear
     clear_key = ready.clear_key
+    # DO answers too, with their signatures (the text first: an unsigned zone's apex is
+    # not parsed for this, 10,000 small zones at a start)
+    signed = any(" DNSKEY " in line for line in version.lines(apex)) and index_of(version).secure
     made = 0
     batch = 0
     below: list[str] = []  # names below a delegation that the zone holds
@@ -142,6 +146,8 @@ def fill(
                 below.append(key)  # glue: its referrals, after the delegations'
             continue
         for question, counts, tail, item in owner_answers(key, lines):
+            if signed and ready.signed_room():
+                _signed(ready, prepared, zone, generation, question)
             block_key = 0
             if item is None or (len(item[0]) == 1 and question[-4:-2] in _CLEAR_TYPES):
                 block_key = clear_key(zone, generation, question, counts)  # no names in rdata
@@ -189,6 +195,24 @@ def fill(
             continue  # (for one below, the prepared path declines a DNAME on the way)
         made += _referral(ready, prepared, zone, generation, version, key)
     yield made
+
+
+def _signed(
+    ready: ReadyAnswers,
+    prepared: PreparedAnswers,
+    zone: ServedZone,
+    generation: int,
+    question: bytes,
+) -> None:
+    """Make a signed zone's answer to ``question`` asked as a validating resolver asks
+    (RD clear, DO, EDNS payload 1232) ready, from the prepared path's reply."""
+    query = _CLEAR_HEAD_EDNS + question + _OPT_QUERY_DO
+    got = prepared.answer(query)
+    if got is None or got[1] is not zone:
+        return
+    form = ready.signed_form(query, got[0])
+    if form is not None:
+        ready.put_signed(question, zone, generation, form[0], form[1])
 
 
 def _occluded(
@@ -265,12 +289,16 @@ def _forget_stale(ready: ReadyAnswers, zone: ServedZone) -> None:
     generation = zone.generation
     questions = ready.by_zone.get(zone, set())
     entries = ready.entries
+    signed = ready.signed
     for question in list(questions):  # one C call: a UDP thread may learn meanwhile
         entry = entries.get(question)
         if entry is not None and entry[0] is zone and entry[1] == generation:
             continue
         if entry is not None and entry[0] is zone:
             entries.pop(question, None)
+        found = signed.get(question)
+        if found is not None and found[0] is zone and found[1] != generation:
+            signed.pop(question, None)  # (each has an entry: see ReadyAnswers.signed)
         questions.discard(question)  # stale, gone, or another zone's now
     if not questions:
         ready.by_zone.pop(zone, None)

@@ -39,15 +39,19 @@ if TYPE_CHECKING:
 STALL_SECONDS = 60.0
 _Cut = tuple[bytes, bytes, bytes, frozenset[int]]  # qname, counts, tail, QTYPEs left out
 _Answer = tuple[bytes, bytes, bytes, "int | Form"]  # question, counts, tail, RD-clear key/form
+_Signed = tuple[bytes, bytes, bytes]  # question, counts, tail of a signed zone's DO answer
+_Chunk = tuple[list[_Answer], list[tuple[int, int, bytes, bytes]], list[_Cut], list[_Signed]]
 
 
 class _Shipping(ReadyAnswers):
     """The child's table: what :func:`fill` puts is kept until shipped, then dropped."""
 
-    def __init__(self) -> None:
+    def __init__(self, signed_kept: int = 0) -> None:
         super().__init__()
         self.out: list[_Answer] = []
         self.cuts_out: list[_Cut] = []
+        self.signed_out: list[_Signed] = []
+        self.signed_kept = signed_kept  # the parent's at the fork, and those shipped since
         self.shipped_blocks: set[tuple[int, int]] = set()
 
     def put(
@@ -74,7 +78,15 @@ class _Shipping(ReadyAnswers):
     ) -> None:
         self.cuts_out.append((qname, counts, tail, excluded))
 
-    def chunk(self) -> tuple[list[_Answer], list[tuple[int, int, bytes, bytes]], list[_Cut]]:
+    def put_signed(
+        self, question: bytes, zone: ServedZone, generation: int, counts: bytes, tail: bytes
+    ) -> None:
+        self.signed_out.append((question, counts, tail))
+
+    def signed_room(self) -> bool:
+        return self.signed_kept + len(self.signed_out) < self.signed_limit
+
+    def chunk(self) -> _Chunk:
         """The answers and blocks made since the last chunk (one message to the parent)."""
         blocks = [
             (key[1], key[2], block[1], block[2])
@@ -82,9 +94,11 @@ class _Shipping(ReadyAnswers):
             if (key[1], key[2]) not in self.shipped_blocks
         ]
         self.shipped_blocks.update((clear, start) for clear, start, _c, _b in blocks)
-        payload = (self.out, blocks, self.cuts_out)
+        payload = (self.out, blocks, self.cuts_out, self.signed_out)
+        self.signed_kept += len(self.signed_out)
         self.out = []
         self.cuts_out = []
+        self.signed_out = []
         self.entries.clear()  # shipped (fill's learn_block reads only the latest entry)
         self.by_zone.clear()
         return payload
@@ -101,9 +115,10 @@ def fill_forked(
     the child's pid, then None once it is gone (so that a stopping server can kill it)."""
     generation = zone.generation
     read_end, write_end = os.pipe()
+    signed_kept = len(ready.signed)
     pid = os.fork()
     if not pid:
-        _child(table, zone, write_end, read_end)
+        _child(table, zone, write_end, read_end, signed_kept)
     os.close(write_end)
     if forked is not None:
         forked(pid)
@@ -115,7 +130,7 @@ def fill_forked(
             chunk = forkpipe.receive(read_end, poller, time.monotonic() + STALL_SECONDS)
             if chunk is None or zone.generation != generation:
                 return
-            answers, blocks, cuts = chunk
+            answers, blocks, cuts, signed = chunk
             put = ready.put
             for question, counts, tail, clear in answers:
                 put(question, zone, generation, counts, tail, clear)
@@ -124,6 +139,8 @@ def fill_forked(
             for qname, counts, tail, excluded in cuts:
                 shared = _EXCLUDED.setdefault(excluded, excluded)  # one object per set
                 ready.put_cut(qname, zone, generation, counts, tail, shared)
+            for question, counts, tail in signed:
+                ready.put_signed(question, zone, generation, counts, tail)
             made += len(answers) + len(cuts)
             yield made
     finally:
@@ -136,7 +153,9 @@ def fill_forked(
             forked(None)
 
 
-def _child(table: ZoneTable, zone: ServedZone, write_end: int, read_end: int) -> None:
+def _child(
+    table: ZoneTable, zone: ServedZone, write_end: int, read_end: int, signed_kept: int
+) -> None:
     """The child: fill a table of its own, shipping each turn's answers; never returns."""
     status = 1
     try:
@@ -147,9 +166,9 @@ def _child(table: ZoneTable, zone: ServedZone, write_end: int, read_end: int) ->
         # each full pass walks the whole inherited heap (the zone): with it on, a 1M-record
         # zone's fill cost ~27.5 s CPU instead of ~21.5 (bench/first_ask_bench.py's zone)
         gc.disable()
-        shipping = _Shipping()
+        shipping = _Shipping(signed_kept)
         for _made in fill(shipping, PreparedAnswers(table, FILL_OWNERS), table, zone):
-            if len(shipping.out) + len(shipping.cuts_out) >= 2048:
+            if len(shipping.out) + len(shipping.cuts_out) + len(shipping.signed_out) >= 2048:
                 forkpipe.send(write_end, shipping.chunk())
         forkpipe.send(write_end, shipping.chunk())
         status = 0
