@@ -29,14 +29,16 @@ def run_measured(
     stdout_path: Path | None = None,
     env: dict[str, str] | None = None,
     check: bool = True,
+    cwd: Path | None = None,
 ) -> Run:
-    """Run ``argv``; with ``check``, a non-zero exit stops the benchmark with its stderr."""
+    """Run ``argv`` (in ``cwd``: ``python -m secdns`` imports the cwd's secdns before
+    PYTHONPATH's); with ``check``, a non-zero exit stops the benchmark with its stderr."""
     with (
         tempfile.TemporaryFile() as err_file,
         open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile() as out_file,
     ):
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out_file, stderr=err_file, env=env)
+        proc = subprocess.Popen(argv, stdout=out_file, stderr=err_file, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)

@@ -125,13 +125,17 @@ def main() -> None:
                 stdout_path: Path | None = None,
                 before=None,
                 env: dict[str, str] | None = None,
+                cwd: Path | None = None,
             ) -> None:  # type: ignore[no-untyped-def]
                 walls, cpus, rsses = [], [], []
                 for _ in range(args.repeat):
                     if before:
                         before()
                     run = run_measured(
-                        argv, stdout_path=stdout_path, env=our_env if env is None else env
+                        argv,
+                        stdout_path=stdout_path,
+                        env=our_env if env is None else env,
+                        cwd=cwd,
                     )
                     walls.append(run.wall)
                     cpus.append(run.cpu)
@@ -158,8 +162,11 @@ def main() -> None:
             measure("secdns pull -o FILE over its copy", pull_o)
             base_env = None
             if args.base is not None:
-                base_env = compiled_env(tmp / "base-pycache", args.base.resolve())
-                warm_pycache(base_env)
+                # run in the base tree: from this checkout, python -m secdns imports this
+                # checkout's package before PYTHONPATH's (the base ran this code till now)
+                base_tree = args.base.resolve()
+                base_env = compiled_env(tmp / "base-pycache", base_tree)
+                warm_pycache(base_env, cwd=base_tree)
                 base_out = tmp / "base.zone"
                 base_o = [*pull, "-o", str(base_out), "--axfr"]
                 measure(
@@ -167,8 +174,9 @@ def main() -> None:
                     base_o,
                     before=lambda: base_out.unlink(missing_ok=True),
                     env=base_env,
+                    cwd=base_tree,
                 )
-                measure("base: pull -o FILE over its copy", base_o, env=base_env)
+                measure("base: pull -o FILE over its copy", base_o, env=base_env, cwd=base_tree)
                 same = base_out.read_bytes() == ours.read_bytes()
                 print(f"  base and this code wrote the same file: {same}", file=sys.stderr)
             store = tmp / "store"
@@ -177,7 +185,10 @@ def main() -> None:
             if base_env is not None:
                 base_store = tmp / "base-store"
                 measure(
-                    "base: pull -d (AXFR)", [*pull, "-d", str(base_store), "--axfr"], env=base_env
+                    "base: pull -d (AXFR)",
+                    [*pull, "-d", str(base_store), "--axfr"],
+                    env=base_env,
+                    cwd=base_tree,
                 )
             serial = primary.soa_serial(ZONE)
             ixfr_walls, ixfr_rss = [], []
