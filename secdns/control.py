@@ -420,6 +420,9 @@ class Operations:
             "added": done.added,
             "removed": done.removed,
             "changed": done.changed,
+            "reloaded": done.reloaded,
+            "failed": done.failed,
+            "exit_code": done.exit_code,
             "warnings": done.warnings,
         }
 

@@ -90,11 +90,11 @@ class ServeZones:
             state=(RefreshState.OK if version else RefreshState.LOADING).value,
             primary=None,
             last_refresh=None,
-            last_change=None,
+            last_change=runtime.refresher.last_change,  # (a reload to a new serial)
             next_refresh=None,
             expires_at=None,
             records=version.records if version else None,
-            last_error=None,
+            last_error=runtime.refresher.last_error,  # (its file's last reload failed)
         )
 
     def statuses(

@@ -61,6 +61,20 @@ DIG_STYLE = "".join(  # no $TTL, every record with its TTL, absolute owners
 )
 AWKWARD["dig style: every TTL stated, none by default"] = DIG_STYLE
 
+NEXT_HASH = "0123456789ABCDEFGHIJKLMNOPQRSTUV"  # (base32hex)
+SIGNZONE_STYLE = "".join(  # as dnssec-signzone writes: no $TTL, records over several lines
+    ["example.com.\t\t3600\tIN SOA\tns1.example.com. hm.example.com. ( 7 3600 600 86400 60 )\n"]
+    + ["ns1.example.com.\t3600\tIN A\t192.0.2.1\n"]
+    + [
+        f"H{i:02d}.example.com. {60 + i % 7} IN NSEC3 1 0 0 - (\n\t\t\t{NEXT_HASH} A )\n"
+        f"\t\t\t{60 + i % 7}\tRRSIG\tNSEC3 13 3 60 (\n\t\t\t1 2 3 example.com. sig{i} )\n"
+        for i in range(8)
+    ]
+    + ['q.example.com. 30 IN TXT "a ( b" ( "c" )\n', "r.example.com. (\n 40 IN A 192.0.2.1 )\n"]
+    + ["s.example.com. IN A 192.0.2.2 ; no TTL: r's\n"]
+)
+AWKWARD["dnssec-signzone style: records over several lines, every TTL stated"] = SIGNZONE_STYLE
+
 BROKEN = {
     "an unknown type late": HEAD + "a A 192.0.2.1\nb A 192.0.2.2\nc BOGUS x\nd A 192.0.2.4\n",
     "a bad address early, another error late": HEAD
@@ -338,6 +352,36 @@ def test_a_file_without_ttl_default_is_cut_where_records_state_their_ttl() -> No
     assert points is not None
     for point in points[1:-1]:
         assert big[point] == "x"  # a line stating its TTL
+    version = _split(big, points)
+    assert version is not None
+    assert _entries(version) == _entries(_one_pass(big))
+
+
+def test_a_signed_file_without_ttl_default_is_cut_before_its_parentheses() -> None:
+    """dnssec-signzone writes no $TTL and every NSEC3 record over several lines: its
+    owner lines state their TTL before their ``(``, and are cut at (a 24 MB NSEC3 zone
+    was read in one process: every owner line of its second half holds a ``(``)."""
+    reader = reader_module.Reader(EXAMPLE, EXAMPLE, None, None, None)
+    kinds = reader.kinds
+
+    def stated(line: str) -> bool:
+        return loadsplit.states_its_ttl(kinds, line + "\n", 0)
+
+    assert stated("H01.example.com. 60 IN NSEC3 1 0 0 - (")
+    assert stated("x IN 60 A 192.0.2.1 ; a comment (")
+    assert stated("x 60 (IN A 192.0.2.1)")
+    assert not stated("x ( 60 IN A 192.0.2.1 )")  # (the TTL inside: not read)
+    assert not stated('x "60" IN A 192.0.2.1')
+    assert not stated("x\\ 60 IN A 192.0.2.1")
+    assert not stated("x IN A 192.0.2.1 ; 60")
+    big = SIGNZONE_STYLE + "".join(
+        f"N{i}.example.com. {i % 9 + 1} IN NSEC3 1 0 0 - (\n\t\t\t{NEXT_HASH} A )\n"
+        for i in range(3000)
+    )
+    points = loadsplit.split_points(big, 3, head_chars=10, ttl_kinds=kinds)
+    assert points is not None
+    for point in points[1:-1]:
+        assert big[point] == "N"
     version = _split(big, points)
     assert version is not None
     assert _entries(version) == _entries(_one_pass(big))

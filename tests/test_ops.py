@@ -163,7 +163,9 @@ def test_metrics_follow_a_bind_primary(bind_primary, served, tmp_path):
         zones=[{"name": "kept.test", "file": str(tmp_path / "kept.zone")}],
     )
     reloaded = ctl(path, "reload")  # what changed, as the log says it
-    assert reloaded.output == "reload: done, zones=1 added=1 removed=1 changed=0\n"
+    assert (
+        reloaded.output == "reload: done, zones=1 added=1 removed=1 changed=0 reloaded=0 failed=0\n"
+    )
     left = [key for key in scrape(metrics_port) if ("zone", "example.com.") in key[1]]
     assert left == [], left
 
@@ -710,3 +712,53 @@ def test_ctl_status_of_many_zones_on_a_terminal_is_columns_and_a_summary(monkeyp
     piped = CliRunner().invoke(cli, ["ctl", "-s", "/x", "status", "--problems", "--json"])
     document = json.loads(piped.output)
     assert len(document["zones"]) == 10 and document["states"]["ok"] == 990
+
+
+def test_ctl_reload_fails_when_a_zone_file_does_not_load(served, tmp_path):
+    """A zone file that no longer loads (cut short, gone, another zone's, or changed
+    without a new serial) keeps the loaded version, and says so: ctl reload counts it
+    as failed and exits 6 or 7 (it said done and exited 0, a stranger found), ctl status
+    shows the error as the zone's last; a file that loads again clears it, and a new
+    serial counts as reloaded."""
+    zone_file = tmp_path / "primary.zone"
+    text = (Path(__file__).parent / "zones" / "example.com.zone").read_text()
+    zone_file.write_text(text)
+    path = write_config(
+        tmp_path / "secdns.toml",
+        directory=tmp_path / "store",
+        zones=[{"name": ZONE, "file": str(zone_file)}],
+    )
+    served(path)
+    cases = [
+        (text + "broken ( A 192.0.2.1\n", 6, "parentheses"),
+        (text.replace("example.com", "example.net"), 6, "example.net"),
+        (text + "extra A 192.0.2.9\n", 6, "did not"),
+        (None, 7, "no such zone file"),
+    ]
+    for content, code, words in cases:
+        if content is None:
+            zone_file.unlink()
+        else:
+            zone_file.write_text(content)
+        result = ctl(path, "reload")
+        assert result.exit_code == code, (words, result.output)
+        assert "failed=1" in result.output and words in result.output, result.output
+        assert f"zone={ZONE}." in result.output
+        status = ctl(path, "status")
+        assert "state=ok" in status.output and words in status.output, status.output
+    assert dns.message.from_wire(_soa(path)).answer[0][0].serial == SERIAL  # kept
+    zone_file.write_text(text.replace(f"{SERIAL} ", f"{SERIAL + 1} "))
+    result = ctl(path, "reload")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("reload: done, zones=1 added=0 removed=0 changed=0 reloaded=1")
+    assert "last_error=-" in ctl(path, "status").output
+    assert dns.message.from_wire(_soa(path)).answer[0][0].serial == SERIAL + 1
+
+
+def _soa(path: Path) -> bytes:
+    port = int(path.read_text().split("127.0.0.1:")[1].split('"')[0])
+    query = dns.message.make_query(ZONE, "SOA")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        sock.sendto(query.to_wire(), ("127.0.0.1", port))
+        return sock.recv(4096)

@@ -513,7 +513,12 @@ def notify(zone: str, no_wait: bool, as_json: bool) -> None:
 @_no_wait_option
 @json_option
 def reload(no_wait: bool, as_json: bool) -> None:
-    """Re-read the config, as SIGHUP does.
+    """Re-read the config and the zone files, as SIGHUP does.
+
+    Prints how many zones it added, removed and changed (their settings), reloaded
+    (a file zone serving a new serial) and failed (a zone file that did not load, or
+    changed without a new serial: the loaded version stays); exits 6 or 7 when one
+    failed, as rndc reload does not exit 0.
 
     \b
     Example:
@@ -525,10 +530,15 @@ def reload(no_wait: bool, as_json: bool) -> None:
     elif result.get("started"):
         click.echo("reload: started")
     else:
-        counts = " ".join(f"{key}={result.get(key)}" for key in ("added", "removed", "changed"))
+        keys = ("added", "removed", "changed", "reloaded", "failed")
+        counts = " ".join(f"{key}={result.get(key)}" for key in keys)
         click.echo(f"reload: done, zones={result.get('zones')} {counts}")
+    failed = result.get("failed") or 0
     for warning in result.get("warnings") or []:
-        click.echo(f"secdns: warning: reload: {warning}", err=True)
+        level = "error" if failed and warning.startswith("zone=") else "warning"
+        click.echo(f"secdns: {level}: reload: {warning}", err=True)
+    if failed:
+        sys.exit(int(result.get("exit_code") or ExitCode.BAD_DATA))
 
 
 @command.command("stop")

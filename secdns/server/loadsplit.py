@@ -53,6 +53,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import re
 import select
 import signal
 import threading
@@ -115,18 +116,31 @@ def owner_line_at(text: str, at: int) -> int | None:
 def states_its_ttl(kinds: Kinds, text: str, at: int) -> bool:
     """Whether the line starting at *at* is a record that states its TTL (``owner
     [class] ttl ...``, as the reader's *kinds* tell a TTL from a class): the reader's
-    previous TTL does not matter to it, nor to the lines after it."""
+    previous TTL does not matter to it, nor to the lines after it.  Only the line's
+    words before a parenthesis or a comment are read (a record ``dnssec-signzone``
+    writes over several lines, as every NSEC3 record, states its TTL before its
+    ``(``); a quote or a backslash before them, and the answer is no."""
     end = text.find("\n", at)
     line = text[at : end if end >= 0 else len(text)]
-    if '"' in line or "(" in line or ")" in line or "\\" in line:
-        return False  # (the reader tokenizes such a line otherwise)
-    for token in line.split(";", 1)[0].split()[1:3]:
+    cut = _WORDS_END.search(line)
+    if cut is not None:
+        if cut.group() in _NOT_PLAIN:
+            return False  # (the reader tokenizes such a word otherwise)
+        line = line[: cut.start()]
+    for token in line.split()[1:3]:
         kind, _ = kinds.kind_of(token)
         if kind == KIND_TTL:
             return True
         if kind != KIND_CLASS:
             return False
     return False
+
+
+_WORDS_END = re.compile(r'[()";\\]')
+"""Where a line stops being words split by white space alone: a parenthesis or a
+comment ends the words before it (the tokenizer splits there too), a quote or a
+backslash changes them (:data:`_NOT_PLAIN`)."""
+_NOT_PLAIN = frozenset('"\\')
 
 
 def split_points(
@@ -188,7 +202,10 @@ def read_split(
             kinds = None if reader.default_known else reader.kinds
             points = split_points(text, processes, ttl_kinds=kinds)
             if points is None or points[0] != head:
-                _one_pass(filename, "too few lines to cut at")
+                why = "no line to cut it at that names its owner"
+                if kinds is not None:  # (the previous TTL would carry over a cut)
+                    why += " and states its TTL (it sets no $TTL)"
+                _one_pass(filename, why)
                 return None
         else:
             reader.read(text[: points[0]], filename, None)

@@ -699,6 +699,8 @@ class Server(QueryDispatch):
             return Reloaded()
         warnings: list[str] = []
         changed = 0
+        reloaded = 0  # file zones that now serve a new version of their file
+        failed: list[SecdnsError] = []  # file zones whose file did not load
         try:
             config = load_config(path)
             conflicts = keyring_conflicts(config)
@@ -744,8 +746,9 @@ class Server(QueryDispatch):
                 self._start_zone(runtime)
             elif zone_config.file is not None:
                 try:
-                    await current.load_file()
+                    reloaded += await current.load_file()
                 except SecdnsError as err:
+                    failed.append(err)
                     warnings.append(f"zone={name} {err.one_line()}; keeping the loaded version")
                     log.error("reload: %s", warnings[-1])
         await self.catalogs.reload()
@@ -755,24 +758,31 @@ class Server(QueryDispatch):
         now = set(self.runtimes)
         added, gone = len(now - served), len(served - now)
         log.info(
-            "reload: done, %d zones (%d added, %d removed, %d changed)",
+            "reload: done, %d zones (%d added, %d removed, %d changed, %d reloaded, %d failed)",
             len(self.runtimes),
             added,
             gone,
             changed,
+            reloaded,
+            len(failed),
         )
-        return Reloaded(added, gone, changed, warnings)
+        exit_code = int(failed[0].exit_code) if failed else 0
+        return Reloaded(added, gone, changed, warnings, reloaded, len(failed), exit_code)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reloaded:
     """What a reload did: zones added and removed (catalogs and their members
-    included), zones of the config changed, and its warnings."""
+    included), zones of the config changed, file zones re-read to a new version or
+    failing to load, and its warnings."""
 
     added: int = 0
     removed: int = 0
     changed: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
+    reloaded: int = 0  # file zones serving a new version of their file
+    failed: int = 0  # file zones whose file did not load (the loaded version kept)
+    exit_code: int = 0  # the first failure's (6: it does not parse, 7: it cannot be read)
 
 
 def check_config_for_serve(config: Config) -> None:

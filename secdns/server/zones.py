@@ -29,7 +29,7 @@ from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
 from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
 from secdns.endpoints import IPNetwork, host_networks
-from secdns.errors import IxfrNotApplicable, SecdnsError, said_once
+from secdns.errors import IxfrNotApplicable, SecdnsError, ZoneFileError, said_once
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import FIRST_DELAY, MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
@@ -38,7 +38,7 @@ from secdns.server.xferproc import TransferProcess
 from secdns.server.zone import ChangeTally, ServedZone, ZoneVersion
 from secdns.store import JournalEntry, Store, StoredSoa, ZoneWriter, epoch
 from secdns.unreachable import admitter
-from secdns.xfr import Delta
+from secdns.xfr import Delta, serial_newer
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +320,11 @@ class ZoneRuntime:
             version.records,
         )
 
-    async def load_file(self) -> None:
-        """A primary zone: read its master file (and on SIGHUP, again)."""
+    async def load_file(self) -> bool:
+        """A primary zone: read its master file (and on SIGHUP, again); whether a new
+        version is served.  A file that does not load, or that changed but kept its
+        serial, raises (the loaded version stays): ``ctl reload`` reports it, and
+        ``ctl status`` shows it as the zone's last error until a reload loads one."""
         from secdns.server.load import version_from_file
 
         assert self.config.file is not None
@@ -329,21 +332,39 @@ class ZoneRuntime:
         old = self.zone.version
         if old is not None and stamp is not None and stamp == self.file_stamp:
             log.debug("reload: zone=%s %s unchanged: not read", self.name, self.config.file)
-            return
-        version = await asyncio.to_thread(version_from_file, self.config.file, self.zone.origin)
+            return False
+        try:
+            version = await asyncio.to_thread(version_from_file, self.config.file, self.zone.origin)
+            if old is not None and version.serial == old.serial:
+                if sorted(old.iter_lines()) != sorted(version.iter_lines()):
+                    raise ZoneFileError(
+                        f"{self.config.file} changed but its serial {old.serial} did not: "
+                        "secondaries would not take the change",
+                        hint="raise the serial in its SOA, then reload",
+                    )
+                self.file_stamp = stamp
+                self.refresher.last_error = None
+                return False
+        except SecdnsError as err:
+            if old is not None:
+                self.refresher.last_error = f"reload: {err.one_line(with_zone=False)}"
+            raise
         self.file_stamp = stamp
+        self.refresher.last_error = None
         if old is not None:
             lines = list(version.iter_lines())
-            if version.serial == old.serial:
-                if sorted(old.iter_lines()) != sorted(lines):
-                    log.error(
-                        "reload: zone=%s %s changed but its serial %d did not: "
-                        "keeping the loaded version",
-                        self.name,
-                        self.config.file,
-                        old.serial,
-                    )
-                return
+            if not serial_newer(version.serial, old.serial):
+                log.warning(
+                    "reload: zone=%s %s: serial %d -> %d went back: secondaries keep "
+                    "serial %d until theirs expires or they are made to transfer it "
+                    "(rndc retransfer, ctl retransfer)",
+                    self.name,
+                    self.config.file,
+                    old.serial,
+                    version.serial,
+                    old.serial,
+                )
+            self.refresher.last_change = time.time()
             entry, added, removed = axfr_journal(
                 self.zone.origin, list(old.iter_lines()), lines, old.serial, version.serial
             )
@@ -367,6 +388,7 @@ class ZoneRuntime:
                 self.config.file,
             )
         self.last_success = time.time()
+        return True
 
     # --- changing ---
     def install(
