@@ -198,10 +198,16 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
 )
 
-verbosity_options = _compose(
-    click.option("-v", "--verbose", count=True, help="More log detail on stderr (-vv: debug)."),
-    click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
-)
+
+def make_verbosity_options(levels: str = "-vv: debug") -> Callable[[F], F]:
+    """-v (counted) and -q; ``levels``: what each -v adds, as the command's --help says."""
+    return _compose(
+        click.option("-v", "--verbose", count=True, help=f"More log detail on stderr ({levels})."),
+        click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+    )
+
+
+verbosity_options = make_verbosity_options()
 
 
 def make_force_option(

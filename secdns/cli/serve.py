@@ -12,7 +12,7 @@ import time
 
 import click
 
-from secdns.cli.options import config_option, verbosity_options
+from secdns.cli.options import config_option, make_verbosity_options
 from secdns.config import load_config
 from secdns.endpoints import parse_endpoint
 from secdns.errors import UsageError
@@ -93,7 +93,7 @@ def setup_server_logging(log_format: str, verbose: int, quiet: bool) -> None:
     help="Log lines: rich on a TTY (auto), plain text, or JSON lines (time, level, logger,"
     " message, and the zone, catalog and server a line names as fields of their own).",
 )
-@verbosity_options
+@make_verbosity_options("-v: refreshes explained, -vv: every query too, -vvv: debug")
 def command(
     config_path: str | None, listen: tuple[str, ...], log_format: str, verbose: int, quiet: bool
 ) -> None:
