@@ -421,7 +421,8 @@ class Operations:
             "removed": done.removed,
             "changed": done.changed,
             "reloaded": done.reloaded,
-            "failed": done.failed,
+            "failed": len(done.failures),
+            "failures": done.failures,
             "exit_code": done.exit_code,
             "warnings": done.warnings,
         }

@@ -30,7 +30,7 @@ owner in two runs, or one message's owners in more than :data:`MAX_RUNS` runs) a
 the engine decodes the raw messages it kept again in-process into rows, sorted and
 rendered as before (:class:`secdns.zonefile.FullZone`): the same bytes either way.
 
-About 660 lines, kept whole: the parts, their assembly and the workers that make them
+About 675 lines, kept whole: the parts, their assembly and the workers that make them
 are one protocol (what a worker sends is what the assembler takes), tested as one
 against the in-process path.
 """

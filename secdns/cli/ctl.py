@@ -533,11 +533,11 @@ def reload(no_wait: bool, as_json: bool) -> None:
         keys = ("added", "removed", "changed", "reloaded", "failed")
         counts = " ".join(f"{key}={result.get(key)}" for key in keys)
         click.echo(f"reload: done, zones={result.get('zones')} {counts}")
-    failed = result.get("failed") or 0
+    failures = result.get("failures") or []
     for warning in result.get("warnings") or []:
-        level = "error" if failed and warning.startswith("zone=") else "warning"
+        level = "error" if warning in failures else "warning"
         click.echo(f"secdns: {level}: reload: {warning}", err=True)
-    if failed:
+    if failures:
         sys.exit(int(result.get("exit_code") or ExitCode.BAD_DATA))
 
 

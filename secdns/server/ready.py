@@ -72,6 +72,11 @@ chains longer than one step or leaving the zone, DO on a signed zone but as abov
 (NXDOMAIN and NODATA with their proofs, referrals, RD set), and answers over
 501 bytes without the authority block (an RD-set reply has to fit 512 bytes without
 EDNS).
+
+About 660 lines, kept whole: the table and every lookup the UDP thread runs on it
+(plain, EDNS, RD clear with its shared blocks, referrals, signed DO), and what learns
+into it, share the entries' layout, the counts' bytes and the limits; the makers are
+apart already (:mod:`~secdns.server.readymake`, :mod:`~secdns.server.readyfill`).
 """
 
 from __future__ import annotations

@@ -34,12 +34,12 @@ from secdns.server.denial import index_of
 from secdns.server.prepared import PreparedAnswers
 from secdns.server.ready import (
     _CLEAR_TYPES,
+    _OPT_DO,
     ReadyAnswers,
 )
 from secdns.server.readymake import (
     _CLEAR_HEAD_EDNS,
     _OPT_QUERY,
-    _OPT_QUERY_DO,
     _named,
     _OwnerAnswers,
     _referral,
@@ -117,9 +117,7 @@ def fill(
     owner_answers = answers_of.answers
     clear_form = answers_of.clear
     clear_key = ready.clear_key
-    # DO answers too, with their signatures (the text first: an unsigned zone's apex is
-    # not parsed for this, 10,000 small zones at a start)
-    signed = any(" DNSKEY " in line for line in version.lines(apex)) and index_of(version).secure
+    signed = index_of(version).secure  # DO answers too, with their signatures
     made = 0
     batch = 0
     below: list[str] = []  # names below a delegation that the zone holds
@@ -206,7 +204,7 @@ def _signed(
 ) -> None:
     """Make a signed zone's answer to ``question`` asked as a validating resolver asks
     (RD clear, DO, EDNS payload 1232) ready, from the prepared path's reply."""
-    query = _CLEAR_HEAD_EDNS + question + _OPT_QUERY_DO
+    query = _CLEAR_HEAD_EDNS + question + _OPT_DO  # (an OPT with DO: the query's as the reply's)
     got = prepared.answer(query)
     if got is None or got[1] is not zone:
         return

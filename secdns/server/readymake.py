@@ -331,7 +331,6 @@ _EXCLUDED: dict[frozenset[int], frozenset[int]] = {}  # the QTYPE sets cuts leav
 _EXCLUDED_NONE: frozenset[int] = frozenset()  # (a cut kept under its whole question)
 _CLEAR_HEAD_EDNS = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01"  # RD clear, an OPT
 _OPT_QUERY = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0, 0)
-_OPT_QUERY_DO = b"\x00" + RR.pack(41, EDNS_PAYLOAD, 0x8000, 0)  # a validating resolver's
 
 Item = tuple[str, Labels, int, Rrset]
 """One RRset of a section, as :mod:`secdns.server.prepared` writes them."""

@@ -701,6 +701,7 @@ class Server(QueryDispatch):
         changed = 0
         reloaded = 0  # file zones that now serve a new version of their file
         failed: list[SecdnsError] = []  # file zones whose file did not load
+        failures: list[str] = []  # (their warnings: ctl reload says them as errors)
         try:
             config = load_config(path)
             conflicts = keyring_conflicts(config)
@@ -749,8 +750,9 @@ class Server(QueryDispatch):
                     reloaded += await current.load_file()
                 except SecdnsError as err:
                     failed.append(err)
-                    warnings.append(f"zone={name} {err.one_line()}; keeping the loaded version")
-                    log.error("reload: %s", warnings[-1])
+                    failures.append(f"zone={name} {err.one_line()}; keeping the loaded version")
+                    warnings.append(failures[-1])
+                    log.error("reload: %s", failures[-1])
         await self.catalogs.reload()
         warnings += await self.tls.reload()
         # every zone added or removed, catalogs and their members included (a stranger's
@@ -767,7 +769,7 @@ class Server(QueryDispatch):
             len(failed),
         )
         exit_code = int(failed[0].exit_code) if failed else 0
-        return Reloaded(added, gone, changed, warnings, reloaded, len(failed), exit_code)
+        return Reloaded(added, gone, changed, warnings, reloaded, failures, exit_code)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -781,7 +783,8 @@ class Reloaded:
     changed: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
     reloaded: int = 0  # file zones serving a new version of their file
-    failed: int = 0  # file zones whose file did not load (the loaded version kept)
+    failures: list[str] = dataclasses.field(default_factory=list)
+    """The warnings of file zones whose file did not load (the loaded version kept)."""
     exit_code: int = 0  # the first failure's (6: it does not parse, 7: it cannot be read)
 
 

@@ -7,6 +7,11 @@ IXFR to the in-memory version in O(delta), swaps it in atomically, and only then
 persists the change through the store's :class:`~secdns.store.ZoneWriter` in the
 background.  Past the expiry deadline without a successful refresh (a deadline
 the store remembers across restarts) the zone answers SERVFAIL.
+
+About 620 lines, kept whole: a zone's runtime (its version, journal, store copy,
+scheduler and NOTIFY ACL) is one object whose loading, installing and persisting read
+and write the same fields; the scheduler, the store and the transfers are modules of
+their own already.
 """
 
 from __future__ import annotations
@@ -342,9 +347,6 @@ class ZoneRuntime:
                         "secondaries would not take the change",
                         hint="raise the serial in its SOA, then reload",
                     )
-                self.file_stamp = stamp
-                self.refresher.last_error = None
-                return False
         except SecdnsError as err:
             if old is not None:
                 self.refresher.last_error = f"reload: {err.one_line(with_zone=False)}"
@@ -352,6 +354,8 @@ class ZoneRuntime:
         self.file_stamp = stamp
         self.refresher.last_error = None
         if old is not None:
+            if version.serial == old.serial:
+                return False  # (the same zone: touched, or written again alike)
             lines = list(version.iter_lines())
             if not serial_newer(version.serial, old.serial):
                 log.warning(
