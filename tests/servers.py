@@ -589,16 +589,26 @@ class DynamicServer(DnsServer):
         lines = [f"server {self.host} {self.port}", f"zone {zone}", *commands.strip().splitlines()]
         if lines[-1].strip() != "send":
             lines.append("send")
-        argv = [need_binary("nsupdate"), "-t", "5"]
-        if key is not None:
-            argv += ["-y", self.tsig_key(key).nsupdate_arg]
-        done = subprocess.run(
-            argv, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=30
-        )
+        key_args = [] if key is None else ["-y", self.tsig_key(key).nsupdate_arg]
+        # A reply can be late on a loaded CI machine (a primary's journal fsync;
+        # CI once saw BIND answer nobody for 5 s): one more try with a longer
+        # wait. Tests' updates are adds and deletes, which a second send leaves
+        # as the first did.
+        for wait in (5, 20):
+            argv = [need_binary("nsupdate"), "-t", str(wait), *key_args]
+            done = subprocess.run(
+                argv,
+                input="\n".join(lines) + "\n",
+                capture_output=True,
+                text=True,
+                timeout=wait + 25,
+            )
+            said = done.stderr.strip() or done.stdout.strip()
+            if done.returncode == 0 or "timed out" not in said:
+                break
         if done.returncode != 0:
             raise ServerError(
-                f"nsupdate: zone={zone} {self!r} exit {done.returncode}: "
-                f"{done.stderr.strip() or done.stdout.strip()}"
+                f"nsupdate: zone={zone} {self!r} exit {done.returncode}: {said}\n{self.log_tail()}"
             )
         return done.stdout
 
