@@ -37,7 +37,7 @@ EXIT_CODE_TABLE: tuple[tuple[int, str], ...] = (
     (
         ExitCode.DIFFERENT,
         "differences found (diff) or checks failed (verify, watch --until-*); "
-        "a zone expired, retrying or unusable (ctl status)",
+        "a zone expired, retrying, unusable or failed (ctl status)",
     ),
     (ExitCode.USAGE, "usage error: bad option, argument or configuration file"),
     (

@@ -58,6 +58,7 @@ class RefreshState(enum.Enum):
     RETRYING = "retrying"  # the last check failed; a retry is scheduled
     EXPIRED = "expired"  # no successful check for longer than the SOA expire
     UNUSABLE = "unusable"  # a catalog whose copy cannot be used (its members kept)
+    FAILED = "failed"  # a primary zone whose file has not loaded (SERVFAIL until it does)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -36,12 +36,18 @@ __all__ = ["PROBLEM_STATES", "STATES", "ServeZones", "ZoneStatus"]
 STATES = tuple(state.value for state in RefreshState)
 """``state``: no check finished yet; up to date; a check is running; the last check
 failed and a retry is scheduled; past SOA expire without a successful check
-(answering SERVFAIL)."""
+(answering SERVFAIL); a catalog that cannot be used; a zone file that has not loaded
+(answering SERVFAIL until a reload loads it)."""
 
 NOTIFY_WAIT = 10.0
 """Seconds ``ctl notify`` waits for its targets' acknowledgements."""
 PROBLEM_STATES = frozenset(
-    {RefreshState.RETRYING.value, RefreshState.EXPIRED.value, RefreshState.UNUSABLE.value}
+    {
+        RefreshState.RETRYING.value,
+        RefreshState.EXPIRED.value,
+        RefreshState.UNUSABLE.value,
+        RefreshState.FAILED.value,
+    }
 )
 """States that make ``secdns ctl status`` exit 1."""
 
@@ -84,10 +90,14 @@ class ServeZones:
                 last_error=found.last_error or said,
             )
         version = runtime.zone.version  # a primary zone: loaded from its file, no timers
+        if version is not None:
+            state = RefreshState.OK
+        else:  # (its file did not load: at the start, or added by a reload)
+            state = RefreshState.FAILED if runtime.refresher.last_error else RefreshState.LOADING
         return ZoneStatus(
             zone=runtime.name,
             serial=version.serial if version else None,
-            state=(RefreshState.OK if version else RefreshState.LOADING).value,
+            state=state.value,
             primary=None,
             last_refresh=None,
             last_change=runtime.refresher.last_change,  # (a reload to a new serial)

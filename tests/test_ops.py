@@ -755,9 +755,76 @@ def test_ctl_reload_fails_when_a_zone_file_does_not_load(served, tmp_path):
     assert dns.message.from_wire(_soa(path)).answer[0][0].serial == SERIAL + 1
 
 
-def _soa(path: Path) -> bytes:
-    port = int(path.read_text().split("127.0.0.1:")[1].split('"')[0])
-    query = dns.message.make_query(ZONE, "SOA")
+def test_a_zone_file_that_does_not_load_leaves_the_other_zones_served(served, tmp_path):
+    """One zone file missing or broken at the start, or on a reload, is that zone's
+    failure, as BIND and Knot treat it: the others are served (a stranger's serve exited
+    6, serving none; a reload stopped at it, the zones after it not added), the zone
+    answers SERVFAIL with state=failed until a reload loads its file; a zone whose
+    `file` a reload changed reads the new file (it kept the old version)."""
+    good = tmp_path / "primary.zone"
+    text = (Path(__file__).parent / "zones" / "example.com.zone").read_text()
+    good.write_text(text)
+    broken = tmp_path / "broken.zone"
+    broken.write_text("garbage here\n")
+    missing = tmp_path / "missing.zone"
+    zones = [
+        {"name": ZONE, "file": str(good)},
+        {"name": "missing.test", "file": str(missing)},
+        {"name": "broken.test", "file": str(broken)},
+    ]
+    path = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones)
+    served(path)
+    status = ctl(path, "status")
+    assert status.exit_code == 1, status.output
+    lines = status.output.splitlines()
+    assert "state=ok" in lines[0]
+    assert "state=failed" in lines[1] and "no such zone file" in lines[1], lines[1]
+    assert "state=failed" in lines[2] and "unknown type" in lines[2], lines[2]
+    assert dns.message.from_wire(_soa(path)).answer[0][0].serial == SERIAL
+    assert dns.message.from_wire(_soa(path, "broken.test")).rcode() == dns.rcode.SERVFAIL
+    # the missing file appears; a zone is added whose file is missing, one after it
+    # loads; the good zone's file is now another path with a new serial
+    missing.write_text(text.replace("example.com", "missing.test"))
+    moved = tmp_path / "moved.zone"
+    moved.write_text(text.replace(f"{SERIAL} ", f"{SERIAL + 1} "))
+    later = tmp_path / "later.zone"
+    later.write_text(text.replace("example.com", "later.test"))
+    zones[0]["file"] = str(moved)
+    zones += [
+        {"name": "gone.test", "file": str(tmp_path / "gone.zone")},
+        {"name": "later.test", "file": str(later)},
+    ]
+    write_config(path, directory=tmp_path / "store", zones=zones, port=_port(path))
+    result = ctl(path, "reload")
+    assert result.exit_code == 6, result.output  # broken.test's (the first failure)
+    done = "reload: done, zones=5 added=2 removed=0 changed=1 reloaded=2 failed=2"
+    assert done in result.output.splitlines(), result.output  # (serve's log lines too)
+    assert "zone=gone.test. no such zone file" in result.output
+    assert dns.message.from_wire(_soa(path)).answer[0][0].serial == SERIAL + 1
+    for name in ("missing.test", "later.test"):
+        assert dns.message.from_wire(_soa(path, name)).answer[0][0].serial == SERIAL
+    states = [line.split()[2] for line in ctl(path, "status").output.splitlines()]
+    assert states == ["state=ok", "state=ok", "state=failed", "state=failed", "state=ok"]
+
+
+def test_serve_with_no_zone_file_that_loads_exits_naming_the_zone(tmp_path):
+    zones = [{"name": "x.test", "file": str(tmp_path / "nope.zone")}]
+    path = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones)
+    result = CliRunner().invoke(cli, ["serve", "-c", str(path)])
+    assert result.exit_code == 7, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"secdns: error: zone x.test.: no such zone file: {tmp_path / 'nope.zone'}"
+    )
+    assert "SERVFAIL" not in result.output  # (no "answering SERVFAIL" for a start that ends)
+
+
+def _port(path: Path) -> int:
+    return int(path.read_text().split("127.0.0.1:")[1].split('"')[0])
+
+
+def _soa(path: Path, zone: str = ZONE) -> bytes:
+    port = _port(path)
+    query = dns.message.make_query(zone, "SOA")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(3)
         sock.sendto(query.to_wire(), ("127.0.0.1", port))

@@ -28,7 +28,7 @@ STATUS_FIELDS = (
     "records",
     "last_error",
 )
-STATES = ("loading", "ok", "queued", "refreshing", "retrying", "expired", "unusable")
+STATES = ("loading", "ok", "queued", "refreshing", "retrying", "expired", "unusable", "failed")
 """:data:`secdns.zonestatus.STATES`, written out: that module imports the transfer engine,
 which no ``ctl`` command needs (a test keeps the two equal)."""
 TIME_FIELDS = frozenset({"last_refresh", "last_change", "next_refresh", "expires_at"})
@@ -40,6 +40,7 @@ _STATE_STYLE = {
     "retrying": "bold yellow",
     "expired": "bold red",
     "unusable": "bold red",
+    "failed": "bold red",
 }
 
 
@@ -311,8 +312,9 @@ def status(
     """Each zone's serial, state, primary, timers and last error.
 
     States: loading, ok, queued, refreshing, retrying, expired, unusable (a catalog
-    whose copy cannot be used).  Exit status 1 when any zone is expired, retrying or
-    unusable (for cron or a Nagios-style check).  On a terminal a
+    whose copy cannot be used), failed (a zone file that has not loaded).  Exit status
+    1 when any zone is expired, retrying, unusable or failed (for cron or a
+    Nagios-style check).  On a terminal a
     summary line follows (how many zones in each state).
 
     \b

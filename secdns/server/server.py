@@ -24,7 +24,6 @@ import resource
 import signal
 import sys
 from collections.abc import Coroutine, Iterable
-from pathlib import Path
 from typing import TypeVar
 
 import dns.exception
@@ -37,7 +36,7 @@ from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig, keyring_conflicts, load_config
 from secdns.control import Operations
 from secdns.endpoints import Endpoint
-from secdns.errors import ConfigError, SecdnsError
+from secdns.errors import ConfigError, SecdnsError, ZoneFileError
 from secdns.explain import log_step
 from secdns.pull import RETRANSFER_HINT, PullOptions
 from secdns.server import xferproc
@@ -216,14 +215,24 @@ class Server(QueryDispatch):
         gc.set_threshold(*GC_THRESHOLDS)
         gc.disable()
         self.filler.hold()  # small zones' ready answers: once loaded (and a cold start over)
+        failed: list[ZoneRuntime] = []  # file zones whose file did not load
         try:
             stored = await self._read_stored(self.config.zones)
             for zone_config in self.config.zones:
-                await self._add_zone(zone_config, stored=stored.get(zone_config.name.labels))
+                stored_copy = stored.get(zone_config.name.labels)
+                await self._add_zone(zone_config, stored=stored_copy, failed=failed)
             del stored
         finally:
             gc.freeze()
             gc.enable()
+        if failed and len(failed) == len(self.config.zones) and not self.config.catalogs:
+            # nothing at all to serve: said at once, as before (one zone's file among
+            # others does not stop the start: it answers SERVFAIL until a reload loads it)
+            first = failed[0]
+            error = first.load_error or ZoneFileError("its file did not load")
+            raise error.with_context(zone=first.name)
+        for runtime in failed:
+            log.error("load: %s", failure_line(runtime, runtime.load_error))
         self._pause_for_first_loads()
         await self.operations.start()  # first: a control socket in use fails before listening
         await self.catalogs.startup()
@@ -494,7 +503,12 @@ class Server(QueryDispatch):
         zone_config: ZoneConfig,
         keep: ZoneRuntime | None = None,
         stored: Stored | None = None,
+        failed: list[ZoneRuntime] | None = None,
     ) -> ZoneRuntime:
+        """A zone's runtime, answering what it has (``keep``'s version, its file, its
+        stored copy).  A zone file that does not load is added to ``failed`` (when
+        given; else it raises): the zone answers SERVFAIL until a reload loads it, or
+        keeps ``keep``'s version, as BIND and Knot go on serving their other zones."""
         runtime = ZoneRuntime(zone_config, self.config, self.store, self._zone_changed)
         runtime.commits = self.commits
         runtime.elsewhere = self.transfers
@@ -505,8 +519,12 @@ class Server(QueryDispatch):
             runtime.last_success = keep.last_success
             runtime.store_copy = keep.store_copy
             runtime.keep_status(keep)  # (ctl status: primary, last change as they were)
-        elif zone_config.file is not None:
-            await runtime.load_file()
+            if zone_config.file is not None and zone_config.file == keep.config.file:
+                runtime.file_stamp = keep.file_stamp  # (read again only if it changed)
+        if zone_config.file is not None:
+            await self._load_file(runtime, failed)  # (a new path read: a stranger's kept the old)
+        elif keep is not None and keep.zone.version is not None:
+            pass
         elif stored is not None:
             runtime.install_stored(stored)
         else:
@@ -519,6 +537,23 @@ class Server(QueryDispatch):
         self.runtimes[zone_config.name] = runtime
         self.table.add(runtime.zone)
         return runtime
+
+    async def _load_file(self, runtime: ZoneRuntime, failed: list[ZoneRuntime] | None) -> bool:
+        """Read a primary zone's file (again), as :meth:`ZoneRuntime.load_file`; one that
+        does not load is added to ``failed`` (raised when None) and logged (at the start,
+        once the start knows it goes on)."""
+        try:
+            loaded = await runtime.load_file()
+        except SecdnsError as err:
+            if failed is None:
+                raise
+            runtime.load_error = err
+            failed.append(runtime)
+            if self.started.is_set():
+                log.error("reload: %s", failure_line(runtime, err))
+            return False
+        runtime.load_error = None
+        return loaded
 
     def _start_zone(self, runtime: ZoneRuntime) -> None:
         self.filler.schedule(runtime.zone)  # ready answers of what it loaded, in the background
@@ -700,8 +735,7 @@ class Server(QueryDispatch):
         warnings: list[str] = []
         changed = 0
         reloaded = 0  # file zones that now serve a new version of their file
-        failed: list[SecdnsError] = []  # file zones whose file did not load
-        failures: list[str] = []  # (their warnings: ctl reload says them as errors)
+        failed: list[ZoneRuntime] = []  # file zones whose file did not load
         try:
             config = load_config(path)
             conflicts = keyring_conflicts(config)
@@ -732,7 +766,7 @@ class Server(QueryDispatch):
             current = self.runtimes.get(name)
             if current is None:
                 log.info("reload: zone=%s added", name)
-                runtime = await self._add_zone(zone_config)
+                runtime = await self._add_zone(zone_config, failed=failed)  # (counted: added)
                 runtime.check_soon()  # (its stored copy, if any, may have missed NOTIFYs)
                 self._start_zone(runtime)
                 self._notify_loaded([runtime])
@@ -742,17 +776,20 @@ class Server(QueryDispatch):
                 log.info("reload: zone=%s changed", name)
                 changed += 1
                 await self._remove_zone(name)
-                runtime = await self._add_zone(zone_config, keep=current)
+                serial = current.zone.version.serial if current.zone.version else None
+                runtime = await self._add_zone(zone_config, keep=current, failed=failed)
+                if runtime.config.file is not None and runtime.zone.version is not None:
+                    reloaded += runtime.zone.version.serial != serial
                 runtime.check_soon()  # (new primaries or key: asked soon, not in 5 min)
                 self._start_zone(runtime)
+                if serial is None:  # (its file loads now: its secondaries are told)
+                    self._notify_loaded([runtime])
             elif zone_config.file is not None:
-                try:
-                    reloaded += await current.load_file()
-                except SecdnsError as err:
-                    failed.append(err)
-                    failures.append(f"zone={name} {err.one_line()}; keeping the loaded version")
-                    warnings.append(failures[-1])
-                    log.error("reload: %s", failures[-1])
+                had = current.zone.version is not None
+                reloaded += await self._load_file(current, failed)
+                if not had and current.zone.version is not None:  # (its file loads now)
+                    self._start_zone(current)
+                    self._notify_loaded([current])
         await self.catalogs.reload()
         warnings += await self.tls.reload()
         # every zone added or removed, catalogs and their members included (a stranger's
@@ -768,8 +805,10 @@ class Server(QueryDispatch):
             reloaded,
             len(failed),
         )
-        exit_code = int(failed[0].exit_code) if failed else 0
-        return Reloaded(added, gone, changed, warnings, reloaded, failures, exit_code)
+        failures = [failure_line(runtime, runtime.load_error) for runtime in failed]
+        errors = [runtime.load_error for runtime in failed if runtime.load_error is not None]
+        exit_code = int(errors[0].exit_code) if errors else 0
+        return Reloaded(added, gone, changed, warnings + failures, reloaded, failures, exit_code)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -788,6 +827,14 @@ class Reloaded:
     exit_code: int = 0  # the first failure's (6: it does not parse, 7: it cannot be read)
 
 
+def failure_line(runtime: ZoneRuntime, err: SecdnsError | None) -> str:
+    """The one line of a zone file that did not load, for the log and ``ctl reload``."""
+    said = err.one_line(with_zone=False) if err is not None else "did not load"
+    if runtime.zone.version is not None:
+        return f"zone={runtime.name} {said}; keeping the loaded version"
+    return f"zone={runtime.name} {said}; answering SERVFAIL until a reload loads it"
+
+
 def check_config_for_serve(config: Config) -> None:
     """Problems that only matter for serve, reported before anything starts."""
     problems = []
@@ -799,9 +846,6 @@ def check_config_for_serve(config: Config) -> None:
     for endpoint in config.server.tls_listen:
         if not endpoint.is_address:
             problems.append(f"server.tls_listen: {endpoint.host!r} is not an IP address")
-    for zone in config.zones:
-        if zone.file is not None and not Path(zone.file).exists():
-            problems.append(f"zone {zone.text}: file {zone.file} does not exist")
     if (
         any(z.primaries for z in config.zones) or config.catalogs
     ) and config.server.directory is None:

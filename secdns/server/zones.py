@@ -220,6 +220,7 @@ class ZoneRuntime:
         # a file zone: (size, mtime, inode) of the file as last read (a reload of an
         # unchanged file reads nothing, as BIND's reload of an up-to-date zone)
         self.file_stamp: tuple[int, int, int] | None = None
+        self.load_error: SecdnsError | None = None  # its file's, at the last load that failed
         # told every result (ServeZones.attach: the metrics; a list shared by every zone)
         self.observers: Sequence[Callable[[str, PullResult], None]] = ()
 
@@ -348,8 +349,8 @@ class ZoneRuntime:
                         hint="raise the serial in its SOA, then reload",
                     )
         except SecdnsError as err:
-            if old is not None:
-                self.refresher.last_error = f"reload: {err.one_line(with_zone=False)}"
+            doing = "reload" if old is not None else "load"  # (the loaded version kept)
+            self.refresher.last_error = f"{doing}: {err.one_line(with_zone=False)}"
             raise
         self.file_stamp = stamp
         self.refresher.last_error = None
