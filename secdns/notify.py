@@ -42,6 +42,7 @@ import dns.tsig
 from secdns import tsigerror
 from secdns.endpoints import Endpoint, IPNetwork, source_allowed
 from secdns.errors import NetworkError, UsageError, os_reason
+from secdns.replies import make_response
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def _reply(
     qname = query.question[0].name if len(query.question) == 1 else None
     # (EDNS: the payload every reply of serve offers, render.EDNS_PAYLOAD; dnspython's
     # default 8192 made a NOTIFY's reply the only one saying so)
-    response = dns.message.make_response(query, our_payload=1232)
+    response = make_response(query, our_payload=1232)
     response.flags &= ~dns.flags.AA
     if rcode == dns.rcode.NOERROR:
         response.flags |= dns.flags.AA

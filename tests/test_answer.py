@@ -1359,6 +1359,41 @@ def test_edns_options_match_bind(
         assert their_options[9] == our_options[9]
 
 
+def _do_queries() -> dict[str, bytes]:
+    """Queries with DO set whose replies are errors or carry no records."""
+    queries = {}
+    for opcode in (dns.opcode.STATUS, dns.opcode.IQUERY):
+        query = make_query("answer.example.", "SOA", do=True)
+        query.set_opcode(opcode)
+        queries[dns.opcode.to_text(opcode)] = query.to_wire()
+    cookie = [dns.edns.GenericOption(10, b"\x01" * 8)]
+    query = make_query("answer.example.", "SOA", do=True)
+    query.use_edns(0, dns.flags.DO, 1232, options=cookie)
+    query.question = []
+    queries["cookie alone"] = query.to_wire()
+    query = make_query("answer.example.", "SOA", do=True)
+    query.question = []
+    queries["no question"] = query.to_wire()
+    query = make_query("answer.example.", "SOA", do=True)
+    query.use_edns(1, dns.flags.DO, 1232)
+    queries["EDNS version 1"] = query.to_wire()
+    query = make_query("nowhere.invalid.", "SOA", do=True)
+    queries["not ours"] = query.to_wire()
+    return queries
+
+
+@pytest.mark.parametrize("label", list(_do_queries()))
+def test_error_replies_echo_do_as_bind(battery: Battery, label: str) -> None:
+    """RFC 3225 3: the DO bit of the query is copied in the response; NOTIMP, FORMERR,
+    a server cookie alone and the like dropped it (a stranger compared them with BIND's)."""
+    wire = _do_queries()[label]
+    theirs = _ask_bind(battery.bind, wire, False)
+    reply = handle(wire, battery.table, tcp=False, client="127.0.0.1")
+    ours = dns.message.from_wire(reply.wire or b"")
+    assert (ours.rcode(), ours.edns) == (theirs.rcode(), theirs.edns), label
+    assert ours.ednsflags & dns.flags.DO and theirs.ednsflags & dns.flags.DO, label
+
+
 def test_refused_and_notimp_requests_are_signed_when_the_tsig_verified(table: ZoneTable) -> None:
     """Issue 10 item 7 (RFC 8945 5.3): the error reply to a signed UPDATE or unknown opcode
     is signed with the request's key; an unknown key gets NOTAUTH/BADKEY."""

@@ -373,3 +373,15 @@ def test_a_notify_reply_offers_the_payload_every_reply_offers():
         decision = answer_notify(query.to_wire(), source, {ORIGIN: acl}, {})
         assert decision.response is not None
         assert dns.message.from_wire(decision.response).payload == 1232, source
+
+
+def test_notify_replies_echo_do():
+    """RFC 3225 3 (BIND echoes DO in its NOTIFY replies): accepted, refused, not ours."""
+    acl = NotifyAcl(sources=(ipaddress.ip_network("127.0.0.0/8"),))
+    query = dns.message.make_query(ORIGIN, "SOA", want_dnssec=True)
+    query.set_opcode(dns.opcode.NOTIFY)
+    for source, rcode in (("127.0.0.1", dns.rcode.NOERROR), ("192.0.2.1", dns.rcode.REFUSED)):
+        decision = answer_notify(query.to_wire(), source, {ORIGIN: acl})
+        assert decision.response is not None
+        reply = dns.message.from_wire(decision.response)
+        assert reply.rcode() == rcode and reply.ednsflags & dns.flags.DO, source

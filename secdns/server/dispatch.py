@@ -27,6 +27,7 @@ import dns.rdatatype
 import dns.tsig
 
 from secdns import notify
+from secdns.replies import make_response
 from secdns.server import front, xfrout
 from secdns.server.fastpath import split_cookie
 from secdns.server.render import EDNS_PAYLOAD
@@ -211,7 +212,7 @@ class QueryDispatch:
 
     def _xfr_over_udp(self, parsed: dns.message.Message) -> bytes | None:
         """IXFR over UDP: answer with the SOA only, so the client uses TCP (RFC 1995)."""
-        response = dns.message.make_response(parsed, our_payload=EDNS_PAYLOAD)
+        response = make_response(parsed, our_payload=EDNS_PAYLOAD)
         question = parsed.question[0]
         runtime = self.runtimes.get(question.name)
         if question.rdtype == dns.rdatatype.AXFR or runtime is None:

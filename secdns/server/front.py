@@ -46,6 +46,7 @@ import dns.rrset
 import dns.tsig
 
 from secdns import tsigerror
+from secdns.replies import make_response
 from secdns.server.lookup import Answerer
 from secdns.server.render import EDNS_PAYLOAD, HEADER, RR_HEADER, Result, render
 from secdns.server.zone import ServedZone, ZoneTable
@@ -218,7 +219,8 @@ def _cookie_only(query: dns.message.Message, client: str) -> bytes | None:
     answered = cookie_option(option.client, client)
     flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
     head = struct.pack("!HHHHHH", query.id, flags, 0, 0, 0, 1)
-    return head + struct.pack("!BHHIH", 0, _OPT, EDNS_PAYLOAD, 0, len(answered)) + answered
+    do = query.ednsflags & dns.flags.DO  # (echoed: RFC 3225 3)
+    return head + struct.pack("!BHHIH", 0, _OPT, EDNS_PAYLOAD, do, len(answered)) + answered
 
 
 def _expire_seconds(query: dns.message.Message, result: Result) -> int | None:
@@ -418,9 +420,9 @@ def error_reply(
 
     The ID and opcode are the query's; RD (and CD) echoed when asked; the question
     echoed if ``question`` and the query has exactly one that reads; an OPT with our
-    payload (and the extended rcode bits) if ``edns`` and the query had exactly one valid
-    OPT: RFC 6891 6.1.1, an OPT in the query requires one in the reply.  Never larger
-    than the query.
+    payload (and the extended rcode bits, and the query's DO: RFC 3225 3) if ``edns`` and
+    the query had exactly one valid OPT: RFC 6891 6.1.1, an OPT in the query requires one
+    in the reply.  Never larger than the query.
     """
     if len(wire) < 12:
         return None
@@ -434,8 +436,10 @@ def error_reply(
     )
     echoed = _read_question(wire) if question else None
     opt = b""
-    if edns and _has_opt(wire):
-        opt = b"\x00" + RR_HEADER.pack(_OPT, EDNS_PAYLOAD, (rcode >> 4) << 24, 0)
+    found = _find_opt(wire) if edns else None
+    if found is not None:  # (the query's DO echoed: RFC 3225 3, as BIND does)
+        do = struct.unpack_from("!I", wire, found[0] - 6)[0] & dns.flags.DO
+        opt = b"\x00" + RR_HEADER.pack(_OPT, EDNS_PAYLOAD, (rcode >> 4) << 24 | do, 0)
     head = wire[:2] + struct.pack("!HHHHH", flags, 1 if echoed else 0, 0, 0, 1 if opt else 0)
     return head + (echoed or b"") + opt
 
@@ -522,7 +526,7 @@ def _refuse_opcode(
         return plain
     if not query.had_tsig:
         return plain
-    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD, fudge=300)
+    response = make_response(query, our_payload=EDNS_PAYLOAD, fudge=300)
     response.set_rcode(rcode)
     if not update:
         response.question = []

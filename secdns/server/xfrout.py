@@ -29,6 +29,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.rrset
 import dns.tsig
 
+from secdns.replies import make_response
 from secdns.server import linewire, render
 from secdns.server.zone import ZoneVersion, parse_node
 from secdns.store import JournalEntry, is_soa_line
@@ -547,6 +548,6 @@ def _line_owners(lines: Sequence[str]) -> Iterator[tuple[Sequence[str], int]]:
 
 
 def error_response(query: dns.message.Message, rcode: int) -> bytes:
-    response = dns.message.make_response(query, our_payload=render.EDNS_PAYLOAD)
+    response = make_response(query, our_payload=render.EDNS_PAYLOAD)
     response.set_rcode(dns.rcode.Rcode.make(rcode))
     return response.to_wire()
