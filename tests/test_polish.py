@@ -195,6 +195,40 @@ def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
     assert done.stderr == b""
 
 
+def test_a_reader_that_read_everything_then_went_leaves_the_commands_status(tmp_path):
+    """A stranger's ``diff ... --stat | head -1`` (one line) and ``pull ... | head -1``
+    exited 141 after all was read: a reader gone is a cut only if it left bytes unread
+    (FIONREAD on the pipe), as ``diff a b | head -1`` exits 1."""
+    import subprocess
+    import sys
+    import textwrap
+
+    a, b = tmp_path / "a.zone", tmp_path / "b.zone"
+    a.write_text(zone_text("example.com"))
+    b.write_text(zone_text("example.com").replace("2024010101", "2024010102"))
+    child = textwrap.dedent(
+        f"""
+        import io, os, sys
+        r, w = os.pipe()
+        os.dup2(w, 1)
+        os.close(w)
+        class Raw(io.FileIO):
+            def write(self, data):
+                n = super().write(data)
+                os.read(r, 1 << 16)  # head -1 reads what is there, prints a line, goes
+                os.close(r)
+                return n
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(Raw(1, "w", closefd=False)))
+        sys.argv = ["secdns", "diff", "example.com", {str(a)!r}, {str(b)!r}, "--stat"]
+        from secdns.cli import main
+        main()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
+    assert done.returncode == 1, done.stderr  # (differences: diff(1)'s status)
+    assert done.stderr == b""
+
+
 def test_a_failed_first_pull_leaves_no_state_file(bind_primary, tmp_path):
     """Item 18: REFUSED for a zone we never held writes nothing in the store."""
     primary = bind_primary()

@@ -42,12 +42,18 @@ READER_GRACE_MS = 20
 
 
 def stdout_reader_gone() -> bool:
-    """Whether stdout is a pipe whose reader has closed it (``| head -1`` that read
-    its line).  Output that fit in the pipe's buffer never met the closed pipe, so
-    a command that wrote to stdout asks before it exits: POLLERR on a pipe's write
-    end means its reader is gone."""
+    """Whether stdout is a pipe whose reader closed it before reading all we wrote
+    (``| head -1`` that took its line and left the rest).  Output that fit in the
+    pipe's buffer never met the closed pipe, so a command that wrote to stdout asks
+    before it exits: POLLERR on a pipe's write end means its reader is gone, and bytes
+    still in the pipe (FIONREAD) that it had not read them all.  A reader that read
+    everything, then went (``| head -1`` of one line, or of a short output read in one
+    go), leaves the command's own status, as ``diff a b | head -1`` exits 1: a
+    stranger's ``pull ... | head -1`` of its one line said 141 after a good pull."""
+    import fcntl
     import select
     import stat
+    import termios
 
     try:
         fd = sys.stdout.fileno()
@@ -57,9 +63,16 @@ def stdout_reader_gone() -> bool:
         poller.register(fd, 0)
         # a reader that stopped early (head) is gone within a few milliseconds of our
         # last write; one that reads to the end (cat, less) costs this wait once
-        return any(event & select.POLLERR for _, event in poller.poll(READER_GRACE_MS))
+        if not any(event & select.POLLERR for _, event in poller.poll(READER_GRACE_MS)):
+            return False
     except (OSError, ValueError, AttributeError):
         return False
+    unread = bytearray(4)
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, unread)
+    except OSError:  # (cannot tell: gone is gone)
+        return True
+    return int.from_bytes(unread, sys.byteorder) > 0
 
 
 def check_stdout() -> None:
