@@ -52,8 +52,14 @@ def pull_dict(result: PullResult) -> dict[str, Any]:
     return {"zone": doc.pop("zone"), "result": doc["status"], **doc}
 
 
+JSON_EMITTED: list[bool] = []
+"""Not empty once a JSON document went to stdout (an error after it adds none)."""
+
+
 def emit_json(value: Any, stream: IO[str] | None = None) -> None:
     stream = stream or sys.stdout
+    if stream is sys.stdout:
+        JSON_EMITTED.append(True)
     json.dump(value, stream, indent=2, sort_keys=False)
     stream.write("\n")
 

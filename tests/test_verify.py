@@ -68,6 +68,41 @@ def test_a_clean_zone_passes():
     )
 
 
+def test_quiet_prints_only_what_fails():
+    """-q is "nothing but errors": a stranger's failing verify -q printed nothing at all
+    (exit 1, no reason in the CI log); warnings too with --strict."""
+    result = verify("example.com", str(BROKEN / "cname-and-other-data.zone"), "-q")
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "error integrity.cname-and-other-data www.example.com. CNAME: "
+        "CNAME and other data (A) at one name (RFC 2181 10.1)\n"
+    )
+    clean = verify("example.com", str(EXAMPLE), "-q")
+    assert (clean.exit_code, clean.stdout) == (0, "")
+
+
+def test_json_is_a_document_when_the_command_cannot_run(tmp_path):
+    """A stranger's ``--json | jq`` in CI read nothing when a source could not be read or
+    reached: the error is then the document (as pull's), and still the stderr line."""
+    import json
+
+    missing = tmp_path / "missing.zone"
+    result = verify("example.com", str(missing), "--json")
+    assert result.exit_code == 7
+    document = json.loads(result.stdout)
+    assert document["result"] == "failed" and document["zone"] == "example.com."
+    assert document["error"]["exit_code"] == 7 and str(missing) in document["error"]["message"]
+    assert result.stderr.startswith("secdns: error: zone example.com.: ")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    diffed = CliRunner().invoke(
+        cli, ["diff", "example.com", str(EXAMPLE), f"@127.0.0.1:{port}", "--json", "--timeout", "2"]
+    )
+    assert diffed.exit_code == 3, diffed.output
+    assert json.loads(diffed.stdout)["error"]["error"] == "NetworkError"
+
+
 def test_a_failed_check_is_exit_1_with_one_stable_line_per_finding():
     result = verify("example.com", str(BROKEN / "cname-and-other-data.zone"))
     assert result.exit_code == 1

@@ -152,12 +152,16 @@ class SecdnsGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         take_sigint_back()
+        loaded = sys.modules.get("secdns.output")
+        if loaded is not None:  # (a document of an earlier run in this process: tests)
+            loaded.JSON_EMITTED.clear()
         try:
             return super().invoke(ctx)
         except SecdnsError as err:
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
             click.echo(f"secdns: error: {err.one_line()}", err=True)
+            _json_error(ctx, err)
             ctx.exit(int(err.exit_code))
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -215,6 +219,21 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+
+
+def _json_error(ctx: click.Context, err: SecdnsError) -> None:
+    """With --json, an error that ended the command before its document is one too
+    (``{"zone", "result": "failed", "error"}``, as pull's), so ``... --json | jq`` reads
+    it (a stranger's diff and verify printed nothing on stdout)."""
+    from secdns import output
+    from secdns.cli.options import JSON_META
+
+    if ctx.meta.get(JSON_META) and not output.JSON_EMITTED:
+        document = {"zone": err.zone, "result": "failed", "error": err.to_dict()}
+        try:
+            output.emit_json(document)
+        except BrokenPipeError:
+            exit_on_broken_pipe()
 
 
 def main() -> None:

@@ -194,8 +194,23 @@ network_options = _compose(
     ),
 )
 
+JSON_META = "secdns.json"
+"""Set in the context's meta when --json is given: an error that ends the command
+before its document is printed is then a JSON document too (:class:`SecdnsGroup`)."""
+
+
+def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_META] = True
+    return value
+
+
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_note_json,
+    help="Print one JSON document instead of text.",
 )
 
 

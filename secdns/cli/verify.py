@@ -243,6 +243,10 @@ def finding_line(finding: Finding, with_source: bool = False) -> str:
     return line
 
 
+def _fails(finding: Finding, strict: bool) -> bool:
+    return finding.severity is Severity.ERROR or (strict and finding.severity is Severity.WARNING)
+
+
 def summary_line(report: VerifyReport, strict: bool) -> str:
     statuses = [report.status(check.id, strict) for check in report.checks()]
     return (
@@ -353,7 +357,11 @@ def render_verify(
     if as_json:
         output.emit_json(report.to_dict(strict), stream)
         return
-    if quiet:
+    if quiet:  # nothing but what fails (-q: "nothing but errors"; it printed nothing)
+        with_source = _several_sources(report)
+        failing = [f for f in report.findings if _fails(f, strict)]
+        stream.write("".join(finding_line(f, with_source) + "\n" for f in failing))
+        stream.flush()
         return
     rich = output.use_rich(stream) if rich is None else rich
     if not rich:
