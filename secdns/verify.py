@@ -30,7 +30,7 @@ import dns.name
 import dns.rdatatype
 
 from secdns import checks, wire
-from secdns.checks import Finding
+from secdns.checks import CHECKS, Finding, Severity
 from secdns.checks.dnssec import applicable_checks, check_dnssec
 from secdns.checks.integrity import check_integrity
 from secdns.checks.zoneindex import ZoneIndex
@@ -47,8 +47,8 @@ from secdns.sources import (
 from secdns.store import Store
 from secdns.verify_report import (
     INTEGRITY_CHECKS,
-    PROBE_CHECKS,
     CopySummary,
+    ProbeStatus,
     ServerAnswer,
     VerifyOptions,
     VerifyReport,
@@ -147,6 +147,39 @@ def _store_problem(directory: str, origin: dns.name.Name) -> str | None:
     return f"{why}: its SHA-256 is not the one in its state (serve and pull replace it)"
 
 
+_NOTHING_TO_CHECK = {
+    "dnssec": "the zone is not signed (no DNSKEY at its apex)",
+    "dnssec.zonemd": "the zone has no ZONEMD at its apex",
+    "consistency": "no server was given (@SERVER, or --nameservers auto)",
+    "consistency.content": "it compares the servers' transfers: give --deep",
+    "integrity.store": "no store directory was given",
+}
+
+
+def _not_checked(
+    zone: str,
+    required: tuple[frozenset[str], ...],
+    selected: frozenset[str],
+    ran: set[str],
+) -> list[Finding]:
+    """An error for each thing --check named that had nothing to check (a check, or
+    every check of a family): a stranger's ``--check dnssec`` passed an unsigned zone,
+    where dnssec-verify and ldns-verify-zone fail it."""
+    found = []
+    for wanted in required:
+        wanted = wanted & selected
+        if not wanted or wanted & ran:
+            continue
+        first = min(wanted, key=list(CHECKS).index)
+        family = first.split(".", 1)[0]
+        reason = _NOTHING_TO_CHECK.get(first) if len(wanted) == 1 else None
+        reason = reason or _NOTHING_TO_CHECK.get(family, "nothing here for it to look at")
+        named = first if len(wanted) == 1 else family
+        message = f"--check {named} was asked for, but nothing was checked: {reason}"
+        found.append(Finding(first, Severity.ERROR, zone, None, message, CHECKS[first].rfc))
+    return found
+
+
 async def verify_zone(
     origin: dns.name.Name, specs: list[str], options: VerifyOptions | None = None
 ) -> VerifyReport:
@@ -185,12 +218,18 @@ async def _verify_zone(
     # ...what the servers say, and (--deep) the copies they transfer.
     answers: list[ServerAnswer] = []
     if servers or options.nameservers_auto:
-        ran |= PROBE_CHECKS
         if options.deep:
             ran.add(checks.CONTENT.id)
         answers, problems, transferred = await ask_servers(origin, servers, options)
         findings += problems
         copies += transferred
+        # what no server answered had nothing to compare: skipped, not passed (a
+        # stranger's one unreachable server "passed" serial and authoritative)
+        ran.add(checks.REACHABLE.id)
+        if any(a.status in (ProbeStatus.OK, ProbeStatus.LAME) for a in answers):
+            ran.add(checks.AUTHORITATIVE.id)
+        if any(a.serial is not None for a in answers):
+            ran.add(checks.SERIAL.id)
 
     now = time.time() if options.now is None else options.now
     for copy in copies:
@@ -213,6 +252,7 @@ async def _verify_zone(
         ran |= checked
 
     selected = options.checks
+    findings += _not_checked(zone, options.required, selected, ran)
     findings = checks.sort_findings(f for f in findings if f.check in selected)
     return VerifyReport(
         zone=zone,

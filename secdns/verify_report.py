@@ -35,6 +35,9 @@ class VerifyOptions:
     now: float | None = None  # the time signatures are judged at (default: now)
     resolver: dns.asyncresolver.Resolver | None = None  # for nameservers_auto
     tls: xot.TlsSettings | None = None  # ask @SERVERs over TLS (XoT)
+    required: tuple[frozenset[str], ...] = ()
+    """What --check named, each a check or a family's checks: one that finds nothing to
+    check (all of a family's) is an error, as dnssec-verify fails an unsigned zone."""
 
 
 class ProbeStatus(enum.Enum):

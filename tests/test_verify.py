@@ -530,3 +530,37 @@ def test_plain_rendering_of_servers_and_sources():
     rendered = plain_lines(report)
     assert rendered[0] == finding_line(report.findings[0], with_source=True)
     assert rendered[-1].startswith("zone=example.com. result=failed errors=1")
+
+
+def test_a_check_asked_for_that_finds_nothing_to_check_fails(tmp_path):
+    """A stranger's ``--check dnssec`` passed an unsigned zone (every check skipped),
+    where dnssec-verify and ldns-verify-zone fail it: what --check names (a check, or all
+    of a family) that checks nothing is an error saying why; a family some of whose
+    checks ran passes (a signed zone without ZONEMD)."""
+    unsigned = verify("example.com", str(EXAMPLE), "--check", "dnssec")
+    assert unsigned.exit_code == 1, unsigned.output
+    assert lines(unsigned)[0] == (
+        "error dnssec.rrsig-validity example.com.: --check dnssec was asked for, but "
+        "nothing was checked: the zone is not signed (no DNSKEY at its apex) (RFC 4034 3.1.5)"
+    )
+    signed = str(signed_file(tmp_path, expires_in_days=30))
+    assert verify("example.com", signed, "--check", "dnssec").exit_code == 0
+    zonemd = verify("example.com", signed, "--check", "dnssec.zonemd")
+    assert zonemd.exit_code == 1 and "no ZONEMD at its apex" in zonemd.output
+    content = verify("example.com", str(EXAMPLE), "--check", "integrity,consistency.content")
+    assert content.exit_code == 1 and "give --deep" in content.output
+    assert verify("example.com", str(EXAMPLE), "--skip", "dnssec").exit_code == 0
+
+
+def test_no_server_answering_leaves_serial_and_authoritative_unchecked():
+    """One server, unreachable: reachable fails, and serial and authoritative are
+    skipped (nothing answered to compare), not passed."""
+    import json
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = verify("example.com", f"@127.0.0.1:{port}", "--json", "--timeout", "2")
+    statuses = {c["id"]: c["status"] for c in json.loads(result.stdout)["checks"]}
+    assert statuses["consistency.reachable"] == "failed", statuses
+    assert statuses["consistency.serial"] == statuses["consistency.authoritative"] == "skipped"

@@ -78,7 +78,8 @@ from secdns.verify_report import CheckStatus, VerifyOptions, VerifyReport
     multiple=True,
     metavar="CHECK[,CHECK]",
     help="Run only these checks or families (integrity, dnssec, consistency); "
-    "comma-separated or repeated.",
+    "comma-separated or repeated.  One that finds nothing to check fails "
+    "(--check dnssec on an unsigned zone).",
 )
 @click.option(
     "--skip",
@@ -171,6 +172,7 @@ def command(
         )
     try:
         selected = select(split_list(include), split_list(exclude))
+        required = tuple(select([spec]) for spec in split_list(include))
     except UnknownCheck as err:
         raise UsageError(str(err)) from None
     if not selected:
@@ -186,6 +188,7 @@ def command(
         nameservers_auto=nameservers == "auto",
         checks=selected,
         concurrency=jobs,
+        required=required,
     )
     if catalog_name is not None:
         sys.exit(_verify_catalog(origin, list(sources), options, as_json, quiet, strict))
