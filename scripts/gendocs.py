@@ -528,8 +528,9 @@ def environment_section(page: Page, command: click.Command, ctx: click.Context) 
         )
     page.item(
         bold("NO_COLOR"),
-        "When set and not empty: no colours, no live displays; plain text as when the "
-        "output is piped.  TERM=dumb does the same.",
+        "When set and not empty: no colours (https://no-color.org); the terminal's "
+        "tables, progress bar and live displays stay, bold and dim included.  For plain "
+        "text, as when the output is piped: TERM=dumb.",
     )
 
 
