@@ -175,6 +175,9 @@ def test_cli_errors(tmp_path):
         cli, ["diff", "example.com", str(tmp_path / "nope.zone"), "@127.0.0.1:1"]
     )
     assert result.exit_code >= 2
+    zone = str(Path(__file__).parent / "zones" / "example.com.zone")
+    both = CliRunner().invoke(cli, ["diff", "example.com", zone, zone, "-f", "nsupdate", "--json"])
+    assert both.exit_code == 2 and "two outputs" in both.stderr  # (it printed JSON)
 
 
 def test_files_stdin_and_store(tmp_path):

@@ -190,6 +190,8 @@ def command(
 
     setup_logging(verbose, quiet)
     if as_json:
+        if fmt not in ("text", "json"):  # (a stranger's -f nsupdate --json printed JSON)
+            raise UsageError(f"--json and --format {fmt} ask for two outputs: give one")
         fmt = "json"
     origin = parse_zone_name(zone)
     server_line = nsupdate_server(server) if server else None

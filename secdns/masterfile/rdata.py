@@ -79,7 +79,9 @@ class RdataText:
                 relativize=False,
             )
         except Exception as err:  # dnspython raises many types for bad rdata
-            raise BadSyntax(f"bad {wire.type_text(rdtype)} rdata: {message(err)}") from err
+            shown = text if len(text) <= 80 else text[:77] + "..."  # (what named-checkzone
+            said = f"bad {wire.type_text(rdtype)} rdata {shown!r}: {message(err)}"  # shows too)
+            raise BadSyntax(said) from err
 
     def soa(self, tokens: list[str], start: int) -> tuple[str, int, int]:
         """An SOA's text (as dnspython's, with names as :meth:`Names.name_text` writes
