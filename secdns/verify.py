@@ -220,7 +220,8 @@ async def _verify_zone(
     if servers or options.nameservers_auto:
         if options.deep:
             ran.add(checks.CONTENT.id)
-        answers, problems, transferred = await ask_servers(origin, servers, options)
+        alone = not copies
+        answers, problems, transferred = await ask_servers(origin, servers, options, alone)
         findings += problems
         copies += transferred
         # what no server answered had nothing to compare: skipped, not passed (a

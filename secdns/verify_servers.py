@@ -219,12 +219,13 @@ async def probe(origin: dns.name.Name, target: Target, options: VerifyOptions) -
 
 
 async def ask_servers(
-    origin: dns.name.Name, servers: list[Source], options: VerifyOptions
+    origin: dns.name.Name, servers: list[Source], options: VerifyOptions, alone: bool = True
 ) -> tuple[list[ServerAnswer], list[Finding], list[LoadedCopy]]:
     """The SOA from every address (and with ``deep`` the AXFR from each that
     answered): the answers, the findings on them, and one copy per distinct
-    content transferred."""
-    targets, findings = await _server_targets(origin, servers, options)
+    content transferred.  ``alone``: no copy of the zone was given besides (then a
+    failed look-up of the NS set, with no @SERVER either, ends the run: exit 3)."""
+    targets, findings = await _server_targets(origin, servers, options, alone)
     answers = await _bounded(
         options.concurrency,
         [functools.partial(probe, origin, target, options) for target in targets],
@@ -238,13 +239,21 @@ async def ask_servers(
 
 
 async def _server_targets(
-    origin: dns.name.Name, servers: list[Source], options: VerifyOptions
+    origin: dns.name.Name, servers: list[Source], options: VerifyOptions, alone: bool = True
 ) -> tuple[list[Target], list[Finding]]:
-    """Every address to ask: of each @SERVER, and of each NS with --nameservers auto."""
+    """Every address to ask: of each @SERVER, and of each NS with --nameservers auto
+    (an NS set that cannot be looked up is a finding beside other sources: a stranger's
+    file checks were never reported when the zone was not in the DNS yet)."""
     targets: list[Target] = []
     findings: list[Finding] = []
     if options.nameservers_auto:
-        found, problems = await discover_nameservers(origin, options.resolver, options.timeout)
+        try:
+            found, problems = await discover_nameservers(origin, options.resolver, options.timeout)
+        except NetworkError as err:
+            if alone and not servers:
+                raise
+            finding = checks.REACHABLE.error(origin.to_text(), "NS", err.message)
+            found, problems = [], [finding.with_source("--nameservers auto")]
         if options.tls is not None:  # XoT: the name servers' TLS port
             found = [dataclasses.replace(t, port=xot.DEFAULT_PORT) for t in found]
         targets += found

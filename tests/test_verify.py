@@ -26,6 +26,7 @@ from servers import LOOPBACK, ZONES_DIR, TsigKey, zone_text
 from secdns.checks import CHECKS
 from secdns.cli import cli
 from secdns.cli.verify import command, finding_line, junit_xml, plain_lines, render_verify
+from secdns.errors import NetworkError
 from secdns.store import Store
 from secdns.verify import verify_zone
 from secdns.verify_report import ProbeStatus, ServerAnswer, VerifyOptions
@@ -568,3 +569,21 @@ def test_no_server_answering_leaves_serial_and_authoritative_unchecked():
     statuses = {c["id"]: c["status"] for c in json.loads(result.stdout)["checks"]}
     assert statuses["consistency.reachable"] == "failed", statuses
     assert statuses["consistency.serial"] == statuses["consistency.authoritative"] == "skipped"
+
+
+def test_an_ns_set_that_cannot_be_looked_up_is_a_finding_beside_a_file():
+    """--nameservers auto with a zone file: the NS look-up failing is a reachable error,
+    the file's checks still reported (a stranger's run stopped with exit 3, the file
+    unchecked); alone, it still ends the run as a network failure."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = port
+    report = report_of(str(EXAMPLE), nameservers_auto=True, resolver=resolver, timeout=1.0)
+    reachable = [f for f in report.findings if f.check == "consistency.reachable"]
+    assert len(reachable) == 1 and reachable[0].source == "--nameservers auto", reachable
+    assert "integrity.soa" in report.ran and report.exit_code() == 1
+    with pytest.raises(NetworkError):
+        report_of(nameservers_auto=True, resolver=resolver, timeout=1.0)
