@@ -336,8 +336,17 @@ class Refresher:
                 self.on_expire(True)
         return True
 
-    async def refresh(self, force_axfr: bool = False, *, woken: bool = False) -> PullResult:
+    async def refresh(
+        self,
+        force_axfr: bool = False,
+        *,
+        woken: bool = False,
+        before: Callable[[], None] | None = None,
+    ) -> PullResult:
         """One check now, under the shared transfer bound (``ctl refresh/retransfer``).
+        ``before``: called once a check under way has ended, just before this one
+        (``ctl refresh`` lifts its primaries' holds there: lifted while a check it
+        waited for timed out, the hold came back and the refresh was not tried).
 
         An expired zone is checked as ``ctl retransfer`` checks it (``force_axfr``: an
         AXFR, whatever the primary's serial), as BIND unloads an expired zone and Knot
@@ -346,6 +355,8 @@ class Refresher:
         force_axfr = force_axfr or self.expired_check()
         async with self._lock:
             self.refreshing = True
+            if before is not None:
+                before()
             try:
                 while True:
                     async with self.transfers:

@@ -364,6 +364,16 @@ class Unreachable:
                 entry.timeouts = TIMEOUTS - 1
                 log.info("pull: primary %s: trying it again now", format_addr(*key))
 
+    def keep_only(self, used: set[tuple[str, int]]) -> None:
+        """Forget every address no zone transfers from any more (a reload moved its
+        zones away: a stranger's removed primaries stayed ``held`` and ``failing`` in
+        ``ctl status`` and ``secdns_primary_unreachable`` 1 for good, as a removed
+        zone's series go); tries under way end as they would."""
+        for table in (self._entries, self._skipped, self._failed, self._streak, self._down):
+            for key in [key for key in table if key not in used]:
+                del table[key]
+        self._heard &= used
+
     def _went_down(self, key: tuple[str, int]) -> None:
         """A try of ``key`` found no server there: probe it (module docstring)."""
         if key in self._down or self.ready is None:

@@ -154,28 +154,36 @@ class ServeZones:
         runtime = self.runtime(zone)
         if not runtime.is_secondary:
             raise UsageError(f"zone {runtime.name} is a primary zone (file); nothing to refresh")
-        await self._try_held(runtime)
+        lift = await self._held_lifter(runtime)
         if explain is None:
-            return await runtime.refresh(force_axfr)
+            return await runtime.refresh(force_axfr, before=lift)
         lock = self._explaining.setdefault(runtime.config.name, asyncio.Lock())
         async with lock:  # one explained check at a time, so the options are restored right
             options = runtime.options
             runtime.options = dataclasses.replace(options, explain=explain)
             try:
-                return await runtime.refresh(force_axfr)
+                return await runtime.refresh(force_axfr, before=lift)
             finally:
                 runtime.options = options
 
-    async def _try_held(self, runtime: ZoneRuntime) -> None:
+    async def _held_lifter(self, runtime: ZoneRuntime) -> Callable[[], None] | None:
         """Asked for by an operator: the zone's primaries are tried even if held as
-        unreachable after timeouts (:mod:`secdns.unreachable`)."""
+        unreachable after timeouts (:mod:`secdns.unreachable`), their holds lifted just
+        before its check (after any check under way, whose timeout would hold them
+        again: a stranger's ``ctl refresh`` then said "not tried: held")."""
         unreachable = self.server.unreachable
         if unreachable is None:
-            return
+            return None
+        pairs: list[tuple[str, int]] = []
         for endpoint in runtime.config.primaries:
             with contextlib.suppress(SecdnsError):  # (the refresh says why it cannot resolve)
-                for address, port in await resolve(endpoint):
-                    unreachable.forget(address, (port,), up=False)
+                pairs += await resolve(endpoint)
+
+        def lift() -> None:
+            for address, port in pairs:
+                unreachable.forget(address, (port,), up=False)
+
+        return lift
 
     async def notify(self, zone: str, wait: float = NOTIFY_WAIT) -> list[dict[str, object]]:
         """NOTIFY the zone's ``notify`` targets now; how each ended within ``wait``

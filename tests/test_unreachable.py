@@ -727,3 +727,74 @@ def test_a_zones_own_failure_does_not_list_its_primary_as_failing():
     (listed,) = cache.holds()
     assert listed["state"] == "failing" and listed["failures"] == 1
     assert [failed for *_, failed in cache.counts()] == [2]
+
+
+def test_keep_only_forgets_the_addresses_no_zone_uses():
+    clock = Clock()
+    cache = held_after_two_timeouts(clock)
+    assert cache.skip("192.0.2.2", 53) is None
+    cache.tried("192.0.2.2", 53, heard=True, failed=True)  # failing (refused), not held
+    cache.keep_only({("192.0.2.2", 53)})
+    assert [row["primary"] for row in cache.holds()] == ["192.0.2.2:53"]
+    assert [row[0] for row in cache.counts()] == ["192.0.2.2:53"]
+    assert cache.skip("192.0.2.1", 53) is None  # a new zone of it would try it
+
+
+def test_a_reload_drops_the_primaries_no_zone_uses_and_ctl_refresh_tries_a_held_one(
+    knot_primary, tmp_path
+):
+    """A stranger moved its zones off a silent primary and reloaded: ``ctl status`` went
+    on listing it held, and ``secdns_primary_unreachable`` 1, for good.  And its
+    ``ctl refresh`` of a zone whose check was under way against the silent primary
+    waited for that check, whose timeout held the primary again: "not tried: held"."""
+    zone = "example.com"
+    primary = knot_primary({zone: zone_text(zone)})
+    with silent_primary() as (silent, _taken):
+        zones = [{"name": f"s{i}.example", "primaries": [silent]} for i in range(3)]
+        zones.append({"name": zone, "primaries": [primary.addr]})
+        config = write_config(
+            tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones, timeout=1
+        )
+        port = int(config.read_text().split("127.0.0.1:")[1].split('"')[0])
+        server = ServerThread(config, log_queries=False)
+        try:
+            server.wait_serial(zone, primary.soa_serial(zone), timeout=20)
+            ctl = ["ctl", "-c", str(config)]
+
+            def primaries() -> list[dict[str, object]]:
+                shown = CliRunner().invoke(cli, [*ctl, "status", "--json"]).output
+                return json.loads(shown)["primaries"]
+
+            deadline = time.monotonic() + 15
+            while not any(p["primary"] == silent and p["state"] == "held" for p in primaries()):
+                assert time.monotonic() < deadline, primaries()
+                time.sleep(0.1)
+            # ctl refresh while the zone's own try is under way (its hold over, as a
+            # NOTIFY ends it): that try times out and holds it again; the refresh then
+            # tries all the same, and says what it found (a timeout), not "not tried"
+            assert server.server is not None and server.server.unreachable is not None
+            cache = server.server.unreachable
+            runtime = server.server.runtimes[dns.name.from_text("s0.example")]
+            address, silent_port = silent.rsplit(":", 1)
+
+            def try_now() -> None:
+                cache.forget(address, (int(silent_port),), up=False)
+                runtime.refresher.recheck()
+
+            server.loop.call_soon_threadsafe(try_now)
+            deadline = time.monotonic() + 5
+            while not runtime.refresher.checking:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            refreshed = CliRunner().invoke(cli, [*ctl, "refresh", "s0.example"])
+            assert "not tried" not in refreshed.output, refreshed.output
+            assert re.search(r"no (data|answer)\b.* 1s", refreshed.output), refreshed.output
+            # every zone moved to the good primary: the silent one is forgotten
+            moved = [{"name": z["name"], "primaries": [primary.addr]} for z in zones]
+            write_config(config, directory=tmp_path / "store", zones=moved, port=port, timeout=1)
+            assert CliRunner().invoke(cli, [*ctl, "reload"]).exit_code in (0, 1)
+            assert all(p["primary"] != silent for p in primaries()), primaries()
+            metrics = server.server.operations.metrics.exposition().decode()
+            assert silent not in metrics
+        finally:
+            server.stop()

@@ -723,6 +723,15 @@ class Server(QueryDispatch):
         except SecdnsError:
             pass  # reload() logged it
 
+    def _primaries_in_use(self) -> set[tuple[str, int]]:
+        """Every primary address a zone transfers from: as resolved, and as written
+        where it is an address (a zone a reload added may not have resolved yet)."""
+        used: set[tuple[str, int]] = set()
+        for runtime in self.runtimes.values():
+            used.update(runtime.primary_addresses)
+            used.update((e.host, e.port) for e in runtime.config.primaries if e.is_address)
+        return used
+
     async def reload(self) -> Reloaded:
         """SIGHUP and ``ctl reload``: re-read the config; add, remove and change zones
         without dropping others.  Returns what changed and the warnings it logged
@@ -791,6 +800,8 @@ class Server(QueryDispatch):
                     self._start_zone(current)
                     self._notify_loaded([current])
         await self.catalogs.reload()
+        if self.unreachable is not None:  # primaries no zone uses now: out of ctl status
+            self.unreachable.keep_only(self._primaries_in_use())
         warnings += await self.tls.reload()
         # every zone added or removed, catalogs and their members included (a stranger's
         # catalog put back with its 300 members said added=0)

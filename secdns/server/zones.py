@@ -289,9 +289,12 @@ class ZoneRuntime:
             return self.refresher.status()
         return self.refresher.status(version.serial, version.records)  # (one ZoneStatus made)
 
-    async def refresh(self, force_axfr: bool = False) -> PullResult:
-        """Check the primaries now (``ctl refresh``; ``force_axfr``: ``ctl retransfer``)."""
-        return await self.refresher.refresh(force_axfr)
+    async def refresh(
+        self, force_axfr: bool = False, before: Callable[[], None] | None = None
+    ) -> PullResult:
+        """Check the primaries now (``ctl refresh``; ``force_axfr``: ``ctl retransfer``;
+        ``before``: see :meth:`Refresher.refresh`)."""
+        return await self.refresher.refresh(force_axfr, before=before)
 
     # --- loading ---
     async def load_from_store(self) -> None:
