@@ -805,6 +805,21 @@ def test_a_zone_file_that_does_not_load_leaves_the_other_zones_served(served, tm
         assert dns.message.from_wire(_soa(path, name)).answer[0][0].serial == SERIAL
     states = [line.split()[2] for line in ctl(path, "status").output.splitlines()]
     assert states == ["state=ok", "state=ok", "state=failed", "state=failed", "state=ok"]
+    # a serial that goes back is loaded, and ctl reload says so (only the log did)
+    moved.write_text(text.replace("192.0.2", "198.51.100"))
+    result = ctl(path, "reload", "--json")
+    warned = json.loads(result.stdout)["warnings"]
+    assert any(f"serial {SERIAL + 1} -> {SERIAL} went back" in w for w in warned), warned
+    assert ctl(path, "reload", "--json").stdout.count("went back") == 0  # (said once)
+
+
+def test_a_file_zones_last_change_is_its_load(served, tmp_path):
+    zone_file = tmp_path / "primary.zone"
+    zone_file.write_text((Path(__file__).parent / "zones" / "example.com.zone").read_text())
+    zones = [{"name": ZONE, "file": str(zone_file)}]
+    path = write_config(tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones)
+    served(path)
+    assert "last_change=-" not in ctl(path, "status").output  # (a stranger's was, at a start)
 
 
 def test_serve_with_no_zone_file_that_loads_exits_naming_the_zone(tmp_path):

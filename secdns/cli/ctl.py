@@ -294,7 +294,10 @@ def command(
     "still covers every zone asked about.",
 )
 @click.option(
-    "--problems", is_flag=True, help="List only the zones retrying or expired (--state both)."
+    "--problems",
+    is_flag=True,
+    help="List only the zones retrying, expired, unusable or failed (the states that "
+    "make the exit status 1).",
 )
 @click.option(
     "--catalog",
@@ -372,8 +375,10 @@ def status(
         for item in reply.get("notify_targets") or []:  # downstreams behind on our NOTIFYs
             parts = []
             if item.get("missed"):
+                missed = item.get("missed")
+                zones = "zone" if missed == 1 else "zones"
                 parts.append(
-                    f"has not acknowledged the NOTIFYs of {item.get('missed')} zones "
+                    f"has not acknowledged the NOTIFYs of {missed} {zones} "
                     "(sent again when it answers)"
                 )
             if item.get("retrying"):

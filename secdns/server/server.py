@@ -701,10 +701,11 @@ class Server(QueryDispatch):
             ]
             if zones:
                 log.info(
-                    "notify: %s had not acknowledged the NOTIFYs of %d zones when serve "
+                    "notify: %s had not acknowledged the NOTIFYs of %d zone%s when serve "
                     "stopped: sent again when it answers",
                     endpoint,
                     len(zones),
+                    "" if len(zones) == 1 else "s",
                 )
                 self.notifier.restore((endpoint.host, endpoint.port), zones)
 
@@ -799,6 +800,8 @@ class Server(QueryDispatch):
                 if not had and current.zone.version is not None:  # (its file loads now)
                     self._start_zone(current)
                     self._notify_loaded([current])
+        # what a file zone's load warned of (a serial gone back), as ctl reload's warnings
+        warnings += [r.load_warning for r in self.runtimes.values() if r.load_warning]
         await self.catalogs.reload()
         if self.unreachable is not None:  # primaries no zone uses now: out of ctl status
             self.unreachable.keep_only(self._primaries_in_use())

@@ -221,6 +221,7 @@ class ZoneRuntime:
         # unchanged file reads nothing, as BIND's reload of an up-to-date zone)
         self.file_stamp: tuple[int, int, int] | None = None
         self.load_error: SecdnsError | None = None  # its file's, at the last load that failed
+        self.load_warning: str | None = None  # its file's last load's (a serial gone back)
         # told every result (ServeZones.attach: the metrics; a list shared by every zone)
         self.observers: Sequence[Callable[[str, PullResult], None]] = ()
 
@@ -337,6 +338,7 @@ class ZoneRuntime:
         from secdns.server.load import version_from_file
 
         assert self.config.file is not None
+        self.load_warning = None
         stamp = _file_stamp(self.config.file)
         old = self.zone.version
         if old is not None and stamp is not None and stamp == self.file_stamp:
@@ -362,16 +364,13 @@ class ZoneRuntime:
                 return False  # (the same zone: touched, or written again alike)
             lines = list(version.iter_lines())
             if not serial_newer(version.serial, old.serial):
-                log.warning(
-                    "reload: zone=%s %s: serial %d -> %d went back: secondaries keep "
-                    "serial %d until theirs expires or they are made to transfer it "
-                    "(rndc retransfer, ctl retransfer)",
-                    self.name,
-                    self.config.file,
-                    old.serial,
-                    version.serial,
-                    old.serial,
+                self.load_warning = (
+                    f"zone={self.name} {self.config.file}: serial {old.serial} -> "
+                    f"{version.serial} went back: secondaries keep serial {old.serial} until "
+                    "theirs expires or they are made to transfer it (rndc retransfer, ctl "
+                    "retransfer)"
                 )
+                log.warning("reload: %s", self.load_warning)
             self.refresher.last_change = time.time()
             entry, added, removed = axfr_journal(
                 self.zone.origin, list(old.iter_lines()), lines, old.serial, version.serial
@@ -395,6 +394,7 @@ class ZoneRuntime:
                 version.records,
                 self.config.file,
             )
+            self.refresher.last_change = time.time()  # (ctl status: since when it serves it)
         self.last_success = time.time()
         return True
 
