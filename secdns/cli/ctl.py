@@ -376,9 +376,9 @@ def status(
             parts = []
             if item.get("missed"):
                 missed = item.get("missed")
-                zones = "zone" if missed == 1 else "zones"
+                noun = "zone" if missed == 1 else "zones"
                 parts.append(
-                    f"has not acknowledged the NOTIFYs of {missed} {zones} "
+                    f"has not acknowledged the NOTIFYs of {missed} {noun} "
                     "(sent again when it answers)"
                 )
             if item.get("retrying"):

@@ -34,7 +34,13 @@ from secdns.addresses import resolve
 from secdns.config import Config, ZoneConfig
 from secdns.copies import ZoneCopy, axfr_journal, delta_entries, stored_soa
 from secdns.endpoints import IPNetwork, host_networks
-from secdns.errors import IxfrNotApplicable, SecdnsError, ZoneFileError, said_once
+from secdns.errors import (
+    IxfrNotApplicable,
+    NetworkError,
+    SecdnsError,
+    ZoneFileError,
+    said_once,
+)
 from secdns.notify import NotifyAcl
 from secdns.pull import PullOptions, PullResult, Status, pull_zone
 from secdns.refresh import FIRST_DELAY, MIN_TIMER, Refresher, RefreshPolicy, ZoneStatus
@@ -551,11 +557,16 @@ class ZoneRuntime:
         self.zone.expires_at = self.refresher.expires_at  # EDNS EXPIRE (RFC 7314) answers it
         if result.status is Status.FAILED:
             # (a zone of a primary held as unreachable, or refusing: said once, as a warning)
+            # a primary that times out or refuses is probed (secdns.unreachable): its
+            # zones are checked as soon as it answers, sooner than their own retry (a
+            # stranger's log said "retry in 59s" while the tries came at +10, +20, +40 s)
+            probed = isinstance(result.error, NetworkError)
             (log.info if said_once(result.error) else log.warning)(
-                "refresh: zone=%s failed (%s); retry in %.0fs",
+                "refresh: zone=%s failed (%s); retry in %.0fs%s",
                 self.name,
                 result.error.one_line(with_zone=False) if result.error else "?",
                 self.refresher.retry_in or 0.0,
+                ", or as soon as its primary answers again" if probed else "",
             )
         elif result.status is Status.TRANSFERRED:
             log.info(
