@@ -15,8 +15,8 @@ dashboards are written against; keep them:
   ``secdns_propagation_seconds`` (a NOTIFY received to its new serial answered).
 - ``secdns_primary_unreachable{primary}`` (1 while held after timeouts in a row,
   :mod:`secdns.unreachable`), ``secdns_primary_skipped_total{primary}``,
-  ``secdns_primary_failed_total{primary}`` (its tries that failed, failovers included:
-  a primary that refuses is never held).
+  ``secdns_primary_failed_total{primary}`` (its tries that failed for want of it,
+  failovers included, not one zone's key or ACL: a primary that refuses is never held).
 - ``secdns_queries_total{transport,rcode}`` (transport ``udp``, ``tcp`` or ``tls``, the
   last for tls_listen's XoT connections): the UDP workers and the TCP handler
   keep plain per-rcode integer lists on the answering path (one list increment per
@@ -281,8 +281,8 @@ class HeldCollector(Collector):
         )
         failed = CounterMetricFamily(
             "secdns_primary_failed",
-            "Tries of a primary that failed (refused, timed out, a bad answer), "
-            "failovers to the next primary included",
+            "Tries of a primary that failed for want of it (refused, timed out, a bad "
+            "answer; not one zone's key or ACL), failovers to the next primary included",
             labels=["primary"],
         )
         for primary, now, count, failures in self.held():

@@ -288,10 +288,9 @@ class Unreachable:
                     format_addr(address, port),
                 )
                 self._tell(address, port, True)
-        if failed and heard is not None:
-            self._failed[key] = self._failed.get(key, 0) + 1
-        if failed and unwell and heard is not None:
-            self._streak[key] = self._streak.get(key, 0) + 1
+        if failed and unwell and heard is not None:  # (the primary's own: a zone's wrong
+            self._failed[key] = self._failed.get(key, 0) + 1  # key counts for the zone's
+            self._streak[key] = self._streak.get(key, 0) + 1  # transfers, not here)
         elif heard:
             self._streak.pop(key, None)
         flying = self._flying.get(key, 0) - 1
