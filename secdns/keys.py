@@ -46,21 +46,26 @@ class TsigKey:
 
 
 def make_key(name: str, algorithm: str, secret: str, where: str = "key") -> TsigKey:
-    """Validate the parts of a key and build it."""
+    """Validate the parts of a key and build it (every problem said at once: a stranger's
+    bad algorithm hid its bad secret until it was fixed)."""
+    problems = []
     alg = algorithm.lower().rstrip(".")
     if alg not in ALGORITHMS:
         known = ", ".join(sorted(set(ALGORITHMS) - {"hmac-md5.sig-alg.reg.int"}))
-        raise UsageError(f"{where}: unknown TSIG algorithm {algorithm!r} (known: {known})")
+        problems.append(f"unknown TSIG algorithm {algorithm!r} (known: {known})")
     if not name:
-        raise UsageError(f"{where}: empty key name")
-    try:
-        dns.name.from_text(name)
-    except dns.exception.DNSException as err:
-        raise UsageError(f"{where}: bad key name {name!r}: {err}") from err
+        problems.append("empty key name")
+    else:
+        try:
+            dns.name.from_text(name)
+        except dns.exception.DNSException as err:
+            problems.append(f"bad key name {name!r}: {err}")
     try:
         base64.b64decode(secret, validate=True)
     except (binascii.Error, ValueError):
-        raise UsageError(f"{where}: the secret of key {name!r} is not valid base64") from None
+        problems.append(f"the secret of key {name!r} is not valid base64")
+    if problems:
+        raise UsageError(f"{where}: " + "; ".join(problems))
     return TsigKey(name=name, algorithm=alg, secret=secret)
 
 

@@ -49,6 +49,14 @@ def test_pull_usage_errors_are_exit_2():
             ["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "k:not base64!"],
             "not valid base64",
         ),
+        (  # every problem of a key at once (the algorithm hid the secret)
+            ["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "sha257:k:not base64!"],
+            "unknown TSIG algorithm 'sha257'",
+        ),
+        (
+            ["pull", "example.com", "@127.0.0.1", "-o", "-", "--tsig", "sha257:k:not base64!"],
+            "; the secret of key 'k' is not valid base64",
+        ),
     ]
     for args, message in cases:
         result = run(*args)
