@@ -68,7 +68,10 @@ def test_a_zone_named_twice_in_another_case_is_reported(tmp_path):
         '[[zone]]\nname = "Example.COM"\nprimaries = ["192.0.2.1"]\n'
         '[[zone]]\nname = "example.com."\nprimaries = ["192.0.2.1"]\n'
     )
-    with pytest.raises(ConfigError, match=r"zone\[1\] \(example.com.\).name: zone defined twice"):
+    with pytest.raises(
+        ConfigError,
+        match=r"zone\[1\] \(example.com.\).name: zone defined twice \(first as zone\[0\]\)",
+    ):
         load_config(path)
 
 

@@ -37,7 +37,7 @@ def zone_tables(
         return []
     groups = groups_doc if isinstance(groups_doc, dict) else {}
     zones: list[ZoneConfig] = []
-    seen: set[tuple[bytes, ...]] = set()  # each name's lowercased labels
+    seen: dict[tuple[bytes, ...], int] = {}  # each name's lowercased labels: its index
     for index, zone_doc in enumerate(value):
         if not isinstance(zone_doc, dict):
             problems.add(f"zone[{index}]", "expected a table")
@@ -68,7 +68,7 @@ def _with_group(
 
 
 def _zone_name(
-    index: int, zone_doc: dict[str, Any], seen: set[tuple[bytes, ...]], problems: Problems
+    index: int, zone_doc: dict[str, Any], seen: dict[tuple[bytes, ...], int], problems: Problems
 ) -> tuple[str, dns.name.Name | None]:
     """Where the zone's problems are reported (``zone[3] (example.com)``) and its name."""
     where = f"zone[{index}]"
@@ -86,16 +86,16 @@ def _zone_name(
     # equality compares them, hash in C: 10,000 [[zone]] tables)
     key = tuple(map(bytes.lower, zone_name.labels)) if zone_name is not None else None
     if key is not None and key in seen:
-        problems.add(f"{where}.name", "zone defined twice")
-    if key is not None:
-        seen.add(key)
+        problems.add(f"{where}.name", f"zone defined twice (first as zone[{seen[key]}])")
+    elif key is not None:
+        seen[key] = index
     return where, zone_name
 
 
 def _zone_table(
     index: int,
     zone_doc: dict[str, Any],
-    seen: set[tuple[bytes, ...]],
+    seen: dict[tuple[bytes, ...], int],
     keys_doc: dict[str, Any],
     base: Path,
     problems: Problems,
