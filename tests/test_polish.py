@@ -161,11 +161,10 @@ def test_max_records_counts_the_zone_as_the_user_does(bind_primary, tmp_path, re
     assert not out.exists()
 
 
-def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
-    """Item 4: output that fit in the pipe's buffer never meets the closed pipe; the
-    command asks before it exits (main() -> check_stdout) and leaves with 141.  The
-    reader closes after the write, so this runs secdns.cli.main in a child whose
-    stdout is a pipe it closes itself once diff has written."""
+def _diff_into_a_pipe_that_closes(tmp_path: Path, reader: str, *args: str) -> int:
+    """Run secdns.cli.main (diff of two zones that differ, ``args`` added) in a child
+    whose stdout is a pipe it closes itself once diff has written, after ``reader`` (a
+    statement on the read end ``r``: what the reader did before it went); its status."""
     import subprocess
     import sys
     import textwrap
@@ -173,6 +172,7 @@ def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
     a, b = tmp_path / "a.zone", tmp_path / "b.zone"
     a.write_text(zone_text("example.com"))
     b.write_text(zone_text("example.com").replace("2024010101", "2024010102"))
+    argv = ["secdns", "diff", "example.com", str(a), str(b), *args]
     child = textwrap.dedent(
         f"""
         import io, os, sys
@@ -182,51 +182,33 @@ def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
         class Raw(io.FileIO):
             def write(self, data):
                 n = super().write(data)
-                os.close(r)  # head -1 has read its line and gone
+                {reader}
+                os.close(r)
                 return n
         sys.stdout = io.TextIOWrapper(io.BufferedWriter(Raw(1, "w", closefd=False)))
-        sys.argv = ["secdns", "diff", "example.com", {str(a)!r}, {str(b)!r}]
+        sys.argv = {argv!r}
         from secdns.cli import main
         main()
         """
     )
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
-    assert done.returncode == 141, done.stderr
     assert done.stderr == b""
+    return done.returncode
+
+
+def test_a_reader_gone_after_the_output_fit_the_pipe_is_exit_141(tmp_path):
+    """Item 4: output that fit in the pipe's buffer never meets the closed pipe; the
+    command asks before it exits (main() -> check_stdout) and leaves with 141 when the
+    reader went without reading it all (head -1 of a longer output)."""
+    assert _diff_into_a_pipe_that_closes(tmp_path, "pass") == 141
 
 
 def test_a_reader_that_read_everything_then_went_leaves_the_commands_status(tmp_path):
     """A stranger's ``diff ... --stat | head -1`` (one line) and ``pull ... | head -1``
     exited 141 after all was read: a reader gone is a cut only if it left bytes unread
     (FIONREAD on the pipe), as ``diff a b | head -1`` exits 1."""
-    import subprocess
-    import sys
-    import textwrap
-
-    a, b = tmp_path / "a.zone", tmp_path / "b.zone"
-    a.write_text(zone_text("example.com"))
-    b.write_text(zone_text("example.com").replace("2024010101", "2024010102"))
-    child = textwrap.dedent(
-        f"""
-        import io, os, sys
-        r, w = os.pipe()
-        os.dup2(w, 1)
-        os.close(w)
-        class Raw(io.FileIO):
-            def write(self, data):
-                n = super().write(data)
-                os.read(r, 1 << 16)  # head -1 reads what is there, prints a line, goes
-                os.close(r)
-                return n
-        sys.stdout = io.TextIOWrapper(io.BufferedWriter(Raw(1, "w", closefd=False)))
-        sys.argv = ["secdns", "diff", "example.com", {str(a)!r}, {str(b)!r}, "--stat"]
-        from secdns.cli import main
-        main()
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=60)
-    assert done.returncode == 1, done.stderr  # (differences: diff(1)'s status)
-    assert done.stderr == b""
+    read_all = "os.read(r, 1 << 16)  # head -1 reads what is there, prints a line, goes"
+    assert _diff_into_a_pipe_that_closes(tmp_path, read_all, "--stat") == 1  # (diff(1)'s)
 
 
 def test_a_failed_first_pull_leaves_no_state_file(bind_primary, tmp_path):
