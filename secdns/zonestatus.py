@@ -28,6 +28,7 @@ from secdns.pull import PullResult
 from secdns.refresh import RefreshState, ZoneStatus
 
 if TYPE_CHECKING:
+    from secdns.endpoints import Endpoint
     from secdns.server.server import Server
     from secdns.server.zones import ZoneRuntime
 
@@ -198,21 +199,35 @@ class ServeZones:
             raise UsageError(f"zone {runtime.name} has no notify targets")
         # (in the background: one not done within wait goes on)
         tasks = [self.server._spawn(self.server._notify(runtime, target)) for target in targets]
-        await asyncio.wait(tasks, timeout=wait)
+        notifier, origin = self.server.notifier, runtime.zone.origin
+
+        def why(target: Endpoint) -> str | None:
+            return notifier.last_failure(origin, target.host, target.port)
+
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while True:  # until all are done, or those that are not were refused (nothing
+            # listens there: waiting out the rest of the 10 s tells no more, a stranger saw)
+            left = began + wait - loop.time()
+            if left <= 0:
+                break
+            await asyncio.wait(tasks, timeout=min(left, 0.1))
+            pending = [t for t, task in zip(targets, tasks, strict=True) if not task.done()]
+            if not pending or all("refused" in (why(t) or "") for t in pending):
+                break
+        waited = loop.time() - began
         results: list[dict[str, object]] = []
         for target, task in zip(targets, tasks, strict=True):
             if task.done() and not task.cancelled():
                 results += [result.to_dict() for result in task.result()]
             else:
-                why = self.server.notifier.last_failure(
-                    runtime.zone.origin, target.host, target.port
-                )
+                said = why(target)
                 results.append(
                     NotifyResult(
                         str(target),
                         False,
-                        f"not acknowledged within {wait:g} s"
-                        + (f" ({why})" if why else "")
+                        f"not acknowledged within {waited:.0f} s"
+                        + (f" ({said})" if said else "")
                         + "; still retrying in the background",
                     ).to_dict()
                 )

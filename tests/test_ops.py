@@ -422,6 +422,10 @@ def test_ctl_notify_reload_stop(bind_primary, served, tmp_path):
     assert result.exit_code == 4, result.output
     assert 'failed error="answered NOTAUTH"' in result.output
     target.close()
+    began = time.monotonic()  # nothing listens now: said when refused, not after 10 s
+    refused = ctl(path, "notify", ZONE)
+    assert refused.exit_code == 3 and "refused" in refused.output, refused.output
+    assert time.monotonic() - began < 5, refused.output
 
     reloaded = ctl(path, "reload")
     assert reloaded.exit_code == 0 and "zones=1" in reloaded.output
