@@ -325,6 +325,8 @@ class QueryDispatch:
             serials = f"serial {had if had is not None else '-'} -> {serial}"
             if how == "axfr":
                 serials += " as the whole zone (the journal does not reach its serial)"
+            elif how == "current" and had is not None and had != serial:  # (RFC 1982 newer)
+                serials = f"serial {had}, ahead of ours {serial}: our SOA alone"
             elif how == "current":
                 serials += " (up to date)"
         else:
