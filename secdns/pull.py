@@ -215,7 +215,7 @@ async def _first_primary(
                 errors.append(err)
                 note(
                     "failover",
-                    f"failed: {err.message} ({err.kind()}); {_next(index, primaries)}",
+                    f"failed: {err.message}; {_next(index, primaries)}",
                 )
             finally:
                 if unreachable is not None:
