@@ -151,6 +151,8 @@ primaries = ["192.0.2.1"]
         "zone[1].name",
     ):
         assert fragment in err, err
+    # a bad primary is its problem, not also a missing setting (a stranger's got both)
+    assert "zone[0] (example.com).primaries" in err and "needs primaries" not in err, err
 
 
 def test_demo_runs_offline(tmp_path):

@@ -114,7 +114,8 @@ def _zone_table(
         file_value = None
     if primaries and file_value:
         problems.add(where, "set either primaries (a secondary zone) or file (a primary zone)")
-    if not primaries and not file_value:
+    if not primaries and not file_value and not zone_doc.get("primaries"):  # (given, but
+        # each one wrong: those are the problems said, not a missing setting too)
         problems.add(where, "needs primaries (a secondary zone) or file (a primary zone)")
     transfer_transport = zone_doc.get("transfer_transport", "any")
     if transfer_transport not in ("any", "tls"):
