@@ -163,14 +163,15 @@ def _same_wire_name(keys: dict[str, TsigKey], path: str) -> None:
     (a stranger's two tables were taken without a word); serve and watch refuse them
     (:func:`keyring_conflicts`)."""
     for earlier, table, wire in _wire_name_conflicts(keys):
+        # (it said serve verified against the last table, before serve's reload refused
+        # the config: a stranger read the two as contradicting each other)
         log.warning(
             "warning: %s: [keys.%s] and [keys.%s] name one key, %s, with two secrets: "
-            "serve verifies what is signed with it against [keys.%s]'s",
+            "pull --key picks one by its table; serve and watch refuse the config",
             path,
             earlier,
             table,
             wire,
-            table,
         )
 
 
