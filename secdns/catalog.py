@@ -16,9 +16,10 @@ Layout read and written (RFC 9432 4)::
     coo.<id>.zones.catalog.   PTR other-catalog.    ; change of ownership (4.4.1)
 
 What is a finding: a name that does not parse; a member node with more than one
-PTR; a member listed twice (the first unique id in canonical order keeps it,
-RFC 9432 4.1); a member equal to the catalog; a member that is the root; a coo
-with more than one PTR.
+PTR; a member listed twice (the unique id it had in the catalog's last version keeps
+it, else the first in canonical order, RFC 9432 4.1: a new duplicate entry must not
+take a served member over and reset it); a member equal to the catalog; a member
+that is the root; a coo with more than one PTR.
 """
 
 from __future__ import annotations
@@ -188,8 +189,12 @@ def parse_catalog(
     records: Iterable[wire.Record],
     *,
     max_members: int = DEFAULT_MAX_MEMBERS,
+    held: Mapping[dns.name.Name, Member] | None = None,
 ) -> Catalog:
-    """The member set of ``catalog`` from its records (as a transfer or the store gives them)."""
+    """The member set of ``catalog`` from its records (as a transfer or the store gives
+    them).  ``held``: the members of its last version, whose unique ids keep a member
+    listed twice (a stranger's duplicate entry, sorting first, reset a served member,
+    and again when it was deleted)."""
     reader = _Reader(catalog)
     for record in records:
         reader.add(record)
@@ -207,19 +212,22 @@ def parse_catalog(
             f"{len(reader.ptrs)} members, over the member limit of {max_members}",
         )
         return Catalog(catalog, reader.serial, {}, tuple(reader.findings), usable=False)
-    members: dict[dns.name.Name, Member] = {}
+    listed: dict[dns.name.Name, list[Member]] = {}
     for unique in sorted(reader.ptrs):
         member = reader.member(unique, reader.ptrs[unique])
-        if member is None:
-            continue
-        first = members.get(member.name)
-        if first is not None:
-            reader.finding(
-                reader.ptrs[unique][0][0],
-                f"{member.text} is listed twice; unique id {first.unique_id} keeps it",
-            )
-            continue
-        members[member.name] = member
+        if member is not None:
+            listed.setdefault(member.name, []).append(member)
+    members: dict[dns.name.Name, Member] = {}
+    for name, entries in listed.items():
+        was = held.get(name) if held is not None else None
+        keeper = next((m for m in entries if was and m.unique_id == was.unique_id), entries[0])
+        members[name] = keeper
+        for other in entries:
+            if other is not keeper:
+                reader.finding(
+                    reader.ptrs[other.unique_id][0][0],
+                    f"{other.text} is listed twice; unique id {keeper.unique_id} keeps it",
+                )
     return Catalog(catalog, reader.serial, members, tuple(reader.findings))
 
 
@@ -229,12 +237,13 @@ def catalog_from_text(
     *,
     max_members: int = DEFAULT_MAX_MEMBERS,
     filename: str = "<catalog>",
+    held: Mapping[dns.name.Name, Member] | None = None,
 ) -> Catalog:
     """The member set of a catalog held as a master file (the store's copy)."""
     from secdns.masterfile import read_master
 
     records = read_master(text, catalog, filename=filename).records
-    return parse_catalog(catalog, records, max_members=max_members)
+    return parse_catalog(catalog, records, max_members=max_members, held=held)
 
 
 def diff_catalogs(

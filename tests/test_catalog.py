@@ -84,6 +84,22 @@ def test_hostile_records_are_findings_and_change_nothing_else():
     assert result.members[dns.name.from_text("c.example.")].coo is None
 
 
+def test_a_member_listed_twice_keeps_the_unique_id_it_had():
+    """A stranger added a duplicate entry (dup.zones, sorting before id10.zones) for a
+    served member: it took the member over, reset it (SERVFAIL ~200 ms), and again when
+    deleted, while the error blamed the original record.  The unique id of the last
+    version keeps it; the finding names the new entry."""
+    first = parse('version TXT "2"\nid10.zones PTR m10.example.\n')
+    held = first.members
+    both = 'version TXT "2"\nid10.zones PTR m10.example.\ndup.zones PTR m10.example.\n'
+    kept = parse(both, held=held)
+    (member,) = kept.members.values()
+    assert member.unique_id == "id10"
+    (finding,) = kept.findings
+    assert finding.record.startswith("dup.zones") and "unique id id10 keeps it" in finding.message
+    assert parse(both).members[member.name].unique_id == "dup"  # (nothing held: the first)
+
+
 def test_a_member_name_that_does_not_parse_is_a_finding():
     records = read_file_records(
         None, CAT, '$ORIGIN catalog.invalid.\n@ 0 SOA a. b. 1 1 1 1 1\nversion 0 TXT "2"\n'

@@ -37,6 +37,7 @@ that set changes, transferable under ``catalog_allow_transfer`` and NOTIFYing
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -201,10 +202,13 @@ class CatalogZones:
             return False
         try:
             parsed = await asyncio.to_thread(
-                catalogs.catalog_from_text,
-                catalog.name,
-                version_text(version),
-                max_members=catalog.max_members,
+                functools.partial(
+                    catalogs.catalog_from_text,
+                    catalog.name,
+                    version_text(version),
+                    max_members=catalog.max_members,
+                    held=self.listed.get(catalog.name),  # (a member listed twice: kept)
+                )
             )
         except SecdnsError as err:
             log.error("catalog: catalog=%s unreadable: %s", catalog.text, err.one_line())
