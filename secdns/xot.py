@@ -63,6 +63,18 @@ class TlsError(NetworkError):
     """the TLS connection failed"""
 
 
+class TlsHandshakeTimeout(TlsError, TimeoutError_):
+    """no TLS handshake within the timeout
+
+    A silent timeout, as one with no answer: it counts toward holding the primary as
+    unreachable (:mod:`secdns.unreachable`; a stranger's plain-TCP port given as TLS
+    held every transfer slot for the whole timeout, zone after zone, never held)."""
+
+    @classmethod
+    def kind(cls) -> str:
+        return TlsError.__name__  # (the JSON's error, as every TLS failure's)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TlsSettings:
     """How to set up and verify one XoT connection (``--tls*`` options, ``tls_*`` keys)."""
@@ -179,12 +191,12 @@ def _handshake_error(err: BaseException, tls: TlsSettings, name: str, timeout: f
         if err.verify_code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
             return TlsError(
                 f"TLS hostname mismatch: the certificate is not for {name!r}",
-                hint="--tls-hostname NAME names what to verify",
+                hint="--tls-hostname NAME, or tls_hostname in the config, names what to verify",
             )
         where = f"by {tls.ca_file}" if tls.ca_file else "by the system store"
         return TlsError(f"TLS certificate not trusted {where}: {err.verify_message}")
     if isinstance(err, ConnectionAbortedError | TimeoutError):
-        return TlsError(
+        return TlsHandshakeTimeout(
             f"no TLS handshake within {timeout:g}s: the server is not speaking TLS on this port?"
         )
     if isinstance(err, ssl.SSLError):

@@ -364,3 +364,31 @@ def test_serve_logs_what_failed_and_serves_nothing_stale(primary, pki, tmp_path,
     messages = [r.getMessage() for r in caplog.records]
     line = next(m for m in messages if "certificate not trusted" in m)
     assert "zone=example.com." in line and primary.tls_addr in line
+
+
+def test_a_port_that_never_answers_the_tls_handshake_is_held(pki, tmp_path):
+    """A stranger gave a plain TCP port as a TLS primary: each try waited out the
+    handshake timeout, eight zones at a time, and the primary was never held as
+    unreachable (a timeout with nothing heard is: secdns.unreachable)."""
+    from fakeprimary import silent_primary
+    from serving import ServerThread, write_config
+
+    with silent_primary() as (silent, _taken):
+        tls = {"primaries": [silent], "transport": "tls", "tls_ca": str(pki.ca)}
+        zones = [{"name": f"s{i}.example", **tls} for i in range(4)]
+        config = write_config(
+            tmp_path / "secdns.toml", directory=tmp_path / "store", zones=zones, timeout=1
+        )
+        server = ServerThread(config, log_queries=False)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                shown = CliRunner().invoke(cli, ["ctl", "-c", str(config), "status", "--json"])
+                held = [p for p in json.loads(shown.output)["primaries"] if p["state"] == "held"]
+                if held:
+                    break
+                assert time.monotonic() < deadline, shown.output
+                time.sleep(0.1)
+            assert held[0]["primary"] == silent
+        finally:
+            server.stop()
