@@ -261,6 +261,12 @@ def test_sighup_member_limit_configured_zone_and_catalog_removed(bind_primary, s
     reload()  # the limit raised: the catalog's members are taken at once
     server.wait_serial("example.com", 1)
     server.wait_serial("example.org", 1)
+    # settings of the catalog changed: counted as changed, the catalog and its members
+    # (a stranger's applied changes said changed=0)
+    catalog_config(tmp_path, primary, port, catalog={"allow_transfer": ["::1"]})
+    done = server.call(lambda: server.server.reload())
+    assert (done.added, done.removed, done.changed) == (0, 0, 3), done
+    reload()
 
     # a [[zone]] wins over the catalog: same data, the zone's own settings
     configured = {"name": "example.org", "primaries": [primary.addr], "allow_transfer": ["::1"]}

@@ -100,6 +100,7 @@ class CatalogZones:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.listed: dict[dns.name.Name, dict[dns.name.Name, catalogs.Member]] = {}
+        self.reconfigured = 0  # catalogs and members whose settings a reload changed
         self.owner: dict[dns.name.Name, dns.name.Name] = {}  # member -> its catalog
         self.members: dict[dns.name.Name, catalogs.Member] = {}  # as its owner lists it
         self.published: ZoneRuntime | None = None
@@ -143,9 +144,12 @@ class CatalogZones:
             await self._assign(start=False)
             self._publish()
 
-    async def reload(self) -> None:
-        """After SIGHUP: catalogs added, removed or changed; groups; the published catalog."""
+    async def reload(self) -> int:
+        """After SIGHUP: catalogs added, removed or changed; groups; the published catalog.
+        How many catalogs and members had their settings changed (``ctl reload``'s
+        ``changed``: a stranger's catalog settings, applied, said changed=0)."""
         async with self._lock:
+            self.reconfigured = 0
             wanted = {c.name: c for c in self.config.catalogs}
             for name in [n for n in self.listed if n not in wanted]:
                 log.info("reload: catalog=%s removed: its members go too", name)
@@ -157,6 +161,7 @@ class CatalogZones:
                 zone_config = catalog_zone_config(catalog)
                 if current is None or current.config != zone_config:
                     if current is not None:
+                        self.reconfigured += 1
                         await self.server._remove_zone(name)
                     current = await self.server._add_zone(zone_config, keep=current)
                     current.check_soon(at_once=True)
@@ -164,6 +169,7 @@ class CatalogZones:
                 await self._read(current)  # max_members may have changed
             await self._assign(start=True)
             self._publish()
+            return self.reconfigured
 
     def counts(self) -> list[tuple[str, int, int, bool]]:
         """(catalog, members it gives, records of its last read skipped, whether that
@@ -336,6 +342,7 @@ class CatalogZones:
                 continue
             elif current is not None:
                 log.info("catalog: catalog=%s member %s settings changed", catalog.text, name)
+                self.reconfigured += 1
                 await self.server._remove_zone(name)
             elif start:
                 log.info("catalog: catalog=%s member %s added", catalog.text, name)

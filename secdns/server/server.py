@@ -802,7 +802,7 @@ class Server(QueryDispatch):
                     self._notify_loaded([current])
         # what a file zone's load warned of (a serial gone back), as ctl reload's warnings
         warnings += [r.load_warning for r in self.runtimes.values() if r.load_warning]
-        await self.catalogs.reload()
+        changed += await self.catalogs.reload()  # (catalogs and members reconfigured)
         if self.unreachable is not None:  # primaries no zone uses now: out of ctl status
             self.unreachable.keep_only(self._primaries_in_use())
         warnings += await self.tls.reload()
