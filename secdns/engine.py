@@ -686,6 +686,8 @@ async def _transfer(
         finally:
             if clean and keep is not None and plain is not None:
                 keep.give(address, port, plain)
+            elif isinstance(writer, asyncio.StreamWriter):  # TLS: its shutdown not awaited
+                xot.close_soon(writer)
             elif writer is not None:
                 writer.close()
                 try:

@@ -272,6 +272,17 @@ async def open_stream(
     return reader, writer
 
 
+def close_soon(writer: asyncio.StreamWriter) -> None:
+    """Close a TLS stream whose exchange is over without waiting for the peer's
+    close_notify: ours is written, and the connection dropped on the loop's next turn
+    (a DNS message's framing already said where the exchange ends; BIND never answers
+    a close_notify, and awaiting its :data:`SHUTDOWN_WAIT` cost every SOA probe and
+    every transfer over TLS 100 ms: a stranger's 5-record AXFR took 0.25 s against
+    kdig's 11 ms)."""
+    writer.close()  # (the close_notify goes out now)
+    asyncio.get_running_loop().call_soon(writer.transport.abort)
+
+
 def _check_pin(writer: asyncio.StreamWriter, tls: TlsSettings) -> None:
     if tls.pin is None:
         return
@@ -317,8 +328,4 @@ async def exchange(
     except (ssl.SSLError, OSError) as err:
         raise NetworkError(f"TLS query failed: {err}", server=server) from err
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
+        close_soon(writer)
