@@ -45,7 +45,7 @@ from secdns.addresses import resolve
 from secdns.config import Limits
 from secdns.copies import ZoneCopy, make_copy
 from secdns.endpoints import Endpoint, format_addr, host_networks
-from secdns.errors import NetworkError, SecdnsError, UsageError, said_once
+from secdns.errors import NetworkError, SecdnsError, TimeoutError_, UsageError, said_once
 from secdns.hook import exec_environment, run_command
 from secdns.keys import TsigKey
 from secdns.notify import NotifyAcl, NotifyListener, RefusalLog, answer_notify, listen_notify
@@ -70,7 +70,7 @@ from secdns.unreachable import (
 )
 from secdns.watch import SHUTDOWN_GRACE, seconds_text
 from secdns.xfr import XfrKind
-from secdns.xot import TlsSettings
+from secdns.xot import TlsError, TlsSettings
 
 log = logging.getLogger(__name__)
 SHOWN_AS_EVENT = {"shown_as_event": True}
@@ -702,7 +702,11 @@ class Mirror:
         followed.failures += 1
         zone = followed.config.text
         delay = followed.refresher.retry_in or 0.0
-        what = "primary unreachable" if isinstance(err, NetworkError) else "check failed"
+        # (a certificate not trusted, a hostname or pin mismatch: a TLS setting to fix,
+        # not a primary out of reach, as a stranger's untrusted CA was called)
+        tls_setting = isinstance(err, TlsError) and not isinstance(err, TimeoutError_)
+        unreachable = isinstance(err, NetworkError) and not tls_setting
+        what = "primary unreachable" if unreachable else "check failed"
         # (a primary held, or refusing: said once for it, each zone at info, as serve)
         (log.info if said_once(err) else log.warning)(
             "watch: zone=%s %s, retry in %s: %s",

@@ -413,3 +413,28 @@ def test_an_exchange_does_not_wait_for_the_peers_close_notify(primary, pki):
 
     took = min(asyncio.run(timed()) for _ in range(3))
     assert took < xot.SHUTDOWN_WAIT * 0.9, took
+
+
+def test_watch_says_a_certificate_failure_is_not_an_unreachable_primary(primary, tmp_path):
+    """A stranger's watch with an untrusted CA said "primary unreachable, retry in ..."
+    for good: a TLS setting to fix is a failed check, its error saying which."""
+    other = Pki.make(tmp_path / "other-pki")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "secdns", "watch", ORIGIN, f"@{primary.tls_addr}",
+            "--tls-ca", str(other.ca), "-d", str(tmp_path / "store"), "--interval", "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "check failed" in stderr and "not trusted" in stderr, stderr
+    assert "primary unreachable" not in stderr, stderr
