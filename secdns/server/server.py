@@ -524,7 +524,7 @@ class Server(QueryDispatch):
         if zone_config.file is not None:
             await self._load_file(runtime, failed)  # (a new path read: a stranger's kept the old)
         elif keep is not None and keep.zone.version is not None:
-            pass
+            pass  # (a secondary's version kept, above)
         elif stored is not None:
             runtime.install_stored(stored)
         else:
