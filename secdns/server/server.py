@@ -6,7 +6,7 @@ SIGHUP/``ctl reload``, signals) and the zones being served (add, remove, refresh
 tasks, NOTIFY out).  The sockets are :mod:`secdns.server.listeners`; what a query
 gets back is :mod:`secdns.server.dispatch`, mixed into :class:`Server`; NOTIFYs out,
 their retries and what a target missed are :mod:`secdns.notifysend` (here only which
-zones and keys).  About 815 lines, kept whole: the cold start's measures (switch
+zones and keys).  About 890 lines, kept whole: the cold start's measures (switch
 interval, held writes, the collector's pause, the transfer process) are begun and
 ended by the same lifecycle steps and zone additions that run the zones; apart, each
 would reach into the other.
