@@ -62,6 +62,8 @@ NOTIFY_ATTEMPTS = 6
 MISSED_PROBE = 30.0
 """Seconds after a target's NOTIFY was given up before it is tried again (doubling)."""
 MISSED_PROBE_MAX = 600.0
+NO_ANSWER = "no answer"
+"""Why a send failed when it timed out (anything else, e.g. a refusal, is known at once)."""
 
 Target = tuple[str, int]
 
@@ -200,6 +202,12 @@ class NotifySender:
         found = self._under_way.get((zone, address, port))
         return found[0].why if found is not None else None
 
+    def unreachable(self, zone: dns.name.Name, address: str, port: int) -> bool:
+        """Whether the last send of the zone's NOTIFY under way to that target failed
+        otherwise than unanswered (refused: nothing listens there; or it could not go),
+        which a wait for its acknowledgement would not change."""
+        return self.last_failure(zone, address, port) not in (None, NO_ANSWER)
+
     def missed_counts(self) -> dict[str, int]:
         """Zones each target missed and has not acknowledged since, for every target that
         has missed one since the start (0 once it caught up: the metric's series stays)."""
@@ -235,7 +243,7 @@ class NotifySender:
             slots = self._slots[target] = asyncio.Semaphore(self.limit)
         timeout = self.first_timeout
         attempt = 0
-        why = "no answer"
+        why = NO_ANSWER
         while attempt < self.attempts:
             attempt += 1
             outgoing.again = False
@@ -244,7 +252,7 @@ class NotifySender:
                 try:
                     response = await _exchange(message, address, port, timeout)
                 except TimeoutError:
-                    why = "no answer"
+                    why = NO_ANSWER
                     response = None
                 except (OSError, dns.exception.DNSException) as err:
                     why = os_reason(err) if isinstance(err, OSError) else str(err)
@@ -278,7 +286,7 @@ class NotifySender:
                     continue
             await asyncio.sleep(delay)
         error = f"never acknowledged after {attempt} attempts ({why})"
-        self._count(where, "unanswered" if why == "no answer" else "unreachable")
+        self._count(where, "unanswered" if why == NO_ANSWER else "unreachable")
         self._missed_one(target, zone, outgoing.soa, outgoing.tsig)
         self._say(target, f"notify: zone={zone} {where} {error}", missed=True)
         return NotifyResult(where, False, error)

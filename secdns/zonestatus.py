@@ -213,7 +213,7 @@ class ServeZones:
                 break
             await asyncio.wait(tasks, timeout=min(left, 0.1))
             pending = [t for t, task in zip(targets, tasks, strict=True) if not task.done()]
-            if not pending or all("refused" in (why(t) or "") for t in pending):
+            if all(notifier.unreachable(origin, t.host, t.port) for t in pending):
                 break
         waited = loop.time() - began
         results: list[dict[str, object]] = []
