@@ -282,6 +282,17 @@ def test_ca_bundle_that_is_not_pem_is_a_usage_error(primary, tmp_path):
     assert f"--tls-ca {junk}: not a PEM CA bundle" in result.stderr
 
 
+def _stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM a watch, as an operator stops it; its stderr (killed if it lingers)."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        return process.communicate(timeout=10)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_watch_follows_a_zone_over_tls(primary, pki, tmp_path):
     """watch mirror over XoT: first AXFR, then IXFR after a change, all over TLS."""
     before = primary.soa_serial("example.com")
@@ -302,12 +313,8 @@ def test_watch_follows_a_zone_over_tls(primary, pki, tmp_path):
         second = json.loads(process.stdout.readline())  # type: ignore[union-attr]
         assert (second["event"], second["via"]) == ("updated", "IXFR")
         assert second["serial"] == primary.soa_serial("example.com")
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stderr = _stop(process)
     assert process.returncode == 0, stderr
     assert "watched 300 IN A 192.0.2.54" in (tmp_path / "store" / "example.com.zone").read_text()
 
@@ -430,11 +437,7 @@ def test_watch_says_a_certificate_failure_is_not_an_unreachable_primary(primary,
     )  # fmt: skip
     try:
         time.sleep(2.0)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stderr = _stop(process)
     assert "check failed" in stderr and "not trusted" in stderr, stderr
     assert "primary unreachable" not in stderr, stderr
