@@ -120,19 +120,19 @@ def check_rrsigs(job: SignatureJob, workers: int | None = None) -> list[Finding]
         workers = available_cores()
     total = sum(len(sigs) for _, sigs in job.signed)
     if workers < 2 or len(chunks) < 2 or total < PARALLEL_MIN_SIGNATURES:
-        findings, expiring = _check_chunk(job, 0, len(job.signed))
-        return _outside_window(findings) + _expiring_findings(expiring, job)
+        findings, windows = _check_chunk(job, 0, len(job.signed))
+        return findings + _window_findings(windows, job)
     global _JOB
     _JOB = job
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(min(workers, len(chunks))) as pool:
             findings = []
-            expiring = []
-            for found, soon in pool.imap_unordered(_check_inherited, chunks):
+            windows = []
+            for found, outside in pool.imap_unordered(_check_inherited, chunks):
                 findings += found
-                expiring += soon
-            return _outside_window(findings) + _expiring_findings(expiring, job)
+                windows += outside
+            return findings + _window_findings(windows, job)
     finally:
         _JOB = None
 
@@ -140,57 +140,45 @@ def check_rrsigs(job: SignatureJob, workers: int | None = None) -> list[Finding]
 EXPIRING_LINES = 10
 """A key's signatures that expire within ``--sig-warn-days`` are a warning each up to this
 many; more are one warning, for the first to expire, with how many more there are (a
-stranger's zone signed for 2 h made 10,040 lines, one a signature)."""
+stranger's zone signed for 2 h made 10,040 lines, one a signature).  So too those
+already expired, or not valid yet, as errors (another's zone signed in 2020 made 47)."""
 
-Expiring = tuple[int, int, str, str]  # expiration, key tag, owner, "RRSIG TYPE"
+Window = tuple[str, int, int, str, str]
+"""A signature outside its validity window, or about to leave it: the kind (``expired``,
+``early``: not valid yet, ``expiring``), its expiration (inception when early), key tag,
+owner, "RRSIG TYPE"."""
 
 
-def _expiring_findings(expiring: list[Expiring], job: SignatureJob) -> list[Finding]:
-    """The warnings for signatures about to expire, by key (:data:`EXPIRING_LINES`)."""
-    by_key: dict[int, list[Expiring]] = {}
-    for item in expiring:
-        by_key.setdefault(item[1], []).append(item)
+def _window_findings(windows: list[Window], job: SignatureJob) -> list[Finding]:
+    """The errors for signatures expired or not valid yet and the warnings for those
+    about to expire, by kind and key (:data:`EXPIRING_LINES`)."""
+    by_key: dict[tuple[str, int], list[Window]] = {}
+    for item in windows:
+        by_key.setdefault((item[0], item[2]), []).append(item)
     findings = []
-    for tag, items in sorted(by_key.items()):
+    for (kind, tag), items in sorted(by_key.items()):
         items.sort()
         shown = items if len(items) <= EXPIRING_LINES else items[:1]
-        for expiration, _tag, owner, type_text in shown:
-            days = (expiration - job.now) / DAY
-            message = f"signature (key tag {tag}) expires in {days:.1f} days, {_when(expiration)}"
-            if len(shown) < len(items):
+        for _kind, moment, _tag, owner, type_text in shown:
+            if kind == "expiring":
+                days = (moment - job.now) / DAY
+                said = f"signature (key tag {tag}) expires in {days:.1f} days, {_when(moment)}"
+            else:
+                when = "expired" if kind == "expired" else "not valid before"
+                said = f"signature (key tag {tag}) {when} {_when(moment)}"
+            if len(shown) < len(items) and kind == "expiring":
                 window = job.warn_seconds / DAY
-                message += (
+                said += (
                     f"; {len(items) - 1} more signatures by this key expire within "
-                    f"{window:g} days (--sig-warn-days), the last {_when(items[-1][0])}"
+                    f"{window:g} days (--sig-warn-days), the last {_when(items[-1][1])}"
                 )
-            findings.append(checks.RRSIG_VALIDITY.warning(owner, type_text, message))
+            elif len(shown) < len(items):
+                what = "expired" if kind == "expired" else "not valid yet"
+                said += f"; {len(items) - 1} more signatures by this key {what} too"
+            check = checks.RRSIG_VALIDITY
+            finding = check.warning if kind == "expiring" else check.error
+            findings.append(finding(owner, type_text, said))
     return findings
-
-
-def _outside_window(findings: list[Finding]) -> list[Finding]:
-    """Signatures already expired (or not valid yet) as :func:`_expiring_findings` has
-    those about to: an error each up to :data:`EXPIRING_LINES` a key, past that one, the
-    first, with how many more (a stranger's zone signed in 2020 made 47 lines, one a
-    signature, where the expiring ones of a key made one)."""
-    by_key: dict[str, list[Finding]] = {}
-    kept = []
-    for finding in findings:
-        said = finding.message
-        if finding.check != checks.RRSIG_VALIDITY.id or not said.startswith("signature ("):
-            kept.append(finding)
-            continue
-        key, _, rest = said.partition(") ")
-        kind = rest.split(" ", 1)[0]  # "expired", "not"
-        by_key.setdefault(f"{key}) {kind}", []).append(finding)
-    for group in by_key.values():
-        if len(group) <= EXPIRING_LINES:
-            kept += group
-            continue
-        first = min(group, key=lambda f: (f.message, f.owner, f.rdtype or ""))
-        what = "expired" if "expired" in first.message else "not valid yet"
-        more = f"; {len(group) - 1} more signatures by this key {what} too"
-        kept.append(dataclasses.replace(first, message=first.message + more))
-    return kept
 
 
 def available_cores() -> int:
@@ -203,7 +191,7 @@ def available_cores() -> int:
 _JOB: SignatureJob | None = None
 
 
-def _check_inherited(bounds: tuple[int, int]) -> tuple[list[Finding], list[Expiring]]:
+def _check_inherited(bounds: tuple[int, int]) -> tuple[list[Finding], list[Window]]:
     """A worker's task: the chunk ``bounds`` of the job it inherited when forked."""
     assert _JOB is not None, "the worker was not forked from check_rrsigs"
     return _check_chunk(_JOB, *bounds)
@@ -222,12 +210,13 @@ def _chunks(signed: Sequence[tuple[object, list[wire.Record]]]) -> list[tuple[in
     return bounds
 
 
-def _check_chunk(job: SignatureJob, start: int, end: int) -> tuple[list[Finding], list[Expiring]]:
-    """The findings of RRsets ``start`` to ``end``, and the signatures about to expire."""
+def _check_chunk(job: SignatureJob, start: int, end: int) -> tuple[list[Finding], list[Window]]:
+    """The findings of RRsets ``start`` to ``end``, and the signatures outside their
+    validity window or about to leave it."""
     checker = _Checker(job)
     for (key, covered), records in job.signed[start:end]:
         checker.check_rrset(key, covered, records)
-    return checker.findings, checker.expiring
+    return checker.findings, checker.windows
 
 
 class _Checker:
@@ -239,7 +228,7 @@ class _Checker:
         self.origin_wire = job.index.origin.to_digestable()
         self.canonical = CanonicalWire(job.index.origin)
         self.findings: list[Finding] = []
-        self.expiring: list[Expiring] = []  # said by key: _expiring_findings
+        self.windows: list[Window] = []  # said by kind and key: _window_findings
 
     def check_rrset(self, key: Key, covered: int, records: list[wire.Record]) -> None:
         job = self.job
@@ -283,22 +272,13 @@ class _Checker:
     def check_window(self, rec: wire.Record, rrsig: Rrsig) -> None:
         owner = self.index.absolute(rec.owner)
         type_text = f"RRSIG {wire.type_text(rrsig.covered)}"
-        tag = f"key tag {rrsig.key_tag}"
-        now = self.job.now
+        tag, now = rrsig.key_tag, self.job.now
         if rrsig.expiration < now:
-            self.findings.append(
-                checks.RRSIG_VALIDITY.error(
-                    owner, type_text, f"signature ({tag}) expired {_when(rrsig.expiration)}"
-                )
-            )
+            self.windows.append(("expired", rrsig.expiration, tag, owner, type_text))
         elif rrsig.inception > now:
-            self.findings.append(
-                checks.RRSIG_VALIDITY.error(
-                    owner, type_text, f"signature ({tag}) not valid before {_when(rrsig.inception)}"
-                )
-            )
+            self.windows.append(("early", rrsig.inception, tag, owner, type_text))
         elif rrsig.expiration - now < self.job.warn_seconds:
-            self.expiring.append((rrsig.expiration, rrsig.key_tag, owner, type_text))
+            self.windows.append(("expiring", rrsig.expiration, tag, owner, type_text))
 
     def validate(
         self,
