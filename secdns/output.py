@@ -52,14 +52,19 @@ def pull_dict(result: PullResult) -> dict[str, Any]:
     return {"zone": doc.pop("zone"), "result": doc["status"], **doc}
 
 
-JSON_EMITTED: list[bool] = []
-"""Not empty once a JSON document went to stdout (an error after it adds none)."""
+JSON_EMITTED = "secdns.json-emitted"
+"""Set in the running command's context meta once a JSON document went to stdout (an
+error after it adds none: :func:`secdns.cli._json_error`)."""
 
 
 def emit_json(value: Any, stream: IO[str] | None = None) -> None:
     stream = stream or sys.stdout
     if stream is sys.stdout:
-        JSON_EMITTED.append(True)
+        import click  # (loaded already by the command that prints)
+
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.meta[JSON_EMITTED] = True
     json.dump(value, stream, indent=2, sort_keys=False)
     stream.write("\n")
 

@@ -152,9 +152,6 @@ class SecdnsGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         take_sigint_back()
-        loaded = sys.modules.get("secdns.output")
-        if loaded is not None:  # (a document of an earlier run in this process: tests)
-            loaded.JSON_EMITTED.clear()
         try:
             return super().invoke(ctx)
         except SecdnsError as err:
@@ -228,7 +225,7 @@ def _json_error(ctx: click.Context, err: SecdnsError) -> None:
     from secdns import output
     from secdns.cli.options import JSON_META
 
-    if ctx.meta.get(JSON_META) and not output.JSON_EMITTED:
+    if ctx.meta.get(JSON_META) and not ctx.meta.get(output.JSON_EMITTED):
         document = {"zone": err.zone, "result": "failed", "error": err.to_dict()}
         try:
             output.emit_json(document)
