@@ -79,8 +79,9 @@ class RdataText:
                 relativize=False,
             )
         except Exception as err:  # dnspython raises many types for bad rdata
-            shown = text if len(text) <= 80 else text[:77] + "..."  # (what named-checkzone
-            said = f"bad {wire.type_text(rdtype)} rdata {shown!r}: {message(err)}"  # shows too)
+            # the text that did not parse, as named-checkzone shows it
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            said = f"bad {wire.type_text(rdtype)} rdata {shown!r}: {message(err)}"
             raise BadSyntax(said) from err
 
     def soa(self, tokens: list[str], start: int) -> tuple[str, int, int]:
